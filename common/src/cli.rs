@@ -1,0 +1,79 @@
+//! Flags every handler shares, as a clap `Args` group each handler flattens into its own.
+//!
+//! Flags left out stay `None` so that they do not override settings files; the defaults that
+//! apply then are the settings defaults (documented in each flag's help text).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::event::Format;
+use crate::log::LogFormat;
+
+/// Shared command-line flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// Settings file or directory of *.json files (repeatable; later wins) [default: /etc/sensu/conf.d when it exists]
+    #[arg(long = "config", value_name = "PATH")]
+    pub config: Vec<PathBuf>,
+
+    /// Overall deadline for delivery, retries included (e.g. 10s, 2m) [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Statuses that page, comma-separated: warning,critical,unknown [default: all three]
+    #[arg(long, value_name = "LIST")]
+    pub severities: Option<String>,
+
+    /// Service base URL (for proxies and tests)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// Dedup state directory [default: /var/lib/pagerpipe, else $XDG_STATE_HOME/pagerpipe]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// PEM file of CA certificates to trust instead of the bundled Mozilla roots
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Event format on stdin [default: detected]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input: Option<Format>,
+
+    /// Print the request that would be sent (secrets masked); send nothing, touch no state
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Log line format on stderr
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Also log debug lines
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl CommonArgs {
+    /// The settings these flags override, as a settings-section object.
+    pub fn settings(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(t) = self.timeout {
+            m.insert("timeout".into(), Value::from(t.as_secs_f64()));
+        }
+        if let Some(s) = &self.severities {
+            m.insert("severities".into(), Value::from(s.as_str()));
+        }
+        if let Some(u) = &self.api_url {
+            m.insert("api_url".into(), Value::from(u.as_str()));
+        }
+        if let Some(d) = &self.state_dir {
+            m.insert("state_dir".into(), Value::from(d.to_string_lossy().as_ref()));
+        }
+        if let Some(f) = &self.ca_file {
+            m.insert("ca_file".into(), Value::from(f.to_string_lossy().as_ref()));
+        }
+        m
+    }
+}

@@ -1,0 +1,354 @@
+//! Settings: defaults < conf.d JSON < environment < flags < per-check overrides.
+//!
+//! Operators already keep Sensu settings as JSON files in `/etc/sensu/conf.d`; pagerpipe reads
+//! the same files, merged the way Sensu merges them (objects deep-merged, arrays united, other
+//! values replaced by the later file), and takes one section per handler (`pagerduty`, `twilio`,
+//! `reactio`). The environment (read by clap through `env = …` on the secret flags) and flags
+//! are laid over that section, then the per-check overrides the event carries. Each handler
+//! then deserializes the merged section into its own typed settings; the [`de`] helpers accept
+//! the string forms that Sensu Go annotations and environment variables give (`"30m"`,
+//! `"warning,critical"`, `"true"`). Every error names the file or setting and exits 78.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::exit::{Code, Result};
+
+/// Default configuration directory, read when no `--config` is given and it exists.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/sensu/conf.d";
+
+/// The merged JSON of every configuration file that was read.
+#[derive(Debug, Default, Clone)]
+pub struct Files {
+    /// The merged top-level object.
+    pub merged: Map<String, Value>,
+    /// The files read, in merge order.
+    pub read: Vec<PathBuf>,
+}
+
+impl Files {
+    /// Load `paths` (files or directories, in the order given; a directory contributes its
+    /// `*.json` files in name order). With no paths, [`DEFAULT_CONFIG_DIR`] is read when it
+    /// exists. Errors (exit 78): a path that does not exist, unreadable file, invalid JSON, a
+    /// file whose top level is not an object.
+    pub fn load(paths: &[PathBuf]) -> Result<Files> {
+        let mut files = Files::default();
+        if paths.is_empty() {
+            let default = Path::new(DEFAULT_CONFIG_DIR);
+            if default.is_dir() {
+                files.add_dir(default)?;
+            }
+            return Ok(files);
+        }
+        for path in paths {
+            if path.is_dir() {
+                files.add_dir(path)?;
+            } else if path.exists() {
+                files.add_file(path)?;
+            } else {
+                return Err(Code::Config.msg(format!("config: {} does not exist", path.display())));
+            }
+        }
+        Ok(files)
+    }
+
+    fn add_dir(&mut self, dir: &Path) -> Result<()> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Code::Config.msg(format!("config: cannot list {}: {e}", dir.display())))?;
+        let mut jsons: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+            .collect();
+        jsons.sort();
+        for p in jsons {
+            self.add_file(&p)?;
+        }
+        Ok(())
+    }
+
+    fn add_file(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read(path)
+            .map_err(|e| Code::Config.msg(format!("config: cannot read {}: {e}", path.display())))?;
+        let value: Value = serde_json::from_slice(&text)
+            .map_err(|e| Code::Config.msg(format!("config: {} is not valid JSON: {e}", path.display())))?;
+        let Value::Object(obj) = value else {
+            return Err(Code::Config.msg(format!("config: {} must hold a JSON object", path.display())));
+        };
+        merge_maps(&mut self.merged, obj);
+        self.read.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// The named top-level section as an object (empty when absent or not an object).
+    pub fn section(&self, name: &str) -> Map<String, Value> {
+        match self.merged.get(name) {
+            Some(Value::Object(o)) => o.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Deep-merge `over` into `base` the way Sensu merges settings files: objects recursively,
+/// arrays united (items of `over` not already in `base` are appended), anything else replaced.
+pub fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => merge_maps(b, o),
+        (Value::Array(b), Value::Array(o)) => {
+            for item in o {
+                if !b.contains(&item) {
+                    b.push(item);
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// [`merge`] for two objects.
+pub fn merge_maps(base: &mut Map<String, Value>, over: Map<String, Value>) {
+    for (k, v) in over {
+        match base.get_mut(&k) {
+            Some(existing) => merge(existing, v),
+            None => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Lay `layers` over `base`, each replacing (not uniting) what it names: flags and per-check
+/// overrides replace a list from a file rather than extending it. Objects still merge deeply.
+pub fn overlay(mut base: Map<String, Value>, layers: impl IntoIterator<Item = Map<String, Value>>) -> Map<String, Value> {
+    for layer in layers {
+        for (k, v) in layer {
+            match (base.get_mut(&k), v) {
+                (Some(Value::Object(b)), Value::Object(o)) => {
+                    let merged = overlay(std::mem::take(b), [o]);
+                    *b = merged;
+                }
+                (_, v) => {
+                    base.insert(k, v);
+                }
+            }
+        }
+    }
+    base
+}
+
+/// Deserialize a merged settings section. Errors (exit 78) name `section.setting`.
+pub fn typed<T: DeserializeOwned>(section: &str, map: Map<String, Value>) -> Result<T> {
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { format!(".{path}") };
+        Code::Config.msg(format!("settings `{section}{path}`: {}", e.inner()))
+    })
+}
+
+/// Settings every handler understands, read from its own section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Common {
+    /// Overall deadline for one invocation (delivery and retries), humantime or seconds; 10 s.
+    #[serde(deserialize_with = "de::duration")]
+    pub timeout: Duration,
+    /// Statuses that raise a page: any of `warning`, `critical`, `unknown`; default all three.
+    #[serde(deserialize_with = "de::list")]
+    pub severities: Vec<String>,
+    /// How long repeated triggers for an open incident stay suppressed; default 30 min.
+    #[serde(deserialize_with = "de::duration")]
+    pub refresh: Duration,
+    /// Minimum occurrences before an event is handled (sensu-plugin's `occurrences`); default 1.
+    #[serde(deserialize_with = "de::uint")]
+    pub occurrences: u64,
+    /// Where the dedup state store lives; default `/var/lib/pagerpipe`.
+    pub state_dir: Option<PathBuf>,
+    /// Service base URL; each handler has its own default.
+    pub api_url: Option<String>,
+    /// PEM file of CA certificates to trust instead of the bundled Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            timeout: Duration::from_secs(10),
+            severities: vec!["warning".into(), "critical".into(), "unknown".into()],
+            refresh: Duration::from_secs(30 * 60),
+            occurrences: 1,
+            state_dir: None,
+            api_url: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl Common {
+    /// Check values that deserialize but make no sense. Errors exit 78.
+    pub fn validate(&self, section: &str) -> Result<()> {
+        for s in &self.severities {
+            if !matches!(s.as_str(), "warning" | "critical" | "unknown" | "ok") {
+                return Err(Code::Config.msg(format!(
+                    "settings `{section}.severities`: {s:?} is not one of warning, critical, unknown"
+                )));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(Code::Config.msg(format!("settings `{section}.timeout` must be more than 0s")));
+        }
+        Ok(())
+    }
+}
+
+/// Lenient deserializers for values that may arrive as strings (annotations, environment).
+pub mod de {
+    use std::time::Duration;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    /// A duration: a humantime string (`"10s"`, `"30m"`, `"1h 30m"`) or a number of seconds.
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a number of seconds"))),
+            Value::String(s) => parse_duration(&s).map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!("expected a duration such as \"30s\", found {other}"))),
+        }
+    }
+
+    /// Parse `"10s"`, `"1h 30m"`, or a bare number of seconds (`"90"`).
+    pub fn parse_duration(s: &str) -> Result<Duration, String> {
+        let t = s.trim();
+        if let Ok(secs) = t.parse::<u64>() {
+            return Ok(Duration::from_secs(secs));
+        }
+        humantime::parse_duration(t).map_err(|e| format!("{s:?} is not a duration such as \"30s\" or \"5m\": {e}"))
+    }
+
+    /// A list of strings: a JSON array, or one comma-separated string (`"warning,critical"`).
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(D::Error::custom(format!("list items must be strings, found {other}"))),
+                })
+                .collect(),
+            other => Err(D::Error::custom(format!("expected a list of strings, found {other}"))),
+        }
+    }
+
+    /// A non-negative integer, or a string holding one.
+    pub fn uint<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Number(n) => n.as_u64().ok_or_else(|| D::Error::custom(format!("{n} is not a whole number"))),
+            Value::String(s) => s.trim().parse().map_err(|_| D::Error::custom(format!("{s:?} is not a whole number"))),
+            other => Err(D::Error::custom(format!("expected a whole number, found {other}"))),
+        }
+    }
+
+    /// A boolean, or the strings `"true"`/`"false"`.
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(b),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+            other => Err(D::Error::custom(format!("expected true or false, found {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(o) => o,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn directory_files_merge_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("20-b.json"), r#"{"pagerduty":{"routing_key":"B","tags":["y"]}}"#).unwrap();
+        std::fs::write(dir.path().join("10-a.json"), r#"{"pagerduty":{"routing_key":"A","timeout":5,"tags":["x","y"]}}"#).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not json").unwrap();
+        let files = Files::load(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(files.read.len(), 2);
+        assert_eq!(
+            Value::Object(files.section("pagerduty")),
+            json!({"routing_key": "B", "timeout": 5, "tags": ["x", "y"]})
+        );
+    }
+
+    #[test]
+    fn later_paths_win_and_missing_paths_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.json");
+        let b = dir.path().join("b.json");
+        std::fs::write(&a, r#"{"pagerduty":{"routing_key":"A"}}"#).unwrap();
+        std::fs::write(&b, r#"{"pagerduty":{"routing_key":"B"}}"#).unwrap();
+        let files = Files::load(&[b.clone(), a.clone()]).unwrap();
+        assert_eq!(files.section("pagerduty")["routing_key"], "A");
+        let err = Files::load(&[dir.path().join("nope.json")]).unwrap_err();
+        assert_eq!(err.code, Code::Config);
+        assert!(err.to_string().contains("nope.json does not exist"));
+    }
+
+    #[test]
+    fn invalid_json_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{\"pagerduty\": ").unwrap();
+        let err = Files::load(&[bad]).unwrap_err();
+        assert_eq!(err.code, Code::Config);
+        assert!(err.to_string().contains("bad.json is not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn overlay_order_flags_then_event() {
+        let files = obj(json!({"severities": ["warning", "critical"], "timeout": "5s", "nested": {"a": 1, "b": 1}}));
+        let flags = obj(json!({"timeout": "7s"}));
+        let event = obj(json!({"severities": "critical", "nested": {"b": 2}}));
+        let merged = overlay(files, [flags, event]);
+        assert_eq!(Value::Object(merged.clone()), json!({"severities": "critical", "timeout": "7s", "nested": {"a": 1, "b": 2}}));
+        let c: Common = typed("pagerduty", merged).unwrap();
+        assert_eq!(c.severities, vec!["critical"]);
+        assert_eq!(c.timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn defaults_and_lenient_forms() {
+        let c: Common = typed("x", Map::new()).unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.refresh, Duration::from_secs(1800));
+        assert_eq!(c.severities, vec!["warning", "critical", "unknown"]);
+        let c: Common = typed("x", obj(json!({"refresh": 90, "occurrences": "3", "timeout": "1m 30s"}))).unwrap();
+        assert_eq!(c.refresh, Duration::from_secs(90));
+        assert_eq!(c.occurrences, 3);
+        assert_eq!(c.timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn type_errors_name_the_setting() {
+        let err = typed::<Common>("pagerduty", obj(json!({"timeout": "soon"}))).unwrap_err();
+        assert_eq!(err.code, Code::Config);
+        assert!(err.to_string().contains("settings `pagerduty.timeout`"), "{err}");
+        let c: Common = typed("pagerduty", obj(json!({"severities": ["fatal"]}))).unwrap();
+        let err = c.validate("pagerduty").unwrap_err();
+        assert!(err.to_string().contains("\"fatal\""), "{err}");
+    }
+}

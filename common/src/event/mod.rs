@@ -1,0 +1,354 @@
+//! The normalized monitoring event, and reading it from whatever the monitoring system gives.
+//!
+//! Every input format (Sensu 1.x, Sensu Go, and later Nagios, Zabbix, Mackerel) is parsed into
+//! one [`Event`], so the filters, templates and providers never look at a source format. Each
+//! format lives in its own module; this one owns the size-capped stdin reader, format
+//! detection, and the small JSON helpers that make every parser name the field that is wrong.
+
+pub mod sensu;
+pub mod sensu_go;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde_json::{Map, Value};
+
+use crate::exit::{Code, OrExit, Result};
+
+/// Largest event accepted on stdin: 1 MiB (1 048 576 bytes). Larger input exits 65.
+pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Sensu Core 1.x event JSON (`client`, `check`, `action`, `occurrences`).
+    Sensu,
+    /// Sensu Go event JSON (`entity.metadata`, `check.metadata`, `check.state`).
+    SensuGo,
+}
+
+impl Format {
+    /// Human name used in log and error lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Sensu => "Sensu 1.x",
+            Format::SensuGo => "Sensu Go",
+        }
+    }
+}
+
+/// What the source said happened, when it says so explicitly (Sensu 1.x `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAction {
+    /// Sensu 1.x `create`: a check is (still) in a non-OK state.
+    Create,
+    /// Sensu 1.x `resolve`: the check returned to OK.
+    Resolve,
+    /// Sensu 1.x `flapping`: the check is flapping between states.
+    Flapping,
+}
+
+/// One monitoring event, normalized.
+///
+/// Status follows the Nagios plugin convention that every source maps to:
+/// 0 OK, 1 WARNING, 2 CRITICAL, 3 (or anything larger) UNKNOWN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The format it was read from.
+    pub format: Format,
+    /// The entity (Sensu 1.x client, or proxy `check.source`; Sensu Go `entity.metadata.name`).
+    pub entity: String,
+    /// The check name.
+    pub check: String,
+    /// Sensu Go namespace, when given.
+    pub namespace: Option<String>,
+    /// Check status, 0–3 (larger values are treated as UNKNOWN).
+    pub status: u32,
+    /// Check output as given (may be multi-line, may be empty).
+    pub output: String,
+    /// Explicit action from the source, if it states one.
+    pub action: Option<SourceAction>,
+    /// Consecutive events with the current status (Sensu 1.x `occurrences`, Sensu Go
+    /// `check.occurrences`).
+    pub occurrences: u64,
+    /// Recent statuses, oldest first (Sensu 1.x `check.history`, Sensu Go `check.history[].status`).
+    pub history: Vec<u32>,
+    /// True when the event is silenced (Sensu 1.x `silenced`, Sensu Go `check.is_silenced`).
+    pub silenced: bool,
+    /// Check interval in seconds, when known.
+    pub interval: Option<u64>,
+    /// Check attribute `refresh` in seconds (Sensu 1.x check definition), when given.
+    pub refresh: Option<u64>,
+    /// Minimum occurrences before handling (Sensu 1.x check attribute `occurrences`), when given.
+    pub min_occurrences: Option<u64>,
+    /// When the check ran, Unix seconds (`check.executed`, else the event `timestamp`).
+    pub timestamp: Option<i64>,
+    /// The check command line, when given.
+    pub command: Option<String>,
+    /// Labels (Sensu Go entity labels overlaid with check labels; Sensu 1.x: none).
+    pub labels: BTreeMap<String, String>,
+    /// Settings overrides carried by the event, per settings section (e.g. `pagerduty`):
+    /// Sensu 1.x check attributes that are objects (`check.pagerduty = {...}`), plus
+    /// `pager_team`; Sensu Go annotations `pagerpipe/<section>.<setting>` (check wins over entity).
+    pub overrides: BTreeMap<String, Map<String, Value>>,
+}
+
+impl Event {
+    /// Status as a word: `ok`, `warning`, `critical` or `unknown`.
+    pub fn status_name(&self) -> &'static str {
+        status_name(self.status)
+    }
+
+    /// The status before this one, from the history, if the history holds one.
+    pub fn previous_status(&self) -> Option<u32> {
+        let n = self.history.len();
+        if n >= 2 { Some(self.history[n - 2]) } else { None }
+    }
+
+    /// The settings overrides this event carries for `section`, empty when none.
+    pub fn overrides_for(&self, section: &str) -> Map<String, Value> {
+        self.overrides.get(section).cloned().unwrap_or_default()
+    }
+}
+
+/// Status word for a status code: 0 `ok`, 1 `warning`, 2 `critical`, anything else `unknown`.
+pub fn status_name(status: u32) -> &'static str {
+    match status {
+        0 => "ok",
+        1 => "warning",
+        2 => "critical",
+        _ => "unknown",
+    }
+}
+
+/// Read an event from `input`, at most [`MAX_EVENT_BYTES`].
+///
+/// Errors (exit 65): read failure, empty input, input over the cap.
+pub fn read_capped(mut input: impl Read) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(8 * 1024);
+    (&mut input)
+        .take(MAX_EVENT_BYTES + 1)
+        .read_to_end(&mut buf)
+        .or_exit(Code::DataErr)
+        .map_err(|f| f.context("event: cannot read stdin"))?;
+    if buf.len() as u64 > MAX_EVENT_BYTES {
+        return Err(Code::DataErr.msg(format!(
+            "event: input is larger than {MAX_EVENT_BYTES} bytes (1 MiB); shorten the check output"
+        )));
+    }
+    if buf.iter().all(u8::is_ascii_whitespace) {
+        return Err(Code::DataErr.msg("event: stdin is empty; pipe the event JSON into the handler"));
+    }
+    Ok(buf)
+}
+
+/// Parse event JSON, detecting the format unless `forced`.
+///
+/// Detection: a `check.metadata` or `entity` object means Sensu Go; a `client` object or a
+/// `check.name` means Sensu 1.x. Errors (exit 65) name the missing or mistyped field.
+pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
+    let value: Value = serde_json::from_slice(bytes)
+        .or_exit(Code::DataErr)
+        .map_err(|f| f.context("event: invalid JSON"))?;
+    let Value::Object(root) = value else {
+        return Err(Code::DataErr.msg("event: expected a JSON object"));
+    };
+    let format = match forced {
+        Some(f) => f,
+        None => detect(&root)?,
+    };
+    match format {
+        Format::Sensu => sensu::parse(&root),
+        Format::SensuGo => sensu_go::parse(&root),
+    }
+    .map_err(|f| f.context(format!("event ({})", format.name())))
+}
+
+fn detect(root: &Map<String, Value>) -> Result<Format> {
+    let check = root.get("check").and_then(Value::as_object);
+    if root.get("entity").is_some_and(Value::is_object)
+        || check.is_some_and(|c| c.contains_key("metadata"))
+    {
+        Ok(Format::SensuGo)
+    } else if root.get("client").is_some_and(Value::is_object)
+        || check.is_some_and(|c| c.contains_key("name"))
+    {
+        Ok(Format::Sensu)
+    } else if check.is_none() {
+        Err(Code::DataErr.msg("event: missing field `check` (not a Sensu 1.x or Sensu Go event)"))
+    } else {
+        Err(Code::DataErr.msg(
+            "event: cannot tell the format: neither `client` (Sensu 1.x) nor `entity` (Sensu Go) is present",
+        ))
+    }
+}
+
+/// Field access that names the JSON path in its errors (all exit 65).
+pub(crate) mod field {
+    use super::*;
+
+    fn type_name(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+
+    fn wrong(path: &str, want: &str, got: &Value) -> crate::exit::Failure {
+        Code::DataErr.msg(format!("field `{path}` must be {want}, found {}", type_name(got)))
+    }
+
+    fn missing(path: &str) -> crate::exit::Failure {
+        Code::DataErr.msg(format!("missing field `{path}`"))
+    }
+
+    /// Optional object; null counts as absent.
+    pub fn object<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a Map<String, Value>>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(o)),
+            Some(v) => Err(wrong(path, "an object", v)),
+        }
+    }
+
+    /// Required object.
+    pub fn req_object<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a Map<String, Value>> {
+        object(m, key, path)?.ok_or_else(|| missing(path))
+    }
+
+    /// Optional string; null counts as absent.
+    pub fn string<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a str>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(wrong(path, "a string", v)),
+        }
+    }
+
+    /// Required, non-empty string.
+    pub fn req_string<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
+        match string(m, key, path)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            Some(_) => Err(Code::DataErr.msg(format!("field `{path}` is empty"))),
+            None => Err(missing(path)),
+        }
+    }
+
+    /// Optional non-negative integer; null counts as absent.
+    pub fn uint(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| wrong(path, "a non-negative integer", v)),
+            Some(v) => Err(wrong(path, "a non-negative integer", v)),
+        }
+    }
+
+    /// Optional integer (may be negative); null counts as absent.
+    pub fn int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| wrong(path, "an integer", v)),
+            Some(v) => Err(wrong(path, "an integer", v)),
+        }
+    }
+
+    /// Required check status: a non-negative integer that fits in `u32`.
+    pub fn status(m: &Map<String, Value>, key: &str, path: &str) -> Result<u32> {
+        let s = uint(m, key, path)?.ok_or_else(|| missing(path))?;
+        u32::try_from(s).map_err(|_| Code::DataErr.msg(format!("field `{path}` is out of range: {s}")))
+    }
+
+    /// Optional boolean; null counts as absent.
+    pub fn boolean(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<bool>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(wrong(path, "a boolean", v)),
+        }
+    }
+
+    /// Optional map of strings (labels, annotations); null counts as absent.
+    pub fn string_map(m: &Map<String, Value>, key: &str, path: &str) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        if let Some(o) = object(m, key, path)? {
+            for (k, v) in o {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    other => return Err(wrong(&format!("{path}.{k}"), "a string", other)),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_rejects_oversize_input() {
+        let big = vec![b' '; (MAX_EVENT_BYTES + 10) as usize];
+        let err = read_capped(&big[..]).unwrap_err();
+        assert_eq!(err.code, Code::DataErr);
+        assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
+    }
+
+    #[test]
+    fn cap_accepts_exactly_one_mib() {
+        let mut buf = vec![b' '; MAX_EVENT_BYTES as usize];
+        buf[0] = b'{';
+        assert_eq!(read_capped(&buf[..]).unwrap().len() as u64, MAX_EVENT_BYTES);
+    }
+
+    #[test]
+    fn empty_input_is_a_data_error() {
+        let err = read_capped(&b"  \n"[..]).unwrap_err();
+        assert_eq!(err.code, Code::DataErr);
+        assert!(err.to_string().contains("empty"));
+    }
+
+    #[test]
+    fn invalid_json_and_non_objects_are_data_errors() {
+        for input in [&b"{\"check\":"[..], b"[1,2]", b"\xff\xfe", b"42"] {
+            let err = parse_json(input, None).unwrap_err();
+            assert_eq!(err.code, Code::DataErr, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn missing_check_is_named() {
+        let err = parse_json(br#"{"client":{"name":"a"}}"#, None).unwrap_err();
+        assert!(err.to_string().contains("missing field `check`"), "{err}");
+        let err = parse_json(br#"{"foo":1}"#, None).unwrap_err();
+        assert!(err.to_string().contains("missing field `check`"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_overflowed() {
+        let mut s = String::new();
+        for _ in 0..10_000 {
+            s.push('[');
+        }
+        let err = parse_json(s.as_bytes(), None).unwrap_err();
+        assert_eq!(err.code, Code::DataErr);
+    }
+
+    #[test]
+    fn status_names() {
+        assert_eq!(status_name(0), "ok");
+        assert_eq!(status_name(1), "warning");
+        assert_eq!(status_name(2), "critical");
+        assert_eq!(status_name(3), "unknown");
+        assert_eq!(status_name(127), "unknown");
+    }
+}

@@ -1,0 +1,177 @@
+//! Filters: what should be done with an event, before any state is consulted.
+//!
+//! This is the stateless half of the decision: the event's own status and action, whether it is
+//! silenced, whether its severity is one the operator pages for, and sensu-plugin's
+//! `filter_repeated` occurrence rules. The stateful half (is the incident open? was it notified
+//! within `refresh`?) is [`crate::state::dedup`]. Every skip carries a reason that the handler
+//! logs, and a skip exits 0.
+
+use std::time::Duration;
+
+use crate::config::Common;
+use crate::event::{Event, SourceAction};
+
+/// What to do with the incident at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Raise (or re-raise) the incident.
+    Trigger,
+    /// Acknowledge it (from a Nagios ACKNOWLEDGEMENT).
+    Acknowledge,
+    /// Close it.
+    Resolve,
+}
+
+impl Action {
+    /// Lower-case name, as PagerDuty's `event_action` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Trigger => "trigger",
+            Action::Acknowledge => "acknowledge",
+            Action::Resolve => "resolve",
+        }
+    }
+
+    /// Past tense for log lines: `triggered`, `acknowledged`, `resolved`.
+    pub fn past(self) -> &'static str {
+        match self {
+            Action::Trigger => "triggered",
+            Action::Acknowledge => "acknowledged",
+            Action::Resolve => "resolved",
+        }
+    }
+}
+
+/// The filters' verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Do nothing; the reason is logged.
+    Skip(String),
+    /// Act on the incident (still subject to dedup against the state store).
+    Act(Action),
+}
+
+/// sensu-plugin's default check interval (seconds) when the event does not carry one.
+pub const DEFAULT_INTERVAL_SECS: u64 = 30;
+
+/// Decide what `event` calls for under `settings`.
+///
+/// - silenced → skip;
+/// - Sensu 1.x `action`: `resolve` → resolve, `flapping` → trigger, `create` → trigger
+///   (a `create` with status 0 is treated as a resolve);
+/// - otherwise status 0 → resolve (the state store decides whether anything is open),
+///   non-zero → trigger;
+/// - a trigger whose status word (`warning`/`critical`/`unknown`) is not in `severities` → skip;
+/// - sensu-plugin `filter_repeated` for triggers: fewer than `occurrences` (check attribute,
+///   else setting) → skip; past that, a `create` is only handled every `refresh / interval`
+///   occurrences (flapping events are exempt, as in sensu-plugin).
+pub fn decide(event: &Event, settings: &Common) -> Decision {
+    if event.silenced {
+        return Decision::Skip("event is silenced".into());
+    }
+    let action = match event.action {
+        Some(SourceAction::Resolve) => Action::Resolve,
+        Some(SourceAction::Flapping) => Action::Trigger,
+        Some(SourceAction::Create) | None if event.status == 0 => Action::Resolve,
+        Some(SourceAction::Create) | None => Action::Trigger,
+    };
+    if action != Action::Trigger {
+        return Decision::Act(action);
+    }
+    let severity = event.status_name();
+    if !settings.severities.iter().any(|s| s == severity) {
+        return Decision::Skip(format!(
+            "severity {severity} is not in severities [{}]",
+            settings.severities.join(",")
+        ));
+    }
+    let min = event.min_occurrences.unwrap_or(settings.occurrences).max(1);
+    if event.occurrences < min {
+        return Decision::Skip(format!("not enough occurrences ({} of {min})", event.occurrences));
+    }
+    if event.occurrences > min && event.action != Some(SourceAction::Flapping) {
+        let refresh = refresh_for(event, settings).as_secs();
+        let interval = event.interval.filter(|i| *i > 0).unwrap_or(DEFAULT_INTERVAL_SECS);
+        let every = refresh / interval;
+        if every != 0 && (event.occurrences - min) % every != 0 {
+            return Decision::Skip(format!("only handling every {every} occurrences (this is {})", event.occurrences));
+        }
+    }
+    Decision::Act(Action::Trigger)
+}
+
+/// The refresh period for this event: the check's own `refresh` attribute (Sensu 1.x), else
+/// the setting.
+pub fn refresh_for(event: &Event, settings: &Common) -> Duration {
+    event.refresh.map(Duration::from_secs).unwrap_or(settings.refresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_json;
+
+    fn sensu1(action: &str, status: u32, occurrences: u64, extra_check: &str) -> Event {
+        let json = format!(
+            r#"{{"action":"{action}","occurrences":{occurrences},"client":{{"name":"web-01"}},
+                "check":{{"name":"check_disk","status":{status},"output":"x","interval":60{extra_check}}}}}"#
+        );
+        parse_json(json.as_bytes(), None).unwrap()
+    }
+
+    fn go(status: u32, silenced: bool) -> Event {
+        let json = format!(
+            r#"{{"entity":{{"metadata":{{"name":"web-01"}}}},"check":{{"metadata":{{"name":"c"}},"status":{status},"is_silenced":{silenced}}}}}"#
+        );
+        parse_json(json.as_bytes(), None).unwrap()
+    }
+
+    #[test]
+    fn status_and_action_map_to_decisions() {
+        let s = Common::default();
+        assert_eq!(decide(&sensu1("create", 2, 1, ""), &s), Decision::Act(Action::Trigger));
+        assert_eq!(decide(&sensu1("resolve", 0, 1, ""), &s), Decision::Act(Action::Resolve));
+        assert_eq!(decide(&sensu1("flapping", 1, 1, ""), &s), Decision::Act(Action::Trigger));
+        assert_eq!(decide(&go(2, false), &s), Decision::Act(Action::Trigger));
+        assert_eq!(decide(&go(0, false), &s), Decision::Act(Action::Resolve));
+        assert_eq!(decide(&go(3, false), &s), Decision::Act(Action::Trigger));
+    }
+
+    #[test]
+    fn silenced_events_are_skipped() {
+        let d = decide(&go(2, true), &Common::default());
+        assert_eq!(d, Decision::Skip("event is silenced".into()));
+    }
+
+    #[test]
+    fn severity_filter_applies_to_triggers_only() {
+        let s = Common { severities: vec!["critical".into()], ..Common::default() };
+        match decide(&go(1, false), &s) {
+            Decision::Skip(r) => assert!(r.contains("severity warning"), "{r}"),
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(decide(&go(0, false), &s), Decision::Act(Action::Resolve));
+    }
+
+    #[test]
+    fn occurrences_follow_sensu_plugin() {
+        let s = Common::default();
+        // check.occurrences = 3: events 1 and 2 are skipped, 3 handled.
+        let extra = r#","occurrences":3"#;
+        assert!(matches!(decide(&sensu1("create", 2, 2, extra), &s), Decision::Skip(r) if r.contains("2 of 3")));
+        assert_eq!(decide(&sensu1("create", 2, 3, extra), &s), Decision::Act(Action::Trigger));
+        // refresh 1800 / interval 60 = every 30 occurrences after the first handled one.
+        assert!(matches!(decide(&sensu1("create", 2, 4, extra), &s), Decision::Skip(r) if r.contains("every 30")));
+        assert_eq!(decide(&sensu1("create", 2, 33, extra), &s), Decision::Act(Action::Trigger));
+        // A check-level refresh of 120 s with interval 60: every 2.
+        let extra = r#","refresh":120"#;
+        assert_eq!(decide(&sensu1("create", 2, 3, extra), &s), Decision::Act(Action::Trigger));
+        assert!(matches!(decide(&sensu1("create", 2, 4, extra), &s), Decision::Skip(_)));
+        // Flapping is not thinned out.
+        assert_eq!(decide(&sensu1("flapping", 2, 4, ""), &s), Decision::Act(Action::Trigger));
+        // Refresh shorter than the interval: every occurrence.
+        let s = Common { refresh: Duration::from_secs(10), ..Common::default() };
+        assert_eq!(decide(&sensu1("create", 2, 7, ""), &s), Decision::Act(Action::Trigger));
+    }
+}

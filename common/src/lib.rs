@@ -1,0 +1,20 @@
+//! pagerpipe-common: the shared core of the pagerpipe handlers.
+//!
+//! Everything two handlers would otherwise repeat lives here: reading and normalizing events
+//! ([`event`]), settings ([`config`], [`cli`]), filters ([`filter`]), the dedup state store
+//! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), logging ([`log`]), secret
+//! masking ([`secret`]), the exit-code contract ([`exit`]), and the invocation itself
+//! ([`pipeline`]), which a handler drives with its [`pipeline::Provider`].
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod event;
+pub mod exit;
+pub mod filter;
+pub mod http;
+pub mod log;
+pub mod pipeline;
+pub mod secret;
+pub mod state;
+pub mod template;

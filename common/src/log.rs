@@ -1,0 +1,140 @@
+//! One log line per decision, on stderr.
+//!
+//! Monitoring systems keep a handler's stderr in their own log (Sensu server log, Nagios
+//! `nagios.log` via the notification command), so every decision is one line there, prefixed
+//! with the handler name (`pagerduty: triggered web-01/check_disk (dedup_key …) in 43 ms`), or
+//! one JSON object per line with `--log-format json`. Every line passes through the secret
+//! mask, so a credential that leaks into a message (an echoed URL, a server's error text) is
+//! still never printed whole.
+
+use std::io::Write;
+
+use crate::secret;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `handler: message`.
+    #[default]
+    Text,
+    /// `{"ts":…,"handler":…,"level":…,"msg":…}`.
+    Json,
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Detail only printed with `--verbose`.
+    Debug,
+    /// A decision or outcome.
+    Info,
+    /// Something the operator should look at; the handler carries on.
+    Warn,
+    /// The invocation failed.
+    Error,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// The logger of one invocation.
+#[derive(Debug, Clone)]
+pub struct Logger {
+    handler: &'static str,
+    format: LogFormat,
+    verbose: bool,
+    secrets: Vec<String>,
+}
+
+impl Logger {
+    /// A logger for `handler` (e.g. `pagerduty`).
+    pub fn new(handler: &'static str, format: LogFormat, verbose: bool) -> Logger {
+        Logger { handler, format, verbose, secrets: Vec::new() }
+    }
+
+    /// Mask these values in every later line.
+    pub fn add_secrets(&mut self, secrets: impl IntoIterator<Item = String>) {
+        self.secrets.extend(secrets.into_iter().filter(|s| !s.is_empty()));
+    }
+
+    /// The secrets registered so far.
+    pub fn secrets(&self) -> Vec<&str> {
+        self.secrets.iter().map(String::as_str).collect()
+    }
+
+    /// Render a line (without newline), masked; `None` when the level is filtered out.
+    pub fn render(&self, level: Level, msg: &str) -> Option<String> {
+        if level == Level::Debug && !self.verbose {
+            return None;
+        }
+        let msg = secret::mask_all(msg, &self.secrets());
+        Some(match self.format {
+            LogFormat::Text => match level {
+                Level::Info | Level::Debug => format!("{}: {msg}", self.handler),
+                _ => format!("{}: {}: {msg}", self.handler, level.name()),
+            },
+            LogFormat::Json => serde_json::json!({
+                "ts": crate::clock::rfc3339(crate::clock::now_unix()),
+                "handler": self.handler,
+                "level": level.name(),
+                "msg": msg,
+            })
+            .to_string(),
+        })
+    }
+
+    /// Print one line on stderr.
+    pub fn log(&self, level: Level, msg: impl AsRef<str>) {
+        if let Some(line) = self.render(level, msg.as_ref()) {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    /// [`Level::Info`].
+    pub fn info(&self, msg: impl AsRef<str>) {
+        self.log(Level::Info, msg)
+    }
+
+    /// [`Level::Warn`].
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        self.log(Level::Warn, msg)
+    }
+
+    /// [`Level::Debug`].
+    pub fn debug(&self, msg: impl AsRef<str>) {
+        self.log(Level::Debug, msg)
+    }
+
+    /// [`Level::Error`].
+    pub fn error(&self, msg: impl AsRef<str>) {
+        self.log(Level::Error, msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_json_lines_are_masked() {
+        let mut l = Logger::new("pagerduty", LogFormat::Text, false);
+        l.add_secrets(["0123456789abcdef0123".to_string()]);
+        assert_eq!(l.render(Level::Info, "sent 0123456789abcdef0123").unwrap(), format!("pagerduty: sent {}0123", "*".repeat(16)));
+        assert_eq!(l.render(Level::Warn, "x").unwrap(), "pagerduty: warn: x");
+        assert_eq!(l.render(Level::Debug, "x"), None);
+        let j = Logger::new("twilio", LogFormat::Json, true);
+        let v: serde_json::Value = serde_json::from_str(&j.render(Level::Debug, "a \"b\"").unwrap()).unwrap();
+        assert_eq!(v["handler"], "twilio");
+        assert_eq!(v["level"], "debug");
+        assert_eq!(v["msg"], "a \"b\"");
+    }
+}

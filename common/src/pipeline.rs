@@ -1,0 +1,258 @@
+//! One invocation, step by step, the same for every handler.
+//!
+//! Read the event → merge settings → filter → dedup against the state store → let the provider
+//! deliver → record → exit code (DESIGN.md "One invocation, step by step"). A handler supplies a
+//! [`Provider`]: how settings become a provider, which incident key an event has, and how an
+//! action becomes requests. Everything else — the order of the steps, the claim/release dance
+//! that keeps storms from paging twice without ever swallowing a failed page, the log lines and
+//! exit codes — is here so the three handlers cannot drift apart.
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+use crate::cli::CommonArgs;
+use crate::config::{self, Common, Files};
+use crate::event::{self, Event};
+use crate::exit::{Code, Result};
+use crate::filter::{self, Action, Decision};
+use crate::http::{self, Class, Client, Deadline, Delivery, Request};
+use crate::log::Logger;
+use crate::state::{self, Claim, ClaimRequest, Incident, file::FileStore};
+
+/// What a provider was asked to do.
+#[derive(Debug)]
+pub struct Job<'a> {
+    /// The action the filters and dedup decided on.
+    pub action: Action,
+    /// The event.
+    pub event: &'a Event,
+    /// The incident key.
+    pub incident_key: &'a str,
+    /// The stored record from before this invocation (`None` in dry-run or when there is none).
+    pub previous: Option<&'a Incident>,
+}
+
+/// A successful delivery.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// Appended to the log line, e.g. `(dedup_key web-01/check_disk)`.
+    pub detail: String,
+    /// Provider references to store with the incident (merged into `Incident::refs`).
+    pub refs: Map<String, Value>,
+}
+
+/// A failed delivery, by exit code.
+#[derive(Debug)]
+pub enum Failed {
+    /// Refused for good (exit 69).
+    Permanent(String),
+    /// Not deliverable as configured (exit 78).
+    Config(String),
+    /// Still retryable when the deadline ran out (exit 75).
+    NotYet(String),
+}
+
+impl Failed {
+    /// From a non-delivered [`Delivery`]; `None` for a delivered one.
+    pub fn from_delivery(d: Delivery) -> std::result::Result<http::Response, Failed> {
+        match d {
+            Delivery::Delivered { response, .. } => Ok(response),
+            Delivery::Permanent { reason, .. } => Err(Failed::Permanent(reason)),
+            Delivery::Broken(reason) => Err(Failed::Config(reason)),
+            Delivery::NotYet { reason, attempts } => {
+                Err(Failed::NotYet(format!("{reason} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" })))
+            }
+        }
+    }
+}
+
+/// What a provider works with during delivery.
+pub struct Ctx<'a> {
+    /// The HTTP client.
+    pub client: &'a Client,
+    /// The invocation's deadline.
+    pub deadline: Deadline,
+    /// The logger (secrets registered).
+    pub log: &'a Logger,
+    /// Print instead of send.
+    pub dry_run: bool,
+}
+
+impl Ctx<'_> {
+    /// Send `req` (or, in dry-run, print its body as pretty JSON on stdout, secrets masked, and
+    /// report an empty `200`). `classify` decides delivered / retryable / permanent.
+    pub fn send(&self, req: &Request, classify: &dyn Fn(&http::Response) -> Class) -> Delivery {
+        if self.dry_run {
+            let shown = req.redacted(&self.log.secrets());
+            self.log.info(format!("dry run: would {} {}", shown.method.name(), shown.url));
+            let text = match &shown.body {
+                http::Body::Json(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
+                http::Body::Form(pairs) => serde_json::to_string_pretty(
+                    &pairs.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<String, Value>>(),
+                )
+                .unwrap_or_default(),
+                http::Body::Empty => String::new(),
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            return Delivery::Delivered {
+                response: http::Response { status: 200, body: String::new(), retry_after: None },
+                attempts: 0,
+            };
+        }
+        let log = self.log;
+        self.client.deliver(req, &self.deadline, classify, &mut |line| log.info(line))
+    }
+}
+
+/// A handler's provider: the service-specific half.
+pub trait Provider: Sized {
+    /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`.
+    const NAME: &'static str;
+
+    /// Build the provider from its merged settings section (defaults < files < flags < event
+    /// overrides). Errors exit 78 and name the setting.
+    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self>;
+
+    /// Credentials to mask in every output.
+    fn secrets(&self) -> Vec<String>;
+
+    /// Check that a real delivery is possible (credentials present …). In dry-run a failure is
+    /// only logged as a warning.
+    fn ready(&self) -> Result<()>;
+
+    /// The incident key for `event` (default template `{entity}/{check}`).
+    fn incident_key(&self, event: &Event) -> String;
+
+    /// Whether this provider acts on `action` at all (e.g. only PagerDuty acknowledges);
+    /// `Some(reason)` skips.
+    fn unsupported(&self, _action: Action) -> Option<String> {
+        None
+    }
+
+    /// Deliver `job`.
+    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed>;
+}
+
+/// Run one invocation of handler `P` on the event read from `stdin`.
+///
+/// `flags` holds the handler's own flags as settings (`routing_key` …), laid over the files
+/// together with the shared flags. Returns the exit code for a completed run; errors carry theirs.
+pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read) -> Result<Code> {
+    let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
+
+    let bytes = event::read_capped(stdin)?;
+    let event = event::parse_json(&bytes, args.input)?;
+    log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
+
+    let files = Files::load(&args.config)?;
+    let mut shared = args.settings();
+    shared.extend(flags);
+    let section = config::overlay(files.section(P::NAME), [shared, event.overrides_for(P::NAME)]);
+    let common: Common = config::typed(P::NAME, section.clone())?;
+    common.validate(P::NAME)?;
+    let provider = P::from_settings(section, &common)?;
+    log.add_secrets(provider.secrets());
+
+    if let Err(not_ready) = provider.ready() {
+        if !args.dry_run {
+            return Err(not_ready);
+        }
+        log.warn(format!("{not_ready} (dry run carries on; a real run exits {})", not_ready.code.as_u8()));
+    }
+
+    let key = provider.incident_key(&event);
+    let action = match filter::decide(&event, &common) {
+        Decision::Skip(reason) => {
+            log.info(format!("skipped {key}: {reason}"));
+            return Ok(Code::Ok);
+        }
+        Decision::Act(a) => a,
+    };
+    if let Some(reason) = provider.unsupported(action) {
+        log.info(format!("skipped {key}: {reason}"));
+        return Ok(Code::Ok);
+    }
+
+    let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
+    let deadline = Deadline::after(common.timeout);
+    let ctx = Ctx { client: &client, deadline, log: &log, dry_run: args.dry_run };
+
+    if args.dry_run {
+        let job = Job { action, event: &event, incident_key: &key, previous: None };
+        return finish(&log, &ctx, &job, provider.act(&ctx, &job)).map(|_| Code::Ok);
+    }
+
+    // Dedup. A broken state store must not silence a page: deliver without dedup, loudly.
+    let store = match FileStore::open(P::NAME, common.state_dir.as_deref()) {
+        Ok(opened) => {
+            if let Some(n) = &opened.fallback_notice {
+                log.warn(n);
+            }
+            Some(opened.store)
+        }
+        Err(e) => {
+            log.error(format!("state store unavailable ({e:#}); delivering without dedup"));
+            None
+        }
+    };
+    let mut notice = |n: String| log.warn(n);
+    let refresh = filter::refresh_for(&event, &common).as_secs();
+    let interval_slack = event.interval.unwrap_or(0) / 2;
+    let req = ClaimRequest {
+        key: &key,
+        action,
+        severity: event.status_name(),
+        // Checks run every `interval`, so the event that is due at `refresh` arrives a little
+        // early or late; half an interval of slack keeps it from being pushed a whole period.
+        refresh_secs: refresh.saturating_sub(interval_slack.min(refresh / 2)),
+        claim_ttl_secs: common.timeout.as_secs() + 5,
+        now: crate::clock::now_unix(),
+    };
+    let (previous, token) = match store.as_ref().map(|s| state::claim(s, &req, &mut notice)) {
+        None => (None, None),
+        Some(Ok(Claim::Skip(reason))) => {
+            log.info(format!("skipped {key}: {reason}"));
+            return Ok(Code::Ok);
+        }
+        Some(Ok(Claim::Proceed { previous, token })) => (previous, Some(token)),
+        Some(Err(e)) => {
+            log.error(format!("state store failed ({e:#}); delivering without dedup"));
+            (None, None)
+        }
+    };
+
+    let job = Job { action, event: &event, incident_key: &key, previous: previous.as_ref() };
+    let outcome = provider.act(&ctx, &job);
+    if let (Some(store), Some(token)) = (&store, &token) {
+        let recorded = match &outcome {
+            Ok(done) => state::confirm(store, &key, token, &mut notice, &mut |inc| {
+                inc.refs.extend(done.refs.clone());
+            }),
+            Err(_) => state::release(store, &key, token, previous.as_ref(), &mut notice),
+        };
+        if let Err(e) = recorded {
+            log.error(format!("cannot record the outcome for {key} in the state store: {e:#}"));
+        }
+    }
+    finish(&log, &ctx, &job, outcome).map(|_| Code::Ok)
+}
+
+fn finish(log: &Logger, ctx: &Ctx<'_>, job: &Job<'_>, outcome: std::result::Result<Done, Failed>) -> Result<()> {
+    let took = http::fmt_ms(ctx.deadline.elapsed());
+    let what = format!("{} {}", job.action.name(), job.incident_key);
+    match outcome {
+        Ok(done) => {
+            let verb = if ctx.dry_run { format!("would have {}", job.action.past()) } else { job.action.past().to_string() };
+            let detail = if done.detail.is_empty() { String::new() } else { format!(" {}", done.detail) };
+            log.info(format!("{verb} {}{detail} in {took}", job.incident_key));
+            Ok(())
+        }
+        Err(Failed::Permanent(reason)) => {
+            Err(Code::Unavailable.msg(format!("{what} refused: {reason}; not retried (fix the request or credentials)")))
+        }
+        Err(Failed::Config(reason)) => Err(Code::Config.msg(format!("{what} cannot be sent: {reason}"))),
+        Err(Failed::NotYet(reason)) => Err(Code::TempFail.msg(format!("{what} not delivered within {took}: {reason}"))),
+    }
+}

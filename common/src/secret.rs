@@ -1,0 +1,53 @@
+//! Masking of credentials for logs, errors and `--dry-run` output.
+//!
+//! Routing keys, auth tokens and API keys must never be printed whole. A masked value keeps its
+//! last four characters (when it is at least 16 long) so that an operator can still tell which
+//! key was used; anything shorter is fully masked.
+
+use serde_json::Value;
+
+/// Mask one secret: `****************************cdef` (length kept, last 4 shown when the
+/// secret has 16 characters or more), `****` for short values.
+pub fn mask(secret: &str) -> String {
+    let n = secret.chars().count();
+    if n >= 16 {
+        let tail: String = secret.chars().skip(n - 4).collect();
+        format!("{}{tail}", "*".repeat(n - 4))
+    } else {
+        "****".to_string()
+    }
+}
+
+/// Replace every occurrence of each non-empty secret in `text` by its mask.
+pub fn mask_all(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(s) {
+            out = out.replace(s, &mask(s));
+        }
+    }
+    out
+}
+
+/// [`mask_all`] over every string (and object key) in a JSON value.
+pub fn mask_json(v: &Value, secrets: &[&str]) -> Value {
+    match v {
+        Value::String(s) => Value::String(mask_all(s, secrets)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| mask_json(i, secrets)).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (mask_all(k, secrets), mask_json(v, secrets))).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_a_short_tail() {
+        assert_eq!(mask("0123456789abcdef0123456789abcdef"), format!("{}cdef", "*".repeat(28)));
+        assert_eq!(mask("short"), "****");
+        assert_eq!(mask_all("key=0123456789abcdefXYZW!", &["0123456789abcdefXYZW"]), format!("key={}XYZW!", "*".repeat(16)));
+        assert_eq!(mask_all("nothing here", &["", "abc"]), "nothing here");
+    }
+}

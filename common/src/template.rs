@@ -1,0 +1,188 @@
+//! Summary, message and dedup-key templates.
+//!
+//! Operators write templates such as `{entity}/{check}: {output}` in settings. They need
+//! placeholders and nothing more (no loops, no conditions), so this is a small placeholder
+//! substitution, parsed once when settings load so that a typo is a configuration error (exit
+//! 78) instead of a page with a literal `{entitty}` in it. `{{` and `}}` give literal braces.
+//!
+//! Placeholders: `{entity}`, `{check}`, `{output}` (trailing whitespace removed), `{status}`
+//! (`ok`/`warning`/`critical`/`unknown`), `{status_code}`, `{occurrences}`, `{namespace}`,
+//! `{command}`, `{label.NAME}` (empty when absent).
+
+use crate::event::Event;
+use crate::exit::{Code, Result};
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Var(Var),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Var {
+    Entity,
+    Check,
+    Output,
+    Status,
+    StatusCode,
+    Occurrences,
+    Namespace,
+    Command,
+    Label(String),
+}
+
+/// The placeholder names accepted, for error messages.
+pub const PLACEHOLDERS: &str =
+    "{entity} {check} {output} {status} {status_code} {occurrences} {namespace} {command} {label.NAME}";
+
+impl Template {
+    /// Parse `source`. `setting` names the setting in the error (exit 78), e.g. `pagerduty.summary_template`.
+    pub fn parse(setting: &str, source: &str) -> Result<Template> {
+        let bad = |why: String| Code::Config.msg(format!("settings `{setting}`: {why} in {source:?}; placeholders are {PLACEHOLDERS}"));
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    lit.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    lit.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(bad("unclosed `{`".into())),
+                        }
+                    }
+                    let var = match name.trim() {
+                        "entity" => Var::Entity,
+                        "check" => Var::Check,
+                        "output" => Var::Output,
+                        "status" => Var::Status,
+                        "status_code" => Var::StatusCode,
+                        "occurrences" => Var::Occurrences,
+                        "namespace" => Var::Namespace,
+                        "command" => Var::Command,
+                        n => match n.strip_prefix("label.") {
+                            Some(l) if !l.is_empty() => Var::Label(l.to_string()),
+                            _ => return Err(bad(format!("unknown placeholder {{{n}}}"))),
+                        },
+                    };
+                    if !lit.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut lit)));
+                    }
+                    parts.push(Part::Var(var));
+                }
+                '}' => return Err(bad("lone `}` (write `}}`)".into())),
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Literal(lit));
+        }
+        Ok(Template { source: source.to_string(), parts })
+    }
+
+    /// The template text as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Render for `event`.
+    pub fn render(&self, event: &Event) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Var(v) => match v {
+                    Var::Entity => out.push_str(&event.entity),
+                    Var::Check => out.push_str(&event.check),
+                    Var::Output => out.push_str(event.output.trim_end()),
+                    Var::Status => out.push_str(event.status_name()),
+                    Var::StatusCode => out.push_str(&event.status.to_string()),
+                    Var::Occurrences => out.push_str(&event.occurrences.to_string()),
+                    Var::Namespace => out.push_str(event.namespace.as_deref().unwrap_or("")),
+                    Var::Command => out.push_str(event.command.as_deref().unwrap_or("")),
+                    Var::Label(l) => out.push_str(event.labels.get(l).map(String::as_str).unwrap_or("")),
+                },
+            }
+        }
+        out
+    }
+}
+
+/// Cut `s` to at most `max` characters (Unicode scalar values, as PagerDuty and Twilio count),
+/// on a character boundary, ending with `…` when cut. Multi-byte text (Japanese) is never split
+/// inside a character.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_json;
+
+    fn event() -> Event {
+        parse_json(
+            br#"{"entity":{"metadata":{"name":"web-01","namespace":"prod","labels":{"team":"sre"}}},
+                 "check":{"metadata":{"name":"check_disk"},"status":2,"output":"DISK 95%\n","occurrences":4}}"#,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_placeholders() {
+        let t = Template::parse("t", "{entity}/{check}: {output} [{status}/{status_code}] x{occurrences} {namespace} {label.team}{label.none}").unwrap();
+        assert_eq!(t.render(&event()), "web-01/check_disk: DISK 95% [critical/2] x4 prod sre");
+    }
+
+    #[test]
+    fn literal_braces() {
+        let t = Template::parse("t", "{{{entity}}}").unwrap();
+        assert_eq!(t.render(&event()), "{web-01}");
+    }
+
+    #[test]
+    fn unknown_or_broken_placeholders_are_config_errors() {
+        for src in ["{entitty}", "{entity", "a } b", "{label.}"] {
+            let err = Template::parse("pagerduty.summary_template", src).unwrap_err();
+            assert_eq!(err.code, Code::Config, "{src}");
+            assert!(err.to_string().contains("pagerduty.summary_template"));
+        }
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_chars("abcd", 3), "ab…");
+        let jp = "ディスク容量が不足しています".repeat(100);
+        let cut = truncate_chars(&jp, 1024);
+        assert_eq!(cut.chars().count(), 1024);
+        assert!(cut.ends_with('…'));
+        assert!(jp.starts_with(cut.trim_end_matches('…')));
+    }
+}
