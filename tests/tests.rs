@@ -1,1 +1,5 @@
+//! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
+mod fake;
+mod pagerduty;
+mod util;

@@ -135,12 +135,25 @@ pub trait Provider: Sized {
     fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed>;
 }
 
+/// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
+/// line, and return the exit code.
+pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> std::process::ExitCode {
+    let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
+    match run::<P>(args, flags, std::io::stdin().lock(), &mut log) {
+        Ok(code) => code.into(),
+        Err(failure) => {
+            log.error(failure.to_string());
+            failure.code.into()
+        }
+    }
+}
+
 /// Run one invocation of handler `P` on the event read from `stdin`.
 ///
 /// `flags` holds the handler's own flags as settings (`routing_key` …), laid over the files
-/// together with the shared flags. Returns the exit code for a completed run; errors carry theirs.
-pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read) -> Result<Code> {
-    let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
+/// together with the shared flags. Returns the exit code for a completed run; errors carry
+/// theirs. `log` gets the provider's secrets registered as soon as they are known.
+pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
 
     let bytes = event::read_capped(stdin)?;
     let event = event::parse_json(&bytes, args.input)?;
@@ -177,11 +190,12 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
 
     let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
     let deadline = Deadline::after(common.timeout);
-    let ctx = Ctx { client: &client, deadline, log: &log, dry_run: args.dry_run };
+    let log = &*log;
+    let ctx = Ctx { client: &client, deadline, log, dry_run: args.dry_run };
 
     if args.dry_run {
         let job = Job { action, event: &event, incident_key: &key, previous: None };
-        return finish(&log, &ctx, &job, provider.act(&ctx, &job)).map(|_| Code::Ok);
+        return finish(log, &ctx, &job, provider.act(&ctx, &job)).map(|_| Code::Ok);
     }
 
     // Dedup. A broken state store must not silence a page: deliver without dedup, loudly.
@@ -236,7 +250,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             log.error(format!("cannot record the outcome for {key} in the state store: {e:#}"));
         }
     }
-    finish(&log, &ctx, &job, outcome).map(|_| Code::Ok)
+    finish(log, &ctx, &job, outcome).map(|_| Code::Ok)
 }
 
 fn finish(log: &Logger, ctx: &Ctx<'_>, job: &Job<'_>, outcome: std::result::Result<Done, Failed>) -> Result<()> {

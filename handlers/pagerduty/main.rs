@@ -1,1 +1,33 @@
-fn main(){}
+//! `handler-pagerduty`: a Sensu/Nagios/Zabbix/Mackerel event in, a PagerDuty Events API v2
+//! alert triggered, acknowledged or resolved out. Thin: flags here, the rest in `provider` and
+//! `common::pipeline`.
+
+mod provider;
+
+use clap::Parser;
+use common::cli::CommonArgs;
+use serde_json::{Map, Value};
+
+/// Trigger, acknowledge or resolve a PagerDuty alert from one monitoring event on stdin.
+///
+/// Exit codes: 0 delivered or skipped by a filter, 2 usage, 65 unreadable event, 69 refused by
+/// PagerDuty, 75 not delivered yet, 78 configuration missing or invalid.
+#[derive(Debug, Parser)]
+#[command(name = "handler-pagerduty", version)]
+struct Args {
+    /// Events API v2 integration key (32 characters)
+    #[arg(long, env = "PAGERDUTY_ROUTING_KEY", hide_env_values = true, value_name = "KEY")]
+    routing_key: Option<String>,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let mut flags = Map::new();
+    if let Some(k) = &args.routing_key {
+        flags.insert("routing_key".into(), Value::from(k.as_str()));
+    }
+    common::pipeline::main::<provider::PagerDuty>(&args.common, flags)
+}

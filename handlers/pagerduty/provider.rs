@@ -1,0 +1,365 @@
+//! PagerDuty Events API v2: what request an event becomes, and what a response means.
+//!
+//! Contract: `POST {api_url}/v2/enqueue`, JSON, no auth header — the body's `routing_key` (the
+//! integration key, 32 characters) is the credential. `dedup_key` ≤ 255 characters;
+//! `payload.summary` ≤ 1024; `payload.severity` one of `critical|error|warning|info`. 202 means
+//! accepted; 400 means the event is invalid and must never be retried; 429 (about 120
+//! events/min per routing key) and 5xx are retried. Source: PagerDuty Events API v2 OpenAPI
+//! (`../shared/specs/pagerduty-events-v2.openapi.json`) and its notes in `specs/README.md`.
+
+use std::collections::BTreeMap;
+
+use common::config::{self, Common, de};
+use common::event::Event;
+use common::exit::{Code, Result};
+use common::filter::Action;
+use common::http::{Class, Request, Response, classify_status};
+use common::pipeline::{Ctx, Done, Failed, Job, Provider};
+use common::state::file::fnv1a;
+use common::template::{Template, truncate_chars};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// Default Events API base URL; the handler posts to `{api_url}/v2/enqueue`.
+pub const DEFAULT_API_URL: &str = "https://events.pagerduty.com";
+/// Maximum `payload.summary` length in characters.
+pub const MAX_SUMMARY_CHARS: usize = 1024;
+/// Maximum `dedup_key` length in characters.
+pub const MAX_DEDUP_KEY_CHARS: usize = 255;
+/// Length of a routing (integration) key.
+pub const ROUTING_KEY_CHARS: usize = 32;
+
+/// The `pagerduty` settings section.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct Settings {
+    /// Integration key (`api_key`, the Ruby handler's name, is folded in before parsing).
+    routing_key: Option<String>,
+    /// Team whose `pagerduty.<team>.routing_key` (or `api_key`) is used.
+    pager_team: Option<String>,
+    dedup_key_template: String,
+    summary_template: String,
+    component: Option<String>,
+    group: Option<String>,
+    class: Option<String>,
+    client: Option<String>,
+    client_url: Option<String>,
+    /// Status word or code → PagerDuty severity.
+    severity_map: BTreeMap<String, String>,
+    #[serde(deserialize_with = "de::boolean")]
+    include_history: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            routing_key: None,
+            pager_team: None,
+            dedup_key_template: "{entity}/{check}".into(),
+            summary_template: "{entity}/{check}: {output}".into(),
+            component: Some("{check}".into()),
+            group: None,
+            class: None,
+            client: None,
+            client_url: None,
+            severity_map: BTreeMap::new(),
+            include_history: true,
+        }
+    }
+}
+
+/// The PagerDuty provider, built from settings.
+#[derive(Debug)]
+pub struct PagerDuty {
+    routing_key: Option<String>,
+    /// Where the routing key was looked for, for the "missing" message.
+    key_hint: String,
+    enqueue_url: String,
+    dedup_key: Template,
+    summary: Template,
+    component: Option<Template>,
+    group: Option<Template>,
+    class: Option<Template>,
+    client: Option<String>,
+    client_url: Option<String>,
+    severity_map: BTreeMap<u32, String>,
+    include_history: bool,
+}
+
+const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
+
+impl Provider for PagerDuty {
+    const NAME: &'static str = "pagerduty";
+
+    fn from_settings(mut section: Map<String, Value>, common: &Common) -> Result<Self> {
+        // The Ruby handler called it `api_key`; `routing_key` wins when both are set.
+        for alias in ["api_key", "integration_key"] {
+            if let Some(v) = section.remove(alias) {
+                section.entry("routing_key").or_insert(v);
+            }
+        }
+        let teams = section.clone();
+        let s: Settings = config::typed("pagerduty", section)?;
+        let (routing_key, key_hint) = match &s.pager_team {
+            Some(team) => {
+                let t = teams.get(team).and_then(Value::as_object).ok_or_else(|| {
+                    Code::Config.msg(format!("settings `pagerduty.pager_team` is {team:?} but there is no `pagerduty.{team}` object"))
+                })?;
+                let key = t.get("routing_key").or_else(|| t.get("api_key")).and_then(Value::as_str).map(str::to_string);
+                (key, format!("`pagerduty.{team}.routing_key` (pager_team {team})"))
+            }
+            None => (
+                s.routing_key.clone(),
+                "`pagerduty.routing_key` in a settings file, PAGERDUTY_ROUTING_KEY, or --routing-key".to_string(),
+            ),
+        };
+        let routing_key = routing_key.filter(|k| !k.trim().is_empty()).map(|k| k.trim().to_string());
+
+        let mut severity_map: BTreeMap<u32, String> =
+            [(1, "warning"), (2, "critical"), (3, "error")].into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        for (k, v) in &s.severity_map {
+            let status = match k.as_str() {
+                "warning" => 1,
+                "critical" => 2,
+                "unknown" => 3,
+                n => n.parse::<u32>().map_err(|_| {
+                    Code::Config.msg(format!("settings `pagerduty.severity_map`: key {n:?} must be warning, critical, unknown or a status code"))
+                })?,
+            };
+            if !SEVERITIES.contains(&v.as_str()) {
+                return Err(Code::Config.msg(format!(
+                    "settings `pagerduty.severity_map.{k}`: {v:?} is not one of critical, error, warning, info"
+                )));
+            }
+            severity_map.insert(status, v.clone());
+        }
+        let opt = |name: &str, t: &Option<String>| -> Result<Option<Template>> {
+            t.as_deref().filter(|s| !s.is_empty()).map(|src| Template::parse(&format!("pagerduty.{name}"), src)).transpose()
+        };
+        let api_url = common.api_url.clone().unwrap_or_else(|| DEFAULT_API_URL.to_string());
+        Ok(PagerDuty {
+            routing_key,
+            key_hint,
+            enqueue_url: format!("{}/v2/enqueue", api_url.trim_end_matches('/')),
+            dedup_key: Template::parse("pagerduty.dedup_key_template", &s.dedup_key_template)?,
+            summary: Template::parse("pagerduty.summary_template", &s.summary_template)?,
+            component: opt("component", &s.component)?,
+            group: opt("group", &s.group)?,
+            class: opt("class", &s.class)?,
+            client: s.client,
+            client_url: s.client_url,
+            severity_map,
+            include_history: s.include_history,
+        })
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.routing_key.iter().cloned().collect()
+    }
+
+    fn ready(&self) -> Result<()> {
+        match &self.routing_key {
+            None => Err(Code::Config.msg(format!("no PagerDuty routing key: set {}", self.key_hint))),
+            Some(k) if k.chars().count() != ROUTING_KEY_CHARS => Err(Code::Config.msg(format!(
+                "the PagerDuty routing key from {} has {} characters; an Events API v2 integration key has {ROUTING_KEY_CHARS}",
+                self.key_hint,
+                k.chars().count()
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn incident_key(&self, event: &Event) -> String {
+        dedup_key(&self.dedup_key.render(event))
+    }
+
+    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+        let req = Request::post_json(self.enqueue_url.clone(), self.body(job, common::clock::now_unix()));
+        let resp = Failed::from_delivery(ctx.send(&req, &classify))?;
+        let key = serde_json::from_str::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v.get("dedup_key").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| job.incident_key.to_string());
+        Ok(Done { detail: format!("(dedup_key {key})"), refs: Map::new() })
+    }
+}
+
+impl PagerDuty {
+    /// The Events API v2 request body for `job`. `now` (Unix seconds) stamps events without a
+    /// check time.
+    fn body(&self, job: &Job<'_>, now: u64) -> Value {
+        let mut body = json!({
+            "routing_key": self.routing_key.clone().unwrap_or_default(),
+            "event_action": job.action.name(),
+            "dedup_key": job.incident_key,
+        });
+        if job.action == Action::Trigger {
+            body["payload"] = self.payload(job.event, now);
+            if let Some(c) = &self.client {
+                body["client"] = c.clone().into();
+            }
+            if let Some(u) = &self.client_url {
+                body["client_url"] = u.clone().into();
+            }
+        }
+        body
+    }
+
+    fn payload(&self, e: &Event, now: u64) -> Value {
+        let summary_line = self.summary.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
+        let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).unwrap_or(now);
+        let mut details = Map::new();
+        details.insert("output".into(), e.output.clone().into());
+        details.insert("status".into(), e.status.into());
+        details.insert("occurrences".into(), e.occurrences.into());
+        if self.include_history && !e.history.is_empty() {
+            details.insert("history".into(), e.history.clone().into());
+        }
+        if let Some(c) = &e.command {
+            details.insert("command".into(), c.clone().into());
+        }
+        if !e.labels.is_empty() {
+            details.insert("labels".into(), json!(e.labels));
+        }
+        if let Some(ns) = &e.namespace {
+            details.insert("namespace".into(), ns.clone().into());
+        }
+        let mut p = json!({
+            "summary": truncate_chars(&summary_line, MAX_SUMMARY_CHARS),
+            "source": e.entity,
+            "severity": self.severity_map.get(&e.status.min(3)).map(String::as_str).unwrap_or("error"),
+            "timestamp": common::clock::rfc3339(ts),
+            "custom_details": details,
+        });
+        for (name, t) in [("component", &self.component), ("group", &self.group), ("class", &self.class)] {
+            if let Some(t) = t {
+                let v = t.render(e);
+                if !v.is_empty() {
+                    p[name] = v.into();
+                }
+            }
+        }
+        p
+    }
+}
+
+/// A dedup key within PagerDuty's 255 characters: longer keys keep a prefix and end in `~`
+/// plus a 16-hex-digit hash of the whole key, so distinct long keys stay distinct.
+pub fn dedup_key(rendered: &str) -> String {
+    if rendered.chars().count() <= MAX_DEDUP_KEY_CHARS {
+        return rendered.to_string();
+    }
+    let prefix: String = rendered.chars().take(MAX_DEDUP_KEY_CHARS - 17).collect();
+    format!("{prefix}~{:016x}", fnv1a(rendered.as_bytes()))
+}
+
+/// 202 delivered; 400 permanent with PagerDuty's `errors`; 429 and 5xx retryable; other 4xx
+/// permanent.
+fn classify(resp: &Response) -> Class {
+    let explain = || {
+        let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+        let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
+        let errors: Vec<&str> = v.get("errors").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        match (msg.is_empty(), errors.is_empty()) {
+            (true, true) => format!("HTTP {}", resp.status),
+            (false, true) => format!("HTTP {}: {msg}", resp.status),
+            (_, false) => format!("HTTP {}: {msg} ({})", resp.status, errors.join("; ")),
+        }
+    };
+    match classify_status(resp.status) {
+        Class::Delivered => Class::Delivered,
+        Class::Retryable(_) => Class::Retryable(explain()),
+        Class::Permanent(_) => Class::Permanent(explain()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::event::parse_json;
+
+    fn provider(section: Value) -> PagerDuty {
+        let Value::Object(m) = section else { panic!() };
+        PagerDuty::from_settings(m.clone(), &config::typed("pagerduty", m).unwrap()).unwrap()
+    }
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn trigger_body_has_payload() {
+        let p = provider(json!({"routing_key": KEY}));
+        let e = parse_json(
+            br#"{"client":{"name":"web-01"},"check":{"name":"check_disk","status":2,"output":"DISK CRITICAL\n/ 95%","executed":1460172827,"history":["0","2"],"command":"check-disk"}}"#,
+            None,
+        )
+        .unwrap();
+        let key = p.incident_key(&e);
+        let job = Job { action: Action::Trigger, event: &e, incident_key: &key, previous: None };
+        let b = p.body(&job, 1);
+        assert_eq!(b["routing_key"], KEY);
+        assert_eq!(b["event_action"], "trigger");
+        assert_eq!(b["dedup_key"], "web-01/check_disk");
+        assert_eq!(b["payload"]["summary"], "web-01/check_disk: DISK CRITICAL / 95%");
+        assert_eq!(b["payload"]["source"], "web-01");
+        assert_eq!(b["payload"]["severity"], "critical");
+        assert_eq!(b["payload"]["timestamp"], "2016-04-09T03:33:47Z");
+        assert_eq!(b["payload"]["component"], "check_disk");
+        assert_eq!(b["payload"]["custom_details"]["output"], "DISK CRITICAL\n/ 95%");
+        assert_eq!(b["payload"]["custom_details"]["history"], json!([0, 2]));
+        let job = Job { action: Action::Resolve, ..job };
+        let b = p.body(&job, 1);
+        assert_eq!(b.get("payload"), None);
+        assert_eq!(b["event_action"], "resolve");
+    }
+
+    #[test]
+    fn severity_map_is_configurable_and_checked() {
+        let p = provider(json!({"routing_key": KEY, "severity_map": {"warning": "info", "3": "critical"}}));
+        assert_eq!(p.severity_map[&1], "info");
+        assert_eq!(p.severity_map[&3], "critical");
+        let Value::Object(m) = json!({"severity_map": {"warning": "fatal"}}) else { panic!() };
+        let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
+        assert_eq!(err.code, Code::Config);
+    }
+
+    #[test]
+    fn pager_team_selects_the_team_key() {
+        let p = provider(json!({"routing_key": "x", "pager_team": "ops", "ops": {"api_key": KEY}}));
+        assert_eq!(p.routing_key.as_deref(), Some(KEY));
+        let p = provider(json!({"api_key": KEY}));
+        assert_eq!(p.routing_key.as_deref(), Some(KEY), "the Ruby handler's api_key is accepted");
+        let p = provider(json!({"api_key": "x", "routing_key": KEY}));
+        assert_eq!(p.routing_key.as_deref(), Some(KEY));
+        let Value::Object(m) = json!({"pager_team": "nope"}) else { panic!() };
+        let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
+        assert!(err.to_string().contains("pagerduty.nope"), "{err}");
+    }
+
+    #[test]
+    fn missing_or_malformed_key_is_a_config_error_without_the_key() {
+        let err = provider(json!({})).ready().unwrap_err();
+        assert_eq!(err.code, Code::Config);
+        assert!(err.to_string().contains("PAGERDUTY_ROUTING_KEY"));
+        let err = provider(json!({"routing_key": "tooshort-secret"})).ready().unwrap_err();
+        assert!(!err.to_string().contains("tooshort-secret"));
+    }
+
+    #[test]
+    fn long_dedup_keys_are_shortened_distinctly() {
+        let a = dedup_key(&"x".repeat(300));
+        let b = dedup_key(&format!("{}y", "x".repeat(299)));
+        assert_eq!(a.chars().count(), MAX_DEDUP_KEY_CHARS);
+        assert_ne!(a, b);
+        assert_eq!(dedup_key("web-01/check_disk"), "web-01/check_disk");
+    }
+
+    #[test]
+    fn classification_explains_pagerduty_errors() {
+        let r = Response { status: 400, body: r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]}"#.into(), retry_after: None };
+        assert_eq!(classify(&r), Class::Permanent("HTTP 400: Event object is invalid (Length of 'routing_key' is incorrect)".into()));
+        let r = Response { status: 429, body: String::new(), retry_after: None };
+        assert_eq!(classify(&r), Class::Retryable("HTTP 429".into()));
+        let r = Response { status: 202, body: String::new(), retry_after: None };
+        assert_eq!(classify(&r), Class::Delivered);
+    }
+}

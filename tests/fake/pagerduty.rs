@@ -1,0 +1,186 @@
+//! A fake PagerDuty Events API v2 (`POST /v2/enqueue`).
+//!
+//! Validates each request body against the request schema of
+//! `../shared/specs/pagerduty-events-v2.openapi.json` and the limits the spec leaves out
+//! (`specs/README.md`): 32-character `routing_key`, `dedup_key` ≤ 255 characters and required
+//! for acknowledge/resolve, `payload` required for trigger, `summary` ≤ 1024 characters, whole
+//! event ≤ 512 KB, a timestamp that reads as ISO 8601. Invalid → 400 with PagerDuty's error
+//! body, recorded as a violation. Valid requests get the scripted reply (202 by default).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::{Received, Reply, Server, openapi_to_json_schema, spec_path};
+
+/// A scripted answer for one valid request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// 202 success.
+    Accept,
+    /// 400 invalid event (as if PagerDuty disliked it).
+    Invalid,
+    /// 429 rate limited.
+    RateLimited,
+    /// 500.
+    ServerError,
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Script>,
+    events: Vec<Value>,
+    violations: Vec<String>,
+}
+
+/// The fake; stops when dropped.
+pub struct FakePagerDuty {
+    /// Base URL to pass as `--api-url`.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    _server: Server,
+}
+
+fn validator() -> jsonschema::Validator {
+    let doc: Value = serde_json::from_slice(&std::fs::read(spec_path("pagerduty-events-v2.openapi.json")).unwrap()).unwrap();
+    let schema = doc
+        .pointer("/paths/~1enqueue/post/requestBody/content/application~1json/schema")
+        .expect("enqueue request schema in the spec");
+    jsonschema::validator_for(&openapi_to_json_schema(schema, &doc)).expect("valid JSON Schema")
+}
+
+/// Every contract problem with one request (empty when valid).
+pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
+    let mut v = Vec::new();
+    if r.method != "POST" || r.url != "/v2/enqueue" {
+        v.push(format!("unexpected {} {}", r.method, r.url));
+        return v;
+    }
+    if !r.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
+        v.push(format!("content-type is {:?}", r.header("content-type")));
+    }
+    if r.body.len() > 512 * 1024 {
+        v.push(format!("event is {} bytes, over 512 KB", r.body.len()));
+    }
+    let body: Value = match serde_json::from_slice(&r.body) {
+        Ok(b) => b,
+        Err(e) => {
+            v.push(format!("body is not JSON: {e}"));
+            return v;
+        }
+    };
+    for e in validator.iter_errors(&body) {
+        v.push(format!("schema: {} at {}", e, e.instance_path()));
+    }
+    let chars = |p: &str| body.pointer(p).and_then(Value::as_str).map(|s| s.chars().count());
+    if chars("/routing_key") != Some(32) {
+        v.push(format!("routing_key must be 32 characters, has {:?}", chars("/routing_key")));
+    }
+    let action = body["event_action"].as_str().unwrap_or("");
+    match chars("/dedup_key") {
+        Some(n) if n > 255 => v.push(format!("dedup_key has {n} characters, over 255")),
+        None if action != "trigger" => v.push(format!("dedup_key is required for {action}")),
+        _ => {}
+    }
+    if action == "trigger" {
+        if body.get("payload").is_none() {
+            v.push("payload is required for trigger".into());
+        }
+        if let Some(n) = chars("/payload/summary") {
+            if n > 1024 {
+                v.push(format!("payload.summary has {n} characters, over 1024"));
+            }
+        }
+        if let Some(ts) = body.pointer("/payload/timestamp").and_then(Value::as_str) {
+            let b = ts.as_bytes();
+            let iso = b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':';
+            if !iso {
+                v.push(format!("payload.timestamp {ts:?} is not ISO 8601"));
+            }
+        }
+    }
+    v
+}
+
+impl FakePagerDuty {
+    /// Start the fake. `script` answers valid requests in order; after it runs out, 202.
+    pub fn start(script: &[Script]) -> FakePagerDuty {
+        let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
+        let validator = validator();
+        let shared = Arc::clone(&inner);
+        let server = Server::start(move |r| {
+            let problems = check(r, &validator);
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            let mut inner = shared.lock().unwrap();
+            if !problems.is_empty() {
+                inner.violations.extend(problems.iter().cloned());
+                return Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems}));
+            }
+            let step = inner.script.pop_front().unwrap_or(Script::Accept);
+            inner.events.push(body.clone());
+            let dedup = body["dedup_key"].as_str().map(str::to_string).unwrap_or_else(|| "generated-0001".into());
+            match step {
+                Script::Accept => Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup})),
+                Script::Invalid => Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": ["'payload.severity' is invalid"]})),
+                Script::RateLimited => Reply::Json(429, json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
+                Script::ServerError => Reply::Json(500, json!({"status": "error", "message": "Internal server error"})),
+                Script::Hang => Reply::Hang,
+            }
+        });
+        FakePagerDuty { url: server.url.clone(), inner, _server: server }
+    }
+
+    /// Valid events received, in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().events.clone()
+    }
+
+    /// Contract violations seen.
+    pub fn violations(&self) -> Vec<String> {
+        self.inner.lock().unwrap().violations.clone()
+    }
+
+    /// Panic if any request broke the contract.
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "requests broke the PagerDuty contract: {v:#?}");
+    }
+}
+
+#[cfg(test)]
+mod self_test {
+    use super::*;
+
+    fn received(body: Value) -> Received {
+        Received {
+            method: "POST".into(),
+            url: "/v2/enqueue".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    #[test]
+    fn the_fake_rejects_what_pagerduty_rejects() {
+        let v = validator();
+        let key = "k".repeat(32);
+        let ok = json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "critical", "timestamp": "2015-07-17T08:42:58.315+0000"}});
+        assert_eq!(check(&received(ok), &v), Vec::<String>::new());
+        let cases = [
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "fatal"}}),
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "severity": "critical"}}),
+            json!({"routing_key": key, "event_action": "explode"}),
+            json!({"routing_key": key, "event_action": "resolve"}),
+            json!({"routing_key": "short", "event_action": "resolve", "dedup_key": "k"}),
+            json!({"routing_key": key, "event_action": "resolve", "dedup_key": "k".repeat(256)}),
+            json!({"routing_key": key, "event_action": "trigger"}),
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s".repeat(1025), "source": "h", "severity": "info"}}),
+        ];
+        for c in cases {
+            assert!(!check(&received(c.clone()), &v).is_empty(), "accepted {c}");
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! handler-pagerduty end to end: fixtures in, requests checked by the fake PagerDuty.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::{FakePagerDuty, Script};
+use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    sb
+}
+
+fn run(sb: &Sandbox, fake: &FakePagerDuty, fixture: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--api-url", fake.url.as_str()];
+    args.extend_from_slice(extra);
+    sb.run(&args, &read_fixture(fixture))
+}
+
+fn state(sb: &Sandbox, file: &str) -> Value {
+    let p = sb.state_dir().join("pagerduty").join(file);
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+#[test]
+fn sensu1_create_then_resolve_meet_on_one_dedup_key() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("pagerduty: triggered web-01/check_disk (dedup_key web-01/check_disk) in "), "{}", r.stderr);
+    let r = run(&sb, &fake, "sensu/resolve.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("resolved web-01/check_disk"), "{}", r.stderr);
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["event_action"], "trigger");
+    assert_eq!(ev[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(ev[0]["payload"]["severity"], "critical");
+    assert_eq!(ev[0]["payload"]["source"], "web-01");
+    assert_eq!(ev[0]["payload"]["summary"], "web-01/check_disk: CheckDisk CRITICAL: / 95.2% used (45G of 47G)");
+    assert_eq!(ev[0]["payload"]["custom_details"]["history"], json!([0, 0, 2]));
+    assert_eq!(ev[1]["event_action"], "resolve");
+    assert_eq!(ev[1]["dedup_key"], ev[0]["dedup_key"]);
+    let st = state(&sb, "web-01%2Fcheck_disk.json");
+    assert_eq!(st["open"], false);
+    assert_eq!(st["count"], 1);
+}
+
+#[test]
+fn sensu_go_failing_then_passing() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    assert_eq!(run(&sb, &fake, "sensu-go/failing.json", &[]).code, Some(0));
+    let r = run(&sb, &fake, "sensu-go/passing.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["dedup_key"], "webserver01/check-http");
+    assert_eq!(ev[0]["payload"]["custom_details"]["labels"]["service"], "storefront");
+    assert_eq!(ev[1]["event_action"], "resolve");
+}
+
+#[test]
+fn sensu1_flapping_triggers() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/flapping.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["event_action"], "trigger");
+    assert_eq!(ev[0]["payload"]["severity"], "warning");
+}
+
+#[test]
+fn silenced_events_are_skipped_with_a_reason() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu-go/silenced.json", &[]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stderr.contains("skipped webserver01/check-http: event is silenced"), "{}", r.stderr);
+    assert!(fake.events().is_empty());
+}
+
+#[test]
+fn resolve_without_open_incident_is_skipped() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/resolve.json", &[]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stderr.contains("no open incident"), "{}", r.stderr);
+    assert!(fake.events().is_empty());
+}
+
+#[test]
+fn repeated_trigger_is_suppressed_until_refresh_or_severity_change() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    assert_eq!(run(&sb, &fake, "sensu-go/failing.json", &[]).code, Some(0));
+    let r = run(&sb, &fake, "sensu-go/failing.json", &[]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 1);
+    // 31 minutes later the same trigger goes out again (refresh 30m).
+    let mut cmd = sb.command(&["--api-url", &fake.url]);
+    cmd.env("PAGERPIPE_NOW", (common_now() + 31 * 60).to_string());
+    let r = crate::util::run_command(cmd, &read_fixture("sensu-go/failing.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 2);
+    // A severity change goes out at once.
+    let mut warning: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).unwrap();
+    warning["check"]["status"] = 1.into();
+    let mut cmd = sb.command(&["--api-url", &fake.url]);
+    cmd.env("PAGERPIPE_NOW", (common_now() + 32 * 60).to_string());
+    let r = crate::util::run_command(cmd, warning.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let ev = fake.events();
+    assert_eq!(ev.len(), 3);
+    assert_eq!(ev[2]["payload"]["severity"], "warning");
+    assert_eq!(state(&sb, "webserver01%2Fcheck-http.json")["count"], 3);
+    fake.assert_no_violations();
+}
+
+fn common_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn severity_filter_and_per_check_overrides() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    // Settings say critical only: the warning flapping event is skipped.
+    let r = run(&sb, &fake, "sensu/flapping.json", &["--severities", "critical"]);
+    assert_eq!(r.code, Some(0));
+    assert!(r.stderr.contains("severity warning is not in severities [critical]"), "{}", r.stderr);
+    // A Sensu 1.x check attribute `pagerduty.severities` overrides the flag.
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/flapping.json")).unwrap();
+    ev["check"]["pagerduty"] = json!({"severities": ["warning", "critical"]});
+    let r = sb.run(&["--api-url", &fake.url, "--severities", "critical"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1);
+    // A Sensu Go check annotation does the same (check wins over entity).
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).unwrap();
+    ev["check"]["status"] = 1.into();
+    ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.severities": "critical"});
+    ev["check"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.severities": "warning,critical"});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 2);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn japanese_output_is_cut_on_a_character_boundary() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/japanese-long.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let summary = ev[0]["payload"]["summary"].as_str().unwrap();
+    assert_eq!(summary.chars().count(), 1024);
+    assert!(summary.starts_with("db-tokyo-01/check_log: ログ監視 CRITICAL: ディスク容量が不足しています。"));
+    assert!(summary.ends_with('…'));
+    // The full output travels intact in custom_details.
+    let fixture: Value = serde_json::from_slice(&read_fixture("sensu/japanese-long.json")).unwrap();
+    assert_eq!(ev[0]["payload"]["custom_details"]["output"], fixture["check"]["output"]);
+}
+
+#[test]
+fn retries_after_429_then_delivers() {
+    let fake = FakePagerDuty::start(&[Script::RateLimited, Script::ServerError]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("attempt 1 failed: HTTP 429"), "{}", r.stderr);
+    assert!(r.stderr.contains("attempt 2 failed: HTTP 500"), "{}", r.stderr);
+    assert!(r.stderr.contains("triggered web-01/check_disk"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 3);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn invalid_event_400_exits_69_with_pagerduty_errors() {
+    let fake = FakePagerDuty::start(&[Script::Invalid]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("HTTP 400: Event object is invalid ('payload.severity' is invalid)"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+    assert_eq!(fake.events().len(), 1, "a 400 is never retried");
+    // The failed trigger released its claim: the next event tries again.
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+}
+
+#[test]
+fn hanging_service_exits_75_within_timeout() {
+    let fake = FakePagerDuty::start(&[Script::Hang, Script::Hang, Script::Hang, Script::Hang]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.took < Duration::from_secs(3), "took {:?}", r.took);
+    assert!(r.stderr.contains("not delivered within"), "{}", r.stderr);
+    // Not delivered → not remembered as notified.
+    assert!(!sb.state_dir().join("pagerduty/web-01%2Fcheck_disk.json").exists());
+}
+
+#[test]
+fn server_errors_until_deadline_exit_75() {
+    let fake = FakePagerDuty::start(&[Script::ServerError; 100]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(fake.events().len() >= 2, "retried: {}", fake.events().len());
+}
+
+#[test]
+fn connection_refused_exits_75() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sb = sandbox();
+    let url = format!("http://127.0.0.1:{port}");
+    let r = sb.run(&["--api-url", &url, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+}
+
+#[test]
+fn bad_input_exits_65_with_one_line() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let oversize = {
+        let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+        ev["check"]["output"] = "x".repeat(2 * 1024 * 1024).into();
+        ev.to_string().into_bytes()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("malformed", b"{\"client\": {\"name\": ".to_vec(), "invalid JSON"),
+        ("empty", Vec::new(), "stdin is empty"),
+        ("oversize", oversize, "larger than 1048576 bytes"),
+        ("missing check", br#"{"client":{"name":"web-01"}}"#.to_vec(), "missing field `check`"),
+        ("wrong type", br#"{"client":{"name":"a"},"check":{"name":"c","status":"2"}}"#.to_vec(), "`check.status` must be"),
+    ];
+    for (name, input, want) in cases {
+        let r = sb.run(&["--api-url", &fake.url], &input);
+        assert_eq!(r.code, Some(65), "{name}: {r:?}");
+        assert!(r.stderr.contains(want), "{name}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{name}: {}", r.stderr);
+    }
+    assert!(fake.events().is_empty());
+}
+
+#[test]
+fn missing_routing_key_exits_78_saying_where_to_put_it() {
+    let sb = Sandbox::new(BIN);
+    let r = sb.run(&[], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("PAGERDUTY_ROUTING_KEY"), "{}", r.stderr);
+}
+
+#[test]
+fn routing_key_from_environment_ruby_api_key_and_pager_team() {
+    let fake = FakePagerDuty::start(&[]);
+    // Environment.
+    let sb = Sandbox::new(BIN);
+    let mut cmd = sb.command(&["--api-url", &fake.url]);
+    cmd.env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY);
+    let r = crate::util::run_command(cmd, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // The Ruby handler's settings: api_key, and pager_team on the check.
+    let team_key = "TeamOpsKey000000000000000000beef";
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"api_key": ROUTING_KEY, "ops": {"api_key": team_key}}}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["pager_team"] = "ops".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let ev = fake.events();
+    assert_eq!(ev[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(ev[1]["routing_key"], team_key);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn dry_run_prints_masked_body_sends_nothing_touches_no_state() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let body: Value = serde_json::from_str(&r.stdout).expect("stdout is the JSON body");
+    assert_eq!(body["event_action"], "trigger");
+    assert_eq!(body["routing_key"], format!("{}abcd", "*".repeat(28)));
+    assert!(!r.stdout.contains(ROUTING_KEY) && !r.stderr.contains(ROUTING_KEY));
+    assert!(fake.events().is_empty());
+    assert_eq!(std::fs::read_dir(sb.state_dir()).unwrap().count(), 0, "no state written");
+}
+
+#[test]
+fn secrets_never_reach_stderr_on_errors() {
+    let fake = FakePagerDuty::start(&[Script::Invalid]);
+    let sb = sandbox();
+    let r = run(&sb, &fake, "sensu/create.json", &["--log-format", "json", "-v"]);
+    assert_eq!(r.code, Some(69));
+    assert!(!r.stderr.contains(ROUTING_KEY), "{}", r.stderr);
+    for line in r.stderr.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert_eq!(v["handler"], "pagerduty");
+    }
+}
+
+#[test]
+fn twenty_parallel_invocations_keep_state_valid() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let same = read_fixture("sensu/create.json");
+    // 20 at once for one incident, and 20 at once for 20 different entities.
+    let children: Vec<_> = (0..40)
+        .map(|i| {
+            let input = if i < 20 {
+                same.clone()
+            } else {
+                let mut ev: Value = serde_json::from_slice(&same).unwrap();
+                ev["client"]["name"] = format!("web-{i:02}").into();
+                ev.to_string().into_bytes()
+            };
+            let cmd = sb.command(&["--api-url", &fake.url]);
+            std::thread::spawn(move || crate::util::run_command(cmd, &input))
+        })
+        .collect();
+    for c in children {
+        let r = c.join().unwrap();
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let same_key = ev.iter().filter(|e| e["dedup_key"] == "web-01/check_disk").count();
+    assert_eq!(same_key, 1, "one incident, twenty events, one page");
+    assert_eq!(ev.len(), 21);
+    let dir = sb.state_dir().join("pagerduty");
+    let mut records = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).expect("valid state JSON");
+            assert_eq!(v["count"], 1, "{}", p.display());
+            assert_eq!(v["open"], true);
+            assert_eq!(v["claim"], Value::Null, "claims are released");
+            records += 1;
+        }
+    }
+    assert_eq!(records, 21);
+}
