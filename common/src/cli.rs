@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::event::Format;
+use crate::event::{Format, Invocation, Source};
 use crate::log::LogFormat;
 
 /// Shared command-line flags.
@@ -39,8 +39,28 @@ pub struct CommonArgs {
     pub ca_file: Option<PathBuf>,
 
     /// Event format on stdin [default: detected]
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "from")]
     pub input: Option<Format>,
+
+    /// Read the event from this system's environment/arguments instead of stdin
+    #[arg(long, value_enum, value_name = "SYSTEM")]
+    pub from: Option<Source>,
+
+    /// A Nagios/Icinga macro as NAME=VALUE, e.g. --field HOSTNAME=$HOSTNAME$ (repeatable; wins over NAGIOS_* environment)
+    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = parse_field)]
+    pub fields: Vec<(String, String)>,
+
+    /// Check name (Mackerel action)
+    #[arg(long, value_name = "NAME")]
+    pub check: Option<String>,
+
+    /// Entity (host) name (Mackerel action) [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub entity: Option<String>,
+
+    /// Zabbix alert script parameters: SENDTO SUBJECT MESSAGE
+    #[arg(value_name = "ARG", requires = "from")]
+    pub args: Vec<String>,
 
     /// Print the request that would be sent (secrets masked); send nothing, touch no state
     #[arg(long)]
@@ -55,7 +75,28 @@ pub struct CommonArgs {
     pub verbose: bool,
 }
 
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not NAME=VALUE")),
+    }
+}
+
 impl CommonArgs {
+    /// What `--from` sources read: the environment, `--field`s, positional arguments,
+    /// `--check` and `--entity`.
+    pub fn invocation(&self) -> Invocation {
+        Invocation {
+            env: std::env::vars_os()
+                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .collect(),
+            fields: self.fields.clone(),
+            args: self.args.clone(),
+            check: self.check.clone(),
+            entity: self.entity.clone(),
+        }
+    }
+
     /// The settings these flags override, as a settings-section object.
     pub fn settings(&self) -> Map<String, Value> {
         let mut m = Map::new();

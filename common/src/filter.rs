@@ -48,6 +48,8 @@ impl Action {
 pub enum Decision {
     /// Do nothing; the reason is logged.
     Skip(String),
+    /// Do nothing; the reason is logged at debug level only (Mackerel's every-run action).
+    QuietSkip(String),
     /// Act on the incident (still subject to dedup against the state store).
     Act(Action),
 }
@@ -57,7 +59,9 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 
 /// Decide what `event` calls for under `settings`.
 ///
+/// - a skip the source format decided (Mackerel: no state change; Nagios: DOWNTIME) → skip;
 /// - silenced → skip;
+/// - Nagios ACKNOWLEDGEMENT → acknowledge;
 /// - Sensu 1.x `action`: `resolve` → resolve, `flapping` → trigger, `create` → trigger
 ///   (a `create` with status 0 is treated as a resolve);
 /// - otherwise status 0 → resolve (the state store decides whether anything is open),
@@ -65,12 +69,17 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 /// - a trigger whose status word (`warning`/`critical`/`unknown`) is not in `severities` → skip;
 /// - sensu-plugin `filter_repeated` for triggers: fewer than `occurrences` (check attribute,
 ///   else setting) → skip; past that, a `create` is only handled every `refresh / interval`
-///   occurrences (flapping events are exempt, as in sensu-plugin).
+///   occurrences (flapping events are exempt, as in sensu-plugin; only Sensu events count
+///   occurrences per interval — Nagios and Zabbix schedule their own re-notifications).
 pub fn decide(event: &Event, settings: &Common) -> Decision {
+    if let Some(skip) = &event.skip {
+        return if skip.quiet { Decision::QuietSkip(skip.reason.clone()) } else { Decision::Skip(skip.reason.clone()) };
+    }
     if event.silenced {
         return Decision::Skip("event is silenced".into());
     }
     let action = match event.action {
+        Some(SourceAction::Acknowledge) => Action::Acknowledge,
         Some(SourceAction::Resolve) => Action::Resolve,
         Some(SourceAction::Flapping) => Action::Trigger,
         Some(SourceAction::Create) | None if event.status == 0 => Action::Resolve,
@@ -90,7 +99,7 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
     if event.occurrences < min {
         return Decision::Skip(format!("not enough occurrences ({} of {min})", event.occurrences));
     }
-    if event.occurrences > min && event.action != Some(SourceAction::Flapping) {
+    if event.occurrences > min && event.action != Some(SourceAction::Flapping) && event.format.counts_occurrences() {
         let refresh = refresh_for(event, settings).as_secs();
         let interval = event.interval.filter(|i| *i > 0).unwrap_or(DEFAULT_INTERVAL_SECS);
         let every = refresh / interval;

@@ -111,6 +111,13 @@ pub trait Provider: Sized {
     /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`.
     const NAME: &'static str;
 
+    /// This handler's defaults for settings whose shared default does not suit it, laid under
+    /// the settings files (lowest precedence). E.g. Reactio pages for `critical` only, as the
+    /// Ruby `reactio_handler.rb` did, where [`Common`] defaults to all three severities.
+    fn defaults() -> Map<String, Value> {
+        Map::new()
+    }
+
     /// Build the provider from its merged settings section (defaults < files < flags < event
     /// overrides). Errors exit 78 and name the setting.
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self>;
@@ -124,6 +131,12 @@ pub trait Provider: Sized {
 
     /// The incident key for `event` (default template `{entity}/{check}`).
     fn incident_key(&self, event: &Event) -> String;
+
+    /// What a Zabbix `{ALERT.SENDTO}` value means to this provider: the setting it overrides
+    /// (e.g. PagerDuty's `routing_key`), or `None` to ignore it.
+    fn send_to(_value: &str) -> Option<(&'static str, Value)> {
+        None
+    }
 
     /// Whether this provider acts on `action` at all (e.g. only PagerDuty acknowledges);
     /// `Some(reason)` skips.
@@ -155,14 +168,19 @@ pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> std::p
 /// theirs. `log` gets the provider's secrets registered as soon as they are known.
 pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
 
-    let bytes = event::read_capped(stdin)?;
-    let event = event::parse_json(&bytes, args.input)?;
+    let mut event = match args.from {
+        Some(source) => args.invocation().parse(source)?,
+        None => event::parse_json(&event::read_capped(stdin)?, args.input)?,
+    };
+    if let Some((setting, value)) = event.send_to.as_deref().and_then(P::send_to) {
+        event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
+    }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
 
     let files = Files::load(&args.config)?;
     let mut shared = args.settings();
     shared.extend(flags);
-    let section = config::overlay(files.section(P::NAME), [shared, event.overrides_for(P::NAME)]);
+    let section = config::overlay(P::defaults(), [files.section(P::NAME), shared, event.overrides_for(P::NAME)]);
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
     let provider = P::from_settings(section, &common)?;
@@ -179,6 +197,10 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     let action = match filter::decide(&event, &common) {
         Decision::Skip(reason) => {
             log.info(format!("skipped {key}: {reason}"));
+            return Ok(Code::Ok);
+        }
+        Decision::QuietSkip(reason) => {
+            log.debug(format!("skipped {key}: {reason}"));
             return Ok(Code::Ok);
         }
         Decision::Act(a) => a,

@@ -125,6 +125,16 @@ impl Template {
     }
 }
 
+/// The incident key for `event`: `template` when the operator set one, else the key the
+/// source provides (Zabbix `{id}-{hostname}`), else `{entity}/{check}` (the Ruby handlers' key).
+pub fn incident_key(template: Option<&Template>, event: &Event) -> String {
+    match (template, &event.incident_key) {
+        (Some(t), _) => t.render(event),
+        (None, Some(k)) => k.clone(),
+        (None, None) => format!("{}/{}", event.entity, event.check),
+    }
+}
+
 /// Cut `s` to at most `max` characters (Unicode scalar values, as PagerDuty and Twilio count),
 /// on a character boundary, ending with `…` when cut. Multi-byte text (Japanese) is never split
 /// inside a character.

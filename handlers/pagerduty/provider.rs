@@ -37,7 +37,7 @@ struct Settings {
     routing_key: Option<String>,
     /// Team whose `pagerduty.<team>.routing_key` (or `api_key`) is used.
     pager_team: Option<String>,
-    dedup_key_template: String,
+    dedup_key_template: Option<String>,
     summary_template: String,
     component: Option<String>,
     group: Option<String>,
@@ -55,7 +55,7 @@ impl Default for Settings {
         Settings {
             routing_key: None,
             pager_team: None,
-            dedup_key_template: "{entity}/{check}".into(),
+            dedup_key_template: None,
             summary_template: "{entity}/{check}: {output}".into(),
             component: Some("{check}".into()),
             group: None,
@@ -75,7 +75,7 @@ pub struct PagerDuty {
     /// Where the routing key was looked for, for the "missing" message.
     key_hint: String,
     enqueue_url: String,
-    dedup_key: Template,
+    dedup_key: Option<Template>,
     summary: Template,
     component: Option<Template>,
     group: Option<Template>,
@@ -141,7 +141,7 @@ impl Provider for PagerDuty {
             routing_key,
             key_hint,
             enqueue_url: format!("{}/v2/enqueue", api_url.trim_end_matches('/')),
-            dedup_key: Template::parse("pagerduty.dedup_key_template", &s.dedup_key_template)?,
+            dedup_key: opt("dedup_key_template", &s.dedup_key_template)?,
             summary: Template::parse("pagerduty.summary_template", &s.summary_template)?,
             component: opt("component", &s.component)?,
             group: opt("group", &s.group)?,
@@ -170,7 +170,13 @@ impl Provider for PagerDuty {
     }
 
     fn incident_key(&self, event: &Event) -> String {
-        dedup_key(&self.dedup_key.render(event))
+        dedup_key(&common::template::incident_key(self.dedup_key.as_ref(), event))
+    }
+
+    /// A Zabbix `SENDTO` of 32 characters is a routing key (one media type, many teams).
+    fn send_to(value: &str) -> Option<(&'static str, Value)> {
+        (value.chars().count() == ROUTING_KEY_CHARS && value.chars().all(|c| c.is_ascii_alphanumeric()))
+            .then(|| ("routing_key", Value::from(value)))
     }
 
     fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
@@ -224,10 +230,18 @@ impl PagerDuty {
         if let Some(ns) = &e.namespace {
             details.insert("namespace".into(), ns.clone().into());
         }
+        if let Some(a) = &e.address {
+            details.insert("address".into(), a.clone().into());
+        }
+        if let Some(u) = &e.url {
+            details.insert("url".into(), u.clone().into());
+        }
         let mut p = json!({
             "summary": truncate_chars(&summary_line, MAX_SUMMARY_CHARS),
             "source": e.entity,
-            "severity": self.severity_map.get(&e.status.min(3)).map(String::as_str).unwrap_or("error"),
+            "severity": e.severity.as_deref().filter(|s| SEVERITIES.contains(s))
+                .or_else(|| self.severity_map.get(&e.status.min(3)).map(String::as_str))
+                .unwrap_or("error"),
             "timestamp": common::clock::rfc3339(ts),
             "custom_details": details,
         });

@@ -5,8 +5,11 @@
 //! format lives in its own module; this one owns the size-capped stdin reader, format
 //! detection, and the small JSON helpers that make every parser name the field that is wrong.
 
+pub mod mackerel;
+pub mod nagios;
 pub mod sensu;
 pub mod sensu_go;
+pub mod zabbix;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -19,12 +22,28 @@ use crate::exit::{Code, OrExit, Result};
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
 /// Where an event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     /// Sensu Core 1.x event JSON (`client`, `check`, `action`, `occurrences`).
+    #[default]
     Sensu,
     /// Sensu Go event JSON (`entity.metadata`, `check.metadata`, `check.state`).
     SensuGo,
+    /// Mackerel webhook JSON (`"event": "alert"`).
+    #[value(skip)]
+    MackerelWebhook,
+    /// Nagios 4 notification macros (environment or `--field`).
+    #[value(skip)]
+    Nagios,
+    /// Icinga 2 notification values (environment or `--field`).
+    #[value(skip)]
+    Icinga,
+    /// Zabbix alert script parameters.
+    #[value(skip)]
+    Zabbix,
+    /// mackerel-agent check `action` environment.
+    #[value(skip)]
+    Mackerel,
 }
 
 impl Format {
@@ -33,7 +52,67 @@ impl Format {
         match self {
             Format::Sensu => "Sensu 1.x",
             Format::SensuGo => "Sensu Go",
+            Format::MackerelWebhook => "Mackerel webhook",
+            Format::Nagios => "Nagios",
+            Format::Icinga => "Icinga 2",
+            Format::Zabbix => "Zabbix",
+            Format::Mackerel => "Mackerel check action",
         }
+    }
+
+    /// Whether sensu-plugin's occurrence thinning applies (only Sensu counts occurrences per
+    /// check interval; Nagios and Zabbix schedule their own re-notifications).
+    pub fn counts_occurrences(self) -> bool {
+        matches!(self, Format::Sensu | Format::SensuGo)
+    }
+}
+
+/// Monitoring systems that hand an alert over in the environment or arguments (`--from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// Nagios 4 `NAGIOS_*` environment macros or `--field NAME=VALUE`.
+    Nagios,
+    /// Icinga 2: the same names, or Icinga's (`notification.type`, `service.name`, …).
+    Icinga,
+    /// Zabbix alert script: `SENDTO SUBJECT MESSAGE`.
+    Zabbix,
+    /// mackerel-agent check action: `MACKEREL_STATUS`, `MACKEREL_PREVIOUS_STATUS`, …
+    Mackerel,
+}
+
+/// Everything an environment/argument source can be read from.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// The process environment (or a test's).
+    pub env: BTreeMap<String, String>,
+    /// `--field NAME=VALUE` pairs, in order.
+    pub fields: Vec<(String, String)>,
+    /// Positional arguments (Zabbix `SENDTO SUBJECT MESSAGE`).
+    pub args: Vec<String>,
+    /// `--check NAME`.
+    pub check: Option<String>,
+    /// `--entity NAME`.
+    pub entity: Option<String>,
+}
+
+impl Invocation {
+    /// Read the event from this invocation's environment/arguments for `source`.
+    pub fn parse(&self, source: Source) -> Result<Event> {
+        let event = match source {
+            Source::Nagios => nagios::parse(self, Format::Nagios),
+            Source::Icinga => nagios::parse(self, Format::Icinga),
+            Source::Zabbix => zabbix::parse(self),
+            Source::Mackerel => mackerel::parse(self),
+        };
+        event.map_err(|f| {
+            let name = match source {
+                Source::Nagios => "Nagios",
+                Source::Icinga => "Icinga 2",
+                Source::Zabbix => "Zabbix",
+                Source::Mackerel => "Mackerel",
+            };
+            f.context(format!("event ({name})"))
+        })
     }
 }
 
@@ -46,13 +125,24 @@ pub enum SourceAction {
     Resolve,
     /// Sensu 1.x `flapping`: the check is flapping between states.
     Flapping,
+    /// Nagios/Icinga ACKNOWLEDGEMENT: someone is on it.
+    Acknowledge,
+}
+
+/// A skip decided by the source format itself (Mackerel: no state change; Nagios: DOWNTIME).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSkip {
+    /// Why.
+    pub reason: String,
+    /// Log at debug level only (e.g. Mackerel's every-run action with no change).
+    pub quiet: bool,
 }
 
 /// One monitoring event, normalized.
 ///
 /// Status follows the Nagios plugin convention that every source maps to:
 /// 0 OK, 1 WARNING, 2 CRITICAL, 3 (or anything larger) UNKNOWN.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Event {
     /// The format it was read from.
     pub format: Format,
@@ -91,6 +181,20 @@ pub struct Event {
     /// Sensu 1.x check attributes that are objects (`check.pagerduty = {...}`), plus
     /// `pager_team`; Sensu Go annotations `pagerpipe/<section>.<setting>` (check wins over entity).
     pub overrides: BTreeMap<String, Map<String, Value>>,
+    /// A severity the source states in PagerDuty's words (`info`/`warning`/`error`/`critical`;
+    /// Zabbix), used instead of the status-based mapping.
+    pub severity: Option<String>,
+    /// An incident key the source provides (Zabbix `incident_key:` or `{id}-{hostname}`), used
+    /// when the operator has not set a key template.
+    pub incident_key: Option<String>,
+    /// Zabbix `{ALERT.SENDTO}`: a per-recipient routing key, phone number or API key.
+    pub send_to: Option<String>,
+    /// A link back to the monitoring system (Zabbix `url:`, Mackerel `alert.url`).
+    pub url: Option<String>,
+    /// The entity's address (Nagios `HOSTADDRESS`, Zabbix `ip:`).
+    pub address: Option<String>,
+    /// Set when the source format itself says there is nothing to do.
+    pub skip: Option<SourceSkip>,
 }
 
 impl Event {
@@ -158,13 +262,17 @@ pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
         None => detect(&root)?,
     };
     match format {
-        Format::Sensu => sensu::parse(&root),
         Format::SensuGo => sensu_go::parse(&root),
+        Format::MackerelWebhook => mackerel::parse_webhook(&root),
+        _ => sensu::parse(&root),
     }
     .map_err(|f| f.context(format!("event ({})", format.name())))
 }
 
 fn detect(root: &Map<String, Value>) -> Result<Format> {
+    if root.get("event").and_then(Value::as_str) == Some("alert") && root.get("alert").is_some_and(Value::is_object) {
+        return Ok(Format::MackerelWebhook);
+    }
     let check = root.get("check").and_then(Value::as_object);
     if root.get("entity").is_some_and(Value::is_object)
         || check.is_some_and(|c| c.contains_key("metadata"))

@@ -82,6 +82,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels,
         overrides,
+        ..Event::default()
     })
 }
 

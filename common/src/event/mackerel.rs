@@ -1,0 +1,152 @@
+//! Mackerel: the mackerel-agent check `action` environment, and the webhook JSON.
+//!
+//! mackerel-agent runs a check plugin's `action` command after *every* check run with
+//! `MACKEREL_STATUS`, `MACKEREL_PREVIOUS_STATUS` (empty on the first run) and
+//! `MACKEREL_CHECK_MESSAGE` in the environment (mackerel-agent docs, "check plugin action"). So
+//! the state change is detected here: the same status as before → skip (logged at debug); a
+//! first run that is OK → skip; a change to non-OK → trigger; back to OK → resolve. The check
+//! name comes from `--check` (or `CHECK_NAME` / `PAGERPIPE_CHECK` set in `action.env`), the
+//! entity from `--entity` (or `PAGERPIPE_ENTITY`), else this host's name.
+//!
+//! The webhook (`"event": "alert"`) carries `alert.status` (`ok`/`warning`/`critical`/
+//! `unknown`), `alert.monitorName`, `alert.url` and `host.name`; `ok` resolves.
+
+use serde_json::{Map, Value};
+
+use super::{Event, Format, Invocation, SourceAction, SourceSkip, field};
+use crate::exit::{Code, Result};
+
+fn status_code(s: &str, what: &str) -> Result<u32> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "OK" => Ok(0),
+        "WARNING" => Ok(1),
+        "CRITICAL" => Ok(2),
+        "UNKNOWN" => Ok(3),
+        other => Err(Code::DataErr.msg(format!("{what} {other:?} is not OK, WARNING, CRITICAL or UNKNOWN"))),
+    }
+}
+
+fn local_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Parse a mackerel-agent action invocation. Errors (exit 65) name what is missing.
+pub fn parse(inv: &Invocation) -> Result<Event> {
+    let env = |k: &str| inv.env.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let status = status_code(
+        env("MACKEREL_STATUS").ok_or_else(|| Code::DataErr.msg("MACKEREL_STATUS is not set (run this as a mackerel-agent check action)"))?,
+        "MACKEREL_STATUS",
+    )?;
+    let previous = env("MACKEREL_PREVIOUS_STATUS").map(|p| status_code(p, "MACKEREL_PREVIOUS_STATUS")).transpose()?;
+    let check = inv
+        .check
+        .clone()
+        .or_else(|| env("CHECK_NAME").or(env("PAGERPIPE_CHECK")).map(str::to_string))
+        .ok_or_else(|| Code::DataErr.msg("no check name: pass --check NAME in the action command or set CHECK_NAME in action.env"))?;
+    let entity = inv
+        .entity
+        .clone()
+        .or_else(|| env("PAGERPIPE_ENTITY").map(str::to_string))
+        .or_else(local_hostname)
+        .ok_or_else(|| Code::DataErr.msg("no entity name: pass --entity NAME"))?;
+
+    let (action, skip) = match (previous, status) {
+        (Some(p), s) if p == s => (None, Some(format!("status unchanged ({})", super::status_name(s)))),
+        (None, 0) => (None, Some("first run and OK".to_string())),
+        (_, 0) => (Some(SourceAction::Resolve), None),
+        (_, _) => (Some(SourceAction::Create), None),
+    };
+    Ok(Event {
+        format: Format::Mackerel,
+        entity,
+        check,
+        status,
+        output: env("MACKEREL_CHECK_MESSAGE").unwrap_or("").to_string(),
+        action,
+        occurrences: 1,
+        history: previous.into_iter().chain([status]).collect(),
+        skip: skip.map(|reason| SourceSkip { reason, quiet: true }),
+        ..Event::default()
+    })
+}
+
+/// Parse a Mackerel webhook (`"event": "alert"`). Errors (exit 65) name the field.
+pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
+    let alert = field::req_object(root, "alert", "alert")?;
+    let host = field::object(root, "host", "host")?;
+    let status = status_code(field::req_string(alert, "status", "alert.status")?, "alert.status")?;
+    let check = field::req_string(alert, "monitorName", "alert.monitorName")?.to_string();
+    let entity = match host {
+        Some(h) => field::req_string(h, "name", "host.name")?.to_string(),
+        None => match field::string(alert, "service", "alert.service")? {
+            Some(s) => s.to_string(),
+            None => field::req_string(root, "orgName", "orgName")?.to_string(),
+        },
+    };
+    let output = match field::string(alert, "message", "alert.message")? {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => {
+            let label = field::string(alert, "metricLabel", "alert.metricLabel")?.unwrap_or("");
+            let value = alert.get("metricValue").filter(|v| !v.is_null()).map(|v| v.to_string()).unwrap_or_default();
+            format!("{check} {} {label} {value}", super::status_name(status).to_ascii_uppercase()).trim().to_string()
+        }
+    };
+    let created_ms = field::int(alert, "createdAt", "alert.createdAt")?;
+    Ok(Event {
+        format: Format::MackerelWebhook,
+        entity,
+        check,
+        status,
+        output,
+        action: Some(if status == 0 { SourceAction::Resolve } else { SourceAction::Create }),
+        occurrences: 1,
+        timestamp: created_ms.map(|ms| if ms > 10_000_000_000 { ms / 1000 } else { ms }),
+        url: field::string(alert, "url", "alert.url")?.map(str::to_string),
+        ..Event::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Source, parse_json};
+    use super::*;
+
+    fn action(status: &str, previous: &str) -> Result<Event> {
+        let mut inv = Invocation { check: Some("check-nginx".into()), entity: Some("web-01".into()), ..Invocation::default() };
+        inv.env.insert("MACKEREL_STATUS".into(), status.into());
+        inv.env.insert("MACKEREL_PREVIOUS_STATUS".into(), previous.into());
+        inv.env.insert("MACKEREL_CHECK_MESSAGE".into(), "nginx is down".into());
+        inv.parse(Source::Mackerel)
+    }
+
+    #[test]
+    fn state_changes_only() {
+        let e = action("CRITICAL", "OK").unwrap();
+        assert_eq!((e.action, e.status, e.skip.is_none()), (Some(SourceAction::Create), 2, true));
+        assert_eq!(e.output, "nginx is down");
+        assert_eq!(action("OK", "CRITICAL").unwrap().action, Some(SourceAction::Resolve));
+        let same = action("CRITICAL", "CRITICAL").unwrap();
+        assert!(same.skip.as_ref().is_some_and(|s| s.quiet && s.reason.contains("unchanged")));
+        assert!(action("OK", "").unwrap().skip.is_some(), "first run OK");
+        assert_eq!(action("WARNING", "").unwrap().action, Some(SourceAction::Create), "first run failing");
+        assert_eq!(action("CRITICAL", "WARNING").unwrap().action, Some(SourceAction::Create));
+        assert_eq!(action("BAD", "OK").unwrap_err().code, Code::DataErr);
+    }
+
+    #[test]
+    fn webhook() {
+        let e = parse_json(
+            br#"{"orgName":"Example","event":"alert","host":{"id":"3JMx","name":"app-01","url":"https://mackerel.io/orgs/Example/hosts/3JMx"},
+                "alert":{"id":"2bj","status":"critical","isOpen":true,"trigger":"monitor","url":"https://mackerel.io/orgs/Example/alerts/2bj",
+                "createdAt":1473129912693,"monitorName":"loadavg5","metricLabel":"loadavg5","metricValue":12.5,"criticalThreshold":10}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!((e.format, e.entity.as_str(), e.check.as_str(), e.status), (Format::MackerelWebhook, "app-01", "loadavg5", 2));
+        assert_eq!(e.action, Some(SourceAction::Create));
+        assert_eq!(e.timestamp, Some(1473129912));
+        assert_eq!(e.url.as_deref(), Some("https://mackerel.io/orgs/Example/alerts/2bj"));
+        let err = parse_json(br#"{"event":"alert","alert":{"status":"critical"}}"#, None).unwrap_err();
+        assert!(err.to_string().contains("alert.monitorName"), "{err}");
+    }
+}

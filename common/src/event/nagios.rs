@@ -1,0 +1,280 @@
+//! Nagios 4 and Icinga 2 notifications: macros in the environment or as `--field` arguments.
+//!
+//! Nagios hands a notification command its macros as `NAGIOS_<MACRO>` environment variables,
+//! but only with `enable_environment_macros=1`, and Debian ships it with `0`. So the same names
+//! are also accepted as repeatable `--field NAME=VALUE` arguments (`--field
+//! NOTIFICATIONTYPE=$NOTIFICATIONTYPE$ …`, the pd-nagios convention); a field wins over the
+//! environment. Icinga 2 values may use Icinga's names (`notification.type`, `host.name`,
+//! `service.name`, …), given as fields or as the plain environment names an Icinga 2
+//! `NotificationCommand` `env` block sets (`NOTIFICATIONTYPE`, `SERVICENAME`, …).
+//!
+//! Known quirks (Nagios 4 documentation, "Understanding Macros"): in arguments Nagios strips
+//! `` `~$&|'"<> `` (`illegal_macro_output_chars`) — those characters cannot be restored, the
+//! environment keeps them; `LONGSERVICEOUTPUT` carries `\n` as two literal characters; custom
+//! variables arrive as `NAGIOS__SERVICE<NAME>` / `NAGIOS__HOST<NAME>` (upper-cased), and are
+//! read as labels, and as settings overrides when named `_PAGERDUTY_<SETTING>` (likewise
+//! `_TWILIO_…`, `_REACTIO_…`).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Event, Format, Invocation, SourceAction, SourceSkip};
+use crate::exit::{Code, Result};
+
+/// Icinga 2 runtime macro names and the Nagios macro each stands for.
+const ICINGA_NAMES: [(&str, &str); 16] = [
+    ("notification.type", "NOTIFICATIONTYPE"),
+    ("notification.author", "NOTIFICATIONAUTHOR"),
+    ("notification.comment", "NOTIFICATIONCOMMENT"),
+    ("host.name", "HOSTNAME"),
+    ("host.display_name", "HOSTDISPLAYNAME"),
+    ("host.address", "HOSTADDRESS"),
+    ("host.state", "HOSTSTATE"),
+    ("host.output", "HOSTOUTPUT"),
+    ("service.name", "SERVICEDESC"),
+    ("service.display_name", "SERVICEDISPLAYNAME"),
+    ("service.state", "SERVICESTATE"),
+    ("service.output", "SERVICEOUTPUT"),
+    ("service.check_attempt", "SERVICEATTEMPT"),
+    ("SERVICENAME", "SERVICEDESC"),
+    ("LONGDATETIME", "LONGDATETIME"),
+    ("HOSTDISPLAYNAME", "HOSTDISPLAYNAME"),
+];
+
+/// Settings sections that custom variables may override.
+const SECTIONS: [&str; 3] = ["pagerduty", "twilio", "reactio"];
+
+struct Macros {
+    values: BTreeMap<String, String>,
+}
+
+impl Macros {
+    fn collect(inv: &Invocation, format: Format) -> Macros {
+        let mut values = BTreeMap::new();
+        let canonical = |name: &str| -> String {
+            let n = name.strip_prefix("NAGIOS_").unwrap_or(name);
+            ICINGA_NAMES.iter().find(|(i, _)| *i == n).map(|(_, m)| m.to_string()).unwrap_or_else(|| n.to_string())
+        };
+        for (k, v) in &inv.env {
+            if let Some(m) = k.strip_prefix("NAGIOS_") {
+                values.insert(m.to_string(), v.clone());
+            } else if format == Format::Icinga {
+                let m = k.strip_prefix("ICINGA_").unwrap_or(k);
+                let c = canonical(m);
+                if c != m || is_macro_name(m) {
+                    values.entry(c).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        for (k, v) in &inv.fields {
+            values.insert(canonical(k), v.clone());
+        }
+        Macros { values }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn req(&self, name: &str) -> Result<&str> {
+        self.get(name)
+            .ok_or_else(|| Code::DataErr.msg(format!("missing macro {name} (set NAGIOS_{name} or pass --field {name}=${name}$)")))
+    }
+}
+
+fn is_macro_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && (s.starts_with("HOST") || s.starts_with("SERVICE") || s.starts_with("NOTIFICATION") || s.starts_with('_'))
+}
+
+/// Parse a Nagios or Icinga 2 notification. Errors (exit 65) name the missing macro.
+pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
+    let m = Macros::collect(inv, format);
+    let kind = m.req("NOTIFICATIONTYPE")?.to_ascii_uppercase();
+    let entity = m.req("HOSTNAME")?.to_string();
+    let service = m.get("SERVICEDESC");
+
+    let (check, status, mut output) = match service {
+        Some(svc) => {
+            let status = match m.get("SERVICESTATEID").and_then(|s| s.trim().parse::<u32>().ok()) {
+                Some(id) => id,
+                None => state_code(m.req("SERVICESTATE")?)?,
+            };
+            let mut out = m.get("SERVICEOUTPUT").unwrap_or("").to_string();
+            if let Some(long) = m.get("LONGSERVICEOUTPUT") {
+                out.push('\n');
+                out.push_str(&long.replace("\\n", "\n"));
+            }
+            (svc.to_string(), status, out)
+        }
+        None => {
+            let status = state_code(m.req("HOSTSTATE")?)?;
+            let mut out = m.get("HOSTOUTPUT").unwrap_or("").to_string();
+            if let Some(long) = m.get("LONGHOSTOUTPUT") {
+                out.push('\n');
+                out.push_str(&long.replace("\\n", "\n"));
+            }
+            ("host".to_string(), status, out)
+        }
+    };
+
+    let mut skip = None;
+    let action = match kind.as_str() {
+        "PROBLEM" => Some(SourceAction::Create),
+        "RECOVERY" => Some(SourceAction::Resolve),
+        "ACKNOWLEDGEMENT" => {
+            let who = if service.is_some() { "SERVICE" } else { "HOST" };
+            let author = m.get(&format!("{who}ACKAUTHOR")).or(m.get("NOTIFICATIONAUTHOR")).unwrap_or("someone");
+            let comment = m.get(&format!("{who}ACKCOMMENT")).or(m.get("NOTIFICATIONCOMMENT")).unwrap_or("");
+            output = format!("acknowledged by {author}: {comment}");
+            Some(SourceAction::Acknowledge)
+        }
+        "FLAPPINGSTART" => Some(SourceAction::Flapping),
+        "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" => Some(SourceAction::Resolve),
+        k if k.starts_with("DOWNTIME") || k == "CUSTOM" => {
+            skip = Some(SourceSkip { reason: format!("{kind} notifications are not paged"), quiet: false });
+            None
+        }
+        other => return Err(Code::DataErr.msg(format!("NOTIFICATIONTYPE {other:?} is not a Nagios notification type"))),
+    };
+
+    let mut labels = BTreeMap::new();
+    let mut overrides: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    // Host variables first, service variables win.
+    for prefix in ["_HOST", "_SERVICE"] {
+        for (k, v) in &m.values {
+            let Some(name) = k.strip_prefix(prefix) else { continue };
+            if name.is_empty() {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            if let Some((section, setting)) = lower.split_once('_') {
+                if SECTIONS.contains(&section) && !setting.is_empty() {
+                    overrides.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
+                    continue;
+                }
+            }
+            labels.insert(lower, v.clone());
+        }
+    }
+
+    Ok(Event {
+        format,
+        entity,
+        check,
+        status,
+        output,
+        action,
+        occurrences: m.get("NOTIFICATIONNUMBER").and_then(|n| n.trim().parse().ok()).unwrap_or(1),
+        timestamp: m.get("TIMET").and_then(|t| t.trim().parse().ok()),
+        labels,
+        overrides,
+        address: m.get("HOSTADDRESS").map(str::to_string),
+        skip,
+        ..Event::default()
+    })
+}
+
+/// Nagios/Icinga state word → status: OK/UP 0, WARNING 1, CRITICAL/DOWN/UNREACHABLE 2, UNKNOWN 3.
+pub fn state_code(state: &str) -> Result<u32> {
+    match state.trim().to_ascii_uppercase().as_str() {
+        "OK" | "UP" => Ok(0),
+        "WARNING" => Ok(1),
+        "CRITICAL" | "DOWN" | "UNREACHABLE" => Ok(2),
+        "UNKNOWN" => Ok(3),
+        other => Err(Code::DataErr.msg(format!("state {other:?} is not OK, WARNING, CRITICAL, UNKNOWN, UP, DOWN or UNREACHABLE"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Invocation {
+        Invocation { env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Invocation::default() }
+    }
+
+    #[test]
+    fn service_problem_from_environment() {
+        let inv = env(&[
+            ("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"),
+            ("NAGIOS_HOSTNAME", "web-01"),
+            ("NAGIOS_HOSTADDRESS", "10.0.0.1"),
+            ("NAGIOS_SERVICEDESC", "HTTP"),
+            ("NAGIOS_SERVICESTATE", "CRITICAL"),
+            ("NAGIOS_SERVICESTATEID", "2"),
+            ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL - <title> & 'quotes'"),
+            ("NAGIOS_LONGSERVICEOUTPUT", "line one\\nline two"),
+            ("NAGIOS_NOTIFICATIONNUMBER", "3"),
+            ("NAGIOS__SERVICEPAGERDUTY_SEVERITIES", "critical"),
+            ("NAGIOS__HOSTTEAM", "web"),
+            ("PATH", "/usr/bin"),
+        ]);
+        let e = inv.parse(super::super::Source::Nagios).unwrap();
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("web-01", "HTTP", 2));
+        assert_eq!(e.output, "HTTP CRITICAL - <title> & 'quotes'\nline one\nline two");
+        assert_eq!(e.action, Some(SourceAction::Create));
+        assert_eq!(e.occurrences, 3);
+        assert_eq!(e.address.as_deref(), Some("10.0.0.1"));
+        assert_eq!(e.overrides_for("pagerduty")["severities"], "critical");
+        assert_eq!(e.labels["team"], "web");
+    }
+
+    #[test]
+    fn fields_win_and_host_notifications_use_check_host() {
+        let mut inv = env(&[("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_HOSTNAME", "from-env")]);
+        inv.fields = vec![
+            ("HOSTNAME".into(), "db-01".into()),
+            ("NOTIFICATIONTYPE".into(), "RECOVERY".into()),
+            ("HOSTSTATE".into(), "UP".into()),
+            ("HOSTOUTPUT".into(), "PING OK - Packet loss = 0%".into()),
+        ];
+        let e = inv.parse(super::super::Source::Nagios).unwrap();
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("db-01", "host", 0));
+        assert_eq!(e.action, Some(SourceAction::Resolve));
+    }
+
+    #[test]
+    fn notification_types_map() {
+        let mk = |t: &str| {
+            let mut inv = env(&[]);
+            inv.fields = vec![
+                ("NOTIFICATIONTYPE".into(), t.into()),
+                ("HOSTNAME".into(), "h".into()),
+                ("HOSTSTATE".into(), "DOWN".into()),
+                ("HOSTACKAUTHOR".into(), "alice".into()),
+                ("HOSTACKCOMMENT".into(), "on it".into()),
+            ];
+            inv.parse(super::super::Source::Nagios).unwrap()
+        };
+        assert_eq!(mk("ACKNOWLEDGEMENT").action, Some(SourceAction::Acknowledge));
+        assert_eq!(mk("ACKNOWLEDGEMENT").output, "acknowledged by alice: on it");
+        assert_eq!(mk("FLAPPINGSTART").action, Some(SourceAction::Flapping));
+        assert_eq!(mk("FLAPPINGSTOP").action, Some(SourceAction::Resolve));
+        assert_eq!(mk("FLAPPINGDISABLED").action, Some(SourceAction::Resolve));
+        assert!(mk("DOWNTIMESTART").skip.is_some());
+        assert!(mk("CUSTOM").skip.is_some());
+        assert_eq!(mk("PROBLEM").status, 2);
+    }
+
+    #[test]
+    fn icinga_names() {
+        let mut inv = env(&[("NOTIFICATIONTYPE", "Problem"), ("SERVICENAME", "disk"), ("HOME", "/root")]);
+        inv.fields = vec![("host.name".into(), "app-01".into()), ("service.state".into(), "WARNING".into()), ("service.output".into(), "DISK WARNING".into())];
+        let e = inv.parse(super::super::Source::Icinga).unwrap();
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status, e.format), ("app-01", "disk", 1, Format::Icinga));
+        assert_eq!(e.action, Some(SourceAction::Create));
+    }
+
+    #[test]
+    fn missing_or_bad_macros_are_named() {
+        let err = env(&[("NAGIOS_HOSTNAME", "h")]).parse(super::super::Source::Nagios).unwrap_err();
+        assert_eq!(err.code, Code::DataErr);
+        assert!(err.to_string().contains("NOTIFICATIONTYPE"), "{err}");
+        let err = env(&[("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_HOSTNAME", "h"), ("NAGIOS_SERVICEDESC", "s"), ("NAGIOS_SERVICESTATE", "BROKEN")])
+            .parse(super::super::Source::Nagios)
+            .unwrap_err();
+        assert!(err.to_string().contains("BROKEN"), "{err}");
+    }
+}
