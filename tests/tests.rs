@@ -1,5 +1,6 @@
 //! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
 mod fake;
+mod inputs;
 mod pagerduty;
 mod util;

@@ -1,0 +1,350 @@
+//! Every monitoring system in: Nagios/Icinga macros, Zabbix alert-script arguments, Mackerel
+//! action environment and webhook JSON, each through handler-pagerduty to the fake PagerDuty.
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::util::{ROUTING_KEY, Run, Sandbox, run_command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    sb
+}
+
+fn run_env(sb: &Sandbox, fake: &FakePagerDuty, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = vec!["--api-url", fake.url.as_str()];
+    all.extend_from_slice(args);
+    let mut cmd = sb.command(&all);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_command(cmd, b"")
+}
+
+#[test]
+fn nagios_environment_macros_problem_then_recovery() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let base = [
+        ("NAGIOS_HOSTNAME", "web-01"),
+        ("NAGIOS_HOSTADDRESS", "10.0.0.1"),
+        ("NAGIOS_SERVICEDESC", "HTTP"),
+        ("NAGIOS_NOTIFICATIONNUMBER", "1"),
+        ("NAGIOS_LONGSERVICEOUTPUT", "detail one\\ndetail two"),
+    ];
+    let mut problem = base.to_vec();
+    problem.extend([("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_SERVICESTATE", "CRITICAL"), ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL - 503 <b>Service Unavailable</b> & 'down'")]);
+    let r = run_env(&sb, &fake, &["--from", "nagios"], &problem);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let mut recovery = base.to_vec();
+    recovery.extend([("NAGIOS_NOTIFICATIONTYPE", "RECOVERY"), ("NAGIOS_SERVICESTATE", "OK"), ("NAGIOS_SERVICEOUTPUT", "HTTP OK")]);
+    let r = run_env(&sb, &fake, &["--from", "nagios"], &recovery);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["dedup_key"], "web-01/HTTP");
+    assert_eq!(ev[0]["payload"]["custom_details"]["output"], "HTTP CRITICAL - 503 <b>Service Unavailable</b> & 'down'\ndetail one\ndetail two");
+    assert_eq!(ev[0]["payload"]["custom_details"]["address"], "10.0.0.1");
+    assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("web-01/HTTP")));
+}
+
+#[test]
+fn nagios_fields_host_notification_acknowledgement_and_downtime() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let field_run = |fields: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["--from", "nagios"];
+        for f in fields {
+            args.push("--field");
+            args.push(f);
+        }
+        run_env(&sb, &fake, &args, env)
+    };
+    // Fields win over the environment.
+    let r = field_run(
+        &["NOTIFICATIONTYPE=PROBLEM", "HOSTNAME=db-01", "HOSTSTATE=DOWN", "HOSTOUTPUT=PING CRITICAL - Packet loss = 100%"],
+        &[("NAGIOS_HOSTNAME", "not-this-one")],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = field_run(&["NOTIFICATIONTYPE=ACKNOWLEDGEMENT", "HOSTNAME=db-01", "HOSTSTATE=DOWN", "HOSTACKAUTHOR=alice", "HOSTACKCOMMENT=rebooting"], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("acknowledged db-01/host"), "{}", r.stderr);
+    let r = field_run(&["NOTIFICATIONTYPE=DOWNTIMESTART", "HOSTNAME=db-01", "HOSTSTATE=DOWN"], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("DOWNTIMESTART notifications are not paged"), "{}", r.stderr);
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["dedup_key"], "db-01/host");
+    assert_eq!(ev[0]["payload"]["source"], "db-01");
+    assert_eq!(ev[0]["payload"]["severity"], "critical");
+    assert_eq!(ev[1]["event_action"], "acknowledge");
+}
+
+#[test]
+fn icinga2_names_and_japanese_output() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run_env(
+        &sb,
+        &fake,
+        &["--from", "icinga", "--field", "host.name=app-tokyo-01", "--field", "service.name=disk", "--field", "service.state=WARNING"],
+        &[("NOTIFICATIONTYPE", "Problem"), ("SERVICEOUTPUT", "ディスク使用率 85% です")],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev[0]["dedup_key"], "app-tokyo-01/disk");
+    assert_eq!(ev[0]["payload"]["summary"], "app-tokyo-01/disk: ディスク使用率 85% です");
+    assert_eq!(ev[0]["payload"]["severity"], "warning");
+}
+
+const ZABBIX_PROBLEM: &str = "name:Zabbix agent on web-01 is unreachable for 5 minutes\nid:13502\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:8123\nseverity:High\nurl:https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123\n";
+
+#[test]
+fn zabbix_problem_and_recovery_meet_and_sendto_is_the_routing_key() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN); // no routing key in settings: SENDTO carries it
+    let r = run_env(&sb, &fake, &["--from", "zabbix", ROUTING_KEY, "PROBLEM", ZABBIX_PROBLEM], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let ok = ZABBIX_PROBLEM.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0");
+    let r = run_env(&sb, &fake, &["--from", "zabbix", ROUTING_KEY, "OK", &ok], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(ev[0]["dedup_key"], "13502-web-01");
+    assert_eq!(ev[0]["payload"]["severity"], "error");
+    assert_eq!(ev[0]["payload"]["custom_details"]["url"], "https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123");
+    assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("13502-web-01")));
+}
+
+#[test]
+fn zabbix_escalation_cancelled_resolves() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    assert_eq!(run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", ZABBIX_PROBLEM], &[]).code, Some(0));
+    let cancelled = format!("{ZABBIX_PROBLEM}NOTE: Escalation cancelled: host is in maintenance.");
+    let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &cancelled], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0]["routing_key"], ROUTING_KEY, "a SENDTO that is not a key leaves the setting alone");
+    assert_eq!(ev[1]["event_action"], "resolve");
+}
+
+#[test]
+fn mackerel_action_pages_on_state_changes_only() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let step = |status: &str, previous: &str| {
+        run_env(
+            &sb,
+            &fake,
+            &["--from", "mackerel", "--check", "check-nginx", "--entity", "web-01"],
+            &[("MACKEREL_STATUS", status), ("MACKEREL_PREVIOUS_STATUS", previous), ("MACKEREL_CHECK_MESSAGE", "nginx: connection refused")],
+        )
+    };
+    for (status, previous, pages) in [("OK", "", 0), ("OK", "OK", 0), ("CRITICAL", "OK", 1), ("CRITICAL", "CRITICAL", 1), ("OK", "CRITICAL", 2), ("OK", "OK", 2)] {
+        let r = step(status, previous);
+        assert_eq!(r.code, Some(0), "{status} after {previous:?}: {r:?}");
+        assert_eq!(fake.events().len(), pages, "{status} after {previous:?}: {}", r.stderr);
+        if status == previous {
+            assert!(r.stderr.is_empty(), "unchanged status logs only at debug: {}", r.stderr);
+        }
+    }
+    let ev = fake.events();
+    assert_eq!((ev[0]["event_action"].as_str(), ev[1]["event_action"].as_str()), (Some("trigger"), Some("resolve")));
+    assert_eq!(ev[0]["dedup_key"], "web-01/check-nginx");
+    fake.assert_no_violations();
+}
+
+#[test]
+fn mackerel_webhook_on_stdin() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let hook = json!({"orgName": "Example", "event": "alert",
+        "host": {"id": "3JMx", "name": "app-01", "url": "https://mackerel.io/orgs/Example/hosts/3JMx", "status": "working"},
+        "alert": {"id": "2bj", "status": "critical", "isOpen": true, "trigger": "monitor", "url": "https://mackerel.io/orgs/Example/alerts/2bj",
+                  "createdAt": 1473129912693u64, "monitorName": "loadavg5", "metricLabel": "loadavg5", "metricValue": 12.5, "criticalThreshold": 10}});
+    let r = sb.run(&["--api-url", &fake.url], hook.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let mut ok = hook.clone();
+    ok["alert"]["status"] = "ok".into();
+    let r = sb.run(&["--api-url", &fake.url], ok.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev[0]["dedup_key"], "app-01/loadavg5");
+    assert_eq!(ev[1]["event_action"], "resolve");
+}
+
+#[test]
+fn malformed_environment_input_exits_65() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (vec!["--from", "nagios"], vec![("NAGIOS_HOSTNAME", "h")], "missing macro NOTIFICATIONTYPE"),
+        (vec!["--from", "nagios"], vec![("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_HOSTNAME", "h"), ("NAGIOS_SERVICEDESC", "s"), ("NAGIOS_SERVICESTATE", "ON FIRE")], "\"ON FIRE\""),
+        (vec!["--from", "zabbix", "only-one"], vec![], "expected 3 arguments"),
+        (vec!["--from", "zabbix", "x", "trigger", "hostname:h"], vec![], "no `name:` line"),
+        (vec!["--from", "mackerel", "--check", "c"], vec![], "MACKEREL_STATUS is not set"),
+    ];
+    for (args, env, want) in cases {
+        let r = run_env(&sb, &fake, &args, &env);
+        assert_eq!(r.code, Some(65), "{args:?}: {r:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    assert!(fake.events().is_empty());
+}
+
+/// The real Nagios 4 from Debian (`nagios4-core`), notifying through handler-pagerduty.
+mod real_nagios {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const NAGIOS: &str = "/usr/sbin/nagios4";
+
+    /// Nagios started from a temporary configuration; killed by PID when dropped.
+    struct Nagios {
+        child: Child,
+        dir: PathBuf,
+    }
+
+    impl Drop for Nagios {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Nagios {
+        fn set_state(&self, status: u8) {
+            std::fs::write(self.dir.join("svcstate"), status.to_string()).unwrap();
+        }
+        fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.join("nagios.log")).unwrap_or_default()
+        }
+    }
+
+    fn available() -> bool {
+        if Path::new(NAGIOS).exists() {
+            return true;
+        }
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {NAGIOS} is missing: .ci/run must install nagios4-core");
+        eprintln!("\n*** SKIPPED real Nagios test: {NAGIOS} not found (apt-get install nagios4-core) ***\n");
+        false
+    }
+
+    fn start(sb: &Sandbox, notify: &str, env_macros: bool) -> Nagios {
+        let dir = sb.dir.path().join("nagios");
+        std::fs::create_dir_all(dir.join("checkresults")).unwrap();
+        let d = dir.display();
+        std::fs::write(dir.join("svcstate"), "0").unwrap();
+        std::fs::write(dir.join("check.sh"), format!("#!/bin/sh\ns=$(cat {d}/svcstate)\necho \"FLIP state $s\"\nexit $s\n")).unwrap();
+        Command::new("chmod").arg("+x").arg(dir.join("check.sh")).status().unwrap();
+        std::fs::write(dir.join("resource.cfg"), "").unwrap();
+        let cfg = format!(
+            "log_file={d}/nagios.log\ncfg_file={d}/objects.cfg\nobject_cache_file={d}/objects.cache\nprecached_object_file={d}/objects.precache\n\
+             resource_file={d}/resource.cfg\nstatus_file={d}/status.dat\nstatus_update_interval=1\ncheck_result_path={d}/checkresults\n\
+             lock_file={d}/nagios.lock\ntemp_file={d}/nagios.tmp\ntemp_path={d}\nquery_socket={d}/nagios.qh\ncheck_external_commands=0\n\
+             interval_length=1\nenable_environment_macros={}\nuse_syslog=0\nmax_service_check_spread=1\nmax_host_check_spread=1\n\
+             service_inter_check_delay_method=n\nhost_inter_check_delay_method=n\ncheck_result_reaper_frequency=1\nenable_notifications=1\n\
+             retain_state_information=0\nlog_notifications=1\nillegal_macro_output_chars=`~$&|'\"<>\nnagios_user={}\nnagios_group={}\n",
+            u8::from(env_macros),
+            whoami(),
+            whoami_group(),
+        );
+        std::fs::write(dir.join("nagios.cfg"), cfg).unwrap();
+        let objects = format!(
+            "define timeperiod {{\n timeperiod_name 24x7\n alias 24x7\n sunday 00:00-24:00\n monday 00:00-24:00\n tuesday 00:00-24:00\n wednesday 00:00-24:00\n thursday 00:00-24:00\n friday 00:00-24:00\n saturday 00:00-24:00\n}}\n\
+             define command {{\n command_name flip\n command_line {d}/check.sh\n}}\n\
+             define command {{\n command_name host-ok\n command_line /bin/true\n}}\n\
+             define command {{\n command_name notify-pagerduty\n command_line {notify}\n}}\n\
+             define contact {{\n contact_name oncall\n service_notification_period 24x7\n host_notification_period 24x7\n service_notification_options w,u,c,r\n host_notification_options d,r\n service_notification_commands notify-pagerduty\n host_notification_commands notify-pagerduty\n}}\n\
+             define host {{\n host_name test-host\n address 127.0.0.1\n check_command host-ok\n max_check_attempts 1\n check_interval 300\n notification_period 24x7\n contacts oncall\n}}\n\
+             define service {{\n host_name test-host\n service_description flip\n check_command flip\n max_check_attempts 1\n check_interval 1\n retry_interval 1\n notification_interval 0\n notification_period 24x7\n notification_options w,u,c,r\n contacts oncall\n}}\n"
+        );
+        std::fs::write(dir.join("objects.cfg"), objects).unwrap();
+        let verify = Command::new(NAGIOS).arg("-v").arg(dir.join("nagios.cfg")).output().unwrap();
+        assert!(verify.status.success(), "nagios -v: {}", String::from_utf8_lossy(&verify.stdout));
+        let child = Command::new(NAGIOS)
+            .arg(dir.join("nagios.cfg"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nagios4");
+        Nagios { child, dir }
+    }
+
+    fn whoami() -> String {
+        String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
+    }
+
+    fn whoami_group() -> String {
+        String::from_utf8(Command::new("id").arg("-gn").output().unwrap().stdout).unwrap().trim().to_string()
+    }
+
+    fn wait_for(fake: &FakePagerDuty, nagios: &Nagios, n: usize) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let ev = fake.events();
+            if ev.len() >= n {
+                return ev;
+            }
+            assert!(start.elapsed() < Duration::from_secs(45), "waited 45 s for {n} PagerDuty events, got {}; nagios.log:\n{}", ev.len(), nagios.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn problem_then_recovery(notify_args: &str, env_macros: bool) {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = sandbox();
+        let notify = format!(
+            "{BIN} --config {} --state-dir {} --api-url {} --from nagios {notify_args}",
+            sb.conf_dir().display(),
+            sb.state_dir().display(),
+            fake.url
+        );
+        let nagios = start(&sb, &notify, env_macros);
+        std::thread::sleep(Duration::from_secs(2));
+        nagios.set_state(2);
+        let ev = wait_for(&fake, &nagios, 1);
+        assert_eq!(ev[0]["event_action"], "trigger", "{ev:?}");
+        assert_eq!(ev[0]["dedup_key"], "test-host/flip");
+        assert_eq!(ev[0]["payload"]["severity"], "critical");
+        assert_eq!(ev[0]["payload"]["summary"], "test-host/flip: FLIP state 2");
+        nagios.set_state(0);
+        let ev = wait_for(&fake, &nagios, 2);
+        assert_eq!(ev[1]["event_action"], "resolve", "{ev:?}");
+        assert_eq!(ev[1]["dedup_key"], "test-host/flip");
+        fake.assert_no_violations();
+    }
+
+    #[test]
+    fn nagios4_environment_macros() {
+        if available() {
+            problem_then_recovery("", true);
+        }
+    }
+
+    #[test]
+    fn nagios4_field_arguments_with_environment_macros_off() {
+        if available() {
+            problem_then_recovery(
+                "--field \"NOTIFICATIONTYPE=$NOTIFICATIONTYPE$\" --field \"HOSTNAME=$HOSTNAME$\" --field \"SERVICEDESC=$SERVICEDESC$\" \
+                 --field \"SERVICESTATE=$SERVICESTATE$\" --field \"SERVICEOUTPUT=$SERVICEOUTPUT$\" --field \"NOTIFICATIONNUMBER=$NOTIFICATIONNUMBER$\"",
+                false,
+            );
+        }
+    }
+}
