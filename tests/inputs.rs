@@ -121,6 +121,7 @@ fn zabbix_problem_and_recovery_meet_and_sendto_is_the_routing_key() {
     assert_eq!(ev[0]["dedup_key"], "13502-web-01");
     assert_eq!(ev[0]["payload"]["severity"], "error");
     assert_eq!(ev[0]["payload"]["custom_details"]["url"], "https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123");
+    assert_eq!(ev[0]["links"], json!([{"href": "https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123", "text": "View in Zabbix"}]));
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("13502-web-01")));
 }
 

@@ -207,6 +207,9 @@ impl PagerDuty {
             if let Some(u) = &self.client_url {
                 body["client_url"] = u.clone().into();
             }
+            if let Some(url) = &job.event.url {
+                body["links"] = json!([{"href": url, "text": format!("View in {}", job.event.format.name())}]);
+            }
         }
         body
     }
