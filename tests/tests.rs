@@ -3,4 +3,5 @@
 mod fake;
 mod inputs;
 mod pagerduty;
+mod reactio;
 mod util;

@@ -133,6 +133,16 @@ pub fn classify_status(status: u16) -> Class {
     }
 }
 
+/// [`classify_status`], with the reason for a failure written by `explain` (called only then),
+/// so that a provider can quote the service's own error message.
+pub fn classify_status_with(status: u16, explain: impl FnOnce() -> String) -> Class {
+    match classify_status(status) {
+        Class::Delivered => Class::Delivered,
+        Class::Retryable(_) => Class::Retryable(explain()),
+        Class::Permanent(_) => Class::Permanent(explain()),
+    }
+}
+
 /// The end of an invocation's time budget.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {

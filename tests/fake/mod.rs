@@ -6,6 +6,7 @@
 //! recorded as a violation, so a test fails even if the handler would have coped with the error.
 
 pub mod pagerduty;
+pub mod reactio;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,423 @@
+//! A fake Reactio incident API v1 (`https://{organization}.reactio.jp/api/v1/…`).
+//!
+//! Implements the contract of `../shared/specs/reactio-api-v1.md` (Reactio's developer
+//! documentation and the official Ruby client `gaiax/reactio-ruby-client`):
+//!
+//! - every call needs `X-Api-Key`; a wrong key → 401 `{"type":"authentication_error",
+//!   "message":"invalid api key"}`;
+//! - `POST /api/v1/incidents`: `name` required; `status`, `detection`, `cause`, `point`,
+//!   `scale` checked against their enums; `notification_call` a boolean; `topics` strings →
+//!   201 with an incident object shaped like the client's `created_incident.yml` fixture;
+//! - `POST /api/v1/notifications` `{incident_id, notification_text, notification_call}` → 201
+//!   with a notification object (`notification.yml`); `notification_text` is required (the
+//!   client's recorded `missing_field` error);
+//! - `POST /api/v1/messages` `{incident_id, message}` → 201 `{}` (as the client's test stubs it);
+//! - `POST /api/v1/incidents/{id}/status` `{"status": …}` (undocumented) → 201 incident;
+//! - a bad body → 400 `{"errors":[{"field","code"}],"type":"validation_error",
+//!   "message":"validation error"}`. The codes other than `missing_field` are not published;
+//!   the fake says `invalid`.
+//!
+//! A request that breaks the contract (anything but a wrong key) is also recorded as a
+//! violation, so a test fails even if the handler would have coped with the 400. Valid,
+//! authorized requests get the scripted reply (201 by default).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+
+use super::{Received, Reply, Server};
+
+/// The API key the fake accepts (never a real one).
+pub const API_KEY: &str = "reactio-test-key-0000000000000000beef";
+
+/// The incident id the fake gives its first incident (then +1 each).
+pub const FIRST_ID: u64 = 1001;
+
+/// Creation time the fake puts in its answers (the client fixtures' `created_at`).
+const CREATED_AT: u64 = 1430208000;
+
+/// A scripted answer for one valid, authorized request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// 201 with the object created.
+    Accept,
+    /// 400 `validation_error` (`notification_text: missing_field`, the client's recorded one).
+    Invalid,
+    /// 500 `internal_server_error`.
+    ServerError,
+    /// Never answer.
+    Hang,
+}
+
+/// One request the fake answered.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Path, e.g. `/api/v1/incidents`.
+    pub path: String,
+    /// The JSON body (`Null` when it was not JSON).
+    pub body: Value,
+    /// The status answered (`0` for a hang).
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Script>,
+    calls: Vec<Call>,
+    violations: Vec<String>,
+    /// Incidents created, by id order.
+    incidents: Vec<Value>,
+}
+
+/// The fake; stops when dropped.
+pub struct FakeReactio {
+    /// Base URL to pass as `--api-url`.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    _server: Server,
+}
+
+/// Why a request is refused.
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// 401: no or wrong `X-Api-Key`; `true` when the header was missing (a contract break).
+    Unauthorized(bool),
+    /// 400 validation errors: `(field, code)`.
+    Invalid(Vec<(String, String)>),
+    /// Anything else that breaks the contract (wrong path, not JSON, unknown incident).
+    Broken(String),
+}
+
+/// The 400 body Reactio sends for `errors`.
+pub fn validation_error(errors: &[(String, String)]) -> Value {
+    let errors: Vec<Value> = errors.iter().map(|(f, c)| json!({"field": f, "code": c})).collect();
+    json!({"errors": errors, "type": "validation_error", "message": "validation error"})
+}
+
+/// Check one request against the contract; `known` tells whether an incident id exists.
+/// `Ok` holds the parsed body.
+pub fn check(r: &Received, key: &str, known: &dyn Fn(u64) -> bool) -> Result<Map<String, Value>, Refusal> {
+    match r.header("x-api-key") {
+        None => return Err(Refusal::Unauthorized(true)),
+        Some(k) if k != key => return Err(Refusal::Unauthorized(false)),
+        Some(_) => {}
+    }
+    if r.method != "POST" {
+        return Err(Refusal::Broken(format!("unexpected {} {}", r.method, r.url)));
+    }
+    if !r.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
+        return Err(Refusal::Broken(format!("content-type is {:?}", r.header("content-type"))));
+    }
+    let body = match serde_json::from_slice::<Value>(&r.body) {
+        Ok(Value::Object(b)) => b,
+        Ok(other) => return Err(Refusal::Broken(format!("body is not a JSON object: {other}"))),
+        Err(e) => return Err(Refusal::Broken(format!("body is not JSON: {e}"))),
+    };
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, code: &str| errors.push((field.to_string(), code.to_string()));
+    let string = |k: &str| body.get(k).map(|v| v.as_str().is_some());
+    let one_of = |k: &str, allowed: &[&str]| body.get(k).map(|v| v.as_str().is_some_and(|s| allowed.contains(&s)));
+    let allowed_fields: &[&str];
+    match r.url.as_str() {
+        "/api/v1/incidents" => {
+            allowed_fields = &[
+                "name", "status", "detection", "cause", "cause_supplement", "point", "scale", "pend_text", "close_text",
+                "topics", "notification_text", "notification_call", "message",
+            ];
+            match body.get("name").and_then(Value::as_str) {
+                Some(n) if !n.trim().is_empty() => {}
+                Some(_) => bad("name", "invalid"),
+                None => bad("name", "missing_field"),
+            }
+            let enums: [(&str, &[&str]); 5] = [
+                ("status", &["open", "pend", "close"]),
+                ("detection", &["msp", "system", "client", "internal"]),
+                ("cause", &["over-capacity", "bug", "operation-error", "external-factor", "degradation", "unknown"]),
+                ("point", &["network", "shared-hardware", "hardware", "os", "middleware", "application"]),
+                ("scale", &["cross", "whole", "point"]),
+            ];
+            for (k, allowed) in enums {
+                if one_of(k, allowed) == Some(false) {
+                    bad(k, "invalid");
+                }
+            }
+            for k in ["cause_supplement", "pend_text", "close_text", "notification_text", "message"] {
+                if string(k) == Some(false) {
+                    bad(k, "invalid");
+                }
+            }
+            if body.get("topics").is_some_and(|t| !t.as_array().is_some_and(|a| a.iter().all(Value::is_string))) {
+                bad("topics", "invalid");
+            }
+        }
+        "/api/v1/notifications" => {
+            allowed_fields = &["incident_id", "notification_text", "notification_call"];
+            match string("notification_text") {
+                None => bad("notification_text", "missing_field"),
+                Some(false) => bad("notification_text", "invalid"),
+                Some(true) => {}
+            }
+        }
+        "/api/v1/messages" => {
+            allowed_fields = &["incident_id", "message"];
+            match string("message") {
+                None => bad("message", "missing_field"),
+                Some(false) => bad("message", "invalid"),
+                Some(true) => {}
+            }
+        }
+        path => {
+            let id = path.strip_prefix("/api/v1/incidents/").and_then(|p| p.strip_suffix("/status"));
+            let Some(id) = id.and_then(|i| i.parse::<u64>().ok()) else {
+                return Err(Refusal::Broken(format!("unexpected POST {path}")));
+            };
+            if !known(id) {
+                return Err(Refusal::Broken(format!("no incident {id} (POST {path})")));
+            }
+            allowed_fields = &["status"];
+            match one_of("status", &["open", "pend", "close"]) {
+                None => bad("status", "missing_field"),
+                Some(false) => bad("status", "invalid"),
+                Some(true) => {}
+            }
+        }
+    }
+    if body.get("notification_call").is_some_and(|c| !c.is_boolean()) {
+        bad("notification_call", "invalid");
+    }
+    if allowed_fields.contains(&"incident_id") {
+        match body.get("incident_id") {
+            None => bad("incident_id", "missing_field"),
+            Some(v) if !v.as_u64().is_some_and(known) => bad("incident_id", "invalid"),
+            Some(_) => {}
+        }
+    }
+    for k in body.keys() {
+        if !allowed_fields.contains(&k.as_str()) {
+            bad(k, "unknown_field");
+        }
+    }
+    if errors.is_empty() { Ok(body) } else { Err(Refusal::Invalid(errors)) }
+}
+
+/// The incident object Reactio answers with, for a valid create body.
+fn incident(id: u64, body: &Map<String, Value>, notification_id: u64) -> Value {
+    let field = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
+    let topics: Vec<Value> = body
+        .get("topics")
+        .and_then(Value::as_array)
+        .map(|t| {
+            t.iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    json!({"id": i + 1, "name": name, "status": "open", "color": "#5661aa", "closed_by": null, "closed_at": null,
+                           "created_by": 0, "created_at": CREATED_AT, "updated_by": 0, "updated_at": CREATED_AT})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let notifications = match body.get("notification_text") {
+        Some(text) => notification(notification_id, text, body.get("notification_call") == Some(&Value::Bool(true))),
+        None => Value::Null,
+    };
+    json!({
+        "id": id, "name": field("name"), "manager": null,
+        "status": body.get("status").cloned().unwrap_or_else(|| "open".into()),
+        "detection": field("detection"), "cause": field("cause"), "cause_supplement": field("cause_supplement"),
+        "point": field("point"), "scale": field("scale"), "pend_text": field("pend_text"), "close_text": field("close_text"),
+        "closed_by": null, "closed_at": null, "pended_by": null, "pended_at": null,
+        "created_by": 0, "created_at": CREATED_AT, "updated_by": 0, "updated_at": CREATED_AT,
+        "topics": topics, "notifications": notifications,
+    })
+}
+
+/// A notification object (`notification.yml`): phone only when `call` is true.
+fn notification(id: u64, text: &Value, call: bool) -> Value {
+    let mut to = json!({"email1": ["1", "2", "3"], "email2": ["1", "2"], "imkayac": ["1"]});
+    if call {
+        to["phone"] = json!(["1", "3"]);
+    }
+    json!({"id": id, "notification_text": text, "notification_call": call, "notificated_for": to, "created_at": CREATED_AT})
+}
+
+impl FakeReactio {
+    /// Start the fake, accepting [`API_KEY`]. `script` answers valid requests in order; after
+    /// it runs out, 201.
+    pub fn start(script: &[Script]) -> FakeReactio {
+        let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
+        let shared = Arc::clone(&inner);
+        let server = Server::start(move |r| {
+            let mut inner = shared.lock().unwrap();
+            let (reply, status) = answer(&mut inner, r);
+            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            inner.calls.push(Call { path: r.url.clone(), body, status });
+            reply
+        });
+        FakeReactio { url: server.url.clone(), inner, _server: server }
+    }
+
+    /// Every request answered, in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// Bodies of the requests to `path` that were accepted (201), in arrival order.
+    pub fn accepted(&self, path: &str) -> Vec<Value> {
+        self.calls().into_iter().filter(|c| c.path == path && c.status == 201).map(|c| c.body).collect()
+    }
+
+    /// The incidents as the fake holds them now (status updated by the status call).
+    pub fn incidents(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().incidents.clone()
+    }
+
+    /// Contract violations seen.
+    pub fn violations(&self) -> Vec<String> {
+        self.inner.lock().unwrap().violations.clone()
+    }
+
+    /// Panic if any request broke the contract.
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "requests broke the Reactio contract: {v:#?}");
+    }
+}
+
+/// Answer one request and update the fake's incidents; returns the reply and its status.
+fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
+    let known = |id: u64| id >= FIRST_ID && id < FIRST_ID + inner.incidents.len() as u64;
+    let body = match check(r, API_KEY, &known) {
+        Ok(b) => b,
+        Err(Refusal::Unauthorized(missing)) => {
+            if missing {
+                inner.violations.push(format!("{} {} without X-Api-Key", r.method, r.url));
+            }
+            return (Reply::Json(401, json!({"type": "authentication_error", "message": "invalid api key"})), 401);
+        }
+        Err(Refusal::Invalid(errors)) => {
+            inner.violations.push(format!("{} {}: {errors:?}", r.method, r.url));
+            return (Reply::Json(400, validation_error(&errors)), 400);
+        }
+        Err(Refusal::Broken(why)) => {
+            inner.violations.push(why.clone());
+            return (Reply::Json(404, json!({"type": "not_found", "message": why})), 404);
+        }
+    };
+    match inner.script.pop_front().unwrap_or(Script::Accept) {
+        Script::Accept => {}
+        Script::Invalid => {
+            let errors = [("notification_text".to_string(), "missing_field".to_string())];
+            return (Reply::Json(400, validation_error(&errors)), 400);
+        }
+        Script::ServerError => {
+            return (Reply::Json(500, json!({"type": "internal_server_error", "message": "Internal Server Error"})), 500);
+        }
+        Script::Hang => return (Reply::Hang, 0),
+    }
+    let serial = inner.calls.len() as u64 + 1;
+    let created = match r.url.as_str() {
+        "/api/v1/incidents" => {
+            let inc = incident(FIRST_ID + inner.incidents.len() as u64, &body, serial);
+            inner.incidents.push(inc.clone());
+            inc
+        }
+        "/api/v1/notifications" => {
+            notification(serial, &body["notification_text"], body.get("notification_call") == Some(&Value::Bool(true)))
+        }
+        "/api/v1/messages" => json!({}),
+        path => {
+            // `/api/v1/incidents/{id}/status`, checked above.
+            let id = path.trim_start_matches("/api/v1/incidents/").trim_end_matches("/status").parse::<u64>().unwrap_or(0);
+            match inner.incidents.get_mut(id.saturating_sub(FIRST_ID) as usize) {
+                Some(inc) => {
+                    inc["status"] = body["status"].clone();
+                    inc.clone()
+                }
+                None => Value::Null,
+            }
+        }
+    };
+    (Reply::Json(201, created), 201)
+}
+
+#[cfg(test)]
+mod self_test {
+    use super::*;
+
+    fn post(path: &str, key: Option<&str>, body: Value) -> Received {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(k) = key {
+            headers.push(("x-api-key".into(), k.into()));
+        }
+        Received { method: "POST".into(), url: path.into(), headers, body: body.to_string().into_bytes() }
+    }
+
+    fn known(id: u64) -> bool {
+        id == FIRST_ID
+    }
+
+    #[test]
+    fn the_fake_accepts_what_the_official_client_sends() {
+        let ok = [
+            ("/api/v1/incidents", json!({"name": "サイト閲覧不可"})),
+            (
+                "/api/v1/incidents",
+                json!({"name": "サイト閲覧不可", "status": "open", "detection": "msp", "cause": "over-capacity",
+                       "cause_supplement": "Webサーバがアクセス過多でダウン", "point": "middleware", "scale": "whole",
+                       "pend_text": "再起動", "close_text": "スケールアウト", "topics": ["原因調査", "復旧作業"],
+                       "notification_text": "至急対応をお願い致します。", "notification_call": true, "message": "<p>x</p>"}),
+            ),
+            ("/api/v1/notifications", json!({"incident_id": FIRST_ID, "notification_text": "至急", "notification_call": false})),
+            ("/api/v1/messages", json!({"incident_id": FIRST_ID, "message": "<p>至急原因調査を実施！</p>"})),
+            ("/api/v1/incidents/1001/status", json!({"status": "close"})),
+        ];
+        for (path, body) in ok {
+            assert!(check(&post(path, Some(API_KEY), body.clone()), API_KEY, &known).is_ok(), "{path} {body}");
+        }
+    }
+
+    #[test]
+    fn the_fake_rejects_what_reactio_rejects() {
+        let name = json!({"name": "n"});
+        assert_eq!(check(&post("/api/v1/incidents", None, name.clone()), API_KEY, &known), Err(Refusal::Unauthorized(true)));
+        assert_eq!(check(&post("/api/v1/incidents", Some("wrong"), name.clone()), API_KEY, &known), Err(Refusal::Unauthorized(false)));
+        let invalid = [
+            ("/api/v1/incidents", json!({}), "name"),
+            ("/api/v1/incidents", json!({"name": ""}), "name"),
+            ("/api/v1/incidents", json!({"name": "n", "status": "closed"}), "status"),
+            ("/api/v1/incidents", json!({"name": "n", "detection": "human"}), "detection"),
+            ("/api/v1/incidents", json!({"name": "n", "cause": "cosmic"}), "cause"),
+            ("/api/v1/incidents", json!({"name": "n", "point": "disk"}), "point"),
+            ("/api/v1/incidents", json!({"name": "n", "scale": "huge"}), "scale"),
+            ("/api/v1/incidents", json!({"name": "n", "notification_call": "true"}), "notification_call"),
+            ("/api/v1/incidents", json!({"name": "n", "topics": "a,b"}), "topics"),
+            ("/api/v1/incidents", json!({"name": "n", "severity": "critical"}), "severity"),
+            ("/api/v1/notifications", json!({"incident_id": FIRST_ID}), "notification_text"),
+            ("/api/v1/notifications", json!({"notification_text": "x"}), "incident_id"),
+            ("/api/v1/notifications", json!({"incident_id": 7, "notification_text": "x"}), "incident_id"),
+            ("/api/v1/messages", json!({"incident_id": FIRST_ID}), "message"),
+            ("/api/v1/incidents/1001/status", json!({"status": "done"}), "status"),
+        ];
+        for (path, body, field) in invalid {
+            match check(&post(path, Some(API_KEY), body.clone()), API_KEY, &known) {
+                Err(Refusal::Invalid(errors)) => assert!(errors.iter().any(|(f, _)| f == field), "{path} {body}: {errors:?}"),
+                other => panic!("{path} {body}: {other:?}"),
+            }
+        }
+        for path in ["/api/v1/incidents/7/status", "/api/v1/incident", "/api/v2/incidents"] {
+            assert!(matches!(check(&post(path, Some(API_KEY), name.clone()), API_KEY, &known), Err(Refusal::Broken(_))), "{path}");
+        }
+        let mut form = post("/api/v1/incidents", Some(API_KEY), name);
+        form.headers[0].1 = "application/x-www-form-urlencoded".into();
+        assert!(matches!(check(&form, API_KEY, &known), Err(Refusal::Broken(_))));
+    }
+
+    #[test]
+    fn error_bodies_match_the_client_fixtures() {
+        assert_eq!(
+            validation_error(&[("notification_text".into(), "missing_field".into())]),
+            json!({"errors": [{"field": "notification_text", "code": "missing_field"}], "type": "validation_error", "message": "validation error"})
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! handler-reactio end to end: fixtures in, requests checked by the fake Reactio.
+
+use serde_json::{Value, json};
+
+use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio, Script};
+use crate::util::{Run, Sandbox, read_fixture, run_command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-reactio");
+const INCIDENTS: &str = "/api/v1/incidents";
+const NOTIFICATIONS: &str = "/api/v1/notifications";
+const MESSAGES: &str = "/api/v1/messages";
+
+fn sandbox(extra: Value) -> Sandbox {
+    let sb = Sandbox::new(BIN);
+    let mut section = json!({"api_key": API_KEY, "organization": "example"});
+    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    sb.config("reactio.json", &json!({ "reactio": section }));
+    sb
+}
+
+fn run(sb: &Sandbox, fake: &FakeReactio, input: &[u8], extra: &[&str]) -> Run {
+    let mut args = vec!["--api-url", fake.url.as_str()];
+    args.extend_from_slice(extra);
+    sb.run(&args, input)
+}
+
+/// Run `fixture` with the clock `minutes` ahead of now.
+fn run_later(sb: &Sandbox, fake: &FakeReactio, fixture: &str, minutes: u64) -> Run {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut cmd = sb.command(&["--api-url", &fake.url]);
+    cmd.env("PAGERPIPE_NOW", (now + minutes * 60).to_string());
+    run_command(cmd, &read_fixture(fixture))
+}
+
+fn state(sb: &Sandbox, file: &str) -> Value {
+    let p = sb.state_dir().join("reactio").join(file);
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+#[test]
+fn trigger_opens_one_incident_and_remembers_its_id() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("reactio: triggered web-01/check_disk (incident {FIRST_ID}; POST /api/v1/incidents 201 in ")), "{}", r.stderr);
+    fake.assert_no_violations();
+    let created = fake.accepted(INCIDENTS);
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0],
+        json!({"name": "web-01/check_disk CheckDisk CRITICAL: / 95.2% used (45G of 47G)", "status": "open",
+               "notification_text": "対応をお願いします", "notification_call": false})
+    );
+    let st = state(&sb, "web-01%2Fcheck_disk.json");
+    assert_eq!(st["open"], true);
+    assert_eq!(st["refs"]["incident_id"], FIRST_ID);
+    // Within refresh the same event opens nothing more.
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[test]
+fn repeat_after_refresh_notifies_the_stored_incident_again() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"notification_call": true}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu-go/failing.json"), &[]).code, Some(0));
+    let r = run_later(&sb, &fake, "sensu-go/failing.json", 31);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("(incident {FIRST_ID} notified again; POST /api/v1/notifications 201 in ")), "{}", r.stderr);
+    fake.assert_no_violations();
+    assert_eq!(fake.accepted(INCIDENTS).len(), 1, "no second incident");
+    assert_eq!(
+        fake.accepted(NOTIFICATIONS),
+        vec![json!({"incident_id": FIRST_ID, "notification_text": "対応をお願いします", "notification_call": true})]
+    );
+    let st = state(&sb, "webserver01%2Fcheck-http.json");
+    assert_eq!((st["count"].as_u64(), &st["refs"]["incident_id"]), (Some(2), &json!(FIRST_ID)));
+}
+
+#[test]
+fn resolve_posts_one_recovery_message_and_a_new_failure_opens_a_new_incident() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("resolved web-01/check_disk (incident {FIRST_ID}: recovery posted; POST /api/v1/messages 201 in ")), "{}", r.stderr);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+    assert_eq!(fake.calls().len(), 2, "no status call unless close_on_resolve");
+    assert_eq!(fake.incidents()[0]["status"], "open");
+    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["open"], false);
+    // A second resolve finds nothing open.
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert!(r.stderr.contains("no open incident"), "{}", r.stderr);
+    // The next failure is a new incident, not a notification to the recovered one.
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    assert_eq!(fake.accepted(INCIDENTS).len(), 2);
+    assert!(fake.accepted(NOTIFICATIONS).is_empty());
+    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID + 1);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn close_on_resolve_also_closes_the_incident() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"close_on_resolve": true}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("recovery posted and closed; POST /api/v1/messages 201 in "), "{}", r.stderr);
+    fake.assert_no_violations();
+    assert_eq!(fake.accepted(MESSAGES).len(), 1);
+    assert_eq!(fake.accepted(&format!("/api/v1/incidents/{FIRST_ID}/status")), vec![json!({"status": "close"})]);
+    assert_eq!(fake.incidents()[0]["status"], "close");
+}
+
+#[test]
+fn a_failed_close_is_a_warning_after_the_recovery_is_posted() {
+    // Trigger, message accepted, then the (undocumented) status call fails for good.
+    let fake = FakeReactio::start(&[Script::Accept, Script::Accept, Script::Invalid]);
+    let sb = sandbox(json!({"close_on_resolve": true}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("reactio: warn: incident 1001: the recovery message was posted but closing the incident failed: HTTP 400"), "{}", r.stderr);
+    assert!(r.stderr.contains("recovery posted, not closed"), "{}", r.stderr);
+    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["open"], false);
+}
+
+#[test]
+fn resolve_without_a_stored_incident_id_posts_nothing() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    // An open incident recorded without a Reactio id (e.g. by an older version).
+    std::fs::create_dir_all(sb.state_dir().join("reactio")).unwrap();
+    let record = json!({"key": "web-01/check_disk", "open": true, "severity": "critical", "count": 1, "last_notified": 1, "refs": {}});
+    std::fs::write(sb.state_dir().join("reactio/web-01%2Fcheck_disk.json"), record.to_string()).unwrap();
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("resolved web-01/check_disk (no Reactio incident id is stored for it"), "{}", r.stderr);
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn only_critical_opens_incidents_by_default() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/flapping.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("severity warning is not in severities [critical]"), "{}", r.stderr);
+    // Settings can widen it.
+    let sb = sandbox(json!({"severities": ["warning", "critical"]}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/flapping.json"), &[]).code, Some(0));
+    assert_eq!(fake.accepted(INCIDENTS).len(), 1);
+}
+
+#[test]
+fn japanese_output_round_trips_intact() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"message": "{output}", "notification_text": "{entity} で障害: {output}", "topics": ["原因調査", "復旧作業"]}));
+    let r = run(&sb, &fake, &read_fixture("sensu/japanese-long.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let fixture: Value = serde_json::from_slice(&read_fixture("sensu/japanese-long.json")).unwrap();
+    let output = fixture["check"]["output"].as_str().unwrap().trim_end();
+    let sent = &fake.accepted(INCIDENTS)[0];
+    assert_eq!(sent["name"], format!("db-tokyo-01/check_log {output}"), "full output, no cut, no mojibake");
+    assert_eq!(sent["message"], output);
+    assert_eq!(sent["notification_text"], format!("db-tokyo-01 で障害: {output}"));
+    assert_eq!(sent["topics"], json!(["原因調査", "復旧作業"]));
+    assert_eq!(fake.incidents()[0]["topics"][0]["name"], "原因調査");
+    // The dry run prints the same text verbatim.
+    let r = run(&sb, &fake, &read_fixture("sensu/japanese-long.json"), &["--dry-run"]);
+    let printed: Value = serde_json::from_str(&r.stdout).expect("stdout is the JSON body");
+    assert_eq!(printed["message"], output);
+}
+
+#[test]
+fn check_output_is_text_in_timeline_messages() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"message": "<p>{output}</p>"}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["output"] = "HTTP CRITICAL: <title>502</title> & more\nline 2\n".into();
+    assert_eq!(run(&sb, &fake, ev.to_string().as_bytes(), &[]).code, Some(0));
+    let sent = &fake.accepted(INCIDENTS)[0];
+    assert_eq!(sent["message"], "<p>HTTP CRITICAL: &lt;title&gt;502&lt;/title&gt; &amp; more<br />line 2</p>");
+    assert_eq!(sent["name"], "web-01/check_disk HTTP CRITICAL: <title>502</title> & more line 2");
+}
+
+#[test]
+fn unauthorized_401_exits_69_with_reactios_message() {
+    let fake = FakeReactio::start(&[]);
+    let wrong = "not-the-right-key-000000000000000dead";
+    let sb = sandbox(json!({"api_key": wrong}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("trigger web-01/check_disk refused: HTTP 401 authentication_error: invalid api key"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains(wrong), "{}", r.stderr);
+    assert_eq!(fake.calls().len(), 1, "a 401 is never retried");
+    fake.assert_no_violations();
+    // The failed trigger left nothing open behind.
+    assert!(!sb.state_dir().join("reactio/web-01%2Fcheck_disk.json").exists());
+}
+
+#[test]
+fn validation_error_400_exits_69_listing_the_fields() {
+    let fake = FakeReactio::start(&[Script::Invalid]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("HTTP 400 validation_error: validation error (notification_text: missing_field)"), "{}", r.stderr);
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[test]
+fn server_error_then_201_is_delivered() {
+    let fake = FakeReactio::start(&[Script::ServerError]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("attempt 1 failed: HTTP 500 internal_server_error: Internal Server Error"), "{}", r.stderr);
+    assert!(r.stderr.contains("POST /api/v1/incidents 201 in "), "{}", r.stderr);
+    assert!(r.stderr.contains(" after 2 attempts)"), "{}", r.stderr);
+    assert_eq!(fake.accepted(INCIDENTS).len(), 1);
+    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn server_errors_until_the_deadline_exit_75() {
+    let fake = FakeReactio::start(&[Script::ServerError; 100]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("not delivered within"), "{}", r.stderr);
+    assert!(fake.calls().len() >= 2, "retried: {}", fake.calls().len());
+    assert!(!sb.state_dir().join("reactio/web-01%2Fcheck_disk.json").exists(), "not remembered as notified");
+}
+
+#[test]
+fn hanging_service_exits_75_within_the_timeout() {
+    let fake = FakeReactio::start(&[Script::Hang; 4]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.took < std::time::Duration::from_secs(3), "took {:?}", r.took);
+    assert!(r.stderr.contains("timed out"), "{}", r.stderr);
+}
+
+#[test]
+fn dry_run_prints_the_request_with_the_key_masked() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--dry-run", "-v"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let body: Value = serde_json::from_str(&r.stdout).expect("stdout is the JSON body");
+    assert_eq!(body["name"], "web-01/check_disk CheckDisk CRITICAL: / 95.2% used (45G of 47G)");
+    assert!(r.stderr.contains(&format!("dry run: would POST {}/api/v1/incidents", fake.url)), "{}", r.stderr);
+    let tail = &API_KEY[API_KEY.len() - 4..];
+    assert!(r.stderr.contains(&format!("X-Api-Key: {}{tail}", "*".repeat(API_KEY.len() - 4))), "{}", r.stderr);
+    assert!(!r.stdout.contains(API_KEY) && !r.stderr.contains(API_KEY));
+    assert!(fake.calls().is_empty());
+    assert_eq!(std::fs::read_dir(sb.state_dir()).unwrap().count(), 0, "no state written");
+    // A resolve cannot know the stored id in a dry run; it shows where it would go.
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--dry-run"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let body: Value = serde_json::from_str(&r.stdout).expect("stdout is the JSON body");
+    assert_eq!(body, json!({"incident_id": "{stored incident_id}", "message": "recovered: CheckDisk OK: / 61.0% used"}));
+}
+
+#[test]
+fn missing_api_key_or_organization_exits_78_saying_where_to_put_them() {
+    let sb = Sandbox::new(BIN);
+    sb.config("reactio.json", &json!({"reactio": {"organization": "example"}}));
+    let r = sb.run(&[], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("REACTIO_API_KEY") && r.stderr.contains("reactio.api_key"), "{}", r.stderr);
+    // A dry run only warns.
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("warn: no Reactio API key"), "{}", r.stderr);
+    assert!(r.stderr.contains("would POST https://example.reactio.jp/api/v1/incidents"), "{}", r.stderr);
+    // The key from the environment, but no organization and no api_url.
+    let sb = Sandbox::new(BIN);
+    let mut cmd = sb.command(&[]);
+    cmd.env("REACTIO_API_KEY", API_KEY);
+    let r = run_command(cmd, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("reactio.organization"), "{}", r.stderr);
+}
+
+#[test]
+fn api_key_from_the_environment_and_organization_from_a_flag() {
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(BIN);
+    let mut cmd = sb.command(&["--organization", "example", "--api-url", &fake.url]);
+    cmd.env("REACTIO_API_KEY", API_KEY);
+    let r = run_command(cmd, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(INCIDENTS).len(), 1);
+    // `--help` never shows the key's value.
+    let mut cmd = sb.command(&["--help"]);
+    cmd.env("REACTIO_API_KEY", API_KEY);
+    let r = run_command(cmd, b"");
+    assert!(r.stdout.contains("REACTIO_API_KEY") && !r.stdout.contains(API_KEY), "{}", r.stdout);
+}
+
+#[test]
+fn invalid_enum_settings_exit_78() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"point": "disk"}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("settings `reactio.point`: \"disk\" is not one of network, shared-hardware"), "{}", r.stderr);
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn classification_settings_reach_the_incident() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"status": "pend", "detection": "system", "cause": "unknown", "point": "middleware", "scale": "point"}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    fake.assert_no_violations();
+    let sent = &fake.accepted(INCIDENTS)[0];
+    for (k, v) in [("status", "pend"), ("detection", "system"), ("cause", "unknown"), ("point", "middleware"), ("scale", "point")] {
+        assert_eq!(sent[k], v, "{k}");
+    }
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/reactio.json");
+    let sb = Sandbox::new(BIN);
+    let mut cmd = sb.command(&["--dry-run"]);
+    cmd.arg("--config").arg(&example);
+    let r = run_command(cmd, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("would POST https://"), "{}", r.stderr);
+    let body: Value = serde_json::from_str(&r.stdout).expect("stdout is the JSON body");
+    assert_eq!(body["notification_text"], "対応をお願いします");
+}
+
+#[test]
+fn zabbix_problem_and_recovery_meet_on_one_incident() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    let problem = "name:Zabbix agent on web-01 is unreachable for 5 minutes\nid:13502\nstatus:PROBLEM\nhostname:web-01\nvalue:1\nseverity:High\n";
+    let r = run(&sb, &fake, b"", &["--from", "zabbix", "ops", "PROBLEM", problem]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let recovery = problem.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0");
+    let r = run(&sb, &fake, b"", &["--from", "zabbix", "ops", "OK", &recovery]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(fake.accepted(INCIDENTS).len(), 1);
+    assert_eq!(fake.accepted(MESSAGES)[0]["incident_id"], FIRST_ID);
+    assert_eq!(state(&sb, "13502-web-01.json")["open"], false);
+}
