@@ -21,11 +21,6 @@ fn run(sb: &Sandbox, fake: &FakePagerDuty, fixture: &str, extra: &[&str]) -> Run
     sb.run(&args, &read_fixture(fixture))
 }
 
-fn state(sb: &Sandbox, file: &str) -> Value {
-    let p = sb.state_dir().join("pagerduty").join(file);
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
 #[test]
 fn sensu1_create_then_resolve_meet_on_one_dedup_key() {
     let fake = FakePagerDuty::start(&[]);
@@ -47,7 +42,7 @@ fn sensu1_create_then_resolve_meet_on_one_dedup_key() {
     assert_eq!(ev[0]["payload"]["custom_details"]["history"], json!([0, 0, 2]));
     assert_eq!(ev[1]["event_action"], "resolve");
     assert_eq!(ev[1]["dedup_key"], ev[0]["dedup_key"]);
-    let st = state(&sb, "web-01%2Fcheck_disk.json");
+    let st = sb.state("pagerduty", "web-01%2Fcheck_disk.json");
     assert_eq!(st["open"], false);
     assert_eq!(st["count"], 1);
 }
@@ -125,7 +120,7 @@ fn repeated_trigger_is_suppressed_until_refresh_or_severity_change() {
     let ev = fake.events();
     assert_eq!(ev.len(), 3);
     assert_eq!(ev[2]["payload"]["severity"], "warning");
-    assert_eq!(state(&sb, "webserver01%2Fcheck-http.json")["count"], 3);
+    assert_eq!(sb.state("pagerduty", "webserver01%2Fcheck-http.json")["count"], 3);
     fake.assert_no_violations();
 }
 

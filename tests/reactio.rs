@@ -34,11 +34,6 @@ fn run_later(sb: &Sandbox, fake: &FakeReactio, fixture: &str, minutes: u64) -> R
     run_command(cmd, &read_fixture(fixture))
 }
 
-fn state(sb: &Sandbox, file: &str) -> Value {
-    let p = sb.state_dir().join("reactio").join(file);
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
 #[test]
 fn trigger_opens_one_incident_and_remembers_its_id() {
     let fake = FakeReactio::start(&[]);
@@ -54,7 +49,7 @@ fn trigger_opens_one_incident_and_remembers_its_id() {
         json!({"name": "web-01/check_disk CheckDisk CRITICAL: / 95.2% used (45G of 47G)", "status": "open",
                "notification_text": "対応をお願いします", "notification_call": false})
     );
-    let st = state(&sb, "web-01%2Fcheck_disk.json");
+    let st = sb.state("reactio", "web-01%2Fcheck_disk.json");
     assert_eq!(st["open"], true);
     assert_eq!(st["refs"]["incident_id"], FIRST_ID);
     // Within refresh the same event opens nothing more.
@@ -78,7 +73,7 @@ fn repeat_after_refresh_notifies_the_stored_incident_again() {
         fake.accepted(NOTIFICATIONS),
         vec![json!({"incident_id": FIRST_ID, "notification_text": "対応をお願いします", "notification_call": true})]
     );
-    let st = state(&sb, "webserver01%2Fcheck-http.json");
+    let st = sb.state("reactio", "webserver01%2Fcheck-http.json");
     assert_eq!((st["count"].as_u64(), &st["refs"]["incident_id"]), (Some(2), &json!(FIRST_ID)));
 }
 
@@ -93,7 +88,7 @@ fn resolve_posts_one_recovery_message_and_a_new_failure_opens_a_new_incident() {
     assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
     assert_eq!(fake.calls().len(), 2, "no status call unless close_on_resolve");
     assert_eq!(fake.incidents()[0]["status"], "open");
-    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["open"], false);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
     // A second resolve finds nothing open.
     let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
     assert!(r.stderr.contains("no open incident"), "{}", r.stderr);
@@ -101,7 +96,7 @@ fn resolve_posts_one_recovery_message_and_a_new_failure_opens_a_new_incident() {
     assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
     assert_eq!(fake.accepted(INCIDENTS).len(), 2);
     assert!(fake.accepted(NOTIFICATIONS).is_empty());
-    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID + 1);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID + 1);
     fake.assert_no_violations();
 }
 
@@ -129,7 +124,7 @@ fn a_failed_close_is_a_warning_after_the_recovery_is_posted() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("reactio: warn: incident 1001: the recovery message was posted but closing the incident failed: HTTP 400"), "{}", r.stderr);
     assert!(r.stderr.contains("recovery posted, not closed"), "{}", r.stderr);
-    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["open"], false);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
 }
 
 #[test]
@@ -228,7 +223,7 @@ fn server_error_then_201_is_delivered() {
     assert!(r.stderr.contains("POST /api/v1/incidents 201 in "), "{}", r.stderr);
     assert!(r.stderr.contains(" after 2 attempts)"), "{}", r.stderr);
     assert_eq!(fake.accepted(INCIDENTS).len(), 1);
-    assert_eq!(state(&sb, "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
     fake.assert_no_violations();
 }
 
@@ -359,5 +354,5 @@ fn zabbix_problem_and_recovery_meet_on_one_incident() {
     fake.assert_no_violations();
     assert_eq!(fake.accepted(INCIDENTS).len(), 1);
     assert_eq!(fake.accepted(MESSAGES)[0]["incident_id"], FIRST_ID);
-    assert_eq!(state(&sb, "13502-web-01.json")["open"], false);
+    assert_eq!(sb.state("reactio", "13502-web-01.json")["open"], false);
 }

@@ -71,6 +71,12 @@ impl Sandbox {
         self.dir.path().join("conf.d")
     }
 
+    /// The stored state record `file` of `handler` (panics when absent or not JSON).
+    pub fn state(&self, handler: &str, file: &str) -> serde_json::Value {
+        let p = self.state_dir().join(handler).join(file);
+        serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("state record is JSON")
+    }
+
     /// Write `conf.d/<name>` with `json`.
     pub fn config(&self, name: &str, json: &serde_json::Value) -> &Self {
         std::fs::write(self.conf_dir().join(name), serde_json::to_vec_pretty(json).unwrap()).unwrap();

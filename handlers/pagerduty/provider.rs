@@ -13,7 +13,7 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Class, Request, Response, classify_status};
+use common::http::{Class, Request, Response, classify_status_with};
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::state::file::fnv1a;
 use common::template::{Template, truncate_chars};
@@ -283,11 +283,7 @@ fn classify(resp: &Response) -> Class {
             (_, false) => format!("HTTP {}: {msg} ({})", resp.status, errors.join("; ")),
         }
     };
-    match classify_status(resp.status) {
-        Class::Delivered => Class::Delivered,
-        Class::Retryable(_) => Class::Retryable(explain()),
-        Class::Permanent(_) => Class::Permanent(explain()),
-    }
+    classify_status_with(resp.status, explain)
 }
 
 #[cfg(test)]
