@@ -168,6 +168,9 @@ pub struct Common {
     pub state_dir: Option<PathBuf>,
     /// Service base URL; each handler has its own default.
     pub api_url: Option<String>,
+    /// Nagios/Icinga notification types → `trigger`, `acknowledge`, `resolve` or `skip`,
+    /// overriding the built-in mapping, e.g. `{"CUSTOM": "trigger", "DOWNTIMESTART": "acknowledge"}`.
+    pub notification_types: std::collections::BTreeMap<String, String>,
     /// PEM file of CA certificates to trust instead of the bundled Mozilla roots.
     pub ca_file: Option<PathBuf>,
 }
@@ -182,6 +185,7 @@ impl Default for Common {
             state_dir: None,
             api_url: None,
             ca_file: None,
+            notification_types: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -193,6 +197,13 @@ impl Common {
             if !matches!(s.as_str(), "warning" | "critical" | "unknown" | "ok") {
                 return Err(Code::Config.msg(format!(
                     "settings `{section}.severities`: {s:?} is not one of warning, critical, unknown"
+                )));
+            }
+        }
+        for (kind, action) in &self.notification_types {
+            if !matches!(action.as_str(), "trigger" | "acknowledge" | "resolve" | "skip") {
+                return Err(Code::Config.msg(format!(
+                    "settings `{section}.notification_types.{kind}`: {action:?} is not trigger, acknowledge, resolve or skip"
                 )));
             }
         }

@@ -59,6 +59,8 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 
 /// Decide what `event` calls for under `settings`.
 ///
+/// - a Nagios/Icinga notification type named in `notification_types` gets the action mapped
+///   there (a mapped `trigger` still passes the severity filter);
 /// - a skip the source format decided (Mackerel: no state change; Nagios: DOWNTIME) → skip;
 /// - silenced → skip;
 /// - Nagios ACKNOWLEDGEMENT → acknowledge;
@@ -72,6 +74,25 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 ///   occurrences (flapping events are exempt, as in sensu-plugin; only Sensu events count
 ///   occurrences per interval — Nagios and Zabbix schedule their own re-notifications).
 pub fn decide(event: &Event, settings: &Common) -> Decision {
+    let configured = event
+        .source_type
+        .as_ref()
+        .and_then(|t| settings.notification_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(t)))
+        .map(|(k, a)| (k.clone(), a.as_str()));
+    match configured {
+        Some((kind, "skip")) => return Decision::Skip(format!("{kind} notifications are mapped to skip")),
+        Some((_, "acknowledge")) => return Decision::Act(Action::Acknowledge),
+        Some((_, "resolve")) => return Decision::Act(Action::Resolve),
+        Some((_, "trigger")) if event.status == 0 => return Decision::Skip("mapped to trigger, but the status is OK".into()),
+        Some((_, "trigger")) => {
+            let mut as_problem = event.clone();
+            as_problem.skip = None;
+            as_problem.source_type = None;
+            as_problem.action = Some(SourceAction::Create);
+            return decide(&as_problem, settings);
+        }
+        _ => {}
+    }
     if let Some(skip) = &event.skip {
         return if skip.quiet { Decision::QuietSkip(skip.reason.clone()) } else { Decision::Skip(skip.reason.clone()) };
     }
@@ -145,6 +166,30 @@ mod tests {
         assert_eq!(decide(&go(2, false), &s), Decision::Act(Action::Trigger));
         assert_eq!(decide(&go(0, false), &s), Decision::Act(Action::Resolve));
         assert_eq!(decide(&go(3, false), &s), Decision::Act(Action::Trigger));
+    }
+
+    #[test]
+    fn notification_types_can_be_mapped() {
+        use crate::event::{Invocation, Source};
+        let mk = |t: &str| {
+            let inv = Invocation {
+                fields: vec![("NOTIFICATIONTYPE".into(), t.into()), ("HOSTNAME".into(), "h".into()), ("HOSTSTATE".into(), "DOWN".into())],
+                ..Invocation::default()
+            };
+            inv.parse(Source::Nagios).unwrap()
+        };
+        let s = Common::default();
+        assert!(matches!(decide(&mk("CUSTOM"), &s), Decision::Skip(r) if r.contains("not paged")));
+        let mut s = Common::default();
+        s.notification_types.insert("custom".into(), "trigger".into());
+        s.notification_types.insert("DOWNTIMESTART".into(), "acknowledge".into());
+        s.notification_types.insert("PROBLEM".into(), "skip".into());
+        assert_eq!(decide(&mk("CUSTOM"), &s), Decision::Act(Action::Trigger));
+        assert_eq!(decide(&mk("DOWNTIMESTART"), &s), Decision::Act(Action::Acknowledge));
+        assert!(matches!(decide(&mk("PROBLEM"), &s), Decision::Skip(_)));
+        assert!(matches!(decide(&mk("DOWNTIMEEND"), &s), Decision::Skip(_)));
+        s.notification_types.insert("X".into(), "page".into());
+        assert!(s.validate("pagerduty").is_err());
     }
 
     #[test]

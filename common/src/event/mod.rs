@@ -195,6 +195,9 @@ pub struct Event {
     pub address: Option<String>,
     /// Set when the source format itself says there is nothing to do.
     pub skip: Option<SourceSkip>,
+    /// The source's own name for what happened (Nagios/Icinga `NOTIFICATIONTYPE`, upper-case),
+    /// which the `notification_types` setting can map to an action.
+    pub source_type: Option<String>,
 }
 
 impl Event {

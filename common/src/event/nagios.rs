@@ -133,7 +133,10 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         "FLAPPINGSTART" => Some(SourceAction::Flapping),
         "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" => Some(SourceAction::Resolve),
         k if k.starts_with("DOWNTIME") || k == "CUSTOM" => {
-            skip = Some(SourceSkip { reason: format!("{kind} notifications are not paged"), quiet: false });
+            skip = Some(SourceSkip {
+                reason: format!("{kind} notifications are not paged (map them with the notification_types setting)"),
+                quiet: false,
+            });
             None
         }
         other => return Err(Code::DataErr.msg(format!("NOTIFICATIONTYPE {other:?} is not a Nagios notification type"))),
@@ -172,6 +175,7 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         overrides,
         address: m.get("HOSTADDRESS").map(str::to_string),
         skip,
+        source_type: Some(kind),
         ..Event::default()
     })
 }
