@@ -1,0 +1,572 @@
+//! Twilio Programmable Voice and SMS (API 2010-04-01): what requests an event becomes, and
+//! what a response means.
+//!
+//! Contract (`../shared/specs/twilio-api-v2010-calls-messages.json` and the notes in
+//! `../shared/specs/README.md`): base URL `https://api.twilio.com`, HTTP Basic auth
+//! (`AccountSid:AuthToken`, or `ApiKeySid:ApiKeySecret` with the account SID still in the
+//! path), `application/x-www-form-urlencoded` bodies with PascalCase parameters, JSON answers.
+//!
+//! - **trigger**: for every recipient, with `voice` in `channels` (the default),
+//!   `POST /2010-04-01/Accounts/{AccountSid}/Calls.json` `To, From, Twiml, Timeout` — inline
+//!   TwiML (never a `Url`: no callback server is needed) speaking the message, see
+//!   [`crate::twiml`]; with `sms` in `channels`, `POST …/Messages.json` `To, From, Body`
+//!   (≤ 1600 characters). The returned call and message SIDs are stored with the incident as
+//!   `refs.call_sids` / `refs.message_sids`.
+//! - **resolve**: never a call; with `notify_on_resolve`, a `RESOLVED: …` SMS to everyone.
+//! - **acknowledge**: Twilio has none; skipped.
+//!
+//! Every recipient is tried. When some are reached and others fail, the page counts as
+//! delivered (the failures are logged as errors); when none is reached, the most hopeful
+//! failure decides the exit code (75 if any is retryable, else 69/78). Twilio's error body
+//! `{code, message, more_info, status}` is quoted: 401 / 20003 (authentication) and 21211 /
+//! 21212 (invalid `To` / `From`, naming the number) are permanent (exit 69); 429 / 20429 and
+//! 5xx are retried within the deadline (then exit 75).
+
+use base64::Engine as _;
+use common::config::{self, Common, de};
+use common::event::Event;
+use common::exit::{Code, Result};
+use common::filter::Action;
+use common::http::{Body, Class, Method, Request, Response, classify_status_with};
+use common::pipeline::{Ctx, Done, Failed, Job, Provider};
+use common::template::{Template, truncate_chars};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::twiml::{self, Speech};
+
+/// Default base URL.
+pub const API_URL: &str = "https://api.twilio.com";
+/// Twilio's limit on an SMS `Body`, in characters (error 21617 beyond).
+pub const MAX_SMS_CHARS: usize = 1600;
+/// Largest ring timeout Twilio accepts, in seconds.
+pub const MAX_RING_TIMEOUT: u64 = 600;
+/// Key of the placed calls' SIDs in the state store's `refs`.
+pub const CALL_SIDS: &str = "call_sids";
+/// Key of the sent messages' SIDs in the state store's `refs`.
+pub const MESSAGE_SIDS: &str = "message_sids";
+
+/// The `twilio` settings section (the shared settings live in [`Common`]).
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct Settings {
+    account_sid: Option<String>,
+    auth_token: Option<String>,
+    api_key_sid: Option<String>,
+    api_key_secret: Option<String>,
+    from: Option<String>,
+    recipients: Value,
+    message: String,
+    resolve_message: String,
+    language: String,
+    voice: Option<String>,
+    #[serde(rename = "loop", deserialize_with = "de::uint")]
+    loops: u64,
+    #[serde(deserialize_with = "de::uint")]
+    ring_timeout: u64,
+    #[serde(deserialize_with = "de::boolean")]
+    conference: bool,
+    #[serde(deserialize_with = "de::list")]
+    channels: Vec<String>,
+    #[serde(deserialize_with = "de::boolean")]
+    notify_on_resolve: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            account_sid: None,
+            auth_token: None,
+            api_key_sid: None,
+            api_key_secret: None,
+            from: None,
+            recipients: Value::Null,
+            message: "{entity} {check} is {status}. {output}".into(),
+            resolve_message: "RESOLVED: {entity} {check} is {status}. {output}".into(),
+            language: "en-US".into(),
+            voice: None,
+            loops: 2,
+            ring_timeout: 30,
+            conference: false,
+            channels: vec!["voice".into()],
+            notify_on_resolve: false,
+        }
+    }
+}
+
+/// One person to page: an E.164 number and, optionally, a name for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// Name shown in log lines (`None`: the number is shown alone).
+    pub name: Option<String>,
+    /// E.164 number, e.g. `+14155550100`.
+    pub phone: String,
+}
+
+impl Recipient {
+    fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{n} {}", self.phone),
+            None => self.phone.clone(),
+        }
+    }
+}
+
+/// The Twilio provider, built from settings.
+#[derive(Debug)]
+pub struct Twilio {
+    /// `None` when not set ([`Provider::ready`] fails then).
+    account_sid: Option<String>,
+    /// `user:password` for HTTP Basic auth, when the credentials are complete.
+    credentials: Option<String>,
+    /// The secret half of the credentials (auth token or API key secret).
+    secret: Option<String>,
+    base: String,
+    from: Option<String>,
+    recipients: Vec<Recipient>,
+    message: Template,
+    resolve_message: Template,
+    speech: Speech,
+    ring_timeout: u64,
+    conference: bool,
+    voice: bool,
+    sms: bool,
+    notify_on_resolve: bool,
+}
+
+impl Provider for Twilio {
+    const NAME: &'static str = "twilio";
+
+    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
+        let s: Settings = config::typed("twilio", section)?;
+        let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let account_sid = trimmed(s.account_sid);
+        if let Some(sid) = &account_sid {
+            check_sid("account_sid", sid, "AC")?;
+        }
+        let api_key_sid = trimmed(s.api_key_sid);
+        if let Some(sid) = &api_key_sid {
+            check_sid("api_key_sid", sid, "SK")?;
+        }
+        let (auth_token, api_key_secret) = (trimmed(s.auth_token), trimmed(s.api_key_secret));
+        let (user, secret) = match (&api_key_sid, api_key_secret, auth_token) {
+            (Some(key), Some(secret), _) => (Some(key.clone()), Some(secret)),
+            (Some(_), None, _) => {
+                return Err(Code::Config.msg(
+                    "settings `twilio.api_key_sid` is set without `twilio.api_key_secret` (or TWILIO_API_KEY_SECRET / --api-key-secret)",
+                ));
+            }
+            (None, _, token) => (account_sid.clone(), token),
+        };
+        let credentials = user.zip(secret.clone()).map(|(u, p)| format!("{u}:{p}"));
+        let from = trimmed(s.from);
+        if let Some(f) = &from {
+            check_e164("twilio.from", f)?;
+        }
+        let recipients = recipients(&s.recipients)?;
+        if !(1..=MAX_RING_TIMEOUT).contains(&s.ring_timeout) {
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.ring_timeout`: {} is not between 1 and {MAX_RING_TIMEOUT} seconds",
+                s.ring_timeout
+            )));
+        }
+        if !(1..=10).contains(&s.loops) {
+            return Err(Code::Config.msg(format!("settings `twilio.loop`: {} is not between 1 and 10", s.loops)));
+        }
+        let language = s.language.trim().to_string();
+        if language.is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Code::Config.msg(format!("settings `twilio.language`: {language:?} is not a language tag such as en-US or ja-JP")));
+        }
+        let voice = trimmed(s.voice);
+        if let Some(v) = &voice
+            && !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            return Err(Code::Config.msg(format!("settings `twilio.voice`: {v:?} is not a Twilio voice name such as alice or Polly.Mizuki")));
+        }
+        let mut channels = (false, false);
+        for c in &s.channels {
+            match c.trim() {
+                "voice" => channels.0 = true,
+                "sms" => channels.1 = true,
+                other => return Err(Code::Config.msg(format!("settings `twilio.channels`: {other:?} is not one of voice, sms"))),
+            }
+        }
+        Ok(Twilio {
+            account_sid,
+            credentials,
+            secret,
+            base: common.api_url.as_deref().unwrap_or(API_URL).trim_end_matches('/').to_string(),
+            from,
+            recipients,
+            message: Template::parse("twilio.message", &s.message)?,
+            resolve_message: Template::parse("twilio.resolve_message", &s.resolve_message)?,
+            speech: Speech { language, voice, loops: s.loops },
+            ring_timeout: s.ring_timeout,
+            conference: s.conference,
+            voice: channels.0,
+            sms: channels.1,
+            notify_on_resolve: s.notify_on_resolve,
+        })
+    }
+
+    /// The auth token or API key secret, and the Basic credentials built from it (base64 too).
+    fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.secret.iter().cloned().collect();
+        if let Some(c) = &self.credentials {
+            out.push(basic(c));
+        }
+        out
+    }
+
+    fn ready(&self) -> Result<()> {
+        if self.account_sid.is_none() {
+            return Err(Code::Config.msg("no Twilio account SID: set `twilio.account_sid` (AC + 32 hex digits) or --account-sid"));
+        }
+        if self.credentials.is_none() {
+            return Err(Code::Config.msg(
+                "no Twilio credentials: set `twilio.auth_token` (or TWILIO_AUTH_TOKEN / --auth-token), \
+                 or an API key with `twilio.api_key_sid` and `twilio.api_key_secret` (or TWILIO_API_KEY_SECRET)",
+            ));
+        }
+        if self.from.is_none() {
+            return Err(Code::Config.msg("no caller number: set `twilio.from` to your Twilio number in E.164 (e.g. +14155550100)"));
+        }
+        if self.recipients.is_empty() {
+            return Err(Code::Config.msg("no recipients: set `twilio.recipients` to a list of E.164 numbers or {name, phone} objects"));
+        }
+        if !self.voice && !self.sms {
+            return Err(Code::Config.msg("settings `twilio.channels` is empty: give voice, sms or both"));
+        }
+        Ok(())
+    }
+
+    /// `{entity}/{check}` (the Ruby handlers' key), or the key the source provides (Zabbix).
+    fn incident_key(&self, event: &Event) -> String {
+        common::template::incident_key(None, event)
+    }
+
+    fn unsupported(&self, action: Action) -> Option<String> {
+        (action == Action::Acknowledge).then(|| "Twilio has no acknowledge".to_string())
+    }
+
+    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+        let mut sent = Sent::default();
+        match job.action {
+            Action::Trigger => {
+                if self.voice {
+                    let doc = self.twiml(job.event, job.incident_key);
+                    for r in &self.recipients {
+                        let form = vec![
+                            ("To".to_string(), r.phone.clone()),
+                            ("From".to_string(), self.from().to_string()),
+                            ("Twiml".to_string(), doc.clone()),
+                            ("Timeout".to_string(), self.ring_timeout.to_string()),
+                        ];
+                        sent.record(ctx, r, "call", self.post(ctx, "Calls.json", form, r));
+                    }
+                }
+                if self.sms {
+                    let body = truncate_chars(&self.message.render(job.event), MAX_SMS_CHARS);
+                    self.text_all(ctx, &body, &mut sent);
+                }
+            }
+            Action::Resolve if self.notify_on_resolve => {
+                let body = truncate_chars(&self.resolve_message.render(job.event), MAX_SMS_CHARS);
+                self.text_all(ctx, &body, &mut sent);
+            }
+            Action::Resolve => {
+                return Ok(Done { detail: "(no call on resolve; set notify_on_resolve for a RESOLVED SMS)".into(), refs: Map::new() });
+            }
+            Action::Acknowledge => return Ok(Done { detail: "(Twilio has no acknowledge; nothing sent)".into(), refs: Map::new() }),
+        }
+        sent.finish(ctx)
+    }
+}
+
+/// What one invocation reached, by recipient.
+#[derive(Default)]
+struct Sent {
+    calls: Vec<String>,
+    messages: Vec<String>,
+    reached: usize,
+    failures: Vec<Failed>,
+}
+
+impl Sent {
+    /// Note the outcome of one request of `kind` (`call` / `SMS`) to `r`.
+    fn record(&mut self, ctx: &Ctx<'_>, r: &Recipient, kind: &str, outcome: std::result::Result<Option<String>, Failed>) {
+        match outcome {
+            Ok(sid) => {
+                self.reached += 1;
+                if let Some(sid) = sid {
+                    if sid.starts_with("SM") || sid.starts_with("MM") { &mut self.messages } else { &mut self.calls }.push(sid);
+                }
+            }
+            Err(f) => {
+                ctx.log.error(format!("{kind} to {} failed: {}", r.label(), reason(&f)));
+                self.failures.push(f);
+            }
+        }
+    }
+
+    /// Delivered when anyone was reached; otherwise the most hopeful failure (retryable first).
+    fn finish(mut self, ctx: &Ctx<'_>) -> std::result::Result<Done, Failed> {
+        if self.reached == 0 {
+            let pick = self.failures.iter().position(|f| matches!(f, Failed::NotYet(_))).unwrap_or(0);
+            if pick < self.failures.len() {
+                return Err(self.failures.swap_remove(pick));
+            }
+        }
+        let mut refs = Map::new();
+        let mut parts = Vec::new();
+        for (key, what, sids) in [(CALL_SIDS, "call", &self.calls), (MESSAGE_SIDS, "SMS", &self.messages)] {
+            if !sids.is_empty() {
+                refs.insert(key.into(), sids.clone().into());
+                parts.push(format!("{what} {}", sids.join(", ")));
+            }
+        }
+        let total = self.reached + self.failures.len();
+        let mut detail = if ctx.dry_run { format!("({total} requests") } else { format!("({} of {total} requests accepted", self.reached) };
+        if !parts.is_empty() {
+            detail.push_str(&format!(": {}", parts.join("; ")));
+        }
+        detail.push(')');
+        Ok(Done { detail, refs })
+    }
+}
+
+impl Twilio {
+    fn from(&self) -> &str {
+        self.from.as_deref().unwrap_or("+{from}")
+    }
+
+    /// The call's TwiML for `event`, the output shortened to fit Twilio's 4000 characters.
+    fn twiml(&self, event: &Event, key: &str) -> String {
+        let output = event.output.trim_end();
+        let render = |n: usize| {
+            let mut e = event.clone();
+            e.output = truncate_chars(output, n);
+            self.message.render(&e)
+        };
+        let conference = self.conference.then_some(key);
+        twiml::fitted(&render, output.chars().count(), &self.speech, conference)
+    }
+
+    /// Send `body` as an SMS to every recipient.
+    fn text_all(&self, ctx: &Ctx<'_>, body: &str, sent: &mut Sent) {
+        for r in &self.recipients {
+            let form = vec![
+                ("To".to_string(), r.phone.clone()),
+                ("From".to_string(), self.from().to_string()),
+                ("Body".to_string(), body.to_string()),
+            ];
+            sent.record(ctx, r, "SMS", self.post(ctx, "Messages.json", form, r));
+        }
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with `form`; the new resource's
+    /// `sid` (`None` in dry-run or when the answer holds none).
+    fn post(&self, ctx: &Ctx<'_>, resource: &str, form: Vec<(String, String)>, to: &Recipient) -> std::result::Result<Option<String>, Failed> {
+        let sid = self.account_sid.as_deref().unwrap_or("{AccountSid}");
+        let mut req = Request {
+            method: Method::Post,
+            url: format!("{}/2010-04-01/Accounts/{sid}/{resource}", self.base),
+            headers: vec![("Accept".into(), "application/json".into())],
+            body: Body::Form(form),
+        };
+        if let Some(c) = &self.credentials {
+            req.headers.push(("Authorization".into(), format!("Basic {}", basic(c))));
+        }
+        ctx.log.debug(format!("POST {} to {}", req.url, to.label()));
+        let from = self.from().to_string();
+        let classify = |resp: &Response| classify(resp, &to.phone, &from);
+        let response = Failed::from_delivery(ctx.send(&req, &classify))?;
+        if !ctx.dry_run {
+            ctx.log.debug(format!("{resource} for {} answered HTTP {}: {}", to.label(), response.status, truncate_chars(&response.body, 500)));
+        }
+        Ok(serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
+    }
+}
+
+/// base64 of `user:password` for an HTTP Basic `Authorization` header.
+fn basic(credentials: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(credentials)
+}
+
+/// `sid` must be `prefix` + 32 hex digits (exit 78 naming `twilio.<setting>`).
+fn check_sid(setting: &str, sid: &str, prefix: &str) -> Result<()> {
+    let ok = sid.len() == 34 && sid.starts_with(prefix) && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Code::Config.msg(format!("settings `twilio.{setting}`: {sid:?} is not {prefix} followed by 32 hex digits")))
+    }
+}
+
+/// Whether `s` is an E.164 number: `+`, a non-zero digit, then 1 to 14 digits.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else { return false };
+    (2..=15).contains(&digits.len()) && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `number` must be E.164 (exit 78 naming `setting` and the number).
+fn check_e164(setting: &str, number: &str) -> Result<()> {
+    if is_e164(number) {
+        Ok(())
+    } else {
+        Err(Code::Config.msg(format!(
+            "settings `{setting}`: {number:?} is not an E.164 number (+, country code and number, at most 15 digits, no spaces, e.g. +14155550100)"
+        )))
+    }
+}
+
+/// Recipients from `twilio.recipients`: a list of E.164 strings and `{name, phone}` objects,
+/// or one comma-separated string (from the environment). Every number is checked.
+fn recipients(v: &Value) -> Result<Vec<Recipient>> {
+    let items: Vec<Value> = match v {
+        Value::Null => Vec::new(),
+        Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect(),
+        Value::Array(a) => a.clone(),
+        other => return Err(Code::Config.msg(format!("settings `twilio.recipients`: expected a list of numbers, found {other}"))),
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let setting = format!("twilio.recipients[{i}]");
+        let r = match item {
+            Value::String(s) => Recipient { name: None, phone: s.trim().to_string() },
+            Value::Object(o) => {
+                let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+                let Some(phone) = text("phone") else {
+                    return Err(Code::Config.msg(format!("settings `{setting}`: an object needs a \"phone\" string")));
+                };
+                Recipient { name: text("name"), phone }
+            }
+            other => return Err(Code::Config.msg(format!("settings `{setting}`: expected a number or {{name, phone}}, found {other}"))),
+        };
+        check_e164(&setting, &r.phone)?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The reason a failed delivery carries.
+fn reason(f: &Failed) -> &str {
+    match f {
+        Failed::Permanent(r) | Failed::Config(r) | Failed::NotYet(r) => r,
+    }
+}
+
+/// 2xx delivered; 20429 retryable whatever the status; otherwise by status (429, 5xx retryable;
+/// other 4xx permanent), explained with Twilio's `code`, `message` and `more_info`, and for
+/// 21211 / 21212 the number at fault (`to` / `from`).
+fn classify(resp: &Response, to: &str, from: &str) -> Class {
+    let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    let code = v.get("code").and_then(Value::as_u64);
+    let explain = || {
+        let text = |k: &str| truncate_chars(v.get(k).and_then(Value::as_str).unwrap_or("").trim(), 300);
+        let mut out = format!("HTTP {}", resp.status);
+        if let Some(c) = code {
+            out.push_str(&format!(" Twilio error {c}"));
+        }
+        let message = text("message");
+        if !message.is_empty() {
+            out.push_str(&format!(": {message}"));
+        }
+        match code {
+            Some(21211) => out.push_str(&format!(" (To {to}: check twilio.recipients)")),
+            Some(21212) => out.push_str(&format!(" (From {from}: check twilio.from, it must be a Twilio number of the account)")),
+            Some(20003) => out.push_str(" (check the account SID and auth token / API key)"),
+            _ => {}
+        }
+        let more = text("more_info");
+        if !more.is_empty() {
+            out.push_str(&format!(" {more}"));
+        }
+        out
+    };
+    if code == Some(20429) && !(200..300).contains(&resp.status) {
+        return Class::Retryable(explain());
+    }
+    classify_status_with(resp.status, explain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn provider(v: Value) -> Result<Twilio> {
+        let m = match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Twilio::from_settings(m.clone(), &config::typed("twilio", m)?)
+    }
+
+    const SID: &str = "AC0123456789abcdef0123456789ABCDEF";
+
+    #[test]
+    fn e164() {
+        for ok in ["+14155550100", "+819012345678", "+12"] {
+            assert!(is_e164(ok), "{ok}");
+        }
+        for bad in ["14155550100", "+04155550100", "+1 415 555 0100", "+1234567890123456", "+1", "+", "+1-415"] {
+            assert!(!is_e164(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_at_load() {
+        let p = provider(json!({"account_sid": SID, "auth_token": "t0k3n", "from": "+14155550100",
+            "recipients": ["+14155550101", {"name": "Hanako", "phone": "+819012345678"}]}))
+        .expect("provider");
+        assert!(p.ready().is_ok());
+        assert_eq!(p.recipients[1], Recipient { name: Some("Hanako".into()), phone: "+819012345678".into() });
+        assert_eq!(p.credentials.as_deref(), Some(&*format!("{SID}:t0k3n")));
+        assert_eq!(p.base, API_URL);
+        for (settings, named) in [
+            (json!({"recipients": ["+14155550101", "+1 415 555"]}), "twilio.recipients[1]"),
+            (json!({"recipients": [{"name": "x"}]}), "twilio.recipients[0]"),
+            (json!({"from": "0312345678"}), "twilio.from"),
+            (json!({"account_sid": "AC123"}), "twilio.account_sid"),
+            (json!({"api_key_sid": "SK0123456789abcdef0123456789abcdef"}), "twilio.api_key_secret"),
+            (json!({"ring_timeout": 601}), "twilio.ring_timeout"),
+            (json!({"channels": ["voice", "fax"]}), "twilio.channels"),
+            (json!({"language": "ja JP"}), "twilio.language"),
+            (json!({"message": "{host}"}), "twilio.message"),
+        ] {
+            let err = provider(settings.clone()).expect_err(&settings.to_string());
+            assert_eq!(err.code, Code::Config);
+            assert!(err.to_string().contains(named), "{err}");
+        }
+        let p = provider(json!({"account_sid": SID, "api_key_sid": "SK0123456789abcdef0123456789abcdef", "api_key_secret": "s3cr3t",
+            "auth_token": "ignored", "recipients": "+14155550101, +14155550102"}))
+        .expect("provider");
+        assert_eq!(p.credentials.as_deref(), Some("SK0123456789abcdef0123456789abcdef:s3cr3t"));
+        assert_eq!(p.recipients.len(), 2);
+        assert!(p.ready().expect_err("no from").to_string().contains("twilio.from"));
+    }
+
+    #[test]
+    fn twilio_errors_are_explained_and_classified() {
+        let r = |status, body: Value| Response { status, body: body.to_string(), retry_after: None };
+        let err = |code: u64, status: u16| {
+            json!({"code": code, "message": "m", "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status})
+        };
+        assert_eq!(
+            classify(&r(400, err(21211, 400)), "+15005550001", "+15005550006"),
+            Class::Permanent("HTTP 400 Twilio error 21211: m (To +15005550001: check twilio.recipients) https://www.twilio.com/docs/errors/21211".into())
+        );
+        assert!(matches!(classify(&r(400, err(21212, 400)), "+1", "+15005550006"), Class::Permanent(m) if m.contains("From +15005550006")));
+        assert!(matches!(classify(&r(401, err(20003, 401)), "", ""), Class::Permanent(m) if m.contains("20003")));
+        assert!(matches!(classify(&r(429, err(20429, 429)), "", ""), Class::Retryable(_)));
+        assert!(matches!(classify(&r(400, err(20429, 400)), "", ""), Class::Retryable(_)));
+        assert!(matches!(classify(&r(503, json!(null)), "", ""), Class::Retryable(m) if m == "HTTP 503"));
+        assert_eq!(classify(&r(201, json!({"sid": "CA"})), "", ""), Class::Delivered);
+    }
+
+    #[test]
+    fn basic_credentials() {
+        assert_eq!(format!("Basic {}", basic("Aladdin:open sesame")), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+}

@@ -1,0 +1,132 @@
+//! TwiML for a page: `<Response><Say …>message</Say>[<Dial><Conference>…</Conference></Dial>]</Response>`.
+//!
+//! Every piece of text that comes from an event (check output, host names, the incident key)
+//! goes through quick-xml's `escape`, so output such as `</Say><Dial>+19005550100</Dial>` is
+//! read out as text and can never become TwiML. Twilio refuses a `Twiml` parameter longer than
+//! 4000 characters ([`MAX_CHARS`]); [`fitted`] shortens the check output (then, if it must, the
+//! whole message) until the document fits.
+
+use quick_xml::escape::escape;
+
+/// Twilio's limit on the `Twiml` parameter of a Call create, in characters.
+pub const MAX_CHARS: usize = 4000;
+
+/// How the message is spoken: `<Say language=".." voice=".." loop="..">`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speech {
+    /// BCP 47 language tag as Twilio knows it, e.g. `en-US`, `ja-JP`.
+    pub language: String,
+    /// Twilio voice name (`alice`, `Polly.Mizuki`, …); `None` leaves Twilio's default.
+    pub voice: Option<String>,
+    /// How many times the message is spoken (Twilio's `loop`, 1 or more).
+    pub loops: u64,
+}
+
+/// The whole TwiML document speaking `text`; with `conference` it ends in
+/// `<Dial><Conference>{conference}</Conference></Dial>` so that whoever answers joins one bridge.
+pub fn document(text: &str, speech: &Speech, conference: Option<&str>) -> String {
+    let mut out = String::from("<Response><Say");
+    out.push_str(&format!(" language=\"{}\"", escape(speech.language.as_str())));
+    if let Some(v) = &speech.voice {
+        out.push_str(&format!(" voice=\"{}\"", escape(v.as_str())));
+    }
+    if speech.loops != 1 {
+        out.push_str(&format!(" loop=\"{}\"", speech.loops));
+    }
+    out.push('>');
+    out.push_str(&escape(text));
+    out.push_str("</Say>");
+    if let Some(name) = conference {
+        out.push_str(&format!("<Dial><Conference>{}</Conference></Dial>", escape(name)));
+    }
+    out.push_str("</Response>");
+    out
+}
+
+/// The longest document of at most [`MAX_CHARS`] characters: `render(n)` gives the spoken text
+/// with the check output cut to `n` characters (`full` is the output's whole length); when even
+/// an empty output is too long, the text itself is cut. Whitespace runs are spoken as one space.
+pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, conference: Option<&str>) -> String {
+    let build = |text: &str| document(&speakable(text), speech, conference);
+    let fits = |doc: &String| doc.chars().count() <= MAX_CHARS;
+    // More than MAX_CHARS characters of output can never fit: search below that.
+    let hi = full.min(MAX_CHARS);
+    let doc = build(&render(hi));
+    if fits(&doc) {
+        return doc;
+    }
+    // Largest n that fits (escaping makes the cost per character vary, so search).
+    let (mut lo, mut hi) = (0usize, hi);
+    let mut best = None;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let doc = build(&render(mid));
+        if fits(&doc) {
+            best = Some(doc);
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if let Some(doc) = best {
+        return doc;
+    }
+    // The template or names alone are too long: cut the text, escaped length included.
+    let mut text = speakable(&render(0));
+    loop {
+        let doc = build(&text);
+        let len = doc.chars().count();
+        if len <= MAX_CHARS || text.is_empty() {
+            return doc;
+        }
+        let keep = text.chars().count().saturating_sub(len - MAX_CHARS + 1);
+        text = common::template::truncate_chars(&text, keep);
+    }
+}
+
+/// `text` with whitespace runs (line breaks of multi-line check output) as single spaces.
+pub fn speakable(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speech() -> Speech {
+        Speech { language: "en-US".into(), voice: None, loops: 1 }
+    }
+
+    #[test]
+    fn text_is_escaped_and_the_conference_is_appended() {
+        let doc = document("a </Say><Dial>+19005550100</Dial> & \"b\"", &speech(), Some("web-01/<x>"));
+        assert_eq!(
+            doc,
+            "<Response><Say language=\"en-US\">a &lt;/Say&gt;&lt;Dial&gt;+19005550100&lt;/Dial&gt; &amp; &quot;b&quot;</Say>\
+             <Dial><Conference>web-01/&lt;x&gt;</Conference></Dial></Response>"
+        );
+        let s = Speech { language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()), loops: 2 };
+        assert_eq!(document("障害", &s, None), "<Response><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">障害</Say></Response>");
+    }
+
+    #[test]
+    fn long_output_is_cut_to_fit() {
+        let output = "<&>".repeat(3000);
+        let render = |n: usize| format!("web-01 check_disk is critical. {}", common::template::truncate_chars(&output, n));
+        let doc = fitted(&render, 9000, &speech(), Some("web-01/check_disk"));
+        let len = doc.chars().count();
+        assert!(len <= MAX_CHARS && len > MAX_CHARS - 10, "{len}");
+        assert!(doc.starts_with("<Response><Say language=\"en-US\">web-01 check_disk is critical. &lt;&amp;&gt;"), "{doc}");
+        assert!(doc.ends_with("…</Say><Dial><Conference>web-01/check_disk</Conference></Dial></Response>"), "{doc}");
+        // A template that is too long by itself is cut too.
+        let huge = "x".repeat(5000);
+        let doc = fitted(&|_| huge.clone(), 0, &speech(), None);
+        let len = doc.chars().count();
+        assert!(len <= MAX_CHARS && len > MAX_CHARS - 5, "{len}");
+    }
+
+    #[test]
+    fn whitespace_runs_are_spoken_as_one_space() {
+        assert_eq!(speakable("DISK CRITICAL\n / 95%\t\n"), "DISK CRITICAL / 95%");
+    }
+}
