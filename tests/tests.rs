@@ -4,4 +4,5 @@ mod fake;
 mod inputs;
 mod pagerduty;
 mod reactio;
+mod twilio;
 mod util;

@@ -7,6 +7,7 @@
 
 pub mod pagerduty;
 pub mod reactio;
+pub mod twilio;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,418 @@
+//! A fake Twilio API 2010-04-01 (`POST /2010-04-01/Accounts/{AccountSid}/Calls.json` and
+//! `…/Messages.json`).
+//!
+//! Checks each request the way Twilio would (`../shared/specs/README.md`): HTTP Basic auth
+//! (`AccountSid:AuthToken` or `ApiKeySid:secret`, the account SID in the path),
+//! `application/x-www-form-urlencoded`, the parameters against the create-Call / create-Message
+//! request schemas of `../shared/specs/twilio-api-v2010-calls-messages.json` (form values are
+//! strings, so each is coerced to the schema's type first), and by hand the rules the schema
+//! leaves out: E.164 `To`/`From`; exactly one of `Url`/`Twiml`/`ApplicationSid`; `Twiml` at most
+//! 4000 characters, well-formed XML with root `<Response>`; `Timeout` at most 600; `Body` at most
+//! 1600 characters. A wrong credential → 401 code 20003; a broken request → 400 with Twilio's
+//! error body, also recorded as a violation. Valid requests get the scripted reply (201 with a
+//! call object `CA…` / message object `SM…` by default).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+
+use super::{Received, Reply, Server, openapi_to_json_schema, spec_path};
+
+/// The account SID the fake accepts.
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000f00d01";
+/// The auth token the fake accepts (never a real one).
+pub const AUTH_TOKEN: &str = "twilio-test-token-0000000000c0ffee";
+/// An API key SID the fake accepts, with [`API_KEY_SECRET`].
+pub const API_KEY_SID: &str = "SK00000000000000000000000000beef02";
+/// The API key secret the fake accepts.
+pub const API_KEY_SECRET: &str = "twilio-test-api-key-secret-0000cafe";
+
+/// A scripted answer for one valid, authorized request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// 201 with the created call or message.
+    Accept,
+    /// 401 code 20003 (as if the credentials were revoked).
+    Unauthorized,
+    /// 400 code 21211: the `To` number is not valid.
+    InvalidTo,
+    /// 429 code 20429.
+    RateLimited,
+    /// 500.
+    ServerError,
+}
+
+/// One valid request the fake accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// `Calls.json` or `Messages.json`.
+    pub resource: String,
+    /// The form parameters, decoded, in order.
+    pub params: Vec<(String, String)>,
+    /// The parsed `Twiml`, for a call.
+    pub twiml: Option<Twiml>,
+    /// The SID answered.
+    pub sid: String,
+}
+
+impl Accepted {
+    /// The first value of parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A `Twiml` document as Twilio would read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Twiml {
+    /// Element names in document order (`Response`, `Say`, …).
+    pub elements: Vec<String>,
+    /// The text of each `<Say>`, unescaped: what would be spoken.
+    pub say: Vec<String>,
+    /// Attributes of the first `<Say>`, unescaped.
+    pub say_attrs: Vec<(String, String)>,
+    /// The text of `<Conference>`, when there is one.
+    pub conference: Option<String>,
+}
+
+/// Parse `doc` as TwiML: well-formed XML whose root element is `<Response>`.
+pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(doc);
+    let mut t = Twiml::default();
+    let mut open: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut roots = 0;
+    loop {
+        let ev = reader.read_event().map_err(|e| format!("not well-formed XML at {}: {e}", reader.buffer_position()))?;
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                let name = e.name().as_ref().to_string();
+                if open.is_empty() {
+                    roots += 1;
+                    if name != "Response" {
+                        return Err(format!("root element is <{name}>, not <Response>"));
+                    }
+                }
+                if name == "Say" && t.say_attrs.is_empty() {
+                    for a in e.attributes() {
+                        let a = a.map_err(|e| format!("bad attribute: {e}"))?;
+                        let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| format!("bad attribute value: {e}"))?;
+                        t.say_attrs.push((a.key.as_ref().to_string(), v.into_owned()));
+                    }
+                }
+                t.elements.push(name.clone());
+                // Empty elements close at once; Start pushes until its End.
+                if empty {
+                    if open.is_empty() {
+                        break;
+                    }
+                } else {
+                    open.push(name);
+                    text.clear();
+                }
+            }
+            Event::Text(e) => text.push_str(&e.xml10_content()),
+            Event::GeneralRef(r) => {
+                let name = r.xml10_content();
+                match r.resolve_char_ref().map_err(|e| format!("bad character reference: {e}"))? {
+                    Some(c) => text.push(c),
+                    None => text.push_str(
+                        quick_xml::escape::resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?,
+                    ),
+                }
+            }
+            Event::End(e) => {
+                let name = e.name().as_ref().to_string();
+                match name.as_str() {
+                    "Say" => t.say.push(std::mem::take(&mut text)),
+                    "Conference" => t.conference = Some(std::mem::take(&mut text)),
+                    _ => text.clear(),
+                }
+                open.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !open.is_empty() {
+        return Err(format!("unclosed <{}>", open.join("> <")));
+    }
+    if roots != 1 {
+        return Err(format!("{roots} root elements"));
+    }
+    Ok(t)
+}
+
+/// Whether `s` is an E.164 number.
+pub fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| (2..=15).contains(&d.len()) && !d.starts_with('0') && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Twilio's error body.
+pub fn error(code: u64, status: u16, message: &str) -> Value {
+    json!({"code": code, "message": message, "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status})
+}
+
+/// The create-request validators for `Calls.json` and `Messages.json`, from the spec.
+pub struct Validators {
+    calls: (jsonschema::Validator, Value),
+    messages: (jsonschema::Validator, Value),
+}
+
+impl Validators {
+    /// Load both request schemas from the spec.
+    pub fn load() -> Validators {
+        let doc: Value = serde_json::from_slice(&std::fs::read(spec_path("twilio-api-v2010-calls-messages.json")).unwrap()).unwrap();
+        let one = |path: &str| {
+            let pointer = format!("/paths/~12010-04-01~1Accounts~1{{AccountSid}}~1{path}/post/requestBody/content/application~1x-www-form-urlencoded/schema");
+            let schema = openapi_to_json_schema(doc.pointer(&pointer).unwrap_or_else(|| panic!("{path} request schema in the spec")), &doc);
+            (jsonschema::validator_for(&schema).expect("valid JSON Schema"), schema)
+        };
+        Validators { calls: one("Calls.json"), messages: one("Messages.json") }
+    }
+}
+
+/// Why a request is refused: status and Twilio error body.
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    /// HTTP status.
+    pub status: u16,
+    /// Twilio error code.
+    pub code: u64,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn refuse(status: u16, code: u64, message: impl Into<String>) -> Refusal {
+    Refusal { status, code, message: message.into() }
+}
+
+/// Check one request; `Ok` holds the resource name, the decoded parameters and the parsed TwiML.
+pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, String)>, Option<Twiml>), Refusal> {
+    use base64::Engine as _;
+    let accepted = [(ACCOUNT_SID, AUTH_TOKEN), (API_KEY_SID, API_KEY_SECRET)];
+    let auth = r
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let authorized = auth.as_deref().and_then(|a| a.split_once(':')).is_some_and(|(u, p)| accepted.contains(&(u, p)));
+    if !authorized {
+        return Err(refuse(401, 20003, "Authenticate"));
+    }
+    let prefix = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/");
+    let resource = match r.url.strip_prefix(&prefix) {
+        Some(res @ ("Calls.json" | "Messages.json")) if r.method == "POST" => res.to_string(),
+        _ => return Err(refuse(404, 20404, format!("The requested resource {} {} was not found", r.method, r.url))),
+    };
+    if r.header("content-type").map(|c| c.split(';').next().unwrap_or("").trim()) != Some("application/x-www-form-urlencoded") {
+        return Err(refuse(400, 20001, format!("content-type is {:?}", r.header("content-type"))));
+    }
+    let params: Vec<(String, String)> = form_urlencoded::parse(&r.body).into_owned().collect();
+    let (validator, schema) = if resource == "Calls.json" { &v.calls } else { &v.messages };
+    // Coerce the strings to the schema's types, as Twilio's API layer does.
+    let mut obj = Map::new();
+    for (k, val) in &params {
+        let kind = schema.pointer(&format!("/properties/{k}/type")).and_then(Value::as_str);
+        let coerced = match kind {
+            Some("integer") => val.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(val.as_str())),
+            Some("number") => val.parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)).unwrap_or_else(|| Value::from(val.as_str())),
+            Some("boolean") => val.parse::<bool>().map(Value::from).unwrap_or_else(|_| Value::from(val.as_str())),
+            Some("array") => Value::Array(vec![Value::from(val.as_str())]),
+            _ => Value::from(val.as_str()),
+        };
+        if schema.pointer(&format!("/properties/{k}")).is_none() {
+            return Err(refuse(400, 20001, format!("unknown parameter {k}")));
+        }
+        obj.insert(k.clone(), coerced);
+    }
+    let obj = Value::Object(obj);
+    if let Some(e) = validator.iter_errors(&obj).next() {
+        return Err(refuse(400, 20001, format!("schema: {e} at {}", e.instance_path())));
+    }
+    let get = |k: &str| obj.get(k).and_then(Value::as_str);
+    match get("To") {
+        Some(to) if is_e164(to) => {}
+        to => return Err(refuse(400, 21211, format!("The 'To' number {} is not a valid phone number.", to.unwrap_or("")))),
+    }
+    match get("From") {
+        Some(from) if is_e164(from) => {}
+        from => return Err(refuse(400, 21212, format!("The 'From' number {} is not a valid phone number.", from.unwrap_or("")))),
+    }
+    let mut twiml = None;
+    if resource == "Calls.json" {
+        let given = ["Url", "Twiml", "ApplicationSid"].iter().filter(|k| obj.get(**k).is_some()).count();
+        if given != 1 {
+            return Err(refuse(400, 21205, format!("exactly one of Url, Twiml, ApplicationSid is required, {given} given")));
+        }
+        if let Some(doc) = get("Twiml") {
+            let n = doc.chars().count();
+            if n > 4000 {
+                return Err(refuse(400, 21205, format!("Twiml has {n} characters, over 4000")));
+            }
+            twiml = Some(parse_twiml(doc).map_err(|e| refuse(400, 12100, format!("Document parse failure: {e}")))?);
+        }
+        if obj.get("Timeout").and_then(Value::as_i64).is_some_and(|t| !(1..=600).contains(&t)) {
+            return Err(refuse(400, 21216, "Timeout must be between 1 and 600"));
+        }
+    } else {
+        let bodies = ["Body", "MediaUrl", "ContentSid"].iter().filter(|k| obj.get(**k).is_some()).count();
+        if bodies == 0 {
+            return Err(refuse(400, 21602, "Message body is required."));
+        }
+        if let Some(n) = get("Body").map(|b| b.chars().count())
+            && n > 1600
+        {
+            return Err(refuse(400, 21617, format!("The concatenated message body exceeds the 1600 character limit ({n}).")));
+        }
+    }
+    Ok((resource, params, twiml))
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Script>,
+    accepted: Vec<Accepted>,
+    violations: Vec<String>,
+}
+
+/// The fake; stops when dropped.
+pub struct FakeTwilio {
+    /// Base URL to pass as `--api-url`.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    _server: Server,
+}
+
+impl FakeTwilio {
+    /// Start the fake. `script` answers valid requests in order; after it runs out, 201.
+    pub fn start(script: &[Script]) -> FakeTwilio {
+        let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
+        let validators = Validators::load();
+        let shared = Arc::clone(&inner);
+        let server = Server::start(move |r| {
+            let mut inner = shared.lock().unwrap();
+            let (resource, params, twiml) = match check(r, &validators) {
+                Ok(ok) => ok,
+                Err(f) => {
+                    inner.violations.push(format!("{} {}: {} {}", r.method, r.url, f.code, f.message));
+                    return Reply::Json(f.status, error(f.code, f.status, &f.message));
+                }
+            };
+            match inner.script.pop_front().unwrap_or(Script::Accept) {
+                Script::Accept => {}
+                Script::Unauthorized => return Reply::Json(401, error(20003, 401, "Authenticate")),
+                Script::InvalidTo => {
+                    let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.as_str()).unwrap_or("");
+                    return Reply::Json(400, error(21211, 400, &format!("The 'To' number {to} is not a valid phone number.")));
+                }
+                Script::RateLimited => return Reply::Json(429, error(20429, 429, "Too Many Requests")),
+                Script::ServerError => return Reply::Json(500, error(20500, 500, "Internal Server Error")),
+            }
+            let serial = inner.accepted.len() + 1;
+            let (prefix, kind) = if resource == "Calls.json" { ("CA", "call") } else { ("SM", "message") };
+            let sid = format!("{prefix}{serial:032x}");
+            let p = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let answer = if kind == "call" {
+                json!({"sid": sid, "account_sid": ACCOUNT_SID, "to": p("To"), "from": p("From"), "status": "queued",
+                       "direction": "outbound-api", "api_version": "2010-04-01", "duration": null, "answered_by": null,
+                       "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json")})
+            } else {
+                json!({"sid": sid, "account_sid": ACCOUNT_SID, "to": p("To"), "from": p("From"), "body": p("Body"),
+                       "status": "queued", "direction": "outbound-api", "num_segments": "1", "api_version": "2010-04-01",
+                       "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json")})
+            };
+            inner.accepted.push(Accepted { resource, params, twiml, sid });
+            Reply::Json(201, answer)
+        });
+        FakeTwilio { url: server.url.clone(), inner, _server: server }
+    }
+
+    /// Valid requests accepted, in arrival order.
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.inner.lock().unwrap().accepted.clone()
+    }
+
+    /// Accepted requests to `resource` (`Calls.json`, `Messages.json`).
+    pub fn to(&self, resource: &str) -> Vec<Accepted> {
+        self.accepted().into_iter().filter(|a| a.resource == resource).collect()
+    }
+
+    /// Contract violations seen.
+    pub fn violations(&self) -> Vec<String> {
+        self.inner.lock().unwrap().violations.clone()
+    }
+
+    /// Panic if any request broke the contract.
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "requests broke the Twilio contract: {v:#?}");
+    }
+}
+
+#[cfg(test)]
+mod self_test {
+    use super::*;
+    use base64::Engine as _;
+
+    fn post(resource: &str, user: &str, pass: &str, params: &[(&str, &str)]) -> Received {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        Received {
+            method: "POST".into(),
+            url: format!("/2010-04-01/Accounts/{ACCOUNT_SID}/{resource}"),
+            headers: vec![
+                ("content-type".into(), "application/x-www-form-urlencoded".into()),
+                ("authorization".into(), format!("Basic {auth}")),
+            ],
+            body: body.into_bytes(),
+        }
+    }
+
+    const TWIML: &str = "<Response><Say language=\"en-US\">a &lt;b&gt; &#x41;</Say><Dial><Conference>k</Conference></Dial></Response>";
+
+    #[test]
+    fn the_fake_accepts_valid_calls_and_messages() {
+        let v = Validators::load();
+        let call = [("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", TWIML), ("Timeout", "30")];
+        let (res, _, twiml) = check(&post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &call), &v).expect("valid call");
+        assert_eq!(res, "Calls.json");
+        let t = twiml.expect("twiml");
+        assert_eq!(t.say, vec!["a <b> A"]);
+        assert_eq!(t.conference.as_deref(), Some("k"));
+        assert_eq!(t.elements, vec!["Response", "Say", "Dial", "Conference"]);
+        assert_eq!(t.say_attrs, vec![("language".to_string(), "en-US".to_string())]);
+        let sms = [("To", "+819012345678"), ("From", "+14155550199"), ("Body", "障害")];
+        assert!(check(&post("Messages.json", API_KEY_SID, API_KEY_SECRET, &sms), &v).is_ok());
+    }
+
+    #[test]
+    fn the_fake_rejects_what_twilio_rejects() {
+        let v = Validators::load();
+        let code = |r: Received| check(&r, &v).map(|_| ()).map_err(|f| f.code);
+        let ok = [("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", TWIML)];
+        assert_eq!(code(post("Calls.json", ACCOUNT_SID, "wrong", &ok)), Err(20003));
+        let long = format!("<Response><Say>{}</Say></Response>", "x".repeat(4000));
+        for (params, expected) in [
+            (vec![("To", "+1 415 555"), ("From", "+14155550199"), ("Twiml", TWIML)], 21211),
+            (vec![("To", "+14155550100"), ("From", "5550199"), ("Twiml", TWIML)], 21212),
+            (vec![("To", "+14155550100"), ("From", "+14155550199")], 21205),
+            (vec![("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", TWIML), ("Url", "https://x.example/t")], 21205),
+            (vec![("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", long.as_str())], 21205),
+            (vec![("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", "<Say>x</Say>")], 12100),
+            (vec![("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", "<Response><Say>x</Response>")], 12100),
+            (vec![("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", TWIML), ("Timeout", "soon")], 20001),
+            (vec![("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", TWIML), ("Colour", "red")], 20001),
+        ] {
+            assert_eq!(code(post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &params)), Err(expected), "{params:?}");
+        }
+        let body = "x".repeat(1601);
+        assert_eq!(code(post("Messages.json", ACCOUNT_SID, AUTH_TOKEN, &[("To", "+14155550100"), ("From", "+14155550199"), ("Body", &body)])), Err(21617));
+        let mut json = post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &ok);
+        json.headers[0].1 = "application/json".into();
+        assert_eq!(code(json), Err(20001));
+    }
+}
