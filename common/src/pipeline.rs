@@ -54,6 +54,13 @@ pub enum Failed {
 }
 
 impl Failed {
+    /// The explanation, whatever the kind.
+    pub fn reason(&self) -> &str {
+        match self {
+            Failed::Permanent(r) | Failed::Config(r) | Failed::NotYet(r) => r,
+        }
+    }
+
     /// From a non-delivered [`Delivery`]; `None` for a delivered one.
     pub fn from_delivery(d: Delivery) -> std::result::Result<http::Response, Failed> {
         match d {

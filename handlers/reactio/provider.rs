@@ -277,7 +277,7 @@ impl Reactio {
                 ctx.log.warn(format!(
                     "incident {shown}: the recovery message was posted but closing the incident failed: {} \
                      (close_on_resolve uses an endpoint Reactio does not document)",
-                    reason(&failed)
+                    failed.reason()
                 ));
                 format!("(incident {shown}: recovery posted, not closed; {})", posted.timing)
             }
@@ -413,12 +413,6 @@ fn html_event(event: &Event) -> Event {
 }
 
 /// The reason a failed delivery carries.
-fn reason(f: &Failed) -> &str {
-    match f {
-        Failed::Permanent(r) | Failed::Config(r) | Failed::NotYet(r) => r,
-    }
-}
-
 /// 2xx delivered; 401/400/other 4xx permanent, 429 and 5xx retryable, each explained with
 /// Reactio's `type`, `message` and, for `validation_error`, the `errors[].field` and `code`s:
 /// `HTTP 400 validation_error: validation error (notification_text: missing_field)`.

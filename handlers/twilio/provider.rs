@@ -303,7 +303,7 @@ impl Sent {
                 }
             }
             Err(f) => {
-                ctx.log.error(format!("{kind} to {} failed: {}", r.label(), reason(&f)));
+                ctx.log.error(format!("{kind} to {} failed: {}", r.label(), f.reason()));
                 self.failures.push(f);
             }
         }
@@ -450,12 +450,6 @@ fn recipients(v: &Value) -> Result<Vec<Recipient>> {
 }
 
 /// The reason a failed delivery carries.
-fn reason(f: &Failed) -> &str {
-    match f {
-        Failed::Permanent(r) | Failed::Config(r) | Failed::NotYet(r) => r,
-    }
-}
-
 /// 2xx delivered; 20429 retryable whatever the status; otherwise by status (429, 5xx retryable;
 /// other 4xx permanent), explained with Twilio's `code`, `message` and `more_info`, and for
 /// 21211 / 21212 the number at fault (`to` / `from`).
