@@ -136,8 +136,11 @@ pub trait Provider: Sized {
     /// only logged as a warning.
     fn ready(&self) -> Result<()>;
 
-    /// The incident key for `event` (default template `{entity}/{check}`).
-    fn incident_key(&self, event: &Event) -> String;
+    /// The incident key for `event`: by default `{entity}/{check}` (the Ruby handlers' key),
+    /// or the key the source provides (Zabbix `{id}-{hostname}`).
+    fn incident_key(&self, event: &Event) -> String {
+        crate::template::incident_key(None, event)
+    }
 
     /// What a Zabbix `{ALERT.SENDTO}` value means to this provider: the setting it overrides
     /// (e.g. PagerDuty's `routing_key`), or `None` to ignore it.

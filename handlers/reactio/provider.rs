@@ -190,11 +190,6 @@ impl Provider for Reactio {
         Ok(())
     }
 
-    /// `{entity}/{check}` (the Ruby handlers' key), or the key the source provides (Zabbix).
-    fn incident_key(&self, event: &Event) -> String {
-        common::template::incident_key(None, event)
-    }
-
     fn unsupported(&self, action: Action) -> Option<String> {
         (action == Action::Acknowledge).then(|| "Reactio has no acknowledge".to_string())
     }
