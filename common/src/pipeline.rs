@@ -84,6 +84,10 @@ pub struct Ctx<'a> {
     pub log: &'a Logger,
     /// Print instead of send.
     pub dry_run: bool,
+    /// The state store, for providers that keep more than the incident record (Twilio's
+    /// per-recipient call caps, a resolve noticed while calling one by one). `None` in dry-run
+    /// and when the store cannot be opened (deliver anyway, without that memory).
+    pub store: Option<&'a dyn state::Store>,
 }
 
 impl Ctx<'_> {
@@ -223,9 +227,9 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
     let deadline = Deadline::after(common.timeout);
     let log = &*log;
-    let ctx = Ctx { client: &client, deadline, log, dry_run: args.dry_run };
 
     if args.dry_run {
+        let ctx = Ctx { client: &client, deadline, log, dry_run: true, store: None };
         let job = Job { action, event: &event, incident_key: &key, previous: None };
         return finish(log, &ctx, &job, provider.act(&ctx, &job)).map(|_| Code::Ok);
     }
@@ -269,6 +273,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         }
     };
 
+    let ctx = Ctx { client: &client, deadline, log, dry_run: false, store: store.as_ref().map(|s| s as &dyn state::Store) };
     let job = Job { action, event: &event, incident_key: &key, previous: previous.as_ref() };
     let outcome = provider.act(&ctx, &job);
     if let (Some(store), Some(token)) = (&store, &token) {
