@@ -1,6 +1,7 @@
 //! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
 mod fake;
+mod hostile;
 mod inputs;
 mod pagerduty;
 mod reactio;

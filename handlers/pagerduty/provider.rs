@@ -26,6 +26,11 @@ pub const DEFAULT_API_URL: &str = "https://events.pagerduty.com";
 pub const MAX_SUMMARY_CHARS: usize = 1024;
 /// Maximum `dedup_key` length in characters.
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
+/// Longest check output carried in `custom_details.output`, in characters. PagerDuty refuses
+/// an event over 512 KB (`specs/README.md`) while an event on stdin may be 1 MiB, so the
+/// output is cut (with `…`): 32 768 characters are at most 192 KiB of JSON even when every one
+/// is a `\uXXXX` escape, which leaves room for the rest of the event.
+pub const MAX_DETAILS_OUTPUT_CHARS: usize = 32_768;
 /// Length of a routing (integration) key.
 pub const ROUTING_KEY_CHARS: usize = 32;
 
@@ -218,7 +223,7 @@ impl PagerDuty {
         let summary_line = self.summary.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
         let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).unwrap_or(now);
         let mut details = Map::new();
-        details.insert("output".into(), e.output.clone().into());
+        details.insert("output".into(), truncate_chars(&e.output, MAX_DETAILS_OUTPUT_CHARS).into());
         details.insert("status".into(), e.status.into());
         details.insert("occurrences".into(), e.occurrences.into());
         if self.include_history && !e.history.is_empty() {

@@ -22,7 +22,7 @@ fn status_code(s: &str, what: &str) -> Result<u32> {
         "WARNING" => Ok(1),
         "CRITICAL" => Ok(2),
         "UNKNOWN" => Ok(3),
-        other => Err(Code::DataErr.msg(format!("{what} {other:?} is not OK, WARNING, CRITICAL or UNKNOWN"))),
+        _ => Err(Code::DataErr.msg(format!("{what} {} is not OK, WARNING, CRITICAL or UNKNOWN", super::quoted(s)))),
     }
 }
 

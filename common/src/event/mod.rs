@@ -228,6 +228,36 @@ pub fn status_name(status: u32) -> &'static str {
     }
 }
 
+/// Longest piece of input quoted in an error message, in characters; longer values are cut
+/// with `…`, so that a hostile event (a 1 MiB check name, a 100 KB macro) still gives one short
+/// line on stderr.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// `value` quoted for an error message (Rust string escaping, so control characters and NULs
+/// are visible), cut to [`MAX_QUOTED_CHARS`] characters.
+pub fn quoted(value: &str) -> String {
+    if value.chars().count() <= MAX_QUOTED_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX_QUOTED_CHARS - 1).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// A JSON value shown in an error message: at most [`MAX_QUOTED_CHARS`] characters of its JSON text.
+pub(crate) fn shown_json(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= MAX_QUOTED_CHARS {
+        text
+    } else {
+        let head: String = text.chars().take(MAX_QUOTED_CHARS - 1).collect();
+        format!("{head}…")
+    }
+}
+
+/// What to do about a bad event on stdin, appended to its error line.
+const FIX_EVENT: &str = "fix the event the monitoring system sends";
+
 /// Read an event from `input`, at most [`MAX_EVENT_BYTES`].
 ///
 /// Errors (exit 65): read failure, empty input, input over the cap.
@@ -237,7 +267,7 @@ pub fn read_capped(mut input: impl Read) -> Result<Vec<u8>> {
         .take(MAX_EVENT_BYTES + 1)
         .read_to_end(&mut buf)
         .or_exit(Code::DataErr)
-        .map_err(|f| f.context("event: cannot read stdin"))?;
+        .map_err(|f| Code::DataErr.msg(format!("event: cannot read stdin ({f}); pipe the event JSON into the handler")))?;
     if buf.len() as u64 > MAX_EVENT_BYTES {
         return Err(Code::DataErr.msg(format!(
             "event: input is larger than {MAX_EVENT_BYTES} bytes (1 MiB); shorten the check output"
@@ -254,11 +284,16 @@ pub fn read_capped(mut input: impl Read) -> Result<Vec<u8>> {
 /// Detection: a `check.metadata` or `entity` object means Sensu Go; a `client` object or a
 /// `check.name` means Sensu 1.x. Errors (exit 65) name the missing or mistyped field.
 pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
-    let value: Value = serde_json::from_slice(bytes)
-        .or_exit(Code::DataErr)
-        .map_err(|f| f.context("event: invalid JSON"))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Code::DataErr.msg(format!(
+            "event: invalid JSON on stdin ({e}); send one Sensu 1.x, Sensu Go or Mackerel webhook event as a JSON object"
+        ))
+    })?;
     let Value::Object(root) = value else {
-        return Err(Code::DataErr.msg("event: expected a JSON object"));
+        return Err(Code::DataErr.msg(format!(
+            "event: expected a JSON object on stdin, found {}; send one event object",
+            field::type_name(&value)
+        )));
     };
     let format = match forced {
         Some(f) => f,
@@ -269,7 +304,7 @@ pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
         Format::MackerelWebhook => mackerel::parse_webhook(&root),
         _ => sensu::parse(&root),
     }
-    .map_err(|f| f.context(format!("event ({})", format.name())))
+    .map_err(|f| Code::DataErr.msg(format!("event ({}) on stdin: {f}; {FIX_EVENT}", format.name())))
 }
 
 fn detect(root: &Map<String, Value>) -> Result<Format> {
@@ -286,11 +321,13 @@ fn detect(root: &Map<String, Value>) -> Result<Format> {
     {
         Ok(Format::Sensu)
     } else if check.is_none() {
-        Err(Code::DataErr.msg("event: missing field `check` (not a Sensu 1.x or Sensu Go event)"))
+        Err(Code::DataErr.msg(format!(
+            "event: missing field `check` on stdin (not a Sensu 1.x or Sensu Go event); {FIX_EVENT}, or use --from for Nagios, Zabbix or Mackerel"
+        )))
     } else {
-        Err(Code::DataErr.msg(
-            "event: cannot tell the format: neither `client` (Sensu 1.x) nor `entity` (Sensu Go) is present",
-        ))
+        Err(Code::DataErr.msg(format!(
+            "event: cannot tell the format of stdin: neither `client` (Sensu 1.x) nor `entity` (Sensu Go) is present; {FIX_EVENT}, or force it with --input"
+        )))
     }
 }
 
@@ -298,7 +335,8 @@ fn detect(root: &Map<String, Value>) -> Result<Format> {
 pub(crate) mod field {
     use super::*;
 
-    fn type_name(v: &Value) -> &'static str {
+    /// The JSON type of `v` with its article, for messages: `a string`, `an array`, `null`.
+    pub fn type_name(v: &Value) -> &'static str {
         match v {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -394,7 +432,10 @@ pub(crate) mod field {
                     Value::String(s) => {
                         out.insert(k.clone(), s.clone());
                     }
-                    other => return Err(wrong(&format!("{path}.{k}"), "a string", other)),
+                    other => {
+                        let key = if k.chars().count() <= MAX_QUOTED_CHARS { k.clone() } else { quoted(k) };
+                        return Err(wrong(&format!("{path}.{key}"), "a string", other));
+                    }
                 }
             }
         }
@@ -452,6 +493,20 @@ mod tests {
         }
         let err = parse_json(s.as_bytes(), None).unwrap_err();
         assert_eq!(err.code, Code::DataErr);
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(quoted("PROBLEM"), "\"PROBLEM\"");
+        assert_eq!(quoted("a\0b"), "\"a\\0b\"");
+        let q = quoted(&"ア".repeat(10_000));
+        assert!(q.ends_with('…') && q.chars().count() <= MAX_QUOTED_CHARS + 3, "{q}");
+        let long_type = format!(r#"{{"client":{{"name":"a"}},"check":{{"name":"c","status":2}},"action":"{}"}}"#, "x".repeat(100_000));
+        let err = parse_json(long_type.as_bytes(), None).unwrap_err().to_string();
+        assert!(err.len() < 300, "{err}");
+        let long_key = format!(r#"{{"entity":{{"metadata":{{"name":"a","labels":{{"{}":1}}}}}},"check":{{"metadata":{{"name":"c"}},"status":2}}}}"#, "k".repeat(100_000));
+        let err = parse_json(long_key.as_bytes(), None).unwrap_err().to_string();
+        assert!(err.contains("entity.metadata.labels.\"kkk") && err.len() < 300, "{err}");
     }
 
     #[test]

@@ -139,7 +139,12 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
             });
             None
         }
-        other => return Err(Code::DataErr.msg(format!("NOTIFICATIONTYPE {other:?} is not a Nagios notification type"))),
+        _ => {
+            return Err(Code::DataErr.msg(format!(
+                "NOTIFICATIONTYPE {} is not a Nagios notification type (PROBLEM, RECOVERY, ACKNOWLEDGEMENT, FLAPPING*, DOWNTIME*, CUSTOM)",
+                super::quoted(&kind)
+            )));
+        }
     };
 
     let mut labels = BTreeMap::new();
@@ -187,7 +192,10 @@ pub fn state_code(state: &str) -> Result<u32> {
         "WARNING" => Ok(1),
         "CRITICAL" | "DOWN" | "UNREACHABLE" => Ok(2),
         "UNKNOWN" => Ok(3),
-        other => Err(Code::DataErr.msg(format!("state {other:?} is not OK, WARNING, CRITICAL, UNKNOWN, UP, DOWN or UNREACHABLE"))),
+        _ => Err(Code::DataErr.msg(format!(
+            "state {} is not OK, WARNING, CRITICAL, UNKNOWN, UP, DOWN or UNREACHABLE",
+            super::quoted(state)
+        ))),
     }
 }
 

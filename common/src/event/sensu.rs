@@ -34,7 +34,8 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         Some("flapping") => Some(SourceAction::Flapping),
         Some(other) => {
             return Err(Code::DataErr.msg(format!(
-                "field `action` must be create, resolve or flapping, found {other:?}"
+                "field `action` must be create, resolve or flapping, found {}",
+                super::quoted(other)
             )));
         }
     };
@@ -94,7 +95,7 @@ fn history_status(v: &Value, i: usize) -> Result<u32> {
         _ => None,
     };
     parsed.ok_or_else(|| {
-        Code::DataErr.msg(format!("field `check.history[{i}]` must be a status such as \"2\", found {v}"))
+        Code::DataErr.msg(format!("field `check.history[{i}]` must be a status such as \"2\", found {}", super::shown_json(v)))
     })
 }
 

@@ -35,8 +35,12 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
     };
     let fields = parse_message(message);
     let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let name = get("name").ok_or_else(|| Code::DataErr.msg("message has no `name:` line ({TRIGGER.NAME})"))?;
-    let host = get("hostname").ok_or_else(|| Code::DataErr.msg("message has no `hostname:` line ({HOST.NAME})"))?;
+    let name = get("name").ok_or_else(|| {
+        Code::DataErr.msg("message has no `name:` line; add `name:{TRIGGER.NAME}` to the media type's message template")
+    })?;
+    let host = get("hostname").ok_or_else(|| {
+        Code::DataErr.msg("message has no `hostname:` line; add `hostname:{HOST.NAME}` to the media type's message template")
+    })?;
 
     let cancelled = message.lines().any(|l| l.trim_start().starts_with("NOTE: Escalation cancelled"));
     let resolve = if cancelled {
@@ -53,7 +57,8 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
                     Some("0") => true,
                     _ => {
                         return Err(Code::DataErr.msg(format!(
-                            "cannot tell problem from recovery: subject {subject:?} is not trigger/resolve/PROBLEM/OK and there is no status: or value: line"
+                            "cannot tell problem from recovery: subject {} is not trigger/resolve/PROBLEM/OK and the message has no `status:{{TRIGGER.STATUS}}` or `value:{{TRIGGER.VALUE}}` line; add one to the media type's message template",
+                            super::quoted(subject)
                         )));
                     }
                 },
@@ -140,7 +145,7 @@ fn severity_from_code(n: &str) -> Result<&'static str> {
         "2" | "3" => Ok("warning"),
         "4" => Ok("error"),
         "5" => Ok("critical"),
-        other => Err(Code::DataErr.msg(format!("nseverity {other:?} is not 0–5"))),
+        _ => Err(Code::DataErr.msg(format!("nseverity {} is not 0–5 ({{TRIGGER.NSEVERITY}})", super::quoted(n)))),
     }
 }
 
@@ -150,8 +155,9 @@ fn severity_from_name(s: &str) -> Result<&'static str> {
         "warning" | "average" => Ok("warning"),
         "high" | "error" => Ok("error"),
         "disaster" | "critical" => Ok("critical"),
-        other => Err(Code::DataErr.msg(format!(
-            "severity {other:?} is not a Zabbix severity (Not classified, Information, Warning, Average, High, Disaster)"
+        _ => Err(Code::DataErr.msg(format!(
+            "severity {} is not a Zabbix severity (Not classified, Information, Warning, Average, High, Disaster)",
+            super::quoted(s)
         ))),
     }
 }
