@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::fake::twilio::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FakeTwilio, Script};
-use crate::util::{Run, Sandbox, read_fixture};
+use crate::fake::twilio::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FakeTwilio, Outcome, Script};
+use crate::util::{Run, Sandbox, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const CALLS: &str = "Calls.json";
@@ -12,6 +12,9 @@ const FROM: &str = "+14155550199";
 const ONE: &str = "+14155550101";
 const TWO: &str = "+14155550102";
 const THREE: &str = "+819012345678";
+const FOUR: &str = "+14155550104";
+/// 2026-11-21T00:00:00Z (09:00 in Tokyo), for `PAGERPIPE_NOW`.
+const NOV21: u64 = 1_795_219_200;
 
 /// A sandbox whose `twilio` section has the fake's account, the auth token, `from`, three
 /// recipients, and `extra` laid over.
@@ -240,3 +243,229 @@ fn an_api_key_authenticates_with_the_account_sid_in_the_path() {
     fake.assert_no_violations();
     assert_eq!(fake.to(CALLS).len(), 1);
 }
+
+/// Settings for sequential mode that finish quickly against the fake: status checks every
+/// 20 ms (a real run waits 3 s between them), a 5 s ring timeout, and `extra` laid over.
+fn sequential(extra: Value) -> Value {
+    let mut v = json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5,
+        "recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}, {"name": "Dan", "phone": FOUR}]});
+    if let (Some(s), Value::Object(extra)) = (v.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    v
+}
+
+/// The fixture event with its check renamed, a new incident.
+fn event_for_check(check: &str) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture JSON");
+    ev["check"]["name"] = check.into();
+    ev.to_string().into_bytes()
+}
+
+/// Run with `PAGERPIPE_NOW` set to `now`.
+fn run_at(sb: &Sandbox, fake: &FakeTwilio, now: u64, input: &[u8], extra: &[&str]) -> Run {
+    let mut args = vec!["--api-url", fake.url.as_str()];
+    args.extend_from_slice(extra);
+    let mut cmd = sb.command(&args);
+    cmd.env("PAGERPIPE_NOW", now.to_string());
+    run_command(cmd, input)
+}
+
+fn called(fake: &FakeTwilio) -> Vec<String> {
+    fake.calls().iter().map(|c| c.to.clone()).collect()
+}
+
+#[test]
+fn sequential_calls_one_at_a_time_and_stops_at_the_first_person_who_answers() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::Answered]);
+    let sb = sandbox(sequential(json!({"mode": "broadcast"})));
+    // --mode wins over the file.
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--mode", "sequential", "--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO, THREE], "exactly three calls; Dan ({FOUR}) is never called");
+    for c in fake.calls() {
+        assert!(c.fetches >= 2, "each call was followed until it ended: {c:?}");
+    }
+    assert!(fake.updates().is_empty(), "nothing to cancel");
+    assert!(r.stderr.contains(&format!("twilio: call 1 to {ONE}: no-answer")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("twilio: call 2 to Bob {TWO}: busy")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("twilio: call 3 to 花子 {THREE}: completed after 12 s")), "{}", r.stderr);
+    let sids: Vec<String> = fake.calls().iter().map(|c| c.sid.clone()).collect();
+    assert!(r.stderr.contains(&format!("twilio: triggered web-01/check_disk (answered by 花子 {THREE} on call 3: calls {})", sids.join(", "))), "{}", r.stderr);
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["refs"]["call_sids"], json!(sids));
+    assert_eq!(st["refs"]["answered"], json!({"sid": sids[2], "phone": THREE, "name": "花子"}));
+    assert_eq!(st["open"], true);
+    // Each call took a slot under the recipient's caps, apart from the incident.
+    assert_eq!(sb.state("twilio", "recipient%3A%2B14155550101.json")["calls"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn sequential_with_machine_detection_moves_on_from_a_voicemail_and_texts_only_those_it_calls() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Voicemail, Outcome::Answered]);
+    let sb = sandbox(sequential(json!({"machine_detection": "Enable", "pause": 1, "channels": ["voice", "sms"]})));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO]);
+    for c in fake.to(CALLS) {
+        assert_eq!(c.param("MachineDetection"), Some("Enable"));
+        let t = c.twiml.as_ref().expect("Twiml");
+        assert_eq!(t.elements, vec!["Response", "Pause", "Say"]);
+        assert_eq!(t.pause.as_deref(), Some("1"));
+    }
+    assert!(r.stderr.contains(&format!("call 1 to {ONE}: completed after 20 s, answered by machine_end_beep")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("answered by Bob {TWO} on call 2")), "{}", r.stderr);
+    // Texted right before their call: the two who were called, not the others.
+    let sms: Vec<String> = fake.to(MESSAGES).iter().map(|m| m.param("To").unwrap_or("").to_string()).collect();
+    assert_eq!(sms, vec![ONE, TWO]);
+    let order: Vec<String> = fake.accepted().into_iter().map(|a| a.resource).collect();
+    assert_eq!(order, vec![MESSAGES, CALLS, MESSAGES, CALLS]);
+}
+
+#[test]
+fn sequential_goes_round_the_list_rounds_times_then_exits_75_and_tries_again_next_event() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::NoAnswer]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, TWO], "rounds": 2})));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO]);
+    assert!(r.stderr.contains("nobody answered calls"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("in 2 rounds ({ONE}: no-answer; {TWO}: busy; {ONE}: failed; {TWO}: no-answer)")), "{}", r.stderr);
+    // The claim was released: the next event for the incident calls again.
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE]);
+}
+
+#[test]
+fn sequential_stops_and_cancels_the_ringing_call_when_the_incident_is_resolved_meanwhile() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    let sb = sandbox(sequential(json!({})));
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "60s"]);
+    let mut calling = cmd.spawn().expect("spawn handler");
+    {
+        use std::io::Write;
+        let mut stdin = calling.stdin.take().expect("stdin");
+        stdin.write_all(&read_fixture("sensu/create.json")).expect("write the event");
+    }
+    // Once the first call is ringing (the handler is polling it), the check recovers.
+    fake.wait_for("the first call being polled", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    let resolve = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "60s"]);
+    assert_eq!(resolve.code, Some(0), "{resolve:?}");
+    let out = calling.wait_with_output().expect("wait handler");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE], "nobody after the first is called: {stderr}");
+    let calls = fake.calls();
+    assert!(calls[0].canceled, "the ringing call was cancelled: {calls:?}");
+    assert_eq!(fake.updates(), vec![(calls[0].sid.clone(), vec![("Status".to_string(), "canceled".to_string())])]);
+    assert!(stderr.contains("stopped: web-01/check_disk was resolved meanwhile"), "{stderr}");
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["open"], false, "the resolve stays recorded");
+    assert_eq!(st["refs"]["call_sids"], json!([calls[0].sid]));
+}
+
+#[test]
+fn daily_rotation_starts_with_someone_else_the_next_day_in_the_configured_timezone() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, TWO, THREE], "rotation": "daily", "timezone": "+09:00"})));
+    let first = |now: u64| {
+        let before = fake.calls().len();
+        let r = run_at(&sb, &fake, now, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let calls = called(&fake);
+        assert_eq!(calls.len(), before + 1, "the first person answers: {calls:?}");
+        calls[before].clone()
+    };
+    // 21 Nov in Tokyo (day 20778 since 1970, 20778 mod 3 = 0): the list as written.
+    assert_eq!(first(NOV21), ONE);
+    // 22 Nov in Tokyo, a day later (the refresh has long passed): Bob first.
+    assert_eq!(first(NOV21 + 86_400), TWO);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_fourth_call_to_one_number_within_15_minutes_is_not_placed() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"recipients": [ONE]}));
+    let t0 = NOV21;
+    for (i, check) in ["check_a", "check_b", "check_c", "check_d"].iter().enumerate() {
+        let r = run_at(&sb, &fake, t0 + 60 * i as u64, &event_for_check(check), &[]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        if i < 3 {
+            assert!(!r.stderr.contains("not calling"), "{}", r.stderr);
+        } else {
+            assert!(r.stderr.contains(&format!("twilio: warn: not calling {ONE}: already 3 calls in the last 15m (call_caps 15m: 3)")), "{}", r.stderr);
+            assert!(r.stderr.contains("triggered web-01/check_d (0 of 0 requests accepted: not called, over the call cap"), "{}", r.stderr);
+        }
+    }
+    assert_eq!(fake.to(CALLS).len(), 3);
+    assert_eq!(sb.state("twilio", "recipient%3A%2B14155550101.json")["calls"], json!([t0, t0 + 60, t0 + 120]));
+    // Fifteen minutes after the first call there is room again.
+    let r = run_at(&sb, &fake, t0 + 15 * 60, &event_for_check("check_e"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.to(CALLS).len(), 4);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn test_flag_rehearses_with_a_fixed_message_every_time_within_the_caps() {
+    let fake = FakeTwilio::start(&[]);
+    // Even a configuration that would page for nothing but warnings rehearses.
+    let sb = sandbox(json!({"channels": ["voice", "sms"], "severities": ["warning"], "conference": true}));
+    let expected = "This is a test page from pagerpipe on rehearsal-01. Nothing is wrong and no action is needed.";
+    for round in 1..=4usize {
+        let r = run_at(&sb, &fake, NOV21, b"", &["--test", "--entity", "rehearsal-01"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let calls = fake.to(CALLS);
+        // Not swallowed by dedup: every run calls again, until the caps (3 per 15 minutes) stop it.
+        assert_eq!(calls.len(), 3 * round.min(3), "round {round}: {}", r.stderr);
+        assert_eq!(fake.to(MESSAGES).len(), 3 * round, "SMS is not capped");
+        if round == 4 {
+            assert_eq!(r.stderr.matches("not calling").count(), 3, "{}", r.stderr);
+        }
+    }
+    fake.assert_no_violations();
+    for c in fake.to(CALLS) {
+        assert_eq!(spoken(&c), expected);
+        assert_eq!(c.twiml.as_ref().expect("Twiml").conference.as_deref(), Some("rehearsal-01/pagerpipe-test"));
+    }
+    assert!(fake.to(MESSAGES).iter().all(|m| m.param("Body") == Some(expected)));
+    // --test reads no event, so it cannot be combined with one.
+    let r = run(&sb, &fake, b"", &["--test", "--from", "nagios"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+}
+
+#[test]
+fn sequential_mode_with_a_timeout_too_short_for_one_call_exits_78() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"mode": "sequential"}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("settings `twilio.timeout`: 10s is too short for sequential mode"), "{}", r.stderr);
+    assert!(fake.accepted().is_empty());
+    // --mode is checked by clap.
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--mode", "round-robin"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+}
+
+#[test]
+fn dry_run_in_sequential_mode_shows_the_calling_order_and_sends_nothing() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(sequential(json!({"rotation": "daily", "timezone": "UTC"})));
+    let r = run_at(&sb, &fake, NOV21 + 86_400, &read_fixture("sensu/create.json"), &["--dry-run", "--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // 22 Nov is day 20779 since 1970; 20779 mod 4 = 3: Dan first.
+    assert!(r.stderr.contains(&format!("until a person answers (up to 2 rounds): Dan {FOUR}, {ONE}, Bob {TWO}, 花子 {THREE}")), "{}", r.stderr);
+    assert_eq!(r.stdout.matches("\"To\"").count(), 4, "{}", r.stdout);
+    assert!(fake.accepted().is_empty());
+}
+

@@ -1,19 +1,24 @@
 //! `handler-twilio`: a Sensu/Nagios/Zabbix/Mackerel event in, Twilio phone calls (text to
 //! speech, inline TwiML) and SMS to the on-call people out. Thin: flags here, the rest in
-//! `provider`, `twiml` and `common::pipeline`.
+//! `provider` (requests and responses), `sequential` (one call at a time), `rotation`, `caps`,
+//! `twiml` and `common::pipeline`.
 
+mod caps;
 mod provider;
+mod rotation;
+mod sequential;
 mod twiml;
 
 use clap::Parser;
 use common::cli::CommonArgs;
+use common::log::Logger;
 use serde_json::{Map, Value};
 
 /// Call (and optionally text) the on-call people through Twilio from one monitoring event on stdin.
 ///
 /// Exit codes: 0 delivered or skipped by a filter, 2 usage, 65 unreadable event, 69 refused by
-/// Twilio (bad credentials, invalid number), 75 not delivered yet, 78 configuration missing or
-/// invalid (e.g. a number that is not E.164).
+/// Twilio (bad credentials, invalid number), 75 not delivered yet (also: nobody answered in
+/// sequential mode), 78 configuration missing or invalid (e.g. a number that is not E.164).
 #[derive(Debug, Parser)]
 #[command(name = "handler-twilio", version)]
 struct Args {
@@ -33,6 +38,14 @@ struct Args {
     #[arg(long, env = "TWILIO_API_KEY_SECRET", hide_env_values = true, value_name = "SECRET")]
     api_key_secret: Option<String>,
 
+    /// Call everyone at once, or one at a time until someone answers [default: broadcast]
+    #[arg(long, value_name = "MODE", value_parser = ["broadcast", "sequential"])]
+    mode: Option<String>,
+
+    /// Rehearse: call (and text, per channels) the configured recipients with test_message instead of reading an event; call caps apply
+    #[arg(long, conflicts_with_all = ["from", "input"])]
+    test: bool,
+
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -45,10 +58,24 @@ fn main() -> std::process::ExitCode {
         ("auth_token", &args.auth_token),
         ("api_key_sid", &args.api_key_sid),
         ("api_key_secret", &args.api_key_secret),
+        ("mode", &args.mode),
     ] {
         if let Some(v) = value {
             flags.insert(name.into(), Value::from(v.as_str()));
         }
     }
-    common::pipeline::main::<provider::Twilio>(&args.common, flags)
+    if !args.test {
+        return common::pipeline::main::<provider::Twilio>(&args.common, flags);
+    }
+    // --test: the same pipeline, fed a synthetic event instead of stdin.
+    flags.extend(provider::test_settings());
+    let event = provider::test_event(args.common.entity.as_deref());
+    let mut log = Logger::new("twilio", args.common.log_format, args.common.verbose);
+    match common::pipeline::run::<provider::Twilio>(&args.common, flags, event.as_bytes(), &mut log) {
+        Ok(code) => code.into(),
+        Err(failure) => {
+            log.error(failure.to_string());
+            failure.code.into()
+        }
+    }
 }

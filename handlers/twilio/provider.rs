@@ -6,14 +6,21 @@
 //! (`AccountSid:AuthToken`, or `ApiKeySid:ApiKeySecret` with the account SID still in the
 //! path), `application/x-www-form-urlencoded` bodies with PascalCase parameters, JSON answers.
 //!
-//! - **trigger**: for every recipient, with `voice` in `channels` (the default),
-//!   `POST /2010-04-01/Accounts/{AccountSid}/Calls.json` `To, From, Twiml, Timeout` — inline
-//!   TwiML (never a `Url`: no callback server is needed) speaking the message, see
-//!   [`crate::twiml`]; with `sms` in `channels`, `POST …/Messages.json` `To, From, Body`
-//!   (≤ 1600 characters). The returned call and message SIDs are stored with the incident as
-//!   `refs.call_sids` / `refs.message_sids`.
+//! - **trigger**, `mode: broadcast` (the default): for every recipient, with `voice` in
+//!   `channels` (the default), `POST /2010-04-01/Accounts/{AccountSid}/Calls.json`
+//!   `To, From, Twiml, Timeout[, MachineDetection]` — inline TwiML (never a `Url`: no callback
+//!   server is needed) speaking the message, see [`crate::twiml`]; with `sms` in `channels`,
+//!   `POST …/Messages.json` `To, From, Body` (≤ 1600 characters). The returned call and message
+//!   SIDs are stored with the incident as `refs.call_sids` / `refs.message_sids`.
+//! - **trigger**, `mode: sequential`: one call at a time until a person answers, see
+//!   [`crate::sequential`].
 //! - **resolve**: never a call; with `notify_on_resolve`, a `RESOLVED: …` SMS to everyone.
 //! - **acknowledge**: Twilio has none; skipped.
+//!
+//! The recipients' order is rotated daily with `rotation: daily` ([`crate::rotation`]), and
+//! every call first takes a slot under the per-recipient caps ([`crate::caps`]); a call over a
+//! cap is not placed (one log line). `--test` (setting `test`) speaks and texts `test_message`
+//! instead of `message`.
 //!
 //! Every recipient is tried. When some are reached and others fail, the page counts as
 //! delivered (the failures are logged as errors); when none is reached, the most hopeful
@@ -21,6 +28,8 @@
 //! `{code, message, more_info, status}` is quoted: 401 / 20003 (authentication) and 21211 /
 //! 21212 (invalid `To` / `From`, naming the number) are permanent (exit 69); 429 / 20429 and
 //! 5xx are retried within the deadline (then exit 75).
+
+use std::time::Duration;
 
 use base64::Engine as _;
 use common::config::{self, Common, de};
@@ -31,8 +40,10 @@ use common::http::{Body, Class, Method, Request, Response, classify_status_with}
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::template::{Template, truncate_chars};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
+use crate::caps::{self, Caps, Reservation};
+use crate::rotation::Rotation;
 use crate::twiml::{self, Speech};
 
 /// Default base URL.
@@ -45,6 +56,12 @@ pub const MAX_RING_TIMEOUT: u64 = 600;
 pub const CALL_SIDS: &str = "call_sids";
 /// Key of the sent messages' SIDs in the state store's `refs`.
 pub const MESSAGE_SIDS: &str = "message_sids";
+/// Key of the call a person answered in sequential mode (`{sid, phone, name}`) in `refs`.
+pub const ANSWERED: &str = "answered";
+/// Seconds Twilio may add to the ring `Timeout` before it gives up on a call ("we will add a
+/// 5-second buffer", the create-Call `Timeout` description in the spec), plus call set-up:
+/// sequential mode needs at least `ring_timeout` + this per call.
+pub const CALL_OVERHEAD_SECS: u64 = 15;
 
 /// The `twilio` settings section (the shared settings live in [`Common`]).
 #[derive(Debug, Deserialize)]
@@ -58,18 +75,32 @@ struct Settings {
     recipients: Value,
     message: String,
     resolve_message: String,
+    test_message: String,
     language: String,
     voice: Option<String>,
     #[serde(rename = "loop", deserialize_with = "de::uint")]
     loops: u64,
     #[serde(deserialize_with = "de::uint")]
+    pause: u64,
+    #[serde(deserialize_with = "de::uint")]
     ring_timeout: u64,
+    machine_detection: Value,
     #[serde(deserialize_with = "de::boolean")]
     conference: bool,
     #[serde(deserialize_with = "de::list")]
     channels: Vec<String>,
     #[serde(deserialize_with = "de::boolean")]
     notify_on_resolve: bool,
+    mode: String,
+    #[serde(deserialize_with = "de::uint")]
+    rounds: u64,
+    #[serde(deserialize_with = "de::duration")]
+    poll_interval: Duration,
+    rotation: String,
+    timezone: String,
+    call_caps: Value,
+    #[serde(deserialize_with = "de::boolean")]
+    test: bool,
 }
 
 impl Default for Settings {
@@ -83,13 +114,23 @@ impl Default for Settings {
             recipients: Value::Null,
             message: "{entity} {check} is {status}. {output}".into(),
             resolve_message: "RESOLVED: {entity} {check} is {status}. {output}".into(),
+            test_message: "This is a test page from pagerpipe on {entity}. Nothing is wrong and no action is needed.".into(),
             language: "en-US".into(),
             voice: None,
             loops: 2,
+            pause: 0,
             ring_timeout: 30,
+            machine_detection: Value::Null,
             conference: false,
             channels: vec!["voice".into()],
             notify_on_resolve: false,
+            mode: "broadcast".into(),
+            rounds: 2,
+            poll_interval: Duration::from_secs(3),
+            rotation: "none".into(),
+            timezone: "UTC".into(),
+            call_caps: Value::Null,
+            test: false,
         }
     }
 }
@@ -104,12 +145,22 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    fn label(&self) -> String {
+    /// `Name +number`, or the number alone, for log lines.
+    pub fn label(&self) -> String {
         match &self.name {
             Some(n) => format!("{n} {}", self.phone),
             None => self.phone.clone(),
         }
     }
+}
+
+/// How the recipients are called (`mode` setting, `--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everyone at once.
+    Broadcast,
+    /// One at a time until a person answers, up to `rounds` times through the list.
+    Sequential,
 }
 
 /// The Twilio provider, built from settings.
@@ -126,12 +177,21 @@ pub struct Twilio {
     recipients: Vec<Recipient>,
     message: Template,
     resolve_message: Template,
+    test_message: Template,
     speech: Speech,
     ring_timeout: u64,
+    /// Twilio's `MachineDetection` value (`Enable` / `DetectMessageEnd`), when asked for.
+    pub(crate) machine_detection: Option<&'static str>,
     conference: bool,
-    voice: bool,
-    sms: bool,
+    pub(crate) voice: bool,
+    pub(crate) sms: bool,
     notify_on_resolve: bool,
+    pub(crate) mode: Mode,
+    pub(crate) rounds: u64,
+    pub(crate) poll_interval: Duration,
+    rotation: Rotation,
+    caps: Caps,
+    test: bool,
 }
 
 impl Provider for Twilio {
@@ -173,6 +233,9 @@ impl Provider for Twilio {
         if !(1..=10).contains(&s.loops) {
             return Err(Code::Config.msg(format!("settings `twilio.loop`: {} is not between 1 and 10", s.loops)));
         }
+        if s.pause > 60 {
+            return Err(Code::Config.msg(format!("settings `twilio.pause`: {} is not between 0 and 60 seconds", s.pause)));
+        }
         let language = s.language.trim().to_string();
         if language.is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Code::Config.msg(format!("settings `twilio.language`: {language:?} is not a language tag such as en-US or ja-JP")));
@@ -191,6 +254,31 @@ impl Provider for Twilio {
                 other => return Err(Code::Config.msg(format!("settings `twilio.channels`: {other:?} is not one of voice, sms"))),
             }
         }
+        let mode = match s.mode.trim().to_ascii_lowercase().as_str() {
+            "" | "broadcast" => Mode::Broadcast,
+            "sequential" => Mode::Sequential,
+            other => return Err(Code::Config.msg(format!("settings `twilio.mode`: {other:?} is not one of broadcast, sequential"))),
+        };
+        if !(1..=10).contains(&s.rounds) {
+            return Err(Code::Config.msg(format!("settings `twilio.rounds`: {} is not between 1 and 10", s.rounds)));
+        }
+        if s.poll_interval.is_zero() || s.poll_interval > Duration::from_secs(60) {
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.poll_interval`: {:?} is not more than 0s and at most 60s (e.g. \"3s\")",
+                s.poll_interval
+            )));
+        }
+        let per_call = Duration::from_secs(s.ring_timeout + CALL_OVERHEAD_SECS);
+        if mode == Mode::Sequential && channels.0 && common.timeout < per_call {
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.timeout`: {}s is too short for sequential mode, where one unanswered call takes up to \
+                 ring_timeout + {CALL_OVERHEAD_SECS}s = {}s; give --timeout at least recipients × rounds × {}s to reach \
+                 everyone (and the monitoring system's handler timeout a little more, see docs/twilio.md)",
+                common.timeout.as_secs(),
+                per_call.as_secs(),
+                per_call.as_secs()
+            )));
+        }
         Ok(Twilio {
             account_sid,
             credentials,
@@ -200,12 +288,20 @@ impl Provider for Twilio {
             recipients,
             message: Template::parse("twilio.message", &s.message)?,
             resolve_message: Template::parse("twilio.resolve_message", &s.resolve_message)?,
-            speech: Speech { language, voice, loops: s.loops },
+            test_message: Template::parse("twilio.test_message", &s.test_message)?,
+            speech: Speech { language, voice, loops: s.loops, pause: s.pause },
             ring_timeout: s.ring_timeout,
+            machine_detection: machine_detection(&s.machine_detection)?,
             conference: s.conference,
             voice: channels.0,
             sms: channels.1,
             notify_on_resolve: s.notify_on_resolve,
+            mode,
+            rounds: s.rounds,
+            poll_interval: s.poll_interval,
+            rotation: Rotation::from_settings(&s.rotation, &s.timezone)?,
+            caps: Caps::from_setting(&s.call_caps)?,
+            test: s.test,
         })
     }
 
@@ -248,26 +344,41 @@ impl Provider for Twilio {
         let mut sent = Sent::default();
         match job.action {
             Action::Trigger => {
+                let order = self.order(ctx);
+                if self.mode == Mode::Sequential && self.voice {
+                    if !ctx.dry_run {
+                        return self.sequential(ctx, job, &order);
+                    }
+                    let names: Vec<String> = order.iter().map(Recipient::label).collect();
+                    ctx.log.info(format!(
+                        "dry run: sequential mode calls one at a time, in this order, until a person answers (up to {} round{}): {}",
+                        self.rounds,
+                        if self.rounds == 1 { "" } else { "s" },
+                        names.join(", ")
+                    ));
+                }
                 if self.voice {
                     let doc = self.twiml(job.event, job.incident_key);
-                    for r in &self.recipients {
-                        let form = vec![
-                            ("To".to_string(), r.phone.clone()),
-                            ("From".to_string(), self.from().to_string()),
-                            ("Twiml".to_string(), doc.clone()),
-                            ("Timeout".to_string(), self.ring_timeout.to_string()),
-                        ];
-                        sent.record(ctx, r, "call", self.post(ctx, "Calls.json", form, r));
+                    for r in &order {
+                        let Some(slot) = self.take_slot(ctx, r) else {
+                            sent.capped.push(r.label());
+                            continue;
+                        };
+                        let outcome = self.post(ctx, "Calls.json", self.call_form(r, &doc), r);
+                        if outcome.is_err() {
+                            self.give_back(ctx, r, slot);
+                        }
+                        sent.record(ctx, r, "call", outcome);
                     }
                 }
                 if self.sms {
-                    let body = truncate_chars(&self.message.render(job.event), MAX_SMS_CHARS);
-                    self.text_all(ctx, &body, &mut sent);
+                    let body = self.sms_body(job.event);
+                    self.text_all(ctx, &order, &body, &mut sent);
                 }
             }
             Action::Resolve if self.notify_on_resolve => {
                 let body = truncate_chars(&self.resolve_message.render(job.event), MAX_SMS_CHARS);
-                self.text_all(ctx, &body, &mut sent);
+                self.text_all(ctx, &self.recipients, &body, &mut sent);
             }
             Action::Resolve => {
                 return Ok(Done { detail: "(no call on resolve; set notify_on_resolve for a RESOLVED SMS)".into(), refs: Map::new() });
@@ -285,6 +396,8 @@ struct Sent {
     messages: Vec<String>,
     reached: usize,
     failures: Vec<Failed>,
+    /// Recipients not called because of a cap.
+    capped: Vec<String>,
 }
 
 impl Sent {
@@ -304,7 +417,9 @@ impl Sent {
         }
     }
 
-    /// Delivered when anyone was reached; otherwise the most hopeful failure (retryable first).
+    /// Delivered when anyone was reached, or when nobody could be because every call was over
+    /// a cap (those people were called a lot just now); otherwise the most hopeful failure
+    /// (retryable first).
     fn finish(mut self, ctx: &Ctx<'_>) -> std::result::Result<Done, Failed> {
         if self.reached == 0 {
             let pick = self.failures.iter().position(|f| matches!(f, Failed::NotYet(_))).unwrap_or(0);
@@ -319,6 +434,9 @@ impl Sent {
                 refs.insert(key.into(), sids.clone().into());
                 parts.push(format!("{what} {}", sids.join(", ")));
             }
+        }
+        if !self.capped.is_empty() {
+            parts.push(format!("not called, over the call cap: {}", self.capped.join(", ")));
         }
         let total = self.reached + self.failures.len();
         let mut detail = if ctx.dry_run { format!("({total} requests") } else { format!("({} of {total} requests accepted", self.reached) };
@@ -335,51 +453,184 @@ impl Twilio {
         self.from.as_deref().unwrap_or("+{from}")
     }
 
+    /// The recipients in calling order now: rotated daily with `rotation: daily`.
+    fn order(&self, ctx: &Ctx<'_>) -> Vec<Recipient> {
+        let now = common::clock::now_unix();
+        let order = self.rotation.apply(&self.recipients, now);
+        if let Some(day) = self.rotation.local_day(now) {
+            ctx.log.debug(format!("rotation daily: day {day} starts with {}", order.first().map(Recipient::label).unwrap_or_default()));
+        }
+        order
+    }
+
+    /// The template spoken and texted on a trigger: `test_message` for `--test`.
+    fn trigger_message(&self) -> &Template {
+        if self.test { &self.test_message } else { &self.message }
+    }
+
+    /// The SMS body for a trigger, cut to Twilio's 1600 characters.
+    pub(crate) fn sms_body(&self, event: &Event) -> String {
+        truncate_chars(&self.trigger_message().render(event), MAX_SMS_CHARS)
+    }
+
     /// The call's TwiML for `event`, the output shortened to fit Twilio's 4000 characters.
-    fn twiml(&self, event: &Event, key: &str) -> String {
+    pub(crate) fn twiml(&self, event: &Event, key: &str) -> String {
         let output = event.output.trim_end();
+        let template = self.trigger_message();
         let render = |n: usize| {
             let mut e = event.clone();
             e.output = truncate_chars(output, n);
-            self.message.render(&e)
+            template.render(&e)
         };
         let conference = self.conference.then_some(key);
         twiml::fitted(&render, output.chars().count(), &self.speech, conference)
     }
 
-    /// Send `body` as an SMS to every recipient.
-    fn text_all(&self, ctx: &Ctx<'_>, body: &str, sent: &mut Sent) {
-        for r in &self.recipients {
-            let form = vec![
-                ("To".to_string(), r.phone.clone()),
-                ("From".to_string(), self.from().to_string()),
-                ("Body".to_string(), body.to_string()),
-            ];
-            sent.record(ctx, r, "SMS", self.post(ctx, "Messages.json", form, r));
+    /// The create-Call form for `r` speaking `doc`: `To, From, Twiml, Timeout[, MachineDetection]`.
+    pub(crate) fn call_form(&self, r: &Recipient, doc: &str) -> Vec<(String, String)> {
+        let mut form = vec![
+            ("To".to_string(), r.phone.clone()),
+            ("From".to_string(), self.from().to_string()),
+            ("Twiml".to_string(), doc.to_string()),
+            ("Timeout".to_string(), self.ring_timeout.to_string()),
+        ];
+        if let Some(md) = self.machine_detection {
+            form.push(("MachineDetection".to_string(), md.to_string()));
+        }
+        form
+    }
+
+    /// Take a call slot for `r` under the caps: `Some(Some(at))` granted and counted,
+    /// `Some(None)` go ahead uncounted (dry run, no state store, or the store failed: a broken
+    /// store must not silence a page), `None` over a cap (logged once here).
+    pub(crate) fn take_slot(&self, ctx: &Ctx<'_>, r: &Recipient) -> Option<Option<u64>> {
+        let Some(store) = ctx.store else { return Some(None) };
+        let now = common::clock::now_unix();
+        match self.caps.reserve(store, &r.phone, now, &mut |n| ctx.log.warn(n)) {
+            Ok(Reservation::Granted { at }) => Some(Some(at)),
+            Ok(Reservation::Over { limit, count }) => {
+                ctx.log.warn(format!(
+                    "not calling {}: already {count} call{} in the last {} (call_caps {}: {})",
+                    r.label(),
+                    if count == 1 { "" } else { "s" },
+                    limit.label,
+                    limit.label,
+                    limit.max
+                ));
+                None
+            }
+            Err(e) => {
+                ctx.log.error(format!("call caps unavailable for {} ({e:#}); calling anyway", r.label()));
+                Some(None)
+            }
         }
     }
 
-    /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with `form`; the new resource's
-    /// `sid` (`None` in dry-run or when the answer holds none).
-    fn post(&self, ctx: &Ctx<'_>, resource: &str, form: Vec<(String, String)>, to: &Recipient) -> std::result::Result<Option<String>, Failed> {
+    /// Give back the slot `take_slot` counted for a call that was not placed.
+    pub(crate) fn give_back(&self, ctx: &Ctx<'_>, r: &Recipient, slot: Option<u64>) {
+        if let (Some(store), Some(at)) = (ctx.store, slot)
+            && let Err(e) = caps::release(store, &r.phone, at, &mut |n| ctx.log.warn(n))
+        {
+            ctx.log.warn(format!("cannot give back the call slot of {}: {e:#}", r.label()));
+        }
+    }
+
+    /// Send `body` as an SMS to each of `to`.
+    fn text_all(&self, ctx: &Ctx<'_>, to: &[Recipient], body: &str, sent: &mut Sent) {
+        for r in to {
+            sent.record(ctx, r, "SMS", self.text(ctx, r, body));
+        }
+    }
+
+    /// Send `body` as an SMS to `r`; the message SID.
+    pub(crate) fn text(&self, ctx: &Ctx<'_>, r: &Recipient, body: &str) -> std::result::Result<Option<String>, Failed> {
+        let form = vec![
+            ("To".to_string(), r.phone.clone()),
+            ("From".to_string(), self.from().to_string()),
+            ("Body".to_string(), body.to_string()),
+        ];
+        self.post(ctx, "Messages.json", form, r)
+    }
+
+    /// A request to `{base}/2010-04-01/Accounts/{AccountSid}/{resource}` with the credentials.
+    pub(crate) fn request(&self, method: Method, resource: &str, body: Body) -> Request {
         let sid = self.account_sid.as_deref().unwrap_or("{AccountSid}");
         let mut req = Request {
-            method: Method::Post,
+            method,
             url: format!("{}/2010-04-01/Accounts/{sid}/{resource}", self.base),
             headers: vec![("Accept".into(), "application/json".into())],
-            body: Body::Form(form),
+            body,
         };
         if let Some(c) = &self.credentials {
             req.headers.push(("Authorization".into(), format!("Basic {}", basic(c))));
         }
+        req
+    }
+
+    /// How a response to a request about `to` is classified (Twilio's error body explained).
+    pub(crate) fn classify(&self, resp: &Response, to: &Recipient) -> Class {
+        classify(resp, &to.phone, self.from())
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with `form`, retried within the
+    /// deadline; the new resource's `sid` (`None` in dry-run or when the answer holds none).
+    pub(crate) fn post(&self, ctx: &Ctx<'_>, resource: &str, form: Vec<(String, String)>, to: &Recipient) -> std::result::Result<Option<String>, Failed> {
+        let req = self.request(Method::Post, resource, Body::Form(form));
         ctx.log.debug(format!("POST {} to {}", req.url, to.label()));
-        let from = self.from().to_string();
-        let classify = |resp: &Response| classify(resp, &to.phone, &from);
+        let classify = |resp: &Response| self.classify(resp, to);
         let response = Failed::from_delivery(ctx.send(&req, &classify))?;
         if !ctx.dry_run {
             ctx.log.debug(format!("{resource} for {} answered HTTP {}: {}", to.label(), response.status, truncate_chars(&response.body, 500)));
         }
         Ok(serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
+    }
+}
+
+/// Check name of the `--test` event; the incident key is `{entity}/pagerpipe-test`.
+pub const TEST_CHECK: &str = "pagerpipe-test";
+
+/// The event `--test` feeds to the pipeline: a Sensu 1.x `create` for check
+/// [`TEST_CHECK`] on `entity` (the `--entity` flag, else this host's name), status 2.
+pub fn test_event(entity: Option<&str>) -> String {
+    let host = entity.map(str::to_string).or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+    });
+    json!({
+        "action": "create",
+        "occurrences": 1,
+        "client": {"name": host.as_deref().unwrap_or("pagerpipe")},
+        "check": {"name": TEST_CHECK, "status": 2, "output": "test page"},
+    })
+    .to_string()
+}
+
+/// Settings `--test` lays over the files: speak `test_message`, page whatever the
+/// `severities`/`occurrences` filters say, and never suppress a repeated test (`refresh: 0`).
+/// The call caps still apply.
+pub fn test_settings() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("test".into(), true.into());
+    m.insert("severities".into(), "warning,critical,unknown".into());
+    m.insert("occurrences".into(), 1.into());
+    m.insert("refresh".into(), 0.into());
+    m
+}
+
+/// Twilio's `MachineDetection` from the `machine_detection` setting: `null`, `false`, `""`,
+/// `"none"` → off; `true`, `"Enable"` → `Enable`; `"DetectMessageEnd"` (any case). Other
+/// values exit 78.
+fn machine_detection(v: &Value) -> Result<Option<&'static str>> {
+    let bad = || Code::Config.msg(format!("settings `twilio.machine_detection`: {v} is not one of Enable, DetectMessageEnd, false"));
+    match v {
+        Value::Null | Value::Bool(false) => Ok(None),
+        Value::Bool(true) => Ok(Some("Enable")),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "none" | "false" | "off" => Ok(None),
+            "enable" | "true" => Ok(Some("Enable")),
+            "detectmessageend" => Ok(Some("DetectMessageEnd")),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
     }
 }
 
@@ -523,6 +774,16 @@ mod tests {
             (json!({"channels": ["voice", "fax"]}), "twilio.channels"),
             (json!({"language": "ja JP"}), "twilio.language"),
             (json!({"message": "{host}"}), "twilio.message"),
+            (json!({"test_message": "{nope}"}), "twilio.test_message"),
+            (json!({"mode": "round-robin"}), "twilio.mode"),
+            (json!({"mode": "sequential"}), "twilio.timeout"),
+            (json!({"rounds": 0}), "twilio.rounds"),
+            (json!({"poll_interval": "0s"}), "twilio.poll_interval"),
+            (json!({"rotation": "weekly"}), "twilio.rotation"),
+            (json!({"rotation": "daily", "timezone": "JST"}), "twilio.timezone"),
+            (json!({"machine_detection": "yes please"}), "twilio.machine_detection"),
+            (json!({"pause": 61}), "twilio.pause"),
+            (json!({"call_caps": {"15m": 0}}), "twilio.call_caps.15m"),
         ] {
             let err = provider(settings.clone()).expect_err(&settings.to_string());
             assert_eq!(err.code, Code::Config);
@@ -534,6 +795,33 @@ mod tests {
         assert_eq!(p.credentials.as_deref(), Some("SK0123456789abcdef0123456789abcdef:s3cr3t"));
         assert_eq!(p.recipients.len(), 2);
         assert!(p.ready().expect_err("no from").to_string().contains("twilio.from"));
+    }
+
+    #[test]
+    fn machine_detection_and_mode_settings() {
+        let md = |v: Value| machine_detection(&v).expect("valid");
+        assert_eq!(md(Value::Null), None);
+        assert_eq!(md(json!(false)), None);
+        assert_eq!(md(json!("")), None);
+        assert_eq!(md(json!(true)), Some("Enable"));
+        assert_eq!(md(json!("enable")), Some("Enable"));
+        assert_eq!(md(json!("DetectMessageEnd")), Some("DetectMessageEnd"));
+        let p = provider(json!({"machine_detection": "Enable", "mode": "sequential", "timeout": "2m", "ring_timeout": 20, "rounds": "3"}))
+            .expect("provider");
+        assert_eq!((p.mode, p.rounds, p.poll_interval), (Mode::Sequential, 3, Duration::from_secs(3)));
+        let r = Recipient { name: None, phone: "+14155550101".into() };
+        let form = p.call_form(&r, "<Response/>");
+        assert_eq!(form.last(), Some(&("MachineDetection".to_string(), "Enable".to_string())));
+        // Broadcast (the default) needs no long timeout; sequential needs one call's worth.
+        assert!(provider(json!({"ring_timeout": 60})).is_ok());
+        assert!(provider(json!({"mode": "sequential", "ring_timeout": 15, "timeout": "30s"})).is_ok());
+    }
+
+    #[test]
+    fn test_event_is_a_critical_sensu_event_for_the_test_check() {
+        let ev = common::event::parse_json(test_event(Some("rehearsal-01")).as_bytes(), None).expect("event");
+        assert_eq!((ev.entity.as_str(), ev.check.as_str(), ev.status), ("rehearsal-01", TEST_CHECK, 2));
+        assert_eq!(test_settings()["refresh"], 0);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! TwiML for a page: `<Response><Say …>message</Say>[<Dial><Conference>…</Conference></Dial>]</Response>`.
+//! TwiML for a page: `<Response>[<Pause length="N"/>]<Say …>message</Say>[<Dial><Conference>…</Conference></Dial>]</Response>`.
 //!
 //! Every piece of text that comes from an event (check output, host names, the incident key)
 //! goes through quick-xml's `escape`, so output such as `</Say><Dial>+19005550100</Dial>` is
@@ -20,12 +20,20 @@ pub struct Speech {
     pub voice: Option<String>,
     /// How many times the message is spoken (Twilio's `loop`, 1 or more).
     pub loops: u64,
+    /// Seconds of silence before the first word (`<Pause length>`), so that the person who
+    /// picks up has the phone at their ear; 0 for none.
+    pub pause: u64,
 }
 
-/// The whole TwiML document speaking `text`; with `conference` it ends in
+/// The whole TwiML document speaking `text`, after `<Pause length="{pause}"/>` when
+/// `speech.pause` is set; with `conference` it ends in
 /// `<Dial><Conference>{conference}</Conference></Dial>` so that whoever answers joins one bridge.
 pub fn document(text: &str, speech: &Speech, conference: Option<&str>) -> String {
-    let mut out = String::from("<Response><Say");
+    let mut out = String::from("<Response>");
+    if speech.pause > 0 {
+        out.push_str(&format!("<Pause length=\"{}\"/>", speech.pause));
+    }
+    out.push_str("<Say");
     out.push_str(&format!(" language=\"{}\"", escape(speech.language.as_str())));
     if let Some(v) = &speech.voice {
         out.push_str(&format!(" voice=\"{}\"", escape(v.as_str())));
@@ -94,7 +102,7 @@ mod tests {
     use super::*;
 
     fn speech() -> Speech {
-        Speech { language: "en-US".into(), voice: None, loops: 1 }
+        Speech { language: "en-US".into(), voice: None, loops: 1, pause: 0 }
     }
 
     #[test]
@@ -105,8 +113,10 @@ mod tests {
             "<Response><Say language=\"en-US\">a &lt;/Say&gt;&lt;Dial&gt;+19005550100&lt;/Dial&gt; &amp; &quot;b&quot;</Say>\
              <Dial><Conference>web-01/&lt;x&gt;</Conference></Dial></Response>"
         );
-        let s = Speech { language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()), loops: 2 };
+        let s = Speech { language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()), loops: 2, pause: 0 };
         assert_eq!(document("障害", &s, None), "<Response><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">障害</Say></Response>");
+        let s = Speech { pause: 2, ..s };
+        assert_eq!(document("x", &s, None), "<Response><Pause length=\"2\"/><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">x</Say></Response>");
     }
 
     #[test]

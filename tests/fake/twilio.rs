@@ -1,5 +1,6 @@
-//! A fake Twilio API 2010-04-01 (`POST /2010-04-01/Accounts/{AccountSid}/Calls.json` and
-//! `…/Messages.json`).
+//! A fake Twilio API 2010-04-01: create a call (`POST /2010-04-01/Accounts/{AccountSid}/Calls.json`),
+//! send a message (`…/Messages.json`), fetch a call (`GET …/Calls/{Sid}.json`) and update one
+//! (`POST …/Calls/{Sid}.json`, e.g. `Status=canceled`).
 //!
 //! Checks each request the way Twilio would (`../shared/specs/README.md`): HTTP Basic auth
 //! (`AccountSid:AuthToken` or `ApiKeySid:secret`, the account SID in the path),
@@ -11,6 +12,13 @@
 //! 1600 characters. A wrong credential → 401 code 20003; a broken request → 400 with Twilio's
 //! error body, also recorded as a violation. Valid requests get the scripted reply (201 with a
 //! call object `CA…` / message object `SM…` by default).
+//!
+//! Calls live on: each is given the next scripted [`Outcome`] (default: answered by a person),
+//! and a fetch reports it the way Twilio's status values progress — `ringing` on the first
+//! fetch, the outcome's final status from the second on (`completed` with a `duration`, `busy`,
+//! `no-answer`, …; `answered_by` only when the call was created with `MachineDetection`). The
+//! call SID and the update parameters are checked against the spec's path-parameter pattern and
+//! update-Call request schema; the answers themselves match the spec's call schema (self-test).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -41,6 +49,82 @@ pub enum Script {
     RateLimited,
     /// 500.
     ServerError,
+}
+
+/// How a scripted call ends, as `GET …/Calls/{Sid}.json` reports it from the second fetch on
+/// (the first says `ringing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A person answered and listened: `completed`, duration 12 s; `answered_by: human` with
+    /// `MachineDetection`.
+    Answered,
+    /// A person answered and is still listening: `in-progress`.
+    InProgress,
+    /// Rang out: `no-answer`.
+    NoAnswer,
+    /// `busy`.
+    Busy,
+    /// `failed` (e.g. the carrier rejected it).
+    Failed,
+    /// A voicemail took it: `completed`, duration 20 s; with `MachineDetection`
+    /// `answered_by: machine_end_beep` (without, it cannot be told from a person).
+    Voicemail,
+    /// Rings until cancelled (`ringing` on every fetch).
+    Ringing,
+}
+
+/// A call the fake placed, with what has happened to it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Call SID.
+    pub sid: String,
+    /// The number called.
+    pub to: String,
+    /// The caller number.
+    pub from: String,
+    /// How it ends.
+    pub outcome: Outcome,
+    /// Created with `MachineDetection`.
+    pub amd: bool,
+    /// Fetches so far.
+    pub fetches: u32,
+    /// Cancelled by an update (`Status=canceled`) while queued or ringing.
+    pub canceled: bool,
+}
+
+impl Call {
+    /// The status a fetch reports now.
+    pub fn status(&self) -> &'static str {
+        if self.canceled {
+            return "canceled";
+        }
+        if self.fetches <= 1 {
+            return if self.fetches == 0 { "queued" } else { "ringing" };
+        }
+        match self.outcome {
+            Outcome::Answered | Outcome::Voicemail => "completed",
+            Outcome::InProgress => "in-progress",
+            Outcome::NoAnswer => "no-answer",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
+            Outcome::Ringing => "ringing",
+        }
+    }
+
+    /// The call resource as Twilio answers a fetch or an update.
+    pub fn resource(&self) -> Value {
+        let status = self.status();
+        let (duration, answered_by) = match (status, self.outcome) {
+            ("completed", Outcome::Answered) => (Some("12"), self.amd.then_some("human")),
+            ("completed", Outcome::Voicemail) => (Some("20"), self.amd.then_some("machine_end_beep")),
+            ("in-progress", _) => (None, self.amd.then_some("human")),
+            _ => (None, None),
+        };
+        json!({"sid": self.sid, "account_sid": ACCOUNT_SID, "to": self.to, "from": self.from, "status": status,
+               "direction": "outbound-api", "api_version": "2010-04-01", "duration": duration, "answered_by": answered_by,
+               "price": null, "price_unit": "USD", "parent_call_sid": null,
+               "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{}.json", self.sid)})
+    }
 }
 
 /// One valid request the fake accepted.
@@ -74,6 +158,8 @@ pub struct Twiml {
     pub say_attrs: Vec<(String, String)>,
     /// The text of `<Conference>`, when there is one.
     pub conference: Option<String>,
+    /// The `length` of `<Pause>`, when there is one.
+    pub pause: Option<String>,
 }
 
 /// Parse `doc` as TwiML: well-formed XML whose root element is `<Response>`.
@@ -102,6 +188,17 @@ pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
                         let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| format!("bad attribute value: {e}"))?;
                         t.say_attrs.push((a.key.as_ref().to_string(), v.into_owned()));
                     }
+                }
+                if name == "Pause" {
+                    let length = e
+                        .try_get_attribute("length")
+                        .map_err(|e| format!("bad attribute: {e}"))?
+                        .map(|a| a.value.into_owned())
+                        .unwrap_or_else(|| "1".into());
+                    if !length.parse::<u32>().is_ok_and(|n| n >= 1) {
+                        return Err(format!("<Pause length=\"{length}\"> is not a whole number of seconds"));
+                    }
+                    t.pause = Some(length);
                 }
                 t.elements.push(name.clone());
                 // Empty elements close at once; Start pushes until its End.
@@ -156,22 +253,63 @@ pub fn error(code: u64, status: u16, message: &str) -> Value {
     json!({"code": code, "message": message, "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status})
 }
 
-/// The create-request validators for `Calls.json` and `Messages.json`, from the spec.
+/// Validators built from the spec: the create-Call and create-Message request schemas, the
+/// update-Call request schema, the call SID path parameter, and the call resource (for the
+/// fake's own answers).
 pub struct Validators {
     calls: (jsonschema::Validator, Value),
     messages: (jsonschema::Validator, Value),
+    update: (jsonschema::Validator, Value),
+    call_sid: jsonschema::Validator,
+    /// The `api.v2010.account.call` schema, `nullable` turned into JSON Schema's `null` type.
+    pub call: jsonschema::Validator,
+}
+
+/// OpenAPI 3.0's `nullable: true` beside a `type` as JSON Schema's `"type": [T, "null"]`, so
+/// that [`openapi_to_json_schema`] (which drops `nullable`) keeps what it means.
+fn nullable_as_null_type(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut out: Map<String, Value> = o.iter().map(|(k, v)| (k.clone(), nullable_as_null_type(v))).collect();
+            if o.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = o.get("type")
+            {
+                out.insert("type".into(), json!([t, "null"]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(nullable_as_null_type).collect()),
+        other => other.clone(),
+    }
 }
 
 impl Validators {
-    /// Load both request schemas from the spec.
+    /// Load every schema from the spec.
     pub fn load() -> Validators {
         let doc: Value = serde_json::from_slice(&std::fs::read(spec_path("twilio-api-v2010-calls-messages.json")).unwrap()).unwrap();
-        let one = |path: &str| {
-            let pointer = format!("/paths/~12010-04-01~1Accounts~1{{AccountSid}}~1{path}/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-            let schema = openapi_to_json_schema(doc.pointer(&pointer).unwrap_or_else(|| panic!("{path} request schema in the spec")), &doc);
+        let doc = nullable_as_null_type(&doc);
+        let compile = |schema: &Value| {
+            let schema = openapi_to_json_schema(schema, &doc);
             (jsonschema::validator_for(&schema).expect("valid JSON Schema"), schema)
         };
-        Validators { calls: one("Calls.json"), messages: one("Messages.json") }
+        let form = |path: &str| {
+            let pointer = format!("/paths/~12010-04-01~1Accounts~1{{AccountSid}}~1{path}/post/requestBody/content/application~1x-www-form-urlencoded/schema");
+            compile(doc.pointer(&pointer).unwrap_or_else(|| panic!("{path} request schema in the spec")))
+        };
+        let instance = "/paths/~12010-04-01~1Accounts~1{AccountSid}~1Calls~1{Sid}.json";
+        let sid_param = doc
+            .pointer(&format!("{instance}/get/parameters"))
+            .and_then(Value::as_array)
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "Sid"))
+            .map(|p| p["schema"].clone())
+            .expect("the Sid path parameter of fetch-Call in the spec");
+        Validators {
+            calls: form("Calls.json"),
+            messages: form("Messages.json"),
+            update: form("Calls~1{Sid}.json"),
+            call_sid: compile(&sid_param).0,
+            call: compile(doc.pointer("/components/schemas/api.v2010.account.call").expect("call schema")).0,
+        }
     }
 }
 
@@ -190,8 +328,20 @@ fn refuse(status: u16, code: u64, message: impl Into<String>) -> Refusal {
     Refusal { status, code, message: message.into() }
 }
 
-/// Check one request; `Ok` holds the resource name, the decoded parameters and the parsed TwiML.
-pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, String)>, Option<Twiml>), Refusal> {
+/// A valid request, by what it asks for.
+#[derive(Debug)]
+pub enum Op {
+    /// Create a call or send a message: the resource (`Calls.json`, `Messages.json`), the
+    /// decoded parameters and, for a call, the parsed TwiML.
+    Create(String, Vec<(String, String)>, Option<Twiml>),
+    /// Fetch the call with this SID.
+    Fetch(String),
+    /// Update the call with this SID with these parameters.
+    Update(String, Vec<(String, String)>),
+}
+
+/// Check one request; `Ok` says what it asks for.
+pub fn route(r: &Received, v: &Validators) -> Result<Op, Refusal> {
     use base64::Engine as _;
     let accepted = [(ACCOUNT_SID, AUTH_TOKEN), (API_KEY_SID, API_KEY_SECRET)];
     let auth = r
@@ -204,16 +354,43 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
         return Err(refuse(401, 20003, "Authenticate"));
     }
     let prefix = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/");
-    let resource = match r.url.strip_prefix(&prefix) {
-        Some(res @ ("Calls.json" | "Messages.json")) if r.method == "POST" => res.to_string(),
-        _ => return Err(refuse(404, 20404, format!("The requested resource {} {} was not found", r.method, r.url))),
-    };
+    let not_found = || refuse(404, 20404, format!("The requested resource {} {} was not found", r.method, r.url));
+    let rest = r.url.strip_prefix(&prefix).ok_or_else(not_found)?;
+    let instance = rest.strip_prefix("Calls/").and_then(|s| s.strip_suffix(".json")).map(str::to_string);
+    match (r.method.as_str(), rest, instance) {
+        ("POST", "Calls.json" | "Messages.json", _) => {
+            let (resource, params, twiml) = check(r, v)?;
+            Ok(Op::Create(resource, params, twiml))
+        }
+        ("GET" | "POST", _, Some(sid)) => {
+            if !v.call_sid.is_valid(&Value::from(sid.as_str())) {
+                return Err(refuse(404, 20404, format!("{sid:?} is not a call SID (^CA[0-9a-fA-F]{{32}}$)")));
+            }
+            if r.method == "GET" {
+                if !r.body.is_empty() {
+                    return Err(refuse(400, 20001, "a fetch has no body"));
+                }
+                return Ok(Op::Fetch(sid));
+            }
+            let params = form(r, &v.update)?;
+            if let Some((_, status)) = params.iter().find(|(k, _)| k == "Status")
+                && !matches!(status.as_str(), "canceled" | "completed")
+            {
+                return Err(refuse(400, 20001, format!("Status {status:?} is not canceled or completed")));
+            }
+            Ok(Op::Update(sid, params))
+        }
+        _ => Err(not_found()),
+    }
+}
+
+/// The form parameters of `r`, checked against `schema` (strings coerced to its types first,
+/// as Twilio's API layer does; unknown parameters refused).
+fn form(r: &Received, (validator, schema): &(jsonschema::Validator, Value)) -> Result<Vec<(String, String)>, Refusal> {
     if r.header("content-type").map(|c| c.split(';').next().unwrap_or("").trim()) != Some("application/x-www-form-urlencoded") {
         return Err(refuse(400, 20001, format!("content-type is {:?}", r.header("content-type"))));
     }
     let params: Vec<(String, String)> = form_urlencoded::parse(&r.body).into_owned().collect();
-    let (validator, schema) = if resource == "Calls.json" { &v.calls } else { &v.messages };
-    // Coerce the strings to the schema's types, as Twilio's API layer does.
     let mut obj = Map::new();
     for (k, val) in &params {
         let kind = schema.pointer(&format!("/properties/{k}/type")).and_then(Value::as_str);
@@ -233,7 +410,18 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
     if let Some(e) = validator.iter_errors(&obj).next() {
         return Err(refuse(400, 20001, format!("schema: {e} at {}", e.instance_path())));
     }
-    let get = |k: &str| obj.get(k).and_then(Value::as_str);
+    Ok(params)
+}
+
+/// Check one create request; `Ok` holds the resource name, the decoded parameters and the parsed TwiML.
+pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, String)>, Option<Twiml>), Refusal> {
+    let prefix = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/");
+    let resource = match r.url.strip_prefix(&prefix) {
+        Some(res @ ("Calls.json" | "Messages.json")) if r.method == "POST" => res.to_string(),
+        _ => return Err(refuse(404, 20404, format!("The requested resource {} {} was not found", r.method, r.url))),
+    };
+    let params = form(r, if resource == "Calls.json" { &v.calls } else { &v.messages })?;
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("To") {
         Some(to) if is_e164(to) => {}
         to => return Err(refuse(400, 21211, format!("The 'To' number {} is not a valid phone number.", to.unwrap_or("")))),
@@ -244,7 +432,7 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
     }
     let mut twiml = None;
     if resource == "Calls.json" {
-        let given = ["Url", "Twiml", "ApplicationSid"].iter().filter(|k| obj.get(**k).is_some()).count();
+        let given = ["Url", "Twiml", "ApplicationSid"].iter().filter(|k| get(k).is_some()).count();
         if given != 1 {
             return Err(refuse(400, 21205, format!("exactly one of Url, Twiml, ApplicationSid is required, {given} given")));
         }
@@ -255,11 +443,17 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
             }
             twiml = Some(parse_twiml(doc).map_err(|e| refuse(400, 12100, format!("Document parse failure: {e}")))?);
         }
-        if obj.get("Timeout").and_then(Value::as_i64).is_some_and(|t| !(1..=600).contains(&t)) {
+        if get("Timeout").and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| !(1..=600).contains(&t)) {
             return Err(refuse(400, 21216, "Timeout must be between 1 and 600"));
         }
+        // Answering Machine Detection takes exactly these values (Twilio's AMD docs).
+        if let Some(md) = get("MachineDetection")
+            && !matches!(md, "Enable" | "DetectMessageEnd")
+        {
+            return Err(refuse(400, 20001, format!("MachineDetection {md:?} is not Enable or DetectMessageEnd")));
+        }
     } else {
-        let bodies = ["Body", "MediaUrl", "ContentSid"].iter().filter(|k| obj.get(**k).is_some()).count();
+        let bodies = ["Body", "MediaUrl", "ContentSid"].iter().filter(|k| get(k).is_some()).count();
         if bodies == 0 {
             return Err(refuse(400, 21602, "Message body is required."));
         }
@@ -275,7 +469,10 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Script>,
+    outcomes: VecDeque<Outcome>,
     accepted: Vec<Accepted>,
+    calls: Vec<Call>,
+    updates: Vec<(String, Vec<(String, String)>)>,
     violations: Vec<String>,
 }
 
@@ -288,57 +485,81 @@ pub struct FakeTwilio {
 }
 
 impl FakeTwilio {
-    /// Start the fake. `script` answers valid requests in order; after it runs out, 201.
+    /// Start the fake. `script` answers valid create requests in order; after it runs out, 201.
     pub fn start(script: &[Script]) -> FakeTwilio {
         let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
         let validators = Validators::load();
         let shared = Arc::clone(&inner);
         let server = Server::start(move |r| {
             let mut inner = shared.lock().unwrap();
-            let (resource, params, twiml) = match check(r, &validators) {
-                Ok(ok) => ok,
+            match route(r, &validators) {
+                Ok(Op::Create(resource, params, twiml)) => inner.create(resource, params, twiml),
+                Ok(Op::Fetch(sid)) => match inner.calls.iter_mut().find(|c| c.sid == sid) {
+                    Some(call) => {
+                        call.fetches += 1;
+                        Reply::Json(200, call.resource())
+                    }
+                    None => inner.unknown_call(r, &sid),
+                },
+                Ok(Op::Update(sid, params)) => match inner.calls.iter().position(|c| c.sid == sid) {
+                    Some(i) => {
+                        let status = params.iter().find(|(k, _)| k == "Status").map(|(_, v)| v.clone());
+                        let call = &mut inner.calls[i];
+                        // Twilio cancels only a call that has not been answered yet.
+                        if status.as_deref() == Some("canceled") && matches!(call.status(), "queued" | "ringing") {
+                            call.canceled = true;
+                        }
+                        let answer = call.resource();
+                        inner.updates.push((sid, params));
+                        Reply::Json(200, answer)
+                    }
+                    None => inner.unknown_call(r, &sid),
+                },
                 Err(f) => {
                     inner.violations.push(format!("{} {}: {} {}", r.method, r.url, f.code, f.message));
-                    return Reply::Json(f.status, error(f.code, f.status, &f.message));
+                    Reply::Json(f.status, error(f.code, f.status, &f.message))
                 }
-            };
-            match inner.script.pop_front().unwrap_or(Script::Accept) {
-                Script::Accept => {}
-                Script::Unauthorized => return Reply::Json(401, error(20003, 401, "Authenticate")),
-                Script::InvalidTo => {
-                    let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.as_str()).unwrap_or("");
-                    return Reply::Json(400, error(21211, 400, &format!("The 'To' number {to} is not a valid phone number.")));
-                }
-                Script::RateLimited => return Reply::Json(429, error(20429, 429, "Too Many Requests")),
-                Script::ServerError => return Reply::Json(500, error(20500, 500, "Internal Server Error")),
             }
-            let serial = inner.accepted.len() + 1;
-            let (prefix, kind) = if resource == "Calls.json" { ("CA", "call") } else { ("SM", "message") };
-            let sid = format!("{prefix}{serial:032x}");
-            let p = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-            let answer = if kind == "call" {
-                json!({"sid": sid, "account_sid": ACCOUNT_SID, "to": p("To"), "from": p("From"), "status": "queued",
-                       "direction": "outbound-api", "api_version": "2010-04-01", "duration": null, "answered_by": null,
-                       "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json")})
-            } else {
-                json!({"sid": sid, "account_sid": ACCOUNT_SID, "to": p("To"), "from": p("From"), "body": p("Body"),
-                       "status": "queued", "direction": "outbound-api", "num_segments": "1", "api_version": "2010-04-01",
-                       "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json")})
-            };
-            inner.accepted.push(Accepted { resource, params, twiml, sid });
-            Reply::Json(201, answer)
         });
         FakeTwilio { url: server.url.clone(), inner, _server: server }
     }
 
-    /// Valid requests accepted, in arrival order.
+    /// Script how the next calls end, in order of creation (afterwards: [`Outcome::Answered`]).
+    pub fn outcomes(&self, outcomes: &[Outcome]) -> &Self {
+        self.inner.lock().expect("the fake's lock").outcomes.extend(outcomes.iter().copied());
+        self
+    }
+
+    /// Valid create requests accepted, in arrival order.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.inner.lock().unwrap().accepted.clone()
     }
 
-    /// Accepted requests to `resource` (`Calls.json`, `Messages.json`).
+    /// Accepted create requests to `resource` (`Calls.json`, `Messages.json`).
     pub fn to(&self, resource: &str) -> Vec<Accepted> {
         self.accepted().into_iter().filter(|a| a.resource == resource).collect()
+    }
+
+    /// The calls placed, in order, with their fetch counts and outcomes.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().expect("the fake's lock").calls.clone()
+    }
+
+    /// The update requests (`POST …/Calls/{Sid}.json`): SID and parameters.
+    pub fn updates(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.inner.lock().expect("the fake's lock").updates.clone()
+    }
+
+    /// Wait (up to 60 s, checking every 10 ms) until `cond` holds for the calls placed so far;
+    /// panics naming `what` otherwise. For tests that act while a handler is still calling.
+    pub fn wait_for(&self, what: &str, cond: impl Fn(&[Call]) -> bool) {
+        for _ in 0..6000 {
+            if cond(&self.calls()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the fake Twilio never saw {what}: {:#?}", self.calls());
     }
 
     /// Contract violations seen.
@@ -350,6 +571,53 @@ impl FakeTwilio {
     pub fn assert_no_violations(&self) {
         let v = self.violations();
         assert!(v.is_empty(), "requests broke the Twilio contract: {v:#?}");
+    }
+}
+
+impl Inner {
+    /// Answer a valid create request per the script.
+    fn create(&mut self, resource: String, params: Vec<(String, String)>, twiml: Option<Twiml>) -> Reply {
+        match self.script.pop_front().unwrap_or(Script::Accept) {
+            Script::Accept => {}
+            Script::Unauthorized => return Reply::Json(401, error(20003, 401, "Authenticate")),
+            Script::InvalidTo => {
+                let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.as_str()).unwrap_or("");
+                return Reply::Json(400, error(21211, 400, &format!("The 'To' number {to} is not a valid phone number.")));
+            }
+            Script::RateLimited => return Reply::Json(429, error(20429, 429, "Too Many Requests")),
+            Script::ServerError => return Reply::Json(500, error(20500, 500, "Internal Server Error")),
+        }
+        let serial = self.accepted.len() + 1;
+        let (prefix, kind) = if resource == "Calls.json" { ("CA", "call") } else { ("SM", "message") };
+        let sid = format!("{prefix}{serial:032x}");
+        let p = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let answer = if kind == "call" {
+            let call = Call {
+                sid: sid.clone(),
+                to: p("To"),
+                from: p("From"),
+                outcome: self.outcomes.pop_front().unwrap_or(Outcome::Answered),
+                amd: !p("MachineDetection").is_empty(),
+                fetches: 0,
+                canceled: false,
+            };
+            let answer = call.resource();
+            self.calls.push(call);
+            answer
+        } else {
+            json!({"sid": sid, "account_sid": ACCOUNT_SID, "to": p("To"), "from": p("From"), "body": p("Body"),
+                   "status": "queued", "direction": "outbound-api", "num_segments": "1", "api_version": "2010-04-01",
+                   "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json")})
+        };
+        self.accepted.push(Accepted { resource, params, twiml, sid });
+        Reply::Json(201, answer)
+    }
+
+    /// A fetch or update of a call that was never placed: Twilio's 404, and a violation.
+    fn unknown_call(&mut self, r: &Received, sid: &str) -> Reply {
+        let message = format!("The requested resource /2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json was not found");
+        self.violations.push(format!("{} {}: 20404 {message}", r.method, r.url));
+        Reply::Json(404, error(20404, 404, &message))
     }
 }
 
@@ -392,7 +660,7 @@ mod self_test {
     #[test]
     fn the_fake_rejects_what_twilio_rejects() {
         let v = Validators::load();
-        let code = |r: Received| check(&r, &v).map(|_| ()).map_err(|f| f.code);
+        let code = |r: Received| route(&r, &v).map(|_| ()).map_err(|f| f.code);
         let ok = [("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", TWIML)];
         assert_eq!(code(post("Calls.json", ACCOUNT_SID, "wrong", &ok)), Err(20003));
         let long = format!("<Response><Say>{}</Say></Response>", "x".repeat(4000));
@@ -414,5 +682,54 @@ mod self_test {
         let mut json = post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &ok);
         json.headers[0].1 = "application/json".into();
         assert_eq!(code(json), Err(20001));
+    }
+
+    #[test]
+    fn the_fake_follows_calls_as_the_spec_describes_them() {
+        let v = Validators::load();
+        let sid = format!("CA{:032x}", 7);
+        let mut get = post(&format!("Calls/{sid}.json"), ACCOUNT_SID, AUTH_TOKEN, &[]);
+        get.method = "GET".into();
+        get.headers.retain(|(k, _)| k != "content-type");
+        get.body.clear();
+        assert!(matches!(route(&get, &v), Ok(Op::Fetch(s)) if s == sid));
+        let cancel = post(&format!("Calls/{sid}.json"), ACCOUNT_SID, AUTH_TOKEN, &[("Status", "canceled")]);
+        assert!(matches!(route(&cancel, &v), Ok(Op::Update(s, p)) if s == sid && p == vec![("Status".to_string(), "canceled".to_string())]));
+        let code = |r: Received| route(&r, &v).map(|_| ()).map_err(|f| f.code);
+        let mut bad_sid = get.clone();
+        bad_sid.url = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/CA123.json");
+        assert_eq!(code(bad_sid), Err(20404));
+        assert_eq!(code(post(&format!("Calls/{sid}.json"), ACCOUNT_SID, AUTH_TOKEN, &[("Status", "ringing")])), Err(20001));
+        assert_eq!(code(post(&format!("Calls/{sid}.json"), ACCOUNT_SID, AUTH_TOKEN, &[("Colour", "red")])), Err(20001));
+        let mut unauthorized = get.clone();
+        unauthorized.headers.clear();
+        assert_eq!(code(unauthorized), Err(20003));
+        // Every status a scripted call goes through is a call resource the spec allows.
+        for outcome in [Outcome::Answered, Outcome::InProgress, Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::Voicemail, Outcome::Ringing] {
+            for amd in [false, true] {
+                let mut call = Call { sid: sid.clone(), to: "+14155550100".into(), from: "+14155550199".into(), outcome, amd, fetches: 0, canceled: false };
+                for _ in 0..3 {
+                    let answer = call.resource();
+                    assert!(v.call.is_valid(&answer), "{outcome:?} {answer}: {:?}", v.call.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>());
+                    call.fetches += 1;
+                }
+            }
+        }
+        let mut c = Call { sid, to: "+14155550100".into(), from: "+14155550199".into(), outcome: Outcome::Voicemail, amd: true, fetches: 2, canceled: false };
+        assert_eq!((c.resource()["status"].clone(), c.resource()["answered_by"].clone()), (json!("completed"), json!("machine_end_beep")));
+        c.amd = false;
+        assert_eq!(c.resource()["answered_by"], Value::Null);
+    }
+
+    #[test]
+    fn machine_detection_and_pause_are_checked() {
+        let v = Validators::load();
+        let code = |params: &[(&str, &str)]| check(&post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, params), &v).map(|(_, _, t)| t.and_then(|t| t.pause)).map_err(|f| f.code);
+        let paused = "<Response><Pause length=\"2\"/><Say>x</Say></Response>";
+        let base = [("To", "+14155550100"), ("From", "+14155550199")];
+        assert_eq!(code(&[base[0], base[1], ("Twiml", paused), ("MachineDetection", "Enable")]), Ok(Some("2".into())));
+        assert_eq!(code(&[base[0], base[1], ("Twiml", TWIML), ("MachineDetection", "DetectMessageEnd")]), Ok(None));
+        assert_eq!(code(&[base[0], base[1], ("Twiml", TWIML), ("MachineDetection", "true")]), Err(20001));
+        assert_eq!(code(&[base[0], base[1], ("Twiml", "<Response><Pause length=\"soon\"/></Response>")]), Err(12100));
     }
 }
