@@ -5,5 +5,6 @@ mod hostile;
 mod inputs;
 mod pagerduty;
 mod reactio;
+mod tls;
 mod twilio;
 mod util;

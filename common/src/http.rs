@@ -5,17 +5,23 @@
 //! [`Deadline`] (`--timeout`). Each attempt gets at most half of the whole budget (at least 1 s)
 //! and never more than what is left, so a hanging server still leaves time for a second try.
 //! Responses are classified by the provider into delivered / retryable / permanent;
-//! transport errors (connect refused, reset, DNS, timeout) are retryable, TLS and URL errors are
-//! configuration problems. Retries back off exponentially (250 ms doubling to 4 s, jittered,
-//! `Retry-After` honoured) while the deadline allows.
+//! transport errors (connect refused, reset, DNS, timeout) are retryable, certificate and URL
+//! errors are configuration problems ([`Transport`]). Retries back off exponentially (250 ms
+//! doubling to 4 s, jittered, `Retry-After` honoured) while the deadline allows.
 //!
 //! A [`Request`] is plain data (method, URL, headers, body) so that it can be printed by
 //! `--dry-run` (with [`Request::redacted`]) and written to the spool as it is.
 //!
-//! TLS is rustls with the Mozilla roots compiled in (webpki-roots): no CA bundle is read at
-//! start-up. A private CA is given with `ca_file` (PEM). Proxies come from the environment:
-//! the first of `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (any case), with `NO_PROXY` honoured
-//! (ureq's rules).
+//! **TLS** is rustls (ring). The trusted CAs are the `ca_file` setting ([`Trust`]): by default
+//! Mozilla's roots compiled in (webpki-roots), which cost nothing per event; `system` for the
+//! OS store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else `/etc/ssl/certs`), which costs a few
+//! milliseconds of every event that is delivered (measured: bench/README.md, "TLS trust store");
+//! or a PEM file for a private CA. An untrusted, expired or misnamed certificate is not retried:
+//! the delivery is [`Delivery::Broken`] (exit 78), see [`Transport`].
+//!
+//! **Proxies** come from the environment, read with curl's rules, not ureq's ([`proxy`]):
+//! `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy` for http, `all_proxy`/`ALL_PROXY`
+//! for both, `no_proxy`/`NO_PROXY` with domain suffixes, addresses, CIDR networks and ports.
 
 use std::io::Read;
 use std::path::Path;
@@ -25,6 +31,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::secret;
+
+pub mod proxy;
+pub mod trust;
+
+pub use proxy::{ProxyEnv, Route};
+pub use trust::Trust;
 
 /// Largest response body read, in bytes (64 KiB); the rest is ignored.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
@@ -205,6 +217,8 @@ pub enum Delivery {
 /// The shared HTTP client.
 pub struct Client {
     agent: ureq::Agent,
+    trust: Trust,
+    proxies: ProxyEnv,
 }
 
 /// Environment variable that sets the first retry delay in milliseconds (default 250); tests
@@ -212,48 +226,49 @@ pub struct Client {
 pub const RETRY_BASE_ENV: &str = "PAGERPIPE_RETRY_BASE_MS";
 
 impl Client {
-    /// Build the agent. `ca_file`: PEM file of root certificates to trust instead of the
-    /// bundled Mozilla roots. Errors: unreadable or empty CA file.
+    /// Build the agent. `ca_file` is the setting of that name ([`Trust::from_setting`]): absent
+    /// → the bundled Mozilla roots, `system` → the OS trust store, a path → the CA certificates
+    /// in that PEM file. Proxies are read from the environment now ([`ProxyEnv::from_env`]).
+    /// Errors (exit 78): unreadable or certificate-less CA file, empty system store.
     pub fn new(ca_file: Option<&Path>) -> anyhow::Result<Client> {
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(concat!("pagerpipe/", env!("CARGO_PKG_VERSION")))
-            .max_redirects(0);
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}", path.display()))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                anyhow::bail!("ca_file {} holds no PEM certificate", path.display());
-            }
-            let tls = ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                .build();
-            config = config.tls_config(tls);
-        }
-        Ok(Client { agent: config.build().into() })
+        Client::with(Trust::from_setting(ca_file), ProxyEnv::from_env())
     }
 
-    /// Send once with `timeout` for the whole exchange.
-    pub fn send_once(&self, req: &Request, timeout: Duration) -> Result<Response, ureq::Error> {
+    /// [`Client::new`] with the trust and proxy settings given explicitly.
+    pub fn with(trust: Trust, proxies: ProxyEnv) -> anyhow::Result<Client> {
+        let tls = ureq::tls::TlsConfig::builder().root_certs(trust.root_certs()?).build();
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(concat!("pagerpipe/", env!("CARGO_PKG_VERSION")))
+            .max_redirects(0)
+            .tls_config(tls)
+            // ureq would read the environment its own way; the route is chosen per request.
+            .proxy(None);
+        Ok(Client { agent: config.build().into(), trust, proxies })
+    }
+
+    /// Send once with `timeout` for the whole exchange. Errors are classified ([`Transport`])
+    /// and say which host, and which proxy if any, they concern.
+    pub fn send_once(&self, req: &Request, timeout: Duration) -> Result<Response, Transport> {
+        let route = self.proxies.route(&req.url).map_err(Transport::Broken)?;
+        let proxy = match &route {
+            Route::Direct => None,
+            Route::Proxy { proxy, .. } => Some(proxy.clone()),
+        };
         let result = match req.method {
             Method::Get => {
                 let mut b = self.agent.get(&req.url);
                 for (k, v) in &req.headers {
                     b = b.header(k, v);
                 }
-                b.config().timeout_global(Some(timeout)).build().call()
+                b.config().timeout_global(Some(timeout)).proxy(proxy).build().call()
             }
             Method::Post => {
                 let mut b = self.agent.post(&req.url);
                 for (k, v) in &req.headers {
                     b = b.header(k, v);
                 }
-                let b = b.config().timeout_global(Some(timeout)).build();
+                let b = b.config().timeout_global(Some(timeout)).proxy(proxy).build();
                 match &req.body {
                     Body::Empty => b.send_empty(),
                     Body::Json(v) => b.send_json(v),
@@ -261,7 +276,8 @@ impl Client {
                 }
             }
         };
-        let mut resp = result?;
+        let classify = |e: &ureq::Error| transport_error(e, &Target::of(&req.url, &route, &self.trust));
+        let mut resp = result.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -274,7 +290,7 @@ impl Client {
             .as_reader()
             .take(MAX_RESPONSE_BYTES)
             .read_to_end(&mut bytes)
-            .map_err(ureq::Error::Io)?;
+            .map_err(|e| classify(&ureq::Error::Io(e)))?;
         Ok(Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), retry_after })
     }
 
@@ -311,10 +327,8 @@ impl Client {
                         last = reason;
                     }
                 },
-                Err(e) => match transport_error(&e) {
-                    Transport::Retryable(reason) => last = reason,
-                    Transport::Broken(reason) => return Delivery::Broken(reason),
-                },
+                Err(Transport::Retryable(reason)) => last = reason,
+                Err(Transport::Broken(reason)) => return Delivery::Broken(reason),
             }
             let backoff = jittered(base.saturating_mul(1 << (attempts - 1).min(4)).min(Duration::from_secs(4)));
             let wait = wait_hint.map_or(backoff, |h| h.max(backoff));
@@ -329,35 +343,124 @@ impl Client {
 }
 
 /// A transport error, classified.
+///
+/// Retryable: anything the network or the far side may stop doing by itself — refused or reset
+/// connections, DNS failures, timeouts, HTTP protocol garbage, a proxy's 5xx, TLS failures that
+/// are not about the certificate (a corrupted record, a bad MAC, an alert from a node that is
+/// going down). These end as 75 (spooled) when the deadline runs out.
+///
+/// Broken (exit 78, `EX_CONFIG`): what no retry can fix because it is decided by this machine's
+/// settings — a bad URL, a proxy variable that is not a proxy URL, a proxy that wants other
+/// credentials (401/403/407), and every **certificate** problem: signed by a CA we do not
+/// trust, expired or not yet valid (this machine's clock), issued for another name, revoked,
+/// malformed, or a server with no protocol version or cipher in common. Not 75: the same
+/// certificate comes back on every retry (Cargo's network retry makes the same call). Not 69:
+/// that code says "the service refused this request, fix the request or credentials", but the
+/// service never saw it; what the operator must fix is `ca_file`, `api_url`, the proxy, the
+/// clock — the handler's configuration. (A TLS-inspecting proxy or an attacker in the path
+/// shows up the same way, and needs the same human attention.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// Network trouble: try again.
     Retryable(String),
-    /// The request cannot work as configured (TLS, URL, proxy URL).
+    /// The request cannot work as configured (certificate, URL, proxy).
     Broken(String),
 }
 
-/// Classify a transport error: network trouble is retryable; TLS, URL and proxy-URL errors
-/// are configuration problems.
-pub fn transport_error(e: &ureq::Error) -> Transport {
-    use Transport as Class;
+/// What an error is about, for its message: `host:port`, the route, the trust in force.
+struct Target<'a> {
+    host: String,
+    route: &'a Route,
+    trust: &'a Trust,
+}
+
+impl<'a> Target<'a> {
+    fn of(url: &str, route: &'a Route, trust: &'a Trust) -> Target<'a> {
+        let host = url
+            .parse::<ureq::http::Uri>()
+            .ok()
+            .and_then(|u| u.authority().map(|a| a.as_str().rsplit('@').next().unwrap_or("").to_string()))
+            .unwrap_or_else(|| "the server".into());
+        Target { host, route, trust }
+    }
+}
+
+/// Classify a transport error (see [`Transport`] for the rules).
+fn transport_error(e: &ureq::Error, t: &Target<'_>) -> Transport {
     use ureq::Error as E;
+    let (host, via) = (&t.host, t.route.suffix());
+    if let Some(tls) = rustls_error(e) {
+        return tls_error(tls, t);
+    }
     match e {
-        E::Timeout(t) => Class::Retryable(format!("timed out ({t})")),
-        E::Io(io) => Class::Retryable(format!("network error: {io}")),
-        E::HostNotFound => Class::Retryable("host not found (DNS)".into()),
-        E::ConnectionFailed => Class::Retryable("connection failed".into()),
-        E::Protocol(p) => Class::Retryable(format!("HTTP protocol error: {p}")),
-        E::BadUri(u) => Class::Broken(format!("bad URL: {u}")),
-        E::InvalidProxyUrl => Class::Broken("invalid proxy URL in the environment".into()),
-        other => {
-            let text = other.to_string();
-            if text.to_ascii_lowercase().contains("tls") || text.contains("certificate") {
-                Class::Broken(format!("TLS error: {text} (set ca_file for a private CA)"))
-            } else {
-                Class::Retryable(text)
+        E::Timeout(what) => Transport::Retryable(format!("{host}{via} timed out ({what})")),
+        E::Io(io) => Transport::Retryable(format!("network error with {host}{via}: {io}")),
+        E::HostNotFound => match t.route {
+            Route::Direct => Transport::Retryable(format!("host {host} not found (DNS)")),
+            Route::Proxy { shown, .. } => Transport::Retryable(format!("{shown}: host not found (DNS)")),
+        },
+        E::ConnectionFailed => Transport::Retryable(format!("cannot connect to {host}{via}")),
+        E::Protocol(p) => Transport::Retryable(format!("HTTP protocol error from {host}{via}: {p}")),
+        E::BadUri(u) => Transport::Broken(format!("bad URL: {u}")),
+        E::InvalidProxyUrl => Transport::Broken("invalid proxy URL in the environment".into()),
+        E::Tls(what) => Transport::Broken(format!("TLS with {host}: {what}")),
+        E::Pem(p) => Transport::Broken(format!("TLS: bad PEM: {p}")),
+        E::ConnectProxyFailed(why) => {
+            let Route::Proxy { shown, var, .. } = t.route else {
+                return Transport::Retryable(format!("proxy failed: {why}"));
+            };
+            // ureq words it "proxy server responded 407/407 Proxy Authentication Required".
+            let status = why.split("responded ").nth(1).and_then(|s| s.get(..3)).and_then(|s| s.parse::<u16>().ok());
+            match status {
+                Some(407) => Transport::Broken(format!(
+                    "{shown} requires authentication (407) for {host}: put user:password@ in {var} (or check them)"
+                )),
+                Some(s @ (401 | 403)) => Transport::Broken(format!("{shown} refused the tunnel to {host} ({s}): check its access rules")),
+                _ => Transport::Retryable(format!("{shown} failed to open a tunnel to {host}: {why}")),
             }
         }
+        other => Transport::Retryable(format!("{other} ({host}{via})")),
+    }
+}
+
+/// The rustls error inside a ureq error: given as is, or wrapped in the I/O error of the handshake.
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }
+}
+
+fn tls_error(e: &rustls::Error, t: &Target<'_>) -> Transport {
+    use rustls::CertificateError as C;
+    let (host, via) = (&t.host, t.route.suffix());
+    let broken = |what: String| Transport::Broken(format!("TLS: {what}; not retried"));
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            // BadSignature: a trusted CA of the issuer's name, but not the key that signed it.
+            C::UnknownIssuer | C::BadSignature => broken(format!(
+                "the certificate of {host}{via} is not signed by a trusted CA ({}): {}",
+                if *c == C::UnknownIssuer { "unknown issuer" } else { "bad signature" },
+                t.trust.untrusted_hint()
+            )),
+            C::NotValidForName | C::NotValidForNameContext { .. } => broken(format!(
+                "the certificate presented{via} is not valid for {host}: check api_url (or the certificate of a TLS-inspecting proxy)"
+            )),
+            C::Expired | C::ExpiredContext { .. } => {
+                broken(format!("the certificate of {host}{via} has expired (or this machine's clock is wrong)"))
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                broken(format!("the certificate of {host}{via} is not valid yet: check this machine's clock"))
+            }
+            C::Revoked => broken(format!("the certificate of {host}{via} is revoked")),
+            other => broken(format!("the certificate of {host}{via} is invalid ({other:?})")),
+        },
+        rustls::Error::NoCertificatesPresented => broken(format!("{host}{via} presented no certificate")),
+        rustls::Error::PeerIncompatible(p) => {
+            broken(format!("{host}{via} offers no TLS version or cipher suite in common with rustls ({p:?})"))
+        }
+        other => Transport::Retryable(format!("TLS error with {host}{via}: {other}")),
     }
 }
 

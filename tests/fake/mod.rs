@@ -6,7 +6,9 @@
 //! recorded as a violation, so a test fails even if the handler would have coped with the error.
 
 pub mod pagerduty;
+pub mod proxy;
 pub mod reactio;
+pub mod tls;
 pub mod twilio;
 
 use std::path::PathBuf;

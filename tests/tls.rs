@@ -1,0 +1,219 @@
+//! Real HTTPS and proxies: handler-pagerduty against the spec-validating fake PagerDuty behind
+//! a TLS front whose certificate a private CA signed at test time, directly and through a
+//! loopback HTTP CONNECT proxy.
+//!
+//! Covers `--ca-file` and the `ca_file` setting (a PEM file, or `system` for the OS store,
+//! which honours `SSL_CERT_FILE`), what an untrusted / misnamed certificate and a bad CA file
+//! exit with (78, one line, not retried), and the proxy variables read with curl's rules:
+//! `HTTPS_PROXY`/`https_proxy` carry https, `NO_PROXY` bypasses, `HTTP_PROXY` does not carry
+//! https, proxy credentials are sent but never printed.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::fake::proxy::{ConnectProxy, Mode};
+use crate::fake::tls::{Pki, TlsFront};
+use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, run_command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+
+/// The fake PagerDuty behind a TLS front with a certificate for `names`.
+struct Https {
+    fake: FakePagerDuty,
+    pki: Pki,
+    front: TlsFront,
+}
+
+fn https(names: &[&str]) -> Https {
+    let fake = FakePagerDuty::start(&[]);
+    let pki = Pki::new(names);
+    let front = TlsFront::start(&fake.url, &pki);
+    Https { fake, pki, front }
+}
+
+fn sandbox(extra: serde_json::Value) -> Sandbox {
+    let sb = Sandbox::new(BIN);
+    let mut section = json!({"routing_key": ROUTING_KEY});
+    section.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    sb.config("pagerduty.json", &json!({ "pagerduty": section }));
+    sb
+}
+
+/// The handler with `--api-url <front>`, `args`, and `env` on top of the sandbox's clean one.
+fn command(sb: &Sandbox, h: &Https, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut all = vec!["--api-url", h.front.url.as_str()];
+    all.extend_from_slice(args);
+    let mut cmd = sb.command(&all);
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+fn run(sb: &Sandbox, h: &Https, args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_command(command(sb, h, args, env), &read_fixture("sensu/create.json"))
+}
+
+fn assert_delivered(r: &Run, h: &Https) {
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("pagerduty: triggered web-01/check_disk"), "{}", r.stderr);
+    h.fake.assert_no_violations();
+    let ev = h.fake.events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["routing_key"], ROUTING_KEY);
+    assert_eq!(ev[0]["event_action"], "trigger");
+    assert_eq!(h.front.handshakes(), 1, "one TLS session; failures: {:?}", h.front.failures());
+}
+
+/// Exit 78 with exactly one line on stderr that contains every one of `needles`, no attempt
+/// retried, nothing delivered.
+fn assert_config_error(r: &Run, h: &Https, needles: &[&str]) {
+    assert_eq!(r.code, Some(78), "{r:?}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {}", r.stderr);
+    assert!(lines[0].starts_with("pagerduty: error: "), "{}", lines[0]);
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} missing from: {}", lines[0]);
+    }
+    assert!(!r.stderr.contains("attempt"), "a configuration error is not retried: {}", r.stderr);
+    assert!(h.fake.events().is_empty());
+}
+
+#[test]
+fn ca_file_flag_trusts_a_private_ca() {
+    let h = https(&["127.0.0.1", "localhost"]);
+    let sb = sandbox(json!({}));
+    let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+    let r = run(&sb, &h, &["--ca-file", ca.to_str().unwrap()], &[]);
+    assert_delivered(&r, &h);
+}
+
+#[test]
+fn ca_file_setting_in_conf_d_trusts_a_private_ca() {
+    let h = https(&["127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = h.pki.write_ca(dir.path(), "private-ca.pem");
+    let sb = sandbox(json!({"ca_file": ca}));
+    let r = run(&sb, &h, &[], &[]);
+    assert_delivered(&r, &h);
+}
+
+#[test]
+fn ca_file_system_uses_the_os_store_and_honours_ssl_cert_file() {
+    let h = https(&["127.0.0.1"]);
+    let sb = sandbox(json!({"ca_file": "system"}));
+    let ca = h.pki.write_ca(sb.dir.path(), "bundle.pem");
+    let r = run(&sb, &h, &[], &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    assert_delivered(&r, &h);
+
+    // A store that holds no certificate at all is a configuration error before any request.
+    let h = https(&["127.0.0.1"]);
+    let empty = sb.dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let r = run(&sandbox(json!({"ca_file": "system"})), &h, &[], &[("SSL_CERT_FILE", empty.to_str().unwrap())]);
+    assert_config_error(&r, &h, &["ca_file system", "no CA certificate found"]);
+    assert_eq!(h.front.handshakes(), 0);
+}
+
+#[test]
+fn untrusted_certificate_is_a_configuration_error_not_retried() {
+    let h = https(&["127.0.0.1"]);
+    // Bundled Mozilla roots: the private CA is unknown.
+    let r = run(&sandbox(json!({})), &h, &[], &[]);
+    assert_config_error(&r, &h, &["TLS:", "127.0.0.1", "not signed by a trusted CA", "unknown issuer", "set ca_file"]);
+    // The handler refused the certificate; the front saw the alert, no session was made.
+    assert_eq!(h.front.handshakes(), 0);
+
+    // Another CA's file: the message names the file.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = Pki::new(&["127.0.0.1"]).write_ca(dir.path(), "other-ca.pem");
+    let r = run(&sandbox(json!({})), &h, &["--ca-file", wrong.to_str().unwrap()], &[]);
+    assert_config_error(&r, &h, &["not signed by a trusted CA", "other-ca.pem does not hold the CA"]);
+
+    // The OS store does not hold a test CA either.
+    let r = run(&sandbox(json!({})), &h, &["--ca-file", "system"], &[]);
+    assert_config_error(&r, &h, &["not signed by a trusted CA", "system trust store does not hold"]);
+    assert_eq!(h.front.handshakes(), 0);
+}
+
+#[test]
+fn certificate_for_another_name_is_refused() {
+    let h = https(&["pagerduty.invalid"]);
+    let sb = sandbox(json!({}));
+    let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+    let r = run(&sb, &h, &["--ca-file", ca.to_str().unwrap()], &[]);
+    assert_config_error(&r, &h, &["TLS:", "not valid for 127.0.0.1", "check api_url"]);
+}
+
+#[test]
+fn ca_file_without_a_certificate_or_missing_is_78() {
+    let h = https(&["127.0.0.1"]);
+    let sb = sandbox(json!({}));
+    let bad = sb.dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "this is not a certificate\n").unwrap();
+    let r = run(&sb, &h, &["--ca-file", bad.to_str().unwrap()], &[]);
+    assert_config_error(&r, &h, &["not-a-ca.pem holds no PEM certificate"]);
+    let r = run(&sb, &h, &["--ca-file", sb.dir.path().join("absent.pem").to_str().unwrap()], &[]);
+    assert_config_error(&r, &h, &["cannot read ca_file", "absent.pem"]);
+    assert_eq!(h.front.handshakes(), 0);
+}
+
+#[test]
+fn https_proxy_carries_the_tls_session() {
+    let proxy = ConnectProxy::start(Mode::Tunnel);
+    // The scheme-less form `host:port` means an http:// proxy.
+    let bare = proxy.url.trim_start_matches("http://");
+    for (var, value) in [("HTTPS_PROXY", proxy.url.as_str()), ("https_proxy", &proxy.url), ("ALL_PROXY", &proxy.url), ("HTTPS_PROXY", bare)] {
+        let h = https(&["127.0.0.1"]);
+        let sb = sandbox(json!({}));
+        let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+        let before = proxy.connects().len();
+        let r = run(&sb, &h, &["--ca-file", ca.to_str().unwrap()], &[(var, value)]);
+        assert_delivered(&r, &h);
+        let seen = proxy.connects();
+        assert_eq!(seen.len(), before + 1, "{var}={value}: {seen:?}");
+        assert_eq!(seen[before].target, h.front.url.trim_start_matches("https://"), "{var}={value}");
+        assert_eq!(seen[before].authorization, None);
+    }
+    assert!(proxy.violations().is_empty(), "{:?}", proxy.violations());
+}
+
+#[test]
+fn no_proxy_bypasses_the_proxy_and_http_proxy_does_not_carry_https() {
+    let proxy = ConnectProxy::start(Mode::Tunnel);
+    let cases: [&[(&str, &str)]; 3] = [
+        &[("HTTPS_PROXY", &proxy.url), ("NO_PROXY", "localhost, 127.0.0.1")],
+        &[("https_proxy", &proxy.url), ("no_proxy", "10.0.0.0/8,127.0.0.0/8")],
+        // ureq alone would send https through HTTP_PROXY; curl's rule is that it is for http://.
+        &[("HTTP_PROXY", &proxy.url), ("http_proxy", &proxy.url)],
+    ];
+    for env in cases {
+        let h = https(&["127.0.0.1"]);
+        let sb = sandbox(json!({}));
+        let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+        let r = run(&sb, &h, &["--ca-file", ca.to_str().unwrap()], env);
+        assert_delivered(&r, &h);
+        assert!(proxy.connects().is_empty(), "{env:?} went through the proxy: {:?}", proxy.connects());
+    }
+}
+
+#[test]
+fn proxy_credentials_are_sent_but_never_printed() {
+    let h = https(&["127.0.0.1"]);
+    let proxy = ConnectProxy::start(Mode::RequireAuth);
+    let sb = sandbox(json!({}));
+    let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+    let url = proxy.url.replace("http://", "http://pager:Pr0xyS3cret@");
+    let r = run(&sb, &h, &["--ca-file", ca.to_str().unwrap()], &[("HTTPS_PROXY", &url)]);
+    assert_config_error(&r, &h, &["requires authentication (407)", "HTTPS_PROXY", proxy.url.trim_start_matches("http://")]);
+    assert!(!r.stderr.contains("Pr0xyS3cret"), "{}", r.stderr);
+    let seen = proxy.connects();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // RFC 7617: Basic base64("pager:Pr0xyS3cret").
+    assert_eq!(seen[0].authorization.as_deref(), Some("Basic cGFnZXI6UHIweHlTM2NyZXQ="));
+
+    // A proxy variable that is no proxy URL is named, credentials masked.
+    let r = run(&sandbox(json!({})), &h, &["--ca-file", ca.to_str().unwrap()], &[("HTTPS_PROXY", "socks5://pager:Pr0xyS3cret@127.0.0.1:1")]);
+    assert_config_error(&r, &h, &["HTTPS_PROXY names a socks5:// proxy"]);
+    assert!(!r.stderr.contains("Pr0xyS3cret"), "{}", r.stderr);
+}
