@@ -311,9 +311,10 @@ mod real_nagios {
         let fake = FakePagerDuty::start(&[]);
         let sb = sandbox();
         let notify = format!(
-            "{BIN} --config {} --state-dir {} --api-url {} --from nagios {notify_args}",
+            "{BIN} --config {} --state-dir {} --spool-dir {} --api-url {} --from nagios {notify_args}",
             sb.conf_dir().display(),
             sb.state_dir().display(),
+            sb.spool_dir().display(),
             fake.url
         );
         let nagios = start(&sb, &notify, env_macros);

@@ -205,8 +205,10 @@ fn hanging_service_exits_75_within_timeout() {
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.took < Duration::from_secs(3), "took {:?}", r.took);
     assert!(r.stderr.contains("not delivered within"), "{}", r.stderr);
-    // Not delivered → not remembered as notified.
-    assert!(!sb.state_dir().join("pagerduty/web-01%2Fcheck_disk.json").exists());
+    // Not delivered in time → spooled, and remembered as notified so that the next identical
+    // event does not queue a second page behind it.
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+    assert_eq!(sb.state("pagerduty", "web-01%2Fcheck_disk.json")["open"], true);
 }
 
 #[test]

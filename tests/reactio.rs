@@ -235,7 +235,9 @@ fn server_errors_until_the_deadline_exit_75() {
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.stderr.contains("not delivered within"), "{}", r.stderr);
     assert!(fake.calls().len() >= 2, "retried: {}", fake.calls().len());
-    assert!(!sb.state_dir().join("reactio/web-01%2Fcheck_disk.json").exists(), "not remembered as notified");
+    // Spooled for later, so remembered as notified (a repeat must not open a second incident).
+    assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], true);
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod hostile;
 mod inputs;
 mod pagerduty;
 mod reactio;
+mod spool;
 mod tls;
 mod twilio;
 mod util;

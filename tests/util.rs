@@ -66,6 +66,24 @@ impl Sandbox {
         self.dir.path().join("state")
     }
 
+    /// The spool directory passed with `--spool-dir`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Names of the queued spool entries of `handler`, oldest first.
+    pub fn spooled(&self, handler: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.spool_dir().join(handler))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The config directory passed with `--config`.
     pub fn conf_dir(&self) -> PathBuf {
         self.dir.path().join("conf.d")
@@ -83,7 +101,8 @@ impl Sandbox {
         self
     }
 
-    /// A command with the sandbox's `--config` and `--state-dir`, a clean environment and `args`.
+    /// A command with the sandbox's `--config`, `--state-dir` and `--spool-dir`, a clean
+    /// environment and `args`.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.bin);
         cmd.env_clear()
@@ -92,6 +111,8 @@ impl Sandbox {
             .arg(self.conf_dir())
             .arg("--state-dir")
             .arg(self.state_dir())
+            .arg("--spool-dir")
+            .arg(self.spool_dir())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -34,6 +34,14 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Spool directory for requests not delivered in time [default: /var/spool/pagerpipe, else $XDG_STATE_HOME/pagerpipe/spool]
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Deliver what the spool holds and exit, reading no event (for a cron job or systemd timer)
+    #[arg(long, conflicts_with_all = ["input", "from", "dry_run"])]
+    pub flush: bool,
+
     /// PEM file of CA certificates to trust instead of the bundled Mozilla roots
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -111,6 +119,9 @@ impl CommonArgs {
         }
         if let Some(d) = &self.state_dir {
             m.insert("state_dir".into(), Value::from(d.to_string_lossy().as_ref()));
+        }
+        if let Some(d) = &self.spool_dir {
+            m.insert("spool_dir".into(), Value::from(d.to_string_lossy().as_ref()));
         }
         if let Some(f) = &self.ca_file {
             m.insert("ca_file".into(), Value::from(f.to_string_lossy().as_ref()));

@@ -173,6 +173,11 @@ pub struct Common {
     pub notification_types: std::collections::BTreeMap<String, String>,
     /// PEM file of CA certificates to trust instead of the bundled Mozilla roots.
     pub ca_file: Option<PathBuf>,
+    /// Where undelivered requests are spooled; default `/var/spool/pagerpipe` (see [`crate::spool`]).
+    pub spool_dir: Option<PathBuf>,
+    /// Spooled requests older than this move to `failed/` instead of being delivered; default 24 h.
+    #[serde(deserialize_with = "de::duration")]
+    pub spool_max_age: Duration,
 }
 
 impl Default for Common {
@@ -185,6 +190,8 @@ impl Default for Common {
             state_dir: None,
             api_url: None,
             ca_file: None,
+            spool_dir: None,
+            spool_max_age: crate::spool::DEFAULT_MAX_AGE,
             notification_types: std::collections::BTreeMap::new(),
         }
     }

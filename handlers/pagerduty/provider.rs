@@ -184,6 +184,10 @@ impl Provider for PagerDuty {
             .then(|| ("routing_key", Value::from(value)))
     }
 
+    fn classify(_req: &Request, resp: &Response) -> Class {
+        classify(resp)
+    }
+
     fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
         let req = Request::post_json(self.enqueue_url.clone(), self.body(job, common::clock::now_unix()));
         let resp = Failed::from_delivery(ctx.send(&req, &classify))?;

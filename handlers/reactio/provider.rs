@@ -200,11 +200,26 @@ impl Provider for Reactio {
             (Action::Trigger, Some(id)) => self.notify(ctx, job, id),
             (Action::Resolve, Some(id)) => self.resolve(ctx, job, json!(id)),
             (Action::Resolve, None) if ctx.dry_run => self.resolve(ctx, job, json!(STORED_ID_PLACEHOLDER)),
+            (Action::Resolve, None) if ctx.spool.as_ref().is_some_and(|q| q.behind > 0) => self.resolve_later(ctx, job),
             (Action::Resolve, None) => Ok(Done {
                 detail: "(no Reactio incident id is stored for it, so there is no incident to post the recovery to)".into(),
                 refs: Map::new(),
             }),
             (Action::Acknowledge, _) => Ok(Done { detail: "(Reactio has no acknowledge; nothing sent)".into(), refs: Map::new() }),
+        }
+    }
+
+    fn classify(_req: &Request, resp: &Response) -> Class {
+        classify(resp)
+    }
+
+    /// A create delivered from the spool brings the incident id that later requests need.
+    fn spooled_refs(req: &Request, resp: &Response) -> Map<String, Value> {
+        let created = req.url.ends_with("/api/v1/incidents");
+        let id = serde_json::from_str::<Value>(&resp.body).ok().and_then(|v| v.get("id").and_then(incident_id));
+        match (created, id) {
+            (true, Some(id)) => id_refs(id),
+            _ => Map::new(),
         }
     }
 }
@@ -280,6 +295,17 @@ impl Reactio {
         Ok(Done { detail, refs })
     }
 
+    /// The incident's create request is still spooled, so its id is not known: spool the
+    /// recovery message behind it, its `incident_id` filled in from the create's answer when
+    /// the spool delivers them (exit 75 now, like any spooled request).
+    fn resolve_later(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+        let message = self.recovery_message.render(&html_event(job.event));
+        let req = self.request("/api/v1/messages", json!({"incident_id": null, "message": message}));
+        let why = "the incident's create request is still spooled, so the recovery waits for its id";
+        Failed::from_delivery(ctx.send_later(&req, &[("/incident_id", INCIDENT_ID)], why))?;
+        Ok(Done::default())
+    }
+
     /// The `POST /api/v1/incidents` body for `event`.
     fn incident_body(&self, event: &Event, key: &str) -> Value {
         let name = self.name.render(event).split_whitespace().collect::<Vec<_>>().join(" ");
@@ -305,13 +331,19 @@ impl Reactio {
         Value::Object(b)
     }
 
-    /// Send one JSON POST to `{base}{path}`, timed; request and response go to the debug log
-    /// (credentials masked).
-    fn post(&self, ctx: &Ctx<'_>, path: &str, body: Value) -> std::result::Result<Posted, Failed> {
+    /// A JSON POST to `{base}{path}` with the API key.
+    fn request(&self, path: &str, body: Value) -> Request {
         let base = self.base.as_deref().unwrap_or("https://{organization}.reactio.jp");
         let mut req = Request::post_json(format!("{base}{path}"), body);
         req.headers.push(("X-Api-Key".into(), self.api_key.clone().unwrap_or_default()));
         req.headers.push(("Accept".into(), "application/json".into()));
+        req
+    }
+
+    /// Send one JSON POST to `{base}{path}`, timed; request and response go to the debug log
+    /// (credentials masked).
+    fn post(&self, ctx: &Ctx<'_>, path: &str, body: Value) -> std::result::Result<Posted, Failed> {
+        let req = self.request(path, body);
         let shown = req.redacted(&ctx.log.secrets());
         let headers: Vec<String> = shown.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         ctx.log.debug(format!("POST {} ({})", shown.url, headers.join(", ")));

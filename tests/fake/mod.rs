@@ -56,7 +56,13 @@ impl Server {
     /// Start a server that answers each request with `respond` (called on its own thread per
     /// request, so a hanging reply does not block the next request).
     pub fn start(respond: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Server {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
+        Server::start_on(0, respond)
+    }
+
+    /// [`Server::start`] on a given loopback port (0: chosen by the OS), e.g. to bring a
+    /// service "back" on the port a handler found closed.
+    pub fn start_on(port: u16, respond: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Server {
+        let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port)).expect("bind loopback"));
         let port = server.server_addr().to_ip().expect("ip addr").port();
         let respond = Arc::new(respond);
         let srv = Arc::clone(&server);

@@ -27,6 +27,8 @@ pub enum Script {
     ServerError,
     /// Never answer.
     Hang,
+    /// 202 after 150 ms (to make concurrent clients overlap).
+    Slow,
 }
 
 #[derive(Default)]
@@ -108,10 +110,15 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
 impl FakePagerDuty {
     /// Start the fake. `script` answers valid requests in order; after it runs out, 202.
     pub fn start(script: &[Script]) -> FakePagerDuty {
+        FakePagerDuty::start_on(0, script)
+    }
+
+    /// [`FakePagerDuty::start`] on a given loopback port (0: chosen by the OS).
+    pub fn start_on(port: u16, script: &[Script]) -> FakePagerDuty {
         let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
         let validator = validator();
         let shared = Arc::clone(&inner);
-        let server = Server::start(move |r| {
+        let server = Server::start_on(port, move |r| {
             let problems = check(r, &validator);
             let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
             let mut inner = shared.lock().unwrap();
@@ -121,6 +128,7 @@ impl FakePagerDuty {
             }
             let step = inner.script.pop_front().unwrap_or(Script::Accept);
             inner.events.push(body.clone());
+            drop(inner);
             let dedup = body["dedup_key"].as_str().map(str::to_string).unwrap_or_else(|| "generated-0001".into());
             match step {
                 Script::Accept => Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup})),
@@ -128,6 +136,10 @@ impl FakePagerDuty {
                 Script::RateLimited => Reply::Json(429, json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
                 Script::ServerError => Reply::Json(500, json!({"status": "error", "message": "Internal server error"})),
                 Script::Hang => Reply::Hang,
+                Script::Slow => {
+                    std::thread::sleep(std::time::Duration::from_millis(150));
+                    Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}))
+                }
             }
         });
         FakePagerDuty { url: server.url.clone(), inner, _server: server }

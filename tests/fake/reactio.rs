@@ -245,9 +245,14 @@ impl FakeReactio {
     /// Start the fake, accepting [`API_KEY`]. `script` answers valid requests in order; after
     /// it runs out, 201.
     pub fn start(script: &[Script]) -> FakeReactio {
+        FakeReactio::start_on(0, script)
+    }
+
+    /// [`FakeReactio::start`] on a given loopback port (0: chosen by the OS).
+    pub fn start_on(port: u16, script: &[Script]) -> FakeReactio {
         let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
         let shared = Arc::clone(&inner);
-        let server = Server::start(move |r| {
+        let server = Server::start_on(port, move |r| {
             let mut inner = shared.lock().unwrap();
             let (reply, status) = answer(&mut inner, r);
             let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);

@@ -9,13 +9,13 @@
 //! notice callback; the key then starts afresh.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::Store;
-use crate::clock;
+use crate::{clock, files};
 
 /// Default state directory for system installs.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
@@ -42,37 +42,13 @@ impl FileStore {
     ///
     /// Errors: an explicit `state_dir` that cannot be created, or no usable directory at all.
     pub fn open(handler: &str, state_dir: Option<&Path>) -> anyhow::Result<Opened> {
-        if let Some(dir) = state_dir {
-            let store = FileStore::at(dir.join(handler))?;
-            return Ok(Opened { store, fallback_notice: None });
-        }
-        let default = Path::new(DEFAULT_STATE_DIR).join(handler);
-        match FileStore::at(default.clone()) {
-            Ok(store) => Ok(Opened { store, fallback_notice: None }),
-            Err(first) => {
-                let base = per_user_state_dir()
-                    .ok_or_else(|| first.context("and neither XDG_STATE_HOME nor HOME is set for a per-user fallback"))?;
-                let store = FileStore::at(base.join("pagerpipe").join(handler))?;
-                let notice = format!(
-                    "state dir {} is not writable; using {} (set --state-dir or grant write access)",
-                    default.display(),
-                    store.dir.display()
-                );
-                Ok(Opened { store, fallback_notice: Some(notice) })
-            }
-        }
+        let chosen = files::choose_dir("state dir", "--state-dir", state_dir, Path::new(DEFAULT_STATE_DIR), "pagerpipe", handler)?;
+        Ok(Opened { store: FileStore { dir: chosen.dir }, fallback_notice: chosen.fallback_notice })
     }
 
     /// A store in exactly `dir` (created if missing, and checked for writing).
     pub fn at(dir: PathBuf) -> anyhow::Result<FileStore> {
-        fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create state dir {}: {e}", dir.display()))?;
-        let probe = dir.join(".write-probe.lock");
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&probe)
-            .map_err(|e| anyhow::anyhow!("state dir {} is not writable: {e}", dir.display()))?;
+        files::ensure_writable(&dir, "state dir")?;
         Ok(FileStore { dir })
     }
 
@@ -109,15 +85,9 @@ impl FileStore {
     }
 
     fn write(&self, path: &Path, value: &Value) -> anyhow::Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-state-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", self.dir.display()))?;
-        serde_json::to_writer(&mut tmp, value)?;
-        tmp.write_all(b"\n")?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot replace {}: {}", path.display(), e.error))?;
-        Ok(())
+        let mut bytes = serde_json::to_vec(value)?;
+        bytes.push(b'\n');
+        files::write_atomic(path, &bytes, true)
     }
 }
 
@@ -199,13 +169,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-fn per_user_state_dir() -> Option<PathBuf> {
-    match std::env::var_os("XDG_STATE_HOME") {
-        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
-        _ => std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/state")),
-    }
 }
 
 #[cfg(test)]

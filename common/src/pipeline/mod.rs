@@ -7,6 +7,10 @@
 //! that keeps storms from paging twice without ever swallowing a failed page, the log lines and
 //! exit codes — is here so the three handlers cannot drift apart.
 
+mod flush;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::{Map, Value};
@@ -18,6 +22,7 @@ use crate::exit::{Code, Result};
 use crate::filter::{self, Action, Decision};
 use crate::http::{self, Class, Client, Deadline, Delivery, Request};
 use crate::log::Logger;
+use crate::spool::{self, Spool};
 use crate::state::{self, Claim, ClaimRequest, Incident, file::FileStore};
 
 /// What a provider was asked to do.
@@ -88,6 +93,52 @@ pub struct Ctx<'a> {
     /// per-recipient call caps, a resolve noticed while calling one by one). `None` in dry-run
     /// and when the store cannot be opened (deliver anyway, without that memory).
     pub store: Option<&'a dyn state::Store>,
+    /// Where requests go that are still retryable at the deadline (`None` in dry-run, or when
+    /// no spool directory can be used).
+    pub spool: Option<Queue<'a>>,
+}
+
+/// The spool as one invocation sees it: which incident its requests belong to, and what it
+/// added.
+pub struct Queue<'a> {
+    /// The spool.
+    pub spool: &'a Spool,
+    /// The invocation's incident key.
+    pub incident_key: &'a str,
+    /// The invocation's action.
+    pub action: Action,
+    /// Credentials in the requests, stored with each entry for masking at flush time.
+    pub secrets: Vec<String>,
+    /// Entries of this incident that were still queued when delivery began: new requests are
+    /// queued behind them instead of being sent, so that order is kept per incident.
+    pub behind: usize,
+    /// Names of the entries this invocation added.
+    pub added: RefCell<Vec<String>>,
+}
+
+impl Queue<'_> {
+    /// Spool `req`; returns the `NotYet` delivery to report, its reason saying where it went.
+    fn enqueue(&self, req: &Request, fill: BTreeMap<String, String>, reason: String, attempts: u32) -> Delivery {
+        let entry = spool::Entry {
+            handler: self.spool.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            incident_key: self.incident_key.to_string(),
+            action: self.action.name().to_string(),
+            created: crate::clock::now_unix(),
+            request: req.clone(),
+            secrets: self.secrets.clone(),
+            fill,
+            attempts: 0,
+            failure: None,
+        };
+        match self.spool.push(&entry) {
+            Ok(name) => {
+                let reason = format!("{reason}; spooled as {}/{name} for the next invocation or --flush", self.spool.dir().display());
+                self.added.borrow_mut().push(name);
+                Delivery::NotYet { reason, attempts }
+            }
+            Err(e) => Delivery::NotYet { reason: format!("{reason}; and it could not be spooled: {e:#}"), attempts },
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -112,8 +163,34 @@ impl Ctx<'_> {
                 attempts: 0,
             };
         }
+        if let Some(q) = self.spool.as_ref().filter(|q| q.behind > 0) {
+            let reason = format!("{} older request(s) for this incident are still spooled", q.behind);
+            return q.enqueue(req, BTreeMap::new(), reason, 0);
+        }
         let log = self.log;
-        self.client.deliver(req, &self.deadline, classify, &mut |line| log.info(line))
+        match self.client.deliver(req, &self.deadline, classify, &mut |line| log.info(line)) {
+            Delivery::NotYet { reason, attempts } => match &self.spool {
+                Some(q) => q.enqueue(req, BTreeMap::new(), reason, attempts),
+                None => Delivery::NotYet { reason, attempts },
+            },
+            other => other,
+        }
+    }
+
+    /// Queue `req` in the spool without trying it now, for a request that needs a value an
+    /// earlier spooled request has not brought back yet: `fill` maps a JSON pointer into the
+    /// body (e.g. `/incident_id`) to the name of the stored reference to put there when it is
+    /// known (e.g. Reactio's `incident_id`). In dry-run the request is printed as by
+    /// [`Ctx::send`]. Without a spool the result is `NotYet` with `why`.
+    pub fn send_later(&self, req: &Request, fill: &[(&str, &str)], why: &str) -> Delivery {
+        if self.dry_run {
+            return self.send(req, &|_| Class::Delivered);
+        }
+        let fill = fill.iter().map(|(p, n)| ((*p).to_string(), (*n).to_string())).collect();
+        match &self.spool {
+            Some(q) => q.enqueue(req, fill, why.to_string(), 0),
+            None => Delivery::NotYet { reason: why.to_string(), attempts: 0 },
+        }
     }
 }
 
@@ -160,6 +237,24 @@ pub trait Provider: Sized {
 
     /// Deliver `job`.
     fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed>;
+
+    /// How a response to `req` is classified when a spooled request is delivered later (the
+    /// closure `act` used is gone by then). Default: [`http::classify_status`].
+    fn classify(_req: &Request, resp: &http::Response) -> Class {
+        http::classify_status(resp.status)
+    }
+
+    /// References to remember from the response to a spooled request (merged into the
+    /// incident's `refs`), e.g. the id of a Reactio incident created late. Default: none.
+    fn spooled_refs(_req: &Request, _resp: &http::Response) -> Map<String, Value> {
+        Map::new()
+    }
+
+    /// Whether a spooled trigger is dropped (moved to `failed/`) when its incident was resolved
+    /// after it was spooled. `true` for phone calls: a late call about a recovered service
+    /// wakes someone for nothing. Default `false`: the trigger and its resolve both go out, so
+    /// the service keeps the incident's history.
+    const DROP_TRIGGERS_AFTER_RESOLVE: bool = false;
 }
 
 /// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
@@ -175,28 +270,29 @@ pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> std::p
     }
 }
 
-/// Run one invocation of handler `P` on the event read from `stdin`.
+/// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`, deliver
+/// what the spool holds and read nothing).
 ///
 /// `flags` holds the handler's own flags as settings (`routing_key` …), laid over the files
 /// together with the shared flags. Returns the exit code for a completed run; errors carry
 /// theirs. `log` gets the provider's secrets registered as soon as they are known.
 pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
-
-    let mut event = match args.from {
-        Some(source) => args.invocation().parse(source)?,
-        None => event::parse_json(&event::read_capped(stdin)?, args.input)?,
+    if args.flush {
+        return flush::flush_only::<P>(args, flags, log);
+    }
+    let (mut event, raw) = match args.from {
+        Some(source) => (args.invocation().parse(source)?, None),
+        None => {
+            let raw = event::read_capped(stdin)?;
+            (event::parse_json(&raw, args.input)?, Some(raw))
+        }
     };
     if let Some((setting, value)) = event.send_to.as_deref().and_then(P::send_to) {
         event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
 
-    let files = Files::load(&args.config)?;
-    let mut shared = args.settings();
-    shared.extend(flags);
-    let section = config::overlay(P::defaults(), [files.section(P::NAME), shared, event.overrides_for(P::NAME)]);
-    let common: Common = config::typed(P::NAME, section.clone())?;
-    common.validate(P::NAME)?;
+    let (section, common) = settings::<P>(args, flags, event.overrides_for(P::NAME))?;
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
 
@@ -206,30 +302,30 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         }
         log.warn(format!("{not_ready} (dry run carries on; a real run exits {})", not_ready.code.as_u8()));
     }
+    let deadline = Deadline::after(common.timeout);
+    let new_client = || Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e));
 
     let key = provider.incident_key(&event);
     let action = match filter::decide(&event, &common) {
+        Decision::Act(a) if provider.unsupported(a).is_none() => Some(a),
+        Decision::Act(a) => {
+            log.info(format!("skipped {key}: {}", provider.unsupported(a).unwrap_or_default()));
+            None
+        }
         Decision::Skip(reason) => {
             log.info(format!("skipped {key}: {reason}"));
-            return Ok(Code::Ok);
+            None
         }
         Decision::QuietSkip(reason) => {
             log.debug(format!("skipped {key}: {reason}"));
-            return Ok(Code::Ok);
+            None
         }
-        Decision::Act(a) => a,
     };
-    if let Some(reason) = provider.unsupported(action) {
-        log.info(format!("skipped {key}: {reason}"));
-        return Ok(Code::Ok);
-    }
-
-    let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
-    let deadline = Deadline::after(common.timeout);
-    let log = &*log;
 
     if args.dry_run {
-        let ctx = Ctx { client: &client, deadline, log, dry_run: true, store: None };
+        let Some(action) = action else { return Ok(Code::Ok) };
+        let client = new_client()?;
+        let ctx = Ctx { client: &client, deadline, log, dry_run: true, store: None, spool: None };
         let job = Job { action, event: &event, incident_key: &key, previous: None };
         return finish(log, &ctx, &job, provider.act(&ctx, &job)).map(|_| Code::Ok);
     }
@@ -247,6 +343,26 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             None
         }
     };
+    // Older undelivered requests go first, within a share of this invocation's deadline, even
+    // when this event itself is skipped: every invocation is a chance to deliver them.
+    let spool = match Spool::open(P::NAME, common.spool_dir.as_deref()) {
+        Ok((spool, notice)) => {
+            if let Some(n) = notice {
+                log.warn(n);
+            }
+            if spool.queued().is_ok_and(|q| !q.is_empty()) {
+                flush::before_delivery::<P>(&spool, &new_client()?, &deadline, store.as_ref(), &common, log);
+            }
+            Some(spool)
+        }
+        Err(e) => {
+            log.error(format!("spool unavailable ({e:#}); a request not delivered in time will be printed to stderr"));
+            None
+        }
+    };
+    let Some(action) = action else { return Ok(Code::Ok) };
+    let client = new_client()?;
+
     let mut notice = |n: String| log.warn(n);
     let refresh = filter::refresh_for(&event, &common).as_secs();
     let interval_slack = event.interval.unwrap_or(0) / 2;
@@ -273,21 +389,66 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         }
     };
 
-    let ctx = Ctx { client: &client, deadline, log, dry_run: false, store: store.as_ref().map(|s| s as &dyn state::Store) };
+    let queue = spool.as_ref().map(|spool| Queue {
+        spool,
+        incident_key: &key,
+        action,
+        secrets: provider.secrets(),
+        behind: spool.queued_for(&key).unwrap_or(0),
+        added: RefCell::new(Vec::new()),
+    });
+    let ctx = Ctx {
+        client: &client,
+        deadline,
+        log,
+        dry_run: false,
+        store: store.as_ref().map(|s| s as &dyn state::Store),
+        spool: queue,
+    };
     let job = Job { action, event: &event, incident_key: &key, previous: previous.as_ref() };
     let outcome = provider.act(&ctx, &job);
+    let spooled = ctx.spool.as_ref().map_or(0, |q| q.added.borrow().len());
     if let (Some(store), Some(token)) = (&store, &token) {
         let recorded = match &outcome {
             Ok(done) => state::confirm(store, &key, token, &mut notice, &mut |inc| {
                 inc.refs.extend(done.refs.clone());
             }),
+            // Spooled: it will go out, so later events for the incident see it as sent and
+            // neither page twice nor drop the resolve.
+            Err(Failed::NotYet(_)) if spooled > 0 => state::confirm(store, &key, token, &mut notice, &mut |_| {}),
             Err(_) => state::release(store, &key, token, previous.as_ref(), &mut notice),
         };
         if let Err(e) = recorded {
             log.error(format!("cannot record the outcome for {key} in the state store: {e:#}"));
         }
     }
+    if matches!(outcome, Err(Failed::NotYet(_))) && spooled == 0 {
+        // Nowhere to keep it: the monitoring system's log is the last place the event survives.
+        let shown = match &raw {
+            // One line, whole: compact JSON (it parsed, so it is JSON).
+            Some(bytes) => serde_json::from_slice::<Value>(bytes)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| String::from_utf8_lossy(bytes).trim().to_string()),
+            None => serde_json::json!({
+                "entity": event.entity, "check": event.check, "status": event.status, "output": event.output,
+            })
+            .to_string(),
+        };
+        log.error(format!("undelivered event, not spooled: {shown}"));
+    }
     finish(log, &ctx, &job, outcome).map(|_| Code::Ok)
+}
+
+/// The merged settings section of `P` and its shared part: `P`'s defaults < settings files
+/// (`--config`) < shared flags and `flags` < `overrides` (from the event). Errors exit 78.
+fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, overrides: Map<String, Value>) -> Result<(Map<String, Value>, Common)> {
+    let files = Files::load(&args.config)?;
+    let mut shared = args.settings();
+    shared.extend(flags);
+    let section = config::overlay(P::defaults(), [files.section(P::NAME), shared, overrides]);
+    let common: Common = config::typed(P::NAME, section.clone())?;
+    common.validate(P::NAME)?;
+    Ok((section, common))
 }
 
 fn finish(log: &Logger, ctx: &Ctx<'_>, job: &Job<'_>, outcome: std::result::Result<Done, Failed>) -> Result<()> {

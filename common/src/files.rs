@@ -1,0 +1,138 @@
+//! Directories and durable files, as the state store and the spool both need them.
+//!
+//! - [`choose_dir`]: the system directory (`/var/lib/pagerpipe`, `/var/spool/pagerpipe`) when it
+//!   can be written, else a per-user one under `$XDG_STATE_HOME` (or `~/.local/state`), with a
+//!   notice for the log — a handler run by hand as an ordinary user still works, and says where
+//!   its files went.
+//! - [`write_atomic`]: a temp file in the same directory, fsynced, renamed into place, and the
+//!   directory fsynced, so that after a crash the file is either absent or whole
+//!   (STACK.md: "fsync the directory afterwards for durability").
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A directory chosen by [`choose_dir`].
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The directory (created, writable).
+    pub dir: PathBuf,
+    /// Set when the system directory could not be written and the per-user one is used.
+    pub fallback_notice: Option<String>,
+}
+
+/// Pick `<explicit>/<handler>` when `explicit` is given (errors if it cannot be created or
+/// written); otherwise `<system>/<handler>`, falling back to
+/// `<$XDG_STATE_HOME or ~/.local/state>/<user_sub>/<handler>`.
+///
+/// `what` names the directory in messages (`state dir`, `spool dir`) and `flag` the flag that
+/// sets it (`--state-dir`). Errors: the explicit directory is unusable, or neither the system
+/// directory nor a per-user one can be used.
+pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path, user_sub: &str, handler: &str) -> anyhow::Result<Chosen> {
+    if let Some(dir) = explicit {
+        let dir = dir.join(handler);
+        ensure_writable(&dir, what)?;
+        return Ok(Chosen { dir, fallback_notice: None });
+    }
+    let default = system.join(handler);
+    match ensure_writable(&default, what) {
+        Ok(()) => Ok(Chosen { dir: default, fallback_notice: None }),
+        Err(first) => {
+            let base = per_user_state_dir()
+                .ok_or_else(|| first.context("and neither XDG_STATE_HOME nor HOME is set for a per-user fallback"))?;
+            let dir = base.join(user_sub).join(handler);
+            ensure_writable(&dir, what)?;
+            let notice = format!(
+                "{what} {} is not writable; using {} (set {flag} or grant write access)",
+                default.display(),
+                dir.display()
+            );
+            Ok(Chosen { dir, fallback_notice: Some(notice) })
+        }
+    }
+}
+
+/// Create `dir` (and parents) and check that a file can be created in it.
+///
+/// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
+pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".write-probe.lock"))
+        .map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))?;
+    Ok(())
+}
+
+/// Mode of the files pagerpipe writes: owner read-write, group read (the `pagerpipe` group of
+/// a package install), nobody else — spool entries hold credentials.
+pub const FILE_MODE: u32 = 0o640;
+
+/// Write `bytes` to `path` atomically and durably: temp file in `path`'s directory (mode
+/// [`FILE_MODE`] on Unix), `fsync`, rename over `path`, `fsync` of the directory. With
+/// `replace: false` an existing `path` is an error instead of being replaced.
+///
+/// Errors name the file.
+pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE));
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    if replace {
+        tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot replace {}: {}", path.display(), e.error))?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.error))?;
+    }
+    sync_dir(dir)
+}
+
+/// `fsync` a directory so that renames and removals in it survive a crash.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot sync directory {}: {e}", dir.display()))
+}
+
+/// `$XDG_STATE_HOME`, else `$HOME/.local/state` (XDG Base Directory spec); `None` when neither
+/// is set.
+pub fn per_user_state_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_STATE_HOME") {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/state")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_creates_replaces_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one", false).unwrap();
+        assert!(write_atomic(&p, b"two", false).is_err(), "no-clobber must refuse an existing file");
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        write_atomic(&p, b"two", true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn explicit_dir_gets_the_handler_subdir() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = choose_dir("spool dir", "--spool-dir", Some(dir.path()), Path::new("/nonexistent"), "x", "pagerduty").unwrap();
+        assert_eq!(c.dir, dir.path().join("pagerduty"));
+        assert!(c.fallback_notice.is_none());
+    }
+}
