@@ -469,3 +469,53 @@ fn dry_run_in_sequential_mode_shows_the_calling_order_and_sends_nothing() {
     assert!(fake.accepted().is_empty());
 }
 
+#[test]
+fn the_example_configuration_is_valid() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/twilio.json");
+    let sb = Sandbox::new(BIN);
+    let mut cmd = sb.command(&["--dry-run"]);
+    cmd.arg("--config").arg(&example).env("PAGERPIPE_NOW", NOV21.to_string());
+    let r = run_command(cmd, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // Sequential, rotated daily in Tokyo: on 21 Nov (day 20778, 20778 mod 3 = 0) Alice first.
+    assert!(r.stderr.contains("until a person answers (up to 2 rounds): Alice +14155550101, Bob +14155550102, +819012345678"), "{}", r.stderr);
+    let bodies: Vec<Value> = serde_json::Deserializer::from_str(&r.stdout).into_iter().collect::<Result<_, _>>().expect("JSON bodies");
+    assert_eq!(bodies.len(), 6, "3 calls and 3 SMS: {}", r.stdout);
+    assert_eq!(bodies[0]["MachineDetection"], "Enable");
+    assert!(bodies[0]["Twiml"].as_str().is_some_and(|t| t.starts_with("<Response><Pause length=\"1\"/><Say") && t.contains("<Conference>")), "{}", bodies[0]);
+    assert!(bodies[3]["Body"].as_str().is_some_and(|b| b.starts_with("web-01 check_disk is critical.")), "{}", bodies[3]);
+}
+
+#[test]
+fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_incident_recovers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let down = format!("http://127.0.0.1:{port}");
+    let sb = sandbox(json!({}));
+    // Twilio unreachable: the three calls wait in the spool, and the incident counts as notified.
+    let r = sb.run(&["--api-url", &down, "--timeout", "1s"], &event_for_check("check_a"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 3, "{}", r.stderr);
+    let r = sb.run(&["--api-url", &down, "--timeout", "1s"], &event_for_check("check_b"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 6);
+    // check_b recovers before Twilio is back (a resolve sends nothing without notify_on_resolve).
+    let mut resolve: Value = serde_json::from_slice(&read_fixture("sensu/resolve.json")).expect("fixture JSON");
+    resolve["check"]["name"] = "check_b".into();
+    let r = sb.run(&["--api-url", &down, "--timeout", "1s"], resolve.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // Back on the same address: check_a's calls go out, check_b's are dropped.
+    let fake = FakeTwilio::start_on(port, &[]);
+    let r = sb.run(&["--flush", "--timeout", "5s"], b"");
+    // The spool reports entries it did not send as failures (69), dropped ones included.
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("3 delivered, 3 moved to failed/, 0 still queued"), "{}", r.stderr);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO, THREE], "{}", r.stderr);
+    assert!(fake.calls().iter().all(|c| c.to != FOUR));
+    for c in fake.to(CALLS) {
+        assert!(spoken(&c).starts_with("web-01 check_a is critical."), "{}", spoken(&c));
+    }
+    assert_eq!(r.stderr.matches("nobody is woken for a recovered service").count(), 3, "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+}
+

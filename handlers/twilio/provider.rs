@@ -340,6 +340,19 @@ impl Provider for Twilio {
         (action == Action::Acknowledge).then(|| "Twilio has no acknowledge".to_string())
     }
 
+    /// A spooled request's answer, explained as a live one is (`To` and `From` from its form).
+    fn classify(req: &Request, resp: &Response) -> Class {
+        let field = |name: &str| match &req.body {
+            Body::Form(pairs) => pairs.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str()),
+            _ => "",
+        };
+        classify(resp, field("To"), field("From"))
+    }
+
+    /// A call spooled while Twilio was unreachable is not placed once its incident has
+    /// recovered: it would wake someone for a service that is fine again.
+    const DROP_TRIGGERS_AFTER_RESOLVE: bool = true;
+
     fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
         let mut sent = Sent::default();
         match job.action {
@@ -365,7 +378,7 @@ impl Provider for Twilio {
                             continue;
                         };
                         let outcome = self.post(ctx, "Calls.json", self.call_form(r, &doc), r);
-                        if outcome.is_err() {
+                        if matches!(outcome, Err(Failed::Permanent(_) | Failed::Config(_))) {
                             self.give_back(ctx, r, slot);
                         }
                         sent.record(ctx, r, "call", outcome);
@@ -526,7 +539,8 @@ impl Twilio {
         }
     }
 
-    /// Give back the slot `take_slot` counted for a call that was not placed.
+    /// Give back the slot `take_slot` counted for a call that was refused (not for one whose
+    /// fate is unknown: spooled for later, or timed out after Twilio may have placed it).
     pub(crate) fn give_back(&self, ctx: &Ctx<'_>, r: &Recipient, slot: Option<u64>) {
         if let (Some(store), Some(at)) = (ctx.store, slot)
             && let Err(e) = caps::release(store, &r.phone, at, &mut |n| ctx.log.warn(n))

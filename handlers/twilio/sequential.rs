@@ -206,7 +206,9 @@ impl Twilio {
                         continue;
                     }
                     Err(f) => {
-                        self.give_back(ctx, r, slot);
+                        if !matches!(f, Failed::NotYet(_)) {
+                            self.give_back(ctx, r, slot);
+                        }
                         ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason()));
                         let out_of_time = matches!(f, Failed::NotYet(_));
                         p.failures.push(f);

@@ -487,10 +487,16 @@ pub struct FakeTwilio {
 impl FakeTwilio {
     /// Start the fake. `script` answers valid create requests in order; after it runs out, 201.
     pub fn start(script: &[Script]) -> FakeTwilio {
+        FakeTwilio::start_on(0, script)
+    }
+
+    /// [`FakeTwilio::start`] on a given loopback port (0: chosen by the OS), e.g. to bring
+    /// Twilio "back" where a handler found it down.
+    pub fn start_on(port: u16, script: &[Script]) -> FakeTwilio {
         let inner = Arc::new(Mutex::new(Inner { script: script.iter().copied().collect(), ..Inner::default() }));
         let validators = Validators::load();
         let shared = Arc::clone(&inner);
-        let server = Server::start(move |r| {
+        let respond = move |r: &Received| {
             let mut inner = shared.lock().unwrap();
             match route(r, &validators) {
                 Ok(Op::Create(resource, params, twiml)) => inner.create(resource, params, twiml),
@@ -520,7 +526,8 @@ impl FakeTwilio {
                     Reply::Json(f.status, error(f.code, f.status, &f.message))
                 }
             }
-        });
+        };
+        let server = if port == 0 { Server::start(respond) } else { Server::start_on(port, respond) };
         FakeTwilio { url: server.url.clone(), inner, _server: server }
     }
 
