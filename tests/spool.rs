@@ -9,7 +9,6 @@ use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, run_command};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
-const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
 
 /// A loopback port with nothing listening (the OS picked it free; we let it go).
 fn closed_port() -> u16 {
@@ -227,52 +226,3 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], id);
 }
 
-#[test]
-fn twilio_drops_a_spooled_call_once_its_incident_is_resolved() {
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
-    let port = closed_port();
-    let sb = Sandbox::new(TWILIO);
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
-            "recipients": ["+14155550101"]}}),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let run = |fixture: &str| sb.run(&["--api-url", &url, "--timeout", "1s"], &read_fixture(fixture));
-    let r = run("sensu/create.json");
-    assert_eq!(r.code, Some(75), "{r:?}");
-    assert_eq!(sb.spooled("twilio").len(), 1);
-    assert!(!r.stderr.contains(AUTH_TOKEN), "{}", r.stderr);
-    // Recovered while Twilio was unreachable: no SMS configured, so the resolve sends nothing.
-    let r = run("sensu/resolve.json");
-    assert_eq!(r.code, Some(0), "{r:?}");
-
-    let fake = FakeTwilio::start_on(port, &[]);
-    let r = flush(&sb, &[]);
-    assert_eq!(r.code, Some(69), "{r:?}");
-    assert!(r.stderr.contains("resolved before it could be delivered"), "{}", r.stderr);
-    assert!(fake.to("Calls.json").is_empty(), "nobody is called about a recovered service");
-    assert_eq!(failed(&sb, "twilio").len(), 1);
-    assert!(sb.spooled("twilio").is_empty());
-}
-
-#[test]
-fn twilio_delivers_a_spooled_call_while_the_incident_is_open() {
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
-    let port = closed_port();
-    let sb = Sandbox::new(TWILIO);
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
-            "recipients": ["+14155550101"]}}),
-    );
-    let r = sb.run(&["--api-url", &format!("http://127.0.0.1:{port}"), "--timeout", "1s"], &read_fixture("sensu/create.json"));
-    assert_eq!(r.code, Some(75), "{r:?}");
-    let fake = FakeTwilio::start_on(port, &[]);
-    let r = flush(&sb, &[]);
-    assert_eq!(r.code, Some(0), "{r:?}");
-    let calls = fake.to("Calls.json");
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].param("To"), Some("+14155550101"));
-    fake.assert_no_violations();
-}

@@ -85,6 +85,9 @@ pub enum Outcome {
     Delivered,
     /// Refused for good: the entry moves to `failed/` with this reason.
     Failed(String),
+    /// Deliberately not sent (e.g. a call for an incident that has recovered): the entry moves
+    /// to `failed/` with this reason for the record, but it is not a failure.
+    Dropped(String),
     /// Still retryable: the entry stays, and the flush stops (the service is still down; one
     /// handler talks to one service).
     Retry(String),
@@ -100,6 +103,8 @@ pub struct Report {
     pub delivered: usize,
     /// Entries moved to `failed/` (refused, unreadable, or too old).
     pub failed: usize,
+    /// Entries deliberately not sent, moved to `failed/` for the record ([`Outcome::Dropped`]).
+    pub dropped: usize,
     /// Entries still queued afterwards (not attempted, or still retryable).
     pub remaining: usize,
     /// Another process held the flush lock; nothing was attempted.
@@ -274,6 +279,10 @@ impl Spool {
                 Outcome::Failed(why) => {
                     self.fail(&name, &mut entry, &why)?;
                     report.failed += 1;
+                }
+                Outcome::Dropped(why) => {
+                    self.fail(&name, &mut entry, &why)?;
+                    report.dropped += 1;
                 }
                 Outcome::Retry(why) => {
                     entry.attempts += 1;

@@ -79,7 +79,7 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         "flushed {}: {} delivered, {} moved to failed/, {} still queued, in {took}",
         spool.dir().display(),
         report.delivered,
-        report.failed,
+        report.failed + report.dropped,
         report.remaining
     );
     if report.failed > 0 {
@@ -125,7 +125,7 @@ fn deliver<P: Provider>(entry: &Entry, client: &Client, deadline: &Deadline, sto
     {
         let why = "its incident was resolved before it could be delivered; not sent, so nobody is woken for a recovered service";
         log.warn(format!("{what}: {why}"));
-        return Outcome::Failed(why.into());
+        return Outcome::Dropped(why.into());
     }
 
     let mut req = entry.request.clone();
