@@ -194,16 +194,10 @@ fn generated() -> Vec<(String, Vec<u8>, &'static str)> {
 const NOWHERE: &str = "http://127.0.0.1:9";
 
 fn command(bin: &str, sb: &Sandbox, api_url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.env_clear()
-        .env("PAGERPIPE_RETRY_BASE_MS", "20")
-        .arg("--config")
-        .arg(sb.conf_dir())
-        .arg("--state-dir")
-        .arg(sb.state_dir())
-        .args(["--api-url", api_url, "--timeout", "5s"])
-        .args(args);
-    cmd
+    assert_eq!(bin, sb.bin, "the sandbox was made for this handler");
+    let mut all = vec!["--api-url", api_url, "--timeout", "5s"];
+    all.extend_from_slice(args);
+    sb.command(&all)
 }
 
 #[test]
@@ -216,8 +210,9 @@ fn every_handler_rejects_the_hostile_corpus_with_65_and_one_line() {
             let r = run_watched(command(bin, &sb, NOWHERE, &[]), input.clone());
             assert_rejected(handler, name, &r, want);
         }
-        // Nothing was written to the state store.
+        // Nothing was written to the state store or the spool.
         assert_eq!(std::fs::read_dir(sb.state_dir()).unwrap().count(), 0, "{handler}: state touched");
+        assert!(sb.spooled(handler).is_empty(), "{handler}: spooled {:?}", sb.spooled(handler));
     }
 }
 

@@ -1,11 +1,14 @@
 //! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
+mod exit_codes;
 mod fake;
 mod hostile;
 mod inputs;
 mod pagerduty;
 mod reactio;
+mod secrets;
 mod spool;
+mod timeouts;
 mod tls;
 mod twilio;
 mod util;

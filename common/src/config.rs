@@ -21,6 +21,17 @@ use crate::exit::{Code, Result};
 /// Default configuration directory, read when no `--config` is given and it exists.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/sensu/conf.d";
 
+/// Setting names that hold credentials, in any section (`pagerduty.routing_key`,
+/// `pagerduty.<team>.routing_key`, `twilio.auth_token`, …): never printed, and a settings file
+/// holding one should be readable by the handler's user only.
+pub const SECRET_SETTINGS: [&str; 7] =
+    ["routing_key", "integration_key", "api_key", "auth_token", "api_key_secret", "password", "token"];
+
+/// Whether a setting named `name` holds a credential (see [`SECRET_SETTINGS`]).
+pub fn is_secret_setting(name: &str) -> bool {
+    SECRET_SETTINGS.contains(&name)
+}
+
 /// The merged JSON of every configuration file that was read.
 #[derive(Debug, Default, Clone)]
 pub struct Files {
@@ -28,6 +39,9 @@ pub struct Files {
     pub merged: Map<String, Value>,
     /// The files read, in merge order.
     pub read: Vec<PathBuf>,
+    /// Warnings found while loading, one line each (a file holding a secret that other users
+    /// can read); the handler logs them and carries on.
+    pub warnings: Vec<String>,
 }
 
 impl Files {
@@ -50,7 +64,7 @@ impl Files {
             } else if path.exists() {
                 files.add_file(path)?;
             } else {
-                return Err(Code::Config.msg(format!("config: {} does not exist", path.display())));
+                return Err(Code::Config.msg(format!("config: {} does not exist; fix the --config path", path.display())));
             }
         }
         Ok(files)
@@ -58,7 +72,9 @@ impl Files {
 
     fn add_dir(&mut self, dir: &Path) -> Result<()> {
         let entries = std::fs::read_dir(dir)
-            .map_err(|e| Code::Config.msg(format!("config: cannot list {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                Code::Config.msg(format!("config: cannot list {}: {e}; let the handler's user read it", dir.display()))
+            })?;
         let mut jsons: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
@@ -72,15 +88,28 @@ impl Files {
 
     fn add_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read(path)
-            .map_err(|e| Code::Config.msg(format!("config: cannot read {}: {e}", path.display())))?;
+            .map_err(|e| {
+                Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display()))
+            })?;
         let value: Value = serde_json::from_slice(&text)
-            .map_err(|e| Code::Config.msg(format!("config: {} is not valid JSON: {e}", path.display())))?;
+            .map_err(|e| Code::Config.msg(format!("config: {} is not valid JSON ({e}); fix the file", path.display())))?;
         let Value::Object(obj) = value else {
-            return Err(Code::Config.msg(format!("config: {} must hold a JSON object", path.display())));
+            return Err(Code::Config.msg(format!(
+                "config: {} must hold one JSON object such as {{\"pagerduty\": {{…}}}}; fix the file",
+                path.display()
+            )));
         };
+        if let Some(warning) = exposure_warning(path, &obj) {
+            self.warnings.push(warning);
+        }
         merge_maps(&mut self.merged, obj);
         self.read.push(path.to_path_buf());
         Ok(())
+    }
+
+    /// The warnings found while loading (see [`Files::warnings`]), for the handler to log.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The named top-level section as an object (empty when absent or not an object).
@@ -90,6 +119,67 @@ impl Files {
             _ => Map::new(),
         }
     }
+}
+
+/// The first secret setting (by name, see [`SECRET_SETTINGS`]) with a non-empty value anywhere
+/// in `obj`, as its dotted path (`pagerduty.ops.routing_key`).
+fn secret_path(obj: &Map<String, Value>) -> Option<String> {
+    for (k, v) in obj {
+        match v {
+            Value::String(s) if is_secret_setting(k) && !s.trim().is_empty() => return Some(k.clone()),
+            Value::Number(_) if is_secret_setting(k) => return Some(k.clone()),
+            Value::Object(inner) => {
+                if let Some(p) = secret_path(inner) {
+                    return Some(format!("{k}.{p}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A warning when the settings file at `path` holds a secret and users other than the
+/// handler's can read it: mode bit `o+r`, or `g+r` with a group other than the process's
+/// effective group. (A file `root:sensu 0640` read by a handler running as `sensu` is the
+/// usual safe layout and gives no warning.) `None` otherwise, and on non-Unix systems.
+pub fn exposure_warning(path: &Path, obj: &Map<String, Value>) -> Option<String> {
+    let setting = secret_path(obj)?;
+    let who = readable_by_others(path)?;
+    Some(format!(
+        "settings file {} holds a secret ({setting}) and is readable by {who}; run `chmod go-r {}` (or keep the secret in the environment)",
+        path.display(),
+        path.display()
+    ))
+}
+
+/// Who besides the handler's user can read `path`, when anyone can: `other users (mode 0644)`.
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o004 != 0 {
+        return Some(format!("all users (mode {mode:04o})"));
+    }
+    if mode & 0o040 != 0 && effective_gid() != Some(meta.gid()) {
+        return Some(format!("group {} (mode {mode:04o})", meta.gid()));
+    }
+    None
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> Option<String> {
+    None
+}
+
+/// The process's effective group id, from `/proc/self/status` (`Gid: real effective …`);
+/// `None` where that file does not exist.
+#[cfg(unix)]
+fn effective_gid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Gid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Deep-merge `over` into `base` the way Sensu merges settings files: objects recursively,
@@ -139,12 +229,22 @@ pub fn overlay(mut base: Map<String, Value>, layers: impl IntoIterator<Item = Ma
     base
 }
 
-/// Deserialize a merged settings section. Errors (exit 78) name `section.setting`.
+/// Deserialize a merged settings section. Errors (exit 78) name `section.setting` and say
+/// to fix it; for a secret setting ([`SECRET_SETTINGS`]) the value is never quoted (serde's
+/// "invalid type: integer `…`" would print it).
 pub fn typed<T: DeserializeOwned>(section: &str, map: Map<String, Value>) -> Result<T> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
+        let last = e.path().iter().last().map(|s| s.to_string()).unwrap_or_default();
         let path = if path == "." { String::new() } else { format!(".{path}") };
-        Code::Config.msg(format!("settings `{section}{path}`: {}", e.inner()))
+        let why = if is_secret_setting(&last) {
+            "has the wrong type; give it as a string (the value is not shown: it is a secret)".to_string()
+        } else {
+            e.inner().to_string()
+        };
+        Code::Config.msg(format!(
+            "settings `{section}{path}`: {why}; fix it where it is set (settings file, flag, environment or per-check override)"
+        ))
     })
 }
 
@@ -358,6 +458,47 @@ mod tests {
         assert_eq!(c.refresh, Duration::from_secs(90));
         assert_eq!(c.occurrences, 3);
         assert_eq!(c.timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn secrets_are_not_quoted_in_type_errors() {
+        #[derive(Debug, Deserialize)]
+        struct S {
+            #[allow(dead_code)]
+            routing_key: String,
+        }
+        let err = typed::<S>("pagerduty", obj(json!({"routing_key": 12345678901234567890u64}))).unwrap_err();
+        assert_eq!(err.code, Code::Config);
+        let msg = err.to_string();
+        assert!(msg.contains("settings `pagerduty.routing_key`") && msg.contains("give it as a string"), "{msg}");
+        assert!(!msg.contains("12345678901234567890"), "{msg}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_in_a_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pagerduty.json");
+        std::fs::write(&secret, r#"{"pagerduty":{"ops":{"routing_key":"0123456789abcdef0123456789abcdef"}}}"#).unwrap();
+        let plain = dir.path().join("other.json");
+        std::fs::write(&plain, r#"{"pagerduty":{"timeout":"5s","routing_key":""}}"#).unwrap();
+        let set_mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        set_mode(&plain, 0o644);
+
+        set_mode(&secret, 0o644);
+        let files = Files::load(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(files.warnings().len(), 1, "{:?}", files.warnings());
+        let w = &files.warnings()[0];
+        assert!(w.contains(&secret.display().to_string()) && w.contains("pagerduty.ops.routing_key") && w.contains("0644"), "{w}");
+        assert!(!w.contains("0123456789abcdef"), "the warning never quotes the secret: {w}");
+        assert!(!w.contains('\n'));
+
+        set_mode(&secret, 0o600);
+        assert!(Files::load(&[dir.path().to_path_buf()]).unwrap().warnings().is_empty());
+        // Group-readable by the handler's own group is the usual `root:sensu 0640` layout.
+        set_mode(&secret, 0o640);
+        assert!(Files::load(&[secret.clone()]).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! Secrets never appear unmasked: every handler is run through every output path — delivery
+//! log lines, `-v` debug lines, `--log-format json`, `--dry-run` on stdout, refusals (401,
+//! 400), server errors until the deadline (spooled), bad configuration, usage errors, the
+//! Zabbix `SENDTO` routing key — with a recognizable routing key / auth token / API key, and
+//! stdout, stderr and the *names* of everything under the state and spool directories are
+//! searched for it. (A spool entry's content holds the request to send, credential included:
+//! that is its job; its name must not.)
+
+use std::path::Path;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::fake::reactio::{self, FakeReactio};
+use crate::fake::twilio::{self, FakeTwilio};
+use crate::fake::{Received, Reply, Server};
+use crate::util::{Run, Sandbox, read_fixture, run_command};
+
+/// A 32-character routing key that is easy to spot.
+const PD_KEY: &str = "S3CR3TR0UT1NGKEY5ecret0000000042";
+
+/// A service that refuses with `status` and quotes `secrets` back in every field it has (as a
+/// careless or hostile server might), in the error shapes of PagerDuty, Reactio and Twilio.
+fn echoing(status: u16, secrets: &[&str]) -> Server {
+    let s = secrets.join(" ");
+    Server::start(move |_r: &Received| {
+        Reply::Json(
+            status,
+            json!({
+                "status": format!("invalid event {s}"),
+                "message": format!("Event object is invalid: key {s}"),
+                "errors": [format!("routing_key {s} is not valid")],
+                "type": "authentication_error",
+                "error": {"message": format!("bad key {s}")},
+                "code": 20003,
+                "more_info": format!("https://www.twilio.com/docs/errors/20003?key={s}"),
+            }),
+        )
+    })
+}
+
+/// Every file and directory name under `dir`, recursively.
+fn names_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(entry.file_name().to_string_lossy().into_owned());
+        if entry.path().is_dir() {
+            out.extend(names_under(&entry.path()));
+        }
+    }
+    out
+}
+
+/// What must never appear: each secret whole, and for Basic auth its base64 form.
+struct Needles(Vec<String>);
+
+impl Needles {
+    fn assert_absent(&self, what: &str, sb: &Sandbox, r: &Run) {
+        let names = names_under(sb.dir.path()).join("\n");
+        for n in &self.0 {
+            assert!(!r.stdout.contains(n.as_str()), "{what}: secret {n} on stdout:\n{}", r.stdout);
+            assert!(!r.stderr.contains(n.as_str()), "{what}: secret {n} on stderr:\n{}", r.stderr);
+            assert!(!names.contains(n.as_str()), "{what}: secret {n} in a file name:\n{names}");
+        }
+        assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+    }
+}
+
+/// Run `args` on `event` with extra environment.
+fn run_env(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], event: &[u8]) -> Run {
+    let mut cmd = sb.command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_command(cmd, event)
+}
+
+/// The output paths every handler goes through, given a working fake's URL.
+fn paths(sb: &Sandbox, good_url: &str, needles: &Needles, env: &[(&str, &str)]) {
+    let create = read_fixture("sensu/create.json");
+    let resolve = read_fixture("sensu/resolve.json");
+    let mut check = |what: &str, args: &[&str], event: &[u8], want: Option<i32>| {
+        let r = run_env(sb, args, env, event);
+        if let Some(code) = want {
+            assert_eq!(r.code, Some(code), "{what}: {r:?}");
+        }
+        needles.assert_absent(what, sb, &r);
+        r
+    };
+    let dry = check("dry run, -v", &["--api-url", good_url, "--dry-run", "-v"], &create, Some(0));
+    assert!(!dry.stdout.is_empty(), "dry run prints the request");
+    check("dry run, json log", &["--api-url", good_url, "--dry-run", "--log-format", "json"], &create, Some(0));
+    check("delivery, -v", &["--api-url", good_url, "-v"], &create, Some(0));
+    check("resolve, -v, json log", &["--api-url", good_url, "-v", "--log-format", "json"], &resolve, Some(0));
+    let secrets: Vec<&str> = needles.0.iter().map(String::as_str).collect();
+    for status in [401, 400, 403, 404] {
+        let server = echoing(status, &secrets);
+        let what = format!("HTTP {status} quoting the secret, -v");
+        check(&what, &["--api-url", &server.url, "-v"], &create, Some(69));
+        check(&format!("{what}, json log"), &["--api-url", &server.url, "-v", "--log-format", "json"], &create, Some(69));
+    }
+    check("usage error", &["--api-url", good_url, "--timeout", "soon"], &create, Some(2));
+    check("bad event", &["--api-url", good_url, "-v"], b"{\"check\":", Some(65));
+    // Last, on two different incidents: a spooled page counts as notified, and each later run
+    // first retries the spool.
+    let server = echoing(500, &secrets);
+    check("HTTP 500 until the deadline, -v", &["--api-url", &server.url, "-v", "--timeout", "1s"], &create, Some(75));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let down = format!("http://127.0.0.1:{port}");
+    let failing = read_fixture("sensu-go/failing.json");
+    check("connection refused, -v, json log", &["--api-url", &down, "-v", "--log-format", "json", "--timeout", "1s"], &failing, Some(75));
+    check("spool retried, -v", &["--api-url", &down, "-v", "--timeout", "1s"], &resolve, None);
+}
+
+fn pd_sandbox(section: Value) -> Sandbox {
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
+    sb.config("pagerduty.json", &json!({ "pagerduty": section }));
+    sb
+}
+
+#[test]
+fn pagerduty_routing_key_never_appears() {
+    let needles = Needles(vec![PD_KEY.to_string()]);
+    let fake = FakePagerDuty::start(&[]);
+    // The key in a settings file, in the environment, and as a flag.
+    paths(&pd_sandbox(json!({"routing_key": PD_KEY})), &fake.url, &needles, &[]);
+    paths(&pd_sandbox(json!({})), &fake.url, &needles, &[("PAGERDUTY_ROUTING_KEY", PD_KEY)]);
+    let sb = pd_sandbox(json!({}));
+    let r = run_env(&sb, &["--api-url", &fake.url, "--routing-key", PD_KEY, "-v"], &[], &read_fixture("sensu-go/failing.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    needles.assert_absent("--routing-key flag", &sb, &r);
+    fake.assert_no_violations();
+
+    // Bad configuration next to a good key, and a key of the wrong length (the key itself is bad).
+    let sb = pd_sandbox(json!({"routing_key": PD_KEY, "summary_template": "{entitty}"}));
+    let r = run_env(&sb, &["-v"], &[], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    needles.assert_absent("bad template", &sb, &r);
+    let short = &PD_KEY[..31];
+    let sb = pd_sandbox(json!({"routing_key": short}));
+    for args in [&["-v"][..], &["-v", "--dry-run"]] {
+        let r = run_env(&sb, args, &[], &read_fixture("sensu/create.json"));
+        Needles(vec![short.to_string()]).assert_absent("31-character key", &sb, &r);
+    }
+    let sb = pd_sandbox(json!({"routing_key": 12345678901234567890u64}));
+    let r = run_env(&sb, &[], &[], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    Needles(vec!["12345678901234567890".into()]).assert_absent("numeric key", &sb, &r);
+
+    // Zabbix: the key arrives as {ALERT.SENDTO}.
+    let sb = pd_sandbox(json!({}));
+    let message = "name:Disk full\nid:13502\nstatus:PROBLEM\nhostname:db-01\nseverity:High";
+    for extra in [&["-v"][..], &["-v", "--dry-run"], &["-v", "--log-format", "json"]] {
+        let mut args = vec!["--api-url", fake.url.as_str(), "--from", "zabbix"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[PD_KEY, "trigger", message]);
+        let r = run_env(&sb, &args, &[], b"");
+        assert_eq!(r.code, Some(0), "{r:?}");
+        needles.assert_absent("Zabbix SENDTO", &sb, &r);
+    }
+    fake.assert_no_violations();
+}
+
+#[test]
+fn reactio_api_key_never_appears() {
+    let needles = Needles(vec![reactio::API_KEY.to_string()]);
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config("reactio.json", &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example"}}));
+    paths(&sb, &fake.url, &needles, &[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config("reactio.json", &json!({"reactio": {"organization": "example"}}));
+    paths(&sb, &fake.url, &needles, &[("REACTIO_API_KEY", reactio::API_KEY)]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn twilio_auth_token_and_api_key_secret_never_appear() {
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let fake = FakeTwilio::start(&[]);
+    let base = json!({"account_sid": twilio::ACCOUNT_SID, "from": "+14155550199", "recipients": ["+14155550101"],
+                      "channels": ["voice", "sms"]});
+    let with = |extra: Value| {
+        let mut section = base.clone();
+        if let (Some(s), Value::Object(e)) = (section.as_object_mut(), extra) {
+            s.extend(e);
+        }
+        let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+        sb.config("twilio.json", &json!({ "twilio": section }));
+        sb
+    };
+    let token = Needles(vec![twilio::AUTH_TOKEN.to_string(), b64(format!("{}:{}", twilio::ACCOUNT_SID, twilio::AUTH_TOKEN))]);
+    paths(&with(json!({"auth_token": twilio::AUTH_TOKEN})), &fake.url, &token, &[]);
+    paths(&with(json!({})), &fake.url, &token, &[("TWILIO_AUTH_TOKEN", twilio::AUTH_TOKEN)]);
+    let key = Needles(vec![twilio::API_KEY_SECRET.to_string(), b64(format!("{}:{}", twilio::API_KEY_SID, twilio::API_KEY_SECRET))]);
+    paths(&with(json!({"api_key_sid": twilio::API_KEY_SID, "api_key_secret": twilio::API_KEY_SECRET})), &fake.url, &key, &[]);
+    fake.assert_no_violations();
+}

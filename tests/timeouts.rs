@@ -1,0 +1,161 @@
+//! Stalling services: a handler must give up by `--timeout` + 1 s and exit 75 (spooling the
+//! page), whatever way the service stalls.
+//!
+//! Four raw TCP fakes on 127.0.0.1, each for every connection:
+//! - **silent**: accepts, reads the request, never answers;
+//! - **headers then stall**: sends a complete `200` status line and headers announcing a body,
+//!   then nothing;
+//! - **drip headers**: sends the status line and headers one byte a second;
+//! - **drip body**: sends the headers, then the announced body one byte a second.
+//!
+//! The elapsed-time bound is a correctness bound (the handler's own `--timeout` contract, which
+//! the monitoring system's handler timeout is set against), not a benchmark.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::fake::reactio;
+use crate::util::{ROUTING_KEY, Sandbox, read_fixture, run_command};
+
+/// How a fake stalls.
+#[derive(Debug, Clone, Copy)]
+enum Stall {
+    Silent,
+    HeadersThenStall,
+    DripHeaders,
+    DripBody,
+}
+
+const ALL: [Stall; 4] = [Stall::Silent, Stall::HeadersThenStall, Stall::DripHeaders, Stall::DripBody];
+
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n";
+
+/// A stalling server; stops (and closes every connection) when dropped.
+struct Staller {
+    url: String,
+    stop: Arc<AtomicBool>,
+    accepts: Option<JoinHandle<()>>,
+}
+
+impl Staller {
+    fn start(how: Stall) -> Staller {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let accepts = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let flag = Arc::clone(&flag);
+                        conns.push(std::thread::spawn(move || serve(stream, how, &flag)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        Staller { url, stop, accepts: Some(accepts) }
+    }
+}
+
+impl Drop for Staller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accepts.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Wait up to `d`, in small steps, returning early when stopped.
+fn pause(d: Duration, stop: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn serve(mut stream: TcpStream, how: Stall, stop: &AtomicBool) {
+    // Read the request head (and whatever body arrives) without blocking forever.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 16 * 1024];
+    let _ = stream.read(&mut buf);
+    let drip = |stream: &mut TcpStream, bytes: &[u8]| {
+        for b in bytes {
+            if stream.write_all(&[*b]).is_err() || !pause(Duration::from_secs(1), stop) {
+                return;
+            }
+        }
+    };
+    match how {
+        Stall::Silent => {}
+        Stall::HeadersThenStall => {
+            let _ = stream.write_all(HEAD);
+        }
+        Stall::DripHeaders => drip(&mut stream, HEAD),
+        Stall::DripBody => {
+            if stream.write_all(HEAD).is_ok() {
+                drip(&mut stream, &[b' '; 200]);
+            }
+        }
+    }
+    // Hold the connection open until the test is over.
+    while pause(Duration::from_secs(1), stop) {}
+}
+
+const TIMEOUT_SECS: u64 = 2;
+
+fn assert_gives_up_in_time(handler: &str, sb: &Sandbox, how: Stall, run: crate::util::Run) {
+    let bound = Duration::from_secs(TIMEOUT_SECS + 1);
+    assert_eq!(run.code, Some(75), "{handler} / {how:?}: {run:?}");
+    assert!(run.took <= bound, "{handler} / {how:?}: took {:?}, over --timeout {TIMEOUT_SECS}s + 1 s\n{}", run.took, run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{handler} / {how:?}: {}", run.stderr);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with(&format!("{handler}: error:"))).collect();
+    assert_eq!(errors.len(), 1, "{handler} / {how:?}: one error line\n{}", run.stderr);
+    assert!(errors[0].contains("not delivered"), "{handler} / {how:?}: {}", errors[0]);
+    // Not delivered, so nothing lost: the page waits in the spool.
+    assert_eq!(sb.spooled(handler).len(), 1, "{handler} / {how:?}: spool {:?}\n{}", sb.spooled(handler), run.stderr);
+}
+
+#[test]
+fn pagerduty_gives_up_on_every_kind_of_stall_by_timeout_plus_one_second() {
+    const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+    for how in ALL {
+        let server = Staller::start(how);
+        let sb = Sandbox::new(BIN);
+        sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+        let timeout = format!("{TIMEOUT_SECS}s");
+        let cmd = sb.command(&["--api-url", &server.url, "--timeout", &timeout]);
+        let run = run_command(cmd, &read_fixture("sensu/create.json"));
+        assert_gives_up_in_time("pagerduty", &sb, how, run);
+    }
+}
+
+#[test]
+fn reactio_gives_up_on_every_kind_of_stall_by_timeout_plus_one_second() {
+    const BIN: &str = env!("CARGO_BIN_EXE_handler-reactio");
+    for how in ALL {
+        let server = Staller::start(how);
+        let sb = Sandbox::new(BIN);
+        sb.config("reactio.json", &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example"}}));
+        let timeout = format!("{TIMEOUT_SECS}s");
+        let cmd = sb.command(&["--api-url", &server.url, "--timeout", &timeout]);
+        let run = run_command(cmd, &read_fixture("sensu/create.json"));
+        assert_gives_up_in_time("reactio", &sb, how, run);
+    }
+}
