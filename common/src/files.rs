@@ -52,17 +52,25 @@ pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path
     }
 }
 
+/// Open (creating it if needed) the lock file `path`, a separate file that is never replaced,
+/// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces).
+///
+/// Errors name the file.
+pub fn open_lock(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", path.display()))
+}
+
 /// Create `dir` (and parents) and check that a file can be created in it.
 ///
 /// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
 pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
     fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(".write-probe.lock"))
-        .map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))?;
+    open_lock(&dir.join(".write-probe.lock")).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e:#}", dir.display()))?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@
 //! trigger is never delivered after its own resolve).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -196,12 +196,7 @@ impl Spool {
         deliver: &mut dyn FnMut(&Entry) -> Outcome,
     ) -> anyhow::Result<Report> {
         let lock_path = self.dir.join(".flush.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", lock_path.display()))?;
+        let lock = files::open_lock(&lock_path)?;
         loop {
             match lock.try_lock() {
                 Ok(()) => break,

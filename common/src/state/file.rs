@@ -8,7 +8,7 @@
 //! cannot be parsed is renamed to `<name>.json.corrupt-<unix secs>` and reported through the
 //! notice callback; the key then starts afresh.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -111,12 +111,7 @@ impl Store for FileStore {
         f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
     ) -> anyhow::Result<()> {
         let (path, lock_path) = self.paths(key);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", lock_path.display()))?;
+        let lock = files::open_lock(&lock_path)?;
         lock.lock().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
         let result = (|| {
             let current = self.read(&path, notice)?;
