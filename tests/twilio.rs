@@ -298,8 +298,11 @@ fn sequential_calls_one_at_a_time_and_stops_at_the_first_person_who_answers() {
     assert_eq!(st["refs"]["call_sids"], json!(sids));
     assert_eq!(st["refs"]["answered"], json!({"sid": sids[2], "phone": THREE, "name": "花子"}));
     assert_eq!(st["open"], true);
-    // Each call took a slot under the recipient's caps, apart from the incident.
-    assert_eq!(sb.state("twilio", "recipient%3A%2B14155550101.json")["calls"].as_array().map(Vec::len), Some(1));
+    // Each call took a slot under its recipient's caps, in a record apart from the incidents.
+    let caps = sb.state("twilio", "recipients%3Acalls.json");
+    for (to, n) in [(ONE, Some(1)), (TWO, Some(1)), (THREE, Some(1)), (FOUR, None)] {
+        assert_eq!(caps["calls"].get(to).and_then(Value::as_array).map(Vec::len), n, "{to}: {caps}");
+    }
 }
 
 #[test]
@@ -408,12 +411,43 @@ fn a_fourth_call_to_one_number_within_15_minutes_is_not_placed() {
         }
     }
     assert_eq!(fake.to(CALLS).len(), 3);
-    assert_eq!(sb.state("twilio", "recipient%3A%2B14155550101.json")["calls"], json!([t0, t0 + 60, t0 + 120]));
+    assert_eq!(sb.state("twilio", "recipients%3Acalls.json")["calls"][ONE], json!([t0, t0 + 60, t0 + 120]));
     // Fifteen minutes after the first call there is room again.
     let r = run_at(&sb, &fake, t0 + 15 * 60, &event_for_check("check_e"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(fake.to(CALLS).len(), 4);
     fake.assert_no_violations();
+}
+
+#[test]
+fn concurrent_handlers_never_exceed_the_cap_together() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"recipients": [ONE, TWO]}));
+    // Eight different incidents at the same moment, eight processes racing for the slots.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut cmd = sb.command(&["--api-url", &fake.url]);
+            cmd.env("PAGERPIPE_NOW", NOV21.to_string());
+            let mut child = cmd.spawn().expect("spawn handler");
+            {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().expect("stdin");
+                stdin.write_all(&event_for_check(&format!("check_{i}"))).expect("write the event");
+            }
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait handler");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    fake.assert_no_violations();
+    let calls = called(&fake);
+    for to in [ONE, TWO] {
+        assert_eq!(calls.iter().filter(|c| *c == to).count(), 3, "{to} called exactly 3 times: {calls:?}");
+    }
+    let caps = sb.state("twilio", "recipients%3Acalls.json");
+    assert_eq!(caps["calls"][ONE], json!([NOV21, NOV21, NOV21]), "no update lost: {caps}");
 }
 
 #[test]

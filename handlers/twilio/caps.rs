@@ -8,12 +8,19 @@
 //! `{"15m": 3, "1h": 7}`). A call over a cap is not placed; the caller logs one line instead.
 //! SMS is not capped.
 //!
-//! The count lives in the state store under `recipient:<E.164 number>` (e.g.
-//! `recipient:+15551234567`): incident keys are `{entity}/{check}` or Zabbix `{id}-{host}`, so
-//! they do not take this shape. A call is *reserved* before it is placed, inside one
-//! [`Store::update`] (read, prune, count, append under the key's lock), so concurrent handler
-//! processes cannot both take the last slot; a call that Twilio refuses gives its slot back
-//! ([`release`]).
+//! The counts live in one state-store record, [`KEY`] (`recipients:calls`), beside the
+//! incident records: incident keys are `{entity}/{check}` or Zabbix `{id}-{host}`, so they do not
+//! take this shape. Its shape is `{"calls": {"+15551234567": [unix seconds, …], …}}`, pruned to
+//! the longest window. Calls are *reserved* before they are placed, all recipients of a
+//! broadcast in one [`Store::update`] (read, prune, count, append under the record's lock), so
+//! concurrent handler processes cannot both take the last slot and no update is lost; a call
+//! that Twilio refuses gives its slot back ([`release`]). One record rather than one per number:
+//! every event calls the same few people, so per-number records would not spread the lock, and
+//! each locked write costs two `fsync`s — one write per event instead of one per recipient
+//! (bench/README.md has the numbers). When a lock-free read already shows every number over a
+//! cap (the storm case), nothing is written at all.
+
+use std::collections::BTreeMap;
 
 use common::config::de::parse_duration;
 use common::exit::{Code, Result};
@@ -57,10 +64,8 @@ pub enum Reservation {
     },
 }
 
-/// State-store key of `phone`'s call record.
-pub fn key(phone: &str) -> String {
-    format!("recipient:{phone}")
-}
+/// State-store key of the call counts of every recipient.
+pub const KEY: &str = "recipients:calls";
 
 impl Caps {
     /// From the `call_caps` setting: `null`/absent → [`DEFAULT`]; an object of window
@@ -104,53 +109,88 @@ impl Caps {
         Ok(Caps { limits })
     }
 
-    /// Take a call slot for `phone` at `now` (Unix seconds) unless a cap is full, atomically
-    /// under the store's lock for [`key`]`(phone)`. Without caps nothing is stored. Errors are
-    /// the store's.
-    pub fn reserve(&self, store: &dyn Store, phone: &str, now: u64, notice: &mut dyn FnMut(String)) -> anyhow::Result<Reservation> {
+    /// The first cap that `calls` (one number's call times) already fills at `now`.
+    fn full(&self, calls: &[u64], now: u64) -> Option<Reservation> {
+        self.limits.iter().find_map(|l| {
+            let count = calls.iter().filter(|&&t| now.saturating_sub(t) < l.window_secs).count() as u64;
+            (count >= l.max).then(|| Reservation::Over { limit: l.clone(), count })
+        })
+    }
+
+    /// Take a call slot at `now` (Unix seconds) for each of `phones` whose caps are not full,
+    /// atomically under the store's lock for [`KEY`]; one [`Reservation`] per phone, in order.
+    /// Without caps nothing is read or stored. Errors are the store's.
+    pub fn reserve(&self, store: &dyn Store, phones: &[&str], now: u64, notice: &mut dyn FnMut(String)) -> anyhow::Result<Vec<Reservation>> {
         if self.limits.is_empty() {
-            return Ok(Reservation::Granted { at: now });
+            return Ok(phones.iter().map(|_| Reservation::Granted { at: now }).collect());
+        }
+        // Lock-free first look: when every number is already over a cap, there is nothing to
+        // write (a slot freed meanwhile by a refused call is at worst noticed by the next event).
+        if let Some(snapshot) = store.get(KEY, notice)? {
+            let calls = parse(Some(&snapshot));
+            let over: Option<Vec<Reservation>> =
+                phones.iter().map(|p| self.full(calls.get(*p).map_or(&[][..], Vec::as_slice), now)).collect();
+            if let Some(over) = over {
+                return Ok(over);
+            }
         }
         let longest = self.limits.iter().map(|l| l.window_secs).max().unwrap_or(0);
-        let mut outcome = Reservation::Granted { at: now };
-        store.update(&key(phone), notice, &mut |current| {
-            // Keep only what a window can still see.
-            let mut calls: Vec<u64> = times(current.as_ref()).into_iter().filter(|&t| now.saturating_sub(t) < longest).collect();
-            let over = self.limits.iter().find_map(|l| {
-                let count = calls.iter().filter(|&&t| now.saturating_sub(t) < l.window_secs).count() as u64;
-                (count >= l.max).then(|| Reservation::Over { limit: l.clone(), count })
-            });
-            match over {
-                Some(o) => outcome = o,
-                None => {
-                    calls.push(now);
-                    outcome = Reservation::Granted { at: now };
+        let mut out = Vec::new();
+        store.update(KEY, notice, &mut |current| {
+            out.clear();
+            let mut calls = parse(current.as_ref());
+            for times in calls.values_mut() {
+                times.retain(|&t| now.saturating_sub(t) < longest);
+            }
+            for phone in phones {
+                let times = calls.entry((*phone).to_string()).or_default();
+                match self.full(times, now) {
+                    Some(over) => out.push(over),
+                    None => {
+                        times.push(now);
+                        out.push(Reservation::Granted { at: now });
+                    }
                 }
             }
-            if calls.is_empty() { None } else { Some(json!({ "phone": phone, "calls": calls })) }
+            render(calls)
         })?;
-        Ok(outcome)
+        Ok(out)
     }
 }
 
-/// Give back the slot taken at `at` for `phone` (the call was not placed).
+/// Give back the slot taken at `at` for `phone` (the call was refused).
 pub fn release(store: &dyn Store, phone: &str, at: u64, notice: &mut dyn FnMut(String)) -> anyhow::Result<()> {
-    store.update(&key(phone), notice, &mut |current| {
-        let mut calls = times(current.as_ref());
-        if let Some(i) = calls.iter().rposition(|&t| t == at) {
-            calls.remove(i);
+    store.update(KEY, notice, &mut |current| {
+        let mut calls = parse(current.as_ref());
+        if let Some(times) = calls.get_mut(phone)
+            && let Some(i) = times.iter().rposition(|&t| t == at)
+        {
+            times.remove(i);
         }
-        if calls.is_empty() { None } else { Some(json!({ "phone": phone, "calls": calls })) }
+        render(calls)
     })
 }
 
-/// The call times of a stored record (an unreadable record counts as none).
-fn times(record: Option<&Value>) -> Vec<u64> {
+/// The call times per number of a stored record (unreadable parts count as none).
+fn parse(record: Option<&Value>) -> BTreeMap<String, Vec<u64>> {
     record
         .and_then(|r| r.get("calls"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(phone, times)| {
+                    let times = times.as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+                    (phone.clone(), times)
+                })
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// The record for `calls`, numbers without calls left out; `None` (delete) when empty.
+fn render(mut calls: BTreeMap<String, Vec<u64>>) -> Option<Value> {
+    calls.retain(|_, times| !times.is_empty());
+    if calls.is_empty() { None } else { Some(json!({ "calls": calls })) }
 }
 
 #[cfg(test)]
@@ -182,37 +222,51 @@ mod tests {
         let store = FileStore::at(dir.path().to_path_buf()).expect("store");
         let n = &mut |_| {};
         let c = caps(Value::Null);
-        let phone = "+15551234567";
+        let (phone, other) = ("+15551234567", "+15551234568");
+        let one = |now: u64| c.reserve(&store, &[phone], now, &mut |_| {}).expect("store").remove(0);
         let t0 = 1_000_000;
         for i in 0..3 {
-            assert_eq!(c.reserve(&store, phone, t0 + i * 60, n).expect("store"), Reservation::Granted { at: t0 + i * 60 });
+            assert_eq!(one(t0 + i * 60), Reservation::Granted { at: t0 + i * 60 });
         }
-        match c.reserve(&store, phone, t0 + 180, n).expect("store") {
+        match one(t0 + 180) {
             Reservation::Over { limit, count } => assert_eq!((limit.label.as_str(), count), ("15m", 3)),
             other => panic!("{other:?}"),
         }
-        // Another number is counted apart.
-        assert!(matches!(c.reserve(&store, "+15551234568", t0 + 180, n).expect("store"), Reservation::Granted { .. }));
+        // Several numbers at once: each counted apart, in order.
+        let both = c.reserve(&store, &[phone, other], t0 + 180, n).expect("store");
+        assert!(matches!(both[..], [Reservation::Over { .. }, Reservation::Granted { at }] if at == t0 + 180), "{both:?}");
         // 15 minutes after the first call one slot is free again (t0 has left the window).
-        assert!(matches!(c.reserve(&store, phone, t0 + 900, n).expect("store"), Reservation::Granted { .. }));
+        assert!(matches!(one(t0 + 900), Reservation::Granted { .. }));
         // Three more spread out: 7 in the hour, then the hourly cap holds.
         for t in [t0 + 1800, t0 + 2400, t0 + 3000] {
-            assert!(matches!(c.reserve(&store, phone, t, n).expect("store"), Reservation::Granted { .. }), "{t}");
+            assert!(matches!(one(t), Reservation::Granted { .. }), "{t}");
         }
-        match c.reserve(&store, phone, t0 + 3500, n).expect("store") {
+        match one(t0 + 3500) {
             Reservation::Over { limit, count } => assert_eq!((limit.label.as_str(), count), ("1h", 7)),
             other => panic!("{other:?}"),
         }
         // A refused call gives its slot back.
         release(&store, phone, t0 + 3000, n).expect("store");
-        assert!(matches!(c.reserve(&store, phone, t0 + 3500, n).expect("store"), Reservation::Granted { .. }));
-        // The record is stored apart from incidents, pruned to the longest window.
-        let rec = store.get(&key(phone), n).expect("store").expect("a record");
-        assert_eq!(rec["phone"], phone);
-        assert!(rec["calls"].as_array().expect("calls").iter().all(|t| t.as_u64().expect("a time") > t0 + 3500 - 3600));
-        // No caps: always granted, nothing counted.
+        assert!(matches!(one(t0 + 3500), Reservation::Granted { .. }));
+        // One record apart from the incidents, pruned to the longest window: the other
+        // number's call (t0 + 180) has left it.
+        let rec = store.get(KEY, n).expect("store").expect("a record");
+        let times = rec["calls"][phone].as_array().expect("calls");
+        assert_eq!(times.len(), 7);
+        assert!(times.iter().all(|t| t.as_u64().expect("a time") > t0 + 3500 - 3600));
+        assert_eq!(rec["calls"][other], json!([t0 + 180]), "pruned only when the record is next written");
+        assert!(matches!(one(t0 + 180 + 3600), Reservation::Granted { .. }));
+        assert_eq!(store.get(KEY, n).expect("store").expect("a record")["calls"].get(other), None);
+    }
+
+    #[test]
+    fn without_caps_nothing_is_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::at(dir.path().to_path_buf()).expect("store");
+        let n = &mut |_| {};
         let none = caps(json!({}));
-        assert!(matches!(none.reserve(&store, "+15550000000", t0, n).expect("store"), Reservation::Granted { .. }));
-        assert_eq!(store.get(&key("+15550000000"), n).expect("store"), None);
+        let got = none.reserve(&store, &["+15550000000", "+15550000001"], 5, n).expect("store");
+        assert_eq!(got, vec![Reservation::Granted { at: 5 }; 2]);
+        assert_eq!(store.get(KEY, n).expect("store"), None);
     }
 }

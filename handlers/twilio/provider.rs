@@ -372,8 +372,9 @@ impl Provider for Twilio {
                 }
                 if self.voice {
                     let doc = self.twiml(job.event, job.incident_key);
-                    for r in &order {
-                        let Some(slot) = self.take_slot(ctx, r) else {
+                    let slots = self.take_slots(ctx, &order);
+                    for (r, slot) in order.iter().zip(slots) {
+                        let Some(slot) = slot else {
                             sent.capped.push(r.label());
                             continue;
                         };
@@ -513,30 +514,43 @@ impl Twilio {
         form
     }
 
-    /// Take a call slot for `r` under the caps: `Some(Some(at))` granted and counted,
-    /// `Some(None)` go ahead uncounted (dry run, no state store, or the store failed: a broken
-    /// store must not silence a page), `None` over a cap (logged once here).
-    pub(crate) fn take_slot(&self, ctx: &Ctx<'_>, r: &Recipient) -> Option<Option<u64>> {
-        let Some(store) = ctx.store else { return Some(None) };
+    /// Take a call slot under the caps for each of `rs`, in one locked update: per recipient
+    /// `Some(Some(at))` granted and counted, `Some(None)` go ahead uncounted (dry run, no state
+    /// store, or the store failed: a broken store must not silence a page), `None` over a cap
+    /// (logged here, one line).
+    pub(crate) fn take_slots(&self, ctx: &Ctx<'_>, rs: &[Recipient]) -> Vec<Option<Option<u64>>> {
+        let Some(store) = ctx.store else { return vec![Some(None); rs.len()] };
         let now = common::clock::now_unix();
-        match self.caps.reserve(store, &r.phone, now, &mut |n| ctx.log.warn(n)) {
-            Ok(Reservation::Granted { at }) => Some(Some(at)),
-            Ok(Reservation::Over { limit, count }) => {
-                ctx.log.warn(format!(
-                    "not calling {}: already {count} call{} in the last {} (call_caps {}: {})",
-                    r.label(),
-                    if count == 1 { "" } else { "s" },
-                    limit.label,
-                    limit.label,
-                    limit.max
-                ));
-                None
-            }
+        let phones: Vec<&str> = rs.iter().map(|r| r.phone.as_str()).collect();
+        match self.caps.reserve(store, &phones, now, &mut |n| ctx.log.warn(n)) {
+            Ok(reservations) => rs
+                .iter()
+                .zip(reservations)
+                .map(|(r, reservation)| match reservation {
+                    Reservation::Granted { at } => Some(Some(at)),
+                    Reservation::Over { limit, count } => {
+                        ctx.log.warn(format!(
+                            "not calling {}: already {count} call{} in the last {} (call_caps {}: {})",
+                            r.label(),
+                            if count == 1 { "" } else { "s" },
+                            limit.label,
+                            limit.label,
+                            limit.max
+                        ));
+                        None
+                    }
+                })
+                .collect(),
             Err(e) => {
-                ctx.log.error(format!("call caps unavailable for {} ({e:#}); calling anyway", r.label()));
-                Some(None)
+                ctx.log.error(format!("call caps unavailable ({e:#}); calling anyway"));
+                vec![Some(None); rs.len()]
             }
         }
+    }
+
+    /// [`Twilio::take_slots`] for one recipient.
+    pub(crate) fn take_slot(&self, ctx: &Ctx<'_>, r: &Recipient) -> Option<Option<u64>> {
+        self.take_slots(ctx, std::slice::from_ref(r)).pop().flatten()
     }
 
     /// Give back the slot `take_slot` counted for a call that was refused (not for one whose
