@@ -80,7 +80,7 @@ fn run_env(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], event: &[u8]) -> R
 fn paths(sb: &Sandbox, good_url: &str, needles: &Needles, env: &[(&str, &str)]) {
     let create = read_fixture("sensu/create.json");
     let resolve = read_fixture("sensu/resolve.json");
-    let mut check = |what: &str, args: &[&str], event: &[u8], want: Option<i32>| {
+    let check = |what: &str, args: &[&str], event: &[u8], want: Option<i32>| {
         let r = run_env(sb, args, env, event);
         if let Some(code) = want {
             assert_eq!(r.code, Some(code), "{what}: {r:?}");

@@ -5,6 +5,7 @@ mod fake;
 mod hostile;
 mod inputs;
 mod pagerduty;
+mod properties;
 mod reactio;
 mod secrets;
 mod spool;
