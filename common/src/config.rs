@@ -298,27 +298,46 @@ impl Default for Common {
 }
 
 impl Common {
-    /// Check values that deserialize but make no sense. Errors exit 78.
+    /// Check values that deserialize but make no sense. Errors exit 78 and say which setting to fix.
     pub fn validate(&self, section: &str) -> Result<()> {
+        const FIX: &str = "fix it where it is set (settings file, flag, environment or per-check override)";
         for s in &self.severities {
             if !matches!(s.as_str(), "warning" | "critical" | "unknown" | "ok") {
                 return Err(Code::Config.msg(format!(
-                    "settings `{section}.severities`: {s:?} is not one of warning, critical, unknown"
+                    "settings `{section}.severities`: {s:?} is not one of warning, critical, unknown; {FIX}"
                 )));
             }
         }
         for (kind, action) in &self.notification_types {
             if !matches!(action.as_str(), "trigger" | "acknowledge" | "resolve" | "skip") {
                 return Err(Code::Config.msg(format!(
-                    "settings `{section}.notification_types.{kind}`: {action:?} is not trigger, acknowledge, resolve or skip"
+                    "settings `{section}.notification_types.{kind}`: {action:?} is not trigger, acknowledge, resolve or skip; {FIX}"
                 )));
             }
         }
         if self.timeout.is_zero() {
-            return Err(Code::Config.msg(format!("settings `{section}.timeout` must be more than 0s")));
+            return Err(Code::Config.msg(format!("settings `{section}.timeout` must be more than 0s; {FIX}")));
+        }
+        if let Some(url) = &self.api_url {
+            if let Err(why) = check_base_url(url) {
+                return Err(Code::Config.msg(format!("settings `{section}.api_url`: {url:?} {why}; {FIX}")));
+            }
         }
         Ok(())
     }
+}
+
+/// A service base URL must be `http://` or `https://` with a host; anything else would only
+/// fail at send time, be retried until the deadline and spooled, when no retry can help.
+fn check_base_url(url: &str) -> std::result::Result<(), &'static str> {
+    let uri: ureq::http::Uri = url.trim().parse().map_err(|_| "is not a URL such as https://events.pagerduty.com")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("is not an http:// or https:// URL");
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    Ok(())
 }
 
 /// Lenient deserializers for values that may arrive as strings (annotations, environment).
@@ -499,6 +518,20 @@ mod tests {
         // Group-readable by the handler's own group is the usual `root:sensu 0640` layout.
         set_mode(&secret, 0o640);
         assert!(Files::load(&[secret.clone()]).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn api_url_must_be_http_with_a_host() {
+        for good in ["https://events.pagerduty.com", "http://127.0.0.1:8080", "https://example.reactio.jp/"] {
+            let c: Common = typed("x", obj(json!({"api_url": good}))).unwrap();
+            c.validate("x").unwrap();
+        }
+        for bad in ["ht!tp://x", "events.pagerduty.com", "ftp://host", "https://", ""] {
+            let c: Common = typed("pagerduty", obj(json!({"api_url": bad}))).unwrap();
+            let err = c.validate("pagerduty").unwrap_err();
+            assert_eq!(err.code, Code::Config, "{bad}");
+            assert!(err.to_string().contains("settings `pagerduty.api_url`"), "{err}");
+        }
     }
 
     #[test]
