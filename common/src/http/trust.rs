@@ -7,9 +7,10 @@
 //!   with a pagerpipe release, which is what the public incident services need.
 //! - **`system`** (`ca_file: system`): the operating system's store, as OpenSSL finds it: the
 //!   files named by `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the distribution's bundle
-//!   (`/etc/ssl/certs/ca-certificates.crt` on Debian) and hashed directory, through
-//!   `rustls-native-certs`. For a CA that `update-ca-certificates` installs company-wide.
-//!   Read and parsed per event, so it costs more (measured in bench/README.md).
+//!   file (`/etc/ssl/certs/ca-certificates.crt` on Debian), read with `rustls-native-certs`
+//!   (`load_system` says why not the directory too). For a CA that `update-ca-certificates`
+//!   installs company-wide. Read and parsed by every event that is delivered: about 1 ms more
+//!   than the bundled roots here (bench/README.md, "TLS trust store").
 //! - **a PEM file** (`ca_file: /etc/pagerpipe/ca.pem`): only the certificates in that file: a
 //!   private CA, or the CA of a TLS-inspecting proxy. A relative path is relative to the
 //!   handler's working directory; write `./system` for a file that is called `system`.
@@ -66,7 +67,7 @@ impl Trust {
                 Ok(RootCerts::new_with_certs(&certs))
             }
             Trust::System => {
-                let found = rustls_native_certs::load_native_certs();
+                let found = load_system();
                 if found.certs.is_empty() {
                     let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
                     anyhow::bail!(
@@ -90,6 +91,24 @@ impl Trust {
                 .into(),
             Trust::File(p) => format!("ca_file {} does not hold the CA that signed it", p.display()),
         }
+    }
+}
+
+/// The system store as OpenSSL finds it, without reading the same certificates twice:
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` when either is set (both, when both are); else the
+/// distribution's bundle file alone when there is one (`/etc/ssl/certs/ca-certificates.crt` on
+/// Debian, `/etc/pki/tls/certs/ca-bundle.crt` on RHEL; `update-ca-certificates` /
+/// `update-ca-trust` write every trusted CA into it), else the hashed directory. Reading the
+/// directory too, as `rustls_native_certs::load_native_certs` does, parses every certificate a
+/// second time from ~300 small files: +3.5 ms per event for nothing (bench/README.md).
+fn load_system() -> rustls_native_certs::CertificateResult {
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("SSL_CERT_FILE") || set("SSL_CERT_DIR") {
+        return rustls_native_certs::load_native_certs();
+    }
+    match openssl_probe::probe().cert_file {
+        Some(bundle) => rustls_native_certs::load_certs_from_paths(Some(&bundle), None),
+        None => rustls_native_certs::load_native_certs(),
     }
 }
 
