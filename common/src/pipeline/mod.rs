@@ -114,6 +114,8 @@ pub struct Queue<'a> {
     pub behind: usize,
     /// Names of the entries this invocation added.
     pub added: RefCell<Vec<String>>,
+    /// Set when an entry could not be written.
+    pub lost: std::cell::Cell<bool>,
 }
 
 impl Queue<'_> {
@@ -136,7 +138,10 @@ impl Queue<'_> {
                 self.added.borrow_mut().push(name);
                 Delivery::NotYet { reason, attempts }
             }
-            Err(e) => Delivery::NotYet { reason: format!("{reason}; and it could not be spooled: {e:#}"), attempts },
+            Err(e) => {
+                self.lost.set(true);
+                Delivery::NotYet { reason: format!("{reason}; and it could not be spooled: {e:#}"), attempts }
+            }
         }
     }
 }
@@ -260,8 +265,14 @@ pub trait Provider: Sized {
 /// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
 /// line, and return the exit code.
 pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> std::process::ExitCode {
+    main_with::<P>(args, flags, std::io::stdin().lock())
+}
+
+/// [`main`] with the event read from `input` instead of stdin (e.g. a synthetic event for a
+/// rehearsal such as `handler-twilio --test`).
+pub fn main_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, input: impl std::io::Read) -> std::process::ExitCode {
     let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
-    match run::<P>(args, flags, std::io::stdin().lock(), &mut log) {
+    match run::<P>(args, flags, input, &mut log) {
         Ok(code) => code.into(),
         Err(failure) => {
             log.error(failure.to_string());
@@ -396,6 +407,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         secrets: provider.secrets(),
         behind: spool.queued_for(&key).unwrap_or(0),
         added: RefCell::new(Vec::new()),
+        lost: std::cell::Cell::new(false),
     });
     let ctx = Ctx {
         client: &client,
@@ -408,6 +420,9 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     let job = Job { action, event: &event, incident_key: &key, previous: previous.as_ref() };
     let outcome = provider.act(&ctx, &job);
     let spooled = ctx.spool.as_ref().map_or(0, |q| q.added.borrow().len());
+    // A request that should have been spooled and could not be (no spool, or the write failed).
+    // A provider that retries by itself instead (Twilio's sequential calls) loses nothing.
+    let lost = ctx.spool.as_ref().is_none_or(|q| q.lost.get());
     if let (Some(store), Some(token)) = (&store, &token) {
         let recorded = match &outcome {
             Ok(done) => state::confirm(store, &key, token, &mut notice, &mut |inc| {
@@ -422,7 +437,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             log.error(format!("cannot record the outcome for {key} in the state store: {e:#}"));
         }
     }
-    if matches!(outcome, Err(Failed::NotYet(_))) && spooled == 0 {
+    if matches!(outcome, Err(Failed::NotYet(_))) && spooled == 0 && lost {
         // Nowhere to keep it: the monitoring system's log is the last place the event survives.
         let shown = match &raw {
             // One line, whole: compact JSON (it parsed, so it is JSON).
