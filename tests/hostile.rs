@@ -98,8 +98,11 @@ fn truncated(s: &str) -> String {
     s.chars().take(2000).collect()
 }
 
+/// One hostile input: its name, its bytes, and the text its error line must contain.
+type Case = (String, Vec<u8>, &'static str);
+
 /// The committed corpus with the text each error must contain.
-fn corpus() -> Vec<(String, Vec<u8>, &'static str)> {
+fn corpus() -> Vec<Case> {
     let expect: &[(&str, &str)] = &[
         ("bad-escape.json", "invalid JSON"),
         ("bare-string.json", "expected a JSON object"),
@@ -154,7 +157,7 @@ fn corpus() -> Vec<(String, Vec<u8>, &'static str)> {
 }
 
 /// The big cases, generated.
-fn generated() -> Vec<(String, Vec<u8>, &'static str)> {
+fn generated() -> Vec<Case> {
     let mut create: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
     create["check"]["output"] = "x".repeat(10 * 1024 * 1024).into();
     let ten_mb = create.to_string().into_bytes();
@@ -211,7 +214,7 @@ fn every_handler_rejects_the_hostile_corpus_with_65_and_one_line() {
             assert_rejected(handler, name, &r, want);
         }
         // Nothing was written to the state store or the spool.
-        assert_eq!(std::fs::read_dir(sb.state_dir()).unwrap().count(), 0, "{handler}: state touched");
+        assert_eq!(std::fs::read_dir(sb.state_dir()).expect("state dir").count(), 0, "{handler}: state touched");
         assert!(sb.spooled(handler).is_empty(), "{handler}: spooled {:?}", sb.spooled(handler));
     }
 }

@@ -235,7 +235,7 @@ pub fn overlay(mut base: Map<String, Value>, layers: impl IntoIterator<Item = Ma
 pub fn typed<T: DeserializeOwned>(section: &str, map: Map<String, Value>) -> Result<T> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
-        let last = e.path().iter().last().map(|s| s.to_string()).unwrap_or_default();
+        let last = e.path().iter().next_back().map(|s| s.to_string()).unwrap_or_default();
         let path = if path == "." { String::new() } else { format!(".{path}") };
         let why = if is_secret_setting(&last) {
             "has the wrong type; give it as a string (the value is not shown: it is a secret)".to_string()
@@ -318,10 +318,10 @@ impl Common {
         if self.timeout.is_zero() {
             return Err(Code::Config.msg(format!("settings `{section}.timeout` must be more than 0s; {FIX}")));
         }
-        if let Some(url) = &self.api_url {
-            if let Err(why) = check_base_url(url) {
-                return Err(Code::Config.msg(format!("settings `{section}.api_url`: {url:?} {why}; {FIX}")));
-            }
+        if let Some(url) = &self.api_url
+            && let Err(why) = check_base_url(url)
+        {
+            return Err(Code::Config.msg(format!("settings `{section}.api_url`: {url:?} {why}; {FIX}")));
         }
         Ok(())
     }
@@ -517,7 +517,7 @@ mod tests {
         assert!(Files::load(&[dir.path().to_path_buf()]).unwrap().warnings().is_empty());
         // Group-readable by the handler's own group is the usual `root:sensu 0640` layout.
         set_mode(&secret, 0o640);
-        assert!(Files::load(&[secret.clone()]).unwrap().warnings().is_empty());
+        assert!(Files::load(std::slice::from_ref(&secret)).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -157,11 +157,12 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
                 continue;
             }
             let lower = name.to_ascii_lowercase();
-            if let Some((section, setting)) = lower.split_once('_') {
-                if SECTIONS.contains(&section) && !setting.is_empty() {
-                    overrides.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
-                    continue;
-                }
+            if let Some((section, setting)) = lower.split_once('_')
+                && SECTIONS.contains(&section)
+                && !setting.is_empty()
+            {
+                overrides.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
+                continue;
             }
             labels.insert(lower, v.clone());
         }

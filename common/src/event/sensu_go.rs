@@ -32,13 +32,14 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
 
     let mut overrides: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for (k, v) in &annotations {
-        if let Some((section, setting)) = k.strip_prefix(ANNOTATION_PREFIX).and_then(|r| r.split_once('.')) {
-            if !section.is_empty() && !setting.is_empty() {
-                overrides
-                    .entry(section.to_string())
-                    .or_default()
-                    .insert(setting.to_string(), Value::String(v.clone()));
-            }
+        if let Some((section, setting)) = k.strip_prefix(ANNOTATION_PREFIX).and_then(|r| r.split_once('.'))
+            && !section.is_empty()
+            && !setting.is_empty()
+        {
+            overrides
+                .entry(section.to_string())
+                .or_default()
+                .insert(setting.to_string(), Value::String(v.clone()));
         }
     }
 

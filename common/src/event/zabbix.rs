@@ -123,11 +123,11 @@ pub fn parse_message(message: &str) -> BTreeMap<String, String> {
                 last = Some(k);
             }
             None => {
-                if let Some(k) = &last {
-                    if let Some(v) = out.get_mut(k) {
-                        v.push('\n');
-                        v.push_str(line);
-                    }
+                if let Some(k) = &last
+                    && let Some(v) = out.get_mut(k)
+                {
+                    v.push('\n');
+                    v.push_str(line);
                 }
             }
         }
