@@ -197,3 +197,45 @@ fn twilio_auth_token_and_api_key_secret_never_appear() {
     paths(&with(json!({"api_key_sid": twilio::API_KEY_SID, "api_key_secret": twilio::API_KEY_SECRET})), &fake.url, &key, &[]);
     fake.assert_no_violations();
 }
+
+#[test]
+fn an_event_cannot_send_the_key_elsewhere() {
+    // A monitored host controls its Sensu Go entity annotations (and a check its attributes):
+    // an override of api_url / ca_file / state_dir / spool_dir is ignored, so the page goes to
+    // the configured service and nothing reaches the host's server or its paths.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&hits);
+    let evil = Server::start(move |_r: &Received| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": "x"}))
+    });
+    let fake = FakePagerDuty::start(&[]);
+    for fixture in ["sensu-go/failing.json", "sensu/create.json"] {
+        let sb = pd_sandbox(json!({"routing_key": PD_KEY}));
+        let elsewhere = sb.dir.path().join("elsewhere");
+        let local_only = json!({
+            "api_url": evil.url,
+            "state_dir": elsewhere.join("state"),
+            "spool_dir": elsewhere.join("spool"),
+            "ca_file": elsewhere.join("evil.pem"),
+        });
+        let mut ev: Value = serde_json::from_slice(&read_fixture(fixture)).expect("fixture");
+        if fixture.starts_with("sensu-go") {
+            let annotations: serde_json::Map<String, Value> = local_only
+                .as_object()
+                .expect("object")
+                .iter()
+                .map(|(k, v)| (format!("pagerpipe/pagerduty.{k}"), v.clone()))
+                .collect();
+            ev["entity"]["metadata"]["annotations"] = Value::Object(annotations);
+        } else {
+            ev["check"]["pagerduty"] = local_only;
+        }
+        let r = run_env(&sb, &["--api-url", &fake.url], &[], ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{fixture}: {r:?}");
+        assert!(!elsewhere.exists(), "{fixture}: nothing written where the event said");
+    }
+    assert_eq!(fake.events().len(), 2, "delivered to the configured service");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing sent where the event said");
+    fake.assert_no_violations();
+}

@@ -18,6 +18,14 @@ use serde_json::{Map, Value};
 
 use crate::exit::{Code, OrExit, Result};
 
+/// Settings an event can never override, whatever carries them (Sensu 1.x check attributes,
+/// Sensu Go check *or entity* annotations, Nagios custom variables): where requests go and
+/// whom they trust (`api_url`, `ca_file`) and where files are written (`state_dir`,
+/// `spool_dir`). Entity annotations come from the agent on the monitored host, so honouring
+/// these would let any monitored host send the credentials to a server of its choosing or
+/// make the handler write where it says. Only settings files, the environment and flags set them.
+pub const LOCAL_ONLY_SETTINGS: [&str; 4] = ["api_url", "ca_file", "state_dir", "spool_dir"];
+
 /// Largest event accepted on stdin: 1 MiB (1 048 576 bytes). Larger input exits 65.
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
@@ -212,9 +220,21 @@ impl Event {
         if n >= 2 { Some(self.history[n - 2]) } else { None }
     }
 
-    /// The settings overrides this event carries for `section`, empty when none.
+    /// The settings overrides this event carries for `section`, empty when none, without the
+    /// settings an event may not carry ([`LOCAL_ONLY_SETTINGS`]).
     pub fn overrides_for(&self, section: &str) -> Map<String, Value> {
-        self.overrides.get(section).cloned().unwrap_or_default()
+        let mut m = self.overrides.get(section).cloned().unwrap_or_default();
+        m.retain(|k, _| !LOCAL_ONLY_SETTINGS.contains(&k.as_str()));
+        m
+    }
+
+    /// The overrides for `section` that [`Event::overrides_for`] leaves out, as
+    /// `section.setting` names, for the handler to log.
+    pub fn ignored_overrides(&self, section: &str) -> Vec<String> {
+        self.overrides
+            .get(section)
+            .map(|m| m.keys().filter(|k| LOCAL_ONLY_SETTINGS.contains(&k.as_str())).map(|k| format!("{section}.{k}")).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -507,6 +527,24 @@ mod tests {
         let long_key = format!(r#"{{"entity":{{"metadata":{{"name":"a","labels":{{"{}":1}}}}}},"check":{{"metadata":{{"name":"c"}},"status":2}}}}"#, "k".repeat(100_000));
         let err = parse_json(long_key.as_bytes(), None).unwrap_err().to_string();
         assert!(err.contains("entity.metadata.labels.\"kkk") && err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn events_cannot_redirect_requests_or_files() {
+        let e = parse_json(
+            br#"{"entity":{"metadata":{"name":"a","annotations":{"pagerpipe/pagerduty.api_url":"http://evil.example",
+                  "pagerpipe/pagerduty.ca_file":"/tmp/evil.pem","pagerpipe/pagerduty.state_dir":"/etc"}}},
+                 "check":{"metadata":{"name":"c","annotations":{"pagerpipe/pagerduty.spool_dir":"/etc","pagerpipe/pagerduty.severities":"critical"}},"status":2}}"#,
+            None,
+        )
+        .unwrap();
+        let pd = e.overrides_for("pagerduty");
+        assert_eq!(pd.keys().collect::<Vec<_>>(), vec!["severities"]);
+        assert_eq!(
+            e.ignored_overrides("pagerduty"),
+            vec!["pagerduty.api_url", "pagerduty.ca_file", "pagerduty.spool_dir", "pagerduty.state_dir"]
+        );
+        assert!(e.ignored_overrides("twilio").is_empty());
     }
 
     #[test]
