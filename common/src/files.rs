@@ -74,16 +74,30 @@ pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a write must survive a crash of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file and its directory: after a crash the new content is there.
+    Durable,
+    /// No fsync (no disk flush, which dominates the cost of a write on a real disk): after a
+    /// crash the file may hold the previous content or, on some file systems, be empty — never
+    /// half of the new one. For records that matter only while processes run (claims, rate
+    /// counters).
+    Volatile,
+}
+
 /// Mode of the files pagerpipe writes: owner read-write, group read (the `pagerpipe` group of
 /// a package install), nobody else — spool entries hold credentials.
 pub const FILE_MODE: u32 = 0o640;
 
-/// Write `bytes` to `path` atomically and durably: temp file in `path`'s directory (mode
-/// [`FILE_MODE`] on Unix), `fsync`, rename over `path`, `fsync` of the directory. With
-/// `replace: false` an existing `path` is an error instead of being replaced.
+/// Write `bytes` to `path` atomically: temp file in `path`'s directory (mode [`FILE_MODE`] on
+/// Unix), `fsync` (when [`Durability::Durable`]), rename over `path`, `fsync` of the directory
+/// (when durable). With `replace: false` an existing `path` is an error instead of being
+/// replaced.
 ///
 /// Errors name the file.
-pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool, durability: Durability) -> anyhow::Result<()> {
+    let durable = durability == Durability::Durable;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut builder = tempfile::Builder::new();
     builder.prefix(".tmp-");
@@ -93,14 +107,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<
         .tempfile_in(dir)
         .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     if replace {
         tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot replace {}: {}", path.display(), e.error))?;
     } else {
         tmp.persist_noclobber(path).map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.error))?;
     }
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// `fsync` a directory so that renames and removals in it survive a crash.
@@ -127,10 +141,10 @@ mod tests {
     fn write_atomic_creates_replaces_or_refuses() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.json");
-        write_atomic(&p, b"one", false).unwrap();
-        assert!(write_atomic(&p, b"two", false).is_err(), "no-clobber must refuse an existing file");
+        write_atomic(&p, b"one", false, Durability::Durable).unwrap();
+        assert!(write_atomic(&p, b"two", false, Durability::Durable).is_err(), "no-clobber must refuse an existing file");
         assert_eq!(fs::read(&p).unwrap(), b"one");
-        write_atomic(&p, b"two", true).unwrap();
+        write_atomic(&p, b"two", true, Durability::Volatile).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");

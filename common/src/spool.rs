@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::files::{self, Chosen};
+use crate::files::{self, Chosen, Durability};
 use crate::http::Request;
 use crate::state::file::fnv1a;
 
@@ -147,7 +147,7 @@ impl Spool {
         let name = format!("{nanos:020}-{}-{seq:03}-{:016x}.json", std::process::id(), key_hash(&entry.incident_key));
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
-        files::write_atomic(&self.dir.join(&name), &bytes, false)?;
+        files::write_atomic(&self.dir.join(&name), &bytes, false, Durability::Durable)?;
         Ok(name)
     }
 
@@ -284,7 +284,7 @@ impl Spool {
                     // Best effort: the attempt count is informational.
                     if let Ok(mut bytes) = serde_json::to_vec_pretty(&entry) {
                         bytes.push(b'\n');
-                        let _ = files::write_atomic(&path, &bytes, true);
+                        let _ = files::write_atomic(&path, &bytes, true, Durability::Volatile);
                     }
                     report.remaining += 1;
                     report.stopped = Some(why);
@@ -306,7 +306,7 @@ impl Spool {
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
         let to = failed_dir.join(name);
-        files::write_atomic(&to, &bytes, true)?;
+        files::write_atomic(&to, &bytes, true, Durability::Durable)?;
         let from = self.dir.join(name);
         fs::remove_file(&from).map_err(|e| anyhow::anyhow!("cannot remove {} after moving it to failed/: {e}", from.display()))?;
         files::sync_dir(&self.dir)?;

@@ -16,9 +16,11 @@
 //! concurrent handler processes cannot both take the last slot and no update is lost; a call
 //! that Twilio refuses gives its slot back ([`release`]). One record rather than one per number:
 //! every event calls the same few people, so per-number records would not spread the lock, and
-//! each locked write costs two `fsync`s — one write per event instead of one per recipient
-//! (bench/README.md has the numbers). When a lock-free read already shows every number over a
-//! cap (the storm case), nothing is written at all.
+//! each locked write costs a lock and a rename — one write per event instead of one per
+//! recipient (bench/README.md has the numbers). The record is volatile
+//! ([`Store::update_volatile`]: no fsync); after a machine crash the caps may start afresh. When
+//! a lock-free read already shows every number over a cap (the storm case), nothing is written
+//! at all.
 
 use std::collections::BTreeMap;
 
@@ -136,7 +138,7 @@ impl Caps {
         }
         let longest = self.limits.iter().map(|l| l.window_secs).max().unwrap_or(0);
         let mut out = Vec::new();
-        store.update(KEY, notice, &mut |current| {
+        store.update_volatile(KEY, notice, &mut |current| {
             out.clear();
             let mut calls = parse(current.as_ref());
             for times in calls.values_mut() {
@@ -160,7 +162,7 @@ impl Caps {
 
 /// Give back the slot taken at `at` for `phone` (the call was refused).
 pub fn release(store: &dyn Store, phone: &str, at: u64, notice: &mut dyn FnMut(String)) -> anyhow::Result<()> {
-    store.update(KEY, notice, &mut |current| {
+    store.update_volatile(KEY, notice, &mut |current| {
         let mut calls = parse(current.as_ref());
         if let Some(times) = calls.get_mut(phone)
             && let Some(i) = times.iter().rposition(|&t| t == at)

@@ -3,8 +3,10 @@
 //! One file per key keeps unrelated incidents from contending for one lock during a storm.
 //! Each update takes an exclusive `std::fs::File::lock` on a separate, never-replaced
 //! `<name>.lock` file, reads `<name>.json`, and writes the new record to a temp file in the same
-//! directory that is fsynced and renamed over the old one, so a reader sees the old record or the
-//! new one, never half of either, and concurrent writers never lose an update. A record that
+//! directory that is renamed over the old one, so a reader sees the old record or the new one,
+//! never half of either, and concurrent writers never lose an update. Durable updates fsync the
+//! file and the directory; volatile ones (claims, rate counters) skip both, as a disk flush is
+//! most of a write's cost and those records matter only while processes run. A record that
 //! cannot be parsed is renamed to `<name>.json.corrupt-<unix secs>` and reported through the
 //! notice callback; the key then starts afresh.
 
@@ -15,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::Store;
-use crate::{clock, files};
+use crate::files::{self, Durability};
+use crate::clock;
 
 /// Default state directory for system installs.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
@@ -84,10 +87,37 @@ impl FileStore {
         }
     }
 
-    fn write(&self, path: &Path, value: &Value) -> anyhow::Result<()> {
+    fn write(&self, path: &Path, value: &Value, durability: Durability) -> anyhow::Result<()> {
         let mut bytes = serde_json::to_vec(value)?;
         bytes.push(b'\n');
-        files::write_atomic(path, &bytes, true)
+        files::write_atomic(path, &bytes, true, durability)
+    }
+
+    fn update_as(
+        &self,
+        key: &str,
+        durability: Durability,
+        notice: &mut dyn FnMut(String),
+        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
+    ) -> anyhow::Result<()> {
+        let (path, lock_path) = self.paths(key);
+        let lock = files::open_lock(&lock_path)?;
+        lock.lock().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
+        let result = (|| {
+            let current = self.read(&path, notice)?;
+            let before = current.clone();
+            match f(current) {
+                Some(new) if Some(&new) != before.as_ref() => self.write(&path, &new, durability),
+                Some(_) => Ok(()),
+                None => match fs::remove_file(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(anyhow::anyhow!("cannot remove {}: {e}", path.display())),
+                },
+            }
+        })();
+        let _ = File::unlock(&lock);
+        result
     }
 }
 
@@ -110,24 +140,16 @@ impl Store for FileStore {
         notice: &mut dyn FnMut(String),
         f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
     ) -> anyhow::Result<()> {
-        let (path, lock_path) = self.paths(key);
-        let lock = files::open_lock(&lock_path)?;
-        lock.lock().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
-        let result = (|| {
-            let current = self.read(&path, notice)?;
-            let before = current.clone();
-            match f(current) {
-                Some(new) if Some(&new) != before.as_ref() => self.write(&path, &new),
-                Some(_) => Ok(()),
-                None => match fs::remove_file(&path) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(anyhow::anyhow!("cannot remove {}: {e}", path.display())),
-                },
-            }
-        })();
-        let _ = File::unlock(&lock);
-        result
+        self.update_as(key, Durability::Durable, notice, f)
+    }
+
+    fn update_volatile(
+        &self,
+        key: &str,
+        notice: &mut dyn FnMut(String),
+        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
+    ) -> anyhow::Result<()> {
+        self.update_as(key, Durability::Volatile, notice, f)
     }
 }
 

@@ -26,13 +26,27 @@ pub trait Store {
     /// Read the record for `key` without locking (a snapshot; `None` when absent).
     fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>>;
     /// Under an exclusive lock for `key`: read the record, call `f`, store what it returns
-    /// (`None` deletes). Concurrent callers are serialized; no update is lost.
+    /// (`None` deletes). Concurrent callers are serialized; no update is lost. The new record
+    /// survives a crash of the machine.
     fn update(
         &self,
         key: &str,
         notice: &mut dyn FnMut(String),
         f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
     ) -> anyhow::Result<()>;
+
+    /// [`Store::update`] for a record that only matters while processes run (a claim, a rate
+    /// counter): just as atomic and serialized, but not flushed to disk, so it costs no fsync.
+    /// After a machine crash the previous record (or none) may be found instead. Default: a
+    /// durable update.
+    fn update_volatile(
+        &self,
+        key: &str,
+        notice: &mut dyn FnMut(String),
+        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
+    ) -> anyhow::Result<()> {
+        self.update(key, notice, f)
+    }
 }
 
 /// What is remembered about one incident. Times are Unix seconds.
@@ -120,7 +134,8 @@ pub struct ClaimRequest<'a> {
 pub fn claim(store: &dyn Store, req: &ClaimRequest<'_>, notice: &mut dyn FnMut(String)) -> anyhow::Result<Claim> {
     let token = format!("{}-{}", std::process::id(), crate::clock::now_unix_nanos());
     let mut outcome = Claim::Skip(String::new());
-    store.update(req.key, notice, &mut |current| {
+    // Volatile: a claim lives for one invocation; after a crash it would be stale anyway.
+    store.update_volatile(req.key, notice, &mut |current| {
         let existed = current.is_some();
         let previous = Incident::from_value(req.key, current.clone());
         let live_claim = previous.claim.is_some()
@@ -208,7 +223,8 @@ pub fn release(
     previous: Option<&Incident>,
     notice: &mut dyn FnMut(String),
 ) -> anyhow::Result<()> {
-    store.update(key, notice, &mut |current| {
+    // Volatile: it puts back a record that was written durably before the claim.
+    store.update_volatile(key, notice, &mut |current| {
         let inc = Incident::from_value(key, current.clone());
         if inc.claim.as_deref() == Some(token) { previous.map(Incident::to_value) } else { current }
     })
