@@ -14,8 +14,8 @@
 //!
 //! **TLS** is rustls (ring). The trusted CAs are the `ca_file` setting ([`Trust`]): by default
 //! Mozilla's roots compiled in (webpki-roots), which cost nothing per event; `system` for the
-//! OS store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else `/etc/ssl/certs`), which costs a few
-//! milliseconds of every event that is delivered (measured: bench/README.md, "TLS trust store");
+//! OS store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else the distribution's bundle file), which costs
+//! about 1 ms of every event that is delivered (measured: bench/README.md, "TLS trust store");
 //! or a PEM file for a private CA. An untrusted, expired or misnamed certificate is not retried:
 //! the delivery is [`Delivery::Broken`] (exit 78), see [`Transport`].
 //!

@@ -100,10 +100,8 @@ fn serve(client: TcpStream, mode: Mode, seen: &Mutex<Vec<Connect>>) -> io::Resul
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("proxy-authorization") {
-                authorization = Some(v.trim().to_string());
-            }
+        if let Some((_, v)) = h.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("proxy-authorization")) {
+            authorization = Some(v.trim().to_string());
         }
     }
     let parts: Vec<&str> = line.split_whitespace().collect();

@@ -197,10 +197,8 @@ fn relay(client: TcpStream, backend: SocketAddr, config: Arc<rustls::ServerConfi
                 answers = Some(std::thread::spawn(move || pump_answers(back, &conn, &mut out)));
             }
         }
-        if !plain.is_empty() {
-            if let Some(b) = to_backend.as_mut() {
-                b.write_all(&plain)?;
-            }
+        if let Some(b) = to_backend.as_mut().filter(|_| !plain.is_empty()) {
+            b.write_all(&plain)?;
         }
     };
     if let Some(b) = &to_backend {

@@ -45,10 +45,8 @@ fn backend() -> SocketAddr {
                     if line == "\r\n" {
                         break;
                     }
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
+                    if let Some((_, v)) = line.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+                        len = v.trim().parse().unwrap_or(0);
                     }
                 }
                 let mut body = vec![0u8; len];
@@ -200,6 +198,9 @@ fn main() {
     drop(front);
 }
 
+/// Name, API URL, extra arguments, extra environment, expected exit code.
+type ProcessVariant<'a> = (&'a str, &'a str, Vec<String>, Vec<(&'a str, String)>, i32);
+
 /// Whole handler processes, one per event.
 fn process(bin: &Path, n: usize, work: &Path, https: &str, http: &str, [ca, other_ca]: [&Path; 2], bundle_plus_ca: &Path) {
     let fixture = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sensu/create.json"))
@@ -209,8 +210,7 @@ fn process(bin: &Path, n: usize, work: &Path, https: &str, http: &str, [ca, othe
     let ca = ca.to_str().expect("utf-8 path").to_string();
     let other_ca = other_ca.to_str().expect("utf-8 path").to_string();
     let bpc = bundle_plus_ca.to_str().expect("utf-8 path").to_string();
-    // name, api url, extra args, extra env, expected exit code
-    let variants: Vec<(&str, &str, Vec<String>, Vec<(&str, String)>, i32)> = vec![
+    let variants: Vec<ProcessVariant> = vec![
         ("plain HTTP (reference)", http, vec![], vec![], 0),
         ("bundled Mozilla roots (default; refused)", https, vec![], vec![], 78),
         ("ca_file: one private CA", https, vec!["--ca-file".into(), ca.clone()], vec![], 0),
