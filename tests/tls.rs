@@ -217,3 +217,25 @@ fn proxy_credentials_are_sent_but_never_printed() {
     assert_config_error(&r, &h, &["HTTPS_PROXY names a socks5:// proxy"]);
     assert!(!r.stderr.contains("Pr0xyS3cret"), "{}", r.stderr);
 }
+
+#[test]
+fn a_page_refused_for_an_untrusted_certificate_is_kept_and_flushed_once_ca_file_is_fixed() {
+    let h = https(&["127.0.0.1"]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &h, &[], &[]);
+    assert_config_error(&r, &h, &["not signed by a trusted CA", "spooled as"]);
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+
+    // Still untrusted: the flush keeps it (and says why) rather than giving it up.
+    let r = run_command(sb.command(&["--flush", "--timeout", "5s"]), b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("the entry is kept"), "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+
+    let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+    let r = run_command(sb.command(&["--flush", "--timeout", "5s", "--ca-file", ca.to_str().unwrap()]), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(h.fake.events().len(), 1);
+    h.fake.assert_no_violations();
+    assert!(sb.spooled("pagerduty").is_empty());
+}

@@ -154,10 +154,13 @@ fn deliver<P: Provider>(entry: &Entry, client: &Client, deadline: &Deadline, sto
             log.info(say(format!("{what}: delivered after {} in the spool", humantime::format_duration(queued))));
             Outcome::Delivered
         }
-        Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => {
+        Delivery::Permanent { reason, .. } => {
             log.error(say(format!("{what}: refused: {reason}; moved to failed/, not retried")));
             Outcome::Failed(say(reason))
         }
+        // This machine's configuration (trust store, proxy) is still wrong: keep it for the
+        // flush after the fix (until spool_max_age), and stop, as every entry would fail alike.
+        Delivery::Broken(reason) => Outcome::Retry(say(format!("{reason} (fix the configuration; the entry is kept)"))),
         Delivery::NotYet { reason, .. } => Outcome::Retry(say(reason)),
     }
 }

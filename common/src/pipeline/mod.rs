@@ -121,6 +121,11 @@ pub struct Queue<'a> {
 impl Queue<'_> {
     /// Spool `req`; returns the `NotYet` delivery to report, its reason saying where it went.
     fn enqueue(&self, req: &Request, fill: BTreeMap<String, String>, reason: String, attempts: u32) -> Delivery {
+        Delivery::NotYet { reason: self.keep(req, fill, reason), attempts }
+    }
+
+    /// Spool `req`; returns `reason` extended with where it went (or why it could not be kept).
+    fn keep(&self, req: &Request, fill: BTreeMap<String, String>, reason: String) -> String {
         let entry = spool::Entry {
             handler: self.spool.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             incident_key: self.incident_key.to_string(),
@@ -134,13 +139,12 @@ impl Queue<'_> {
         };
         match self.spool.push(&entry) {
             Ok(name) => {
-                let reason = format!("{reason}; spooled as {}/{name} for the next invocation or --flush", self.spool.dir().display());
-                self.added.borrow_mut().push(name);
-                Delivery::NotYet { reason, attempts }
+                self.added.borrow_mut().push(name.clone());
+                format!("{reason}; spooled as {}/{name} for the next invocation or --flush", self.spool.dir().display())
             }
             Err(e) => {
                 self.lost.set(true);
-                Delivery::NotYet { reason: format!("{reason}; and it could not be spooled: {e:#}"), attempts }
+                format!("{reason}; and it could not be spooled: {e:#}")
             }
         }
     }
@@ -177,6 +181,13 @@ impl Ctx<'_> {
             Delivery::NotYet { reason, attempts } => match &self.spool {
                 Some(q) => q.enqueue(req, BTreeMap::new(), reason, attempts),
                 None => Delivery::NotYet { reason, attempts },
+            },
+            // Cannot work from this machine as configured (an untrusted certificate, a proxy
+            // refusing the credentials): still exit 78, but keep the page for `--flush` once
+            // the configuration is fixed.
+            Delivery::Broken(reason) => match &self.spool {
+                Some(q) => Delivery::Broken(q.keep(req, BTreeMap::new(), reason)),
+                None => Delivery::Broken(reason),
             },
             other => other,
         }
@@ -430,14 +441,16 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             }),
             // Spooled: it will go out, so later events for the incident see it as sent and
             // neither page twice nor drop the resolve.
-            Err(Failed::NotYet(_)) if spooled > 0 => state::confirm(store, &key, token, &mut notice, &mut |_| {}),
+            Err(Failed::NotYet(_) | Failed::Config(_)) if spooled > 0 => {
+                state::confirm(store, &key, token, &mut notice, &mut |_| {})
+            }
             Err(_) => state::release(store, &key, token, previous.as_ref(), &mut notice),
         };
         if let Err(e) = recorded {
             log.error(format!("cannot record the outcome for {key} in the state store: {e:#}"));
         }
     }
-    if matches!(outcome, Err(Failed::NotYet(_))) && spooled == 0 && lost {
+    if matches!(outcome, Err(Failed::NotYet(_) | Failed::Config(_))) && spooled == 0 && lost {
         // Nowhere to keep it: the monitoring system's log is the last place the event survives.
         let shown = match &raw {
             // One line, whole: compact JSON (it parsed, so it is JSON).
