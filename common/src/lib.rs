@@ -1,11 +1,13 @@
 //! pagerpipe-common: the shared core of the pagerpipe handlers.
 //!
 //! Everything two handlers would otherwise repeat lives here: reading and normalizing events
-//! ([`event`]), settings ([`config`], [`cli`]), filters ([`filter`]), the dedup state store
+//! ([`event`]), settings ([`config`], [`cli`]), parsing flags with the build's version and
+//! generating man pages and completions ([`app`]), filters ([`filter`]), the dedup state store
 //! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), logging ([`log`]), secret
 //! masking ([`secret`]), the exit-code contract ([`exit`]), and the invocation itself
 //! ([`pipeline`]), which a handler drives with its [`pipeline::Provider`].
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;

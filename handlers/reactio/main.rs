@@ -28,7 +28,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
     let mut flags = Map::new();
     if let Some(k) = &args.api_key {
         flags.insert("api_key".into(), Value::from(k.as_str()));

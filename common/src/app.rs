@@ -1,0 +1,226 @@
+//! The handlers' command-line front door: parse the arguments with the build's version string,
+//! and write man pages and shell completions from the very same clap definition.
+//!
+//! Packages ship a man page and bash/zsh/fish completions for every handler. Writing them by
+//! hand would let them drift from the flags, so a handler generates them itself, as ripgrep
+//! does with `rg --generate man`: the hidden flag `--generate KIND` (see [`Generate`]) prints
+//! one of them on stdout and exits. `packaging/build.sh` runs it on the release binaries. The
+//! flag is not part of the handler's clap definition, so `--help`, the man page and the
+//! completions do not show it; it is recognized only as the first and only argument.
+//!
+//! The version comes from the root package's `build.rs` (`PAGERPIPE_VERSION`: the package
+//! version and the git commit, or "unknown commit" when built from a tarball without `.git`),
+//! so `--version` says which build answered.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+
+use clap::{Arg, ArgAction, Command, Parser, ValueEnum};
+
+/// What `--generate` writes on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// The man page, section 1, in roff (`man -l` reads it).
+    Man,
+    /// A bash completion script (for `/usr/share/bash-completion/completions/<name>`).
+    CompleteBash,
+    /// A zsh completion function (for a `_<name>` file in `$fpath`).
+    CompleteZsh,
+    /// A fish completion script (for `vendor_completions.d/<name>.fish`).
+    CompleteFish,
+}
+
+/// The id and long name of the hidden flag.
+const GENERATE: &str = "generate";
+
+/// The clap command of `A` as documented: `version` as its version (for `-V`/`--version` and
+/// the man page). Man pages and completions are generated from this, and [`parse`] parses it.
+pub fn documented<A: Parser>(version: &'static str) -> Command {
+    A::command().version(version)
+}
+
+/// Whether `args` (program name first, as `std::env::args_os` gives them) ask for
+/// `--generate KIND`: `None` when the first argument is not `--generate`/`--generate=KIND`,
+/// else the kind, or clap's usage error for an unknown kind or any further argument.
+///
+/// `--generate` is recognized only as the first argument and parsed apart from the handler's
+/// own flags, so that settings in the environment (e.g. `PAGERDUTY_ROUTING_KEY`, which clap
+/// counts as a given `--routing-key`) neither conflict with it nor reach the output.
+pub fn generate_request(name: &str, args: &[OsString]) -> Option<Result<Generate, clap::Error>> {
+    let first = args.get(1)?.to_str()?;
+    if first != "--generate" && !first.starts_with("--generate=") {
+        return None;
+    }
+    let cmd = Command::new(GENERATE).bin_name(name).disable_help_flag(true).arg(
+        Arg::new(GENERATE)
+            .long(GENERATE)
+            .value_name("KIND")
+            .value_parser(clap::builder::EnumValueParser::<Generate>::new())
+            .action(ArgAction::Set)
+            .required(true),
+    );
+    Some(cmd.try_get_matches_from(args).and_then(|m| {
+        m.get_one::<Generate>(GENERATE)
+            .copied()
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingRequiredArgument))
+    }))
+}
+
+/// Parse the process arguments into `A`, like `A::parse()`, with `version` (e.g.
+/// `env!("PAGERPIPE_VERSION")`) as the version; `--generate KIND` as the only argument writes
+/// that [`Generate`] output for `A` on stdout instead.
+///
+/// Like `A::parse()` this exits the process itself: with 0 after `--help`, `--version` or
+/// `--generate KIND` (output written; a closed stdout, as in `| head`, is not an error), with
+/// 2 (usage) on a bad argument, and with 75 when the generated text cannot be written for
+/// another reason (e.g. a full disk; trying again later may work).
+pub fn parse<A: Parser>(version: &'static str) -> A {
+    let mut cmd = documented::<A>(version);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(request) = generate_request(cmd.get_name(), &args) {
+        let kind = request.unwrap_or_else(|e| e.exit());
+        let code = match generate(kind, cmd.clone(), &mut io::stdout().lock()) {
+            Ok(()) => 0,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+            Err(e) => {
+                eprintln!("{}: error: cannot write the generated {kind:?} output: {e}", cmd.get_name());
+                crate::exit::Code::TempFail.as_u8()
+            }
+        };
+        std::process::exit(i32::from(code));
+    }
+    let matches = cmd.clone().get_matches_from(args);
+    A::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+}
+
+/// Write `kind` for `cmd` (normally [`documented`]) to `out`. Hidden arguments are left out
+/// of the man page; environment variables are named, their values never shown.
+///
+/// Errors: only those of writing to `out`.
+pub fn generate(kind: Generate, mut cmd: Command, out: &mut dyn Write) -> io::Result<()> {
+    let name = cmd.get_name().to_string();
+    match kind {
+        Generate::Man => man(cmd, out),
+        Generate::CompleteBash => complete(clap_complete::Shell::Bash, &mut cmd, &name, out),
+        Generate::CompleteZsh => complete(clap_complete::Shell::Zsh, &mut cmd, &name, out),
+        Generate::CompleteFish => complete(clap_complete::Shell::Fish, &mut cmd, &name, out),
+    }
+}
+
+/// The man page: clap_mangen's sections from the clap definition, plus FILES (the default
+/// directories, from the constants the code uses) and SEE ALSO.
+fn man(mut cmd: Command, out: &mut dyn Write) -> io::Result<()> {
+    use clap_mangen::roff::{Roff, bold, roman};
+    cmd.build();
+    let page = clap_mangen::Man::new(cmd).manual("pagerpipe");
+    page.render_title(out)?;
+    page.render_name_section(out)?;
+    page.render_synopsis_section(out)?;
+    page.render_description_section(out)?;
+    page.render_options_section(out)?;
+    let mut extra = Roff::new();
+    extra.control("SH", ["FILES"]);
+    for (path, what) in [
+        (crate::config::DEFAULT_CONFIG_DIR, "settings files (*.json), read when no --config is given and the directory exists"),
+        (crate::state::file::DEFAULT_STATE_DIR, "dedup state, one subdirectory per handler"),
+        (crate::spool::DEFAULT_SPOOL_DIR, "requests not delivered yet, one subdirectory per handler; --flush delivers them"),
+        ("/usr/share/doc/pagerpipe/examples/", "example settings for Sensu, Sensu Go, Nagios, Icinga 2, Zabbix and Mackerel"),
+    ] {
+        extra.control("TP", []).text([bold(path)]).text([roman(what)]);
+    }
+    extra.control("SH", ["SEE ALSO"]);
+    extra.text([
+        bold("handler-pagerduty"),
+        roman("(1), "),
+        bold("handler-twilio"),
+        roman("(1), "),
+        bold("handler-reactio"),
+        roman("(1), /usr/share/doc/pagerpipe/README.md"),
+    ]);
+    extra.to_writer(out)?;
+    page.render_version_section(out)
+}
+
+/// `clap_complete::generate` writes to `impl Write` and panics on a write error; render into
+/// memory first so a failed write is an `Err`, not a panic.
+fn complete(shell: clap_complete::Shell, cmd: &mut Command, name: &str, out: &mut dyn Write) -> io::Result<()> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, cmd, name, &mut buf);
+    out.write_all(&buf)?;
+    out.flush()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
+mod tests {
+    use super::*;
+
+    /// A stand-in for a handler's `Args`: one secret flag with an environment variable, the
+    /// shared flags' style of value names, a doc comment as help.
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "handler-example")]
+    struct Example {
+        /// Example API key
+        #[arg(long, env = "EXAMPLE_API_KEY", hide_env_values = true, value_name = "KEY")]
+        api_key: Option<String>,
+        /// Print the request that would be sent
+        #[arg(long)]
+        dry_run: bool,
+    }
+
+    fn render(kind: Generate) -> String {
+        let mut out = Vec::new();
+        generate(kind, documented::<Example>("1.2.3 (commit abc)"), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn man_page_has_the_flags_the_environment_variable_and_the_version() {
+        let man = render(Generate::Man);
+        assert!(man.contains(".TH handler-example 1 "), "{man}");
+        assert!(man.contains("1.2.3 (commit abc)"), "{man}");
+        assert!(man.contains("api\\-key") && man.contains("dry\\-run"), "{man}");
+        assert!(man.contains("EXAMPLE_API_KEY"), "the environment variable is named: {man}");
+        assert!(man.contains(".SH FILES") && man.contains("/var/spool/pagerpipe"), "{man}");
+    }
+
+    #[test]
+    fn completions_name_the_flags_for_each_shell() {
+        for (kind, marker) in [
+            (Generate::CompleteBash, "complete -F"),
+            (Generate::CompleteZsh, "#compdef handler-example"),
+            (Generate::CompleteFish, "complete -c handler-example"),
+        ] {
+            let text = render(kind);
+            assert!(text.contains(marker), "{kind:?}: {text}");
+            assert!(text.contains("api-key") && text.contains("dry-run"), "{kind:?}: {text}");
+        }
+    }
+
+    fn request(args: &[&str]) -> Option<Result<Generate, clap::Error>> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        generate_request("handler-example", &args)
+    }
+
+    #[test]
+    fn generate_is_recognized_only_first_and_alone() {
+        assert_eq!(request(&["x", "--generate", "man"]).unwrap().unwrap(), Generate::Man);
+        assert_eq!(request(&["x", "--generate=complete-zsh"]).unwrap().unwrap(), Generate::CompleteZsh);
+        assert!(request(&["x", "--generate", "man", "--dry-run"]).unwrap().is_err());
+        assert!(request(&["x", "--generate", "html"]).unwrap().is_err());
+        assert!(request(&["x", "--generate"]).unwrap().is_err());
+        assert!(request(&["x", "--dry-run"]).is_none());
+        assert!(request(&["x", "--dry-run", "--generate", "man"]).is_none());
+        assert!(request(&["x"]).is_none());
+        // Not a --generate request, so the handler's own parser sees (and rejects) it.
+        let rejected = documented::<Example>("1").try_get_matches_from(["x", "--dry-run", "--generate", "man"]);
+        assert_eq!(rejected.unwrap_err().kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn version_is_the_given_string() {
+        let err = documented::<Example>("1.2.3 (unknown commit)").try_get_matches_from(["x", "--version"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(err.to_string(), "handler-example 1.2.3 (unknown commit)\n");
+    }
+}
