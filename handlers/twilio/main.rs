@@ -51,7 +51,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
     let mut flags = Map::new();
     for (name, value) in [
         ("account_sid", &args.account_sid),
