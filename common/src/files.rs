@@ -56,21 +56,54 @@ pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path
 /// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces).
 ///
 /// Errors name the file.
+///
+/// An existing lock file is opened read-only (`flock` needs no write access), so that a lock
+/// file another member of the `pagerpipe` group created can still be used.
 pub fn open_lock(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", path.display()))
+    match File::open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            OpenOptions::new().create(true).truncate(false).write(true).open(path)
+        }
+        Err(e) => Err(e),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", path.display()))
 }
 
 /// Create `dir` (and parents) and check that a file can be created in it.
 ///
+/// Each directory created takes the permission bits of its parent (on Unix), so that under the
+/// packages' `root:pagerpipe` mode-2775 directories every handler subdirectory is again
+/// group-writable and setgid, whatever the creating process's umask.
+///
 /// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
 pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
-    open_lock(&dir.join(".write-probe.lock")).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e:#}", dir.display()))?;
+    create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
+    // An unnamed temp file: proves the directory is writable and leaves nothing behind.
+    tempfile::tempfile_in(dir).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))?;
+    Ok(())
+}
+
+fn create_dir_like_parent(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
+        create_dir_like_parent(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    #[cfg(unix)]
+    if let Some(parent) = parent {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(parent)?.permissions().mode() & 0o7777;
+        // Best effort: a directory we cannot chmod still works for its creator.
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode));
+    }
     Ok(())
 }
 
@@ -148,6 +181,22 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_directories_take_their_parents_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("pagerpipe");
+        fs::create_dir(&top).unwrap();
+        fs::set_permissions(&top, fs::Permissions::from_mode(0o2775)).unwrap();
+        ensure_writable(&top.join("pagerduty/failed"), "spool dir").unwrap();
+        for d in ["pagerduty", "pagerduty/failed"] {
+            let mode = fs::metadata(top.join(d)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o2775, "{d}");
+        }
+        assert_eq!(fs::read_dir(top.join("pagerduty/failed")).unwrap().count(), 0, "the probe leaves nothing");
     }
 
     #[test]
