@@ -234,8 +234,27 @@ fn an_event_cannot_send_the_key_elsewhere() {
         let r = run_env(&sb, &["--api-url", &fake.url], &[], ev.to_string().as_bytes());
         assert_eq!(r.code, Some(0), "{fixture}: {r:?}");
         assert!(!elsewhere.exists(), "{fixture}: nothing written where the event said");
+        assert!(r.stderr.contains("event override `pagerduty.api_url` ignored"), "{fixture}: said so: {}", r.stderr);
     }
     assert_eq!(fake.events().len(), 2, "delivered to the configured service");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing sent where the event said");
     fake.assert_no_violations();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_settings_file_with_a_secret_readable_by_others_is_warned_about_by_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = pd_sandbox(json!({"routing_key": PD_KEY}));
+    let file = sb.conf_dir().join("pagerduty.json");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let warning = r.stderr.lines().find(|l| l.contains("holds a secret")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(warning.contains(file.to_str().unwrap()) && warning.contains("chmod go-r"), "{warning}");
+    assert!(!r.stderr.contains(PD_KEY));
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert!(!r.stderr.contains("holds a secret"), "{}", r.stderr);
 }

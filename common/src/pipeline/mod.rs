@@ -314,7 +314,12 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
 
-    let (section, common) = settings::<P>(args, flags, event.overrides_for(P::NAME))?;
+    for name in event.ignored_overrides(P::NAME) {
+        log.warn(format!(
+            "event override `{name}` ignored: where requests go and files are written is set only by settings files, the environment and flags"
+        ));
+    }
+    let (section, common) = settings::<P>(args, flags, event.overrides_for(P::NAME), log)?;
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
 
@@ -361,7 +366,9 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             Some(opened.store)
         }
         Err(e) => {
-            log.error(format!("state store unavailable ({e:#}); delivering without dedup"));
+            log.error(format!(
+                "state store unavailable ({e:#}); delivering without dedup (set --state-dir or state_dir to a writable directory)"
+            ));
             None
         }
     };
@@ -469,8 +476,17 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
 
 /// The merged settings section of `P` and its shared part: `P`'s defaults < settings files
 /// (`--config`) < shared flags and `flags` < `overrides` (from the event). Errors exit 78.
-fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, overrides: Map<String, Value>) -> Result<(Map<String, Value>, Common)> {
+/// Warnings about the files (a secret readable by others) go to `log`.
+fn settings<P: Provider>(
+    args: &CommonArgs,
+    flags: Map<String, Value>,
+    overrides: Map<String, Value>,
+    log: &Logger,
+) -> Result<(Map<String, Value>, Common)> {
     let files = Files::load(&args.config)?;
+    for w in files.warnings() {
+        log.warn(w);
+    }
     let mut shared = args.settings();
     shared.extend(flags);
     let section = config::overlay(P::defaults(), [files.section(P::NAME), shared, overrides]);
