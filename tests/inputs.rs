@@ -125,6 +125,36 @@ fn zabbix_problem_and_recovery_meet_and_sendto_is_the_routing_key() {
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("13502-web-01")));
 }
 
+#[cfg(unix)]
+#[test]
+fn invalid_utf8_in_arguments_still_pages() {
+    // A mis-encoded byte in a Zabbix message or a Nagios --field must not become a usage error
+    // (exit 2) that loses the page: it is read as U+FFFD, like the NAGIOS_* environment.
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    let mut message = ZABBIX_PROBLEM.replace("name:Zabbix agent", "name:Zabbix \u{FFFD}agent").into_bytes();
+    let at = message.windows(7).position(|w| w == b"Zabbix ").unwrap() + 7;
+    message.splice(at..at + 3, [0xff]);
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "zabbix", ROUTING_KEY, "PROBLEM"]);
+    cmd.arg(OsStr::from_bytes(&message));
+    let r = run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+
+    let sb = sandbox();
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "nagios", "--field", "NOTIFICATIONTYPE=PROBLEM"]);
+    cmd.args(["--field", "SERVICEDESC=disk", "--field", "SERVICESTATE=CRITICAL"]);
+    cmd.arg("--field").arg(OsStr::from_bytes(b"HOSTNAME=web\xff01"));
+    let r = run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    assert!(ev[0]["payload"]["summary"].as_str().unwrap().contains("Zabbix \u{FFFD}agent"), "{}", ev[0]);
+    assert_eq!(ev[1]["dedup_key"], "web\u{FFFD}01/disk");
+}
+
 #[test]
 fn zabbix_escalation_cancelled_resolves() {
     let fake = FakePagerDuty::start(&[]);

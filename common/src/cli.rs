@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use serde_json::{Map, Value};
 
 use crate::event::{Format, Invocation, Source};
@@ -55,19 +56,19 @@ pub struct CommonArgs {
     pub from: Option<Source>,
 
     /// A Nagios/Icinga macro as NAME=VALUE, e.g. --field HOSTNAME=$HOSTNAME$ (repeatable; wins over NAGIOS_* environment)
-    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = parse_field)]
+    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = OsStringValueParser::new().try_map(|s| parse_field(&s.to_string_lossy())))]
     pub fields: Vec<(String, String)>,
 
     /// Check name (Mackerel action)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = lossy())]
     pub check: Option<String>,
 
     /// Entity (host) name (Mackerel action) [default: this host's name]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = lossy())]
     pub entity: Option<String>,
 
     /// Zabbix alert script parameters: SENDTO SUBJECT MESSAGE
-    #[arg(value_name = "ARG", requires = "from")]
+    #[arg(value_name = "ARG", requires = "from", value_parser = lossy())]
     pub args: Vec<String>,
 
     /// Print the request that would be sent (secrets masked); send nothing, touch no state
@@ -81,6 +82,13 @@ pub struct CommonArgs {
     /// Also log debug lines
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// Event text from arguments is read lossily (invalid UTF-8 → U+FFFD), as the `NAGIOS_*`
+/// environment is: a byte from a mis-encoded check output must not turn a page into a usage
+/// error (exit 2) and lose it.
+fn lossy() -> impl TypedValueParser<Value = String> {
+    OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {
