@@ -108,7 +108,9 @@ impl Provider for PagerDuty {
         let (routing_key, key_hint) = match &s.pager_team {
             Some(team) => {
                 let t = teams.get(team).and_then(Value::as_object).ok_or_else(|| {
-                    Code::Config.msg(format!("settings `pagerduty.pager_team` is {team:?} but there is no `pagerduty.{team}` object"))
+                    Code::Config.msg(format!(
+                        "settings `pagerduty.pager_team` is {team:?} but there is no `pagerduty.{team}` object; add `pagerduty.{team}.routing_key`"
+                    ))
                 })?;
                 let key = t.get("routing_key").or_else(|| t.get("api_key")).and_then(Value::as_str).map(str::to_string);
                 (key, format!("`pagerduty.{team}.routing_key` (pager_team {team})"))

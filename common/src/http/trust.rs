@@ -51,7 +51,7 @@ impl Trust {
             Trust::Bundled => Ok(RootCerts::WebPki),
             Trust::File(path) => {
                 let pem = std::fs::read(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}", path.display()))?;
+                    .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()))?;
                 let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
                     .filter_map(|item| match item {
                         Ok(PemItem::Certificate(c)) => Some(c),
