@@ -402,6 +402,9 @@ fn transport_error(e: &ureq::Error, t: &Target<'_>) -> Transport {
         E::ConnectionFailed => Transport::Retryable(format!("cannot connect to {host}{via}")),
         E::Protocol(p) => Transport::Retryable(format!("HTTP protocol error from {host}{via}: {p}")),
         E::BadUri(u) => Transport::Broken(format!("bad URL: {u}")),
+        // The request cannot even be built (e.g. a URL or header the http crate rejects):
+        // retrying builds the same request.
+        E::Http(h) => Transport::Broken(format!("cannot build the request for {host}: {h}; check api_url")),
         E::InvalidProxyUrl => Transport::Broken("invalid proxy URL in the environment".into()),
         E::Tls(what) => Transport::Broken(format!("TLS with {host}: {what}")),
         E::Pem(p) => Transport::Broken(format!("TLS: bad PEM: {p}")),
