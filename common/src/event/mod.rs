@@ -26,6 +26,12 @@ use crate::exit::{Code, OrExit, Result};
 /// make the handler write where it says. Only settings files, the environment and flags set them.
 pub const LOCAL_ONLY_SETTINGS: [&str; 4] = ["api_url", "ca_file", "state_dir", "spool_dir"];
 
+/// Settings (`section.setting`) a Sensu Go *entity* annotation may not set: the agent on the
+/// monitored host writes those, and phone numbers to call are a toll-fraud lever (a compromised
+/// host could make the Twilio account call premium-rate numbers). Check annotations, which the
+/// Sensu backend's configuration holds, may still set them.
+pub const CHECK_ONLY_SETTINGS: [&str; 2] = ["twilio.recipients", "twilio.from"];
+
 /// Largest event accepted on stdin: 1 MiB (1 048 576 bytes). Larger input exits 65.
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
@@ -189,6 +195,9 @@ pub struct Event {
     /// Sensu 1.x check attributes that are objects (`check.pagerduty = {...}`), plus
     /// `pager_team`; Sensu Go annotations `pagerpipe/<section>.<setting>` (check wins over entity).
     pub overrides: BTreeMap<String, Map<String, Value>>,
+    /// Overrides the source carried but may not set ([`CHECK_ONLY_SETTINGS`] from entity
+    /// annotations), as `section.setting`, for the handler to log.
+    pub refused_overrides: Vec<String>,
     /// A severity the source states in PagerDuty's words (`info`/`warning`/`error`/`critical`;
     /// Zabbix), used instead of the status-based mapping.
     pub severity: Option<String>,

@@ -28,6 +28,15 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
     let mut labels = field::string_map(entity_meta, "labels", "entity.metadata.labels")?;
     labels.extend(field::string_map(check_meta, "labels", "check.metadata.labels")?);
     let mut annotations = field::string_map(entity_meta, "annotations", "entity.metadata.annotations")?;
+    let mut refused_overrides = Vec::new();
+    annotations.retain(|k, _| {
+        let setting = k.strip_prefix(ANNOTATION_PREFIX).unwrap_or("");
+        let refused = super::CHECK_ONLY_SETTINGS.contains(&setting);
+        if refused {
+            refused_overrides.push(format!("{setting} (entity annotation)"));
+        }
+        !refused
+    });
     annotations.extend(field::string_map(check_meta, "annotations", "check.metadata.annotations")?);
 
     let mut overrides: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
@@ -83,6 +92,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels,
         overrides,
+        refused_overrides,
         ..Event::default()
     })
 }
@@ -126,6 +136,22 @@ mod tests {
         assert_eq!(pd["pager_team"], "frontend", "check annotations win over entity annotations");
         assert_eq!(pd["severities"], "warning,critical");
         assert!(e.overrides_for("twilio").is_empty());
+    }
+
+    #[test]
+    fn entity_annotations_cannot_choose_whom_twilio_calls() {
+        let mut v: serde_json::Value = serde_json::from_str(FAILING).unwrap();
+        v["entity"]["metadata"]["annotations"] = serde_json::json!({
+            "pagerpipe/twilio.recipients": "+19005550100", "pagerpipe/twilio.from": "+19005550101",
+            "pagerpipe/twilio.message": "entity may word it"});
+        let e = parse_json(v.to_string().as_bytes(), None).unwrap();
+        let tw = e.overrides_for("twilio");
+        assert_eq!(tw.keys().collect::<Vec<_>>(), ["message"]);
+        assert_eq!(e.refused_overrides, ["twilio.from (entity annotation)", "twilio.recipients (entity annotation)"]);
+
+        v["check"]["metadata"]["annotations"] = serde_json::json!({"pagerpipe/twilio.recipients": "+14155550101"});
+        let e = parse_json(v.to_string().as_bytes(), None).unwrap();
+        assert_eq!(e.overrides_for("twilio")["recipients"], "+14155550101", "the backend's check may");
     }
 
     #[test]

@@ -314,7 +314,8 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
 
-    for name in event.ignored_overrides(P::NAME) {
+    let refused = event.refused_overrides.iter().filter(|s| s.strip_prefix(P::NAME).is_some_and(|r| r.starts_with('.')));
+    for name in event.ignored_overrides(P::NAME).into_iter().chain(refused.cloned()) {
         log.warn(format!(
             "event override `{name}` ignored: where requests go and files are written is set only by settings files, the environment and flags"
         ));
