@@ -11,7 +11,6 @@ mod twiml;
 
 use clap::Parser;
 use common::cli::CommonArgs;
-use common::log::Logger;
 use serde_json::{Map, Value};
 
 /// Call (and optionally text) the on-call people through Twilio from one monitoring event on stdin.
@@ -70,12 +69,5 @@ fn main() -> std::process::ExitCode {
     // --test: the same pipeline, fed a synthetic event instead of stdin.
     flags.extend(provider::test_settings());
     let event = provider::test_event(args.common.entity.as_deref());
-    let mut log = Logger::new("twilio", args.common.log_format, args.common.verbose);
-    match common::pipeline::run::<provider::Twilio>(&args.common, flags, event.as_bytes(), &mut log) {
-        Ok(code) => code.into(),
-        Err(failure) => {
-            log.error(failure.to_string());
-            failure.code.into()
-        }
-    }
+    common::pipeline::main_with::<provider::Twilio>(&args.common, flags, event.as_bytes())
 }
