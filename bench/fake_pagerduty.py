@@ -12,43 +12,20 @@ file given as the first argument once it accepts connections. One thread per con
                        that every delivery arrived as its own incident)
 
 It answers every request with `Connection: close`, as each client is a one-shot process. It does
-no validation beyond the three required fields; the schema is checked by tests/, not here.
+no validation beyond the three required fields; the schema is checked by tests/, not here. The
+server, /stats and the counting are bench/benchlib.py's.
 """
 
 import json
-import os
-import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-LOCK = threading.Lock()
-STATS = {"accepted": 0, "rejected": 0, "server_s": 0.0}
-KEYS = {}  # dedup_key prefix (up to the first "-") -> {"accepted": n, "keys": set()}
+from benchlib import FakeHandler, serve
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(FakeHandler):
     server_version = "fake-pagerduty"
-    sys_version = ""
-
-    def log_message(self, *args):  # quiet: one line per request would dominate the run
-        pass
-
-    def _reply(self, code, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
 
     def do_POST(self):
-        t0 = time.perf_counter()
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n > 0 else b""
+        raw = self.body()
         try:
             ev = json.loads(raw)
             key = ev["dedup_key"]
@@ -56,50 +33,11 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             ok, key = False, None
         if ok:
-            self._reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
+            self.reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
         else:
-            self._reply(400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["bad body"]})
-        with LOCK:
-            STATS["accepted" if ok else "rejected"] += 1
-            STATS["server_s"] += time.perf_counter() - t0
-            if ok:
-                k = KEYS.setdefault(str(key).split("-", 1)[0], {"accepted": 0, "keys": set()})
-                k["accepted"] += 1
-                k["keys"].add(key)
-
-    def do_GET(self):
-        if self.path != "/stats":
-            self._reply(404, {"status": "not found"})
-            return
-        with LOCK:
-            n = STATS["accepted"] + STATS["rejected"]
-            out = {
-                "accepted": STATS["accepted"],
-                "rejected": STATS["rejected"],
-                "by_prefix": {p: {"accepted": v["accepted"], "keys": len(v["keys"])} for p, v in KEYS.items()},
-                "server_ms_mean": round(1000 * STATS["server_s"] / n, 3) if n else 0.0,
-                "cpu_s": time.process_time(),
-            }
-        self._reply(200, out)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-
-def main():
-    srv = Server(("127.0.0.1", 0), Handler)
-    port = srv.server_address[1]
-    tmp = sys.argv[1] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{port}\n")
-    os.replace(tmp, sys.argv[1])
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+            self.reply(400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["bad body"]})
+        self.count(ok, key)
 
 
 if __name__ == "__main__":
-    main()
+    serve(Handler)

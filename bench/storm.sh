@@ -8,53 +8,28 @@
 #   bench/storm.sh                                 # 1000 events, 100 incidents, -P 64
 #   BENCH_N=5000 BENCH_P=128 bench/storm.sh
 #
-# Environment: BENCH_N, BENCH_INCIDENTS, BENCH_P, BENCH_BIN (skip the build), BENCH_KEEP=1,
-# CARGO_TARGET_DIR (default ../target-bench), TMPDIR (where state and spool live; use a real
-# disk). Needs python3 and GNU time (/usr/bin/time; installed with apt-get when missing).
+# Environment: BENCH_N, BENCH_INCIDENTS, BENCH_P, BENCH_BIN (skip the build), BENCH_REV (build a
+# git revision instead of the working tree), BENCH_KEEP=1, CARGO_TARGET_DIR (default
+# ../target-bench), TMPDIR (where state and spool live; use a real disk). Needs python3 and GNU
+# time (/usr/bin/time; installed with apt-get when missing). The build, the fake and the work
+# directory are set up by bench/lib.sh, as for bench/pagerduty.sh.
 set -euo pipefail
 
-bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$bench_dir/.." && pwd)
+bench_tag=storm
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${BENCH_N:-1000}
 INCIDENTS=${BENCH_INCIDENTS:-100}
 P=${BENCH_P:-64}
 KEY=BenchRoutingKey00000000000000000 # 32 characters, only ever sent to the loopback fake
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd "$repo/.." && pwd)/target-bench}
 
-say() { printf 'storm: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
-for v in N INCIDENTS P; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a positive integer"; done
+for v in N INCIDENTS P; do bench_count "BENCH_$v" "${!v}"; done
 ((INCIDENTS <= N)) || die "BENCH_INCIDENTS must not exceed BENCH_N"
-command -v python3 >/dev/null || die "python3 is required"
-if [[ ! -x /usr/bin/time ]]; then
-    ((EUID == 0)) || die "GNU time is missing: apt-get install time"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-fi
+[[ -x /usr/bin/time ]] || bench_tools time
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/pagerpipe-storm.XXXXXX")
-fake_pid=
-cleanup() {
-    local rc=$?
-    [[ -n $fake_pid ]] && { kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; }
-    if [[ ${BENCH_KEEP:-} == 1 ]]; then say "kept $work"; else rm -rf "$work"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ -n ${BENCH_BIN:-} ]]; then
-    bin=$BENCH_BIN
-else
-    (cd "$repo" && cargo build --release --locked --bin handler-pagerduty) >&2
-    bin=$CARGO_TARGET_DIR/release/handler-pagerduty
-fi
-[[ -x $bin ]] || die "no handler binary at $bin"
-
-python3 "$bench_dir/fake_pagerduty.py" "$work/port" &
-fake_pid=$!
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.05; done
-[[ -s $work/port ]] || die "the fake PagerDuty did not start"
-url=http://127.0.0.1:$(<"$work/port")
+bench_workdir pagerpipe-storm
+bench_build handler-pagerduty
+bench_fake PagerDuty fake_pagerduty.py
 
 # Events: incident i % INCIDENTS, shuffled so that identical events arrive interleaved.
 mkdir -p "$work/events" "$work/logs" "$work/conf.d"
