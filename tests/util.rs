@@ -96,8 +96,12 @@ impl Sandbox {
     }
 
     /// Write `conf.d/<name>` with `json`.
+    /// Mode 0600, as a settings file holding a secret should be (a looser one is warned about).
     pub fn config(&self, name: &str, json: &serde_json::Value) -> &Self {
-        std::fs::write(self.conf_dir().join(name), serde_json::to_vec_pretty(json).unwrap()).unwrap();
+        let path = self.conf_dir().join(name);
+        std::fs::write(&path, serde_json::to_vec_pretty(json).unwrap()).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         self
     }
 

@@ -79,9 +79,20 @@ pub fn open_lock(path: &Path) -> anyhow::Result<File> {
 /// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
 pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
     create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
-    // An unnamed temp file: proves the directory is writable and leaves nothing behind.
-    tempfile::tempfile_in(dir).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))?;
-    Ok(())
+    writable(dir).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))
+}
+
+/// access(2) `W_OK | X_OK`: no file is created (creating one costs ~1.4 ms on a real disk).
+#[cfg(unix)]
+fn writable(dir: &Path) -> std::io::Result<()> {
+    use rustix::fs::{Access, access};
+    access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(std::io::Error::from)
+}
+
+/// Elsewhere: an unnamed temp file proves it and leaves nothing behind.
+#[cfg(not(unix))]
+fn writable(dir: &Path) -> std::io::Result<()> {
+    tempfile::tempfile_in(dir).map(drop)
 }
 
 fn create_dir_like_parent(dir: &Path) -> std::io::Result<()> {
