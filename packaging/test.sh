@@ -6,7 +6,8 @@
 #   packaging/test.sh --install  also dpkg -i the .deb on this machine, check the group and
 #                                directories, then purge it (root; CI or a throwaway machine)
 #
-# As root it apt-installs what it needs that is missing (rpm, for `rpm -qlvp`). Ends with
+# As root it apt-installs what it needs that is missing (rpm, man-db, systemd); under CI=true a
+# missing one fails instead of skipping its checks. Ends with
 # "packaging: N passed, N failed"; exits 1 if anything failed.
 set -euo pipefail
 
@@ -37,11 +38,22 @@ check() {
 has() { grep -qF -- "$2" "$1" || { echo "no '$2' in $1"; return 1; }; }
 hasnt() { ! grep -qF -- "$2" "$1" || { echo "'$2' found in $1"; return 1; }; }
 
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v rpm >/dev/null; then
-  echo "==> apt-get install rpm" >&2
+# The tools some checks use: rpm (rpm -qlvp), man-db (man -l), systemd (systemd-analyze verify).
+missing=()
+command -v rpm >/dev/null || missing+=(rpm)
+command -v man >/dev/null || missing+=(man-db)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "==> apt-get install ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends rpm >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# On CI no check may be skipped for want of a tool: say so as a failure instead.
+if [ "${CI:-}" = true ]; then
+  for tool in rpm man systemd-analyze; do
+    command -v "$tool" >/dev/null || fail "$tool is missing on CI, so its checks cannot run"
+  done
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pagerpipe-packaging.XXXXXX")
