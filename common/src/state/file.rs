@@ -92,8 +92,22 @@ impl FileStore {
         bytes.push(b'\n');
         files::write_atomic(path, &bytes, true, durability)
     }
+}
 
-    fn update_as(
+impl Store for FileStore {
+    fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>> {
+        let (path, _) = self.paths(key);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => {
+                notice(format!("cannot read {}: {e}", path.display()));
+                Ok(None)
+            }
+        }
+    }
+
+    fn update_with(
         &self,
         key: &str,
         durability: Durability,
@@ -118,38 +132,6 @@ impl FileStore {
         })();
         let _ = File::unlock(&lock);
         result
-    }
-}
-
-impl Store for FileStore {
-    fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>> {
-        let (path, _) = self.paths(key);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => {
-                notice(format!("cannot read {}: {e}", path.display()));
-                Ok(None)
-            }
-        }
-    }
-
-    fn update(
-        &self,
-        key: &str,
-        notice: &mut dyn FnMut(String),
-        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()> {
-        self.update_as(key, Durability::Durable, notice, f)
-    }
-
-    fn update_volatile(
-        &self,
-        key: &str,
-        notice: &mut dyn FnMut(String),
-        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()> {
-        self.update_as(key, Durability::Volatile, notice, f)
     }
 }
 

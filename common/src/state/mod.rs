@@ -17,6 +17,7 @@ pub mod file;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::files::Durability;
 use crate::filter::Action;
 
 /// Storage contract: atomic read-modify-write of one JSON record per key.
@@ -26,26 +27,37 @@ pub trait Store {
     /// Read the record for `key` without locking (a snapshot; `None` when absent).
     fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>>;
     /// Under an exclusive lock for `key`: read the record, call `f`, store what it returns
-    /// (`None` deletes). Concurrent callers are serialized; no update is lost. The new record
-    /// survives a crash of the machine.
+    /// (`None` deletes). Concurrent callers are serialized; no update is lost. With
+    /// [`Durability::Durable`] the new record survives a crash of the machine; with
+    /// [`Durability::Volatile`] (claims, rate counters: records that only matter while
+    /// processes run) it is just as atomic but not flushed to disk, so after a crash the
+    /// previous record (or none) may be found instead.
+    fn update_with(
+        &self,
+        key: &str,
+        durability: Durability,
+        notice: &mut dyn FnMut(String),
+        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
+    ) -> anyhow::Result<()>;
+
+    /// A durable [`Store::update_with`].
     fn update(
         &self,
         key: &str,
         notice: &mut dyn FnMut(String),
         f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<()> {
+        self.update_with(key, Durability::Durable, notice, f)
+    }
 
-    /// [`Store::update`] for a record that only matters while processes run (a claim, a rate
-    /// counter): just as atomic and serialized, but not flushed to disk, so it costs no fsync.
-    /// After a machine crash the previous record (or none) may be found instead. Default: a
-    /// durable update.
+    /// A volatile [`Store::update_with`] (no fsync).
     fn update_volatile(
         &self,
         key: &str,
         notice: &mut dyn FnMut(String),
         f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
     ) -> anyhow::Result<()> {
-        self.update(key, notice, f)
+        self.update_with(key, Durability::Volatile, notice, f)
     }
 }
 
