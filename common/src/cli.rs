@@ -91,6 +91,13 @@ fn lossy() -> impl TypedValueParser<Value = String> {
     OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
 }
 
+/// A handler's own flags as a settings object: each `(setting, value)` given on the command
+/// line (or from its environment variable) becomes a string setting; absent ones are left out so
+/// that they do not override settings files.
+pub fn flag_settings<'a>(flags: impl IntoIterator<Item = (&'static str, &'a Option<String>)>) -> Map<String, Value> {
+    flags.into_iter().filter_map(|(name, value)| Some((name.to_string(), Value::from(value.as_deref()?)))).collect()
+}
+
 fn parse_field(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),

@@ -6,7 +6,6 @@ mod provider;
 
 use clap::Parser;
 use common::cli::CommonArgs;
-use serde_json::{Map, Value};
 
 /// Trigger, acknowledge or resolve a PagerDuty alert from one monitoring event on stdin.
 ///
@@ -25,9 +24,6 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let mut flags = Map::new();
-    if let Some(k) = &args.routing_key {
-        flags.insert("routing_key".into(), Value::from(k.as_str()));
-    }
+    let flags = common::cli::flag_settings([("routing_key", &args.routing_key)]);
     common::pipeline::main::<provider::PagerDuty>(&args.common, flags)
 }

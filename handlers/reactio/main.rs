@@ -6,7 +6,6 @@ mod provider;
 
 use clap::Parser;
 use common::cli::CommonArgs;
-use serde_json::{Map, Value};
 
 /// Open a Reactio incident and broadcast it to the team from one monitoring event on stdin.
 ///
@@ -29,12 +28,6 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let mut flags = Map::new();
-    if let Some(k) = &args.api_key {
-        flags.insert("api_key".into(), Value::from(k.as_str()));
-    }
-    if let Some(o) = &args.organization {
-        flags.insert("organization".into(), Value::from(o.as_str()));
-    }
+    let flags = common::cli::flag_settings([("api_key", &args.api_key), ("organization", &args.organization)]);
     common::pipeline::main::<provider::Reactio>(&args.common, flags)
 }

@@ -11,7 +11,6 @@ mod twiml;
 
 use clap::Parser;
 use common::cli::CommonArgs;
-use serde_json::{Map, Value};
 
 /// Call (and optionally text) the on-call people through Twilio from one monitoring event on stdin.
 ///
@@ -51,18 +50,13 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let mut flags = Map::new();
-    for (name, value) in [
+    let mut flags = common::cli::flag_settings([
         ("account_sid", &args.account_sid),
         ("auth_token", &args.auth_token),
         ("api_key_sid", &args.api_key_sid),
         ("api_key_secret", &args.api_key_secret),
         ("mode", &args.mode),
-    ] {
-        if let Some(v) = value {
-            flags.insert(name.into(), Value::from(v.as_str()));
-        }
-    }
+    ]);
     if !args.test {
         return common::pipeline::main::<provider::Twilio>(&args.common, flags);
     }

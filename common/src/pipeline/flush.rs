@@ -17,7 +17,7 @@ use crate::http::{self, Body, Client, Deadline, Delivery};
 use crate::log::Logger;
 use crate::secret;
 use crate::spool::{Entry, Outcome, Report, Spool};
-use crate::state::{Incident, Store, file::FileStore};
+use crate::state::{self, Incident, Store, file::FileStore};
 
 /// Share of an invocation's deadline that older spooled requests may use before its own
 /// delivery: a quarter, so that the new event still has most of the time.
@@ -116,11 +116,14 @@ fn deliver<P: Provider>(entry: &Entry, client: &Client, deadline: &Deadline, sto
     let secrets: Vec<&str> = entry.secrets.iter().map(String::as_str).collect();
     let say = |msg: String| secret::mask_all(&msg, &secrets);
     let what = format!("spooled {} {} from {}", entry.action, entry.incident_key, crate::clock::rfc3339(entry.created));
-    let record = store.and_then(|s| s.get(&entry.incident_key, &mut |n| log.warn(n)).ok().flatten());
-    let incident: Option<Incident> = record.and_then(|v| serde_json::from_value(v).ok());
+    let drop_check = P::DROP_TRIGGERS_AFTER_RESOLVE && entry.action == "trigger";
+    // The stored record is read only when something depends on it.
+    let incident = match (drop_check || !entry.fill.is_empty(), store) {
+        (true, Some(store)) => state::get(store, &entry.incident_key, &mut |n| log.warn(n)).ok().flatten(),
+        _ => None,
+    };
 
-    if P::DROP_TRIGGERS_AFTER_RESOLVE
-        && entry.action == "trigger"
+    if drop_check
         && incident.as_ref().is_some_and(|i| !i.open && i.resolved_at.is_some_and(|r| r >= entry.created))
     {
         let why = "its incident was resolved before it could be delivered; not sent, so nobody is woken for a recovered service";

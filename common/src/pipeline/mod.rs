@@ -103,6 +103,8 @@ pub struct Ctx<'a> {
 pub struct Queue<'a> {
     /// The spool.
     pub spool: &'a Spool,
+    /// The handler's name ([`Provider::NAME`]).
+    pub handler: &'static str,
     /// The invocation's incident key.
     pub incident_key: &'a str,
     /// The invocation's action.
@@ -127,7 +129,7 @@ impl Queue<'_> {
     /// Spool `req`; returns `reason` extended with where it went (or why it could not be kept).
     fn keep(&self, req: &Request, fill: BTreeMap<String, String>, reason: String) -> String {
         let entry = spool::Entry {
-            handler: self.spool.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            handler: self.handler.to_string(),
             incident_key: self.incident_key.to_string(),
             action: self.action.name().to_string(),
             created: crate::clock::now_unix(),
@@ -421,6 +423,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
 
     let queue = spool.as_ref().map(|spool| Queue {
         spool,
+        handler: P::NAME,
         incident_key: &key,
         action,
         secrets: provider.secrets(),
