@@ -377,19 +377,21 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     };
     // Older undelivered requests go first, within a share of this invocation's deadline, even
     // when this event itself is skipped: every invocation is a chance to deliver them.
-    let spool = match Spool::open(P::NAME, common.spool_dir.as_deref()) {
+    // `had_entries`: an empty spool (the usual case) costs one directory listing, not three.
+    let (spool, had_entries) = match Spool::open(P::NAME, common.spool_dir.as_deref()) {
         Ok((spool, notice)) => {
             if let Some(n) = notice {
                 log.warn(n);
             }
-            if spool.queued().is_ok_and(|q| !q.is_empty()) {
+            let had_entries = spool.queued().is_ok_and(|q| !q.is_empty());
+            if had_entries {
                 flush::before_delivery::<P>(&spool, &new_client()?, &deadline, store.as_ref(), &common, log);
             }
-            Some(spool)
+            (Some(spool), had_entries)
         }
         Err(e) => {
             log.error(format!("spool unavailable ({e:#}); a request not delivered in time will be printed to stderr"));
-            None
+            (None, false)
         }
     };
     let Some(action) = action else { return Ok(Code::Ok) };
@@ -427,7 +429,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         incident_key: &key,
         action,
         secrets: provider.secrets(),
-        behind: spool.queued_for(&key).unwrap_or(0),
+        behind: if had_entries { spool.queued_for(&key).unwrap_or(0) } else { 0 },
         added: RefCell::new(Vec::new()),
         lost: std::cell::Cell::new(false),
     });
