@@ -380,3 +380,57 @@ mod real_nagios {
         }
     }
 }
+
+/// Sensu Go filters in the backend (`fatigue_check`, `not_silenced`, `is_incident`) before the
+/// handler runs: whatever occurrence the pipeline lets through pages. The fixtures are events as
+/// a fatigue-filtered pipeline hands them over at occurrences 1, 3, 4 and 30 (their check
+/// annotations hold the `fatigue_check/*` settings that let exactly that occurrence through).
+/// Even with an `occurrences` setting (sensu-plugin's minimum, a Sensu 1.x filter) none is held
+/// back by the handler.
+#[test]
+fn sensu_go_events_page_at_whatever_occurrence_the_pipeline_lets_through() {
+    for n in [1, 3, 4, 30] {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = sandbox();
+        sb.config("zz-occurrences.json", &json!({"pagerduty": {"occurrences": 5}}));
+        let event = crate::util::read_fixture(&format!("sensu-go/fatigue-occurrence-{n}.json"));
+        let r = sb.run(&["--api-url", fake.url.as_str()], &event);
+        assert_eq!(r.code, Some(0), "occurrence {n}: {r:?}");
+        fake.assert_no_violations();
+        let ev = fake.events();
+        assert_eq!(ev.len(), 1, "occurrence {n} must page: {}", r.stderr);
+        assert_eq!(ev[0]["event_action"], "trigger");
+        assert_eq!(ev[0]["dedup_key"], "webserver01/check-http");
+        assert_eq!(ev[0]["payload"]["custom_details"]["occurrences"], n);
+    }
+}
+
+/// Repeats of an open Sensu Go incident are suppressed by the ledger's `refresh` only: in one
+/// state directory occurrence 1 pages, 3, 4 and 30 (all within `refresh`) are skipped as already
+/// notified, never as "only handling every N occurrences"; with `refresh` 0 each one pages.
+#[test]
+fn sensu_go_repeats_are_suppressed_by_the_ledger_refresh_only() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let mut logs = String::new();
+    for n in [1, 3, 4, 30] {
+        let event = crate::util::read_fixture(&format!("sensu-go/fatigue-occurrence-{n}.json"));
+        let r = sb.run(&["--api-url", fake.url.as_str()], &event);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        logs.push_str(&r.stderr);
+    }
+    assert_eq!(fake.events().len(), 1, "{logs}");
+    assert_eq!(logs.matches("already notified").count(), 3, "{logs}");
+    assert!(!logs.contains("only handling every"), "{logs}");
+
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    sb.config("zz-refresh.json", &json!({"pagerduty": {"refresh": 0}}));
+    for n in [1, 3, 4, 30] {
+        let event = crate::util::read_fixture(&format!("sensu-go/fatigue-occurrence-{n}.json"));
+        let r = sb.run(&["--api-url", fake.url.as_str()], &event);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    let occurrences: Vec<Value> = fake.events().iter().map(|e| e["payload"]["custom_details"]["occurrences"].clone()).collect();
+    assert_eq!(occurrences, [json!(1), json!(3), json!(4), json!(30)]);
+}

@@ -2,14 +2,15 @@
 //!
 //! This is the stateless half of the decision: the event's own status and action, whether it is
 //! silenced, whether its severity is one the operator pages for, and sensu-plugin's
-//! `filter_repeated` occurrence rules. The stateful half (is the incident open? was it notified
+//! `filter_repeated` occurrence rules — each only for the input formats it belongs to
+//! ([`applies`]). The stateful half (is the incident open? was it notified
 //! within `refresh`?) is [`crate::state::dedup`]. Every skip carries a reason that the handler
 //! logs, and a skip exits 0.
 
 use std::time::Duration;
 
 use crate::config::Common;
-use crate::event::{Event, SourceAction};
+use crate::event::{Event, Format, SourceAction};
 
 /// What to do with the incident at the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,7 +58,58 @@ pub enum Decision {
 /// sensu-plugin's default check interval (seconds) when the event does not carry one.
 pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 
-/// Decide what `event` calls for under `settings`.
+/// One of the handler's own filters. Which of them apply depends on the input format
+/// ([`applies`]): a monitoring system that already decides when to notify is not second-guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// The `notification_types` setting maps a Nagios/Icinga `NOTIFICATIONTYPE` to an action.
+    NotificationTypes,
+    /// A silenced event (Sensu 1.x `silenced`, Sensu Go `check.is_silenced`) is skipped.
+    Silenced,
+    /// A trigger whose status word is not in `severities` is skipped.
+    Severities,
+    /// A trigger with fewer than `occurrences` (check attribute, else setting) is skipped
+    /// (sensu-plugin's `filter_repeated`, first half).
+    Occurrences,
+    /// Past `occurrences`, a `create` is handled only every `refresh / interval` occurrences
+    /// (sensu-plugin's `filter_repeated`, second half).
+    RepeatThinning,
+}
+
+impl Filter {
+    /// Every filter, in the order [`decide`] applies them.
+    pub const ALL: [Filter; 5] =
+        [Filter::NotificationTypes, Filter::Silenced, Filter::Severities, Filter::Occurrences, Filter::RepeatThinning];
+}
+
+/// Whether `filter` applies to events of `format`. The README's "Filters per input format"
+/// table is this function; keep them together.
+///
+/// - Sensu Go filters events in the backend before any handler runs (`fatigue_check`,
+///   `not_silenced`, `is_incident`; Sensu Go "Filters reference"): an occurrence the pipeline
+///   lets through is paged, so neither occurrence filter applies (`fatigue_check/occurrences:
+///   "3"` passes occurrence 3, which sensu-plugin's thinning would drop). Repeats are suppressed
+///   by the ledger's `refresh` only. A silenced event is still skipped, so a pipeline without
+///   `not_silenced` does not page through a silence.
+/// - Sensu 1.x handlers filter themselves (sensu-plugin `filter_silenced`,
+///   `filter_repeated`): all filters apply, as the Ruby handler applied them.
+/// - Nagios, Icinga 2, Zabbix and Mackerel schedule their own (re-)notifications
+///   (`first_notification_delay`, `notification_interval`, escalations, `max_check_attempts`):
+///   no occurrence filter applies (`NOTIFICATIONNUMBER` is 0 for a CUSTOM notification).
+///   `notification_types` applies to Nagios and Icinga 2, which name the notification type.
+/// - `severities` applies to every format.
+pub fn applies(filter: Filter, format: Format) -> bool {
+    use Format::*;
+    match filter {
+        Filter::NotificationTypes => matches!(format, Nagios | Icinga),
+        Filter::Silenced => matches!(format, Sensu | SensuGo),
+        Filter::Severities => true,
+        Filter::Occurrences | Filter::RepeatThinning => matches!(format, Sensu),
+    }
+}
+
+/// Decide what `event` calls for under `settings`, applying the filters that
+/// [`applies`] names for the event's format:
 ///
 /// - a Nagios/Icinga notification type named in `notification_types` gets the action mapped
 ///   there (a mapped `trigger` still passes the severity filter);
@@ -69,14 +121,15 @@ pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 /// - otherwise status 0 → resolve (the state store decides whether anything is open),
 ///   non-zero → trigger;
 /// - a trigger whose status word (`warning`/`critical`/`unknown`) is not in `severities` → skip;
-/// - sensu-plugin `filter_repeated` for triggers: fewer than `occurrences` (check attribute,
-///   else setting) → skip; past that, a `create` is only handled every `refresh / interval`
-///   occurrences (flapping events are exempt, as in sensu-plugin; only Sensu events count
-///   occurrences per interval — Nagios and Zabbix schedule their own re-notifications).
+/// - sensu-plugin `filter_repeated` for triggers (Sensu 1.x only): fewer than `occurrences`
+///   (check attribute, else setting) → skip; past that, a `create` is only handled every
+///   `refresh / interval` occurrences (flapping events are exempt, as in sensu-plugin).
 pub fn decide(event: &Event, settings: &Common) -> Decision {
+    let on = |f: Filter| applies(f, event.format);
     let configured = event
         .source_type
         .as_ref()
+        .filter(|_| on(Filter::NotificationTypes))
         .and_then(|t| settings.notification_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(t)))
         .map(|(k, a)| (k.clone(), a.as_str()));
     match configured {
@@ -96,7 +149,7 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
     if let Some(skip) = &event.skip {
         return if skip.quiet { Decision::QuietSkip(skip.reason.clone()) } else { Decision::Skip(skip.reason.clone()) };
     }
-    if event.silenced {
+    if event.silenced && on(Filter::Silenced) {
         return Decision::Skip("event is silenced".into());
     }
     let action = match event.action {
@@ -110,17 +163,17 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
         return Decision::Act(action);
     }
     let severity = event.status_name();
-    if !settings.severities.iter().any(|s| s == severity) {
+    if on(Filter::Severities) && !settings.severities.iter().any(|s| s == severity) {
         return Decision::Skip(format!(
             "severity {severity} is not in severities [{}]",
             settings.severities.join(",")
         ));
     }
     let min = event.min_occurrences.unwrap_or(settings.occurrences).max(1);
-    if event.occurrences < min {
+    if on(Filter::Occurrences) && event.occurrences < min {
         return Decision::Skip(format!("not enough occurrences ({} of {min})", event.occurrences));
     }
-    if event.occurrences > min && event.action != Some(SourceAction::Flapping) && event.format.counts_occurrences() {
+    if on(Filter::RepeatThinning) && event.occurrences > min && event.action != Some(SourceAction::Flapping) {
         let refresh = refresh_for(event, settings).as_secs();
         let interval = event.interval.filter(|i| *i > 0).unwrap_or(DEFAULT_INTERVAL_SECS);
         let every = refresh / interval;
@@ -227,5 +280,54 @@ mod tests {
         // Refresh shorter than the interval: every occurrence.
         let s = Common { refresh: Duration::from_secs(10), ..Common::default() };
         assert_eq!(decide(&sensu1("create", 2, 7, ""), &s), Decision::Act(Action::Trigger));
+    }
+
+    #[test]
+    fn sensu_go_occurrences_are_the_pipelines_business() {
+        // Occurrences a fatigue_check filter lets through; sensu-plugin's thinning would drop
+        // 3, 4 and 30 ("only handling every 30 occurrences").
+        let s = Common { occurrences: 5, ..Common::default() };
+        for n in [1, 2, 3, 4, 30, 31] {
+            let json = format!(
+                r#"{{"entity":{{"metadata":{{"name":"web-01"}}}},"check":{{"metadata":{{"name":"c"}},"status":2,"interval":60,"occurrences":{n}}}}}"#
+            );
+            assert_eq!(decide(&parse_json(json.as_bytes(), None).unwrap(), &s), Decision::Act(Action::Trigger), "occurrence {n}");
+        }
+        // Sensu 1.x keeps sensu-plugin's rules.
+        assert!(matches!(decide(&sensu1("create", 2, 4, ""), &Common::default()), Decision::Skip(r) if r.contains("every 30")));
+    }
+
+    #[test]
+    fn filters_per_format() {
+        use crate::event::Format::*;
+        let row = |f: Format| Filter::ALL.map(|x| applies(x, f));
+        // NotificationTypes, Silenced, Severities, Occurrences, RepeatThinning
+        assert_eq!(row(Sensu), [false, true, true, true, true]);
+        assert_eq!(row(SensuGo), [false, true, true, false, false]);
+        assert_eq!(row(Nagios), [true, false, true, false, false]);
+        assert_eq!(row(Icinga), [true, false, true, false, false]);
+        assert_eq!(row(Zabbix), [false, false, true, false, false]);
+        assert_eq!(row(Mackerel), [false, false, true, false, false]);
+        assert_eq!(row(MackerelWebhook), [false, false, true, false, false]);
+    }
+
+    #[test]
+    fn custom_notification_number_zero_mapped_to_trigger_pages() {
+        use crate::event::{Invocation, Source};
+        let inv = Invocation {
+            fields: vec![
+                ("NOTIFICATIONTYPE".into(), "CUSTOM".into()),
+                ("NOTIFICATIONNUMBER".into(), "0".into()),
+                ("HOSTNAME".into(), "h".into()),
+                ("SERVICEDESC".into(), "disk".into()),
+                ("SERVICESTATE".into(), "CRITICAL".into()),
+            ],
+            ..Invocation::default()
+        };
+        let e = inv.parse(Source::Nagios).unwrap();
+        assert_eq!(e.occurrences, 0);
+        let mut s = Common::default();
+        s.notification_types.insert("CUSTOM".into(), "trigger".into());
+        assert_eq!(decide(&e, &s), Decision::Act(Action::Trigger));
     }
 }

@@ -73,12 +73,6 @@ impl Format {
             Format::Mackerel => "Mackerel check action",
         }
     }
-
-    /// Whether sensu-plugin's occurrence thinning applies (only Sensu counts occurrences per
-    /// check interval; Nagios and Zabbix schedule their own re-notifications).
-    pub fn counts_occurrences(self) -> bool {
-        matches!(self, Format::Sensu | Format::SensuGo)
-    }
 }
 
 /// Monitoring systems that hand an alert over in the environment or arguments (`--from`).
