@@ -8,6 +8,7 @@
 pub mod pagerduty;
 pub mod proxy;
 pub mod reactio;
+pub mod slack;
 pub mod tls;
 pub mod twilio;
 
@@ -20,6 +21,9 @@ use std::time::Duration;
 pub enum Reply {
     /// Status, JSON body.
     Json(u16, serde_json::Value),
+    /// Status, `Content-Type`, extra headers (e.g. `Retry-After`), body as given (e.g. Slack's
+    /// plain-text webhook answers, an HTML error page).
+    Raw(u16, &'static str, Vec<(&'static str, String)>, String),
     /// Accept the request and never answer (until the test ends).
     Hang,
 }
@@ -87,6 +91,15 @@ impl Server {
                             let resp = tiny_http::Response::from_string(value.to_string())
                                 .with_status_code(status)
                                 .with_header(tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap());
+                            let _ = req.respond(resp);
+                        }
+                        Reply::Raw(status, content_type, headers, body) => {
+                            let mut resp = tiny_http::Response::from_string(body)
+                                .with_status_code(status)
+                                .with_header(tiny_http::Header::from_bytes("Content-Type", content_type).unwrap());
+                            for (name, value) in headers {
+                                resp = resp.with_header(tiny_http::Header::from_bytes(name, value.as_bytes()).unwrap());
+                            }
                             let _ = req.respond(resp);
                         }
                         Reply::Hang => {
