@@ -11,5 +11,6 @@ mod secrets;
 mod spool;
 mod timeouts;
 mod tls;
+mod trust;
 mod twilio;
 mod util;

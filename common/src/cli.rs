@@ -4,7 +4,6 @@
 //! apply then are the settings defaults (documented in each flag's help text).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::builder::{OsStringValueParser, TypedValueParser};
 use serde_json::{Map, Value};
@@ -19,9 +18,9 @@ pub struct CommonArgs {
     #[arg(long = "config", value_name = "PATH")]
     pub config: Vec<PathBuf>,
 
-    /// Overall deadline for delivery, retries included (e.g. 10s, 2m) [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub timeout: Option<Duration>,
+    /// Overall deadline for delivery, retries included (e.g. 10s, 2m; 100ms to 1day) [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub timeout: Option<String>,
 
     /// Statuses that page, comma-separated: warning,critical,unknown [default: all three]
     #[arg(long, value_name = "LIST")]
@@ -84,6 +83,17 @@ pub struct CommonArgs {
     pub verbose: bool,
 }
 
+/// A duration flag's syntax is checked here (a malformed one is a usage error, exit 2); the
+/// value goes on as text, so that its range is checked with the settings and an out-of-range
+/// value (`18446744073709551615s`, `500000000000y`) exits 78 naming the setting, like the same
+/// value in a settings file.
+fn duration_arg(s: &str) -> Result<String, String> {
+    match crate::config::de::parse_duration(s) {
+        Ok(_) | Err(crate::config::de::DurationError::TooLarge) => Ok(s.to_string()),
+        Err(crate::config::de::DurationError::Invalid(why)) => Err(why),
+    }
+}
+
 /// Event text from arguments is read lossily (invalid UTF-8 → U+FFFD), as the `NAGIOS_*`
 /// environment is: a byte from a mis-encoded check output must not turn a page into a usage
 /// error (exit 2) and lose it.
@@ -123,8 +133,8 @@ impl CommonArgs {
     /// The settings these flags override, as a settings-section object.
     pub fn settings(&self) -> Map<String, Value> {
         let mut m = Map::new();
-        if let Some(t) = self.timeout {
-            m.insert("timeout".into(), Value::from(t.as_secs_f64()));
+        if let Some(t) = &self.timeout {
+            m.insert("timeout".into(), Value::from(t.as_str()));
         }
         if let Some(s) = &self.severities {
             m.insert("severities".into(), Value::from(s.as_str()));

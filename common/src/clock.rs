@@ -23,9 +23,31 @@ pub fn now_unix_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
-/// RFC 3339 UTC timestamp (`2026-11-21T10:00:00Z`) for Unix seconds.
+/// Latest time [`rfc3339`] writes: 9999-12-31T23:59:59Z (RFC 3339 has four-digit years).
+pub const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+/// RFC 3339 UTC timestamp (`2026-11-21T10:00:00Z`) for Unix seconds. A time past year 9999
+/// (an event's `check.executed` of `i64::MAX`) is written as [`MAX_RFC3339_SECS`], never a panic.
 pub fn rfc3339(unix_secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(unix_secs)).to_string()
+    let secs = unix_secs.min(MAX_RFC3339_SECS);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+}
+
+/// Seconds from `then` to `now` (both Unix seconds), for "how long ago" decisions (refresh
+/// windows, spool ages, claim ages). A `then` in the future — the clock was stepped back
+/// after a record was written, or another host's clock is ahead — counts as `now`: age 0,
+/// never an underflow, never a negative wait.
+///
+/// Pair it with [`not_after`] when a record is written back: a stored time that is in the
+/// future would otherwise keep its age at 0 (suppressing repeats) until the clock catches up.
+pub fn age(then: u64, now: u64) -> u64 {
+    now.saturating_sub(then)
+}
+
+/// `then`, or `now` when `then` is in the future: the time to keep in a record that was read
+/// with a future time, so that a clock step costs at most one `refresh` period of suppression.
+pub fn not_after(then: u64, now: u64) -> u64 {
+    then.min(now)
 }
 
 #[cfg(test)]
@@ -36,5 +58,16 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1460172826), "2016-04-09T03:33:46Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX as u64), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_time_in_the_future_counts_as_now() {
+        assert_eq!(age(100, 160), 60);
+        assert_eq!(age(200, 160), 0);
+        assert_eq!(age(u64::MAX, 0), 0);
+        assert_eq!(not_after(200, 160), 160);
+        assert_eq!(not_after(100, 160), 100);
     }
 }

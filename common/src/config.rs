@@ -240,29 +240,59 @@ pub fn typed<T: DeserializeOwned>(section: &str, map: Map<String, Value>) -> Res
         let why = if is_secret_setting(&last) {
             "has the wrong type; give it as a string (the value is not shown: it is a secret)".to_string()
         } else {
-            e.inner().to_string()
+            redact_quoted(&e.inner().to_string())
         };
+        // "settings `x.timeout` is too large: …" reads better than "…: is too large".
+        let sep = if why.starts_with("is ") { " " } else { ": " };
         Code::Config.msg(format!(
-            "settings `{section}{path}`: {why}; fix it where it is set (settings file, flag, environment or per-check override)"
+            "settings `{section}{path}`{sep}{why}; fix it where it is set (settings file, flag, environment or per-check override)"
         ))
     })
+}
+
+/// `msg` (a deserializer's error) with every quoted value (`"…"` or `` `…` ``) longer than
+/// [`MAX_SHOWN_CHARS`] replaced by its length: serde quotes the value it refused ("invalid
+/// type: string \"…\""), and that value may be a secret pasted into the wrong setting.
+pub fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else { break };
+        let inner = &after[..close];
+        out.push_str(&rest[..open]);
+        if inner.chars().count() > MAX_SHOWN_CHARS {
+            out.push_str(&format!("(a value of {} characters)", inner.chars().count()));
+        } else {
+            out.push(quote);
+            out.push_str(inner);
+            out.push(quote);
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Settings every handler understands, read from its own section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Common {
-    /// Overall deadline for one invocation (delivery and retries), humantime or seconds; 10 s.
-    #[serde(deserialize_with = "de::duration")]
+    /// Overall deadline for one invocation (delivery and retries), humantime or seconds; 10 s,
+    /// within [`TIMEOUT_BOUNDS`].
+    #[serde(deserialize_with = "de::timeout")]
     pub timeout: Duration,
     /// Statuses that raise a page: any of `warning`, `critical`, `unknown`; default all three.
     #[serde(deserialize_with = "de::list")]
     pub severities: Vec<String>,
-    /// How long repeated triggers for an open incident stay suppressed; default 30 min.
-    #[serde(deserialize_with = "de::duration")]
+    /// How long repeated triggers for an open incident stay suppressed; default 30 min, within
+    /// [`REFRESH_BOUNDS`].
+    #[serde(deserialize_with = "de::refresh")]
     pub refresh: Duration,
-    /// Minimum occurrences before an event is handled (sensu-plugin's `occurrences`); default 1.
-    #[serde(deserialize_with = "de::uint")]
+    /// Minimum occurrences before an event is handled (sensu-plugin's `occurrences`); default 1,
+    /// within [`OCCURRENCES_BOUNDS`].
+    #[serde(deserialize_with = "de::occurrences")]
     pub occurrences: u64,
     /// Where the dedup state store lives; default `/var/lib/pagerpipe`.
     pub state_dir: Option<PathBuf>,
@@ -275,8 +305,9 @@ pub struct Common {
     pub ca_file: Option<PathBuf>,
     /// Where undelivered requests are spooled; default `/var/spool/pagerpipe` (see [`crate::spool`]).
     pub spool_dir: Option<PathBuf>,
-    /// Spooled requests older than this move to `failed/` instead of being delivered; default 24 h.
-    #[serde(deserialize_with = "de::duration")]
+    /// Spooled requests older than this move to `failed/` instead of being delivered; default
+    /// 24 h, within [`SPOOL_MAX_AGE_BOUNDS`].
+    #[serde(deserialize_with = "de::spool_max_age")]
     pub spool_max_age: Duration,
 }
 
@@ -315,13 +346,10 @@ impl Common {
                 )));
             }
         }
-        if self.timeout.is_zero() {
-            return Err(Code::Config.msg(format!("settings `{section}.timeout` must be more than 0s; {FIX}")));
-        }
         if let Some(url) = &self.api_url
             && let Err(why) = check_base_url(url)
         {
-            return Err(Code::Config.msg(format!("settings `{section}.api_url`: {url:?} {why}; {FIX}")));
+            return Err(Code::Config.msg(format!("settings `{section}.api_url`: {} {why}; {FIX}", shown(url))));
         }
         Ok(())
     }
@@ -340,6 +368,35 @@ fn check_base_url(url: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
+/// Largest duration any setting accepts: 10 years. Anything longer is refused (exit 78) before
+/// it can reach an `Instant` or `SystemTime` addition, where it would overflow and abort.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// Bounds of `timeout` (the overall deadline of one invocation): 100 ms to 24 h.
+pub const TIMEOUT_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(24 * 60 * 60));
+/// Bounds of `refresh`: 0 (every repeat pages) to 365 days.
+pub const REFRESH_BOUNDS: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(365 * 24 * 60 * 60));
+/// Bounds of `spool_max_age`: 1 min to 365 days.
+pub const SPOOL_MAX_AGE_BOUNDS: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(365 * 24 * 60 * 60));
+/// Bounds of `occurrences`: 0 (same as 1) to 1 000 000.
+pub const OCCURRENCES_BOUNDS: (u64, u64) = (0, 1_000_000);
+
+/// Longest value quoted in a configuration error, in characters; a longer value is described
+/// by its length only (it may be a secret pasted into the wrong setting).
+pub const MAX_SHOWN_CHARS: usize = 12;
+
+/// `value` for a configuration error: quoted when it has at most [`MAX_SHOWN_CHARS`]
+/// characters (escaped, so control characters are visible), else `a value of N characters`.
+pub fn shown(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_SHOWN_CHARS { format!("{value:?}") } else { format!("a value of {n} characters") }
+}
+
+/// A duration bound as humantime writes it (`100ms`, `1day`, `10years`).
+pub fn show_duration(d: Duration) -> String {
+    if d.is_zero() { "0s".to_string() } else { humantime::format_duration(d).to_string() }
+}
+
 /// Lenient deserializers for values that may arrive as strings (annotations, environment).
 pub mod de {
     use std::time::Duration;
@@ -348,26 +405,98 @@ pub mod de {
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
 
-    /// A duration: a humantime string (`"10s"`, `"30m"`, `"1h 30m"`) or a number of seconds.
+    /// A duration: a humantime string (`"10s"`, `"30m"`, `"1h 30m"`) or a number of seconds,
+    /// at most [`super::MAX_DURATION`] (so that no later addition to an `Instant` or a
+    /// `SystemTime` can overflow). Settings with tighter bounds use [`duration_within`].
     pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Number(n) => n
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| D::Error::custom(format!("{n} is not a number of seconds"))),
-            Value::String(s) => parse_duration(&s).map_err(D::Error::custom),
-            other => Err(D::Error::custom(format!("expected a duration such as \"30s\", found {other}"))),
-        }
+        duration_within(d, Duration::ZERO, super::MAX_DURATION)
     }
 
-    /// Parse `"10s"`, `"1h 30m"`, or a bare number of seconds (`"90"`).
-    pub fn parse_duration(s: &str) -> Result<Duration, String> {
-        let t = s.trim();
-        if let Ok(secs) = t.parse::<u64>() {
-            return Ok(Duration::from_secs(secs));
+    /// A duration (as [`duration`]) between `min` and `max` inclusive. Out of range, or too
+    /// large to represent at all (`18446744073709551615s`, `500000000000y`), the error says
+    /// the bounds and never quotes the value.
+    pub fn duration_within<'de, D: Deserializer<'de>>(d: D, min: Duration, max: Duration) -> Result<Duration, D::Error> {
+        let range = || format!("give a duration between {} and {}", super::show_duration(min), super::show_duration(max));
+        let too_large = || D::Error::custom(format!("is too large: {}", range()));
+        let value = match Value::deserialize(d)? {
+            Value::Number(n) => match n.as_f64() {
+                Some(s) if s.is_finite() && s >= 0.0 => Duration::try_from_secs_f64(s).map_err(|_| too_large())?,
+                Some(s) if s.is_finite() => return Err(D::Error::custom(format!("is negative: {}", range()))),
+                _ => return Err(too_large()),
+            },
+            Value::String(s) => match parse_duration(&s) {
+                Ok(d) => d,
+                Err(DurationError::TooLarge) => return Err(too_large()),
+                Err(DurationError::Invalid(why)) => return Err(D::Error::custom(why)),
+            },
+            other => {
+                return Err(D::Error::custom(format!(
+                    "expected a duration such as \"30s\", found {}",
+                    crate::event::field::type_name(&other)
+                )));
+            }
+        };
+        if value > max {
+            return Err(too_large());
         }
-        humantime::parse_duration(t).map_err(|e| format!("{s:?} is not a duration such as \"30s\" or \"5m\": {e}"))
+        if value < min {
+            return Err(D::Error::custom(format!("is too small: {}", range())));
+        }
+        Ok(value)
+    }
+
+    /// `timeout`, within [`super::TIMEOUT_BOUNDS`].
+    pub fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        duration_within(d, super::TIMEOUT_BOUNDS.0, super::TIMEOUT_BOUNDS.1)
+    }
+
+    /// `refresh`, within [`super::REFRESH_BOUNDS`].
+    pub fn refresh<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        duration_within(d, super::REFRESH_BOUNDS.0, super::REFRESH_BOUNDS.1)
+    }
+
+    /// `spool_max_age`, within [`super::SPOOL_MAX_AGE_BOUNDS`].
+    pub fn spool_max_age<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        duration_within(d, super::SPOOL_MAX_AGE_BOUNDS.0, super::SPOOL_MAX_AGE_BOUNDS.1)
+    }
+
+    /// `occurrences`, within [`super::OCCURRENCES_BOUNDS`].
+    pub fn occurrences<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        uint_within(d, super::OCCURRENCES_BOUNDS.0, super::OCCURRENCES_BOUNDS.1)
+    }
+
+    /// Why a duration did not parse.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum DurationError {
+        /// It does not fit in a `Duration` (or overflows while parsing).
+        TooLarge,
+        /// Not a duration at all; the text says what is expected (without quoting long input).
+        Invalid(String),
+    }
+
+    /// Parse `"10s"`, `"1h 30m"`, or a bare number of seconds (`"90"`), without a bound.
+    pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+        let t = s.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse::<u64>().map(Duration::from_secs).map_err(|_| DurationError::TooLarge);
+        }
+        humantime::parse_duration(t).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => DurationError::TooLarge,
+            e => DurationError::Invalid(format!(
+                "{} is not a duration such as \"30s\" or \"5m\": {e}",
+                super::shown(s)
+            )),
+        })
+    }
+
+    /// A whole number between `min` and `max` inclusive, or a string holding one. Out of
+    /// range, the error gives the bounds without quoting the value.
+    pub fn uint_within<'de, D: Deserializer<'de>>(d: D, min: u64, max: u64) -> Result<u64, D::Error> {
+        let n = uint(d)?;
+        if !(min..=max).contains(&n) {
+            return Err(D::Error::custom(format!("is out of range: give a whole number between {min} and {max}")));
+        }
+        Ok(n)
     }
 
     /// A list of strings: a JSON array, or one comma-separated string (`"warning,critical"`).
@@ -378,19 +507,29 @@ pub mod de {
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
-                    other => Err(D::Error::custom(format!("list items must be strings, found {other}"))),
+                    other => Err(D::Error::custom(format!(
+                        "list items must be strings, found {}",
+                        crate::event::field::type_name(&other)
+                    ))),
                 })
                 .collect(),
-            other => Err(D::Error::custom(format!("expected a list of strings, found {other}"))),
+            other => Err(D::Error::custom(format!(
+                "expected a list of strings, found {}",
+                crate::event::field::type_name(&other)
+            ))),
         }
     }
 
     /// A non-negative integer, or a string holding one.
     pub fn uint<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let not = || D::Error::custom("is not a whole number from 0 to 18446744073709551615");
         match Value::deserialize(d)? {
-            Value::Number(n) => n.as_u64().ok_or_else(|| D::Error::custom(format!("{n} is not a whole number"))),
-            Value::String(s) => s.trim().parse().map_err(|_| D::Error::custom(format!("{s:?} is not a whole number"))),
-            other => Err(D::Error::custom(format!("expected a whole number, found {other}"))),
+            Value::Number(n) => n.as_u64().ok_or_else(not),
+            Value::String(s) => s.trim().parse().map_err(|_| not()),
+            other => Err(D::Error::custom(format!(
+                "expected a whole number, found {}",
+                crate::event::field::type_name(&other)
+            ))),
         }
     }
 
@@ -400,7 +539,10 @@ pub mod de {
             Value::Bool(b) => Ok(b),
             Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
             Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
-            other => Err(D::Error::custom(format!("expected true or false, found {other}"))),
+            other => Err(D::Error::custom(format!(
+                "expected true or false, found {}",
+                crate::event::field::type_name(&other)
+            ))),
         }
     }
 }

@@ -187,7 +187,8 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
 /// The refresh period for this event: the check's own `refresh` attribute (Sensu 1.x), else
 /// the setting.
 pub fn refresh_for(event: &Event, settings: &Common) -> Duration {
-    event.refresh.map(Duration::from_secs).unwrap_or(settings.refresh)
+    // A check's own `refresh` is bounded like the setting (config::REFRESH_BOUNDS).
+    event.refresh.map(Duration::from_secs).map_or(settings.refresh, |r| r.min(crate::config::REFRESH_BOUNDS.1))
 }
 
 #[cfg(test)]

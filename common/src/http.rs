@@ -167,7 +167,10 @@ impl Deadline {
     /// A deadline `total` from now.
     pub fn after(total: Duration) -> Deadline {
         let start = Instant::now();
-        Deadline { start, end: start + total, total }
+        // Settings bound `timeout` (config::TIMEOUT_BOUNDS); a total the clock cannot represent
+        // still never panics: it is cut to a day.
+        let end = start.checked_add(total).or_else(|| start.checked_add(Duration::from_secs(86_400))).unwrap_or(start);
+        Deadline { start, end, total }
     }
 
     /// Time left (zero when passed).
@@ -284,7 +287,9 @@ impl Client {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            // A server's hint never exceeds an hour (the deadline cuts it anyway), so that no
+            // addition to it can overflow.
+            .map(|secs| Duration::from_secs(secs.min(3600)));
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
@@ -334,7 +339,7 @@ impl Client {
             let wait = wait_hint.map_or(backoff, |h| h.max(backoff));
             let remaining = deadline.remaining();
             log(format!("attempt {attempts} failed: {last}; {} left", fmt_ms(remaining)));
-            if wait + Duration::from_millis(20) >= remaining {
+            if wait.saturating_add(Duration::from_millis(20)) >= remaining {
                 return Delivery::NotYet { reason: last, attempts };
             }
             std::thread::sleep(wait);

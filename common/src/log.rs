@@ -11,6 +11,37 @@ use std::io::Write;
 
 use crate::secret;
 
+/// `text` with every character that could end, rewrite or disguise a terminal line written
+/// as a visible escape: `\n`, `\r`, `\t`, and `\u{…}` for the other C0 controls, DEL, the C1
+/// controls (U+0080–U+009F, NEL among them), the Unicode line and paragraph separators
+/// (U+2028, U+2029) and the bidirectional overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069). Everything else, backslashes included, is kept as it is.
+///
+/// Text log lines pass through this at render time, so a value from the monitored host (a
+/// check or entity name, check output, a service's multi-line error body) can never start a
+/// line of its own (`pagerduty: triggered forged/host …`), move the cursor or colour the
+/// operator's terminal: one message is always exactly one line. (`--log-format json` lines
+/// are escaped by the JSON encoder.)
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    fn needs(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -77,10 +108,13 @@ impl Logger {
         }
         let msg = secret::mask_all(msg, &self.secrets());
         Some(match self.format {
-            LogFormat::Text => match level {
+            LogFormat::Text => {
+                let msg = escape_controls(&msg);
+                match level {
                 Level::Info | Level::Debug => format!("{}: {msg}", self.handler),
-                _ => format!("{}: {}: {msg}", self.handler, level.name()),
-            },
+                    _ => format!("{}: {}: {msg}", self.handler, level.name()),
+                }
+            }
             LogFormat::Json => serde_json::json!({
                 "ts": crate::clock::rfc3339(crate::clock::now_unix()),
                 "handler": self.handler,
@@ -136,5 +170,25 @@ mod tests {
         assert_eq!(v["handler"], "twilio");
         assert_eq!(v["level"], "debug");
         assert_eq!(v["msg"], "a \"b\"");
+    }
+
+    #[test]
+    fn a_value_cannot_forge_or_recolour_a_text_line() {
+        let l = Logger::new("pagerduty", LogFormat::Text, false);
+        let forged = "web-01\npagerduty: triggered forged/host (dedup_key x) in 1 ms\r\u{1b}[2K\u{85}\u{2028}\u{202e}\u{7f}";
+        let line = l.render(Level::Info, &format!("skipped {forged}/check: reason")).unwrap();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert_eq!(
+            line,
+            "pagerduty: skipped web-01\\npagerduty: triggered forged/host (dedup_key x) in 1 ms\\r\\u{1b}[2K\\u{85}\\u{2028}\\u{202e}\\u{7f}/check: reason"
+        );
+        // Text without controls is passed through untouched (no copy), backslashes included.
+        assert!(matches!(escape_controls("C:\\temp ディスク 🔥"), std::borrow::Cow::Borrowed(_)));
+        // JSON lines stay one line too.
+        let j = Logger::new("pagerduty", LogFormat::Json, false).render(Level::Error, forged).unwrap();
+        assert_eq!(j.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["msg"], forged);
     }
 }

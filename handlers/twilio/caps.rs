@@ -24,13 +24,18 @@
 
 use std::collections::BTreeMap;
 
-use common::config::de::parse_duration;
+use common::config::de::{DurationError, parse_duration};
 use common::exit::{Code, Result};
 use common::state::Store;
 use serde_json::{Value, json};
 
 /// The default caps: (window as written, window in seconds, at most this many calls in it).
 pub const DEFAULT: [(&str, u64, u64); 2] = [("15m", 15 * 60, 3), ("1h", 60 * 60, 7)];
+
+/// Longest cap window: 30 days (the record is pruned to the longest window).
+pub const MAX_WINDOW_SECS: u64 = 30 * 86_400;
+/// Largest number of calls a cap may allow per window.
+pub const MAX_CALLS: u64 = 100_000;
 
 /// One cap: at most `max` calls per recipient in any `window_secs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +91,8 @@ impl Caps {
             Value::Object(o) => o,
             other => {
                 return Err(Code::Config.msg(format!(
-                    "settings `twilio.call_caps`: expected an object such as {{\"15m\": 3, \"1h\": 7}}, found {other}"
+                    "settings `twilio.call_caps`: expected an object such as {{\"15m\": 3, \"1h\": 7}}, found {}",
+                    if other.is_array() { "an array" } else { "a single value" }
                 )));
             }
         };
@@ -100,11 +106,16 @@ impl Caps {
                 _ => None,
             }
             .filter(|m| *m >= 1)
-            .ok_or_else(|| bad(format!("{max} is not a whole number of calls of at least 1 (null lifts this cap)")))?;
-            let secs = parse_duration(window).map_err(bad)?.as_secs();
-            if secs == 0 {
-                return Err(bad("the window must be at least 1s".into()));
-            }
+            .filter(|m| *m <= MAX_CALLS)
+            .ok_or_else(|| bad(format!("give a whole number of calls from 1 to {MAX_CALLS} (null lifts this cap)")))?;
+            let secs = match parse_duration(window) {
+                Ok(d) if (1..=MAX_WINDOW_SECS).contains(&d.as_secs()) => d.as_secs(),
+                Ok(_) | Err(DurationError::TooLarge) => {
+                    return Err(bad(format!("the window must be between 1s and {}", MAX_WINDOW_SECS / 86_400)
+                        + " days"));
+                }
+                Err(DurationError::Invalid(why)) => return Err(bad(why)),
+            };
             limits.push(Limit { window_secs: secs, max, label: window.trim().to_string() });
         }
         limits.sort_by_key(|l| l.window_secs);

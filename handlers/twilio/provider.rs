@@ -78,11 +78,11 @@ struct Settings {
     test_message: String,
     language: String,
     voice: Option<String>,
-    #[serde(rename = "loop", deserialize_with = "de::uint")]
+    #[serde(rename = "loop", deserialize_with = "bounded::loops")]
     loops: u64,
-    #[serde(deserialize_with = "de::uint")]
+    #[serde(deserialize_with = "bounded::pause")]
     pause: u64,
-    #[serde(deserialize_with = "de::uint")]
+    #[serde(deserialize_with = "bounded::ring_timeout")]
     ring_timeout: u64,
     machine_detection: Value,
     #[serde(deserialize_with = "de::boolean")]
@@ -92,9 +92,9 @@ struct Settings {
     #[serde(deserialize_with = "de::boolean")]
     notify_on_resolve: bool,
     mode: String,
-    #[serde(deserialize_with = "de::uint")]
+    #[serde(deserialize_with = "bounded::rounds")]
     rounds: u64,
-    #[serde(deserialize_with = "de::duration")]
+    #[serde(deserialize_with = "bounded::poll_interval")]
     poll_interval: Duration,
     rotation: String,
     timezone: String,
@@ -132,6 +132,36 @@ impl Default for Settings {
             call_caps: Value::Null,
             test: false,
         }
+    }
+}
+
+/// The bounds of Twilio's numeric settings, checked as they are read (exit 78 naming the
+/// setting and the bounds, never the value).
+mod bounded {
+    use std::time::Duration;
+
+    use common::config::de::{duration_within, uint_within};
+    use serde::Deserializer;
+
+    /// `loop`: times the message is spoken, 1 to 10.
+    pub fn loops<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        uint_within(d, 1, 10)
+    }
+    /// `pause`: seconds of silence between repeats, 0 to 60.
+    pub fn pause<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        uint_within(d, 0, 60)
+    }
+    /// `ring_timeout`: seconds a call rings, 1 to [`super::MAX_RING_TIMEOUT`] (Twilio's maximum).
+    pub fn ring_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        uint_within(d, 1, super::MAX_RING_TIMEOUT)
+    }
+    /// `rounds`: passes through the list in sequential mode, 1 to 10.
+    pub fn rounds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        uint_within(d, 1, 10)
+    }
+    /// `poll_interval`: how often a sequential call's status is read, 10 ms to 60 s.
+    pub fn poll_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        duration_within(d, Duration::from_millis(10), Duration::from_secs(60))
     }
 }
 
@@ -224,18 +254,6 @@ impl Provider for Twilio {
             check_e164("twilio.from", f)?;
         }
         let recipients = recipients(&s.recipients)?;
-        if !(1..=MAX_RING_TIMEOUT).contains(&s.ring_timeout) {
-            return Err(Code::Config.msg(format!(
-                "settings `twilio.ring_timeout`: {} is not between 1 and {MAX_RING_TIMEOUT} seconds",
-                s.ring_timeout
-            )));
-        }
-        if !(1..=10).contains(&s.loops) {
-            return Err(Code::Config.msg(format!("settings `twilio.loop`: {} is not between 1 and 10", s.loops)));
-        }
-        if s.pause > 60 {
-            return Err(Code::Config.msg(format!("settings `twilio.pause`: {} is not between 0 and 60 seconds", s.pause)));
-        }
         let language = s.language.trim().to_string();
         if language.is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Code::Config.msg(format!("settings `twilio.language`: {language:?} is not a language tag such as en-US or ja-JP")));
@@ -259,15 +277,6 @@ impl Provider for Twilio {
             "sequential" => Mode::Sequential,
             other => return Err(Code::Config.msg(format!("settings `twilio.mode`: {other:?} is not one of broadcast, sequential"))),
         };
-        if !(1..=10).contains(&s.rounds) {
-            return Err(Code::Config.msg(format!("settings `twilio.rounds`: {} is not between 1 and 10", s.rounds)));
-        }
-        if s.poll_interval.is_zero() || s.poll_interval > Duration::from_secs(60) {
-            return Err(Code::Config.msg(format!(
-                "settings `twilio.poll_interval`: {:?} is not more than 0s and at most 60s (e.g. \"3s\")",
-                s.poll_interval
-            )));
-        }
         let per_call = Duration::from_secs(s.ring_timeout + CALL_OVERHEAD_SECS);
         if mode == Mode::Sequential && channels.0 && common.timeout < per_call {
             return Err(Code::Config.msg(format!(
