@@ -434,3 +434,172 @@ fn sensu_go_repeats_are_suppressed_by_the_ledger_refresh_only() {
     let occurrences: Vec<Value> = fake.events().iter().map(|e| e["payload"]["custom_details"]["occurrences"].clone()).collect();
     assert_eq!(occurrences, [json!(1), json!(3), json!(4), json!(30)]);
 }
+
+/// Zabbix messages at each of the six severities (`tests/fixtures/zabbix/`), through
+/// handler-pagerduty's default settings: Not classified and Information map to `info`, which is
+/// not in the default `severities`, so they are skipped; Warning and Average page as warning,
+/// High as error, Disaster as critical. `zabbix_severities` separates Warning from Average, and
+/// `info` in `severities` pages informational problems.
+#[test]
+fn zabbix_six_severities_are_filterable() {
+    let slugs = ["not-classified", "information", "warning", "average", "high", "disaster"];
+    let run_all = |extra: Option<Value>| -> (Vec<String>, Vec<Value>) {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = sandbox();
+        if let Some(extra) = extra {
+            sb.config("zz-extra.json", &json!({"pagerduty": extra}));
+        }
+        let mut paged = Vec::new();
+        let mut logs = String::new();
+        for slug in slugs {
+            let message = String::from_utf8(crate::util::read_fixture(&format!("zabbix/problem-{slug}.txt"))).unwrap();
+            let before = fake.events().len();
+            let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &message], &[]);
+            assert_eq!(r.code, Some(0), "{slug}: {r:?}");
+            logs.push_str(&r.stderr);
+            if fake.events().len() > before {
+                paged.push(slug.to_string());
+            }
+        }
+        fake.assert_no_violations();
+        assert!(logs.contains("severity info (Zabbix Information) is not in severities") || paged.contains(&"information".to_string()), "{logs}");
+        (paged, fake.events())
+    };
+    let (paged, events) = run_all(None);
+    assert_eq!(paged, ["warning", "average", "high", "disaster"]);
+    let sev: Vec<&str> = events.iter().map(|e| e["payload"]["severity"].as_str().unwrap()).collect();
+    assert_eq!(sev, ["warning", "warning", "error", "critical"]);
+    assert_eq!(events[0]["payload"]["summary"], "web-01/Free disk space is less than 20% on volume /: 18.2 %", "the name once, then the item value");
+
+    let (paged, _) = run_all(Some(json!({"zabbix_severities": {"warning": "info"}})));
+    assert_eq!(paged, ["average", "high", "disaster"]);
+
+    let (paged, events) = run_all(Some(json!({"severities": ["info", "warning", "critical"]})));
+    assert_eq!(paged, slugs);
+    assert_eq!(events[1]["payload"]["severity"], "info");
+
+    // Every default spelled out changes nothing.
+    let (paged, _) = run_all(Some(json!({"zabbix_severities": {
+        "not_classified": "info", "information": "info", "warning": "warning",
+        "average": "warning", "high": "critical", "disaster": "critical"}})));
+    assert_eq!(paged, ["warning", "average", "high", "disaster"]);
+
+    let sb = sandbox();
+    sb.config("zz-bad.json", &json!({"pagerduty": {"zabbix_severities": {"warning": "page"}}}));
+    let message = String::from_utf8(crate::util::read_fixture("zabbix/problem-warning.txt")).unwrap();
+    let r = sb.run(&["--dry-run", "--from", "zabbix", "ops", "trigger", &message], b"");
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("zabbix_severities.warning"), "{}", r.stderr);
+}
+
+/// The settings file shipped as conf.d/pagerduty.json (only its routing key filled in) keeps
+/// Zabbix's `{TRIGGER.ID}-{HOST.NAME}` key: a trigger whose name embeds `{ITEM.LASTVALUE}`
+/// (so problem and recovery differ in name) is resolved by its recovery.
+#[test]
+fn shipped_pagerduty_settings_keep_zabbix_keys() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf.d/pagerduty.json")).unwrap();
+    let shipped: Value = serde_json::from_str(&shipped.replace("REPLACE_WITH_YOUR_32_CHAR_INTEGRATION_KEY", ROUTING_KEY)).unwrap();
+    sb.config("pagerduty.json", &shipped);
+    let problem = String::from_utf8(crate::util::read_fixture("zabbix/problem-warning.txt")).unwrap()
+        .replace("name:Free disk space is less than 20% on volume /", "name:Free disk space is 18.2 % on volume /");
+    let recovery = problem.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0")
+        .replace("name:Free disk space is 18.2 % on volume /", "name:Free disk space is 35.0 % on volume /");
+    assert_eq!(run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &problem], &[]).code, Some(0));
+    let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "resolve", &recovery], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let got: Vec<(&str, &str)> = ev.iter().map(|e| (e["event_action"].as_str().unwrap(), e["dedup_key"].as_str().unwrap())).collect();
+    assert_eq!(got, [("trigger", "23502-web-01"), ("resolve", "23502-web-01")]);
+
+    // The same file keeps the Ruby handler's key for Sensu.
+    let r = sb.run(&["--api-url", fake.url.as_str()], &crate::util::read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let last = fake.events().pop().unwrap();
+    assert!(last["dedup_key"].as_str().unwrap().contains('/'), "{last}");
+}
+
+/// A setting spelled the same as its documented default changes nothing, for every input
+/// format: `dedup_key_template` `{incident_key}`, `summary_template` `{entity}/{check}: {output}`.
+#[test]
+fn settings_spelled_as_their_defaults_change_nothing() {
+    let zabbix = String::from_utf8(crate::util::read_fixture("zabbix/problem-high.txt")).unwrap();
+    let cases: Vec<(Vec<&str>, Vec<u8>)> = vec![
+        (vec![], crate::util::read_fixture("sensu/create.json")),
+        (vec![], crate::util::read_fixture("sensu-go/failing.json")),
+        (vec!["--from", "nagios", "--field", "NOTIFICATIONTYPE=PROBLEM", "--field", "HOSTNAME=web-01", "--field", "SERVICEDESC=HTTP", "--field", "SERVICESTATE=CRITICAL"], vec![]),
+        (vec!["--from", "zabbix", "ops", "trigger", zabbix.as_str()], vec![]),
+    ];
+    let request = |sb: &Sandbox, args: &[&str], stdin: &[u8]| -> Value {
+        let mut all = vec!["--dry-run"];
+        all.extend_from_slice(args);
+        let r = sb.run(&all, stdin);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let mut v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["payload"]["timestamp"] = Value::Null;
+        v
+    };
+    for (args, stdin) in cases {
+        let plain = sandbox();
+        let spelled = sandbox();
+        spelled.config("zz-defaults.json", &json!({"pagerduty": {
+            "dedup_key_template": "{incident_key}", "summary_template": "{entity}/{check}: {output}"}}));
+        assert_eq!(request(&plain, &args, &stdin), request(&spelled, &args, &stdin), "{args:?}");
+    }
+}
+
+mod zabbix_data_is_never_structure {
+    //! Issue 12 point 2: for arbitrary item values (and trigger names that embed them, as
+    //! `{ITEM.LASTVALUE}` does), the destination, dedup key, action and links of the request
+    //! are those of the same event with a harmless value. Black-box, through `--dry-run`.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn documented(name: &str, item_value: &str) -> String {
+        String::from_utf8(crate::util::read_fixture("zabbix/problem-high.txt"))
+            .unwrap()
+            .replace("name:Zabbix agent is not available (for 3m)", &format!("name:{name}"))
+            .replace("item_value:0", &format!("item_value:{item_value}"))
+    }
+
+    /// What must not depend on data: where it goes, which incident, what happens, which links.
+    fn fixed_part(sb: &Sandbox, subject: &str, message: &str) -> (Value, Value, Value, Value, String) {
+        let r = sb.run(&["--dry-run", "--from", "zabbix", ROUTING_KEY, subject, message], b"");
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let post = r.stderr.lines().find(|l| l.contains("would POST")).unwrap_or("").to_string();
+        (v["routing_key"].clone(), v["dedup_key"].clone(), v["event_action"].clone(), v["links"].clone(), post)
+    }
+
+    fn hostile() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            "(incident_key|url|hostname|id|status|value|severity|nseverity|name|item_value|event_id|ip):[ -~]{0,24}",
+            Just("NOTE: Escalation cancelled: by the host".to_string()),
+            Just("status:OK".to_string()),
+            Just("nseverity:0".to_string()),
+            "[^\u{0}]{0,12}",
+        ];
+        (prop::collection::vec(line, 0..6), "[^\u{0}]{0,8}").prop_map(|(lines, head)| {
+            let mut s = head;
+            for l in lines {
+                s.push('\n');
+                s.push_str(&l);
+            }
+            s
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn item_values_and_names_cannot_redirect_or_rekey(value in hostile(), subject in prop::sample::select(vec!["trigger", "resolve", "PROBLEM"])) {
+            let sb = Sandbox::new(BIN);
+            let harmless = fixed_part(&sb, subject, &documented("Zabbix agent is not available (for 3m)", "0"));
+            prop_assert_eq!(&fixed_part(&sb, subject, &documented("Zabbix agent is not available (for 3m)", &value)), &harmless);
+            prop_assert_eq!(&fixed_part(&sb, subject, &documented(&format!("Agent said {value}"), "0")), &harmless);
+        }
+    }
+}

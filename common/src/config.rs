@@ -309,6 +309,10 @@ pub struct Common {
     /// 24 h, within [`SPOOL_MAX_AGE_BOUNDS`].
     #[serde(deserialize_with = "de::spool_max_age")]
     pub spool_max_age: Duration,
+    /// Zabbix severity (`not_classified` … `disaster`) → the word the `severities` filter sees
+    /// (`info`, `warning`, `critical`, `unknown`); a severity not named keeps its default
+    /// ([`crate::event::zabbix::ZabbixSeverity::default_filter_word`]).
+    pub zabbix_severities: std::collections::BTreeMap<crate::event::zabbix::ZabbixSeverity, String>,
 }
 
 impl Default for Common {
@@ -324,6 +328,7 @@ impl Default for Common {
             spool_dir: None,
             spool_max_age: crate::spool::DEFAULT_MAX_AGE,
             notification_types: std::collections::BTreeMap::new(),
+            zabbix_severities: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -333,9 +338,17 @@ impl Common {
     pub fn validate(&self, section: &str) -> Result<()> {
         const FIX: &str = "fix it where it is set (settings file, flag, environment or per-check override)";
         for s in &self.severities {
-            if !matches!(s.as_str(), "warning" | "critical" | "unknown" | "ok") {
+            if !matches!(s.as_str(), "info" | "warning" | "critical" | "unknown" | "ok") {
                 return Err(Code::Config.msg(format!(
-                    "settings `{section}.severities`: {s:?} is not one of warning, critical, unknown; {FIX}"
+                    "settings `{section}.severities`: {s:?} is not one of info, warning, critical, unknown; {FIX}"
+                )));
+            }
+        }
+        for (z, word) in &self.zabbix_severities {
+            if !matches!(word.as_str(), "info" | "warning" | "critical" | "unknown") {
+                return Err(Code::Config.msg(format!(
+                    "settings `{section}.zabbix_severities.{}`: {word:?} is not one of info, warning, critical, unknown; {FIX}",
+                    serde_json::to_value(z).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
                 )));
             }
         }

@@ -120,7 +120,8 @@ pub fn applies(filter: Filter, format: Format) -> bool {
 ///   (a `create` with status 0 is treated as a resolve);
 /// - otherwise status 0 → resolve (the state store decides whether anything is open),
 ///   non-zero → trigger;
-/// - a trigger whose status word (`warning`/`critical`/`unknown`) is not in `severities` → skip;
+/// - a trigger whose status word (`warning`/`critical`/`unknown`; for Zabbix the word
+///   [`severity_word`] maps its severity to, e.g. `info`) is not in `severities` → skip;
 /// - sensu-plugin `filter_repeated` for triggers (Sensu 1.x only): fewer than `occurrences`
 ///   (check attribute, else setting) → skip; past that, a `create` is only handled every
 ///   `refresh / interval` occurrences (flapping events are exempt, as in sensu-plugin).
@@ -162,10 +163,11 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
     if action != Action::Trigger {
         return Decision::Act(action);
     }
-    let severity = event.status_name();
+    let severity = severity_word(event, settings);
     if on(Filter::Severities) && !settings.severities.iter().any(|s| s == severity) {
+        let zabbix = event.zabbix_severity.map(|z| format!(" (Zabbix {})", z.name())).unwrap_or_default();
         return Decision::Skip(format!(
-            "severity {severity} is not in severities [{}]",
+            "severity {severity}{zabbix} is not in severities [{}]",
             settings.severities.join(",")
         ));
     }
@@ -182,6 +184,16 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
         }
     }
     Decision::Act(Action::Trigger)
+}
+
+/// The word the `severities` filter compares: a Zabbix severity mapped by `zabbix_severities`
+/// (default: Not classified, Information → `info`; Warning, Average → `warning`; High,
+/// Disaster → `critical`), else the status word (`warning`/`critical`/`unknown`).
+pub fn severity_word<'a>(event: &Event, settings: &'a Common) -> &'a str {
+    match event.zabbix_severity {
+        Some(z) => settings.zabbix_severities.get(&z).map(String::as_str).unwrap_or(z.default_filter_word()),
+        None => event.status_name(),
+    }
 }
 
 /// The refresh period for this event: the check's own `refresh` attribute (Sensu 1.x), else

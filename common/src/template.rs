@@ -7,7 +7,9 @@
 //!
 //! Placeholders: `{entity}`, `{check}`, `{output}` (trailing whitespace removed), `{status}`
 //! (`ok`/`warning`/`critical`/`unknown`), `{status_code}`, `{occurrences}`, `{namespace}`,
-//! `{command}`, `{label.NAME}` (empty when absent).
+//! `{command}`, `{label.NAME}` (empty when absent), `{incident_key}` (the monitoring system's own
+//! incident key, [`Event::source_key`]: Zabbix `{TRIGGER.ID}-{HOST.NAME}`, else
+//! `{entity}/{check}`; the default dedup key).
 
 use crate::event::Event;
 use crate::exit::{Code, Result};
@@ -35,12 +37,13 @@ enum Var {
     Occurrences,
     Namespace,
     Command,
+    IncidentKey,
     Label(String),
 }
 
 /// The placeholder names accepted, for error messages.
 pub const PLACEHOLDERS: &str =
-    "{entity} {check} {output} {status} {status_code} {occurrences} {namespace} {command} {label.NAME}";
+    "{entity} {check} {output} {status} {status_code} {occurrences} {namespace} {command} {incident_key} {label.NAME}";
 
 impl Template {
     /// Parse `source`. `setting` names the setting in the error (exit 78), e.g. `pagerduty.summary_template`.
@@ -77,6 +80,7 @@ impl Template {
                         "occurrences" => Var::Occurrences,
                         "namespace" => Var::Namespace,
                         "command" => Var::Command,
+                        "incident_key" => Var::IncidentKey,
                         n => match n.strip_prefix("label.") {
                             Some(l) if !l.is_empty() => Var::Label(l.to_string()),
                             _ => return Err(bad(format!("unknown placeholder {{{n}}}"))),
@@ -117,6 +121,7 @@ impl Template {
                     Var::Occurrences => out.push_str(&event.occurrences.to_string()),
                     Var::Namespace => out.push_str(event.namespace.as_deref().unwrap_or("")),
                     Var::Command => out.push_str(event.command.as_deref().unwrap_or("")),
+                    Var::IncidentKey => out.push_str(&event.source_key()),
                     Var::Label(l) => out.push_str(event.labels.get(l).map(String::as_str).unwrap_or("")),
                 },
             }
@@ -125,15 +130,19 @@ impl Template {
     }
 }
 
-/// The incident key for `event`: `template` when the operator set one, else the key the
-/// source provides (Zabbix `{id}-{hostname}`), else `{entity}/{check}` (the Ruby handlers' key).
+/// The incident key for `event`: `template` when the operator set one, else the default
+/// template `{incident_key}` ([`Event::source_key`]: the key the source provides, Zabbix
+/// `{TRIGGER.ID}-{HOST.NAME}`, else `{entity}/{check}`, the Ruby handlers' key). Spelling the
+/// default explicitly changes nothing.
 pub fn incident_key(template: Option<&Template>, event: &Event) -> String {
-    match (template, &event.incident_key) {
-        (Some(t), _) => t.render(event),
-        (None, Some(k)) => k.clone(),
-        (None, None) => format!("{}/{}", event.entity, event.check),
+    match template {
+        Some(t) => t.render(event),
+        None => event.source_key(),
     }
 }
+
+/// The default dedup key template, for every input format: `{incident_key}`.
+pub const DEFAULT_KEY_TEMPLATE: &str = "{incident_key}";
 
 /// Cut `s` to at most `max` characters (Unicode scalar values, as PagerDuty and Twilio count),
 /// on a character boundary, ending with `…` when cut. Multi-byte text (Japanese) is never split

@@ -195,8 +195,11 @@ pub struct Event {
     /// A severity the source states in PagerDuty's words (`info`/`warning`/`error`/`critical`;
     /// Zabbix), used instead of the status-based mapping.
     pub severity: Option<String>,
-    /// An incident key the source provides (Zabbix `incident_key:` or `{id}-{hostname}`), used
-    /// when the operator has not set a key template.
+    /// Zabbix's own severity, which the `zabbix_severities` setting maps to the word the
+    /// `severities` filter sees.
+    pub zabbix_severity: Option<zabbix::ZabbixSeverity>,
+    /// An incident key the source provides (Zabbix `incident_key:` or `{id}-{hostname}`): the
+    /// `{incident_key}` placeholder, which is the default dedup key template.
     pub incident_key: Option<String>,
     /// Zabbix `{ALERT.SENDTO}`: a per-recipient routing key, phone number or API key.
     pub send_to: Option<String>,
@@ -215,6 +218,16 @@ impl Event {
     /// Status as a word: `ok`, `warning`, `critical` or `unknown`.
     pub fn status_name(&self) -> &'static str {
         status_name(self.status)
+    }
+
+    /// The monitoring system's own key for this incident: the source's key when it gives one
+    /// (Zabbix `incident_key:` line, else `{TRIGGER.ID}-{HOST.NAME}`), else `{entity}/{check}`
+    /// (the Ruby handlers' key). The `{incident_key}` template placeholder and the default key.
+    pub fn source_key(&self) -> String {
+        match &self.incident_key {
+            Some(k) => k.clone(),
+            None => format!("{}/{}", self.entity, self.check),
+        }
     }
 
     /// The status before this one, from the history, if the history holds one.

@@ -5,17 +5,30 @@
 //! `name:{TRIGGER.NAME}`, `id:{TRIGGER.ID}`, `status:{TRIGGER.STATUS}`, `hostname:{HOST.NAME}`,
 //! `ip:{HOST.IP}`, `value:{TRIGGER.VALUE}`, `event_id:{EVENT.ID}`,
 //! `severity:{TRIGGER.SEVERITY}` (or `nseverity:{TRIGGER.NSEVERITY}`), `url:…`, optional
-//! `incident_key:`. A line that does not start with one of these keys continues the previous
-//! value. The subject is `trigger`/`resolve` (pd-zabbix) or `{TRIGGER.STATUS}` `PROBLEM`/`OK`;
-//! without either, the `status:` line or `value:` (1 problem, 0 OK) decides. A `NOTE:
-//! Escalation cancelled` body (Zabbix's message when an escalation is stopped) is a resolve.
+//! `incident_key:`, optional `item_value:{ITEM.VALUE}`. A line that does not start with one of
+//! these keys continues the previous value. The subject is `trigger`/`resolve` (pd-zabbix) or
+//! `{TRIGGER.STATUS}` `PROBLEM`/`OK`; without either, the `status:` line or `value:` (1 problem,
+//! 0 OK) decides. A `NOTE: Escalation cancelled` body (Zabbix's message when an escalation is
+//! stopped) is a resolve.
 //!
-//! Severity (Zabbix names or NSEVERITY 0–5): Not classified/Information (0, 1) → info,
-//! Warning/Average (2, 3) → warning, High (4) → error, Disaster (5) → critical; info and warning
-//! count as status 1, error and critical as status 2 for the `severities` filter.
-//! The default incident key is `{id}-{hostname}`, as the classic integration used, so that a
-//! problem and its recovery meet. `SENDTO` is kept for the handler (a routing key, a phone
-//! number, a Reactio API key), so one media type serves many teams.
+//! Data is never structure (`../shared/DESIGN.md` "Trust"): an item value is written by the
+//! monitored host and may hold newlines and `key:value` lines. So
+//! - everything after `item_value:` is that value, up to the end of the message (the documented
+//!   template puts it last);
+//! - a key read once is never replaced: a later line with the same key is ignored (inside the
+//!   name, below, it is text of the name);
+//! - when `name:` comes after `hostname:` (the documented order: fixed lines first, then the
+//!   trigger name, which may embed `{ITEM.LASTVALUE}`, then `item_value:`), every line between
+//!   `name:` and `item_value:` is part of the name.
+//!
+//! Severity (Zabbix names or NSEVERITY 0–5) is kept as a [`ZabbixSeverity`]; the `severities`
+//! filter sees the word the `zabbix_severities` setting maps it to (default: Not classified and
+//! Information → `info`, which no handler pages on by default; Warning, Average → `warning`;
+//! High, Disaster → `critical`), and PagerDuty's `payload.severity` is info (0, 1), warning
+//! (2, 3), error (4), critical (5). The default incident key is `{id}-{hostname}`
+//! (`{TRIGGER.ID}-{HOST.NAME}`, as the classic integration used; the `{incident_key}` template
+//! placeholder), so that a problem and its recovery meet. `SENDTO` is kept for the handler (a
+//! routing key, a phone number, a Reactio API key), so one media type serves many teams.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +38,92 @@ use crate::exit::{Code, Result};
 const KEYS: [&str; 12] =
     ["name", "id", "status", "hostname", "ip", "value", "event_id", "severity", "nseverity", "url", "incident_key", "item_value"];
 
+/// Zabbix's six trigger severities (`{TRIGGER.SEVERITY}` names, `{TRIGGER.NSEVERITY}` 0–5),
+/// spelled in settings as `not_classified`, `information`, `warning`, `average`, `high`, `disaster`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZabbixSeverity {
+    /// 0 "Not classified".
+    NotClassified,
+    /// 1 "Information".
+    Information,
+    /// 2 "Warning".
+    Warning,
+    /// 3 "Average".
+    Average,
+    /// 4 "High".
+    High,
+    /// 5 "Disaster".
+    Disaster,
+}
+
+impl ZabbixSeverity {
+    /// All six, lowest first.
+    pub const ALL: [ZabbixSeverity; 6] = [
+        ZabbixSeverity::NotClassified,
+        ZabbixSeverity::Information,
+        ZabbixSeverity::Warning,
+        ZabbixSeverity::Average,
+        ZabbixSeverity::High,
+        ZabbixSeverity::Disaster,
+    ];
+
+    /// The word the `severities` filter sees unless `zabbix_severities` maps it otherwise:
+    /// Not classified, Information → `info`; Warning, Average → `warning`; High, Disaster → `critical`.
+    pub fn default_filter_word(self) -> &'static str {
+        match self {
+            ZabbixSeverity::NotClassified | ZabbixSeverity::Information => "info",
+            ZabbixSeverity::Warning | ZabbixSeverity::Average => "warning",
+            ZabbixSeverity::High | ZabbixSeverity::Disaster => "critical",
+        }
+    }
+
+    /// PagerDuty's `payload.severity`: info (0, 1), warning (2, 3), error (4), critical (5).
+    pub fn pagerduty(self) -> &'static str {
+        match self {
+            ZabbixSeverity::NotClassified | ZabbixSeverity::Information => "info",
+            ZabbixSeverity::Warning | ZabbixSeverity::Average => "warning",
+            ZabbixSeverity::High => "error",
+            ZabbixSeverity::Disaster => "critical",
+        }
+    }
+
+    /// Zabbix's own name (`{TRIGGER.SEVERITY}`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ZabbixSeverity::NotClassified => "Not classified",
+            ZabbixSeverity::Information => "Information",
+            ZabbixSeverity::Warning => "Warning",
+            ZabbixSeverity::Average => "Average",
+            ZabbixSeverity::High => "High",
+            ZabbixSeverity::Disaster => "Disaster",
+        }
+    }
+
+    fn from_code(n: &str) -> Result<ZabbixSeverity> {
+        n.trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| ZabbixSeverity::ALL.get(i).copied())
+            .ok_or_else(|| Code::DataErr.msg(format!("nseverity {} is not 0–5 ({{TRIGGER.NSEVERITY}})", super::quoted(n))))
+    }
+
+    fn from_name(s: &str) -> Result<ZabbixSeverity> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "not classified" | "not_classified" => Ok(ZabbixSeverity::NotClassified),
+            "information" | "info" => Ok(ZabbixSeverity::Information),
+            "warning" => Ok(ZabbixSeverity::Warning),
+            "average" => Ok(ZabbixSeverity::Average),
+            "high" | "error" => Ok(ZabbixSeverity::High),
+            "disaster" | "critical" => Ok(ZabbixSeverity::Disaster),
+            _ => Err(Code::DataErr.msg(format!(
+                "severity {} is not a Zabbix severity (Not classified, Information, Warning, Average, High, Disaster)",
+                super::quoted(s)
+            ))),
+        }
+    }
+}
+
 /// Parse the three alert-script parameters. Errors (exit 65) name what is missing.
 pub fn parse(inv: &Invocation) -> Result<Event> {
     let [send_to, subject, message] = inv.args.as_slice() else {
@@ -33,7 +132,7 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
             inv.args.len()
         )));
     };
-    let fields = parse_message(message);
+    let Message { fields, escalation_cancelled: cancelled } = read_message(message);
     let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let name = get("name").ok_or_else(|| {
         Code::DataErr.msg("message has no `name:` line; add `name:{TRIGGER.NAME}` to the media type's message template")
@@ -42,7 +141,6 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         Code::DataErr.msg("message has no `hostname:` line; add `hostname:{HOST.NAME}` to the media type's message template")
     })?;
 
-    let cancelled = message.lines().any(|l| l.trim_start().starts_with("NOTE: Escalation cancelled"));
     let resolve = if cancelled {
         true
     } else {
@@ -66,18 +164,18 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         }
     };
 
-    let severity = match (get("nseverity"), get("severity")) {
-        (Some(n), _) => Some(severity_from_code(n)?),
+    let zabbix_severity = match (get("nseverity"), get("severity")) {
+        (Some(n), _) => Some(ZabbixSeverity::from_code(n)?),
         (None, Some(s)) => Some(match s.parse::<u8>() {
-            Ok(_) => severity_from_code(s)?,
-            Err(_) => severity_from_name(s)?,
+            Ok(_) => ZabbixSeverity::from_code(s)?,
+            Err(_) => ZabbixSeverity::from_name(s)?,
         }),
         (None, None) => None,
     };
     let status = if resolve {
         0
     } else {
-        match severity {
+        match zabbix_severity.map(ZabbixSeverity::default_filter_word) {
             Some("info" | "warning") => 1,
             _ => 2,
         }
@@ -87,9 +185,18 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         (None, Some(id)) => Some(format!("{id}-{host}")),
         (None, None) => None,
     };
+    // The check is the trigger name; the output says what the name does not: the item value,
+    // else the trigger status and severity (never the name again: summaries are
+    // `{entity}/{check}: {output}`).
     let output = match get("item_value") {
-        Some(v) => format!("{name}: {v}"),
-        None => name.to_string(),
+        Some(v) => v.to_string(),
+        None => {
+            let state = if resolve { "resolved" } else { "problem" };
+            match zabbix_severity {
+                Some(z) => format!("{state} (severity {})", z.name()),
+                None => state.to_string(),
+            }
+        }
     };
     Ok(Event {
         format: Format::Zabbix,
@@ -100,7 +207,8 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         action: Some(if resolve { SourceAction::Resolve } else { SourceAction::Create }),
         occurrences: 1,
         labels: fields.iter().map(|(k, v)| (format!("zabbix_{k}"), v.clone())).collect(),
-        severity: severity.map(str::to_string),
+        severity: zabbix_severity.map(|z| z.pagerduty().to_string()),
+        zabbix_severity,
         incident_key,
         send_to: Some(send_to.trim().to_string()).filter(|s| !s.is_empty()),
         url: get("url").map(str::to_string),
@@ -109,20 +217,54 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
     })
 }
 
-/// The `key:value` lines, continuation lines appended to the previous value.
-pub fn parse_message(message: &str) -> BTreeMap<String, String> {
+/// A Zabbix message read into its `key:value` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// Each key's value, continuation lines appended with `\n`, trailing whitespace removed.
+    pub fields: BTreeMap<String, String>,
+    /// A `NOTE: Escalation cancelled` line stood outside every value (Zabbix puts it before or
+    /// after the template's lines), so the escalation was cancelled: a resolve. The same text
+    /// inside the trigger name or the item value is data, and cancels nothing.
+    pub escalation_cancelled: bool,
+}
+
+/// Read the `key:value` lines (see the module documentation for why a key is never read
+/// twice and what `item_value:` and `name:` take).
+pub fn read_message(message: &str) -> Message {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut cancelled = false;
     let mut last: Option<String> = None;
-    for line in message.lines() {
-        let line = line.trim_end_matches('\r');
-        let known = line.split_once(':').filter(|(k, _)| KEYS.contains(&k.trim()));
-        match known {
-            Some((k, v)) => {
-                let k = k.trim().to_string();
-                out.insert(k.clone(), v.trim().to_string());
-                last = Some(k);
+    // Set once `name:` is read after `hostname:`: the rest up to `item_value:` is the name.
+    let mut in_name = false;
+    let mut offset = 0;
+    for raw in message.split_inclusive('\n') {
+        offset += raw.len();
+        let line = raw.trim_end_matches('\n').trim_end_matches('\r');
+        let key = line.split_once(':').map(|(k, v)| (k.trim(), v)).filter(|(k, _)| KEYS.contains(k));
+        match key {
+            Some(("item_value", v)) if !out.contains_key("item_value") => {
+                let mut value = v.trim_start().to_string();
+                if offset < message.len() {
+                    value.push('\n');
+                    value.push_str(&message[offset..]);
+                }
+                out.insert("item_value".into(), value.replace("\r\n", "\n").trim_end().to_string());
+                break;
             }
-            None => {
+            Some((k, v)) if !in_name && !out.contains_key(k) => {
+                if k == "name" && out.contains_key("hostname") {
+                    in_name = true;
+                }
+                out.insert(k.to_string(), v.trim().to_string());
+                last = Some(k.to_string());
+            }
+            // A key read before, outside the name: never replaces it, never joins another value.
+            Some(_) if !in_name => {}
+            _ => {
+                if !in_name && last.as_deref() != Some("name") && line.trim_start().starts_with("NOTE: Escalation cancelled") {
+                    cancelled = true;
+                    continue;
+                }
                 if let Some(k) = &last
                     && let Some(v) = out.get_mut(k)
                 {
@@ -136,30 +278,12 @@ pub fn parse_message(message: &str) -> BTreeMap<String, String> {
         let t = v.trim_end().to_string();
         *v = t;
     }
-    out
+    Message { fields: out, escalation_cancelled: cancelled }
 }
 
-fn severity_from_code(n: &str) -> Result<&'static str> {
-    match n.trim() {
-        "0" | "1" => Ok("info"),
-        "2" | "3" => Ok("warning"),
-        "4" => Ok("error"),
-        "5" => Ok("critical"),
-        _ => Err(Code::DataErr.msg(format!("nseverity {} is not 0–5 ({{TRIGGER.NSEVERITY}})", super::quoted(n)))),
-    }
-}
-
-fn severity_from_name(s: &str) -> Result<&'static str> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "not classified" | "information" | "info" => Ok("info"),
-        "warning" | "average" => Ok("warning"),
-        "high" | "error" => Ok("error"),
-        "disaster" | "critical" => Ok("critical"),
-        _ => Err(Code::DataErr.msg(format!(
-            "severity {} is not a Zabbix severity (Not classified, Information, Warning, Average, High, Disaster)",
-            super::quoted(s)
-        ))),
-    }
+/// The `key:value` fields of `message` ([`read_message`]).
+pub fn parse_message(message: &str) -> BTreeMap<String, String> {
+    read_message(message).fields
 }
 
 #[cfg(test)]
@@ -213,6 +337,7 @@ mod tests {
         ] {
             let e = inv("trigger", &PROBLEM.replace("severity:High", line)).parse(super::super::Source::Zabbix).unwrap();
             assert_eq!((e.severity.as_deref(), e.status), (Some(want), status), "{line}");
+            assert!(e.zabbix_severity.is_some(), "{line}");
         }
     }
 
@@ -221,7 +346,8 @@ mod tests {
         let msg = "name:Disk full\nhostname:db-01\nincident_key:db-01-disk\nitem_value:99%\nfree space is low\nsecond line\nstatus:PROBLEM";
         let e = inv("trigger", msg).parse(super::super::Source::Zabbix).unwrap();
         assert_eq!(e.incident_key.as_deref(), Some("db-01-disk"));
-        assert_eq!(e.output, "Disk full: 99%\nfree space is low\nsecond line");
+        assert_eq!(e.output, "99%\nfree space is low\nsecond line\nstatus:PROBLEM", "everything after item_value: is the value");
+        assert_eq!(e.check, "Disk full");
     }
 
     #[test]
@@ -233,5 +359,52 @@ mod tests {
         assert!(err.to_string().contains("name:"), "{err}");
         let err = inv("maybe", "name:x\nhostname:h").parse(super::super::Source::Zabbix).unwrap_err();
         assert!(err.to_string().contains("cannot tell problem from recovery"), "{err}");
+    }
+
+    /// The documented template (conf.d/zabbix-pagerduty.md): fixed lines, then the name, then
+    /// the item value last.
+    fn documented(name: &str, item_value: &str) -> String {
+        format!(
+            "id:13502\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:8123\nseverity:High\nurl:https://zabbix.example.com/tr_events.php?triggerid=13502\nname:{name}\nitem_value:{item_value}"
+        )
+    }
+
+    #[test]
+    fn item_values_and_names_are_data_not_structure() {
+        let evil = "fine\nincident_key:999-db-01\nurl:https://evil.example.net/\nnseverity:0\nhostname:db-01\nNOTE: Escalation cancelled: x\nstatus:OK\nvalue:0";
+        let harmless = inv("trigger", &documented("Disk full", "95%")).parse(super::super::Source::Zabbix).unwrap();
+        for msg in [documented("Disk full", evil), documented(&format!("Disk {evil}"), "95%")] {
+            let e = inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap();
+            assert_eq!(e.incident_key, harmless.incident_key, "{msg}");
+            assert_eq!(e.url, harmless.url);
+            assert_eq!(e.entity, harmless.entity);
+            assert_eq!(e.action, harmless.action);
+            assert_eq!(e.zabbix_severity, harmless.zabbix_severity);
+            assert_eq!(e.status, harmless.status);
+        }
+        let e = inv("whatever", &documented("Disk full", evil)).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.action, Some(SourceAction::Create), "status:PROBLEM came first");
+        assert_eq!(e.output, evil, "the whole item value is kept as the output");
+    }
+
+    #[test]
+    fn a_key_is_read_once_in_the_classic_order_too() {
+        let msg = format!("{PROBLEM}item_value:ok\nincident_key:999-db-01");
+        let e = inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.incident_key.as_deref(), Some("13502-web-01"));
+        let msg = PROBLEM.replace("ip:10.0.0.5\n", "ip:10.0.0.5\nurl:https://first.example/\n");
+        let e = inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.url.as_deref(), Some("https://first.example/"), "a later url: line does not replace the first");
+    }
+
+    #[test]
+    fn zabbix_summaries_do_not_repeat_the_trigger_name() {
+        let e = inv("trigger", PROBLEM).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.check, "Zabbix agent on web-01 is unreachable for 5 minutes");
+        assert_eq!(e.output, "problem (severity High)");
+        let e = inv("trigger", &documented("Disk full", "95%")).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!((e.check.as_str(), e.output.as_str()), ("Disk full", "95%"));
+        let r = inv("resolve", &PROBLEM.replace("status:PROBLEM", "status:OK")).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(r.output, "resolved (severity High)");
     }
 }
