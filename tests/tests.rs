@@ -1,5 +1,6 @@
 //! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
+mod batch;
 mod exit_codes;
 mod fake;
 mod hostile;

@@ -3,11 +3,14 @@
 //! Flags left out stay `None` so that they do not override settings files; the defaults that
 //! apply then are the settings defaults (documented in each flag's help text).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::builder::{OsStringValueParser, TypedValueParser};
 use serde_json::{Map, Value};
 
+use crate::event::batch::CheckStatus;
+use crate::event::exec::ExitCodes;
 use crate::event::{Format, Invocation, Source};
 use crate::log::LogFormat;
 
@@ -50,7 +53,7 @@ pub struct CommonArgs {
     #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "from")]
     pub input: Option<Format>,
 
-    /// Read the event from this system's environment/arguments instead of stdin
+    /// Read the event from this system's environment/arguments instead of stdin; `cli`: from --check/--status/--output; `exec`: run the job after -- and page with its exit status and the tail of its output
     #[arg(long, value_enum, value_name = "SYSTEM")]
     pub from: Option<Source>,
 
@@ -58,17 +61,37 @@ pub struct CommonArgs {
     #[arg(long = "field", value_name = "NAME=VALUE", value_parser = OsStringValueParser::new().try_map(|s| parse_field(&s.to_string_lossy())))]
     pub fields: Vec<(String, String)>,
 
-    /// Check name (Mackerel action)
+    /// Check name (--from cli and exec: required, with the entity it keys the incident; Mackerel action)
     #[arg(long, value_name = "NAME", value_parser = lossy())]
     pub check: Option<String>,
 
-    /// Entity (host) name (Mackerel action) [default: this host's name]
+    /// Entity (host) name (--from cli, exec, Mackerel action) [default: this host's name]
     #[arg(long, value_name = "NAME", value_parser = lossy())]
     pub entity: Option<String>,
+
+    /// Check status (--from cli): ok, warning, critical, unknown or 0-3; ok resolves the incident
+    #[arg(long, value_enum, ignore_case = true, value_name = "STATUS", requires = "from")]
+    pub status: Option<CheckStatus>,
+
+    /// Check output (--from cli); - reads it from stdin (the last 1 MiB is kept)
+    #[arg(long, value_name = "TEXT", value_parser = lossy(), allow_hyphen_values = true, requires = "from")]
+    pub output: Option<String>,
+
+    /// Kill the job after this long (--from exec; SIGTERM to its process group, SIGKILL 5s later), e.g. 30m; the page says it timed out [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "from")]
+    pub exec_timeout: Option<std::time::Duration>,
+
+    /// How the job's exit code maps to a status (--from exec): plain 0 ok, else critical; nagios 1 warning, 2 critical, 3 unknown [default: plain]
+    #[arg(long, value_enum, value_name = "MAP", requires = "from")]
+    pub exit_codes: Option<ExitCodes>,
 
     /// Zabbix alert script parameters: SENDTO SUBJECT MESSAGE
     #[arg(value_name = "ARG", requires = "from", value_parser = lossy())]
     pub args: Vec<String>,
+
+    /// The batch job to run and its arguments (--from exec), after --; no shell: write sh -c '…' for one
+    #[arg(last = true, value_name = "COMMAND", requires = "from")]
+    pub command: Vec<OsString>,
 
     /// Print the request that would be sent (secrets masked); send nothing, touch no state
     #[arg(long)]
@@ -117,7 +140,7 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 
 impl CommonArgs {
     /// What `--from` sources read: the environment, `--field`s, positional arguments,
-    /// `--check` and `--entity`.
+    /// `--check`, `--entity`, and the batch sources' `--status`, `--output`, job and its options.
     pub fn invocation(&self) -> Invocation {
         Invocation {
             env: std::env::vars_os()
@@ -127,6 +150,11 @@ impl CommonArgs {
             args: self.args.clone(),
             check: self.check.clone(),
             entity: self.entity.clone(),
+            status: self.status,
+            output: self.output.clone(),
+            command: self.command.clone(),
+            exec_timeout: self.exec_timeout,
+            exit_codes: self.exit_codes,
         }
     }
 

@@ -26,7 +26,7 @@ fn status_code(s: &str, what: &str) -> Result<u32> {
     }
 }
 
-fn local_hostname() -> Option<String> {
+pub(crate) fn local_hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 

@@ -5,6 +5,8 @@
 //! format lives in its own module; this one owns the size-capped stdin reader, format
 //! detection, and the small JSON helpers that make every parser name the field that is wrong.
 
+pub mod batch;
+pub mod exec;
 pub mod mackerel;
 pub mod nagios;
 pub mod sensu;
@@ -12,7 +14,9 @@ pub mod sensu_go;
 pub mod zabbix;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::Read;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -58,6 +62,12 @@ pub enum Format {
     /// mackerel-agent check `action` environment.
     #[value(skip)]
     Mackerel,
+    /// A script's flags (`--from cli`).
+    #[value(skip)]
+    Cli,
+    /// A batch job run by the handler (`--from exec`).
+    #[value(skip)]
+    Exec,
 }
 
 impl Format {
@@ -71,6 +81,8 @@ impl Format {
             Format::Icinga => "Icinga 2",
             Format::Zabbix => "Zabbix",
             Format::Mackerel => "Mackerel check action",
+            Format::Cli => "command line",
+            Format::Exec => "batch job",
         }
     }
 }
@@ -86,6 +98,24 @@ pub enum Source {
     Zabbix,
     /// mackerel-agent check action: `MACKEREL_STATUS`, `MACKEREL_PREVIOUS_STATUS`, …
     Mackerel,
+    /// Any script: the result as flags, `--check NAME --status ok|warning|critical|unknown [--output TEXT|-]`.
+    Cli,
+    /// Any batch job: run `-- COMMAND [ARGS…]`; its exit status and the tail of its output are the event.
+    Exec,
+}
+
+impl Source {
+    /// Human name used in error lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Nagios => "Nagios",
+            Source::Icinga => "Icinga 2",
+            Source::Zabbix => "Zabbix",
+            Source::Mackerel => "Mackerel",
+            Source::Cli => "command line",
+            Source::Exec => "batch job",
+        }
+    }
 }
 
 /// Everything an environment/argument source can be read from.
@@ -101,26 +131,47 @@ pub struct Invocation {
     pub check: Option<String>,
     /// `--entity NAME`.
     pub entity: Option<String>,
+    /// `--status` (`--from cli`).
+    pub status: Option<batch::CheckStatus>,
+    /// `--output TEXT`, `-` for stdin (`--from cli`).
+    pub output: Option<String>,
+    /// The job and its arguments after `--` (`--from exec`).
+    pub command: Vec<OsString>,
+    /// `--exec-timeout` (`--from exec`).
+    pub exec_timeout: Option<Duration>,
+    /// `--exit-codes` (`--from exec`).
+    pub exit_codes: Option<exec::ExitCodes>,
 }
 
 impl Invocation {
-    /// Read the event from this invocation's environment/arguments for `source`.
+    /// Read the event from this invocation's environment/arguments for `source`; `--from cli
+    /// --output -` reads `stdin`, `--from exec` runs the job. Lines worth logging (how the job
+    /// ended, an output cut to the cap) are added to `notes`.
+    ///
+    /// Errors: flags of another source, or a batch source's missing flags → usage (exit 2);
+    /// otherwise the source's own (exit 65).
+    pub fn read(&self, source: Source, stdin: impl Read, notes: &mut batch::Notes) -> Result<Event> {
+        batch::check_flags(self, source)?;
+        let event = match source {
+            Source::Cli => batch::parse(self, stdin, notes),
+            Source::Exec => exec::parse(self, notes),
+            _ => return self.parse(source),
+        };
+        event.map_err(|f| f.context(format!("event ({})", source.name())))
+    }
+
+    /// Read the event from this invocation's environment/arguments for `source` (the
+    /// environment and argument sources; `--from cli` here reads nothing from stdin, and
+    /// `--from exec` runs the job).
     pub fn parse(&self, source: Source) -> Result<Event> {
         let event = match source {
             Source::Nagios => nagios::parse(self, Format::Nagios),
             Source::Icinga => nagios::parse(self, Format::Icinga),
             Source::Zabbix => zabbix::parse(self),
             Source::Mackerel => mackerel::parse(self),
+            Source::Cli | Source::Exec => return self.read(source, std::io::empty(), &mut batch::Notes::new()),
         };
-        event.map_err(|f| {
-            let name = match source {
-                Source::Nagios => "Nagios",
-                Source::Icinga => "Icinga 2",
-                Source::Zabbix => "Zabbix",
-                Source::Mackerel => "Mackerel",
-            };
-            f.context(format!("event ({name})"))
-        })
+        event.map_err(|f| f.context(format!("event ({})", source.name())))
     }
 }
 

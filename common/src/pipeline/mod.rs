@@ -305,7 +305,12 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         return flush::flush_only::<P>(args, flags, log);
     }
     let (mut event, raw) = match args.from {
-        Some(source) => (args.invocation().parse(source)?, None),
+        Some(source) => {
+            let mut notes = Vec::new();
+            let event = args.invocation().read(source, stdin, &mut notes);
+            notes.iter().for_each(|n| log.info(n));
+            (event?, None)
+        }
         None => {
             let raw = event::read_capped(stdin)?;
             (event::parse_json(&raw, args.input)?, Some(raw))
