@@ -603,3 +603,52 @@ mod zabbix_data_is_never_structure {
         }
     }
 }
+
+/// FLAPPINGSTOP resolves only when the service is OK: still CRITICAL, it keeps (re-)triggering
+/// the incident, since Nagios sends no new PROBLEM until `notification_interval`.
+#[test]
+fn nagios_flapping_stop_resolves_only_when_ok() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    sb.config("zz-refresh.json", &json!({"pagerduty": {"refresh": 0}}));
+    let notify = |kind: &str, state: &str| {
+        let fields = [format!("NOTIFICATIONTYPE={kind}"), "HOSTNAME=web-01".into(), "SERVICEDESC=HTTP".into(), format!("SERVICESTATE={state}")];
+        let mut args = vec!["--from", "nagios"];
+        for f in &fields {
+            args.extend(["--field", f.as_str()]);
+        }
+        let r = run_env(&sb, &fake, &args, &[]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    };
+    notify("FLAPPINGSTART", "CRITICAL");
+    notify("FLAPPINGSTOP", "CRITICAL");
+    notify("FLAPPINGSTOP", "OK");
+    fake.assert_no_violations();
+    let actions: Vec<String> = fake.events().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["trigger", "trigger", "resolve"]);
+}
+
+/// A CUSTOM notification (NOTIFICATIONNUMBER 0 in Nagios) mapped to `trigger` pages.
+#[test]
+fn nagios_custom_notification_number_zero_pages_when_mapped() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    sb.config("zz-types.json", &json!({"pagerduty": {"notification_types": {"CUSTOM": "trigger"}}}));
+    let r = run_env(
+        &sb,
+        &fake,
+        &["--from", "nagios"],
+        &[
+            ("NAGIOS_NOTIFICATIONTYPE", "CUSTOM"),
+            ("NAGIOS_NOTIFICATIONNUMBER", "0"),
+            ("NAGIOS_HOSTNAME", "web-01"),
+            ("NAGIOS_SERVICEDESC", "HTTP"),
+            ("NAGIOS_SERVICESTATE", "CRITICAL"),
+            ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL"),
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("not enough occurrences"), "{}", r.stderr);
+    fake.assert_no_violations();
+    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+}

@@ -131,7 +131,11 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
             Some(SourceAction::Acknowledge)
         }
         "FLAPPINGSTART" => Some(SourceAction::Flapping),
-        "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" => Some(SourceAction::Resolve),
+        // Flapping stopped (or detection was disabled) in whatever state the check is in now:
+        // only OK/UP resolves. Still failing, Nagios sends no new PROBLEM until
+        // `notification_interval`, so it is a (re-)trigger, or the page would be lost.
+        "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" if status == 0 => Some(SourceAction::Resolve),
+        "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" => Some(SourceAction::Create),
         k if k.starts_with("DOWNTIME") || k == "CUSTOM" => {
             skip = Some(SourceSkip {
                 reason: format!("{kind} notifications are not paged (map them with the notification_types setting)"),
@@ -264,8 +268,8 @@ mod tests {
         assert_eq!(mk("ACKNOWLEDGEMENT").action, Some(SourceAction::Acknowledge));
         assert_eq!(mk("ACKNOWLEDGEMENT").output, "acknowledged by alice: on it");
         assert_eq!(mk("FLAPPINGSTART").action, Some(SourceAction::Flapping));
-        assert_eq!(mk("FLAPPINGSTOP").action, Some(SourceAction::Resolve));
-        assert_eq!(mk("FLAPPINGDISABLED").action, Some(SourceAction::Resolve));
+        assert_eq!(mk("FLAPPINGSTOP").action, Some(SourceAction::Create), "host still DOWN");
+        assert_eq!(mk("FLAPPINGDISABLED").action, Some(SourceAction::Create), "host still DOWN");
         assert!(mk("DOWNTIMESTART").skip.is_some());
         assert!(mk("CUSTOM").skip.is_some());
         assert_eq!(mk("PROBLEM").status, 2);
