@@ -164,7 +164,8 @@ fn japanese_output_round_trips_intact() {
     let fixture: Value = serde_json::from_slice(&read_fixture("sensu/japanese-long.json")).unwrap();
     let output = fixture["check"]["output"].as_str().unwrap().trim_end();
     let sent = &fake.accepted(INCIDENTS)[0];
-    assert_eq!(sent["name"], format!("db-tokyo-01/check_log {output}"), "full output, no cut, no mojibake");
+    let name = format!("db-tokyo-01/check_log {output}");
+    assert_eq!(sent["name"], common::template::truncate_chars(&name, 255), "cut to 255 characters on a character boundary, no mojibake");
     assert_eq!(sent["message"], output);
     assert_eq!(sent["notification_text"], format!("db-tokyo-01 で障害: {output}"));
     assert_eq!(sent["topics"], json!(["原因調査", "復旧作業"]));

@@ -35,8 +35,13 @@ const GENERATE: &str = "generate";
 
 /// The clap command of `A` as documented: `version` as its version (for `-V`/`--version` and
 /// the man page). Man pages and completions are generated from this, and [`parse`] parses it.
+///
+/// A single-value flag given twice is not a usage error: the last one wins
+/// (`args_override_self`), as in most command-line tools, so that a wrapper can append a flag
+/// to a command line that already has it. Repeatable flags (`--config`, `--field`) still
+/// collect every occurrence.
 pub fn documented<A: Parser>(version: &'static str) -> Command {
-    A::command().version(version)
+    A::command().version(version).args_override_self(true)
 }
 
 /// Whether `args` (program name first, as `std::env::args_os` gives them) ask for
@@ -154,6 +159,7 @@ fn complete(shell: clap_complete::Shell, cmd: &mut Command, name: &str, out: &mu
 #[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
+    use clap::FromArgMatches;
 
     /// A stand-in for a handler's `Args`: one secret flag with an environment variable, the
     /// shared flags' style of value names, a doc comment as help.
@@ -222,5 +228,25 @@ mod tests {
         let err = documented::<Example>("1.2.3 (unknown commit)").try_get_matches_from(["x", "--version"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
         assert_eq!(err.to_string(), "handler-example 1.2.3 (unknown commit)\n");
+    }
+
+    #[test]
+    fn single_value_flags_last_wins_repeatable_flags_collect() {
+        #[derive(Debug, clap::Parser)]
+        struct Flags {
+            #[arg(long)]
+            state_dir: Option<String>,
+            #[arg(long)]
+            config: Vec<String>,
+            #[arg(long)]
+            dry_run: bool,
+        }
+        let m = documented::<Flags>("1")
+            .try_get_matches_from(["x", "--state-dir", "a", "--config", "c1", "--state-dir", "b", "--config", "c2", "--dry-run", "--dry-run"])
+            .expect("repeated flags are not a usage error");
+        let f = Flags::from_arg_matches(&m).unwrap();
+        assert_eq!(f.state_dir.as_deref(), Some("b"));
+        assert_eq!(f.config, ["c1", "c2"]);
+        assert!(f.dry_run);
     }
 }

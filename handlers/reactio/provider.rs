@@ -47,6 +47,15 @@ pub const POINTS: [&str; 6] = ["network", "shared-hardware", "hardware", "os", "
 pub const SCALES: [&str; 3] = ["cross", "whole", "point"];
 
 /// Shown in `--dry-run` output where the stored incident id would go (dry runs read no state).
+/// Longest incident `name` sent, in characters (Unicode scalar values). Neither Reactio's API
+/// documentation (reactio.jp/development/api: "自由形式", free form) nor the official Ruby client
+/// (gaiax/reactio-ruby-client `Service#create_incident`, which sends `name` as given) states a
+/// limit, and the web UI shows the name as a one-line title; 255 is the usual bound of a
+/// one-line text column, so a name never depends on an unpublished server limit. Longer names
+/// are cut on a character boundary, ending with `…`; the full output still reaches the timeline
+/// message.
+pub const MAX_NAME_CHARS: usize = 255;
+
 const STORED_ID_PLACEHOLDER: &str = "{stored incident_id}";
 
 /// The `reactio` settings section (the shared settings live in [`Common`]).
@@ -309,8 +318,9 @@ impl Reactio {
     /// The `POST /api/v1/incidents` body for `event`.
     fn incident_body(&self, event: &Event, key: &str) -> Value {
         let name = self.name.render(event).split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = if name.is_empty() { key } else { &name };
         let mut b = Map::new();
-        b.insert("name".into(), if name.is_empty() { key.into() } else { name.into() });
+        b.insert("name".into(), truncate_chars(name, MAX_NAME_CHARS).into());
         b.insert("status".into(), self.status.clone().into());
         for (k, v) in &self.classification {
             b.insert((*k).into(), v.clone().into());
@@ -522,6 +532,17 @@ mod tests {
         assert_eq!((b["status"].as_str(), b["point"].as_str(), b["scale"].as_str()), (Some("pend"), Some("os"), Some("whole")));
         assert!(provider(json!({"notification_call": "yes"})).is_err());
         assert!(provider(json!({"name_template": "{host}"})).is_err());
+    }
+
+    #[test]
+    fn incident_name_is_cut_on_a_character_boundary() {
+        let p = provider(json!({})).expect("provider");
+        let b = p.incident_body(&event(&"ディスク".repeat(1200)), "web-01/check_disk");
+        let name = b["name"].as_str().unwrap();
+        assert_eq!(name.chars().count(), MAX_NAME_CHARS);
+        assert!(name.starts_with("web-01/check_disk ディスク") && name.ends_with('…'), "{name}");
+        let b = p.incident_body(&event("short"), "k");
+        assert_eq!(b["name"], "web-01/check_disk short");
     }
 
     #[test]

@@ -73,9 +73,10 @@ struct Settings {
     api_key_secret: Option<String>,
     from: Option<String>,
     recipients: Value,
-    message: String,
-    resolve_message: String,
-    test_message: String,
+    /// Unset: [`crate::twiml::default_messages`] for `language`.
+    message: Option<String>,
+    resolve_message: Option<String>,
+    test_message: Option<String>,
     language: String,
     voice: Option<String>,
     #[serde(rename = "loop", deserialize_with = "bounded::loops")]
@@ -112,9 +113,9 @@ impl Default for Settings {
             api_key_secret: None,
             from: None,
             recipients: Value::Null,
-            message: "{entity} {check} is {status}. {output}".into(),
-            resolve_message: "RESOLVED: {entity} {check} is {status}. {output}".into(),
-            test_message: "This is a test page from pagerpipe on {entity}. Nothing is wrong and no action is needed.".into(),
+            message: None,
+            resolve_message: None,
+            test_message: None,
             language: "en-US".into(),
             voice: None,
             loops: 2,
@@ -258,6 +259,7 @@ impl Provider for Twilio {
         if language.is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Code::Config.msg(format!("settings `twilio.language`: {language:?} is not a language tag such as en-US or ja-JP")));
         }
+        let defaults = crate::twiml::default_messages(&language);
         let voice = trimmed(s.voice);
         if let Some(v) = &voice
             && !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
@@ -295,9 +297,9 @@ impl Provider for Twilio {
             base: common.api_url.as_deref().unwrap_or(API_URL).trim_end_matches('/').to_string(),
             from,
             recipients,
-            message: Template::parse("twilio.message", &s.message)?,
-            resolve_message: Template::parse("twilio.resolve_message", &s.resolve_message)?,
-            test_message: Template::parse("twilio.test_message", &s.test_message)?,
+            message: Template::parse("twilio.message", s.message.as_deref().unwrap_or(defaults.message))?,
+            resolve_message: Template::parse("twilio.resolve_message", s.resolve_message.as_deref().unwrap_or(defaults.resolve_message))?,
+            test_message: Template::parse("twilio.test_message", s.test_message.as_deref().unwrap_or(defaults.test_message))?,
             speech: Speech { language, voice, loops: s.loops, pause: s.pause },
             ring_timeout: s.ring_timeout,
             machine_detection: machine_detection(&s.machine_detection)?,

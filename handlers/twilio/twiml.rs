@@ -97,6 +97,37 @@ pub fn speakable(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The default `message`, `resolve_message` and `test_message` templates for a `language`:
+/// Japanese for `ja`/`ja-JP`, English for every other language (a TTS voice of another language
+/// reads English text with its own accent: set `message` in that language; docs/twilio.md says
+/// so). A template set in the settings always wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultMessages {
+    /// Spoken (and texted) on a trigger.
+    pub message: &'static str,
+    /// Texted on a recovery (`notify_on_resolve`).
+    pub resolve_message: &'static str,
+    /// Spoken and texted by `--test`.
+    pub test_message: &'static str,
+}
+
+/// [`DefaultMessages`] for the BCP 47 `language` tag (matched on its primary subtag, case-insensitively).
+pub fn default_messages(language: &str) -> DefaultMessages {
+    let primary = language.split('-').next().unwrap_or("").to_ascii_lowercase();
+    match primary.as_str() {
+        "ja" => DefaultMessages {
+            message: "{entity} の {check} で障害です。状態は {status} です。{output}",
+            resolve_message: "復旧: {entity} の {check} は {status} に戻りました。{output}",
+            test_message: "pagerpipe からのテスト呼び出しです。{entity} に異常はありません。対応は不要です。",
+        },
+        _ => DefaultMessages {
+            message: "{entity} {check} is {status}. {output}",
+            resolve_message: "RESOLVED: {entity} {check} is {status}. {output}",
+            test_message: "This is a test page from pagerpipe on {entity}. Nothing is wrong and no action is needed.",
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +169,13 @@ mod tests {
     #[test]
     fn whitespace_runs_are_spoken_as_one_space() {
         assert_eq!(speakable("DISK CRITICAL\n / 95%\t\n"), "DISK CRITICAL / 95%");
+    }
+
+    #[test]
+    fn default_messages_follow_the_language() {
+        assert!(default_messages("ja-JP").message.contains("障害"));
+        assert_eq!(default_messages("JA"), default_messages("ja-JP"));
+        assert_eq!(default_messages("en-US").message, "{entity} {check} is {status}. {output}");
+        assert_eq!(default_messages("de-DE"), default_messages("en-GB"), "English unless a translation exists");
     }
 }
