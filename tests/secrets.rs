@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
 use crate::fake::reactio::{self, FakeReactio};
+use crate::fake::slack::{self as fake_slack, FakeSlack};
 use crate::fake::twilio::{self, FakeTwilio};
 use crate::fake::{Received, Reply, Server};
 use crate::util::{Run, Sandbox, read_fixture, run_command};
@@ -172,6 +173,26 @@ fn reactio_api_key_never_appears() {
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
     sb.config("reactio.json", &json!({"reactio": {"organization": "example"}}));
     paths(&sb, &fake.url, &needles, &[("REACTIO_API_KEY", reactio::API_KEY)]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn slack_bot_token_never_appears() {
+    let needles = Needles(vec![fake_slack::BOT_TOKEN.to_string()]);
+    let fake = FakeSlack::start();
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"token": fake_slack::BOT_TOKEN, "responders": ["U01ALICE01"]}}));
+    paths(&sb, &fake.api_url(), &needles, &[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"channel": fake_slack::ALERTS}}));
+    paths(&sb, &fake.api_url(), &needles, &[("SLACK_BOT_TOKEN", fake_slack::BOT_TOKEN)]);
+    // --help with the token in the environment, and --test.
+    let r = run_env(&sb, &["--help"], &[("SLACK_BOT_TOKEN", fake_slack::BOT_TOKEN)], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    needles.assert_absent("--help", &sb, &r);
+    let r = run_env(&sb, &["--api-url", &fake.api_url(), "--test", "-v"], &[("SLACK_BOT_TOKEN", fake_slack::BOT_TOKEN)], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    needles.assert_absent("--test", &sb, &r);
     fake.assert_no_violations();
 }
 

@@ -10,6 +10,7 @@ mod pagerduty;
 mod properties;
 mod reactio;
 mod secrets;
+mod slack;
 mod spool;
 mod timeouts;
 mod tls;

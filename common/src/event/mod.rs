@@ -32,9 +32,11 @@ pub const LOCAL_ONLY_SETTINGS: [&str; 4] = ["api_url", "ca_file", "state_dir", "
 
 /// Settings (`section.setting`) a Sensu Go *entity* annotation may not set: the agent on the
 /// monitored host writes those, and phone numbers to call are a toll-fraud lever (a compromised
-/// host could make the Twilio account call premium-rate numbers). Check annotations, which the
-/// Sensu backend's configuration holds, may still set them.
-pub const CHECK_ONLY_SETTINGS: [&str; 2] = ["twilio.recipients", "twilio.from"];
+/// host could make the Twilio account call premium-rate numbers); the Slack token, channel and
+/// responders decide which workspace and which people a page reaches (a host could post its
+/// own alerts to another workspace or invite strangers into the war room). Check annotations,
+/// which the Sensu backend's configuration holds, may still set them.
+pub const CHECK_ONLY_SETTINGS: [&str; 5] = ["twilio.recipients", "twilio.from", "slack.token", "slack.channel", "slack.responders"];
 
 /// Largest event accepted on stdin: 1 MiB (1 048 576 bytes). Larger input exits 65.
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;

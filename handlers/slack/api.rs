@@ -1,0 +1,315 @@
+//! The Slack Web API as handler-slack uses it: the methods, the request shape, and what an
+//! answer means.
+//!
+//! Contract: `../shared/specs/slack-web-api.md`. Every method is `POST {api_url}/{method}` with
+//! a JSON body (`application/json; charset=utf-8`) and `Authorization: Bearer xoxb-…` (§1, §2:
+//! the token never goes into the body or the URL). Slack answers HTTP 200 even for errors, with
+//! `{"ok": false, "error": CODE}` (§3), so answers are classified by Slack's error code, not the
+//! HTTP status ([`ErrorClass`], §5):
+//!
+//! - **retry**: HTTP 429 (`ratelimited`, honouring `Retry-After`), HTTP 5xx, `rate_limited`,
+//!   `internal_error`, `fatal_error`, `service_unavailable`, `request_timeout`, … — retried
+//!   inside the deadline, then spooled;
+//! - **auth**: `invalid_auth`, `not_authed`, `missing_scope` (the `needed` scope is named),
+//!   `token_revoked`, … — the token must be fixed: exit 78 (and the requests are spooled, so a
+//!   `--flush` after the fix delivers them);
+//! - **done**: the wanted state already holds (`already_in_channel`, `cant_invite_self`,
+//!   `already_archived`, `not_archived`);
+//! - **permanent**: everything else, including codes not listed anywhere (exit 69, Slack's code
+//!   in the line).
+
+use common::http::{Class, Request, Response};
+use common::template::truncate_chars;
+use serde_json::{Value, json};
+
+/// Default `api_url`: methods are at `{api_url}/{method}`.
+pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+
+/// The Web API methods handler-slack calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `auth.test` (§5.9): who the token is.
+    AuthTest,
+    /// `conversations.create` (§5.1).
+    Create,
+    /// `conversations.setTopic` (§5.2).
+    SetTopic,
+    /// `conversations.invite` (§5.4).
+    Invite,
+    /// `chat.postMessage` (§5.5).
+    PostMessage,
+    /// `conversations.archive` (§5.6).
+    Archive,
+}
+
+impl Method {
+    /// Slack's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::AuthTest => "auth.test",
+            Method::Create => "conversations.create",
+            Method::SetTopic => "conversations.setTopic",
+            Method::Invite => "conversations.invite",
+            Method::PostMessage => "chat.postMessage",
+            Method::Archive => "conversations.archive",
+        }
+    }
+
+    /// The method a request URL calls (the last path segment).
+    pub fn of_url(url: &str) -> Option<Method> {
+        let last = url.rsplit('/').next()?;
+        [Method::AuthTest, Method::Create, Method::SetTopic, Method::Invite, Method::PostMessage, Method::Archive]
+            .into_iter()
+            .find(|m| m.name() == last)
+    }
+}
+
+/// `POST {api_url}/{method}` with `body` as JSON and the bot token in the header.
+pub fn request(api_url: &str, token: &str, method: Method, body: Value) -> Request {
+    let mut req = Request::post_json(format!("{}/{}", api_url.trim_end_matches('/'), method.name()), body);
+    req.headers.push(("Authorization".into(), format!("Bearer {token}")));
+    req
+}
+
+/// How handler-slack treats one of Slack's error codes (§5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient: retry inside the deadline, then spool.
+    Retry,
+    /// The token or its scopes must be fixed (exit 78).
+    Auth,
+    /// The wanted state already holds.
+    Done,
+    /// Refused for good (exit 69).
+    Permanent,
+}
+
+/// Slack's error code → [`ErrorClass`] (§5 "Common to every method", §5.1–§5.7). Unknown codes
+/// are permanent (§3).
+pub fn error_class(code: &str) -> ErrorClass {
+    match code {
+        "ratelimited" | "rate_limited" | "message_limit_exceeded" | "internal_error" | "fatal_error"
+        | "service_unavailable" | "request_timeout" | "team_added_to_org" | "org_login_required" => ErrorClass::Retry,
+        "not_authed" | "invalid_auth" | "account_inactive" | "token_revoked" | "token_expired" | "missing_scope"
+        | "not_allowed_token_type" | "no_permission" | "access_denied" | "ekm_access_denied" | "team_access_not_granted"
+        | "two_factor_setup_required" | "enterprise_is_restricted" => ErrorClass::Auth,
+        "already_in_channel" | "cant_invite_self" | "already_archived" | "not_archived" => ErrorClass::Done,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// One failed answer, as Slack explained it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackError {
+    /// The method called.
+    pub method: &'static str,
+    /// Slack's `error` code (or `HTTP 404` when the answer had none).
+    pub code: String,
+    /// `missing_scope`: the scope needed.
+    pub needed: Option<String>,
+    /// `missing_scope`: the scopes the token has.
+    pub provided: Option<String>,
+    /// `response_metadata.messages` (for the log; never parsed, §3).
+    pub messages: Vec<String>,
+    /// `conversations.invite`: the users not invited and why (`errors[]`, §5.4), without the
+    /// "done" ones (`already_in_channel`, `cant_invite_self`).
+    pub user_errors: Vec<(String, String)>,
+}
+
+impl SlackError {
+    /// The class of the code.
+    pub fn class(&self) -> ErrorClass {
+        error_class(&self.code)
+    }
+
+    /// One line for the log and the exit message: the method, Slack's code, and what to do.
+    pub fn explain(&self) -> String {
+        let mut out = format!("{} answered {}", self.method, self.code);
+        match self.code.as_str() {
+            "missing_scope" => {
+                let needed = self.needed.as_deref().unwrap_or("?");
+                out.push_str(&format!(
+                    ": the bot token needs the scope {needed} (it has: {}); add it under OAuth & Permissions and reinstall the app",
+                    self.provided.as_deref().unwrap_or("?")
+                ));
+            }
+            "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
+                out.push_str(": set a valid bot token (xoxb-…) in slack.token or SLACK_BOT_TOKEN");
+            }
+            "not_in_channel" => out.push_str(": invite the bot to the channel (/invite @your-app)"),
+            "channel_not_found" => out.push_str(": no such channel for this token (a private channel needs the bot in it)"),
+            _ => {}
+        }
+        if !self.messages.is_empty() {
+            out.push_str(&format!(" ({})", truncate_chars(&self.messages.join("; "), 300)));
+        }
+        out
+    }
+}
+
+/// Read an answer: `Ok(body)` for `ok: true` (and for a "done" code, with the body as it is),
+/// `Err` with Slack's explanation otherwise.
+pub fn read(method: Method, resp: &Response) -> Result<Value, SlackError> {
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    if body["ok"] == true && (200..300).contains(&resp.status) {
+        return Ok(body);
+    }
+    let code = match body["error"].as_str() {
+        Some(c) => truncate_chars(c, 80),
+        None if body.is_null() => format!("HTTP {} with an unreadable answer", resp.status),
+        None => format!("HTTP {}", resp.status),
+    };
+    let err = SlackError {
+        method: method.name(),
+        needed: body["needed"].as_str().map(|s| truncate_chars(s, 200)),
+        provided: body["provided"].as_str().map(|s| truncate_chars(s, 300)),
+        messages: body["response_metadata"]["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).take(5).map(|s| truncate_chars(s, 200)).collect())
+            .unwrap_or_default(),
+        user_errors: invite_failures(resp).unwrap_or_default(),
+        code,
+    };
+    if err.class() == ErrorClass::Done { Ok(body) } else { Err(err) }
+}
+
+/// Classification while the handler itself is delivering: HTTP 429 and 5xx, and the retry
+/// codes, are retryable; every other readable answer counts as delivered here and is judged by
+/// [`read`] (so that auth errors and Slack's codes are reported, not retried); other HTTP
+/// statuses are permanent.
+pub fn classify_live(method: Method, resp: &Response) -> Class {
+    match classify_status(method, resp) {
+        Some(class) => class,
+        None => Class::Delivered,
+    }
+}
+
+/// Classification of a spooled request delivered later (`--flush`): as [`classify_live`], but
+/// decided here: ok and "done" answers are delivered (an invite whose only failures are per
+/// user counts as delivered: Slack invited the others, §5.4); auth errors stay queued (the
+/// entry waits for the token to be fixed, until `spool_max_age`); other codes are permanent.
+pub fn classify_spooled(method: Method, resp: &Response) -> Class {
+    if let Some(class) = classify_status(method, resp) {
+        return class;
+    }
+    match read(method, resp) {
+        Ok(_) => Class::Delivered,
+        Err(e) if method == Method::Invite && !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => Class::Delivered,
+        Err(e) => match e.class() {
+            ErrorClass::Auth => Class::Retryable(format!("{} (kept in the spool until it is fixed)", e.explain())),
+            ErrorClass::Retry => Class::Retryable(e.explain()),
+            ErrorClass::Done | ErrorClass::Permanent => Class::Permanent(e.explain()),
+        },
+    }
+}
+
+/// The part of the classification decided by the HTTP status and the retry codes; `None` for a
+/// readable answer to judge by its code.
+fn classify_status(method: Method, resp: &Response) -> Option<Class> {
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    let code = body["error"].as_str();
+    match resp.status {
+        429 => Some(Class::Retryable(format!("{} answered HTTP 429 {}", method.name(), code.unwrap_or("ratelimited")))),
+        500..=599 => Some(Class::Retryable(format!("{} answered HTTP {}", method.name(), resp.status))),
+        200..=299 => match code {
+            Some(c) if error_class(c) == ErrorClass::Retry => Some(Class::Retryable(format!("{} answered {c}", method.name()))),
+            _ if body.is_object() => None,
+            _ => Some(Class::Permanent(format!("{} answered HTTP {} with an unreadable answer", method.name(), resp.status))),
+        },
+        status => Some(Class::Permanent(format!("{} answered HTTP {status} {}", method.name(), code.unwrap_or("")).trim_end().to_string())),
+    }
+}
+
+/// The per-user failures of an invite answer (`errors[]`, §5.4) that matter: `(user, code)`
+/// for each user not invited for a reason other than being in the channel already or being
+/// the bot itself. `None` when the answer has no per-user list.
+pub fn invite_failures(resp: &Response) -> Option<Vec<(String, String)>> {
+    let body: Value = serde_json::from_str(&resp.body).ok()?;
+    let errors = body["errors"].as_array()?;
+    Some(
+        errors
+            .iter()
+            .filter_map(|e| {
+                let code = e["error"].as_str()?;
+                (error_class(code) != ErrorClass::Done)
+                    .then(|| (truncate_chars(e["user"].as_str().unwrap_or("?"), 40), truncate_chars(code, 80)))
+            })
+            .collect(),
+    )
+}
+
+/// The `auth.test` answer's useful part: `(team, user, user_id)`.
+pub fn identity(body: &Value) -> (String, String, String) {
+    let s = |k: &str| truncate_chars(body[k].as_str().unwrap_or("?"), 80);
+    (s("team"), s("user"), s("user_id"))
+}
+
+/// A `conversations.create` body.
+pub fn create_body(name: &str, is_private: bool) -> Value {
+    json!({"name": name, "is_private": is_private})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(status: u16, body: &str) -> Response {
+        Response { status, body: body.into(), retry_after: None }
+    }
+
+    #[test]
+    fn classes_follow_the_spec() {
+        for code in ["ratelimited", "internal_error", "fatal_error", "service_unavailable"] {
+            assert_eq!(error_class(code), ErrorClass::Retry, "{code}");
+        }
+        for code in ["invalid_auth", "not_authed", "missing_scope", "token_revoked"] {
+            assert_eq!(error_class(code), ErrorClass::Auth, "{code}");
+        }
+        for code in ["already_in_channel", "cant_invite_self", "already_archived"] {
+            assert_eq!(error_class(code), ErrorClass::Done, "{code}");
+        }
+        for code in ["channel_not_found", "is_archived", "name_taken", "invalid_blocks", "something_new"] {
+            assert_eq!(error_class(code), ErrorClass::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn live_classification_retries_only_what_can_pass() {
+        let m = Method::PostMessage;
+        assert!(matches!(classify_live(m, &r(429, r#"{"ok":false,"error":"ratelimited"}"#)), Class::Retryable(_)));
+        assert!(matches!(classify_live(m, &r(503, "<html>down</html>")), Class::Retryable(_)));
+        assert!(matches!(classify_live(m, &r(200, r#"{"ok":false,"error":"internal_error"}"#)), Class::Retryable(_)));
+        assert_eq!(classify_live(m, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Class::Delivered);
+        assert_eq!(classify_live(m, &r(200, r#"{"ok":true}"#)), Class::Delivered);
+        assert!(matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Class::Permanent(s) if s.contains("unknown_method")));
+        assert!(matches!(classify_live(m, &r(200, "ok")), Class::Permanent(_)));
+    }
+
+    #[test]
+    fn read_explains_missing_scope_and_accepts_done_codes() {
+        let e = read(Method::Invite, &r(200, r#"{"ok":false,"error":"missing_scope","needed":"channels:write.invites","provided":"chat:write"}"#)).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Auth);
+        assert!(e.explain().contains("needs the scope channels:write.invites (it has: chat:write)"), "{}", e.explain());
+        assert!(read(Method::Archive, &r(200, r#"{"ok":false,"error":"already_archived"}"#)).is_ok());
+        let e = read(Method::SetTopic, &r(200, r#"{"ok":false,"error":"invalid_arguments","response_metadata":{"messages":["[ERROR] missing required field: topic"]}}"#)).unwrap_err();
+        assert_eq!(e.explain(), "conversations.setTopic answered invalid_arguments ([ERROR] missing required field: topic)");
+    }
+
+    #[test]
+    fn spooled_classification_keeps_auth_failures_and_partial_invites() {
+        assert!(matches!(classify_spooled(Method::Create, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Class::Retryable(_)));
+        assert!(matches!(classify_spooled(Method::Create, &r(200, r#"{"ok":false,"error":"name_taken"}"#)), Class::Permanent(_)));
+        let partial = r#"{"ok":false,"error":"user_not_found","errors":[{"user":"U9","ok":false,"error":"user_not_found"}]}"#;
+        assert_eq!(classify_spooled(Method::Invite, &r(200, partial)), Class::Delivered);
+        assert_eq!(invite_failures(&r(200, partial)), Some(vec![("U9".into(), "user_not_found".into())]));
+        let fine = r#"{"ok":false,"error":"already_in_channel","errors":[{"user":"U1","ok":false,"error":"already_in_channel"}]}"#;
+        assert_eq!(invite_failures(&r(200, fine)), Some(vec![]));
+    }
+
+    #[test]
+    fn method_from_url() {
+        assert_eq!(Method::of_url("http://127.0.0.1:1/api/chat.postMessage"), Some(Method::PostMessage));
+        assert_eq!(Method::of_url("https://slack.com/api/conversations.create"), Some(Method::Create));
+        assert_eq!(Method::of_url("https://slack.com/api/other"), None);
+    }
+}

@@ -1,0 +1,51 @@
+//! `handler-slack`: a Sensu/Nagios/Zabbix/Mackerel event in, a Slack war room out (a channel
+//! per incident: created, topic set, responders invited, alert posted; updates, the
+//! acknowledgement and the recovery in the alert's thread), or posts to one existing channel.
+//! Thin: flags here, the rest in `provider` (the flow), `api` (Slack's methods and error
+//! codes), `name` (channel names), `message` (Block Kit), `mrkdwn` (escaping and limits) and
+//! `common::pipeline`.
+
+mod api;
+mod message;
+mod mrkdwn;
+mod name;
+mod provider;
+
+use clap::Parser;
+use common::cli::CommonArgs;
+
+/// Open a Slack channel for an incident (or post to one channel) from one monitoring event on stdin.
+///
+/// Exit codes: 0 delivered or skipped by a filter, 2 usage, 65 unreadable event, 69 refused by
+/// Slack (its error code is in the line), 75 not delivered yet (spooled), 78 configuration
+/// missing or invalid (also: a bad token, or a scope the app lacks).
+#[derive(Debug, Parser)]
+#[command(name = "handler-slack", version)]
+struct Args {
+    /// Slack bot token (the app's Bot User OAuth Token, xoxb-…)
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    token: Option<String>,
+
+    /// Post to this existing channel (ID such as C0123ABCD) instead of opening a channel per incident
+    #[arg(long, value_name = "CHANNEL")]
+    channel: Option<String>,
+
+    /// Check the token (auth.test) and post a test message to the channel setting, instead of reading an event
+    #[arg(long, conflicts_with_all = ["from", "input"])]
+    test: bool,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
+    let mut flags = common::cli::flag_settings([("token", &args.token), ("channel", &args.channel)]);
+    if !args.test {
+        return common::pipeline::main::<provider::Slack>(&args.common, flags);
+    }
+    // --test: the same pipeline, fed a synthetic event instead of stdin.
+    flags.extend(provider::test_settings());
+    let event = provider::test_event(args.common.entity.as_deref());
+    common::pipeline::main_with::<provider::Slack>(&args.common, flags, event.as_bytes())
+}

@@ -1,0 +1,815 @@
+//! Slack war rooms: what requests an event becomes, and what is remembered about them.
+//!
+//! Contract: `../shared/specs/slack-web-api.md` (the Slack Web API subset a per-incident
+//! channel needs; §8 sums up the flow). Two modes, by settings:
+//!
+//! - **war room** (default, `channel_template`): a **trigger** with no open incident opens a
+//!   channel: `conversations.create` with a name from `channel_template` (default
+//!   `inc-{date}-{entity}-{check}`, made valid by [`crate::name`]); on `name_taken` the channel
+//!   this incident already has (its stored name), else the name with `-2`, `-3`, … (up to
+//!   [`MAX_NAME_TRIES`] names); `is_private`; `conversations.setTopic` (status, entity/check,
+//!   the output's first line, the link); `conversations.invite` of `responders` with
+//!   `force=true` (a user Slack does not know is logged, the others are invited; ≤ 100 per
+//!   call); then `chat.postMessage` with the alert. The channel ID, its name and the alert's
+//!   `ts` go into the incident record's `refs` (`channel_id`, `channel_name`, `ts`).
+//! - **one channel** (`channel`): the alert is posted to that existing channel; the rest is the
+//!   same thread logic, and nothing is created, invited or archived.
+//!
+//! Then, for the open incident: a repeat after `refresh` is a reply in the alert's thread; a
+//! severity change too, also broadcast to the channel (`reply_broadcast`); an acknowledge is a
+//! thread reply; a recovery is a thread reply broadcast to the channel, and with
+//! `archive_on_resolve` the war room is archived afterwards (`already_archived` is fine; a
+//! failed archive is a warning). When the war room of an open incident was archived or deleted
+//! (`is_archived`, `channel_not_found` on the update), a new war room is opened and the update
+//! becomes its first message; in one-channel mode that is an error naming the setting.
+//!
+//! Errors are classified by Slack's code ([`crate::api`]): retryable ones are retried within
+//! the deadline and then spooled together with the steps after them (a step that needs the
+//! channel ID or the alert's `ts` from a spooled answer gets it filled in at `--flush`); an auth
+//! or scope error on the create or the post exits 78 naming the scope; any other code exits 69
+//! with Slack's code. Topic and invite are part of the war room but not of the page: their
+//! failures are logged (errors naming the scope or the user) and the alert still goes out.
+
+use common::config::{self, Common, de};
+use common::event::Event;
+use common::exit::{Code, Result};
+use common::filter::Action;
+use common::http::{Class, Delivery, Request, Response};
+use common::pipeline::{Ctx, Done, Failed, Job, Provider};
+use common::state::Incident;
+use common::template::Template;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::api::{self, ErrorClass, Method, SlackError};
+use crate::message::{self, Kind, Mention};
+use crate::mrkdwn;
+use crate::name::{self, ChannelTemplate};
+
+/// `refs` key of the channel ID (`C…`).
+pub const CHANNEL_ID: &str = "channel_id";
+/// `refs` key of the war room's name.
+pub const CHANNEL_NAME: &str = "channel_name";
+/// `refs` key of the alert message's `ts` (the thread's parent).
+pub const TS: &str = "ts";
+/// How many names are tried on `name_taken` (the template's, then `-2` … `-5`).
+pub const MAX_NAME_TRIES: u32 = 5;
+/// Largest `users` list in one `conversations.invite` (spec §5.4).
+pub const MAX_INVITE: usize = 100;
+/// The check name of `--test`'s synthetic event.
+pub const TEST_CHECK: &str = "pagerpipe-test";
+
+/// Shown in `--dry-run` output where Slack's answers would go (dry runs send nothing).
+const DRY_CHANNEL: &str = "{channel id}";
+const DRY_TS: &str = "{ts}";
+
+/// The `slack` settings section (the shared settings live in [`Common`]).
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct Settings {
+    token: Option<String>,
+    channel: Option<String>,
+    channel_template: String,
+    #[serde(deserialize_with = "de::boolean")]
+    is_private: bool,
+    #[serde(deserialize_with = "de::list")]
+    responders: Vec<String>,
+    link_template: Option<String>,
+    #[serde(deserialize_with = "de::boolean")]
+    archive_on_resolve: bool,
+    mention: String,
+    #[serde(deserialize_with = "de::boolean")]
+    test: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            token: None,
+            channel: None,
+            channel_template: name::DEFAULT_TEMPLATE.into(),
+            is_private: false,
+            responders: Vec::new(),
+            link_template: None,
+            archive_on_resolve: false,
+            mention: "none".into(),
+            test: false,
+        }
+    }
+}
+
+/// Where alerts go.
+#[derive(Debug)]
+enum Target {
+    /// A new channel per incident.
+    WarRoom {
+        template: ChannelTemplate,
+        is_private: bool,
+        archive_on_resolve: bool,
+    },
+    /// One existing channel (ID such as `C0123ABCD`, or a name).
+    Channel(String),
+}
+
+/// The Slack provider, built from settings.
+#[derive(Debug)]
+pub struct Slack {
+    token: Option<String>,
+    api_url: String,
+    target: Target,
+    responders: Vec<String>,
+    link: Option<Template>,
+    mention: Mention,
+    test: bool,
+}
+
+/// What the incident record says about its Slack messages.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    channel_id: String,
+    channel_name: Option<String>,
+    ts: Option<String>,
+}
+
+impl Stored {
+    fn from_refs(refs: &Map<String, Value>) -> Option<Stored> {
+        let s = |k: &str| refs.get(k).and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
+        Some(Stored { channel_id: s(CHANNEL_ID)?, channel_name: s(CHANNEL_NAME), ts: s(TS) })
+    }
+
+    fn refs(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert(CHANNEL_ID.into(), self.channel_id.clone().into());
+        if let Some(n) = &self.channel_name {
+            m.insert(CHANNEL_NAME.into(), n.clone().into());
+        }
+        if let Some(t) = &self.ts {
+            m.insert(TS.into(), t.clone().into());
+        }
+        m
+    }
+
+    fn shown(&self) -> String {
+        match &self.channel_name {
+            Some(n) => format!("#{n} {}", self.channel_id),
+            None => self.channel_id.clone(),
+        }
+    }
+}
+
+/// The stored references of the open incident.
+fn stored(job: &Job<'_>) -> Option<Stored> {
+    job.previous.filter(|p| p.open).and_then(|p| Stored::from_refs(&p.refs))
+}
+
+impl Provider for Slack {
+    const NAME: &'static str = "slack";
+
+    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
+        let s: Settings = config::typed("slack", section)?;
+        let channel = s.channel.as_deref().map(|c| c.trim().trim_start_matches('#').to_string()).filter(|c| !c.is_empty());
+        let target = match channel {
+            Some(c) => {
+                if c.chars().any(|ch| ch.is_whitespace() || ch == ',') || c.len() > 80 {
+                    return Err(Code::Config.msg(format!(
+                        "settings `slack.channel`: {c:?} is not a channel ID (C0123ABCD) or name; give one existing channel"
+                    )));
+                }
+                Target::Channel(c)
+            }
+            None => Target::WarRoom {
+                template: ChannelTemplate::parse("slack.channel_template", &s.channel_template)?,
+                is_private: s.is_private,
+                archive_on_resolve: s.archive_on_resolve,
+            },
+        };
+        let mut responders = Vec::new();
+        for r in s.responders.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+            if !is_user_id(r) {
+                return Err(Code::Config.msg(format!(
+                    "settings `slack.responders`: {r:?} is not a Slack user ID (U0123ABCD: a member's profile → ⋮ → Copy member ID)"
+                )));
+            }
+            if !responders.iter().any(|x| x == r) {
+                responders.push(r.to_string());
+            }
+        }
+        let mention = Mention::parse(&s.mention)
+            .ok_or_else(|| Code::Config.msg(format!("settings `slack.mention`: {:?} is not one of none, here, channel", s.mention)))?;
+        let link = match s.link_template.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(l) => Some(Template::parse("slack.link_template", l)?),
+            None => None,
+        };
+        Ok(Slack {
+            token: s.token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+            api_url: common.api_url.clone().unwrap_or_else(|| api::DEFAULT_API_URL.into()).trim_end_matches('/').to_string(),
+            target,
+            responders,
+            link,
+            mention,
+            test: s.test,
+        })
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.token.iter().cloned().collect()
+    }
+
+    fn ready(&self) -> Result<()> {
+        match &self.token {
+            None => Err(Code::Config.msg(
+                "no Slack bot token: set `slack.token` in a settings file, SLACK_BOT_TOKEN, or --token \
+                 (the app's Bot User OAuth Token, xoxb-…)",
+            )),
+            Some(t) if t.chars().any(char::is_whitespace) => {
+                Err(Code::Config.msg("the Slack token holds whitespace; give the xoxb-… token alone"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+        let mut s = Session::new(self, ctx, job);
+        let outcome = if self.test { s.test() } else { s.run() };
+        s.finish(outcome)
+    }
+
+    fn classify(req: &Request, resp: &Response) -> Class {
+        match Method::of_url(&req.url) {
+            Some(m) => api::classify_spooled(m, resp),
+            None => common::http::classify_status(resp.status),
+        }
+    }
+
+    /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
+    fn spooled_refs(req: &Request, resp: &Response) -> Map<String, Value> {
+        let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+        let mut refs = Map::new();
+        let sent = match &req.body {
+            common::http::Body::Json(v) => v.clone(),
+            _ => Value::Null,
+        };
+        match Method::of_url(&req.url) {
+            Some(Method::Create) => {
+                if let Some(id) = body["channel"]["id"].as_str() {
+                    refs.insert(CHANNEL_ID.into(), id.into());
+                    refs.insert(CHANNEL_NAME.into(), body["channel"]["name"].clone());
+                }
+            }
+            Some(Method::PostMessage) if sent.get("thread_ts").is_none_or(Value::is_null) => {
+                if let (Some(ts), Some(channel)) = (body["ts"].as_str(), body["channel"].as_str()) {
+                    refs.insert(TS.into(), ts.into());
+                    refs.insert(CHANNEL_ID.into(), channel.into());
+                }
+            }
+            _ => {}
+        }
+        refs
+    }
+}
+
+/// A Slack user ID: `U` or `W` and at least two more upper-case letters or digits.
+fn is_user_id(s: &str) -> bool {
+    s.len() >= 3 && s.len() <= 32 && matches!(s.as_bytes()[0], b'U' | b'W') && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// `--test`'s synthetic event: [`TEST_CHECK`] on `entity` (else this host's name), status 2.
+pub fn test_event(entity: Option<&str>) -> String {
+    let host = entity.map(str::to_string).or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+    });
+    json!({
+        "action": "create",
+        "occurrences": 1,
+        "client": {"name": host.as_deref().unwrap_or("pagerpipe")},
+        "check": {"name": TEST_CHECK, "status": 2, "output": "test message"},
+    })
+    .to_string()
+}
+
+/// Settings `--test` lays over the files: test mode, whatever the severity and occurrence
+/// filters say, and never suppressed as a repeat.
+pub fn test_settings() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("test".into(), true.into());
+    m.insert("severities".into(), "warning,critical,unknown".into());
+    m.insert("occurrences".into(), 1.into());
+    m.insert("refresh".into(), 0.into());
+    m
+}
+
+/// Why a step did not give an answer.
+#[derive(Debug)]
+enum Stop {
+    /// Not delivered yet: spooled (or, without a spool, lost to the deadline); the steps after
+    /// it are spooled too.
+    Later(String),
+    /// Slack refused it with this code.
+    Slack(SlackError),
+    /// Another failure (HTTP status without Slack's envelope, TLS, …).
+    Failed(Failed),
+}
+
+/// One invocation's conversation with Slack.
+struct Session<'a> {
+    slack: &'a Slack,
+    ctx: &'a Ctx<'a>,
+    job: &'a Job<'a>,
+    /// Set once a request has been spooled: every later request is queued behind it.
+    deferred: Option<String>,
+    /// What is known so far (merged into the record).
+    refs: Map<String, Value>,
+    /// Short notes for the log line (`topic set`, `2 invited`, …).
+    notes: Vec<String>,
+    calls: u32,
+}
+
+impl<'a> Session<'a> {
+    fn new(slack: &'a Slack, ctx: &'a Ctx<'a>, job: &'a Job<'a>) -> Session<'a> {
+        Session { slack, ctx, job, deferred: None, refs: Map::new(), notes: Vec::new(), calls: 0 }
+    }
+
+    fn event(&self) -> &Event {
+        self.job.event
+    }
+
+    /// The link back to the monitoring system, when configured and a valid http(s) URL.
+    fn link(&self) -> Option<String> {
+        let t = self.slack.link.as_ref()?;
+        let rendered = t.render(self.event());
+        let url = mrkdwn::link_url(&rendered);
+        if url.is_none() {
+            self.ctx.log.warn("slack.link_template did not give an http(s) URL for this event; no link shown");
+        }
+        url
+    }
+
+    /// Call `method`. Once a request is spooled, later ones are queued behind it (with `fill`
+    /// naming values to take from the incident's refs at delivery: JSON pointer → ref name).
+    fn call(&mut self, method: Method, body: Value, fill: &[(&str, &str)]) -> std::result::Result<Value, Stop> {
+        let token = self.slack.token.as_deref().unwrap_or("xoxb-…");
+        let req = api::request(&self.slack.api_url, token, method, body);
+        self.calls += 1;
+        if let Some(why) = &self.deferred {
+            let why = format!("queued behind this incident's spooled request ({why})");
+            return match self.ctx.send_later(&req, fill, &why) {
+                Delivery::NotYet { reason, .. } => Err(Stop::Later(reason)),
+                other => Err(Stop::Failed(Failed::from_delivery(other).err().unwrap_or(Failed::NotYet(why)))),
+            };
+        }
+        if !fill.is_empty() {
+            // A value is missing and nothing was spooled: cannot happen in a live run.
+            return Err(Stop::Failed(Failed::Permanent(format!("{} needs a value Slack has not given", method.name()))));
+        }
+        self.ctx.log.debug(format!("POST {}/{}", self.slack.api_url, method.name()));
+        match self.ctx.send(&req, &|resp| api::classify_live(method, resp)) {
+            Delivery::Delivered { .. } if self.ctx.dry_run => Ok(dry_answer(method, &req)),
+            Delivery::Delivered { response, .. } => api::read(method, &response).map_err(Stop::Slack),
+            Delivery::NotYet { reason, attempts } => {
+                let reason = format!("{reason} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" });
+                self.deferred = Some(format!("{} not delivered", method.name()));
+                Err(Stop::Later(reason))
+            }
+            Delivery::Broken(reason) => {
+                self.deferred = Some(format!("{} could not be sent", method.name()));
+                Err(Stop::Failed(Failed::Config(reason)))
+            }
+            Delivery::Permanent { reason, .. } => Err(Stop::Failed(Failed::Permanent(reason))),
+        }
+    }
+
+    /// The whole invocation, by action and what the record holds.
+    fn run(&mut self) -> std::result::Result<(), Stop> {
+        let stored = stored(self.job);
+        let open = self.job.previous.is_some_and(|p| p.open);
+        // This incident's earlier requests are still in the spool (its war room or alert is
+        // not open yet): queue behind them, taking the channel and the alert's ts from their
+        // answers at delivery, instead of opening a second war room.
+        let pending = open && self.ctx.spool.as_ref().is_some_and(|q| q.behind > 0);
+        let fixed = match &self.slack.target {
+            Target::Channel(c) => Some(Stored { channel_id: c.clone(), channel_name: None, ts: None }),
+            Target::WarRoom { .. } => None,
+        };
+        let kind = self.kind();
+        match (self.job.action, stored) {
+            (Action::Trigger, Some(s)) if s.ts.is_some() => self.update(s, kind),
+            (_, s) if pending => self.queue_behind(s.or(fixed), kind),
+            (Action::Trigger, Some(s)) => self.alert_into(s),
+            (Action::Trigger, None) => match fixed {
+                Some(c) => self.alert_into(c),
+                None => self.open_war_room(true),
+            },
+            (Action::Acknowledge | Action::Resolve, Some(s)) => self.follow_up(s),
+            (Action::Acknowledge | Action::Resolve, None) => match fixed {
+                Some(c) => self.follow_up(c),
+                None => {
+                    self.notes.push(format!("no war room is stored for it, so there is nowhere to post the {}", self.job.action.name()));
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// What this event's message reports.
+    fn kind(&self) -> Kind {
+        match self.job.action {
+            Action::Resolve => Kind::Recovered,
+            Action::Acknowledge => Kind::Acknowledged,
+            Action::Trigger => match self.job.previous.filter(|p| p.open).and_then(|p| p.severity.as_deref()).map(static_status) {
+                Some(from) if from != self.event().status_name() => Kind::SeverityChange { from },
+                _ => Kind::Repeat,
+            },
+        }
+    }
+
+    /// Spool this event's message (and a recovery's archive) behind the incident's spooled
+    /// requests; what `known` lacks (the channel, the alert's ts) is filled in from the refs
+    /// the earlier answers bring.
+    fn queue_behind(&mut self, known: Option<Stored>, kind: Kind) -> std::result::Result<(), Stop> {
+        self.deferred = Some("this incident's earlier requests are still spooled".into());
+        let link = self.link();
+        let mut body = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let mut fill = Vec::new();
+        let channel = known.as_ref().map(|s| Value::from(s.channel_id.clone()));
+        if channel.is_none() {
+            fill.push(("/channel", CHANNEL_ID));
+        }
+        body["channel"] = channel.clone().unwrap_or(Value::Null);
+        match known.as_ref().and_then(|s| s.ts.clone()) {
+            Some(ts) => body["thread_ts"] = ts.into(),
+            None => {
+                body["thread_ts"] = Value::Null;
+                fill.push(("/thread_ts", TS));
+            }
+        }
+        if matches!(kind, Kind::SeverityChange { .. } | Kind::Recovered) {
+            body["reply_broadcast"] = true.into();
+        }
+        let posted = self.call(Method::PostMessage, body, &fill);
+        let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
+        if kind == Kind::Recovered && archive {
+            let fill: &[(&str, &str)] = if channel.is_none() { &[("/channel", CHANNEL_ID)] } else { &[] };
+            let _queued = self.call(Method::Archive, json!({"channel": channel.unwrap_or(Value::Null)}), fill);
+        }
+        posted.map(|_| ())
+    }
+
+    /// Open a war room and post the alert as its first message. With `reuse`, a `name_taken`
+    /// for the name this open incident's war room already has means that room (not when the
+    /// stored room is the one being replaced).
+    fn open_war_room(&mut self, reuse: bool) -> std::result::Result<(), Stop> {
+        let Target::WarRoom { template, is_private, .. } = &self.slack.target else { return Ok(()) };
+        let base = template.name(self.event(), &name::date(common::clock::now_unix()));
+        let stored_before = self.job.previous.filter(|p| p.open && reuse).and_then(|p| Stored::from_refs(&p.refs));
+        let mut name = base.clone();
+        let mut channel: Option<Stored> = None;
+        for attempt in 1..=MAX_NAME_TRIES {
+            match self.call(Method::Create, api::create_body(&name, *is_private), &[]) {
+                Ok(body) => {
+                    let id = body["channel"]["id"].as_str().unwrap_or(DRY_CHANNEL).to_string();
+                    let got = body["channel"]["name"].as_str().unwrap_or(&name).to_string();
+                    self.notes.push(format!("created #{got} {id}"));
+                    channel = Some(Stored { channel_id: id, channel_name: Some(got), ts: None });
+                    break;
+                }
+                Err(Stop::Slack(e)) if e.code == "name_taken" => {
+                    if let Some(s) = stored_before.as_ref().filter(|s| s.channel_name.as_deref() == Some(name.as_str())) {
+                        self.notes.push(format!("#{name} is this incident's war room already"));
+                        channel = Some(s.clone());
+                        break;
+                    }
+                    if attempt == MAX_NAME_TRIES {
+                        return Err(Stop::Failed(Failed::Permanent(format!(
+                            "conversations.create answered name_taken for #{base} and {} suffixed names; \
+                             archive or rename old channels, or change slack.channel_template",
+                            MAX_NAME_TRIES - 1
+                        ))));
+                    }
+                    let next = name::with_suffix(&base, attempt + 1);
+                    self.ctx.log.info(format!("#{name} is taken; trying #{next}"));
+                    name = next;
+                }
+                Err(Stop::Later(reason)) => {
+                    // The channel comes with the create's answer at --flush; what follows is
+                    // queued behind it and filled in then.
+                    let _queued = self.war_room_steps(None);
+                    return Err(Stop::Later(reason));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let Some(channel) = channel else { return Ok(()) };
+        self.refs.extend(channel.refs());
+        self.war_room_steps(Some(channel))
+    }
+
+    /// Topic, invites and the alert into a new war room (`None`: its ID is not known yet).
+    fn war_room_steps(&mut self, channel: Option<Stored>) -> std::result::Result<(), Stop> {
+        let id = channel.as_ref().map(|c| Value::from(c.channel_id.clone())).unwrap_or(Value::Null);
+        let fill: &[(&str, &str)] = if channel.is_none() { &[("/channel", CHANNEL_ID)] } else { &[] };
+        let link = self.link();
+        // Topic: part of the war room, not of the page.
+        let topic = message::topic(self.event(), link.as_deref());
+        match self.call(Method::SetTopic, json!({"channel": id, "topic": topic}), fill) {
+            Ok(_) => self.notes.push("topic set".into()),
+            Err(stop) => self.side_step_failed("the topic was not set", stop)?,
+        }
+        for batch in self.slack.responders.clone().chunks(MAX_INVITE) {
+            let users = batch.join(",");
+            match self.call(Method::Invite, json!({"channel": id, "users": users, "force": true}), fill) {
+                Ok(body) => {
+                    let failed = user_failures(&body);
+                    self.report_invite(batch.len(), &failed);
+                }
+                Err(Stop::Slack(e)) if !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => {
+                    self.report_invite(batch.len(), &e.user_errors);
+                }
+                Err(stop) => self.side_step_failed("responders were not invited", stop)?,
+            }
+        }
+        let mut body = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        body["channel"] = id;
+        let posted = self.call(Method::PostMessage, body, fill)?;
+        let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
+        self.refs.insert(TS.into(), ts.clone().into());
+        self.notes.push(format!("alert posted (ts {ts})"));
+        Ok(())
+    }
+
+    /// A step that belongs to the war room but not to the page failed: log it and go on,
+    /// unless it was spooled (then the rest is queued behind it) or the token is wrong.
+    fn side_step_failed(&mut self, what: &str, stop: Stop) -> std::result::Result<(), Stop> {
+        match stop {
+            Stop::Later(reason) => {
+                self.notes.push(format!("{what} yet (spooled)"));
+                self.ctx.log.warn(format!("{what}: {reason}"));
+                Ok(())
+            }
+            Stop::Slack(e) => {
+                self.ctx.log.error(format!("{what}: {}", e.explain()));
+                self.notes.push(format!("{what} ({})", e.code));
+                Ok(())
+            }
+            Stop::Failed(f) => {
+                self.ctx.log.error(format!("{what}: {}", f.reason()));
+                self.notes.push(what.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    fn report_invite(&mut self, asked: usize, failed: &[(String, String)]) {
+        for (user, code) in failed {
+            self.ctx.log.error(format!("responder {user} was not invited: {code} (check slack.responders)"));
+        }
+        let n = asked.saturating_sub(failed.len());
+        self.notes.push(format!("{n} responder{} invited", if n == 1 { "" } else { "s" }));
+    }
+
+    /// Post the alert into an existing channel (one-channel mode, or a stored war room whose
+    /// alert never went out).
+    fn alert_into(&mut self, channel: Stored) -> std::result::Result<(), Stop> {
+        let link = self.link();
+        let mut body = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        body["channel"] = channel.channel_id.clone().into();
+        let posted = self.call(Method::PostMessage, body, &[])?;
+        let id = posted["channel"].as_str().unwrap_or(&channel.channel_id).to_string();
+        let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
+        self.refs.extend(Stored { channel_id: id.clone(), channel_name: channel.channel_name, ts: Some(ts.clone()) }.refs());
+        self.notes.push(format!("alert posted to {id} (ts {ts})"));
+        Ok(())
+    }
+
+    /// A repeat or severity change: a reply in the alert's thread (broadcast for a severity
+    /// change); a war room that is gone is replaced by a new one.
+    fn update(&mut self, s: Stored, kind: Kind) -> std::result::Result<(), Stop> {
+        self.refs.extend(s.refs());
+        let broadcast = matches!(kind, Kind::SeverityChange { .. });
+        match self.reply(&s, kind, broadcast) {
+            Err(Stop::Slack(e)) if matches!(e.code.as_str(), "channel_not_found" | "is_archived") => match &self.slack.target {
+                Target::WarRoom { .. } => {
+                    self.ctx.log.warn(format!("war room {} answered {}; opening a new one for this incident", s.shown(), e.code));
+                    self.refs = Map::new();
+                    self.open_war_room(false)
+                }
+                Target::Channel(c) => Err(Stop::Failed(Failed::Permanent(format!(
+                    "{}; the update cannot be posted to slack.channel {c} (unarchive it or set another channel)",
+                    e.explain()
+                )))),
+            },
+            other => other,
+        }
+    }
+
+    /// An acknowledge or a recovery: a reply in the alert's thread (a recovery broadcast to the
+    /// channel), or a message in the channel when no alert is known; then, for a recovery with
+    /// `archive_on_resolve`, the war room is archived.
+    fn follow_up(&mut self, s: Stored) -> std::result::Result<(), Stop> {
+        self.refs.extend(s.refs());
+        let kind = if self.job.action == Action::Resolve { Kind::Recovered } else { Kind::Acknowledged };
+        let result = self.reply(&s, kind, kind == Kind::Recovered);
+        if let Err(Stop::Slack(e)) = &result
+            && matches!(e.code.as_str(), "channel_not_found" | "is_archived")
+        {
+            self.ctx.log.warn(format!("{} not posted: {}", self.job.action.name(), e.explain()));
+            self.notes.push(format!("{} is gone ({}), nothing posted", s.shown(), e.code));
+            return Ok(());
+        }
+        result?;
+        let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
+        if kind == Kind::Recovered && archive {
+            match self.call(Method::Archive, json!({"channel": s.channel_id}), &[]) {
+                Ok(_) => self.notes.push("war room archived".into()),
+                Err(stop) => self.side_step_failed("the war room was not archived", stop)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Post `kind` in the thread of the stored alert (or, without one, into the channel).
+    fn reply(&mut self, s: &Stored, kind: Kind, broadcast: bool) -> std::result::Result<(), Stop> {
+        let link = self.link();
+        let mut body = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        body["channel"] = s.channel_id.clone().into();
+        match &s.ts {
+            Some(ts) => {
+                body["thread_ts"] = ts.clone().into();
+                if broadcast {
+                    body["reply_broadcast"] = true.into();
+                }
+            }
+            None => {}
+        }
+        let posted = self.call(Method::PostMessage, body, &[])?;
+        if s.ts.is_none()
+            && let Some(ts) = posted["ts"].as_str()
+        {
+            self.refs.insert(TS.into(), ts.into());
+        }
+        let place = if s.ts.is_some() { "in the thread" } else { "to the channel" };
+        let also = if broadcast && s.ts.is_some() { " and the channel" } else { "" };
+        self.notes.push(format!("{} posted {place}{also} of {}", kind_name(kind), s.shown()));
+        Ok(())
+    }
+
+    /// `--test`: `auth.test` proves the token; with `channel` set, a test message is posted.
+    fn test(&mut self) -> std::result::Result<(), Stop> {
+        let who = self.call(Method::AuthTest, json!({}), &[])?;
+        let (team, user, user_id) = api::identity(&who);
+        self.notes.push(format!("token works: workspace {team}, bot @{user} {user_id}"));
+        match &self.slack.target {
+            Target::Channel(c) => {
+                let mut body = message::body(Kind::Test, self.event(), self.job.incident_key, None, Mention::None);
+                body["channel"] = c.clone().into();
+                self.call(Method::PostMessage, body, &[])?;
+                self.notes.push(format!("test message posted to {c}"));
+            }
+            Target::WarRoom { .. } => self.notes.push("no slack.channel is set, so no test message was posted".into()),
+        }
+        Ok(())
+    }
+
+    /// The provider's outcome: what is known goes into the record, the notes into the log line.
+    fn finish(self, outcome: std::result::Result<(), Stop>) -> std::result::Result<Done, Failed> {
+        let detail = if self.notes.is_empty() { String::new() } else { format!("({})", self.notes.join(", ")) };
+        match outcome {
+            Ok(()) => Ok(Done { detail, refs: self.refs }),
+            Err(stop) => {
+                if !self.refs.is_empty() && self.deferred.is_some() {
+                    // Spooled: the pipeline confirms the claim, so what is known now must be
+                    // recorded here (the outcome of a spooled delivery carries no refs).
+                    remember(self.ctx, self.job.incident_key, &self.refs);
+                }
+                if !detail.is_empty() {
+                    self.ctx.log.info(format!("{} {} so far: {detail}", self.job.action.name(), self.job.incident_key));
+                }
+                Err(match stop {
+                    Stop::Later(reason) => Failed::NotYet(reason),
+                    Stop::Slack(e) if e.class() == ErrorClass::Auth => Failed::Config(e.explain()),
+                    Stop::Slack(e) => Failed::Permanent(e.explain()),
+                    Stop::Failed(f) => f,
+                })
+            }
+        }
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Alert => "alert",
+        Kind::Repeat => "update",
+        Kind::SeverityChange { .. } => "severity change",
+        Kind::Acknowledged => "acknowledgement",
+        Kind::Recovered => "recovery",
+        Kind::Test => "test message",
+    }
+}
+
+/// A status word as `'static` (the stored record holds a `String`).
+fn static_status(s: &str) -> &'static str {
+    match s {
+        "ok" => "ok",
+        "warning" => "warning",
+        "critical" => "critical",
+        _ => "unknown",
+    }
+}
+
+/// Per-user failures in an invite answer that was `ok` (with `force`, Slack reports the users it
+/// skipped in `errors[]`, spec §5.4).
+fn user_failures(body: &Value) -> Vec<(String, String)> {
+    let resp = Response { status: 200, body: body.to_string(), retry_after: None };
+    api::invite_failures(&resp).unwrap_or_default()
+}
+
+/// What Slack would have answered, for `--dry-run` (placeholders where its values go).
+fn dry_answer(method: Method, req: &Request) -> Value {
+    let sent = match &req.body {
+        common::http::Body::Json(v) => v.clone(),
+        _ => Value::Null,
+    };
+    match method {
+        Method::Create => json!({"ok": true, "channel": {"id": DRY_CHANNEL, "name": sent["name"]}}),
+        Method::PostMessage => json!({"ok": true, "channel": sent["channel"], "ts": DRY_TS}),
+        Method::AuthTest => json!({"ok": true, "team": "{workspace}", "user": "{bot}", "user_id": "{bot user id}"}),
+        _ => json!({"ok": true}),
+    }
+}
+
+/// Merge `refs` into the incident's record now (used when part of the work was spooled: the
+/// pipeline then confirms the claim without references).
+fn remember(ctx: &Ctx<'_>, key: &str, refs: &Map<String, Value>) {
+    let Some(store) = ctx.store else { return };
+    let result = store.update(key, &mut |n| ctx.log.warn(n), &mut |current| {
+        let mut inc: Incident = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        inc.key = key.to_string();
+        inc.refs.extend(refs.clone());
+        serde_json::to_value(inc).ok()
+    });
+    if let Err(e) = result {
+        ctx.log.error(format!("cannot record the Slack channel for {key}: {e:#}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(v: Value) -> Result<Slack> {
+        let m = match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Slack::from_settings(m.clone(), &config::typed("slack", m)?)
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let p = provider(json!({"token": "xoxb-1"})).expect("defaults");
+        assert!(matches!(p.target, Target::WarRoom { is_private: false, archive_on_resolve: false, .. }));
+        assert_eq!(p.api_url, api::DEFAULT_API_URL);
+        assert!(p.ready().is_ok());
+        let err = provider(json!({})).expect("provider").ready().expect_err("no token");
+        assert!(err.to_string().contains("SLACK_BOT_TOKEN"), "{err}");
+        let p = provider(json!({"channel": "#alerts", "responders": "U01ALICE01, U02BOB0002,U01ALICE01"})).expect("channel");
+        assert!(matches!(&p.target, Target::Channel(c) if c == "alerts"));
+        assert_eq!(p.responders, vec!["U01ALICE01", "U02BOB0002"]);
+        for (bad, setting) in [
+            (json!({"responders": ["alice"]}), "slack.responders"),
+            (json!({"mention": "everyone"}), "slack.mention"),
+            (json!({"channel_template": "inc-{day}"}), "slack.channel_template"),
+            (json!({"channel": "a b"}), "slack.channel"),
+            (json!({"is_private": "yes"}), "slack.is_private"),
+        ] {
+            let err = provider(bad.clone()).expect_err(&bad.to_string());
+            assert_eq!(err.code, Code::Config);
+            assert!(err.to_string().contains(setting), "{err}");
+        }
+    }
+
+    #[test]
+    fn stored_refs_round_trip() {
+        let s = Stored { channel_id: "C1".into(), channel_name: Some("inc-x".into()), ts: Some("1.2".into()) };
+        assert_eq!(Stored::from_refs(&s.refs()), Some(s));
+        assert_eq!(Stored::from_refs(&Map::new()), None);
+    }
+
+    #[test]
+    fn spooled_answers_bring_the_channel_and_the_alert_ts() {
+        let create = api::request("http://x/api", "t", Method::Create, json!({"name": "inc-a"}));
+        let resp = |b: Value| Response { status: 200, body: b.to_string(), retry_after: None };
+        let refs = Slack::spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
+        assert_eq!((refs[CHANNEL_ID].as_str(), refs[CHANNEL_NAME].as_str()), (Some("C9"), Some("inc-a")));
+        let root = api::request("http://x/api", "t", Method::PostMessage, json!({"channel": "C9", "text": "x"}));
+        let refs = Slack::spooled_refs(&root, &resp(json!({"ok": true, "channel": "C9", "ts": "5.1"})));
+        assert_eq!(refs[TS], "5.1");
+        let reply = api::request("http://x/api", "t", Method::PostMessage, json!({"channel": "C9", "text": "x", "thread_ts": "5.1"}));
+        assert!(Slack::spooled_refs(&reply, &resp(json!({"ok": true, "channel": "C9", "ts": "5.2"}))).is_empty());
+    }
+
+    #[test]
+    fn user_ids() {
+        assert!(is_user_id("U01ALICE01") && is_user_id("W123"));
+        assert!(!is_user_id("u01") && !is_user_id("@alice") && !is_user_id("U") && !is_user_id("C0123"));
+    }
+}

@@ -1,0 +1,435 @@
+//! handler-slack end to end: events in, a war room in the fake Slack out; every request checked
+//! by the fake against `../shared/specs/slack-web-api.md`.
+
+use serde_json::{Value, json};
+
+use crate::fake::slack::{ALERTS, BOT_TOKEN, FakeSlack, Fault, USERS, summary};
+use crate::util::{Run, Sandbox, read_fixture, run_command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-slack");
+/// 2026-12-01 01:00 UTC: the clock every run sees (`PAGERPIPE_NOW`), so names carry 20261201.
+const NOW: u64 = 1_796_086_800;
+const WAR_ROOM: &str = "inc-20261201-web-01-check_disk";
+const STATE: &str = "web-01%2Fcheck_disk.json";
+
+fn sandbox(extra: Value) -> Sandbox {
+    let sb = Sandbox::new(BIN);
+    let mut section = json!({"token": BOT_TOKEN, "responders": [USERS[0], USERS[1]]});
+    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    sb.config("slack.json", &json!({ "slack": section }));
+    sb
+}
+
+/// Run `input` with the clock `minutes` after [`NOW`].
+fn run_at(sb: &Sandbox, fake: &FakeSlack, input: &[u8], minutes: u64, extra: &[&str]) -> Run {
+    let url = fake.api_url();
+    let mut args = vec!["--api-url", url.as_str()];
+    args.extend_from_slice(extra);
+    let mut cmd = sb.command(&args);
+    cmd.env("PAGERPIPE_NOW", (NOW + minutes * 60).to_string());
+    run_command(cmd, input)
+}
+
+fn run(sb: &Sandbox, fake: &FakeSlack, input: &[u8]) -> Run {
+    run_at(sb, fake, input, 0, &[])
+}
+
+/// A Sensu 1.x event for `entity`/`check` with `status` and `output`.
+fn event(entity: &str, check: &str, status: u32, output: &str) -> Vec<u8> {
+    let action = if status == 0 { "resolve" } else { "create" };
+    json!({"action": action, "occurrences": 1, "client": {"name": entity},
+           "check": {"name": check, "status": status, "output": output, "interval": 60}})
+    .to_string()
+    .into_bytes()
+}
+
+fn ok(r: &Run) {
+    assert_eq!(r.code, Some(0), "{r:?}");
+}
+
+#[test]
+fn a_failure_opens_one_war_room_invites_the_responders_and_posts_the_alert() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"responders": [USERS[0], USERS[1], "U9NOBODY9"], "link_template": "https://sensu.example.com/events/{entity}/{check}"}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains("responder U9NOBODY9 was not invited: user_not_found"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("slack: triggered web-01/check_disk (created #{WAR_ROOM} ")), "{}", r.stderr);
+    fake.assert_no_violations();
+    let created = fake.created();
+    assert_eq!(created.len(), 1, "{:?}", summary(&fake.calls()));
+    let room = &created[0];
+    assert_eq!(room.name, WAR_ROOM);
+    assert!(!room.is_private);
+    assert_eq!(room.topic, "CRITICAL web-01/check_disk: CheckDisk CRITICAL: / 95.2% used (45G of 47G) | https://sensu.example.com/events/web-01/check_disk");
+    for u in [USERS[0], USERS[1]] {
+        assert!(room.members.iter().any(|m| m == u), "{u} invited: {:?}", room.members);
+    }
+    let roots = room.roots();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0].text, ":red_circle: CRITICAL web-01/check_disk: CheckDisk CRITICAL: / 95.2% used (45G of 47G)");
+    assert_eq!(roots[0].blocks[0]["text"]["text"], ":red_circle: CRITICAL web-01/check_disk");
+    assert!(roots[0].markup.mentions.is_empty());
+    // The order of the calls, as the spec's summary (§8) has it.
+    let methods: Vec<String> = fake.calls().into_iter().map(|c| c.method).collect();
+    assert_eq!(methods, ["conversations.create", "conversations.setTopic", "conversations.invite", "chat.postMessage"]);
+    let st = sb.state("slack", STATE);
+    assert_eq!(st["open"], true);
+    assert_eq!(st["refs"]["channel_id"], room.id.as_str());
+    assert_eq!(st["refs"]["channel_name"], WAR_ROOM);
+    assert_eq!(st["refs"]["ts"], roots[0].ts.as_str());
+
+    // Inside refresh: nothing at all.
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 5, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.calls().len(), 4);
+}
+
+#[test]
+fn names_are_valid_for_japanese_and_200_character_check_names_and_distinct() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    let long_a = format!("{}-a", "check_very_long_name".repeat(10));
+    let long_b = format!("{}-b", "check_very_long_name".repeat(10));
+    assert_eq!(long_a.chars().count(), 202);
+    for (entity, check) in [("db-tokyo-01", "ディスク容量"), ("db-tokyo-01", "ディスク残量"), ("web-01", long_a.as_str()), ("web-01", long_b.as_str()), ("Web01.Example.COM", "Check HTTP!")] {
+        let r = run(&sb, &fake, &event(entity, check, 2, "fail"));
+        ok(&r);
+    }
+    // The fake refuses every name that breaks Slack's rules (and records it).
+    fake.assert_no_violations();
+    let names: Vec<String> = fake.created().into_iter().map(|c| c.name).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names[0].starts_with("inc-20261201-db-tokyo-01-deisuku"), "{names:?}");
+    assert_ne!(names[0], names[1]);
+    assert!(names[2].len() <= 80 && names[3].len() <= 80, "{names:?}");
+    assert_ne!(names[2], names[3]);
+    assert_eq!(names[4], "inc-20261201-web01-example-com-check-http");
+    assert!(fake.calls_to("conversations.create").iter().all(|c| c.ok()), "no name was refused");
+}
+
+#[test]
+fn a_taken_name_gets_a_suffix() {
+    let fake = FakeSlack::start();
+    fake.add_channel(WAR_ROOM, false);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains(&format!("#{WAR_ROOM} is taken; trying #{WAR_ROOM}-2")), "{}", r.stderr);
+    assert_eq!(fake.created().iter().map(|c| c.name.clone()).collect::<Vec<_>>(), vec![format!("{WAR_ROOM}-2")]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_repeat_after_refresh_is_threaded_and_a_severity_change_also_broadcast() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &event("web-01", "check_disk", 2, "DISK CRITICAL 95%")));
+    let r = run_at(&sb, &fake, &event("web-01", "check_disk", 2, "DISK CRITICAL 96%"), 31, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("update posted in the thread of #"), "{}", r.stderr);
+    let r = run_at(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING 85%"), 32, &[]);
+    ok(&r);
+    fake.assert_no_violations();
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "no second war room");
+    let room = &rooms[0];
+    let root = room.roots()[0].ts.clone();
+    assert_eq!(room.roots().len(), 1);
+    let replies = room.replies(&root);
+    assert_eq!(replies.len(), 2);
+    assert!(replies[0].text.contains("still CRITICAL web-01/check_disk: DISK CRITICAL 96%"), "{}", replies[0].text);
+    assert!(!replies[0].reply_broadcast);
+    assert!(replies[1].text.contains("CRITICAL → WARNING web-01/check_disk: DISK WARNING 85%"), "{}", replies[1].text);
+    assert!(replies[1].reply_broadcast, "a severity change is also shown in the channel");
+    assert_eq!(sb.state("slack", STATE)["count"], 3);
+}
+
+#[test]
+fn the_recovery_is_posted_in_thread_and_channel_and_archived_when_asked() {
+    for archive in [false, true] {
+        let fake = FakeSlack::start();
+        let sb = sandbox(json!({"archive_on_resolve": archive}));
+        ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+        let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &[]);
+        ok(&r);
+        assert!(r.stderr.contains("recovery posted in the thread and the channel of #"), "{}", r.stderr);
+        fake.assert_no_violations();
+        let room = &fake.created()[0];
+        let replies = room.replies(&room.roots()[0].ts);
+        assert_eq!(replies.len(), 1);
+        assert!(replies[0].reply_broadcast);
+        assert_eq!(replies[0].text, ":large_green_circle: RECOVERED web-01/check_disk: CheckDisk OK: / 61.0% used");
+        assert_eq!(room.is_archived, archive, "archive_on_resolve {archive}");
+        assert_eq!(fake.calls_to("conversations.archive").len(), usize::from(archive));
+        assert_eq!(sb.state("slack", STATE)["open"], false);
+        // The next failure opens a new war room (the old name is taken, so it is suffixed).
+        ok(&run_at(&sb, &fake, &read_fixture("sensu/create.json"), 10, &[]));
+        let names: Vec<String> = fake.created().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, vec![WAR_ROOM.to_string(), format!("{WAR_ROOM}-2")]);
+    }
+}
+
+#[test]
+fn an_acknowledge_is_a_thread_message() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    let url = fake.api_url();
+    let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios"]);
+    cmd.env("PAGERPIPE_NOW", (NOW + 60).to_string())
+        .env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
+        .env("NAGIOS_HOSTNAME", "web-01")
+        .env("NAGIOS_SERVICEDESC", "check_disk")
+        .env("NAGIOS_SERVICESTATE", "CRITICAL")
+        .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
+        .env("NAGIOS_SERVICEACKAUTHOR", "bob");
+    let r = run_command(cmd, b"");
+    ok(&r);
+    fake.assert_no_violations();
+    let room = &fake.created()[0];
+    let replies = room.replies(&room.roots()[0].ts);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].text.starts_with(":eyes: acknowledged web-01/check_disk"), "{}", replies[0].text);
+    assert!(!replies[0].reply_broadcast);
+}
+
+#[test]
+fn output_cannot_notify_anyone() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"link_template": "https://sensu.example.com/{entity}/{check}"}));
+    let hostile = "<!channel> disk full, ask <@U01ALICE01> & <!subteam^S123|@oncall> <https://evil.example|click> <!here> <!everyone>";
+    let r = run(&sb, &fake, &event("web-01 <!here>", "check_disk|<!channel>", 2, hostile));
+    ok(&r);
+    ok(&run_at(&sb, &fake, &event("web-01 <!here>", "check_disk|<!channel>", 0, hostile), 1, &[]));
+    fake.assert_no_violations();
+    let room = &fake.created()[0];
+    assert_eq!(room.messages.len(), 2);
+    for m in &room.messages {
+        assert!(m.markup.mentions.is_empty(), "{:?} in {}", m.markup.mentions, m.text);
+        assert!(m.markup.tokens.iter().all(|t| t.starts_with("<https://sensu.example.com/")), "{:?}", m.markup.tokens);
+        assert_eq!(m.markup.bare_ampersands, 0, "{}", m.text);
+        assert!(m.text.contains("&lt;!channel&gt; disk full, ask &lt;@U01ALICE01&gt; &amp;"), "{}", m.text);
+    }
+    assert!(!room.topic.contains('<'), "{}", room.topic);
+    // The operator's own mention still works, once, on the alert.
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"mention": "here"}));
+    ok(&run(&sb, &fake, &event("web-01", "check_disk", 2, hostile)));
+    let m = &fake.created()[0].messages[0];
+    assert_eq!(m.markup.mentions, vec!["<!here>"]);
+}
+
+#[test]
+fn one_channel_mode_posts_to_the_existing_channel_and_threads_there() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"channel": ALERTS, "archive_on_resolve": true}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 2, &[]);
+    ok(&r);
+    fake.assert_no_violations();
+    assert!(fake.created().is_empty(), "no channel created");
+    assert!(fake.calls_to("conversations.invite").is_empty() && fake.calls_to("conversations.archive").is_empty());
+    let alerts = fake.channel(ALERTS);
+    assert!(!alerts.is_archived);
+    assert_eq!(alerts.roots().len(), 1);
+    assert_eq!(alerts.replies(&alerts.roots()[0].ts).len(), 1);
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], ALERTS);
+}
+
+#[test]
+fn an_archived_war_room_is_replaced_on_the_next_update() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    let first = fake.created()[0].id.clone();
+    fake.archive(&first);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 31, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("answered is_archived; opening a new one"), "{}", r.stderr);
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 2);
+    assert_eq!(rooms[1].name, format!("{WAR_ROOM}-2"));
+    assert_eq!(rooms[1].roots().len(), 1);
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], rooms[1].id.as_str());
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_deleted_war_room_is_replaced_too() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    let first = fake.created()[0].id.clone();
+    fake.delete(&first);
+    ok(&run_at(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING"), 2, &[]));
+    let posts = fake.calls_to("chat.postMessage");
+    assert_eq!(posts[1].error(), Some("channel_not_found"));
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "the deleted room is gone, its name free again");
+    assert_ne!(rooms[0].id, first);
+    assert_eq!(rooms[0].name, WAR_ROOM);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_hanging_post_is_spooled_and_the_war_room_remembered() {
+    let fake = FakeSlack::start();
+    fake.fail("chat.postMessage", &[Fault::Hang, Fault::Hang]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("slack").len(), 1, "only the alert");
+    let room = fake.created()[0].clone();
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], room.id.as_str(), "the war room is remembered");
+    let r = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    ok(&r);
+    let room = fake.channel(&room.id);
+    assert_eq!(room.roots().len(), 1);
+    assert_eq!(sb.state("slack", STATE)["refs"]["ts"], room.roots()[0].ts.as_str());
+    assert_eq!(fake.created().len(), 1);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried_within_the_deadline() {
+    let fake = FakeSlack::start();
+    fake.fail("conversations.create", &[Fault::RateLimited(1)]);
+    fake.fail("chat.postMessage", &[Fault::ServerError, Fault::Error("internal_error")]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert_eq!(fake.calls_to("conversations.create").len(), 2);
+    assert_eq!(fake.calls_to("chat.postMessage").len(), 3);
+    assert_eq!(fake.created().len(), 1);
+    assert_eq!(fake.created()[0].roots().len(), 1);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn auth_and_scope_errors_exit_78_and_name_the_scope() {
+    let fake = FakeSlack::start();
+    fake.set_scopes(&["chat:write"]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("conversations.create answered missing_scope: the bot token needs the scope channels:manage"), "{}", r.stderr);
+    // Not recorded as notified: the next event tries again.
+    let sb = sandbox(json!({"token": "xoxb-0000000000-0000000000-WrongTokenForTests00"}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("answered invalid_auth"), "{}", r.stderr);
+    assert!(!r.stderr.contains("WrongTokenForTests00"), "{}", r.stderr);
+    // Any other code is permanent, with Slack's code in the line.
+    let fake = FakeSlack::start();
+    fake.fail("conversations.create", &[Fault::Error("restricted_action")]);
+    let r = run(&sandbox(json!({})), &fake, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("conversations.create answered restricted_action"), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn slack_down_spools_and_flush_delivers_in_order() {
+    let port = {
+        let probe = FakeSlack::start();
+        probe.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("port")
+    };
+    let down = format!("http://127.0.0.1:{port}/api");
+    let sb = sandbox(json!({"archive_on_resolve": true}));
+    let at = |input: &[u8], minutes: u64, extra: &[&str]| {
+        let mut args = vec!["--api-url", down.as_str(), "--timeout", "1s"];
+        args.extend_from_slice(extra);
+        let mut cmd = sb.command(&args);
+        cmd.env("PAGERPIPE_NOW", (NOW + minutes * 60).to_string());
+        run_command(cmd, input)
+    };
+    let r = at(&read_fixture("sensu/create.json"), 0, &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("slack").len(), 4, "create, topic, invite, alert");
+    // The recovery while Slack is still down queues behind them (and the archive after it).
+    let r = at(&read_fixture("sensu/resolve.json"), 5, &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("slack").len(), 6);
+
+    let fake = FakeSlack::start_on(port);
+    let mut cmd = sb.command(&["--api-url", &fake.api_url(), "--flush"]);
+    cmd.env("PAGERPIPE_NOW", (NOW + 600).to_string());
+    let r = run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(sb.spooled("slack").is_empty());
+    fake.assert_no_violations();
+    let methods: Vec<String> = fake.calls().into_iter().map(|c| c.method).collect();
+    assert_eq!(
+        methods,
+        ["conversations.create", "conversations.setTopic", "conversations.invite", "chat.postMessage", "chat.postMessage", "conversations.archive"]
+    );
+    let room = &fake.created()[0];
+    assert_eq!(room.name, WAR_ROOM);
+    let root = &room.roots()[0];
+    assert!(root.text.contains("CRITICAL web-01/check_disk"));
+    let replies = room.replies(&root.ts);
+    assert_eq!(replies.len(), 1, "the recovery is threaded under the alert delivered before it");
+    assert!(replies[0].text.contains("RECOVERED"));
+    assert!(room.is_archived);
+    let st = sb.state("slack", STATE);
+    assert_eq!((st["refs"]["channel_id"].as_str(), st["refs"]["ts"].as_str()), (Some(room.id.as_str()), Some(root.ts.as_str())));
+}
+
+#[test]
+fn dry_run_prints_the_requests_and_sends_nothing() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--dry-run"]);
+    ok(&r);
+    assert!(fake.calls().is_empty());
+    assert!(r.stdout.contains(&format!("\"name\": \"{WAR_ROOM}\"")), "{}", r.stdout);
+    assert!(r.stdout.contains("\"channel\": \"{channel id}\""), "{}", r.stdout);
+    assert!(r.stderr.contains("dry run: would POST"), "{}", r.stderr);
+    assert!(!r.stdout.contains(BOT_TOKEN) && !r.stderr.contains(BOT_TOKEN));
+}
+
+#[test]
+fn test_flag_checks_the_token_and_posts_a_test_message() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"channel": ALERTS}));
+    let r = run_at(&sb, &fake, b"", 0, &["--test", "--entity", "monitor-01"]);
+    ok(&r);
+    assert!(r.stderr.contains("token works: workspace Fake Workspace, bot @pagerpipe"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("test message posted to {ALERTS}")), "{}", r.stderr);
+    let alerts = fake.channel(ALERTS);
+    assert_eq!(alerts.messages.len(), 1);
+    assert!(alerts.messages[0].text.contains("test message from pagerpipe on monitor-01"), "{}", alerts.messages[0].text);
+    // Without a channel: the token is checked, nothing is posted.
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, b"", 0, &["--test"]);
+    ok(&r);
+    assert!(r.stderr.contains("no slack.channel is set"), "{}", r.stderr);
+    assert_eq!(fake.calls_to("chat.postMessage").len(), 1);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn an_entity_annotation_cannot_redirect_the_page() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    let mut v: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
+    v["entity"]["metadata"]["annotations"] = json!({
+        "pagerpipe/slack.channel": crate::fake::slack::GENERAL,
+        "pagerpipe/slack.responders": "U04DAVE004",
+        "pagerpipe/slack.token": "xoxb-0000000000-0000000000-HostileTokenForTests0",
+    });
+    let r = run(&sb, &fake, v.to_string().as_bytes());
+    ok(&r);
+    for setting in ["slack.channel", "slack.responders", "slack.token"] {
+        assert!(r.stderr.contains(&format!("event override `{setting} (entity annotation)` ignored")), "{setting}: {}", r.stderr);
+    }
+    assert!(fake.channel(crate::fake::slack::GENERAL).messages.is_empty());
+    let room = &fake.created()[0];
+    assert!(!room.members.iter().any(|m| m == USERS[3]), "{:?}", room.members);
+    assert!(fake.calls().iter().all(|c| c.ok()), "the configured token was used");
+    fake.assert_no_violations();
+}
