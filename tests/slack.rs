@@ -425,7 +425,7 @@ fn an_entity_annotation_cannot_redirect_the_page() {
     let r = run(&sb, &fake, v.to_string().as_bytes());
     ok(&r);
     for setting in ["slack.channel", "slack.responders", "slack.token"] {
-        assert!(r.stderr.contains(&format!("event override `{setting} (entity annotation)` ignored")), "{setting}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("event override `{setting}` ignored: set by an entity annotation")), "{setting}: {}", r.stderr);
     }
     assert!(fake.channel(crate::fake::slack::GENERAL).messages.is_empty());
     let room = &fake.created()[0];

@@ -101,3 +101,175 @@ fn a_name_with_a_newline_cannot_forge_a_log_line() {
     assert!(r.stderr.contains("web-01\\npagerduty: triggered forged/host"), "the name is shown, escaped: {}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// A Sensu Go event whose *entity* carries `annotations` (`pagerpipe/<section>.<setting>`).
+fn with_entity_annotations(section: &str, annotations: &Value) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
+    let map: serde_json::Map<String, Value> = annotations
+        .as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, v)| (format!("pagerpipe/{section}.{k}"), v.clone()))
+        .collect();
+    ev["entity"]["metadata"]["annotations"] = Value::Object(map);
+    ev.to_string().into_bytes()
+}
+
+/// Each of `settings` is named in exactly one "ignored" warning, which says it came from an
+/// entity annotation; no value of `values` is echoed.
+fn assert_refused_once(r: &Run, section: &str, settings: &[&str], values: &[&str]) {
+    for s in settings {
+        let needle = format!("event override `{section}.{s}` ignored: set by an entity annotation");
+        assert_eq!(r.stderr.matches(&needle).count(), 1, "{needle}: {}", r.stderr);
+    }
+    for v in values {
+        assert!(!r.stderr.contains(v), "{v} echoed: {}", r.stderr);
+    }
+}
+
+#[test]
+fn entity_annotations_cannot_redirect_rekey_or_delay_a_pagerduty_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd_sandbox();
+    let elsewhere = sb.dir.path().join("elsewhere");
+    let evil_key = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
+    let hostile = json!({
+        "routing_key": evil_key, "api_key": evil_key, "dedup_key_template": "db-01/check_mysql",
+        "spool_max_age": "1s", "timeout": "1ms", "refresh": "0s", "severities": "", "occurrences": "1000",
+        "api_url": "http://127.0.0.1:9", "state_dir": elsewhere.join("state"), "spool_dir": elsewhere.join("spool"),
+        "pager_team": "ops", "routing_key_file": "/etc/shadow", "notification_types": "{}",
+        // Presentation, allowed: but broken, so the operator's value is used.
+        "summary_template": "{entitty}",
+    });
+    let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("pagerduty", &hostile));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = fake.events();
+    assert_eq!(events.len(), 1, "delivered");
+    assert_eq!(events[0]["routing_key"], ROUTING_KEY, "to the configured service");
+    assert_eq!(events[0]["dedup_key"], "webserver01/check-http", "under its own key");
+    assert!(events[0]["payload"]["summary"].as_str().is_some_and(|s| s.starts_with("webserver01/check-http: ")), "{events:?}");
+    assert!(!elsewhere.exists(), "nothing written where the entity said");
+    let refused = [
+        "routing_key", "api_key", "dedup_key_template", "spool_max_age", "timeout", "refresh", "severities", "occurrences",
+        "api_url", "state_dir", "spool_dir", "pager_team", "routing_key_file", "notification_types",
+    ];
+    assert_refused_once(&r, "pagerduty", &refused, &[evil_key, "/etc/shadow"]);
+    assert!(
+        r.stderr.contains("event override `pagerduty.summary_template` ignored: the value from an entity annotation is invalid"),
+        "{}",
+        r.stderr
+    );
+    fake.assert_no_violations();
+
+    // The operator may let entities choose among the operator's teams.
+    let sb = Sandbox::new(PD);
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"routing_key": ROUTING_KEY, "entity_settings": ["pager_team"],
+                "db": {"routing_key": "D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8"}}}),
+    );
+    let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("pagerduty", &json!({"pager_team": "db"})));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[1]["routing_key"], "D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8");
+    assert!(!r.stderr.contains("ignored"), "{}", r.stderr);
+}
+
+#[test]
+fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
+    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+    let fake = FakeTwilio::start(&[]);
+    let sb = Sandbox::new(TWILIO);
+    sb.config(
+        "twilio.json",
+        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
+                "recipients": ["+14155550101"]}}),
+    );
+    let hostile = json!({
+        "account_sid": "AC99999999999999999999999999999999", "auth_token": "stolen-token-stolen-token",
+        "recipients": "+19005550100", "from": "+19005550101", "test": "true", "call_caps": "{}",
+        "channels": "sms", "mode": "sequential", "message": "{entity} says hello",
+    });
+    let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("twilio", &hostile));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let calls = fake.to("Calls.json");
+    assert_eq!(calls.len(), 1, "one call, as configured: {:?}", fake.accepted());
+    assert_eq!(calls[0].param("To"), Some("+14155550101"));
+    assert_eq!(calls[0].param("From"), Some("+14155550199"));
+    assert!(fake.to("Messages.json").is_empty(), "no SMS: channels stay the operator's");
+    let said = &calls[0].twiml.as_ref().expect("twiml").say[0];
+    assert!(said.starts_with("webserver01 says hello"), "an entity may word its own message: {said}");
+    assert_refused_once(&r, "twilio", &["account_sid", "auth_token", "recipients", "from", "test", "call_caps", "channels", "mode"], &[
+        "stolen-token", "+19005550100",
+    ]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn entity_annotations_cannot_choose_the_reactio_organization_or_key() {
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(REACTIO);
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example"}}));
+    let hostile = json!({"api_key": "stolen-reactio-key-0000", "organization": "evil", "notification_call": "true",
+                         "name_template": "{entity} is on fire"});
+    let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("reactio", &hostile));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let incidents = fake.incidents();
+    assert_eq!(incidents.len(), 1, "{:?}", fake.calls());
+    assert_eq!(incidents[0]["name"], "webserver01 is on fire", "an entity may name its own incident");
+    let posted = fake.accepted("/api/v1/incidents");
+    assert_eq!(posted[0]["notification_call"], false, "whether to phone people is not the entity's choice: {posted:?}");
+    assert_refused_once(&r, "reactio", &["api_key", "organization", "notification_call"], &["stolen-reactio-key"]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn check_annotations_may_route_but_an_invalid_one_never_costs_the_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd_sandbox();
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
+    ev["check"]["metadata"]["annotations"] = json!({
+        "pagerpipe/pagerduty.dedup_key_template": "{check}@{entity}",
+        "pagerpipe/pagerduty.refresh": "500000000000y",
+        "pagerpipe/pagerduty.summary_template": "{nope}",
+        "pagerpipe/pagerduty.api_url": "http://127.0.0.1:9",
+    });
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[0]["dedup_key"], "check-http@webserver01", "a check may set the key");
+    for s in ["refresh", "summary_template"] {
+        let needle = format!("event override `pagerduty.{s}` ignored: the value from a check annotation is invalid");
+        assert!(r.stderr.contains(&needle), "{needle}: {}", r.stderr);
+    }
+    assert!(r.stderr.contains("event override `pagerduty.api_url` ignored: set by a check annotation"), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn secrets_from_files_and_help_warns_about_ps() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(PD);
+    let key = sb.dir.path().join("routing_key");
+    std::fs::write(&key, format!("{ROUTING_KEY}\n")).expect("write key");
+    let create = read_fixture("sensu/create.json");
+    // As a flag, as its environment variable, and as a setting.
+    let r = sb.run(&["--api-url", &fake.url, "--routing-key-file", key.to_str().expect("utf-8")], &create);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key_file": key, "refresh": 0}}));
+    let r = sb.run(&["--api-url", &fake.url], &create);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = fake.events();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e["routing_key"] == ROUTING_KEY), "{events:?}");
+    // A missing file names the setting and the file, exit 78.
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key_file": sb.dir.path().join("nope")}}));
+    let r = sb.run(&["--api-url", &fake.url], &create);
+    assert_config_error(&r, "pagerduty.routing_key_file", "missing key file");
+
+    for bin in [PD, TWILIO, REACTIO, env!("CARGO_BIN_EXE_handler-slack")] {
+        let out = std::process::Command::new(bin).arg("--help").output().expect("help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Visible to every user in `ps`"), "{bin}: {help}");
+        assert!(help.contains("-file"), "{bin}: {help}");
+    }
+}

@@ -117,6 +117,13 @@ fn duration_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// A file path flag read as text (lossily: a path that is not UTF-8 then fails to open, with
+/// the setting named), for flags that become settings through [`flag_settings`], such as
+/// `--routing-key-file`.
+pub fn path_text() -> impl TypedValueParser<Value = String> {
+    lossy()
+}
+
 /// Event text from arguments is read lossily (invalid UTF-8 → U+FFFD), as the `NAGIOS_*`
 /// environment is: a byte from a mis-encoded check output must not turn a page into a usage
 /// error (exit 2) and lose it.

@@ -32,6 +32,67 @@ pub fn is_secret_setting(name: &str) -> bool {
     SECRET_SETTINGS.contains(&name)
 }
 
+/// Largest secret file read through a `*_file` setting: 64 KiB.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// `map` (an operator's settings section, from files or from the environment and flags) with
+/// every `<secret>_file` setting (`routing_key_file`, `auth_token_file`, `api_key_secret_file`,
+/// `api_key_file`, `token_file`, also inside team objects such as `pagerduty.ops`) replaced by
+/// `<secret>` holding the file's content, surrounding whitespace (the trailing newline)
+/// removed — the form systemd credentials (`LoadCredential=`, `%d/routing_key`) and Docker
+/// secrets (`/run/secrets/…`) take. Only operator layers go through this: [`crate::trust`]
+/// never lets an event name a file to read.
+///
+/// Errors (exit 78) name the setting and the file, never its content: a file that cannot be
+/// read, is empty, is larger than [`MAX_SECRET_FILE_BYTES`] or not UTF-8, or a `<secret>` set
+/// beside its `<secret>_file` in the same place.
+pub fn secret_files(section: &str, mut map: Map<String, Value>) -> Result<Map<String, Value>> {
+    let names: Vec<String> = map.keys().cloned().collect();
+    for name in names {
+        if let Some(Value::Object(inner)) = map.get(&name) {
+            let inner = secret_files(&format!("{section}.{name}"), inner.clone())?;
+            map.insert(name.clone(), Value::Object(inner));
+            continue;
+        }
+        let Some(stem) = name.strip_suffix("_file").filter(|s| is_secret_setting(s)) else { continue };
+        let Some(value) = map.remove(&name) else { continue };
+        let setting = format!("{section}.{name}");
+        let Value::String(path) = value else {
+            return Err(Code::Config.msg(format!("settings `{setting}` must be the path of a file holding the secret")));
+        };
+        if path.trim().is_empty() {
+            continue;
+        }
+        if map.get(stem).is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty())) {
+            return Err(Code::Config.msg(format!(
+                "settings `{setting}` and `{section}.{stem}` are both set in the same place; keep one"
+            )));
+        }
+        let secret = read_secret_file(Path::new(path.trim()))
+            .map_err(|why| Code::Config.msg(format!("settings `{setting}`: {} {why}", path.trim())))?;
+        map.insert(stem.to_string(), Value::String(secret));
+    }
+    Ok(map)
+}
+
+fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}; let the handler's user read it"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {e}; give a regular file"))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!("is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold the secret alone"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text; it should hold the secret alone".to_string())?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err("is empty; put the secret in it".to_string());
+    }
+    Ok(secret.to_string())
+}
+
 /// The merged JSON of every configuration file that was read.
 #[derive(Debug, Default, Clone)]
 pub struct Files {
@@ -305,6 +366,10 @@ pub struct Common {
     pub ca_file: Option<PathBuf>,
     /// Where undelivered requests are spooled; default `/var/spool/pagerpipe` (see [`crate::spool`]).
     pub spool_dir: Option<PathBuf>,
+    /// Check-level settings ([`crate::trust`]) that Sensu Go *entity* annotations may set too,
+    /// e.g. `["pager_team"]`; default none. Operator-level settings never come from an event.
+    #[serde(deserialize_with = "de::list")]
+    pub entity_settings: Vec<String>,
     /// Spooled requests older than this move to `failed/` instead of being delivered; default
     /// 24 h, within [`SPOOL_MAX_AGE_BOUNDS`].
     #[serde(deserialize_with = "de::spool_max_age")]
@@ -327,6 +392,7 @@ impl Default for Common {
             ca_file: None,
             spool_dir: None,
             spool_max_age: crate::spool::DEFAULT_MAX_AGE,
+            entity_settings: Vec::new(),
             notification_types: std::collections::BTreeMap::new(),
             zabbix_severities: std::collections::BTreeMap::new(),
         }
@@ -673,6 +739,38 @@ mod tests {
         // Group-readable by the handler's own group is the usual `root:sensu 0640` layout.
         set_mode(&secret, 0o640);
         assert!(Files::load(std::slice::from_ref(&secret)).unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn secret_files_are_read_in_operator_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("routing_key");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let p = key.display().to_string();
+        let m = secret_files("pagerduty", obj(json!({"routing_key_file": p, "ops": {"api_key_file": p}, "x_file": "kept"}))).unwrap();
+        assert_eq!(m["routing_key"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(m["ops"]["api_key"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(m.get("routing_key_file"), None);
+        assert_eq!(m["x_file"], "kept", "not a secret's file");
+        let both = secret_files("pagerduty", obj(json!({"routing_key_file": p, "routing_key": "abc"}))).unwrap_err();
+        assert!(both.to_string().contains("both set"), "{both}");
+        let missing = secret_files("twilio", obj(json!({"auth_token_file": "/nonexistent/token"}))).unwrap_err();
+        assert_eq!(missing.code, Code::Config);
+        assert!(missing.to_string().contains("settings `twilio.auth_token_file`: /nonexistent/token cannot be read"), "{missing}");
+        std::fs::write(&key, " \n").unwrap();
+        let empty = secret_files("pagerduty", obj(json!({"routing_key_file": p}))).unwrap_err();
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+    }
+
+    #[test]
+    fn long_values_are_not_quoted_in_errors() {
+        let pasted = "0123456789abcdef0123456789abcdef";
+        let err = typed::<Common>("pagerduty", obj(json!({"severities": {"a": pasted}}))).unwrap_err().to_string();
+        assert!(!err.contains(pasted), "{err}");
+        let c: Common = typed("pagerduty", obj(json!({"api_url": pasted}))).unwrap();
+        let err = c.validate("pagerduty").unwrap_err().to_string();
+        assert!(!err.contains(pasted) && err.contains("a value of 32 characters"), "{err}");
+        assert_eq!(redact_quoted("invalid type: string \"0123456789abcdef\", expected `u64`"), "invalid type: string (a value of 16 characters), expected `u64`");
     }
 
     #[test]

@@ -22,3 +22,4 @@ pub mod secret;
 pub mod spool;
 pub mod state;
 pub mod template;
+pub mod trust;

@@ -48,7 +48,7 @@ pub const PLACEHOLDERS: &str =
 impl Template {
     /// Parse `source`. `setting` names the setting in the error (exit 78), e.g. `pagerduty.summary_template`.
     pub fn parse(setting: &str, source: &str) -> Result<Template> {
-        let bad = |why: String| Code::Config.msg(format!("settings `{setting}`: {why} in {source:?}; placeholders are {PLACEHOLDERS}"));
+        let bad = |why: String| Code::Config.msg(format!("settings `{setting}`: {why} in {}; placeholders are {PLACEHOLDERS}", crate::config::shown(source)));
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = source.chars().peekable();

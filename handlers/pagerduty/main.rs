@@ -14,9 +14,13 @@ use common::cli::CommonArgs;
 #[derive(Debug, Parser)]
 #[command(name = "handler-pagerduty", version)]
 struct Args {
-    /// Events API v2 integration key (32 characters)
+    /// Events API v2 integration key (32 characters). Visible to every user in `ps` when given here: prefer the environment variable, --routing-key-file (systemd credentials, Docker secrets) or a settings file readable by the handler's user only
     #[arg(long, env = "PAGERDUTY_ROUTING_KEY", hide_env_values = true, value_name = "KEY")]
     routing_key: Option<String>,
+
+    /// File holding the integration key (setting `routing_key_file`), e.g. $CREDENTIALS_DIRECTORY/routing_key
+    #[arg(long, env = "PAGERDUTY_ROUTING_KEY_FILE", value_name = "FILE", value_parser = common::cli::path_text())]
+    routing_key_file: Option<String>,
 
     #[command(flatten)]
     common: CommonArgs,
@@ -24,6 +28,6 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let flags = common::cli::flag_settings([("routing_key", &args.routing_key)]);
+    let flags = common::cli::flag_settings([("routing_key", &args.routing_key), ("routing_key_file", &args.routing_key_file)]);
     common::pipeline::main::<provider::PagerDuty>(&args.common, flags)
 }

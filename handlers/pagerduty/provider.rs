@@ -17,6 +17,7 @@ use common::http::{Class, Request, Response, classify_status_with};
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::state::file::fnv1a;
 use common::template::{Template, truncate_chars};
+use common::trust::Trust;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -95,6 +96,24 @@ const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
 impl Provider for PagerDuty {
     const NAME: &'static str = "pagerduty";
+
+    /// The routing key, the team and the dedup key come from the operator or the check; an
+    /// entity (the monitored host) may word and label its own alerts only.
+    const SETTINGS: &'static [(&'static str, Trust)] = &[
+        ("routing_key", Trust::Check),
+        ("api_key", Trust::Check),
+        ("integration_key", Trust::Check),
+        ("pager_team", Trust::Check),
+        ("dedup_key_template", Trust::Check),
+        ("severity_map", Trust::Check),
+        ("summary_template", Trust::Entity),
+        ("component", Trust::Entity),
+        ("group", Trust::Entity),
+        ("class", Trust::Entity),
+        ("client", Trust::Entity),
+        ("client_url", Trust::Entity),
+        ("include_history", Trust::Entity),
+    ];
 
     fn from_settings(mut section: Map<String, Value>, common: &Common) -> Result<Self> {
         // The Ruby handler called it `api_key`; `routing_key` wins when both are set.

@@ -14,9 +14,13 @@ use common::cli::CommonArgs;
 #[derive(Debug, Parser)]
 #[command(name = "handler-reactio", version)]
 struct Args {
-    /// Reactio API key (issued per project)
+    /// Reactio API key (issued per project). Visible to every user in `ps` when given here: prefer the environment variable, --api-key-file (systemd credentials, Docker secrets) or a settings file readable by the handler's user only
     #[arg(long, env = "REACTIO_API_KEY", hide_env_values = true, value_name = "KEY")]
     api_key: Option<String>,
+
+    /// File holding the API key (setting `api_key_file`), e.g. $CREDENTIALS_DIRECTORY/reactio_api_key
+    #[arg(long, env = "REACTIO_API_KEY_FILE", value_name = "FILE", value_parser = common::cli::path_text())]
+    api_key_file: Option<String>,
 
     /// Reactio organization ID, the subdomain of https://{organization}.reactio.jp
     #[arg(long, value_name = "ID")]
@@ -28,6 +32,10 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let flags = common::cli::flag_settings([("api_key", &args.api_key), ("organization", &args.organization)]);
+    let flags = common::cli::flag_settings([
+        ("api_key", &args.api_key),
+        ("api_key_file", &args.api_key_file),
+        ("organization", &args.organization),
+    ]);
     common::pipeline::main::<provider::Reactio>(&args.common, flags)
 }

@@ -28,6 +28,7 @@ use common::filter::Action;
 use common::http::{Class, Delivery, Request, Response, classify_status_with, fmt_ms};
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::template::{Template, truncate_chars};
+use common::trust::Trust;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -124,6 +125,25 @@ pub struct Reactio {
 
 impl Provider for Reactio {
     const NAME: &'static str = "reactio";
+
+    /// The organization, the API key and whether to phone people come from the operator or
+    /// the check; an entity may word, classify and tag its own incidents.
+    const SETTINGS: &'static [(&'static str, Trust)] = &[
+        ("api_key", Trust::Check),
+        ("organization", Trust::Check),
+        ("notification_call", Trust::Check),
+        ("status", Trust::Check),
+        ("close_on_resolve", Trust::Check),
+        ("name_template", Trust::Entity),
+        ("notification_text", Trust::Entity),
+        ("message", Trust::Entity),
+        ("recovery_message", Trust::Entity),
+        ("detection", Trust::Entity),
+        ("cause", Trust::Entity),
+        ("point", Trust::Entity),
+        ("scale", Trust::Entity),
+        ("topics", Trust::Entity),
+    ];
 
     /// The Ruby `reactio_handler.rb` opened incidents for CRITICAL only.
     fn defaults() -> Map<String, Value> {

@@ -22,9 +22,13 @@ use common::cli::CommonArgs;
 #[derive(Debug, Parser)]
 #[command(name = "handler-slack", version)]
 struct Args {
-    /// Slack bot token (the app's Bot User OAuth Token, xoxb-…)
+    /// Slack bot token (the app's Bot User OAuth Token, xoxb-…). Visible to every user in `ps` when given here: prefer the environment variable, --token-file (systemd credentials, Docker secrets) or a settings file readable by the handler's user only
     #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     token: Option<String>,
+
+    /// File holding the bot token (setting `token_file`), e.g. $CREDENTIALS_DIRECTORY/slack_token
+    #[arg(long, env = "SLACK_BOT_TOKEN_FILE", value_name = "FILE", value_parser = common::cli::path_text())]
+    token_file: Option<String>,
 
     /// Post to this existing channel (ID such as C0123ABCD) instead of opening a channel per incident
     #[arg(long, value_name = "CHANNEL")]
@@ -40,7 +44,11 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let mut flags = common::cli::flag_settings([("token", &args.token), ("channel", &args.channel)]);
+    let mut flags = common::cli::flag_settings([
+        ("token", &args.token),
+        ("token_file", &args.token_file),
+        ("channel", &args.channel),
+    ]);
     if !args.test {
         return common::pipeline::main::<provider::Slack>(&args.common, flags);
     }

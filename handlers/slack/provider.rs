@@ -38,6 +38,7 @@ use common::http::{Class, Delivery, Request, Response};
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::state::Incident;
 use common::template::Template;
+use common::trust::Trust;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -164,6 +165,20 @@ fn stored(job: &Job<'_>) -> Option<Stored> {
 
 impl Provider for Slack {
     const NAME: &'static str = "slack";
+
+    /// The token, the channel, the war room's name and who is invited or mentioned decide
+    /// which workspace and which people a page reaches: the operator's or the check's. An
+    /// entity may add its own link. `test` is the operator's.
+    const SETTINGS: &'static [(&'static str, Trust)] = &[
+        ("token", Trust::Check),
+        ("channel", Trust::Check),
+        ("channel_template", Trust::Check),
+        ("is_private", Trust::Check),
+        ("responders", Trust::Check),
+        ("archive_on_resolve", Trust::Check),
+        ("mention", Trust::Check),
+        ("link_template", Trust::Entity),
+    ];
 
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
         let s: Settings = config::typed("slack", section)?;

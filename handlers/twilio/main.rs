@@ -24,17 +24,25 @@ struct Args {
     #[arg(long, value_name = "SID")]
     account_sid: Option<String>,
 
-    /// Twilio auth token of the account
+    /// Twilio auth token of the account. Visible to every user in `ps` when given here: prefer the environment variable, --auth-token-file (systemd credentials, Docker secrets) or a settings file readable by the handler's user only
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     auth_token: Option<String>,
+
+    /// File holding the auth token (setting `auth_token_file`), e.g. $CREDENTIALS_DIRECTORY/twilio_auth_token
+    #[arg(long, env = "TWILIO_AUTH_TOKEN_FILE", value_name = "FILE", value_parser = common::cli::path_text())]
+    auth_token_file: Option<String>,
 
     /// Twilio API key SID (SK + 32 hex digits), used with --api-key-secret instead of the auth token
     #[arg(long, value_name = "SID")]
     api_key_sid: Option<String>,
 
-    /// Secret of the Twilio API key
+    /// Secret of the Twilio API key. Visible to every user in `ps` when given here: prefer the environment variable, --api-key-secret-file (systemd credentials, Docker secrets) or a settings file readable by the handler's user only
     #[arg(long, env = "TWILIO_API_KEY_SECRET", hide_env_values = true, value_name = "SECRET")]
     api_key_secret: Option<String>,
+
+    /// File holding the API key secret (setting `api_key_secret_file`)
+    #[arg(long, env = "TWILIO_API_KEY_SECRET_FILE", value_name = "FILE", value_parser = common::cli::path_text())]
+    api_key_secret_file: Option<String>,
 
     /// Call everyone at once, or one at a time until someone answers [default: broadcast]
     #[arg(long, value_name = "MODE", value_parser = ["broadcast", "sequential"])]
@@ -53,8 +61,10 @@ fn main() -> std::process::ExitCode {
     let mut flags = common::cli::flag_settings([
         ("account_sid", &args.account_sid),
         ("auth_token", &args.auth_token),
+        ("auth_token_file", &args.auth_token_file),
         ("api_key_sid", &args.api_key_sid),
         ("api_key_secret", &args.api_key_secret),
+        ("api_key_secret_file", &args.api_key_secret_file),
         ("mode", &args.mode),
     ]);
     if !args.test {

@@ -39,6 +39,7 @@ use common::filter::Action;
 use common::http::{Body, Class, Method, Request, Response, classify_status_with};
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::template::{Template, truncate_chars};
+use common::trust::Trust;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -227,6 +228,35 @@ pub struct Twilio {
 
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
+
+    /// Whom to call, from which number, with which account, and how hard to try come from the
+    /// operator or the check (a monitored host choosing the numbers is a toll-fraud lever); an
+    /// entity may word and voice its own messages. Call caps and `test` are the operator's.
+    const SETTINGS: &'static [(&'static str, Trust)] = &[
+        ("account_sid", Trust::Check),
+        ("auth_token", Trust::Check),
+        ("api_key_sid", Trust::Check),
+        ("api_key_secret", Trust::Check),
+        ("from", Trust::Check),
+        ("recipients", Trust::Check),
+        ("channels", Trust::Check),
+        ("mode", Trust::Check),
+        ("rounds", Trust::Check),
+        ("poll_interval", Trust::Check),
+        ("ring_timeout", Trust::Check),
+        ("machine_detection", Trust::Check),
+        ("conference", Trust::Check),
+        ("notify_on_resolve", Trust::Check),
+        ("rotation", Trust::Check),
+        ("timezone", Trust::Check),
+        ("test_message", Trust::Check),
+        ("message", Trust::Entity),
+        ("resolve_message", Trust::Entity),
+        ("language", Trust::Entity),
+        ("voice", Trust::Entity),
+        ("loop", Trust::Entity),
+        ("pause", Trust::Entity),
+    ];
 
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
         let s: Settings = config::typed("twilio", section)?;

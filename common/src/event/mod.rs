@@ -22,22 +22,6 @@ use serde_json::{Map, Value};
 
 use crate::exit::{Code, OrExit, Result};
 
-/// Settings an event can never override, whatever carries them (Sensu 1.x check attributes,
-/// Sensu Go check *or entity* annotations, Nagios custom variables): where requests go and
-/// whom they trust (`api_url`, `ca_file`) and where files are written (`state_dir`,
-/// `spool_dir`). Entity annotations come from the agent on the monitored host, so honouring
-/// these would let any monitored host send the credentials to a server of its choosing or
-/// make the handler write where it says. Only settings files, the environment and flags set them.
-pub const LOCAL_ONLY_SETTINGS: [&str; 4] = ["api_url", "ca_file", "state_dir", "spool_dir"];
-
-/// Settings (`section.setting`) a Sensu Go *entity* annotation may not set: the agent on the
-/// monitored host writes those, and phone numbers to call are a toll-fraud lever (a compromised
-/// host could make the Twilio account call premium-rate numbers); the Slack token, channel and
-/// responders decide which workspace and which people a page reaches (a host could post its
-/// own alerts to another workspace or invite strangers into the war room). Check annotations,
-/// which the Sensu backend's configuration holds, may still set them.
-pub const CHECK_ONLY_SETTINGS: [&str; 5] = ["twilio.recipients", "twilio.from", "slack.token", "slack.channel", "slack.responders"];
-
 /// Largest event accepted on stdin: 1 MiB (1 048 576 bytes). Larger input exits 65.
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
@@ -238,13 +222,15 @@ pub struct Event {
     pub command: Option<String>,
     /// Labels (Sensu Go entity labels overlaid with check labels; Sensu 1.x: none).
     pub labels: BTreeMap<String, String>,
-    /// Settings overrides carried by the event, per settings section (e.g. `pagerduty`):
-    /// Sensu 1.x check attributes that are objects (`check.pagerduty = {...}`), plus
-    /// `pager_team`; Sensu Go annotations `pagerpipe/<section>.<setting>` (check wins over entity).
+    /// Settings overrides from the *check*, per settings section (e.g. `pagerduty`): Sensu 1.x
+    /// check attributes that are objects (`check.pagerduty = {...}`), plus `pager_team`; Sensu
+    /// Go check annotations `pagerpipe/<section>.<setting>`; Nagios/Icinga custom variables.
+    /// Which of them may be used is decided by [`crate::trust`].
     pub overrides: BTreeMap<String, Map<String, Value>>,
-    /// Overrides the source carried but may not set ([`CHECK_ONLY_SETTINGS`] from entity
-    /// annotations), as `section.setting`, for the handler to log.
-    pub refused_overrides: Vec<String>,
+    /// Settings overrides from the *entity* (Sensu Go entity annotations
+    /// `pagerpipe/<section>.<setting>`, written on the monitored host), per section; trusted
+    /// less than the check's ([`crate::trust`]), and overridden by them.
+    pub entity_overrides: BTreeMap<String, Map<String, Value>>,
     /// A severity the source states in PagerDuty's words (`info`/`warning`/`error`/`critical`;
     /// Zabbix), used instead of the status-based mapping.
     pub severity: Option<String>,
@@ -289,21 +275,9 @@ impl Event {
         if n >= 2 { Some(self.history[n - 2]) } else { None }
     }
 
-    /// The settings overrides this event carries for `section`, empty when none, without the
-    /// settings an event may not carry ([`LOCAL_ONLY_SETTINGS`]).
+    /// The check's settings overrides for `section` ([`Event::overrides`]), empty when none.
     pub fn overrides_for(&self, section: &str) -> Map<String, Value> {
-        let mut m = self.overrides.get(section).cloned().unwrap_or_default();
-        m.retain(|k, _| !LOCAL_ONLY_SETTINGS.contains(&k.as_str()));
-        m
-    }
-
-    /// The overrides for `section` that [`Event::overrides_for`] leaves out, as
-    /// `section.setting` names, for the handler to log.
-    pub fn ignored_overrides(&self, section: &str) -> Vec<String> {
-        self.overrides
-            .get(section)
-            .map(|m| m.keys().filter(|k| LOCAL_ONLY_SETTINGS.contains(&k.as_str())).map(|k| format!("{section}.{k}")).collect())
-            .unwrap_or_default()
+        self.overrides.get(section).cloned().unwrap_or_default()
     }
 }
 
@@ -599,21 +573,19 @@ mod tests {
     }
 
     #[test]
-    fn events_cannot_redirect_requests_or_files() {
+    fn entity_and_check_overrides_are_kept_apart() {
         let e = parse_json(
             br#"{"entity":{"metadata":{"name":"a","annotations":{"pagerpipe/pagerduty.api_url":"http://evil.example",
-                  "pagerpipe/pagerduty.ca_file":"/tmp/evil.pem","pagerpipe/pagerduty.state_dir":"/etc"}}},
-                 "check":{"metadata":{"name":"c","annotations":{"pagerpipe/pagerduty.spool_dir":"/etc","pagerpipe/pagerduty.severities":"critical"}},"status":2}}"#,
+                  "pagerpipe/pagerduty.severities":"warning"}}},
+                 "check":{"metadata":{"name":"c","annotations":{"pagerpipe/pagerduty.severities":"critical"}},"status":2}}"#,
             None,
         )
         .unwrap();
-        let pd = e.overrides_for("pagerduty");
-        assert_eq!(pd.keys().collect::<Vec<_>>(), vec!["severities"]);
+        assert_eq!(Value::Object(e.overrides_for("pagerduty")), serde_json::json!({"severities": "critical"}));
         assert_eq!(
-            e.ignored_overrides("pagerduty"),
-            vec!["pagerduty.api_url", "pagerduty.ca_file", "pagerduty.spool_dir", "pagerduty.state_dir"]
+            Value::Object(e.entity_overrides["pagerduty"].clone()),
+            serde_json::json!({"api_url": "http://evil.example", "severities": "warning"})
         );
-        assert!(e.ignored_overrides("twilio").is_empty());
     }
 
     #[test]

@@ -27,30 +27,10 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
 
     let mut labels = field::string_map(entity_meta, "labels", "entity.metadata.labels")?;
     labels.extend(field::string_map(check_meta, "labels", "check.metadata.labels")?);
-    let mut annotations = field::string_map(entity_meta, "annotations", "entity.metadata.annotations")?;
-    let mut refused_overrides = Vec::new();
-    annotations.retain(|k, _| {
-        let setting = k.strip_prefix(ANNOTATION_PREFIX).unwrap_or("");
-        let refused = super::CHECK_ONLY_SETTINGS.contains(&setting);
-        if refused {
-            refused_overrides.push(format!("{setting} (entity annotation)"));
-        }
-        !refused
-    });
-    annotations.extend(field::string_map(check_meta, "annotations", "check.metadata.annotations")?);
-
-    let mut overrides: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for (k, v) in &annotations {
-        if let Some((section, setting)) = k.strip_prefix(ANNOTATION_PREFIX).and_then(|r| r.split_once('.'))
-            && !section.is_empty()
-            && !setting.is_empty()
-        {
-            overrides
-                .entry(section.to_string())
-                .or_default()
-                .insert(setting.to_string(), Value::String(v.clone()));
-        }
-    }
+    // Entity annotations are written on the monitored host, check annotations on the backend:
+    // kept apart, for `crate::trust` to weigh.
+    let entity_overrides = settings(&field::string_map(entity_meta, "annotations", "entity.metadata.annotations")?);
+    let overrides = settings(&field::string_map(check_meta, "annotations", "check.metadata.annotations")?);
 
     let history = match check.get("history") {
         None | Some(Value::Null) => Vec::new(),
@@ -92,9 +72,23 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels,
         overrides,
-        refused_overrides,
+        entity_overrides,
         ..Event::default()
     })
+}
+
+/// The `pagerpipe/<section>.<setting>` annotations as settings, per section.
+fn settings(annotations: &BTreeMap<String, String>) -> BTreeMap<String, Map<String, Value>> {
+    let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for (k, v) in annotations {
+        if let Some((section, setting)) = k.strip_prefix(ANNOTATION_PREFIX).and_then(|r| r.split_once('.'))
+            && !section.is_empty()
+            && !setting.is_empty()
+        {
+            out.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -133,25 +127,10 @@ mod tests {
         assert_eq!(e.labels["role"], "http", "check labels win over entity labels");
         assert_eq!(e.labels["region"], "eu");
         let pd = e.overrides_for("pagerduty");
-        assert_eq!(pd["pager_team"], "frontend", "check annotations win over entity annotations");
-        assert_eq!(pd["severities"], "warning,critical");
+        assert_eq!(Value::Object(pd), serde_json::json!({"pager_team": "frontend"}), "the check's annotations");
+        let entity = &e.entity_overrides["pagerduty"];
+        assert_eq!(Value::Object(entity.clone()), serde_json::json!({"severities": "warning,critical", "pager_team": "web"}));
         assert!(e.overrides_for("twilio").is_empty());
-    }
-
-    #[test]
-    fn entity_annotations_cannot_choose_whom_twilio_calls() {
-        let mut v: serde_json::Value = serde_json::from_str(FAILING).unwrap();
-        v["entity"]["metadata"]["annotations"] = serde_json::json!({
-            "pagerpipe/twilio.recipients": "+19005550100", "pagerpipe/twilio.from": "+19005550101",
-            "pagerpipe/twilio.message": "entity may word it"});
-        let e = parse_json(v.to_string().as_bytes(), None).unwrap();
-        let tw = e.overrides_for("twilio");
-        assert_eq!(tw.keys().collect::<Vec<_>>(), ["message"]);
-        assert_eq!(e.refused_overrides, ["twilio.from (entity annotation)", "twilio.recipients (entity annotation)"]);
-
-        v["check"]["metadata"]["annotations"] = serde_json::json!({"pagerpipe/twilio.recipients": "+14155550101"});
-        let e = parse_json(v.to_string().as_bytes(), None).unwrap();
-        assert_eq!(e.overrides_for("twilio")["recipients"], "+14155550101", "the backend's check may");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub(super) fn before_delivery<P: Provider>(
 /// deadline ran out); 69 requests were refused for good in this flush and moved to `failed/`;
 /// 78 no spool directory can be used.
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (section, common) = settings::<P>(args, flags, Map::new(), log)?;
+    let (section, common) = settings::<P>(args, flags, None, log)?;
     // Mask the configured credentials too, when the settings are complete enough to say.
     if let Ok(provider) = P::from_settings(section, &common) {
         log.add_secrets(provider.secrets());

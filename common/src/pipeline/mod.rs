@@ -217,6 +217,10 @@ pub trait Provider: Sized {
     /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`.
     const NAME: &'static str;
 
+    /// Who may set each of this handler's own settings ([`crate::trust`]); a setting not
+    /// named here (nor in [`crate::trust::COMMON`]) is operator-only.
+    const SETTINGS: &'static [(&'static str, crate::trust::Trust)] = &[];
+
     /// This handler's defaults for settings whose shared default does not suit it, laid under
     /// the settings files (lowest precedence). E.g. Reactio pages for `critical` only, as the
     /// Ruby `reactio_handler.rb` did, where [`Common`] defaults to all three severities.
@@ -321,13 +325,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
 
-    let refused = event.refused_overrides.iter().filter(|s| s.strip_prefix(P::NAME).is_some_and(|r| r.starts_with('.')));
-    for name in event.ignored_overrides(P::NAME).into_iter().chain(refused.cloned()) {
-        log.warn(format!(
-            "event override `{name}` ignored: where requests go and files are written is set only by settings files, the environment and flags"
-        ));
-    }
-    let (section, common) = settings::<P>(args, flags, event.overrides_for(P::NAME), log)?;
+    let (section, common) = settings::<P>(args, flags, Some(&event), log)?;
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
 
@@ -486,12 +484,14 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
 }
 
 /// The merged settings section of `P` and its shared part: `P`'s defaults < settings files
-/// (`--config`) < shared flags and `flags` < `overrides` (from the event). Errors exit 78.
-/// Warnings about the files (a secret readable by others) go to `log`.
+/// (`--config`) < shared flags and `flags` (secrets named by `*_file` settings read in) <
+/// the overrides `event` carries, as far as [`crate::trust`] lets them (entity, then check).
+/// Errors exit 78. Warnings about the files (a secret readable by others) and about each
+/// override not used go to `log`.
 fn settings<P: Provider>(
     args: &CommonArgs,
     flags: Map<String, Value>,
-    overrides: Map<String, Value>,
+    event: Option<&Event>,
     log: &Logger,
 ) -> Result<(Map<String, Value>, Common)> {
     let files = Files::load(&args.config)?;
@@ -500,7 +500,18 @@ fn settings<P: Provider>(
     }
     let mut shared = args.settings();
     shared.extend(flags);
-    let section = config::overlay(P::defaults(), [files.section(P::NAME), shared, overrides]);
+    let from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
+    let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
+    // The operator's own settings must be right (exit 78 otherwise); an event's may not be.
+    let common: Common = config::typed(P::NAME, operator.clone())?;
+    common.validate(P::NAME)?;
+    let valid = |m: &Map<String, Value>| -> Result<()> {
+        let common: Common = config::typed(P::NAME, m.clone())?;
+        common.validate(P::NAME)?;
+        P::from_settings(m.clone(), &common).map(drop)
+    };
+    let overrides = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
+    let section = crate::trust::apply(P::NAME, operator, overrides, P::SETTINGS, &valid, &mut |line| log.warn(line));
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
     Ok((section, common))

@@ -1,0 +1,302 @@
+//! Who may set which setting: the operator, the check, or the entity (DESIGN.md "Trust").
+//!
+//! Settings reach a handler from places that are not equally trusted:
+//!
+//! - **operator** ([`Origin::Operator`]): settings files, the environment, flags — everything;
+//! - **check** ([`Origin::Check`]): Sensu 1.x check attributes, Sensu Go check annotations,
+//!   Nagios/Icinga custom variables, Zabbix `{ALERT.SENDTO}` — written in the monitoring
+//!   server's configuration: what to say, whom to page and how, never where requests go or
+//!   files are written;
+//! - **entity** ([`Origin::Entity`]): Sensu Go entity annotations, written by the agent *on the
+//!   monitored host* — presentation of its own events only (summary text, labels, links), so
+//!   that a compromised host cannot send its pages (or the credentials) elsewhere, resolve
+//!   another host's incident, stop paging, or delay the spool.
+//!
+//! Each setting declares the least trusted origin that may set it ([`Trust`]): the shared ones
+//! in [`COMMON`], each handler's in its `Provider::SETTINGS`. A setting no table names is
+//! operator-only, so that a setting added later is safe until someone decides otherwise. An
+//! operator can let entities set named check-level settings with `entity_settings` (e.g.
+//! `["pager_team"]`); operator-level settings never come from an event.
+//!
+//! [`apply`] lays the event's overrides over the operator's settings one at a time: a refused
+//! override is logged once, naming the setting and where it came from, and the page goes out
+//! as configured; an allowed override whose value is invalid (a template that does not parse,
+//! a duration out of range) is logged and the operator's value stays — an event never costs
+//! the page by carrying a bad value.
+
+use serde_json::{Map, Value};
+
+use crate::event::{Event, Format};
+use crate::exit::Result;
+
+/// Where a value came from, most trusted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// Settings files, environment, flags.
+    Operator,
+    /// The check's definition on the monitoring server (and Zabbix SENDTO).
+    Check,
+    /// The monitored host's own entity (Sensu Go entity annotations).
+    Entity,
+}
+
+/// The least trusted origin that may set a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Only settings files, the environment and flags: where requests go and whom they trust,
+    /// where files are written, timing, the spool, secrets read from files.
+    Operator,
+    /// Also the check: whom to page and how (credentials, routing, recipients), keys, filters.
+    Check,
+    /// Also the entity: presentation of its own events (summary text, labels, links, speech).
+    Entity,
+}
+
+impl Trust {
+    /// Whether a value from `origin` may set a setting of this trust.
+    pub fn allows(self, origin: Origin) -> bool {
+        match self {
+            Trust::Operator => origin == Origin::Operator,
+            Trust::Check => origin <= Origin::Check,
+            Trust::Entity => true,
+        }
+    }
+
+    /// `operator`, `check`, `entity`: the README table's words.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trust::Operator => "operator",
+            Trust::Check => "check",
+            Trust::Entity => "entity",
+        }
+    }
+}
+
+/// The trust of the settings every handler shares ([`crate::config::Common`]).
+pub const COMMON: &[(&str, Trust)] = &[
+    ("timeout", Trust::Operator),
+    ("api_url", Trust::Operator),
+    ("ca_file", Trust::Operator),
+    ("state_dir", Trust::Operator),
+    ("state_store", Trust::Operator),
+    ("spool_dir", Trust::Operator),
+    ("spool_max_age", Trust::Operator),
+    ("notification_types", Trust::Operator),
+    ("entity_settings", Trust::Operator),
+    ("severities", Trust::Check),
+    ("refresh", Trust::Check),
+    ("occurrences", Trust::Check),
+];
+
+/// The trust of `setting`: from the handler's table `own`, else [`COMMON`], else
+/// [`Trust::Operator`] (a setting nobody classified is not settable from events).
+/// `*_file` settings (a secret read from a file) are always operator-only: an event naming a
+/// file would make the handler read, and send, a file of its choosing.
+pub fn of(own: &[(&str, Trust)], setting: &str) -> Trust {
+    if setting.ends_with("_file") {
+        return Trust::Operator;
+    }
+    own.iter().chain(COMMON).find(|(name, _)| *name == setting).map_or(Trust::Operator, |(_, t)| *t)
+}
+
+/// One setting an event carries, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// Who wrote it.
+    pub origin: Origin,
+    /// Where exactly, for the log: `entity annotation`, `check annotation`, `check attribute`,
+    /// `custom variable`, `Zabbix SENDTO`.
+    pub place: &'static str,
+    /// The setting name within the section (`routing_key`).
+    pub setting: String,
+    /// The value as the event gave it.
+    pub value: Value,
+}
+
+/// The overrides `event` carries for `section`, least trusted first (entity, then check), so
+/// that laying them over in order lets the check win over the entity.
+pub fn overrides_of(event: &Event, section: &str) -> Vec<Override> {
+    let check_place = match event.format {
+        Format::SensuGo => "check annotation",
+        Format::Sensu => "check attribute",
+        Format::Nagios | Format::Icinga => "custom variable",
+        Format::Zabbix => "Zabbix SENDTO",
+        _ => "check setting",
+    };
+    let entity = event.entity_overrides.get(section).into_iter().flatten().map(|(k, v)| Override {
+        origin: Origin::Entity,
+        place: "entity annotation",
+        setting: k.clone(),
+        value: v.clone(),
+    });
+    let check = event.overrides.get(section).into_iter().flatten().map(|(k, v)| Override {
+        origin: Origin::Check,
+        place: check_place,
+        setting: k.clone(),
+        value: v.clone(),
+    });
+    entity.chain(check).collect()
+}
+
+/// The `entity_settings` the operator allows (a list, or one comma-separated string); empty
+/// when absent or malformed.
+fn entity_allowed(operator: &Map<String, Value>) -> Vec<String> {
+    match operator.get("entity_settings") {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect(),
+        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Lay `overrides` over the operator's settings `operator` for `section` (handler table
+/// `own`), and return the settings to use.
+///
+/// `valid` says whether a whole settings section can be used (deserializes, validates, builds
+/// the provider). When the operator's own settings pass it, each override is kept only if the
+/// settings still pass with it; otherwise (the operator's configuration itself is wrong, which
+/// the caller reports with exit 78) the allowed overrides are laid over unchecked.
+///
+/// `log` gets one warning per override not used: refused by trust (naming the setting, where
+/// it came from and who may set it) or invalid (with the reason). Never fails itself.
+pub fn apply(
+    section: &str,
+    operator: Map<String, Value>,
+    overrides: Vec<Override>,
+    own: &[(&str, Trust)],
+    valid: &dyn Fn(&Map<String, Value>) -> Result<()>,
+    log: &mut dyn FnMut(String),
+) -> Map<String, Value> {
+    if overrides.is_empty() {
+        return operator;
+    }
+    let allowed = entity_allowed(&operator);
+    let checked = valid(&operator).is_ok();
+    let mut current = operator;
+    for o in overrides {
+        let name = format!("{section}.{}", o.setting);
+        let trust = of(own, &o.setting);
+        let by_operator = o.origin == Origin::Entity && trust == Trust::Check && allowed.contains(&o.setting);
+        if !trust.allows(o.origin) && !by_operator {
+            let why = match trust {
+                Trust::Operator => "only settings files, the environment and flags may set it".to_string(),
+                _ => format!(
+                    "an entity annotation is written on the monitored host, which may set presentation only \
+                     (allow it with `{section}.entity_settings: [\"{}\"]`)",
+                    o.setting
+                ),
+            };
+            log(format!("event override `{name}` ignored: set by {} {}; {why}", article(o.place), o.place));
+            continue;
+        }
+        let mut layer = Map::new();
+        layer.insert(o.setting.clone(), o.value);
+        let candidate = crate::config::overlay(current.clone(), [layer]);
+        if checked && let Err(e) = valid(&candidate) {
+            log(format!(
+                "event override `{name}` ignored: the value from {} {} is invalid ({e}); the operator's setting is used",
+                article(o.place),
+                o.place
+            ));
+            continue;
+        }
+        current = candidate;
+    }
+    current
+}
+
+fn article(place: &str) -> &'static str {
+    if place.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Code;
+    use serde_json::json;
+
+    const OWN: &[(&str, Trust)] =
+        &[("routing_key", Trust::Check), ("pager_team", Trust::Check), ("summary_template", Trust::Entity)];
+
+    fn o(origin: Origin, setting: &str, value: Value) -> Override {
+        let place = if origin == Origin::Entity { "entity annotation" } else { "check annotation" };
+        Override { origin, place, setting: setting.into(), value }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    /// Valid unless `summary_template` holds `{entitty}` or `timeout` is `"1ms"`.
+    fn valid(m: &Map<String, Value>) -> Result<()> {
+        if m.get("summary_template") == Some(&json!("{entitty}")) || m.get("timeout") == Some(&json!("1ms")) {
+            return Err(Code::Config.msg("settings `x`: bad"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn trust_levels() {
+        assert_eq!(of(OWN, "routing_key"), Trust::Check);
+        assert_eq!(of(OWN, "timeout"), Trust::Operator);
+        assert_eq!(of(OWN, "severities"), Trust::Check);
+        assert_eq!(of(OWN, "summary_template"), Trust::Entity);
+        assert_eq!(of(OWN, "something_new"), Trust::Operator, "unclassified: operator only");
+        assert_eq!(of(&[("routing_key_file", Trust::Entity)], "routing_key_file"), Trust::Operator);
+        assert!(Trust::Check.allows(Origin::Check) && !Trust::Check.allows(Origin::Entity));
+        assert!(!Trust::Operator.allows(Origin::Check));
+    }
+
+    #[test]
+    fn entity_may_set_presentation_only_and_check_wins() {
+        let operator = obj(json!({"routing_key": "OPERATOR", "timeout": "10s", "summary_template": "{entity}: {output}"}));
+        let overrides = vec![
+            o(Origin::Entity, "routing_key", json!("EVIL")),
+            o(Origin::Entity, "timeout", json!("1ms")),
+            o(Origin::Entity, "spool_max_age", json!("1s")),
+            o(Origin::Entity, "summary_template", json!("host says {output}")),
+            o(Origin::Check, "api_url", json!("http://evil.example")),
+            o(Origin::Check, "pager_team", json!("ops")),
+        ];
+        let mut lines = Vec::new();
+        let m = apply("pagerduty", operator, overrides, OWN, &valid, &mut |l| lines.push(l));
+        assert_eq!(m["routing_key"], "OPERATOR");
+        assert_eq!(m["timeout"], "10s");
+        assert_eq!(m.get("spool_max_age"), None);
+        assert_eq!(m["summary_template"], "host says {output}");
+        assert_eq!(m["pager_team"], "ops", "a check may choose the route");
+        assert_eq!(m.get("api_url"), None);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("event override `pagerduty.routing_key` ignored: set by an entity annotation"), "{}", lines[0]);
+        assert!(lines[0].contains("entity_settings"), "{}", lines[0]);
+        assert!(lines[1].contains("`pagerduty.timeout`") && lines[1].contains("only settings files"), "{}", lines[1]);
+        assert!(lines[3].starts_with("event override `pagerduty.api_url` ignored: set by a check annotation"), "{}", lines[3]);
+        assert!(lines.iter().all(|l| !l.contains("EVIL") && !l.contains("evil.example")), "values are not echoed: {lines:#?}");
+    }
+
+    #[test]
+    fn an_invalid_value_from_an_event_keeps_the_operators() {
+        let operator = obj(json!({"summary_template": "{entity}: {output}"}));
+        let mut lines = Vec::new();
+        let m = apply("pagerduty", operator, vec![o(Origin::Entity, "summary_template", json!("{entitty}"))], OWN, &valid, &mut |l| {
+            lines.push(l)
+        });
+        assert_eq!(m["summary_template"], "{entity}: {output}");
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("is invalid") && lines[0].contains("operator's setting is used"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn the_operator_can_allow_named_settings_from_entities() {
+        let operator = obj(json!({"entity_settings": ["pager_team"], "routing_key": "K"}));
+        let overrides = vec![o(Origin::Entity, "pager_team", json!("db")), o(Origin::Entity, "routing_key", json!("EVIL"))];
+        let mut lines = Vec::new();
+        let m = apply("pagerduty", operator.clone(), overrides, OWN, &valid, &mut |l| lines.push(l));
+        assert_eq!(m["pager_team"], "db");
+        assert_eq!(m["routing_key"], "K");
+        assert_eq!(lines.len(), 1);
+        // Never an operator-level one.
+        let operator = obj(json!({"entity_settings": "timeout, pager_team"}));
+        let m = apply("pagerduty", operator, vec![o(Origin::Entity, "timeout", json!("1h"))], OWN, &valid, &mut |_| {});
+        assert_eq!(m.get("timeout"), None);
+    }
+}
