@@ -1,6 +1,7 @@
 //! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
 mod batch;
+mod e2e_docs;
 mod e2e_wording;
 mod exit_codes;
 mod fake;

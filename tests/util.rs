@@ -142,3 +142,30 @@ pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
     let out = child.wait_with_output().expect("wait handler");
     Run::from(out, start.elapsed())
 }
+
+/// Whether the real program at `path` (from the Debian package `package`) is installed, for
+/// tests that drive a real monitoring server. Missing under `CI=true` is a failure (`.ci/run`
+/// installs every such package); elsewhere the test reports itself as skipped on stderr and
+/// returns without asserting anything.
+pub fn require_program(path: &str, package: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {path} is missing: .ci/run must install {package}");
+    eprintln!("\n*** SKIPPED: {path} not found (apt-get install {package}) ***\n");
+    false
+}
+
+/// Poll `cond` every 100 ms until it returns `Some`, for at most `limit`; panics naming `what`
+/// and the `context` (e.g. a server's log) when it never does. For conditions observable from
+/// the outside (a fake received a request), never as a fixed sleep.
+pub fn wait_until<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>, context: impl Fn() -> String) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}; {}", context());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,325 @@
+//! The shipped setup documents, followed literally against real servers: `conf.d/nagios-pagerduty.cfg`
+//! in a real Nagios 4, `conf.d/icinga2-pagerduty.conf` in a real Icinga 2 daemon, and the alert
+//! script and message template of `conf.d/zabbix-pagerduty.md` run as Zabbix runs them. The files
+//! are used as shipped; only the paths they name (`/usr/bin/handler-pagerduty`,
+//! `/etc/pagerpipe/pagerduty.json`) are rewritten to this build and the test's temporary
+//! directory. The settings file holds what the documents say goes there (the routing key), plus
+//! the fake's URL and temporary state and spool directories. Each server runs until the fake has
+//! received what it should (no fixed sleeps) and is stopped by PID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::util::{ROUTING_KEY, require_program, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+const SHIPPED_BIN: &str = "/usr/bin/handler-pagerduty";
+const SHIPPED_SETTINGS: &str = "/etc/pagerpipe/pagerduty.json";
+const NAGIOS: &str = "/usr/sbin/nagios4";
+const ICINGA: &str = "/usr/sbin/icinga2";
+/// Long enough for a slow CI machine; the wait ends as soon as the condition holds.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A shipped file from `conf.d/`, with the documented paths rewritten; panics when a path it
+/// should name is missing (the document and this test would disagree).
+fn shipped(name: &str, settings: &Path) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d").join(name)).unwrap();
+    for path in [SHIPPED_BIN, SHIPPED_SETTINGS] {
+        assert!(text.contains(path), "conf.d/{name} no longer names {path}");
+    }
+    text.replace(SHIPPED_BIN, BIN).replace(SHIPPED_SETTINGS, settings.to_str().unwrap())
+}
+
+/// A temporary directory with the settings file the documents describe, mode 0640.
+struct Site {
+    dir: tempfile::TempDir,
+    fake: FakePagerDuty,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakePagerDuty::start(&[]);
+        let settings = json!({"pagerduty": {
+            "routing_key": ROUTING_KEY, "api_url": fake.url,
+            "state_dir": dir.path().join("state"), "spool_dir": dir.path().join("spool")}});
+        let path = dir.path().join("pagerduty.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&settings).unwrap()).unwrap();
+        set_mode(&path, 0o640);
+        Site { dir, fake }
+    }
+
+    fn settings(&self) -> PathBuf {
+        self.dir.path().join("pagerduty.json")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A shell script `name` that prints `<label> state N` and exits with the number in the
+    /// file `<name>.state` (initially `state`): the check whose result the test controls.
+    fn check_script(&self, name: &str, label: &str, state: u8) -> PathBuf {
+        let script = self.path(name);
+        let state_file = self.path(&format!("{name}.state"));
+        std::fs::write(&state_file, state.to_string()).unwrap();
+        std::fs::write(&script, format!("#!/bin/sh\ns=$(cat '{}')\necho \"{label} state $s\"\nexit $s\n", state_file.display())).unwrap();
+        set_mode(&script, 0o755);
+        script
+    }
+
+    fn set_state(&self, name: &str, state: u8) {
+        std::fs::write(self.path(&format!("{name}.state")), state.to_string()).unwrap();
+    }
+
+    /// The (action, dedup key) pairs the fake PagerDuty accepted, in order.
+    fn pages(&self) -> Vec<(String, String)> {
+        self.fake.assert_no_violations();
+        self.fake
+            .events()
+            .iter()
+            .map(|e| (e["event_action"].as_str().unwrap_or("").to_string(), e["dedup_key"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+
+    /// Wait until the fake holds `want` (in any order), with `log` for the failure message.
+    fn wait_for_pages(&self, want: &[(&str, &str)], log: impl Fn() -> String) -> Vec<Value> {
+        let mut want: Vec<(String, String)> = want.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect();
+        want.sort();
+        wait_until(
+            &format!("PagerDuty events {want:?}"),
+            LIMIT,
+            || {
+                let mut got = self.pages();
+                got.sort();
+                (got == want).then(|| self.fake.events())
+            },
+            || format!("got {:?}; log:\n{}", self.pages(), log()),
+        )
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn id(flag: &str) -> String {
+    String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
+}
+
+/// A server started by the test; killed by PID when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// conf.d/nagios-pagerduty.cfg in Nagios 4 as Debian ships it (`enable_environment_macros=0`,
+/// so the `--field` commands): a service problem and recovery on one host, a host problem and
+/// recovery on another.
+#[test]
+fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries() {
+    if !require_program(NAGIOS, "nagios4-core") {
+        return;
+    }
+    let site = Site::new();
+    let d = site.dir.path().join("nagios");
+    std::fs::create_dir_all(d.join("checkresults")).unwrap();
+    std::fs::write(d.join("pagerduty.cfg"), shipped("nagios-pagerduty.cfg", &site.settings())).unwrap();
+    // Both fail from their first check: Nagios assumes OK/UP at start, so the first result is
+    // a hard state change that notifies.
+    let svc = site.check_script("svc", "HTTP", 2);
+    let host = site.check_script("host", "PING", 2);
+    let dd = d.display();
+    std::fs::write(d.join("resource.cfg"), "").unwrap();
+    std::fs::write(
+        d.join("nagios.cfg"),
+        format!(
+            "log_file={dd}/nagios.log\ncfg_file={dd}/pagerduty.cfg\ncfg_file={dd}/site.cfg\nobject_cache_file={dd}/objects.cache\n\
+             precached_object_file={dd}/objects.precache\nresource_file={dd}/resource.cfg\nstatus_file={dd}/status.dat\n\
+             status_update_interval=1\ncheck_result_path={dd}/checkresults\nlock_file={dd}/nagios.lock\ntemp_file={dd}/nagios.tmp\n\
+             temp_path={dd}\nquery_socket={dd}/nagios.qh\ncheck_external_commands=0\ninterval_length=1\nenable_environment_macros=0\n\
+             use_syslog=0\nmax_service_check_spread=1\nmax_host_check_spread=1\nservice_inter_check_delay_method=n\n\
+             host_inter_check_delay_method=n\ncheck_result_reaper_frequency=1\nenable_notifications=1\nretain_state_information=0\n\
+             log_notifications=1\nnagios_user={}\nnagios_group={}\n",
+            id("-un"),
+            id("-gn")
+        ),
+    )
+    .unwrap();
+    // What a site adds: the 24x7 period (Debian's timeperiods.cfg), hosts and services with the
+    // documented `contacts pagerduty`.
+    std::fs::write(
+        d.join("site.cfg"),
+        format!(
+            "define timeperiod {{\n timeperiod_name 24x7\n alias 24x7\n sunday 00:00-24:00\n monday 00:00-24:00\n tuesday 00:00-24:00\n wednesday 00:00-24:00\n thursday 00:00-24:00\n friday 00:00-24:00\n saturday 00:00-24:00\n}}\n\
+             define command {{\n command_name check-svc\n command_line {}\n}}\n\
+             define command {{\n command_name check-host\n command_line {}\n}}\n\
+             define command {{\n command_name host-up\n command_line /bin/true\n}}\n\
+             define host {{\n host_name web-01\n address 127.0.0.1\n check_command host-up\n max_check_attempts 1\n check_interval 300\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}}\n\
+             define host {{\n host_name db-01\n address 127.0.0.2\n check_command check-host\n max_check_attempts 1\n check_interval 1\n retry_interval 1\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}}\n\
+             define service {{\n host_name web-01\n service_description HTTP\n check_command check-svc\n max_check_attempts 1\n check_interval 1\n retry_interval 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}}\n",
+            svc.display(),
+            host.display()
+        ),
+    )
+    .unwrap();
+    let verify = Command::new(NAGIOS).arg("-v").arg(d.join("nagios.cfg")).output().unwrap();
+    assert!(verify.status.success(), "nagios4 -v refuses the shipped cfg: {}", String::from_utf8_lossy(&verify.stdout));
+    let _nagios = Server(Command::new(NAGIOS).arg(d.join("nagios.cfg")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start nagios4"));
+    let log = || read(&d.join("nagios.log"));
+
+    let ev = site.wait_for_pages(&[("trigger", "web-01/HTTP"), ("trigger", "db-01/host")], log);
+    let summaries: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["summary"].as_str()).collect();
+    assert!(summaries.contains(&"web-01/HTTP: HTTP state 2") && summaries.contains(&"db-01/host: PING state 2"), "{summaries:?}");
+    site.set_state("svc", 0);
+    site.set_state("host", 0);
+    site.wait_for_pages(
+        &[("trigger", "web-01/HTTP"), ("trigger", "db-01/host"), ("resolve", "web-01/HTTP"), ("resolve", "db-01/host")],
+        log,
+    );
+}
+
+/// conf.d/icinga2-pagerduty.conf in a real Icinga 2 daemon: a host problem (no `$service.*$`
+/// macros) and a service problem on a host that has no check result yet (no `$host.output$`),
+/// each through problem and recovery.
+#[test]
+fn icinga2_with_the_shipped_conf_pages_host_and_service_problems_and_recoveries() {
+    if !require_program(ICINGA, "icinga2-bin") {
+        return;
+    }
+    let site = Site::new();
+    let d = site.dir.path().join("icinga2");
+    for sub in ["data", "log", "cache", "spool", "run"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("pagerduty.conf"), shipped("icinga2-pagerduty.conf", &site.settings())).unwrap();
+    let svc = site.check_script("svc", "DISK", 2);
+    // Icinga 2 host checks: exit 0/1 is UP, 2/3 is DOWN.
+    let host = site.check_script("host", "PING", 2);
+    std::fs::write(
+        d.join("icinga2.conf"),
+        format!(
+            "include \"{}\"\n\
+             object CheckerComponent \"checker\" {{ }}\n\
+             object NotificationComponent \"notification\" {{ }}\n\
+             object CheckCommand \"check-svc\" {{ command = [ \"{}\" ] }}\n\
+             object CheckCommand \"check-host\" {{ command = [ \"{}\" ] }}\n\
+             object Host \"web-01\" {{\n  address = \"127.0.0.1\"\n  check_command = \"check-host\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}}\n\
+             object Host \"fresh-01\" {{\n  address = \"127.0.0.2\"\n  check_command = \"check-host\"\n  enable_active_checks = false\n}}\n\
+             object Service \"disk\" {{\n  host_name = \"fresh-01\"\n  check_command = \"check-svc\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}}\n",
+            d.join("pagerduty.conf").display(),
+            svc.display(),
+            host.display()
+        ),
+    )
+    .unwrap();
+    let daemon = |extra: &[&str]| {
+        let mut c = Command::new(ICINGA);
+        c.arg("daemon").args(extra).arg("-c").arg(d.join("icinga2.conf"));
+        for (name, sub) in [("DataDir", "data"), ("LogDir", "log"), ("CacheDir", "cache"), ("SpoolDir", "spool"), ("InitRunDir", "run")] {
+            c.arg(format!("-D{name}={}", d.join(sub).display()));
+        }
+        c.arg(format!("-DRunAsUser={}", id("-un"))).arg(format!("-DRunAsGroup={}", id("-gn")));
+        c
+    };
+    let check = daemon(&["-C"]).output().unwrap();
+    assert!(check.status.success(), "icinga2 daemon -C refuses the shipped conf: {}", String::from_utf8_lossy(&check.stdout));
+    let out = d.join("icinga2.out");
+    let _icinga = Server(
+        daemon(&[])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start icinga2"),
+    );
+    let log = || read(&out);
+
+    let ev = site.wait_for_pages(&[("trigger", "web-01/host"), ("trigger", "fresh-01/disk")], log);
+    let summaries: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["summary"].as_str()).collect();
+    assert!(summaries.contains(&"web-01/host: PING state 2") && summaries.contains(&"fresh-01/disk: DISK state 2"), "{summaries:?}");
+    site.set_state("svc", 0);
+    site.set_state("host", 0);
+    site.wait_for_pages(
+        &[("trigger", "web-01/host"), ("trigger", "fresh-01/disk"), ("resolve", "web-01/host"), ("resolve", "fresh-01/disk")],
+        log,
+    );
+}
+
+/// The code block of `markdown` that contains `needle`.
+fn code_block(markdown: &str, needle: &str) -> String {
+    markdown
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| b.split_once('\n').map(|(_, body)| body).unwrap_or(b))
+        .find(|b| b.contains(needle))
+        .unwrap_or_else(|| panic!("no code block with {needle:?}"))
+        .to_string()
+}
+
+/// conf.d/zabbix-pagerduty.md: its alert-script wrapper, run as Zabbix runs it (three
+/// arguments), with its message template expanded as Zabbix expands it, for a problem and its
+/// recovery; the trigger name embeds `{ITEM.LASTVALUE}`, so it differs between the two. The
+/// settings file is the shipped conf.d/pagerduty.json, as step 1 says.
+#[test]
+fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
+    let site = Site::new();
+    let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/zabbix-pagerduty.md")).unwrap();
+    // Step 1: the shipped example settings, the routing key filled in (plus the test's paths).
+    let mut settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/pagerduty.json"))
+            .unwrap()
+            .replace("REPLACE_WITH_YOUR_32_CHAR_INTEGRATION_KEY", ROUTING_KEY),
+    )
+    .unwrap();
+    let ours: Value = serde_json::from_slice(&std::fs::read(site.settings()).unwrap()).unwrap();
+    for k in ["api_url", "state_dir", "spool_dir"] {
+        settings["pagerduty"][k] = ours["pagerduty"][k].clone();
+    }
+    std::fs::write(site.settings(), serde_json::to_vec_pretty(&settings).unwrap()).unwrap();
+    // Step 2: the wrapper.
+    let wrapper = site.path("pagerpipe-pagerduty");
+    let script = code_block(&md, "#!/bin/sh").replace(SHIPPED_BIN, BIN).replace(SHIPPED_SETTINGS, site.settings().to_str().unwrap());
+    std::fs::write(&wrapper, script).unwrap();
+    set_mode(&wrapper, 0o755);
+    // Step 3: the message template, expanded.
+    let template = code_block(&md, "item_value:{ITEM.VALUE}");
+    let expand = |status: &str, value: &str, last: &str| {
+        template
+            .replace("{TRIGGER.ID}", "23502")
+            .replace("{TRIGGER.STATUS}", status)
+            .replace("{HOST.NAME}", "web-01")
+            .replace("{HOST.IP}", "10.0.0.5")
+            .replace("{TRIGGER.VALUE}", value)
+            .replace("{EVENT.ID}", "81232")
+            .replace("{TRIGGER.SEVERITY}", "Average")
+            .replace("{TRIGGER.URL}", "https://zabbix.example.com/tr_events.php?triggerid=23502")
+            .replace("{TRIGGER.NAME}", &format!("Free disk space is {last} on /"))
+            .replace("{ITEM.VALUE}", last)
+    };
+    let run = |subject: &str, message: &str| {
+        let out = Command::new(&wrapper).env_clear().args(["", subject, message]).output().unwrap();
+        assert!(out.status.success(), "{subject}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = run("trigger", &expand("PROBLEM", "1", "18.2 %"));
+    assert!(!log.contains("readable"), "a root:pagerpipe 0640 settings file is the documented layout: {log}");
+    run("resolve", &expand("OK", "0", "35.0 %"));
+    let ev = site.wait_for_pages(&[("trigger", "23502-web-01"), ("resolve", "23502-web-01")], String::new);
+    let trigger = ev.iter().find(|e| e["event_action"] == "trigger").unwrap();
+    assert_eq!(trigger["payload"]["summary"], "web-01/Free disk space is 18.2 % on /: 18.2 %");
+    assert_eq!(trigger["payload"]["severity"], "warning");
+}
