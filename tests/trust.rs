@@ -273,3 +273,31 @@ fn secrets_from_files_and_help_warns_about_ps() {
         assert!(help.contains("-file"), "{bin}: {help}");
     }
 }
+
+#[test]
+fn a_redirect_is_kept_in_the_spool_with_its_location_named() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::fake::{Received, Reply, Server};
+    let moved = Arc::new(AtomicBool::new(true));
+    let seen = Arc::clone(&moved);
+    let service = Server::start(move |_r: &Received| {
+        if seen.load(Ordering::SeqCst) {
+            Reply::Raw(301, "text/html", vec![("Location", "https://elsewhere.example/v2/enqueue".into())], "<html>moved</html>".into())
+        } else {
+            Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": "web-01/check_disk"}))
+        }
+    });
+    let sb = pd_sandbox();
+    let r = sb.run(&["--api-url", &service.url, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("HTTP 301 redirect to https://elsewhere.example/v2/enqueue, not followed"), "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "kept for --flush");
+
+    // Once the service answers again, --flush delivers it.
+    moved.store(false, Ordering::SeqCst);
+    let r = sb.run(&["--api-url", &service.url, "--flush"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(sb.spooled("pagerduty").is_empty());
+}

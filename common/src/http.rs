@@ -136,13 +136,36 @@ pub enum Class {
     Permanent(String),
 }
 
-/// Default classification: 2xx delivered; 408, 429 and 5xx retryable; everything else permanent.
+/// Default classification: 2xx delivered; 3xx ([`redirect`]), 408, 429 and 5xx retryable;
+/// everything else permanent.
 pub fn classify_status(status: u16) -> Class {
     match status {
         200..=299 => Class::Delivered,
-        408 | 429 | 500..=599 => Class::Retryable(format!("HTTP {status}")),
+        300..=399 | 408 | 429 | 500..=599 => Class::Retryable(format!("HTTP {status}")),
         _ => Class::Permanent(format!("HTTP {status}")),
     }
+}
+
+/// Longest `Location` quoted in a redirect's reason, in characters.
+pub const MAX_LOCATION_CHARS: usize = 200;
+
+/// A 3xx answer is not a delivery, and it is never followed (the request carries credentials,
+/// and a redirect could send them to another host). It is kept like any undeliverable request:
+/// retryable, so it is retried within the deadline and then spooled (exit 75) for the next
+/// invocation or `--flush`, once `api_url` or the proxy is fixed. The reason names the
+/// `Location` (cut to [`MAX_LOCATION_CHARS`]); `None` for any other status.
+pub fn redirect(status: u16, location: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
+    if !(300..=399).contains(&status) {
+        return None;
+    }
+    let to = match location.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        Some(l) if l.chars().count() > MAX_LOCATION_CHARS => {
+            format!(" to {}…", l.chars().take(MAX_LOCATION_CHARS).collect::<String>())
+        }
+        Some(l) => format!(" to {l}"),
+        None => " without a Location".to_string(),
+    };
+    Some(format!("HTTP {status} redirect{to}, not followed (a redirect is not a delivery; check api_url and any proxy)"))
 }
 
 /// [`classify_status`], with the reason for a failure written by `explain` (called only then),
@@ -282,6 +305,9 @@ impl Client {
         let classify = |e: &ureq::Error| transport_error(e, &Target::of(&req.url, &route, &self.trust));
         let mut resp = result.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
+        if let Some(why) = redirect(status, resp.headers().get("location").map(|v| String::from_utf8_lossy(v.as_bytes()))) {
+            return Err(Transport::Retryable(why));
+        }
         let retry_after = resp
             .headers()
             .get("retry-after")
@@ -498,6 +524,18 @@ mod tests {
         assert!(matches!(classify_status(400), Class::Permanent(_)));
         assert!(matches!(classify_status(401), Class::Permanent(_)));
         assert!(matches!(classify_status(404), Class::Permanent(_)));
+        assert!(matches!(classify_status(302), Class::Retryable(_)));
+    }
+
+    #[test]
+    fn redirects_are_retryable_and_name_the_location() {
+        assert_eq!(redirect(200, None), None);
+        assert_eq!(redirect(404, Some("x".into())), None);
+        let why = redirect(301, Some("https://events.eu.pagerduty.com/v2/enqueue".into())).unwrap();
+        assert!(why.starts_with("HTTP 301 redirect to https://events.eu.pagerduty.com/v2/enqueue, not followed"), "{why}");
+        assert!(redirect(302, None).unwrap().contains("without a Location"));
+        let long = redirect(307, Some("x".repeat(10_000).into())).unwrap();
+        assert!(long.chars().count() < MAX_LOCATION_CHARS + 150, "{long}");
     }
 
     #[test]
