@@ -17,4 +17,5 @@ mod timeouts;
 mod tls;
 mod trust;
 mod twilio;
+mod twilio_announce;
 mod util;

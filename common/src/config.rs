@@ -24,8 +24,17 @@ pub const DEFAULT_CONFIG_DIR: &str = "/etc/sensu/conf.d";
 /// Setting names that hold credentials, in any section (`pagerduty.routing_key`,
 /// `pagerduty.<team>.routing_key`, `twilio.auth_token`, …): never printed, and a settings file
 /// holding one should be readable by the handler's user only.
-pub const SECRET_SETTINGS: [&str; 7] =
-    ["routing_key", "integration_key", "api_key", "auth_token", "api_key_secret", "password", "token"];
+pub const SECRET_SETTINGS: [&str; 9] = [
+    "routing_key",
+    "integration_key",
+    "api_key",
+    "auth_token",
+    "api_key_secret",
+    "password",
+    "token",
+    "announce_token",
+    "announce_webhook",
+];
 
 /// Whether a setting named `name` holds a credential (see [`SECRET_SETTINGS`]).
 pub fn is_secret_setting(name: &str) -> bool {

@@ -3,6 +3,7 @@
 //! `provider` (requests and responses), `sequential` (one call at a time), `rotation`, `caps`,
 //! `twiml` and `common::pipeline`.
 
+mod announce;
 mod caps;
 mod provider;
 mod rotation;
@@ -44,6 +45,10 @@ struct Args {
     #[arg(long, env = "TWILIO_API_KEY_SECRET_FILE", value_name = "FILE", value_parser = common::cli::path_text())]
     api_key_secret_file: Option<String>,
 
+    /// Slack bot token for announcing who answered in announce_channel (chat.postMessage). Visible to every user in `ps` when given here: prefer the environment variable or a settings file readable by the handler's user only
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    announce_token: Option<String>,
+
     /// Call everyone at once, or one at a time until someone answers [default: broadcast]
     #[arg(long, value_name = "MODE", value_parser = ["broadcast", "sequential"])]
     mode: Option<String>,
@@ -66,6 +71,7 @@ fn main() -> std::process::ExitCode {
         ("api_key_secret", &args.api_key_secret),
         ("api_key_secret_file", &args.api_key_secret_file),
         ("mode", &args.mode),
+        ("announce_token", &args.announce_token),
     ]);
     if !args.test {
         return common::pipeline::main::<provider::Twilio>(&args.common, flags);

@@ -224,6 +224,8 @@ pub struct Twilio {
     rotation: Rotation,
     caps: Caps,
     test: bool,
+    /// Where to say who answered ([`crate::announce`]), when set.
+    pub(crate) announcer: Option<crate::announce::Announcer>,
 }
 
 impl Provider for Twilio {
@@ -250,6 +252,10 @@ impl Provider for Twilio {
         ("rotation", Trust::Check),
         ("timezone", Trust::Check),
         ("test_message", Trust::Check),
+        ("announce_webhook", Trust::Check),
+        ("announce_channel", Trust::Check),
+        ("announce_token", Trust::Check),
+        ("announce_answered", Trust::Check),
         ("message", Trust::Entity),
         ("resolve_message", Trust::Entity),
         ("language", Trust::Entity),
@@ -259,6 +265,7 @@ impl Provider for Twilio {
     ];
 
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
+        let announcer = crate::announce::Announcer::from_section(&section)?;
         let s: Settings = config::typed("twilio", section)?;
         let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let account_sid = trimmed(s.account_sid);
@@ -343,6 +350,7 @@ impl Provider for Twilio {
             rotation: Rotation::from_settings(&s.rotation, &s.timezone)?,
             caps: Caps::from_setting(&s.call_caps)?,
             test: s.test,
+            announcer,
         })
     }
 
@@ -352,6 +360,7 @@ impl Provider for Twilio {
         if let Some(c) = &self.credentials {
             out.push(basic(c));
         }
+        out.extend(self.announcer.iter().flat_map(crate::announce::Announcer::secrets));
         out
     }
 
@@ -414,6 +423,7 @@ impl Provider for Twilio {
                 if self.voice {
                     let doc = self.twiml(job.event, job.incident_key);
                     let slots = self.take_slots(ctx, &order);
+                    let mut placed = Vec::new();
                     for (r, slot) in order.iter().zip(slots) {
                         let Some(slot) = slot else {
                             sent.capped.push(r.label());
@@ -423,8 +433,12 @@ impl Provider for Twilio {
                         if matches!(outcome, Err(Failed::Permanent(_) | Failed::Config(_))) {
                             self.give_back(ctx, r, slot);
                         }
+                        if let Ok(Some(sid)) = &outcome {
+                            placed.push((r.clone(), sid.clone()));
+                        }
                         sent.record(ctx, r, "call", outcome);
                     }
+                    self.announce_broadcast(ctx, job, &placed);
                 }
                 if self.sms {
                     let body = self.sms_body(job.event);

@@ -32,6 +32,7 @@ use common::pipeline::{Ctx, Done, Failed, Job};
 use common::state;
 use serde_json::{Map, Value, json};
 
+use crate::announce::News;
 use crate::provider::{ANSWERED, CALL_SIDS, MESSAGE_SIDS, Recipient, Twilio};
 
 /// Call statuses after which Twilio does nothing more with a call (`call_enum_status` in the
@@ -135,6 +136,8 @@ enum Followed {
 #[derive(Default)]
 struct Progress {
     calls: Vec<String>,
+    /// The numbers called (for the announcement).
+    called: HashSet<String>,
     messages: Vec<String>,
     texted: HashSet<String>,
     capped: HashSet<String>,
@@ -220,6 +223,7 @@ impl Twilio {
                 };
                 placed += 1;
                 p.calls.push(sid.clone());
+                p.called.insert(r.phone.clone());
                 let n = p.calls.len();
                 ctx.log.debug(format!("round {round}: call {n} to {} is {sid}", r.label()));
                 match self.follow(ctx, key, &sid, r) {
@@ -228,6 +232,7 @@ impl Twilio {
                         let mut refs = p.refs();
                         refs.insert(ANSWERED.into(), json!({"sid": sid, "phone": r.phone, "name": r.name}));
                         let detail = format!("(answered by {} on call {n}: {})", r.label(), p.calls_text());
+                        self.announce(ctx, job, News::Answered { who: r, after: ctx.deadline.elapsed() });
                         return Ok(Done { detail, refs });
                     }
                     Followed::NotAnswered(st) => {
@@ -261,6 +266,7 @@ impl Twilio {
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
             return Ok(Done { detail, refs: p.refs() });
         }
+        self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls.len(), after: ctx.deadline.elapsed() });
         Err(Failed::NotYet(format!(
             "nobody answered {} in {} round{}{}",
             p.calls_text(),
@@ -332,7 +338,7 @@ impl Twilio {
     }
 
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.
-    fn fetch(&self, ctx: &Ctx<'_>, sid: &str, r: &Recipient) -> Result<CallState, (String, bool)> {
+    pub(crate) fn fetch(&self, ctx: &Ctx<'_>, sid: &str, r: &Recipient) -> Result<CallState, (String, bool)> {
         let req = self.request(Method::Get, &format!("Calls/{sid}.json"), Body::Empty);
         match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
             Delivery::Delivered { response, .. } => {

@@ -1,0 +1,396 @@
+//! Tell the team who answered: one Slack message when a person takes the call, or when nobody
+//! does.
+//!
+//! Calling people one by one (`mode: sequential`) ends when someone answers, but the rest of the
+//! team does not know who that was. With an announcement target set, the handler sends one
+//! message naming who answered (name and masked number, [`masked`]), the incident and the time
+//! to answer, e.g. `Bob (+14•••••0102) answered the call for web-01/check_disk (critical) after
+//! 47s.`; and when nobody answered after every round, `Nobody answered the call for
+//! web-01/check_disk (critical): 3 people called twice in 3m 5s.`
+//!
+//! Targets (settings of the `twilio` section):
+//! - `announce_webhook`: a Slack-compatible incoming-webhook URL; `POST {"text": …}` (Slack's
+//!   "Sending messages using incoming webhooks"; `../shared/specs/slack-web-api.md` §7). The whole
+//!   URL is a credential: it is masked in every log line.
+//! - `announce_channel`: a Slack channel ID, posted to with `chat.postMessage` (spec §5.5) and
+//!   the bot token `announce_token` (environment `SLACK_BOT_TOKEN`, flag `--announce-token`) at
+//!   `announce_api_url` (default `https://slack.com/api`, settable only by settings files,
+//!   the environment and flags). Used when no webhook is set.
+//!
+//! In broadcast mode everyone is called at once and nobody is followed, so announcing needs
+//! `announce_answered: true`: the handler then polls the calls it placed (every `poll_interval`)
+//! until one is answered or all have ended, within `--timeout`; when the deadline comes first,
+//! nothing is announced (a log line says so).
+//!
+//! Text from the event (entity, check) and the configured names are escaped for Slack's mrkdwn
+//! (`&`, `<`, `>`; spec §6), so a host named `<!channel>` notifies nobody. The announcement is
+//! best effort: it is sent once (retried on 429/5xx/network errors within a few seconds,
+//! [`ANNOUNCE_TIMEOUT`]), never spooled, and its failure is logged as a warning without
+//! changing the page's exit code. A dry run announces nothing.
+
+use std::time::Duration;
+
+use common::config::{self, de};
+use common::exit::{Code, Result};
+use common::http::{Class, Deadline, Delivery, Request, Response, classify_status};
+use common::pipeline::{Ctx, Job};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::provider::{Recipient, Twilio};
+use crate::sequential::Verdict;
+
+/// Default Slack Web API base URL (`{announce_api_url}/chat.postMessage`).
+pub const SLACK_API_URL: &str = "https://slack.com/api";
+
+/// Longest time spent on the announcement, retries included: 5 s. It is sent within what is
+/// left of `--timeout`, but given at least [`MIN_ANNOUNCE_TIME`] even when the calls used it up.
+pub const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Least time given to the announcement: 2 s.
+pub const MIN_ANNOUNCE_TIME: Duration = Duration::from_secs(2);
+
+/// Slack error codes worth another try (spec §5: rate limits and Slack's own trouble).
+const SLACK_RETRY: [&str; 6] = ["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
+
+/// The announcement settings of the `twilio` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Settings {
+    announce_webhook: Option<String>,
+    announce_channel: Option<String>,
+    announce_token: Option<String>,
+    announce_api_url: Option<String>,
+    #[serde(deserialize_with = "de::boolean")]
+    announce_answered: bool,
+}
+
+/// Where the announcement goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// An incoming-webhook URL (a credential).
+    Webhook(String),
+    /// `chat.postMessage` to channel `channel` at `api_url` with bot token `token`.
+    Channel { api_url: String, channel: String, token: String },
+}
+
+/// Who gets told, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcer {
+    target: Target,
+    /// Broadcast mode: follow the calls to learn who answered (`announce_answered`).
+    pub broadcast: bool,
+}
+
+/// What happened, to announce.
+#[derive(Debug, Clone, Copy)]
+pub enum News<'a> {
+    /// `who` answered; `after` since paging began.
+    Answered { who: &'a Recipient, after: Duration },
+    /// Nobody answered: `people` were called, `calls` calls in all, over `after`.
+    Nobody { people: usize, calls: usize, after: Duration },
+}
+
+impl Announcer {
+    /// From the `twilio` settings section: `None` when no target is set. Errors (exit 78): a
+    /// webhook or API URL that is not http(s), a channel without a bot token.
+    pub fn from_section(section: &Map<String, Value>) -> Result<Option<Announcer>> {
+        let s: Settings = config::typed("twilio", section.clone())?;
+        let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let http = |name: &str, url: &str| {
+            if url.starts_with("https://") || url.starts_with("http://") {
+                Ok(())
+            } else {
+                Err(Code::Config.msg(format!("settings `twilio.{name}` is not an http(s) URL")))
+            }
+        };
+        let target = match (trimmed(s.announce_webhook), trimmed(s.announce_channel)) {
+            (Some(url), _) => {
+                http("announce_webhook", &url)?;
+                Target::Webhook(url)
+            }
+            (None, Some(channel)) => {
+                let token = trimmed(s.announce_token).ok_or_else(|| {
+                    Code::Config.msg(
+                        "settings `twilio.announce_channel` needs a Slack bot token: set `twilio.announce_token`, SLACK_BOT_TOKEN or --announce-token",
+                    )
+                })?;
+                let api_url = trimmed(s.announce_api_url).unwrap_or_else(|| SLACK_API_URL.to_string());
+                http("announce_api_url", &api_url)?;
+                Target::Channel { api_url: api_url.trim_end_matches('/').to_string(), channel, token }
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Announcer { target, broadcast: s.announce_answered }))
+    }
+
+    /// Credentials to mask in every log line: the webhook URL (and its secret last part), or
+    /// the bot token.
+    pub fn secrets(&self) -> Vec<String> {
+        match &self.target {
+            Target::Webhook(url) => {
+                let last = url.trim_end_matches('/').rsplit('/').next().filter(|s| s.len() >= 8).map(str::to_string);
+                std::iter::once(url.clone()).chain(last).collect()
+            }
+            Target::Channel { token, .. } => vec![token.clone()],
+        }
+    }
+
+    /// The request that carries `text`.
+    fn request(&self, text: &str) -> Request {
+        match &self.target {
+            Target::Webhook(url) => Request::post_json(url.clone(), json!({ "text": text })),
+            Target::Channel { api_url, channel, token } => {
+                let mut req = Request::post_json(format!("{api_url}/chat.postMessage"), json!({ "channel": channel, "text": text }));
+                req.headers.push(("Authorization".into(), format!("Bearer {token}")));
+                req
+            }
+        }
+    }
+
+    /// `webhook` or `Slack channel C…`, for log lines.
+    fn where_to(&self) -> String {
+        match &self.target {
+            Target::Webhook(_) => "the announce webhook".into(),
+            Target::Channel { channel, .. } => format!("Slack channel {channel}"),
+        }
+    }
+
+    /// Send `text` once, best effort: the outcome is logged, never returned.
+    fn send(&self, ctx: &Ctx<'_>, key: &str, text: &str) {
+        let budget = ANNOUNCE_TIMEOUT.min(ctx.deadline.remaining().max(MIN_ANNOUNCE_TIME));
+        let deadline = Deadline::after(budget);
+        let req = self.request(text);
+        let webhook = matches!(self.target, Target::Webhook(_));
+        let classify = |resp: &Response| if webhook { classify_webhook(resp) } else { classify_slack(resp) };
+        let log = ctx.log;
+        let mut line = |l: String| log.debug(format!("announcement: {l}"));
+        match ctx.client.deliver(&req, &deadline, &classify, &mut line) {
+            Delivery::Delivered { .. } => ctx.log.info(format!("announced {key} to {}", self.where_to())),
+            Delivery::NotYet { reason, .. } | Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => ctx.log.warn(format!(
+                "cannot announce {key} to {} ({reason}); the page itself is not affected",
+                self.where_to()
+            )),
+        }
+    }
+}
+
+/// An incoming webhook answers 200 `ok`, or an HTTP error status with a short plain-text code
+/// (spec §7): 429 and 5xx are retried, other statuses are permanent.
+fn classify_webhook(resp: &Response) -> Class {
+    match classify_status(resp.status) {
+        Class::Delivered => Class::Delivered,
+        Class::Retryable(r) => Class::Retryable(format!("{r} {}", code_text(&resp.body))),
+        Class::Permanent(r) => Class::Permanent(format!("{r} {}", code_text(&resp.body))),
+    }
+}
+
+/// The Web API answers HTTP 200 with `{"ok": false, "error": CODE}` for errors (spec §3):
+/// classified by the code; `missing_scope` names the scope needed.
+fn classify_slack(resp: &Response) -> Class {
+    if resp.status != 200 {
+        return classify_status(resp.status);
+    }
+    let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    if v["ok"] == true {
+        return Class::Delivered;
+    }
+    let code = v["error"].as_str().unwrap_or("an answer without ok");
+    let mut why = format!("Slack error {}", code_text(code));
+    if code == "missing_scope" {
+        why.push_str(&format!(" (the bot token needs the scope {})", code_text(v["needed"].as_str().unwrap_or("chat:write"))));
+    }
+    if SLACK_RETRY.contains(&code) { Class::Retryable(why) } else { Class::Permanent(why) }
+}
+
+/// A service's short error code for a log line: at most 60 characters, control characters
+/// escaped.
+fn code_text(s: &str) -> String {
+    let cut: String = s.trim().chars().take(60).collect();
+    cut.escape_debug().to_string()
+}
+
+/// Text for Slack's mrkdwn: `&`, `<` and `>` escaped (and only those, as Slack decodes only
+/// these; spec §6, "Escaping text"), so that event data cannot mention, link or notify.
+pub fn mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// An E.164 number with its middle hidden: `+` and the first two digits, then `•` for each
+/// hidden digit, then the last four digits (`+14155550102` → `+14•••••0102`). Numbers of six
+/// digits or fewer show only their last two.
+pub fn masked(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    let n = digits.len();
+    let (head, tail) = if n > 6 { (2, 4) } else { (0, 2.min(n)) };
+    let mut out = String::from("+");
+    out.extend(&digits[..head]);
+    out.extend(std::iter::repeat_n('•', n - head - tail));
+    out.extend(&digits[n - tail..]);
+    out
+}
+
+/// `once`, `twice`, `3 times`.
+fn times(n: usize) -> String {
+    match n {
+        1 => "once".into(),
+        2 => "twice".into(),
+        n => format!("{n} times"),
+    }
+}
+
+/// Whole seconds as humantime writes them (`47s`, `3m 5s`).
+fn took(d: Duration) -> String {
+    config::show_duration(Duration::from_secs(d.as_secs()))
+}
+
+/// The message for `news` about `job`'s incident, escaped for mrkdwn.
+pub fn text(news: &News<'_>, job: &Job<'_>) -> String {
+    let e = job.event;
+    let incident = mrkdwn(&format!("{}/{} ({})", e.entity, e.check, e.status_name()));
+    match *news {
+        News::Answered { who, after } => {
+            let who = match &who.name {
+                Some(name) => format!("{} ({})", mrkdwn(name), masked(&who.phone)),
+                None => masked(&who.phone),
+            };
+            format!("{who} answered the call for {incident} after {}.", took(after))
+        }
+        News::Nobody { people, calls, after } => {
+            let called = match people {
+                1 => format!("1 person called {}", times(calls)),
+                p if calls % p == 0 => format!("{p} people called {}", times(calls / p)),
+                p => format!("{p} people called, {calls} calls in all"),
+            };
+            format!("Nobody answered the call for {incident}: {called} in {}.", took(after))
+        }
+    }
+}
+
+impl Twilio {
+    /// Announce `news` about `job` when an announcement target is set (not in a dry run).
+    pub(crate) fn announce(&self, ctx: &Ctx<'_>, job: &Job<'_>, news: News<'_>) {
+        if let Some(a) = &self.announcer
+            && !ctx.dry_run
+        {
+            a.send(ctx, job.incident_key, &text(&news, job));
+        }
+    }
+
+    /// Broadcast mode with `announce_answered`: follow the `placed` calls (recipient, call
+    /// SID) until one is answered (announce who) or all have ended (announce nobody), within
+    /// the run's deadline (then announce nothing).
+    pub(crate) fn announce_broadcast(&self, ctx: &Ctx<'_>, job: &Job<'_>, placed: &[(Recipient, String)]) {
+        if placed.is_empty() || ctx.dry_run || !self.announcer.as_ref().is_some_and(|a| a.broadcast) {
+            return;
+        }
+        let amd = self.machine_detection.is_some();
+        let mut pending: Vec<&(Recipient, String)> = placed.iter().collect();
+        loop {
+            if ctx.deadline.remaining() <= self.poll_interval + MIN_ANNOUNCE_TIME {
+                ctx.log.info(format!(
+                    "{} of {} calls for {} still undecided when --timeout ran out; who answered is not announced",
+                    pending.len(),
+                    placed.len(),
+                    job.incident_key
+                ));
+                return;
+            }
+            std::thread::sleep(self.poll_interval);
+            let mut still = Vec::new();
+            for call in pending {
+                let (r, sid) = call;
+                match self.fetch(ctx, sid, r) {
+                    Ok(st) => match st.verdict(amd) {
+                        Verdict::Answered => {
+                            ctx.log.info(format!("call {sid} to {}: {}", r.label(), st.describe()));
+                            return self.announce(ctx, job, News::Answered { who: r, after: ctx.deadline.elapsed() });
+                        }
+                        Verdict::NotAnswered => ctx.log.info(format!("call {sid} to {}: {}", r.label(), st.describe())),
+                        Verdict::Pending => still.push(call),
+                    },
+                    // A call whose status cannot be learned is not waited for.
+                    Err((reason, true)) => ctx.log.warn(format!("status of call {sid} to {}: {reason}", r.label())),
+                    Err((_, false)) => still.push(call),
+                }
+            }
+            if still.is_empty() {
+                let news = News::Nobody { people: placed.len(), calls: placed.len(), after: ctx.deadline.elapsed() };
+                return self.announce(ctx, job, news);
+            }
+            pending = still;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn numbers_are_masked_but_recognizable() {
+        assert_eq!(masked("+14155550102"), "+14•••••0102");
+        assert_eq!(masked("+819012345678"), "+81••••••5678");
+        assert_eq!(masked("+12345"), "+•••45");
+        assert_eq!(masked(""), "+");
+    }
+
+    #[test]
+    fn mrkdwn_escapes_only_the_three_control_characters() {
+        assert_eq!(mrkdwn("<!channel> & <@U123> \"x\" 'y'"), "&lt;!channel&gt; &amp; &lt;@U123&gt; \"x\" 'y'");
+        assert_eq!(mrkdwn("&amp;"), "&amp;amp;");
+    }
+
+    #[test]
+    fn settings_choose_the_target() {
+        assert_eq!(Announcer::from_section(&section(json!({}))).ok(), Some(None));
+        let a = Announcer::from_section(&section(json!({"announce_webhook": "https://hooks.slack.com/services/T1/B1/abcdefgh1234"})));
+        let a = a.ok().flatten().map(|a| (a.broadcast, a.secrets()));
+        assert_eq!(a, Some((false, vec!["https://hooks.slack.com/services/T1/B1/abcdefgh1234".to_string(), "abcdefgh1234".to_string()])));
+        let err = Announcer::from_section(&section(json!({"announce_channel": "C1"}))).err().map(|e| (e.code, e.to_string()));
+        assert!(err.as_ref().is_some_and(|(c, m)| *c == Code::Config && m.contains("SLACK_BOT_TOKEN")), "{err:?}");
+        let a = Announcer::from_section(&section(json!({"announce_channel": "C1", "announce_token": "xoxb-1", "announce_answered": "true"})));
+        let a = a.ok().flatten();
+        assert_eq!(a.as_ref().map(|a| a.broadcast), Some(true));
+        let req = a.map(|a| a.request("hi"));
+        assert_eq!(req.as_ref().map(|r| r.url.as_str()), Some("https://slack.com/api/chat.postMessage"));
+        let bad = Announcer::from_section(&section(json!({"announce_webhook": "hooks.slack.com/x"})));
+        assert_eq!(bad.err().map(|e| e.code), Some(Code::Config));
+    }
+
+    #[test]
+    fn messages_say_who_or_how_many_were_called() {
+        let event = common::event::Event { entity: "db<1>".into(), check: "backup&".into(), status: 2, ..Default::default() };
+        let job = Job { action: common::filter::Action::Trigger, event: &event, incident_key: "db<1>/backup&", previous: None };
+        let bob = Recipient { name: Some("Bob <b>".into()), phone: "+14155550102".into() };
+        let anon = Recipient { name: None, phone: "+14155550103".into() };
+        let secs = Duration::from_millis;
+        assert_eq!(
+            text(&News::Answered { who: &bob, after: secs(47_900) }, &job),
+            "Bob &lt;b&gt; (+14•••••0102) answered the call for db&lt;1&gt;/backup&amp; (critical) after 47s."
+        );
+        assert_eq!(text(&News::Answered { who: &anon, after: secs(185_000) }, &job), "+14•••••0103 answered the call for db&lt;1&gt;/backup&amp; (critical) after 3m 5s.");
+        let nobody = |people, calls| text(&News::Nobody { people, calls, after: secs(10_000) }, &job);
+        assert!(nobody(3, 6).ends_with(": 3 people called twice in 10s."), "{}", nobody(3, 6));
+        assert!(nobody(1, 1).ends_with(": 1 person called once in 10s."), "{}", nobody(1, 1));
+        assert!(nobody(2, 6).ends_with(": 2 people called 3 times in 10s."), "{}", nobody(2, 6));
+        assert!(nobody(3, 5).ends_with(": 3 people called, 5 calls in all in 10s."), "{}", nobody(3, 5));
+    }
+
+    #[test]
+    fn slack_answers_are_classified_by_their_error_code() {
+        let resp = |status, body: &str| Response { status, body: body.into(), retry_after: None };
+        assert_eq!(classify_slack(&resp(200, r#"{"ok":true,"ts":"1.2"}"#)), Class::Delivered);
+        assert!(matches!(classify_slack(&resp(200, r#"{"ok":false,"error":"ratelimited"}"#)), Class::Retryable(_)));
+        let scope = classify_slack(&resp(200, r#"{"ok":false,"error":"missing_scope","needed":"chat:write"}"#));
+        assert!(matches!(&scope, Class::Permanent(r) if r.contains("needs the scope chat:write")), "{scope:?}");
+        assert!(matches!(classify_slack(&resp(429, "")), Class::Retryable(_)));
+        assert!(matches!(classify_webhook(&resp(404, "no_service")), Class::Permanent(r) if r == "HTTP 404 no_service"));
+        assert!(matches!(classify_webhook(&resp(500, "rollup_error")), Class::Retryable(_)));
+        assert_eq!(classify_webhook(&resp(200, "ok")), Class::Delivered);
+    }
+}

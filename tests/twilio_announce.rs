@@ -1,0 +1,214 @@
+//! handler-twilio tells the team who answered: one message to a Slack incoming webhook (or a
+//! channel through chat.postMessage), checked by the fake Slack, while the fake Twilio scripts
+//! who picks up.
+
+use serde_json::{Value, json};
+
+use crate::fake::slack::{self, FakeSlack};
+use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
+use crate::util::{Run, Sandbox, read_fixture, run_command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
+const ALICE: &str = "+14155550101";
+const BOB: &str = "+14155550102";
+const CAROL: &str = "+819012345678";
+
+/// A sandbox calling Alice, Bob and Carol (in that order), status checks every 20 ms, with
+/// `extra` laid over the `twilio` section.
+fn sandbox(extra: Value) -> Sandbox {
+    let sb = Sandbox::new(BIN);
+    let mut section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
+        "recipients": [{"name": "Alice", "phone": ALICE}, {"name": "Bob", "phone": BOB}, {"name": "Carol", "phone": CAROL}],
+        "poll_interval": "20ms", "ring_timeout": 5});
+    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    sb.config("twilio.json", &json!({ "twilio": section }));
+    sb
+}
+
+fn run(sb: &Sandbox, twilio: &FakeTwilio, input: &[u8], extra: &[&str]) -> Run {
+    let mut args = vec!["--api-url", twilio.url.as_str(), "--timeout", "60s"];
+    args.extend_from_slice(extra);
+    sb.run(&args, input)
+}
+
+/// The texts of the webhook posts the fake Slack accepted; asserts each is plain, escaped text
+/// that mentions nobody.
+fn announced(slack: &FakeSlack) -> Vec<String> {
+    slack.assert_no_violations();
+    slack
+        .webhook_posts()
+        .into_iter()
+        .map(|(body, markup)| {
+            assert_eq!(body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["text".to_string()]), "{body}");
+            assert!(markup.mentions.is_empty() && markup.tokens.is_empty() && markup.bare_ampersands == 0, "{markup:?}");
+            body["text"].as_str().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+/// `text` with the digits of "after Ns" / "in Ns" replaced by `N`, for comparing whole lines
+/// without depending on how long the run took.
+fn without_times(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() && (digits || out.ends_with("after ") || out.ends_with("in ")) {
+            if !digits {
+                out.push('N');
+            }
+            digits = true;
+        } else {
+            digits = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn sequential_second_person_answers_one_webhook_message_names_them() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::NoAnswer, Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential", "announce_webhook": slack.webhook_url()}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    twilio.assert_no_violations();
+    assert_eq!(twilio.calls().len(), 2, "Carol is not called");
+    let texts = announced(&slack);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(without_times(&texts[0]), "Bob (+14•••••0102) answered the call for web-01/check_disk (critical) after Ns.");
+    assert!(!texts[0].contains(BOB), "the number is masked: {}", texts[0]);
+    assert!(r.stderr.contains("twilio: announced web-01/check_disk to the announce webhook"), "{}", r.stderr);
+    assert!(!r.stderr.contains(slack::WEBHOOK_SECRET), "the webhook URL is a credential: {}", r.stderr);
+}
+
+#[test]
+fn sequential_nobody_answers_one_message_says_so_and_the_page_exits_75() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::NoAnswer, Outcome::Failed, Outcome::NoAnswer, Outcome::Busy]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential", "rounds": 2, "announce_webhook": slack.webhook_url()}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(75), "nobody answered: the next event calls again: {r:?}");
+    assert_eq!(twilio.calls().len(), 6);
+    let texts = announced(&slack);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(without_times(&texts[0]), "Nobody answered the call for web-01/check_disk (critical): 3 people called twice in Ns.");
+}
+
+#[test]
+fn webhook_down_the_page_still_exits_0_and_the_failure_is_logged() {
+    // A port that was just free: nothing listens there.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+    let url = format!("http://127.0.0.1:{down}/services/T0FAKE0001/B0HOOK0001/{}", slack::WEBHOOK_SECRET);
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::NoAnswer, Outcome::Answered]);
+    let sb = sandbox(json!({"mode": "sequential", "announce_webhook": url}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("twilio: triggered web-01/check_disk (answered by Bob"), "{}", r.stderr);
+    assert!(r.stderr.contains("twilio: warn: cannot announce web-01/check_disk to the announce webhook ("), "{}", r.stderr);
+    assert!(r.stderr.contains("the page itself is not affected"), "{}", r.stderr);
+    assert!(!r.stderr.contains(slack::WEBHOOK_SECRET), "the webhook URL is a credential: {}", r.stderr);
+
+    // A revoked webhook (404 no_service) is not retried, and changes nothing either.
+    let slack = FakeSlack::start();
+    let revoked = format!("{}/services/T0FAKE0001/B0HOOK0001/RevokedSecret00000000", slack.url);
+    twilio.outcomes(&[Outcome::Answered]);
+    let sb = sandbox(json!({"mode": "sequential", "announce_webhook": revoked}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("(HTTP 404 no_service)"), "{}", r.stderr);
+    assert_eq!(slack.calls_to("webhook").len(), 1, "tried once");
+}
+
+#[test]
+fn broadcast_with_announce_answered_follows_the_calls_until_someone_answers() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"announce_webhook": slack.webhook_url(), "announce_answered": true}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    twilio.assert_no_violations();
+    assert_eq!(twilio.calls().len(), 3, "everyone is called at once");
+    assert!(twilio.calls().iter().all(|c| c.fetches >= 2), "each call was followed: {:?}", twilio.calls());
+    let texts = announced(&slack);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(without_times(&texts[0]), "Carol (+81••••••5678) answered the call for web-01/check_disk (critical) after Ns.");
+
+    // Nobody picks up: one message saying so.
+    twilio.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::Failed]);
+    let r = run(&sb, &twilio, &read_fixture("sensu-go/failing.json"), &[]);
+    assert_eq!(r.code, Some(0), "broadcast calls were placed: {r:?}");
+    let texts = announced(&slack);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(without_times(&texts[1]).ends_with(": 3 people called once in Ns."), "{}", texts[1]);
+
+    // Without announce_answered a broadcast follows no call and announces nothing.
+    let sb = sandbox(json!({"announce_webhook": slack.webhook_url()}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(announced(&slack).len(), 2);
+}
+
+#[test]
+fn event_text_cannot_notify_the_channel_and_a_bot_token_posts_to_announce_channel() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential", "announce_channel": slack::ALERTS, "announce_api_url": slack.api_url()}));
+    let mut cmd = sb.command(&[
+        "--api-url", &twilio.url, "--timeout", "60s", "--from", "cli", "--entity", "<!channel>", "--check", "disk&<@U01ALICE01>",
+        "--status", "critical", "--output", "<!here> full",
+    ]);
+    cmd.env("SLACK_BOT_TOKEN", slack::BOT_TOKEN);
+    let r = run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    slack.assert_no_violations();
+    let posts = slack.calls_to("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let alerts = slack.channel(slack::ALERTS);
+    assert_eq!(alerts.messages.len(), 1);
+    let m = &alerts.messages[0];
+    assert!(m.markup.mentions.is_empty() && m.markup.tokens.is_empty() && m.markup.bare_ampersands == 0, "{:?}", m.markup);
+    assert_eq!(
+        without_times(&m.text),
+        "Alice (+14•••••0101) answered the call for &lt;!channel&gt;/disk&amp;&lt;@U01ALICE01&gt; (critical) after Ns."
+    );
+    assert!(!r.stderr.contains(slack::BOT_TOKEN), "{}", r.stderr);
+}
+
+#[test]
+fn announce_channel_without_a_token_is_a_configuration_error() {
+    let twilio = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"announce_channel": "C0ALERTS01"}));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("announce_channel` needs a Slack bot token"), "{}", r.stderr);
+    assert!(twilio.calls().is_empty());
+}
+
+#[test]
+fn a_monitored_host_cannot_choose_where_the_announcement_goes() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential"}));
+    let mut event: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture JSON");
+    event["entity"]["metadata"]["annotations"] = json!({"pagerpipe/twilio.announce_webhook": slack.webhook_url()});
+    let r = run(&sb, &twilio, event.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("twilio.announce_webhook"), "the refusal is logged: {}", r.stderr);
+    assert!(slack.calls().is_empty(), "{:?}", slack.calls());
+    // The check (the monitoring server's configuration) may route it.
+    let mut event: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture JSON");
+    event["check"]["metadata"]["name"] = json!("check-other");
+    event["check"]["metadata"]["annotations"] = json!({"pagerpipe/twilio.announce_webhook": slack.webhook_url()});
+    let r = run(&sb, &twilio, event.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(announced(&slack).len(), 1);
+}
