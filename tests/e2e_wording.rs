@@ -76,3 +76,15 @@ fn a_repeated_single_value_flag_takes_the_last_value() {
         assert_ne!(r.code, Some(2), "{bin}: {r:?}");
     }
 }
+
+/// The flush timer (`handler-* --flush` every minute) says nothing when the spool is empty.
+#[test]
+fn flushing_an_empty_spool_logs_nothing() {
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    let r = sb.run(&["--flush"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr, "", "an empty spool is not news");
+    let r = sb.run(&["--flush", "-v"], b"");
+    assert!(r.stderr.contains("0 delivered"), "still there at debug level: {}", r.stderr);
+}

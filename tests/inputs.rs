@@ -237,7 +237,7 @@ fn malformed_environment_input_exits_65() {
 
 /// The real Nagios 4 from Debian (`nagios4-core`), notifying through handler-pagerduty.
 mod real_nagios {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 

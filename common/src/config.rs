@@ -232,15 +232,18 @@ fn readable_by_others(path: &Path) -> Option<String> {
     if mode & 0o004 != 0 {
         return Some(format!("all users (mode {mode:04o})"));
     }
-    if mode & 0o040 != 0 && effective_gid() != Some(meta.gid()) {
+    if mode & 0o040 != 0 && effective_gid() != Some(meta.gid()) && !is_shared_group(meta.gid()) {
         return Some(format!("group {} (mode {mode:04o})", meta.gid()));
     }
     None
 }
 
-#[cfg(not(unix))]
-fn readable_by_others(_path: &Path) -> Option<String> {
-    None
+/// Whether `gid` is the group the packages create for the monitoring users
+/// ([`crate::files::SHARED_GROUP`]): a settings file `root:pagerpipe 0640` is the documented
+/// layout for a file several of them read (packaging/README.md), not an exposure.
+#[cfg(unix)]
+fn is_shared_group(gid: u32) -> bool {
+    std::fs::read_to_string("/etc/group").is_ok_and(|groups| crate::files::group_name(&groups, gid) == Some(crate::files::SHARED_GROUP))
 }
 
 /// The process's effective group id, from `/proc/self/status` (`Gid: real effective …`);
@@ -805,4 +808,5 @@ mod tests {
         let err = c.validate("pagerduty").unwrap_err();
         assert!(err.to_string().contains("\"fatal\""), "{err}");
     }
+
 }

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 pub struct Chosen {
     /// The directory (created, writable).
     pub dir: PathBuf,
-    /// Set when the system directory could not be written and the per-user one is used.
+    /// A line for the log: set when the system directory could not be written and the
+    /// per-user one is used, or when the system directory did not exist and was created
+    /// (mode 2775, group `pagerpipe` when it exists; see `create_shared_base`).
     pub fallback_notice: Option<String>,
 }
 
@@ -34,9 +36,10 @@ pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path
         ensure_writable(&dir, what)?;
         return Ok(Chosen { dir, fallback_notice: None });
     }
+    let created_notice = create_shared_base(system);
     let default = system.join(handler);
     match ensure_writable(&default, what) {
-        Ok(()) => Ok(Chosen { dir: default, fallback_notice: None }),
+        Ok(()) => Ok(Chosen { dir: default, fallback_notice: created_notice }),
         Err(first) => {
             let base = per_user_state_dir()
                 .ok_or_else(|| first.context("and neither XDG_STATE_HOME nor HOME is set for a per-user fallback"))?;
@@ -50,6 +53,73 @@ pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path
             Ok(Chosen { dir, fallback_notice: Some(notice) })
         }
     }
+}
+
+/// The group the packages create for the monitoring users that share settings, state and
+/// spool (`sensu`, `nagios`, `icinga`, `zabbix`; packaging/README.md).
+pub const SHARED_GROUP: &str = "pagerpipe";
+
+/// Mode of a shared system directory (`/var/lib/pagerpipe`, `/var/spool/pagerpipe`): group
+/// `pagerpipe` may create files, nobody else may; setgid so that everything created inside
+/// belongs to the group (the packages create them so).
+pub const SHARED_DIR_MODE: u32 = 0o2775;
+
+/// When the system directory `base` does not exist (a run without the packages, e.g. as root
+/// from a tarball), create it as the packages do: mode 2775, group `pagerpipe` when that group
+/// exists. Returns a line for the log saying what was created, and why other monitoring users
+/// cannot use it when the group is missing. `None` when it existed or cannot be created (the
+/// caller's normal fallback then applies).
+fn create_shared_base(base: &Path) -> Option<String> {
+    if base.exists() {
+        return None;
+    }
+    fs::create_dir(base).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(base, fs::Permissions::from_mode(SHARED_DIR_MODE));
+        let gid = fs::read_to_string("/etc/group").ok().and_then(|g| group_id(&g, SHARED_GROUP));
+        match gid {
+            Some(gid) => {
+                let group = Some(rustix::fs::Gid::from_raw(gid));
+                match rustix::fs::chown(base, None, group) {
+                    Ok(()) => Some(format!("created {} (mode 2775, group {SHARED_GROUP}), as the packages do", base.display())),
+                    Err(e) => Some(format!(
+                        "created {} (mode 2775) but cannot give it to group {SHARED_GROUP} ({e}); run `chgrp {SHARED_GROUP} {}`",
+                        base.display(),
+                        base.display()
+                    )),
+                }
+            }
+            None => Some(format!(
+                "created {} (mode 2775, group of this user): the group {SHARED_GROUP} does not exist, so other monitoring users cannot write it; install the pagerpipe package, or `groupadd --system {SHARED_GROUP}`, add the monitoring users to it and `chgrp -R {SHARED_GROUP} {}`",
+                base.display(),
+                base.display()
+            )),
+        }
+    }
+    #[cfg(not(unix))]
+    Some(format!("created {}", base.display()))
+}
+
+/// The name of group `gid` in `/etc/group` text (`name:password:gid:members` lines).
+pub fn group_name(etc_group: &str, gid: u32) -> Option<&str> {
+    etc_group.lines().find_map(|line| {
+        let (name, id) = group_line(line)?;
+        (id == gid).then_some(name)
+    })
+}
+
+/// The id of group `name` in `/etc/group` text.
+pub fn group_id(etc_group: &str, name: &str) -> Option<u32> {
+    etc_group.lines().find_map(|line| group_line(line).filter(|(n, _)| *n == name).map(|(_, id)| id))
+}
+
+fn group_line(line: &str) -> Option<(&str, u32)> {
+    let mut fields = line.split(':');
+    let name = fields.next()?;
+    let id = fields.nth(1)?.trim().parse::<u32>().ok()?;
+    Some((name, id))
 }
 
 /// Open (creating it if needed) the lock file `path`, a separate file that is never replaced,
@@ -216,5 +286,31 @@ mod tests {
         let c = choose_dir("spool dir", "--spool-dir", Some(dir.path()), Path::new("/nonexistent"), "x", "pagerduty").unwrap();
         assert_eq!(c.dir, dir.path().join("pagerduty"));
         assert!(c.fallback_notice.is_none());
+    }
+
+    #[test]
+    fn groups_come_from_etc_group() {
+        let groups = "root:x:0:\nnagios:x:116:\npagerpipe:x:998:nagios,zabbix,sensu\n# comment\n";
+        assert_eq!(group_name(groups, 998), Some(SHARED_GROUP));
+        assert_eq!(group_name(groups, 116), Some("nagios"));
+        assert_eq!(group_name(groups, 5), None);
+        assert_eq!(group_id(groups, SHARED_GROUP), Some(998));
+        assert_eq!(group_id(groups, "zabbix"), None);
+    }
+
+    #[test]
+    fn a_missing_system_base_is_created_shared() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("spool-pagerpipe");
+        let chosen = choose_dir("spool dir", "--spool-dir", None, &base, "pagerpipe/spool", "pagerduty").unwrap();
+        assert_eq!(chosen.dir, base.join("pagerduty"));
+        let notice = chosen.fallback_notice.expect("says what it created");
+        assert!(notice.contains("mode 2775"), "{notice}");
+        assert_eq!(fs::metadata(&base).unwrap().permissions().mode() & 0o7777, SHARED_DIR_MODE);
+        assert_eq!(fs::metadata(base.join("pagerduty")).unwrap().permissions().mode() & 0o7777, SHARED_DIR_MODE, "handler subdirectory like its parent");
+        // Existing: nothing to say.
+        let again = choose_dir("spool dir", "--spool-dir", None, &base, "pagerpipe/spool", "pagerduty").unwrap();
+        assert_eq!(again.fallback_notice, None);
     }
 }

@@ -92,7 +92,12 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         let why = report.stopped.or(report.busy.then(|| "another flush held the lock until the deadline".to_string()));
         return Err(Code::TempFail.msg(format!("{summary}: {}", why.unwrap_or_else(|| "the deadline ran out".into()))));
     }
-    log.info(summary);
+    // The flush timer runs every minute: an empty spool (the usual case) is not news.
+    if report.delivered == 0 && report.failed + report.dropped == 0 {
+        log.debug(summary);
+    } else {
+        log.info(summary);
+    }
     Ok(Code::Ok)
 }
 
