@@ -88,3 +88,27 @@ fn flushing_an_empty_spool_logs_nothing() {
     let r = sb.run(&["--flush", "-v"], b"");
     assert!(r.stderr.contains("0 delivered"), "still there at debug level: {}", r.stderr);
 }
+
+/// Zabbix Information and Not classified problems place no phone call with handler-twilio's
+/// default `severities`; a Warning does, and its spoken text names the trigger once.
+#[test]
+fn twilio_does_not_call_for_informational_zabbix_problems() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+    sb.config(
+        "twilio.json",
+        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199", "recipients": ["+14155550101"]}}),
+    );
+    for slug in ["information", "not-classified", "warning"] {
+        let message = String::from_utf8(read_fixture(&format!("zabbix/problem-{slug}.txt"))).unwrap();
+        let r = sb.run(&["--api-url", fake.url.as_str(), "--from", "zabbix", "", "trigger", &message], b"");
+        assert_eq!(r.code, Some(0), "{slug}: {r:?}");
+    }
+    fake.assert_no_violations();
+    let calls = fake.to("Calls.json");
+    assert_eq!(calls.len(), 1, "only the Warning calls");
+    assert_eq!(
+        calls[0].twiml.as_ref().unwrap().say,
+        ["web-01 Free disk space is less than 20% on volume / is warning. 18.2 %"]
+    );
+}

@@ -649,3 +649,43 @@ fn nagios_custom_notification_number_zero_pages_when_mapped() {
     fake.assert_no_violations();
     assert_eq!(fake.events().len(), 1, "{}", r.stderr);
 }
+
+mod zabbix_reader_properties {
+    //! Issue 12 point 2 at the reader, with many cases: whatever the item value or a trigger
+    //! name that embeds it holds, the event's incident key, link, action, severity, entity and
+    //! `SENDTO` are those of the same message with a harmless value.
+    use common::event::{Invocation, Source};
+    use proptest::prelude::*;
+
+    fn documented(name: &str, item_value: &str) -> String {
+        String::from_utf8(crate::util::read_fixture("zabbix/problem-average.txt"))
+            .unwrap()
+            .replace("name:Load average is too high (per CPU load over 1.5 for 5m)", &format!("name:{name}"))
+            .replace("item_value:1.83", &format!("item_value:{item_value}"))
+    }
+
+    /// The structural fields, shown with `Debug` (one comparable value).
+    fn structure(subject: &str, message: &str) -> String {
+        let inv = Invocation { args: vec!["R0ut1ngKeyF0rTests0000000000abcd".into(), subject.into(), message.into()], ..Invocation::default() };
+        let e = inv.parse(Source::Zabbix).expect("the documented message parses");
+        format!("{:?}", (e.incident_key, e.url, e.action, e.zabbix_severity, e.severity, e.status, e.entity, e.send_to, e.address))
+    }
+
+    fn hostile() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            "(incident_key|url|hostname|id|status|value|severity|nseverity|name|item_value|event_id|ip) ?: ?[ -~]{0,24}",
+            Just("NOTE: Escalation cancelled: by the host".to_string()),
+            any::<String>(),
+        ];
+        prop::collection::vec(line, 0..8).prop_map(|lines| lines.join("\n"))
+    }
+
+    proptest! {
+        #[test]
+        fn values_never_change_the_structure(value in hostile(), subject in prop::sample::select(vec!["trigger", "resolve", "PROBLEM", "other"])) {
+            let harmless = structure(subject, &documented("Load average is too high", "1.83"));
+            prop_assert_eq!(&structure(subject, &documented("Load average is too high", &value)), &harmless);
+            prop_assert_eq!(&structure(subject, &documented(&format!("Load is {value}"), "1.83")), &harmless);
+        }
+    }
+}
