@@ -1,11 +1,12 @@
 //! Pages from any script or batch job (`--from cli`, `--from exec`), with each handler against
-//! its loopback fake: the same scenarios run for handler-pagerduty, handler-twilio and
-//! handler-reactio, each page read back from what the fake service accepted.
+//! its loopback fake: the same scenarios run for handler-pagerduty, handler-twilio,
+//! handler-reactio and handler-slack, each page read back from what the fake service accepted.
 
 use serde_json::json;
 
 use crate::fake::pagerduty::FakePagerDuty;
 use crate::fake::reactio::{self, FakeReactio};
+use crate::fake::slack::{self, FakeSlack};
 use crate::fake::twilio::{self, FakeTwilio};
 use crate::util::{ROUTING_KEY, Run, Sandbox};
 
@@ -25,16 +26,18 @@ enum Service {
     PagerDuty(FakePagerDuty),
     Twilio(FakeTwilio),
     Reactio(FakeReactio),
+    Slack(FakeSlack),
 }
 
 const TWILIO_TO: &str = "+14155550101";
 
 impl Service {
-    fn all() -> [fn() -> Service; 3] {
+    fn all() -> [fn() -> Service; 4] {
         [
             || Service::PagerDuty(FakePagerDuty::start(&[])),
             || Service::Twilio(FakeTwilio::start(&[])),
             || Service::Reactio(FakeReactio::start(&[])),
+            || Service::Slack(FakeSlack::start()),
         ]
     }
 
@@ -43,19 +46,21 @@ impl Service {
             Service::PagerDuty(_) => "pagerduty",
             Service::Twilio(_) => "twilio",
             Service::Reactio(_) => "reactio",
+            Service::Slack(_) => "slack",
         }
     }
 
-    fn url(&self) -> &str {
+    fn url(&self) -> String {
         match self {
-            Service::PagerDuty(f) => &f.url,
-            Service::Twilio(f) => &f.url,
-            Service::Reactio(f) => &f.url,
+            Service::PagerDuty(f) => f.url.clone(),
+            Service::Twilio(f) => f.url.clone(),
+            Service::Reactio(f) => f.url.clone(),
+            Service::Slack(f) => f.api_url(),
         }
     }
 
     /// A sandbox for this handler: credentials for the fake; Twilio texts a RESOLVED SMS on
-    /// resolve and its call caps do not get in the way; Reactio pages for every severity and names the status in the incident name.
+    /// resolve and its call caps do not get in the way; Reactio pages for every severity and names the status in the incident name; Slack posts to one channel.
     fn sandbox(&self) -> Sandbox {
         match self {
             Service::PagerDuty(_) => {
@@ -79,6 +84,11 @@ impl Service {
                     &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example",
                         "severities": "warning,critical,unknown", "name_template": "{status}: {output}"}}),
                 );
+                sb
+            }
+            Service::Slack(_) => {
+                let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+                sb.config("slack.json", &json!({"slack": {"token": slack::BOT_TOKEN, "channel": slack::ALERTS}}));
                 sb
             }
         }
@@ -139,12 +149,31 @@ impl Service {
                     })
                     .collect()
             }
+            Service::Slack(f) => {
+                f.assert_no_violations();
+                // The alert (or, for a recovery, a reply in its thread): the status field and the
+                // output's code block, unescaped.
+                f.channel(slack::ALERTS)
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        let header = m.blocks[0]["text"]["text"].as_str().unwrap_or("");
+                        let status = m.blocks[1]["fields"][0]["text"].as_str().unwrap_or("").trim_start_matches("*Status*\n");
+                        let code = m.blocks[2]["text"]["text"].as_str().unwrap_or("");
+                        let code = code.trim_start_matches("```\n").trim_end_matches("\n```");
+                        let text = code.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+                        let action = if header.contains("RECOVERED") { "resolve" } else { "trigger" };
+                        Page { action, status: if action == "resolve" { String::new() } else { status.to_string() }, text }
+                    })
+                    .collect()
+            }
         }
     }
 
     /// Run the handler with `--api-url` of the fake and `args`.
     fn run(&self, sb: &Sandbox, args: &[&str], stdin: &[u8]) -> Run {
-        let mut all = vec!["--api-url", self.url()];
+        let url = self.url();
+        let mut all = vec!["--api-url", url.as_str()];
         all.extend_from_slice(args);
         sb.run(&all, stdin)
     }
@@ -286,9 +315,9 @@ fn a_job_printing_10_mb_passes_it_all_through_and_the_page_carries_the_last_4_ki
                 let whole = squeeze(&format!("/bin/sh exited with status 1.\n{tail}"));
                 assert!(text.ends_with('…') && whole.starts_with(text.trim_end_matches('…')), "{who}: {text}");
             }
-            // A call speaks at most what fits Twilio's 4000 characters of TwiML: the ending
-            // and the start of the tail.
-            Service::Twilio(_) => {
+            // A call speaks at most what fits Twilio's 4000 characters of TwiML, a Slack code
+            // block holds 3000: the ending and the start of the tail.
+            Service::Twilio(_) | Service::Slack(_) => {
                 let spoken = squeeze(text);
                 let start = squeeze(&tail[..200]);
                 assert!(spoken.starts_with(&format!("/bin/sh exited with status 1. {start}")), "{who}: {spoken}");
@@ -347,7 +376,8 @@ fn cli_and_exec_flag_mistakes_are_usage_errors_and_run_nothing() {
 fn the_job_does_not_inherit_the_handlers_credentials() {
     let svc = Service::PagerDuty(FakePagerDuty::start(&[]));
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
-    let mut cmd = sb.command(&["--api-url", svc.url(), "--from", "exec", "--check", "env", "--entity", "e", "--", "/bin/sh", "-c", "echo \"key=[${PAGERDUTY_ROUTING_KEY-unset}] other=[$OTHER]\"; exit 1"]);
+    let url = svc.url();
+    let mut cmd = sb.command(&["--api-url", &url, "--from", "exec", "--check", "env", "--entity", "e", "--", "/bin/sh", "-c", "echo \"key=[${PAGERDUTY_ROUTING_KEY-unset}] other=[$OTHER]\"; exit 1"]);
     cmd.env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY).env("OTHER", "kept");
     let r = crate::util::run_command(cmd, b"");
     assert_eq!(r.code, Some(0), "{r:?}");
