@@ -25,7 +25,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub timeout: Option<String>,
 
-    /// Statuses that page, comma-separated: warning,critical,unknown [default: all three]
+    /// Statuses that page, comma-separated: warning,critical,unknown, and info for Zabbix
+    /// Information/Not classified [default: warning,critical,unknown]
     #[arg(long, value_name = "LIST")]
     pub severities: Option<String>,
 
