@@ -301,3 +301,119 @@ fn a_redirect_is_kept_in_the_spool_with_its_location_named() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(sb.spooled("pagerduty").is_empty());
 }
+
+#[cfg(unix)]
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Every file and directory under `root`, without following symlinks.
+#[cfg(unix)]
+fn walk(root: &std::path::Path) -> Vec<(std::path::PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let meta = std::fs::symlink_metadata(e.path()).expect("lstat");
+            if meta.is_dir() {
+                todo.push(e.path());
+            }
+            out.push((e.path(), meta));
+        }
+    }
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn planted_fifos_symlinks_and_directories_never_hang_redirect_or_stop_a_page() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd_sandbox();
+    let outside = sb.dir.path().join("outside");
+    std::fs::create_dir(&outside).expect("outside");
+    std::fs::write(outside.join("decoy.json"), b"{}").expect("decoy");
+    let state = sb.state_dir().join("pagerduty");
+    let spool = sb.spool_dir().join("pagerduty");
+    std::fs::create_dir_all(&state).expect("state");
+    std::fs::create_dir_all(&spool).expect("spool");
+
+    // The state record and its lock for the event's incident key.
+    let record = common::state::file::file_name_for("web-01/check_disk");
+    mkfifo(&state.join(format!("{record}.json")));
+    symlink(outside.join("created-through-lock"), state.join(format!("{record}.lock"))).expect("symlink");
+    // Spool entries that are not regular files, the flush lock, and failed/ pointing away.
+    mkfifo(&spool.join("00000000000000000001-1-000-0000000000000001.json"));
+    std::fs::create_dir(spool.join("00000000000000000002-1-000-0000000000000002.json")).expect("dir");
+    symlink(outside.join("decoy.json"), spool.join("00000000000000000003-1-000-0000000000000003.json")).expect("symlink");
+    mkfifo(&spool.join(".flush.lock"));
+    symlink(&outside, spool.join("failed")).expect("symlink");
+
+    let create = read_fixture("sensu/create.json");
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &create);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = fake.events();
+    assert_eq!(events.len(), 1, "delivered: {r:?}");
+    assert_eq!(events[0]["routing_key"], ROUTING_KEY);
+    let mut outside_now: Vec<String> =
+        std::fs::read_dir(&outside).expect("outside").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    outside_now.sort();
+    assert_eq!(outside_now, ["decoy.json"], "nothing written outside: {r:?}");
+    assert_eq!(std::fs::read(outside.join("decoy.json")).expect("decoy"), b"{}");
+    assert!(r.stderr.contains("failed is a symlink"), "the failed/ symlink is refused, by name: {}", r.stderr);
+
+    // With failed/ a real directory again, the planted entries are moved there (not read),
+    // and a resolve goes out too.
+    std::fs::remove_file(spool.join("failed")).expect("rm symlink");
+    let mut resolve: Value = serde_json::from_slice(&create).expect("json");
+    resolve["action"] = "resolve".into();
+    resolve["check"]["status"] = 0.into();
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], resolve.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 2, "{r:?}");
+    assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
+    assert_eq!(std::fs::read_dir(spool.join("failed")).expect("failed/").count(), 3, "{r:?}");
+
+    // Nothing pagerpipe wrote is readable by other users.
+    for (path, meta) in walk(sb.dir.path()) {
+        if path.starts_with(sb.conf_dir()) || path.starts_with(&outside) || meta.file_type().is_symlink() || meta.file_type().is_fifo_like() {
+            continue;
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() {
+            assert_eq!(mode & 0o007, 0, "{} is mode {mode:o}", path.display());
+        }
+    }
+    fake.assert_no_violations();
+}
+
+#[cfg(unix)]
+trait FifoLike {
+    fn is_fifo_like(&self) -> bool;
+}
+
+#[cfg(unix)]
+impl FifoLike for std::fs::FileType {
+    fn is_fifo_like(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.is_fifo()
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_lock_held_on_purpose_delays_a_page_by_a_bounded_wait_only() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd_sandbox();
+    let state = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&state).expect("state");
+    let record = common::state::file::file_name_for("web-01/check_disk");
+    let lock = std::fs::File::create(state.join(format!("{record}.lock"))).expect("lock");
+    lock.lock().expect("hold the lock");
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "delivered without dedup: {r:?}");
+    assert!(r.stderr.contains("held by another process"), "{}", r.stderr);
+    lock.unlock().expect("unlock");
+}

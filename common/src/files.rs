@@ -7,10 +7,28 @@
 //! - [`write_atomic`]: a temp file in the same directory, fsynced, renamed into place, and the
 //!   directory fsynced, so that after a crash the file is either absent or whole
 //!   (STACK.md: "fsync the directory afterwards for durability").
+//!
+//! **Shared directories.** The packages' state and spool directories are `root:pagerpipe`
+//! mode 2775: every member of the group can create, rename and remove entries in them. So no
+//! name in them is trusted to be what it looks like. A member could plant a FIFO named like a
+//! record or a spool entry (an ordinary `open` + `read` blocks forever), a symlink (an `open`
+//! follows it, and `O_CREAT` creates its target wherever it points), a directory, or hold a
+//! `flock` forever. The primitives here never follow, never block and never wait without a
+//! deadline:
+//!
+//! - [`open_regular`] / [`read_regular`]: `O_NOFOLLOW | O_NONBLOCK`, then `fstat` of the open
+//!   descriptor; anything but a regular file is refused ([`NotRegular`], see [`not_regular`])
+//!   before a byte is read. Used by [`open_lock`].
+//! - [`lock_until`]: an exclusive `flock`, polled with `try_lock` until a deadline.
+//! - [`ensure_writable`] refuses a directory that is a symlink (the handler subdirectory,
+//!   `failed/`): it is created, never followed.
+//! - [`list_entries`]: a directory's entries with their kind from `lstat`, so a caller can
+//!   skip or [`move_aside`] what is not a regular file, and carry on with the entries behind.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A directory chosen by [`choose_dir`].
 #[derive(Debug, Clone)]
@@ -123,21 +141,264 @@ fn group_line(line: &str) -> Option<(&str, u32)> {
 }
 
 /// Open (creating it if needed) the lock file `path`, a separate file that is never replaced,
-/// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces).
-///
-/// Errors name the file.
+/// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces), or
+/// better [`lock_until`].
 ///
 /// An existing lock file is opened read-only (`flock` needs no write access), so that a lock
-/// file another member of the `pagerpipe` group created can still be used.
+/// file another member of the `pagerpipe` group created can still be used. Never follows a
+/// symlink (a dangling `.lock` symlink does not create a file where it points) and never
+/// blocks on a FIFO: anything but a regular file is refused ([`not_regular`] tells). A new
+/// lock file gets [`FILE_MODE`] (no access for other users, who could otherwise hold it).
+///
+/// Errors name the file (the cause is the error's source: print with `{:#}`).
 pub fn open_lock(path: &Path) -> anyhow::Result<File> {
-    match File::open(path) {
+    match open_regular(path, OpenOptions::new().read(true)) {
         Ok(f) => Ok(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            OpenOptions::new().create(true).truncate(false).write(true).open(path)
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let mut options = OpenOptions::new();
+            options.create(true).truncate(false).write(true);
+            // Group members share locks (flock needs only read access); other users get none,
+            // so that they cannot hold one.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+            open_regular(path, &options)
         }
         Err(e) => Err(e),
     }
-    .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", path.display()))
+    // The io::Error stays the source, so that `not_regular` can tell; `{:#}` shows it.
+    .map_err(|e| anyhow::Error::new(e).context(format!("cannot open lock {}", path.display())))
+}
+
+/// [`open_lock`], but a lock path that is not a regular file (a FIFO, a directory, a
+/// symlink someone planted) is renamed aside to `<name>.refused-<unix nanos>` in the same
+/// directory — without opening or following it — reported through `notice`, and a fresh lock
+/// file is created in its place: a planted entry costs one log line, not every later
+/// invocation's lock.
+///
+/// Errors: those of [`open_lock`] for other causes, or the rename's.
+pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<File> {
+    match open_lock(path) {
+        Err(e) if let Some(kind) = not_regular(e.as_ref()) => {
+            let aside = path.with_file_name(format!(
+                "{}.refused-{}",
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                crate::clock::now_unix_nanos()
+            ));
+            fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
+            notice(format!(
+                "lock file {} was {}, not a regular file; moved to {} (never followed or read)",
+                path.display(),
+                kind.described(),
+                aside.display()
+            ));
+            open_lock(path)
+        }
+        other => other,
+    }
+}
+
+/// What a directory entry is, by `lstat` (a symlink is a symlink, whatever it points to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file: the only kind pagerpipe reads or locks.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A FIFO (named pipe): opening it for reading blocks until a writer comes.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// A block or character device.
+    Device,
+    /// Anything else the platform has.
+    Other,
+}
+
+impl Kind {
+    /// The kind of `file_type`.
+    pub fn of(file_type: fs::FileType) -> Kind {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if file_type.is_fifo() {
+                return Kind::Fifo;
+            }
+            if file_type.is_socket() {
+                return Kind::Socket;
+            }
+            if file_type.is_block_device() || file_type.is_char_device() {
+                return Kind::Device;
+            }
+        }
+        if file_type.is_symlink() {
+            Kind::Symlink
+        } else if file_type.is_dir() {
+            Kind::Directory
+        } else if file_type.is_file() {
+            Kind::Regular
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// `a FIFO`, `a symlink`, … for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            Kind::Regular => "a regular file",
+            Kind::Directory => "a directory",
+            Kind::Symlink => "a symlink",
+            Kind::Fifo => "a FIFO",
+            Kind::Socket => "a socket",
+            Kind::Device => "a device",
+            Kind::Other => "not a regular file",
+        }
+    }
+}
+
+/// The error [`open_regular`] returns (inside an `io::Error` of kind `InvalidInput`) for a path
+/// that is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotRegular(pub Kind);
+
+impl std::fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "is {}, not a regular file; refused (never read or followed)", self.0.described())
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
+/// The kind of a path that [`open_regular`], [`read_regular`] or [`open_lock`] refused for
+/// not being a regular file: `Some(kind)` for a symlink (`ELOOP` from `O_NOFOLLOW`), a FIFO
+/// without a reader (`ENXIO` on a write open), or anything `fstat` showed; `None` for other
+/// errors (not found, permission, I/O). Looks through `anyhow` contexts too.
+pub fn not_regular(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(n) = err.downcast_ref::<NotRegular>() {
+            return Some(n.0);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(n) = io.get_ref().and_then(|inner| inner.downcast_ref::<NotRegular>()) {
+                return Some(n.0);
+            }
+            #[cfg(unix)]
+            match io.raw_os_error() {
+                Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => return Some(Kind::Symlink),
+                Some(code) if code == rustix::io::Errno::NXIO.raw_os_error() => return Some(Kind::Fifo),
+                _ => {}
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Open `path` with `options`, refusing anything but a regular file, without following a
+/// symlink and without blocking: `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` are added (Unix), then
+/// the open descriptor is checked with `fstat`. A symlink fails with `ELOOP`, a FIFO opened
+/// for writing without a reader with `ENXIO`, a FIFO opened for reading, a directory, a
+/// device or a socket with an `InvalidInput` error carrying [`NotRegular`] — check with
+/// [`not_regular`]. `O_NONBLOCK` has no effect on a regular file.
+///
+/// Errors: the open's own (not found, permission …) or the refusal.
+pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
+    let mut options = options.clone();
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options.open(path)?;
+    let kind = Kind::of(file.metadata()?.file_type());
+    if kind != Kind::Regular {
+        return Err(std::io::Error::new(ErrorKind::InvalidInput, NotRegular(kind)));
+    }
+    Ok(file)
+}
+
+/// Read the regular file `path` whole, at most `max_bytes` ([`open_regular`]: never follows,
+/// never blocks, refuses what is not a regular file). `NotFound` is passed through as it is.
+///
+/// Errors: those of [`open_regular`], a read error, or a file larger than `max_bytes`
+/// (`InvalidData`).
+pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    let file = open_regular(path, OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("is larger than {max_bytes} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// Take an exclusive `flock` on `file` (from [`open_lock`]), polling `try_lock` until
+/// `deadline`: `Ok(true)` once held, `Ok(false)` when the deadline passed first (someone —
+/// another invocation, or a member of the group holding it on purpose — kept it). The poll
+/// starts at 1 ms and doubles to 50 ms, so an uncontended or briefly held lock costs nothing
+/// noticeable. Release with `File::unlock` (or by dropping the file).
+///
+/// Errors: a locking error other than "would block".
+pub fn lock_until(file: &File, deadline: Instant) -> std::io::Result<bool> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(now)));
+        pause = pause.saturating_mul(2).min(Duration::from_millis(50));
+    }
+}
+
+/// The entries of `dir` (names as given by the OS, lossily UTF-8) with their [`Kind`] from
+/// `lstat` (symlinks are not followed), in name order. An entry whose kind cannot be read is
+/// reported as [`Kind::Other`]. Callers read only [`Kind::Regular`] ones and skip or
+/// [`move_aside`] the rest, so that one bad entry never stops the entries behind it.
+///
+/// Errors: the directory cannot be listed.
+pub fn list_entries(dir: &Path) -> std::io::Result<Vec<(String, Kind)>> {
+    let mut out = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let kind = item.file_type().map(Kind::of).unwrap_or(Kind::Other);
+        out.push((item.file_name().to_string_lossy().into_owned(), kind));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Move the entry `name` of `dir` — whatever it is: a FIFO, a symlink, a directory — into the
+/// subdirectory `aside` of `dir` (created like [`ensure_writable`], refused if it is a
+/// symlink), without opening or following it (a `rename` of the entry itself). An existing
+/// entry of that name in `aside` is not replaced: the moved one gets a `.1`, `.2` … suffix.
+/// Returns the new path.
+///
+/// Errors name both paths.
+pub fn move_aside(dir: &Path, name: &str, aside: &str) -> anyhow::Result<PathBuf> {
+    let to_dir = dir.join(aside);
+    ensure_writable(&to_dir, "directory")?;
+    let from = dir.join(name);
+    let mut to = to_dir.join(name);
+    let mut n = 0u32;
+    while fs::symlink_metadata(&to).is_ok() {
+        n = n.saturating_add(1);
+        if n > 1000 {
+            anyhow::bail!("cannot move {} aside: {} is full of entries of that name", from.display(), to_dir.display());
+        }
+        to = to_dir.join(format!("{name}.{n}"));
+    }
+    fs::rename(&from, &to).map_err(|e| anyhow::anyhow!("cannot move {} to {}: {e}", from.display(), to.display()))?;
+    Ok(to)
 }
 
 /// Create `dir` (and parents) and check that a file can be created in it.
@@ -147,8 +408,17 @@ pub fn open_lock(path: &Path) -> anyhow::Result<File> {
 /// group-writable and setgid, whatever the creating process's umask.
 ///
 /// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
+///
+/// `dir` itself must be a real directory, not a symlink to one (in a group-writable parent, a
+/// member of the group could otherwise point it anywhere); its parents may be symlinks (an
+/// operator's `--state-dir` may well be one).
 pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
     create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
+    match fs::symlink_metadata(dir).map(|m| Kind::of(m.file_type())) {
+        Ok(Kind::Directory) => {}
+        Ok(kind) => anyhow::bail!("{what} {} is {}, not a directory; refused (remove it, or set another directory)", dir.display(), kind.described()),
+        Err(e) => anyhow::bail!("cannot inspect {what} {}: {e}", dir.display()),
+    }
     writable(dir).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))
 }
 
@@ -278,6 +548,112 @@ mod tests {
             assert_eq!(mode, 0o2775, "{d}");
         }
         assert_eq!(fs::read_dir(top.join("pagerduty/failed")).unwrap().count(), 0, "the probe leaves nothing");
+    }
+
+    #[cfg(unix)]
+    fn fifo(path: &Path) {
+        rustix::fs::mkfifoat(rustix::fs::CWD, path, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_opened_and_nothing_blocks_or_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(d.join("regular.json"), b"{}").unwrap();
+        fifo(&d.join("fifo.json"));
+        fs::create_dir(d.join("dir.json")).unwrap();
+        fs::write(outside.path().join("secret"), b"outside").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.join("link.json")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("created-by-follow"), d.join("dangling.lock")).unwrap();
+
+        assert_eq!(read_regular(&d.join("regular.json"), 10).unwrap(), b"{}");
+        assert_eq!(read_regular(&d.join("missing.json"), 10).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(read_regular(&d.join("regular.json"), 1).unwrap_err().kind(), ErrorKind::InvalidData);
+        for (name, kind) in [("fifo.json", Kind::Fifo), ("dir.json", Kind::Directory), ("link.json", Kind::Symlink)] {
+            let err = read_regular(&d.join(name), 1024).unwrap_err();
+            assert_eq!(not_regular(&err), Some(kind), "{name}: {err}");
+        }
+        // Locks: a FIFO, a directory or a dangling symlink is refused, nothing is created.
+        for (name, kind) in [("fifo.json", Kind::Fifo), ("dir.json", Kind::Directory), ("dangling.lock", Kind::Symlink)] {
+            let err = open_lock(&d.join(name)).unwrap_err();
+            assert_eq!(not_regular(err.as_ref()), Some(kind), "{name}: {err:#}");
+            assert!(err.to_string().contains(name), "names the file: {err}");
+        }
+        assert!(!outside.path().join("created-by-follow").exists(), "a symlink is never followed");
+        open_lock(&d.join("missing.lock")).unwrap();
+        assert!(d.join("missing.lock").is_file(), "a missing lock file is created");
+
+        assert_eq!(
+            list_entries(d).unwrap(),
+            vec![
+                ("dangling.lock".to_string(), Kind::Symlink),
+                ("dir.json".to_string(), Kind::Directory),
+                ("fifo.json".to_string(), Kind::Fifo),
+                ("link.json".to_string(), Kind::Symlink),
+                ("missing.lock".to_string(), Kind::Regular),
+                ("regular.json".to_string(), Kind::Regular),
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_lock_is_moved_aside_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".flush.lock");
+        fifo(&path);
+        let mut notices = Vec::new();
+        let f = open_lock_or_move_aside(&path, &mut |n| notices.push(n)).unwrap();
+        assert!(f.metadata().unwrap().is_file());
+        assert_eq!(notices.len(), 1);
+        assert!(notices[0].contains("was a FIFO"), "{}", notices[0]);
+        open_lock_or_move_aside(&path, &mut |n| notices.push(n)).unwrap();
+        assert_eq!(notices.len(), 1, "a regular lock file is used as it is");
+    }
+
+    #[test]
+    fn lock_waits_end_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let holder = open_lock(&path).unwrap();
+        holder.lock().unwrap();
+        let waiter = open_lock(&path).unwrap();
+        assert!(!lock_until(&waiter, Instant::now() + Duration::from_millis(30)).unwrap(), "held elsewhere: gives up");
+        assert!(!lock_until(&waiter, Instant::now()).unwrap(), "a passed deadline: one try");
+        holder.unlock().unwrap();
+        assert!(lock_until(&waiter, Instant::now() + Duration::from_secs(5)).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn bad_entries_are_moved_aside_and_symlinked_dirs_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        fifo(&d.join("a.json"));
+        fs::create_dir(d.join("b.json")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.join("c.json")).unwrap();
+        for name in ["a.json", "b.json", "c.json"] {
+            let to = move_aside(d, name, "failed").unwrap();
+            assert_eq!(to, d.join("failed").join(name));
+            assert!(fs::symlink_metadata(&to).is_ok() && fs::symlink_metadata(d.join(name)).is_err());
+        }
+        fifo(&d.join("a.json"));
+        assert_eq!(move_aside(d, "a.json", "failed").unwrap(), d.join("failed/a.json.1"), "nothing replaced");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "nothing moved into the symlink's target");
+
+        // A `failed` (or handler) directory that is a symlink is refused, not followed.
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), other.path().join("failed")).unwrap();
+        fs::write(other.path().join("x.json"), b"{}").unwrap();
+        let err = move_aside(other.path(), "x.json", "failed").unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        assert!(other.path().join("x.json").exists());
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        let err = ensure_writable(&other.path().join("failed"), "spool failed dir").unwrap_err();
+        assert!(err.to_string().contains("spool failed dir") && err.to_string().contains("symlink"), "{err}");
     }
 
     #[test]

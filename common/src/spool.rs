@@ -39,6 +39,9 @@ use crate::state::file::fnv1a;
 pub const DEFAULT_SPOOL_DIR: &str = "/var/spool/pagerpipe";
 /// Subdirectory for entries that will not be retried.
 pub const FAILED_DIR: &str = "failed";
+/// Largest spool entry read: 4 MiB (an entry is one request, at most about 1 MiB of event).
+pub const MAX_ENTRY_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Default for `spool_max_age`: entries older than this move to `failed/` (24 h).
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -196,7 +199,7 @@ impl Spool {
         deliver: &mut dyn FnMut(&Entry) -> Outcome,
     ) -> anyhow::Result<Report> {
         let lock_path = self.dir.join(".flush.lock");
-        let lock = files::open_lock(&lock_path)?;
+        let lock = files::open_lock_or_move_aside(&lock_path, notice)?;
         loop {
             match lock.try_lock() {
                 Ok(()) => break,
@@ -232,22 +235,39 @@ impl Spool {
                 continue;
             }
             let path = self.dir.join(&name);
-            let mut entry = match fs::read(&path) {
+            let mut entry = match files::read_regular(&path, MAX_ENTRY_BYTES) {
                 Ok(bytes) => match serde_json::from_slice::<Entry>(&bytes) {
                     Ok(e) => e,
                     Err(e) => {
                         // Keep the bytes for a human; they cannot be delivered.
-                        let aside = self.dir.join(FAILED_DIR).join(&name);
-                        files::ensure_writable(&self.dir.join(FAILED_DIR), "spool failed dir")?;
-                        fs::rename(&path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
-                        notice(format!("spool entry {name} is unreadable ({e}); moved to {}", aside.display()));
+                        match files::move_aside(&self.dir, &name, FAILED_DIR) {
+                            Ok(aside) => notice(format!("spool entry {name} is unreadable ({e}); moved to {}", aside.display())),
+                            Err(me) => notice(format!("spool entry {name} is unreadable ({e}); left in place: {me:#}")),
+                        }
                         report.failed += 1;
                         continue;
                     }
                 },
                 // Delivered by a flush that held the lock before us and has just released it.
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => anyhow::bail!("cannot read spool entry {}: {e}", path.display()),
+                // A FIFO, directory or symlink named like an entry: never read, opened or
+                // followed; moved aside, and the entries behind it go on.
+                Err(e) if files::not_regular(&e).is_some() => {
+                    match files::move_aside(&self.dir, &name, FAILED_DIR) {
+                        Ok(to) => notice(format!("spool entry {name} {e}; moved to {}", to.display())),
+                        Err(me) => notice(format!("spool entry {name} {e}; left in place: {me:#}")),
+                    }
+                    report.failed += 1;
+                    continue;
+                }
+                // Unreadable (another user's entry, an I/O error): skipped, this incident's
+                // later entries held back to keep their order, the others go on.
+                Err(e) => {
+                    notice(format!("cannot read spool entry {}: {e}; skipped", path.display()));
+                    held.insert(hash);
+                    report.remaining += 1;
+                    continue;
+                }
             };
             let age = now.saturating_sub(entry.created);
             if age > max_age.as_secs() {

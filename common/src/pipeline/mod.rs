@@ -369,7 +369,8 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             if let Some(n) = &opened.fallback_notice {
                 log.warn(n);
             }
-            Some(opened.store)
+            // A record's lock held on purpose must not eat the delivery's time.
+            Some(opened.store.with_lock_deadline(std::time::Instant::now() + common.timeout / 4))
         }
         Err(e) => {
             log.error(format!(

@@ -27,7 +27,18 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
 #[derive(Debug, Clone)]
 pub struct FileStore {
     dir: PathBuf,
+    /// When lock waits give up (`None`: [`DEFAULT_LOCK_WAIT`] from each wait's start).
+    lock_deadline: Option<std::time::Instant>,
 }
+
+/// Longest wait for a record's lock when no deadline is set ([`FileStore::with_lock_deadline`]).
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Shortest wait for a record's lock, even past the deadline.
+pub const MIN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Largest record read: 1 MiB (records are a few hundred bytes; Twilio's call caps a few KiB).
+pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 /// Where the store ended up, and why, for the handler to log.
 #[derive(Debug, Clone)]
@@ -46,13 +57,21 @@ impl FileStore {
     /// Errors: an explicit `state_dir` that cannot be created, or no usable directory at all.
     pub fn open(handler: &str, state_dir: Option<&Path>) -> anyhow::Result<Opened> {
         let chosen = files::choose_dir("state dir", "--state-dir", state_dir, Path::new(DEFAULT_STATE_DIR), "pagerpipe", handler)?;
-        Ok(Opened { store: FileStore { dir: chosen.dir }, fallback_notice: chosen.fallback_notice })
+        Ok(Opened { store: FileStore { dir: chosen.dir, lock_deadline: None }, fallback_notice: chosen.fallback_notice })
     }
 
     /// A store in exactly `dir` (created if missing, and checked for writing).
     pub fn at(dir: PathBuf) -> anyhow::Result<FileStore> {
         files::ensure_writable(&dir, "state dir")?;
-        Ok(FileStore { dir })
+        Ok(FileStore { dir, lock_deadline: None })
+    }
+
+    /// Lock waits end at `deadline` (a record's lock held that long — by a stuck process, or
+    /// on purpose by a member of the group — fails the update, and the caller delivers without
+    /// dedup) instead of [`DEFAULT_LOCK_WAIT`].
+    pub fn with_lock_deadline(mut self, deadline: std::time::Instant) -> FileStore {
+        self.lock_deadline = Some(deadline);
+        self
     }
 
     /// The directory holding the records.
@@ -66,9 +85,17 @@ impl FileStore {
     }
 
     fn read(&self, path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>> {
-        let bytes = match fs::read(path) {
+        let bytes = match files::read_regular(path, MAX_RECORD_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            // A FIFO, directory or symlink planted under a record's name: never read or
+            // followed; renamed aside (under the record's lock) so the key works again.
+            Err(e) if files::not_regular(&e).is_some() => {
+                let aside = path.with_extension(format!("json.refused-{}", clock::now_unix()));
+                fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
+                notice(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
+                return Ok(None);
+            }
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
         match serde_json::from_slice::<Value>(&bytes) {
@@ -97,7 +124,7 @@ impl FileStore {
 impl Store for FileStore {
     fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>> {
         let (path, _) = self.paths(key);
-        match fs::read(&path) {
+        match files::read_regular(&path, MAX_RECORD_BYTES) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => {
@@ -115,8 +142,14 @@ impl Store for FileStore {
         f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
     ) -> anyhow::Result<()> {
         let (path, lock_path) = self.paths(key);
-        let lock = files::open_lock(&lock_path)?;
-        lock.lock().map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
+        let lock = files::open_lock_or_move_aside(&lock_path, notice)?;
+        let now = std::time::Instant::now();
+        // Past the deadline (recording after a long delivery) a briefly held lock is still
+        // waited for a moment; only a lock kept on purpose or by a stuck process fails.
+        let until = self.lock_deadline.map_or(now + DEFAULT_LOCK_WAIT, |d| d.max(now + MIN_LOCK_WAIT));
+        if !files::lock_until(&lock, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))? {
+            anyhow::bail!("{} is held by another process past this invocation's deadline", lock_path.display());
+        }
         let result = (|| {
             let current = self.read(&path, notice)?;
             let before = current.clone();
