@@ -8,13 +8,13 @@
 //! received what it should (no fixed sleeps) and is stopped by PID.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{ROUTING_KEY, require_program, wait_until};
+use crate::util::{ROUTING_KEY, ServerProcess, require_program, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const SHIPPED_BIN: &str = "/usr/bin/handler-pagerduty";
@@ -112,16 +112,6 @@ fn id(flag: &str) -> String {
     String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
 }
 
-/// A server started by the test; killed by PID when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -178,7 +168,9 @@ fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries()
     .unwrap();
     let verify = Command::new(NAGIOS).arg("-v").arg(d.join("nagios.cfg")).output().unwrap();
     assert!(verify.status.success(), "nagios4 -v refuses the shipped cfg: {}", String::from_utf8_lossy(&verify.stdout));
-    let _nagios = Server(Command::new(NAGIOS).arg(d.join("nagios.cfg")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start nagios4"));
+    let mut nagios = Command::new(NAGIOS);
+    nagios.arg(d.join("nagios.cfg")).stdout(Stdio::null()).stderr(Stdio::null());
+    let _nagios = ServerProcess::start(nagios);
     let log = || read(&d.join("nagios.log"));
 
     let ev = site.wait_for_pages(&[("trigger", "web-01/HTTP"), ("trigger", "db-01/host")], log);
@@ -238,13 +230,9 @@ fn icinga2_with_the_shipped_conf_pages_host_and_service_problems_and_recoveries(
     let check = daemon(&["-C"]).output().unwrap();
     assert!(check.status.success(), "icinga2 daemon -C refuses the shipped conf: {}", String::from_utf8_lossy(&check.stdout));
     let out = d.join("icinga2.out");
-    let _icinga = Server(
-        daemon(&[])
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start icinga2"),
-    );
+    let mut icinga = daemon(&[]);
+    icinga.stdout(std::fs::File::create(&out).unwrap()).stderr(Stdio::null());
+    let _icinga = ServerProcess::start(icinga);
     let log = || read(&out);
 
     let ev = site.wait_for_pages(&[("trigger", "web-01/host"), ("trigger", "fresh-01/disk")], log);

@@ -238,24 +238,17 @@ fn malformed_environment_input_exits_65() {
 /// The real Nagios 4 from Debian (`nagios4-core`), notifying through handler-pagerduty.
 mod real_nagios {
     use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     use super::*;
 
     const NAGIOS: &str = "/usr/sbin/nagios4";
 
-    /// Nagios started from a temporary configuration; killed by PID when dropped.
+    /// Nagios started from a temporary configuration; its process group is killed when dropped.
     struct Nagios {
-        child: Child,
+        _server: crate::util::ServerProcess,
         dir: PathBuf,
-    }
-
-    impl Drop for Nagios {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 
     impl Nagios {
@@ -303,13 +296,9 @@ mod real_nagios {
         std::fs::write(dir.join("objects.cfg"), objects).unwrap();
         let verify = Command::new(NAGIOS).arg("-v").arg(dir.join("nagios.cfg")).output().unwrap();
         assert!(verify.status.success(), "nagios -v: {}", String::from_utf8_lossy(&verify.stdout));
-        let child = Command::new(NAGIOS)
-            .arg(dir.join("nagios.cfg"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nagios4");
-        Nagios { child, dir }
+        let mut command = Command::new(NAGIOS);
+        command.arg(dir.join("nagios.cfg")).stdout(Stdio::null()).stderr(Stdio::null());
+        Nagios { _server: crate::util::ServerProcess::start(command), dir }
     }
 
     fn whoami() -> String {

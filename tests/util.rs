@@ -169,3 +169,24 @@ pub fn wait_until<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Opti
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A real server (Nagios, Icinga 2) started by a test in a process group of its own, whose id
+/// is the server's PID; the whole group is killed (SIGKILL) when dropped, because these servers
+/// fork workers and helpers that would outlive their parent.
+pub struct ServerProcess(std::process::Child);
+
+impl ServerProcess {
+    /// Spawn `command` as the leader of a new process group. Panics when it cannot start.
+    pub fn start(mut command: Command) -> ServerProcess {
+        use std::os::unix::process::CommandExt;
+        ServerProcess(command.process_group(0).spawn().unwrap_or_else(|e| panic!("start {command:?}: {e}")))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
