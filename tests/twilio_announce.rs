@@ -212,3 +212,44 @@ fn a_monitored_host_cannot_choose_where_the_announcement_goes() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(announced(&slack).len(), 1);
 }
+
+#[test]
+fn a_war_room_handler_slack_keeps_open_for_the_incident_gets_the_announcement_in_its_thread() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::NoAnswer, Outcome::Answered]);
+    let slack = FakeSlack::start();
+    // announce_channel is there too: the war room wins while it is open.
+    let sb = sandbox(json!({"mode": "sequential", "announce_api_url": slack.api_url(), "announce_channel": slack::ALERTS}));
+    sb.config("slack.json", &json!({"slack": {"token": slack::BOT_TOKEN}}));
+    let event = read_fixture("sensu/create.json");
+    let r = run_command(sb.command_for(env!("CARGO_BIN_EXE_handler-slack"), &["--api-url", &slack.api_url()]), &event);
+    assert_eq!(r.code, Some(0), "handler-slack opens the war room: {r:?}");
+    let rooms = slack.created();
+    assert_eq!(rooms.len(), 1);
+    let alert_ts = rooms[0].roots()[0].ts.clone();
+
+    let mut cmd = sb.command(&["--api-url", &twilio.url, "--timeout", "60s"]);
+    cmd.env("SLACK_BOT_TOKEN", slack::BOT_TOKEN);
+    let r = run_command(cmd, &event);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    slack.assert_no_violations();
+    assert!(r.stderr.contains(&format!("twilio: announced web-01/check_disk to its war room {}", rooms[0].id)), "{}", r.stderr);
+    let room = slack.channel(&rooms[0].id);
+    let replies = room.replies(&alert_ts);
+    assert_eq!(replies.len(), 1, "{:?}", room.messages);
+    assert!(replies[0].reply_broadcast, "also shown in the channel");
+    assert_eq!(without_times(&replies[0].text), "Bob (+14•••••0102) answered the call for web-01/check_disk (critical) after Ns.");
+    assert!(slack.channel(slack::ALERTS).messages.is_empty(), "not posted twice");
+    assert!(!r.stderr.contains(slack::BOT_TOKEN), "{}", r.stderr);
+
+    // An incident handler-slack has no war room for: announced in announce_channel.
+    let mut again: Value = serde_json::from_slice(&event).expect("fixture JSON");
+    again["check"]["name"] = json!("check_cpu");
+    let mut cmd = sb.command(&["--api-url", &twilio.url, "--timeout", "60s"]);
+    cmd.env("SLACK_BOT_TOKEN", slack::BOT_TOKEN);
+    let r = run_command(cmd, again.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let alerts = slack.channel(slack::ALERTS);
+    assert_eq!(alerts.messages.len(), 1, "{:?}", alerts.messages);
+    assert!(alerts.messages[0].text.contains("answered the call for web-01/check_cpu"), "{}", alerts.messages[0].text);
+}

@@ -108,7 +108,13 @@ impl Sandbox {
     /// A command with the sandbox's `--config`, `--state-dir` and `--spool-dir`, a clean
     /// environment and `args`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.bin);
+        self.command_for(self.bin, args)
+    }
+
+    /// [`Sandbox::command`] for another handler binary, sharing this sandbox's settings, state
+    /// and spool (e.g. handler-slack's war room, then handler-twilio announcing into it).
+    pub fn command_for(&self, bin: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("PAGERPIPE_RETRY_BASE_MS", "20")
             .arg("--config")

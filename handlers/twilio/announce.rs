@@ -8,14 +8,19 @@
 //! 47s.`; and when nobody answered after every round, `Nobody answered the call for
 //! web-01/check_disk (critical): 3 people called twice in 3m 5s.`
 //!
-//! Targets (settings of the `twilio` section):
-//! - `announce_webhook`: a Slack-compatible incoming-webhook URL; `POST {"text": …}` (Slack's
-//!   "Sending messages using incoming webhooks"; `../shared/specs/slack-web-api.md` §7). The whole
-//!   URL is a credential: it is masked in every log line.
-//! - `announce_channel`: a Slack channel ID, posted to with `chat.postMessage` (spec §5.5) and
-//!   the bot token `announce_token` (environment `SLACK_BOT_TOKEN`, flag `--announce-token`) at
-//!   `announce_api_url` (default `https://slack.com/api`, settable only by settings files,
-//!   the environment and flags). Used when no webhook is set.
+//! Targets (settings of the `twilio` section), the first that applies:
+//! 1. the incident's war room: with a Slack bot token (`announce_token`, environment
+//!    `SLACK_BOT_TOKEN`, flag `--announce-token`), when handler-slack has a channel open for the
+//!    same incident key on the same state store (its record's `refs.channel_id`, and `ts`, the
+//!    alert the message replies to, broadcast to the channel);
+//! 2. `announce_channel`: a Slack channel ID, with the bot token;
+//! 3. `announce_webhook`: a Slack-compatible incoming-webhook URL; `POST {"text": …}` (Slack's
+//!    "Sending messages using incoming webhooks"; `../shared/specs/slack-web-api.md` §7). The
+//!    whole URL is a credential: it is masked in every log line.
+//!
+//! Slack messages go through `chat.postMessage` (spec §5.5) at `announce_api_url` (default
+//! `https://slack.com/api`, settable only by settings files, the environment and flags). With a
+//! token alone, only incidents that have a war room are announced.
 //!
 //! In broadcast mode everyone is called at once and nobody is followed, so announcing needs
 //! `announce_answered: true`: the handler then polls the calls it placed (every `poll_interval`)
@@ -28,9 +33,10 @@
 //! [`ANNOUNCE_TIMEOUT`]), never spooled, and its failure is logged as a warning without
 //! changing the page's exit code. A dry run announces nothing.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::{self, de};
+use common::config::{self, Common, de};
 use common::exit::{Code, Result};
 use common::http::{Class, Deadline, Delivery, Request, Response, classify_status};
 use common::pipeline::{Ctx, Job};
@@ -65,19 +71,31 @@ struct Settings {
     announce_answered: bool,
 }
 
-/// Where the announcement goes.
+/// Where one announcement goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     /// An incoming-webhook URL (a credential).
     Webhook(String),
-    /// `chat.postMessage` to channel `channel` at `api_url` with bot token `token`.
-    Channel { api_url: String, channel: String, token: String },
+    /// `chat.postMessage` as `bot` to `channel`, in the thread of `thread_ts` (then also
+    /// broadcast to the channel) when given; `war_room`: the incident's own channel.
+    Channel { bot: Bot, channel: String, thread_ts: Option<String>, war_room: bool },
+}
+
+/// The Slack Web API as the bot: base URL and token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bot {
+    api_url: String,
+    token: String,
 }
 
 /// Who gets told, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcer {
-    target: Target,
+    webhook: Option<String>,
+    channel: Option<String>,
+    bot: Option<Bot>,
+    /// The state directory shared with handler-slack (`state_dir`).
+    state_dir: Option<PathBuf>,
     /// Broadcast mode: follow the calls to learn who answered (`announce_answered`).
     pub broadcast: bool,
 }
@@ -92,9 +110,10 @@ pub enum News<'a> {
 }
 
 impl Announcer {
-    /// From the `twilio` settings section: `None` when no target is set. Errors (exit 78): a
-    /// webhook or API URL that is not http(s), a channel without a bot token.
-    pub fn from_section(section: &Map<String, Value>) -> Result<Option<Announcer>> {
+    /// From the `twilio` settings section: `None` when no target is set (no webhook, channel or
+    /// bot token). Errors (exit 78): a webhook or API URL that is not http(s), a channel without
+    /// a bot token.
+    pub fn from_section(section: &Map<String, Value>, common: &Common) -> Result<Option<Announcer>> {
         let s: Settings = config::typed("twilio", section.clone())?;
         let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let http = |name: &str, url: &str| {
@@ -104,73 +123,124 @@ impl Announcer {
                 Err(Code::Config.msg(format!("settings `twilio.{name}` is not an http(s) URL")))
             }
         };
-        let target = match (trimmed(s.announce_webhook), trimmed(s.announce_channel)) {
-            (Some(url), _) => {
-                http("announce_webhook", &url)?;
-                Target::Webhook(url)
-            }
-            (None, Some(channel)) => {
-                let token = trimmed(s.announce_token).ok_or_else(|| {
-                    Code::Config.msg(
-                        "settings `twilio.announce_channel` needs a Slack bot token: set `twilio.announce_token`, SLACK_BOT_TOKEN or --announce-token",
-                    )
-                })?;
+        let webhook = trimmed(s.announce_webhook);
+        if let Some(url) = &webhook {
+            http("announce_webhook", url)?;
+        }
+        let channel = trimmed(s.announce_channel);
+        let bot = match trimmed(s.announce_token) {
+            Some(token) => {
                 let api_url = trimmed(s.announce_api_url).unwrap_or_else(|| SLACK_API_URL.to_string());
                 http("announce_api_url", &api_url)?;
-                Target::Channel { api_url: api_url.trim_end_matches('/').to_string(), channel, token }
+                Some(Bot { api_url: api_url.trim_end_matches('/').to_string(), token })
             }
-            (None, None) => return Ok(None),
+            None if channel.is_some() => {
+                return Err(Code::Config.msg(
+                    "settings `twilio.announce_channel` needs a Slack bot token: set `twilio.announce_token`, SLACK_BOT_TOKEN or --announce-token",
+                ));
+            }
+            None => None,
         };
-        Ok(Some(Announcer { target, broadcast: s.announce_answered }))
+        if webhook.is_none() && channel.is_none() && bot.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Announcer { webhook, channel, bot, state_dir: common.state_dir.clone(), broadcast: s.announce_answered }))
     }
 
     /// Credentials to mask in every log line: the webhook URL (and its secret last part), or
     /// the bot token.
     pub fn secrets(&self) -> Vec<String> {
-        match &self.target {
-            Target::Webhook(url) => {
-                let last = url.trim_end_matches('/').rsplit('/').next().filter(|s| s.len() >= 8).map(str::to_string);
-                std::iter::once(url.clone()).chain(last).collect()
+        let mut out = Vec::new();
+        if let Some(url) = &self.webhook {
+            out.push(url.clone());
+            out.extend(url.trim_end_matches('/').rsplit('/').next().filter(|s| s.len() >= 8).map(str::to_string));
+        }
+        out.extend(self.bot.iter().map(|b| b.token.clone()));
+        out
+    }
+
+    /// Where the announcement about incident `key` goes now: the war room handler-slack holds
+    /// open for it, else `announce_channel`, else the webhook; `None` when there is none (a bot
+    /// token alone, and no war room).
+    fn target(&self, ctx: &Ctx<'_>, key: &str) -> Option<Target> {
+        if let Some(bot) = &self.bot {
+            if let Some((channel, thread_ts)) = self.war_room(ctx, key) {
+                return Some(Target::Channel { bot: bot.clone(), channel, thread_ts, war_room: true });
             }
-            Target::Channel { token, .. } => vec![token.clone()],
-        }
-    }
-
-    /// The request that carries `text`.
-    fn request(&self, text: &str) -> Request {
-        match &self.target {
-            Target::Webhook(url) => Request::post_json(url.clone(), json!({ "text": text })),
-            Target::Channel { api_url, channel, token } => {
-                let mut req = Request::post_json(format!("{api_url}/chat.postMessage"), json!({ "channel": channel, "text": text }));
-                req.headers.push(("Authorization".into(), format!("Bearer {token}")));
-                req
+            if let Some(channel) = &self.channel {
+                return Some(Target::Channel { bot: bot.clone(), channel: channel.clone(), thread_ts: None, war_room: false });
             }
         }
+        self.webhook.clone().map(Target::Webhook)
     }
 
-    /// `webhook` or `Slack channel C…`, for log lines.
-    fn where_to(&self) -> String {
-        match &self.target {
-            Target::Webhook(_) => "the announce webhook".into(),
-            Target::Channel { channel, .. } => format!("Slack channel {channel}"),
-        }
+    /// The open war room of incident `key` in handler-slack's record: its channel ID and the
+    /// alert's `ts` (`refs.channel_id`, `refs.ts`), read from the same state directory. Any
+    /// trouble reading it: `None` (logged at debug), so the other targets still apply.
+    fn war_room(&self, ctx: &Ctx<'_>, key: &str) -> Option<(String, Option<String>)> {
+        let dir = self.state_dir.as_deref();
+        let opened = match common::state::file::FileStore::open("slack", dir) {
+            Ok(o) => o,
+            Err(e) => {
+                ctx.log.debug(format!("no handler-slack state to look for a war room: {e:#}"));
+                return None;
+            }
+        };
+        let record = common::state::get(&opened.store, key, &mut |n| ctx.log.debug(n));
+        let incident = match record {
+            Ok(Some(i)) if i.open => i,
+            Ok(_) => return None,
+            Err(e) => {
+                ctx.log.debug(format!("cannot read handler-slack's record of {key}: {e:#}"));
+                return None;
+            }
+        };
+        let text = |k: &str| incident.refs.get(k).and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
+        Some((text("channel_id")?, text("ts")))
     }
 
-    /// Send `text` once, best effort: the outcome is logged, never returned.
+    /// Send `text` about incident `key` once, best effort: the outcome is logged, never returned.
     fn send(&self, ctx: &Ctx<'_>, key: &str, text: &str) {
+        let Some(target) = self.target(ctx, key) else {
+            ctx.log.debug(format!("{key} has no war room and no other announcement target is set; nothing announced"));
+            return;
+        };
         let budget = ANNOUNCE_TIMEOUT.min(ctx.deadline.remaining().max(MIN_ANNOUNCE_TIME));
         let deadline = Deadline::after(budget);
-        let req = self.request(text);
-        let webhook = matches!(self.target, Target::Webhook(_));
+        let req = target.request(text);
+        let webhook = matches!(target, Target::Webhook(_));
         let classify = |resp: &Response| if webhook { classify_webhook(resp) } else { classify_slack(resp) };
         let log = ctx.log;
         let mut line = |l: String| log.debug(format!("announcement: {l}"));
+        let where_to = match &target {
+            Target::Webhook(_) => "the announce webhook".to_string(),
+            Target::Channel { channel, war_room: true, .. } => format!("its war room {channel}"),
+            Target::Channel { channel, .. } => format!("Slack channel {channel}"),
+        };
         match ctx.client.deliver(&req, &deadline, &classify, &mut line) {
-            Delivery::Delivered { .. } => ctx.log.info(format!("announced {key} to {}", self.where_to())),
-            Delivery::NotYet { reason, .. } | Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => ctx.log.warn(format!(
-                "cannot announce {key} to {} ({reason}); the page itself is not affected",
-                self.where_to()
-            )),
+            Delivery::Delivered { .. } => ctx.log.info(format!("announced {key} to {where_to}")),
+            Delivery::NotYet { reason, .. } | Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => {
+                ctx.log.warn(format!("cannot announce {key} to {where_to} ({reason}); the page itself is not affected"))
+            }
+        }
+    }
+}
+
+impl Target {
+    /// The request that carries `text` here.
+    fn request(&self, text: &str) -> Request {
+        match self {
+            Target::Webhook(url) => Request::post_json(url.clone(), json!({ "text": text })),
+            Target::Channel { bot, channel, thread_ts, .. } => {
+                let mut body = json!({ "channel": channel, "text": text });
+                if let Some(ts) = thread_ts {
+                    body["thread_ts"] = json!(ts);
+                    body["reply_broadcast"] = json!(true);
+                }
+                let mut req = Request::post_json(format!("{}/chat.postMessage", bot.api_url), body);
+                req.headers.push(("Authorization".into(), format!("Bearer {}", bot.token)));
+                req
+            }
         }
     }
 }
@@ -331,6 +401,10 @@ mod tests {
         v.as_object().cloned().unwrap_or_default()
     }
 
+    fn from(v: Value) -> Result<Option<Announcer>> {
+        Announcer::from_section(&section(v), &Common::default())
+    }
+
     #[test]
     fn numbers_are_masked_but_recognizable() {
         assert_eq!(masked("+14155550102"), "+14•••••0102");
@@ -347,18 +421,26 @@ mod tests {
 
     #[test]
     fn settings_choose_the_target() {
-        assert_eq!(Announcer::from_section(&section(json!({}))).ok(), Some(None));
-        let a = Announcer::from_section(&section(json!({"announce_webhook": "https://hooks.slack.com/services/T1/B1/abcdefgh1234"})));
+        assert_eq!(from(json!({})).ok(), Some(None));
+        let a = from(json!({"announce_webhook": "https://hooks.slack.com/services/T1/B1/abcdefgh1234"}));
         let a = a.ok().flatten().map(|a| (a.broadcast, a.secrets()));
         assert_eq!(a, Some((false, vec!["https://hooks.slack.com/services/T1/B1/abcdefgh1234".to_string(), "abcdefgh1234".to_string()])));
-        let err = Announcer::from_section(&section(json!({"announce_channel": "C1"}))).err().map(|e| (e.code, e.to_string()));
+        let err = from(json!({"announce_channel": "C1"})).err().map(|e| (e.code, e.to_string()));
         assert!(err.as_ref().is_some_and(|(c, m)| *c == Code::Config && m.contains("SLACK_BOT_TOKEN")), "{err:?}");
-        let a = Announcer::from_section(&section(json!({"announce_channel": "C1", "announce_token": "xoxb-1", "announce_answered": "true"})));
+        let a = from(json!({"announce_channel": "C1", "announce_token": "xoxb-1", "announce_answered": "true"}));
         let a = a.ok().flatten();
-        assert_eq!(a.as_ref().map(|a| a.broadcast), Some(true));
-        let req = a.map(|a| a.request("hi"));
-        assert_eq!(req.as_ref().map(|r| r.url.as_str()), Some("https://slack.com/api/chat.postMessage"));
-        let bad = Announcer::from_section(&section(json!({"announce_webhook": "hooks.slack.com/x"})));
+        assert_eq!(a.as_ref().map(|a| (a.broadcast, a.secrets())), Some((true, vec!["xoxb-1".to_string()])));
+        let bot = a.and_then(|a| a.bot);
+        assert_eq!(bot.as_ref().map(|b| b.api_url.as_str()), Some("https://slack.com/api"));
+        let room = bot.map(|bot| Target::Channel { bot, channel: "C9".into(), thread_ts: Some("1.2".into()), war_room: true }.request("hi"));
+        assert_eq!(room.as_ref().map(|r| r.url.as_str()), Some("https://slack.com/api/chat.postMessage"));
+        assert_eq!(
+            room.map(|r| r.body),
+            Some(common::http::Body::Json(json!({"channel": "C9", "text": "hi", "thread_ts": "1.2", "reply_broadcast": true})))
+        );
+        // A token alone: announce in war rooms only.
+        assert!(from(json!({"announce_token": "xoxb-1"})).ok().flatten().is_some());
+        let bad = from(json!({"announce_webhook": "hooks.slack.com/x"}));
         assert_eq!(bad.err().map(|e| e.code), Some(Code::Config));
     }
 

@@ -265,7 +265,7 @@ impl Provider for Twilio {
     ];
 
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
-        let announcer = crate::announce::Announcer::from_section(&section)?;
+        let announcer = crate::announce::Announcer::from_section(&section, common)?;
         let s: Settings = config::typed("twilio", section)?;
         let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let account_sid = trimmed(s.account_sid);
