@@ -179,7 +179,7 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
         let refresh = refresh_for(event, settings).as_secs();
         let interval = event.interval.filter(|i| *i > 0).unwrap_or(DEFAULT_INTERVAL_SECS);
         let every = refresh / interval;
-        if every != 0 && (event.occurrences - min) % every != 0 {
+        if every != 0 && !(event.occurrences - min).is_multiple_of(every) {
             return Decision::Skip(format!("only handling every {every} occurrences (this is {})", event.occurrences));
         }
     }
