@@ -21,7 +21,7 @@ set -euo pipefail
 
 CARGO_DEB_VERSION=3.8.0
 CARGO_GENERATE_RPM_VERSION=0.21.1
-HANDLERS=(pagerduty twilio reactio)
+HANDLERS=(pagerduty twilio reactio slack)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -20,7 +20,7 @@ case ${1:-} in
   *) echo "usage: $0 [--install]" >&2; exit 2 ;;
 esac
 
-HANDLERS=(pagerduty twilio reactio)
+HANDLERS=(pagerduty twilio reactio slack)
 # A routing key that must never appear unmasked: not in output, not in generated docs.
 KEY=0123456789abcdef0123456789abcdef
 MASKED='****************************cdef'
@@ -119,7 +119,7 @@ check "dpkg -x: handler-pagerduty --version prints the version and the commit" b
   v=$("$1" --version); echo "$v"
   case $v in "handler-pagerduty $2 (commit $3)"|"handler-pagerduty $2 (unknown commit)") ;; *) exit 1 ;; esac
   [ -z "$3" ] || [ "$v" = "handler-pagerduty $2 (commit $3)" ]' _ "$exe" "$version" "$commit"
-for h in twilio reactio; do
+for h in twilio reactio slack; do
   check "dpkg -x: handler-$h --version" bash -c '"$1" --version | grep -qx "handler-$2 $3 (.*commit.*)"' _ "$sysroot/usr/bin/handler-$h" "$h" "$version"
 done
 mkdir -p "$work/conf.d"
@@ -165,7 +165,7 @@ fi
 check "flush service runs --flush for each handler as the instance user, minutely timer" bash -c '
   s=$1/pagerpipe-flush@.service; t=$1/pagerpipe-flush@.timer
   grep -qx "User=%i" "$s" && grep -qx "SupplementaryGroups=pagerpipe" "$s" \
-  && grep -qx "Environment=\"PAGERPIPE_FLUSH=pagerduty twilio reactio\"" "$s" \
+  && grep -qx "Environment=\"PAGERPIPE_FLUSH=pagerduty twilio reactio slack\"" "$s" \
   && grep -qF "/usr/bin/handler-\$\$h --flush" "$s" && grep -qx "OnCalendar=minutely" "$t"' _ "$sysroot/usr/lib/systemd/system"
 
 # --- .rpm ------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ else
   # No rpm tool (not root, or no apt): the lead and the header's file names still say a lot.
   check ".rpm: RPM lead magic" bash -c '[ "$(head -c4 "$1" | od -An -tx1 | tr -d " ")" = edabeedb ]' _ "$rpm"
   check ".rpm: header names every handler, man page and unit" bash -c '
-    for n in handler-pagerduty handler-twilio handler-reactio handler-pagerduty.1.gz pagerpipe-flush@.timer; do
+    for n in handler-pagerduty handler-twilio handler-reactio handler-slack handler-pagerduty.1.gz pagerpipe-flush@.timer; do
       grep -aqF "$n" "$1" || { echo "no $n"; exit 1; }; done' _ "$rpm"
 fi
 
@@ -194,7 +194,7 @@ check "SHA256SUMS verifies and covers every artifact" bash -c '
   cd "$1" && sha256sum --quiet -c SHA256SUMS && [ "$(ls | grep -vx SHA256SUMS | sort)" = "$(awk "{print \$2}" SHA256SUMS | sort)" ]' _ "$out"
 check "asset: tarball holds exactly bin/handler-* (0755, root)" bash -c '
   listing=$(tar -tvzf "$1" | awk "{print \$1, \$2, \$6}")
-  expected=$(printf "%s\n" "drwxr-xr-x 0/0 bin/" "-rwxr-xr-x 0/0 bin/handler-pagerduty" "-rwxr-xr-x 0/0 bin/handler-reactio" "-rwxr-xr-x 0/0 bin/handler-twilio")
+  expected=$(printf "%s\n" "drwxr-xr-x 0/0 bin/" "-rwxr-xr-x 0/0 bin/handler-pagerduty" "-rwxr-xr-x 0/0 bin/handler-reactio" "-rwxr-xr-x 0/0 bin/handler-slack" "-rwxr-xr-x 0/0 bin/handler-twilio")
   [ "$listing" = "$expected" ] || { echo "$listing"; exit 1; }' _ "$out/$asset"
 mkdir -p "$work/asset"
 tar -xzf "$out/$asset" -C "$work/asset"
@@ -204,9 +204,9 @@ check "asset: bin/handler-pagerduty --dry-run runs from the unpacked tarball" ba
 check "asset: the Asset definition carries the tarball's sha512 and URL" bash -c '
   y=$1/pagerpipe_$3_asset.yml
   grep -qx "      sha512: $(cut -d" " -f1 "$1/$2.sha512")" "$y" && grep -qE "^    - url: .*/$2\$" "$y" && grep -qx "type: Asset" "$y"' _ "$out" "$asset" "$version"
-check "asset: the Handler definitions use the asset for all three handlers" bash -c '
+check "asset: the Handler definitions use the asset for all four handlers" bash -c '
   y=$1/pagerpipe_$2_handlers.yml
-  [ "$(grep -c "^  runtime_assets: \[pagerpipe\]$" "$y")" = 3 ] && for h in pagerduty twilio reactio; do grep -q "^  command: handler-$h " "$y" || exit 1; done' _ "$out" "$version"
+  [ "$(grep -c "^  runtime_assets: \[pagerpipe\]$" "$y")" = 4 ] && for h in pagerduty twilio reactio slack; do grep -q "^  command: handler-$h " "$y" || exit 1; done' _ "$out" "$version"
 
 # --- a real install (CI, or --install on a throwaway machine) --------------------------------
 if $install; then

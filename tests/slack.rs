@@ -433,3 +433,16 @@ fn an_entity_annotation_cannot_redirect_the_page() {
     assert!(fake.calls().iter().all(|c| c.ok()), "the configured token was used");
     fake.assert_no_violations();
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/slack.json");
+    let sb = Sandbox::new(BIN);
+    let mut cmd = sb.command(&["--dry-run"]);
+    cmd.arg("--config").arg(&example).env("PAGERPIPE_NOW", NOW.to_string());
+    let r = run_command(cmd, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains("would POST https://slack.com/api/conversations.create"), "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("\"name\": \"{WAR_ROOM}\"")), "{}", r.stdout);
+    assert!(r.stdout.contains("\"users\": \"U0123ABCD,U0456EFGH\""), "{}", r.stdout);
+}
