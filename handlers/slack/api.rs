@@ -20,7 +20,8 @@
 
 use common::http::{Class, Request, Response};
 use common::template::truncate_chars;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
 /// Default `api_url`: methods are at `{api_url}/{method}`.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
@@ -61,6 +62,166 @@ impl Method {
         [Method::AuthTest, Method::Create, Method::SetTopic, Method::Invite, Method::PostMessage, Method::Archive]
             .into_iter()
             .find(|m| m.name() == last)
+    }
+}
+
+/// `refs` key of the channel ID (`C…`) in the incident record.
+pub const CHANNEL_ID: &str = "channel_id";
+/// `refs` key of the alert message's `ts` (the thread's parent).
+pub const TS: &str = "ts";
+
+/// One Web API call as handler-slack decides it: no URL and no token (they come from the
+/// settings in force when it is sent, [`Call::request`]), and a channel or thread that may be
+/// left to the incident's stored references, for a call queued behind one whose answer brings
+/// them (the topic behind a spooled `conversations.create`, a reply behind a spooled alert).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Call {
+    /// `auth.test`.
+    AuthTest,
+    /// `conversations.create` of `name`.
+    Create {
+        /// A valid channel name ([`crate::name`]).
+        name: String,
+        /// Private channel.
+        is_private: bool,
+    },
+    /// `conversations.setTopic`.
+    SetTopic {
+        /// Channel ID; `None`: the stored `channel_id`.
+        channel: Option<String>,
+        /// ≤ 250 characters, escaped ([`crate::message::topic`]).
+        topic: String,
+    },
+    /// `conversations.invite` with `force` (≤ [`MAX_INVITE`] users).
+    Invite {
+        /// Channel ID; `None`: the stored `channel_id`.
+        channel: Option<String>,
+        /// Member IDs.
+        users: Vec<String>,
+    },
+    /// `chat.postMessage`.
+    Post {
+        /// Channel ID (or name); `None`: the stored `channel_id`.
+        channel: Option<String>,
+        /// Where in the channel.
+        thread: Thread,
+        /// `text`, `blocks`, `unfurl_*` ([`crate::message::body`]).
+        message: Value,
+    },
+    /// `conversations.archive`.
+    Archive {
+        /// Channel ID; `None`: the stored `channel_id`.
+        channel: Option<String>,
+    },
+}
+
+/// Where a message goes in its channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Thread {
+    /// A new message in the channel (an alert: its `ts` becomes the incident's thread).
+    Root,
+    /// A reply in the thread of this `ts`; `broadcast` also shows it in the channel.
+    Reply {
+        /// The parent's `ts`; `None`: the stored alert `ts`.
+        ts: Option<String>,
+        /// `reply_broadcast`.
+        broadcast: bool,
+    },
+}
+
+/// Largest `users` list in one `conversations.invite` (spec §5.4).
+pub const MAX_INVITE: usize = 100;
+
+impl Call {
+    /// The method called.
+    pub fn method(&self) -> Method {
+        match self {
+            Call::AuthTest => Method::AuthTest,
+            Call::Create { .. } => Method::Create,
+            Call::SetTopic { .. } => Method::SetTopic,
+            Call::Invite { .. } => Method::Invite,
+            Call::Post { .. } => Method::PostMessage,
+            Call::Archive { .. } => Method::Archive,
+        }
+    }
+
+    /// The JSON body, taking what the call leaves open from `refs` (`Err` says what is not
+    /// known yet).
+    pub fn body(&self, refs: &Map<String, Value>) -> Result<Value, String> {
+        let stored = |k: &str, what: &str| {
+            refs.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string).ok_or_else(|| {
+                format!("the war room's {what} is not known yet (the request that brings it was not delivered)")
+            })
+        };
+        let channel = |c: &Option<String>| match c {
+            Some(c) => Ok(c.clone()),
+            None => stored(CHANNEL_ID, "channel"),
+        };
+        Ok(match self {
+            Call::AuthTest => json!({}),
+            Call::Create { name, is_private } => json!({"name": name, "is_private": is_private}),
+            Call::SetTopic { channel: c, topic } => json!({"channel": channel(c)?, "topic": topic}),
+            Call::Invite { channel: c, users } => json!({"channel": channel(c)?, "users": users.join(","), "force": true}),
+            Call::Archive { channel: c } => json!({"channel": channel(c)?}),
+            Call::Post { channel: c, thread, message } => {
+                let mut body = message.clone();
+                body["channel"] = channel(c)?.into();
+                if let Thread::Reply { ts, broadcast } = thread {
+                    body["thread_ts"] = match ts {
+                        Some(ts) => ts.clone(),
+                        None => stored(TS, "alert (its ts)")?,
+                    }
+                    .into();
+                    if *broadcast {
+                        body["reply_broadcast"] = true.into();
+                    }
+                }
+                body
+            }
+        })
+    }
+
+    /// The values this call takes from the stored references, as (JSON pointer, ref name)
+    /// pairs: what a request queued now must have filled in when it is delivered.
+    pub fn open_values(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        match self {
+            Call::SetTopic { channel: None, .. } | Call::Invite { channel: None, .. } | Call::Archive { channel: None } => {
+                out.push(("/channel", CHANNEL_ID));
+            }
+            Call::Post { channel, thread, .. } => {
+                if channel.is_none() {
+                    out.push(("/channel", CHANNEL_ID));
+                }
+                if let Thread::Reply { ts: None, .. } = thread {
+                    out.push(("/thread_ts", TS));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The body with what is open set to `null` (filled in at delivery from `open_values`).
+    pub fn body_with_open_values(&self) -> Value {
+        let mut stand_in = Map::new();
+        stand_in.insert(CHANNEL_ID.into(), "-".into());
+        stand_in.insert(TS.into(), "-".into());
+        let mut body = self.body(&stand_in).unwrap_or(Value::Null);
+        for (pointer, _) in self.open_values() {
+            if let Some(slot) = body.pointer_mut(pointer) {
+                *slot = Value::Null;
+            }
+        }
+        body
+    }
+
+    /// The HTTP request under `api_url` and `token` (the settings in force), with what the call
+    /// leaves open taken from `refs`.
+    pub fn request(&self, api_url: &str, token: &str, refs: &Map<String, Value>) -> Result<Request, String> {
+        Ok(request(api_url, token, self.method(), self.body(refs)?))
     }
 }
 
@@ -244,11 +405,6 @@ pub fn identity(body: &Value) -> (String, String, String) {
     (s("team"), s("user"), s("user_id"))
 }
 
-/// A `conversations.create` body.
-pub fn create_body(name: &str, is_private: bool) -> Value {
-    json!({"name": name, "is_private": is_private})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +460,27 @@ mod tests {
         assert_eq!(invite_failures(&r(200, partial)), Some(vec![("U9".into(), "user_not_found".into())]));
         let fine = r#"{"ok":false,"error":"already_in_channel","errors":[{"user":"U1","ok":false,"error":"already_in_channel"}]}"#;
         assert_eq!(invite_failures(&r(200, fine)), Some(vec![]));
+    }
+
+    #[test]
+    fn calls_take_what_they_leave_open_from_the_refs() {
+        let mut refs = Map::new();
+        let post = Call::Post { channel: None, thread: Thread::Reply { ts: None, broadcast: true }, message: json!({"text": "x"}) };
+        assert!(post.body(&refs).unwrap_err().contains("channel is not known yet"));
+        refs.insert(CHANNEL_ID.into(), "C1".into());
+        assert!(post.body(&refs).unwrap_err().contains("alert (its ts) is not known yet"));
+        refs.insert(TS.into(), "5.1".into());
+        assert_eq!(post.body(&refs).unwrap(), json!({"text": "x", "channel": "C1", "thread_ts": "5.1", "reply_broadcast": true}));
+        assert_eq!(post.open_values(), vec![("/channel", CHANNEL_ID), ("/thread_ts", TS)]);
+        assert_eq!(post.body_with_open_values(), json!({"text": "x", "channel": null, "thread_ts": null, "reply_broadcast": true}));
+        let invite = Call::Invite { channel: Some("C2".into()), users: vec!["U1".into(), "U2".into()] };
+        assert_eq!(invite.body(&Map::new()).unwrap(), json!({"channel": "C2", "users": "U1,U2", "force": true}));
+        assert!(invite.open_values().is_empty());
+        let req = invite.request("http://x/api/", "xoxb-t", &Map::new()).unwrap();
+        assert_eq!(req.url, "http://x/api/conversations.invite");
+        assert_eq!(req.headers, vec![("Authorization".to_string(), "Bearer xoxb-t".to_string())]);
+        let back: Call = serde_json::from_value(serde_json::to_value(&post).unwrap()).unwrap();
+        assert_eq!(back, post);
     }
 
     #[test]

@@ -42,21 +42,16 @@ use common::trust::Trust;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::{self, ErrorClass, Method, SlackError};
+use crate::api::{self, Call, ErrorClass, MAX_INVITE, Method, SlackError, Thread};
 use crate::message::{self, Kind, Mention};
 use crate::mrkdwn;
 use crate::name::{self, ChannelTemplate};
 
-/// `refs` key of the channel ID (`C…`).
-pub const CHANNEL_ID: &str = "channel_id";
+pub use crate::api::{CHANNEL_ID, TS};
 /// `refs` key of the war room's name.
 pub const CHANNEL_NAME: &str = "channel_name";
-/// `refs` key of the alert message's `ts` (the thread's parent).
-pub const TS: &str = "ts";
 /// How many names are tried on `name_taken` (the template's, then `-2` … `-5`).
 pub const MAX_NAME_TRIES: u32 = 5;
-/// Largest `users` list in one `conversations.invite` (spec §5.4).
-pub const MAX_INVITE: usize = 100;
 /// The check name of `--test`'s synthetic event.
 pub const TEST_CHECK: &str = "pagerpipe-test";
 
@@ -359,26 +354,28 @@ impl<'a> Session<'a> {
         url
     }
 
-    /// Call `method`. Once a request is spooled, later ones are queued behind it (with `fill`
-    /// naming values to take from the incident's refs at delivery: JSON pointer → ref name).
-    fn call(&mut self, method: Method, body: Value, fill: &[(&str, &str)]) -> std::result::Result<Value, Stop> {
+    /// Make `call`. Once a request is spooled, later ones are queued behind it, with what
+    /// they leave open (the channel, the alert's ts) filled in at delivery from the answers
+    /// to the earlier ones.
+    fn call(&mut self, call: Call) -> std::result::Result<Value, Stop> {
         let token = self.slack.token.as_deref().unwrap_or("xoxb-…");
-        let req = api::request(&self.slack.api_url, token, method, body);
+        let method = call.method();
         self.calls += 1;
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
-            return match self.ctx.send_later(&req, fill, &why) {
+            let req = api::request(&self.slack.api_url, token, method, call.body_with_open_values());
+            return match self.ctx.send_later(&req, &call.open_values(), &why) {
                 Delivery::NotYet { reason, .. } => Err(Stop::Later(reason)),
                 other => Err(Stop::Failed(Failed::from_delivery(other).err().unwrap_or(Failed::NotYet(why)))),
             };
         }
-        if !fill.is_empty() {
-            // A value is missing and nothing was spooled: cannot happen in a live run.
-            return Err(Stop::Failed(Failed::Permanent(format!("{} needs a value Slack has not given", method.name()))));
-        }
+        let req = match call.request(&self.slack.api_url, token, &self.refs) {
+            Ok(req) => req,
+            Err(why) => return Err(Stop::Failed(Failed::Permanent(format!("{}: {why}", method.name())))),
+        };
         self.ctx.log.debug(format!("POST {}/{}", self.slack.api_url, method.name()));
         match self.ctx.send(&req, &|resp| api::classify_live(method, resp)) {
-            Delivery::Delivered { .. } if self.ctx.dry_run => Ok(dry_answer(method, &req)),
+            Delivery::Delivered { .. } if self.ctx.dry_run => Ok(dry_answer(&call)),
             Delivery::Delivered { response, .. } => api::read(method, &response).map_err(Stop::Slack),
             Delivery::NotYet { reason, attempts } => {
                 let reason = format!("{reason} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" });
@@ -443,28 +440,14 @@ impl<'a> Session<'a> {
     fn queue_behind(&mut self, known: Option<Stored>, kind: Kind) -> std::result::Result<(), Stop> {
         self.deferred = Some("this incident's earlier requests are still spooled".into());
         let link = self.link();
-        let mut body = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
-        let mut fill = Vec::new();
-        let channel = known.as_ref().map(|s| Value::from(s.channel_id.clone()));
-        if channel.is_none() {
-            fill.push(("/channel", CHANNEL_ID));
-        }
-        body["channel"] = channel.clone().unwrap_or(Value::Null);
-        match known.as_ref().and_then(|s| s.ts.clone()) {
-            Some(ts) => body["thread_ts"] = ts.into(),
-            None => {
-                body["thread_ts"] = Value::Null;
-                fill.push(("/thread_ts", TS));
-            }
-        }
-        if matches!(kind, Kind::SeverityChange { .. } | Kind::Recovered) {
-            body["reply_broadcast"] = true.into();
-        }
-        let posted = self.call(Method::PostMessage, body, &fill);
+        let message = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let channel = known.as_ref().map(|s| s.channel_id.clone());
+        let ts = known.as_ref().and_then(|s| s.ts.clone());
+        let broadcast = matches!(kind, Kind::SeverityChange { .. } | Kind::Recovered);
+        let posted = self.call(Call::Post { channel: channel.clone(), thread: Thread::Reply { ts, broadcast }, message });
         let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
         if kind == Kind::Recovered && archive {
-            let fill: &[(&str, &str)] = if channel.is_none() { &[("/channel", CHANNEL_ID)] } else { &[] };
-            let _queued = self.call(Method::Archive, json!({"channel": channel.unwrap_or(Value::Null)}), fill);
+            let _queued = self.call(Call::Archive { channel });
         }
         posted.map(|_| ())
     }
@@ -479,7 +462,7 @@ impl<'a> Session<'a> {
         let mut name = base.clone();
         let mut channel: Option<Stored> = None;
         for attempt in 1..=MAX_NAME_TRIES {
-            match self.call(Method::Create, api::create_body(&name, *is_private), &[]) {
+            match self.call(Call::Create { name: name.clone(), is_private: *is_private }) {
                 Ok(body) => {
                     let id = body["channel"]["id"].as_str().unwrap_or(DRY_CHANNEL).to_string();
                     let got = body["channel"]["name"].as_str().unwrap_or(&name).to_string();
@@ -520,18 +503,16 @@ impl<'a> Session<'a> {
 
     /// Topic, invites and the alert into a new war room (`None`: its ID is not known yet).
     fn war_room_steps(&mut self, channel: Option<Stored>) -> std::result::Result<(), Stop> {
-        let id = channel.as_ref().map(|c| Value::from(c.channel_id.clone())).unwrap_or(Value::Null);
-        let fill: &[(&str, &str)] = if channel.is_none() { &[("/channel", CHANNEL_ID)] } else { &[] };
+        let id = channel.map(|c| c.channel_id);
         let link = self.link();
         // Topic: part of the war room, not of the page.
         let topic = message::topic(self.event(), link.as_deref());
-        match self.call(Method::SetTopic, json!({"channel": id, "topic": topic}), fill) {
+        match self.call(Call::SetTopic { channel: id.clone(), topic }) {
             Ok(_) => self.notes.push("topic set".into()),
             Err(stop) => self.side_step_failed("the topic was not set", stop)?,
         }
         for batch in self.slack.responders.clone().chunks(MAX_INVITE) {
-            let users = batch.join(",");
-            match self.call(Method::Invite, json!({"channel": id, "users": users, "force": true}), fill) {
+            match self.call(Call::Invite { channel: id.clone(), users: batch.to_vec() }) {
                 Ok(body) => {
                     let failed = user_failures(&body);
                     self.report_invite(batch.len(), &failed);
@@ -542,9 +523,8 @@ impl<'a> Session<'a> {
                 Err(stop) => self.side_step_failed("responders were not invited", stop)?,
             }
         }
-        let mut body = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
-        body["channel"] = id;
-        let posted = self.call(Method::PostMessage, body, fill)?;
+        let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let posted = self.call(Call::Post { channel: id, thread: Thread::Root, message })?;
         let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
         self.refs.insert(TS.into(), ts.clone().into());
         self.notes.push(format!("alert posted (ts {ts})"));
@@ -585,9 +565,8 @@ impl<'a> Session<'a> {
     /// alert never went out).
     fn alert_into(&mut self, channel: Stored) -> std::result::Result<(), Stop> {
         let link = self.link();
-        let mut body = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
-        body["channel"] = channel.channel_id.clone().into();
-        let posted = self.call(Method::PostMessage, body, &[])?;
+        let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let posted = self.call(Call::Post { channel: Some(channel.channel_id.clone()), thread: Thread::Root, message })?;
         let id = posted["channel"].as_str().unwrap_or(&channel.channel_id).to_string();
         let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
         self.refs.extend(Stored { channel_id: id.clone(), channel_name: channel.channel_name, ts: Some(ts.clone()) }.refs());
@@ -633,7 +612,7 @@ impl<'a> Session<'a> {
         result?;
         let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
         if kind == Kind::Recovered && archive {
-            match self.call(Method::Archive, json!({"channel": s.channel_id}), &[]) {
+            match self.call(Call::Archive { channel: Some(s.channel_id.clone()) }) {
                 Ok(_) => self.notes.push("war room archived".into()),
                 Err(stop) => self.side_step_failed("the war room was not archived", stop)?,
             }
@@ -644,18 +623,12 @@ impl<'a> Session<'a> {
     /// Post `kind` in the thread of the stored alert (or, without one, into the channel).
     fn reply(&mut self, s: &Stored, kind: Kind, broadcast: bool) -> std::result::Result<(), Stop> {
         let link = self.link();
-        let mut body = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
-        body["channel"] = s.channel_id.clone().into();
-        match &s.ts {
-            Some(ts) => {
-                body["thread_ts"] = ts.clone().into();
-                if broadcast {
-                    body["reply_broadcast"] = true.into();
-                }
-            }
-            None => {}
-        }
-        let posted = self.call(Method::PostMessage, body, &[])?;
+        let message = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let thread = match &s.ts {
+            Some(ts) => Thread::Reply { ts: Some(ts.clone()), broadcast },
+            None => Thread::Root,
+        };
+        let posted = self.call(Call::Post { channel: Some(s.channel_id.clone()), thread, message })?;
         if s.ts.is_none()
             && let Some(ts) = posted["ts"].as_str()
         {
@@ -669,14 +642,13 @@ impl<'a> Session<'a> {
 
     /// `--test`: `auth.test` proves the token; with `channel` set, a test message is posted.
     fn test(&mut self) -> std::result::Result<(), Stop> {
-        let who = self.call(Method::AuthTest, json!({}), &[])?;
+        let who = self.call(Call::AuthTest)?;
         let (team, user, user_id) = api::identity(&who);
         self.notes.push(format!("token works: workspace {team}, bot @{user} {user_id}"));
         match &self.slack.target {
             Target::Channel(c) => {
-                let mut body = message::body(Kind::Test, self.event(), self.job.incident_key, None, Mention::None);
-                body["channel"] = c.clone().into();
-                self.call(Method::PostMessage, body, &[])?;
+                let message = message::body(Kind::Test, self.event(), self.job.incident_key, None, Mention::None);
+                self.call(Call::Post { channel: Some(c.clone()), thread: Thread::Root, message })?;
                 self.notes.push(format!("test message posted to {c}"));
             }
             Target::WarRoom { .. } => self.notes.push("no slack.channel is set, so no test message was posted".into()),
@@ -738,15 +710,11 @@ fn user_failures(body: &Value) -> Vec<(String, String)> {
 }
 
 /// What Slack would have answered, for `--dry-run` (placeholders where its values go).
-fn dry_answer(method: Method, req: &Request) -> Value {
-    let sent = match &req.body {
-        common::http::Body::Json(v) => v.clone(),
-        _ => Value::Null,
-    };
-    match method {
-        Method::Create => json!({"ok": true, "channel": {"id": DRY_CHANNEL, "name": sent["name"]}}),
-        Method::PostMessage => json!({"ok": true, "channel": sent["channel"], "ts": DRY_TS}),
-        Method::AuthTest => json!({"ok": true, "team": "{workspace}", "user": "{bot}", "user_id": "{bot user id}"}),
+fn dry_answer(call: &Call) -> Value {
+    match call {
+        Call::Create { name, .. } => json!({"ok": true, "channel": {"id": DRY_CHANNEL, "name": name}}),
+        Call::Post { channel, .. } => json!({"ok": true, "channel": channel.as_deref().unwrap_or(DRY_CHANNEL), "ts": DRY_TS}),
+        Call::AuthTest => json!({"ok": true, "team": "{workspace}", "user": "{bot}", "user_id": "{bot user id}"}),
         _ => json!({"ok": true}),
     }
 }
