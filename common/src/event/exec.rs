@@ -15,8 +15,9 @@
 //! The job's end becomes the event ([`Ended`]): exit 0 → `ok` (resolves an open incident),
 //! any other exit → `critical`, or with `--exit-codes nagios` 1 → `warning`, 2 → `critical`,
 //! 3 → `unknown` as monitoring plugins mean them (other codes stay `critical`); killed by a
-//! signal, timed out (`--exec-timeout`) or not startable at all → `critical`. The output is one
-//! line saying how the job ended (program name only: arguments may hold secrets), then the tail.
+//! signal, timed out (`--exec-timeout`), not startable at all, or lost (waiting failed) →
+//! `critical`. The output is one line saying how the job ended (program name only: arguments
+//! may hold secrets), then the tail.
 //! The event's time is when the job ended; `--check` and `--entity` (default: this host) key the
 //! incident, so the next good run closes it.
 //!
@@ -88,6 +89,8 @@ pub enum Ended {
     TimedOut(Duration),
     /// It could not be started (the OS error).
     NotStarted(String),
+    /// Its end could not be learned: waiting for it failed (the OS error).
+    Lost(String),
 }
 
 impl Ended {
@@ -115,6 +118,7 @@ impl Ended {
             Ended::Signaled(s) => format!("was killed by signal {s}{}", signal_name(*s).map(|n| format!(" ({n})")).unwrap_or_default()),
             Ended::TimedOut(d) => format!("timed out after {} and was killed", humantime::format_duration(*d)),
             Ended::NotStarted(e) => format!("could not be started: {e}"),
+            Ended::Lost(e) => format!("ended unobserved: waiting for it failed ({e})"),
         }
     }
 }
@@ -230,8 +234,8 @@ pub fn run<O: Write + 'static, E: Write + 'static>(
     };
     let ended = match waited {
         Ok(Ok(status)) => Ended::from_status(status),
-        Ok(Err(e)) => Ended::NotStarted(format!("waiting for it failed: {e}")),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Ended::NotStarted("waiting for it failed".into()),
+        Ok(Err(e)) => Ended::Lost(e.to_string()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Ended::Lost("the waiting thread stopped".into()),
         Err(mpsc::RecvTimeoutError::Timeout) => {
             let group = rustix::process::Pid::from_raw(pid as i32);
             let signal = |s| {
