@@ -315,7 +315,7 @@ fn invalid_enum_settings_exit_78() {
     let sb = sandbox(json!({"point": "disk"}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(78), "{r:?}");
-    assert!(r.stderr.contains("settings `reactio.point`: \"disk\" is not one of network, shared-hardware"), "{}", r.stderr);
+    assert!(r.stderr.contains("settings `reactio.point`: unknown variant `disk`, expected one of `network`, `shared-hardware`"), "{}", r.stderr);
     assert!(fake.calls().is_empty());
 }
 

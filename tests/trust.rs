@@ -417,3 +417,26 @@ fn a_lock_held_on_purpose_delays_a_page_by_a_bounded_wait_only() {
     assert!(r.stderr.contains("held by another process"), "{}", r.stderr);
     lock.unlock().expect("unlock");
 }
+
+#[test]
+fn a_secret_pasted_into_the_wrong_setting_is_not_echoed() {
+    let secret = "s3cr3t+T0k3n_PastedInTheWrongPl";
+    let create = read_fixture("sensu/create.json");
+    let cases: [(&str, &str, Value); 7] = [
+        (PD, "pagerduty.api_url", json!({"pagerduty": {"routing_key": ROUTING_KEY, "api_url": secret}})),
+        (PD, "pagerduty.severities", json!({"pagerduty": {"routing_key": ROUTING_KEY, "severities": secret}})),
+        (PD, "pagerduty.summary_template", json!({"pagerduty": {"routing_key": ROUTING_KEY, "summary_template": format!("{{{secret}}}")}})),
+        (PD, "pagerduty.severity_map.warning", json!({"pagerduty": {"routing_key": ROUTING_KEY, "severity_map": {"warning": secret}}})),
+        (TWILIO, "twilio.from", json!({"twilio": {"from": secret}})),
+        (TWILIO, "twilio.account_sid", json!({"twilio": {"account_sid": secret}})),
+        (REACTIO, "reactio.organization", json!({"reactio": {"organization": secret}})),
+    ];
+    for (bin, setting, settings) in cases {
+        let sb = Sandbox::new(bin);
+        sb.config("settings.json", &settings);
+        let r = sb.run(&["--api-url", NOWHERE, "--dry-run"], &create);
+        let r = if setting.ends_with("api_url") { sb.run(&["--dry-run"], &create) } else { r };
+        assert_config_error(&r, setting, setting);
+        assert!(!r.stderr.contains(secret), "{setting}: {}", r.stderr);
+    }
+}

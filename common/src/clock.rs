@@ -51,6 +51,7 @@ pub fn not_after(then: u64, now: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
 

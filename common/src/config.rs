@@ -327,7 +327,12 @@ pub fn typed<T: DeserializeOwned>(section: &str, map: Map<String, Value>) -> Res
 /// [`MAX_SHOWN_CHARS`] replaced by its length: serde quotes the value it refused ("invalid
 /// type: string \"…\""), and that value may be a secret pasted into the wrong setting.
 pub fn redact_quoted(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
+    // What serde expected ("…, expected one of `network`, `shared-hardware`") is ours to show.
+    let (msg, expected) = match msg.find(", expected") {
+        Some(i) => msg.split_at(i),
+        None => (msg, ""),
+    };
+    let mut out = String::with_capacity(msg.len() + expected.len());
     let mut rest = msg;
     while let Some(open) = rest.find(['"', '`']) {
         let quote = rest[open..].chars().next().unwrap_or('"');
@@ -345,6 +350,7 @@ pub fn redact_quoted(msg: &str) -> String {
         rest = &after[close + 1..];
     }
     out.push_str(rest);
+    out.push_str(expected);
     out
 }
 
@@ -356,9 +362,10 @@ pub struct Common {
     /// within [`TIMEOUT_BOUNDS`].
     #[serde(deserialize_with = "de::timeout")]
     pub timeout: Duration,
-    /// Statuses that raise a page: any of `warning`, `critical`, `unknown`; default all three.
-    #[serde(deserialize_with = "de::list")]
-    pub severities: Vec<String>,
+    /// Statuses that raise a page: any of `info`, `warning`, `critical`, `unknown` (a list, or
+    /// one comma-separated string); default `warning`, `critical`, `unknown`.
+    #[serde(deserialize_with = "de::list_of")]
+    pub severities: Vec<Severity>,
     /// How long repeated triggers for an open incident stay suppressed; default 30 min, within
     /// [`REFRESH_BOUNDS`].
     #[serde(deserialize_with = "de::refresh")]
@@ -373,7 +380,7 @@ pub struct Common {
     pub api_url: Option<String>,
     /// Nagios/Icinga notification types → `trigger`, `acknowledge`, `resolve` or `skip`,
     /// overriding the built-in mapping, e.g. `{"CUSTOM": "trigger", "DOWNTIMESTART": "acknowledge"}`.
-    pub notification_types: std::collections::BTreeMap<String, String>,
+    pub notification_types: std::collections::BTreeMap<String, NotificationAction>,
     /// PEM file of CA certificates to trust instead of the bundled Mozilla roots.
     pub ca_file: Option<PathBuf>,
     /// Where undelivered requests are spooled; default `/var/spool/pagerpipe` (see [`crate::spool`]).
@@ -392,11 +399,54 @@ pub struct Common {
     pub zabbix_severities: std::collections::BTreeMap<crate::event::zabbix::ZabbixSeverity, String>,
 }
 
+/// A word the `severities` filter compares (and `zabbix_severities` maps to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational (Zabbix Not classified / Information by default).
+    Info,
+    /// Status 1.
+    Warning,
+    /// Status 2.
+    Critical,
+    /// Status 3 or more.
+    Unknown,
+    /// Status 0 (accepted for compatibility; an OK never triggers).
+    Ok,
+}
+
+impl Severity {
+    /// The lower-case word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+            Severity::Unknown => "unknown",
+            Severity::Ok => "ok",
+        }
+    }
+}
+
+/// What a Nagios/Icinga notification type is mapped to by `notification_types`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationAction {
+    /// Page as a problem (the severity filter still applies).
+    Trigger,
+    /// Acknowledge the incident.
+    Acknowledge,
+    /// Resolve the incident.
+    Resolve,
+    /// Do nothing (logged).
+    Skip,
+}
+
 impl Default for Common {
     fn default() -> Self {
         Common {
             timeout: Duration::from_secs(10),
-            severities: vec!["warning".into(), "critical".into(), "unknown".into()],
+            severities: vec![Severity::Warning, Severity::Critical, Severity::Unknown],
             refresh: Duration::from_secs(30 * 60),
             occurrences: 1,
             state_dir: None,
@@ -415,25 +465,13 @@ impl Common {
     /// Check values that deserialize but make no sense. Errors exit 78 and say which setting to fix.
     pub fn validate(&self, section: &str) -> Result<()> {
         const FIX: &str = "fix it where it is set (settings file, flag, environment or per-check override)";
-        for s in &self.severities {
-            if !matches!(s.as_str(), "info" | "warning" | "critical" | "unknown" | "ok") {
-                return Err(Code::Config.msg(format!(
-                    "settings `{section}.severities`: {s:?} is not one of info, warning, critical, unknown; {FIX}"
-                )));
-            }
-        }
+        // Checked here rather than typed: serde_path_to_error cannot name an enum map key.
         for (z, word) in &self.zabbix_severities {
             if !matches!(word.as_str(), "info" | "warning" | "critical" | "unknown") {
                 return Err(Code::Config.msg(format!(
-                    "settings `{section}.zabbix_severities.{}`: {word:?} is not one of info, warning, critical, unknown; {FIX}",
-                    serde_json::to_value(z).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-                )));
-            }
-        }
-        for (kind, action) in &self.notification_types {
-            if !matches!(action.as_str(), "trigger" | "acknowledge" | "resolve" | "skip") {
-                return Err(Code::Config.msg(format!(
-                    "settings `{section}.notification_types.{kind}`: {action:?} is not trigger, acknowledge, resolve or skip; {FIX}"
+                    "settings `{section}.zabbix_severities.{}`: {} is not one of info, warning, critical, unknown; {FIX}",
+                    serde_json::to_value(z).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    shown(word)
                 )));
             }
         }
@@ -481,6 +519,13 @@ pub const MAX_SHOWN_CHARS: usize = 12;
 pub fn shown(value: &str) -> String {
     let n = value.chars().count();
     if n <= MAX_SHOWN_CHARS { format!("{value:?}") } else { format!("a value of {n} characters") }
+}
+
+/// [`shown`] with another limit: quoted when it has at most `max` characters (for settings
+/// whose valid values are a little longer, such as phone numbers).
+pub fn shown_within(value: &str, max: usize) -> String {
+    let n = value.chars().count();
+    if n <= max { format!("{value:?}") } else { format!("a value of {n} characters") }
 }
 
 /// A duration bound as humantime writes it (`100ms`, `1day`, `10years`).
@@ -590,6 +635,27 @@ pub mod de {
         Ok(n)
     }
 
+    /// A list of `T` (an enum such as [`super::Severity`]): a JSON array, or one comma-separated
+    /// string (`"warning,critical"`), each item deserialized as `T` (so an unknown word is
+    /// refused with the words expected).
+    pub fn list_of<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+        list(d)?
+            .into_iter()
+            .map(|item| serde_json::from_value::<T>(Value::String(item.trim().to_string())).map_err(D::Error::custom))
+            .collect()
+    }
+
+    /// An optional `T` (an enum): absent, `null` or an empty string is `None`; anything else
+    /// must deserialize as `T` (an unknown word is refused with the words expected).
+    pub fn optional_of<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            Value::String(s) => serde_json::from_value(Value::String(s.trim().to_string())).map(Some).map_err(D::Error::custom),
+            other => serde_json::from_value(other).map(Some).map_err(D::Error::custom),
+        }
+    }
+
     /// A list of strings: a JSON array, or one comma-separated string (`"warning,critical"`).
     pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         match Value::deserialize(d)? {
@@ -639,6 +705,7 @@ pub mod de {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
     use serde_json::json;
@@ -696,7 +763,7 @@ mod tests {
         let merged = overlay(files, [flags, event]);
         assert_eq!(Value::Object(merged.clone()), json!({"severities": "critical", "timeout": "7s", "nested": {"a": 1, "b": 2}}));
         let c: Common = typed("pagerduty", merged).unwrap();
-        assert_eq!(c.severities, vec!["critical"]);
+        assert_eq!(c.severities, vec![Severity::Critical]);
         assert_eq!(c.timeout, Duration::from_secs(7));
     }
 
@@ -705,7 +772,7 @@ mod tests {
         let c: Common = typed("x", Map::new()).unwrap();
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.refresh, Duration::from_secs(1800));
-        assert_eq!(c.severities, vec!["warning", "critical", "unknown"]);
+        assert_eq!(c.severities, vec![Severity::Warning, Severity::Critical, Severity::Unknown]);
         let c: Common = typed("x", obj(json!({"refresh": 90, "occurrences": "3", "timeout": "1m 30s"}))).unwrap();
         assert_eq!(c.refresh, Duration::from_secs(90));
         assert_eq!(c.occurrences, 3);
@@ -783,6 +850,10 @@ mod tests {
         let err = c.validate("pagerduty").unwrap_err().to_string();
         assert!(!err.contains(pasted) && err.contains("a value of 32 characters"), "{err}");
         assert_eq!(redact_quoted("invalid type: string \"0123456789abcdef\", expected `u64`"), "invalid type: string (a value of 16 characters), expected `u64`");
+        assert_eq!(
+            redact_quoted("unknown variant `0123456789abcdef`, expected one of `shared-hardware`"),
+            "unknown variant (a value of 16 characters), expected one of `shared-hardware`"
+        );
     }
 
     #[test]
@@ -804,9 +875,10 @@ mod tests {
         let err = typed::<Common>("pagerduty", obj(json!({"timeout": "soon"}))).unwrap_err();
         assert_eq!(err.code, Code::Config);
         assert!(err.to_string().contains("settings `pagerduty.timeout`"), "{err}");
-        let c: Common = typed("pagerduty", obj(json!({"severities": ["fatal"]}))).unwrap();
-        let err = c.validate("pagerduty").unwrap_err();
-        assert!(err.to_string().contains("\"fatal\""), "{err}");
+        let err = typed::<Common>("pagerduty", obj(json!({"severities": ["fatal"]}))).unwrap_err();
+        assert!(err.to_string().contains("settings `pagerduty.severities`") && err.to_string().contains("fatal"), "{err}");
+        let err = typed::<Common>("pagerduty", obj(json!({"severities": "warning, critical, sever"}))).unwrap_err();
+        assert!(err.to_string().contains("expected one of"), "{err}");
     }
 
 }

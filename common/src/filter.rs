@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::config::Common;
+use crate::config::{Common, NotificationAction};
 use crate::event::{Event, Format, SourceAction};
 
 /// What to do with the incident at the provider.
@@ -132,13 +132,15 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
         .as_ref()
         .filter(|_| on(Filter::NotificationTypes))
         .and_then(|t| settings.notification_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(t)))
-        .map(|(k, a)| (k.clone(), a.as_str()));
+        .map(|(k, a)| (k.clone(), *a));
     match configured {
-        Some((kind, "skip")) => return Decision::Skip(format!("{kind} notifications are mapped to skip")),
-        Some((_, "acknowledge")) => return Decision::Act(Action::Acknowledge),
-        Some((_, "resolve")) => return Decision::Act(Action::Resolve),
-        Some((_, "trigger")) if event.status == 0 => return Decision::Skip("mapped to trigger, but the status is OK".into()),
-        Some((_, "trigger")) => {
+        Some((kind, NotificationAction::Skip)) => return Decision::Skip(format!("{kind} notifications are mapped to skip")),
+        Some((_, NotificationAction::Acknowledge)) => return Decision::Act(Action::Acknowledge),
+        Some((_, NotificationAction::Resolve)) => return Decision::Act(Action::Resolve),
+        Some((_, NotificationAction::Trigger)) if event.status == 0 => {
+            return Decision::Skip("mapped to trigger, but the status is OK".into());
+        }
+        Some((_, NotificationAction::Trigger)) => {
             let mut as_problem = event.clone();
             as_problem.skip = None;
             as_problem.source_type = None;
@@ -164,11 +166,11 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
         return Decision::Act(action);
     }
     let severity = severity_word(event, settings);
-    if on(Filter::Severities) && !settings.severities.iter().any(|s| s == severity) {
+    if on(Filter::Severities) && !settings.severities.iter().any(|s| s.name() == severity) {
         let zabbix = event.zabbix_severity.map(|z| format!(" (Zabbix {})", z.name())).unwrap_or_default();
         return Decision::Skip(format!(
             "severity {severity}{zabbix} is not in severities [{}]",
-            settings.severities.join(",")
+            settings.severities.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")
         ));
     }
     let min = event.min_occurrences.unwrap_or(settings.occurrences).max(1);
@@ -247,15 +249,16 @@ mod tests {
         let s = Common::default();
         assert!(matches!(decide(&mk("CUSTOM"), &s), Decision::Skip(r) if r.contains("not paged")));
         let mut s = Common::default();
-        s.notification_types.insert("custom".into(), "trigger".into());
-        s.notification_types.insert("DOWNTIMESTART".into(), "acknowledge".into());
-        s.notification_types.insert("PROBLEM".into(), "skip".into());
+        s.notification_types.insert("custom".into(), NotificationAction::Trigger);
+        s.notification_types.insert("DOWNTIMESTART".into(), NotificationAction::Acknowledge);
+        s.notification_types.insert("PROBLEM".into(), NotificationAction::Skip);
         assert_eq!(decide(&mk("CUSTOM"), &s), Decision::Act(Action::Trigger));
         assert_eq!(decide(&mk("DOWNTIMESTART"), &s), Decision::Act(Action::Acknowledge));
         assert!(matches!(decide(&mk("PROBLEM"), &s), Decision::Skip(_)));
         assert!(matches!(decide(&mk("DOWNTIMEEND"), &s), Decision::Skip(_)));
-        s.notification_types.insert("X".into(), "page".into());
-        assert!(s.validate("pagerduty").is_err());
+        let page = serde_json::json!({"notification_types": {"X": "page"}});
+        let err = crate::config::typed::<Common>("pagerduty", page.as_object().cloned().unwrap_or_default()).unwrap_err();
+        assert!(err.to_string().contains("settings `pagerduty.notification_types.X`"), "{err}");
     }
 
     #[test]
@@ -266,7 +269,7 @@ mod tests {
 
     #[test]
     fn severity_filter_applies_to_triggers_only() {
-        let s = Common { severities: vec!["critical".into()], ..Common::default() };
+        let s = Common { severities: vec![crate::config::Severity::Critical], ..Common::default() };
         match decide(&go(1, false), &s) {
             Decision::Skip(r) => assert!(r.contains("severity warning"), "{r}"),
             d => panic!("{d:?}"),
@@ -340,7 +343,7 @@ mod tests {
         let e = inv.parse(Source::Nagios).unwrap();
         assert_eq!(e.occurrences, 0);
         let mut s = Common::default();
-        s.notification_types.insert("CUSTOM".into(), "trigger".into());
+        s.notification_types.insert("CUSTOM".into(), NotificationAction::Trigger);
         assert_eq!(decide(&e, &s), Decision::Act(Action::Trigger));
     }
 }

@@ -512,6 +512,7 @@ pub fn fmt_ms(d: Duration) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
     use serde_json::json;

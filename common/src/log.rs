@@ -155,6 +155,7 @@ impl Logger {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
 

@@ -83,6 +83,7 @@ pub const COMMON: &[(&str, Trust)] = &[
     ("spool_max_age", Trust::Operator),
     ("notification_types", Trust::Operator),
     ("entity_settings", Trust::Operator),
+    ("zabbix_severities", Trust::Operator),
     ("severities", Trust::Check),
     ("refresh", Trust::Check),
     ("occurrences", Trust::Check),
@@ -209,6 +210,7 @@ fn article(place: &str) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
     use crate::exit::Code;

@@ -149,12 +149,16 @@ impl Provider for PagerDuty {
                 "critical" => 2,
                 "unknown" => 3,
                 n => n.parse::<u32>().map_err(|_| {
-                    Code::Config.msg(format!("settings `pagerduty.severity_map`: key {n:?} must be warning, critical, unknown or a status code"))
+                    Code::Config.msg(format!(
+                        "settings `pagerduty.severity_map`: key {} must be warning, critical, unknown or a status code",
+                        config::shown(n)
+                    ))
                 })?,
             };
             if !SEVERITIES.contains(&v.as_str()) {
                 return Err(Code::Config.msg(format!(
-                    "settings `pagerduty.severity_map.{k}`: {v:?} is not one of critical, error, warning, info"
+                    "settings `pagerduty.severity_map.{k}`: {} is not one of critical, error, warning, info",
+                    config::shown(v)
                 )));
             }
             severity_map.insert(status, v.clone());

@@ -29,7 +29,7 @@ use common::http::{Class, Delivery, Request, Response, classify_status_with, fmt
 use common::pipeline::{Ctx, Done, Failed, Job, Provider};
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// Host under which each organization has its subdomain: `https://{organization}.reactio.jp`.
@@ -37,15 +37,83 @@ pub const HOST: &str = "reactio.jp";
 /// Key of the Reactio incident id in the state store's `refs`.
 pub const INCIDENT_ID: &str = "incident_id";
 /// `status` values accepted on create (spec: `POST /api/v1/incidents`).
-pub const STATUSES: [&str; 3] = ["open", "pend", "close"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// `open`.
+    Open,
+    /// `pend`.
+    Pend,
+    /// `close`.
+    Close,
+}
+
 /// `detection` values (spec; marked for deprecation upstream).
-pub const DETECTIONS: [&str; 4] = ["msp", "system", "client", "internal"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detection {
+    /// `msp`.
+    Msp,
+    /// `system`.
+    System,
+    /// `client`.
+    Client,
+    /// `internal`.
+    Internal,
+}
+
 /// `cause` values (spec; marked for deprecation upstream).
-pub const CAUSES: [&str; 6] = ["over-capacity", "bug", "operation-error", "external-factor", "degradation", "unknown"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// `over-capacity`.
+    OverCapacity,
+    /// `bug`.
+    Bug,
+    /// `operation-error`.
+    OperationError,
+    /// `external-factor`.
+    ExternalFactor,
+    /// `degradation`.
+    Degradation,
+    /// `unknown`.
+    Unknown,
+}
+
 /// `point` values (spec).
-pub const POINTS: [&str; 6] = ["network", "shared-hardware", "hardware", "os", "middleware", "application"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Point {
+    /// `network`.
+    Network,
+    /// `shared-hardware`.
+    SharedHardware,
+    /// `hardware`.
+    Hardware,
+    /// `os`.
+    Os,
+    /// `middleware`.
+    Middleware,
+    /// `application`.
+    Application,
+}
+
 /// `scale` values (spec).
-pub const SCALES: [&str; 3] = ["cross", "whole", "point"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scale {
+    /// `cross`.
+    Cross,
+    /// `whole`.
+    Whole,
+    /// `point`.
+    Point,
+}
+
+/// The word Reactio's API uses for `value` (its serde name).
+fn word<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
 
 /// Shown in `--dry-run` output where the stored incident id would go (dry runs read no state).
 /// Longest incident `name` sent, in characters (Unicode scalar values). Neither Reactio's API
@@ -70,11 +138,15 @@ struct Settings {
     notification_text: String,
     #[serde(deserialize_with = "de::boolean")]
     notification_call: bool,
-    status: String,
-    detection: Option<String>,
-    cause: Option<String>,
-    point: Option<String>,
-    scale: Option<String>,
+    status: Status,
+    #[serde(deserialize_with = "de::optional_of")]
+    detection: Option<Detection>,
+    #[serde(deserialize_with = "de::optional_of")]
+    cause: Option<Cause>,
+    #[serde(deserialize_with = "de::optional_of")]
+    point: Option<Point>,
+    #[serde(deserialize_with = "de::optional_of")]
+    scale: Option<Scale>,
     #[serde(deserialize_with = "de::list")]
     topics: Vec<String>,
     message: Option<String>,
@@ -91,7 +163,7 @@ impl Default for Settings {
             name_template: "{entity}/{check} {output}".into(),
             notification_text: "対応をお願いします".into(),
             notification_call: false,
-            status: "open".into(),
+            status: Status::Open,
             detection: None,
             cause: None,
             point: None,
@@ -114,7 +186,7 @@ pub struct Reactio {
     name: Template,
     notification_text: Option<Template>,
     notification_call: bool,
-    status: String,
+    status: Status,
     /// `detection`, `cause`, `point`, `scale`, when set (validated).
     classification: Vec<(&'static str, String)>,
     topics: Vec<String>,
@@ -154,26 +226,23 @@ impl Provider for Reactio {
 
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
         let s: Settings = config::typed("reactio", section)?;
-        one_of("status", &s.status, &STATUSES)?;
-        let mut classification = Vec::new();
-        for (name, value, allowed) in [
-            ("detection", &s.detection, &DETECTIONS[..]),
-            ("cause", &s.cause, &CAUSES[..]),
-            ("point", &s.point, &POINTS[..]),
-            ("scale", &s.scale, &SCALES[..]),
-        ] {
-            if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                one_of(name, v, allowed)?;
-                classification.push((name, v.to_string()));
-            }
-        }
+        let classification: Vec<(&'static str, String)> = [
+            ("detection", s.detection.map(|v| word(&v))),
+            ("cause", s.cause.map(|v| word(&v))),
+            ("point", s.point.map(|v| word(&v))),
+            ("scale", s.scale.map(|v| word(&v))),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, v?)))
+        .collect();
         let organization = s.organization.as_deref().map(str::trim).filter(|o| !o.is_empty());
         if let Some(o) = organization
             && !is_subdomain(o)
         {
             return Err(Code::Config.msg(format!(
-                "settings `reactio.organization`: {o:?} is not an organization ID; give the subdomain only \
-                 (`example` for https://example.{HOST}), or the whole base URL as `reactio.api_url`"
+                "settings `reactio.organization`: {} is not an organization ID; give the subdomain only \
+                 (`example` for https://example.{HOST}), or the whole base URL as `reactio.api_url`",
+                config::shown(o)
             )));
         }
         let base = match (&common.api_url, organization) {
@@ -341,7 +410,7 @@ impl Reactio {
         let name = if name.is_empty() { key } else { &name };
         let mut b = Map::new();
         b.insert("name".into(), truncate_chars(name, MAX_NAME_CHARS).into());
-        b.insert("status".into(), self.status.clone().into());
+        b.insert("status".into(), word(&self.status).into());
         for (k, v) in &self.classification {
             b.insert((*k).into(), v.clone().into());
         }
@@ -418,13 +487,6 @@ fn id_refs(id: u64) -> Map<String, Value> {
 }
 
 /// `value` must be one of `allowed` (exit 78 naming `reactio.<setting>`).
-fn one_of(setting: &str, value: &str, allowed: &[&str]) -> Result<()> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(Code::Config.msg(format!("settings `reactio.{setting}`: {value:?} is not one of {}", allowed.join(", "))))
-    }
-}
 
 /// A DNS label: letters, digits and inner hyphens, at most 63 characters.
 fn is_subdomain(s: &str) -> bool {
@@ -603,7 +665,7 @@ mod tests {
         assert_eq!(p.unsupported(Action::Acknowledge).as_deref(), Some("Reactio has no acknowledge"));
         assert_eq!(p.unsupported(Action::Trigger), None);
         let c: Common = config::typed("reactio", Reactio::defaults()).expect("common");
-        assert_eq!(c.severities, vec!["critical"]);
+        assert_eq!(c.severities, vec![common::config::Severity::Critical]);
     }
 
     #[test]

@@ -89,11 +89,11 @@ struct Settings {
     machine_detection: Value,
     #[serde(deserialize_with = "de::boolean")]
     conference: bool,
-    #[serde(deserialize_with = "de::list")]
-    channels: Vec<String>,
+    #[serde(deserialize_with = "de::list_of")]
+    channels: Vec<Channel>,
     #[serde(deserialize_with = "de::boolean")]
     notify_on_resolve: bool,
-    mode: String,
+    mode: Mode,
     #[serde(deserialize_with = "bounded::rounds")]
     rounds: u64,
     #[serde(deserialize_with = "bounded::poll_interval")]
@@ -124,9 +124,9 @@ impl Default for Settings {
             ring_timeout: 30,
             machine_detection: Value::Null,
             conference: false,
-            channels: vec!["voice".into()],
+            channels: vec![Channel::Voice],
             notify_on_resolve: false,
-            mode: "broadcast".into(),
+            mode: Mode::Broadcast,
             rounds: 2,
             poll_interval: Duration::from_secs(3),
             rotation: "none".into(),
@@ -186,8 +186,19 @@ impl Recipient {
     }
 }
 
+/// A way to reach a recipient (`channels` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// A phone call speaking the message.
+    Voice,
+    /// An SMS.
+    Sms,
+}
+
 /// How the recipients are called (`mode` setting, `--mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Everyone at once.
     Broadcast,
@@ -294,28 +305,23 @@ impl Provider for Twilio {
         let recipients = recipients(&s.recipients)?;
         let language = s.language.trim().to_string();
         if language.is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(Code::Config.msg(format!("settings `twilio.language`: {language:?} is not a language tag such as en-US or ja-JP")));
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.language`: {} is not a language tag such as en-US or ja-JP",
+                config::shown(&language)
+            )));
         }
         let defaults = crate::twiml::default_messages(&language);
         let voice = trimmed(s.voice);
         if let Some(v) = &voice
             && !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         {
-            return Err(Code::Config.msg(format!("settings `twilio.voice`: {v:?} is not a Twilio voice name such as alice or Polly.Mizuki")));
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.voice`: {} is not a Twilio voice name such as alice or Polly.Mizuki",
+                config::shown(v)
+            )));
         }
-        let mut channels = (false, false);
-        for c in &s.channels {
-            match c.trim() {
-                "voice" => channels.0 = true,
-                "sms" => channels.1 = true,
-                other => return Err(Code::Config.msg(format!("settings `twilio.channels`: {other:?} is not one of voice, sms"))),
-            }
-        }
-        let mode = match s.mode.trim().to_ascii_lowercase().as_str() {
-            "" | "broadcast" => Mode::Broadcast,
-            "sequential" => Mode::Sequential,
-            other => return Err(Code::Config.msg(format!("settings `twilio.mode`: {other:?} is not one of broadcast, sequential"))),
-        };
+        let channels = (s.channels.contains(&Channel::Voice), s.channels.contains(&Channel::Sms));
+        let mode = s.mode;
         let per_call = Duration::from_secs(s.ring_timeout + CALL_OVERHEAD_SECS);
         if mode == Mode::Sequential && channels.0 && common.timeout < per_call {
             return Err(Code::Config.msg(format!(
@@ -703,7 +709,13 @@ pub fn test_settings() -> Map<String, Value> {
 /// `"none"` → off; `true`, `"Enable"` → `Enable`; `"DetectMessageEnd"` (any case). Other
 /// values exit 78.
 fn machine_detection(v: &Value) -> Result<Option<&'static str>> {
-    let bad = || Code::Config.msg(format!("settings `twilio.machine_detection`: {v} is not one of Enable, DetectMessageEnd, false"));
+    let bad = || {
+        let shown = match v {
+            Value::String(s) => config::shown(s),
+            other => common::config::shown(&other.to_string()),
+        };
+        Code::Config.msg(format!("settings `twilio.machine_detection`: {shown} is not one of Enable, DetectMessageEnd, false"))
+    };
     match v {
         Value::Null | Value::Bool(false) => Ok(None),
         Value::Bool(true) => Ok(Some("Enable")),
@@ -728,7 +740,7 @@ fn check_sid(setting: &str, sid: &str, prefix: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Code::Config.msg(format!("settings `twilio.{setting}`: {sid:?} is not {prefix} followed by 32 hex digits")))
+        Err(Code::Config.msg(format!("settings `twilio.{setting}`: {} is not {prefix} followed by 32 hex digits", config::shown(sid))))
     }
 }
 
@@ -744,7 +756,9 @@ fn check_e164(setting: &str, number: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Code::Config.msg(format!(
-            "settings `{setting}`: {number:?} is not an E.164 number (+, country code and number, at most 15 digits, no spaces, e.g. +14155550100)"
+            "settings `{setting}`: {} is not an E.164 number (+, country code and number, at most 15 digits, no spaces, e.g. +14155550100)",
+            // A number is at most 16 characters; anything longer may be a pasted secret.
+            config::shown_within(number, 20)
         )))
     }
 }
@@ -756,7 +770,12 @@ fn recipients(v: &Value) -> Result<Vec<Recipient>> {
         Value::Null => Vec::new(),
         Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect(),
         Value::Array(a) => a.clone(),
-        other => return Err(Code::Config.msg(format!("settings `twilio.recipients`: expected a list of numbers, found {other}"))),
+        other => {
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.recipients`: expected a list of numbers, found {}",
+                config::shown(&other.to_string())
+            )));
+        }
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {

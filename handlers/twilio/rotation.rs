@@ -32,13 +32,17 @@ impl Rotation {
     pub fn from_settings(rotation: &str, timezone: &str) -> Result<Rotation> {
         let offset_secs = parse_offset(timezone).ok_or_else(|| {
             Code::Config.msg(format!(
-                "settings `twilio.timezone`: {timezone:?} is not a UTC offset such as +09:00, -05:00 or UTC"
+                "settings `twilio.timezone`: {} is not a UTC offset such as +09:00, -05:00 or UTC",
+                common::config::shown(timezone)
             ))
         })?;
         match rotation.trim().to_ascii_lowercase().as_str() {
             "" | "none" => Ok(Rotation::None),
             "daily" => Ok(Rotation::Daily { offset_secs }),
-            other => Err(Code::Config.msg(format!("settings `twilio.rotation`: {other:?} is not one of none, daily"))),
+            other => Err(Code::Config.msg(format!(
+                "settings `twilio.rotation`: {} is not one of none, daily",
+                common::config::shown(other)
+            ))),
         }
     }
 
