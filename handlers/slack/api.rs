@@ -310,7 +310,7 @@ impl SlackError {
 
 /// Read an answer: `Ok(body)` for `ok: true` (and for a "done" code, with the body as it is),
 /// `Err` with Slack's explanation otherwise.
-pub fn read(method: Method, resp: &Response) -> Result<Value, SlackError> {
+pub fn read(method: Method, resp: &Response) -> Result<Value, Box<SlackError>> {
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     if body["ok"] == true && (200..300).contains(&resp.status) {
         return Ok(body);
@@ -331,7 +331,7 @@ pub fn read(method: Method, resp: &Response) -> Result<Value, SlackError> {
         user_errors: invite_failures(resp).unwrap_or_default(),
         code,
     };
-    if err.class() == ErrorClass::Done { Ok(body) } else { Err(err) }
+    if err.class() == ErrorClass::Done { Ok(body) } else { Err(Box::new(err)) }
 }
 
 /// Classification while the handler itself is delivering: HTTP 429 and 5xx, and the retry
@@ -443,11 +443,11 @@ mod tests {
 
     #[test]
     fn read_explains_missing_scope_and_accepts_done_codes() {
-        let e = read(Method::Invite, &r(200, r#"{"ok":false,"error":"missing_scope","needed":"channels:write.invites","provided":"chat:write"}"#)).unwrap_err();
+        let e = read(Method::Invite, &r(200, r#"{"ok":false,"error":"missing_scope","needed":"channels:write.invites","provided":"chat:write"}"#)).expect_err("an error");
         assert_eq!(e.class(), ErrorClass::Auth);
         assert!(e.explain().contains("needs the scope channels:write.invites (it has: chat:write)"), "{}", e.explain());
         assert!(read(Method::Archive, &r(200, r#"{"ok":false,"error":"already_archived"}"#)).is_ok());
-        let e = read(Method::SetTopic, &r(200, r#"{"ok":false,"error":"invalid_arguments","response_metadata":{"messages":["[ERROR] missing required field: topic"]}}"#)).unwrap_err();
+        let e = read(Method::SetTopic, &r(200, r#"{"ok":false,"error":"invalid_arguments","response_metadata":{"messages":["[ERROR] missing required field: topic"]}}"#)).expect_err("an error");
         assert_eq!(e.explain(), "conversations.setTopic answered invalid_arguments ([ERROR] missing required field: topic)");
     }
 
@@ -466,20 +466,20 @@ mod tests {
     fn calls_take_what_they_leave_open_from_the_refs() {
         let mut refs = Map::new();
         let post = Call::Post { channel: None, thread: Thread::Reply { ts: None, broadcast: true }, message: json!({"text": "x"}) };
-        assert!(post.body(&refs).unwrap_err().contains("channel is not known yet"));
+        assert!(post.body(&refs).expect_err("an error").contains("channel is not known yet"));
         refs.insert(CHANNEL_ID.into(), "C1".into());
-        assert!(post.body(&refs).unwrap_err().contains("alert (its ts) is not known yet"));
+        assert!(post.body(&refs).expect_err("an error").contains("alert (its ts) is not known yet"));
         refs.insert(TS.into(), "5.1".into());
-        assert_eq!(post.body(&refs).unwrap(), json!({"text": "x", "channel": "C1", "thread_ts": "5.1", "reply_broadcast": true}));
+        assert_eq!(post.body(&refs).expect("ok"), json!({"text": "x", "channel": "C1", "thread_ts": "5.1", "reply_broadcast": true}));
         assert_eq!(post.open_values(), vec![("/channel", CHANNEL_ID), ("/thread_ts", TS)]);
         assert_eq!(post.body_with_open_values(), json!({"text": "x", "channel": null, "thread_ts": null, "reply_broadcast": true}));
         let invite = Call::Invite { channel: Some("C2".into()), users: vec!["U1".into(), "U2".into()] };
-        assert_eq!(invite.body(&Map::new()).unwrap(), json!({"channel": "C2", "users": "U1,U2", "force": true}));
+        assert_eq!(invite.body(&Map::new()).expect("ok"), json!({"channel": "C2", "users": "U1,U2", "force": true}));
         assert!(invite.open_values().is_empty());
-        let req = invite.request("http://x/api/", "xoxb-t", &Map::new()).unwrap();
+        let req = invite.request("http://x/api/", "xoxb-t", &Map::new()).expect("ok");
         assert_eq!(req.url, "http://x/api/conversations.invite");
         assert_eq!(req.headers, vec![("Authorization".to_string(), "Bearer xoxb-t".to_string())]);
-        let back: Call = serde_json::from_value(serde_json::to_value(&post).unwrap()).unwrap();
+        let back: Call = serde_json::from_value(serde_json::to_value(&post).expect("ok")).expect("ok");
         assert_eq!(back, post);
     }
 

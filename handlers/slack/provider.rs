@@ -315,7 +315,7 @@ enum Stop {
     /// it are spooled too.
     Later(String),
     /// Slack refused it with this code.
-    Slack(SlackError),
+    Slack(Box<SlackError>),
     /// Another failure (HTTP status without Slack's envelope, TLS, …).
     Failed(Failed),
 }

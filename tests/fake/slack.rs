@@ -472,7 +472,7 @@ pub fn block_errors(blocks: &Value) -> Vec<String> {
         }
         match t["text"].as_str() {
             None => err("missing required field: text".into(), format!("{at}/text")),
-            Some(s) if s.is_empty() => err("must be more than 0 characters".into(), format!("{at}/text")),
+            Some("") => err("must be more than 0 characters".into(), format!("{at}/text")),
             Some(s) if s.chars().count() > max => err(format!("must be less than {} characters", max + 1), format!("{at}/text")),
             _ => {}
         }
