@@ -397,3 +397,78 @@ fn the_handlers_exit_code_is_the_pages_not_the_jobs() {
     assert_eq!(r.code, Some(69), "{r:?}");
     assert!(r.stderr.contains("job /bin/sh exited with status 3 ("), "{}", r.stderr);
 }
+
+/// The lines of the README's code block that contains `needle`.
+fn readme_block(needle: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let blocks: Vec<&str> = readme.split("```").collect();
+    let block = blocks.iter().skip(1).step_by(2).find(|b| b.contains(needle)).unwrap_or_else(|| panic!("no README code block with {needle:?}"));
+    block.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_documented_cron_line_and_systemd_service_call_when_the_job_fails() {
+    const SHIPPED_BIN: &str = "/usr/bin/handler-twilio";
+    const SHIPPED_SETTINGS: &str = "/etc/pagerpipe/twilio.json";
+    const SHIPPED_JOB: &str = "/usr/local/bin/export.sh";
+    let cron = readme_block("/etc/cron.d/nightly-export");
+    let cron = cron.iter().find(|l| l.starts_with("30 2 ")).expect("the cron line");
+    // A cron.d line: five time fields and the user, then the command, which cron runs with sh -c.
+    let cron_command = cron.split_whitespace().skip(6).collect::<Vec<_>>().join(" ");
+    let service = readme_block("ExecStart=");
+    let exec_start = service.iter().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart=");
+    for text in [cron_command.as_str(), exec_start] {
+        for path in [SHIPPED_BIN, SHIPPED_SETTINGS, SHIPPED_JOB] {
+            assert!(text.contains(path), "the documented command no longer names {path}: {text}");
+        }
+    }
+
+    for (how, command) in [("cron", cron_command.as_str()), ("systemd", exec_start)] {
+        let fake = FakeTwilio::start(&[]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let job = dir.path().join("export.sh");
+        std::fs::write(&job, "#!/bin/sh\necho 'exporting orders'\necho 'export failed: disk full' >&2\nexit 1\n").expect("job");
+        std::fs::set_permissions(&job, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let settings = dir.path().join("twilio.json");
+        let section = json!({"account_sid": twilio::ACCOUNT_SID, "from": "+14155550199", "recipients": [TWILIO_TO],
+            "api_url": fake.url, "state_dir": dir.path().join("state"), "spool_dir": dir.path().join("spool")});
+        std::fs::write(&settings, json!({ "twilio": section }).to_string()).expect("settings");
+        std::fs::set_permissions(&settings, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        let command = command
+            .replace(SHIPPED_BIN, env!("CARGO_BIN_EXE_handler-twilio"))
+            .replace(SHIPPED_SETTINGS, settings.to_str().expect("UTF-8 path"))
+            .replace(SHIPPED_JOB, job.to_str().expect("UTF-8 path"));
+        // cron: sh -c COMMAND; systemd: the words of ExecStart= (no shell), with the token from
+        // its EnvironmentFile.
+        let mut cmd = match how {
+            "cron" => {
+                let mut c = std::process::Command::new("/bin/sh");
+                c.arg("-c").arg(&command);
+                c
+            }
+            _ => {
+                let words: Vec<&str> = command.split_whitespace().collect();
+                let mut c = std::process::Command::new(words[0]);
+                c.args(&words[1..]);
+                c
+            }
+        };
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PAGERPIPE_RETRY_BASE_MS", "20")
+            .env("TWILIO_AUTH_TOKEN", twilio::AUTH_TOKEN)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let r = crate::util::run_command(cmd, b"");
+        assert_eq!(r.code, Some(0), "{how}: {r:?}");
+        assert_eq!(r.stdout, "exporting orders\n", "{how}: the job's output reaches cron mail / the journal");
+        assert!(r.stderr.contains("export failed: disk full\n"), "{how}: {}", r.stderr);
+        assert!(r.stderr.contains("exited with status 1"), "{how}: {}", r.stderr);
+        fake.assert_no_violations();
+        let calls = fake.to("Calls.json");
+        assert_eq!(calls.len(), 1, "{how}");
+        let spoken = calls[0].twiml.as_ref().map(|t| t.say.join(" ")).unwrap_or_default();
+        assert!(spoken.contains("nightly-export is critical.") && spoken.contains("export failed: disk full"), "{how}: {spoken}");
+    }
+}
