@@ -1,19 +1,15 @@
-//! The spool end to end: the service is down, the event is spooled (exit 75), the service comes
-//! back on the same port, and `--flush` or the next invocation delivers — in order, once.
+//! The spool end to end: the service is down, the event is spooled (exit 75), the service is up
+//! again, and `--flush` or the next invocation delivers — in order, once, to the URL the
+//! settings name at that time, with the credentials in force then (an entry holds neither).
 
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::reactio::{self, FakeReactio};
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, run_command};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, read_fixture, run_command};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
-
-/// A loopback port with nothing listening (the OS picked it free; we let it go).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn pd_sandbox() -> Sandbox {
     let sb = Sandbox::new(PD);
@@ -27,10 +23,9 @@ fn event_for(entity: &str, fixture: &str) -> Vec<u8> {
     serde_json::to_vec(&ev).unwrap()
 }
 
-/// Run with `--api-url` on `port` and `--timeout 1s` unless `extra` sets one.
-fn run_at(sb: &Sandbox, port: u16, stdin: &[u8], extra: &[&str]) -> Run {
-    let url = format!("http://127.0.0.1:{port}");
-    let mut args = vec!["--api-url", url.as_str()];
+/// Run with `--api-url url` and `--timeout 1s` unless `extra` sets one.
+fn run_at(sb: &Sandbox, url: &str, stdin: &[u8], extra: &[&str]) -> Run {
+    let mut args = vec!["--api-url", url];
     if !extra.contains(&"--timeout") {
         args.extend(["--timeout", "1s"]);
     }
@@ -38,8 +33,9 @@ fn run_at(sb: &Sandbox, port: u16, stdin: &[u8], extra: &[&str]) -> Run {
     sb.run(&args, stdin)
 }
 
-fn flush(sb: &Sandbox, extra: &[&str]) -> Run {
-    let mut args = vec!["--flush", "--timeout", "5s"];
+/// `--flush` against the service at `url`.
+fn flush(sb: &Sandbox, url: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--flush", "--timeout", "5s", "--api-url", url];
     args.extend_from_slice(extra);
     sb.run(&args, b"")
 }
@@ -65,9 +61,8 @@ fn failed(sb: &Sandbox, handler: &str) -> Vec<String> {
 
 #[test]
 fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
-    let port = closed_port();
     let sb = pd_sandbox();
-    let r = run_at(&sb, port, &read_fixture("sensu/create.json"), &[]);
+    let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.stderr.contains("spooled as"), "{}", r.stderr);
     let queued = sb.spooled("pagerduty");
@@ -75,16 +70,18 @@ fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
     assert!(!queued[0].contains("web-01") && !queued[0].contains(ROUTING_KEY), "entry name leaks: {}", queued[0]);
     let e = entry(&sb, "pagerduty", &queued[0], false);
     assert_eq!((e["incident_key"].as_str(), e["action"].as_str()), (Some("web-01/check_disk"), Some("trigger")));
-    assert_eq!(e["request"]["body"]["json"]["routing_key"], ROUTING_KEY, "the fully built request is kept");
+    assert_eq!(e["payload"]["dedup_key"], "web-01/check_disk");
+    let text = std::fs::read_to_string(sb.spool_dir().join("pagerduty").join(&queued[0])).unwrap();
+    assert!(!text.contains(ROUTING_KEY) && !text.contains("127.0.0.1"), "no credential and no URL at rest: {text}");
 
     // Still down: the resolve must queue behind its trigger, not overtake it.
-    let r = run_at(&sb, port, &read_fixture("sensu/resolve.json"), &[]);
+    let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/resolve.json"), &[]);
     assert_eq!(r.code, Some(75), "{r:?}");
     assert_eq!(sb.spooled("pagerduty").len(), 2, "{}", r.stderr);
 
-    // Back up on the same address.
-    let fake = FakePagerDuty::start_on(port, &[]);
-    let r = flush(&sb, &[]);
+    // Up again, at another address (api_url fixed): the flush sends where the settings say now.
+    let fake = FakePagerDuty::start(&[]);
+    let r = flush(&sb, &fake.url, &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("2 delivered, 0 moved to failed/, 0 still queued"), "{}", r.stderr);
     assert!(!r.stderr.contains(ROUTING_KEY), "{}", r.stderr);
@@ -93,18 +90,21 @@ fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
     assert!(sb.spooled("pagerduty").is_empty());
     fake.assert_no_violations();
 
+    assert!(fake.events().iter().all(|e| e["routing_key"] == ROUTING_KEY), "the key in force at flush time");
+    // The ledger knows the incident is closed now.
+    assert_eq!(sb.state("pagerduty", "web-01%2Fcheck_disk.json")["open"], false);
+
     // Nothing left: a second flush sends nothing.
-    let r = flush(&sb, &[]);
+    let r = flush(&sb, &fake.url, &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(fake.events().len(), 2);
 }
 
 #[test]
 fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
-    let port = closed_port();
     let sb = pd_sandbox();
-    assert_eq!(run_at(&sb, port, &read_fixture("sensu/create.json"), &[]).code, Some(75));
-    let r = run_at(&sb, port, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
+    let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("already notified"), "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 1);
@@ -112,11 +112,10 @@ fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
 
 #[test]
 fn the_next_invocation_delivers_older_entries_first() {
-    let port = closed_port();
     let sb = pd_sandbox();
-    assert_eq!(run_at(&sb, port, &event_for("db-01", "sensu/create.json"), &[]).code, Some(75));
-    let fake = FakePagerDuty::start_on(port, &[]);
-    let r = run_at(&sb, port, &event_for("web-07", "sensu/create.json"), &["--timeout", "5s"]);
+    assert_eq!(run_at(&sb, REFUSED_URL, &event_for("db-01", "sensu/create.json"), &[]).code, Some(75));
+    let fake = FakePagerDuty::start(&[]);
+    let r = run_at(&sb, &fake.url, &event_for("web-07", "sensu/create.json"), &["--timeout", "5s"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let keys: Vec<_> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap().to_string()).collect();
     assert_eq!(keys, ["db-01/check_disk", "web-07/check_disk"]);
@@ -126,11 +125,10 @@ fn the_next_invocation_delivers_older_entries_first() {
 
 #[test]
 fn refused_during_flush_moves_to_failed_with_the_reason() {
-    let port = closed_port();
     let sb = pd_sandbox();
-    assert_eq!(run_at(&sb, port, &read_fixture("sensu/create.json"), &[]).code, Some(75));
-    let fake = FakePagerDuty::start_on(port, &[Script::Invalid]);
-    let r = flush(&sb, &[]);
+    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
+    let fake = FakePagerDuty::start(&[Script::Invalid]);
+    let r = flush(&sb, &fake.url, &[]);
     assert_eq!(r.code, Some(69), "{r:?}");
     assert!(r.stderr.contains("1 moved to failed/"), "{}", r.stderr);
     assert!(sb.spooled("pagerduty").is_empty());
@@ -143,13 +141,12 @@ fn refused_during_flush_moves_to_failed_with_the_reason() {
 
 #[test]
 fn entries_older_than_spool_max_age_are_given_up_loudly() {
-    let port = closed_port();
     let sb = pd_sandbox();
-    let mut cmd = sb.command(&["--api-url", &format!("http://127.0.0.1:{port}"), "--timeout", "1s"]);
+    let mut cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
     cmd.env("PAGERPIPE_NOW", "1700000000");
     assert_eq!(run_command(cmd, &read_fixture("sensu/create.json")).code, Some(75));
-    let fake = FakePagerDuty::start_on(port, &[]);
-    let mut cmd = sb.command(&["--flush"]);
+    let fake = FakePagerDuty::start(&[]);
+    let mut cmd = sb.command(&["--flush", "--api-url", &fake.url]);
     cmd.env("PAGERPIPE_NOW", (1_700_000_000 + 25 * 3600).to_string());
     let r = run_command(cmd, b"");
     assert_eq!(r.code, Some(69), "{r:?}");
@@ -160,15 +157,14 @@ fn entries_older_than_spool_max_age_are_given_up_loudly() {
 
 #[test]
 fn two_flushes_at_once_deliver_each_entry_once() {
-    let port = closed_port();
     let sb = pd_sandbox();
     for i in 0..6 {
-        assert_eq!(run_at(&sb, port, &event_for(&format!("host-{i}"), "sensu/create.json"), &[]).code, Some(75));
+        assert_eq!(run_at(&sb, REFUSED_URL, &event_for(&format!("host-{i}"), "sensu/create.json"), &[]).code, Some(75));
     }
     assert_eq!(sb.spooled("pagerduty").len(), 6);
-    let fake = FakePagerDuty::start_on(port, &[Script::Slow; 6]);
-    let a = sb.command(&["--flush", "--timeout", "10s"]).spawn().unwrap();
-    let b = sb.command(&["--flush", "--timeout", "10s"]).spawn().unwrap();
+    let fake = FakePagerDuty::start(&[Script::Slow; 6]);
+    let a = sb.command(&["--flush", "--timeout", "10s", "--api-url", &fake.url]).spawn().unwrap();
+    let b = sb.command(&["--flush", "--timeout", "10s", "--api-url", &fake.url]).spawn().unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!((a.status.code(), b.status.code()), (Some(0), Some(0)), "{a:?} {b:?}");
     let mut keys: Vec<_> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap().to_string()).collect();
@@ -180,7 +176,6 @@ fn two_flushes_at_once_deliver_each_entry_once() {
 
 #[test]
 fn unwritable_spool_prints_the_whole_event_to_stderr() {
-    let port = closed_port();
     let sb = pd_sandbox();
     let not_a_dir = sb.dir.path().join("spool-is-a-file");
     std::fs::write(&not_a_dir, "x").unwrap();
@@ -188,7 +183,7 @@ fn unwritable_spool_prints_the_whole_event_to_stderr() {
     cmd.env_clear()
         .args(["--config", sb.conf_dir().to_str().unwrap(), "--state-dir", sb.state_dir().to_str().unwrap()])
         .args(["--spool-dir", not_a_dir.to_str().unwrap()])
-        .args(["--api-url", &format!("http://127.0.0.1:{port}"), "--timeout", "1s"])
+        .args(["--api-url", REFUSED_URL, "--timeout", "1s"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -202,11 +197,9 @@ fn unwritable_spool_prints_the_whole_event_to_stderr() {
 
 #[test]
 fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
-    let port = closed_port();
     let sb = Sandbox::new(REACTIO);
     sb.config("reactio.json", &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example"}}));
-    let url = format!("http://127.0.0.1:{port}");
-    let run = |fixture: &str| sb.run(&["--api-url", &url, "--timeout", "1s"], &read_fixture(fixture));
+    let run = |fixture: &str| sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &read_fixture(fixture));
     let r = run("sensu/create.json");
     assert_eq!(r.code, Some(75), "{r:?}");
     let r = run("sensu/resolve.json");
@@ -214,8 +207,8 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     assert!(r.stderr.contains("waits for its id"), "{}", r.stderr);
     assert_eq!(sb.spooled("reactio").len(), 2);
 
-    let fake = FakeReactio::start_on(port, &[]);
-    let r = flush(&sb, &[]);
+    let fake = FakeReactio::start(&[]);
+    let r = flush(&sb, &fake.url, &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let calls = fake.calls();
     assert_eq!(calls.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), ["/api/v1/incidents", "/api/v1/messages"]);
@@ -226,3 +219,46 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], id);
 }
 
+
+#[test]
+fn a_spooled_trigger_made_stale_by_a_resolve_on_another_host_is_dropped_as_superseded() {
+    // Two hosts sharing the ledger (here: one state directory), each with its own spool.
+    let sb = pd_sandbox();
+    assert_eq!(run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", 1_000), &[]).code, Some(75));
+    let fake = FakePagerDuty::start(&[]);
+    // Host B handles the recovery, later, with the service up: it is sent (PagerDuty accepts a
+    // resolve for a key it may not know) and recorded in the shared ledger.
+    let r = run_command(sb.command_on_host("b", &["--api-url", &fake.url]), &fixture_at("sensu/resolve.json", 2_000));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // Host A's flush must not re-open the incident with its stale trigger.
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    let actions: Vec<_> = fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(actions, ["resolve"]);
+    let failed = failed(&sb, "pagerduty");
+    assert_eq!(failed.len(), 1);
+    assert!(entry(&sb, "pagerduty", &failed[0], true)["failure"].as_str().unwrap_or("").contains("superseded"));
+}
+
+#[test]
+fn a_slow_service_gets_each_spooled_request_once() {
+    // The service answers only after 150 ms; five invocations in a row each first deliver what
+    // is spooled. Nothing may be sent twice, whatever share of its deadline each one gives the
+    // older requests.
+    let sb = pd_sandbox();
+    for i in 0..3 {
+        assert_eq!(run_at(&sb, REFUSED_URL, &event_for(&format!("db-{i}"), "sensu/create.json"), &[]).code, Some(75));
+    }
+    let fake = FakePagerDuty::start(&[Script::Slow; 8]);
+    for i in 0..5 {
+        let r = run_at(&sb, &fake.url, &event_for(&format!("web-{i}"), "sensu/create.json"), &["--timeout", "2s"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    let mut keys: Vec<String> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap_or("").to_string()).collect();
+    let sent = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((sent, keys.len()), (8, 8), "each request exactly once: {keys:?}");
+    assert!(sb.spooled("pagerduty").is_empty());
+}

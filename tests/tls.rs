@@ -227,13 +227,13 @@ fn a_page_refused_for_an_untrusted_certificate_is_kept_and_flushed_once_ca_file_
     assert_eq!(sb.spooled("pagerduty").len(), 1);
 
     // Still untrusted: the flush keeps it (and says why) rather than giving it up.
-    let r = run_command(sb.command(&["--flush", "--timeout", "5s"]), b"");
+    let r = run_command(sb.command(&["--flush", "--timeout", "5s", "--api-url", &h.front.url]), b"");
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.stderr.contains("the entry is kept"), "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 1);
 
     let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
-    let r = run_command(sb.command(&["--flush", "--timeout", "5s", "--ca-file", ca.to_str().unwrap()]), b"");
+    let r = run_command(sb.command(&["--flush", "--timeout", "5s", "--api-url", &h.front.url, "--ca-file", ca.to_str().unwrap()]), b"");
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(h.fake.events().len(), 1);
     h.fake.assert_no_violations();

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::twilio::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FakeTwilio, Outcome, Script};
-use crate::util::{Run, Sandbox, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const CALLS: &str = "Calls.json";
@@ -340,7 +340,7 @@ fn sequential_goes_round_the_list_rounds_times_then_exits_75_and_tries_again_nex
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO]);
     assert!(r.stderr.contains("nobody answered calls"), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("in 2 rounds ({ONE}: no-answer; {TWO}: busy; {ONE}: failed; {TWO}: no-answer)")), "{}", r.stderr);
-    // The claim was released: the next event for the incident calls again.
+    // Nothing was recorded: the next event for the incident calls again.
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE]);
@@ -522,24 +522,24 @@ fn the_example_configuration_is_valid() {
 
 #[test]
 fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_incident_recovers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let down = format!("http://127.0.0.1:{port}");
+    let down = REFUSED_URL;
     let sb = sandbox(json!({}));
-    // Twilio unreachable: the three calls wait in the spool, and the incident counts as notified.
-    let r = sb.run(&["--api-url", &down, "--timeout", "1s"], &event_for_check("check_a"));
+    // Twilio unreachable: the three calls wait in the spool.
+    let r = sb.run(&["--api-url", down, "--timeout", "1s"], &event_for_check("check_a"));
     assert_eq!(r.code, Some(75), "{r:?}");
     assert_eq!(sb.spooled("twilio").len(), 3, "{}", r.stderr);
-    let r = sb.run(&["--api-url", &down, "--timeout", "1s"], &event_for_check("check_b"));
+    let r = sb.run(&["--api-url", down, "--timeout", "1s"], &event_for_check("check_b"));
     assert_eq!(r.code, Some(75), "{r:?}");
     assert_eq!(sb.spooled("twilio").len(), 6);
-    // check_b recovers before Twilio is back (a resolve sends nothing without notify_on_resolve).
-    let mut resolve: Value = serde_json::from_slice(&read_fixture("sensu/resolve.json")).expect("fixture JSON");
+    // check_b recovers (a later check run) before Twilio is back: a resolve sends nothing
+    // without notify_on_resolve, but it is recorded, and check_b's calls become stale.
+    let mut resolve: Value = serde_json::from_slice(&fixture_at("sensu/resolve.json", 1_900_000_000)).expect("fixture JSON");
     resolve["check"]["name"] = "check_b".into();
-    let r = sb.run(&["--api-url", &down, "--timeout", "1s"], resolve.to_string().as_bytes());
+    let r = sb.run(&["--api-url", down, "--timeout", "1s"], resolve.to_string().as_bytes());
     assert_eq!(r.code, Some(0), "{r:?}");
-    // Back on the same address: check_a's calls go out, check_b's are dropped.
-    let fake = FakeTwilio::start_on(port, &[]);
-    let r = sb.run(&["--flush", "--timeout", "5s"], b"");
+    // Back (at the URL the settings now name): check_a's calls go out, check_b's are dropped.
+    let fake = FakeTwilio::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url], b"");
     // Dropping a call for a recovered incident is deliberate, not a failure: exit 0.
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("3 delivered, 3 moved to failed/, 0 still queued"), "{}", r.stderr);
@@ -549,7 +549,7 @@ fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_i
     for c in fake.to(CALLS) {
         assert!(spoken(&c).starts_with("web-01 check_a is critical."), "{}", spoken(&c));
     }
-    assert_eq!(r.stderr.matches("nobody is woken for a recovered service").count(), 3, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("superseded").count(), 3, "{}", r.stderr);
     assert!(sb.spooled("twilio").is_empty());
 }
 

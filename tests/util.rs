@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 /// A 32-character routing key used by the tests (never a real one).
 pub const ROUTING_KEY: &str = "R0ut1ngKeyF0rTests0000000000abcd";
 
+/// A service URL where nothing listens: loopback port 1 (tcpmux, a privileged port no test
+/// machine serves), so a connection is refused at once. Tests never bind a port, drop it and
+/// hope it stays free.
+pub const REFUSED_URL: &str = "http://127.0.0.1:1";
+
 /// Path of a fixture under `tests/fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
@@ -20,6 +25,21 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// Read a fixture.
 pub fn read_fixture(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// A Sensu fixture (1.x or Go) whose check ran at `executed` (Unix seconds): the ledger applies
+/// an incident's events in the order of these times, so a test that replays `create` after
+/// `resolve` gives the second failure a later time, as a real check run would have.
+pub fn fixture_at(rel: &str, executed: i64) -> Vec<u8> {
+    let mut ev: serde_json::Value = serde_json::from_slice(&read_fixture(rel)).expect("fixture is JSON");
+    if let Some(check) = ev.get_mut("check").and_then(serde_json::Value::as_object_mut) {
+        check.insert("executed".into(), executed.into());
+        check.insert("issued".into(), executed.into());
+    }
+    if ev.get("timestamp").is_some() {
+        ev["timestamp"] = executed.into();
+    }
+    serde_json::to_vec(&ev).expect("JSON")
 }
 
 /// The result of running a handler.
@@ -114,6 +134,16 @@ impl Sandbox {
     /// [`Sandbox::command`] for another handler binary, sharing this sandbox's settings, state
     /// and spool (e.g. handler-slack's war room, then handler-twilio announcing into it).
     pub fn command_for(&self, bin: &str, args: &[&str]) -> Command {
+        self.command_with(bin, &self.spool_dir(), args)
+    }
+
+    /// [`Sandbox::command`] as another host sharing the ledger would run it: the same settings
+    /// and state, its own spool directory (`hosts/<host>/spool`).
+    pub fn command_on_host(&self, host: &str, args: &[&str]) -> Command {
+        self.command_with(self.bin, &self.dir.path().join("hosts").join(host).join("spool"), args)
+    }
+
+    fn command_with(&self, bin: &str, spool: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin);
         cmd.env_clear()
             .env("PAGERPIPE_RETRY_BASE_MS", "20")
@@ -122,7 +152,7 @@ impl Sandbox {
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--spool-dir")
-            .arg(self.spool_dir())
+            .arg(spool)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

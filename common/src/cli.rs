@@ -42,9 +42,25 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
 
+    /// Incident ledger shared by several hosts: redis://[user:password@]host:port/db or rediss://… (password: prefer the environment) [default: the file store in --state-dir]
+    #[arg(long, value_name = "URL", env = "PAGERPIPE_STATE_STORE", hide_env_values = true)]
+    pub state_store: Option<String>,
+
     /// Deliver what the spool holds and exit, reading no event (for a cron job or systemd timer)
-    #[arg(long, conflicts_with_all = ["input", "from", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["input", "from", "dry_run", "list", "forget", "explain"])]
     pub flush: bool,
+
+    /// List the open incidents in the ledger (key, state, since, count, references) and exit; reads no event
+    #[arg(long, conflicts_with_all = ["input", "from", "dry_run", "forget", "explain"])]
+    pub list: bool,
+
+    /// Remove KEY's record from the ledger and exit (exit 65 when there is none); reads no event
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["input", "from", "dry_run", "explain"])]
+    pub forget: Option<String>,
+
+    /// Read the event and print every decision (filters, the ledger's record, the spool) without sending or writing anything
+    #[arg(long, conflicts_with = "dry_run")]
+    pub explain: bool,
 
     /// PEM file of CA certificates to trust instead of the bundled Mozilla roots
     #[arg(long, value_name = "FILE")]
@@ -183,6 +199,9 @@ impl CommonArgs {
         }
         if let Some(d) = &self.spool_dir {
             m.insert("spool_dir".into(), Value::from(d.to_string_lossy().as_ref()));
+        }
+        if let Some(u) = &self.state_store {
+            m.insert("state_store".into(), Value::from(u.as_str()));
         }
         if let Some(f) = &self.ca_file {
             m.insert("ca_file".into(), Value::from(f.to_string_lossy().as_ref()));

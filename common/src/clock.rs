@@ -50,6 +50,11 @@ pub fn not_after(then: u64, now: u64) -> u64 {
     then.min(now)
 }
 
+/// This host's name (uname nodename), to tell hosts apart on a shared state store.
+pub fn host_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {

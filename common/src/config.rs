@@ -397,6 +397,9 @@ pub struct Common {
     /// (`info`, `warning`, `critical`, `unknown`); a severity not named keeps its default
     /// ([`crate::event::zabbix::ZabbixSeverity::default_filter_word`]).
     pub zabbix_severities: std::collections::BTreeMap<crate::event::zabbix::ZabbixSeverity, String>,
+    /// The incident ledger shared by several hosts: `redis://[user:password@]host:port/db` or
+    /// `rediss://…` (TLS, trusting `ca_file`); default: the file store in `state_dir`.
+    pub state_store: Option<String>,
 }
 
 /// A word the `severities` filter compares (and `zabbix_severities` maps to).
@@ -455,6 +458,7 @@ impl Default for Common {
             spool_dir: None,
             spool_max_age: crate::spool::DEFAULT_MAX_AGE,
             entity_settings: Vec::new(),
+            state_store: None,
             notification_types: std::collections::BTreeMap::new(),
             zabbix_severities: std::collections::BTreeMap::new(),
         }

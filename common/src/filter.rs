@@ -114,7 +114,7 @@ pub fn applies(filter: Filter, format: Format) -> bool {
 /// - a Nagios/Icinga notification type named in `notification_types` gets the action mapped
 ///   there (a mapped `trigger` still passes the severity filter);
 /// - a skip the source format decided (Mackerel: no state change; Nagios: DOWNTIME) → skip;
-/// - silenced → skip;
+/// - silenced → skip, except a resolve (silences hold back failures, never recoveries);
 /// - Nagios ACKNOWLEDGEMENT → acknowledge;
 /// - Sensu 1.x `action`: `resolve` → resolve, `flapping` → trigger, `create` → trigger
 ///   (a `create` with status 0 is treated as a resolve);
@@ -152,9 +152,6 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
     if let Some(skip) = &event.skip {
         return if skip.quiet { Decision::QuietSkip(skip.reason.clone()) } else { Decision::Skip(skip.reason.clone()) };
     }
-    if event.silenced && on(Filter::Silenced) {
-        return Decision::Skip("event is silenced".into());
-    }
     let action = match event.action {
         Some(SourceAction::Acknowledge) => Action::Acknowledge,
         Some(SourceAction::Resolve) => Action::Resolve,
@@ -162,6 +159,14 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
         Some(SourceAction::Create) | None if event.status == 0 => Action::Resolve,
         Some(SourceAction::Create) | None => Action::Trigger,
     };
+    // Silences hold back failures and re-notifications, never recoveries: an incident opened
+    // before the silence must still close.
+    if action == Action::Resolve {
+        return Decision::Act(action);
+    }
+    if event.silenced && on(Filter::Silenced) {
+        return Decision::Skip("event is silenced".into());
+    }
     if action != Action::Trigger {
         return Decision::Act(action);
     }

@@ -4,10 +4,13 @@
 //! blocks the monitoring system's handler pool, so every request runs inside one overall
 //! [`Deadline`] (`--timeout`). Each attempt gets at most half of the whole budget (at least 1 s)
 //! and never more than what is left, so a hanging server still leaves time for a second try.
-//! Responses are classified by the provider into delivered / retryable / permanent;
-//! transport errors (connect refused, reset, DNS, timeout) are retryable, certificate and URL
-//! errors are configuration problems ([`Transport`]). Retries back off exponentially (250 ms
-//! doubling to 4 s, jittered, `Retry-After` honoured) while the deadline allows.
+//! Every answer is one [`Outcome`]: responses are classified by the provider into delivered /
+//! retryable / refused; transport errors (connect refused, reset, DNS, timeout) are retryable,
+//! certificate and URL errors are configuration problems ([`Outcome::Broken`]). When to try
+//! again is decided by a pure function, [`retry::plan`] (Cargo's `RetryResult` is the model):
+//! exponential backoff (250 ms doubling to 4 s, jittered), `Retry-After` honoured (seconds or
+//! an HTTP date), and a request whose fate is unknown (sent, no answer in time) is only tried
+//! again with a whole attempt timeout to spare.
 //!
 //! A [`Request`] is plain data (method, URL, headers, body) so that it can be printed by
 //! `--dry-run` (with [`Request::redacted`]) and written to the spool as it is.
@@ -17,7 +20,7 @@
 //! OS store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else the distribution's bundle file), which costs
 //! about 1 ms of every event that is delivered (measured: bench/README.md, "TLS trust store");
 //! or a PEM file for a private CA. An untrusted, expired or misnamed certificate is not retried:
-//! the delivery is [`Delivery::Broken`] (exit 78), see [`Transport`].
+//! the delivery is [`Outcome::Broken`] (exit 78), see `transport_error`.
 //!
 //! **Proxies** come from the environment, read with curl's rules, not ureq's ([`proxy`]):
 //! `https_proxy`/`HTTPS_PROXY` for https URLs, `http_proxy` for http, `all_proxy`/`ALL_PROXY`
@@ -30,9 +33,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::outcome::{Fate, Outcome, Retry};
 use crate::secret;
 
 pub mod proxy;
+pub mod retry;
 pub mod trust;
 
 pub use proxy::{ProxyEnv, Route};
@@ -121,29 +126,18 @@ pub struct Response {
     pub status: u16,
     /// Body as text (lossy UTF-8).
     pub body: String,
-    /// `Retry-After` in seconds, when the server sent one.
+    /// `Retry-After` (seconds, or an HTTP date made relative to now), when the server sent one.
     pub retry_after: Option<Duration>,
+    /// `Location`, when the server sent one (a redirect, which is never followed: it is
+    /// named in the log and the request kept).
+    pub location: Option<String>,
 }
 
-/// How a provider classifies a response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Class {
-    /// The service accepted the request.
-    Delivered,
-    /// Try again (rate limited, server error); the text says why.
-    Retryable(String),
-    /// Never try again (invalid request, bad credentials); the text says why.
-    Permanent(String),
-}
-
-/// Default classification: 2xx delivered; 3xx ([`redirect`]), 408, 429 and 5xx retryable;
-/// everything else permanent.
-pub fn classify_status(status: u16) -> Class {
-    match status {
-        200..=299 => Class::Delivered,
-        300..=399 | 408 | 429 | 500..=599 => Class::Retryable(format!("HTTP {status}")),
-        _ => Class::Permanent(format!("HTTP {status}")),
-    }
+/// Default classification: 2xx delivered; 408, 429 and 5xx retryable; 3xx retryable (a
+/// redirect is never followed: the request is kept, and the `Location` named, so an operator
+/// can fix `api_url`); everything else refused.
+pub fn classify_status(resp: &Response) -> Outcome {
+    classify_status_with(resp, || format!("HTTP {}", resp.status))
 }
 
 /// Longest `Location` quoted in a redirect's reason, in characters.
@@ -170,11 +164,14 @@ pub fn redirect(status: u16, location: Option<std::borrow::Cow<'_, str>>) -> Opt
 
 /// [`classify_status`], with the reason for a failure written by `explain` (called only then),
 /// so that a provider can quote the service's own error message.
-pub fn classify_status_with(status: u16, explain: impl FnOnce() -> String) -> Class {
-    match classify_status(status) {
-        Class::Delivered => Class::Delivered,
-        Class::Retryable(_) => Class::Retryable(explain()),
-        Class::Permanent(_) => Class::Permanent(explain()),
+pub fn classify_status_with(resp: &Response, explain: impl FnOnce() -> String) -> Outcome {
+    match resp.status {
+        200..=299 => Outcome::Delivered(()),
+        300..=399 => Outcome::Retry(Retry::not_sent(
+            redirect(resp.status, resp.location.as_deref().map(std::borrow::Cow::Borrowed)).unwrap_or_else(explain),
+        )),
+        408 | 429 | 500..=599 => Outcome::Retry(Retry { reason: explain(), fate: Fate::NotSent, after: resp.retry_after }),
+        _ => Outcome::Refused(explain()),
     }
 }
 
@@ -206,38 +203,23 @@ impl Deadline {
         self.start.elapsed()
     }
 
-    /// The per-attempt timeout: half the budget (at least 1 s), capped by what is left.
-    pub fn attempt_timeout(&self) -> Duration {
-        (self.total / 2).max(Duration::from_secs(1)).min(self.remaining())
+    /// The whole budget.
+    pub fn total(&self) -> Duration {
+        self.total
     }
-}
 
-/// The final outcome of [`Client::deliver`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Delivery {
-    /// Accepted; the response and how many attempts it took.
-    Delivered {
-        /// The accepting response.
-        response: Response,
-        /// Attempts made (1 = first try).
-        attempts: u32,
-    },
-    /// Refused for good; `reason` holds the provider's explanation.
-    Permanent {
-        /// HTTP status, when there was a response.
-        status: Option<u16>,
-        /// Why.
-        reason: String,
-    },
-    /// The request itself cannot work (bad URL, TLS failure): a configuration problem.
-    Broken(String),
-    /// Still retryable when the deadline ran out; `reason` is the last failure.
-    NotYet {
-        /// The last failure.
-        reason: String,
-        /// Attempts made.
-        attempts: u32,
-    },
+    /// The full per-attempt timeout: half the budget, at least 1 s. An attempt gets this much,
+    /// or what is left when that is less and nothing was sent before ([`retry::plan`]).
+    pub fn attempt_timeout(&self) -> Duration {
+        (self.total / 2).max(Duration::from_secs(1))
+    }
+
+    /// A deadline ending with this one but no later than `share` of what is left.
+    pub fn share(&self, share: u32) -> Deadline {
+        let start = Instant::now();
+        let total = self.remaining() / share.max(1);
+        Deadline { start, end: start + total, total: self.total }
+    }
 }
 
 /// The shared HTTP client.
@@ -273,10 +255,11 @@ impl Client {
         Ok(Client { agent: config.build().into(), trust, proxies })
     }
 
-    /// Send once with `timeout` for the whole exchange. Errors are classified ([`Transport`])
-    /// and say which host, and which proxy if any, they concern.
-    pub fn send_once(&self, req: &Request, timeout: Duration) -> Result<Response, Transport> {
-        let route = self.proxies.route(&req.url).map_err(Transport::Broken)?;
+    /// Send once with `timeout` for the whole exchange. Errors are classified (see
+    /// [`transport_error`]: [`Outcome::Retry`] with the request's [`Fate`], or
+    /// [`Outcome::Broken`]) and say which host, and which proxy if any, they concern.
+    pub fn send_once(&self, req: &Request, timeout: Duration) -> Result<Response, Outcome> {
+        let route = self.proxies.route(&req.url).map_err(Outcome::Broken)?;
         let proxy = match &route {
             Route::Direct => None,
             Route::Proxy { proxy, .. } => Some(proxy.clone()),
@@ -287,14 +270,14 @@ impl Client {
                 for (k, v) in &req.headers {
                     b = b.header(k, v);
                 }
-                b.config().timeout_global(Some(timeout)).proxy(proxy).build().call()
+                b.config().timeout_global(Some(timeout)).timeout_connect(Some(timeout)).proxy(proxy).build().call()
             }
             Method::Post => {
                 let mut b = self.agent.post(&req.url);
                 for (k, v) in &req.headers {
                     b = b.header(k, v);
                 }
-                let b = b.config().timeout_global(Some(timeout)).proxy(proxy).build();
+                let b = b.config().timeout_global(Some(timeout)).timeout_connect(Some(timeout)).proxy(proxy).build();
                 match &req.body {
                     Body::Empty => b.send_empty(),
                     Body::Json(v) => b.send_json(v),
@@ -305,97 +288,93 @@ impl Client {
         let classify = |e: &ureq::Error| transport_error(e, &Target::of(&req.url, &route, &self.trust));
         let mut resp = result.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
-        if let Some(why) = redirect(status, resp.headers().get("location").map(|v| String::from_utf8_lossy(v.as_bytes()))) {
-            return Err(Transport::Retryable(why));
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        if let Some(why) = redirect(status, header("location").map(std::borrow::Cow::Owned)) {
+            return Err(Outcome::Retry(Retry::not_sent(why)));
         }
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            // A server's hint never exceeds an hour (the deadline cuts it anyway), so that no
-            // addition to it can overflow.
-            .map(|secs| Duration::from_secs(secs.min(3600)));
+        // A server's hint never exceeds an hour (the deadline cuts it anyway), so that no
+        // addition to it can overflow.
+        let retry_after = header("retry-after")
+            .and_then(|v| retry::parse_retry_after(&v, std::time::SystemTime::now()))
+            .map(|d| d.min(Duration::from_secs(3600)));
+        let location = header("location");
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
             .take(MAX_RESPONSE_BYTES)
             .read_to_end(&mut bytes)
             .map_err(|e| classify(&ureq::Error::Io(e)))?;
-        Ok(Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), retry_after })
+        Ok(Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), retry_after, location })
     }
 
-    /// Send `req` until it is delivered, refused for good, or `deadline` runs out.
+    /// Send `req` until it is delivered, refused for good, or [`retry::plan`] gives up within
+    /// `deadline`. `fate` is what is known of earlier attempts (a spooled request that timed
+    /// out once is [`Fate::Unknown`]).
     ///
-    /// `classify` turns a response into a [`Class`]; `log` receives one line per failed attempt.
+    /// `classify` turns a response into an [`Outcome`]; `log` receives one line per failed
+    /// attempt. The result is [`Outcome::Delivered`] with the accepting response and the number
+    /// of attempts, or the last failure ([`Outcome::Retry`] carries the request's fate).
     pub fn deliver(
         &self,
         req: &Request,
         deadline: &Deadline,
-        classify: &dyn Fn(&Response) -> Class,
+        mut fate: Fate,
+        classify: &dyn Fn(&Response) -> Outcome,
         log: &mut dyn FnMut(String),
-    ) -> Delivery {
-        let base = std::env::var(RETRY_BASE_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_millis(250));
+    ) -> Outcome<(Response, u32)> {
+        let policy = retry::Policy::from_env();
         let mut attempts = 0u32;
-        let mut last = String::from("no attempt made: the deadline had already passed");
+        let mut last: Option<Retry> = None;
         loop {
-            let timeout = deadline.attempt_timeout();
-            if timeout < Duration::from_millis(20) {
-                return Delivery::NotYet { reason: last, attempts };
-            }
-            attempts += 1;
-            let mut wait_hint = None;
-            match self.send_once(req, timeout) {
-                Ok(resp) => match classify(&resp) {
-                    Class::Delivered => return Delivery::Delivered { response: resp, attempts },
-                    Class::Permanent(reason) => return Delivery::Permanent { status: Some(resp.status), reason },
-                    Class::Retryable(reason) => {
-                        wait_hint = resp.retry_after;
-                        last = reason;
+            let step = retry::plan(&policy, attempts, last.as_ref(), fate, deadline.remaining(), deadline.attempt_timeout(), random());
+            let timeout = match step {
+                retry::Step::Attempt { wait, timeout } => {
+                    if attempts > 0 {
+                        log(format!(
+                            "attempt {attempts} failed: {}; {} left",
+                            last.as_ref().map_or("", |r| r.reason.as_str()),
+                            fmt_ms(deadline.remaining())
+                        ));
                     }
+                    std::thread::sleep(wait);
+                    timeout
+                }
+                retry::Step::GiveUp(why) => {
+                    let mut r = last.unwrap_or_else(|| Retry::not_sent(why.clone()));
+                    r.fate = fate;
+                    if attempts > 0 {
+                        r.reason = format!("{} (after {attempts} attempt{}{})", r.reason, if attempts == 1 { "" } else { "s" }, why_suffix(&why));
+                    }
+                    return Outcome::Retry(r);
+                }
+            };
+            attempts += 1;
+            let failure = match self.send_once(req, timeout) {
+                Ok(resp) => match classify(&resp) {
+                    Outcome::Delivered(()) => return Outcome::Delivered((resp, attempts)),
+                    Outcome::Retry(r) => r,
+                    other => return other.failure().unwrap_or(Outcome::Skipped(String::new())),
                 },
-                Err(Transport::Retryable(reason)) => last = reason,
-                Err(Transport::Broken(reason)) => return Delivery::Broken(reason),
+                Err(Outcome::Retry(r)) => r,
+                Err(other) => return other.failure().unwrap_or(Outcome::Skipped(String::new())),
+            };
+            if failure.fate == Fate::Unknown {
+                fate = Fate::Unknown;
             }
-            let backoff = jittered(base.saturating_mul(1 << (attempts - 1).min(4)).min(Duration::from_secs(4)));
-            let wait = wait_hint.map_or(backoff, |h| h.max(backoff));
-            let remaining = deadline.remaining();
-            log(format!("attempt {attempts} failed: {last}; {} left", fmt_ms(remaining)));
-            if wait.saturating_add(Duration::from_millis(20)) >= remaining {
-                return Delivery::NotYet { reason: last, attempts };
-            }
-            std::thread::sleep(wait);
+            last = Some(failure);
         }
     }
 }
 
-/// A transport error, classified.
-///
-/// Retryable: anything the network or the far side may stop doing by itself — refused or reset
-/// connections, DNS failures, timeouts, HTTP protocol garbage, a proxy's 5xx, TLS failures that
-/// are not about the certificate (a corrupted record, a bad MAC, an alert from a node that is
-/// going down). These end as 75 (spooled) when the deadline runs out.
-///
-/// Broken (exit 78, `EX_CONFIG`): what no retry can fix because it is decided by this machine's
-/// settings — a bad URL, a proxy variable that is not a proxy URL, a proxy that wants other
-/// credentials (401/403/407), and every **certificate** problem: signed by a CA we do not
-/// trust, expired or not yet valid (this machine's clock), issued for another name, revoked,
-/// malformed, or a server with no protocol version or cipher in common. Not 75: the same
-/// certificate comes back on every retry (Cargo's network retry makes the same call). Not 69:
-/// that code says "the service refused this request, fix the request or credentials", but the
-/// service never saw it; what the operator must fix is `ca_file`, `api_url`, the proxy, the
-/// clock — the handler's configuration. (A TLS-inspecting proxy or an attacker in the path
-/// shows up the same way, and needs the same human attention.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    /// Network trouble: try again.
-    Retryable(String),
-    /// The request cannot work as configured (certificate, URL, proxy).
-    Broken(String),
+/// `; <why>` for a give-up reason worth adding to the last failure.
+fn why_suffix(why: &str) -> String {
+    if why.is_empty() { String::new() } else { format!("; {why}") }
+}
+
+/// A random number for jitter (std's randomly keyed hasher: no extra crate for one number).
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 /// What an error is about, for its message: `host:port`, the route, the trust in force.
@@ -416,45 +395,86 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Classify a transport error (see [`Transport`] for the rules).
-fn transport_error(e: &ureq::Error, t: &Target<'_>) -> Transport {
+/// Classify a transport error.
+///
+/// Retryable: anything the network or the far side may stop doing by itself — refused or reset
+/// connections, DNS failures, timeouts, HTTP protocol garbage, a proxy's 5xx, TLS failures that
+/// are not about the certificate (a corrupted record, a bad MAC, an alert from a node that is
+/// going down). These end as 75 (spooled) when the deadline runs out.
+///
+/// Broken (exit 78, `EX_CONFIG`): what no retry can fix because it is decided by this machine's
+/// settings — a bad URL, a proxy variable that is not a proxy URL, a proxy that wants other
+/// credentials (401/403/407), and every **certificate** problem: signed by a CA we do not
+/// trust, expired or not yet valid (this machine's clock), issued for another name, revoked,
+/// malformed, or a server with no protocol version or cipher in common. Not 75: the same
+/// certificate comes back on every retry (Cargo's network retry makes the same call). Not 69:
+/// that code says "the service refused this request, fix the request or credentials", but the
+/// service never saw it; what the operator must fix is `ca_file`, `api_url`, the proxy, the
+/// clock — the handler's configuration. (A TLS-inspecting proxy or an attacker in the path
+/// shows up the same way, and needs the same human attention.)
+///
+/// Fate: an error before the request left (DNS, refused or failed connection, connect timeout,
+/// proxy tunnel refused) is [`Fate::NotSent`]; a timeout or broken connection after it may have
+/// arrived is [`Fate::Unknown`].
+fn transport_error(e: &ureq::Error, t: &Target<'_>) -> Outcome {
     use ureq::Error as E;
     let (host, via) = (&t.host, t.route.suffix());
     if let Some(tls) = rustls_error(e) {
         return tls_error(tls, t);
     }
     match e {
-        E::Timeout(what) => Transport::Retryable(format!("{host}{via} timed out ({what})")),
-        E::Io(io) => Transport::Retryable(format!("network error with {host}{via}: {io}")),
+        E::Timeout(what) => {
+            let fate = match what {
+                ureq::Timeout::Resolve | ureq::Timeout::Connect => Fate::NotSent,
+                _ => Fate::Unknown,
+            };
+            retryable(fate, format!("{host}{via} timed out ({what})"))
+        }
+        E::Io(io) => {
+            use std::io::ErrorKind as K;
+            // A name that does not resolve surfaces as an I/O error of no specific kind
+            // ("failed to lookup address information" from getaddrinfo): nothing was sent.
+            let fate = match io.kind() {
+                K::ConnectionRefused | K::AddrNotAvailable | K::NotFound | K::HostUnreachable | K::NetworkUnreachable => Fate::NotSent,
+                _ if io.to_string().contains("failed to lookup address") => Fate::NotSent,
+                _ => Fate::Unknown,
+            };
+            retryable(fate, format!("network error with {host}{via}: {io}"))
+        }
         E::HostNotFound => match t.route {
-            Route::Direct => Transport::Retryable(format!("host {host} not found (DNS)")),
-            Route::Proxy { shown, .. } => Transport::Retryable(format!("{shown}: host not found (DNS)")),
+            Route::Direct => retryable(Fate::NotSent, format!("host {host} not found (DNS)")),
+            Route::Proxy { shown, .. } => retryable(Fate::NotSent, format!("{shown}: host not found (DNS)")),
         },
-        E::ConnectionFailed => Transport::Retryable(format!("cannot connect to {host}{via}")),
-        E::Protocol(p) => Transport::Retryable(format!("HTTP protocol error from {host}{via}: {p}")),
-        E::BadUri(u) => Transport::Broken(format!("bad URL: {u}")),
+        E::ConnectionFailed => retryable(Fate::NotSent, format!("cannot connect to {host}{via}")),
+        E::Protocol(p) => retryable(Fate::Unknown, format!("HTTP protocol error from {host}{via}: {p}")),
+        E::BadUri(u) => Outcome::Broken(format!("bad URL: {u}")),
         // The request cannot even be built (e.g. a URL or header the http crate rejects):
         // retrying builds the same request.
-        E::Http(h) => Transport::Broken(format!("cannot build the request for {host}: {h}; check api_url")),
-        E::InvalidProxyUrl => Transport::Broken("invalid proxy URL in the environment".into()),
-        E::Tls(what) => Transport::Broken(format!("TLS with {host}: {what}")),
-        E::Pem(p) => Transport::Broken(format!("TLS: bad PEM: {p}")),
+        E::Http(h) => Outcome::Broken(format!("cannot build the request for {host}: {h}; check api_url")),
+        E::InvalidProxyUrl => Outcome::Broken("invalid proxy URL in the environment".into()),
+        E::Tls(what) => Outcome::Broken(format!("TLS with {host}: {what}")),
+        E::Pem(p) => Outcome::Broken(format!("TLS: bad PEM: {p}")),
         E::ConnectProxyFailed(why) => {
             let Route::Proxy { shown, var, .. } = t.route else {
-                return Transport::Retryable(format!("proxy failed: {why}"));
+                return retryable(Fate::NotSent, format!("proxy failed: {why}"));
             };
             // ureq words it "proxy server responded 407/407 Proxy Authentication Required".
             let status = why.split("responded ").nth(1).and_then(|s| s.get(..3)).and_then(|s| s.parse::<u16>().ok());
             match status {
-                Some(407) => Transport::Broken(format!(
+                Some(407) => Outcome::Broken(format!(
                     "{shown} requires authentication (407) for {host}: put user:password@ in {var} (or check them)"
                 )),
-                Some(s @ (401 | 403)) => Transport::Broken(format!("{shown} refused the tunnel to {host} ({s}): check its access rules")),
-                _ => Transport::Retryable(format!("{shown} failed to open a tunnel to {host}: {why}")),
+                Some(s @ (401 | 403)) => Outcome::Broken(format!("{shown} refused the tunnel to {host} ({s}): check its access rules")),
+                _ => retryable(Fate::NotSent, format!("{shown} failed to open a tunnel to {host}: {why}")),
             }
         }
-        other => Transport::Retryable(format!("{other} ({host}{via})")),
+        other => retryable(Fate::Unknown, format!("{other} ({host}{via})")),
     }
+}
+
+/// A retryable transport failure.
+fn retryable(fate: Fate, reason: String) -> Outcome {
+    Outcome::Retry(Retry { reason, fate, after: None })
 }
 
 /// The rustls error inside a ureq error: given as is, or wrapped in the I/O error of the handshake.
@@ -466,10 +486,10 @@ fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
     }
 }
 
-fn tls_error(e: &rustls::Error, t: &Target<'_>) -> Transport {
+fn tls_error(e: &rustls::Error, t: &Target<'_>) -> Outcome {
     use rustls::CertificateError as C;
     let (host, via) = (&t.host, t.route.suffix());
-    let broken = |what: String| Transport::Broken(format!("TLS: {what}; not retried"));
+    let broken = |what: String| Outcome::Broken(format!("TLS: {what}; not retried"));
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
             // BadSignature: a trusted CA of the issuer's name, but not the key that signed it.
@@ -494,16 +514,8 @@ fn tls_error(e: &rustls::Error, t: &Target<'_>) -> Transport {
         rustls::Error::PeerIncompatible(p) => {
             broken(format!("{host}{via} offers no TLS version or cipher suite in common with rustls ({p:?})"))
         }
-        other => Transport::Retryable(format!("TLS error with {host}{via}: {other}")),
+        other => retryable(Fate::Unknown, format!("TLS error with {host}{via}: {other}")),
     }
-}
-
-/// A random duration between `d / 2` and `d` (jitter spreads retries of a storm apart).
-fn jittered(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
-    let half = d / 2;
-    half + Duration::from_nanos(r % (half.as_nanos().max(1) as u64))
 }
 
 /// Milliseconds for log lines: `43 ms`.
@@ -517,42 +529,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn resp(status: u16) -> Response {
+        Response { status, body: String::new(), retry_after: None, location: None }
+    }
+
     #[test]
     fn default_status_classes() {
-        assert_eq!(classify_status(202), Class::Delivered);
-        assert!(matches!(classify_status(429), Class::Retryable(_)));
-        assert!(matches!(classify_status(503), Class::Retryable(_)));
-        assert!(matches!(classify_status(400), Class::Permanent(_)));
-        assert!(matches!(classify_status(401), Class::Permanent(_)));
-        assert!(matches!(classify_status(404), Class::Permanent(_)));
-        assert!(matches!(classify_status(302), Class::Retryable(_)));
+        assert_eq!(classify_status(&resp(202)), Outcome::Delivered(()));
+        assert!(matches!(classify_status(&resp(429)), Outcome::Retry(_)));
+        assert!(matches!(classify_status(&resp(503)), Outcome::Retry(_)));
+        assert!(matches!(classify_status(&resp(400)), Outcome::Refused(_)));
+        assert!(matches!(classify_status(&resp(401)), Outcome::Refused(_)));
+        assert!(matches!(classify_status(&resp(404)), Outcome::Refused(_)));
     }
 
     #[test]
-    fn redirects_are_retryable_and_name_the_location() {
-        assert_eq!(redirect(200, None), None);
-        assert_eq!(redirect(404, Some("x".into())), None);
-        let why = redirect(301, Some("https://events.eu.pagerduty.com/v2/enqueue".into())).unwrap();
-        assert!(why.starts_with("HTTP 301 redirect to https://events.eu.pagerduty.com/v2/enqueue, not followed"), "{why}");
-        assert!(redirect(302, None).unwrap().contains("without a Location"));
-        let long = redirect(307, Some("x".repeat(10_000).into())).unwrap();
-        assert!(long.chars().count() < MAX_LOCATION_CHARS + 150, "{long}");
-    }
-
-    #[test]
-    fn attempt_timeout_is_half_the_budget_within_what_is_left() {
-        let d = Deadline::after(Duration::from_secs(10));
-        let t = d.attempt_timeout();
-        assert!(t <= Duration::from_secs(5) && t > Duration::from_millis(4900), "{t:?}");
-        let d = Deadline::after(Duration::from_millis(500));
-        assert!(d.attempt_timeout() <= Duration::from_millis(500));
-    }
-
-    #[test]
-    fn jitter_stays_in_range() {
-        for _ in 0..100 {
-            let j = jittered(Duration::from_millis(400));
-            assert!(j >= Duration::from_millis(200) && j < Duration::from_millis(400), "{j:?}");
+    fn a_redirect_is_kept_and_names_its_location() {
+        let mut r = resp(301);
+        r.location = Some("https://elsewhere.example/".into());
+        match classify_status(&r) {
+            Outcome::Retry(retry) => {
+                assert!(retry.reason.contains("https://elsewhere.example/"), "{}", retry.reason);
+                assert_eq!(retry.fate, Fate::NotSent);
+            }
+            other => panic!("a redirect must be kept for a retry: {other:?}"),
         }
     }
 
@@ -567,16 +567,13 @@ mod tests {
     }
 
     #[test]
-    fn connection_refused_is_retryable_until_the_deadline() {
-        // Bind then drop a listener to get a port that refuses connections.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let client = Client::new(None).unwrap();
-        let req = Request::post_json(format!("http://127.0.0.1:{port}/v2/enqueue"), json!({}));
-        let deadline = Deadline::after(Duration::from_millis(600));
-        let mut lines = Vec::new();
-        let out = client.deliver(&req, &deadline, &|r| classify_status(r.status), &mut |l| lines.push(l));
-        assert!(matches!(out, Delivery::NotYet { attempts, .. } if attempts >= 1), "{out:?}");
-        assert!(deadline.elapsed() < Duration::from_millis(900));
-        assert!(!lines.is_empty());
+    fn a_refused_connection_is_retryable_and_was_never_sent() {
+        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        let client = Client::new(None).expect("client");
+        let req = Request::post_json("http://127.0.0.1:1/v2/enqueue", json!({}));
+        match client.send_once(&req, Duration::from_secs(2)) {
+            Err(Outcome::Retry(r)) => assert_eq!(r.fate, Fate::NotSent, "{}", r.reason),
+            other => panic!("expected a retryable refusal: {other:?}"),
+        }
     }
 }

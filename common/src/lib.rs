@@ -17,6 +17,7 @@ pub mod files;
 pub mod filter;
 pub mod http;
 pub mod log;
+pub mod outcome;
 pub mod pipeline;
 pub mod secret;
 pub mod spool;

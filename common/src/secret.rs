@@ -39,6 +39,24 @@ pub fn mask_json(v: &Value, secrets: &[&str]) -> Value {
     }
 }
 
+/// The password of a URL's userinfo (`redis://user:password@host/0` → `password`), for
+/// registering it as a secret; `None` when there is none.
+pub fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+    (!password.is_empty()).then_some(password)
+}
+
+/// `url` with the password of its userinfo masked (`redis://:****@host:6379/0`), for logs.
+pub fn mask_url_password(url: &str) -> String {
+    match url_password(url) {
+        Some(p) => url.replacen(&format!("{p}@"), "****@", 1),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +67,13 @@ mod tests {
         assert_eq!(mask("short"), "****");
         assert_eq!(mask_all("key=0123456789abcdefXYZW!", &["0123456789abcdefXYZW"]), format!("key={}XYZW!", "*".repeat(16)));
         assert_eq!(mask_all("nothing here", &["", "abc"]), "nothing here");
+    }
+
+    #[test]
+    fn url_passwords_are_found_and_masked() {
+        assert_eq!(url_password("redis://:s3cret@127.0.0.1:6379/0"), Some("s3cret"));
+        assert_eq!(url_password("rediss://user:p@ss@host/1"), Some("p@ss"));
+        assert_eq!(url_password("redis://host:6379/0"), None);
+        assert_eq!(mask_url_password("redis://:s3cret@127.0.0.1:6379/0"), "redis://:****@127.0.0.1:6379/0");
     }
 }

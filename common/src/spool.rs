@@ -1,38 +1,47 @@
-//! The spool: a durable queue of requests that could not be delivered yet.
+//! The spool: the tail of each incident's log that has not reached the service yet.
 //!
 //! The network is often down *because* of the incident being reported, so a request that is
-//! still retryable when the invocation's deadline runs out is not dropped: its fully built
-//! [`Request`] is written here, one file per entry, and the handler exits 75. Every later
-//! invocation first delivers older entries (within a small share of its deadline), and
-//! `--flush` delivers everything it can (for a cron job or the packaged systemd timer).
+//! still retryable when the invocation's deadline runs out is not dropped: what it needs is
+//! written here, one file per request, and the handler exits 75. Every later invocation
+//! delivers older entries first (its own incident's under the incident's hold; others within
+//! a share of its deadline), and `--flush` delivers everything it can (for a cron job or the
+//! packaged systemd timer). The delivery loop, which knows the ledger and the providers, is
+//! `pipeline::flush`; this module is the storage.
+//!
+//! An [`Entry`] holds no URL and no credential: the provider's typed payload (a PagerDuty
+//! event without its routing key, a Twilio call's `To`/`From`/`Twiml`, a Reactio message) and
+//! the event's own settings overrides, so that a flush builds the request from the settings in
+//! force then (base URL, credentials, proxy, CA). Only an entry whose event carried a
+//! credential itself (a Zabbix `{ALERT.SENDTO}` routing key) is written readable by its owner
+//! alone (0600); the others are 0640 so that the flush timer of another member of the
+//! `pagerpipe` group can deliver them.
 //!
 //! Layout of `<spool_dir>/<handler>/` (default `/var/spool/pagerpipe/<handler>`, falling back
 //! to `$XDG_STATE_HOME/pagerpipe/spool/<handler>` like the state store):
 //!
 //! - `<created ns, 20 digits>-<pid>-<seq>-<FNV-1a of the incident key, 16 hex>.json`: one
-//!   [`Entry`], written with [`files::write_atomic`] (fsynced, mode 0640). Names sort in
-//!   creation order and carry a hash of the incident key, never a credential or the key itself.
-//! - `failed/<same name>`: entries refused for good, or older than `spool_max_age` (default
-//!   24 h), with [`Entry::failure`] saying why. Nothing there is retried; an operator reads it.
-//! - `.flush.lock`: held (exclusive `File::lock`) by whoever is flushing, so concurrent flushes
-//!   never deliver an entry twice. Adding an entry needs no lock.
+//!   entry, written with [`files::write_atomic`] (fsynced). Names sort in creation order and
+//!   carry a hash of the incident key, never a credential or the key itself.
+//! - `failed/<same name>`: entries refused for good, superseded, or older than
+//!   `spool_max_age` (default 24 h), with [`Entry::failure`] saying why. Nothing there is
+//!   retried; an operator reads it.
 //!
-//! Order is kept per incident key: a flush stops at the first entry of a key that is still not
-//! deliverable and leaves that key's later entries behind it, and an invocation whose incident
-//! still has spooled entries queues its own request behind them instead of sending it (so a
-//! trigger is never delivered after its own resolve).
+//! Anything in the directory that is not a regular file named like an entry (a FIFO, a
+//! directory, a symlink planted by another member of the group) is never opened: it is
+//! reported once per listing and passed over, so one bad name never stops the entries behind it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::files::{self, Chosen, Durability};
-use crate::http::Request;
+use crate::filter::Action;
+use crate::outcome::Fate;
 use crate::state::file::fnv1a;
 
 /// Default spool directory for system installs.
@@ -48,26 +57,31 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// One spooled request, as stored in its file (JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Handler that spooled it (`pagerduty`, `twilio`, `reactio`).
+    /// Handler that spooled it (`pagerduty`, `twilio`, `reactio`, `slack`).
     pub handler: String,
     /// The incident key the request belongs to (order is kept per key).
     pub incident_key: String,
-    /// `trigger`, `acknowledge` or `resolve`.
-    pub action: String,
-    /// When the event was handled, Unix seconds (`PAGERPIPE_NOW` applies).
+    /// The action it carries out.
+    pub action: Action,
+    /// Status word of the event (`critical` …), for the ledger's repeat rule.
+    pub severity: String,
+    /// The event's own time, Unix seconds (the ledger's order).
+    pub event_time: u64,
+    /// The invocation that spooled it (the ledger's `token`).
+    pub token: String,
+    /// When it was spooled, Unix seconds (`PAGERPIPE_NOW` applies); `spool_max_age` counts
+    /// from here.
     pub created: u64,
-    /// The request, credentials included (hence the file mode).
-    pub request: Request,
-    /// The credentials in `request`, so that a `--flush` without the same settings still
-    /// masks them in its log lines.
+    /// The settings overrides the event carried for this handler (a `pager_team` from a check
+    /// annotation, a Zabbix `SENDTO`), laid over the settings in force at delivery.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub overrides: Map<String, Value>,
+    /// The provider's payload (`Provider::Payload`), as JSON.
+    pub payload: Value,
+    /// Whether an earlier attempt may have reached the service.
     #[serde(default)]
-    pub secrets: Vec<String>,
-    /// Values to fill in from the incident's stored references at delivery time: JSON pointer
-    /// into the JSON body (e.g. `/incident_id`) → name in `Incident::refs` (e.g.
-    /// `incident_id`), for a request that depends on an earlier spooled one's answer.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fill: BTreeMap<String, String>,
-    /// Delivery attempts made so far (by flushes; the first invocation's not counted).
+    pub fate: Fate,
+    /// Delivery attempts made so far by flushes.
     #[serde(default)]
     pub attempts: u32,
     /// Why it is in `failed/` (absent in the queue).
@@ -81,39 +95,13 @@ pub struct Spool {
     dir: PathBuf,
 }
 
-/// What the delivery callback of [`Spool::flush`] says about one entry.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Delivered: the entry is removed.
-    Delivered,
-    /// Refused for good: the entry moves to `failed/` with this reason.
-    Failed(String),
-    /// Deliberately not sent (e.g. a call for an incident that has recovered): the entry moves
-    /// to `failed/` with this reason for the record, but it is not a failure.
-    Dropped(String),
-    /// Still retryable: the entry stays, and the flush stops (the service is still down; one
-    /// handler talks to one service).
-    Retry(String),
-    /// Not deliverable yet for a reason of its own (e.g. a value to fill in is not known): the
-    /// entry and its incident's later entries stay; other incidents go on.
-    Wait(String),
-}
-
-/// What a flush did.
+/// What a listing found besides entries: names that are not regular files.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Report {
-    /// Entries delivered and removed.
-    pub delivered: usize,
-    /// Entries moved to `failed/` (refused, unreadable, or too old).
-    pub failed: usize,
-    /// Entries deliberately not sent, moved to `failed/` for the record ([`Outcome::Dropped`]).
-    pub dropped: usize,
-    /// Entries still queued afterwards (not attempted, or still retryable).
-    pub remaining: usize,
-    /// Another process held the flush lock; nothing was attempted.
-    pub busy: bool,
-    /// The last retryable reason, when the flush stopped early.
-    pub stopped: Option<String>,
+pub struct Listing {
+    /// Entry names, oldest first.
+    pub names: Vec<String>,
+    /// One line per name passed over (not a regular file), for the log.
+    pub passed_over: Vec<String>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -130,6 +118,8 @@ impl Spool {
     }
 
     /// A spool in exactly `dir` (created if missing, and checked for writing).
+    ///
+    /// Errors: the directory cannot be created or written.
     pub fn at(dir: PathBuf) -> anyhow::Result<Spool> {
         files::ensure_writable(&dir, "spool dir")?;
         Ok(Spool { dir })
@@ -140,197 +130,158 @@ impl Spool {
         &self.dir
     }
 
-    /// Write `entry` durably; returns its file name (which names neither the key nor a secret).
+    /// Write `entry` durably; returns its file name (which names neither the key nor a
+    /// secret). `private`: readable by the owner only (the entry holds a credential).
     ///
     /// Errors: the file cannot be written and synced (the caller must then keep the event
     /// elsewhere: pagerpipe prints it to stderr).
-    pub fn push(&self, entry: &Entry) -> anyhow::Result<String> {
+    pub fn push(&self, entry: &Entry, private: bool) -> anyhow::Result<String> {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let name = format!("{nanos:020}-{}-{seq:03}-{:016x}.json", std::process::id(), key_hash(&entry.incident_key));
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
-        files::write_atomic(&self.dir.join(&name), &bytes, false, Durability::Durable)?;
+        let path = self.dir.join(&name);
+        files::write_atomic(&path, &bytes, false, Durability::Durable)?;
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| anyhow::anyhow!("cannot make {} private: {e}", path.display()))?;
+        }
+        #[cfg(not(unix))]
+        let _ = private;
         Ok(name)
+    }
+
+    /// The queued entries, oldest first, and what was passed over.
+    ///
+    /// Errors: the directory cannot be listed.
+    pub fn list(&self) -> anyhow::Result<Listing> {
+        let mut listing = Listing::default();
+        let read = fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("cannot list spool dir {}: {e}", self.dir.display()))?;
+        for item in read {
+            let item = item.map_err(|e| anyhow::anyhow!("cannot list spool dir {}: {e}", self.dir.display()))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if !is_entry_name(&name) {
+                continue;
+            }
+            // DirEntry::file_type does not follow symlinks. Anything but a regular file is never
+            // opened: it is moved to failed/ (a rename of the entry itself), once.
+            match item.file_type() {
+                Ok(t) if t.is_file() => listing.names.push(name),
+                Ok(t) => listing.passed_over.push(match files::move_aside(&self.dir, &name, FAILED_DIR) {
+                    Ok(to) => format!("spool: {} is a {}, not a spool entry; moved to {}", self.dir.join(&name).display(), kind(&t), to.display()),
+                    Err(e) => format!("spool: {} is a {}, not a spool entry; passed over ({e:#})", self.dir.join(&name).display(), kind(&t)),
+                }),
+                Err(e) => listing.passed_over.push(format!("spool: cannot read the type of {name}: {e}; passed over")),
+            }
+        }
+        listing.names.sort();
+        Ok(listing)
     }
 
     /// Names of the queued entries, oldest first.
     ///
     /// Errors: the directory cannot be listed.
     pub fn queued(&self) -> anyhow::Result<Vec<String>> {
-        let mut names = Vec::new();
-        let listing = fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("cannot list spool dir {}: {e}", self.dir.display()))?;
-        for item in listing {
-            let item = item.map_err(|e| anyhow::anyhow!("cannot list spool dir {}: {e}", self.dir.display()))?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            if is_entry_name(&name) {
-                names.push(name);
-            }
-        }
-        names.sort();
-        Ok(names)
+        Ok(self.list()?.names)
     }
 
-    /// How many queued entries belong to `incident_key`.
-    pub fn queued_for(&self, incident_key: &str) -> anyhow::Result<usize> {
+    /// Names of the queued entries of `incident_key`, oldest first.
+    ///
+    /// Errors: the directory cannot be listed.
+    pub fn queued_for(&self, incident_key: &str) -> anyhow::Result<Vec<String>> {
         let suffix = format!("-{:016x}.json", key_hash(incident_key));
-        Ok(self.queued()?.iter().filter(|n| n.ends_with(&suffix)).count())
+        Ok(self.queued()?.into_iter().filter(|n| n.ends_with(&suffix)).collect())
     }
 
-    /// Deliver queued entries oldest first until `deadline`, through `deliver`.
+    /// Read entry `name`: `Ok(None)` when it is gone (delivered by another process), `Err`
+    /// with the reason when it cannot be read or parsed (see [`Spool::fail_unreadable`]). Only
+    /// a regular file is opened, never through a symlink, and never a FIFO (which would block).
+    pub fn read(&self, name: &str) -> Result<Option<Entry>, String> {
+        let path = self.dir.join(name);
+        let bytes = match files::read_regular(&path, MAX_ENTRY_BYTES) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        serde_json::from_slice::<Entry>(&bytes).map(Some).map_err(|e| format!("{name} is not a spool entry of this version ({e})"))
+    }
+
+    /// Remove entry `name` after its delivery.
     ///
-    /// - The flush lock is taken first: with `wait: false` a held lock means another flush is
-    ///   running and nothing is done ([`Report::busy`]); with `wait: true` it is awaited until
-    ///   the deadline.
-    /// - Entries older than `max_age` (by [`Entry::created`] against `now`, Unix seconds) move to
-    ///   `failed/`, reported through `notice`; unreadable entries too.
-    /// - [`Outcome::Retry`] stops the flush; [`Outcome::Wait`] holds back that incident's later
-    ///   entries only. Entries not reached stay queued.
-    ///
-    /// Errors: the directory cannot be listed, or a delivered entry cannot be removed (the
-    /// flush stops rather than risk delivering it twice).
-    pub fn flush(
-        &self,
-        deadline: Instant,
-        wait: bool,
-        max_age: Duration,
-        now: u64,
-        notice: &mut dyn FnMut(String),
-        deliver: &mut dyn FnMut(&Entry) -> Outcome,
-    ) -> anyhow::Result<Report> {
-        let lock_path = self.dir.join(".flush.lock");
-        let lock = files::open_lock_or_move_aside(&lock_path, notice)?;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if wait && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    let remaining = self.queued()?.len();
-                    return Ok(Report { busy: true, remaining, ..Report::default() });
-                }
-                Err(fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", lock_path.display()),
-            }
+    /// Errors: it cannot be removed (the caller stops rather than risk delivering it twice).
+    pub fn remove(&self, name: &str) -> anyhow::Result<()> {
+        let path = self.dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => files::sync_dir(&self.dir),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("delivered spool entry {} but cannot remove it: {e}", path.display())),
         }
-        let result = self.flush_locked(deadline, max_age, now, notice, deliver);
-        let _ = File::unlock(&lock);
-        result
     }
 
-    fn flush_locked(
-        &self,
-        deadline: Instant,
-        max_age: Duration,
-        now: u64,
-        notice: &mut dyn FnMut(String),
-        deliver: &mut dyn FnMut(&Entry) -> Outcome,
-    ) -> anyhow::Result<Report> {
-        let mut report = Report::default();
-        let mut held: HashSet<String> = HashSet::new();
-        for name in self.queued()? {
-            let hash = key_hash_of_name(&name).to_string();
-            if report.stopped.is_some() || held.contains(&hash) || Instant::now() >= deadline {
-                report.remaining += 1;
-                continue;
-            }
-            let path = self.dir.join(&name);
-            let mut entry = match files::read_regular(&path, MAX_ENTRY_BYTES) {
-                Ok(bytes) => match serde_json::from_slice::<Entry>(&bytes) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        // Keep the bytes for a human; they cannot be delivered.
-                        match files::move_aside(&self.dir, &name, FAILED_DIR) {
-                            Ok(aside) => notice(format!("spool entry {name} is unreadable ({e}); moved to {}", aside.display())),
-                            Err(me) => notice(format!("spool entry {name} is unreadable ({e}); left in place: {me:#}")),
-                        }
-                        report.failed += 1;
-                        continue;
-                    }
-                },
-                // Delivered by a flush that held the lock before us and has just released it.
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                // A FIFO, directory or symlink named like an entry: never read, opened or
-                // followed; moved aside, and the entries behind it go on.
-                Err(e) if files::not_regular(&e).is_some() => {
-                    match files::move_aside(&self.dir, &name, FAILED_DIR) {
-                        Ok(to) => notice(format!("spool entry {name} {e}; moved to {}", to.display())),
-                        Err(me) => notice(format!("spool entry {name} {e}; left in place: {me:#}")),
-                    }
-                    report.failed += 1;
-                    continue;
-                }
-                // Unreadable (another user's entry, an I/O error): skipped, this incident's
-                // later entries held back to keep their order, the others go on.
-                Err(e) => {
-                    notice(format!("cannot read spool entry {}: {e}; skipped", path.display()));
-                    held.insert(hash);
-                    report.remaining += 1;
-                    continue;
-                }
-            };
-            let age = now.saturating_sub(entry.created);
-            if age > max_age.as_secs() {
-                let why = format!(
-                    "not delivered within spool_max_age ({}): {} {} from {} given up",
-                    humantime::format_duration(max_age),
-                    entry.action,
-                    entry.incident_key,
-                    crate::clock::rfc3339(entry.created)
-                );
-                let moved = self.fail(&name, &mut entry, &why)?;
-                notice(format!("{why}; moved to {}", moved.display()));
-                report.failed += 1;
-                continue;
-            }
-            match deliver(&entry) {
-                Outcome::Delivered => {
-                    fs::remove_file(&path).map_err(|e| {
-                        anyhow::anyhow!("delivered spool entry {} but cannot remove it: {e}", path.display())
-                    })?;
-                    files::sync_dir(&self.dir)?;
-                    report.delivered += 1;
-                }
-                Outcome::Failed(why) => {
-                    self.fail(&name, &mut entry, &why)?;
-                    report.failed += 1;
-                }
-                Outcome::Dropped(why) => {
-                    self.fail(&name, &mut entry, &why)?;
-                    report.dropped += 1;
-                }
-                Outcome::Retry(why) => {
-                    entry.attempts += 1;
-                    // Best effort: the attempt count is informational.
-                    if let Ok(mut bytes) = serde_json::to_vec_pretty(&entry) {
-                        bytes.push(b'\n');
-                        let _ = files::write_atomic(&path, &bytes, true, Durability::Volatile);
-                    }
-                    report.remaining += 1;
-                    report.stopped = Some(why);
-                }
-                Outcome::Wait(_) => {
-                    held.insert(hash);
-                    report.remaining += 1;
+    /// Store `entry` again under `name` (attempts and fate after a failed try). Best effort.
+    pub fn rewrite(&self, name: &str, entry: &Entry) {
+        if let Ok(mut bytes) = serde_json::to_vec_pretty(entry) {
+            bytes.push(b'\n');
+            let path = self.dir.join(name);
+            let private = is_private(&path);
+            if files::write_atomic(&path, &bytes, true, Durability::Volatile).is_ok() && private {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
                 }
             }
         }
-        Ok(report)
     }
 
     /// Move entry `name` to `failed/` with `why`; returns where it went.
-    fn fail(&self, name: &str, entry: &mut Entry, why: &str) -> anyhow::Result<PathBuf> {
-        let failed_dir = self.dir.join(FAILED_DIR);
-        files::ensure_writable(&failed_dir, "spool failed dir")?;
+    ///
+    /// Errors: `failed/` cannot be created (or is not a directory), or the entry cannot be
+    /// written there or removed from the queue.
+    pub fn fail(&self, name: &str, entry: &mut Entry, why: &str) -> anyhow::Result<PathBuf> {
+        let failed_dir = self.failed_dir()?;
         entry.failure = Some(why.to_string());
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
         let to = failed_dir.join(name);
+        let private = is_private(&self.dir.join(name));
         files::write_atomic(&to, &bytes, true, Durability::Durable)?;
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(&to, fs::Permissions::from_mode(0o600));
+        }
         let from = self.dir.join(name);
         fs::remove_file(&from).map_err(|e| anyhow::anyhow!("cannot remove {} after moving it to failed/: {e}", from.display()))?;
         files::sync_dir(&self.dir)?;
         Ok(to)
+    }
+
+    /// Move an entry that cannot be read or parsed to `failed/` as it is (the bytes are kept
+    /// for a human); returns where it went.
+    ///
+    /// Errors: as [`Spool::fail`].
+    pub fn fail_unreadable(&self, name: &str) -> anyhow::Result<PathBuf> {
+        self.failed_dir()?;
+        files::move_aside(&self.dir, name, FAILED_DIR)
+    }
+
+    /// `failed/`, created when missing; refused when it is anything but a directory (a
+    /// symlink planted there is never followed).
+    fn failed_dir(&self) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.join(FAILED_DIR);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(dir),
+            Ok(m) => anyhow::bail!("{} is a {}, not a directory: remove it", dir.display(), kind(&m.file_type())),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                files::ensure_writable(&dir, "spool failed dir")?;
+                Ok(dir)
+            }
+            Err(e) => anyhow::bail!("cannot read {}: {e}", dir.display()),
+        }
     }
 
     /// Names of the entries in `failed/`, oldest first (empty when there is none).
@@ -347,12 +298,51 @@ impl Spool {
     }
 }
 
+/// Whether the file at `path` is readable by its owner only.
+fn is_private(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::symlink_metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// A file type in words, for messages.
+fn kind(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "device";
+        }
+    }
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "directory"
+    } else {
+        "file of another kind"
+    }
+}
+
 /// The hash of an incident key as it appears in entry names.
 pub fn key_hash(incident_key: &str) -> u64 {
     fnv1a(incident_key.as_bytes())
 }
 
-fn key_hash_of_name(name: &str) -> &str {
+/// The key-hash part of an entry name.
+pub fn key_hash_of_name(name: &str) -> &str {
     name.trim_end_matches(".json").rsplit('-').next().unwrap_or("")
 }
 
@@ -365,145 +355,88 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(key: &str, action: &str, created: u64) -> Entry {
+    fn entry(key: &str, action: Action, created: u64) -> Entry {
         Entry {
             handler: "pagerduty".into(),
             incident_key: key.into(),
-            action: action.into(),
+            action,
+            severity: "critical".into(),
+            event_time: created,
+            token: "t".into(),
             created,
-            request: Request::post_json("http://127.0.0.1:9/v2/enqueue", json!({"dedup_key": key, "event_action": action})),
-            secrets: vec!["0123456789abcdef0123456789abcdef".into()],
-            fill: BTreeMap::new(),
+            overrides: Map::new(),
+            payload: json!({"dedup_key": key}),
+            fate: Fate::NotSent,
             attempts: 0,
             failure: None,
         }
     }
 
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(60)
-    }
-
     #[test]
-    fn names_sort_in_creation_order_and_hide_key_and_secrets() {
+    fn names_sort_in_creation_order_and_hide_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        let a = spool.push(&entry("web-01/disk", "trigger", 1)).unwrap();
-        let b = spool.push(&entry("web-01/disk", "resolve", 2)).unwrap();
+        let a = spool.push(&entry("web-01/disk", Action::Trigger, 1), false).unwrap();
+        let b = spool.push(&entry("web-01/disk", Action::Resolve, 2), false).unwrap();
         assert!(a < b);
-        assert!(!a.contains("web") && !a.contains("0123456789abcdef"));
-        assert_eq!(spool.queued().unwrap(), vec![a, b]);
-        assert_eq!(spool.queued_for("web-01/disk").unwrap(), 2);
-        assert_eq!(spool.queued_for("db-01/disk").unwrap(), 0);
+        assert!(!a.contains("web"));
+        assert_eq!(spool.queued().unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(spool.queued_for("web-01/disk").unwrap(), vec![a.clone(), b]);
+        assert!(spool.queued_for("db-01/disk").unwrap().is_empty());
+        assert_eq!(spool.read(&a).unwrap().unwrap().action, Action::Trigger);
+        spool.remove(&a).unwrap();
+        assert_eq!(spool.read(&a), Ok(None));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_entries_are_owner_only_and_stay_so_in_failed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
+        let open = spool.push(&entry("a", Action::Trigger, 1), false).unwrap();
+        let private = spool.push(&entry("b", Action::Trigger, 1), true).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join(&open)), 0o640);
+        assert_eq!(mode(&dir.path().join(&private)), 0o600);
+        let mut e = spool.read(&private).unwrap().unwrap();
+        let to = spool.fail(&private, &mut e, "HTTP 400").unwrap();
+        assert_eq!(mode(&to), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_directories_and_symlinks_are_passed_over_and_failed_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
+        let good = spool.push(&entry("a", Action::Trigger, 1), false).unwrap();
+        let fifo = dir.path().join("00000000000000000000-1-000-0000000000000001.json");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
+        fs::create_dir(dir.path().join("00000000000000000001-1-000-0000000000000002.json")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("00000000000000000002-1-000-0000000000000003.json")).unwrap();
+        let listing = spool.list().unwrap();
+        assert_eq!(listing.names, vec![good.clone()]);
+        assert_eq!(listing.passed_over.len(), 3, "{:?}", listing.passed_over);
+        assert_eq!(spool.failed().len(), 3, "moved aside, once");
+        assert!(spool.list().unwrap().passed_over.is_empty());
+        fs::remove_dir_all(dir.path().join(FAILED_DIR)).unwrap();
+        // A planted `failed` symlink is refused, not followed.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(FAILED_DIR)).unwrap();
+        let mut e = spool.read(&good).unwrap().unwrap();
+        assert!(spool.fail(&good, &mut e, "x").is_err());
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
     }
 
     #[test]
-    fn flush_delivers_in_order_and_removes() {
+    fn unreadable_entries_are_reported_and_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        spool.push(&entry("k", "trigger", 10)).unwrap();
-        spool.push(&entry("k", "resolve", 11)).unwrap();
-        let mut seen = Vec::new();
-        let report = spool
-            .flush(far(), false, DEFAULT_MAX_AGE, 12, &mut |_| {}, &mut |e| {
-                seen.push(e.action.clone());
-                Outcome::Delivered
-            })
-            .unwrap();
-        assert_eq!(seen, ["trigger", "resolve"]);
-        assert_eq!(report, Report { delivered: 2, ..Report::default() });
+        let name = "00000000000000000001-1-000-0000000000000001.json";
+        fs::write(dir.path().join(name), "{truncated").unwrap();
+        assert!(spool.read(name).is_err());
+        spool.fail_unreadable(name).unwrap();
+        assert_eq!(spool.failed(), vec![name.to_string()]);
         assert!(spool.queued().unwrap().is_empty());
-    }
-
-    #[test]
-    fn retry_stops_the_flush_and_keeps_everything() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        spool.push(&entry("a", "trigger", 10)).unwrap();
-        spool.push(&entry("b", "trigger", 10)).unwrap();
-        let mut calls = 0;
-        let report = spool
-            .flush(far(), false, DEFAULT_MAX_AGE, 12, &mut |_| {}, &mut |_| {
-                calls += 1;
-                Outcome::Retry("connection refused".into())
-            })
-            .unwrap();
-        assert_eq!(calls, 1);
-        assert_eq!(report.remaining, 2);
-        assert_eq!(report.stopped.as_deref(), Some("connection refused"));
-        let first = &spool.queued().unwrap()[0];
-        let stored: Entry = serde_json::from_slice(&fs::read(dir.path().join(first)).unwrap()).unwrap();
-        assert_eq!(stored.attempts, 1);
-    }
-
-    #[test]
-    fn wait_holds_back_only_that_incident() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        spool.push(&entry("a", "trigger", 10)).unwrap();
-        spool.push(&entry("b", "trigger", 10)).unwrap();
-        spool.push(&entry("a", "resolve", 11)).unwrap();
-        let mut seen = Vec::new();
-        let report = spool
-            .flush(far(), false, DEFAULT_MAX_AGE, 12, &mut |_| {}, &mut |e| {
-                seen.push(format!("{} {}", e.incident_key, e.action));
-                if e.incident_key == "a" { Outcome::Wait("not yet".into()) } else { Outcome::Delivered }
-            })
-            .unwrap();
-        assert_eq!(seen, ["a trigger", "b trigger"], "a's resolve must not overtake its trigger");
-        assert_eq!((report.delivered, report.remaining), (1, 2));
-    }
-
-    #[test]
-    fn refused_and_expired_entries_move_to_failed_with_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        spool.push(&entry("old", "trigger", 0)).unwrap();
-        spool.push(&entry("bad", "trigger", 100_000)).unwrap();
-        let mut notices = Vec::new();
-        let report = spool
-            .flush(far(), false, DEFAULT_MAX_AGE, 100_001, &mut |n| notices.push(n), &mut |_| {
-                Outcome::Failed("HTTP 400: invalid".into())
-            })
-            .unwrap();
-        assert_eq!(report.failed, 2);
-        assert!(spool.queued().unwrap().is_empty());
-        assert_eq!(notices.len(), 1);
-        assert!(notices[0].contains("spool_max_age"), "{}", notices[0]);
-        let failed = spool.failed();
-        assert_eq!(failed.len(), 2);
-        let reasons: Vec<String> = failed
-            .iter()
-            .map(|n| {
-                let e: Entry = serde_json::from_slice(&fs::read(dir.path().join(FAILED_DIR).join(n)).unwrap()).unwrap();
-                e.failure.unwrap()
-            })
-            .collect();
-        assert!(reasons.iter().any(|r| r.contains("spool_max_age")));
-        assert!(reasons.iter().any(|r| r == "HTTP 400: invalid"));
-    }
-
-    #[test]
-    fn a_held_lock_makes_a_non_waiting_flush_busy() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        spool.push(&entry("k", "trigger", 10)).unwrap();
-        let holder = File::create(dir.path().join(".flush.lock")).unwrap();
-        holder.lock().unwrap();
-        let report = spool.flush(far(), false, DEFAULT_MAX_AGE, 10, &mut |_| {}, &mut |_| Outcome::Delivered).unwrap();
-        assert!(report.busy);
-        assert_eq!(report.remaining, 1);
-        holder.unlock().unwrap();
-    }
-
-    #[test]
-    fn unreadable_entry_is_moved_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
-        fs::write(dir.path().join("00000000000000000001-1-000-0000000000000001.json"), "{truncated").unwrap();
-        let mut notices = Vec::new();
-        let report = spool.flush(far(), false, DEFAULT_MAX_AGE, 10, &mut |n| notices.push(n), &mut |_| Outcome::Delivered).unwrap();
-        assert_eq!(report.failed, 1);
-        assert_eq!(spool.failed().len(), 1);
-        assert!(notices[0].contains("unreadable"));
     }
 }

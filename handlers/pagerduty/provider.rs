@@ -13,12 +13,13 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Class, Request, Response, classify_status_with};
-use common::pipeline::{Ctx, Done, Failed, Job, Provider};
+use common::http::{Request, Response, classify_status_with};
+use common::outcome::Outcome;
+use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::file::fnv1a;
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// Default Events API base URL; the handler posts to `{api_url}/v2/enqueue`.
@@ -94,8 +95,15 @@ pub struct PagerDuty {
 
 const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
+/// One Events API v2 event as the spool keeps it: the request body without its
+/// `routing_key`, which is taken from the settings when the request is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Enqueue(pub Value);
+
 impl Provider for PagerDuty {
     const NAME: &'static str = "pagerduty";
+    type Payload = Enqueue;
 
     /// The routing key, the team and the dedup key come from the operator or the check; an
     /// entity (the monitored host) may word and label its own alerts only.
@@ -209,27 +217,35 @@ impl Provider for PagerDuty {
             .then(|| ("routing_key", Value::from(value)))
     }
 
-    fn classify(_req: &Request, resp: &Response) -> Class {
+    fn classify(&self, _payload: &Enqueue, resp: &Response) -> Outcome {
         classify(resp)
     }
 
-    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
-        let req = Request::post_json(self.enqueue_url.clone(), self.body(job, common::clock::now_unix()));
-        let resp = Failed::from_delivery(ctx.send(&req, &classify))?;
-        let key = serde_json::from_str::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| v.get("dedup_key").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| job.incident_key.to_string());
-        Ok(Done { detail: format!("(dedup_key {key})"), refs: Map::new() })
+    /// `POST {api_url}/v2/enqueue` with the routing key in force now.
+    fn request(&self, payload: &Enqueue, _refs: &Map<String, Value>) -> std::result::Result<Request, String> {
+        let mut body = payload.0.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("routing_key".into(), self.routing_key.clone().unwrap_or_default().into());
+        }
+        Ok(Request::post_json(self.enqueue_url.clone(), body))
+    }
+
+    fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
+        ctx.send(&Enqueue(self.body(job, common::clock::now_unix()))).map(|resp| {
+            let key = serde_json::from_str::<Value>(&resp.body)
+                .ok()
+                .and_then(|v| v.get("dedup_key").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| job.incident_key.to_string());
+            Done { detail: format!("(dedup_key {key})"), refs: Map::new() }
+        })
     }
 }
 
 impl PagerDuty {
-    /// The Events API v2 request body for `job`. `now` (Unix seconds) stamps events without a
-    /// check time.
+    /// The Events API v2 request body for `job`, without the routing key. `now` (Unix
+    /// seconds) stamps events without a check time.
     fn body(&self, job: &Job<'_>, now: u64) -> Value {
         let mut body = json!({
-            "routing_key": self.routing_key.clone().unwrap_or_default(),
             "event_action": job.action.name(),
             "dedup_key": job.incident_key,
         });
@@ -306,7 +322,7 @@ pub fn dedup_key(rendered: &str) -> String {
 
 /// 202 delivered; 400 permanent with PagerDuty's `errors`; 429 and 5xx retryable; other 4xx
 /// permanent.
-fn classify(resp: &Response) -> Class {
+fn classify(resp: &Response) -> Outcome {
     let explain = || {
         let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
         let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
@@ -317,13 +333,14 @@ fn classify(resp: &Response) -> Class {
             (_, false) => format!("HTTP {}: {msg} ({})", resp.status, errors.join("; ")),
         }
     };
-    classify_status_with(resp.status, explain)
+    classify_status_with(resp, explain)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use common::event::parse_json;
+    use common::http::Body;
 
     fn provider(section: Value) -> PagerDuty {
         let Value::Object(m) = section else { panic!() };
@@ -341,9 +358,11 @@ mod tests {
         )
         .unwrap();
         let key = p.incident_key(&e);
-        let job = Job { action: Action::Trigger, event: &e, incident_key: &key, previous: None };
+        let job = Job { action: Action::Trigger, event: &e, incident_key: &key, previous: None, event_time: 1 };
         let b = p.body(&job, 1);
-        assert_eq!(b["routing_key"], KEY);
+        assert_eq!(b.get("routing_key"), None, "the spool keeps no credential");
+        let Body::Json(sent) = p.request(&Enqueue(b.clone()), &Map::new()).unwrap().body else { panic!("JSON body") };
+        assert_eq!(sent["routing_key"], KEY);
         assert_eq!(b["event_action"], "trigger");
         assert_eq!(b["dedup_key"], "web-01/check_disk");
         assert_eq!(b["payload"]["summary"], "web-01/check_disk: DISK CRITICAL / 95%");
@@ -402,11 +421,11 @@ mod tests {
 
     #[test]
     fn classification_explains_pagerduty_errors() {
-        let r = Response { status: 400, body: r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]}"#.into(), retry_after: None };
-        assert_eq!(classify(&r), Class::Permanent("HTTP 400: Event object is invalid (Length of 'routing_key' is incorrect)".into()));
-        let r = Response { status: 429, body: String::new(), retry_after: None };
-        assert_eq!(classify(&r), Class::Retryable("HTTP 429".into()));
-        let r = Response { status: 202, body: String::new(), retry_after: None };
-        assert_eq!(classify(&r), Class::Delivered);
+        let r = Response { status: 400, body: r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]}"#.into(), retry_after: None, location: None };
+        assert_eq!(classify(&r), Outcome::Refused("HTTP 400: Event object is invalid (Length of 'routing_key' is incorrect)".into()));
+        let r = Response { status: 429, body: String::new(), retry_after: None, location: None };
+        assert!(matches!(classify(&r), Outcome::Retry(r) if r.reason == "HTTP 429"));
+        let r = Response { status: 202, body: String::new(), retry_after: None, location: None };
+        assert_eq!(classify(&r), Outcome::Delivered(()));
     }
 }

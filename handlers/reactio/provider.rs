@@ -13,7 +13,10 @@
 //! - **resolve**: `POST /api/v1/messages` `{incident_id, message}` adds "recovered: …" to the
 //!   incident's timeline; with `close_on_resolve` also `POST /api/v1/incidents/{id}/status`
 //!   `{"status":"close"}`, an endpoint Reactio does not document (seen in one third-party Zabbix
-//!   integration), hence off by default and best effort.
+//!   integration), hence off by default and best effort. With no stored incident id (opened
+//!   before a migration, on another host, or before the state was lost), the open incidents are
+//!   looked up (`GET /api/v1/incidents?status=open`) and the one with the name this event's
+//!   incident would have is resolved; when there is none, the log says so.
 //! - **acknowledge**: Reactio has none; skipped.
 //!
 //! 401 (`authentication_error`) and 400 (`validation_error`) are permanent (exit 69) and say
@@ -25,8 +28,9 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Class, Delivery, Request, Response, classify_status_with, fmt_ms};
-use common::pipeline::{Ctx, Done, Failed, Job, Provider};
+use common::http::{Method, Request, Response, classify_status_with, fmt_ms};
+use common::outcome::Outcome;
+use common::pipeline::{Ctx, Done, Job, Provider};
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
@@ -127,6 +131,36 @@ pub const MAX_NAME_CHARS: usize = 255;
 
 const STORED_ID_PLACEHOLDER: &str = "{stored incident_id}";
 
+/// One Reactio request as the spool keeps it: which call, and its body without the API key
+/// and base URL (taken from the settings when the request is built).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Call {
+    /// `POST /api/v1/incidents` with this body.
+    Create {
+        /// The incident object to create.
+        body: Value,
+    },
+    /// `POST /api/v1/notifications` with this body (`incident_id` included).
+    Notify {
+        /// `{incident_id, notification_text, notification_call}`.
+        body: Value,
+    },
+    /// `POST /api/v1/messages` `{incident_id, message}`; `incident_id: None` — the create is
+    /// still spooled ahead of it — takes the id the create brought back.
+    Message {
+        /// The incident, when known.
+        incident_id: Option<u64>,
+        /// The timeline message (limited HTML).
+        message: String,
+    },
+    /// `POST /api/v1/incidents/{incident_id}/status` `{"status":"close"}` (undocumented).
+    Close {
+        /// The incident.
+        incident_id: u64,
+    },
+}
+
 /// The `reactio` settings section (the shared settings live in [`Common`]).
 #[derive(Debug, Deserialize)]
 #[serde(default)]
@@ -197,6 +231,7 @@ pub struct Reactio {
 
 impl Provider for Reactio {
     const NAME: &'static str = "reactio";
+    type Payload = Call;
 
     /// The organization, the API key and whether to phone people come from the operator or
     /// the check; an entity may word, classify and tag its own incidents.
@@ -292,31 +327,58 @@ impl Provider for Reactio {
         (action == Action::Acknowledge).then(|| "Reactio has no acknowledge".to_string())
     }
 
-    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+    fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         match (job.action, stored_incident(job)) {
             (Action::Trigger, None) => self.create(ctx, job),
             (Action::Trigger, Some(id)) => self.notify(ctx, job, id),
-            (Action::Resolve, Some(id)) => self.resolve(ctx, job, json!(id)),
-            (Action::Resolve, None) if ctx.dry_run => self.resolve(ctx, job, json!(STORED_ID_PLACEHOLDER)),
-            (Action::Resolve, None) if ctx.spool.as_ref().is_some_and(|q| q.behind > 0) => self.resolve_later(ctx, job),
-            (Action::Resolve, None) => Ok(Done {
-                detail: "(no Reactio incident id is stored for it, so there is no incident to post the recovery to)".into(),
-                refs: Map::new(),
-            }),
-            (Action::Acknowledge, _) => Ok(Done { detail: "(Reactio has no acknowledge; nothing sent)".into(), refs: Map::new() }),
+            (Action::Resolve, Some(id)) => self.resolve(ctx, job, id),
+            (Action::Resolve, None) if ctx.dry_run => {
+                // Dry runs read no state: show where the stored (or looked-up) id would go.
+                let message = self.recovery_message.render(&html_event(job.event));
+                ctx.print(&self.request("/api/v1/messages", json!({"incident_id": STORED_ID_PLACEHOLDER, "message": message})));
+                Outcome::Delivered(Done { detail: "(recovery message)".into(), refs: Map::new() })
+            }
+            (Action::Resolve, None) if ctx.behind_spooled() => self.resolve_later(ctx, job),
+            (Action::Resolve, None) => match self.find_open(ctx, job) {
+                Ok(Some(id)) => self.resolve(ctx, job, id),
+                Ok(None) => Outcome::Delivered(Done {
+                    detail: format!(
+                        "(no Reactio incident id is stored for it, and no open incident is named {:?}: nothing to post the recovery to)",
+                        self.incident_name(job.event, job.incident_key)
+                    ),
+                    refs: Map::new(),
+                }),
+                Err(failed) => failed,
+            },
+            (Action::Acknowledge, _) => Outcome::Delivered(Done { detail: "(Reactio has no acknowledge; nothing sent)".into(), refs: Map::new() }),
         }
     }
 
-    fn classify(_req: &Request, resp: &Response) -> Class {
+    fn classify(&self, _payload: &Call, resp: &Response) -> Outcome {
         classify(resp)
     }
 
+    /// The request for `call` at the base URL and with the API key in force now; a message
+    /// waiting for its incident's id takes it from the stored `refs`.
+    fn request(&self, call: &Call, refs: &Map<String, Value>) -> std::result::Result<Request, String> {
+        Ok(match call {
+            Call::Create { body } => self.request("/api/v1/incidents", body.clone()),
+            Call::Notify { body } => self.request("/api/v1/notifications", body.clone()),
+            Call::Message { incident_id, message } => {
+                let id = incident_id.or_else(|| refs.get(INCIDENT_ID).and_then(incident_id_of)).ok_or_else(|| {
+                    "the incident's id is not known (its create was not delivered), so there is no incident to post the recovery to".to_string()
+                })?;
+                self.request("/api/v1/messages", json!({"incident_id": id, "message": message}))
+            }
+            Call::Close { incident_id } => self.request(&format!("/api/v1/incidents/{incident_id}/status"), json!({"status": "close"})),
+        })
+    }
+
     /// A create delivered from the spool brings the incident id that later requests need.
-    fn spooled_refs(req: &Request, resp: &Response) -> Map<String, Value> {
-        let created = req.url.ends_with("/api/v1/incidents");
-        let id = serde_json::from_str::<Value>(&resp.body).ok().and_then(|v| v.get("id").and_then(incident_id));
-        match (created, id) {
-            (true, Some(id)) => id_refs(id),
+    fn spooled_refs(&self, call: &Call, resp: &Response) -> Map<String, Value> {
+        let id = serde_json::from_str::<Value>(&resp.body).ok().and_then(|v| v.get("id").and_then(incident_id_of));
+        match (call, id) {
+            (Call::Create { .. }, Some(id)) => id_refs(id),
             _ => Map::new(),
         }
     }
@@ -330,9 +392,12 @@ struct Posted {
 
 impl Reactio {
     /// `POST /api/v1/incidents`; remembers the returned `id`.
-    fn create(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
-        let posted = self.post(ctx, "/api/v1/incidents", self.incident_body(job.event, job.incident_key))?;
-        let id = serde_json::from_str::<Value>(&posted.response.body).ok().and_then(|v| v.get("id").and_then(incident_id));
+    fn create(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
+        let posted = match self.post(ctx, Call::Create { body: self.incident_body(job.event, job.incident_key) }).into_result() {
+            Ok(p) => p,
+            Err(failed) => return failed.failure().unwrap_or(Outcome::Skipped(String::new())),
+        };
+        let id = serde_json::from_str::<Value>(&posted.response.body).ok().and_then(|v| v.get("id").and_then(incident_id_of));
         let mut refs = Map::new();
         let detail = match id {
             Some(id) => {
@@ -348,68 +413,118 @@ impl Reactio {
                 format!("(incident id unknown; {})", posted.timing)
             }
         };
-        Ok(Done { detail, refs })
+        Outcome::Delivered(Done { detail, refs })
     }
 
     /// `POST /api/v1/notifications` to the stored incident: broadcast again.
-    fn notify(&self, ctx: &Ctx<'_>, job: &Job<'_>, id: u64) -> std::result::Result<Done, Failed> {
+    fn notify(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>, id: u64) -> Outcome<Done> {
         let refs = id_refs(id);
         let Some(text) = &self.notification_text else {
-            return Ok(Done { detail: format!("(incident {id} still open; notification_text is empty, so nothing is broadcast)"), refs });
+            return Outcome::Delivered(Done { detail: format!("(incident {id} still open; notification_text is empty, so nothing is broadcast)"), refs });
         };
         let body = json!({
             "incident_id": id,
             "notification_text": text.render(job.event),
             "notification_call": self.notification_call,
         });
-        let posted = self.post(ctx, "/api/v1/notifications", body)?;
-        Ok(Done { detail: format!("(incident {id} notified again; {})", posted.timing), refs })
+        self.post(ctx, Call::Notify { body }).map(|posted| Done { detail: format!("(incident {id} notified again; {})", posted.timing), refs })
     }
 
     /// `POST /api/v1/messages` "recovered: …", then with `close_on_resolve` the status call.
-    /// `id` is the incident id (a placeholder string in dry-run). A failed close is logged as
-    /// a warning and does not fail the resolve: the recovery is on the timeline already, and
-    /// the close endpoint is undocumented.
-    fn resolve(&self, ctx: &Ctx<'_>, job: &Job<'_>, id: Value) -> std::result::Result<Done, Failed> {
-        let shown = id.as_str().map_or_else(|| id.to_string(), str::to_string);
+    /// A failed close is logged as a warning and does not fail the resolve: the recovery is on
+    /// the timeline already, and the close endpoint is undocumented.
+    fn resolve(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>, id: u64) -> Outcome<Done> {
         let message = self.recovery_message.render(&html_event(job.event));
-        let posted = self.post(ctx, "/api/v1/messages", json!({"incident_id": id, "message": message}))?;
-        let refs = id.as_u64().map(id_refs).unwrap_or_default();
+        let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
+            Ok(p) => p,
+            Err(failed) => return failed.failure().unwrap_or(Outcome::Skipped(String::new())),
+        };
+        let refs = id_refs(id);
         if !self.close_on_resolve {
-            return Ok(Done { detail: format!("(incident {shown}: recovery posted; {})", posted.timing), refs });
+            return Outcome::Delivered(Done { detail: format!("(incident {id}: recovery posted; {})", posted.timing), refs });
         }
-        let path = format!("/api/v1/incidents/{shown}/status");
-        let detail = match self.post(ctx, &path, json!({"status": "close"})) {
-            Ok(closed) => format!("(incident {shown}: recovery posted and closed; {}, {})", posted.timing, closed.timing),
-            Err(failed) => {
+        let detail = match self.post(ctx, Call::Close { incident_id: id }) {
+            Outcome::Delivered(closed) => format!("(incident {id}: recovery posted and closed; {}, {})", posted.timing, closed.timing),
+            failed => {
                 ctx.log.warn(format!(
-                    "incident {shown}: the recovery message was posted but closing the incident failed: {} \
+                    "incident {id}: the recovery message was posted but closing the incident failed: {} \
                      (close_on_resolve uses an endpoint Reactio does not document)",
-                    failed.reason()
+                    failed.reason().unwrap_or("")
                 ));
-                format!("(incident {shown}: recovery posted, not closed; {})", posted.timing)
+                format!("(incident {id}: recovery posted, not closed; {})", posted.timing)
             }
         };
-        Ok(Done { detail, refs })
+        Outcome::Delivered(Done { detail, refs })
     }
 
     /// The incident's create request is still spooled, so its id is not known: spool the
     /// recovery message behind it, its `incident_id` filled in from the create's answer when
     /// the spool delivers them (exit 75 now, like any spooled request).
-    fn resolve_later(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+    fn resolve_later(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let message = self.recovery_message.render(&html_event(job.event));
-        let req = self.request("/api/v1/messages", json!({"incident_id": null, "message": message}));
         let why = "the incident's create request is still spooled, so the recovery waits for its id";
-        Failed::from_delivery(ctx.send_later(&req, &[("/incident_id", INCIDENT_ID)], why))?;
-        Ok(Done::default())
+        ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default())
+    }
+
+    /// The open incident this event's incident would be, when the ledger has no id for it:
+    /// `GET /api/v1/incidents?status=open&per_page=100`, the newest one whose name is the
+    /// name this event's incident would have up to where the check output goes (the output
+    /// of a recovery is not the failure's). `Err` carries the failure to report.
+    fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Option<u64>, Outcome<Done>> {
+        let mut req = self.request("/api/v1/incidents?status=open&per_page=100", Value::Null);
+        req.method = Method::Get;
+        req.body = common::http::Body::Empty;
+        let resp = match ctx.fetch(&req, &classify) {
+            Outcome::Delivered(resp) => resp,
+            failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+        };
+        let name = self.name_before_output(job.event, job.incident_key);
+        let matches = |n: &str| match n.strip_prefix(name.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with(' '),
+            None => false,
+        };
+        let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+        let found = list
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
+            .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s != "close"))
+            .filter_map(|i| i.get("id").and_then(incident_id_of))
+            .max();
+        if let Some(id) = found {
+            ctx.log.info(format!("{}: no stored incident id; found the open incident {id} named {name:?}", job.incident_key));
+        }
+        Ok(found)
+    }
+
+    /// The part of the incident name of `event` that does not depend on the check output:
+    /// `name_template` rendered up to `{output}` (the whole name when it has none).
+    fn name_before_output(&self, event: &Event, key: &str) -> String {
+        const MARK: char = '\u{1}';
+        let mut e = event.clone();
+        e.output = MARK.to_string();
+        let name = self.name.render(&e).split_whitespace().collect::<Vec<_>>().join(" ");
+        match name.split_once(MARK) {
+            Some((before, _)) if !before.trim().is_empty() => before.trim_end().to_string(),
+            Some(_) => key.to_string(),
+            None if name.is_empty() => key.to_string(),
+            None => name,
+        }
+    }
+
+    /// The name the incident of `event` gets: `name_template` on one line, else the key, cut
+    /// to [`MAX_NAME_CHARS`] on a character boundary.
+    fn incident_name(&self, event: &Event, key: &str) -> String {
+        let name = self.name.render(event).split_whitespace().collect::<Vec<_>>().join(" ");
+        truncate_chars(if name.is_empty() { key } else { &name }, MAX_NAME_CHARS)
     }
 
     /// The `POST /api/v1/incidents` body for `event`.
     fn incident_body(&self, event: &Event, key: &str) -> Value {
-        let name = self.name.render(event).split_whitespace().collect::<Vec<_>>().join(" ");
-        let name = if name.is_empty() { key } else { &name };
         let mut b = Map::new();
-        b.insert("name".into(), truncate_chars(name, MAX_NAME_CHARS).into());
+        b.insert("name".into(), self.incident_name(event, key).into());
         b.insert("status".into(), word(&self.status).into());
         for (k, v) in &self.classification {
             b.insert((*k).into(), v.clone().into());
@@ -439,39 +554,44 @@ impl Reactio {
         req
     }
 
-    /// Send one JSON POST to `{base}{path}`, timed; request and response go to the debug log
-    /// (credentials masked).
-    fn post(&self, ctx: &Ctx<'_>, path: &str, body: Value) -> std::result::Result<Posted, Failed> {
-        let req = self.request(path, body);
-        let shown = req.redacted(&ctx.log.secrets());
-        let headers: Vec<String> = shown.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        ctx.log.debug(format!("POST {} ({})", shown.url, headers.join(", ")));
-
-        let started = Instant::now();
-        let delivery = ctx.send(&req, &classify);
-        let took = fmt_ms(started.elapsed());
-        let attempts = match &delivery {
-            Delivery::Delivered { attempts, .. } => *attempts,
-            _ => 0,
-        };
-        let response = Failed::from_delivery(delivery).inspect_err(|_| ctx.log.debug(format!("POST {path} failed after {took}")))?;
-        if ctx.dry_run {
-            return Ok(Posted { response, timing: format!("POST {path}") });
+    /// Send `call`, timed; request and response go to the debug log (credentials masked).
+    fn post(&self, ctx: &Ctx<'_, Self>, call: Call) -> Outcome<Posted> {
+        if let Ok(req) = Provider::request(self, &call, &Map::new()) {
+            let shown = req.redacted(&ctx.log.secrets());
+            let headers: Vec<String> = shown.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            ctx.log.debug(format!("POST {} ({})", shown.url, headers.join(", ")));
         }
-        ctx.log.debug(format!("POST {path} answered HTTP {} in {took}: {}", response.status, truncate_chars(&response.body, 500)));
-        let retries = if attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
-        let timing = format!("POST {path} {} in {took}{retries}", response.status);
-        Ok(Posted { response, timing })
+        let path = match &call {
+            Call::Create { .. } => "/api/v1/incidents".to_string(),
+            Call::Notify { .. } => "/api/v1/notifications".to_string(),
+            Call::Message { .. } => "/api/v1/messages".to_string(),
+            Call::Close { incident_id } => format!("/api/v1/incidents/{incident_id}/status"),
+        };
+        let started = Instant::now();
+        let outcome = ctx.send(&call);
+        let took = fmt_ms(started.elapsed());
+        match outcome {
+            Outcome::Delivered(response) if ctx.dry_run => Outcome::Delivered(Posted { response, timing: format!("POST {path}") }),
+            Outcome::Delivered(response) => {
+                ctx.log.debug(format!("POST {path} answered HTTP {} in {took}: {}", response.status, truncate_chars(&response.body, 500)));
+                let timing = format!("POST {path} {} in {took}", response.status);
+                Outcome::Delivered(Posted { response, timing })
+            }
+            failed => {
+                ctx.log.debug(format!("POST {path} failed after {took}"));
+                failed.failure().unwrap_or(Outcome::Skipped(String::new()))
+            }
+        }
     }
 }
 
 /// The stored Reactio incident id, when the incident is open and one was remembered.
 fn stored_incident(job: &Job<'_>) -> Option<u64> {
-    job.previous.filter(|p| p.open).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id)
+    job.previous.filter(|p| p.open).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of)
 }
 
 /// An incident id: a positive integer, or a string holding one.
-fn incident_id(v: &Value) -> Option<u64> {
+fn incident_id_of(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -535,7 +655,7 @@ fn html_event(event: &Event) -> Event {
 /// 2xx delivered; 401/400/other 4xx permanent, 429 and 5xx retryable, each explained with
 /// Reactio's `type`, `message` and, for `validation_error`, the `errors[].field` and `code`s:
 /// `HTTP 400 validation_error: validation error (notification_text: missing_field)`.
-fn classify(resp: &Response) -> Class {
+fn classify(resp: &Response) -> Outcome {
     let explain = || {
         let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
         let text = |v: &Value, k: &str| truncate_chars(v.get(k).and_then(Value::as_str).unwrap_or("").trim(), 200);
@@ -560,7 +680,7 @@ fn classify(resp: &Response) -> Class {
         }
         out
     };
-    classify_status_with(resp.status, explain)
+    classify_status_with(resp, explain)
 }
 
 #[cfg(test)]
@@ -647,7 +767,7 @@ mod tests {
     #[test]
     fn stored_id_only_counts_while_open() {
         let e = event("x");
-        let id_of = |inc: &Incident| stored_incident(&Job { action: Action::Trigger, event: &e, incident_key: "k", previous: Some(inc) });
+        let id_of = |inc: &Incident| stored_incident(&Job { action: Action::Trigger, event: &e, incident_key: "k", previous: Some(inc), event_time: 1 });
         let mut inc = Incident { open: true, ..Incident::default() };
         inc.refs.insert(INCIDENT_ID.into(), json!(123));
         assert_eq!(id_of(&inc), Some(123));
@@ -655,8 +775,8 @@ mod tests {
         assert_eq!(id_of(&inc), Some(456));
         inc.open = false;
         assert_eq!(id_of(&inc), None);
-        assert_eq!(incident_id(&json!(0)), None);
-        assert_eq!(incident_id(&json!(null)), None);
+        assert_eq!(incident_id_of(&json!(0)), None);
+        assert_eq!(incident_id_of(&json!(null)), None);
     }
 
     #[test]
@@ -670,21 +790,22 @@ mod tests {
 
     #[test]
     fn classification_explains_reactio_errors() {
-        let r = |status, body: &str| Response { status, body: body.into(), retry_after: None };
+        let r = |status, body: &str| Response { status, body: body.into(), retry_after: None, location: None };
+        let retry = |reason: &str| Outcome::Retry(common::outcome::Retry::not_sent(reason));
         assert_eq!(
             classify(&r(400, r#"{"errors":[{"field":"notification_text","code":"missing_field"}],"type":"validation_error","message":"validation error"}"#)),
-            Class::Permanent("HTTP 400 validation_error: validation error (notification_text: missing_field)".into())
+            Outcome::Refused("HTTP 400 validation_error: validation error (notification_text: missing_field)".into())
         );
         assert_eq!(
             classify(&r(401, r#"{"type":"authentication_error","message":"invalid api key"}"#)),
-            Class::Permanent("HTTP 401 authentication_error: invalid api key".into())
+            Outcome::Refused("HTTP 401 authentication_error: invalid api key".into())
         );
         assert_eq!(
             classify(&r(500, r#"{"type":"internal_server_error","message":"Internal Server Error"}"#)),
-            Class::Retryable("HTTP 500 internal_server_error: Internal Server Error".into())
+            retry("HTTP 500 internal_server_error: Internal Server Error")
         );
-        assert_eq!(classify(&r(502, "<html>bad gateway</html>")), Class::Retryable("HTTP 502".into()));
-        assert_eq!(classify(&r(201, "{}")), Class::Delivered);
+        assert_eq!(classify(&r(502, "<html>bad gateway</html>")), retry("HTTP 502"));
+        assert_eq!(classify(&r(201, "{}")), Outcome::Delivered(()));
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! - **permanent**: everything else, including codes not listed anywhere (exit 69, Slack's code
 //!   in the line).
 
-use common::http::{Class, Request, Response};
+use common::http::{Request, Response};
+use common::outcome::{Outcome, Retry};
 use common::template::truncate_chars;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -54,14 +55,6 @@ impl Method {
             Method::PostMessage => "chat.postMessage",
             Method::Archive => "conversations.archive",
         }
-    }
-
-    /// The method a request URL calls (the last path segment).
-    pub fn of_url(url: &str) -> Option<Method> {
-        let last = url.rsplit('/').next()?;
-        [Method::AuthTest, Method::Create, Method::SetTopic, Method::Invite, Method::PostMessage, Method::Archive]
-            .into_iter()
-            .find(|m| m.name() == last)
     }
 }
 
@@ -181,41 +174,6 @@ impl Call {
                 body
             }
         })
-    }
-
-    /// The values this call takes from the stored references, as (JSON pointer, ref name)
-    /// pairs: what a request queued now must have filled in when it is delivered.
-    pub fn open_values(&self) -> Vec<(&'static str, &'static str)> {
-        let mut out = Vec::new();
-        match self {
-            Call::SetTopic { channel: None, .. } | Call::Invite { channel: None, .. } | Call::Archive { channel: None } => {
-                out.push(("/channel", CHANNEL_ID));
-            }
-            Call::Post { channel, thread, .. } => {
-                if channel.is_none() {
-                    out.push(("/channel", CHANNEL_ID));
-                }
-                if let Thread::Reply { ts: None, .. } = thread {
-                    out.push(("/thread_ts", TS));
-                }
-            }
-            _ => {}
-        }
-        out
-    }
-
-    /// The body with what is open set to `null` (filled in at delivery from `open_values`).
-    pub fn body_with_open_values(&self) -> Value {
-        let mut stand_in = Map::new();
-        stand_in.insert(CHANNEL_ID.into(), "-".into());
-        stand_in.insert(TS.into(), "-".into());
-        let mut body = self.body(&stand_in).unwrap_or(Value::Null);
-        for (pointer, _) in self.open_values() {
-            if let Some(slot) = body.pointer_mut(pointer) {
-                *slot = Value::Null;
-            }
-        }
-        body
     }
 
     /// The HTTP request under `api_url` and `token` (the settings in force), with what the call
@@ -338,10 +296,10 @@ pub fn read(method: Method, resp: &Response) -> Result<Value, Box<SlackError>> {
 /// codes, are retryable; every other readable answer counts as delivered here and is judged by
 /// [`read`] (so that auth errors and Slack's codes are reported, not retried); other HTTP
 /// statuses are permanent.
-pub fn classify_live(method: Method, resp: &Response) -> Class {
+pub fn classify_live(method: Method, resp: &Response) -> Outcome {
     match classify_status(method, resp) {
         Some(class) => class,
-        None => Class::Delivered,
+        None => Outcome::Delivered(()),
     }
 }
 
@@ -349,35 +307,36 @@ pub fn classify_live(method: Method, resp: &Response) -> Class {
 /// decided here: ok and "done" answers are delivered (an invite whose only failures are per
 /// user counts as delivered: Slack invited the others, §5.4); auth errors stay queued (the
 /// entry waits for the token to be fixed, until `spool_max_age`); other codes are permanent.
-pub fn classify_spooled(method: Method, resp: &Response) -> Class {
+pub fn classify_spooled(method: Method, resp: &Response) -> Outcome {
     if let Some(class) = classify_status(method, resp) {
         return class;
     }
     match read(method, resp) {
-        Ok(_) => Class::Delivered,
-        Err(e) if method == Method::Invite && !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => Class::Delivered,
+        Ok(_) => Outcome::Delivered(()),
+        Err(e) if method == Method::Invite && !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => Outcome::Delivered(()),
         Err(e) => match e.class() {
-            ErrorClass::Auth => Class::Retryable(format!("{} (kept in the spool until it is fixed)", e.explain())),
-            ErrorClass::Retry => Class::Retryable(e.explain()),
-            ErrorClass::Done | ErrorClass::Permanent => Class::Permanent(e.explain()),
+            ErrorClass::Auth => Outcome::Broken(format!("{} (kept in the spool until it is fixed)", e.explain())),
+            ErrorClass::Retry => Outcome::Retry(Retry::not_sent(e.explain())),
+            ErrorClass::Done | ErrorClass::Permanent => Outcome::Refused(e.explain()),
         },
     }
 }
 
 /// The part of the classification decided by the HTTP status and the retry codes; `None` for a
 /// readable answer to judge by its code.
-fn classify_status(method: Method, resp: &Response) -> Option<Class> {
+fn classify_status(method: Method, resp: &Response) -> Option<Outcome> {
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     let code = body["error"].as_str();
+    let retry = |reason: String| Some(Outcome::Retry(Retry { after: resp.retry_after, ..Retry::not_sent(reason) }));
     match resp.status {
-        429 => Some(Class::Retryable(format!("{} answered HTTP 429 {}", method.name(), code.unwrap_or("ratelimited")))),
-        500..=599 => Some(Class::Retryable(format!("{} answered HTTP {}", method.name(), resp.status))),
+        429 => retry(format!("{} answered HTTP 429 {}", method.name(), code.unwrap_or("ratelimited"))),
+        500..=599 => retry(format!("{} answered HTTP {}", method.name(), resp.status)),
         200..=299 => match code {
-            Some(c) if error_class(c) == ErrorClass::Retry => Some(Class::Retryable(format!("{} answered {c}", method.name()))),
+            Some(c) if error_class(c) == ErrorClass::Retry => retry(format!("{} answered {c}", method.name())),
             _ if body.is_object() => None,
-            _ => Some(Class::Permanent(format!("{} answered HTTP {} with an unreadable answer", method.name(), resp.status))),
+            _ => Some(Outcome::Refused(format!("{} answered HTTP {} with an unreadable answer", method.name(), resp.status))),
         },
-        status => Some(Class::Permanent(format!("{} answered HTTP {status} {}", method.name(), code.unwrap_or("")).trim_end().to_string())),
+        status => Some(Outcome::Refused(format!("{} answered HTTP {status} {}", method.name(), code.unwrap_or("")).trim_end().to_string())),
     }
 }
 
@@ -410,7 +369,7 @@ mod tests {
     use super::*;
 
     fn r(status: u16, body: &str) -> Response {
-        Response { status, body: body.into(), retry_after: None }
+        Response { status, body: body.into(), retry_after: None, location: None }
     }
 
     #[test]
@@ -432,13 +391,13 @@ mod tests {
     #[test]
     fn live_classification_retries_only_what_can_pass() {
         let m = Method::PostMessage;
-        assert!(matches!(classify_live(m, &r(429, r#"{"ok":false,"error":"ratelimited"}"#)), Class::Retryable(_)));
-        assert!(matches!(classify_live(m, &r(503, "<html>down</html>")), Class::Retryable(_)));
-        assert!(matches!(classify_live(m, &r(200, r#"{"ok":false,"error":"internal_error"}"#)), Class::Retryable(_)));
-        assert_eq!(classify_live(m, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Class::Delivered);
-        assert_eq!(classify_live(m, &r(200, r#"{"ok":true}"#)), Class::Delivered);
-        assert!(matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Class::Permanent(s) if s.contains("unknown_method")));
-        assert!(matches!(classify_live(m, &r(200, "ok")), Class::Permanent(_)));
+        assert!(matches!(classify_live(m, &r(429, r#"{"ok":false,"error":"ratelimited"}"#)), Outcome::Retry(_)));
+        assert!(matches!(classify_live(m, &r(503, "<html>down</html>")), Outcome::Retry(_)));
+        assert!(matches!(classify_live(m, &r(200, r#"{"ok":false,"error":"internal_error"}"#)), Outcome::Retry(_)));
+        assert_eq!(classify_live(m, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Outcome::Delivered(()));
+        assert_eq!(classify_live(m, &r(200, r#"{"ok":true}"#)), Outcome::Delivered(()));
+        assert!(matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Outcome::Refused(s) if s.contains("unknown_method")));
+        assert!(matches!(classify_live(m, &r(200, "ok")), Outcome::Refused(_)));
     }
 
     #[test]
@@ -453,10 +412,10 @@ mod tests {
 
     #[test]
     fn spooled_classification_keeps_auth_failures_and_partial_invites() {
-        assert!(matches!(classify_spooled(Method::Create, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Class::Retryable(_)));
-        assert!(matches!(classify_spooled(Method::Create, &r(200, r#"{"ok":false,"error":"name_taken"}"#)), Class::Permanent(_)));
+        assert!(matches!(classify_spooled(Method::Create, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Outcome::Broken(_)));
+        assert!(matches!(classify_spooled(Method::Create, &r(200, r#"{"ok":false,"error":"name_taken"}"#)), Outcome::Refused(_)));
         let partial = r#"{"ok":false,"error":"user_not_found","errors":[{"user":"U9","ok":false,"error":"user_not_found"}]}"#;
-        assert_eq!(classify_spooled(Method::Invite, &r(200, partial)), Class::Delivered);
+        assert_eq!(classify_spooled(Method::Invite, &r(200, partial)), Outcome::Delivered(()));
         assert_eq!(invite_failures(&r(200, partial)), Some(vec![("U9".into(), "user_not_found".into())]));
         let fine = r#"{"ok":false,"error":"already_in_channel","errors":[{"user":"U1","ok":false,"error":"already_in_channel"}]}"#;
         assert_eq!(invite_failures(&r(200, fine)), Some(vec![]));
@@ -471,22 +430,12 @@ mod tests {
         assert!(post.body(&refs).expect_err("an error").contains("alert (its ts) is not known yet"));
         refs.insert(TS.into(), "5.1".into());
         assert_eq!(post.body(&refs).expect("ok"), json!({"text": "x", "channel": "C1", "thread_ts": "5.1", "reply_broadcast": true}));
-        assert_eq!(post.open_values(), vec![("/channel", CHANNEL_ID), ("/thread_ts", TS)]);
-        assert_eq!(post.body_with_open_values(), json!({"text": "x", "channel": null, "thread_ts": null, "reply_broadcast": true}));
         let invite = Call::Invite { channel: Some("C2".into()), users: vec!["U1".into(), "U2".into()] };
         assert_eq!(invite.body(&Map::new()).expect("ok"), json!({"channel": "C2", "users": "U1,U2", "force": true}));
-        assert!(invite.open_values().is_empty());
         let req = invite.request("http://x/api/", "xoxb-t", &Map::new()).expect("ok");
         assert_eq!(req.url, "http://x/api/conversations.invite");
         assert_eq!(req.headers, vec![("Authorization".to_string(), "Bearer xoxb-t".to_string())]);
         let back: Call = serde_json::from_value(serde_json::to_value(&post).expect("ok")).expect("ok");
         assert_eq!(back, post);
-    }
-
-    #[test]
-    fn method_from_url() {
-        assert_eq!(Method::of_url("http://127.0.0.1:1/api/chat.postMessage"), Some(Method::PostMessage));
-        assert_eq!(Method::of_url("https://slack.com/api/conversations.create"), Some(Method::Create));
-        assert_eq!(Method::of_url("https://slack.com/api/other"), None);
     }
 }

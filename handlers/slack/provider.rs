@@ -34,15 +34,16 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Class, Delivery, Request, Response};
-use common::pipeline::{Ctx, Done, Failed, Job, Provider};
-use common::state::Incident;
+use common::http::{Request, Response};
+use common::outcome::{Outcome, Retry};
+use common::pipeline::{Ctx, Done, Job, Provider};
+use common::state::{Incident, NoRecord};
 use common::template::Template;
 use common::trust::Trust;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::api::{self, Call, ErrorClass, MAX_INVITE, Method, SlackError, Thread};
+use crate::api::{self, Call, ErrorClass, MAX_INVITE, SlackError, Thread};
 use crate::message::{self, Kind, Mention};
 use crate::mrkdwn;
 use crate::name::{self, ChannelTemplate};
@@ -58,6 +59,19 @@ pub const TEST_CHECK: &str = "pagerpipe-test";
 /// Shown in `--dry-run` output where Slack's answers would go (dry runs send nothing).
 const DRY_CHANNEL: &str = "{channel id}";
 const DRY_TS: &str = "{ts}";
+
+/// A call as handler-slack sends it or the spool keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sent {
+    /// The call.
+    #[serde(flatten)]
+    pub call: Call,
+    /// Sent by the invocation itself, whose answer [`api::read`] judges (so every readable
+    /// answer is a delivery here), rather than from the spool (judged by Slack's code alone,
+    /// [`api::classify_spooled`]). Never stored: what is read back from the spool is not live.
+    #[serde(skip)]
+    pub live: bool,
+}
 
 /// The `slack` settings section (the shared settings live in [`Common`]).
 #[derive(Debug, Deserialize)]
@@ -160,6 +174,8 @@ fn stored(job: &Job<'_>) -> Option<Stored> {
 
 impl Provider for Slack {
     const NAME: &'static str = "slack";
+    type Payload = Sent;
+    const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: no war room was opened, so there is nowhere to post it");
 
     /// The token, the channel, the war room's name and who is invited or mentioned decide
     /// which workspace and which people a page reaches: the operator's or the check's. An
@@ -238,35 +254,35 @@ impl Provider for Slack {
         }
     }
 
-    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+    fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let mut s = Session::new(self, ctx, job);
         let outcome = if self.test { s.test() } else { s.run() };
         s.finish(outcome)
     }
 
-    fn classify(req: &Request, resp: &Response) -> Class {
-        match Method::of_url(&req.url) {
-            Some(m) => api::classify_spooled(m, resp),
-            None => common::http::classify_status(resp.status),
-        }
+    fn classify(&self, sent: &Sent, resp: &Response) -> Outcome {
+        let method = sent.call.method();
+        if sent.live { api::classify_live(method, resp) } else { api::classify_spooled(method, resp) }
+    }
+
+    /// `POST {api_url}/{method}` with the token in force now; what the call leaves open comes
+    /// from the incident's references.
+    fn request(&self, sent: &Sent, refs: &Map<String, Value>) -> std::result::Result<Request, String> {
+        sent.call.request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), refs)
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
-    fn spooled_refs(req: &Request, resp: &Response) -> Map<String, Value> {
+    fn spooled_refs(&self, sent: &Sent, resp: &Response) -> Map<String, Value> {
         let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
         let mut refs = Map::new();
-        let sent = match &req.body {
-            common::http::Body::Json(v) => v.clone(),
-            _ => Value::Null,
-        };
-        match Method::of_url(&req.url) {
-            Some(Method::Create) => {
+        match &sent.call {
+            Call::Create { .. } => {
                 if let Some(id) = body["channel"]["id"].as_str() {
                     refs.insert(CHANNEL_ID.into(), id.into());
                     refs.insert(CHANNEL_NAME.into(), body["channel"]["name"].clone());
                 }
             }
-            Some(Method::PostMessage) if sent.get("thread_ts").is_none_or(Value::is_null) => {
+            Call::Post { thread: Thread::Root, .. } => {
                 if let (Some(ts), Some(channel)) = (body["ts"].as_str(), body["channel"].as_str()) {
                     refs.insert(TS.into(), ts.into());
                     refs.insert(CHANNEL_ID.into(), channel.into());
@@ -317,13 +333,13 @@ enum Stop {
     /// Slack refused it with this code.
     Slack(Box<SlackError>),
     /// Another failure (HTTP status without Slack's envelope, TLS, …).
-    Failed(Failed),
+    Failed(Outcome),
 }
 
 /// One invocation's conversation with Slack.
 struct Session<'a> {
     slack: &'a Slack,
-    ctx: &'a Ctx<'a>,
+    ctx: &'a Ctx<'a, Slack>,
     job: &'a Job<'a>,
     /// Set once a request has been spooled: every later request is queued behind it.
     deferred: Option<String>,
@@ -335,7 +351,7 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(slack: &'a Slack, ctx: &'a Ctx<'a>, job: &'a Job<'a>) -> Session<'a> {
+    fn new(slack: &'a Slack, ctx: &'a Ctx<'a, Slack>, job: &'a Job<'a>) -> Session<'a> {
         Session { slack, ctx, job, deferred: None, refs: Map::new(), notes: Vec::new(), calls: 0 }
     }
 
@@ -358,35 +374,29 @@ impl<'a> Session<'a> {
     /// they leave open (the channel, the alert's ts) filled in at delivery from the answers
     /// to the earlier ones.
     fn call(&mut self, call: Call) -> std::result::Result<Value, Stop> {
-        let token = self.slack.token.as_deref().unwrap_or("xoxb-…");
         let method = call.method();
         self.calls += 1;
+        let sent = Sent { call, live: true };
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
-            let req = api::request(&self.slack.api_url, token, method, call.body_with_open_values());
-            return match self.ctx.send_later(&req, &call.open_values(), &why) {
-                Delivery::NotYet { reason, .. } => Err(Stop::Later(reason)),
-                other => Err(Stop::Failed(Failed::from_delivery(other).err().unwrap_or(Failed::NotYet(why)))),
+            return match self.ctx.send_later(&sent, &why) {
+                Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => Err(Stop::Later(reason)),
+                other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(why)))),
             };
         }
-        let req = match call.request(&self.slack.api_url, token, &self.refs) {
-            Ok(req) => req,
-            Err(why) => return Err(Stop::Failed(Failed::Permanent(format!("{}: {why}", method.name())))),
-        };
         self.ctx.log.debug(format!("POST {}/{}", self.slack.api_url, method.name()));
-        match self.ctx.send(&req, &|resp| api::classify_live(method, resp)) {
-            Delivery::Delivered { .. } if self.ctx.dry_run => Ok(dry_answer(&call)),
-            Delivery::Delivered { response, .. } => api::read(method, &response).map_err(Stop::Slack),
-            Delivery::NotYet { reason, attempts } => {
-                let reason = format!("{reason} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" });
+        match self.ctx.send_with(&sent, &self.refs) {
+            Outcome::Delivered(_) if self.ctx.dry_run => Ok(dry_answer(&sent.call)),
+            Outcome::Delivered(response) => api::read(method, &response).map_err(Stop::Slack),
+            Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => {
                 self.deferred = Some(format!("{} not delivered", method.name()));
                 Err(Stop::Later(reason))
             }
-            Delivery::Broken(reason) => {
+            Outcome::Broken(reason) => {
                 self.deferred = Some(format!("{} could not be sent", method.name()));
-                Err(Stop::Failed(Failed::Config(reason)))
+                Err(Stop::Failed(Outcome::Broken(reason)))
             }
-            Delivery::Permanent { reason, .. } => Err(Stop::Failed(Failed::Permanent(reason))),
+            other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new())))),
         }
     }
 
@@ -397,7 +407,7 @@ impl<'a> Session<'a> {
         // This incident's earlier requests are still in the spool (its war room or alert is
         // not open yet): queue behind them, taking the channel and the alert's ts from their
         // answers at delivery, instead of opening a second war room.
-        let pending = open && self.ctx.spool.as_ref().is_some_and(|q| q.behind > 0);
+        let pending = open && self.ctx.behind_spooled();
         let fixed = match &self.slack.target {
             Target::Channel(c) => Some(Stored { channel_id: c.clone(), channel_name: None, ts: None }),
             Target::WarRoom { .. } => None,
@@ -477,7 +487,7 @@ impl<'a> Session<'a> {
                         break;
                     }
                     if attempt == MAX_NAME_TRIES {
-                        return Err(Stop::Failed(Failed::Permanent(format!(
+                        return Err(Stop::Failed(Outcome::Refused(format!(
                             "conversations.create answered name_taken for #{base} and {} suffixed names; \
                              archive or rename old channels, or change slack.channel_template",
                             MAX_NAME_TRIES - 1
@@ -546,7 +556,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Stop::Failed(f) => {
-                self.ctx.log.error(format!("{what}: {}", f.reason()));
+                self.ctx.log.error(format!("{what}: {}", f.reason().unwrap_or("")));
                 self.notes.push(what.to_string());
                 Ok(())
             }
@@ -586,7 +596,7 @@ impl<'a> Session<'a> {
                     self.refs = Map::new();
                     self.open_war_room(false)
                 }
-                Target::Channel(c) => Err(Stop::Failed(Failed::Permanent(format!(
+                Target::Channel(c) => Err(Stop::Failed(Outcome::Refused(format!(
                     "{}; the update cannot be posted to slack.channel {c} (unarchive it or set another channel)",
                     e.explain()
                 )))),
@@ -657,25 +667,27 @@ impl<'a> Session<'a> {
     }
 
     /// The provider's outcome: what is known goes into the record, the notes into the log line.
-    fn finish(self, outcome: std::result::Result<(), Stop>) -> std::result::Result<Done, Failed> {
+    fn finish(self, outcome: std::result::Result<(), Stop>) -> Outcome<Done> {
         let detail = if self.notes.is_empty() { String::new() } else { format!("({})", self.notes.join(", ")) };
         match outcome {
-            Ok(()) => Ok(Done { detail, refs: self.refs }),
+            Ok(()) => Outcome::Delivered(Done { detail, refs: self.refs }),
             Err(stop) => {
                 if !self.refs.is_empty() && self.deferred.is_some() {
-                    // Spooled: the pipeline confirms the claim, so what is known now must be
-                    // recorded here (the outcome of a spooled delivery carries no refs).
+                    // Spooled: nothing is recorded as delivered, so what Slack gave so far (the
+                    // channel of a war room opened already) is remembered here for the spooled
+                    // steps that need it.
                     remember(self.ctx, self.job.incident_key, &self.refs);
                 }
                 if !detail.is_empty() {
                     self.ctx.log.info(format!("{} {} so far: {detail}", self.job.action.name(), self.job.incident_key));
                 }
-                Err(match stop {
-                    Stop::Later(reason) => Failed::NotYet(reason),
-                    Stop::Slack(e) if e.class() == ErrorClass::Auth => Failed::Config(e.explain()),
-                    Stop::Slack(e) => Failed::Permanent(e.explain()),
-                    Stop::Failed(f) => f,
-                })
+                match stop {
+                    Stop::Later(reason) if self.deferred.is_some() && !self.ctx.dry_run => Outcome::Spooled(reason),
+                    Stop::Later(reason) => Outcome::Retry(Retry::not_sent(reason)),
+                    Stop::Slack(e) if e.class() == ErrorClass::Auth => Outcome::Broken(e.explain()),
+                    Stop::Slack(e) => Outcome::Refused(e.explain()),
+                    Stop::Failed(f) => f.failure().unwrap_or(Outcome::Skipped(String::new())),
+                }
             }
         }
     }
@@ -705,7 +717,7 @@ fn static_status(s: &str) -> &'static str {
 /// Per-user failures in an invite answer that was `ok` (with `force`, Slack reports the users it
 /// skipped in `errors[]`, spec §5.4).
 fn user_failures(body: &Value) -> Vec<(String, String)> {
-    let resp = Response { status: 200, body: body.to_string(), retry_after: None };
+    let resp = Response { status: 200, body: body.to_string(), retry_after: None, location: None };
     api::invite_failures(&resp).unwrap_or_default()
 }
 
@@ -721,13 +733,12 @@ fn dry_answer(call: &Call) -> Value {
 
 /// Merge `refs` into the incident's record now (used when part of the work was spooled: the
 /// pipeline then confirms the claim without references).
-fn remember(ctx: &Ctx<'_>, key: &str, refs: &Map<String, Value>) {
+fn remember(ctx: &Ctx<'_, Slack>, key: &str, refs: &Map<String, Value>) {
     let Some(store) = ctx.store else { return };
-    let result = store.update(key, &mut |n| ctx.log.warn(n), &mut |current| {
-        let mut inc: Incident = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-        inc.key = key.to_string();
+    let result = store.update(key, &mut |current| {
+        let mut inc = Incident::from_value(key, current);
         inc.refs.extend(refs.clone());
-        serde_json::to_value(inc).ok()
+        Some(inc.to_value())
     });
     if let Err(e) = result {
         ctx.log.error(format!("cannot record the Slack channel for {key}: {e:#}"));
@@ -779,15 +790,24 @@ mod tests {
 
     #[test]
     fn spooled_answers_bring_the_channel_and_the_alert_ts() {
-        let create = api::request("http://x/api", "t", Method::Create, json!({"name": "inc-a"}));
-        let resp = |b: Value| Response { status: 200, body: b.to_string(), retry_after: None };
-        let refs = Slack::spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
+        let p = provider(json!({"token": "xoxb-1"})).expect("provider");
+        let sent = |call| Sent { call, live: false };
+        let resp = |b: Value| Response { status: 200, body: b.to_string(), retry_after: None, location: None };
+        let create = sent(Call::Create { name: "inc-a".into(), is_private: false });
+        let refs = p.spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
         assert_eq!((refs[CHANNEL_ID].as_str(), refs[CHANNEL_NAME].as_str()), (Some("C9"), Some("inc-a")));
-        let root = api::request("http://x/api", "t", Method::PostMessage, json!({"channel": "C9", "text": "x"}));
-        let refs = Slack::spooled_refs(&root, &resp(json!({"ok": true, "channel": "C9", "ts": "5.1"})));
+        let root = sent(Call::Post { channel: None, thread: Thread::Root, message: json!({"text": "x"}) });
+        let refs = p.spooled_refs(&root, &resp(json!({"ok": true, "channel": "C9", "ts": "5.1"})));
         assert_eq!(refs[TS], "5.1");
-        let reply = api::request("http://x/api", "t", Method::PostMessage, json!({"channel": "C9", "text": "x", "thread_ts": "5.1"}));
-        assert!(Slack::spooled_refs(&reply, &resp(json!({"ok": true, "channel": "C9", "ts": "5.2"}))).is_empty());
+        let reply = sent(Call::Post { channel: Some("C9".into()), thread: Thread::Reply { ts: None, broadcast: false }, message: json!({"text": "x"}) });
+        assert!(p.spooled_refs(&reply, &resp(json!({"ok": true, "channel": "C9", "ts": "5.2"}))).is_empty());
+        // What a spooled call leaves open is filled in from the references at delivery, and the
+        // payload round-trips through the spool as not live.
+        assert!(p.request(&root, &Map::new()).is_err());
+        let stored: Sent = serde_json::from_value(serde_json::to_value(Sent { live: true, ..root.clone() }).expect("JSON")).expect("back");
+        assert_eq!(stored, root);
+        let common::http::Body::Json(body) = p.request(&root, &refs).expect("filled").body else { panic!("JSON") };
+        assert_eq!(body["channel"], "C9");
     }
 
     #[test]

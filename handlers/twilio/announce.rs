@@ -38,7 +38,8 @@ use std::time::Duration;
 
 use common::config::{self, Common, de};
 use common::exit::{Code, Result};
-use common::http::{Class, Deadline, Delivery, Request, Response, classify_status};
+use common::http::{Deadline, Request, Response, classify_status};
+use common::outcome::{Fate, Outcome, Retry};
 use common::pipeline::{Ctx, Job};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -162,7 +163,7 @@ impl Announcer {
     /// Where the announcement about incident `key` goes now: the war room handler-slack holds
     /// open for it, else `announce_channel`, else the webhook; `None` when there is none (a bot
     /// token alone, and no war room).
-    fn target(&self, ctx: &Ctx<'_>, key: &str) -> Option<Target> {
+    fn target(&self, ctx: &Ctx<'_, Twilio>, key: &str) -> Option<Target> {
         if let Some(bot) = &self.bot {
             if let Some((channel, thread_ts)) = self.war_room(ctx, key) {
                 return Some(Target::Channel { bot: bot.clone(), channel, thread_ts, war_room: true });
@@ -177,7 +178,7 @@ impl Announcer {
     /// The open war room of incident `key` in handler-slack's record: its channel ID and the
     /// alert's `ts` (`refs.channel_id`, `refs.ts`), read from the same state directory. Any
     /// trouble reading it: `None` (logged at debug), so the other targets still apply.
-    fn war_room(&self, ctx: &Ctx<'_>, key: &str) -> Option<(String, Option<String>)> {
+    fn war_room(&self, ctx: &Ctx<'_, Twilio>, key: &str) -> Option<(String, Option<String>)> {
         let dir = self.state_dir.as_deref();
         let opened = match common::state::file::FileStore::open("slack", dir) {
             Ok(o) => o,
@@ -186,7 +187,7 @@ impl Announcer {
                 return None;
             }
         };
-        let record = common::state::get(&opened.store, key, &mut |n| ctx.log.debug(n));
+        let record = common::state::get(&opened.store, key);
         let incident = match record {
             Ok(Some(i)) if i.open => i,
             Ok(_) => return None,
@@ -200,7 +201,7 @@ impl Announcer {
     }
 
     /// Send `text` about incident `key` once, best effort: the outcome is logged, never returned.
-    fn send(&self, ctx: &Ctx<'_>, key: &str, text: &str) {
+    fn send(&self, ctx: &Ctx<'_, Twilio>, key: &str, text: &str) {
         let Some(target) = self.target(ctx, key) else {
             ctx.log.debug(format!("{key} has no war room and no other announcement target is set; nothing announced"));
             return;
@@ -217,11 +218,12 @@ impl Announcer {
             Target::Channel { channel, war_room: true, .. } => format!("its war room {channel}"),
             Target::Channel { channel, .. } => format!("Slack channel {channel}"),
         };
-        match ctx.client.deliver(&req, &deadline, &classify, &mut line) {
-            Delivery::Delivered { .. } => ctx.log.info(format!("announced {key} to {where_to}")),
-            Delivery::NotYet { reason, .. } | Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => {
-                ctx.log.warn(format!("cannot announce {key} to {where_to} ({reason}); the page itself is not affected"))
-            }
+        match ctx.client.deliver(&req, &deadline, Fate::NotSent, &classify, &mut line) {
+            Outcome::Delivered(_) => ctx.log.info(format!("announced {key} to {where_to}")),
+            failed => ctx.log.warn(format!(
+                "cannot announce {key} to {where_to} ({}); the page itself is not affected",
+                failed.reason().unwrap_or("")
+            )),
         }
     }
 }
@@ -247,30 +249,30 @@ impl Target {
 
 /// An incoming webhook answers 200 `ok`, or an HTTP error status with a short plain-text code
 /// (spec §7): 429 and 5xx are retried, other statuses are permanent.
-fn classify_webhook(resp: &Response) -> Class {
-    match classify_status(resp.status) {
-        Class::Delivered => Class::Delivered,
-        Class::Retryable(r) => Class::Retryable(format!("{r} {}", code_text(&resp.body))),
-        Class::Permanent(r) => Class::Permanent(format!("{r} {}", code_text(&resp.body))),
+fn classify_webhook(resp: &Response) -> Outcome {
+    match classify_status(resp) {
+        Outcome::Retry(r) => Outcome::Retry(Retry { reason: format!("{} {}", r.reason, code_text(&resp.body)), ..r }),
+        Outcome::Refused(r) => Outcome::Refused(format!("{r} {}", code_text(&resp.body))),
+        other => other,
     }
 }
 
 /// The Web API answers HTTP 200 with `{"ok": false, "error": CODE}` for errors (spec §3):
 /// classified by the code; `missing_scope` names the scope needed.
-fn classify_slack(resp: &Response) -> Class {
+fn classify_slack(resp: &Response) -> Outcome {
     if resp.status != 200 {
-        return classify_status(resp.status);
+        return classify_status(resp);
     }
     let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     if v["ok"] == true {
-        return Class::Delivered;
+        return Outcome::Delivered(());
     }
     let code = v["error"].as_str().unwrap_or("an answer without ok");
     let mut why = format!("Slack error {}", code_text(code));
     if code == "missing_scope" {
         why.push_str(&format!(" (the bot token needs the scope {})", code_text(v["needed"].as_str().unwrap_or("chat:write"))));
     }
-    if SLACK_RETRY.contains(&code) { Class::Retryable(why) } else { Class::Permanent(why) }
+    if SLACK_RETRY.contains(&code) { Outcome::Retry(Retry::not_sent(why)) } else { Outcome::Refused(why) }
 }
 
 /// A service's short error code for a log line: at most 60 characters, control characters
@@ -339,7 +341,7 @@ pub fn text(news: &News<'_>, job: &Job<'_>) -> String {
 
 impl Twilio {
     /// Announce `news` about `job` when an announcement target is set (not in a dry run).
-    pub(crate) fn announce(&self, ctx: &Ctx<'_>, job: &Job<'_>, news: News<'_>) {
+    pub(crate) fn announce(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, news: News<'_>) {
         if let Some(a) = &self.announcer
             && !ctx.dry_run
         {
@@ -350,7 +352,7 @@ impl Twilio {
     /// Broadcast mode with `announce_answered`: follow the `placed` calls (recipient, call
     /// SID) until one is answered (announce who) or all have ended (announce nobody), within
     /// the run's deadline (then announce nothing).
-    pub(crate) fn announce_broadcast(&self, ctx: &Ctx<'_>, job: &Job<'_>, placed: &[(Recipient, String)]) {
+    pub(crate) fn announce_broadcast(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, placed: &[(Recipient, String)]) {
         if placed.is_empty() || ctx.dry_run || !self.announcer.as_ref().is_some_and(|a| a.broadcast) {
             return;
         }
@@ -447,7 +449,7 @@ mod tests {
     #[test]
     fn messages_say_who_or_how_many_were_called() {
         let event = common::event::Event { entity: "db<1>".into(), check: "backup&".into(), status: 2, ..Default::default() };
-        let job = Job { action: common::filter::Action::Trigger, event: &event, incident_key: "db<1>/backup&", previous: None };
+        let job = Job { action: common::filter::Action::Trigger, event: &event, incident_key: "db<1>/backup&", previous: None, event_time: 0 };
         let bob = Recipient { name: Some("Bob <b>".into()), phone: "+14155550102".into() };
         let anon = Recipient { name: None, phone: "+14155550103".into() };
         let secs = Duration::from_millis;
@@ -465,14 +467,14 @@ mod tests {
 
     #[test]
     fn slack_answers_are_classified_by_their_error_code() {
-        let resp = |status, body: &str| Response { status, body: body.into(), retry_after: None };
-        assert_eq!(classify_slack(&resp(200, r#"{"ok":true,"ts":"1.2"}"#)), Class::Delivered);
-        assert!(matches!(classify_slack(&resp(200, r#"{"ok":false,"error":"ratelimited"}"#)), Class::Retryable(_)));
+        let resp = |status, body: &str| Response { status, body: body.into(), retry_after: None, location: None };
+        assert_eq!(classify_slack(&resp(200, r#"{"ok":true,"ts":"1.2"}"#)), Outcome::Delivered(()));
+        assert!(matches!(classify_slack(&resp(200, r#"{"ok":false,"error":"ratelimited"}"#)), Outcome::Retry(_)));
         let scope = classify_slack(&resp(200, r#"{"ok":false,"error":"missing_scope","needed":"chat:write"}"#));
-        assert!(matches!(&scope, Class::Permanent(r) if r.contains("needs the scope chat:write")), "{scope:?}");
-        assert!(matches!(classify_slack(&resp(429, "")), Class::Retryable(_)));
-        assert!(matches!(classify_webhook(&resp(404, "no_service")), Class::Permanent(r) if r == "HTTP 404 no_service"));
-        assert!(matches!(classify_webhook(&resp(500, "rollup_error")), Class::Retryable(_)));
-        assert_eq!(classify_webhook(&resp(200, "ok")), Class::Delivered);
+        assert!(matches!(&scope, Outcome::Refused(r) if r.contains("needs the scope chat:write")), "{scope:?}");
+        assert!(matches!(classify_slack(&resp(429, "")), Outcome::Retry(_)));
+        assert!(matches!(classify_webhook(&resp(404, "no_service")), Outcome::Refused(r) if r == "HTTP 404 no_service"));
+        assert!(matches!(classify_webhook(&resp(500, "rollup_error")), Outcome::Retry(_)));
+        assert_eq!(classify_webhook(&resp(200, "ok")), Outcome::Delivered(()));
     }
 }

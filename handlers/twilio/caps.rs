@@ -133,13 +133,13 @@ impl Caps {
     /// Take a call slot at `now` (Unix seconds) for each of `phones` whose caps are not full,
     /// atomically under the store's lock for [`KEY`]; one [`Reservation`] per phone, in order.
     /// Without caps nothing is read or stored. Errors are the store's.
-    pub fn reserve(&self, store: &dyn Store, phones: &[&str], now: u64, notice: &mut dyn FnMut(String)) -> anyhow::Result<Vec<Reservation>> {
+    pub fn reserve(&self, store: &dyn Store, phones: &[&str], now: u64) -> anyhow::Result<Vec<Reservation>> {
         if self.limits.is_empty() {
             return Ok(phones.iter().map(|_| Reservation::Granted { at: now }).collect());
         }
         // Lock-free first look: when every number is already over a cap, there is nothing to
         // write (a slot freed meanwhile by a refused call is at worst noticed by the next event).
-        if let Some(snapshot) = store.get(KEY, notice)? {
+        if let Some(snapshot) = store.get(KEY)? {
             let calls = parse(Some(&snapshot));
             let over: Option<Vec<Reservation>> =
                 phones.iter().map(|p| self.full(calls.get(*p).map_or(&[][..], Vec::as_slice), now)).collect();
@@ -149,7 +149,7 @@ impl Caps {
         }
         let longest = self.limits.iter().map(|l| l.window_secs).max().unwrap_or(0);
         let mut out = Vec::new();
-        store.update_volatile(KEY, notice, &mut |current| {
+        store.update_volatile(KEY, &mut |current| {
             out.clear();
             let mut calls = parse(current.as_ref());
             for times in calls.values_mut() {
@@ -172,8 +172,8 @@ impl Caps {
 }
 
 /// Give back the slot taken at `at` for `phone` (the call was refused).
-pub fn release(store: &dyn Store, phone: &str, at: u64, notice: &mut dyn FnMut(String)) -> anyhow::Result<()> {
-    store.update_volatile(KEY, notice, &mut |current| {
+pub fn release(store: &dyn Store, phone: &str, at: u64) -> anyhow::Result<()> {
+    store.update_volatile(KEY, &mut |current| {
         let mut calls = parse(current.as_ref());
         if let Some(times) = calls.get_mut(phone)
             && let Some(i) = times.iter().rposition(|&t| t == at)
@@ -233,10 +233,9 @@ mod tests {
     fn the_fourth_call_in_15_minutes_and_the_eighth_in_an_hour_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileStore::at(dir.path().to_path_buf()).expect("store");
-        let n = &mut |_| {};
         let c = caps(Value::Null);
         let (phone, other) = ("+15551234567", "+15551234568");
-        let one = |now: u64| c.reserve(&store, &[phone], now, &mut |_| {}).expect("store").remove(0);
+        let one = |now: u64| c.reserve(&store, &[phone], now).expect("store").remove(0);
         let t0 = 1_000_000;
         for i in 0..3 {
             assert_eq!(one(t0 + i * 60), Reservation::Granted { at: t0 + i * 60 });
@@ -246,7 +245,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Several numbers at once: each counted apart, in order.
-        let both = c.reserve(&store, &[phone, other], t0 + 180, n).expect("store");
+        let both = c.reserve(&store, &[phone, other], t0 + 180).expect("store");
         assert!(matches!(both[..], [Reservation::Over { .. }, Reservation::Granted { at }] if at == t0 + 180), "{both:?}");
         // 15 minutes after the first call one slot is free again (t0 has left the window).
         assert!(matches!(one(t0 + 900), Reservation::Granted { .. }));
@@ -259,27 +258,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A refused call gives its slot back.
-        release(&store, phone, t0 + 3000, n).expect("store");
+        release(&store, phone, t0 + 3000).expect("store");
         assert!(matches!(one(t0 + 3500), Reservation::Granted { .. }));
         // One record apart from the incidents, pruned to the longest window: the other
         // number's call (t0 + 180) has left it.
-        let rec = store.get(KEY, n).expect("store").expect("a record");
+        let rec = store.get(KEY).expect("store").expect("a record");
         let times = rec["calls"][phone].as_array().expect("calls");
         assert_eq!(times.len(), 7);
         assert!(times.iter().all(|t| t.as_u64().expect("a time") > t0 + 3500 - 3600));
         assert_eq!(rec["calls"][other], json!([t0 + 180]), "pruned only when the record is next written");
         assert!(matches!(one(t0 + 180 + 3600), Reservation::Granted { .. }));
-        assert_eq!(store.get(KEY, n).expect("store").expect("a record")["calls"].get(other), None);
+        assert_eq!(store.get(KEY).expect("store").expect("a record")["calls"].get(other), None);
     }
 
     #[test]
     fn without_caps_nothing_is_stored() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileStore::at(dir.path().to_path_buf()).expect("store");
-        let n = &mut |_| {};
         let none = caps(json!({}));
-        let got = none.reserve(&store, &["+15550000000", "+15550000001"], 5, n).expect("store");
+        let got = none.reserve(&store, &["+15550000000", "+15550000001"], 5).expect("store");
         assert_eq!(got, vec![Reservation::Granted { at: 5 }; 2]);
-        assert_eq!(store.get(KEY, n).expect("store"), None);
+        assert_eq!(store.get(KEY).expect("store"), None);
     }
 }

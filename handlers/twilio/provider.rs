@@ -14,8 +14,14 @@
 //!   SIDs are stored with the incident as `refs.call_sids` / `refs.message_sids`.
 //! - **trigger**, `mode: sequential`: one call at a time until a person answers, see
 //!   [`crate::sequential`].
-//! - **resolve**: never a call; with `notify_on_resolve`, a `RESOLVED: …` SMS to everyone.
-//! - **acknowledge**: Twilio has none; skipped.
+//! - **resolve**: never a call; with `notify_on_resolve`, a `RESOLVED: …` SMS to everyone. A
+//!   resolve of an incident nobody was paged for (no record) is skipped with that reason.
+//! - **acknowledge** (Nagios ACKNOWLEDGEMENT): nothing is sent; it is recorded, and it stops a
+//!   sequential run that is still calling (as a resolve does), on any host sharing the store.
+//!
+//! A call whose fate is unknown (sent, no answer in time) is spooled as such; before it is
+//! placed again the calls to its `To` from its `From` are listed (`GET …/Calls.json`, ListCall)
+//! and it is not placed again when Twilio has one.
 //!
 //! The recipients' order is rotated daily with `rotation: daily` ([`crate::rotation`]), and
 //! every call first takes a slot under the per-recipient caps ([`crate::caps`]); a call over a
@@ -36,11 +42,13 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Body, Class, Method, Request, Response, classify_status_with};
-use common::pipeline::{Ctx, Done, Failed, Job, Provider};
+use common::http::{Body, Method, Request, Response, classify_status_with};
+use common::outcome::{Outcome, Retry};
+use common::pipeline::{Ctx, Done, Job, Provider};
+use common::state::NoRecord;
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::caps::{self, Caps, Reservation};
@@ -63,6 +71,45 @@ pub const ANSWERED: &str = "answered";
 /// 5-second buffer", the create-Call `Timeout` description in the spec), plus call set-up:
 /// sequential mode needs at least `ring_timeout` + this per call.
 pub const CALL_OVERHEAD_SECS: u64 = 15;
+
+/// A Twilio resource a request creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resource {
+    /// `Calls.json`: a phone call.
+    #[serde(rename = "Calls.json")]
+    Calls,
+    /// `Messages.json`: an SMS.
+    #[serde(rename = "Messages.json")]
+    Messages,
+}
+
+impl Resource {
+    /// The path under `/2010-04-01/Accounts/{AccountSid}/`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Resource::Calls => "Calls.json",
+            Resource::Messages => "Messages.json",
+        }
+    }
+}
+
+/// One create request as the spool keeps it: the resource and its form (`To`, `From`,
+/// `Twiml` or `Body` …), without the account SID and credentials, which are taken from the
+/// settings when the request is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Create {
+    /// Which resource.
+    pub resource: Resource,
+    /// The form, PascalCase names, in order.
+    pub form: Vec<(String, String)>,
+}
+
+impl Create {
+    /// A form value (`To`, `From` …), empty when absent.
+    pub fn field(&self, name: &str) -> &str {
+        self.form.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+}
 
 /// The `twilio` settings section (the shared settings live in [`Common`]).
 #[derive(Debug, Deserialize)]
@@ -241,6 +288,8 @@ pub struct Twilio {
 
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
+    type Payload = Create;
+    const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: nobody was called, so nobody is told");
 
     /// Whom to call, from which number, with which account, and how hard to try come from the
     /// operator or the check (a monitored host choosing the numbers is a toll-fraud lever); an
@@ -392,24 +441,46 @@ impl Provider for Twilio {
         Ok(())
     }
 
-    fn unsupported(&self, action: Action) -> Option<String> {
-        (action == Action::Acknowledge).then(|| "Twilio has no acknowledge".to_string())
-    }
-
     /// A spooled request's answer, explained as a live one is (`To` and `From` from its form).
-    fn classify(req: &Request, resp: &Response) -> Class {
-        let field = |name: &str| match &req.body {
-            Body::Form(pairs) => pairs.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str()),
-            _ => "",
-        };
-        classify(resp, field("To"), field("From"))
+    fn classify(&self, create: &Create, resp: &Response) -> Outcome {
+        classify(resp, create.field("To"), create.field("From"))
     }
 
-    /// A call spooled while Twilio was unreachable is not placed once its incident has
-    /// recovered: it would wake someone for a service that is fine again.
-    const DROP_TRIGGERS_AFTER_RESOLVE: bool = true;
+    /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with the account and credentials in
+    /// force now.
+    fn request(&self, create: &Create, _refs: &Map<String, Value>) -> std::result::Result<Request, String> {
+        Ok(self.request(Method::Post, create.resource.path(), Body::Form(create.form.clone())))
+    }
 
-    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed> {
+    /// ListCall for a call of unknown fate: `GET …/Calls.json?To=…&From=…&StartTime>=<day>`.
+    fn lookup(&self, create: &Create, since: u64) -> Option<Request> {
+        if create.resource != Resource::Calls {
+            return None;
+        }
+        let day = common::clock::rfc3339(since.saturating_sub(60)).get(..10)?.to_string();
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", create.field("To"))
+            .append_pair("From", create.field("From"))
+            .append_pair("StartTime>", &day)
+            .append_pair("PageSize", "50")
+            .finish();
+        Some(self.request(Method::Get, &format!("Calls.json?{query}"), Body::Empty))
+    }
+
+    /// Whether ListCall shows the call was placed: a call to `To` from `From` in the answer.
+    fn found(&self, create: &Create, resp: &Response) -> Option<Map<String, Value>> {
+        let v: Value = serde_json::from_str(&resp.body).ok()?;
+        let call = v.get("calls")?.as_array()?.iter().find(|c| {
+            c.get("to").and_then(Value::as_str) == Some(create.field("To")) && c.get("from").and_then(Value::as_str) == Some(create.field("From"))
+        })?;
+        let mut refs = Map::new();
+        if let Some(sid) = call.get("sid").and_then(Value::as_str) {
+            refs.insert(CALL_SIDS.into(), json!([sid]));
+        }
+        Some(refs)
+    }
+
+    fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let mut sent = Sent::default();
         match job.action {
             Action::Trigger => {
@@ -435,11 +506,11 @@ impl Provider for Twilio {
                             sent.capped.push(r.label());
                             continue;
                         };
-                        let outcome = self.post(ctx, "Calls.json", self.call_form(r, &doc), r);
-                        if matches!(outcome, Err(Failed::Permanent(_) | Failed::Config(_))) {
+                        let outcome = self.post(ctx, Resource::Calls, self.call_form(r, &doc), r);
+                        if matches!(outcome, Outcome::Refused(_) | Outcome::Broken(_)) {
                             self.give_back(ctx, r, slot);
                         }
-                        if let Ok(Some(sid)) = &outcome {
+                        if let Outcome::Delivered(Some(sid)) = &outcome {
                             placed.push((r.clone(), sid.clone()));
                         }
                         sent.record(ctx, r, "call", outcome);
@@ -456,9 +527,17 @@ impl Provider for Twilio {
                 self.text_all(ctx, &self.recipients, &body, &mut sent);
             }
             Action::Resolve => {
-                return Ok(Done { detail: "(no call on resolve; set notify_on_resolve for a RESOLVED SMS)".into(), refs: Map::new() });
+                return Outcome::Delivered(Done {
+                    detail: "(no call on resolve; set notify_on_resolve for a RESOLVED SMS)".into(),
+                    refs: Map::new(),
+                });
             }
-            Action::Acknowledge => return Ok(Done { detail: "(Twilio has no acknowledge; nothing sent)".into(), refs: Map::new() }),
+            Action::Acknowledge => {
+                return Outcome::Delivered(Done {
+                    detail: "(nothing sent: recorded, and a sequential run still calling stops)".into(),
+                    refs: Map::new(),
+                });
+            }
         }
         sent.finish(ctx)
     }
@@ -470,37 +549,42 @@ struct Sent {
     calls: Vec<String>,
     messages: Vec<String>,
     reached: usize,
-    failures: Vec<Failed>,
+    /// Requests kept in the spool (they will go out).
+    spooled: usize,
+    failures: Vec<Outcome<Done>>,
     /// Recipients not called because of a cap.
     capped: Vec<String>,
 }
 
 impl Sent {
     /// Note the outcome of one request of `kind` (`call` / `SMS`) to `r`.
-    fn record(&mut self, ctx: &Ctx<'_>, r: &Recipient, kind: &str, outcome: std::result::Result<Option<String>, Failed>) {
+    fn record(&mut self, ctx: &Ctx<'_, Twilio>, r: &Recipient, kind: &str, outcome: Outcome<Option<String>>) {
         match outcome {
-            Ok(sid) => {
+            Outcome::Delivered(sid) => {
                 self.reached += 1;
                 if let Some(sid) = sid {
                     if sid.starts_with("SM") || sid.starts_with("MM") { &mut self.messages } else { &mut self.calls }.push(sid);
                 }
             }
-            Err(f) => {
-                ctx.log.error(format!("{kind} to {} failed: {}", r.label(), f.reason()));
-                self.failures.push(f);
+            failed => {
+                if let Outcome::Spooled(why) = &failed {
+                    self.spooled += 1;
+                    ctx.log.warn(format!("{kind} to {} not placed yet: {why}", r.label()));
+                } else {
+                    ctx.log.error(format!("{kind} to {} failed: {}", r.label(), failed.reason().unwrap_or("")));
+                }
+                self.failures.push(failed.failure().unwrap_or(Outcome::Skipped(String::new())));
             }
         }
     }
 
     /// Delivered when anyone was reached, or when nobody could be because every call was over
     /// a cap (those people were called a lot just now); otherwise the most hopeful failure
-    /// (retryable first).
-    fn finish(mut self, ctx: &Ctx<'_>) -> std::result::Result<Done, Failed> {
-        if self.reached == 0 {
-            let pick = self.failures.iter().position(|f| matches!(f, Failed::NotYet(_))).unwrap_or(0);
-            if pick < self.failures.len() {
-                return Err(self.failures.swap_remove(pick));
-            }
+    /// (spooled first, then retryable).
+    fn finish(mut self, ctx: &Ctx<'_, Twilio>) -> Outcome<Done> {
+        if self.reached == 0 && !self.failures.is_empty() {
+            self.failures.sort_by_key(Outcome::rank);
+            return self.failures.swap_remove(0);
         }
         let mut refs = Map::new();
         let mut parts = Vec::new();
@@ -519,7 +603,7 @@ impl Sent {
             detail.push_str(&format!(": {}", parts.join("; ")));
         }
         detail.push(')');
-        Ok(Done { detail, refs })
+        Outcome::Delivered(Done { detail, refs })
     }
 }
 
@@ -529,7 +613,7 @@ impl Twilio {
     }
 
     /// The recipients in calling order now: rotated daily with `rotation: daily`.
-    fn order(&self, ctx: &Ctx<'_>) -> Vec<Recipient> {
+    fn order(&self, ctx: &Ctx<'_, Twilio>) -> Vec<Recipient> {
         let now = common::clock::now_unix();
         let order = self.rotation.apply(&self.recipients, now);
         if let Some(day) = self.rotation.local_day(now) {
@@ -579,11 +663,11 @@ impl Twilio {
     /// `Some(Some(at))` granted and counted, `Some(None)` go ahead uncounted (dry run, no state
     /// store, or the store failed: a broken store must not silence a page), `None` over a cap
     /// (logged here, one line).
-    pub(crate) fn take_slots(&self, ctx: &Ctx<'_>, rs: &[Recipient]) -> Vec<Option<Option<u64>>> {
+    pub(crate) fn take_slots(&self, ctx: &Ctx<'_, Twilio>, rs: &[Recipient]) -> Vec<Option<Option<u64>>> {
         let Some(store) = ctx.store else { return vec![Some(None); rs.len()] };
         let now = common::clock::now_unix();
         let phones: Vec<&str> = rs.iter().map(|r| r.phone.as_str()).collect();
-        match self.caps.reserve(store, &phones, now, &mut |n| ctx.log.warn(n)) {
+        match self.caps.reserve(store, &phones, now) {
             Ok(reservations) => rs
                 .iter()
                 .zip(reservations)
@@ -610,35 +694,35 @@ impl Twilio {
     }
 
     /// [`Twilio::take_slots`] for one recipient.
-    pub(crate) fn take_slot(&self, ctx: &Ctx<'_>, r: &Recipient) -> Option<Option<u64>> {
+    pub(crate) fn take_slot(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient) -> Option<Option<u64>> {
         self.take_slots(ctx, std::slice::from_ref(r)).pop().flatten()
     }
 
     /// Give back the slot `take_slot` counted for a call that was refused (not for one whose
     /// fate is unknown: spooled for later, or timed out after Twilio may have placed it).
-    pub(crate) fn give_back(&self, ctx: &Ctx<'_>, r: &Recipient, slot: Option<u64>) {
+    pub(crate) fn give_back(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, slot: Option<u64>) {
         if let (Some(store), Some(at)) = (ctx.store, slot)
-            && let Err(e) = caps::release(store, &r.phone, at, &mut |n| ctx.log.warn(n))
+            && let Err(e) = caps::release(store, &r.phone, at)
         {
             ctx.log.warn(format!("cannot give back the call slot of {}: {e:#}", r.label()));
         }
     }
 
     /// Send `body` as an SMS to each of `to`.
-    fn text_all(&self, ctx: &Ctx<'_>, to: &[Recipient], body: &str, sent: &mut Sent) {
+    fn text_all(&self, ctx: &Ctx<'_, Twilio>, to: &[Recipient], body: &str, sent: &mut Sent) {
         for r in to {
             sent.record(ctx, r, "SMS", self.text(ctx, r, body));
         }
     }
 
     /// Send `body` as an SMS to `r`; the message SID.
-    pub(crate) fn text(&self, ctx: &Ctx<'_>, r: &Recipient, body: &str) -> std::result::Result<Option<String>, Failed> {
+    pub(crate) fn text(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, body: &str) -> Outcome<Option<String>> {
         let form = vec![
             ("To".to_string(), r.phone.clone()),
             ("From".to_string(), self.from().to_string()),
             ("Body".to_string(), body.to_string()),
         ];
-        self.post(ctx, "Messages.json", form, r)
+        self.post(ctx, Resource::Messages, form, r)
     }
 
     /// A request to `{base}/2010-04-01/Accounts/{AccountSid}/{resource}` with the credentials.
@@ -657,21 +741,27 @@ impl Twilio {
     }
 
     /// How a response to a request about `to` is classified (Twilio's error body explained).
-    pub(crate) fn classify(&self, resp: &Response, to: &Recipient) -> Class {
+    pub(crate) fn classify_for(&self, resp: &Response, to: &Recipient) -> Outcome {
         classify(resp, &to.phone, self.from())
     }
 
     /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with `form`, retried within the
-    /// deadline; the new resource's `sid` (`None` in dry-run or when the answer holds none).
-    pub(crate) fn post(&self, ctx: &Ctx<'_>, resource: &str, form: Vec<(String, String)>, to: &Recipient) -> std::result::Result<Option<String>, Failed> {
-        let req = self.request(Method::Post, resource, Body::Form(form));
-        ctx.log.debug(format!("POST {} to {}", req.url, to.label()));
-        let classify = |resp: &Response| self.classify(resp, to);
-        let response = Failed::from_delivery(ctx.send(&req, &classify))?;
-        if !ctx.dry_run {
-            ctx.log.debug(format!("{resource} for {} answered HTTP {}: {}", to.label(), response.status, truncate_chars(&response.body, 500)));
-        }
-        Ok(serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
+    /// deadline, spooled when it cannot go out now; the new resource's `sid` (`None` in dry-run
+    /// or when the answer holds none).
+    pub(crate) fn post(&self, ctx: &Ctx<'_, Twilio>, resource: Resource, form: Vec<(String, String)>, to: &Recipient) -> Outcome<Option<String>> {
+        ctx.log.debug(format!("POST {} to {}", resource.path(), to.label()));
+        ctx.send(&Create { resource, form }).map(|response| {
+            if !ctx.dry_run {
+                ctx.log.debug(format!(
+                    "{} for {} answered HTTP {}: {}",
+                    resource.path(),
+                    to.label(),
+                    response.status,
+                    truncate_chars(&response.body, 500)
+                ));
+            }
+            serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
+        })
     }
 }
 
@@ -801,7 +891,7 @@ fn recipients(v: &Value) -> Result<Vec<Recipient>> {
 /// 2xx delivered; 20429 retryable whatever the status; otherwise by status (429, 5xx retryable;
 /// other 4xx permanent), explained with Twilio's `code`, `message` and `more_info`, and for
 /// 21211 / 21212 the number at fault (`to` / `from`).
-fn classify(resp: &Response, to: &str, from: &str) -> Class {
+fn classify(resp: &Response, to: &str, from: &str) -> Outcome {
     let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     let code = v.get("code").and_then(Value::as_u64);
     let explain = || {
@@ -827,9 +917,9 @@ fn classify(resp: &Response, to: &str, from: &str) -> Class {
         out
     };
     if code == Some(20429) && !(200..300).contains(&resp.status) {
-        return Class::Retryable(explain());
+        return Outcome::Retry(Retry { reason: explain(), fate: common::outcome::Fate::NotSent, after: resp.retry_after });
     }
-    classify_status_with(resp.status, explain)
+    classify_status_with(resp, explain)
 }
 
 #[cfg(test)]
@@ -928,20 +1018,20 @@ mod tests {
 
     #[test]
     fn twilio_errors_are_explained_and_classified() {
-        let r = |status, body: Value| Response { status, body: body.to_string(), retry_after: None };
+        let r = |status, body: Value| Response { status, body: body.to_string(), retry_after: None, location: None };
         let err = |code: u64, status: u16| {
             json!({"code": code, "message": "m", "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status})
         };
         assert_eq!(
             classify(&r(400, err(21211, 400)), "+15005550001", "+15005550006"),
-            Class::Permanent("HTTP 400 Twilio error 21211: m (To +15005550001: check twilio.recipients) https://www.twilio.com/docs/errors/21211".into())
+            Outcome::Refused("HTTP 400 Twilio error 21211: m (To +15005550001: check twilio.recipients) https://www.twilio.com/docs/errors/21211".into())
         );
-        assert!(matches!(classify(&r(400, err(21212, 400)), "+1", "+15005550006"), Class::Permanent(m) if m.contains("From +15005550006")));
-        assert!(matches!(classify(&r(401, err(20003, 401)), "", ""), Class::Permanent(m) if m.contains("20003")));
-        assert!(matches!(classify(&r(429, err(20429, 429)), "", ""), Class::Retryable(_)));
-        assert!(matches!(classify(&r(400, err(20429, 400)), "", ""), Class::Retryable(_)));
-        assert!(matches!(classify(&r(503, json!(null)), "", ""), Class::Retryable(m) if m == "HTTP 503"));
-        assert_eq!(classify(&r(201, json!({"sid": "CA"})), "", ""), Class::Delivered);
+        assert!(matches!(classify(&r(400, err(21212, 400)), "+1", "+15005550006"), Outcome::Refused(m) if m.contains("From +15005550006")));
+        assert!(matches!(classify(&r(401, err(20003, 401)), "", ""), Outcome::Refused(m) if m.contains("20003")));
+        assert!(matches!(classify(&r(429, err(20429, 429)), "", ""), Outcome::Retry(_)));
+        assert!(matches!(classify(&r(400, err(20429, 400)), "", ""), Outcome::Retry(_)));
+        assert!(matches!(classify(&r(503, json!(null)), "", ""), Outcome::Retry(r) if r.reason == "HTTP 503"));
+        assert_eq!(classify(&r(201, json!({"sid": "CA"})), "", ""), Outcome::Delivered(()));
     }
 
     #[test]

@@ -11,14 +11,15 @@
 //!   `machine_detection`) a machine, fax or undecided pick-up → call the next person.
 //!
 //! The list is gone through up to `rounds` times (default 2). Before each call and at every
-//! poll the incident's record is read from the state store: once a resolve has closed it (the
-//! pipeline sets `open: false` when a resolve for the same incident key is handled by another
-//! invocation), the run stops and a call that is still ringing is cancelled
+//! poll the incident's record is read from the state store: once a resolve or an acknowledge
+//! for the incident asked the run to stop (`state::request_stop`: the invocation handling it
+//! finds this run holding the incident, on this host or another sharing the store), or a later
+//! resolve was applied, the run stops and a call that is still ringing is cancelled
 //! (`POST …/Calls/{Sid}.json` `Status=canceled`). The whole run is bounded by `--timeout`.
 //!
-//! Outcomes: answered, or stopped by a resolve → delivered (exit 0; the call SIDs and who
-//! answered are stored with the incident); nobody answered after every round, or the deadline
-//! ran out first → not delivered yet (exit 75; the incident's claim is released so the next
+//! Outcomes: answered, or stopped by a resolve or acknowledge → delivered (exit 0; the call
+//! SIDs and who answered are stored with the incident); nobody answered after every round, or
+//! the deadline ran out first → not delivered yet (exit 75; nothing is recorded, so the next
 //! event for it calls again, within the call caps); no call possible because every recipient
 //! is over a cap → delivered with a warning (they were called repeatedly just now).
 //! With `sms` in `channels` each person is texted right before their first call, so nobody
@@ -27,9 +28,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::http::{Body, Deadline, Delivery, Method, Request, Response};
-use common::pipeline::{Ctx, Done, Failed, Job};
-use common::state;
+use common::http::{Body, Deadline, Method, Request, Response};
+use common::outcome::{Fate, Outcome, Retry};
+use common::pipeline::{Ctx, Done, Job};
+use common::state::Stop;
 use serde_json::{Map, Value, json};
 
 use crate::announce::News;
@@ -126,7 +128,7 @@ impl CallState {
 enum Followed {
     Answered(CallState),
     NotAnswered(CallState),
-    Resolved(CallState),
+    Stopped(CallState, Stop),
     OutOfTime(CallState),
     /// The call's status could not be learned (the reason).
     Lost(String),
@@ -143,7 +145,7 @@ struct Progress {
     capped: HashSet<String>,
     /// `Bob +1…: busy` per finished call.
     outcomes: Vec<String>,
-    failures: Vec<Failed>,
+    failures: Vec<Outcome<Done>>,
 }
 
 impl Progress {
@@ -172,7 +174,7 @@ impl Progress {
 
 impl Twilio {
     /// Run sequential mode for a trigger: call `order` one at a time, as the module explains.
-    pub(crate) fn sequential(&self, ctx: &Ctx<'_>, job: &Job<'_>, order: &[Recipient]) -> Result<Done, Failed> {
+    pub(crate) fn sequential(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient]) -> Outcome<Done> {
         let key = job.incident_key;
         let doc = self.twiml(job.event, key);
         let body = self.sms.then(|| self.sms_body(job.event));
@@ -180,18 +182,18 @@ impl Twilio {
         for round in 1..=self.rounds {
             let mut placed = 0;
             for r in order {
-                if self.resolved(ctx, key) {
-                    return Ok(self.stopped_by_resolve(key, &p));
+                if let Some(stop) = ctx.stop_requested(job.event_time) {
+                    return Outcome::Delivered(self.stopped(key, stop, &p));
                 }
                 if ctx.deadline.remaining() <= self.poll_interval * 2 {
-                    return Err(self.out_of_time(ctx, &p, None));
+                    return self.out_of_time(ctx, &p, None);
                 }
                 if let Some(body) = &body
                     && p.texted.insert(r.phone.clone())
                 {
                     match self.text(ctx, r, body) {
-                        Ok(sid) => p.messages.extend(sid),
-                        Err(f) => ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason())),
+                        Outcome::Delivered(sid) => p.messages.extend(sid),
+                        f => ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or(""))),
                     }
                 }
                 if p.capped.contains(&r.phone) {
@@ -202,21 +204,21 @@ impl Twilio {
                     continue;
                 };
                 let sid = match self.place_call(ctx, r, &doc) {
-                    Ok(Some(sid)) => sid,
-                    Ok(None) => {
+                    Outcome::Delivered(Some(sid)) => sid,
+                    Outcome::Delivered(None) => {
                         ctx.log.error(format!("call to {} was accepted without a call SID; cannot follow it, calling the next", r.label()));
                         placed += 1;
                         continue;
                     }
-                    Err(f) => {
-                        if !matches!(f, Failed::NotYet(_)) {
+                    f => {
+                        let out_of_time = matches!(f, Outcome::Retry(_));
+                        if !out_of_time {
                             self.give_back(ctx, r, slot);
                         }
-                        ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason()));
-                        let out_of_time = matches!(f, Failed::NotYet(_));
-                        p.failures.push(f);
+                        ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason().unwrap_or("")));
+                        p.failures.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
                         if out_of_time {
-                            return Err(self.out_of_time(ctx, &p, None));
+                            return self.out_of_time(ctx, &p, None);
                         }
                         continue;
                     }
@@ -226,27 +228,27 @@ impl Twilio {
                 p.called.insert(r.phone.clone());
                 let n = p.calls.len();
                 ctx.log.debug(format!("round {round}: call {n} to {} is {sid}", r.label()));
-                match self.follow(ctx, key, &sid, r) {
+                match self.follow(ctx, job.event_time, &sid, r) {
                     Followed::Answered(st) => {
                         ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
                         let mut refs = p.refs();
                         refs.insert(ANSWERED.into(), json!({"sid": sid, "phone": r.phone, "name": r.name}));
                         let detail = format!("(answered by {} on call {n}: {})", r.label(), p.calls_text());
                         self.announce(ctx, job, News::Answered { who: r, after: ctx.deadline.elapsed() });
-                        return Ok(Done { detail, refs });
+                        return Outcome::Delivered(Done { detail, refs });
                     }
                     Followed::NotAnswered(st) => {
                         ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
                         p.outcomes.push(format!("{}: {}", r.label(), st.describe()));
                     }
-                    Followed::Resolved(st) => {
+                    Followed::Stopped(st, stop) => {
                         if matches!(st.status.as_str(), "queued" | "ringing") {
                             self.cancel(ctx, &sid, r);
                         }
-                        return Ok(self.stopped_by_resolve(key, &p));
+                        return Outcome::Delivered(self.stopped(key, stop, &p));
                     }
                     Followed::OutOfTime(st) => {
-                        return Err(self.out_of_time(ctx, &p, Some((r, st))));
+                        return self.out_of_time(ctx, &p, Some((r, st)));
                     }
                     Followed::Lost(reason) => {
                         ctx.log.error(format!("cannot follow call {n} to {} ({reason}); calling the next", r.label()));
@@ -259,15 +261,15 @@ impl Twilio {
             }
         }
         if p.calls.is_empty() {
-            let pick = p.failures.iter().position(|f| matches!(f, Failed::NotYet(_))).unwrap_or(0);
-            if pick < p.failures.len() {
-                return Err(p.failures.swap_remove(pick));
+            if !p.failures.is_empty() {
+                p.failures.sort_by_key(Outcome::rank);
+                return p.failures.swap_remove(0);
             }
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
-            return Ok(Done { detail, refs: p.refs() });
+            return Outcome::Delivered(Done { detail, refs: p.refs() });
         }
         self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls.len(), after: ctx.deadline.elapsed() });
-        Err(Failed::NotYet(format!(
+        Outcome::Retry(Retry::not_sent(format!(
             "nobody answered {} in {} round{}{}",
             p.calls_text(),
             self.rounds,
@@ -276,8 +278,9 @@ impl Twilio {
         )))
     }
 
-    /// Poll call `sid` to `r` until it has a verdict, the incident is resolved, or time runs out.
-    fn follow(&self, ctx: &Ctx<'_>, key: &str, sid: &str, r: &Recipient) -> Followed {
+    /// Poll call `sid` to `r` until it has a verdict, a resolve or acknowledge asks the run for
+    /// the event at `event_time` to stop, or time runs out.
+    fn follow(&self, ctx: &Ctx<'_, Twilio>, event_time: u64, sid: &str, r: &Recipient) -> Followed {
         let amd = self.machine_detection.is_some();
         let mut last = CallState::queued();
         let mut failures = 0;
@@ -286,8 +289,8 @@ impl Twilio {
                 return Followed::OutOfTime(last);
             }
             std::thread::sleep(self.poll_interval);
-            if self.resolved(ctx, key) {
-                return Followed::Resolved(last);
+            if let Some(stop) = ctx.stop_requested(event_time) {
+                return Followed::Stopped(last, stop);
             }
             match self.fetch(ctx, sid, r) {
                 Ok(st) => {
@@ -317,80 +320,69 @@ impl Twilio {
     /// classified. Never spooled, unlike `Ctx::send`: in sequential mode a call placed late, or
     /// a status asked late, would be wrong. Failed attempts are logged at `info` for a call,
     /// at `debug` for status checks.
-    fn exchange(&self, ctx: &Ctx<'_>, req: &Request, r: &Recipient, deadline: &Deadline, loud: bool) -> Delivery {
-        let classify = |resp: &Response| self.classify(resp, r);
+    fn exchange(&self, ctx: &Ctx<'_, Twilio>, req: &Request, r: &Recipient, deadline: &Deadline, loud: bool) -> Outcome<Response> {
+        let classify = |resp: &Response| self.classify_for(resp, r);
         let log = ctx.log;
         let mut line = |l: String| if loud { log.info(l) } else { log.debug(l) };
-        ctx.client.deliver(req, deadline, &classify, &mut line)
+        ctx.client.deliver(req, deadline, Fate::NotSent, &classify, &mut line).map(|(resp, _)| resp)
     }
 
     /// A short deadline for one status check or cancel: [`REQUEST_TIMEOUT`] within what is left.
-    fn short(ctx: &Ctx<'_>) -> Deadline {
+    fn short(ctx: &Ctx<'_, Twilio>) -> Deadline {
         Deadline::after(REQUEST_TIMEOUT.min(ctx.deadline.remaining()))
     }
 
     /// `POST …/Calls.json` for `r` speaking `doc`, retried within the run's deadline; the call SID.
-    fn place_call(&self, ctx: &Ctx<'_>, r: &Recipient, doc: &str) -> Result<Option<String>, Failed> {
+    fn place_call(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, doc: &str) -> Outcome<Option<String>> {
         let req = self.request(Method::Post, "Calls.json", Body::Form(self.call_form(r, doc)));
         ctx.log.debug(format!("POST {} to {}", req.url, r.label()));
-        let response = Failed::from_delivery(self.exchange(ctx, &req, r, &ctx.deadline, true))?;
-        Ok(serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
+        self.exchange(ctx, &req, r, &ctx.deadline, true)
+            .map(|response| serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
     }
 
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.
-    pub(crate) fn fetch(&self, ctx: &Ctx<'_>, sid: &str, r: &Recipient) -> Result<CallState, (String, bool)> {
+    pub(crate) fn fetch(&self, ctx: &Ctx<'_, Twilio>, sid: &str, r: &Recipient) -> Result<CallState, (String, bool)> {
         let req = self.request(Method::Get, &format!("Calls/{sid}.json"), Body::Empty);
         match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
-            Delivery::Delivered { response, .. } => {
+            Outcome::Delivered(response) => {
                 CallState::from_json(&response.body).ok_or_else(|| ("the answer holds no call status".to_string(), false))
             }
-            Delivery::NotYet { reason, .. } => Err((reason, false)),
-            Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => Err((reason, true)),
+            f @ (Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Skipped(_)) => Err((f.reason().unwrap_or("").to_string(), false)),
+            f => Err((f.reason().unwrap_or("").to_string(), true)),
         }
     }
 
     /// Cancel call `sid` to `r` while it is still queued or ringing (`Status=canceled`; Twilio
     /// ignores it once the call is answered). Best effort: a failure is logged.
-    fn cancel(&self, ctx: &Ctx<'_>, sid: &str, r: &Recipient) {
+    fn cancel(&self, ctx: &Ctx<'_, Twilio>, sid: &str, r: &Recipient) {
         let form = vec![("Status".to_string(), "canceled".to_string())];
         let req = self.request(Method::Post, &format!("Calls/{sid}.json"), Body::Form(form));
         match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
-            Delivery::Delivered { .. } => ctx.log.info(format!("cancelled the ringing call {sid} to {}", r.label())),
-            Delivery::NotYet { reason, .. } | Delivery::Permanent { reason, .. } | Delivery::Broken(reason) => {
-                ctx.log.warn(format!("cannot cancel the ringing call {sid} to {}: {reason}", r.label()))
-            }
+            Outcome::Delivered(_) => ctx.log.info(format!("cancelled the ringing call {sid} to {}", r.label())),
+            f => ctx.log.warn(format!("cannot cancel the ringing call {sid} to {}: {}", r.label(), f.reason().unwrap_or(""))),
         }
     }
 
-    /// Whether the incident's record says a resolve has closed it since this run claimed it.
-    fn resolved(&self, ctx: &Ctx<'_>, key: &str) -> bool {
-        let Some(store) = ctx.store else { return false };
-        match state::get(store, key, &mut |n| ctx.log.warn(n)) {
-            Ok(Some(incident)) => !incident.open,
-            Ok(None) => false,
-            Err(e) => {
-                ctx.log.warn(format!("cannot read {key} from the state store ({e:#}); carrying on"));
-                false
-            }
-        }
-    }
-
-    fn stopped_by_resolve(&self, key: &str, p: &Progress) -> Done {
-        let detail = format!("(stopped: {key} was resolved meanwhile; {}{})", p.calls_text(), p.outcomes_text());
+    fn stopped(&self, key: &str, stop: Stop, p: &Progress) -> Done {
+        let by = match stop.action {
+            common::filter::Action::Acknowledge => "acknowledged",
+            _ => "resolved",
+        };
+        let detail = format!("(stopped: {key} was {by} meanwhile; {}{})", p.calls_text(), p.outcomes_text());
         Done { detail, refs: p.refs() }
     }
 
-    fn out_of_time(&self, ctx: &Ctx<'_>, p: &Progress, ringing: Option<(&Recipient, CallState)>) -> Failed {
+    fn out_of_time(&self, ctx: &Ctx<'_, Twilio>, p: &Progress, ringing: Option<(&Recipient, CallState)>) -> Outcome<Done> {
         let now = match ringing {
             Some((r, st)) => format!("; the call to {} was still {}", r.label(), st.status),
             None => String::new(),
         };
-        Failed::NotYet(format!(
+        Outcome::Retry(Retry::not_sent(format!(
             "the deadline ran out in sequential mode after {} ms and {}{}{now}; nobody answered yet (a longer --timeout lets the run finish, see docs/twilio.md)",
             ctx.deadline.elapsed().as_millis(),
             p.calls_text(),
             p.outcomes_text()
-        ))
+        )))
     }
 }
 

@@ -13,6 +13,8 @@
 //!   client's recorded `missing_field` error);
 //! - `POST /api/v1/messages` `{incident_id, message}` → 201 `{}` (as the client's test stubs it);
 //! - `POST /api/v1/incidents/{id}/status` `{"status": …}` (undocumented) → 201 incident;
+//! - `GET /api/v1/incidents?from=&to=&status=&page=&per_page=` → 200, a JSON array of the
+//!   incidents (filtered by `status` when given; unknown query parameters are violations);
 //! - a bad body → 400 `{"errors":[{"field","code"}],"type":"validation_error",
 //!   "message":"validation error"}`. The codes other than `missing_field` are not published;
 //!   the fake says `invalid`.
@@ -289,8 +291,37 @@ impl FakeReactio {
     }
 }
 
+/// `GET /api/v1/incidents?…`: the incidents, filtered by `status`; `Err` names a query the
+/// spec does not have.
+fn list(inner: &Inner, query: &str) -> Result<Value, String> {
+    let mut status = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "status" if ["open", "pend", "close"].contains(&v.as_ref()) => status = Some(v.into_owned()),
+            "from" | "to" | "page" | "per_page" if v.chars().all(|c| c.is_ascii_digit()) && !v.is_empty() => {}
+            _ => return Err(format!("GET /api/v1/incidents: query {k}={v} is not in the spec")),
+        }
+    }
+    let all = inner.incidents.iter().filter(|i| status.as_deref().is_none_or(|s| i["status"] == s)).cloned().collect();
+    Ok(Value::Array(all))
+}
+
 /// Answer one request and update the fake's incidents; returns the reply and its status.
 fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
+    if r.method == "GET"
+        && let Some(query) = r.url.strip_prefix("/api/v1/incidents?").or(if r.url == "/api/v1/incidents" { Some("") } else { None })
+    {
+        if r.header("x-api-key") != Some(API_KEY) {
+            return (Reply::Json(401, json!({"type": "authentication_error", "message": "invalid api key"})), 401);
+        }
+        return match list(inner, query) {
+            Ok(v) => (Reply::Json(200, v), 200),
+            Err(why) => {
+                inner.violations.push(why.clone());
+                (Reply::Json(400, json!({"type": "validation_error", "message": why})), 400)
+            }
+        };
+    }
     let known = |id: u64| id >= FIRST_ID && id < FIRST_ID + inner.incidents.len() as u64;
     let body = match check(r, API_KEY, &known) {
         Ok(b) => b,

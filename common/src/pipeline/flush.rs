@@ -1,61 +1,336 @@
-//! Delivering spooled requests: before each invocation's own delivery, and `--flush`.
+//! Delivering spooled requests: an incident's own before its new event, other incidents' within
+//! a share of an invocation's deadline, and everything with `--flush`.
 //!
-//! The spool ([`crate::spool`]) keeps order, locking and the `failed/` directory; this module
-//! supplies what only a handler knows: how its responses are classified ([`Provider::classify`]),
-//! what to remember from them ([`Provider::spooled_refs`]), and whether a trigger is still worth
-//! delivering once its incident has been resolved ([`Provider::DROP_TRIGGERS_AFTER_RESOLVE`]).
+//! Each entry is the tail of its incident's log (DESIGN.md "The incident ledger", invariant 6):
+//! - entries are taken oldest first, and an incident whose entry cannot go out yet holds back
+//!   its later entries (a resolve never overtakes its trigger); a retryable failure stops the
+//!   whole flush (one handler talks to one service);
+//! - an entry is delivered under its incident's hold, after checking that it is still there,
+//!   so two flushes (or a flush and a new event, on any host sharing the store) never deliver
+//!   it twice;
+//! - the ledger decides it again, as a new event would: an entry a later delivered action made
+//!   stale (a trigger after a resolve, here or on another host) or an identical repeat inside
+//!   `refresh` is not sent, and moves to `failed/` with the reason;
+//! - the request is built from the settings in force now (base URL, credentials, proxy, CA)
+//!   and the event's own overrides kept with it, never from a stored URL;
+//! - a request of unknown fate (it may have reached the service) is looked up first where the
+//!   provider can ([`Provider::lookup`]: Twilio lists the calls), and is only tried again with
+//!   a whole attempt timeout to spare ([`crate::http::retry`]);
+//! - what the service accepted is recorded in the ledger like a live delivery.
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Provider, settings};
+use super::{Provider, operator_settings, settings_with};
 use crate::cli::CommonArgs;
 use crate::config::Common;
 use crate::exit::{Code, Result};
-use crate::http::{self, Body, Client, Deadline, Delivery};
+use crate::http::{self, Client, Deadline, Response};
 use crate::log::Logger;
-use crate::secret;
-use crate::spool::{Entry, Outcome, Report, Spool};
-use crate::state::{self, Incident, Store, file::FileStore};
+use crate::outcome::{Fate, Outcome};
+use crate::spool::{self, Entry, Spool};
+use crate::state::{self, Proposal, Store, Verdict};
 
-/// Share of an invocation's deadline that older spooled requests may use before its own
-/// delivery: a quarter, so that the new event still has most of the time.
-const SHARE_BEFORE_DELIVERY: u32 = 4;
+/// What a flush did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Entries delivered and removed.
+    pub delivered: usize,
+    /// Entries moved to `failed/` because they were refused, unreadable, or too old.
+    pub failed: usize,
+    /// Entries not sent on purpose (superseded, an identical repeat), moved to `failed/` for
+    /// the record.
+    pub dropped: usize,
+    /// Entries still queued afterwards.
+    pub remaining: usize,
+    /// The reason the flush stopped early (the service is still unreachable).
+    pub stopped: Option<String>,
+}
 
-/// Deliver older spooled requests within a quarter of `deadline`, if no other process is
-/// flushing; log what happened. Never fails the invocation: its own event comes first.
-pub(super) fn before_delivery<P: Provider>(
-    spool: &Spool,
-    client: &Client,
-    deadline: &Deadline,
-    store: Option<&FileStore>,
-    common: &Common,
-    log: &Logger,
-) {
-    let budget = Deadline::after(deadline.remaining() / SHARE_BEFORE_DELIVERY);
-    match run::<P>(spool, client, &budget, false, store, common, log) {
-        Ok(report) if report.busy => log.debug("spool: another process is flushing; not waiting for it"),
-        Ok(report) => {
-            if let Some(why) = &report.stopped {
-                log.warn(format!("spool: {} request(s) still queued ({why})", report.remaining));
+/// Delivers spooled entries of one handler.
+pub(super) struct Flusher<'a, P: Provider> {
+    spool: Option<&'a Spool>,
+    store: Option<&'a dyn Store>,
+    args: &'a CommonArgs,
+    flags: &'a Map<String, Value>,
+    common: &'a Common,
+    log: &'a Logger,
+    /// Providers built from the current settings, by the event overrides of their entries.
+    providers: RefCell<BTreeMap<String, Rc<std::result::Result<P, String>>>>,
+}
+
+impl<'a, P: Provider> Flusher<'a, P> {
+    pub(super) fn new(
+        spool: Option<&'a Spool>,
+        store: Option<&'a dyn Store>,
+        args: &'a CommonArgs,
+        flags: &'a Map<String, Value>,
+        common: &'a Common,
+        log: &'a Logger,
+    ) -> Self {
+        Flusher { spool, store, args, flags, common, log, providers: RefCell::new(BTreeMap::new()) }
+    }
+
+    /// Deliver other incidents' entries (not those whose key hash is `own_hash`) within
+    /// `deadline`, passing over incidents another invocation is busy with; logs what is left.
+    pub(super) fn others(&self, client: &Client, deadline: &Deadline, own_hash: &str) {
+        let report = self.run(client, deadline, &|hash| hash != own_hash, None, false);
+        if let Some(why) = &report.stopped {
+            self.log.warn(format!("spool: {} request(s) still queued ({why})", report.remaining));
+        }
+    }
+
+    /// Deliver `key`'s own entries within `deadline`; `held`: this invocation holds the
+    /// incident's hold already. Returns how many are left.
+    pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> usize {
+        let hash = format!("{:016x}", spool::key_hash(key));
+        let report = self.run(client, deadline, &|h| h == hash, held.then_some(key), false);
+        if let Some(why) = &report.stopped {
+            self.log.warn(format!("spool: {} request(s) for {key} still queued ({why})", report.remaining));
+        }
+        report.remaining
+    }
+
+    /// Deliver the queued entries whose key hash `wanted` accepts, oldest first, until
+    /// `deadline`. `held`: the key whose hold this process has already. `wait`: wait for
+    /// another holder of an incident within the deadline (`--flush`) instead of passing over it.
+    pub(super) fn run(&self, client: &Client, deadline: &Deadline, wanted: &dyn Fn(&str) -> bool, held: Option<&str>, wait: bool) -> Report {
+        let mut report = Report::default();
+        let Some(spool) = self.spool else { return report };
+        let listing = match spool.list() {
+            Ok(l) => l,
+            Err(e) => {
+                self.log.error(format!("spool: {e:#}"));
+                return report;
+            }
+        };
+        let mut held_back: HashSet<String> = HashSet::new();
+        for name in listing.names {
+            let hash = spool::key_hash_of_name(&name).to_string();
+            if !wanted(&hash) {
+                continue;
+            }
+            if report.stopped.is_some() || held_back.contains(&hash) || deadline.remaining().is_zero() {
+                report.remaining += 1;
+                continue;
+            }
+            let entry = match spool.read(&name) {
+                Ok(Some(e)) => e,
+                // Delivered by another process meanwhile.
+                Ok(None) => continue,
+                Err(why) => {
+                    match spool.fail_unreadable(&name) {
+                        Ok(to) => self.log.error(format!("spool: {why}; moved to {}", to.display())),
+                        Err(e) => self.log.error(format!("spool: {why}; and it cannot be moved aside: {e:#}")),
+                    }
+                    report.failed += 1;
+                    continue;
+                }
+            };
+            // The incident's hold, unless this process has it already.
+            let _hold = match (self.store, held == Some(entry.incident_key.as_str())) {
+                (Some(store), false) => {
+                    let until = if wait { Instant::now() + deadline.remaining() } else { Instant::now() };
+                    match store.hold(&entry.incident_key, until) {
+                        Ok(Some(h)) => Some(h),
+                        Ok(None) => {
+                            self.log.debug(format!("spool: {} is busy in another invocation; its entries wait", entry.incident_key));
+                            held_back.insert(hash);
+                            report.remaining += 1;
+                            continue;
+                        }
+                        Err(e) => {
+                            self.log.error(format!("spool: cannot take the hold of {}: {e:#}; delivering without it", entry.incident_key));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            // Under the hold: still there?
+            let mut entry = match spool.read(&name) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(_) => entry,
+            };
+            match self.deliver(client, deadline, &entry) {
+                Outcome::Delivered(()) => match spool.remove(&name) {
+                    Ok(()) => report.delivered += 1,
+                    Err(e) => {
+                        self.log.error(format!("spool: {e:#}"));
+                        report.stopped = Some("a delivered entry could not be removed".into());
+                    }
+                },
+                Outcome::Skipped(why) => {
+                    self.moved(spool, &name, &mut entry, &why, false);
+                    report.dropped += 1;
+                }
+                Outcome::Refused(why) => {
+                    self.moved(spool, &name, &mut entry, &why, true);
+                    report.failed += 1;
+                }
+                Outcome::Spooled(why) => {
+                    self.log.info(format!("spool: {} waits: {why}", entry.incident_key));
+                    held_back.insert(hash);
+                    report.remaining += 1;
+                }
+                Outcome::Retry(r) => {
+                    entry.attempts = entry.attempts.saturating_add(1);
+                    if r.fate == Fate::Unknown {
+                        entry.fate = Fate::Unknown;
+                    }
+                    spool.rewrite(&name, &entry);
+                    report.remaining += 1;
+                    report.stopped = Some(r.reason);
+                }
+                // This machine's configuration (trust store, proxy, credentials) is still
+                // wrong: keep it for the flush after the fix (until spool_max_age), and stop,
+                // as every entry would fail alike.
+                Outcome::Broken(why) => {
+                    report.remaining += 1;
+                    report.stopped = Some(format!("{why} (fix the configuration; the entry is kept)"));
+                }
             }
         }
-        Err(e) => log.error(format!("spool: flush failed: {e:#}")),
+        report
+    }
+
+    /// Move `name` to `failed/` with `why`, logged as an error when `refused`.
+    fn moved(&self, spool: &Spool, name: &str, entry: &mut Entry, why: &str, refused: bool) {
+        match spool.fail(name, entry, why) {
+            Ok(to) if refused => self.log.error(format!("spool: {} {}: {why}; moved to {}, not retried", entry.action.name(), entry.incident_key, to.display())),
+            Ok(to) => self.log.info(format!("spool: {} {} not sent: {why}; moved to {}", entry.action.name(), entry.incident_key, to.display())),
+            Err(e) => self.log.error(format!("spool: cannot move {name} to failed/: {e:#}")),
+        }
+    }
+
+    /// The provider for an entry's event overrides, built from the current settings.
+    fn provider(&self, overrides: &Map<String, Value>) -> Rc<std::result::Result<P, String>> {
+        let cache_key = Value::Object(overrides.clone()).to_string();
+        if let Some(p) = self.providers.borrow().get(&cache_key) {
+            return Rc::clone(p);
+        }
+        let built = settings_with::<P>(self.args, self.flags.clone(), overrides, self.log)
+            .and_then(|(section, common)| P::from_settings(section, &common))
+            .map_err(|e| e.to_string());
+        let built = Rc::new(built);
+        self.providers.borrow_mut().insert(cache_key, Rc::clone(&built));
+        built
+    }
+
+    /// Deliver one entry now, under its incident's hold (see the module comment).
+    fn deliver(&self, client: &Client, deadline: &Deadline, entry: &Entry) -> Outcome {
+        let log = self.log;
+        let what = format!("spooled {} {} from {}", entry.action.name(), entry.incident_key, crate::clock::rfc3339(entry.created));
+        let age = crate::clock::age(entry.created, crate::clock::now_unix());
+        if age > self.common.spool_max_age.as_secs() {
+            let why = format!(
+                "not delivered within spool_max_age ({}): {what} given up",
+                humantime::format_duration(self.common.spool_max_age)
+            );
+            log.error(format!("spool: {why}"));
+            return Outcome::Refused(why);
+        }
+        let provider = self.provider(&entry.overrides);
+        let provider = match provider.as_ref() {
+            Ok(p) => p,
+            Err(why) => return Outcome::Broken(format!("the settings do not build a {} provider: {why}", P::NAME)),
+        };
+        let payload: P::Payload = match serde_json::from_value(entry.payload.clone()) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Refused(format!("{what}: its payload is not one this version reads ({e})")),
+        };
+        let now = crate::clock::now_unix();
+        let proposal = Proposal {
+            action: entry.action,
+            severity: entry.severity.clone(),
+            event_time: entry.event_time,
+            refresh_secs: refresh_of(self.common),
+            token: entry.token.clone(),
+        };
+        let record = self.store.and_then(|s| state::get(s, &entry.incident_key).ok().flatten());
+        match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {
+            Verdict::Send => {}
+            Verdict::Skip(why) => return Outcome::Skipped(format!("{what}: {why}")),
+            Verdict::Superseded(why) => return Outcome::Skipped(format!("{what}: {why}")),
+        }
+        // Find out first whether a request of unknown fate went through after all.
+        if entry.fate == Fate::Unknown
+            && let Some(req) = provider.lookup(&payload, entry.created)
+        {
+            match client.deliver(&req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
+                Outcome::Delivered((resp, _)) => {
+                    if let Some(refs) = provider.found(&payload, &resp) {
+                        log.info(format!("{what}: the service had acted on it after all; not sent again"));
+                        self.record(&entry.incident_key, &proposal, &refs);
+                        return Outcome::Delivered(());
+                    }
+                }
+                other => {
+                    return Outcome::Retry(crate::outcome::Retry {
+                        reason: format!("cannot find out whether it went through: {}", other.reason().unwrap_or("")),
+                        fate: Fate::Unknown,
+                        after: None,
+                    });
+                }
+            }
+        }
+        let empty = Map::new();
+        let refs = record.as_ref().map_or(&empty, |r| &r.refs);
+        let req = match provider.request(&payload, refs) {
+            Ok(req) => req,
+            Err(why) => return Outcome::Refused(format!("{what}: {why}")),
+        };
+        let shown = req.redacted(&log.secrets());
+        log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
+        let classify = |resp: &Response| provider.classify(&payload, resp);
+        match client.deliver(&req, deadline, entry.fate, &classify, &mut |line| log.info(line)) {
+            Outcome::Delivered((resp, _)) => {
+                let refs = provider.spooled_refs(&payload, &resp);
+                self.record(&entry.incident_key, &proposal, &refs);
+                let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));
+                log.info(format!("{what}: delivered after {} in the spool", humantime::format_duration(queued)));
+                Outcome::Delivered(())
+            }
+            Outcome::Refused(why) => Outcome::Refused(why),
+            other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
+        }
+    }
+
+    fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>) {
+        if let Some(store) = self.store
+            && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs)
+        {
+            self.log.error(format!("cannot record the delivery of a spooled request for {key}: {e:#}"));
+        }
     }
 }
 
-/// `--flush`: deliver everything the spool holds within `--timeout`, waiting for a concurrent
-/// flush to finish first.
+/// The settings' `refresh` in seconds (a spooled entry no longer has its event's check
+/// attributes).
+fn refresh_of(common: &Common) -> u64 {
+    common.refresh.as_secs()
+}
+
+/// `--flush`: deliver everything the spool holds within `--timeout`, waiting for an incident
+/// another invocation is busy with.
 ///
 /// Exit codes: 0 the spool is empty; 75 requests remain queued (still unreachable, or the
 /// deadline ran out); 69 requests were refused for good in this flush and moved to `failed/`;
-/// 78 no spool directory can be used.
+/// 78 no spool directory can be used. An empty spool is logged at debug level only (the
+/// packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (section, common) = settings::<P>(args, flags, None, log)?;
+    let (section, common) = operator_settings::<P>(args, flags.clone(), log)?;
     // Mask the configured credentials too, when the settings are complete enough to say.
     if let Ok(provider) = P::from_settings(section, &common) {
         log.add_secrets(provider.secrets());
+    }
+    if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
+        log.add_secrets([p.to_string()]);
     }
     let log = &*log;
     let (spool, notice) = Spool::open(P::NAME, common.spool_dir.as_deref())
@@ -63,17 +338,19 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     if let Some(n) = notice {
         log.warn(n);
     }
-    let store = match FileStore::open(P::NAME, common.state_dir.as_deref()) {
-        Ok(opened) => Some(opened.store),
-        Err(e) => {
-            log.warn(format!("state store unavailable ({e:#}); references from late answers are not remembered"));
-            None
-        }
-    };
-    let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
     let deadline = Deadline::after(common.timeout);
-    let report = run::<P>(&spool, &client, &deadline, true, store.as_ref(), &common, log)
-        .map_err(|e| Code::TempFail.msg(format!("spool: flush failed: {e:#}")))?;
+    let listing = spool.list().map_err(|e| Code::TempFail.msg(format!("spool: {e:#}")))?;
+    for line in &listing.passed_over {
+        log.warn(line);
+    }
+    if listing.names.is_empty() {
+        log.debug(format!("flushed {}: 0 delivered, 0 moved to failed/, 0 still queued: the spool is empty", spool.dir().display()));
+        return Ok(Code::Ok);
+    }
+    let store = super::open_store::<P>(&common, &deadline, log);
+    let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
+    let flusher = Flusher::<P>::new(Some(&spool), store.as_deref(), args, &flags, &common, log);
+    let report = flusher.run(&client, &deadline, &|_| true, None, true);
     let took = http::fmt_ms(deadline.elapsed());
     let summary = format!(
         "flushed {}: {} delivered, {} moved to failed/, {} still queued, in {took}",
@@ -89,8 +366,8 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         )));
     }
     if report.remaining > 0 {
-        let why = report.stopped.or(report.busy.then(|| "another flush held the lock until the deadline".to_string()));
-        return Err(Code::TempFail.msg(format!("{summary}: {}", why.unwrap_or_else(|| "the deadline ran out".into()))));
+        let why = report.stopped.unwrap_or_else(|| "the deadline ran out, or an incident stayed busy".into());
+        return Err(Code::TempFail.msg(format!("{summary}: {why}")));
     }
     // The flush timer runs every minute: an empty spool (the usual case) is not news.
     if report.delivered == 0 && report.failed + report.dropped == 0 {
@@ -99,89 +376,4 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         log.info(summary);
     }
     Ok(Code::Ok)
-}
-
-fn run<P: Provider>(
-    spool: &Spool,
-    client: &Client,
-    deadline: &Deadline,
-    wait: bool,
-    store: Option<&FileStore>,
-    common: &Common,
-    log: &Logger,
-) -> anyhow::Result<Report> {
-    let until = Instant::now() + deadline.remaining();
-    let mut notice = |n: String| log.error(n);
-    let mut deliver = |entry: &Entry| deliver::<P>(entry, client, deadline, store, log);
-    spool.flush(until, wait, common.spool_max_age, crate::clock::now_unix(), &mut notice, &mut deliver)
-}
-
-/// Deliver one spooled entry now.
-fn deliver<P: Provider>(entry: &Entry, client: &Client, deadline: &Deadline, store: Option<&FileStore>, log: &Logger) -> Outcome {
-    let secrets: Vec<&str> = entry.secrets.iter().map(String::as_str).collect();
-    let say = |msg: String| secret::mask_all(&msg, &secrets);
-    let what = format!("spooled {} {} from {}", entry.action, entry.incident_key, crate::clock::rfc3339(entry.created));
-    let drop_check = P::DROP_TRIGGERS_AFTER_RESOLVE && entry.action == "trigger";
-    // The stored record is read only when something depends on it.
-    let incident = match (drop_check || !entry.fill.is_empty(), store) {
-        (true, Some(store)) => state::get(store, &entry.incident_key, &mut |n| log.warn(n)).ok().flatten(),
-        _ => None,
-    };
-
-    if drop_check
-        && incident.as_ref().is_some_and(|i| !i.open && i.resolved_at.is_some_and(|r| r >= entry.created))
-    {
-        let why = "its incident was resolved before it could be delivered; not sent, so nobody is woken for a recovered service";
-        log.warn(format!("{what}: {why}"));
-        return Outcome::Dropped(why.into());
-    }
-
-    let mut req = entry.request.clone();
-    for (pointer, name) in &entry.fill {
-        let Some(value) = incident.as_ref().and_then(|i| i.refs.get(name)) else {
-            return Outcome::Wait(format!("{name} of {} is not known yet", entry.incident_key));
-        };
-        if let Body::Json(body) = &mut req.body
-            && let Some(slot) = body.pointer_mut(pointer)
-        {
-            *slot = value.clone();
-        }
-    }
-
-    let shown = req.redacted(&secrets);
-    log.info(say(format!("{what}: {} {}", shown.method.name(), shown.url)));
-    let classify = |resp: &http::Response| P::classify(&req, resp);
-    let delivery = client.deliver(&req, deadline, &classify, &mut |line| log.info(say(line)));
-    match delivery {
-        Delivery::Delivered { response, .. } => {
-            let refs = P::spooled_refs(&req, &response);
-            if let (false, Some(store)) = (refs.is_empty(), store) {
-                remember(store, &entry.incident_key, refs, log);
-            }
-            let queued = Duration::from_secs(crate::clock::now_unix().saturating_sub(entry.created));
-            log.info(say(format!("{what}: delivered after {} in the spool", humantime::format_duration(queued))));
-            Outcome::Delivered
-        }
-        Delivery::Permanent { reason, .. } => {
-            log.error(say(format!("{what}: refused: {reason}; moved to failed/, not retried")));
-            Outcome::Failed(say(reason))
-        }
-        // This machine's configuration (trust store, proxy) is still wrong: keep it for the
-        // flush after the fix (until spool_max_age), and stop, as every entry would fail alike.
-        Delivery::Broken(reason) => Outcome::Retry(say(format!("{reason} (fix the configuration; the entry is kept)"))),
-        Delivery::NotYet { reason, .. } => Outcome::Retry(say(reason)),
-    }
-}
-
-/// Merge `refs` into the stored record of `key` (e.g. a late Reactio incident id).
-fn remember(store: &FileStore, key: &str, refs: Map<String, Value>, log: &Logger) {
-    let result = store.update(key, &mut |n| log.warn(n), &mut |current| {
-        let mut inc: Incident = current.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-        inc.key = key.to_string();
-        inc.refs.extend(refs.clone());
-        serde_json::to_value(inc).ok()
-    });
-    if let Err(e) = result {
-        log.error(format!("cannot record the answer to a spooled request for {key}: {e:#}"));
-    }
 }

@@ -1,18 +1,27 @@
 //! One invocation, step by step, the same for every handler.
 //!
-//! Read the event → merge settings → filter → dedup against the state store → let the provider
-//! deliver → record → exit code (DESIGN.md "One invocation, step by step"). A handler supplies a
-//! [`Provider`]: how settings become a provider, which incident key an event has, and how an
-//! action becomes requests. Everything else — the order of the steps, the claim/release dance
-//! that keeps storms from paging twice without ever swallowing a failed page, the log lines and
-//! exit codes — is here so the three handlers cannot drift apart.
+//! Read the event → merge settings → filter → ask the incident ledger → let the provider
+//! deliver → record → exit code (DESIGN.md "One invocation, step by step" and "The incident
+//! ledger"). A handler supplies a [`Provider`]: how settings become a provider, which incident
+//! key an event has, how an action becomes requests (typed payloads the spool can keep), and
+//! what the service's answers mean. Everything else — the order of the steps, the incident's
+//! hold, the spool as the tail of the incident's log, the log lines and exit codes — is here
+//! so the handlers cannot drift apart.
+//!
+//! The phases of [`run`]: [`read`] the event and settings; the ledger's fast path (an
+//! identical repeat costs one read); older spooled requests of other incidents; take the
+//! incident's hold (waiting within the deadline, else queue behind it); this incident's own
+//! spooled requests; the provider's delivery; the record of what the service accepted.
 
+mod explain;
 mod flush;
+mod ledger;
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::Instant;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::cli::CommonArgs;
@@ -20,22 +29,25 @@ use crate::config::{self, Common, Files};
 use crate::event::{self, Event};
 use crate::exit::{Code, Result};
 use crate::filter::{self, Action, Decision};
-use crate::http::{self, Class, Client, Deadline, Delivery, Request};
+use crate::http::{self, Client, Deadline, Request, Response};
 use crate::log::Logger;
+use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Spool};
-use crate::state::{self, Claim, ClaimRequest, Incident, file::FileStore};
+use crate::state::{self, Incident, NoRecord, Proposal, Stop, Store, Verdict, file::FileStore};
 
 /// What a provider was asked to do.
 #[derive(Debug)]
 pub struct Job<'a> {
-    /// The action the filters and dedup decided on.
+    /// The action the filters and the ledger decided on.
     pub action: Action,
     /// The event.
     pub event: &'a Event,
     /// The incident key.
     pub incident_key: &'a str,
-    /// The stored record from before this invocation (`None` in dry-run or when there is none).
+    /// The incident's record before this invocation (`None` in dry-run or when there is none).
     pub previous: Option<&'a Incident>,
+    /// The event's own time (else its receipt), Unix seconds.
+    pub event_time: u64,
 }
 
 /// A successful delivery.
@@ -47,40 +59,10 @@ pub struct Done {
     pub refs: Map<String, Value>,
 }
 
-/// A failed delivery, by exit code.
-#[derive(Debug)]
-pub enum Failed {
-    /// Refused for good (exit 69).
-    Permanent(String),
-    /// Not deliverable as configured (exit 78).
-    Config(String),
-    /// Still retryable when the deadline ran out (exit 75).
-    NotYet(String),
-}
-
-impl Failed {
-    /// The explanation, whatever the kind.
-    pub fn reason(&self) -> &str {
-        match self {
-            Failed::Permanent(r) | Failed::Config(r) | Failed::NotYet(r) => r,
-        }
-    }
-
-    /// From a non-delivered [`Delivery`]; `None` for a delivered one.
-    pub fn from_delivery(d: Delivery) -> std::result::Result<http::Response, Failed> {
-        match d {
-            Delivery::Delivered { response, .. } => Ok(response),
-            Delivery::Permanent { reason, .. } => Err(Failed::Permanent(reason)),
-            Delivery::Broken(reason) => Err(Failed::Config(reason)),
-            Delivery::NotYet { reason, attempts } => {
-                Err(Failed::NotYet(format!("{reason} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" })))
-            }
-        }
-    }
-}
-
 /// What a provider works with during delivery.
-pub struct Ctx<'a> {
+pub struct Ctx<'a, P: Provider> {
+    /// The provider itself (to build and classify requests from payloads).
+    pub provider: &'a P,
     /// The HTTP client.
     pub client: &'a Client,
     /// The invocation's deadline.
@@ -90,136 +72,172 @@ pub struct Ctx<'a> {
     /// Print instead of send.
     pub dry_run: bool,
     /// The state store, for providers that keep more than the incident record (Twilio's
-    /// per-recipient call caps, a resolve noticed while calling one by one). `None` in dry-run
-    /// and when the store cannot be opened (deliver anyway, without that memory).
-    pub store: Option<&'a dyn state::Store>,
-    /// Where requests go that are still retryable at the deadline (`None` in dry-run, or when
-    /// no spool directory can be used).
-    pub spool: Option<Queue<'a>>,
+    /// per-recipient call caps) and for [`Ctx::stop_requested`]. `None` in dry-run and when
+    /// the store cannot be opened (deliver anyway, without that memory).
+    pub store: Option<&'a dyn Store>,
+    /// The incident key of the job.
+    pub incident_key: &'a str,
+    /// Where requests go that cannot be delivered now (`None` in dry-run, or when no spool
+    /// directory can be used).
+    queue: Option<Queue<'a>>,
 }
 
-/// The spool as one invocation sees it: which incident its requests belong to, and what it
-/// added.
-pub struct Queue<'a> {
-    /// The spool.
-    pub spool: &'a Spool,
-    /// The handler's name ([`Provider::NAME`]).
-    pub handler: &'static str,
-    /// The invocation's incident key.
-    pub incident_key: &'a str,
-    /// The invocation's action.
-    pub action: Action,
-    /// Credentials in the requests, stored with each entry for masking at flush time.
-    pub secrets: Vec<String>,
-    /// Entries of this incident that were still queued when delivery began: new requests are
-    /// queued behind them instead of being sent, so that order is kept per incident.
-    pub behind: usize,
-    /// Names of the entries this invocation added.
-    pub added: RefCell<Vec<String>>,
-    /// Set when an entry could not be written.
-    pub lost: std::cell::Cell<bool>,
+/// The spool as one invocation sees it: what an entry of its requests carries, and whether it
+/// must queue instead of sending.
+struct Queue<'a> {
+    spool: &'a Spool,
+    template: spool::Entry,
+    /// Entries hold a credential the event carried: owner-only file.
+    private: bool,
+    /// Queue every request instead of sending it, for this reason (the incident is busy, or
+    /// older requests of it are still spooled).
+    only: Option<String>,
 }
 
 impl Queue<'_> {
-    /// Spool `req`; returns the `NotYet` delivery to report, its reason saying where it went.
-    fn enqueue(&self, req: &Request, fill: BTreeMap<String, String>, reason: String, attempts: u32) -> Delivery {
-        Delivery::NotYet { reason: self.keep(req, fill, reason), attempts }
-    }
-
-    /// Spool `req`; returns `reason` extended with where it went (or why it could not be kept).
-    fn keep(&self, req: &Request, fill: BTreeMap<String, String>, reason: String) -> String {
-        let entry = spool::Entry {
-            handler: self.handler.to_string(),
-            incident_key: self.incident_key.to_string(),
-            action: self.action.name().to_string(),
-            created: crate::clock::now_unix(),
-            request: req.clone(),
-            secrets: self.secrets.clone(),
-            fill,
-            attempts: 0,
-            failure: None,
-        };
-        match self.spool.push(&entry) {
-            Ok(name) => {
-                self.added.borrow_mut().push(name.clone());
-                format!("{reason}; spooled as {}/{name} for the next invocation or --flush", self.spool.dir().display())
-            }
-            Err(e) => {
-                self.lost.set(true);
-                format!("{reason}; and it could not be spooled: {e:#}")
-            }
+    /// Spool `payload`; the outcome to report: [`Outcome::Spooled`] saying where, or — when it
+    /// could not be written — [`Outcome::Retry`] saying so (the caller prints the event).
+    fn keep<T>(&self, payload: Value, fate: Fate, reason: &str) -> Outcome<T> {
+        let mut entry = self.template.clone();
+        entry.payload = payload;
+        entry.fate = fate;
+        entry.created = crate::clock::now_unix();
+        match self.spool.push(&entry, self.private) {
+            Ok(name) => Outcome::Spooled(format!(
+                "{reason}; spooled as {}/{name} for the next invocation or --flush",
+                self.spool.dir().display()
+            )),
+            Err(e) => Outcome::Retry(crate::outcome::Retry { reason: format!("{reason}; and it could not be spooled: {e:#}"), fate, after: None }),
         }
     }
 }
 
-impl Ctx<'_> {
-    /// Send `req` (or, in dry-run, print its body as pretty JSON on stdout, secrets masked, and
-    /// report an empty `200`). `classify` decides delivered / retryable / permanent.
-    pub fn send(&self, req: &Request, classify: &dyn Fn(&http::Response) -> Class) -> Delivery {
+impl<P: Provider> Ctx<'_, P> {
+    /// Send the request `payload` stands for: built by [`Provider::request`], delivered with
+    /// retries within the deadline, classified by [`Provider::classify`]. What cannot be
+    /// delivered in time is spooled ([`Outcome::Spooled`]); a configuration problem still
+    /// exits 78 but the request is kept for `--flush` once it is fixed. In dry-run the request
+    /// is printed (pretty JSON on stdout, secrets masked) and an empty `200` reported.
+    pub fn send(&self, payload: &P::Payload) -> Outcome<Response> {
+        self.send_with(payload, &Map::new())
+    }
+
+    /// [`Ctx::send`], with `refs` for what the payload leaves to the incident's references
+    /// ([`Provider::request`]): values this invocation learned from an earlier answer (the
+    /// channel a war room was just created with).
+    pub fn send_with(&self, payload: &P::Payload, refs: &Map<String, Value>) -> Outcome<Response> {
+        let req = match self.provider.request(payload, refs) {
+            Ok(req) => req,
+            Err(why) => return Outcome::Broken(why),
+        };
         if self.dry_run {
-            let shown = req.redacted(&self.log.secrets());
-            self.log.info(format!("dry run: would {} {}", shown.method.name(), shown.url));
-            let text = match &shown.body {
-                http::Body::Json(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
-                http::Body::Form(pairs) => serde_json::to_string_pretty(
-                    &pairs.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<String, Value>>(),
-                )
-                .unwrap_or_default(),
-                http::Body::Empty => String::new(),
-            };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            return Delivery::Delivered {
-                response: http::Response { status: 200, body: String::new(), retry_after: None },
-                attempts: 0,
-            };
+            self.print(&req);
+            return Outcome::Delivered(Response { status: 200, body: String::new(), retry_after: None, location: None });
         }
-        if let Some(q) = self.spool.as_ref().filter(|q| q.behind > 0) {
-            let reason = format!("{} older request(s) for this incident are still spooled", q.behind);
-            return q.enqueue(req, BTreeMap::new(), reason, 0);
+        let stored = || serde_json::to_value(payload).unwrap_or(Value::Null);
+        if let Some(q) = &self.queue
+            && let Some(why) = &q.only
+        {
+            return q.keep(stored(), Fate::NotSent, why);
         }
         let log = self.log;
-        match self.client.deliver(req, &self.deadline, classify, &mut |line| log.info(line)) {
-            Delivery::NotYet { reason, attempts } => match &self.spool {
-                Some(q) => q.enqueue(req, BTreeMap::new(), reason, attempts),
-                None => Delivery::NotYet { reason, attempts },
+        let classify = |resp: &Response| self.provider.classify(payload, resp);
+        match self.client.deliver(&req, &self.deadline, Fate::NotSent, &classify, &mut |line| log.info(line)) {
+            Outcome::Delivered((resp, _)) => Outcome::Delivered(resp),
+            Outcome::Retry(r) => match &self.queue {
+                Some(q) => q.keep(stored(), r.fate, &r.reason),
+                None => Outcome::Retry(r),
             },
             // Cannot work from this machine as configured (an untrusted certificate, a proxy
             // refusing the credentials): still exit 78, but keep the page for `--flush` once
             // the configuration is fixed.
-            Delivery::Broken(reason) => match &self.spool {
-                Some(q) => Delivery::Broken(q.keep(req, BTreeMap::new(), reason)),
-                None => Delivery::Broken(reason),
+            Outcome::Broken(why) => match &self.queue {
+                Some(q) => match q.keep::<()>(stored(), Fate::NotSent, &why) {
+                    Outcome::Spooled(kept) => Outcome::Broken(kept),
+                    _ => Outcome::Broken(why),
+                },
+                None => Outcome::Broken(why),
             },
-            other => other,
+            other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
         }
     }
 
-    /// Queue `req` in the spool without trying it now, for a request that needs a value an
-    /// earlier spooled request has not brought back yet: `fill` maps a JSON pointer into the
-    /// body (e.g. `/incident_id`) to the name of the stored reference to put there when it is
-    /// known (e.g. Reactio's `incident_id`). In dry-run the request is printed as by
-    /// [`Ctx::send`]. Without a spool the result is `NotYet` with `why`.
-    pub fn send_later(&self, req: &Request, fill: &[(&str, &str)], why: &str) -> Delivery {
+    /// Queue `payload` in the spool without trying it now, for a request that needs a value an
+    /// earlier spooled request has not brought back yet (a Reactio recovery waiting for the
+    /// id of its spooled create): [`Provider::request`] fills it in at flush time from the
+    /// incident's references. In dry-run it is printed as by [`Ctx::send`].
+    pub fn send_later(&self, payload: &P::Payload, why: &str) -> Outcome<Response> {
         if self.dry_run {
-            return self.send(req, &|_| Class::Delivered);
+            return self.send(payload);
         }
-        let fill = fill.iter().map(|(p, n)| ((*p).to_string(), (*n).to_string())).collect();
-        match &self.spool {
-            Some(q) => q.enqueue(req, fill, why.to_string(), 0),
-            None => Delivery::NotYet { reason: why.to_string(), attempts: 0 },
+        match &self.queue {
+            Some(q) => q.keep(serde_json::to_value(payload).unwrap_or(Value::Null), Fate::NotSent, why),
+            None => Outcome::Retry(crate::outcome::Retry::not_sent(why)),
         }
+    }
+
+    /// Whether older requests of this incident are still spooled, so that new ones queue
+    /// behind them (a Reactio recovery whose create is spooled).
+    pub fn behind_spooled(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.only.is_some())
+    }
+
+    /// Whether a resolve or acknowledge asked this delivery to stop (a long run calling one
+    /// person after another, on any host sharing the store): the request, when one was made.
+    pub fn stop_requested(&self, event_time: u64) -> Option<Stop> {
+        let store = self.store?;
+        match state::get(store, self.incident_key) {
+            Ok(record) => state::stop_requested(record.as_ref(), event_time),
+            Err(e) => {
+                self.log.warn(format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key));
+                None
+            }
+        }
+    }
+
+    /// Send a read-only request (a lookup, never spooled) within the deadline, classified by
+    /// `classify`. In dry-run nothing is sent: an empty `200` is reported.
+    pub fn fetch(&self, req: &Request, classify: &dyn Fn(&Response) -> Outcome) -> Outcome<Response> {
+        if self.dry_run {
+            return Outcome::Delivered(Response { status: 200, body: String::new(), retry_after: None, location: None });
+        }
+        let log = self.log;
+        self.client.deliver(req, &self.deadline, Fate::NotSent, classify, &mut |line| log.info(line)).map(|(resp, _)| resp)
+    }
+
+    /// Print `req` as `--dry-run` shows requests: a log line with the method and URL, the body
+    /// as pretty JSON on stdout, secrets masked.
+    pub fn print(&self, req: &Request) {
+        let shown = req.redacted(&self.log.secrets());
+        self.log.info(format!("dry run: would {} {}", shown.method.name(), shown.url));
+        let text = match &shown.body {
+            http::Body::Json(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
+            http::Body::Form(pairs) => serde_json::to_string_pretty(
+                &pairs.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<String, Value>>(),
+            )
+            .unwrap_or_default(),
+            http::Body::Empty => String::new(),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
     }
 }
 
 /// A handler's provider: the service-specific half.
 pub trait Provider: Sized {
-    /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`.
+    /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`, `slack`.
     const NAME: &'static str;
 
     /// Who may set each of this handler's own settings ([`crate::trust`]); a setting not
     /// named here (nor in [`crate::trust::COMMON`]) is operator-only.
     const SETTINGS: &'static [(&'static str, crate::trust::Trust)] = &[];
+
+    /// What one request needs besides the settings, as the spool keeps it: no URL and no
+    /// credential, so that a flush builds the request from the settings then in force.
+    type Payload: Serialize + DeserializeOwned + std::fmt::Debug;
+
+    /// What a resolve or acknowledge does when the ledger has no record of the incident.
+    const NO_RECORD: NoRecord = NoRecord::Send;
 
     /// This handler's defaults for settings whose shared default does not suit it, laid under
     /// the settings files (lowest precedence). E.g. Reactio pages for `critical` only, as the
@@ -257,26 +275,38 @@ pub trait Provider: Sized {
         None
     }
 
-    /// Deliver `job`.
-    fn act(&self, ctx: &Ctx<'_>, job: &Job<'_>) -> std::result::Result<Done, Failed>;
+    /// Deliver `job` (through [`Ctx::send`]).
+    fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done>;
 
-    /// How a response to `req` is classified when a spooled request is delivered later (the
-    /// closure `act` used is gone by then). Default: [`http::classify_status`].
-    fn classify(_req: &Request, resp: &http::Response) -> Class {
-        http::classify_status(resp.status)
+    /// The HTTP request for `payload` under the current settings; `refs` are the incident's
+    /// stored references (a value a spooled payload left open, such as a Reactio incident id).
+    /// `Err(why)`: it cannot be built (a value still unknown).
+    fn request(&self, payload: &Self::Payload, refs: &Map<String, Value>) -> std::result::Result<Request, String>;
+
+    /// What the service's answer to `payload`'s request means. Default:
+    /// [`http::classify_status`].
+    fn classify(&self, _payload: &Self::Payload, resp: &Response) -> Outcome {
+        http::classify_status(resp)
     }
 
-    /// References to remember from the response to a spooled request (merged into the
+    /// References to remember from the answer to a spooled request (merged into the
     /// incident's `refs`), e.g. the id of a Reactio incident created late. Default: none.
-    fn spooled_refs(_req: &Request, _resp: &http::Response) -> Map<String, Value> {
+    fn spooled_refs(&self, _payload: &Self::Payload, _resp: &Response) -> Map<String, Value> {
         Map::new()
     }
 
-    /// Whether a spooled trigger is dropped (moved to `failed/`) when its incident was resolved
-    /// after it was spooled. `true` for phone calls: a late call about a recovered service
-    /// wakes someone for nothing. Default `false`: the trigger and its resolve both go out, so
-    /// the service keeps the incident's history.
-    const DROP_TRIGGERS_AFTER_RESOLVE: bool = false;
+    /// For a request whose fate is unknown (sent, no answer in time): a request that finds out
+    /// whether the service acted on it anyway (Twilio: the calls to `To` from `From` since
+    /// `since`, Unix seconds), so that it is not repeated blindly. Default: none (sent again).
+    fn lookup(&self, _payload: &Self::Payload, _since: u64) -> Option<Request> {
+        None
+    }
+
+    /// Whether the answer to [`Provider::lookup`] shows the request was acted on: `Some(refs)`
+    /// to remember, `None` when it was not.
+    fn found(&self, _payload: &Self::Payload, _resp: &Response) -> Option<Map<String, Value>> {
+        None
+    }
 }
 
 /// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
@@ -298,16 +328,20 @@ pub fn main_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, inpu
     }
 }
 
-/// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`, deliver
-/// what the spool holds and read nothing).
-///
-/// `flags` holds the handler's own flags as settings (`routing_key` …), laid over the files
-/// together with the shared flags. Returns the exit code for a completed run; errors carry
-/// theirs. `log` gets the provider's secrets registered as soon as they are known.
-pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
-    if args.flush {
-        return flush::flush_only::<P>(args, flags, log);
-    }
+/// Everything read before anything is decided: the event, the settings, the provider.
+struct Read<P> {
+    event: Event,
+    /// The raw stdin bytes, for printing an event that could not be kept.
+    raw: Option<Vec<u8>>,
+    /// The event's settings overrides for this handler (kept with spooled requests).
+    overrides: Map<String, Value>,
+    common: Common,
+    provider: P,
+}
+
+/// Phase 1: read the event and the settings, build the provider (its secrets registered with
+/// `log`).
+fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Read<P>> {
     let (mut event, raw) = match args.from {
         Some(source) => {
             let mut notes = Vec::new();
@@ -324,53 +358,235 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
-
-    let (section, common) = settings::<P>(args, flags, Some(&event), log)?;
+    let Settings { section, common, overrides } = settings::<P>(args, flags, Some(&event), log)?;
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
+    Ok(Read { event, raw, overrides, common, provider })
+}
 
+/// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`,
+/// `--list` or `--forget`, work on the spool or the ledger and read nothing).
+///
+/// `flags` holds the handler's own flags as settings (`routing_key` …), laid over the files
+/// together with the shared flags. Returns the exit code for a completed run; errors carry
+/// theirs. `log` gets the provider's secrets registered as soon as they are known.
+pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
+    if args.flush {
+        return flush::flush_only::<P>(args, flags, log);
+    }
+    if args.list || args.forget.is_some() {
+        return ledger::command::<P>(args, flags, log);
+    }
+    let Read { event, raw, overrides, common, provider } = read::<P>(args, flags.clone(), stdin, log)?;
     if let Err(not_ready) = provider.ready() {
-        if !args.dry_run {
+        if !(args.dry_run || args.explain) {
             return Err(not_ready);
         }
-        log.warn(format!("{not_ready} (dry run carries on; a real run exits {})", not_ready.code.as_u8()));
+        log.warn(format!("{not_ready} (a real run exits {})", not_ready.code.as_u8()));
     }
     let deadline = Deadline::after(common.timeout);
-    let new_client = || Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e));
-
     let key = provider.incident_key(&event);
     let action = match filter::decide(&event, &common) {
-        Decision::Act(a) if provider.unsupported(a).is_none() => Some(a),
-        Decision::Act(a) => {
-            log.info(format!("skipped {key}: {}", provider.unsupported(a).unwrap_or_default()));
-            None
+        Decision::Act(a) => match provider.unsupported(a) {
+            None => Ok(a),
+            Some(why) => Err((why, false)),
+        },
+        Decision::Skip(why) => Err((why, false)),
+        Decision::QuietSkip(why) => Err((why, true)),
+    };
+    let now = crate::clock::now_unix();
+    let proposal = action.as_ref().ok().map(|&action| Proposal {
+        action,
+        severity: event.status_name().to_string(),
+        event_time: event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).unwrap_or(now),
+        refresh_secs: refresh_secs(&event, &common),
+        token: state::new_token(),
+    });
+    let new_client = || Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e));
+
+    if args.explain {
+        return explain::explain::<P>(&explain::Input { event: &event, common: &common, key: &key, action: &action, proposal: proposal.as_ref(), now }, log);
+    }
+    if let Err((why, quiet)) = &action {
+        if *quiet { log.debug(format!("skipped {key}: {why}")) } else { log.info(format!("skipped {key}: {why}")) }
+    }
+    if args.dry_run {
+        let Some(p) = proposal else { return Ok(Code::Ok) };
+        let client = new_client()?;
+        let ctx = Ctx { provider: &provider, client: &client, deadline, log, dry_run: true, store: None, incident_key: &key, queue: None };
+        let job = Job { action: p.action, event: &event, incident_key: &key, previous: None, event_time: p.event_time };
+        return finish(log, &deadline, true, &job, provider.act(&ctx, &job));
+    }
+
+    // A broken state store must not silence a page: deliver without the ledger, loudly.
+    let store = open_store::<P>(&common, &deadline, log);
+    let store = store.as_deref();
+    let spool = match Spool::open(P::NAME, common.spool_dir.as_deref()) {
+        Ok((spool, notice)) => {
+            if let Some(n) = notice {
+                log.warn(n);
+            }
+            Some(spool)
         }
-        Decision::Skip(reason) => {
-            log.info(format!("skipped {key}: {reason}"));
-            None
-        }
-        Decision::QuietSkip(reason) => {
-            log.debug(format!("skipped {key}: {reason}"));
+        Err(e) => {
+            log.error(format!("spool unavailable ({e:#}); a request not delivered in time will be printed to stderr"));
             None
         }
     };
+    let listing = spool.as_ref().and_then(|s| match s.list() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log.error(format!("{e:#}"));
+            None
+        }
+    });
+    if let Some(l) = &listing {
+        for line in &l.passed_over {
+            log.warn(line);
+        }
+    }
+    let own_hash = format!("{:016x}", spool::key_hash(&key));
+    let own_spooled = listing.as_ref().map_or(0, |l| l.names.iter().filter(|n| spool::key_hash_of_name(n) == own_hash).count());
+    let others_spooled = listing.as_ref().is_some_and(|l| l.names.len() > own_spooled);
+    let flusher = || flush::Flusher::<P>::new(spool.as_ref(), store, args, &flags, &common, log);
 
-    if args.dry_run {
-        let Some(action) = action else { return Ok(Code::Ok) };
-        let client = new_client()?;
-        let ctx = Ctx { client: &client, deadline, log, dry_run: true, store: None, spool: None };
-        let job = Job { action, event: &event, incident_key: &key, previous: None };
-        return finish(log, &ctx, &job, provider.act(&ctx, &job)).map(|_| Code::Ok);
+    // The fast path: an identical repeat or a superseded event costs one read. Not while this
+    // incident has spooled requests: they are the tail of its log, so decide after them.
+    let mut record = read_record(store, &key, log);
+    let verdict = proposal.as_ref().map(|p| decide::<P>(record.as_ref(), p, now));
+    if let Some(Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict
+        && own_spooled == 0
+        && !delivery_in_progress(store, &key, record.as_ref(), proposal.as_ref())
+    {
+        log.info(format!("skipped {key}: {why}"));
+        if others_spooled && let Ok(client) = new_client() {
+            flusher().others(&client, &deadline.share(4), &own_hash);
+        }
+        return Ok(Code::Ok);
+    }
+    // Older requests of other incidents, within a share of the deadline: every invocation is
+    // a chance to deliver them.
+    if others_spooled {
+        flusher().others(&new_client()?, &deadline.share(4), &own_hash);
+    }
+    let Some(p) = proposal else { return Ok(Code::Ok) };
+
+    // The incident's hold: wait for another invocation delivering for it (bounded by the
+    // deadline), asking a long delivery to stop first when this is a resolve or acknowledge.
+    let (hold, busy) = take_hold(store, &key, &p, &deadline, log);
+    let client = new_client()?;
+    let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
+    if hold.is_some() {
+        record = read_record(store, &key, log);
+        match decide::<P>(record.as_ref(), &p, now) {
+            Verdict::Send => {}
+            Verdict::Skip(why) | Verdict::Superseded(why) if own_spooled == 0 => {
+                log.info(format!("skipped {key}: {why}"));
+                return Ok(Code::Ok);
+            }
+            // Decided again once the spooled requests before it are delivered.
+            Verdict::Skip(_) | Verdict::Superseded(_) => {}
+        }
+    }
+    if own_spooled > 0 && only.is_none() {
+        let left = flusher().incident(&client, &deadline, &key, hold.is_some());
+        if left > 0 {
+            // Decide against the incident's log as it will be once its spooled requests are
+            // delivered: a repeat of a spooled trigger is not queued a second time.
+            let tail = spool.as_ref().map(|s| spooled_tail(s, &key)).unwrap_or_default();
+            let pending = tail.iter().fold(record.clone(), |rec, e| Some(state::apply(rec, &key, &proposal_of(e), e.created, &Map::new())));
+            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(pending.as_ref(), &p, now) {
+                log.info(format!("skipped {key}: {why} (counting the {left} request(s) still spooled for it)"));
+                return Ok(Code::Ok);
+            }
+            // The provider sees the incident as it will be (open, if a trigger is spooled).
+            record = pending;
+            only = Some(format!("{left} older request(s) for this incident are still spooled"));
+        } else {
+            record = read_record(store, &key, log);
+            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), &p, now) {
+                log.info(format!("skipped {key}: {why}"));
+                return Ok(Code::Ok);
+            }
+        }
     }
 
-    // Dedup. A broken state store must not silence a page: deliver without dedup, loudly.
-    let store = match FileStore::open(P::NAME, common.state_dir.as_deref()) {
+    let queue = spool.as_ref().map(|spool| Queue {
+        spool,
+        template: spool::Entry {
+            handler: P::NAME.to_string(),
+            incident_key: key.clone(),
+            action: p.action,
+            severity: p.severity.clone(),
+            event_time: p.event_time,
+            token: p.token.clone(),
+            created: now,
+            overrides: overrides.clone(),
+            payload: Value::Null,
+            fate: Fate::NotSent,
+            attempts: 0,
+            failure: None,
+        },
+        private: holds_secret(&overrides, &provider.secrets()),
+        only,
+    });
+    let ctx = Ctx { provider: &provider, client: &client, deadline, log, dry_run: false, store, incident_key: &key, queue };
+    let job = Job { action: p.action, event: &event, incident_key: &key, previous: record.as_ref(), event_time: p.event_time };
+    let outcome = provider.act(&ctx, &job);
+    if let (Outcome::Delivered(done), Some(store)) = (&outcome, store)
+        && let Err(e) = state::record(store, &key, &p, crate::clock::now_unix(), &done.refs)
+    {
+        log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
+    }
+    drop(hold);
+    if let Outcome::Retry(_) = &outcome {
+        print_undelivered(log, &event, raw.as_deref());
+    }
+    finish(log, &deadline, false, &job, outcome)
+}
+
+/// Seconds a repeated trigger stays suppressed: the check's or the settings' `refresh`, less
+/// half a check interval (checks run every `interval`, so the event that is due at `refresh`
+/// arrives a little early or late; the slack keeps it from being pushed a whole period).
+fn refresh_secs(event: &Event, common: &Common) -> u64 {
+    let refresh = filter::refresh_for(event, common).as_secs();
+    let slack = event.interval.unwrap_or(0) / 2;
+    refresh.saturating_sub(slack.min(refresh / 2))
+}
+
+/// The entries still spooled for `key`, oldest first (unreadable ones left out).
+fn spooled_tail(spool: &Spool, key: &str) -> Vec<spool::Entry> {
+    spool.queued_for(key).unwrap_or_default().iter().filter_map(|n| spool.read(n).ok().flatten()).collect()
+}
+
+/// The ledger's view of a spooled entry.
+fn proposal_of(e: &spool::Entry) -> Proposal {
+    Proposal { action: e.action, severity: e.severity.clone(), event_time: e.event_time, refresh_secs: 0, token: e.token.clone() }
+}
+
+/// [`state::decide`] with `P`'s rule for incidents without a record.
+fn decide<P: Provider>(record: Option<&Incident>, p: &Proposal, now: u64) -> Verdict {
+    state::decide(record, p, now, P::NO_RECORD)
+}
+
+/// Open the ledger: Redis when `state_store` names one, else the file store. `None` (logged
+/// as an error) when it cannot be used: the page still goes out, without dedup.
+fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -> Option<Box<dyn Store>> {
+    let _ = deadline;
+    if let Some(url) = &common.state_store {
+        log.error(format!(
+            "state_store {}: this build has no Redis store; delivering without the shared ledger",
+            crate::secret::mask_url_password(url)
+        ));
+        return None;
+    }
+    match FileStore::open(P::NAME, common.state_dir.as_deref()) {
         Ok(opened) => {
             if let Some(n) = &opened.fallback_notice {
                 log.warn(n);
             }
             // A record's lock held on purpose must not eat the delivery's time.
-            Some(opened.store.with_lock_deadline(std::time::Instant::now() + common.timeout / 4))
+            Some(Box::new(opened.store.with_lock_deadline(Instant::now() + common.timeout / 4)))
         }
         Err(e) => {
             log.error(format!(
@@ -378,123 +594,108 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             ));
             None
         }
-    };
-    // Older undelivered requests go first, within a share of this invocation's deadline, even
-    // when this event itself is skipped: every invocation is a chance to deliver them.
-    // `had_entries`: an empty spool (the usual case) costs one directory listing, not three.
-    let (spool, had_entries) = match Spool::open(P::NAME, common.spool_dir.as_deref()) {
-        Ok((spool, notice)) => {
-            if let Some(n) = notice {
-                log.warn(n);
-            }
-            let had_entries = spool.queued().is_ok_and(|q| !q.is_empty());
-            if had_entries {
-                flush::before_delivery::<P>(&spool, &new_client()?, &deadline, store.as_ref(), &common, log);
-            }
-            (Some(spool), had_entries)
-        }
-        Err(e) => {
-            log.error(format!("spool unavailable ({e:#}); a request not delivered in time will be printed to stderr"));
-            (None, false)
-        }
-    };
-    let Some(action) = action else { return Ok(Code::Ok) };
-    let client = new_client()?;
-
-    let mut notice = |n: String| log.warn(n);
-    let refresh = filter::refresh_for(&event, &common).as_secs();
-    let interval_slack = event.interval.unwrap_or(0) / 2;
-    let req = ClaimRequest {
-        key: &key,
-        action,
-        severity: event.status_name(),
-        // Checks run every `interval`, so the event that is due at `refresh` arrives a little
-        // early or late; half an interval of slack keeps it from being pushed a whole period.
-        refresh_secs: refresh.saturating_sub(interval_slack.min(refresh / 2)),
-        claim_ttl_secs: common.timeout.as_secs() + 5,
-        now: crate::clock::now_unix(),
-    };
-    let (previous, token) = match store.as_ref().map(|s| state::claim(s, &req, &mut notice)) {
-        None => (None, None),
-        Some(Ok(Claim::Skip(reason))) => {
-            log.info(format!("skipped {key}: {reason}"));
-            return Ok(Code::Ok);
-        }
-        Some(Ok(Claim::Proceed { previous, token })) => (previous, Some(token)),
-        Some(Err(e)) => {
-            log.error(format!("state store failed ({e:#}); delivering without dedup"));
-            (None, None)
-        }
-    };
-
-    let queue = spool.as_ref().map(|spool| Queue {
-        spool,
-        handler: P::NAME,
-        incident_key: &key,
-        action,
-        secrets: provider.secrets(),
-        behind: if had_entries { spool.queued_for(&key).unwrap_or(0) } else { 0 },
-        added: RefCell::new(Vec::new()),
-        lost: std::cell::Cell::new(false),
-    });
-    let ctx = Ctx {
-        client: &client,
-        deadline,
-        log,
-        dry_run: false,
-        store: store.as_ref().map(|s| s as &dyn state::Store),
-        spool: queue,
-    };
-    let job = Job { action, event: &event, incident_key: &key, previous: previous.as_ref() };
-    let outcome = provider.act(&ctx, &job);
-    let spooled = ctx.spool.as_ref().map_or(0, |q| q.added.borrow().len());
-    // A request that should have been spooled and could not be (no spool, or the write failed).
-    // A provider that retries by itself instead (Twilio's sequential calls) loses nothing.
-    let lost = ctx.spool.as_ref().is_none_or(|q| q.lost.get());
-    if let (Some(store), Some(token)) = (&store, &token) {
-        let recorded = match &outcome {
-            Ok(done) => state::confirm(store, &key, token, &mut notice, &mut |inc| {
-                inc.refs.extend(done.refs.clone());
-            }),
-            // Spooled: it will go out, so later events for the incident see it as sent and
-            // neither page twice nor drop the resolve.
-            Err(Failed::NotYet(_) | Failed::Config(_)) if spooled > 0 => {
-                state::confirm(store, &key, token, &mut notice, &mut |_| {})
-            }
-            Err(_) => state::release(store, &key, token, previous.as_ref(), &mut notice),
-        };
-        if let Err(e) = recorded {
-            log.error(format!("cannot record the outcome for {key} in the state store: {e:#}"));
-        }
     }
-    if matches!(outcome, Err(Failed::NotYet(_) | Failed::Config(_))) && spooled == 0 && lost {
-        // Nowhere to keep it: the monitoring system's log is the last place the event survives.
-        let shown = match &raw {
-            // One line, whole: compact JSON (it parsed, so it is JSON).
-            Some(bytes) => serde_json::from_slice::<Value>(bytes)
-                .map(|v| v.to_string())
-                .unwrap_or_else(|_| String::from_utf8_lossy(bytes).trim().to_string()),
-            None => serde_json::json!({
-                "entity": event.entity, "check": event.check, "status": event.status, "output": event.output,
-            })
-            .to_string(),
-        };
-        log.error(format!("undelivered event, not spooled: {shown}"));
-    }
-    finish(log, &ctx, &job, outcome).map(|_| Code::Ok)
 }
 
-/// The merged settings section of `P` and its shared part: `P`'s defaults < settings files
-/// (`--config`) < shared flags and `flags` (secrets named by `*_file` settings read in) <
-/// the overrides `event` carries, as far as [`crate::trust`] lets them (entity, then check).
-/// Errors exit 78. Warnings about the files (a secret readable by others) and about each
-/// override not used go to `log`.
-fn settings<P: Provider>(
-    args: &CommonArgs,
-    flags: Map<String, Value>,
-    event: Option<&Event>,
-    log: &Logger,
-) -> Result<(Map<String, Value>, Common)> {
+/// The record of `key`, `None` when there is none or the store failed (logged: deliver
+/// without it rather than stay silent). Notices the store gathered are logged as warnings.
+fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> Option<Incident> {
+    let store = store?;
+    let got = state::get(store, key);
+    for n in store.take_notices() {
+        log.warn(n);
+    }
+    match got {
+        Ok(r) => r,
+        Err(e) => {
+            log.error(format!("state store {} failed ({e:#}); delivering without dedup", store.describe()));
+            None
+        }
+    }
+}
+
+/// Whether a resolve or acknowledge that the ledger would skip for want of a record meets a
+/// delivery in progress for the incident (a first page being sent right now, a Twilio run
+/// calling one person after another): then it must not be skipped but ask that delivery to
+/// stop and wait for it.
+fn delivery_in_progress(store: Option<&dyn Store>, key: &str, record: Option<&Incident>, p: Option<&Proposal>) -> bool {
+    let (Some(store), Some(p)) = (store, p) else { return false };
+    if p.action == Action::Trigger || record.is_some_and(|r| r.last_action.is_some()) {
+        return false;
+    }
+    matches!(store.hold(key, Instant::now()), Ok(None))
+}
+
+/// How long an invocation waits for another one's hold on its incident: until three quarters
+/// of its deadline, so that a quarter is left to queue behind it.
+const HOLD_WAIT_SHARE: u32 = 4;
+
+/// Take the incident's hold: `(hold, busy)`. `busy`: another invocation held it for the whole
+/// wait, so this one queues behind it. A resolve or acknowledge that finds it held first asks
+/// the holder to stop (a Twilio run calling one person after another).
+fn take_hold(store: Option<&dyn Store>, key: &str, p: &Proposal, deadline: &Deadline, log: &Logger) -> (Option<Box<dyn state::Hold>>, bool) {
+    let Some(store) = store else { return (None, false) };
+    let failed = |e: anyhow::Error| {
+        log.error(format!("cannot take the hold of {key} in {} ({e:#}); delivering without it", store.describe()));
+        (None, false)
+    };
+    match store.hold(key, Instant::now()) {
+        Ok(Some(h)) => return (Some(h), false),
+        Ok(None) => {}
+        Err(e) => return failed(e),
+    }
+    if p.action != Action::Trigger
+        && let Err(e) = state::request_stop(store, key, Stop { action: p.action, event_time: p.event_time })
+    {
+        log.warn(format!("cannot ask the delivery in progress for {key} to stop: {e:#}"));
+    }
+    let wait = deadline.remaining().saturating_sub(deadline.remaining() / HOLD_WAIT_SHARE);
+    log.info(format!("{key}: another invocation is delivering for this incident; waiting up to {} for it", http::fmt_ms(wait)));
+    match store.hold(key, Instant::now() + wait) {
+        Ok(Some(h)) => (Some(h), false),
+        Ok(None) => (None, true),
+        Err(e) => failed(e),
+    }
+}
+
+/// Whether the event's overrides hold one of the provider's credentials (a Zabbix `SENDTO`
+/// routing key): its spooled requests are then readable by their owner only.
+fn holds_secret(overrides: &Map<String, Value>, secrets: &[String]) -> bool {
+    let text = Value::Object(overrides.clone()).to_string();
+    secrets.iter().any(|s| !s.is_empty() && text.contains(s.as_str()))
+}
+
+/// Nowhere to keep it: the monitoring system's log is the last place the event survives.
+fn print_undelivered(log: &Logger, event: &Event, raw: Option<&[u8]>) {
+    let shown = match raw {
+        // One line, whole: compact JSON (it parsed, so it is JSON).
+        Some(bytes) => serde_json::from_slice::<Value>(bytes)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| String::from_utf8_lossy(bytes).trim().to_string()),
+        None => serde_json::json!({
+            "entity": event.entity, "check": event.check, "status": event.status, "output": event.output,
+        })
+        .to_string(),
+    };
+    log.error(format!("undelivered event, not spooled: {shown}"));
+}
+
+/// The settings of one invocation.
+struct Settings {
+    /// `P`'s merged section.
+    section: Map<String, Value>,
+    /// Its shared part.
+    common: Common,
+    /// The event's overrides that [`crate::trust`] let through, as they differ from the
+    /// operator's settings (kept with spooled requests, so that a flush routes them alike).
+    overrides: Map<String, Value>,
+}
+
+/// The operator's settings of `P`: `P`'s defaults < settings files (`--config`) < shared flags
+/// and `flags`, with secrets named by `*_file` settings read in. Errors exit 78 (the
+/// operator's own settings must be right). Warnings about the files (a secret readable by
+/// others) go to `log`.
+fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
     let files = Files::load(&args.config)?;
     for w in files.warnings() {
         log.warn(w);
@@ -503,35 +704,58 @@ fn settings<P: Provider>(
     shared.extend(flags);
     let from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
-    // The operator's own settings must be right (exit 78 otherwise); an event's may not be.
     let common: Common = config::typed(P::NAME, operator.clone())?;
     common.validate(P::NAME)?;
+    Ok((operator, common))
+}
+
+/// The merged settings of `P`: the operator's ([`operator_settings`]) < the overrides `event`
+/// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
+/// and dropped, never costing the page). Warnings about each override not used go to `log`.
+fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
+    let (operator, _) = operator_settings::<P>(args, flags, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
         P::from_settings(m.clone(), &common).map(drop)
     };
-    let overrides = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
-    let section = crate::trust::apply(P::NAME, operator, overrides, P::SETTINGS, &valid, &mut |line| log.warn(line));
+    let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
+    let section = crate::trust::apply(P::NAME, operator.clone(), from_event, P::SETTINGS, &valid, &mut |line| log.warn(line));
+    let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let common: Common = config::typed(P::NAME, section.clone())?;
+    common.validate(P::NAME)?;
+    Ok(Settings { section, common, overrides })
+}
+
+/// The settings a spooled request is delivered with: the operator's now, with the `overrides`
+/// its event carried (already admitted by [`crate::trust`] when it was spooled).
+fn settings_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, overrides: &Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
+    let (operator, _) = operator_settings::<P>(args, flags, log)?;
+    let section = config::overlay(operator, [overrides.clone()]);
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
     Ok((section, common))
 }
 
-fn finish(log: &Logger, ctx: &Ctx<'_>, job: &Job<'_>, outcome: std::result::Result<Done, Failed>) -> Result<()> {
-    let took = http::fmt_ms(ctx.deadline.elapsed());
+/// The log line and exit code of an event's outcome.
+fn finish(log: &Logger, deadline: &Deadline, dry_run: bool, job: &Job<'_>, outcome: Outcome<Done>) -> Result<Code> {
+    let took = http::fmt_ms(deadline.elapsed());
     let what = format!("{} {}", job.action.name(), job.incident_key);
+    let code = outcome.code();
     match outcome {
-        Ok(done) => {
-            let verb = if ctx.dry_run { format!("would have {}", job.action.past()) } else { job.action.past().to_string() };
+        Outcome::Delivered(done) => {
+            let verb = if dry_run { format!("would have {}", job.action.past()) } else { job.action.past().to_string() };
             let detail = if done.detail.is_empty() { String::new() } else { format!(" {}", done.detail) };
             log.info(format!("{verb} {}{detail} in {took}", job.incident_key));
-            Ok(())
+            Ok(code)
         }
-        Err(Failed::Permanent(reason)) => {
-            Err(Code::Unavailable.msg(format!("{what} refused: {reason}; not retried (fix the request or credentials)")))
+        Outcome::Skipped(why) => {
+            log.info(format!("skipped {}: {why}", job.incident_key));
+            Ok(code)
         }
-        Err(Failed::Config(reason)) => Err(Code::Config.msg(format!("{what} cannot be sent: {reason}"))),
-        Err(Failed::NotYet(reason)) => Err(Code::TempFail.msg(format!("{what} not delivered within {took}: {reason}"))),
+        Outcome::Refused(why) => Err(code.msg(format!("{what} refused: {why}; not retried (fix the request or credentials)"))),
+        Outcome::Broken(why) => Err(code.msg(format!("{what} cannot be sent: {why}"))),
+        Outcome::Spooled(why) => Err(code.msg(format!("{what} not delivered within {took}: {why}"))),
+        Outcome::Retry(r) => Err(code.msg(format!("{what} not delivered within {took}: {}", r.reason))),
     }
 }

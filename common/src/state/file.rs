@@ -1,52 +1,123 @@
 //! The file state store: one JSON file per key under `<state_dir>/<handler>/`.
 //!
 //! One file per key keeps unrelated incidents from contending for one lock during a storm.
-//! Each update takes an exclusive `std::fs::File::lock` on a separate, never-replaced
-//! `<name>.lock` file, reads `<name>.json`, and writes the new record to a temp file in the same
-//! directory that is renamed over the old one, so a reader sees the old record or the new one,
-//! never half of either, and concurrent writers never lose an update. Durable updates fsync the
-//! file and the directory; volatile ones (claims, rate counters) skip both, as a disk flush is
-//! most of a write's cost and those records matter only while processes run. A record that
-//! cannot be parsed is renamed to `<name>.json.corrupt-<unix secs>` and reported through the
-//! notice callback; the key then starts afresh.
+//!
+//! - `<name>.json`: the record, replaced by an atomic rename ([`files::write_atomic`]), so a
+//!   reader sees the old record or the new one, never half of either. Durable writes fsync the
+//!   file and the directory; volatile ones (stop requests, rate counters) skip both. A record
+//!   with an expiry (a closed incident) carries it in `"_expires"` (Unix seconds) and reads as
+//!   absent afterwards; the next update removes it.
+//! - `<name>.lock`: a separate, never-replaced file. An update takes an exclusive `flock` on
+//!   it for the read-modify-write only (microseconds). The incident's [`Hold`] — held for a
+//!   whole delivery — is a `flock` on a second file, `<name>.hold`, so that an update (a stop
+//!   request, a record written) never waits for a delivery. The kernel releases both when
+//!   their holder dies: a killed handler never leaves an incident held.
+//!
+//! A record that cannot be parsed is renamed to `<name>.json.corrupt-<unix secs>` and reported
+//! through [`Store::take_notices`]; the key then starts afresh.
 
+use std::cell::RefCell;
 use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Store;
-use crate::files::{self, Durability};
+use super::{Hold, Store, Write};
 use crate::clock;
+use crate::files;
 
 /// Default state directory for system installs.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
 
-/// A state store rooted at one directory.
-#[derive(Debug, Clone)]
-pub struct FileStore {
-    dir: PathBuf,
-    /// When lock waits give up (`None`: [`DEFAULT_LOCK_WAIT`] from each wait's start).
-    lock_deadline: Option<std::time::Instant>,
-}
+/// Field of a stored record holding its expiry time (Unix seconds).
+const EXPIRES: &str = "_expires";
 
-/// Longest wait for a record's lock when no deadline is set ([`FileStore::with_lock_deadline`]).
-pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an update waits for a record's lock by default: a record's lock is held for
+/// microseconds, so a lock held this long is held by a stuck process, or on purpose by a
+/// member of the group; the update then fails and the caller delivers without dedup.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Shortest wait for a record's lock, even past the deadline.
-pub const MIN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// The least an update waits for a record's lock, even past the deadline (recording after a
+/// long delivery): a briefly held lock is still waited for a moment.
+pub const MIN_LOCK_WAIT: Duration = Duration::from_millis(250);
 
-/// Largest record read: 1 MiB (records are a few hundred bytes; Twilio's call caps a few KiB).
+/// Largest record read, in bytes (1 MiB); a larger one is refused as unreadable.
 pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
+/// A state store rooted at one directory.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    /// When record-lock waits give up (`None`: [`DEFAULT_LOCK_WAIT`] from each wait's start).
+    lock_deadline: Option<Instant>,
+    notices: RefCell<Vec<String>>,
+}
+
 /// Where the store ended up, and why, for the handler to log.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Opened {
     /// The store.
     pub store: FileStore,
     /// Set when the default directory was not writable and the per-user fallback is used.
     pub fallback_notice: Option<String>,
+}
+
+/// The incident's hold is a [`Locked`] `<name>.hold`.
+impl Hold for Locked {}
+
+/// An exclusive `flock` on a lock file that is removed when it is released, so that no lock
+/// file outlives its use (a storm of one-off keys leaves nothing behind).
+///
+/// The protocol that makes removal safe: after the lock is taken, the path must still name
+/// the file that was locked (same device and inode); if another process removed it in between,
+/// the lock is on an orphan and is taken again on the new file. Removal happens while the lock
+/// is held, so whoever locks next finds either the old file (and notices) or a new one.
+struct Locked {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Locked {
+    /// Lock `path`, waiting until `until`. `Ok(None)`: still locked by someone else at
+    /// `until`. A lock path that is not a regular file (a FIFO, a directory, a symlink someone
+    /// planted) is moved aside and reported through `notice` ([`files::open_lock_or_move_aside`]).
+    fn take(path: &Path, until: Instant, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Locked>> {
+        loop {
+            let file = files::open_lock_or_move_aside(path, notice)?;
+            if !files::lock_until(&file, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))? {
+                return Ok(None);
+            }
+            if same_file(&file, path) {
+                return Ok(Some(Locked { path: path.to_path_buf(), file: Some(file) }));
+            }
+        }
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        if let Some(f) = self.file.take() {
+            let _ = File::unlock(&f);
+        }
+    }
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 impl FileStore {
@@ -57,21 +128,31 @@ impl FileStore {
     /// Errors: an explicit `state_dir` that cannot be created, or no usable directory at all.
     pub fn open(handler: &str, state_dir: Option<&Path>) -> anyhow::Result<Opened> {
         let chosen = files::choose_dir("state dir", "--state-dir", state_dir, Path::new(DEFAULT_STATE_DIR), "pagerpipe", handler)?;
-        Ok(Opened { store: FileStore { dir: chosen.dir, lock_deadline: None }, fallback_notice: chosen.fallback_notice })
+        Ok(Opened { store: FileStore::new(chosen.dir), fallback_notice: chosen.fallback_notice })
     }
 
     /// A store in exactly `dir` (created if missing, and checked for writing).
+    ///
+    /// Errors: the directory cannot be created or written.
     pub fn at(dir: PathBuf) -> anyhow::Result<FileStore> {
         files::ensure_writable(&dir, "state dir")?;
-        Ok(FileStore { dir, lock_deadline: None })
+        Ok(FileStore::new(dir))
     }
 
-    /// Lock waits end at `deadline` (a record's lock held that long — by a stuck process, or
-    /// on purpose by a member of the group — fails the update, and the caller delivers without
-    /// dedup) instead of [`DEFAULT_LOCK_WAIT`].
-    pub fn with_lock_deadline(mut self, deadline: std::time::Instant) -> FileStore {
+    fn new(dir: PathBuf) -> FileStore {
+        FileStore { dir, lock_deadline: None, notices: RefCell::new(Vec::new()) }
+    }
+
+    /// Record-lock waits end at `deadline` (a record's lock held that long — by a stuck
+    /// process, or on purpose by a member of the group — fails the update, and the caller
+    /// delivers without dedup) instead of [`DEFAULT_LOCK_WAIT`].
+    pub fn with_lock_deadline(mut self, deadline: Instant) -> FileStore {
         self.lock_deadline = Some(deadline);
         self
+    }
+
+    fn notice(&self) -> impl FnMut(String) + '_ {
+        |n| self.notices.borrow_mut().push(n)
     }
 
     /// The directory holding the records.
@@ -79,12 +160,12 @@ impl FileStore {
         &self.dir
     }
 
-    fn paths(&self, key: &str) -> (PathBuf, PathBuf) {
-        let name = file_name_for(key);
-        (self.dir.join(format!("{name}.json")), self.dir.join(format!("{name}.lock")))
+    fn path(&self, key: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", file_name_for(key)))
     }
 
-    fn read(&self, path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>> {
+    /// The record at `path`, `None` when absent or expired; an unparsable one is moved aside.
+    fn read(&self, path: &Path) -> anyhow::Result<Option<Value>> {
         let bytes = match files::read_regular(path, MAX_RECORD_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -93,18 +174,18 @@ impl FileStore {
             Err(e) if files::not_regular(&e).is_some() => {
                 let aside = path.with_extension(format!("json.refused-{}", clock::now_unix()));
                 fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
-                notice(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
+                self.notices.borrow_mut().push(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
                 return Ok(None);
             }
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => Ok(Some(v)),
+            Ok(v) => Ok(unexpired(v)),
             Err(e) => {
                 let aside = path.with_extension(format!("json.corrupt-{}", clock::now_unix()));
                 fs::rename(path, &aside)
                     .map_err(|re| anyhow::anyhow!("cannot move unreadable {} aside: {re}", path.display()))?;
-                notice(format!(
+                self.notices.borrow_mut().push(format!(
                     "state file {} was unreadable ({e}); moved to {} and starting afresh",
                     path.display(),
                     aside.display()
@@ -113,48 +194,60 @@ impl FileStore {
             }
         }
     }
+}
 
-    fn write(&self, path: &Path, value: &Value, durability: Durability) -> anyhow::Result<()> {
-        let mut bytes = serde_json::to_vec(value)?;
-        bytes.push(b'\n');
-        files::write_atomic(path, &bytes, true, durability)
+/// `v` without its expiry field, or `None` when it has expired.
+fn unexpired(mut v: Value) -> Option<Value> {
+    if let Some(obj) = v.as_object_mut()
+        && let Some(at) = obj.remove(EXPIRES)
+    {
+        if at.as_u64().is_some_and(|at| at <= clock::now_unix()) {
+            return None;
+        }
     }
+    Some(v)
 }
 
 impl Store for FileStore {
-    fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>> {
-        let (path, _) = self.paths(key);
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
+        let path = self.path(key, "json");
         match files::read_regular(&path, MAX_RECORD_BYTES) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok().and_then(unexpired)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => {
-                notice(format!("cannot read {}: {e}", path.display()));
+            // Not a regular file: moved aside by the next update; no record until then.
+            Err(e) if files::not_regular(&e).is_some() => {
+                self.notices.borrow_mut().push(format!("state file {} {e}", path.display()));
                 Ok(None)
             }
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
     }
 
-    fn update_with(
-        &self,
-        key: &str,
-        durability: Durability,
-        notice: &mut dyn FnMut(String),
-        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()> {
-        let (path, lock_path) = self.paths(key);
-        let lock = files::open_lock_or_move_aside(&lock_path, notice)?;
-        let now = std::time::Instant::now();
-        // Past the deadline (recording after a long delivery) a briefly held lock is still
-        // waited for a moment; only a lock kept on purpose or by a stuck process fails.
+    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+        let path = self.path(key, "json");
+        let lock_path = self.path(key, "lock");
+        let now = Instant::now();
         let until = self.lock_deadline.map_or(now + DEFAULT_LOCK_WAIT, |d| d.max(now + MIN_LOCK_WAIT));
-        if !files::lock_until(&lock, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))? {
+        let Some(_lock) = Locked::take(&lock_path, until, &mut self.notice())? else {
             anyhow::bail!("{} is held by another process past this invocation's deadline", lock_path.display());
-        }
-        let result = (|| {
-            let current = self.read(&path, notice)?;
+        };
+        (|| {
+            let current = self.read(&path)?;
             let before = current.clone();
             match f(current) {
-                Some(new) if Some(&new) != before.as_ref() => self.write(&path, &new, durability),
+                Some(new) if Some(&new) != before.as_ref() || how.expire.is_some() => {
+                    let mut stored = new;
+                    if let (Some(ttl), Some(obj)) = (how.expire, stored.as_object_mut()) {
+                        obj.insert(EXPIRES.into(), clock::now_unix().saturating_add(ttl.as_secs()).into());
+                    }
+                    let mut bytes = serde_json::to_vec(&stored)?;
+                    bytes.push(b'\n');
+                    files::write_atomic(&path, &bytes, true, how.durability)
+                }
                 Some(_) => Ok(()),
                 None => match fs::remove_file(&path) {
                     Ok(()) => Ok(()),
@@ -162,10 +255,54 @@ impl Store for FileStore {
                     Err(e) => Err(anyhow::anyhow!("cannot remove {}: {e}", path.display())),
                 },
             }
-        })();
-        let _ = File::unlock(&lock);
-        result
+        })()
     }
+
+    fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
+        Ok(Locked::take(&self.path(key, "hold"), until, &mut self.notice())?.map(|l| Box::new(l) as Box<dyn Hold>))
+    }
+
+    fn keys(&self) -> anyhow::Result<Vec<String>> {
+        let listing = fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("cannot list state dir {}: {e}", self.dir.display()))?;
+        let mut keys = Vec::new();
+        for item in listing.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json") else { continue };
+            if stem.starts_with(".tmp-") {
+                continue;
+            }
+            // The key is stored in the record; the file name may be a shortened form.
+            match self.read(&item.path()) {
+                Ok(Some(v)) => keys.push(v.get("key").and_then(Value::as_str).map_or_else(|| key_for_file_name(stem), str::to_string)),
+                Ok(None) => {}
+                Err(e) => self.notices.borrow_mut().push(format!("{e:#}")),
+            }
+        }
+        Ok(keys)
+    }
+
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.borrow_mut())
+    }
+}
+
+/// The key a file name stands for ([`file_name_for`] undone; a shortened name stays as it is).
+fn key_for_file_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = name.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Map a key to a file name: `[A-Za-z0-9_-]` and inner dots kept, other bytes as `%XX`; names
@@ -206,6 +343,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::Durability;
     use serde_json::json;
 
     #[test]
@@ -223,19 +361,18 @@ mod tests {
     fn update_reads_modifies_writes() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::at(dir.path().join("pd")).unwrap();
-        let mut notes = Vec::new();
         for _ in 0..3 {
             store
-                .update("k", &mut |n| notes.push(n), &mut |cur| {
+                .update("k", &mut |cur| {
                     let n = cur.and_then(|v| v["n"].as_u64()).unwrap_or(0);
                     Some(json!({"n": n + 1}))
                 })
                 .unwrap();
         }
-        assert_eq!(store.get("k", &mut |_| {}).unwrap(), Some(json!({"n": 3})));
-        store.update("k", &mut |_| {}, &mut |_| None).unwrap();
-        assert_eq!(store.get("k", &mut |_| {}).unwrap(), None);
-        assert!(notes.is_empty());
+        assert_eq!(store.get("k").unwrap(), Some(json!({"n": 3})));
+        store.update("k", &mut |_| None).unwrap();
+        assert_eq!(store.get("k").unwrap(), None);
+        assert!(store.take_notices().is_empty());
     }
 
     #[test]
@@ -243,12 +380,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::at(dir.path().to_path_buf()).unwrap();
         std::fs::write(dir.path().join("k.json"), "{not json").unwrap();
-        let mut notes = Vec::new();
-        store.update("k", &mut |n| notes.push(n), &mut |cur| {
+        store.update("k", &mut |cur| {
             assert!(cur.is_none());
             Some(json!({"ok": true}))
         })
         .unwrap();
+        let notes = store.take_notices();
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("was unreadable"), "{}", notes[0]);
         let aside: Vec<_> = std::fs::read_dir(dir.path())
@@ -265,11 +402,11 @@ mod tests {
         let store = FileStore::at(dir.path().to_path_buf()).unwrap();
         std::thread::scope(|s| {
             for _ in 0..8 {
-                let store = store.clone();
+                let store = FileStore::at(dir.path().to_path_buf()).unwrap();
                 s.spawn(move || {
                     for _ in 0..25 {
                         store
-                            .update("shared", &mut |_| {}, &mut |cur| {
+                            .update("shared", &mut |cur| {
                                 let n = cur.and_then(|v| v["n"].as_u64()).unwrap_or(0);
                                 Some(json!({"n": n + 1}))
                             })
@@ -278,6 +415,37 @@ mod tests {
                 });
             }
         });
-        assert_eq!(store.get("shared", &mut |_| {}).unwrap(), Some(json!({"n": 200})));
+        assert_eq!(store.get("shared").unwrap(), Some(json!({"n": 200})));
+    }
+
+    #[test]
+    fn a_hold_excludes_others_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = FileStore::at(dir.path().to_path_buf()).unwrap();
+        let b = FileStore::at(dir.path().to_path_buf()).unwrap();
+        let held = a.hold("k", Instant::now()).unwrap();
+        assert!(held.is_some());
+        assert!(b.hold("k", Instant::now()).unwrap().is_none(), "a second holder must wait");
+        assert!(b.hold("other", Instant::now()).unwrap().is_some(), "other incidents are free");
+        // An update does not wait for the hold.
+        b.update("k", &mut |_| Some(json!({"x": 1}))).unwrap();
+        drop(held);
+        assert!(b.hold("k", Instant::now()).unwrap().is_some());
+        let left: Vec<String> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(left, ["k.json"], "no lock or hold file outlives its use");
+    }
+
+    #[test]
+    fn expired_records_read_as_absent_and_keys_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::at(dir.path().to_path_buf()).unwrap();
+        store.update_with("web-01/disk", Write { durability: Durability::Volatile, expire: Some(Duration::from_secs(60)) }, &mut |_| Some(json!({"key": "web-01/disk", "open": false}))).unwrap();
+        assert_eq!(store.get("web-01/disk").unwrap(), Some(json!({"key": "web-01/disk", "open": false})));
+        store.update_with("gone", Write { durability: Durability::Volatile, expire: Some(Duration::ZERO) }, &mut |_| Some(json!({"key": "gone"}))).unwrap();
+        assert_eq!(store.get("gone").unwrap(), None);
+        let mut keys = store.keys().unwrap();
+        keys.sort();
+        assert_eq!(keys, ["web-01/disk"]);
+        assert_eq!(key_for_file_name(&file_name_for("a/b c")), "a/b c");
     }
 }

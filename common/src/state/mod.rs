@@ -1,18 +1,34 @@
-//! The dedup state store: what pagerpipe remembers between invocations.
+//! The incident ledger: what pagerpipe remembers between invocations, and the rules that keep
+//! it from ever disagreeing with the service for long (DESIGN.md "The incident ledger").
 //!
-//! Each invocation is a fresh process, so "is this incident already open?", "when did we last
-//! page for it?" and "which Reactio incident / Twilio calls belong to it?" live on disk, keyed by
-//! the incident key (default `{entity}/{check}`, the Ruby handlers' key, so open incidents carry
-//! over). [`Store`] is the storage contract (a read-modify-write under an exclusive lock); the
-//! file implementation is [`file::FileStore`], and a shared store can implement the same trait.
+//! Each invocation is a fresh process, so "is this incident open?", "when did we last page for
+//! it?", "which event was applied last?" and "which Reactio incident / Twilio calls / Slack
+//! channel belong to it?" live in a [`Store`], keyed by the incident key (default
+//! `{entity}/{check}`, the Ruby handlers' key, so open incidents carry over). Two stores
+//! implement the one trait: [`file::FileStore`] (one host, the default) and
+//! `redis::RedisStore` (several hosts sharing one Redis).
 //!
-//! [`claim`] is the stateful half of the decision. A trigger claims the incident *before* it is
-//! delivered, so that a storm of identical events racing each other pages once: the first
-//! process records "notified now" and the others see it and skip. If delivery then fails,
-//! [`release`] puts the record back so that the next event tries again — a claim never silences
-//! a page that did not go out.
+//! The invariants, and how they are kept:
+//!
+//! 1. **Event order**: the record keeps the event time of the last action applied
+//!    ([`Incident::event_time`]); [`decide`] supersedes an older event.
+//! 2. **Nothing swallowed**: an invocation that finds the incident busy waits for the
+//!    [`Store::hold`] within its own deadline, then queues behind it in the spool; it never
+//!    exits 0 having sent nothing because someone else was busy. A resolve or acknowledge that
+//!    meets a long delivery (Twilio calling one by one) first asks it to stop
+//!    ([`request_stop`]).
+//! 3. **Nothing silenced by a crash**: nothing is written before the service accepted the
+//!    request. The hold is a lock its holder's death releases: a kernel `flock` (file store) or
+//!    a Redis lease of a few seconds that a live holder renews.
+//! 4. **Record what the service accepted** ([`apply`], durable, with the event time); an
+//!    identical repeat costs one read ([`Store::get`]) and no write.
+//! 5. **Recoveries go out**: a resolve or acknowledge with no record is the provider's call
+//!    ([`NoRecord`]): PagerDuty sends it, Reactio looks the incident up, Twilio and Slack skip
+//!    it with a reason (nobody was paged).
 
 pub mod file;
+
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,48 +36,96 @@ use serde_json::{Map, Value};
 use crate::files::Durability;
 use crate::filter::Action;
 
-/// Storage contract: atomic read-modify-write of one JSON record per key.
-///
-/// `notice` receives human-readable warnings (e.g. a corrupt record moved aside) for the log.
-pub trait Store {
-    /// Read the record for `key` without locking (a snapshot; `None` when absent).
-    fn get(&self, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Value>>;
-    /// Under an exclusive lock for `key`: read the record, call `f`, store what it returns
-    /// (`None` deletes). Concurrent callers are serialized; no update is lost. With
-    /// [`Durability::Durable`] the new record survives a crash of the machine; with
-    /// [`Durability::Volatile`] (claims, rate counters: records that only matter while
-    /// processes run) it is just as atomic but not flushed to disk, so after a crash the
-    /// previous record (or none) may be found instead.
-    fn update_with(
-        &self,
-        key: &str,
-        durability: Durability,
-        notice: &mut dyn FnMut(String),
-        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()>;
+/// How a record is written by [`Store::update_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Write {
+    /// Durable (survives a machine crash: fsync, or Redis' own persistence) or volatile.
+    pub durability: Durability,
+    /// Forget the record this long after the write (closed incidents); `None`: keep it.
+    /// The file store removes expired records when it next reads them.
+    pub expire: Option<Duration>,
+}
 
-    /// A durable [`Store::update_with`].
-    fn update(
-        &self,
-        key: &str,
-        notice: &mut dyn FnMut(String),
-        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()> {
-        self.update_with(key, Durability::Durable, notice, f)
+impl Write {
+    /// Durable, kept.
+    pub const DURABLE: Write = Write { durability: Durability::Durable, expire: None };
+    /// Volatile (no fsync), kept.
+    pub const VOLATILE: Write = Write { durability: Durability::Volatile, expire: None };
+}
+
+/// How long a closed incident's record is kept: 7 days (long enough to supersede a late,
+/// out-of-order event; short enough that a storm of one-off keys does not fill the store).
+pub const CLOSED_RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// An incident's hold: while it is alive no other invocation (on any host sharing the store)
+/// delivers for the same incident. Dropping it releases the hold; so does the holder's death
+/// (the kernel drops a `flock`; a Redis lease expires within seconds).
+pub trait Hold {}
+
+/// Storage contract: one JSON record per key, an atomic read-modify-write, and a per-key hold.
+///
+/// Keys are incident keys (`web-01/check_disk`, Zabbix `123-web-01`) or provider records such
+/// as Twilio's call caps (`recipients:calls`); a store namespaces them per handler.
+pub trait Store {
+    /// Where the records live, for log lines: `/var/lib/pagerpipe/pagerduty` or
+    /// `redis://host:6379/0` (never a password).
+    fn describe(&self) -> String;
+
+    /// Read the record for `key` without waiting for anything (a snapshot; `None` when absent,
+    /// expired, or unreadable — an unreadable one is reported by [`Store::take_notices`]).
+    ///
+    /// Errors: the store cannot be reached or read.
+    fn get(&self, key: &str) -> anyhow::Result<Option<Value>>;
+
+    /// Atomically: read the record for `key`, call `f`, store what it returns (`None` deletes;
+    /// a value equal to the current one writes nothing). Concurrent callers, on any host
+    /// sharing the store, never lose an update.
+    ///
+    /// Errors: the store cannot be reached, read or written.
+    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()>;
+
+    /// Take `key`'s hold, waiting for another holder until `until`. `Ok(None)`: still held by
+    /// someone else at `until`.
+    ///
+    /// Errors: the store cannot be reached, or the hold cannot be taken for another reason.
+    fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>>;
+
+    /// The keys of every record, in no particular order (for `--list`).
+    ///
+    /// Errors: the store cannot be listed.
+    fn keys(&self) -> anyhow::Result<Vec<String>>;
+
+    /// Warnings gathered since the last call (a corrupt record moved aside …), for the log.
+    fn take_notices(&self) -> Vec<String> {
+        Vec::new()
     }
 
-    /// A volatile [`Store::update_with`] (no fsync).
-    fn update_volatile(
-        &self,
-        key: &str,
-        notice: &mut dyn FnMut(String),
-        f: &mut dyn FnMut(Option<Value>) -> Option<Value>,
-    ) -> anyhow::Result<()> {
-        self.update_with(key, Durability::Volatile, notice, f)
+    /// A durable [`Store::update_with`] that keeps the record.
+    fn update(&self, key: &str, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+        self.update_with(key, Write::DURABLE, f)
+    }
+
+    /// A volatile [`Store::update_with`] (no fsync) that keeps the record.
+    fn update_volatile(&self, key: &str, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+        self.update_with(key, Write::VOLATILE, f)
     }
 }
 
+/// A resolve or acknowledge asking a long delivery of the same incident (a Twilio run calling
+/// one person after another) to stop: stored in the record by [`request_stop`], read by the
+/// delivery between two calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    /// The action that asks.
+    pub action: Action,
+    /// Its event time, Unix seconds: it stops only deliveries of events up to this time.
+    pub event_time: u64,
+}
+
 /// What is remembered about one incident. Times are Unix seconds.
+///
+/// Records written by earlier versions (with `claim`/`claimed_at`) read fine: unknown fields
+/// are ignored and missing ones take their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Incident {
@@ -71,258 +135,362 @@ pub struct Incident {
     pub open: bool,
     /// Status word (`warning`/`critical`/`unknown`) of the last trigger.
     pub severity: Option<String>,
-    /// When the first trigger of this open period was sent.
+    /// When the first trigger of this open period was delivered.
     pub first_notified: Option<u64>,
-    /// When the last trigger was sent (or claimed, while `claim` is set).
+    /// When the last trigger was delivered.
     pub last_notified: Option<u64>,
-    /// How many triggers have been sent in this open period.
+    /// How many triggers were delivered in this open period.
     pub count: u64,
     /// When the incident was last resolved.
     pub resolved_at: Option<u64>,
-    /// Set while an invocation is delivering: `<pid>-<unix nanos>`.
-    pub claim: Option<String>,
-    /// When the claim was taken; a claim older than the claimant's deadline is stale.
-    pub claimed_at: Option<u64>,
-    /// Provider references: Reactio `incident_id`, Twilio `call_sids`, … (provider-defined).
+    /// When the incident was acknowledged in this open period.
+    pub acknowledged_at: Option<u64>,
+    /// The event time of the last action applied (the event's own time, else its receipt).
+    pub event_time: Option<u64>,
+    /// The last action applied.
+    pub last_action: Option<Action>,
+    /// The invocation that applied it ([`Proposal::token`]): a spooled request of the same
+    /// invocation is the rest of that action, not a repeat.
+    pub token: Option<String>,
+    /// A pending request to stop a long delivery ([`request_stop`]).
+    pub stop: Option<Stop>,
+    /// Provider references: Reactio `incident_id`, Twilio `call_sids`, Slack `channel`/`ts` …
     pub refs: Map<String, Value>,
 }
 
 impl Incident {
-    fn from_value(key: &str, v: Option<Value>) -> Incident {
+    /// The record in `v` for `key` (a record that does not parse reads as a new one).
+    pub fn from_value(key: &str, v: Option<Value>) -> Incident {
         let mut inc = v.and_then(|v| serde_json::from_value::<Incident>(v).ok()).unwrap_or_default();
         inc.key = key.to_string();
         inc
     }
 
-    fn to_value(&self) -> Value {
+    /// As stored.
+    pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
-/// The outcome of [`claim`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// Go ahead and deliver. `previous` is the record as it was before the claim (for rollback
-    /// and for provider references); `token` identifies the claim for [`release`]/[`confirm`].
-    Proceed {
-        /// The record before this claim (`None`: there was none).
-        previous: Option<Incident>,
-        /// Identifies this claim.
-        token: String,
-    },
-    /// Do nothing; the reason is logged.
-    Skip(String),
+/// What a provider does with a resolve or acknowledge for an incident the ledger has no record
+/// of (opened before a migration, on a host that does not share the store, before the state
+/// was lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRecord {
+    /// Send it anyway: the service accepts (and ignores) one for an unknown key (PagerDuty), or
+    /// the provider looks the incident up itself (Reactio).
+    Send,
+    /// Skip it with this reason (Twilio, Slack: nobody was paged, so nobody is told).
+    Skip(&'static str),
 }
 
-/// Inputs to [`claim`].
-#[derive(Debug, Clone)]
-pub struct ClaimRequest<'a> {
-    /// Incident key.
-    pub key: &'a str,
+/// One action proposed for an incident: the input of [`decide`] and [`apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
     /// What the filters decided.
     pub action: Action,
-    /// Status word of this event.
-    pub severity: &'a str,
-    /// Repeated triggers for an open incident with the same severity are suppressed for this
+    /// Status word of the event (`warning`, `critical`, `unknown`, `ok`).
+    pub severity: String,
+    /// The event's own time (else its receipt), Unix seconds.
+    pub event_time: u64,
+    /// Repeated triggers of an open incident with the same severity are suppressed for this
     /// many seconds after the last one.
     pub refresh_secs: u64,
-    /// A claim older than this many seconds is considered abandoned (the claimant's deadline).
-    pub claim_ttl_secs: u64,
-    /// Now, Unix seconds.
-    pub now: u64,
+    /// Identifies the invocation that proposed it (and its spooled requests).
+    pub token: String,
 }
 
-/// Decide against the stored record, and claim the incident when proceeding.
+/// The ledger's answer to a [`Proposal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Deliver it.
+    Send,
+    /// An identical repeat, or nothing to do: logged, exit 0, nothing sent.
+    Skip(String),
+    /// An event older than the last one applied: logged, exit 0, nothing sent.
+    Superseded(String),
+}
+
+/// A new token for [`Proposal::token`]: `<pid>-<unix nanos>`, unique enough per host, and
+/// the host name keeps hosts apart on a shared store.
+pub fn new_token() -> String {
+    format!("{}-{}-{}", crate::clock::host_name(), std::process::id(), crate::clock::now_unix_nanos())
+}
+
+/// Decide what `p` does to the incident whose record is `record`, at `now` (Unix seconds).
 ///
-/// - trigger: skipped while another invocation's claim is live, and while the incident is open
-///   with the same severity and was notified less than `refresh` ago; otherwise the record
-///   becomes open, `last_notified = now`, `count + 1`;
-/// - resolve: skipped when the incident is not open ("a resolve for an incident never raised is
-///   dropped"); otherwise the record is closed;
-/// - acknowledge: skipped when the incident is not open; the record is unchanged.
-///
-/// Storage errors are returned; the caller decides (pagerpipe delivers without dedup rather
-/// than stay silent).
-pub fn claim(store: &dyn Store, req: &ClaimRequest<'_>, notice: &mut dyn FnMut(String)) -> anyhow::Result<Claim> {
-    let token = format!("{}-{}", std::process::id(), crate::clock::now_unix_nanos());
-    let mut outcome = Claim::Skip(String::new());
-    // Volatile: a claim lives for one invocation; after a crash it would be stale anyway.
-    store.update_volatile(req.key, notice, &mut |current| {
-        let existed = current.is_some();
-        let previous = Incident::from_value(req.key, current.clone());
-        let live_claim = previous.claim.is_some()
-            && previous.claimed_at.is_some_and(|t| req.now.saturating_sub(t) < req.claim_ttl_secs);
-        let mut next = previous.clone();
-        let skip = match req.action {
-            Action::Trigger => {
-                let since = previous.last_notified.map(|t| req.now.saturating_sub(t));
-                if live_claim {
-                    Some("another invocation is notifying for this incident right now".to_string())
-                } else if previous.open
-                    && previous.severity.as_deref() == Some(req.severity)
-                    && since.is_some_and(|s| s < req.refresh_secs)
-                {
-                    Some(format!(
-                        "already notified {}s ago (notification {}, refresh {}s)",
-                        since.unwrap_or(0),
-                        previous.count,
-                        req.refresh_secs
-                    ))
-                } else {
-                    if !previous.open {
-                        next.first_notified = Some(req.now);
-                        next.count = 0;
-                        next.refs = Map::new();
-                    }
-                    next.open = true;
-                    next.severity = Some(req.severity.to_string());
-                    next.last_notified = Some(req.now);
-                    next.count += 1;
-                    None
-                }
-            }
-            Action::Resolve | Action::Acknowledge if !previous.open => {
-                Some(format!("no open incident for {} in the state store; nothing to {}", req.key, req.action.name()))
-            }
-            Action::Resolve => {
-                next.open = false;
-                next.resolved_at = Some(req.now);
-                None
-            }
-            Action::Acknowledge => None,
+/// - older than the last applied event → [`Verdict::Superseded`];
+/// - the rest of an action already applied (same [`Proposal::token`]) → send;
+/// - trigger: skipped while the incident is open with the same severity and was notified less
+///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now);
+///   otherwise sent;
+/// - acknowledge: skipped when already acknowledged in this open period or closed; with no
+///   record, `no_record` decides;
+/// - resolve: skipped when already resolved; with no record, `no_record` decides.
+pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRecord) -> Verdict {
+    // A record that holds only a stop request is no record of the incident.
+    let Some(rec) = record.filter(|r| r.last_action.is_some()) else {
+        return match (p.action, no_record) {
+            (Action::Trigger, _) | (_, NoRecord::Send) => Verdict::Send,
+            (_, NoRecord::Skip(why)) => Verdict::Skip(why.to_string()),
         };
-        match skip {
-            Some(reason) => {
-                outcome = Claim::Skip(reason);
-                current
-            }
-            None => {
-                next.claim = Some(token.clone());
-                next.claimed_at = Some(req.now);
-                outcome = Claim::Proceed { previous: existed.then(|| previous.clone()), token: token.clone() };
-                Some(next.to_value())
+    };
+    if rec.token.is_some() && rec.token.as_deref() == Some(p.token.as_str()) && rec.last_action == Some(p.action) {
+        return Verdict::Send;
+    }
+    if let Some(applied) = rec.event_time.filter(|t| *t > p.event_time) {
+        let last = rec.last_action.map_or("an action", Action::name);
+        return Verdict::Superseded(format!(
+            "superseded: this event is from {}, and {last} for a later event ({}) was already applied",
+            crate::clock::rfc3339(p.event_time),
+            crate::clock::rfc3339(applied)
+        ));
+    }
+    match p.action {
+        Action::Trigger => {
+            let same = rec.open && rec.severity.as_deref() == Some(p.severity.as_str());
+            match rec.last_notified.map(|t| crate::clock::age(t, now)) {
+                Some(age) if same && age < p.refresh_secs => Verdict::Skip(format!(
+                    "already notified {age}s ago (notification {}, refresh {}s)",
+                    rec.count, p.refresh_secs
+                )),
+                _ => Verdict::Send,
             }
         }
-    })?;
-    Ok(outcome)
+        Action::Acknowledge if !rec.open => Verdict::Skip(format!("{} is not open; nothing to acknowledge", rec.key)),
+        Action::Acknowledge if rec.acknowledged_at.is_some() => Verdict::Skip(format!("{} is already acknowledged", rec.key)),
+        Action::Resolve if !rec.open && rec.resolved_at.is_some() => {
+            Verdict::Skip(format!("{} is already resolved", rec.key))
+        }
+        Action::Resolve if !rec.open => match no_record {
+            NoRecord::Send => Verdict::Send,
+            NoRecord::Skip(why) => Verdict::Skip(why.to_string()),
+        },
+        Action::Acknowledge | Action::Resolve => Verdict::Send,
+    }
 }
 
-/// Delivery succeeded: drop the claim and let `f` record provider references.
-pub fn confirm(
-    store: &dyn Store,
-    key: &str,
-    token: &str,
-    notice: &mut dyn FnMut(String),
-    f: &mut dyn FnMut(&mut Incident),
-) -> anyhow::Result<()> {
-    store.update(key, notice, &mut |current| {
-        let mut inc = Incident::from_value(key, current);
-        if inc.claim.as_deref() == Some(token) {
-            inc.claim = None;
-            inc.claimed_at = None;
+/// The record after the service accepted `p` at `now`, with the provider's `refs` merged in.
+///
+/// An acceptance that arrives after a later event was applied (a long delivery that finished
+/// after a resolve was recorded) changes nothing but the references: the record never goes back
+/// in event time.
+pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: &Map<String, Value>) -> Incident {
+    let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
+    if inc.event_time.is_some_and(|t| t > p.event_time) {
+        inc.refs.extend(refs.clone());
+        return inc;
+    }
+    let rest_of_same_action = inc.token.as_deref() == Some(p.token.as_str()) && inc.last_action == Some(p.action);
+    match p.action {
+        Action::Trigger if rest_of_same_action => {}
+        Action::Trigger => {
+            if !inc.open {
+                inc.first_notified = Some(now);
+                inc.count = 0;
+                // A new period after a resolve starts afresh; references remembered before
+                // anything was applied (a war room opened by a page still spooled) are kept.
+                if inc.last_action.is_some() {
+                    inc.refs = Map::new();
+                }
+                inc.acknowledged_at = None;
+            }
+            inc.open = true;
+            inc.severity = Some(p.severity.clone());
+            inc.last_notified = Some(now);
+            inc.count = inc.count.saturating_add(1);
         }
-        f(&mut inc);
+        Action::Acknowledge => {
+            inc.acknowledged_at.get_or_insert(now);
+        }
+        Action::Resolve => {
+            inc.open = false;
+            inc.resolved_at = Some(now);
+            inc.acknowledged_at = None;
+        }
+    }
+    inc.event_time = Some(inc.event_time.map_or(p.event_time, |t| t.max(p.event_time)));
+    inc.last_action = Some(p.action);
+    inc.token = Some(p.token.clone());
+    if inc.stop.is_some_and(|s| s.event_time <= p.event_time) && p.action == Action::Trigger {
+        inc.stop = None;
+    }
+    inc.refs.extend(refs.clone());
+    inc
+}
+
+/// Record that the service accepted `p` for `key` at `now` (see [`apply`]): durably; a
+/// resolved incident's record is forgotten [`CLOSED_RECORD_TTL`] later. An acknowledge of an
+/// incident that is not open writes nothing (there is nothing to remember).
+///
+/// Errors: as [`Store::update_with`].
+pub fn record(store: &dyn Store, key: &str, p: &Proposal, now: u64, refs: &Map<String, Value>) -> anyhow::Result<()> {
+    let how = match p.action {
+        Action::Resolve => Write { durability: Durability::Durable, expire: Some(CLOSED_RECORD_TTL) },
+        Action::Trigger | Action::Acknowledge => Write::DURABLE,
+    };
+    store.update_with(key, how, &mut |v| {
+        let current = v.map(|v| Incident::from_value(key, Some(v)));
+        if p.action == Action::Acknowledge && !current.as_ref().is_some_and(|c| c.open) {
+            return current.map(|c| c.to_value());
+        }
+        Some(apply(current, key, p, now, refs).to_value())
+    })
+}
+
+/// Read the typed record for `key`.
+///
+/// Errors: as [`Store::get`].
+pub fn get(store: &dyn Store, key: &str) -> anyhow::Result<Option<Incident>> {
+    Ok(store.get(key)?.map(|v| Incident::from_value(key, Some(v))))
+}
+
+/// Ask a long delivery of `key` to stop for `stop` (a resolve or acknowledge that found the
+/// incident busy). A delivery in progress has recorded nothing yet, so the request may be the
+/// first thing the record holds ([`decide`] reads such a record as none).
+///
+/// Errors: as [`Store::update_with`].
+pub fn request_stop(store: &dyn Store, key: &str, stop: Stop) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, v);
+        if inc.stop.is_none_or(|s| s.event_time <= stop.event_time) {
+            inc.stop = Some(stop);
+        }
         Some(inc.to_value())
     })
 }
 
-/// Delivery failed: put back the record as it was before the claim, if the claim is still ours,
-/// so that the next event for this incident is not suppressed.
-pub fn release(
-    store: &dyn Store,
-    key: &str,
-    token: &str,
-    previous: Option<&Incident>,
-    notice: &mut dyn FnMut(String),
-) -> anyhow::Result<()> {
-    // Volatile: it puts back a record that was written durably before the claim.
-    store.update_volatile(key, notice, &mut |current| {
-        let inc = Incident::from_value(key, current.clone());
-        if inc.claim.as_deref() == Some(token) { previous.map(Incident::to_value) } else { current }
-    })
+/// Whether a delivery for an event at `event_time` should stop: a resolve or acknowledge at or
+/// after that time asked it to ([`request_stop`]), or a later resolve was applied.
+pub fn stop_requested(record: Option<&Incident>, event_time: u64) -> Option<Stop> {
+    let rec = record?;
+    if let Some(s) = rec.stop.filter(|s| s.event_time >= event_time) {
+        return Some(s);
+    }
+    (!rec.open && rec.last_action == Some(Action::Resolve) && rec.event_time.is_some_and(|t| t >= event_time))
+        .then(|| Stop { action: Action::Resolve, event_time: rec.event_time.unwrap_or(event_time) })
 }
 
-/// Read an incident record without locking (e.g. polling for a resolve during a call run).
-pub fn get(store: &dyn Store, key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Incident>> {
-    Ok(store.get(key, notice)?.map(|v| Incident::from_value(key, Some(v))))
+/// Remove the record of `key` (`--forget`). Returns whether there was one.
+///
+/// Errors: as [`Store::update_with`].
+pub fn forget(store: &dyn Store, key: &str) -> anyhow::Result<bool> {
+    let mut existed = false;
+    store.update_with(key, Write::DURABLE, &mut |v| {
+        existed = v.is_some();
+        None
+    })?;
+    Ok(existed)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::file::FileStore;
     use super::*;
 
-    fn req(action: Action, severity: &str, now: u64) -> ClaimRequest<'static> {
-        ClaimRequest { key: "web-01/check_disk", action, severity: Box::leak(severity.to_string().into_boxed_str()), refresh_secs: 1800, claim_ttl_secs: 10, now }
+    fn p(action: Action, severity: &str, t: u64, token: &str) -> Proposal {
+        Proposal { action, severity: severity.into(), event_time: t, refresh_secs: 1800, token: token.into() }
     }
 
-    fn proceed(c: Claim) -> (Option<Incident>, String) {
-        match c {
-            Claim::Proceed { previous, token } => (previous, token),
-            Claim::Skip(r) => panic!("skipped: {r}"),
-        }
+    const SEND: NoRecord = NoRecord::Send;
+    const SKIP: NoRecord = NoRecord::Skip("nobody was paged");
+
+    #[test]
+    fn trigger_repeat_refresh_severity_change_and_resolve() {
+        let k = "web-01/check_disk";
+        let t1 = p(Action::Trigger, "critical", 1000, "a");
+        assert_eq!(decide(None, &t1, 1000, SKIP), Verdict::Send);
+        let rec = apply(None, k, &t1, 1000, &Map::new());
+        assert_eq!((rec.open, rec.count, rec.first_notified), (true, 1, Some(1000)));
+        // Identical repeat inside refresh: skipped.
+        let t2 = p(Action::Trigger, "critical", 1100, "b");
+        assert!(matches!(decide(Some(&rec), &t2, 1100, SKIP), Verdict::Skip(r) if r.contains("already notified 100s ago")));
+        // Severity change: sent at once.
+        let w = p(Action::Trigger, "warning", 1200, "c");
+        assert_eq!(decide(Some(&rec), &w, 1200, SKIP), Verdict::Send);
+        let rec = apply(Some(rec), k, &w, 1200, &Map::new());
+        // After refresh: sent.
+        let w2 = p(Action::Trigger, "warning", 3001, "d");
+        assert_eq!(decide(Some(&rec), &w2, 3001, SKIP), Verdict::Send);
+        let rec = apply(Some(rec), k, &w2, 3001, &Map::new());
+        assert_eq!((rec.count, rec.first_notified, rec.last_notified), (3, Some(1000), Some(3001)));
+        // Resolve closes; a repeat resolve is skipped.
+        let r = p(Action::Resolve, "ok", 3100, "e");
+        assert_eq!(decide(Some(&rec), &r, 3100, SKIP), Verdict::Send);
+        let rec = apply(Some(rec), k, &r, 3100, &Map::new());
+        assert!(!rec.open);
+        assert!(matches!(decide(Some(&rec), &p(Action::Resolve, "ok", 3200, "f"), 3200, SEND), Verdict::Skip(_)));
+        // A new trigger starts a new period.
+        let t3 = p(Action::Trigger, "critical", 3300, "g");
+        let rec = apply(Some(rec), k, &t3, 3300, &Map::new());
+        assert_eq!((rec.count, rec.first_notified), (1, Some(3300)));
     }
 
     #[test]
-    fn trigger_repeat_refresh_and_resolve() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::at(dir.path().to_path_buf()).unwrap();
-        let n = &mut |_| {};
-        // Resolve of something never raised: skipped.
-        assert!(matches!(claim(&store, &req(Action::Resolve, "ok", 100), n).unwrap(), Claim::Skip(r) if r.contains("no open incident")));
-        // First trigger proceeds.
-        let (_, token) = proceed(claim(&store, &req(Action::Trigger, "critical", 1000), n).unwrap());
-        // While claimed, a racing trigger skips.
-        assert!(matches!(claim(&store, &req(Action::Trigger, "critical", 1001), n).unwrap(), Claim::Skip(r) if r.contains("right now")));
-        confirm(&store, "web-01/check_disk", &token, n, &mut |inc| {
-            inc.refs.insert("x".into(), 1.into());
-        })
-        .unwrap();
-        // Repeat within refresh: skipped.
-        assert!(matches!(claim(&store, &req(Action::Trigger, "critical", 1100), n).unwrap(), Claim::Skip(r) if r.contains("already notified 100s ago")));
-        // Severity change: proceeds at once.
-        let (prev, token) = proceed(claim(&store, &req(Action::Trigger, "warning", 1200), n).unwrap());
-        assert_eq!(prev.unwrap().refs["x"], 1);
-        confirm(&store, "web-01/check_disk", &token, n, &mut |_| {}).unwrap();
-        // After refresh: proceeds.
-        let (_, token) = proceed(claim(&store, &req(Action::Trigger, "warning", 1200 + 1800), n).unwrap());
-        confirm(&store, "web-01/check_disk", &token, n, &mut |_| {}).unwrap();
-        let inc = get(&store, "web-01/check_disk", n).unwrap().unwrap();
-        assert!(inc.open);
-        assert_eq!(inc.count, 3);
-        assert_eq!(inc.first_notified, Some(1000));
-        assert_eq!(inc.last_notified, Some(3000));
-        // Resolve closes; a second resolve skips.
-        let (_, token) = proceed(claim(&store, &req(Action::Resolve, "ok", 3100), n).unwrap());
-        confirm(&store, "web-01/check_disk", &token, n, &mut |_| {}).unwrap();
-        assert!(matches!(claim(&store, &req(Action::Resolve, "ok", 3101), n).unwrap(), Claim::Skip(_)));
-        // A new trigger after resolve starts a new period.
-        let (_, token) = proceed(claim(&store, &req(Action::Trigger, "critical", 3200), n).unwrap());
-        confirm(&store, "web-01/check_disk", &token, n, &mut |_| {}).unwrap();
-        let inc = get(&store, "web-01/check_disk", n).unwrap().unwrap();
-        assert_eq!((inc.count, inc.first_notified, inc.refs.len()), (1, Some(3200), 0));
+    fn older_events_are_superseded() {
+        let rec = apply(None, "k", &p(Action::Resolve, "ok", 2000, "a"), 2000, &Map::new());
+        // A trigger from before the resolve (a retried or reordered event) is not sent.
+        assert!(matches!(decide(Some(&rec), &p(Action::Trigger, "critical", 1999, "b"), 2100, SEND), Verdict::Superseded(_)));
+        // One from the same second is not older.
+        assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", 2000, "c"), 2100, SEND), Verdict::Send);
     }
 
     #[test]
-    fn failed_delivery_releases_the_claim() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::at(dir.path().to_path_buf()).unwrap();
-        let n = &mut |_| {};
-        let (prev, token) = proceed(claim(&store, &req(Action::Trigger, "critical", 1000), n).unwrap());
-        release(&store, "web-01/check_disk", &token, prev.as_ref(), n).unwrap();
-        assert_eq!(get(&store, "web-01/check_disk", n).unwrap(), None);
-        // The next event is not suppressed.
-        proceed(claim(&store, &req(Action::Trigger, "critical", 1001), n).unwrap());
+    fn resolve_and_acknowledge_without_a_record_follow_the_provider() {
+        let r = p(Action::Resolve, "ok", 10, "a");
+        assert_eq!(decide(None, &r, 10, SEND), Verdict::Send);
+        assert_eq!(decide(None, &r, 10, SKIP), Verdict::Skip("nobody was paged".into()));
+        let a = p(Action::Acknowledge, "critical", 10, "a");
+        assert_eq!(decide(None, &a, 10, SEND), Verdict::Send);
     }
 
     #[test]
-    fn stale_claims_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::at(dir.path().to_path_buf()).unwrap();
-        let n = &mut |_| {};
-        proceed(claim(&store, &req(Action::Trigger, "critical", 1000), n).unwrap());
-        // The claimant died; after the TTL a new trigger proceeds (open, same severity, but the
-        // refresh check uses last_notified, so make it a severity change to isolate the claim).
-        proceed(claim(&store, &req(Action::Trigger, "warning", 1011), n).unwrap());
+    fn the_rest_of_an_applied_action_is_not_a_repeat() {
+        let t = p(Action::Trigger, "critical", 1000, "tok");
+        let rec = apply(None, "k", &t, 1000, &Map::new());
+        // A spooled call of the same broadcast, delivered later.
+        assert_eq!(decide(Some(&rec), &t, 1010, SKIP), Verdict::Send);
+        let rec = apply(Some(rec), "k", &t, 1010, &Map::new());
+        assert_eq!(rec.count, 1, "the rest of one action counts once");
+    }
+
+    #[test]
+    fn a_record_time_in_the_future_counts_as_now() {
+        let rec = apply(None, "k", &p(Action::Trigger, "critical", 1000, "a"), 50_000, &Map::new());
+        // The clock stepped back: suppressed for refresh from now, not until 50 000.
+        assert!(matches!(decide(Some(&rec), &p(Action::Trigger, "critical", 1001, "b"), 1001, SKIP), Verdict::Skip(_)));
+        assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", 2900, "b"), 2900, SKIP), Verdict::Skip("already notified 0s ago (notification 1, refresh 1800s)".into()));
+    }
+
+    #[test]
+    fn acknowledge_is_recorded_once_and_stop_requests_reach_older_deliveries() {
+        let rec = apply(None, "k", &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new());
+        let ack = p(Action::Acknowledge, "critical", 1010, "b");
+        assert_eq!(decide(Some(&rec), &ack, 1010, SKIP), Verdict::Send);
+        let rec = apply(Some(rec), "k", &ack, 1010, &Map::new());
+        assert_eq!(rec.acknowledged_at, Some(1010));
+        assert!(matches!(decide(Some(&rec), &p(Action::Acknowledge, "critical", 1020, "c"), 1020, SKIP), Verdict::Skip(_)));
+        let mut rec = rec;
+        rec.stop = Some(Stop { action: Action::Acknowledge, event_time: 1030 });
+        assert!(stop_requested(Some(&rec), 1000).is_some());
+        assert!(stop_requested(Some(&rec), 1031).is_none());
+    }
+
+    #[test]
+    fn a_late_acceptance_never_moves_the_record_back_in_time() {
+        let t = p(Action::Trigger, "critical", 1000, "a");
+        let r = p(Action::Resolve, "ok", 1100, "b");
+        let rec = apply(None, "k", &r, 1100, &Map::new());
+        let mut refs = Map::new();
+        refs.insert("call_sids".into(), serde_json::json!(["CA1"]));
+        let rec = apply(Some(rec), "k", &t, 1200, &refs);
+        assert!(!rec.open, "the resolve stays applied");
+        assert_eq!(rec.refs["call_sids"], serde_json::json!(["CA1"]));
+    }
+
+    #[test]
+    fn a_stop_request_alone_is_no_record() {
+        let stub = Incident { key: "k".into(), stop: Some(Stop { action: Action::Resolve, event_time: 5 }), ..Incident::default() };
+        assert_eq!(decide(Some(&stub), &p(Action::Resolve, "ok", 5, "x"), 5, SKIP), Verdict::Skip("nobody was paged".into()));
+        assert_eq!(decide(Some(&stub), &p(Action::Trigger, "critical", 4, "x"), 5, SKIP), Verdict::Send);
     }
 }

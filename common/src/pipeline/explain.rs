@@ -1,0 +1,92 @@
+//! `--explain`: read the event and print every decision, sending nothing and touching nothing.
+//!
+//! For an operator asking "why did (or didn't) this page?": the event as read, the settings
+//! that decided (severities, occurrences, refresh), the filters' verdict, the ledger's record
+//! and its verdict, and what the spool holds for the incident. Reads only: no hold is taken,
+//! no record or spool entry is written, no request is sent. One line per decision on stdout.
+
+use std::io::Write;
+
+use super::{Provider, open_store};
+use crate::config::Common;
+use crate::event::Event;
+use crate::exit::{Code, Result};
+use crate::filter::Action;
+use crate::http::Deadline;
+use crate::log::{Logger, escape_controls};
+use crate::spool::{self, Spool};
+use crate::state::{self, Proposal, Verdict};
+
+/// What `--explain` looks at.
+pub(super) struct Input<'a> {
+    pub(super) event: &'a Event,
+    pub(super) common: &'a Common,
+    pub(super) key: &'a str,
+    pub(super) action: &'a std::result::Result<Action, (String, bool)>,
+    pub(super) proposal: Option<&'a Proposal>,
+    pub(super) now: u64,
+}
+
+/// Print the decisions for `input`.
+pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Code> {
+    let Input { event, common, key, action, proposal, now } = input;
+    let mut lines = vec![
+        format!("event: {} {}/{} status {} ({})", event.format.name(), escape_controls(&event.entity), escape_controls(&event.check), event.status, event.status_name()),
+        format!("incident key: {}", escape_controls(key)),
+        format!(
+            "settings: severities {}, occurrences {}, refresh {}, timeout {}",
+            common.severities.iter().map(|s| s.name()).collect::<Vec<_>>().join(","),
+            common.occurrences,
+            humantime::format_duration(common.refresh),
+            humantime::format_duration(common.timeout)
+        ),
+    ];
+    match action {
+        Ok(a) => lines.push(format!("filters: {}", a.name())),
+        Err((why, _)) => lines.push(format!("filters: skip ({})", escape_controls(why))),
+    }
+    let deadline = Deadline::after(common.timeout);
+    let store = open_store::<P>(common, &deadline, log);
+    let record = match store.as_deref() {
+        Some(s) => match state::get(s, key) {
+            Ok(r) => {
+                lines.push(format!(
+                    "ledger ({}): {}",
+                    s.describe(),
+                    r.as_ref().map_or_else(|| "no record".to_string(), |r| escape_controls(&r.to_value().to_string()).into_owned())
+                ));
+                r
+            }
+            Err(e) => {
+                lines.push(format!("ledger ({}): unreadable: {e:#}; a real run delivers without it", s.describe()));
+                None
+            }
+        },
+        None => {
+            lines.push("ledger: unavailable; a real run delivers without it".to_string());
+            None
+        }
+    };
+    if let Some(p) = proposal {
+        lines.push(match state::decide(record.as_ref(), p, *now, P::NO_RECORD) {
+            Verdict::Send => format!("ledger verdict: send the {} (event time {})", p.action.name(), crate::clock::rfc3339(p.event_time)),
+            Verdict::Skip(why) => format!("ledger verdict: skip ({})", escape_controls(&why)),
+            Verdict::Superseded(why) => format!("ledger verdict: {}", escape_controls(&why)),
+        });
+    }
+    match Spool::open(P::NAME, common.spool_dir.as_deref()).and_then(|(s, _)| Ok((s.queued_for(key)?.len(), s.queued()?.len(), s))) {
+        Ok((own, all, s)) => {
+            lines.push(format!("spool ({}): {own} request(s) queued for this incident, {all} in all", s.dir().display()));
+            if own > 0 && proposal.is_some() {
+                lines.push("spool: this event's requests go after the queued ones".to_string());
+            }
+        }
+        Err(e) => lines.push(format!("spool: unavailable ({e:#})")),
+    }
+    let _ = spool::key_hash(key);
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        let _ = writeln!(out, "{}", crate::secret::mask_all(&l, &log.secrets()));
+    }
+    Ok(Code::Ok)
+}

@@ -1,0 +1,77 @@
+//! `--list` and `--forget`: operators can see and fix the incident ledger.
+//!
+//! `--list` prints one line per open incident on stdout (key, state, since, count, provider
+//! references), or with `--log-format json` one JSON object per line (the stored record).
+//! `--forget KEY` removes a record (exit 0), or exits 65 naming a key the ledger does not know.
+//! Both work on whichever store the settings choose (files or Redis).
+
+use serde_json::{Map, Value};
+
+use super::{Provider, open_store, operator_settings};
+use crate::cli::CommonArgs;
+use crate::exit::{Code, Result};
+use crate::http::Deadline;
+use crate::log::{LogFormat, Logger, escape_controls};
+use crate::state::{self, Incident};
+
+/// Run `--list` or `--forget`.
+pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
+    let (_, common) = operator_settings::<P>(args, flags, log)?;
+    if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
+        log.add_secrets([p.to_string()]);
+    }
+    let deadline = Deadline::after(common.timeout);
+    let store = open_store::<P>(&common, &deadline, log).ok_or_else(|| Code::Config.msg("the state store cannot be used (see above)"))?;
+    if let Some(key) = &args.forget {
+        return match state::forget(store.as_ref(), key) {
+            Ok(true) => {
+                log.info(format!("forgot {}", escape_controls(key)));
+                Ok(Code::Ok)
+            }
+            Ok(false) => Err(Code::DataErr.msg(format!("no record for {} in {}", escape_controls(key), store.describe()))),
+            Err(e) => Err(Code::TempFail.msg(format!("cannot forget {}: {e:#}", escape_controls(key)))),
+        };
+    }
+    let mut records: Vec<Incident> = Vec::new();
+    for key in store.keys().map_err(|e| Code::TempFail.msg(format!("cannot list {}: {e:#}", store.describe())))? {
+        if let Ok(Some(inc)) = state::get(store.as_ref(), &key)
+            && inc.open
+        {
+            records.push(inc);
+        }
+    }
+    for n in store.take_notices() {
+        log.warn(n);
+    }
+    records.sort_by(|a, b| a.first_notified.cmp(&b.first_notified).then_with(|| a.key.cmp(&b.key)));
+    let mut out = String::new();
+    for inc in &records {
+        match args.log_format {
+            LogFormat::Json => out.push_str(&inc.to_value().to_string()),
+            LogFormat::Text => out.push_str(&text_line(inc)),
+        }
+        out.push('\n');
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    log.info(format!("{} open incident(s) in {}", records.len(), store.describe()));
+    Ok(Code::Ok)
+}
+
+/// `KEY  open critical  since 2026-12-01T10:00:00Z  count 2  acknowledged  refs {…}`.
+fn text_line(inc: &Incident) -> String {
+    let mut line = format!(
+        "{}\topen {}\tsince {}\tcount {}",
+        escape_controls(&inc.key),
+        inc.severity.as_deref().unwrap_or("-"),
+        inc.first_notified.map_or_else(|| "-".to_string(), crate::clock::rfc3339),
+        inc.count
+    );
+    if inc.acknowledged_at.is_some() {
+        line.push_str("\tacknowledged");
+    }
+    if !inc.refs.is_empty() {
+        line.push_str(&format!("\trefs {}", escape_controls(&Value::Object(inc.refs.clone()).to_string())));
+    }
+    line
+}
