@@ -440,3 +440,43 @@ fn a_secret_pasted_into_the_wrong_setting_is_not_echoed() {
         assert!(!r.stderr.contains(secret), "{setting}: {}", r.stderr);
     }
 }
+
+/// Every setting name the handlers and the trust table know, plus some they do not.
+const NAMES: &[&str] = &[
+    "routing_key", "api_key", "integration_key", "pager_team", "dedup_key_template", "summary_template", "timeout",
+    "refresh", "severities", "occurrences", "api_url", "ca_file", "state_dir", "spool_dir", "spool_max_age",
+    "entity_settings", "notification_types", "routing_key_file", "auth_token", "recipients", "from", "test",
+    "call_caps", "organization", "token", "channel", "state_store", "made_up", "ops",
+];
+
+proptest::proptest! {
+    /// Whatever an entity annotates, a setting it may not set keeps the operator's value, and
+    /// one the operator did not set stays unset.
+    #[test]
+    fn entity_overrides_never_change_what_they_may_not_set(
+        annotations in proptest::collection::vec((proptest::sample::select(NAMES), ".{0,40}"), 0..12),
+        allowed in proptest::collection::vec(proptest::sample::select(NAMES), 0..3),
+    ) {
+        use common::trust::{self, Origin, Override, Trust};
+        const OWN: &[(&str, Trust)] = &[
+            ("routing_key", Trust::Check), ("api_key", Trust::Check), ("pager_team", Trust::Check),
+            ("dedup_key_template", Trust::Check), ("summary_template", Trust::Entity),
+        ];
+        let operator = json!({"routing_key": ROUTING_KEY, "timeout": "10s", "api_url": "https://events.pagerduty.com",
+                              "dedup_key_template": "{entity}/{check}", "entity_settings": allowed});
+        let operator = operator.as_object().cloned().unwrap_or_default();
+        let overrides: Vec<Override> = annotations
+            .iter()
+            .map(|(k, v)| Override { origin: Origin::Entity, place: "entity annotation", setting: (*k).to_string(), value: Value::from(v.as_str()) })
+            .collect();
+        let mut lines = Vec::new();
+        let merged = trust::apply("pagerduty", operator.clone(), overrides, OWN, &|_| Ok(()), &mut |l| lines.push(l));
+        for name in NAMES {
+            let t = trust::of(OWN, name);
+            let lifted = t == Trust::Check && allowed.contains(name);
+            if t != Trust::Entity && !lifted {
+                proptest::prop_assert_eq!(merged.get(*name), operator.get(*name), "{} changed: {:?}", name, lines);
+            }
+        }
+    }
+}

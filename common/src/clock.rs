@@ -10,10 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Environment variable that fixes "now" (Unix seconds) for tests and rehearsals.
 pub const NOW_ENV: &str = "PAGERPIPE_NOW";
 
-/// Now, in Unix seconds (`PAGERPIPE_NOW` when set to a number).
+/// Now, in Unix seconds (`PAGERPIPE_NOW` when set to a number, at most
+/// [`MAX_RFC3339_SECS`] so that no time arithmetic on it can overflow).
 pub fn now_unix() -> u64 {
     if let Some(fixed) = std::env::var(NOW_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
-        return fixed;
+        return fixed.min(MAX_RFC3339_SECS);
     }
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -59,7 +59,7 @@ impl Rotation {
     pub fn local_day(self, now: u64) -> Option<i64> {
         match self {
             Rotation::None => None,
-            Rotation::Daily { offset_secs } => Some((now as i64 + i64::from(offset_secs)).div_euclid(DAY)),
+            Rotation::Daily { offset_secs } => Some(i64::try_from(now).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs)).div_euclid(DAY)),
         }
     }
 
