@@ -449,3 +449,23 @@ fn the_example_configuration_is_valid() {
     assert!(r.stdout.contains(&format!("\"name\": \"{WAR_ROOM}\"")), "{}", r.stdout);
     assert!(r.stdout.contains("\"users\": \"U0123ABCD,U0456EFGH\""), "{}", r.stdout);
 }
+
+#[test]
+fn private_war_rooms_and_many_responders() {
+    let fake = FakeSlack::start();
+    // 150 responders: Slack takes at most 100 per invite, so two calls; the fake knows 4 of them.
+    let mut responders: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
+    responders.extend((0..146).map(|i| format!("U9{i:07}")));
+    let sb = sandbox(json!({"is_private": true, "responders": responders}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    fake.assert_no_violations();
+    let room = &fake.created()[0];
+    assert!(room.is_private);
+    assert_eq!(fake.calls_to("conversations.invite").len(), 2);
+    for u in USERS {
+        assert!(room.members.iter().any(|m| m == u), "{u}");
+    }
+    assert_eq!(r.stderr.matches("was not invited: user_not_found").count(), 146, "{}", r.stderr);
+    assert!(r.stderr.contains("4 responders invited"), "{}", r.stderr);
+}

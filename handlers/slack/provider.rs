@@ -521,17 +521,23 @@ impl<'a> Session<'a> {
             Ok(_) => self.notes.push("topic set".into()),
             Err(stop) => self.side_step_failed("the topic was not set", stop)?,
         }
+        let mut invited = None;
         for batch in self.slack.responders.clone().chunks(MAX_INVITE) {
-            match self.call(Call::Invite { channel: id.clone(), users: batch.to_vec() }) {
-                Ok(body) => {
-                    let failed = user_failures(&body);
-                    self.report_invite(batch.len(), &failed);
+            let failed = match self.call(Call::Invite { channel: id.clone(), users: batch.to_vec() }) {
+                Ok(body) => user_failures(&body),
+                Err(Stop::Slack(e)) if !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => e.user_errors.clone(),
+                Err(stop) => {
+                    self.side_step_failed("responders were not invited", stop)?;
+                    continue;
                 }
-                Err(Stop::Slack(e)) if !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => {
-                    self.report_invite(batch.len(), &e.user_errors);
-                }
-                Err(stop) => self.side_step_failed("responders were not invited", stop)?,
+            };
+            for (user, code) in &failed {
+                self.ctx.log.error(format!("responder {user} was not invited: {code} (check slack.responders)"));
             }
+            *invited.get_or_insert(0) += batch.len().saturating_sub(failed.len());
+        }
+        if let Some(n) = invited {
+            self.notes.push(format!("{n} responder{} invited", if n == 1 { "" } else { "s" }));
         }
         let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
         let posted = self.call(Call::Post { channel: id, thread: Thread::Root, message })?;
@@ -561,14 +567,6 @@ impl<'a> Session<'a> {
                 Ok(())
             }
         }
-    }
-
-    fn report_invite(&mut self, asked: usize, failed: &[(String, String)]) {
-        for (user, code) in failed {
-            self.ctx.log.error(format!("responder {user} was not invited: {code} (check slack.responders)"));
-        }
-        let n = asked.saturating_sub(failed.len());
-        self.notes.push(format!("{n} responder{} invited", if n == 1 { "" } else { "s" }));
     }
 
     /// Post the alert into an existing channel (one-channel mode, or a stored war room whose
