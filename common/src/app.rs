@@ -117,6 +117,8 @@ pub fn generate(kind: Generate, mut cmd: Command, out: &mut dyn Write) -> io::Re
 fn man(mut cmd: Command, out: &mut dyn Write) -> io::Result<()> {
     use clap_mangen::roff::{Roff, bold, roman};
     cmd.build();
+    let name = cmd.get_name().to_string();
+    let batch = cmd.get_arguments().any(|a| a.get_id() == "from");
     let page = clap_mangen::Man::new(cmd).manual("pagerpipe");
     page.render_title(out)?;
     page.render_name_section(out)?;
@@ -124,6 +126,22 @@ fn man(mut cmd: Command, out: &mut dyn Write) -> io::Result<()> {
     page.render_description_section(out)?;
     page.render_options_section(out)?;
     let mut extra = Roff::new();
+    if batch {
+        // Pages from scripts and batch jobs (`--from cli`, `--from exec`): the README's examples.
+        let settings = format!("/etc/pagerpipe/{}.json", name.trim_start_matches("handler-"));
+        extra.control("SH", ["EXAMPLES"]);
+        for (what, line) in [
+            ("A script reports a result; a later --status ok resolves it:", format!("{name} --config {settings} --from cli --check backup --status critical --output \"disk full\"")),
+            (
+                "A nightly job in /etc/cron.d pages when it fails, and its next good run resolves the page; its output still goes to cron mail:",
+                format!("30 2 * * * export  /usr/bin/{name} --config {settings} --from exec --check nightly-export --exec-timeout 2h -- /usr/local/bin/export.sh"),
+            ),
+            ("The same as a systemd service (Type=oneshot, with a timer):", format!("ExecStart=/usr/bin/{name} --config {settings} --from exec --check nightly-export -- /usr/local/bin/export.sh")),
+        ] {
+            extra.control("PP", []).text([roman(what)]);
+            extra.control("RS", ["4"]).control("nf", []).text([roman(line)]).control("fi", []).control("RE", []);
+        }
+    }
     extra.control("SH", ["FILES"]);
     for (path, what) in [
         (crate::config::DEFAULT_CONFIG_DIR, "settings files (*.json), read when no --config is given and the directory exists"),
@@ -188,6 +206,25 @@ mod tests {
         assert!(man.contains("api\\-key") && man.contains("dry\\-run"), "{man}");
         assert!(man.contains("EXAMPLE_API_KEY"), "the environment variable is named: {man}");
         assert!(man.contains(".SH FILES") && man.contains("/var/spool/pagerpipe"), "{man}");
+        assert!(!man.contains(".SH EXAMPLES"), "no --from, no batch examples: {man}");
+    }
+
+    /// A handler's flags: the shared ones, with `--from`.
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "handler-example")]
+    struct WithShared {
+        #[command(flatten)]
+        common: crate::cli::CommonArgs,
+    }
+
+    #[test]
+    fn man_page_of_a_handler_shows_the_batch_examples() {
+        let mut out = Vec::new();
+        generate(Generate::Man, documented::<WithShared>("1"), &mut out).unwrap();
+        let man = String::from_utf8(out).unwrap();
+        assert!(man.contains(".SH EXAMPLES"), "{man}");
+        assert!(man.contains("\\-\\-from exec \\-\\-check nightly\\-export"), "{man}");
+        assert!(man.contains("/etc/pagerpipe/example.json"), "{man}");
     }
 
     #[test]
