@@ -730,7 +730,7 @@ fn dry_answer(call: &Call) -> Value {
 }
 
 /// Merge `refs` into the incident's record now (used when part of the work was spooled: the
-/// pipeline then confirms the claim without references).
+/// pipeline records nothing as delivered, so the spooled steps find the channel here).
 fn remember(ctx: &Ctx<'_, Slack>, key: &str, refs: &Map<String, Value>) {
     let Some(store) = ctx.store else { return };
     let result = store.update(key, &mut |current| {
