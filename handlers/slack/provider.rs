@@ -198,7 +198,8 @@ impl Provider for Slack {
             Some(c) => {
                 if c.chars().any(|ch| ch.is_whitespace() || ch == ',') || c.len() > 80 {
                     return Err(Code::Config.msg(format!(
-                        "settings `slack.channel`: {c:?} is not a channel ID (C0123ABCD) or name; give one existing channel"
+                        "settings `slack.channel`: {} is not a channel ID (C0123ABCD) or name; give one existing channel",
+                        config::shown_within(&c, 24)
                     )));
                 }
                 Target::Channel(c)
@@ -213,7 +214,8 @@ impl Provider for Slack {
         for r in s.responders.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
             if !is_user_id(r) {
                 return Err(Code::Config.msg(format!(
-                    "settings `slack.responders`: {r:?} is not a Slack user ID (U0123ABCD: a member's profile → ⋮ → Copy member ID)"
+                    "settings `slack.responders`: {} is not a Slack user ID (U0123ABCD: a member's profile → ⋮ → Copy member ID)",
+                    config::shown_within(r, 24)
                 )));
             }
             if !responders.iter().any(|x| x == r) {
@@ -221,7 +223,7 @@ impl Provider for Slack {
             }
         }
         let mention = Mention::parse(&s.mention)
-            .ok_or_else(|| Code::Config.msg(format!("settings `slack.mention`: {:?} is not one of none, here, channel", s.mention)))?;
+            .ok_or_else(|| Code::Config.msg(format!("settings `slack.mention`: {} is not one of none, here, channel", config::shown(&s.mention))))?;
         let link = match s.link_template.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
             Some(l) => Some(Template::parse("slack.link_template", l)?),
             None => None,
