@@ -221,6 +221,16 @@ mod tests {
     }
 
     #[test]
+    fn the_entity_defaults_to_this_hosts_name() {
+        let mut i = inv(Some(CheckStatus::Critical), None);
+        i.entity = None;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let e = parse(&i, &b""[..], &mut Notes::new()).unwrap();
+        assert_eq!(e.entity, host.trim());
+        assert!(!e.entity.is_empty());
+    }
+
+    #[test]
     fn output_dash_reads_stdin_and_keeps_the_tail() {
         let mut notes = Notes::new();
         let e = parse(&inv(Some(CheckStatus::Warning), Some("-")), &b"line 1\nline 2\n"[..], &mut notes).unwrap();
