@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::slack::{ALERTS, BOT_TOKEN, FakeSlack, Fault, USERS, summary};
-use crate::util::{Run, Sandbox, fixture_at, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-slack");
 /// 2026-12-01 01:00 UTC: the clock every run sees (`PAGERPIPE_NOW`), so names carry 20261201.
@@ -337,11 +337,9 @@ fn auth_and_scope_errors_exit_78_and_name_the_scope() {
 
 #[test]
 fn slack_down_spools_and_flush_delivers_in_order() {
-    let port = {
-        let probe = FakeSlack::start();
-        probe.url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("port")
-    };
-    let down = format!("http://127.0.0.1:{port}/api");
+    // Slack unreachable (connection refused); at --flush it answers at another address: the
+    // spool keeps typed calls, and the requests are built from the settings then in force.
+    let down = format!("{REFUSED_URL}/api");
     let sb = sandbox(json!({"archive_on_resolve": true}));
     let at = |input: &[u8], minutes: u64, extra: &[&str]| {
         let mut args = vec!["--api-url", down.as_str(), "--timeout", "1s"];
@@ -358,7 +356,7 @@ fn slack_down_spools_and_flush_delivers_in_order() {
     assert_eq!(r.code, Some(75), "{r:?}");
     assert_eq!(sb.spooled("slack").len(), 6);
 
-    let fake = FakeSlack::start_on(port);
+    let fake = FakeSlack::start();
     let mut cmd = sb.command(&["--api-url", &fake.api_url(), "--flush"]);
     cmd.env("PAGERPIPE_NOW", (NOW + 600).to_string());
     let r = run_command(cmd, b"");
