@@ -252,7 +252,7 @@ fn a_slow_service_gets_each_spooled_request_once() {
     }
     let fake = FakePagerDuty::start(&[Script::Slow; 8]);
     for i in 0..5 {
-        let r = run_at(&sb, &fake.url, &event_for(&format!("web-{i}"), "sensu/create.json"), &["--timeout", "2s"]);
+        let r = run_at(&sb, &fake.url, &event_for(&format!("web-{i}"), "sensu/create.json"), &["--timeout", "10s"]);
         assert_eq!(r.code, Some(0), "{r:?}");
     }
     let mut keys: Vec<String> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap_or("").to_string()).collect();

@@ -370,6 +370,11 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
 /// `flags` holds the handler's own flags as settings (`routing_key` …), laid over the files
 /// together with the shared flags. Returns the exit code for a completed run; errors carry
 /// theirs. `log` gets the provider's secrets registered as soon as they are known.
+///
+/// The phases: [`read`] the event and settings; [`decide_event`] (filters, incident key, the
+/// ledger's proposal); then `--explain`, `--dry-run`, or [`Local::fast_path`] → older spooled
+/// requests of other incidents → [`Local::catch_up`] (the incident's hold and its own spooled
+/// requests) → [`Local::deliver`] (the provider, then the record of what the service accepted).
 pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
     if args.flush {
         return flush::flush_only::<P>(args, flags, log);
@@ -377,16 +382,68 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     if args.list || args.forget.is_some() {
         return ledger::command::<P>(args, flags, log);
     }
-    let Read { event, raw, overrides, common, provider } = read::<P>(args, flags.clone(), stdin, log)?;
-    if let Err(not_ready) = provider.ready() {
+    let read = read::<P>(args, flags.clone(), stdin, log)?;
+    if let Err(not_ready) = read.provider.ready() {
         if !(args.dry_run || args.explain) {
             return Err(not_ready);
         }
         log.warn(format!("{not_ready} (a real run exits {})", not_ready.code.as_u8()));
     }
+    let log = &*log;
+    let decided = decide_event(&read);
+    if args.explain {
+        let input = explain::Input {
+            event: &read.event,
+            common: &read.common,
+            key: &decided.key,
+            action: &decided.action,
+            proposal: decided.proposal.as_ref(),
+            now: decided.now,
+        };
+        return explain::explain::<P>(&input, log);
+    }
+    if let Err((why, quiet)) = &decided.action {
+        let line = format!("skipped {}: {why}", decided.key);
+        if *quiet { log.debug(line) } else { log.info(line) }
+    }
+    if args.dry_run {
+        return dry_run(&read, &decided, log);
+    }
+    let local = Local::open(args, &flags, &read, &decided, log);
+    if local.fast_path() {
+        return Ok(Code::Ok);
+    }
+    local.flush_others()?;
+    let Some(p) = &decided.proposal else { return Ok(Code::Ok) };
+    match local.catch_up(p)? {
+        CaughtUp::Skip(why) => {
+            log.info(format!("skipped {}: {why}", decided.key));
+            Ok(Code::Ok)
+        }
+        CaughtUp::Deliver { hold, record, only, client } => local.deliver(p, record, only, &client, hold),
+    }
+}
+
+/// What the filters and the ledger's inputs make of the event.
+struct Decided {
+    /// The incident key.
+    key: String,
+    /// The action, or why none (and whether that is only worth a debug line).
+    action: std::result::Result<Action, (String, bool)>,
+    /// What the ledger is asked to apply (`None` when the filters skip).
+    proposal: Option<Proposal>,
+    /// Now, Unix seconds.
+    now: u64,
+    /// The invocation's deadline.
+    deadline: Deadline,
+}
+
+/// Phase 2: the incident key, the filters' action and the ledger's proposal.
+fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
+    let Read { event, common, provider, .. } = read;
     let deadline = Deadline::after(common.timeout);
-    let key = provider.incident_key(&event);
-    let action = match filter::decide(&event, &common) {
+    let key = provider.incident_key(event);
+    let action = match filter::decide(event, common) {
         Decision::Act(a) => match provider.unsupported(a) {
             None => Ok(a),
             Some(why) => Err((why, false)),
@@ -399,150 +456,198 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         action,
         severity: event.status_name().to_string(),
         event_time: event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).unwrap_or(now),
-        refresh_secs: refresh_secs(&event, &common),
+        refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
     });
-    let new_client = || Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e));
+    Decided { key, action, proposal, now, deadline }
+}
 
-    if args.explain {
-        return explain::explain::<P>(&explain::Input { event: &event, common: &common, key: &key, action: &action, proposal: proposal.as_ref(), now }, log);
-    }
-    if let Err((why, quiet)) = &action {
-        if *quiet { log.debug(format!("skipped {key}: {why}")) } else { log.info(format!("skipped {key}: {why}")) }
-    }
-    if args.dry_run {
-        let Some(p) = proposal else { return Ok(Code::Ok) };
-        let client = new_client()?;
-        let ctx = Ctx { provider: &provider, client: &client, deadline, log, dry_run: true, store: None, incident_key: &key, queue: None };
-        let job = Job { action: p.action, event: &event, incident_key: &key, previous: None, event_time: p.event_time };
-        return finish(log, &deadline, true, &job, provider.act(&ctx, &job));
-    }
+/// `--dry-run`: the provider prints what it would send; no state, no spool.
+fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Code> {
+    let Some(p) = &d.proposal else { return Ok(Code::Ok) };
+    let client = Client::new(read.common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
+    let ctx = Ctx { provider: &read.provider, client: &client, deadline: d.deadline, log, dry_run: true, store: None, incident_key: &d.key, queue: None };
+    let job = Job { action: p.action, event: &read.event, incident_key: &d.key, previous: None, event_time: p.event_time };
+    finish(log, &d.deadline, true, &job, read.provider.act(&ctx, &job))
+}
 
-    // A broken state store must not silence a page: deliver without the ledger, loudly.
-    let store = open_store::<P>(&common, &deadline, log);
-    let store = store.as_deref();
-    let spool = match Spool::open(P::NAME, common.spool_dir.as_deref()) {
-        Ok((spool, notice)) => {
-            if let Some(n) = notice {
-                log.warn(n);
+/// What [`Local::catch_up`] leaves to do.
+enum CaughtUp {
+    /// Nothing to send (an identical repeat, a superseded event), with the reason.
+    Skip(String),
+    /// Deliver, holding the incident (`None`: no ledger, or it stayed busy), with its record as
+    /// the provider should see it, queueing every request when `only` says why.
+    Deliver {
+        hold: Option<Box<dyn state::Hold>>,
+        record: Option<Incident>,
+        only: Option<String>,
+        client: Client,
+    },
+}
+
+/// The ledger and the spool of one invocation, and what it decided.
+struct Local<'a, P: Provider> {
+    args: &'a CommonArgs,
+    flags: &'a Map<String, Value>,
+    read: &'a Read<P>,
+    d: &'a Decided,
+    log: &'a Logger,
+    /// `None` when it cannot be used: the page still goes out, without dedup.
+    store: Option<Box<dyn Store>>,
+    spool: Option<Spool>,
+    /// The key hash of this incident in spool entry names.
+    own_hash: String,
+    /// Entries of this incident queued when the invocation started.
+    own_spooled: usize,
+    /// Whether other incidents have entries queued.
+    others_spooled: bool,
+}
+
+impl<'a, P: Provider> Local<'a, P> {
+    /// Open the ledger and the spool and list what the spool holds. A broken store or spool is
+    /// logged; the invocation goes on without it.
+    fn open(args: &'a CommonArgs, flags: &'a Map<String, Value>, read: &'a Read<P>, d: &'a Decided, log: &'a Logger) -> Self {
+        let store = open_store::<P>(&read.common, &d.deadline, log);
+        let spool = match Spool::open(P::NAME, read.common.spool_dir.as_deref()) {
+            Ok((spool, notice)) => {
+                if let Some(n) = notice {
+                    log.warn(n);
+                }
+                Some(spool)
             }
-            Some(spool)
-        }
-        Err(e) => {
-            log.error(format!("spool unavailable ({e:#}); a request not delivered in time will be printed to stderr"));
-            None
-        }
-    };
-    let listing = spool.as_ref().and_then(|s| match s.list() {
-        Ok(l) => Some(l),
-        Err(e) => {
-            log.error(format!("{e:#}"));
-            None
-        }
-    });
-    if let Some(l) = &listing {
-        for line in &l.passed_over {
-            log.warn(line);
-        }
-    }
-    let own_hash = format!("{:016x}", spool::key_hash(&key));
-    let own_spooled = listing.as_ref().map_or(0, |l| l.names.iter().filter(|n| spool::key_hash_of_name(n) == own_hash).count());
-    let others_spooled = listing.as_ref().is_some_and(|l| l.names.len() > own_spooled);
-    let flusher = || flush::Flusher::<P>::new(spool.as_ref(), store, args, &flags, &common, log);
-
-    // The fast path: an identical repeat or a superseded event costs one read. Not while this
-    // incident has spooled requests: they are the tail of its log, so decide after them.
-    let mut record = read_record(store, &key, log);
-    let verdict = proposal.as_ref().map(|p| decide::<P>(record.as_ref(), p, now));
-    if let Some(Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict
-        && own_spooled == 0
-        && !delivery_in_progress(store, &key, record.as_ref(), proposal.as_ref())
-    {
-        log.info(format!("skipped {key}: {why}"));
-        if others_spooled && let Ok(client) = new_client() {
-            flusher().others(&client, &deadline.share(4), &own_hash);
-        }
-        return Ok(Code::Ok);
-    }
-    // Older requests of other incidents, within a share of the deadline: every invocation is
-    // a chance to deliver them.
-    if others_spooled {
-        flusher().others(&new_client()?, &deadline.share(4), &own_hash);
-    }
-    let Some(p) = proposal else { return Ok(Code::Ok) };
-
-    // The incident's hold: wait for another invocation delivering for it (bounded by the
-    // deadline), asking a long delivery to stop first when this is a resolve or acknowledge.
-    let (hold, busy) = take_hold(store, &key, &p, &deadline, log);
-    let client = new_client()?;
-    let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
-    if hold.is_some() {
-        record = read_record(store, &key, log);
-        match decide::<P>(record.as_ref(), &p, now) {
-            Verdict::Send => {}
-            Verdict::Skip(why) | Verdict::Superseded(why) if own_spooled == 0 => {
-                log.info(format!("skipped {key}: {why}"));
-                return Ok(Code::Ok);
+            Err(e) => {
+                log.error(format!("spool unavailable ({e:#}); a request not delivered in time will be printed to stderr"));
+                None
             }
-            // Decided again once the spooled requests before it are delivered.
-            Verdict::Skip(_) | Verdict::Superseded(_) => {}
-        }
-    }
-    if own_spooled > 0 && only.is_none() {
-        let left = flusher().incident(&client, &deadline, &key, hold.is_some());
-        if left > 0 {
-            // Decide against the incident's log as it will be once its spooled requests are
-            // delivered: a repeat of a spooled trigger is not queued a second time.
-            let tail = spool.as_ref().map(|s| spooled_tail(s, &key)).unwrap_or_default();
-            let pending = tail.iter().fold(record.clone(), |rec, e| Some(state::apply(rec, &key, &proposal_of(e), e.created, &Map::new())));
-            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(pending.as_ref(), &p, now) {
-                log.info(format!("skipped {key}: {why} (counting the {left} request(s) still spooled for it)"));
-                return Ok(Code::Ok);
+        };
+        let listing = spool.as_ref().and_then(|s| match s.list() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log.error(format!("{e:#}"));
+                None
             }
-            // The provider sees the incident as it will be (open, if a trigger is spooled).
-            record = pending;
-            only = Some(format!("{left} older request(s) for this incident are still spooled"));
-        } else {
-            record = read_record(store, &key, log);
-            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), &p, now) {
-                log.info(format!("skipped {key}: {why}"));
-                return Ok(Code::Ok);
+        });
+        if let Some(l) = &listing {
+            for line in &l.passed_over {
+                log.warn(line);
             }
         }
+        let own_hash = format!("{:016x}", spool::key_hash(&d.key));
+        let own_spooled = listing.as_ref().map_or(0, |l| l.names.iter().filter(|n| spool::key_hash_of_name(n) == own_hash).count());
+        let others_spooled = listing.as_ref().is_some_and(|l| l.names.len() > own_spooled);
+        Local { args, flags, read, d, log, store, spool, own_hash, own_spooled, others_spooled }
     }
 
-    let queue = spool.as_ref().map(|spool| Queue {
-        spool,
-        template: spool::Entry {
-            handler: P::NAME.to_string(),
-            incident_key: key.clone(),
-            action: p.action,
-            severity: p.severity.clone(),
-            event_time: p.event_time,
-            token: p.token.clone(),
-            created: now,
-            overrides: overrides.clone(),
-            payload: Value::Null,
-            fate: Fate::NotSent,
-            attempts: 0,
-            failure: None,
-        },
-        private: holds_secret(&overrides, &provider.secrets()),
-        only,
-    });
-    let ctx = Ctx { provider: &provider, client: &client, deadline, log, dry_run: false, store, incident_key: &key, queue };
-    let job = Job { action: p.action, event: &event, incident_key: &key, previous: record.as_ref(), event_time: p.event_time };
-    let outcome = provider.act(&ctx, &job);
-    if let (Outcome::Delivered(done), Some(store)) = (&outcome, store)
-        && let Err(e) = state::record(store, &key, &p, crate::clock::now_unix(), &done.refs)
-    {
-        log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
+    fn store(&self) -> Option<&dyn Store> {
+        self.store.as_deref()
     }
-    drop(hold);
-    if let Outcome::Retry(_) = &outcome {
-        print_undelivered(log, &event, raw.as_deref());
+
+    fn flusher(&self) -> flush::Flusher<'_, P> {
+        flush::Flusher::new(self.spool.as_ref(), self.store(), self.args, self.flags, &self.read.common, self.log)
     }
-    finish(log, &deadline, false, &job, outcome)
+
+    fn client(&self) -> Result<Client> {
+        Client::new(self.read.common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))
+    }
+
+    /// Phase 3, the storm path: an identical repeat or a superseded event costs one read, and
+    /// is skipped (`true`; older spooled requests of other incidents still get their share).
+    /// Not while this incident has spooled requests (they are the tail of its log: decided
+    /// after them), nor for a recovery that meets a first delivery in progress.
+    fn fast_path(&self) -> bool {
+        let Some(p) = &self.d.proposal else { return false };
+        let record = read_record(self.store(), &self.d.key, self.log);
+        let (Verdict::Skip(why) | Verdict::Superseded(why)) = decide::<P>(record.as_ref(), p, self.d.now) else { return false };
+        if self.own_spooled > 0 || delivery_in_progress(self.store(), &self.d.key, record.as_ref(), Some(p)) {
+            return false;
+        }
+        self.log.info(format!("skipped {}: {why}", self.d.key));
+        if self.others_spooled
+            && let Ok(client) = self.client()
+        {
+            self.flusher().others(&client, &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
+        }
+        true
+    }
+
+    /// Phase 4: older requests of other incidents, within a share of the deadline: every
+    /// invocation is a chance to deliver them.
+    fn flush_others(&self) -> Result<()> {
+        if self.others_spooled {
+            self.flusher().others(&self.client()?, &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
+        }
+        Ok(())
+    }
+
+    /// Phase 5: the incident's hold (waiting for another invocation delivering for it, bounded
+    /// by the deadline; a resolve or acknowledge asks a long delivery to stop first), then this
+    /// incident's own spooled requests, and the ledger's verdict on what the incident's log
+    /// will be once they are delivered (a repeat of a spooled trigger is not queued twice).
+    fn catch_up(&self, p: &Proposal) -> Result<CaughtUp> {
+        let (key, now, store) = (&self.d.key, self.d.now, self.store());
+        let (hold, busy) = take_hold(store, key, p, &self.d.deadline, self.log);
+        let client = self.client()?;
+        let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
+        let mut record = read_record(store, key, self.log);
+        if hold.is_some() && self.own_spooled == 0 {
+            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), p, now) {
+                return Ok(CaughtUp::Skip(why));
+            }
+        }
+        if self.own_spooled > 0 && only.is_none() {
+            let left = self.flusher().incident(&client, &self.d.deadline, key, hold.is_some());
+            record = read_record(store, key, self.log);
+            if left > 0 {
+                let tail = self.spool.as_ref().map(|s| spooled_tail(s, key)).unwrap_or_default();
+                // The provider sees the incident as it will be (open, if a trigger is spooled).
+                record = tail.iter().fold(record, |rec, e| Some(state::apply(rec, key, &proposal_of(e), e.created, &Map::new())));
+                only = Some(format!("{left} older request(s) for this incident are still spooled"));
+            }
+            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), p, now) {
+                let why = if left > 0 { format!("{why} (counting the {left} request(s) still spooled for it)") } else { why };
+                return Ok(CaughtUp::Skip(why));
+            }
+        }
+        Ok(CaughtUp::Deliver { hold, record, only, client })
+    }
+
+    /// Phase 6: the provider delivers (or queues, when `only` says why); what the service
+    /// accepted is recorded; the hold is released; the exit code.
+    fn deliver(&self, p: &Proposal, record: Option<Incident>, only: Option<String>, client: &Client, hold: Option<Box<dyn state::Hold>>) -> Result<Code> {
+        let (read, key, log) = (self.read, &self.d.key, self.log);
+        let queue = self.spool.as_ref().map(|spool| Queue {
+            spool,
+            template: spool::Entry {
+                handler: P::NAME.to_string(),
+                incident_key: key.clone(),
+                action: p.action,
+                severity: p.severity.clone(),
+                event_time: p.event_time,
+                token: p.token.clone(),
+                created: self.d.now,
+                overrides: read.overrides.clone(),
+                payload: Value::Null,
+                fate: Fate::NotSent,
+                attempts: 0,
+                failure: None,
+            },
+            private: holds_secret(&read.overrides, &read.provider.secrets()),
+            only,
+        });
+        let ctx = Ctx { provider: &read.provider, client, deadline: self.d.deadline, log, dry_run: false, store: self.store(), incident_key: key, queue };
+        let job = Job { action: p.action, event: &read.event, incident_key: key, previous: record.as_ref(), event_time: p.event_time };
+        let outcome = read.provider.act(&ctx, &job);
+        if let (Outcome::Delivered(done), Some(store)) = (&outcome, self.store())
+            && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs)
+        {
+            log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
+        }
+        drop(hold);
+        if let Outcome::Retry(_) = &outcome {
+            print_undelivered(log, &read.event, read.raw.as_deref());
+        }
+        finish(log, &self.d.deadline, false, &job, outcome)
+    }
 }
 
 /// Seconds a repeated trigger stays suppressed: the check's or the settings' `refresh`, less
@@ -625,6 +730,10 @@ fn delivery_in_progress(store: Option<&dyn Store>, key: &str, record: Option<&In
     }
     matches!(store.hold(key, Instant::now()), Ok(None))
 }
+
+/// The share of the deadline older spooled requests of other incidents may take before this
+/// invocation's own request: a quarter.
+const SHARE_BEFORE_DELIVERY: u32 = 4;
 
 /// How long an invocation waits for another one's hold on its incident: until three quarters
 /// of its deadline, so that a quarter is left to queue behind it.
