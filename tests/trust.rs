@@ -245,6 +245,7 @@ fn check_annotations_may_route_but_an_invalid_one_never_costs_the_page() {
     fake.assert_no_violations();
 }
 
+#[cfg(unix)]
 #[test]
 fn secrets_from_files_and_help_warns_about_ps() {
     let fake = FakePagerDuty::start(&[]);
@@ -261,6 +262,12 @@ fn secrets_from_files_and_help_warns_about_ps() {
     let events = fake.events();
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e["routing_key"] == ROUTING_KEY), "{events:?}");
+    // A key file others can read is warned about, by name, without the key.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let r = sb.run(&["--api-url", &fake.url, "--dry-run"], &create);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("settings `pagerduty.routing_key_file`) is readable by all users"), "{}", r.stderr);
+    assert!(!r.stderr.contains(ROUTING_KEY), "{}", r.stderr);
     // A missing file names the setting and the file, exit 78.
     sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key_file": sb.dir.path().join("nope")}}));
     let r = sb.run(&["--api-url", &fake.url], &create);

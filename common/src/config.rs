@@ -84,6 +84,30 @@ pub fn secret_files(section: &str, mut map: Map<String, Value>) -> Result<Map<St
     Ok(map)
 }
 
+/// One warning per `<secret>_file` setting in `map` (also inside team objects) whose file users
+/// other than the handler's can read (as [`exposure_warning`] judges a settings file), naming
+/// the setting and the file; empty on non-Unix systems.
+pub fn secret_file_warnings(section: &str, map: &Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in map {
+        match value {
+            Value::Object(inner) => out.extend(secret_file_warnings(&format!("{section}.{name}"), inner)),
+            Value::String(path) if name.strip_suffix("_file").is_some_and(is_secret_setting) && !path.trim().is_empty() => {
+                let path = Path::new(path.trim());
+                if let Some(who) = readable_by_others(path) {
+                    out.push(format!(
+                        "secret file {} (settings `{section}.{name}`) is readable by {who}; run `chmod go-r {}`",
+                        path.display(),
+                        path.display()
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}; let the handler's user read it"))?;

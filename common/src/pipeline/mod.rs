@@ -811,6 +811,9 @@ fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, 
     }
     let mut shared = args.settings();
     shared.extend(flags);
+    for w in config::secret_file_warnings(P::NAME, &files.section(P::NAME)).into_iter().chain(config::secret_file_warnings(P::NAME, &shared)) {
+        log.warn(w);
+    }
     let from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
     let common: Common = config::typed(P::NAME, operator.clone())?;
