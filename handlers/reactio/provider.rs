@@ -606,8 +606,6 @@ fn id_refs(id: u64) -> Map<String, Value> {
     refs
 }
 
-/// `value` must be one of `allowed` (exit 78 naming `reactio.<setting>`).
-
 /// A DNS label: letters, digits and inner hyphens, at most 63 characters.
 fn is_subdomain(s: &str) -> bool {
     !s.is_empty()

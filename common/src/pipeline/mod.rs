@@ -471,7 +471,9 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
     finish(log, &d.deadline, true, &job, read.provider.act(&ctx, &job))
 }
 
-/// What [`Local::catch_up`] leaves to do.
+/// What [`Local::catch_up`] leaves to do. (One per invocation, moved once: its size does not
+/// matter.)
+#[allow(clippy::large_enum_variant)]
 enum CaughtUp {
     /// Nothing to send (an identical repeat, a superseded event), with the reason.
     Skip(String),
@@ -589,10 +591,11 @@ impl<'a, P: Provider> Local<'a, P> {
         let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
         let mut record = read_record(store, key, self.log);
-        if hold.is_some() && self.own_spooled == 0 {
-            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), p, now) {
-                return Ok(CaughtUp::Skip(why));
-            }
+        if hold.is_some()
+            && self.own_spooled == 0
+            && let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), p, now)
+        {
+            return Ok(CaughtUp::Skip(why));
         }
         if self.own_spooled > 0 && only.is_none() {
             let left = self.flusher().incident(&client, &self.d.deadline, key, hold.is_some());

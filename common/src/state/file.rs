@@ -200,10 +200,9 @@ impl FileStore {
 fn unexpired(mut v: Value) -> Option<Value> {
     if let Some(obj) = v.as_object_mut()
         && let Some(at) = obj.remove(EXPIRES)
+        && at.as_u64().is_some_and(|at| at <= clock::now_unix())
     {
-        if at.as_u64().is_some_and(|at| at <= clock::now_unix()) {
-            return None;
-        }
+        return None;
     }
     Some(v)
 }
