@@ -226,3 +226,160 @@ impl Drop for ServerProcess {
         let _ = self.0.wait();
     }
 }
+
+/// A real `redis-server` (Debian package `redis-server`) on 127.0.0.1, started for one test with
+/// a random password, no persistence (`--save '' --appendonly no`) and its own directory; stopped
+/// by PID when dropped.
+pub struct RedisServer {
+    /// `redis://:<password>@127.0.0.1:<port>/0` or `rediss://…`.
+    pub url: String,
+    /// The password (`--requirepass`).
+    pub password: String,
+    /// The TCP (or TLS) port.
+    pub port: u16,
+    /// The CA that signed the TLS server's certificate (`ca_file`), for a TLS server.
+    pub ca_file: Option<std::path::PathBuf>,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+/// Where Debian's `redis-server` package installs it (`redis-cli` comes with it).
+const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+impl RedisServer {
+    /// A plain-TCP server. `None` (with a loud SKIPPED line) when `redis-server` is not installed;
+    /// under `CI=true` a missing `redis-server` fails the test instead (`.ci/run` installs it).
+    pub fn start() -> Option<RedisServer> {
+        RedisServer::launch(None)
+    }
+
+    /// A TLS-only server (`--port 0 --tls-port P`) with a certificate for `127.0.0.1` signed by
+    /// a CA made now (its PEM file is [`RedisServer::ca_file`]). `None` as for [`RedisServer::start`].
+    pub fn start_tls() -> Option<RedisServer> {
+        RedisServer::launch(Some(crate::fake::tls::Pki::new(&["127.0.0.1"])))
+    }
+
+    fn launch(pki: Option<crate::fake::tls::Pki>) -> Option<RedisServer> {
+        if !require_program(REDIS_SERVER, "redis-server") {
+            return None;
+        }
+        let password = format!("pw{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        // The free port is found by binding port 0; another process could take it before
+        // redis-server binds it, so a server that exits at once is started again on another.
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut cmd = Command::new(REDIS_SERVER);
+            cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--requirepass", &password])
+                .arg("--dir")
+                .arg(dir.path())
+                .arg("--logfile")
+                .arg(dir.path().join("redis.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut ca_file = None;
+            let scheme = match &pki {
+                None => {
+                    cmd.args(["--port", &port.to_string()]);
+                    "redis"
+                }
+                Some(pki) => {
+                    let ca = pki.write_ca(dir.path(), "ca.pem");
+                    std::fs::write(dir.path().join("server.pem"), &pki.server_pem.0).unwrap();
+                    std::fs::write(dir.path().join("server.key"), &pki.server_pem.1).unwrap();
+                    cmd.args(["--port", "0", "--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                        .arg("--tls-cert-file")
+                        .arg(dir.path().join("server.pem"))
+                        .arg("--tls-key-file")
+                        .arg(dir.path().join("server.key"))
+                        .arg("--tls-ca-cert-file")
+                        .arg(&ca);
+                    ca_file = Some(ca);
+                    "rediss"
+                }
+            };
+            let child = cmd.spawn().expect("spawn redis-server");
+            let mut server = RedisServer {
+                url: format!("{scheme}://:{password}@127.0.0.1:{port}/0"),
+                password: password.clone(),
+                port,
+                ca_file,
+                child: Some(child),
+                dir,
+            };
+            if server.wait_ready() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on a free port in 10 tries");
+    }
+
+    /// Wait until the server answers `PING` as this server (with its password): `true`; `false`
+    /// when it exited first (its port was taken). Panics when it neither answers nor exits
+    /// within 20 s, with its log.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                if log.contains("Address already in use") {
+                    self.child = None;
+                    return false;
+                }
+                panic!("redis-server exited ({status}):\n{log}");
+            }
+            if self.cli(&["PING"]).is_ok_and(|out| out.trim() == "PONG") {
+                return true;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                panic!("redis-server did not answer PING within 20 s:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Run `redis-cli` against this server with `args` (one command): its output, or the error
+    /// (non-zero exit, or an `(error)`/`ERR` answer) as text.
+    pub fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new("/usr/bin/redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning", "-a", &self.password]);
+        if let Some(ca) = &self.ca_file {
+            cmd.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = cmd.args(args).stdin(Stdio::null()).output().map_err(|e| format!("redis-cli: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() || text.starts_with("ERR") || text.starts_with("(error)") || text.starts_with("NOAUTH") {
+            return Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(text)
+    }
+
+    /// The server's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// Stop the server now (SIGKILL by PID) and wait for it: its port is closed afterwards.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Send `signal` (`STOP`, `CONT`) to the server by PID.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("kill").success();
+        assert!(ok, "kill -{signal} {}", self.pid());
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SIGKILL stops a stopped (SIGSTOP) server too.
+        self.kill();
+    }
+}

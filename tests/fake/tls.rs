@@ -30,6 +30,8 @@ pub struct Pki {
     pub server_cert: CertificateDer<'static>,
     /// The server certificate's private key, PKCS#8 DER.
     pub server_key: Vec<u8>,
+    /// The server certificate and its key, PEM (for servers that read files: `redis-server`).
+    pub server_pem: (String, String),
 }
 
 impl Pki {
@@ -52,7 +54,12 @@ impl Pki {
         let mut server = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("server params");
         server.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("server"));
         let cert = server.signed_by(&key, &issuer).expect("server certificate");
-        Pki { ca_pem: ca_cert.pem(), server_cert: cert.der().clone(), server_key: key.serialize_der() }
+        Pki {
+            ca_pem: ca_cert.pem(),
+            server_cert: cert.der().clone(),
+            server_key: key.serialize_der(),
+            server_pem: (cert.pem(), key.serialize_pem()),
+        }
     }
 
     /// Write the CA certificate to `dir/name` and return the path.

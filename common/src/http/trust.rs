@@ -101,7 +101,7 @@ impl Trust {
 /// `update-ca-trust` write every trusted CA into it), else the hashed directory. Reading the
 /// directory too, as `rustls_native_certs::load_native_certs` does, parses every certificate a
 /// second time from ~300 small files: +3.5 ms per event for nothing (bench/README.md).
-fn load_system() -> rustls_native_certs::CertificateResult {
+pub(crate) fn load_system() -> rustls_native_certs::CertificateResult {
     let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     if set("SSL_CERT_FILE") || set("SSL_CERT_DIR") {
         return rustls_native_certs::load_native_certs();

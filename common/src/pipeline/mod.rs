@@ -33,7 +33,7 @@ use crate::http::{self, Client, Deadline, Request, Response};
 use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Spool};
-use crate::state::{self, Incident, NoRecord, Proposal, Stop, Store, Verdict, file::FileStore};
+use crate::state::{self, Incident, NoRecord, Proposal, Stop, Store, Verdict, file::FileStore, redis::RedisStore};
 
 /// What a provider was asked to do.
 #[derive(Debug)]
@@ -361,6 +361,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     let Settings { section, common, overrides } = settings::<P>(args, flags, Some(&event), log)?;
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
+    log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
     Ok(Read { event, raw, overrides, common, provider })
 }
 
@@ -680,13 +681,15 @@ fn decide<P: Provider>(record: Option<&Incident>, p: &Proposal, now: u64) -> Ver
 /// Open the ledger: Redis when `state_store` names one, else the file store. `None` (logged
 /// as an error) when it cannot be used: the page still goes out, without dedup.
 fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -> Option<Box<dyn Store>> {
-    let _ = deadline;
     if let Some(url) = &common.state_store {
-        log.error(format!(
-            "state_store {}: this build has no Redis store; delivering without the shared ledger",
-            crate::secret::mask_url_password(url)
-        ));
-        return None;
+        let budget = state::redis::budget(deadline.remaining());
+        return match RedisStore::connect(url, P::NAME, common.ca_file.as_deref(), budget) {
+            Ok(store) => Some(Box::new(store)),
+            Err(e) => {
+                log.error(format!("{e:#}; delivering without the shared ledger (a duplicate page is better than none)"));
+                None
+            }
+        };
     }
     match FileStore::open(P::NAME, common.state_dir.as_deref()) {
         Ok(opened) => {

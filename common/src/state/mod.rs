@@ -6,7 +6,7 @@
 //! channel belong to it?" live in a [`Store`], keyed by the incident key (default
 //! `{entity}/{check}`, the Ruby handlers' key, so open incidents carry over). Two stores
 //! implement the one trait: [`file::FileStore`] (one host, the default) and
-//! `redis::RedisStore` (several hosts sharing one Redis).
+//! [`redis::RedisStore`] (several hosts sharing one Redis).
 //!
 //! The invariants, and how they are kept:
 //!
@@ -27,6 +27,7 @@
 //!    it with a reason (nobody was paged).
 
 pub mod file;
+pub mod redis;
 
 use std::time::{Duration, Instant};
 

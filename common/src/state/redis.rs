@@ -1,0 +1,579 @@
+//! The Redis state store: one Redis shared by every host that handles events (a Sensu Go
+//! cluster, several Sensu 1.x servers, Zabbix HA nodes), so that a page raised on one host is
+//! known on the others.
+//!
+//! URL: `redis://[user:password@]host:port/db` or `rediss://…` (TLS). The password is a secret:
+//! [`Store::describe`] and every error say `redis://host:port/db` only, and
+//! [`RedisStore::secrets`] / [`secret::url_password`] give it to the logger to mask. For `rediss://` the
+//! `ca_file` setting chooses the trusted CAs as it does for HTTPS ([`Trust`]): absent → Mozilla's
+//! roots compiled in, `system` → the OS store, a path → the CA certificates in that PEM file (a
+//! private CA).
+//!
+//! Keys, per handler (`pagerduty`, `twilio`, `reactio`):
+//!
+//! - `pagerpipe:<handler>:rec:<key>`: the record, JSON. A record written with
+//!   [`Write::expire`] (a closed incident) gets a Redis expiry (`PX`), so Redis itself forgets
+//!   it; a later write without one keeps it for good.
+//! - `pagerpipe:<handler>:hold:<key>`: the incident's [`Hold`], a lease: `SET … NX PX <lease>`
+//!   with a token of the holder's own (host, PID, time), renewed every lease/3 by a thread of the
+//!   holder while the hold lives (a Lua script extends it only if the token is still the
+//!   holder's) and deleted on drop (again only if the token is the holder's). A holder killed
+//!   with `kill -9`, or cut off from Redis, stops renewing: the incident is free again within
+//!   one lease ([`DEFAULT_LEASE`], 5 s).
+//! - `pagerpipe:<handler>:corrupt:<key>:<unix secs>`: a record that was not JSON, kept for
+//!   7 days for inspection when an update replaced it.
+//!
+//! [`Store::update_with`] is an optimistic transaction: `WATCH` + `GET` (one round trip), the
+//! caller's function, then `MULTI`/`SET`/`EXEC` (one round trip); when another writer, on any
+//! host, changed the record in between, `EXEC` does nothing and the whole step runs again with
+//! the new record. So concurrent updates never lose one another, and the function may run more
+//! than once. [`Write::durability`] is not used: what survives a crash of the Redis server is
+//! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
+//! choose per write; a handler on a lost host loses nothing, since the record is on the server.
+//!
+//! **Timeouts.** [`RedisStore::connect`] takes a budget: connecting (TCP, TLS, `AUTH`, `SELECT`)
+//! must finish within it, and every later command must be answered within it. The first
+//! command that fails for a network reason (refused, reset, timed out) marks the store
+//! unreachable for the rest of the invocation: later calls fail at once instead of each
+//! waiting again, so an unreachable or stalled Redis costs the handler at most about two budgets
+//! (connecting, and one stalled command) of its deadline. Resolving the host name is the
+//! system resolver's business and is not bounded by the budget.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use redis::{ConnectionAddr, IntoConnectionInfo};
+use serde_json::Value;
+
+use super::{Hold, Store, Write};
+use crate::clock;
+use crate::http::Trust;
+use crate::secret;
+
+/// How long a hold lasts without renewal: a killed holder frees its incident within this.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
+
+/// The most a Redis store may cost an invocation per wait ([`budget`]).
+pub const MAX_BUDGET: Duration = Duration::from_secs(1);
+
+/// The budget for [`RedisStore::connect`] out of an invocation's `remaining` time: a tenth of
+/// it, at most [`MAX_BUDGET`] (1 s of the default 10 s `--timeout`). A Redis on the same network
+/// answers in well under a millisecond; one that takes longer than this is treated as
+/// unreachable, so that the page still goes out in time.
+pub fn budget(remaining: Duration) -> Duration {
+    (remaining / 10).min(MAX_BUDGET)
+}
+
+/// How often a waiting [`RedisStore::hold`] asks again.
+const HOLD_POLL: Duration = Duration::from_millis(10);
+
+/// How many times [`Store::update_with`] runs again after another writer got in first, before
+/// it gives up (each retry means another writer succeeded, so this only ends a pathological
+/// storm of writers on one key).
+const MAX_TRANSACTION_ATTEMPTS: u32 = 1000;
+
+/// How long an unreadable record is kept aside.
+const CORRUPT_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The shortest timeout a socket accepts (a zero budget means "do not wait", not "forever").
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Extend a hold by `ARGV[2]` ms if it is still held with token `ARGV[1]`: 1, else 0.
+const RENEW_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                         return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
+/// Delete a hold if it is still held with token `ARGV[1]`: 1, else 0.
+const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                           return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// A [`Store`] in Redis for one handler. See the module documentation.
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    /// `pagerpipe:<handler>:`.
+    namespace: String,
+    lease: Duration,
+}
+
+/// What the store and its holds' renewal threads share.
+struct Shared {
+    /// One connection per invocation; a hold's renewal thread uses it between the pipeline's
+    /// commands (an update holds the lock for its whole transaction).
+    conn: Mutex<redis::Connection>,
+    /// Set by the first network failure: later calls fail at once.
+    down: AtomicBool,
+    /// `redis://host:port/db`.
+    describe: String,
+    /// The longest wait for an answer.
+    budget: Duration,
+    /// The password, as written in the URL and decoded, to mask in every message.
+    secrets: Vec<String>,
+    /// Warnings for [`Store::take_notices`].
+    notices: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("url", &self.shared.describe).field("namespace", &self.namespace).finish()
+    }
+}
+
+/// The secrets of a state store `url` for the logger to mask: its password as written and,
+/// when it is percent-encoded, as decoded (what Redis receives); empty without a password.
+pub fn secrets_of(url: &str) -> Vec<String> {
+    let Some(raw) = secret::url_password(url) else { return Vec::new() };
+    let decoded = percent_decode(raw);
+    if decoded != raw { vec![raw.to_string(), decoded] } else { vec![raw.to_string()] }
+}
+
+/// `%XX` sequences decoded (invalid ones kept as written; invalid UTF-8 replaced).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `text` with every secret masked ([`secret::mask_all`]); short passwords are masked too.
+fn mask(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), &secret::mask(s));
+        }
+    }
+    out
+}
+
+/// Glob-special characters of `SCAN … MATCH` escaped.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// PEM text for DER certificates (what the redis crate takes as its root certificates).
+fn pem_of(certs: &[rustls::pki_types::CertificateDer<'_>]) -> Vec<u8> {
+    let mut out = String::new();
+    for der in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out.into_bytes()
+}
+
+/// The trusted CA certificates for `rediss://`, PEM, or `None` for Mozilla's compiled-in roots.
+fn root_pem(trust: &Trust) -> anyhow::Result<Option<Vec<u8>>> {
+    match trust {
+        Trust::Bundled => Ok(None),
+        Trust::File(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()))?;
+            use rustls::pki_types::pem::PemObject as _;
+            let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count();
+            if certs == 0 {
+                anyhow::bail!(
+                    "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+                    path.display()
+                );
+            }
+            Ok(Some(pem))
+        }
+        Trust::System => {
+            let found = crate::http::trust::load_system();
+            if found.certs.is_empty() {
+                let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
+                anyhow::bail!(
+                    "ca_file system: no CA certificate found in the system trust store{why} \
+                     (install ca-certificates, or set SSL_CERT_FILE, or name a PEM file in ca_file)"
+                );
+            }
+            Ok(Some(pem_of(&found.certs)))
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connect to the Redis at `url` for `handler` (`pagerduty`, …), within `budget`.
+    ///
+    /// `url`: `redis://[user:password@]host[:port][/db]` (port 6379 and db 0 by default) or
+    /// `rediss://…` for TLS, whose trusted CAs `ca_file` chooses ([`Trust::from_setting`]: the
+    /// same setting as for HTTPS). `budget` bounds connecting (TCP, TLS handshake, `AUTH`,
+    /// `SELECT`) and then each command (see the module documentation).
+    ///
+    /// Errors (none of them shows the password): a URL that does not parse or has another
+    /// scheme, an unreadable or certificate-less `ca_file`, Redis not reachable or not answering
+    /// within `budget`, authentication refused, a TLS certificate not trusted.
+    pub fn connect(url: &str, handler: &str, ca_file: Option<&Path>, budget: Duration) -> anyhow::Result<RedisStore> {
+        let secrets = secrets_of(url);
+        let masked_url = mask(url, &secrets);
+        let info = url
+            .into_connection_info()
+            .map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url} is not a Redis URL: {e}"), &secrets)))?;
+        let (scheme, host, port) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => ("redis", host.clone(), *port),
+            ConnectionAddr::TcpTls { host, port, .. } => ("rediss", host.clone(), *port),
+            _ => anyhow::bail!(
+                "state store URL {masked_url}: only redis://[user:password@]host:port/db and rediss://… are supported"
+            ),
+        };
+        let has_password = info.redis_settings().password().is_some();
+        // No CLIENT SETINFO after connecting: one command less, and none an ACL user needs.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let describe = format!("{scheme}://{host}:{port}/{}", info.redis_settings().db());
+        let client = if scheme == "rediss" {
+            match root_pem(&Trust::from_setting(ca_file))? {
+                None => redis::Client::open(info),
+                Some(pem) => redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(pem) },
+                ),
+            }
+        } else {
+            redis::Client::open(info)
+        }
+        .map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store {describe}: {e}"), &secrets)))?;
+        let budget = budget.max(MIN_TIMEOUT);
+        let fail = |e: redis::RedisError| {
+            anyhow::anyhow!("{}", mask(&format!("cannot connect to the state store {describe}: {}", why(&e, budget)), &secrets))
+        };
+        let conn = client.get_connection_with_timeout(budget).map_err(fail)?;
+        conn.set_read_timeout(Some(budget)).map_err(fail)?;
+        conn.set_write_timeout(Some(budget)).map_err(fail)?;
+        // With a password, connecting has sent AUTH and had it accepted. Without one, a server
+        // that wants one accepts the connection and then refuses every command (NOAUTH): ask
+        // once, so that a store that connects is one that answers.
+        let mut conn = conn;
+        if !has_password {
+            redis::cmd("PING").query::<()>(&mut conn).map_err(fail)?;
+        }
+        Ok(RedisStore {
+            shared: Arc::new(Shared {
+                conn: Mutex::new(conn),
+                down: AtomicBool::new(false),
+                describe,
+                budget,
+                secrets,
+                notices: Mutex::new(Vec::new()),
+            }),
+            namespace: format!("pagerpipe:{handler}:"),
+            lease: DEFAULT_LEASE,
+        })
+    }
+
+    /// The same store with holds that last `lease` without renewal (renewed every lease/3).
+    /// Shorter leases free a dead holder's incidents sooner and cost more renewals.
+    pub fn with_lease(mut self, lease: Duration) -> RedisStore {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// The secrets of the URL (the password, as written and decoded) for the logger to mask.
+    pub fn secrets(&self) -> Vec<String> {
+        self.shared.secrets.clone()
+    }
+
+    /// The Redis key of `key`'s record: `pagerpipe:<handler>:rec:<key>`.
+    pub fn record_key(&self, key: &str) -> String {
+        format!("{}rec:{key}", self.namespace)
+    }
+
+    /// The Redis key of `key`'s hold: `pagerpipe:<handler>:hold:<key>`.
+    pub fn hold_key(&self, key: &str) -> String {
+        format!("{}hold:{key}", self.namespace)
+    }
+}
+
+/// What went wrong, for a message: a timeout says how long was waited.
+fn why(e: &redis::RedisError, budget: Duration) -> String {
+    if e.is_timeout() { format!("no answer within {}", humanize(budget)) } else { e.to_string() }
+}
+
+/// `1.5s`, `250ms`.
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, redis::Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn notice(&self, text: String) {
+        self.notices.lock().unwrap_or_else(PoisonError::into_inner).push(mask(&text, &self.secrets));
+    }
+
+    /// Run `op` on the connection; `what` names it in the error. A network failure marks the
+    /// store unreachable (see the module documentation).
+    fn run<T>(&self, what: &str, op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> anyhow::Result<T> {
+        if self.down.load(Ordering::SeqCst) {
+            anyhow::bail!("state store {} did not answer earlier in this invocation; not asking again ({what})", self.describe);
+        }
+        let mut conn = self.lock();
+        op(&mut conn).map_err(|e| {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
+                self.down.store(true, Ordering::SeqCst);
+            }
+            anyhow::anyhow!("{}", mask(&format!("state store {}: {what}: {}", self.describe, why(&e, self.budget)), &self.secrets))
+        })
+    }
+}
+
+/// A record's bytes as JSON, or the parse error.
+fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// An incident's hold: a lease in Redis renewed by a thread until dropped.
+struct RedisHold {
+    shared: Arc<Shared>,
+    key: String,
+    token: String,
+    /// Dropping it stops the renewal thread.
+    stop: Option<mpsc::Sender<()>>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl Hold for RedisHold {}
+
+impl Drop for RedisHold {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.renewer.take() {
+            let _ = t.join();
+        }
+        // Delete the lease only if it is still ours (it may have expired and been taken by
+        // another holder if this process was stopped for longer than the lease).
+        let _ = self.shared.run("release a hold", |c| {
+            redis::cmd("EVAL").arg(RELEASE_LUA).arg(1).arg(&self.key).arg(&self.token).query::<i64>(c)
+        });
+    }
+}
+
+/// Renew the lease `key` (token `token`) every `lease`/3 until `stop` is dropped; a lease found
+/// lost (taken over after this process stalled) or a Redis failure ends the renewals with a
+/// notice.
+fn renew(shared: Arc<Shared>, key: String, token: String, lease: Duration, stop: mpsc::Receiver<()>) {
+    let every = lease / 3;
+    let ms = lease.as_millis() as u64;
+    loop {
+        match stop.recv_timeout(every) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let renewed = shared.run("renew a hold", |c| {
+            redis::cmd("EVAL").arg(RENEW_LUA).arg(1).arg(&key).arg(&token).arg(ms).query::<i64>(c)
+        });
+        match renewed {
+            Ok(1) => {}
+            Ok(_) => {
+                shared.notice(format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe));
+                return;
+            }
+            Err(e) => {
+                shared.notice(format!("{e:#}; the hold {key} expires within {}", humanize(lease)));
+                return;
+            }
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        self.shared.describe.clone()
+    }
+
+    fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
+        let rkey = self.record_key(key);
+        let raw: Option<Vec<u8>> = self.shared.run("read a record", |c| redis::cmd("GET").arg(&rkey).query(c))?;
+        Ok(raw.and_then(|b| match parse(&b) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.shared.notice(format!("state record {rkey} in {} is unreadable ({e}); ignored", self.shared.describe));
+                None
+            }
+        }))
+    }
+
+    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+        let rkey = self.record_key(key);
+        let ttl_ms = how.expire.map(|d| (d.as_millis() as u64).max(1));
+        self.shared.run("update a record", |c| {
+            for _ in 0..MAX_TRANSACTION_ATTEMPTS {
+                let (raw,): (Option<Vec<u8>>,) = redis::pipe().cmd("WATCH").arg(&rkey).ignore().cmd("GET").arg(&rkey).query(c)?;
+                let (current, corrupt) = match raw.as_deref().map(parse) {
+                    None => (None, None),
+                    Some(Ok(v)) => (Some(v), None),
+                    Some(Err(e)) => (None, raw.map(|b| (b, e))),
+                };
+                let existed = current.is_some() || corrupt.is_some();
+                let before = current.clone();
+                let new = f(current);
+                let write = match &new {
+                    Some(v) => Some(v) != before.as_ref() || how.expire.is_some() || corrupt.is_some(),
+                    None => existed,
+                };
+                if !write {
+                    redis::cmd("UNWATCH").query::<()>(c)?;
+                    return Ok(());
+                }
+                let mut tx = redis::pipe();
+                tx.atomic();
+                let aside = format!("{}corrupt:{key}:{}", self.namespace, clock::now_unix());
+                if let Some((bytes, _)) = &corrupt {
+                    tx.cmd("SET").arg(&aside).arg(bytes.as_slice()).arg("PX").arg(CORRUPT_TTL.as_millis() as u64).ignore();
+                }
+                match &new {
+                    Some(v) => {
+                        let bytes = serde_json::to_vec(v).map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
+                        tx.cmd("SET").arg(&rkey).arg(bytes);
+                        if let Some(ms) = ttl_ms {
+                            tx.arg("PX").arg(ms);
+                        }
+                        tx.ignore();
+                    }
+                    None => {
+                        tx.cmd("DEL").arg(&rkey).ignore();
+                    }
+                }
+                // EXEC answers nil when a watched key changed: run the step again.
+                let done: Option<()> = tx.query(c)?;
+                if done.is_some() {
+                    if let Some((_, e)) = corrupt {
+                        self.shared.notice(format!(
+                            "state record {rkey} in {} was unreadable ({e}); kept as {aside} for 7 days and starting afresh",
+                            self.shared.describe
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "gave up",
+                format!("{MAX_TRANSACTION_ATTEMPTS} attempts each overtaken by another writer"),
+            )))
+        })
+    }
+
+    fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
+        let hkey = self.hold_key(key);
+        let token = super::new_token();
+        let ms = self.lease.as_millis() as u64;
+        loop {
+            let taken: Option<String> = self.shared.run("take a hold", |c| {
+                redis::cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).query(c)
+            })?;
+            if taken.is_some() {
+                let (tx, rx) = mpsc::channel();
+                let (shared, k, t, lease) = (Arc::clone(&self.shared), hkey.clone(), token.clone(), self.lease);
+                let renewer = std::thread::Builder::new()
+                    .name("redis-hold".into())
+                    .spawn(move || renew(shared, k, t, lease, rx))
+                    .map_err(|e| anyhow::anyhow!("cannot start the thread that renews the hold {hkey}: {e}"));
+                let mut hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token, stop: Some(tx), renewer: None };
+                // Without its renewal thread the hold is released at once (by its drop).
+                hold.renewer = Some(renewer?);
+                return Ok(Some(Box::new(hold)));
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(HOLD_POLL.min(until - now));
+        }
+    }
+
+    fn keys(&self) -> anyhow::Result<Vec<String>> {
+        let prefix = format!("{}rec:", self.namespace);
+        let pattern = format!("{}*", glob_escape(&prefix));
+        self.shared.run("list the records", |c| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<Vec<u8>>) =
+                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query(c)?;
+                for k in batch {
+                    if let Some(rest) = k.strip_prefix(prefix.as_bytes()) {
+                        seen.insert(String::from_utf8_lossy(rest).into_owned());
+                    }
+                }
+                if next == 0 {
+                    return Ok(seen.into_iter().collect());
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.shared.notices.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_masked_as_written_and_decoded() {
+        assert_eq!(secrets_of("rediss://pagerpipe:p%40ss@10.0.0.5/2"), ["p%40ss", "p@ss"]);
+        assert_eq!(secrets_of("redis://:s3cret@redis.example:6379/0"), ["s3cret"]);
+        assert!(secrets_of("redis://host:6379/0").is_empty());
+        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+    }
+
+    #[test]
+    fn masking_hides_short_passwords_too() {
+        let s = secrets_of("redis://:abc@h");
+        assert_eq!(mask("bad url redis://:abc@h", &s), "bad url redis://:****@h");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_the_password() {
+        let e = RedisStore::connect("redis://:hunter2@host:notaport/0", "pagerduty", None, Duration::from_millis(50)).expect_err("refused");
+        let text = format!("{e:#}");
+        assert!(!text.contains("hunter2") && text.contains("not a Redis URL"), "{text}");
+        let e = RedisStore::connect("http://:hunter2@host/", "pagerduty", None, Duration::from_millis(50)).expect_err("refused");
+        assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
+    }
+
+    #[test]
+    fn system_certificates_become_pem() {
+        let pem = pem_of(&[rustls::pki_types::CertificateDer::from(vec![1u8; 100])]);
+        let text = String::from_utf8(pem.clone()).expect("PEM is text");
+        assert!(text.starts_with("-----BEGIN CERTIFICATE-----\n") && text.ends_with("-----END CERTIFICATE-----\n"));
+        assert!(text.lines().all(|l| l.len() <= 64));
+        use rustls::pki_types::pem::PemObject as _;
+        let back: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().expect("PEM parses back");
+        assert_eq!(back[0].as_ref(), &[1u8; 100][..]);
+    }
+}

@@ -1,0 +1,202 @@
+//! Several hosts sharing one Redis ledger (README "Running on more than one host"), as black-box
+//! runs of the binaries: each "host" is a sandbox with its own state and spool directories, and
+//! every one points `--state-store` at the same `redis-server` on 127.0.0.1 (tests/util.rs
+//! [`RedisServer`]).
+
+use std::io::Write as _;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::{FakePagerDuty, Script};
+use crate::fake::twilio::FakeTwilio;
+use crate::util::{ROUTING_KEY, RedisServer, Sandbox, read_fixture, wait_until};
+
+const PAGERDUTY: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
+
+/// `n` handler-pagerduty hosts.
+fn pagerduty_hosts(n: usize) -> Vec<Sandbox> {
+    (0..n)
+        .map(|_| {
+            let sb = Sandbox::new(PAGERDUTY);
+            sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+            sb
+        })
+        .collect()
+}
+
+/// `n` handler-twilio hosts with one account, three recipients, voice and SMS, SMS on resolve.
+fn twilio_hosts(n: usize) -> Vec<Sandbox> {
+    (0..n)
+        .map(|_| {
+            let sb = Sandbox::new(TWILIO);
+            sb.config(
+                "twilio.json",
+                &json!({"twilio": {
+                    "account_sid": crate::fake::twilio::ACCOUNT_SID, "auth_token": crate::fake::twilio::AUTH_TOKEN,
+                    "from": "+14155550100", "recipients": ["+14155550101", "+14155550102", "+14155550103"],
+                    "channels": ["voice", "sms"], "notify_on_resolve": true}}),
+            );
+            sb
+        })
+        .collect()
+}
+
+/// Start `host`'s handler with `args` and the shared store (`--state-store`), and feed it `event`.
+fn spawn(host: &Sandbox, redis: &RedisServer, args: &[&str], event: &[u8]) -> Child {
+    let mut cmd = host.command(args);
+    cmd.arg("--state-store").arg(&redis.url);
+    start(cmd, event)
+}
+
+/// Start `cmd` and feed it `event`.
+fn start(mut cmd: std::process::Command, event: &[u8]) -> Child {
+    let mut child = cmd.spawn().expect("spawn handler");
+    child.stdin.take().expect("stdin").write_all(event).expect("write the event");
+    child
+}
+
+/// Wait for every child: (exit code, stderr) of each.
+fn wait_all(children: Vec<Child>) -> Vec<(Option<i32>, String)> {
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("wait handler");
+            (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        })
+        .collect()
+}
+
+/// The Sensu 1.x `fixture` with `client.name` set to `entity`.
+fn event_for(fixture: &str, entity: &str) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&read_fixture(fixture)).expect("fixture JSON");
+    ev["client"]["name"] = entity.into();
+    ev.to_string().into_bytes()
+}
+
+#[test]
+fn a_storm_of_90_events_on_three_hosts_pages_once() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The first delivery takes 150 ms, so the rest of the storm arrives while it is in flight.
+    let fake = FakePagerDuty::start(&[Script::Slow]);
+    let hosts = pagerduty_hosts(3);
+    // The three ways to name the store: the flag (host 0), the environment (host 1), the
+    // settings file (host 2).
+    hosts[2].config("ledger.json", &json!({"pagerduty": {"state_store": redis.url}}));
+    let event = read_fixture("sensu/create.json");
+    let children = (0..90)
+        .map(|i| match i % 3 {
+            0 => spawn(&hosts[0], &redis, &["--api-url", &fake.url], &event),
+            1 => {
+                let mut cmd = hosts[1].command(&["--api-url", &fake.url]);
+                cmd.env("PAGERPIPE_STATE_STORE", &redis.url);
+                start(cmd, &event)
+            }
+            _ => start(hosts[2].command(&["--api-url", &fake.url]), &event),
+        })
+        .collect();
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("error") && !stderr.contains(&redis.password), "{stderr}");
+    }
+    fake.assert_no_violations();
+    assert_eq!(fake.events().len(), 1, "one page for the whole storm, on whichever host: {:?}", fake.events());
+    for h in &hosts {
+        assert!(h.spooled("pagerduty").is_empty());
+    }
+    // The ledger is in Redis, not on the hosts.
+    let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap();
+    let record: Value = serde_json::from_str(record.trim()).unwrap();
+    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)));
+    for h in &hosts {
+        assert!(!h.state_dir().join("pagerduty").join("web-01%2Fcheck_disk.json").exists(), "no record on a host");
+    }
+    // --list and --forget on any host see the shared ledger.
+    let out = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("web-01/check_disk"), "{}", String::from_utf8_lossy(&out.stdout));
+    let forget = |host: &Sandbox| host.command(&["--forget", "web-01/check_disk", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(forget(&hosts[2]).status.code(), Some(0));
+    assert_eq!(redis.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), "0");
+    assert_eq!(forget(&hosts[0]).status.code(), Some(65), "forgotten everywhere");
+}
+
+#[test]
+fn a_recovery_handled_on_another_host_resolves_and_a_repeat_there_is_suppressed() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    let hosts = twilio_hosts(3);
+    let run = |host: usize, fixture: &str| {
+        let (code, stderr) = wait_all(vec![spawn(&hosts[host], &redis, &["--api-url", &fake.url], &read_fixture(fixture))]).remove(0);
+        assert_eq!(code, Some(0), "{stderr}");
+        stderr
+    };
+    run(0, "sensu/create.json");
+    assert_eq!((fake.to("Calls.json").len(), fake.to("Messages.json").len()), (3, 3));
+    // The same failure on another host: already notified there too.
+    let stderr = run(1, "sensu/create.json");
+    assert!(stderr.contains("already notified"), "{stderr}");
+    assert_eq!(fake.to("Calls.json").len(), 3, "nobody is rung twice");
+    // The recovery on a third host knows who was paged, and tells them.
+    run(2, "sensu/resolve.json");
+    let texts = fake.to("Messages.json");
+    assert_eq!(texts.len(), 6);
+    assert!(texts[5].param("Body").is_some_and(|b| b.starts_with("RESOLVED: ")), "{:?}", texts[5].param("Body"));
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_broadcast_raised_on_two_hosts_at_once_rings_each_person_once() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    let hosts = twilio_hosts(2);
+    let event = read_fixture("sensu/create.json");
+    let children = (0..2).map(|i| spawn(&hosts[i], &redis, &["--api-url", &fake.url], &event)).collect();
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let mut called: Vec<String> = fake.to("Calls.json").iter().filter_map(|c| c.param("To").map(str::to_string)).collect();
+    called.sort();
+    assert_eq!(called, ["+14155550101", "+14155550102", "+14155550103"]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn redis_killed_mid_storm_every_event_is_delivered_or_spooled() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    // The first three requests are never answered: their invocations are certainly still in
+    // flight (until their 3 s deadline) when Redis is killed.
+    let fake = FakePagerDuty::start(&[Script::Hang, Script::Hang, Script::Hang]);
+    let hosts = pagerduty_hosts(3);
+    let entities: Vec<String> = (0..30).map(|i| format!("web-{i:02}")).collect();
+    let mut children = Vec::new();
+    for round in 0..2 {
+        for (i, entity) in entities.iter().enumerate() {
+            let event = event_for("sensu/create.json", entity);
+            children.push(spawn(&hosts[(i + round) % 3], &redis, &["--api-url", &fake.url, "--timeout", "3s"], &event));
+        }
+    }
+    wait_until("three requests in flight", Duration::from_secs(30), || (fake.events().len() >= 3).then_some(()), || String::new());
+    redis.kill();
+    for (code, stderr) in wait_all(children) {
+        assert!(matches!(code, Some(0 | 75)), "delivered (0) or spooled (75), got {code:?}: {stderr}");
+    }
+    // What was spooled goes out with the next flush (Redis is still down: without the ledger).
+    for h in &hosts {
+        let mut cmd = h.command(&["--flush", "--api-url", &fake.url]);
+        cmd.arg("--state-store").arg(&redis.url).stdin(Stdio::null());
+        let out = cmd.output().expect("flush");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(h.spooled("pagerduty").is_empty());
+    }
+    let mut paged: Vec<String> = fake.events()[3..]
+        .iter()
+        .filter_map(|e| e["dedup_key"].as_str().and_then(|k| k.split('/').next()).map(str::to_string))
+        .collect();
+    paged.sort();
+    paged.dedup();
+    assert_eq!(paged, entities, "every incident paged and answered (a duplicate beats silence)");
+    fake.assert_no_violations();
+}

@@ -1,0 +1,314 @@
+//! The Redis state store against a real `redis-server` on 127.0.0.1 (tests/util.rs
+//! [`RedisServer`]): atomic updates across connections, holds (exclusion, release, renewal, a
+//! killed holder), expiry, listing, TLS, the password kept out of every message, and the
+//! bounded cost of an unreachable or stalled Redis.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::state::redis::RedisStore;
+use common::state::{Store, Write};
+use serde_json::json;
+
+use crate::util::RedisServer;
+
+const BUDGET: Duration = Duration::from_secs(2);
+
+fn store(server: &RedisServer, handler: &str) -> RedisStore {
+    RedisStore::connect(&server.url, handler, server.ca_file.as_deref(), BUDGET).expect("connect to the test redis-server")
+}
+
+fn increment(store: &RedisStore, key: &str) {
+    store
+        .update(key, &mut |cur| {
+            let n = cur.and_then(|v| v["n"].as_u64()).unwrap_or(0);
+            Some(json!({"n": n + 1}))
+        })
+        .unwrap();
+}
+
+#[test]
+fn concurrent_updates_from_many_connections_lose_nothing() {
+    let Some(server) = RedisServer::start() else { return };
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            let store = store(&server, "pagerduty");
+            s.spawn(move || {
+                for _ in 0..25 {
+                    increment(&store, "web-01/check_disk");
+                }
+            });
+        }
+    });
+    let store = store(&server, "pagerduty");
+    assert_eq!(store.get("web-01/check_disk").unwrap(), Some(json!({"n": 200})));
+    // None deletes; deleting what is absent is fine.
+    store.update("web-01/check_disk", &mut |_| None).unwrap();
+    store.update("web-01/check_disk", &mut |_| None).unwrap();
+    assert_eq!(store.get("web-01/check_disk").unwrap(), None);
+    assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), "0");
+    assert!(store.take_notices().is_empty());
+}
+
+#[test]
+fn records_are_namespaced_per_handler_and_listed_with_scan() {
+    let Some(server) = RedisServer::start() else { return };
+    let pd = store(&server, "pagerduty");
+    let tw = store(&server, "twilio");
+    for key in ["web-01/check_disk", "db-01/check_load", "odd * key [1]?"] {
+        pd.update(key, &mut |_| Some(json!({"key": key}))).unwrap();
+    }
+    tw.update("recipients:calls", &mut |_| Some(json!({"calls": 1}))).unwrap();
+    let _held = pd.hold("held-only", Instant::now()).unwrap().expect("free");
+    assert_eq!(server.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), r#"{"key":"web-01/check_disk"}"#);
+    let mut keys = pd.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, ["db-01/check_load", "odd * key [1]?", "web-01/check_disk"]);
+    assert_eq!(tw.keys().unwrap(), ["recipients:calls"]);
+    assert_eq!(tw.get("web-01/check_disk").unwrap(), None, "another handler's records are not seen");
+}
+
+#[test]
+fn closed_records_expire_and_a_reopened_one_is_kept() {
+    let Some(server) = RedisServer::start() else { return };
+    let store = store(&server, "pagerduty");
+    let rkey = "pagerpipe:pagerduty:rec:web-01/disk";
+    let week = Duration::from_secs(7 * 24 * 3600);
+    store.update_with("web-01/disk", Write { expire: Some(week), ..Write::DURABLE }, &mut |_| Some(json!({"open": false}))).unwrap();
+    let pttl: u64 = server.cli(&["PTTL", rkey]).unwrap().trim().parse().unwrap();
+    assert!(pttl > 0 && pttl <= week.as_millis() as u64, "PTTL {pttl}");
+    // Reopened: kept for good.
+    store.update("web-01/disk", &mut |_| Some(json!({"open": true}))).unwrap();
+    assert_eq!(server.cli(&["PTTL", rkey]).unwrap().trim(), "-1");
+    // An expiry applies even when the value is unchanged (the record is closed again).
+    store.update_with("web-01/disk", Write { expire: Some(Duration::from_millis(30)), ..Write::VOLATILE }, &mut |v| v).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.get("web-01/disk").unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the record never expired");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(store.keys().unwrap().is_empty());
+}
+
+#[test]
+fn an_unreadable_record_reads_as_absent_and_is_kept_aside() {
+    let Some(server) = RedisServer::start() else { return };
+    let store = store(&server, "pagerduty");
+    server.cli(&["SET", "pagerpipe:pagerduty:rec:k", "{not json"]).unwrap();
+    assert_eq!(store.get("k").unwrap(), None);
+    assert!(store.take_notices()[0].contains("is unreadable"));
+    store
+        .update("k", &mut |cur| {
+            assert!(cur.is_none());
+            Some(json!({"ok": true}))
+        })
+        .unwrap();
+    let notes = store.take_notices();
+    assert!(notes.len() == 1 && notes[0].contains("was unreadable") && notes[0].contains("pagerpipe:pagerduty:corrupt:k:"), "{notes:?}");
+    assert_eq!(store.get("k").unwrap(), Some(json!({"ok": true})));
+    let aside = server.cli(&["--scan", "--pattern", "pagerpipe:pagerduty:corrupt:k:*"]).unwrap();
+    assert_eq!(server.cli(&["GET", aside.trim()]).unwrap().trim(), "{not json");
+}
+
+#[test]
+fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
+    let Some(server) = RedisServer::start() else { return };
+    let a = store(&server, "pagerduty");
+    let b = store(&server, "pagerduty");
+    let held = a.hold("web-01/disk", Instant::now()).unwrap();
+    assert!(held.is_some());
+    assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_none(), "a second holder must wait");
+    assert!(b.hold("web-01/disk", Instant::now() + Duration::from_millis(50)).unwrap().is_none(), "and wait until its limit");
+    assert!(b.hold("db-01/load", Instant::now()).unwrap().is_some(), "other incidents are free");
+    assert!(store(&server, "twilio").hold("web-01/disk", Instant::now()).unwrap().is_some(), "other handlers are free");
+    // An update does not wait for the hold.
+    b.update("web-01/disk", &mut |_| Some(json!({"x": 1}))).unwrap();
+    drop(held);
+    assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:hold:web-01/disk"]).unwrap().trim(), "0", "released, not left to expire");
+    assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_some());
+    // A waiter gets the hold as soon as it is released.
+    let held = a.hold("k2", Instant::now()).unwrap().expect("free");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| b.hold("k2", Instant::now() + Duration::from_secs(30)).unwrap().is_some());
+        drop(held);
+        assert!(waiter.join().unwrap());
+    });
+}
+
+#[test]
+fn a_dropped_hold_does_not_delete_a_lease_another_holder_took_over() {
+    let Some(server) = RedisServer::start() else { return };
+    let a = store(&server, "pagerduty");
+    let held = a.hold("k", Instant::now()).unwrap().expect("free");
+    // As if this process had been stopped for longer than its lease and another host took over.
+    server.cli(&["SET", "pagerpipe:pagerduty:hold:k", "someone-else"]).unwrap();
+    drop(held);
+    assert_eq!(server.cli(&["GET", "pagerpipe:pagerduty:hold:k"]).unwrap().trim(), "someone-else");
+}
+
+/// Child role of the test below: take the hold and wait to be killed.
+const CHILD_ENV: &str = "PAGERPIPE_TEST_REDIS_HOLDER";
+const LEASE: Duration = Duration::from_millis(1200);
+
+#[test]
+fn a_holder_killed_with_sigkill_frees_the_incident_within_the_lease() {
+    if let Ok(url) = std::env::var(CHILD_ENV) {
+        let ca = std::env::var_os("PAGERPIPE_TEST_REDIS_CA").map(std::path::PathBuf::from);
+        let store = RedisStore::connect(&url, "pagerduty", ca.as_deref(), BUDGET).unwrap().with_lease(LEASE);
+        let _held = store.hold("web-01/disk", Instant::now()).unwrap().expect("the parent left it free");
+        println!("\nheld by the child");
+        loop {
+            std::thread::park();
+        }
+    }
+    let Some(server) = RedisServer::start() else { return };
+    // This same test, by its name, as the child.
+    let name = module_path!().split_once("::").map_or(String::new(), |(_, m)| format!("{m}::"))
+        + "a_holder_killed_with_sigkill_frees_the_incident_within_the_lease";
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &server.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l == "held by the child")), "the child never took the hold");
+    let other = store(&server, "pagerduty");
+    // The child renews its lease: for three leases it stays held.
+    assert!(other.hold("web-01/disk", Instant::now() + 3 * LEASE).unwrap().is_none(), "the live holder lost its hold");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Dead: the lease runs out, unrenewed, at most one lease after its last renewal. (hold()
+    // tries once more at its limit, so a slow test machine cannot make this fail.)
+    assert!(other.hold("web-01/disk", Instant::now() + LEASE).unwrap().is_some(), "the killed holder's lease outlived it");
+}
+
+#[test]
+fn tls_with_a_private_ca() {
+    let Some(server) = RedisServer::start_tls() else { return };
+    let store = store(&server, "pagerduty");
+    assert_eq!(store.describe(), format!("rediss://127.0.0.1:{}/0", server.port));
+    increment(&store, "k");
+    increment(&store, "k");
+    assert_eq!(store.get("k").unwrap(), Some(json!({"n": 2})));
+    assert!(store.hold("k", Instant::now()).unwrap().is_some());
+    // Mozilla's roots (no ca_file) do not hold the test CA.
+    let e = RedisStore::connect(&server.url, "pagerduty", None, BUDGET).unwrap_err();
+    let text = format!("{e:#}");
+    assert!(text.contains("certificate") && !text.contains(&server.password), "{text}");
+    // A ca_file without a certificate is refused by name.
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    let e = RedisStore::connect(&server.url, "pagerduty", Some(bad.path()), BUDGET).unwrap_err();
+    assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+}
+
+#[test]
+fn the_password_shows_nowhere() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let store = store(&server, "pagerduty");
+    let pw = server.password.clone();
+    assert_eq!(store.describe(), format!("redis://127.0.0.1:{}/0", server.port));
+    assert!(!format!("{store:?}").contains(&pw));
+    assert_eq!(store.secrets(), [pw.clone()]);
+    assert_eq!(common::state::redis::secrets_of(&server.url), [pw.clone()]);
+    // Wrong password, with and without a user name.
+    for url in [format!("redis://:wrong-{pw}@127.0.0.1:{}/0", server.port), format!("redis://bob:wrong-{pw}@127.0.0.1:{}/3", server.port)] {
+        let e = format!("{:#}", RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap_err());
+        assert!(!e.contains(&pw) && e.contains("127.0.0.1") && e.contains("authentication failed"), "{e}");
+    }
+    // No password at all: refused, and said so.
+    let e = format!("{:#}", RedisStore::connect(&format!("redis://127.0.0.1:{}/0", server.port), "pagerduty", None, BUDGET).unwrap_err());
+    assert!(e.to_lowercase().contains("auth"), "{e}");
+    // A database that does not exist.
+    let url = server.url.replace("/0", "/99");
+    let e = format!("{:#}", RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap_err());
+    assert!(!e.contains(&pw), "{e}");
+    // Errors of a store whose server went away.
+    server.kill();
+    let e = format!("{:#}", store.get("k").unwrap_err());
+    assert!(!e.contains(&pw) && e.contains(&store.describe()), "{e}");
+    let e = format!("{:#}", RedisStore::connect(&server.url, "pagerduty", None, BUDGET).unwrap_err());
+    assert!(!e.contains(&pw) && e.contains("cannot connect"), "{e}");
+}
+
+/// Run `f` on a thread and wait for it at most `limit` (a hang fails the test instead of
+/// hanging the suite; `limit` is far above the budget, so a slow machine does not fail it).
+fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).expect("the store did not give up within its budget")
+}
+
+#[test]
+fn a_redis_that_accepts_but_never_answers_costs_the_budget_once() {
+    // A listener that is kept bound and never read: connections complete (the kernel's
+    // backlog), AUTH is never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://:pw@127.0.0.1:{}/0", silent.local_addr().unwrap().port());
+    let e = bounded(Duration::from_secs(20), move || {
+        RedisStore::connect(&url, "pagerduty", None, Duration::from_millis(200)).map(|_| ()).unwrap_err().to_string()
+    });
+    assert!(e.contains("cannot connect to the state store redis://127.0.0.1:") && e.contains("no answer within 200ms"), "{e}");
+    drop(silent);
+}
+
+#[test]
+fn a_redis_that_stalls_after_connecting_fails_its_first_command_and_is_not_asked_again() {
+    let Some(server) = RedisServer::start() else { return };
+    let store = RedisStore::connect(&server.url, "pagerduty", None, Duration::from_millis(200)).unwrap();
+    increment(&store, "k");
+    server.signal("STOP");
+    let (first, second, third) = bounded(Duration::from_secs(20), move || {
+        let first = format!("{:#}", store.get("k").unwrap_err());
+        let second = format!("{:#}", store.update("k", &mut |v| v).unwrap_err());
+        let third = store.hold("k", Instant::now() + Duration::from_secs(60)).map(|h| h.is_some());
+        (first, second, third.map_err(|e| e.to_string()))
+    });
+    server.signal("CONT");
+    assert!(first.contains("read a record: no answer within 200ms"), "{first}");
+    assert!(second.contains("did not answer earlier"), "{second}");
+    assert!(third.unwrap_err().contains("did not answer earlier"));
+}
+
+#[test]
+fn a_stopped_redis_is_refused_at_once() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let url = server.url.clone();
+    server.kill();
+    // The stopped server's port is closed: connecting is refused.
+    let e = bounded(Duration::from_secs(20), move || format!("{:#}", RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap_err()));
+    assert!(e.contains("cannot connect") && e.to_lowercase().contains("refused"), "{e}");
+}
+
+/// The rules of the ACL user the README suggests (`ACL SETUSER pagerpipe on >PASSWORD …`).
+fn readme_acl() -> Vec<String> {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let line = readme.split('`').find(|s| s.starts_with("ACL SETUSER pagerpipe ")).expect("README has the ACL SETUSER line");
+    line.split_whitespace().skip(3).map(|w| if w == ">PASSWORD" { ">ledger-pw".to_string() } else { w.to_string() }).collect()
+}
+
+#[test]
+fn a_user_limited_to_the_readme_acl_can_do_everything() {
+    let Some(server) = RedisServer::start() else { return };
+    let rules = readme_acl();
+    assert!(rules.contains(&">ledger-pw".to_string()) && rules.contains(&"~pagerpipe:*".to_string()), "{rules:?}");
+    let mut args = vec!["ACL", "SETUSER", "pagerpipe"];
+    args.extend(rules.iter().map(String::as_str));
+    server.cli(&args).unwrap();
+    let url = format!("redis://pagerpipe:ledger-pw@127.0.0.1:{}/0", server.port);
+    let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(Duration::from_millis(300));
+    increment(&limited, "k");
+    limited.update_with("k", Write { expire: Some(Duration::from_secs(60)), ..Write::DURABLE }, &mut |v| v).unwrap();
+    let held = limited.hold("k", Instant::now()).unwrap().expect("free");
+    // Let it renew once (EVAL calling PEXPIRE): it is still held two leases later.
+    assert!(store(&server, "pagerduty").hold("k", Instant::now() + Duration::from_millis(600)).unwrap().is_none());
+    drop(held);
+    assert!(limited.hold("k", Instant::now()).unwrap().is_some());
+    assert_eq!(limited.keys().unwrap(), ["k"]);
+    limited.update("k", &mut |_| None).unwrap();
+    assert!(limited.take_notices().is_empty());
+}
