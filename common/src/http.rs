@@ -318,7 +318,32 @@ impl Client {
         &self,
         req: &Request,
         deadline: &Deadline,
+        fate: Fate,
+        classify: &dyn Fn(&Response) -> Outcome,
+        log: &mut dyn FnMut(String),
+    ) -> Outcome<(Response, u32)> {
+        self.deliver_inner(req, deadline, fate, false, classify, log)
+    }
+
+    /// [`Client::deliver`], but a failure that leaves the request's fate unknown ends the
+    /// delivery at once, for a request that must be looked up before it is sent again (a
+    /// Twilio call: `Provider::lookup`).
+    pub fn deliver_until_unknown(
+        &self,
+        req: &Request,
+        deadline: &Deadline,
+        classify: &dyn Fn(&Response) -> Outcome,
+        log: &mut dyn FnMut(String),
+    ) -> Outcome<(Response, u32)> {
+        self.deliver_inner(req, deadline, Fate::NotSent, true, classify, log)
+    }
+
+    fn deliver_inner(
+        &self,
+        req: &Request,
+        deadline: &Deadline,
         mut fate: Fate,
+        stop_on_unknown: bool,
         classify: &dyn Fn(&Response) -> Outcome,
         log: &mut dyn FnMut(String),
     ) -> Outcome<(Response, u32)> {
@@ -359,6 +384,11 @@ impl Client {
                 Err(other) => return other.failure().unwrap_or(Outcome::Skipped(String::new())),
             };
             if failure.fate == Fate::Unknown {
+                if stop_on_unknown {
+                    let mut r = failure;
+                    r.reason = format!("{} (it may have reached the service: looked up before it is sent again)", r.reason);
+                    return Outcome::Retry(r);
+                }
                 fate = Fate::Unknown;
             }
             last = Some(failure);

@@ -288,7 +288,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let shown = req.redacted(&log.secrets());
         log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
         let classify = |resp: &Response| provider.classify(&payload, resp);
-        match client.deliver(&req, deadline, entry.fate, &classify, &mut |line| log.info(line)) {
+        let lookable = provider.lookup(&payload, entry.created).is_some();
+        let delivered = if lookable {
+            // Looked up above when its fate was unknown; a new unknown fate waits for the next
+            // flush's lookup rather than a blind repeat.
+            client.deliver_until_unknown(&req, deadline, &classify, &mut |line| log.info(line))
+        } else {
+            client.deliver(&req, deadline, entry.fate, &classify, &mut |line| log.info(line))
+        };
+        match delivered {
             Outcome::Delivered((resp, _)) => {
                 let refs = provider.spooled_refs(&payload, &resp);
                 self.record(&entry.incident_key, &proposal, &refs);

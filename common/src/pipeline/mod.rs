@@ -142,7 +142,15 @@ impl<P: Provider> Ctx<'_, P> {
         }
         let log = self.log;
         let classify = |resp: &Response| self.provider.classify(payload, resp);
-        match self.client.deliver(&req, &self.deadline, Fate::NotSent, &classify, &mut |line| log.info(line)) {
+        // A request the provider can look up (a Twilio call) is never sent twice blindly: a
+        // first attempt of unknown fate is spooled, and the flush looks it up before placing it.
+        let lookable = self.provider.lookup(payload, crate::clock::now_unix()).is_some();
+        let delivered = if lookable {
+            self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line))
+        } else {
+            self.client.deliver(&req, &self.deadline, Fate::NotSent, &classify, &mut |line| log.info(line))
+        };
+        match delivered {
             Outcome::Delivered((resp, _)) => Outcome::Delivered(resp),
             Outcome::Retry(r) => match &self.queue {
                 Some(q) => q.keep(stored(), r.fate, &r.reason),
