@@ -120,6 +120,55 @@ fn a_taken_name_gets_a_suffix() {
     ok(&r);
     assert!(r.stderr.contains(&format!("#{WAR_ROOM} is taken; trying #{WAR_ROOM}-2")), "{}", r.stderr);
     assert_eq!(fake.created().iter().map(|c| c.name.clone()).collect::<Vec<_>>(), vec![format!("{WAR_ROOM}-2")]);
+    // The taken name was looked up first: not a channel this war room made (older, no bot).
+    assert_eq!(fake.calls_to("conversations.list").len(), 1);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_create_whose_answer_was_lost_is_found_not_made_twice() {
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    // Slack creates the channel, and its answer never arrives.
+    fake.fail("conversations.create", &[Fault::Lost]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    match r.code {
+        // Tried again within the deadline: name_taken, and the lookup finds the channel.
+        Some(0) => assert!(r.stderr.contains(&format!("#{WAR_ROOM} was created by an attempt whose answer was lost")), "{}", r.stderr),
+        // Spooled with its fate unknown: the flush looks it up before creating it again.
+        Some(75) => {
+            let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+            ok(&flush);
+            assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
+        }
+        _ => panic!("{r:?}"),
+    }
+    fake.assert_no_violations();
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "one war room: {:?}", rooms.iter().map(|c| &c.name).collect::<Vec<_>>());
+    assert_eq!(rooms[0].name, WAR_ROOM);
+    assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it");
+    assert_eq!(rooms[0].topic.is_empty(), false);
+    assert!(!fake.calls_to("conversations.list").is_empty());
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], rooms[0].id.as_str());
+}
+
+#[test]
+fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
+    let fake = FakeSlack::start();
+    // The channel exists with the bot in it, created just now: an earlier attempt's (e.g. on
+    // another host sharing the ledger) whose answer never came.
+    let made = fake.add_channel_created(WAR_ROOM, true, NOW);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains(&format!("#{WAR_ROOM} was created by an attempt whose answer was lost")), "{}", r.stderr);
+    assert!(fake.created().is_empty(), "no second war room");
+    let room = fake.channel(&made);
+    assert_eq!(room.roots().len(), 1);
+    assert!(!room.topic.is_empty());
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], made.as_str());
     fake.assert_no_violations();
 }
 
@@ -171,6 +220,8 @@ fn the_recovery_is_posted_in_thread_and_channel_and_archived_when_asked() {
         ok(&run_at(&sb, &fake, &fixture_at("sensu/create.json", 1_900_000_000), 10, &[]));
         let names: Vec<String> = fake.created().into_iter().map(|c| c.name).collect();
         assert_eq!(names, vec![WAR_ROOM.to_string(), format!("{WAR_ROOM}-2")]);
+        // Straight to the next name: the record says which one the last war room had.
+        assert!(fake.calls_to("conversations.create").iter().all(|c| c.ok()));
     }
 }
 
@@ -270,9 +321,10 @@ fn a_deleted_war_room_is_replaced_too() {
     let posts = fake.calls_to("chat.postMessage");
     assert_eq!(posts[1].error(), Some("channel_not_found"));
     let rooms = fake.created();
-    assert_eq!(rooms.len(), 1, "the deleted room is gone, its name free again");
+    assert_eq!(rooms.len(), 1, "the deleted room is gone");
     assert_ne!(rooms[0].id, first);
-    assert_eq!(rooms[0].name, WAR_ROOM);
+    // A replacement never takes the old room's name (an archived one still holds it).
+    assert_eq!(rooms[0].name, format!("{WAR_ROOM}-2"));
     fake.assert_no_violations();
 }
 

@@ -42,6 +42,8 @@ pub enum Method {
     PostMessage,
     /// `conversations.archive` (§5.6).
     Archive,
+    /// `conversations.list` (§5.8): finding a channel by name.
+    List,
 }
 
 impl Method {
@@ -54,6 +56,7 @@ impl Method {
             Method::Invite => "conversations.invite",
             Method::PostMessage => "chat.postMessage",
             Method::Archive => "conversations.archive",
+            Method::List => "conversations.list",
         }
     }
 }
@@ -78,6 +81,11 @@ pub enum Call {
         name: String,
         /// Private channel.
         is_private: bool,
+        /// When the war room was first asked for, Unix seconds: a channel of this name created
+        /// since then is this incident's, made by an attempt whose answer was lost
+        /// ([`find_own`]).
+        #[serde(default)]
+        asked: u64,
     },
     /// `conversations.setTopic`.
     SetTopic {
@@ -154,7 +162,7 @@ impl Call {
         };
         Ok(match self {
             Call::AuthTest => json!({}),
-            Call::Create { name, is_private } => json!({"name": name, "is_private": is_private}),
+            Call::Create { name, is_private, .. } => json!({"name": name, "is_private": is_private}),
             Call::SetTopic { channel: c, topic } => json!({"channel": channel(c)?, "topic": topic}),
             Call::Invite { channel: c, users } => json!({"channel": channel(c)?, "users": users.join(","), "force": true}),
             Call::Archive { channel: c } => json!({"channel": channel(c)?}),
@@ -181,6 +189,48 @@ impl Call {
     pub fn request(&self, api_url: &str, token: &str, refs: &Map<String, Value>) -> Result<Request, String> {
         Ok(request(api_url, token, self.method(), self.body(refs)?))
     }
+}
+
+/// Margin for the clocks of this host and Slack when telling whether a channel was created
+/// since a war room was asked for, in seconds.
+pub const CLOCK_MARGIN: u64 = 300;
+
+/// Largest page of `conversations.list` asked for (the documented maximum is under 1000;
+/// §5.8).
+pub const LIST_LIMIT: u32 = 999;
+
+/// `GET {api_url}/conversations.list` for the channels the bot can see, archived ones left out
+/// (§5.8: GET with a query string; JSON bodies are not read by this method). `cursor`: the
+/// previous page's `next_cursor`.
+pub fn list_request(api_url: &str, token: &str, cursor: Option<&str>) -> Request {
+    let mut url = format!(
+        "{}/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit={LIST_LIMIT}",
+        api_url.trim_end_matches('/')
+    );
+    if let Some(c) = cursor.filter(|c| !c.is_empty()) {
+        url.push_str("&cursor=");
+        url.push_str(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
+    }
+    let mut req = Request { method: common::http::Method::Get, url, headers: Vec::new(), body: common::http::Body::Empty };
+    req.headers.push(("Authorization".into(), format!("Bearer {token}")));
+    req
+}
+
+/// In a `conversations.list` answer, the channel named `name` that the bot is a member of and
+/// that was created since `asked` (less [`CLOCK_MARGIN`]): `(id, name)`. Such a channel is
+/// the war room an earlier attempt created without its answer arriving, not an older channel
+/// of the same name (an earlier incident's war room of the same day).
+pub fn find_own(list: &Value, name: &str, asked: u64) -> Option<(String, String)> {
+    list["channels"].as_array()?.iter().find_map(|c| {
+        let created = c["created"].as_u64().unwrap_or(0);
+        let ours = c["name"] == name && c["is_member"] == true && c["is_archived"] != true && created + CLOCK_MARGIN >= asked;
+        ours.then(|| (c["id"].as_str().unwrap_or_default().to_string(), name.to_string())).filter(|(id, _)| !id.is_empty())
+    })
+}
+
+/// The `next_cursor` of a paginated answer (`None` at the end).
+pub fn next_cursor(list: &Value) -> Option<String> {
+    list["response_metadata"]["next_cursor"].as_str().filter(|c| !c.is_empty()).map(str::to_string)
 }
 
 /// `POST {api_url}/{method}` with `body` as JSON and the bot token in the header.
@@ -419,6 +469,25 @@ mod tests {
         assert_eq!(invite_failures(&r(200, partial)), Some(vec![("U9".into(), "user_not_found".into())]));
         let fine = r#"{"ok":false,"error":"already_in_channel","errors":[{"user":"U1","ok":false,"error":"already_in_channel"}]}"#;
         assert_eq!(invite_failures(&r(200, fine)), Some(vec![]));
+    }
+
+    #[test]
+    fn an_own_channel_is_one_created_since_it_was_asked_for() {
+        let list = json!({"ok": true, "channels": [
+            {"id": "C1", "name": "inc-a", "is_member": true, "created": 1000},
+            {"id": "C2", "name": "inc-b", "is_member": false, "created": 5000},
+            {"id": "C3", "name": "inc-c", "is_member": true, "created": 5000, "is_archived": true},
+            {"id": "C4", "name": "inc-d", "is_member": true, "created": 4900},
+        ], "response_metadata": {"next_cursor": "dGVhbTpDMDYx"}});
+        assert_eq!(find_own(&list, "inc-a", 5000), None, "an older channel of the same name");
+        assert_eq!(find_own(&list, "inc-a", 1200), Some(("C1".into(), "inc-a".into())));
+        assert_eq!(find_own(&list, "inc-b", 5000), None, "the bot is not in it");
+        assert_eq!(find_own(&list, "inc-c", 5000), None, "archived");
+        assert_eq!(find_own(&list, "inc-d", 5000), Some(("C4".into(), "inc-d".into())), "within the clock margin");
+        assert_eq!(next_cursor(&list).as_deref(), Some("dGVhbTpDMDYx"));
+        let req = list_request("http://x/api/", "xoxb-t", Some("a=b"));
+        assert_eq!(req.url, "http://x/api/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit=999&cursor=a%3Db");
+        assert_eq!(req.method, common::http::Method::Get);
     }
 
     #[test]

@@ -125,6 +125,17 @@ pub fn with_suffix(name: &str, n: u32) -> String {
     format!("{}{suffix}", cut(name, MAX_NAME - suffix.len()))
 }
 
+/// The suffix number to try after `previous`, when `previous` is `base` (→ 2) or
+/// `base` with a suffix `-N` ([`with_suffix`], → N + 1); `None` when it is another name.
+pub fn suffix_after(base: &str, previous: &str) -> Option<u32> {
+    if previous == base {
+        return Some(2);
+    }
+    let (stem, n) = previous.rsplit_once('-')?;
+    let n: u32 = n.parse().ok().filter(|n| *n >= 2)?;
+    (with_suffix(base, n) == previous && stem.len() <= base.len()).then_some(n + 1)
+}
+
 /// Whether `name` follows Slack's rules (for the tests).
 #[cfg(test)]
 pub fn is_valid(name: &str) -> bool {
@@ -175,6 +186,11 @@ mod tests {
         assert_eq!(with_suffix(&a, 2).len(), MAX_NAME);
         assert!(with_suffix(&a, 2).ends_with("-2"));
         assert_eq!(with_suffix("inc-web", 3), "inc-web-3");
+        assert_eq!(suffix_after("inc-web", "inc-web"), Some(2));
+        assert_eq!(suffix_after("inc-web", "inc-web-4"), Some(5));
+        assert_eq!(suffix_after("inc-web", "inc-db-4"), None);
+        assert_eq!(suffix_after("inc-web", "inc-web-x"), None);
+        assert_eq!(suffix_after(&a, &with_suffix(&a, 3)), Some(4));
     }
 
     #[test]

@@ -43,7 +43,7 @@ use common::trust::Trust;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::api::{self, Call, ErrorClass, MAX_INVITE, SlackError, Thread};
+use crate::api::{self, Call, ErrorClass, MAX_INVITE, Method, SlackError, Thread};
 use crate::message::{self, Kind, Mention};
 use crate::mrkdwn;
 use crate::name::{self, ChannelTemplate};
@@ -53,6 +53,8 @@ pub use crate::api::{CHANNEL_ID, TS};
 pub const CHANNEL_NAME: &str = "channel_name";
 /// How many names are tried on `name_taken` (the template's, then `-2` … `-5`).
 pub const MAX_NAME_TRIES: u32 = 5;
+/// How many pages of `conversations.list` are read when looking for a war room by name.
+pub const MAX_LIST_PAGES: u32 = 5;
 /// The check name of `--test`'s synthetic event.
 pub const TEST_CHECK: &str = "pagerpipe-test";
 
@@ -273,6 +275,22 @@ impl Provider for Slack {
         sent.call.request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), refs)
     }
 
+    /// A create of unknown fate (sent, no answer) is looked for before it is sent again: the
+    /// first page of `conversations.list` (§5.8).
+    fn lookup(&self, sent: &Sent, _since: u64) -> Option<Request> {
+        matches!(sent.call, Call::Create { .. })
+            .then(|| api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), None))
+    }
+
+    /// The war room the lost create made: a channel of its name, the bot in it, created since
+    /// the war room was asked for.
+    fn found(&self, sent: &Sent, resp: &Response) -> Option<Map<String, Value>> {
+        let Call::Create { name, asked, .. } = &sent.call else { return None };
+        let body = api::read(Method::List, resp).ok()?;
+        let (id, name) = api::find_own(&body, name, *asked)?;
+        Some(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs())
+    }
+
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
     fn spooled_refs(&self, sent: &Sent, resp: &Response) -> Map<String, Value> {
         let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
@@ -469,12 +487,18 @@ impl<'a> Session<'a> {
     /// stored room is the one being replaced).
     fn open_war_room(&mut self, reuse: bool) -> std::result::Result<(), Stop> {
         let Target::WarRoom { template, is_private, .. } = &self.slack.target else { return Ok(()) };
-        let base = template.name(self.event(), &name::date(common::clock::now_unix()));
+        let asked = common::clock::now_unix();
+        let base = template.name(self.event(), &name::date(asked));
         let stored_before = self.job.previous.filter(|p| p.open && reuse).and_then(|p| Stored::from_refs(&p.refs));
-        let mut name = base.clone();
+        // The incident's previous war room (closed, or being replaced) holds `base` or `base-N`
+        // already: start after it instead of asking Slack for a name it will refuse.
+        let previous_name = self.job.previous.filter(|p| !(p.open && reuse)).and_then(|p| Stored::from_refs(&p.refs)).and_then(|s| s.channel_name);
+        let first = previous_name.as_deref().and_then(|n| name::suffix_after(&base, n)).unwrap_or(1);
+        let name_for = |n: u32| if n == 1 { base.clone() } else { name::with_suffix(&base, n) };
+        let mut name = name_for(first);
         let mut channel: Option<Stored> = None;
-        for attempt in 1..=MAX_NAME_TRIES {
-            match self.call(Call::Create { name: name.clone(), is_private: *is_private }) {
+        for attempt in first..first + MAX_NAME_TRIES {
+            match self.call(Call::Create { name: name.clone(), is_private: *is_private, asked }) {
                 Ok(body) => {
                     let id = body["channel"]["id"].as_str().unwrap_or(DRY_CHANNEL).to_string();
                     let got = body["channel"]["name"].as_str().unwrap_or(&name).to_string();
@@ -488,14 +512,19 @@ impl<'a> Session<'a> {
                         channel = Some(s.clone());
                         break;
                     }
-                    if attempt == MAX_NAME_TRIES {
+                    if let Some(own) = self.find_own(&name, asked) {
+                        self.notes.push(format!("#{name} was created by an attempt whose answer was lost"));
+                        channel = Some(own);
+                        break;
+                    }
+                    if attempt + 1 == first + MAX_NAME_TRIES {
                         return Err(Stop::Failed(Outcome::Refused(format!(
-                            "conversations.create answered name_taken for #{base} and {} suffixed names; \
+                            "conversations.create answered name_taken for #{name} and the {} names before it; \
                              archive or rename old channels, or change slack.channel_template",
                             MAX_NAME_TRIES - 1
                         ))));
                     }
-                    let next = name::with_suffix(&base, attempt + 1);
+                    let next = name_for(attempt + 1);
                     self.ctx.log.info(format!("#{name} is taken; trying #{next}"));
                     name = next;
                 }
@@ -511,6 +540,38 @@ impl<'a> Session<'a> {
         let Some(channel) = channel else { return Ok(()) };
         self.refs.extend(channel.refs());
         self.war_room_steps(Some(channel))
+    }
+
+    /// The channel named `name` that an earlier attempt of this war room created (since
+    /// `asked`) without its answer arriving, looked up with `conversations.list` (§5.8, a few
+    /// pages at most). `None` when there is none, or it cannot be looked up (logged: e.g. the
+    /// `channels:read` scope is missing).
+    fn find_own(&mut self, name: &str, asked: u64) -> Option<Stored> {
+        let token = self.slack.token.as_deref().unwrap_or("xoxb-…");
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let req = api::list_request(&self.slack.api_url, token, cursor.as_deref());
+            self.calls += 1;
+            let listed = match self.ctx.fetch(&req, &|r| api::classify_live(Method::List, r)) {
+                Outcome::Delivered(resp) => api::read(Method::List, &resp),
+                other => {
+                    self.ctx.log.warn(format!("cannot look #{name} up: {}", other.reason().unwrap_or("")));
+                    return None;
+                }
+            };
+            let body = match listed {
+                Ok(body) => body,
+                Err(e) => {
+                    self.ctx.log.warn(format!("cannot look #{name} up: {}", e.explain()));
+                    return None;
+                }
+            };
+            if let Some((id, name)) = api::find_own(&body, name, asked) {
+                return Some(Stored { channel_id: id, channel_name: Some(name), ts: None });
+            }
+            cursor = Some(api::next_cursor(&body)?);
+        }
+        None
     }
 
     /// Topic, invites and the alert into a new war room (`None`: its ID is not known yet).
@@ -793,7 +854,7 @@ mod tests {
         let p = provider(json!({"token": "xoxb-1"})).expect("provider");
         let sent = |call| Sent { call, live: false };
         let resp = |b: Value| Response { status: 200, body: b.to_string(), retry_after: None, location: None };
-        let create = sent(Call::Create { name: "inc-a".into(), is_private: false });
+        let create = sent(Call::Create { name: "inc-a".into(), is_private: false, asked: 0 });
         let refs = p.spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
         assert_eq!((refs[CHANNEL_ID].as_str(), refs[CHANNEL_NAME].as_str()), (Some("C9"), Some("inc-a")));
         let root = sent(Call::Post { channel: None, thread: Thread::Root, message: json!({"text": "x"}) });

@@ -14,13 +14,15 @@
 //!   `conversations.invite` ≤ 100 IDs with per-user `errors[]` and the partial success of
 //!   ordinary members (§5.4), `chat.postMessage` with `thread_ts` / `reply_broadcast` and
 //!   Block Kit limits (§5.5, §6), `conversations.archive` / `unarchive` (§5.6, §5.7),
-//!   `conversations.info` (GET, §5.8). Unknown methods: 404 `unknown_method`.
+//!   `conversations.info` and `conversations.list` (GET with a query string, `cursor`
+//!   pagination, archived and private-without-the-bot channels filtered as Slack does, §5.8).
+//!   Unknown methods: 404 `unknown_method`.
 //! - Scopes (§1, each method's page): the token's scopes are configurable; a method whose scope
 //!   is missing answers `missing_scope` with `needed` and `provided`.
 //! - Incoming webhooks (§7): `POST /services/T…/B…/SECRET`, JSON `{"text", "blocks"}`, answered
 //!   with the plain text `ok`, or Slack's plain-text error codes with their HTTP statuses.
 //! - Faults are scripted per method ([`Fault`]): 429 with `Retry-After`, 500 with an HTML body,
-//!   an error code, or no answer at all.
+//!   an error code, no answer at all, or the request carried out and its answer lost.
 //!
 //! Every request is checked: unknown or mistyped arguments, a missing required argument
 //! (`invalid_arguments` with `[ERROR] missing required field: …`, §9), an invalid channel name,
@@ -78,6 +80,8 @@ pub enum Fault {
     Error(&'static str),
     /// Accept the request and never answer.
     Hang,
+    /// Carry the request out, then never answer (the answer is lost on the way back).
+    Lost,
 }
 
 /// One Web API request or webhook post the fake answered.
@@ -149,12 +153,14 @@ pub struct Channel {
     pub topic: String,
     /// Member user IDs (the bot included when it created the channel or was added).
     pub members: Vec<String>,
+    /// When it was created, Unix seconds ([`FakeSlack::set_clock`]).
+    pub created: u64,
     /// Messages, oldest first.
     pub messages: Vec<Message>,
 }
 
 impl Channel {
-    fn new(id: &str, name: &str, members: Vec<String>) -> Channel {
+    fn new(id: &str, name: &str, members: Vec<String>, created: u64) -> Channel {
         Channel {
             id: id.into(),
             name: name.into(),
@@ -162,6 +168,7 @@ impl Channel {
             is_archived: false,
             topic: String::new(),
             members,
+            created,
             messages: Vec::new(),
         }
     }
@@ -171,7 +178,7 @@ impl Channel {
             "id": self.id, "name": self.name, "is_channel": !self.is_private, "is_group": false,
             "is_private": self.is_private, "is_archived": self.is_archived,
             "is_member": self.members.iter().any(|m| m == BOT_USER),
-            "created": 1_700_000_000, "creator": BOT_USER,
+            "created": self.created, "creator": BOT_USER,
             "topic": {"value": self.topic, "creator": BOT_USER, "last_set": 0},
             "purpose": {"value": "", "creator": "", "last_set": 0},
         })
@@ -198,6 +205,8 @@ struct Inner {
     violations: Vec<String>,
     next_channel: u32,
     next_ts: u64,
+    /// Slack's clock, Unix seconds (`None`: the system clock).
+    clock: Option<u64>,
 }
 
 /// The fake; stops when dropped.
@@ -218,16 +227,18 @@ impl FakeSlack {
     /// "back" on the port a handler found closed.
     pub fn start_on(port: u16) -> FakeSlack {
         let bot = vec![BOT_USER.to_string()];
+        let month_ago = system_now().saturating_sub(30 * 86_400);
         let inner = Arc::new(Mutex::new(Inner {
             token: BOT_TOKEN.into(),
             scopes: ALL_SCOPES.iter().map(|s| s.to_string()).collect(),
             faults: VecDeque::new(),
             webhook_faults: VecDeque::new(),
-            channels: vec![Channel::new(GENERAL, "general", bot.clone()), Channel::new(ALERTS, "alerts", bot)],
+            channels: vec![Channel::new(GENERAL, "general", bot.clone(), month_ago), Channel::new(ALERTS, "alerts", bot, month_ago)],
             calls: Vec::new(),
             violations: Vec::new(),
             next_channel: 1,
             next_ts: 0,
+            clock: None,
         }));
         let shared = Arc::clone(&inner);
         let server = Server::start_on(port, move |r| {
@@ -245,6 +256,12 @@ impl FakeSlack {
     /// The incoming-webhook URL the fake serves.
     pub fn webhook_url(&self) -> String {
         format!("{}/services/{TEAM_ID}/B0HOOK0001/{WEBHOOK_SECRET}", self.url)
+    }
+
+    /// Set Slack's clock (Unix seconds), e.g. to the handler's `PAGERPIPE_NOW`: channels
+    /// created from now on carry it as `created`.
+    pub fn set_clock(&self, unix_secs: u64) {
+        self.inner.lock().unwrap().clock = Some(unix_secs);
     }
 
     /// Grant only these scopes from now on.
@@ -269,7 +286,19 @@ impl FakeSlack {
         let mut inner = self.inner.lock().unwrap();
         let id = inner.new_channel_id();
         let members = if bot_member { vec![BOT_USER.to_string()] } else { Vec::new() };
-        inner.channels.push(Channel::new(&id, name, members));
+        let created = inner.now().saturating_sub(86_400);
+        inner.channels.push(Channel::new(&id, name, members, created));
+        id
+    }
+
+    /// [`FakeSlack::add_channel`] with its creation time (Unix seconds), e.g. a war room an
+    /// attempt whose answer was lost has just made.
+    pub fn add_channel_created(&self, name: &str, bot_member: bool, created: u64) -> String {
+        let id = self.add_channel(name, bot_member);
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(c) = inner.channels.iter_mut().find(|c| c.id == id) {
+            c.created = created;
+        }
         id
     }
 
@@ -355,6 +384,12 @@ fn method_spec(method: &str) -> Option<MethodSpec> {
             &["channel"],
             &["chat:write"],
         ),
+        "conversations.list" => Some(MethodSpec {
+            args: &["types", "exclude_archived", "limit", "cursor", "team_id"],
+            required: &[],
+            scopes: &["channels:read", "groups:read"],
+            get: true,
+        }),
         "conversations.info" => Some(MethodSpec {
             args: &["channel", "include_num_members", "include_locale"],
             required: &["channel"],
@@ -551,7 +586,15 @@ fn block_text_chars(v: &Value) -> usize {
     }
 }
 
+fn system_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 impl Inner {
+    fn now(&self) -> u64 {
+        self.clock.unwrap_or_else(system_now)
+    }
+
     fn new_channel_id(&mut self) -> String {
         let id = format!("C1{:08}", self.next_channel);
         self.next_channel += 1;
@@ -695,6 +738,11 @@ impl Inner {
                     self.record(method, args, 0, &Value::Null);
                     Err(Reply::Hang)
                 }
+                Fault::Lost => {
+                    let answer = self.perform(method, &args);
+                    self.record(method, args, 0, &answer);
+                    Err(Reply::Hang)
+                }
             };
         }
         if !spec.scopes.is_empty() && !spec.scopes.iter().any(|s| self.scopes.iter().any(|g| g == s)) {
@@ -714,7 +762,7 @@ impl Inner {
             self.violation(method, messages.join("; "));
             return Ok(self.done(method, args, error_with("invalid_arguments", &messages)));
         }
-        for k in ["is_private", "reply_broadcast", "force", "unfurl_links", "unfurl_media", "mrkdwn"] {
+        for k in ["is_private", "reply_broadcast", "force", "unfurl_links", "unfurl_media", "mrkdwn", "exclude_archived"] {
             if let Some(v) = args.get(k)
                 && !(v.is_boolean() || (!json_body && (v == "true" || v == "false" || v == "1" || v == "0")))
             {
@@ -761,7 +809,7 @@ impl Inner {
                     return error("name_taken");
                 }
                 let id = self.new_channel_id();
-                let mut c = Channel::new(&id, &name, vec![BOT_USER.to_string()]);
+                let mut c = Channel::new(&id, &name, vec![BOT_USER.to_string()], self.now());
                 c.is_private = truthy("is_private");
                 let object = c.object();
                 self.channels.push(c);
@@ -847,6 +895,7 @@ impl Inner {
                     ok(json!({}))
                 }
             },
+            "conversations.list" => self.list(args),
             "conversations.info" => match self.find(&s("channel")) {
                 None => error("channel_not_found"),
                 Some(c) => ok(json!({"channel": c.object()})),
@@ -854,6 +903,42 @@ impl Inner {
             "chat.postMessage" => self.post_message(args),
             _ => error("unknown_method"),
         }
+    }
+
+    /// `conversations.list` (§5.8): pages cut first, filters applied after (so a page may be
+    /// short or empty while more follow); private channels only with the bot in them.
+    fn list(&mut self, args: &Value) -> Value {
+        let method = "conversations.list";
+        let limit = match args["limit"].as_str().map(str::parse::<usize>).or(args["limit"].as_u64().map(|n| Ok(n as usize))) {
+            None => 100,
+            Some(Ok(n)) if (1..1000).contains(&n) => n,
+            Some(_) => {
+                self.violation(method, format!("limit {} is not an integer under 1000", args["limit"]));
+                return error("invalid_limit");
+            }
+        };
+        let types = args["types"].as_str().unwrap_or("public_channel");
+        if !types.split(',').all(|t| ["public_channel", "private_channel", "mpim", "im"].contains(&t)) {
+            self.violation(method, format!("types {types:?}"));
+            return error("invalid_types");
+        }
+        let start = match args["cursor"].as_str() {
+            None | Some("") => 0,
+            Some(c) => match c.strip_prefix("next:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => n,
+                None => return error("invalid_cursor"),
+            },
+        };
+        let exclude_archived = args["exclude_archived"] == true || args["exclude_archived"] == "true";
+        let end = (start + limit).min(self.channels.len());
+        let page: Vec<Value> = self.channels[start.min(end)..end]
+            .iter()
+            .filter(|c| !(exclude_archived && c.is_archived))
+            .filter(|c| if c.is_private { types.contains("private_channel") && c.members.iter().any(|m| m == BOT_USER) } else { types.contains("public_channel") })
+            .map(Channel::object)
+            .collect();
+        let next = if end < self.channels.len() { format!("next:{end}") } else { String::new() };
+        ok(json!({"channels": page, "response_metadata": {"next_cursor": next}}))
     }
 
     /// A channel the bot may act in: exists, not archived, the bot a member.
@@ -969,6 +1054,11 @@ impl Inner {
                 Fault::Error(code) => answer(self, 400, code),
                 Fault::Hang => {
                     self.record(method, args, 0, &Value::Null);
+                    Reply::Hang
+                }
+                // Posted, and the answer lost: counted as a post (status 200 recorded).
+                Fault::Lost => {
+                    self.record(method, args, 200, &json!({"body": "ok", "lost": true}));
                     Reply::Hang
                 }
             };
@@ -1117,6 +1207,32 @@ mod self_test {
         assert_eq!(post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": ALERTS, "blocks": []}))["ok"], true);
         assert_eq!(post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": ALERTS, "text": "x", "colour": 1}))["error"], "invalid_arguments");
         assert_eq!(fake.violations().len(), 4, "{:#?}", fake.violations());
+    }
+
+    #[test]
+    fn list_pages_and_filters_as_slack_does() {
+        let fake = FakeSlack::start();
+        for i in 0..5 {
+            fake.add_channel(&format!("c{i}"), i % 2 == 0);
+        }
+        fake.archive(GENERAL);
+        let get = |query: &str| {
+            let url = format!("{}/conversations.list?{query}", fake.api_url());
+            let mut r = ureq::get(&url).header("Authorization", &format!("Bearer {BOT_TOKEN}")).call().expect("answer");
+            r.body_mut().read_json::<Value>().expect("JSON")
+        };
+        let first = get("limit=3&exclude_archived=true&types=public_channel,private_channel");
+        // Cut first, filtered after: 3 channels, #general archived and left out.
+        assert_eq!(first["channels"].as_array().map(Vec::len), Some(2));
+        let cursor = first["response_metadata"]["next_cursor"].as_str().expect("cursor").to_string();
+        let second = get(&format!("limit=3&exclude_archived=true&cursor={cursor}"));
+        assert_eq!(second["channels"].as_array().map(Vec::len), Some(3));
+        let cursor = second["response_metadata"]["next_cursor"].as_str().expect("cursor").to_string();
+        let last = get(&format!("limit=3&exclude_archived=true&cursor={cursor}"));
+        assert_eq!(last["channels"][0]["name"], "c4");
+        assert_eq!(last["response_metadata"]["next_cursor"], "");
+        assert_eq!(get("limit=1000")["error"], "invalid_limit");
+        assert_eq!(fake.violations().len(), 1, "{:?}", fake.violations());
     }
 
     #[test]
