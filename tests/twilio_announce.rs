@@ -253,3 +253,31 @@ fn a_war_room_handler_slack_keeps_open_for_the_incident_gets_the_announcement_in
     assert_eq!(alerts.messages.len(), 1, "{:?}", alerts.messages);
     assert!(alerts.messages[0].text.contains("answered the call for web-01/check_cpu"), "{}", alerts.messages[0].text);
 }
+
+#[test]
+fn on_a_shared_redis_state_store_the_war_room_is_found_too() {
+    let Some(redis) = crate::util::RedisServer::start() else { return };
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential", "announce_api_url": slack.api_url()}));
+    sb.config("slack.json", &json!({"slack": {"token": slack::BOT_TOKEN}}));
+    let event = read_fixture("sensu/create.json");
+    let api = slack.api_url();
+    let r = run_command(sb.command_for(env!("CARGO_BIN_EXE_handler-slack"), &["--api-url", &api, "--state-store", &redis.url]), &event);
+    assert_eq!(r.code, Some(0), "handler-slack opens the war room: {r:?}");
+    let rooms = slack.created();
+    assert_eq!(rooms.len(), 1);
+    // Nothing in the file store: only the shared Redis knows the war room.
+    assert!(!sb.state_dir().join("slack").join("web-01%2Fcheck_disk.json").exists());
+
+    let mut cmd = sb.command(&["--api-url", &twilio.url, "--timeout", "60s", "--state-store", &redis.url]);
+    cmd.env("SLACK_BOT_TOKEN", slack::BOT_TOKEN);
+    let r = run_command(cmd, &event);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    slack.assert_no_violations();
+    assert!(r.stderr.contains(&format!("twilio: announced web-01/check_disk to its war room {}", rooms[0].id)), "{}", r.stderr);
+    let room = slack.channel(&rooms[0].id);
+    assert_eq!(room.replies(&room.roots()[0].ts).len(), 1, "{:?}", room.messages);
+    assert!(!r.stderr.contains(&redis.password), "{}", r.stderr);
+}

@@ -11,8 +11,9 @@
 //! Targets (settings of the `twilio` section), the first that applies:
 //! 1. the incident's war room: with a Slack bot token (`announce_token`, environment
 //!    `SLACK_BOT_TOKEN`, flag `--announce-token`), when handler-slack has a channel open for the
-//!    same incident key on the same state store (its record's `refs.channel_id`, and `ts`, the
-//!    alert the message replies to, broadcast to the channel);
+//!    same incident key on the same state store (`state_store` Redis, else `state_dir`; its
+//!    record's `refs.channel_id`, and `ts`, the alert the message replies to, broadcast to the
+//!    channel);
 //! 2. `announce_channel`: a Slack channel ID, with the bot token;
 //! 3. `announce_webhook`: a Slack-compatible incoming-webhook URL; `POST {"text": …}` (Slack's
 //!    "Sending messages using incoming webhooks"; `../shared/specs/slack-web-api.md` §7). The
@@ -41,6 +42,9 @@ use common::exit::{Code, Result};
 use common::http::{Deadline, Request, Response, classify_status};
 use common::outcome::{Fate, Outcome, Retry};
 use common::pipeline::{Ctx, Job};
+use common::state::Store;
+use common::state::file::FileStore;
+use common::state::redis::RedisStore;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -95,8 +99,11 @@ pub struct Announcer {
     webhook: Option<String>,
     channel: Option<String>,
     bot: Option<Bot>,
-    /// The state directory shared with handler-slack (`state_dir`).
+    /// The state store shared with handler-slack: Redis (`state_store`, with `ca_file` for
+    /// `rediss://`), else the file store in `state_dir`.
+    state_store: Option<String>,
     state_dir: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
     /// Broadcast mode: follow the calls to learn who answered (`announce_answered`).
     pub broadcast: bool,
 }
@@ -145,7 +152,15 @@ impl Announcer {
         if webhook.is_none() && channel.is_none() && bot.is_none() {
             return Ok(None);
         }
-        Ok(Some(Announcer { webhook, channel, bot, state_dir: common.state_dir.clone(), broadcast: s.announce_answered }))
+        Ok(Some(Announcer {
+            webhook,
+            channel,
+            bot,
+            state_store: common.state_store.clone(),
+            state_dir: common.state_dir.clone(),
+            ca_file: common.ca_file.clone(),
+            broadcast: s.announce_answered,
+        }))
     }
 
     /// Credentials to mask in every log line: the webhook URL (and its secret last part), or
@@ -176,18 +191,25 @@ impl Announcer {
     }
 
     /// The open war room of incident `key` in handler-slack's record: its channel ID and the
-    /// alert's `ts` (`refs.channel_id`, `refs.ts`), read from the same state directory. Any
-    /// trouble reading it: `None` (logged at debug), so the other targets still apply.
+    /// alert's `ts` (`refs.channel_id`, `refs.ts`), read from the same state store (the Redis
+    /// of `state_store`, else the directory of `state_dir`). Any trouble reading it: `None`
+    /// (logged at debug), so the other targets still apply.
     fn war_room(&self, ctx: &Ctx<'_, Twilio>, key: &str) -> Option<(String, Option<String>)> {
-        let dir = self.state_dir.as_deref();
-        let opened = match common::state::file::FileStore::open("slack", dir) {
-            Ok(o) => o,
+        let opened: anyhow::Result<Box<dyn Store>> = match &self.state_store {
+            Some(url) => {
+                let budget = common::state::redis::budget(ctx.deadline.remaining().max(MIN_ANNOUNCE_TIME));
+                RedisStore::connect(url, "slack", self.ca_file.as_deref(), budget).map(|s| Box::new(s) as Box<dyn Store>)
+            }
+            None => FileStore::open("slack", self.state_dir.as_deref()).map(|o| Box::new(o.store) as Box<dyn Store>),
+        };
+        let store = match opened {
+            Ok(s) => s,
             Err(e) => {
                 ctx.log.debug(format!("no handler-slack state to look for a war room: {e:#}"));
                 return None;
             }
         };
-        let record = common::state::get(&opened.store, key);
+        let record = common::state::get(store.as_ref(), key);
         let incident = match record {
             Ok(Some(i)) if i.open => i,
             Ok(_) => return None,
