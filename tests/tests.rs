@@ -11,6 +11,7 @@ mod multi_host;
 mod pagerduty;
 mod properties;
 mod reactio;
+mod redteam;
 mod redis_store;
 mod secrets;
 mod slack;

@@ -464,7 +464,10 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
     let proposal = action.as_ref().ok().map(|&action| Proposal {
         action,
         severity: event.status_name().to_string(),
-        event_time: event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).unwrap_or(now),
+        // A time after receipt (a monitored host's clock far ahead, a forged `check.executed`)
+        // is the receipt: the ledger orders by it, and a future one would supersede every
+        // later event of the incident.
+        event_time: event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| t.min(now)),
         refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
     });
@@ -854,10 +857,25 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
 }
 
 /// The settings a spooled request is delivered with: the operator's now, with the `overrides`
-/// its event carried (already admitted by [`crate::trust`] when it was spooled).
+/// its event carried.
+///
+/// The entry is a file in a directory every member of the `pagerpipe` group can write, so its
+/// overrides are admitted by [`crate::trust`] again, as a check's at most: an entry planted or
+/// rewritten by another member can never set an operator-only setting (`api_url`, `ca_file`,
+/// `timeout` …) and so send this user's credentials, or its pages, to a server of its choosing.
+/// A refused one is logged (by name, never its value) and the operator's setting is used.
 fn settings_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, overrides: &Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
     let (operator, _) = operator_settings::<P>(args, flags, log)?;
-    let section = config::overlay(operator, [overrides.clone()]);
+    let valid = |m: &Map<String, Value>| -> Result<()> {
+        let common: Common = config::typed(P::NAME, m.clone())?;
+        common.validate(P::NAME)?;
+        P::from_settings(m.clone(), &common).map(drop)
+    };
+    let stored = overrides
+        .iter()
+        .map(|(k, v)| crate::trust::Override { origin: crate::trust::Origin::Check, place: "spool entry", setting: k.clone(), value: v.clone() })
+        .collect();
+    let section = crate::trust::apply(P::NAME, operator, stored, P::SETTINGS, &valid, &mut |line| log.warn(line));
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
     Ok((section, common))

@@ -105,6 +105,24 @@ impl Drop for Locked {
     }
 }
 
+/// The least wait after which a hold held through a file another user owns is taken over
+/// ([`FileStore::hold`]): a try without waiting (a flush passing over busy incidents) never
+/// takes anything over.
+pub const FOREIGN_HOLD_WAIT: Duration = Duration::from_secs(1);
+
+/// The owner of `path` (not followed) when it is not this process's effective user.
+#[cfg(unix)]
+fn foreign_owner(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = fs::symlink_metadata(path).ok()?.uid();
+    (uid != rustix::process::geteuid().as_raw()).then_some(uid)
+}
+
+#[cfg(not(unix))]
+fn foreign_owner(_path: &Path) -> Option<u32> {
+    None
+}
+
 /// Whether `path` still names the open `file`.
 #[cfg(unix)]
 fn same_file(file: &File, path: &Path) -> bool {
@@ -258,7 +276,35 @@ impl Store for FileStore {
     }
 
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
-        Ok(Locked::take(&self.path(key, "hold"), until, &mut self.notice())?.map(|l| Box::new(l) as Box<dyn Hold>))
+        let path = self.path(key, "hold");
+        let waited_from = Instant::now();
+        if let Some(l) = Locked::take(&path, until, &mut self.notice())? {
+            return Ok(Some(Box::new(l)));
+        }
+        // Held for a whole real wait through a file another user owns. In the shared 2775
+        // directory any member of the group can create `<name>.hold` and keep a `flock` on it
+        // forever; every page of the incident would then queue behind it, and every flush
+        // pass over it, until spool_max_age gives the pages up. A file's owner is the one
+        // thing another member cannot forge, and this user's own invocations hold files it
+        // owns: a foreign one held that long is moved aside and the incident taken (a
+        // duplicate is better than silence).
+        if until.saturating_duration_since(waited_from) < FOREIGN_HOLD_WAIT {
+            return Ok(None);
+        }
+        let Some(owner) = foreign_owner(&path) else { return Ok(None) };
+        let aside = path.with_file_name(format!(
+            "{}.refused-{}",
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            clock::now_unix_nanos()
+        ));
+        fs::rename(&path, &aside).map_err(|e| anyhow::anyhow!("cannot move {} aside: {e}", path.display()))?;
+        self.notices.borrow_mut().push(format!(
+            "hold file {} belongs to another user (uid {owner}) and stayed held for this invocation's whole wait; \
+             moved to {} and delivering (a duplicate is better than silence)",
+            path.display(),
+            aside.display()
+        ));
+        Ok(Locked::take(&path, Instant::now(), &mut self.notice())?.map(|l| Box::new(l) as Box<dyn Hold>))
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {

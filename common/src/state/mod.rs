@@ -220,7 +220,8 @@ pub fn new_token() -> String {
 
 /// Decide what `p` does to the incident whose record is `record`, at `now` (Unix seconds).
 ///
-/// - older than the last applied event → [`Verdict::Superseded`];
+/// - older than the last applied event → [`Verdict::Superseded`] (a recorded event time later
+///   than `now` counts as `now`);
 /// - the rest of an action already applied (same [`Proposal::token`]) → send;
 /// - trigger: skipped while the incident is open with the same severity and was notified less
 ///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now);
@@ -239,7 +240,9 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
     if rec.token.is_some() && rec.token.as_deref() == Some(p.token.as_str()) && rec.last_action == Some(p.action) {
         return Verdict::Send;
     }
-    if let Some(applied) = rec.event_time.filter(|t| *t > p.event_time) {
+    // A recorded time in the future (a monitored host's clock far ahead, a record planted in
+    // the shared directory) counts as now: it must not supersede every later event forever.
+    if let Some(applied) = rec.event_time.map(|t| crate::clock::not_after(t, now)).filter(|t| *t > p.event_time) {
         let last = rec.last_action.map_or("an action", Action::name);
         return Verdict::Superseded(format!(
             "superseded: this event is from {}, and {last} for a later event ({}) was already applied",
@@ -282,6 +285,8 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
 /// in event time.
 pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: &Map<String, Value>) -> Incident {
     let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
+    // A recorded time in the future counts as now (see [`decide`]), so it is replaced, not kept.
+    inc.event_time = inc.event_time.map(|t| crate::clock::not_after(t, now));
     if inc.event_time.is_some_and(|t| t > p.event_time) {
         inc.refs.extend(refs.clone());
         return inc;
@@ -437,6 +442,17 @@ mod tests {
         assert!(matches!(decide(Some(&rec), &p(Action::Trigger, "critical", 1999, "b"), 2100, SEND), Verdict::Superseded(_)));
         // One from the same second is not older.
         assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", 2000, "c"), 2100, SEND), Verdict::Send);
+    }
+
+    #[test]
+    fn a_recorded_event_time_in_the_future_counts_as_now() {
+        // A trigger stamped in the year 2100 (a host clock far ahead, a planted record).
+        let rec = apply(None, "k", &p(Action::Trigger, "critical", 4_102_444_800, "a"), 1000, &Map::new());
+        let r = p(Action::Resolve, "ok", 1010, "b");
+        assert_eq!(decide(Some(&rec), &r, 1010, SEND), Verdict::Send, "the resolve is not superseded");
+        let rec = apply(Some(rec), "k", &r, 1010, &Map::new());
+        assert!(!rec.open);
+        assert_eq!(rec.event_time, Some(1010));
     }
 
     #[test]

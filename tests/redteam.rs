@@ -1,0 +1,124 @@
+//! Red-team findings: attacks by a monitored host (event fields) or by one member of the shared
+//! `pagerpipe` group (files planted in the 2775 state and spool directories) that still
+//! redirected, delayed or swallowed a page, each run black-box against the real binary and a
+//! loopback fake. One test per finding; the commit that adds it says what was wrong.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::util::{REFUSED_URL, ROUTING_KEY, Sandbox, fixture_at};
+
+const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+
+/// 2100-01-01T00:00:00Z: a `check.executed` from a host whose clock is far ahead (or forged).
+const YEAR_2100: i64 = 4_102_444_800;
+
+fn pd_sandbox() -> Sandbox {
+    let sb = Sandbox::new(PD);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    sb
+}
+
+fn now() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()).expect("time")
+}
+
+fn actions(fake: &FakePagerDuty) -> Vec<String> {
+    fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+/// A Sensu 1.x client writes `check.executed` itself. One event stamped in the year 2100 made
+/// the record's event time 2100, so every later event of the incident — the recovery, every
+/// new failure — was "superseded" and never sent: the incident stayed open at PagerDuty forever.
+#[test]
+fn an_event_time_in_the_future_does_not_supersede_every_later_event() {
+    let sb = pd_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", YEAR_2100));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+/// The same through the shared state directory: a member of the group plants a record whose
+/// last event is from the year 2100. The recovery still goes out.
+#[test]
+fn a_planted_record_from_the_future_does_not_swallow_the_recovery() {
+    let sb = pd_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let dir = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let planted = json!({
+        "key": "web-01/check_disk", "open": true, "severity": "critical", "count": 1,
+        "first_notified": now(), "last_notified": now(), "event_time": YEAR_2100,
+        "last_action": "trigger", "token": "planted"
+    });
+    std::fs::write(dir.join("web-01%2Fcheck_disk.json"), planted.to_string()).unwrap();
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["resolve"], "{}", r.stderr);
+}
+
+/// A spool entry is a file any member of the group can rewrite, and a flush laid its stored
+/// overrides over the settings unchecked: an `api_url` there sent this user's routing key (or
+/// Twilio auth token) and its pages to a server of the planter's choosing. Stored overrides
+/// are admitted as a check's at most: operator-only settings are refused, logged by name.
+#[test]
+fn a_rewritten_spool_entry_cannot_redirect_the_flush_or_its_credential() {
+    let sb = pd_sandbox();
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let names = sb.spooled("pagerduty");
+    assert_eq!(names.len(), 1, "{}", r.stderr);
+    let path = sb.spool_dir().join("pagerduty").join(&names[0]);
+    let evil = FakePagerDuty::start(&[]);
+    let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    entry["overrides"] = json!({"api_url": evil.url, "timeout": "100ms", "spool_max_age": "1min"});
+    std::fs::write(&path, entry.to_string()).unwrap();
+
+    let fake = FakePagerDuty::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(evil.events().is_empty(), "the planted api_url received {:?}", evil.events());
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    assert_eq!(fake.events()[0]["routing_key"], ROUTING_KEY);
+    assert!(r.stderr.contains("`pagerduty.api_url` ignored: set by a spool entry"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&evil.url), "the planted value is not echoed: {}", r.stderr);
+}
+
+/// A member of the group creates `<key>.hold` itself and keeps a `flock` on it: every page of
+/// the incident queued behind it (exit 75) and every flush passed over it, until
+/// spool_max_age gave the pages up. A hold held for a whole wait through a file another user
+/// owns is taken over (logged), and the page goes out.
+///
+/// Needs root, to make a file owned by another user; elsewhere it says so and passes, except
+/// under `CI=true`, where it fails.
+#[test]
+fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = pd_sandbox();
+    let dir = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hold = dir.join("web-01%2Fcheck_disk.hold");
+    let file = std::fs::File::create(&hold).unwrap();
+    if std::os::unix::fs::chown(&hold, Some(65534), Some(65534)).is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: this test needs root (chown)");
+        eprintln!("\n*** SKIPPED: not root, cannot make a file owned by another user ***\n");
+        return;
+    }
+    assert_eq!(std::fs::metadata(&hold).unwrap().uid(), 65534);
+    file.lock().unwrap();
+
+    let fake = FakePagerDuty::start(&[]);
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "3s"], &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    assert!(r.stderr.contains("belongs to another user (uid 65534)"), "{}", r.stderr);
+    assert!(sb.spooled("pagerduty").is_empty(), "{}", r.stderr);
+    drop(file);
+}
