@@ -17,14 +17,19 @@ const CAROL: &str = "+819012345678";
 /// `extra` laid over the `twilio` section.
 fn sandbox(extra: Value) -> Sandbox {
     let sb = Sandbox::new(BIN);
+    sb.config("twilio.json", &settings(extra));
+    sb
+}
+
+/// The settings file of [`sandbox`].
+fn settings(extra: Value) -> Value {
     let mut section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
         "recipients": [{"name": "Alice", "phone": ALICE}, {"name": "Bob", "phone": BOB}, {"name": "Carol", "phone": CAROL}],
         "poll_interval": "20ms", "ring_timeout": 5});
     if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
         s.extend(extra);
     }
-    sb.config("twilio.json", &json!({ "twilio": section }));
-    sb
+    json!({ "twilio": section })
 }
 
 fn run(sb: &Sandbox, twilio: &FakeTwilio, input: &[u8], extra: &[&str]) -> Run {
@@ -280,4 +285,20 @@ fn on_a_shared_redis_state_store_the_war_room_is_found_too() {
     let room = slack.channel(&rooms[0].id);
     assert_eq!(room.replies(&room.roots()[0].ts).len(), 1, "{:?}", room.messages);
     assert!(!r.stderr.contains(&redis.password), "{}", r.stderr);
+}
+
+#[test]
+fn the_webhook_url_can_be_kept_in_a_file_of_its_own() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = Sandbox::new(BIN);
+    let file = sb.dir.path().join("announce_webhook");
+    std::fs::write(&file, format!("{}\n", slack.webhook_url())).expect("write");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    sb.config("twilio.json", &settings(json!({"mode": "sequential", "announce_webhook_file": file})));
+    let r = run(&sb, &twilio, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(announced(&slack).len(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains(slack::WEBHOOK_SECRET), "{}", r.stderr);
 }
