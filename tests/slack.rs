@@ -519,3 +519,27 @@ fn private_war_rooms_and_many_responders() {
     assert_eq!(r.stderr.matches("was not invited: user_not_found").count(), 146, "{}", r.stderr);
     assert!(r.stderr.contains("4 responders invited"), "{}", r.stderr);
 }
+
+#[test]
+fn a_flush_uses_the_token_in_force_and_keeps_the_war_room_while_it_is_wrong() {
+    let sb = sandbox(json!({"token": "xoxb-0000000000-0000000000-RevokedTokenForTests"}));
+    let down = format!("{REFUSED_URL}/api");
+    let r = run_at(&sb, &FakeSlack::start(), &read_fixture("sensu/create.json"), 0, &["--api-url", &down, "--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("slack").len(), 4);
+    let fake = FakeSlack::start();
+    // Slack is back, the token is still the revoked one: kept, not moved to failed/.
+    let r = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("invalid_auth"), "{}", r.stderr);
+    assert!(!r.stderr.contains("RevokedTokenForTests"), "{}", r.stderr);
+    assert_eq!(sb.spooled("slack").len(), 4, "kept for the flush after the fix");
+    // The operator fixes the token: the same entries open the war room.
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN, "responders": [USERS[0]]}}));
+    let r = run_at(&sb, &fake, b"", 2, &["--flush"]);
+    ok(&r);
+    assert!(sb.spooled("slack").is_empty());
+    let room = &fake.created()[0];
+    assert_eq!((room.name.as_str(), room.roots().len()), (WAR_ROOM, 1));
+    fake.assert_no_violations();
+}
