@@ -255,7 +255,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let record = self.store.and_then(|s| state::get(s, &entry.incident_key).ok().flatten());
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {
             Verdict::Send => {}
-            Verdict::Skip(why) => return Outcome::Skipped(format!("{what}: {why}")),
+            Verdict::Skip(why) => {
+                // Decided under the incident's hold: an older entry after it is superseded.
+                if let Some(store) = self.store
+                    && state::skip_moves_time(record.as_ref(), &proposal)
+                    && let Err(e) = state::note_skipped(store, &entry.incident_key, &proposal, now, P::NO_RECORD)
+                {
+                    log.warn(format!("cannot note the event time of {} in {}: {e:#}", entry.incident_key, store.describe()));
+                }
+                return Outcome::Skipped(format!("{what}: {why}"));
+            }
             Verdict::Superseded(why) => return Outcome::Skipped(format!("{what}: {why}")),
         }
         // Find out first whether a request of unknown fate went through after all.

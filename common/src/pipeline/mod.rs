@@ -571,8 +571,18 @@ impl<'a, P: Provider> Local<'a, P> {
     fn fast_path(&self) -> bool {
         let Some(p) = &self.d.proposal else { return false };
         let record = read_record(self.store(), &self.d.key, self.log);
-        let (Verdict::Skip(why) | Verdict::Superseded(why)) = decide::<P>(record.as_ref(), p, self.d.now) else { return false };
-        if self.own_spooled > 0 || delivery_in_progress(self.store(), &self.d.key, record.as_ref(), Some(p)) {
+        let verdict = decide::<P>(record.as_ref(), p, self.d.now);
+        let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return false };
+        if self.own_spooled > 0 {
+            return false;
+        }
+        // A skip is final here only when nobody is delivering for the incident (a resolve in
+        // flight makes a repeated failure new again; a trigger in flight makes a repeated
+        // resolve needed) and it is no later than the record (else its time is noted under
+        // the hold). A superseded event stays superseded whatever is in flight.
+        if matches!(verdict, Verdict::Skip(_))
+            && (state::skip_moves_time(record.as_ref(), p) || delivery_in_progress(self.store(), &self.d.key, record.as_ref(), Some(p)))
+        {
             return false;
         }
         self.log.info(format!("skipped {}: {why}", self.d.key));
@@ -603,11 +613,15 @@ impl<'a, P: Provider> Local<'a, P> {
         let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
         let mut record = read_record(store, key, self.log);
-        if hold.is_some()
-            && self.own_spooled == 0
-            && let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), p, now)
-        {
-            return Ok(CaughtUp::Skip(why));
+        if hold.is_some() && self.own_spooled == 0 {
+            match decide::<P>(record.as_ref(), p, now) {
+                Verdict::Send => {}
+                Verdict::Skip(why) => {
+                    self.note_skipped(p, record.as_ref());
+                    return Ok(CaughtUp::Skip(why));
+                }
+                Verdict::Superseded(why) => return Ok(CaughtUp::Skip(why)),
+            }
         }
         if self.own_spooled > 0 && only.is_none() {
             let left = self.flusher().incident(&client, &self.d.deadline, key, hold.is_some());
@@ -618,12 +632,36 @@ impl<'a, P: Provider> Local<'a, P> {
                 record = tail.iter().fold(record, |rec, e| Some(state::apply(rec, key, &proposal_of(e), e.created, &Map::new())));
                 only = Some(format!("{left} older request(s) for this incident are still spooled"));
             }
-            if let Verdict::Skip(why) | Verdict::Superseded(why) = decide::<P>(record.as_ref(), p, now) {
-                let why = if left > 0 { format!("{why} (counting the {left} request(s) still spooled for it)") } else { why };
-                return Ok(CaughtUp::Skip(why));
+            match decide::<P>(record.as_ref(), p, now) {
+                Verdict::Send => {}
+                // Later than every spooled request: it cannot be noted in the record before
+                // they are delivered (it would supersede them), so it queues behind them and
+                // is decided at its turn.
+                Verdict::Skip(_) if left > 0 && state::skip_moves_time(record.as_ref(), p) => {}
+                Verdict::Skip(why) | Verdict::Superseded(why) if left > 0 => {
+                    return Ok(CaughtUp::Skip(format!("{why} (counting the {left} request(s) still spooled for it)")));
+                }
+                Verdict::Skip(why) => {
+                    if hold.is_some() {
+                        self.note_skipped(p, record.as_ref());
+                    }
+                    return Ok(CaughtUp::Skip(why));
+                }
+                Verdict::Superseded(why) => return Ok(CaughtUp::Skip(why)),
             }
         }
         Ok(CaughtUp::Deliver { hold, record, only, client })
+    }
+
+    /// Note a skip later than the record under the hold ([`state::note_skipped`]); a failure
+    /// is logged (the skip stands).
+    fn note_skipped(&self, p: &Proposal, record: Option<&Incident>) {
+        if let Some(store) = self.store()
+            && state::skip_moves_time(record, p)
+            && let Err(e) = state::note_skipped(store, &self.d.key, p, self.d.now, P::NO_RECORD)
+        {
+            self.log.warn(format!("cannot note the event time of {} in {}: {e:#}", self.d.key, store.describe()));
+        }
     }
 
     /// Phase 6: the provider delivers (or queues, when `only` says why); what the service
@@ -736,15 +774,12 @@ fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> Option<Inc
     }
 }
 
-/// Whether a resolve or acknowledge that the ledger would skip for want of a record meets a
-/// delivery in progress for the incident (a first page being sent right now, a Twilio run
-/// calling one person after another): then it must not be skipped but ask that delivery to
-/// stop and wait for it.
-fn delivery_in_progress(store: Option<&dyn Store>, key: &str, record: Option<&Incident>, p: Option<&Proposal>) -> bool {
-    let (Some(store), Some(p)) = (store, p) else { return false };
-    if p.action == Action::Trigger || record.is_some_and(|r| r.last_action.is_some()) {
-        return false;
-    }
+/// Whether another invocation is delivering for the incident right now (a first page being
+/// sent, a resolve in flight, a Twilio run calling one person after another): then an event the
+/// record alone would skip must not be skipped, but wait for that delivery (a resolve or
+/// acknowledge asking it to stop first) and be decided again against what it recorded.
+fn delivery_in_progress(store: Option<&dyn Store>, key: &str, _record: Option<&Incident>, p: Option<&Proposal>) -> bool {
+    let (Some(store), Some(_)) = (store, p) else { return false };
     matches!(store.hold(key, Instant::now()), Ok(None))
 }
 

@@ -348,6 +348,37 @@ pub fn record(store: &dyn Store, key: &str, p: &Proposal, now: u64, refs: &Map<S
     })
 }
 
+/// Whether skipping `p` must be noted in `record` ([`note_skipped`]): it needed nothing (an
+/// identical repeat, a resolve of a closed incident) but is later than every event the record
+/// has applied, so that an older event arriving after it would otherwise undo what it found.
+pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
+    record.filter(|r| r.last_action.is_some()).is_some_and(|r| r.event_time.is_none_or(|t| t < p.event_time))
+}
+
+/// Note in `key`'s record that `p` was decided and needed nothing: its event time becomes the
+/// record's, so that an older event that arrives afterwards is superseded instead of being
+/// applied over it (a resolve from before a repeated failure must not close the incident that
+/// failure found open). Call under the incident's hold, only when [`skip_moves_time`] (a storm
+/// of identical events, with one event time, writes nothing). Volatile: at worst a crash forgets
+/// it, and the order is then that of the events applied. Changes nothing when the record no
+/// longer makes `p` a skip.
+///
+/// Errors: as [`Store::update_with`].
+pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_record: NoRecord) -> anyhow::Result<()> {
+    let Some(current) = get(store, key)? else { return Ok(()) };
+    // A closed record keeps its expiry.
+    let expire = (!current.open).then_some(CLOSED_RECORD_TTL);
+    store.update_with(key, Write { durability: Durability::Volatile, expire }, &mut |v| {
+        let v = v?;
+        let mut inc = Incident::from_value(key, Some(v.clone()));
+        if skip_moves_time(Some(&inc), p) && matches!(decide(Some(&inc), p, now, no_record), Verdict::Skip(_)) {
+            inc.event_time = Some(p.event_time);
+            return Some(inc.to_value());
+        }
+        Some(v)
+    })
+}
+
 /// Read the typed record for `key`.
 ///
 /// Errors: as [`Store::get`].
@@ -509,6 +540,23 @@ mod tests {
         let rec = apply(Some(rec), "k", &t, 1200, &refs);
         assert!(!rec.open, "the resolve stays applied");
         assert_eq!(rec.refs["call_sids"], serde_json::json!(["CA1"]));
+    }
+
+    #[test]
+    fn a_noted_skip_supersedes_older_events_that_arrive_after_it() {
+        // Open at 1000; a repeat at 1100 needs nothing but is later than anything applied.
+        let rec = apply(None, "k", &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new());
+        let repeat = p(Action::Trigger, "critical", 1100, "b");
+        assert!(matches!(decide(Some(&rec), &repeat, 1100, SEND), Verdict::Skip(_)));
+        assert!(skip_moves_time(Some(&rec), &repeat));
+        assert!(!skip_moves_time(Some(&rec), &p(Action::Trigger, "critical", 1000, "c")), "the same event time: nothing to note");
+        assert!(!skip_moves_time(None, &repeat));
+        let mut noted = rec.clone();
+        noted.event_time = Some(1100);
+        // A resolve from 1050 arriving now would close what the 1100 failure found open.
+        let late = p(Action::Resolve, "ok", 1050, "d");
+        assert_eq!(decide(Some(&rec), &late, 1101, SEND), Verdict::Send);
+        assert!(matches!(decide(Some(&noted), &late, 1101, SEND), Verdict::Superseded(_)));
     }
 
     #[test]
