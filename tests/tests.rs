@@ -7,6 +7,7 @@ mod exit_codes;
 mod fake;
 mod hostile;
 mod inputs;
+mod ledger;
 mod multi_host;
 mod pagerduty;
 mod properties;

@@ -70,6 +70,9 @@ impl Run {
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub bin: &'static str,
+    /// `--state-store` for every command (a shared ledger, e.g. `redis://…`); `None`: the
+    /// file store in [`Sandbox::state_dir`].
+    state_store: Option<String>,
 }
 
 impl Sandbox {
@@ -78,7 +81,14 @@ impl Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
-        Sandbox { dir, bin }
+        Sandbox { dir, bin, state_store: None }
+    }
+
+    /// This sandbox with every command run with `--state-store url` (the ledger shared by the
+    /// "hosts" of a test), besides its `--state-dir`.
+    pub fn with_state_store(mut self, url: &str) -> Sandbox {
+        self.state_store = Some(url.to_string());
+        self
     }
 
     /// The state directory passed with `--state-dir`.
@@ -153,6 +163,7 @@ impl Sandbox {
             .arg(self.state_dir())
             .arg("--spool-dir")
             .arg(spool)
+            .args(self.state_store.iter().flat_map(|url| ["--state-store", url.as_str()]))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -175,6 +186,23 @@ pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
         // The handler may exit before reading everything (oversize input): ignore EPIPE.
         let _ = input.write_all(stdin);
     }
+    let out = child.wait_with_output().expect("wait handler");
+    Run::from(out, start.elapsed())
+}
+
+/// Spawn `cmd` with `stdin` written and closed, for a handler that runs while the test acts
+/// (stopped by its PID with [`std::process::Child::kill`], or awaited with [`finish`]).
+pub fn spawn_command(mut cmd: Command, stdin: &[u8]) -> std::process::Child {
+    let mut child = cmd.spawn().expect("spawn handler");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    child
+}
+
+/// Wait for a handler started with [`spawn_command`].
+pub fn finish(child: std::process::Child) -> Run {
+    let start = Instant::now();
     let out = child.wait_with_output().expect("wait handler");
     Run::from(out, start.elapsed())
 }

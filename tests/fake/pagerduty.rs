@@ -29,13 +29,50 @@ pub enum Script {
     Hang,
     /// 202 after 150 ms (to make concurrent clients overlap).
     Slow,
+    /// 202 after this many milliseconds (a slow service; a request in flight for a while).
+    Late(u64),
+    /// 500 after this many milliseconds (a failing request that keeps its sender busy).
+    LateError(u64),
+}
+
+impl Script {
+    /// The status this step answers with (`None`: never answers).
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Script::Accept | Script::Slow | Script::Late(_) => Some(202),
+            Script::Invalid => Some(400),
+            Script::RateLimited => Some(429),
+            Script::ServerError | Script::LateError(_) => Some(500),
+            Script::Hang => None,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Script>,
-    events: Vec<Value>,
+    /// Answers once the script has run out, taken in turn (empty: always 202).
+    cycle: Vec<Script>,
+    /// Requests answered from `cycle` so far.
+    cycled: usize,
+    /// Valid events received, with the status each was answered with (`None`: never).
+    events: Vec<(Value, Option<u16>)>,
     violations: Vec<String>,
+}
+
+impl Inner {
+    /// The answer for the next valid request.
+    fn next_step(&mut self) -> Script {
+        if let Some(step) = self.script.pop_front() {
+            return step;
+        }
+        if self.cycle.is_empty() {
+            return Script::Accept;
+        }
+        let step = self.cycle[self.cycled % self.cycle.len()];
+        self.cycled += 1;
+        step
+    }
 }
 
 /// The fake; stops when dropped.
@@ -126,8 +163,8 @@ impl FakePagerDuty {
                 inner.violations.extend(problems.iter().cloned());
                 return Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems}));
             }
-            let step = inner.script.pop_front().unwrap_or(Script::Accept);
-            inner.events.push(body.clone());
+            let step = inner.next_step();
+            inner.events.push((body.clone(), step.status()));
             drop(inner);
             let dedup = body["dedup_key"].as_str().map(str::to_string).unwrap_or_else(|| "generated-0001".into());
             match step {
@@ -136,17 +173,48 @@ impl FakePagerDuty {
                 Script::RateLimited => Reply::Json(429, json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
                 Script::ServerError => Reply::Json(500, json!({"status": "error", "message": "Internal server error"})),
                 Script::Hang => Reply::Hang,
-                Script::Slow => {
-                    std::thread::sleep(std::time::Duration::from_millis(150));
+                Script::Slow | Script::Late(_) => {
+                    let ms = if let Script::Late(ms) = step { ms } else { 150 };
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
                     Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}))
+                }
+                Script::LateError(ms) => {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    Reply::Json(500, json!({"status": "error", "message": "Internal server error"}))
                 }
             }
         });
         FakePagerDuty { url: server.url.clone(), inner, _server: server }
     }
 
+    /// [`FakePagerDuty::start`] whose answers, once `script` has run out, take `cycle` in
+    /// turn, again and again (e.g. `[ServerError, Accept]`: a service flipping between 500 and
+    /// 202, shared by every client).
+    pub fn start_cycling(script: &[Script], cycle: &[Script]) -> FakePagerDuty {
+        let fake = FakePagerDuty::start(script);
+        fake.inner.lock().unwrap().cycle = cycle.to_vec();
+        fake
+    }
+
+    /// Answer the next valid requests with `steps` (appended to what is left of the script).
+    pub fn then(&self, steps: &[Script]) -> &Self {
+        self.inner.lock().unwrap().script.extend(steps.iter().copied());
+        self
+    }
+
     /// Valid events received, in arrival order.
     pub fn events(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().events.iter().map(|(e, _)| e.clone()).collect()
+    }
+
+    /// Valid events the fake accepted (answered, or is answering, 202), in arrival order: what
+    /// PagerDuty acted on.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().events.iter().filter(|(_, s)| *s == Some(202)).map(|(e, _)| e.clone()).collect()
+    }
+
+    /// Each valid event received with the status it was answered with (`None`: never).
+    pub fn answered(&self) -> Vec<(Value, Option<u16>)> {
         self.inner.lock().unwrap().events.clone()
     }
 

@@ -1,6 +1,8 @@
 //! A fake Twilio API 2010-04-01: create a call (`POST /2010-04-01/Accounts/{AccountSid}/Calls.json`),
-//! send a message (`…/Messages.json`), fetch a call (`GET …/Calls/{Sid}.json`) and update one
-//! (`POST …/Calls/{Sid}.json`, e.g. `Status=canceled`).
+//! send a message (`…/Messages.json`), fetch a call (`GET …/Calls/{Sid}.json`), update one
+//! (`POST …/Calls/{Sid}.json`, e.g. `Status=canceled`) and list calls (ListCall,
+//! `GET …/Calls.json?To=…&From=…&StartTime>=YYYY-MM-DD`: the query parameters checked against
+//! the ListCall operation's parameters in the spec, the answer a `ListCallResponse`).
 //!
 //! Checks each request the way Twilio would (`../shared/specs/README.md`): HTTP Basic auth
 //! (`AccountSid:AuthToken` or `ApiKeySid:secret`, the account SID in the path),
@@ -49,6 +51,11 @@ pub enum Script {
     RateLimited,
     /// 500.
     ServerError,
+    /// Never answer, and do nothing (the request was lost on the way).
+    Hang,
+    /// Place the call (or send the message) and never answer: a request of unknown fate to
+    /// its sender, which Twilio did act on.
+    AcceptThenHang,
 }
 
 /// How a scripted call ends, as `GET …/Calls/{Sid}.json` reports it from the second fetch on
@@ -90,6 +97,8 @@ pub struct Call {
     pub fetches: u32,
     /// Cancelled by an update (`Status=canceled`) while queued or ringing.
     pub canceled: bool,
+    /// When it was created, Unix seconds (ListCall's `StartTime` filters).
+    pub created: u64,
 }
 
 impl Call {
@@ -261,8 +270,12 @@ pub struct Validators {
     messages: (jsonschema::Validator, Value),
     update: (jsonschema::Validator, Value),
     call_sid: jsonschema::Validator,
+    /// The ListCall query parameters: name, validator of its schema, the schema.
+    list: Vec<(String, jsonschema::Validator, Value)>,
     /// The `api.v2010.account.call` schema, `nullable` turned into JSON Schema's `null` type.
     pub call: jsonschema::Validator,
+    /// ListCall's answer (`ListCallResponse`), likewise.
+    pub list_response: jsonschema::Validator,
 }
 
 /// OpenAPI 3.0's `nullable: true` beside a `type` as JSON Schema's `"type": [T, "null"]`, so
@@ -303,7 +316,25 @@ impl Validators {
             .and_then(|ps| ps.iter().find(|p| p["name"] == "Sid"))
             .map(|p| p["schema"].clone())
             .expect("the Sid path parameter of fetch-Call in the spec");
+        let list_op = "/paths/~12010-04-01~1Accounts~1{AccountSid}~1Calls.json/get";
+        let list = doc
+            .pointer(&format!("{list_op}/parameters"))
+            .and_then(Value::as_array)
+            .expect("the ListCall parameters in the spec")
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| {
+                let (validator, schema) = compile(&p["schema"]);
+                (p["name"].as_str().unwrap_or_default().to_string(), validator, schema)
+            })
+            .collect();
+        let list_response = compile(
+            doc.pointer(&format!("{list_op}/responses/200/content/application~1json/schema")).expect("the ListCall answer schema in the spec"),
+        )
+        .0;
         Validators {
+            list,
+            list_response,
             calls: form("Calls.json"),
             messages: form("Messages.json"),
             update: form("Calls~1{Sid}.json"),
@@ -338,6 +369,39 @@ pub enum Op {
     Fetch(String),
     /// Update the call with this SID with these parameters.
     Update(String, Vec<(String, String)>),
+    /// List calls (ListCall) with these query parameters, decoded.
+    List(Vec<(String, String)>),
+}
+
+/// The query parameters of a ListCall, checked against the operation's parameters in the spec
+/// (`list`: name → JSON Schema): an unknown name, a value its schema refuses (coerced to the
+/// schema's type first), a `To`/`From` that is not E.164, or a `StartTime`/`EndTime` filter
+/// that is not a `YYYY-MM-DD` date (the form Twilio's docs give) is refused with 400.
+pub fn list_query(query: &str, list: &[(String, jsonschema::Validator, Value)]) -> Result<Vec<(String, String)>, Refusal> {
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    for (k, val) in &params {
+        let Some((_, validator, schema)) = list.iter().find(|(name, _, _)| name == k) else {
+            return Err(refuse(400, 20001, format!("unknown ListCall parameter {k}")));
+        };
+        let coerced = match schema.get("type").and_then(Value::as_str) {
+            Some("integer") => val.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(val.as_str())),
+            _ => Value::from(val.as_str()),
+        };
+        if let Some(e) = validator.iter_errors(&coerced).next() {
+            return Err(refuse(400, 20001, format!("ListCall {k}: {e}")));
+        }
+        if matches!(k.as_str(), "To" | "From") && !is_e164(val) {
+            return Err(refuse(400, 20001, format!("ListCall {k} {val:?} is not an E.164 number")));
+        }
+        if k.starts_with("StartTime") || k.starts_with("EndTime") {
+            let b = val.as_bytes();
+            let date = b.len() == 10 && b[4] == b'-' && b[7] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            if !date {
+                return Err(refuse(400, 20001, format!("ListCall {k} {val:?} is not a date (YYYY-MM-DD)")));
+            }
+        }
+    }
+    Ok(params)
 }
 
 /// Check one request; `Ok` says what it asks for.
@@ -356,6 +420,14 @@ pub fn route(r: &Received, v: &Validators) -> Result<Op, Refusal> {
     let prefix = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/");
     let not_found = || refuse(404, 20404, format!("The requested resource {} {} was not found", r.method, r.url));
     let rest = r.url.strip_prefix(&prefix).ok_or_else(not_found)?;
+    if let Some(query) = rest.strip_prefix("Calls.json?").or((rest == "Calls.json" && r.method == "GET").then_some(""))
+        && r.method == "GET"
+    {
+        if !r.body.is_empty() {
+            return Err(refuse(400, 20001, "a list has no body"));
+        }
+        return list_query(query, &v.list).map(Op::List);
+    }
     let instance = rest.strip_prefix("Calls/").and_then(|s| s.strip_suffix(".json")).map(str::to_string);
     match (r.method.as_str(), rest, instance) {
         ("POST", "Calls.json" | "Messages.json", _) => {
@@ -473,6 +545,8 @@ struct Inner {
     accepted: Vec<Accepted>,
     calls: Vec<Call>,
     updates: Vec<(String, Vec<(String, String)>)>,
+    /// The query parameters of each ListCall.
+    lists: Vec<Vec<(String, String)>>,
     violations: Vec<String>,
 }
 
@@ -500,6 +574,11 @@ impl FakeTwilio {
             let mut inner = shared.lock().unwrap();
             match route(r, &validators) {
                 Ok(Op::Create(resource, params, twiml)) => inner.create(resource, params, twiml),
+                Ok(Op::List(params)) => {
+                    let answer = inner.list(&params);
+                    inner.lists.push(params);
+                    Reply::Json(200, answer)
+                }
                 Ok(Op::Fetch(sid)) => match inner.calls.iter_mut().find(|c| c.sid == sid) {
                     Some(call) => {
                         call.fetches += 1;
@@ -552,6 +631,11 @@ impl FakeTwilio {
         self.inner.lock().expect("the fake's lock").calls.clone()
     }
 
+    /// The query parameters of each ListCall (`GET …/Calls.json?…`), in arrival order.
+    pub fn lists(&self) -> Vec<Vec<(String, String)>> {
+        self.inner.lock().expect("the fake's lock").lists.clone()
+    }
+
     /// The update requests (`POST …/Calls/{Sid}.json`): SID and parameters.
     pub fn updates(&self) -> Vec<(String, Vec<(String, String)>)> {
         self.inner.lock().expect("the fake's lock").updates.clone()
@@ -584,8 +668,10 @@ impl FakeTwilio {
 impl Inner {
     /// Answer a valid create request per the script.
     fn create(&mut self, resource: String, params: Vec<(String, String)>, twiml: Option<Twiml>) -> Reply {
-        match self.script.pop_front().unwrap_or(Script::Accept) {
-            Script::Accept => {}
+        let step = self.script.pop_front().unwrap_or(Script::Accept);
+        match step {
+            Script::Accept | Script::AcceptThenHang => {}
+            Script::Hang => return Reply::Hang,
             Script::Unauthorized => return Reply::Json(401, error(20003, 401, "Authenticate")),
             Script::InvalidTo => {
                 let to = params.iter().find(|(k, _)| k == "To").map(|(_, v)| v.as_str()).unwrap_or("");
@@ -607,6 +693,7 @@ impl Inner {
                 amd: !p("MachineDetection").is_empty(),
                 fetches: 0,
                 canceled: false,
+                created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             };
             let answer = call.resource();
             self.calls.push(call);
@@ -617,7 +704,32 @@ impl Inner {
                    "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json")})
         };
         self.accepted.push(Accepted { resource, params, twiml, sid });
+        if step == Script::AcceptThenHang {
+            return Reply::Hang;
+        }
         Reply::Json(201, answer)
+    }
+
+    /// ListCall's answer: the calls matching `To`, `From`, `Status` and the `StartTime`
+    /// filters (a day, `YYYY-MM-DD`, UTC), newest first, as one page.
+    fn list(&self, params: &[(String, String)]) -> Value {
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let day = |secs: u64| common::clock::rfc3339(secs).get(..10).unwrap_or_default().to_string();
+        let calls: Vec<Value> = self
+            .calls
+            .iter()
+            .rev()
+            .filter(|c| get("To").is_none_or(|to| to == c.to))
+            .filter(|c| get("From").is_none_or(|from| from == c.from))
+            .filter(|c| get("Status").is_none_or(|s| s == c.status()))
+            .filter(|c| get("StartTime").is_none_or(|d| d == day(c.created)))
+            .filter(|c| get("StartTime>").is_none_or(|d| day(c.created).as_str() >= d))
+            .filter(|c| get("StartTime<").is_none_or(|d| day(c.created).as_str() < d))
+            .map(Call::resource)
+            .collect();
+        let uri = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json");
+        json!({"calls": calls, "start": 0, "end": calls.len().saturating_sub(1), "page": 0, "page_size": 50,
+               "uri": uri, "first_page_uri": uri, "next_page_uri": null, "previous_page_uri": null})
     }
 
     /// A fetch or update of a call that was never placed: Twilio's 404, and a violation.
@@ -714,7 +826,7 @@ mod self_test {
         // Every status a scripted call goes through is a call resource the spec allows.
         for outcome in [Outcome::Answered, Outcome::InProgress, Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::Voicemail, Outcome::Ringing] {
             for amd in [false, true] {
-                let mut call = Call { sid: sid.clone(), to: "+14155550100".into(), from: "+14155550199".into(), outcome, amd, fetches: 0, canceled: false };
+                let mut call = Call { sid: sid.clone(), to: "+14155550100".into(), from: "+14155550199".into(), outcome, amd, fetches: 0, canceled: false, created: 0 };
                 for _ in 0..3 {
                     let answer = call.resource();
                     assert!(v.call.is_valid(&answer), "{outcome:?} {answer}: {:?}", v.call.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>());
@@ -722,10 +834,38 @@ mod self_test {
                 }
             }
         }
-        let mut c = Call { sid, to: "+14155550100".into(), from: "+14155550199".into(), outcome: Outcome::Voicemail, amd: true, fetches: 2, canceled: false };
+        let mut c = Call { sid, to: "+14155550100".into(), from: "+14155550199".into(), outcome: Outcome::Voicemail, amd: true, fetches: 2, canceled: false, created: 0 };
         assert_eq!((c.resource()["status"].clone(), c.resource()["answered_by"].clone()), (json!("completed"), json!("machine_end_beep")));
         c.amd = false;
         assert_eq!(c.resource()["answered_by"], Value::Null);
+    }
+
+    #[test]
+    fn list_calls_is_checked_and_answered_as_the_spec_describes() {
+        let v = Validators::load();
+        let list = |query: &str| {
+            let mut r = post(&format!("Calls.json?{query}"), ACCOUNT_SID, AUTH_TOKEN, &[]);
+            r.method = "GET".into();
+            r.headers.retain(|(k, _)| k != "content-type");
+            r.body.clear();
+            route(&r, &v)
+        };
+        let good = "To=%2B14155550100&From=%2B14155550199&StartTime%3E=2026-12-01&PageSize=50";
+        let Ok(Op::List(params)) = list(good) else { panic!("a valid ListCall: {:?}", list(good).err()) };
+        assert!(params.contains(&("StartTime>".to_string(), "2026-12-01".to_string())), "{params:?}");
+        for bad in ["Colour=red", "To=555", "StartTime%3E=yesterday", "PageSize=0", "PageSize=many", "ParentCallSid=CA1"] {
+            assert_eq!(list(bad).map(|_| ()).map_err(|f| f.code), Err(20001), "{bad}");
+        }
+        // The answer, with and without calls, is a ListCallResponse.
+        let mut inner = Inner::default();
+        let call = |to: &str, created: u64| Call { sid: format!("CA{created:032x}"), to: to.into(), from: "+14155550199".into(), outcome: Outcome::Answered, amd: false, fetches: 0, canceled: false, created };
+        inner.calls = vec![call("+14155550100", 1_795_219_200), call("+14155550101", 1_795_219_200), call("+14155550100", 1_795_000_000)];
+        let q = |s: &str| form_urlencoded::parse(s.as_bytes()).into_owned().collect::<Vec<_>>();
+        let answer = inner.list(&q("To=%2B14155550100&From=%2B14155550199&StartTime%3E=2026-11-21"));
+        assert!(v.list_response.is_valid(&answer), "{answer}: {:?}", v.list_response.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>());
+        assert_eq!(answer["calls"].as_array().map(|c| c.iter().map(|c| c["sid"].clone()).collect::<Vec<_>>()), Some(vec![json!(format!("CA{:032x}", 1_795_219_200u64))]));
+        let none = inner.list(&q("To=%2B14155550102"));
+        assert!(v.list_response.is_valid(&none) && none["calls"] == json!([]), "{none}");
     }
 
     #[test]

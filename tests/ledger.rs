@@ -1,0 +1,691 @@
+//! The incident ledger proven end to end (issue 11, DESIGN.md "The incident ledger"): the real
+//! binaries, killed, raced, stormed and silenced, against loopback fakes that record what the
+//! service received. Every test takes the ledger's store as a parameter and runs once per store
+//! ([`on_every_store!`]): the file store (one state directory shared by every "host") and, once
+//! it is in the build, Redis.
+//!
+//! Nothing here measures time: processes are started, the test waits for what the fake
+//! received (bounded polls), and asserts what the service saw, the exit codes and the files.
+//! Processes are stopped by PID (`Child::kill`: SIGKILL).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::{FakePagerDuty, Script};
+use crate::fake::twilio::{self, FakeTwilio};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, finish, fixture_at, run_command, spawn_command, wait_until};
+
+const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
+/// The incident key of the Sensu 1.x fixtures.
+const KEY: &str = "web-01/check_disk";
+/// Event times for the tests (Unix seconds, 2026): later events get later times.
+const T0: i64 = 1_795_000_000;
+const FROM: &str = "+14155550199";
+const ONE: &str = "+14155550101";
+const TWO: &str = "+14155550102";
+
+/// Where the handlers of a test keep their ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The file store: one `--state-dir`, shared by every "host" of the sandbox.
+    File,
+}
+
+/// Each named test function `fn name(store: Store)`, as one `#[test]` per store:
+/// `ledger::file_store::name`, …
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod file_store {
+            $( #[test] fn $name() { super::$name(super::Store::File) } )*
+        }
+    };
+}
+
+on_every_store!(
+    kill_9_at_random_points_of_200_deliveries_never_silences_the_incident,
+    a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_order,
+    a_failure_arriving_while_a_resolve_is_in_flight_pages,
+    a_critical_arriving_while_a_warning_is_in_flight_pages,
+    a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
+    recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
+    an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded,
+    a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice,
+    a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once,
+    a_service_answering_after_400_ms_gets_each_spooled_request_once,
+    list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing,
+    two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
+);
+
+/// A sandbox for `bin` whose commands share the ledger in `store`.
+fn sandbox(store: Store, bin: &'static str) -> Sandbox {
+    match store {
+        Store::File => Sandbox::new(bin),
+    }
+}
+
+/// A handler-pagerduty sandbox with the test routing key.
+fn pd(store: Store) -> Sandbox {
+    let sb = sandbox(store, PD);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    sb
+}
+
+/// A handler-twilio sandbox for the fake's account, calling `recipients` from [`FROM`], with
+/// `extra` laid over the section.
+fn twilio_sandbox(store: Store, recipients: &[&str], extra: Value) -> Sandbox {
+    let sb = sandbox(store, TWILIO);
+    let mut section = json!({"account_sid": twilio::ACCOUNT_SID, "auth_token": twilio::AUTH_TOKEN, "from": FROM, "recipients": recipients});
+    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    sb.config("twilio.json", &json!({ "twilio": section }));
+    sb
+}
+
+/// The Sensu 1.x fixture `rel` (`sensu/create.json`, `sensu/resolve.json`) run at `time`, with
+/// `edit` applied (a status, an output, a client name …).
+fn event(rel: &str, time: i64, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&fixture_at(rel, time)).expect("fixture JSON");
+    edit(&mut ev);
+    serde_json::to_vec(&ev).expect("JSON")
+}
+
+/// A trigger (critical) of [`KEY`] at `time`.
+fn trigger(time: i64) -> Vec<u8> {
+    event("sensu/create.json", time, |_| {})
+}
+
+/// A resolve of [`KEY`] at `time`.
+fn resolve(time: i64) -> Vec<u8> {
+    event("sensu/resolve.json", time, |_| {})
+}
+
+/// `args` for the handler: `--api-url url` first.
+fn with_url<'a>(url: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--api-url", url];
+    v.extend_from_slice(args);
+    v
+}
+
+/// Run the sandbox's handler against `url` with `input`.
+fn run(sb: &Sandbox, url: &str, input: &[u8], args: &[&str]) -> Run {
+    sb.run(&with_url(url, args), input)
+}
+
+/// Start the sandbox's handler against `url` with `input`; it runs while the test acts.
+fn start(sb: &Sandbox, url: &str, input: &[u8], args: &[&str]) -> Child {
+    spawn_command(sb.command(&with_url(url, args)), input)
+}
+
+/// Assert an exit code, showing the run otherwise.
+#[track_caller]
+fn exits(r: &Run, code: i32) {
+    assert_eq!(r.code, Some(code), "exit code; stderr:\n{}", r.stderr);
+}
+
+/// `event_action`s of PagerDuty events.
+fn actions(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["event_action"].as_str().unwrap_or("?").to_string()).collect()
+}
+
+/// The ledger's record of the incident `input` belongs to, as `--explain` prints it (read
+/// from whichever store the sandbox uses); `None` when there is none.
+fn record(sb: &Sandbox, input: &[u8]) -> Option<Value> {
+    // A timeout long enough for every mode (sequential Twilio refuses a short one).
+    let r = sb.run(&["--explain", "--timeout", "300s"], input);
+    exits(&r, 0);
+    let line = r.stdout.lines().find(|l| l.starts_with("ledger (")).unwrap_or_else(|| panic!("no ledger line:\n{}", r.stdout));
+    let (_, rest) = line.split_once("): ").unwrap_or_else(|| panic!("{line}"));
+    (rest != "no record").then(|| serde_json::from_str(rest).unwrap_or_else(|e| panic!("{rest}: {e}")))
+}
+
+/// The open incidents `--list --log-format json` prints, by key.
+fn open_incidents(sb: &Sandbox) -> BTreeMap<String, Value> {
+    let r = sb.run(&["--list", "--log-format", "json"], b"");
+    exits(&r, 0);
+    r.stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("--list JSON line {l:?}: {e}")))
+        .map(|v| (v["key"].as_str().unwrap_or_default().to_string(), v))
+        .collect()
+}
+
+/// Names of the entries in `handler`'s `failed/` spool directory.
+fn failed(sb: &Sandbox, handler: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(sb.spool_dir().join(handler).join("failed"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".json")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A deterministic pseudo-random sequence (64-bit LCG, Knuth's MMIX constants) from a fixed
+/// seed: the same "random" kill points and event mixes on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing silenced by a crash.
+
+/// 200 deliveries killed with SIGKILL at pseudo-random points (before, during and after the
+/// request: the service answers after 80 ms, kills land 0–120 ms after the start), each
+/// followed by one more event of the same action for the same incident. That event must exit 0
+/// and the service must have the action: from the killed delivery (it got that far) or from the
+/// next one. A killed holder never leaves "already notified" behind for a request that never
+/// went out (lost), nor a hold that makes the next event queue (exit 75).
+///
+/// Four lanes run side by side, each its own incident, alternating rounds of trigger and
+/// resolve, so the service's actions for one incident form one run per round: fewer runs than
+/// rounds means a round was lost; a run of two is a doubled request (the kill landed after the
+/// service had the request and before its answer was recorded: the handler cannot know it
+/// went through; PagerDuty merges them by dedup key).
+fn kill_9_at_random_points_of_200_deliveries_never_silences_the_incident(store: Store) {
+    const LANES: usize = 4;
+    const ROUNDS: usize = 50;
+    const ANSWER_MS: u64 = 80;
+    let sb = pd(store);
+    let fake = FakePagerDuty::start_cycling(&[], &[Script::Late(ANSWER_MS)]);
+    let lanes: Vec<(Vec<&'static str>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..LANES)
+            .map(|lane| {
+                let (sb, fake) = (&sb, &fake);
+                s.spawn(move || {
+                    let mut rng = Lcg(0x5eed_0000 + lane as u64);
+                    let entity = format!("kill-{lane}");
+                    let mut followups = Vec::new();
+                    let mut skipped = 0;
+                    for round in 0..ROUNDS {
+                        let rel = if round % 2 == 0 { "sensu/create.json" } else { "sensu/resolve.json" };
+                        let at = |t: i64| event(rel, t, |ev| ev["client"]["name"] = json!(entity));
+                        let t = T0 + 10 * round as i64;
+                        let mut victim = start(sb, &fake.url, &at(t), &["--timeout", "5s"]);
+                        std::thread::sleep(Duration::from_millis(rng.below(ANSWER_MS + 40)));
+                        victim.kill().expect("SIGKILL the handler by its PID");
+                        let _ = victim.wait();
+                        let next = run(sb, &fake.url, &at(t + 1), &["--timeout", "5s"]);
+                        assert_eq!(next.code, Some(0), "lane {lane} round {round}: the event after a killed one: {}", next.stderr);
+                        if next.stderr.contains(&format!("skipped {entity}/check_disk")) {
+                            skipped += 1;
+                        }
+                        followups.push(if round % 2 == 0 { "trigger" } else { "resolve" });
+                    }
+                    (followups, skipped)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("lane")).collect()
+    });
+    // Every request a killed handler wrote has reached the fake by now (it answers each one on
+    // its own thread); count per incident.
+    let (mut lost, mut doubled, mut skipped_total) = (0, 0, 0);
+    for (lane, (rounds, skipped)) in lanes.iter().enumerate() {
+        skipped_total += skipped;
+        let key = format!("kill-{lane}/check_disk");
+        let seen: Vec<String> = actions(&fake.events().into_iter().filter(|e| e["dedup_key"] == json!(key)).collect::<Vec<_>>());
+        let mut runs: Vec<(String, usize)> = Vec::new();
+        for a in seen {
+            match runs.last_mut() {
+                Some((last, n)) if *last == a => *n += 1,
+                _ => runs.push((a, 1)),
+            }
+        }
+        lost += rounds.len().saturating_sub(runs.len());
+        doubled += runs.iter().map(|(_, n)| n - 1).sum::<usize>();
+        assert_eq!(runs.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), *rounds, "{key}: one run of each round's action: {runs:?}");
+    }
+    eprintln!(
+        "ledger kill -9 ({store:?} store): {} killed deliveries, lost {lost}, doubled {doubled} (killed after the service had the request), \
+         {skipped_total} follow-ups skipped because the killed one was recorded",
+        LANES * ROUNDS
+    );
+    assert_eq!(lost, 0);
+    assert!(sb.spooled("pagerduty").is_empty(), "nothing needed spooling: {:?}", sb.spooled("pagerduty"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event order; nothing swallowed.
+
+/// A trigger whose first attempt is answered 500 (after 1 s, so that it is still busy) and a
+/// resolve for the same incident arriving meanwhile: the resolve waits for the trigger's
+/// retry, so the service acts on trigger then resolve, and the ledger says closed.
+fn a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_order(store: Store) {
+    let sb = pd(store);
+    let fake = FakePagerDuty::start(&[Script::LateError(1000)]);
+    let triggering = start(&sb, &fake.url, &trigger(T0), &["--timeout", "10s"]);
+    wait_until("the trigger's first attempt", Duration::from_secs(10), || (!fake.events().is_empty()).then_some(()), || String::new());
+    let r = run(&sb, &fake.url, &resolve(T0 + 60), &["--timeout", "10s"]);
+    exits(&r, 0);
+    assert!(r.stderr.contains("another invocation is delivering for this incident; waiting"), "the resolve met the trigger in flight: {}", r.stderr);
+    let t = finish(triggering);
+    exits(&t, 0);
+    let answered: Vec<(String, Option<u16>)> = fake.answered().iter().map(|(e, s)| (e["event_action"].as_str().unwrap_or("?").to_string(), *s)).collect();
+    assert_eq!(answered, [("trigger".to_string(), Some(500)), ("trigger".into(), Some(202)), ("resolve".into(), Some(202))]);
+    let rec = record(&sb, &resolve(T0 + 60)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(false), json!("resolve")), "{rec}");
+    assert!(open_incidents(&sb).is_empty());
+    fake.assert_no_violations();
+}
+
+/// An open incident; its resolve is in flight (the service answers after 1 s) when the check
+/// fails again: the new failure waits for the resolve and pages (exit 0, sent after the
+/// resolve), never "another invocation is notifying, exit 0" with nothing sent.
+fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
+    let sb = pd(store);
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    fake.then(&[Script::Late(1000)]);
+    let resolving = start(&sb, &fake.url, &resolve(T0 + 60), &["--timeout", "10s"]);
+    wait_until("the resolve in flight", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), || String::new());
+    let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
+    exits(&r, 0);
+    assert!(r.stderr.contains("waiting"), "the failure met the resolve in flight: {}", r.stderr);
+    assert!(r.stderr.contains(&format!("triggered {KEY}")), "{}", r.stderr);
+    exits(&finish(resolving), 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"]);
+    let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["count"].clone()), (json!(true), json!(1)), "a new open period: {rec}");
+    fake.assert_no_violations();
+}
+
+/// A warning in flight (slow service) when the same check turns critical: the critical is a
+/// different action, so it waits and is sent, not swallowed as "busy".
+fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {
+    let sb = pd(store);
+    let fake = FakePagerDuty::start(&[Script::Late(1000)]);
+    let warning = event("sensu/create.json", T0, |ev| ev["check"]["status"] = json!(1));
+    let warning_run = start(&sb, &fake.url, &warning, &["--timeout", "10s"]);
+    wait_until("the warning in flight", Duration::from_secs(10), || (!fake.events().is_empty()).then_some(()), || String::new());
+    let r = run(&sb, &fake.url, &trigger(T0 + 60), &["--timeout", "10s"]);
+    exits(&r, 0);
+    assert!(r.stderr.contains("waiting"), "{}", r.stderr);
+    exits(&finish(warning_run), 0);
+    let severities: Vec<Value> = fake.accepted().iter().map(|e| e["payload"]["severity"].clone()).collect();
+    assert_eq!(severities, [json!("warning"), json!("critical")]);
+    assert_eq!(record(&sb, &trigger(T0 + 60)).expect("a record")["severity"], json!("critical"));
+}
+
+/// 100 handlers for one incident, triggers and resolves mixed (fixed seed; event times
+/// increasing with the index), in waves of 10 at once, against a service answering 500 and
+/// 202 in turn (every fifth handler finds it unreachable); then two `--flush` at once. The service ends in the state of the last event,
+/// the ledger agrees, nothing is left spooled, and no request went out twice: each trigger
+/// (told apart by its output) is accepted at most once, and the service accepted exactly what
+/// the handlers delivered live plus what was spooled and not dropped as superseded.
+fn a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state(store: Store) {
+    const EVENTS: usize = 100;
+    const WAVE: usize = 10;
+    let sb = pd(store);
+    // 500 (after 200 ms, so that a wave's deliveries outlast the others' wait for the hold
+    // and some queue in the spool) and 202 in turn.
+    let fake = FakePagerDuty::start_cycling(&[], &[Script::LateError(200), Script::Accept]);
+    let mut rng = Lcg(0x0100_0202);
+    let kinds: Vec<bool> = (0..EVENTS).map(|_| rng.below(2) == 0).collect(); // true: trigger
+    let input = |i: usize| {
+        if kinds[i] {
+            event("sensu/create.json", T0 + i as i64, |ev| ev["check"]["output"] = json!(format!("run-{i:03} CheckDisk CRITICAL")))
+        } else {
+            resolve(T0 + i as i64)
+        }
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    for wave in 0..EVENTS / WAVE {
+        let children: Vec<Child> = (wave * WAVE..(wave + 1) * WAVE).map(|i| {
+                // Every fifth handler finds the service unreachable and spools (later ones,
+                // and the flushes, deliver its request: entries hold no URL).
+                let url = if i % 5 == 0 { REFUSED_URL } else { fake.url.as_str() };
+                start(&sb, url, &input(i), &["--timeout", "1s"])
+            })
+            .collect();
+        runs.extend(children.into_iter().map(finish));
+    }
+    let flushes: Vec<Child> = (0..2).map(|_| start(&sb, &fake.url, b"", &["--flush", "--timeout", "20s"])).collect();
+    let flushed: Vec<Run> = flushes.into_iter().map(finish).collect();
+    for f in &flushed {
+        exits(f, 0);
+    }
+    let story = || {
+        let tail: Vec<String> = (EVENTS - WAVE..EVENTS).map(|i| format!("event {i} ({}):\n{}", if kinds[i] { "trigger" } else { "resolve" }, runs[i].stderr)).collect();
+        let seen: Vec<String> = fake.answered().iter().map(|(e, s)| format!("{} {} {s:?}", e["event_action"], e["payload"]["summary"])).collect();
+        format!("{}\nflushes:\n{}\n{}\nthe service saw:\n{}", tail.join("\n"), flushed[0].stderr, flushed[1].stderr, seen.join("\n"))
+    };
+    let (mut live, mut spooled) = (0, 0);
+    for (i, r) in runs.iter().enumerate() {
+        assert!(matches!(r.code, Some(0 | 75)), "event {i}: exit {:?}: {}", r.code, r.stderr);
+        let past = if kinds[i] { "triggered" } else { "resolved" };
+        if r.stderr.lines().any(|l| l.starts_with(&format!("pagerduty: {past} {KEY}"))) {
+            live += 1;
+        }
+        if r.stderr.contains("spooled as") {
+            spooled += 1;
+        }
+    }
+    assert!(sb.spooled("pagerduty").is_empty(), "left queued: {:?}", sb.spooled("pagerduty"));
+    let dropped = failed(&sb, "pagerduty").len();
+    let accepted = fake.accepted();
+    // No trigger accepted twice.
+    let mut triggers: Vec<String> = accepted
+        .iter()
+        .filter(|e| e["event_action"] == "trigger")
+        .map(|e| e["payload"]["summary"].as_str().unwrap_or_default().split_whitespace().nth(1).unwrap_or_default().to_string())
+        .collect();
+    let n = triggers.len();
+    triggers.sort();
+    triggers.dedup();
+    let doubled = n - triggers.len() + accepted.len().saturating_sub(live + spooled - dropped);
+    let lost = (live + spooled - dropped).saturating_sub(accepted.len());
+    eprintln!(
+        "ledger 100 processes ({store:?} store): {} triggers, {} resolves; {live} delivered live, {spooled} spooled, {dropped} dropped as superseded; \
+         service accepted {} of {} requests; lost {lost}, doubled {doubled}",
+        kinds.iter().filter(|k| **k).count(),
+        kinds.iter().filter(|k| !**k).count(),
+        accepted.len(),
+        fake.events().len()
+    );
+    assert!(spooled > 0, "some events queued behind others in the spool");
+    assert_eq!(triggers.len(), n, "a trigger accepted twice: {triggers:?}");
+    assert_eq!(accepted.len(), live + spooled - dropped, "accepted = delivered live + spooled - dropped");
+    let last = if kinds[EVENTS - 1] { "trigger" } else { "resolve" };
+    assert_eq!(actions(&accepted).last().map(String::as_str), Some(last), "the service ends in the state of the last event: {}", story());
+    let rec = record(&sb, &input(EVENTS - 1)).expect("a record");
+    assert_eq!(rec["open"], json!(kinds[EVENTS - 1]), "the ledger agrees: {rec}");
+    assert_eq!(open_incidents(&sb).contains_key(KEY), kinds[EVENTS - 1]);
+    fake.assert_no_violations();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recoveries go out; silences hold back failures only.
+
+fn recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not(store: Store) {
+    let fake = FakePagerDuty::start(&[]);
+    // An empty ledger (an incident opened before a migration, elsewhere, or before the state
+    // was lost): PagerDuty's resolve is still sent.
+    let sb = pd(store);
+    let r = run(&sb, &fake.url, &resolve(T0), &[]);
+    exits(&r, 0);
+    assert_eq!(actions(&fake.accepted()), ["resolve"]);
+    assert_eq!(fake.accepted()[0]["dedup_key"], json!(KEY));
+
+    // An open incident; a silenced failure of another severity (it would page otherwise) is
+    // held back; a silenced recovery is sent and closes the incident.
+    let sb = pd(store);
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let silenced_warning = event("sensu/create.json", T0 + 60, |ev| {
+        ev["silenced"] = json!(true);
+        ev["check"]["status"] = json!(1);
+    });
+    let r = run(&sb, &fake.url, &silenced_warning, &[]);
+    exits(&r, 0);
+    assert!(r.stderr.contains("silenced"), "{}", r.stderr);
+    let silenced_resolve = event("sensu/resolve.json", T0 + 120, |ev| ev["silenced"] = json!(true));
+    exits(&run(&sb, &fake.url, &silenced_resolve, &[]), 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve"]);
+    assert_eq!(record(&sb, &silenced_resolve).expect("a record")["open"], json!(false));
+
+    // A silenced failure of a new incident: nothing.
+    let sb = pd(store);
+    let fake = FakePagerDuty::start(&[]);
+    let r = run(&sb, &fake.url, &event("sensu/create.json", T0, |ev| ev["silenced"] = json!(true)), &[]);
+    exits(&r, 0);
+    assert!(fake.events().is_empty(), "{:?}", fake.events());
+    fake.assert_no_violations();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio: an acknowledge stops the calls; a call of unknown fate is looked up.
+
+/// Sequential mode calling the first of two people (the call keeps ringing) when Nagios sends
+/// an ACKNOWLEDGEMENT for the incident: the run stops, the ringing call is cancelled, the
+/// second person is never called, both handlers exit 0, and the ledger records the
+/// acknowledgement on the open incident.
+fn an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded(store: Store) {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let sb = twilio_sandbox(store, &[ONE, TWO], json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30}));
+    let calling = start(&sb, &fake.url, &trigger(T0), &["--timeout", "60s"]);
+    fake.wait_for("the first call being polled", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    let mut ack = sb.command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", "60s"]);
+    ack.env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
+        .env("NAGIOS_HOSTNAME", "web-01")
+        .env("NAGIOS_SERVICEDESC", "check_disk")
+        .env("NAGIOS_SERVICESTATE", "CRITICAL")
+        .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
+        .env("NAGIOS_SERVICEACKAUTHOR", "alice")
+        .env("NAGIOS_SERVICEACKCOMMENT", "on it");
+    let a = run_command(ack, b"");
+    exits(&a, 0);
+    let c = finish(calling);
+    exits(&c, 0);
+    fake.assert_no_violations();
+    let calls = fake.calls();
+    assert_eq!(calls.iter().map(|c| c.to.as_str()).collect::<Vec<_>>(), [ONE], "no call after the acknowledge: {}", c.stderr);
+    assert!(calls[0].canceled, "the ringing call was cancelled: {calls:?}");
+    assert!(c.stderr.contains(&format!("stopped: {KEY} was acknowledged meanwhile")), "{}", c.stderr);
+    let rec = record(&sb, &trigger(T0)).expect("a record");
+    assert_eq!(rec["open"], json!(true), "{rec}");
+    assert!(rec["acknowledged_at"].as_u64().is_some(), "recorded as acknowledged: {rec}");
+    assert_eq!(rec["refs"]["call_sids"], json!([calls[0].sid]));
+}
+
+/// Twilio places the call but its answer never comes: the handler cannot know, so the call is
+/// spooled with fate unknown (exit 75). At `--flush` the handler lists the calls to that
+/// number from that number since that day (ListCall), finds it, and does not place it again.
+fn a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice(store: Store) {
+    let fake = FakeTwilio::start(&[twilio::Script::AcceptThenHang]);
+    let sb = twilio_sandbox(store, &[ONE], json!({}));
+    let r = run(&sb, &fake.url, &trigger(T0), &["--timeout", "2s"]);
+    exits(&r, 75);
+    let spooled = sb.spooled("twilio");
+    assert_eq!(spooled.len(), 1, "{}", r.stderr);
+    let entry: Value = serde_json::from_slice(&std::fs::read(sb.spool_dir().join("twilio").join(&spooled[0])).expect("entry")).expect("JSON");
+    assert_eq!(entry["fate"], json!("unknown"), "{entry}");
+    assert_eq!(fake.calls().len(), 1);
+
+    let f = run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]);
+    exits(&f, 0);
+    fake.assert_no_violations();
+    assert_eq!(fake.calls().len(), 1, "not placed a second time: {}", f.stderr);
+    let lists = fake.lists();
+    assert_eq!(lists.len(), 1, "{}", f.stderr);
+    let param = |k: &str| lists[0].iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let created = fake.calls()[0].created;
+    let today = common::clock::rfc3339(created)[..10].to_string();
+    assert_eq!((param("To"), param("From")), (Some(ONE.to_string()), Some(FROM.to_string())));
+    assert!(param("StartTime>").is_some_and(|d| d <= today), "{lists:?}");
+    assert!(sb.spooled("twilio").is_empty());
+    let rec = record(&sb, &trigger(T0)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["refs"]["call_sids"].clone()), (json!(true), json!([fake.calls()[0].sid])), "{rec}");
+}
+
+/// The request to place the call is lost on the way (no answer, no call): spooled with fate
+/// unknown; at `--flush` ListCall finds no such call, so it is placed, once.
+fn a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once(store: Store) {
+    let fake = FakeTwilio::start(&[twilio::Script::Hang]);
+    let sb = twilio_sandbox(store, &[ONE], json!({}));
+    exits(&run(&sb, &fake.url, &trigger(T0), &["--timeout", "2s"]), 75);
+    assert!(fake.calls().is_empty());
+    let f = run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]);
+    exits(&f, 0);
+    fake.assert_no_violations();
+    assert_eq!((fake.lists().len(), fake.calls().len()), (1, 1), "{}", f.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spool as the tail of the log.
+
+/// A service that answers after 0.4 s: three requests spooled while it was down, then five
+/// invocations in a row (each a new incident, `--timeout 2s`: a quarter of it for the spooled
+/// requests of other incidents), then `--flush`. Each request reaches the service once.
+fn a_service_answering_after_400_ms_gets_each_spooled_request_once(store: Store) {
+    let sb = pd(store);
+    let input = |entity: &str| event("sensu/create.json", T0, |ev| ev["client"]["name"] = json!(entity));
+    for i in 0..3 {
+        exits(&run(&sb, REFUSED_URL, &input(&format!("db-{i}")), &["--timeout", "1s"]), 75);
+    }
+    let fake = FakePagerDuty::start_cycling(&[], &[Script::Late(400)]);
+    for i in 0..5 {
+        let r = run(&sb, &fake.url, &input(&format!("web-{i}")), &["--timeout", "2s"]);
+        exits(&r, 0);
+    }
+    exits(&run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]), 0);
+    let mut keys: Vec<String> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap_or_default().to_string()).collect();
+    let received = keys.len();
+    keys.sort();
+    keys.dedup();
+    eprintln!("ledger slow service ({store:?} store): 8 requests, the service received {received}");
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    assert_eq!(received, 8, "each request received once: {:?}", fake.events().iter().map(|e| e["dedup_key"].clone()).collect::<Vec<_>>());
+    assert!(sb.spooled("pagerduty").is_empty());
+    fake.assert_no_violations();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators see and fix the ledger.
+
+/// Every file under `dir` (relative path → bytes and mode), for "touches nothing".
+fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).expect("metadata");
+            let rel = p.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
+            if meta.is_dir() {
+                stack.push(p);
+                out.insert(format!("{rel}/"), (Vec::new(), meta.permissions().mode()));
+            } else {
+                out.insert(rel, (std::fs::read(&p).unwrap_or_default(), meta.permissions().mode()));
+            }
+        }
+    }
+    out
+}
+
+fn list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing(store: Store) {
+    let sb = pd(store);
+    let fake = FakePagerDuty::start(&[]);
+    let at = |rel: &str, entity: &str, t: i64| event(rel, t, |ev| ev["client"]["name"] = json!(entity));
+    exits(&run(&sb, &fake.url, &at("sensu/create.json", "web-01", T0), &[]), 0);
+    exits(&run(&sb, &fake.url, &at("sensu/create.json", "db-01", T0 + 1), &[]), 0);
+    exits(&run(&sb, &fake.url, &at("sensu/create.json", "mail-01", T0 + 2), &[]), 0);
+    exits(&run(&sb, &fake.url, &at("sensu/resolve.json", "mail-01", T0 + 3), &[]), 0);
+
+    // --list: the open incidents, one line each; JSON lines with --log-format json.
+    let r = sb.run(&["--list"], b"");
+    exits(&r, 0);
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    for (line, key) in lines.iter().zip(["db-01/check_disk", "web-01/check_disk"]) {
+        assert!(line.starts_with(&format!("{key}\topen critical\tsince ")), "{line}");
+        assert!(line.contains("\tcount 1"), "{line}");
+    }
+    let open = open_incidents(&sb);
+    assert_eq!(open.keys().collect::<Vec<_>>(), ["db-01/check_disk", "web-01/check_disk"]);
+    assert!(open.values().all(|v| v["open"] == json!(true) && v["count"] == json!(1)), "{open:?}");
+
+    // --forget: exit 0, then 65 naming a key the ledger does not know.
+    let r = sb.run(&["--forget", "db-01/check_disk"], b"");
+    exits(&r, 0);
+    assert_eq!(open_incidents(&sb).keys().collect::<Vec<_>>(), ["web-01/check_disk"]);
+    for unknown in ["db-01/check_disk", "never/seen"] {
+        let r = sb.run(&["--forget", unknown], b"");
+        exits(&r, 65);
+        assert!(r.stderr.contains(unknown), "{}", r.stderr);
+    }
+    // A forgotten incident pages again at its next failure.
+    exits(&run(&sb, &fake.url, &at("sensu/create.json", "db-01", T0 + 10), &[]), 0);
+    assert_eq!(fake.accepted().len(), 5);
+
+    // --explain: every decision printed, nothing written, nothing sent, even with a spooled
+    // request of another incident waiting.
+    exits(&run(&sb, REFUSED_URL, &at("sensu/create.json", "queued-01", T0), &["--timeout", "1s"]), 75);
+    let before = (snapshot(&sb.state_dir()), snapshot(&sb.spool_dir()));
+    let sent = fake.events().len();
+    let r = run(&sb, &fake.url, &at("sensu/create.json", "new-01", T0 + 20), &["--explain"]);
+    exits(&r, 0);
+    for expected in [
+        "incident key: new-01/check_disk",
+        "filters: trigger",
+        "ledger verdict: send the trigger",
+        "spool (",
+        "0 request(s) queued for this incident, 1 in all",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected:?} in:\n{}", r.stdout);
+    }
+    assert!(r.stdout.lines().any(|l| l.starts_with("ledger (") && l.ends_with("no record")), "{}", r.stdout);
+    let r = run(&sb, &fake.url, &at("sensu/create.json", "web-01", T0 + 30), &["--explain"]);
+    exits(&r, 0);
+    assert!(r.stdout.contains("ledger verdict: skip (already notified"), "{}", r.stdout);
+    let r = run(&sb, &fake.url, &at("sensu/create.json", "queued-01", T0 + 30), &["--explain"]);
+    exits(&r, 0);
+    assert!(r.stdout.contains("1 request(s) queued for this incident"), "{}", r.stdout);
+    assert_eq!((snapshot(&sb.state_dir()), snapshot(&sb.spool_dir())), before, "--explain changed the state or spool directory");
+    assert_eq!(fake.events().len(), sent, "--explain sent a request");
+    fake.assert_no_violations();
+}
+
+// ---------------------------------------------------------------------------------------------
+// More than one host.
+
+/// Two "hosts" (own spool directories) sharing the ledger: a storm of 30 identical events,
+/// half on each host, ten at a time, against a service that answers after 100 ms → one page;
+/// then the recovery on the host that did not page → resolved, and both hosts see it closed.
+fn two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host(store: Store) {
+    let sb = pd(store);
+    let fake = FakePagerDuty::start_cycling(&[], &[Script::Late(100)]);
+    let hosts = ["a", "b"];
+    let mut paged_on = BTreeSet::new();
+    for wave in 0..3 {
+        let children: Vec<(&str, Child)> = (0..10)
+            .map(|i| {
+                let host = hosts[(wave * 10 + i) % 2];
+                (host, spawn_command(sb.command_on_host(host, &with_url(&fake.url, &["--timeout", "10s"])), &trigger(T0)))
+            })
+            .collect();
+        for (host, child) in children {
+            let r = finish(child);
+            exits(&r, 0);
+            if r.stderr.contains(&format!("triggered {KEY}")) {
+                paged_on.insert(host);
+            }
+        }
+    }
+    assert_eq!(actions(&fake.events()), ["trigger"], "one page for the storm");
+    assert_eq!(paged_on.len(), 1, "{paged_on:?}");
+    let other = hosts.iter().find(|h| !paged_on.contains(*h)).expect("the other host");
+    let r = run_command(sb.command_on_host(other, &with_url(&fake.url, &[])), &resolve(T0 + 60));
+    exits(&r, 0);
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve"]);
+    for host in hosts {
+        let r = run_command(sb.command_on_host(host, &["--list", "--log-format", "json"]), b"");
+        exits(&r, 0);
+        assert_eq!(r.stdout.trim(), "", "host {host} sees no open incident");
+    }
+    assert_eq!(record(&sb, &resolve(T0 + 60)).expect("a record")["open"], json!(false));
+    fake.assert_no_violations();
+}
+
+#[test]
+fn the_pseudo_random_sequence_is_fixed_by_its_seed() {
+    let draw = |seed| {
+        let mut r = Lcg(seed);
+        (0..8).map(|_| r.below(120)).collect::<Vec<_>>()
+    };
+    assert_eq!(draw(7), draw(7));
+    assert_ne!(draw(7), draw(8));
+    assert!(draw(7).iter().all(|d| *d < 120));
+}
