@@ -733,7 +733,10 @@ fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -
     if let Some(url) = &common.state_store {
         let budget = state::redis::budget(deadline.remaining());
         return match RedisStore::connect(url, P::NAME, common.ca_file.as_deref(), budget) {
-            Ok(store) => Some(Box::new(store)),
+            Ok(store) => Some(Box::new(match state::redis::lease_from_env() {
+                Some(lease) => store.with_lease(lease),
+                None => store,
+            })),
             Err(e) => {
                 log.error(format!("{e:#}; delivering without the shared ledger (a duplicate page is better than none)"));
                 None

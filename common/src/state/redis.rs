@@ -58,6 +58,16 @@ use crate::secret;
 /// How long a hold lasts without renewal: a killed holder frees its incident within this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 
+/// Environment variable that sets the hold's lease in milliseconds instead of
+/// [`DEFAULT_LEASE`] (at least 30 ms); tests set it low so that a killed holder frees its
+/// incident sooner.
+pub const LEASE_ENV: &str = "PAGERPIPE_REDIS_LEASE_MS";
+
+/// The lease [`LEASE_ENV`] asks for, when it is set to a number of milliseconds.
+pub fn lease_from_env() -> Option<Duration> {
+    std::env::var(LEASE_ENV).ok()?.trim().parse::<u64>().ok().map(Duration::from_millis)
+}
+
 /// The most a Redis store may cost an invocation per wait ([`budget`]).
 pub const MAX_BUDGET: Duration = Duration::from_secs(1);
 
