@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::exit::Code;
 use serde_json::json;
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, read_fixture};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
@@ -29,16 +30,42 @@ fn readme_codes() -> BTreeSet<u8> {
         .collect()
 }
 
-/// The codes `Code::as_u8` returns, read from the source so that a new variant is noticed.
+/// Every variant of `common::exit::Code`, each with the code the type gives it
+/// (`Code::as_u8`). The match below has no wildcard: a new variant does not compile until it is
+/// listed here, and then README, `--help` and this file are checked against it.
+const ALL_CODES: [Code; 6] = [Code::Ok, Code::Usage, Code::DataErr, Code::Unavailable, Code::TempFail, Code::Config];
+
 fn code_enum_codes() -> BTreeSet<u8> {
-    let src = repo_file("common/src/exit.rs");
-    let body = src.split("pub fn as_u8(self) -> u8 {").nth(1).expect("Code::as_u8 in common/src/exit.rs");
-    let body = body.split("\n    }").next().unwrap_or(body);
-    body.lines()
-        .filter_map(|l| l.trim().strip_prefix("Code::"))
-        .filter_map(|l| l.split("=>").nth(1))
-        .filter_map(|n| n.trim().trim_end_matches(',').parse::<u8>().ok())
-        .collect()
+    for c in ALL_CODES {
+        match c {
+            Code::Ok | Code::Usage | Code::DataErr | Code::Unavailable | Code::TempFail | Code::Config => {}
+        }
+    }
+    ALL_CODES.iter().map(|c| c.as_u8()).collect()
+}
+
+#[test]
+fn every_outcome_ends_in_a_code_of_the_contract() {
+    use common::outcome::{Outcome, Retry};
+    let outcomes: [(Outcome, Code); 6] = [
+        (Outcome::Delivered(()), Code::Ok),
+        (Outcome::Skipped("a filter".into()), Code::Ok),
+        (Outcome::Retry(Retry::not_sent("HTTP 500")), Code::TempFail),
+        (Outcome::Spooled("spooled".into()), Code::TempFail),
+        (Outcome::Refused("HTTP 400".into()), Code::Unavailable),
+        (Outcome::Broken("no routing key".into()), Code::Config),
+    ];
+    for (outcome, code) in &outcomes {
+        // No wildcard: a new variant of Outcome must be listed above.
+        match outcome {
+            Outcome::Delivered(()) | Outcome::Skipped(_) | Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Refused(_) | Outcome::Broken(_) => {}
+        }
+        assert_eq!(outcome.code(), *code, "{outcome:?}");
+        assert!(code_enum_codes().contains(&outcome.code().as_u8()));
+    }
+    // Each code an outcome can end in is one the README documents.
+    let from_outcomes: BTreeSet<u8> = outcomes.iter().map(|(o, _)| o.code().as_u8()).collect();
+    assert!(from_outcomes.is_subset(&readme_codes()), "{from_outcomes:?}");
 }
 
 #[test]
@@ -104,9 +131,7 @@ fn handler_pagerduty_reaches_every_exit_code() {
     reached.insert(69);
 
     // 75: not delivered yet (nothing listens on the port).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let down = format!("http://127.0.0.1:{port}");
-    let r = configured().run(&["--api-url", &down, "--timeout", "1s"], &event);
+    let r = configured().run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &event);
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(error_line(&r).contains("not delivered"), "{}", r.stderr);
     reached.insert(75);
