@@ -192,30 +192,30 @@ impl FakePagerDuty {
     /// 202, shared by every client).
     pub fn start_cycling(script: &[Script], cycle: &[Script]) -> FakePagerDuty {
         let fake = FakePagerDuty::start(script);
-        fake.inner.lock().unwrap().cycle = cycle.to_vec();
+        fake.inner.lock().expect("the fake's lock").cycle = cycle.to_vec();
         fake
     }
 
     /// Answer the next valid requests with `steps` (appended to what is left of the script).
     pub fn then(&self, steps: &[Script]) -> &Self {
-        self.inner.lock().unwrap().script.extend(steps.iter().copied());
+        self.inner.lock().expect("the fake's lock").script.extend(steps.iter().copied());
         self
     }
 
     /// Valid events received, in arrival order.
     pub fn events(&self) -> Vec<Value> {
-        self.inner.lock().unwrap().events.iter().map(|(e, _)| e.clone()).collect()
+        self.inner.lock().expect("the fake's lock").events.iter().map(|(e, _)| e.clone()).collect()
     }
 
     /// Valid events the fake accepted (answered, or is answering, 202), in arrival order: what
     /// PagerDuty acted on.
     pub fn accepted(&self) -> Vec<Value> {
-        self.inner.lock().unwrap().events.iter().filter(|(_, s)| *s == Some(202)).map(|(e, _)| e.clone()).collect()
+        self.inner.lock().expect("the fake's lock").events.iter().filter(|(_, s)| *s == Some(202)).map(|(e, _)| e.clone()).collect()
     }
 
     /// Each valid event received with the status it was answered with (`None`: never).
     pub fn answered(&self) -> Vec<(Value, Option<u16>)> {
-        self.inner.lock().unwrap().events.clone()
+        self.inner.lock().expect("the fake's lock").events.clone()
     }
 
     /// Contract violations seen.
