@@ -122,3 +122,25 @@ fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
     assert!(sb.spooled("pagerduty").is_empty(), "{}", r.stderr);
     drop(file);
 }
+
+/// Check output is the monitored host's: a NUL or the ESC of coloured output (`\e[31m`) went
+/// into the `Twiml` as it was, and XML 1.0 allows neither, so Twilio could not parse the
+/// document (the fake checks XML 1.0 characters as Twilio's parser does): nobody was called.
+/// Characters XML cannot carry are left out of the spoken text.
+#[test]
+fn a_control_character_in_the_output_does_not_cost_the_call() {
+    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+    sb.config("twilio.json", &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+        "from": "+14155550199", "recipients": ["+14155550101"]}}));
+    let fake = FakeTwilio::start(&[]);
+    let mut event: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
+    event["check"]["output"] = json!("\u{1b}[31mCRITICAL\u{1b}[0m disk\u{0} full\u{7}");
+    let r = sb.run(&["--api-url", &fake.url], event.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let calls = fake.to("Calls.json");
+    assert_eq!(calls.len(), 1, "{}", r.stderr);
+    let said = &calls[0].twiml.as_ref().expect("Twiml").say[0];
+    assert_eq!(said, "web-01 check_disk is critical. [31mCRITICAL[0m disk full");
+}

@@ -42,10 +42,10 @@ pub fn document(text: &str, speech: &Speech, conference: Option<&str>) -> String
         out.push_str(&format!(" loop=\"{}\"", speech.loops));
     }
     out.push('>');
-    out.push_str(&escape(text));
+    out.push_str(&escape(xml_chars(text).as_str()));
     out.push_str("</Say>");
     if let Some(name) = conference {
-        out.push_str(&format!("<Dial><Conference>{}</Conference></Dial>", escape(name)));
+        out.push_str(&format!("<Dial><Conference>{}</Conference></Dial>", escape(xml_chars(name).as_str())));
     }
     out.push_str("</Response>");
     out
@@ -90,6 +90,15 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
         let keep = text.chars().count().saturating_sub(len - MAX_CHARS + 1);
         text = common::template::truncate_chars(&text, keep);
     }
+}
+
+/// `text` without the characters XML 1.0 does not allow (`Char`, XML 1.0 §2.2): C0 controls
+/// other than tab, line feed and carriage return (NUL, the ESC of coloured check output …),
+/// U+FFFE and U+FFFF. `escape` leaves them as they are, and one of them in a check output made
+/// the whole `Twiml` a document Twilio cannot parse: the call was refused or spoke an
+/// application error instead of the page.
+pub fn xml_chars(text: &str) -> String {
+    text.chars().filter(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)).collect()
 }
 
 /// `text` with whitespace runs (line breaks of multi-line check output) as single spaces.
@@ -146,6 +155,7 @@ mod tests {
         );
         let s = Speech { language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()), loops: 2, pause: 0 };
         assert_eq!(document("障害", &s, None), "<Response><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">障害</Say></Response>");
+        assert_eq!(document("a\u{0}b\u{1b}[31mc\u{fffe}", &speech(), Some("k\u{7}")), "<Response><Say language=\"en-US\">ab[31mc</Say><Dial><Conference>k</Conference></Dial></Response>");
         let s = Speech { pause: 2, ..s };
         assert_eq!(document("x", &s, None), "<Response><Pause length=\"2\"/><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">x</Say></Response>");
     }

@@ -174,6 +174,12 @@ pub struct Twiml {
 /// Parse `doc` as TwiML: well-formed XML whose root element is `<Response>`.
 pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
     use quick_xml::events::Event;
+    // XML 1.0 `Char` (quick-xml does not check it; Twilio's parser does): a NUL, ESC or other
+    // C0 control, raw or as a character reference, is a document parse failure.
+    let xml_char = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    if let Some(c) = doc.chars().find(|c| !xml_char(*c)) {
+        return Err(format!("not well-formed XML: character {c:?} is not allowed in XML 1.0"));
+    }
     let mut reader = quick_xml::Reader::from_str(doc);
     let mut t = Twiml::default();
     let mut open: Vec<String> = Vec::new();
@@ -224,6 +230,7 @@ pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
             Event::GeneralRef(r) => {
                 let name = r.xml10_content();
                 match r.resolve_char_ref().map_err(|e| format!("bad character reference: {e}"))? {
+                    Some(c) if !xml_char(c) => return Err(format!("not well-formed XML: character reference to {c:?}")),
                     Some(c) => text.push(c),
                     None => text.push_str(
                         quick_xml::escape::resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?,
