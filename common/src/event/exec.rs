@@ -246,7 +246,8 @@ pub fn run<O: Write + 'static, E: Write + 'static>(
             signal(rustix::process::Signal::TERM);
             if exit_rx.recv_timeout(KILL_GRACE).is_err() {
                 signal(rustix::process::Signal::KILL);
-                let _ = exit_rx.recv();
+                // Bounded even for a process stuck in the kernel: the page goes out regardless.
+                let _ = exit_rx.recv_timeout(KILL_GRACE);
             } else {
                 // The job is gone; what it started in its group goes too.
                 signal(rustix::process::Signal::KILL);
@@ -346,6 +347,15 @@ mod tests {
         let f = sh("echo started; sleep 30; echo never", Some(Duration::from_millis(300)));
         assert_eq!(f.ended, Ended::TimedOut(Duration::from_millis(300)));
         assert_eq!(f.tail, "started\n");
+    }
+
+    #[test]
+    fn a_job_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+        // `trap '' TERM` is inherited by `sleep`: only SIGKILL, KILL_GRACE later, ends them.
+        let f = sh("trap '' TERM; echo stubborn; sleep 60", Some(Duration::from_millis(200)));
+        assert_eq!(f.ended, Ended::TimedOut(Duration::from_millis(200)));
+        assert_eq!(f.tail, "stubborn\n");
+        assert!(f.took >= KILL_GRACE, "{:?}", f.took);
     }
 
     #[test]
