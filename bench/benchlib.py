@@ -217,12 +217,14 @@ def measure(make, n, warmup, url):
 def report(work, run, keys, n, warmup, checks, ok, cpu_note=""):
     """Writes work/results.json and prints the header and the table; returns the rows by key."""
     rows = [c.summary() for c in run.cmds]
+    true_med = rows[0]["wall_ms_median"]  # the first command is /bin/true
+    for r in rows:
+        r["x_true"] = r["wall_ms_median"] / true_med if true_med else 0.0
     out = {"n": n, "other_cpu_share": run.other_share, "warmup": warmup, "elapsed_s": run.elapsed,
            "checks": checks, "ok": ok, "rows": dict(zip(keys, rows))}
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(out, f, indent=2)
 
-    true_med = rows[0]["wall_ms_median"]
     print()
     print(f"CPU used outside this benchmark's processes during the run: {100 * run.other_share:.0f}% of one "
           f"CPU{cpu_note}")
@@ -232,14 +234,15 @@ def report(work, run, keys, n, warmup, checks, ok, cpu_note=""):
     print(f"interleaved, after {warmup} warm-up rounds; {run.elapsed:.1f} s; the fake server spends "
           f"{checks['fake_server_ms_per_request']:.2f} ms per request")
     print()
-    fmt = "| {:<19} | {:>5} | {:>4} | {:>7} | {:>7} | {:>7} | {:>8} | {:>7} | {:>7} | {:>7} |"
-    print(fmt.format("command", "runs", "fail", "mean ms", "median", "p95", "- true", "CPU ms", "RSS max", "median"))
-    print("|" + "|".join("-" * x for x in (21, 7, 6, 9, 9, 9, 10, 9, 9, 9)) + "|")
+    width = max(19, *(len(r["name"]) for r in rows))
+    fmt = "| {:<%d} | {:>5} | {:>4} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>7} | {:>7} | {:>7} |" % width
+    print(fmt.format("command", "runs", "fail", "mean ms", "median", "p95", "- true", "x true", "CPU ms", "RSS max", "median"))
+    print("|" + "|".join("-" * x for x in (width + 2, 7, 6, 9, 9, 9, 10, 8, 9, 9, 9)) + "|")
     for r in rows:
         print(fmt.format(
             r["name"], r["runs"], r["fails"],
             f"{r['wall_ms_mean']:.2f}", f"{r['wall_ms_median']:.2f}", f"{r['wall_ms_p95']:.2f}",
-            f"{r['wall_ms_median'] - true_med:+.2f}", f"{r['cpu_ms_mean']:.2f}",
+            f"{r['wall_ms_median'] - true_med:+.2f}", f"{r['x_true']:.2f}", f"{r['cpu_ms_mean']:.2f}",
             f"{mib(r['rss_kib_max']):.2f}", f"{mib(r['rss_kib_median']):.2f}",
         ))
     print()

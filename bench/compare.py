@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Interleaved A/B of handler-pagerduty builds, for bench/compare.sh (Python 3 stdlib only).
+
+Each build given as --build NAME=PATH gets two commands, measured in the same loop as
+/bin/true (the method is measure.py's, see bench/benchlib.py): `NAME delivery` (a new entity
+every event, into its own state directory, so each is a first delivery: hold, send, durable
+record) and `NAME dedup skip` (the same event every time, delivered once in the warm-up: the
+storm path). One of each per iteration, order rotated, so that machine noise falls on every
+build alike; the table gives each row as a ratio to /bin/true of the same run.
+
+Checks: every delivery reached the fake as its own incident, each build's repeated event once.
+"""
+
+import argparse
+import os
+import sys
+
+import benchlib
+from benchlib import PATH, Cmd, by_prefix, finish, measure, report, write_events
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for opt in ("--url", "--fixture", "--work", "--key"):
+        ap.add_argument(opt, required=True)
+    ap.add_argument("--build", action="append", required=True, help="NAME=PATH")
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=10)
+    a = ap.parse_args()
+    if not a.url.startswith("http://127.0.0.1:"):
+        sys.exit("compare: refusing a non-loopback URL")
+    builds = [b.split("=", 1) for b in a.build]
+    if any(len(b) != 2 or not b[0].isalnum() for b in builds):
+        sys.exit("compare: --build NAME=PATH, NAME letters and digits only")
+    events, logs = os.path.join(a.work, "events"), os.path.join(a.work, "logs")
+    for d in (events, logs):
+        os.makedirs(d, exist_ok=True)
+    conf = os.path.join(a.work, "conf.d")
+    os.makedirs(conf, exist_ok=True)
+
+    n, w = a.n, max(1, a.warmup)
+    counts = {"t": n, "tr": n, "wt": w, "wtr": w}
+    for name, _ in builds:
+        counts |= {f"{name}": n, f"{name}r": n, f"w{name}": w, f"w{name}r": w, f"{name}dedup": 1}
+    ev = write_events(a.fixture, events, counts)
+    env = {"PATH": PATH, "PAGERDUTY_ROUTING_KEY": a.key}
+
+    def handler(path, state):
+        return [path, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(a.work, state),
+                "--spool-dir", os.path.join(a.work, state + "-spool")]
+
+    def cmd(label, argv, cmd_env, timed, rss, tag):
+        return Cmd(label, argv, lambda i, r: cmd_env, lambda i, r: (rss if r else timed)(i),
+                   os.path.join(logs, tag + ".log"), os.path.join(a.work, tag + ".rss"))
+
+    def make(warm):
+        p = "w" if warm else ""
+        cmds = [cmd("/bin/true", ["/bin/true"], {"PATH": PATH}, lambda i: ev[p + "t"][i], lambda i: ev[p + "tr"][i], "true")]
+        for name, path in builds:
+            deliver = ev[p + name], ev[p + name + "r"]
+            dedup = ev[name + "dedup"][0]
+            cmds.append(cmd(f"{name} delivery", handler(path, f"state-{p}{name}"), env,
+                            lambda i, d=deliver: d[0][i], lambda i, d=deliver: d[1][i], f"{name}-deliver"))
+            cmds.append(cmd(f"{name} dedup skip", handler(path, f"state-{name}-dedup"), env,
+                            lambda i, d=dedup: d, lambda i, d=dedup: d, f"{name}-dedup"))
+        return cmds
+
+    run = measure(make, n, w, a.url)
+    checks = dict(run.checks(os.path.join(logs, f"{builds[0][0]}-dedup.log")))
+    ok = checks["rejected"] == 0 and all(c.fails == 0 for c in run.cmds)
+    for name, _ in builds:
+        d = by_prefix(run.after, name, name + "r")
+        checks[f"{name}_deliveries"] = d["accepted"]
+        checks[f"{name}_dedup_requests"] = by_prefix(run.after, name + "dedup")["accepted"]
+        ok = ok and d["accepted"] == 2 * n and d["keys"] == 2 * n and checks[f"{name}_dedup_requests"] == 1
+    keys = ["true"] + [f"{name}_{k}" for name, _ in builds for k in ("deliver", "dedup")]
+    report(a.work, run, keys, n, w, checks, ok)
+    finish(checks, ok, logs)
+
+
+if __name__ == "__main__":
+    benchlib.PROG = "compare"
+    main()
