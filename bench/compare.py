@@ -26,12 +26,19 @@ def main():
     ap.add_argument("--build", action="append", required=True, help="NAME=PATH")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--state-store", help="also run every build with --state-store URL (a loopback Redis)")
     a = ap.parse_args()
     if not a.url.startswith("http://127.0.0.1:"):
         sys.exit("compare: refusing a non-loopback URL")
     builds = [b.split("=", 1) for b in a.build]
     if any(len(b) != 2 or not b[0].isalnum() for b in builds):
         sys.exit("compare: --build NAME=PATH, NAME letters and digits only")
+    if a.state_store and not a.state_store.startswith("redis://127.0.0.1:"):
+        sys.exit("compare: refusing a non-loopback state store")
+    # (label, event prefix, binary, extra flags): each build on the file store, and on Redis.
+    variants = [(name, name, path, []) for name, path in builds]
+    if a.state_store:
+        variants += [(f"{name} redis", name + "rd", path, ["--state-store", a.state_store]) for name, path in builds]
     events, logs = os.path.join(a.work, "events"), os.path.join(a.work, "logs")
     for d in (events, logs):
         os.makedirs(d, exist_ok=True)
@@ -40,14 +47,14 @@ def main():
 
     n, w = a.n, max(1, a.warmup)
     counts = {"t": n, "tr": n, "wt": w, "wtr": w}
-    for name, _ in builds:
+    for _, name, _, _ in variants:
         counts |= {f"{name}": n, f"{name}r": n, f"w{name}": w, f"w{name}r": w, f"{name}dedup": 1}
     ev = write_events(a.fixture, events, counts)
     env = {"PATH": PATH, "PAGERDUTY_ROUTING_KEY": a.key}
 
-    def handler(path, state):
+    def handler(path, state, extra):
         return [path, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(a.work, state),
-                "--spool-dir", os.path.join(a.work, state + "-spool")]
+                "--spool-dir", os.path.join(a.work, state + "-spool"), *extra]
 
     def cmd(label, argv, cmd_env, timed, rss, tag):
         return Cmd(label, argv, lambda i, r: cmd_env, lambda i, r: (rss if r else timed)(i),
@@ -56,24 +63,24 @@ def main():
     def make(warm):
         p = "w" if warm else ""
         cmds = [cmd("/bin/true", ["/bin/true"], {"PATH": PATH}, lambda i: ev[p + "t"][i], lambda i: ev[p + "tr"][i], "true")]
-        for name, path in builds:
+        for label, name, path, extra in variants:
             deliver = ev[p + name], ev[p + name + "r"]
             dedup = ev[name + "dedup"][0]
-            cmds.append(cmd(f"{name} delivery", handler(path, f"state-{p}{name}"), env,
+            cmds.append(cmd(f"{label} delivery", handler(path, f"state-{p}{name}", extra), env,
                             lambda i, d=deliver: d[0][i], lambda i, d=deliver: d[1][i], f"{name}-deliver"))
-            cmds.append(cmd(f"{name} dedup skip", handler(path, f"state-{name}-dedup"), env,
+            cmds.append(cmd(f"{label} dedup skip", handler(path, f"state-{name}-dedup", extra), env,
                             lambda i, d=dedup: d, lambda i, d=dedup: d, f"{name}-dedup"))
         return cmds
 
     run = measure(make, n, w, a.url)
     checks = dict(run.checks(os.path.join(logs, f"{builds[0][0]}-dedup.log")))
     ok = checks["rejected"] == 0 and all(c.fails == 0 for c in run.cmds)
-    for name, _ in builds:
+    for _, name, _, _ in variants:
         d = by_prefix(run.after, name, name + "r")
         checks[f"{name}_deliveries"] = d["accepted"]
         checks[f"{name}_dedup_requests"] = by_prefix(run.after, name + "dedup")["accepted"]
         ok = ok and d["accepted"] == 2 * n and d["keys"] == 2 * n and checks[f"{name}_dedup_requests"] == 1
-    keys = ["true"] + [f"{name}_{k}" for name, _ in builds for k in ("deliver", "dedup")]
+    keys = ["true"] + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup")]
     report(a.work, run, keys, n, w, checks, ok)
     finish(checks, ok, logs)
 

@@ -5,9 +5,13 @@
 #
 #   bench/compare.sh base=/path/to/handler-pagerduty static=/path/to/other
 #   BENCH_N=500 TMPDIR=/dev/shm bench/compare.sh a=... b=...   # state on tmpfs: no fsync cost
+#   BENCH_REDIS=1 bench/compare.sh a=...   # each build also with --state-store on a loopback Redis
 #
 # Environment: BENCH_N (300), BENCH_WARMUP (10), BENCH_FIXTURE, BENCH_KEEP=1, TMPDIR (where
-# state and spool live). No build: give built binaries. Needs python3 and GNU time.
+# state and spool live), BENCH_REDIS=1 (start Debian's redis-server on a free loopback port,
+# persistence off, stopped on exit, and add rows "NAME redis …": the handler with
+# --state-store redis://127.0.0.1:PORT/0). No build: give built binaries. Needs python3 and GNU
+# time (and redis-server for BENCH_REDIS; installed with apt-get when missing).
 set -euo pipefail
 
 bench_tag=compare
@@ -29,7 +33,23 @@ for b in "$@"; do
 done
 [[ -x /usr/bin/time ]] || bench_tools time
 
+store=()
+if [[ ${BENCH_REDIS:-} == 1 ]]; then
+    command -v redis-server >/dev/null || bench_tools redis-server
+fi
+
 bench_workdir pagerpipe-compare
 bench_fake PagerDuty fake_pagerduty.py
+if [[ ${BENCH_REDIS:-} == 1 ]]; then
+    rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    bench_bg redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$work" --logfile "$work/redis.log"
+    for _ in $(seq 100); do
+        redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.05
+    done
+    redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG || die "redis-server did not start: $(tail -3 "$work/redis.log")"
+    say "redis-server at 127.0.0.1:$rport (pid ${bench_pids[0]}; no persistence)"
+    store=(--state-store "redis://127.0.0.1:$rport/0")
+fi
 bench_run python3 -u "$bench_dir/compare.py" --url "$url" --key "$KEY" --fixture "$FIXTURE" \
-    --work "$work" --n "$N" --warmup "$WARMUP" "${builds[@]}"
+    --work "$work" --n "$N" --warmup "$WARMUP" "${builds[@]}" "${store[@]}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A storm: BENCH_N events (default 1000) for BENCH_INCIDENTS incidents (default 100), one
 # handler-pagerduty process each, BENCH_P at a time (default 64, `xargs -P`), against the
-# loopback fake PagerDuty. Reports wall time and total CPU of all the handler processes, then
+# loopback fake PagerDuty. Reports wall time and total CPU of all the handler processes, and of
+# the same storm with /bin/true in the handler's place (the ratio to process start), then
 # checks that each incident was paged exactly once, that every state record is valid JSON with
 # count 1 and no claim left, and that nothing was spooled.
 #
@@ -60,13 +61,21 @@ set +e
 rc=$?
 set -e
 read -r wall user sys <"$work/time"
+# The same storm with /bin/true in the handler's place (same wrapper, same xargs): what starting
+# that many processes costs on this machine right now, for the ratio.
+printf '#!/bin/sh\nexec /bin/true <"$1"\n' >"$work/true"
+chmod +x "$work/true"
+/usr/bin/time -f '%e %U %S' -o "$work/time-true" \
+    sh -c 'ls "$1"/*.json | xargs -P "$2" -n 1 "$3"' _ "$work/events" "$P" "$work/true"
+read -r twall tuser tsys <"$work/time-true"
 failures=$(grep -L -e 'triggered' -e 'skipped' "$work"/logs/*.log | wc -l)
 stats=$(python3 -c 'import json,sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]+"/stats").read().decode())' "$url")
 
-python3 - "$work" "$INCIDENTS" "$stats" "$wall" "$user" "$sys" "$N" "$rc" "$failures" <<'PY'
+python3 - "$work" "$INCIDENTS" "$stats" "$wall" "$user" "$sys" "$N" "$rc" "$failures" "$twall" "$tuser" "$tsys" <<'PY'
 import glob, json, os, sys
 work, incidents, stats = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 wall, user, sys_s, n, rc, failures = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+twall, tcpu = float(sys.argv[10]), float(sys.argv[11]) + float(sys.argv[12])
 problems = []
 records = glob.glob(f"{work}/state/pagerduty/*.json")
 for p in records:
@@ -94,6 +103,8 @@ cpu = user + sys_s
 print(f"storm: {n} events, {incidents} incidents: wall {wall:.2f} s, CPU {cpu:.2f} s "
       f"(user {user:.2f} + sys {sys_s:.2f}), {1000 * cpu / n:.2f} ms CPU per event, "
       f"{stats['accepted']} pages, {stats['rejected']} rejected")
+print(f"storm: the same with /bin/true: wall {twall:.2f} s, CPU {tcpu:.2f} s; the handler's storm is "
+      f"{wall / max(twall, 0.01):.2f}x /bin/true's wall and {cpu / max(tcpu, 0.01):.2f}x its CPU")
 if problems:
     print("storm: FAILED\n  " + "\n  ".join(problems))
     sys.exit(1)
