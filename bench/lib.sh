@@ -8,7 +8,8 @@
 # functions below then set, in their order of use:
 #   bench_tools PKG...       nothing; installs the missing Debian packages
 #   bench_workdir NAME       work    the work directory, removed on exit unless BENCH_KEEP=1
-#   bench_build BIN          bin     the release binary BIN (or BENCH_BIN)
+#   bench_build BIN          bin     the release binary BIN as shipped (packaging/build-bins.sh),
+#                                    or BENCH_BIN
 #   bench_fake NAME SCRIPT   url     http://127.0.0.1:PORT of a bench/fake_*.py
 #   bench_xcheck ROUNDS ...  deliver_rss dedup_rss true_rss   (sanity runs, peak RSS in KiB)
 # and bench_run runs the measuring driver so that a signal stops it at once.
@@ -87,9 +88,9 @@ bench_run() {
     return "$rc"
 }
 
-# bench_build BIN: sets $bin to BENCH_BIN when set (no build), else builds
-# `cargo build --release --locked --bin BIN` from the working tree, or from BENCH_REV exported
-# with `git archive` into $work/src, into $CARGO_TARGET_DIR.
+# bench_build BIN: sets $bin to BENCH_BIN when set (no build), else builds BIN as the packages
+# do (packaging/build-bins.sh: release, statically linked) from the working tree, or from
+# BENCH_REV exported with `git archive` into $work/src, into $CARGO_TARGET_DIR.
 bench_build() {
     if [[ -n ${BENCH_BIN:-} ]]; then
         bin=$BENCH_BIN
@@ -105,7 +106,12 @@ bench_build() {
         else
             say "building the working tree in $CARGO_TARGET_DIR"
         fi
-        (cd "$src" && cargo build --release --locked --bin "$1") >&2
+        # As the packages build it: statically linked (packaging/build-bins.sh says why).
+        if [[ -x $src/packaging/build-bins.sh ]]; then
+            "$src/packaging/build-bins.sh" "$1" >&2
+        else # a BENCH_REV from before it
+            (cd "$src" && cargo build --release --locked --bin "$1") >&2
+        fi
         bin=$CARGO_TARGET_DIR/release/$1
     fi
     say "binary: $(stat -c %s "$bin") bytes, $("$bin" --version)"

@@ -49,9 +49,9 @@ ensure_tool() { # crate version subcommand
 ensure_tool cargo-deb "$CARGO_DEB_VERSION" deb
 ensure_tool cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION" generate-rpm
 
-step "cargo build --release --locked"
+step "cargo rustc --release --locked (static, packaging/build-bins.sh)"
 t0=$(now)
-cargo build --release --locked --bins
+packaging/build-bins.sh "${HANDLERS[@]/#/handler-}"
 step "release build took $(( $(now) - t0 ))s"
 bin=$target_dir/release
 # After the build: cc-based build scripts rebuild when SOURCE_DATE_EPOCH changes.
@@ -97,8 +97,11 @@ sha512=$(cut -d' ' -f1 < "$out/$asset.sha512")
 
 repository=$(sed -n 's/^repository = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 url=${PAGERPIPE_ASSET_URL:-$repository/releases/download/v$version/$asset}
-# The newest glibc symbol version the binaries need: the oldest glibc they run on.
-glibc=$(grep -aoh 'GLIBC_[0-9][0-9.]*' "$stage"/bin/* | sed 's/GLIBC_//' | sort -uV | tail -n1)
+# The newest glibc symbol version the binaries need: the oldest glibc they run on. None when
+# they are statically linked (packaging/build-bins.sh), as they are by default.
+glibc=$(grep -aoh 'GLIBC_[0-9][0-9.]*' "$stage"/bin/* | sed 's/GLIBC_//' | sort -uV | tail -n1 || true)
+glibc=${glibc:+glibc $glibc or newer}
+glibc=${glibc:-statically linked, any glibc}
 for t in asset handlers; do
   sed -e "s|@VERSION@|$version|g" -e "s|@URL@|$url|g" -e "s|@SHA512@|$sha512|g" -e "s|@GLIBC@|$glibc|g" \
     "packaging/sensu/$t.yml.in" > "$out/pagerpipe_${version}_$t.yml"

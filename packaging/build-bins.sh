@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build release binaries as they ship: `packaging/build-bins.sh [handler-NAME...]` (default: all
+# four handlers) into $CARGO_TARGET_DIR/release (default target/release). Extra arguments for
+# cargo (e.g. --quiet) go in CARGO_ARGS.
+#
+# Statically linked (`-C target-feature=+crt-static`, a static-pie with glibc): every event is a
+# new process, and loading libc.so and libgcc_s.so costs each one ~0.3-0.4 ms and ~0.7 MiB of
+# RSS (bench/README.md "Fast path"); a static binary also runs on hosts with an older glibc
+# than the build host's (the Sensu Go asset is one tarball for every Linux).
+#
+# The flag is given to the final `rustc` only (`cargo rustc … -- FLAG`), not through
+# RUSTFLAGS or .cargo/config.toml: for the host target those also reach proc-macro crates
+# (serde_derive, clap_derive), which cannot be built with crt-static ("cannot produce
+# proc-macro … does not support these crate types"). The dependencies are compiled as usual;
+# only the link differs. glibc's getaddrinfo in a static binary handles the `files` and `dns`
+# sources of nsswitch.conf itself; other `hosts:` sources (mdns, resolve, myhostname) would
+# be loaded from the host's glibc at run time, which the linker warns about.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+bins=("$@")
+((${#bins[@]})) || bins=(handler-pagerduty handler-twilio handler-reactio handler-slack)
+for b in "${bins[@]}"; do
+    # shellcheck disable=SC2086 # CARGO_ARGS is a list of words
+    cargo rustc --release --locked ${CARGO_ARGS:-} --bin "$b" -- -C target-feature=+crt-static
+done
