@@ -472,3 +472,16 @@ fn the_documented_cron_line_and_systemd_service_call_when_the_job_fails() {
         assert!(spoken.contains("nightly-export is critical.") && spoken.contains("export failed: disk full"), "{how}: {spoken}");
     }
 }
+
+#[test]
+fn the_job_runs_even_when_the_settings_are_broken_and_the_handler_then_exits_78() {
+    let svc = Service::PagerDuty(FakePagerDuty::start(&[]));
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty")); // no routing key anywhere
+    let marker = sb.dir.path().join("exported");
+    let script = format!("touch '{}'; exit 1", marker.display());
+    let r = svc.run(&sb, &exec_args("nightly-export", &[], &script), b"");
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(marker.exists(), "the job ran");
+    assert!(r.stderr.contains("job /bin/sh exited with status 1 ("), "{}", r.stderr);
+    assert!(svc.pages().is_empty());
+}
