@@ -91,6 +91,49 @@ fn a_rewritten_spool_entry_cannot_redirect_the_flush_or_its_credential() {
     assert!(!r.stderr.contains(&evil.url), "the planted value is not echoed: {}", r.stderr);
 }
 
+/// Make `path` owned by another user (uid 65534, `nobody`), as a file another member of the
+/// group wrote. `false` when this is not root: the caller says SKIPPED and passes, except under
+/// `CI=true`, where that fails.
+fn owned_by_another_user(path: &std::path::Path) -> bool {
+    if std::os::unix::fs::chown(path, Some(65534), Some(65534)).is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: this test needs root (chown)");
+    eprintln!("\n*** SKIPPED: not root, cannot make a file owned by another user ***\n");
+    false
+}
+
+/// A spool entry says whom to call and what to say (a Twilio call's `To` and `Twiml`, a
+/// PagerDuty event), and a flush sent every entry in the shared directory with the flushing
+/// user's credentials: another member of the group could plant one and have this user's
+/// account page (or call) whatever it liked. Each user's flush delivers only entries it owns.
+#[test]
+fn a_spool_entry_another_user_owns_is_not_sent_with_this_users_credentials() {
+    let sb = pd_sandbox();
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let names = sb.spooled("pagerduty");
+    assert_eq!(names.len(), 1, "{}", r.stderr);
+    let path = sb.spool_dir().join("pagerduty").join(&names[0]);
+    let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    entry["payload"]["payload"]["summary"] = json!("forged by another member of the group");
+    std::fs::write(&path, entry.to_string()).unwrap();
+    if !owned_by_another_user(&path) {
+        return;
+    }
+    let fake = FakePagerDuty::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url, "-v"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(fake.events().is_empty(), "sent: {:?}", fake.events());
+    assert!(r.stderr.contains("belongs to another user (uid 65534); left for that user's flush"), "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty"), names, "left where it is, for its owner");
+    // Nor does it hold this user's own page of the same incident back.
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    assert_eq!(fake.events()[0]["payload"]["summary"].as_str().map(|s| s.contains("forged")), Some(false));
+}
+
 /// A member of the group creates `<key>.hold` itself and keeps a `flock` on it: every page of
 /// the incident queued behind it (exit 75) and every flush passed over it, until
 /// spool_max_age gave the pages up. A hold held for a whole wait through a file another user
@@ -106,9 +149,7 @@ fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
     std::fs::create_dir_all(&dir).unwrap();
     let hold = dir.join("web-01%2Fcheck_disk.hold");
     let file = std::fs::File::create(&hold).unwrap();
-    if std::os::unix::fs::chown(&hold, Some(65534), Some(65534)).is_err() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: this test needs root (chown)");
-        eprintln!("\n*** SKIPPED: not root, cannot make a file owned by another user ***\n");
+    if !owned_by_another_user(&hold) {
         return;
     }
     assert_eq!(std::fs::metadata(&hold).unwrap().uid(), 65534);

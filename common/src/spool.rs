@@ -13,8 +13,9 @@
 //! the event's own settings overrides, so that a flush builds the request from the settings in
 //! force then (base URL, credentials, proxy, CA). Only an entry whose event carried a
 //! credential itself (a Zabbix `{ALERT.SENDTO}` routing key) is written readable by its owner
-//! alone (0600); the others are 0640 so that the flush timer of another member of the
-//! `pagerpipe` group can deliver them.
+//! alone (0600); the others are 0640. Each user's flush delivers only the entries it owns
+//! ([`Spool::list`]): an entry says whom to call and what to say, and is sent with the
+//! flushing user's credentials, so one written by another member of the group is never sent.
 //!
 //! Layout of `<spool_dir>/<handler>/` (default `/var/spool/pagerpipe/<handler>`, falling back
 //! to `$XDG_STATE_HOME/pagerpipe/spool/<handler>` like the state store):
@@ -89,6 +90,19 @@ pub struct Entry {
     pub failure: Option<String>,
 }
 
+/// The owner of a directory entry (not followed) when it is not this process's effective user.
+#[cfg(unix)]
+fn foreign_owner(item: &fs::DirEntry) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = item.metadata().ok()?.uid();
+    (uid != rustix::process::geteuid().as_raw()).then_some(uid)
+}
+
+#[cfg(not(unix))]
+fn foreign_owner(_item: &fs::DirEntry) -> Option<u32> {
+    None
+}
+
 /// A spool directory for one handler.
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -102,6 +116,8 @@ pub struct Listing {
     pub names: Vec<String>,
     /// One line per name passed over (not a regular file), for the log.
     pub passed_over: Vec<String>,
+    /// One line per entry another user owns, left for that user's flush (for a debug line).
+    pub others: Vec<String>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -169,7 +185,18 @@ impl Spool {
             // DirEntry::file_type does not follow symlinks. Anything but a regular file is never
             // opened: it is moved to failed/ (a rename of the entry itself), once.
             match item.file_type() {
-                Ok(t) if t.is_file() => listing.names.push(name),
+                // An entry is delivered with the credentials and settings of the user who
+                // flushes it, and its payload says whom to call and what to say: one another
+                // member of the group wrote (or planted) is left for that member's own flush,
+                // never sent with this user's credentials. (The file's owner is the one thing
+                // in a shared 2775 directory another member cannot forge.)
+                Ok(t) if t.is_file() => match foreign_owner(&item) {
+                    None => listing.names.push(name),
+                    Some(uid) => listing.others.push(format!(
+                        "spool: {} belongs to another user (uid {uid}); left for that user's flush",
+                        self.dir.join(&name).display()
+                    )),
+                },
                 Ok(t) => listing.passed_over.push(match files::move_aside(&self.dir, &name, FAILED_DIR) {
                     Ok(to) => format!("spool: {} is a {}, not a spool entry; moved to {}", self.dir.join(&name).display(), kind(&t), to.display()),
                     Err(e) => format!("spool: {} is a {}, not a spool entry; passed over ({e:#})", self.dir.join(&name).display(), kind(&t)),

@@ -360,6 +360,9 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     for line in &listing.passed_over {
         log.warn(line);
     }
+    for line in &listing.others {
+        log.debug(line);
+    }
     if listing.names.is_empty() {
         log.debug(format!("flushed {}: 0 delivered, 0 moved to failed/, 0 still queued: the spool is empty", spool.dir().display()));
         return Ok(Code::Ok);
