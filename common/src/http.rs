@@ -180,6 +180,9 @@ pub fn classify_status_with(resp: &Response, explain: impl FnOnce() -> String) -
 pub struct Deadline {
     start: Instant,
     end: Instant,
+    /// How long an attempt started before `end` may run: `end` itself, except for a
+    /// [`Deadline::share`], whose attempts may run to the end of the deadline it was cut from.
+    attempts_end: Instant,
     total: Duration,
 }
 
@@ -190,7 +193,7 @@ impl Deadline {
         // Settings bound `timeout` (config::TIMEOUT_BOUNDS); a total the clock cannot represent
         // still never panics: it is cut to a day.
         let end = start.checked_add(total).or_else(|| start.checked_add(Duration::from_secs(86_400))).unwrap_or(start);
-        Deadline { start, end, total }
+        Deadline { start, end, attempts_end: end, total }
     }
 
     /// Time left (zero when passed).
@@ -214,11 +217,21 @@ impl Deadline {
         (self.total / 2).max(Duration::from_secs(1))
     }
 
-    /// A deadline ending with this one but no later than `share` of what is left.
+    /// Time an attempt started now may take at most: [`Deadline::remaining`], or for a
+    /// [`Deadline::share`] what is left of the deadline it was cut from.
+    pub fn attempt_remaining(&self) -> Duration {
+        self.attempts_end.saturating_duration_since(Instant::now())
+    }
+
+    /// A deadline ending with this one but no later than `share` of what is left, for starting
+    /// attempts. An attempt started within it is not cut short at its end (it may run to this
+    /// deadline's end): a slow answer cut off after the service acted on the request would make
+    /// its fate unknown, and the request would be sent again (the service answering in 0.3 s,
+    /// the share running out 0.1 s into the second spooled request).
     pub fn share(&self, share: u32) -> Deadline {
         let start = Instant::now();
         let total = self.remaining() / share.max(1);
-        Deadline { start, end: start + total, total: self.total }
+        Deadline { start, end: start + total, attempts_end: self.attempts_end, total: self.total }
     }
 }
 
@@ -362,7 +375,12 @@ impl Client {
                         ));
                     }
                     std::thread::sleep(wait);
-                    timeout
+                    // Within a share, what is left of the whole deadline bounds the attempt.
+                    if deadline.attempts_end > deadline.end {
+                        timeout.max(deadline.attempt_timeout().min(deadline.attempt_remaining()))
+                    } else {
+                        timeout
+                    }
                 }
                 retry::Step::GiveUp(why) => {
                     let mut r = last.unwrap_or_else(|| Retry::not_sent(why.clone()));
@@ -561,6 +579,20 @@ mod tests {
 
     fn resp(status: u16) -> Response {
         Response { status, body: String::new(), retry_after: None, location: None }
+    }
+
+    #[test]
+    fn a_share_bounds_when_attempts_start_not_how_long_one_runs() {
+        let whole = Deadline::after(Duration::from_secs(10));
+        let share = whole.share(4);
+        assert!(share.remaining() <= Duration::from_millis(2500), "{share:?}");
+        // An attempt started within the share may run to the end of the whole deadline.
+        let attempt = share.attempt_remaining();
+        assert!(attempt > Duration::from_millis(2500) && attempt >= whole.remaining(), "{attempt:?}");
+        // A deadline that is no share: the same end for both.
+        let d = Deadline::after(Duration::from_secs(3));
+        assert!(d.attempt_remaining() <= Duration::from_secs(3));
+        assert_eq!(d.attempts_end, d.end);
     }
 
     #[test]
