@@ -557,30 +557,34 @@ fn a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once(store: Store) {
 // ---------------------------------------------------------------------------------------------
 // The spool as the tail of the log.
 
-/// A service that answers after 0.4 s: three requests spooled while it was down, then five
-/// invocations in a row (each a new incident, `--timeout 2s`: a quarter of it for the spooled
-/// requests of other incidents), then `--flush`. Each request reaches the service once.
+/// A service that answers after 0.3 s, then one that answers after 0.4 s: three requests
+/// spooled while it was down, then five invocations in a row (each a new incident,
+/// `--timeout 2s`: a quarter of it, 0.5 s, for the spooled requests of other incidents, so the
+/// second one starts 0.1–0.2 s before that share ends), then `--flush`. Each request reaches
+/// the service once: an attempt started within the share is not cut off at its end.
 fn a_service_answering_after_400_ms_gets_each_spooled_request_once(store: Store) {
-    let Some(sb) = pd(store) else { return };
-    let input = |entity: &str| event("sensu/create.json", T0, |ev| ev["client"]["name"] = json!(entity));
-    for i in 0..3 {
-        exits(&run(&sb, REFUSED_URL, &input(&format!("db-{i}")), &["--timeout", "1s"]), 75);
+    for answer_ms in [300, 400] {
+        let Some(sb) = pd(store) else { return };
+        let input = |entity: &str| event("sensu/create.json", T0, |ev| ev["client"]["name"] = json!(entity));
+        for i in 0..3 {
+            exits(&run(&sb, REFUSED_URL, &input(&format!("db-{i}")), &["--timeout", "1s"]), 75);
+        }
+        let fake = FakePagerDuty::start_cycling(&[], &[Script::Late(answer_ms)]);
+        for i in 0..5 {
+            let r = run(&sb, &fake.url, &input(&format!("web-{i}")), &["--timeout", "2s"]);
+            exits(&r, 0);
+        }
+        exits(&run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]), 0);
+        let mut keys: Vec<String> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap_or_default().to_string()).collect();
+        let received = keys.len();
+        keys.sort();
+        keys.dedup();
+        eprintln!("ledger slow service ({store:?} store, answers after {answer_ms} ms): 8 requests, the service received {received}");
+        assert_eq!(keys.len(), 8, "{keys:?}");
+        assert_eq!(received, 8, "{answer_ms} ms: each request received once: {:?}", fake.events().iter().map(|e| e["dedup_key"].clone()).collect::<Vec<_>>());
+        assert!(sb.spooled("pagerduty").is_empty());
+        fake.assert_no_violations();
     }
-    let fake = FakePagerDuty::start_cycling(&[], &[Script::Late(400)]);
-    for i in 0..5 {
-        let r = run(&sb, &fake.url, &input(&format!("web-{i}")), &["--timeout", "2s"]);
-        exits(&r, 0);
-    }
-    exits(&run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]), 0);
-    let mut keys: Vec<String> = fake.events().iter().map(|e| e["dedup_key"].as_str().unwrap_or_default().to_string()).collect();
-    let received = keys.len();
-    keys.sort();
-    keys.dedup();
-    eprintln!("ledger slow service ({store:?} store): 8 requests, the service received {received}");
-    assert_eq!(keys.len(), 8, "{keys:?}");
-    assert_eq!(received, 8, "each request received once: {:?}", fake.events().iter().map(|e| e["dedup_key"].clone()).collect::<Vec<_>>());
-    assert!(sb.spooled("pagerduty").is_empty());
-    fake.assert_no_violations();
 }
 
 // ---------------------------------------------------------------------------------------------
