@@ -46,8 +46,10 @@ pub enum Kind {
     Test,
 }
 
-/// An operator-chosen mention added to the first alert of an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// An operator-chosen mention added to the first alert of an incident (`mention` setting:
+/// `none`, `here`, `channel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mention {
     /// None (default): the responders are invited, which notifies them.
     #[default]
@@ -59,16 +61,6 @@ pub enum Mention {
 }
 
 impl Mention {
-    /// From the `mention` setting: `none`, `here`, `channel`.
-    pub fn parse(s: &str) -> Option<Mention> {
-        match s.trim() {
-            "" | "none" => Some(Mention::None),
-            "here" => Some(Mention::Here),
-            "channel" => Some(Mention::Channel),
-            _ => None,
-        }
-    }
-
     fn markup(self) -> &'static str {
         match self {
             Mention::None => "",

@@ -89,7 +89,7 @@ struct Settings {
     link_template: Option<String>,
     #[serde(deserialize_with = "de::boolean")]
     archive_on_resolve: bool,
-    mention: String,
+    mention: Mention,
     #[serde(deserialize_with = "de::boolean")]
     test: bool,
 }
@@ -104,7 +104,7 @@ impl Default for Settings {
             responders: Vec::new(),
             link_template: None,
             archive_on_resolve: false,
-            mention: "none".into(),
+            mention: Mention::None,
             test: false,
         }
     }
@@ -224,8 +224,7 @@ impl Provider for Slack {
                 responders.push(r.to_string());
             }
         }
-        let mention = Mention::parse(&s.mention)
-            .ok_or_else(|| Code::Config.msg(format!("settings `slack.mention`: {} is not one of none, here, channel", config::shown(&s.mention))))?;
+        let mention = s.mention;
         let link = match s.link_template.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
             Some(l) => Some(Template::parse("slack.link_template", l)?),
             None => None,
