@@ -134,6 +134,43 @@ fn a_spool_entry_another_user_owns_is_not_sent_with_this_users_credentials() {
     assert_eq!(fake.events()[0]["payload"]["summary"].as_str().map(|s| s.contains("forged")), Some(false));
 }
 
+/// A member of the group plants records in the shared state directory: "resolved just now"
+/// swallowed the recovery (the incident stayed open at PagerDuty), "notified just now" kept
+/// the next failure quiet for a whole `refresh`, an event time of now superseded the event
+/// being handled. A record another user owns is read as no record (logged): at worst a page
+/// goes out twice, never not at all.
+#[test]
+fn a_record_another_user_planted_cannot_swallow_a_page() {
+    let sb = pd_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let dir = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = dir.join("web-01%2Fcheck_disk.json");
+    let t = now();
+    let resolved = json!({"key": "web-01/check_disk", "open": false, "resolved_at": t, "event_time": t,
+        "last_action": "resolve", "token": "planted"});
+    std::fs::write(&record, resolved.to_string()).unwrap();
+    if !owned_by_another_user(&record) {
+        return;
+    }
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", t - 5));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("belongs to another user (uid 65534); not trusted"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["resolve"], "{}", r.stderr);
+
+    let notified = json!({"key": "web-01/check_disk", "open": true, "severity": "critical", "count": 1,
+        "first_notified": t, "last_notified": t, "event_time": t, "last_action": "trigger", "token": "planted"});
+    std::fs::write(&record, notified.to_string()).unwrap();
+    assert!(owned_by_another_user(&record));
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", t - 1));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["resolve", "trigger"], "{}", r.stderr);
+    // The record is this user's again, and dedups as usual.
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", t));
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 2);
+}
+
 /// A member of the group creates `<key>.hold` itself and keeps a `flock` on it: every page of
 /// the incident queued behind it (exit 75) and every flush passed over it, until
 /// spool_max_age gave the pages up. A hold held for a whole wait through a file another user

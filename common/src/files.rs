@@ -336,6 +336,32 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`read_regular`], with the uid of the file's owner (from the same open descriptor, so the
+/// bytes and the owner belong to one file; 0 where Unix owners do not exist).
+///
+/// Errors: those of [`read_regular`].
+pub fn read_regular_owned(path: &Path, max_bytes: u64) -> std::io::Result<(Vec<u8>, u32)> {
+    let file = open_regular(path, OpenOptions::new().read(true))?;
+    #[cfg(unix)]
+    let owner = std::os::unix::fs::MetadataExt::uid(&file.metadata()?);
+    #[cfg(not(unix))]
+    let owner = 0;
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("is larger than {max_bytes} bytes")));
+    }
+    Ok((bytes, owner))
+}
+
+/// This process's effective uid (0 where Unix owners do not exist).
+pub fn euid() -> u32 {
+    #[cfg(unix)]
+    return rustix::process::geteuid().as_raw();
+    #[cfg(not(unix))]
+    0
+}
+
 /// Take an exclusive `flock` on `file` (from [`open_lock`]), polling `try_lock` until
 /// `deadline`: `Ok(true)` once held, `Ok(false)` when the deadline passed first (someone —
 /// another invocation, or a member of the group holding it on purpose — kept it). The poll

@@ -184,8 +184,11 @@ impl FileStore {
 
     /// The record at `path`, `None` when absent or expired; an unparsable one is moved aside.
     fn read(&self, path: &Path) -> anyhow::Result<Option<Value>> {
-        let bytes = match files::read_regular(path, MAX_RECORD_BYTES) {
-            Ok(b) => b,
+        let bytes = match files::read_regular_owned(path, MAX_RECORD_BYTES) {
+            Ok((b, owner)) => match self.owned(path, b, owner) {
+                Some(b) => b,
+                None => return Ok(None),
+            },
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             // A FIFO, directory or symlink planted under a record's name: never read or
             // followed; renamed aside (under the record's lock) so the key works again.
@@ -214,6 +217,28 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// `bytes` of the record at `path` when this user owns it; `None` (with a notice) when
+    /// another user does.
+    ///
+    /// Every record this user's invocations write is a file it owns (written to a temp file
+    /// and renamed into place). In the shared 2775 directory any other member of the group can
+    /// plant a record — "resolved" to swallow the recovery, "notified just now" to suppress the
+    /// next page, an event time of now to supersede the event being handled — and the file's
+    /// owner is the one thing it cannot forge. So a record another user owns is read as no
+    /// record: at worst a page goes out twice, never not at all. The next write replaces it.
+    fn owned(&self, path: &Path, bytes: Vec<u8>, owner: u32) -> Option<Vec<u8>> {
+        if owner == files::euid() {
+            return Some(bytes);
+        }
+        self.notices.borrow_mut().push(format!(
+            "state file {} belongs to another user (uid {owner}); not trusted, read as no record",
+            path.display()
+        ));
+        None
+    }
+}
+
 /// `v` without its expiry field, or `None` when it has expired.
 fn unexpired(mut v: Value) -> Option<Value> {
     if let Some(obj) = v.as_object_mut()
@@ -232,8 +257,8 @@ impl Store for FileStore {
 
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
         let path = self.path(key, "json");
-        match files::read_regular(&path, MAX_RECORD_BYTES) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok().and_then(unexpired)),
+        match files::read_regular_owned(&path, MAX_RECORD_BYTES) {
+            Ok((bytes, owner)) => Ok(self.owned(&path, bytes, owner).and_then(|b| serde_json::from_slice(&b).ok()).and_then(unexpired)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             // Not a regular file: moved aside by the next update; no record until then.
             Err(e) if files::not_regular(&e).is_some() => {
