@@ -31,16 +31,17 @@
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
 //! choose per write; a handler on a lost host loses nothing, since the record is on the server.
 //!
-//! **Timeouts.** [`RedisStore::connect`] takes a budget: connecting (TCP, TLS, `AUTH`, `SELECT`)
-//! must finish within it, and every later command must be answered within it. The first
-//! command that fails for a network reason (refused, reset, timed out) marks the store
-//! unreachable for the rest of the invocation: later calls fail at once instead of each
-//! waiting again, so an unreachable or stalled Redis costs the handler at most about two budgets
-//! (connecting, and one stalled command) of its deadline. Resolving the host name is the
-//! system resolver's business and is not bounded by the budget.
+//! **Timeouts.** [`RedisStore::connect`] takes a budget: the TCP connection must be made within
+//! it, and every command must be answered within it. `AUTH` and `SELECT` travel with the first
+//! command, in its round trip (the TLS handshake too, for `rediss://`), so a wrong password, a
+//! missing database or an untrusted certificate shows at the first call, not at connecting. The
+//! first call that fails (and any later one that fails for a network reason: refused, reset,
+//! timed out) marks the store unusable for the rest of the invocation: later calls fail at once,
+//! repeating why, instead of each waiting again. So an unreachable or stalled Redis costs the
+//! handler at most about two budgets (connecting, and one stalled command) of its deadline.
+//! Resolving the host name is the system resolver's business and is not bounded by the budget.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -114,8 +115,12 @@ struct Shared {
     /// One connection per invocation; a hold's renewal thread uses it between the pipeline's
     /// commands (an update holds the lock for its whole transaction).
     conn: Mutex<redis::Connection>,
-    /// Set by the first network failure: later calls fail at once.
-    down: AtomicBool,
+    /// `AUTH` / `SELECT` (none without a password and for database 0) still to be sent, ahead
+    /// of the first command; `None` once the first command went out.
+    setup: Mutex<Option<redis::Pipeline>>,
+    /// Why the store is unusable for the rest of the invocation (a network failure, or the
+    /// first command refused: authentication, database): later calls fail at once.
+    down: Mutex<Option<String>>,
     /// `redis://host:port/db`.
     describe: String,
     /// The longest wait for an answer.
@@ -233,12 +238,13 @@ impl RedisStore {
     ///
     /// `url`: `redis://[user:password@]host[:port][/db]` (port 6379 and db 0 by default) or
     /// `rediss://…` for TLS, whose trusted CAs `ca_file` chooses ([`Trust::from_setting`]: the
-    /// same setting as for HTTPS). `budget` bounds connecting (TCP, TLS handshake, `AUTH`,
-    /// `SELECT`) and then each command (see the module documentation).
+    /// same setting as for HTTPS). `budget` bounds the TCP connection and then each command
+    /// (see the module documentation).
     ///
     /// Errors (none of them shows the password): a URL that does not parse or has another
-    /// scheme, an unreadable or certificate-less `ca_file`, Redis not reachable or not answering
-    /// within `budget`, authentication refused, a TLS certificate not trusted.
+    /// scheme, an unreadable or certificate-less `ca_file`, Redis not reachable within `budget`.
+    /// Authentication, the database and the TLS certificate are checked by the first call
+    /// (whose error says so).
     pub fn connect(url: &str, handler: &str, ca_file: Option<&Path>, budget: Duration) -> anyhow::Result<RedisStore> {
         let secrets = secrets_of(url);
         let masked_url = mask(url, &secrets);
@@ -252,12 +258,28 @@ impl RedisStore {
                 "state store URL {masked_url}: only redis://[user:password@]host:port/db and rediss://… are supported"
             ),
         };
-        let has_password = info.redis_settings().password().is_some();
-        // No CLIENT SETINFO after connecting: one command less, and none an ACL user needs.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let info = info.set_redis_settings(settings);
+        // AUTH and SELECT are not sent while connecting but with the first command, in the same
+        // round trip ([`Shared::run`]): a storm's identical repeat costs one round trip (`AUTH` +
+        // `GET`), not two. No CLIENT SETINFO: one command less, and none an ACL user needs.
+        // TCP_NODELAY: each command is one small write waiting for its answer, and a TLS
+        // handshake is several; Nagle's algorithm would only delay them.
+        let wanted = info.redis_settings().clone();
+        let mut setup = redis::pipe();
+        if let Some(password) = wanted.password() {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = wanted.username() {
+                auth.arg(user);
+            }
+            setup.add_command(auth.arg(password).to_owned()).ignore();
+        }
+        if wanted.db() != 0 {
+            setup.cmd("SELECT").arg(wanted.db()).ignore();
+        }
+        let db = wanted.db();
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name()).set_tcp_settings(tcp);
         let host = if host.contains(':') { format!("[{host}]") } else { host };
-        let describe = format!("{scheme}://{host}:{port}/{}", info.redis_settings().db());
+        let describe = format!("{scheme}://{host}:{port}/{db}");
         let client = if scheme == "rediss" {
             match root_pem(&Trust::from_setting(ca_file))? {
                 None => redis::Client::open(info),
@@ -277,17 +299,11 @@ impl RedisStore {
         let conn = client.get_connection_with_timeout(budget).map_err(fail)?;
         conn.set_read_timeout(Some(budget)).map_err(fail)?;
         conn.set_write_timeout(Some(budget)).map_err(fail)?;
-        // With a password, connecting has sent AUTH and had it accepted. Without one, a server
-        // that wants one accepts the connection and then refuses every command (NOAUTH): ask
-        // once, so that a store that connects is one that answers.
-        let mut conn = conn;
-        if !has_password {
-            redis::cmd("PING").query::<()>(&mut conn).map_err(fail)?;
-        }
         Ok(RedisStore {
             shared: Arc::new(Shared {
                 conn: Mutex::new(conn),
-                down: AtomicBool::new(false),
+                setup: Mutex::new(Some(setup)),
+                down: Mutex::new(None),
                 describe,
                 budget,
                 secrets,
@@ -322,8 +338,19 @@ impl RedisStore {
 }
 
 /// What went wrong, for a message: a timeout says how long was waited.
+/// Of a pipeline's failures, the first (`AUTH` refused, then every later command refused for
+/// want of it: only the first says why).
 fn why(e: &redis::RedisError, budget: Duration) -> String {
-    if e.is_timeout() { format!("no answer within {}", humanize(budget)) } else { e.to_string() }
+    if e.is_timeout() {
+        return format!("no answer within {}", humanize(budget));
+    }
+    match e.clone().into_server_errors().as_deref().and_then(<[_]>::first) {
+        Some((_, first)) => match first.details() {
+            Some(details) => format!("{} {details}", first.code()),
+            None => first.code().to_string(),
+        },
+        None => e.to_string(),
+    }
 }
 
 /// `1.5s`, `250ms`.
@@ -340,20 +367,36 @@ impl Shared {
         self.notices.lock().unwrap_or_else(PoisonError::into_inner).push(mask(&text, &self.secrets));
     }
 
-    /// Run `op` on the connection; `what` names it in the error. A network failure marks the
-    /// store unreachable (see the module documentation).
-    fn run<T>(&self, what: &str, op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> anyhow::Result<T> {
-        if self.down.load(Ordering::SeqCst) {
-            anyhow::bail!("state store {} did not answer earlier in this invocation; not asking again ({what})", self.describe);
+    /// Run `op` on the connection; `what` names it in the error. `op` gets the commands still
+    /// to be sent ahead of the first one (`AUTH`, `SELECT`: a pipeline whose answers are
+    /// ignored) and must send them first, in the same round trip ([`first`]). A network
+    /// failure, or any failure of the first command, marks the store unusable for the rest of
+    /// the invocation (see the module documentation).
+    fn run<T>(
+        &self,
+        what: &str,
+        op: impl FnOnce(&mut redis::Connection, Option<redis::Pipeline>) -> redis::RedisResult<T>,
+    ) -> anyhow::Result<T> {
+        if let Some(why) = self.down.lock().unwrap_or_else(PoisonError::into_inner).as_deref() {
+            anyhow::bail!("state store {}: not asked to {what}: it failed earlier in this invocation ({why})", self.describe);
         }
         let mut conn = self.lock();
-        op(&mut conn).map_err(|e| {
-            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
-                self.down.store(true, Ordering::SeqCst);
+        let setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let first = setup.is_some();
+        op(&mut conn, setup).map_err(|e| {
+            let reason = mask(&why(&e, self.budget), &self.secrets);
+            if first || e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
             }
-            anyhow::anyhow!("{}", mask(&format!("state store {}: {what}: {}", self.describe, why(&e, self.budget)), &self.secrets))
+            anyhow::anyhow!("state store {}: {what}: {reason}", self.describe)
         })
     }
+}
+
+/// A pipeline that starts with `setup` (from [`Shared::run`]), for one command whose answer is
+/// the pipeline's only one.
+fn first(setup: Option<redis::Pipeline>) -> redis::Pipeline {
+    setup.unwrap_or_else(redis::pipe)
 }
 
 /// A record's bytes as JSON, or the parse error.
@@ -381,8 +424,8 @@ impl Drop for RedisHold {
         }
         // Delete the lease only if it is still ours (it may have expired and been taken by
         // another holder if this process was stopped for longer than the lease).
-        let _ = self.shared.run("release a hold", |c| {
-            redis::cmd("EVAL").arg(RELEASE_LUA).arg(1).arg(&self.key).arg(&self.token).query::<i64>(c)
+        let _ = self.shared.run("release a hold", |c, setup| {
+            first(setup).cmd("EVAL").arg(RELEASE_LUA).arg(1).arg(&self.key).arg(&self.token).query::<(i64,)>(c)
         });
     }
 }
@@ -398,10 +441,10 @@ fn renew(shared: Arc<Shared>, key: String, token: String, lease: Duration, stop:
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let renewed = shared.run("renew a hold", |c| {
-            redis::cmd("EVAL").arg(RENEW_LUA).arg(1).arg(&key).arg(&token).arg(ms).query::<i64>(c)
+        let renewed = shared.run("renew a hold", |c, setup| {
+            first(setup).cmd("EVAL").arg(RENEW_LUA).arg(1).arg(&key).arg(&token).arg(ms).query::<(i64,)>(c)
         });
-        match renewed {
+        match renewed.map(|(n,)| n) {
             Ok(1) => {}
             Ok(_) => {
                 shared.notice(format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe));
@@ -422,7 +465,7 @@ impl Store for RedisStore {
 
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
         let rkey = self.record_key(key);
-        let raw: Option<Vec<u8>> = self.shared.run("read a record", |c| redis::cmd("GET").arg(&rkey).query(c))?;
+        let (raw,): (Option<Vec<u8>>,) = self.shared.run("read a record", |c, setup| first(setup).cmd("GET").arg(&rkey).query(c))?;
         Ok(raw.and_then(|b| match parse(&b) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -435,9 +478,9 @@ impl Store for RedisStore {
     fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
         let rkey = self.record_key(key);
         let ttl_ms = how.expire.map(|d| (d.as_millis() as u64).max(1));
-        self.shared.run("update a record", |c| {
+        self.shared.run("update a record", |c, mut setup| {
             for _ in 0..MAX_TRANSACTION_ATTEMPTS {
-                let (raw,): (Option<Vec<u8>>,) = redis::pipe().cmd("WATCH").arg(&rkey).ignore().cmd("GET").arg(&rkey).query(c)?;
+                let (raw,): (Option<Vec<u8>>,) = first(setup.take()).cmd("WATCH").arg(&rkey).ignore().cmd("GET").arg(&rkey).query(c)?;
                 let (current, corrupt) = match raw.as_deref().map(parse) {
                     None => (None, None),
                     Some(Ok(v)) => (Some(v), None),
@@ -498,8 +541,8 @@ impl Store for RedisStore {
         let token = super::new_token();
         let ms = self.lease.as_millis() as u64;
         loop {
-            let taken: Option<String> = self.shared.run("take a hold", |c| {
-                redis::cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).query(c)
+            let (taken,): (Option<String>,) = self.shared.run("take a hold", |c, setup| {
+                first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).query(c)
             })?;
             if taken.is_some() {
                 let (tx, rx) = mpsc::channel();
@@ -524,12 +567,12 @@ impl Store for RedisStore {
     fn keys(&self) -> anyhow::Result<Vec<String>> {
         let prefix = format!("{}rec:", self.namespace);
         let pattern = format!("{}*", glob_escape(&prefix));
-        self.shared.run("list the records", |c| {
+        self.shared.run("list the records", |c, mut setup| {
             let mut seen = std::collections::BTreeSet::new();
             let mut cursor: u64 = 0;
             loop {
-                let (next, batch): (u64, Vec<Vec<u8>>) =
-                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query(c)?;
+                let ((next, batch),): ((u64, Vec<Vec<u8>>),) =
+                    first(setup.take()).cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query(c)?;
                 for k in batch {
                     if let Some(rest) = k.strip_prefix(prefix.as_bytes()) {
                         seen.insert(String::from_utf8_lossy(rest).into_owned());
