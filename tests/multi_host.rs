@@ -200,3 +200,45 @@ fn redis_killed_mid_storm_every_event_is_delivered_or_spooled() {
     assert_eq!(paged, entities, "every incident paged and answered (a duplicate beats silence)");
     fake.assert_no_violations();
 }
+
+#[test]
+fn twilio_call_caps_hold_across_hosts() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    let (one, two) = ("+14155550101", "+14155550102");
+    let hosts: Vec<Sandbox> = (0..4)
+        .map(|_| {
+            let sb = Sandbox::new(TWILIO);
+            sb.config(
+                "twilio.json",
+                &json!({"twilio": {
+                    "account_sid": crate::fake::twilio::ACCOUNT_SID, "auth_token": crate::fake::twilio::AUTH_TOKEN,
+                    "from": "+14155550100", "recipients": [one, two]}}),
+            );
+            sb
+        })
+        .collect();
+    // Eight different incidents at the same moment on four hosts: each host alone would call
+    // each person twice (eight calls each in all); the shared cap allows three (call_caps
+    // default: 3 in 15 minutes).
+    let now = 1_795_219_200u64;
+    let children = (0..8)
+        .map(|i| {
+            let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+            ev["check"]["name"] = format!("check_{i}").into();
+            let mut cmd = hosts[i % 4].command(&["--api-url", &fake.url, "--state-store", &redis.url]);
+            cmd.env("PAGERPIPE_NOW", now.to_string());
+            start(cmd, ev.to_string().as_bytes())
+        })
+        .collect();
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    fake.assert_no_violations();
+    let called: Vec<String> = fake.to("Calls.json").iter().filter_map(|c| c.param("To").map(str::to_string)).collect();
+    for to in [one, two] {
+        assert_eq!(called.iter().filter(|c| *c == to).count(), 3, "{to} called exactly 3 times in all: {called:?}");
+    }
+    let caps: Value = serde_json::from_str(redis.cli(&["GET", "pagerpipe:twilio:rec:recipients:calls"]).unwrap().trim()).unwrap();
+    assert_eq!(caps["calls"][one], json!([now, now, now]), "no update lost: {caps}");
+}
