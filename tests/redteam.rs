@@ -201,6 +201,33 @@ fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
     drop(file);
 }
 
+/// The same with the record's `.lock`: no outcome could be recorded, so every repeat of the
+/// failure paged again (for handler-twilio: everyone rung at each check interval). A record
+/// lock another user kept past a real wait is taken over: the first event is recorded and
+/// its repeat suppressed.
+#[test]
+fn a_record_lock_kept_by_another_user_does_not_make_every_repeat_page() {
+    let sb = pd_sandbox();
+    let dir = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = dir.join("web-01%2Fcheck_disk.lock");
+    let file = std::fs::File::create(&lock).unwrap();
+    if !owned_by_another_user(&lock) {
+        return;
+    }
+    file.lock().unwrap();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", t - 1));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("cannot record"), "{}", r.stderr);
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", t));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    drop(file);
+}
+
 /// Check output is the monitored host's: a NUL or the ESC of coloured output (`\e[31m`) went
 /// into the `Twiml` as it was, and XML 1.0 allows neither, so Twilio could not parse the
 /// document (the fake checks XML 1.0 characters as Twilio's parser does): nobody was called.

@@ -106,8 +106,9 @@ impl Drop for Locked {
 }
 
 /// The least wait after which a hold held through a file another user owns is taken over
-/// ([`FileStore::hold`]): a try without waiting (a flush passing over busy incidents) never
-/// takes anything over.
+/// ([`FileStore::take`]; a record's `.lock` is held for microseconds, so [`MIN_LOCK_WAIT`]
+/// is its patience): a try without waiting (a flush passing over busy incidents) never takes
+/// anything over.
 pub const FOREIGN_HOLD_WAIT: Duration = Duration::from_secs(1);
 
 /// The owner of `path` (not followed) when it is not this process's effective user.
@@ -218,6 +219,42 @@ impl FileStore {
 }
 
 impl FileStore {
+    /// Lock `path` (a record's `.lock`, an incident's `.hold`), waiting from `from` until
+    /// `until`; `Ok(None)` when someone else still holds it then.
+    ///
+    /// Unless the lock file belongs to another user and stayed held for a real wait (at least
+    /// `patience`): in the shared 2775 directory any member of the group can create
+    /// `<name>.hold` or `<name>.lock` itself and keep a `flock` on it forever. On a `.hold`,
+    /// every page of the incident queued behind it and every flush passed over it until
+    /// spool_max_age gave the pages up; on a `.lock`, no outcome was ever recorded, so every
+    /// repeat of a failure paged again (a Twilio broadcast rang everyone at each check
+    /// interval). A file's owner is the one thing another member cannot forge, and this user's
+    /// own invocations lock files it owns: a foreign one held that long is moved aside (a
+    /// notice says so) and a fresh one locked — at worst a page goes out twice. A try without
+    /// a real wait (a flush passing over busy incidents) never takes anything over.
+    fn take(&self, path: &Path, from: Instant, until: Instant, patience: Duration) -> anyhow::Result<Option<Locked>> {
+        if let Some(l) = Locked::take(path, until, &mut self.notice())? {
+            return Ok(Some(l));
+        }
+        if until.saturating_duration_since(from) < patience {
+            return Ok(None);
+        }
+        let Some(owner) = foreign_owner(path) else { return Ok(None) };
+        let aside = path.with_file_name(format!(
+            "{}.refused-{}",
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            clock::now_unix_nanos()
+        ));
+        fs::rename(path, &aside).map_err(|e| anyhow::anyhow!("cannot move {} aside: {e}", path.display()))?;
+        self.notices.borrow_mut().push(format!(
+            "lock file {} belongs to another user (uid {owner}) and stayed locked for this invocation's whole wait; \
+             moved to {} and going on without it (a duplicate is better than silence)",
+            path.display(),
+            aside.display()
+        ));
+        Locked::take(path, Instant::now(), &mut self.notice())
+    }
+
     /// `bytes` of the record at `path` when this user owns it; `None` (with a notice) when
     /// another user does.
     ///
@@ -274,7 +311,7 @@ impl Store for FileStore {
         let lock_path = self.path(key, "lock");
         let now = Instant::now();
         let until = self.lock_deadline.map_or(now + DEFAULT_LOCK_WAIT, |d| d.max(now + MIN_LOCK_WAIT));
-        let Some(_lock) = Locked::take(&lock_path, until, &mut self.notice())? else {
+        let Some(_lock) = self.take(&lock_path, now, until, MIN_LOCK_WAIT)? else {
             anyhow::bail!("{} is held by another process past this invocation's deadline", lock_path.display());
         };
         (|| {
@@ -301,35 +338,7 @@ impl Store for FileStore {
     }
 
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
-        let path = self.path(key, "hold");
-        let waited_from = Instant::now();
-        if let Some(l) = Locked::take(&path, until, &mut self.notice())? {
-            return Ok(Some(Box::new(l)));
-        }
-        // Held for a whole real wait through a file another user owns. In the shared 2775
-        // directory any member of the group can create `<name>.hold` and keep a `flock` on it
-        // forever; every page of the incident would then queue behind it, and every flush
-        // pass over it, until spool_max_age gives the pages up. A file's owner is the one
-        // thing another member cannot forge, and this user's own invocations hold files it
-        // owns: a foreign one held that long is moved aside and the incident taken (a
-        // duplicate is better than silence).
-        if until.saturating_duration_since(waited_from) < FOREIGN_HOLD_WAIT {
-            return Ok(None);
-        }
-        let Some(owner) = foreign_owner(&path) else { return Ok(None) };
-        let aside = path.with_file_name(format!(
-            "{}.refused-{}",
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            clock::now_unix_nanos()
-        ));
-        fs::rename(&path, &aside).map_err(|e| anyhow::anyhow!("cannot move {} aside: {e}", path.display()))?;
-        self.notices.borrow_mut().push(format!(
-            "hold file {} belongs to another user (uid {owner}) and stayed held for this invocation's whole wait; \
-             moved to {} and delivering (a duplicate is better than silence)",
-            path.display(),
-            aside.display()
-        ));
-        Ok(Locked::take(&path, Instant::now(), &mut self.notice())?.map(|l| Box::new(l) as Box<dyn Hold>))
+        Ok(self.take(&self.path(key, "hold"), Instant::now(), until, FOREIGN_HOLD_WAIT)?.map(|l| Box::new(l) as Box<dyn Hold>))
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {
