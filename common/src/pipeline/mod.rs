@@ -783,7 +783,7 @@ fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> Option<Inc
 /// acknowledge asking it to stop first) and be decided again against what it recorded.
 fn delivery_in_progress(store: Option<&dyn Store>, key: &str, _record: Option<&Incident>, p: Option<&Proposal>) -> bool {
     let (Some(store), Some(_)) = (store, p) else { return false };
-    matches!(store.hold(key, Instant::now()), Ok(None))
+    matches!(store.busy(key), Ok(true))
 }
 
 /// The share of the deadline older spooled requests of other incidents may take before this

@@ -341,6 +341,26 @@ impl Store for FileStore {
         Ok(self.take(&self.path(key, "hold"), Instant::now(), until, FOREIGN_HOLD_WAIT)?.map(|l| Box::new(l) as Box<dyn Hold>))
     }
 
+    /// Opens `<name>.hold` only if it exists (never creates, follows or blocks: a storm of
+    /// repeats writes nothing) and tries its `flock`: held by a live holder → busy. A lock
+    /// path that is not a regular file is nobody's hold (the next taker moves it aside).
+    fn busy(&self, key: &str) -> anyhow::Result<bool> {
+        let path = self.path(key, "hold");
+        let file = match files::open_regular(&path, fs::OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound || files::not_regular(&e).is_some() => return Ok(false),
+            Err(e) => anyhow::bail!("cannot open {}: {e}", path.display()),
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(false)
+            }
+            Err(fs::TryLockError::WouldBlock) => Ok(true),
+            Err(fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+    }
+
     fn keys(&self) -> anyhow::Result<Vec<String>> {
         let listing = fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("cannot list state dir {}: {e}", self.dir.display()))?;
         let mut keys = Vec::new();
@@ -495,6 +515,21 @@ mod tests {
             }
         });
         assert_eq!(store.get("shared").unwrap(), Some(json!({"n": 200})));
+    }
+
+    #[test]
+    fn busy_sees_a_live_hold_and_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::at(dir.path().to_path_buf()).expect("store");
+        let files = || fs::read_dir(dir.path()).expect("list").count();
+        assert!(!store.busy("web-01/disk").expect("probe"));
+        assert_eq!(files(), 0, "a probe creates no file");
+        let held = store.hold("web-01/disk", Instant::now()).expect("hold").expect("free");
+        assert!(store.busy("web-01/disk").expect("probe"));
+        assert!(!store.busy("db-01/disk").expect("probe"));
+        drop(held);
+        assert!(!store.busy("web-01/disk").expect("probe"));
+        assert_eq!(files(), 0, "the released hold removed its file");
     }
 
     #[test]

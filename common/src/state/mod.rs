@@ -91,6 +91,15 @@ pub trait Store {
     /// Errors: the store cannot be reached, or the hold cannot be taken for another reason.
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>>;
 
+    /// Whether another invocation holds `key`'s hold right now: a probe that takes nothing and
+    /// waits for nothing (an event the record would skip asks it, so that a delivery in
+    /// progress is not overlooked). Default: take the hold and let it go at once.
+    ///
+    /// Errors: as [`Store::hold`].
+    fn busy(&self, key: &str) -> anyhow::Result<bool> {
+        Ok(self.hold(key, Instant::now())?.is_none())
+    }
+
     /// The keys of every record, in no particular order (for `--list`).
     ///
     /// Errors: the store cannot be listed.
