@@ -249,3 +249,23 @@ fn a_control_character_in_the_output_does_not_cost_the_call() {
     let said = &calls[0].twiml.as_ref().expect("Twiml").say[0];
     assert_eq!(said, "web-01 check_disk is critical. [31mCRITICAL[0m disk full");
 }
+
+/// A record file larger than any record (or one this user cannot read) planted under an
+/// incident's name failed every update of the key: no outcome was ever recorded, so every
+/// repeat of the failure paged again. It is moved aside like a corrupt record.
+#[test]
+fn an_oversized_planted_record_does_not_make_every_repeat_page() {
+    let sb = pd_sandbox();
+    let dir = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("web-01%2Fcheck_disk.json"), vec![b' '; 1_100_000]).unwrap();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", t - 1));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("cannot record"), "{}", r.stderr);
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", t));
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    assert_eq!(sb.state("pagerduty", "web-01%2Fcheck_disk.json")["open"], true);
+}

@@ -199,7 +199,19 @@ impl FileStore {
                 self.notices.borrow_mut().push(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
                 return Ok(None);
             }
-            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+            // Larger than any record, or not readable by this user (a member of the group can
+            // plant either): it would fail every update of the key, so that no outcome is ever
+            // recorded and every repeat pages again. Moved aside like a corrupt one.
+            Err(e) => {
+                let aside = path.with_extension(format!("json.corrupt-{}", clock::now_unix()));
+                fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot read {} ({e}) nor move it aside: {re}", path.display()))?;
+                self.notices.borrow_mut().push(format!(
+                    "state file {} could not be read ({e}); moved to {} and starting afresh",
+                    path.display(),
+                    aside.display()
+                ));
+                return Ok(None);
+            }
         };
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => Ok(unexpired(v)),
