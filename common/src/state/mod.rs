@@ -360,8 +360,11 @@ pub fn record(store: &dyn Store, key: &str, p: &Proposal, now: u64, refs: &Map<S
 /// Whether skipping `p` must be noted in `record` ([`note_skipped`]): it needed nothing (an
 /// identical repeat, a resolve of a closed incident) but is later than every event the record
 /// has applied, so that an older event arriving after it would otherwise undo what it found.
+///
+/// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
+/// skips (the incident looked closed) says nothing about the state at its time.
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
-    record.filter(|r| r.last_action.is_some()).is_some_and(|r| r.event_time.is_none_or(|t| t < p.event_time))
+    p.action != Action::Acknowledge && record.filter(|r| r.last_action.is_some()).is_some_and(|r| r.event_time.is_none_or(|t| t < p.event_time))
 }
 
 /// Note in `key`'s record that `p` was decided and needed nothing: its event time becomes the
@@ -560,6 +563,7 @@ mod tests {
         assert!(skip_moves_time(Some(&rec), &repeat));
         assert!(!skip_moves_time(Some(&rec), &p(Action::Trigger, "critical", 1000, "c")), "the same event time: nothing to note");
         assert!(!skip_moves_time(None, &repeat));
+        assert!(!skip_moves_time(Some(&rec), &p(Action::Acknowledge, "critical", 1200, "e")), "an acknowledge is never noted");
         let mut noted = rec.clone();
         noted.event_time = Some(1100);
         // A resolve from 1050 arriving now would close what the 1100 failure found open.
