@@ -289,12 +289,12 @@ fn kill_9_at_random_points_of_200_deliveries_never_silences_the_incident(store: 
 // ---------------------------------------------------------------------------------------------
 // Event order; nothing swallowed.
 
-/// A trigger whose first attempt is answered 500 (after 1 s, so that it is still busy) and a
+/// A trigger whose first attempt is answered 500 (after 1.5 s, so that it is still busy) and a
 /// resolve for the same incident arriving meanwhile: the resolve waits for the trigger's
 /// retry, so the service acts on trigger then resolve, and the ledger says closed.
 fn a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_order(store: Store) {
     let Some(sb) = pd(store) else { return };
-    let fake = FakePagerDuty::start(&[Script::LateError(1000)]);
+    let fake = FakePagerDuty::start(&[Script::LateError(1500)]);
     let triggering = start(&sb, &fake.url, &trigger(T0), &["--timeout", "10s"]);
     wait_until("the trigger's first attempt", Duration::from_secs(10), || (!fake.events().is_empty()).then_some(()), String::new);
     let r = run(&sb, &fake.url, &resolve(T0 + 60), &["--timeout", "10s"]);
@@ -310,14 +310,14 @@ fn a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_or
     fake.assert_no_violations();
 }
 
-/// An open incident; its resolve is in flight (the service answers after 1 s) when the check
+/// An open incident; its resolve is in flight (the service answers after 1.5 s) when the check
 /// fails again: the new failure waits for the resolve and pages (exit 0, sent after the
 /// resolve), never "another invocation is notifying, exit 0" with nothing sent.
 fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
     let Some(sb) = pd(store) else { return };
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
-    fake.then(&[Script::Late(1000)]);
+    fake.then(&[Script::Late(1500)]);
     let resolving = start(&sb, &fake.url, &resolve(T0 + 60), &["--timeout", "10s"]);
     wait_until("the resolve in flight", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
     let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
@@ -335,7 +335,7 @@ fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
 /// different action, so it waits and is sent, not swallowed as "busy".
 fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {
     let Some(sb) = pd(store) else { return };
-    let fake = FakePagerDuty::start(&[Script::Late(1000)]);
+    let fake = FakePagerDuty::start(&[Script::Late(1500)]);
     let warning = event("sensu/create.json", T0, |ev| ev["check"]["status"] = json!(1));
     let warning_run = start(&sb, &fake.url, &warning, &["--timeout", "10s"]);
     wait_until("the warning in flight", Duration::from_secs(10), || (!fake.events().is_empty()).then_some(()), String::new);
