@@ -269,3 +269,20 @@ fn an_oversized_planted_record_does_not_make_every_repeat_page() {
     assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
     assert_eq!(sb.state("pagerduty", "web-01%2Fcheck_disk.json")["open"], true);
 }
+
+/// `--from exec` removed the handlers' credential variables from the job's environment, but
+/// not `PAGERPIPE_STATE_STORE`, whose URL carries the shared Redis ledger's password: the batch
+/// job could read it and rewrite every host's incident records. The job no longer sees it.
+#[test]
+fn an_exec_job_does_not_see_the_state_store_password() {
+    let sb = pd_sandbox();
+    let mut cmd = sb.command(&[
+        "--from", "exec", "--check", "nightly", "--dry-run", "--",
+        "/bin/sh", "-c", "echo \"[store ${PAGERPIPE_STATE_STORE-unset}]\"; exit 1",
+    ]);
+    cmd.env("PAGERPIPE_STATE_STORE", "redis://:S3cretLedgerPassw0rd@127.0.0.1:1/0");
+    let r = crate::util::run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("[store unset]"), "{}", r.stdout);
+    assert!(!r.stdout.contains("S3cretLedgerPassw0rd") && !r.stderr.contains("S3cretLedgerPassw0rd"), "{r:?}");
+}
