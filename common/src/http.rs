@@ -246,6 +246,14 @@ pub struct Client {
 /// set it low to keep retries fast.
 pub const RETRY_BASE_ENV: &str = "PAGERPIPE_RETRY_BASE_MS";
 
+/// Largest response header accepted, and the size of the buffer it is read into (bytes):
+/// 32 KiB. PagerDuty's, Twilio's, Slack's and Reactio's answers carry 1-4 KiB of header.
+pub const RESPONSE_HEADER_MAX: usize = 32 * 1024;
+
+/// Size of the buffer a request goes out through (bytes): 16 KiB. The header must fit; the
+/// body streams through in pieces of this size.
+const OUTPUT_BUFFER: usize = 16 * 1024;
+
 impl Client {
     /// Build the agent. `ca_file` is the setting of that name ([`Trust::from_setting`]): absent
     /// → the bundled Mozilla roots, `system` → the OS trust store, a path → the CA certificates
@@ -262,6 +270,14 @@ impl Client {
             .http_status_as_error(false)
             .user_agent(concat!("pagerpipe/", env!("CARGO_PKG_VERSION")))
             .max_redirects(0)
+            // ureq zero-fills both transport buffers when a connection opens (128 KiB each by
+            // default): 64 pages touched per process, a quarter of a MiB of peak RSS for a few
+            // KiB of exchange. Bodies of any size stream through them; only a response's
+            // header must fit the input buffer (the services' are 1-4 KiB), so the header
+            // limit is the buffer's size, refused with a clear error beyond it.
+            .input_buffer_size(RESPONSE_HEADER_MAX)
+            .max_response_header_size(RESPONSE_HEADER_MAX)
+            .output_buffer_size(OUTPUT_BUFFER)
             .tls_config(tls)
             // ureq would read the environment its own way; the route is chosen per request.
             .proxy(None);
