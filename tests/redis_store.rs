@@ -118,6 +118,8 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     let b = store(&server, "pagerduty");
     let held = a.hold("web-01/disk", Instant::now()).unwrap();
     assert!(held.is_some());
+    assert!(b.busy("web-01/disk").unwrap(), "the probe sees the holder");
+    assert!(!b.busy("db-01/load").unwrap(), "and a free incident as free");
     assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_none(), "a second holder must wait");
     assert!(b.hold("web-01/disk", Instant::now() + Duration::from_millis(50)).unwrap().is_none(), "and wait until its limit");
     assert!(b.hold("db-01/load", Instant::now()).unwrap().is_some(), "other incidents are free");
@@ -126,6 +128,7 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     b.update("web-01/disk", &mut |_| Some(json!({"x": 1}))).unwrap();
     drop(held);
     assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:hold:web-01/disk"]).unwrap().trim(), "0", "released, not left to expire");
+    assert!(!b.busy("web-01/disk").unwrap());
     assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_some());
     // A waiter gets the hold as soon as it is released.
     let held = a.hold("k2", Instant::now()).unwrap().expect("free");
