@@ -286,3 +286,29 @@ fn an_exec_job_does_not_see_the_state_store_password() {
     assert!(r.stdout.contains("[store unset]"), "{}", r.stdout);
     assert!(!r.stdout.contains("S3cretLedgerPassw0rd") && !r.stderr.contains("S3cretLedgerPassw0rd"), "{r:?}");
 }
+
+/// handler-reactio resolves an incident it has no record of by looking the open incidents up
+/// by the name this event's incident would have: `name_template` rendered. An entity could set
+/// `name_template` (presentation, it seemed), so a monitored host's recovery of a check that
+/// never failed, with `name_template: "web-01/check_disk {output}"` in its annotations, found
+/// and resolved web-01's incident. The name is the incident's identity: check-level now.
+#[test]
+fn an_entity_cannot_name_its_recovery_after_another_hosts_reactio_incident() {
+    use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio};
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example"}}));
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", now() - 10));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.incidents().len(), 1, "web-01's incident is open");
+
+    let mut ev: Value = serde_json::from_slice(&crate::util::read_fixture("sensu-go/passing.json")).unwrap();
+    ev["entity"]["metadata"]["name"] = json!("evil-01");
+    ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/reactio.name_template": "web-01/check_disk {output}"});
+    ev["check"]["executed"] = json!(now());
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let posted: Vec<Value> = fake.accepted("/api/v1/messages");
+    assert!(posted.iter().all(|m| m["incident_id"] != json!(FIRST_ID)), "web-01's incident was resolved by evil-01: {posted:?}\n{}", r.stderr);
+    assert!(r.stderr.contains("`reactio.name_template` ignored: set by an entity annotation"), "{}", r.stderr);
+}

@@ -216,10 +216,12 @@ fn entity_annotations_cannot_choose_the_reactio_organization_or_key() {
     assert_eq!(r.code, Some(0), "{r:?}");
     let incidents = fake.incidents();
     assert_eq!(incidents.len(), 1, "{:?}", fake.calls());
-    assert_eq!(incidents[0]["name"], "webserver01 is on fire", "an entity may name its own incident");
+    // The name is the incident's identity (a recovery without a stored id finds it by name):
+    // not the entity's choice either (tests/redteam.rs shows why).
+    assert!(incidents[0]["name"].as_str().is_some_and(|n| n.starts_with("webserver01/check-http ")), "{incidents:?}");
     let posted = fake.accepted("/api/v1/incidents");
     assert_eq!(posted[0]["notification_call"], false, "whether to phone people is not the entity's choice: {posted:?}");
-    assert_refused_once(&r, "reactio", &["api_key", "organization", "notification_call"], &["stolen-reactio-key"]);
+    assert_refused_once(&r, "reactio", &["api_key", "organization", "notification_call", "name_template"], &["stolen-reactio-key"]);
     fake.assert_no_violations();
 }
 

@@ -241,7 +241,9 @@ impl Provider for Reactio {
         ("notification_call", Trust::Check),
         ("status", Trust::Check),
         ("close_on_resolve", Trust::Check),
-        ("name_template", Trust::Entity),
+        // The name is the incident's identity too: a recovery with no stored id finds its
+        // incident by it (`find_open`), so an entity naming its own would resolve another's.
+        ("name_template", Trust::Check),
         ("notification_text", Trust::Entity),
         ("message", Trust::Entity),
         ("recovery_message", Trust::Entity),
