@@ -48,7 +48,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use redis::{ConnectionAddr, IntoConnectionInfo};
+use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
 use super::{Hold, Store, Write};
@@ -233,6 +233,76 @@ fn root_pem(trust: &Trust) -> anyhow::Result<Option<Vec<u8>>> {
     }
 }
 
+/// A state store URL, parsed: `redis://[[user]:password@]host[:port][/db]` or `rediss://…`.
+///
+/// Parsed here rather than by the redis crate's URL parser, which pulls the `url` crate and
+/// its IDNA tables into every handler binary (+ ~250 KB, and peak RSS on every event) for URLs
+/// whose hosts are plain names and addresses. The user name and password are percent-decoded
+/// (`%40` for `@`); anything else (a query, a fragment, `redis+unix://`) is refused by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RedisUrl {
+    tls: bool,
+    /// A name or an IP address (an IPv6 one without its brackets).
+    host: String,
+    /// 6379 when not given.
+    port: u16,
+    user: Option<String>,
+    password: Option<String>,
+    /// 0 when not given.
+    db: i64,
+}
+
+impl RedisUrl {
+    /// Errors: what is wrong, in words, without the URL (the caller names it, masked).
+    fn parse(url: &str) -> Result<RedisUrl, String> {
+        const FORM: &str = "expected redis://[user:password@]host[:port][/db] or rediss://…";
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| FORM.to_string())?;
+        let tls = match scheme {
+            "redis" => false,
+            "rediss" => true,
+            other => return Err(format!("the scheme is {other}: {FORM}")),
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!("no query or fragment (?…, #…) is supported: {FORM}"));
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let nonempty = |s: &str| (!s.is_empty()).then(|| percent_decode(s));
+        let (user, password) = match userinfo.map(|u| u.split_once(':')) {
+            None => (None, None),
+            Some(Some((user, password))) => (nonempty(user), nonempty(password)),
+            Some(None) => (userinfo.and_then(nonempty), None),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| format!("an IPv6 address needs its closing ]: {FORM}"))?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(|| format!("after ] comes :port: {FORM}"))?)),
+            }
+        } else {
+            match hostport.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("no host: {FORM}"));
+        }
+        let port = match port {
+            None | Some("") => 6379,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("the port {p} is not a port number (1-65535)"))?,
+        };
+        let db = match path.trim_end_matches('/') {
+            "" => 0,
+            d => d.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| format!("the database {d} is not a number (0, 1, …)"))?,
+        };
+        Ok(RedisUrl { tls, host: host.to_string(), port, user, password, db })
+    }
+}
+
 impl RedisStore {
     /// Connect to the Redis at `url` for `handler` (`pagerduty`, …), within `budget`.
     ///
@@ -248,34 +318,32 @@ impl RedisStore {
     pub fn connect(url: &str, handler: &str, ca_file: Option<&Path>, budget: Duration) -> anyhow::Result<RedisStore> {
         let secrets = secrets_of(url);
         let masked_url = mask(url, &secrets);
-        let info = url
-            .into_connection_info()
-            .map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url} is not a Redis URL: {e}"), &secrets)))?;
-        let (scheme, host, port) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => ("redis", host.clone(), *port),
-            ConnectionAddr::TcpTls { host, port, .. } => ("rediss", host.clone(), *port),
-            _ => anyhow::bail!(
-                "state store URL {masked_url}: only redis://[user:password@]host:port/db and rediss://… are supported"
-            ),
-        };
+        let parsed = RedisUrl::parse(url)
+            .map_err(|why| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {why}"), &secrets)))?;
+        let RedisUrl { tls, host, port, user, password, db } = parsed;
+        let scheme = if tls { "rediss" } else { "redis" };
         // AUTH and SELECT are not sent while connecting but with the first command, in the same
         // round trip ([`Shared::run`]): a storm's identical repeat costs one round trip (`AUTH` +
         // `GET`), not two. No CLIENT SETINFO: one command less, and none an ACL user needs.
         // TCP_NODELAY: each command is one small write waiting for its answer, and a TLS
         // handshake is several; Nagle's algorithm would only delay them.
-        let wanted = info.redis_settings().clone();
         let mut setup = redis::pipe();
-        if let Some(password) = wanted.password() {
+        if let Some(password) = &password {
             let mut auth = redis::cmd("AUTH");
-            if let Some(user) = wanted.username() {
+            if let Some(user) = &user {
                 auth.arg(user);
             }
             setup.add_command(auth.arg(password).to_owned()).ignore();
         }
-        if wanted.db() != 0 {
-            setup.cmd("SELECT").arg(wanted.db()).ignore();
+        if db != 0 {
+            setup.cmd("SELECT").arg(db).ignore();
         }
-        let db = wanted.db();
+        let addr = if tls {
+            ConnectionAddr::TcpTls { host: host.clone(), port, insecure: false, tls_params: None }
+        } else {
+            ConnectionAddr::Tcp(host.clone(), port)
+        };
+        let info = addr.into_connection_info().map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {e}"), &secrets)))?;
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name()).set_tcp_settings(tcp);
         let host = if host.contains(':') { format!("[{host}]") } else { host };
@@ -613,6 +681,35 @@ mod tests {
     }
 
     #[test]
+    fn urls_parse_into_their_parts_or_say_what_is_wrong() {
+        let u = |s: &str| RedisUrl::parse(s);
+        let url = |tls, host: &str, port, user: Option<&str>, password: Option<&str>, db| {
+            Ok(RedisUrl { tls, host: host.into(), port, user: user.map(Into::into), password: password.map(Into::into), db })
+        };
+        assert_eq!(u("redis://:s3cret@redis.example:6379/0"), url(false, "redis.example", 6379, None, Some("s3cret"), 0));
+        assert_eq!(u("rediss://pagerpipe:p%40ss@10.0.0.5/2"), url(true, "10.0.0.5", 6379, Some("pagerpipe"), Some("p@ss"), 2));
+        assert_eq!(u("redis://user:p@ss@host:7000"), url(false, "host", 7000, Some("user"), Some("p@ss"), 0));
+        assert_eq!(u("redis://[::1]:6380/3/"), url(false, "::1", 6380, None, None, 3));
+        assert_eq!(u("redis://[fd00::5]"), url(false, "fd00::5", 6379, None, None, 0));
+        assert_eq!(u("redis://bob@host"), url(false, "host", 6379, Some("bob"), None, 0));
+        assert_eq!(u("redis://host/"), url(false, "host", 6379, None, None, 0));
+        for (bad, says) in [
+            ("http://host", "the scheme is http"),
+            ("redis+unix:///tmp/r.sock", "the scheme is redis+unix"),
+            ("host:6379", "expected redis://"),
+            ("redis://host:notaport/0", "the port notaport"),
+            ("redis://host:0", "the port 0"),
+            ("redis://host/x", "the database x"),
+            ("redis://:pw@/0", "no host"),
+            ("redis://host/0?protocol=resp3", "no query"),
+            ("redis://[::1/0", "closing ]"),
+        ] {
+            let e = u(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn masking_hides_short_passwords_too() {
         let s = secrets_of("redis://:abc@h");
         assert_eq!(mask("bad url redis://:abc@h", &s), "bad url redis://:****@h");
@@ -623,7 +720,7 @@ mod tests {
     fn a_bad_url_is_refused_without_the_password() {
         let e = RedisStore::connect("redis://:hunter2@host:notaport/0", "pagerduty", None, Duration::from_millis(50)).expect_err("refused");
         let text = format!("{e:#}");
-        assert!(!text.contains("hunter2") && text.contains("not a Redis URL"), "{text}");
+        assert!(!text.contains("hunter2") && text.contains("the port notaport is not a port number"), "{text}");
         let e = RedisStore::connect("http://:hunter2@host/", "pagerduty", None, Duration::from_millis(50)).expect_err("refused");
         assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
     }
