@@ -312,3 +312,43 @@ fn an_entity_cannot_name_its_recovery_after_another_hosts_reactio_incident() {
     assert!(posted.iter().all(|m| m["incident_id"] != json!(FIRST_ID)), "web-01's incident was resolved by evil-01: {posted:?}\n{}", r.stderr);
     assert!(r.stderr.contains("`reactio.name_template` ignored: set by an entity annotation"), "{}", r.stderr);
 }
+
+/// handler-slack names war rooms from the entity and check, lowercased and with punctuation
+/// made `-`, so `web.01` and `web-01` (a host names itself) get the same name. On `name_taken`
+/// the handler adopted any channel of that name the bot was in and that was created in the
+/// last five minutes — meant for its own create whose answer was lost — so a second host
+/// failing the same check within five minutes moved into the first host's war room: its
+/// alert posted there, its recovery too, and with `archive_on_resolve` the first host's open
+/// war room archived. A channel whose topic is already set is a war room in use (a lost
+/// create never got to set it), never adopted.
+#[test]
+fn a_host_with_a_colliding_name_cannot_take_over_another_hosts_war_room() {
+    use crate::fake::slack::{BOT_TOKEN, FakeSlack};
+    const T: u64 = 1_796_086_800; // 2026-12-01T01:00:00Z
+    let fake = FakeSlack::start();
+    fake.set_clock(T);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN, "archive_on_resolve": true}}));
+    let run = |entity: &str, status: u32, secs: u64| {
+        let action = if status == 0 { "resolve" } else { "create" };
+        let ev = json!({"action": action, "occurrences": 1, "client": {"name": entity},
+            "check": {"name": "check_disk", "status": status, "output": "disk", "interval": 60, "executed": T + secs}});
+        let mut cmd = sb.command(&["--api-url", &fake.api_url()]);
+        cmd.env("PAGERPIPE_NOW", (T + secs).to_string());
+        crate::util::run_command(cmd, ev.to_string().as_bytes())
+    };
+    let r = run("web-01", 2, 0);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let victim = fake.created();
+    assert_eq!(victim.len(), 1, "{}", r.stderr);
+    let r = run("web.01", 2, 60);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("was created by an attempt whose answer was lost"), "{}", r.stderr);
+    assert_eq!(fake.created().len(), 2, "a war room of its own: {}", r.stderr);
+    let r = run("web.01", 0, 120);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let room = fake.channel(&victim[0].id);
+    assert!(!room.is_archived, "web-01's open war room was archived by web.01's recovery: {}", r.stderr);
+    assert_eq!(room.roots().len(), 1, "only web-01's alert in its room: {:?}", room.messages);
+    fake.assert_no_violations();
+}

@@ -216,14 +216,23 @@ pub fn list_request(api_url: &str, token: &str, cursor: Option<&str>) -> Request
     req
 }
 
-/// In a `conversations.list` answer, the channel named `name` that the bot is a member of and
-/// that was created since `asked` (less [`CLOCK_MARGIN`]): `(id, name)`. Such a channel is
-/// the war room an earlier attempt created without its answer arriving, not an older channel
-/// of the same name (an earlier incident's war room of the same day).
+/// In a `conversations.list` answer, the channel named `name` that the bot is a member of,
+/// that was created since `asked` (less [`CLOCK_MARGIN`]) and whose topic is still empty:
+/// `(id, name)`. Such a channel is the war room an earlier attempt created without its answer
+/// arriving (without the channel's id it could not set the topic), not an older channel of the
+/// same name (an earlier incident's war room of the same day), nor another incident's war
+/// room in use: names fold case and punctuation (`web.01` and `web-01` share one), and a
+/// monitored host chooses its own name, so a second host failing the same check minutes later
+/// would otherwise move into the first one's room, post there and archive it on its recovery.
 pub fn find_own(list: &Value, name: &str, asked: u64) -> Option<(String, String)> {
     list["channels"].as_array()?.iter().find_map(|c| {
         let created = c["created"].as_u64().unwrap_or(0);
-        let ours = c["name"] == name && c["is_member"] == true && c["is_archived"] != true && created + CLOCK_MARGIN >= asked;
+        let topic_unset = c["topic"]["value"].as_str().is_none_or(str::is_empty);
+        let ours = c["name"] == name
+            && c["is_member"] == true
+            && c["is_archived"] != true
+            && created + CLOCK_MARGIN >= asked
+            && topic_unset;
         ours.then(|| (c["id"].as_str().unwrap_or_default().to_string(), name.to_string())).filter(|(id, _)| !id.is_empty())
     })
 }
@@ -478,12 +487,14 @@ mod tests {
             {"id": "C2", "name": "inc-b", "is_member": false, "created": 5000},
             {"id": "C3", "name": "inc-c", "is_member": true, "created": 5000, "is_archived": true},
             {"id": "C4", "name": "inc-d", "is_member": true, "created": 4900},
+            {"id": "C5", "name": "inc-e", "is_member": true, "created": 5000, "topic": {"value": "CRITICAL web-01/check_disk"}},
         ], "response_metadata": {"next_cursor": "dGVhbTpDMDYx"}});
         assert_eq!(find_own(&list, "inc-a", 5000), None, "an older channel of the same name");
         assert_eq!(find_own(&list, "inc-a", 1200), Some(("C1".into(), "inc-a".into())));
         assert_eq!(find_own(&list, "inc-b", 5000), None, "the bot is not in it");
         assert_eq!(find_own(&list, "inc-c", 5000), None, "archived");
         assert_eq!(find_own(&list, "inc-d", 5000), Some(("C4".into(), "inc-d".into())), "within the clock margin");
+        assert_eq!(find_own(&list, "inc-e", 5000), None, "its topic is set: another incident's war room in use");
         assert_eq!(next_cursor(&list).as_deref(), Some("dGVhbTpDMDYx"));
         let req = list_request("http://x/api/", "xoxb-t", Some("a=b"));
         assert_eq!(req.url, "http://x/api/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit=999&cursor=a%3Db");
