@@ -56,6 +56,9 @@ pub enum Script {
     /// Place the call (or send the message) and never answer: a request of unknown fate to
     /// its sender, which Twilio did act on.
     AcceptThenHang,
+    /// Place the call (or send the message) and answer 201 after this many milliseconds (a
+    /// create in flight for a while).
+    Late(u64),
 }
 
 /// How a scripted call ends, as `GET …/Calls/{Sid}.json` reports it from the second fetch on
@@ -554,6 +557,8 @@ struct Inner {
     updates: Vec<(String, Vec<(String, String)>)>,
     /// The query parameters of each ListCall.
     lists: Vec<Vec<(String, String)>>,
+    /// Milliseconds to wait before sending the answer being made ([`Script::Late`]).
+    answer_after: Option<u64>,
     violations: Vec<String>,
 }
 
@@ -579,7 +584,7 @@ impl FakeTwilio {
         let shared = Arc::clone(&inner);
         let respond = move |r: &Received| {
             let mut inner = shared.lock().unwrap();
-            match route(r, &validators) {
+            let reply = match route(r, &validators) {
                 Ok(Op::Create(resource, params, twiml)) => inner.create(resource, params, twiml),
                 Ok(Op::List(params)) => {
                     let answer = inner.list(&params);
@@ -611,7 +616,14 @@ impl FakeTwilio {
                     inner.violations.push(format!("{} {}: {} {}", r.method, r.url, f.code, f.message));
                     Reply::Json(f.status, error(f.code, f.status, &f.message))
                 }
+            };
+            // A late answer waits without holding the fake's lock.
+            let after = inner.answer_after.take();
+            drop(inner);
+            if let Some(ms) = after {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
             }
+            reply
         };
         let server = if port == 0 { Server::start(respond) } else { Server::start_on(port, respond) };
         FakeTwilio { url: server.url.clone(), inner, _server: server }
@@ -678,6 +690,7 @@ impl Inner {
         let step = self.script.pop_front().unwrap_or(Script::Accept);
         match step {
             Script::Accept | Script::AcceptThenHang => {}
+            Script::Late(ms) => self.answer_after = Some(ms),
             Script::Hang => return Reply::Hang,
             Script::Unauthorized => return Reply::Json(401, error(20003, 401, "Authenticate")),
             Script::InvalidTo => {
