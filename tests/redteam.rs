@@ -352,3 +352,52 @@ fn a_host_with_a_colliding_name_cannot_take_over_another_hosts_war_room() {
     assert_eq!(room.roots().len(), 1, "only web-01's alert in its room: {:?}", room.messages);
     fake.assert_no_violations();
 }
+
+/// A member of the group creates `<key>.lock` itself with mode 0000: a handler that does not
+/// run as root could not open it, so every update of the record failed, no outcome was ever
+/// recorded and every repeat of the failure paged again. Such a lock file is moved aside.
+///
+/// Runs the handler as uid 65534 (`setpriv`, needs root); elsewhere it says SKIPPED and
+/// passes, except under `CI=true`.
+#[test]
+fn an_unreadable_planted_record_lock_does_not_make_every_repeat_page() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(PD);
+    let dir = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(sb.spool_dir()).unwrap();
+    let lock = dir.join("web-01%2Fcheck_disk.lock");
+    std::fs::write(&lock, b"").unwrap();
+    if !owned_by_another_user(&lock) {
+        return;
+    }
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
+    for d in [sb.dir.path().to_path_buf(), sb.conf_dir(), sb.state_dir(), dir.clone(), sb.spool_dir()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let fake = FakePagerDuty::start(&[]);
+    let run = |executed: i64| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.env_clear()
+            .env("PAGERPIPE_RETRY_BASE_MS", "20")
+            .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", PD, "--config"])
+            .arg(sb.conf_dir())
+            .arg("--state-dir")
+            .arg(sb.state_dir())
+            .arg("--spool-dir")
+            .arg(sb.spool_dir())
+            .args(["--api-url", &fake.url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        crate::util::run_command(cmd, &fixture_at("sensu/create.json", executed))
+    };
+    let t = now();
+    let r = run(t - 1);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("cannot record"), "{}", r.stderr);
+    let r = run(t);
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+}

@@ -178,6 +178,19 @@ pub fn open_lock(path: &Path) -> anyhow::Result<File> {
 /// Errors: those of [`open_lock`] for other causes, or the rename's.
 pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<File> {
     match open_lock(path) {
+        // A lock file this user may not open (another member of the group created it mode
+        // 0000): every update of the record would fail, so no outcome is ever recorded and
+        // every repeat pages again. Moved aside like a planted FIFO.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::PermissionDenied) => {
+            let aside = path.with_file_name(format!(
+                "{}.refused-{}",
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                crate::clock::now_unix_nanos()
+            ));
+            fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot open lock {} ({e:#}) nor move it aside: {re}", path.display()))?;
+            notice(format!("lock file {} could not be opened by this user; moved to {}", path.display(), aside.display()));
+            open_lock(path)
+        }
         Err(e) if let Some(kind) = not_regular(e.as_ref()) => {
             let aside = path.with_file_name(format!(
                 "{}.refused-{}",
