@@ -292,8 +292,10 @@ fn kill_9_at_random_points_of_200_deliveries_never_silences_the_incident(store: 
 /// killed at pseudo-random points while Twilio takes 80 ms to answer the create, each followed
 /// by the same failure again, then its recovery. Every round's failure rings the person at
 /// least once (lost 0). A round where the phone rang twice is counted as doubled: the killed
-/// handler had placed the call but died before its answer, so nothing says it was placed (it
-/// was never spooled, so no ListCall looks it up).
+/// handler had placed the call but died before its answer. Its call was noted in flight, so the
+/// next holder looks it up (ListCall) before calling again; it still calls again when the
+/// lookup cannot tell the call apart from another incident's unanswered call to the same
+/// number (a page twice rather than none).
 fn kill_9_during_twilio_calls_never_silences_the_incident(store: Store) {
     const LANES: usize = 4;
     const ROUNDS: usize = 15;

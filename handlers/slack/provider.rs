@@ -283,7 +283,7 @@ impl Provider for Slack {
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
     /// the war room was asked for.
-    fn found(&self, sent: &Sent, resp: &Response) -> Option<Map<String, Value>> {
+    fn found(&self, sent: &Sent, resp: &Response, _since: u64, _known: &Map<String, Value>) -> Option<Map<String, Value>> {
         let Call::Create { name, asked, .. } = &sent.call else { return None };
         let body = api::read(Method::List, resp).ok()?;
         let (id, name) = api::find_own(&body, name, *asked)?;

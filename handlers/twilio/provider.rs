@@ -111,6 +111,51 @@ impl Create {
     }
 }
 
+/// State-store key of the calls placed lately, per recipient, on any incident:
+/// `{"+1555…": [[unix secs, "attempt id", "CA…" or null], …]}`, kept for [`SIDS_KEPT_SECS`].
+/// An attempt is noted before its create request goes out and gets its SID from the answer;
+/// one whose handler died keeps `null`. A call of unknown fate is looked up with ListCall
+/// ([`Twilio::found`]): a listed call pagerpipe already knows is not it, and it only counts as
+/// placed when every unanswered attempt to that number around that time has a call of its own
+/// in the list — several incidents calling one person at once can never make a call that was
+/// not placed look placed (a page placed twice is better than one lost).
+pub const SIDS_KEY: &str = "recipients:sids";
+/// How long noted calls are kept: 2 hours.
+pub const SIDS_KEPT_SECS: u64 = 2 * 60 * 60;
+
+/// Note an attempt `id` to call `phone` at `now` ([`SIDS_KEY`]), or (with `sid`) the SID its
+/// answer brought. Best effort.
+fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Option<&str>, now: u64) -> anyhow::Result<()> {
+    store.update_volatile(SIDS_KEY, &mut |v| {
+        let mut by_phone = v.and_then(|v| v.as_object().cloned()).unwrap_or_default();
+        for list in by_phone.values_mut() {
+            if let Some(a) = list.as_array_mut() {
+                a.retain(|p| p.get(0).and_then(Value::as_u64).is_some_and(|t| common::clock::age(t, now) < SIDS_KEPT_SECS));
+            }
+        }
+        by_phone.retain(|_, l| l.as_array().is_some_and(|a| !a.is_empty()));
+        let list = by_phone.entry(phone.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(a) = list.as_array_mut() {
+            match a.iter_mut().find(|p| p.get(1).and_then(Value::as_str) == Some(id)) {
+                Some(p) => p[2] = sid.map_or(Value::Null, Value::from),
+                None => a.push(json!([now, id, sid])),
+            }
+        }
+        Some(Value::Object(by_phone))
+    })
+}
+
+/// Forget attempt `id` to call `phone` ([`SIDS_KEY`]): it was not placed. Best effort.
+fn forget_call(store: &dyn common::state::Store, phone: &str, id: &str) -> anyhow::Result<()> {
+    store.update_volatile(SIDS_KEY, &mut |v| {
+        let mut by_phone = v?.as_object().cloned()?;
+        if let Some(a) = by_phone.get_mut(phone).and_then(Value::as_array_mut) {
+            a.retain(|p| p.get(1).and_then(Value::as_str) != Some(id));
+        }
+        Some(Value::Object(by_phone))
+    })
+}
+
 /// The `twilio` settings section (the shared settings live in [`Common`]).
 #[derive(Debug, Deserialize)]
 #[serde(default)]
@@ -467,16 +512,62 @@ impl Provider for Twilio {
         Some(self.request(Method::Get, &format!("Calls.json?{query}"), Body::Empty))
     }
 
-    /// Whether ListCall shows the call was placed: a call to `To` from `From` in the answer.
-    fn found(&self, create: &Create, resp: &Response) -> Option<Map<String, Value>> {
-        let v: Value = serde_json::from_str(&resp.body).ok()?;
-        let call = v.get("calls")?.as_array()?.iter().find(|c| {
-            c.get("to").and_then(Value::as_str) == Some(create.field("To")) && c.get("from").and_then(Value::as_str) == Some(create.field("From"))
-        })?;
+    /// The calls noted lately on any incident ([`SIDS_KEY`]), as `{"recipients:sids": …}`.
+    fn known(&self, store: &dyn common::state::Store) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Ok(Some(v)) = store.get(SIDS_KEY) {
+            m.insert(SIDS_KEY.into(), v);
+        }
+        m
+    }
+
+    /// A call delivered from the spool brings its SID, remembered with the incident.
+    fn spooled_refs(&self, create: &Create, resp: &Response) -> Map<String, Value> {
         let mut refs = Map::new();
-        if let Some(sid) = call.get("sid").and_then(Value::as_str) {
+        if create.resource == Resource::Calls
+            && let Some(sid) = serde_json::from_str::<Value>(&resp.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
+        {
             refs.insert(CALL_SIDS.into(), json!([sid]));
         }
+        refs
+    }
+
+    /// Whether ListCall shows the call was placed ([`SIDS_KEY`] explains the rule): the calls
+    /// to `To` from `From` created from `since` on (Twilio's `date_created`, RFC 2822, one-second
+    /// resolution) that pagerpipe does not know — neither this incident's (`known`
+    /// `call_sids`) nor any noted in `known` `recipients:sids` — must be at least as many as
+    /// the unanswered attempts to that number noted since then. A call whose creation time
+    /// cannot be read does not count.
+    fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<Map<String, Value>> {
+        let v: Value = serde_json::from_str(&resp.body).ok()?;
+        let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
+        let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut known_sids: Vec<String> = noted.iter().filter_map(|p| p.get(2).and_then(Value::as_str).map(str::to_string)).collect();
+        known_sids.extend(known.get(CALL_SIDS).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
+        let unanswered = noted
+            .iter()
+            .filter(|p| p.get(2).is_none_or(Value::is_null) && p.get(0).and_then(Value::as_u64).is_some_and(|t| t >= since))
+            .count()
+            .max(1);
+        let candidates: Vec<&Value> = v
+            .get("calls")?
+            .as_array()?
+            .iter()
+            .filter(|c| {
+                let text = |k: &str| c.get(k).and_then(Value::as_str);
+                text("to") == Some(to)
+                    && text("from") == Some(from)
+                    && text("sid").is_some_and(|sid| !known_sids.iter().any(|k| k == sid))
+                    && text("date_created").and_then(rfc2822_secs).is_some_and(|t| t >= since)
+            })
+            .collect();
+        if candidates.len() < unanswered {
+            return None;
+        }
+        // Which of them is this one cannot be told: the oldest is as good as any for the record.
+        let sid = candidates.last().and_then(|c| c.get("sid")).and_then(Value::as_str)?;
+        let mut refs = Map::new();
+        refs.insert(CALL_SIDS.into(), json!([sid]));
         Some(refs)
     }
 
@@ -750,7 +841,33 @@ impl Twilio {
     /// or when the answer holds none).
     pub(crate) fn post(&self, ctx: &Ctx<'_, Twilio>, resource: Resource, form: Vec<(String, String)>, to: &Recipient) -> Outcome<Option<String>> {
         ctx.log.debug(format!("POST {} to {}", resource.path(), to.label()));
-        ctx.send(&Create { resource, form }).map(|response| {
+        // A call is noted before it goes out, and its SID once answered ([`SIDS_KEY`]).
+        let attempt = (resource == Resource::Calls && !ctx.dry_run).then(|| format!("{}:{}", common::state::new_token(), to.phone));
+        let store = ctx.store.filter(|_| attempt.is_some());
+        if let (Some(store), Some(id)) = (store, &attempt)
+            && let Err(e) = note_call(store, &to.phone, id, None, common::clock::now_unix())
+        {
+            ctx.log.debug(format!("cannot note the call to {}: {e:#}", to.label()));
+        }
+        let outcome = ctx.send(&Create { resource, form });
+        if let (Some(store), Some(id)) = (store, &attempt) {
+            let sid = match &outcome {
+                Outcome::Delivered(response) => serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)),
+                _ => None,
+            };
+            // Answered: its SID. Refused: not placed. Anything else (spooled, possibly of unknown
+            // fate) stays an unanswered attempt, which only makes lookups more careful.
+            let result = match (&outcome, &sid) {
+                (Outcome::Delivered(_), Some(sid)) => note_call(store, &to.phone, id, Some(sid), common::clock::now_unix()),
+                (Outcome::Refused(_), _) => forget_call(store, &to.phone, id),
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                ctx.log.debug(format!("cannot note the call to {}: {e:#}", to.label()));
+            }
+        }
+        outcome.map(|response| {
+            let sid = serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string));
             if !ctx.dry_run {
                 ctx.log.debug(format!(
                     "{} for {} answered HTTP {}: {}",
@@ -760,7 +877,7 @@ impl Twilio {
                     truncate_chars(&response.body, 500)
                 ));
             }
-            serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
+            sid
         })
     }
 }
@@ -817,6 +934,12 @@ fn machine_detection(v: &Value) -> Result<Option<&'static str>> {
         },
         _ => Err(bad()),
     }
+}
+
+/// Unix seconds of an RFC 2822 date as Twilio writes them (`Tue, 01 Dec 2026 14:00:00 +0000`).
+fn rfc2822_secs(s: &str) -> Option<u64> {
+    let gmt = s.trim().strip_suffix("+0000").map(|d| format!("{}GMT", d)).unwrap_or_else(|| s.trim().to_string());
+    httpdate::parse_http_date(&gmt).ok()?.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
 /// base64 of `user:password` for an HTTP Basic `Authorization` header.

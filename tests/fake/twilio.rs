@@ -132,7 +132,10 @@ impl Call {
             ("in-progress", _) => (None, self.amd.then_some("human")),
             _ => (None, None),
         };
+        // RFC 2822, as Twilio writes its dates.
+        let created = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.created)).replace("GMT", "+0000");
         json!({"sid": self.sid, "account_sid": ACCOUNT_SID, "to": self.to, "from": self.from, "status": status,
+               "date_created": created,
                "direction": "outbound-api", "api_version": "2010-04-01", "duration": duration, "answered_by": answered_by,
                "price": null, "price_unit": "USD", "parent_call_sid": null,
                "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{}.json", self.sid)})

@@ -273,7 +273,18 @@ impl<'a, P: Provider> Flusher<'a, P> {
         {
             match client.deliver(&req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
                 Outcome::Delivered((resp, _)) => {
-                    if let Some(refs) = provider.found(&payload, &resp) {
+                    let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
+                    if let Some(store) = self.store {
+                        for (k, v) in provider.known(store) {
+                            match (known.get_mut(&k), v) {
+                                (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more),
+                                (_, v) => {
+                                    known.insert(k, v);
+                                }
+                            }
+                        }
+                    }
+                    if let Some(refs) = provider.found(&payload, &resp, entry.created, &known) {
                         log.info(format!("{what}: the service had acted on it after all; not sent again"));
                         self.record(&entry.incident_key, &proposal, &refs);
                         return Outcome::Delivered(());
@@ -333,6 +344,30 @@ fn refresh_of(common: &Common) -> u64 {
     common.refresh.as_secs()
 }
 
+/// Requests that handlers which died left in flight (on incidents nobody holds now) join the
+/// spool as requests of unknown fate, so that a page interrupted by a kill is looked up and,
+/// if it never reached the service, sent — even when no later event for the incident comes.
+fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[String], log: &Logger) {
+    let Some(store) = store else { return };
+    let keys = match store.keys() {
+        Ok(k) => k,
+        Err(e) => {
+            log.debug(format!("cannot list the ledger for requests left in flight: {e:#}"));
+            return;
+        }
+    };
+    for key in keys {
+        let Ok(Some(record)) = state::get(store, &key) else { continue };
+        if record.inflight.is_empty() {
+            continue;
+        }
+        // Someone delivering now keeps its own note; only a free incident's are orphans.
+        if let Ok(Some(_hold)) = store.hold(&key, Instant::now()) {
+            super::adopt_inflight(Some(store), Some(spool), &key, Some(&record), secrets, log);
+        }
+    }
+}
+
 /// `--flush`: deliver everything the spool holds within `--timeout`, waiting for an incident
 /// another invocation is busy with.
 ///
@@ -343,9 +378,8 @@ fn refresh_of(common: &Common) -> u64 {
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (section, common) = operator_settings::<P>(args, flags.clone(), log)?;
     // Mask the configured credentials too, when the settings are complete enough to say.
-    if let Ok(provider) = P::from_settings(section, &common) {
-        log.add_secrets(provider.secrets());
-    }
+    let secrets = P::from_settings(section, &common).map(|p| p.secrets()).unwrap_or_default();
+    log.add_secrets(secrets.clone());
     if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
         log.add_secrets([p.to_string()]);
     }
@@ -356,6 +390,8 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         log.warn(n);
     }
     let deadline = Deadline::after(common.timeout);
+    let store = super::open_store::<P>(&common, &deadline, log);
+    adopt_all_inflight(store.as_deref(), &spool, &secrets, log);
     let listing = spool.list().map_err(|e| Code::TempFail.msg(format!("spool: {e:#}")))?;
     for line in &listing.passed_over {
         log.warn(line);
@@ -367,7 +403,6 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         log.debug(format!("flushed {}: 0 delivered, 0 moved to failed/, 0 still queued: the spool is empty", spool.dir().display()));
         return Ok(Code::Ok);
     }
-    let store = super::open_store::<P>(&common, &deadline, log);
     let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
     let flusher = Flusher::<P>::new(Some(&spool), store.as_deref(), args, &flags, &common, log);
     let report = flusher.run(&client, &deadline, &|_| true, None, true);

@@ -144,9 +144,22 @@ impl<P: Provider> Ctx<'_, P> {
         let classify = |resp: &Response| self.provider.classify(payload, resp);
         // A request the provider can look up (a Twilio call) is never sent twice blindly: a
         // first attempt of unknown fate is spooled, and the flush looks it up before placing it.
+        // Its note in the ledger while it is in flight lets the next holder look it up if this
+        // process dies before the answer ([`state::take_inflight`]).
         let lookable = self.provider.lookup(payload, crate::clock::now_unix()).is_some();
         let delivered = if lookable {
-            self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line))
+            let inflight = self.note_inflight(stored());
+            let delivered = self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line));
+            // Accepted: the note stays until the record of the delivery removes it (a kill in
+            // between leaves it for the next holder to look up). Otherwise the spool or the
+            // failure takes over now.
+            if !matches!(delivered, Outcome::Delivered(_))
+                && let (Some(entry), Some(store)) = (inflight, self.store)
+                && let Err(e) = state::clear_inflight(store, self.incident_key, &entry)
+            {
+                log.warn(format!("cannot clear the in-flight note of {}: {e:#}", self.incident_key));
+            }
+            delivered
         } else {
             self.client.deliver(&req, &self.deadline, Fate::NotSent, &classify, &mut |line| log.info(line))
         };
@@ -167,6 +180,24 @@ impl<P: Provider> Ctx<'_, P> {
                 None => Outcome::Broken(why),
             },
             other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
+        }
+    }
+
+    /// Note `payload` as in flight in the incident's record; the entry noted (`None` without a
+    /// ledger or a spool, or when the note could not be written: logged, the request still
+    /// goes out).
+    fn note_inflight(&self, payload: Value) -> Option<spool::Entry> {
+        let (store, q) = (self.store?, self.queue.as_ref()?);
+        let mut entry = q.template.clone();
+        entry.payload = payload;
+        entry.fate = Fate::Unknown;
+        entry.created = crate::clock::now_unix();
+        match state::note_inflight(store, self.incident_key, &entry) {
+            Ok(()) => Some(entry),
+            Err(e) => {
+                self.log.warn(format!("cannot note the request in flight for {}: {e:#}", self.incident_key));
+                None
+            }
         }
     }
 
@@ -311,9 +342,18 @@ pub trait Provider: Sized {
     }
 
     /// Whether the answer to [`Provider::lookup`] shows the request was acted on: `Some(refs)`
-    /// to remember, `None` when it was not.
-    fn found(&self, _payload: &Self::Payload, _resp: &Response) -> Option<Map<String, Value>> {
+    /// to remember, `None` when it was not. `since` is when the request was sent (Unix
+    /// seconds); `known` the incident's stored references (what earlier requests brought back,
+    /// so not this one).
+    fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>) -> Option<Map<String, Value>> {
         None
+    }
+
+    /// References to requests this handler knows it sent lately, whatever the incident (Twilio:
+    /// every call SID it learned in the last hours, from a shared record), so that
+    /// [`Provider::found`] does not take another incident's request for the one it looks for.
+    fn known(&self, _store: &dyn Store) -> Map<String, Value> {
+        Map::new()
     }
 }
 
@@ -613,7 +653,13 @@ impl<'a, P: Provider> Local<'a, P> {
         let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
         let mut record = read_record(store, key, self.log);
-        if hold.is_some() && self.own_spooled == 0 {
+        // Requests a holder that died left in flight are this incident's oldest spooled ones
+        // now, of unknown fate: looked up before they are sent again.
+        let own_spooled = self.own_spooled + if hold.is_some() { self.adopt_inflight(record.as_ref()) } else { 0 };
+        if own_spooled > self.own_spooled {
+            record = read_record(store, key, self.log);
+        }
+        if hold.is_some() && own_spooled == 0 {
             match decide::<P>(record.as_ref(), p, now) {
                 Verdict::Send => {}
                 Verdict::Skip(why) => {
@@ -623,7 +669,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 Verdict::Superseded(why) => return Ok(CaughtUp::Skip(why)),
             }
         }
-        if self.own_spooled > 0 && only.is_none() {
+        if own_spooled > 0 && only.is_none() {
             let left = self.flusher().incident(&client, &self.d.deadline, key, hold.is_some());
             record = read_record(store, key, self.log);
             if left > 0 {
@@ -651,6 +697,12 @@ impl<'a, P: Provider> Local<'a, P> {
             }
         }
         Ok(CaughtUp::Deliver { hold, record, only, client })
+    }
+
+    /// Move the requests a dead holder left in flight ([`state::take_inflight`]) to the spool as
+    /// requests of unknown fate; how many. Call it holding the incident.
+    fn adopt_inflight(&self, record: Option<&Incident>) -> usize {
+        adopt_inflight(self.store(), self.spool.as_ref(), &self.d.key, record, &self.read.provider.secrets(), self.log)
     }
 
     /// Note a skip later than the record under the hold ([`state::note_skipped`]); a failure
@@ -690,10 +742,19 @@ impl<'a, P: Provider> Local<'a, P> {
         let ctx = Ctx { provider: &read.provider, client, deadline: self.d.deadline, log, dry_run: false, store: self.store(), incident_key: key, queue };
         let job = Job { action: p.action, event: &read.event, incident_key: key, previous: record.as_ref(), event_time: p.event_time };
         let outcome = read.provider.act(&ctx, &job);
-        if let (Outcome::Delivered(done), Some(store)) = (&outcome, self.store())
-            && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs)
-        {
-            log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
+        match (&outcome, self.store()) {
+            (Outcome::Delivered(done), Some(store)) => {
+                if let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs) {
+                    log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
+                }
+            }
+            // Alive and done: what it noted in flight is spooled or refused, not orphaned.
+            (_, Some(store)) if !ctx.dry_run => {
+                if let Err(e) = state::clear_inflight_of(store, key, &p.token) {
+                    log.warn(format!("cannot clear the in-flight notes of {key}: {e:#}"));
+                }
+            }
+            _ => {}
         }
         drop(hold);
         if let Outcome::Retry(_) = &outcome {
@@ -710,6 +771,48 @@ fn refresh_secs(event: &Event, common: &Common) -> u64 {
     let refresh = filter::refresh_for(event, common).as_secs();
     let slack = event.interval.unwrap_or(0) / 2;
     refresh.saturating_sub(slack.min(refresh / 2))
+}
+
+/// Move the requests that a holder that died left in flight for `key` to `spool` as requests
+/// of unknown fate (the flush looks them up before sending them again); how many were moved.
+/// Call it holding the incident's hold. Without a spool they are dropped from the record,
+/// logged: the event at hand still goes out.
+pub(crate) fn adopt_inflight(
+    store: Option<&dyn Store>,
+    spool: Option<&Spool>,
+    key: &str,
+    record: Option<&Incident>,
+    secrets: &[String],
+    log: &Logger,
+) -> usize {
+    let Some(store) = store else { return 0 };
+    if record.is_none_or(|r| r.inflight.is_empty()) {
+        return 0;
+    }
+    let taken = match state::take_inflight(store, key) {
+        Ok(t) => t,
+        Err(e) => {
+            log.warn(format!("cannot take the requests left in flight for {key}: {e:#}"));
+            return 0;
+        }
+    };
+    let mut moved = 0;
+    for mut entry in taken {
+        entry.fate = Fate::Unknown;
+        let private = holds_secret(&entry.overrides, secrets);
+        match spool.map(|s| s.push(&entry, private)) {
+            Some(Ok(name)) => {
+                moved += 1;
+                log.warn(format!(
+                    "{key}: a {} request was in flight when its handler ended; spooled as {name}, looked up before it is sent again",
+                    entry.action.name()
+                ));
+            }
+            Some(Err(e)) => log.error(format!("{key}: a request left in flight cannot be spooled ({e:#}); the event at hand goes on")),
+            None => log.warn(format!("{key}: a request was left in flight and there is no spool to look it up from")),
+        }
+    }
+    moved
 }
 
 /// The entries still spooled for `key`, oldest first (unreadable ones left out).

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::{Hold, Store, Write};
 use crate::clock;
-use crate::files;
+use crate::files::{self, Durability};
 
 /// Default state directory for system installs.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
@@ -53,6 +53,8 @@ pub struct FileStore {
     /// When record-lock waits give up (`None`: [`DEFAULT_LOCK_WAIT`] from each wait's start).
     lock_deadline: Option<Instant>,
     notices: RefCell<Vec<String>>,
+    /// The expiry of the record [`FileStore::read`] read last.
+    last_expiry: std::cell::Cell<Option<u64>>,
 }
 
 /// Where the store ended up, and why, for the handler to log.
@@ -159,7 +161,7 @@ impl FileStore {
     }
 
     fn new(dir: PathBuf) -> FileStore {
-        FileStore { dir, lock_deadline: None, notices: RefCell::new(Vec::new()) }
+        FileStore { dir, lock_deadline: None, notices: RefCell::new(Vec::new()), last_expiry: std::cell::Cell::new(None) }
     }
 
     /// Record-lock waits end at `deadline` (a record's lock held that long — by a stuck
@@ -214,7 +216,10 @@ impl FileStore {
             }
         };
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => Ok(unexpired(v)),
+            Ok(v) => {
+                self.last_expiry.set(expiry_of(&v));
+                Ok(unexpired(v))
+            }
             Err(e) => {
                 let aside = path.with_extension(format!("json.corrupt-{}", clock::now_unix()));
                 fs::rename(path, &aside)
@@ -289,6 +294,11 @@ impl FileStore {
 }
 
 /// `v` without its expiry field, or `None` when it has expired.
+/// The expiry time a stored record carries, when it has one.
+fn expiry_of(v: &Value) -> Option<u64> {
+    v.get(EXPIRES).and_then(Value::as_u64)
+}
+
 fn unexpired(mut v: Value) -> Option<Value> {
     if let Some(obj) = v.as_object_mut()
         && let Some(at) = obj.remove(EXPIRES)
@@ -327,13 +337,18 @@ impl Store for FileStore {
             anyhow::bail!("{} is held by another process past this invocation's deadline", lock_path.display());
         };
         (|| {
+            self.last_expiry.set(None);
             let current = self.read(&path)?;
+            // A volatile update without an expiry of its own (a stop request, a skipped event's
+            // time) keeps the one the record had: a closed incident is still forgotten in time.
+            let kept = current.as_ref().and(self.last_expiry.get()).filter(|_| how.durability == Durability::Volatile);
             let before = current.clone();
             match f(current) {
                 Some(new) if Some(&new) != before.as_ref() || how.expire.is_some() => {
                     let mut stored = new;
-                    if let (Some(ttl), Some(obj)) = (how.expire, stored.as_object_mut()) {
-                        obj.insert(EXPIRES.into(), clock::now_unix().saturating_add(ttl.as_secs()).into());
+                    let expires = how.expire.map(|ttl| clock::now_unix().saturating_add(ttl.as_secs())).or(kept);
+                    if let (Some(at), Some(obj)) = (expires, stored.as_object_mut()) {
+                        obj.insert(EXPIRES.into(), at.into());
                     }
                     let mut bytes = serde_json::to_vec(&stored)?;
                     bytes.push(b'\n');

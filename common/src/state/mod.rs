@@ -42,8 +42,10 @@ use crate::filter::Action;
 pub struct Write {
     /// Durable (survives a machine crash: fsync, or Redis' own persistence) or volatile.
     pub durability: Durability,
-    /// Forget the record this long after the write (closed incidents); `None`: keep it.
-    /// The file store removes expired records when it next reads them.
+    /// Forget the record this long after the write (closed incidents). `None`: a durable
+    /// write keeps the record for good (a reopened incident); a volatile one — a side note
+    /// such as a stop request or a request in flight — keeps whatever expiry it had. The file
+    /// store removes expired records when it next reads them.
     pub expire: Option<Duration>,
 }
 
@@ -166,6 +168,13 @@ pub struct Incident {
     pub stop: Option<Stop>,
     /// Provider references: Reactio `incident_id`, Twilio `call_sids`, Slack `channel`/`ts` …
     pub refs: Map<String, Value>,
+    /// Requests being sent right now that must not be sent twice blindly (a Twilio call, which
+    /// the provider can look up): noted before they go out and removed once their fate is
+    /// known ([`note_inflight`]). One still here when the incident is free again belonged to
+    /// a holder that died mid-request: it is spooled as a request of unknown fate, looked up
+    /// before it is sent again ([`take_inflight`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inflight: Vec<crate::spool::Entry>,
 }
 
 impl Incident {
@@ -296,6 +305,8 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
     let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
     // A recorded time in the future counts as now (see [`decide`]), so it is replaced, not kept.
     inc.event_time = inc.event_time.map(|t| crate::clock::not_after(t, now));
+    // The requests of this action that were noted in flight are accounted for now.
+    inc.inflight.retain(|e| e.token != p.token);
     if inc.event_time.is_some_and(|t| t > p.event_time) {
         inc.refs.extend(refs.clone());
         return inc;
@@ -396,6 +407,55 @@ pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_rec
 /// Errors: as [`Store::get`].
 pub fn get(store: &dyn Store, key: &str) -> anyhow::Result<Option<Incident>> {
     Ok(store.get(key)?.map(|v| Incident::from_value(key, Some(v))))
+}
+
+/// Note `entry` as in flight for `key` (volatile: it matters only while processes run, and a
+/// machine crash kills the request with its process).
+///
+/// Errors: as [`Store::update_with`].
+pub fn note_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, v);
+        inc.inflight.push(entry.clone());
+        Some(inc.to_value())
+    })
+}
+
+/// This invocation is done with `key` without recording a delivery (its requests were spooled
+/// or refused): nothing it noted is in flight any more.
+///
+/// Errors: as [`Store::update_with`].
+pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, Some(v?));
+        inc.inflight.retain(|e| e.token != token);
+        Some(inc.to_value())
+    })
+}
+
+/// `entry`'s fate is known: it is no longer in flight for `key`.
+///
+/// Errors: as [`Store::update_with`].
+pub fn clear_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, Some(v?));
+        inc.inflight.retain(|e| e != entry);
+        Some(inc.to_value())
+    })
+}
+
+/// Remove and return what is noted as in flight for `key` — call it holding the incident's
+/// hold: any request still noted then belonged to a holder that died.
+///
+/// Errors: as [`Store::update_with`].
+pub fn take_inflight(store: &dyn Store, key: &str) -> anyhow::Result<Vec<crate::spool::Entry>> {
+    let mut taken = Vec::new();
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, Some(v?));
+        taken = std::mem::take(&mut inc.inflight);
+        Some(inc.to_value())
+    })?;
+    Ok(taken)
 }
 
 /// Ask a long delivery of `key` to stop for `stop` (a resolve or acknowledge that found the

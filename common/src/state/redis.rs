@@ -575,8 +575,16 @@ impl Store for RedisStore {
                     Some(v) => {
                         let bytes = serde_json::to_vec(v).map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
                         tx.cmd("SET").arg(&rkey).arg(bytes);
-                        if let Some(ms) = ttl_ms {
-                            tx.arg("PX").arg(ms);
+                        match (ttl_ms, how.durability) {
+                            (Some(ms), _) => {
+                                tx.arg("PX").arg(ms);
+                            }
+                            // A volatile side note (a stop request, a request in flight) keeps
+                            // the record's expiry; a durable record without one is kept.
+                            (None, crate::files::Durability::Volatile) => {
+                                tx.arg("KEEPTTL");
+                            }
+                            (None, crate::files::Durability::Durable) => {}
                         }
                         tx.ignore();
                     }
