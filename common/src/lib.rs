@@ -5,7 +5,8 @@
 //! generating man pages and completions ([`app`]), filters ([`filter`]), the dedup state store
 //! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), logging ([`log`]), secret
 //! masking ([`secret`]), the exit-code contract ([`exit`]), and the invocation itself
-//! ([`pipeline`]), which a handler drives with its [`pipeline::Provider`].
+//! ([`pipeline`]), which a handler drives with its [`pipeline::Provider`], or with a synthetic
+//! event for `--test` ([`rehearsal`]).
 
 pub mod app;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod log;
 pub mod outcome;
 pub mod pipeline;
+pub mod rehearsal;
 pub mod secret;
 pub mod spool;
 pub mod state;

@@ -44,16 +44,14 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let mut flags = common::cli::flag_settings([
+    let flags = common::cli::flag_settings([
         ("token", &args.token),
         ("token_file", &args.token_file),
         ("channel", &args.channel),
     ]);
-    if !args.test {
-        return common::pipeline::main::<provider::Slack>(&args.common, flags);
+    if args.test {
+        // The same pipeline, fed a synthetic event whose check output reads "test message".
+        return common::rehearsal::main::<provider::Slack>(&args.common, flags, "test message");
     }
-    // --test: the same pipeline, fed a synthetic event instead of stdin.
-    flags.extend(provider::test_settings());
-    let event = provider::test_event(args.common.entity.as_deref());
-    common::pipeline::main_with::<provider::Slack>(&args.common, flags, event.as_bytes())
+    common::pipeline::main::<provider::Slack>(&args.common, flags)
 }

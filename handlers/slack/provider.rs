@@ -55,8 +55,6 @@ pub const CHANNEL_NAME: &str = "channel_name";
 pub const MAX_NAME_TRIES: u32 = 5;
 /// How many pages of `conversations.list` are read when looking for a war room by name.
 pub const MAX_LIST_PAGES: u32 = 5;
-/// The check name of `--test`'s synthetic event.
-pub const TEST_CHECK: &str = "pagerpipe-test";
 
 /// Shown in `--dry-run` output where Slack's answers would go (dry runs send nothing).
 const DRY_CHANNEL: &str = "{channel id}";
@@ -316,31 +314,6 @@ impl Provider for Slack {
 /// A Slack user ID: `U` or `W` and at least two more upper-case letters or digits.
 fn is_user_id(s: &str) -> bool {
     s.len() >= 3 && s.len() <= 32 && matches!(s.as_bytes()[0], b'U' | b'W') && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
-
-/// `--test`'s synthetic event: [`TEST_CHECK`] on `entity` (else this host's name), status 2.
-pub fn test_event(entity: Option<&str>) -> String {
-    let host = entity.map(str::to_string).or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
-    });
-    json!({
-        "action": "create",
-        "occurrences": 1,
-        "client": {"name": host.as_deref().unwrap_or("pagerpipe")},
-        "check": {"name": TEST_CHECK, "status": 2, "output": "test message"},
-    })
-    .to_string()
-}
-
-/// Settings `--test` lays over the files: test mode, whatever the severity and occurrence
-/// filters say, and never suppressed as a repeat.
-pub fn test_settings() -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("test".into(), true.into());
-    m.insert("severities".into(), "warning,critical,unknown".into());
-    m.insert("occurrences".into(), 1.into());
-    m.insert("refresh".into(), 0.into());
-    m
 }
 
 /// Why a step did not give an answer.

@@ -63,7 +63,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let mut flags = common::cli::flag_settings([
+    let flags = common::cli::flag_settings([
         ("account_sid", &args.account_sid),
         ("auth_token", &args.auth_token),
         ("auth_token_file", &args.auth_token_file),
@@ -73,11 +73,9 @@ fn main() -> std::process::ExitCode {
         ("mode", &args.mode),
         ("announce_token", &args.announce_token),
     ]);
-    if !args.test {
-        return common::pipeline::main::<provider::Twilio>(&args.common, flags);
+    if args.test {
+        // The same pipeline, fed a synthetic event whose check output reads "test page".
+        return common::rehearsal::main::<provider::Twilio>(&args.common, flags, "test page");
     }
-    // --test: the same pipeline, fed a synthetic event instead of stdin.
-    flags.extend(provider::test_settings());
-    let event = provider::test_event(args.common.entity.as_deref());
-    common::pipeline::main_with::<provider::Twilio>(&args.common, flags, event.as_bytes())
+    common::pipeline::main::<provider::Twilio>(&args.common, flags)
 }

@@ -882,36 +882,6 @@ impl Twilio {
     }
 }
 
-/// Check name of the `--test` event; the incident key is `{entity}/pagerpipe-test`.
-pub const TEST_CHECK: &str = "pagerpipe-test";
-
-/// The event `--test` feeds to the pipeline: a Sensu 1.x `create` for check
-/// [`TEST_CHECK`] on `entity` (the `--entity` flag, else this host's name), status 2.
-pub fn test_event(entity: Option<&str>) -> String {
-    let host = entity.map(str::to_string).or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
-    });
-    json!({
-        "action": "create",
-        "occurrences": 1,
-        "client": {"name": host.as_deref().unwrap_or("pagerpipe")},
-        "check": {"name": TEST_CHECK, "status": 2, "output": "test page"},
-    })
-    .to_string()
-}
-
-/// Settings `--test` lays over the files: speak `test_message`, page whatever the
-/// `severities`/`occurrences` filters say, and never suppress a repeated test (`refresh: 0`).
-/// The call caps still apply.
-pub fn test_settings() -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("test".into(), true.into());
-    m.insert("severities".into(), "warning,critical,unknown".into());
-    m.insert("occurrences".into(), 1.into());
-    m.insert("refresh".into(), 0.into());
-    m
-}
-
 /// Twilio's `MachineDetection` from the `machine_detection` setting: `null`, `false`, `""`,
 /// `"none"` → off; `true`, `"Enable"` → `Enable`; `"DetectMessageEnd"` (any case). Other
 /// values exit 78.
@@ -1130,13 +1100,6 @@ mod tests {
         // Broadcast (the default) needs no long timeout; sequential needs one call's worth.
         assert!(provider(json!({"ring_timeout": 60})).is_ok());
         assert!(provider(json!({"mode": "sequential", "ring_timeout": 15, "timeout": "30s"})).is_ok());
-    }
-
-    #[test]
-    fn test_event_is_a_critical_sensu_event_for_the_test_check() {
-        let ev = common::event::parse_json(test_event(Some("rehearsal-01")).as_bytes(), None).expect("event");
-        assert_eq!((ev.entity.as_str(), ev.check.as_str(), ev.status), ("rehearsal-01", TEST_CHECK, 2));
-        assert_eq!(test_settings()["refresh"], 0);
     }
 
     #[test]
