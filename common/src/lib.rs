@@ -3,8 +3,9 @@
 //! Everything two handlers would otherwise repeat lives here: reading and normalizing events
 //! ([`event`]), settings ([`config`], [`cli`]), parsing flags with the build's version and
 //! generating man pages and completions ([`app`]), filters ([`filter`]), the dedup state store
-//! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), logging ([`log`]), secret
-//! masking ([`secret`]), the exit-code contract ([`exit`]), and the invocation itself
+//! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), Slack mrkdwn escaping
+//! ([`mrkdwn`]), logging ([`log`]), secret masking ([`secret`]), the exit-code contract
+//! ([`exit`]), and the invocation itself
 //! ([`pipeline`]), which a handler drives with its [`pipeline::Provider`], or with a synthetic
 //! event for `--test` ([`rehearsal`]).
 
@@ -18,6 +19,7 @@ pub mod files;
 pub mod filter;
 pub mod http;
 pub mod log;
+pub mod mrkdwn;
 pub mod outcome;
 pub mod pipeline;
 pub mod rehearsal;

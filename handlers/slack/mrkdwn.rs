@@ -1,55 +1,16 @@
-//! Text for Slack: escaping for mrkdwn, and cutting to Slack's limits on a character boundary.
+//! Text for Slack: escaping for mrkdwn ([`common::mrkdwn`], shared with handler-twilio's
+//! announcements), cutting to Slack's limits, links and summary lines.
 //!
-//! `&`, `<` and `>` are Slack's control characters (spec §6, docs.slack.dev
-//! "Formatting message text", section "Escaping text"): `<!channel>`, `<!here>`,
-//! `<!everyone>`, `<!subteam^ID>` notify many people, `<@U…>` mentions one, `<#C…>` links a
-//! channel, `<https://x|label>` disguises a link. Every value taken from a monitoring event
-//! (check output, host and check names, labels) goes through [`escape`] (`&` → `&amp;` first,
-//! then `<` → `&lt;`, `>` → `&gt;`, and nothing else), so that none of these can come from the
+//! Every value taken from a monitoring event (check output, host and check names, labels) goes
+//! through [`escape_cut`], so that no mention, channel link or disguised link can come from the
 //! monitored host. Mentions the handler adds on purpose (the `mention` setting) are written
 //! after escaping.
 //!
 //! Limits count characters (Unicode scalar values); whether Slack counts UTF-16 units instead
 //! is not documented (spec §9), so the topic keeps a margin when a character outside the BMP is
-//! present. Cutting escaped text never splits an entity: [`escape_cut`] escapes and counts in
-//! one pass and stops before an entity that would not fit.
+//! present. Cutting escaped text never splits an entity ([`escape_cut`]).
 
-/// Escape `&`, `<`, `>` for mrkdwn and message `text` (spec §6).
-#[cfg(test)]
-pub fn escape(s: &str) -> String {
-    escape_cut(s, usize::MAX)
-}
-
-/// [`escape`], cut so that the result has at most `max` characters, ending with `…` when cut.
-/// An entity is never split (a cut `&amp;` would leave a bare `&`).
-pub fn escape_cut(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max.saturating_mul(4)));
-    let mut len = 0usize;
-    let total: usize = s.chars().map(|c| entity(c).map_or(1, str::len)).sum();
-    let budget = if total <= max { max } else { max.saturating_sub(1) };
-    for c in s.chars() {
-        let piece_len = entity(c).map_or(1, str::len);
-        if len + piece_len > budget {
-            out.push('…');
-            return out;
-        }
-        match entity(c) {
-            Some(e) => out.push_str(e),
-            None => out.push(c),
-        }
-        len += piece_len;
-    }
-    out
-}
-
-fn entity(c: char) -> Option<&'static str> {
-    match c {
-        '&' => Some("&amp;"),
-        '<' => Some("&lt;"),
-        '>' => Some("&gt;"),
-        _ => None,
-    }
-}
+pub use common::mrkdwn::escape_cut;
 
 /// Longest topic Slack accepts, in characters (spec §5.2, `too_long`).
 pub const MAX_TOPIC: usize = 250;
@@ -93,33 +54,6 @@ pub fn link_url(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_only_the_three_control_characters() {
-        assert_eq!(escape("<!channel> & <@U123> \"q\" 'a' ディスク"), "&lt;!channel&gt; &amp; &lt;@U123&gt; \"q\" 'a' ディスク");
-        assert_eq!(escape("&amp;"), "&amp;amp;");
-    }
-
-    #[test]
-    fn cutting_never_splits_an_entity_or_a_character() {
-        assert_eq!(escape_cut("abc", 3), "abc");
-        assert_eq!(escape_cut("abcd", 3), "ab…");
-        // "a&bc" escapes to "a&amp;bc" (8). At 7 the entity fits before the `…`.
-        assert_eq!(escape_cut("a&bc", 7), "a&amp;…");
-        // At 6 it would not: it is left out whole, never split.
-        assert_eq!(escape_cut("a&bc", 6), "a…");
-        assert_eq!(escape_cut("a&b", 7), "a&amp;b");
-        let jp = "ディスク容量が不足しています".repeat(300);
-        let cut = escape_cut(&jp, 2990);
-        assert_eq!(cut.chars().count(), 2990);
-        assert!(cut.ends_with('…'));
-        for n in 0..40 {
-            let s = escape_cut("<&>".repeat(10).as_str(), n);
-            assert!(s.chars().count() <= n.max(1), "{n}: {s}");
-            let without = s.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "");
-            assert!(!without.contains(['&', '<', '>']), "{n}: {s}");
-        }
-    }
 
     #[test]
     fn topic_limit_keeps_a_margin_for_emoji() {

@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{self, Common, de};
+use common::mrkdwn::escape as mrkdwn;
 use common::exit::{Code, Result};
 use common::http::{Deadline, Request, Response, classify_status};
 use common::outcome::{Fate, Outcome, Retry};
@@ -304,12 +305,6 @@ fn code_text(s: &str) -> String {
     cut.escape_debug().to_string()
 }
 
-/// Text for Slack's mrkdwn: `&`, `<` and `>` escaped (and only those, as Slack decodes only
-/// these; spec §6, "Escaping text"), so that event data cannot mention, link or notify.
-pub fn mrkdwn(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 /// An E.164 number with its middle hidden: `+` and the first two digits, then `•` for each
 /// hidden digit, then the last four digits (`+14155550102` → `+14•••••0102`). Numbers of six
 /// digits or fewer show only their last two.
@@ -435,12 +430,6 @@ mod tests {
         assert_eq!(masked("+819012345678"), "+81••••••5678");
         assert_eq!(masked("+12345"), "+•••45");
         assert_eq!(masked(""), "+");
-    }
-
-    #[test]
-    fn mrkdwn_escapes_only_the_three_control_characters() {
-        assert_eq!(mrkdwn("<!channel> & <@U123> \"x\" 'y'"), "&lt;!channel&gt; &amp; &lt;@U123&gt; \"x\" 'y'");
-        assert_eq!(mrkdwn("&amp;"), "&amp;amp;");
     }
 
     #[test]
