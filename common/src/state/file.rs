@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Hold, Store, Write};
+use super::{Hold, Store, Write, percent_decode};
 use crate::clock;
 use crate::files::{self, Durability};
 
@@ -397,9 +397,10 @@ impl Store for FileStore {
             if stem.starts_with(".tmp-") {
                 continue;
             }
-            // The key is stored in the record; the file name may be a shortened form.
+            // The key is stored in the record; the file name may be a shortened form (else it is
+            // the key, percent-encoded by `file_name_for`).
             match self.read(&item.path()) {
-                Ok(Some(v)) => keys.push(v.get("key").and_then(Value::as_str).map_or_else(|| key_for_file_name(stem), str::to_string)),
+                Ok(Some(v)) => keys.push(v.get("key").and_then(Value::as_str).map_or_else(|| percent_decode(stem), str::to_string)),
                 Ok(None) => {}
                 Err(e) => self.notices.borrow_mut().push(format!("{e:#}")),
             }
@@ -410,25 +411,6 @@ impl Store for FileStore {
     fn take_notices(&self) -> Vec<String> {
         std::mem::take(&mut *self.notices.borrow_mut())
     }
-}
-
-/// The key a file name stands for ([`file_name_for`] undone; a shortened name stays as it is).
-fn key_for_file_name(name: &str) -> String {
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = name.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Map a key to a file name: `[A-Za-z0-9_-]` and inner dots kept, other bytes as `%XX`; names
@@ -587,6 +569,6 @@ mod tests {
         let mut keys = store.keys().unwrap();
         keys.sort();
         assert_eq!(keys, ["web-01/disk"]);
-        assert_eq!(key_for_file_name(&file_name_for("a/b c")), "a/b c");
+        assert_eq!(percent_decode(&file_name_for("a/b c")), "a/b c");
     }
 }

@@ -496,6 +496,27 @@ pub fn forget(store: &dyn Store, key: &str) -> anyhow::Result<bool> {
     Ok(existed)
 }
 
+/// `%XX` sequences decoded (invalid ones kept as written; invalid UTF-8 replaced): a Redis
+/// URL's password ([`redis::secrets_of`]) and a state file's name ([`file::file_name_for`]
+/// undone; a shortened name stays as it is).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

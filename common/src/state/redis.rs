@@ -51,7 +51,7 @@ use base64::Engine as _;
 use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
-use super::{Hold, Store, Write};
+use super::{Hold, Store, Write, percent_decode};
 use crate::clock;
 use crate::http::Trust;
 use crate::secret;
@@ -143,25 +143,6 @@ pub fn secrets_of(url: &str) -> Vec<String> {
     let Some(raw) = secret::url_password(url) else { return Vec::new() };
     let decoded = percent_decode(raw);
     if decoded != raw { vec![raw.to_string(), decoded] } else { vec![raw.to_string()] }
-}
-
-/// `%XX` sequences decoded (invalid ones kept as written; invalid UTF-8 replaced).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `text` with every secret masked ([`secret::mask_all`]); short passwords are masked too.
