@@ -51,14 +51,13 @@ fn an_event_time_in_the_future_does_not_supersede_every_later_event() {
 fn a_planted_record_from_the_future_does_not_swallow_the_recovery() {
     let sb = pd_sandbox();
     let fake = FakePagerDuty::start(&[]);
-    let dir = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&dir).unwrap();
+    let record = sb.state_file("pagerduty", "web-01%2Fcheck_disk.json");
     let planted = json!({
         "key": "web-01/check_disk", "open": true, "severity": "critical", "count": 1,
         "first_notified": now(), "last_notified": now(), "event_time": YEAR_2100,
         "last_action": "trigger", "token": "planted"
     });
-    std::fs::write(dir.join("web-01%2Fcheck_disk.json"), planted.to_string()).unwrap();
+    std::fs::write(&record, planted.to_string()).unwrap();
     let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now()));
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(actions(&fake), ["resolve"], "{}", r.stderr);
@@ -143,9 +142,7 @@ fn a_spool_entry_another_user_owns_is_not_sent_with_this_users_credentials() {
 fn a_record_another_user_planted_cannot_swallow_a_page() {
     let sb = pd_sandbox();
     let fake = FakePagerDuty::start(&[]);
-    let dir = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&dir).unwrap();
-    let record = dir.join("web-01%2Fcheck_disk.json");
+    let record = sb.state_file("pagerduty", "web-01%2Fcheck_disk.json");
     let t = now();
     let resolved = json!({"key": "web-01/check_disk", "open": false, "resolved_at": t, "event_time": t,
         "last_action": "resolve", "token": "planted"});
@@ -182,9 +179,7 @@ fn a_record_another_user_planted_cannot_swallow_a_page() {
 fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
     use std::os::unix::fs::MetadataExt;
     let sb = pd_sandbox();
-    let dir = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&dir).unwrap();
-    let hold = dir.join("web-01%2Fcheck_disk.hold");
+    let hold = sb.state_file("pagerduty", "web-01%2Fcheck_disk.hold");
     let file = std::fs::File::create(&hold).unwrap();
     if !owned_by_another_user(&hold) {
         return;
@@ -208,9 +203,7 @@ fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
 #[test]
 fn a_record_lock_kept_by_another_user_does_not_make_every_repeat_page() {
     let sb = pd_sandbox();
-    let dir = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&dir).unwrap();
-    let lock = dir.join("web-01%2Fcheck_disk.lock");
+    let lock = sb.state_file("pagerduty", "web-01%2Fcheck_disk.lock");
     let file = std::fs::File::create(&lock).unwrap();
     if !owned_by_another_user(&lock) {
         return;
@@ -256,9 +249,7 @@ fn a_control_character_in_the_output_does_not_cost_the_call() {
 #[test]
 fn an_oversized_planted_record_does_not_make_every_repeat_page() {
     let sb = pd_sandbox();
-    let dir = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("web-01%2Fcheck_disk.json"), vec![b' '; 1_100_000]).unwrap();
+    std::fs::write(sb.state_file("pagerduty", "web-01%2Fcheck_disk.json"), vec![b' '; 1_100_000]).unwrap();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
     let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", t - 1));

@@ -96,6 +96,15 @@ impl Sandbox {
         self.dir.path().join("state")
     }
 
+    /// Path of `file` (e.g. `web-01%2Fcheck_disk.lock`) in `handler`'s directory of the state
+    /// store, which is created when missing: where a test plants a record, hold or lock before
+    /// the handler runs.
+    pub fn state_file(&self, handler: &str, file: &str) -> PathBuf {
+        let dir = self.state_dir().join(handler);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(file)
+    }
+
     /// The spool directory passed with `--spool-dir`.
     pub fn spool_dir(&self) -> PathBuf {
         self.dir.path().join("spool")
