@@ -1,11 +1,12 @@
 # shellcheck shell=bash
-# Shared by bench/pagerduty.sh, bench/twilio.sh and bench/storm.sh; sourced, not run.
+# Shared by the bench/*.sh scripts; sourced, not run.
 #
 # Before sourcing, a script may set `bench_tag` (the prefix of its messages; default "bench").
 # Sourcing sets `bench_dir` (this directory), `repo` (the repository), exports CARGO_TARGET_DIR
 # (default ../target-bench next to the repository, so that a bench build never waits on the
 # lock of anyone's target/) and PYTHONDONTWRITEBYTECODE, and dies without python3. The
 # functions below then set, in their order of use:
+#   bench_loop N WARMUP      N WARMUP FIXTURE   BENCH_N, BENCH_WARMUP, BENCH_FIXTURE or defaults
 #   bench_tools PKG...       nothing; installs the missing Debian packages
 #   bench_workdir NAME       work    the work directory, removed on exit unless BENCH_KEEP=1
 #   bench_build BIN          bin     the release binary BIN as shipped (packaging/build-bins.sh),
@@ -34,6 +35,19 @@ bench_count() {
 }
 
 command -v python3 >/dev/null || die "python3 is required"
+
+# bench_loop N WARMUP: sets N (BENCH_N, else the default N), WARMUP (BENCH_WARMUP, else the
+# default WARMUP) and FIXTURE (BENCH_FIXTURE, else tests/fixtures/sensu/create.json: the Sensu
+# 1.x event bench_event reads); dies unless N is a positive integer, WARMUP a number and
+# FIXTURE readable.
+bench_loop() {
+    N=${BENCH_N:-$1}
+    WARMUP=${BENCH_WARMUP:-$2}
+    FIXTURE=${BENCH_FIXTURE:-$repo/tests/fixtures/sensu/create.json}
+    bench_count BENCH_N "$N"
+    bench_count BENCH_WARMUP "$WARMUP" 0
+    [[ -r $FIXTURE ]] || die "no fixture $FIXTURE"
+}
 
 # bench_tools PKG...: installs those Debian packages with apt-get (one `apt-get update` first), as
 # root or through sudo. Pass only the missing ones; nothing happens without any.

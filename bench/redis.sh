@@ -24,14 +24,8 @@ set -euo pipefail
 bench_tag=bench-redis
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-N=${BENCH_N:-1000}
-WARMUP=${BENCH_WARMUP:-20}
-FIXTURE=${BENCH_FIXTURE:-$repo/tests/fixtures/sensu/create.json}
+bench_loop 1000 20
 KEY=BenchRoutingKey00000000000000000 # 32 characters, only ever sent to the loopback fake
-
-bench_count BENCH_N "$N"
-bench_count BENCH_WARMUP "$WARMUP" 0
-[[ -r $FIXTURE ]] || die "no fixture $FIXTURE"
 
 missing=()
 [[ -x /usr/bin/time ]] || missing+=(time)

@@ -28,14 +28,9 @@ set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-N=${BENCH_N:-500}
-WARMUP=${BENCH_WARMUP:-20}
-FIXTURE=${BENCH_FIXTURE:-$repo/tests/fixtures/sensu/create.json}
+bench_loop 500 20
 TOKEN=bench-twilio-token-000000000000000 # only ever sent to the loopback fake
 
-bench_count BENCH_N "$N"
-bench_count BENCH_WARMUP "$WARMUP" 0
-[[ -r $FIXTURE ]] || die "no fixture $FIXTURE"
 [[ -x /usr/bin/time ]] || bench_tools time
 
 bench_workdir pagerpipe-bench-twilio
