@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::twilio::{self, FakeTwilio};
-use crate::util::{REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, run_command, spawn_command, wait_until};
+use crate::util::{REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, nagios_ack, run_command, spawn_command, wait_until};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
@@ -566,13 +566,7 @@ fn an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded(store: Store) {
     let calling = start(&sb, &fake.url, &trigger(T0), &["--timeout", "60s"]);
     fake.wait_for("the first call being polled", |calls| calls.len() == 1 && calls[0].fetches >= 1);
     let mut ack = sb.command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", "60s"]);
-    ack.env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
-        .env("NAGIOS_HOSTNAME", "web-01")
-        .env("NAGIOS_SERVICEDESC", "check_disk")
-        .env("NAGIOS_SERVICESTATE", "CRITICAL")
-        .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
-        .env("NAGIOS_SERVICEACKAUTHOR", "alice")
-        .env("NAGIOS_SERVICEACKCOMMENT", "on it");
+    nagios_ack(&mut ack, "alice").env("NAGIOS_SERVICEACKCOMMENT", "on it");
     let a = run_command(ack, b"");
     exits(&a, 0);
     let c = finish(calling);

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::slack::{ALERTS, BOT_TOKEN, FakeSlack, Fault, USERS, summary};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, nagios_ack, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-slack");
 /// 2026-12-01 01:00 UTC: the clock every run sees (`PAGERPIPE_NOW`), so names carry 20261201.
@@ -232,13 +232,7 @@ fn an_acknowledge_is_a_thread_message() {
     ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
     let url = fake.api_url();
     let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios"]);
-    cmd.env("PAGERPIPE_NOW", (NOW + 60).to_string())
-        .env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
-        .env("NAGIOS_HOSTNAME", "web-01")
-        .env("NAGIOS_SERVICEDESC", "check_disk")
-        .env("NAGIOS_SERVICESTATE", "CRITICAL")
-        .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
-        .env("NAGIOS_SERVICEACKAUTHOR", "bob");
+    nagios_ack(&mut cmd, "bob").env("PAGERPIPE_NOW", (NOW + 60).to_string());
     let r = run_command(cmd, b"");
     ok(&r);
     fake.assert_no_violations();

@@ -186,6 +186,17 @@ impl Sandbox {
     }
 }
 
+/// `cmd` with the Nagios environment of an acknowledgement of `web-01`'s `check_disk`
+/// (CRITICAL, output `DISK CRITICAL`) by `author`, for `--from nagios`.
+pub fn nagios_ack<'a>(cmd: &'a mut Command, author: &str) -> &'a mut Command {
+    cmd.env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
+        .env("NAGIOS_HOSTNAME", "web-01")
+        .env("NAGIOS_SERVICEDESC", "check_disk")
+        .env("NAGIOS_SERVICESTATE", "CRITICAL")
+        .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
+        .env("NAGIOS_SERVICEACKAUTHOR", author)
+}
+
 /// Spawn `cmd`, feed `stdin`, wait. Panics only on spawn failure.
 pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
     let start = Instant::now();
