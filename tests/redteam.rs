@@ -72,11 +72,8 @@ fn a_rewritten_spool_entry_cannot_redirect_the_flush_or_its_credential() {
     let sb = pd_sandbox();
     let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &fixture_at("sensu/create.json", now()));
     assert_eq!(r.code, Some(75), "{r:?}");
-    let names = sb.spooled("pagerduty");
-    assert_eq!(names.len(), 1, "{}", r.stderr);
-    let path = sb.spool_dir().join("pagerduty").join(&names[0]);
+    let (path, mut entry) = sb.spooled_entry("pagerduty", &r.stderr);
     let evil = FakePagerDuty::start(&[]);
-    let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     entry["overrides"] = json!({"api_url": evil.url, "timeout": "100ms", "spool_max_age": "1min"});
     std::fs::write(&path, entry.to_string()).unwrap();
 
@@ -111,10 +108,8 @@ fn a_spool_entry_another_user_owns_is_not_sent_with_this_users_credentials() {
     let sb = pd_sandbox();
     let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &fixture_at("sensu/create.json", now()));
     assert_eq!(r.code, Some(75), "{r:?}");
+    let (path, mut entry) = sb.spooled_entry("pagerduty", &r.stderr);
     let names = sb.spooled("pagerduty");
-    assert_eq!(names.len(), 1, "{}", r.stderr);
-    let path = sb.spool_dir().join("pagerduty").join(&names[0]);
-    let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     entry["payload"]["payload"]["summary"] = json!("forged by another member of the group");
     std::fs::write(&path, entry.to_string()).unwrap();
     if !owned_by_another_user(&path) {

@@ -105,6 +105,17 @@ impl Sandbox {
         dir.join(file)
     }
 
+    /// The one entry `handler`'s spool holds: its path and its JSON, for a test that rewrites
+    /// it. Fails the test, showing `stderr` (of the run that spooled it), unless exactly one
+    /// entry is queued.
+    pub fn spooled_entry(&self, handler: &str, stderr: &str) -> (PathBuf, serde_json::Value) {
+        let names = self.spooled(handler);
+        assert_eq!(names.len(), 1, "{stderr}");
+        let path = self.spool_dir().join(handler).join(&names[0]);
+        let entry = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        (path, entry)
+    }
+
     /// The spool directory passed with `--spool-dir`.
     pub fn spool_dir(&self) -> PathBuf {
         self.dir.path().join("spool")
