@@ -145,6 +145,12 @@ fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Optio
     })
 }
 
+/// The id of the attempt of action `token` to call `phone` ([`SIDS_KEY`]): the spooled request
+/// of the same action settles it later.
+fn attempt_id(token: &str, phone: &str) -> String {
+    format!("{token}:{phone}")
+}
+
 /// Forget attempt `id` to call `phone` ([`SIDS_KEY`]): it was not placed. Best effort.
 fn forget_call(store: &dyn common::state::Store, phone: &str, id: &str) -> anyhow::Result<()> {
     store.update_volatile(SIDS_KEY, &mut |v| {
@@ -512,6 +518,15 @@ impl Provider for Twilio {
         Some(self.request(Method::Get, &format!("Calls.json?{query}"), Body::Empty))
     }
 
+    /// A spooled call placed or found by a flush: its attempt gets its SID ([`SIDS_KEY`]).
+    fn settled(&self, store: &dyn common::state::Store, create: &Create, token: &str, refs: &Map<String, Value>) {
+        let sid = refs.get(CALL_SIDS).and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
+        if let (Resource::Calls, Some(sid)) = (create.resource, sid) {
+            let to = create.field("To");
+            let _ = note_call(store, to, &attempt_id(token, to), Some(sid), common::clock::now_unix());
+        }
+    }
+
     /// The calls noted lately on any incident ([`SIDS_KEY`]), as `{"recipients:sids": …}`.
     fn known(&self, store: &dyn common::state::Store) -> Map<String, Value> {
         let mut m = Map::new();
@@ -536,19 +551,18 @@ impl Provider for Twilio {
     /// to `To` from `From` created from `since` on (Twilio's `date_created`, RFC 2822, one-second
     /// resolution) that pagerpipe does not know — neither this incident's (`known`
     /// `call_sids`) nor any noted in `known` `recipients:sids` — must be at least as many as
-    /// the unanswered attempts to that number noted since then. A call whose creation time
-    /// cannot be read does not count.
+    /// the unanswered attempts to that number still noted. A call whose creation time cannot
+    /// be read does not count.
     fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<Map<String, Value>> {
         let v: Value = serde_json::from_str(&resp.body).ok()?;
         let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
         let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
         let mut known_sids: Vec<String> = noted.iter().filter_map(|p| p.get(2).and_then(Value::as_str).map(str::to_string)).collect();
         known_sids.extend(known.get(CALL_SIDS).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
-        let unanswered = noted
-            .iter()
-            .filter(|p| p.get(2).is_none_or(Value::is_null) && p.get(0).and_then(Value::as_u64).is_some_and(|t| t >= since))
-            .count()
-            .max(1);
+        // Every unanswered attempt to that number still noted counts, whenever it began: an
+        // attempt begun before `since` may have reached Twilio after it (a slow request), and
+        // counting too many only makes the lookup say "not placed" (a page twice, never none).
+        let unanswered = noted.iter().filter(|p| p.get(2).is_none_or(Value::is_null)).count().max(1);
         let candidates: Vec<&Value> = v
             .get("calls")?
             .as_array()?
@@ -842,7 +856,7 @@ impl Twilio {
     pub(crate) fn post(&self, ctx: &Ctx<'_, Twilio>, resource: Resource, form: Vec<(String, String)>, to: &Recipient) -> Outcome<Option<String>> {
         ctx.log.debug(format!("POST {} to {}", resource.path(), to.label()));
         // A call is noted before it goes out, and its SID once answered ([`SIDS_KEY`]).
-        let attempt = (resource == Resource::Calls && !ctx.dry_run).then(|| format!("{}:{}", common::state::new_token(), to.phone));
+        let attempt = (resource == Resource::Calls && !ctx.dry_run).then(|| attempt_id(ctx.token().unwrap_or("-"), &to.phone));
         let store = ctx.store.filter(|_| attempt.is_some());
         if let (Some(store), Some(id)) = (store, &attempt)
             && let Err(e) = note_call(store, &to.phone, id, None, common::clock::now_unix())

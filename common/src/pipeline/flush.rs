@@ -286,6 +286,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     }
                     if let Some(refs) = provider.found(&payload, &resp, entry.created, &known) {
                         log.info(format!("{what}: the service had acted on it after all; not sent again"));
+                        if let Some(store) = self.store {
+                            provider.settled(store, &payload, &entry.token, &refs);
+                        }
                         self.record(&entry.incident_key, &proposal, &refs);
                         return Outcome::Delivered(());
                     }
@@ -319,6 +322,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         match delivered {
             Outcome::Delivered((resp, _)) => {
                 let refs = provider.spooled_refs(&payload, &resp);
+                if let Some(store) = self.store {
+                    provider.settled(store, &payload, &entry.token, &refs);
+                }
                 self.record(&entry.incident_key, &proposal, &refs);
                 let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));
                 log.info(format!("{what}: delivered after {} in the spool", humantime::format_duration(queued)));

@@ -221,6 +221,12 @@ impl<P: Provider> Ctx<'_, P> {
         self.queue.as_ref().is_some_and(|q| q.only.is_some())
     }
 
+    /// The token of this invocation's action (what its spooled requests and in-flight notes
+    /// carry), when it can spool.
+    pub fn token(&self) -> Option<&str> {
+        self.queue.as_ref().map(|q| q.template.token.as_str())
+    }
+
     /// Whether a resolve or acknowledge asked this delivery to stop (a long run calling one
     /// person after another, on any host sharing the store): the request, when one was made.
     pub fn stop_requested(&self, event_time: u64) -> Option<Stop> {
@@ -348,6 +354,11 @@ pub trait Provider: Sized {
     fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>) -> Option<Map<String, Value>> {
         None
     }
+
+    /// A spooled request of the action `token` has been settled by a flush (delivered, or found
+    /// by [`Provider::lookup`]) with `refs`: bookkeeping of the provider's own (Twilio notes the
+    /// call's SID for later lookups). Default: nothing.
+    fn settled(&self, _store: &dyn Store, _payload: &Self::Payload, _token: &str, _refs: &Map<String, Value>) {}
 
     /// References to requests this handler knows it sent lately, whatever the incident (Twilio:
     /// every call SID it learned in the last hours, from a shared record), so that
