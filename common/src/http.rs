@@ -206,11 +206,6 @@ impl Deadline {
         self.start.elapsed()
     }
 
-    /// The whole budget.
-    pub fn total(&self) -> Duration {
-        self.total
-    }
-
     /// The full per-attempt timeout: half the budget, at least 1 s. An attempt gets this much,
     /// or what is left when that is less and nothing was sent before ([`retry::plan`]).
     pub fn attempt_timeout(&self) -> Duration {
