@@ -85,12 +85,18 @@ impl Deref for Shared {
 /// A sandbox for `bin` whose commands share the ledger in `store`. `None` when the store's
 /// server is not installed (reported as SKIPPED by [`RedisServer::start`]; under `CI=true` a
 /// failure instead).
+///
+/// The tests replay timelines of `check.executed` times from [`T0`] on (days ago), and what
+/// they prove is the order of those times: a monitored host's time is believed however far
+/// before its receipt it lies ([`common::state::HOST_CLOCK_LATENESS_ENV`]; the bound itself
+/// is tested in `redteam.rs`).
 fn sandbox(store: Store, bin: &'static str) -> Option<Shared> {
+    let sb = Sandbox::new(bin).with_env(common::state::HOST_CLOCK_LATENESS_ENV, "1000000000");
     match store {
-        Store::File => Some(Shared { sb: Sandbox::new(bin), redis: None }),
+        Store::File => Some(Shared { sb, redis: None }),
         Store::Redis => {
             let redis = RedisServer::start()?;
-            Some(Shared { sb: Sandbox::new(bin).with_state_store(&redis.url), redis: Some(redis) })
+            Some(Shared { sb: sb.with_state_store(&redis.url), redis: Some(redis) })
         }
     }
 }

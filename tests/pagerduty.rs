@@ -132,7 +132,7 @@ fn repeated_trigger_is_suppressed_until_refresh_or_severity_change() {
 }
 
 fn common_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    crate::util::unix_now().unsigned_abs()
 }
 
 #[test]

@@ -3,8 +3,6 @@
 //! redirected, delayed or swallowed a page, each run black-box against the real binary and a
 //! loopback fake. One test per finding; the commit that adds it says what was wrong.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
@@ -22,7 +20,7 @@ fn pd_sandbox() -> Sandbox {
 }
 
 fn now() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()).expect("time")
+    crate::util::unix_now()
 }
 
 fn actions(fake: &FakePagerDuty) -> Vec<String> {
@@ -43,6 +41,48 @@ fn an_event_time_in_the_future_does_not_supersede_every_later_event() {
     assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
     assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
     fake.assert_no_violations();
+}
+
+/// The other way round: a Sensu Go agent writes `check.executed` with its host's clock, and
+/// that clock steps back an hour (a VM restored from a snapshot, a dead RTC battery, or on
+/// purpose). Every failure in that hour read as older than the recovery already applied, so
+/// it was "superseded" and never sent: the host's clock dropped its own pages. A host's time
+/// is now believed only up to 10 s before its receipt.
+#[test]
+fn a_host_clock_stepped_back_does_not_supersede_the_next_failure() {
+    let sb = pd_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let run_at = |fixture: &str, executed: i64, received: i64| {
+        let mut cmd = sb.command(&["--api-url", &fake.url]);
+        cmd.env("PAGERPIPE_NOW", received.to_string());
+        crate::util::run_command(cmd, &fixture_at(fixture, executed))
+    };
+    let r = run_at("sensu-go/failing.json", t - 120, t - 120);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = run_at("sensu-go/passing.json", t - 60, t - 60);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // A minute later the host's clock reads an hour earlier.
+    let r = run_at("sensu-go/failing.json", t - 3600, t);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger"], "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+/// What the bound keeps: a failure really from before the recovery, handed over a moment after
+/// it (Sensu Go runs the two handlers concurrently), is still superseded.
+#[test]
+fn a_host_time_within_seconds_of_receipt_still_orders_the_events() {
+    let sb = pd_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu-go/passing.json", t));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu-go/failing.json", t - 5));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["resolve"], "{}", r.stderr);
 }
 
 /// The same through the shared state directory: a member of the group plants a record whose

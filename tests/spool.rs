@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::reactio::{self, FakeReactio};
-use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, read_fixture, run_command};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, read_fixture, run_command, unix_now};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
@@ -103,8 +103,10 @@ fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
 #[test]
 fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
     let sb = pd_sandbox();
-    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
-    let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]);
+    // One check result handed over twice.
+    let event = fixture_at("sensu/create.json", unix_now());
+    assert_eq!(run_at(&sb, REFUSED_URL, &event, &[]).code, Some(75));
+    let r = run_at(&sb, REFUSED_URL, &event, &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("already notified"), "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 1);
@@ -224,11 +226,13 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
 fn a_spooled_trigger_made_stale_by_a_resolve_on_another_host_is_dropped_as_superseded() {
     // Two hosts sharing the ledger (here: one state directory), each with its own spool.
     let sb = pd_sandbox();
-    assert_eq!(run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", 1_000), &[]).code, Some(75));
+    // Times near now: a Sensu `check.executed` is believed only up to 10 s before receipt.
+    let t = unix_now();
+    assert_eq!(run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", t - 3), &[]).code, Some(75));
     let fake = FakePagerDuty::start(&[]);
     // Host B handles the recovery, later, with the service up: it is sent (PagerDuty accepts a
     // resolve for a key it may not know) and recorded in the shared ledger.
-    let r = run_command(sb.command_on_host("b", &["--api-url", &fake.url]), &fixture_at("sensu/resolve.json", 2_000));
+    let r = run_command(sb.command_on_host("b", &["--api-url", &fake.url]), &fixture_at("sensu/resolve.json", t - 1));
     assert_eq!(r.code, Some(0), "{r:?}");
     // Host A's flush must not re-open the incident with its stale trigger.
     let r = flush(&sb, &fake.url, &[]);

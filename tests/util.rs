@@ -27,6 +27,12 @@ pub fn read_fixture(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
 }
 
+/// This machine's clock, Unix seconds: for event times near now (a Sensu `check.executed` is
+/// believed only up to 10 s before its receipt).
+pub fn unix_now() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()).expect("time")
+}
+
 /// A Sensu fixture (1.x or Go) whose check ran at `executed` (Unix seconds): the ledger applies
 /// an incident's events in the order of these times, so a test that replays `create` after
 /// `resolve` gives the second failure a later time, as a real check run would have.
@@ -73,6 +79,8 @@ pub struct Sandbox {
     /// `--state-store` for every command (a shared ledger, e.g. `redis://…`); `None`: the
     /// file store in [`Sandbox::state_dir`].
     state_store: Option<String>,
+    /// Environment variables for every command, besides the sandbox's own.
+    env: Vec<(String, String)>,
 }
 
 impl Sandbox {
@@ -81,7 +89,13 @@ impl Sandbox {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
-        Sandbox { dir, bin, state_store: None }
+        Sandbox { dir, bin, state_store: None, env: Vec::new() }
+    }
+
+    /// This sandbox with every command run with the environment variable `name` set to `value`.
+    pub fn with_env(mut self, name: &str, value: &str) -> Sandbox {
+        self.env.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// This sandbox with every command run with `--state-store url` (the ledger shared by the
@@ -176,6 +190,7 @@ impl Sandbox {
     fn command_with(&self, bin: &str, spool: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin);
         cmd.env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("PAGERPIPE_RETRY_BASE_MS", "20")
             .arg("--config")
             .arg(self.conf_dir())

@@ -183,6 +183,26 @@ pub struct SourceSkip {
     pub quiet: bool,
 }
 
+/// Whose clock an event's [`Event::timestamp`] was read from.
+///
+/// The ledger orders an incident's actions by event time (DESIGN.md "The incident ledger",
+/// invariant 1), so a time from the monitored host could supersede, and so drop, its own later
+/// pages: a host whose clock stepped back an hour would have every failure in that hour taken
+/// for older than the resolve already applied. DESIGN.md "Trust": a monitored host must not be
+/// able to drop a page. A [`TimeSource::Host`] time is therefore bounded by the time of receipt
+/// ([`crate::state::ordering_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeSource {
+    /// The monitoring server's clock or this machine's: Nagios/Icinga `$TIMET$`, Mackerel's
+    /// `createdAt`, a batch job's run, or no time at all (the time of receipt is used).
+    #[default]
+    Monitoring,
+    /// The monitored host's clock: Sensu 1.x and Sensu Go `check.executed` (and the event
+    /// `timestamp`), set by the client or agent on the host, or by whatever wrote the result
+    /// to its socket or API.
+    Host,
+}
+
 /// One monitoring event, normalized.
 ///
 /// Status follows the Nagios plugin convention that every source maps to:
@@ -218,6 +238,9 @@ pub struct Event {
     pub min_occurrences: Option<u64>,
     /// When the check ran, Unix seconds (`check.executed`, else the event `timestamp`).
     pub timestamp: Option<i64>,
+    /// Whose clock [`Event::timestamp`] was read from, which bounds how far the ledger trusts
+    /// it ([`crate::state::ordering_time`]).
+    pub time_source: TimeSource,
     /// The check command line, when given.
     pub command: Option<String>,
     /// Labels (Sensu Go entity labels overlaid with check labels; Sensu 1.x: none).

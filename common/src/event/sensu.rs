@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::field;
-use super::{Event, Format, SourceAction};
+use super::{Event, Format, SourceAction, TimeSource};
 use crate::exit::{Code, Result};
 
 /// Parse a Sensu 1.x event object. Errors (exit 65) name the field.
@@ -80,6 +80,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
             Some(t) => Some(t),
             None => field::int(root, "timestamp", "timestamp")?,
         },
+        time_source: TimeSource::Host,
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels: BTreeMap::new(),
         overrides,

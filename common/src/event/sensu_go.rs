@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::field;
-use super::{Event, Format};
+use super::{Event, Format, TimeSource};
 use crate::exit::{Code, Result};
 
 /// Annotation prefix for per-check settings overrides.
@@ -69,6 +69,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
             Some(t) if t > 0 => Some(t),
             _ => field::int(root, "timestamp", "timestamp")?,
         },
+        time_source: TimeSource::Host,
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels,
         overrides,

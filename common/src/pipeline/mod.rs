@@ -515,10 +515,9 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
     let proposal = action.as_ref().ok().map(|&action| Proposal {
         action,
         severity: event.status_name().to_string(),
-        // A time after receipt (a monitored host's clock far ahead, a forged `check.executed`)
-        // is the receipt: the ledger orders by it, and a future one would supersede every
-        // later event of the incident.
-        event_time: event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| t.min(now)),
+        // Bounded by the receipt: a monitored host's clock, ahead or behind, must not
+        // supersede the incident's later pages.
+        event_time: state::ordering_time(event.timestamp, event.time_source, now, state::host_clock_lateness()),
         refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
     });

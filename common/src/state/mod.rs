@@ -56,6 +56,53 @@ impl Write {
     pub const VOLATILE: Write = Write { durability: Durability::Volatile, expire: None };
 }
 
+/// How far before its receipt a time from the monitored host's clock is believed by default,
+/// in seconds: 10 s ([`ordering_time`], [`host_clock_lateness`]).
+///
+/// Enough for what normally lies between a check starting on the host and its handler
+/// starting here (the check running, the transport, the pipeline), so that events of one check
+/// that the monitoring system hands over out of order are still applied in their own order.
+/// A `check.executed` further back is taken as this far back: after a host's clock stepped
+/// back, its events are ordered by receipt, and a page is superseded by the host's clock only
+/// when it arrives within 10 s of the event applied last, never for as long as the clock is
+/// wrong.
+pub const HOST_CLOCK_LATENESS_SECS: u64 = 10;
+
+/// Environment variable that sets [`host_clock_lateness`] in seconds (default
+/// [`HOST_CLOCK_LATENESS_SECS`]): larger for checks that run for minutes or hosts whose
+/// clocks lag (their events are then ordered by receipt), and very large in tests that replay
+/// a timeline of `check.executed` times from the past.
+pub const HOST_CLOCK_LATENESS_ENV: &str = "PAGERPIPE_HOST_CLOCK_LATENESS";
+
+/// How far before its receipt a time from the monitored host's clock is believed, in seconds:
+/// [`HOST_CLOCK_LATENESS_ENV`] when it holds a number, else [`HOST_CLOCK_LATENESS_SECS`].
+pub fn host_clock_lateness() -> u64 {
+    std::env::var(HOST_CLOCK_LATENESS_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(HOST_CLOCK_LATENESS_SECS)
+}
+
+/// The time an event is ordered by in the ledger (Unix seconds), from its `timestamp`, whose
+/// clock gave it (`source`), the time of receipt `now` (this machine's clock) and how far
+/// before the receipt a host's time is believed (`lateness`, seconds: [`host_clock_lateness`]).
+///
+/// - No time, or not after 1970: the receipt.
+/// - Later than the receipt (a clock far ahead, a forged `check.executed`): the receipt, so
+///   that it cannot supersede every later event of the incident.
+/// - From the monitored host's clock ([`TimeSource::Host`]) and more than `lateness` before
+///   the receipt: that long before the receipt, so that a host cannot drop its own pages
+///   with a clock in the past (DESIGN.md "Trust").
+/// - Otherwise the time as given: the monitoring server's clock (Nagios `$TIMET$`, Mackerel)
+///   is trusted to order events however late they arrive (a Zabbix or Nagios notification
+///   retried after minutes must not undo a later recovery).
+///
+/// [`TimeSource::Host`]: crate::event::TimeSource::Host
+pub fn ordering_time(timestamp: Option<i64>, source: crate::event::TimeSource, now: u64, lateness: u64) -> u64 {
+    let Some(t) = timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0) else { return now };
+    match source {
+        crate::event::TimeSource::Monitoring => t.min(now),
+        crate::event::TimeSource::Host => t.clamp(now.saturating_sub(lateness), now),
+    }
+}
+
 /// How long a closed incident's record is kept: 7 days (long enough to supersede a late,
 /// out-of-order event; short enough that a storm of one-off keys does not fill the store).
 pub const CLOSED_RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -557,6 +604,42 @@ mod tests {
         let t3 = p(Action::Trigger, "critical", 3300, "g");
         let rec = apply(Some(rec), k, &t3, 3300, &Map::new());
         assert_eq!((rec.count, rec.first_notified), (1, Some(3300)));
+    }
+
+    #[test]
+    fn ordering_time_bounds_the_monitored_hosts_clock_by_the_receipt() {
+        use crate::event::TimeSource::{Host, Monitoring};
+        const L: u64 = HOST_CLOCK_LATENESS_SECS;
+        let now = 1_000_000;
+        // No time, or none worth the name: the receipt.
+        assert_eq!(ordering_time(None, Host, now, L), now);
+        assert_eq!(ordering_time(Some(0), Monitoring, now, L), now);
+        assert_eq!(ordering_time(Some(-5), Host, now, L), now);
+        // Ahead of the receipt, whoever's clock: the receipt.
+        assert_eq!(ordering_time(Some(now as i64 + 3600), Host, now, L), now);
+        assert_eq!(ordering_time(Some(i64::MAX), Monitoring, now, L), now);
+        // A host's time within the lateness is believed; further back it is the bound.
+        assert_eq!(ordering_time(Some(now as i64 - 7), Host, now, L), now - 7);
+        assert_eq!(ordering_time(Some(now as i64 - 3600), Host, now, L), now - HOST_CLOCK_LATENESS_SECS);
+        // The monitoring server's clock orders however late the event arrives.
+        assert_eq!(ordering_time(Some(now as i64 - 3600), Monitoring, now, L), now - 3600);
+    }
+
+    #[test]
+    fn a_host_clock_stepped_back_cannot_supersede_a_later_failure() {
+        use crate::event::TimeSource::Host;
+        const L: u64 = HOST_CLOCK_LATENESS_SECS;
+        // The resolve was applied with the host's clock right; then its clock steps back an
+        // hour. The next failure, a check interval later, reads an hour old.
+        let resolved_at = 50_000;
+        let rec = apply(None, "k", &p(Action::Resolve, "ok", resolved_at, "a"), resolved_at, &Map::new());
+        let received = resolved_at + 60;
+        let t = ordering_time(Some(resolved_at as i64 + 60 - 3600), Host, received, L);
+        assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", t, "b"), received, SEND), Verdict::Send);
+        // A failure really from before the resolve, handed over just after it (the monitoring
+        // system ran the two handlers out of order), is still superseded.
+        let t = ordering_time(Some(resolved_at as i64 - 5), Host, resolved_at + 1, L);
+        assert!(matches!(decide(Some(&rec), &p(Action::Trigger, "critical", t, "c"), resolved_at + 1, SEND), Verdict::Superseded(_)));
     }
 
     #[test]
