@@ -372,3 +372,18 @@ fn a_storm_of_200_parallel_invocations_pages_each_incident_once() {
     assert_eq!(records, 20);
     assert!(sb.spooled("pagerduty").is_empty(), "nothing had to be spooled");
 }
+
+/// `--explain` says which time the ledger orders an event by, and why when it is not the
+/// event's own: a Sensu Go `check.executed` an hour back is the host's clock, bounded.
+#[test]
+fn explain_says_when_a_host_time_is_bounded_by_the_receipt() {
+    let sb = sandbox();
+    let t = crate::util::unix_now();
+    let r = sb.run(&["--explain"], &crate::util::fixture_at("sensu-go/failing.json", t - 3600));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let line = r.stdout.lines().find(|l| l.starts_with("event time: ")).unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(line.contains("is from the monitored host's clock, more than 10 s before the receipt; ordered as"), "{line}");
+    let r = sb.run(&["--explain"], &crate::util::fixture_at("sensu-go/failing.json", t));
+    let line = r.stdout.lines().find(|l| l.starts_with("event time: ")).unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(!line.contains("ordered as"), "a time within seconds of receipt is taken as given: {line}");
+}

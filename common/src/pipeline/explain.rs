@@ -45,6 +45,9 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         Ok(a) => lines.push(format!("filters: {}", a.name())),
         Err((why, _)) => lines.push(format!("filters: skip ({})", escape_controls(why))),
     }
+    if let Some(p) = proposal {
+        lines.push(event_time(event, p.event_time, *now));
+    }
     let deadline = Deadline::after(common.timeout);
     let store = open_store::<P>(common, &deadline, log);
     let record = match store.as_deref() {
@@ -89,4 +92,22 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         let _ = writeln!(out, "{}", crate::secret::mask_all(&l, &log.secrets()));
     }
     Ok(Code::Ok)
+}
+
+/// The line saying which time the ledger orders the event by (`ordered`, Unix seconds) and,
+/// when that is not the time the event gives, why ([`state::ordering_time`]).
+fn event_time(event: &Event, ordered: u64, now: u64) -> String {
+    let at = crate::clock::rfc3339;
+    let given = event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
+    match given {
+        None => format!("event time: none given; ordered by receipt, {}", at(ordered)),
+        Some(t) if t == ordered => format!("event time: {}", at(t)),
+        Some(t) if t > now => format!("event time: {} is after the receipt; ordered as {}", at(t), at(ordered)),
+        Some(t) => format!(
+            "event time: {} is from the monitored host's clock, more than {} s before the receipt; ordered as {}",
+            at(t),
+            now.saturating_sub(ordered),
+            at(ordered)
+        ),
+    }
 }
