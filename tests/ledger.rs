@@ -29,6 +29,7 @@ const T0: i64 = 1_795_000_000;
 const FROM: &str = "+14155550199";
 const ONE: &str = "+14155550101";
 const TWO: &str = "+14155550102";
+const THREE: &str = "+14155550103";
 
 /// Where the handlers of a test keep their ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,9 @@ on_every_store!(
     an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded,
     a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice,
     a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once,
+    a_sequential_run_killed_while_a_call_rings_is_followed_then_continued_not_restarted,
+    a_call_answered_after_its_sequential_run_was_killed_counts_as_answered,
+    a_resolve_after_a_sequential_run_was_killed_cancels_its_ringing_call,
     a_service_answering_after_400_ms_gets_each_spooled_request_once,
     list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing,
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
@@ -630,6 +634,109 @@ fn a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once(store: Store) {
     fake.assert_no_violations();
     assert_eq!((fake.lists().len(), fake.calls().len()), (1, 1), "{}", f.stderr);
     assert!(sb.spooled("twilio").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio sequential mode killed mid-run (Sensu 1.x kills a handler after its `timeout`): the
+// next invocation for the incident carries on from the calls the dead one placed.
+
+/// Sequential settings that run quickly against the fake: status checks every 20 ms, no call
+/// caps (the tests count calls themselves).
+fn sequential_sandbox(store: Store, recipients: &[&str]) -> Option<Shared> {
+    twilio_sandbox(store, recipients, json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30, "call_caps": {}}))
+}
+
+/// Start handler-twilio with `input` (`--timeout 60s`; a killed holder's Redis lease runs out
+/// after 600 ms).
+fn start_sequential(sb: &Sandbox, url: &str, input: &[u8]) -> Child {
+    let mut c = sb.command(&with_url(url, &["--timeout", "60s"]));
+    c.env(common::state::redis::LEASE_ENV, "600");
+    spawn_command(c, input)
+}
+
+/// The numbers the fake was asked to call, in order.
+fn called(fake: &FakeTwilio) -> Vec<String> {
+    fake.calls().iter().map(|c| c.to.clone()).collect()
+}
+
+/// Start a sequential run of a trigger at [`T0`] and kill it (SIGKILL by PID) once the fake has
+/// placed `calls` calls and the last one was fetched (it is ringing while the run follows it).
+fn kill_while_ringing(sb: &Sandbox, fake: &FakeTwilio, calls: usize) -> twilio::Call {
+    let mut victim = start_sequential(sb, &fake.url, &trigger(T0));
+    fake.wait_for("the last call ringing and followed", |c| c.len() == calls && c[calls - 1].fetches >= 1);
+    victim.kill().expect("SIGKILL the handler by its PID");
+    let _ = victim.wait();
+    fake.calls().pop().expect("a call")
+}
+
+/// Three people; the first does not answer, the second's call is still ringing when the run is
+/// killed. Sensu sends the failure again a minute later: that invocation follows the second
+/// person's ringing call instead of placing one (nobody rung twice, nobody rung alongside), and
+/// when it rings out calls the third person, not the first again.
+fn a_sequential_run_killed_while_a_call_rings_is_followed_then_continued_not_restarted(store: Store) {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::NoAnswer, twilio::Outcome::Ringing]);
+    let Some(sb) = sequential_sandbox(store, &[ONE, TWO, THREE]) else { return };
+    let ringing = kill_while_ringing(&sb, &fake, 2);
+    let next = start_sequential(&sb, &fake.url, &trigger(T0 + 60));
+    // Its first move: a status check of the ringing call, or a new call.
+    fake.wait_for("the next invocation's first move", |c| c.len() > 2 || c[1].fetches >= ringing.fetches + 2);
+    assert_eq!(called(&fake), [ONE, TWO], "nobody else is called while {TWO}'s call rings");
+    fake.end_call(&ringing.sid, twilio::Outcome::NoAnswer);
+    let r = finish(next);
+    exits(&r, 0);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), [ONE, TWO, THREE], "the run carried on with the third person: {}", r.stderr);
+    let sids: Vec<String> = fake.calls().iter().map(|c| c.sid.clone()).collect();
+    let rec = record(&sb, &trigger(T0 + 60)).expect("a record");
+    assert_eq!(rec["open"], json!(true), "{rec}");
+    assert_eq!(rec["refs"]["call_sids"], json!(sids), "{rec}");
+    assert_eq!(rec["refs"]["answered"]["phone"], json!(THREE), "{rec}");
+}
+
+/// The killed run's call is answered after its death: the next invocation finds that out,
+/// places no call, and records the incident as answered (by that person, on that call), so
+/// that the failure after it is a repeat.
+fn a_call_answered_after_its_sequential_run_was_killed_counts_as_answered(store: Store) {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let Some(sb) = sequential_sandbox(store, &[ONE, TWO]) else { return };
+    let ringing = kill_while_ringing(&sb, &fake, 1);
+    fake.end_call(&ringing.sid, twilio::Outcome::Answered);
+    let r = finish(start_sequential(&sb, &fake.url, &trigger(T0 + 60)));
+    exits(&r, 0);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), [ONE], "nobody else woken: {}", r.stderr);
+    assert!(r.stderr.contains(&format!("answered by {ONE} on call 1: call {}", ringing.sid)), "{}", r.stderr);
+    let rec = record(&sb, &trigger(T0 + 60)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["count"].clone()), (json!(true), json!(1)), "{rec}");
+    assert_eq!(rec["refs"]["answered"], json!({"sid": ringing.sid, "phone": ONE, "name": null}), "{rec}");
+    assert_eq!(rec["refs"]["call_sids"], json!([ringing.sid]), "{rec}");
+    let again = finish(start_sequential(&sb, &fake.url, &trigger(T0 + 120)));
+    exits(&again, 0);
+    assert!(again.stderr.contains("skipped"), "{}", again.stderr);
+    assert_eq!(called(&fake), [ONE]);
+}
+
+/// The check recovers after the run was killed while a call rang: the resolve cancels that
+/// call (the existing stop path, now reaching a call of a dead run) and closes the incident.
+fn a_resolve_after_a_sequential_run_was_killed_cancels_its_ringing_call(store: Store) {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let Some(sb) = sequential_sandbox(store, &[ONE, TWO]) else { return };
+    let ringing = kill_while_ringing(&sb, &fake, 1);
+    let r = finish(start_sequential(&sb, &fake.url, &resolve(T0 + 60)));
+    exits(&r, 0);
+    fake.assert_no_violations();
+    let calls = fake.calls();
+    assert_eq!(called(&fake), [ONE], "{}", r.stderr);
+    assert!(calls[0].canceled, "the ringing call was cancelled: {}", r.stderr);
+    assert_eq!(fake.updates(), [(ringing.sid.clone(), vec![("Status".to_string(), "canceled".to_string())])]);
+    let rec = record(&sb, &resolve(T0 + 60)).expect("a record");
+    assert_eq!(rec["open"], json!(false), "{rec}");
+    // A failure after the recovery starts a new run from the top.
+    exits(&finish(start_sequential(&sb, &fake.url, &trigger(T0 + 120))), 0);
+    assert_eq!(called(&fake), [ONE, ONE]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -320,7 +320,7 @@ pub struct Twilio {
     resolve_message: Template,
     test_message: Template,
     speech: Speech,
-    ring_timeout: u64,
+    pub(crate) ring_timeout: u64,
     /// Twilio's `MachineDetection` value (`Enable` / `DetectMessageEnd`), when asked for.
     pub(crate) machine_detection: Option<&'static str>,
     conference: bool,
@@ -628,18 +628,23 @@ impl Provider for Twilio {
                 }
             }
             Action::Resolve if self.notify_on_resolve => {
+                if let Some(said) = self.stop_left_off(ctx, job) {
+                    ctx.log.info(said.trim_start_matches("; "));
+                }
                 let body = truncate_chars(&self.resolve_message.render(job.event), MAX_SMS_CHARS);
                 self.text_all(ctx, &self.recipients, &body, &mut sent);
             }
             Action::Resolve => {
+                let said = self.stop_left_off(ctx, job).unwrap_or_default();
                 return Outcome::Delivered(Done {
-                    detail: "(no call on resolve; set notify_on_resolve for a RESOLVED SMS)".into(),
+                    detail: format!("(no call on resolve; set notify_on_resolve for a RESOLVED SMS{said})"),
                     refs: Map::new(),
                 });
             }
             Action::Acknowledge => {
+                let said = self.stop_left_off(ctx, job).unwrap_or_default();
                 return Outcome::Delivered(Done {
-                    detail: "(nothing sent: recorded, and a sequential run still calling stops)".into(),
+                    detail: format!("(nothing sent: recorded, and a sequential run still calling stops{said})"),
                     refs: Map::new(),
                 });
             }

@@ -20,10 +20,25 @@
 //! Outcomes: answered, or stopped by a resolve or acknowledge → delivered (exit 0; the call
 //! SIDs and who answered are stored with the incident); nobody answered after every round, or
 //! the deadline ran out first → not delivered yet (exit 75; nothing is recorded, so the next
-//! event for it calls again, within the call caps); no call possible because every recipient
+//! event for it calls again, within the call caps — after every round from the top, after a
+//! deadline from where this run left off); no call possible because every recipient
 //! is over a cap → delivered with a warning (they were called repeatedly just now).
 //! With `sms` in `channels` each person is texted right before their first call, so nobody
 //! after the one who answers is disturbed.
+//!
+//! A run can end mid-way: killed (Sensu 1.x kills a handler after its `timeout`, kill -9 and
+//! reboots happen) or out of time while a call still rings. So each call is noted in the
+//! incident's record as it is placed — before its create request (number, round, time) and
+//! again with its SID ([`Notes`], `common::state::note_progress`). The next invocation that
+//! holds the incident carries on from those notes instead of starting again: it follows the
+//! last call (`GET …/Calls/{Sid}.json`) while it is queued, ringing or in progress; answered,
+//! the incident counts as answered (recorded and announced as if this run had placed it); not
+//! answered, it calls the next person in the order, not the first. A last call whose fate
+//! cannot be learned is passed over: the next person is called (a page twice rather than none),
+//! and its number not again while that call may still ring (`ring_timeout` + 15 s after it
+//! was placed), so one phone never rings twice at once. A resolve or acknowledge that finds
+//! such notes cancels the last call if it still rings. The notes are cleared when the run's
+//! outcome is recorded or nobody answered after every round.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -32,10 +47,11 @@ use common::http::{Body, Deadline, Method, Request, Response};
 use common::outcome::{Fate, Outcome, Retry};
 use common::pipeline::{Ctx, Done, Job};
 use common::state::Stop;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::announce::News;
-use crate::provider::{ANSWERED, CALL_SIDS, MESSAGE_SIDS, Recipient, Twilio};
+use crate::provider::{ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, MESSAGE_SIDS, Recipient, Twilio};
 
 /// Call statuses after which Twilio does nothing more with a call (`call_enum_status` in the
 /// spec; Twilio's "Call Status Values").
@@ -134,6 +150,46 @@ enum Followed {
     Lost(String),
 }
 
+/// A call of the run as its progress notes keep it ([`Notes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NotedCall {
+    /// The E.164 number called.
+    phone: String,
+    /// The recipient's name, for log lines.
+    #[serde(default)]
+    name: Option<String>,
+    /// The round it was placed in, from 1.
+    round: u64,
+    /// When it was noted, right before its create request went out, Unix seconds.
+    at: u64,
+    /// The call SID, once Twilio's answer brought it. `None`: the create request was in flight
+    /// (a run that died then left a call of unknown fate).
+    sid: Option<String>,
+}
+
+/// A sequential run's progress notes in the incident's record (`common::state::Progress`),
+/// rewritten before and after each call is placed, so that the next holder of the incident
+/// carries on where a run that died (kill -9, the monitoring system's handler timeout) or ran
+/// out of time left off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Notes {
+    /// The calls placed, in order (those of the runs it carried on from first).
+    calls: Vec<NotedCall>,
+    /// SIDs of the SMS sent.
+    messages: Vec<String>,
+    /// The numbers texted.
+    texted: Vec<String>,
+}
+
+impl Notes {
+    /// The notes a run that ended mid-way left in `job`'s record, if any.
+    fn left_off(job: &Job<'_>) -> Option<Notes> {
+        let progress = job.previous?.progress.as_ref()?;
+        serde_json::from_value(progress.notes.clone()).ok()
+    }
+}
+
 /// What a sequential run has done so far.
 #[derive(Default)]
 struct Progress {
@@ -146,6 +202,11 @@ struct Progress {
     /// `Bob +1…: busy` per finished call.
     outcomes: Vec<String>,
     failures: Vec<Outcome<Done>>,
+    /// Every call placed, as noted in the record.
+    placed: Vec<NotedCall>,
+    /// Numbers with a call whose fate could not be learned, and until when it may still ring
+    /// (Unix seconds): no other call to them before then.
+    unsettled: Vec<(String, u64)>,
 }
 
 impl Progress {
@@ -170,23 +231,53 @@ impl Progress {
     fn outcomes_text(&self) -> String {
         if self.outcomes.is_empty() { String::new() } else { format!(" ({})", self.outcomes.join("; ")) }
     }
+
+    /// The notes to keep in the record.
+    fn notes(&self) -> Notes {
+        let mut texted: Vec<String> = self.texted.iter().cloned().collect();
+        texted.sort();
+        Notes { calls: self.placed.clone(), messages: self.messages.clone(), texted }
+    }
+
+    /// Since when people have been paged for this run (and the runs it carried on from).
+    fn paging_for(&self, ctx: &Ctx<'_, Twilio>) -> Duration {
+        match self.placed.first() {
+            Some(first) => Duration::from_secs(common::clock::age(first.at, common::clock::now_unix())).max(ctx.deadline.elapsed()),
+            None => ctx.deadline.elapsed(),
+        }
+    }
 }
 
+/// Where a run starts in the list: a round (from 1) and a position in the order (from 0).
+type Position = (u64, usize);
+
 impl Twilio {
-    /// Run sequential mode for a trigger: call `order` one at a time, as the module explains.
+    /// Run sequential mode for a trigger: call `order` one at a time, as the module explains,
+    /// carrying on from the calls a run that ended mid-way noted in the record.
     pub(crate) fn sequential(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient]) -> Outcome<Done> {
         let key = job.incident_key;
         let doc = self.twiml(job.event, key);
         let body = self.sms.then(|| self.sms_body(job.event));
         let mut p = Progress::default();
-        for round in 1..=self.rounds {
+        let mut start: Position = (1, 0);
+        if let Some(notes) = Notes::left_off(job) {
+            match self.carry_on(ctx, job, order, notes, &mut p) {
+                Ok(from) => start = from,
+                Err(done) => return done,
+            }
+        }
+        for round in start.0..=self.rounds {
             let mut placed = 0;
-            for r in order {
+            let skip = if round == start.0 { start.1 } else { 0 };
+            for r in order.iter().skip(skip) {
                 if let Some(stop) = ctx.stop_requested(job.event_time) {
                     return Outcome::Delivered(self.stopped(key, stop, &p));
                 }
                 if ctx.deadline.remaining() <= self.poll_interval * 2 {
                     return self.out_of_time(ctx, &p, None);
+                }
+                if let Some(done) = self.wait_unsettled(ctx, job, &mut p, r) {
+                    return done;
                 }
                 if let Some(body) = &body
                     && p.texted.insert(r.phone.clone())
@@ -203,10 +294,16 @@ impl Twilio {
                     p.capped.insert(r.phone.clone());
                     continue;
                 };
+                // Noted before it goes out, and again with its SID: a run that dies in between
+                // leaves a call of unknown fate, never a call nobody knows of.
+                let at = common::clock::now_unix();
+                p.placed.push(NotedCall { phone: r.phone.clone(), name: r.name.clone(), round, at, sid: None });
+                self.note(ctx, &p);
                 let sid = match self.place_call(ctx, r, &doc) {
                     Outcome::Delivered(Some(sid)) => sid,
                     Outcome::Delivered(None) => {
                         ctx.log.error(format!("call to {} was accepted without a call SID; cannot follow it, calling the next", r.label()));
+                        p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
                         placed += 1;
                         continue;
                     }
@@ -214,6 +311,8 @@ impl Twilio {
                         let out_of_time = matches!(f, Outcome::Retry(_));
                         if !out_of_time {
                             self.give_back(ctx, r, slot);
+                            p.placed.pop();
+                            self.note(ctx, &p);
                         }
                         ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason().unwrap_or("")));
                         p.failures.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
@@ -224,42 +323,25 @@ impl Twilio {
                     }
                 };
                 placed += 1;
+                if let Some(noted) = p.placed.last_mut() {
+                    noted.sid = Some(sid.clone());
+                }
+                self.note(ctx, &p);
                 p.calls.push(sid.clone());
                 p.called.insert(r.phone.clone());
                 let n = p.calls.len();
                 ctx.log.debug(format!("round {round}: call {n} to {} is {sid}", r.label()));
-                match self.follow(ctx, job.event_time, &sid, r) {
-                    Followed::Answered(st) => {
-                        ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
-                        let mut refs = p.refs();
-                        refs.insert(ANSWERED.into(), json!({"sid": sid, "phone": r.phone, "name": r.name}));
-                        let detail = format!("(answered by {} on call {n}: {})", r.label(), p.calls_text());
-                        self.announce(ctx, job, News::Answered { who: r, after: ctx.deadline.elapsed() });
-                        return Outcome::Delivered(Done { detail, refs });
-                    }
-                    Followed::NotAnswered(st) => {
-                        ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
-                        p.outcomes.push(format!("{}: {}", r.label(), st.describe()));
-                    }
-                    Followed::Stopped(st, stop) => {
-                        if matches!(st.status.as_str(), "queued" | "ringing") {
-                            self.cancel(ctx, &sid, r);
-                        }
-                        return Outcome::Delivered(self.stopped(key, stop, &p));
-                    }
-                    Followed::OutOfTime(st) => {
-                        return self.out_of_time(ctx, &p, Some((r, st)));
-                    }
-                    Followed::Lost(reason) => {
-                        ctx.log.error(format!("cannot follow call {n} to {} ({reason}); calling the next", r.label()));
-                        p.outcomes.push(format!("{}: status unknown", r.label()));
-                    }
+                let followed = self.follow(ctx, job.event_time, &sid, r);
+                if let Some(done) = self.settle(ctx, job, &mut p, r, &sid, at, followed) {
+                    return done;
                 }
             }
             if placed == 0 {
                 break;
             }
         }
+        // The run is over: the next event starts afresh.
+        self.forget_progress(ctx);
         if p.calls.is_empty() {
             if !p.failures.is_empty() {
                 p.failures.sort_by_key(Outcome::rank);
@@ -268,7 +350,7 @@ impl Twilio {
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
             return Outcome::Delivered(Done { detail, refs: p.refs() });
         }
-        self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls.len(), after: ctx.deadline.elapsed() });
+        self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls.len(), after: p.paging_for(ctx) });
         Outcome::Retry(Retry::not_sent(format!(
             "nobody answered {} in {} round{}{}",
             p.calls_text(),
@@ -276,6 +358,155 @@ impl Twilio {
             if self.rounds == 1 { "" } else { "s" },
             p.outcomes_text()
         )))
+    }
+
+    /// Carry on from `notes`, what a run that ended mid-way did: its calls count as this run's,
+    /// and its last call is followed — answered, the run is over (`Err` with the outcome); not
+    /// answered, the run goes on with the next person (`Ok` with where). A last call whose
+    /// fate is unknown (its create request was in flight, or its status cannot be read) is
+    /// passed over: the next person is called, and that number not again while the call may
+    /// still ring (a page twice rather than none, never one phone rung twice at once).
+    fn carry_on(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient], notes: Notes, p: &mut Progress) -> Result<Position, Outcome<Done>> {
+        p.calls = notes.calls.iter().filter_map(|c| c.sid.clone()).collect();
+        p.called = notes.calls.iter().map(|c| c.phone.clone()).collect();
+        p.messages = notes.messages;
+        p.texted = notes.texted.into_iter().collect();
+        p.placed = notes.calls;
+        // From now on they are this run's notes.
+        self.note(ctx, p);
+        let Some(last) = p.placed.last().cloned() else { return Ok((1, 0)) };
+        let index = order.iter().position(|r| r.phone == last.phone);
+        let r = index.map_or_else(|| Recipient { name: last.name.clone(), phone: last.phone.clone() }, |i| order[i].clone());
+        let next = match index {
+            Some(i) if i + 1 < order.len() => (last.round, i + 1),
+            Some(_) => (last.round + 1, 0),
+            None => (last.round, 0),
+        };
+        let what = last.sid.as_deref().map_or_else(|| "its fate unknown".to_string(), |sid| format!("call {sid}"));
+        ctx.log.warn(format!(
+            "{}: carrying on from a run that ended mid-way ({} call{} placed, the last to {}: {what})",
+            job.incident_key,
+            p.placed.len(),
+            if p.placed.len() == 1 { "" } else { "s" },
+            r.label()
+        ));
+        let Some(sid) = last.sid else {
+            p.outcomes.push(format!("{}: status unknown", r.label()));
+            p.unsettled.push((r.phone.clone(), last.at + self.ring_timeout + CALL_OVERHEAD_SECS));
+            return Ok(next);
+        };
+        let followed = self.follow(ctx, job.event_time, &sid, &r);
+        match self.settle(ctx, job, p, &r, &sid, last.at, followed) {
+            Some(done) => Err(done),
+            None => Ok(next),
+        }
+    }
+
+    /// What following call `sid` to `r` (placed at `at`, Unix seconds) means for the run:
+    /// `Some` outcome when the run is over (answered, stopped, out of time), `None` to call the
+    /// next person.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, p: &mut Progress, r: &Recipient, sid: &str, at: u64, followed: Followed) -> Option<Outcome<Done>> {
+        let n = p.calls.iter().position(|s| s == sid).map_or(p.calls.len(), |i| i + 1);
+        match followed {
+            Followed::Answered(st) => {
+                ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
+                let mut refs = p.refs();
+                refs.insert(ANSWERED.into(), json!({"sid": sid, "phone": r.phone, "name": r.name}));
+                let detail = format!("(answered by {} on call {n}: {})", r.label(), p.calls_text());
+                self.announce(ctx, job, News::Answered { who: r, after: p.paging_for(ctx) });
+                Some(Outcome::Delivered(Done { detail, refs }))
+            }
+            Followed::NotAnswered(st) => {
+                ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
+                p.outcomes.push(format!("{}: {}", r.label(), st.describe()));
+                None
+            }
+            Followed::Stopped(st, stop) => {
+                if matches!(st.status.as_str(), "queued" | "ringing") {
+                    self.cancel(ctx, sid, r);
+                }
+                Some(Outcome::Delivered(self.stopped(job.incident_key, stop, p)))
+            }
+            Followed::OutOfTime(st) => Some(self.out_of_time(ctx, p, Some((r, st)))),
+            Followed::Lost(reason) => {
+                ctx.log.error(format!("cannot follow call {n} to {} ({reason}); calling the next", r.label()));
+                p.outcomes.push(format!("{}: status unknown", r.label()));
+                p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                None
+            }
+        }
+    }
+
+    /// Before calling `r`: while a call to the same number whose fate is unknown may still ring,
+    /// wait (a stop request or the deadline ends the run: `Some`).
+    fn wait_unsettled(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, p: &mut Progress, r: &Recipient) -> Option<Outcome<Done>> {
+        let until = p.unsettled.iter().filter(|(phone, _)| *phone == r.phone).map(|(_, t)| *t).max()?;
+        p.unsettled.retain(|(phone, _)| *phone != r.phone);
+        let now = common::clock::now_unix();
+        if until <= now {
+            return None;
+        }
+        ctx.log.info(format!("waiting up to {} s before calling {}: an earlier call to that number may still ring", until - now, r.label()));
+        while common::clock::now_unix() < until {
+            if let Some(stop) = ctx.stop_requested(job.event_time) {
+                return Some(Outcome::Delivered(self.stopped(job.incident_key, stop, p)));
+            }
+            if ctx.deadline.remaining() <= self.poll_interval * 2 {
+                return Some(self.out_of_time(ctx, p, None));
+            }
+            std::thread::sleep(self.poll_interval);
+        }
+        None
+    }
+
+    /// Write the run's progress notes into the incident's record (best effort: logged).
+    fn note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) {
+        let (Some(store), Some(token)) = (ctx.store, ctx.token()) else { return };
+        let progress = common::state::Progress { token: token.to_string(), notes: serde_json::to_value(p.notes()).unwrap_or(Value::Null) };
+        if let Err(e) = common::state::note_progress(store, ctx.incident_key, &progress) {
+            ctx.log.warn(format!("cannot note the calls of {} in {} ({e:#}); calling anyway", ctx.incident_key, store.describe()));
+        }
+    }
+
+    /// Forget the progress notes (the run is over, or a dead run's was stopped).
+    fn forget_progress(&self, ctx: &Ctx<'_, Twilio>) {
+        if let Some(store) = ctx.store
+            && let Err(e) = common::state::clear_progress(store, ctx.incident_key)
+        {
+            ctx.log.warn(format!("cannot clear the notes of the calls of {} in {}: {e:#}", ctx.incident_key, store.describe()));
+        }
+    }
+
+    /// A resolve or acknowledge finding that a run ended mid-way ([`Notes`] in `job`'s record):
+    /// its last call is cancelled while it is still queued or ringing, and the notes are
+    /// forgotten. A text for the log line.
+    pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>) -> Option<String> {
+        let notes = Notes::left_off(job)?;
+        let last = notes.calls.last().cloned();
+        let said = match &last {
+            None => None,
+            Some(NotedCall { sid: None, phone, .. }) => {
+                ctx.log.warn(format!("{}: a call to {phone} was being placed when its run ended; it cannot be looked up to cancel it", job.incident_key));
+                None
+            }
+            Some(NotedCall { sid: Some(sid), phone, name, .. }) => {
+                let r = Recipient { name: name.clone(), phone: phone.clone() };
+                match self.fetch(ctx, sid, &r) {
+                    Ok(st) if matches!(st.status.as_str(), "queued" | "ringing") => {
+                        self.cancel(ctx, sid, &r);
+                        Some(format!("; cancelled call {sid} to {}, placed by a run that ended mid-way", r.label()))
+                    }
+                    Ok(st) => Some(format!("; the last call of a run that ended mid-way, {sid} to {}, was {}", r.label(), st.describe())),
+                    Err((reason, _)) => {
+                        ctx.log.warn(format!("cannot read the status of call {sid} to {} to cancel it: {reason}", r.label()));
+                        None
+                    }
+                }
+            }
+        };
+        self.forget_progress(ctx);
+        said
     }
 
     /// Poll call `sid` to `r` until it has a verdict, a resolve or acknowledge asks the run for

@@ -638,6 +638,15 @@ impl FakeTwilio {
         self
     }
 
+    /// Decide now how the call `sid` ends (a call scripted [`Outcome::Ringing`] answered or rung
+    /// out while the test watches): fetches report it from the next one on (a call not fetched
+    /// twice yet still goes through `queued` and `ringing` first). Panics for an unknown SID.
+    pub fn end_call(&self, sid: &str, outcome: Outcome) {
+        let mut inner = self.inner.lock().expect("the fake's lock");
+        let call = inner.calls.iter_mut().find(|c| c.sid == sid).unwrap_or_else(|| panic!("no call {sid}"));
+        call.outcome = outcome;
+    }
+
     /// Valid create requests accepted, in arrival order.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.inner.lock().unwrap().accepted.clone()

@@ -80,6 +80,8 @@ pub struct Ctx<'a, P: Provider> {
     /// Where requests go that cannot be delivered now (`None` in dry-run, or when no spool
     /// directory can be used).
     queue: Option<Queue<'a>>,
+    /// The token of the action delivered ([`Proposal::token`]; `None` in dry-run).
+    token: Option<&'a str>,
 }
 
 /// The spool as one invocation sees it: what an entry of its requests carries, and whether it
@@ -221,10 +223,10 @@ impl<P: Provider> Ctx<'_, P> {
         self.queue.as_ref().is_some_and(|q| q.only.is_some())
     }
 
-    /// The token of this invocation's action (what its spooled requests and in-flight notes
-    /// carry), when it can spool.
+    /// The token of this invocation's action (what its spooled requests, in-flight notes and
+    /// progress notes carry); `None` in dry-run.
     pub fn token(&self) -> Option<&str> {
-        self.queue.as_ref().map(|q| q.template.token.as_str())
+        self.token
     }
 
     /// Whether a resolve or acknowledge asked this delivery to stop (a long run calling one
@@ -528,7 +530,7 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
 fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Code> {
     let Some(p) = &d.proposal else { return Ok(Code::Ok) };
     let client = Client::new(read.common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
-    let ctx = Ctx { provider: &read.provider, client: &client, deadline: d.deadline, log, dry_run: true, store: None, incident_key: &d.key, queue: None };
+    let ctx = Ctx { provider: &read.provider, client: &client, deadline: d.deadline, log, dry_run: true, store: None, incident_key: &d.key, queue: None, token: None };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.key, previous: None, event_time: p.event_time };
     finish(log, &d.deadline, true, &job, read.provider.act(&ctx, &job))
 }
@@ -749,7 +751,7 @@ impl<'a, P: Provider> Local<'a, P> {
             private: holds_secret(&read.overrides, &read.provider.secrets()),
             only,
         });
-        let ctx = Ctx { provider: &read.provider, client, deadline: self.d.deadline, log, dry_run: false, store: self.store(), incident_key: key, queue };
+        let ctx = Ctx { provider: &read.provider, client, deadline: self.d.deadline, log, dry_run: false, store: self.store(), incident_key: key, queue, token: Some(&p.token) };
         let job = Job { action: p.action, event: &read.event, incident_key: key, previous: record.as_ref(), event_time: p.event_time };
         let outcome = read.provider.act(&ctx, &job);
         match (&outcome, self.store()) {

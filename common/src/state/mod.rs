@@ -222,6 +222,22 @@ pub struct Incident {
     /// before it is sent again ([`take_inflight`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inflight: Vec<crate::spool::Entry>,
+    /// What a long delivery has done so far, noted as it goes ([`note_progress`]): Twilio's
+    /// sequential mode notes each call before and after it places it. One still here when the
+    /// incident is free again belonged to a holder that died mid-run: the next holder's provider
+    /// finds it in [`crate::pipeline::Job::previous`] and carries on from it (follows the call
+    /// that may still ring, or stops it for a resolve) instead of starting again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// A long delivery's notes of its progress ([`Incident::progress`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The invocation that wrote them ([`Proposal::token`]).
+    pub token: String,
+    /// The provider's own notes (Twilio: the calls placed so far, in order).
+    pub notes: Value,
 }
 
 impl Incident {
@@ -296,9 +312,13 @@ pub fn new_token() -> String {
 /// - resolve: skipped when already resolved; with no record, `no_record` decides.
 pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRecord) -> Verdict {
     // A record that holds only a stop request is no record of the incident.
+    // A delivery that died mid-run paged someone: a resolve or acknowledge goes to the provider,
+    // which stops what is left of it (a call still ringing).
+    let died_mid_run = record.is_some_and(|r| r.progress.is_some()) && p.action != Action::Trigger;
     let Some(rec) = record.filter(|r| r.last_action.is_some()) else {
         return match (p.action, no_record) {
             (Action::Trigger, _) | (_, NoRecord::Send) => Verdict::Send,
+            _ if died_mid_run => Verdict::Send,
             (_, NoRecord::Skip(why)) => Verdict::Skip(why.to_string()),
         };
     };
@@ -316,6 +336,7 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
         ));
     }
     match p.action {
+        Action::Acknowledge | Action::Resolve if died_mid_run => Verdict::Send,
         Action::Trigger => {
             let same = rec.open && rec.severity.as_deref() == Some(p.severity.as_str());
             // A time in the future (the clock stepped back after it was written) counts as now,
@@ -354,6 +375,9 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
     inc.event_time = inc.event_time.map(|t| crate::clock::not_after(t, now));
     // The requests of this action that were noted in flight are accounted for now.
     inc.inflight.retain(|e| e.token != p.token);
+    // Its own progress notes are done with; so is a dead run's, once a resolve or acknowledge
+    // stopped it.
+    inc.progress = inc.progress.take().filter(|pr| pr.token != p.token && p.action == Action::Trigger);
     if inc.event_time.is_some_and(|t| t > p.event_time) {
         inc.refs.extend(refs.clone());
         return inc;
@@ -476,6 +500,36 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
     store.update_volatile(key, &mut |v| {
         let mut inc = Incident::from_value(key, Some(v?));
         inc.inflight.retain(|e| e.token != token);
+        Some(inc.to_value())
+    })
+}
+
+/// Note `progress` as what the delivery holding `key` has done so far ([`Incident::progress`],
+/// replacing any earlier notes). Durable, unlike [`note_inflight`]: what it notes (a phone
+/// call) goes on at the service when this machine reboots. Call it holding the hold.
+///
+/// Errors: as [`Store::update_with`].
+pub fn note_progress(store: &dyn Store, key: &str, progress: &Progress) -> anyhow::Result<()> {
+    store.update(key, &mut |v| {
+        let mut inc = Incident::from_value(key, v);
+        inc.progress = Some(progress.clone());
+        Some(inc.to_value())
+    })
+}
+
+/// Forget the progress notes of `key`: a run that ended without a delivery to record and
+/// leaves nothing to carry on from (nobody answered after every round), or a dead run's notes
+/// once a resolve or acknowledge that the record does not apply stopped it. Call it holding
+/// the hold.
+///
+/// Errors: as [`Store::update_with`].
+pub fn clear_progress(store: &dyn Store, key: &str) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let v = v?;
+        let mut inc = Incident::from_value(key, Some(v.clone()));
+        if inc.progress.take().is_none() {
+            return Some(v);
+        }
         Some(inc.to_value())
     })
 }
@@ -734,6 +788,32 @@ mod tests {
         let late = p(Action::Resolve, "ok", 1050, "d");
         assert_eq!(decide(Some(&rec), &late, 1101, SEND), Verdict::Send);
         assert!(matches!(decide(Some(&noted), &late, 1101, SEND), Verdict::Superseded(_)));
+    }
+
+    #[test]
+    fn a_run_that_died_mid_way_is_stopped_by_a_resolve_and_its_notes_go_with_the_record() {
+        let notes = Progress { token: "dead".into(), notes: serde_json::json!({"calls": [{"phone": "+14155550101"}]}) };
+        let stub = Incident { key: "k".into(), progress: Some(notes.clone()), ..Incident::default() };
+        // Someone was called: a recovery or acknowledgement goes to the provider to stop it.
+        assert_eq!(decide(Some(&stub), &p(Action::Resolve, "ok", 5, "x"), 5, SKIP), Verdict::Send);
+        assert_eq!(decide(Some(&stub), &p(Action::Acknowledge, "critical", 5, "x"), 5, SKIP), Verdict::Send);
+        assert_eq!(decide(Some(&stub), &p(Action::Trigger, "critical", 5, "x"), 5, SKIP), Verdict::Send);
+        // Also when the run had reopened a closed incident.
+        let closed = apply(None, "k", &p(Action::Resolve, "ok", 1, "a"), 1, &Map::new());
+        assert!(matches!(decide(Some(&closed), &p(Action::Resolve, "ok", 5, "x"), 5, SKIP), Verdict::Skip(_)));
+        let reopening = Incident { progress: Some(notes.clone()), ..closed.clone() };
+        assert_eq!(decide(Some(&reopening), &p(Action::Resolve, "ok", 5, "x"), 5, SKIP), Verdict::Send);
+        assert!(matches!(decide(Some(&reopening), &p(Action::Resolve, "ok", 0, "x"), 5, SKIP), Verdict::Superseded(_)));
+        // The run's own record ends its notes; another's trigger leaves them; a resolve or
+        // acknowledge (which stopped the run) ends them too.
+        let recorded = |action, token| apply(Some(stub.clone()), "k", &p(action, "critical", 5, token), 5, &Map::new()).progress;
+        assert_eq!(recorded(Action::Trigger, "dead"), None);
+        assert_eq!(recorded(Action::Trigger, "other"), Some(notes.clone()));
+        assert_eq!(recorded(Action::Resolve, "other"), None);
+        assert_eq!(recorded(Action::Acknowledge, "other"), None);
+        // Stored and read back as written; a record without notes has no `progress` field.
+        assert_eq!(Incident::from_value("k", Some(stub.to_value())), stub);
+        assert!(closed.to_value().get("progress").is_none());
     }
 
     #[test]
