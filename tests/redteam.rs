@@ -427,3 +427,93 @@ fn an_unreadable_planted_record_lock_does_not_make_every_repeat_page() {
     assert!(r.stderr.contains("already notified"), "{}", r.stderr);
     assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
 }
+
+/// Sensu Go names an entity and a check within a namespace, and an agent chooses both its name
+/// and its namespace. The default key `{entity}/{check}` left the namespace out, so
+/// `webserver01` in `dev` and `webserver01` in `prod` were one incident: dev's recovery resolved
+/// prod's open PagerDuty alert (same dedup key) and closed prod's record, and while prod's
+/// incident was open dev's failures were suppressed as "already notified". Outside the
+/// `default` namespace the key is `{namespace}/{entity}/{check}`.
+#[test]
+fn an_entity_in_another_namespace_cannot_resolve_a_same_named_entitys_incident() {
+    let sb = pd_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let in_namespace = |fixture: &str, namespace: &str, executed: i64| {
+        let mut ev: Value = serde_json::from_slice(&fixture_at(fixture, executed)).unwrap();
+        ev["entity"]["metadata"]["namespace"] = json!(namespace);
+        ev["check"]["metadata"]["namespace"] = json!(namespace);
+        ev.to_string().into_bytes()
+    };
+    let t = now();
+    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/passing.json", "dev", t - 20));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 10));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "prod's incident is still open: {}", r.stderr);
+    let sent: Vec<(String, String)> = fake
+        .events()
+        .iter()
+        .map(|e| (e["event_action"].as_str().unwrap_or("").to_string(), e["dedup_key"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = sent.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
+    assert_eq!(pairs, [("trigger", "prod/webserver01/check-http"), ("resolve", "dev/webserver01/check-http")], "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+/// Most of a PagerDuty event is written on the monitored host: the entity name (`source`), a
+/// Sensu Go agent's entity labels, a Sensu 1.x check's `command`, the check name
+/// (`component`). One of them large enough made the event bigger than the 512 KB PagerDuty
+/// accepts: refused for good (400, exit 69), and the page was lost. The event is cut to fit.
+#[test]
+fn host_written_fields_too_large_for_pagerduty_do_not_cost_the_page() {
+    let big = "x".repeat(600_000);
+    let cases: [(&str, Box<dyn Fn(&mut Value)>); 3] = [
+        ("labels", Box::new(|ev: &mut Value| {
+            let labels: serde_json::Map<String, Value> = (0..600).map(|i| (format!("k{i}"), json!("v".repeat(1000)))).collect();
+            ev["entity"]["metadata"]["labels"] = Value::Object(labels);
+        })),
+        ("command", Box::new(|ev: &mut Value| ev["check"]["command"] = json!(big))),
+        ("entity name", Box::new(|ev: &mut Value| ev["entity"]["metadata"]["name"] = json!(big))),
+    ];
+    for (what, patch) in cases {
+        let sb = pd_sandbox();
+        let fake = FakePagerDuty::start(&[]);
+        let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
+        patch(&mut ev);
+        let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{what}: {}", r.stderr);
+        assert_eq!(actions(&fake), ["trigger"], "{what}: {}", r.stderr);
+        fake.assert_no_violations();
+        let sent = &fake.events()[0];
+        assert_eq!(sent["payload"]["severity"], "critical", "{what}");
+        assert!(sent["payload"]["custom_details"]["output"].as_str().is_some_and(|o| o.contains("503")), "{what}: the output is kept");
+    }
+}
+
+/// A Sensu 1.x client's socket (or a Sensu Go agent's `/events` API) takes check results from
+/// anything on the monitored host, with whatever check attributes it writes, and
+/// `twilio.announce_webhook` was a check-level setting: a result naming its own URL had the
+/// handler POST who answered the call (name, masked number, incident, time) to any address the
+/// host liked, from the monitoring server's network. A URL is where requests go: the
+/// operator's only, like `api_url`.
+#[test]
+fn a_check_result_cannot_choose_the_url_the_announcement_goes_to() {
+    use crate::fake::slack::FakeSlack;
+    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::Answered]);
+    let evil = FakeSlack::start();
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+    sb.config("twilio.json", &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+        "from": "+14155550199", "recipients": [{"name": "Alice", "phone": "+14155550101"}],
+        "mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5}}));
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
+    ev["check"]["twilio"] = json!({"announce_webhook": evil.webhook_url()});
+    let r = sb.run(&["--api-url", &twilio.url, "--timeout", "30s"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(twilio.calls().len(), 1, "the page itself goes out: {}", r.stderr);
+    assert!(evil.calls().is_empty(), "the host's URL received {:?}", evil.calls());
+    assert!(r.stderr.contains("event override `twilio.announce_webhook` ignored: set by a check attribute"), "{}", r.stderr);
+}

@@ -209,10 +209,17 @@ fn a_monitored_host_cannot_choose_where_the_announcement_goes() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("twilio.announce_webhook"), "the refusal is logged: {}", r.stderr);
     assert!(slack.calls().is_empty(), "{:?}", slack.calls());
-    // The check (the monitoring server's configuration) may route it.
+    // Nor may a check: the webhook is a URL, where requests go (tests/redteam.rs says why).
     let mut event: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture JSON");
     event["check"]["metadata"]["name"] = json!("check-other");
     event["check"]["metadata"]["annotations"] = json!({"pagerpipe/twilio.announce_webhook": slack.webhook_url()});
+    let r = run(&sb, &twilio, event.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("event override `twilio.announce_webhook` ignored: set by a check annotation"), "{}", r.stderr);
+    assert!(slack.calls().is_empty(), "{:?}", slack.calls());
+    // The operator's webhook gets it.
+    let sb = sandbox(json!({"mode": "sequential", "announce_webhook": slack.webhook_url()}));
+    event["check"]["metadata"]["name"] = json!("check-third");
     let r = run(&sb, &twilio, event.to_string().as_bytes(), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(announced(&slack).len(), 1);

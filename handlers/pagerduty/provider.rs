@@ -33,6 +33,10 @@ pub const MAX_DEDUP_KEY_CHARS: usize = 255;
 /// output is cut (with `…`): 32 768 characters are at most 192 KiB of JSON even when every one
 /// is a `\uXXXX` escape, which leaves room for the rest of the event.
 pub const MAX_DETAILS_OUTPUT_CHARS: usize = 32_768;
+/// Largest request body sent, in bytes, routing key included: PagerDuty refuses an event over
+/// 512 KB (`specs/README.md`), and a refusal is final. 500 000 leaves room for the routing key
+/// whichever way "KB" is counted.
+pub const MAX_EVENT_BYTES: usize = 500_000;
 /// Length of a routing (integration) key.
 pub const ROUTING_KEY_CHARS: usize = 32;
 
@@ -261,6 +265,7 @@ impl PagerDuty {
                 body["links"] = json!([{"href": url, "text": format!("View in {}", job.event.format.name())}]);
             }
         }
+        fit(&mut body, MAX_EVENT_BYTES - ROUTING_KEY_CHARS - 20);
         body
     }
 
@@ -318,6 +323,49 @@ pub fn dedup_key(rendered: &str) -> String {
     }
     let prefix: String = rendered.chars().take(MAX_DEDUP_KEY_CHARS - 17).collect();
     format!("{prefix}~{:016x}", fnv1a(rendered.as_bytes()))
+}
+
+/// Shrink `body` until its JSON is at most `max` bytes: every string, object key, array and
+/// object in it except `event_action` and `dedup_key` is cut to `n` characters or items, `n`
+/// halving from 32 768 until it fits (arrays keep their last items: the newest history).
+///
+/// Most of an event is written on the monitored host (the entity name in `source`, Sensu Go
+/// entity labels, a Sensu 1.x check's `command`, the check name in `component`, the history a
+/// result carries), and one such value over PagerDuty's 512 KB made the event refused for good
+/// (HTTP 400): the page was lost. A body that fits is left as it is.
+fn fit(body: &mut Value, max: usize) {
+    fn size(v: &Value) -> usize {
+        serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
+    }
+    fn cut(v: &mut Value, n: usize) {
+        match v {
+            Value::String(s) if s.chars().count() > n => *s = truncate_chars(s, n),
+            Value::Array(items) => {
+                let extra = items.len().saturating_sub(n);
+                items.drain(..extra);
+                items.iter_mut().for_each(|i| cut(i, n));
+            }
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (k, mut item) in entries.into_iter().take(n) {
+                    cut(&mut item, n);
+                    map.insert(if k.chars().count() > n { truncate_chars(&k, n) } else { k }, item);
+                }
+            }
+            _ => {}
+        }
+    }
+    // 64 characters or items at each of the body's few levels is far below `max`, and keeps
+    // the short fixed values (`severity`, `timestamp`) whole.
+    let mut n = 32_768;
+    while n >= 64 && size(body) > max {
+        if let Value::Object(top) = body {
+            for (_, v) in top.iter_mut().filter(|(k, _)| !matches!(k.as_str(), "event_action" | "dedup_key")) {
+                cut(v, n);
+            }
+        }
+        n /= 2;
+    }
 }
 
 /// 202 delivered; 400 permanent with PagerDuty's `errors`; 429 and 5xx retryable; other 4xx

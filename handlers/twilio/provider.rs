@@ -344,7 +344,10 @@ impl Provider for Twilio {
 
     /// Whom to call, from which number, with which account, and how hard to try come from the
     /// operator or the check (a monitored host choosing the numbers is a toll-fraud lever); an
-    /// entity may word and voice its own messages. Call caps and `test` are the operator's.
+    /// entity may word and voice its own messages. Call caps and `test` are the operator's, and
+    /// so is `announce_webhook`, a URL: where requests go is never an event's to say (a Sensu
+    /// result written to a host's client socket carries any check attributes, and one naming
+    /// its own webhook had the handler POST who answered, and when, to any address it liked).
     const SETTINGS: &'static [(&'static str, Trust)] = &[
         ("account_sid", Trust::Check),
         ("auth_token", Trust::Check),
@@ -363,7 +366,7 @@ impl Provider for Twilio {
         ("rotation", Trust::Check),
         ("timezone", Trust::Check),
         ("test_message", Trust::Check),
-        ("announce_webhook", Trust::Check),
+        ("announce_webhook", Trust::Operator),
         ("announce_channel", Trust::Check),
         ("announce_token", Trust::Check),
         ("announce_answered", Trust::Check),

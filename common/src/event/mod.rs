@@ -284,11 +284,22 @@ impl Event {
 
     /// The monitoring system's own key for this incident: the source's key when it gives one
     /// (Zabbix `incident_key:` line, else `{TRIGGER.ID}-{HOST.NAME}`), else `{entity}/{check}`
-    /// (the Ruby handlers' key). The `{incident_key}` template placeholder and the default key.
+    /// (the Ruby handlers' key), else — a Sensu Go event outside the `default` namespace —
+    /// `{namespace}/{entity}/{check}`. The `{incident_key}` template placeholder and the
+    /// default key.
+    ///
+    /// Sensu Go names an entity and a check within a namespace, and an agent chooses both its
+    /// name and its namespace: `web-01` in `dev` is not `web-01` in `prod`, and a key without
+    /// the namespace let one's recovery resolve the other's incident, and its failure be
+    /// suppressed as "already notified" by the other's. Sensu Go names hold no `/`, so the
+    /// three parts cannot run into each other; the `default` namespace keeps the key it had.
     pub fn source_key(&self) -> String {
-        match &self.incident_key {
-            Some(k) => k.clone(),
-            None => format!("{}/{}", self.entity, self.check),
+        match (&self.incident_key, self.namespace.as_deref()) {
+            (Some(k), _) => k.clone(),
+            (None, Some(ns)) if self.format == Format::SensuGo && !ns.is_empty() && ns != SENSU_GO_DEFAULT_NAMESPACE => {
+                format!("{ns}/{}/{}", self.entity, self.check)
+            }
+            (None, _) => format!("{}/{}", self.entity, self.check),
         }
     }
 
@@ -303,6 +314,9 @@ impl Event {
         self.overrides.get(section).cloned().unwrap_or_default()
     }
 }
+
+/// Sensu Go's `default` namespace: its events keep the key `{entity}/{check}` ([`Event::source_key`]).
+pub const SENSU_GO_DEFAULT_NAMESPACE: &str = "default";
 
 /// Status word for a status code: 0 `ok`, 1 `warning`, 2 `critical`, anything else `unknown`.
 pub fn status_name(status: u32) -> &'static str {
