@@ -517,3 +517,44 @@ fn a_check_result_cannot_choose_the_url_the_announcement_goes_to() {
     assert!(evil.calls().is_empty(), "the host's URL received {:?}", evil.calls());
     assert!(r.stderr.contains("event override `twilio.announce_webhook` ignored: set by a check attribute"), "{}", r.stderr);
 }
+
+/// handler-twilio caps the calls to each number (default 3 per 15 minutes, 7 per hour) across
+/// every incident, and a call over a cap was simply not placed — the event logged as delivered
+/// and recorded, so its repeats were suppressed for `refresh` too. One host failing three checks
+/// (or writing three results for made-up checks to its Sensu client socket) filled Alice's cap,
+/// and web-01's failure a minute later reached nobody. Over a cap the page is texted instead
+/// (SMS is not capped), in broadcast and in sequential mode.
+#[test]
+fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
+    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
+    const ALICE: &str = "+14155550101";
+    for mode in ["broadcast", "sequential"] {
+        let fake = FakeTwilio::start(&[]);
+        fake.outcomes(&[Outcome::Answered; 4]);
+        let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+        sb.config("twilio.json", &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+            "from": "+14155550199", "recipients": [{"name": "Alice", "phone": ALICE}], "mode": mode,
+            "poll_interval": "20ms", "ring_timeout": 5}}));
+        let t = now();
+        let run = |entity: &str, check: &str, at: i64| {
+            let ev = json!({"action": "create", "occurrences": 1, "client": {"name": entity},
+                "check": {"name": check, "status": 2, "output": "CRITICAL", "executed": at}});
+            let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "30s"]);
+            cmd.env("PAGERPIPE_NOW", at.to_string());
+            crate::util::run_command(cmd, ev.to_string().as_bytes())
+        };
+        for (i, check) in ["made_up_1", "made_up_2", "made_up_3"].iter().enumerate() {
+            let r = run("evil-01", check, t + i as i64);
+            assert_eq!(r.code, Some(0), "{mode}: {r:?}");
+        }
+        assert_eq!(fake.to("Calls.json").len(), 3, "{mode}: the storm's calls");
+        let r = run("web-01", "check_disk", t + 60);
+        assert_eq!(r.code, Some(0), "{mode}: {r:?}");
+        assert_eq!(fake.to("Calls.json").len(), 3, "{mode}: the cap holds: {}", r.stderr);
+        let texts = fake.to("Messages.json");
+        assert_eq!(texts.len(), 1, "{mode}: web-01's page reached nobody: {}", r.stderr);
+        assert_eq!(texts[0].param("To"), Some(ALICE));
+        assert!(texts[0].param("Body").is_some_and(|b| b.contains("web-01") && b.contains("check_disk")), "{mode}: {:?}", texts[0]);
+        fake.assert_no_violations();
+    }
+}

@@ -407,10 +407,13 @@ fn a_fourth_call_to_one_number_within_15_minutes_is_not_placed() {
             assert!(!r.stderr.contains("not calling"), "{}", r.stderr);
         } else {
             assert!(r.stderr.contains(&format!("twilio: warn: not calling {ONE}: already 3 calls in the last 15m (call_caps 15m: 3)")), "{}", r.stderr);
-            assert!(r.stderr.contains("triggered web-01/check_d (0 of 0 requests accepted: not called, over the call cap"), "{}", r.stderr);
+            // Texted instead: the cap limits how often the phone rings, not whether the page arrives.
+            assert!(r.stderr.contains("triggered web-01/check_d (1 of 1 requests accepted: SMS SM"), "{}", r.stderr);
+            assert!(r.stderr.contains("; not called, over the call cap"), "{}", r.stderr);
         }
     }
     assert_eq!(fake.to(CALLS).len(), 3);
+    assert_eq!(fake.to(MESSAGES).len(), 1, "the fourth page, texted");
     assert_eq!(sb.state("twilio", "recipients%3Acalls.json")["calls"][ONE], json!([t0, t0 + 60, t0 + 120]));
     // Fifteen minutes after the first call there is room again.
     let r = run_at(&sb, &fake, t0 + 15 * 60, &event_for_check("check_e"), &[]);

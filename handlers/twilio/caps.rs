@@ -5,8 +5,10 @@
 //! automated calls in a short time gets flagged as spam by carriers, so the page that matters
 //! lands in a spam filter. So every call is counted per recipient, across incidents and
 //! processes: at most 3 calls per 15 minutes and 7 per hour by default (`call_caps`,
-//! `{"15m": 3, "1h": 7}`). A call over a cap is not placed; the caller logs one line instead.
-//! SMS is not capped.
+//! `{"15m": 3, "1h": 7}`). A call over a cap is not placed; the caller logs one line and texts
+//! the page instead: SMS is not capped, and a cap that one host's storm (or a host writing
+//! results for made-up checks to its Sensu socket) has filled must not keep another incident
+//! from reaching anyone.
 //!
 //! The counts live in one state-store record, [`KEY`] (`recipients:calls`), beside the
 //! incident records: incident keys are `{entity}/{check}` or Zabbix `{id}-{host}`, so they do not

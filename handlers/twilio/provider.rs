@@ -605,6 +605,7 @@ impl Provider for Twilio {
                         names.join(", ")
                     ));
                 }
+                let mut capped = Vec::new();
                 if self.voice {
                     let doc = self.twiml(job.event, job.incident_key);
                     let slots = self.take_slots(ctx, &order);
@@ -612,6 +613,7 @@ impl Provider for Twilio {
                     for (r, slot) in order.iter().zip(slots) {
                         let Some(slot) = slot else {
                             sent.capped.push(r.label());
+                            capped.push(r.clone());
                             continue;
                         };
                         let outcome = self.post(ctx, Resource::Calls, self.call_form(r, &doc), r);
@@ -628,6 +630,11 @@ impl Provider for Twilio {
                 if self.sms {
                     let body = self.sms_body(job.event);
                     self.text_all(ctx, &order, &body, &mut sent);
+                } else if !capped.is_empty() {
+                    // Over a cap, a page is texted instead (SMS is not capped): the cap limits
+                    // how often a phone rings, never whether this incident reaches anyone.
+                    let body = self.sms_body(job.event);
+                    self.text_all(ctx, &capped, &body, &mut sent);
                 }
             }
             Action::Resolve if self.notify_on_resolve => {

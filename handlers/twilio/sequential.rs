@@ -22,7 +22,8 @@
 //! the deadline ran out first → not delivered yet (exit 75; nothing is recorded, so the next
 //! event for it calls again, within the call caps — after every round from the top, after a
 //! deadline from where this run left off); no call possible because every recipient
-//! is over a cap → delivered with a warning (they were called repeatedly just now).
+//! is over a cap → texted instead to everyone not texted yet (SMS is not capped: another
+//! incident's storm must not keep this one from reaching anyone), delivered with a warning.
 //! With `sms` in `channels` each person is texted right before their first call, so nobody
 //! after the one who answers is disturbed.
 //!
@@ -346,6 +347,27 @@ impl Twilio {
             if !p.failures.is_empty() {
                 p.failures.sort_by_key(Outcome::rank);
                 return p.failures.swap_remove(0);
+            }
+            // Every recipient is over a cap: the page is texted to whoever has not had it (SMS
+            // is not capped), so that the cap limits how often phones ring, never whether this
+            // incident reaches anyone (another incident's storm filled the caps just now).
+            let body = body.unwrap_or_else(|| self.sms_body(job.event));
+            let mut refused = Vec::new();
+            for r in order {
+                if !p.texted.insert(r.phone.clone()) {
+                    continue;
+                }
+                match self.text(ctx, r, &body) {
+                    Outcome::Delivered(sid) => p.messages.extend(sid),
+                    f => {
+                        ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
+                        refused.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
+                    }
+                }
+            }
+            if p.messages.is_empty() && !refused.is_empty() {
+                refused.sort_by_key(Outcome::rank);
+                return refused.swap_remove(0);
             }
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
             return Outcome::Delivered(Done { detail, refs: p.refs() });
