@@ -125,7 +125,7 @@ pub const SIDS_KEPT_SECS: u64 = 2 * 60 * 60;
 
 /// Note an attempt `id` to call `phone` at `now` ([`SIDS_KEY`]), or (with `sid`) the SID its
 /// answer brought. Best effort.
-fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Option<&str>, now: u64) -> anyhow::Result<()> {
+pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Option<&str>, now: u64) -> anyhow::Result<()> {
     store.update_volatile(SIDS_KEY, &mut |v| {
         let mut by_phone = v.and_then(|v| v.as_object().cloned()).unwrap_or_default();
         for list in by_phone.values_mut() {
@@ -152,7 +152,7 @@ fn attempt_id(token: &str, phone: &str) -> String {
 }
 
 /// Forget attempt `id` to call `phone` ([`SIDS_KEY`]): it was not placed. Best effort.
-fn forget_call(store: &dyn common::state::Store, phone: &str, id: &str) -> anyhow::Result<()> {
+pub(crate) fn forget_call(store: &dyn common::state::Store, phone: &str, id: &str) -> anyhow::Result<()> {
     store.update_volatile(SIDS_KEY, &mut |v| {
         let mut by_phone = v?.as_object().cloned()?;
         if let Some(a) = by_phone.get_mut(phone).and_then(Value::as_array_mut) {
@@ -557,32 +557,12 @@ impl Provider for Twilio {
     /// the unanswered attempts to that number still noted. A call whose creation time cannot
     /// be read does not count.
     fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<Map<String, Value>> {
-        let v: Value = serde_json::from_str(&resp.body).ok()?;
-        let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
-        let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
-        let mut known_sids: Vec<String> = noted.iter().filter_map(|p| p.get(2).and_then(Value::as_str).map(str::to_string)).collect();
-        known_sids.extend(known.get(CALL_SIDS).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
-        // Every unanswered attempt to that number still noted counts, whenever it began: an
-        // attempt begun before `since` may have reached Twilio after it (a slow request), and
-        // counting too many only makes the lookup say "not placed" (a page twice, never none).
-        let unanswered = noted.iter().filter(|p| p.get(2).is_none_or(Value::is_null)).count().max(1);
-        let candidates: Vec<&Value> = v
-            .get("calls")?
-            .as_array()?
-            .iter()
-            .filter(|c| {
-                let text = |k: &str| c.get(k).and_then(Value::as_str);
-                text("to") == Some(to)
-                    && text("from") == Some(from)
-                    && text("sid").is_some_and(|sid| !known_sids.iter().any(|k| k == sid))
-                    && text("date_created").and_then(rfc2822_secs).is_some_and(|t| t >= since)
-            })
-            .collect();
+        let (candidates, unanswered) = unknown_calls(create, resp, since, known)?;
         if candidates.len() < unanswered {
             return None;
         }
         // Which of them is this one cannot be told: the oldest is as good as any for the record.
-        let sid = candidates.last().and_then(|c| c.get("sid")).and_then(Value::as_str)?;
+        let sid = candidates.last()?;
         let mut refs = Map::new();
         refs.insert(CALL_SIDS.into(), json!([sid]));
         Some(refs)
@@ -909,6 +889,39 @@ impl Twilio {
             sid
         })
     }
+}
+
+/// What ListCall's answer `resp` holds for a call of unknown fate `create` sent at `since`
+/// (Unix seconds), as [`Provider::found`] reads it: the SIDs of the calls to its `To` from its
+/// `From` created from `since` on (Twilio's `date_created`, RFC 2822, one-second resolution)
+/// that pagerpipe does not know — neither the incident's (`known` `call_sids`) nor any noted in
+/// `known` `recipients:sids` — newest first; and how many unanswered attempts to that number
+/// are noted (at least 1). A call whose creation time cannot be read is left out. `None`: the
+/// answer is no list of calls.
+pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<(Vec<String>, usize)> {
+    let v: Value = serde_json::from_str(&resp.body).ok()?;
+    let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
+    let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut known_sids: Vec<String> = noted.iter().filter_map(|p| p.get(2).and_then(Value::as_str).map(str::to_string)).collect();
+    known_sids.extend(known.get(CALL_SIDS).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
+    // Every unanswered attempt to that number still noted counts, whenever it began: an
+    // attempt begun before `since` may have reached Twilio after it (a slow request), and
+    // counting too many only makes the lookup say "not placed" (a page twice, never none).
+    let unanswered = noted.iter().filter(|p| p.get(2).is_none_or(Value::is_null)).count().max(1);
+    let candidates = v
+        .get("calls")?
+        .as_array()?
+        .iter()
+        .filter(|c| {
+            let text = |k: &str| c.get(k).and_then(Value::as_str);
+            text("to") == Some(to)
+                && text("from") == Some(from)
+                && text("sid").is_some_and(|sid| !known_sids.iter().any(|k| k == sid))
+                && text("date_created").and_then(rfc2822_secs).is_some_and(|t| t >= since)
+        })
+        .filter_map(|c| c.get("sid").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    Some((candidates, unanswered))
 }
 
 /// Twilio's `MachineDetection` from the `machine_detection` setting: `null`, `false`, `""`,

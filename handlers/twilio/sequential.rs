@@ -34,10 +34,13 @@
 //! holds the incident carries on from those notes instead of starting again: it follows the
 //! last call (`GET …/Calls/{Sid}.json`) while it is queued, ringing or in progress; answered,
 //! the incident counts as answered (recorded and announced as if this run had placed it); not
-//! answered, it calls the next person in the order, not the first. A last call whose fate
-//! cannot be learned is passed over: the next person is called (a page twice rather than none),
-//! and its number not again while that call may still ring (`ring_timeout` + 15 s after it
-//! was placed), so one phone never rings twice at once. A resolve or acknowledge that finds
+//! answered, it calls the next person in the order, not the first. A last call that was being
+//! placed (no SID yet) is looked up with ListCall: found, it is followed; surely not placed,
+//! that person is called now. A last call whose fate cannot be learned is passed over: the
+//! next person is called (a page twice rather than none), and its number not again while that
+//! call may still ring (`ring_timeout` + 15 s after it was placed), so one phone never rings
+//! twice at once. Sequential calls are also noted per recipient (`provider::SIDS_KEY`), so
+//! that lookups for other incidents never take them for their own. A resolve or acknowledge that finds
 //! such notes cancels the last call if it still rings. The notes are cleared when the run's
 //! outcome is recorded or nobody answered after every round.
 
@@ -52,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::announce::News;
-use crate::provider::{ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, MESSAGE_SIDS, Recipient, Twilio};
+use crate::provider::{ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Recipient, Resource, Twilio, forget_call, note_call, unknown_calls};
 
 /// Call statuses after which Twilio does nothing more with a call (`call_enum_status` in the
 /// spec; Twilio's "Call Status Values").
@@ -164,8 +167,11 @@ struct NotedCall {
     /// When it was noted, right before its create request went out, Unix seconds.
     at: u64,
     /// The call SID, once Twilio's answer brought it. `None`: the create request was in flight
-    /// (a run that died then left a call of unknown fate).
+    /// (a run that died then left a call of unknown fate, looked up with ListCall).
     sid: Option<String>,
+    /// The id of its attempt among the calls noted per recipient (`provider::SIDS_KEY`).
+    #[serde(default)]
+    attempt: Option<String>,
 }
 
 /// A sequential run's progress notes in the incident's record (`common::state::Progress`),
@@ -298,8 +304,10 @@ impl Twilio {
                 // Noted before it goes out, and again with its SID: a run that dies in between
                 // leaves a call of unknown fate, never a call nobody knows of.
                 let at = common::clock::now_unix();
-                p.placed.push(NotedCall { phone: r.phone.clone(), name: r.name.clone(), round, at, sid: None });
+                let attempt = format!("{}:{}:{}", ctx.token().unwrap_or("-"), r.phone, p.placed.len() + 1);
+                p.placed.push(NotedCall { phone: r.phone.clone(), name: r.name.clone(), round, at, sid: None, attempt: Some(attempt.clone()) });
                 self.note(ctx, &p);
+                self.note_attempt(ctx, r, &attempt, None);
                 let sid = match self.place_call(ctx, r, &doc) {
                     Outcome::Delivered(Some(sid)) => sid,
                     Outcome::Delivered(None) => {
@@ -314,6 +322,7 @@ impl Twilio {
                             self.give_back(ctx, r, slot);
                             p.placed.pop();
                             self.note(ctx, &p);
+                            self.forget_attempt(ctx, r, &attempt);
                         }
                         ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason().unwrap_or("")));
                         p.failures.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
@@ -328,6 +337,7 @@ impl Twilio {
                     noted.sid = Some(sid.clone());
                 }
                 self.note(ctx, &p);
+                self.note_attempt(ctx, r, &attempt, Some(&sid));
                 p.calls.push(sid.clone());
                 p.called.insert(r.phone.clone());
                 let n = p.calls.len();
@@ -385,9 +395,11 @@ impl Twilio {
     /// Carry on from `notes`, what a run that ended mid-way did: its calls count as this run's,
     /// and its last call is followed — answered, the run is over (`Err` with the outcome); not
     /// answered, the run goes on with the next person (`Ok` with where). A last call whose
-    /// fate is unknown (its create request was in flight, or its status cannot be read) is
-    /// passed over: the next person is called, and that number not again while the call may
-    /// still ring (a page twice rather than none, never one phone rung twice at once).
+    /// create request was in flight is looked up first (ListCall, [`Twilio::look_up`]): found,
+    /// it is followed; surely not placed, that person is called now. One whose fate stays
+    /// unknown (the lookup or its status checks fail) is passed over: the next person is
+    /// called, and that number not again while the call may still ring (a page twice rather
+    /// than none, never one phone rung twice at once).
     fn carry_on(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient], notes: Notes, p: &mut Progress) -> Result<Position, Outcome<Done>> {
         p.calls = notes.calls.iter().filter_map(|c| c.sid.clone()).collect();
         p.called = notes.calls.iter().map(|c| c.phone.clone()).collect();
@@ -412,10 +424,46 @@ impl Twilio {
             if p.placed.len() == 1 { "" } else { "s" },
             r.label()
         ));
-        let Some(sid) = last.sid else {
-            p.outcomes.push(format!("{}: status unknown", r.label()));
-            p.unsettled.push((r.phone.clone(), last.at + self.ring_timeout + CALL_OVERHEAD_SECS));
-            return Ok(next);
+        let sid = match last.sid.clone() {
+            Some(sid) => {
+                // Its SID may not have been noted per recipient yet when the run ended.
+                if let Some(attempt) = &last.attempt {
+                    self.note_attempt(ctx, &r, attempt, Some(&sid));
+                }
+                sid
+            }
+            None => match self.look_up(ctx, &r, &last, p) {
+                Ok(Some(sid)) => {
+                    ctx.log.info(format!("ListCall has the call to {} that was being placed: {sid}", r.label()));
+                    if let Some(noted) = p.placed.last_mut() {
+                        noted.sid = Some(sid.clone());
+                    }
+                    p.calls.push(sid.clone());
+                    self.note(ctx, p);
+                    if let Some(attempt) = &last.attempt {
+                        self.note_attempt(ctx, &r, attempt, Some(&sid));
+                    }
+                    sid
+                }
+                Ok(None) => {
+                    ctx.log.info(format!("ListCall has no call to {} since it was being placed: calling them now", r.label()));
+                    p.placed.pop();
+                    if !p.placed.iter().any(|c| c.phone == r.phone) {
+                        p.called.remove(&r.phone);
+                    }
+                    self.note(ctx, p);
+                    if let Some(attempt) = &last.attempt {
+                        self.forget_attempt(ctx, &r, attempt);
+                    }
+                    return Ok((last.round, index.unwrap_or(0)));
+                }
+                Err(reason) => {
+                    ctx.log.error(format!("cannot look up the call to {} that was being placed ({reason}); calling the next", r.label()));
+                    p.outcomes.push(format!("{}: status unknown", r.label()));
+                    p.unsettled.push((r.phone.clone(), last.at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                    return Ok(next);
+                }
+            },
         };
         let followed = self.follow(ctx, job.event_time, &sid, &r);
         match self.settle(ctx, job, p, &r, &sid, last.at, followed) {
@@ -482,6 +530,53 @@ impl Twilio {
         None
     }
 
+    /// Whether Twilio placed the call to `r` noted in `last` whose create request was in flight
+    /// when its run ended: ListCall (`GET …/Calls.json?To=…&From=…&StartTime>=…`) read as for
+    /// a broadcast call of unknown fate ([`crate::provider::unknown_calls`]): `Ok(Some(sid))`
+    /// when the calls to that number pagerpipe does not know (here or on other incidents) are
+    /// at least as many as the unanswered attempts to it; `Ok(None)` when there is none at all
+    /// (not placed).
+    ///
+    /// Errors: the lookup failed, or it cannot tell (fewer unknown calls than unanswered
+    /// attempts: one of them may be this one, or another incident's) — the reason.
+    fn look_up(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, last: &NotedCall, p: &Progress) -> Result<Option<String>, String> {
+        use common::pipeline::Provider as _;
+        let create = Create { resource: Resource::Calls, form: self.call_form(r, "") };
+        let req = self.lookup(&create, last.at).ok_or("no lookup for calls")?;
+        let resp = match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
+            Outcome::Delivered(resp) => resp,
+            f => return Err(f.reason().unwrap_or("no answer").to_string()),
+        };
+        let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
+        known.insert(CALL_SIDS.into(), json!(p.calls));
+        let (candidates, unanswered) = unknown_calls(&create, &resp, last.at, &known).ok_or("the answer holds no list of calls")?;
+        match candidates.len() {
+            0 => Ok(None),
+            n if n >= unanswered => Ok(candidates.last().cloned()),
+            n => Err(format!("{n} call(s) to that number are not known, and {unanswered} attempts to call it are unanswered")),
+        }
+    }
+
+    /// Note attempt `attempt` to call `r` among the calls noted per recipient, with its SID
+    /// once known (`provider::SIDS_KEY`: lookups of other incidents' calls then know it is not
+    /// theirs). Best effort.
+    fn note_attempt(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, attempt: &str, sid: Option<&str>) {
+        if let Some(store) = ctx.store
+            && let Err(e) = note_call(store, &r.phone, attempt, sid, common::clock::now_unix())
+        {
+            ctx.log.debug(format!("cannot note the call to {}: {e:#}", r.label()));
+        }
+    }
+
+    /// Forget attempt `attempt` to call `r` (it was not placed). Best effort.
+    fn forget_attempt(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, attempt: &str) {
+        if let Some(store) = ctx.store
+            && let Err(e) = forget_call(store, &r.phone, attempt)
+        {
+            ctx.log.debug(format!("cannot note the call to {}: {e:#}", r.label()));
+        }
+    }
+
     /// Write the run's progress notes into the incident's record (best effort: logged).
     fn note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) {
         let (Some(store), Some(token)) = (ctx.store, ctx.token()) else { return };
@@ -506,13 +601,23 @@ impl Twilio {
     pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>) -> Option<String> {
         let notes = Notes::left_off(job)?;
         let last = notes.calls.last().cloned();
-        let said = match &last {
-            None => None,
-            Some(NotedCall { sid: None, phone, .. }) => {
-                ctx.log.warn(format!("{}: a call to {phone} was being placed when its run ended; it cannot be looked up to cancel it", job.incident_key));
-                None
+        let sid = last.as_ref().and_then(|last| match &last.sid {
+            Some(sid) => Some(sid.clone()),
+            // Its create request was in flight: ListCall says whether there is a call to cancel.
+            None => {
+                let r = Recipient { name: last.name.clone(), phone: last.phone.clone() };
+                let known = Progress { calls: notes.calls.iter().filter_map(|c| c.sid.clone()).collect(), ..Progress::default() };
+                match self.look_up(ctx, &r, last, &known) {
+                    Ok(found) => found,
+                    Err(reason) => {
+                        ctx.log.warn(format!("cannot look up the call to {} that was being placed when its run ended: {reason}", r.label()));
+                        None
+                    }
+                }
             }
-            Some(NotedCall { sid: Some(sid), phone, name, .. }) => {
+        });
+        let said = match (&last, &sid) {
+            (Some(NotedCall { phone, name, .. }), Some(sid)) => {
                 let r = Recipient { name: name.clone(), phone: phone.clone() };
                 match self.fetch(ctx, sid, &r) {
                     Ok(st) if matches!(st.status.as_str(), "queued" | "ringing") => {
@@ -526,6 +631,7 @@ impl Twilio {
                     }
                 }
             }
+            _ => None,
         };
         self.forget_progress(ctx);
         said

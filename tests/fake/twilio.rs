@@ -29,6 +29,9 @@ use serde_json::{Map, Value, json};
 
 use super::{Received, Reply, Server, openapi_to_json_schema, spec_path};
 
+/// Call statuses after which Twilio does nothing more with a call.
+const FINAL: [&str; 5] = ["completed", "busy", "failed", "no-answer", "canceled"];
+
 /// The account SID the fake accepts.
 pub const ACCOUNT_SID: &str = "AC00000000000000000000000000f00d01";
 /// The auth token the fake accepts (never a real one).
@@ -562,6 +565,10 @@ struct Inner {
     lists: Vec<Vec<(String, String)>>,
     /// Milliseconds to wait before sending the answer being made ([`Script::Late`]).
     answer_after: Option<u64>,
+    /// How calls to a number end once [`Inner::outcomes`] ran out ([`FakeTwilio::outcome_for`]).
+    by_number: Vec<(String, Outcome)>,
+    /// Calls created while others were still going on: the new call's SID and theirs.
+    overlaps: Vec<(String, Vec<String>)>,
     violations: Vec<String>,
 }
 
@@ -636,6 +643,20 @@ impl FakeTwilio {
     pub fn outcomes(&self, outcomes: &[Outcome]) -> &Self {
         self.inner.lock().expect("the fake's lock").outcomes.extend(outcomes.iter().copied());
         self
+    }
+
+    /// How calls to `number` end, for calls created once the [`FakeTwilio::outcomes`] script
+    /// ran out (default: [`Outcome::Answered`]).
+    pub fn outcome_for(&self, number: &str, outcome: Outcome) -> &Self {
+        self.inner.lock().expect("the fake's lock").by_number.push((number.to_string(), outcome));
+        self
+    }
+
+    /// Calls created while other calls were still going on (never reported ended nor
+    /// cancelled): the new call's SID and the others'. A phone rings twice at once, or two
+    /// people at once, only here.
+    pub fn overlaps(&self) -> Vec<(String, Vec<String>)> {
+        self.inner.lock().expect("the fake's lock").overlaps.clone()
     }
 
     /// Decide now how the call `sid` ends (a call scripted [`Outcome::Ringing`] answered or rung
@@ -721,13 +742,22 @@ impl Inner {
                 sid: sid.clone(),
                 to: p("To"),
                 from: p("From"),
-                outcome: self.outcomes.pop_front().unwrap_or(Outcome::Answered),
+                outcome: self
+                    .outcomes
+                    .pop_front()
+                    .or_else(|| self.by_number.iter().find(|(n, _)| *n == p("To")).map(|(_, o)| *o))
+                    .unwrap_or(Outcome::Answered),
                 amd: !p("MachineDetection").is_empty(),
                 fetches: 0,
                 canceled: false,
                 created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             };
             let answer = call.resource();
+            // Still going on: not yet reported ended (busy, no-answer, completed …) or cancelled.
+            let going_on: Vec<String> = self.calls.iter().filter(|c| !FINAL.contains(&c.status())).map(|c| c.sid.clone()).collect();
+            if !going_on.is_empty() {
+                self.overlaps.push((call.sid.clone(), going_on));
+            }
             self.calls.push(call);
             answer
         } else {
