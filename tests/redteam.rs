@@ -98,7 +98,10 @@ fn a_planted_record_from_the_future_does_not_swallow_the_recovery() {
         "last_action": "trigger", "token": "planted"
     });
     std::fs::write(&record, planted.to_string()).unwrap();
-    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now()));
+    // Stamped a little ahead, so that it reads as its receipt however the seconds fall (the
+    // planted time counts as that receipt too); `now()` itself read as a second before the
+    // receipt when a second boundary passed in between, and was superseded.
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now() + 5));
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(actions(&fake), ["resolve"], "{}", r.stderr);
 }
@@ -436,29 +439,62 @@ fn an_unreadable_planted_record_lock_does_not_make_every_repeat_page() {
 /// `default` namespace the key is `{namespace}/{entity}/{check}`.
 #[test]
 fn an_entity_in_another_namespace_cannot_resolve_a_same_named_entitys_incident() {
-    let sb = pd_sandbox();
-    let fake = FakePagerDuty::start(&[]);
-    let in_namespace = |fixture: &str, namespace: &str, executed: i64| {
-        let mut ev: Value = serde_json::from_slice(&fixture_at(fixture, executed)).unwrap();
-        ev["entity"]["metadata"]["namespace"] = json!(namespace);
-        ev["check"]["metadata"]["namespace"] = json!(namespace);
-        ev.to_string().into_bytes()
-    };
+    // On the file store, then on a shared Redis (skipped, loudly, when redis-server is missing).
+    let redis = crate::util::RedisServer::start();
+    for url in std::iter::once(None).chain(redis.as_ref().map(|r| Some(r.url.clone()))) {
+        let sb = match &url {
+            None => pd_sandbox(),
+            Some(url) => pd_sandbox().with_state_store(url),
+        };
+        let store = if url.is_some() { "redis" } else { "file" };
+        let fake = FakePagerDuty::start(&[]);
+        let t = now();
+        let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 30));
+        assert_eq!(r.code, Some(0), "{store}: {r:?}");
+        let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/passing.json", "dev", t - 20));
+        assert_eq!(r.code, Some(0), "{store}: {r:?}");
+        let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 10));
+        assert_eq!(r.code, Some(0), "{store}: {r:?}");
+        assert!(r.stderr.contains("already notified"), "{store}: prod's incident is still open: {}", r.stderr);
+        let sent: Vec<(String, String)> = fake
+            .events()
+            .iter()
+            .map(|e| (e["event_action"].as_str().unwrap_or("").to_string(), e["dedup_key"].as_str().unwrap_or("").to_string()))
+            .collect();
+        let pairs: Vec<(&str, &str)> = sent.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
+        assert_eq!(pairs, [("trigger", "prod/webserver01/check-http"), ("resolve", "dev/webserver01/check-http")], "{store}: {}", r.stderr);
+        fake.assert_no_violations();
+    }
+}
+
+/// `fixture` (Sensu Go) run at `executed`, its entity and check in `namespace`.
+fn in_namespace(fixture: &str, namespace: &str, executed: i64) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&fixture_at(fixture, executed)).unwrap();
+    ev["entity"]["metadata"]["namespace"] = json!(namespace);
+    ev["check"]["metadata"]["namespace"] = json!(namespace);
+    ev.to_string().into_bytes()
+}
+
+/// The same for handler-reactio, whose recovery with no stored incident id looks the open
+/// incident up by name: named `{entity}/{check} …` whatever the namespace, dev's recovery of a
+/// check that never failed there found and resolved prod's incident. With the default
+/// `name_template` a Sensu Go incident outside `default` is named `{namespace}/{entity}/{check} …`.
+#[test]
+fn an_entity_in_another_namespace_cannot_resolve_a_same_named_entitys_reactio_incident() {
+    use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio};
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example"}}));
     let t = now();
-    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 30));
+    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 20));
     assert_eq!(r.code, Some(0), "{r:?}");
-    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/passing.json", "dev", t - 20));
+    let incidents = fake.incidents();
+    assert_eq!(incidents.len(), 1, "prod's incident is open");
+    assert!(incidents[0]["name"].as_str().is_some_and(|n| n.starts_with("prod/webserver01/check-http ")), "{incidents:?}");
+    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/passing.json", "dev", t - 10));
     assert_eq!(r.code, Some(0), "{r:?}");
-    let r = sb.run(&["--api-url", &fake.url], &in_namespace("sensu-go/failing.json", "prod", t - 10));
-    assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("already notified"), "prod's incident is still open: {}", r.stderr);
-    let sent: Vec<(String, String)> = fake
-        .events()
-        .iter()
-        .map(|e| (e["event_action"].as_str().unwrap_or("").to_string(), e["dedup_key"].as_str().unwrap_or("").to_string()))
-        .collect();
-    let pairs: Vec<(&str, &str)> = sent.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
-    assert_eq!(pairs, [("trigger", "prod/webserver01/check-http"), ("resolve", "dev/webserver01/check-http")], "{}", r.stderr);
+    let posted: Vec<Value> = fake.accepted("/api/v1/messages");
+    assert!(posted.iter().all(|m| m["incident_id"] != json!(FIRST_ID)), "prod's incident was resolved by dev: {posted:?}\n{}", r.stderr);
     fake.assert_no_violations();
 }
 

@@ -36,6 +36,10 @@ use common::trust::Trust;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+/// The default `name_template`: `{entity}/{check} {output}`.
+pub const DEFAULT_NAME_TEMPLATE: &str = "{entity}/{check} {output}";
+/// The default `name_template` for a Sensu Go event outside the `default` namespace.
+pub const NAMESPACED_NAME_TEMPLATE: &str = "{namespace}/{entity}/{check} {output}";
 /// Host under which each organization has its subdomain: `https://{organization}.reactio.jp`.
 pub const HOST: &str = "reactio.jp";
 /// Key of the Reactio incident id in the state store's `refs`.
@@ -194,7 +198,7 @@ impl Default for Settings {
         Settings {
             api_key: None,
             organization: None,
-            name_template: "{entity}/{check} {output}".into(),
+            name_template: DEFAULT_NAME_TEMPLATE.into(),
             notification_text: "対応をお願いします".into(),
             notification_call: false,
             status: Status::Open,
@@ -218,6 +222,9 @@ pub struct Reactio {
     /// neither is set ([`Provider::ready`] fails then).
     base: Option<String>,
     name: Template,
+    /// With the default `name_template`: the name of an event whose namespace is part of its
+    /// identity ([`Event::qualifying_namespace`]), [`NAMESPACED_NAME_TEMPLATE`].
+    namespaced_name: Option<Template>,
     notification_text: Option<Template>,
     notification_call: bool,
     status: Status,
@@ -294,6 +301,9 @@ impl Provider for Reactio {
             api_key: s.api_key.map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
             base,
             name: Template::parse("reactio.name_template", &s.name_template)?,
+            namespaced_name: (s.name_template == DEFAULT_NAME_TEMPLATE)
+                .then(|| Template::parse("reactio.name_template", NAMESPACED_NAME_TEMPLATE))
+                .transpose()?,
             notification_text: optional("notification_text", &s.notification_text)?,
             notification_call: s.notification_call,
             status: s.status,
@@ -501,13 +511,24 @@ impl Reactio {
         Ok(found)
     }
 
+    /// The `name_template` for `event`: with the default one, a Sensu Go event outside the
+    /// `default` namespace is named `{namespace}/{entity}/{check} {output}`, as its incident
+    /// key is, so that a recovery with no stored incident id, which finds its incident by name,
+    /// never finds the incident of a same-named entity in another namespace.
+    fn name_for(&self, event: &Event) -> &Template {
+        match &self.namespaced_name {
+            Some(t) if event.qualifying_namespace().is_some() => t,
+            _ => &self.name,
+        }
+    }
+
     /// The part of the incident name of `event` that does not depend on the check output:
     /// `name_template` rendered up to `{output}` (the whole name when it has none).
     fn name_before_output(&self, event: &Event, key: &str) -> String {
         const MARK: char = '\u{1}';
         let mut e = event.clone();
         e.output = MARK.to_string();
-        let name = self.name.render(&e).split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = self.name_for(&e).render(&e).split_whitespace().collect::<Vec<_>>().join(" ");
         match name.split_once(MARK) {
             Some((before, _)) if !before.trim().is_empty() => before.trim_end().to_string(),
             Some(_) => key.to_string(),
@@ -519,7 +540,7 @@ impl Reactio {
     /// The name the incident of `event` gets: `name_template` on one line, else the key, cut
     /// to [`MAX_NAME_CHARS`] on a character boundary.
     fn incident_name(&self, event: &Event, key: &str) -> String {
-        let name = self.name.render(event).split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = self.name_for(event).render(event).split_whitespace().collect::<Vec<_>>().join(" ");
         truncate_chars(if name.is_empty() { key } else { &name }, MAX_NAME_CHARS)
     }
 

@@ -294,13 +294,17 @@ impl Event {
     /// suppressed as "already notified" by the other's. Sensu Go names hold no `/`, so the
     /// three parts cannot run into each other; the `default` namespace keeps the key it had.
     pub fn source_key(&self) -> String {
-        match (&self.incident_key, self.namespace.as_deref()) {
+        match (&self.incident_key, self.qualifying_namespace()) {
             (Some(k), _) => k.clone(),
-            (None, Some(ns)) if self.format == Format::SensuGo && !ns.is_empty() && ns != SENSU_GO_DEFAULT_NAMESPACE => {
-                format!("{ns}/{}/{}", self.entity, self.check)
-            }
-            (None, _) => format!("{}/{}", self.entity, self.check),
+            (None, Some(ns)) => format!("{ns}/{}/{}", self.entity, self.check),
+            (None, None) => format!("{}/{}", self.entity, self.check),
         }
+    }
+
+    /// The namespace that is part of this event's identity ([`Event::source_key`]): a Sensu Go
+    /// namespace other than `default`; `None` for every other event.
+    pub fn qualifying_namespace(&self) -> Option<&str> {
+        self.namespace.as_deref().filter(|ns| self.format == Format::SensuGo && !ns.is_empty() && *ns != SENSU_GO_DEFAULT_NAMESPACE)
     }
 
     /// The status before this one, from the history, if the history holds one.
