@@ -644,7 +644,16 @@ fn a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once(store: Store) {
 /// Sequential settings that run quickly against the fake: status checks every 20 ms, no call
 /// caps (the tests count calls themselves).
 fn sequential_sandbox(store: Store, recipients: &[&str]) -> Option<Shared> {
-    twilio_sandbox(store, recipients, json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30, "call_caps": {}}))
+    sequential_sandbox_with(store, recipients, json!({}))
+}
+
+/// [`sequential_sandbox`] with `extra` laid over the section.
+fn sequential_sandbox_with(store: Store, recipients: &[&str], extra: Value) -> Option<Shared> {
+    let mut section = json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30, "call_caps": {}});
+    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
+        s.extend(extra);
+    }
+    twilio_sandbox(store, recipients, section)
 }
 
 /// Start handler-twilio with `input` (`--timeout 60s`; a killed holder's Redis lease runs out
@@ -696,12 +705,13 @@ fn a_sequential_run_killed_while_a_call_rings_is_followed_then_continued_not_res
 }
 
 /// The killed run's call is answered after its death: the next invocation finds that out,
-/// places no call, and records the incident as answered (by that person, on that call), so
-/// that the failure after it is a repeat.
+/// places no call, records the incident as answered (by that person, on that call), so that
+/// the failure after it is a repeat, and tells the team who answered.
 fn a_call_answered_after_its_sequential_run_was_killed_counts_as_answered(store: Store) {
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[twilio::Outcome::Ringing]);
-    let Some(sb) = sequential_sandbox(store, &[ONE, TWO]) else { return };
+    let slack = crate::fake::slack::FakeSlack::start();
+    let Some(sb) = sequential_sandbox_with(store, &[ONE, TWO], json!({"announce_webhook": slack.webhook_url()})) else { return };
     let ringing = kill_while_ringing(&sb, &fake, 1);
     fake.end_call(&ringing.sid, twilio::Outcome::Answered);
     let r = finish(start_sequential(&sb, &fake.url, &trigger(T0 + 60)));
@@ -713,6 +723,10 @@ fn a_call_answered_after_its_sequential_run_was_killed_counts_as_answered(store:
     assert_eq!((rec["open"].clone(), rec["count"].clone()), (json!(true), json!(1)), "{rec}");
     assert_eq!(rec["refs"]["answered"], json!({"sid": ringing.sid, "phone": ONE, "name": null}), "{rec}");
     assert_eq!(rec["refs"]["call_sids"], json!([ringing.sid]), "{rec}");
+    let told: Vec<String> = slack.webhook_posts().iter().map(|(body, _)| body["text"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].starts_with(&format!("+14•••••0101 answered the call for {KEY} (critical) after ")), "{told:?}");
+    slack.assert_no_violations();
     let again = finish(start_sequential(&sb, &fake.url, &trigger(T0 + 120)));
     exits(&again, 0);
     assert!(again.stderr.contains("skipped"), "{}", again.stderr);
@@ -745,9 +759,10 @@ fn a_resolve_after_a_sequential_run_was_killed_cancels_its_ringing_call(store: S
 /// first call, while a create is in flight, while a call rings — each followed by the same
 /// failure again (which must exit 0), then its recovery. Per round, counted from what the fake
 /// Twilio saw: lost (the third person never called), doubled (a person called more than once),
-/// and calls created while another was still going on (two phones ringing at once). The
-/// invocation after a kill carries on from the dead run's notes, so all three are 0; the counts
-/// are printed either way.
+/// calls created while another call of the same round was still going on (two phones ringing
+/// at once), and calls nobody followed to their end or cancelled (forgotten: they ring on
+/// unwatched). The invocation after a kill carries on from the dead run's notes, so all four
+/// are 0; the counts are printed either way.
 fn kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silences_the_incident(store: Store) {
     const ROUNDS: usize = 20;
     const ANSWER_MS: u64 = 60;
@@ -772,28 +787,31 @@ fn kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silen
         exits(&finish(start_sequential(&sb, &fake.url, &resolve(t + 2))), 0);
     }
     fake.assert_no_violations();
-    let calls: Vec<(String, String)> = fake
+    // (number, what it said, SID) of every call placed, and the round each SID belongs to.
+    let calls: Vec<(String, String, String)> = fake
         .to("Calls.json")
         .iter()
-        .map(|c| (c.param("To").unwrap_or_default().to_string(), c.twiml.as_ref().map(|t| t.say.join(" ")).unwrap_or_default()))
+        .map(|c| (c.param("To").unwrap_or_default().to_string(), c.twiml.as_ref().map(|t| t.say.join(" ")).unwrap_or_default(), c.sid.clone()))
         .collect();
-    let (mut lost, mut doubled) = (0, 0);
-    for round in 0..ROUNDS {
-        let called: Vec<&str> = calls.iter().filter(|(_, say)| say.contains(&format!("round-{round} "))).map(|(to, _)| to.as_str()).collect();
-        if !called.contains(&THREE) {
-            lost += 1;
-        }
-        doubled += [ONE, TWO, THREE].iter().map(|n| called.iter().filter(|c| *c == n).count().saturating_sub(1)).sum::<usize>();
-    }
-    let overlaps = fake.overlaps();
+    let round_of = |sid: &str| calls.iter().find(|c| c.2 == sid).and_then(|(_, say, _)| (0..ROUNDS).find(|r| say.contains(&format!("round-{r} "))));
+    let per_round: Vec<Vec<&str>> = (0..ROUNDS).map(|r| calls.iter().filter(|c| round_of(&c.2) == Some(r)).map(|c| c.0.as_str()).collect()).collect();
+    let lost = per_round.iter().filter(|called| !called.contains(&THREE)).count();
+    let doubled: usize =
+        per_round.iter().map(|called| [ONE, TWO, THREE].iter().map(|n| called.iter().filter(|c| *c == n).count().saturating_sub(1)).sum::<usize>()).sum();
+    let at_once: Vec<(String, Vec<String>)> =
+        fake.overlaps().into_iter().filter(|(new, others)| others.iter().any(|o| round_of(o) == round_of(new))).collect();
+    let forgotten: Vec<twilio::Call> =
+        fake.calls().into_iter().filter(|c| !matches!(c.status(), "completed" | "busy" | "failed" | "no-answer" | "canceled")).collect();
     eprintln!(
         "ledger kill -9 sequential ({store:?} store): {ROUNDS} killed runs, {carried_on} carried on by the next event; \
-         lost {lost}, doubled {doubled}, calls placed while another rang {}",
-        overlaps.len()
+         lost {lost}, doubled {doubled}, placed while another call of the round rang {}, forgotten {}",
+        at_once.len(),
+        forgotten.len()
     );
-    assert_eq!(lost, 0, "a round whose failure reached nobody: {calls:?}");
-    assert_eq!(doubled, 0, "a person called twice in one round: {calls:?}");
-    assert!(overlaps.is_empty(), "calls placed while another was going on: {overlaps:?} {:#?}", fake.calls());
+    assert_eq!(lost, 0, "a round whose failure reached nobody (numbers called per round): {per_round:?}");
+    assert_eq!(doubled, 0, "a person called twice in one round (numbers called per round): {per_round:?}");
+    assert!(at_once.is_empty(), "calls placed while another of their round was going on: {at_once:?}");
+    assert!(forgotten.is_empty(), "calls nobody followed to their end: {forgotten:#?}");
     assert!(carried_on > 0, "no kill landed mid-run: the test proves nothing");
 }
 

@@ -376,6 +376,55 @@ fn sequential_stops_and_cancels_the_ringing_call_when_the_incident_is_resolved_m
     assert_eq!(st["refs"]["call_sids"], json!([calls[0].sid]));
 }
 
+/// A run whose deadline runs out while a call still rings exits 75 and leaves its calls noted
+/// in the record: the next event follows that call instead of ringing the phone again, and
+/// when it rings out calls the next person, not the first again.
+#[test]
+fn sequential_out_of_time_while_a_call_rings_the_next_event_follows_that_call() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, TWO], "ring_timeout": 1})));
+    // The shortest timeout sequential mode takes with a 1 s ring timeout.
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains(&format!("the call to {ONE} was still ringing")), "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE]);
+    let ringing = fake.calls()[0].sid.clone();
+    fake.end_call(&ringing, Outcome::NoAnswer);
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("carrying on from a run that ended mid-way (1 call placed, the last to {ONE}: call {ringing})")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("call 1 to {ONE}: no-answer")), "{}", r.stderr);
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["refs"]["call_sids"], json!([ringing, fake.calls()[1].sid]), "{st}");
+    assert!(st.get("progress").is_none(), "the notes went with the record: {st}");
+}
+
+/// A run killed while its call rang, and that call's status can no longer be read: the next
+/// event calls the next person (a page twice rather than none), and calls the first person
+/// again only once the unreadable call can no longer ring (ring timeout + 15 s after it was
+/// placed), never two calls to one phone at once.
+#[test]
+fn sequential_a_dead_runs_call_that_cannot_be_read_is_passed_over_and_its_phone_waits() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing, Outcome::NoAnswer, Outcome::Answered]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, TWO], "ring_timeout": 1, "rounds": 2})));
+    let mut first = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "60s"]), &read_fixture("sensu/create.json"));
+    fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    first.kill().expect("SIGKILL the handler by its PID");
+    let _ = first.wait();
+    let unreadable = fake.calls()[0].sid.clone();
+    fake.refuse_fetches(&unreadable);
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE], "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("cannot follow call 1 to {ONE}")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("before calling {ONE}: an earlier call to that number may still ring")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("answered by {ONE} on call 3")), "{}", r.stderr);
+}
+
 #[test]
 fn daily_rotation_starts_with_someone_else_the_next_day_in_the_configured_timezone() {
     let fake = FakeTwilio::start(&[]);

@@ -644,7 +644,9 @@ impl Twilio {
         let mut last = CallState::queued();
         let mut failures = 0;
         loop {
-            if ctx.deadline.remaining() <= self.poll_interval {
+            // Room for the wait and one status check (the HTTP client starts none with less
+            // than its minimum attempt left): else the deadline, not the call, ends the run.
+            if ctx.deadline.remaining() <= self.poll_interval + common::http::retry::MIN_ATTEMPT {
                 return Followed::OutOfTime(last);
             }
             std::thread::sleep(self.poll_interval);

@@ -569,6 +569,8 @@ struct Inner {
     by_number: Vec<(String, Outcome)>,
     /// Calls created while others were still going on: the new call's SID and theirs.
     overlaps: Vec<(String, Vec<String>)>,
+    /// Calls whose fetches are answered 404 ([`FakeTwilio::refuse_fetches`]).
+    unreadable: Vec<String>,
     violations: Vec<String>,
 }
 
@@ -600,6 +602,9 @@ impl FakeTwilio {
                     let answer = inner.list(&params);
                     inner.lists.push(params);
                     Reply::Json(200, answer)
+                }
+                Ok(Op::Fetch(sid)) if inner.unreadable.contains(&sid) => {
+                    Reply::Json(404, error(20404, 404, &format!("The requested resource /2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json was not found")))
                 }
                 Ok(Op::Fetch(sid)) => match inner.calls.iter_mut().find(|c| c.sid == sid) {
                     Some(call) => {
@@ -657,6 +662,12 @@ impl FakeTwilio {
     /// people at once, only here.
     pub fn overlaps(&self) -> Vec<(String, Vec<String>)> {
         self.inner.lock().expect("the fake's lock").overlaps.clone()
+    }
+
+    /// From now on answer fetches of call `sid` with Twilio's 404 (20404), as if its status
+    /// could no longer be read (the call itself goes on as scripted).
+    pub fn refuse_fetches(&self, sid: &str) {
+        self.inner.lock().expect("the fake's lock").unreadable.push(sid.to_string());
     }
 
     /// Decide now how the call `sid` ends (a call scripted [`Outcome::Ringing`] answered or rung
