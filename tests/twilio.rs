@@ -340,7 +340,9 @@ fn sequential_goes_round_the_list_rounds_times_then_exits_75_and_tries_again_nex
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO]);
     assert!(r.stderr.contains("nobody answered calls"), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("in 2 rounds ({ONE}: no-answer; {TWO}: busy; {ONE}: failed; {TWO}: no-answer)")), "{}", r.stderr);
-    // Nothing was recorded: the next event for the incident calls again.
+    // Nothing was recorded, not even the notes of the calls (the run ended; nothing to carry
+    // on from): the next event for the incident calls again, from the top.
+    assert!(!sb.state_dir().join("twilio").join("web-01%2Fcheck_disk.json").exists(), "no record left");
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE]);
@@ -400,6 +402,29 @@ fn sequential_out_of_time_while_a_call_rings_the_next_event_follows_that_call() 
     let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
     assert_eq!(st["refs"]["call_sids"], json!([ringing, fake.calls()[1].sid]), "{st}");
     assert!(st.get("progress").is_none(), "the notes went with the record: {st}");
+}
+
+/// The notes of a killed run whose call was answered stand for a page only within the
+/// incident's `refresh`: the same failure a refresh later pages again from the top (the run
+/// reached someone then, not now), where a minute later it counts as answered.
+#[test]
+fn sequential_a_killed_runs_answered_call_counts_within_refresh_only() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, TWO], "refresh": 600})));
+    let now = crate::util::unix_now() as u64;
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "60s"]);
+    cmd.env("PAGERPIPE_NOW", now.to_string());
+    let mut first = crate::util::spawn_command(cmd, &read_fixture("sensu/create.json"));
+    fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    first.kill().expect("SIGKILL the handler by its PID");
+    let _ = first.wait();
+    fake.end_call(&fake.calls()[0].sid, Outcome::Answered);
+    let r = run_at(&sb, &fake, now + 600, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("older than refresh: paging afresh"), "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE, ONE], "{}", r.stderr);
+    fake.assert_no_violations();
 }
 
 /// A run killed while its call rang, and that call's status can no longer be read: the next

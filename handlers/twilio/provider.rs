@@ -321,6 +321,9 @@ pub struct Twilio {
     test_message: Template,
     speech: Speech,
     pub(crate) ring_timeout: u64,
+    /// The shared `refresh` setting (a check's own `refresh` wins, see
+    /// `common::filter::refresh_for`).
+    pub(crate) refresh: Duration,
     /// Twilio's `MachineDetection` value (`Enable` / `DetectMessageEnd`), when asked for.
     pub(crate) machine_detection: Option<&'static str>,
     conference: bool,
@@ -448,6 +451,7 @@ impl Provider for Twilio {
             test_message: Template::parse("twilio.test_message", s.test_message.as_deref().unwrap_or(defaults.test_message))?,
             speech: Speech { language, voice, loops: s.loops, pause: s.pause },
             ring_timeout: s.ring_timeout,
+            refresh: common.refresh,
             machine_detection: machine_detection(&s.machine_detection)?,
             conference: s.conference,
             voice: channels.0,

@@ -268,9 +268,14 @@ impl Twilio {
         let mut p = Progress::default();
         let mut start: Position = (1, 0);
         if let Some(notes) = Notes::left_off(job) {
-            match self.carry_on(ctx, job, order, notes, &mut p) {
-                Ok(from) => start = from,
-                Err(done) => return done,
+            match self.too_old(job, &notes) {
+                Some(age) => ctx.log.info(format!(
+                    "{key}: the calls of a run that ended mid-way {age} s ago are older than refresh: paging afresh"
+                )),
+                None => match self.carry_on(ctx, job, order, notes, &mut p) {
+                    Ok(from) => start = from,
+                    Err(done) => return done,
+                },
             }
         }
         for round in start.0..=self.rounds {
@@ -390,6 +395,16 @@ impl Twilio {
             if self.rounds == 1 { "" } else { "s" },
             p.outcomes_text()
         )))
+    }
+
+    /// Whether the notes of a run that ended mid-way are too old to carry on from: their last
+    /// call was placed at least the incident's `refresh` ago (a page is due again now; what
+    /// that run reached counted for its own time) and can no longer ring (`ring_timeout` +
+    /// 15 s). The age in seconds when so.
+    fn too_old(&self, job: &Job<'_>, notes: &Notes) -> Option<u64> {
+        let refresh = job.event.refresh.map_or(self.refresh, |r| Duration::from_secs(r).min(common::config::REFRESH_BOUNDS.1));
+        let age = common::clock::age(notes.calls.last()?.at, common::clock::now_unix());
+        (age >= refresh.as_secs().max(self.ring_timeout + CALL_OVERHEAD_SECS)).then_some(age)
     }
 
     /// Carry on from `notes`, what a run that ended mid-way did: its calls count as this run's,

@@ -506,11 +506,13 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
 
 /// Note `progress` as what the delivery holding `key` has done so far ([`Incident::progress`],
 /// replacing any earlier notes). Durable, unlike [`note_inflight`]: what it notes (a phone
-/// call) goes on at the service when this machine reboots. Call it holding the hold.
+/// call) goes on at the service when this machine reboots. A closed record keeps its expiry.
+/// Call it holding the hold.
 ///
-/// Errors: as [`Store::update_with`].
+/// Errors: as [`Store::get`] and [`Store::update_with`].
 pub fn note_progress(store: &dyn Store, key: &str, progress: &Progress) -> anyhow::Result<()> {
-    store.update(key, &mut |v| {
+    let closed = get(store, key)?.is_some_and(|r| !r.open && r.last_action.is_some());
+    store.update_with(key, Write { durability: Durability::Durable, expire: closed.then_some(CLOSED_RECORD_TTL) }, &mut |v| {
         let mut inc = Incident::from_value(key, v);
         inc.progress = Some(progress.clone());
         Some(inc.to_value())
@@ -519,8 +521,8 @@ pub fn note_progress(store: &dyn Store, key: &str, progress: &Progress) -> anyho
 
 /// Forget the progress notes of `key`: a run that ended without a delivery to record and
 /// leaves nothing to carry on from (nobody answered after every round), or a dead run's notes
-/// once a resolve or acknowledge that the record does not apply stopped it. Call it holding
-/// the hold.
+/// once a resolve or acknowledge that the record does not apply stopped it. A record that held
+/// nothing else is removed. Call it holding the hold.
 ///
 /// Errors: as [`Store::update_with`].
 pub fn clear_progress(store: &dyn Store, key: &str) -> anyhow::Result<()> {
@@ -530,7 +532,8 @@ pub fn clear_progress(store: &dyn Store, key: &str) -> anyhow::Result<()> {
         if inc.progress.take().is_none() {
             return Some(v);
         }
-        Some(inc.to_value())
+        let nothing_else = inc.last_action.is_none() && inc.stop.is_none() && inc.inflight.is_empty() && inc.refs.is_empty();
+        (!nothing_else).then(|| inc.to_value())
     })
 }
 
