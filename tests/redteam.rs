@@ -594,3 +594,43 @@ fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
         fake.assert_no_violations();
     }
 }
+
+/// A spool flush took the entries oldest first and stopped at the first retryable failure, as
+/// if the service were down. But PagerDuty's rate limit is per routing key, and a check result
+/// may carry its own (a Sensu 1.x client-socket result with `pagerduty.routing_key`; a team's
+/// key flooded by its own storm): an entry answered 429 for good stood at the head of the spool,
+/// and every flush (`--flush`, and the quarter of each invocation's deadline given to other
+/// incidents' entries) spent all its time on it and stopped. db-01's spooled recovery behind it
+/// never went out — given up after spool_max_age, its incident left open. An entry that cannot
+/// go out yet now holds back only the entries sent the same way, and takes at most half of
+/// what is left of the flush.
+#[test]
+fn a_spooled_entry_throttled_on_its_own_routing_key_does_not_hold_back_other_incidents() {
+    const EVIL_KEY: &str = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
+    let sb = pd_sandbox();
+    let t = now();
+    // PagerDuty has a blip: the host's failure (with a routing key of its own), then db-01's
+    // recovery, are spooled.
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", t - 20)).unwrap();
+    ev["client"]["name"] = json!("evil-01");
+    ev["check"]["pagerduty"] = json!({"routing_key": EVIL_KEY});
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let mut recovery: Value = serde_json::from_slice(&fixture_at("sensu/resolve.json", t - 10)).unwrap();
+    recovery["client"]["name"] = json!("db-01");
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], recovery.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("pagerduty").len(), 2);
+    // PagerDuty is back; the host keeps its own routing key over the rate limit.
+    let fake = FakePagerDuty::start(&[]);
+    fake.throttle(EVIL_KEY);
+    let r = sb.run(&["--flush", "--timeout", "3s", "--api-url", &fake.url], b"");
+    let delivered = fake.accepted();
+    assert!(
+        delivered.iter().any(|e| e["dedup_key"] == "db-01/check_disk" && e["event_action"] == "resolve"),
+        "db-01's recovery is still queued behind the throttled entry: {}",
+        r.stderr
+    );
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "the throttled entry waits for a later flush: {}", r.stderr);
+    fake.assert_no_violations();
+}

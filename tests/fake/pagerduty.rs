@@ -58,11 +58,17 @@ struct Inner {
     /// Valid events received, with the status each was answered with (`None`: never).
     events: Vec<(Value, Option<u16>)>,
     violations: Vec<String>,
+    /// Routing keys answered 429 whatever the script says (PagerDuty's rate limit is per
+    /// routing key: a service flooded by its own events).
+    throttled: Vec<String>,
 }
 
 impl Inner {
-    /// The answer for the next valid request.
-    fn next_step(&mut self) -> Script {
+    /// The answer for the next valid request, sent with `routing_key`.
+    fn next_step(&mut self, routing_key: &str) -> Script {
+        if self.throttled.iter().any(|k| k == routing_key) {
+            return Script::RateLimited;
+        }
         if let Some(step) = self.script.pop_front() {
             return step;
         }
@@ -163,7 +169,7 @@ impl FakePagerDuty {
                 inner.violations.extend(problems.iter().cloned());
                 return Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems}));
             }
-            let step = inner.next_step();
+            let step = inner.next_step(body["routing_key"].as_str().unwrap_or(""));
             inner.events.push((body.clone(), step.status()));
             drop(inner);
             let dedup = body["dedup_key"].as_str().map(str::to_string).unwrap_or_else(|| "generated-0001".into());
@@ -194,6 +200,13 @@ impl FakePagerDuty {
         let fake = FakePagerDuty::start(script);
         fake.inner.lock().expect("the fake's lock").cycle = cycle.to_vec();
         fake
+    }
+
+    /// Answer every request for `routing_key` with 429 from now on (its service is over
+    /// PagerDuty's rate limit), without taking a step of the script.
+    pub fn throttle(&self, routing_key: &str) -> &Self {
+        self.inner.lock().expect("the fake's lock").throttled.push(routing_key.to_string());
+        self
     }
 
     /// Answer the next valid requests with `steps` (appended to what is left of the script).

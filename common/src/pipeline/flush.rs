@@ -3,8 +3,12 @@
 //!
 //! Each entry is the tail of its incident's log (DESIGN.md "The incident ledger", invariant 6):
 //! - entries are taken oldest first, and an incident whose entry cannot go out yet holds back
-//!   its later entries (a resolve never overtakes its trigger); a retryable failure stops the
-//!   whole flush (one handler talks to one service);
+//!   its later entries (a resolve never overtakes its trigger); a retryable failure also holds
+//!   back the entries sent the same way (the same event overrides: routing key, team,
+//!   account), and takes at most half of what is left of the flush (all of it for a request
+//!   of unknown fate, which needs a whole attempt timeout), so that the others still go out. PagerDuty's rate limit is per routing key, and a check result may carry a key of
+//!   its own: one destination answering 429 for good must not stop every other incident's
+//!   spooled pages (a service that is down fails every destination alike, one try each);
 //! - an entry is delivered under its incident's hold, after checking that it is still there,
 //!   so two flushes (or a flush and a new event, on any host sharing the store) never deliver
 //!   it twice;
@@ -47,7 +51,8 @@ pub struct Report {
     pub dropped: usize,
     /// Entries still queued afterwards.
     pub remaining: usize,
-    /// The reason the flush stopped early (the service is still unreachable).
+    /// Why entries are still queued: what stopped the flush (this machine's configuration), or
+    /// the first retryable failure (the service, or one destination, still refusing).
     pub stopped: Option<String>,
 }
 
@@ -109,12 +114,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
             }
         };
         let mut held_back: HashSet<String> = HashSet::new();
+        // Destinations (an entry's overrides, as JSON) whose entry could not go out yet.
+        let mut retrying: HashSet<String> = HashSet::new();
+        // Set when nothing else can go out either (this machine's configuration is wrong).
+        let mut halted = false;
         for name in listing.names {
             let hash = spool::key_hash_of_name(&name).to_string();
             if !wanted(&hash) {
                 continue;
             }
-            if report.stopped.is_some() || held_back.contains(&hash) || deadline.remaining().is_zero() {
+            if halted || held_back.contains(&hash) || deadline.remaining().is_zero() {
                 report.remaining += 1;
                 continue;
             }
@@ -131,6 +140,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     continue;
                 }
             };
+            let destination = Value::Object(entry.overrides.clone()).to_string();
+            if retrying.contains(&destination) {
+                held_back.insert(hash);
+                report.remaining += 1;
+                continue;
+            }
             // The incident's hold, unless this process has it already.
             let _hold = match (self.store, held == Some(entry.incident_key.as_str())) {
                 (Some(store), false) => {
@@ -157,11 +172,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 Ok(None) => continue,
                 Err(_) => entry,
             };
-            match self.deliver(client, deadline, &entry) {
+            // At most half of what is left, so that one destination that keeps failing leaves
+            // time for the others; a request of unknown fate may need a whole attempt timeout
+            // (it is sent again only with one to spare), so it may use all of it.
+            let half = deadline.share(2);
+            let budget = if entry.fate == Fate::Unknown { deadline } else { &half };
+            match self.deliver(client, budget, &entry) {
                 Outcome::Delivered(()) => match spool.remove(&name) {
                     Ok(()) => report.delivered += 1,
                     Err(e) => {
                         self.log.error(format!("spool: {e:#}"));
+                        halted = true;
                         report.stopped = Some("a delivered entry could not be removed".into());
                     }
                 },
@@ -185,13 +206,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     }
                     spool.rewrite(&name, &entry);
                     report.remaining += 1;
-                    report.stopped = Some(r.reason);
+                    held_back.insert(hash);
+                    retrying.insert(destination);
+                    self.log.info(format!("spool: {} waits: {}", entry.incident_key, r.reason));
+                    report.stopped.get_or_insert(r.reason);
                 }
                 // This machine's configuration (trust store, proxy, credentials) is still
                 // wrong: keep it for the flush after the fix (until spool_max_age), and stop,
                 // as every entry would fail alike.
                 Outcome::Broken(why) => {
                     report.remaining += 1;
+                    halted = true;
                     report.stopped = Some(format!("{why} (fix the configuration; the entry is kept)"));
                 }
             }
