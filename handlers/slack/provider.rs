@@ -36,7 +36,7 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Request, Response};
 use common::outcome::{Outcome, Retry};
-use common::pipeline::{Ctx, Done, Job, Provider};
+use common::pipeline::{Ctx, Done, Found, Job, Provider};
 use common::state::{Incident, NoRecord};
 use common::template::Template;
 use common::trust::Trust;
@@ -281,11 +281,13 @@ impl Provider for Slack {
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
     /// the war room was asked for.
-    fn found(&self, sent: &Sent, resp: &Response, _since: u64, _known: &Map<String, Value>) -> Option<Map<String, Value>> {
-        let Call::Create { name, asked, .. } = &sent.call else { return None };
-        let body = api::read(Method::List, resp).ok()?;
-        let (id, name) = api::find_own(&body, name, *asked)?;
-        Some(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs())
+    fn found(&self, sent: &Sent, resp: &Response, _since: u64, _known: &Map<String, Value>) -> Found {
+        let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
+        let Ok(body) = api::read(Method::List, resp) else { return Found::No };
+        match api::find_own(&body, name, *asked) {
+            Some((id, name)) => Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs()),
+            None => Found::No,
+        }
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.

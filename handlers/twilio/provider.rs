@@ -44,7 +44,7 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Body, Method, Request, Response, classify_status_with};
 use common::outcome::{Outcome, Retry};
-use common::pipeline::{Ctx, Done, Job, Provider};
+use common::pipeline::{Ctx, Done, Found, Job, Provider};
 use common::state::NoRecord;
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
@@ -112,20 +112,31 @@ impl Create {
 }
 
 /// State-store key of the calls placed lately, per recipient, on any incident:
-/// `{"+1555…": [[unix secs, "attempt id", "CA…" or null], …]}`, kept for [`SIDS_KEPT_SECS`].
-/// An attempt is noted before its create request goes out and gets its SID from the answer;
-/// one whose handler died keeps `null`. A call of unknown fate is looked up with ListCall
-/// ([`Twilio::found`]): a listed call pagerpipe already knows is not it, and it only counts as
-/// placed when every unanswered attempt to that number around that time has a call of its own
-/// in the list — several incidents calling one person at once can never make a call that was
-/// not placed look placed (a page placed twice is better than one lost).
+/// `{"+1555…": [[noted, "attempt id", "CA…" or null, until], …]}` (Unix seconds), kept for
+/// [`SIDS_KEPT_SECS`]. An attempt is noted before its create request goes out, with the latest
+/// time that request could reach Twilio (`until`: its deadline), and gets its SID from
+/// Twilio's own answer — never from a guess; one whose handler died keeps `null`.
+///
+/// A call of unknown fate is looked up with ListCall ([`Twilio::found`],
+/// [`unknown_calls`]). Every call pagerpipe places belongs to one attempt noted before it, and a
+/// SID is noted only for the attempt that placed it, so the calls in the list that no attempt
+/// holds belong to attempts still `null` that could have reached Twilio by then. The attempt
+/// looked up was placed only if those calls are at least as many as those attempts; it is
+/// known to be a given call only when it is the one such attempt. Several incidents calling
+/// one person at once can therefore never make a call that was not placed look placed (a page
+/// placed twice is better than one lost). An attempt the lookup did not find stays `null`
+/// when its request is sent again: the new request is an attempt of its own
+/// ([`Provider::attempting`]).
+///
+/// [`Provider::attempting`]: common::pipeline::Provider::attempting
 pub const SIDS_KEY: &str = "recipients:sids";
 /// How long noted calls are kept: 2 hours.
 pub const SIDS_KEPT_SECS: u64 = 2 * 60 * 60;
 
-/// Note an attempt `id` to call `phone` at `now` ([`SIDS_KEY`]), or (with `sid`) the SID its
-/// answer brought. Best effort.
-pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Option<&str>, now: u64) -> anyhow::Result<()> {
+/// Note an attempt `id` to call `phone` at `now` whose request may reach Twilio until `until`
+/// (Unix seconds) ([`SIDS_KEY`]), or (with `sid`) the SID Twilio's answer to it brought. Best
+/// effort: errors are the store's.
+pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Option<&str>, now: u64, until: u64) -> anyhow::Result<()> {
     store.update_volatile(SIDS_KEY, &mut |v| {
         let mut by_phone = v.and_then(|v| v.as_object().cloned()).unwrap_or_default();
         for list in by_phone.values_mut() {
@@ -137,8 +148,12 @@ pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str,
         let list = by_phone.entry(phone.to_string()).or_insert_with(|| Value::Array(Vec::new()));
         if let Some(a) = list.as_array_mut() {
             match a.iter_mut().find(|p| p.get(1).and_then(Value::as_str) == Some(id)) {
-                Some(p) => p[2] = sid.map_or(Value::Null, Value::from),
-                None => a.push(json!([now, id, sid])),
+                // Its SID; or noted again before it goes out again, until a new deadline.
+                Some(Value::Array(p)) => match sid {
+                    Some(sid) => p.splice(2.., [Value::from(sid)]).for_each(drop),
+                    None => p.splice(2.., [Value::Null, Value::from(until)]).for_each(drop),
+                },
+                _ => a.push(json!([now, id, sid, until])),
             }
         }
         Some(Value::Object(by_phone))
@@ -525,13 +540,28 @@ impl Provider for Twilio {
         Some(self.request(Method::Get, &format!("Calls.json?{query}"), Body::Empty))
     }
 
-    /// A spooled call placed or found by a flush: its attempt gets its SID ([`SIDS_KEY`]).
-    fn settled(&self, store: &dyn common::state::Store, create: &Create, token: &str, refs: &Map<String, Value>) {
-        let sid = refs.get(CALL_SIDS).and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
-        if let (Resource::Calls, Some(sid)) = (create.resource, sid) {
+    /// A spooled call about to be placed again by a flush: noted as an attempt of its own
+    /// ([`SIDS_KEY`]) before it goes out.
+    fn attempting(&self, store: &dyn common::state::Store, create: &Create, attempt: &str, until: u64) {
+        if create.resource == Resource::Calls {
             let to = create.field("To");
-            let _ = note_call(store, to, &attempt_id(token, to), Some(sid), common::clock::now_unix());
+            let _ = note_call(store, to, &attempt_id(attempt, to), None, common::clock::now_unix(), until);
         }
+    }
+
+    /// A spooled call placed or found by a flush: its attempt gets its SID ([`SIDS_KEY`]). One
+    /// found placed without knowing which call is its own keeps no SID, but its call was made
+    /// by now: it can no longer own a call made later (its `until` is now).
+    fn settled(&self, store: &dyn common::state::Store, create: &Create, attempt: &str, refs: &Map<String, Value>) {
+        if create.resource != Resource::Calls {
+            return;
+        }
+        let to = create.field("To");
+        let now = common::clock::now_unix();
+        let _ = match refs.get(CALL_SIDS).and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str) {
+            Some(sid) => note_call(store, to, &attempt_id(attempt, to), Some(sid), now, u64::MAX),
+            None => note_call(store, to, &attempt_id(attempt, to), None, now, now),
+        };
     }
 
     /// The calls noted lately on any incident ([`SIDS_KEY`]), as `{"recipients:sids": …}`.
@@ -554,22 +584,30 @@ impl Provider for Twilio {
         refs
     }
 
-    /// Whether ListCall shows the call was placed ([`SIDS_KEY`] explains the rule): the calls
-    /// to `To` from `From` created from `since` on (Twilio's `date_created`, RFC 2822, one-second
-    /// resolution) that pagerpipe does not know — neither this incident's (`known`
-    /// `call_sids`) nor any noted in `known` `recipients:sids` — must be at least as many as
-    /// the unanswered attempts to that number still noted. A call whose creation time cannot
-    /// be read does not count.
-    fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<Map<String, Value>> {
-        let (candidates, unanswered) = unknown_calls(create, resp, since, known)?;
-        if candidates.len() < unanswered {
-            return None;
+    /// What ListCall shows of the call ([`SIDS_KEY`] explains the rule, and [`Placed::of`]
+    /// reads it): placed → [`Found::Yes`], with the call's SID in `call_sids` when it is known
+    /// to be this one's, else without (the record says placed; no other attempt's call is taken
+    /// for it); not placed → [`Found::No`]; else [`Found::CannotTell`] (asked again, then sent
+    /// again: a duplicate, never a loss). A request older than half of [`SIDS_KEPT_SECS`]
+    /// cannot be told apart from calls whose attempts are forgotten: cannot tell.
+    fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Found {
+        if common::clock::age(since, common::clock::now_unix()) > SIDS_KEPT_SECS / 2 {
+            return Found::CannotTell("sent too long ago to be told apart from other calls".into());
         }
-        // Which of them is this one cannot be told: the oldest is as good as any for the record.
-        let sid = candidates.last()?;
-        let mut refs = Map::new();
-        refs.insert(CALL_SIDS.into(), json!([sid]));
-        Some(refs)
+        match Placed::of(create, resp, since, known) {
+            None => Found::CannotTell("the answer holds no list of calls".into()),
+            Some(Placed::No) => Found::No,
+            Some(Placed::Yes(sid)) => {
+                let mut refs = Map::new();
+                if let Some(sid) = sid {
+                    refs.insert(CALL_SIDS.into(), json!([sid]));
+                }
+                Found::Yes(refs)
+            }
+            Some(Placed::CannotTell { calls, attempts }) => {
+                Found::CannotTell(format!("{calls} call(s) to that number nobody knows of, {attempts} attempt(s) to call it of unknown fate"))
+            }
+        }
     }
 
     fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
@@ -857,8 +895,9 @@ impl Twilio {
         // A call is noted before it goes out, and its SID once answered ([`SIDS_KEY`]).
         let attempt = (resource == Resource::Calls && !ctx.dry_run).then(|| attempt_id(ctx.token().unwrap_or("-"), &to.phone));
         let store = ctx.store.filter(|_| attempt.is_some());
+        let now = common::clock::now_unix();
         if let (Some(store), Some(id)) = (store, &attempt)
-            && let Err(e) = note_call(store, &to.phone, id, None, common::clock::now_unix())
+            && let Err(e) = note_call(store, &to.phone, id, None, now, until(now, &ctx.deadline))
         {
             ctx.log.debug(format!("cannot note the call to {}: {e:#}", to.label()));
         }
@@ -871,7 +910,7 @@ impl Twilio {
             // Answered: its SID. Refused: not placed. Anything else (spooled, possibly of unknown
             // fate) stays an unanswered attempt, which only makes lookups more careful.
             let result = match (&outcome, &sid) {
-                (Outcome::Delivered(_), Some(sid)) => note_call(store, &to.phone, id, Some(sid), common::clock::now_unix()),
+                (Outcome::Delivered(_), Some(sid)) => note_call(store, &to.phone, id, Some(sid), now, u64::MAX),
                 (Outcome::Refused(_), _) => forget_call(store, &to.phone, id),
                 _ => Ok(()),
             };
@@ -895,23 +934,67 @@ impl Twilio {
     }
 }
 
+/// The latest time (Unix seconds) a request sent at `now` within `deadline` could reach
+/// Twilio: [`SIDS_KEY`]'s `until`.
+pub(crate) fn until(now: u64, deadline: &common::http::Deadline) -> u64 {
+    now.saturating_add(deadline.remaining().as_secs()).saturating_add(1)
+}
+
+/// What ListCall's answer says of an attempt of unknown fate ([`SIDS_KEY`] explains the rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// No call pagerpipe does not know of was made since: not placed.
+    No,
+    /// Placed: the calls nobody holds are at least as many as the attempts that may own them.
+    /// The SID when this attempt is the only such attempt, so the one such call is its own.
+    Yes(Option<String>),
+    /// Fewer such calls than such attempts: this one may or may not be among them.
+    CannotTell {
+        /// Calls to that number since, that no attempt holds.
+        calls: usize,
+        /// Attempts to that number, SID unknown, that may have reached Twilio since.
+        attempts: usize,
+    },
+}
+
+impl Placed {
+    /// Read ListCall's answer `resp` for the call of unknown fate `create` sent at `since`
+    /// (Unix seconds), with `known` the incident's stored references and the calls noted per
+    /// recipient (`known` `recipients:sids`, read after the list was fetched). `None`: the
+    /// answer is no list of calls.
+    pub(crate) fn of(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<Placed> {
+        let (calls, attempts) = unknown_calls(create, resp, since, known)?;
+        Some(match (calls.len(), attempts) {
+            (0, _) => Placed::No,
+            (1, 1) => Placed::Yes(calls.into_iter().next()),
+            (n, a) if n >= a => Placed::Yes(None),
+            (n, a) => Placed::CannotTell { calls: n, attempts: a },
+        })
+    }
+}
+
 /// What ListCall's answer `resp` holds for a call of unknown fate `create` sent at `since`
-/// (Unix seconds), as [`Provider::found`] reads it: the SIDs of the calls to its `To` from its
-/// `From` created from `since` on (Twilio's `date_created`, RFC 2822, one-second resolution)
-/// that pagerpipe does not know — neither the incident's (`known` `call_sids`) nor any noted in
-/// `known` `recipients:sids` — newest first; and how many unanswered attempts to that number
-/// are noted (at least 1). A call whose creation time cannot be read is left out. `None`: the
-/// answer is no list of calls.
+/// (Unix seconds): the SIDs of the calls to its `To` from its `From` created from `since` on
+/// (Twilio's `date_created`, RFC 2822, one-second resolution) that no attempt holds — neither
+/// the incident's (`known` `call_sids`) nor any noted in `known` `recipients:sids` — newest
+/// first; and how many attempts to that number with no SID could have reached Twilio since
+/// (`until` not before `since`; at least 1, the one looked up). A call whose creation time
+/// cannot be read is left out. `None`: the answer is no list of calls.
 pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<(Vec<String>, usize)> {
     let v: Value = serde_json::from_str(&resp.body).ok()?;
     let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
     let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
     let mut known_sids: Vec<String> = noted.iter().filter_map(|p| p.get(2).and_then(Value::as_str).map(str::to_string)).collect();
     known_sids.extend(known.get(CALL_SIDS).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
-    // Every unanswered attempt to that number still noted counts, whenever it began: an
-    // attempt begun before `since` may have reached Twilio after it (a slow request), and
-    // counting too many only makes the lookup say "not placed" (a page twice, never none).
-    let unanswered = noted.iter().filter(|p| p.get(2).is_none_or(Value::is_null)).count().max(1);
+    // An attempt begun before `since` may have reached Twilio after it (a slow request): it
+    // counts unless its deadline had passed by then (an entry without one always counts).
+    // Counting too many only makes the lookup say "cannot tell" (a page twice, never none).
+    let unanswered = noted
+        .iter()
+        .filter(|p| p.get(2).is_none_or(Value::is_null))
+        .filter(|p| p.get(3).and_then(Value::as_u64).is_none_or(|until| until >= since))
+        .count()
+        .max(1);
     let candidates = v
         .get("calls")?
         .as_array()?
@@ -1075,6 +1158,48 @@ mod tests {
     }
 
     const SID: &str = "AC0123456789abcdef0123456789ABCDEF";
+
+    /// A ListCall answer holding `calls` (SID, created at, Unix seconds) to +14155550101.
+    fn listed(calls: &[(&str, u64)]) -> Response {
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(|(sid, at)| {
+                let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(*at)).replace("GMT", "+0000");
+                json!({"sid": sid, "to": "+14155550101", "from": "+14155550199", "date_created": date})
+            })
+            .collect();
+        Response { status: 200, body: json!({"calls": calls}).to_string(), retry_after: None, location: None }
+    }
+
+    fn placed(calls: &[(&str, u64)], noted: Value, since: u64) -> Placed {
+        let create = Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
+        let known: Map<String, Value> = json!({ SIDS_KEY: { "+14155550101": noted } }).as_object().cloned().unwrap_or_default();
+        Placed::of(&create, &listed(calls), since, &known).expect("a list of calls")
+    }
+
+    #[test]
+    fn a_call_of_unknown_fate_is_placed_only_when_no_other_attempt_can_own_the_calls_nobody_holds() {
+        let t = 1_796_000_000;
+        // Its own call, alone: known to be it.
+        assert_eq!(placed(&[("CA1", t)], json!([[t, "x", null, t + 10]]), t), Placed::Yes(Some("CA1".into())));
+        // No call nobody holds: not placed.
+        assert_eq!(placed(&[("CA1", t)], json!([[t, "x", null, t + 10], [t, "y", "CA1", t + 10]]), t), Placed::No);
+        // Another incident's attempt of unknown fate may own the one call: cannot tell (this is
+        // how a page was lost: another attempt's call taken for this one's).
+        assert_eq!(
+            placed(&[("CA2", t)], json!([[t, "x", null, t + 10], [t, "y", null, t + 10]]), t),
+            Placed::CannotTell { calls: 1, attempts: 2 }
+        );
+        // Two calls nobody holds, two such attempts: placed, but which is its own is unknown.
+        assert_eq!(placed(&[("CA2", t), ("CA3", t)], json!([[t, "x", null, t + 10], [t, "y", null, t + 10]]), t), Placed::Yes(None));
+        // An attempt whose deadline passed before `since` cannot own a call made since.
+        assert_eq!(placed(&[("CA2", t + 60)], json!([[t, "old", null, t + 10], [t + 60, "x", null, t + 70]]), t + 60), Placed::Yes(Some("CA2".into())));
+        // An attempt noted before deadlines were (no `until`) always counts.
+        assert_eq!(
+            placed(&[("CA2", t + 60)], json!([[t, "old", null], [t + 60, "x", null, t + 70]]), t + 60),
+            Placed::CannotTell { calls: 1, attempts: 2 }
+        );
+    }
 
     #[test]
     fn e164() {

@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::announce::News;
-use crate::provider::{ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Recipient, Resource, Twilio, forget_call, note_call, unknown_calls};
+use crate::provider::{ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Placed, Recipient, Resource, Twilio, forget_call, note_call};
 
 /// Call statuses after which Twilio does nothing more with a call (`call_enum_status` in the
 /// spec; Twilio's "Call Status Values").
@@ -547,13 +547,12 @@ impl Twilio {
 
     /// Whether Twilio placed the call to `r` noted in `last` whose create request was in flight
     /// when its run ended: ListCall (`GET …/Calls.json?To=…&From=…&StartTime>=…`) read as for
-    /// a broadcast call of unknown fate ([`crate::provider::unknown_calls`]): `Ok(Some(sid))`
-    /// when the calls to that number pagerpipe does not know (here or on other incidents) are
-    /// at least as many as the unanswered attempts to it; `Ok(None)` when there is none at all
-    /// (not placed).
+    /// a broadcast call of unknown fate ([`Placed::of`]): `Ok(Some(sid))` when it is known to
+    /// be that call, `Ok(None)` when no call to that number that pagerpipe does not know of
+    /// was made since (not placed).
     ///
-    /// Errors: the lookup failed, or it cannot tell (fewer unknown calls than unanswered
-    /// attempts: one of them may be this one, or another incident's) — the reason.
+    /// Errors: the lookup failed, or it cannot tell which call is its own, or whether there is
+    /// one (calls to that number by other incidents' attempts of unknown fate) — the reason.
     fn look_up(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, last: &NotedCall, p: &Progress) -> Result<Option<String>, String> {
         use common::pipeline::Provider as _;
         let create = Create { resource: Resource::Calls, form: self.call_form(r, "") };
@@ -564,11 +563,13 @@ impl Twilio {
         };
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
         known.insert(CALL_SIDS.into(), json!(p.calls));
-        let (candidates, unanswered) = unknown_calls(&create, &resp, last.at, &known).ok_or("the answer holds no list of calls")?;
-        match candidates.len() {
-            0 => Ok(None),
-            n if n >= unanswered => Ok(candidates.last().cloned()),
-            n => Err(format!("{n} call(s) to that number are not known, and {unanswered} attempts to call it are unanswered")),
+        match Placed::of(&create, &resp, last.at, &known).ok_or("the answer holds no list of calls")? {
+            Placed::No => Ok(None),
+            Placed::Yes(Some(sid)) => Ok(Some(sid)),
+            Placed::Yes(None) => Err("it was placed, but which of the calls to that number is its own cannot be told".to_string()),
+            Placed::CannotTell { calls, attempts } => {
+                Err(format!("{calls} call(s) to that number are not known, and {attempts} attempts to call it are unanswered"))
+            }
         }
     }
 
@@ -577,7 +578,7 @@ impl Twilio {
     /// theirs). Best effort.
     fn note_attempt(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, attempt: &str, sid: Option<&str>) {
         if let Some(store) = ctx.store
-            && let Err(e) = note_call(store, &r.phone, attempt, sid, common::clock::now_unix())
+            && let Err(e) = note_call(store, &r.phone, attempt, sid, common::clock::now_unix(), crate::provider::until(common::clock::now_unix(), &ctx.deadline))
         {
             ctx.log.debug(format!("cannot note the call to {}: {e:#}", r.label()));
         }

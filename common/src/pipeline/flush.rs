@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Provider, operator_settings, settings_with};
+use super::{Found, Provider, operator_settings, settings_with};
 use crate::cli::CommonArgs;
 use crate::config::Common;
 use crate::exit::{Code, Result};
@@ -38,6 +38,13 @@ use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Entry, Spool};
 use crate::state::{self, Proposal, Store, Verdict};
+
+/// How long a flush waits before asking again when a lookup cannot tell yet whether a request
+/// of unknown fate went through ([`Found::CannotTell`]): 250 ms, or as long as the last ask took.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(250);
+
+/// How many times a flush asks before it sends a request it cannot tell about again: 4.
+const LOOKUP_ASKS: u32 = 4;
 
 /// What a flush did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -293,23 +300,37 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Verdict::Superseded(why) => return Outcome::Skipped(format!("{what}: {why}")),
         }
         // Find out first whether a request of unknown fate went through after all.
+        let mut fate = entry.fate;
         if entry.fate == Fate::Unknown
             && let Some(req) = provider.lookup(&payload, entry.created)
         {
-            match client.deliver(&req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
-                Outcome::Delivered((resp, _)) => {
-                    let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
-                    if let Some(store) = self.store {
-                        for (k, v) in provider.known(store) {
-                            match (known.get_mut(&k), v) {
-                                (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more),
-                                (_, v) => {
-                                    known.insert(k, v);
-                                }
+            let mut asked = 0;
+            loop {
+                asked += 1;
+                let started = std::time::Instant::now();
+                let resp = match client.deliver(&req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
+                    Outcome::Delivered((resp, _)) => resp,
+                    other => {
+                        return Outcome::Retry(crate::outcome::Retry {
+                            reason: format!("cannot find out whether it went through: {}", other.reason().unwrap_or("")),
+                            fate: Fate::Unknown,
+                            after: None,
+                        });
+                    }
+                };
+                let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
+                if let Some(store) = self.store {
+                    for (k, v) in provider.known(store) {
+                        match (known.get_mut(&k), v) {
+                            (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more),
+                            (_, v) => {
+                                known.insert(k, v);
                             }
                         }
                     }
-                    if let Some(refs) = provider.found(&payload, &resp, entry.created, &known) {
+                }
+                match provider.found(&payload, &resp, entry.created, &known) {
+                    Found::Yes(refs) => {
                         log.info(format!("{what}: the service had acted on it after all; not sent again"));
                         if let Some(store) = self.store {
                             provider.settled(store, &payload, &entry.token, &refs);
@@ -317,13 +338,24 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         self.record(&entry.incident_key, &proposal, &refs);
                         return Outcome::Delivered(());
                     }
-                }
-                other => {
-                    return Outcome::Retry(crate::outcome::Retry {
-                        reason: format!("cannot find out whether it went through: {}", other.reason().unwrap_or("")),
-                        fate: Fate::Unknown,
-                        after: None,
-                    });
+                    Found::No => {
+                        if let Some(store) = self.store {
+                            provider.not_acted_on(store, &payload, &entry.token);
+                        }
+                        fate = Fate::NotSent;
+                        break;
+                    }
+                    Found::CannotTell(why) => {
+                        // Others' requests of unknown fate are mostly still on their way: their
+                        // answers settle them within a round trip or two.
+                        let pause = LOOKUP_PAUSE.max(started.elapsed());
+                        if asked >= LOOKUP_ASKS || deadline.remaining() < pause * 4 {
+                            log.info(format!("{what}: cannot tell whether it went through ({why}); sending it again"));
+                            break;
+                        }
+                        log.debug(format!("{what}: cannot tell yet whether it went through ({why}); asking again"));
+                        std::thread::sleep(pause);
+                    }
                 }
             }
         }
@@ -337,18 +369,31 @@ impl<'a, P: Provider> Flusher<'a, P> {
         log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
         let classify = |resp: &Response| provider.classify(&payload, resp);
         let lookable = provider.lookup(&payload, entry.created).is_some();
+        // A request of unknown fate that the lookup did not find may still have been acted on
+        // (the service's list can be ambiguous, or slow): its first attempt stays unsettled, and
+        // this is a new attempt, so that the call it may have placed is never taken for another
+        // one's, nor this one's for it.
+        let attempt = if fate == Fate::Unknown && lookable {
+            format!("{}~{}", entry.token, crate::clock::now_unix_nanos())
+        } else {
+            entry.token.clone()
+        };
+        if lookable && let Some(store) = self.store {
+            let now = crate::clock::now_unix();
+            provider.attempting(store, &payload, &attempt, now.saturating_add(deadline.remaining().as_secs()).saturating_add(1));
+        }
         let delivered = if lookable {
             // Looked up above when its fate was unknown; a new unknown fate waits for the next
             // flush's lookup rather than a blind repeat.
             client.deliver_until_unknown(&req, deadline, &classify, &mut |line| log.info(line))
         } else {
-            client.deliver(&req, deadline, entry.fate, &classify, &mut |line| log.info(line))
+            client.deliver(&req, deadline, fate, &classify, &mut |line| log.info(line))
         };
         match delivered {
             Outcome::Delivered((resp, _)) => {
                 let refs = provider.spooled_refs(&payload, &resp);
                 if let Some(store) = self.store {
-                    provider.settled(store, &payload, &entry.token, &refs);
+                    provider.settled(store, &payload, &attempt, &refs);
                 }
                 self.record(&entry.incident_key, &proposal, &refs);
                 let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));

@@ -270,6 +270,19 @@ impl<P: Provider> Ctx<'_, P> {
     }
 }
 
+/// What a lookup ([`Provider::lookup`], [`Provider::found`]) says of a request of unknown fate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// The service acted on it: the references to remember (possibly none).
+    Yes(Map<String, Value>),
+    /// It did not: send it again.
+    No,
+    /// The answer cannot tell yet (Twilio: other requests to the same number are still of
+    /// unknown fate): the reason. Asked again shortly while time allows, then sent again (a
+    /// duplicate, never a loss).
+    CannotTell(String),
+}
+
 /// A handler's provider: the service-specific half.
 pub trait Provider: Sized {
     /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`, `slack`.
@@ -349,18 +362,31 @@ pub trait Provider: Sized {
         None
     }
 
-    /// Whether the answer to [`Provider::lookup`] shows the request was acted on: `Some(refs)`
-    /// to remember, `None` when it was not. `since` is when the request was sent (Unix
-    /// seconds); `known` the incident's stored references (what earlier requests brought back,
-    /// so not this one).
-    fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>) -> Option<Map<String, Value>> {
-        None
+    /// What the answer to [`Provider::lookup`] shows of the request: acted on (with the
+    /// references to remember), not, or cannot tell. `since` is when the request was sent
+    /// (Unix seconds); `known` the incident's stored references (what earlier requests brought
+    /// back, so not this one) and the provider's [`Provider::known`]. Default: not acted on.
+    fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>) -> Found {
+        Found::No
     }
 
-    /// A spooled request of the action `token` has been settled by a flush (delivered, or found
-    /// by [`Provider::lookup`]) with `refs`: bookkeeping of the provider's own (Twilio notes the
+    /// A spooled request that can be looked up ([`Provider::lookup`]) is about to go out again
+    /// as attempt `attempt` of its action, and may reach the service until `until` (Unix
+    /// seconds, its deadline): bookkeeping of the provider's own, before it is sent (Twilio
+    /// notes the attempt per number, so that a flush killed while sending leaves an attempt of
+    /// unknown fate, never a call nobody knows of). Default: nothing.
+    fn attempting(&self, _store: &dyn Store, _payload: &Self::Payload, _attempt: &str, _until: u64) {}
+
+    /// The lookup showed that attempt `attempt` of a spooled request was not acted on (it is
+    /// sent again under the same attempt): bookkeeping of the provider's own (Twilio forgets
+    /// nothing here; the attempt is noted again before it goes out). Default: nothing.
+    fn not_acted_on(&self, _store: &dyn Store, _payload: &Self::Payload, _attempt: &str) {}
+
+    /// A spooled request, attempt `attempt` of its action (the action's token, or the one
+    /// given to [`Provider::attempting`]), has been settled by a flush (delivered, or found by
+    /// [`Provider::lookup`]) with `refs`: bookkeeping of the provider's own (Twilio notes the
     /// call's SID for later lookups). Default: nothing.
-    fn settled(&self, _store: &dyn Store, _payload: &Self::Payload, _token: &str, _refs: &Map<String, Value>) {}
+    fn settled(&self, _store: &dyn Store, _payload: &Self::Payload, _attempt: &str, _refs: &Map<String, Value>) {}
 
     /// References to requests this handler knows it sent lately, whatever the incident (Twilio:
     /// every call SID it learned in the last hours, from a shared record), so that
