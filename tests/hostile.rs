@@ -40,7 +40,7 @@ fn run_watched(mut cmd: Command, stdin: Vec<u8>) -> Run {
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn handler");
     let mut input = child.stdin.take().expect("stdin");
-    // A handler stops reading at the 1 MiB cap: the writer then gets EPIPE, which is fine.
+    // A handler stops reading at the 16 MiB cap: the writer then gets EPIPE, which is fine.
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
@@ -159,10 +159,10 @@ fn corpus() -> Vec<Case> {
 /// The big cases, generated.
 fn generated() -> Vec<Case> {
     let mut create: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
-    create["check"]["output"] = "x".repeat(10 * 1024 * 1024).into();
-    let ten_mb = create.to_string().into_bytes();
-    let mut just_over = vec![b' '; 1024 * 1024 + 1];
-    just_over[..2].copy_from_slice(b"{}");
+    create["check"]["output"] = "x".repeat(17 * 1024 * 1024).into();
+    let seventeen_mb = create.to_string().into_bytes();
+    // Over 1 MiB with no long value to cut.
+    let just_over = format!("{{\"a\":[{}0]}}", "0,".repeat(512 * 1024)).into_bytes();
     let deep_arrays = "[".repeat(10_000).into_bytes();
     let deep_objects = "{\"a\":".repeat(10_000).into_bytes();
     let deep_closed = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes();
@@ -182,8 +182,8 @@ fn generated() -> Vec<Case> {
     };
     let long_number = format!(r#"{{"client":{{"name":"a"}},"check":{{"name":"c","status":1{}}}}}"#, "0".repeat(500_000)).into_bytes();
     vec![
-        ("10 MB of output".into(), ten_mb, "larger than 1048576 bytes"),
-        ("1 MiB + 1 byte".into(), just_over, "larger than 1048576 bytes"),
+        ("17 MB of output".into(), seventeen_mb, "larger than 16777216 bytes"),
+        ("over 1 MiB of short values".into(), just_over, "even with its long values cut"),
         ("10 000-deep arrays".into(), deep_arrays, "invalid JSON"),
         ("10 000-deep objects".into(), deep_objects, "invalid JSON"),
         ("10 000-deep closed arrays".into(), deep_closed, "invalid JSON"),

@@ -247,13 +247,13 @@ fn bad_input_exits_65_with_one_line() {
     let sb = sandbox();
     let oversize = {
         let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
-        ev["check"]["output"] = "x".repeat(2 * 1024 * 1024).into();
+        ev["check"]["output"] = "x".repeat(17 * 1024 * 1024).into();
         ev.to_string().into_bytes()
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("malformed", b"{\"client\": {\"name\": ".to_vec(), "invalid JSON"),
         ("empty", Vec::new(), "stdin is empty"),
-        ("oversize", oversize, "larger than 1048576 bytes"),
+        ("oversize", oversize, "larger than 16777216 bytes"),
         ("missing check", br#"{"client":{"name":"web-01"}}"#.to_vec(), "missing field `check`"),
         ("wrong type", br#"{"client":{"name":"a"},"check":{"name":"c","status":"2"}}"#.to_vec(), "`check.status` must be"),
     ];
@@ -386,4 +386,22 @@ fn explain_says_when_a_host_time_is_bounded_by_the_receipt() {
     let r = sb.run(&["--explain"], &crate::util::fixture_at("sensu-go/failing.json", t));
     let line = r.stdout.lines().find(|l| l.starts_with("event time: ")).unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(!line.contains("ordered as"), "a time within seconds of receipt is taken as given: {line}");
+}
+
+/// A check that printed megabytes (Sensu Go keeps the whole output unless `max_output_size` is
+/// set) still pages: the output is cut, a warning says so, and the incident is the check's.
+#[test]
+fn a_check_that_printed_megabytes_still_pages() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).unwrap();
+    ev["check"]["output"] = format!("CRITICAL: disk full\n{}", "log line\n".repeat(400_000)).into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("is larger than 1 MiB: 1 long value(s) (the check output) cut to 16384 characters"), "{}", r.stderr);
+    let sent = fake.events();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["event_action"], "trigger");
+    assert!(sent[0]["payload"]["summary"].as_str().unwrap_or_default().contains("CRITICAL: disk full"), "{}", sent[0]);
+    fake.assert_no_violations();
 }

@@ -22,8 +22,18 @@ use serde_json::{Map, Value};
 
 use crate::exit::{Code, OrExit, Result};
 
-/// Largest event accepted on stdin: 1 MiB (1 048 576 bytes). Larger input exits 65.
+/// Largest event kept: 1 MiB (1 048 576 bytes). Larger JSON input has its long string values
+/// cut to [`LONG_VALUE_CHARS`] first ([`read_capped`]); if it is still larger, it exits 65.
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
+
+/// Largest input read from stdin: 16 MiB (16 777 216 bytes). Larger input exits 65. A check
+/// that prints megabytes (Sensu Go keeps a check's whole output unless `max_output_size` is
+/// set) still pages: see [`read_capped`].
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Longest string value kept, in characters, from JSON input over [`MAX_EVENT_BYTES`]:
+/// 16 384 (the page shows a fraction of that: PagerDuty's summary is 1 024).
+pub const LONG_VALUE_CHARS: usize = 16 * 1024;
 
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -362,25 +372,76 @@ pub(crate) fn shown_json(value: &Value) -> String {
 /// What to do about a bad event on stdin, appended to its error line.
 const FIX_EVENT: &str = "fix the event the monitoring system sends";
 
-/// Read an event from `input`, at most [`MAX_EVENT_BYTES`].
+/// An event as read from stdin ([`read_capped`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    /// The event's bytes, at most [`MAX_EVENT_BYTES`].
+    pub bytes: Vec<u8>,
+    /// A line for the log when long values were cut to fit, saying how many bytes came in.
+    pub cut: Option<String>,
+}
+
+/// Read an event from `input`.
 ///
-/// Errors (exit 65): read failure, empty input, input over the cap.
-pub fn read_capped(mut input: impl Read) -> Result<Vec<u8>> {
+/// Input up to [`MAX_EVENT_BYTES`] is kept as it is. Larger input, up to [`MAX_INPUT_BYTES`],
+/// is read as JSON and every string value longer than [`LONG_VALUE_CHARS`] characters (in
+/// practice the check output) is cut to that many, with ` … [cut: N characters]` at the end,
+/// so that a check that printed megabytes still pages ([`Input::cut`] says so).
+///
+/// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], or input over
+/// [`MAX_EVENT_BYTES`] that is not JSON or is still over it with its long values cut.
+pub fn read_capped(mut input: impl Read) -> Result<Input> {
     let mut buf = Vec::with_capacity(8 * 1024);
     (&mut input)
-        .take(MAX_EVENT_BYTES + 1)
+        .take(MAX_INPUT_BYTES + 1)
         .read_to_end(&mut buf)
         .or_exit(Code::DataErr)
         .map_err(|f| Code::DataErr.msg(format!("event: cannot read stdin ({f}); pipe the event JSON into the handler")))?;
-    if buf.len() as u64 > MAX_EVENT_BYTES {
+    if buf.len() as u64 > MAX_INPUT_BYTES {
         return Err(Code::DataErr.msg(format!(
-            "event: input is larger than {MAX_EVENT_BYTES} bytes (1 MiB); shorten the check output"
+            "event: input is larger than {MAX_INPUT_BYTES} bytes (16 MiB); shorten the check output (Sensu Go: max_output_size)"
         )));
     }
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Err(Code::DataErr.msg("event: stdin is empty; pipe the event JSON into the handler"));
     }
-    Ok(buf)
+    if buf.len() as u64 <= MAX_EVENT_BYTES {
+        return Ok(Input { bytes: buf, cut: None });
+    }
+    let mut value: Value = serde_json::from_slice(&buf).map_err(|e| {
+        Code::DataErr.msg(format!("event: input of {} bytes is larger than 1 MiB and not valid JSON ({e}); {FIX_EVENT}", buf.len()))
+    })?;
+    let cut = cut_long_strings(&mut value, LONG_VALUE_CHARS);
+    let bytes = serde_json::to_vec(&value).or_exit(Code::DataErr)?;
+    if bytes.len() as u64 > MAX_EVENT_BYTES {
+        return Err(Code::DataErr.msg(format!(
+            "event: input of {} bytes is larger than {MAX_EVENT_BYTES} bytes (1 MiB) even with its long values cut; {FIX_EVENT}",
+            buf.len()
+        )));
+    }
+    let notice = format!(
+        "event: input of {} bytes is larger than 1 MiB: {cut} long value(s) (the check output) cut to {LONG_VALUE_CHARS} characters",
+        buf.len()
+    );
+    Ok(Input { bytes, cut: Some(notice) })
+}
+
+/// Cut every string in `value` longer than `max` characters to `max`, marked; how many.
+fn cut_long_strings(value: &mut Value, max: usize) -> usize {
+    match value {
+        Value::String(s) => match s.char_indices().nth(max) {
+            Some((at, _)) => {
+                let total = s.chars().count();
+                s.truncate(at);
+                s.push_str(&format!(" … [cut: {total} characters]"));
+                1
+            }
+            None => 0,
+        },
+        Value::Array(items) => items.iter_mut().map(|v| cut_long_strings(v, max)).sum(),
+        Value::Object(map) => map.values_mut().map(|v| cut_long_strings(v, max)).sum(),
+        _ => 0,
+    }
 }
 
 /// Parse event JSON, detecting the format unless `forced`.
@@ -553,17 +614,40 @@ mod tests {
 
     #[test]
     fn cap_rejects_oversize_input() {
-        let big = vec![b' '; (MAX_EVENT_BYTES + 10) as usize];
+        let big = vec![b' '; (MAX_INPUT_BYTES + 10) as usize];
         let err = read_capped(&big[..]).unwrap_err();
         assert_eq!(err.code, Code::DataErr);
-        assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
+        assert!(err.to_string().contains("larger than 16777216 bytes"), "{err}");
+        // Over 1 MiB and not JSON: exit 65 too.
+        let err = read_capped(&vec![b'x'; (MAX_EVENT_BYTES + 10) as usize][..]).unwrap_err();
+        assert_eq!(err.code, Code::DataErr);
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
     }
 
     #[test]
     fn cap_accepts_exactly_one_mib() {
         let mut buf = vec![b' '; MAX_EVENT_BYTES as usize];
         buf[0] = b'{';
-        assert_eq!(read_capped(&buf[..]).unwrap().len() as u64, MAX_EVENT_BYTES);
+        let input = read_capped(&buf[..]).unwrap();
+        assert_eq!((input.bytes.len() as u64, input.cut), (MAX_EVENT_BYTES, None));
+    }
+
+    #[test]
+    fn a_check_that_printed_megabytes_still_pages_with_its_output_cut() {
+        let output = "é".repeat(3 * 1024 * 1024);
+        let event = serde_json::json!({"client": {"name": "web-01"}, "check": {"name": "check_log", "status": 2, "output": output}});
+        let input = read_capped(event.to_string().as_bytes()).expect("read");
+        assert!(input.cut.as_deref().is_some_and(|c| c.contains("1 long value(s) (the check output) cut to 16384 characters")), "{:?}", input.cut);
+        let e = parse_json(&input.bytes, None).expect("parsed");
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("web-01", "check_log", 2));
+        assert!(e.output.starts_with("éé"));
+        assert!(e.output.ends_with(" … [cut: 3145728 characters]"), "{}", &e.output[e.output.len() - 40..]);
+        assert_eq!(e.output.chars().count(), LONG_VALUE_CHARS + " … [cut: 3145728 characters]".chars().count());
+        // Still over 1 MiB with every value cut (a million small labels): exit 65.
+        let labels: serde_json::Map<String, Value> = (0..200_000).map(|i| (format!("l{i}"), Value::from("v"))).collect();
+        let wide = serde_json::json!({"client": {"name": "web-01"}, "check": {"name": "c", "status": 2, "labels": labels}});
+        let err = read_capped(wide.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("even with its long values cut"), "{err}");
     }
 
     #[test]

@@ -437,8 +437,11 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
             (event?, None)
         }
         None => {
-            let raw = event::read_capped(stdin)?;
-            (event::parse_json(&raw, args.input)?, Some(raw))
+            let input = event::read_capped(stdin)?;
+            if let Some(cut) = &input.cut {
+                log.warn(cut);
+            }
+            (event::parse_json(&input.bytes, args.input)?, Some(input.bytes))
         }
     };
     if let Some((setting, value)) = event.send_to.as_deref().and_then(P::send_to) {
