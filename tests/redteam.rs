@@ -36,6 +36,9 @@ fn an_event_time_in_the_future_does_not_supersede_every_later_event() {
     let fake = FakePagerDuty::start(&[]);
     let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", YEAR_2100));
     assert_eq!(r.code, Some(0), "{r:?}");
+    // Nor does it date the alert in 2100: the payload's time is never after receipt.
+    let ts = fake.events()[0]["payload"]["timestamp"].as_str().unwrap_or_default().to_string();
+    assert!(ts.as_str() < "2100", "{ts}");
     let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now()));
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(!r.stderr.contains("superseded"), "{}", r.stderr);

@@ -271,7 +271,9 @@ impl PagerDuty {
 
     fn payload(&self, e: &Event, now: u64) -> Value {
         let summary_line = self.summary.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
-        let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).unwrap_or(now);
+        // When the check ran, as the source says; never after receipt (a host's clock far
+        // ahead, or a forged `check.executed`, must not put the alert in the year 9999).
+        let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| t.min(now));
         let mut details = Map::new();
         details.insert("output".into(), truncate_chars(&e.output, MAX_DETAILS_OUTPUT_CHARS).into());
         details.insert("status".into(), e.status.into());
