@@ -11,6 +11,10 @@ use std::io::Write;
 
 use crate::secret;
 
+/// Longest message a log line carries, in characters: 8 192. A longer one (a key or name of
+/// hundreds of kilobytes from the monitored host) is cut, saying how long it was.
+pub const MAX_MESSAGE_CHARS: usize = 8 * 1024;
+
 /// `text` with every character that could end, rewrite or disguise a terminal line written
 /// as a visible escape: `\n`, `\r`, `\t`, and `\u{…}` for the other C0 controls, DEL, the C1
 /// controls (U+0080–U+009F, NEL among them), the Unicode line and paragraph separators
@@ -101,12 +105,19 @@ impl Logger {
         self.secrets.iter().map(String::as_str).collect()
     }
 
-    /// Render a line (without newline), masked; `None` when the level is filtered out.
+    /// Render a line (without newline), masked, its message cut to [`MAX_MESSAGE_CHARS`];
+    /// `None` when the level is filtered out.
     pub fn render(&self, level: Level, msg: &str) -> Option<String> {
         if level == Level::Debug && !self.verbose {
             return None;
         }
-        let msg = secret::mask_all(msg, &self.secrets());
+        let mut msg = secret::mask_all(msg, &self.secrets());
+        // Cut after masking, so that no part of a secret is left where the cut falls.
+        if let Some((at, _)) = msg.char_indices().nth(MAX_MESSAGE_CHARS) {
+            let total = msg.chars().count();
+            msg.truncate(at);
+            msg.push_str(&format!(" … [cut: {total} characters]"));
+        }
         Some(match self.format {
             LogFormat::Text => {
                 let msg = escape_controls(&msg);
@@ -125,11 +136,12 @@ impl Logger {
         })
     }
 
-    /// Print one line on stderr.
+    /// Print one line on stderr, in one write (lines of handlers sharing a stderr do not
+    /// interleave).
     pub fn log(&self, level: Level, msg: impl AsRef<str>) {
-        if let Some(line) = self.render(level, msg.as_ref()) {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{line}");
+        if let Some(mut line) = self.render(level, msg.as_ref()) {
+            line.push('\n');
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 
@@ -191,5 +203,21 @@ mod tests {
         assert_eq!(j.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["msg"], forged);
+    }
+
+    #[test]
+    fn a_long_message_is_cut_after_masking() {
+        let mut log = Logger::new("pagerduty", LogFormat::Text, false);
+        let secret = "s3cr3t-key-0123456789";
+        log.add_secrets([secret.to_string()]);
+        // The secret straddles the cut: masked first, so none of it is left.
+        let msg = format!("{}{secret} and more", "k".repeat(MAX_MESSAGE_CHARS - 5));
+        let masked = crate::secret::mask_all(&msg, &[secret]);
+        let line = log.render(Level::Info, &msg).expect("info is shown");
+        assert!(!line.contains("s3cr3"), "no part of the secret is left at the cut");
+        let kept: String = masked.chars().take(MAX_MESSAGE_CHARS).collect();
+        assert_eq!(line, format!("pagerduty: {kept} … [cut: {} characters]", masked.chars().count()));
+        // A short one is left whole.
+        assert_eq!(log.render(Level::Info, "triggered web-01/check_disk").as_deref(), Some("pagerduty: triggered web-01/check_disk"));
     }
 }
