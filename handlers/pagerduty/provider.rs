@@ -409,7 +409,7 @@ mod tests {
         .unwrap();
         let key = p.incident_key(&e);
         let job = Job { action: Action::Trigger, event: &e, incident_key: &key, previous: None, event_time: 1 };
-        let b = p.body(&job, 1);
+        let b = p.body(&job, 1_460_200_000);
         assert_eq!(b.get("routing_key"), None, "the spool keeps no credential");
         let Body::Json(sent) = p.request(&Enqueue(b.clone()), &Map::new()).unwrap().body else { panic!("JSON body") };
         assert_eq!(sent["routing_key"], KEY);
@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(b["payload"]["custom_details"]["output"], "DISK CRITICAL\n/ 95%");
         assert_eq!(b["payload"]["custom_details"]["history"], json!([0, 2]));
         let job = Job { action: Action::Resolve, ..job };
-        let b = p.body(&job, 1);
+        let b = p.body(&job, 1_460_200_000);
         assert_eq!(b.get("payload"), None);
         assert_eq!(b["event_action"], "resolve");
     }
