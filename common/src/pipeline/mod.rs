@@ -103,7 +103,12 @@ impl Queue<'_> {
         let mut entry = self.template.clone();
         entry.payload = payload;
         entry.fate = fate;
-        entry.created = crate::clock::now_unix();
+        // A request of unknown fate keeps the time of receipt, from before it was first sent:
+        // a lookup (Twilio's ListCall) looks for what the service did from then on, and the
+        // spool time, up to a deadline later, could miss it and have it sent twice.
+        if fate != Fate::Unknown {
+            entry.created = crate::clock::now_unix();
+        }
         match self.spool.push(&entry, self.private) {
             Ok(name) => Outcome::Spooled(format!(
                 "{reason}; spooled as {}/{name} for the next invocation or --flush",

@@ -241,9 +241,15 @@ pub struct Progress {
 }
 
 impl Incident {
-    /// The record in `v` for `key` (a record that does not parse reads as a new one).
+    /// The record in `v` for `key`. A record that does not parse, or that names another key,
+    /// reads as a new one: the file store shortens names over 180 bytes with a 64-bit hash
+    /// (`file::file_name_for`), and a key crafted to share another's name must not read (or
+    /// answer for) that incident's record — at worst a page goes out twice.
     pub fn from_value(key: &str, v: Option<Value>) -> Incident {
-        let mut inc = v.and_then(|v| serde_json::from_value::<Incident>(v).ok()).unwrap_or_default();
+        let mut inc = v
+            .and_then(|v| serde_json::from_value::<Incident>(v).ok())
+            .filter(|inc| inc.key.is_empty() || inc.key == key)
+            .unwrap_or_default();
         inc.key = key.to_string();
         inc
     }
@@ -773,6 +779,15 @@ mod tests {
         let rec = apply(Some(rec), "k", &t, 1200, &refs);
         assert!(!rec.open, "the resolve stays applied");
         assert_eq!(rec.refs["call_sids"], serde_json::json!(["CA1"]));
+    }
+
+    #[test]
+    fn a_record_of_another_key_under_the_same_name_is_no_record() {
+        let theirs = apply(None, "web-01/a-very-long-check", &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new());
+        let read = Incident::from_value("evil-01/crafted-to-collide", Some(theirs.to_value()));
+        assert_eq!(read, Incident { key: "evil-01/crafted-to-collide".into(), ..Incident::default() });
+        assert_eq!(decide(Some(&read), &p(Action::Resolve, "ok", 1100, "b"), 1100, SKIP), Verdict::Skip("nobody was paged".into()));
+        assert_eq!(Incident::from_value("web-01/a-very-long-check", Some(theirs.to_value())), theirs);
     }
 
     #[test]
