@@ -35,9 +35,12 @@ bench_fake PagerDuty fake_pagerduty.py
 # Events: incident i % INCIDENTS, shuffled so that identical events arrive interleaved.
 mkdir -p "$work/events" "$work/logs" "$work/conf.d"
 python3 - "$repo/tests/fixtures/sensu/create.json" "$work/events" "$N" "$INCIDENTS" <<'PY'
-import json, random, sys
+import json, random, sys, time
 fixture, out, n, incidents = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 base = json.load(open(fixture))
+# One check run per incident, just now: the fixture's own time (2016) would read as a host
+# clock ten years behind (bounded to 10 s before receipt, so a later time every second).
+base["check"]["executed"] = base["check"]["issued"] = int(time.time())
 order = list(range(n))
 random.Random(7).shuffle(order)
 for pos, i in enumerate(order):
