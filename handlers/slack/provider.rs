@@ -281,7 +281,7 @@ impl Provider for Slack {
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
     /// the war room was asked for.
-    fn found(&self, sent: &Sent, resp: &Response, _since: u64, _known: &Map<String, Value>) -> Found {
+    fn found(&self, sent: &Sent, resp: &Response, _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
         let Ok(body) = api::read(Method::List, resp) else { return Found::No };
         match api::find_own(&body, name, *asked) {

@@ -121,12 +121,13 @@ impl Create {
 /// [`unknown_calls`]). Every call pagerpipe places belongs to one attempt noted before it, and a
 /// SID is noted only for the attempt that placed it, so the calls in the list that no attempt
 /// holds belong to attempts still `null` that could have reached Twilio by then. The attempt
-/// looked up was placed only if those calls are at least as many as those attempts; it is
-/// known to be a given call only when it is the one such attempt. Several incidents calling
-/// one person at once can therefore never make a call that was not placed look placed (a page
-/// placed twice is better than one lost). An attempt the lookup did not find stays `null`
-/// when its request is sent again: the new request is an attempt of its own
-/// ([`Provider::attempting`]).
+/// looked up was placed only if it is itself noted among those attempts and those calls are
+/// at least as many as those attempts; it is known to be a given call only when it is the one
+/// such attempt. Several incidents calling one person at once, or notes that cannot be read,
+/// can therefore never make a call that was not placed look placed (a page placed twice is
+/// better than one lost). An attempt the lookup cannot tell about stays `null` when its
+/// request is sent again: the new request is an attempt of its own
+/// ([`Provider::attempting`]); one the lookup shows was not placed goes again as itself.
 ///
 /// [`Provider::attempting`]: common::pipeline::Provider::attempting
 pub const SIDS_KEY: &str = "recipients:sids";
@@ -151,7 +152,9 @@ pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str,
                 // Its SID; or noted again before it goes out again, until a new deadline.
                 Some(Value::Array(p)) => match sid {
                     Some(sid) => p.splice(2.., [Value::from(sid)]).for_each(drop),
-                    None => p.splice(2.., [Value::Null, Value::from(until)]).for_each(drop),
+                    // A SID once noted is never taken back (the same number listed twice).
+                    None if p.get(2).is_none_or(Value::is_null) => p.splice(2.., [Value::Null, Value::from(until)]).for_each(drop),
+                    None => {}
                 },
                 _ => a.push(json!([now, id, sid, until])),
             }
@@ -162,7 +165,7 @@ pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str,
 
 /// The id of the attempt of action `token` to call `phone` ([`SIDS_KEY`]): the spooled request
 /// of the same action settles it later.
-fn attempt_id(token: &str, phone: &str) -> String {
+pub(crate) fn attempt_id(token: &str, phone: &str) -> String {
     format!("{token}:{phone}")
 }
 
@@ -590,11 +593,11 @@ impl Provider for Twilio {
     /// for it); not placed → [`Found::No`]; else [`Found::CannotTell`] (asked again, then sent
     /// again: a duplicate, never a loss). A request older than half of [`SIDS_KEPT_SECS`]
     /// cannot be told apart from calls whose attempts are forgotten: cannot tell.
-    fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Found {
+    fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
         if common::clock::age(since, common::clock::now_unix()) > SIDS_KEPT_SECS / 2 {
             return Found::CannotTell("sent too long ago to be told apart from other calls".into());
         }
-        match Placed::of(create, resp, since, known) {
+        match Placed::of(create, resp, since, known, Some(&attempt_id(attempt, create.field("To")))) {
             None => Found::CannotTell("the answer holds no list of calls".into()),
             Some(Placed::No) => Found::No,
             Some(Placed::Yes(sid)) => {
@@ -934,6 +937,11 @@ impl Twilio {
     }
 }
 
+/// How long after an attempt's `until` its call may still appear with a later `date_created`
+/// in ListCall, in seconds: 120 (Twilio creating a call late under load, and the difference
+/// between this machine's clock and Twilio's).
+pub const UNTIL_SLACK_SECS: u64 = 120;
+
 /// The latest time (Unix seconds) a request sent at `now` within `deadline` could reach
 /// Twilio: [`SIDS_KEY`]'s `until`.
 pub(crate) fn until(now: u64, deadline: &common::http::Deadline) -> u64 {
@@ -959,13 +967,18 @@ pub(crate) enum Placed {
 
 impl Placed {
     /// Read ListCall's answer `resp` for the call of unknown fate `create` sent at `since`
-    /// (Unix seconds), with `known` the incident's stored references and the calls noted per
-    /// recipient (`known` `recipients:sids`, read after the list was fetched). `None`: the
-    /// answer is no list of calls.
-    pub(crate) fn of(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<Placed> {
-        let (calls, attempts) = unknown_calls(create, resp, since, known)?;
+    /// (Unix seconds), attempt `attempt` ([`SIDS_KEY`]'s id), with `known` the incident's stored
+    /// references and the calls noted per recipient (`known` `recipients:sids`, read after the
+    /// list was fetched). `None`: the answer is no list of calls.
+    ///
+    /// "Placed" needs the attempt itself among the attempts noted with no SID: when it is not
+    /// (the notes could not be read, or were forgotten, or its note failed), the count says
+    /// nothing about it, and only "no call nobody holds" still means not placed.
+    pub(crate) fn of(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<Placed> {
+        let (calls, attempts, counted) = unknown_calls(create, resp, since, known, attempt)?;
         Some(match (calls.len(), attempts) {
             (0, _) => Placed::No,
+            (n, a) if !counted => Placed::CannotTell { calls: n, attempts: a },
             (1, 1) => Placed::Yes(calls.into_iter().next()),
             (n, a) if n >= a => Placed::Yes(None),
             (n, a) => Placed::CannotTell { calls: n, attempts: a },
@@ -977,10 +990,11 @@ impl Placed {
 /// (Unix seconds): the SIDs of the calls to its `To` from its `From` created from `since` on
 /// (Twilio's `date_created`, RFC 2822, one-second resolution) that no attempt holds — neither
 /// the incident's (`known` `call_sids`) nor any noted in `known` `recipients:sids` — newest
-/// first; and how many attempts to that number with no SID could have reached Twilio since
-/// (`until` not before `since`; at least 1, the one looked up). A call whose creation time
-/// cannot be read is left out. `None`: the answer is no list of calls.
-pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>) -> Option<(Vec<String>, usize)> {
+/// first; how many attempts to that number with no SID could have reached Twilio since
+/// (`until` at most [`UNTIL_SLACK_SECS`] before `since`; at least 1, the one looked up); and
+/// whether `attempt` is among them. A call whose creation time cannot be read is left out.
+/// `None`: the answer is no list of calls.
+pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<(Vec<String>, usize, bool)> {
     let v: Value = serde_json::from_str(&resp.body).ok()?;
     let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
     let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
@@ -989,12 +1003,13 @@ pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known:
     // An attempt begun before `since` may have reached Twilio after it (a slow request): it
     // counts unless its deadline had passed by then (an entry without one always counts).
     // Counting too many only makes the lookup say "cannot tell" (a page twice, never none).
-    let unanswered = noted
+    let open: Vec<&Value> = noted
         .iter()
         .filter(|p| p.get(2).is_none_or(Value::is_null))
-        .filter(|p| p.get(3).and_then(Value::as_u64).is_none_or(|until| until >= since))
-        .count()
-        .max(1);
+        .filter(|p| p.get(3).and_then(Value::as_u64).is_none_or(|until| until.saturating_add(UNTIL_SLACK_SECS) >= since))
+        .collect();
+    let counted = attempt.is_some_and(|id| open.iter().any(|p| p.get(1).and_then(Value::as_str) == Some(id)));
+    let unanswered = open.len().max(1);
     let candidates = v
         .get("calls")?
         .as_array()?
@@ -1008,7 +1023,7 @@ pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known:
         })
         .filter_map(|c| c.get("sid").and_then(Value::as_str).map(str::to_string))
         .collect();
-    Some((candidates, unanswered))
+    Some((candidates, unanswered, counted))
 }
 
 /// Twilio's `MachineDetection` from the `machine_detection` setting: `null`, `false`, `""`,
@@ -1174,7 +1189,7 @@ mod tests {
     fn placed(calls: &[(&str, u64)], noted: Value, since: u64) -> Placed {
         let create = Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
         let known: Map<String, Value> = json!({ SIDS_KEY: { "+14155550101": noted } }).as_object().cloned().unwrap_or_default();
-        Placed::of(&create, &listed(calls), since, &known).expect("a list of calls")
+        Placed::of(&create, &listed(calls), since, &known, Some("x")).expect("a list of calls")
     }
 
     #[test]
@@ -1192,13 +1207,25 @@ mod tests {
         );
         // Two calls nobody holds, two such attempts: placed, but which is its own is unknown.
         assert_eq!(placed(&[("CA2", t), ("CA3", t)], json!([[t, "x", null, t + 10], [t, "y", null, t + 10]]), t), Placed::Yes(None));
-        // An attempt whose deadline passed before `since` cannot own a call made since.
-        assert_eq!(placed(&[("CA2", t + 60)], json!([[t, "old", null, t + 10], [t + 60, "x", null, t + 70]]), t + 60), Placed::Yes(Some("CA2".into())));
-        // An attempt noted before deadlines were (no `until`) always counts.
+        // An attempt whose deadline passed well before `since` (more than the slack for a
+        // late call or a clock apart) cannot own a call made since; one just before it can.
+        let later = t + 10 + UNTIL_SLACK_SECS + 60;
+        assert_eq!(placed(&[("CA2", later)], json!([[t, "old", null, t + 10], [later, "x", null, later + 10]]), later), Placed::Yes(Some("CA2".into())));
         assert_eq!(
-            placed(&[("CA2", t + 60)], json!([[t, "old", null], [t + 60, "x", null, t + 70]]), t + 60),
+            placed(&[("CA2", t + 60)], json!([[t, "old", null, t + 10], [t + 60, "x", null, t + 70]]), t + 60),
             Placed::CannotTell { calls: 1, attempts: 2 }
         );
+        // An attempt noted before deadlines were (no `until`) always counts.
+        assert_eq!(
+            placed(&[("CA2", later)], json!([[t, "old", null], [later, "x", null, later + 10]]), later),
+            Placed::CannotTell { calls: 1, attempts: 2 }
+        );
+        // Its own note missing (unreadable, forgotten, never written): the count says nothing
+        // about it, and another attempt's call is never taken for it; no unknown call at all
+        // still means not placed.
+        assert_eq!(placed(&[("CA2", t)], json!([]), t), Placed::CannotTell { calls: 1, attempts: 1 });
+        assert_eq!(placed(&[("CA2", t)], json!([[t, "y", null, t + 10]]), t), Placed::CannotTell { calls: 1, attempts: 1 });
+        assert_eq!(placed(&[], json!([]), t), Placed::No);
     }
 
     #[test]

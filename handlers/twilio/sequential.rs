@@ -269,6 +269,7 @@ impl Twilio {
         let mut start: Position = (1, 0);
         if let Some(notes) = Notes::left_off(job) {
             match self.too_old(job, &notes) {
+                Some(_) if notes.calls.is_empty() => ctx.log.info(format!("{key}: a run that ended mid-way placed no call: paging afresh")),
                 Some(age) => ctx.log.info(format!(
                     "{key}: the calls of a run that ended mid-way {age} s ago are older than refresh: paging afresh"
                 )),
@@ -321,6 +322,17 @@ impl Twilio {
                         placed += 1;
                         continue;
                     }
+                    // Sent, no answer: Twilio may have placed it. Never sent again blindly (the
+                    // phone would ring twice, and a call nobody noted could be taken for another
+                    // incident's): its attempt stays noted with no SID, the number is held while
+                    // that call could ring, and the run goes on with the next person.
+                    Outcome::Retry(retry) if retry.fate == Fate::Unknown && ctx.deadline.remaining() > self.poll_interval * 2 => {
+                        ctx.log.error(format!("call to {}: {}; its fate is unknown, calling the next", r.label(), retry.reason));
+                        p.outcomes.push(format!("{}: status unknown", r.label()));
+                        p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                        placed += 1;
+                        continue;
+                    }
                     f => {
                         let out_of_time = matches!(f, Outcome::Retry(_));
                         if !out_of_time {
@@ -359,15 +371,16 @@ impl Twilio {
         // The run is over: the next event starts afresh.
         self.forget_progress(ctx);
         if p.calls.is_empty() {
-            if !p.failures.is_empty() {
+            if !p.failures.is_empty() && p.capped.is_empty() {
                 p.failures.sort_by_key(Outcome::rank);
                 return p.failures.swap_remove(0);
             }
-            // Every recipient is over a cap: the page is texted to whoever has not had it (SMS
-            // is not capped), so that the cap limits how often phones ring, never whether this
-            // incident reaches anyone (another incident's storm filled the caps just now).
+            // Every recipient is over a cap, or was (the others' calls failed): the page is
+            // texted to whoever has not had it (SMS is not capped), so that the cap limits how
+            // often phones ring, never whether this incident reaches anyone (another
+            // incident's storm filled the caps just now).
             let body = body.unwrap_or_else(|| self.sms_body(job.event));
-            let mut refused = Vec::new();
+            let mut refused = std::mem::take(&mut p.failures);
             for r in order {
                 if !p.texted.insert(r.phone.clone()) {
                     continue;
@@ -400,10 +413,12 @@ impl Twilio {
     /// Whether the notes of a run that ended mid-way are too old to carry on from: their last
     /// call was placed at least the incident's `refresh` ago (a page is due again now; what
     /// that run reached counted for its own time) and can no longer ring (`ring_timeout` +
-    /// 15 s). The age in seconds when so.
+    /// 15 s). The age in seconds when so; notes without a call are always too old (0).
     fn too_old(&self, job: &Job<'_>, notes: &Notes) -> Option<u64> {
         let refresh = job.event.refresh.map_or(self.refresh, |r| Duration::from_secs(r).min(common::config::REFRESH_BOUNDS.1));
-        let age = common::clock::age(notes.calls.last()?.at, common::clock::now_unix());
+        // Notes without a call (the one being placed was refused) carry nothing to follow.
+        let Some(last) = notes.calls.last() else { return Some(0) };
+        let age = common::clock::age(last.at, common::clock::now_unix());
         (age >= refresh.as_secs().max(self.ring_timeout + CALL_OVERHEAD_SECS)).then_some(age)
     }
 
@@ -563,7 +578,10 @@ impl Twilio {
         };
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
         known.insert(CALL_SIDS.into(), json!(p.calls));
-        match Placed::of(&create, &resp, last.at, &known).ok_or("the answer holds no list of calls")? {
+        if common::clock::age(last.at, common::clock::now_unix()) > crate::provider::SIDS_KEPT_SECS / 2 {
+            return Err("it was being placed too long ago to be told apart from other calls".to_string());
+        }
+        match Placed::of(&create, &resp, last.at, &known, last.attempt.as_deref()).ok_or("the answer holds no list of calls")? {
             Placed::No => Ok(None),
             Placed::Yes(Some(sid)) => Ok(Some(sid)),
             Placed::Yes(None) => Err("it was placed, but which of the calls to that number is its own cannot be told".to_string()),
@@ -709,12 +727,17 @@ impl Twilio {
         Deadline::after(REQUEST_TIMEOUT.min(ctx.deadline.remaining()))
     }
 
-    /// `POST …/Calls.json` for `r` speaking `doc`, retried within the run's deadline; the call SID.
+    /// `POST …/Calls.json` for `r` speaking `doc`, retried within the run's deadline while it
+    /// surely did not reach Twilio; the call SID. A try that may have reached it (sent, no
+    /// answer) ends the delivery: [`Outcome::Retry`] with [`Fate::Unknown`].
     fn place_call(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, doc: &str) -> Outcome<Option<String>> {
         let req = self.request(Method::Post, "Calls.json", Body::Form(self.call_form(r, doc)));
         ctx.log.debug(format!("POST {} to {}", req.url, r.label()));
-        self.exchange(ctx, &req, r, &ctx.deadline, true)
-            .map(|response| serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
+        let classify = |resp: &Response| self.classify_for(resp, r);
+        let log = ctx.log;
+        ctx.client
+            .deliver_until_unknown(&req, &ctx.deadline, &classify, &mut |l| log.info(l))
+            .map(|(response, _)| serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
     }
 
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.

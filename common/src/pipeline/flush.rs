@@ -329,7 +329,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         }
                     }
                 }
-                match provider.found(&payload, &resp, entry.created, &known) {
+                match provider.found(&payload, &resp, entry.created, &known, &entry.token) {
                     Found::Yes(refs) => {
                         log.info(format!("{what}: the service had acted on it after all; not sent again"));
                         if let Some(store) = self.store {
@@ -369,10 +369,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
         log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
         let classify = |resp: &Response| provider.classify(&payload, resp);
         let lookable = provider.lookup(&payload, entry.created).is_some();
-        // A request of unknown fate that the lookup did not find may still have been acted on
-        // (the service's list can be ambiguous, or slow): its first attempt stays unsettled, and
-        // this is a new attempt, so that the call it may have placed is never taken for another
-        // one's, nor this one's for it.
+        // A request of unknown fate that the lookup could not tell about may still have been
+        // acted on: its first attempt stays unsettled, and this is a new attempt, so that the
+        // call it may have placed is never taken for another one's, nor this one's for it. (One
+        // the lookup showed was not acted on goes again as the same attempt.)
         let attempt = if fate == Fate::Unknown && lookable {
             format!("{}~{}", entry.token, crate::clock::now_unix_nanos())
         } else {

@@ -367,11 +367,12 @@ pub trait Provider: Sized {
         None
     }
 
-    /// What the answer to [`Provider::lookup`] shows of the request: acted on (with the
-    /// references to remember), not, or cannot tell. `since` is when the request was sent
-    /// (Unix seconds); `known` the incident's stored references (what earlier requests brought
-    /// back, so not this one) and the provider's [`Provider::known`]. Default: not acted on.
-    fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>) -> Found {
+    /// What the answer to [`Provider::lookup`] shows of the request, attempt `attempt` of its
+    /// action: acted on (with the references to remember), not, or cannot tell. `since` is
+    /// when the request was sent (Unix seconds); `known` the incident's stored references
+    /// (what earlier requests brought back, so not this one) and the provider's
+    /// [`Provider::known`]. Default: not acted on.
+    fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         Found::No
     }
 
