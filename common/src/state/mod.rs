@@ -244,7 +244,9 @@ impl Incident {
     /// The record in `v` for `key`. A record that does not parse, or that names another key,
     /// reads as a new one: the file store shortens names over 180 bytes with a 64-bit hash
     /// (`file::file_name_for`), and a key crafted to share another's name must not read (or
-    /// answer for) that incident's record — at worst a page goes out twice.
+    /// answer for) that incident's record. Its next write still replaces that record, so the
+    /// other incident loses what it remembered (at worst its recovery is not sent by Slack or
+    /// Twilio); a cryptographic hash would close that (see the notes).
     pub fn from_value(key: &str, v: Option<Value>) -> Incident {
         let mut inc = v
             .and_then(|v| serde_json::from_value::<Incident>(v).ok())
