@@ -69,7 +69,7 @@ def write_events(fixture, events, counts):
     with open(fixture, "rb") as f:
         base = json.load(f)
     # A check run just now: the fixture's own time (2016) would read as a host clock ten years
-    # behind, bounded to 10 s before receipt, so each second's first repeat would note a later
+    # behind, bounded to 60 s before receipt, so each second's first repeat would note a later
     # time (a write) instead of being the read-only identical repeat the dedup rows measure.
     if isinstance(base.get("check"), dict) and "executed" in base["check"]:
         base["check"]["executed"] = int(time.time())

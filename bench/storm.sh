@@ -39,7 +39,7 @@ import json, random, sys, time
 fixture, out, n, incidents = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 base = json.load(open(fixture))
 # One check run per incident, just now: the fixture's own time (2016) would read as a host
-# clock ten years behind (bounded to 10 s before receipt, so a later time every second).
+# clock ten years behind (bounded to 60 s before receipt, so a later time every second).
 base["check"]["executed"] = base["check"]["issued"] = int(time.time())
 order = list(range(n))
 random.Random(7).shuffle(order)

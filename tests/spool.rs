@@ -226,7 +226,7 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
 fn a_spooled_trigger_made_stale_by_a_resolve_on_another_host_is_dropped_as_superseded() {
     // Two hosts sharing the ledger (here: one state directory), each with its own spool.
     let sb = pd_sandbox();
-    // Times near now: a Sensu `check.executed` is believed only up to 10 s before receipt.
+    // Times near now: a Sensu `check.executed` is believed only up to 60 s before receipt.
     let t = unix_now();
     assert_eq!(run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", t - 3), &[]).code, Some(75));
     let fake = FakePagerDuty::start(&[]);

@@ -28,7 +28,7 @@ pub fn read_fixture(rel: &str) -> Vec<u8> {
 }
 
 /// This machine's clock, Unix seconds: for event times near now (a Sensu `check.executed` is
-/// believed only up to 10 s before its receipt).
+/// believed only up to 60 s before its receipt).
 pub fn unix_now() -> i64 {
     i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()).expect("time")
 }

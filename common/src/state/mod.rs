@@ -57,16 +57,17 @@ impl Write {
 }
 
 /// How far before its receipt a time from the monitored host's clock is believed by default,
-/// in seconds: 10 s ([`ordering_time`], [`host_clock_lateness`]).
+/// in seconds: 60 s ([`ordering_time`], [`host_clock_lateness`]).
 ///
-/// Enough for what normally lies between a check starting on the host and its handler
-/// starting here (the check running, the transport, the pipeline), so that events of one check
-/// that the monitoring system hands over out of order are still applied in their own order.
+/// Enough for what lies between a check starting on the host and its handler starting here
+/// (the check running, the transport, a pipeline backlog in a storm), so that events of one
+/// check that the monitoring system hands over out of order, or late, are still applied in
+/// their own order: a failure handed over after its own recovery must not reopen the incident.
 /// A `check.executed` further back is taken as this far back: after a host's clock stepped
 /// back, its events are ordered by receipt, and a page is superseded by the host's clock only
-/// when it arrives within 10 s of the event applied last, never for as long as the clock is
-/// wrong.
-pub const HOST_CLOCK_LATENESS_SECS: u64 = 10;
+/// when it arrives within 60 s of the event applied last (a check re-run later pages), never
+/// for as long as the clock is wrong.
+pub const HOST_CLOCK_LATENESS_SECS: u64 = 60;
 
 /// Environment variable that sets [`host_clock_lateness`] in seconds (default
 /// [`HOST_CLOCK_LATENESS_SECS`]): larger for checks that run for minutes or hosts whose
@@ -685,6 +686,7 @@ mod tests {
         assert_eq!(ordering_time(Some(i64::MAX), Monitoring, now, L), now);
         // A host's time within the lateness is believed; further back it is the bound.
         assert_eq!(ordering_time(Some(now as i64 - 7), Host, now, L), now - 7);
+        assert_eq!(ordering_time(Some(now as i64 - 59), Host, now, L), now - 59);
         assert_eq!(ordering_time(Some(now as i64 - 3600), Host, now, L), now - HOST_CLOCK_LATENESS_SECS);
         // The monitoring server's clock orders however late the event arrives.
         assert_eq!(ordering_time(Some(now as i64 - 3600), Monitoring, now, L), now - 3600);
@@ -698,9 +700,13 @@ mod tests {
         // hour. The next failure, a check interval later, reads an hour old.
         let resolved_at = 50_000;
         let rec = apply(None, "k", &p(Action::Resolve, "ok", resolved_at, "a"), resolved_at, &Map::new());
-        let received = resolved_at + 60;
-        let t = ordering_time(Some(resolved_at as i64 + 60 - 3600), Host, received, L);
+        let received = resolved_at + 120;
+        let t = ordering_time(Some(resolved_at as i64 + 120 - 3600), Host, received, L);
         assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", t, "b"), received, SEND), Verdict::Send);
+        // A failure from 5 s before the recovery, handed over 40 s after it (a backlog in a
+        // storm): still superseded, the incident is not reopened.
+        let t = ordering_time(Some(resolved_at as i64 - 5), Host, resolved_at + 40, L);
+        assert!(matches!(decide(Some(&rec), &p(Action::Trigger, "critical", t, "d"), resolved_at + 40, SEND), Verdict::Superseded(_)));
         // A failure really from before the resolve, handed over just after it (the monitoring
         // system ran the two handlers out of order), is still superseded.
         let t = ordering_time(Some(resolved_at as i64 - 5), Host, resolved_at + 1, L);
