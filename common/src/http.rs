@@ -201,6 +201,12 @@ impl Deadline {
         self.end.saturating_duration_since(Instant::now())
     }
 
+    /// The latest time (Unix seconds, rounded up) a request sent now within this deadline
+    /// could reach the service.
+    pub fn end_unix(&self) -> u64 {
+        crate::clock::now_unix().saturating_add(self.remaining().as_secs()).saturating_add(1)
+    }
+
     /// Time since the deadline was set.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()

@@ -113,11 +113,7 @@ impl Logger {
         }
         let mut msg = secret::mask_all(msg, &self.secrets());
         // Cut after masking, so that no part of a secret is left where the cut falls.
-        if let Some((at, _)) = msg.char_indices().nth(MAX_MESSAGE_CHARS) {
-            let total = msg.chars().count();
-            msg.truncate(at);
-            msg.push_str(&format!(" … [cut: {total} characters]"));
-        }
+        crate::template::cut_marked(&mut msg, MAX_MESSAGE_CHARS);
         Some(match self.format {
             LogFormat::Text => {
                 let msg = escape_controls(&msg);

@@ -162,6 +162,17 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     out
 }
 
+/// Cut `s` in place to `max` characters (Unicode scalar values) when it is longer, ending it
+/// with ` … [cut: N characters]` (N its length before); whether it was cut. For text kept or
+/// logged whole up to a limit (a check output of megabytes, a key of hundreds of kilobytes).
+pub fn cut_marked(s: &mut String, max: usize) -> bool {
+    let Some((at, _)) = s.char_indices().nth(max) else { return false };
+    let total = s.chars().count();
+    s.truncate(at);
+    s.push_str(&format!(" … [cut: {total} characters]"));
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -591,14 +591,11 @@ impl Provider for Twilio {
     /// reads it): placed → [`Found::Yes`], with the call's SID in `call_sids` when it is known
     /// to be this one's, else without (the record says placed; no other attempt's call is taken
     /// for it); not placed → [`Found::No`]; else [`Found::CannotTell`] (asked again, then sent
-    /// again: a duplicate, never a loss). A request older than half of [`SIDS_KEPT_SECS`]
-    /// cannot be told apart from calls whose attempts are forgotten: cannot tell.
+    /// again: a duplicate, never a loss).
     fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
-        if common::clock::age(since, common::clock::now_unix()) > SIDS_KEPT_SECS / 2 {
-            return Found::CannotTell("sent too long ago to be told apart from other calls".into());
-        }
         match Placed::of(create, resp, since, known, Some(&attempt_id(attempt, create.field("To")))) {
             None => Found::CannotTell("the answer holds no list of calls".into()),
+            Some(Placed::TooOld) => Found::CannotTell("sent too long ago to be told apart from other calls".into()),
             Some(Placed::No) => Found::No,
             Some(Placed::Yes(sid)) => {
                 let mut refs = Map::new();
@@ -900,7 +897,7 @@ impl Twilio {
         let store = ctx.store.filter(|_| attempt.is_some());
         let now = common::clock::now_unix();
         if let (Some(store), Some(id)) = (store, &attempt)
-            && let Err(e) = note_call(store, &to.phone, id, None, now, until(now, &ctx.deadline))
+            && let Err(e) = note_call(store, &to.phone, id, None, now, ctx.deadline.end_unix())
         {
             ctx.log.debug(format!("cannot note the call to {}: {e:#}", to.label()));
         }
@@ -942,12 +939,6 @@ impl Twilio {
 /// between this machine's clock and Twilio's).
 pub const UNTIL_SLACK_SECS: u64 = 120;
 
-/// The latest time (Unix seconds) a request sent at `now` within `deadline` could reach
-/// Twilio: [`SIDS_KEY`]'s `until`.
-pub(crate) fn until(now: u64, deadline: &common::http::Deadline) -> u64 {
-    now.saturating_add(deadline.remaining().as_secs()).saturating_add(1)
-}
-
 /// What ListCall's answer says of an attempt of unknown fate ([`SIDS_KEY`] explains the rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Placed {
@@ -956,6 +947,9 @@ pub(crate) enum Placed {
     /// Placed: the calls nobody holds are at least as many as the attempts that may own them.
     /// The SID when this attempt is the only such attempt, so the one such call is its own.
     Yes(Option<String>),
+    /// Sent more than half of [`SIDS_KEPT_SECS`] ago: its calls cannot be told apart from
+    /// calls whose attempts are forgotten.
+    TooOld,
     /// Fewer such calls than such attempts: this one may or may not be among them.
     CannotTell {
         /// Calls to that number since, that no attempt holds.
@@ -975,6 +969,9 @@ impl Placed {
     /// (the notes could not be read, or were forgotten, or its note failed), the count says
     /// nothing about it, and only "no call nobody holds" still means not placed.
     pub(crate) fn of(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<Placed> {
+        if common::clock::age(since, common::clock::now_unix()) > SIDS_KEPT_SECS / 2 {
+            return Some(Placed::TooOld);
+        }
         let (calls, attempts, counted) = unknown_calls(create, resp, since, known, attempt)?;
         Some(match (calls.len(), attempts) {
             (0, _) => Placed::No,
@@ -994,7 +991,7 @@ impl Placed {
 /// (`until` at most [`UNTIL_SLACK_SECS`] before `since`; at least 1, the one looked up); and
 /// whether `attempt` is among them. A call whose creation time cannot be read is left out.
 /// `None`: the answer is no list of calls.
-pub(crate) fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<(Vec<String>, usize, bool)> {
+fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<(Vec<String>, usize, bool)> {
     let v: Value = serde_json::from_str(&resp.body).ok()?;
     let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
     let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
@@ -1194,7 +1191,7 @@ mod tests {
 
     #[test]
     fn a_call_of_unknown_fate_is_placed_only_when_no_other_attempt_can_own_the_calls_nobody_holds() {
-        let t = 1_796_000_000;
+        let t = common::clock::now_unix();
         // Its own call, alone: known to be it.
         assert_eq!(placed(&[("CA1", t)], json!([[t, "x", null, t + 10]]), t), Placed::Yes(Some("CA1".into())));
         // No call nobody holds: not placed.
@@ -1226,6 +1223,8 @@ mod tests {
         assert_eq!(placed(&[("CA2", t)], json!([]), t), Placed::CannotTell { calls: 1, attempts: 1 });
         assert_eq!(placed(&[("CA2", t)], json!([[t, "y", null, t + 10]]), t), Placed::CannotTell { calls: 1, attempts: 1 });
         assert_eq!(placed(&[], json!([]), t), Placed::No);
+        // Sent over an hour ago: its attempt may be forgotten already.
+        assert_eq!(placed(&[("CA2", t)], json!([[t, "x", null, t + 10]]), t - SIDS_KEPT_SECS / 2 - 60), Placed::TooOld);
     }
 
     #[test]

@@ -578,13 +578,11 @@ impl Twilio {
         };
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
         known.insert(CALL_SIDS.into(), json!(p.calls));
-        if common::clock::age(last.at, common::clock::now_unix()) > crate::provider::SIDS_KEPT_SECS / 2 {
-            return Err("it was being placed too long ago to be told apart from other calls".to_string());
-        }
         match Placed::of(&create, &resp, last.at, &known, last.attempt.as_deref()).ok_or("the answer holds no list of calls")? {
             Placed::No => Ok(None),
             Placed::Yes(Some(sid)) => Ok(Some(sid)),
             Placed::Yes(None) => Err("it was placed, but which of the calls to that number is its own cannot be told".to_string()),
+            Placed::TooOld => Err("it was being placed too long ago to be told apart from other calls".to_string()),
             Placed::CannotTell { calls, attempts } => {
                 Err(format!("{calls} call(s) to that number are not known, and {attempts} attempts to call it are unanswered"))
             }
@@ -596,7 +594,7 @@ impl Twilio {
     /// theirs). Best effort.
     fn note_attempt(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, attempt: &str, sid: Option<&str>) {
         if let Some(store) = ctx.store
-            && let Err(e) = note_call(store, &r.phone, attempt, sid, common::clock::now_unix(), crate::provider::until(common::clock::now_unix(), &ctx.deadline))
+            && let Err(e) = note_call(store, &r.phone, attempt, sid, common::clock::now_unix(), ctx.deadline.end_unix())
         {
             ctx.log.debug(format!("cannot note the call to {}: {e:#}", r.label()));
         }

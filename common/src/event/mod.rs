@@ -429,15 +429,7 @@ pub fn read_capped(mut input: impl Read) -> Result<Input> {
 /// Cut every string in `value` longer than `max` characters to `max`, marked; how many.
 fn cut_long_strings(value: &mut Value, max: usize) -> usize {
     match value {
-        Value::String(s) => match s.char_indices().nth(max) {
-            Some((at, _)) => {
-                let total = s.chars().count();
-                s.truncate(at);
-                s.push_str(&format!(" … [cut: {total} characters]"));
-                1
-            }
-            None => 0,
-        },
+        Value::String(s) => usize::from(crate::template::cut_marked(s, max)),
         Value::Array(items) => items.iter_mut().map(|v| cut_long_strings(v, max)).sum(),
         Value::Object(map) => map.values_mut().map(|v| cut_long_strings(v, max)).sum(),
         _ => 0,

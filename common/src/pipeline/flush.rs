@@ -301,14 +301,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
         }
         // Find out first whether a request of unknown fate went through after all.
         let mut fate = entry.fate;
+        let lookup = provider.lookup(&payload, entry.created);
         if entry.fate == Fate::Unknown
-            && let Some(req) = provider.lookup(&payload, entry.created)
+            && let Some(req) = &lookup
         {
             let mut asked = 0;
             loop {
                 asked += 1;
                 let started = std::time::Instant::now();
-                let resp = match client.deliver(&req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
+                let resp = match client.deliver(req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
                     Outcome::Delivered((resp, _)) => resp,
                     other => {
                         return Outcome::Retry(crate::outcome::Retry {
@@ -368,7 +369,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let shown = req.redacted(&log.secrets());
         log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
         let classify = |resp: &Response| provider.classify(&payload, resp);
-        let lookable = provider.lookup(&payload, entry.created).is_some();
+        let lookable = lookup.is_some();
         // A request of unknown fate that the lookup could not tell about may still have been
         // acted on: its first attempt stays unsettled, and this is a new attempt, so that the
         // call it may have placed is never taken for another one's, nor this one's for it. (One
@@ -379,8 +380,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             entry.token.clone()
         };
         if lookable && let Some(store) = self.store {
-            let now = crate::clock::now_unix();
-            provider.attempting(store, &payload, &attempt, now.saturating_add(deadline.remaining().as_secs()).saturating_add(1));
+            provider.attempting(store, &payload, &attempt, deadline.end_unix());
         }
         let delivered = if lookable {
             // Looked up above when its fate was unknown; a new unknown fate waits for the next
