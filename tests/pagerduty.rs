@@ -233,6 +233,20 @@ fn server_errors_until_deadline_exit_75() {
 }
 
 #[test]
+fn a_host_name_is_resolved_like_an_address() {
+    // An address in the URL skips the resolver (common::http::resolve); a name still goes
+    // through getaddrinfo: `localhost` is in every /etc/hosts.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let url = fake.url.replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(url, fake.url, "the fake listens on 127.0.0.1");
+    let r = sb.run(&["--api-url", &url], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(fake.events().len(), 1);
+}
+
+#[test]
 fn connection_refused_exits_75() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sb = sandbox();

@@ -318,6 +318,11 @@ pub fn not_regular(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
 ///
 /// Errors: the open's own (not found, permission …) or the refusal.
 pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
+    open_regular_meta(path, options).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the metadata it checked.
+fn open_regular_meta(path: &Path, options: &OpenOptions) -> std::io::Result<(File, std::fs::Metadata)> {
     let mut options = options.clone();
     #[cfg(unix)]
     {
@@ -327,11 +332,26 @@ pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File>
         options.custom_flags(flags.bits() as i32);
     }
     let file = options.open(path)?;
-    let kind = Kind::of(file.metadata()?.file_type());
+    let meta = file.metadata()?;
+    let kind = Kind::of(meta.file_type());
     if kind != Kind::Regular {
         return Err(std::io::Error::new(ErrorKind::InvalidInput, NotRegular(kind)));
     }
-    Ok(file)
+    Ok((file, meta))
+}
+
+/// The rest of `file` (whose metadata is `meta`), at most `max_bytes`, read into a buffer
+/// sized from the file's length (one `read` for a record, not five growing ones).
+///
+/// Errors: a read error, or more than `max_bytes` (`InvalidData`).
+fn read_whole(file: File, meta: &std::fs::Metadata, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    let expected = usize::try_from(meta.len().min(max_bytes).saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(expected);
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("is larger than {max_bytes} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// Read the regular file `path` whole, at most `max_bytes` ([`open_regular`]: never follows,
@@ -340,13 +360,8 @@ pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File>
 /// Errors: those of [`open_regular`], a read error, or a file larger than `max_bytes`
 /// (`InvalidData`).
 pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
-    let file = open_regular(path, OpenOptions::new().read(true))?;
-    let mut bytes = Vec::new();
-    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("is larger than {max_bytes} bytes")));
-    }
-    Ok(bytes)
+    let (file, meta) = open_regular_meta(path, OpenOptions::new().read(true))?;
+    read_whole(file, &meta, max_bytes)
 }
 
 /// [`read_regular`], with the uid of the file's owner (from the same open descriptor, so the
@@ -354,17 +369,12 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
 ///
 /// Errors: those of [`read_regular`].
 pub fn read_regular_owned(path: &Path, max_bytes: u64) -> std::io::Result<(Vec<u8>, u32)> {
-    let file = open_regular(path, OpenOptions::new().read(true))?;
+    let (file, meta) = open_regular_meta(path, OpenOptions::new().read(true))?;
     #[cfg(unix)]
-    let owner = std::os::unix::fs::MetadataExt::uid(&file.metadata()?);
+    let owner = std::os::unix::fs::MetadataExt::uid(&meta);
     #[cfg(not(unix))]
     let owner = 0;
-    let mut bytes = Vec::new();
-    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("is larger than {max_bytes} bytes")));
-    }
-    Ok((bytes, owner))
+    Ok((read_whole(file, &meta, max_bytes)?, owner))
 }
 
 /// This process's effective uid (0 where Unix owners do not exist).

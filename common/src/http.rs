@@ -37,6 +37,7 @@ use crate::outcome::{Fate, Outcome, Retry};
 use crate::secret;
 
 pub mod proxy;
+pub mod resolve;
 pub mod retry;
 pub mod trust;
 
@@ -282,7 +283,12 @@ impl Client {
             .tls_config(tls)
             // ureq would read the environment its own way; the route is chosen per request.
             .proxy(None);
-        Ok(Client { agent: config.build().into(), trust, proxies })
+        let agent = ureq::Agent::with_parts(
+            config.build(),
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolve::Literal::default(),
+        );
+        Ok(Client { agent, trust, proxies })
     }
 
     /// Send once with `timeout` for the whole exchange. Errors are classified (see
