@@ -7,6 +7,9 @@
 //! starting it costs every delivery a thread, its stack and its own malloc arena
 //! (bench/README.md "Fast path"). [`Literal`] answers such hosts directly and hands every name
 //! to ureq's [`DefaultResolver`], timeout thread included.
+//!
+//! ureq calls this interface `unversioned` (it may change in a minor release): Cargo.lock pins
+//! the version, and a change would show as a build error here, not as a change of behaviour.
 
 use std::net::SocketAddr;
 
