@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, read_fixture};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
@@ -248,10 +248,8 @@ fn a_host_name_is_resolved_like_an_address() {
 
 #[test]
 fn connection_refused_exits_75() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sb = sandbox();
-    let url = format!("http://127.0.0.1:{port}");
-    let r = sb.run(&["--api-url", &url, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(75), "{r:?}");
 }
 
