@@ -42,8 +42,15 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
 
-    /// Incident ledger shared by several hosts: redis://[user:password@]host:port/db or rediss://… (password: prefer the environment) [default: the file store in --state-dir]
-    #[arg(long, value_name = "URL", env = "PAGERPIPE_STATE_STORE", hide_env_values = true)]
+    /// Incident ledger shared by several hosts: a `redis://` or `rediss://` URL (the help text
+    /// gives its shape); `None`: the file store in `--state-dir`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PAGERPIPE_STATE_STORE",
+        hide_env_values = true,
+        help = "Incident ledger shared by several hosts: redis://[user:password@]host:port/db or rediss://… (password: prefer the environment) [default: the file store in --state-dir]"
+    )]
     pub state_store: Option<String>,
 
     /// Deliver what the spool holds and exit, reading no event (for a cron job or systemd timer)

@@ -4,7 +4,7 @@
 //! silenced, whether its severity is one the operator pages for, and sensu-plugin's
 //! `filter_repeated` occurrence rules — each only for the input formats it belongs to
 //! ([`applies`]). The stateful half (is the incident open? was it notified
-//! within `refresh`?) is [`crate::state::dedup`]. Every skip carries a reason that the handler
+//! within `refresh`?) is [`crate::state::decide`]. Every skip carries a reason that the handler
 //! logs, and a skip exits 0.
 
 use std::time::Duration;

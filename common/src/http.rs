@@ -292,7 +292,7 @@ impl Client {
     }
 
     /// Send once with `timeout` for the whole exchange. Errors are classified (see
-    /// [`transport_error`]: [`Outcome::Retry`] with the request's [`Fate`], or
+    /// `transport_error`: [`Outcome::Retry`] with the request's [`Fate`], or
     /// [`Outcome::Broken`]) and say which host, and which proxy if any, they concern.
     pub fn send_once(&self, req: &Request, timeout: Duration) -> Result<Response, Outcome> {
         let route = self.proxies.route(&req.url).map_err(Outcome::Broken)?;

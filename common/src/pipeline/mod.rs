@@ -8,7 +8,7 @@
 //! hold, the spool as the tail of the incident's log, the log lines and exit codes — is here
 //! so the handlers cannot drift apart.
 //!
-//! The phases of [`run`]: [`read`] the event and settings; the ledger's fast path (an
+//! The phases of [`run`]: `read` the event and settings; the ledger's fast path (an
 //! identical repeat costs one read); older spooled requests of other incidents; take the
 //! incident's hold (waiting within the deadline, else queue behind it); this incident's own
 //! spooled requests; the provider's delivery; the record of what the service accepted.
@@ -468,10 +468,10 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
 /// together with the shared flags. Returns the exit code for a completed run; errors carry
 /// theirs. `log` gets the provider's secrets registered as soon as they are known.
 ///
-/// The phases: [`read`] the event and settings; [`decide_event`] (filters, incident key, the
-/// ledger's proposal); then `--explain`, `--dry-run`, or [`Local::fast_path`] → older spooled
-/// requests of other incidents → [`Local::catch_up`] (the incident's hold and its own spooled
-/// requests) → [`Local::deliver`] (the provider, then the record of what the service accepted).
+/// The phases: `read` the event and settings; `decide_event` (filters, incident key, the
+/// ledger's proposal); then `--explain`, `--dry-run`, or `Local::fast_path` → older spooled
+/// requests of other incidents → `Local::catch_up` (the incident's hold and its own spooled
+/// requests) → `Local::deliver` (the provider, then the record of what the service accepted).
 pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Code> {
     if args.flush {
         return flush::flush_only::<P>(args, flags, log);

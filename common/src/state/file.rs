@@ -108,7 +108,7 @@ impl Drop for Locked {
 }
 
 /// The least wait after which a hold held through a file another user owns is taken over
-/// ([`FileStore::take`]; a record's `.lock` is held for microseconds, so [`MIN_LOCK_WAIT`]
+/// (`FileStore::take`; a record's `.lock` is held for microseconds, so [`MIN_LOCK_WAIT`]
 /// is its patience): a try without waiting (a flush passing over busy incidents) never takes
 /// anything over.
 pub const FOREIGN_HOLD_WAIT: Duration = Duration::from_secs(1);
