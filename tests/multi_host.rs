@@ -178,7 +178,7 @@ fn redis_killed_mid_storm_every_event_is_delivered_or_spooled() {
             children.push(spawn(&hosts[(i + round) % 3], &redis, &["--api-url", &fake.url, "--timeout", "3s"], &event));
         }
     }
-    wait_until("three requests in flight", Duration::from_secs(30), || (fake.events().len() >= 3).then_some(()), || String::new());
+    wait_until("three requests in flight", Duration::from_secs(30), || (fake.events().len() >= 3).then_some(()), String::new);
     redis.kill();
     for (code, stderr) in wait_all(children) {
         assert!(matches!(code, Some(0 | 75)), "delivered (0) or spooled (75), got {code:?}: {stderr}");

@@ -149,7 +149,7 @@ fn a_create_whose_answer_was_lost_is_found_not_made_twice() {
     assert_eq!(rooms.len(), 1, "one war room: {:?}", rooms.iter().map(|c| &c.name).collect::<Vec<_>>());
     assert_eq!(rooms[0].name, WAR_ROOM);
     assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it");
-    assert_eq!(rooms[0].topic.is_empty(), false);
+    assert!(!rooms[0].topic.is_empty());
     assert!(!fake.calls_to("conversations.list").is_empty());
     assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], rooms[0].id.as_str());
 }

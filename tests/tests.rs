@@ -1,5 +1,10 @@
 //! Integration tests: the real handler binaries, real event fixtures, loopback fakes.
 
+// In a test, an unwrap is an assertion: a failure is the test failing, with its line.
+#![allow(clippy::unwrap_used)]
+// The fakes hand what they saw to the tests through channels of plain tuples.
+#![allow(clippy::type_complexity)]
+
 mod batch;
 mod e2e_docs;
 mod e2e_wording;

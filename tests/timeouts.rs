@@ -27,12 +27,12 @@ use crate::util::{ROUTING_KEY, Sandbox, read_fixture, run_command};
 #[derive(Debug, Clone, Copy)]
 enum Stall {
     Silent,
-    HeadersThenStall,
+    HeadersThenNothing,
     DripHeaders,
     DripBody,
 }
 
-const ALL: [Stall; 4] = [Stall::Silent, Stall::HeadersThenStall, Stall::DripHeaders, Stall::DripBody];
+const ALL: [Stall; 4] = [Stall::Silent, Stall::HeadersThenNothing, Stall::DripHeaders, Stall::DripBody];
 
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n";
 
@@ -104,7 +104,7 @@ fn serve(mut stream: TcpStream, how: Stall, stop: &AtomicBool) {
     };
     match how {
         Stall::Silent => {}
-        Stall::HeadersThenStall => {
+        Stall::HeadersThenNothing => {
             let _ = stream.write_all(HEAD);
         }
         Stall::DripHeaders => drip(&mut stream, HEAD),

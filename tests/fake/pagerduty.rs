@@ -134,10 +134,10 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
         if body.get("payload").is_none() {
             v.push("payload is required for trigger".into());
         }
-        if let Some(n) = chars("/payload/summary") {
-            if n > 1024 {
-                v.push(format!("payload.summary has {n} characters, over 1024"));
-            }
+        if let Some(n) = chars("/payload/summary")
+            && n > 1024
+        {
+            v.push(format!("payload.summary has {n} characters, over 1024"));
         }
         if let Some(ts) = body.pointer("/payload/timestamp").and_then(Value::as_str) {
             let b = ts.as_bytes();
