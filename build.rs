@@ -13,11 +13,7 @@ use std::process::Command;
 fn main() {
     println!("cargo::rerun-if-env-changed=PAGERPIPE_COMMIT");
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
-    let commit = std::env::var("PAGERPIPE_COMMIT")
-        .ok()
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .or_else(git_commit);
+    let commit = std::env::var("PAGERPIPE_COMMIT").ok().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).or_else(git_commit);
     let described = match commit {
         Some(c) => format!("{version} (commit {c})"),
         None => format!("{version} (unknown commit)"),

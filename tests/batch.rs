@@ -303,7 +303,12 @@ fn a_job_printing_10_mb_passes_it_all_through_and_the_page_carries_the_last_4_ki
         let r = svc.run(&sb, &exec_args("big", &[], &script), b"");
         assert_eq!(r.code, Some(0), "{who}: code {:?}, stderr {}", r.code, r.stderr);
         assert!(r.stdout.as_bytes() == big.as_slice(), "{who}: stdout passed through whole ({} of {} bytes)", r.stdout.len(), big.len());
-        assert!(r.stderr.contains(&format!("({} bytes of output)", big.len())) || r.stderr.contains(&format!(", {} bytes of output)", big.len())), "{who}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("({} bytes of output)", big.len()))
+                || r.stderr.contains(&format!(", {} bytes of output)", big.len())),
+            "{who}: {}",
+            r.stderr
+        );
         let pages = svc.pages();
         assert_eq!(pages.len(), 1, "{who}");
         let text = &pages[0].text;
@@ -332,16 +337,36 @@ fn cli_flags_trigger_and_ok_resolves() {
         let svc = start();
         let sb = svc.sandbox();
         let who = svc.name();
-        let r = svc.run(&sb, &["--from", "cli", "--check", "backup", "--entity", "db-01", "--status", "CRITICAL", "--output", "backup failed: no space left"], b"");
+        let r = svc.run(
+            &sb,
+            &[
+                "--from",
+                "cli",
+                "--check",
+                "backup",
+                "--entity",
+                "db-01",
+                "--status",
+                "CRITICAL",
+                "--output",
+                "backup failed: no space left",
+            ],
+            b"",
+        );
         assert_eq!(r.code, Some(0), "{who}: {r:?}");
         assert!(r.stderr.contains("triggered db-01/backup"), "{who}: {}", r.stderr);
         // A numeric status and the output from stdin; the same key, so it resolves.
-        let r = svc.run(&sb, &["--from", "cli", "--check", "backup", "--entity", "db-01", "--status", "0", "--output", "-"], b"backup done\n");
+        let r =
+            svc.run(&sb, &["--from", "cli", "--check", "backup", "--entity", "db-01", "--status", "0", "--output", "-"], b"backup done\n");
         assert_eq!(r.code, Some(0), "{who}: {r:?}");
         assert!(r.stderr.contains("resolved db-01/backup"), "{who}: {}", r.stderr);
         let pages = svc.pages();
         assert_eq!(pages.len(), 2, "{who}: {pages:?}");
-        assert_eq!((pages[0].action, pages[0].status.as_str(), pages[0].text.as_str()), ("trigger", "critical", "backup failed: no space left"), "{who}");
+        assert_eq!(
+            (pages[0].action, pages[0].status.as_str(), pages[0].text.as_str()),
+            ("trigger", "critical", "backup failed: no space left"),
+            "{who}"
+        );
         let said = if who == "pagerduty" { "" } else { "backup done" };
         assert_eq!((pages[1].action, pages[1].text.trim_end()), ("resolve", said), "{who}");
     }
@@ -377,7 +402,20 @@ fn the_job_does_not_inherit_the_handlers_credentials() {
     let svc = Service::PagerDuty(FakePagerDuty::start(&[]));
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
     let url = svc.url();
-    let mut cmd = sb.command(&["--api-url", &url, "--from", "exec", "--check", "env", "--entity", "e", "--", "/bin/sh", "-c", "echo \"key=[${PAGERDUTY_ROUTING_KEY-unset}] other=[$OTHER]\"; exit 1"]);
+    let mut cmd = sb.command(&[
+        "--api-url",
+        &url,
+        "--from",
+        "exec",
+        "--check",
+        "env",
+        "--entity",
+        "e",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo \"key=[${PAGERDUTY_ROUTING_KEY-unset}] other=[$OTHER]\"; exit 1",
+    ]);
     cmd.env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY).env("OTHER", "kept");
     let r = crate::util::run_command(cmd, b"");
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -402,7 +440,8 @@ fn the_handlers_exit_code_is_the_pages_not_the_jobs() {
 fn readme_block(needle: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
     let blocks: Vec<&str> = readme.split("```").collect();
-    let block = blocks.iter().skip(1).step_by(2).find(|b| b.contains(needle)).unwrap_or_else(|| panic!("no README code block with {needle:?}"));
+    let block =
+        blocks.iter().skip(1).step_by(2).find(|b| b.contains(needle)).unwrap_or_else(|| panic!("no README code block with {needle:?}"));
     block.lines().map(str::to_string).collect()
 }
 

@@ -63,8 +63,18 @@ fn a_repeated_single_value_flag_takes_the_last_value() {
     let elsewhere = sb.dir.path().join("elsewhere");
     // Sandbox::command already passes --state-dir and --spool-dir; these come last and win.
     let r = sb.run(
-        &["--api-url", "http://127.0.0.1:9/unused", "--timeout", "1s", "--api-url", fake.url.as_str(), "--timeout", "10s",
-          "--state-dir", elsewhere.to_str().unwrap()],
+        &[
+            "--api-url",
+            "http://127.0.0.1:9/unused",
+            "--timeout",
+            "1s",
+            "--api-url",
+            fake.url.as_str(),
+            "--timeout",
+            "10s",
+            "--state-dir",
+            elsewhere.to_str().unwrap(),
+        ],
         &read_fixture("sensu/create.json"),
     );
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -107,8 +117,5 @@ fn twilio_does_not_call_for_informational_zabbix_problems() {
     fake.assert_no_violations();
     let calls = fake.to("Calls.json");
     assert_eq!(calls.len(), 1, "only the Warning calls");
-    assert_eq!(
-        calls[0].twiml.as_ref().unwrap().say,
-        ["web-01 Free disk space is less than 20% on volume / is warning. 18.2 %"]
-    );
+    assert_eq!(calls[0].twiml.as_ref().unwrap().say, ["web-01 Free disk space is less than 20% on volume / is warning. 18.2 %"]);
 }

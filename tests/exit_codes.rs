@@ -58,7 +58,12 @@ fn every_outcome_ends_in_a_code_of_the_contract() {
     for (outcome, code) in &outcomes {
         // No wildcard: a new variant of Outcome must be listed above.
         match outcome {
-            Outcome::Delivered(()) | Outcome::Skipped(_) | Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Refused(_) | Outcome::Broken(_) => {}
+            Outcome::Delivered(())
+            | Outcome::Skipped(_)
+            | Outcome::Retry(_)
+            | Outcome::Spooled(_)
+            | Outcome::Refused(_)
+            | Outcome::Broken(_) => {}
         }
         assert_eq!(outcome.code(), *code, "{outcome:?}");
         assert!(code_enum_codes().contains(&outcome.code().as_u8()));
@@ -79,7 +84,8 @@ fn readme_table_lists_exactly_the_codes_of_common_exit() {
         let out = std::process::Command::new(bin).arg("--help").env_clear().output().expect("run --help");
         let help = String::from_utf8_lossy(&out.stdout);
         // The paragraph that starts with "Exit codes:" (it may wrap).
-        let para = help.lines().skip_while(|l| !l.contains("Exit codes:")).take_while(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" ");
+        let para =
+            help.lines().skip_while(|l| !l.contains("Exit codes:")).take_while(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" ");
         let numbers: BTreeSet<u8> = para.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
         for c in &code {
             assert!(numbers.contains(c), "{bin} --help does not mention exit code {c}: {para}");

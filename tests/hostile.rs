@@ -289,7 +289,12 @@ fn from_cases() -> Vec<FromCase> {
             env: vec![],
             want: "nseverity",
         },
-        FromCase { name: "mackerel without status", args: s(&["--from", "mackerel", "--check", "c"]), env: vec![], want: "MACKEREL_STATUS" },
+        FromCase {
+            name: "mackerel without status",
+            args: s(&["--from", "mackerel", "--check", "c"]),
+            env: vec![],
+            want: "MACKEREL_STATUS",
+        },
         FromCase {
             name: "mackerel bad status",
             args: s(&["--from", "mackerel", "--check", "c"]),
@@ -335,20 +340,29 @@ fn odd_but_valid() -> Vec<(&'static str, Vec<u8>)> {
         v.to_string().into_bytes()
     };
     vec![
-        ("escaped NULs", with(&|v| {
-            v["client"]["name"] = "web\u{0}01".into();
-            v["check"]["output"] = "a\u{0}b\u{0}".into();
-        })),
-        ("path traversal in names", with(&|v| {
-            v["client"]["name"] = "../../../etc".into();
-            v["check"]["name"] = "/passwd".into();
-        })),
+        (
+            "escaped NULs",
+            with(&|v| {
+                v["client"]["name"] = "web\u{0}01".into();
+                v["check"]["output"] = "a\u{0}b\u{0}".into();
+            }),
+        ),
+        (
+            "path traversal in names",
+            with(&|v| {
+                v["client"]["name"] = "../../../etc".into();
+                v["check"]["name"] = "/passwd".into();
+            }),
+        ),
         ("50 000-character entity", with(&|v| v["client"]["name"] = "e".repeat(50_000).into())),
         ("output just under the cap", with(&|v| v["check"]["output"] = "ディスク".repeat(80_000).into())),
-        ("emoji, RTL and combining marks", with(&|v| {
-            v["client"]["name"] = "🔥web-01\u{202e}10-bew".into();
-            v["check"]["output"] = "e\u{301}\u{301}\u{301} 🧯 مرحبا \u{200b}".repeat(300).into();
-        })),
+        (
+            "emoji, RTL and combining marks",
+            with(&|v| {
+                v["client"]["name"] = "🔥web-01\u{202e}10-bew".into();
+                v["check"]["output"] = "e\u{301}\u{301}\u{301} 🧯 مرحبا \u{200b}".repeat(300).into();
+            }),
+        ),
         ("control characters", with(&|v| v["check"]["output"] = "\u{7}\u{8}\u{1b}[31mred\u{1b}[0m\r\n\t".into())),
     ]
 }

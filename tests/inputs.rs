@@ -36,7 +36,11 @@ fn nagios_environment_macros_problem_then_recovery() {
         ("NAGIOS_LONGSERVICEOUTPUT", "detail one\\ndetail two"),
     ];
     let mut problem = base.to_vec();
-    problem.extend([("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_SERVICESTATE", "CRITICAL"), ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL - 503 <b>Service Unavailable</b> & 'down'")]);
+    problem.extend([
+        ("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"),
+        ("NAGIOS_SERVICESTATE", "CRITICAL"),
+        ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL - 503 <b>Service Unavailable</b> & 'down'"),
+    ]);
     let r = run_env(&sb, &fake, &["--from", "nagios"], &problem);
     assert_eq!(r.code, Some(0), "{r:?}");
     let mut recovery = base.to_vec();
@@ -47,7 +51,10 @@ fn nagios_environment_macros_problem_then_recovery() {
     let ev = fake.events();
     assert_eq!(ev.len(), 2);
     assert_eq!(ev[0]["dedup_key"], "web-01/HTTP");
-    assert_eq!(ev[0]["payload"]["custom_details"]["output"], "HTTP CRITICAL - 503 <b>Service Unavailable</b> & 'down'\ndetail one\ndetail two");
+    assert_eq!(
+        ev[0]["payload"]["custom_details"]["output"],
+        "HTTP CRITICAL - 503 <b>Service Unavailable</b> & 'down'\ndetail one\ndetail two"
+    );
     assert_eq!(ev[0]["payload"]["custom_details"]["address"], "10.0.0.1");
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("web-01/HTTP")));
 }
@@ -70,7 +77,10 @@ fn nagios_fields_host_notification_acknowledgement_and_downtime() {
         &[("NAGIOS_HOSTNAME", "not-this-one")],
     );
     assert_eq!(r.code, Some(0), "{r:?}");
-    let r = field_run(&["NOTIFICATIONTYPE=ACKNOWLEDGEMENT", "HOSTNAME=db-01", "HOSTSTATE=DOWN", "HOSTACKAUTHOR=alice", "HOSTACKCOMMENT=rebooting"], &[]);
+    let r = field_run(
+        &["NOTIFICATIONTYPE=ACKNOWLEDGEMENT", "HOSTNAME=db-01", "HOSTSTATE=DOWN", "HOSTACKAUTHOR=alice", "HOSTACKCOMMENT=rebooting"],
+        &[],
+    );
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("acknowledged db-01/host"), "{}", r.stderr);
     let r = field_run(&["NOTIFICATIONTYPE=DOWNTIMESTART", "HOSTNAME=db-01", "HOSTSTATE=DOWN"], &[]);
@@ -121,7 +131,10 @@ fn zabbix_problem_and_recovery_meet_and_sendto_is_the_routing_key() {
     assert_eq!(ev[0]["dedup_key"], "13502-web-01");
     assert_eq!(ev[0]["payload"]["severity"], "error");
     assert_eq!(ev[0]["payload"]["custom_details"]["url"], "https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123");
-    assert_eq!(ev[0]["links"], json!([{"href": "https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123", "text": "View in Zabbix"}]));
+    assert_eq!(
+        ev[0]["links"],
+        json!([{"href": "https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123", "text": "View in Zabbix"}])
+    );
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("13502-web-01")));
 }
 
@@ -181,7 +194,9 @@ fn mackerel_action_pages_on_state_changes_only() {
             &[("MACKEREL_STATUS", status), ("MACKEREL_PREVIOUS_STATUS", previous), ("MACKEREL_CHECK_MESSAGE", "nginx: connection refused")],
         )
     };
-    for (status, previous, pages) in [("OK", "", 0), ("OK", "OK", 0), ("CRITICAL", "OK", 1), ("CRITICAL", "CRITICAL", 1), ("OK", "CRITICAL", 2), ("OK", "OK", 2)] {
+    for (status, previous, pages) in
+        [("OK", "", 0), ("OK", "OK", 0), ("CRITICAL", "OK", 1), ("CRITICAL", "CRITICAL", 1), ("OK", "CRITICAL", 2), ("OK", "OK", 2)]
+    {
         let r = step(status, previous);
         assert_eq!(r.code, Some(0), "{status} after {previous:?}: {r:?}");
         assert_eq!(fake.events().len(), pages, "{status} after {previous:?}: {}", r.stderr);
@@ -221,7 +236,16 @@ fn malformed_environment_input_exits_65() {
     let sb = sandbox();
     let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
         (vec!["--from", "nagios"], vec![("NAGIOS_HOSTNAME", "h")], "missing macro NOTIFICATIONTYPE"),
-        (vec!["--from", "nagios"], vec![("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_HOSTNAME", "h"), ("NAGIOS_SERVICEDESC", "s"), ("NAGIOS_SERVICESTATE", "ON FIRE")], "\"ON FIRE\""),
+        (
+            vec!["--from", "nagios"],
+            vec![
+                ("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"),
+                ("NAGIOS_HOSTNAME", "h"),
+                ("NAGIOS_SERVICEDESC", "s"),
+                ("NAGIOS_SERVICESTATE", "ON FIRE"),
+            ],
+            "\"ON FIRE\"",
+        ),
         (vec!["--from", "zabbix", "only-one"], vec![], "expected 3 arguments"),
         (vec!["--from", "zabbix", "x", "trigger", "hostname:h"], vec![], "no `name:` line"),
         (vec!["--from", "mackerel", "--check", "c"], vec![], "MACKEREL_STATUS is not set"),
@@ -269,7 +293,8 @@ mod real_nagios {
         std::fs::create_dir_all(dir.join("checkresults")).unwrap();
         let d = dir.display();
         std::fs::write(dir.join("svcstate"), "0").unwrap();
-        std::fs::write(dir.join("check.sh"), format!("#!/bin/sh\ns=$(cat {d}/svcstate)\ntouch {d}/ran\necho \"FLIP state $s\"\nexit $s\n")).unwrap();
+        std::fs::write(dir.join("check.sh"), format!("#!/bin/sh\ns=$(cat {d}/svcstate)\ntouch {d}/ran\necho \"FLIP state $s\"\nexit $s\n"))
+            .unwrap();
         Command::new("chmod").arg("+x").arg(dir.join("check.sh")).status().unwrap();
         std::fs::write(dir.join("resource.cfg"), "").unwrap();
         let cfg = format!(
@@ -316,7 +341,12 @@ mod real_nagios {
             if ev.len() >= n {
                 return ev;
             }
-            assert!(start.elapsed() < Duration::from_secs(45), "waited 45 s for {n} PagerDuty events, got {}; nagios.log:\n{}", ev.len(), nagios.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(45),
+                "waited 45 s for {n} PagerDuty events, got {}; nagios.log:\n{}",
+                ev.len(),
+                nagios.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -334,7 +364,12 @@ mod real_nagios {
         let nagios = start(&sb, &notify, env_macros);
         // The first result is OK (the state file says 0): wait until Nagios has run the check,
         // so that the change to CRITICAL is a state change it notifies.
-        crate::util::wait_until("the first check", Duration::from_secs(45), || nagios.dir.join("ran").exists().then_some(()), || nagios.log());
+        crate::util::wait_until(
+            "the first check",
+            Duration::from_secs(45),
+            || nagios.dir.join("ran").exists().then_some(()),
+            || nagios.log(),
+        );
         nagios.set_state(2);
         let ev = wait_for(&fake, &nagios, 1);
         assert_eq!(ev[0]["event_action"], "trigger", "{ev:?}");
@@ -448,14 +483,20 @@ fn zabbix_six_severities_are_filterable() {
             }
         }
         fake.assert_no_violations();
-        assert!(logs.contains("severity info (Zabbix Information) is not in severities") || paged.contains(&"information".to_string()), "{logs}");
+        assert!(
+            logs.contains("severity info (Zabbix Information) is not in severities") || paged.contains(&"information".to_string()),
+            "{logs}"
+        );
         (paged, fake.events())
     };
     let (paged, events) = run_all(None);
     assert_eq!(paged, ["warning", "average", "high", "disaster"]);
     let sev: Vec<&str> = events.iter().map(|e| e["payload"]["severity"].as_str().unwrap()).collect();
     assert_eq!(sev, ["warning", "warning", "error", "critical"]);
-    assert_eq!(events[0]["payload"]["summary"], "web-01/Free disk space is less than 20% on volume /: 18.2 %", "the name once, then the item value");
+    assert_eq!(
+        events[0]["payload"]["summary"], "web-01/Free disk space is less than 20% on volume /: 18.2 %",
+        "the name once, then the item value"
+    );
 
     let (paged, _) = run_all(Some(json!({"zabbix_severities": {"warning": "info"}})));
     assert_eq!(paged, ["average", "high", "disaster"]);
@@ -488,9 +529,12 @@ fn shipped_pagerduty_settings_keep_zabbix_keys() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf.d/pagerduty.json")).unwrap();
     let shipped: Value = serde_json::from_str(&shipped.replace("REPLACE_WITH_YOUR_32_CHAR_INTEGRATION_KEY", ROUTING_KEY)).unwrap();
     sb.config("pagerduty.json", &shipped);
-    let problem = String::from_utf8(crate::util::read_fixture("zabbix/problem-warning.txt")).unwrap()
+    let problem = String::from_utf8(crate::util::read_fixture("zabbix/problem-warning.txt"))
+        .unwrap()
         .replace("name:Free disk space is less than 20% on volume /", "name:Free disk space is 18.2 % on volume /");
-    let recovery = problem.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0")
+    let recovery = problem
+        .replace("status:PROBLEM", "status:OK")
+        .replace("value:1", "value:0")
         .replace("name:Free disk space is 18.2 % on volume /", "name:Free disk space is 35.0 % on volume /");
     assert_eq!(run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &problem], &[]).code, Some(0));
     let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "resolve", &recovery], &[]);
@@ -515,7 +559,21 @@ fn settings_spelled_as_their_defaults_change_nothing() {
     let cases: Vec<(Vec<&str>, Vec<u8>)> = vec![
         (vec![], crate::util::read_fixture("sensu/create.json")),
         (vec![], crate::util::read_fixture("sensu-go/failing.json")),
-        (vec!["--from", "nagios", "--field", "NOTIFICATIONTYPE=PROBLEM", "--field", "HOSTNAME=web-01", "--field", "SERVICEDESC=HTTP", "--field", "SERVICESTATE=CRITICAL"], vec![]),
+        (
+            vec![
+                "--from",
+                "nagios",
+                "--field",
+                "NOTIFICATIONTYPE=PROBLEM",
+                "--field",
+                "HOSTNAME=web-01",
+                "--field",
+                "SERVICEDESC=HTTP",
+                "--field",
+                "SERVICESTATE=CRITICAL",
+            ],
+            vec![],
+        ),
         (vec!["--from", "zabbix", "ops", "trigger", zabbix.as_str()], vec![]),
     ];
     let request = |sb: &Sandbox, args: &[&str], stdin: &[u8]| -> Value {
@@ -530,8 +588,11 @@ fn settings_spelled_as_their_defaults_change_nothing() {
     for (args, stdin) in cases {
         let plain = sandbox();
         let spelled = sandbox();
-        spelled.config("zz-defaults.json", &json!({"pagerduty": {
-            "dedup_key_template": "{incident_key}", "summary_template": "{entity}/{check}: {output}"}}));
+        spelled.config(
+            "zz-defaults.json",
+            &json!({"pagerduty": {
+            "dedup_key_template": "{incident_key}", "summary_template": "{entity}/{check}: {output}"}}),
+        );
         assert_eq!(request(&plain, &args, &stdin), request(&spelled, &args, &stdin), "{args:?}");
     }
 }
@@ -598,7 +659,8 @@ fn nagios_flapping_stop_resolves_only_when_ok() {
     let sb = sandbox();
     sb.config("zz-refresh.json", &json!({"pagerduty": {"refresh": 0}}));
     let notify = |kind: &str, state: &str| {
-        let fields = [format!("NOTIFICATIONTYPE={kind}"), "HOSTNAME=web-01".into(), "SERVICEDESC=HTTP".into(), format!("SERVICESTATE={state}")];
+        let fields =
+            [format!("NOTIFICATIONTYPE={kind}"), "HOSTNAME=web-01".into(), "SERVICEDESC=HTTP".into(), format!("SERVICESTATE={state}")];
         let mut args = vec!["--from", "nagios"];
         for f in &fields {
             args.extend(["--field", f.as_str()]);
@@ -655,7 +717,8 @@ mod zabbix_reader_properties {
 
     /// The structural fields, shown with `Debug` (one comparable value).
     fn structure(subject: &str, message: &str) -> String {
-        let inv = Invocation { args: vec!["R0ut1ngKeyF0rTests0000000000abcd".into(), subject.into(), message.into()], ..Invocation::default() };
+        let inv =
+            Invocation { args: vec!["R0ut1ngKeyF0rTests0000000000abcd".into(), subject.into(), message.into()], ..Invocation::default() };
         let e = inv.parse(Source::Zabbix).expect("the documented message parses");
         format!("{:?}", (e.incident_key, e.url, e.action, e.zabbix_severity, e.severity, e.status, e.entity, e.send_to, e.address))
     }

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::twilio::{self, FakeTwilio};
-use crate::util::{REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, nagios_ack, run_command, spawn_command, wait_until};
+use crate::util::{
+    REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, nagios_ack, run_command, spawn_command, wait_until,
+};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
@@ -364,7 +366,11 @@ fn kill_9_during_twilio_calls_never_silences_the_incident(store: Store) {
                 n => doubled += n - 1,
             }
         }
-        assert_eq!(calls.len() - calls.iter().filter(|s| (0..ROUNDS).any(|r| s.contains(&format!("round-{r} ")))).count(), 0, "lane {lane}: {calls:?}");
+        assert_eq!(
+            calls.len() - calls.iter().filter(|s| (0..ROUNDS).any(|r| s.contains(&format!("round-{r} ")))).count(),
+            0,
+            "lane {lane}: {calls:?}"
+        );
     }
     eprintln!(
         "ledger kill -9 twilio ({store:?} store): {} killed handlers, lost {lost}, doubled {doubled} calls (killed after Twilio placed the call), \
@@ -388,10 +394,15 @@ fn a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_or
     wait_until("the trigger's first attempt", Duration::from_secs(10), || (!fake.events().is_empty()).then_some(()), String::new);
     let r = run(&sb, &fake.url, &resolve(T0 + 60), &["--timeout", "10s"]);
     exits(&r, 0);
-    assert!(r.stderr.contains("another invocation is delivering for this incident; waiting"), "the resolve met the trigger in flight: {}", r.stderr);
+    assert!(
+        r.stderr.contains("another invocation is delivering for this incident; waiting"),
+        "the resolve met the trigger in flight: {}",
+        r.stderr
+    );
     let t = finish(triggering);
     exits(&t, 0);
-    let answered: Vec<(String, Option<u16>)> = fake.answered().iter().map(|(e, s)| (e["event_action"].as_str().unwrap_or("?").to_string(), *s)).collect();
+    let answered: Vec<(String, Option<u16>)> =
+        fake.answered().iter().map(|(e, s)| (e["event_action"].as_str().unwrap_or("?").to_string(), *s)).collect();
     assert_eq!(answered, [("trigger".to_string(), Some(500)), ("trigger".into(), Some(202)), ("resolve".into(), Some(202))]);
     let rec = record(&sb, &resolve(T0 + 60)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(false), json!("resolve")), "{rec}");
@@ -464,7 +475,9 @@ fn a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_la
     // queued in the spool, whatever the timing of the waves.
     let mut runs: Vec<Run> = vec![finish(start(&sb, REFUSED_URL, &input(0), &["--timeout", "1s"]))];
     for wave in 0..EVENTS / WAVE {
-        let children: Vec<Child> = (wave * WAVE..(wave + 1) * WAVE).filter(|&i| i > 0).map(|i| {
+        let children: Vec<Child> = (wave * WAVE..(wave + 1) * WAVE)
+            .filter(|&i| i > 0)
+            .map(|i| {
                 // Every fifth handler finds the service unreachable and spools (later ones,
                 // and the flushes, deliver its request: entries hold no URL).
                 let url = if i % 5 == 0 { REFUSED_URL } else { fake.url.as_str() };
@@ -479,8 +492,11 @@ fn a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_la
         exits(f, 0);
     }
     let story = || {
-        let tail: Vec<String> = (EVENTS - WAVE..EVENTS).map(|i| format!("event {i} ({}):\n{}", if kinds[i] { "trigger" } else { "resolve" }, runs[i].stderr)).collect();
-        let seen: Vec<String> = fake.answered().iter().map(|(e, s)| format!("{} {} {s:?}", e["event_action"], e["payload"]["summary"])).collect();
+        let tail: Vec<String> = (EVENTS - WAVE..EVENTS)
+            .map(|i| format!("event {i} ({}):\n{}", if kinds[i] { "trigger" } else { "resolve" }, runs[i].stderr))
+            .collect();
+        let seen: Vec<String> =
+            fake.answered().iter().map(|(e, s)| format!("{} {} {s:?}", e["event_action"], e["payload"]["summary"])).collect();
         format!("{}\nflushes:\n{}\n{}\nthe service saw:\n{}", tail.join("\n"), flushed[0].stderr, flushed[1].stderr, seen.join("\n"))
     };
     let (mut live, mut spooled) = (0, 0);
@@ -576,7 +592,9 @@ fn recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not(stor
 fn an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded(store: Store) {
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[twilio::Outcome::Ringing]);
-    let Some(sb) = twilio_sandbox(store, &[ONE, TWO], json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30})) else { return };
+    let Some(sb) = twilio_sandbox(store, &[ONE, TWO], json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30})) else {
+        return;
+    };
     let calling = start(&sb, &fake.url, &trigger(T0), &["--timeout", "60s"]);
     fake.wait_for("the first call being polled", |calls| calls.len() == 1 && calls[0].fetches >= 1);
     let mut ack = sb.command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", "60s"]);
@@ -606,7 +624,8 @@ fn a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice(store: Store)
     exits(&r, 75);
     let spooled = sb.spooled("twilio");
     assert_eq!(spooled.len(), 1, "{}", r.stderr);
-    let entry: Value = serde_json::from_slice(&std::fs::read(sb.spool_dir().join("twilio").join(&spooled[0])).expect("entry")).expect("JSON");
+    let entry: Value =
+        serde_json::from_slice(&std::fs::read(sb.spool_dir().join("twilio").join(&spooled[0])).expect("entry")).expect("JSON");
     assert_eq!(entry["fate"], json!("unknown"), "{entry}");
     assert_eq!(fake.calls().len(), 1);
 
@@ -794,13 +813,19 @@ fn kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silen
     let calls: Vec<(String, String, String)> = fake
         .to("Calls.json")
         .iter()
-        .map(|c| (c.param("To").unwrap_or_default().to_string(), c.twiml.as_ref().map(|t| t.say.join(" ")).unwrap_or_default(), c.sid.clone()))
+        .map(|c| {
+            (c.param("To").unwrap_or_default().to_string(), c.twiml.as_ref().map(|t| t.say.join(" ")).unwrap_or_default(), c.sid.clone())
+        })
         .collect();
-    let round_of = |sid: &str| calls.iter().find(|c| c.2 == sid).and_then(|(_, say, _)| (0..ROUNDS).find(|r| say.contains(&format!("round-{r} "))));
-    let per_round: Vec<Vec<&str>> = (0..ROUNDS).map(|r| calls.iter().filter(|c| round_of(&c.2) == Some(r)).map(|c| c.0.as_str()).collect()).collect();
+    let round_of =
+        |sid: &str| calls.iter().find(|c| c.2 == sid).and_then(|(_, say, _)| (0..ROUNDS).find(|r| say.contains(&format!("round-{r} "))));
+    let per_round: Vec<Vec<&str>> =
+        (0..ROUNDS).map(|r| calls.iter().filter(|c| round_of(&c.2) == Some(r)).map(|c| c.0.as_str()).collect()).collect();
     let lost = per_round.iter().filter(|called| !called.contains(&THREE)).count();
-    let doubled: usize =
-        per_round.iter().map(|called| [ONE, TWO, THREE].iter().map(|n| called.iter().filter(|c| *c == n).count().saturating_sub(1)).sum::<usize>()).sum();
+    let doubled: usize = per_round
+        .iter()
+        .map(|called| [ONE, TWO, THREE].iter().map(|n| called.iter().filter(|c| *c == n).count().saturating_sub(1)).sum::<usize>())
+        .sum();
     let at_once: Vec<(String, Vec<String>)> =
         fake.overlaps().into_iter().filter(|(new, others)| others.iter().any(|o| round_of(o) == round_of(new))).collect();
     let forgotten: Vec<twilio::Call> =
@@ -845,7 +870,12 @@ fn a_service_answering_after_400_ms_gets_each_spooled_request_once(store: Store)
         keys.dedup();
         eprintln!("ledger slow service ({store:?} store, answers after {answer_ms} ms): 8 requests, the service received {received}");
         assert_eq!(keys.len(), 8, "{keys:?}");
-        assert_eq!(received, 8, "{answer_ms} ms: each request received once: {:?}", fake.events().iter().map(|e| e["dedup_key"].clone()).collect::<Vec<_>>());
+        assert_eq!(
+            received,
+            8,
+            "{answer_ms} ms: each request received once: {:?}",
+            fake.events().iter().map(|e| e["dedup_key"].clone()).collect::<Vec<_>>()
+        );
         assert!(sb.spooled("pagerduty").is_empty());
         fake.assert_no_violations();
     }

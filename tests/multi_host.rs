@@ -117,7 +117,9 @@ fn a_storm_of_90_events_on_three_hosts_pages_once() {
     let out = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("web-01/check_disk"), "{}", String::from_utf8_lossy(&out.stdout));
-    let forget = |host: &Sandbox| host.command(&["--forget", "web-01/check_disk", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+    let forget = |host: &Sandbox| {
+        host.command(&["--forget", "web-01/check_disk", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap()
+    };
     assert_eq!(forget(&hosts[2]).status.code(), Some(0));
     assert_eq!(redis.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), "0");
     assert_eq!(forget(&hosts[0]).status.code(), Some(65), "forgotten everywhere");
@@ -191,10 +193,8 @@ fn redis_killed_mid_storm_every_event_is_delivered_or_spooled() {
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(h.spooled("pagerduty").is_empty());
     }
-    let mut paged: Vec<String> = fake.events()[3..]
-        .iter()
-        .filter_map(|e| e["dedup_key"].as_str().and_then(|k| k.split('/').next()).map(str::to_string))
-        .collect();
+    let mut paged: Vec<String> =
+        fake.events()[3..].iter().filter_map(|e| e["dedup_key"].as_str().and_then(|k| k.split('/').next()).map(str::to_string)).collect();
     paged.sort();
     paged.dedup();
     assert_eq!(paged, entities, "every incident paged and answered (a duplicate beats silence)");

@@ -1,6 +1,5 @@
 //! handler-pagerduty end to end: fixtures in, requests checked by the fake PagerDuty.
 
-
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use common::event::{Format, Invocation, SourceAction, Source, parse_json, zabbix};
+use common::event::{Format, Invocation, Source, SourceAction, parse_json, zabbix};
 use common::exit::Code;
 use common::state::file::file_name_for;
 use common::template::{Template, truncate_chars};

@@ -39,7 +39,11 @@ fn trigger_opens_one_incident_and_remembers_its_id() {
     let sb = sandbox(json!({}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains(&format!("reactio: triggered web-01/check_disk (incident {FIRST_ID}; POST /api/v1/incidents 201 in ")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("reactio: triggered web-01/check_disk (incident {FIRST_ID}; POST /api/v1/incidents 201 in ")),
+        "{}",
+        r.stderr
+    );
     fake.assert_no_violations();
     let created = fake.accepted(INCIDENTS);
     assert_eq!(created.len(), 1);
@@ -83,7 +87,11 @@ fn resolve_posts_one_recovery_message_and_a_new_failure_opens_a_new_incident() {
     assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
     let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains(&format!("resolved web-01/check_disk (incident {FIRST_ID}: recovery posted; POST /api/v1/messages 201 in ")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("resolved web-01/check_disk (incident {FIRST_ID}: recovery posted; POST /api/v1/messages 201 in ")),
+        "{}",
+        r.stderr
+    );
     assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
     assert_eq!(fake.calls().len(), 2, "no status call unless close_on_resolve");
     assert_eq!(fake.incidents()[0]["status"], "open");
@@ -122,7 +130,11 @@ fn a_failed_close_is_a_warning_after_the_recovery_is_posted() {
     assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
     let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("reactio: warn: incident 1001: the recovery message was posted but closing the incident failed: HTTP 400"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("reactio: warn: incident 1001: the recovery message was posted but closing the incident failed: HTTP 400"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("recovery posted, not closed"), "{}", r.stderr);
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
 }
@@ -137,7 +149,11 @@ fn resolve_without_a_stored_incident_id_and_no_open_incident_posts_nothing() {
     std::fs::write(sb.state_dir().join("reactio/web-01%2Fcheck_disk.json"), record.to_string()).unwrap();
     let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("resolved web-01/check_disk (no Reactio incident id is stored for it, and no open incident is named"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("resolved web-01/check_disk (no Reactio incident id is stored for it, and no open incident is named"),
+        "{}",
+        r.stderr
+    );
     assert!(fake.accepted(MESSAGES).is_empty());
     fake.assert_no_violations();
 }
@@ -339,7 +355,11 @@ fn invalid_enum_settings_exit_78() {
     let sb = sandbox(json!({"point": "disk"}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(78), "{r:?}");
-    assert!(r.stderr.contains("settings `reactio.point`: unknown variant `disk`, expected one of `network`, `shared-hardware`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("settings `reactio.point`: unknown variant `disk`, expected one of `network`, `shared-hardware`"),
+        "{}",
+        r.stderr
+    );
     assert!(fake.calls().is_empty());
 }
 
@@ -372,7 +392,8 @@ fn the_example_configuration_is_valid() {
 fn zabbix_problem_and_recovery_meet_on_one_incident() {
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({}));
-    let problem = "name:Zabbix agent on web-01 is unreachable for 5 minutes\nid:13502\nstatus:PROBLEM\nhostname:web-01\nvalue:1\nseverity:High\n";
+    let problem =
+        "name:Zabbix agent on web-01 is unreachable for 5 minutes\nid:13502\nstatus:PROBLEM\nhostname:web-01\nvalue:1\nseverity:High\n";
     let r = run(&sb, &fake, b"", &["--from", "zabbix", "ops", "PROBLEM", problem]);
     assert_eq!(r.code, Some(0), "{r:?}");
     let recovery = problem.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0");

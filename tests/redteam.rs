@@ -270,8 +270,11 @@ fn a_record_lock_kept_by_another_user_does_not_make_every_repeat_page() {
 fn a_control_character_in_the_output_does_not_cost_the_call() {
     use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config("twilio.json", &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-        "from": "+14155550199", "recipients": ["+14155550101"]}}));
+    sb.config(
+        "twilio.json",
+        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+        "from": "+14155550199", "recipients": ["+14155550101"]}}),
+    );
     let fake = FakeTwilio::start(&[]);
     let mut event: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
     event["check"]["output"] = json!("\u{1b}[31mCRITICAL\u{1b}[0m disk\u{0} full\u{7}");
@@ -309,8 +312,15 @@ fn an_oversized_planted_record_does_not_make_every_repeat_page() {
 fn an_exec_job_does_not_see_the_state_store_password() {
     let sb = pd_sandbox();
     let mut cmd = sb.command(&[
-        "--from", "exec", "--check", "nightly", "--dry-run", "--",
-        "/bin/sh", "-c", "echo \"[store ${PAGERPIPE_STATE_STORE-unset}]\"; exit 1",
+        "--from",
+        "exec",
+        "--check",
+        "nightly",
+        "--dry-run",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo \"[store ${PAGERPIPE_STATE_STORE-unset}]\"; exit 1",
     ]);
     cmd.env("PAGERPIPE_STATE_STORE", "redis://:S3cretLedgerPassw0rd@127.0.0.1:1/0");
     let r = crate::util::run_command(cmd, b"");
@@ -341,7 +351,11 @@ fn an_entity_cannot_name_its_recovery_after_another_hosts_reactio_incident() {
     let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
     assert_eq!(r.code, Some(0), "{r:?}");
     let posted: Vec<Value> = fake.accepted("/api/v1/messages");
-    assert!(posted.iter().all(|m| m["incident_id"] != json!(FIRST_ID)), "web-01's incident was resolved by evil-01: {posted:?}\n{}", r.stderr);
+    assert!(
+        posted.iter().all(|m| m["incident_id"] != json!(FIRST_ID)),
+        "web-01's incident was resolved by evil-01: {posted:?}\n{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("`reactio.name_template` ignored: set by an entity annotation"), "{}", r.stderr);
 }
 
@@ -509,10 +523,13 @@ fn an_entity_in_another_namespace_cannot_resolve_a_same_named_entitys_reactio_in
 fn host_written_fields_too_large_for_pagerduty_do_not_cost_the_page() {
     let big = "x".repeat(600_000);
     let cases: [(&str, Box<dyn Fn(&mut Value)>); 3] = [
-        ("labels", Box::new(|ev: &mut Value| {
-            let labels: serde_json::Map<String, Value> = (0..600).map(|i| (format!("k{i}"), json!("v".repeat(1000)))).collect();
-            ev["entity"]["metadata"]["labels"] = Value::Object(labels);
-        })),
+        (
+            "labels",
+            Box::new(|ev: &mut Value| {
+                let labels: serde_json::Map<String, Value> = (0..600).map(|i| (format!("k{i}"), json!("v".repeat(1000)))).collect();
+                ev["entity"]["metadata"]["labels"] = Value::Object(labels);
+            }),
+        ),
         ("command", Box::new(|ev: &mut Value| ev["check"]["command"] = json!(big))),
         ("entity name", Box::new(|ev: &mut Value| ev["entity"]["metadata"]["name"] = json!(big))),
     ];
@@ -545,9 +562,12 @@ fn a_check_result_cannot_choose_the_url_the_announcement_goes_to() {
     twilio.outcomes(&[Outcome::Answered]);
     let evil = FakeSlack::start();
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config("twilio.json", &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+    sb.config(
+        "twilio.json",
+        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
         "from": "+14155550199", "recipients": [{"name": "Alice", "phone": "+14155550101"}],
-        "mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5}}));
+        "mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5}}),
+    );
     let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
     ev["check"]["twilio"] = json!({"announce_webhook": evil.webhook_url()});
     let r = sb.run(&["--api-url", &twilio.url, "--timeout", "30s"], ev.to_string().as_bytes());
@@ -571,9 +591,12 @@ fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
         let fake = FakeTwilio::start(&[]);
         fake.outcomes(&[Outcome::Answered; 4]);
         let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-        sb.config("twilio.json", &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+        sb.config(
+            "twilio.json",
+            &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
             "from": "+14155550199", "recipients": [{"name": "Alice", "phone": ALICE}], "mode": mode,
-            "poll_interval": "20ms", "ring_timeout": 5}}));
+            "poll_interval": "20ms", "ring_timeout": 5}}),
+        );
         let t = now();
         let run = |entity: &str, check: &str, at: i64| {
             let ev = json!({"action": "create", "occurrences": 1, "client": {"name": entity},

@@ -244,12 +244,8 @@ fn an_event_cannot_send_the_key_elsewhere() {
         });
         let mut ev: Value = serde_json::from_slice(&read_fixture(fixture)).expect("fixture");
         if fixture.starts_with("sensu-go") {
-            let annotations: serde_json::Map<String, Value> = local_only
-                .as_object()
-                .expect("object")
-                .iter()
-                .map(|(k, v)| (format!("pagerpipe/pagerduty.{k}"), v.clone()))
-                .collect();
+            let annotations: serde_json::Map<String, Value> =
+                local_only.as_object().expect("object").iter().map(|(k, v)| (format!("pagerpipe/pagerduty.{k}"), v.clone())).collect();
             ev["entity"]["metadata"]["annotations"] = Value::Object(annotations);
         } else {
             ev["check"]["pagerduty"] = local_only;

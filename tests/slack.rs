@@ -52,7 +52,9 @@ fn ok(r: &Run) {
 #[test]
 fn a_failure_opens_one_war_room_invites_the_responders_and_posts_the_alert() {
     let fake = FakeSlack::start();
-    let sb = sandbox(json!({"responders": [USERS[0], USERS[1], "U9NOBODY9"], "link_template": "https://sensu.example.com/events/{entity}/{check}"}));
+    let sb = sandbox(
+        json!({"responders": [USERS[0], USERS[1], "U9NOBODY9"], "link_template": "https://sensu.example.com/events/{entity}/{check}"}),
+    );
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
     ok(&r);
     assert!(r.stderr.contains("responder U9NOBODY9 was not invited: user_not_found"), "{}", r.stderr);
@@ -63,7 +65,10 @@ fn a_failure_opens_one_war_room_invites_the_responders_and_posts_the_alert() {
     let room = &created[0];
     assert_eq!(room.name, WAR_ROOM);
     assert!(!room.is_private);
-    assert_eq!(room.topic, "CRITICAL web-01/check_disk: CheckDisk CRITICAL: / 95.2% used (45G of 47G) | https://sensu.example.com/events/web-01/check_disk");
+    assert_eq!(
+        room.topic,
+        "CRITICAL web-01/check_disk: CheckDisk CRITICAL: / 95.2% used (45G of 47G) | https://sensu.example.com/events/web-01/check_disk"
+    );
     for u in [USERS[0], USERS[1]] {
         assert!(room.members.iter().any(|m| m == u), "{u} invited: {:?}", room.members);
     }
@@ -95,7 +100,13 @@ fn names_are_valid_for_japanese_and_200_character_check_names_and_distinct() {
     let long_a = format!("{}-a", "check_very_long_name".repeat(10));
     let long_b = format!("{}-b", "check_very_long_name".repeat(10));
     assert_eq!(long_a.chars().count(), 202);
-    for (entity, check) in [("db-tokyo-01", "ディスク容量"), ("db-tokyo-01", "ディスク残量"), ("web-01", long_a.as_str()), ("web-01", long_b.as_str()), ("Web01.Example.COM", "Check HTTP!")] {
+    for (entity, check) in [
+        ("db-tokyo-01", "ディスク容量"),
+        ("db-tokyo-01", "ディスク残量"),
+        ("web-01", long_a.as_str()),
+        ("web-01", long_b.as_str()),
+        ("Web01.Example.COM", "Check HTTP!"),
+    ] {
         let r = run(&sb, &fake, &event(entity, check, 2, "fail"));
         ok(&r);
     }
@@ -365,7 +376,11 @@ fn auth_and_scope_errors_exit_78_and_name_the_scope() {
     let sb = sandbox(json!({}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(78), "{r:?}");
-    assert!(r.stderr.contains("conversations.create answered missing_scope: the bot token needs the scope channels:manage"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("conversations.create answered missing_scope: the bot token needs the scope channels:manage"),
+        "{}",
+        r.stderr
+    );
     // Not recorded as notified: the next event tries again.
     let sb = sandbox(json!({"token": "xoxb-0000000000-0000000000-WrongTokenForTests00"}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
@@ -412,7 +427,14 @@ fn slack_down_spools_and_flush_delivers_in_order() {
     let methods: Vec<String> = fake.calls().into_iter().map(|c| c.method).collect();
     assert_eq!(
         methods,
-        ["conversations.create", "conversations.setTopic", "conversations.invite", "chat.postMessage", "chat.postMessage", "conversations.archive"]
+        [
+            "conversations.create",
+            "conversations.setTopic",
+            "conversations.invite",
+            "chat.postMessage",
+            "chat.postMessage",
+            "conversations.archive"
+        ]
     );
     let room = &fake.created()[0];
     assert_eq!(room.name, WAR_ROOM);

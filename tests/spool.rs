@@ -221,7 +221,6 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], id);
 }
 
-
 #[test]
 fn a_spooled_trigger_made_stale_by_a_resolve_on_another_host_is_dropped_as_superseded() {
     // Two hosts sharing the ledger (here: one state directory), each with its own spool.

@@ -163,7 +163,8 @@ fn https_proxy_carries_the_tls_session() {
     let proxy = ConnectProxy::start(Mode::Tunnel);
     // The scheme-less form `host:port` means an http:// proxy.
     let bare = proxy.url.trim_start_matches("http://");
-    for (var, value) in [("HTTPS_PROXY", proxy.url.as_str()), ("https_proxy", &proxy.url), ("ALL_PROXY", &proxy.url), ("HTTPS_PROXY", bare)] {
+    for (var, value) in [("HTTPS_PROXY", proxy.url.as_str()), ("https_proxy", &proxy.url), ("ALL_PROXY", &proxy.url), ("HTTPS_PROXY", bare)]
+    {
         let h = https(&["127.0.0.1"]);
         let sb = sandbox(json!({}));
         let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
@@ -213,7 +214,8 @@ fn proxy_credentials_are_sent_but_never_printed() {
     assert_eq!(seen[0].authorization.as_deref(), Some("Basic cGFnZXI6UHIweHlTM2NyZXQ="));
 
     // A proxy variable that is no proxy URL is named, credentials masked.
-    let r = run(&sandbox(json!({})), &h, &["--ca-file", ca.to_str().unwrap()], &[("HTTPS_PROXY", "socks5://pager:Pr0xyS3cret@127.0.0.1:1")]);
+    let r =
+        run(&sandbox(json!({})), &h, &["--ca-file", ca.to_str().unwrap()], &[("HTTPS_PROXY", "socks5://pager:Pr0xyS3cret@127.0.0.1:1")]);
     assert_config_error(&r, &h, &["HTTPS_PROXY names a socks5:// proxy"]);
     assert!(!r.stderr.contains("Pr0xyS3cret"), "{}", r.stderr);
 }

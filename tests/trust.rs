@@ -61,7 +61,9 @@ fn durations_too_large_for_the_clock_exit_78_naming_the_setting() {
     sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "timeout": 1e300}}));
     assert_config_error(&sb.run(&["--api-url", NOWHERE, "--dry-run"], &create), "pagerduty.timeout", "1e300");
     // Twilio's own durations and counts.
-    for (setting, value) in [("poll_interval", json!("500000000000y")), ("ring_timeout", json!(18446744073709551615u64)), ("rounds", json!(0))] {
+    for (setting, value) in
+        [("poll_interval", json!("500000000000y")), ("ring_timeout", json!(18446744073709551615u64)), ("rounds", json!(0))]
+    {
         let sb = Sandbox::new(TWILIO);
         sb.config("twilio.json", &json!({"twilio": {setting: value}}));
         let r = sb.run(&["--api-url", NOWHERE, "--dry-run"], &create);
@@ -107,12 +109,8 @@ fn a_name_with_a_newline_cannot_forge_a_log_line() {
 /// A Sensu Go event whose *entity* carries `annotations` (`pagerpipe/<section>.<setting>`).
 fn with_entity_annotations(section: &str, annotations: &Value) -> Vec<u8> {
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
-    let map: serde_json::Map<String, Value> = annotations
-        .as_object()
-        .expect("object")
-        .iter()
-        .map(|(k, v)| (format!("pagerpipe/{section}.{k}"), v.clone()))
-        .collect();
+    let map: serde_json::Map<String, Value> =
+        annotations.as_object().expect("object").iter().map(|(k, v)| (format!("pagerpipe/{section}.{k}"), v.clone())).collect();
     ev["entity"]["metadata"]["annotations"] = Value::Object(map);
     ev.to_string().into_bytes()
 }
@@ -152,8 +150,20 @@ fn entity_annotations_cannot_redirect_rekey_or_delay_a_pagerduty_page() {
     assert!(events[0]["payload"]["summary"].as_str().is_some_and(|s| s.starts_with("webserver01/check-http: ")), "{events:?}");
     assert!(!elsewhere.exists(), "nothing written where the entity said");
     let refused = [
-        "routing_key", "api_key", "dedup_key_template", "spool_max_age", "timeout", "refresh", "severities", "occurrences",
-        "api_url", "state_dir", "spool_dir", "pager_team", "routing_key_file", "notification_types",
+        "routing_key",
+        "api_key",
+        "dedup_key_template",
+        "spool_max_age",
+        "timeout",
+        "refresh",
+        "severities",
+        "occurrences",
+        "api_url",
+        "state_dir",
+        "spool_dir",
+        "pager_team",
+        "routing_key_file",
+        "notification_types",
     ];
     assert_refused_once(&r, "pagerduty", &refused, &[evil_key, "/etc/shadow"]);
     assert!(
@@ -200,9 +210,12 @@ fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
     assert!(fake.to("Messages.json").is_empty(), "no SMS: channels stay the operator's");
     let said = &calls[0].twiml.as_ref().expect("twiml").say[0];
     assert!(said.starts_with("webserver01 says hello"), "an entity may word its own message: {said}");
-    assert_refused_once(&r, "twilio", &["account_sid", "auth_token", "recipients", "from", "test", "call_caps", "channels", "mode"], &[
-        "stolen-token", "+19005550100",
-    ]);
+    assert_refused_once(
+        &r,
+        "twilio",
+        &["account_sid", "auth_token", "recipients", "from", "test", "call_caps", "channels", "mode"],
+        &["stolen-token", "+19005550100"],
+    );
     fake.assert_no_violations();
 }
 
@@ -388,7 +401,8 @@ fn planted_fifos_symlinks_and_directories_never_hang_redirect_or_stop_a_page() {
 
     // Nothing pagerpipe wrote is readable by other users.
     for (path, meta) in walk(sb.dir.path()) {
-        if path.starts_with(sb.conf_dir()) || path.starts_with(&outside) || meta.file_type().is_symlink() || meta.file_type().is_fifo_like() {
+        if path.starts_with(sb.conf_dir()) || path.starts_with(&outside) || meta.file_type().is_symlink() || meta.file_type().is_fifo_like()
+        {
             continue;
         }
         let mode = meta.permissions().mode() & 0o777;
@@ -454,10 +468,35 @@ fn a_secret_pasted_into_the_wrong_setting_is_not_echoed() {
 
 /// Every setting name the handlers and the trust table know, plus some they do not.
 const NAMES: &[&str] = &[
-    "routing_key", "api_key", "integration_key", "pager_team", "dedup_key_template", "summary_template", "timeout",
-    "refresh", "severities", "occurrences", "api_url", "ca_file", "state_dir", "spool_dir", "spool_max_age",
-    "entity_settings", "notification_types", "routing_key_file", "auth_token", "recipients", "from", "test",
-    "call_caps", "organization", "token", "channel", "state_store", "made_up", "ops",
+    "routing_key",
+    "api_key",
+    "integration_key",
+    "pager_team",
+    "dedup_key_template",
+    "summary_template",
+    "timeout",
+    "refresh",
+    "severities",
+    "occurrences",
+    "api_url",
+    "ca_file",
+    "state_dir",
+    "spool_dir",
+    "spool_max_age",
+    "entity_settings",
+    "notification_types",
+    "routing_key_file",
+    "auth_token",
+    "recipients",
+    "from",
+    "test",
+    "call_caps",
+    "organization",
+    "token",
+    "channel",
+    "state_store",
+    "made_up",
+    "ops",
 ];
 
 proptest::proptest! {

@@ -61,7 +61,11 @@ fn broadcast_calls_every_recipient_and_remembers_the_call_sids() {
     }
     assert!(fake.to(MESSAGES).is_empty());
     let sids: Vec<String> = calls.iter().map(|c| c.sid.clone()).collect();
-    assert!(r.stderr.contains(&format!("twilio: triggered web-01/check_disk (3 of 3 requests accepted: call {})", sids.join(", "))), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("twilio: triggered web-01/check_disk (3 of 3 requests accepted: call {})", sids.join(", "))),
+        "{}",
+        r.stderr
+    );
     let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
     assert_eq!(st["refs"]["call_sids"], json!(sids));
     // Within refresh the same event calls nobody again.
@@ -293,7 +297,11 @@ fn sequential_calls_one_at_a_time_and_stops_at_the_first_person_who_answers() {
     assert!(r.stderr.contains(&format!("twilio: call 2 to Bob {TWO}: busy")), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("twilio: call 3 to 花子 {THREE}: completed after 12 s")), "{}", r.stderr);
     let sids: Vec<String> = fake.calls().iter().map(|c| c.sid.clone()).collect();
-    assert!(r.stderr.contains(&format!("twilio: triggered web-01/check_disk (answered by 花子 {THREE} on call 3: calls {})", sids.join(", "))), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("twilio: triggered web-01/check_disk (answered by 花子 {THREE} on call 3: calls {})", sids.join(", "))),
+        "{}",
+        r.stderr
+    );
     let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
     assert_eq!(st["refs"]["call_sids"], json!(sids));
     assert_eq!(st["refs"]["answered"], json!({"sid": sids[2], "phone": THREE, "name": "花子"}));
@@ -397,7 +405,11 @@ fn sequential_out_of_time_while_a_call_rings_the_next_event_follows_that_call() 
     assert_eq!(r.code, Some(0), "{r:?}");
     fake.assert_no_violations();
     assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("carrying on from a run that ended mid-way (1 call placed, the last to {ONE}: call {ringing})")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("carrying on from a run that ended mid-way (1 call placed, the last to {ONE}: call {ringing})")),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains(&format!("call 1 to {ONE}: no-answer")), "{}", r.stderr);
     let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
     assert_eq!(st["refs"]["call_sids"], json!([ringing, fake.calls()[1].sid]), "{st}");
@@ -436,7 +448,8 @@ fn sequential_a_dead_runs_call_that_cannot_be_read_is_passed_over_and_its_phone_
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[Outcome::Ringing, Outcome::NoAnswer, Outcome::Answered]);
     let sb = sandbox(sequential(json!({"recipients": [ONE, TWO], "ring_timeout": 1, "rounds": 2})));
-    let mut first = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "60s"]), &read_fixture("sensu/create.json"));
+    let mut first =
+        crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "60s"]), &read_fixture("sensu/create.json"));
     fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
     first.kill().expect("SIGKILL the handler by its PID");
     let _ = first.wait();
@@ -480,7 +493,11 @@ fn a_fourth_call_to_one_number_within_15_minutes_is_not_placed() {
         if i < 3 {
             assert!(!r.stderr.contains("not calling"), "{}", r.stderr);
         } else {
-            assert!(r.stderr.contains(&format!("twilio: warn: not calling {ONE}: already 3 calls in the last 15m (call_caps 15m: 3)")), "{}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("twilio: warn: not calling {ONE}: already 3 calls in the last 15m (call_caps 15m: 3)")),
+                "{}",
+                r.stderr
+            );
             // Texted instead: the cap limits how often the phone rings, not whether the page arrives.
             assert!(r.stderr.contains("triggered web-01/check_d (1 of 1 requests accepted: SMS SM"), "{}", r.stderr);
             assert!(r.stderr.contains("; not called, over the call cap"), "{}", r.stderr);
@@ -575,7 +592,11 @@ fn dry_run_in_sequential_mode_shows_the_calling_order_and_sends_nothing() {
     let r = run_at(&sb, &fake, NOV21 + 86_400, &read_fixture("sensu/create.json"), &["--dry-run", "--timeout", "60s"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     // 22 Nov is day 20779 since 1970; 20779 mod 4 = 3: Dan first.
-    assert!(r.stderr.contains(&format!("until a person answers (up to 2 rounds): Dan {FOUR}, {ONE}, Bob {TWO}, 花子 {THREE}")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("until a person answers (up to 2 rounds): Dan {FOUR}, {ONE}, Bob {TWO}, 花子 {THREE}")),
+        "{}",
+        r.stderr
+    );
     assert_eq!(r.stdout.matches("\"To\"").count(), 4, "{}", r.stdout);
     assert!(fake.accepted().is_empty());
 }
@@ -589,11 +610,19 @@ fn the_example_configuration_is_valid() {
     let r = run_command(cmd, &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(0), "{r:?}");
     // Sequential, rotated daily in Tokyo: on 21 Nov (day 20778, 20778 mod 3 = 0) Alice first.
-    assert!(r.stderr.contains("until a person answers (up to 2 rounds): Alice +14155550101, Bob +14155550102, +819012345678"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("until a person answers (up to 2 rounds): Alice +14155550101, Bob +14155550102, +819012345678"),
+        "{}",
+        r.stderr
+    );
     let bodies: Vec<Value> = serde_json::Deserializer::from_str(&r.stdout).into_iter().collect::<Result<_, _>>().expect("JSON bodies");
     assert_eq!(bodies.len(), 6, "3 calls and 3 SMS: {}", r.stdout);
     assert_eq!(bodies[0]["MachineDetection"], "Enable");
-    assert!(bodies[0]["Twiml"].as_str().is_some_and(|t| t.starts_with("<Response><Pause length=\"1\"/><Say") && t.contains("<Conference>")), "{}", bodies[0]);
+    assert!(
+        bodies[0]["Twiml"].as_str().is_some_and(|t| t.starts_with("<Response><Pause length=\"1\"/><Say") && t.contains("<Conference>")),
+        "{}",
+        bodies[0]
+    );
     assert!(bodies[3]["Body"].as_str().is_some_and(|b| b.starts_with("web-01 check_disk is critical.")), "{}", bodies[3]);
 }
 
@@ -629,4 +658,3 @@ fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_i
     assert_eq!(r.stderr.matches("superseded").count(), 3, "{}", r.stderr);
     assert!(sb.spooled("twilio").is_empty());
 }
-

@@ -166,8 +166,20 @@ fn event_text_cannot_notify_the_channel_and_a_bot_token_posts_to_announce_channe
     let slack = FakeSlack::start();
     let sb = sandbox(json!({"mode": "sequential", "announce_channel": slack::ALERTS, "announce_api_url": slack.api_url()}));
     let mut cmd = sb.command(&[
-        "--api-url", &twilio.url, "--timeout", "60s", "--from", "cli", "--entity", "<!channel>", "--check", "disk&<@U01ALICE01>",
-        "--status", "critical", "--output", "<!here> full",
+        "--api-url",
+        &twilio.url,
+        "--timeout",
+        "60s",
+        "--from",
+        "cli",
+        "--entity",
+        "<!channel>",
+        "--check",
+        "disk&<@U01ALICE01>",
+        "--status",
+        "critical",
+        "--output",
+        "<!here> full",
     ]);
     cmd.env("SLACK_BOT_TOKEN", slack::BOT_TOKEN);
     let r = run_command(cmd, b"");

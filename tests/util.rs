@@ -337,7 +337,11 @@ impl RedisServer {
         if !require_program(REDIS_SERVER, "redis-server") {
             return None;
         }
-        let password = format!("pw{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let password = format!(
+            "pw{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        );
         // The free port is found by binding port 0; another process could take it before
         // redis-server binds it, so a server that exits at once is started again on another.
         for _ in 0..10 {

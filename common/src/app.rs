@@ -65,9 +65,7 @@ pub fn generate_request(name: &str, args: &[OsString]) -> Option<Result<Generate
             .required(true),
     );
     Some(cmd.try_get_matches_from(args).and_then(|m| {
-        m.get_one::<Generate>(GENERATE)
-            .copied()
-            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingRequiredArgument))
+        m.get_one::<Generate>(GENERATE).copied().ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingRequiredArgument))
     }))
 }
 
@@ -133,12 +131,20 @@ fn man(mut cmd: Command, out: &mut dyn Write) -> io::Result<()> {
         let settings = format!("/etc/pagerpipe/{}.json", name.trim_start_matches("handler-"));
         extra.control("SH", ["EXAMPLES"]);
         for (what, line) in [
-            ("A script reports a result; a later --status ok resolves it:", format!("{name} --config {settings} --from cli --check backup --status critical --output \"disk full\"")),
+            (
+                "A script reports a result; a later --status ok resolves it:",
+                format!("{name} --config {settings} --from cli --check backup --status critical --output \"disk full\""),
+            ),
             (
                 "A nightly job in /etc/cron.d pages when it fails, and its next good run resolves the page; its output still goes to cron mail:",
-                format!("30 2 * * * export  /usr/bin/{name} --config {settings} --from exec --check nightly-export --exec-timeout 2h -- /usr/local/bin/export.sh"),
+                format!(
+                    "30 2 * * * export  /usr/bin/{name} --config {settings} --from exec --check nightly-export --exec-timeout 2h -- /usr/local/bin/export.sh"
+                ),
             ),
-            ("The same as a systemd service (Type=oneshot, with a timer):", format!("ExecStart=/usr/bin/{name} --config {settings} --from exec --check nightly-export -- /usr/local/bin/export.sh")),
+            (
+                "The same as a systemd service (Type=oneshot, with a timer):",
+                format!("ExecStart=/usr/bin/{name} --config {settings} --from exec --check nightly-export -- /usr/local/bin/export.sh"),
+            ),
         ] {
             extra.control("PP", []).text([roman(what)]);
             extra.control("RS", ["4"]).control("nf", []).text([roman(line)]).control("fi", []).control("RE", []);
@@ -281,7 +287,19 @@ mod tests {
             dry_run: bool,
         }
         let m = documented::<Flags>("1")
-            .try_get_matches_from(["x", "--state-dir", "a", "--config", "c1", "--state-dir", "b", "--config", "c2", "--dry-run", "--dry-run"])
+            .try_get_matches_from([
+                "x",
+                "--state-dir",
+                "a",
+                "--config",
+                "c1",
+                "--state-dir",
+                "b",
+                "--config",
+                "c2",
+                "--dry-run",
+                "--dry-run",
+            ])
             .expect("repeated flags are not a usage error");
         let f = Flags::from_arg_matches(&m).unwrap();
         assert_eq!(f.state_dir.as_deref(), Some("b"));

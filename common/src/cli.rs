@@ -174,9 +174,7 @@ impl CommonArgs {
     /// `--check`, `--entity`, and the batch sources' `--status`, `--output`, job and its options.
     pub fn invocation(&self) -> Invocation {
         Invocation {
-            env: std::env::vars_os()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-                .collect(),
+            env: std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect(),
             fields: self.fields.clone(),
             args: self.args.clone(),
             check: self.check.clone(),

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::exit::{Code, Result};
@@ -73,9 +73,7 @@ pub fn secret_files(section: &str, mut map: Map<String, Value>) -> Result<Map<St
             continue;
         }
         if map.get(stem).is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty())) {
-            return Err(Code::Config.msg(format!(
-                "settings `{setting}` and `{section}.{stem}` are both set in the same place; keep one"
-            )));
+            return Err(Code::Config.msg(format!("settings `{setting}` and `{section}.{stem}` are both set in the same place; keep one")));
         }
         let secret = read_secret_file(Path::new(path.trim()))
             .map_err(|why| Code::Config.msg(format!("settings `{setting}`: {} {why}", path.trim())))?;
@@ -112,9 +110,7 @@ fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}; let the handler's user read it"))?;
     let mut bytes = Vec::new();
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot be read: {e}; give a regular file"))?;
+    file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot be read: {e}; give a regular file"))?;
     if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
         return Err(format!("is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold the secret alone"));
     }
@@ -166,9 +162,7 @@ impl Files {
 
     fn add_dir(&mut self, dir: &Path) -> Result<()> {
         let entries = std::fs::read_dir(dir)
-            .map_err(|e| {
-                Code::Config.msg(format!("config: cannot list {}: {e}; let the handler's user read it", dir.display()))
-            })?;
+            .map_err(|e| Code::Config.msg(format!("config: cannot list {}: {e}; let the handler's user read it", dir.display())))?;
         let mut jsons: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
@@ -182,16 +176,12 @@ impl Files {
 
     fn add_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read(path)
-            .map_err(|e| {
-                Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display()))
-            })?;
+            .map_err(|e| Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display())))?;
         let value: Value = serde_json::from_slice(&text)
             .map_err(|e| Code::Config.msg(format!("config: {} is not valid JSON ({e}); fix the file", path.display())))?;
         let Value::Object(obj) = value else {
-            return Err(Code::Config.msg(format!(
-                "config: {} must hold one JSON object such as {{\"pagerduty\": {{…}}}}; fix the file",
-                path.display()
-            )));
+            return Err(Code::Config
+                .msg(format!("config: {} must hold one JSON object such as {{\"pagerduty\": {{…}}}}; fix the file", path.display())));
         };
         if let Some(warning) = exposure_warning(path, &obj) {
             self.warnings.push(warning);
@@ -646,10 +636,7 @@ pub mod de {
         }
         humantime::parse_duration(t).map_err(|e| match e {
             humantime::DurationError::NumberOverflow => DurationError::TooLarge,
-            e => DurationError::Invalid(format!(
-                "{} is not a duration such as \"30s\" or \"5m\": {e}",
-                super::shown(s)
-            )),
+            e => DurationError::Invalid(format!("{} is not a duration such as \"30s\" or \"5m\": {e}", super::shown(s))),
         })
     }
 
@@ -692,16 +679,10 @@ pub mod de {
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
-                    other => Err(D::Error::custom(format!(
-                        "list items must be strings, found {}",
-                        crate::event::field::type_name(&other)
-                    ))),
+                    other => Err(D::Error::custom(format!("list items must be strings, found {}", crate::event::field::type_name(&other)))),
                 })
                 .collect(),
-            other => Err(D::Error::custom(format!(
-                "expected a list of strings, found {}",
-                crate::event::field::type_name(&other)
-            ))),
+            other => Err(D::Error::custom(format!("expected a list of strings, found {}", crate::event::field::type_name(&other)))),
         }
     }
 
@@ -711,10 +692,7 @@ pub mod de {
         match Value::deserialize(d)? {
             Value::Number(n) => n.as_u64().ok_or_else(not),
             Value::String(s) => s.trim().parse().map_err(|_| not()),
-            other => Err(D::Error::custom(format!(
-                "expected a whole number, found {}",
-                crate::event::field::type_name(&other)
-            ))),
+            other => Err(D::Error::custom(format!("expected a whole number, found {}", crate::event::field::type_name(&other)))),
         }
     }
 
@@ -724,10 +702,7 @@ pub mod de {
             Value::Bool(b) => Ok(b),
             Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
             Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
-            other => Err(D::Error::custom(format!(
-                "expected true or false, found {}",
-                crate::event::field::type_name(&other)
-            ))),
+            other => Err(D::Error::custom(format!("expected true or false, found {}", crate::event::field::type_name(&other)))),
         }
     }
 }
@@ -753,10 +728,7 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "not json").unwrap();
         let files = Files::load(&[dir.path().to_path_buf()]).unwrap();
         assert_eq!(files.read.len(), 2);
-        assert_eq!(
-            Value::Object(files.section("pagerduty")),
-            json!({"routing_key": "B", "timeout": 5, "tags": ["x", "y"]})
-        );
+        assert_eq!(Value::Object(files.section("pagerduty")), json!({"routing_key": "B", "timeout": 5, "tags": ["x", "y"]}));
     }
 
     #[test]
@@ -877,7 +849,10 @@ mod tests {
         let c: Common = typed("pagerduty", obj(json!({"api_url": pasted}))).unwrap();
         let err = c.validate("pagerduty").unwrap_err().to_string();
         assert!(!err.contains(pasted) && err.contains("a value of 32 characters"), "{err}");
-        assert_eq!(redact_quoted("invalid type: string \"0123456789abcdef\", expected `u64`"), "invalid type: string (a value of 16 characters), expected `u64`");
+        assert_eq!(
+            redact_quoted("invalid type: string \"0123456789abcdef\", expected `u64`"),
+            "invalid type: string (a value of 16 characters), expected `u64`"
+        );
         assert_eq!(
             redact_quoted("unknown variant `0123456789abcdef`, expected one of `shared-hardware`"),
             "unknown variant (a value of 16 characters), expected one of `shared-hardware`"
@@ -908,5 +883,4 @@ mod tests {
         let err = typed::<Common>("pagerduty", obj(json!({"severities": "warning, critical, sever"}))).unwrap_err();
         assert!(err.to_string().contains("expected one of"), "{err}");
     }
-
 }

@@ -59,15 +59,12 @@ pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path
     match ensure_writable(&default, what) {
         Ok(()) => Ok(Chosen { dir: default, fallback_notice: created_notice }),
         Err(first) => {
-            let base = per_user_state_dir()
-                .ok_or_else(|| first.context("and neither XDG_STATE_HOME nor HOME is set for a per-user fallback"))?;
+            let base =
+                per_user_state_dir().ok_or_else(|| first.context("and neither XDG_STATE_HOME nor HOME is set for a per-user fallback"))?;
             let dir = base.join(user_sub).join(handler);
             ensure_writable(&dir, what)?;
-            let notice = format!(
-                "{what} {} is not writable; using {} (set {flag} or grant write access)",
-                default.display(),
-                dir.display()
-            );
+            let notice =
+                format!("{what} {} is not writable; using {} (set {flag} or grant write access)", default.display(), dir.display());
             Ok(Chosen { dir, fallback_notice: Some(notice) })
         }
     }
@@ -187,7 +184,8 @@ pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> a
                 path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 crate::clock::now_unix_nanos()
             ));
-            fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot open lock {} ({e:#}) nor move it aside: {re}", path.display()))?;
+            fs::rename(path, &aside)
+                .map_err(|re| anyhow::anyhow!("cannot open lock {} ({e:#}) nor move it aside: {re}", path.display()))?;
             notice(format!("lock file {} could not be opened by this user; moved to {}", path.display(), aside.display()));
             open_lock(path)
         }
@@ -465,7 +463,11 @@ pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
     create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
     match fs::symlink_metadata(dir).map(|m| Kind::of(m.file_type())) {
         Ok(Kind::Directory) => {}
-        Ok(kind) => anyhow::bail!("{what} {} is {}, not a directory; refused (remove it, or set another directory)", dir.display(), kind.described()),
+        Ok(kind) => anyhow::bail!(
+            "{what} {} is {}, not a directory; refused (remove it, or set another directory)",
+            dir.display(),
+            kind.described()
+        ),
         Err(e) => anyhow::bail!("cannot inspect {what} {}: {e}", dir.display()),
     }
     writable(dir).map_err(|e| anyhow::anyhow!("{what} {} is not writable: {e}", dir.display()))
@@ -536,9 +538,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool, durability: Durabi
     builder.prefix(".tmp-");
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE));
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
@@ -552,9 +552,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool, durability: Durabi
 
 /// `fsync` a directory so that renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| anyhow::anyhow!("cannot sync directory {}: {e}", dir.display()))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| anyhow::anyhow!("cannot sync directory {}: {e}", dir.display()))
 }
 
 /// `$XDG_STATE_HOME`, else `$HOME/.local/state` (XDG Base Directory spec); `None` when neither
@@ -734,7 +732,11 @@ mod tests {
         let notice = chosen.fallback_notice.expect("says what it created");
         assert!(notice.contains("mode 2775"), "{notice}");
         assert_eq!(fs::metadata(&base).unwrap().permissions().mode() & 0o7777, SHARED_DIR_MODE);
-        assert_eq!(fs::metadata(base.join("pagerduty")).unwrap().permissions().mode() & 0o7777, SHARED_DIR_MODE, "handler subdirectory like its parent");
+        assert_eq!(
+            fs::metadata(base.join("pagerduty")).unwrap().permissions().mode() & 0o7777,
+            SHARED_DIR_MODE,
+            "handler subdirectory like its parent"
+        );
         // Existing: nothing to say.
         let again = choose_dir("spool dir", "--spool-dir", None, &base, "pagerpipe/spool", "pagerduty").unwrap();
         assert_eq!(again.fallback_notice, None);

@@ -283,11 +283,8 @@ impl Client {
             .tls_config(tls)
             // ureq would read the environment its own way; the route is chosen per request.
             .proxy(None);
-        let agent = ureq::Agent::with_parts(
-            config.build(),
-            ureq::unversioned::transport::DefaultConnector::default(),
-            resolve::Literal::default(),
-        );
+        let agent =
+            ureq::Agent::with_parts(config.build(), ureq::unversioned::transport::DefaultConnector::default(), resolve::Literal::default());
         Ok(Client { agent, trust, proxies })
     }
 
@@ -335,11 +332,7 @@ impl Client {
             .map(|d| d.min(Duration::from_secs(3600)));
         let location = header("location");
         let mut bytes = Vec::new();
-        resp.body_mut()
-            .as_reader()
-            .take(MAX_RESPONSE_BYTES)
-            .read_to_end(&mut bytes)
-            .map_err(|e| classify(&ureq::Error::Io(e)))?;
+        resp.body_mut().as_reader().take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes).map_err(|e| classify(&ureq::Error::Io(e)))?;
         Ok(Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), retry_after, location })
     }
 
@@ -409,7 +402,8 @@ impl Client {
                     let mut r = last.unwrap_or_else(|| Retry::not_sent(why.clone()));
                     r.fate = fate;
                     if attempts > 0 {
-                        r.reason = format!("{} (after {attempts} attempt{}{})", r.reason, if attempts == 1 { "" } else { "s" }, why_suffix(&why));
+                        r.reason =
+                            format!("{} (after {attempts} attempt{}{})", r.reason, if attempts == 1 { "" } else { "s" }, why_suffix(&why));
                     }
                     return Outcome::Retry(r);
                 }

@@ -118,7 +118,7 @@ impl Logger {
             LogFormat::Text => {
                 let msg = escape_controls(&msg);
                 match level {
-                Level::Info | Level::Debug => format!("{}: {msg}", self.handler),
+                    Level::Info | Level::Debug => format!("{}: {msg}", self.handler),
                     _ => format!("{}: {}: {msg}", self.handler, level.name()),
                 }
             }

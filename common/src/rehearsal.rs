@@ -16,9 +16,9 @@ pub const TEST_CHECK: &str = "pagerpipe-test";
 /// `/proc/sys/kernel/hostname`, else `pagerpipe`), status 2 (critical), check output
 /// `output`. Returns the event as JSON text.
 pub fn event(entity: Option<&str>, output: &str) -> String {
-    let host = entity.map(str::to_string).or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
-    });
+    let host = entity
+        .map(str::to_string)
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()));
     json!({
         "action": "create",
         "occurrences": 1,

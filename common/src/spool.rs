@@ -198,8 +198,12 @@ impl Spool {
                     )),
                 },
                 Ok(t) => listing.passed_over.push(match files::move_aside(&self.dir, &name, FAILED_DIR) {
-                    Ok(to) => format!("spool: {} is a {}, not a spool entry; moved to {}", self.dir.join(&name).display(), kind(&t), to.display()),
-                    Err(e) => format!("spool: {} is a {}, not a spool entry; passed over ({e:#})", self.dir.join(&name).display(), kind(&t)),
+                    Ok(to) => {
+                        format!("spool: {} is a {}, not a spool entry; moved to {}", self.dir.join(&name).display(), kind(&t), to.display())
+                    }
+                    Err(e) => {
+                        format!("spool: {} is a {}, not a spool entry; passed over ({e:#})", self.dir.join(&name).display(), kind(&t))
+                    }
                 }),
                 Err(e) => listing.passed_over.push(format!("spool: cannot read the type of {name}: {e}; passed over")),
             }

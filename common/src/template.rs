@@ -48,7 +48,9 @@ pub const PLACEHOLDERS: &str =
 impl Template {
     /// Parse `source`. `setting` names the setting in the error (exit 78), e.g. `pagerduty.summary_template`.
     pub fn parse(setting: &str, source: &str) -> Result<Template> {
-        let bad = |why: String| Code::Config.msg(format!("settings `{setting}`: {why} in {}; placeholders are {PLACEHOLDERS}", crate::config::shown(source)));
+        let bad = |why: String| {
+            Code::Config.msg(format!("settings `{setting}`: {why} in {}; placeholders are {PLACEHOLDERS}", crate::config::shown(source)))
+        };
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = source.chars().peekable();
@@ -189,7 +191,9 @@ mod tests {
 
     #[test]
     fn renders_placeholders() {
-        let t = Template::parse("t", "{entity}/{check}: {output} [{status}/{status_code}] x{occurrences} {namespace} {label.team}{label.none}").unwrap();
+        let t =
+            Template::parse("t", "{entity}/{check}: {output} [{status}/{status_code}] x{occurrences} {namespace} {label.team}{label.none}")
+                .unwrap();
         assert_eq!(t.render(&event()), "web-01/check_disk: DISK 95% [critical/2] x4 prod sre");
     }
 

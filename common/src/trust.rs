@@ -216,8 +216,7 @@ mod tests {
     use crate::exit::Code;
     use serde_json::json;
 
-    const OWN: &[(&str, Trust)] =
-        &[("routing_key", Trust::Check), ("pager_team", Trust::Check), ("summary_template", Trust::Entity)];
+    const OWN: &[(&str, Trust)] = &[("routing_key", Trust::Check), ("pager_team", Trust::Check), ("summary_template", Trust::Entity)];
 
     fn o(origin: Origin, setting: &str, value: Value) -> Override {
         let place = if origin == Origin::Entity { "entity annotation" } else { "check annotation" };

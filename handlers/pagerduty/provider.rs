@@ -146,10 +146,9 @@ impl Provider for PagerDuty {
                 let key = t.get("routing_key").or_else(|| t.get("api_key")).and_then(Value::as_str).map(str::to_string);
                 (key, format!("`pagerduty.{team}.routing_key` (pager_team {team})"))
             }
-            None => (
-                s.routing_key.clone(),
-                "`pagerduty.routing_key` in a settings file, PAGERDUTY_ROUTING_KEY, or --routing-key".to_string(),
-            ),
+            None => {
+                (s.routing_key.clone(), "`pagerduty.routing_key` in a settings file, PAGERDUTY_ROUTING_KEY, or --routing-key".to_string())
+            }
         };
         let routing_key = routing_key.filter(|k| !k.trim().is_empty()).map(|k| k.trim().to_string());
 
@@ -376,7 +375,8 @@ fn classify(resp: &Response) -> Outcome {
     let explain = || {
         let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
         let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
-        let errors: Vec<&str> = v.get("errors").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let errors: Vec<&str> =
+            v.get("errors").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         match (msg.is_empty(), errors.is_empty()) {
             (true, true) => format!("HTTP {}", resp.status),
             (false, true) => format!("HTTP {}: {msg}", resp.status),
@@ -471,7 +471,13 @@ mod tests {
 
     #[test]
     fn classification_explains_pagerduty_errors() {
-        let r = Response { status: 400, body: r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]}"#.into(), retry_after: None, location: None };
+        let r = Response {
+            status: 400,
+            body: r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect"]}"#
+                .into(),
+            retry_after: None,
+            location: None,
+        };
         assert_eq!(classify(&r), Outcome::Refused("HTTP 400: Event object is invalid (Length of 'routing_key' is incorrect)".into()));
         let r = Response { status: 429, body: String::new(), retry_after: None, location: None };
         assert!(matches!(classify(&r), Outcome::Retry(r) if r.reason == "HTTP 429"));

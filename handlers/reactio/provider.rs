@@ -362,7 +362,9 @@ impl Provider for Reactio {
                 }),
                 Err(failed) => failed,
             },
-            (Action::Acknowledge, _) => Outcome::Delivered(Done { detail: "(Reactio has no acknowledge; nothing sent)".into(), refs: Map::new() }),
+            (Action::Acknowledge, _) => {
+                Outcome::Delivered(Done { detail: "(Reactio has no acknowledge; nothing sent)".into(), refs: Map::new() })
+            }
         }
     }
 
@@ -378,7 +380,8 @@ impl Provider for Reactio {
             Call::Notify { body } => self.request("/api/v1/notifications", body.clone()),
             Call::Message { incident_id, message } => {
                 let id = incident_id.or_else(|| refs.get(INCIDENT_ID).and_then(incident_id_of)).ok_or_else(|| {
-                    "the incident's id is not known (its create was not delivered), so there is no incident to post the recovery to".to_string()
+                    "the incident's id is not known (its create was not delivered), so there is no incident to post the recovery to"
+                        .to_string()
                 })?;
                 self.request("/api/v1/messages", json!({"incident_id": id, "message": message}))
             }
@@ -432,14 +435,18 @@ impl Reactio {
     fn notify(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>, id: u64) -> Outcome<Done> {
         let refs = id_refs(id);
         let Some(text) = &self.notification_text else {
-            return Outcome::Delivered(Done { detail: format!("(incident {id} still open; notification_text is empty, so nothing is broadcast)"), refs });
+            return Outcome::Delivered(Done {
+                detail: format!("(incident {id} still open; notification_text is empty, so nothing is broadcast)"),
+                refs,
+            });
         };
         let body = json!({
             "incident_id": id,
             "notification_text": text.render(job.event),
             "notification_call": self.notification_call,
         });
-        self.post(ctx, Call::Notify { body }).map(|posted| Done { detail: format!("(incident {id} notified again; {})", posted.timing), refs })
+        self.post(ctx, Call::Notify { body })
+            .map(|posted| Done { detail: format!("(incident {id} notified again; {})", posted.timing), refs })
     }
 
     /// `POST /api/v1/messages` "recovered: …", then with `close_on_resolve` the status call.
@@ -631,11 +638,7 @@ fn id_refs(id: u64) -> Map<String, Value> {
 
 /// A DNS label: letters, digits and inner hyphens, at most 63 characters.
 fn is_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !s.is_empty() && s.len() <= 63 && !s.starts_with('-') && !s.ends_with('-') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Text for a Reactio timeline message, which is limited HTML (the official client's example
@@ -788,7 +791,9 @@ mod tests {
     #[test]
     fn stored_id_only_counts_while_open() {
         let e = event("x");
-        let id_of = |inc: &Incident| stored_incident(&Job { action: Action::Trigger, event: &e, incident_key: "k", previous: Some(inc), event_time: 1 });
+        let id_of = |inc: &Incident| {
+            stored_incident(&Job { action: Action::Trigger, event: &e, incident_key: "k", previous: Some(inc), event_time: 1 })
+        };
         let mut inc = Incident { open: true, ..Incident::default() };
         inc.refs.insert(INCIDENT_ID.into(), json!(123));
         assert_eq!(id_of(&inc), Some(123));
@@ -814,7 +819,10 @@ mod tests {
         let r = |status, body: &str| Response { status, body: body.into(), retry_after: None, location: None };
         let retry = |reason: &str| Outcome::Retry(common::outcome::Retry::not_sent(reason));
         assert_eq!(
-            classify(&r(400, r#"{"errors":[{"field":"notification_text","code":"missing_field"}],"type":"validation_error","message":"validation error"}"#)),
+            classify(&r(
+                400,
+                r#"{"errors":[{"field":"notification_text","code":"missing_field"}],"type":"validation_error","message":"validation error"}"#
+            )),
             Outcome::Refused("HTTP 400 validation_error: validation error (notification_text: missing_field)".into())
         );
         assert_eq!(

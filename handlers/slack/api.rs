@@ -152,9 +152,11 @@ impl Call {
     /// known yet).
     pub fn body(&self, refs: &Map<String, Value>) -> Result<Value, String> {
         let stored = |k: &str, what: &str| {
-            refs.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string).ok_or_else(|| {
-                format!("the war room's {what} is not known yet (the request that brings it was not delivered)")
-            })
+            refs.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("the war room's {what} is not known yet (the request that brings it was not delivered)"))
         };
         let channel = |c: &Option<String>| match c {
             Some(c) => Ok(c.clone()),
@@ -228,11 +230,8 @@ pub fn find_own(list: &Value, name: &str, asked: u64) -> Option<(String, String)
     list["channels"].as_array()?.iter().find_map(|c| {
         let created = c["created"].as_u64().unwrap_or(0);
         let topic_unset = c["topic"]["value"].as_str().is_none_or(str::is_empty);
-        let ours = c["name"] == name
-            && c["is_member"] == true
-            && c["is_archived"] != true
-            && created + CLOCK_MARGIN >= asked
-            && topic_unset;
+        let ours =
+            c["name"] == name && c["is_member"] == true && c["is_archived"] != true && created + CLOCK_MARGIN >= asked && topic_unset;
         ours.then(|| (c["id"].as_str().unwrap_or_default().to_string(), name.to_string())).filter(|(id, _)| !id.is_empty())
     })
 }
@@ -266,11 +265,28 @@ pub enum ErrorClass {
 /// are permanent (§3).
 pub fn error_class(code: &str) -> ErrorClass {
     match code {
-        "ratelimited" | "rate_limited" | "message_limit_exceeded" | "internal_error" | "fatal_error"
-        | "service_unavailable" | "request_timeout" | "team_added_to_org" | "org_login_required" => ErrorClass::Retry,
-        "not_authed" | "invalid_auth" | "account_inactive" | "token_revoked" | "token_expired" | "missing_scope"
-        | "not_allowed_token_type" | "no_permission" | "access_denied" | "ekm_access_denied" | "team_access_not_granted"
-        | "two_factor_setup_required" | "enterprise_is_restricted" => ErrorClass::Auth,
+        "ratelimited"
+        | "rate_limited"
+        | "message_limit_exceeded"
+        | "internal_error"
+        | "fatal_error"
+        | "service_unavailable"
+        | "request_timeout"
+        | "team_added_to_org"
+        | "org_login_required" => ErrorClass::Retry,
+        "not_authed"
+        | "invalid_auth"
+        | "account_inactive"
+        | "token_revoked"
+        | "token_expired"
+        | "missing_scope"
+        | "not_allowed_token_type"
+        | "no_permission"
+        | "access_denied"
+        | "ekm_access_denied"
+        | "team_access_not_granted"
+        | "two_factor_setup_required"
+        | "enterprise_is_restricted" => ErrorClass::Auth,
         "already_in_channel" | "cant_invite_self" | "already_archived" | "not_archived" => ErrorClass::Done,
         _ => ErrorClass::Permanent,
     }
@@ -455,17 +471,30 @@ mod tests {
         assert!(matches!(classify_live(m, &r(200, r#"{"ok":false,"error":"internal_error"}"#)), Outcome::Retry(_)));
         assert_eq!(classify_live(m, &r(200, r#"{"ok":false,"error":"invalid_auth"}"#)), Outcome::Delivered(()));
         assert_eq!(classify_live(m, &r(200, r#"{"ok":true}"#)), Outcome::Delivered(()));
-        assert!(matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Outcome::Refused(s) if s.contains("unknown_method")));
+        assert!(
+            matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Outcome::Refused(s) if s.contains("unknown_method"))
+        );
         assert!(matches!(classify_live(m, &r(200, "ok")), Outcome::Refused(_)));
     }
 
     #[test]
     fn read_explains_missing_scope_and_accepts_done_codes() {
-        let e = read(Method::Invite, &r(200, r#"{"ok":false,"error":"missing_scope","needed":"channels:write.invites","provided":"chat:write"}"#)).expect_err("an error");
+        let e = read(
+            Method::Invite,
+            &r(200, r#"{"ok":false,"error":"missing_scope","needed":"channels:write.invites","provided":"chat:write"}"#),
+        )
+        .expect_err("an error");
         assert_eq!(e.class(), ErrorClass::Auth);
         assert!(e.explain().contains("needs the scope channels:write.invites (it has: chat:write)"), "{}", e.explain());
         assert!(read(Method::Archive, &r(200, r#"{"ok":false,"error":"already_archived"}"#)).is_ok());
-        let e = read(Method::SetTopic, &r(200, r#"{"ok":false,"error":"invalid_arguments","response_metadata":{"messages":["[ERROR] missing required field: topic"]}}"#)).expect_err("an error");
+        let e = read(
+            Method::SetTopic,
+            &r(
+                200,
+                r#"{"ok":false,"error":"invalid_arguments","response_metadata":{"messages":["[ERROR] missing required field: topic"]}}"#,
+            ),
+        )
+        .expect_err("an error");
         assert_eq!(e.explain(), "conversations.setTopic answered invalid_arguments ([ERROR] missing required field: topic)");
     }
 
@@ -497,7 +526,10 @@ mod tests {
         assert_eq!(find_own(&list, "inc-e", 5000), None, "its topic is set: another incident's war room in use");
         assert_eq!(next_cursor(&list).as_deref(), Some("dGVhbTpDMDYx"));
         let req = list_request("http://x/api/", "xoxb-t", Some("a=b"));
-        assert_eq!(req.url, "http://x/api/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit=999&cursor=a%3Db");
+        assert_eq!(
+            req.url,
+            "http://x/api/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit=999&cursor=a%3Db"
+        );
         assert_eq!(req.method, common::http::Method::Get);
     }
 

@@ -44,11 +44,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
-    let flags = common::cli::flag_settings([
-        ("token", &args.token),
-        ("token_file", &args.token_file),
-        ("channel", &args.channel),
-    ]);
+    let flags = common::cli::flag_settings([("token", &args.token), ("token_file", &args.token_file), ("channel", &args.channel)]);
     if args.test {
         // The same pipeline, fed a synthetic event whose check output reads "test message".
         return common::rehearsal::main::<provider::Slack>(&args.common, flags, "test message");

@@ -137,11 +137,8 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
                 field("Occurrences", &event.occurrences.to_string()),
             ],
         }));
-        let fenced = if output.is_empty() {
-            "_(no output)_".to_string()
-        } else {
-            format!("```\n{}\n```", escape_cut(output, MAX_SECTION - 8))
-        };
+        let fenced =
+            if output.is_empty() { "_(no output)_".to_string() } else { format!("```\n{}\n```", escape_cut(output, MAX_SECTION - 8)) };
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": fenced}}));
     }
     let mut context = format!("incident `{}`", escape_cut(key, 300));
@@ -177,7 +174,8 @@ mod tests {
     use common::event::parse_json;
 
     fn event(status: u32, output: &str) -> Event {
-        let e = json!({"client": {"name": "web-01"}, "check": {"name": "check_disk", "status": status, "output": output}, "occurrences": 3});
+        let e =
+            json!({"client": {"name": "web-01"}, "check": {"name": "check_disk", "status": status, "output": output}, "occurrences": 3});
         parse_json(e.to_string().as_bytes(), None).expect("event")
     }
 
@@ -196,7 +194,13 @@ mod tests {
 
     #[test]
     fn alert_has_header_fields_output_and_context() {
-        let b = body(Kind::Alert, &event(2, "DISK CRITICAL - / 95%\nmore"), "web-01/check_disk", Some("https://sensu.example/e"), Mention::None);
+        let b = body(
+            Kind::Alert,
+            &event(2, "DISK CRITICAL - / 95%\nmore"),
+            "web-01/check_disk",
+            Some("https://sensu.example/e"),
+            Mention::None,
+        );
         assert_eq!(b["text"], ":red_circle: CRITICAL web-01/check_disk: DISK CRITICAL - / 95%");
         let blocks = b["blocks"].as_array().expect("blocks");
         assert_eq!(blocks[0]["text"]["text"], ":red_circle: CRITICAL web-01/check_disk");
@@ -248,13 +252,19 @@ mod tests {
         let e = event(2, "x");
         assert_eq!(headline(Kind::SeverityChange { from: "warning" }, &e), "WARNING → CRITICAL web-01/check_disk");
         assert_eq!(headline(Kind::Recovered, &event(0, "ok")), "RECOVERED web-01/check_disk");
-        assert_eq!(body(Kind::Recovered, &event(0, "DISK OK"), "k", None, Mention::None)["text"], ":large_green_circle: RECOVERED web-01/check_disk: DISK OK");
+        assert_eq!(
+            body(Kind::Recovered, &event(0, "DISK OK"), "k", None, Mention::None)["text"],
+            ":large_green_circle: RECOVERED web-01/check_disk: DISK OK"
+        );
     }
 
     #[test]
     fn topic_fits_and_keeps_the_link_whole() {
         let e = event(2, "DISK CRITICAL & <b>\nsecond");
-        assert_eq!(topic(&e, Some("https://s.example/e")), "CRITICAL web-01/check_disk: DISK CRITICAL &amp; &lt;b&gt; | https://s.example/e");
+        assert_eq!(
+            topic(&e, Some("https://s.example/e")),
+            "CRITICAL web-01/check_disk: DISK CRITICAL &amp; &lt;b&gt; | https://s.example/e"
+        );
         let long = event(2, &"x".repeat(1000));
         let t = topic(&long, Some("https://s.example/e"));
         assert_eq!(t.chars().count(), 250);

@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn links_are_http_only_and_cannot_break_out() {
-        assert_eq!(link_url("https://sensu.example.com/events/web-01/check?x=1&y=2").as_deref(), Some("https://sensu.example.com/events/web-01/check?x=1&amp;y=2"));
+        assert_eq!(
+            link_url("https://sensu.example.com/events/web-01/check?x=1&y=2").as_deref(),
+            Some("https://sensu.example.com/events/web-01/check?x=1&amp;y=2")
+        );
         assert_eq!(link_url("https://x.example/a|<!channel>").as_deref(), Some("https://x.example/a%7C%3C!channel%3E"));
         assert_eq!(link_url("https://x.example/ディスク").as_deref(), Some("https://x.example/%E3%83%87%E3%82%A3%E3%82%B9%E3%82%AF"));
         assert_eq!(link_url("javascript:alert(1)"), None);

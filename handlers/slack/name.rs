@@ -195,7 +195,9 @@ mod tests {
 
     #[test]
     fn nothing_invalid_comes_out() {
-        for raw in ["", "---", "__", "<!channel>", "a b\tc\nd", "ÄÖÜ straße", "🔥🔥", "x".repeat(300).as_str(), "-_-a-_-", "日本語のチェック名"] {
+        for raw in
+            ["", "---", "__", "<!channel>", "a b\tc\nd", "ÄÖÜ straße", "🔥🔥", "x".repeat(300).as_str(), "-_-a-_-", "日本語のチェック名"]
+        {
             let n = sanitize(raw);
             assert!(is_valid(&n), "{raw:?} → {n:?}");
         }

@@ -112,11 +112,7 @@ impl Default for Settings {
 #[derive(Debug)]
 enum Target {
     /// A new channel per incident.
-    WarRoom {
-        template: ChannelTemplate,
-        is_private: bool,
-        archive_on_resolve: bool,
-    },
+    WarRoom { template: ChannelTemplate, is_private: bool, archive_on_resolve: bool },
     /// One existing channel (ID such as `C0123ABCD`, or a name).
     Channel(String),
 }
@@ -275,8 +271,7 @@ impl Provider for Slack {
     /// A create of unknown fate (sent, no answer) is looked for before it is sent again: the
     /// first page of `conversations.list` (§5.8).
     fn lookup(&self, sent: &Sent, _since: u64) -> Option<Request> {
-        matches!(sent.call, Call::Create { .. })
-            .then(|| api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), None))
+        matches!(sent.call, Call::Create { .. }).then(|| api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), None))
     }
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
@@ -315,7 +310,10 @@ impl Provider for Slack {
 
 /// A Slack user ID: `U` or `W` and at least two more upper-case letters or digits.
 fn is_user_id(s: &str) -> bool {
-    s.len() >= 3 && s.len() <= 32 && matches!(s.as_bytes()[0], b'U' | b'W') && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() >= 3
+        && s.len() <= 32
+        && matches!(s.as_bytes()[0], b'U' | b'W')
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Why a step did not give an answer.
@@ -466,7 +464,8 @@ impl<'a> Session<'a> {
         let stored_before = self.job.previous.filter(|p| p.open && reuse).and_then(|p| Stored::from_refs(&p.refs));
         // The incident's previous war room (closed, or being replaced) holds `base` or `base-N`
         // already: start after it instead of asking Slack for a name it will refuse.
-        let previous_name = self.job.previous.filter(|p| !(p.open && reuse)).and_then(|p| Stored::from_refs(&p.refs)).and_then(|s| s.channel_name);
+        let previous_name =
+            self.job.previous.filter(|p| !(p.open && reuse)).and_then(|p| Stored::from_refs(&p.refs)).and_then(|s| s.channel_name);
         let first = previous_name.as_deref().and_then(|n| name::suffix_after(&base, n)).unwrap_or(1);
         let name_for = |n: u32| if n == 1 { base.clone() } else { name::with_suffix(&base, n) };
         let mut name = name_for(first);
@@ -834,7 +833,11 @@ mod tests {
         let root = sent(Call::Post { channel: None, thread: Thread::Root, message: json!({"text": "x"}) });
         let refs = p.spooled_refs(&root, &resp(json!({"ok": true, "channel": "C9", "ts": "5.1"})));
         assert_eq!(refs[TS], "5.1");
-        let reply = sent(Call::Post { channel: Some("C9".into()), thread: Thread::Reply { ts: None, broadcast: false }, message: json!({"text": "x"}) });
+        let reply = sent(Call::Post {
+            channel: Some("C9".into()),
+            thread: Thread::Reply { ts: None, broadcast: false },
+            message: json!({"text": "x"}),
+        });
         assert!(p.spooled_refs(&reply, &resp(json!({"ok": true, "channel": "C9", "ts": "5.2"}))).is_empty());
         // What a spooled call leaves open is filled in from the references at delivery, and the
         // payload round-trips through the spool as not live.

@@ -38,9 +38,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{self, Common, de};
-use common::mrkdwn::escape as mrkdwn;
 use common::exit::{Code, Result};
 use common::http::{Deadline, Request, Response, classify_status};
+use common::mrkdwn::escape as mrkdwn;
 use common::outcome::{Fate, Outcome, Retry};
 use common::pipeline::{Ctx, Job};
 use common::state::Store;
@@ -243,10 +243,9 @@ impl Announcer {
         };
         match ctx.client.deliver(&req, &deadline, Fate::NotSent, &classify, &mut line) {
             Outcome::Delivered(_) => ctx.log.info(format!("announced {key} to {where_to}")),
-            failed => ctx.log.warn(format!(
-                "cannot announce {key} to {where_to} ({}); the page itself is not affected",
-                failed.reason().unwrap_or("")
-            )),
+            failed => ctx
+                .log
+                .warn(format!("cannot announce {key} to {where_to} ({}); the page itself is not affected", failed.reason().unwrap_or(""))),
         }
     }
 }
@@ -445,7 +444,8 @@ mod tests {
         assert_eq!(a.as_ref().map(|a| (a.broadcast, a.secrets())), Some((true, vec!["xoxb-1".to_string()])));
         let bot = a.and_then(|a| a.bot);
         assert_eq!(bot.as_ref().map(|b| b.api_url.as_str()), Some("https://slack.com/api"));
-        let room = bot.map(|bot| Target::Channel { bot, channel: "C9".into(), thread_ts: Some("1.2".into()), war_room: true }.request("hi"));
+        let room =
+            bot.map(|bot| Target::Channel { bot, channel: "C9".into(), thread_ts: Some("1.2".into()), war_room: true }.request("hi"));
         assert_eq!(room.as_ref().map(|r| r.url.as_str()), Some("https://slack.com/api/chat.postMessage"));
         assert_eq!(
             room.map(|r| r.body),
@@ -460,7 +460,8 @@ mod tests {
     #[test]
     fn messages_say_who_or_how_many_were_called() {
         let event = common::event::Event { entity: "db<1>".into(), check: "backup&".into(), status: 2, ..Default::default() };
-        let job = Job { action: common::filter::Action::Trigger, event: &event, incident_key: "db<1>/backup&", previous: None, event_time: 0 };
+        let job =
+            Job { action: common::filter::Action::Trigger, event: &event, incident_key: "db<1>/backup&", previous: None, event_time: 0 };
         let bob = Recipient { name: Some("Bob <b>".into()), phone: "+14155550102".into() };
         let anon = Recipient { name: None, phone: "+14155550103".into() };
         let secs = Duration::from_millis;
@@ -468,7 +469,10 @@ mod tests {
             text(&News::Answered { who: &bob, after: secs(47_900) }, &job),
             "Bob &lt;b&gt; (+14•••••0102) answered the call for db&lt;1&gt;/backup&amp; (critical) after 47s."
         );
-        assert_eq!(text(&News::Answered { who: &anon, after: secs(185_000) }, &job), "+14•••••0103 answered the call for db&lt;1&gt;/backup&amp; (critical) after 3m 5s.");
+        assert_eq!(
+            text(&News::Answered { who: &anon, after: secs(185_000) }, &job),
+            "+14•••••0103 answered the call for db&lt;1&gt;/backup&amp; (critical) after 3m 5s."
+        );
         let nobody = |people, calls| text(&News::Nobody { people, calls, after: secs(10_000) }, &job);
         assert!(nobody(3, 6).ends_with(": 3 people called twice in 10s."), "{}", nobody(3, 6));
         assert!(nobody(1, 1).ends_with(": 1 person called once in 10s."), "{}", nobody(1, 1));

@@ -84,10 +84,8 @@ impl Caps {
     pub fn from_setting(v: &Value) -> Result<Caps> {
         let obj = match v {
             Value::Null => {
-                let limits = DEFAULT
-                    .iter()
-                    .map(|&(label, window_secs, max)| Limit { window_secs, max, label: label.to_string() })
-                    .collect();
+                let limits =
+                    DEFAULT.iter().map(|&(label, window_secs, max)| Limit { window_secs, max, label: label.to_string() }).collect();
                 return Ok(Caps { limits });
             }
             Value::Object(o) => o,
@@ -113,8 +111,7 @@ impl Caps {
             let secs = match parse_duration(window) {
                 Ok(d) if (1..=MAX_WINDOW_SECS).contains(&d.as_secs()) => d.as_secs(),
                 Ok(_) | Err(DurationError::TooLarge) => {
-                    return Err(bad(format!("the window must be between 1s and {}", MAX_WINDOW_SECS / 86_400)
-                        + " days"));
+                    return Err(bad(format!("the window must be between 1s and {}", MAX_WINDOW_SECS / 86_400) + " days"));
                 }
                 Err(DurationError::Invalid(why)) => return Err(bad(why)),
             };
@@ -220,11 +217,19 @@ mod tests {
     #[test]
     fn settings() {
         let d = caps(Value::Null);
-        assert_eq!(d.limits.iter().map(|l| (l.window_secs, l.max, l.label.as_str())).collect::<Vec<_>>(), vec![(900, 3, "15m"), (3600, 7, "1h")]);
+        assert_eq!(
+            d.limits.iter().map(|l| (l.window_secs, l.max, l.label.as_str())).collect::<Vec<_>>(),
+            vec![(900, 3, "15m"), (3600, 7, "1h")]
+        );
         let c = caps(json!({"1h": "5", "10m": 2, "15m": null}));
         assert_eq!(c.limits.iter().map(|l| (l.window_secs, l.max)).collect::<Vec<_>>(), vec![(600, 2), (3600, 5)]);
         assert!(caps(json!({})).limits.is_empty());
-        for (bad, named) in [(json!({"15m": 0}), "call_caps.15m"), (json!({"soon": 3}), "call_caps.soon"), (json!({"1h": -1}), "call_caps.1h"), (json!([3, 7]), "call_caps")] {
+        for (bad, named) in [
+            (json!({"15m": 0}), "call_caps.15m"),
+            (json!({"soon": 3}), "call_caps.soon"),
+            (json!({"1h": -1}), "call_caps.1h"),
+            (json!([3, 7]), "call_caps"),
+        ] {
             let err = Caps::from_setting(&bad).expect_err(&bad.to_string());
             assert_eq!(err.code, Code::Config);
             assert!(err.to_string().contains(named), "{err}");

@@ -137,7 +137,14 @@ pub const SIDS_KEPT_SECS: u64 = 2 * 60 * 60;
 /// Note an attempt `id` to call `phone` at `now` whose request may reach Twilio until `until`
 /// (Unix seconds) ([`SIDS_KEY`]), or (with `sid`) the SID Twilio's answer to it brought. Best
 /// effort: errors are the store's.
-pub(crate) fn note_call(store: &dyn common::state::Store, phone: &str, id: &str, sid: Option<&str>, now: u64, until: u64) -> anyhow::Result<()> {
+pub(crate) fn note_call(
+    store: &dyn common::state::Store,
+    phone: &str,
+    id: &str,
+    sid: Option<&str>,
+    now: u64,
+    until: u64,
+) -> anyhow::Result<()> {
     store.update_volatile(SIDS_KEY, &mut |v| {
         let mut by_phone = v.and_then(|v| v.as_object().cloned()).unwrap_or_default();
         for list in by_phone.values_mut() {
@@ -429,20 +436,16 @@ impl Provider for Twilio {
         let recipients = recipients(&s.recipients)?;
         let language = s.language.trim().to_string();
         if language.is_empty() || !language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(Code::Config.msg(format!(
-                "settings `twilio.language`: {} is not a language tag such as en-US or ja-JP",
-                config::shown(&language)
-            )));
+            return Err(Code::Config
+                .msg(format!("settings `twilio.language`: {} is not a language tag such as en-US or ja-JP", config::shown(&language))));
         }
         let defaults = crate::twiml::default_messages(&language);
         let voice = trimmed(s.voice);
         if let Some(v) = &voice
             && !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         {
-            return Err(Code::Config.msg(format!(
-                "settings `twilio.voice`: {} is not a Twilio voice name such as alice or Polly.Mizuki",
-                config::shown(v)
-            )));
+            return Err(Code::Config
+                .msg(format!("settings `twilio.voice`: {} is not a Twilio voice name such as alice or Polly.Mizuki", config::shown(v))));
         }
         let channels = (s.channels.contains(&Channel::Voice), s.channels.contains(&Channel::Sms));
         let mode = s.mode;
@@ -604,9 +607,9 @@ impl Provider for Twilio {
                 }
                 Found::Yes(refs)
             }
-            Some(Placed::CannotTell { calls, attempts }) => {
-                Found::CannotTell(format!("{calls} call(s) to that number nobody knows of, {attempts} attempt(s) to call it of unknown fate"))
-            }
+            Some(Placed::CannotTell { calls, attempts }) => Found::CannotTell(format!(
+                "{calls} call(s) to that number nobody knows of, {attempts} attempt(s) to call it of unknown fate"
+            )),
         }
     }
 
@@ -890,7 +893,13 @@ impl Twilio {
     /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with `form`, retried within the
     /// deadline, spooled when it cannot go out now; the new resource's `sid` (`None` in dry-run
     /// or when the answer holds none).
-    pub(crate) fn post(&self, ctx: &Ctx<'_, Twilio>, resource: Resource, form: Vec<(String, String)>, to: &Recipient) -> Outcome<Option<String>> {
+    pub(crate) fn post(
+        &self,
+        ctx: &Ctx<'_, Twilio>,
+        resource: Resource,
+        form: Vec<(String, String)>,
+        to: &Recipient,
+    ) -> Outcome<Option<String>> {
         ctx.log.debug(format!("POST {} to {}", resource.path(), to.label()));
         // A call is noted before it goes out, and its SID once answered ([`SIDS_KEY`]).
         let attempt = (resource == Resource::Calls && !ctx.dry_run).then(|| attempt_id(ctx.token().unwrap_or("-"), &to.phone));
@@ -904,7 +913,9 @@ impl Twilio {
         let outcome = ctx.send(&Create { resource, form });
         if let (Some(store), Some(id)) = (store, &attempt) {
             let sid = match &outcome {
-                Outcome::Delivered(response) => serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)),
+                Outcome::Delivered(response) => {
+                    serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
+                }
                 _ => None,
             };
             // Answered: its SID. Refused: not placed. Anything else (spooled, possibly of unknown
@@ -991,7 +1002,13 @@ impl Placed {
 /// (`until` at most [`UNTIL_SLACK_SECS`] before `since`; at least 1, the one looked up); and
 /// whether `attempt` is among them. A call whose creation time cannot be read is left out.
 /// `None`: the answer is no list of calls.
-fn unknown_calls(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<(Vec<String>, usize, bool)> {
+fn unknown_calls(
+    create: &Create,
+    resp: &Response,
+    since: u64,
+    known: &Map<String, Value>,
+    attempt: Option<&str>,
+) -> Option<(Vec<String>, usize, bool)> {
     let v: Value = serde_json::from_str(&resp.body).ok()?;
     let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
     let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
@@ -1095,10 +1112,8 @@ fn recipients(v: &Value) -> Result<Vec<Recipient>> {
         Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::from).collect(),
         Value::Array(a) => a.clone(),
         other => {
-            return Err(Code::Config.msg(format!(
-                "settings `twilio.recipients`: expected a list of numbers, found {}",
-                config::shown(&other.to_string())
-            )));
+            return Err(Code::Config
+                .msg(format!("settings `twilio.recipients`: expected a list of numbers, found {}", config::shown(&other.to_string()))));
         }
     };
     let mut out = Vec::new();
@@ -1184,7 +1199,8 @@ mod tests {
     }
 
     fn placed(calls: &[(&str, u64)], noted: Value, since: u64) -> Placed {
-        let create = Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
+        let create =
+            Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
         let known: Map<String, Value> = json!({ SIDS_KEY: { "+14155550101": noted } }).as_object().cloned().unwrap_or_default();
         Placed::of(&create, &listed(calls), since, &known, Some("x")).expect("a list of calls")
     }
@@ -1207,7 +1223,10 @@ mod tests {
         // An attempt whose deadline passed well before `since` (more than the slack for a
         // late call or a clock apart) cannot own a call made since; one just before it can.
         let later = t + 10 + UNTIL_SLACK_SECS + 60;
-        assert_eq!(placed(&[("CA2", later)], json!([[t, "old", null, t + 10], [later, "x", null, later + 10]]), later), Placed::Yes(Some("CA2".into())));
+        assert_eq!(
+            placed(&[("CA2", later)], json!([[t, "old", null, t + 10], [later, "x", null, later + 10]]), later),
+            Placed::Yes(Some("CA2".into()))
+        );
         assert_eq!(
             placed(&[("CA2", t + 60)], json!([[t, "old", null, t + 10], [t + 60, "x", null, t + 70]]), t + 60),
             Placed::CannotTell { calls: 1, attempts: 2 }
@@ -1302,12 +1321,12 @@ mod tests {
     #[test]
     fn twilio_errors_are_explained_and_classified() {
         let r = |status, body: Value| Response { status, body: body.to_string(), retry_after: None, location: None };
-        let err = |code: u64, status: u16| {
-            json!({"code": code, "message": "m", "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status})
-        };
+        let err = |code: u64, status: u16| json!({"code": code, "message": "m", "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": status});
         assert_eq!(
             classify(&r(400, err(21211, 400)), "+15005550001", "+15005550006"),
-            Outcome::Refused("HTTP 400 Twilio error 21211: m (To +15005550001: check twilio.recipients) https://www.twilio.com/docs/errors/21211".into())
+            Outcome::Refused(
+                "HTTP 400 Twilio error 21211: m (To +15005550001: check twilio.recipients) https://www.twilio.com/docs/errors/21211".into()
+            )
         );
         assert!(matches!(classify(&r(400, err(21212, 400)), "+1", "+15005550006"), Outcome::Refused(m) if m.contains("From +15005550006")));
         assert!(matches!(classify(&r(401, err(20003, 401)), "", ""), Outcome::Refused(m) if m.contains("20003")));

@@ -39,10 +39,9 @@ impl Rotation {
         match rotation.trim().to_ascii_lowercase().as_str() {
             "" | "none" => Ok(Rotation::None),
             "daily" => Ok(Rotation::Daily { offset_secs }),
-            other => Err(Code::Config.msg(format!(
-                "settings `twilio.rotation`: {} is not one of none, daily",
-                common::config::shown(other)
-            ))),
+            other => {
+                Err(Code::Config.msg(format!("settings `twilio.rotation`: {} is not one of none, daily", common::config::shown(other))))
+            }
         }
     }
 
@@ -59,7 +58,9 @@ impl Rotation {
     pub fn local_day(self, now: u64) -> Option<i64> {
         match self {
             Rotation::None => None,
-            Rotation::Daily { offset_secs } => Some(i64::try_from(now).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs)).div_euclid(DAY)),
+            Rotation::Daily { offset_secs } => {
+                Some(i64::try_from(now).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs)).div_euclid(DAY))
+            }
         }
     }
 
@@ -105,7 +106,17 @@ mod tests {
 
     #[test]
     fn offsets() {
-        for (s, secs) in [("+09:00", 32400), ("-05:30", -19800), ("+0900", 32400), ("+9", 32400), ("Z", 0), ("UTC", 0), ("", 0), ("-00:00", 0), ("+14:00", 50400)] {
+        for (s, secs) in [
+            ("+09:00", 32400),
+            ("-05:30", -19800),
+            ("+0900", 32400),
+            ("+9", 32400),
+            ("Z", 0),
+            ("UTC", 0),
+            ("", 0),
+            ("-00:00", 0),
+            ("+14:00", 50400),
+        ] {
             assert_eq!(parse_offset(s), Some(secs), "{s}");
         }
         for bad in ["09:00", "+9:60", "+15:00", "JST", "+09:00:00", "+123", "+ 9"] {

@@ -55,7 +55,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::announce::News;
-use crate::provider::{ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Placed, Recipient, Resource, Twilio, forget_call, note_call};
+use crate::provider::{
+    ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Placed, Recipient, Resource, Twilio, forget_call, note_call,
+};
 
 /// Call statuses after which Twilio does nothing more with a call (`call_enum_status` in the
 /// spec; Twilio's "Call Status Values").
@@ -270,9 +272,9 @@ impl Twilio {
         if let Some(notes) = Notes::left_off(job) {
             match self.too_old(job, &notes) {
                 Some(_) if notes.calls.is_empty() => ctx.log.info(format!("{key}: a run that ended mid-way placed no call: paging afresh")),
-                Some(age) => ctx.log.info(format!(
-                    "{key}: the calls of a run that ended mid-way {age} s ago are older than refresh: paging afresh"
-                )),
+                Some(age) => {
+                    ctx.log.info(format!("{key}: the calls of a run that ended mid-way {age} s ago are older than refresh: paging afresh"))
+                }
                 None => match self.carry_on(ctx, job, order, notes, &mut p) {
                     Ok(from) => start = from,
                     Err(done) => return done,
@@ -311,7 +313,14 @@ impl Twilio {
                 // leaves a call of unknown fate, never a call nobody knows of.
                 let at = common::clock::now_unix();
                 let attempt = format!("{}:{}:{}", ctx.token().unwrap_or("-"), r.phone, p.placed.len() + 1);
-                p.placed.push(NotedCall { phone: r.phone.clone(), name: r.name.clone(), round, at, sid: None, attempt: Some(attempt.clone()) });
+                p.placed.push(NotedCall {
+                    phone: r.phone.clone(),
+                    name: r.name.clone(),
+                    round,
+                    at,
+                    sid: None,
+                    attempt: Some(attempt.clone()),
+                });
                 self.note(ctx, &p);
                 self.note_attempt(ctx, r, &attempt, None);
                 let sid = match self.place_call(ctx, r, &doc) {
@@ -430,7 +439,14 @@ impl Twilio {
     /// unknown (the lookup or its status checks fail) is passed over: the next person is
     /// called, and that number not again while the call may still ring (a page twice rather
     /// than none, never one phone rung twice at once).
-    fn carry_on(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient], notes: Notes, p: &mut Progress) -> Result<Position, Outcome<Done>> {
+    fn carry_on(
+        &self,
+        ctx: &Ctx<'_, Twilio>,
+        job: &Job<'_>,
+        order: &[Recipient],
+        notes: Notes,
+        p: &mut Progress,
+    ) -> Result<Position, Outcome<Done>> {
         p.calls = notes.calls.iter().filter_map(|c| c.sid.clone()).collect();
         p.called = notes.calls.iter().map(|c| c.phone.clone()).collect();
         p.messages = notes.messages;
@@ -506,7 +522,16 @@ impl Twilio {
     /// `Some` outcome when the run is over (answered, stopped, out of time), `None` to call the
     /// next person.
     #[allow(clippy::too_many_arguments)]
-    fn settle(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, p: &mut Progress, r: &Recipient, sid: &str, at: u64, followed: Followed) -> Option<Outcome<Done>> {
+    fn settle(
+        &self,
+        ctx: &Ctx<'_, Twilio>,
+        job: &Job<'_>,
+        p: &mut Progress,
+        r: &Recipient,
+        sid: &str,
+        at: u64,
+        followed: Followed,
+    ) -> Option<Outcome<Done>> {
         let n = p.calls.iter().position(|s| s == sid).map_or(p.calls.len(), |i| i + 1);
         match followed {
             Followed::Answered(st) => {
@@ -547,7 +572,11 @@ impl Twilio {
         if until <= now {
             return None;
         }
-        ctx.log.info(format!("waiting up to {} s before calling {}: an earlier call to that number may still ring", until - now, r.label()));
+        ctx.log.info(format!(
+            "waiting up to {} s before calling {}: an earlier call to that number may still ring",
+            until - now,
+            r.label()
+        ));
         while common::clock::now_unix() < until {
             if let Some(stop) = ctx.stop_requested(job.event_time) {
                 return Some(Outcome::Delivered(self.stopped(job.incident_key, stop, p)));
@@ -642,7 +671,8 @@ impl Twilio {
                 match self.look_up(ctx, &r, last, &known) {
                     Ok(found) => found,
                     Err(reason) => {
-                        ctx.log.warn(format!("cannot look up the call to {} that was being placed when its run ended: {reason}", r.label()));
+                        ctx.log
+                            .warn(format!("cannot look up the call to {} that was being placed when its run ended: {reason}", r.label()));
                         None
                     }
                 }
@@ -733,9 +763,9 @@ impl Twilio {
         ctx.log.debug(format!("POST {} to {}", req.url, r.label()));
         let classify = |resp: &Response| self.classify_for(resp, r);
         let log = ctx.log;
-        ctx.client
-            .deliver_until_unknown(&req, &ctx.deadline, &classify, &mut |l| log.info(l))
-            .map(|(response, _)| serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string)))
+        ctx.client.deliver_until_unknown(&req, &ctx.deadline, &classify, &mut |l| log.info(l)).map(|(response, _)| {
+            serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
+        })
     }
 
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.

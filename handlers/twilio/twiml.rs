@@ -155,9 +155,15 @@ mod tests {
         );
         let s = Speech { language: "ja-JP".into(), voice: Some("Polly.Mizuki".into()), loops: 2, pause: 0 };
         assert_eq!(document("障害", &s, None), "<Response><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">障害</Say></Response>");
-        assert_eq!(document("a\u{0}b\u{1b}[31mc\u{fffe}", &speech(), Some("k\u{7}")), "<Response><Say language=\"en-US\">ab[31mc</Say><Dial><Conference>k</Conference></Dial></Response>");
+        assert_eq!(
+            document("a\u{0}b\u{1b}[31mc\u{fffe}", &speech(), Some("k\u{7}")),
+            "<Response><Say language=\"en-US\">ab[31mc</Say><Dial><Conference>k</Conference></Dial></Response>"
+        );
         let s = Speech { pause: 2, ..s };
-        assert_eq!(document("x", &s, None), "<Response><Pause length=\"2\"/><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">x</Say></Response>");
+        assert_eq!(
+            document("x", &s, None),
+            "<Response><Pause length=\"2\"/><Say language=\"ja-JP\" voice=\"Polly.Mizuki\" loop=\"2\">x</Say></Response>"
+        );
     }
 
     #[test]

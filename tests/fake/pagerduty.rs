@@ -91,9 +91,8 @@ pub struct FakePagerDuty {
 
 fn validator() -> jsonschema::Validator {
     let doc: Value = serde_json::from_slice(&std::fs::read(spec_path("pagerduty-events-v2.openapi.json")).unwrap()).unwrap();
-    let schema = doc
-        .pointer("/paths/~1enqueue/post/requestBody/content/application~1json/schema")
-        .expect("enqueue request schema in the spec");
+    let schema =
+        doc.pointer("/paths/~1enqueue/post/requestBody/content/application~1json/schema").expect("enqueue request schema in the spec");
     jsonschema::validator_for(&openapi_to_json_schema(schema, &doc)).expect("valid JSON Schema")
 }
 
@@ -175,8 +174,14 @@ impl FakePagerDuty {
             let dedup = body["dedup_key"].as_str().map(str::to_string).unwrap_or_else(|| "generated-0001".into());
             match step {
                 Script::Accept => Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup})),
-                Script::Invalid => Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": ["'payload.severity' is invalid"]})),
-                Script::RateLimited => Reply::Json(429, json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."})),
+                Script::Invalid => Reply::Json(
+                    400,
+                    json!({"status": "invalid event", "message": "Event object is invalid", "errors": ["'payload.severity' is invalid"]}),
+                ),
+                Script::RateLimited => Reply::Json(
+                    429,
+                    json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly. Please retry later."}),
+                ),
                 Script::ServerError => Reply::Json(500, json!({"status": "error", "message": "Internal server error"})),
                 Script::Hang => Reply::Hang,
                 Script::Slow | Script::Late(_) => {

@@ -115,7 +115,9 @@ fn serve(client: TcpStream, mode: Mode, seen: &Mutex<Vec<Connect>>) -> io::Resul
     }
     seen.lock().unwrap().push(Connect { target: target.to_string(), authorization });
     if mode == Mode::RequireAuth {
-        out.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")?;
+        out.write_all(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n",
+        )?;
         return Ok(());
     }
     let upstream = match TcpStream::connect(target) {

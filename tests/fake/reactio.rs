@@ -124,8 +124,19 @@ pub fn check(r: &Received, key: &str, known: &dyn Fn(u64) -> bool) -> Result<Map
     match r.url.as_str() {
         "/api/v1/incidents" => {
             allowed_fields = &[
-                "name", "status", "detection", "cause", "cause_supplement", "point", "scale", "pend_text", "close_text",
-                "topics", "notification_text", "notification_call", "message",
+                "name",
+                "status",
+                "detection",
+                "cause",
+                "cause_supplement",
+                "point",
+                "scale",
+                "pend_text",
+                "close_text",
+                "topics",
+                "notification_text",
+                "notification_call",
+                "message",
             ];
             match body.get("name").and_then(Value::as_str) {
                 Some(n) if !n.trim().is_empty() => {}

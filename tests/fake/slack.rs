@@ -332,8 +332,12 @@ impl FakeSlack {
 
     /// The channels created through `conversations.create`.
     pub fn created(&self) -> Vec<Channel> {
-        let created: Vec<String> =
-            self.calls_to("conversations.create").iter().filter(|c| c.ok()).filter_map(|c| c.answer["channel"]["id"].as_str().map(str::to_string)).collect();
+        let created: Vec<String> = self
+            .calls_to("conversations.create")
+            .iter()
+            .filter(|c| c.ok())
+            .filter_map(|c| c.answer["channel"]["id"].as_str().map(str::to_string))
+            .collect();
         self.channels().into_iter().filter(|c| created.contains(&c.id)).collect()
     }
 
@@ -580,7 +584,10 @@ pub fn block_errors(blocks: &Value) -> Vec<String> {
 /// Total characters of text in a message's blocks (for `msg_blocks_too_long`).
 fn block_text_chars(v: &Value) -> usize {
     match v {
-        Value::Object(o) => o.iter().map(|(k, v)| if k == "text" && v.is_string() { v.as_str().map_or(0, |s| s.chars().count()) } else { block_text_chars(v) }).sum(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| if k == "text" && v.is_string() { v.as_str().map_or(0, |s| s.chars().count()) } else { block_text_chars(v) })
+            .sum(),
         Value::Array(a) => a.iter().map(block_text_chars).sum(),
         _ => 0,
     }
@@ -934,7 +941,13 @@ impl Inner {
         let page: Vec<Value> = self.channels[start.min(end)..end]
             .iter()
             .filter(|c| !(exclude_archived && c.is_archived))
-            .filter(|c| if c.is_private { types.contains("private_channel") && c.members.iter().any(|m| m == BOT_USER) } else { types.contains("public_channel") })
+            .filter(|c| {
+                if c.is_private {
+                    types.contains("private_channel") && c.members.iter().any(|m| m == BOT_USER)
+                } else {
+                    types.contains("public_channel")
+                }
+            })
             .map(Channel::object)
             .collect();
         let next = if end < self.channels.len() { format!("next:{end}") } else { String::new() };
@@ -1163,13 +1176,23 @@ mod self_test {
         let id = created["channel"]["id"].as_str().expect("id").to_string();
         assert_eq!(post(&fake, "conversations.create", Some(BOT_TOKEN), json!({"name": "inc-web-01"}))["error"], "name_taken");
         assert_eq!(post(&fake, "conversations.setTopic", Some(BOT_TOKEN), json!({"channel": id, "topic": "disk full"}))["ok"], true);
-        let invited = post(&fake, "conversations.invite", Some(BOT_TOKEN), json!({"channel": id, "users": format!("{},U9NOBODY,{BOT_USER}", USERS[0])}));
+        let invited = post(
+            &fake,
+            "conversations.invite",
+            Some(BOT_TOKEN),
+            json!({"channel": id, "users": format!("{},U9NOBODY,{BOT_USER}", USERS[0])}),
+        );
         assert_eq!(invited["error"], "user_not_found");
         assert_eq!(invited["errors"].as_array().map(Vec::len), Some(2));
         assert!(fake.channel(&id).members.contains(&USERS[0].to_string()), "ordinary members are invited despite ok:false");
         let root = post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": id, "text": "disk &lt;full&gt;"}));
         let ts = root["ts"].as_str().expect("ts").to_string();
-        let reply = post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": id, "text": "still", "thread_ts": ts, "reply_broadcast": true}));
+        let reply = post(
+            &fake,
+            "chat.postMessage",
+            Some(BOT_TOKEN),
+            json!({"channel": id, "text": "still", "thread_ts": ts, "reply_broadcast": true}),
+        );
         assert_eq!(reply["ok"], true);
         let nested = post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": id, "text": "x", "thread_ts": reply["ts"]}));
         assert_eq!(nested["error"], "thread_not_found");
@@ -1205,7 +1228,10 @@ mod self_test {
         assert_eq!(post(&fake, "conversations.create", Some(BOT_TOKEN), json!({"name": "Bad Name"}))["error"], "invalid_name_specials");
         assert_eq!(post(&fake, "conversations.setTopic", Some(BOT_TOKEN), json!({"channel": ALERTS}))["error"], "invalid_arguments");
         assert_eq!(post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": ALERTS, "blocks": []}))["ok"], true);
-        assert_eq!(post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": ALERTS, "text": "x", "colour": 1}))["error"], "invalid_arguments");
+        assert_eq!(
+            post(&fake, "chat.postMessage", Some(BOT_TOKEN), json!({"channel": ALERTS, "text": "x", "colour": 1}))["error"],
+            "invalid_arguments"
+        );
         assert_eq!(fake.violations().len(), 4, "{:#?}", fake.violations());
     }
 

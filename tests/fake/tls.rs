@@ -103,8 +103,7 @@ impl TlsFront {
     /// Serve `pki`'s server certificate and relay to `backend` (`http://127.0.0.1:<port>` or
     /// `127.0.0.1:<port>`).
     pub fn start(backend: &str, pki: &Pki) -> TlsFront {
-        let backend: SocketAddr =
-            backend.trim_start_matches("http://").trim_end_matches('/').parse().expect("backend is 127.0.0.1:<port>");
+        let backend: SocketAddr = backend.trim_start_matches("http://").trim_end_matches('/').parse().expect("backend is 127.0.0.1:<port>");
         let config = pki.server_config();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");

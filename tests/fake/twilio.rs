@@ -241,9 +241,8 @@ pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
                 match r.resolve_char_ref().map_err(|e| format!("bad character reference: {e}"))? {
                     Some(c) if !xml_char(c) => return Err(format!("not well-formed XML: character reference to {c:?}")),
                     Some(c) => text.push(c),
-                    None => text.push_str(
-                        quick_xml::escape::resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?,
-                    ),
+                    None => text
+                        .push_str(quick_xml::escape::resolve_predefined_entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?),
                 }
             }
             Event::End(e) => {
@@ -322,7 +321,9 @@ impl Validators {
             (jsonschema::validator_for(&schema).expect("valid JSON Schema"), schema)
         };
         let form = |path: &str| {
-            let pointer = format!("/paths/~12010-04-01~1Accounts~1{{AccountSid}}~1{path}/post/requestBody/content/application~1x-www-form-urlencoded/schema");
+            let pointer = format!(
+                "/paths/~12010-04-01~1Accounts~1{{AccountSid}}~1{path}/post/requestBody/content/application~1x-www-form-urlencoded/schema"
+            );
             compile(doc.pointer(&pointer).unwrap_or_else(|| panic!("{path} request schema in the spec")))
         };
         let instance = "/paths/~12010-04-01~1Accounts~1{AccountSid}~1Calls~1{Sid}.json";
@@ -345,7 +346,8 @@ impl Validators {
             })
             .collect();
         let list_response = compile(
-            doc.pointer(&format!("{list_op}/responses/200/content/application~1json/schema")).expect("the ListCall answer schema in the spec"),
+            doc.pointer(&format!("{list_op}/responses/200/content/application~1json/schema"))
+                .expect("the ListCall answer schema in the spec"),
         )
         .0;
         Validators {
@@ -411,7 +413,8 @@ pub fn list_query(query: &str, list: &[(String, jsonschema::Validator, Value)]) 
         }
         if k.starts_with("StartTime") || k.starts_with("EndTime") {
             let b = val.as_bytes();
-            let date = b.len() == 10 && b[4] == b'-' && b[7] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            let date =
+                b.len() == 10 && b[4] == b'-' && b[7] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
             if !date {
                 return Err(refuse(400, 20001, format!("ListCall {k} {val:?} is not a date (YYYY-MM-DD)")));
             }
@@ -484,7 +487,11 @@ fn form(r: &Received, (validator, schema): &(jsonschema::Validator, Value)) -> R
         let kind = schema.pointer(&format!("/properties/{k}/type")).and_then(Value::as_str);
         let coerced = match kind {
             Some("integer") => val.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(val.as_str())),
-            Some("number") => val.parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)).unwrap_or_else(|| Value::from(val.as_str())),
+            Some("number") => val
+                .parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                .unwrap_or_else(|| Value::from(val.as_str())),
             Some("boolean") => val.parse::<bool>().map(Value::from).unwrap_or_else(|_| Value::from(val.as_str())),
             Some("array") => Value::Array(vec![Value::from(val.as_str())]),
             _ => Value::from(val.as_str()),
@@ -603,9 +610,10 @@ impl FakeTwilio {
                     inner.lists.push(params);
                     Reply::Json(200, answer)
                 }
-                Ok(Op::Fetch(sid)) if inner.unreadable.contains(&sid) => {
-                    Reply::Json(404, error(20404, 404, &format!("The requested resource /2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json was not found")))
-                }
+                Ok(Op::Fetch(sid)) if inner.unreadable.contains(&sid) => Reply::Json(
+                    404,
+                    error(20404, 404, &format!("The requested resource /2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json was not found")),
+                ),
                 Ok(Op::Fetch(sid)) => match inner.calls.iter_mut().find(|c| c.sid == sid) {
                     Some(call) => {
                         call.fetches += 1;
@@ -870,7 +878,10 @@ mod self_test {
             assert_eq!(code(post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &params)), Err(expected), "{params:?}");
         }
         let body = "x".repeat(1601);
-        assert_eq!(code(post("Messages.json", ACCOUNT_SID, AUTH_TOKEN, &[("To", "+14155550100"), ("From", "+14155550199"), ("Body", &body)])), Err(21617));
+        assert_eq!(
+            code(post("Messages.json", ACCOUNT_SID, AUTH_TOKEN, &[("To", "+14155550100"), ("From", "+14155550199"), ("Body", &body)])),
+            Err(21617)
+        );
         let mut json = post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &ok);
         json.headers[0].1 = "application/json".into();
         assert_eq!(code(json), Err(20001));
@@ -886,7 +897,9 @@ mod self_test {
         get.body.clear();
         assert!(matches!(route(&get, &v), Ok(Op::Fetch(s)) if s == sid));
         let cancel = post(&format!("Calls/{sid}.json"), ACCOUNT_SID, AUTH_TOKEN, &[("Status", "canceled")]);
-        assert!(matches!(route(&cancel, &v), Ok(Op::Update(s, p)) if s == sid && p == vec![("Status".to_string(), "canceled".to_string())]));
+        assert!(
+            matches!(route(&cancel, &v), Ok(Op::Update(s, p)) if s == sid && p == vec![("Status".to_string(), "canceled".to_string())])
+        );
         let code = |r: Received| route(&r, &v).map(|_| ()).map_err(|f| f.code);
         let mut bad_sid = get.clone();
         bad_sid.url = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/CA123.json");
@@ -897,17 +910,47 @@ mod self_test {
         unauthorized.headers.clear();
         assert_eq!(code(unauthorized), Err(20003));
         // Every status a scripted call goes through is a call resource the spec allows.
-        for outcome in [Outcome::Answered, Outcome::InProgress, Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::Voicemail, Outcome::Ringing] {
+        for outcome in [
+            Outcome::Answered,
+            Outcome::InProgress,
+            Outcome::NoAnswer,
+            Outcome::Busy,
+            Outcome::Failed,
+            Outcome::Voicemail,
+            Outcome::Ringing,
+        ] {
             for amd in [false, true] {
-                let mut call = Call { sid: sid.clone(), to: "+14155550100".into(), from: "+14155550199".into(), outcome, amd, fetches: 0, canceled: false, created: 0 };
+                let mut call = Call {
+                    sid: sid.clone(),
+                    to: "+14155550100".into(),
+                    from: "+14155550199".into(),
+                    outcome,
+                    amd,
+                    fetches: 0,
+                    canceled: false,
+                    created: 0,
+                };
                 for _ in 0..3 {
                     let answer = call.resource();
-                    assert!(v.call.is_valid(&answer), "{outcome:?} {answer}: {:?}", v.call.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>());
+                    assert!(
+                        v.call.is_valid(&answer),
+                        "{outcome:?} {answer}: {:?}",
+                        v.call.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>()
+                    );
                     call.fetches += 1;
                 }
             }
         }
-        let mut c = Call { sid, to: "+14155550100".into(), from: "+14155550199".into(), outcome: Outcome::Voicemail, amd: true, fetches: 2, canceled: false, created: 0 };
+        let mut c = Call {
+            sid,
+            to: "+14155550100".into(),
+            from: "+14155550199".into(),
+            outcome: Outcome::Voicemail,
+            amd: true,
+            fetches: 2,
+            canceled: false,
+            created: 0,
+        };
         assert_eq!((c.resource()["status"].clone(), c.resource()["answered_by"].clone()), (json!("completed"), json!("machine_end_beep")));
         c.amd = false;
         assert_eq!(c.resource()["answered_by"], Value::Null);
@@ -931,12 +974,28 @@ mod self_test {
         }
         // The answer, with and without calls, is a ListCallResponse.
         let mut inner = Inner::default();
-        let call = |to: &str, created: u64| Call { sid: format!("CA{created:032x}"), to: to.into(), from: "+14155550199".into(), outcome: Outcome::Answered, amd: false, fetches: 0, canceled: false, created };
+        let call = |to: &str, created: u64| Call {
+            sid: format!("CA{created:032x}"),
+            to: to.into(),
+            from: "+14155550199".into(),
+            outcome: Outcome::Answered,
+            amd: false,
+            fetches: 0,
+            canceled: false,
+            created,
+        };
         inner.calls = vec![call("+14155550100", 1_795_219_200), call("+14155550101", 1_795_219_200), call("+14155550100", 1_795_000_000)];
         let q = |s: &str| form_urlencoded::parse(s.as_bytes()).into_owned().collect::<Vec<_>>();
         let answer = inner.list(&q("To=%2B14155550100&From=%2B14155550199&StartTime%3E=2026-11-21"));
-        assert!(v.list_response.is_valid(&answer), "{answer}: {:?}", v.list_response.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>());
-        assert_eq!(answer["calls"].as_array().map(|c| c.iter().map(|c| c["sid"].clone()).collect::<Vec<_>>()), Some(vec![json!(format!("CA{:032x}", 1_795_219_200u64))]));
+        assert!(
+            v.list_response.is_valid(&answer),
+            "{answer}: {:?}",
+            v.list_response.iter_errors(&answer).map(|e| e.to_string()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            answer["calls"].as_array().map(|c| c.iter().map(|c| c["sid"].clone()).collect::<Vec<_>>()),
+            Some(vec![json!(format!("CA{:032x}", 1_795_219_200u64))])
+        );
         let none = inner.list(&q("To=%2B14155550102"));
         assert!(v.list_response.is_valid(&none) && none["calls"] == json!([]), "{none}");
     }
@@ -944,7 +1003,9 @@ mod self_test {
     #[test]
     fn machine_detection_and_pause_are_checked() {
         let v = Validators::load();
-        let code = |params: &[(&str, &str)]| check(&post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, params), &v).map(|(_, _, t)| t.and_then(|t| t.pause)).map_err(|f| f.code);
+        let code = |params: &[(&str, &str)]| {
+            check(&post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, params), &v).map(|(_, _, t)| t.and_then(|t| t.pause)).map_err(|f| f.code)
+        };
         let paused = "<Response><Pause length=\"2\"/><Say>x</Say></Response>";
         let base = [("To", "+14155550100"), ("From", "+14155550199")];
         assert_eq!(code(&[base[0], base[1], ("Twiml", paused), ("MachineDetection", "Enable")]), Ok(Some("2".into())));

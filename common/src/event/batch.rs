@@ -66,8 +66,7 @@ pub(super) fn event(format: Format, inv: &Invocation, status: u32, output: Strin
     let entity = match inv.entity.as_deref().map(str::trim) {
         Some(e) if !e.is_empty() => e.to_string(),
         Some(_) => return Err(Code::Usage.msg("--entity is empty; give a name or leave it out for this host's name")),
-        None => super::mackerel::local_hostname()
-            .ok_or_else(|| Code::Usage.msg("this host's name is unknown; pass --entity NAME"))?,
+        None => super::mackerel::local_hostname().ok_or_else(|| Code::Usage.msg("this host's name is unknown; pass --entity NAME"))?,
     };
     Ok(Event {
         format,
@@ -87,11 +86,7 @@ pub(super) fn event(format: Format, inv: &Invocation, status: u32, output: Strin
 /// event on stdin and lose the job.
 pub(super) fn check_flags(inv: &Invocation, source: Source) -> Result<()> {
     let only = |given: bool, flag: &str, wanted: Source, name: &str| {
-        if given && source != wanted {
-            Err(Code::Usage.msg(format!("{flag} is only read with --from {name}")))
-        } else {
-            Ok(())
-        }
+        if given && source != wanted { Err(Code::Usage.msg(format!("{flag} is only read with --from {name}"))) } else { Ok(()) }
     };
     only(inv.status.is_some(), "--status", Source::Cli, "cli")?;
     only(inv.output.is_some(), "--output", Source::Cli, "cli")?;
@@ -107,9 +102,7 @@ pub type Notes = Vec<String>;
 ///
 /// Errors: no `--status` or `--check` → usage (exit 2); stdin unreadable → exit 65.
 pub fn parse(inv: &Invocation, stdin: impl Read, notes: &mut Notes) -> Result<Event> {
-    let status = inv
-        .status
-        .ok_or_else(|| Code::Usage.msg("--status ok|warning|critical|unknown is required with --from cli"))?;
+    let status = inv.status.ok_or_else(|| Code::Usage.msg("--status ok|warning|critical|unknown is required with --from cli"))?;
     let output = match inv.output.as_deref() {
         None => String::new(),
         Some("-") => {
@@ -212,7 +205,10 @@ mod tests {
     fn flags_make_an_event_keyed_by_entity_and_check() {
         let mut notes = Notes::new();
         let e = parse(&inv(Some(CheckStatus::Critical), Some("disk full")), &b""[..], &mut notes).unwrap();
-        assert_eq!((e.format, e.entity.as_str(), e.check.as_str(), e.status, e.output.as_str()), (Format::Cli, "db-01", "backup", 2, "disk full"));
+        assert_eq!(
+            (e.format, e.entity.as_str(), e.check.as_str(), e.status, e.output.as_str()),
+            (Format::Cli, "db-01", "backup", 2, "disk full")
+        );
         assert_eq!(filter::decide(&e, &Default::default()), Decision::Act(Action::Trigger));
         assert_eq!(crate::template::incident_key(None, &e), "db-01/backup");
         let ok = parse(&inv(Some(CheckStatus::Ok), None), &b""[..], &mut notes).unwrap();

@@ -56,14 +56,8 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// has no business reading. `PAGERPIPE_STATE_STORE` too: its URL may carry the shared Redis
 /// ledger's password (`redis://:password@host`), with which the job could rewrite every
 /// host's incident records.
-pub const CREDENTIAL_ENV: [&str; 6] = [
-    "PAGERDUTY_ROUTING_KEY",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_API_KEY_SECRET",
-    "REACTIO_API_KEY",
-    "SLACK_BOT_TOKEN",
-    "PAGERPIPE_STATE_STORE",
-];
+pub const CREDENTIAL_ENV: [&str; 6] =
+    ["PAGERDUTY_ROUTING_KEY", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SECRET", "REACTIO_API_KEY", "SLACK_BOT_TOKEN", "PAGERPIPE_STATE_STORE"];
 
 /// How a job's exit code maps to a check status (`--exit-codes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -34,7 +34,8 @@ pub(crate) fn local_hostname() -> Option<String> {
 pub fn parse(inv: &Invocation) -> Result<Event> {
     let env = |k: &str| inv.env.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let status = status_code(
-        env("MACKEREL_STATUS").ok_or_else(|| Code::DataErr.msg("MACKEREL_STATUS is not set (run this as a mackerel-agent check action)"))?,
+        env("MACKEREL_STATUS")
+            .ok_or_else(|| Code::DataErr.msg("MACKEREL_STATUS is not set (run this as a mackerel-agent check action)"))?,
         "MACKEREL_STATUS",
     )?;
     let previous = env("MACKEREL_PREVIOUS_STATUS").map(|p| status_code(p, "MACKEREL_PREVIOUS_STATUS")).transpose()?;

@@ -442,15 +442,13 @@ fn cut_long_strings(value: &mut Value, max: usize) -> usize {
 /// `check.name` means Sensu 1.x. Errors (exit 65) name the missing or mistyped field.
 pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        Code::DataErr.msg(format!(
-            "event: invalid JSON on stdin ({e}); send one Sensu 1.x, Sensu Go or Mackerel webhook event as a JSON object"
-        ))
+        Code::DataErr
+            .msg(format!("event: invalid JSON on stdin ({e}); send one Sensu 1.x, Sensu Go or Mackerel webhook event as a JSON object"))
     })?;
     let Value::Object(root) = value else {
-        return Err(Code::DataErr.msg(format!(
-            "event: expected a JSON object on stdin, found {}; send one event object",
-            field::type_name(&value)
-        )));
+        return Err(
+            Code::DataErr.msg(format!("event: expected a JSON object on stdin, found {}; send one event object", field::type_name(&value)))
+        );
     };
     let format = match forced {
         Some(f) => f,
@@ -469,13 +467,9 @@ fn detect(root: &Map<String, Value>) -> Result<Format> {
         return Ok(Format::MackerelWebhook);
     }
     let check = root.get("check").and_then(Value::as_object);
-    if root.get("entity").is_some_and(Value::is_object)
-        || check.is_some_and(|c| c.contains_key("metadata"))
-    {
+    if root.get("entity").is_some_and(Value::is_object) || check.is_some_and(|c| c.contains_key("metadata")) {
         Ok(Format::SensuGo)
-    } else if root.get("client").is_some_and(Value::is_object)
-        || check.is_some_and(|c| c.contains_key("name"))
-    {
+    } else if root.get("client").is_some_and(Value::is_object) || check.is_some_and(|c| c.contains_key("name")) {
         Ok(Format::Sensu)
     } else if check.is_none() {
         Err(Code::DataErr.msg(format!(
@@ -548,10 +542,7 @@ pub(crate) mod field {
     pub fn uint(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v @ Value::Number(n)) => n
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| wrong(path, "a non-negative integer", v)),
+            Some(v @ Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| wrong(path, "a non-negative integer", v)),
             Some(v) => Err(wrong(path, "a non-negative integer", v)),
         }
     }
@@ -629,7 +620,11 @@ mod tests {
         let output = "é".repeat(3 * 1024 * 1024);
         let event = serde_json::json!({"client": {"name": "web-01"}, "check": {"name": "check_log", "status": 2, "output": output}});
         let input = read_capped(event.to_string().as_bytes()).expect("read");
-        assert!(input.cut.as_deref().is_some_and(|c| c.contains("1 long value(s) (the check output) cut to 16384 characters")), "{:?}", input.cut);
+        assert!(
+            input.cut.as_deref().is_some_and(|c| c.contains("1 long value(s) (the check output) cut to 16384 characters")),
+            "{:?}",
+            input.cut
+        );
         let e = parse_json(&input.bytes, None).expect("parsed");
         assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("web-01", "check_log", 2));
         assert!(e.output.starts_with("éé"));
@@ -684,7 +679,10 @@ mod tests {
         let long_type = format!(r#"{{"client":{{"name":"a"}},"check":{{"name":"c","status":2}},"action":"{}"}}"#, "x".repeat(100_000));
         let err = parse_json(long_type.as_bytes(), None).unwrap_err().to_string();
         assert!(err.len() < 300, "{err}");
-        let long_key = format!(r#"{{"entity":{{"metadata":{{"name":"a","labels":{{"{}":1}}}}}},"check":{{"metadata":{{"name":"c"}},"status":2}}}}"#, "k".repeat(100_000));
+        let long_key = format!(
+            r#"{{"entity":{{"metadata":{{"name":"a","labels":{{"{}":1}}}}}},"check":{{"metadata":{{"name":"c"}},"status":2}}}}"#,
+            "k".repeat(100_000)
+        );
         let err = parse_json(long_key.as_bytes(), None).unwrap_err().to_string();
         assert!(err.contains("entity.metadata.labels.\"kkk") && err.len() < 300, "{err}");
     }

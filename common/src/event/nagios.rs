@@ -78,13 +78,13 @@ impl Macros {
     }
 
     fn req(&self, name: &str) -> Result<&str> {
-        self.get(name)
-            .ok_or_else(|| Code::DataErr.msg(format!("missing macro {name} (set NAGIOS_{name} or pass --field {name}=${name}$)")))
+        self.get(name).ok_or_else(|| Code::DataErr.msg(format!("missing macro {name} (set NAGIOS_{name} or pass --field {name}=${name}$)")))
     }
 }
 
 fn is_macro_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && (s.starts_with("HOST") || s.starts_with("SERVICE") || s.starts_with("NOTIFICATION") || s.starts_with('_'))
 }
 
@@ -197,10 +197,9 @@ pub fn state_code(state: &str) -> Result<u32> {
         "WARNING" => Ok(1),
         "CRITICAL" | "DOWN" | "UNREACHABLE" => Ok(2),
         "UNKNOWN" => Ok(3),
-        _ => Err(Code::DataErr.msg(format!(
-            "state {} is not OK, WARNING, CRITICAL, UNKNOWN, UP, DOWN or UNREACHABLE",
-            super::quoted(state)
-        ))),
+        _ => {
+            Err(Code::DataErr.msg(format!("state {} is not OK, WARNING, CRITICAL, UNKNOWN, UP, DOWN or UNREACHABLE", super::quoted(state))))
+        }
     }
 }
 
@@ -278,7 +277,11 @@ mod tests {
     #[test]
     fn icinga_names() {
         let mut inv = env(&[("NOTIFICATIONTYPE", "Problem"), ("SERVICENAME", "disk"), ("HOME", "/root")]);
-        inv.fields = vec![("host.name".into(), "app-01".into()), ("service.state".into(), "WARNING".into()), ("service.output".into(), "DISK WARNING".into())];
+        inv.fields = vec![
+            ("host.name".into(), "app-01".into()),
+            ("service.state".into(), "WARNING".into()),
+            ("service.output".into(), "DISK WARNING".into()),
+        ];
         let e = inv.parse(super::super::Source::Icinga).unwrap();
         assert_eq!((e.entity.as_str(), e.check.as_str(), e.status, e.format), ("app-01", "disk", 1, Format::Icinga));
         assert_eq!(e.action, Some(SourceAction::Create));
@@ -289,9 +292,14 @@ mod tests {
         let err = env(&[("NAGIOS_HOSTNAME", "h")]).parse(super::super::Source::Nagios).unwrap_err();
         assert_eq!(err.code, Code::DataErr);
         assert!(err.to_string().contains("NOTIFICATIONTYPE"), "{err}");
-        let err = env(&[("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"), ("NAGIOS_HOSTNAME", "h"), ("NAGIOS_SERVICEDESC", "s"), ("NAGIOS_SERVICESTATE", "BROKEN")])
-            .parse(super::super::Source::Nagios)
-            .unwrap_err();
+        let err = env(&[
+            ("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"),
+            ("NAGIOS_HOSTNAME", "h"),
+            ("NAGIOS_SERVICEDESC", "s"),
+            ("NAGIOS_SERVICESTATE", "BROKEN"),
+        ])
+        .parse(super::super::Source::Nagios)
+        .unwrap_err();
         assert!(err.to_string().contains("BROKEN"), "{err}");
     }
 }

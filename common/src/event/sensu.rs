@@ -33,19 +33,12 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         Some("resolve") => Some(SourceAction::Resolve),
         Some("flapping") => Some(SourceAction::Flapping),
         Some(other) => {
-            return Err(Code::DataErr.msg(format!(
-                "field `action` must be create, resolve or flapping, found {}",
-                super::quoted(other)
-            )));
+            return Err(Code::DataErr.msg(format!("field `action` must be create, resolve or flapping, found {}", super::quoted(other))));
         }
     };
     let history = match check.get("history") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| history_status(v, i))
-            .collect::<Result<Vec<u32>>>()?,
+        Some(Value::Array(items)) => items.iter().enumerate().map(|(i, v)| history_status(v, i)).collect::<Result<Vec<u32>>>()?,
         Some(_) => return Err(Code::DataErr.msg("field `check.history` must be an array")),
     };
 
@@ -56,10 +49,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         }
     }
     if let Some(team) = field::string(check, "pager_team", "check.pager_team")? {
-        overrides
-            .entry("pagerduty".to_string())
-            .or_default()
-            .insert("pager_team".into(), Value::String(team.to_string()));
+        overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), Value::String(team.to_string()));
     }
 
     Ok(Event {
@@ -142,11 +132,7 @@ mod tests {
 
     #[test]
     fn proxy_check_source_names_the_entity() {
-        let e = parse_json(
-            br#"{"client":{"name":"sensu-server"},"check":{"name":"ping","source":"router-1","status":2}}"#,
-            None,
-        )
-        .unwrap();
+        let e = parse_json(br#"{"client":{"name":"sensu-server"},"check":{"name":"ping","source":"router-1","status":2}}"#, None).unwrap();
         assert_eq!(e.entity, "router-1");
         assert_eq!(e.output, "");
         assert_eq!(e.occurrences, 1);

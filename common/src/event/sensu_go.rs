@@ -140,9 +140,18 @@ mod tests {
             (r#"{"entity":{"metadata":{"name":"a"}},"check":{"metadata":{},"status":2}}"#, "missing field `check.metadata.name`"),
             (r#"{"entity":{"metadata":{"name":"a"}},"check":{"metadata":{"name":"c"}}}"#, "missing field `check.status`"),
             (r#"{"entity":{},"check":{"metadata":{"name":"c"},"status":2}}"#, "missing field `entity.metadata`"),
-            (r#"{"entity":{"metadata":{"name":"a"}},"check":{"metadata":{"name":"c"},"status":2,"history":[{"status":"x"}]}}"#, "check.history[0].status"),
-            (r#"{"entity":{"metadata":{"name":"a","labels":{"x":1}}},"check":{"metadata":{"name":"c"},"status":2}}"#, "entity.metadata.labels.x"),
-            (r#"{"entity":{"metadata":{"name":"a"}},"check":{"metadata":{"name":"c"},"status":2,"is_silenced":"no"}}"#, "check.is_silenced"),
+            (
+                r#"{"entity":{"metadata":{"name":"a"}},"check":{"metadata":{"name":"c"},"status":2,"history":[{"status":"x"}]}}"#,
+                "check.history[0].status",
+            ),
+            (
+                r#"{"entity":{"metadata":{"name":"a","labels":{"x":1}}},"check":{"metadata":{"name":"c"},"status":2}}"#,
+                "entity.metadata.labels.x",
+            ),
+            (
+                r#"{"entity":{"metadata":{"name":"a"}},"check":{"metadata":{"name":"c"},"status":2,"is_silenced":"no"}}"#,
+                "check.is_silenced",
+            ),
         ];
         for (input, want) in cases {
             let err = parse_json(input.as_bytes(), None).unwrap_err();

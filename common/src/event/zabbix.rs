@@ -134,9 +134,8 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
     };
     let Message { fields, escalation_cancelled: cancelled } = read_message(message);
     let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let name = get("name").ok_or_else(|| {
-        Code::DataErr.msg("message has no `name:` line; add `name:{TRIGGER.NAME}` to the media type's message template")
-    })?;
+    let name = get("name")
+        .ok_or_else(|| Code::DataErr.msg("message has no `name:` line; add `name:{TRIGGER.NAME}` to the media type's message template"))?;
     let host = get("hostname").ok_or_else(|| {
         Code::DataErr.msg("message has no `hostname:` line; add `hostname:{HOST.NAME}` to the media type's message template")
     })?;
@@ -316,7 +315,10 @@ mod tests {
         let msg = PROBLEM.replace("status:PROBLEM\n", "");
         assert_eq!(inv("PROBLEM", &msg).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Create));
         assert_eq!(inv("resolve", &msg).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Resolve));
-        assert_eq!(inv("anything", &msg.replace("value:1", "value:0")).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Resolve));
+        assert_eq!(
+            inv("anything", &msg.replace("value:1", "value:0")).parse(super::super::Source::Zabbix).unwrap().action,
+            Some(SourceAction::Resolve)
+        );
         let cancelled = format!("{PROBLEM}\nNOTE: Escalation cancelled: host is in maintenance");
         assert_eq!(inv("trigger", &cancelled).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Resolve));
     }

@@ -67,9 +67,8 @@ impl ProxyEnv {
 
     /// Read variables through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> ProxyEnv {
-        let first = |names: &[&'static str]| {
-            names.iter().find_map(|&n| get(n).map(|v| (n, v.trim().to_string())).filter(|(_, v)| !v.is_empty()))
-        };
+        let first =
+            |names: &[&'static str]| names.iter().find_map(|&n| get(n).map(|v| (n, v.trim().to_string())).filter(|(_, v)| !v.is_empty()));
         let no_proxy = first(&["no_proxy", "NO_PROXY"]).map(|(_, v)| parse_no_proxy(&v)).unwrap_or_default();
         ProxyEnv {
             https: first(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]),
@@ -94,7 +93,8 @@ impl ProxyEnv {
         if scheme != "http" && scheme != "https" {
             return Err(format!("{var} names a {scheme}:// proxy; only http:// and https:// proxies are supported"));
         }
-        let proxy = ureq::Proxy::new(&with_scheme).map_err(|_| format!("{var} is not a valid proxy URL (expected http://[user:password@]host:port)"))?;
+        let proxy = ureq::Proxy::new(&with_scheme)
+            .map_err(|_| format!("{var} is not a valid proxy URL (expected http://[user:password@]host:port)"))?;
         let shown = format!("proxy {}:{} ({var})", proxy.host(), proxy.port());
         Ok(Route::Proxy { proxy, shown, var })
     }
@@ -246,7 +246,10 @@ mod tests {
             assert!(via(&e, proxied).is_some(), "{proxied} should use the proxy");
         }
         assert_eq!(via(&env(&[("HTTPS_PROXY", "p:1"), ("no_proxy", "*")]), "https://x/"), None);
-        assert_eq!(via(&env(&[("HTTPS_PROXY", "p:1"), ("no_proxy", "x"), ("NO_PROXY", "*")]), "https://y/").as_deref(), Some("proxy p:1 (HTTPS_PROXY)"));
+        assert_eq!(
+            via(&env(&[("HTTPS_PROXY", "p:1"), ("no_proxy", "x"), ("NO_PROXY", "*")]), "https://y/").as_deref(),
+            Some("proxy p:1 (HTTPS_PROXY)")
+        );
     }
 
     #[test]

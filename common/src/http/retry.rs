@@ -119,7 +119,10 @@ mod tests {
 
     #[test]
     fn the_first_attempt_starts_at_once_with_the_full_timeout_or_what_is_left() {
-        assert_eq!(plan(&P, 0, None, Fate::NotSent, Duration::from_secs(10), FULL, 7), Step::Attempt { wait: Duration::ZERO, timeout: FULL });
+        assert_eq!(
+            plan(&P, 0, None, Fate::NotSent, Duration::from_secs(10), FULL, 7),
+            Step::Attempt { wait: Duration::ZERO, timeout: FULL }
+        );
         assert_eq!(
             plan(&P, 0, None, Fate::NotSent, Duration::from_secs(2), FULL, 7),
             Step::Attempt { wait: Duration::ZERO, timeout: Duration::from_secs(2) }
@@ -131,7 +134,8 @@ mod tests {
     fn backoff_doubles_with_jitter_up_to_the_maximum() {
         for (attempts, full_wait) in [(1, 250), (2, 500), (3, 1000), (4, 2000), (5, 4000), (12, 4000)] {
             for random in [0, 1 << 20, u64::MAX] {
-                let Step::Attempt { wait, .. } = plan(&P, attempts, Some(&failed(None)), Fate::NotSent, Duration::from_secs(60), FULL, random)
+                let Step::Attempt { wait, .. } =
+                    plan(&P, attempts, Some(&failed(None)), Fate::NotSent, Duration::from_secs(60), FULL, random)
                 else {
                     panic!("gave up with a minute left");
                 };
@@ -147,14 +151,20 @@ mod tests {
             panic!("should retry");
         };
         assert_eq!(wait, Duration::from_secs(3));
-        assert!(matches!(plan(&P, 1, Some(&failed(Some(30))), Fate::NotSent, Duration::from_secs(10), FULL, 0), Step::GiveUp(w) if w.contains("30 s")));
+        assert!(
+            matches!(plan(&P, 1, Some(&failed(Some(30))), Fate::NotSent, Duration::from_secs(10), FULL, 0), Step::GiveUp(w) if w.contains("30 s"))
+        );
     }
 
     #[test]
     fn an_unknown_fate_is_retried_only_with_a_whole_attempt_timeout() {
         let timed_out = Retry { reason: "timed out".into(), fate: Fate::Unknown, after: None };
-        assert!(matches!(plan(&P, 1, Some(&timed_out), Fate::Unknown, Duration::from_secs(4), FULL, 0), Step::GiveUp(w) if w.contains("whole attempt timeout")));
-        assert!(matches!(plan(&P, 1, Some(&timed_out), Fate::Unknown, Duration::from_secs(6), FULL, 0), Step::Attempt { timeout, .. } if timeout == FULL));
+        assert!(
+            matches!(plan(&P, 1, Some(&timed_out), Fate::Unknown, Duration::from_secs(4), FULL, 0), Step::GiveUp(w) if w.contains("whole attempt timeout"))
+        );
+        assert!(
+            matches!(plan(&P, 1, Some(&timed_out), Fate::Unknown, Duration::from_secs(6), FULL, 0), Step::Attempt { timeout, .. } if timeout == FULL)
+        );
         // A spooled request of unknown fate: not even a first attempt without the whole timeout.
         assert!(matches!(plan(&P, 0, None, Fate::Unknown, Duration::from_secs(2), FULL, 0), Step::GiveUp(_)));
     }

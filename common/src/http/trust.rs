@@ -59,10 +59,7 @@ impl Trust {
                     })
                     .collect();
                 if certs.is_empty() {
-                    anyhow::bail!(
-                        "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
-                        path.display()
-                    );
+                    anyhow::bail!("ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)", path.display());
                 }
                 Ok(RootCerts::new_with_certs(&certs))
             }

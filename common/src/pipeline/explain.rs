@@ -31,7 +31,14 @@ pub(super) struct Input<'a> {
 pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Code> {
     let Input { event, common, key, action, proposal, now } = input;
     let mut lines = vec![
-        format!("event: {} {}/{} status {} ({})", event.format.name(), escape_controls(&event.entity), escape_controls(&event.check), event.status, event.status_name()),
+        format!(
+            "event: {} {}/{} status {} ({})",
+            event.format.name(),
+            escape_controls(&event.entity),
+            escape_controls(&event.check),
+            event.status,
+            event.status_name()
+        ),
         format!("incident key: {}", escape_controls(key)),
         format!(
             "settings: severities {}, occurrences {}, refresh {}, timeout {}",

@@ -110,7 +110,14 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// Deliver the queued entries whose key hash `wanted` accepts, oldest first, until
     /// `deadline`. `held`: the key whose hold this process has already. `wait`: wait for
     /// another holder of an incident within the deadline (`--flush`) instead of passing over it.
-    pub(super) fn run(&self, client: &Client, deadline: &Deadline, wanted: &dyn Fn(&str) -> bool, held: Option<&str>, wait: bool) -> Report {
+    pub(super) fn run(
+        &self,
+        client: &Client,
+        deadline: &Deadline,
+        wanted: &dyn Fn(&str) -> bool,
+        held: Option<&str>,
+        wait: bool,
+    ) -> Report {
         let mut report = Report::default();
         let Some(spool) = self.spool else { return report };
         let listing = match spool.list() {
@@ -234,8 +241,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// Move `name` to `failed/` with `why`, logged as an error when `refused`.
     fn moved(&self, spool: &Spool, name: &str, entry: &mut Entry, why: &str, refused: bool) {
         match spool.fail(name, entry, why) {
-            Ok(to) if refused => self.log.error(format!("spool: {} {}: {why}; moved to {}, not retried", entry.action.name(), entry.incident_key, to.display())),
-            Ok(to) => self.log.info(format!("spool: {} {} not sent: {why}; moved to {}", entry.action.name(), entry.incident_key, to.display())),
+            Ok(to) if refused => self.log.error(format!(
+                "spool: {} {}: {why}; moved to {}, not retried",
+                entry.action.name(),
+                entry.incident_key,
+                to.display()
+            )),
+            Ok(to) => {
+                self.log.info(format!("spool: {} {} not sent: {why}; moved to {}", entry.action.name(), entry.incident_key, to.display()))
+            }
             Err(e) => self.log.error(format!("spool: cannot move {name} to failed/: {e:#}")),
         }
     }
@@ -260,10 +274,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let what = format!("spooled {} {} from {}", entry.action.name(), entry.incident_key, crate::clock::rfc3339(entry.created));
         let age = crate::clock::age(entry.created, crate::clock::now_unix());
         if age > self.common.spool_max_age.as_secs() {
-            let why = format!(
-                "not delivered within spool_max_age ({}): {what} given up",
-                humantime::format_duration(self.common.spool_max_age)
-            );
+            let why =
+                format!("not delivered within spool_max_age ({}): {what} given up", humantime::format_duration(self.common.spool_max_age));
             log.error(format!("spool: {why}"));
             return Outcome::Refused(why);
         }
@@ -491,10 +503,8 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         report.remaining
     );
     if report.failed > 0 {
-        return Err(Code::Unavailable.msg(format!(
-            "{summary}; read the reasons in {}/failed/ and resend by hand if still needed",
-            spool.dir().display()
-        )));
+        return Err(Code::Unavailable
+            .msg(format!("{summary}; read the reasons in {}/failed/ and resend by hand if still needed", spool.dir().display())));
     }
     if report.remaining > 0 {
         let why = report.stopped.unwrap_or_else(|| "the deadline ran out, or an incident stayed busy".into());

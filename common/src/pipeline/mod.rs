@@ -110,11 +110,12 @@ impl Queue<'_> {
             entry.created = crate::clock::now_unix();
         }
         match self.spool.push(&entry, self.private) {
-            Ok(name) => Outcome::Spooled(format!(
-                "{reason}; spooled as {}/{name} for the next invocation or --flush",
-                self.spool.dir().display()
-            )),
-            Err(e) => Outcome::Retry(crate::outcome::Retry { reason: format!("{reason}; and it could not be spooled: {e:#}"), fate, after: None }),
+            Ok(name) => {
+                Outcome::Spooled(format!("{reason}; spooled as {}/{name} for the next invocation or --flush", self.spool.dir().display()))
+            }
+            Err(e) => {
+                Outcome::Retry(crate::outcome::Retry { reason: format!("{reason}; and it could not be spooled: {e:#}"), fate, after: None })
+            }
         }
     }
 }
@@ -565,7 +566,17 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
 fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Code> {
     let Some(p) = &d.proposal else { return Ok(Code::Ok) };
     let client = Client::new(read.common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
-    let ctx = Ctx { provider: &read.provider, client: &client, deadline: d.deadline, log, dry_run: true, store: None, incident_key: &d.key, queue: None, token: None };
+    let ctx = Ctx {
+        provider: &read.provider,
+        client: &client,
+        deadline: d.deadline,
+        log,
+        dry_run: true,
+        store: None,
+        incident_key: &d.key,
+        queue: None,
+        token: None,
+    };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.key, previous: None, event_time: p.event_time };
     finish(log, &d.deadline, true, &job, read.provider.act(&ctx, &job))
 }
@@ -578,12 +589,7 @@ enum CaughtUp {
     Skip(String),
     /// Deliver, holding the incident (`None`: no ledger, or it stayed busy), with its record as
     /// the provider should see it, queueing every request when `only` says why.
-    Deliver {
-        hold: Option<Box<dyn state::Hold>>,
-        record: Option<Incident>,
-        only: Option<String>,
-        client: Client,
-    },
+    Deliver { hold: Option<Box<dyn state::Hold>>, record: Option<Incident>, only: Option<String>, client: Client },
 }
 
 /// The ledger and the spool of one invocation, and what it decided.
@@ -765,7 +771,14 @@ impl<'a, P: Provider> Local<'a, P> {
 
     /// Phase 6: the provider delivers (or queues, when `only` says why); what the service
     /// accepted is recorded; the hold is released; the exit code.
-    fn deliver(&self, p: &Proposal, record: Option<Incident>, only: Option<String>, client: &Client, hold: Option<Box<dyn state::Hold>>) -> Result<Code> {
+    fn deliver(
+        &self,
+        p: &Proposal,
+        record: Option<Incident>,
+        only: Option<String>,
+        client: &Client,
+        hold: Option<Box<dyn state::Hold>>,
+    ) -> Result<Code> {
         let (read, key, log) = (self.read, &self.d.key, self.log);
         let queue = self.spool.as_ref().map(|spool| Queue {
             spool,
@@ -786,7 +799,17 @@ impl<'a, P: Provider> Local<'a, P> {
             private: holds_secret(&read.overrides, &read.provider.secrets()),
             only,
         });
-        let ctx = Ctx { provider: &read.provider, client, deadline: self.d.deadline, log, dry_run: false, store: self.store(), incident_key: key, queue, token: Some(&p.token) };
+        let ctx = Ctx {
+            provider: &read.provider,
+            client,
+            deadline: self.d.deadline,
+            log,
+            dry_run: false,
+            store: self.store(),
+            incident_key: key,
+            queue,
+            token: Some(&p.token),
+        };
         let job = Job { action: p.action, event: &read.event, incident_key: key, previous: record.as_ref(), event_time: p.event_time };
         let outcome = read.provider.act(&ctx, &job);
         match (&outcome, self.store()) {
@@ -947,7 +970,13 @@ const HOLD_WAIT_SHARE: u32 = 4;
 /// Take the incident's hold: `(hold, busy)`. `busy`: another invocation held it for the whole
 /// wait, so this one queues behind it. A resolve or acknowledge that finds it held first asks
 /// the holder to stop (a Twilio run calling one person after another).
-fn take_hold(store: Option<&dyn Store>, key: &str, p: &Proposal, deadline: &Deadline, log: &Logger) -> (Option<Box<dyn state::Hold>>, bool) {
+fn take_hold(
+    store: Option<&dyn Store>,
+    key: &str,
+    p: &Proposal,
+    deadline: &Deadline,
+    log: &Logger,
+) -> (Option<Box<dyn state::Hold>>, bool) {
     let Some(store) = store else { return (None, false) };
     let failed = |e: anyhow::Error| {
         log.error(format!("cannot take the hold of {key} in {} ({e:#}); delivering without it", store.describe()));
@@ -1016,7 +1045,9 @@ fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, 
     }
     let mut shared = args.settings();
     shared.extend(flags);
-    for w in config::secret_file_warnings(P::NAME, &files.section(P::NAME)).into_iter().chain(config::secret_file_warnings(P::NAME, &shared)) {
+    for w in
+        config::secret_file_warnings(P::NAME, &files.section(P::NAME)).into_iter().chain(config::secret_file_warnings(P::NAME, &shared))
+    {
         log.warn(w);
     }
     let from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
@@ -1052,7 +1083,12 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
 /// rewritten by another member can never set an operator-only setting (`api_url`, `ca_file`,
 /// `timeout` …) and so send this user's credentials, or its pages, to a server of its choosing.
 /// A refused one is logged (by name, never its value) and the operator's setting is used.
-fn settings_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, overrides: &Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
+fn settings_with<P: Provider>(
+    args: &CommonArgs,
+    flags: Map<String, Value>,
+    overrides: &Map<String, Value>,
+    log: &Logger,
+) -> Result<(Map<String, Value>, Common)> {
     let (operator, _) = operator_settings::<P>(args, flags, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
@@ -1061,7 +1097,12 @@ fn settings_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, over
     };
     let stored = overrides
         .iter()
-        .map(|(k, v)| crate::trust::Override { origin: crate::trust::Origin::Check, place: "spool entry", setting: k.clone(), value: v.clone() })
+        .map(|(k, v)| crate::trust::Override {
+            origin: crate::trust::Origin::Check,
+            place: "spool entry",
+            setting: k.clone(),
+            value: v.clone(),
+        })
         .collect();
     let section = crate::trust::apply(P::NAME, operator, stored, P::SETTINGS, &valid, &mut |line| log.warn(line));
     let common: Common = config::typed(P::NAME, section.clone())?;

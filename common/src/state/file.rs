@@ -222,8 +222,7 @@ impl FileStore {
             }
             Err(e) => {
                 let aside = path.with_extension(format!("json.corrupt-{}", clock::now_unix()));
-                fs::rename(path, &aside)
-                    .map_err(|re| anyhow::anyhow!("cannot move unreadable {} aside: {re}", path.display()))?;
+                fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move unreadable {} aside: {re}", path.display()))?;
                 self.notices.borrow_mut().push(format!(
                     "state file {} was unreadable ({e}); moved to {} and starting afresh",
                     path.display(),
@@ -285,10 +284,9 @@ impl FileStore {
         if owner == files::euid() {
             return Some(bytes);
         }
-        self.notices.borrow_mut().push(format!(
-            "state file {} belongs to another user (uid {owner}); not trusted, read as no record",
-            path.display()
-        ));
+        self.notices
+            .borrow_mut()
+            .push(format!("state file {} belongs to another user (uid {owner}); not trusted, read as no record", path.display()));
         None
     }
 }
@@ -488,11 +486,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::at(dir.path().to_path_buf()).unwrap();
         std::fs::write(dir.path().join("k.json"), "{not json").unwrap();
-        store.update("k", &mut |cur| {
-            assert!(cur.is_none());
-            Some(json!({"ok": true}))
-        })
-        .unwrap();
+        store
+            .update("k", &mut |cur| {
+                assert!(cur.is_none());
+                Some(json!({"ok": true}))
+            })
+            .unwrap();
         let notes = store.take_notices();
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("was unreadable"), "{}", notes[0]);
@@ -562,9 +561,17 @@ mod tests {
     fn expired_records_read_as_absent_and_keys_are_listed() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::at(dir.path().to_path_buf()).unwrap();
-        store.update_with("web-01/disk", Write { durability: Durability::Volatile, expire: Some(Duration::from_secs(60)) }, &mut |_| Some(json!({"key": "web-01/disk", "open": false}))).unwrap();
+        store
+            .update_with("web-01/disk", Write { durability: Durability::Volatile, expire: Some(Duration::from_secs(60)) }, &mut |_| {
+                Some(json!({"key": "web-01/disk", "open": false}))
+            })
+            .unwrap();
         assert_eq!(store.get("web-01/disk").unwrap(), Some(json!({"key": "web-01/disk", "open": false})));
-        store.update_with("gone", Write { durability: Durability::Volatile, expire: Some(Duration::ZERO) }, &mut |_| Some(json!({"key": "gone"}))).unwrap();
+        store
+            .update_with("gone", Write { durability: Durability::Volatile, expire: Some(Duration::ZERO) }, &mut |_| {
+                Some(json!({"key": "gone"}))
+            })
+            .unwrap();
         assert_eq!(store.get("gone").unwrap(), None);
         let mut keys = store.keys().unwrap();
         keys.sort();

@@ -353,18 +353,15 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
             // suppressing pages until the clock catches up.
             let age = rec.last_notified.filter(|t| t.saturating_sub(now) < p.refresh_secs).map(|t| crate::clock::age(t, now));
             match age {
-                Some(age) if same && age < p.refresh_secs => Verdict::Skip(format!(
-                    "already notified {age}s ago (notification {}, refresh {}s)",
-                    rec.count, p.refresh_secs
-                )),
+                Some(age) if same && age < p.refresh_secs => {
+                    Verdict::Skip(format!("already notified {age}s ago (notification {}, refresh {}s)", rec.count, p.refresh_secs))
+                }
                 _ => Verdict::Send,
             }
         }
         Action::Acknowledge if !rec.open => Verdict::Skip(format!("{} is not open; nothing to acknowledge", rec.key)),
         Action::Acknowledge if rec.acknowledged_at.is_some() => Verdict::Skip(format!("{} is already acknowledged", rec.key)),
-        Action::Resolve if !rec.open && rec.resolved_at.is_some() => {
-            Verdict::Skip(format!("{} is already resolved", rec.key))
-        }
+        Action::Resolve if !rec.open && rec.resolved_at.is_some() => Verdict::Skip(format!("{} is already resolved", rec.key)),
         Action::Resolve if !rec.open => match no_record {
             NoRecord::Send => Verdict::Send,
             NoRecord::Skip(why) => Verdict::Skip(why.to_string()),
@@ -455,7 +452,8 @@ pub fn record(store: &dyn Store, key: &str, p: &Proposal, now: u64, refs: &Map<S
 /// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
 /// skips (the incident looked closed) says nothing about the state at its time.
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
-    p.action != Action::Acknowledge && record.filter(|r| r.last_action.is_some()).is_some_and(|r| r.event_time.is_none_or(|t| t < p.event_time))
+    p.action != Action::Acknowledge
+        && record.filter(|r| r.last_action.is_some()).is_some_and(|r| r.event_time.is_none_or(|t| t < p.event_time))
 }
 
 /// Note in `key`'s record that `p` was decided and needed nothing: its event time becomes the
@@ -756,7 +754,10 @@ mod tests {
     fn a_record_time_in_the_future_counts_as_now_for_one_refresh_at_most() {
         // The clock stepped back by a few minutes: the repeat is suppressed (as if just sent).
         let rec = apply(None, "k", &p(Action::Trigger, "critical", 1000, "a"), 1_300, &Map::new());
-        assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", 1001, "b"), 1001, SKIP), Verdict::Skip("already notified 0s ago (notification 1, refresh 1800s)".into()));
+        assert_eq!(
+            decide(Some(&rec), &p(Action::Trigger, "critical", 1001, "b"), 1001, SKIP),
+            Verdict::Skip("already notified 0s ago (notification 1, refresh 1800s)".into())
+        );
         // It stepped back by more than a refresh: the future time does not silence pages until
         // the clock catches up.
         let rec = apply(None, "k", &p(Action::Trigger, "critical", 1000, "a"), 50_000, &Map::new());

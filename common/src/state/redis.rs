@@ -188,15 +188,12 @@ fn root_pem(trust: &Trust) -> anyhow::Result<Option<Vec<u8>>> {
     match trust {
         Trust::Bundled => Ok(None),
         Trust::File(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()))?;
+            let pem =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()))?;
             use rustls::pki_types::pem::PemObject as _;
             let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count();
             if certs == 0 {
-                anyhow::bail!(
-                    "ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)",
-                    path.display()
-                );
+                anyhow::bail!("ca_file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)", path.display());
             }
             Ok(Some(pem))
         }
@@ -299,8 +296,8 @@ impl RedisStore {
     pub fn connect(url: &str, handler: &str, ca_file: Option<&Path>, budget: Duration) -> anyhow::Result<RedisStore> {
         let secrets = secrets_of(url);
         let masked_url = mask(url, &secrets);
-        let parsed = RedisUrl::parse(url)
-            .map_err(|why| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {why}"), &secrets)))?;
+        let parsed =
+            RedisUrl::parse(url).map_err(|why| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {why}"), &secrets)))?;
         let RedisUrl { tls, host, port, user, password, db } = parsed;
         let scheme = if tls { "rediss" } else { "redis" };
         // AUTH and SELECT are not sent while connecting but with the first command, in the same
@@ -324,7 +321,9 @@ impl RedisStore {
         } else {
             ConnectionAddr::Tcp(host.clone(), port)
         };
-        let info = addr.into_connection_info().map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {e}"), &secrets)))?;
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {e}"), &secrets)))?;
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name()).set_tcp_settings(tcp);
         let host = if host.contains(':') { format!("[{host}]") } else { host };
@@ -332,10 +331,7 @@ impl RedisStore {
         let client = if scheme == "rediss" {
             match root_pem(&Trust::from_setting(ca_file))? {
                 None => redis::Client::open(info),
-                Some(pem) => redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates { client_tls: None, root_cert: Some(pem) },
-                ),
+                Some(pem) => redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }),
             }
         } else {
             redis::Client::open(info)
@@ -434,7 +430,13 @@ impl Shared {
         let first = setup.is_some();
         op(&mut conn, setup).map_err(|e| {
             let reason = mask(&why(&e, self.budget), &self.secrets);
-            if first || e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
+            if first
+                || e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_unrecoverable_error()
+            {
                 *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
             }
             anyhow::anyhow!("state store {}: {what}: {reason}", self.describe)
@@ -496,7 +498,8 @@ fn renew(shared: Arc<Shared>, key: String, token: String, lease: Duration, stop:
         match renewed.map(|(n,)| n) {
             Ok(1) => {}
             Ok(_) => {
-                shared.notice(format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe));
+                shared
+                    .notice(format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe));
                 return;
             }
             Err(e) => {
@@ -554,7 +557,8 @@ impl Store for RedisStore {
                 }
                 match &new {
                     Some(v) => {
-                        let bytes = serde_json::to_vec(v).map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
+                        let bytes = serde_json::to_vec(v)
+                            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
                         tx.cmd("SET").arg(&rkey).arg(bytes);
                         match (ttl_ms, how.durability) {
                             (Some(ms), _) => {
@@ -607,9 +611,9 @@ impl Store for RedisStore {
         let token = super::new_token();
         let ms = self.lease.as_millis() as u64;
         loop {
-            let (taken,): (Option<String>,) = self.shared.run("take a hold", |c, setup| {
-                first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).query(c)
-            })?;
+            let (taken,): (Option<String>,) = self
+                .shared
+                .run("take a hold", |c, setup| first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).query(c))?;
             if taken.is_some() {
                 let (tx, rx) = mpsc::channel();
                 let (shared, k, t, lease) = (Arc::clone(&self.shared), hkey.clone(), token.clone(), self.lease);
