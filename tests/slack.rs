@@ -255,6 +255,34 @@ fn an_acknowledge_is_a_thread_message() {
 }
 
 #[test]
+fn nagios_custom_variables_set_slack_settings() {
+    // `_SERVICESLACK_<SETTING>` is a check-level setting, as `_SERVICEPAGERDUTY_<SETTING>` is
+    // for handler-pagerduty (README "Who may set what"), not a label.
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    let url = fake.api_url();
+    let problem = |severities: &str| {
+        let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios"]);
+        cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
+            .env("NAGIOS_HOSTNAME", "web-01")
+            .env("NAGIOS_SERVICEDESC", "check_disk")
+            .env("NAGIOS_SERVICESTATE", "CRITICAL")
+            .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
+            .env("NAGIOS__SERVICESLACK_SEVERITIES", severities)
+            .env("PAGERPIPE_NOW", NOW.to_string());
+        run_command(cmd, b"")
+    };
+    let r = problem("warning");
+    ok(&r);
+    assert!(r.stderr.contains("skipped web-01/check_disk: severity critical is not in severities [warning]"), "{}", r.stderr);
+    assert!(fake.calls().is_empty(), "nothing sent: {:?}", fake.calls().len());
+    let r = problem("warning,critical");
+    ok(&r);
+    fake.assert_no_violations();
+    assert_eq!(fake.created().len(), 1, "{}", r.stderr);
+}
+
+#[test]
 fn output_cannot_notify_anyone() {
     let fake = FakeSlack::start();
     let sb = sandbox(json!({"link_template": "https://sensu.example.com/{entity}/{check}"}));

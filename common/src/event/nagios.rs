@@ -42,8 +42,9 @@ const ICINGA_NAMES: [(&str, &str); 16] = [
     ("HOSTDISPLAYNAME", "HOSTDISPLAYNAME"),
 ];
 
-/// Settings sections that custom variables may override.
-const SECTIONS: [&str; 3] = ["pagerduty", "twilio", "reactio"];
+/// Settings sections that custom variables may override: one per handler
+/// (`_SERVICESLACK_CHANNEL` is `slack.channel`); any other custom variable is a label.
+const SECTIONS: [&str; 4] = ["pagerduty", "twilio", "reactio", "slack"];
 
 struct Macros {
     values: BTreeMap<String, String>,
@@ -224,6 +225,7 @@ mod tests {
             ("NAGIOS_LONGSERVICEOUTPUT", "line one\\nline two"),
             ("NAGIOS_NOTIFICATIONNUMBER", "3"),
             ("NAGIOS__SERVICEPAGERDUTY_SEVERITIES", "critical"),
+            ("NAGIOS__SERVICESLACK_CHANNEL", "C0999"),
             ("NAGIOS__HOSTTEAM", "web"),
             ("PATH", "/usr/bin"),
         ]);
@@ -234,7 +236,9 @@ mod tests {
         assert_eq!(e.occurrences, 3);
         assert_eq!(e.address.as_deref(), Some("10.0.0.1"));
         assert_eq!(e.overrides_for("pagerduty")["severities"], "critical");
+        assert_eq!(e.overrides_for("slack")["channel"], "C0999");
         assert_eq!(e.labels["team"], "web");
+        assert!(!e.labels.contains_key("slack_channel"), "a handler's setting is not a label: {:?}", e.labels);
     }
 
     #[test]
