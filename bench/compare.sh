@@ -39,6 +39,11 @@ if [[ ${BENCH_REDIS:-} == 1 ]]; then
 fi
 
 bench_workdir pagerpipe-compare
+# Every build measured from a copy in the work directory, written alike (lib.sh bench_install).
+for i in "${!builds[@]}"; do
+    [[ ${builds[i]} == --build ]] && continue
+    builds[i]=${builds[i]%%=*}=$(bench_install "${builds[i]#*=}")
+done
 bench_fake PagerDuty fake_pagerduty.py
 if [[ ${BENCH_REDIS:-} == 1 ]]; then
     rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

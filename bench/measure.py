@@ -63,7 +63,8 @@ def main():
     jenv = {"PATH": PATH, "PD_ROUTING_KEY": a.key}
 
     def handler(state):
-        return [a.bin, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(work, state)]
+        return [a.bin, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(work, state),
+                "--spool-dir", os.path.join(work, state + "-spool")]
 
     def cmd(name, argv, env, timed, rss, tag):
         return Cmd(name, argv, lambda i, r: env, lambda i, r: (rss if r else timed)(i),

@@ -40,12 +40,13 @@ def main():
     henv = {"PATH": PATH, "PAGERDUTY_ROUTING_KEY": a.key}
 
     def file_store(state):
-        return [a.bin, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(work, state)]
+        return [a.bin, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(work, state),
+                "--spool-dir", os.path.join(work, state + "-spool")]
 
     def redis_store():
         # --state-dir too: the handler must not need it, but a stray write would show there.
         return [a.bin, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(work, "state-unused"),
-                "--state-store", store]
+                "--spool-dir", os.path.join(work, "redis-spool"), "--state-store", store]
 
     def cmd(name, argv, timed, rss, tag):
         return Cmd(name, argv, lambda i, r: henv, lambda i, r: (rss if r else timed)(i),

@@ -46,7 +46,8 @@ def main():
         return {"PATH": PATH, "SLACK_BOT_TOKEN": a.token, "PAGERPIPE_NOW": str(T0)}
 
     def handler(state):
-        return [a.bin, "--api-url", a.url + "/api", "--config", conf, "--state-dir", os.path.join(work, state)]
+        return [a.bin, "--api-url", a.url + "/api", "--config", conf, "--state-dir", os.path.join(work, state),
+                "--spool-dir", os.path.join(work, state + "-spool")]
 
     def cmd(name, argv, env_of, event, tag):
         return Cmd(name, argv, env_of, event, os.path.join(logs, tag + ".log"), os.path.join(work, tag + ".rss"))

@@ -61,7 +61,8 @@ def main():
         return {"PATH": PATH, "TWILIO_AUTH_TOKEN": a.token, "PAGERPIPE_NOW": str(T0)}
 
     def handler(conf, state):
-        return [a.bin, "--api-url", a.url, "--config", confs[conf], "--state-dir", os.path.join(work, state)]
+        return [a.bin, "--api-url", a.url, "--config", confs[conf], "--state-dir", os.path.join(work, state),
+                "--spool-dir", os.path.join(work, state + "-spool")]
 
     def cmd(name, argv, env, event, tag):
         return Cmd(name, argv, env, event, os.path.join(logs, tag + ".log"), os.path.join(work, tag + ".rss"))

@@ -69,8 +69,8 @@ pub struct CommonArgs {
     #[arg(long, conflicts_with = "dry_run")]
     pub explain: bool,
 
-    /// PEM file of CA certificates to trust instead of the bundled Mozilla roots
-    #[arg(long, value_name = "FILE")]
+    /// PEM file of CA certificates to trust instead of the bundled Mozilla roots, or `system` for the operating system's store (SSL_CERT_FILE / SSL_CERT_DIR honoured)
+    #[arg(long, value_name = "FILE|system")]
     pub ca_file: Option<PathBuf>,
 
     /// Event format on stdin [default: detected]

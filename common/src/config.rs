@@ -546,9 +546,17 @@ pub fn shown_within(value: &str, max: usize) -> String {
     if n <= max { format!("{value:?}") } else { format!("a value of {n} characters") }
 }
 
-/// A duration bound as humantime writes it (`100ms`, `1day`, `10years`).
+/// A duration as humantime writes it (`100ms`, `2m 5s`), and a whole number of days in days
+/// (`1day`, `365days`), which humantime would write in its own 30.44-day months
+/// (`11months 30days 3h 50m 24s`). Either form parses back as the same duration.
 pub fn show_duration(d: Duration) -> String {
-    if d.is_zero() { "0s".to_string() } else { humantime::format_duration(d).to_string() }
+    const DAY: u64 = 24 * 60 * 60;
+    match (d.as_secs(), d.subsec_nanos()) {
+        (0, 0) => "0s".to_string(),
+        (DAY, 0) => "1day".to_string(),
+        (s, 0) if s % DAY == 0 => format!("{}days", s / DAY),
+        _ => humantime::format_duration(d).to_string(),
+    }
 }
 
 /// Lenient deserializers for values that may arrive as strings (annotations, environment).
@@ -717,6 +725,23 @@ mod tests {
         match v {
             Value::Object(o) => o,
             _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn durations_are_shown_as_they_are_written() {
+        let days = |n: u64| Duration::from_secs(n * 24 * 60 * 60);
+        for (d, shown) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(100), "100ms"),
+            (Duration::from_secs(125), "2m 5s"),
+            (days(1), "1day"),
+            (days(365), "365days"),
+            (MAX_DURATION, "3650days"),
+            (days(1) + Duration::from_secs(1), "1day 1s"),
+        ] {
+            assert_eq!(show_duration(d), shown);
+            assert_eq!(humantime::parse_duration(shown).unwrap(), d, "{shown} parses back");
         }
     }
 
