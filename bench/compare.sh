@@ -42,7 +42,8 @@ bench_workdir pagerpipe-compare
 # Every build measured from a copy in the work directory, written alike (lib.sh bench_install).
 for i in "${!builds[@]}"; do
     [[ ${builds[i]} == --build ]] && continue
-    builds[i]=${builds[i]%%=*}=$(bench_install "${builds[i]#*=}")
+    bench_install "${builds[i]#*=}"
+    builds[i]=${builds[i]%%=*}=$installed
 done
 bench_fake PagerDuty fake_pagerduty.py
 if [[ ${BENCH_REDIS:-} == 1 ]]; then

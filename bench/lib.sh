@@ -9,8 +9,8 @@
 #   bench_loop N WARMUP      N WARMUP FIXTURE   BENCH_N, BENCH_WARMUP, BENCH_FIXTURE or defaults
 #   bench_tools PKG...       nothing; installs the missing Debian packages
 #   bench_workdir NAME       work    the work directory, removed on exit unless BENCH_KEEP=1
-#   bench_build BIN          bin     the release binary BIN as shipped (packaging/build-bins.sh),
-#                                    or BENCH_BIN
+#   bench_build BIN          bin     a copy (bench_install) of the release binary BIN as shipped
+#                                    (packaging/build-bins.sh), or of BENCH_BIN
 #   bench_fake NAME SCRIPT   url     http://127.0.0.1:PORT of a bench/fake_*.py
 #   bench_xcheck ROUNDS ...  deliver_rss dedup_rss true_rss   (sanity runs, peak RSS in KiB)
 # and bench_run runs the measuring driver so that a signal stops it at once.
@@ -21,6 +21,7 @@ repo=$(cd "$bench_dir/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(cd "$repo/.." && pwd)/target-bench}
 export PYTHONDONTWRITEBYTECODE=1 # no bench/__pycache__ from importing benchlib.py
 bench_pids=() # background processes to stop on exit, the latest started first
+bench_copies=() # directories of measured copies of binaries (bench_install), removed on exit
 
 say() { printf '%s: %s\n' "$bench_tag" "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -82,6 +83,7 @@ bench_cleanup() {
     else
         rm -rf "$work"
     fi
+    ((${#bench_copies[@]} == 0)) || rm -rf "${bench_copies[@]}"
     exit "$rc"
 }
 
@@ -128,19 +130,25 @@ bench_build() {
         fi
         bin=$CARGO_TARGET_DIR/release/$1
     fi
-    bin=$(bench_install "$bin")
+    bench_install "$bin"
+    bin=$installed
     say "binary: $(stat -c %s "$bin") bytes, $("$bin" --version)"
 }
 
-# bench_install PATH: copies the executable PATH into $work/bin/ (as a package install writes
-# it) and prints the copy's path. The measured binary is then always a file written the same
-# way: the one the linker left in target/ took ~7 page faults (0.05 ms) more per run than a
-# copy of it, as its pages sit differently in the page cache (bench/README.md "Session 5").
+# bench_install PATH: copies the executable PATH into a new directory under $CARGO_TARGET_DIR
+# (as a package install writes it; on the build's filesystem, not in TMPDIR, which may be
+# tmpfs or mounted noexec) and sets $installed to the copy's path; the copy is removed on exit
+# (call it in this shell, not in a $(…) subshell, so that the exit trap knows the copy). The
+# measured binary is then always a file written the same way: the one the linker left in
+# target/ took ~7 page faults (0.05 ms) more per run than a copy of it, as its pages sit
+# differently in the page cache (bench/README.md "Session 5").
 bench_install() {
     local dir
-    dir=$(mktemp -d "$work/bin.XXXXXX")
+    mkdir -p "$CARGO_TARGET_DIR" || die "cannot make $CARGO_TARGET_DIR"
+    dir=$(mktemp -d "$CARGO_TARGET_DIR/bench-bin.XXXXXX") || die "cannot make a directory in $CARGO_TARGET_DIR"
+    bench_copies+=("$dir")
     install -m 755 "$1" "$dir/" || die "cannot copy $1 into $dir"
-    printf '%s\n' "$dir/${1##*/}"
+    installed=$dir/${1##*/}
 }
 
 # bench_fake NAME SCRIPT: starts `python3 bench/SCRIPT PORTFILE` (a fake service, stopped on

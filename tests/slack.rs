@@ -263,6 +263,7 @@ fn nagios_custom_variables_set_slack_settings() {
     let url = fake.api_url();
     let problem = |severities: &str| {
         let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios"]);
+        cmd.env("NAGIOS__SERVICESLACK_CHANNEL", ALERTS);
         cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
             .env("NAGIOS_HOSTNAME", "web-01")
             .env("NAGIOS_SERVICEDESC", "check_disk")
@@ -279,7 +280,9 @@ fn nagios_custom_variables_set_slack_settings() {
     let r = problem("warning,critical");
     ok(&r);
     fake.assert_no_violations();
-    assert_eq!(fake.created().len(), 1, "{}", r.stderr);
+    // `_SERVICESLACK_CHANNEL`: posted to that existing channel, no war room opened.
+    assert!(fake.created().is_empty(), "{}", r.stderr);
+    assert_eq!(fake.channel(ALERTS).roots().len(), 1, "{}", r.stderr);
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! to ureq's [`DefaultResolver`], timeout thread included.
 //!
 //! ureq calls this interface `unversioned` (it may change in a minor release): Cargo.lock pins
-//! the version, and a change would show as a build error here, not as a change of behaviour.
+//! the version. When ureq is updated, check again where it calls the resolver (its `run.rs`,
+//! and `connect.rs` for a proxy's own host): a change of when or with which URL it asks would
+//! not show as a build error.
 
 use std::net::SocketAddr;
 
@@ -19,7 +21,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::NextTimeout;
 
 /// The agent's resolver: an IPv4 or bracketed IPv6 literal host becomes its one socket
-/// address (the URL's port, else the scheme's default), honouring the agent's IP family;
+/// address (the URL's port, else the scheme's default), honouring the request's IP family;
 /// anything else goes to [`DefaultResolver`].
 #[derive(Debug, Default)]
 pub struct Literal {
