@@ -577,6 +577,47 @@ fn a_check_result_cannot_choose_the_url_the_announcement_goes_to() {
     assert!(r.stderr.contains("event override `twilio.announce_webhook` ignored: set by a check attribute"), "{}", r.stderr);
 }
 
+/// Where check results can come from the monitored host (a Sensu client socket, a Sensu Go
+/// agent's API), check-level settings are the host's: a result naming its own recipients has
+/// the operator's Twilio account call them (toll fraud). `check_settings` lets the operator
+/// keep the per-check choices it uses (here the message's words, and `severities`) and refuse
+/// the rest, while the page still goes out to the operator's recipients.
+#[test]
+fn check_settings_keeps_a_check_result_from_choosing_whom_to_call() {
+    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+    let twilio = FakeTwilio::start(&[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+    sb.config(
+        "twilio.json",
+        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+        "from": "+14155550199", "recipients": ["+14155550101"], "check_settings": ["severities"]}}),
+    );
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
+    ev["check"]["twilio"] = json!({"recipients": ["+882355500001"], "from": "+19005550100",
+                                   "severities": "critical", "message": "{entity} needs you"});
+    let r = sb.run(&["--api-url", &twilio.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let calls = twilio.to("Calls.json");
+    assert_eq!(calls.len(), 1, "{}", r.stderr);
+    assert_eq!(calls[0].param("To"), Some("+14155550101"), "the operator's recipient");
+    assert_eq!(calls[0].param("From"), Some("+14155550199"));
+    for refused in ["recipients", "from"] {
+        let line = format!("event override `twilio.{refused}` ignored: set by a check attribute; `twilio.check_settings` does not name it");
+        assert!(r.stderr.contains(&line), "{line} missing: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("twilio.severities` ignored") && !r.stderr.contains("twilio.message` ignored"), "{}", r.stderr);
+    let said = &calls[0].twiml.as_ref().expect("twiml").say[0];
+    assert!(said.starts_with("web-01 needs you"), "presentation is not narrowed: {said}");
+    // The named setting is used: a warning is not in the check's `severities`.
+    let mut warn = ev.clone();
+    warn["check"]["status"] = 1.into();
+    warn["client"]["name"] = "web-02".into();
+    let r = sb.run(&["--api-url", &twilio.url], warn.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("severity warning is not in severities [critical]"), "{}", r.stderr);
+    assert_eq!(twilio.to("Calls.json").len(), 1);
+}
+
 /// handler-twilio caps the calls to each number (default 3 per 15 minutes, 7 per hour) across
 /// every incident, and a call over a cap was simply not placed — the event logged as delivered
 /// and recorded, so its repeats were suppressed for `refresh` too. One host failing three checks

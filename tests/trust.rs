@@ -484,6 +484,7 @@ const NAMES: &[&str] = &[
     "spool_dir",
     "spool_max_age",
     "entity_settings",
+    "check_settings",
     "notification_types",
     "routing_key_file",
     "auth_token",

@@ -403,6 +403,12 @@ pub struct Common {
     /// e.g. `["pager_team"]`; default none. Operator-level settings never come from an event.
     #[serde(deserialize_with = "de::list")]
     pub entity_settings: Vec<String>,
+    /// The check-level settings ([`crate::trust`]) that checks may set, e.g.
+    /// `["pager_team", "severities"]`; `None` (the default): all of them. For sites where check
+    /// results can come from the monitored host itself (a Sensu 1.x client socket, a Sensu Go
+    /// agent's API). Presentation settings are not narrowed by it.
+    #[serde(deserialize_with = "de::optional_list")]
+    pub check_settings: Option<Vec<String>>,
     /// Spooled requests older than this move to `failed/` instead of being delivered; default
     /// 24 h, within [`SPOOL_MAX_AGE_BOUNDS`].
     #[serde(deserialize_with = "de::spool_max_age")]
@@ -472,6 +478,7 @@ impl Default for Common {
             spool_dir: None,
             spool_max_age: crate::spool::DEFAULT_MAX_AGE,
             entity_settings: Vec::new(),
+            check_settings: None,
             state_store: None,
             notification_types: std::collections::BTreeMap::new(),
             zabbix_severities: std::collections::BTreeMap::new(),
@@ -676,6 +683,14 @@ pub mod de {
             Value::String(s) if s.trim().is_empty() => Ok(None),
             Value::String(s) => serde_json::from_value(Value::String(s.trim().to_string())).map(Some).map_err(D::Error::custom),
             other => serde_json::from_value(other).map(Some).map_err(D::Error::custom),
+        }
+    }
+
+    /// [`list`], or `None` when the setting is `null`.
+    pub fn optional_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            other => list(other).map(Some).map_err(D::Error::custom),
         }
     }
 

@@ -16,7 +16,9 @@
 //! in [`COMMON`], each handler's in its `Provider::SETTINGS`. A setting no table names is
 //! operator-only, so that a setting added later is safe until someone decides otherwise. An
 //! operator can let entities set named check-level settings with `entity_settings` (e.g.
-//! `["pager_team"]`); operator-level settings never come from an event.
+//! `["pager_team"]`), and can narrow what checks may set with `check_settings` (e.g.
+//! `["pager_team", "severities"]`: where check results can come from the monitored host
+//! itself, such as a Sensu client socket); operator-level settings never come from an event.
 //!
 //! [`apply`] lays the event's overrides over the operator's settings one at a time: a refused
 //! override is logged once, naming the setting and where it came from, and the page goes out
@@ -83,6 +85,7 @@ pub const COMMON: &[(&str, Trust)] = &[
     ("spool_max_age", Trust::Operator),
     ("notification_types", Trust::Operator),
     ("entity_settings", Trust::Operator),
+    ("check_settings", Trust::Operator),
     ("zabbix_severities", Trust::Operator),
     ("severities", Trust::Check),
     ("refresh", Trust::Check),
@@ -139,14 +142,26 @@ pub fn overrides_of(event: &Event, section: &str) -> Vec<Override> {
     entity.chain(check).collect()
 }
 
-/// The `entity_settings` the operator allows (a list, or one comma-separated string); empty
-/// when absent or malformed.
-fn entity_allowed(operator: &Map<String, Value>) -> Vec<String> {
-    match operator.get("entity_settings") {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect(),
-        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+/// The setting names a list setting holds (a list, or one comma-separated string); empty when
+/// malformed (the settings' own validation refuses that with exit 78).
+fn names(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect(),
+        Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
         _ => Vec::new(),
     }
+}
+
+/// The check-level settings the operator lets entities set too (`entity_settings`); none when
+/// absent.
+fn entity_allowed(operator: &Map<String, Value>) -> Vec<String> {
+    operator.get("entity_settings").map(names).unwrap_or_default()
+}
+
+/// The check-level settings the operator lets checks set (`check_settings`): `None` when
+/// absent (every check-level setting), else only those named (an empty list: none).
+fn check_allowed(operator: &Map<String, Value>) -> Option<Vec<String>> {
+    operator.get("check_settings").filter(|v| !v.is_null()).map(names)
 }
 
 /// Lay `overrides` over the operator's settings `operator` for `section` (handler table
@@ -171,6 +186,7 @@ pub fn apply(
         return operator;
     }
     let allowed = entity_allowed(&operator);
+    let from_checks = check_allowed(&operator);
     let checked = valid(&operator).is_ok();
     let mut current = operator;
     for o in overrides {
@@ -187,6 +203,18 @@ pub fn apply(
                 ),
             };
             log(format!("event override `{name}` ignored: set by {} {}; {why}", article(o.place), o.place));
+            continue;
+        }
+        if o.origin == Origin::Check
+            && trust == Trust::Check
+            && let Some(list) = &from_checks
+            && !list.contains(&o.setting)
+        {
+            log(format!(
+                "event override `{name}` ignored: set by {} {}; `{section}.check_settings` does not name it",
+                article(o.place),
+                o.place
+            ));
             continue;
         }
         let mut layer = Map::new();
@@ -284,6 +312,49 @@ mod tests {
         assert_eq!(m["summary_template"], "{entity}: {output}");
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains("is invalid") && lines[0].contains("operator's setting is used"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn the_operator_can_narrow_what_checks_set() {
+        let overrides = || {
+            vec![
+                o(Origin::Check, "routing_key", json!("FROM-CHECK")),
+                o(Origin::Check, "pager_team", json!("db")),
+                o(Origin::Check, "summary_template", json!("check says {output}")),
+            ]
+        };
+        let run = |narrow: Value| {
+            let mut operator = obj(json!({"routing_key": "OPERATOR"}));
+            if narrow != json!("absent") {
+                operator.insert("check_settings".into(), narrow);
+            }
+            let mut lines = Vec::new();
+            let m = apply("pagerduty", operator, overrides(), OWN, &valid, &mut |l| lines.push(l));
+            (m, lines)
+        };
+        // Absent or null: every check-level setting, as before.
+        for narrow in [json!("absent"), Value::Null] {
+            let (m, lines) = run(narrow);
+            assert_eq!((m["routing_key"].as_str(), m["pager_team"].as_str()), (Some("FROM-CHECK"), Some("db")));
+            assert!(lines.is_empty(), "{lines:?}");
+        }
+        // A list (or a comma-separated string): only those; presentation is not narrowed.
+        for narrow in [json!(["pager_team"]), json!("pager_team")] {
+            let (m, lines) = run(narrow);
+            assert_eq!((m["routing_key"].as_str(), m["pager_team"].as_str()), (Some("OPERATOR"), Some("db")));
+            assert_eq!(m["summary_template"], "check says {output}");
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(
+                lines[0].contains("`pagerduty.routing_key` ignored") && lines[0].contains("`pagerduty.check_settings` does not name it"),
+                "{}",
+                lines[0]
+            );
+        }
+        // Empty: no check-level setting at all.
+        let (m, lines) = run(json!([]));
+        assert_eq!((m["routing_key"].as_str(), m.get("pager_team")), (Some("OPERATOR"), None));
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(of(OWN, "check_settings"), Trust::Operator, "never from an event");
     }
 
     #[test]
