@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::fake::pagerduty::FakePagerDuty;
 use crate::fake::reactio::{API_KEY, FakeReactio};
-use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
-use crate::util::{ROUTING_KEY, Sandbox, read_fixture};
+use crate::fake::twilio::FakeTwilio;
+use crate::util::{ROUTING_KEY, Sandbox, read_fixture, twilio_sandbox};
 
 /// A Sensu 1.x critical event whose output is `output`.
 fn event_with_output(output: &str) -> Vec<u8> {
@@ -37,12 +37,7 @@ fn reactio_incident_name_is_cut_on_a_character_boundary() {
 #[test]
 fn twilio_default_message_speaks_the_configured_language() {
     let fake = FakeTwilio::start(&[]);
-    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
-                "recipients": ["+819012345678"], "language": "ja-JP"}}),
-    );
+    let sb = twilio_sandbox(json!({"recipients": ["+819012345678"], "language": "ja-JP"}));
     let r = sb.run(&["--api-url", fake.url.as_str()], &event_with_output("ディスクがいっぱいです"));
     assert_eq!(r.code, Some(0), "{r:?}");
     fake.assert_no_violations();
@@ -104,11 +99,7 @@ fn flushing_an_empty_spool_logs_nothing() {
 #[test]
 fn twilio_does_not_call_for_informational_zabbix_problems() {
     let fake = FakeTwilio::start(&[]);
-    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199", "recipients": ["+14155550101"]}}),
-    );
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"]}));
     for slug in ["information", "not-classified", "warning"] {
         let message = String::from_utf8(read_fixture(&format!("zabbix/problem-{slug}.txt"))).unwrap();
         let r = sb.run(&["--api-url", fake.url.as_str(), "--from", "zabbix", "", "trigger", &message], b"");

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{REFUSED_URL, ROUTING_KEY, Sandbox, fixture_at};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Sandbox, fixture_at, twilio_sandbox};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
@@ -268,13 +268,8 @@ fn a_record_lock_kept_by_another_user_does_not_make_every_repeat_page() {
 /// Characters XML cannot carry are left out of the spoken text.
 #[test]
 fn a_control_character_in_the_output_does_not_cost_the_call() {
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
-    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-        "from": "+14155550199", "recipients": ["+14155550101"]}}),
-    );
+    use crate::fake::twilio::FakeTwilio;
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"]}));
     let fake = FakeTwilio::start(&[]);
     let mut event: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
     event["check"]["output"] = json!("\u{1b}[31mCRITICAL\u{1b}[0m disk\u{0} full\u{7}");
@@ -557,17 +552,12 @@ fn host_written_fields_too_large_for_pagerduty_do_not_cost_the_page() {
 #[test]
 fn a_check_result_cannot_choose_the_url_the_announcement_goes_to() {
     use crate::fake::slack::FakeSlack;
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
+    use crate::fake::twilio::{FakeTwilio, Outcome};
     let twilio = FakeTwilio::start(&[]);
     twilio.outcomes(&[Outcome::Answered]);
     let evil = FakeSlack::start();
-    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-        "from": "+14155550199", "recipients": [{"name": "Alice", "phone": "+14155550101"}],
-        "mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5}}),
-    );
+    let sb = twilio_sandbox(json!({"recipients": [{"name": "Alice", "phone": "+14155550101"}],
+        "mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5}));
     let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
     ev["check"]["twilio"] = json!({"announce_webhook": evil.webhook_url()});
     let r = sb.run(&["--api-url", &twilio.url, "--timeout", "30s"], ev.to_string().as_bytes());
@@ -584,14 +574,9 @@ fn a_check_result_cannot_choose_the_url_the_announcement_goes_to() {
 /// the rest, while the page still goes out to the operator's recipients.
 #[test]
 fn check_settings_keeps_a_check_result_from_choosing_whom_to_call() {
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+    use crate::fake::twilio::FakeTwilio;
     let twilio = FakeTwilio::start(&[]);
-    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-        "from": "+14155550199", "recipients": ["+14155550101"], "check_settings": ["severities"]}}),
-    );
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"], "check_settings": ["severities"]}));
     let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
     ev["check"]["twilio"] = json!({"recipients": ["+882355500001"], "from": "+19005550100",
                                    "severities": "critical", "message": "{entity} needs you"});
@@ -626,18 +611,13 @@ fn check_settings_keeps_a_check_result_from_choosing_whom_to_call() {
 /// (SMS is not capped), in broadcast and in sequential mode.
 #[test]
 fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
+    use crate::fake::twilio::{FakeTwilio, Outcome};
     const ALICE: &str = "+14155550101";
     for mode in ["broadcast", "sequential"] {
         let fake = FakeTwilio::start(&[]);
         fake.outcomes(&[Outcome::Answered; 4]);
-        let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-        sb.config(
-            "twilio.json",
-            &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-            "from": "+14155550199", "recipients": [{"name": "Alice", "phone": ALICE}], "mode": mode,
-            "poll_interval": "20ms", "ring_timeout": 5}}),
-        );
+        let sb = twilio_sandbox(json!({"recipients": [{"name": "Alice", "phone": ALICE}], "mode": mode,
+            "poll_interval": "20ms", "ring_timeout": 5}));
         let t = now();
         let run = |entity: &str, check: &str, at: i64| {
             let ev = json!({"action": "create", "occurrences": 1, "client": {"name": entity},

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture};
+use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, twilio_sandbox};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
@@ -188,14 +188,9 @@ fn entity_annotations_cannot_redirect_rekey_or_delay_a_pagerduty_page() {
 
 #[test]
 fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
-    use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio};
+    use crate::fake::twilio::FakeTwilio;
     let fake = FakeTwilio::start(&[]);
-    let sb = Sandbox::new(TWILIO);
-    sb.config(
-        "twilio.json",
-        &json!({"twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
-                "recipients": ["+14155550101"]}}),
-    );
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"]}));
     let hostile = json!({
         "account_sid": "AC99999999999999999999999999999999", "auth_token": "stolen-token-stolen-token",
         "recipients": "+19005550100", "from": "+19005550101", "test": "true", "call_caps": "{}",
