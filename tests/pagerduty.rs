@@ -305,6 +305,23 @@ fn routing_key_from_environment_ruby_api_key_and_pager_team() {
     let ev = fake.events();
     assert_eq!(ev[0]["routing_key"], ROUTING_KEY);
     assert_eq!(ev[1]["routing_key"], team_key);
+    // A check naming an object of the section that is no team (no key in it) is ignored, and
+    // the page goes out on the operator's key instead of failing.
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"api_key": ROUTING_KEY, "ops": {"api_key": team_key}, "severity_map": {"warning": "info"}}}),
+    );
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["pager_team"] = "severity_map".into();
+    ev["client"]["name"] = "web-02".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[2]["routing_key"], ROUTING_KEY);
+    assert!(
+        r.stderr.contains("event override `pagerduty.pager_team` ignored: the value from a check attribute is invalid"),
+        "{}",
+        r.stderr
+    );
     fake.assert_no_violations();
 }
 

@@ -186,6 +186,44 @@ fn entity_annotations_cannot_redirect_rekey_or_delay_a_pagerduty_page() {
     assert!(!r.stderr.contains("ignored"), "{}", r.stderr);
 }
 
+/// `check_settings` narrows every event override of a check-level setting: an entity
+/// annotation that `entity_settings` lifts to check level, and Sensu 1.x's own filter
+/// attributes on the check (`check.occurrences`, `check.refresh`), which reach the filters as
+/// event fields (red-team findings on check_settings).
+#[test]
+fn check_settings_also_narrows_lifted_entity_annotations_and_sensu_filter_attributes() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(PD);
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"routing_key": ROUTING_KEY, "entity_settings": ["pager_team"], "check_settings": ["severities"],
+                "db": {"routing_key": "D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8"}}}),
+    );
+    let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("pagerduty", &json!({"pager_team": "db"})));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[0]["routing_key"], ROUTING_KEY, "the operator's route: {}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "event override `pagerduty.pager_team` ignored: set by an entity annotation; `pagerduty.check_settings` does not name it"
+        ),
+        "{}",
+        r.stderr
+    );
+    // A Sensu 1.x check asking for 1000 occurrences and a year's refresh before it pages.
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
+    ev["check"]["occurrences"] = 1000.into();
+    ev["check"]["refresh"] = 31_536_000.into();
+    ev["client"]["name"] = "web-02".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 2, "paged with the operator's occurrences: {}", r.stderr);
+    for setting in ["occurrences", "refresh"] {
+        let line = format!("event override `pagerduty.{setting}` ignored: set by a check attribute (`check.{setting}`)");
+        assert!(r.stderr.contains(&line), "{line} missing: {}", r.stderr);
+    }
+    fake.assert_no_violations();
+}
+
 #[test]
 fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
     use crate::fake::twilio::FakeTwilio;

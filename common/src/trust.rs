@@ -158,8 +158,9 @@ fn entity_allowed(operator: &Map<String, Value>) -> Vec<String> {
     operator.get("entity_settings").map(names).unwrap_or_default()
 }
 
-/// The check-level settings the operator lets checks set (`check_settings`): `None` when
-/// absent (every check-level setting), else only those named (an empty list: none).
+/// The check-level settings the operator lets events set (`check_settings`): `None` when
+/// absent (every check-level setting), else only those named (an empty list: none). It narrows
+/// entity annotations that `entity_settings` lifts to check level too.
 fn check_allowed(operator: &Map<String, Value>) -> Option<Vec<String>> {
     operator.get("check_settings").filter(|v| !v.is_null()).map(names)
 }
@@ -205,8 +206,9 @@ pub fn apply(
             log(format!("event override `{name}` ignored: set by {} {}; {why}", article(o.place), o.place));
             continue;
         }
-        if o.origin == Origin::Check
-            && trust == Trust::Check
+        // Narrowed for every event: a check's override, and an entity's that `entity_settings`
+        // lifted to check level (the monitored host must not get what its checks may not).
+        if trust == Trust::Check
             && let Some(list) = &from_checks
             && !list.contains(&o.setting)
         {
@@ -355,6 +357,15 @@ mod tests {
         assert_eq!((m["routing_key"].as_str(), m.get("pager_team")), (Some("OPERATOR"), None));
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(of(OWN, "check_settings"), Trust::Operator, "never from an event");
+        // An entity annotation that `entity_settings` lifts to check level is narrowed too.
+        let operator = obj(json!({"routing_key": "OPERATOR", "entity_settings": ["pager_team", "routing_key"],
+                                  "check_settings": ["severities"]}));
+        let entity = vec![o(Origin::Entity, "pager_team", json!("ops")), o(Origin::Entity, "routing_key", json!("EVIL"))];
+        let mut lines = Vec::new();
+        let m = apply("pagerduty", operator, entity, OWN, &valid, &mut |l| lines.push(l));
+        assert_eq!((m["routing_key"].as_str(), m.get("pager_team")), (Some("OPERATOR"), None));
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("set by an entity annotation; `pagerduty.check_settings` does not name it")), "{lines:?}");
     }
 
     #[test]

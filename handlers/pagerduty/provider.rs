@@ -143,8 +143,21 @@ impl Provider for PagerDuty {
                         "settings `pagerduty.pager_team` is {team:?} but there is no `pagerduty.{team}` object; add `pagerduty.{team}.routing_key`"
                     ))
                 })?;
-                let key = t.get("routing_key").or_else(|| t.get("api_key")).and_then(Value::as_str).map(str::to_string);
-                (key, format!("`pagerduty.{team}.routing_key` (pager_team {team})"))
+                // Only an object holding a key is a team: `pager_team` naming another object of
+                // the section (`severity_map`) or a team without a key is refused here, so that
+                // one from an event is ignored (the operator's route is used) instead of costing
+                // the page at `ready`.
+                let key = ["routing_key", "api_key", "integration_key"]
+                    .iter()
+                    .find_map(|k| t.get(*k).and_then(Value::as_str))
+                    .filter(|k| !k.trim().is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Code::Config.msg(format!(
+                            "settings `pagerduty.pager_team` is {team:?} but `pagerduty.{team}` holds no routing key; add `pagerduty.{team}.routing_key`"
+                        ))
+                    })?;
+                (Some(key), format!("`pagerduty.{team}.routing_key` (pager_team {team})"))
             }
             None => {
                 (s.routing_key.clone(), "`pagerduty.routing_key` in a settings file, PAGERDUTY_ROUTING_KEY, or --routing-key".to_string())
@@ -449,6 +462,18 @@ mod tests {
         let Value::Object(m) = json!({"pager_team": "nope"}) else { panic!() };
         let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
         assert!(err.to_string().contains("pagerduty.nope"), "{err}");
+        // Another object of the section, or a team without a key, is no team.
+        for section in [
+            json!({"routing_key": KEY, "pager_team": "severity_map", "severity_map": {"warning": "info"}}),
+            json!({"routing_key": KEY, "pager_team": "ops", "ops": {"routing_key": " "}}),
+        ] {
+            let Value::Object(m) = section else { panic!() };
+            let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
+            assert_eq!(err.code, Code::Config);
+            assert!(err.to_string().contains("holds no routing key"), "{err}");
+        }
+        let p = provider(json!({"pager_team": "ops", "ops": {"integration_key": KEY}}));
+        assert_eq!(p.routing_key.as_deref(), Some(KEY));
     }
 
     #[test]

@@ -41,10 +41,12 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         ),
         format!("incident key: {}", escape_controls(key)),
         format!(
-            "settings: severities {}, occurrences {}, refresh {}, timeout {}",
+            "settings: severities {}, occurrences {}{}, refresh {}{}, timeout {}",
             common.severities.iter().map(|s| s.name()).collect::<Vec<_>>().join(","),
-            common.occurrences,
-            humantime::format_duration(common.refresh),
+            event.min_occurrences.unwrap_or(common.occurrences),
+            if event.min_occurrences.is_some() { " (the check's `occurrences`)" } else { "" },
+            crate::config::show_duration(crate::filter::refresh_for(event, common)),
+            if event.refresh.is_some() { " (the check's `refresh`)" } else { "" },
             humantime::format_duration(common.timeout)
         ),
     ];
