@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::twilio::{self, FakeTwilio};
 use crate::util::{
-    REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, nagios_ack, run_command, spawn_command, wait_until,
+    REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, laid_over, nagios_ack, run_command, spawn_command, wait_until,
 };
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
@@ -119,10 +119,8 @@ fn pd(store: Store) -> Option<Shared> {
 /// `extra` laid over the section.
 fn twilio_sandbox(store: Store, recipients: &[&str], extra: Value) -> Option<Shared> {
     let sb = sandbox(store, TWILIO)?;
-    let mut section = json!({"account_sid": twilio::ACCOUNT_SID, "auth_token": twilio::AUTH_TOKEN, "from": FROM, "recipients": recipients});
-    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
-        s.extend(extra);
-    }
+    let section = json!({"account_sid": twilio::ACCOUNT_SID, "auth_token": twilio::AUTH_TOKEN, "from": FROM, "recipients": recipients});
+    let section = laid_over(section, extra);
     sb.config("twilio.json", &json!({ "twilio": section }));
     Some(sb)
 }
@@ -671,10 +669,8 @@ fn sequential_sandbox(store: Store, recipients: &[&str]) -> Option<Shared> {
 
 /// [`sequential_sandbox`] with `extra` laid over the section.
 fn sequential_sandbox_with(store: Store, recipients: &[&str], extra: Value) -> Option<Shared> {
-    let mut section = json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30, "call_caps": {}});
-    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
-        s.extend(extra);
-    }
+    let section = json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 30, "call_caps": {}});
+    let section = laid_over(section, extra);
     twilio_sandbox(store, recipients, section)
 }
 
@@ -828,8 +824,7 @@ fn kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silen
         .sum();
     let at_once: Vec<(String, Vec<String>)> =
         fake.overlaps().into_iter().filter(|(new, others)| others.iter().any(|o| round_of(o) == round_of(new))).collect();
-    let forgotten: Vec<twilio::Call> =
-        fake.calls().into_iter().filter(|c| !matches!(c.status(), "completed" | "busy" | "failed" | "no-answer" | "canceled")).collect();
+    let forgotten: Vec<twilio::Call> = fake.calls().into_iter().filter(|c| !c.has_ended()).collect();
     eprintln!(
         "ledger kill -9 sequential ({store:?} store): {ROUNDS} killed runs, {carried_on} carried on by the next event; \
          lost {lost}, doubled {doubled}, placed while another call of the round rang {}, forgotten {}",

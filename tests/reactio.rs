@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio, Script};
-use crate::util::{Run, Sandbox, fixture_at, read_fixture, run_command};
+use crate::util::{Run, Sandbox, fixture_at, laid_over, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-reactio");
 const INCIDENTS: &str = "/api/v1/incidents";
@@ -12,10 +12,8 @@ const MESSAGES: &str = "/api/v1/messages";
 
 fn sandbox(extra: Value) -> Sandbox {
     let sb = Sandbox::new(BIN);
-    let mut section = json!({"api_key": API_KEY, "organization": "example"});
-    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
-        s.extend(extra);
-    }
+    let section = json!({"api_key": API_KEY, "organization": "example"});
+    let section = laid_over(section, extra);
     sb.config("reactio.json", &json!({ "reactio": section }));
     sb
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::slack::{ALERTS, BOT_TOKEN, FakeSlack, Fault, USERS, summary};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, nagios_ack, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, nagios_ack, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-slack");
 /// 2026-12-01 01:00 UTC: the clock every run sees (`PAGERPIPE_NOW`), so names carry 20261201.
@@ -14,10 +14,8 @@ const STATE: &str = "web-01%2Fcheck_disk.json";
 
 fn sandbox(extra: Value) -> Sandbox {
     let sb = Sandbox::new(BIN);
-    let mut section = json!({"token": BOT_TOKEN, "responders": [USERS[0], USERS[1]]});
-    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
-        s.extend(extra);
-    }
+    let section = json!({"token": BOT_TOKEN, "responders": [USERS[0], USERS[1]]});
+    let section = laid_over(section, extra);
     sb.config("slack.json", &json!({ "slack": section }));
     sb
 }

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::twilio::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FakeTwilio, Outcome, Script};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const CALLS: &str = "Calls.json";
@@ -20,11 +20,9 @@ const NOV21: u64 = 1_795_219_200;
 /// recipients, and `extra` laid over.
 fn sandbox(extra: Value) -> Sandbox {
     let sb = Sandbox::new(BIN);
-    let mut section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": FROM,
+    let section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": FROM,
         "recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}]});
-    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
-        s.extend(extra);
-    }
+    let section = laid_over(section, extra);
     sb.config("twilio.json", &json!({ "twilio": section }));
     sb
 }
@@ -251,12 +249,9 @@ fn an_api_key_authenticates_with_the_account_sid_in_the_path() {
 /// Settings for sequential mode that finish quickly against the fake: status checks every
 /// 20 ms (a real run waits 3 s between them), a 5 s ring timeout, and `extra` laid over.
 fn sequential(extra: Value) -> Value {
-    let mut v = json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5,
+    let v = json!({"mode": "sequential", "poll_interval": "20ms", "ring_timeout": 5,
         "recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}, {"name": "Dan", "phone": FOUR}]});
-    if let (Some(s), Value::Object(extra)) = (v.as_object_mut(), extra) {
-        s.extend(extra);
-    }
-    v
+    laid_over(v, extra)
 }
 
 /// The fixture event with its check renamed, a new incident.

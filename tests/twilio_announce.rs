@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::fake::slack::{self, FakeSlack};
 use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
-use crate::util::{REFUSED_URL, Run, Sandbox, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, laid_over, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const ALICE: &str = "+14155550101";
@@ -23,12 +23,10 @@ fn sandbox(extra: Value) -> Sandbox {
 
 /// The settings file of [`sandbox`].
 fn settings(extra: Value) -> Value {
-    let mut section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
+    let section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
         "recipients": [{"name": "Alice", "phone": ALICE}, {"name": "Bob", "phone": BOB}, {"name": "Carol", "phone": CAROL}],
         "poll_interval": "20ms", "ring_timeout": 5});
-    if let (Some(s), Value::Object(extra)) = (section.as_object_mut(), extra) {
-        s.extend(extra);
-    }
+    let section = laid_over(section, extra);
     json!({ "twilio": section })
 }
 

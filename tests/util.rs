@@ -212,22 +212,29 @@ impl Sandbox {
     }
 }
 
-/// `cmd` with the Nagios environment of an acknowledgement of `web-01`'s `check_disk`
-/// (CRITICAL, output `DISK CRITICAL`) by `author`, for `--from nagios`.
+/// `base` (a settings object) with the settings of `extra` (an object; anything else adds
+/// nothing) laid over it, one level deep.
+pub fn laid_over(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(extra)) = (base.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    base
+}
+
 /// A sandbox for handler-twilio whose settings file holds the fake Twilio's account and
 /// token, `From` +14155550199, and the settings of `section` (an object: `recipients` at
 /// least) laid over them.
 pub fn twilio_sandbox(section: serde_json::Value) -> Sandbox {
     use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN};
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    let mut settings = serde_json::json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199"});
-    if let (Some(s), serde_json::Value::Object(extra)) = (settings.as_object_mut(), section) {
-        s.extend(extra);
-    }
+    let settings = serde_json::json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199"});
+    let settings = laid_over(settings, section);
     sb.config("twilio.json", &serde_json::json!({ "twilio": settings }));
     sb
 }
 
+/// `cmd` with the Nagios environment of an acknowledgement of `web-01`'s `check_disk`
+/// (CRITICAL, output `DISK CRITICAL`) by `author`, for `--from nagios`.
 pub fn nagios_ack<'a>(cmd: &'a mut Command, author: &str) -> &'a mut Command {
     cmd.env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
         .env("NAGIOS_HOSTNAME", "web-01")

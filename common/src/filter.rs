@@ -206,8 +206,13 @@ pub fn severity_word<'a>(event: &Event, settings: &'a Common) -> &'a str {
 /// The refresh period for this event: the check's own `refresh` attribute (Sensu 1.x), else
 /// the setting.
 pub fn refresh_for(event: &Event, settings: &Common) -> Duration {
-    // A check's own `refresh` is bounded like the setting (config::REFRESH_BOUNDS).
-    event.refresh.map(Duration::from_secs).map_or(settings.refresh, |r| r.min(crate::config::REFRESH_BOUNDS.1))
+    refresh_or(event, settings.refresh)
+}
+
+/// The check's own `refresh` attribute (Sensu 1.x), bounded like the setting
+/// (`config::REFRESH_BOUNDS`), else `default`.
+pub fn refresh_or(event: &Event, default: Duration) -> Duration {
+    event.refresh.map(Duration::from_secs).map_or(default, |r| r.min(crate::config::REFRESH_BOUNDS.1))
 }
 
 #[cfg(test)]

@@ -127,6 +127,12 @@ impl<T> Outcome<T> {
             Outcome::Skipped(_) => 5,
         }
     }
+
+    /// The most hopeful of `outcomes` by [`Outcome::rank`] (the first of equals), for reporting
+    /// one failure among several; `None` when there is none.
+    pub fn most_hopeful(outcomes: Vec<Self>) -> Option<Self> {
+        outcomes.into_iter().min_by_key(Outcome::rank)
+    }
 }
 
 #[cfg(test)]

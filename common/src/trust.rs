@@ -208,15 +208,8 @@ pub fn apply(
         }
         // Narrowed for every event: a check's override, and an entity's that `entity_settings`
         // lifted to check level (the monitored host must not get what its checks may not).
-        if trust == Trust::Check
-            && let Some(list) = &from_checks
-            && !list.contains(&o.setting)
-        {
-            log(format!(
-                "event override `{name}` ignored: set by {} {}; `{section}.check_settings` does not name it",
-                article(o.place),
-                o.place
-            ));
+        if trust == Trust::Check && !check_may_set(from_checks.as_deref(), &o.setting) {
+            log(not_named(section, &o.setting, &format!("{} {}", article(o.place), o.place)));
             continue;
         }
         let mut layer = Map::new();
@@ -233,6 +226,31 @@ pub fn apply(
         current = candidate;
     }
     current
+}
+
+/// Whether `check_settings` (`None`: absent) lets an event set the check-level `setting`.
+fn check_may_set(check_settings: Option<&[String]>, setting: &str) -> bool {
+    check_settings.is_none_or(|list| list.iter().any(|s| s == setting))
+}
+
+/// The log line for an event's check-level `setting`, set by `by` (`a check attribute`),
+/// that `check_settings` does not name.
+fn not_named(section: &str, setting: &str, by: &str) -> String {
+    format!("event override `{section}.{setting}` ignored: set by {by}; `{section}.check_settings` does not name it")
+}
+
+/// Sensu 1.x's own filter attributes on the check (`check.occurrences`, `check.refresh`, as
+/// sensu-plugin reads them) are check-level settings that reach the filters as event fields,
+/// not as overrides: when the operator's `check_settings` (`None`: absent) does not name them,
+/// the event's values are dropped with one line each to `log`, as [`apply`] does for
+/// overrides, and the operator's `occurrences` / `refresh` decide.
+pub fn narrow_filter_attributes(event: &mut Event, section: &str, check_settings: Option<&[String]>, log: &mut dyn FnMut(String)) {
+    for (setting, value) in [("occurrences", &mut event.min_occurrences), ("refresh", &mut event.refresh)] {
+        if value.is_some() && !check_may_set(check_settings, setting) {
+            *value = None;
+            log(not_named(section, setting, &format!("a check attribute (`check.{setting}`)")));
+        }
+    }
 }
 
 fn article(place: &str) -> &'static str {

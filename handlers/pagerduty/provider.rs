@@ -97,6 +97,10 @@ pub struct PagerDuty {
     include_history: bool,
 }
 
+/// The names a routing key may go by in a settings section or a team object: `routing_key`,
+/// and the Ruby handler's `api_key` and `integration_key`, which `routing_key` wins over.
+const ROUTING_KEY_NAMES: [&str; 3] = ["routing_key", "api_key", "integration_key"];
+
 const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
 /// One Events API v2 event as the spool keeps it: the request body without its
@@ -129,8 +133,8 @@ impl Provider for PagerDuty {
 
     fn from_settings(mut section: Map<String, Value>, common: &Common) -> Result<Self> {
         // The Ruby handler called it `api_key`; `routing_key` wins when both are set.
-        for alias in ["api_key", "integration_key"] {
-            if let Some(v) = section.remove(alias) {
+        for alias in &ROUTING_KEY_NAMES[1..] {
+            if let Some(v) = section.remove(*alias) {
                 section.entry("routing_key").or_insert(v);
             }
         }
@@ -147,7 +151,7 @@ impl Provider for PagerDuty {
                 // the section (`severity_map`) or a team without a key is refused here, so that
                 // one from an event is ignored (the operator's route is used) instead of costing
                 // the page at `ready`.
-                let key = ["routing_key", "api_key", "integration_key"]
+                let key = ROUTING_KEY_NAMES
                     .iter()
                     .find_map(|k| t.get(*k).and_then(Value::as_str))
                     .filter(|k| !k.trim().is_empty())
@@ -285,7 +289,7 @@ impl PagerDuty {
         let summary_line = self.summary.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
         // When the check ran, as the source says; never after receipt (a host's clock far
         // ahead, or a forged `check.executed`, must not put the alert in the year 9999).
-        let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| t.min(now));
+        let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| common::clock::not_after(t, now));
         let mut details = Map::new();
         details.insert("output".into(), truncate_chars(&e.output, MAX_DETAILS_OUTPUT_CHARS).into());
         details.insert("status".into(), e.status.into());

@@ -727,9 +727,10 @@ impl Sent {
     /// a cap (those people were called a lot just now); otherwise the most hopeful failure
     /// (spooled first, then retryable).
     fn finish(mut self, ctx: &Ctx<'_, Twilio>) -> Outcome<Done> {
-        if self.reached == 0 && !self.failures.is_empty() {
-            self.failures.sort_by_key(Outcome::rank);
-            return self.failures.swap_remove(0);
+        if self.reached == 0
+            && let Some(failure) = Outcome::most_hopeful(std::mem::take(&mut self.failures))
+        {
+            return failure;
         }
         let mut refs = Map::new();
         let mut parts = Vec::new();

@@ -380,9 +380,10 @@ impl Twilio {
         // The run is over: the next event starts afresh.
         self.forget_progress(ctx);
         if p.calls.is_empty() {
-            if !p.failures.is_empty() && p.capped.is_empty() {
-                p.failures.sort_by_key(Outcome::rank);
-                return p.failures.swap_remove(0);
+            if p.capped.is_empty()
+                && let Some(failure) = Outcome::most_hopeful(std::mem::take(&mut p.failures))
+            {
+                return failure;
             }
             // Every recipient is over a cap, or was (the others' calls failed): the page is
             // texted to whoever has not had it (SMS is not capped), so that the cap limits how
@@ -402,9 +403,10 @@ impl Twilio {
                     }
                 }
             }
-            if p.messages.is_empty() && !refused.is_empty() {
-                refused.sort_by_key(Outcome::rank);
-                return refused.swap_remove(0);
+            if p.messages.is_empty()
+                && let Some(failure) = Outcome::most_hopeful(refused)
+            {
+                return failure;
             }
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
             return Outcome::Delivered(Done { detail, refs: p.refs() });
@@ -424,7 +426,7 @@ impl Twilio {
     /// that run reached counted for its own time) and can no longer ring (`ring_timeout` +
     /// 15 s). The age in seconds when so; notes without a call are always too old (0).
     fn too_old(&self, job: &Job<'_>, notes: &Notes) -> Option<u64> {
-        let refresh = job.event.refresh.map_or(self.refresh, |r| Duration::from_secs(r).min(common::config::REFRESH_BOUNDS.1));
+        let refresh = common::filter::refresh_or(job.event, self.refresh);
         // Notes without a call (the one being placed was refused) carry nothing to follow.
         let Some(last) = notes.calls.last() else { return Some(0) };
         let age = common::clock::age(last.at, common::clock::now_unix());
@@ -601,7 +603,7 @@ impl Twilio {
         use common::pipeline::Provider as _;
         let create = Create { resource: Resource::Calls, form: self.call_form(r, "") };
         let req = self.lookup(&create, last.at).ok_or("no lookup for calls")?;
-        let resp = match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
+        let resp = match self.exchange(ctx, &req, r, &Self::short(ctx)) {
             Outcome::Delivered(resp) => resp,
             f => return Err(f.reason().unwrap_or("no answer").to_string()),
         };
@@ -739,15 +741,14 @@ impl Twilio {
         }
     }
 
-    /// Send `req` about `r`, retried within `deadline`, answered as Twilio's errors are
-    /// classified. Never spooled, unlike `Ctx::send`: in sequential mode a call placed late, or
-    /// a status asked late, would be wrong. Failed attempts are logged at `info` for a call,
-    /// at `debug` for status checks.
-    fn exchange(&self, ctx: &Ctx<'_, Twilio>, req: &Request, r: &Recipient, deadline: &Deadline, loud: bool) -> Outcome<Response> {
+    /// Send `req` about `r` (a status check, a cancel, a list), retried within `deadline`,
+    /// answered as Twilio's errors are classified; failed attempts are logged at `debug`. Never
+    /// spooled, unlike `Ctx::send`: in sequential mode a status asked late would be wrong.
+    /// (Calls go out through [`Twilio::place_call`].)
+    fn exchange(&self, ctx: &Ctx<'_, Twilio>, req: &Request, r: &Recipient, deadline: &Deadline) -> Outcome<Response> {
         let classify = |resp: &Response| self.classify_for(resp, r);
         let log = ctx.log;
-        let mut line = |l: String| if loud { log.info(l) } else { log.debug(l) };
-        ctx.client.deliver(req, deadline, Fate::NotSent, &classify, &mut line).map(|(resp, _)| resp)
+        ctx.client.deliver(req, deadline, Fate::NotSent, &classify, &mut |l| log.debug(l)).map(|(resp, _)| resp)
     }
 
     /// A short deadline for one status check or cancel: [`REQUEST_TIMEOUT`] within what is left.
@@ -771,7 +772,7 @@ impl Twilio {
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.
     pub(crate) fn fetch(&self, ctx: &Ctx<'_, Twilio>, sid: &str, r: &Recipient) -> Result<CallState, (String, bool)> {
         let req = self.request(Method::Get, &format!("Calls/{sid}.json"), Body::Empty);
-        match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
+        match self.exchange(ctx, &req, r, &Self::short(ctx)) {
             Outcome::Delivered(response) => {
                 CallState::from_json(&response.body).ok_or_else(|| ("the answer holds no call status".to_string(), false))
             }
@@ -785,7 +786,7 @@ impl Twilio {
     fn cancel(&self, ctx: &Ctx<'_, Twilio>, sid: &str, r: &Recipient) {
         let form = vec![("Status".to_string(), "canceled".to_string())];
         let req = self.request(Method::Post, &format!("Calls/{sid}.json"), Body::Form(form));
-        match self.exchange(ctx, &req, r, &Self::short(ctx), false) {
+        match self.exchange(ctx, &req, r, &Self::short(ctx)) {
             Outcome::Delivered(_) => ctx.log.info(format!("cancelled the ringing call {sid} to {}", r.label())),
             f => ctx.log.warn(format!("cannot cancel the ringing call {sid} to {}: {}", r.label(), f.reason().unwrap_or(""))),
         }

@@ -108,6 +108,12 @@ pub struct Call {
 }
 
 impl Call {
+    /// Whether the call is over (its status is final: completed, busy, failed, no-answer,
+    /// canceled).
+    pub fn has_ended(&self) -> bool {
+        FINAL.contains(&self.status())
+    }
+
     /// The status a fetch reports now.
     pub fn status(&self) -> &'static str {
         if self.canceled {
@@ -773,7 +779,7 @@ impl Inner {
             };
             let answer = call.resource();
             // Still going on: not yet reported ended (busy, no-answer, completed …) or cancelled.
-            let going_on: Vec<String> = self.calls.iter().filter(|c| !FINAL.contains(&c.status())).map(|c| c.sid.clone()).collect();
+            let going_on: Vec<String> = self.calls.iter().filter(|c| !c.has_ended()).map(|c| c.sid.clone()).collect();
             if !going_on.is_empty() {
                 self.overlaps.push((call.sid.clone(), going_on));
             }

@@ -154,7 +154,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     continue;
                 }
             };
-            let destination = Value::Object(entry.overrides.clone()).to_string();
+            let destination = destination_of(&entry.overrides);
             if retrying.contains(&destination) {
                 held_back.insert(hash);
                 report.remaining += 1;
@@ -256,7 +256,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
 
     /// The provider for an entry's event overrides, built from the current settings.
     fn provider(&self, overrides: &Map<String, Value>) -> Rc<std::result::Result<P, String>> {
-        let cache_key = Value::Object(overrides.clone()).to_string();
+        let cache_key = destination_of(overrides);
         if let Some(p) = self.providers.borrow().get(&cache_key) {
             return Rc::clone(p);
         }
@@ -517,4 +517,10 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         log.info(summary);
     }
     Ok(Code::Ok)
+}
+
+/// What tells spooled requests' destinations apart: their event overrides, serialized (the
+/// same overrides build the same provider, so requests sent the same way share a key).
+fn destination_of(overrides: &Map<String, Value>) -> String {
+    Value::Object(overrides.clone()).to_string()
 }

@@ -433,29 +433,6 @@ struct Read<P> {
     provider: P,
 }
 
-/// Sensu 1.x's own filter attributes on the check (`check.occurrences`, `check.refresh`, as
-/// sensu-plugin reads them) are check-level settings that reach the filters as event fields,
-/// not as overrides: when the operator's `check_settings` does not name them, the event's
-/// values are dropped with one log line each (as [`crate::trust::apply`] does for overrides),
-/// and the operator's `occurrences` / `refresh` decide.
-fn narrow_filter_attributes<P: Provider>(event: &mut Event, check_settings: Option<&[String]>, log: &mut Logger) {
-    let Some(allowed) = check_settings else { return };
-    let named = |setting: &str| allowed.iter().any(|a| a == setting);
-    let section = P::NAME;
-    if event.min_occurrences.is_some() && !named("occurrences") {
-        event.min_occurrences = None;
-        log.warn(format!(
-            "event override `{section}.occurrences` ignored: set by a check attribute (`check.occurrences`); `{section}.check_settings` does not name it"
-        ));
-    }
-    if event.refresh.is_some() && !named("refresh") {
-        event.refresh = None;
-        log.warn(format!(
-            "event override `{section}.refresh` ignored: set by a check attribute (`check.refresh`); `{section}.check_settings` does not name it"
-        ));
-    }
-}
-
 /// Phase 1: read the event and the settings, build the provider (its secrets registered with
 /// `log`).
 fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Read<P>> {
@@ -479,7 +456,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let Settings { section, common, overrides } = settings::<P>(args, flags, Some(&event), log)?;
-    narrow_filter_attributes::<P>(&mut event, common.check_settings.as_deref(), log);
+    crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
