@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::state::redis::RedisStore;
-use common::state::{Store, Write};
+use common::state::{Expiry, Store, Write};
 use serde_json::json;
 
 use crate::util::RedisServer;
@@ -75,14 +75,16 @@ fn closed_records_expire_and_a_reopened_one_is_kept() {
     let store = store(&server, "pagerduty");
     let rkey = "pagerpipe:pagerduty:rec:web-01/disk";
     let week = Duration::from_secs(7 * 24 * 3600);
-    store.update_with("web-01/disk", Write { expire: Some(week), ..Write::DURABLE }, &mut |_| Some(json!({"open": false}))).unwrap();
+    store
+        .update_with("web-01/disk", Write { expire: Expiry::After(week), ..Write::DURABLE }, &mut |_| Some(json!({"open": false})))
+        .unwrap();
     let pttl: u64 = server.cli(&["PTTL", rkey]).unwrap().trim().parse().unwrap();
     assert!(pttl > 0 && pttl <= week.as_millis() as u64, "PTTL {pttl}");
     // Reopened: kept for good.
     store.update("web-01/disk", &mut |_| Some(json!({"open": true}))).unwrap();
     assert_eq!(server.cli(&["PTTL", rkey]).unwrap().trim(), "-1");
     // An expiry applies even when the value is unchanged (the record is closed again).
-    store.update_with("web-01/disk", Write { expire: Some(Duration::from_millis(30)), ..Write::VOLATILE }, &mut |v| v).unwrap();
+    store.update_with("web-01/disk", Write { expire: Expiry::After(Duration::from_millis(30)), ..Write::VOLATILE }, &mut |v| v).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.get("web-01/disk").unwrap().is_some() {
         assert!(Instant::now() < deadline, "the record never expired");
@@ -320,7 +322,7 @@ fn a_user_limited_to_the_readme_acl_can_do_everything() {
     let url = format!("redis://pagerpipe:ledger-pw@127.0.0.1:{}/0", server.port);
     let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(Duration::from_millis(300));
     increment(&limited, "k");
-    limited.update_with("k", Write { expire: Some(Duration::from_secs(60)), ..Write::DURABLE }, &mut |v| v).unwrap();
+    limited.update_with("k", Write { expire: Expiry::After(Duration::from_secs(60)), ..Write::DURABLE }, &mut |v| v).unwrap();
     let held = limited.hold("k", Instant::now()).unwrap().expect("free");
     // Let it renew once (EVAL calling PEXPIRE): it is still held two leases later.
     assert!(store(&server, "pagerduty").hold("k", Instant::now() + Duration::from_millis(600)).unwrap().is_none());

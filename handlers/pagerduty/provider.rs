@@ -16,6 +16,7 @@ use common::filter::Action;
 use common::http::{Request, Response, classify_status_with};
 use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
+use common::state::RepeatedTrigger;
 use common::state::file::fnv1a;
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
@@ -112,6 +113,11 @@ pub struct Enqueue(pub Value);
 impl Provider for PagerDuty {
     const NAME: &'static str = "pagerduty";
     type Payload = Enqueue;
+
+    /// A trigger with the `dedup_key` of an open alert is merged into it ("Identifies the alert
+    /// to trigger, acknowledge, or resolve", Events API v2), and a resolve for an unknown key is
+    /// accepted: a trigger record lost in a machine crash costs a merged repeat.
+    const REPEATED_TRIGGER: RepeatedTrigger = RepeatedTrigger::Merged;
 
     /// The routing key, the team and the dedup key come from the operator or the check; an
     /// entity (the monitored host) may word and label its own alerts only.

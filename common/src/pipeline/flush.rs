@@ -419,7 +419,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
 
     fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>) {
         if let Some(store) = self.store
-            && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs)
+            && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER)
         {
             self.log.error(format!("cannot record the delivery of a spooled request for {key}: {e:#}"));
         }

@@ -33,7 +33,7 @@ use crate::http::{self, Client, Deadline, Request, Response};
 use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Spool};
-use crate::state::{self, Incident, NoRecord, Proposal, Stop, Store, Verdict, file::FileStore, redis::RedisStore};
+use crate::state::{self, Incident, NoRecord, Proposal, RepeatedTrigger, Stop, Store, Verdict, file::FileStore, redis::RedisStore};
 
 /// What a provider was asked to do.
 #[derive(Debug)]
@@ -304,6 +304,10 @@ pub trait Provider: Sized {
 
     /// What a resolve or acknowledge does when the ledger has no record of the incident.
     const NO_RECORD: NoRecord = NoRecord::Send;
+
+    /// What the service does with a repeated trigger, which decides how durably a delivered
+    /// trigger is recorded ([`state::record_durability`]). Only PagerDuty merges repeats.
+    const REPEATED_TRIGGER: RepeatedTrigger = RepeatedTrigger::ActedOn;
 
     /// This handler's defaults for settings whose shared default does not suit it, laid under
     /// the settings files (lowest precedence). E.g. Reactio pages for `critical` only, as the
@@ -815,7 +819,7 @@ impl<'a, P: Provider> Local<'a, P> {
         let outcome = read.provider.act(&ctx, &job);
         match (&outcome, self.store()) {
             (Outcome::Delivered(done), Some(store)) => {
-                if let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs) {
+                if let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs, P::REPEATED_TRIGGER) {
                     log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
                 }
             }

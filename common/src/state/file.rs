@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Hold, Store, Write, percent_decode};
+use super::{Expiry, Hold, Store, Write, percent_decode};
 use crate::clock;
-use crate::files::{self, Durability};
+use crate::files;
 
 /// Default state directory for system installs.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
@@ -337,14 +337,18 @@ impl Store for FileStore {
         (|| {
             self.last_expiry.set(None);
             let current = self.read(&path)?;
-            // A volatile update without an expiry of its own (a stop request, a skipped event's
-            // time) keeps the one the record had: a closed incident is still forgotten in time.
-            let kept = current.as_ref().and(self.last_expiry.get()).filter(|_| how.durability == Durability::Volatile);
+            // An update that keeps the expiry (a stop request, a skipped event's time) keeps the
+            // one the record had: a closed incident is still forgotten in time.
+            let kept = current.as_ref().and(self.last_expiry.get()).filter(|_| how.expire == Expiry::Keep);
             let before = current.clone();
             match f(current) {
-                Some(new) if Some(&new) != before.as_ref() || how.expire.is_some() => {
+                Some(new) if Some(&new) != before.as_ref() || matches!(how.expire, Expiry::After(_)) => {
                     let mut stored = new;
-                    let expires = how.expire.map(|ttl| clock::now_unix().saturating_add(ttl.as_secs())).or(kept);
+                    let expires = match how.expire {
+                        Expiry::After(ttl) => Some(clock::now_unix().saturating_add(ttl.as_secs())),
+                        Expiry::Keep => kept,
+                        Expiry::Never => None,
+                    };
                     if let (Some(at), Some(obj)) = (expires, stored.as_object_mut()) {
                         obj.insert(EXPIRES.into(), at.into());
                     }
@@ -562,13 +566,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::at(dir.path().to_path_buf()).unwrap();
         store
-            .update_with("web-01/disk", Write { durability: Durability::Volatile, expire: Some(Duration::from_secs(60)) }, &mut |_| {
-                Some(json!({"key": "web-01/disk", "open": false}))
-            })
+            .update_with(
+                "web-01/disk",
+                Write { durability: Durability::Volatile, expire: Expiry::After(Duration::from_secs(60)) },
+                &mut |_| Some(json!({"key": "web-01/disk", "open": false})),
+            )
             .unwrap();
         assert_eq!(store.get("web-01/disk").unwrap(), Some(json!({"key": "web-01/disk", "open": false})));
         store
-            .update_with("gone", Write { durability: Durability::Volatile, expire: Some(Duration::ZERO) }, &mut |_| {
+            .update_with("gone", Write { durability: Durability::Volatile, expire: Expiry::After(Duration::ZERO) }, &mut |_| {
                 Some(json!({"key": "gone"}))
             })
             .unwrap();

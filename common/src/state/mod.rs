@@ -42,18 +42,29 @@ use crate::filter::Action;
 pub struct Write {
     /// Durable (survives a machine crash: fsync, or Redis' own persistence) or volatile.
     pub durability: Durability,
-    /// Forget the record this long after the write (closed incidents). `None`: a durable
-    /// write keeps the record for good (a reopened incident); a volatile one — a side note
-    /// such as a stop request or a request in flight — keeps whatever expiry it had. The file
-    /// store removes expired records when it next reads them.
-    pub expire: Option<Duration>,
+    /// When the store forgets the record.
+    pub expire: Expiry,
+}
+
+/// When a record written by [`Store::update_with`] is forgotten. The file store removes
+/// expired records when it next reads them; Redis expires the key itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Whenever the record already would be, or never if it had no expiry: a side note (a
+    /// stop request, a request in flight, a skipped event's time) leaves a closed incident to
+    /// be forgotten in time.
+    Keep,
+    /// Never: an open incident is remembered until it is resolved.
+    Never,
+    /// This long after the write: a closed incident ([`CLOSED_RECORD_TTL`]).
+    After(Duration),
 }
 
 impl Write {
-    /// Durable, kept.
-    pub const DURABLE: Write = Write { durability: Durability::Durable, expire: None };
-    /// Volatile (no fsync), kept.
-    pub const VOLATILE: Write = Write { durability: Durability::Volatile, expire: None };
+    /// Durable, kept for good.
+    pub const DURABLE: Write = Write { durability: Durability::Durable, expire: Expiry::Never };
+    /// Volatile (no fsync), keeping the record's expiry.
+    pub const VOLATILE: Write = Write { durability: Durability::Volatile, expire: Expiry::Keep };
 }
 
 /// How far before its receipt a time from the monitored host's clock is believed by default,
@@ -426,16 +437,59 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
     inc
 }
 
-/// Record that the service accepted `p` for `key` at `now` (see [`apply`]): durably; a
-/// resolved incident's record is forgotten [`CLOSED_RECORD_TTL`] later. An acknowledge of an
-/// incident that is not open writes nothing (there is nothing to remember).
+/// What a service does with a trigger repeated for an incident it has open, which is what a
+/// record of a delivered trigger lost in a machine crash would cost ([`record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatedTrigger {
+    /// Merged into the open incident by its key, and a resolve for a key it does not know is
+    /// accepted and ignored: PagerDuty's `dedup_key` (Events API v2, "Alert De-Duplication").
+    /// A lost trigger record then costs one repeat that the service merges, never a page.
+    Merged,
+    /// Acted on again: a phone rung, a message posted, a second incident opened (Twilio,
+    /// Slack, Reactio), and the record holds what a recovery needs (call SIDs, a message `ts`,
+    /// an incident id).
+    ActedOn,
+}
+
+/// How [`record`] writes `p` over `current` (the record as it is under the hold).
 ///
-/// Errors: as [`Store::update_with`].
-pub fn record(store: &dyn Store, key: &str, p: &Proposal, now: u64, refs: &Map<String, Value>) -> anyhow::Result<()> {
-    let how = match p.action {
-        Action::Resolve => Write { durability: Durability::Durable, expire: Some(CLOSED_RECORD_TTL) },
-        Action::Trigger | Action::Acknowledge => Write::DURABLE,
+/// Durable (fsync of the file and its directory) unless losing the write in a machine crash
+/// can only make a later event go out again: a trigger or acknowledge for a service that
+/// merges repeats ([`RepeatedTrigger::Merged`]), written where the record was absent or open.
+/// A crash then leaves the record absent, empty (read as absent), or open as before: each of
+/// those sends the next repeat again and still sends the resolve. Always durable: a resolve
+/// (lost, the record would read open, and the next failure would be taken for a repeat:
+/// silence) and a trigger over a closed record (lost, the record would read closed, and the
+/// resolve would be skipped as done: an incident left open).
+pub fn record_durability(current: Option<&Incident>, p: &Proposal, repeats: RepeatedTrigger) -> Durability {
+    let closed = current.is_some_and(|c| !c.open && c.last_action.is_some());
+    match (p.action, repeats) {
+        (Action::Trigger | Action::Acknowledge, RepeatedTrigger::Merged) if !closed => Durability::Volatile,
+        _ => Durability::Durable,
+    }
+}
+
+/// Record that the service accepted `p` for `key` at `now` (see [`apply`]), as durably as
+/// [`record_durability`] says for a service whose repeats are `repeats`; a resolved
+/// incident's record is forgotten [`CLOSED_RECORD_TTL`] later. An acknowledge of an incident
+/// that is not open writes nothing (there is nothing to remember). Call it holding the hold.
+///
+/// Errors: as [`Store::update_with`] (a record that cannot be read is moved aside there, and
+/// the write is then durable).
+pub fn record(
+    store: &dyn Store,
+    key: &str,
+    p: &Proposal,
+    now: u64,
+    refs: &Map<String, Value>,
+    repeats: RepeatedTrigger,
+) -> anyhow::Result<()> {
+    let durability = match repeats {
+        RepeatedTrigger::Merged => get(store, key).map_or(Durability::Durable, |current| record_durability(current.as_ref(), p, repeats)),
+        RepeatedTrigger::ActedOn => Durability::Durable,
     };
+    let expire = if p.action == Action::Resolve { Expiry::After(CLOSED_RECORD_TTL) } else { Expiry::Never };
+    let how = Write { durability, expire };
     store.update_with(key, how, &mut |v| {
         let current = v.map(|v| Incident::from_value(key, Some(v)));
         if p.action == Action::Acknowledge && !current.as_ref().is_some_and(|c| c.open) {
@@ -468,7 +522,7 @@ pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
 pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_record: NoRecord) -> anyhow::Result<()> {
     let Some(current) = get(store, key)? else { return Ok(()) };
     // A closed record keeps its expiry.
-    let expire = (!current.open).then_some(CLOSED_RECORD_TTL);
+    let expire = if current.open { Expiry::Keep } else { Expiry::After(CLOSED_RECORD_TTL) };
     store.update_with(key, Write { durability: Durability::Volatile, expire }, &mut |v| {
         let v = v?;
         let mut inc = Incident::from_value(key, Some(v.clone()));
@@ -519,7 +573,8 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
 /// Errors: as [`Store::get`] and [`Store::update_with`].
 pub fn note_progress(store: &dyn Store, key: &str, progress: &Progress) -> anyhow::Result<()> {
     let closed = get(store, key)?.is_some_and(|r| !r.open && r.last_action.is_some());
-    store.update_with(key, Write { durability: Durability::Durable, expire: closed.then_some(CLOSED_RECORD_TTL) }, &mut |v| {
+    let expire = if closed { Expiry::After(CLOSED_RECORD_TTL) } else { Expiry::Never };
+    store.update_with(key, Write { durability: Durability::Durable, expire }, &mut |v| {
         let mut inc = Incident::from_value(key, v);
         inc.progress = Some(progress.clone());
         Some(inc.to_value())
@@ -638,6 +693,35 @@ mod tests {
 
     const SEND: NoRecord = NoRecord::Send;
     const SKIP: NoRecord = NoRecord::Skip("nobody was paged");
+
+    #[test]
+    fn a_record_goes_without_fsync_only_where_losing_it_cannot_silence_or_strand() {
+        let k = "web-01/check_disk";
+        let t = p(Action::Trigger, "critical", 1000, "a");
+        let open = apply(None, k, &t, 1000, &Map::new());
+        let closed = apply(Some(open.clone()), k, &p(Action::Resolve, "ok", 1100, "b"), 1100, &Map::new());
+        let (trigger, ack, resolve) =
+            (p(Action::Trigger, "warning", 1200, "c"), p(Action::Acknowledge, "critical", 1200, "d"), p(Action::Resolve, "ok", 1200, "e"));
+        // A service that acts on every repeat: everything durable.
+        for cur in [None, Some(&open), Some(&closed)] {
+            for q in [&trigger, &ack, &resolve] {
+                assert_eq!(record_durability(cur, q, RepeatedTrigger::ActedOn), Durability::Durable, "{cur:?} {q:?}");
+            }
+        }
+        // A resolve, and a trigger that reopens a closed incident, are durable everywhere.
+        for cur in [None, Some(&open), Some(&closed)] {
+            assert_eq!(record_durability(cur, &resolve, RepeatedTrigger::Merged), Durability::Durable);
+        }
+        assert_eq!(record_durability(Some(&closed), &trigger, RepeatedTrigger::Merged), Durability::Durable);
+        // What goes without: a trigger or acknowledge where there was no record, or an open one.
+        // Lost in a crash, the record is what it was, and a later resolve still goes out.
+        for (cur, q) in [(None, &t), (Some(&open), &trigger), (Some(&open), &ack)] {
+            assert_eq!(record_durability(cur, q, RepeatedTrigger::Merged), Durability::Volatile, "{cur:?} {q:?}");
+            assert_eq!(decide(cur, &p(Action::Resolve, "ok", 1300, "f"), 1300, SEND), Verdict::Send);
+        }
+        // The same resolve over the closed record would be skipped: that is why a reopening is durable.
+        assert!(matches!(decide(Some(&closed), &p(Action::Resolve, "ok", 1300, "f"), 1300, SEND), Verdict::Skip(_)));
+    }
 
     #[test]
     fn trigger_repeat_refresh_severity_change_and_resolve() {

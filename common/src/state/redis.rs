@@ -12,8 +12,9 @@
 //! Keys, per handler (`pagerduty`, `twilio`, `reactio`):
 //!
 //! - `pagerpipe:<handler>:rec:<key>`: the record, JSON. A record written with
-//!   [`Write::expire`] (a closed incident) gets a Redis expiry (`PX`), so Redis itself forgets
-//!   it; a later write without one keeps it for good.
+//!   [`Expiry::After`] (a closed incident) gets a Redis expiry (`PX`), so Redis itself forgets
+//!   it; a later write with [`Expiry::Never`] keeps it for good, one with [`Expiry::Keep`]
+//!   (`KEEPTTL`) keeps its expiry.
 //! - `pagerpipe:<handler>:hold:<key>`: the incident's [`Hold`], a lease: `SET … NX PX <lease>`
 //!   with a token of the holder's own (host, PID, time), renewed every lease/3 by a thread of the
 //!   holder while the hold lives (a Lua script extends it only if the token is still the
@@ -51,7 +52,7 @@ use base64::Engine as _;
 use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
-use super::{Hold, Store, Write, percent_decode};
+use super::{Expiry, Hold, Store, Write, percent_decode};
 use crate::clock;
 use crate::http::Trust;
 use crate::secret;
@@ -529,7 +530,10 @@ impl Store for RedisStore {
 
     fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
         let rkey = self.record_key(key);
-        let ttl_ms = how.expire.map(|d| (d.as_millis() as u64).max(1));
+        let ttl_ms = match how.expire {
+            Expiry::After(d) => Some((d.as_millis() as u64).max(1)),
+            Expiry::Keep | Expiry::Never => None,
+        };
         self.shared.run("update a record", |c, mut setup| {
             for _ in 0..MAX_TRANSACTION_ATTEMPTS {
                 let (raw,): (Option<Vec<u8>>,) = first(setup.take()).cmd("WATCH").arg(&rkey).ignore().cmd("GET").arg(&rkey).query(c)?;
@@ -542,7 +546,7 @@ impl Store for RedisStore {
                 let before = current.clone();
                 let new = f(current);
                 let write = match &new {
-                    Some(v) => Some(v) != before.as_ref() || how.expire.is_some() || corrupt.is_some(),
+                    Some(v) => Some(v) != before.as_ref() || ttl_ms.is_some() || corrupt.is_some(),
                     None => existed,
                 };
                 if !write {
@@ -560,16 +564,16 @@ impl Store for RedisStore {
                         let bytes = serde_json::to_vec(v)
                             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
                         tx.cmd("SET").arg(&rkey).arg(bytes);
-                        match (ttl_ms, how.durability) {
+                        match (ttl_ms, how.expire) {
                             (Some(ms), _) => {
                                 tx.arg("PX").arg(ms);
                             }
-                            // A volatile side note (a stop request, a request in flight) keeps
-                            // the record's expiry; a durable record without one is kept.
-                            (None, crate::files::Durability::Volatile) => {
+                            // A side note (a stop request, a request in flight) keeps the
+                            // record's expiry; an open incident's record is kept.
+                            (None, Expiry::Keep) => {
                                 tx.arg("KEEPTTL");
                             }
-                            (None, crate::files::Durability::Durable) => {}
+                            (None, _) => {}
                         }
                         tx.ignore();
                     }
