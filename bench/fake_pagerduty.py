@@ -2,7 +2,8 @@
 """A minimal PagerDuty Events API v2 stand-in for bench/pagerduty.sh (Python 3 stdlib only).
 
 Listens on 127.0.0.1 only, on a free port chosen by the kernel, and writes that port to the
-file given as the first argument once it accepts connections. One thread per connection.
+file given as the first argument once it accepts connections. One thread, one `selectors` loop
+(bench/benchlib.py `serve`).
 
   POST /v2/enqueue  -> 202 {"status":"success","message":"Event processed","dedup_key":...}
                        (400 when the body is not JSON with routing_key, event_action, dedup_key)

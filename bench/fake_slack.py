@@ -2,7 +2,8 @@
 """A minimal Slack Web API stand-in for bench/slack.sh (Python 3 stdlib only).
 
 Listens on 127.0.0.1 only, on a free port chosen by the kernel, and writes that port to the
-file given as the first argument once it accepts connections. One thread per connection.
+file given as the first argument once it accepts connections. One thread, one `selectors` loop
+(bench/benchlib.py `serve`).
 
   POST /api/conversations.create   {"name", "is_private"} -> {"ok":true,"channel":{"id":"C…","name":…}}
   POST /api/conversations.setTopic {"channel","topic"}    -> {"ok":true,"channel":{…}}

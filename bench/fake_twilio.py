@@ -2,7 +2,8 @@
 """A minimal Twilio stand-in for bench/twilio.sh (Python 3 stdlib only).
 
 Listens on 127.0.0.1 only, on a free port chosen by the kernel, and writes that port to the
-file given as the first argument once it accepts connections. One thread per connection.
+file given as the first argument once it accepts connections. One thread, one `selectors` loop
+(bench/benchlib.py `serve`).
 
   POST /2010-04-01/Accounts/{AccountSid}/Calls.json
                     -> 201 {"sid":"CA…","status":"queued",…} when the request carries HTTP Basic

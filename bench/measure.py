@@ -81,7 +81,7 @@ def main():
                 lambda i: ev[j][i], lambda i: ev[jr][i], "jq-curl"),
         ]
 
-    # Warm-up (not recorded): page cache, the fake's threads, and the one real delivery that
+    # Warm-up (not recorded): page cache, the fake's code paths, and the one real delivery that
     # primes the dedup state. The warm-up deliveries use their own state directory.
     run = measure(make, n, w, a.url)
 
