@@ -451,31 +451,42 @@ pub enum RepeatedTrigger {
     ActedOn,
 }
 
-/// How [`record`] writes `p` over `current` (the record as it is under the hold).
+/// How [`record`] writes `p` over `current` (the record as [`Store::update_with`] reads it,
+/// under the record's lock).
 ///
 /// Durable (fsync of the file and its directory) unless losing the write in a machine crash
-/// can only make a later event go out again: a trigger or acknowledge for a service that
-/// merges repeats ([`RepeatedTrigger::Merged`]), written where the record was absent or open.
-/// A crash then leaves the record absent, empty (read as absent), or open as before: each of
-/// those sends the next repeat again and still sends the resolve. Always durable: a resolve
-/// (lost, the record would read open, and the next failure would be taken for a repeat:
-/// silence) and a trigger over a closed record (lost, the record would read closed, and the
-/// resolve would be skipped as done: an incident left open).
+/// can only make a later event go out again, for a service that merges repeats
+/// ([`RepeatedTrigger::Merged`]): a trigger where the record has no incident (absent,
+/// unreadable, or side notes only) or an open one of the same severity (a re-notification),
+/// and an acknowledge of an open incident. A crash then leaves the record absent, empty (read
+/// as absent) or as it was: each of those sends the next repeat, or acknowledge, again and
+/// still sends the resolve. Always durable: a resolve (lost, the record would read open, and
+/// the next failure would be taken for a repeat: silence), a trigger over a closed record
+/// (lost, the record would read closed, and the resolve would be skipped as done: an incident
+/// left open), and a change of severity (lost, the old severity's repeat would be skipped).
 pub fn record_durability(current: Option<&Incident>, p: &Proposal, repeats: RepeatedTrigger) -> Durability {
-    let closed = current.is_some_and(|c| !c.open && c.last_action.is_some());
-    match (p.action, repeats) {
-        (Action::Trigger | Action::Acknowledge, RepeatedTrigger::Merged) if !closed => Durability::Volatile,
+    let current = current.filter(|c| c.last_action.is_some());
+    let may_lose = match p.action {
+        Action::Trigger => current.is_none_or(|c| c.open && c.severity.as_deref() == Some(p.severity.as_str())),
+        Action::Acknowledge => current.is_some_and(|c| c.open),
+        Action::Resolve => false,
+    };
+    match repeats {
+        RepeatedTrigger::Merged if may_lose => Durability::Volatile,
         _ => Durability::Durable,
     }
 }
 
 /// Record that the service accepted `p` for `key` at `now` (see [`apply`]), as durably as
-/// [`record_durability`] says for a service whose repeats are `repeats`; a resolved
-/// incident's record is forgotten [`CLOSED_RECORD_TTL`] later. An acknowledge of an incident
-/// that is not open writes nothing (there is nothing to remember). Call it holding the hold.
+/// [`record_durability`] says of the record it replaces, for a service whose repeats are
+/// `repeats`; a resolved incident's record is forgotten [`CLOSED_RECORD_TTL`] later. An
+/// acknowledge of an incident that is not open writes nothing (there is nothing to remember).
 ///
-/// Errors: as [`Store::update_with`] (a record that cannot be read is moved aside there, and
-/// the write is then durable).
+/// The durability is decided from the record read under the lock of the write itself, not
+/// from an earlier read: a volatile attempt that finds a record asking for more writes
+/// nothing, and the record is then written durably.
+///
+/// Errors: as [`Store::update_with`].
 pub fn record(
     store: &dyn Store,
     key: &str,
@@ -484,19 +495,30 @@ pub fn record(
     refs: &Map<String, Value>,
     repeats: RepeatedTrigger,
 ) -> anyhow::Result<()> {
-    let durability = match repeats {
-        RepeatedTrigger::Merged => get(store, key).map_or(Durability::Durable, |current| record_durability(current.as_ref(), p, repeats)),
-        RepeatedTrigger::ActedOn => Durability::Durable,
-    };
     let expire = if p.action == Action::Resolve { Expiry::After(CLOSED_RECORD_TTL) } else { Expiry::Never };
-    let how = Write { durability, expire };
-    store.update_with(key, how, &mut |v| {
-        let current = v.map(|v| Incident::from_value(key, Some(v)));
+    let next = |current: Option<Incident>| {
         if p.action == Action::Acknowledge && !current.as_ref().is_some_and(|c| c.open) {
             return current.map(|c| c.to_value());
         }
         Some(apply(current, key, p, now, refs).to_value())
-    })
+    };
+    let mut durable = repeats == RepeatedTrigger::ActedOn || p.action == Action::Resolve;
+    if !durable {
+        store.update_with(key, Write { durability: Durability::Volatile, expire }, &mut |v| {
+            let current = v.clone().map(|v| Incident::from_value(key, Some(v)));
+            if record_durability(current.as_ref(), p, repeats) == Durability::Durable {
+                durable = true;
+                return v;
+            }
+            next(current)
+        })?;
+    }
+    if durable {
+        store.update_with(key, Write { durability: Durability::Durable, expire }, &mut |v| {
+            next(v.map(|v| Incident::from_value(key, Some(v))))
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether skipping `p` must be noted in `record` ([`note_skipped`]): it needed nothing (an
@@ -521,7 +543,7 @@ pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
 /// Errors: as [`Store::update_with`].
 pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_record: NoRecord) -> anyhow::Result<()> {
     let Some(current) = get(store, key)? else { return Ok(()) };
-    // A closed record keeps its expiry.
+    // A closed record is forgotten CLOSED_RECORD_TTL after this write.
     let expire = if current.open { Expiry::Keep } else { Expiry::After(CLOSED_RECORD_TTL) };
     store.update_with(key, Write { durability: Durability::Volatile, expire }, &mut |v| {
         let v = v?;
@@ -700,27 +722,91 @@ mod tests {
         let t = p(Action::Trigger, "critical", 1000, "a");
         let open = apply(None, k, &t, 1000, &Map::new());
         let closed = apply(Some(open.clone()), k, &p(Action::Resolve, "ok", 1100, "b"), 1100, &Map::new());
-        let (trigger, ack, resolve) =
-            (p(Action::Trigger, "warning", 1200, "c"), p(Action::Acknowledge, "critical", 1200, "d"), p(Action::Resolve, "ok", 1200, "e"));
+        let notes_only = Incident { stop: Some(Stop { action: Action::Resolve, event_time: 900 }), ..Incident::default() };
+        let (again, warning, ack, resolve) = (
+            p(Action::Trigger, "critical", 3000, "c"),
+            p(Action::Trigger, "warning", 1200, "c"),
+            p(Action::Acknowledge, "critical", 1200, "d"),
+            p(Action::Resolve, "ok", 1200, "e"),
+        );
         // A service that acts on every repeat: everything durable.
         for cur in [None, Some(&open), Some(&closed)] {
-            for q in [&trigger, &ack, &resolve] {
+            for q in [&again, &warning, &ack, &resolve] {
                 assert_eq!(record_durability(cur, q, RepeatedTrigger::ActedOn), Durability::Durable, "{cur:?} {q:?}");
             }
         }
-        // A resolve, and a trigger that reopens a closed incident, are durable everywhere.
-        for cur in [None, Some(&open), Some(&closed)] {
+        // A resolve, a trigger that reopens a closed incident or changes its severity, and an
+        // acknowledge of no open incident are durable everywhere.
+        for cur in [None, Some(&open), Some(&closed), Some(&notes_only)] {
             assert_eq!(record_durability(cur, &resolve, RepeatedTrigger::Merged), Durability::Durable);
         }
-        assert_eq!(record_durability(Some(&closed), &trigger, RepeatedTrigger::Merged), Durability::Durable);
-        // What goes without: a trigger or acknowledge where there was no record, or an open one.
-        // Lost in a crash, the record is what it was, and a later resolve still goes out.
-        for (cur, q) in [(None, &t), (Some(&open), &trigger), (Some(&open), &ack)] {
+        for (cur, q) in [(Some(&closed), &again), (Some(&open), &warning), (None, &ack), (Some(&closed), &ack)] {
+            assert_eq!(record_durability(cur, q, RepeatedTrigger::Merged), Durability::Durable, "{cur:?} {q:?}");
+        }
+        // What goes without: a trigger where there is no incident, a re-notification of an open
+        // one, an acknowledge of an open one. Lost in a crash, the record is what it was, and a
+        // later resolve still goes out.
+        for (cur, q) in [(None, &t), (Some(&notes_only), &t), (Some(&open), &again), (Some(&open), &ack)] {
             assert_eq!(record_durability(cur, q, RepeatedTrigger::Merged), Durability::Volatile, "{cur:?} {q:?}");
-            assert_eq!(decide(cur, &p(Action::Resolve, "ok", 1300, "f"), 1300, SEND), Verdict::Send);
+            assert_eq!(decide(cur, &p(Action::Resolve, "ok", 3100, "f"), 3100, SEND), Verdict::Send);
         }
         // The same resolve over the closed record would be skipped: that is why a reopening is durable.
-        assert!(matches!(decide(Some(&closed), &p(Action::Resolve, "ok", 1300, "f"), 1300, SEND), Verdict::Skip(_)));
+        assert!(matches!(decide(Some(&closed), &p(Action::Resolve, "ok", 3100, "f"), 3100, SEND), Verdict::Skip(_)));
+    }
+
+    /// A file store that notes how each write that changed something was asked to be made.
+    struct Watched {
+        inner: file::FileStore,
+        writes: std::cell::RefCell<Vec<Durability>>,
+    }
+
+    impl Store for Watched {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
+            self.inner.get(key)
+        }
+        fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+            self.inner.update_with(key, how, &mut |v| {
+                let new = f(v.clone());
+                if new != v {
+                    self.writes.borrow_mut().push(how.durability);
+                }
+                new
+            })
+        }
+        fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
+            self.inner.hold(key, until)
+        }
+        fn keys(&self) -> anyhow::Result<Vec<String>> {
+            self.inner.keys()
+        }
+    }
+
+    #[test]
+    fn record_decides_durability_from_the_record_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Watched { inner: file::FileStore::at(dir.path().to_path_buf()).unwrap(), writes: Default::default() };
+        let k = "web-01/check_disk";
+        let step = |q: Proposal, repeats: RepeatedTrigger| {
+            store.writes.borrow_mut().clear();
+            record(&store, k, &q, q.event_time, &Map::new(), repeats).unwrap();
+            let writes = store.writes.borrow().clone();
+            (writes, get(&store, k).unwrap().unwrap())
+        };
+        use Durability::{Durable, Volatile};
+        use RepeatedTrigger::{ActedOn, Merged};
+        assert_eq!(step(p(Action::Trigger, "critical", 1000, "a"), Merged).0, [Volatile]);
+        assert_eq!(step(p(Action::Acknowledge, "critical", 1100, "b"), Merged).0, [Volatile]);
+        assert_eq!(step(p(Action::Trigger, "warning", 1200, "c"), Merged).0, [Durable]);
+        let (writes, rec) = step(p(Action::Resolve, "ok", 1300, "d"), Merged);
+        assert_eq!((writes, rec.open), (vec![Durable], false));
+        // A caller that read the record before this resolve was recorded still gets a durable
+        // reopening: the volatile attempt finds the closed record and writes nothing.
+        let (writes, rec) = step(p(Action::Trigger, "critical", 1400, "e"), Merged);
+        assert_eq!((writes, rec.open, rec.event_time), (vec![Durable], true, Some(1400)));
+        assert_eq!(step(p(Action::Trigger, "critical", 1500, "f"), ActedOn).0, [Durable]);
     }
 
     #[test]
