@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::{Expiry, Hold, Store, Write, percent_decode};
 use crate::clock;
-use crate::files;
+use crate::files::{self, Durability};
 
 /// Default state directory for system installs.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pagerpipe";
@@ -53,8 +53,25 @@ pub struct FileStore {
     /// When record-lock waits give up (`None`: [`DEFAULT_LOCK_WAIT`] from each wait's start).
     lock_deadline: Option<Instant>,
     notices: RefCell<Vec<String>>,
-    /// The expiry of the record [`FileStore::read`] read last.
-    last_expiry: std::cell::Cell<Option<u64>>,
+}
+
+/// What [`FileStore::read`] found under a record's name besides the record it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Found {
+    /// The record's expiry (Unix seconds), when it has one.
+    expiry: Option<u64>,
+    /// A file stays under the record's name that reads as no record: expired, or another
+    /// user's. The write that replaces it is durable ([`durability_over`]).
+    shadowed: bool,
+}
+
+/// How a write asked to be made `asked` is made over what `found` found: durably when it
+/// replaces a file that read as no record, whatever was asked. A volatile write lost in a
+/// crash would bring that file back in place of what was written over it, and it would no
+/// longer read as no record where the clock stepped back behind its expiry (a closed
+/// incident, which would then take the next resolve for done).
+fn durability_over(asked: Durability, found: Found) -> Durability {
+    if found.shadowed { Durability::Durable } else { asked }
 }
 
 /// Where the store ended up, and why, for the handler to log.
@@ -161,7 +178,7 @@ impl FileStore {
     }
 
     fn new(dir: PathBuf) -> FileStore {
-        FileStore { dir, lock_deadline: None, notices: RefCell::new(Vec::new()), last_expiry: std::cell::Cell::new(None) }
+        FileStore { dir, lock_deadline: None, notices: RefCell::new(Vec::new()) }
     }
 
     /// Record-lock waits end at `deadline` (a record's lock held that long — by a stuck
@@ -185,21 +202,23 @@ impl FileStore {
         self.dir.join(format!("{}.{ext}", file_name_for(key)))
     }
 
-    /// The record at `path`, `None` when absent or expired; an unparsable one is moved aside.
-    fn read(&self, path: &Path) -> anyhow::Result<Option<Value>> {
+    /// The record at `path`, `None` when absent, expired or another user's (see [`Found`]);
+    /// an unparsable one is moved aside.
+    fn read(&self, path: &Path) -> anyhow::Result<(Option<Value>, Found)> {
+        let shadowed = Found { expiry: None, shadowed: true };
         let bytes = match files::read_regular_owned(path, MAX_RECORD_BYTES) {
             Ok((b, owner)) => match self.owned(path, b, owner) {
                 Some(b) => b,
-                None => return Ok(None),
+                None => return Ok((None, shadowed)),
             },
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, Found::default())),
             // A FIFO, directory or symlink planted under a record's name: never read or
             // followed; renamed aside (under the record's lock) so the key works again.
             Err(e) if files::not_regular(&e).is_some() => {
                 let aside = path.with_extension(format!("json.refused-{}", clock::now_unix()));
                 fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
                 self.notices.borrow_mut().push(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
-                return Ok(None);
+                return Ok((None, Found::default()));
             }
             // Larger than any record, or not readable by this user (a member of the group can
             // plant either): it would fail every update of the key, so that no outcome is ever
@@ -212,13 +231,15 @@ impl FileStore {
                     path.display(),
                     aside.display()
                 ));
-                return Ok(None);
+                return Ok((None, Found::default()));
             }
         };
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => {
-                self.last_expiry.set(expiry_of(&v));
-                Ok(unexpired(v))
+                let expiry = expiry_of(&v);
+                let v = unexpired(v);
+                let shadowed = v.is_none();
+                Ok((v, Found { expiry, shadowed }))
             }
             Err(e) => {
                 let aside = path.with_extension(format!("json.corrupt-{}", clock::now_unix()));
@@ -228,7 +249,7 @@ impl FileStore {
                     path.display(),
                     aside.display()
                 ));
-                Ok(None)
+                Ok((None, Found::default()))
             }
         }
     }
@@ -291,12 +312,12 @@ impl FileStore {
     }
 }
 
-/// `v` without its expiry field, or `None` when it has expired.
 /// The expiry time a stored record carries, when it has one.
 fn expiry_of(v: &Value) -> Option<u64> {
     v.get(EXPIRES).and_then(Value::as_u64)
 }
 
+/// `v` without its expiry field, or `None` when it has expired.
 fn unexpired(mut v: Value) -> Option<Value> {
     if let Some(obj) = v.as_object_mut()
         && let Some(at) = obj.remove(EXPIRES)
@@ -335,11 +356,10 @@ impl Store for FileStore {
             anyhow::bail!("{} is held by another process past this invocation's deadline", lock_path.display());
         };
         (|| {
-            self.last_expiry.set(None);
-            let current = self.read(&path)?;
+            let (current, found) = self.read(&path)?;
             // An update that keeps the expiry (a stop request, a skipped event's time) keeps the
             // one the record had: a closed incident is still forgotten in time.
-            let kept = current.as_ref().and(self.last_expiry.get()).filter(|_| how.expire == Expiry::Keep);
+            let kept = current.as_ref().and(found.expiry).filter(|_| how.expire == Expiry::Keep);
             let before = current.clone();
             match f(current) {
                 Some(new) if Some(&new) != before.as_ref() || matches!(how.expire, Expiry::After(_)) => {
@@ -354,7 +374,7 @@ impl Store for FileStore {
                     }
                     let mut bytes = serde_json::to_vec(&stored)?;
                     bytes.push(b'\n');
-                    files::write_atomic(&path, &bytes, true, how.durability)
+                    files::write_atomic(&path, &bytes, true, durability_over(how.durability, found))
                 }
                 Some(_) => Ok(()),
                 None => match fs::remove_file(&path) {
@@ -401,7 +421,7 @@ impl Store for FileStore {
             }
             // The key is stored in the record; the file name may be a shortened form (else it is
             // the key, percent-encoded by `file_name_for`).
-            match self.read(&item.path()) {
+            match self.read(&item.path()).map(|(v, _)| v) {
                 Ok(Some(v)) => keys.push(v.get("key").and_then(Value::as_str).map_or_else(|| percent_decode(stem), str::to_string)),
                 Ok(None) => {}
                 Err(e) => self.notices.borrow_mut().push(format!("{e:#}")),
@@ -559,6 +579,27 @@ mod tests {
         assert!(b.hold("k", Instant::now()).unwrap().is_some());
         let left: Vec<String> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(left, ["k.json"], "no lock or hold file outlives its use");
+    }
+
+    #[test]
+    fn a_write_over_a_record_that_reads_as_none_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::at(dir.path().to_path_buf()).unwrap();
+        let path = store.path("web-01/disk", "json");
+        assert_eq!(store.read(&path).unwrap(), (None, Found::default()));
+        std::fs::write(&path, b"{\"key\":\"web-01/disk\",\"open\":false,\"_expires\":1}\n").unwrap();
+        assert_eq!(store.read(&path).unwrap(), (None, Found { expiry: Some(1), shadowed: true }));
+        let far = clock::now_unix() + 3600;
+        std::fs::write(&path, format!("{{\"key\":\"web-01/disk\",\"open\":false,\"_expires\":{far}}}\n")).unwrap();
+        assert_eq!(
+            store.read(&path).unwrap(),
+            (Some(json!({"key": "web-01/disk", "open": false})), Found { expiry: Some(far), shadowed: false })
+        );
+        // An expired (or another user's) record in place: whatever was asked, durably.
+        for asked in [Durability::Volatile, Durability::Durable] {
+            assert_eq!(durability_over(asked, Found { expiry: Some(1), shadowed: true }), Durability::Durable);
+            assert_eq!(durability_over(asked, Found::default()), asked);
+        }
     }
 
     #[test]
