@@ -27,4 +27,5 @@ mod tls;
 mod trust;
 mod twilio;
 mod twilio_announce;
+mod unread_settings;
 mod util;

@@ -132,6 +132,9 @@ pub struct Files {
     /// Warnings found while loading, one line each (a file holding a secret that other users
     /// can read); the handler logs them and carries on.
     pub warnings: Vec<String>,
+    /// Each file's own object, in merge order (beside [`Files::read`]), to say which file a
+    /// setting comes from ([`Files::origin`]).
+    objects: Vec<Map<String, Value>>,
 }
 
 impl Files {
@@ -186,7 +189,8 @@ impl Files {
         if let Some(warning) = exposure_warning(path, &obj) {
             self.warnings.push(warning);
         }
-        merge_maps(&mut self.merged, obj);
+        merge_maps(&mut self.merged, obj.clone());
+        self.objects.push(obj);
         self.read.push(path.to_path_buf());
         Ok(())
     }
@@ -194,6 +198,19 @@ impl Files {
     /// The warnings found while loading (see [`Files::warnings`]), for the handler to log.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The last file (the one whose value counts) that sets `path` inside section `section`,
+    /// e.g. `("twilio", ["check_setting"])`; `None` when no file read sets it.
+    pub fn origin(&self, section: &str, path: &[String]) -> Option<&Path> {
+        let sets = |obj: &Map<String, Value>| {
+            let mut at = obj.get(section);
+            for key in path {
+                at = at.and_then(Value::as_object).and_then(|o| o.get(key));
+            }
+            at.is_some()
+        };
+        self.objects.iter().zip(&self.read).rev().find(|(obj, _)| sets(obj)).map(|(_, p)| p.as_path())
     }
 
     /// The named top-level section as an object (empty when absent or not an object).
@@ -769,6 +786,18 @@ mod tests {
         let files = Files::load(&[dir.path().to_path_buf()]).unwrap();
         assert_eq!(files.read.len(), 2);
         assert_eq!(Value::Object(files.section("pagerduty")), json!({"routing_key": "B", "timeout": 5, "tags": ["x", "y"]}));
+    }
+
+    #[test]
+    fn the_origin_of_a_setting_is_the_last_file_setting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("10-a.json"), r#"{"twilio":{"refersh":1,"ops":{"x":1}}}"#).unwrap();
+        std::fs::write(dir.path().join("20-b.json"), r#"{"twilio":{"refersh":2},"pagerduty":{"ops":{"x":1}}}"#).unwrap();
+        let files = Files::load(&[dir.path().to_path_buf()]).unwrap();
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(files.origin("twilio", &path(&["refersh"])), Some(dir.path().join("20-b.json").as_path()));
+        assert_eq!(files.origin("twilio", &path(&["ops", "x"])), Some(dir.path().join("10-a.json").as_path()));
+        assert_eq!(files.origin("twilio", &path(&["timeout"])), None);
     }
 
     #[test]

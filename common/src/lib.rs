@@ -1,8 +1,8 @@
 //! pagerpipe-common: the shared core of the pagerpipe handlers.
 //!
 //! Everything two handlers would otherwise repeat lives here: reading and normalizing events
-//! ([`event`]), settings ([`config`], [`cli`]), parsing flags with the build's version and
-//! generating man pages and completions ([`app`]), filters ([`filter`]), the dedup state store
+//! ([`event`]), settings ([`config`], [`cli`]) and the settings nothing reads ([`unread`]),
+//! parsing flags with the build's version and generating man pages and completions ([`app`]), filters ([`filter`]), the dedup state store
 //! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), Slack mrkdwn escaping
 //! ([`mrkdwn`]), logging ([`log`]), secret masking ([`secret`]), the exit-code contract
 //! ([`exit`]), and the invocation itself
@@ -28,3 +28,4 @@ pub mod spool;
 pub mod state;
 pub mod template;
 pub mod trust;
+pub mod unread;

@@ -20,6 +20,7 @@ use common::state::RepeatedTrigger;
 use common::state::file::fnv1a;
 use common::template::{Template, truncate_chars};
 use common::trust::Trust;
+use common::unread::Reader;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -121,6 +122,10 @@ impl Provider for PagerDuty {
 
     /// The routing key, the team and the dedup key come from the operator or the check; an
     /// entity (the monitored host) may word and label its own alerts only.
+    /// The settings struct; the routing key's other names (folded into `routing_key` before
+    /// it is read); and the teams `pager_team` picks from: objects holding a routing key.
+    const READERS: &'static [Reader] = &[Reader::of::<Settings>(), Reader::Names(&ROUTING_KEY_NAMES), Reader::Groups(&ROUTING_KEY_NAMES)];
+
     const SETTINGS: &'static [(&'static str, Trust)] = &[
         ("routing_key", Trust::Check),
         ("api_key", Trust::Check),

@@ -238,6 +238,7 @@ pub struct Reactio {
 
 impl Provider for Reactio {
     const NAME: &'static str = "reactio";
+    const READERS: &'static [common::unread::Reader] = &[common::unread::Reader::of::<Settings>()];
     type Payload = Call;
 
     /// The organization, the API key and whether to phone people come from the operator or

@@ -170,6 +170,7 @@ fn stored(job: &Job<'_>) -> Option<Stored> {
 
 impl Provider for Slack {
     const NAME: &'static str = "slack";
+    const READERS: &'static [common::unread::Reader] = &[common::unread::Reader::of::<Settings>()];
     type Payload = Sent;
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: no war room was opened, so there is nowhere to post it");
 

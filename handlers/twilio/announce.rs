@@ -65,6 +65,9 @@ pub const MIN_ANNOUNCE_TIME: Duration = Duration::from_secs(2);
 /// Slack error codes worth another try (spec §5: rate limits and Slack's own trouble).
 const SLACK_RETRY: [&str; 6] = ["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
 
+/// How the announcement settings are read ([`common::unread`]).
+pub const READER: common::unread::Reader = common::unread::Reader::of::<Settings>();
+
 /// The announcement settings of the `twilio` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -367,6 +367,8 @@ pub struct Twilio {
 
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
+    /// The settings struct and the announcement's ([`crate::announce`]), both read from the section.
+    const READERS: &'static [common::unread::Reader] = &[common::unread::Reader::of::<Settings>(), crate::announce::READER];
     type Payload = Create;
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: nobody was called, so nobody is told");
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Found, Provider, operator_settings, settings_with};
+use super::{Found, Provider, Unread, operator_settings, settings_with};
 use crate::cli::CommonArgs;
 use crate::config::Common;
 use crate::exit::{Code, Result};
@@ -464,7 +464,7 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
 /// 78 no spool directory can be used. An empty spool is logged at debug level only (the
 /// packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (section, common) = operator_settings::<P>(args, flags.clone(), log)?;
+    let (section, common) = operator_settings::<P>(args, flags.clone(), Unread::Warn, log)?;
     // Mask the configured credentials too, when the settings are complete enough to say.
     let secrets = P::from_settings(section, &common).map(|p| p.secrets()).unwrap_or_default();
     log.add_secrets(secrets.clone());

@@ -294,6 +294,12 @@ pub trait Provider: Sized {
     /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`, `slack`.
     const NAME: &'static str;
 
+    /// How this handler reads its settings section besides [`Common`] ([`crate::unread`]): its
+    /// settings struct(s) (`Reader::of::<Settings>()`), names read by hand, objects the
+    /// operator names (teams). A setting of the settings files that none of them reads is
+    /// warned about; a reader left out would have its every setting warned about.
+    const READERS: &'static [crate::unread::Reader];
+
     /// Who may set each of this handler's own settings ([`crate::trust`]); a setting not
     /// named here (nor in [`crate::trust::COMMON`]) is operator-only.
     const SETTINGS: &'static [(&'static str, crate::trust::Trust)] = &[];
@@ -1039,11 +1045,26 @@ struct Settings {
     overrides: Map<String, Value>,
 }
 
+/// Whether [`operator_settings`] names the settings nobody reads ([`warn_unread`]): once per
+/// invocation, where it first reads the settings, not again for each spooled request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    /// Log one warning per unread setting.
+    Warn,
+    /// Already done in this invocation.
+    Quiet,
+}
+
 /// The operator's settings of `P`: `P`'s defaults < settings files (`--config`) < shared flags
 /// and `flags`, with secrets named by `*_file` settings read in. Errors exit 78 (the
 /// operator's own settings must be right). Warnings about the files (a secret readable by
-/// others) go to `log`.
-fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
+/// others, and with [`Unread::Warn`] a setting nothing reads) go to `log`.
+fn operator_settings<P: Provider>(
+    args: &CommonArgs,
+    flags: Map<String, Value>,
+    unread: Unread,
+    log: &Logger,
+) -> Result<(Map<String, Value>, Common)> {
     let files = Files::load(&args.config)?;
     for w in files.warnings() {
         log.warn(w);
@@ -1059,20 +1080,76 @@ fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, 
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
     let common: Common = config::typed(P::NAME, operator.clone())?;
     common.validate(P::NAME)?;
+    if unread == Unread::Warn {
+        warn_unread::<P>(&files, &operator, log);
+    }
     Ok((operator, common))
+}
+
+/// One warning per setting of `P`'s section in the settings files that no part of the handler
+/// reads ([`crate::unread`]: [`Common`] and [`Provider::READERS`] all ignore it), naming the
+/// setting, the file it is in and the setting it is probably a misspelling of, never its value
+/// (it may be a secret under a wrong name). `operator` is the operator's merged section; the
+/// defaults and flags in it name only settings that exist, and event overrides are not in it
+/// (a name written on the monitored host never gets a log line of its own). Only `P`'s section
+/// is looked at: other handlers' sections and Sensu's own settings (`handlers`, `checks` …) in
+/// the same directory are not this handler's to judge.
+fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &Logger) {
+    for unread in crate::unread::unread(operator, &readers::<P>()) {
+        let Some(file) = files.origin(P::NAME, &unread.path) else { continue };
+        let hint = unread.suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        log.warn(format!(
+            "settings `{}.{}` (in {}) is not a setting of handler-{}; ignored{hint}",
+            P::NAME,
+            unread.dotted(),
+            file.display(),
+            P::NAME
+        ));
+    }
+}
+
+/// Everything that reads `P`'s settings section: [`Common`] and [`Provider::READERS`].
+fn readers<P: Provider>() -> Vec<crate::unread::Reader> {
+    std::iter::once(crate::unread::Reader::of::<Common>()).chain(P::READERS.iter().copied()).collect()
+}
+
+/// The overrides of `overrides` (an event's) that name a setting of `P`. The others are
+/// dropped with one warning that counts them and names none: their names are written with the
+/// event (by a check's definition, or on the monitored host itself), and what an event carries
+/// never gets a log line of its own, nor one line per name it invents.
+fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Logger) -> Vec<crate::trust::Override> {
+    let readers = readers::<P>();
+    let (known, unknown): (Vec<_>, Vec<_>) = overrides.into_iter().partition(|o| {
+        // A secret's file (`routing_key_file`) is a setting too, read by config::secret_files
+        // in operator layers only; trust refuses it from an event by name.
+        let one: Map<String, Value> = [(o.setting.clone(), o.value.clone())].into_iter().collect();
+        o.setting.strip_suffix("_file").is_some_and(config::is_secret_setting) || crate::unread::unread(&one, &readers).is_empty()
+    });
+    if !unknown.is_empty() {
+        let n = unknown.len();
+        log.warn(format!(
+            "{n} event override{} ignored: not a setting of handler-{} (names not shown: they come with the event; \
+             compare the check's or entity's `{}.…` settings with README.md)",
+            if n == 1 { "" } else { "s" },
+            P::NAME,
+            P::NAME
+        ));
+    }
+    known
 }
 
 /// The merged settings of `P`: the operator's ([`operator_settings`]) < the overrides `event`
 /// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
 /// and dropped, never costing the page). Warnings about each override not used go to `log`.
 fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
-    let (operator, _) = operator_settings::<P>(args, flags, log)?;
+    let (operator, _) = operator_settings::<P>(args, flags, Unread::Warn, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
         P::from_settings(m.clone(), &common).map(drop)
     };
     let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
+    let from_event = known_overrides::<P>(from_event, log);
     let section = crate::trust::apply(P::NAME, operator.clone(), from_event, P::SETTINGS, &valid, &mut |line| log.warn(line));
     let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     let common: Common = config::typed(P::NAME, section.clone())?;
@@ -1094,7 +1171,7 @@ fn settings_with<P: Provider>(
     overrides: &Map<String, Value>,
     log: &Logger,
 ) -> Result<(Map<String, Value>, Common)> {
-    let (operator, _) = operator_settings::<P>(args, flags, log)?;
+    let (operator, _) = operator_settings::<P>(args, flags, Unread::Quiet, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;

@@ -1,0 +1,175 @@
+//! Settings nothing reads: a misspelled setting in a settings file is named in one warning
+//! (with the setting it probably means), never its value, and the page still goes out; a name
+//! an event carries is never logged; every shipped example runs without such a warning.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture};
+
+const PAGERDUTY: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
+/// What every unread-setting warning says.
+const NOT_A_SETTING: &str = "is not a setting of handler-";
+
+fn pagerduty(fake: &FakePagerDuty, section: Value) -> (Sandbox, Run) {
+    let sb = Sandbox::new(PAGERDUTY);
+    sb.config("pagerduty.json", &json!({ "pagerduty": section }));
+    let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    (sb, r)
+}
+
+#[test]
+fn a_misspelled_setting_is_named_once_with_the_likely_one_and_the_page_still_goes_out() {
+    let fake = FakePagerDuty::start(&[]);
+    let secret = "S3cretPastedUnderAWrongName0000";
+    let (sb, r) = pagerduty(&fake, json!({"routing_key": ROUTING_KEY, "refersh": 3600, "integration_kye": secret}));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "the page is sent as before: {}", r.stderr);
+    let file = sb.conf_dir().join("pagerduty.json");
+    let line = format!(
+        "pagerduty: warn: settings `pagerduty.refersh` (in {}) is not a setting of handler-pagerduty; ignored (did you mean `refresh`?)",
+        file.display()
+    );
+    assert_eq!(r.stderr.lines().filter(|l| *l == line).count(), 1, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("`pagerduty.integration_kye`").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("(did you mean `integration_key`?)"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 2, "one line per key: {}", r.stderr);
+    assert!(!r.stderr.contains(secret) && !r.stderr.contains(&secret[secret.len() - 4..]), "no value is shown: {}", r.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn settings_that_exist_are_not_warned_about() {
+    let fake = FakePagerDuty::start(&[]);
+    let (_sb, r) = pagerduty(
+        &fake,
+        json!({"routing_key": ROUTING_KEY, "refresh": 3600, "check_settings": ["severities"], "integration_key": ROUTING_KEY,
+               "severity_map": {"critical": "error"}, "ops": {"routing_key": ROUTING_KEY}}),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1);
+    assert!(!r.stderr.contains(NOT_A_SETTING), "{}", r.stderr);
+}
+
+#[test]
+fn a_team_holds_a_routing_key_and_a_misspelling_in_it_is_named() {
+    let fake = FakePagerDuty::start(&[]);
+    let (_sb, r) = pagerduty(&fake, json!({"routing_key": ROUTING_KEY, "ops": {"routing_key": ROUTING_KEY, "routng_key": "x"}}));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`pagerduty.ops.routng_key`") && r.stderr.contains("(did you mean `routing_key`?)"), "{}", r.stderr);
+}
+
+#[test]
+fn dry_run_and_explain_show_it_too() {
+    let sb = crate::util::twilio_sandbox(json!({"recipients": ["+14155550101"], "check_setting": ["severities"]}));
+    for flag in ["--dry-run", "--explain"] {
+        let r = sb.run(&[flag], &read_fixture("sensu/create.json"));
+        assert_eq!(r.code, Some(0), "{flag}: {r:?}");
+        assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 1, "{flag}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("twilio: warn: settings `twilio.check_setting` (in ")
+                && r.stderr.contains("is not a setting of handler-twilio; ignored (did you mean `check_settings`?)"),
+            "{flag}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_name_an_event_carries_is_never_logged() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(PAGERDUTY);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).unwrap();
+    ev["check"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.refersh": "1h", "pagerpipe/pagerduty.severities": "critical"});
+    ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.summary_templat": "x"});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("refersh") && !r.stderr.contains("summary_templat"), "{}", r.stderr);
+    assert!(!r.stderr.contains(NOT_A_SETTING), "{}", r.stderr);
+    assert!(r.stderr.contains("2 event overrides ignored: not a setting of handler-pagerduty"), "counted, not named: {}", r.stderr);
+}
+
+/// The handler a settings example is for: its first section that names one.
+fn handler_of(example: &Value) -> Option<&'static str> {
+    ["pagerduty", "twilio", "reactio", "slack"].into_iter().find(|h| example.get(h).is_some_and(Value::is_object))
+}
+
+/// `conf.d/*.json`, and each ```json block of README.md and docs/*.md that holds a handler's
+/// section: (where, the settings).
+fn shipped_examples() -> Vec<(String, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(root.join("conf.d")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for p in files.iter().filter(|p| p.extension().is_some_and(|x| x == "json")) {
+        out.push((p.display().to_string(), serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()));
+    }
+    let mut docs = vec![root.join("README.md")];
+    let mut more: Vec<_> = std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()).collect();
+    more.sort();
+    docs.extend(more.into_iter().filter(|p| p.extension().is_some_and(|x| x == "md")));
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for (n, block) in text.split("```json\n").skip(1).enumerate() {
+            let block = block.split("```").next().unwrap();
+            let v: Value = serde_json::from_str(block).unwrap_or_else(|e| panic!("{} json block {n}: {e}", doc.display()));
+            if handler_of(&v).is_some() {
+                out.push((format!("{} json block {n}", doc.display()), v));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_shipped_example_runs_without_an_unread_setting_warning() {
+    let examples = shipped_examples();
+    // Four conf.d files, and the README's and docs' own examples besides.
+    assert!(examples.len() >= 8, "{:?}", examples.iter().map(|(w, _)| w).collect::<Vec<_>>());
+    for (where_, example) in examples {
+        let handler = handler_of(&example).unwrap();
+        let sb = Sandbox::new(match handler {
+            "pagerduty" => PAGERDUTY,
+            "twilio" => env!("CARGO_BIN_EXE_handler-twilio"),
+            "reactio" => env!("CARGO_BIN_EXE_handler-reactio"),
+            _ => env!("CARGO_BIN_EXE_handler-slack"),
+        });
+        sb.config(&format!("{handler}.json"), &example);
+        // The flags of the example's own handler definition (`handler-twilio --timeout 270s`).
+        let command = example.pointer(&format!("/handlers/{handler}/command")).and_then(Value::as_str).unwrap_or_default();
+        let flags: Vec<&str> = command.split_whitespace().skip(1).collect();
+        for flag in ["--dry-run", "--explain"] {
+            let args: Vec<&str> = flags.iter().copied().chain([flag]).collect();
+            let r = sb.run(&args, &read_fixture("sensu/create.json"));
+            assert_eq!(r.code, Some(0), "{where_} {flag}: {r:?}");
+            assert!(!r.stdout.trim().is_empty(), "{where_} {flag} printed its request or its explanation: {r:?}");
+            assert!(!r.stderr.contains(NOT_A_SETTING), "{where_} {flag}: {}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn other_handlers_sections_in_the_same_directory_are_not_warned_about() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d");
+    for (handler, bin, flags) in [
+        ("pagerduty", PAGERDUTY, vec![]),
+        ("twilio", env!("CARGO_BIN_EXE_handler-twilio"), vec!["--timeout", "270s"]),
+        ("reactio", env!("CARGO_BIN_EXE_handler-reactio"), vec![]),
+        ("slack", env!("CARGO_BIN_EXE_handler-slack"), vec![]),
+    ] {
+        let sb = Sandbox::new(bin);
+        for name in ["pagerduty.json", "twilio.json", "reactio.json", "slack.json"] {
+            sb.config(name, &serde_json::from_slice(&std::fs::read(root.join(name)).unwrap()).unwrap());
+        }
+        let args: Vec<&str> = flags.into_iter().chain(["--dry-run"]).collect();
+        let r = sb.run(&args, &read_fixture("sensu/create.json"));
+        assert_eq!(r.code, Some(0), "{handler}: {r:?}");
+        assert!(r.stderr.contains(&format!("{handler}: would have triggered")), "{handler}: {}", r.stderr);
+        assert!(!r.stderr.contains(NOT_A_SETTING), "{handler}: {}", r.stderr);
+    }
+}
