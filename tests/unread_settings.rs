@@ -41,6 +41,21 @@ fn a_misspelled_setting_is_named_once_with_the_likely_one_and_the_page_still_goe
 }
 
 #[test]
+fn a_secret_file_setting_of_another_handler_is_named_as_written() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(PAGERDUTY);
+    let token = sb.dir.path().join("slack-token");
+    std::fs::write(&token, "xoxb-not-shown-0000\n").unwrap();
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "token_file": token}}));
+    let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1);
+    assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("settings `pagerduty.token_file` (in "), "{}", r.stderr);
+    assert!(!r.stderr.contains("xoxb"), "{}", r.stderr);
+}
+
+#[test]
 fn settings_that_exist_are_not_warned_about() {
     let fake = FakePagerDuty::start(&[]);
     let (_sb, r) = pagerduty(

@@ -1096,12 +1096,20 @@ fn operator_settings<P: Provider>(
 /// the same directory are not this handler's to judge.
 fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &Logger) {
     for unread in crate::unread::unread(operator, &readers::<P>()) {
-        let Some(file) = files.origin(P::NAME, &unread.path) else { continue };
+        // A secret another handler reads (`token`) may have come from its file setting
+        // (`token_file`), which config::secret_files replaced: name it as the file says.
+        let mut path = unread.path.clone();
+        let file = files.origin(P::NAME, &path).or_else(|| {
+            let last = path.last_mut()?;
+            last.push_str("_file");
+            files.origin(P::NAME, &path)
+        });
+        let Some(file) = file else { continue };
         let hint = unread.suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         log.warn(format!(
             "settings `{}.{}` (in {}) is not a setting of handler-{}; ignored{hint}",
             P::NAME,
-            unread.dotted(),
+            path.join("."),
             file.display(),
             P::NAME
         ));
