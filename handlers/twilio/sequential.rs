@@ -346,9 +346,7 @@ impl Twilio {
                         let out_of_time = matches!(f, Outcome::Retry(_));
                         if !out_of_time {
                             self.give_back(ctx, r, slot);
-                            p.placed.pop();
-                            self.note(ctx, &p);
-                            self.forget_attempt(ctx, r, &attempt);
+                            self.not_placed(ctx, &mut p, r);
                         }
                         ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason().unwrap_or("")));
                         p.failures.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
@@ -359,13 +357,7 @@ impl Twilio {
                     }
                 };
                 placed += 1;
-                if let Some(noted) = p.placed.last_mut() {
-                    noted.sid = Some(sid.clone());
-                }
-                self.note(ctx, &p);
-                self.note_attempt(ctx, r, &attempt, Some(&sid));
-                p.calls.push(sid.clone());
-                p.called.insert(r.phone.clone());
+                self.placed_as(ctx, &mut p, r, &sid);
                 let n = p.calls.len();
                 ctx.log.debug(format!("round {round}: call {n} to {} is {sid}", r.label()));
                 let followed = self.follow(ctx, job.event_time, &sid, r);
@@ -483,26 +475,12 @@ impl Twilio {
             None => match self.look_up(ctx, &r, &last, p) {
                 Ok(Some(sid)) => {
                     ctx.log.info(format!("ListCall has the call to {} that was being placed: {sid}", r.label()));
-                    if let Some(noted) = p.placed.last_mut() {
-                        noted.sid = Some(sid.clone());
-                    }
-                    p.calls.push(sid.clone());
-                    self.note(ctx, p);
-                    if let Some(attempt) = &last.attempt {
-                        self.note_attempt(ctx, &r, attempt, Some(&sid));
-                    }
+                    self.placed_as(ctx, p, &r, &sid);
                     sid
                 }
                 Ok(None) => {
                     ctx.log.info(format!("ListCall has no call to {} since it was being placed: calling them now", r.label()));
-                    p.placed.pop();
-                    if !p.placed.iter().any(|c| c.phone == r.phone) {
-                        p.called.remove(&r.phone);
-                    }
-                    self.note(ctx, p);
-                    if let Some(attempt) = &last.attempt {
-                        self.forget_attempt(ctx, &r, attempt);
-                    }
+                    self.not_placed(ctx, p, &r);
                     return Ok((last.round, index.unwrap_or(0)));
                 }
                 Err(reason) => {
@@ -617,6 +595,41 @@ impl Twilio {
             Placed::CannotTell { calls, attempts } => {
                 Err(format!("{calls} call(s) to that number are not known, and {attempts} attempts to call it are unanswered"))
             }
+        }
+    }
+
+    /// The call being placed, the last of `p.placed` (noted with no SID before its create
+    /// request went out), to `r` is call `sid`: the record's notes are rewritten with the SID
+    /// first, then its attempt is noted with the SID per recipient ([`Twilio::note_attempt`]),
+    /// and it counts among the run's calls. In that order: a run killed between the two writes
+    /// leaves the SID in the record, and the next holder notes it per recipient again when it
+    /// carries on ([`Twilio::carry_on`]).
+    fn placed_as(&self, ctx: &Ctx<'_, Twilio>, p: &mut Progress, r: &Recipient, sid: &str) {
+        let Some(noted) = p.placed.last_mut() else { return };
+        noted.sid = Some(sid.to_string());
+        let attempt = noted.attempt.clone();
+        self.note(ctx, p);
+        if let Some(attempt) = &attempt {
+            self.note_attempt(ctx, r, attempt, Some(sid));
+        }
+        p.calls.push(sid.to_string());
+        p.called.insert(r.phone.clone());
+    }
+
+    /// The call being placed, the last of `p.placed` (noted with no SID), to `r` surely did not
+    /// go out: it is dropped from the record's notes first, then its attempt is forgotten per
+    /// recipient ([`Twilio::forget_attempt`]); `r`'s number stays among those called only for
+    /// another call to it. In that order: a run killed between the two writes leaves only its
+    /// attempt noted per recipient with no SID, which lookups take as any attempt of unknown
+    /// fate (`provider::SIDS_KEY`), never a record noting a call whose attempt is forgotten.
+    fn not_placed(&self, ctx: &Ctx<'_, Twilio>, p: &mut Progress, r: &Recipient) {
+        let Some(dropped) = p.placed.pop() else { return };
+        if !p.placed.iter().any(|c| c.phone == dropped.phone) {
+            p.called.remove(&dropped.phone);
+        }
+        self.note(ctx, p);
+        if let Some(attempt) = &dropped.attempt {
+            self.forget_attempt(ctx, r, attempt);
         }
     }
 
