@@ -188,3 +188,48 @@ fn other_handlers_sections_in_the_same_directory_are_not_warned_about() {
         assert!(!r.stderr.contains(NOT_A_SETTING), "{handler}: {}", r.stderr);
     }
 }
+
+/// Red team: a Sensu 1.x check attribute shaped like a PagerDuty team (an object holding a
+/// routing key) was taken for a setting and named, one line per name the event invented. Only
+/// the operator defines teams: such overrides are counted with the unknown ones, never named,
+/// and the page goes out on the operator's key.
+#[test]
+fn an_event_override_shaped_like_a_team_is_counted_not_named() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(PAGERDUTY);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    let mut teams = serde_json::Map::new();
+    for n in 0..50 {
+        teams.insert(format!("HOSTNAME{n}-forged"), json!({"routing_key": "A".repeat(32)}));
+    }
+    ev["check"]["pagerduty"] = Value::Object(teams);
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let keys: Vec<Value> = fake.events().iter().map(|e| e["routing_key"].clone()).collect();
+    assert_eq!(keys, [json!(ROUTING_KEY)], "{}", r.stderr);
+    assert!(!r.stderr.contains("forged"), "{}", r.stderr);
+    assert!(r.stderr.contains("50 event overrides ignored: not a setting of handler-pagerduty"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() < 5, "{}", r.stderr);
+}
+
+/// Red team: the warning was logged before the provider registered its secrets, so a key name
+/// holding the routing key (pasted as the name by mistake) was printed whole.
+#[test]
+fn a_secret_in_a_misspelled_key_name_is_masked() {
+    let fake = FakePagerDuty::start(&[]);
+    let (_sb, r) = pagerduty(&fake, json!({"routing_key": ROUTING_KEY, format!("key{ROUTING_KEY}"): 1}));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains(ROUTING_KEY), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("`pagerduty.key{}`", common::secret::mask(ROUTING_KEY))), "{}", r.stderr);
+}
+
+/// A flat key with a dot in its name is quoted, so that it does not read as a team's key.
+#[test]
+fn a_flat_key_with_a_dot_is_quoted() {
+    let fake = FakePagerDuty::start(&[]);
+    let (_sb, r) = pagerduty(&fake, json!({"routing_key": ROUTING_KEY, "ops.routing_key": ROUTING_KEY}));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("settings `pagerduty.\"ops.routing_key\"` (in "), "{}", r.stderr);
+}

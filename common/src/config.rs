@@ -41,6 +41,21 @@ pub fn is_secret_setting(name: &str) -> bool {
     SECRET_SETTINGS.contains(&name)
 }
 
+/// The values of `section`'s secret settings ([`is_secret_setting`]), also those in objects
+/// one level down (a PagerDuty team's `routing_key`), and the password of a `state_store`
+/// URL: what a line about the section masks before the provider that knows its secrets is
+/// built.
+pub fn secret_values(section: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut take = |map: &Map<String, Value>| {
+        out.extend(map.iter().filter(|(k, _)| is_secret_setting(k)).filter_map(|(_, v)| v.as_str()).map(str::to_string));
+    };
+    take(section);
+    section.values().filter_map(Value::as_object).for_each(&mut take);
+    out.extend(section.get("state_store").and_then(Value::as_str).map(crate::state::redis::secrets_of).unwrap_or_default());
+    out
+}
+
 /// Largest secret file read through a `*_file` setting: 64 KiB.
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 

@@ -78,10 +78,17 @@ pub struct Unread {
 }
 
 impl Unread {
-    /// The path as settings are named in messages: `ops.routng_key`.
+    /// The path as settings are named in messages ([`shown`]): `ops.routng_key`.
     pub fn dotted(&self) -> String {
-        self.path.join(".")
+        shown(&self.path)
     }
+}
+
+/// `path` as settings are named in messages, segments joined with `.`; a segment that holds
+/// a `.` itself is quoted (`"ops.routing_key"`, one flat key), so that it is not read as a
+/// team's `ops.routing_key`.
+pub fn shown(path: &[String]) -> String {
+    path.iter().map(|s| if s.contains('.') { format!("{s:?}") } else { s.clone() }).collect::<Vec<_>>().join(".")
 }
 
 /// The settings of `section` that none of `readers` reads, in the section's key order; a key
@@ -142,12 +149,21 @@ pub fn unread(section: &Map<String, Value>, readers: &[Reader]) -> Vec<Unread> {
 /// The name of `names` closest to `name` when it is close enough to be a misspelling of it:
 /// at most one edit (insertion, deletion, substitution or swap of neighbours) per three
 /// characters, at most three, ignoring case.
+///
+/// A name whose length differs from a candidate's by more than the edits allowed is not
+/// compared with it (the distance is at least that difference): a name of any length costs
+/// one pass over it, never a distance computed over its whole length.
 pub fn nearest(name: &str, names: &[&'static str]) -> Option<&'static str> {
+    let len = name.chars().count();
+    let allowed = (len / 3).clamp(1, 3);
+    let near = |n: &&&str| n.chars().count().abs_diff(len) <= allowed;
+    if !names.iter().any(|n| near(&n)) {
+        return None;
+    }
     let lower = name.to_lowercase();
-    let allowed = (name.chars().count() / 3).clamp(1, 3);
     names
         .iter()
-        .filter(|n| **n != name)
+        .filter(|n| **n != name && near(n))
         .map(|n| (strsim::damerau_levenshtein(&lower, n), *n))
         .filter(|(d, _)| *d <= allowed)
         .min_by_key(|(d, _)| *d)
@@ -278,5 +294,10 @@ mod tests {
         assert_eq!(nearest("REFRESH", &names), Some("refresh"));
         assert_eq!(nearest("colour", &names), None);
         assert_eq!(nearest("api", &names), None);
+        // Lengths further apart than the edits allowed are never compared: a host could make a
+        // name of any length (the red team's 900 000 characters took 12 s when they were).
+        assert_eq!(nearest("refreshes", &names), Some("refresh"));
+        assert_eq!(nearest("refreshesss", &names), None);
+        assert_eq!(nearest(&"q".repeat(900_000), &names), None);
     }
 }

@@ -1095,6 +1095,10 @@ fn operator_settings<P: Provider>(
 /// is looked at: other handlers' sections and Sensu's own settings (`handlers`, `checks` …) in
 /// the same directory are not this handler's to judge.
 fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &Logger) {
+    // Logged before the provider registers its secrets with `log`: a key name that holds a
+    // secret by mistake is masked here.
+    let secrets = config::secret_values(operator);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     for unread in crate::unread::unread(operator, &readers::<P>()) {
         // A secret another handler reads (`token`) may have come from its file setting
         // (`token_file`), which config::secret_files replaced: name it as the file says.
@@ -1106,13 +1110,14 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &
         });
         let Some(file) = file else { continue };
         let hint = unread.suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        log.warn(format!(
+        let line = format!(
             "settings `{}.{}` (in {}) is not a setting of handler-{}; ignored{hint}",
             P::NAME,
-            path.join("."),
+            crate::unread::shown(&path),
             file.display(),
             P::NAME
-        ));
+        );
+        log.warn(crate::secret::mask_all(&line, &secrets));
     }
 }
 
@@ -1125,8 +1130,13 @@ fn readers<P: Provider>() -> Vec<crate::unread::Reader> {
 /// dropped with one warning that counts them and names none: their names are written with the
 /// event (by a check's definition, or on the monitored host itself), and what an event carries
 /// never gets a log line of its own, nor one line per name it invents.
+///
+/// An object of the operator's own naming (PagerDuty's teams, [`crate::unread::Reader::Groups`])
+/// is never a setting an event can carry: only the operator defines teams (an event chooses
+/// one by `pager_team`), so an override shaped like one is counted with the unknown ones, not
+/// named (its name is the event's).
 fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Logger) -> Vec<crate::trust::Override> {
-    let readers = readers::<P>();
+    let readers: Vec<_> = readers::<P>().into_iter().filter(|r| !matches!(r, crate::unread::Reader::Groups(_))).collect();
     let (known, unknown): (Vec<_>, Vec<_>) = overrides.into_iter().partition(|o| {
         // A secret's file (`routing_key_file`) is a setting too, read by config::secret_files
         // in operator layers only; trust refuses it from an event by name.
