@@ -202,8 +202,10 @@ impl Notes {
 /// What a sequential run has done so far.
 #[derive(Default)]
 struct Progress {
-    calls: Vec<String>,
-    /// The numbers called (for the announcement).
+    /// The numbers called (for the announcement). Not read from `placed`: it is filled two
+    /// ways that differ. A run adds a number once its call has a SID; carrying on
+    /// ([`Twilio::carry_on`]) adds every number in the notes, a call with no SID too (accepted
+    /// without one, or of unknown fate).
     called: HashSet<String>,
     messages: Vec<String>,
     texted: HashSet<String>,
@@ -219,21 +221,28 @@ struct Progress {
 }
 
 impl Progress {
+    /// The SIDs of the calls placed (`CA…`), in order: those of `placed` that have one. A call
+    /// Twilio accepted without a SID, or whose create request's fate is unknown, has none.
+    fn calls(&self) -> Vec<&str> {
+        self.placed.iter().filter_map(|c| c.sid.as_deref()).collect()
+    }
+
     fn refs(&self) -> Map<String, Value> {
         let mut refs = Map::new();
-        for (key, sids) in [(CALL_SIDS, &self.calls), (MESSAGE_SIDS, &self.messages)] {
+        for (key, sids) in [(CALL_SIDS, self.calls()), (MESSAGE_SIDS, self.messages.iter().map(String::as_str).collect())] {
             if !sids.is_empty() {
-                refs.insert(key.into(), sids.clone().into());
+                refs.insert(key.into(), json!(sids));
             }
         }
         refs
     }
 
     fn calls_text(&self) -> String {
-        match self.calls.len() {
+        let calls = self.calls();
+        match calls.len() {
             0 => "no call".into(),
-            1 => format!("call {}", self.calls[0]),
-            _ => format!("calls {}", self.calls.join(", ")),
+            1 => format!("call {}", calls[0]),
+            _ => format!("calls {}", calls.join(", ")),
         }
     }
 
@@ -358,7 +367,7 @@ impl Twilio {
                 };
                 placed += 1;
                 self.placed_as(ctx, &mut p, r, &sid);
-                let n = p.calls.len();
+                let n = p.calls().len();
                 ctx.log.debug(format!("round {round}: call {n} to {} is {sid}", r.label()));
                 let followed = self.follow(ctx, job.event_time, &sid, r);
                 if let Some(done) = self.settle(ctx, job, &mut p, r, &sid, at, followed) {
@@ -371,7 +380,7 @@ impl Twilio {
         }
         // The run is over: the next event starts afresh.
         self.forget_progress(ctx);
-        if p.calls.is_empty() {
+        if p.calls().is_empty() {
             if p.capped.is_empty()
                 && let Some(failure) = Outcome::most_hopeful(std::mem::take(&mut p.failures))
             {
@@ -403,7 +412,7 @@ impl Twilio {
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
             return Outcome::Delivered(Done { detail, refs: p.refs() });
         }
-        self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls.len(), after: p.paging_for(ctx) });
+        self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls().len(), after: p.paging_for(ctx) });
         Outcome::Retry(Retry::not_sent(format!(
             "nobody answered {} in {} round{}{}",
             p.calls_text(),
@@ -441,7 +450,6 @@ impl Twilio {
         notes: Notes,
         p: &mut Progress,
     ) -> Result<Position, Outcome<Done>> {
-        p.calls = notes.calls.iter().filter_map(|c| c.sid.clone()).collect();
         p.called = notes.calls.iter().map(|c| c.phone.clone()).collect();
         p.messages = notes.messages;
         p.texted = notes.texted.into_iter().collect();
@@ -512,7 +520,8 @@ impl Twilio {
         at: u64,
         followed: Followed,
     ) -> Option<Outcome<Done>> {
-        let n = p.calls.iter().position(|s| s == sid).map_or(p.calls.len(), |i| i + 1);
+        let calls = p.calls();
+        let n = calls.iter().position(|s| *s == sid).map_or(calls.len(), |i| i + 1);
         match followed {
             Followed::Answered(st) => {
                 ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
@@ -586,7 +595,7 @@ impl Twilio {
             f => return Err(f.reason().unwrap_or("no answer").to_string()),
         };
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
-        known.insert(CALL_SIDS.into(), json!(p.calls));
+        known.insert(CALL_SIDS.into(), json!(p.calls()));
         match Placed::of(&create, &resp, last.at, &known, last.attempt.as_deref()).ok_or("the answer holds no list of calls")? {
             Placed::No => Ok(None),
             Placed::Yes(Some(sid)) => Ok(Some(sid)),
@@ -600,10 +609,11 @@ impl Twilio {
 
     /// The call being placed, the last of `p.placed` (noted with no SID before its create
     /// request went out), to `r` is call `sid`: the record's notes are rewritten with the SID
-    /// first, then its attempt is noted with the SID per recipient ([`Twilio::note_attempt`]),
-    /// and it counts among the run's calls. In that order: a run killed between the two writes
-    /// leaves the SID in the record, and the next holder notes it per recipient again when it
-    /// carries on ([`Twilio::carry_on`]).
+    /// first, then its attempt is noted with the SID per recipient ([`Twilio::note_attempt`]);
+    /// with its SID it counts among the run's calls ([`Progress::calls`]), and `r`'s number
+    /// among those called. In that order: a run killed between the two writes leaves the SID in
+    /// the record, and the next holder notes it per recipient again when it carries on
+    /// ([`Twilio::carry_on`]).
     fn placed_as(&self, ctx: &Ctx<'_, Twilio>, p: &mut Progress, r: &Recipient, sid: &str) {
         let Some(noted) = p.placed.last_mut() else { return };
         noted.sid = Some(sid.to_string());
@@ -612,7 +622,6 @@ impl Twilio {
         if let Some(attempt) = &attempt {
             self.note_attempt(ctx, r, attempt, Some(sid));
         }
-        p.calls.push(sid.to_string());
         p.called.insert(r.phone.clone());
     }
 
@@ -682,7 +691,7 @@ impl Twilio {
             // Its create request was in flight: ListCall says whether there is a call to cancel.
             None => {
                 let r = Recipient { name: last.name.clone(), phone: last.phone.clone() };
-                let known = Progress { calls: notes.calls.iter().filter_map(|c| c.sid.clone()).collect(), ..Progress::default() };
+                let known = Progress { placed: notes.calls.clone(), ..Progress::default() };
                 match self.look_up(ctx, &r, last, &known) {
                     Ok(found) => found,
                     Err(reason) => {
