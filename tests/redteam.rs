@@ -6,18 +6,12 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{REFUSED_URL, ROUTING_KEY, Sandbox, fixture_at, twilio_sandbox};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Sandbox, fixture_at, pagerduty_sandbox, twilio_sandbox};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
 /// 2100-01-01T00:00:00Z: a `check.executed` from a host whose clock is far ahead (or forged).
 const YEAR_2100: i64 = 4_102_444_800;
-
-fn pd_sandbox() -> Sandbox {
-    let sb = Sandbox::new(PD);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
-    sb
-}
 
 fn now() -> i64 {
     crate::util::unix_now()
@@ -32,7 +26,7 @@ fn actions(fake: &FakePagerDuty) -> Vec<String> {
 /// new failure — was "superseded" and never sent: the incident stayed open at PagerDuty forever.
 #[test]
 fn an_event_time_in_the_future_does_not_supersede_every_later_event() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", YEAR_2100));
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -53,7 +47,7 @@ fn an_event_time_in_the_future_does_not_supersede_every_later_event() {
 /// is now believed only up to 60 s before its receipt.
 #[test]
 fn a_host_clock_stepped_back_does_not_supersede_the_next_failure() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
     let run_at = |fixture: &str, executed: i64, received: i64| {
@@ -77,7 +71,7 @@ fn a_host_clock_stepped_back_does_not_supersede_the_next_failure() {
 /// it (Sensu Go runs the two handlers concurrently), is still superseded.
 #[test]
 fn a_host_time_within_seconds_of_receipt_still_orders_the_events() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
     let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu-go/passing.json", t));
@@ -92,7 +86,7 @@ fn a_host_time_within_seconds_of_receipt_still_orders_the_events() {
 /// last event is from the year 2100. The recovery still goes out.
 #[test]
 fn a_planted_record_from_the_future_does_not_swallow_the_recovery() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let record = sb.state_file("pagerduty", "web-01%2Fcheck_disk.json");
     let planted = json!({
@@ -115,7 +109,7 @@ fn a_planted_record_from_the_future_does_not_swallow_the_recovery() {
 /// are admitted as a check's at most: operator-only settings are refused, logged by name.
 #[test]
 fn a_rewritten_spool_entry_cannot_redirect_the_flush_or_its_credential() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &fixture_at("sensu/create.json", now()));
     assert_eq!(r.code, Some(75), "{r:?}");
     let (path, mut entry) = sb.spooled_entry("pagerduty", &r.stderr);
@@ -151,7 +145,7 @@ fn owned_by_another_user(path: &std::path::Path) -> bool {
 /// account page (or call) whatever it liked. Each user's flush delivers only entries it owns.
 #[test]
 fn a_spool_entry_another_user_owns_is_not_sent_with_this_users_credentials() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &fixture_at("sensu/create.json", now()));
     assert_eq!(r.code, Some(75), "{r:?}");
     let (path, mut entry) = sb.spooled_entry("pagerduty", &r.stderr);
@@ -181,7 +175,7 @@ fn a_spool_entry_another_user_owns_is_not_sent_with_this_users_credentials() {
 /// goes out twice, never not at all.
 #[test]
 fn a_record_another_user_planted_cannot_swallow_a_page() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let record = sb.state_file("pagerduty", "web-01%2Fcheck_disk.json");
     let t = now();
@@ -219,7 +213,7 @@ fn a_record_another_user_planted_cannot_swallow_a_page() {
 #[test]
 fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
     use std::os::unix::fs::MetadataExt;
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let hold = sb.state_file("pagerduty", "web-01%2Fcheck_disk.hold");
     let file = std::fs::File::create(&hold).unwrap();
     if !owned_by_another_user(&hold) {
@@ -243,7 +237,7 @@ fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
 /// its repeat suppressed.
 #[test]
 fn a_record_lock_kept_by_another_user_does_not_make_every_repeat_page() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let lock = sb.state_file("pagerduty", "web-01%2Fcheck_disk.lock");
     let file = std::fs::File::create(&lock).unwrap();
     if !owned_by_another_user(&lock) {
@@ -287,7 +281,7 @@ fn a_control_character_in_the_output_does_not_cost_the_call() {
 /// repeat of the failure paged again. It is moved aside like a corrupt record.
 #[test]
 fn an_oversized_planted_record_does_not_make_every_repeat_page() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     std::fs::write(sb.state_file("pagerduty", "web-01%2Fcheck_disk.json"), vec![b' '; 1_100_000]).unwrap();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
@@ -305,7 +299,7 @@ fn an_oversized_planted_record_does_not_make_every_repeat_page() {
 /// job could read it and rewrite every host's incident records. The job no longer sees it.
 #[test]
 fn an_exec_job_does_not_see_the_state_store_password() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let mut cmd = sb.command(&[
         "--from",
         "exec",
@@ -455,8 +449,8 @@ fn an_entity_in_another_namespace_cannot_resolve_a_same_named_entitys_incident()
     let redis = crate::util::RedisServer::start();
     for url in std::iter::once(None).chain(redis.as_ref().map(|r| Some(r.url.clone()))) {
         let sb = match &url {
-            None => pd_sandbox(),
-            Some(url) => pd_sandbox().with_state_store(url),
+            None => pagerduty_sandbox(),
+            Some(url) => pagerduty_sandbox().with_state_store(url),
         };
         let store = if url.is_some() { "redis" } else { "file" };
         let fake = FakePagerDuty::start(&[]);
@@ -529,7 +523,7 @@ fn host_written_fields_too_large_for_pagerduty_do_not_cost_the_page() {
         ("entity name", Box::new(|ev: &mut Value| ev["entity"]["metadata"]["name"] = json!(big))),
     ];
     for (what, patch) in cases {
-        let sb = pd_sandbox();
+        let sb = pagerduty_sandbox();
         let fake = FakePagerDuty::start(&[]);
         let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
         patch(&mut ev);
@@ -654,7 +648,7 @@ fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
 #[test]
 fn a_spooled_entry_throttled_on_its_own_routing_key_does_not_hold_back_other_incidents() {
     const EVIL_KEY: &str = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let t = now();
     // PagerDuty has a blip: the host's failure (with a routing key of its own), then db-01's
     // recovery, are spooled.

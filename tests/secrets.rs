@@ -16,7 +16,7 @@ use crate::fake::reactio::{self, FakeReactio};
 use crate::fake::slack::{self as fake_slack, FakeSlack};
 use crate::fake::twilio::{self, FakeTwilio};
 use crate::fake::{Received, Reply, Server};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, pagerduty_sandbox_with, read_fixture, run_command};
 
 /// A 32-character routing key that is easy to spot.
 const PD_KEY: &str = "S3CR3TR0UT1NGKEY5ecret0000000042";
@@ -116,43 +116,37 @@ fn paths(sb: &Sandbox, good_url: &str, needles: &Needles, env: &[(&str, &str)]) 
     check("spool retried, -v", &["--api-url", down, "-v", "--timeout", "1s"], &fixture_at("sensu/resolve.json", 1_900_000_100), None);
 }
 
-fn pd_sandbox(section: Value) -> Sandbox {
-    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
-    sb.config("pagerduty.json", &json!({ "pagerduty": section }));
-    sb
-}
-
 #[test]
 fn pagerduty_routing_key_never_appears() {
     let needles = Needles(vec![PD_KEY.to_string()]);
     let fake = FakePagerDuty::start(&[]);
     // The key in a settings file, in the environment, and as a flag.
-    paths(&pd_sandbox(json!({"routing_key": PD_KEY})), &fake.url, &needles, &[]);
-    paths(&pd_sandbox(json!({})), &fake.url, &needles, &[("PAGERDUTY_ROUTING_KEY", PD_KEY)]);
-    let sb = pd_sandbox(json!({}));
+    paths(&pagerduty_sandbox_with(json!({"routing_key": PD_KEY})), &fake.url, &needles, &[]);
+    paths(&pagerduty_sandbox_with(json!({})), &fake.url, &needles, &[("PAGERDUTY_ROUTING_KEY", PD_KEY)]);
+    let sb = pagerduty_sandbox_with(json!({}));
     let r = run_env(&sb, &["--api-url", &fake.url, "--routing-key", PD_KEY, "-v"], &[], &read_fixture("sensu-go/failing.json"));
     assert_eq!(r.code, Some(0), "{r:?}");
     needles.assert_absent("--routing-key flag", &sb, &r);
     fake.assert_no_violations();
 
     // Bad configuration next to a good key, and a key of the wrong length (the key itself is bad).
-    let sb = pd_sandbox(json!({"routing_key": PD_KEY, "summary_template": "{entitty}"}));
+    let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY, "summary_template": "{entitty}"}));
     let r = run_env(&sb, &["-v"], &[], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(78), "{r:?}");
     needles.assert_absent("bad template", &sb, &r);
     let short = &PD_KEY[..31];
-    let sb = pd_sandbox(json!({"routing_key": short}));
+    let sb = pagerduty_sandbox_with(json!({"routing_key": short}));
     for args in [&["-v"][..], &["-v", "--dry-run"]] {
         let r = run_env(&sb, args, &[], &read_fixture("sensu/create.json"));
         Needles(vec![short.to_string()]).assert_absent("31-character key", &sb, &r);
     }
-    let sb = pd_sandbox(json!({"routing_key": 12345678901234567890u64}));
+    let sb = pagerduty_sandbox_with(json!({"routing_key": 12345678901234567890u64}));
     let r = run_env(&sb, &[], &[], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(78), "{r:?}");
     Needles(vec!["12345678901234567890".into()]).assert_absent("numeric key", &sb, &r);
 
     // Zabbix: the key arrives as {ALERT.SENDTO}.
-    let sb = pd_sandbox(json!({}));
+    let sb = pagerduty_sandbox_with(json!({}));
     let message = "name:Disk full\nid:13502\nstatus:PROBLEM\nhostname:db-01\nseverity:High";
     for extra in [&["-v"][..], &["-v", "--dry-run"], &["-v", "--log-format", "json"]] {
         let mut args = vec!["--api-url", fake.url.as_str(), "--from", "zabbix"];
@@ -234,7 +228,7 @@ fn an_event_cannot_send_the_key_elsewhere() {
     });
     let fake = FakePagerDuty::start(&[]);
     for fixture in ["sensu-go/failing.json", "sensu/create.json"] {
-        let sb = pd_sandbox(json!({"routing_key": PD_KEY}));
+        let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY}));
         let elsewhere = sb.dir.path().join("elsewhere");
         let local_only = json!({
             "api_url": evil.url,
@@ -264,7 +258,7 @@ fn an_event_cannot_send_the_key_elsewhere() {
 #[test]
 fn a_settings_file_with_a_secret_readable_by_others_is_warned_about_by_name() {
     use std::os::unix::fs::PermissionsExt;
-    let sb = pd_sandbox(json!({"routing_key": PD_KEY}));
+    let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY}));
     let file = sb.conf_dir().join("pagerduty.json");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));

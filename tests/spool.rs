@@ -6,16 +6,10 @@ use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::reactio::{self, FakeReactio};
-use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, read_fixture, run_command, unix_now};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, pagerduty_sandbox, read_fixture, run_command, unix_now};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
-
-fn pd_sandbox() -> Sandbox {
-    let sb = Sandbox::new(PD);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
-    sb
-}
 
 fn event_for(entity: &str, fixture: &str) -> Vec<u8> {
     let mut ev: Value = serde_json::from_slice(&read_fixture(fixture)).unwrap();
@@ -61,7 +55,7 @@ fn failed(sb: &Sandbox, handler: &str) -> Vec<String> {
 
 #[test]
 fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.stderr.contains("spooled as"), "{}", r.stderr);
@@ -102,7 +96,7 @@ fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
 
 #[test]
 fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     // One check result handed over twice.
     let event = fixture_at("sensu/create.json", unix_now());
     assert_eq!(run_at(&sb, REFUSED_URL, &event, &[]).code, Some(75));
@@ -114,7 +108,7 @@ fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
 
 #[test]
 fn the_next_invocation_delivers_older_entries_first() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     assert_eq!(run_at(&sb, REFUSED_URL, &event_for("db-01", "sensu/create.json"), &[]).code, Some(75));
     let fake = FakePagerDuty::start(&[]);
     let r = run_at(&sb, &fake.url, &event_for("web-07", "sensu/create.json"), &["--timeout", "5s"]);
@@ -127,7 +121,7 @@ fn the_next_invocation_delivers_older_entries_first() {
 
 #[test]
 fn refused_during_flush_moves_to_failed_with_the_reason() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
     let fake = FakePagerDuty::start(&[Script::Invalid]);
     let r = flush(&sb, &fake.url, &[]);
@@ -143,7 +137,7 @@ fn refused_during_flush_moves_to_failed_with_the_reason() {
 
 #[test]
 fn entries_older_than_spool_max_age_are_given_up_loudly() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let mut cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
     cmd.env("PAGERPIPE_NOW", "1700000000");
     assert_eq!(run_command(cmd, &read_fixture("sensu/create.json")).code, Some(75));
@@ -159,7 +153,7 @@ fn entries_older_than_spool_max_age_are_given_up_loudly() {
 
 #[test]
 fn two_flushes_at_once_deliver_each_entry_once() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     for i in 0..6 {
         assert_eq!(run_at(&sb, REFUSED_URL, &event_for(&format!("host-{i}"), "sensu/create.json"), &[]).code, Some(75));
     }
@@ -178,7 +172,7 @@ fn two_flushes_at_once_deliver_each_entry_once() {
 
 #[test]
 fn unwritable_spool_prints_the_whole_event_to_stderr() {
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let not_a_dir = sb.dir.path().join("spool-is-a-file");
     std::fs::write(&not_a_dir, "x").unwrap();
     let mut cmd = std::process::Command::new(PD);
@@ -224,7 +218,7 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
 #[test]
 fn a_spooled_trigger_made_stale_by_a_resolve_on_another_host_is_dropped_as_superseded() {
     // Two hosts sharing the ledger (here: one state directory), each with its own spool.
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     // Times near now: a Sensu `check.executed` is believed only up to 60 s before receipt.
     let t = unix_now();
     assert_eq!(run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", t - 3), &[]).code, Some(75));
@@ -249,7 +243,7 @@ fn a_slow_service_gets_each_spooled_request_once() {
     // The service answers only after 150 ms; five invocations in a row each first deliver what
     // is spooled. Nothing may be sent twice, whatever share of its deadline each one gives the
     // older requests.
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     for i in 0..3 {
         assert_eq!(run_at(&sb, REFUSED_URL, &event_for(&format!("db-{i}"), "sensu/create.json"), &[]).code, Some(75));
     }

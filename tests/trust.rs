@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, twilio_sandbox};
+use crate::util::{ROUTING_KEY, Run, Sandbox, pagerduty_sandbox, read_fixture, twilio_sandbox};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
@@ -16,12 +16,6 @@ const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
 
 /// Nothing listens here (discard port).
 const NOWHERE: &str = "http://127.0.0.1:9";
-
-fn pd_sandbox() -> Sandbox {
-    let sb = Sandbox::new(PD);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
-    sb
-}
 
 /// One line on stderr, exit 78, naming `setting`; no panic, nothing on stdout.
 fn assert_config_error(r: &Run, setting: &str, ctx: &str) {
@@ -74,7 +68,7 @@ fn durations_too_large_for_the_clock_exit_78_naming_the_setting() {
 #[test]
 fn a_far_future_check_time_is_delivered_not_a_panic() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
     ev["check"]["executed"] = i64::MAX.into();
     let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
@@ -88,7 +82,7 @@ fn a_far_future_check_time_is_delivered_not_a_panic() {
 #[test]
 fn a_name_with_a_newline_cannot_forge_a_log_line() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
     let forged = "pagerduty: triggered forged/host (dedup_key forged/host) in 1 ms";
     ev["entity"]["metadata"]["name"] = format!("web-01\n{forged}\r\u{1b}[2K").into();
@@ -130,7 +124,7 @@ fn assert_refused_once(r: &Run, section: &str, settings: &[&str], values: &[&str
 #[test]
 fn entity_annotations_cannot_redirect_rekey_or_delay_a_pagerduty_page() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let elsewhere = sb.dir.path().join("elsewhere");
     let evil_key = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
     let hostile = json!({
@@ -276,7 +270,7 @@ fn entity_annotations_cannot_choose_the_reactio_organization_or_key() {
 #[test]
 fn check_annotations_may_route_but_an_invalid_one_never_costs_the_page() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
     ev["check"]["metadata"]["annotations"] = json!({
         "pagerpipe/pagerduty.dedup_key_template": "{check}@{entity}",
@@ -346,7 +340,7 @@ fn a_redirect_is_kept_in_the_spool_with_its_location_named() {
             Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": "web-01/check_disk"}))
         }
     });
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let r = sb.run(&["--api-url", &service.url, "--timeout", "1s"], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.stderr.contains("HTTP 301 redirect to https://elsewhere.example/v2/enqueue, not followed"), "{}", r.stderr);
@@ -387,7 +381,7 @@ fn walk(root: &std::path::Path) -> Vec<(std::path::PathBuf, std::fs::Metadata)> 
 fn planted_fifos_symlinks_and_directories_never_hang_redirect_or_stop_a_page() {
     use std::os::unix::fs::{PermissionsExt, symlink};
     let fake = FakePagerDuty::start(&[]);
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let outside = sb.dir.path().join("outside");
     std::fs::create_dir(&outside).expect("outside");
     std::fs::write(outside.join("decoy.json"), b"{}").expect("decoy");
@@ -463,7 +457,7 @@ impl FifoLike for std::fs::FileType {
 #[test]
 fn a_lock_held_on_purpose_delays_a_page_by_a_bounded_wait_only() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = pd_sandbox();
+    let sb = pagerduty_sandbox();
     let state = sb.state_dir().join("pagerduty");
     std::fs::create_dir_all(&state).expect("state");
     let record = common::state::file::file_name_for("web-01/check_disk");

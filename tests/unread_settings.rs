@@ -7,15 +7,14 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture};
+use crate::util::{ROUTING_KEY, Run, Sandbox, pagerduty_sandbox, pagerduty_sandbox_with, read_fixture};
 
 const PAGERDUTY: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 /// What every unread-setting warning says.
 const NOT_A_SETTING: &str = "is not a setting of handler-";
 
 fn pagerduty(fake: &FakePagerDuty, section: Value) -> (Sandbox, Run) {
-    let sb = Sandbox::new(PAGERDUTY);
-    sb.config("pagerduty.json", &json!({ "pagerduty": section }));
+    let sb = pagerduty_sandbox_with(section);
     let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
     (sb, r)
 }
@@ -96,8 +95,7 @@ fn dry_run_and_explain_show_it_too() {
 #[test]
 fn a_name_an_event_carries_is_never_logged() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = Sandbox::new(PAGERDUTY);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    let sb = pagerduty_sandbox();
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).unwrap();
     ev["check"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.refersh": "1h", "pagerpipe/pagerduty.severities": "critical"});
     ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.summary_templat": "x"});
@@ -196,8 +194,7 @@ fn other_handlers_sections_in_the_same_directory_are_not_warned_about() {
 #[test]
 fn an_event_override_shaped_like_a_team_is_counted_not_named() {
     let fake = FakePagerDuty::start(&[]);
-    let sb = Sandbox::new(PAGERDUTY);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    let sb = pagerduty_sandbox();
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
     let mut teams = serde_json::Map::new();
     for n in 0..50 {

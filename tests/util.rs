@@ -221,6 +221,18 @@ pub fn laid_over(mut base: serde_json::Value, extra: serde_json::Value) -> serde
     base
 }
 
+/// A sandbox for handler-pagerduty whose settings file's `pagerduty` section is `section`.
+pub fn pagerduty_sandbox_with(section: serde_json::Value) -> Sandbox {
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
+    sb.config("pagerduty.json", &serde_json::json!({ "pagerduty": section }));
+    sb
+}
+
+/// A sandbox for handler-pagerduty whose settings file holds [`ROUTING_KEY`].
+pub fn pagerduty_sandbox() -> Sandbox {
+    pagerduty_sandbox_with(serde_json::json!({ "routing_key": ROUTING_KEY }))
+}
+
 /// A sandbox for handler-twilio whose settings file holds the fake Twilio's account and
 /// token, `From` +14155550199, and the settings of `section` (an object: `recipients` at
 /// least) laid over them.
