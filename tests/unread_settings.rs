@@ -230,3 +230,25 @@ fn a_flat_key_with_a_dot_is_quoted() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("settings `pagerduty.\"ops.routing_key\"` (in "), "{}", r.stderr);
 }
+
+/// A `notification_types` key no monitoring system sends (`DOWNTIMESTRT`) never applies: it
+/// is named with the type it probably means; real types pass in any case.
+#[test]
+fn a_misspelled_notification_type_is_named() {
+    let fake = FakePagerDuty::start(&[]);
+    let (sb, r) = pagerduty(
+        &fake,
+        json!({"routing_key": ROUTING_KEY,
+               "notification_types": {"DOWNTIMESTRT": "acknowledge", "CUSTOM": "trigger", "DowntimeRemoved": "skip", "problem": "trigger"}}),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+    let line = format!(
+        "pagerduty: warn: settings `pagerduty.notification_types.DOWNTIMESTRT` (in {}) names no Nagios or Icinga notification type; \
+         it never applies (did you mean `DOWNTIMESTART`?)",
+        sb.conf_dir().join("pagerduty.json").display()
+    );
+    assert!(r.stderr.lines().any(|l| l == line), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("notification type").count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains(NOT_A_SETTING), "{}", r.stderr);
+}

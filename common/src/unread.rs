@@ -148,7 +148,8 @@ pub fn unread(section: &Map<String, Value>, readers: &[Reader]) -> Vec<Unread> {
 
 /// The name of `names` closest to `name` when it is close enough to be a misspelling of it:
 /// at most one edit (insertion, deletion, substitution or swap of neighbours) per three
-/// characters, at most three, ignoring case.
+/// characters, at most three, ignoring case (on both sides: `DOWNTIMESTRT` is near
+/// `DOWNTIMESTART`).
 ///
 /// A name whose length differs from a candidate's by more than the edits allowed is not
 /// compared with it (the distance is at least that difference): a name of any length costs
@@ -164,7 +165,7 @@ pub fn nearest(name: &str, names: &[&'static str]) -> Option<&'static str> {
     names
         .iter()
         .filter(|n| **n != name && near(n))
-        .map(|n| (strsim::damerau_levenshtein(&lower, n), *n))
+        .map(|n| (strsim::damerau_levenshtein(&lower, &n.to_lowercase()), *n))
         .filter(|(d, _)| *d <= allowed)
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
@@ -299,5 +300,6 @@ mod tests {
         assert_eq!(nearest("refreshes", &names), Some("refresh"));
         assert_eq!(nearest("refreshesss", &names), None);
         assert_eq!(nearest(&"q".repeat(900_000), &names), None);
+        assert_eq!(nearest("DowntimeStrt", &["DOWNTIMESTART", "CUSTOM"]), Some("DOWNTIMESTART"));
     }
 }

@@ -42,6 +42,25 @@ const ICINGA_NAMES: [(&str, &str); 16] = [
     ("HOSTDISPLAYNAME", "HOSTDISPLAYNAME"),
 ];
 
+/// The notification types Nagios 4 (`$NOTIFICATIONTYPE$`, "Standard Macros in Nagios") and
+/// Icinga 2 (`notification.type`, "Notifications": `Problem`, `DowntimeStart` … , compared
+/// without case) send: the keys a `notification_types` setting can usefully map. One naming
+/// anything else never applies.
+pub const NOTIFICATION_TYPES: [&str; 12] = [
+    "PROBLEM",
+    "RECOVERY",
+    "ACKNOWLEDGEMENT",
+    "FLAPPINGSTART",
+    "FLAPPINGSTOP",
+    "FLAPPINGEND",
+    "FLAPPINGDISABLED",
+    "DOWNTIMESTART",
+    "DOWNTIMEEND",
+    "DOWNTIMECANCELLED",
+    "DOWNTIMEREMOVED",
+    "CUSTOM",
+];
+
 /// Settings sections that custom variables may override: one per handler
 /// (`_SERVICESLACK_CHANNEL` is `slack.channel`); any other custom variable is a label.
 const SECTIONS: [&str; 4] = ["pagerduty", "twilio", "reactio", "slack"];

@@ -1093,7 +1093,9 @@ fn operator_settings<P: Provider>(
 /// defaults and flags in it name only settings that exist, and event overrides are not in it
 /// (a name written on the monitored host never gets a log line of its own). Only `P`'s section
 /// is looked at: other handlers' sections and Sensu's own settings (`handlers`, `checks` …) in
-/// the same directory are not this handler's to judge.
+/// the same directory are not this handler's to judge. Likewise one warning per key of
+/// `notification_types` that is no notification type Nagios or Icinga sends
+/// ([`crate::event::nagios::NOTIFICATION_TYPES`]): read, but it never applies.
 fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &Logger) {
     // Logged before the provider registers its secrets with `log`: a key name that holds a
     // secret by mistake is masked here.
@@ -1116,6 +1118,21 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &
             crate::unread::shown(&path),
             file.display(),
             P::NAME
+        );
+        log.warn(crate::secret::mask_all(&line, &secrets));
+    }
+    // A notification type no monitoring system sends is read, but never applies.
+    let types = operator.get("notification_types").and_then(Value::as_object);
+    let known = crate::event::nagios::NOTIFICATION_TYPES;
+    for kind in types.into_iter().flat_map(|t| t.keys()).filter(|k| !known.iter().any(|t| t.eq_ignore_ascii_case(k))) {
+        let path = vec!["notification_types".to_string(), kind.clone()];
+        let Some(file) = files.origin(P::NAME, &path) else { continue };
+        let hint = crate::unread::nearest(kind, &known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let line = format!(
+            "settings `{}.{}` (in {}) names no Nagios or Icinga notification type; it never applies{hint}",
+            P::NAME,
+            crate::unread::shown(&path),
+            file.display()
         );
         log.warn(crate::secret::mask_all(&line, &secrets));
     }
