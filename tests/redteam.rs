@@ -675,3 +675,29 @@ fn a_spooled_entry_throttled_on_its_own_routing_key_does_not_hold_back_other_inc
     assert_eq!(sb.spooled("pagerduty").len(), 1, "the throttled entry waits for a later flush: {}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// `--log-format json` lines (and `--list`'s JSON records) held a host-written name's U+2028,
+/// NEL and bidirectional controls raw: valid JSON, but readers that end lines at U+2028 or
+/// NEL cut the line, and a terminal rendered the overrides. They are `\uXXXX` escapes now, in
+/// the same JSON value.
+#[test]
+fn json_lines_carry_no_raw_line_separator_or_bidi_control() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let entity = "web-01\u{2028}pagerduty\u{85}\u{202e}x";
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", crate::util::unix_now())).unwrap();
+    ev["client"]["name"] = json!(entity);
+    let r = sb.run(&["--api-url", &fake.url, "--log-format", "json"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let list = sb.run(&["--list", "--log-format", "json"], b"");
+    assert_eq!(list.code, Some(0), "{list:?}");
+    for out in [&r.stderr, &list.stdout] {
+        assert!(!out.contains(['\u{2028}', '\u{85}', '\u{202e}']), "{out:?}");
+        for l in out.lines() {
+            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+        }
+        assert!(out.contains(r"web-01\u2028pagerduty\u0085\u202ex"), "{out}");
+    }
+    let listed: Value = serde_json::from_str(list.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(listed["key"], json!(format!("{entity}/check_disk")), "the same value, escaped");
+}

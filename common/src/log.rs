@@ -25,12 +25,9 @@ pub const MAX_MESSAGE_CHARS: usize = 8 * 1024;
 /// check or entity name, check output, a service's multi-line error body) can never start a
 /// line of its own (`pagerduty: triggered forged/host …`), move the cursor or colour the
 /// operator's terminal: one message is always exactly one line. (`--log-format json` lines
-/// are escaped by the JSON encoder.)
+/// get the same characters as JSON `\uXXXX` escapes: [`escape_json_line`].)
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    fn needs(c: char) -> bool {
-        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
-    if !text.chars().any(needs) {
+    if !text.chars().any(needs_escape) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -39,11 +36,37 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if needs(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
             c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether [`escape_controls`] writes `c` as an escape: a control character (C0, DEL, C1),
+/// a line or paragraph separator, or a bidirectional override or isolate.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A JSON line (`serde_json` output) with the characters [`escape_controls`] escapes, which
+/// the JSON encoder leaves as they are beyond C0 (DEL, NEL and the other C1 controls, U+2028,
+/// U+2029, the bidirectional controls), written as `\uXXXX` escapes: the same JSON value,
+/// but no reader that splits lines on U+2028 or NEL, and no terminal showing the line, sees
+/// them. Outside strings a JSON line holds only ASCII, so every such character is inside one.
+pub fn escape_json_line(line: String) -> String {
+    if !line.chars().any(needs_escape) {
+        return line;
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Log line format.
@@ -122,13 +145,15 @@ impl Logger {
                     _ => format!("{}: {}: {msg}", self.handler, level.name()),
                 }
             }
-            LogFormat::Json => serde_json::json!({
-                "ts": crate::clock::rfc3339(crate::clock::now_unix()),
-                "handler": self.handler,
-                "level": level.name(),
-                "msg": msg,
-            })
-            .to_string(),
+            LogFormat::Json => escape_json_line(
+                serde_json::json!({
+                    "ts": crate::clock::rfc3339(crate::clock::now_unix()),
+                    "handler": self.handler,
+                    "level": level.name(),
+                    "msg": msg,
+                })
+                .to_string(),
+            ),
         })
     }
 
@@ -199,6 +224,11 @@ mod tests {
         assert_eq!(j.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["msg"], forged);
+        // Not even for readers that also end lines at NEL or U+2028, nor for a terminal's
+        // bidirectional rendering: the JSON line holds none of them raw.
+        assert!(!j.chars().any(|c| c.is_control() || ('\u{2028}'..='\u{206f}').contains(&c)), "{j:?}");
+        assert!(j.contains(r"\u0085\u2028\u202e\u007f"), "{j}");
+        assert_eq!(escape_json_line("{\"msg\":\"plain ディスク\"}".into()), "{\"msg\":\"plain ディスク\"}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{Provider, Unread, open_store, operator_settings};
 use crate::cli::CommonArgs;
 use crate::exit::{Code, Result};
 use crate::http::Deadline;
-use crate::log::{LogFormat, Logger, escape_controls};
+use crate::log::{LogFormat, Logger, escape_controls, escape_json_line};
 use crate::state::{self, Incident};
 
 /// Run `--list` or `--forget`.
@@ -47,7 +47,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     let mut out = String::new();
     for inc in &records {
         match args.log_format {
-            LogFormat::Json => out.push_str(&inc.to_value().to_string()),
+            LogFormat::Json => out.push_str(&escape_json_line(inc.to_value().to_string())),
             LogFormat::Text => out.push_str(&text_line(inc)),
         }
         out.push('\n');
