@@ -460,7 +460,9 @@ pub enum RepeatedTrigger {
 /// unreadable, or side notes only) or an open one of the same severity (a re-notification),
 /// and an acknowledge of an open incident. A crash then leaves the record absent, empty (read
 /// as absent) or as it was: each of those sends the next repeat, or acknowledge, again and
-/// still sends the resolve. Always durable: a resolve (lost, the record would read open, and
+/// still sends the resolve. It also loses the lost event's time: an older event arriving
+/// afterwards (a resolve delayed from before the lost trigger) is no longer superseded and
+/// goes out; the next failure of the check, which finds the incident closed, opens it again. Always durable: a resolve (lost, the record would read open, and
 /// the next failure would be taken for a repeat: silence), a trigger over a closed record
 /// (lost, the record would read closed, and the resolve would be skipped as done: an incident
 /// left open), and a change of severity (lost, the old severity's repeat would be skipped).
