@@ -119,9 +119,8 @@ fn pd(store: Store) -> Option<Shared> {
 /// `extra` laid over the section.
 fn twilio_sandbox(store: Store, recipients: &[&str], extra: Value) -> Option<Shared> {
     let sb = sandbox(store, TWILIO)?;
-    let section = json!({"account_sid": twilio::ACCOUNT_SID, "auth_token": twilio::AUTH_TOKEN, "from": FROM, "recipients": recipients});
-    let section = laid_over(section, extra);
-    sb.config("twilio.json", &json!({ "twilio": section }));
+    let section = laid_over(json!({"from": FROM, "recipients": recipients}), extra);
+    sb.config("twilio.json", &json!({ "twilio": crate::util::twilio_settings(section) }));
     Some(sb)
 }
 

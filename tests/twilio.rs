@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::twilio::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FakeTwilio, Outcome, Script};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, read_fixture, run_command, twilio_sandbox};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const CALLS: &str = "Calls.json";
@@ -19,12 +19,8 @@ const NOV21: u64 = 1_795_219_200;
 /// A sandbox whose `twilio` section has the fake's account, the auth token, `from`, three
 /// recipients, and `extra` laid over.
 fn sandbox(extra: Value) -> Sandbox {
-    let sb = Sandbox::new(BIN);
-    let section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": FROM,
-        "recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}]});
-    let section = laid_over(section, extra);
-    sb.config("twilio.json", &json!({ "twilio": section }));
-    sb
+    let recipients = json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}]});
+    twilio_sandbox(laid_over(recipients, extra))
 }
 
 fn run(sb: &Sandbox, fake: &FakeTwilio, input: &[u8], extra: &[&str]) -> Run {

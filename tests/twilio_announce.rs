@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::fake::slack::{self, FakeSlack};
-use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Outcome};
-use crate::util::{REFUSED_URL, Run, Sandbox, laid_over, read_fixture, run_command};
+use crate::fake::twilio::{FakeTwilio, Outcome};
+use crate::util::{REFUSED_URL, Run, Sandbox, laid_over, read_fixture, run_command, twilio_settings};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const ALICE: &str = "+14155550101";
@@ -23,11 +23,9 @@ fn sandbox(extra: Value) -> Sandbox {
 
 /// The settings file of [`sandbox`].
 fn settings(extra: Value) -> Value {
-    let section = json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199",
-        "recipients": [{"name": "Alice", "phone": ALICE}, {"name": "Bob", "phone": BOB}, {"name": "Carol", "phone": CAROL}],
+    let section = json!({"recipients": [{"name": "Alice", "phone": ALICE}, {"name": "Bob", "phone": BOB}, {"name": "Carol", "phone": CAROL}],
         "poll_interval": "20ms", "ring_timeout": 5});
-    let section = laid_over(section, extra);
-    json!({ "twilio": section })
+    json!({ "twilio": twilio_settings(laid_over(section, extra)) })
 }
 
 fn run(sb: &Sandbox, twilio: &FakeTwilio, input: &[u8], extra: &[&str]) -> Run {

@@ -233,15 +233,18 @@ pub fn pagerduty_sandbox() -> Sandbox {
     pagerduty_sandbox_with(serde_json::json!({ "routing_key": ROUTING_KEY }))
 }
 
-/// A sandbox for handler-twilio whose settings file holds the fake Twilio's account and
-/// token, `From` +14155550199, and the settings of `section` (an object: `recipients` at
-/// least) laid over them.
-pub fn twilio_sandbox(section: serde_json::Value) -> Sandbox {
+/// A `twilio` settings section with the fake Twilio's account and token and `From`
+/// +14155550199, and the settings of `section` (an object) laid over them.
+pub fn twilio_settings(section: serde_json::Value) -> serde_json::Value {
     use crate::fake::twilio::{ACCOUNT_SID, AUTH_TOKEN};
+    laid_over(serde_json::json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199"}), section)
+}
+
+/// A sandbox for handler-twilio whose settings file holds [`twilio_settings`] of `section`
+/// (an object: `recipients` at least).
+pub fn twilio_sandbox(section: serde_json::Value) -> Sandbox {
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
-    let settings = serde_json::json!({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+14155550199"});
-    let settings = laid_over(settings, section);
-    sb.config("twilio.json", &serde_json::json!({ "twilio": settings }));
+    sb.config("twilio.json", &serde_json::json!({ "twilio": twilio_settings(section) }));
     sb
 }
 

@@ -77,13 +77,6 @@ pub struct Unread {
     pub suggestion: Option<&'static str>,
 }
 
-impl Unread {
-    /// The path as settings are named in messages ([`shown`]): `ops.routng_key`.
-    pub fn dotted(&self) -> String {
-        shown(&self.path)
-    }
-}
-
 /// `path` as settings are named in messages, segments joined with `.`; a segment that holds
 /// a `.` itself is quoted (`"ops.routing_key"`, one flat key), so that it is not read as a
 /// team's `ops.routing_key`.
@@ -249,7 +242,7 @@ mod tests {
     }
 
     fn named(section: Value) -> Vec<(String, Option<&'static str>)> {
-        unread(&obj(section), &READERS).into_iter().map(|u| (u.dotted(), u.suggestion)).collect()
+        unread(&obj(section), &READERS).into_iter().map(|u| (shown(&u.path), u.suggestion)).collect()
     }
 
     #[test]

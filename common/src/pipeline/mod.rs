@@ -1097,10 +1097,16 @@ fn operator_settings<P: Provider>(
 /// `notification_types` that is no notification type Nagios or Icinga sends
 /// ([`crate::event::nagios::NOTIFICATION_TYPES`]): read, but it never applies.
 fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &Logger) {
-    // Logged before the provider registers its secrets with `log`: a key name that holds a
-    // secret by mistake is masked here.
-    let secrets = config::secret_values(operator);
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let mut secrets: Option<Vec<String>> = None;
+    let mut warn = |path: &[String], file: &std::path::Path, what: &str, suggestion: Option<&str>| {
+        let hint = suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let line = format!("settings `{}.{}` (in {}) {what}{hint}", P::NAME, crate::unread::shown(path), file.display());
+        // Logged before the provider registers its secrets with `log`: a key name that holds a
+        // secret by mistake is masked here.
+        let secrets = secrets.get_or_insert_with(|| config::secret_values(operator));
+        log.warn(crate::secret::mask_all(&line, &secrets.iter().map(String::as_str).collect::<Vec<_>>()));
+    };
+    let not_read = format!("is not a setting of handler-{}; ignored", P::NAME);
     for unread in crate::unread::unread(operator, &readers::<P>()) {
         // A secret another handler reads (`token`) may have come from its file setting
         // (`token_file`), which config::secret_files replaced: name it as the file says.
@@ -1110,31 +1116,18 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &
             last.push_str("_file");
             files.origin(P::NAME, &path)
         });
-        let Some(file) = file else { continue };
-        let hint = unread.suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        let line = format!(
-            "settings `{}.{}` (in {}) is not a setting of handler-{}; ignored{hint}",
-            P::NAME,
-            crate::unread::shown(&path),
-            file.display(),
-            P::NAME
-        );
-        log.warn(crate::secret::mask_all(&line, &secrets));
+        if let Some(file) = file {
+            warn(&path, file, &not_read, unread.suggestion);
+        }
     }
     // A notification type no monitoring system sends is read, but never applies.
     let types = operator.get("notification_types").and_then(Value::as_object);
     let known = crate::event::nagios::NOTIFICATION_TYPES;
     for kind in types.into_iter().flat_map(|t| t.keys()).filter(|k| !known.iter().any(|t| t.eq_ignore_ascii_case(k))) {
-        let path = vec!["notification_types".to_string(), kind.clone()];
-        let Some(file) = files.origin(P::NAME, &path) else { continue };
-        let hint = crate::unread::nearest(kind, &known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        let line = format!(
-            "settings `{}.{}` (in {}) names no Nagios or Icinga notification type; it never applies{hint}",
-            P::NAME,
-            crate::unread::shown(&path),
-            file.display()
-        );
-        log.warn(crate::secret::mask_all(&line, &secrets));
+        let path = ["notification_types".to_string(), kind.clone()];
+        if let Some(file) = files.origin(P::NAME, &path) {
+            warn(&path, file, "names no Nagios or Icinga notification type; it never applies", crate::unread::nearest(kind, &known));
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Expiry, Hold, Store, Write, percent_decode};
+use super::{Expiry, Hold, Store, percent_decode};
 use crate::clock;
 use crate::files::{self, Durability};
 
@@ -347,7 +347,12 @@ impl Store for FileStore {
         }
     }
 
-    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+    fn update_deciding(
+        &self,
+        key: &str,
+        expire: Expiry,
+        f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
+    ) -> anyhow::Result<()> {
         let path = self.path(key, "json");
         let lock_path = self.path(key, "lock");
         let now = Instant::now();
@@ -359,12 +364,13 @@ impl Store for FileStore {
             let (current, found) = self.read(&path)?;
             // An update that keeps the expiry (a stop request, a skipped event's time) keeps the
             // one the record had: a closed incident is still forgotten in time.
-            let kept = current.as_ref().and(found.expiry).filter(|_| how.expire == Expiry::Keep);
+            let kept = current.as_ref().and(found.expiry).filter(|_| expire == Expiry::Keep);
             let before = current.clone();
-            match f(current) {
-                Some(new) if Some(&new) != before.as_ref() || matches!(how.expire, Expiry::After(_)) => {
+            let (new, durability) = f(current);
+            match new {
+                Some(new) if Some(&new) != before.as_ref() || matches!(expire, Expiry::After(_)) => {
                     let mut stored = new;
-                    let expires = match how.expire {
+                    let expires = match expire {
                         Expiry::After(ttl) => Some(clock::now_unix().saturating_add(ttl.as_secs())),
                         Expiry::Keep => kept,
                         Expiry::Never => None,
@@ -374,7 +380,7 @@ impl Store for FileStore {
                     }
                     let mut bytes = serde_json::to_vec(&stored)?;
                     bytes.push(b'\n');
-                    files::write_atomic(&path, &bytes, true, durability_over(how.durability, found))
+                    files::write_atomic(&path, &bytes, true, durability_over(durability, found))
                 }
                 Some(_) => Ok(()),
                 None => match fs::remove_file(&path) {
@@ -473,7 +479,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::Durability;
+    use crate::state::Write;
     use serde_json::json;
 
     #[test]

@@ -139,12 +139,26 @@ pub trait Store {
     /// Errors: the store cannot be reached or read.
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>>;
 
-    /// Atomically: read the record for `key`, call `f`, store what it returns (`None` deletes;
-    /// a value equal to the current one writes nothing). Concurrent callers, on any host
-    /// sharing the store, never lose an update.
+    /// Atomically: read the record for `key`, call `f`, store the record it returns (`None`
+    /// deletes; a value equal to the current one writes nothing) as durably as it says,
+    /// forgotten as `expire` says. `f` chooses the durability from the record it is given: what
+    /// a crash may lose depends on what the write replaces ([`record_durability`]). Concurrent
+    /// callers, on any host sharing the store, never lose an update.
     ///
     /// Errors: the store cannot be reached, read or written.
-    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()>;
+    fn update_deciding(
+        &self,
+        key: &str,
+        expire: Expiry,
+        f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
+    ) -> anyhow::Result<()>;
+
+    /// [`Store::update_deciding`] with the durability fixed by `how`.
+    ///
+    /// Errors: as [`Store::update_deciding`].
+    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+        self.update_deciding(key, how.expire, &mut |v| (f(v), how.durability))
+    }
 
     /// Take `key`'s hold, waiting for another holder until `until`. `Ok(None)`: still held by
     /// someone else at `until`.
@@ -485,10 +499,9 @@ pub fn record_durability(current: Option<&Incident>, p: &Proposal, repeats: Repe
 /// acknowledge of an incident that is not open writes nothing (there is nothing to remember).
 ///
 /// The durability is decided from the record read under the lock of the write itself, not
-/// from an earlier read: a volatile attempt that finds a record asking for more writes
-/// nothing, and the record is then written durably.
+/// from an earlier read ([`Store::update_deciding`]).
 ///
-/// Errors: as [`Store::update_with`].
+/// Errors: as [`Store::update_deciding`].
 pub fn record(
     store: &dyn Store,
     key: &str,
@@ -498,29 +511,14 @@ pub fn record(
     repeats: RepeatedTrigger,
 ) -> anyhow::Result<()> {
     let expire = if p.action == Action::Resolve { Expiry::After(CLOSED_RECORD_TTL) } else { Expiry::Never };
-    let next = |current: Option<Incident>| {
+    store.update_deciding(key, expire, &mut |v| {
+        let current = v.map(|v| Incident::from_value(key, Some(v)));
+        let durability = record_durability(current.as_ref(), p, repeats);
         if p.action == Action::Acknowledge && !current.as_ref().is_some_and(|c| c.open) {
-            return current.map(|c| c.to_value());
+            return (current.map(|c| c.to_value()), durability);
         }
-        Some(apply(current, key, p, now, refs).to_value())
-    };
-    let mut durable = repeats == RepeatedTrigger::ActedOn || p.action == Action::Resolve;
-    if !durable {
-        store.update_with(key, Write { durability: Durability::Volatile, expire }, &mut |v| {
-            let current = v.clone().map(|v| Incident::from_value(key, Some(v)));
-            if record_durability(current.as_ref(), p, repeats) == Durability::Durable {
-                durable = true;
-                return v;
-            }
-            next(current)
-        })?;
-    }
-    if durable {
-        store.update_with(key, Write { durability: Durability::Durable, expire }, &mut |v| {
-            next(v.map(|v| Incident::from_value(key, Some(v))))
-        })?;
-    }
-    Ok(())
+        (Some(apply(current, key, p, now, refs).to_value()), durability)
+    })
 }
 
 /// Whether skipping `p` must be noted in `record` ([`note_skipped`]): it needed nothing (an
@@ -769,13 +767,18 @@ mod tests {
         fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
             self.inner.get(key)
         }
-        fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
-            self.inner.update_with(key, how, &mut |v| {
-                let new = f(v.clone());
+        fn update_deciding(
+            &self,
+            key: &str,
+            expire: Expiry,
+            f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
+        ) -> anyhow::Result<()> {
+            self.inner.update_deciding(key, expire, &mut |v| {
+                let (new, durability) = f(v.clone());
                 if new != v {
-                    self.writes.borrow_mut().push(how.durability);
+                    self.writes.borrow_mut().push(durability);
                 }
-                new
+                (new, durability)
             })
         }
         fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {

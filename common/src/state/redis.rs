@@ -28,7 +28,7 @@
 //! caller's function, then `MULTI`/`SET`/`EXEC` (one round trip); when another writer, on any
 //! host, changed the record in between, `EXEC` does nothing and the whole step runs again with
 //! the new record. So concurrent updates never lose one another, and the function may run more
-//! than once. [`Write::durability`] is not used: what survives a crash of the Redis server is
+//! than once. The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
 //! choose per write; a handler on a lost host loses nothing, since the record is on the server.
 //!
@@ -52,8 +52,9 @@ use base64::Engine as _;
 use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
-use super::{Expiry, Hold, Store, Write, percent_decode};
+use super::{Expiry, Hold, Store, percent_decode};
 use crate::clock;
+use crate::files::Durability;
 use crate::http::Trust;
 use crate::secret;
 
@@ -528,9 +529,16 @@ impl Store for RedisStore {
         }))
     }
 
-    fn update_with(&self, key: &str, how: Write, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
+    /// The durability `f` chooses is not used: what survives a crash of the Redis server is
+    /// Redis' own persistence.
+    fn update_deciding(
+        &self,
+        key: &str,
+        expire: Expiry,
+        f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
+    ) -> anyhow::Result<()> {
         let rkey = self.record_key(key);
-        let ttl_ms = match how.expire {
+        let ttl_ms = match expire {
             Expiry::After(d) => Some((d.as_millis() as u64).max(1)),
             Expiry::Keep | Expiry::Never => None,
         };
@@ -544,7 +552,7 @@ impl Store for RedisStore {
                 };
                 let existed = current.is_some() || corrupt.is_some();
                 let before = current.clone();
-                let new = f(current);
+                let (new, _) = f(current);
                 let write = match &new {
                     Some(v) => Some(v) != before.as_ref() || ttl_ms.is_some() || corrupt.is_some(),
                     None => existed,
@@ -564,7 +572,7 @@ impl Store for RedisStore {
                         let bytes = serde_json::to_vec(v)
                             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
                         tx.cmd("SET").arg(&rkey).arg(bytes);
-                        match (ttl_ms, how.expire) {
+                        match (ttl_ms, expire) {
                             (Some(ms), _) => {
                                 tx.arg("PX").arg(ms);
                             }
