@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Found, Provider, Unread, operator_settings, settings_with};
+use super::{Found, Provider, operator_settings, settings_with};
 use crate::cli::CommonArgs;
 use crate::config::Common;
 use crate::exit::{Code, Result};
@@ -67,8 +67,8 @@ pub struct Report {
 pub(super) struct Flusher<'a, P: Provider> {
     spool: Option<&'a Spool>,
     store: Option<&'a dyn Store>,
-    args: &'a CommonArgs,
-    flags: &'a Map<String, Value>,
+    /// The operator's settings of `P`, as this invocation read them ([`super::operator_settings`]).
+    operator: &'a Map<String, Value>,
     common: &'a Common,
     log: &'a Logger,
     /// Providers built from the current settings, by the event overrides of their entries.
@@ -79,12 +79,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
     pub(super) fn new(
         spool: Option<&'a Spool>,
         store: Option<&'a dyn Store>,
-        args: &'a CommonArgs,
-        flags: &'a Map<String, Value>,
+        operator: &'a Map<String, Value>,
         common: &'a Common,
         log: &'a Logger,
     ) -> Self {
-        Flusher { spool, store, args, flags, common, log, providers: RefCell::new(BTreeMap::new()) }
+        Flusher { spool, store, operator, common, log, providers: RefCell::new(BTreeMap::new()) }
     }
 
     /// Deliver other incidents' entries (not those whose key hash is `own_hash`) within
@@ -260,7 +259,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(p) = self.providers.borrow().get(&cache_key) {
             return Rc::clone(p);
         }
-        let built = settings_with::<P>(self.args, self.flags.clone(), overrides, self.log)
+        let built = settings_with::<P>(self.operator.clone(), overrides, self.log)
             .and_then(|(section, common)| P::from_settings(section, &common))
             .map_err(|e| e.to_string());
         let built = Rc::new(built);
@@ -464,9 +463,9 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
 /// 78 no spool directory can be used. An empty spool is logged at debug level only (the
 /// packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (section, common) = operator_settings::<P>(args, flags.clone(), Unread::Warn, log)?;
+    let (operator, common) = operator_settings::<P>(args, flags, log)?;
     // Mask the configured credentials too, when the settings are complete enough to say.
-    let secrets = P::from_settings(section, &common).map(|p| p.secrets()).unwrap_or_default();
+    let secrets = P::from_settings(operator.clone(), &common).map(|p| p.secrets()).unwrap_or_default();
     log.add_secrets(secrets.clone());
     if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
         log.add_secrets([p.to_string()]);
@@ -492,7 +491,7 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         return Ok(Code::Ok);
     }
     let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
-    let flusher = Flusher::<P>::new(Some(&spool), store.as_deref(), args, &flags, &common, log);
+    let flusher = Flusher::<P>::new(Some(&spool), store.as_deref(), &operator, &common, log);
     let report = flusher.run(&client, &deadline, &|_| true, None, true);
     let took = http::fmt_ms(deadline.elapsed());
     let summary = format!(

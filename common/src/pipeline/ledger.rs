@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Provider, Unread, open_store, operator_settings};
+use super::{Provider, open_store, operator_settings};
 use crate::cli::CommonArgs;
 use crate::exit::{Code, Result};
 use crate::http::Deadline;
@@ -16,7 +16,7 @@ use crate::state::{self, Incident};
 
 /// Run `--list` or `--forget`.
 pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (_, common) = operator_settings::<P>(args, flags, Unread::Warn, log)?;
+    let (_, common) = operator_settings::<P>(args, flags, log)?;
     if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
         log.add_secrets([p.to_string()]);
     }

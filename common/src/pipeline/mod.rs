@@ -439,6 +439,8 @@ struct Read<P> {
     raw: Option<Vec<u8>>,
     /// The event's settings overrides for this handler (kept with spooled requests).
     overrides: Map<String, Value>,
+    /// The operator's settings alone, for building spooled requests' settings.
+    operator: Map<String, Value>,
     common: Common,
     provider: P,
 }
@@ -465,12 +467,12 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
-    let Settings { section, common, overrides } = settings::<P>(args, flags, Some(&event), log)?;
+    let Settings { section, common, overrides, operator } = settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
-    Ok(Read { event, raw, overrides, common, provider })
+    Ok(Read { event, raw, overrides, operator, common, provider })
 }
 
 /// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`,
@@ -491,7 +493,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     if args.list || args.forget.is_some() {
         return ledger::command::<P>(args, flags, log);
     }
-    let read = read::<P>(args, flags.clone(), stdin, log)?;
+    let read = read::<P>(args, flags, stdin, log)?;
     if let Err(not_ready) = read.provider.ready() {
         if !(args.dry_run || args.explain) {
             return Err(not_ready);
@@ -518,7 +520,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     if args.dry_run {
         return dry_run(&read, &decided, log);
     }
-    let local = Local::open(args, &flags, &read, &decided, log);
+    let local = Local::open(&read, &decided, log);
     if local.fast_path() {
         return Ok(Code::Ok);
     }
@@ -605,8 +607,6 @@ enum CaughtUp {
 
 /// The ledger and the spool of one invocation, and what it decided.
 struct Local<'a, P: Provider> {
-    args: &'a CommonArgs,
-    flags: &'a Map<String, Value>,
     read: &'a Read<P>,
     d: &'a Decided,
     log: &'a Logger,
@@ -624,7 +624,7 @@ struct Local<'a, P: Provider> {
 impl<'a, P: Provider> Local<'a, P> {
     /// Open the ledger and the spool and list what the spool holds. A broken store or spool is
     /// logged; the invocation goes on without it.
-    fn open(args: &'a CommonArgs, flags: &'a Map<String, Value>, read: &'a Read<P>, d: &'a Decided, log: &'a Logger) -> Self {
+    fn open(read: &'a Read<P>, d: &'a Decided, log: &'a Logger) -> Self {
         let store = open_store::<P>(&read.common, &d.deadline, log);
         let spool = match Spool::open(P::NAME, read.common.spool_dir.as_deref()) {
             Ok((spool, notice)) => {
@@ -653,7 +653,7 @@ impl<'a, P: Provider> Local<'a, P> {
         let own_hash = format!("{:016x}", spool::key_hash(&d.key));
         let own_spooled = listing.as_ref().map_or(0, |l| l.names.iter().filter(|n| spool::key_hash_of_name(n) == own_hash).count());
         let others_spooled = listing.as_ref().is_some_and(|l| l.names.len() > own_spooled);
-        Local { args, flags, read, d, log, store, spool, own_hash, own_spooled, others_spooled }
+        Local { read, d, log, store, spool, own_hash, own_spooled, others_spooled }
     }
 
     fn store(&self) -> Option<&dyn Store> {
@@ -661,7 +661,7 @@ impl<'a, P: Provider> Local<'a, P> {
     }
 
     fn flusher(&self) -> flush::Flusher<'_, P> {
-        flush::Flusher::new(self.spool.as_ref(), self.store(), self.args, self.flags, &self.read.common, self.log)
+        flush::Flusher::new(self.spool.as_ref(), self.store(), &self.read.operator, &self.read.common, self.log)
     }
 
     fn client(&self) -> Result<Client> {
@@ -1043,28 +1043,16 @@ struct Settings {
     /// The event's overrides that [`crate::trust`] let through, as they differ from the
     /// operator's settings (kept with spooled requests, so that a flush routes them alike).
     overrides: Map<String, Value>,
-}
-
-/// Whether [`operator_settings`] names the settings nobody reads ([`warn_unread`]): once per
-/// invocation, where it first reads the settings, not again for each spooled request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unread {
-    /// Log one warning per unread setting.
-    Warn,
-    /// Already done in this invocation.
-    Quiet,
+    /// The operator's settings alone ([`operator_settings`]).
+    operator: Map<String, Value>,
 }
 
 /// The operator's settings of `P`: `P`'s defaults < settings files (`--config`) < shared flags
 /// and `flags`, with secrets named by `*_file` settings read in. Errors exit 78 (the
 /// operator's own settings must be right). Warnings about the files (a secret readable by
-/// others, and with [`Unread::Warn`] a setting nothing reads) go to `log`.
-fn operator_settings<P: Provider>(
-    args: &CommonArgs,
-    flags: Map<String, Value>,
-    unread: Unread,
-    log: &Logger,
-) -> Result<(Map<String, Value>, Common)> {
+/// others, a setting nothing reads) go to `log`. Read once per invocation: a flush builds each
+/// spooled request's settings from these ([`settings_with`]).
+fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
     let files = Files::load(&args.config)?;
     for w in files.warnings() {
         log.warn(w);
@@ -1080,9 +1068,7 @@ fn operator_settings<P: Provider>(
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
     let common: Common = config::typed(P::NAME, operator.clone())?;
     common.validate(P::NAME)?;
-    if unread == Unread::Warn {
-        warn_unread::<P>(&files, &operator, log);
-    }
+    warn_unread::<P>(&files, &operator, log);
     Ok((operator, common))
 }
 
@@ -1170,7 +1156,7 @@ fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Lo
 /// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
 /// and dropped, never costing the page). Warnings about each override not used go to `log`.
 fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
-    let (operator, _) = operator_settings::<P>(args, flags, Unread::Warn, log)?;
+    let (operator, _) = operator_settings::<P>(args, flags, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
@@ -1182,11 +1168,11 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
     let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
-    Ok(Settings { section, common, overrides })
+    Ok(Settings { section, common, overrides, operator })
 }
 
-/// The settings a spooled request is delivered with: the operator's now, with the `overrides`
-/// its event carried.
+/// The settings a spooled request is delivered with: the `operator`'s as this invocation read
+/// them, with the `overrides` its event carried.
 ///
 /// The entry is a file in a directory every member of the `pagerpipe` group can write, so its
 /// overrides are admitted by [`crate::trust`] again, as a check's at most: an entry planted or
@@ -1194,12 +1180,10 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
 /// `timeout` …) and so send this user's credentials, or its pages, to a server of its choosing.
 /// A refused one is logged (by name, never its value) and the operator's setting is used.
 fn settings_with<P: Provider>(
-    args: &CommonArgs,
-    flags: Map<String, Value>,
+    operator: Map<String, Value>,
     overrides: &Map<String, Value>,
     log: &Logger,
 ) -> Result<(Map<String, Value>, Common)> {
-    let (operator, _) = operator_settings::<P>(args, flags, Unread::Quiet, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
