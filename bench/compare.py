@@ -8,7 +8,12 @@ record) and `NAME dedup skip` (the same event every time, delivered once in the 
 storm path). One of each per iteration, order rotated, so that machine noise falls on every
 build alike; the table gives each row as a ratio to /bin/true of the same run.
 
-Checks: every delivery reached the fake as its own incident, each build's repeated event once.
+With --floor (bench/compare.sh BENCH_FLOOR=1) two more rows show where a handler's cost starts:
+`floor: empty process`, a static Rust binary that does nothing, and `floor: one POST`, one
+that makes a delivery's HTTP exchange with the same fake and nothing else (bench/floor/).
+
+Checks: every delivery reached the fake as its own incident, each build's repeated event once,
+every floor POST was accepted.
 """
 
 import argparse
@@ -27,6 +32,7 @@ def main():
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--state-store", help="also run every build with --state-store URL (a loopback Redis)")
+    ap.add_argument("--floor", nargs=2, metavar=("EMPTY", "POST"), help="bench/floor/ binaries to add as rows")
     a = ap.parse_args()
     if not a.url.startswith("http://127.0.0.1:"):
         sys.exit("compare: refusing a non-loopback URL")
@@ -62,7 +68,12 @@ def main():
 
     def make(warm):
         p = "w" if warm else ""
-        cmds = [cmd("/bin/true", ["/bin/true"], {"PATH": PATH}, lambda i: ev[p + "t"][i], lambda i: ev[p + "tr"][i], "true")]
+        true_ev = lambda i: ev[p + "t"][i], lambda i: ev[p + "tr"][i]  # noqa: E731
+        cmds = [cmd("/bin/true", ["/bin/true"], {"PATH": PATH}, *true_ev, "true")]
+        if a.floor:
+            host = a.url.removeprefix("http://")
+            cmds.append(cmd("floor: empty process", [a.floor[0]], {"PATH": PATH}, *true_ev, "floor-empty"))
+            cmds.append(cmd("floor: one POST", [a.floor[1], host, "floor-post"], {"PATH": PATH}, *true_ev, "floor-post"))
         for label, name, path, extra in variants:
             deliver = ev[p + name], ev[p + name + "r"]
             dedup = ev[name + "dedup"][0]
@@ -80,7 +91,10 @@ def main():
         checks[f"{name}_deliveries"] = d["accepted"]
         checks[f"{name}_dedup_requests"] = by_prefix(run.after, name + "dedup")["accepted"]
         ok = ok and d["accepted"] == 2 * n and d["keys"] == 2 * n and checks[f"{name}_dedup_requests"] == 1
-    keys = ["true"] + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup")]
+    if a.floor:
+        checks["floor_posts"] = by_prefix(run.after, "floor")["accepted"] - by_prefix(run.before, "floor")["accepted"]
+        ok = ok and checks["floor_posts"] == 2 * n
+    keys = ["true"] + (["floor-empty", "floor-post"] if a.floor else []) + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup")]
     report(a.work, run, keys, n, w, checks, ok)
     finish(checks, ok, logs)
 

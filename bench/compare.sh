@@ -6,11 +6,14 @@
 #   bench/compare.sh base=/path/to/handler-pagerduty static=/path/to/other
 #   BENCH_N=500 TMPDIR=/dev/shm bench/compare.sh a=... b=...   # state on tmpfs: no fsync cost
 #   BENCH_REDIS=1 bench/compare.sh a=...   # each build also with --state-store on a loopback Redis
+#   BENCH_FLOOR=1 bench/compare.sh a=...   # add the floor rows: an empty static process, one POST
 #
 # Environment: BENCH_N (300), BENCH_WARMUP (10), BENCH_FIXTURE, BENCH_KEEP=1, TMPDIR (where
 # state and spool live), BENCH_REDIS=1 (start Debian's redis-server on a free loopback port,
 # persistence off, stopped on exit, and add rows "NAME redis …": the handler with
-# --state-store redis://127.0.0.1:PORT/0). No build: give built binaries. Needs python3 and GNU
+# --state-store redis://127.0.0.1:PORT/0), BENCH_FLOOR=1 (compile bench/floor/*.rs with rustc,
+# static like the handlers, and add rows "floor: empty process" and "floor: one POST": where a
+# handler's cost starts, without its flags, settings, ledger or HTTP library). No build: give built binaries. Needs python3 and GNU
 # time (and redis-server for BENCH_REDIS; installed with apt-get when missing).
 set -euo pipefail
 
@@ -46,6 +49,14 @@ for i in "${!builds[@]}"; do
     builds[i]=${builds[i]%%=*}=$installed
 done
 bench_fake PagerDuty fake_pagerduty.py
+floor=()
+if [[ ${BENCH_FLOOR:-} == 1 ]]; then
+    for f in empty post; do
+        rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols -C target-feature=+crt-static \
+            -o "$work/floor-$f" "$bench_dir/floor/$f.rs"
+    done
+    floor=(--floor "$work/floor-empty" "$work/floor-post")
+fi
 if [[ ${BENCH_REDIS:-} == 1 ]]; then
     rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     bench_bg redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$work" --logfile "$work/redis.log"
@@ -58,4 +69,4 @@ if [[ ${BENCH_REDIS:-} == 1 ]]; then
     store=(--state-store "redis://127.0.0.1:$rport/0")
 fi
 bench_run python3 -u "$bench_dir/compare.py" --url "$url" --key "$KEY" --fixture "$FIXTURE" \
-    --work "$work" --n "$N" --warmup "$WARMUP" "${builds[@]}" "${store[@]}"
+    --work "$work" --n "$N" --warmup "$WARMUP" "${builds[@]}" "${store[@]}" "${floor[@]}"
