@@ -218,6 +218,36 @@ fn check_settings_also_narrows_lifted_entity_annotations_and_sensu_filter_attrib
     fake.assert_no_violations();
 }
 
+/// One rule for `check_settings` entries wherever they are read (the event overrides' trust,
+/// and Sensu 1.x's own `check.occurrences` / `check.refresh`): each entry trimmed. A stray
+/// space once refused `check.occurrences` while the same entry let a check's `pager_team` through.
+#[test]
+fn a_stray_space_in_a_check_settings_entry_refuses_nothing() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(PD);
+    let db_key = "D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8D8";
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"routing_key": ROUTING_KEY, "check_settings": [" occurrences ", "pager_team "], "db": {"routing_key": db_key}}}),
+    );
+    // A Sensu 1.x check asking for 1000 occurrences: its first occurrence is held back.
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
+    ev["check"]["occurrences"] = 1000.into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(fake.events().is_empty(), "the check's occurrences apply: {}", r.stderr);
+    assert!(!r.stderr.contains("does not name it"), "{}", r.stderr);
+    // The same list lets the check choose the team.
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
+    ev["check"]["pagerduty"] = json!({"pager_team": "db"});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+    assert_eq!(fake.events()[0]["routing_key"], db_key, "{}", r.stderr);
+    assert!(!r.stderr.contains("does not name it"), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
     use crate::fake::twilio::FakeTwilio;
@@ -548,7 +578,9 @@ proptest::proptest! {
             .map(|(k, v)| Override { origin: Origin::Entity, place: "entity annotation", setting: (*k).to_string(), value: Value::from(v.as_str()) })
             .collect();
         let mut lines = Vec::new();
-        let merged = trust::apply("pagerduty", operator.clone(), overrides, OWN, &|_| Ok(()), &mut |l| lines.push(l));
+        let common: common::config::Common = common::config::typed("pagerduty", operator.clone()).unwrap();
+        let allowed_by = trust::Allowed::of(&common);
+        let merged = trust::apply("pagerduty", operator.clone(), allowed_by, overrides, OWN, &|_| Ok(()), &mut |l| lines.push(l));
         for name in NAMES {
             let t = trust::of(OWN, name);
             let lifted = t == Trust::Check && allowed.contains(name);

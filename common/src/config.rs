@@ -433,12 +433,15 @@ pub struct Common {
     pub spool_dir: Option<PathBuf>,
     /// Check-level settings ([`crate::trust`]) that Sensu Go *entity* annotations may set too,
     /// e.g. `["pager_team"]`; default none. Operator-level settings never come from an event.
+    /// Read here only ([`de::list`]: entries trimmed, compared exactly), for
+    /// [`crate::trust::Allowed`] and the warnings about entries naming no such setting.
     #[serde(deserialize_with = "de::list")]
     pub entity_settings: Vec<String>,
     /// The check-level settings ([`crate::trust`]) that checks may set, e.g.
     /// `["pager_team", "severities"]`; `None` (the default): all of them. For sites where check
     /// results can come from the monitored host itself (a Sensu 1.x client socket, a Sensu Go
-    /// agent's API). Presentation settings are not narrowed by it.
+    /// agent's API). Presentation settings are not narrowed by it. Read here only, as
+    /// `entity_settings` is.
     #[serde(deserialize_with = "de::optional_list")]
     pub check_settings: Option<Vec<String>>,
     /// Spooled requests older than this move to `failed/` instead of being delivered; default
@@ -727,18 +730,21 @@ pub mod de {
     }
 
     /// A list of strings: a JSON array, or one comma-separated string (`"warning,critical"`).
+    /// One rule for both forms: every entry is trimmed and empty entries are dropped
+    /// (`[" pager_team", ""]` is `["pager_team"]`); case is kept.
     pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::String(s) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()),
+        let entries = match Value::deserialize(d)? {
+            Value::String(s) => s.split(',').map(String::from).collect::<Vec<_>>(),
             Value::Array(items) => items
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
                     other => Err(D::Error::custom(format!("list items must be strings, found {}", crate::event::field::type_name(&other)))),
                 })
-                .collect(),
-            other => Err(D::Error::custom(format!("expected a list of strings, found {}", crate::event::field::type_name(&other)))),
-        }
+                .collect::<Result<_, _>>()?,
+            other => return Err(D::Error::custom(format!("expected a list of strings, found {}", crate::event::field::type_name(&other)))),
+        };
+        Ok(entries.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(String::from).collect())
     }
 
     /// A non-negative integer, or a string holding one.
@@ -790,6 +796,20 @@ mod tests {
             assert_eq!(show_duration(d), shown);
             assert_eq!(humantime::parse_duration(shown).unwrap(), d, "{shown} parses back");
         }
+    }
+
+    #[test]
+    fn lists_of_names_are_trimmed_one_way() {
+        // A stray space or an empty entry, in an array or a comma-separated string.
+        for given in [json!([" occurrences ", "", "pager_team"]), json!(" occurrences , ,pager_team")] {
+            let c: Common = typed("x", obj(json!({"check_settings": given.clone(), "entity_settings": given}))).unwrap();
+            assert_eq!(c.check_settings.as_deref(), Some(&["occurrences".to_string(), "pager_team".to_string()][..]));
+            assert_eq!(c.entity_settings, ["occurrences", "pager_team"]);
+        }
+        let c: Common = typed("x", obj(json!({"check_settings": []}))).unwrap();
+        assert_eq!(c.check_settings, Some(vec![]), "an empty list: none");
+        let c: Common = typed("x", obj(json!({"check_settings": null}))).unwrap();
+        assert_eq!(c.check_settings, None, "null: all");
     }
 
     #[test]

@@ -28,6 +28,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::Common;
 use crate::event::{Event, Format};
 use crate::exit::Result;
 
@@ -142,31 +143,29 @@ pub fn overrides_of(event: &Event, section: &str) -> Vec<Override> {
     entity.chain(check).collect()
 }
 
-/// The setting names a list setting holds (a list, or one comma-separated string); empty when
-/// malformed (the settings' own validation refuses that with exit 78).
-fn names(value: &Value) -> Vec<String> {
-    match value {
-        Value::Array(items) => items.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect(),
-        Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
-        _ => Vec::new(),
+/// What the operator lets events set beyond the trust tables: its `entity_settings` and
+/// `check_settings`, as [`Common`] read them (the one parse of both: entries trimmed,
+/// compared exactly).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allowed<'a> {
+    /// The check-level settings entity annotations may set too (`entity_settings`).
+    pub entity_settings: &'a [String],
+    /// The check-level settings events may set (`check_settings`): `None` (absent) every one,
+    /// else only those named (an empty list: none). It narrows entity annotations that
+    /// `entity_settings` lifts to check level too.
+    pub check_settings: Option<&'a [String]>,
+}
+
+impl<'a> Allowed<'a> {
+    /// The operator's, from its settings `common`.
+    pub fn of(common: &'a Common) -> Self {
+        Allowed { entity_settings: &common.entity_settings, check_settings: common.check_settings.as_deref() }
     }
 }
 
-/// The check-level settings the operator lets entities set too (`entity_settings`); none when
-/// absent.
-fn entity_allowed(operator: &Map<String, Value>) -> Vec<String> {
-    operator.get("entity_settings").map(names).unwrap_or_default()
-}
-
-/// The check-level settings the operator lets events set (`check_settings`): `None` when
-/// absent (every check-level setting), else only those named (an empty list: none). It narrows
-/// entity annotations that `entity_settings` lifts to check level too.
-fn check_allowed(operator: &Map<String, Value>) -> Option<Vec<String>> {
-    operator.get("check_settings").filter(|v| !v.is_null()).map(names)
-}
-
 /// Lay `overrides` over the operator's settings `operator` for `section` (handler table
-/// `own`), and return the settings to use.
+/// `own`; what the operator's `entity_settings` and `check_settings` allow: `allowed`), and
+/// return the settings to use.
 ///
 /// `valid` says whether a whole settings section can be used (deserializes, validates, builds
 /// the provider). When the operator's own settings pass it, each override is kept only if the
@@ -178,6 +177,7 @@ fn check_allowed(operator: &Map<String, Value>) -> Option<Vec<String>> {
 pub fn apply(
     section: &str,
     operator: Map<String, Value>,
+    allowed: Allowed<'_>,
     overrides: Vec<Override>,
     own: &[(&str, Trust)],
     valid: &dyn Fn(&Map<String, Value>) -> Result<()>,
@@ -186,14 +186,12 @@ pub fn apply(
     if overrides.is_empty() {
         return operator;
     }
-    let allowed = entity_allowed(&operator);
-    let from_checks = check_allowed(&operator);
     let checked = valid(&operator).is_ok();
     let mut current = operator;
     for o in overrides {
         let name = format!("{section}.{}", o.setting);
         let trust = of(own, &o.setting);
-        let by_operator = o.origin == Origin::Entity && trust == Trust::Check && allowed.contains(&o.setting);
+        let by_operator = o.origin == Origin::Entity && trust == Trust::Check && allowed.entity_settings.contains(&o.setting);
         if !trust.allows(o.origin) && !by_operator {
             let why = match trust {
                 Trust::Operator => "only settings files, the environment and flags may set it".to_string(),
@@ -208,7 +206,7 @@ pub fn apply(
         }
         // Narrowed for every event: a check's override, and an entity's that `entity_settings`
         // lifted to check level (the monitored host must not get what its checks may not).
-        if trust == Trust::Check && !check_may_set(from_checks.as_deref(), &o.setting) {
+        if trust == Trust::Check && !check_may_set(allowed.check_settings, &o.setting) {
             log(not_named(section, &o.setting, &format!("{} {}", article(o.place), o.place)));
             continue;
         }
@@ -283,6 +281,13 @@ mod tests {
         Ok(())
     }
 
+    /// [`apply`] for `pagerduty` (table [`OWN`], [`valid`]) with what `operator`'s own
+    /// `entity_settings` and `check_settings` allow, as the pipeline reads them.
+    fn apply_as(operator: Map<String, Value>, overrides: Vec<Override>, log: &mut dyn FnMut(String)) -> Map<String, Value> {
+        let common: Common = crate::config::typed("pagerduty", operator.clone()).unwrap();
+        apply("pagerduty", operator, Allowed::of(&common), overrides, OWN, &valid, log)
+    }
+
     #[test]
     fn trust_levels() {
         assert_eq!(of(OWN, "routing_key"), Trust::Check);
@@ -307,7 +312,7 @@ mod tests {
             o(Origin::Check, "pager_team", json!("ops")),
         ];
         let mut lines = Vec::new();
-        let m = apply("pagerduty", operator, overrides, OWN, &valid, &mut |l| lines.push(l));
+        let m = apply_as(operator, overrides, &mut |l| lines.push(l));
         assert_eq!(m["routing_key"], "OPERATOR");
         assert_eq!(m["timeout"], "10s");
         assert_eq!(m.get("spool_max_age"), None);
@@ -326,9 +331,7 @@ mod tests {
     fn an_invalid_value_from_an_event_keeps_the_operators() {
         let operator = obj(json!({"summary_template": "{entity}: {output}"}));
         let mut lines = Vec::new();
-        let m = apply("pagerduty", operator, vec![o(Origin::Entity, "summary_template", json!("{entitty}"))], OWN, &valid, &mut |l| {
-            lines.push(l)
-        });
+        let m = apply_as(operator, vec![o(Origin::Entity, "summary_template", json!("{entitty}"))], &mut |l| lines.push(l));
         assert_eq!(m["summary_template"], "{entity}: {output}");
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains("is invalid") && lines[0].contains("operator's setting is used"), "{}", lines[0]);
@@ -349,7 +352,7 @@ mod tests {
                 operator.insert("check_settings".into(), narrow);
             }
             let mut lines = Vec::new();
-            let m = apply("pagerduty", operator, overrides(), OWN, &valid, &mut |l| lines.push(l));
+            let m = apply_as(operator, overrides(), &mut |l| lines.push(l));
             (m, lines)
         };
         // Absent or null: every check-level setting, as before.
@@ -380,7 +383,7 @@ mod tests {
                                   "check_settings": ["severities"]}));
         let entity = vec![o(Origin::Entity, "pager_team", json!("ops")), o(Origin::Entity, "routing_key", json!("EVIL"))];
         let mut lines = Vec::new();
-        let m = apply("pagerduty", operator, entity, OWN, &valid, &mut |l| lines.push(l));
+        let m = apply_as(operator, entity, &mut |l| lines.push(l));
         assert_eq!((m["routing_key"].as_str(), m.get("pager_team")), (Some("OPERATOR"), None));
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines.iter().all(|l| l.contains("set by an entity annotation; `pagerduty.check_settings` does not name it")), "{lines:?}");
@@ -391,13 +394,13 @@ mod tests {
         let operator = obj(json!({"entity_settings": ["pager_team"], "routing_key": "K"}));
         let overrides = vec![o(Origin::Entity, "pager_team", json!("db")), o(Origin::Entity, "routing_key", json!("EVIL"))];
         let mut lines = Vec::new();
-        let m = apply("pagerduty", operator.clone(), overrides, OWN, &valid, &mut |l| lines.push(l));
+        let m = apply_as(operator.clone(), overrides, &mut |l| lines.push(l));
         assert_eq!(m["pager_team"], "db");
         assert_eq!(m["routing_key"], "K");
         assert_eq!(lines.len(), 1);
         // Never an operator-level one.
         let operator = obj(json!({"entity_settings": "timeout, pager_team"}));
-        let m = apply("pagerduty", operator, vec![o(Origin::Entity, "timeout", json!("1h"))], OWN, &valid, &mut |_| {});
+        let m = apply_as(operator, vec![o(Origin::Entity, "timeout", json!("1h"))], &mut |_| {});
         assert_eq!(m.get("timeout"), None);
     }
 }

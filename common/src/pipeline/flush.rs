@@ -69,6 +69,8 @@ pub(super) struct Flusher<'a, P: Provider> {
     store: Option<&'a dyn Store>,
     /// The operator's settings of `P`, as this invocation read them ([`super::operator_settings`]).
     operator: &'a Map<String, Value>,
+    /// The shared settings (`spool_max_age`; `entity_settings` and `check_settings`, which only
+    /// the operator sets, say what an entry's overrides may set).
     common: &'a Common,
     log: &'a Logger,
     /// Providers built from the current settings, by the event overrides of their entries.
@@ -259,7 +261,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(p) = self.providers.borrow().get(&cache_key) {
             return Rc::clone(p);
         }
-        let built = settings_with::<P>(self.operator.clone(), overrides, self.log)
+        let built = settings_with::<P>(self.operator.clone(), self.common, overrides, self.log)
             .and_then(|(section, common)| P::from_settings(section, &common))
             .map_err(|e| e.to_string());
         let built = Rc::new(built);

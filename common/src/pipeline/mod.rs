@@ -1156,7 +1156,7 @@ fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Lo
 /// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
 /// and dropped, never costing the page). Warnings about each override not used go to `log`.
 fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
-    let (operator, _) = operator_settings::<P>(args, flags, log)?;
+    let (operator, operator_common) = operator_settings::<P>(args, flags, log)?;
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
@@ -1164,7 +1164,8 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
     };
     let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
     let from_event = known_overrides::<P>(from_event, log);
-    let section = crate::trust::apply(P::NAME, operator.clone(), from_event, P::SETTINGS, &valid, &mut |line| log.warn(line));
+    let allowed = crate::trust::Allowed::of(&operator_common);
+    let section = crate::trust::apply(P::NAME, operator.clone(), allowed, from_event, P::SETTINGS, &valid, &mut |line| log.warn(line));
     let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
@@ -1172,7 +1173,8 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
 }
 
 /// The settings a spooled request is delivered with: the `operator`'s as this invocation read
-/// them, with the `overrides` its event carried.
+/// them (`common`: their shared part, for what `entity_settings` and `check_settings` allow),
+/// with the `overrides` its event carried.
 ///
 /// The entry is a file in a directory every member of the `pagerpipe` group can write, so its
 /// overrides are admitted by [`crate::trust`] again, as a check's at most: an entry planted or
@@ -1181,6 +1183,7 @@ fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Op
 /// A refused one is logged (by name, never its value) and the operator's setting is used.
 fn settings_with<P: Provider>(
     operator: Map<String, Value>,
+    common: &Common,
     overrides: &Map<String, Value>,
     log: &Logger,
 ) -> Result<(Map<String, Value>, Common)> {
@@ -1198,7 +1201,8 @@ fn settings_with<P: Provider>(
             value: v.clone(),
         })
         .collect();
-    let section = crate::trust::apply(P::NAME, operator, stored, P::SETTINGS, &valid, &mut |line| log.warn(line));
+    let section =
+        crate::trust::apply(P::NAME, operator, crate::trust::Allowed::of(common), stored, P::SETTINGS, &valid, &mut |line| log.warn(line));
     let common: Common = config::typed(P::NAME, section.clone())?;
     common.validate(P::NAME)?;
     Ok((section, common))
