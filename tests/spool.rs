@@ -259,3 +259,33 @@ fn a_slow_service_gets_each_spooled_request_once() {
     assert_eq!((sent, keys.len()), (8, 8), "each request exactly once: {keys:?}");
     assert!(sb.spooled("pagerduty").is_empty());
 }
+
+/// Durations in log lines read as settings are written (`31days`), not in humantime's
+/// 30.44-day months (`1month 13h 26m 24s`).
+#[test]
+fn spool_log_lines_show_long_durations_in_days() {
+    let sb = crate::util::pagerduty_sandbox_with(json!({"routing_key": ROUTING_KEY, "spool_max_age": "365days"}));
+    let at = |cmd: &mut std::process::Command, secs: i64| {
+        cmd.env("PAGERPIPE_NOW", (1_700_000_000 + secs).to_string());
+    };
+    let mut cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
+    at(&mut cmd, 0);
+    assert_eq!(run_command(cmd, &read_fixture("sensu/create.json")).code, Some(75));
+    let fake = FakePagerDuty::start(&[]);
+    let mut cmd = sb.command(&["--flush", "--api-url", &fake.url]);
+    at(&mut cmd, 40 * 86_400 + 3600);
+    let r = run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("delivered after 40days 1h in the spool"), "{}", r.stderr);
+
+    let sb = crate::util::pagerduty_sandbox_with(json!({"routing_key": ROUTING_KEY, "spool_max_age": "31days"}));
+    let mut cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
+    at(&mut cmd, 0);
+    assert_eq!(run_command(cmd, &read_fixture("sensu/create.json")).code, Some(75));
+    let mut cmd = sb.command(&["--flush", "--api-url", &fake.url]);
+    at(&mut cmd, 40 * 86_400);
+    let r = run_command(cmd, b"");
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("not delivered within spool_max_age (31days)"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 1, "the expired entry is not sent");
+}

@@ -588,16 +588,21 @@ pub fn shown_within(value: &str, max: usize) -> String {
     if n <= max { format!("{value:?}") } else { format!("a value of {n} characters") }
 }
 
-/// A duration as humantime writes it (`100ms`, `2m 5s`), and a whole number of days in days
-/// (`1day`, `365days`), which humantime would write in its own 30.44-day months
-/// (`11months 30days 3h 50m 24s`). Either form parses back as the same duration.
+/// A duration as humantime writes it (`100ms`, `2m 5s`), with whole days in days (`1day`,
+/// `365days`, `40days 1h`) where humantime would use its own 30.44-day months and years
+/// (`11months 30days 3h 50m 24s`). Either form parses back as the same duration. Every
+/// duration in a log line or an error goes through this, so that it reads as settings are
+/// written.
 pub fn show_duration(d: Duration) -> String {
     const DAY: u64 = 24 * 60 * 60;
-    match (d.as_secs(), d.subsec_nanos()) {
-        (0, 0) => "0s".to_string(),
-        (DAY, 0) => "1day".to_string(),
-        (s, 0) if s % DAY == 0 => format!("{}days", s / DAY),
-        _ => humantime::format_duration(d).to_string(),
+    let days = d.as_secs() / DAY;
+    let rest = d - Duration::from_secs(days * DAY);
+    let rest = (!rest.is_zero()).then(|| humantime::format_duration(rest).to_string());
+    match (days, rest) {
+        (0, None) => "0s".to_string(),
+        (0, Some(rest)) => rest,
+        (1, rest) => ["1day".to_string()].into_iter().chain(rest).collect::<Vec<_>>().join(" "),
+        (n, rest) => [format!("{n}days")].into_iter().chain(rest).collect::<Vec<_>>().join(" "),
     }
 }
 
@@ -792,6 +797,9 @@ mod tests {
             (days(365), "365days"),
             (MAX_DURATION, "3650days"),
             (days(1) + Duration::from_secs(1), "1day 1s"),
+            // Never humantime's 30.44-day months (`1month 9days 13h 30m 36s`).
+            (days(40) + Duration::from_secs(3600), "40days 1h"),
+            (days(400) + Duration::from_millis(1500), "400days 1s 500ms"),
         ] {
             assert_eq!(show_duration(d), shown);
             assert_eq!(humantime::parse_duration(shown).unwrap(), d, "{shown} parses back");

@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use common::config;
 use common::config::de::{DurationError, parse_duration};
 use common::exit::{Code, Result};
 use common::state::Store;
@@ -111,7 +112,10 @@ impl Caps {
             let secs = match parse_duration(window) {
                 Ok(d) if (1..=MAX_WINDOW_SECS).contains(&d.as_secs()) => d.as_secs(),
                 Ok(_) | Err(DurationError::TooLarge) => {
-                    return Err(bad(format!("the window must be between 1s and {}", MAX_WINDOW_SECS / 86_400) + " days"));
+                    return Err(bad(format!(
+                        "the window must be between 1s and {}",
+                        config::show_duration(std::time::Duration::from_secs(MAX_WINDOW_SECS))
+                    )));
                 }
                 Err(DurationError::Invalid(why)) => return Err(bad(why)),
             };
@@ -234,6 +238,8 @@ mod tests {
             assert_eq!(err.code, Code::Config);
             assert!(err.to_string().contains(named), "{err}");
         }
+        let err = Caps::from_setting(&json!({"31d": 3})).expect_err("too long").to_string();
+        assert!(err.ends_with("settings `twilio.call_caps.31d`: the window must be between 1s and 30days"), "{err}");
     }
 
     #[test]

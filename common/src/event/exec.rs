@@ -118,7 +118,7 @@ impl Ended {
         match self {
             Ended::Exited(c) => format!("exited with status {c}"),
             Ended::Signaled(s) => format!("was killed by signal {s}{}", signal_name(*s).map(|n| format!(" ({n})")).unwrap_or_default()),
-            Ended::TimedOut(d) => format!("timed out after {} and was killed", humantime::format_duration(*d)),
+            Ended::TimedOut(d) => format!("timed out after {} and was killed", crate::config::show_duration(*d)),
             Ended::NotStarted(e) => format!("could not be started: {e}"),
             Ended::Lost(e) => format!("ended unobserved: waiting for it failed ({e})"),
         }

@@ -47,7 +47,7 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
             if event.min_occurrences.is_some() { " (the check's `occurrences`)" } else { "" },
             crate::config::show_duration(crate::filter::refresh_for(event, common)),
             if event.refresh.is_some() { " (the check's `refresh`)" } else { "" },
-            humantime::format_duration(common.timeout)
+            crate::config::show_duration(common.timeout)
         ),
     ];
     match action {

@@ -275,8 +275,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let what = format!("spooled {} {} from {}", entry.action.name(), entry.incident_key, crate::clock::rfc3339(entry.created));
         let age = crate::clock::age(entry.created, crate::clock::now_unix());
         if age > self.common.spool_max_age.as_secs() {
-            let why =
-                format!("not delivered within spool_max_age ({}): {what} given up", humantime::format_duration(self.common.spool_max_age));
+            let why = format!(
+                "not delivered within spool_max_age ({}): {what} given up",
+                crate::config::show_duration(self.common.spool_max_age)
+            );
             log.error(format!("spool: {why}"));
             return Outcome::Refused(why);
         }
@@ -410,7 +412,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 self.record(&entry.incident_key, &proposal, &refs);
                 let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));
-                log.info(format!("{what}: delivered after {} in the spool", humantime::format_duration(queued)));
+                log.info(format!("{what}: delivered after {} in the spool", crate::config::show_duration(queued)));
                 Outcome::Delivered(())
             }
             Outcome::Refused(why) => Outcome::Refused(why),
