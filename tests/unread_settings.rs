@@ -12,6 +12,8 @@ use crate::util::{ROUTING_KEY, Run, Sandbox, pagerduty_sandbox, pagerduty_sandbo
 const PAGERDUTY: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 /// What every unread-setting warning says.
 const NOT_A_SETTING: &str = "is not a setting of handler-";
+/// What every warning about a `check_settings` or `entity_settings` entry says.
+const ALLOWS_NOTHING: &str = "it allows nothing";
 
 fn pagerduty(fake: &FakePagerDuty, section: Value) -> (Sandbox, Run) {
     let sb = pagerduty_sandbox_with(section);
@@ -162,6 +164,7 @@ fn every_shipped_example_runs_without_an_unread_setting_warning() {
             assert_eq!(r.code, Some(0), "{where_} {flag}: {r:?}");
             assert!(!r.stdout.trim().is_empty(), "{where_} {flag} printed its request or its explanation: {r:?}");
             assert!(!r.stderr.contains(NOT_A_SETTING), "{where_} {flag}: {}", r.stderr);
+            assert!(!r.stderr.contains(ALLOWS_NOTHING), "{where_} {flag}: {}", r.stderr);
         }
     }
 }
@@ -251,4 +254,52 @@ fn a_misspelled_notification_type_is_named() {
     assert!(r.stderr.lines().any(|l| l == line), "{}", r.stderr);
     assert_eq!(r.stderr.matches("notification type").count(), 1, "{}", r.stderr);
     assert!(!r.stderr.contains(NOT_A_SETTING), "{}", r.stderr);
+}
+
+/// A `check_settings` or `entity_settings` entry naming no setting an event may set (a
+/// misspelling, or an operator-only setting) allows nothing: the setting the operator meant
+/// stays refused. Each such entry is named in one warning with the setting it probably means;
+/// entries that are check- or entity-level settings are not.
+#[test]
+fn a_check_settings_entry_naming_no_event_setting_is_named() {
+    let sb = crate::util::twilio_sandbox(json!({"recipients": ["+14155550101"],
+        "check_settings": ["severites", "rotation", " timeout", "message"], "entity_settings": "voice, rotaton"}));
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let file = sb.conf_dir().join("twilio.json");
+    let line = format!(
+        "twilio: warn: settings `twilio.check_settings` (in {}) names `severites`, which is not a check- or entity-level setting of \
+         handler-twilio; it allows nothing (did you mean `severities`?)",
+        file.display()
+    );
+    assert_eq!(r.stderr.lines().filter(|l| *l == line).count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`twilio.check_settings` (in ") && r.stderr.contains("names `timeout`, which"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("settings `twilio.entity_settings` (in ")
+            && r.stderr.contains("names `rotaton`, which is not a check- or entity-level setting of handler-twilio; it allows nothing (did you mean `rotation`?)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.matches(ALLOWS_NOTHING).count(), 3, "one line per entry: {}", r.stderr);
+    assert!(!r.stderr.contains("`rotation`,") && !r.stderr.contains("`voice`") && !r.stderr.contains("`message`"), "{}", r.stderr);
+    assert!(!r.stderr.contains(NOT_A_SETTING), "{}", r.stderr);
+}
+
+/// A key of a Twilio recipient object other than `name` and `phone` is never read: named in
+/// one warning with the key it probably means, never with its value.
+#[test]
+fn an_unknown_key_in_a_twilio_recipient_is_named() {
+    let sb = crate::util::twilio_sandbox(json!({"recipients": ["+14155550101",
+        {"name": "Bob", "phone": "+14155550102", "phnoe": "+14155550177"}, {"nmae": "Carol", "phone": "+14155550103", "sms": true}]}));
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let line = format!(
+        "twilio: warn: settings `twilio.recipients[1].phnoe` (in {}) is not a setting of handler-twilio; ignored (did you mean `phone`?)",
+        sb.conf_dir().join("twilio.json").display()
+    );
+    assert_eq!(r.stderr.lines().filter(|l| *l == line).count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("settings `twilio.recipients[2].nmae` (in ") && r.stderr.contains("(did you mean `name`?)"), "{}", r.stderr);
+    assert!(r.stderr.contains("settings `twilio.recipients[2].sms` (in "), "{}", r.stderr);
+    assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 3, "one line per key: {}", r.stderr);
+    assert!(!r.stderr.contains("+14155550177"), "no value is shown: {}", r.stderr);
 }

@@ -216,14 +216,35 @@ impl Files {
     }
 
     /// The last file (the one whose value counts) that sets `path` inside section `section`,
-    /// e.g. `("twilio", ["check_setting"])`; `None` when no file read sets it.
+    /// e.g. `("twilio", ["check_setting"])`; `None` when no file read sets it. A list's item
+    /// (segment `[1]`, [`crate::unread::index`]) is the merged list's item, found in a file's
+    /// list by its value: lists from several files are united, so the merged index is no
+    /// file's (`("twilio", ["recipients", "[1]", "phnoe"])`).
     pub fn origin(&self, section: &str, path: &[String]) -> Option<&Path> {
+        self.origin_where(section, path, |_| true)
+    }
+
+    /// [`Files::origin`] of a value at `path` that `holds` accepts: the last file whose value
+    /// there does (the file whose `check_settings` list names an entry, when lists from
+    /// several files were united).
+    pub fn origin_where(&self, section: &str, path: &[String], holds: impl Fn(&Value) -> bool) -> Option<&Path> {
         let sets = |obj: &Map<String, Value>| {
             let mut at = obj.get(section);
+            let mut merged = self.merged.get(section);
             for key in path {
-                at = at.and_then(Value::as_object).and_then(|o| o.get(key));
+                match crate::unread::as_index(key) {
+                    Some(i) => {
+                        let item = merged.and_then(Value::as_array).and_then(|l| l.get(i));
+                        at = at.and_then(Value::as_array).and_then(|l| l.iter().find(|x| Some(*x) == item));
+                        merged = item;
+                    }
+                    None => {
+                        at = at.and_then(Value::as_object).and_then(|o| o.get(key));
+                        merged = merged.and_then(Value::as_object).and_then(|o| o.get(key));
+                    }
+                }
             }
-            at.is_some()
+            at.is_some_and(&holds)
         };
         self.objects.iter().zip(&self.read).rev().find(|(obj, _)| sets(obj)).map(|(_, p)| p.as_path())
     }
@@ -606,6 +627,12 @@ pub fn show_duration(d: Duration) -> String {
     }
 }
 
+/// The entries of a list setting's `value` (`check_settings` in one file), as [`de::list`]
+/// reads them; `None` when it is no list of strings.
+pub fn list_entries(value: &Value) -> Option<Vec<String>> {
+    de::list(value.clone()).ok()
+}
+
 /// Lenient deserializers for values that may arrive as strings (annotations, environment).
 pub mod de {
     use std::time::Duration;
@@ -841,6 +868,13 @@ mod tests {
         assert_eq!(files.origin("twilio", &path(&["refersh"])), Some(dir.path().join("20-b.json").as_path()));
         assert_eq!(files.origin("twilio", &path(&["ops", "x"])), Some(dir.path().join("10-a.json").as_path()));
         assert_eq!(files.origin("twilio", &path(&["timeout"])), None);
+        // A list's item is found by its value: the merged list's second item is 30-c.json's first.
+        std::fs::write(dir.path().join("30-c.json"), r#"{"twilio":{"recipients":[{"phone":"+2","phnoe":"x"}]}}"#).unwrap();
+        std::fs::write(dir.path().join("25-d.json"), r#"{"twilio":{"recipients":["+1"]}}"#).unwrap();
+        let files = Files::load(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(files.origin("twilio", &path(&["recipients", "[1]", "phnoe"])), Some(dir.path().join("30-c.json").as_path()));
+        assert_eq!(files.origin("twilio", &path(&["recipients", "[0]", "phnoe"])), None);
+        assert_eq!(files.origin("twilio", &path(&["recipients", "[2]"])), None);
     }
 
     #[test]

@@ -104,6 +104,19 @@ pub fn of(own: &[(&str, Trust)], setting: &str) -> Trust {
     own.iter().chain(COMMON).find(|(name, _)| *name == setting).map_or(Trust::Operator, |(_, t)| *t)
 }
 
+/// The settings an event may set at all: the check- and entity-level ones of [`COMMON`] and
+/// the handler's table `own`, in table order (the handler's first). These are what the
+/// operator's `check_settings` and `entity_settings` entries can usefully name.
+pub fn event_settings(own: &[(&'static str, Trust)]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for (name, _) in own.iter().chain(COMMON) {
+        if of(own, name) != Trust::Operator && !out.contains(name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// One setting an event carries, and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
@@ -298,6 +311,13 @@ mod tests {
         assert_eq!(of(&[("routing_key_file", Trust::Entity)], "routing_key_file"), Trust::Operator);
         assert!(Trust::Check.allows(Origin::Check) && !Trust::Check.allows(Origin::Entity));
         assert!(!Trust::Operator.allows(Origin::Check));
+    }
+
+    #[test]
+    fn what_events_may_set() {
+        let names = event_settings(OWN);
+        assert_eq!(names, ["routing_key", "pager_team", "summary_template", "severities", "refresh", "occurrences"]);
+        assert_eq!(event_settings(&[("refresh", Trust::Operator), ("x_file", Trust::Check)]), ["severities", "occurrences"]);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! real name is `check_settings`) would leave every check-level setting open without a word,
 //! and `"refersh": 3600` would keep the default refresh. A handler reads its section through
 //! several [`Reader`]s ([`crate::config::Common`], its own settings struct, and for some
-//! handlers names or objects read by hand, such as PagerDuty's teams); a key is unread when
-//! every one of them ignores it. The structs are asked themselves: `serde_ignored` reports the
+//! handlers names or objects read by hand, such as PagerDuty's teams, or the objects of a
+//! list, such as Twilio's recipients); a key is unread when every one of them ignores it. The structs are asked themselves: `serde_ignored` reports the
 //! paths serde skipped while deserializing, and each struct's field list (for the "did you
 //! mean" suggestion) is the one its derive gives serde, so nothing here is a second list of
 //! names that could drift from the structs.
@@ -18,8 +18,23 @@
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
-/// A setting's path in a section, outermost key first: `["ops", "routing_key"]`.
+/// A setting's path in a section, outermost key first: `["ops", "routing_key"]`; an item of
+/// a list is its index in brackets (`["recipients", "[1]", "phnoe"]`, see [`index`]).
 pub type SettingPath = Vec<String>;
+
+/// The path segment of a list's `i`th item (from 0): `[1]`.
+pub fn index(i: usize) -> String {
+    format!("[{i}]")
+}
+
+/// The index a path segment names, when it names a list's item (`[1]` → 1).
+pub fn as_index(segment: &str) -> Option<usize> {
+    let digits = segment.strip_prefix('[')?.strip_suffix(']')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
 
 /// One way a handler reads its settings section.
 #[derive(Debug, Clone, Copy)]
@@ -39,12 +54,30 @@ pub enum Reader {
     /// Objects the operator names (PagerDuty's teams, `pagerduty.<team>.routing_key`): an
     /// object-valued key holding at least one of these names is read, and in it only these names.
     Groups(&'static [&'static str]),
+    /// The object items of list setting `setting`, each read by a struct (Twilio's
+    /// `recipients`, `{"name": …, "phone": …}`); made with [`Reader::items_of`]. Another reader
+    /// reads the list whole (as a `Value`), so this one alone says which keys of an item are
+    /// read; items that are not objects (a bare number) hold no key.
+    Items {
+        /// The list setting: `recipients`.
+        setting: &'static str,
+        /// The paths the item struct ignores in one item (`[["phnoe"]]`); `None` when the item
+        /// does not deserialize.
+        ignored: fn(&Map<String, Value>) -> Option<Vec<SettingPath>>,
+        /// The item struct's key names, as serde knows them.
+        fields: fn() -> &'static [&'static str],
+    },
 }
 
 impl Reader {
     /// The reader of settings struct `T`.
     pub const fn of<T: DeserializeOwned>() -> Reader {
         Reader::Struct { ignored: ignored::<T>, fields: fields::<T> }
+    }
+
+    /// The reader of list setting `setting`'s object items, each read as struct `T`.
+    pub const fn items_of<T: DeserializeOwned>(setting: &'static str) -> Reader {
+        Reader::Items { setting, ignored: ignored::<T>, fields: fields::<T> }
     }
 
     /// Whether this reader ignores `path` of `section` (a key it never asks for, or one inside
@@ -58,6 +91,8 @@ impl Reader {
                 false => true,
                 true => path.get(1).is_some_and(|inner| !names.contains(&inner.as_str())),
             },
+            // What is inside the list is judged item by item ([`items`]).
+            Reader::Items { setting, .. } => top != setting,
         }
     }
 }
@@ -77,15 +112,25 @@ pub struct Unread {
     pub suggestion: Option<&'static str>,
 }
 
-/// `path` as settings are named in messages, segments joined with `.`; a segment that holds
-/// a `.` itself is quoted (`"ops.routing_key"`, one flat key), so that it is not read as a
-/// team's `ops.routing_key`.
+/// `path` as settings are named in messages, segments joined with `.` and a list's item as
+/// its index in brackets (`recipients[1].phnoe`, as errors name it); a key that holds a `.`
+/// itself is quoted (`"ops.routing_key"`, one flat key), so that it is not read as a team's
+/// `ops.routing_key`.
 pub fn shown(path: &[String]) -> String {
-    path.iter().map(|s| if s.contains('.') { format!("{s:?}") } else { s.clone() }).collect::<Vec<_>>().join(".")
+    let mut out = String::new();
+    for (n, s) in path.iter().enumerate() {
+        match as_index(s) {
+            Some(_) => out.push_str(s),
+            None if s.contains('.') => out.push_str(&format!("{}{s:?}", if n == 0 { "" } else { "." })),
+            None => out.push_str(&format!("{}{s}", if n == 0 { "" } else { "." })),
+        }
+    }
+    out
 }
 
 /// The settings of `section` that none of `readers` reads, in the section's key order; a key
-/// inside an unread key is not named again.
+/// inside an unread key is not named again. The keys of a list's object items that its
+/// [`Reader::Items`] does not read follow the other unread settings, in item order.
 pub fn unread(section: &Map<String, Value>, readers: &[Reader]) -> Vec<Unread> {
     let ignored: Vec<Option<Vec<SettingPath>>> = readers
         .iter()
@@ -120,6 +165,7 @@ pub fn unread(section: &Map<String, Value>, readers: &[Reader]) -> Vec<Unread> {
                 .flat_map(|r| match r {
                     Reader::Struct { fields, .. } => fields().to_vec(),
                     Reader::Names(names) => names.to_vec(),
+                    Reader::Items { setting, .. } => vec![*setting],
                     Reader::Groups(_) => Vec::new(),
                 })
                 .collect(),
@@ -135,6 +181,30 @@ pub fn unread(section: &Map<String, Value>, readers: &[Reader]) -> Vec<Unread> {
         };
         let suggestion = path.last().and_then(|name| nearest(name, &names));
         out.push(Unread { path, suggestion });
+    }
+    out.extend(readers.iter().flat_map(|r| items(section, r)));
+    out
+}
+
+/// The keys of `section`'s list items that `reader` (a [`Reader::Items`]) does not read, by
+/// item: `recipients[1].phnoe`. Empty for other readers, and when the setting is no list.
+fn items(section: &Map<String, Value>, reader: &Reader) -> Vec<Unread> {
+    let Reader::Items { setting, ignored, fields } = reader else { return Vec::new() };
+    let Some(Value::Array(list)) = section.get(*setting) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let Value::Object(item) = item else { continue };
+        let mut seen: Vec<SettingPath> = Vec::new();
+        for inner in ignored(item).unwrap_or_default() {
+            // Named once: a key, not each key inside it.
+            if seen.iter().any(|s| inner.starts_with(s)) {
+                continue;
+            }
+            seen.push(inner.clone());
+            let suggestion = inner.last().and_then(|name| nearest(name, fields()));
+            let path = [setting.to_string(), index(i)].into_iter().chain(inner).collect();
+            out.push(Unread { path, suggestion });
+        }
     }
     out
 }
@@ -181,7 +251,7 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
         Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => return segments(parent),
     };
     match path {
-        Path::Seq { index, .. } => out.push(index.to_string()),
+        Path::Seq { index: i, .. } => out.push(index(*i)),
         Path::Map { key, .. } => out.push(key.clone()),
         _ => {}
     }
@@ -272,6 +342,44 @@ mod tests {
         );
         // No key in it: not a team; named once, not again for each key inside.
         assert_eq!(named(json!({"severty_map": {"critical": "error"}})), vec![("severty_map".to_string(), Some("severity_map"))]);
+    }
+
+    #[test]
+    fn a_lists_object_items_are_read_by_their_own_reader() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default)]
+        #[allow(dead_code)]
+        struct Person {
+            name: Value,
+            phone: Value,
+        }
+        let readers = [Reader::of::<Own>(), Reader::items_of::<Person>("recipients")];
+        let section = obj(json!({
+            "recipients": ["+1", {"name": "a", "phone": "+2"}, {"Name": {"x": 1}, "phnoe": "+3", "sms": true}],
+            "recipent": 1,
+        }));
+        let got: Vec<_> = unread(&section, &readers).into_iter().map(|u| (shown(&u.path), u.suggestion)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("recipent".to_string(), Some("recipients")),
+                ("recipients[2].Name".to_string(), Some("name")),
+                ("recipients[2].phnoe".to_string(), Some("phone")),
+                ("recipients[2].sms".to_string(), None),
+            ]
+        );
+        // Not a list (a comma-separated string, from the environment): nothing inside to judge.
+        assert_eq!(unread(&obj(json!({"recipients": "+1, +2"})), &readers), vec![]);
+    }
+
+    #[test]
+    fn paths_are_shown_as_errors_name_them() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(shown(&path(&["recipients", &index(1), "phnoe"])), "recipients[1].phnoe");
+        assert_eq!(shown(&path(&["ops", "routng_key"])), "ops.routng_key");
+        assert_eq!(shown(&path(&["ops.routing_key"])), "\"ops.routing_key\"");
+        assert_eq!(shown(&path(&["x", "a.b"])), "x.\"a.b\"");
+        assert_eq!((as_index("[12]"), as_index("[]"), as_index("[1a]"), as_index("1")), (Some(12), None, None, None));
     }
 
     #[test]

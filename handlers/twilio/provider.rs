@@ -367,8 +367,13 @@ pub struct Twilio {
 
 impl Provider for Twilio {
     const NAME: &'static str = "twilio";
-    /// The settings struct and the announcement's ([`crate::announce`]), both read from the section.
-    const READERS: &'static [common::unread::Reader] = &[common::unread::Reader::of::<Settings>(), crate::announce::READER];
+    /// The settings struct and the announcement's ([`crate::announce`]), both read from the
+    /// section, and each `recipients` object ([`RecipientObject`]).
+    const READERS: &'static [common::unread::Reader] = &[
+        common::unread::Reader::of::<Settings>(),
+        crate::announce::READER,
+        common::unread::Reader::items_of::<RecipientObject>("recipients"),
+    ];
     type Payload = Create;
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: nobody was called, so nobody is told");
 
@@ -1107,6 +1112,18 @@ fn check_e164(setting: &str, number: &str) -> Result<()> {
     }
 }
 
+/// A recipient given as an object in `twilio.recipients`: its keys, as [`recipients`] reads
+/// them (any JSON value: the types are checked there) and as [`common::unread`] names the
+/// others (`"phnoe"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RecipientObject {
+    /// Shown in log lines.
+    name: Value,
+    /// The E.164 number.
+    phone: Value,
+}
+
 /// Recipients from `twilio.recipients`: a list of E.164 strings and `{name, phone}` objects,
 /// or one comma-separated string (from the environment). Every number is checked.
 fn recipients(v: &Value) -> Result<Vec<Recipient>> {
@@ -1125,11 +1142,12 @@ fn recipients(v: &Value) -> Result<Vec<Recipient>> {
         let r = match item {
             Value::String(s) => Recipient { name: None, phone: s.trim().to_string() },
             Value::Object(o) => {
-                let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-                let Some(phone) = text("phone") else {
+                let o: RecipientObject = serde_json::from_value(Value::Object(o.clone())).unwrap_or_default();
+                let text = |v: &Value| v.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+                let Some(phone) = text(&o.phone) else {
                     return Err(Code::Config.msg(format!("settings `{setting}`: an object needs a \"phone\" string")));
                 };
-                Recipient { name: text("name"), phone }
+                Recipient { name: text(&o.name), phone }
             }
             other => return Err(Code::Config.msg(format!("settings `{setting}`: expected a number or {{name, phone}}, found {other}"))),
         };

@@ -1068,7 +1068,7 @@ fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, 
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
     let common: Common = config::typed(P::NAME, operator.clone())?;
     common.validate(P::NAME)?;
-    warn_unread::<P>(&files, &operator, log);
+    warn_unread::<P>(&files, &operator, &common, log);
     Ok((operator, common))
 }
 
@@ -1081,8 +1081,11 @@ fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, 
 /// is looked at: other handlers' sections and Sensu's own settings (`handlers`, `checks` …) in
 /// the same directory are not this handler's to judge. Likewise one warning per key of
 /// `notification_types` that is no notification type Nagios or Icinga sends
-/// ([`crate::event::nagios::NOTIFICATION_TYPES`]): read, but it never applies.
-fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &Logger) {
+/// ([`crate::event::nagios::NOTIFICATION_TYPES`]): read, but it never applies; and one per
+/// entry of `check_settings` or `entity_settings` (as `common`, the operator's, read them)
+/// that names no setting an event may set ([`crate::trust::event_settings`]): it allows
+/// nothing, and the setting the operator meant stays refused.
+fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, common: &Common, log: &Logger) {
     let mut secrets: Option<Vec<String>> = None;
     let mut warn = |path: &[String], file: &std::path::Path, what: &str, suggestion: Option<&str>| {
         let hint = suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
@@ -1113,6 +1116,27 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, log: &
         let path = ["notification_types".to_string(), kind.clone()];
         if let Some(file) = files.origin(P::NAME, &path) {
             warn(&path, file, "names no Nagios or Icinga notification type; it never applies", crate::unread::nearest(kind, &known));
+        }
+    }
+    // An entry naming no check- or entity-level setting allows nothing.
+    let settable = crate::trust::event_settings(P::SETTINGS);
+    for (list, entries) in
+        [("check_settings", common.check_settings.as_deref().unwrap_or_default()), ("entity_settings", &common.entity_settings)]
+    {
+        let path = [list.to_string()];
+        let mut named: Vec<&str> = Vec::new();
+        for entry in entries.iter().filter(|e| !settable.contains(&e.as_str())) {
+            if named.contains(&entry.as_str()) {
+                continue;
+            }
+            named.push(entry);
+            // The file whose list holds it (lists from several files are united).
+            let holds = |v: &Value| config::list_entries(v).is_some_and(|l| l.contains(entry));
+            if let Some(file) = files.origin_where(P::NAME, &path, holds) {
+                let what =
+                    format!("names `{entry}`, which is not a check- or entity-level setting of handler-{}; it allows nothing", P::NAME);
+                warn(&path, file, &what, crate::unread::nearest(entry, &settable));
+            }
         }
     }
 }
