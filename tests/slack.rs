@@ -182,6 +182,25 @@ fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
 }
 
 #[test]
+fn a_taken_name_is_found_in_a_workspace_of_a_thousand_channels() {
+    // The war room an earlier attempt made, after a thousand other channels: a page of
+    // conversations.list (limit 999) is far over 64 KiB, and was cut there, so it read as no
+    // JSON: the lookup failed and a second war room (`-2`) was made.
+    let fake = FakeSlack::start();
+    for i in 0..1000 {
+        fake.add_channel(&format!("old-{i}"), true);
+    }
+    let made = fake.add_channel_created(WAR_ROOM, true, NOW);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains(&format!("#{WAR_ROOM} was created by an attempt whose answer was lost")), "{}", r.stderr);
+    assert!(fake.created().is_empty(), "no second war room");
+    assert_eq!(fake.channel(&made).roots().len(), 1);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn a_repeat_after_refresh_is_threaded_and_a_severity_change_also_broadcast() {
     let fake = FakeSlack::start();
     let sb = sandbox(json!({}));

@@ -44,8 +44,15 @@ pub mod trust;
 pub use proxy::{ProxyEnv, Route};
 pub use trust::Trust;
 
-/// Largest response body read, in bytes (64 KiB); the rest is ignored.
+/// Largest response body read for a POST, in bytes (64 KiB); the rest is ignored.
 pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
+/// Largest response body read for a GET, in bytes (4 MiB). The GETs are lookups whose answer
+/// is a page of a list, far over 64 KiB at the page sizes asked for: Slack's
+/// `conversations.list` (up to 999 conversation objects of about 1 KiB), Twilio's ListCall (50
+/// call resources of 1-2 KiB), Reactio's incident list (100 incidents). A page cut short is
+/// not JSON, so what it holds would never be found.
+pub const MAX_LIST_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// HTTP method of a [`Request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +127,8 @@ impl Request {
     }
 }
 
-/// A response, read in full (up to [`MAX_RESPONSE_BYTES`]).
+/// A response, read in full (up to [`MAX_RESPONSE_BYTES`], or [`MAX_LIST_RESPONSE_BYTES`] for
+/// a GET).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     /// HTTP status code.
@@ -332,7 +340,11 @@ impl Client {
             .map(|d| d.min(Duration::from_secs(3600)));
         let location = header("location");
         let mut bytes = Vec::new();
-        resp.body_mut().as_reader().take(MAX_RESPONSE_BYTES).read_to_end(&mut bytes).map_err(|e| classify(&ureq::Error::Io(e)))?;
+        let cap = match req.method {
+            Method::Get => MAX_LIST_RESPONSE_BYTES,
+            Method::Post => MAX_RESPONSE_BYTES,
+        };
+        resp.body_mut().as_reader().take(cap).read_to_end(&mut bytes).map_err(|e| classify(&ureq::Error::Io(e)))?;
         Ok(Response { status, body: String::from_utf8_lossy(&bytes).into_owned(), retry_after, location })
     }
 
