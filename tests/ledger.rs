@@ -67,6 +67,7 @@ on_every_store!(
     an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded,
     a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice,
     a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once,
+    a_twilio_call_of_unknown_fate_on_the_second_page_of_listcall_is_found,
     a_sequential_run_killed_while_a_call_rings_is_followed_then_continued_not_restarted,
     a_call_answered_after_its_sequential_run_was_killed_counts_as_answered,
     a_resolve_after_a_sequential_run_was_killed_cancels_its_ringing_call,
@@ -640,6 +641,31 @@ fn a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice(store: Store)
     assert!(sb.spooled("twilio").is_empty());
     let rec = record(&sb, &trigger(T0)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["refs"]["call_sids"].clone()), (json!(true), json!([fake.calls()[0].sid])), "{rec}");
+}
+
+/// ListCall answers in pages (`PageSize`, default 50; `next_page_uri`, spec ListCallResponse)
+/// and the spec gives no order: with 60 earlier calls to the number today, the call of unknown
+/// fate is on the second page of the fake's list (oldest first). The lookup reads every page,
+/// finds it, and does not place it again (reading the first page only, it placed a second call).
+fn a_twilio_call_of_unknown_fate_on_the_second_page_of_listcall_is_found(store: Store) {
+    let fake = FakeTwilio::start(&[twilio::Script::AcceptThenHang]);
+    let Some(sb) = twilio_sandbox(store, &[ONE], json!({})) else { return };
+    // Earlier today (ListCall's `StartTime>` is a day), before the call looked for.
+    fake.placed_earlier(ONE, FROM, 60, common::clock::now_unix().saturating_sub(30));
+    let r = run(&sb, &fake.url, &trigger(T0), &["--timeout", "2s"]);
+    exits(&r, 75);
+    assert_eq!(fake.calls().len(), 61);
+
+    let f = run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]);
+    exits(&f, 0);
+    fake.assert_no_violations();
+    assert_eq!(fake.calls().len(), 61, "not placed a second time: {}", f.stderr);
+    let lists = fake.lists();
+    assert_eq!(lists.len(), 2, "both pages read: {lists:?}");
+    assert!(lists[1].iter().any(|(k, _)| k == "PageToken"), "the second page through next_page_uri: {lists:?}");
+    assert!(sb.spooled("twilio").is_empty());
+    let rec = record(&sb, &trigger(T0)).expect("a record");
+    assert_eq!(rec["refs"]["call_sids"], json!([fake.calls()[60].sid]), "{rec}");
 }
 
 /// The request to place the call is lost on the way (no answer, no call): spooled with fate

@@ -164,6 +164,32 @@ fn a_create_whose_answer_was_lost_is_found_not_made_twice() {
 }
 
 #[test]
+fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
+    // §5.8: loop until `next_cursor` is empty. With a thousand channels before it, the war room
+    // a lost create made is on the second page of conversations.list (limit 999). Reading the
+    // first page only, the flush created it again, got name_taken and refused the page.
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    for i in 0..1000 {
+        fake.add_channel(&format!("old-{i}"), i % 2 == 0);
+    }
+    fake.fail("conversations.create", &[Fault::Lost]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    ok(&flush);
+    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
+    fake.assert_no_violations();
+    let lists = fake.calls_to("conversations.list");
+    assert!(lists.len() >= 2, "every page read: {}", lists.len());
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "one war room");
+    assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it");
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], rooms[0].id.as_str());
+}
+
+#[test]
 fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
     let fake = FakeSlack::start();
     // The channel exists with the bot in it, created just now: an earlier attempt's (e.g. on

@@ -269,18 +269,27 @@ impl Provider for Slack {
         sent.call.request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), refs)
     }
 
-    /// A create of unknown fate (sent, no answer) is looked for before it is sent again: the
-    /// first page of `conversations.list` (§5.8).
+    /// A create of unknown fate (sent, no answer) is looked for before it is sent again:
+    /// `conversations.list` (§5.8), every page ([`Provider::lookup_next`]).
     fn lookup(&self, sent: &Sent, _since: u64) -> Option<Request> {
         matches!(sent.call, Call::Create { .. }).then(|| api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), None))
     }
 
+    /// The next page of `conversations.list` while its `next_cursor` is not empty: "a short or
+    /// even empty page does not mean the end" (§5.8).
+    fn lookup_next(&self, sent: &Sent, page: &Response) -> Option<Request> {
+        let Call::Create { .. } = &sent.call else { return None };
+        let body = api::read(Method::List, page).ok()?;
+        let cursor = api::next_cursor(&body)?;
+        Some(api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), Some(&cursor)))
+    }
+
     /// The war room the lost create made: a channel of its name, the bot in it, created since
-    /// the war room was asked for.
-    fn found(&self, sent: &Sent, resp: &Response, _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
+    /// the war room was asked for, on any page of the list.
+    fn found(&self, sent: &Sent, pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
-        let Ok(body) = api::read(Method::List, resp) else { return Found::No };
-        match api::find_own(&body, name, *asked) {
+        let own = pages.iter().filter_map(|page| api::read(Method::List, page).ok()).find_map(|body| api::find_own(&body, name, *asked));
+        match own {
             Some((id, name)) => Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs()),
             None => Found::No,
         }

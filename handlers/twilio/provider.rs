@@ -553,6 +553,11 @@ impl Provider for Twilio {
         Some(self.request(Method::Get, &format!("Calls.json?{query}"), Body::Empty))
     }
 
+    /// The next page of a ListCall answer ([`Twilio::next_page`]).
+    fn lookup_next(&self, create: &Create, page: &Response) -> Option<Request> {
+        (create.resource == Resource::Calls).then(|| self.next_page(page)).flatten()
+    }
+
     /// A spooled call about to be placed again by a flush: noted as an attempt of its own
     /// ([`SIDS_KEY`]) before it goes out.
     fn attempting(&self, store: &dyn common::state::Store, create: &Create, attempt: &str, until: u64) {
@@ -602,8 +607,8 @@ impl Provider for Twilio {
     /// to be this one's, else without (the record says placed; no other attempt's call is taken
     /// for it); not placed → [`Found::No`]; else [`Found::CannotTell`] (asked again, then sent
     /// again: a duplicate, never a loss).
-    fn found(&self, create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
-        match Placed::of(create, resp, since, known, Some(&attempt_id(attempt, create.field("To")))) {
+    fn found(&self, create: &Create, pages: &[Response], since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
+        match Placed::of(create, pages, since, known, Some(&attempt_id(attempt, create.field("To")))) {
             None => Found::CannotTell("the answer holds no list of calls".into()),
             Some(Placed::TooOld) => Found::CannotTell("sent too long ago to be told apart from other calls".into()),
             Some(Placed::No) => Found::No,
@@ -893,6 +898,20 @@ impl Twilio {
         req
     }
 
+    /// The request for the page after `page` of a ListCall answer: its `next_page_uri` (a path
+    /// under the account, `null` on the last page; ListCallResponse in the spec) under the base
+    /// URL in force. `None` at the end, or when the path is not a list of this account's calls
+    /// (the answer never chooses where a request goes).
+    pub(crate) fn next_page(&self, page: &Response) -> Option<Request> {
+        let v: Value = serde_json::from_str(&page.body).ok()?;
+        let uri = v.get("next_page_uri")?.as_str()?;
+        let sid = self.account_sid.as_deref()?;
+        let rest = uri.strip_prefix(&format!("/2010-04-01/Accounts/{sid}/"))?;
+        let query = rest.strip_prefix("Calls.json?")?;
+        let safe = query.bytes().all(|b| b.is_ascii_alphanumeric() || b"%&=+-._~<>".contains(&b));
+        safe.then(|| self.request(Method::Get, rest, Body::Empty))
+    }
+
     /// How a response to a request about `to` is classified (Twilio's error body explained).
     pub(crate) fn classify_for(&self, resp: &Response, to: &Recipient) -> Outcome {
         classify(resp, &to.phone, self.from())
@@ -987,11 +1006,11 @@ impl Placed {
     /// "Placed" needs the attempt itself among the attempts noted with no SID: when it is not
     /// (the notes could not be read, or were forgotten, or its note failed), the count says
     /// nothing about it, and only "no call nobody holds" still means not placed.
-    pub(crate) fn of(create: &Create, resp: &Response, since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<Placed> {
+    pub(crate) fn of(create: &Create, pages: &[Response], since: u64, known: &Map<String, Value>, attempt: Option<&str>) -> Option<Placed> {
         if common::clock::age(since, common::clock::now_unix()) > SIDS_KEPT_SECS / 2 {
             return Some(Placed::TooOld);
         }
-        let (calls, attempts, counted) = unknown_calls(create, resp, since, known, attempt)?;
+        let (calls, attempts, counted) = unknown_calls(create, pages, since, known, attempt)?;
         Some(match (calls.len(), attempts) {
             (0, _) => Placed::No,
             (n, a) if !counted => Placed::CannotTell { calls: n, attempts: a },
@@ -1002,22 +1021,30 @@ impl Placed {
     }
 }
 
-/// What ListCall's answer `resp` holds for a call of unknown fate `create` sent at `since`
-/// (Unix seconds): the SIDs of the calls to its `To` from its `From` created from `since` on
-/// (Twilio's `date_created`, RFC 2822, one-second resolution) that no attempt holds — neither
-/// the incident's (`known` `call_sids`) nor any noted in `known` `recipients:sids` — newest
-/// first; how many attempts to that number with no SID could have reached Twilio since
+/// What ListCall's answer (`pages`, every page of it: the spec gives no order, so a call may be
+/// on any page) holds for a call of unknown fate `create` sent at `since` (Unix seconds): the
+/// SIDs of the calls to its `To` from its `From` created from `since` on (Twilio's
+/// `date_created`, RFC 2822, one-second resolution) that no attempt holds — neither the
+/// incident's (`known` `call_sids`) nor any noted in `known` `recipients:sids` — in the
+/// order listed; how many attempts to that number with no SID could have reached Twilio since
 /// (`until` at most [`UNTIL_SLACK_SECS`] before `since`; at least 1, the one looked up); and
 /// whether `attempt` is among them. A call whose creation time cannot be read is left out.
-/// `None`: the answer is no list of calls.
+/// `None`: a page is no list of calls.
 fn unknown_calls(
     create: &Create,
-    resp: &Response,
+    pages: &[Response],
     since: u64,
     known: &Map<String, Value>,
     attempt: Option<&str>,
 ) -> Option<(Vec<String>, usize, bool)> {
-    let v: Value = serde_json::from_str(&resp.body).ok()?;
+    let mut listed: Vec<Value> = Vec::new();
+    for page in pages {
+        let v: Value = serde_json::from_str(&page.body).ok()?;
+        listed.extend(v.get("calls")?.as_array()?.iter().cloned());
+    }
+    if pages.is_empty() {
+        return None;
+    }
     let (to, from, since) = (create.field("To"), create.field("From"), since.saturating_sub(1));
     let noted = known.get(SIDS_KEY).and_then(|r| r.get(to)).and_then(Value::as_array).cloned().unwrap_or_default();
     let mut known_sids: Vec<String> = noted.iter().filter_map(|p| p.get(2).and_then(Value::as_str).map(str::to_string)).collect();
@@ -1032,9 +1059,7 @@ fn unknown_calls(
         .collect();
     let counted = attempt.is_some_and(|id| open.iter().any(|p| p.get(1).and_then(Value::as_str) == Some(id)));
     let unanswered = open.len().max(1);
-    let candidates = v
-        .get("calls")?
-        .as_array()?
+    let candidates = listed
         .iter()
         .filter(|c| {
             let text = |k: &str| c.get(k).and_then(Value::as_str);
@@ -1223,7 +1248,7 @@ mod tests {
         let create =
             Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
         let known: Map<String, Value> = json!({ SIDS_KEY: { "+14155550101": noted } }).as_object().cloned().unwrap_or_default();
-        Placed::of(&create, &listed(calls), since, &known, Some("x")).expect("a list of calls")
+        Placed::of(&create, &[listed(calls)], since, &known, Some("x")).expect("a list of calls")
     }
 
     #[test]

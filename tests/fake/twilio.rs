@@ -2,7 +2,8 @@
 //! send a message (`…/Messages.json`), fetch a call (`GET …/Calls/{Sid}.json`), update one
 //! (`POST …/Calls/{Sid}.json`, e.g. `Status=canceled`) and list calls (ListCall,
 //! `GET …/Calls.json?To=…&From=…&StartTime>=YYYY-MM-DD`: the query parameters checked against
-//! the ListCall operation's parameters in the spec, the answer a `ListCallResponse`).
+//! the ListCall operation's parameters in the spec, the answer a `ListCallResponse` of at most
+//! `PageSize` calls (default 50) with `next_page_uri` to the next page).
 //!
 //! Checks each request the way Twilio would (`../shared/specs/README.md`): HTTP Basic auth
 //! (`AccountSid:AuthToken` or `ApiKeySid:secret`, the account SID in the path),
@@ -611,11 +612,16 @@ impl FakeTwilio {
             let mut inner = shared.lock().unwrap();
             let reply = match route(r, &validators) {
                 Ok(Op::Create(resource, params, twiml)) => inner.create(resource, params, twiml),
-                Ok(Op::List(params)) => {
-                    let answer = inner.list(&params);
-                    inner.lists.push(params);
-                    Reply::Json(200, answer)
-                }
+                Ok(Op::List(params)) => match inner.list(&params) {
+                    Ok(answer) => {
+                        inner.lists.push(params);
+                        Reply::Json(200, answer)
+                    }
+                    Err(why) => {
+                        inner.violations.push(format!("{} {}: {why}", r.method, r.url));
+                        Reply::Json(400, error(20001, 400, &why))
+                    }
+                },
                 Ok(Op::Fetch(sid)) if inner.unreadable.contains(&sid) => Reply::Json(
                     404,
                     error(20404, 404, &format!("The requested resource /2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json was not found")),
@@ -708,6 +714,26 @@ impl FakeTwilio {
         self.inner.lock().expect("the fake's lock").calls.clone()
     }
 
+    /// Add `n` calls from `from` to `to` that were placed earlier, at `created` (Unix seconds)
+    /// and are over (completed), as another client of the account made them: ListCall lists
+    /// them, no create was received for them.
+    pub fn placed_earlier(&self, to: &str, from: &str, n: usize, created: u64) {
+        let mut inner = self.inner.lock().expect("the fake's lock");
+        let first = inner.calls.len();
+        for i in 0..n {
+            inner.calls.push(Call {
+                sid: format!("CA{:016x}{:016x}", 0x0ea4_11e4_u64, first + i),
+                to: to.into(),
+                from: from.into(),
+                outcome: Outcome::Answered,
+                amd: false,
+                fetches: 2,
+                canceled: false,
+                created,
+            });
+        }
+    }
+
     /// The query parameters of each ListCall (`GET …/Calls.json?…`), in arrival order.
     pub fn lists(&self) -> Vec<Vec<(String, String)>> {
         self.inner.lock().expect("the fake's lock").lists.clone()
@@ -798,25 +824,50 @@ impl Inner {
     }
 
     /// ListCall's answer: the calls matching `To`, `From`, `Status` and the `StartTime`
-    /// filters (a day, `YYYY-MM-DD`, UTC), newest first, as one page.
-    fn list(&self, params: &[(String, String)]) -> Value {
+    /// filters (a day, `YYYY-MM-DD`, UTC), one page of `PageSize` (default 50, as the spec
+    /// says) from the `PageToken` on, with `next_page_uri` naming the next page while there is
+    /// one (`null` on the last). The spec gives no order: the fake lists the calls in the order
+    /// they were created, oldest first, so that a client reading only the first page misses
+    /// the newest calls. `Err`: a `PageToken` the fake never gave.
+    fn list(&self, params: &[(String, String)]) -> Result<Value, String> {
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let day = |secs: u64| common::clock::rfc3339(secs).get(..10).unwrap_or_default().to_string();
-        let calls: Vec<Value> = self
+        let matching: Vec<&Call> = self
             .calls
             .iter()
-            .rev()
             .filter(|c| get("To").is_none_or(|to| to == c.to))
             .filter(|c| get("From").is_none_or(|from| from == c.from))
             .filter(|c| get("Status").is_none_or(|s| s == c.status()))
             .filter(|c| get("StartTime").is_none_or(|d| d == day(c.created)))
             .filter(|c| get("StartTime>").is_none_or(|d| day(c.created).as_str() >= d))
             .filter(|c| get("StartTime<").is_none_or(|d| day(c.created).as_str() < d))
-            .map(Call::resource)
             .collect();
-        let uri = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json");
-        json!({"calls": calls, "start": 0, "end": calls.len().saturating_sub(1), "page": 0, "page_size": 50,
-               "uri": uri, "first_page_uri": uri, "next_page_uri": null, "previous_page_uri": null})
+        let page_size = get("PageSize").and_then(|n| n.parse::<usize>().ok()).unwrap_or(50);
+        let start = match get("PageToken") {
+            None => 0,
+            Some(t) => {
+                t.strip_prefix("PA").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| format!("PageToken {t:?} was never given"))?
+            }
+        };
+        let end = (start + page_size).min(matching.len());
+        let calls: Vec<Value> = matching[start.min(end)..end].iter().map(|c| c.resource()).collect();
+        let base = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json");
+        let filters: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| !matches!(k.as_str(), "Page" | "PageToken" | "PageSize")).cloned().collect();
+        let page = start / page_size.max(1);
+        let uri_of = |page: usize, token: Option<usize>| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.extend_pairs(&filters).append_pair("PageSize", &page_size.to_string()).append_pair("Page", &page.to_string());
+            if let Some(t) = token {
+                q.append_pair("PageToken", &format!("PA{t}"));
+            }
+            format!("{base}?{}", q.finish())
+        };
+        let next = (end < matching.len()).then(|| uri_of(page + 1, Some(end)));
+        let previous = (start > 0).then(|| uri_of(page.saturating_sub(1), Some(start.saturating_sub(page_size))));
+        Ok(json!({"calls": calls, "start": start, "end": (start + calls.len()).saturating_sub(1), "page": page,
+               "page_size": page_size, "uri": uri_of(page, (start > 0).then_some(start)), "first_page_uri": uri_of(0, None),
+               "next_page_uri": next, "previous_page_uri": previous}))
     }
 
     /// A fetch or update of a call that was never placed: Twilio's 404, and a violation.
@@ -992,7 +1043,7 @@ mod self_test {
         };
         inner.calls = vec![call("+14155550100", 1_795_219_200), call("+14155550101", 1_795_219_200), call("+14155550100", 1_795_000_000)];
         let q = |s: &str| form_urlencoded::parse(s.as_bytes()).into_owned().collect::<Vec<_>>();
-        let answer = inner.list(&q("To=%2B14155550100&From=%2B14155550199&StartTime%3E=2026-11-21"));
+        let answer = inner.list(&q("To=%2B14155550100&From=%2B14155550199&StartTime%3E=2026-11-21")).expect("a page");
         assert!(
             v.list_response.is_valid(&answer),
             "{answer}: {:?}",
@@ -1002,8 +1053,24 @@ mod self_test {
             answer["calls"].as_array().map(|c| c.iter().map(|c| c["sid"].clone()).collect::<Vec<_>>()),
             Some(vec![json!(format!("CA{:032x}", 1_795_219_200u64))])
         );
-        let none = inner.list(&q("To=%2B14155550102"));
+        let none = inner.list(&q("To=%2B14155550102")).expect("a page");
         assert!(v.list_response.is_valid(&none) && none["calls"] == json!([]), "{none}");
+        // PageSize pages, oldest first; next_page_uri leads through them to the end.
+        inner.calls = (0..5).map(|i| call("+14155550100", 1_795_219_200 + i)).collect();
+        let mut sids = Vec::new();
+        let mut query = "To=%2B14155550100&PageSize=2".to_string();
+        loop {
+            let page = inner.list(&q(&query)).expect("a page");
+            assert!(v.list_response.is_valid(&page), "{page}");
+            sids.extend(page["calls"].as_array().into_iter().flatten().map(|c| c["sid"].clone()));
+            let Some(next) = page["next_page_uri"].as_str() else { break };
+            let (path, next_query) = next.split_once('?').expect("a query");
+            assert_eq!(path, format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"));
+            assert!(list_query(next_query, &v.list).is_ok(), "{next}");
+            query = next_query.to_string();
+        }
+        assert_eq!(sids, (0..5).map(|i| json!(format!("CA{:032x}", 1_795_219_200 + i))).collect::<Vec<_>>());
+        assert!(inner.list(&q("PageToken=forged")).is_err());
     }
 
     #[test]

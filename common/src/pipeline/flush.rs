@@ -324,16 +324,23 @@ impl<'a, P: Provider> Flusher<'a, P> {
             loop {
                 asked += 1;
                 let started = std::time::Instant::now();
-                let resp = match client.deliver(req, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
-                    Outcome::Delivered((resp, _)) => resp,
-                    other => {
-                        return Outcome::Retry(crate::outcome::Retry {
-                            reason: format!("cannot find out whether it went through: {}", other.reason().unwrap_or("")),
-                            fate: Fate::Unknown,
-                            after: None,
-                        });
-                    }
-                };
+                // Every page of the answer: what is looked for may be on any of them.
+                let mut pages: Vec<Response> = Vec::new();
+                let mut next = Some(req.clone());
+                while let Some(page) = next.take() {
+                    let resp = match client.deliver(&page, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
+                        Outcome::Delivered((resp, _)) => resp,
+                        other => {
+                            return Outcome::Retry(crate::outcome::Retry {
+                                reason: format!("cannot find out whether it went through: {}", other.reason().unwrap_or("")),
+                                fate: Fate::Unknown,
+                                after: None,
+                            });
+                        }
+                    };
+                    next = provider.lookup_next(&payload, &resp).filter(|_| pages.len() + 1 < super::MAX_LOOKUP_PAGES);
+                    pages.push(resp);
+                }
                 let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
                 if let Some(store) = self.store {
                     for (k, v) in provider.known(store) {
@@ -345,7 +352,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         }
                     }
                 }
-                match provider.found(&payload, &resp, entry.created, &known, &entry.token) {
+                match provider.found(&payload, &pages, entry.created, &known, &entry.token) {
                     Found::Yes(refs) => {
                         log.info(format!("{what}: the service had acted on it after all; not sent again"));
                         if let Some(store) = self.store {

@@ -276,6 +276,11 @@ impl<P: Provider> Ctx<'_, P> {
     }
 }
 
+/// How many pages of a lookup's answer are read at most ([`Provider::lookup_next`]): 20. A list
+/// cut short makes a request that went through look as if it had not (it is sent again: a
+/// duplicate, never a loss).
+pub const MAX_LOOKUP_PAGES: usize = 20;
+
 /// What a lookup ([`Provider::lookup`], [`Provider::found`]) says of a request of unknown fate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Found {
@@ -378,12 +383,21 @@ pub trait Provider: Sized {
         None
     }
 
+    /// The request for the page after `page` of the answer to [`Provider::lookup`], when the
+    /// service says there is one (Twilio's `next_page_uri`, Slack's `next_cursor`): a list is
+    /// read to its end, as far as [`MAX_LOOKUP_PAGES`], before [`Provider::found`] judges it,
+    /// because what is looked for may be on any page. Default: none (one page).
+    fn lookup_next(&self, _payload: &Self::Payload, _page: &Response) -> Option<Request> {
+        None
+    }
+
     /// What the answer to [`Provider::lookup`] shows of the request, attempt `attempt` of its
-    /// action: acted on (with the references to remember), not, or cannot tell. `since` is
-    /// when the request was sent (Unix seconds); `known` the incident's stored references
-    /// (what earlier requests brought back, so not this one) and the provider's
+    /// action: acted on (with the references to remember), not, or cannot tell. `pages` are
+    /// the answer's pages in order (the first, then each [`Provider::lookup_next`] brought);
+    /// `since` is when the request was sent (Unix seconds); `known` the incident's stored
+    /// references (what earlier requests brought back, so not this one) and the provider's
     /// [`Provider::known`]. Default: not acted on.
-    fn found(&self, _payload: &Self::Payload, _resp: &Response, _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
+    fn found(&self, _payload: &Self::Payload, _pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         Found::No
     }
 
