@@ -172,6 +172,24 @@ fn resolve_with_an_empty_state_dir_looks_the_open_incident_up_and_resolves_it() 
 }
 
 #[test]
+fn resolve_finds_its_open_incident_beyond_the_first_page_of_the_list() {
+    // `GET /api/v1/incidents` is paginated (`page`, `per_page`): with 150 other open incidents
+    // opened before it, this incident is on the second page of 100. Reading the first page
+    // only, the recovery found nothing and posted nothing.
+    let fake = FakeReactio::start(&[]);
+    fake.opened_elsewhere("db-01/check_load load high", 150);
+    let elsewhere = sandbox(json!({}));
+    assert_eq!(run(&elsewhere, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let ours = FIRST_ID + 150;
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn only_critical_opens_incidents_by_default() {
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({}));

@@ -135,6 +135,12 @@ pub const MAX_NAME_CHARS: usize = 255;
 
 const STORED_ID_PLACEHOLDER: &str = "{stored incident_id}";
 
+/// Incidents asked for per page of `GET /api/v1/incidents` (`per_page`).
+pub const LIST_PER_PAGE: usize = 100;
+/// Pages of `GET /api/v1/incidents` read at most when a recovery looks for its open incident
+/// by name: 10 (1000 open incidents).
+pub const MAX_LIST_PAGES: usize = 10;
+
 /// One Reactio request as the spool keeps it: which call, and its body without the API key
 /// and base URL (taken from the settings when the request is built).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -487,32 +493,40 @@ impl Reactio {
     }
 
     /// The open incident this event's incident would be, when the ledger has no id for it:
-    /// `GET /api/v1/incidents?status=open&per_page=100`, the newest one whose name is the
-    /// name this event's incident would have up to where the check output goes (the output
-    /// of a recovery is not the failure's). `Err` carries the failure to report.
+    /// `GET /api/v1/incidents?status=open&page=N&per_page=100`, page after page (the list is
+    /// paginated, spec "Other calls") until one comes back empty or [`MAX_LIST_PAGES`] were
+    /// read, the newest one whose name is the name this event's incident would have up to
+    /// where the check output goes (the output of a recovery is not the failure's). A page
+    /// shorter than `per_page` is not taken for the end: the spec does not say Reactio serves
+    /// as many as asked for. `Err` carries the failure to report.
     fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Option<u64>, Outcome<Done>> {
-        let mut req = self.request("/api/v1/incidents?status=open&per_page=100", Value::Null);
-        req.method = Method::Get;
-        req.body = common::http::Body::Empty;
-        let resp = match ctx.fetch(&req, &classify) {
-            Outcome::Delivered(resp) => resp,
-            failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
-        };
         let name = self.name_before_output(job.event, job.incident_key);
         let matches = |n: &str| match n.strip_prefix(name.as_str()) {
             Some(rest) => rest.is_empty() || rest.starts_with(' '),
             None => false,
         };
-        let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-        let found = list
-            .as_array()
-            .map(|a| a.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
-            .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s != "close"))
-            .filter_map(|i| i.get("id").and_then(incident_id_of))
-            .max();
+        let mut found: Option<u64> = None;
+        for page in 1..=MAX_LIST_PAGES {
+            let mut req = self.request(&format!("/api/v1/incidents?status=open&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
+            req.method = Method::Get;
+            req.body = common::http::Body::Empty;
+            let resp = match ctx.fetch(&req, &classify) {
+                Outcome::Delivered(resp) => resp,
+                failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            };
+            let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+            let items = list.as_array().map(|a| a.as_slice()).unwrap_or_default();
+            let here = items
+                .iter()
+                .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
+                .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s != "close"))
+                .filter_map(|i| i.get("id").and_then(incident_id_of))
+                .max();
+            found = found.max(here);
+            if items.is_empty() {
+                break;
+            }
+        }
         if let Some(id) = found {
             ctx.log.info(format!("{}: no stored incident id; found the open incident {id} named {name:?}", job.incident_key));
         }

@@ -14,7 +14,8 @@
 //! - `POST /api/v1/messages` `{incident_id, message}` → 201 `{}` (as the client's test stubs it);
 //! - `POST /api/v1/incidents/{id}/status` `{"status": …}` (undocumented) → 201 incident;
 //! - `GET /api/v1/incidents?from=&to=&status=&page=&per_page=` → 200, a JSON array of the
-//!   incidents (filtered by `status` when given; unknown query parameters are violations);
+//!   incidents (filtered by `status` when given), one page of them (`per_page`, default
+//!   [`DEFAULT_PER_PAGE`]; unknown query parameters are violations);
 //! - a bad body → 400 `{"errors":[{"field","code"}],"type":"validation_error",
 //!   "message":"validation error"}`. The codes other than `missing_field` are not published;
 //!   the fake says `invalid`.
@@ -275,6 +276,18 @@ impl FakeReactio {
         FakeReactio { url: server.url.clone(), inner, _server: server }
     }
 
+    /// Add `n` open incidents named `name` as another client of the organization opened them
+    /// (no request was received for them); their ids follow the incidents created so far.
+    pub fn opened_elsewhere(&self, name: &str, n: usize) {
+        let mut inner = self.inner.lock().unwrap();
+        for _ in 0..n {
+            let id = FIRST_ID + inner.incidents.len() as u64;
+            let mut body = Map::new();
+            body.insert("name".into(), name.into());
+            inner.incidents.push(incident(id, &body, 0));
+        }
+    }
+
     /// Every request answered, in arrival order.
     pub fn calls(&self) -> Vec<Call> {
         self.inner.lock().unwrap().calls.clone()
@@ -302,19 +315,30 @@ impl FakeReactio {
     }
 }
 
-/// `GET /api/v1/incidents?…`: the incidents, filtered by `status`; `Err` names a query the
-/// spec does not have.
+/// Incidents per page of `GET /api/v1/incidents` when `per_page` is not given. The spec names
+/// `page` and `per_page` but no default: the fake's choice, small, so that a client that does
+/// not page through the list is caught.
+pub const DEFAULT_PER_PAGE: usize = 20;
+
+/// `GET /api/v1/incidents?…`: the incidents, filtered by `status`, in creation order, page
+/// `page` (from 1, default 1) of `per_page` (default [`DEFAULT_PER_PAGE`]); a page past the end
+/// is an empty array. `Err` names a query the spec does not have.
 fn list(inner: &Inner, query: &str) -> Result<Value, String> {
     let mut status = None;
+    let (mut page, mut per_page) = (1usize, DEFAULT_PER_PAGE);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "status" if ["open", "pend", "close"].contains(&v.as_ref()) => status = Some(v.into_owned()),
-            "from" | "to" | "page" | "per_page" if v.chars().all(|c| c.is_ascii_digit()) && !v.is_empty() => {}
+        let number = v.parse::<usize>().ok().filter(|_| v.chars().all(|c| c.is_ascii_digit()));
+        match (k.as_ref(), number) {
+            ("status", _) if ["open", "pend", "close"].contains(&v.as_ref()) => status = Some(v.into_owned()),
+            ("from" | "to", Some(_)) => {}
+            ("page", Some(n)) if n >= 1 => page = n,
+            ("per_page", Some(n)) if n >= 1 => per_page = n,
             _ => return Err(format!("GET /api/v1/incidents: query {k}={v} is not in the spec")),
         }
     }
-    let all = inner.incidents.iter().filter(|i| status.as_deref().is_none_or(|s| i["status"] == s)).cloned().collect();
-    Ok(Value::Array(all))
+    let all: Vec<Value> = inner.incidents.iter().filter(|i| status.as_deref().is_none_or(|s| i["status"] == s)).cloned().collect();
+    let page = all.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page).collect();
+    Ok(Value::Array(page))
 }
 
 /// Answer one request and update the fake's incidents; returns the reply and its status.
