@@ -138,6 +138,23 @@ fn zabbix_problem_and_recovery_meet_and_sendto_is_the_routing_key() {
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("13502-web-01")));
 }
 
+#[test]
+fn a_zabbix_url_line_that_is_no_url_is_no_pagerduty_link() {
+    // `links[].href` is `format: url` in the Events API v2 spec: a `{TRIGGER.URL}` holding
+    // words went out as a link, an event PagerDuty may refuse for good. It stays in
+    // custom_details; the link is left out.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    let message =
+        ZABBIX_PROBLEM.replace("url:https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123", "url:see runbook DB-7");
+    let r = run_env(&sb, &fake, &["--from", "zabbix", ROUTING_KEY, "PROBLEM", &message], &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev[0].get("links"), None, "{}", ev[0]);
+    assert_eq!(ev[0]["payload"]["custom_details"]["url"], "see runbook DB-7");
+}
+
 #[cfg(unix)]
 #[test]
 fn invalid_utf8_in_arguments_still_pages() {

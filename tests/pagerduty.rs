@@ -286,6 +286,28 @@ fn missing_routing_key_exits_78_saying_where_to_put_it() {
 }
 
 #[test]
+fn client_url_must_be_a_url() {
+    // `client_url` is `format: url` in the Events API v2 spec; one that is not had every
+    // trigger refused for good. Now it is a settings error naming the setting, and a valid
+    // one goes out as given.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "client": "Sensu", "client_url": "sensu dashboard"}}));
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("pagerduty.client_url"), "{}", r.stderr);
+    assert!(fake.events().is_empty());
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"routing_key": ROUTING_KEY, "client": "Sensu", "client_url": "https://sensu.example.com/#/events"}}),
+    );
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(fake.events()[0]["client_url"], "https://sensu.example.com/#/events");
+}
+
+#[test]
 fn routing_key_from_environment_ruby_api_key_and_pager_team() {
     let fake = FakePagerDuty::start(&[]);
     // Environment.

@@ -142,6 +142,14 @@ pub struct Response {
     pub location: Option<String>,
 }
 
+/// Whether `s` is an absolute `http` or `https` URL with a host, of URL characters only (what
+/// the services' specs type `format: url` / `uri`: PagerDuty's `client_url` and `links[].href`).
+pub fn is_http_url(s: &str) -> bool {
+    let Ok(uri) = s.parse::<ureq::http::Uri>() else { return false };
+    let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+    matches!(scheme.as_deref(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
+}
+
 /// Default classification: 2xx delivered; 408, 429 and 5xx retryable; 3xx retryable (a
 /// redirect is never followed: the request is kept, and the `Location` named, so an operator
 /// can fix `api_url`); everything else refused.
@@ -622,6 +630,16 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(3));
         assert!(d.attempt_remaining() <= Duration::from_secs(3));
         assert_eq!(d.attempts_end, d.end);
+    }
+
+    #[test]
+    fn http_urls() {
+        for ok in ["https://zabbix.example.com/tr_events.php?triggerid=1&eventid=2", "http://10.0.0.5:8080/", "HTTPS://x.example"] {
+            assert!(is_http_url(ok), "{ok}");
+        }
+        for bad in ["", "see the runbook", "zabbix.example.com/x", "ftp://x.example/", "https://", "https:///path", "https://x y/"] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Request, Response, classify_status_with};
+use common::http::{Request, Response, classify_status_with, is_http_url};
 use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::RepeatedTrigger;
@@ -205,6 +205,14 @@ impl Provider for PagerDuty {
         let opt = |name: &str, t: &Option<String>| -> Result<Option<Template>> {
             t.as_deref().filter(|s| !s.is_empty()).map(|src| Template::parse(&format!("pagerduty.{name}"), src)).transpose()
         };
+        // `client_url` is `format: url` in the spec: one that is no URL would have PagerDuty
+        // refuse every trigger (400, never retried), so it is refused here, naming the setting.
+        if let Some(u) = s.client_url.as_deref().filter(|u| !is_http_url(u)) {
+            return Err(Code::Config.msg(format!(
+                "settings `pagerduty.client_url`: {} is not an absolute http(s) URL (the Events API's client_url is a URL)",
+                config::shown(u)
+            )));
+        }
         let api_url = common.api_url.clone().unwrap_or_else(|| DEFAULT_API_URL.to_string());
         Ok(PagerDuty {
             routing_key,
@@ -288,7 +296,10 @@ impl PagerDuty {
             if let Some(u) = &self.client_url {
                 body["client_url"] = u.clone().into();
             }
-            if let Some(url) = &job.event.url {
+            // `links[].href` is `format: url` (the spec's Links schema): a link back that is no
+            // URL (a Zabbix `{TRIGGER.URL}` holding words) is left out, not sent for PagerDuty
+            // to refuse the whole event; `custom_details.url` still carries it.
+            if let Some(url) = job.event.url.as_deref().filter(|u| is_http_url(u)) {
                 body["links"] = json!([{"href": url, "text": format!("View in {}", job.event.format.name())}]);
             }
         }

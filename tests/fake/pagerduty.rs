@@ -4,7 +4,8 @@
 //! `../shared/specs/pagerduty-events-v2.openapi.json` and the limits the spec leaves out
 //! (`specs/README.md`): 32-character `routing_key`, `dedup_key` ≤ 255 characters and required
 //! for acknowledge/resolve, `payload` required for trigger, `summary` ≤ 1024 characters, whole
-//! event ≤ 512 KB, a timestamp that reads as ISO 8601. Invalid → 400 with PagerDuty's error
+//! event ≤ 512 KB, a timestamp that reads as ISO 8601, `client_url` and link/image URLs that
+//! are absolute http(s) URLs (`format: url`, which the JSON Schema conversion drops). Invalid → 400 with PagerDuty's error
 //! body, recorded as a violation. Valid requests get the scripted reply (202 by default).
 
 use std::collections::VecDeque;
@@ -118,6 +119,32 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
     };
     for e in validator.iter_errors(&body) {
         v.push(format!("schema: {} at {}", e, e.instance_path()));
+    }
+    // `format: url` (dropped from the JSON Schema with the other OpenAPI formats): client_url,
+    // links[].href, images[].src and images[].href.
+    let url = |s: &str| {
+        s.parse::<ureq::http::Uri>().is_ok_and(|u| {
+            matches!(u.scheme_str().map(str::to_ascii_lowercase).as_deref(), Some("http" | "https"))
+                && u.host().is_some_and(|h| !h.is_empty())
+        })
+    };
+    let mut urls: Vec<(String, &Value)> = Vec::new();
+    if let Some(u) = body.get("client_url") {
+        urls.push(("client_url".into(), u));
+    }
+    for (list, fields) in [("links", &["href"][..]), ("images", &["src", "href"][..])] {
+        for (i, item) in body.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for f in fields {
+                if let Some(u) = item.get(*f) {
+                    urls.push((format!("{list}[{i}].{f}"), u));
+                }
+            }
+        }
+    }
+    for (name, u) in urls {
+        if !u.as_str().is_some_and(url) {
+            v.push(format!("{name} {u} is not a URL (format: url)"));
+        }
     }
     let chars = |p: &str| body.pointer(p).and_then(Value::as_str).map(|s| s.chars().count());
     if chars("/routing_key") != Some(32) {
@@ -265,7 +292,8 @@ mod self_test {
     fn the_fake_rejects_what_pagerduty_rejects() {
         let v = validator();
         let key = "k".repeat(32);
-        let ok = json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "critical", "timestamp": "2015-07-17T08:42:58.315+0000"}});
+        let ok = json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "critical", "timestamp": "2015-07-17T08:42:58.315+0000"},
+                        "client": "Sensu", "client_url": "https://sensu.example.com/", "links": [{"href": "https://zabbix.example.com/tr_events.php?triggerid=1&eventid=2", "text": "View"}]});
         assert_eq!(check(&received(ok), &v), Vec::<String>::new());
         let cases = [
             json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "fatal"}}),
@@ -276,6 +304,10 @@ mod self_test {
             json!({"routing_key": key, "event_action": "resolve", "dedup_key": "k".repeat(256)}),
             json!({"routing_key": key, "event_action": "trigger"}),
             json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s".repeat(1025), "source": "h", "severity": "info"}}),
+            json!({"routing_key": key, "event_action": "trigger", "client_url": "monitoring box",
+                   "payload": {"summary": "s", "source": "h", "severity": "info"}}),
+            json!({"routing_key": key, "event_action": "trigger", "links": [{"href": "see the runbook"}],
+                   "payload": {"summary": "s", "source": "h", "severity": "info"}}),
         ];
         for c in cases {
             assert!(!check(&received(c.clone()), &v).is_empty(), "accepted {c}");
