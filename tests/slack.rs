@@ -408,6 +408,25 @@ fn a_deleted_war_room_is_replaced_too() {
 }
 
 #[test]
+fn rate_limited_without_retry_after_waits_at_least_a_second() {
+    // §4: `rate_limited` (chat.postMessage's own code, HTTP 200, no Retry-After) is treated
+    // like `ratelimited`: back off at least 1 s. Within a 1 s deadline that wait does not fit,
+    // so the alert is spooled instead of being sent again at once (it was retried after the
+    // 20 ms test backoff before).
+    let fake = FakeSlack::start();
+    fake.fail("chat.postMessage", &[Fault::Error("rate_limited")]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("asked to wait 1 s"), "{}", r.stderr);
+    assert_eq!(fake.calls_to("chat.postMessage").len(), 1, "not repeated at once");
+    let r = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    ok(&r);
+    assert_eq!(fake.created()[0].roots().len(), 1, "the flush posts the alert");
+    fake.assert_no_violations();
+}
+
+#[test]
 fn a_hanging_post_is_spooled_and_the_war_room_remembered() {
     let fake = FakeSlack::start();
     // One hang: the post may have reached Slack, so it is not repeated within a deadline that

@@ -18,6 +18,8 @@
 //! - **permanent**: everything else, including codes not listed anywhere (exit 69, Slack's code
 //!   in the line).
 
+use std::time::Duration;
+
 use common::http::{Request, Response};
 use common::outcome::{Outcome, Retry};
 use common::template::truncate_chars;
@@ -397,12 +399,25 @@ pub fn classify_spooled(method: Method, resp: &Response) -> Outcome {
     }
 }
 
+/// The shortest wait before repeating a call Slack answered with a rate limit and no
+/// `Retry-After`: 1 s (spec §4: `rate_limited`, "treat it like `ratelimited` (back off ≥ 1 s
+/// when no `Retry-After`)"; `chat.postMessage` allows about one message per second per channel).
+pub const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Whether `code` is one of Slack's rate-limit answers (`ratelimited`, `rate_limited`; §4).
+pub fn is_rate_limit(code: &str) -> bool {
+    matches!(code, "ratelimited" | "rate_limited")
+}
+
 /// The part of the classification decided by the HTTP status and the retry codes; `None` for a
-/// readable answer to judge by its code.
+/// readable answer to judge by its code. A rate limit waits `Retry-After`, or
+/// [`RATE_LIMIT_BACKOFF`] without one (§4).
 fn classify_status(method: Method, resp: &Response) -> Option<Outcome> {
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     let code = body["error"].as_str();
-    let retry = |reason: String| Some(Outcome::Retry(Retry { after: resp.retry_after, ..Retry::not_sent(reason) }));
+    let limited = resp.status == 429 || code.is_some_and(is_rate_limit);
+    let after = if limited { Some(resp.retry_after.unwrap_or(RATE_LIMIT_BACKOFF)) } else { resp.retry_after };
+    let retry = |reason: String| Some(Outcome::Retry(Retry { after, ..Retry::not_sent(reason) }));
     match resp.status {
         429 => retry(format!("{} answered HTTP 429 {}", method.name(), code.unwrap_or("ratelimited"))),
         500..=599 => retry(format!("{} answered HTTP {}", method.name(), resp.status)),
@@ -475,6 +490,14 @@ mod tests {
             matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Outcome::Refused(s) if s.contains("unknown_method"))
         );
         assert!(matches!(classify_live(m, &r(200, "ok")), Outcome::Refused(_)));
+        // A rate limit without Retry-After waits at least a second (§4); with one, as asked.
+        for body in [r#"{"ok":false,"error":"rate_limited"}"#, r#"{"ok":false,"error":"ratelimited"}"#] {
+            assert!(matches!(classify_live(m, &r(200, body)), Outcome::Retry(x) if x.after == Some(RATE_LIMIT_BACKOFF)), "{body}");
+        }
+        assert!(matches!(classify_live(m, &r(429, "")), Outcome::Retry(x) if x.after == Some(RATE_LIMIT_BACKOFF)));
+        let asked = Response { retry_after: Some(Duration::from_secs(3)), ..r(429, "") };
+        assert!(matches!(classify_live(m, &asked), Outcome::Retry(x) if x.after == Some(Duration::from_secs(3))));
+        assert!(matches!(classify_live(m, &r(200, r#"{"ok":false,"error":"internal_error"}"#)), Outcome::Retry(x) if x.after.is_none()));
     }
 
     #[test]

@@ -285,6 +285,10 @@ fn classify_webhook(resp: &Response) -> Outcome {
 /// The Web API answers HTTP 200 with `{"ok": false, "error": CODE}` for errors (spec §3):
 /// classified by the code; `missing_scope` names the scope needed.
 fn classify_slack(resp: &Response) -> Outcome {
+    if resp.status == 429 {
+        let after = Some(resp.retry_after.unwrap_or(Duration::from_secs(1)));
+        return Outcome::Retry(Retry { after, ..Retry::not_sent(format!("HTTP 429 {}", code_text(&resp.body))) });
+    }
     if resp.status != 200 {
         return classify_status(resp);
     }
@@ -297,7 +301,10 @@ fn classify_slack(resp: &Response) -> Outcome {
     if code == "missing_scope" {
         why.push_str(&format!(" (the bot token needs the scope {})", code_text(v["needed"].as_str().unwrap_or("chat:write"))));
     }
-    if SLACK_RETRY.contains(&code) { Outcome::Retry(Retry::not_sent(why)) } else { Outcome::Refused(why) }
+    // A rate limit answered without Retry-After waits at least a second before the next try
+    // (Slack spec §4: `rate_limited`, "back off ≥ 1 s when no Retry-After").
+    let after = matches!(code, "ratelimited" | "rate_limited").then_some(Duration::from_secs(1));
+    if SLACK_RETRY.contains(&code) { Outcome::Retry(Retry { after, ..Retry::not_sent(why) }) } else { Outcome::Refused(why) }
 }
 
 /// A service's short error code for a log line: at most 60 characters, control characters
