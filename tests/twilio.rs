@@ -142,6 +142,27 @@ fn sms_channel_texts_everyone_and_resolve_sends_a_resolved_sms_but_never_calls()
 }
 
 #[test]
+fn an_sms_template_that_renders_nothing_sends_the_default_message() {
+    // A message of `{output}` alone and a check that printed nothing: the Body was empty, which
+    // Twilio refuses (21602, one of Body/MediaUrl/ContentSid is required), and the SMS page was
+    // lost (exit 69). The language's default message goes out instead.
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"channels": ["sms"], "message": "{output}", "resolve_message": " {output}", "notify_on_resolve": true}));
+    let event = |status: u32| {
+        json!({"client": {"name": "web-01"}, "check": {"name": "check_disk", "status": status, "output": ""}}).to_string().into_bytes()
+    };
+    let r = run(&sb, &fake, &event(2), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = run(&sb, &fake, &event(0), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let bodies: Vec<String> = fake.to(MESSAGES).iter().map(|m| m.param("Body").unwrap_or("").to_string()).collect();
+    assert_eq!(bodies.len(), 6, "{bodies:?}");
+    assert_eq!(bodies[0].trim(), "web-01 check_disk is critical.");
+    assert_eq!(bodies[5].trim(), "RESOLVED: web-01 check_disk is ok.");
+}
+
+#[test]
 fn resolve_without_notify_on_resolve_sends_nothing_and_closes_the_incident() {
     let fake = FakeTwilio::start(&[]);
     let sb = sandbox(json!({}));

@@ -678,7 +678,7 @@ impl Provider for Twilio {
                 if let Some(said) = self.stop_left_off(ctx, job) {
                     ctx.log.info(said.trim_start_matches("; "));
                 }
-                let body = truncate_chars(&self.resolve_message.render(job.event), MAX_SMS_CHARS);
+                let body = sms_text(&self.resolve_message, twiml::default_messages(&self.speech.language).resolve_message, job.event);
                 self.text_all(ctx, &self.recipients, &body, &mut sent);
             }
             Action::Resolve => {
@@ -785,9 +785,11 @@ impl Twilio {
         if self.test { &self.test_message } else { &self.message }
     }
 
-    /// The SMS body for a trigger, cut to Twilio's 1600 characters.
+    /// The SMS body for a trigger, cut to Twilio's 1600 characters ([`Twilio::sms_text`]).
     pub(crate) fn sms_body(&self, event: &Event) -> String {
-        truncate_chars(&self.trigger_message().render(event), MAX_SMS_CHARS)
+        let defaults = twiml::default_messages(&self.speech.language);
+        let fallback = if self.test { defaults.test_message } else { defaults.message };
+        sms_text(self.trigger_message(), fallback, event)
     }
 
     /// The call's TwiML for `event`, the output shortened to fit Twilio's 4000 characters.
@@ -1095,6 +1097,22 @@ fn machine_detection(v: &Value) -> Result<Option<&'static str>> {
         },
         _ => Err(bad()),
     }
+}
+
+/// `template` rendered for `event` as an SMS `Body`, cut to [`MAX_SMS_CHARS`]. Twilio refuses a
+/// message without a body (create-Message needs one of `Body`, `MediaUrl`, `ContentSid`; error
+/// 21602, `specs/README.md`), so a template that renders only blanks (`{output}` alone, and the
+/// check printed nothing) gives way to `fallback`, the language's default message, rather than
+/// the page being refused for good.
+fn sms_text(template: &Template, fallback: &str, event: &Event) -> String {
+    let text = template.render(event);
+    let text = if text.trim().is_empty() {
+        Template::parse("twilio default message", fallback)
+            .map_or_else(|_| format!("{}/{}", event.entity, event.check), |t| t.render(event))
+    } else {
+        text
+    };
+    truncate_chars(&text, MAX_SMS_CHARS)
 }
 
 /// Unix seconds of an RFC 2822 date as Twilio writes them (`Tue, 01 Dec 2026 14:00:00 +0000`).

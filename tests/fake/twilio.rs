@@ -555,7 +555,8 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
             return Err(refuse(400, 20001, format!("MachineDetection {md:?} is not Enable or DetectMessageEnd")));
         }
     } else {
-        let bodies = ["Body", "MediaUrl", "ContentSid"].iter().filter(|k| get(k).is_some()).count();
+        // An empty value is no body (Twilio: 21602 "Message body is required").
+        let bodies = ["Body", "MediaUrl", "ContentSid"].iter().filter(|k| get(k).is_some_and(|v| !v.is_empty())).count();
         if bodies == 0 {
             return Err(refuse(400, 21602, "Message body is required."));
         }
@@ -934,6 +935,10 @@ mod self_test {
         ] {
             assert_eq!(code(post("Calls.json", ACCOUNT_SID, AUTH_TOKEN, &params)), Err(expected), "{params:?}");
         }
+        assert_eq!(
+            code(post("Messages.json", ACCOUNT_SID, AUTH_TOKEN, &[("To", "+14155550100"), ("From", "+14155550199"), ("Body", "")])),
+            Err(21602)
+        );
         let body = "x".repeat(1601);
         assert_eq!(
             code(post("Messages.json", ACCOUNT_SID, AUTH_TOKEN, &[("To", "+14155550100"), ("From", "+14155550199"), ("Body", &body)])),
