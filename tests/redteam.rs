@@ -701,3 +701,47 @@ fn json_lines_carry_no_raw_line_separator_or_bidi_control() {
     let listed: Value = serde_json::from_str(list.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(listed["key"], json!(format!("{entity}/check_disk")), "the same value, escaped");
 }
+
+/// PagerDuty's classic pd-zabbix template puts `name:{TRIGGER.NAME}` first, before `id:`,
+/// `status:`, `hostname:` and `severity:`, and a trigger name may embed `{ITEM.LASTVALUE}`,
+/// which the monitored host writes. Each key was read once, first line first, so lines the
+/// value added inside the name came before the template's own and won: `id:` and `hostname:`
+/// keyed the page as another host's incident (its recovery would resolve that one; its
+/// failure made the other's read as a repeat), `nseverity:0` made a High problem `info` and
+/// filtered it out, and `NOTE: Escalation cancelled` turned the problem into a resolve. After
+/// `name:` in that order the template's own later line counts, a note counts only with no key
+/// line after it (Zabbix prepends its own), and of `severity:` and `nseverity:` the more severe.
+#[test]
+fn a_trigger_name_in_the_classic_zabbix_template_cannot_rekey_downgrade_or_resolve_the_problem() {
+    let classic = |value: &str| {
+        format!(
+            "name:Log says {value}\nid:13502\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:8123\nseverity:High\n"
+        )
+    };
+    let page = |message: &str| {
+        let sb = pagerduty_sandbox();
+        let fake = FakePagerDuty::start(&[]);
+        let r = sb.run(&["--api-url", &fake.url, "--from", "zabbix", "ops", "trigger", message], b"");
+        assert_eq!(r.code, Some(0), "{message:?}: {r:?}");
+        fake.assert_no_violations();
+        (fake.events(), r.stderr)
+    };
+    for value in [
+        "x\nid:999\nhostname:db-01",
+        "x\nnseverity:0",
+        "x\nip:1\nNOTE: Escalation cancelled: by the host",
+        "x\nid:999\nhostname:db-01\nNOTE: Escalation cancelled: y\nnseverity:1",
+    ] {
+        let (events, stderr) = page(&classic(value));
+        assert_eq!(events.len(), 1, "{value:?}: the problem pages: {stderr}");
+        let sent = &events[0];
+        assert_eq!(sent["event_action"], "trigger", "{value:?}");
+        assert_eq!(sent["dedup_key"], "13502-web-01", "{value:?}");
+        assert_eq!(sent["payload"]["source"], "web-01", "{value:?}");
+        assert_eq!(sent["payload"]["severity"], "error", "{value:?}");
+    }
+    // Zabbix's own note, prepended to the message, still resolves.
+    let (events, stderr) = page(&format!("NOTE: Escalation cancelled: host disabled.\n{}", classic("x")));
+    let actions: Vec<&str> = events.iter().filter_map(|e| e["event_action"].as_str()).collect();
+    assert_eq!(actions, ["resolve"], "{stderr}");
+}

@@ -19,7 +19,16 @@
 //!   name, below, it is text of the name);
 //! - when `name:` comes after `hostname:` (the documented order: fixed lines first, then the
 //!   trigger name, which may embed `{ITEM.LASTVALUE}`, then `item_value:`), every line between
-//!   `name:` and `item_value:` is part of the name.
+//!   `name:` and `item_value:` is part of the name;
+//! - when `name:` comes first (PagerDuty's classic pd-zabbix template: `name:` then `id:`,
+//!   `status:`, `hostname:` …), lines a name embedding an item value adds come *before* the
+//!   template's own, so after `name:` the last line of a key counts (a written `id:` or
+//!   `hostname:` cannot replace the template's), a `NOTE: Escalation cancelled` line counts
+//!   only when no key line follows it (Zabbix prepends its note to the message; one the host
+//!   wrote into the name is followed by the template's lines), and when both `severity:` and
+//!   `nseverity:` are given the more severe counts (a written `nseverity:0` cannot make a High
+//!   problem `info` and filter it out). A key the template lacks (`incident_key:`, `url:`,
+//!   `item_value:`) can still be added by such a name: use the documented order.
 //!
 //! Severity (Zabbix names or NSEVERITY 0–5) is kept as a [`ZabbixSeverity`]; the `severities`
 //! filter sees the word the `zabbix_severities` setting maps it to (default: Not classified and
@@ -163,12 +172,17 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         }
     };
 
-    let zabbix_severity = match (get("nseverity"), get("severity")) {
-        (Some(n), _) => Some(ZabbixSeverity::from_code(n)?),
-        (None, Some(s)) => Some(match s.parse::<u8>() {
-            Ok(_) => ZabbixSeverity::from_code(s)?,
-            Err(_) => ZabbixSeverity::from_name(s)?,
-        }),
+    let named = |s: &str| match s.parse::<u8>() {
+        Ok(_) => ZabbixSeverity::from_code(s),
+        Err(_) => ZabbixSeverity::from_name(s),
+    };
+    // Both given: the more severe, and one that cannot be read is passed over (in the classic
+    // order a name may add the line the template lacks; a page is never filtered out, nor
+    // refused, for a line the host wrote).
+    let zabbix_severity = match (get("nseverity").map(ZabbixSeverity::from_code), get("severity").map(named)) {
+        (Some(Ok(n)), Some(Ok(s))) => Some(n.max(s)),
+        (Some(Ok(z)), _) | (_, Some(Ok(z))) => Some(z),
+        (Some(Err(e)), _) | (None, Some(Err(e))) => return Err(e),
         (None, None) => None,
     };
     let status = if resolve {
@@ -235,11 +249,21 @@ pub fn read_message(message: &str) -> Message {
     let mut last: Option<String> = None;
     // Set once `name:` is read after `hostname:`: the rest up to `item_value:` is the name.
     let mut in_name = false;
+    // Set once `name:` is read before `hostname:` (the classic order): the keys first read
+    // after it may be lines the name added, replaced by the template's own that follow.
+    let mut classic = false;
+    let mut replaceable: Vec<String> = Vec::new();
+    // A `NOTE: Escalation cancelled` line after the name in the classic order, that counts
+    // unless a key line follows it.
+    let mut note_pending = false;
     let mut offset = 0;
     for raw in message.split_inclusive('\n') {
         offset += raw.len();
         let line = raw.trim_end_matches('\n').trim_end_matches('\r');
         let key = line.split_once(':').map(|(k, v)| (k.trim(), v)).filter(|(k, _)| KEYS.contains(k));
+        if key.is_some() {
+            note_pending = false;
+        }
         match key {
             Some(("item_value", v)) if !out.contains_key("item_value") => {
                 let mut value = v.trim_start().to_string();
@@ -251,9 +275,17 @@ pub fn read_message(message: &str) -> Message {
                 break;
             }
             Some((k, v)) if !in_name && !out.contains_key(k) => {
-                if k == "name" && out.contains_key("hostname") {
-                    in_name = true;
+                if k == "name" {
+                    in_name = out.contains_key("hostname");
+                    classic = !in_name;
+                } else if classic {
+                    replaceable.push(k.to_string());
                 }
+                out.insert(k.to_string(), v.trim().to_string());
+                last = Some(k.to_string());
+            }
+            // The classic order: the template's line after one the name added replaces it.
+            Some((k, v)) if classic && replaceable.iter().any(|r| r == k) => {
                 out.insert(k.to_string(), v.trim().to_string());
                 last = Some(k.to_string());
             }
@@ -261,7 +293,11 @@ pub fn read_message(message: &str) -> Message {
             Some(_) if !in_name => {}
             _ => {
                 if !in_name && last.as_deref() != Some("name") && line.trim_start().starts_with("NOTE: Escalation cancelled") {
-                    cancelled = true;
+                    if classic {
+                        note_pending = true;
+                    } else {
+                        cancelled = true;
+                    }
                     continue;
                 }
                 if let Some(k) = &last
@@ -277,7 +313,7 @@ pub fn read_message(message: &str) -> Message {
         let t = v.trim_end().to_string();
         *v = t;
     }
-    Message { fields: out, escalation_cancelled: cancelled }
+    Message { fields: out, escalation_cancelled: cancelled || note_pending }
 }
 
 /// The `key:value` fields of `message` ([`read_message`]).
@@ -394,9 +430,43 @@ mod tests {
         let msg = format!("{PROBLEM}item_value:ok\nincident_key:999-db-01");
         let e = inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap();
         assert_eq!(e.incident_key.as_deref(), Some("13502-web-01"));
-        let msg = PROBLEM.replace("ip:10.0.0.5\n", "ip:10.0.0.5\nurl:https://first.example/\n");
+        let msg = documented("Disk full", "95%").replace("ip:10.0.0.5\n", "ip:10.0.0.5\nurl:https://first.example/\n");
         let e = inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap();
         assert_eq!(e.url.as_deref(), Some("https://first.example/"), "a later url: line does not replace the first");
+        // After a `name:` that comes first, the template's own lines follow what the name may
+        // have added: there the last line of a key counts.
+        let msg = PROBLEM.replace("ip:10.0.0.5\n", "ip:10.0.0.5\nurl:https://first.example/\n");
+        let e = inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.url.as_deref(), Some("https://zabbix.example.com/tr_events.php?triggerid=13502&eventid=8123"));
+    }
+
+    #[test]
+    fn in_the_classic_order_the_templates_own_lines_win_over_lines_in_the_name() {
+        let harmless = inv("trigger", PROBLEM).parse(super::super::Source::Zabbix).unwrap();
+        for evil in ["x\nid:999\nhostname:db-01", "x\nnseverity:0", "x\nip:1\nNOTE: Escalation cancelled: y", "x\nstatus:OK\nvalue:0"] {
+            let msg = PROBLEM.replacen('\n', &format!(" {evil}\n"), 1);
+            for subject in ["trigger", "other"] {
+                let e = inv(subject, &msg).parse(super::super::Source::Zabbix).unwrap();
+                assert_eq!(
+                    (&e.incident_key, &e.entity, e.action, e.zabbix_severity, e.status, &e.address),
+                    (&harmless.incident_key, &harmless.entity, harmless.action, harmless.zabbix_severity, harmless.status, &harmless.address),
+                    "{subject} {msg:?}"
+                );
+            }
+        }
+        // Zabbix prepends its note: that one still resolves, and so does one after every line.
+        let note = format!("NOTE: Escalation cancelled: host disabled.\n{PROBLEM}");
+        assert_eq!(inv("trigger", &note).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Resolve));
+        // Both severity lines, whichever order: the more severe.
+        for msg in [
+            format!("{PROBLEM}nseverity:0"),
+            format!("nseverity:0\n{PROBLEM}"),
+            PROBLEM.replace("severity:High", "severity:Average\nnseverity:5"),
+            PROBLEM.replacen('\n', " x\nnseverity:99\n", 1),
+        ] {
+            let want = if msg.contains("nseverity:5") { ZabbixSeverity::Disaster } else { ZabbixSeverity::High };
+            assert_eq!(inv("trigger", &msg).parse(super::super::Source::Zabbix).unwrap().zabbix_severity, Some(want), "{msg:?}");
+        }
     }
 
     #[test]
