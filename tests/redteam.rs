@@ -714,9 +714,7 @@ fn json_lines_carry_no_raw_line_separator_or_bidi_control() {
 #[test]
 fn a_trigger_name_in_the_classic_zabbix_template_cannot_rekey_downgrade_or_resolve_the_problem() {
     let classic = |value: &str| {
-        format!(
-            "name:Log says {value}\nid:13502\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:8123\nseverity:High\n"
-        )
+        format!("name:Log says {value}\nid:13502\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:8123\nseverity:High\n")
     };
     let page = |message: &str| {
         let sb = pagerduty_sandbox();
@@ -744,4 +742,23 @@ fn a_trigger_name_in_the_classic_zabbix_template_cannot_rekey_downgrade_or_resol
     let (events, stderr) = page(&format!("NOTE: Escalation cancelled: host disabled.\n{}", classic("x")));
     let actions: Vec<&str> = events.iter().filter_map(|e| e["event_action"].as_str()).collect();
     assert_eq!(actions, ["resolve"], "{stderr}");
+}
+
+/// PagerDuty refuses an event over 512 KB for good, so handler-pagerduty cuts its body to fit
+/// 500 000 bytes of compact JSON; but the HTTP client sent it pretty-printed (ureq's
+/// `send_json`), a newline and indent per member. A Sensu Go entity with 40 000 short labels
+/// (a 510 KB event, read whole) became a 750 KB request: refused (HTTP 400, exit 69), the page
+/// lost. Bodies go out as compact JSON, the size they were fitted to.
+#[test]
+fn an_entity_with_many_short_labels_still_fits_the_pagerduty_event_limit() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let mut event: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap_or_default();
+    event["entity"]["metadata"]["labels"] = Value::Object((0..40_000).map(|i| (format!("l{i}"), Value::from("v"))).collect());
+    let bytes = event.to_string().into_bytes();
+    assert!(bytes.len() > 500_000 && bytes.len() < 1024 * 1024, "{}", bytes.len());
+    let r = sb.run(&["--api-url", &fake.url], &bytes);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    fake.assert_no_violations();
 }

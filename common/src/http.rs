@@ -329,7 +329,10 @@ impl Client {
                 let b = b.config().timeout_global(Some(timeout)).timeout_connect(Some(timeout)).proxy(proxy).build();
                 match &req.body {
                     Body::Empty => b.send_empty(),
-                    Body::Json(v) => b.send_json(v),
+                    // Compact, as the providers measure their bodies against the services'
+                    // limits: ureq's send_json pretty-prints, which made a PagerDuty event of
+                    // many small labels half again larger than the 512 KB it was fitted to.
+                    Body::Json(v) => b.content_type("application/json; charset=utf-8").send(&serde_json::to_vec(v).unwrap_or_default()[..]),
                     Body::Form(pairs) => b.send_form(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
                 }
             }
