@@ -449,7 +449,14 @@ mod tests {
                 let e = inv(subject, &msg).parse(super::super::Source::Zabbix).unwrap();
                 assert_eq!(
                     (&e.incident_key, &e.entity, e.action, e.zabbix_severity, e.status, &e.address),
-                    (&harmless.incident_key, &harmless.entity, harmless.action, harmless.zabbix_severity, harmless.status, &harmless.address),
+                    (
+                        &harmless.incident_key,
+                        &harmless.entity,
+                        harmless.action,
+                        harmless.zabbix_severity,
+                        harmless.status,
+                        &harmless.address
+                    ),
                     "{subject} {msg:?}"
                 );
             }
