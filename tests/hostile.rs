@@ -183,7 +183,8 @@ fn generated() -> Vec<Case> {
     let long_number = format!(r#"{{"client":{{"name":"a"}},"check":{{"name":"c","status":1{}}}}}"#, "0".repeat(500_000)).into_bytes();
     vec![
         ("17 MB of output".into(), seventeen_mb, "larger than 16777216 bytes"),
-        ("over 1 MiB of short values".into(), just_over, "even with its long values cut"),
+        // Shrunk to fit 1 MiB (a host's many labels must not cost its pages), then read.
+        ("over 1 MiB of short values".into(), just_over, "missing field `check`"),
         ("10 000-deep arrays".into(), deep_arrays, "invalid JSON"),
         ("10 000-deep objects".into(), deep_objects, "invalid JSON"),
         ("10 000-deep closed arrays".into(), deep_closed, "invalid JSON"),

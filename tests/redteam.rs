@@ -744,6 +744,34 @@ fn a_trigger_name_in_the_classic_zabbix_template_cannot_rekey_downgrade_or_resol
     assert_eq!(actions, ["resolve"], "{stderr}");
 }
 
+/// A Sensu Go agent writes its entity's labels and annotations (Sensu 1.x: its client
+/// attributes), and every event of the entity carries them, the keepalive that fires when the
+/// agent goes silent too. An event over 1 MiB even with each long value cut to 16 384
+/// characters exited 65: a host with 1.2 MiB of small labels (or seventy 16 KB annotations)
+/// silenced every page about itself, keepalive included, before an attacker stopped its agent.
+/// The largest parts now shrink to fit 1 MiB, the fields that name, key and time the event are
+/// kept whole, and the page goes out.
+#[test]
+fn a_host_bloating_its_entity_labels_cannot_silence_its_pages() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let mut event: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap_or_default();
+    let labels: serde_json::Map<String, Value> = (0..100_000).map(|i| (format!("l{i}"), Value::from("v"))).collect();
+    let annotations: serde_json::Map<String, Value> = (0..70).map(|i| (format!("a{i}"), Value::from("x".repeat(16_000)))).collect();
+    event["entity"]["metadata"]["labels"] = Value::Object(labels);
+    event["entity"]["metadata"]["annotations"] = Value::Object(annotations);
+    let bytes = event.to_string().into_bytes();
+    assert!(bytes.len() > 2 * 1024 * 1024, "{}", bytes.len());
+    let r = sb.run(&["--api-url", &fake.url], &bytes);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("shrunk to fit"), "{}", r.stderr);
+    let events = fake.events();
+    assert_eq!(events.len(), 1, "{}", r.stderr);
+    assert_eq!((events[0]["event_action"].as_str(), events[0]["dedup_key"].as_str()), (Some("trigger"), Some("webserver01/check-http")));
+    assert_eq!(events[0]["payload"]["source"], "webserver01");
+    fake.assert_no_violations();
+}
+
 /// PagerDuty refuses an event over 512 KB for good, so handler-pagerduty cuts its body to fit
 /// 500 000 bytes of compact JSON; but the HTTP client sent it pretty-printed (ureq's
 /// `send_json`), a newline and indent per member. A Sensu Go entity with 40 000 short labels

@@ -23,7 +23,8 @@ use serde_json::{Map, Value};
 use crate::exit::{Code, OrExit, Result};
 
 /// Largest event kept: 1 MiB (1 048 576 bytes). Larger JSON input has its long string values
-/// cut to [`LONG_VALUE_CHARS`] first ([`read_capped`]); if it is still larger, it exits 65.
+/// cut to [`LONG_VALUE_CHARS`] first ([`read_capped`]); if it is still larger, its largest
+/// parts are shrunk to fit ([`fit`]).
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
 /// Largest input read from stdin: 16 MiB (16 777 216 bytes). Larger input exits 65. A check
@@ -388,8 +389,13 @@ pub struct Input {
 /// practice the check output) is cut to that many, with ` … [cut: N characters]` at the end,
 /// so that a check that printed megabytes still pages ([`Input::cut`] says so).
 ///
+/// Still larger (many values: a monitored host's entity labels and annotations, or Sensu 1.x
+/// client attributes, which every event of the host carries, its keepalive too), the largest
+/// parts are shrunk to fair shares of 1 MiB ([`fit`]): a host cannot silence the pages about
+/// itself by writing more than 1 MiB of them.
+///
 /// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], or input over
-/// [`MAX_EVENT_BYTES`] that is not JSON or is still over it with its long values cut.
+/// [`MAX_EVENT_BYTES`] that is not JSON (or, which [`fit`] should never leave, still over it).
 pub fn read_capped(mut input: impl Read) -> Result<Input> {
     let mut buf = Vec::with_capacity(8 * 1024);
     (&mut input)
@@ -412,18 +418,138 @@ pub fn read_capped(mut input: impl Read) -> Result<Input> {
         Code::DataErr.msg(format!("event: input of {} bytes is larger than 1 MiB and not valid JSON ({e}); {FIX_EVENT}", buf.len()))
     })?;
     let cut = cut_long_strings(&mut value, LONG_VALUE_CHARS);
-    let bytes = serde_json::to_vec(&value).or_exit(Code::DataErr)?;
-    if bytes.len() as u64 > MAX_EVENT_BYTES {
-        return Err(Code::DataErr.msg(format!(
-            "event: input of {} bytes is larger than {MAX_EVENT_BYTES} bytes (1 MiB) even with its long values cut; {FIX_EVENT}",
-            buf.len()
-        )));
-    }
-    let notice = format!(
+    let mut bytes = serde_json::to_vec(&value).or_exit(Code::DataErr)?;
+    let mut notice = format!(
         "event: input of {} bytes is larger than 1 MiB: {cut} long value(s) (the check output) cut to {LONG_VALUE_CHARS} characters",
         buf.len()
     );
+    if bytes.len() as u64 > MAX_EVENT_BYTES {
+        // Still too large: many values (a host's labels, annotations or client attributes).
+        // The largest parts are shrunk to fair shares of 1 MiB, so the small fields that name
+        // and key the event are kept whole, and the page goes out.
+        let mut fitted = Fitted::default();
+        fit(&mut value, FIT_BUDGET, &mut fitted);
+        bytes = serde_json::to_vec(&value).or_exit(Code::DataErr)?;
+        if bytes.len() as u64 > MAX_EVENT_BYTES {
+            return Err(Code::DataErr.msg(format!(
+                "event: input of {} bytes is larger than {MAX_EVENT_BYTES} bytes (1 MiB) even with its long values cut; {FIX_EVENT}",
+                buf.len()
+            )));
+        }
+        notice = format!(
+            "event: input of {} bytes is larger than 1 MiB even with its long values cut: its largest parts shrunk to fit \
+             ({} more value(s) cut, {} member(s) left out: the host's labels, annotations or attributes)",
+            buf.len(),
+            fitted.cut,
+            fitted.dropped,
+        );
+    }
     Ok(Input { bytes, cut: Some(notice) })
+}
+
+/// What [`fit`] aims at: 1 MiB less room for the marks it adds.
+const FIT_BUDGET: usize = MAX_EVENT_BYTES as usize - 64 * 1024;
+
+/// The shortest share a member is kept for, in bytes: less, and it is left out.
+const FIT_MIN_SHARE: usize = 24;
+
+/// What [`fit`] did.
+#[derive(Debug, Default)]
+struct Fitted {
+    /// Strings cut.
+    cut: usize,
+    /// Members (object keys and values, array items) left out.
+    dropped: usize,
+}
+
+/// Serialized length of `value` in bytes (compact JSON, as [`read_capped`] writes it).
+fn json_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |b| b.len())
+}
+
+/// Shrink `value` to at most about `budget` bytes of JSON: a string is cut (marked); an object
+/// or array gives its members fair shares, smallest first, so that every member within its
+/// share is kept whole (the status, names, times) and only the larger ones shrink in turn; a
+/// member whose share is too short to say anything ([`FIT_MIN_SHARE`]) is left out. Numbers,
+/// booleans and null are kept.
+fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted) {
+    if json_len(value) <= budget {
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            // A character is at most 6 bytes of JSON (`\u001f`): start where most text fits.
+            let mut max = budget.saturating_sub(48) / 2;
+            loop {
+                let mut t = s.clone();
+                crate::template::cut_marked(&mut t, max);
+                if max == 0 || json_len(&Value::String(t.clone())) <= budget {
+                    *s = t;
+                    break;
+                }
+                max /= 2;
+            }
+            fitted.cut += 1;
+        }
+        Value::Array(items) => {
+            let lens: Vec<usize> = items.iter().map(json_len).collect();
+            let keep = shares(&lens, budget.saturating_sub(2), &vec![0; lens.len()]);
+            let mut i = 0;
+            items.retain(|_| {
+                i += 1;
+                keep[i - 1].is_some()
+            });
+            let kept: Vec<usize> = keep.into_iter().flatten().collect();
+            if kept.len() < lens.len() {
+                fitted.dropped += lens.len() - kept.len();
+            }
+            for (item, share) in items.iter_mut().zip(kept) {
+                fit(item, share, fitted);
+            }
+        }
+        Value::Object(map) => {
+            let lens: Vec<usize> = map.iter().map(|(k, v)| json_len(&Value::String(k.clone())) + 1 + json_len(v)).collect();
+            let key_lens: Vec<usize> = map.keys().map(|k| json_len(&Value::String(k.clone())) + 1).collect();
+            let keep = shares(&lens, budget.saturating_sub(2), &key_lens);
+            let names: Vec<String> = map.keys().cloned().collect();
+            for (name, (share, key_len)) in names.into_iter().zip(keep.into_iter().zip(key_lens)) {
+                match share {
+                    None => {
+                        map.remove(&name);
+                        fitted.dropped += 1;
+                    }
+                    Some(share) => {
+                        if let Some(v) = map.get_mut(&name) {
+                            fit(v, share.saturating_sub(key_len), fitted);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fair shares of `budget` for members of lengths `lens` (each also needs `fixed[i]` bytes
+/// whatever it shrinks to, plus a comma): smallest first, each gets at most an equal part of
+/// what is left; `None` for a member whose share would be under [`FIT_MIN_SHARE`] beyond its
+/// fixed part.
+fn shares(lens: &[usize], budget: usize, fixed: &[usize]) -> Vec<Option<usize>> {
+    let mut order: Vec<usize> = (0..lens.len()).collect();
+    order.sort_by_key(|&i| lens[i]);
+    let mut left = budget;
+    let mut out = vec![None; lens.len()];
+    for (n, &i) in order.iter().enumerate() {
+        let fair = left / (lens.len() - n);
+        let want = lens[i] + 1;
+        let share = want.min(fair);
+        if share < fixed[i] + FIT_MIN_SHARE && share < want {
+            continue;
+        }
+        out[i] = Some(share.saturating_sub(1));
+        left -= share;
+    }
+    out
 }
 
 /// Cut every string in `value` longer than `max` characters to `max`, marked; how many.
@@ -630,11 +756,38 @@ mod tests {
         assert!(e.output.starts_with("éé"));
         assert!(e.output.ends_with(" … [cut: 3145728 characters]"), "{}", &e.output[e.output.len() - 40..]);
         assert_eq!(e.output.chars().count(), LONG_VALUE_CHARS + " … [cut: 3145728 characters]".chars().count());
-        // Still over 1 MiB with every value cut (a million small labels): exit 65.
-        let labels: serde_json::Map<String, Value> = (0..200_000).map(|i| (format!("l{i}"), Value::from("v"))).collect();
-        let wide = serde_json::json!({"client": {"name": "web-01"}, "check": {"name": "c", "status": 2, "labels": labels}});
-        let err = read_capped(wide.to_string().as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("even with its long values cut"), "{err}");
+    }
+
+    /// Still over 1 MiB with every long value cut (a host's many labels, annotations or
+    /// client attributes, or a key of megabytes): the largest parts shrink to fit, the fields
+    /// that name, key and time the event are kept whole, and it parses as the same event.
+    #[test]
+    fn an_event_bloated_by_many_values_is_fitted_into_one_mib() {
+        let labels: Map<String, Value> = (0..200_000).map(|i| (format!("l{i}"), Value::from("v"))).collect();
+        let long: Map<String, Value> = (0..100).map(|i| (format!("a{i}"), Value::from("x".repeat(16_000)))).collect();
+        let key: Map<String, Value> = [("k".repeat(2_000_000), Value::from("v"))].into_iter().collect();
+        for (what, entity) in [
+            ("labels", serde_json::json!({"metadata": {"name": "web-01", "namespace": "prod", "labels": labels}})),
+            ("annotations", serde_json::json!({"metadata": {"name": "web-01", "namespace": "prod", "annotations": long}})),
+            ("a long key", serde_json::json!({"metadata": {"name": "web-01", "namespace": "prod", "labels": key}})),
+        ] {
+            let event = serde_json::json!({
+                "entity": entity,
+                "check": {"metadata": {"name": "keepalive", "namespace": "prod"}, "status": 2, "executed": 1_700_000_000,
+                          "output": "No keepalive sent from web-01 for 120 seconds", "occurrences": 3,
+                          "history": [{"status": 0, "executed": 1}, {"status": 2, "executed": 2}]},
+            });
+            let input = read_capped(event.to_string().as_bytes()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(input.bytes.len() as u64 <= MAX_EVENT_BYTES, "{what}");
+            assert!(input.cut.as_deref().is_some_and(|c| c.contains("shrunk to fit")), "{what}: {:?}", input.cut);
+            let e = parse_json(&input.bytes, None).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!((e.entity.as_str(), e.check.as_str(), e.status, e.namespace.as_deref()), ("web-01", "keepalive", 2, Some("prod")));
+            assert_eq!((e.timestamp, e.occurrences, e.history.as_slice()), (Some(1_700_000_000), 3, &[0, 2][..]), "{what}");
+            assert_eq!(e.output, "No keepalive sent from web-01 for 120 seconds", "{what}");
+        }
+        // The shares: small members whole, the rest fair; too short a share leaves one out.
+        assert_eq!(shares(&[10, 1000, 1000], 600, &[0, 0, 0]), [Some(10), Some(293), Some(294)]);
+        assert_eq!(shares(&[10, 1000], 40, &[0, 20]), [Some(10), None]);
     }
 
     #[test]

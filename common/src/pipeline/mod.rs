@@ -471,10 +471,12 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         }
         None => {
             let input = event::read_capped(stdin)?;
+            // After the event is read: bad input stays one line.
+            let event = event::parse_json(&input.bytes, args.input)?;
             if let Some(cut) = &input.cut {
                 log.warn(cut);
             }
-            (event::parse_json(&input.bytes, args.input)?, Some(input.bytes))
+            (event, Some(input.bytes))
         }
     };
     if let Some((setting, value)) = event.send_to.as_deref().and_then(P::send_to) {
