@@ -303,3 +303,17 @@ fn an_unknown_key_in_a_twilio_recipient_is_named() {
     assert_eq!(r.stderr.matches(NOT_A_SETTING).count(), 3, "one line per key: {}", r.stderr);
     assert!(!r.stderr.contains("+14155550177"), "no value is shown: {}", r.stderr);
 }
+
+/// What is inside an event's setting is not the unread check's to judge: a check's
+/// `recipients` whose object holds a key the handler does not read is still a setting of the
+/// handler, used (the key ignored), and no name it carries is logged.
+#[test]
+fn an_event_recipient_with_an_unknown_key_is_still_used_and_not_named() {
+    let sb = crate::util::twilio_sandbox(json!({"recipients": ["+14155550101"]}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["twilio"] = json!({"recipients": [{"name": "Bob", "phone": "+14155550102", "pager_note": "x"}]});
+    let r = sb.run(&["--dry-run"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("+14155550102") && !r.stdout.contains("+14155550101"), "the check's recipients: {r:?}");
+    assert!(!r.stderr.contains("ignored") && !r.stderr.contains("pager_note"), "{}", r.stderr);
+}

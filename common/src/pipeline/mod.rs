@@ -1170,9 +1170,16 @@ fn readers<P: Provider>() -> Vec<crate::unread::Reader> {
 /// An object of the operator's own naming (PagerDuty's teams, [`crate::unread::Reader::Groups`])
 /// is never a setting an event can carry: only the operator defines teams (an event chooses
 /// one by `pager_team`), so an override shaped like one is counted with the unknown ones, not
-/// named (its name is the event's).
+/// named (its name is the event's). What is inside a known setting's value is not judged
+/// here: a check's `recipients` whose object holds a key Twilio does not read is used, the key
+/// ignored, as before the operator's files were checked item by item.
 fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Logger) -> Vec<crate::trust::Override> {
-    let readers: Vec<_> = readers::<P>().into_iter().filter(|r| !matches!(r, crate::unread::Reader::Groups(_))).collect();
+    // Whether the event names a setting, not what is inside its value: a list's items
+    // (Reader::Items, Twilio's recipient objects) are judged in the operator's files only.
+    let readers: Vec<_> = readers::<P>()
+        .into_iter()
+        .filter(|r| !matches!(r, crate::unread::Reader::Groups(_) | crate::unread::Reader::Items { .. }))
+        .collect();
     let (known, unknown): (Vec<_>, Vec<_>) = overrides.into_iter().partition(|o| {
         // A secret's file (`routing_key_file`) is a setting too, read by config::secret_files
         // in operator layers only; trust refuses it from an event by name.
