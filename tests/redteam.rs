@@ -790,3 +790,44 @@ fn an_entity_with_many_short_labels_still_fits_the_pagerduty_event_limit() {
     assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// A spool entry's name carries a 64-bit FNV-1a hash of its incident key, and an invocation
+/// took every entry whose name carried its own key's hash for its incident's: delivered them
+/// first, held its own request back behind one that could not go out, and folded them into
+/// its record. FNV-1a is no cryptographic hash: a host can choose a check or entity name whose
+/// key shares web-01's hash. With that incident's trigger spooled and its own routing key kept
+/// throttled, web-01's failure queued behind it (exit 75) for as long as the throttling lasted,
+/// up to `spool_max_age`, and was then given up. Entries are told apart by their incident key;
+/// the hash only finds them. The planted entry stands for such a name (computing one is beside
+/// the point).
+#[test]
+fn another_incident_sharing_the_spool_hash_cannot_hold_back_a_failure() {
+    const EVIL_KEY: &str = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
+    let sb = pagerduty_sandbox();
+    let t = now();
+    // While PagerDuty is unreachable, the host's own failure, with a routing key of its own,
+    // is spooled; its name is made to carry web-01/check_disk's hash.
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", t - 20)).unwrap_or_default();
+    ev["client"]["name"] = json!("evil-01");
+    ev["check"]["pagerduty"] = json!({"routing_key": EVIL_KEY});
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let (path, entry) = sb.spooled_entry("pagerduty", &r.stderr);
+    assert_eq!(entry["incident_key"], "evil-01/check_disk");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let (stem, _) = name.rsplit_once('-').unwrap_or_default();
+    let colliding = path.with_file_name(format!("{stem}-{:016x}.json", common::spool::key_hash("web-01/check_disk")));
+    std::fs::rename(&path, &colliding).unwrap();
+    // PagerDuty is back, the host's key over its rate limit; web-01's disk fills up.
+    let fake = FakePagerDuty::start(&[]);
+    fake.throttle(EVIL_KEY);
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "3s"], &fixture_at("sensu/create.json", t));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        fake.accepted().iter().any(|e| e["dedup_key"] == "web-01/check_disk" && e["event_action"] == "trigger"),
+        "web-01's failure waited behind another incident's spooled trigger: {}",
+        r.stderr
+    );
+    assert!(colliding.exists(), "the other incident's entry waits for its own turn: {}", r.stderr);
+    fake.assert_no_violations();
+}

@@ -14,7 +14,7 @@ use crate::exit::{Code, Result};
 use crate::filter::Action;
 use crate::http::Deadline;
 use crate::log::{Logger, escape_controls};
-use crate::spool::{self, Spool};
+use crate::spool::Spool;
 use crate::state::{self, Proposal, Verdict};
 
 /// What `--explain` looks at.
@@ -86,7 +86,10 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
             Verdict::Superseded(why) => format!("ledger verdict: {}", escape_controls(&why)),
         });
     }
-    match Spool::open(P::NAME, common.spool_dir.as_deref()).and_then(|(s, _)| Ok((s.queued_for(key)?.len(), s.queued()?.len(), s))) {
+    let own = |s: &Spool| -> anyhow::Result<usize> {
+        Ok(s.queued_for(key)?.iter().filter(|n| s.read(n).ok().flatten().is_some_and(|e| e.incident_key == **key)).count())
+    };
+    match Spool::open(P::NAME, common.spool_dir.as_deref()).and_then(|(s, _)| Ok((own(&s)?, s.queued()?.len(), s))) {
         Ok((own, all, s)) => {
             lines.push(format!("spool ({}): {own} request(s) queued for this incident, {all} in all", s.dir().display()));
             if own > 0 && proposal.is_some() {
@@ -95,7 +98,6 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         }
         Err(e) => lines.push(format!("spool: unavailable ({e:#})")),
     }
-    let _ = spool::key_hash(key);
     let mut out = std::io::stdout().lock();
     for l in lines {
         let _ = writeln!(out, "{}", crate::secret::mask_all(&l, &log.secrets()));

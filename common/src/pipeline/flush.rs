@@ -91,7 +91,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// Deliver other incidents' entries (not those whose key hash is `own_hash`) within
     /// `deadline`, passing over incidents another invocation is busy with; logs what is left.
     pub(super) fn others(&self, client: &Client, deadline: &Deadline, own_hash: &str) {
-        let report = self.run(client, deadline, &|hash| hash != own_hash, None, false);
+        let report = self.run(client, deadline, &|hash| hash != own_hash, None, None, false);
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) still queued ({why})", report.remaining));
         }
@@ -101,7 +101,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// incident's hold already. Returns how many are left.
     pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> usize {
         let hash = format!("{:016x}", spool::key_hash(key));
-        let report = self.run(client, deadline, &|h| h == hash, held.then_some(key), false);
+        let report = self.run(client, deadline, &|h| h == hash, Some(key), held.then_some(key), false);
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) for {key} still queued ({why})", report.remaining));
         }
@@ -109,13 +109,18 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     /// Deliver the queued entries whose key hash `wanted` accepts, oldest first, until
-    /// `deadline`. `held`: the key whose hold this process has already. `wait`: wait for
-    /// another holder of an incident within the deadline (`--flush`) instead of passing over it.
+    /// `deadline`; with `only`, those of that incident key alone (a hash is 64 bits of FNV-1a,
+    /// which a name can be made to share: another incident's entries are neither delivered
+    /// nor counted as this one's). `held`: the key whose hold this process has already.
+    /// `wait`: wait for another holder of an incident within the deadline (`--flush`) instead
+    /// of passing over it. An incident whose entry cannot go out yet holds back its later ones
+    /// (by incident key, not by hash).
     pub(super) fn run(
         &self,
         client: &Client,
         deadline: &Deadline,
         wanted: &dyn Fn(&str) -> bool,
+        only: Option<&str>,
         held: Option<&str>,
         wait: bool,
     ) -> Report {
@@ -138,10 +143,6 @@ impl<'a, P: Provider> Flusher<'a, P> {
             if !wanted(&hash) {
                 continue;
             }
-            if halted || held_back.contains(&hash) || deadline.remaining().is_zero() {
-                report.remaining += 1;
-                continue;
-            }
             let entry = match spool.read(&name) {
                 Ok(Some(e)) => e,
                 // Delivered by another process meanwhile.
@@ -155,9 +156,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     continue;
                 }
             };
+            if only.is_some_and(|k| k != entry.incident_key) {
+                continue;
+            }
+            let incident = entry.incident_key.clone();
+            if halted || held_back.contains(&incident) || deadline.remaining().is_zero() {
+                report.remaining += 1;
+                continue;
+            }
             let destination = destination_of(&entry.overrides);
             if retrying.contains(&destination) {
-                held_back.insert(hash);
+                held_back.insert(incident);
                 report.remaining += 1;
                 continue;
             }
@@ -169,7 +178,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         Ok(Some(h)) => Some(h),
                         Ok(None) => {
                             self.log.debug(format!("spool: {} is busy in another invocation; its entries wait", entry.incident_key));
-                            held_back.insert(hash);
+                            held_back.insert(incident);
                             report.remaining += 1;
                             continue;
                         }
@@ -211,7 +220,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 Outcome::Spooled(why) => {
                     self.log.info(format!("spool: {} waits: {why}", entry.incident_key));
-                    held_back.insert(hash);
+                    held_back.insert(incident);
                     report.remaining += 1;
                 }
                 Outcome::Retry(r) => {
@@ -221,7 +230,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     }
                     spool.rewrite(&name, &entry);
                     report.remaining += 1;
-                    held_back.insert(hash);
+                    held_back.insert(incident);
                     retrying.insert(destination);
                     self.log.info(format!("spool: {} waits: {}", entry.incident_key, r.reason));
                     report.stopped.get_or_insert(r.reason);
@@ -503,7 +512,7 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     }
     let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
     let flusher = Flusher::<P>::new(Some(&spool), store.as_deref(), &operator, &common, log);
-    let report = flusher.run(&client, &deadline, &|_| true, None, true);
+    let report = flusher.run(&client, &deadline, &|_| true, None, None, true);
     let took = http::fmt_ms(deadline.elapsed());
     let summary = format!(
         "flushed {}: {} delivered, {} moved to failed/, {} still queued, in {took}",

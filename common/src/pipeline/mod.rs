@@ -912,9 +912,16 @@ pub(crate) fn adopt_inflight(
     moved
 }
 
-/// The entries still spooled for `key`, oldest first (unreadable ones left out).
+/// The entries still spooled for `key`, oldest first (unreadable ones, and another incident's
+/// whose key shares the hash in their names, left out).
 fn spooled_tail(spool: &Spool, key: &str) -> Vec<spool::Entry> {
-    spool.queued_for(key).unwrap_or_default().iter().filter_map(|n| spool.read(n).ok().flatten()).collect()
+    spool
+        .queued_for(key)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| spool.read(n).ok().flatten())
+        .filter(|e| e.incident_key == key)
+        .collect()
 }
 
 /// The ledger's view of a spooled entry.
