@@ -528,8 +528,18 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
         Some(to) if is_e164(to) => {}
         to => return Err(refuse(400, 21211, format!("The 'To' number {} is not a valid phone number.", to.unwrap_or("")))),
     }
+    // A message may come from a Messaging Service instead of a number (one of From /
+    // MessagingServiceSid, specs/README.md); a call always needs From.
+    let service = resource == "Messages.json" && get("From").is_none() && get("MessagingServiceSid").is_some();
     match get("From") {
         Some(from) if is_e164(from) => {}
+        None if service => {
+            let sid = get("MessagingServiceSid").unwrap_or("");
+            let valid = sid.len() == 34 && sid.starts_with("MG") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid {
+                return Err(refuse(400, 20001, format!("MessagingServiceSid {sid:?} is not MG followed by 32 hex digits")));
+            }
+        }
         from => return Err(refuse(400, 21212, format!("The 'From' number {} is not a valid phone number.", from.unwrap_or("")))),
     }
     let mut twiml = None;
@@ -913,6 +923,9 @@ mod self_test {
         assert_eq!(t.say_attrs, vec![("language".to_string(), "en-US".to_string())]);
         let sms = [("To", "+819012345678"), ("From", "+14155550199"), ("Body", "障害")];
         assert!(check(&post("Messages.json", API_KEY_SID, API_KEY_SECRET, &sms), &v).is_ok());
+        // From a Messaging Service instead of a number (one of From / MessagingServiceSid).
+        let service = [("To", "+819012345678"), ("MessagingServiceSid", "MG0123456789abcdef0123456789abcdef"), ("Body", "障害")];
+        assert!(check(&post("Messages.json", ACCOUNT_SID, AUTH_TOKEN, &service), &v).is_ok());
     }
 
     #[test]
