@@ -631,4 +631,28 @@ mod tests {
         assert_eq!(keys, ["web-01/disk"]);
         assert_eq!(percent_decode(&file_name_for("a/b c")), "a/b c");
     }
+
+    #[test]
+    fn progress_notes_keep_an_open_record_and_renew_a_closed_ones_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::at(dir.path().to_path_buf()).unwrap();
+        let expiry = |key: &str| expiry_of(&serde_json::from_slice(&fs::read(store.path(key, "json")).unwrap()).unwrap());
+        let write = |key: &str, expire| {
+            store.update_with(key, Write { durability: Durability::Durable, expire }, &mut |_| {
+                Some(json!({"key": key, "open": key == "open", "last_action": "trigger"}))
+            })
+        };
+        write("closed", Expiry::After(Duration::from_secs(60))).unwrap();
+        write("open", Expiry::Never).unwrap();
+        let notes = crate::state::Progress { token: "t".into(), notes: json!({"calls": []}) };
+        for key in ["closed", "open"] {
+            crate::state::note_progress(&store, key, &notes).unwrap();
+            assert_eq!(crate::state::get(&store, key).unwrap().and_then(|r| r.progress), Some(notes.clone()), "{key}");
+        }
+        // A closed record about to be forgotten outlives the run that reopens it; an open one
+        // is kept.
+        let renewed = expiry("closed").expect("a closed record expires");
+        assert!(renewed >= clock::now_unix() + crate::state::CLOSED_RECORD_TTL.as_secs() - 60, "{renewed}");
+        assert_eq!(expiry("open"), None);
+    }
 }

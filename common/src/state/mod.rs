@@ -589,8 +589,10 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
 
 /// Note `progress` as what the delivery holding `key` has done so far ([`Incident::progress`],
 /// replacing any earlier notes). Durable, unlike [`note_inflight`]: what it notes (a phone
-/// call) goes on at the service when this machine reboots. A closed record keeps its expiry.
-/// Call it holding the hold.
+/// call) goes on at the service when this machine reboots. An open incident's record is kept;
+/// a closed one's expiry starts again ([`CLOSED_RECORD_TTL`] from now), so that the notes of a
+/// run reopening it outlive the run even when the record was about to be forgotten. Call it
+/// holding the hold.
 ///
 /// Errors: as [`Store::get`] and [`Store::update_with`].
 pub fn note_progress(store: &dyn Store, key: &str, progress: &Progress) -> anyhow::Result<()> {
