@@ -733,12 +733,26 @@ pub mod de {
     }
 
     /// A list of `T` (an enum such as [`super::Severity`]): a JSON array, or one comma-separated
-    /// string (`"warning,critical"`), each item deserialized as `T` (so an unknown word is
-    /// refused with the words expected).
+    /// string (`"warning,critical"`), each item trimmed and deserialized as `T` (so an unknown
+    /// word is refused with the words expected). An empty item of an array is such a word
+    /// (`[""]` names no severity, and is refused rather than read as an empty list); a
+    /// comma-separated string's empty items (`"warning,"`) are dropped, as [`list`] drops them.
     pub fn list_of<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-        list(d)?
+        let items = match Value::deserialize(d)? {
+            Value::Array(items) => strings(items)?,
+            other => list(other).map_err(D::Error::custom)?,
+        };
+        items.iter().map(|item| serde_json::from_value::<T>(Value::String(item.trim().to_string())).map_err(D::Error::custom)).collect()
+    }
+
+    /// The items of a JSON array, each a string as it is (else an error naming the type found).
+    fn strings<E: Error>(items: Vec<Value>) -> Result<Vec<String>, E> {
+        items
             .into_iter()
-            .map(|item| serde_json::from_value::<T>(Value::String(item.trim().to_string())).map_err(D::Error::custom))
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(E::custom(format!("list items must be strings, found {}", crate::event::field::type_name(&other)))),
+            })
             .collect()
     }
 
@@ -767,13 +781,7 @@ pub mod de {
     pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         let entries = match Value::deserialize(d)? {
             Value::String(s) => s.split(',').map(String::from).collect::<Vec<_>>(),
-            Value::Array(items) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s),
-                    other => Err(D::Error::custom(format!("list items must be strings, found {}", crate::event::field::type_name(&other)))),
-                })
-                .collect::<Result<_, _>>()?,
+            Value::Array(items) => strings(items)?,
             other => return Err(D::Error::custom(format!("expected a list of strings, found {}", crate::event::field::type_name(&other)))),
         };
         Ok(entries.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(String::from).collect())
@@ -845,6 +853,14 @@ mod tests {
         assert_eq!(c.check_settings, Some(vec![]), "an empty list: none");
         let c: Common = typed("x", obj(json!({"check_settings": null}))).unwrap();
         assert_eq!(c.check_settings, None, "null: all");
+        // A list of words is not a list of names: an empty word in an array is refused, as it
+        // always was, rather than read as no severity at all.
+        let err = typed::<Common>("x", obj(json!({"severities": [""]}))).unwrap_err();
+        assert!(err.to_string().contains("settings `x.severities`"), "{err}");
+        let c: Common = typed("x", obj(json!({"severities": [" critical "]}))).unwrap();
+        assert_eq!(c.severities, [Severity::Critical]);
+        let c: Common = typed("x", obj(json!({"severities": "critical,"}))).unwrap();
+        assert_eq!(c.severities, [Severity::Critical]);
     }
 
     #[test]
