@@ -831,3 +831,43 @@ fn another_incident_sharing_the_spool_hash_cannot_hold_back_a_failure() {
     assert!(colliding.exists(), "the other incident's entry waits for its own turn: {}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// War-room names come from host and check names, lowercased with punctuation made `-`, so
+/// `Web-01`, `WEB-01`, `web.01`, `Web.01` and `WEB.01` make the name web-01's failure of the
+/// same check gets. On `name_taken` handler-slack tried `-2` … `-5` and then refused the page
+/// (exit 69): a host failing that check under five such names (a Sensu Go agent names its
+/// proxy entities as it likes) took them all, and web-01's failure that day opened no war room
+/// and was posted nowhere. After the numbered names one with a random suffix is tried, which
+/// no host can take first.
+#[test]
+fn hosts_taking_every_numbered_war_room_name_cannot_cost_another_hosts_page() {
+    use crate::fake::slack::{BOT_TOKEN, FakeSlack};
+    const T: u64 = 1_796_086_800; // 2026-12-01T01:00:00Z
+    const BASE: &str = "inc-20261201-web-01-check_disk";
+    let fake = FakeSlack::start();
+    fake.set_clock(T);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN}}));
+    let run = |entity: &str, secs: u64| {
+        let ev = json!({"action": "create", "occurrences": 1, "client": {"name": entity},
+            "check": {"name": "check_disk", "status": 2, "output": "disk", "interval": 60, "executed": T + secs}});
+        let mut cmd = sb.command(&["--api-url", &fake.api_url()]);
+        cmd.env("PAGERPIPE_NOW", (T + secs).to_string());
+        crate::util::run_command(cmd, ev.to_string().as_bytes())
+    };
+    for (i, lookalike) in ["Web-01", "WEB-01", "web.01", "Web.01", "WEB.01"].into_iter().enumerate() {
+        let r = run(lookalike, 10 * i as u64);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    let taken: Vec<String> = fake.created().into_iter().map(|c| c.name).collect();
+    assert_eq!(taken, [BASE.to_string(), format!("{BASE}-2"), format!("{BASE}-3"), format!("{BASE}-4"), format!("{BASE}-5")]);
+    let r = run("web-01", 60);
+    assert_eq!(r.code, Some(0), "web-01's failure has no war room: {r:?}");
+    let created = fake.created();
+    assert_eq!(created.len(), 6, "{}", r.stderr);
+    let room = &created[5];
+    let suffix = room.name.strip_prefix(&format!("{BASE}-")).unwrap_or_default();
+    assert!(suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()), "{}", room.name);
+    assert_eq!(fake.channel(&room.id).roots().len(), 1, "web-01's alert is posted in its war room");
+    fake.assert_no_violations();
+}

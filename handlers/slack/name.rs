@@ -125,6 +125,19 @@ pub fn with_suffix(name: &str, n: u32) -> String {
     format!("{}{suffix}", cut(name, MAX_NAME - suffix.len()))
 }
 
+/// `name` with a random suffix of 8 hex digits (`-3f9a0c1e`), cut to fit [`MAX_NAME`]: the
+/// name tried when the numbered ones are all taken. Random, so that nobody can take it first:
+/// channel names come from host and check names, which the monitored hosts choose, and
+/// several hosts can make one name (`web.01`, `Web-01`, `web-01`). The bits come from the
+/// standard library's per-process random hash keys (`RandomState`, seeded by the OS).
+pub fn with_random_suffix(name: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(name.as_bytes());
+    let suffix = format!("-{:08x}", h.finish() & 0xffff_ffff);
+    format!("{}{suffix}", cut(name, MAX_NAME - suffix.len()))
+}
+
 /// The suffix number to try after `previous`, when `previous` is `base` (→ 2) or
 /// `base` with a suffix `-N` ([`with_suffix`], → N + 1); `None` when it is another name.
 pub fn suffix_after(base: &str, previous: &str) -> Option<u32> {
@@ -202,6 +215,16 @@ mod tests {
             assert!(is_valid(&n), "{raw:?} → {n:?}");
         }
         assert_eq!(sanitize("ÄÖÜ straße").split('-').next(), Some("aou"));
+    }
+
+    #[test]
+    fn a_random_suffix_fits_and_differs() {
+        let long = "x".repeat(100);
+        for base in ["inc-20261201-web-01-check_disk", long.as_str()] {
+            let (a, b) = (with_random_suffix(base), with_random_suffix(base));
+            assert!(is_valid(&a) && a.len() <= MAX_NAME, "{a}");
+            assert_ne!(a, b, "random, not derived from the name");
+        }
     }
 
     #[test]

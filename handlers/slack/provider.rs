@@ -7,8 +7,8 @@
 //!   channel: `conversations.create` with a name from `channel_template` (default
 //!   `inc-{date}-{entity}-{check}`, made valid by [`crate::name`]); on `name_taken` the channel
 //!   this incident already has (its stored name), else the name with `-2`, `-3`, … (up to
-//!   [`MAX_NAME_TRIES`] names); `is_private`; `conversations.setTopic` (status, entity/check,
-//!   the output's first line, the link); `conversations.invite` of `responders` with
+//!   [`MAX_NAME_TRIES`] names), then the name with a random suffix; `is_private`;
+//!   `conversations.setTopic` (status, entity/check, the output's first line, the link); `conversations.invite` of `responders` with
 //!   `force=true` (a user Slack does not know is logged, the others are invited; ≤ 100 per
 //!   call); then `chat.postMessage` with the alert. The channel ID, its name and the alert's
 //!   `ts` go into the incident record's `refs` (`channel_id`, `channel_name`, `ts`).
@@ -51,7 +51,8 @@ use crate::name::{self, ChannelTemplate};
 pub use crate::api::{CHANNEL_ID, TS};
 /// `refs` key of the war room's name.
 pub const CHANNEL_NAME: &str = "channel_name";
-/// How many names are tried on `name_taken` (the template's, then `-2` … `-5`).
+/// How many numbered names are tried on `name_taken` (the template's, then `-2` … `-5`);
+/// then one with a random suffix ([`crate::name::with_random_suffix`]).
 pub const MAX_NAME_TRIES: u32 = 5;
 /// How many pages of `conversations.list` are read when looking for a war room by name.
 pub const MAX_LIST_PAGES: u32 = 5;
@@ -478,36 +479,34 @@ impl<'a> Session<'a> {
             self.job.previous.filter(|p| !(p.open && reuse)).and_then(|p| Stored::from_refs(&p.refs)).and_then(|s| s.channel_name);
         let first = previous_name.as_deref().and_then(|n| name::suffix_after(&base, n)).unwrap_or(1);
         let name_for = |n: u32| if n == 1 { base.clone() } else { name::with_suffix(&base, n) };
-        let mut name = name_for(first);
-        let mut channel: Option<Stored> = None;
-        for attempt in first..first + MAX_NAME_TRIES {
+        // The numbered names, then one nobody can tell in advance: names are the monitored
+        // hosts' (`web.01`, `Web-01` and `web-01` make the same one), and a host that took
+        // them all first must not cost another's page.
+        let mut names = (first..first + MAX_NAME_TRIES).map(name_for).chain(std::iter::once(name::with_random_suffix(&base)));
+        let mut name = names.next().unwrap_or_else(|| base.clone());
+        let channel = loop {
             match self.call(Call::Create { name: name.clone(), is_private: *is_private, asked }) {
                 Ok(body) => {
                     let id = body["channel"]["id"].as_str().unwrap_or(DRY_CHANNEL).to_string();
                     let got = body["channel"]["name"].as_str().unwrap_or(&name).to_string();
                     self.notes.push(format!("created #{got} {id}"));
-                    channel = Some(Stored { channel_id: id, channel_name: Some(got), ts: None });
-                    break;
+                    break Stored { channel_id: id, channel_name: Some(got), ts: None };
                 }
                 Err(Stop::Slack(e)) if e.code == "name_taken" => {
                     if let Some(s) = stored_before.as_ref().filter(|s| s.channel_name.as_deref() == Some(name.as_str())) {
                         self.notes.push(format!("#{name} is this incident's war room already"));
-                        channel = Some(s.clone());
-                        break;
+                        break s.clone();
                     }
                     if let Some(own) = self.find_own(&name, asked) {
                         self.notes.push(format!("#{name} was created by an attempt whose answer was lost"));
-                        channel = Some(own);
-                        break;
+                        break own;
                     }
-                    if attempt + 1 == first + MAX_NAME_TRIES {
+                    let Some(next) = names.next() else {
                         return Err(Stop::Failed(Outcome::Refused(format!(
-                            "conversations.create answered name_taken for #{name} and the {} names before it; \
-                             archive or rename old channels, or change slack.channel_template",
-                            MAX_NAME_TRIES - 1
+                            "conversations.create answered name_taken for #{name} and the {MAX_NAME_TRIES} names before it; \
+                             archive or rename old channels, or change slack.channel_template"
                         ))));
-                    }
-                    let next = name_for(attempt + 1);
+                    };
                     self.ctx.log.info(format!("#{name} is taken; trying #{next}"));
                     name = next;
                 }
@@ -519,8 +518,7 @@ impl<'a> Session<'a> {
                 }
                 Err(other) => return Err(other),
             }
-        }
-        let Some(channel) = channel else { return Ok(()) };
+        };
         self.refs.extend(channel.refs());
         self.war_room_steps(Some(channel))
     }
