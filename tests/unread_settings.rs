@@ -317,3 +317,30 @@ fn an_event_recipient_with_an_unknown_key_is_still_used_and_not_named() {
     assert!(r.stdout.contains("+14155550102") && !r.stdout.contains("+14155550101"), "the check's recipients: {r:?}");
     assert!(!r.stderr.contains("ignored") && !r.stderr.contains("pager_note"), "{}", r.stderr);
 }
+
+#[test]
+fn test_mode_in_a_settings_file_is_ignored_and_named_and_the_real_page_goes_out() {
+    use crate::fake::twilio::FakeTwilio;
+    let fake = FakeTwilio::start(&[]);
+    let sb = crate::util::twilio_sandbox(json!({"recipients": ["+14155550101"], "test": true, "test_message": "only a rehearsal"}));
+    let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let calls = fake.to("Calls.json");
+    assert_eq!(calls.len(), 1, "{}", r.stderr);
+    let said = &calls[0].twiml.as_ref().expect("Twiml").say;
+    assert!(said.iter().all(|s| s.starts_with("web-01 check_disk is critical.")), "the real page, not the test message: {said:?}");
+    let line = format!(
+        "twilio: warn: settings `twilio.test` (in {}) is set by the --test flag only, never by a settings file; ignored",
+        sb.conf_dir().join("twilio.json").display()
+    );
+    assert_eq!(r.stderr.lines().filter(|l| *l == line).count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains(NOT_A_SETTING), "{}", r.stderr);
+    fake.assert_no_violations();
+
+    // A handler with no test mode names it as any setting it does not have.
+    let pd = FakePagerDuty::start(&[]);
+    let (_sb, r) = pagerduty(&pd, json!({"routing_key": ROUTING_KEY, "test": true}));
+    assert_eq!((r.code, pd.events().len()), (Some(0), 1), "{r:?}");
+    assert_eq!(r.stderr.matches("`pagerduty.test`").count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a setting of handler-pagerduty; ignored"), "{}", r.stderr);
+}

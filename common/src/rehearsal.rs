@@ -28,13 +28,19 @@ pub fn event(entity: Option<&str>, output: &str) -> String {
     .to_string()
 }
 
-/// Settings `--test` lays over the files: test mode (`test: true`, e.g. Twilio speaks
+/// The setting that puts a handler in test mode (Twilio speaks `test_message`, Slack checks
+/// its token and posts a test message instead of opening a war room): set by `--test` only.
+/// A settings file's `test` is dropped with a warning (`pipeline`'s `operator_settings`): in a
+/// file it would turn every real page into a rehearsal.
+pub const TEST_SETTING: &str = "test";
+
+/// Settings `--test` lays over the files: test mode ([`TEST_SETTING`], e.g. Twilio speaks
 /// `test_message`), page whatever the `severities`/`occurrences` filters say, and never
 /// suppress a repeated test (`refresh: 0`). A handler's own limits (e.g. Twilio's call caps)
 /// still apply.
 pub fn settings() -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("test".into(), true.into());
+    m.insert(TEST_SETTING.into(), true.into());
     m.insert("severities".into(), "warning,critical,unknown".into());
     m.insert("occurrences".into(), 1.into());
     m.insert("refresh".into(), 0.into());

@@ -25,8 +25,8 @@
 //!
 //! The recipients' order is rotated daily with `rotation: daily` ([`crate::rotation`]), and
 //! every call first takes a slot under the per-recipient caps ([`crate::caps`]); a call over a
-//! cap is not placed (one log line). `--test` (setting `test`) speaks and texts `test_message`
-//! instead of `message`.
+//! cap is not placed (one log line). `--test` (the flag only: a settings file's `test` is
+//! ignored) speaks and texts `test_message` instead of `message`.
 //!
 //! Every recipient is tried. When some are reached and others fail, the page counts as
 //! delivered (the failures are logged as errors); when none is reached, the most hopeful

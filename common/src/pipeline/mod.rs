@@ -1087,7 +1087,9 @@ fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, 
     {
         log.warn(w);
     }
-    let from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
+    let mut from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
+    // Test mode is `--test`'s alone: from a file it would make every real page a rehearsal.
+    from_files.remove(crate::rehearsal::TEST_SETTING);
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
     let common: Common = config::typed(P::NAME, operator.clone())?;
     common.validate(P::NAME)?;
@@ -1119,6 +1121,13 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, common
         log.warn(crate::secret::mask_all(&line, &secrets.iter().map(String::as_str).collect::<Vec<_>>()));
     };
     let not_read = format!("is not a setting of handler-{}; ignored", P::NAME);
+    // Dropped from the files by operator_settings: named here whether or not `P` has a test mode.
+    let test = [crate::rehearsal::TEST_SETTING.to_string()];
+    if let Some(file) = files.origin(P::NAME, &test) {
+        let reads_test = crate::unread::unread(&Map::from_iter([(test[0].clone(), Value::Bool(true))]), &readers::<P>()).is_empty();
+        let what = if reads_test { "is set by the --test flag only, never by a settings file; ignored" } else { not_read.as_str() };
+        warn(&test, file, what, None);
+    }
     for unread in crate::unread::unread(operator, &readers::<P>()) {
         // A secret another handler reads (`token`) may have come from its file setting
         // (`token_file`), which config::secret_files replaced: name it as the file says.
