@@ -871,3 +871,39 @@ fn hosts_taking_every_numbered_war_room_name_cannot_cost_another_hosts_page() {
     assert_eq!(fake.channel(&room.id).roots().len(), 1, "web-01's alert is posted in its war room");
     fake.assert_no_violations();
 }
+
+/// handler-twilio notes a call in the incident's record while its create is in flight, so that
+/// the next holder can look it up if this one dies; the note keeps the event's settings
+/// overrides, to send it again alike. A check may carry its own Twilio account
+/// (`check.twilio.auth_token`, a check-level setting), and the record was written 0640 in the
+/// group-shared state directory: every member of the `pagerpipe` group (the nagios, zabbix and
+/// sensu users) could read that auth token while the call was being placed, or for good once
+/// a killed handler left the note behind. A record holding a note in flight is owner-only, as
+/// a spool entry holding a credential is.
+#[test]
+fn a_checks_own_twilio_auth_token_is_never_in_a_group_readable_record() {
+    use crate::fake::twilio::{AUTH_TOKEN, FakeTwilio, Script};
+    use std::os::unix::fs::PermissionsExt;
+    let sb = twilio_sandbox(json!({"auth_token": "the-operators-own-token-0000000000", "recipients": ["+14155550101"]}));
+    let fake = FakeTwilio::start(&[Script::Late(1500)]);
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap_or_default();
+    ev["check"]["twilio"] = json!({"auth_token": AUTH_TOKEN});
+    let child = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "10s"]), ev.to_string().as_bytes());
+    let record = sb.state_file("twilio", "web-01%2Fcheck_disk.json");
+    let (mode, holds_token) = crate::util::wait_until(
+        "the call's note in flight",
+        std::time::Duration::from_secs(8),
+        || {
+            let text = std::fs::read_to_string(&record).ok()?;
+            let mode = std::fs::metadata(&record).ok()?.permissions().mode() & 0o777;
+            text.contains("\"inflight\"").then_some((mode, text.contains(AUTH_TOKEN)))
+        },
+        || format!("{:?}", std::fs::read_to_string(&record)),
+    );
+    assert!(holds_token, "the note keeps the event's overrides, the check's auth token too");
+    let r = crate::util::finish(child);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(mode, 0o600, "a record holding the check's auth token is readable by the group");
+    assert_eq!(fake.calls().len(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}

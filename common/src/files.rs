@@ -532,12 +532,18 @@ pub const FILE_MODE: u32 = 0o640;
 ///
 /// Errors name the file.
 pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool, durability: Durability) -> anyhow::Result<()> {
+    write_atomic_mode(path, bytes, replace, durability, FILE_MODE)
+}
+
+/// [`write_atomic`] with the file created with `mode` (e.g. 0600 for one holding a credential:
+/// it is never readable by others, not even for a moment).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], replace: bool, durability: Durability, mode: u32) -> anyhow::Result<()> {
     let durable = durability == Durability::Durable;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut builder = tempfile::Builder::new();
     builder.prefix(".tmp-");
     #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE));
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
     let mut tmp = builder.tempfile_in(dir).map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })

@@ -378,9 +378,12 @@ impl Store for FileStore {
                     if let (Some(at), Some(obj)) = (expires, stored.as_object_mut()) {
                         obj.insert(EXPIRES.into(), at.into());
                     }
+                    // A request noted in flight carries its event's settings overrides, which
+                    // may hold a credential (a check's own Twilio auth token): owner only.
+                    let mode = if holds_inflight(&stored) { 0o600 } else { files::FILE_MODE };
                     let mut bytes = serde_json::to_vec(&stored)?;
                     bytes.push(b'\n');
-                    files::write_atomic(&path, &bytes, true, durability_over(durability, found))
+                    files::write_atomic_mode(&path, &bytes, true, durability_over(durability, found), mode)
                 }
                 Some(_) => Ok(()),
                 None => match fs::remove_file(&path) {
@@ -439,6 +442,11 @@ impl Store for FileStore {
     fn take_notices(&self) -> Vec<String> {
         std::mem::take(&mut *self.notices.borrow_mut())
     }
+}
+
+/// Whether record `v` holds requests noted in flight (`inflight`, [`super::Incident::inflight`]).
+fn holds_inflight(v: &Value) -> bool {
+    v.get("inflight").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
 }
 
 /// Map a key to a file name: `[A-Za-z0-9_-]` and inner dots kept, other bytes as `%XX`; names
