@@ -907,3 +907,29 @@ fn a_checks_own_twilio_auth_token_is_never_in_a_group_readable_record() {
     assert_eq!(fake.calls().len(), 1, "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// A summary template is presentation, which a monitored host's entity annotations may set
+/// (`pagerpipe/pagerduty.summary_template`), and it was rendered whole before PagerDuty's
+/// 1 024 characters were cut from it: 60 000 `{output}` placeholders over a 16 KB check
+/// output (a 500 KB event) made a 960 MB string, 7 s of CPU and 1.9 GB of memory on the
+/// monitoring server for one event, and more than a small machine has. A rendering stops at
+/// 64 KiB. Run under a 400 MB address-space limit, the page goes out whole.
+#[test]
+fn a_host_written_template_cannot_cost_the_server_gigabytes() {
+    if !crate::util::require_program("/usr/bin/prlimit", "util-linux") {
+        return;
+    }
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap_or_default();
+    ev["check"]["output"] = json!("x".repeat(16_000));
+    ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.summary_template": "{output}".repeat(60_000)});
+    let cmd = crate::util::under_memory_limit(&sb.command(&["--api-url", &fake.url]), 400 * 1024 * 1024);
+    let r = crate::util::run_command(cmd, ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = fake.events();
+    assert_eq!(events.len(), 1, "{}", r.stderr);
+    let summary = events[0]["payload"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.starts_with("xxxx") && summary.chars().count() <= 1024, "{summary:.80}");
+    fake.assert_no_violations();
+}

@@ -212,6 +212,29 @@ impl Sandbox {
     }
 }
 
+/// `cmd` run under `prlimit --as=BYTES` (util-linux): an address-space limit, so that a test
+/// can tell a handler that needs more memory than `bytes` (it aborts) from one that does not,
+/// with no clock involved. The same program, arguments and environment (cleared, as
+/// [`Sandbox::command`] makes them). Check [`require_program`]`("/usr/bin/prlimit", "util-linux")` first.
+pub fn under_memory_limit(cmd: &Command, bytes: u64) -> Command {
+    let mut limited = Command::new("/usr/bin/prlimit");
+    limited.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            limited.env(k, v);
+        }
+    }
+    limited
+        .arg(format!("--as={bytes}"))
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    limited
+}
+
 /// `base` (a settings object) with the settings of `extra` (an object; anything else adds
 /// nothing) laid over it, one level deep.
 pub fn laid_over(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
