@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Found, Provider, operator_settings, settings_with};
+use super::settings::{operator_settings, settings_with};
+use super::{Found, Provider};
 use crate::cli::CommonArgs;
 use crate::config::Common;
 use crate::exit::{Code, Result};
@@ -67,7 +68,7 @@ pub struct Report {
 pub(super) struct Flusher<'a, P: Provider> {
     spool: Option<&'a Spool>,
     store: Option<&'a dyn Store>,
-    /// The operator's settings of `P`, as this invocation read them ([`super::operator_settings`]).
+    /// The operator's settings of `P`, as this invocation read them ([`super::settings::operator_settings`]).
     operator: &'a Map<String, Value>,
     /// The shared settings (`spool_max_age`; `entity_settings` and `check_settings`, which only
     /// the operator sets, say what an entry's overrides may set).

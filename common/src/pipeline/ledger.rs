@@ -7,7 +7,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{Provider, open_store, operator_settings};
+use super::settings::operator_settings;
+use super::{Provider, open_store};
 use crate::cli::CommonArgs;
 use crate::exit::{Code, Result};
 use crate::http::Deadline;

@@ -16,6 +16,7 @@
 mod explain;
 mod flush;
 mod ledger;
+mod settings;
 
 use std::io::Write;
 use std::time::Instant;
@@ -25,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::cli::CommonArgs;
-use crate::config::{self, Common, Files};
+use crate::config::Common;
 use crate::event::{self, Event};
 use crate::exit::{Code, Result};
 use crate::filter::{self, Action, Decision};
@@ -483,7 +484,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
-    let Settings { section, common, overrides, operator } = settings::<P>(args, flags, Some(&event), log)?;
+    let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
@@ -1055,220 +1056,6 @@ fn print_undelivered(log: &Logger, event: &Event, raw: Option<&[u8]>) {
         .to_string(),
     };
     log.error(format!("undelivered event, not spooled: {shown}"));
-}
-
-/// The settings of one invocation.
-struct Settings {
-    /// `P`'s merged section.
-    section: Map<String, Value>,
-    /// Its shared part.
-    common: Common,
-    /// The event's overrides that [`crate::trust`] let through, as they differ from the
-    /// operator's settings (kept with spooled requests, so that a flush routes them alike).
-    overrides: Map<String, Value>,
-    /// The operator's settings alone ([`operator_settings`]).
-    operator: Map<String, Value>,
-}
-
-/// The operator's settings of `P`: `P`'s defaults < settings files (`--config`) < shared flags
-/// and `flags`, with secrets named by `*_file` settings read in. Errors exit 78 (the
-/// operator's own settings must be right). Warnings about the files (a secret readable by
-/// others, a setting nothing reads) go to `log`. Read once per invocation: a flush builds each
-/// spooled request's settings from these ([`settings_with`]).
-fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &Logger) -> Result<(Map<String, Value>, Common)> {
-    let files = Files::load(&args.config)?;
-    for w in files.warnings() {
-        log.warn(w);
-    }
-    let mut shared = args.settings();
-    shared.extend(flags);
-    for w in
-        config::secret_file_warnings(P::NAME, &files.section(P::NAME)).into_iter().chain(config::secret_file_warnings(P::NAME, &shared))
-    {
-        log.warn(w);
-    }
-    let mut from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
-    // Test mode is `--test`'s alone: from a file it would make every real page a rehearsal.
-    from_files.remove(crate::rehearsal::TEST_SETTING);
-    let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
-    let common: Common = config::typed(P::NAME, operator.clone())?;
-    common.validate(P::NAME)?;
-    warn_unread::<P>(&files, &operator, &common, log);
-    Ok((operator, common))
-}
-
-/// One warning per setting of `P`'s section in the settings files that no part of the handler
-/// reads ([`crate::unread`]: [`Common`] and [`Provider::READERS`] all ignore it), naming the
-/// setting, the file it is in and the setting it is probably a misspelling of, never its value
-/// (it may be a secret under a wrong name). `operator` is the operator's merged section; the
-/// defaults and flags in it name only settings that exist, and event overrides are not in it
-/// (a name written on the monitored host never gets a log line of its own). Only `P`'s section
-/// is looked at: other handlers' sections and Sensu's own settings (`handlers`, `checks` …) in
-/// the same directory are not this handler's to judge. Likewise one warning per key of
-/// `notification_types` that is no notification type Nagios or Icinga sends
-/// ([`crate::event::nagios::NOTIFICATION_TYPES`]): read, but it never applies; and one per
-/// entry of `check_settings` or `entity_settings` (as `common`, the operator's, read them)
-/// that names no setting an event may set ([`crate::trust::event_settings`]): it allows
-/// nothing, and the setting the operator meant stays refused.
-fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, common: &Common, log: &Logger) {
-    let mut secrets: Option<Vec<String>> = None;
-    let mut warn = |path: &[String], file: &std::path::Path, what: &str, suggestion: Option<&str>| {
-        let hint = suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        let line = format!("settings `{}.{}` (in {}) {what}{hint}", P::NAME, crate::unread::shown(path), file.display());
-        // Logged before the provider registers its secrets with `log`: a key name that holds a
-        // secret by mistake is masked here.
-        let secrets = secrets.get_or_insert_with(|| config::secret_values(operator));
-        log.warn(crate::secret::mask_all(&line, &secrets.iter().map(String::as_str).collect::<Vec<_>>()));
-    };
-    let not_read = format!("is not a setting of handler-{}; ignored", P::NAME);
-    // Dropped from the files by operator_settings: named here whether or not `P` has a test mode.
-    let test = [crate::rehearsal::TEST_SETTING.to_string()];
-    if let Some(file) = files.origin(P::NAME, &test) {
-        let reads_test = crate::unread::unread(&Map::from_iter([(test[0].clone(), Value::Bool(true))]), &readers::<P>()).is_empty();
-        let what = if reads_test { "is set by the --test flag only, never by a settings file; ignored" } else { not_read.as_str() };
-        warn(&test, file, what, None);
-    }
-    for unread in crate::unread::unread(operator, &readers::<P>()) {
-        // A secret another handler reads (`token`) may have come from its file setting
-        // (`token_file`), which config::secret_files replaced: name it as the file says.
-        let mut path = unread.path.clone();
-        let file = files.origin(P::NAME, &path).or_else(|| {
-            let last = path.last_mut()?;
-            last.push_str("_file");
-            files.origin(P::NAME, &path)
-        });
-        if let Some(file) = file {
-            warn(&path, file, &not_read, unread.suggestion);
-        }
-    }
-    // A notification type no monitoring system sends is read, but never applies.
-    let types = operator.get("notification_types").and_then(Value::as_object);
-    let known = crate::event::nagios::NOTIFICATION_TYPES;
-    for kind in types.into_iter().flat_map(|t| t.keys()).filter(|k| !known.iter().any(|t| t.eq_ignore_ascii_case(k))) {
-        let path = ["notification_types".to_string(), kind.clone()];
-        if let Some(file) = files.origin(P::NAME, &path) {
-            warn(&path, file, "names no Nagios or Icinga notification type; it never applies", crate::unread::nearest(kind, &known));
-        }
-    }
-    // An entry naming no check- or entity-level setting allows nothing.
-    let settable = crate::trust::event_settings(P::SETTINGS);
-    for (list, entries) in
-        [("check_settings", common.check_settings.as_deref().unwrap_or_default()), ("entity_settings", &common.entity_settings)]
-    {
-        let path = [list.to_string()];
-        let mut named: Vec<&str> = Vec::new();
-        for entry in entries.iter().filter(|e| !settable.contains(&e.as_str())) {
-            if named.contains(&entry.as_str()) {
-                continue;
-            }
-            named.push(entry);
-            // The file whose list holds it (lists from several files are united).
-            let holds = |v: &Value| config::list_entries(v).is_some_and(|l| l.contains(entry));
-            if let Some(file) = files.origin_where(P::NAME, &path, holds) {
-                let what =
-                    format!("names `{entry}`, which is not a check- or entity-level setting of handler-{}; it allows nothing", P::NAME);
-                warn(&path, file, &what, crate::unread::nearest(entry, &settable));
-            }
-        }
-    }
-}
-
-/// Everything that reads `P`'s settings section: [`Common`] and [`Provider::READERS`].
-fn readers<P: Provider>() -> Vec<crate::unread::Reader> {
-    std::iter::once(crate::unread::Reader::of::<Common>()).chain(P::READERS.iter().copied()).collect()
-}
-
-/// The overrides of `overrides` (an event's) that name a setting of `P`. The others are
-/// dropped with one warning that counts them and names none: their names are written with the
-/// event (by a check's definition, or on the monitored host itself), and what an event carries
-/// never gets a log line of its own, nor one line per name it invents.
-///
-/// An object of the operator's own naming (PagerDuty's teams, [`crate::unread::Reader::Groups`])
-/// is never a setting an event can carry: only the operator defines teams (an event chooses
-/// one by `pager_team`), so an override shaped like one is counted with the unknown ones, not
-/// named (its name is the event's). What is inside a known setting's value is not judged
-/// here: a check's `recipients` whose object holds a key Twilio does not read is used, the key
-/// ignored, as before the operator's files were checked item by item.
-fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Logger) -> Vec<crate::trust::Override> {
-    // Whether the event names a setting, not what is inside its value: a list's items
-    // (Reader::Items, Twilio's recipient objects) are judged in the operator's files only.
-    let readers: Vec<_> = readers::<P>()
-        .into_iter()
-        .filter(|r| !matches!(r, crate::unread::Reader::Groups(_) | crate::unread::Reader::Items { .. }))
-        .collect();
-    let (known, unknown): (Vec<_>, Vec<_>) = overrides.into_iter().partition(|o| {
-        // A secret's file (`routing_key_file`) is a setting too, read by config::secret_files
-        // in operator layers only; trust refuses it from an event by name.
-        let one: Map<String, Value> = [(o.setting.clone(), o.value.clone())].into_iter().collect();
-        o.setting.strip_suffix("_file").is_some_and(config::is_secret_setting) || crate::unread::unread(&one, &readers).is_empty()
-    });
-    if !unknown.is_empty() {
-        let n = unknown.len();
-        log.warn(format!(
-            "{n} event override{} ignored: not a setting of handler-{} (names not shown: they come with the event; \
-             compare the check's or entity's `{}.…` settings with README.md)",
-            if n == 1 { "" } else { "s" },
-            P::NAME,
-            P::NAME
-        ));
-    }
-    known
-}
-
-/// The merged settings of `P`: the operator's ([`operator_settings`]) < the overrides `event`
-/// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
-/// and dropped, never costing the page). Warnings about each override not used go to `log`.
-fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
-    let (operator, operator_common) = operator_settings::<P>(args, flags, log)?;
-    let valid = |m: &Map<String, Value>| -> Result<()> {
-        let common: Common = config::typed(P::NAME, m.clone())?;
-        common.validate(P::NAME)?;
-        P::from_settings(m.clone(), &common).map(drop)
-    };
-    let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
-    let from_event = known_overrides::<P>(from_event, log);
-    let allowed = crate::trust::Allowed::of(&operator_common);
-    let section = crate::trust::apply(P::NAME, operator.clone(), allowed, from_event, P::SETTINGS, &valid, &mut |line| log.warn(line));
-    let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let common: Common = config::typed(P::NAME, section.clone())?;
-    common.validate(P::NAME)?;
-    Ok(Settings { section, common, overrides, operator })
-}
-
-/// The settings a spooled request is delivered with: the `operator`'s as this invocation read
-/// them (`common`: their shared part, for what `entity_settings` and `check_settings` allow),
-/// with the `overrides` its event carried.
-///
-/// The entry is a file in a directory every member of the `pagerpipe` group can write, so its
-/// overrides are admitted by [`crate::trust`] again, as a check's at most: an entry planted or
-/// rewritten by another member can never set an operator-only setting (`api_url`, `ca_file`,
-/// `timeout` …) and so send this user's credentials, or its pages, to a server of its choosing.
-/// A refused one is logged (by name, never its value) and the operator's setting is used.
-fn settings_with<P: Provider>(
-    operator: Map<String, Value>,
-    common: &Common,
-    overrides: &Map<String, Value>,
-    log: &Logger,
-) -> Result<(Map<String, Value>, Common)> {
-    let valid = |m: &Map<String, Value>| -> Result<()> {
-        let common: Common = config::typed(P::NAME, m.clone())?;
-        common.validate(P::NAME)?;
-        P::from_settings(m.clone(), &common).map(drop)
-    };
-    let stored = overrides
-        .iter()
-        .map(|(k, v)| crate::trust::Override {
-            origin: crate::trust::Origin::Check,
-            place: "spool entry",
-            setting: k.clone(),
-            value: v.clone(),
-        })
-        .collect();
-    let section =
-        crate::trust::apply(P::NAME, operator, crate::trust::Allowed::of(common), stored, P::SETTINGS, &valid, &mut |line| log.warn(line));
-    let common: Common = config::typed(P::NAME, section.clone())?;
-    common.validate(P::NAME)?;
-    Ok((section, common))
 }
 
 /// The log line and exit code of an event's outcome.
