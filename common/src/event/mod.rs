@@ -467,11 +467,56 @@ fn json_len(value: &Value) -> usize {
     serde_json::to_vec(value).map_or(usize::MAX, |b| b.len())
 }
 
+/// Members the event is read from, at any depth ([`fit`] serves them first): what names, keys,
+/// times and routes it in Sensu 1.x and Sensu Go events (`client.name`, `check.status`,
+/// `entity.metadata.name`, `check.executed`, `occurrences`, `history` …) and what carries an
+/// override (a check attribute named after a handler, `pager_team`, the `annotations` object).
+/// An annotation named `pagerpipe/…` is served first inside `annotations` too.
+const FIT_FIRST: &[&str] = &[
+    "action",
+    "annotations",
+    "check",
+    "client",
+    "command",
+    "entity",
+    "entity_class",
+    "executed",
+    "history",
+    "id",
+    "interval",
+    "is_silenced",
+    "issued",
+    "metadata",
+    "name",
+    "namespace",
+    "occurrences",
+    "occurrences_watermark",
+    "output",
+    "pager_team",
+    "pagerduty",
+    "reactio",
+    "refresh",
+    "silenced",
+    "slack",
+    "source",
+    "state",
+    "status",
+    "timestamp",
+    "twilio",
+];
+
+/// Whether object member `key` is one [`fit`] serves first ([`FIT_FIRST`]).
+fn fit_first(key: &str) -> bool {
+    FIT_FIRST.contains(&key) || key.starts_with(sensu_go::ANNOTATION_PREFIX)
+}
+
 /// Shrink `value` to at most about `budget` bytes of JSON: a string is cut (marked); an object
 /// or array gives its members fair shares, smallest first, so that every member within its
-/// share is kept whole (the status, names, times) and only the larger ones shrink in turn; a
-/// member whose share is too short to say anything ([`FIT_MIN_SHARE`]) is left out. Numbers,
-/// booleans and null are kept.
+/// share is kept whole and only the larger ones shrink in turn; a member whose share is too
+/// short to say anything ([`FIT_MIN_SHARE`]) is left out. In an object the members the event
+/// is read from ([`FIT_FIRST`]) get their shares first, of the whole budget, and the others
+/// share what is left: tens of thousands of tiny labels or client attributes beside
+/// `client.name` can never crowd the name out. Numbers, booleans and null are kept.
 fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted) {
     if json_len(value) <= budget {
         return;
@@ -508,10 +553,22 @@ fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted) {
             }
         }
         Value::Object(map) => {
-            let lens: Vec<usize> = map.iter().map(|(k, v)| json_len(&Value::String(k.clone())) + 1 + json_len(v)).collect();
-            let key_lens: Vec<usize> = map.keys().map(|k| json_len(&Value::String(k.clone())) + 1).collect();
-            let keep = shares(&lens, budget.saturating_sub(2), &key_lens);
             let names: Vec<String> = map.keys().cloned().collect();
+            let key_lens: Vec<usize> = names.iter().map(|k| json_len(&Value::String(k.clone())) + 1).collect();
+            let lens: Vec<usize> = map.values().zip(&key_lens).map(|(v, k)| k + json_len(v)).collect();
+            let first: Vec<bool> = names.iter().map(|k| fit_first(k)).collect();
+            let mut keep = vec![None; names.len()];
+            let mut left = budget.saturating_sub(2);
+            for serve in [true, false] {
+                let these: Vec<usize> = (0..names.len()).filter(|&i| first[i] == serve).collect();
+                let pick = |v: &[usize]| these.iter().map(|&i| v[i]).collect::<Vec<usize>>();
+                for (&i, share) in these.iter().zip(shares(&pick(&lens), left, &pick(&key_lens))) {
+                    if let Some(share) = share {
+                        left = left.saturating_sub(share + 1);
+                        keep[i] = Some(share);
+                    }
+                }
+            }
             for (name, (share, key_len)) in names.into_iter().zip(keep.into_iter().zip(key_lens)) {
                 match share {
                     None => {
@@ -788,6 +845,38 @@ mod tests {
         // The shares: small members whole, the rest fair; too short a share leaves one out.
         assert_eq!(shares(&[10, 1000, 1000], 600, &[0, 0, 0]), [Some(10), Some(293), Some(294)]);
         assert_eq!(shares(&[10, 1000], 40, &[0, 20]), [Some(10), None]);
+    }
+
+    /// Tens of thousands of members smaller than the fields beside them (Sensu 1.x client or
+    /// check attributes, Sensu Go annotations) never crowd out what names, keys or routes the
+    /// event: those members are served first.
+    #[test]
+    fn many_tiny_members_never_crowd_out_the_names_or_an_override() {
+        let tiny = |n: usize| -> Map<String, Value> { (0..n).map(|i| (format!("a{i}"), Value::from(i))).collect() };
+        let mut client = tiny(120_000);
+        client.insert("name".into(), "web-01".into());
+        let mut check = tiny(120_000);
+        check.extend(
+            [("name", Value::from("check_disk")), ("status", 2.into()), ("output", "DISK CRITICAL".into())].map(|(k, v)| (k.into(), v)),
+        );
+        check.insert("pagerduty".into(), serde_json::json!({"pager_team": "dba"}));
+        let sensu = serde_json::json!({"client": client, "check": check, "occurrences": 1, "action": "create"});
+        let input = read_capped(sensu.to_string().as_bytes()).expect("fitted");
+        let e = parse_json(&input.bytes, None).expect("parses");
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status, e.output.as_str()), ("web-01", "check_disk", 2, "DISK CRITICAL"));
+        assert_eq!(e.overrides.get("pagerduty").and_then(|o| o.get("pager_team")), Some(&Value::from("dba")));
+
+        let mut annotations: Map<String, Value> = (0..90_000).map(|i| (format!("a{i}"), Value::from("v"))).collect();
+        annotations.insert("pagerpipe/pagerduty.pager_team".into(), "dba".into());
+        let go = serde_json::json!({
+            "entity": {"metadata": {"name": "web-01", "namespace": "default", "annotations": annotations}},
+            "check": {"metadata": {"name": "check_disk", "namespace": "default"}, "status": 2, "output": "DISK CRITICAL", "occurrences": 1},
+        });
+        let input = read_capped(go.to_string().as_bytes()).expect("fitted");
+        assert!(input.bytes.len() as u64 <= MAX_EVENT_BYTES);
+        let e = parse_json(&input.bytes, None).expect("parses");
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("web-01", "check_disk", 2));
+        assert_eq!(e.entity_overrides.get("pagerduty").and_then(|o| o.get("pager_team")), Some(&Value::from("dba")));
     }
 
     #[test]
