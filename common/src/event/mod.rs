@@ -24,7 +24,7 @@ use crate::exit::{Code, OrExit, Result};
 
 /// Largest event kept: 1 MiB (1 048 576 bytes). Larger JSON input has its long string values
 /// cut to [`LONG_VALUE_CHARS`] first ([`read_capped`]); if it is still larger, its largest
-/// parts are shrunk to fit ([`fit`]).
+/// parts are shrunk to fit (`fit`).
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
 /// Largest input read from stdin: 16 MiB (16 777 216 bytes). Larger input exits 65. A check
@@ -391,11 +391,11 @@ pub struct Input {
 ///
 /// Still larger (many values: a monitored host's entity labels and annotations, or Sensu 1.x
 /// client attributes, which every event of the host carries, its keepalive too), the largest
-/// parts are shrunk to fair shares of 1 MiB ([`fit`]): a host cannot silence the pages about
+/// parts are shrunk to fair shares of 1 MiB (`fit`): a host cannot silence the pages about
 /// itself by writing more than 1 MiB of them.
 ///
 /// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], or input over
-/// [`MAX_EVENT_BYTES`] that is not JSON (or, which [`fit`] should never leave, still over it).
+/// [`MAX_EVENT_BYTES`] that is not JSON (or, which `fit` should never leave, still over it).
 pub fn read_capped(mut input: impl Read) -> Result<Input> {
     let mut buf = Vec::with_capacity(8 * 1024);
     (&mut input)
