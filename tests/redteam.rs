@@ -933,3 +933,22 @@ fn a_host_written_template_cannot_cost_the_server_gigabytes() {
     assert!(summary.starts_with("xxxx") && summary.chars().count() <= 1024, "{summary:.80}");
     fake.assert_no_violations();
 }
+
+/// A Reactio timeline message is limited HTML, so every event value a `message` template
+/// inserts is escaped; but `{incident_key}` rendered a Zabbix `incident_key:` line's text as
+/// it was, and in PagerDuty's classic template (name first) a trigger name embedding the item
+/// value can add that line: `<img src=x onerror=…>` went into the incident's message as HTML.
+#[test]
+fn a_zabbix_incident_key_is_text_in_a_reactio_message() {
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example", "message": "<p>{incident_key}</p>"}}));
+    let fake = FakeReactio::start(&[]);
+    let message = "name:Log says x\nincident_key:<img src=x onerror=alert(1)>\nid:13502\nstatus:PROBLEM\nhostname:web-01\nseverity:High\n";
+    let r = sb.run(&["--api-url", &fake.url, "--from", "zabbix", "ops", "trigger", message], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let created = fake.accepted("/api/v1/incidents");
+    assert_eq!(created.len(), 1, "{}", r.stderr);
+    assert_eq!(created[0]["message"], "<p>&lt;img src=x onerror=alert(1)&gt;</p>");
+    fake.assert_no_violations();
+}

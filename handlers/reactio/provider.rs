@@ -684,6 +684,9 @@ fn html_event(event: &Event) -> Event {
     e.check = html_text(&e.check);
     e.namespace = e.namespace.as_deref().map(html_text);
     e.command = e.command.as_deref().map(html_text);
+    // `{incident_key}`: a Zabbix `incident_key:` line's text (else it is made of the escaped
+    // entity and check).
+    e.incident_key = e.incident_key.as_deref().map(html_text);
     for v in e.labels.values_mut() {
         *v = html_text(v);
     }
@@ -850,6 +853,14 @@ mod tests {
         );
         assert_eq!(classify(&r(502, "<html>bad gateway</html>")), retry("HTTP 502"));
         assert_eq!(classify(&r(201, "{}")), Outcome::Delivered(()));
+    }
+
+    #[test]
+    fn every_placeholder_of_a_timeline_message_is_text() {
+        let mut e = event("<b>out</b>");
+        e.incident_key = Some("<img src=x onerror=alert(1)>".into());
+        let t = Template::parse("t", "<p>{incident_key} {entity} {output}</p>").expect("template");
+        assert_eq!(t.render(&html_event(&e)), "<p>&lt;img src=x onerror=alert(1)&gt; web-01 &lt;b&gt;out&lt;/b&gt;</p>");
     }
 
     #[test]
