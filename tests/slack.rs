@@ -190,6 +190,28 @@ fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
 }
 
 #[test]
+fn the_lookup_of_a_lost_create_stops_at_the_page_that_holds_it() {
+    // A channel name is unique: once a page holds the war room, the pages after it are only
+    // more requests of the flush's deadline and of Slack's rate limit (Tier 2).
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    fake.fail("conversations.create", &[Fault::Lost]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    for i in 0..2000 {
+        fake.add_channel(&format!("later-{i}"), i % 2 == 0);
+    }
+    let before = fake.calls_to("conversations.list").len();
+    let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    ok(&flush);
+    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
+    assert_eq!(fake.calls_to("conversations.list").len() - before, 1, "the first page holds it");
+    assert_eq!(fake.created().len(), 1, "one war room");
+    fake.assert_no_violations();
+}
+
+#[test]
 fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
     let fake = FakeSlack::start();
     // The channel exists with the bot in it, created just now: an earlier attempt's (e.g. on

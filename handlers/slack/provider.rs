@@ -278,9 +278,15 @@ impl Provider for Slack {
 
     /// The next page of `conversations.list` while its `next_cursor` is not empty: "a short or
     /// even empty page does not mean the end" (§5.8).
+    /// The next page, unless this one holds the war room ([`Self::found`] needs no more: a
+    /// channel name is unique, and every further page is one more request of the deadline's
+    /// and of Slack's rate limit).
     fn lookup_next(&self, sent: &Sent, page: &Response) -> Option<Request> {
-        let Call::Create { .. } = &sent.call else { return None };
+        let Call::Create { name, asked, .. } = &sent.call else { return None };
         let body = api::read(Method::List, page).ok()?;
+        if api::find_own(&body, name, *asked).is_some() {
+            return None;
+        }
         let cursor = api::next_cursor(&body)?;
         Some(api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), Some(&cursor)))
     }
