@@ -1071,7 +1071,13 @@ fn unknown_calls(
                 && text("date_created").and_then(rfc2822_secs).is_some_and(|t| t >= since)
         })
         .filter_map(|c| c.get("sid").and_then(Value::as_str).map(str::to_string))
-        .collect();
+        .fold(Vec::new(), |mut seen: Vec<String>, sid| {
+            // A call listed on two pages (the list moved between them) is one call.
+            if !seen.contains(&sid) {
+                seen.push(sid);
+            }
+            seen
+        });
     Some((candidates, unanswered, counted))
 }
 
@@ -1267,6 +1273,21 @@ mod tests {
             Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
         let known: Map<String, Value> = json!({ SIDS_KEY: { "+14155550101": noted } }).as_object().cloned().unwrap_or_default();
         Placed::of(&create, &[listed(calls)], since, &known, Some("x")).expect("a list of calls")
+    }
+
+    #[test]
+    fn a_call_listed_on_two_pages_is_one_call() {
+        let t = common::clock::now_unix();
+        let create =
+            Create { resource: Resource::Calls, form: vec![("To".into(), "+14155550101".into()), ("From".into(), "+14155550199".into())] };
+        // Two attempts of unknown fate, one call, listed again on the next page (the list moved
+        // between the two requests): counted twice, it read as both attempts placed.
+        let known: Map<String, Value> = json!({ SIDS_KEY: { "+14155550101": [[t, "x", null, t + 10], [t, "y", null, t + 10]] } })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let pages = [listed(&[("CA1", t)]), listed(&[("CA1", t)])];
+        assert_eq!(Placed::of(&create, &pages, t, &known, Some("x")), Some(Placed::CannotTell { calls: 1, attempts: 2 }));
     }
 
     #[test]
