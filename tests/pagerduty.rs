@@ -286,17 +286,23 @@ fn missing_routing_key_exits_78_saying_where_to_put_it() {
 }
 
 #[test]
-fn client_url_must_be_a_url() {
-    // `client_url` is `format: url` in the Events API v2 spec; one that is not had every
-    // trigger refused for good. Now it is a settings error naming the setting, and a valid
-    // one goes out as given.
+fn a_client_url_that_is_no_url_is_left_out_and_the_page_goes_out() {
+    // `client_url` is `format: url` in the Events API v2 spec; one that is not could have
+    // every trigger refused for good. It is left out with a warning naming the setting (never
+    // its value), and triggers and resolves go out; a valid one goes out as given.
     let fake = FakePagerDuty::start(&[]);
     let sb = Sandbox::new(BIN);
     sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "client": "Sensu", "client_url": "sensu dashboard"}}));
     let r = run(&sb, &fake, "sensu/create.json", &[]);
-    assert_eq!(r.code, Some(78), "{r:?}");
-    assert!(r.stderr.contains("pagerduty.client_url"), "{}", r.stderr);
-    assert!(fake.events().is_empty());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stderr.matches("`pagerduty.client_url` is not an absolute http(s) URL").count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("sensu dashboard"), "{}", r.stderr);
+    let r = run(&sb, &fake, "sensu/resolve.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = fake.events();
+    assert_eq!(events.iter().map(|e| e["event_action"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["trigger", "resolve"]);
+    assert!(events[0].get("client_url").is_none() && events[0]["client"] == "Sensu", "{}", events[0]);
+    fake.assert_no_violations();
     sb.config(
         "pagerduty.json",
         &json!({"pagerduty": {"routing_key": ROUTING_KEY, "client": "Sensu", "client_url": "https://sensu.example.com/#/events"}}),
@@ -304,7 +310,7 @@ fn client_url_must_be_a_url() {
     let r = run(&sb, &fake, "sensu/create.json", &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     fake.assert_no_violations();
-    assert_eq!(fake.events()[0]["client_url"], "https://sensu.example.com/#/events");
+    assert_eq!(fake.events()[2]["client_url"], "https://sensu.example.com/#/events");
 }
 
 #[test]

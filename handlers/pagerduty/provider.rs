@@ -94,7 +94,10 @@ pub struct PagerDuty {
     group: Option<Template>,
     class: Option<Template>,
     client: Option<String>,
+    /// An absolute http(s) URL, or none.
     client_url: Option<String>,
+    /// The `client_url` setting was no such URL, so it is left out (and said so per trigger).
+    client_url_left_out: bool,
     severity_map: BTreeMap<u32, String>,
     include_history: bool,
 }
@@ -205,14 +208,13 @@ impl Provider for PagerDuty {
         let opt = |name: &str, t: &Option<String>| -> Result<Option<Template>> {
             t.as_deref().filter(|s| !s.is_empty()).map(|src| Template::parse(&format!("pagerduty.{name}"), src)).transpose()
         };
-        // `client_url` is `format: url` in the spec: one that is no URL would have PagerDuty
-        // refuse every trigger (400, never retried), so it is refused here, naming the setting.
-        if let Some(u) = s.client_url.as_deref().filter(|u| !is_http_url(u)) {
-            return Err(Code::Config.msg(format!(
-                "settings `pagerduty.client_url`: {} is not an absolute http(s) URL (the Events API's client_url is a URL)",
-                config::shown(u)
-            )));
-        }
+        // `client_url` is `format: url` in the spec: one that is no URL could have PagerDuty
+        // refuse every trigger (400, never retried). It is left out, with a warning per
+        // trigger ([`Provider::act`]), never costing a page: it is only a link.
+        let (client_url, client_url_left_out) = match s.client_url {
+            Some(u) if !is_http_url(&u) => (None, true),
+            other => (other, false),
+        };
         let api_url = common.api_url.clone().unwrap_or_else(|| DEFAULT_API_URL.to_string());
         Ok(PagerDuty {
             routing_key,
@@ -224,7 +226,8 @@ impl Provider for PagerDuty {
             group: opt("group", &s.group)?,
             class: opt("class", &s.class)?,
             client: s.client,
-            client_url: s.client_url,
+            client_url,
+            client_url_left_out,
             severity_map,
             include_history: s.include_history,
         })
@@ -270,6 +273,9 @@ impl Provider for PagerDuty {
     }
 
     fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
+        if self.client_url_left_out && job.action == Action::Trigger {
+            ctx.log.warn("settings `pagerduty.client_url` is not an absolute http(s) URL (the Events API's client_url is a URL): left out of the trigger");
+        }
         ctx.send(&Enqueue(self.body(job, common::clock::now_unix()))).map(|resp| {
             let key = serde_json::from_str::<Value>(&resp.body)
                 .ok()
