@@ -144,6 +144,13 @@ impl<'a, P: Provider> Flusher<'a, P> {
             if !wanted(&hash) {
                 continue;
             }
+            // Nothing more goes out: what is left is counted without reading it (an outage's
+            // backlog is not read again by every invocation). With `only`, an entry is counted
+            // when its key, not only its hash, is the incident's.
+            if only.is_none() && (halted || deadline.remaining().is_zero()) {
+                report.remaining += 1;
+                continue;
+            }
             let entry = match spool.read(&name) {
                 Ok(Some(e)) => e,
                 // Delivered by another process meanwhile.
