@@ -24,6 +24,7 @@ pub mod outcome;
 pub mod pipeline;
 pub mod rehearsal;
 pub mod secret;
+pub mod slack;
 pub mod spool;
 pub mod state;
 pub mod template;

@@ -18,8 +18,6 @@
 //! - **permanent**: everything else, including codes not listed anywhere (exit 69, Slack's code
 //!   in the line).
 
-use std::time::Duration;
-
 use common::http::{Request, Response};
 use common::outcome::{Outcome, Retry};
 use common::template::truncate_chars;
@@ -399,15 +397,7 @@ pub fn classify_spooled(method: Method, resp: &Response) -> Outcome {
     }
 }
 
-/// The shortest wait before repeating a call Slack answered with a rate limit and no
-/// `Retry-After`: 1 s (spec §4: `rate_limited`, "treat it like `ratelimited` (back off ≥ 1 s
-/// when no `Retry-After`)"; `chat.postMessage` allows about one message per second per channel).
-pub const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Whether `code` is one of Slack's rate-limit answers (`ratelimited`, `rate_limited`; §4).
-pub fn is_rate_limit(code: &str) -> bool {
-    matches!(code, "ratelimited" | "rate_limited")
-}
+pub use common::slack::{RATE_LIMIT_BACKOFF, is_rate_limit};
 
 /// The part of the classification decided by the HTTP status and the retry codes; `None` for a
 /// readable answer to judge by its code. A rate limit waits `Retry-After`, or
@@ -457,6 +447,7 @@ pub fn identity(body: &Value) -> (String, String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn r(status: u16, body: &str) -> Response {
         Response { status, body: body.into(), retry_after: None, location: None }

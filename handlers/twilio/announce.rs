@@ -286,7 +286,7 @@ fn classify_webhook(resp: &Response) -> Outcome {
 /// classified by the code; `missing_scope` names the scope needed.
 fn classify_slack(resp: &Response) -> Outcome {
     if resp.status == 429 {
-        let after = Some(resp.retry_after.unwrap_or(Duration::from_secs(1)));
+        let after = Some(resp.retry_after.unwrap_or(common::slack::RATE_LIMIT_BACKOFF));
         return Outcome::Retry(Retry { after, ..Retry::not_sent(format!("HTTP 429 {}", code_text(&resp.body))) });
     }
     if resp.status != 200 {
@@ -301,9 +301,8 @@ fn classify_slack(resp: &Response) -> Outcome {
     if code == "missing_scope" {
         why.push_str(&format!(" (the bot token needs the scope {})", code_text(v["needed"].as_str().unwrap_or("chat:write"))));
     }
-    // A rate limit answered without Retry-After waits at least a second before the next try
-    // (Slack spec §4: `rate_limited`, "back off ≥ 1 s when no Retry-After").
-    let after = matches!(code, "ratelimited" | "rate_limited").then_some(Duration::from_secs(1));
+    // A rate limit answered without Retry-After waits before the next try (Slack spec §4).
+    let after = common::slack::is_rate_limit(code).then_some(common::slack::RATE_LIMIT_BACKOFF);
     if SLACK_RETRY.contains(&code) { Outcome::Retry(Retry { after, ..Retry::not_sent(why) }) } else { Outcome::Refused(why) }
 }
 

@@ -785,7 +785,7 @@ impl Twilio {
         if self.test { &self.test_message } else { &self.message }
     }
 
-    /// The SMS body for a trigger, cut to Twilio's 1600 characters ([`Twilio::sms_text`]).
+    /// The SMS body for a trigger, cut to Twilio's 1600 characters ([`sms_text`]).
     pub(crate) fn sms_body(&self, event: &Event) -> String {
         let defaults = twiml::default_messages(&self.speech.language);
         let fallback = if self.test { defaults.test_message } else { defaults.message };
