@@ -952,3 +952,34 @@ fn a_zabbix_incident_key_is_text_in_a_reactio_message() {
     assert_eq!(created[0]["message"], "<p>&lt;img src=x onerror=alert(1)&gt;</p>");
     fake.assert_no_violations();
 }
+
+/// `--list --log-format json` prints each open incident's stored record, and a record holds
+/// the requests in flight with their event's overrides: a check's own Twilio auth token was
+/// printed whole to the operator's terminal (and whatever captures it). It is masked, as the
+/// operator's own credentials are.
+#[test]
+fn list_masks_a_checks_own_credentials_in_a_request_in_flight() {
+    use crate::fake::twilio::{AUTH_TOKEN, FakeTwilio, Script};
+    let sb = twilio_sandbox(json!({"auth_token": "the-operators-own-token-0000000000", "recipients": ["+14155550101"], "refresh": 0}));
+    let fake = FakeTwilio::start(&[Script::Accept, Script::Late(1500)]);
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap_or_default();
+    ev["check"]["twilio"] = json!({"auth_token": AUTH_TOKEN});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // The same failure again (refresh 0: it calls again), its call answered late: in flight.
+    let child = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "10s"]), ev.to_string().as_bytes());
+    let record = sb.state_file("twilio", "web-01%2Fcheck_disk.json");
+    crate::util::wait_until(
+        "the call's note in flight",
+        std::time::Duration::from_secs(8),
+        || std::fs::read_to_string(&record).ok().filter(|t| t.contains("\"inflight\"") && t.contains(AUTH_TOKEN)),
+        || format!("{:?}", std::fs::read_to_string(&record)),
+    );
+    let list = sb.run(&["--list", "--log-format", "json"], b"");
+    assert_eq!(list.code, Some(0), "{list:?}");
+    assert!(list.stdout.contains("\"inflight\""), "the record with its request in flight is listed: {}", list.stdout);
+    assert!(!list.stdout.contains(AUTH_TOKEN) && !list.stderr.contains(AUTH_TOKEN), "{}", list.stdout);
+    let r = crate::util::finish(child);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+}

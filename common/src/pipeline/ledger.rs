@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::settings::operator_settings;
 use super::{Provider, open_store};
 use crate::cli::CommonArgs;
+use crate::config;
 use crate::exit::{Code, Result};
 use crate::http::Deadline;
 use crate::log::{LogFormat, Logger, escape_controls, escape_json_line};
@@ -17,7 +18,7 @@ use crate::state::{self, Incident};
 
 /// Run `--list` or `--forget`.
 pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (_, common) = operator_settings::<P>(args, flags, log)?;
+    let (operator, common) = operator_settings::<P>(args, flags, log)?;
     if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
         log.add_secrets([p.to_string()]);
     }
@@ -45,10 +46,16 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
         log.warn(n);
     }
     records.sort_by(|a, b| a.first_notified.cmp(&b.first_notified).then_with(|| a.key.cmp(&b.key)));
+    // A record's requests in flight carry their event's overrides, which may hold a check's
+    // own credentials (a Twilio auth token in `check.twilio`): masked, as the operator's are.
+    let mut secrets = P::from_settings(operator.clone(), &common).map(|p| p.secrets()).unwrap_or_default();
+    secrets.extend(config::secret_values(&operator));
+    secrets.extend(records.iter().flat_map(|inc| inc.inflight.iter()).flat_map(|e| config::secret_values(&e.overrides)));
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let mut out = String::new();
     for inc in &records {
         match args.log_format {
-            LogFormat::Json => out.push_str(&escape_json_line(inc.to_value().to_string())),
+            LogFormat::Json => out.push_str(&crate::secret::mask_all(&escape_json_line(inc.to_value().to_string()), &secrets)),
             LogFormat::Text => out.push_str(&text_line(inc)),
         }
         out.push('\n');
