@@ -440,7 +440,7 @@ fn rate_limited_without_retry_after_waits_at_least_a_second() {
     let sb = sandbox(json!({}));
     let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "1s"]);
     assert_eq!(r.code, Some(75), "{r:?}");
-    assert!(r.stderr.contains("asked to wait 1 s"), "{}", r.stderr);
+    assert!(r.stderr.contains("the next try has to wait 1 s"), "{}", r.stderr);
     assert_eq!(fake.calls_to("chat.postMessage").len(), 1, "not repeated at once");
     let r = run_at(&sb, &fake, b"", 1, &["--flush"]);
     ok(&r);

@@ -80,7 +80,9 @@ pub fn plan(policy: &Policy, attempts: u32, last: Option<&Retry>, fate: Fate, re
                 "it may have reached the service, so it is sent again only with a whole attempt timeout ({} ms) to spare",
                 full.as_millis()
             ),
-            (_, Some(after)) if after >= remaining => format!("the service asked to wait {} s", after.as_secs()),
+            (_, Some(after)) if after >= remaining => {
+                format!("the next try has to wait {} s (the service's Retry-After or rate limit)", after.as_secs())
+            }
             _ if attempts == 0 => "no time left in the deadline".to_string(),
             _ => String::new(),
         });
