@@ -589,20 +589,13 @@ impl Twilio {
     fn look_up(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, last: &NotedCall, p: &Progress) -> Result<Option<String>, String> {
         use common::pipeline::Provider as _;
         let create = Create { resource: Resource::Calls, form: self.call_form(r, "") };
-        let mut next = self.lookup(&create, last.at);
-        if next.is_none() {
-            return Err("no lookup for calls".into());
-        }
+        let first = self.lookup(&create, last.at).ok_or("no lookup for calls")?;
         // Every page: the call may be on any of them.
-        let mut pages = Vec::new();
-        while let Some(req) = next.take() {
-            let resp = match self.exchange(ctx, &req, r, &Self::short(ctx)) {
-                Outcome::Delivered(resp) => resp,
-                f => return Err(f.reason().unwrap_or("no answer").to_string()),
-            };
-            next = self.next_page(&resp).filter(|_| pages.len() + 1 < common::pipeline::MAX_LOOKUP_PAGES);
-            pages.push(resp);
-        }
+        let fetch = |req: &Request| match self.exchange(ctx, req, r, &Self::short(ctx)) {
+            Outcome::Delivered(resp) => Ok(resp),
+            f => Err(f.reason().unwrap_or("no answer").to_string()),
+        };
+        let pages = common::pipeline::read_pages(first, fetch, |resp| self.next_page(resp))?;
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
         known.insert(CALL_SIDS.into(), json!(p.calls()));
         match Placed::of(&create, &pages, last.at, &known, last.attempt.as_deref()).ok_or("the answer holds no list of calls")? {

@@ -342,22 +342,22 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 asked += 1;
                 let started = std::time::Instant::now();
                 // Every page of the answer: what is looked for may be on any of them.
-                let mut pages: Vec<Response> = Vec::new();
-                let mut next = Some(req.clone());
-                while let Some(page) = next.take() {
-                    let resp = match client.deliver(&page, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l)) {
-                        Outcome::Delivered((resp, _)) => resp,
-                        other => {
-                            return Outcome::Retry(crate::outcome::Retry {
-                                reason: format!("cannot find out whether it went through: {}", other.reason().unwrap_or("")),
-                                fate: Fate::Unknown,
-                                after: None,
-                            });
-                        }
-                    };
-                    next = provider.lookup_next(&payload, &resp).filter(|_| pages.len() + 1 < super::MAX_LOOKUP_PAGES);
-                    pages.push(resp);
-                }
+                let fetch = |page: &http::Request| match client
+                    .deliver(page, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l))
+                {
+                    Outcome::Delivered((resp, _)) => Ok(resp),
+                    other => Err(other.reason().unwrap_or("").to_string()),
+                };
+                let pages = match super::read_pages(req.clone(), fetch, |resp| provider.lookup_next(&payload, resp)) {
+                    Ok(pages) => pages,
+                    Err(why) => {
+                        return Outcome::Retry(crate::outcome::Retry {
+                            reason: format!("cannot find out whether it went through: {why}"),
+                            fate: Fate::Unknown,
+                            after: None,
+                        });
+                    }
+                };
                 let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
                 if let Some(store) = self.store {
                     for (k, v) in provider.known(store) {

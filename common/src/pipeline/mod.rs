@@ -282,6 +282,25 @@ impl<P: Provider> Ctx<'_, P> {
 /// duplicate, never a loss).
 pub const MAX_LOOKUP_PAGES: usize = 20;
 
+/// The pages of a lookup's answer, in order: `first`'s answer, then each page `next` asks for
+/// after the one before, up to [`MAX_LOOKUP_PAGES`]. `fetch` answers one request; its error
+/// ends the reading and is returned (a list read in part is never judged: it could say "not
+/// there" of what is on the next page).
+pub fn read_pages<E>(
+    first: Request,
+    mut fetch: impl FnMut(&Request) -> std::result::Result<Response, E>,
+    next: impl Fn(&Response) -> Option<Request>,
+) -> std::result::Result<Vec<Response>, E> {
+    let mut pages: Vec<Response> = Vec::new();
+    let mut request = Some(first);
+    while let Some(page) = request.take() {
+        let resp = fetch(&page)?;
+        request = next(&resp).filter(|_| pages.len() + 1 < MAX_LOOKUP_PAGES);
+        pages.push(resp);
+    }
+    Ok(pages)
+}
+
 /// What a lookup ([`Provider::lookup`], [`Provider::found`]) says of a request of unknown fate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Found {
