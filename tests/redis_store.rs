@@ -122,6 +122,9 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     assert!(held.is_some());
     assert!(b.busy("web-01/disk").unwrap(), "the probe sees the holder");
     assert!(!b.busy("db-01/load").unwrap(), "and a free incident as free");
+    // The storm path's one round trip: the record and the probe together.
+    assert_eq!(b.get_and_busy("web-01/disk").unwrap(), (None, Some(true)));
+    assert_eq!(b.get_and_busy("db-01/load").unwrap(), (None, Some(false)));
     assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_none(), "a second holder must wait");
     assert!(b.hold("web-01/disk", Instant::now() + Duration::from_millis(50)).unwrap().is_none(), "and wait until its limit");
     assert!(b.hold("db-01/load", Instant::now()).unwrap().is_some(), "other incidents are free");
@@ -131,6 +134,7 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     drop(held);
     assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:hold:web-01/disk"]).unwrap().trim(), "0", "released, not left to expire");
     assert!(!b.busy("web-01/disk").unwrap());
+    assert_eq!(b.get_and_busy("web-01/disk").unwrap(), (Some(json!({"x": 1})), Some(false)));
     assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_some());
     // A waiter gets the hold as soon as it is released.
     let held = a.hold("k2", Instant::now()).unwrap().expect("free");

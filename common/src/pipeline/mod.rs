@@ -710,7 +710,7 @@ impl<'a, P: Provider> Local<'a, P> {
     /// after them), nor for a recovery that meets a first delivery in progress.
     fn fast_path(&self) -> bool {
         let Some(p) = &self.d.proposal else { return false };
-        let record = read_record(self.store(), &self.d.key, self.log);
+        let (record, busy) = read_record_and_busy(self.store(), &self.d.key, self.log);
         let verdict = decide::<P>(record.as_ref(), p, self.d.now);
         let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return false };
         if self.own_spooled > 0 {
@@ -721,7 +721,7 @@ impl<'a, P: Provider> Local<'a, P> {
         // resolve needed) and it is no later than the record (else its time is noted under
         // the hold). A superseded event stays superseded whatever is in flight.
         if matches!(verdict, Verdict::Skip(_))
-            && (state::skip_moves_time(record.as_ref(), p) || delivery_in_progress(self.store(), &self.d.key, record.as_ref(), Some(p)))
+            && (state::skip_moves_time(record.as_ref(), p) || busy.unwrap_or_else(|| delivery_in_progress(self.store(), &self.d.key)))
         {
             return false;
         }
@@ -990,16 +990,22 @@ fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -
 /// The record of `key`, `None` when there is none or the store failed (logged: deliver
 /// without it rather than stay silent). Notices the store gathered are logged as warnings.
 fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> Option<Incident> {
-    let store = store?;
-    let got = state::get(store, key);
+    read_record_and_busy(store, key, log).0
+}
+
+/// [`read_record`], and whether a delivery for `key` is in progress when the store told in the
+/// same round trip ([`Store::get_and_busy`]; `None`: ask [`delivery_in_progress`] if it matters).
+fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>) {
+    let Some(store) = store else { return (None, None) };
+    let got = store.get_and_busy(key);
     for n in store.take_notices() {
         log.warn(n);
     }
     match got {
-        Ok(r) => r,
+        Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy),
         Err(e) => {
             log.error(format!("state store {} failed ({e:#}); delivering without dedup", store.describe()));
-            None
+            (None, None)
         }
     }
 }
@@ -1008,9 +1014,8 @@ fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> Option<Inc
 /// sent, a resolve in flight, a Twilio run calling one person after another): then an event the
 /// record alone would skip must not be skipped, but wait for that delivery (a resolve or
 /// acknowledge asking it to stop first) and be decided again against what it recorded.
-fn delivery_in_progress(store: Option<&dyn Store>, key: &str, _record: Option<&Incident>, p: Option<&Proposal>) -> bool {
-    let (Some(store), Some(_)) = (store, p) else { return false };
-    matches!(store.busy(key), Ok(true))
+fn delivery_in_progress(store: Option<&dyn Store>, key: &str) -> bool {
+    store.is_some_and(|store| matches!(store.busy(key), Ok(true)))
 }
 
 /// The share of the deadline older spooled requests of other incidents may take before this

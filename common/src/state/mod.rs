@@ -175,6 +175,15 @@ pub trait Store {
         Ok(self.hold(key, Instant::now())?.is_none())
     }
 
+    /// [`Store::get`] of `key`, and whether it is [`Store::busy`] when the store can tell in the
+    /// same round trip (Redis: `GET` and `EXISTS` in one pipeline), else `None` (ask `busy`
+    /// if it matters). The storm path (an identical repeat) needs both. Default: `get`, `None`.
+    ///
+    /// Errors: as [`Store::get`].
+    fn get_and_busy(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
+        Ok((self.get(key)?, None))
+    }
+
     /// The keys of every record, in no particular order (for `--list`).
     ///
     /// Errors: the store cannot be listed.

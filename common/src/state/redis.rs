@@ -284,6 +284,16 @@ impl RedisUrl {
 }
 
 impl RedisStore {
+    /// A record's bytes (`GET` of `rkey`) as JSON; an unreadable one is noticed and read as none.
+    fn parsed(&self, rkey: &str, raw: Option<Vec<u8>>) -> Option<Value> {
+        raw.and_then(|b| match parse(&b) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.shared.notice(format!("state record {rkey} in {} is unreadable ({e}); ignored", self.shared.describe));
+                None
+            }
+        })
+    }
     /// Connect to the Redis at `url` for `handler` (`pagerduty`, …), within `budget`.
     ///
     /// `url`: `redis://[user:password@]host[:port][/db]` (port 6379 and db 0 by default) or
@@ -520,13 +530,15 @@ impl Store for RedisStore {
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
         let rkey = self.record_key(key);
         let (raw,): (Option<Vec<u8>>,) = self.shared.run("read a record", |c, setup| first(setup).cmd("GET").arg(&rkey).query(c))?;
-        Ok(raw.and_then(|b| match parse(&b) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.shared.notice(format!("state record {rkey} in {} is unreadable ({e}); ignored", self.shared.describe));
-                None
-            }
-        }))
+        Ok(self.parsed(&rkey, raw))
+    }
+
+    /// One round trip: the record's `GET` and the hold's `EXISTS` in one pipeline.
+    fn get_and_busy(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
+        let (rkey, hkey) = (self.record_key(key), self.hold_key(key));
+        let (raw, held): (Option<Vec<u8>>, u64) =
+            self.shared.run("read a record", |c, setup| first(setup).cmd("GET").arg(&rkey).cmd("EXISTS").arg(&hkey).query(c))?;
+        Ok((self.parsed(&rkey, raw), Some(held > 0)))
     }
 
     /// The durability `f` chooses is not used: what survives a crash of the Redis server is
