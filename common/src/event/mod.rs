@@ -428,7 +428,7 @@ pub fn read_capped(mut input: impl Read) -> Result<Input> {
         // The largest parts are shrunk to fair shares of 1 MiB, so the small fields that name
         // and key the event are kept whole, and the page goes out.
         let mut fitted = Fitted::default();
-        fit(&mut value, FIT_BUDGET, &mut fitted);
+        fit(&mut value, FIT_BUDGET, &mut fitted, false);
         bytes = serde_json::to_vec(&value).or_exit(Code::DataErr)?;
         if bytes.len() as u64 > MAX_EVENT_BYTES {
             return Err(Code::DataErr.msg(format!(
@@ -505,9 +505,12 @@ const FIT_FIRST: &[&str] = &[
     "twilio",
 ];
 
-/// Whether object member `key` is one [`fit`] serves first ([`FIT_FIRST`]).
-fn fit_first(key: &str) -> bool {
-    FIT_FIRST.contains(&key) || key.starts_with(sensu_go::ANNOTATION_PREFIX)
+/// Whether member `key` of an object (of an `annotations` object: `in_annotations`) is one
+/// [`fit`] serves first: one of [`FIT_FIRST`], or an annotation named `pagerpipe/…`. Only
+/// inside `annotations`: anywhere else a host could name a hundred thousand keys `pagerpipe/…`
+/// beside `client.name` and crowd the name out again.
+fn fit_first(key: &str, in_annotations: bool) -> bool {
+    FIT_FIRST.contains(&key) || (in_annotations && key.starts_with(sensu_go::ANNOTATION_PREFIX))
 }
 
 /// Shrink `value` to at most about `budget` bytes of JSON: a string is cut (marked); an object
@@ -516,8 +519,9 @@ fn fit_first(key: &str) -> bool {
 /// short to say anything ([`FIT_MIN_SHARE`]) is left out. In an object the members the event
 /// is read from ([`FIT_FIRST`]) get their shares first, of the whole budget, and the others
 /// share what is left: tens of thousands of tiny labels or client attributes beside
-/// `client.name` can never crowd the name out. Numbers, booleans and null are kept.
-fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted) {
+/// `client.name` can never crowd the name out. `in_annotations`: `value` is an `annotations`
+/// object ([`fit_first`]). Numbers, booleans and null are kept.
+fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted, in_annotations: bool) {
     if json_len(value) <= budget {
         return;
     }
@@ -549,14 +553,14 @@ fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted) {
                 fitted.dropped += lens.len() - kept.len();
             }
             for (item, share) in items.iter_mut().zip(kept) {
-                fit(item, share, fitted);
+                fit(item, share, fitted, false);
             }
         }
         Value::Object(map) => {
             let names: Vec<String> = map.keys().cloned().collect();
             let key_lens: Vec<usize> = names.iter().map(|k| json_len(&Value::String(k.clone())) + 1).collect();
             let lens: Vec<usize> = map.values().zip(&key_lens).map(|(v, k)| k + json_len(v)).collect();
-            let first: Vec<bool> = names.iter().map(|k| fit_first(k)).collect();
+            let first: Vec<bool> = names.iter().map(|k| fit_first(k, in_annotations)).collect();
             let mut keep = vec![None; names.len()];
             let mut left = budget.saturating_sub(2);
             for serve in [true, false] {
@@ -577,7 +581,7 @@ fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted) {
                     }
                     Some(share) => {
                         if let Some(v) = map.get_mut(&name) {
-                            fit(v, share.saturating_sub(key_len), fitted);
+                            fit(v, share.saturating_sub(key_len), fitted, name == "annotations");
                         }
                     }
                 }
@@ -855,6 +859,8 @@ mod tests {
         let tiny = |n: usize| -> Map<String, Value> { (0..n).map(|i| (format!("a{i}"), Value::from(i))).collect() };
         let mut client = tiny(120_000);
         client.insert("name".into(), "web-01".into());
+        // Keys named like annotations the handler reads are served first only as annotations.
+        client.extend((0..120_000).map(|i| (format!("pagerpipe/a{i}"), Value::from(i))));
         let mut check = tiny(120_000);
         check.extend(
             [("name", Value::from("check_disk")), ("status", 2.into()), ("output", "DISK CRITICAL".into())].map(|(k, v)| (k.into(), v)),
