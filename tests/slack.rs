@@ -212,6 +212,27 @@ fn the_lookup_of_a_lost_create_stops_at_the_page_that_holds_it() {
 }
 
 #[test]
+fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_room() {
+    // conversations.list answering an error (`internal_error`, HTTP 200) says nothing of the
+    // war room: read as "not there", the create went again, met name_taken, and the page was
+    // refused (exit 69, the war room left without its alert).
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    fake.fail("conversations.create", &[Fault::Lost]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    fake.fail("conversations.list", &[Fault::Error("internal_error")]);
+    let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    ok(&flush);
+    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "one war room");
+    assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it: {}", flush.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
     let fake = FakeSlack::start();
     // The channel exists with the bot in it, created just now: an earlier attempt's (e.g. on

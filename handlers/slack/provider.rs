@@ -293,11 +293,25 @@ impl Provider for Slack {
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
     /// the war room was asked for, on any page of the list.
+    /// A page Slack answered with an error (`{"ok": false}`: `internal_error`, `ratelimited`
+    /// …), or a list that goes on past the pages read, cannot say the war room is not there:
+    /// cannot tell (created again, it would meet `name_taken`, and the page would be refused).
     fn found(&self, sent: &Sent, pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
-        let own = pages.iter().filter_map(|page| api::read(Method::List, page).ok()).find_map(|body| api::find_own(&body, name, *asked));
-        match own {
-            Some((id, name)) => Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs()),
+        let mut last = None;
+        for page in pages {
+            match api::read(Method::List, page) {
+                Ok(body) => {
+                    if let Some((id, name)) = api::find_own(&body, name, *asked) {
+                        return Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs());
+                    }
+                    last = Some(body);
+                }
+                Err(e) => return Found::CannotTell(format!("conversations.list answered {}", e.code)),
+            }
+        }
+        match last.as_ref().and_then(api::next_cursor) {
+            Some(_) => Found::CannotTell(format!("the list of channels goes on past {} pages", pages.len())),
             None => Found::No,
         }
     }
