@@ -36,7 +36,7 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Request, Response};
 use common::outcome::{Outcome, Retry};
-use common::pipeline::{Ctx, Done, Found, Job, Provider};
+use common::pipeline::{Ctx, Done, Found, Job, Provider, Unsure};
 use common::state::{Incident, NoRecord};
 use common::template::Template;
 use common::trust::Trust;
@@ -172,6 +172,8 @@ fn stored(job: &Job<'_>) -> Option<Stored> {
 impl Provider for Slack {
     const NAME: &'static str = "slack";
     const READERS: &'static [common::unread::Reader] = &[common::unread::Reader::of::<Settings>()];
+    /// A war room's create sent again would meet `name_taken` and be refused.
+    const UNSURE: Unsure = Unsure::LookAgainLater;
     type Payload = Sent;
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: no war room was opened, so there is nowhere to post it");
 
