@@ -525,6 +525,15 @@ pub enum Durability {
 /// a package install), nobody else — spool entries hold credentials.
 pub const FILE_MODE: u32 = 0o640;
 
+/// Mode of a file that holds a credential (a spool entry or record carrying a check's own
+/// token): 0600, the owner only.
+pub const PRIVATE_MODE: u32 = 0o600;
+
+/// [`PRIVATE_MODE`] when `private`, else [`FILE_MODE`].
+pub fn mode_for(private: bool) -> u32 {
+    if private { PRIVATE_MODE } else { FILE_MODE }
+}
+
 /// Write `bytes` to `path` atomically: temp file in `path`'s directory (mode [`FILE_MODE`] on
 /// Unix), `fsync` (when [`Durability::Durable`]), rename over `path`, `fsync` of the directory
 /// (when durable). With `replace: false` an existing `path` is an error instead of being

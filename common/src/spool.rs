@@ -158,15 +158,8 @@ impl Spool {
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
         let path = self.dir.join(&name);
-        files::write_atomic(&path, &bytes, false, Durability::Durable)?;
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-                .map_err(|e| anyhow::anyhow!("cannot make {} private: {e}", path.display()))?;
-        }
-        #[cfg(not(unix))]
-        let _ = private;
+        // Created with its final mode: never readable by the group, not even for a moment.
+        files::write_atomic_mode(&path, &bytes, false, Durability::Durable, files::mode_for(private))?;
         Ok(name)
     }
 
@@ -257,14 +250,7 @@ impl Spool {
         if let Ok(mut bytes) = serde_json::to_vec_pretty(entry) {
             bytes.push(b'\n');
             let path = self.dir.join(name);
-            let private = is_private(&path);
-            if files::write_atomic(&path, &bytes, true, Durability::Volatile).is_ok() && private {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
-                }
-            }
+            let _ = files::write_atomic_mode(&path, &bytes, true, Durability::Volatile, files::mode_for(is_private(&path)));
         }
     }
 
@@ -278,13 +264,7 @@ impl Spool {
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
         let to = failed_dir.join(name);
-        let private = is_private(&self.dir.join(name));
-        files::write_atomic(&to, &bytes, true, Durability::Durable)?;
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = fs::set_permissions(&to, fs::Permissions::from_mode(0o600));
-        }
+        files::write_atomic_mode(&to, &bytes, true, Durability::Durable, files::mode_for(is_private(&self.dir.join(name))))?;
         let from = self.dir.join(name);
         fs::remove_file(&from).map_err(|e| anyhow::anyhow!("cannot remove {} after moving it to failed/: {e}", from.display()))?;
         files::sync_dir(&self.dir)?;

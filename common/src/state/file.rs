@@ -380,7 +380,7 @@ impl Store for FileStore {
                     }
                     // A request noted in flight carries its event's settings overrides, which
                     // may hold a credential (a check's own Twilio auth token): owner only.
-                    let mode = if holds_inflight(&stored) { 0o600 } else { files::FILE_MODE };
+                    let mode = files::mode_for(holds_inflight(&stored));
                     let mut bytes = serde_json::to_vec(&stored)?;
                     bytes.push(b'\n');
                     files::write_atomic_mode(&path, &bytes, true, durability_over(durability, found), mode)
