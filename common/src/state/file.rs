@@ -212,6 +212,9 @@ impl FileStore {
                 None => return Ok((None, shadowed)),
             },
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok((None, Found::default())),
+            // Another user's record this user may not read (one written 0600 while it held a
+            // request in flight): another user's, as when readable; the write replaces it.
+            Err(e) if self.foreign_unreadable(path, &e) => return Ok((None, shadowed)),
             // A FIFO, directory or symlink planted under a record's name: never read or
             // followed; renamed aside (under the record's lock) so the key works again.
             Err(e) if files::not_regular(&e).is_some() => {
@@ -301,13 +304,28 @@ impl FileStore {
     /// next page, an event time of now to supersede the event being handled — and the file's
     /// owner is the one thing it cannot forge. So a record another user owns is read as no
     /// record: at worst a page goes out twice, never not at all. The next write replaces it.
+    /// Whether `e`, from reading `path`, is a record of another user that this user may not
+    /// read (another user's handler wrote it 0600 while it held a request in flight, and was
+    /// killed): read as no record, like another user's readable one ([`FileStore::owned`]),
+    /// with the same notice, not as a failed store nor a corrupt record.
+    fn foreign_unreadable(&self, path: &Path, e: &std::io::Error) -> bool {
+        let Some(owner) = (e.kind() == ErrorKind::PermissionDenied).then(|| foreign_owner(path)).flatten() else { return false };
+        self.not_trusted(path, owner);
+        true
+    }
+
+    /// The notice for a record `path` that user `owner`, not this one, wrote.
+    fn not_trusted(&self, path: &Path, owner: u32) {
+        self.notices
+            .borrow_mut()
+            .push(format!("state file {} belongs to another user (uid {owner}); not trusted, read as no record", path.display()));
+    }
+
     fn owned(&self, path: &Path, bytes: Vec<u8>, owner: u32) -> Option<Vec<u8>> {
         if owner == files::euid() {
             return Some(bytes);
         }
-        self.notices
-            .borrow_mut()
-            .push(format!("state file {} belongs to another user (uid {owner}); not trusted, read as no record", path.display()));
+        self.not_trusted(path, owner);
         None
     }
 }
@@ -338,6 +356,7 @@ impl Store for FileStore {
         match files::read_regular_owned(&path, MAX_RECORD_BYTES) {
             Ok((bytes, owner)) => Ok(self.owned(&path, bytes, owner).and_then(|b| serde_json::from_slice(&b).ok()).and_then(unexpired)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) if self.foreign_unreadable(&path, &e) => Ok(None),
             // Not a regular file: moved aside by the next update; no record until then.
             Err(e) if files::not_regular(&e).is_some() => {
                 self.notices.borrow_mut().push(format!("state file {} {e}", path.display()));
