@@ -295,7 +295,14 @@ fn a_client_url_that_is_no_url_is_left_out_and_the_page_goes_out() {
     sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "client": "Sensu", "client_url": "sensu dashboard"}}));
     let r = run(&sb, &fake, "sensu/create.json", &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert_eq!(r.stderr.matches("`pagerduty.client_url` is not an absolute http(s) URL").count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr
+            .matches("`pagerduty.client_url` (from the settings, or an override the event carried) is not an absolute http(s) URL")
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("sensu dashboard"), "{}", r.stderr);
     let r = run(&sb, &fake, "sensu/resolve.json", &[]);
     assert_eq!(r.code, Some(0), "{r:?}");

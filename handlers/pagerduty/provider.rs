@@ -274,7 +274,7 @@ impl Provider for PagerDuty {
 
     fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         if self.client_url_left_out && job.action == Action::Trigger {
-            ctx.log.warn("settings `pagerduty.client_url` is not an absolute http(s) URL (the Events API's client_url is a URL): left out of the trigger");
+            ctx.log.warn("`pagerduty.client_url` (from the settings, or an override the event carried) is not an absolute http(s) URL (the Events API's client_url is a URL): left out of the trigger");
         }
         ctx.send(&Enqueue(self.body(job, common::clock::now_unix()))).map(|resp| {
             let key = serde_json::from_str::<Value>(&resp.body)

@@ -1061,6 +1061,8 @@ fn unknown_calls(
         .collect();
     let counted = attempt.is_some_and(|id| open.iter().any(|p| p.get(1).and_then(Value::as_str) == Some(id)));
     let unanswered = open.len().max(1);
+    // A call listed on two pages (the list moved between them) is one call.
+    let mut seen = std::collections::HashSet::new();
     let candidates = listed
         .iter()
         .filter(|c| {
@@ -1071,13 +1073,8 @@ fn unknown_calls(
                 && text("date_created").and_then(rfc2822_secs).is_some_and(|t| t >= since)
         })
         .filter_map(|c| c.get("sid").and_then(Value::as_str).map(str::to_string))
-        .fold(Vec::new(), |mut seen: Vec<String>, sid| {
-            // A call listed on two pages (the list moved between them) is one call.
-            if !seen.contains(&sid) {
-                seen.push(sid);
-            }
-            seen
-        });
+        .filter(|sid| seen.insert(sid.clone()))
+        .collect();
     Some((candidates, unanswered, counted))
 }
 
