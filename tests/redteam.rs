@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{REFUSED_URL, ROUTING_KEY, Sandbox, fixture_at, pagerduty_sandbox, twilio_sandbox};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, pagerduty_sandbox, twilio_sandbox};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
@@ -636,6 +636,20 @@ fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
     }
 }
 
+/// The routing key a host's own check result carries in the spool tests below.
+const EVIL_KEY: &str = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
+
+/// evil-01's failure at `at` (Unix seconds), carrying its own routing key ([`EVIL_KEY`]),
+/// spooled while PagerDuty cannot be reached (exit 75). The run.
+fn spool_evil_failure(sb: &Sandbox, at: i64) -> Run {
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", at)).unwrap_or_default();
+    ev["client"]["name"] = json!("evil-01");
+    ev["check"]["pagerduty"] = json!({"routing_key": EVIL_KEY});
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    r
+}
+
 /// A spool flush took the entries oldest first and stopped at the first retryable failure, as
 /// if the service were down. But PagerDuty's rate limit is per routing key, and a check result
 /// may carry its own (a Sensu 1.x client-socket result with `pagerduty.routing_key`; a team's
@@ -647,16 +661,11 @@ fn one_hosts_storm_filling_the_call_caps_does_not_silence_another_hosts_page() {
 /// what is left of the flush.
 #[test]
 fn a_spooled_entry_throttled_on_its_own_routing_key_does_not_hold_back_other_incidents() {
-    const EVIL_KEY: &str = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
     let sb = pagerduty_sandbox();
     let t = now();
     // PagerDuty has a blip: the host's failure (with a routing key of its own), then db-01's
     // recovery, are spooled.
-    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", t - 20)).unwrap();
-    ev["client"]["name"] = json!("evil-01");
-    ev["check"]["pagerduty"] = json!({"routing_key": EVIL_KEY});
-    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], ev.to_string().as_bytes());
-    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = spool_evil_failure(&sb, t - 20);
     let mut recovery: Value = serde_json::from_slice(&fixture_at("sensu/resolve.json", t - 10)).unwrap();
     recovery["client"]["name"] = json!("db-01");
     let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], recovery.to_string().as_bytes());
@@ -802,16 +811,11 @@ fn an_entity_with_many_short_labels_still_fits_the_pagerduty_event_limit() {
 /// the point).
 #[test]
 fn another_incident_sharing_the_spool_hash_cannot_hold_back_a_failure() {
-    const EVIL_KEY: &str = "EV1LEV1LEV1LEV1LEV1LEV1LEV1LEV1L";
     let sb = pagerduty_sandbox();
     let t = now();
     // While PagerDuty is unreachable, the host's own failure, with a routing key of its own,
     // is spooled; its name is made to carry web-01/check_disk's hash.
-    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", t - 20)).unwrap_or_default();
-    ev["client"]["name"] = json!("evil-01");
-    ev["check"]["pagerduty"] = json!({"routing_key": EVIL_KEY});
-    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], ev.to_string().as_bytes());
-    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = spool_evil_failure(&sb, t - 20);
     let (path, entry) = sb.spooled_entry("pagerduty", &r.stderr);
     assert_eq!(entry["incident_key"], "evil-01/check_disk");
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();

@@ -163,6 +163,16 @@ fn a_create_whose_answer_was_lost_is_found_not_made_twice() {
     assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], rooms[0].id.as_str());
 }
 
+/// A failure whose `conversations.create` Slack acted on but whose answer was lost: the war
+/// room exists, the handler spooled the create with its fate unknown (exit 75). The sandbox.
+fn lost_create(fake: &FakeSlack) -> Sandbox {
+    fake.fail("conversations.create", &[Fault::Lost]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    sb
+}
+
 #[test]
 fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
     // §5.8: loop until `next_cursor` is empty. With a thousand channels before it, the war room
@@ -173,10 +183,7 @@ fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
     for i in 0..1000 {
         fake.add_channel(&format!("old-{i}"), i % 2 == 0);
     }
-    fake.fail("conversations.create", &[Fault::Lost]);
-    let sb = sandbox(json!({}));
-    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
-    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    let sb = lost_create(&fake);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
     ok(&flush);
     assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
@@ -195,10 +202,7 @@ fn the_lookup_of_a_lost_create_stops_at_the_page_that_holds_it() {
     // more requests of the flush's deadline and of Slack's rate limit (Tier 2).
     let fake = FakeSlack::start();
     fake.set_clock(NOW);
-    fake.fail("conversations.create", &[Fault::Lost]);
-    let sb = sandbox(json!({}));
-    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
-    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    let sb = lost_create(&fake);
     for i in 0..2000 {
         fake.add_channel(&format!("later-{i}"), i % 2 == 0);
     }
@@ -218,10 +222,7 @@ fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_
     // refused (exit 69, the war room left without its alert).
     let fake = FakeSlack::start();
     fake.set_clock(NOW);
-    fake.fail("conversations.create", &[Fault::Lost]);
-    let sb = sandbox(json!({}));
-    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
-    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    let sb = lost_create(&fake);
     fake.fail("conversations.list", &[Fault::Error("internal_error")]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
     ok(&flush);
@@ -238,10 +239,7 @@ fn a_lost_create_the_lookup_cannot_tell_about_waits_for_the_next_flush_instead_o
     // spooled, its fate unknown, until a flush can read the list.
     let fake = FakeSlack::start();
     fake.set_clock(NOW);
-    fake.fail("conversations.create", &[Fault::Lost]);
-    let sb = sandbox(json!({}));
-    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
-    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    let sb = lost_create(&fake);
     // Every ask of this flush (4) answered with an error.
     fake.fail("conversations.list", &vec![Fault::Error("internal_error"); 4]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
