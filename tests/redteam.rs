@@ -665,7 +665,7 @@ fn a_spooled_entry_throttled_on_its_own_routing_key_does_not_hold_back_other_inc
     let t = now();
     // PagerDuty has a blip: the host's failure (with a routing key of its own), then db-01's
     // recovery, are spooled.
-    let r = spool_evil_failure(&sb, t - 20);
+    spool_evil_failure(&sb, t - 20);
     let mut recovery: Value = serde_json::from_slice(&fixture_at("sensu/resolve.json", t - 10)).unwrap();
     recovery["client"]["name"] = json!("db-01");
     let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], recovery.to_string().as_bytes());
