@@ -234,30 +234,6 @@ fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_
 }
 
 #[test]
-fn a_lost_create_the_lookup_cannot_tell_about_waits_for_the_next_flush_instead_of_going_again() {
-    // Sent again, the create would meet name_taken and the page would be refused: it stays
-    // spooled, its fate unknown, until a flush can read the list.
-    let fake = FakeSlack::start();
-    fake.set_clock(NOW);
-    let sb = lost_create(&fake);
-    // Every ask of this flush (4) answered with an error.
-    fake.fail("conversations.list", &vec![Fault::Error("internal_error"); 4]);
-    let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
-    assert_eq!(flush.code, Some(75), "kept: {flush:?}");
-    assert!(flush.stderr.contains("kept to look again"), "{}", flush.stderr);
-    assert_eq!(fake.calls_to("conversations.list").len(), 4, "asked four times");
-    assert_eq!(fake.calls_to("conversations.create").len(), 1, "not created again");
-    let failed = std::fs::read_dir(sb.spool_dir().join("slack/failed")).map_or(0, |d| d.count());
-    assert_eq!(failed, 0, "nothing given up");
-    let flush = run_at(&sb, &fake, b"", 2, &["--flush"]);
-    ok(&flush);
-    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
-    let rooms = fake.created();
-    assert_eq!((rooms.len(), rooms[0].roots().len()), (1, 1), "one war room, the alert in it");
-    fake.assert_no_violations();
-}
-
-#[test]
 fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
     let fake = FakeSlack::start();
     // The channel exists with the bot in it, created just now: an earlier attempt's (e.g. on

@@ -36,7 +36,7 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Request, Response};
 use common::outcome::{Outcome, Retry};
-use common::pipeline::{Ctx, Done, Found, Job, Provider, Unsure};
+use common::pipeline::{Ctx, Done, Found, Job, Provider};
 use common::state::{Incident, NoRecord};
 use common::template::Template;
 use common::trust::Trust;
@@ -172,8 +172,6 @@ fn stored(job: &Job<'_>) -> Option<Stored> {
 impl Provider for Slack {
     const NAME: &'static str = "slack";
     const READERS: &'static [common::unread::Reader] = &[common::unread::Reader::of::<Settings>()];
-    /// A war room's create sent again would meet `name_taken` and be refused.
-    const UNSURE: Unsure = Unsure::LookAgainLater;
     type Payload = Sent;
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: no war room was opened, so there is nowhere to post it");
 
@@ -295,27 +293,24 @@ impl Provider for Slack {
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
     /// the war room was asked for, on any page of the list.
+    ///
     /// A page Slack answered with an error (`{"ok": false}`: `internal_error`, `ratelimited`
-    /// …), or a list that goes on past the pages read, cannot say the war room is not there:
-    /// cannot tell (created again, it would meet `name_taken`, and the page would be refused).
+    /// …) cannot say the war room is not there: cannot tell, and the flush asks again (created
+    /// again, it would meet `name_taken`, and the page would be refused). A list that goes on
+    /// past the pages read is judged as read: asking again would read the same pages.
     fn found(&self, sent: &Sent, pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
-        let mut last = None;
         for page in pages {
             match api::read(Method::List, page) {
                 Ok(body) => {
                     if let Some((id, name)) = api::find_own(&body, name, *asked) {
                         return Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs());
                     }
-                    last = Some(body);
                 }
                 Err(e) => return Found::CannotTell(format!("conversations.list answered {}", e.code)),
             }
         }
-        match last.as_ref().and_then(api::next_cursor) {
-            Some(_) => Found::CannotTell(format!("the list of channels goes on past {} pages", pages.len())),
-            None => Found::No,
-        }
+        Found::No
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.

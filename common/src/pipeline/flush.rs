@@ -390,13 +390,6 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         // answers settle them within a round trip or two.
                         let pause = LOOKUP_PAUSE.max(started.elapsed());
                         if asked >= LOOKUP_ASKS || deadline.remaining() < pause * 4 {
-                            if P::UNSURE == super::Unsure::LookAgainLater {
-                                return Outcome::Retry(crate::outcome::Retry {
-                                    reason: format!("cannot tell whether it went through ({why}); kept to look again"),
-                                    fate: Fate::Unknown,
-                                    after: None,
-                                });
-                            }
                             log.info(format!("{what}: cannot tell whether it went through ({why}); sending it again"));
                             break;
                         }

@@ -314,19 +314,6 @@ pub enum Found {
     CannotTell(String),
 }
 
-/// What a flush does with a request of unknown fate that the lookup still cannot tell about
-/// after asking again ([`Found::CannotTell`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unsure {
-    /// Send it again: at worst a duplicate the service acts on twice (Twilio rings a phone
-    /// again), never a page lost.
-    SendAgain,
-    /// Keep it in the spool, its fate still unknown, for the next flush to look again: sent
-    /// again, the service would refuse it and the page would be lost (Slack answers a second
-    /// `conversations.create` of the same war room with `name_taken`).
-    LookAgainLater,
-}
-
 /// A handler's provider: the service-specific half.
 pub trait Provider: Sized {
     /// Handler and settings-section name: `pagerduty`, `twilio`, `reactio`, `slack`.
@@ -348,9 +335,6 @@ pub trait Provider: Sized {
 
     /// What a resolve or acknowledge does when the ledger has no record of the incident.
     const NO_RECORD: NoRecord = NoRecord::Send;
-
-    /// What a flush does with a request of unknown fate the lookup cannot tell about.
-    const UNSURE: Unsure = Unsure::SendAgain;
 
     /// What the service does with a repeated trigger, which decides how durably a delivered
     /// trigger is recorded ([`state::record_durability`]). Only PagerDuty merges repeats.

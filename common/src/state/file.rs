@@ -223,9 +223,10 @@ impl FileStore {
                 self.notices.borrow_mut().push(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
                 return Ok((None, Found::default()));
             }
-            // Larger than any record, or not readable by this user (a member of the group can
-            // plant either): it would fail every update of the key, so that no outcome is ever
-            // recorded and every repeat pages again. Moved aside like a corrupt one.
+            // Larger than any record (a member of the group can plant one), or this user's own
+            // file it cannot read: it would fail every update of the key, so that no outcome is
+            // ever recorded and every repeat pages again. Moved aside like a corrupt one. (An
+            // unreadable file another user owns is another user's record, above.)
             Err(e) => {
                 let aside = path.with_extension(format!("json.corrupt-{}", clock::now_unix()));
                 fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot read {} ({e}) nor move it aside: {re}", path.display()))?;
@@ -295,15 +296,6 @@ impl FileStore {
         Locked::take(path, Instant::now(), &mut self.notice())
     }
 
-    /// `bytes` of the record at `path` when this user owns it; `None` (with a notice) when
-    /// another user does.
-    ///
-    /// Every record this user's invocations write is a file it owns (written to a temp file
-    /// and renamed into place). In the shared 2775 directory any other member of the group can
-    /// plant a record — "resolved" to swallow the recovery, "notified just now" to suppress the
-    /// next page, an event time of now to supersede the event being handled — and the file's
-    /// owner is the one thing it cannot forge. So a record another user owns is read as no
-    /// record: at worst a page goes out twice, never not at all. The next write replaces it.
     /// Whether `e`, from reading `path`, is a record of another user that this user may not
     /// read (another user's handler wrote it 0600 while it held a request in flight, and was
     /// killed): read as no record, like another user's readable one ([`FileStore::owned`]),
@@ -321,6 +313,15 @@ impl FileStore {
             .push(format!("state file {} belongs to another user (uid {owner}); not trusted, read as no record", path.display()));
     }
 
+    /// `bytes` of the record at `path` when this user owns it; `None` (with a notice) when
+    /// another user does.
+    ///
+    /// Every record this user's invocations write is a file it owns (written to a temp file
+    /// and renamed into place). In the shared 2775 directory any other member of the group can
+    /// plant a record — "resolved" to swallow the recovery, "notified just now" to suppress the
+    /// next page, an event time of now to supersede the event being handled — and the file's
+    /// owner is the one thing it cannot forge. So a record another user owns is read as no
+    /// record: at worst a page goes out twice, never not at all. The next write replaces it.
     fn owned(&self, path: &Path, bytes: Vec<u8>, owner: u32) -> Option<Vec<u8>> {
         if owner == files::euid() {
             return Some(bytes);
