@@ -246,10 +246,15 @@ impl Spool {
     }
 
     /// Store `entry` again under `name` (attempts and fate after a failed try). Best effort.
+    /// An entry no longer there (delivered meanwhile by a process that had the incident's hold,
+    /// when this one could not take it) is left gone: written again, it would go out twice.
     pub fn rewrite(&self, name: &str, entry: &Entry) {
+        let path = self.dir.join(name);
+        if fs::symlink_metadata(&path).is_err() {
+            return;
+        }
         if let Ok(mut bytes) = serde_json::to_vec_pretty(entry) {
             bytes.push(b'\n');
-            let path = self.dir.join(name);
             let _ = files::write_atomic_mode(&path, &bytes, true, Durability::Volatile, files::mode_for(is_private(&path)));
         }
     }
@@ -413,6 +418,21 @@ mod tests {
         let mut e = spool.read(&private).unwrap().unwrap();
         let to = spool.fail(&private, &mut e, "HTTP 400").unwrap();
         assert_eq!(mode(&to), 0o600);
+    }
+
+    #[test]
+    fn an_entry_delivered_meanwhile_is_not_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::at(dir.path().to_path_buf()).unwrap();
+        let name = spool.push(&entry("a", Action::Trigger, 1), false).unwrap();
+        let mut e = spool.read(&name).unwrap().unwrap();
+        e.attempts += 1;
+        spool.rewrite(&name, &e);
+        assert_eq!(spool.read(&name).unwrap().map(|e| e.attempts), Some(e.attempts), "rewritten while it is there");
+        spool.remove(&name).unwrap();
+        spool.rewrite(&name, &e);
+        assert!(spool.read(&name).unwrap().is_none(), "a delivered entry comes back");
+        assert!(spool.list().unwrap().names.is_empty());
     }
 
     #[cfg(unix)]
