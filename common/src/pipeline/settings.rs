@@ -222,6 +222,10 @@ fn with_overrides<P: Provider>(
     overrides: Vec<crate::trust::Override>,
     log: &Logger,
 ) -> Result<(Map<String, Value>, Common)> {
+    // Nothing to lay over (most events): the operator's settings, typed and checked already.
+    if overrides.is_empty() {
+        return Ok((operator, common.clone()));
+    }
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
