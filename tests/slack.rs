@@ -233,20 +233,27 @@ fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_
     fake.assert_no_violations();
 }
 
+/// A failure whose war room's name an earlier attempt took (the channel made just now, the
+/// bot in it) uses that channel: no second room, the alert posted in it. The sandbox and the
+/// channel's ID.
+fn taken_room_is_used(fake: &FakeSlack) -> (Sandbox, String) {
+    let made = fake.add_channel_created(WAR_ROOM, true, NOW);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains(&format!("#{WAR_ROOM} was created by an attempt whose answer was lost")), "{}", r.stderr);
+    assert!(fake.created().is_empty(), "no second war room");
+    assert_eq!(fake.channel(&made).roots().len(), 1);
+    (sb, made)
+}
+
 #[test]
 fn a_taken_name_made_by_this_war_rooms_lost_attempt_is_used() {
     let fake = FakeSlack::start();
     // The channel exists with the bot in it, created just now: an earlier attempt's (e.g. on
     // another host sharing the ledger) whose answer never came.
-    let made = fake.add_channel_created(WAR_ROOM, true, NOW);
-    let sb = sandbox(json!({}));
-    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
-    ok(&r);
-    assert!(r.stderr.contains(&format!("#{WAR_ROOM} was created by an attempt whose answer was lost")), "{}", r.stderr);
-    assert!(fake.created().is_empty(), "no second war room");
-    let room = fake.channel(&made);
-    assert_eq!(room.roots().len(), 1);
-    assert!(!room.topic.is_empty());
+    let (sb, made) = taken_room_is_used(&fake);
+    assert!(!fake.channel(&made).topic.is_empty());
     assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], made.as_str());
     fake.assert_no_violations();
 }
@@ -260,13 +267,7 @@ fn a_taken_name_is_found_in_a_workspace_of_a_thousand_channels() {
     for i in 0..1000 {
         fake.add_channel(&format!("old-{i}"), true);
     }
-    let made = fake.add_channel_created(WAR_ROOM, true, NOW);
-    let sb = sandbox(json!({}));
-    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
-    ok(&r);
-    assert!(r.stderr.contains(&format!("#{WAR_ROOM} was created by an attempt whose answer was lost")), "{}", r.stderr);
-    assert!(fake.created().is_empty(), "no second war room");
-    assert_eq!(fake.channel(&made).roots().len(), 1);
+    taken_room_is_used(&fake);
     fake.assert_no_violations();
 }
 
