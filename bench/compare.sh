@@ -7,6 +7,7 @@
 #   BENCH_N=500 TMPDIR=/dev/shm bench/compare.sh a=... b=...   # state on tmpfs: no fsync cost
 #   BENCH_REDIS=1 bench/compare.sh a=...   # each build also with --state-store on a loopback Redis
 #   BENCH_FLOOR=1 bench/compare.sh a=...   # add the floor rows: an empty static process, one POST
+#   BENCH_FAKE=rust bench/compare.sh a=... # against the compiled fake PagerDuty (bench/fake/)
 #
 # Environment: BENCH_N (300), BENCH_WARMUP (10), BENCH_FIXTURE, BENCH_KEEP=1, TMPDIR (where
 # state and spool live), BENCH_REDIS=1 (start Debian's redis-server on a free loopback port,

@@ -153,9 +153,19 @@ bench_install() {
 
 # bench_fake NAME SCRIPT: starts `python3 bench/SCRIPT PORTFILE` (a fake service, stopped on
 # exit), waits up to 5 s for it to write its port, and sets $url to http://127.0.0.1:PORT.
+# With BENCH_FAKE=rust the fake PagerDuty is bench/fake/ instead (the same answers, compiled:
+# README.md "Session 8"), built here into $CARGO_TARGET_DIR.
 bench_fake() {
     local pid
-    bench_bg python3 "$bench_dir/$2" "$work/port"
+    case ${BENCH_FAKE:-python}:$2 in
+    python:*) bench_bg python3 "$bench_dir/$2" "$work/port" ;;
+    rust:fake_pagerduty.py)
+        cargo build -q --release --locked --manifest-path "$bench_dir/fake/Cargo.toml" || die "cannot build bench/fake"
+        bench_bg "$CARGO_TARGET_DIR/release/fake-pagerduty" "$work/port"
+        ;;
+    rust:*) die "BENCH_FAKE=rust: only the fake PagerDuty is compiled, not $2" ;;
+    *) die "BENCH_FAKE must be python or rust, not '$BENCH_FAKE'" ;;
+    esac
     pid=$!
     for _ in $(seq 100); do
         [[ -s $work/port ]] && break

@@ -34,6 +34,7 @@
 #                       working tree, e.g. while the working tree is mid-edit
 #   BENCH_BIN=<path>    use this handler binary; skip the build
 #   BENCH_KEEP=1        keep the work directory (events, state, logs, results.json)
+#   BENCH_FAKE=rust     the fake PagerDuty compiled (bench/fake/) instead of fake_pagerduty.py
 #   CARGO_TARGET_DIR    honoured when set
 #   TMPDIR              where the work directory (and so --state-dir) is made; the state store
 #                       fsyncs, so this should be a real disk like /var/lib, not tmpfs, for
