@@ -297,7 +297,9 @@ impl Provider for Slack {
     /// A page Slack answered with an error (`{"ok": false}`: `internal_error`, `ratelimited`
     /// …) cannot say the war room is not there: cannot tell, and the flush asks again (created
     /// again, it would meet `name_taken`, and the page would be refused). A list that goes on
-    /// past the pages read is judged as read: asking again would read the same pages.
+    /// past the pages read is judged as read: asking again would read the same pages. A token
+    /// refused for the list (`missing_scope` without `channels:read`, `invalid_auth` …) will
+    /// be refused on every ask: [`Found::Broken`], naming the scope (kept spooled until fixed).
     fn found(&self, sent: &Sent, pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
         for page in pages {
@@ -307,6 +309,7 @@ impl Provider for Slack {
                         return Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs());
                     }
                 }
+                Err(e) if e.class() == api::ErrorClass::Auth => return Found::Broken(e.explain()),
                 Err(e) => return Found::CannotTell(format!("conversations.list answered {}", e.code)),
             }
         }

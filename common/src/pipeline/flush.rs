@@ -385,6 +385,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         fate = Fate::NotSent;
                         break;
                     }
+                    Found::Broken(why) => return Outcome::Broken(format!("{what}: cannot find out whether it went through: {why}")),
                     Found::CannotTell(why) => {
                         // Others' requests of unknown fate are mostly still on their way: their
                         // answers settle them within a round trip or two.

@@ -312,6 +312,11 @@ pub enum Found {
     /// unknown fate): the reason. Asked again shortly while time allows, then sent again (a
     /// duplicate, never a loss).
     CannotTell(String),
+    /// The lookup cannot be made with these settings (Slack: a token without the scope the
+    /// lookup needs): the reason, naming what to fix. The request stays spooled and the flush
+    /// stops, as for any configuration error ([`Outcome::Broken`]); sent again without the
+    /// lookup it could be a duplicate (a second Slack war room, refused as `name_taken`).
+    Broken(String),
 }
 
 /// A handler's provider: the service-specific half.
