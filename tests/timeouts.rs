@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::fake::pagerduty::FakePagerDuty;
 use crate::fake::reactio;
-use crate::util::{ROUTING_KEY, Sandbox, read_fixture, run_command};
+use crate::util::{ROUTING_KEY, Run, Sandbox, pagerduty_sandbox, read_fixture, run_command, wait_until};
 
 /// How a fake stalls.
 #[derive(Debug, Clone, Copy)]
@@ -157,5 +158,48 @@ fn reactio_gives_up_on_every_kind_of_stall_by_timeout_plus_one_second() {
         let cmd = sb.command(&["--api-url", &server.url, "--timeout", &timeout]);
         let run = run_command(cmd, &read_fixture("sensu/create.json"));
         assert_gives_up_in_time("reactio", &sb, how, run);
+    }
+}
+
+/// handler-pagerduty fed `input` on a stdin the test keeps open, with `--timeout 2s`: the run,
+/// once the handler exits (it must, while its stdin is still open), and the fake's events.
+fn with_stdin_left_open(input: &[u8]) -> (Run, Vec<serde_json::Value>) {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let timeout = format!("{TIMEOUT_SECS}s");
+    let mut child = sb.command(&["--api-url", &fake.url, "--timeout", &timeout]).spawn().expect("spawn handler");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write the event");
+    stdin.flush().expect("flush");
+    // A liveness bound, not a measurement: far over --timeout, for a loaded machine.
+    let start = Instant::now();
+    wait_until("the handler to exit with its stdin still open", Duration::from_secs(60), || child.try_wait().ok().flatten(), String::new);
+    let took = start.elapsed();
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait handler");
+    (Run::from(out, took), fake.events())
+}
+
+#[test]
+fn a_whole_event_on_a_stdin_left_open_pages_without_waiting_for_its_end() {
+    // Read to end of input only, the handler waited for a sender that never closes the pipe
+    // until the monitoring system killed it: no page.
+    let (run, events) = with_stdin_left_open(&read_fixture("sensu/create.json"));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("stdin stayed open after the event"), "{}", run.stderr);
+    assert_eq!(events.len(), 1, "one trigger: {events:?}");
+    assert_eq!(events[0]["event_action"], "trigger");
+}
+
+#[test]
+fn a_stdin_left_open_without_a_whole_event_exits_65_by_timeout_plus_one_second() {
+    let bound = Duration::from_secs(TIMEOUT_SECS + 1);
+    let fixture = read_fixture("sensu/create.json");
+    for (what, input) in [("nothing", &[][..]), ("half an event", &fixture[..fixture.len() / 2])] {
+        let (run, events) = with_stdin_left_open(input);
+        assert_eq!(run.code, Some(65), "{what}: {run:?}");
+        assert!(run.took <= bound, "{what}: took {:?}, over --timeout {TIMEOUT_SECS}s + 1 s", run.took);
+        assert!(run.stderr.contains("stdin was still open at the time limit (--timeout)"), "{what}: {}", run.stderr);
+        assert!(events.is_empty(), "{what}: nothing sent: {events:?}");
     }
 }

@@ -62,7 +62,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output, took: Duration) -> Run {
+    /// The run of a finished process: its exit code, output, and how long it took.
+    pub fn from(out: Output, took: Duration) -> Run {
         Run {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -21,7 +21,7 @@ pub struct CommonArgs {
     #[arg(long = "config", value_name = "PATH")]
     pub config: Vec<PathBuf>,
 
-    /// Overall deadline for delivery, retries included (e.g. 10s, 2m; 100ms to 1day) [default: 10s]
+    /// Overall deadline: reading the event, delivery and retries (e.g. 10s, 2m; 100ms to 1day) [default: 10s]
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub timeout: Option<String>,
 
@@ -134,6 +134,21 @@ pub struct CommonArgs {
 /// value goes on as text, so that its range is checked with the settings and an out-of-range
 /// value (`18446744073709551615s`, `500000000000y`) exits 78 naming the setting, like the same
 /// value in a settings file.
+impl CommonArgs {
+    /// How long the event may take to arrive on stdin ([`crate::event::stdin::Stdin`]):
+    /// `--timeout`, else [`crate::config::DEFAULT_TIMEOUT`]; a `timeout` of the settings files
+    /// is read only after the event (an event may carry settings of its own).
+    pub fn stdin_limit(&self) -> std::time::Duration {
+        let (low, high) = crate::config::TIMEOUT_BOUNDS;
+        let flag = self.timeout.as_deref().map(crate::config::de::parse_duration);
+        match flag {
+            Some(Ok(d)) => d.clamp(low, high),
+            Some(Err(crate::config::de::DurationError::TooLarge)) => high,
+            _ => crate::config::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
 fn duration_arg(s: &str) -> Result<String, String> {
     match crate::config::de::parse_duration(s) {
         Ok(_) | Err(crate::config::de::DurationError::TooLarge) => Ok(s.to_string()),

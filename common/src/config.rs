@@ -425,7 +425,8 @@ pub fn redact_quoted(msg: &str) -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Common {
-    /// Overall deadline for one invocation (delivery and retries), humantime or seconds; 10 s,
+    /// Overall deadline for one invocation (reading the event, delivery and retries), humantime
+    /// or seconds; 10 s ([`DEFAULT_TIMEOUT`]),
     /// within [`TIMEOUT_BOUNDS`].
     #[serde(deserialize_with = "de::timeout")]
     pub timeout: Duration,
@@ -524,7 +525,7 @@ pub enum NotificationAction {
 impl Default for Common {
     fn default() -> Self {
         Common {
-            timeout: Duration::from_secs(10),
+            timeout: DEFAULT_TIMEOUT,
             severities: vec![Severity::Warning, Severity::Critical, Severity::Unknown],
             refresh: Duration::from_secs(30 * 60),
             occurrences: 1,
@@ -581,6 +582,9 @@ fn check_base_url(url: &str) -> std::result::Result<(), &'static str> {
 /// Largest duration any setting accepts: 10 years. Anything longer is refused (exit 78) before
 /// it can reach an `Instant` or `SystemTime` addition, where it would overflow and abort.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// `timeout` when no setting gives one: 10 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds of `timeout` (the overall deadline of one invocation): 100 ms to 24 h.
 pub const TIMEOUT_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(24 * 60 * 60));

@@ -113,7 +113,16 @@ pub fn parse(inv: &Invocation, stdin: impl Read, notes: &mut Notes) -> Result<Ev
                 match stdin.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => tail.push(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // A pause: go on waiting, until the end of input or the time limit.
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) => {}
+                    // Still open at the time limit (--timeout): page with what came.
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        notes.push(format!(
+                            "--output -: stdin was still open at the time limit (--timeout); paging with the {} bytes read",
+                            tail.total()
+                        ));
+                        break;
+                    }
                     Err(e) => return Err(Code::DataErr.msg(format!("--output -: cannot read stdin ({e})"))),
                 }
             }

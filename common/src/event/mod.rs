@@ -11,6 +11,7 @@ pub mod mackerel;
 pub mod nagios;
 pub mod sensu;
 pub mod sensu_go;
+pub mod stdin;
 pub mod zabbix;
 
 use std::collections::BTreeMap;
@@ -380,6 +381,9 @@ pub struct Input {
     pub bytes: Vec<u8>,
     /// A line for the log when long values were cut to fit, saying how many bytes came in.
     pub cut: Option<String>,
+    /// A line for the log when stdin stayed open after a whole event, which was then read
+    /// without waiting for the end of input ([`stdin::Stdin`]).
+    pub open: Option<String>,
 }
 
 /// Read an event from `input`.
@@ -394,15 +398,14 @@ pub struct Input {
 /// parts are shrunk to fair shares of 1 MiB (`fit`): a host cannot silence the pages about
 /// itself by writing more than 1 MiB of them.
 ///
-/// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], or input over
-/// [`MAX_EVENT_BYTES`] that is not JSON (or, which `fit` should never leave, still over it).
-pub fn read_capped(mut input: impl Read) -> Result<Input> {
-    let mut buf = Vec::with_capacity(8 * 1024);
-    (&mut input)
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut buf)
-        .or_exit(Code::DataErr)
-        .map_err(|f| Code::DataErr.msg(format!("event: cannot read stdin ({f}); pipe the event JSON into the handler")))?;
+/// Input read from [`stdin::Stdin`] ends at end of input, or once it pauses after a whole JSON
+/// value (the sender left the pipe open: [`Input::open`] says so), or at its time limit.
+///
+/// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], input still
+/// open at the time limit without a whole JSON value, or input over [`MAX_EVENT_BYTES`] that is
+/// not JSON (or, which `fit` should never leave, still over it).
+pub fn read_capped(input: impl Read) -> Result<Input> {
+    let (buf, open) = read_input(input)?;
     if buf.len() as u64 > MAX_INPUT_BYTES {
         return Err(Code::DataErr.msg(format!(
             "event: input is larger than {MAX_INPUT_BYTES} bytes (16 MiB); shorten the check output (Sensu Go: max_output_size)"
@@ -412,7 +415,7 @@ pub fn read_capped(mut input: impl Read) -> Result<Input> {
         return Err(Code::DataErr.msg("event: stdin is empty; pipe the event JSON into the handler"));
     }
     if buf.len() as u64 <= MAX_EVENT_BYTES {
-        return Ok(Input { bytes: buf, cut: None });
+        return Ok(Input { bytes: buf, cut: None, open });
     }
     let mut value: Value = serde_json::from_slice(&buf).map_err(|e| {
         Code::DataErr.msg(format!("event: input of {} bytes is larger than 1 MiB and not valid JSON ({e}); {FIX_EVENT}", buf.len()))
@@ -444,7 +447,47 @@ pub fn read_capped(mut input: impl Read) -> Result<Input> {
             fitted.dropped,
         );
     }
-    Ok(Input { bytes, cut: Some(notice) })
+    Ok(Input { bytes, cut: Some(notice), open })
+}
+
+/// Read `input` to its end, at most [`MAX_INPUT_BYTES`] + 1 bytes; or, when it pauses or
+/// times out ([`stdin::Stdin`]), as far as a whole JSON value: the bytes, and a line for the
+/// log when the input was left open.
+fn read_input(mut input: impl Read) -> Result<(Vec<u8>, Option<String>)> {
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut chunk = vec![0; 64 * 1024];
+    let open = |buf: &[u8]| format!("event: stdin stayed open after the event ({} bytes); read without waiting for its end", buf.len());
+    while buf.len() as u64 <= MAX_INPUT_BYTES {
+        let want = chunk.len().min((MAX_INPUT_BYTES + 1) as usize - buf.len());
+        match input.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if whole_json(&buf) {
+                    let line = open(&buf);
+                    return Ok((buf, Some(line)));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                if whole_json(&buf) {
+                    let line = open(&buf);
+                    return Ok((buf, Some(line)));
+                }
+                let what = if buf.is_empty() { "nothing came".to_string() } else { format!("{} bytes came, not a whole event", buf.len()) };
+                return Err(Code::DataErr.msg(format!(
+                    "event: stdin was still open at the time limit (--timeout) and {what}; the sender must write the event and close stdin"
+                )));
+            }
+            Err(e) => return Err(Code::DataErr.msg(format!("event: cannot read stdin ({e}); pipe the event JSON into the handler"))),
+        }
+    }
+    Ok((buf, None))
+}
+
+/// Whether `buf` is one whole JSON object (an event) and nothing else but whitespace.
+fn whole_json(buf: &[u8]) -> bool {
+    buf.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'}') && serde_json::from_slice::<serde::de::IgnoredAny>(buf).is_ok()
 }
 
 /// What [`fit`] aims at: 1 MiB less room for the marks it adds.
@@ -780,6 +823,45 @@ pub(crate) mod field {
 
 #[cfg(test)]
 mod tests {
+
+    /// A reader that gives `steps` in turn: bytes, or an error of that kind.
+    struct Scripted(Vec<std::result::Result<&'static [u8], std::io::ErrorKind>>);
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            match self.0.remove(0) {
+                Ok(bytes) => {
+                    buf[..bytes.len()].copy_from_slice(bytes);
+                    Ok(bytes.len())
+                }
+                Err(kind) => Err(kind.into()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_pause_after_a_whole_event_ends_the_input_and_a_pause_inside_one_does_not() {
+        use std::io::ErrorKind::{TimedOut, WouldBlock};
+        let (whole, half1, half2) = (&b"{\"a\": 1}\n"[..], &b"{\"a\""[..], &b": 1}"[..]);
+        // A whole event, then a pause: read without waiting for the end (nor reading past it).
+        let input = read_capped(Scripted(vec![Ok(whole), Err(WouldBlock), Ok(b"never read")])).unwrap();
+        assert_eq!(input.bytes, whole);
+        assert!(input.open.as_deref().is_some_and(|l| l.contains("stdin stayed open")), "{input:?}");
+        // A pause in the middle of one: go on reading.
+        let input = read_capped(Scripted(vec![Ok(half1), Err(WouldBlock), Ok(half2)])).unwrap();
+        assert_eq!((input.bytes.as_slice(), input.open), (&b"{\"a\": 1}"[..], None));
+        // The time limit with half an event, or nothing: exit 65, naming --timeout.
+        for steps in [vec![Ok(half1), Err(WouldBlock), Err(TimedOut)], vec![Err(TimedOut)]] {
+            let err = read_capped(Scripted(steps)).unwrap_err();
+            assert_eq!(err.code, Code::DataErr);
+            assert!(err.to_string().contains("still open at the time limit (--timeout)"), "{err}");
+        }
+        // The time limit right after a whole event: it is read.
+        assert_eq!(read_capped(Scripted(vec![Ok(whole), Err(TimedOut)])).unwrap().bytes, whole);
+    }
     use super::*;
 
     #[test]

@@ -455,7 +455,7 @@ pub trait Provider: Sized {
 /// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
 /// line, and return the exit code.
 pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> std::process::ExitCode {
-    main_with::<P>(args, flags, std::io::stdin().lock())
+    main_with::<P>(args, flags, crate::event::stdin::Stdin::within(args.stdin_limit()))
 }
 
 /// [`main`] with the event read from `input` instead of stdin (e.g. a synthetic event for a
@@ -476,6 +476,9 @@ struct Read<P> {
     event: Event,
     /// The raw stdin bytes, for printing an event that could not be kept.
     raw: Option<Vec<u8>>,
+    /// When the invocation began reading the event: the deadline (`timeout`) counts from here,
+    /// so that time spent waiting for the event is part of it.
+    started: Instant,
     /// The event's settings overrides for this handler (kept with spooled requests).
     overrides: Map<String, Value>,
     /// The operator's settings alone, for building spooled requests' settings.
@@ -487,6 +490,7 @@ struct Read<P> {
 /// Phase 1: read the event and the settings, build the provider (its secrets registered with
 /// `log`).
 fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Read<P>> {
+    let started = Instant::now();
     let (mut event, raw) = match args.from {
         Some(source) => {
             let mut notes = Vec::new();
@@ -498,8 +502,8 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
             let input = event::read_capped(stdin)?;
             // After the event is read: bad input stays one line.
             let event = event::parse_json(&input.bytes, args.input)?;
-            if let Some(cut) = &input.cut {
-                log.warn(cut);
+            for line in input.cut.iter().chain(&input.open) {
+                log.warn(line);
             }
             (event, Some(input.bytes))
         }
@@ -513,7 +517,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
-    Ok(Read { event, raw, overrides, operator, common, provider })
+    Ok(Read { event, raw, started, overrides, operator, common, provider })
 }
 
 /// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`,
@@ -592,8 +596,8 @@ struct Decided {
 
 /// Phase 2: the incident key, the filters' action and the ledger's proposal.
 fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
-    let Read { event, common, provider, .. } = read;
-    let deadline = Deadline::after(common.timeout);
+    let Read { event, common, provider, started, .. } = read;
+    let deadline = Deadline::since(*started, common.timeout);
     let key = provider.incident_key(event);
     let action = match filter::decide(event, common) {
         Decision::Act(a) => match provider.unsupported(a) {
