@@ -7,6 +7,7 @@
 //! the fake's URL and temporary state and spool directories. Each server runs until the fake has
 //! received what it should (no fixed sleeps) and is stopped by PID.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -116,6 +117,66 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// A real Nagios 4 in `site`'s directory `nagios/` with the shipped conf.d/nagios-pagerduty.cfg,
+/// as Debian ships Nagios (`enable_environment_macros=0`, so the `--field` commands; the
+/// `illegal_macro_output_chars` of Debian's nagios.cfg), an external command file
+/// `nagios/nagios.cmd`, and what a site adds: the 24x7 period (Debian's timeperiods.cfg) and
+/// `objects`, host and service definitions naming the documented `contacts pagerduty`.
+/// Returns the running server and the directory (`nagios.log`, `status.dat` …).
+fn start_nagios(site: &Site, objects: &str) -> (ServerProcess, PathBuf) {
+    let d = site.dir.path().join("nagios");
+    std::fs::create_dir_all(d.join("checkresults")).unwrap();
+    std::fs::write(d.join("pagerduty.cfg"), shipped("nagios-pagerduty.cfg", &site.settings())).unwrap();
+    let dd = d.display();
+    std::fs::write(d.join("resource.cfg"), "").unwrap();
+    std::fs::write(
+        d.join("nagios.cfg"),
+        format!(
+            "log_file={dd}/nagios.log\ncfg_file={dd}/pagerduty.cfg\ncfg_file={dd}/site.cfg\nobject_cache_file={dd}/objects.cache\n\
+             precached_object_file={dd}/objects.precache\nresource_file={dd}/resource.cfg\nstatus_file={dd}/status.dat\n\
+             status_update_interval=1\ncheck_result_path={dd}/checkresults\nlock_file={dd}/nagios.lock\ntemp_file={dd}/nagios.tmp\n\
+             temp_path={dd}\nquery_socket={dd}/nagios.qh\ncheck_external_commands=1\ncommand_file={dd}/nagios.cmd\n\
+             command_check_interval=-1\ninterval_length=1\nenable_environment_macros=0\n\
+             illegal_macro_output_chars=`~$&|'\"<>\nuse_syslog=0\nmax_service_check_spread=1\nmax_host_check_spread=1\n\
+             service_inter_check_delay_method=n\nhost_inter_check_delay_method=n\ncheck_result_reaper_frequency=1\n\
+             enable_notifications=1\nretain_state_information=0\nlog_notifications=1\nnagios_user={}\nnagios_group={}\n",
+            id("-un"),
+            id("-gn")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("site.cfg"),
+        format!(
+            "define timeperiod {{\n timeperiod_name 24x7\n alias 24x7\n sunday 00:00-24:00\n monday 00:00-24:00\n tuesday 00:00-24:00\n wednesday 00:00-24:00\n thursday 00:00-24:00\n friday 00:00-24:00\n saturday 00:00-24:00\n}}\n{objects}"
+        ),
+    )
+    .unwrap();
+    let verify = Command::new(NAGIOS).arg("-v").arg(d.join("nagios.cfg")).output().unwrap();
+    assert!(verify.status.success(), "nagios4 -v refuses the shipped cfg: {}", String::from_utf8_lossy(&verify.stdout));
+    let mut nagios = Command::new(NAGIOS);
+    nagios.arg(d.join("nagios.cfg")).stdout(Stdio::null()).stderr(Stdio::null());
+    let server = ServerProcess::start(nagios);
+    // The command file is a FIFO Nagios creates once it runs.
+    wait_until("nagios.cmd", LIMIT, || d.join("nagios.cmd").exists().then_some(()), || read(&d.join("nagios.log")));
+    (server, d)
+}
+
+/// Write external commands to a running Nagios (`[time] NAME;args` lines).
+fn nagios_commands(d: &Path, lines: &[String]) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let text: String = lines.iter().map(|l| format!("[{now}] {l}\n")).collect();
+    std::fs::OpenOptions::new().write(true).open(d.join("nagios.cmd")).unwrap().write_all(text.as_bytes()).unwrap();
+}
+
+/// The value of `field` in the `servicestatus` block of `service` in Nagios's status.dat.
+fn service_status(d: &Path, service: &str, field: &str) -> Option<String> {
+    let status = read(&d.join("status.dat"));
+    let block = status.split("servicestatus {").skip(1).find(|b| b.contains(&format!("\tservice_description={service}\n")))?;
+    let block = block.split('}').next()?;
+    block.lines().find_map(|l| l.trim().strip_prefix(&format!("{field}=")).map(str::to_string))
+}
+
 /// conf.d/nagios-pagerduty.cfg in Nagios 4 as Debian ships it (`enable_environment_macros=0`,
 /// so the `--field` commands): a service problem and recovery on one host, a host problem and
 /// recovery on another.
@@ -125,37 +186,14 @@ fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries()
         return;
     }
     let site = Site::new();
-    let d = site.dir.path().join("nagios");
-    std::fs::create_dir_all(d.join("checkresults")).unwrap();
-    std::fs::write(d.join("pagerduty.cfg"), shipped("nagios-pagerduty.cfg", &site.settings())).unwrap();
     // Both fail from their first check: Nagios assumes OK/UP at start, so the first result is
     // a hard state change that notifies.
     let svc = site.check_script("svc", "HTTP", 2);
     let host = site.check_script("host", "PING", 2);
-    let dd = d.display();
-    std::fs::write(d.join("resource.cfg"), "").unwrap();
-    std::fs::write(
-        d.join("nagios.cfg"),
-        format!(
-            "log_file={dd}/nagios.log\ncfg_file={dd}/pagerduty.cfg\ncfg_file={dd}/site.cfg\nobject_cache_file={dd}/objects.cache\n\
-             precached_object_file={dd}/objects.precache\nresource_file={dd}/resource.cfg\nstatus_file={dd}/status.dat\n\
-             status_update_interval=1\ncheck_result_path={dd}/checkresults\nlock_file={dd}/nagios.lock\ntemp_file={dd}/nagios.tmp\n\
-             temp_path={dd}\nquery_socket={dd}/nagios.qh\ncheck_external_commands=0\ninterval_length=1\nenable_environment_macros=0\n\
-             use_syslog=0\nmax_service_check_spread=1\nmax_host_check_spread=1\nservice_inter_check_delay_method=n\n\
-             host_inter_check_delay_method=n\ncheck_result_reaper_frequency=1\nenable_notifications=1\nretain_state_information=0\n\
-             log_notifications=1\nnagios_user={}\nnagios_group={}\n",
-            id("-un"),
-            id("-gn")
-        ),
-    )
-    .unwrap();
-    // What a site adds: the 24x7 period (Debian's timeperiods.cfg), hosts and services with the
-    // documented `contacts pagerduty`.
-    std::fs::write(
-        d.join("site.cfg"),
-        format!(
-            "define timeperiod {{\n timeperiod_name 24x7\n alias 24x7\n sunday 00:00-24:00\n monday 00:00-24:00\n tuesday 00:00-24:00\n wednesday 00:00-24:00\n thursday 00:00-24:00\n friday 00:00-24:00\n saturday 00:00-24:00\n}}\n\
-             define command {{\n command_name check-svc\n command_line {}\n}}\n\
+    let (_nagios, d) = start_nagios(
+        &site,
+        &format!(
+            "define command {{\n command_name check-svc\n command_line {}\n}}\n\
              define command {{\n command_name check-host\n command_line {}\n}}\n\
              define command {{\n command_name host-up\n command_line /bin/true\n}}\n\
              define host {{\n host_name web-01\n address 127.0.0.1\n check_command host-up\n max_check_attempts 1\n check_interval 300\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}}\n\
@@ -164,13 +202,7 @@ fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries()
             svc.display(),
             host.display()
         ),
-    )
-    .unwrap();
-    let verify = Command::new(NAGIOS).arg("-v").arg(d.join("nagios.cfg")).output().unwrap();
-    assert!(verify.status.success(), "nagios4 -v refuses the shipped cfg: {}", String::from_utf8_lossy(&verify.stdout));
-    let mut nagios = Command::new(NAGIOS);
-    nagios.arg(d.join("nagios.cfg")).stdout(Stdio::null()).stderr(Stdio::null());
-    let _nagios = ServerProcess::start(nagios);
+    );
     let log = || read(&d.join("nagios.log"));
 
     let ev = site.wait_for_pages(&[("trigger", "web-01/HTTP"), ("trigger", "db-01/host")], log);
@@ -182,6 +214,62 @@ fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries()
         &[("trigger", "web-01/HTTP"), ("trigger", "db-01/host"), ("resolve", "web-01/HTTP"), ("resolve", "db-01/host")],
         log,
     );
+}
+
+/// The shipped cfg in a real Nagios 4, driven through its external command file as an
+/// operator and NSCA/NRDP would: a passive result CRITICAL, an acknowledgement, OK; then,
+/// round after round, CRITICAL and OK within one second. Nagios runs the PROBLEM and the
+/// RECOVERY notification of one second in parallel, so the RECOVERY's handler often reaches
+/// the incident first; the incident must still end resolved every round (it was left open
+/// when the PROBLEM's handler came second: one second's events were applied as they came).
+#[test]
+fn nagios4_with_the_shipped_cfg_acknowledges_and_orders_a_problem_and_recovery_of_one_second() {
+    if !require_program(NAGIOS, "nagios4-core") {
+        return;
+    }
+    let site = Site::new();
+    let (_nagios, d) = start_nagios(
+        &site,
+        "define command {\n command_name passive-only\n command_line /bin/true\n}\n\
+         define host {\n host_name web-01\n address 127.0.0.1\n check_command passive-only\n active_checks_enabled 0\n max_check_attempts 1\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}\n\
+         define service {\n host_name web-01\n service_description queue\n check_command passive-only\n active_checks_enabled 0\n passive_checks_enabled 1\n flap_detection_enabled 0\n max_check_attempts 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}\n",
+    );
+    let log = || read(&d.join("nagios.log"));
+    let result = |status: u8, output: &str| format!("PROCESS_SERVICE_CHECK_RESULT;web-01;queue;{status};{output}");
+    let key = "web-01/queue";
+
+    nagios_commands(&d, &[result(2, "QUEUE CRITICAL - 5000 messages")]);
+    site.wait_for_pages(&[("trigger", key)], log);
+    nagios_commands(&d, &["ACKNOWLEDGE_SVC_PROBLEM;web-01;queue;1;1;0;alice;looking".to_string()]);
+    site.wait_for_pages(&[("trigger", key), ("acknowledge", key)], log);
+    nagios_commands(&d, &[result(0, "QUEUE OK - 3 messages")]);
+    site.wait_for_pages(&[("trigger", key), ("acknowledge", key), ("resolve", key)], log);
+
+    let record = || -> Value {
+        let path = site.path("state").join("pagerduty").join("web-01%2Fqueue.json");
+        serde_json::from_str(&read(&path)).unwrap_or(Value::Null)
+    };
+    for round in 1..=8 {
+        nagios_commands(&d, &[result(2, &format!("QUEUE CRITICAL round {round}")), result(0, &format!("QUEUE OK round {round}"))]);
+        // Done when the ledger has taken in the round's RECOVERY: the state change Nagios
+        // numbered last, which status.dat shows once the notifications are out.
+        wait_until(
+            &format!("round {round}: the ledger at Nagios's current event id, resolved"),
+            LIMIT,
+            || {
+                let current = service_status(&d, "queue", "current_event_id")?.parse::<u64>().ok()?;
+                let rec = record();
+                (service_status(&d, "queue", "current_state").as_deref() == Some("0")
+                    && rec["event_seq"].as_u64() == Some(current)
+                    && rec["open"] == false)
+                    .then_some(())
+            },
+            || format!("record {}; pages {:?}; log:\n{}", record(), site.pages(), log()),
+        );
+    }
+    // Whatever went out in between, the last word PagerDuty had is the resolve.
+    let pages = site.pages();
+    assert_eq!(pages.last().map(|(a, k)| (a.as_str(), k.as_str())), Some(("resolve", key)), "{pages:?}");
 }
 
 /// conf.d/icinga2-pagerduty.conf in a real Icinga 2 daemon: a host problem (no `$service.*$`

@@ -59,6 +59,48 @@ fn nagios_environment_macros_problem_then_recovery() {
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("web-01/HTTP")));
 }
 
+/// Nagios 4 runs notification commands in parallel, so the PROBLEM and the RECOVERY of one
+/// second (a passive result CRITICAL, then OK) can reach the handler in either order, with the
+/// same `$TIMET$`. Their `$SERVICEEVENTID$` (`$HOSTEVENTID$` for a host) says which state
+/// change came last: a PROBLEM arriving after its own RECOVERY is superseded instead of
+/// reopening the incident (it was sent, and the incident left open). Without event ids, one
+/// second's events are applied as they come.
+#[test]
+fn nagios_problem_after_its_recovery_of_the_same_second_is_superseded_by_the_event_id() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let t = (crate::util::unix_now() - 5).to_string();
+    let notify = |fields: &[&str]| {
+        let mut args = vec!["--from", "nagios"];
+        for f in fields {
+            args.extend(["--field", f]);
+        }
+        let r = run_env(&sb, &fake, &args, &[("NAGIOS_TIMET", t.as_str())]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        r
+    };
+    let service = |kind: &str, state: &str, id: &str| {
+        notify(&[&format!("NOTIFICATIONTYPE={kind}"), "HOSTNAME=web-01", "SERVICEDESC=queue", &format!("SERVICESTATE={state}"), id])
+    };
+    let host = |kind: &str, state: &str, id: &str| {
+        notify(&[&format!("NOTIFICATIONTYPE={kind}"), "HOSTNAME=db-01", &format!("HOSTSTATE={state}"), id])
+    };
+    service("RECOVERY", "OK", "SERVICEEVENTID=11");
+    let r = service("PROBLEM", "CRITICAL", "SERVICEEVENTID=10");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    host("RECOVERY", "UP", "HOSTEVENTID=21");
+    let r = host("PROBLEM", "DOWN", "HOSTEVENTID=20");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    // In their own order, both go out; so does a later state change of the same second.
+    service("PROBLEM", "CRITICAL", "SERVICEEVENTID=12");
+    service("RECOVERY", "OK", "SERVICEEVENTID=13");
+    fake.assert_no_violations();
+    let pages: Vec<(String, String)> =
+        fake.events().iter().map(|e| (e["event_action"].as_str().unwrap().into(), e["dedup_key"].as_str().unwrap().into())).collect();
+    let want = [("resolve", "web-01/queue"), ("resolve", "db-01/host"), ("trigger", "web-01/queue"), ("resolve", "web-01/queue")];
+    assert_eq!(pages, want.map(|(a, k)| (a.to_string(), k.to_string())));
+}
+
 #[test]
 fn nagios_fields_host_notification_acknowledgement_and_downtime() {
     let fake = FakePagerDuty::start(&[]);

@@ -68,6 +68,10 @@ pub struct Entry {
     pub severity: String,
     /// The event's own time, Unix seconds (the ledger's order).
     pub event_time: u64,
+    /// The source's sequence number of the event within that second (the ledger's order:
+    /// [`crate::state::is_later`]); absent in entries of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
     /// The invocation that spooled it (the ledger's `token`).
     pub token: String,
     /// When it was spooled, Unix seconds (`PAGERPIPE_NOW` applies); `spool_max_age` counts
@@ -378,6 +382,7 @@ mod tests {
             action,
             severity: "critical".into(),
             event_time: created,
+            event_seq: None,
             token: "t".into(),
             created,
             overrides: Map::new(),

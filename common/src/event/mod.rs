@@ -253,6 +253,11 @@ pub struct Event {
     /// Whose clock [`Event::timestamp`] was read from, which bounds how far the ledger trusts
     /// it ([`crate::state::ordering_time`]).
     pub time_source: TimeSource,
+    /// The monitoring server's own number of the state change the event reports (Nagios
+    /// `$SERVICEEVENTID$`, `$HOSTEVENTID$`: one counter, incremented at every state change),
+    /// which orders events of one incident within the same second of [`Event::timestamp`]
+    /// ([`crate::state::is_later`]). Used only beside a timestamp.
+    pub sequence: Option<u64>,
     /// The check command line, when given.
     pub command: Option<String>,
     /// Labels (Sensu Go entity labels overlaid with check labels; Sensu 1.x: none).

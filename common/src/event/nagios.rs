@@ -13,7 +13,9 @@
 //! environment keeps them; `LONGSERVICEOUTPUT` carries `\n` as two literal characters; custom
 //! variables arrive as `NAGIOS__SERVICE<NAME>` / `NAGIOS__HOST<NAME>` (upper-cased), and are
 //! read as labels, and as settings overrides when named `_PAGERDUTY_<SETTING>` (likewise
-//! `_TWILIO_…`, `_REACTIO_…`).
+//! `_TWILIO_…`, `_REACTIO_…`). Nagios runs notification commands in parallel, so `$TIMET$`
+//! (one-second resolution) and `$SERVICEEVENTID$` / `$HOSTEVENTID$` (the number of the state
+//! change) are read to order them ([`Event::sequence`]).
 
 use std::collections::BTreeMap;
 
@@ -201,6 +203,11 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         action,
         occurrences: m.get("NOTIFICATIONNUMBER").and_then(|n| n.trim().parse().ok()).unwrap_or(1),
         timestamp: m.get("TIMET").and_then(|t| t.trim().parse().ok()),
+        // The state change's number: a service's own, or the host's for a host notification.
+        sequence: m
+            .get(if service.is_some() { "SERVICEEVENTID" } else { "HOSTEVENTID" })
+            .and_then(|n| n.trim().parse().ok())
+            .filter(|n| *n > 0),
         labels,
         overrides,
         address: m.get("HOSTADDRESS").map(str::to_string),

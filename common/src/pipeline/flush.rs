@@ -313,6 +313,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             action: entry.action,
             severity: entry.severity.clone(),
             event_time: entry.event_time,
+            event_seq: entry.event_seq,
             refresh_secs: refresh_of(self.common),
             token: entry.token.clone(),
         };

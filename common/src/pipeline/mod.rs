@@ -608,12 +608,17 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         Decision::QuietSkip(why) => Err((why, true)),
     };
     let now = crate::clock::now_unix();
+    // Bounded by the receipt: a monitored host's clock, ahead or behind, must not supersede the
+    // incident's later pages.
+    let event_time = state::ordering_time(event.timestamp, event.time_source, now, state::host_clock_lateness());
+    // A sequence number orders events of the event's own second only, not of a time replaced
+    // by the receipt.
+    let own_time = event.timestamp.and_then(|t| u64::try_from(t).ok()) == Some(event_time);
     let proposal = action.as_ref().ok().map(|&action| Proposal {
         action,
         severity: event.status_name().to_string(),
-        // Bounded by the receipt: a monitored host's clock, ahead or behind, must not
-        // supersede the incident's later pages.
-        event_time: state::ordering_time(event.timestamp, event.time_source, now, state::host_clock_lateness()),
+        event_time,
+        event_seq: event.sequence.filter(|_| own_time),
         refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
     });
@@ -844,6 +849,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 action: p.action,
                 severity: p.severity.clone(),
                 event_time: p.event_time,
+                event_seq: p.event_seq,
                 token: p.token.clone(),
                 created: self.d.now,
                 overrides: read.overrides.clone(),
@@ -955,7 +961,14 @@ fn spooled_tail(spool: &Spool, key: &str) -> Vec<spool::Entry> {
 
 /// The ledger's view of a spooled entry.
 fn proposal_of(e: &spool::Entry) -> Proposal {
-    Proposal { action: e.action, severity: e.severity.clone(), event_time: e.event_time, refresh_secs: 0, token: e.token.clone() }
+    Proposal {
+        action: e.action,
+        severity: e.severity.clone(),
+        event_time: e.event_time,
+        event_seq: e.event_seq,
+        refresh_secs: 0,
+        token: e.token.clone(),
+    }
 }
 
 /// [`state::decide`] with `P`'s rule for incidents without a record.

@@ -11,7 +11,8 @@
 //! The invariants, and how they are kept:
 //!
 //! 1. **Event order**: the record keeps the event time of the last action applied
-//!    ([`Incident::event_time`]); [`decide`] supersedes an older event.
+//!    ([`Incident::event_time`], and the source's own sequence number within that second,
+//!    [`Incident::event_seq`]); [`decide`] supersedes an older event ([`is_later`]).
 //! 2. **Nothing swallowed**: an invocation that finds the incident busy waits for the
 //!    [`Store::hold`] within its own deadline, then queues behind it in the spool; it never
 //!    exits 0 having sent nothing because someone else was busy. A resolve or acknowledge that
@@ -241,6 +242,10 @@ pub struct Incident {
     pub acknowledged_at: Option<u64>,
     /// The event time of the last action applied (the event's own time, else its receipt).
     pub event_time: Option<u64>,
+    /// The source's sequence number of that event ([`crate::event::Event::sequence`]: Nagios
+    /// `$SERVICEEVENTID$`), which orders events of the same second ([`is_later`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
     /// The last action applied.
     pub last_action: Option<Action>,
     /// The invocation that applied it ([`Proposal::token`]): a spooled request of the same
@@ -318,6 +323,9 @@ pub struct Proposal {
     pub severity: String,
     /// The event's own time (else its receipt), Unix seconds.
     pub event_time: u64,
+    /// The source's sequence number of the event, when it gives one
+    /// ([`crate::event::Event::sequence`]): orders events of the same second.
+    pub event_seq: Option<u64>,
     /// Repeated triggers of an open incident with the same severity are suppressed for this
     /// many seconds after the last one.
     pub refresh_secs: u64,
@@ -342,10 +350,26 @@ pub fn new_token() -> String {
     format!("{}-{}-{}", crate::clock::host_name(), std::process::id(), crate::clock::now_unix_nanos())
 }
 
+/// Whether an event at `time` with sequence number `seq` comes after one at `other_time` with
+/// `other_seq`: a later second, or the same second and a larger sequence number when both have
+/// one.
+///
+/// Event times have one-second resolution (Nagios `$TIMET$`), and a monitoring server runs the
+/// notification commands of one service concurrently (Nagios 4's workers): a passive result
+/// CRITICAL and then OK within one second starts the PROBLEM and the RECOVERY handler at once,
+/// and either may reach the incident first. Nagios numbers every state change
+/// (`$SERVICEEVENTID$`, `$HOSTEVENTID$`, one global counter), so within a second the number
+/// says which came last. Without numbers, events of one second are applied in the order they
+/// arrive (a trigger after a resolve of the same second is sent: a page left open is better
+/// than one lost).
+pub fn is_later(time: u64, seq: Option<u64>, other_time: u64, other_seq: Option<u64>) -> bool {
+    time > other_time || (time == other_time && matches!((seq, other_seq), (Some(a), Some(b)) if a > b))
+}
+
 /// Decide what `p` does to the incident whose record is `record`, at `now` (Unix seconds).
 ///
-/// - older than the last applied event → [`Verdict::Superseded`] (a recorded event time later
-///   than `now` counts as `now`);
+/// - older than the last applied event ([`is_later`]) → [`Verdict::Superseded`] (a recorded
+///   event time later than `now` counts as `now`);
 /// - the rest of an action already applied (same [`Proposal::token`]) → send;
 /// - trigger: skipped while the incident is open with the same severity and was notified less
 ///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now);
@@ -370,7 +394,9 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
     }
     // A recorded time in the future (a monitored host's clock far ahead, a record planted in
     // the shared directory) counts as now: it must not supersede every later event forever.
-    if let Some(applied) = rec.event_time.map(|t| crate::clock::not_after(t, now)).filter(|t| *t > p.event_time) {
+    if let Some(applied) =
+        rec.event_time.map(|t| crate::clock::not_after(t, now)).filter(|t| is_later(*t, rec.event_seq, p.event_time, p.event_seq))
+    {
         let last = rec.last_action.map_or("an action", Action::name);
         return Verdict::Superseded(format!(
             "superseded: this event is from {}, and {last} for a later event ({}) was already applied",
@@ -412,13 +438,18 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
 pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: &Map<String, Value>) -> Incident {
     let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
     // A recorded time in the future counts as now (see [`decide`]), so it is replaced, not kept.
+    let recorded_time = inc.event_time;
     inc.event_time = inc.event_time.map(|t| crate::clock::not_after(t, now));
+    // A time moved back to now is no longer the time its sequence number belongs to.
+    if inc.event_time != recorded_time {
+        inc.event_seq = None;
+    }
     // The requests of this action that were noted in flight are accounted for now.
     inc.inflight.retain(|e| e.token != p.token);
     // Its own progress notes are done with; so is a dead run's, once a resolve or acknowledge
     // stopped it.
     inc.progress = inc.progress.take().filter(|pr| pr.token != p.token && p.action == Action::Trigger);
-    if inc.event_time.is_some_and(|t| t > p.event_time) {
+    if inc.event_time.is_some_and(|t| is_later(t, inc.event_seq, p.event_time, p.event_seq)) {
         inc.refs.extend(refs.clone());
         return inc;
     }
@@ -450,6 +481,10 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
             inc.acknowledged_at = None;
         }
     }
+    inc.event_seq = match inc.event_time {
+        Some(t) if t == p.event_time => inc.event_seq.max(p.event_seq),
+        _ => p.event_seq,
+    };
     inc.event_time = Some(inc.event_time.map_or(p.event_time, |t| t.max(p.event_time)));
     inc.last_action = Some(p.action);
     inc.token = Some(p.token.clone());
@@ -538,7 +573,9 @@ pub fn record(
 /// skips (the incident looked closed) says nothing about the state at its time.
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
     p.action != Action::Acknowledge
-        && record.filter(|r| r.last_action.is_some()).is_some_and(|r| r.event_time.is_none_or(|t| t < p.event_time))
+        && record
+            .filter(|r| r.last_action.is_some())
+            .is_some_and(|r| r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)))
 }
 
 /// Note in `key`'s record that `p` was decided and needed nothing: its event time becomes the
@@ -559,6 +596,7 @@ pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_rec
         let mut inc = Incident::from_value(key, Some(v.clone()));
         if skip_moves_time(Some(&inc), p) && matches!(decide(Some(&inc), p, now, no_record), Verdict::Skip(_)) {
             inc.event_time = Some(p.event_time);
+            inc.event_seq = p.event_seq;
             return Some(inc.to_value());
         }
         Some(v)
@@ -721,7 +759,7 @@ mod tests {
     use super::*;
 
     fn p(action: Action, severity: &str, t: u64, token: &str) -> Proposal {
-        Proposal { action, severity: severity.into(), event_time: t, refresh_secs: 1800, token: token.into() }
+        Proposal { action, severity: severity.into(), event_time: t, event_seq: None, refresh_secs: 1800, token: token.into() }
     }
 
     const SEND: NoRecord = NoRecord::Send;
@@ -904,6 +942,32 @@ mod tests {
         assert!(matches!(decide(Some(&rec), &p(Action::Trigger, "critical", 1999, "b"), 2100, SEND), Verdict::Superseded(_)));
         // One from the same second is not older.
         assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", 2000, "c"), 2100, SEND), Verdict::Send);
+    }
+
+    #[test]
+    fn a_sequence_number_orders_events_of_one_second() {
+        let seq = |mut p: Proposal, n: u64| {
+            p.event_seq = Some(n);
+            p
+        };
+        // Nagios ran the RECOVERY (event 11) before the PROBLEM (event 10) of the same second.
+        let rec = apply(None, "k", &seq(p(Action::Resolve, "ok", 2000, "a"), 11), 2000, &Map::new());
+        assert_eq!(rec.event_seq, Some(11));
+        let problem = seq(p(Action::Trigger, "critical", 2000, "b"), 10);
+        assert!(matches!(decide(Some(&rec), &problem, 2001, SEND), Verdict::Superseded(_)));
+        // An acceptance arriving late changes nothing: the record stays resolved.
+        assert!(!apply(Some(rec.clone()), "k", &problem, 2001, &Map::new()).open);
+        // A later state change of that second, and any event of a later second, is applied.
+        assert_eq!(decide(Some(&rec), &seq(p(Action::Trigger, "critical", 2000, "c"), 12), 2001, SEND), Verdict::Send);
+        assert_eq!(decide(Some(&rec), &seq(p(Action::Trigger, "critical", 2001, "d"), 1), 2001, SEND), Verdict::Send);
+        // The acknowledgement of a problem carries the problem's number: not older than it.
+        let open = apply(None, "k", &seq(p(Action::Trigger, "critical", 2000, "e"), 10), 2000, &Map::new());
+        assert_eq!(decide(Some(&open), &seq(p(Action::Acknowledge, "critical", 2000, "f"), 10), 2000, SEND), Verdict::Send);
+        // Without a number on either side, one second's events are applied as they come.
+        assert_eq!(decide(Some(&rec), &p(Action::Trigger, "critical", 2000, "g"), 2001, SEND), Verdict::Send);
+        // A skip of the same second with a later number is noted, so the older one is superseded.
+        assert!(skip_moves_time(Some(&rec), &seq(p(Action::Resolve, "ok", 2000, "h"), 12)));
+        assert!(!skip_moves_time(Some(&rec), &seq(p(Action::Resolve, "ok", 2000, "i"), 11)));
     }
 
     #[test]
