@@ -289,3 +289,27 @@ fn spool_log_lines_show_long_durations_in_days() {
     assert!(r.stderr.contains("not delivered within spool_max_age (31days)"), "{}", r.stderr);
     assert_eq!(fake.events().len(), 1, "the expired entry is not sent");
 }
+
+/// A flush run without the handler's credentials (a flush timer that does not read the
+/// settings file the handler was given with `--config`) keeps the entries, says what to fix and
+/// exits 75 (requests remain); it never sends a page with an empty routing key, which
+/// PagerDuty refuses for good (the page then lost in `failed/`, exit 69).
+#[test]
+fn a_flush_without_the_routing_key_keeps_the_entries_until_it_has_one() {
+    let sb = pagerduty_sandbox();
+    let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    sb.config("pagerduty.json", &json!({"pagerduty": {}}));
+    let fake = FakePagerDuty::start(&[]);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("no PagerDuty routing key") && r.stderr.contains("the entry is kept"), "{}", r.stderr);
+    assert!(fake.answered().is_empty() && fake.violations().is_empty(), "nothing sent: {:?} {:?}", fake.answered(), fake.violations());
+    assert_eq!((sb.spooled("pagerduty").len(), failed(&sb, "pagerduty").len()), (1, 0), "{}", r.stderr);
+
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY}}));
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted().len(), 1);
+    fake.assert_no_violations();
+}

@@ -278,8 +278,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(p) = self.providers.borrow().get(&cache_key) {
             return Rc::clone(p);
         }
+        // `ready` as for a live event: a flush run without the credentials (a timer that was
+        // not given the handler's settings file) keeps the entries rather than send a request
+        // the service refuses for good (PagerDuty's 400 for an empty routing key).
         let built = settings_with::<P>(self.operator.clone(), self.common, overrides, self.log)
             .and_then(|(section, common)| P::from_settings(section, &common))
+            .and_then(|p| p.ready().map(|()| p))
             .map_err(|e| e.to_string());
         let built = Rc::new(built);
         self.providers.borrow_mut().insert(cache_key, Rc::clone(&built));
