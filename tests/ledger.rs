@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use crate::fake::pagerduty::{FakePagerDuty, Script};
 use crate::fake::twilio::{self, FakeTwilio};
 use crate::util::{
-    REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, laid_over, nagios_ack, run_command, spawn_command, wait_until,
+    REFUSED_URL, ROUTING_KEY, RedisServer, Run, Sandbox, finish, fixture_at, laid_over, nagios_ack, pagerduty_sandbox, read_fixture,
+    run_command, spawn_command, wait_until,
 };
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
@@ -1001,6 +1002,25 @@ fn list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing(s
     assert_eq!((ledger_snapshot(&sb), snapshot(&sb.spool_dir())), before, "--explain changed the ledger or the spool directory");
     assert_eq!(fake.events().len(), sent, "--explain sent a request");
     fake.assert_no_violations();
+}
+
+/// `--explain` on a machine where the handler never ran: it reads the state and spool
+/// directories a real run would use and creates neither (before, it created both, and the
+/// system ones `/var/lib/pagerpipe` and `/var/spool/pagerpipe` without the log line a real run
+/// gives for that).
+#[test]
+fn explain_on_a_fresh_machine_creates_no_directory() {
+    let sb = pagerduty_sandbox();
+    let fresh = sb.dir.path().join("fresh");
+    let (state, spool) = (fresh.join("state"), fresh.join("spool"));
+    let r = sb.run(
+        &["--explain", "--state-dir", state.to_str().unwrap(), "--spool-dir", spool.to_str().unwrap()],
+        &read_fixture("sensu/create.json"),
+    );
+    exits(&r, 0);
+    assert!(r.stdout.contains(&format!("ledger ({}/pagerduty): no record", state.display())), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("spool ({}/pagerduty): nothing queued", spool.display())), "{}", r.stdout);
+    assert!(!fresh.exists(), "--explain created {}", fresh.display());
 }
 
 // ---------------------------------------------------------------------------------------------

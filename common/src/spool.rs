@@ -137,6 +137,12 @@ impl Spool {
         Ok((Spool { dir }, fallback_notice))
     }
 
+    /// The spool [`Spool::open`] would open, found without creating anything (for
+    /// `--explain`); its directory may not exist.
+    pub fn find(handler: &str, spool_dir: Option<&Path>) -> Spool {
+        Spool { dir: files::find_dir(spool_dir, Path::new(DEFAULT_SPOOL_DIR), "pagerpipe/spool", handler) }
+    }
+
     /// A spool in exactly `dir` (created if missing, and checked for writing).
     ///
     /// Errors: the directory cannot be created or written.

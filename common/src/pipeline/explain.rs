@@ -15,7 +15,8 @@ use crate::filter::Action;
 use crate::http::Deadline;
 use crate::log::{Logger, escape_controls};
 use crate::spool::Spool;
-use crate::state::{self, Proposal, Verdict};
+use crate::state::file::FileStore;
+use crate::state::{self, Proposal, Store, Verdict};
 
 /// What `--explain` looks at.
 pub(super) struct Input<'a> {
@@ -57,8 +58,11 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
     if let Some(p) = proposal {
         lines.push(event_time(event, p.event_time, *now));
     }
-    let deadline = Deadline::after(common.timeout);
-    let store = open_store::<P>(common, &deadline, log);
+    // A shared store is only read; the file store and the spool are found, never created.
+    let store: Option<Box<dyn Store>> = match common.state_store {
+        Some(_) => open_store::<P>(common, &Deadline::after(common.timeout), log),
+        None => Some(Box::new(FileStore::find(P::NAME, common.state_dir.as_deref()))),
+    };
     let record = match store.as_deref() {
         Some(s) => match state::get(s, key) {
             Ok(r) => {
@@ -89,14 +93,19 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
     let own = |s: &Spool| -> anyhow::Result<usize> {
         Ok(s.queued_for(key)?.iter().filter(|n| s.read(n).ok().flatten().is_some_and(|e| e.incident_key == **key)).count())
     };
-    match Spool::open(P::NAME, common.spool_dir.as_deref()).and_then(|(s, _)| Ok((own(&s)?, s.queued()?.len(), s))) {
-        Ok((own, all, s)) => {
-            lines.push(format!("spool ({}): {own} request(s) queued for this incident, {all} in all", s.dir().display()));
-            if own > 0 && proposal.is_some() {
-                lines.push("spool: this event's requests go after the queued ones".to_string());
+    let spool = Spool::find(P::NAME, common.spool_dir.as_deref());
+    if !spool.dir().is_dir() {
+        lines.push(format!("spool ({}): nothing queued (no such directory yet)", spool.dir().display()));
+    } else {
+        match own(&spool).and_then(|own| Ok((own, spool.queued()?.len()))) {
+            Ok((own, all)) => {
+                lines.push(format!("spool ({}): {own} request(s) queued for this incident, {all} in all", spool.dir().display()));
+                if own > 0 && proposal.is_some() {
+                    lines.push("spool: this event's requests go after the queued ones".to_string());
+                }
             }
+            Err(e) => lines.push(format!("spool: unavailable ({e:#})")),
         }
-        Err(e) => lines.push(format!("spool: unavailable ({e:#})")),
     }
     let mut out = std::io::stdout().lock();
     for l in lines {

@@ -169,6 +169,12 @@ impl FileStore {
         Ok(Opened { store: FileStore::new(chosen.dir), fallback_notice: chosen.fallback_notice })
     }
 
+    /// The store [`FileStore::open`] would open, found without creating anything (for
+    /// `--explain`): reading a record from a directory that does not exist finds none.
+    pub fn find(handler: &str, state_dir: Option<&Path>) -> FileStore {
+        FileStore::new(files::find_dir(state_dir, Path::new(DEFAULT_STATE_DIR), "pagerpipe", handler))
+    }
+
     /// A store in exactly `dir` (created if missing, and checked for writing).
     ///
     /// Errors: the directory cannot be created or written.
