@@ -365,6 +365,19 @@ fn api_key_from_the_environment_and_organization_from_a_flag() {
     assert!(r.stdout.contains("REACTIO_API_KEY") && !r.stdout.contains(API_KEY), "{}", r.stdout);
 }
 
+/// `--help` states the `severities` default Reactio applies (`critical`), not the shared one.
+#[test]
+fn help_states_the_severities_default_it_applies() {
+    let sb = Sandbox::new(BIN);
+    let r = sb.run(&["--help"], b"");
+    let para = r.stdout.split("--severities").nth(1).and_then(|s| s.split("\n\n").next()).unwrap_or_default().to_string();
+    assert!(para.contains("[default: critical]"), "{para}");
+    let mut warning: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    warning["check"]["status"] = json!(1);
+    let r = sb.run(&["--explain", "--api-key", API_KEY, "--organization", "example"], &serde_json::to_vec(&warning).unwrap());
+    assert!(r.stdout.contains("settings: severities critical,"), "{}", r.stdout);
+}
+
 #[test]
 fn invalid_enum_settings_exit_78() {
     let fake = FakeReactio::start(&[]);

@@ -13,6 +13,9 @@ use common::cli::CommonArgs;
 /// Reactio, 75 not delivered yet, 78 configuration missing or invalid.
 #[derive(Debug, Parser)]
 #[command(name = "handler-reactio", version)]
+// The shared --severities help names the shared default; Reactio's is `critical`, as the Ruby
+// handler's was (provider.rs).
+#[command(mut_arg("severities", |a| a.help(SEVERITIES_HELP).long_help(SEVERITIES_HELP)))]
 struct Args {
     /// Reactio API key (issued per project). Visible to every user in `ps` when given here: prefer the environment variable, --api-key-file (systemd credentials, Docker secrets) or a settings file readable by the handler's user only
     #[arg(long, env = "REACTIO_API_KEY", hide_env_values = true, value_name = "KEY")]
@@ -29,6 +32,9 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 }
+
+/// `--severities` as Reactio applies it.
+const SEVERITIES_HELP: &str = "Statuses that open an incident, comma-separated: warning,critical,unknown, and info for Zabbix Information/Not classified [default: critical]";
 
 fn main() -> std::process::ExitCode {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
