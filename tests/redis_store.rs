@@ -11,7 +11,8 @@ use common::state::redis::RedisStore;
 use common::state::{Expiry, Store, Write};
 use serde_json::json;
 
-use crate::util::RedisServer;
+use crate::fake::pagerduty::FakePagerDuty;
+use crate::util::{RedisServer, pagerduty_sandbox, read_fixture};
 
 const BUDGET: Duration = Duration::from_secs(2);
 
@@ -335,4 +336,24 @@ fn a_user_limited_to_the_readme_acl_can_do_everything() {
     assert_eq!(limited.keys().unwrap(), ["k"]);
     limited.update("k", &mut |_| None).unwrap();
     assert!(limited.take_notices().is_empty());
+
+    // The handler itself, as an operator runs it with that user: a page, a repeat suppressed,
+    // the recovery, --list and --forget, with no error from the store (a command missing from
+    // the ACL fails every read, and every event pages again).
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox().with_state_store(&url);
+    for (fixture, args) in [
+        ("sensu/create.json", &["--api-url", fake.url.as_str()][..]),
+        ("sensu/create.json", &["--api-url", &fake.url]),
+        ("sensu/resolve.json", &["--api-url", &fake.url]),
+    ] {
+        let r = sb.run(args, &read_fixture(fixture));
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert!(!r.stderr.contains("error"), "{}", r.stderr);
+    }
+    assert_eq!(fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect::<Vec<_>>(), ["trigger", "resolve"]);
+    let r = sb.run(&["--list"], b"");
+    assert!(r.code == Some(0) && !r.stderr.contains("error"), "{r:?}");
+    let r = sb.run(&["--forget", "web-01/check_disk"], b"");
+    assert!(r.code == Some(0) && !r.stderr.contains("error"), "{r:?}");
 }
