@@ -399,3 +399,37 @@ fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
     assert_eq!(trigger["payload"]["summary"], "web-01/Free disk space is 18.2 % on /: 18.2 %");
     assert_eq!(trigger["payload"]["severity"], "warning");
 }
+
+/// packaging/systemd/pagerpipe-flush@.service, its `ExecStart` run as systemd runs it (`$$` is
+/// `$`), for a Nagios or Zabbix site laid out as the guides above say: settings in
+/// `/etc/pagerpipe/pagerduty.json`, no `/etc/sensu/conf.d`. The flush reads them, so the
+/// spooled page goes out (before, it read no settings: no routing key).
+#[test]
+fn the_flush_timer_reads_the_settings_file_the_guides_create() {
+    let site = Site::new();
+    let unit = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/pagerpipe-flush@.service"));
+    let line = |prefix: &str| unit.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no {prefix} line")).to_string();
+    let script = line("ExecStart=/bin/sh -c '").strip_suffix('\'').expect("a quoted script").replace("$$", "$");
+    let handlers = line("Environment=\"PAGERPIPE_FLUSH=").trim_end_matches('"').to_string();
+    assert!(handlers.split(' ').any(|h| h == "pagerduty"), "{handlers}");
+    let bin_dir = Path::new(BIN).parent().unwrap().to_str().unwrap().to_string();
+    for shipped in ["/usr/bin/handler-", "/etc/pagerpipe/", "/etc/sensu/conf.d"] {
+        assert!(script.contains(shipped), "the flush service no longer names {shipped}: {script}");
+    }
+    let script = script
+        .replace("/usr/bin/handler-", &format!("{bin_dir}/handler-"))
+        .replace("/etc/pagerpipe/", &format!("{}/", site.dir.path().display()))
+        .replace("/etc/sensu/conf.d", site.path("no-sensu").to_str().unwrap());
+
+    let spool = Command::new(BIN)
+        .env_clear()
+        .args(["--config", site.settings().to_str().unwrap(), "--api-url", "http://127.0.0.1:1", "--timeout", "1s"])
+        .stdin(std::fs::File::open(crate::util::fixture("sensu/create.json")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(spool.status.code(), Some(75), "{}", String::from_utf8_lossy(&spool.stderr));
+    let out = Command::new("/bin/sh").env_clear().env("PAGERPIPE_FLUSH", "pagerduty").args(["-c", &script]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    site.wait_for_pages(&[("trigger", "web-01/check_disk")], || log.clone());
+}
