@@ -166,6 +166,8 @@ fn man(mut cmd: Command, out: &mut dyn Write) -> io::Result<()> {
         bold("handler-twilio"),
         roman("(1), "),
         bold("handler-reactio"),
+        roman("(1), "),
+        bold("handler-slack"),
         roman("(1), /usr/share/doc/pagerpipe/README.md"),
     ]);
     extra.to_writer(out)?;
@@ -233,6 +235,10 @@ mod tests {
         assert!(man.contains(".SH EXAMPLES"), "{man}");
         assert!(man.contains("\\-\\-from exec \\-\\-check nightly\\-export"), "{man}");
         assert!(man.contains("/etc/pagerpipe/example.json"), "{man}");
+        let see_also = man.split(".SH \"SEE ALSO\"").nth(1).unwrap_or_default();
+        for handler in ["pagerduty", "twilio", "reactio", "slack"] {
+            assert!(see_also.contains(&format!("handler\\-{handler}")), "SEE ALSO lacks handler-{handler}: {see_also}");
+        }
     }
 
     #[test]
