@@ -553,3 +553,111 @@ fn mackerel_action_as_shipped_pages_a_change_and_its_recovery() {
     let log = run("OK", "CRITICAL");
     site.wait_for_pages(&[("trigger", &format!("{host}/nginx")), ("resolve", &format!("{host}/nginx"))], || log.clone());
 }
+
+/// A directory of `handler-*` scripts running this build's handlers with `sb`'s settings,
+/// state and spool, then the arguments they are given: with it first on `PATH`, the README's
+/// command lines run as written.
+fn handlers_on_path(sb: &crate::util::Sandbox) -> PathBuf {
+    let dir = sb.dir.path().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bin) in [
+        ("handler-pagerduty", BIN),
+        ("handler-twilio", env!("CARGO_BIN_EXE_handler-twilio")),
+        ("handler-reactio", env!("CARGO_BIN_EXE_handler-reactio")),
+        ("handler-slack", env!("CARGO_BIN_EXE_handler-slack")),
+    ] {
+        let script = dir.join(name);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexec '{bin}' --config '{}' --state-dir '{}' --spool-dir '{}' \"$@\"\n",
+                sb.conf_dir().display(),
+                sb.state_dir().display(),
+                sb.spool_dir().display()
+            ),
+        )
+        .unwrap();
+        set_mode(&script, 0o755);
+    }
+    dir
+}
+
+/// `line` run by `sh -c` in `sb`'s directory, with [`handlers_on_path`] first on `PATH`.
+fn sh(sb: &crate::util::Sandbox, line: &str) -> crate::util::Run {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", handlers_on_path(sb).display()))
+        .env("PAGERPIPE_RETRY_BASE_MS", "20")
+        .current_dir(sb.dir.path())
+        .args(["-c", line])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::util::run_command(cmd, b"")
+}
+
+fn readme() -> String {
+    read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+}
+
+/// README "Scripts and batch jobs": the `--from cli` lines as written: a failed backup pages,
+/// `df -h` piped into handler-twilio calls with its output, the good run resolves.
+#[test]
+fn readme_script_lines_run_as_written() {
+    let pd = FakePagerDuty::start(&[]);
+    let twilio = crate::fake::twilio::FakeTwilio::start(&[]);
+    let sb = crate::util::Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "api_url": pd.url}}));
+    let section = crate::util::twilio_settings(json!({"recipients": ["+14155550101"], "api_url": twilio.url}));
+    sb.config("twilio.json", &json!({ "twilio": section }));
+    let block = code_block(&readme(), "--from cli --check backup");
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{block}");
+    for line in lines {
+        let r = sh(&sb, line);
+        assert_eq!(r.code, Some(0), "{line}: {r:?}");
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let pages: Vec<(String, String)> = pd
+        .events()
+        .iter()
+        .map(|e| (e["event_action"].as_str().unwrap().to_string(), e["dedup_key"].as_str().unwrap().to_string()))
+        .collect();
+    let backup = format!("{host}/backup");
+    assert_eq!(pages, [("trigger".to_string(), backup.clone()), ("resolve".to_string(), backup)]);
+    assert_eq!(pd.events()[0]["payload"]["custom_details"]["output"], "backup failed: disk full");
+    let calls = twilio.to("Calls.json");
+    assert_eq!(calls.len(), 1);
+    let said = calls[0].twiml.as_ref().unwrap().say.join(" ");
+    assert!(said.contains("disk-space") && said.contains("Filesystem"), "df's output is read out: {said}");
+    pd.assert_no_violations();
+    twilio.assert_no_violations();
+}
+
+/// README "The incident ledger": `--list`, `--list --log-format json`, `--forget` (exit 65 for
+/// an unknown key, as its comment says) and `--explain < event.json`, as written.
+#[test]
+fn readme_ledger_lines_run_as_written() {
+    let pd = FakePagerDuty::start(&[]);
+    let sb = crate::util::Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "api_url": pd.url}}));
+    std::fs::copy(crate::util::fixture("sensu/create.json"), sb.dir.path().join("event.json")).unwrap();
+    assert_eq!(sh(&sb, "handler-pagerduty < event.json").code, Some(0));
+    let block = code_block(&readme(), "handler-pagerduty --forget");
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    let [list, json_list, forget, explain] = lines[..] else { panic!("four lines: {block}") };
+    assert!(forget.contains("exit 65 for an unknown key"), "{forget}");
+
+    let r = sh(&sb, list);
+    assert!(r.code == Some(0) && r.stdout.starts_with("web-01/check_disk\topen critical\tsince "), "{r:?}");
+    let r = sh(&sb, json_list);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let record: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!((record["key"].as_str(), record["open"].as_bool()), (Some("web-01/check_disk"), Some(true)));
+    assert_eq!(sh(&sb, forget).code, Some(0));
+    assert_eq!(sh(&sb, forget).code, Some(65), "the key is unknown now");
+    let r = sh(&sb, explain);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("incident key: web-01/check_disk") && r.stdout.contains("ledger verdict: send the trigger"), "{}", r.stdout);
+    assert_eq!(pd.events().len(), 1, "--explain sends nothing");
+}
