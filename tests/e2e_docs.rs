@@ -661,3 +661,23 @@ fn readme_ledger_lines_run_as_written() {
     assert!(r.stdout.contains("incident key: web-01/check_disk") && r.stdout.contains("ledger verdict: send the trigger"), "{}", r.stdout);
     assert_eq!(pd.events().len(), 1, "--explain sends nothing");
 }
+
+/// The warnings README "Settings files and precedence" quotes are the lines handler-twilio
+/// gives for those settings, word for word (the settings file's path aside).
+#[test]
+fn readme_quotes_the_misspelt_setting_warnings_as_given() {
+    let block = code_block(&readme(), "is not a setting of handler-twilio");
+    let sb = crate::util::twilio_sandbox(
+        json!({"recipients": ["+14155550101"], "check_setting": ["severities"], "check_settings": ["severites"]}),
+    );
+    let r = sb.run(&["--dry-run"], &crate::util::read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let conf = sb.conf_dir().join("twilio.json");
+    // The block is indented under its list item.
+    let lines: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "{block}");
+    for line in lines {
+        let want = line.replace("/etc/sensu/conf.d/twilio.json", conf.to_str().unwrap());
+        assert!(r.stderr.lines().any(|l| l == want), "{want}\nis not among:\n{}", r.stderr);
+    }
+}
