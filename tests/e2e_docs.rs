@@ -272,6 +272,35 @@ fn nagios4_with_the_shipped_cfg_acknowledges_and_orders_a_problem_and_recovery_o
     assert_eq!(pages.last().map(|(a, k)| (a.as_str(), k.as_str())), Some(("resolve", key)), "{pages:?}");
 }
 
+/// The shipped cfg in a real Nagios 4: a service pages, an operator schedules a downtime, the
+/// service recovers during it. Nagios sends no RECOVERY then (no notification at all during a
+/// downtime) nor afterwards; the incident is resolved by the DOWNTIMEEND notification in state
+/// OK (it stayed open: the shipped contact had no `s` option, and DOWNTIMEEND was skipped).
+#[test]
+fn nagios4_with_the_shipped_cfg_resolves_a_problem_that_recovered_during_a_downtime() {
+    if !require_program(NAGIOS, "nagios4-core") {
+        return;
+    }
+    let site = Site::new();
+    let (_nagios, d) = start_nagios(
+        &site,
+        "define command {\n command_name passive-only\n command_line /bin/true\n}\n\
+         define host {\n host_name web-01\n address 127.0.0.1\n check_command passive-only\n active_checks_enabled 0\n max_check_attempts 1\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}\n\
+         define service {\n host_name web-01\n service_description backup\n check_command passive-only\n active_checks_enabled 0\n passive_checks_enabled 1\n max_check_attempts 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}\n",
+    );
+    let log = || read(&d.join("nagios.log"));
+    let key = "web-01/backup";
+    nagios_commands(&d, &["PROCESS_SERVICE_CHECK_RESULT;web-01;backup;2;BACKUP CRITICAL - disk full".to_string()]);
+    site.wait_for_pages(&[("trigger", key)], log);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    nagios_commands(&d, &[format!("SCHEDULE_SVC_DOWNTIME;web-01;backup;{now};{};1;0;3;bob;disk swap", now + 3)]);
+    wait_until("the downtime to start", LIMIT, || log().contains("SERVICE DOWNTIME ALERT: web-01;backup;STARTED").then_some(()), log);
+    nagios_commands(&d, &["PROCESS_SERVICE_CHECK_RESULT;web-01;backup;0;BACKUP OK".to_string()]);
+    let ev = site.wait_for_pages(&[("trigger", key), ("resolve", key)], log);
+    assert!(log().contains("DOWNTIMEEND (OK)"), "resolved by the downtime's end: {ev:?}");
+    assert!(!log().contains("web-01;backup;OK;notify-service-pagerduty"), "Nagios sent a RECOVERY after all: {}", log());
+}
+
 /// conf.d/icinga2-pagerduty.conf in a real Icinga 2 daemon: a host problem (no `$service.*$`
 /// macros) and a service problem on a host that has no check result yet (no `$host.output$`),
 /// each through problem and recovery.

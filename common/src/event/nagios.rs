@@ -158,6 +158,11 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         // `notification_interval`, so it is a (re-)trigger, or the page would be lost.
         "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" if status == 0 => Some(SourceAction::Resolve),
         "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" => Some(SourceAction::Create),
+        // Nagios sends no notification during a downtime, a RECOVERY included, and none for
+        // it afterwards: a downtime ending (or cancelled) in OK/UP is the only word that the
+        // problem paged before it is over. One ending in a problem state is skipped: Nagios
+        // sends the PROBLEM itself at the next check.
+        "DOWNTIMEEND" | "DOWNTIMECANCELLED" | "DOWNTIMEREMOVED" if status == 0 => Some(SourceAction::Resolve),
         k if k.starts_with("DOWNTIME") || k == "CUSTOM" => {
             skip = Some(SourceSkip {
                 reason: format!("{kind} notifications are not paged (map them with the notification_types setting)"),
@@ -300,6 +305,12 @@ mod tests {
         assert_eq!(mk("FLAPPINGSTOP").action, Some(SourceAction::Create), "host still DOWN");
         assert_eq!(mk("FLAPPINGDISABLED").action, Some(SourceAction::Create), "host still DOWN");
         assert!(mk("DOWNTIMESTART").skip.is_some());
+        assert!(mk("DOWNTIMEEND").skip.is_some(), "host still DOWN: Nagios sends the PROBLEM itself");
+        for kind in ["DOWNTIMEEND", "DOWNTIMECANCELLED", "DowntimeRemoved"] {
+            let mut inv = env(&[]);
+            inv.fields = vec![("NOTIFICATIONTYPE".into(), kind.into()), ("HOSTNAME".into(), "h".into()), ("HOSTSTATE".into(), "UP".into())];
+            assert_eq!(inv.parse(super::super::Source::Nagios).unwrap().action, Some(SourceAction::Resolve), "{kind}: recovered during it");
+        }
         assert!(mk("CUSTOM").skip.is_some());
         assert_eq!(mk("PROBLEM").status, 2);
     }
