@@ -363,6 +363,8 @@ fn sequential_goes_round_the_list_rounds_times_then_exits_75_and_tries_again_nex
     // Nothing was recorded, not even the notes of the calls (the run ended; nothing to carry
     // on from): the next event for the incident calls again, from the top.
     assert!(!sb.state_dir().join("twilio").join("web-01%2Fcheck_disk.json").exists(), "no record left");
+    // Not spooled (docs/twilio.md): --flush places no sequential calls; the event is logged whole.
+    assert!(sb.spooled("twilio").is_empty() && r.stderr.contains("undelivered event, not spooled: {"), "{}", r.stderr);
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE]);
