@@ -227,6 +227,18 @@ fn a_failing_job_triggers_with_its_output_and_the_next_good_run_resolves() {
 }
 
 #[test]
+fn a_job_that_runs_longer_than_the_timeout_still_pages_within_a_timeout_of_its_own() {
+    // --timeout is the page's deadline, not the job's (--exec-timeout is): counted from the
+    // start, a job of 1.5 s left a 1 s deadline no time, and the page was spooled (exit 75).
+    let svc = Service::all()[0]();
+    let sb = svc.sandbox();
+    let r = svc.run(&sb, &exec_args("slow-export", &["--timeout", "1s"], "sleep 1.5; exit 2"), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("triggered batch-01/slow-export"), "{}", r.stderr);
+    assert_eq!(svc.pages().len(), 1);
+}
+
+#[test]
 fn nagios_exit_codes_map_to_warning_critical_unknown() {
     for start in Service::all() {
         let svc = start();

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::CommonArgs;
 use crate::config::Common;
-use crate::event::{self, Event};
+use crate::event::{self, Event, Source};
 use crate::exit::{Code, Result};
 use crate::filter::{self, Action, Decision};
 use crate::http::{self, Client, Deadline, Request, Response};
@@ -476,8 +476,8 @@ struct Read<P> {
     event: Event,
     /// The raw stdin bytes, for printing an event that could not be kept.
     raw: Option<Vec<u8>>,
-    /// When the invocation began reading the event: the deadline (`timeout`) counts from here,
-    /// so that time spent waiting for the event is part of it.
+    /// When the invocation began reading the event (after a `--from exec` job): the deadline
+    /// (`timeout`) counts from here, so that time spent waiting for the event is part of it.
     started: Instant,
     /// The event's settings overrides for this handler (kept with spooled requests).
     overrides: Map<String, Value>,
@@ -490,12 +490,17 @@ struct Read<P> {
 /// Phase 1: read the event and the settings, build the provider (its secrets registered with
 /// `log`).
 fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Read<P>> {
-    let started = Instant::now();
+    let mut started = Instant::now();
     let (mut event, raw) = match args.from {
         Some(source) => {
             let mut notes = Vec::new();
             let event = args.invocation().read(source, stdin, &mut notes);
             notes.iter().for_each(|n| log.info(n));
+            // A `--from exec` job runs for as long as it needs (bounded by --exec-timeout):
+            // the deadline is for paging about it, and starts when it has ended.
+            if source == Source::Exec {
+                started = Instant::now();
+            }
             (event?, None)
         }
         None => {
