@@ -180,6 +180,42 @@ fn zabbix_problem_and_recovery_meet_and_sendto_is_the_routing_key() {
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("13502-web-01")));
 }
 
+/// One Zabbix action notifying two users (two teams), each user's media "Send to" holding
+/// their team's routing key (conf.d/zabbix-pagerduty.md: "each Zabbix user (team) then pages
+/// its own service"): Zabbix runs the alert script once per user with the same message. Both
+/// services get the trigger and the resolve. The second team's trigger was skipped as "already
+/// notified 0s ago": the ledger knew the incident key, not where it had been paged. A user
+/// without a key in "Send to" pages the settings' routing key, a third service.
+#[test]
+fn a_zabbix_action_notifying_two_teams_pages_both_and_resolves_both() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let (ops, dba) = ("0psTeamR0ut1ngKey000000000000001", "DbaTeamR0ut1ngKey000000000000002");
+    let ok = ZABBIX_PROBLEM.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0");
+    for (subject, message) in [("PROBLEM", ZABBIX_PROBLEM), ("OK", ok.as_str())] {
+        for send_to in [ops, dba, "oncall@example.com"] {
+            let r = run_env(&sb, &fake, &["--from", "zabbix", send_to, subject, message], &[]);
+            assert_eq!(r.code, Some(0), "{r:?}");
+            assert!(!r.stderr.contains("skipped"), "{send_to} {subject}: {}", r.stderr);
+            assert!(!r.stderr.contains(ops) && !r.stderr.contains(dba), "a routing key in the log: {}", r.stderr);
+        }
+    }
+    fake.assert_no_violations();
+    let pages: Vec<(String, String, String)> = fake
+        .events()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("routing_key"), s("event_action"), s("dedup_key"))
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = ["trigger", "resolve"]
+        .iter()
+        .flat_map(|a| [ops, dba, ROUTING_KEY].map(|k| (k.to_string(), a.to_string(), "13502-web-01".to_string())))
+        .collect();
+    assert_eq!(pages, want);
+}
+
 #[test]
 fn a_zabbix_url_line_that_is_no_url_is_no_pagerduty_link() {
     // `links[].href` is `format: url` in the Events API v2 spec: a `{TRIGGER.URL}` holding

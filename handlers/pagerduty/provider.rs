@@ -123,6 +123,10 @@ impl Provider for PagerDuty {
     /// accepted: a trigger record lost in a machine crash costs a merged repeat.
     const REPEATED_TRIGGER: RepeatedTrigger = RepeatedTrigger::Merged;
 
+    /// The routing key, under each of its names: an event that sets it (a Zabbix user's
+    /// `SENDTO`) pages that service, an incident of its own in the ledger.
+    const DESTINATION: &'static [&'static str] = &ROUTING_KEY_NAMES;
+
     /// The routing key, the team and the dedup key come from the operator or the check; an
     /// entity (the monitored host) may word and label its own alerts only.
     /// The settings struct; the routing key's other names (folded into `routing_key` before

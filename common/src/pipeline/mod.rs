@@ -345,6 +345,13 @@ pub trait Provider: Sized {
     /// trigger is recorded ([`state::record_durability`]). Only PagerDuty merges repeats.
     const REPEATED_TRIGGER: RepeatedTrigger = RepeatedTrigger::ActedOn;
 
+    /// The settings that say where a page goes (PagerDuty's routing key and its other names).
+    /// When an event sets one of them (a Zabbix user's `{ALERT.SENDTO}`, a check's own routing
+    /// key), the incident is another one in the ledger ([`ledger_key`]): the Zabbix action that
+    /// notifies two users, each with their team's routing key, pages both teams, where the
+    /// second was skipped as a repeat of the first.
+    const DESTINATION: &'static [&'static str] = &[];
+
     /// This handler's defaults for settings whose shared default does not suit it, laid under
     /// the settings files (lowest precedence). E.g. Reactio pages for `critical` only, as the
     /// Ruby `reactio_handler.rb` did, where [`Common`] defaults to all three severities.
@@ -587,8 +594,10 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
 
 /// What the filters and the ledger's inputs make of the event.
 struct Decided {
-    /// The incident key.
+    /// The incident's key in the ledger, the spool and the hold ([`ledger_key`]).
     key: String,
+    /// The incident key the provider sends (PagerDuty's dedup key): [`Provider::incident_key`].
+    incident_key: String,
     /// The action, or why none (and whether that is only worth a debug line).
     action: std::result::Result<Action, (String, bool)>,
     /// What the ledger is asked to apply (`None` when the filters skip).
@@ -603,7 +612,8 @@ struct Decided {
 fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
     let Read { event, common, provider, started, .. } = read;
     let deadline = Deadline::since(*started, common.timeout);
-    let key = provider.incident_key(event);
+    let incident_key = provider.incident_key(event);
+    let key = ledger_key::<P>(&incident_key, &read.overrides);
     let action = match filter::decide(event, common) {
         Decision::Act(a) => match provider.unsupported(a) {
             None => Ok(a),
@@ -627,7 +637,23 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
     });
-    Decided { key, action, proposal, now, deadline }
+    Decided { key, incident_key, action, proposal, now, deadline }
+}
+
+/// The ledger's key for the incident `incident_key` whose event laid `overrides` over the
+/// operator's settings: `incident_key` itself, or, when the event chose where the page goes
+/// (one of [`Provider::DESTINATION`] among its overrides), `incident_key@xxxxxxxx`, a hash of
+/// that destination (never the credential itself: it is shown in logs and `--list`). One
+/// event's pages to two destinations (two PagerDuty services) are two incidents to the
+/// ledger; pages to the operator's own destination keep the plain key.
+fn ledger_key<P: Provider>(incident_key: &str, overrides: &Map<String, Value>) -> String {
+    let chosen: Vec<String> = P::DESTINATION.iter().filter_map(|s| overrides.get(*s)).map(Value::to_string).collect();
+    if chosen.is_empty() {
+        return incident_key.to_string();
+    }
+    // 32 bits: enough to tell a few teams apart, far too few to recover a key from.
+    let hash = crate::state::file::fnv1a(chosen.join("\n").as_bytes());
+    format!("{incident_key}@{:08x}", (hash >> 32) as u32 ^ hash as u32)
 }
 
 /// `--dry-run`: the provider prints what it would send; no state, no spool.
@@ -645,7 +671,7 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
         queue: None,
         token: None,
     };
-    let job = Job { action: p.action, event: &read.event, incident_key: &d.key, previous: None, event_time: p.event_time };
+    let job = Job { action: p.action, event: &read.event, incident_key: &d.incident_key, previous: None, event_time: p.event_time };
     finish(log, &d.deadline, true, &job, read.provider.act(&ctx, &job))
 }
 
@@ -877,7 +903,13 @@ impl<'a, P: Provider> Local<'a, P> {
             queue,
             token: Some(&p.token),
         };
-        let job = Job { action: p.action, event: &read.event, incident_key: key, previous: record.as_ref(), event_time: p.event_time };
+        let job = Job {
+            action: p.action,
+            event: &read.event,
+            incident_key: &self.d.incident_key,
+            previous: record.as_ref(),
+            event_time: p.event_time,
+        };
         let outcome = read.provider.act(&ctx, &job);
         match (&outcome, self.store()) {
             (Outcome::Delivered(done), Some(store)) => {
