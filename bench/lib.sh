@@ -141,7 +141,7 @@ bench_build() {
 # (call it in this shell, not in a $(…) subshell, so that the exit trap knows the copy). The
 # measured binary is then always a file written the same way: the one the linker left in
 # target/ took ~7 page faults (0.05 ms) more per run than a copy of it, as its pages sit
-# differently in the page cache (bench/README.md "Session 5").
+# differently in the page cache (bench/HISTORY.md "Session 5").
 bench_install() {
     local dir
     mkdir -p "$CARGO_TARGET_DIR" || die "cannot make $CARGO_TARGET_DIR"
@@ -154,7 +154,7 @@ bench_install() {
 # bench_fake NAME SCRIPT: starts `python3 bench/SCRIPT PORTFILE` (a fake service, stopped on
 # exit), waits up to 5 s for it to write its port, and sets $url to http://127.0.0.1:PORT.
 # With BENCH_FAKE=rust the fake PagerDuty is bench/fake/ instead (the same answers, compiled:
-# README.md "Session 8"), built here into $CARGO_TARGET_DIR.
+# HISTORY.md "Session 8"), built here into $CARGO_TARGET_DIR.
 bench_fake() {
     local pid
     case ${BENCH_FAKE:-python}:$2 in

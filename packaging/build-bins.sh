@@ -5,7 +5,7 @@
 #
 # Statically linked (`-C target-feature=+crt-static`, a static-pie with glibc): every event is a
 # new process, and loading libc.so and libgcc_s.so costs each one ~0.3-0.4 ms and ~0.7 MiB of
-# RSS (bench/README.md "Fast path"); a static binary also runs on hosts with an older glibc
+# RSS (bench/HISTORY.md); a static binary also runs on hosts with an older glibc
 # than the build host's (the Sensu Go asset is one tarball for every Linux).
 #
 # The flag is given to the final `rustc` only (`cargo rustc … -- FLAG`), not through

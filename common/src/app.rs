@@ -93,7 +93,7 @@ pub fn parse<A: Parser>(version: &'static str) -> A {
         std::process::exit(i32::from(code));
     }
     // In place, not on a clone: the command is dozens of arguments, and copying it cost every
-    // event a tenth of its page faults (bench/README.md "Fast path").
+    // event a tenth of its page faults (bench/HISTORY.md).
     let matches = cmd.try_get_matches_from_mut(args).unwrap_or_else(|e| e.exit());
     A::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
 }

@@ -1,5 +1,5 @@
 //! The loopback fake PagerDuty of bench/fake_pagerduty.py, compiled: the same answers and
-//! `/stats`, without the Python interpreter's 0.2-0.3 ms per request (bench/README.md
+//! `/stats`, without the Python interpreter's 0.2-0.3 ms per request (bench/HISTORY.md
 //! "Session 8"). `fake-pagerduty PORTFILE`: listens on a free port of 127.0.0.1 only and
 //! writes the port to PORTFILE (atomically) once it accepts connections.
 //!

@@ -5,7 +5,7 @@
 //! host that is already an address (`api_url = "http://10.0.0.5:8080"`, a proxy at
 //! `http://192.0.2.10:3128`, the loopback fakes) that thread has nothing to wait for, but
 //! starting it costs every delivery a thread, its stack and its own malloc arena
-//! (bench/README.md "Fast path"). [`Literal`] answers such hosts directly and hands every name
+//! (bench/HISTORY.md). [`Literal`] answers such hosts directly and hands every name
 //! to ureq's [`DefaultResolver`], timeout thread included.
 //!
 //! ureq calls this interface `unversioned` (it may change in a minor release): Cargo.lock pins
