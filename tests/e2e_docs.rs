@@ -710,3 +710,46 @@ fn readme_quotes_the_misspelt_setting_warnings_as_given() {
         assert!(r.stderr.lines().any(|l| l == want), "{want}\nis not among:\n{}", r.stderr);
     }
 }
+
+/// `s` with every run of digits as `#`: log lines compared for their words, not their timings.
+fn digits_as_hash(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
+}
+
+/// README "Logs": its three example lines are the lines handler-pagerduty gives (a page, a
+/// repeat, a refusal), numbers aside; `…` stands for the service's error detail.
+#[test]
+fn readme_log_lines_are_the_handlers() {
+    let block = code_block(&readme(), "pagerduty: skipped web-01/check_disk: already notified");
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    let [triggered, skipped, refused] = lines[..] else { panic!("three lines: {block}") };
+    let sb = crate::util::pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let event = crate::util::read_fixture("sensu/create.json");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(sb.run(&["--api-url", &fake.url], &event).stderr);
+    }
+    let refusing = FakePagerDuty::start(&[crate::fake::pagerduty::Script::Invalid]);
+    let other = crate::util::pagerduty_sandbox();
+    got.push(other.run(&["--api-url", &refusing.url], &event).stderr);
+    for (want, stderr) in [triggered, skipped, refused].into_iter().zip(&got) {
+        let line = stderr.lines().last().unwrap_or_default();
+        let (line, want) = (digits_as_hash(line), digits_as_hash(want));
+        let mut rest = line.as_str();
+        for (i, part) in want.split('…').enumerate() {
+            let at = rest.find(part).unwrap_or_else(|| panic!("{part:?} of the README's line is not in:\n{line}"));
+            assert!(i > 0 || at == 0, "{line}\nstarts differently from the README's\n{want}");
+            rest = &rest[at + part.len()..];
+        }
+        assert!(want.ends_with('…') || rest.is_empty(), "{line}\nends differently from the README's\n{want}");
+    }
+}
