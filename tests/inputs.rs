@@ -325,6 +325,35 @@ fn mackerel_webhook_on_stdin() {
     assert_eq!(ev[1]["event_action"], "resolve");
 }
 
+/// A Mackerel webhook channel posts more than alerts: its "test notification" (`sample`) when
+/// the operator sets it up, and whichever other events it is set to send (a host's status, a
+/// host retired, an alert group). Each was refused as an event that cannot be read ("missing
+/// field `check` … not a Sensu 1.x or Sensu Go event", exit 65): now skipped with one line
+/// naming the event, exit 0, nothing sent.
+#[test]
+fn mackerel_webhooks_that_are_not_alerts_are_skipped_by_name() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    for (event, hook) in [
+        ("sample", json!({"orgName": "Example", "event": "sample", "message": "Sample Notification from Mackerel", "imageUrl": null})),
+        (
+            "hostStatus",
+            json!({"orgName": "Example", "event": "hostStatus", "fromStatus": "working", "user": null,
+            "host": {"id": "22D4", "name": "app-01", "url": "https://mackerel.io/orgs/Example/hosts/22D4", "status": "poweroff"}}),
+        ),
+        (
+            "alertGroup",
+            json!({"orgName": "Example", "event": "alertGroup", "memo": "",
+            "alertGroupSetting": {"id": "3", "name": "web"}, "alertGroup": {"id": "4", "status": "CRITICAL", "createdAt": 1473129912693u64}}),
+        ),
+    ] {
+        let r = sb.run(&["--api-url", &fake.url], hook.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{event}: {r:?}");
+        assert!(r.stderr.contains(&format!("skipped Example/{event}: Mackerel webhook event")), "{event}: {}", r.stderr);
+    }
+    assert!(fake.events().is_empty());
+}
+
 #[test]
 fn malformed_environment_input_exits_65() {
     let fake = FakePagerDuty::start(&[]);

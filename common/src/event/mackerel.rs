@@ -72,7 +72,26 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
 }
 
 /// Parse a Mackerel webhook (`"event": "alert"`). Errors (exit 65) name the field.
+///
+/// A webhook of another event (`sample`, the channel's test notification; `alertGroup`,
+/// `hostStatus`, `hostRegister`, `hostRetire`, `monitorCreate` …, which a channel may be set
+/// to send too) pages nobody: it is read as a skip naming the event, keyed
+/// `{orgName}/{event}`, rather than refused as an event that cannot be read.
 pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
+    let kind = field::string(root, "event", "event")?.unwrap_or("alert");
+    if kind != "alert" {
+        return Ok(Event {
+            format: Format::MackerelWebhook,
+            entity: field::string(root, "orgName", "orgName")?.unwrap_or("mackerel").to_string(),
+            check: kind.to_string(),
+            occurrences: 1,
+            skip: Some(SourceSkip {
+                reason: format!("Mackerel webhook event {} is not an alert: only \"event\": \"alert\" pages", super::quoted(kind)),
+                quiet: false,
+            }),
+            ..Event::default()
+        });
+    }
     let alert = field::req_object(root, "alert", "alert")?;
     let host = field::object(root, "host", "host")?;
     let status = status_code(field::req_string(alert, "status", "alert.status")?, "alert.status")?;
@@ -149,5 +168,14 @@ mod tests {
         assert_eq!(e.url.as_deref(), Some("https://mackerel.io/orgs/Example/alerts/2bj"));
         let err = parse_json(br#"{"event":"alert","alert":{"status":"critical"}}"#, None).unwrap_err();
         assert!(err.to_string().contains("alert.monitorName"), "{err}");
+        // Another event of the channel (its test notification, a host's status) pages nobody.
+        for other in [
+            r#"{"orgName":"Example","event":"sample","message":"Sample Notification from Mackerel","imageUrl":null}"#,
+            r#"{"orgName":"Example","event":"hostStatus","host":{"id":"22D4","name":"app-01","status":"poweroff"},"fromStatus":"working"}"#,
+        ] {
+            let e = parse_json(other.as_bytes(), None).unwrap();
+            assert_eq!((e.format, e.entity.as_str()), (Format::MackerelWebhook, "Example"));
+            assert!(e.skip.as_ref().is_some_and(|s| s.reason.contains("is not an alert")), "{other}: {:?}", e.skip);
+        }
     }
 }

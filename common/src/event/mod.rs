@@ -673,8 +673,9 @@ fn cut_long_strings(value: &mut Value, max: usize) -> usize {
 
 /// Parse event JSON, detecting the format unless `forced`.
 ///
-/// Detection: a `check.metadata` or `entity` object means Sensu Go; a `client` object or a
-/// `check.name` means Sensu 1.x. Errors (exit 65) name the missing or mistyped field.
+/// Detection: `"event": "alert"` with an `alert` object, or any other `event` beside an
+/// `orgName` and no check, means a Mackerel webhook; a `check.metadata` or `entity` object
+/// means Sensu Go; a `client` object or a `check.name` means Sensu 1.x. Errors (exit 65) name the missing or mistyped field.
 pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         Code::DataErr
@@ -702,6 +703,17 @@ fn detect(root: &Map<String, Value>) -> Result<Format> {
         return Ok(Format::MackerelWebhook);
     }
     let check = root.get("check").and_then(Value::as_object);
+    // Mackerel posts every event a webhook channel is set to send (`sample`, `alertGroup`,
+    // `hostStatus`, `hostRegister`, `hostRetire`, `monitorCreate` …; Mackerel "Webhook"
+    // notification docs), each with `orgName`: read as a webhook, whose reader skips them.
+    if check.is_none()
+        && !root.contains_key("client")
+        && !root.contains_key("entity")
+        && root.get("event").is_some_and(Value::is_string)
+        && root.get("orgName").is_some_and(Value::is_string)
+    {
+        return Ok(Format::MackerelWebhook);
+    }
     if root.get("entity").is_some_and(Value::is_object) || check.is_some_and(|c| c.contains_key("metadata")) {
         Ok(Format::SensuGo)
     } else if root.get("client").is_some_and(Value::is_object) || check.is_some_and(|c| c.contains_key("name")) {
