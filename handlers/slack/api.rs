@@ -201,14 +201,14 @@ pub const CLOCK_MARGIN: u64 = 300;
 /// §5.8).
 pub const LIST_LIMIT: u32 = 999;
 
-/// `GET {api_url}/conversations.list` for the channels the bot can see, archived ones left out
-/// (§5.8: GET with a query string; JSON bodies are not read by this method). `cursor`: the
-/// previous page's `next_cursor`.
-pub fn list_request(api_url: &str, token: &str, cursor: Option<&str>) -> Request {
-    let mut url = format!(
-        "{}/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit={LIST_LIMIT}",
-        api_url.trim_end_matches('/')
-    );
+/// `GET {api_url}/conversations.list` for the public channels, or with `private` the private
+/// channels the bot is in, archived ones left out (§5.8: GET with a query string; JSON bodies
+/// are not read by this method). One type only: each needs its own scope (`channels:read`,
+/// `groups:read`), and the docs ask for `groups:read` only for private war rooms. `cursor`:
+/// the previous page's `next_cursor`.
+pub fn list_request(api_url: &str, token: &str, private: bool, cursor: Option<&str>) -> Request {
+    let types = if private { "private_channel" } else { "public_channel" };
+    let mut url = format!("{}/conversations.list?types={types}&exclude_archived=true&limit={LIST_LIMIT}", api_url.trim_end_matches('/'));
     if let Some(c) = cursor.filter(|c| !c.is_empty()) {
         url.push_str("&cursor=");
         url.push_str(&form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
@@ -539,11 +539,10 @@ mod tests {
         assert_eq!(find_own(&list, "inc-d", 5000), Some(("C4".into(), "inc-d".into())), "within the clock margin");
         assert_eq!(find_own(&list, "inc-e", 5000), None, "its topic is set: another incident's war room in use");
         assert_eq!(next_cursor(&list).as_deref(), Some("dGVhbTpDMDYx"));
-        let req = list_request("http://x/api/", "xoxb-t", Some("a=b"));
-        assert_eq!(
-            req.url,
-            "http://x/api/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit=999&cursor=a%3Db"
-        );
+        let req = list_request("http://x/api/", "xoxb-t", false, Some("a=b"));
+        assert_eq!(req.url, "http://x/api/conversations.list?types=public_channel&exclude_archived=true&limit=999&cursor=a%3Db");
+        let req = list_request("http://x/api/", "xoxb-t", true, None);
+        assert_eq!(req.url, "http://x/api/conversations.list?types=private_channel&exclude_archived=true&limit=999");
         assert_eq!(req.method, common::http::Method::Get);
     }
 

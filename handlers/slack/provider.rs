@@ -273,7 +273,8 @@ impl Provider for Slack {
     /// A create of unknown fate (sent, no answer) is looked for before it is sent again:
     /// `conversations.list` (§5.8), every page ([`Provider::lookup_next`]).
     fn lookup(&self, sent: &Sent, _since: u64) -> Option<Request> {
-        matches!(sent.call, Call::Create { .. }).then(|| api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), None))
+        let Call::Create { is_private, .. } = &sent.call else { return None };
+        Some(api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), *is_private, None))
     }
 
     /// The next page of `conversations.list` while its `next_cursor` is not empty: "a short or
@@ -282,13 +283,13 @@ impl Provider for Slack {
     /// channel name is unique, and every further page is one more request of the deadline's
     /// and of Slack's rate limit).
     fn lookup_next(&self, sent: &Sent, page: &Response) -> Option<Request> {
-        let Call::Create { name, asked, .. } = &sent.call else { return None };
+        let Call::Create { name, asked, is_private } = &sent.call else { return None };
         let body = api::read(Method::List, page).ok()?;
         if api::find_own(&body, name, *asked).is_some() {
             return None;
         }
         let cursor = api::next_cursor(&body)?;
-        Some(api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), Some(&cursor)))
+        Some(api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), *is_private, Some(&cursor)))
     }
 
     /// The war room the lost create made: a channel of its name, the bot in it, created since
@@ -299,7 +300,8 @@ impl Provider for Slack {
     /// again, it would meet `name_taken`, and the page would be refused). A list that goes on
     /// past the pages read is judged as read: asking again would read the same pages. A token
     /// refused for the list (`missing_scope` without `channels:read`, `invalid_auth` …) will
-    /// be refused on every ask: [`Found::Broken`], naming the scope (kept spooled until fixed).
+    /// be refused on every ask: [`Found::Broken`], naming the scope (kept spooled until fixed;
+    /// other incidents' requests go on).
     fn found(&self, sent: &Sent, pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
         for page in pages {
@@ -517,7 +519,7 @@ impl<'a> Session<'a> {
                         self.notes.push(format!("#{name} is this incident's war room already"));
                         break s.clone();
                     }
-                    if let Some(own) = self.find_own(&name, asked) {
+                    if let Some(own) = self.find_own(&name, *is_private, asked) {
                         self.notes.push(format!("#{name} was created by an attempt whose answer was lost"));
                         break own;
                     }
@@ -547,11 +549,11 @@ impl<'a> Session<'a> {
     /// `asked`) without its answer arriving, looked up with `conversations.list` (§5.8, a few
     /// pages at most). `None` when there is none, or it cannot be looked up (logged: e.g. the
     /// `channels:read` scope is missing).
-    fn find_own(&mut self, name: &str, asked: u64) -> Option<Stored> {
+    fn find_own(&mut self, name: &str, private: bool, asked: u64) -> Option<Stored> {
         let token = self.slack.token.as_deref().unwrap_or("xoxb-…");
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
-            let req = api::list_request(&self.slack.api_url, token, cursor.as_deref());
+            let req = api::list_request(&self.slack.api_url, token, private, cursor.as_deref());
             self.calls += 1;
             let listed = match self.ctx.fetch(&req, &|r| api::classify_live(Method::List, r)) {
                 Outcome::Delivered(resp) => api::read(Method::List, &resp),

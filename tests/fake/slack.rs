@@ -756,6 +756,17 @@ impl Inner {
             let answer = json!({"ok": false, "error": "missing_scope", "needed": needed(&spec), "provided": self.scopes.join(",")});
             return Ok(self.done(method, args, answer));
         }
+        // conversations.list: each type asked for needs its own scope (§5.8: `channels:read`,
+        // plus `groups:read` for private channels).
+        if method == "conversations.list" {
+            let types = args["types"].as_str().unwrap_or("public_channel");
+            for (kind, scope) in [("public_channel", "channels:read"), ("private_channel", "groups:read")] {
+                if types.split(',').any(|t| t == kind) && !self.scopes.iter().any(|g| g == scope) {
+                    let answer = json!({"ok": false, "error": "missing_scope", "needed": scope, "provided": self.scopes.join(",")});
+                    return Ok(self.done(method, args, answer));
+                }
+            }
+        }
         // Argument checks.
         let mut problems = Vec::new();
         for k in args.as_object().into_iter().flat_map(|o| o.keys()) {

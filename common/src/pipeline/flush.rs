@@ -230,6 +230,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     self.log.info(format!("spool: {} waits: {why}", entry.incident_key));
                     held_back.insert(incident);
                     report.remaining += 1;
+                    report.stopped.get_or_insert(why);
                 }
                 Outcome::Retry(r) => {
                     entry.attempts = entry.attempts.saturating_add(1);
@@ -390,7 +391,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         fate = Fate::NotSent;
                         break;
                     }
-                    Found::Broken(why) => return Outcome::Broken(format!("{what}: cannot find out whether it went through: {why}")),
+                    Found::Broken(why) => {
+                        let why = format!("{what}: cannot find out whether it went through: {why}; kept until it can be");
+                        log.warn(&why);
+                        return Outcome::Spooled(why);
+                    }
                     Found::CannotTell(why) => {
                         // Others' requests of unknown fate are mostly still on their way: their
                         // answers settle them within a round trip or two.

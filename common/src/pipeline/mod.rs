@@ -313,9 +313,11 @@ pub enum Found {
     /// duplicate, never a loss).
     CannotTell(String),
     /// The lookup cannot be made with these settings (Slack: a token without the scope the
-    /// lookup needs): the reason, naming what to fix. The request stays spooled and the flush
-    /// stops, as for any configuration error ([`Outcome::Broken`]); sent again without the
-    /// lookup it could be a duplicate (a second Slack war room, refused as `name_taken`).
+    /// lookup needs): the reason, naming what to fix. The request stays spooled, and its
+    /// incident's later requests behind it, until a flush can look it up; other incidents'
+    /// requests go on (a scope missing for the lookup alone does not stop them). Sent again
+    /// without the lookup it could be a duplicate (a second Slack war room, refused as
+    /// `name_taken`).
     Broken(String),
 }
 
