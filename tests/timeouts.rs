@@ -161,13 +161,16 @@ fn reactio_gives_up_on_every_kind_of_stall_by_timeout_plus_one_second() {
     }
 }
 
-/// handler-pagerduty fed `input` on a stdin the test keeps open, with `--timeout 2s`: the run,
-/// once the handler exits (it must, while its stdin is still open), and the fake's events.
-fn with_stdin_left_open(input: &[u8]) -> (Run, Vec<serde_json::Value>) {
+/// handler-pagerduty with `args`, fed `input` on a stdin the test keeps open, with
+/// `--timeout 2s`: the run, once the handler exits (it must, while its stdin is still open),
+/// and the fake's events.
+fn with_stdin_left_open(args: &[&str], input: &[u8]) -> (Run, Vec<serde_json::Value>) {
     let fake = FakePagerDuty::start(&[]);
     let sb = pagerduty_sandbox();
     let timeout = format!("{TIMEOUT_SECS}s");
-    let mut child = sb.command(&["--api-url", &fake.url, "--timeout", &timeout]).spawn().expect("spawn handler");
+    let mut all = vec!["--api-url", fake.url.as_str(), "--timeout", timeout.as_str()];
+    all.extend_from_slice(args);
+    let mut child = sb.command(&all).spawn().expect("spawn handler");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(input).expect("write the event");
     stdin.flush().expect("flush");
@@ -184,7 +187,7 @@ fn with_stdin_left_open(input: &[u8]) -> (Run, Vec<serde_json::Value>) {
 fn a_whole_event_on_a_stdin_left_open_pages_without_waiting_for_its_end() {
     // Read to end of input only, the handler waited for a sender that never closes the pipe
     // until the monitoring system killed it: no page.
-    let (run, events) = with_stdin_left_open(&read_fixture("sensu/create.json"));
+    let (run, events) = with_stdin_left_open(&[], &read_fixture("sensu/create.json"));
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("stdin stayed open after the event"), "{}", run.stderr);
     assert_eq!(events.len(), 1, "one trigger: {events:?}");
@@ -196,9 +199,21 @@ fn a_stdin_left_open_without_a_whole_event_exits_65() {
     // The handler exits while its stdin is still open (`with_stdin_left_open`): at --timeout.
     let fixture = read_fixture("sensu/create.json");
     for (what, input) in [("nothing", &[][..]), ("half an event", &fixture[..fixture.len() / 2])] {
-        let (run, events) = with_stdin_left_open(input);
+        let (run, events) = with_stdin_left_open(&[], input);
         assert_eq!(run.code, Some(65), "{what}: {run:?}");
         assert!(run.stderr.contains("stdin was still open at the time limit (--timeout)"), "{what}: {}", run.stderr);
         assert!(events.is_empty(), "{what}: nothing sent: {events:?}");
     }
+}
+
+#[test]
+fn a_job_output_on_a_stdin_left_open_pages_with_what_came_by_the_time_limit() {
+    // The time limit is for the output to arrive; the page then has a deadline of its own
+    // (when the limit was also the page's deadline, the page was spooled, exit 75).
+    let args = ["--from", "cli", "--check", "disk", "--entity", "vm", "--status", "critical", "--output", "-"];
+    let (run, events) = with_stdin_left_open(&args, b"disk full\n");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("stdin was still open at the time limit (--timeout); paging with the 10 bytes read"), "{}", run.stderr);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0]["payload"]["summary"].as_str().is_some_and(|s| s.contains("disk full")), "{events:?}");
 }

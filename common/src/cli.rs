@@ -21,7 +21,7 @@ pub struct CommonArgs {
     #[arg(long = "config", value_name = "PATH")]
     pub config: Vec<PathBuf>,
 
-    /// Overall deadline: reading the event, delivery and retries (e.g. 10s, 2m; 100ms to 1day) [default: 10s]
+    /// Overall deadline for delivery, retries included (e.g. 10s, 2m; 100ms to 1day); also how long the event may take to arrive on stdin [default: 10s]
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub timeout: Option<String>,
 
@@ -134,21 +134,6 @@ pub struct CommonArgs {
 /// value goes on as text, so that its range is checked with the settings and an out-of-range
 /// value (`18446744073709551615s`, `500000000000y`) exits 78 naming the setting, like the same
 /// value in a settings file.
-impl CommonArgs {
-    /// How long the event may take to arrive on stdin ([`crate::event::stdin::Stdin`]):
-    /// `--timeout`, else [`crate::config::DEFAULT_TIMEOUT`]; a `timeout` of the settings files
-    /// is read only after the event (an event may carry settings of its own).
-    pub fn stdin_limit(&self) -> std::time::Duration {
-        let (low, high) = crate::config::TIMEOUT_BOUNDS;
-        let flag = self.timeout.as_deref().map(crate::config::de::parse_duration);
-        match flag {
-            Some(Ok(d)) => d.clamp(low, high),
-            Some(Err(crate::config::de::DurationError::TooLarge)) => high,
-            _ => crate::config::DEFAULT_TIMEOUT,
-        }
-    }
-}
-
 fn duration_arg(s: &str) -> Result<String, String> {
     match crate::config::de::parse_duration(s) {
         Ok(_) | Err(crate::config::de::DurationError::TooLarge) => Ok(s.to_string()),
@@ -185,6 +170,20 @@ fn parse_field(s: &str) -> Result<(String, String), String> {
 }
 
 impl CommonArgs {
+    /// How long the event may take to arrive on stdin ([`crate::event::stdin::Stdin`]):
+    /// `--timeout` given as a flag, else [`crate::config::DEFAULT_TIMEOUT`]. A `timeout` in a
+    /// settings file does not set it: the files are read after the event. The page's deadline
+    /// starts once the event is read.
+    pub fn stdin_limit(&self) -> std::time::Duration {
+        let (low, high) = crate::config::TIMEOUT_BOUNDS;
+        let flag = self.timeout.as_deref().map(crate::config::de::parse_duration);
+        match flag {
+            Some(Ok(d)) => d.clamp(low, high),
+            Some(Err(crate::config::de::DurationError::TooLarge)) => high,
+            _ => crate::config::DEFAULT_TIMEOUT,
+        }
+    }
+
     /// What `--from` sources read: the environment, `--field`s, positional arguments,
     /// `--check`, `--entity`, and the batch sources' `--status`, `--output`, job and its options.
     pub fn invocation(&self) -> Invocation {

@@ -425,8 +425,8 @@ pub fn redact_quoted(msg: &str) -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Common {
-    /// Overall deadline for one invocation (reading the event, delivery and retries), humantime
-    /// or seconds; 10 s ([`DEFAULT_TIMEOUT`]),
+    /// Overall deadline for one invocation (delivery and retries), humantime or seconds; 10 s
+    /// ([`DEFAULT_TIMEOUT`]),
     /// within [`TIMEOUT_BOUNDS`].
     #[serde(deserialize_with = "de::timeout")]
     pub timeout: Duration,

@@ -206,11 +206,7 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `total` from now.
     pub fn after(total: Duration) -> Deadline {
-        Deadline::since(Instant::now(), total)
-    }
-
-    /// A deadline `total` from `start` (e.g. when the invocation began reading its event).
-    pub fn since(start: Instant, total: Duration) -> Deadline {
+        let start = Instant::now();
         // Settings bound `timeout` (config::TIMEOUT_BOUNDS); a total the clock cannot represent
         // still never panics: it is cut to a day.
         let end = start.checked_add(total).or_else(|| start.checked_add(Duration::from_secs(86_400))).unwrap_or(start);

@@ -460,7 +460,7 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
 /// log when the input was left open.
 fn read_input(mut input: impl Read) -> Result<(Vec<u8>, Option<String>)> {
     let mut buf = Vec::with_capacity(8 * 1024);
-    let mut chunk = vec![0; 64 * 1024];
+    let mut chunk = [0; 16 * 1024];
     let open = |buf: &[u8]| format!("event: stdin stayed open after the event ({} bytes); read without waiting for its end", buf.len());
     while buf.len() as u64 <= MAX_INPUT_BYTES {
         let want = chunk.len().min((MAX_INPUT_BYTES + 1) as usize - buf.len());
@@ -840,6 +840,7 @@ pub(crate) mod field {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// A reader that gives `steps` in turn: bytes, or an error of that kind.
     struct Scripted(Vec<std::result::Result<&'static [u8], std::io::ErrorKind>>);
@@ -879,7 +880,6 @@ mod tests {
         // The time limit right after a whole event: it is read.
         assert_eq!(read_capped(Scripted(vec![Ok(whole), Err(TimedOut)])).unwrap().bytes, whole);
     }
-    use super::*;
 
     #[test]
     fn cap_rejects_oversize_input() {

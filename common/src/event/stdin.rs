@@ -7,7 +7,7 @@
 //! `--timeout`), and tells its reader when input stops for a while, so that a whole event
 //! followed by an open pipe is not waited on ([`super::read_capped`]).
 //!
-//! A terminal is read as it is, without a limit: someone is typing or pasting.
+//! A terminal is read without a limit: someone is typing or pasting.
 
 use std::io::{ErrorKind, IsTerminal, Read};
 use std::os::fd::AsFd;
@@ -24,7 +24,8 @@ pub const IDLE: Duration = Duration::from_millis(100);
 ///
 /// Reads fail with [`ErrorKind::TimedOut`] once `end` has passed with no input ready, and
 /// with [`ErrorKind::WouldBlock`] when, after some input, none came for [`IDLE`] (read again
-/// to go on waiting). Reads go to the file descriptor directly, not through std's buffer.
+/// to go on waiting); on a terminal they wait. Reads go to the file descriptor directly, not
+/// through std's buffer.
 #[derive(Debug)]
 pub struct Stdin {
     stdin: std::io::Stdin,
@@ -45,14 +46,19 @@ impl Stdin {
 
 impl Read for Stdin {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let Some(end) = self.end else { return self.stdin.read(buf) };
         loop {
-            let left = end.saturating_duration_since(Instant::now());
-            let wait = if self.some { left.min(IDLE) } else { left };
-            let timeout = Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
+            // A terminal: wait as long as it takes (also when it was left non-blocking).
+            let (wait, left) = match self.end {
+                None => (None, None),
+                Some(end) => {
+                    let left = end.saturating_duration_since(Instant::now());
+                    (Some(if self.some { left.min(IDLE) } else { left }), Some(left))
+                }
+            };
+            let timeout = wait.map(|w| Timespec { tv_sec: w.as_secs() as i64, tv_nsec: i64::from(w.subsec_nanos()) });
             let fd = self.stdin.as_fd();
             let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-            match poll(&mut fds, Some(&timeout)) {
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(0) if wait < left => return Err(ErrorKind::WouldBlock.into()),
                 Ok(0) => return Err(ErrorKind::TimedOut.into()),
                 // Ready, at end of input (POLLHUP), or not readable (POLLNVAL, POLLERR): the

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::CommonArgs;
 use crate::config::Common;
-use crate::event::{self, Event, Source};
+use crate::event::{self, Event};
 use crate::exit::{Code, Result};
 use crate::filter::{self, Action, Decision};
 use crate::http::{self, Client, Deadline, Request, Response};
@@ -485,9 +485,6 @@ struct Read<P> {
     event: Event,
     /// The raw stdin bytes, for printing an event that could not be kept.
     raw: Option<Vec<u8>>,
-    /// When the invocation began reading the event (after a `--from exec` job): the deadline
-    /// (`timeout`) counts from here, so that time spent waiting for the event is part of it.
-    started: Instant,
     /// The event's settings overrides for this handler (kept with spooled requests).
     overrides: Map<String, Value>,
     /// The operator's settings alone, for building spooled requests' settings.
@@ -499,17 +496,11 @@ struct Read<P> {
 /// Phase 1: read the event and the settings, build the provider (its secrets registered with
 /// `log`).
 fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl std::io::Read, log: &mut Logger) -> Result<Read<P>> {
-    let mut started = Instant::now();
     let (mut event, raw) = match args.from {
         Some(source) => {
             let mut notes = Vec::new();
             let event = args.invocation().read(source, stdin, &mut notes);
             notes.iter().for_each(|n| log.info(n));
-            // A `--from exec` job runs for as long as it needs (bounded by --exec-timeout):
-            // the deadline is for paging about it, and starts when it has ended.
-            if source == Source::Exec {
-                started = Instant::now();
-            }
             (event?, None)
         }
         None => {
@@ -531,7 +522,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     let provider = P::from_settings(section, &common)?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
-    Ok(Read { event, raw, started, overrides, operator, common, provider })
+    Ok(Read { event, raw, overrides, operator, common, provider })
 }
 
 /// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`,
@@ -612,8 +603,10 @@ struct Decided {
 
 /// Phase 2: the incident key, the filters' action and the ledger's proposal.
 fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
-    let Read { event, common, provider, started, .. } = read;
-    let deadline = Deadline::since(*started, common.timeout);
+    let Read { event, common, provider, .. } = read;
+    // From here: the time the event took to arrive (bounded by `CommonArgs::stdin_limit`) or
+    // a `--from exec` job took to run is not the page's.
+    let deadline = Deadline::after(common.timeout);
     let incident_key = provider.incident_key(event);
     let key = ledger_key::<P>(&incident_key, &read.overrides);
     let action = match filter::decide(event, common) {
