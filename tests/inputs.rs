@@ -14,6 +14,10 @@ fn sandbox() -> Sandbox {
     sb
 }
 
+fn ok(r: &Run) {
+    assert_eq!(r.code, Some(0), "{r:?}");
+}
+
 fn run_env(sb: &Sandbox, fake: &FakePagerDuty, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = vec!["--api-url", fake.url.as_str()];
     all.extend_from_slice(args);
@@ -99,6 +103,35 @@ fn nagios_problem_after_its_recovery_of_the_same_second_is_superseded_by_the_eve
         fake.events().iter().map(|e| (e["event_action"].as_str().unwrap().into(), e["dedup_key"].as_str().unwrap().into())).collect();
     let want = [("resolve", "web-01/queue"), ("resolve", "db-01/host"), ("trigger", "web-01/queue"), ("resolve", "web-01/queue")];
     assert_eq!(pages, want.map(|(a, k)| (a.to_string(), k.to_string())));
+}
+
+#[test]
+fn a_nagios_downtime_end_resolves_what_was_paged_and_nothing_else() {
+    // Every service of a downtime gets DOWNTIMEEND when it ends, paged or not: resolves for all
+    // of them reach PagerDuty's rate limit per routing key and hold back real triggers.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let service = |name: &'static str, kind: &'static str, state: &'static str| {
+        vec![
+            ("NAGIOS_HOSTNAME", "web-01"),
+            ("NAGIOS_SERVICEDESC", name),
+            ("NAGIOS_NOTIFICATIONTYPE", kind),
+            ("NAGIOS_SERVICESTATE", state),
+            ("NAGIOS_SERVICEOUTPUT", "output"),
+        ]
+    };
+    ok(&run_env(&sb, &fake, &["--from", "nagios"], &service("HTTP", "PROBLEM", "CRITICAL")));
+    let r = run_env(&sb, &fake, &["--from", "nagios"], &service("SSH", "DOWNTIMEEND", "OK"));
+    ok(&r);
+    assert!(r.stderr.contains("nothing is open for it in the ledger"), "{}", r.stderr);
+    ok(&run_env(&sb, &fake, &["--from", "nagios"], &service("HTTP", "DOWNTIMEEND", "OK")));
+    fake.assert_no_violations();
+    let sent: Vec<(String, String)> = fake
+        .events()
+        .iter()
+        .map(|e| (e["event_action"].as_str().unwrap_or("").into(), e["dedup_key"].as_str().unwrap_or("").into()))
+        .collect();
+    assert_eq!(sent, [("trigger".to_string(), "web-01/HTTP".to_string()), ("resolve".into(), "web-01/HTTP".into())]);
 }
 
 #[test]

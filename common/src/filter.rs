@@ -154,7 +154,7 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
     }
     let action = match event.action {
         Some(SourceAction::Acknowledge) => Action::Acknowledge,
-        Some(SourceAction::Resolve) => Action::Resolve,
+        Some(SourceAction::Resolve | SourceAction::ResolveIfOpen) => Action::Resolve,
         Some(SourceAction::Flapping) => Action::Trigger,
         Some(SourceAction::Create) | None if event.status == 0 => Action::Resolve,
         Some(SourceAction::Create) | None => Action::Trigger,

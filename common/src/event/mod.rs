@@ -180,6 +180,9 @@ pub enum SourceAction {
     Create,
     /// Sensu 1.x `resolve`: the check returned to OK.
     Resolve,
+    /// Back to OK, told by a message every monitored object gets, paged or not (Nagios
+    /// DOWNTIMEEND in OK): resolves only an incident the ledger knows open.
+    ResolveIfOpen,
     /// Sensu 1.x `flapping`: the check is flapping between states.
     Flapping,
     /// Nagios/Icinga ACKNOWLEDGEMENT: someone is on it.

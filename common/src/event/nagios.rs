@@ -160,9 +160,11 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         "FLAPPINGSTOP" | "FLAPPINGEND" | "FLAPPINGDISABLED" => Some(SourceAction::Create),
         // Nagios sends no notification during a downtime, a RECOVERY included, and none for
         // it afterwards: a downtime ending (or cancelled) in OK/UP is the only word that the
-        // problem paged before it is over. One ending in a problem state is skipped: Nagios
-        // sends the PROBLEM itself at the next check.
-        "DOWNTIMEEND" | "DOWNTIMECANCELLED" | "DOWNTIMEREMOVED" if status == 0 => Some(SourceAction::Resolve),
+        // problem paged before it is over. Every object of the downtime gets one, paged or not:
+        // it resolves only an incident the ledger knows open (not a flood of resolves for
+        // services that never failed, which PagerDuty rate-limits per routing key). One ending
+        // in a problem state is skipped: Nagios sends the PROBLEM itself at the next check.
+        "DOWNTIMEEND" | "DOWNTIMECANCELLED" | "DOWNTIMEREMOVED" if status == 0 => Some(SourceAction::ResolveIfOpen),
         k if k.starts_with("DOWNTIME") || k == "CUSTOM" => {
             skip = Some(SourceSkip {
                 reason: format!("{kind} notifications are not paged (map them with the notification_types setting)"),
@@ -309,7 +311,11 @@ mod tests {
         for kind in ["DOWNTIMEEND", "DOWNTIMECANCELLED", "DowntimeRemoved"] {
             let mut inv = env(&[]);
             inv.fields = vec![("NOTIFICATIONTYPE".into(), kind.into()), ("HOSTNAME".into(), "h".into()), ("HOSTSTATE".into(), "UP".into())];
-            assert_eq!(inv.parse(super::super::Source::Nagios).unwrap().action, Some(SourceAction::Resolve), "{kind}: recovered during it");
+            assert_eq!(
+                inv.parse(super::super::Source::Nagios).unwrap().action,
+                Some(SourceAction::ResolveIfOpen),
+                "{kind}: recovered during it"
+            );
         }
         assert!(mk("CUSTOM").skip.is_some());
         assert_eq!(mk("PROBLEM").status, 2);

@@ -321,6 +321,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
             event_seq: entry.event_seq,
             refresh_secs: refresh_of(self.common),
             token: entry.token.clone(),
+            // Queued behind what it resolves: decided when it was spooled.
+            only_open: false,
         };
         let record = self.store.and_then(|s| state::get(s, &entry.incident_key).ok().flatten());
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {

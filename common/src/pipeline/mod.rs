@@ -631,6 +631,7 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         event_seq: event.sequence.filter(|_| own_time),
         refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
+        only_open: event.action == Some(event::SourceAction::ResolveIfOpen),
     });
     Decided { key, incident_key, action, proposal, now, deadline }
 }
@@ -1000,6 +1001,7 @@ fn proposal_of(e: &spool::Entry) -> Proposal {
         event_seq: e.event_seq,
         refresh_secs: 0,
         token: e.token.clone(),
+        only_open: false,
     }
 }
 

@@ -331,7 +331,14 @@ pub struct Proposal {
     pub refresh_secs: u64,
     /// Identifies the invocation that proposed it (and its spooled requests).
     pub token: String,
+    /// A resolve for an incident the ledger knows open only, else skipped whatever the
+    /// provider's [`NoRecord`] (Nagios DOWNTIMEEND in OK: the problem may have recovered during
+    /// the downtime, but every service of a downtime sends one, paged or not).
+    pub only_open: bool,
 }
+
+/// Why a resolve that may only close an open incident ([`Proposal::only_open`]) is skipped.
+const NOTHING_OPEN: &str = "nothing is open for it in the ledger (a downtime's end resolves only what was paged)";
 
 /// The ledger's answer to a [`Proposal`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,8 +391,10 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
     let died_mid_run = record.is_some_and(|r| r.progress.is_some()) && p.action != Action::Trigger;
     let Some(rec) = record.filter(|r| r.last_action.is_some()) else {
         return match (p.action, no_record) {
-            (Action::Trigger, _) | (_, NoRecord::Send) => Verdict::Send,
+            (Action::Trigger, _) => Verdict::Send,
             _ if died_mid_run => Verdict::Send,
+            (Action::Resolve, _) if p.only_open => Verdict::Skip(NOTHING_OPEN.to_string()),
+            (_, NoRecord::Send) => Verdict::Send,
             (_, NoRecord::Skip(why)) => Verdict::Skip(why.to_string()),
         };
     };
@@ -422,6 +431,7 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
         Action::Acknowledge if !rec.open => Verdict::Skip(format!("{} is not open; nothing to acknowledge", rec.key)),
         Action::Acknowledge if rec.acknowledged_at.is_some() => Verdict::Skip(format!("{} is already acknowledged", rec.key)),
         Action::Resolve if !rec.open && rec.resolved_at.is_some() => Verdict::Skip(format!("{} is already resolved", rec.key)),
+        Action::Resolve if !rec.open && p.only_open => Verdict::Skip(NOTHING_OPEN.to_string()),
         Action::Resolve if !rec.open => match no_record {
             NoRecord::Send => Verdict::Send,
             NoRecord::Skip(why) => Verdict::Skip(why.to_string()),
@@ -759,11 +769,38 @@ mod tests {
     use super::*;
 
     fn p(action: Action, severity: &str, t: u64, token: &str) -> Proposal {
-        Proposal { action, severity: severity.into(), event_time: t, event_seq: None, refresh_secs: 1800, token: token.into() }
+        Proposal {
+            action,
+            severity: severity.into(),
+            event_time: t,
+            event_seq: None,
+            refresh_secs: 1800,
+            token: token.into(),
+            only_open: false,
+        }
     }
 
     const SEND: NoRecord = NoRecord::Send;
     const SKIP: NoRecord = NoRecord::Skip("nobody was paged");
+
+    #[test]
+    fn a_resolve_for_open_incidents_only_skips_unknown_and_closed_ones_whatever_the_provider() {
+        let k = "web-01/HTTP";
+        let open = apply(None, k, &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new());
+        let closed = apply(Some(open.clone()), k, &p(Action::Resolve, "ok", 1100, "b"), 1100, &Map::new());
+        let mut downtime_end = p(Action::Resolve, "ok", 1200, "c");
+        downtime_end.only_open = true;
+        for no_record in [SEND, SKIP] {
+            assert_eq!(decide(Some(&open), &downtime_end, 1200, no_record), Verdict::Send);
+            match decide(None, &downtime_end, 1200, no_record) {
+                Verdict::Skip(why) => assert!(why.contains("nothing is open"), "{why}"),
+                other => panic!("no record: {other:?}"),
+            }
+            assert!(matches!(decide(Some(&closed), &downtime_end, 1200, no_record), Verdict::Skip(_)));
+        }
+        // A plain resolve with no record still goes where the provider says (PagerDuty: sent).
+        assert_eq!(decide(None, &p(Action::Resolve, "ok", 1200, "d"), 1200, SEND), Verdict::Send);
+    }
 
     #[test]
     fn a_record_goes_without_fsync_only_where_losing_it_cannot_silence_or_strand() {
