@@ -313,3 +313,23 @@ fn a_flush_without_the_routing_key_keeps_the_entries_until_it_has_one() {
     assert_eq!(fake.accepted().len(), 1);
     fake.assert_no_violations();
 }
+
+/// Entries that carry their own routing key (a Zabbix action's `{ALERT.SENDTO}`) go out from a
+/// flush that lacks the operator's: only the entries that need it wait.
+#[test]
+fn a_flush_without_the_routing_key_still_sends_the_entries_that_carry_their_own() {
+    let sb = pagerduty_sandbox();
+    let r = run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let zabbix = "name:Disk full on db-02\nid:4711\nstatus:PROBLEM\nhostname:db-02\nvalue:1\nevent_id:99\nseverity:High\n";
+    let r = run_at(&sb, REFUSED_URL, b"", &["--from", "zabbix", "Z4bb1xOwnR0ut1ngKey00000000000ab", "PROBLEM", zabbix]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    sb.config("pagerduty.json", &json!({"pagerduty": {}}));
+    let fake = FakePagerDuty::start(&[]);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(75), "the Sensu entry waits: {r:?}");
+    let sent: Vec<_> = fake.accepted().iter().map(|e| (e["routing_key"].clone(), e["dedup_key"].clone())).collect();
+    assert_eq!(sent, [(json!("Z4bb1xOwnR0ut1ngKey00000000000ab"), json!("4711-db-02"))], "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}

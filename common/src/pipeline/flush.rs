@@ -307,7 +307,14 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let provider = self.provider(&entry.overrides);
         let provider = match provider.as_ref() {
             Ok(p) => p,
-            Err(why) => return Outcome::Broken(format!("the settings do not build a {} provider: {why}", P::NAME)),
+            // This destination's settings (the operator's, or with the entry's overrides): its
+            // entries wait for a fix; entries sent another way (a Zabbix SENDTO routing key of
+            // their own) still go.
+            Err(why) => {
+                let why = format!("the settings do not build a {} provider: {why}; the entry is kept", P::NAME);
+                log.warn(format!("spool: {what}: {why}"));
+                return Outcome::Spooled(why);
+            }
         };
         let payload: P::Payload = match serde_json::from_value(entry.payload.clone()) {
             Ok(p) => p,
