@@ -71,20 +71,21 @@ pub fn choose_dir(what: &str, flag: &str, explicit: Option<&Path>, system: &Path
 }
 
 /// The directory [`choose_dir`] would pick, found without creating or changing anything (for
-/// `--explain`, which writes nothing): `<explicit>/<handler>`; otherwise `<system>/<handler>`,
-/// unless only the per-user fallback `<$XDG_STATE_HOME or ~/.local/state>/<user_sub>/<handler>`
-/// exists. The directory may not exist (nothing was written there yet).
+/// `--explain`, which writes nothing): `<explicit>/<handler>`; otherwise `<system>/<handler>`
+/// when this user could write it (it, or the nearest of its parents that exists, is a
+/// directory this user may write in), else the per-user fallback
+/// `<$XDG_STATE_HOME or ~/.local/state>/<user_sub>/<handler>`. The directory may not exist
+/// (nothing was written there yet).
 pub fn find_dir(explicit: Option<&Path>, system: &Path, user_sub: &str, handler: &str) -> PathBuf {
     if let Some(dir) = explicit {
         return dir.join(handler);
     }
     let default = system.join(handler);
-    if !default.is_dir()
-        && let Some(user) = per_user_state_dir().map(|base| base.join(user_sub).join(handler)).filter(|d| d.is_dir())
-    {
-        return user;
+    let nearest = default.ancestors().find(|d| d.exists());
+    if nearest.is_some_and(|d| d.is_dir() && writable(d).is_ok()) {
+        return default;
     }
-    default
+    per_user_state_dir().map_or(default, |base| base.join(user_sub).join(handler))
 }
 
 /// The group the packages create for the monitoring users that share settings, state and
