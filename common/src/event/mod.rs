@@ -482,7 +482,11 @@ fn read_input(mut input: impl Read) -> Result<(Vec<u8>, Option<String>)> {
                     let line = open(&buf);
                     return Ok((buf, Some(line)));
                 }
-                let what = if buf.is_empty() { "nothing came".to_string() } else { format!("{} bytes came, not a whole event", buf.len()) };
+                let what = match serde_json::from_slice::<serde::de::IgnoredAny>(&buf) {
+                    _ if buf.is_empty() => "nothing came".to_string(),
+                    Err(e) => format!("{} bytes came, not a whole event ({e})", buf.len()),
+                    Ok(_) => format!("{} bytes came, JSON but not an event object", buf.len()),
+                };
                 return Err(Code::DataErr.msg(format!(
                     "event: stdin was still open at the time limit (--timeout) and {what}; the sender must write the event and close stdin"
                 )));
