@@ -173,6 +173,17 @@ fn lost_create(fake: &FakeSlack) -> Sandbox {
     sb
 }
 
+/// A flush that found the war room a lost create made ([`lost_create`]): exit 0, and the
+/// alert posted in that one room.
+fn found_after_all(fake: &FakeSlack, flush: &Run) {
+    ok(flush);
+    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "one war room");
+    assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it: {}", flush.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
     // §5.8: loop until `next_cursor` is empty. With a thousand channels before it, the war room
@@ -225,12 +236,7 @@ fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_
     let sb = lost_create(&fake);
     fake.fail("conversations.list", &[Fault::Error("internal_error")]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
-    ok(&flush);
-    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
-    let rooms = fake.created();
-    assert_eq!(rooms.len(), 1, "one war room");
-    assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it: {}", flush.stderr);
-    fake.assert_no_violations();
+    found_after_all(&fake, &flush);
 }
 
 #[test]
@@ -252,12 +258,7 @@ fn a_lookup_the_token_may_not_make_keeps_the_lost_create_and_names_the_scope() {
     // With the scope granted, the next flush finds the war room and posts the alert in it.
     fake.set_scopes(&ALL_SCOPES);
     let flush = run_at(&sb, &fake, b"", 2, &["--flush"]);
-    ok(&flush);
-    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
-    let rooms = fake.created();
-    assert_eq!(rooms.len(), 1, "one war room");
-    assert_eq!(rooms[0].roots().len(), 1, "the alert is posted into it: {}", flush.stderr);
-    fake.assert_no_violations();
+    found_after_all(&fake, &flush);
 }
 
 #[test]
@@ -292,10 +293,7 @@ fn a_lost_create_is_found_with_the_scopes_the_docs_ask_for_a_public_war_room() {
     let sb = lost_create(&fake);
     fake.set_scopes(&["channels:manage", "channels:write.topic", "channels:write.invites", "chat:write", "channels:read"]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
-    ok(&flush);
-    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
-    assert_eq!(fake.created().len(), 1, "one war room");
-    fake.assert_no_violations();
+    found_after_all(&fake, &flush);
 }
 
 /// A failure whose war room's name an earlier attempt took (the channel made just now, the
