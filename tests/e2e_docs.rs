@@ -301,6 +301,34 @@ fn nagios4_with_the_shipped_cfg_resolves_a_problem_that_recovered_during_a_downt
     assert!(!log().contains("web-01;backup;OK;notify-service-pagerduty"), "Nagios sent a RECOVERY after all: {}", log());
 }
 
+/// The shipped argument form in a real Nagios 4, with a check output that ends in a backslash
+/// (a Windows path): Nagios's own command parser takes the `\"` for the closing quote, drops
+/// the backslash, glues the next `--field` onto the output and hands the next field over as a
+/// positional argument. The page still says what the check said, and the field is read (the
+/// summary ended in `D:--field` and the long output was lost).
+#[test]
+fn nagios4_with_the_shipped_cfg_keeps_an_output_ending_in_a_backslash() {
+    if !require_program(NAGIOS, "nagios4-core") {
+        return;
+    }
+    let site = Site::new();
+    let script = site.path("win-disk");
+    std::fs::write(&script, "#!/bin/sh\nprintf 'DISK CRITICAL - free space on D:\\\\\\nD:\\\\ 2%% free\\n'\nexit 2\n").unwrap();
+    set_mode(&script, 0o755);
+    let (_nagios, d) = start_nagios(
+        &site,
+        &format!(
+            "define command {{\n command_name win-disk\n command_line {}\n}}\n\
+             define command {{\n command_name host-up\n command_line /bin/true\n}}\n\
+             define host {{\n host_name win-01\n address 127.0.0.1\n check_command host-up\n max_check_attempts 1\n check_interval 300\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}}\n\
+             define service {{\n host_name win-01\n service_description disk\n check_command win-disk\n max_check_attempts 1\n check_interval 1\n retry_interval 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}}\n",
+            script.display()
+        ),
+    );
+    let ev = site.wait_for_pages(&[("trigger", "win-01/disk")], || read(&d.join("nagios.log")));
+    assert_eq!(ev[0]["payload"]["summary"], "win-01/disk: DISK CRITICAL - free space on D:\\ D:\\ 2% free");
+}
+
 /// conf.d/icinga2-pagerduty.conf in a real Icinga 2 daemon: a host problem (no `$service.*$`
 /// macros) and a service problem on a host that has no check result yet (no `$host.output$`),
 /// each through problem and recovery.

@@ -69,6 +69,7 @@ const SECTIONS: [&str; 4] = ["pagerduty", "twilio", "reactio", "slack"];
 
 struct Macros {
     values: BTreeMap<String, String>,
+    format: Format,
 }
 
 impl Macros {
@@ -89,10 +90,10 @@ impl Macros {
                 }
             }
         }
-        for (k, v) in &inv.fields {
-            values.insert(canonical(k), v.clone());
+        for (k, v) in repaired_fields(inv) {
+            values.insert(canonical(&k), v);
         }
-        Macros { values }
+        Macros { values, format }
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -100,8 +101,53 @@ impl Macros {
     }
 
     fn req(&self, name: &str) -> Result<&str> {
-        self.get(name).ok_or_else(|| Code::DataErr.msg(format!("missing macro {name} (set NAGIOS_{name} or pass --field {name}=${name}$)")))
+        self.get(name).ok_or_else(|| {
+            // Icinga 2 has its own macro names: say how its NotificationCommand sets this one.
+            let icinga = ICINGA_NAMES.iter().find(|(i, m)| *m == name && i.contains('.')).map(|(i, _)| *i);
+            Code::DataErr.msg(match (self.format, icinga) {
+                (Format::Icinga, Some(i)) => {
+                    format!("missing macro {name} (set {name} = \"${i}$\" in the NotificationCommand's env, or pass --field {i}=${i}$)")
+                }
+                _ => format!("missing macro {name} (set NAGIOS_{name} or pass --field {name}=${name}$)"),
+            })
+        })
     }
+}
+
+/// The `--field`s, with what Nagios 4's own command parser did to a value ending in a
+/// backslash undone.
+///
+/// In the argument form (`--field "SERVICEOUTPUT=$SERVICEOUTPUT$" --field
+/// "LONGSERVICEOUTPUT=…"`), Nagios runs the command without a shell, parsing it itself
+/// (libnagios `runcmd_cmd2strv`), and takes the `\"` that a plugin output ending in a backslash
+/// leaves (`… free space on D:\`) for the closing quote: the backslash is dropped, the next
+/// `--field` is glued onto the value (`… on D:--field`) and the next `NAME=VALUE` arrives as a
+/// positional argument, which was ignored (a Windows path at the end of the output lost the
+/// long output, or the host notification's number). Here each positional `NAME=VALUE` with a
+/// macro's name is that field again, and, when their numbers match, each value ending in the
+/// glued `--field` gets its backslash back. The names come from the command definition, never
+/// from the output (a value cannot end its own argument: Nagios strips `"` from it).
+fn repaired_fields(inv: &Invocation) -> Vec<(String, String)> {
+    let mut fields = inv.fields.clone();
+    let recovered: Vec<(String, String)> = inv
+        .args
+        .iter()
+        .filter_map(|a| a.split_once('='))
+        .filter(|(k, _)| is_macro_name(k) || k.starts_with("LONG") || *k == "TIMET" || ICINGA_NAMES.iter().any(|(i, _)| i == k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if recovered.is_empty() {
+        return fields;
+    }
+    fields.extend(recovered.iter().cloned());
+    const GLUED: &str = "--field";
+    if fields.iter().filter(|(_, v)| v.ends_with(GLUED)).count() == recovered.len() {
+        for (_, v) in fields.iter_mut().filter(|(_, v)| v.ends_with(GLUED)) {
+            v.truncate(v.len() - GLUED.len());
+            v.push('\\');
+        }
+    }
+    fields
 }
 
 fn is_macro_name(s: &str) -> bool {
@@ -322,6 +368,27 @@ mod tests {
     }
 
     #[test]
+    fn a_value_nagios_cut_at_its_trailing_backslash_is_repaired() {
+        // As Nagios 4.4 hands the shipped argument form over when the output ends in `\`
+        // (checked with a real Nagios: argv as logged by a wrapper).
+        let mut inv = env(&[]);
+        inv.fields = vec![
+            ("NOTIFICATIONTYPE".into(), "PROBLEM".into()),
+            ("HOSTNAME".into(), "win-01".into()),
+            ("SERVICEDESC".into(), "disk".into()),
+            ("SERVICESTATE".into(), "CRITICAL".into()),
+            ("SERVICEOUTPUT".into(), "DISK CRITICAL - free space on D:--field".into()),
+            ("NOTIFICATIONNUMBER".into(), "1".into()),
+        ];
+        inv.args = vec!["LONGSERVICEOUTPUT=D:\\ 2% free".into()];
+        let e = inv.parse(super::super::Source::Nagios).unwrap();
+        assert_eq!(e.output, "DISK CRITICAL - free space on D:\\\nD:\\ 2% free");
+        // Without a positional field nothing is changed.
+        inv.args.clear();
+        assert!(inv.parse(super::super::Source::Nagios).unwrap().output.ends_with("D:--field"));
+    }
+
+    #[test]
     fn icinga_names() {
         let mut inv = env(&[("NOTIFICATIONTYPE", "Problem"), ("SERVICENAME", "disk"), ("HOME", "/root")]);
         inv.fields = vec![
@@ -348,5 +415,8 @@ mod tests {
         .parse(super::super::Source::Nagios)
         .unwrap_err();
         assert!(err.to_string().contains("BROKEN"), "{err}");
+        // Icinga 2's own names, as its NotificationCommand sets them.
+        let err = env(&[("NOTIFICATIONTYPE", "PROBLEM"), ("HOSTSTATE", "DOWN")]).parse(super::super::Source::Icinga).unwrap_err();
+        assert!(err.to_string().contains("set HOSTNAME = \"$host.name$\" in the NotificationCommand's env"), "{err}");
     }
 }
