@@ -672,3 +672,41 @@ fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_i
     assert_eq!(r.stderr.matches("superseded").count(), 3, "{}", r.stderr);
     assert!(sb.spooled("twilio").is_empty());
 }
+
+/// Nagios runs the PROBLEM and the RECOVERY notification of one second in parallel (a passive
+/// result CRITICAL then OK), and the RECOVERY's handler may come first. With no record of the
+/// incident yet (its first failure, or a week after the last one was forgotten), handler-twilio
+/// skips a recovery nobody was paged for: that skip is now noted with its event id, so the
+/// PROBLEM arriving after it is superseded. Nobody was called for a service that had already
+/// recovered (everyone was).
+#[test]
+fn a_nagios_problem_arriving_after_its_own_recovery_calls_nobody_even_without_a_record() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({}));
+    let t = (crate::util::unix_now() - 5).to_string();
+    let notify = |kind: &str, state: &str, id: &str| {
+        let fields = [
+            format!("NOTIFICATIONTYPE={kind}"),
+            "HOSTNAME=web-01".into(),
+            "SERVICEDESC=queue".into(),
+            format!("SERVICESTATE={state}"),
+            format!("TIMET={t}"),
+            format!("SERVICEEVENTID={id}"),
+        ];
+        let mut args = vec!["--from", "nagios"];
+        for f in &fields {
+            args.extend(["--field", f.as_str()]);
+        }
+        let r = run(&sb, &fake, b"", &args);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        r
+    };
+    notify("RECOVERY", "OK", "11");
+    let r = notify("PROBLEM", "CRITICAL", "10");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    assert!(fake.to(CALLS).is_empty(), "called for a service that had recovered: {}", r.stderr);
+    // The next state change pages as usual.
+    notify("PROBLEM", "CRITICAL", "12");
+    assert_eq!(fake.to(CALLS).len(), 3);
+    fake.assert_no_violations();
+}

@@ -579,13 +579,22 @@ pub fn record(
 /// identical repeat, a resolve of a closed incident) but is later than every event the record
 /// has applied, so that an older event arriving after it would otherwise undo what it found.
 ///
+/// With no record, only a resolve that carries the source's sequence number is noted (Nagios's
+/// RECOVERY, which Twilio and Slack skip when nobody was paged): its PROBLEM of the same
+/// second may be handed over after it ([`is_later`]), and must then be superseded, not page
+/// for a service that has recovered. Other skips without a record are not written (a storm of
+/// one-off keys writes nothing).
+///
 /// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
 /// skips (the incident looked closed) says nothing about the state at its time.
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
-    p.action != Action::Acknowledge
-        && record
-            .filter(|r| r.last_action.is_some())
-            .is_some_and(|r| r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)))
+    if p.action == Action::Acknowledge {
+        return false;
+    }
+    match record.filter(|r| r.last_action.is_some()) {
+        Some(r) => r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)),
+        None => p.action == Action::Resolve && p.event_seq.is_some(),
+    }
 }
 
 /// Note in `key`'s record that `p` was decided and needed nothing: its event time becomes the
@@ -598,18 +607,26 @@ pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
 ///
 /// Errors: as [`Store::update_with`].
 pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_record: NoRecord) -> anyhow::Result<()> {
-    let Some(current) = get(store, key)? else { return Ok(()) };
-    // A closed record is forgotten CLOSED_RECORD_TTL after this write.
-    let expire = if current.open { Expiry::Keep } else { Expiry::After(CLOSED_RECORD_TTL) };
+    let current = get(store, key)?;
+    if current.is_none() && !skip_moves_time(None, p) {
+        return Ok(());
+    }
+    // A closed record (or one made here for a skipped resolve) is forgotten CLOSED_RECORD_TTL
+    // after this write.
+    let expire = if current.is_some_and(|c| c.open) { Expiry::Keep } else { Expiry::After(CLOSED_RECORD_TTL) };
     store.update_with(key, Write { durability: Durability::Volatile, expire }, &mut |v| {
-        let v = v?;
-        let mut inc = Incident::from_value(key, Some(v.clone()));
-        if skip_moves_time(Some(&inc), p) && matches!(decide(Some(&inc), p, now, no_record), Verdict::Skip(_)) {
-            inc.event_time = Some(p.event_time);
-            inc.event_seq = p.event_seq;
-            return Some(inc.to_value());
+        let record = v.clone().map(|v| Incident::from_value(key, Some(v)));
+        let applied = record.as_ref().filter(|r| r.last_action.is_some());
+        if !(skip_moves_time(applied, p) && matches!(decide(applied, p, now, no_record), Verdict::Skip(_))) {
+            return v;
         }
-        Some(v)
+        let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
+        // A resolve skipped for want of a record: the record says the incident is closed as of
+        // its time (nothing was resolved at the service: no `resolved_at`).
+        inc.last_action.get_or_insert(p.action);
+        inc.event_time = Some(p.event_time);
+        inc.event_seq = p.event_seq;
+        Some(inc.to_value())
     })
 }
 
@@ -1005,6 +1022,10 @@ mod tests {
         // A skip of the same second with a later number is noted, so the older one is superseded.
         assert!(skip_moves_time(Some(&rec), &seq(p(Action::Resolve, "ok", 2000, "h"), 12)));
         assert!(!skip_moves_time(Some(&rec), &seq(p(Action::Resolve, "ok", 2000, "i"), 11)));
+        // With no record, a numbered resolve is noted (Twilio and Slack skip it), nothing else.
+        assert!(skip_moves_time(None, &seq(p(Action::Resolve, "ok", 2000, "j"), 11)));
+        assert!(!skip_moves_time(None, &p(Action::Resolve, "ok", 2000, "k")));
+        assert!(!skip_moves_time(None, &seq(p(Action::Trigger, "critical", 2000, "l"), 11)));
     }
 
     #[test]
