@@ -134,6 +134,41 @@ fn a_nagios_downtime_end_resolves_what_was_paged_and_nothing_else() {
     assert_eq!(sent, [("trigger".to_string(), "web-01/HTTP".to_string()), ("resolve".into(), "web-01/HTTP".into())]);
 }
 
+/// With `enable_environment_macros=1` Nagios hands a notification command every custom
+/// variable of the host and the service, and sites keep credentials there (`_SNMP_COMMUNITY`,
+/// `_DB_PASSWORD` …, which Icinga Web 2 hides by name). Custom variables that are not settings
+/// become labels, which handler-pagerduty sends in `custom_details`: those credentials went to
+/// PagerDuty. Names that look like credentials are no labels now; other labels still go.
+#[test]
+fn nagios_custom_variables_holding_credentials_are_not_sent_to_the_service() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let r = run_env(
+        &sb,
+        &fake,
+        &["--from", "nagios"],
+        &[
+            ("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"),
+            ("NAGIOS_HOSTNAME", "db-01"),
+            ("NAGIOS_SERVICEDESC", "MYSQL"),
+            ("NAGIOS_SERVICESTATE", "CRITICAL"),
+            ("NAGIOS_SERVICEOUTPUT", "MYSQL CRITICAL - cannot connect"),
+            ("NAGIOS__HOSTSNMP_COMMUNITY", "c0mmunity-s3cret"),
+            ("NAGIOS__HOSTSNMPV3_PRIVPASS", "pr1v-s3cret"),
+            ("NAGIOS__SERVICEMYSQL_PASSWORD", "hunter2-s3cret"),
+            ("NAGIOS__SERVICEAPI_TOKEN", "t0ken-s3cret"),
+            ("NAGIOS__HOSTTEAM", "dba"),
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["payload"]["custom_details"]["labels"], json!({"team": "dba"}));
+    let sent = ev[0].to_string();
+    assert!(!sent.contains("s3cret"), "a credential went to PagerDuty: {sent}");
+}
+
 #[test]
 fn nagios_fields_host_notification_acknowledgement_and_downtime() {
     let fake = FakePagerDuty::start(&[]);

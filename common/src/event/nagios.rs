@@ -243,6 +243,9 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
                 overrides.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
                 continue;
             }
+            if holds_credential(&lower) {
+                continue;
+            }
             labels.insert(lower, v.clone());
         }
     }
@@ -268,6 +271,19 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         source_type: Some(kind),
         ..Event::default()
     })
+}
+
+/// Parts of a custom variable's name that say it holds a credential: Icinga Web 2's default
+/// `protected_customvars` (`*pw*`, `*pass*`, `community`), and the other words such variables
+/// are named with (`_SNMPV3_AUTHKEY`, `_SNMPV3_PRIVPASS`, `_API_TOKEN`, `_DB_SECRET` …).
+const CREDENTIAL_WORDS: [&str; 9] = ["pw", "pass", "community", "secret", "token", "key", "auth", "priv", "credential"];
+
+/// Whether a custom variable named `name` (lower case, without `_HOST`/`_SERVICE`) looks like
+/// a credential. With `enable_environment_macros=1` Nagios hands the handler every custom
+/// variable of the host and the service, and labels go to the service (PagerDuty's
+/// `custom_details`): a site's SNMP community or database password must not.
+fn holds_credential(name: &str) -> bool {
+    CREDENTIAL_WORDS.iter().any(|w| name.contains(w))
 }
 
 /// Nagios/Icinga state word → status: OK/UP 0, WARNING 1, CRITICAL/DOWN/UNREACHABLE 2, UNKNOWN 3.
@@ -317,6 +333,12 @@ mod tests {
         assert_eq!(e.overrides_for("pagerduty")["severities"], "critical");
         assert_eq!(e.overrides_for("slack")["channel"], "C0999");
         assert_eq!(e.labels["team"], "web");
+        let mut inv = inv.clone();
+        for name in ["SNMP_COMMUNITY", "DB_PASSWORD", "WINRM_PW", "SNMPV3_AUTHKEY", "API_TOKEN", "SNMPV3_PRIV"] {
+            inv.env.insert(format!("NAGIOS__HOST{name}"), "s3cret".into());
+        }
+        let e = inv.parse(super::super::Source::Nagios).unwrap();
+        assert_eq!(e.labels.keys().collect::<Vec<_>>(), ["team"], "credentials are no labels");
         assert!(!e.labels.contains_key("slack_channel"), "a handler's setting is not a label: {:?}", e.labels);
     }
 
