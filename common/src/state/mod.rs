@@ -583,7 +583,8 @@ pub fn record(
 /// RECOVERY, which Twilio and Slack skip when nobody was paged): its PROBLEM of the same
 /// second may be handed over after it ([`is_later`]), and must then be superseded, not page
 /// for a service that has recovered. Other skips without a record are not written (a storm of
-/// one-off keys writes nothing).
+/// one-off keys writes nothing), a downtime's end ([`Proposal::only_open`], one per service of
+/// a maintenance window) included.
 ///
 /// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
 /// skips (the incident looked closed) says nothing about the state at its time.
@@ -593,7 +594,7 @@ pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
     }
     match record.filter(|r| r.last_action.is_some()) {
         Some(r) => r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)),
-        None => p.action == Action::Resolve && p.event_seq.is_some(),
+        None => p.action == Action::Resolve && p.event_seq.is_some() && !p.only_open,
     }
 }
 
@@ -1026,6 +1027,10 @@ mod tests {
         assert!(skip_moves_time(None, &seq(p(Action::Resolve, "ok", 2000, "j"), 11)));
         assert!(!skip_moves_time(None, &p(Action::Resolve, "ok", 2000, "k")));
         assert!(!skip_moves_time(None, &seq(p(Action::Trigger, "critical", 2000, "l"), 11)));
+        // Nor a downtime's end, which every service of a maintenance window sends.
+        let mut downtime_end = seq(p(Action::Resolve, "ok", 2000, "m"), 11);
+        downtime_end.only_open = true;
+        assert!(!skip_moves_time(None, &downtime_end));
     }
 
     #[test]
