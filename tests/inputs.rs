@@ -422,6 +422,22 @@ fn mackerel_webhooks_that_are_not_alerts_are_skipped_by_name() {
     assert!(fake.events().is_empty());
 }
 
+/// A Sensu Go event may carry metrics and no check (StatsD, a metrics-only result); one handed
+/// to a pager by a pipeline exited 65 with "missing field `check`; fix the event the monitoring
+/// system sends", though Sensu sent a valid event. Now a skip saying what to change.
+#[test]
+fn a_sensu_go_metrics_event_without_a_check_is_skipped_with_the_reason() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let event = json!({"entity": {"entity_class": "agent", "metadata": {"name": "web-01", "namespace": "default"}},
+        "metrics": {"handlers": ["influxdb"], "points": [{"name": "statsd.counter", "value": 1, "timestamp": 1552506033u64, "tags": []}]},
+        "timestamp": 1552506033u64, "metadata": {"namespace": "default"}});
+    let r = sb.run(&["--api-url", &fake.url], event.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("skipped web-01/metrics: a metrics event without a check pages nobody"), "{}", r.stderr);
+    assert!(fake.events().is_empty());
+}
+
 #[test]
 fn malformed_environment_input_exits_65() {
     let fake = FakePagerDuty::start(&[]);

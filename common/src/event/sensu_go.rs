@@ -22,6 +22,21 @@ pub const ANNOTATION_PREFIX: &str = "pagerpipe/";
 pub fn parse(root: &Map<String, Value>) -> Result<Event> {
     let entity = field::req_object(root, "entity", "entity")?;
     let entity_meta = field::req_object(entity, "metadata", "entity.metadata")?;
+    // An event may carry metrics and no check (Sensu Go "Events reference": StatsD, a
+    // metrics-only result): a pipeline that hands one to a pager has nothing to page.
+    if root.get("check").is_none_or(Value::is_null) && root.get("metrics").is_some_and(Value::is_object) {
+        return Ok(Event {
+            format: Format::SensuGo,
+            entity: field::req_string(entity_meta, "name", "entity.metadata.name")?.to_string(),
+            check: "metrics".to_string(),
+            occurrences: 1,
+            skip: Some(super::SourceSkip {
+                reason: "a metrics event without a check pages nobody (leave this handler out of the metrics pipeline)".into(),
+                quiet: false,
+            }),
+            ..Event::default()
+        });
+    }
     let check = field::req_object(root, "check", "check")?;
     let check_meta = field::req_object(check, "metadata", "check.metadata")?;
 
@@ -132,6 +147,17 @@ mod tests {
         let entity = &e.entity_overrides["pagerduty"];
         assert_eq!(Value::Object(entity.clone()), serde_json::json!({"severities": "warning,critical", "pager_team": "web"}));
         assert!(e.overrides_for("twilio").is_empty());
+    }
+
+    #[test]
+    fn a_metrics_event_without_a_check_is_a_skip() {
+        let e = parse_json(
+            br#"{"entity":{"metadata":{"name":"web-01"}},"metrics":{"points":[{"name":"statsd.counter","value":1,"timestamp":1552506033,"tags":[]}]}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!((e.format, e.entity.as_str()), (Format::SensuGo, "web-01"));
+        assert!(e.skip.is_some_and(|s| s.reason.contains("metrics event without a check")));
     }
 
     #[test]
