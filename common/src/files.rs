@@ -478,7 +478,11 @@ pub fn move_aside(dir: &Path, name: &str, aside: &str) -> anyhow::Result<PathBuf
 /// member of the group could otherwise point it anywhere); its parents may be symlinks (an
 /// operator's `--state-dir` may well be one).
 pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
-    create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
+    // Something else of that name: say what it is, not "cannot create …: File exists".
+    let exists = fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir() && !m.file_type().is_symlink());
+    if !exists {
+        create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
+    }
     match fs::symlink_metadata(dir).map(|m| Kind::of(m.file_type())) {
         Ok(Kind::Directory) => {}
         Ok(kind) => anyhow::bail!(
@@ -601,6 +605,17 @@ pub fn per_user_state_dir() -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_where_a_directory_should_be_is_named_as_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pagerduty");
+        fs::write(&p, b"").unwrap();
+        let err = ensure_writable(&p, "spool dir").unwrap_err().to_string();
+        assert!(err.contains("is a regular file, not a directory"), "{err}");
+        ensure_writable(&dir.path().join("twilio"), "spool dir").unwrap();
+        assert!(dir.path().join("twilio").is_dir());
+    }
 
     #[test]
     fn write_atomic_creates_replaces_or_refuses() {
