@@ -438,6 +438,23 @@ fn a_sensu_go_metrics_event_without_a_check_is_skipped_with_the_reason() {
     assert!(fake.events().is_empty());
 }
 
+/// A mackerel-agent action whose `--check` or `--entity` came out empty (an unset variable in
+/// the action command) paged as incident `/`, or `web-01/`, shared by every such check: one
+/// check's recovery resolved another's failure. Refused now (exit 2), as `--from cli` does.
+#[test]
+fn a_mackerel_action_with_an_empty_check_or_entity_is_a_usage_error() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    for flags in [["--check", "", "--entity", "web-01"], ["--check", "nginx", "--entity", " "]] {
+        let mut args = vec!["--from", "mackerel"];
+        args.extend(flags);
+        let r = run_env(&sb, &fake, &args, &[("MACKEREL_STATUS", "CRITICAL"), ("MACKEREL_PREVIOUS_STATUS", "OK")]);
+        assert_eq!(r.code, Some(2), "{flags:?}: {r:?}");
+        assert!(r.stderr.contains("is empty; give a name"), "{}", r.stderr);
+    }
+    assert!(fake.events().is_empty());
+}
+
 #[test]
 fn malformed_environment_input_exits_65() {
     let fake = FakePagerDuty::start(&[]);

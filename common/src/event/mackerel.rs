@@ -39,14 +39,17 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         "MACKEREL_STATUS",
     )?;
     let previous = env("MACKEREL_PREVIOUS_STATUS").map(|p| status_code(p, "MACKEREL_PREVIOUS_STATUS")).transpose()?;
-    let check = inv
-        .check
-        .clone()
+    // An empty flag (an unset variable in the action command) would key every such check's
+    // incident alike (`/`), one check's recovery resolving another's failure: refused, as
+    // with --from cli.
+    let given = |flag: &Option<String>, name: &str| match flag.as_deref().map(str::trim) {
+        Some("") => Err(Code::Usage.msg(format!("--{name} is empty; give a name"))),
+        other => Ok(other.map(str::to_string)),
+    };
+    let check = given(&inv.check, "check")?
         .or_else(|| env("CHECK_NAME").or(env("PAGERPIPE_CHECK")).map(str::to_string))
         .ok_or_else(|| Code::DataErr.msg("no check name: pass --check NAME in the action command or set CHECK_NAME in action.env"))?;
-    let entity = inv
-        .entity
-        .clone()
+    let entity = given(&inv.entity, "entity")?
         .or_else(|| env("PAGERPIPE_ENTITY").map(str::to_string))
         .or_else(local_hostname)
         .ok_or_else(|| Code::DataErr.msg("no entity name: pass --entity NAME"))?;
@@ -151,6 +154,9 @@ mod tests {
         assert_eq!(action("WARNING", "").unwrap().action, Some(SourceAction::Create), "first run failing");
         assert_eq!(action("CRITICAL", "WARNING").unwrap().action, Some(SourceAction::Create));
         assert_eq!(action("BAD", "OK").unwrap_err().code, Code::DataErr);
+        let mut inv = Invocation { check: Some(" ".into()), ..Invocation::default() };
+        inv.env.insert("MACKEREL_STATUS".into(), "CRITICAL".into());
+        assert_eq!(inv.parse(Source::Mackerel).unwrap_err().code, Code::Usage, "an empty --check keys nothing");
     }
 
     #[test]
