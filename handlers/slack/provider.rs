@@ -740,7 +740,7 @@ impl<'a> Session<'a> {
                     // Spooled: nothing is recorded as delivered, so what Slack gave so far (the
                     // channel of a war room opened already) is remembered here for the spooled
                     // steps that need it.
-                    remember(self.ctx, self.job.incident_key, &self.refs);
+                    remember(self.ctx, &self.refs);
                 }
                 if !detail.is_empty() {
                     self.ctx.log.info(format!("{} {} so far: {detail}", self.job.action.name(), self.job.incident_key));
@@ -797,8 +797,10 @@ fn dry_answer(call: &Call) -> Value {
 
 /// Merge `refs` into the incident's record now (used when part of the work was spooled: the
 /// pipeline records nothing as delivered, so the spooled steps find the channel here).
-fn remember(ctx: &Ctx<'_, Slack>, key: &str, refs: &Map<String, Value>) {
+fn remember(ctx: &Ctx<'_, Slack>, refs: &Map<String, Value>) {
     let Some(store) = ctx.store else { return };
+    // The ledger's key (the record), not the job's (the provider's key for the incident).
+    let key = ctx.incident_key;
     let result = store.update(key, &mut |current| {
         let mut inc = Incident::from_value(key, current);
         inc.refs.extend(refs.clone());

@@ -43,7 +43,9 @@ pub struct Job<'a> {
     pub action: Action,
     /// The event.
     pub event: &'a Event,
-    /// The incident key.
+    /// The incident key the provider sends ([`Provider::incident_key`]: PagerDuty's dedup
+    /// key). The ledger's record is under [`Ctx::incident_key`], which differs when the event
+    /// chose where the page goes.
     pub incident_key: &'a str,
     /// The incident's record before this invocation (`None` in dry-run or when there is none).
     pub previous: Option<&'a Incident>,
@@ -76,7 +78,9 @@ pub struct Ctx<'a, P: Provider> {
     /// per-recipient call caps) and for [`Ctx::stop_requested`]. `None` in dry-run and when
     /// the store cannot be opened (deliver anyway, without that memory).
     pub store: Option<&'a dyn Store>,
-    /// The incident key of the job.
+    /// The ledger's key of the job's incident: its record, hold and spooled requests are
+    /// under it ([`Job::incident_key`] with `@` and a hash of the destination, when the event
+    /// chose where the page goes).
     pub incident_key: &'a str,
     /// Where requests go that cannot be delivered now (`None` in dry-run, or when no spool
     /// directory can be used).

@@ -407,10 +407,17 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
         rec.event_time.map(|t| crate::clock::not_after(t, now)).filter(|t| is_later(*t, rec.event_seq, p.event_time, p.event_seq))
     {
         let last = rec.last_action.map_or("an action", Action::name);
+        // Within one second the source's event ids decided: name them.
+        let id = |seq: Option<u64>| match seq {
+            Some(n) if applied == p.event_time => format!(", event id {n}"),
+            _ => String::new(),
+        };
         return Verdict::Superseded(format!(
-            "superseded: this event is from {}, and {last} for a later event ({}) was already applied",
+            "superseded: this event is from {}{}, and {last} for a later event ({}{}) was already applied",
             crate::clock::rfc3339(p.event_time),
-            crate::clock::rfc3339(applied)
+            id(p.event_seq),
+            crate::clock::rfc3339(applied),
+            id(rec.event_seq)
         ));
     }
     match p.action {
@@ -1009,7 +1016,11 @@ mod tests {
         let rec = apply(None, "k", &seq(p(Action::Resolve, "ok", 2000, "a"), 11), 2000, &Map::new());
         assert_eq!(rec.event_seq, Some(11));
         let problem = seq(p(Action::Trigger, "critical", 2000, "b"), 10);
-        assert!(matches!(decide(Some(&rec), &problem, 2001, SEND), Verdict::Superseded(_)));
+        match decide(Some(&rec), &problem, 2001, SEND) {
+            // The log says which ids decided, the time being the same.
+            Verdict::Superseded(why) => assert!(why.contains(", event id 10, and resolve") && why.contains(", event id 11)"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         // An acceptance arriving late changes nothing: the record stays resolved.
         assert!(!apply(Some(rec.clone()), "k", &problem, 2001, &Map::new()).open);
         // A later state change of that second, and any event of a later second, is applied.
