@@ -216,6 +216,17 @@ fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries()
     );
 }
 
+/// Objects for a real Nagios 4 run: host web-01 and its service `name`, both checked passively
+/// only (results come through the external command file), notifying the shipped `pagerduty`
+/// contact at once and not again; `extra` lines go into the service.
+fn passive_service(name: &str, extra: &str) -> String {
+    format!(
+        "define command {{\n command_name passive-only\n command_line /bin/true\n}}\n\
+         define host {{\n host_name web-01\n address 127.0.0.1\n check_command passive-only\n active_checks_enabled 0\n max_check_attempts 1\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}}\n\
+         define service {{\n host_name web-01\n service_description {name}\n check_command passive-only\n active_checks_enabled 0\n passive_checks_enabled 1\n {extra} max_check_attempts 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}}\n"
+    )
+}
+
 /// The shipped cfg in a real Nagios 4, driven through its external command file as an
 /// operator and NSCA/NRDP would: a passive result CRITICAL, an acknowledgement, OK; then,
 /// round after round, CRITICAL and OK within one second. Nagios runs the PROBLEM and the
@@ -228,12 +239,7 @@ fn nagios4_with_the_shipped_cfg_acknowledges_and_orders_a_problem_and_recovery_o
         return;
     }
     let site = Site::new();
-    let (_nagios, d) = start_nagios(
-        &site,
-        "define command {\n command_name passive-only\n command_line /bin/true\n}\n\
-         define host {\n host_name web-01\n address 127.0.0.1\n check_command passive-only\n active_checks_enabled 0\n max_check_attempts 1\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}\n\
-         define service {\n host_name web-01\n service_description queue\n check_command passive-only\n active_checks_enabled 0\n passive_checks_enabled 1\n flap_detection_enabled 0\n max_check_attempts 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}\n",
-    );
+    let (_nagios, d) = start_nagios(&site, &passive_service("queue", "flap_detection_enabled 0\n"));
     let log = || read(&d.join("nagios.log"));
     let result = |status: u8, output: &str| format!("PROCESS_SERVICE_CHECK_RESULT;web-01;queue;{status};{output}");
     let key = "web-01/queue";
@@ -282,12 +288,7 @@ fn nagios4_with_the_shipped_cfg_resolves_a_problem_that_recovered_during_a_downt
         return;
     }
     let site = Site::new();
-    let (_nagios, d) = start_nagios(
-        &site,
-        "define command {\n command_name passive-only\n command_line /bin/true\n}\n\
-         define host {\n host_name web-01\n address 127.0.0.1\n check_command passive-only\n active_checks_enabled 0\n max_check_attempts 1\n notification_period 24x7\n notification_interval 0\n contacts pagerduty\n}\n\
-         define service {\n host_name web-01\n service_description backup\n check_command passive-only\n active_checks_enabled 0\n passive_checks_enabled 1\n max_check_attempts 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}\n",
-    );
+    let (_nagios, d) = start_nagios(&site, &passive_service("backup", ""));
     let log = || read(&d.join("nagios.log"));
     let key = "web-01/backup";
     nagios_commands(&d, &["PROCESS_SERVICE_CHECK_RESULT;web-01;backup;2;BACKUP CRITICAL - disk full".to_string()]);
