@@ -266,6 +266,10 @@ fn a_zabbix_action_notifying_two_teams_pages_both_and_resolves_both() {
             assert_eq!(r.code, Some(0), "{r:?}");
             assert!(!r.stderr.contains("skipped"), "{send_to} {subject}: {}", r.stderr);
             assert!(!r.stderr.contains(ops) && !r.stderr.contains(dba), "a routing key in the log: {}", r.stderr);
+            // The delivery line names the ledger's key too when it is the team's own, as
+            // --list and --explain show it.
+            let named = r.stderr.contains("13502-web-01 (ledger key 13502-web-01@");
+            assert_eq!(named, send_to != "oncall@example.com", "{send_to} {subject}: {}", r.stderr);
         }
     }
     fake.assert_no_violations();

@@ -672,7 +672,7 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
         token: None,
     };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.incident_key, previous: None, event_time: p.event_time };
-    finish(log, &d.deadline, true, &job, read.provider.act(&ctx, &job))
+    finish(log, &d.deadline, true, &job, &d.key, read.provider.act(&ctx, &job))
 }
 
 /// What [`Local::catch_up`] leaves to do. (One per invocation, moved once: its size does not
@@ -929,7 +929,7 @@ impl<'a, P: Provider> Local<'a, P> {
         if let Outcome::Retry(_) = &outcome {
             print_undelivered(log, &read.event, read.raw.as_deref());
         }
-        finish(log, &self.d.deadline, false, &job, outcome)
+        finish(log, &self.d.deadline, false, &job, key, outcome)
     }
 }
 
@@ -1142,20 +1142,27 @@ fn print_undelivered(log: &Logger, event: &Event, raw: Option<&[u8]>) {
     log.error(format!("undelivered event, not spooled: {shown}"));
 }
 
-/// The log line and exit code of an event's outcome.
-fn finish(log: &Logger, deadline: &Deadline, dry_run: bool, job: &Job<'_>, outcome: Outcome<Done>) -> Result<Code> {
+/// The log line and exit code of an event's outcome. The incident is named by the key the
+/// provider sends, and by the ledger's key `ledger_key` too when that differs (the event chose
+/// where the page goes: `--list`, `--explain` and skips name it so).
+fn finish(log: &Logger, deadline: &Deadline, dry_run: bool, job: &Job<'_>, ledger_key: &str, outcome: Outcome<Done>) -> Result<Code> {
     let took = http::fmt_ms(deadline.elapsed());
-    let what = format!("{} {}", job.action.name(), job.incident_key);
+    let shown = if ledger_key == job.incident_key {
+        job.incident_key.to_string()
+    } else {
+        format!("{} (ledger key {ledger_key})", job.incident_key)
+    };
+    let what = format!("{} {shown}", job.action.name());
     let code = outcome.code();
     match outcome {
         Outcome::Delivered(done) => {
             let verb = if dry_run { format!("would have {}", job.action.past()) } else { job.action.past().to_string() };
             let detail = if done.detail.is_empty() { String::new() } else { format!(" {}", done.detail) };
-            log.info(format!("{verb} {}{detail} in {took}", job.incident_key));
+            log.info(format!("{verb} {shown}{detail} in {took}"));
             Ok(code)
         }
         Outcome::Skipped(why) => {
-            log.info(format!("skipped {}: {why}", job.incident_key));
+            log.info(format!("skipped {shown}: {why}"));
             Ok(code)
         }
         Outcome::Refused(why) => Err(code.msg(format!("{what} refused: {why}; not retried (fix the request or credentials)"))),
