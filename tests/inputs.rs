@@ -157,6 +157,7 @@ fn nagios_custom_variables_holding_credentials_are_not_sent_to_the_service() {
             ("NAGIOS__HOSTSNMPV3_PRIVPASS", "pr1v-s3cret"),
             ("NAGIOS__SERVICEMYSQL_PASSWORD", "hunter2-s3cret"),
             ("NAGIOS__SERVICEAPI_TOKEN", "t0ken-s3cret"),
+            ("NAGIOS__SERVICEDB_URL", "mysql://app:hunter2-s3cret@db-01:3306/shop"),
             ("NAGIOS__HOSTTEAM", "dba"),
         ],
     );

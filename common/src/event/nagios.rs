@@ -243,7 +243,7 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
                 overrides.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
                 continue;
             }
-            if holds_credential(&lower) {
+            if holds_credential(&lower) || has_userinfo(v) {
                 continue;
             }
             labels.insert(lower, v.clone());
@@ -286,6 +286,16 @@ fn holds_credential(name: &str) -> bool {
     CREDENTIAL_WORDS.iter().any(|w| name.contains(w))
 }
 
+/// Whether `value` is a URL or DSN with a password in it (`mysql://app:s3cret@db/x`,
+/// `https://user:pw@host/`): a custom variable named for what it connects to (`_DB_URL`,
+/// `_DSN`) rather than for the credential it holds.
+fn has_userinfo(value: &str) -> bool {
+    value.split_once("://").is_some_and(|(_, rest)| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    })
+}
+
 /// Nagios/Icinga state word → status: OK/UP 0, WARNING 1, CRITICAL/DOWN/UNREACHABLE 2, UNKNOWN 3.
 pub fn state_code(state: &str) -> Result<u32> {
     match state.trim().to_ascii_uppercase().as_str() {
@@ -302,6 +312,16 @@ pub fn state_code(state: &str) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_with_a_password_is_told_apart_from_one_without() {
+        for v in ["mysql://app:s3cret@db-01:3306/shop", "https://user:pw@host/x?y=z", "postgres://u:p@h"] {
+            assert!(has_userinfo(v), "{v}");
+        }
+        for v in ["https://grafana.example.com/d/x", "mailto:dba@example.com", "ssh://deploy@web-01", "dba", "a@b:c"] {
+            assert!(!has_userinfo(v), "{v}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Invocation {
         Invocation { env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Invocation::default() }
