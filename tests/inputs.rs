@@ -134,6 +134,32 @@ fn a_nagios_downtime_end_resolves_what_was_paged_and_nothing_else() {
     assert_eq!(sent, [("trigger".to_string(), "web-01/HTTP".to_string()), ("resolve".into(), "web-01/HTTP".into())]);
 }
 
+#[test]
+fn a_nagios_downtime_end_is_sent_when_the_ledger_cannot_say_or_the_operator_mapped_it() {
+    // "Only what was paged" needs the ledger: without it a paged problem that recovered in the
+    // downtime would stay open (a duplicate resolve beats that), and the operator's own
+    // notification_types mapping is theirs.
+    let env = [
+        ("NAGIOS_HOSTNAME", "web-01"),
+        ("NAGIOS_SERVICEDESC", "SMTP"),
+        ("NAGIOS_NOTIFICATIONTYPE", "DOWNTIMEEND"),
+        ("NAGIOS_SERVICESTATE", "OK"),
+        ("NAGIOS_SERVICEOUTPUT", "output"),
+    ];
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let not_a_dir = sb.dir.path().join("state-is-a-file");
+    std::fs::write(&not_a_dir, b"").expect("write");
+    let r = run_env(&sb, &fake, &["--from", "nagios", "--state-dir", not_a_dir.to_str().unwrap_or_default()], &env);
+    ok(&r);
+    let mapped = Sandbox::new(BIN);
+    mapped.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "notification_types": {"DOWNTIMEEND": "resolve"}}}));
+    ok(&run_env(&mapped, &fake, &["--from", "nagios"], &env));
+    fake.assert_no_violations();
+    let actions: Vec<Value> = fake.events().iter().map(|e| e["event_action"].clone()).collect();
+    assert_eq!(actions, [json!("resolve"), json!("resolve")], "{}", r.stderr);
+}
+
 /// With `enable_environment_macros=1` Nagios hands a notification command every custom
 /// variable of the host and the service, and sites keep credentials there (`_SNMP_COMMUNITY`,
 /// `_DB_PASSWORD` …, which Icinga Web 2 hides by name). Custom variables that are not settings

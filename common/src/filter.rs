@@ -55,6 +55,17 @@ pub enum Decision {
     Act(Action),
 }
 
+/// The `notification_types` entry for the event's Nagios/Icinga notification type, when the
+/// operator mapped it: the type as the setting names it, and its action.
+pub fn mapped(event: &Event, settings: &Common) -> Option<(String, NotificationAction)> {
+    event
+        .source_type
+        .as_ref()
+        .filter(|_| applies(Filter::NotificationTypes, event.format))
+        .and_then(|t| settings.notification_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(t)))
+        .map(|(k, a)| (k.clone(), *a))
+}
+
 /// sensu-plugin's default check interval (seconds) when the event does not carry one.
 pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 
@@ -127,13 +138,7 @@ pub fn applies(filter: Filter, format: Format) -> bool {
 ///   `refresh / interval` occurrences (flapping events are exempt, as in sensu-plugin).
 pub fn decide(event: &Event, settings: &Common) -> Decision {
     let on = |f: Filter| applies(f, event.format);
-    let configured = event
-        .source_type
-        .as_ref()
-        .filter(|_| on(Filter::NotificationTypes))
-        .and_then(|t| settings.notification_types.iter().find(|(k, _)| k.eq_ignore_ascii_case(t)))
-        .map(|(k, a)| (k.clone(), *a));
-    match configured {
+    match mapped(event, settings) {
         Some((kind, NotificationAction::Skip)) => return Decision::Skip(format!("{kind} notifications are mapped to skip")),
         Some((_, NotificationAction::Acknowledge)) => return Decision::Act(Action::Acknowledge),
         Some((_, NotificationAction::Resolve)) => return Decision::Act(Action::Resolve),

@@ -635,7 +635,8 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         event_seq: event.sequence.filter(|_| own_time),
         refresh_secs: refresh_secs(event, common),
         token: state::new_token(),
-        only_open: event.action == Some(event::SourceAction::ResolveIfOpen),
+        // Not when the operator's `notification_types` chose the action.
+        only_open: event.action == Some(event::SourceAction::ResolveIfOpen) && crate::filter::mapped(event, common).is_none(),
     });
     Decided { key, incident_key, action, proposal, now, deadline }
 }
@@ -755,8 +756,8 @@ impl<'a, P: Provider> Local<'a, P> {
     /// after them), nor for a recovery that meets a first delivery in progress.
     fn fast_path(&self) -> bool {
         let Some(p) = &self.d.proposal else { return false };
-        let (record, busy) = read_record_and_busy(self.store(), &self.d.key, self.log);
-        let verdict = decide::<P>(record.as_ref(), p, self.d.now);
+        let (record, busy, known) = read_record_and_busy(self.store(), &self.d.key, self.log);
+        let verdict = decide::<P>(record.as_ref(), known, p, self.d.now);
         let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return false };
         if self.own_spooled > 0 {
             return false;
@@ -797,15 +798,15 @@ impl<'a, P: Provider> Local<'a, P> {
         let (hold, busy) = take_hold(store, key, p, &self.d.deadline, self.log);
         let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
-        let mut record = read_record(store, key, self.log);
+        let (mut record, mut known) = read_record(store, key, self.log);
         // Requests a holder that died left in flight are this incident's oldest spooled ones
         // now, of unknown fate: looked up before they are sent again.
         let own_spooled = self.own_spooled + if hold.is_some() { self.adopt_inflight(record.as_ref()) } else { 0 };
         if own_spooled > self.own_spooled {
-            record = read_record(store, key, self.log);
+            (record, known) = read_record(store, key, self.log);
         }
         if hold.is_some() && own_spooled == 0 {
-            match decide::<P>(record.as_ref(), p, now) {
+            match decide::<P>(record.as_ref(), known, p, now) {
                 Verdict::Send => {}
                 Verdict::Skip(why) => {
                     self.note_skipped(p, record.as_ref());
@@ -816,14 +817,14 @@ impl<'a, P: Provider> Local<'a, P> {
         }
         if own_spooled > 0 && only.is_none() {
             let left = self.flusher().incident(&client, &self.d.deadline, key, hold.is_some());
-            record = read_record(store, key, self.log);
+            (record, known) = read_record(store, key, self.log);
             if left > 0 {
                 let tail = self.spool.as_ref().map(|s| spooled_tail(s, key)).unwrap_or_default();
                 // The provider sees the incident as it will be (open, if a trigger is spooled).
                 record = tail.iter().fold(record, |rec, e| Some(state::apply(rec, key, &proposal_of(e), e.created, &Map::new())));
                 only = Some(format!("{left} older request(s) for this incident are still spooled"));
             }
-            match decide::<P>(record.as_ref(), p, now) {
+            match decide::<P>(record.as_ref(), known, p, now) {
                 Verdict::Send => {}
                 // Later than every spooled request: it cannot be noted in the record before
                 // they are delivered (it would supersede them), so it queues behind them and
@@ -1010,7 +1011,12 @@ fn proposal_of(e: &spool::Entry) -> Proposal {
 }
 
 /// [`state::decide`] with `P`'s rule for incidents without a record.
-fn decide<P: Provider>(record: Option<&Incident>, p: &Proposal, now: u64) -> Verdict {
+/// `known`: the ledger was read (a store, and the read succeeded). Without it, a resolve that
+/// would close only an open incident ([`Proposal::only_open`]) is decided as a plain one.
+fn decide<P: Provider>(record: Option<&Incident>, known: bool, p: &Proposal, now: u64) -> Verdict {
+    if p.only_open && !known {
+        return state::decide(record, &Proposal { only_open: false, ..p.clone() }, now, P::NO_RECORD);
+    }
     state::decide(record, p, now, P::NO_RECORD)
 }
 
@@ -1048,24 +1054,26 @@ fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -
 }
 
 /// The record of `key`, `None` when there is none or the store failed (logged: deliver
-/// without it rather than stay silent). Notices the store gathered are logged as warnings.
-fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> Option<Incident> {
-    read_record_and_busy(store, key, log).0
+/// without it rather than stay silent), and whether the ledger was read (false: no store, or
+/// it failed). Notices the store gathered are logged as warnings.
+fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, bool) {
+    let (record, _, known) = read_record_and_busy(store, key, log);
+    (record, known)
 }
 
-/// [`read_record`], and whether a delivery for `key` is in progress when the store told in the
+/// [`read_record`], with whether a delivery for `key` is in progress when the store told in the
 /// same round trip ([`Store::get_and_busy`]; `None`: ask [`delivery_in_progress`] if it matters).
-fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>) {
-    let Some(store) = store else { return (None, None) };
+fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
+    let Some(store) = store else { return (None, None, false) };
     let got = store.get_and_busy(key);
     for n in store.take_notices() {
         log.warn(n);
     }
     match got {
-        Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy),
+        Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy, true),
         Err(e) => {
             log.error(format!("state store {} failed ({e:#}); delivering without dedup", store.describe()));
-            (None, None)
+            (None, None, false)
         }
     }
 }

@@ -333,7 +333,9 @@ pub struct Proposal {
     pub token: String,
     /// A resolve for an incident the ledger knows open only, else skipped whatever the
     /// provider's [`NoRecord`] (Nagios DOWNTIMEEND in OK: the problem may have recovered during
-    /// the downtime, but every service of a downtime sends one, paged or not).
+    /// the downtime, but every service of a downtime sends one, paged or not). Set only when
+    /// the ledger could be read: without it, the resolve is sent (a duplicate beats a page left
+    /// open).
     pub only_open: bool,
 }
 
@@ -393,7 +395,9 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
         return match (p.action, no_record) {
             (Action::Trigger, _) => Verdict::Send,
             _ if died_mid_run => Verdict::Send,
-            (Action::Resolve, _) if p.only_open => Verdict::Skip(NOTHING_OPEN.to_string()),
+            // A trigger a dead holder left in flight may reach the service yet (a flush adopts
+            // it): not "nothing open".
+            (Action::Resolve, _) if p.only_open && record.is_none_or(|r| r.inflight.is_empty()) => Verdict::Skip(NOTHING_OPEN.to_string()),
             (_, NoRecord::Send) => Verdict::Send,
             (_, NoRecord::Skip(why)) => Verdict::Skip(why.to_string()),
         };
@@ -825,6 +829,25 @@ mod tests {
         }
         // A plain resolve with no record still goes where the provider says (PagerDuty: sent).
         assert_eq!(decide(None, &p(Action::Resolve, "ok", 1200, "d"), 1200, SEND), Verdict::Send);
+        // A record of a trigger a dead holder left in flight (a flush sends it yet) is not
+        // "nothing open".
+        let entry = crate::spool::Entry {
+            handler: "pagerduty".into(),
+            incident_key: k.into(),
+            action: Action::Trigger,
+            severity: "critical".into(),
+            event_time: 1000,
+            event_seq: None,
+            token: "a".into(),
+            created: 1000,
+            overrides: Map::new(),
+            payload: Value::Null,
+            fate: crate::outcome::Fate::Unknown,
+            attempts: 0,
+            failure: None,
+        };
+        let in_flight = Incident { inflight: vec![entry], ..Incident::default() };
+        assert_eq!(decide(Some(&in_flight), &downtime_end, 1200, SEND), Verdict::Send);
     }
 
     #[test]
