@@ -478,9 +478,20 @@ pub fn move_aside(dir: &Path, name: &str, aside: &str) -> anyhow::Result<PathBuf
 /// member of the group could otherwise point it anywhere); its parents may be symlinks (an
 /// operator's `--state-dir` may well be one).
 pub fn ensure_writable(dir: &Path, what: &str) -> anyhow::Result<()> {
-    // Something else of that name: say what it is, not "cannot create …: File exists".
+    // Something else of that name, or of a parent's name (`--spool-dir` given a file): say
+    // what it is, not "cannot create …: File exists".
     let exists = fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir() && !m.file_type().is_symlink());
     if !exists {
+        if let Some((parent, meta)) = dir.ancestors().skip(1).find_map(|a| fs::metadata(a).ok().map(|m| (a, m)))
+            && !meta.is_dir()
+        {
+            anyhow::bail!(
+                "cannot create {what} {}: {} is {}, not a directory (remove it, or set another directory)",
+                dir.display(),
+                parent.display(),
+                Kind::of(meta.file_type()).described()
+            );
+        }
         create_dir_like_parent(dir).map_err(|e| anyhow::anyhow!("cannot create {what} {}: {e}", dir.display()))?;
     }
     match fs::symlink_metadata(dir).map(|m| Kind::of(m.file_type())) {
@@ -615,6 +626,9 @@ mod tests {
         assert!(err.contains("is a regular file, not a directory"), "{err}");
         ensure_writable(&dir.path().join("twilio"), "spool dir").unwrap();
         assert!(dir.path().join("twilio").is_dir());
+        // The file is a parent (`--spool-dir` given a file): named too.
+        let err = ensure_writable(&p.join("slack"), "spool dir").unwrap_err().to_string();
+        assert!(err.contains("pagerduty is a regular file, not a directory"), "{err}");
     }
 
     #[test]

@@ -139,6 +139,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let mut retrying: HashSet<String> = HashSet::new();
         // Set when nothing else can go out either (this machine's configuration is wrong).
         let mut halted = false;
+        // Destinations whose settings build no provider (named once each), and the first reason
+        // an entry waits for its own incident: the summary's reason when nothing was retried.
+        let mut unbuilt: HashSet<String> = HashSet::new();
+        let mut waiting: Option<String> = None;
         for name in listing.names {
             let hash = spool::key_hash_of_name(&name).to_string();
             if !wanted(&hash) {
@@ -174,6 +178,21 @@ impl<'a, P: Provider> Flusher<'a, P> {
             }
             let destination = destination_of(&entry.overrides);
             if retrying.contains(&destination) {
+                held_back.insert(incident);
+                report.remaining += 1;
+                continue;
+            }
+            // Settings that build no provider for this destination (no routing key in the
+            // flush's settings): its entries wait for a fix, said once, without taking their
+            // incidents' holds; entries sent another way (a Zabbix SENDTO key of their own)
+            // still go. One past spool_max_age is given up (`deliver`).
+            let expired = crate::clock::age(entry.created, crate::clock::now_unix()) > self.common.spool_max_age.as_secs();
+            if !expired && let Err(why) = &*self.provider(&entry.overrides) {
+                if unbuilt.insert(destination) {
+                    let why = format!("the settings do not build a {} provider: {why}; its entries are kept", P::NAME);
+                    self.log.warn(format!("spool: {why}"));
+                    waiting.get_or_insert(why);
+                }
                 held_back.insert(incident);
                 report.remaining += 1;
                 continue;
@@ -230,7 +249,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     self.log.info(format!("spool: {} waits: {why}", entry.incident_key));
                     held_back.insert(incident);
                     report.remaining += 1;
-                    report.stopped.get_or_insert(why);
+                    waiting.get_or_insert(why);
                 }
                 Outcome::Retry(r) => {
                     entry.attempts = entry.attempts.saturating_add(1);
@@ -253,6 +272,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     report.stopped = Some(format!("{why} (fix the configuration; the entry is kept)"));
                 }
             }
+        }
+        // A service still refusing (or this machine's configuration) says more than one
+        // incident waiting for its own reason.
+        if report.stopped.is_none() {
+            report.stopped = waiting;
         }
         report
     }
