@@ -150,14 +150,23 @@ fn a_nagios_downtime_end_is_sent_when_the_ledger_cannot_say_or_the_operator_mapp
     let sb = sandbox();
     let not_a_dir = sb.dir.path().join("state-is-a-file");
     std::fs::write(&not_a_dir, b"").expect("write");
-    let r = run_env(&sb, &fake, &["--from", "nagios", "--state-dir", not_a_dir.to_str().unwrap_or_default()], &env);
+    let state_dir = ["--from", "nagios", "--state-dir", not_a_dir.to_str().unwrap_or_default()];
+    // --explain says what the real run does.
+    let explained = run_env(&sb, &fake, &[&state_dir[..], &["--explain"]].concat(), &env);
+    assert!(explained.stdout.contains("ledger verdict: send the resolve"), "{}", explained.stdout);
+    let r = run_env(&sb, &fake, &state_dir, &env);
     ok(&r);
     let mapped = Sandbox::new(BIN);
     mapped.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "notification_types": {"DOWNTIMEEND": "resolve"}}}));
     ok(&run_env(&mapped, &fake, &["--from", "nagios"], &env));
+    // A record that cannot be read (not JSON) says nothing either.
+    std::fs::write(sb.state_file("pagerduty", "web-01%2FSMTP.json"), b"{not json").expect("write");
+    let r = run_env(&sb, &fake, &["--from", "nagios"], &env);
+    ok(&r);
+    assert!(r.stderr.contains("is unreadable"), "{}", r.stderr);
     fake.assert_no_violations();
     let actions: Vec<Value> = fake.events().iter().map(|e| e["event_action"].clone()).collect();
-    assert_eq!(actions, [json!("resolve"), json!("resolve")], "{}", r.stderr);
+    assert_eq!(actions, [json!("resolve"), json!("resolve"), json!("resolve")], "{}", r.stderr);
 }
 
 /// With `enable_environment_macros=1` Nagios hands a notification command every custom

@@ -286,13 +286,20 @@ fn holds_credential(name: &str) -> bool {
     CREDENTIAL_WORDS.iter().any(|w| name.contains(w))
 }
 
-/// Whether `value` is a URL or DSN with a password in it (`mysql://app:s3cret@db/x`,
-/// `https://user:pw@host/`): a custom variable named for what it connects to (`_DB_URL`,
-/// `_DSN`) rather than for the credential it holds.
+/// Whether a custom variable's `value` carries a credential whatever its name (`_DB_URL`,
+/// `_DSN` are named for what they connect to): a URL with user information
+/// (`mysql://app:s3cret@db/x`, `redis://s3cret@h:6379`), a DSN with a password before an `@`
+/// (`app:s3cret@tcp(db:3306)/shop`, `jdbc:oracle:thin:app/s3cret@db:1521/X`), or a keyword
+/// DSN (`password=`, `passwd=`, `pwd=`). Any word of the value counts. It errs on the side of
+/// dropping: a harmless `ssh://deploy@web-01` or `mailto:dba@example.com` is dropped too.
 fn has_userinfo(value: &str) -> bool {
-    value.split_once("://").is_some_and(|(_, rest)| {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    let lower = value.to_ascii_lowercase();
+    if ["password=", "passwd=", "pwd="].iter().any(|k| lower.contains(k)) {
+        return true;
+    }
+    value.split_whitespace().any(|word| match word.split_once("://") {
+        Some((_, rest)) => rest.contains('@'),
+        None => word.find('@').is_some_and(|at| word[..at].contains(':')),
     })
 }
 
@@ -315,10 +322,22 @@ mod tests {
 
     #[test]
     fn a_url_with_a_password_is_told_apart_from_one_without() {
-        for v in ["mysql://app:s3cret@db-01:3306/shop", "https://user:pw@host/x?y=z", "postgres://u:p@h"] {
+        for v in [
+            "mysql://app:s3cret@db-01:3306/shop",
+            "https://user:pw@host/x?y=z",
+            "postgres://u:p@h",
+            "mysql://app:pa/ss@db/x",
+            "postgres://u:p?x@h/db",
+            "redis://s3cret@h:6379",
+            "app:s3cret@tcp(db:3306)/shop",
+            "jdbc:oracle:thin:app/s3cret@db:1521/X",
+            "host=db user=app password=s3cret",
+            "Server=db;User Id=app;Password=s3cret;",
+            "see http://x and mysql://u:p@h",
+        ] {
             assert!(has_userinfo(v), "{v}");
         }
-        for v in ["https://grafana.example.com/d/x", "mailto:dba@example.com", "ssh://deploy@web-01", "dba", "a@b:c"] {
+        for v in ["https://grafana.example.com/d/x", "dba", "a@b:c", "db-01:3306", "team@example.com"] {
             assert!(!has_userinfo(v), "{v}");
         }
     }

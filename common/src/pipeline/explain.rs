@@ -63,28 +63,31 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         Some(_) => open_store::<P>(common, &Deadline::after(common.timeout), log),
         None => Some(Box::new(FileStore::find(P::NAME, common.state_dir.as_deref()))),
     };
-    let record = match store.as_deref() {
+    // As a real run reads it: `known` is whether the ledger could say (`super::decide`).
+    let (record, known) = match store.as_deref() {
         Some(s) => match state::get(s, key) {
             Ok(r) => {
+                let notices = s.take_notices();
+                lines.extend(notices.iter().map(|n| format!("ledger: {}", escape_controls(n))));
                 lines.push(format!(
                     "ledger ({}): {}",
                     s.describe(),
                     r.as_ref().map_or_else(|| "no record".to_string(), |r| escape_controls(&r.to_value().to_string()).into_owned())
                 ));
-                r
+                (r, notices.is_empty())
             }
             Err(e) => {
                 lines.push(format!("ledger ({}): unreadable: {e:#}; a real run delivers without it", s.describe()));
-                None
+                (None, false)
             }
         },
         None => {
             lines.push("ledger: unavailable; a real run delivers without it".to_string());
-            None
+            (None, false)
         }
     };
     if let Some(p) = proposal {
-        lines.push(match state::decide(record.as_ref(), p, *now, P::NO_RECORD) {
+        lines.push(match super::decide::<P>(record.as_ref(), known, p, *now) {
             Verdict::Send => format!("ledger verdict: send the {} (event time {})", p.action.name(), crate::clock::rfc3339(p.event_time)),
             Verdict::Skip(why) => format!("ledger verdict: skip ({})", escape_controls(&why)),
             Verdict::Superseded(why) => format!("ledger verdict: {}", escape_controls(&why)),

@@ -1054,8 +1054,9 @@ fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -
 }
 
 /// The record of `key`, `None` when there is none or the store failed (logged: deliver
-/// without it rather than stay silent), and whether the ledger was read (false: no store, or
-/// it failed). Notices the store gathered are logged as warnings.
+/// without it rather than stay silent), and whether the ledger was read (false: no store, it
+/// failed, or it noticed something wrong with the record). Notices the store gathered are
+/// logged as warnings.
 fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, bool) {
     let (record, _, known) = read_record_and_busy(store, key, log);
     (record, known)
@@ -1066,11 +1067,13 @@ fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<In
 fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
     let Some(store) = store else { return (None, None, false) };
     let got = store.get_and_busy(key);
-    for n in store.take_notices() {
+    // A record there but unusable (not JSON, another user's, not a file) says nothing either.
+    let notices = store.take_notices();
+    for n in &notices {
         log.warn(n);
     }
     match got {
-        Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy, true),
+        Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy, notices.is_empty()),
         Err(e) => {
             log.error(format!("state store {} failed ({e:#}); delivering without dedup", store.describe()));
             (None, None, false)

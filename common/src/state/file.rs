@@ -361,7 +361,14 @@ impl Store for FileStore {
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
         let path = self.path(key, "json");
         match files::read_regular_owned(&path, MAX_RECORD_BYTES) {
-            Ok((bytes, owner)) => Ok(self.owned(&path, bytes, owner).and_then(|b| serde_json::from_slice(&b).ok()).and_then(unexpired)),
+            Ok((bytes, owner)) => Ok(self.owned(&path, bytes, owner).and_then(|b| match serde_json::from_slice(&b) {
+                Ok(v) => unexpired(v),
+                // Moved aside by the next update; no record until then (as the Redis store says).
+                Err(e) => {
+                    self.notices.borrow_mut().push(format!("state file {} is unreadable ({e}); ignored", path.display()));
+                    None
+                }
+            })),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) if self.foreign_unreadable(&path, &e) => Ok(None),
             // Not a regular file: moved aside by the next update; no record until then.
