@@ -164,8 +164,16 @@ fn a_create_whose_answer_was_lost_is_found_not_made_twice() {
 }
 
 /// A failure whose `conversations.create` Slack acted on but whose answer was lost: the war
-/// room exists, the handler spooled the create with its fate unknown (exit 75). The sandbox.
-fn lost_create(fake: &FakeSlack) -> Sandbox {
+/// room exists, the handler spooled the create with its fate unknown (exit 75). The fake (its clock at [`NOW`]) and the sandbox.
+fn lost_create() -> (FakeSlack, Sandbox) {
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    let sb = lost_create_on(&fake);
+    (fake, sb)
+}
+
+/// [`lost_create`] on a fake set up beforehand (channels added, its clock set).
+fn lost_create_on(fake: &FakeSlack) -> Sandbox {
     fake.fail("conversations.create", &[Fault::Lost]);
     let sb = sandbox(json!({}));
     let r = run_at(&sb, fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
@@ -194,7 +202,7 @@ fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
     for i in 0..1000 {
         fake.add_channel(&format!("old-{i}"), i % 2 == 0);
     }
-    let sb = lost_create(&fake);
+    let sb = lost_create_on(&fake);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
     ok(&flush);
     assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
@@ -211,9 +219,7 @@ fn a_lost_create_is_found_on_a_later_page_of_conversations_list() {
 fn the_lookup_of_a_lost_create_stops_at_the_page_that_holds_it() {
     // A channel name is unique: once a page holds the war room, the pages after it are only
     // more requests of the flush's deadline and of Slack's rate limit (Tier 2).
-    let fake = FakeSlack::start();
-    fake.set_clock(NOW);
-    let sb = lost_create(&fake);
+    let (fake, sb) = lost_create();
     for i in 0..2000 {
         fake.add_channel(&format!("later-{i}"), i % 2 == 0);
     }
@@ -231,9 +237,7 @@ fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_
     // conversations.list answering an error (`internal_error`, HTTP 200) says nothing of the
     // war room: read as "not there", the create went again, met name_taken, and the page was
     // refused (exit 69, the war room left without its alert).
-    let fake = FakeSlack::start();
-    fake.set_clock(NOW);
-    let sb = lost_create(&fake);
+    let (fake, sb) = lost_create();
     fake.fail("conversations.list", &[Fault::Error("internal_error")]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
     found_after_all(&fake, &flush);
@@ -244,9 +248,7 @@ fn a_lookup_the_token_may_not_make_keeps_the_lost_create_and_names_the_scope() {
     // A bot token without channels:read gets `missing_scope` from conversations.list on every
     // ask. It was asked four times and "cannot tell" sent the create again: name_taken, the
     // page refused (exit 69) and the war room left without its alert.
-    let fake = FakeSlack::start();
-    fake.set_clock(NOW);
-    let sb = lost_create(&fake);
+    let (fake, sb) = lost_create();
     fake.set_scopes(&["channels:manage", "chat:write"]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
     // Kept (exit 75), the line says what to fix.
@@ -265,9 +267,7 @@ fn a_lookup_the_token_may_not_make_keeps_the_lost_create_and_names_the_scope() {
 fn a_lookup_the_token_may_not_make_holds_back_its_own_incident_only() {
     // Another incident's war room, spooled while Slack was unreachable, opens in the same flush
     // (the flush used to stop at the first entry it could not look up).
-    let fake = FakeSlack::start();
-    fake.set_clock(NOW);
-    let sb = lost_create(&fake);
+    let (fake, sb) = lost_create();
     let down = format!("{REFUSED_URL}/api");
     let mut cmd = sb.command(&["--api-url", down.as_str(), "--timeout", "1s"]);
     cmd.env("PAGERPIPE_NOW", (NOW + 60).to_string());
@@ -288,9 +288,7 @@ fn a_lookup_the_token_may_not_make_holds_back_its_own_incident_only() {
 fn a_lost_create_is_found_with_the_scopes_the_docs_ask_for_a_public_war_room() {
     // docs/slack.md asks for groups:read only for private war rooms; a lookup that asked for
     // private channels too was refused for it (missing_scope) on every public war room.
-    let fake = FakeSlack::start();
-    fake.set_clock(NOW);
-    let sb = lost_create(&fake);
+    let (fake, sb) = lost_create();
     fake.set_scopes(&["channels:manage", "channels:write.topic", "channels:write.invites", "chat:write", "channels:read"]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
     found_after_all(&fake, &flush);

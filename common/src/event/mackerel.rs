@@ -83,17 +83,12 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
 pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
     let kind = field::string(root, "event", "event")?.unwrap_or("alert");
     if kind != "alert" {
-        return Ok(Event {
-            format: Format::MackerelWebhook,
-            entity: field::string(root, "orgName", "orgName")?.unwrap_or("mackerel").to_string(),
-            check: kind.to_string(),
-            occurrences: 1,
-            skip: Some(SourceSkip {
-                reason: format!("Mackerel webhook event {} is not an alert: only \"event\": \"alert\" pages", super::quoted(kind)),
-                quiet: false,
-            }),
-            ..Event::default()
-        });
+        return Ok(Event::skipped(
+            Format::MackerelWebhook,
+            field::string(root, "orgName", "orgName")?.unwrap_or("mackerel").to_string(),
+            kind,
+            format!("Mackerel webhook event {} is not an alert: only \"event\": \"alert\" pages", super::quoted(kind)),
+        ));
     }
     let alert = field::req_object(root, "alert", "alert")?;
     let host = field::object(root, "host", "host")?;

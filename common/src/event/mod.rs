@@ -297,6 +297,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// An input of `format` that pages nobody (a Mackerel webhook that is no alert, a Sensu Go
+    /// metrics event): `entity`/`check` name it in the log line, `reason` says why (logged at
+    /// info level).
+    pub fn skipped(format: Format, entity: String, check: &str, reason: String) -> Event {
+        Event {
+            format,
+            entity,
+            check: check.to_string(),
+            occurrences: 1,
+            skip: Some(SourceSkip { reason, quiet: false }),
+            ..Event::default()
+        }
+    }
+
     /// Status as a word: `ok`, `warning`, `critical` or `unknown`.
     pub fn status_name(&self) -> &'static str {
         status_name(self.status)
@@ -471,16 +485,14 @@ fn read_input(mut input: impl Read) -> Result<(Vec<u8>, Option<String>)> {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            // A pause, or the time limit: a whole event is read without waiting for the end.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 if whole_json(&buf) {
                     let line = open(&buf);
                     return Ok((buf, Some(line)));
                 }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                if whole_json(&buf) {
-                    let line = open(&buf);
-                    return Ok((buf, Some(line)));
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    continue;
                 }
                 let what = match serde_json::from_slice::<serde::de::IgnoredAny>(&buf) {
                     _ if buf.is_empty() => "nothing came".to_string(),

@@ -243,7 +243,7 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
                 overrides.entry(section.to_string()).or_default().insert(setting.to_string(), Value::String(v.clone()));
                 continue;
             }
-            if holds_credential(&lower) || has_userinfo(v) {
+            if name_holds_credential(&lower) || value_holds_credential(v) {
                 continue;
             }
             labels.insert(lower, v.clone());
@@ -282,7 +282,7 @@ const CREDENTIAL_WORDS: [&str; 9] = ["pw", "pass", "community", "secret", "token
 /// a credential. With `enable_environment_macros=1` Nagios hands the handler every custom
 /// variable of the host and the service, and labels go to the service (PagerDuty's
 /// `custom_details`): a site's SNMP community or database password must not.
-fn holds_credential(name: &str) -> bool {
+fn name_holds_credential(name: &str) -> bool {
     CREDENTIAL_WORDS.iter().any(|w| name.contains(w))
 }
 
@@ -292,7 +292,7 @@ fn holds_credential(name: &str) -> bool {
 /// (`app:s3cret@tcp(db:3306)/shop`, `jdbc:oracle:thin:app/s3cret@db:1521/X`), or a keyword
 /// DSN (`password=`, `passwd=`, `pwd=`). Any word of the value counts. It errs on the side of
 /// dropping: a harmless `ssh://deploy@web-01` or `mailto:dba@example.com` is dropped too.
-fn has_userinfo(value: &str) -> bool {
+fn value_holds_credential(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     if ["password=", "passwd=", "pwd="].iter().any(|k| lower.contains(k)) {
         return true;
@@ -321,7 +321,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_with_a_password_is_told_apart_from_one_without() {
+    fn a_value_holding_a_credential_is_told_apart_from_one_without() {
         for v in [
             "mysql://app:s3cret@db-01:3306/shop",
             "https://user:pw@host/x?y=z",
@@ -335,10 +335,10 @@ mod tests {
             "Server=db;User Id=app;Password=s3cret;",
             "see http://x and mysql://u:p@h",
         ] {
-            assert!(has_userinfo(v), "{v}");
+            assert!(value_holds_credential(v), "{v}");
         }
         for v in ["https://grafana.example.com/d/x", "dba", "a@b:c", "db-01:3306", "team@example.com"] {
-            assert!(!has_userinfo(v), "{v}");
+            assert!(!value_holds_credential(v), "{v}");
         }
     }
 

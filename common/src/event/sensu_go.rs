@@ -25,17 +25,12 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
     // An event may carry metrics and no check (Sensu Go "Events reference": StatsD, a
     // metrics-only result): a pipeline that hands one to a pager has nothing to page.
     if root.get("check").is_none_or(Value::is_null) && root.get("metrics").is_some_and(Value::is_object) {
-        return Ok(Event {
-            format: Format::SensuGo,
-            entity: field::req_string(entity_meta, "name", "entity.metadata.name")?.to_string(),
-            check: "metrics".to_string(),
-            occurrences: 1,
-            skip: Some(super::SourceSkip {
-                reason: "a metrics event without a check pages nobody (leave this handler out of the metrics pipeline)".into(),
-                quiet: false,
-            }),
-            ..Event::default()
-        });
+        return Ok(Event::skipped(
+            Format::SensuGo,
+            field::req_string(entity_meta, "name", "entity.metadata.name")?.to_string(),
+            "metrics",
+            "a metrics event without a check pages nobody (leave this handler out of the metrics pipeline)".into(),
+        ));
     }
     let check = field::req_object(root, "check", "check")?;
     let check_meta = field::req_object(check, "metadata", "check.metadata")?;

@@ -189,7 +189,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             let expired = crate::clock::age(entry.created, crate::clock::now_unix()) > self.common.spool_max_age.as_secs();
             if !expired && let Err(why) = &*self.provider(&entry.overrides) {
                 if unbuilt.insert(destination) {
-                    let why = format!("the settings do not build a {} provider: {why}; its entries are kept", P::NAME);
+                    let why = unbuilt_reason::<P>(why);
                     self.log.warn(format!("spool: {why}"));
                     waiting.get_or_insert(why);
                 }
@@ -331,14 +331,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let provider = self.provider(&entry.overrides);
         let provider = match provider.as_ref() {
             Ok(p) => p,
-            // This destination's settings (the operator's, or with the entry's overrides): its
-            // entries wait for a fix; entries sent another way (a Zabbix SENDTO routing key of
-            // their own) still go.
-            Err(why) => {
-                let why = format!("the settings do not build a {} provider: {why}; the entry is kept", P::NAME);
-                log.warn(format!("spool: {what}: {why}"));
-                return Outcome::Spooled(why);
-            }
+            // `run` holds such entries back before their hold; kept if one gets here.
+            Err(why) => return Outcome::Spooled(unbuilt_reason::<P>(why)),
         };
         let payload: P::Payload = match serde_json::from_value(entry.payload.clone()) {
             Ok(p) => p,
@@ -588,6 +582,12 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         log.info(summary);
     }
     Ok(Code::Ok)
+}
+
+/// Why a destination's entries wait: its settings (the operator's, or with the entries'
+/// overrides) build no provider, `why`.
+fn unbuilt_reason<P: Provider>(why: &str) -> String {
+    format!("the settings do not build a {} provider: {why}; its entries are kept", P::NAME)
 }
 
 /// What tells spooled requests' destinations apart: their event overrides, serialized (the
