@@ -156,11 +156,14 @@ pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
 /// The incident key for `event`: `template` when the operator set one, else the default
 /// template `{incident_key}` ([`Event::source_key`]: the key the source provides, Zabbix
 /// `{TRIGGER.ID}-{HOST.NAME}`, else `{entity}/{check}`, the Ruby handlers' key). Spelling the
-/// default explicitly changes nothing.
+/// default explicitly changes nothing. A template that renders blank (only placeholders the
+/// event lacks, e.g. `{label.alert_id}`) gives the default key too: a blank key would make
+/// every such event one incident, and PagerDuty's `dedup_key`, required for acknowledge and
+/// resolve, would identify no alert (Events API v2).
 pub fn incident_key(template: Option<&Template>, event: &Event) -> String {
-    match template {
-        Some(t) => t.render(event),
-        None => event.source_key(),
+    match template.map(|t| t.render(event)) {
+        Some(key) if !key.trim().is_empty() => key,
+        _ => event.source_key(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Validates each request body against the request schema of
 //! `../shared/specs/pagerduty-events-v2.openapi.json` and the limits the spec leaves out
 //! (`specs/README.md`): 32-character `routing_key`, `dedup_key` ≤ 255 characters and required
-//! for acknowledge/resolve, `payload` required for trigger, `summary` ≤ 1024 characters, whole
+//! (not blank) for acknowledge/resolve, `payload` required for trigger, `summary` ≤ 1024 characters, whole
 //! event ≤ 512 KB, a timestamp that reads as ISO 8601, `client_url` and link/image URLs that
 //! are absolute http(s) URLs (`format: url`, which the JSON Schema conversion drops). Invalid → 400 with PagerDuty's error
 //! body, recorded as a violation. Valid requests get the scripted reply (202 by default).
@@ -154,6 +154,11 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
     match chars("/dedup_key") {
         Some(n) if n > 255 => v.push(format!("dedup_key has {n} characters, over 255")),
         None if action != "trigger" => v.push(format!("dedup_key is required for {action}")),
+        // Required for acknowledge and resolve ("Identifies the alert to trigger, acknowledge,
+        // or resolve"): a blank one identifies no alert.
+        Some(_) if action != "trigger" && body["dedup_key"].as_str().is_some_and(|k| k.trim().is_empty()) => {
+            v.push(format!("dedup_key is blank: it identifies no alert to {action}"))
+        }
         _ => {}
     }
     if action == "trigger" {
@@ -300,6 +305,8 @@ mod self_test {
             json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "severity": "critical"}}),
             json!({"routing_key": key, "event_action": "explode"}),
             json!({"routing_key": key, "event_action": "resolve"}),
+            json!({"routing_key": key, "event_action": "resolve", "dedup_key": ""}),
+            json!({"routing_key": key, "event_action": "acknowledge", "dedup_key": "  "}),
             json!({"routing_key": "short", "event_action": "resolve", "dedup_key": "k"}),
             json!({"routing_key": key, "event_action": "resolve", "dedup_key": "k".repeat(256)}),
             json!({"routing_key": key, "event_action": "trigger"}),
