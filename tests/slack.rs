@@ -569,12 +569,14 @@ fn rate_limits_and_server_errors_are_retried_within_the_deadline() {
 }
 
 #[test]
-fn auth_and_scope_errors_exit_78_and_name_the_scope() {
+fn auth_and_scope_errors_exit_69_and_name_the_scope() {
+    // Slack spec §5: `invalid_auth`, `not_authed`, `missing_scope`, … are "perm: do not retry;
+    // report; exit 69", as a 401 is for every other handler (README, exit codes).
     let fake = FakeSlack::start();
     fake.set_scopes(&["chat:write"]);
     let sb = sandbox(json!({}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
-    assert_eq!(r.code, Some(78), "{r:?}");
+    assert_eq!(r.code, Some(69), "{r:?}");
     assert!(
         r.stderr.contains("conversations.create answered missing_scope: the bot token needs the scope channels:manage"),
         "{}",
@@ -583,7 +585,7 @@ fn auth_and_scope_errors_exit_78_and_name_the_scope() {
     // Not recorded as notified: the next event tries again.
     let sb = sandbox(json!({"token": "xoxb-0000000000-0000000000-WrongTokenForTests00"}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
-    assert_eq!(r.code, Some(78), "{r:?}");
+    assert_eq!(r.code, Some(69), "{r:?}");
     assert!(r.stderr.contains("answered invalid_auth"), "{}", r.stderr);
     assert!(!r.stderr.contains("WrongTokenForTests00"), "{}", r.stderr);
     // Any other code is permanent, with Slack's code in the line.

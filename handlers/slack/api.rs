@@ -11,8 +11,9 @@
 //!   `internal_error`, `fatal_error`, `service_unavailable`, `request_timeout`, … — retried
 //!   inside the deadline, then spooled;
 //! - **auth**: `invalid_auth`, `not_authed`, `missing_scope` (the `needed` scope is named),
-//!   `token_revoked`, … — the token must be fixed: exit 78 (and the requests are spooled, so a
-//!   `--flush` after the fix delivers them);
+//!   `token_revoked`, … — the token must be fixed: refused, exit 69 (spec §5: "perm"), with
+//!   what to fix in the line; a spooled request answered so at `--flush` stays in the spool
+//!   until the token is fixed (within `spool_max_age`);
 //! - **done**: the wanted state already holds (`already_in_channel`, `cant_invite_self`,
 //!   `already_archived`, `not_archived`);
 //! - **permanent**: everything else, including codes not listed anywhere (exit 69, Slack's code
@@ -253,7 +254,7 @@ pub fn request(api_url: &str, token: &str, method: Method, body: Value) -> Reque
 pub enum ErrorClass {
     /// Transient: retry inside the deadline, then spool.
     Retry,
-    /// The token or its scopes must be fixed (exit 78).
+    /// The token or its scopes must be fixed: refused live (exit 69), kept in the spool by a flush.
     Auth,
     /// The wanted state already holds.
     Done,

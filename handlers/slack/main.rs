@@ -17,8 +17,8 @@ use common::cli::CommonArgs;
 /// Open a Slack channel for an incident (or post to one channel) from one monitoring event on stdin.
 ///
 /// Exit codes: 0 delivered or skipped by a filter, 2 usage, 65 unreadable event, 69 refused by
-/// Slack (its error code is in the line), 75 not delivered yet (spooled), 78 configuration
-/// missing or invalid (also: a bad token, or a scope the app lacks).
+/// Slack (its error code is in the line; also a bad token, or a scope the app lacks), 75 not
+/// delivered yet (spooled), 78 configuration missing or invalid.
 #[derive(Debug, Parser)]
 #[command(name = "handler-slack", version)]
 struct Args {

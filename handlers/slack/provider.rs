@@ -26,8 +26,8 @@
 //! Errors are classified by Slack's code ([`crate::api`]): retryable ones are retried within
 //! the deadline and then spooled together with the steps after them (a step that needs the
 //! channel ID or the alert's `ts` from a spooled answer gets it filled in at `--flush`); an auth
-//! or scope error on the create or the post exits 78 naming the scope; any other code exits 69
-//! with Slack's code. Topic and invite are part of the war room but not of the page: their
+//! or scope error on the create or the post exits 69 naming what to fix (the scope), and any
+//! other code exits 69 with Slack's code (spec §5: both are "perm"). Topic and invite are part of the war room but not of the page: their
 //! failures are logged (errors naming the scope or the user) and the alert still goes out.
 
 use common::config::{self, Common, de};
@@ -748,7 +748,6 @@ impl<'a> Session<'a> {
                 match stop {
                     Stop::Later(reason) if self.deferred.is_some() && !self.ctx.dry_run => Outcome::Spooled(reason),
                     Stop::Later(reason) => Outcome::Retry(Retry::not_sent(reason)),
-                    Stop::Slack(e) if e.class() == ErrorClass::Auth => Outcome::Broken(e.explain()),
                     Stop::Slack(e) => Outcome::Refused(e.explain()),
                     Stop::Failed(f) => f.failure().unwrap_or(Outcome::Skipped(String::new())),
                 }
