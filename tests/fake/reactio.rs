@@ -4,7 +4,8 @@
 //! documentation and the official Ruby client `gaiax/reactio-ruby-client`):
 //!
 //! - every call needs `X-Api-Key`; a wrong key → 401 `{"type":"authentication_error",
-//!   "message":"invalid api key"}`;
+//!   "message":"invalid api key"}`; every call asks for JSON (`Accept: application/json`,
+//!   recorded as a violation when it does not);
 //! - `POST /api/v1/incidents`: `name` required; `status`, `detection`, `cause`, `point`,
 //!   `scale` checked against their enums; `notification_call` a boolean; `topics` strings →
 //!   201 with an incident object shaped like the client's `created_incident.yml` fixture;
@@ -341,8 +342,22 @@ fn list(inner: &Inner, query: &str) -> Result<Value, String> {
     Ok(Value::Array(page))
 }
 
+/// What is wrong with the `Accept` of `r` (`None`: it asks for JSON). The spec: "Requests and
+/// responses are JSON (`Content-Type: application/json`, `Accept: application/json`)", for
+/// every call. What Reactio answers without it is not published, so the fake answers as usual
+/// and records the violation.
+pub fn accept_problem(r: &Received) -> Option<String> {
+    let json = r.header("accept").is_some_and(|a| {
+        a.split(',').any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+    });
+    (!json).then(|| format!("{} {} with Accept {:?}, not application/json", r.method, r.url, r.header("accept")))
+}
+
 /// Answer one request and update the fake's incidents; returns the reply and its status.
 fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
+    if let Some(why) = accept_problem(r) {
+        inner.violations.push(why);
+    }
     if r.method == "GET"
         && let Some(query) = r.url.strip_prefix("/api/v1/incidents?").or(if r.url == "/api/v1/incidents" { Some("") } else { None })
     {
@@ -417,7 +432,10 @@ mod self_test {
     use super::*;
 
     fn post(path: &str, key: Option<&str>, body: Value) -> Received {
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("accept".to_string(), "application/json".to_string()),
+        ];
         if let Some(k) = key {
             headers.push(("x-api-key".into(), k.into()));
         }
@@ -479,9 +497,18 @@ mod self_test {
         for path in ["/api/v1/incidents/7/status", "/api/v1/incident", "/api/v2/incidents"] {
             assert!(matches!(check(&post(path, Some(API_KEY), name.clone()), API_KEY, &known), Err(Refusal::Broken(_))), "{path}");
         }
-        let mut form = post("/api/v1/incidents", Some(API_KEY), name);
+        let mut form = post("/api/v1/incidents", Some(API_KEY), name.clone());
         form.headers[0].1 = "application/x-www-form-urlencoded".into();
         assert!(matches!(check(&form, API_KEY, &known), Err(Refusal::Broken(_))));
+        // Every call asks for JSON: ureq's default `*/*`, or none, breaks the contract.
+        let mut r = post("/api/v1/incidents", Some(API_KEY), name);
+        assert_eq!(accept_problem(&r), None);
+        r.headers[1].1 = "text/html, application/json;q=0.9".into();
+        assert_eq!(accept_problem(&r), None);
+        r.headers[1].1 = "*/*".into();
+        assert!(accept_problem(&r).is_some());
+        r.headers.remove(1);
+        assert!(accept_problem(&r).is_some());
     }
 
     #[test]
