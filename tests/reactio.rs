@@ -61,6 +61,22 @@ fn trigger_opens_one_incident_and_remembers_its_id() {
 }
 
 #[test]
+fn a_notification_text_that_renders_blank_broadcasts_the_default_text() {
+    // `notification_text` naming a label the event lacks rendered "": the incident's broadcast
+    // said nothing, and the repeat's `POST /api/v1/notifications` carried a blank
+    // `notification_text`, a field the API requires (spec: the client's recorded 400 is
+    // `notification_text: missing_field`).
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"notification_text": "{label.pager_text}"}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu-go/failing.json"), &[]).code, Some(0));
+    let r = run_later(&sb, &fake, "sensu-go/failing.json", 31);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(fake.accepted(INCIDENTS)[0]["notification_text"], "対応をお願いします");
+    assert_eq!(fake.accepted(NOTIFICATIONS)[0]["notification_text"], "対応をお願いします");
+}
+
+#[test]
 fn repeat_after_refresh_notifies_the_stored_incident_again() {
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({"notification_call": true}));

@@ -44,6 +44,9 @@ pub const NAMESPACED_NAME_TEMPLATE: &str = "{namespace}/{entity}/{check} {output
 pub const HOST: &str = "reactio.jp";
 /// Key of the Reactio incident id in the state store's `refs`.
 pub const INCIDENT_ID: &str = "incident_id";
+/// The default `notification_text` ("please respond"); also the broadcast of an event for
+/// which the configured template renders blank ([`broadcast_text`]).
+pub const DEFAULT_NOTIFICATION_TEXT: &str = "対応をお願いします";
 /// `status` values accepted on create (spec: `POST /api/v1/incidents`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -205,7 +208,7 @@ impl Default for Settings {
             api_key: None,
             organization: None,
             name_template: DEFAULT_NAME_TEMPLATE.into(),
-            notification_text: "対応をお願いします".into(),
+            notification_text: DEFAULT_NOTIFICATION_TEXT.into(),
             notification_call: false,
             status: Status::Open,
             detection: None,
@@ -449,7 +452,7 @@ impl Reactio {
         };
         let body = json!({
             "incident_id": id,
-            "notification_text": text.render(job.event),
+            "notification_text": broadcast_text(text, job.event),
             "notification_call": self.notification_call,
         });
         self.post(ctx, Call::Notify { body })
@@ -578,7 +581,7 @@ impl Reactio {
             b.insert("topics".into(), self.topics.clone().into());
         }
         if let Some(t) = &self.notification_text {
-            b.insert("notification_text".into(), t.render(event).into());
+            b.insert("notification_text".into(), broadcast_text(t, event).into());
             b.insert("notification_call".into(), self.notification_call.into());
         }
         if let Some(m) = &self.message {
@@ -628,6 +631,16 @@ impl Reactio {
             }
         }
     }
+}
+
+/// The broadcast text of `event`: `template` rendered, or [`DEFAULT_NOTIFICATION_TEXT`] when it
+/// renders blank (a `{label.…}` the event lacks, an empty `{output}`). A broadcast that says
+/// nothing notifies nobody of anything, and `POST /api/v1/notifications` requires the text
+/// (spec: the official client's recorded 400 is `notification_text: missing_field`), so the
+/// repeat of such an incident was refused for good.
+fn broadcast_text(template: &Template, event: &Event) -> String {
+    let text = template.render(event);
+    if text.trim().is_empty() { DEFAULT_NOTIFICATION_TEXT.to_string() } else { text }
 }
 
 /// The stored Reactio incident id, when the incident is open and one was remembered.

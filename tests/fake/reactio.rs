@@ -11,7 +11,7 @@
 //!   201 with an incident object shaped like the client's `created_incident.yml` fixture;
 //! - `POST /api/v1/notifications` `{incident_id, notification_text, notification_call}` → 201
 //!   with a notification object (`notification.yml`); `notification_text` is required (the
-//!   client's recorded `missing_field` error);
+//!   client's recorded `missing_field` error; a blank one counts as missing);
 //! - `POST /api/v1/messages` `{incident_id, message}` → 201 `{}` (as the client's test stubs it);
 //! - `POST /api/v1/incidents/{id}/status` `{"status": …}` (undocumented) → 201 incident;
 //! - `GET /api/v1/incidents?from=&to=&status=&page=&per_page=` → 200, a JSON array of the
@@ -168,8 +168,12 @@ pub fn check(r: &Received, key: &str, known: &dyn Fn(u64) -> bool) -> Result<Map
         }
         "/api/v1/notifications" => {
             allowed_fields = &["incident_id", "notification_text", "notification_call"];
+            // Required; a blank one is taken for missing (the fake's choice: a broadcast that
+            // says nothing is no notification).
+            let blank = body.get("notification_text").and_then(Value::as_str).is_some_and(|t| t.trim().is_empty());
             match string("notification_text") {
                 None => bad("notification_text", "missing_field"),
+                Some(true) if blank => bad("notification_text", "missing_field"),
                 Some(false) => bad("notification_text", "invalid"),
                 Some(true) => {}
             }
@@ -347,9 +351,9 @@ fn list(inner: &Inner, query: &str) -> Result<Value, String> {
 /// every call. What Reactio answers without it is not published, so the fake answers as usual
 /// and records the violation.
 pub fn accept_problem(r: &Received) -> Option<String> {
-    let json = r.header("accept").is_some_and(|a| {
-        a.split(',').any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
-    });
+    let json = r
+        .header("accept")
+        .is_some_and(|a| a.split(',').any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")));
     (!json).then(|| format!("{} {} with Accept {:?}, not application/json", r.method, r.url, r.header("accept")))
 }
 
@@ -432,10 +436,8 @@ mod self_test {
     use super::*;
 
     fn post(path: &str, key: Option<&str>, body: Value) -> Received {
-        let mut headers = vec![
-            ("content-type".to_string(), "application/json".to_string()),
-            ("accept".to_string(), "application/json".to_string()),
-        ];
+        let mut headers =
+            vec![("content-type".to_string(), "application/json".to_string()), ("accept".to_string(), "application/json".to_string())];
         if let Some(k) = key {
             headers.push(("x-api-key".into(), k.into()));
         }
@@ -483,6 +485,7 @@ mod self_test {
             ("/api/v1/incidents", json!({"name": "n", "topics": "a,b"}), "topics"),
             ("/api/v1/incidents", json!({"name": "n", "severity": "critical"}), "severity"),
             ("/api/v1/notifications", json!({"incident_id": FIRST_ID}), "notification_text"),
+            ("/api/v1/notifications", json!({"incident_id": FIRST_ID, "notification_text": " "}), "notification_text"),
             ("/api/v1/notifications", json!({"notification_text": "x"}), "incident_id"),
             ("/api/v1/notifications", json!({"incident_id": 7, "notification_text": "x"}), "incident_id"),
             ("/api/v1/messages", json!({"incident_id": FIRST_ID}), "message"),
