@@ -155,6 +155,20 @@ fn a_dedup_key_template_that_renders_blank_falls_back_to_the_incident_key() {
     fake.assert_no_violations();
 }
 
+#[test]
+fn a_summary_template_that_renders_blank_gives_the_default_summary() {
+    // `payload.summary` is required (Events API v2, Payload schema): a `summary_template` that
+    // renders blank for an event (a label it lacks; an entity annotation may set it) sent "",
+    // and PagerDuty refuses a blank summary for good (400): the page was lost.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "summary_template": "{label.summary}"}}));
+    let r = run(&sb, &fake, "sensu/create.json", &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(fake.events()[0]["payload"]["summary"], "web-01/check_disk: CheckDisk CRITICAL: / 95.2% used (45G of 47G)");
+}
+
 fn common_now() -> u64 {
     crate::util::unix_now().unsigned_abs()
 }

@@ -39,6 +39,9 @@ pub const MAX_DETAILS_OUTPUT_CHARS: usize = 32_768;
 /// 512 KB (`specs/README.md`), and a refusal is final. 500 000 leaves room for the routing key
 /// whichever way "KB" is counted.
 pub const MAX_EVENT_BYTES: usize = 500_000;
+/// The default `summary_template`; also the summary of an event for which the configured one
+/// renders blank ([`PagerDuty::payload`]).
+pub const DEFAULT_SUMMARY_TEMPLATE: &str = "{entity}/{check}: {output}";
 /// Length of a routing (integration) key.
 pub const ROUTING_KEY_CHARS: usize = 32;
 
@@ -69,7 +72,7 @@ impl Default for Settings {
             routing_key: None,
             pager_team: None,
             dedup_key_template: None,
-            summary_template: "{entity}/{check}: {output}".into(),
+            summary_template: DEFAULT_SUMMARY_TEMPLATE.into(),
             component: Some("{check}".into()),
             group: None,
             class: None,
@@ -317,8 +320,17 @@ impl PagerDuty {
         body
     }
 
+    /// The trigger's `payload`. `summary` is required (Payload schema) and PagerDuty refuses a
+    /// blank one for good, so a `summary_template` that renders blank for `e` (a label it
+    /// lacks; an entity annotation may set the template) gives way to
+    /// [`DEFAULT_SUMMARY_TEMPLATE`], never costing the page.
     fn payload(&self, e: &Event, now: u64) -> Value {
-        let summary_line = self.summary.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
+        let line = |t: &Template| t.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut summary_line = line(&self.summary);
+        if summary_line.is_empty() {
+            summary_line = Template::parse("pagerduty default summary", DEFAULT_SUMMARY_TEMPLATE)
+                .map_or_else(|_| format!("{}/{}", e.entity, e.check), |t| line(&t));
+        }
         // When the check ran, as the source says; never after receipt (a host's clock far
         // ahead, or a forged `check.executed`, must not put the alert in the year 9999).
         let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| common::clock::not_after(t, now));

@@ -3,7 +3,8 @@
 //! Validates each request body against the request schema of
 //! `../shared/specs/pagerduty-events-v2.openapi.json` and the limits the spec leaves out
 //! (`specs/README.md`): 32-character `routing_key`, `dedup_key` ≤ 255 characters and required
-//! (not blank) for acknowledge/resolve, `payload` required for trigger, `summary` ≤ 1024 characters, whole
+//! (not blank) for acknowledge/resolve, `payload` required for trigger, `summary` and
+//! `source` not blank, `summary` ≤ 1024 characters, whole
 //! event ≤ 512 KB, a timestamp that reads as ISO 8601, `client_url` and link/image URLs that
 //! are absolute http(s) URLs (`format: url`, which the JSON Schema conversion drops). Invalid → 400 with PagerDuty's error
 //! body, recorded as a violation. Valid requests get the scripted reply (202 by default).
@@ -170,6 +171,12 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
         {
             v.push(format!("payload.summary has {n} characters, over 1024"));
         }
+        // Required (the Payload schema): a blank one is missing, as PagerDuty words it.
+        for field in ["summary", "source"] {
+            if body["payload"][field].as_str().is_some_and(|s| s.trim().is_empty()) {
+                v.push(format!("'payload.{field}' is missing or blank"));
+            }
+        }
         if let Some(ts) = body.pointer("/payload/timestamp").and_then(Value::as_str) {
             let b = ts.as_bytes();
             let iso = b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':';
@@ -311,6 +318,8 @@ mod self_test {
             json!({"routing_key": key, "event_action": "resolve", "dedup_key": "k".repeat(256)}),
             json!({"routing_key": key, "event_action": "trigger"}),
             json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s".repeat(1025), "source": "h", "severity": "info"}}),
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": " ", "source": "h", "severity": "info"}}),
+            json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "", "severity": "info"}}),
             json!({"routing_key": key, "event_action": "trigger", "client_url": "monitoring box",
                    "payload": {"summary": "s", "source": "h", "severity": "info"}}),
             json!({"routing_key": key, "event_action": "trigger", "links": [{"href": "see the runbook"}],
