@@ -163,6 +163,22 @@ fn an_sms_template_that_renders_nothing_sends_the_default_message() {
 }
 
 #[test]
+fn a_call_template_that_renders_nothing_speaks_the_default_message() {
+    // The same template and check for a call: the Twiml's <Say> was empty, which Twilio
+    // cannot speak (error 13520, "Say: Invalid text", when the call is answered): the phone
+    // rang and the person who answered heard nothing about the incident.
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"message": "{output}"}));
+    let event = json!({"client": {"name": "web-01"}, "check": {"name": "check_disk", "status": 2, "output": " "}});
+    let r = run(&sb, &fake, event.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let calls = fake.to(CALLS);
+    assert_eq!(calls.len(), 3);
+    assert_eq!(spoken(&calls[0]).trim(), "web-01 check_disk is critical.");
+}
+
+#[test]
 fn resolve_without_notify_on_resolve_sends_nothing_and_closes_the_incident() {
     let fake = FakeTwilio::start(&[]);
     let sb = sandbox(json!({}));

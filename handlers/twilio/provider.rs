@@ -792,14 +792,24 @@ impl Twilio {
         sms_text(self.trigger_message(), fallback, event)
     }
 
-    /// The call's TwiML for `event`, the output shortened to fit Twilio's 4000 characters.
+    /// The call's TwiML for `event`, the output shortened to fit Twilio's 4000 characters. A
+    /// template that renders only blanks (`{output}` alone, and the check printed nothing)
+    /// gives way to the language's default message, as for an SMS ([`sms_text`]): Twilio
+    /// cannot speak an empty `<Say>` (error 13520, "Say: Invalid text"), and the person who
+    /// answered would hear nothing of the incident.
     pub(crate) fn twiml(&self, event: &Event, key: &str) -> String {
         let output = event.output.trim_end();
         let template = self.trigger_message();
+        let defaults = twiml::default_messages(&self.speech.language);
+        let fallback = Template::parse("twilio default message", if self.test { defaults.test_message } else { defaults.message }).ok();
         let render = |n: usize| {
             let mut e = event.clone();
             e.output = truncate_chars(output, n);
-            template.render(&e)
+            let text = template.render(&e);
+            match &fallback {
+                Some(f) if text.trim().is_empty() => f.render(&e),
+                _ => text,
+            }
         };
         let conference = self.conference.then_some(key);
         twiml::fitted(&render, output.chars().count(), &self.speech, conference)

@@ -795,6 +795,13 @@ impl Inner {
             Script::RateLimited => return Reply::Json(429, error(20429, 429, "Too Many Requests")),
             Script::ServerError => return Reply::Json(500, error(20500, 500, "Internal Server Error")),
         }
+        // Twilio takes the create and fails when the call is answered: error 13520, "Say:
+        // Invalid text" (a <Say> with nothing to speak).
+        if let Some(t) = &twiml
+            && t.say.iter().any(|said| said.trim().is_empty())
+        {
+            self.violations.push(format!("POST {resource}: a <Say> with nothing to speak (Twilio error 13520, Say: Invalid text)"));
+        }
         let serial = self.accepted.len() + 1;
         let (prefix, kind) = if resource == "Calls.json" { ("CA", "call") } else { ("SM", "message") };
         let sid = format!("{prefix}{serial:032x}");
