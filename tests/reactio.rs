@@ -77,6 +77,21 @@ fn a_notification_text_that_renders_blank_broadcasts_the_default_text() {
 }
 
 #[test]
+fn a_recovery_message_that_renders_blank_posts_the_default_one() {
+    // `recovery_message` of `{output}` alone and a recovery that printed nothing posted a blank
+    // timeline message (`POST /api/v1/messages` requires `message`).
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"recovery_message": "{output}"}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let mut recovery: Value = serde_json::from_slice(&read_fixture("sensu/resolve.json")).unwrap();
+    recovery["check"]["output"] = "".into();
+    let r = run(&sb, &fake, recovery.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: "})]);
+}
+
+#[test]
 fn repeat_after_refresh_notifies_the_stored_incident_again() {
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({"notification_call": true}));

@@ -47,6 +47,9 @@ pub const INCIDENT_ID: &str = "incident_id";
 /// The default `notification_text` ("please respond"); also the broadcast of an event for
 /// which the configured template renders blank ([`broadcast_text`]).
 pub const DEFAULT_NOTIFICATION_TEXT: &str = "対応をお願いします";
+/// The default `recovery_message`; also the recovery of an event for which the configured one
+/// renders blank ([`Reactio::recovery_text`]).
+pub const DEFAULT_RECOVERY_MESSAGE: &str = "recovered: {output}";
 /// `status` values accepted on create (spec: `POST /api/v1/incidents`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -217,7 +220,7 @@ impl Default for Settings {
             scale: None,
             topics: Vec::new(),
             message: None,
-            recovery_message: "recovered: {output}".into(),
+            recovery_message: DEFAULT_RECOVERY_MESSAGE.into(),
             close_on_resolve: false,
         }
     }
@@ -356,7 +359,7 @@ impl Provider for Reactio {
             (Action::Resolve, Some(id)) => self.resolve(ctx, job, id),
             (Action::Resolve, None) if ctx.dry_run => {
                 // Dry runs read no state: show where the stored (or looked-up) id would go.
-                let message = self.recovery_message.render(&html_event(job.event));
+                let message = self.recovery_text(job.event);
                 ctx.print(&self.request("/api/v1/messages", json!({"incident_id": STORED_ID_PLACEHOLDER, "message": message})));
                 Outcome::Delivered(Done { detail: "(recovery message)".into(), refs: Map::new() })
             }
@@ -416,6 +419,21 @@ struct Posted {
 }
 
 impl Reactio {
+    /// The timeline message of a recovery: `recovery_message` rendered, or
+    /// [`DEFAULT_RECOVERY_MESSAGE`] when it renders blank (`{output}` alone, and the check
+    /// printed nothing): `POST /api/v1/messages` requires `message`, and a blank one posted
+    /// nothing to the timeline (the fake takes it for missing, as the client's recorded
+    /// `missing_field` answer is for a required field).
+    fn recovery_text(&self, event: &Event) -> String {
+        let event = html_event(event);
+        let text = self.recovery_message.render(&event);
+        if !text.trim().is_empty() {
+            return text;
+        }
+        Template::parse("reactio default recovery_message", DEFAULT_RECOVERY_MESSAGE)
+            .map_or_else(|_| "recovered".to_string(), |t| t.render(&event))
+    }
+
     /// `POST /api/v1/incidents`; remembers the returned `id`.
     fn create(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let posted = match self.post(ctx, Call::Create { body: self.incident_body(job.event, job.incident_key) }).into_result() {
@@ -463,7 +481,7 @@ impl Reactio {
     /// A failed close is logged as a warning and does not fail the resolve: the recovery is on
     /// the timeline already, and the close endpoint is undocumented.
     fn resolve(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>, id: u64) -> Outcome<Done> {
-        let message = self.recovery_message.render(&html_event(job.event));
+        let message = self.recovery_text(job.event);
         let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
             Ok(p) => p,
             Err(failed) => return failed.failure().unwrap_or(Outcome::Skipped(String::new())),
@@ -490,7 +508,7 @@ impl Reactio {
     /// recovery message behind it, its `incident_id` filled in from the create's answer when
     /// the spool delivers them (exit 75 now, like any spooled request).
     fn resolve_later(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
-        let message = self.recovery_message.render(&html_event(job.event));
+        let message = self.recovery_text(job.event);
         let why = "the incident's create request is still spooled, so the recovery waits for its id";
         ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default())
     }

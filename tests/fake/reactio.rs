@@ -12,7 +12,8 @@
 //! - `POST /api/v1/notifications` `{incident_id, notification_text, notification_call}` → 201
 //!   with a notification object (`notification.yml`); `notification_text` is required (the
 //!   client's recorded `missing_field` error; a blank one counts as missing);
-//! - `POST /api/v1/messages` `{incident_id, message}` → 201 `{}` (as the client's test stubs it);
+//! - `POST /api/v1/messages` `{incident_id, message}` → 201 `{}` (as the client's test stubs it;
+//!   a blank `message` counts as missing);
 //! - `POST /api/v1/incidents/{id}/status` `{"status": …}` (undocumented) → 201 incident;
 //! - `GET /api/v1/incidents?from=&to=&status=&page=&per_page=` → 200, a JSON array of the
 //!   incidents (filtered by `status` when given), one page of them (`per_page`, default
@@ -180,8 +181,11 @@ pub fn check(r: &Received, key: &str, known: &dyn Fn(u64) -> bool) -> Result<Map
         }
         "/api/v1/messages" => {
             allowed_fields = &["incident_id", "message"];
+            // Required; a blank one is taken for missing, as for a notification.
+            let blank = body.get("message").and_then(Value::as_str).is_some_and(|t| t.trim().is_empty());
             match string("message") {
                 None => bad("message", "missing_field"),
+                Some(true) if blank => bad("message", "missing_field"),
                 Some(false) => bad("message", "invalid"),
                 Some(true) => {}
             }
@@ -489,6 +493,7 @@ mod self_test {
             ("/api/v1/notifications", json!({"notification_text": "x"}), "incident_id"),
             ("/api/v1/notifications", json!({"incident_id": 7, "notification_text": "x"}), "incident_id"),
             ("/api/v1/messages", json!({"incident_id": FIRST_ID}), "message"),
+            ("/api/v1/messages", json!({"incident_id": FIRST_ID, "message": ""}), "message"),
             ("/api/v1/incidents/1001/status", json!({"status": "done"}), "status"),
         ];
         for (path, body, field) in invalid {
