@@ -277,6 +277,23 @@ fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
 }
 
 #[test]
+fn an_entity_annotation_cannot_blank_out_the_reactio_broadcast() {
+    // `notification_text` is wording, which an entity may set; but "" opens the incident
+    // without a broadcast: the monitored host stopped its own page reaching anyone's devices.
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(REACTIO);
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example"}}));
+    let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("reactio", &json!({"notification_text": " "})));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let posted = fake.accepted("/api/v1/incidents");
+    assert_eq!(posted[0]["notification_text"], "対応をお願いします", "{posted:?}");
+    let needle = "event override `reactio.notification_text` ignored: set blank by an entity annotation";
+    assert_eq!(r.stderr.matches(needle).count(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn entity_annotations_cannot_choose_the_reactio_organization_or_key() {
     use crate::fake::reactio::{API_KEY, FakeReactio};
     let fake = FakeReactio::start(&[]);

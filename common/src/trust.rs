@@ -223,6 +223,18 @@ pub fn apply(
             log(not_named(section, &o.setting, &format!("{} {}", article(o.place), o.place)));
             continue;
         }
+        // An entity rewords its own events; it never silences them. A blank value from the
+        // monitored host would switch off what the operator configured (Reactio's
+        // `notification_text` of "" opens incidents without a broadcast to anyone's devices).
+        if o.origin == Origin::Entity && o.value.as_str().is_some_and(|v| v.trim().is_empty()) {
+            log(format!(
+                "event override `{name}` ignored: set blank by {} {}, which may reword a page but not silence it; \
+                 the operator's setting is used",
+                article(o.place),
+                o.place
+            ));
+            continue;
+        }
         let mut layer = Map::new();
         layer.insert(o.setting.clone(), o.value);
         let candidate = crate::config::overlay(current.clone(), [layer]);
