@@ -53,6 +53,51 @@ fn concurrent_updates_from_many_connections_lose_nothing() {
 }
 
 #[test]
+fn an_update_decides_on_what_redis_holds_not_on_what_this_store_read_earlier() {
+    let Some(server) = RedisServer::start() else { return };
+    let (a, b) = (store(&server, "pagerduty"), store(&server, "pagerduty"));
+    for key in ["read", "held", "written"] {
+        // `a` last saw the record as 1 (read, read with its hold, or written by it) …
+        match key {
+            "read" => {
+                increment(&b, key);
+                assert_eq!(a.get(key).unwrap(), Some(json!({"n": 1})));
+            }
+            "held" => {
+                increment(&b, key);
+                let _held = a.hold(key, Instant::now()).unwrap().expect("free");
+                assert_eq!(a.get(key).unwrap(), Some(json!({"n": 1})), "read with the hold");
+            }
+            _ => increment(&a, key),
+        }
+        // … then another writer made it 2: `a`'s update must build on 2, not overwrite it.
+        increment(&b, key);
+        let mut given = Vec::new();
+        a.update(key, &mut |cur| {
+            given.push(cur.clone());
+            let n = cur.and_then(|v| v["n"].as_u64()).unwrap_or(0);
+            Some(json!({"n": n + 1}))
+        })
+        .unwrap();
+        assert_eq!(b.get(key).unwrap(), Some(json!({"n": 3})), "{key}: an update was lost");
+        assert_eq!(given.last(), Some(&Some(json!({"n": 2}))), "{key}: the last decision was on the record Redis held");
+        // Deleting what another writer recreated meanwhile deletes what is there now.
+        increment(&b, key);
+        a.update(key, &mut |_| None).unwrap();
+        assert_eq!(b.get(key).unwrap(), None, "{key}");
+    }
+    // Written from what it read: one decision, and it holds.
+    increment(&a, "mine");
+    let mut calls = 0;
+    a.update("mine", &mut |cur| {
+        calls += 1;
+        Some(json!({"n": cur.and_then(|v| v["n"].as_u64()).unwrap_or(0) + 1}))
+    })
+    .unwrap();
+    assert_eq!((calls, b.get("mine").unwrap()), (1, Some(json!({"n": 2}))));
+}
+
+#[test]
 fn records_are_namespaced_per_handler_and_listed_with_scan() {
     let Some(server) = RedisServer::start() else { return };
     let pd = store(&server, "pagerduty");
@@ -133,6 +178,10 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     // An update does not wait for the hold.
     b.update("web-01/disk", &mut |_| Some(json!({"x": 1}))).unwrap();
     drop(held);
+    // The release is sent without waiting for its answer; the next command on the same
+    // connection reads that answer first (and is not confused by it), so after it the release
+    // has run.
+    assert_eq!(a.get("web-01/disk").unwrap(), Some(json!({"x": 1})));
     assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:hold:web-01/disk"]).unwrap().trim(), "0", "released, not left to expire");
     assert!(!b.busy("web-01/disk").unwrap());
     assert_eq!(b.get_and_busy("web-01/disk").unwrap(), (Some(json!({"x": 1})), Some(false)));
@@ -147,6 +196,30 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
 }
 
 #[test]
+fn every_live_hold_of_a_store_is_renewed_and_a_later_one_too() {
+    let Some(server) = RedisServer::start() else { return };
+    let lease = Duration::from_millis(300);
+    let a = store(&server, "pagerduty").with_lease(lease);
+    let b = store(&server, "pagerduty");
+    let first = a.hold("one", Instant::now()).unwrap().expect("free");
+    let second = a.hold("two", Instant::now()).unwrap().expect("free");
+    // Both outlive three leases: each is renewed (one thread renews both).
+    assert!(b.hold("one", Instant::now() + 3 * lease).unwrap().is_none(), "the first hold lapsed");
+    assert!(b.hold("two", Instant::now()).unwrap().is_none(), "the second hold lapsed");
+    drop(first);
+    assert!(b.hold("two", Instant::now() + 3 * lease).unwrap().is_none(), "dropping one hold ended the other's renewals");
+    assert!(b.hold("one", Instant::now()).unwrap().is_some(), "the dropped hold was not released");
+    drop(second);
+    // Once no hold is left the renewal thread ends at its next round; a hold taken after that
+    // is renewed again by a new one. (The pause makes that the likely case; the assertion
+    // holds whether the old thread was still there or not.)
+    std::thread::sleep(lease);
+    let _third = a.hold("three", Instant::now()).unwrap().expect("free");
+    assert!(b.hold("three", Instant::now() + 3 * lease).unwrap().is_none(), "a hold taken after the others were dropped lapsed");
+    assert!(a.take_notices().is_empty(), "{:?}", a.take_notices());
+}
+
+#[test]
 fn a_dropped_hold_does_not_delete_a_lease_another_holder_took_over() {
     let Some(server) = RedisServer::start() else { return };
     let a = store(&server, "pagerduty");
@@ -154,6 +227,7 @@ fn a_dropped_hold_does_not_delete_a_lease_another_holder_took_over() {
     // As if this process had been stopped for longer than its lease and another host took over.
     server.cli(&["SET", "pagerpipe:pagerduty:hold:k", "someone-else"]).unwrap();
     drop(held);
+    assert!(a.busy("k").unwrap(), "the release ran (the same connection answers in order) and left the other's lease");
     assert_eq!(server.cli(&["GET", "pagerpipe:pagerduty:hold:k"]).unwrap().trim(), "someone-else");
 }
 

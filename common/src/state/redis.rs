@@ -17,18 +17,27 @@
 //!   (`KEEPTTL`) keeps its expiry.
 //! - `pagerpipe:<handler>:hold:<key>`: the incident's [`Hold`], a lease: `SET … NX PX <lease>`
 //!   with a token of the holder's own (host, PID, time), renewed every lease/3 by a thread of the
-//!   holder while the hold lives (a Lua script extends it only if the token is still the
-//!   holder's) and deleted on drop (again only if the token is the holder's). A holder killed
+//!   holder's process while the hold lives (a Lua script extends it only if the token is still
+//!   the holder's) and deleted on drop (again only if the token is the holder's). A holder killed
 //!   with `kill -9`, or cut off from Redis, stops renewing: the incident is free again within
 //!   one lease ([`DEFAULT_LEASE`], 5 s).
 //! - `pagerpipe:<handler>:corrupt:<key>:<unix secs>`: a record that was not JSON, kept for
 //!   7 days for inspection when an update replaced it.
 //!
-//! [`Store::update_with`] is an optimistic transaction: `WATCH` + `GET` (one round trip), the
-//! caller's function, then `MULTI`/`SET`/`EXEC` (one round trip); when another writer, on any
-//! host, changed the record in between, `EXEC` does nothing and the whole step runs again with
-//! the new record. So concurrent updates never lose one another, and the function may run more
-//! than once. The durability a write asks for is not used: what survives a crash of the Redis server is
+//! [`Store::update_with`] is an optimistic transaction. When this invocation has read or
+//! written the record before (the storm path's read, the read that comes with a hold), the
+//! caller's function decides on those bytes and a Lua script writes the result only if Redis
+//! still holds them (one round trip). Otherwise, or when another writer got in first: `WATCH` +
+//! `GET` (one round trip), the caller's function, then `MULTI`/`SET`/`EXEC` (one round trip);
+//! when another writer, on any host, changed the record in between, `EXEC` does nothing and the
+//! whole step runs again with the new record. So concurrent updates never lose one another, and
+//! the function may run more than once.
+//!
+//! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the record and the hold's
+//! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
+//! `GET` (one pipeline: what the holder decides on); the record's write (the script above);
+//! the hold's release, sent without waiting for its answer. Three waits for Redis, where a
+//! naive client makes six. The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
 //! choose per write; a handler on a lost host loses nothing, since the record is on the server.
 //!
@@ -43,9 +52,7 @@
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
 
 use std::path::Path;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -104,6 +111,17 @@ const RENEW_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                            return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Compare-and-set a record in one round trip: if `KEYS[1]` holds exactly `ARGV[2]` (`ARGV[1]`
+/// = `1`), or is absent (`ARGV[1]` = `0`), write it as `ARGV[3]` says (`del`; `px`: `ARGV[4]`
+/// with an expiry of `ARGV[5]` ms; `keepttl`: `ARGV[4]` keeping its expiry; `set`: `ARGV[4]`
+/// for good) and answer 1; else change nothing and answer 0.
+const COMPARE_AND_SET_LUA: &str = "local cur = redis.call('GET', KEYS[1]) \
+    if ARGV[1] == '1' then if cur ~= ARGV[2] then return 0 end elseif cur then return 0 end \
+    if ARGV[3] == 'del' then redis.call('DEL', KEYS[1]) \
+    elseif ARGV[3] == 'px' then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5]) \
+    elseif ARGV[3] == 'keepttl' then redis.call('SET', KEYS[1], ARGV[4], 'KEEPTTL') \
+    else redis.call('SET', KEYS[1], ARGV[4]) end return 1";
+
 /// A [`Store`] in Redis for one handler. See the module documentation.
 pub struct RedisStore {
     shared: Arc<Shared>,
@@ -112,11 +130,18 @@ pub struct RedisStore {
     lease: Duration,
 }
 
+/// The connection, and how many answers it owes to commands sent without waiting for them
+/// ([`Shared::send_only`]): read, and ignored, before the next command.
+struct Conn {
+    redis: redis::Connection,
+    unread: usize,
+}
+
 /// What the store and its holds' renewal threads share.
 struct Shared {
     /// One connection per invocation; a hold's renewal thread uses it between the pipeline's
     /// commands (an update holds the lock for its whole transaction).
-    conn: Mutex<redis::Connection>,
+    conn: Mutex<Conn>,
     /// `AUTH` / `SELECT` (none without a password and for database 0) still to be sent, ahead
     /// of the first command; `None` once the first command went out.
     setup: Mutex<Option<redis::Pipeline>>,
@@ -131,6 +156,16 @@ struct Shared {
     secrets: Vec<String>,
     /// Warnings for [`Store::take_notices`].
     notices: Mutex<Vec<String>>,
+    /// The record read in the round trip that took a hold ([`Store::hold`]): `(record key,
+    /// its bytes)`, the answer to the next read of that record if no other command went out in
+    /// between ([`Shared::run`] empties it).
+    prefetched: Mutex<Option<(String, Option<Vec<u8>>)>>,
+    /// The holds the renewal thread keeps alive.
+    renewals: Mutex<Renewals>,
+    /// The bytes of each record as this invocation last read or wrote them: what
+    /// [`Store::update_deciding`] expects to find, so that it reads nothing more and writes in
+    /// one round trip ([`COMPARE_AND_SET_LUA`]); only a guess, which the script checks.
+    seen: Mutex<std::collections::HashMap<String, Option<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -358,13 +393,16 @@ impl RedisStore {
         conn.set_write_timeout(Some(budget)).map_err(fail)?;
         Ok(RedisStore {
             shared: Arc::new(Shared {
-                conn: Mutex::new(conn),
+                conn: Mutex::new(Conn { redis: conn, unread: 0 }),
                 setup: Mutex::new(Some(setup)),
                 down: Mutex::new(None),
                 describe,
                 budget,
                 secrets,
                 notices: Mutex::new(Vec::new()),
+                prefetched: Mutex::new(None),
+                renewals: Mutex::new(Renewals::default()),
+                seen: Mutex::new(std::collections::HashMap::new()),
             }),
             namespace: format!("pagerpipe:{handler}:"),
             lease: DEFAULT_LEASE,
@@ -394,6 +432,54 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// [`Store::update_deciding`] in one round trip, from the bytes this invocation last read
+    /// or wrote for `rkey` ([`Shared::seen`]): `f` decides on them, and [`COMPARE_AND_SET_LUA`]
+    /// writes its record only if Redis still holds those bytes. `Ok(true)`: written. `Ok(false)`:
+    /// nothing done (nothing seen, an unreadable record, another writer got in first, or `f`
+    /// changes nothing, which only a fresh read may conclude): the caller runs the transaction.
+    ///
+    /// Errors: Redis failed, or the record cannot be encoded.
+    fn compare_and_set(
+        &self,
+        rkey: &str,
+        expire: Expiry,
+        ttl_ms: Option<u64>,
+        f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
+    ) -> anyhow::Result<bool> {
+        let Some(expected) = self.shared.last_seen(rkey) else { return Ok(false) };
+        let Ok(current) = expected.as_deref().map(parse).transpose() else { return Ok(false) };
+        let before = current.clone();
+        let (new, _) = f(current);
+        let changes = match &new {
+            Some(v) => Some(v) != before.as_ref() || ttl_ms.is_some(),
+            None => before.is_some(),
+        };
+        if !changes {
+            return Ok(false);
+        }
+        let bytes = new.as_ref().map(encode).transpose()?;
+        let mut cas = redis::cmd("EVAL");
+        cas.arg(COMPARE_AND_SET_LUA).arg(1).arg(rkey);
+        match &expected {
+            Some(old) => cas.arg("1").arg(old.as_slice()),
+            None => cas.arg("0").arg(""),
+        };
+        match (&bytes, ttl_ms, expire) {
+            (None, ..) => cas.arg("del"),
+            (Some(b), Some(ms), _) => cas.arg("px").arg(b.as_slice()).arg(ms),
+            // A side note (a stop request, a request in flight) keeps the record's expiry.
+            (Some(b), None, Expiry::Keep) => cas.arg("keepttl").arg(b.as_slice()),
+            (Some(b), None, _) => cas.arg("set").arg(b.as_slice()),
+        };
+        let (done,): (i64,) = self.shared.run("update a record", |c, setup| first(setup).add_command(cas).query(c))?;
+        if done == 1 {
+            self.shared.saw(rkey, bytes.as_deref());
+        }
+        Ok(done == 1)
+    }
+}
+
 /// What went wrong, for a message: a timeout says how long was waited.
 /// Of a pipeline's failures, the first (`AUTH` refused, then every later command refused for
 /// want of it: only the first says why).
@@ -416,8 +502,24 @@ fn humanize(d: Duration) -> String {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, redis::Connection> {
+    fn lock(&self) -> MutexGuard<'_, Conn> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The record `rkey` as read with the hold just taken, once ([`Shared::prefetched`]).
+    fn take_prefetched(&self, rkey: &str) -> Option<Option<Vec<u8>>> {
+        let mut slot = self.prefetched.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|(k, _)| k == rkey) { slot.take().map(|(_, raw)| raw) } else { None }
+    }
+
+    /// Remember `raw` as the bytes of `rkey` now ([`Shared::seen`]).
+    fn saw(&self, rkey: &str, raw: Option<&[u8]>) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).insert(rkey.to_string(), raw.map(<[u8]>::to_vec));
+    }
+
+    /// The bytes `rkey` had when this invocation last read or wrote it, if it did.
+    fn last_seen(&self, rkey: &str) -> Option<Option<Vec<u8>>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).get(rkey).cloned()
     }
 
     fn notice(&self, text: String) {
@@ -438,9 +540,13 @@ impl Shared {
             anyhow::bail!("state store {}: not asked to {what}: it failed earlier in this invocation ({why})", self.describe);
         }
         let mut conn = self.lock();
+        // Whatever this command is, the record read with a hold may be out of date after it.
+        self.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
         let setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner).take();
         let first = setup.is_some();
-        op(&mut conn, setup).map_err(|e| {
+        let Conn { redis, unread } = &mut *conn;
+        let answered = std::iter::repeat_with(|| redis.recv_response()).take(std::mem::take(unread)).find_map(Result::err);
+        answered.map_or_else(|| op(redis, setup), Err).map_err(|e| {
             let reason = mask(&why(&e, self.budget), &self.secrets);
             if first
                 || e.is_io_error()
@@ -456,6 +562,29 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Send `cmd` without waiting for its answer, which the next command reads first (or
+    /// nobody, when the process ends: Redis runs a command it has received whether or not its
+    /// answer is read). For a command whose answer does not matter; nothing is sent when the
+    /// store failed earlier. Before the first command (which must carry `AUTH`), it is run
+    /// as any other.
+    fn send_only(&self, what: &str, cmd: &redis::Cmd) {
+        if self.down.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+            return;
+        }
+        if self.setup.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+            let _ = self.run(what, |c, setup| first(setup).add_command(cmd.clone()).query::<(redis::Value,)>(c));
+            return;
+        }
+        let mut conn = self.lock();
+        self.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match conn.redis.send_packed_command(&cmd.get_packed_command()) {
+            Ok(()) => conn.unread += 1,
+            Err(e) => *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(mask(&why(&e, self.budget), &self.secrets)),
+        }
+    }
+}
+
 /// A pipeline that starts with `setup` (from [`Shared::run`]), for one command whose answer is
 /// the pipeline's only one.
 fn first(setup: Option<redis::Pipeline>) -> redis::Pipeline {
@@ -467,56 +596,100 @@ fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
 
-/// An incident's hold: a lease in Redis renewed by a thread until dropped.
+/// A record as stored.
+fn encode(v: &Value) -> redis::RedisResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))
+}
+
+/// An incident's hold: a lease in Redis, renewed by the store's renewal thread until dropped.
 struct RedisHold {
     shared: Arc<Shared>,
     key: String,
     token: String,
-    /// Dropping it stops the renewal thread.
-    stop: Option<mpsc::Sender<()>>,
-    renewer: Option<JoinHandle<()>>,
 }
 
 impl Hold for RedisHold {}
 
 impl Drop for RedisHold {
     fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.renewer.take() {
-            let _ = t.join();
-        }
+        // The renewal thread is neither woken nor waited for (a context switch, and a third
+        // thread competing for the CPU with Redis and the service, per delivery): it ends at
+        // its next renewal time when no hold is left, or with the process. A renewal it sends
+        // after the release below finds the token gone and changes nothing.
+        self.shared.renewals().holds.retain(|(k, t)| (k, t) != (&self.key, &self.token));
         // Delete the lease only if it is still ours (it may have expired and been taken by
-        // another holder if this process was stopped for longer than the lease).
-        let _ = self.shared.run("release a hold", |c, setup| {
-            first(setup).cmd("EVAL").arg(RELEASE_LUA).arg(1).arg(&self.key).arg(&self.token).query::<(i64,)>(c)
-        });
+        // another holder if this process was stopped for longer than the lease). Its answer
+        // is not waited for: a delivery's last round trip saved.
+        self.shared.send_only("release a hold", redis::cmd("EVAL").arg(RELEASE_LUA).arg(1).arg(&self.key).arg(&self.token));
     }
 }
 
-/// Renew the lease `key` (token `token`) every `lease`/3 until `stop` is dropped; a lease found
-/// lost (taken over after this process stalled) or a Redis failure ends the renewals with a
-/// notice.
-fn renew(shared: Arc<Shared>, key: String, token: String, lease: Duration, stop: mpsc::Receiver<()>) {
-    let every = lease / 3;
+/// The holds of one store that its renewal thread keeps alive.
+#[derive(Default)]
+struct Renewals {
+    /// `(hold key, token)` of every live hold.
+    holds: Vec<(String, String)>,
+    /// Whether the renewal thread runs.
+    running: bool,
+}
+
+impl Shared {
+    fn renewals(&self) -> MutexGuard<'_, Renewals> {
+        self.renewals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keep the lease `hkey` (token `token`) alive until its hold is dropped: one thread per
+    /// store renews every live hold every `lease`/3 ([`renew`]); it is started here when none
+    /// runs.
+    ///
+    /// Errors: the thread cannot be started.
+    fn keep_alive(self: &Arc<Self>, hkey: &str, token: &str, lease: Duration) -> anyhow::Result<()> {
+        let mut renewals = self.renewals();
+        renewals.holds.push((hkey.to_string(), token.to_string()));
+        if !renewals.running {
+            let shared = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("redis-hold".into())
+                .spawn(move || renew(&shared, lease))
+                .map_err(|e| anyhow::anyhow!("cannot start the thread that renews the hold {hkey}: {e}"))?;
+            renewals.running = true;
+        }
+        Ok(())
+    }
+}
+
+/// The renewal thread: every `lease`/3, extend every live hold of the store by `lease`; end
+/// when none is left. A lease found lost (taken over after this process stalled) or a Redis
+/// failure ends that hold's renewals with a notice.
+fn renew(shared: &Shared, lease: Duration) {
     let ms = lease.as_millis() as u64;
     loop {
-        match stop.recv_timeout(every) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-        }
-        let renewed = shared.run("renew a hold", |c, setup| {
-            first(setup).cmd("EVAL").arg(RENEW_LUA).arg(1).arg(&key).arg(&token).arg(ms).query::<(i64,)>(c)
-        });
-        match renewed.map(|(n,)| n) {
-            Ok(1) => {}
-            Ok(_) => {
-                shared
-                    .notice(format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe));
+        std::thread::sleep(lease / 3);
+        let holds = {
+            let mut renewals = shared.renewals();
+            if renewals.holds.is_empty() {
+                renewals.running = false;
                 return;
             }
-            Err(e) => {
-                shared.notice(format!("{e:#}; the hold {key} expires within {}", humanize(lease)));
-                return;
+            renewals.holds.clone()
+        };
+        for (key, token) in holds {
+            let renewed = shared.run("renew a hold", |c, setup| {
+                first(setup).cmd("EVAL").arg(RENEW_LUA).arg(1).arg(&key).arg(&token).arg(ms).query::<(i64,)>(c)
+            });
+            let gone = |renewals: &mut Renewals| {
+                let before = renewals.holds.len();
+                renewals.holds.retain(|(k, t)| (k, t) != (&key, &token));
+                renewals.holds.len() < before
+            };
+            let why = match renewed.map(|(n,)| n) {
+                Ok(1) => continue,
+                Ok(_) => format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe),
+                Err(e) => format!("{e:#}; the hold {key} expires within {}", humanize(lease)),
+            };
+            // Released by its holder meanwhile: nothing was lost.
+            if gone(&mut shared.renewals()) {
+                shared.notice(why);
             }
         }
     }
@@ -527,17 +700,28 @@ impl Store for RedisStore {
         self.shared.describe.clone()
     }
 
+    /// No round trip right after this invocation took the record's hold (read with it).
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>> {
         let rkey = self.record_key(key);
-        let (raw,): (Option<Vec<u8>>,) = self.shared.run("read a record", |c, setup| first(setup).cmd("GET").arg(&rkey).query(c))?;
+        let raw = match self.shared.take_prefetched(&rkey) {
+            Some(raw) => raw,
+            None => self.shared.run("read a record", |c, setup| first(setup).cmd("GET").arg(&rkey).query::<(Option<Vec<u8>>,)>(c))?.0,
+        };
+        self.shared.saw(&rkey, raw.as_deref());
         Ok(self.parsed(&rkey, raw))
     }
 
-    /// One round trip: the record's `GET` and the hold's `EXISTS` in one pipeline.
+    /// One round trip: the record's `GET` and the hold's `EXISTS` in one pipeline; none right
+    /// after this invocation took the record's hold (read with it; busy: the hold is its own).
     fn get_and_busy(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
         let (rkey, hkey) = (self.record_key(key), self.hold_key(key));
-        let (raw, held): (Option<Vec<u8>>, u64) =
-            self.shared.run("read a record", |c, setup| first(setup).cmd("GET").arg(&rkey).cmd("EXISTS").arg(&hkey).query(c))?;
+        let (raw, held) = match self.shared.take_prefetched(&rkey) {
+            Some(raw) => (raw, 1),
+            None => self.shared.run("read a record", |c, setup| {
+                first(setup).cmd("GET").arg(&rkey).cmd("EXISTS").arg(&hkey).query::<(Option<Vec<u8>>, u64)>(c)
+            })?,
+        };
+        self.shared.saw(&rkey, raw.as_deref());
         Ok((self.parsed(&rkey, raw), Some(held > 0)))
     }
 
@@ -554,6 +738,9 @@ impl Store for RedisStore {
             Expiry::After(d) => Some((d.as_millis() as u64).max(1)),
             Expiry::Keep | Expiry::Never => None,
         };
+        if self.compare_and_set(&rkey, expire, ttl_ms, f)? {
+            return Ok(());
+        }
         self.shared.run("update a record", |c, mut setup| {
             for _ in 0..MAX_TRANSACTION_ATTEMPTS {
                 let (raw,): (Option<Vec<u8>>,) = first(setup.take()).cmd("WATCH").arg(&rkey).ignore().cmd("GET").arg(&rkey).query(c)?;
@@ -573,17 +760,16 @@ impl Store for RedisStore {
                     redis::cmd("UNWATCH").query::<()>(c)?;
                     return Ok(());
                 }
+                let bytes = new.as_ref().map(encode).transpose()?;
                 let mut tx = redis::pipe();
                 tx.atomic();
                 let aside = format!("{}corrupt:{key}:{}", self.namespace, clock::now_unix());
                 if let Some((bytes, _)) = &corrupt {
                     tx.cmd("SET").arg(&aside).arg(bytes.as_slice()).arg("PX").arg(CORRUPT_TTL.as_millis() as u64).ignore();
                 }
-                match &new {
-                    Some(v) => {
-                        let bytes = serde_json::to_vec(v)
-                            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "cannot encode the record", e.to_string())))?;
-                        tx.cmd("SET").arg(&rkey).arg(bytes);
+                match &bytes {
+                    Some(bytes) => {
+                        tx.cmd("SET").arg(&rkey).arg(bytes.as_slice());
                         match (ttl_ms, expire) {
                             (Some(ms), _) => {
                                 tx.arg("PX").arg(ms);
@@ -604,6 +790,7 @@ impl Store for RedisStore {
                 // EXEC answers nil when a watched key changed: run the step again.
                 let done: Option<()> = tx.query(c)?;
                 if done.is_some() {
+                    self.shared.saw(&rkey, bytes.as_deref());
                     if let Some((_, e)) = corrupt {
                         self.shared.notice(format!(
                             "state record {rkey} in {} was unreadable ({e}); kept as {aside} for 7 days and starting afresh",
@@ -630,24 +817,23 @@ impl Store for RedisStore {
         Ok(n > 0)
     }
 
+    /// `SET NX PX` and the record's `GET` in one round trip; the next read of the record is
+    /// answered from that `GET`.
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
-        let hkey = self.hold_key(key);
+        let (hkey, rkey) = (self.hold_key(key), self.record_key(key));
         let token = super::new_token();
         let ms = self.lease.as_millis() as u64;
         loop {
-            let (taken,): (Option<String>,) = self
-                .shared
-                .run("take a hold", |c, setup| first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).query(c))?;
+            // The record is read in the same round trip: what a holder reads next.
+            let (taken, raw): (Option<String>, Option<Vec<u8>>) = self.shared.run("take a hold", |c, setup| {
+                first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).cmd("GET").arg(&rkey).query(c)
+            })?;
+            self.shared.saw(&rkey, raw.as_deref());
             if taken.is_some() {
-                let (tx, rx) = mpsc::channel();
-                let (shared, k, t, lease) = (Arc::clone(&self.shared), hkey.clone(), token.clone(), self.lease);
-                let renewer = std::thread::Builder::new()
-                    .name("redis-hold".into())
-                    .spawn(move || renew(shared, k, t, lease, rx))
-                    .map_err(|e| anyhow::anyhow!("cannot start the thread that renews the hold {hkey}: {e}"));
-                let mut hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token, stop: Some(tx), renewer: None };
-                // Without its renewal thread the hold is released at once (by its drop).
-                hold.renewer = Some(renewer?);
+                *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey, raw));
+                let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
+                // Without its renewal the hold is released at once (by its drop).
+                self.shared.keep_alive(&hold.key, &hold.token, self.lease)?;
                 return Ok(Some(Box::new(hold)));
             }
             let now = Instant::now();
