@@ -142,7 +142,10 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": fenced}}));
     }
     let mut context = format!("incident `{}`", escape_cut(key, 300));
-    if let Some(url) = link {
+    // The link whole or not at all (as in the topic): cut to the context's 3,000 characters
+    // it was an unclosed `<https://…` that Slack shows as text, link lost.
+    let namespace_room = 120;
+    if let Some(url) = link.filter(|u| context.chars().count() + u.chars().count() + 24 + namespace_room <= MAX_SECTION) {
         context.push_str(&format!(" · <{url}|open in monitoring>"));
     }
     if let Some(ns) = event.namespace.as_deref().filter(|n| !n.is_empty()) {
@@ -245,6 +248,16 @@ mod tests {
         }
         assert!(blocks[2]["text"]["text"].as_str().unwrap_or("").chars().count() <= MAX_SECTION);
         assert!(blocks[2]["text"]["text"].as_str().unwrap_or("").ends_with("…\n```"));
+    }
+
+    #[test]
+    fn a_link_too_long_for_the_context_is_left_out_not_cut() {
+        let long = format!("https://sensu.example/{}", "a".repeat(3000));
+        let b = body(Kind::Alert, &event(2, "x"), "web-01/check_disk", Some(&long), Mention::None);
+        let context = b["blocks"][3]["elements"][0]["text"].as_str().unwrap_or("");
+        assert_eq!(context, "incident `web-01/check_disk`");
+        let b = body(Kind::Alert, &event(2, "x"), "web-01/check_disk", Some("https://s.example/e"), Mention::None);
+        assert!(b["blocks"][3]["elements"][0]["text"].as_str().unwrap_or("").ends_with("<https://s.example/e|open in monitoring>"));
     }
 
     #[test]
