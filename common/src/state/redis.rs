@@ -808,9 +808,8 @@ impl Store for RedisStore {
         })
     }
 
-    /// `EXISTS` of the lease: one round trip, where taking the hold would be two (`SET NX`,
-    /// the release) and starting a renewal thread — asked for every identical repeat of a
-    /// storm. A killed holder's lease counts until it expires, as it does for [`Store::hold`].
+    /// `EXISTS` of the lease: one round trip, where taking the hold would be one more, a
+    /// release and a renewal thread — asked for every identical repeat of a storm. A killed holder's lease counts until it expires, as it does for [`Store::hold`].
     fn busy(&self, key: &str) -> anyhow::Result<bool> {
         let hkey = self.hold_key(key);
         let (n,): (u64,) = self.shared.run("look at a hold", |c, setup| first(setup).cmd("EXISTS").arg(&hkey).query(c))?;
