@@ -431,3 +431,22 @@ fn a_user_limited_to_the_readme_acl_can_do_everything() {
     let r = sb.run(&["--forget", "web-01/check_disk"], b"");
     assert!(r.code == Some(0) && !r.stderr.contains("error"), "{r:?}");
 }
+
+#[test]
+fn updates_do_without_the_script_when_redis_refuses_it() {
+    // A hand-made ACL without +eval (or a server without scripting): the one-round-trip write
+    // is refused, and the WATCH transaction must do the update instead of failing it (which
+    // would leave what the service accepted unrecorded, and page every repeat again).
+    let Some(server) = RedisServer::start() else { return };
+    let mut args = vec!["ACL", "SETUSER", "noeval"];
+    let rules: Vec<String> = readme_acl().into_iter().filter(|r| r != "+eval").collect();
+    args.extend(rules.iter().map(String::as_str));
+    server.cli(&args).unwrap();
+    let url = format!("redis://noeval:ledger-pw@127.0.0.1:{}/0", server.port);
+    let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap();
+    increment(&limited, "k");
+    assert_eq!(limited.get("k").unwrap(), Some(json!({"n": 1})));
+    increment(&limited, "k");
+    increment(&limited, "k");
+    assert_eq!(store(&server, "pagerduty").get("k").unwrap(), Some(json!({"n": 3})));
+}

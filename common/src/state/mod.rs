@@ -727,6 +727,9 @@ pub fn clear_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry)
 pub fn take_inflight(store: &dyn Store, key: &str) -> anyhow::Result<Vec<crate::spool::Entry>> {
     let mut taken = Vec::new();
     store.update_volatile(key, &mut |v| {
+        // The function may run more than once (on a record another writer changed meanwhile):
+        // only its last run's entries are taken.
+        taken = Vec::new();
         let mut inc = Incident::from_value(key, Some(v?));
         taken = std::mem::take(&mut inc.inflight);
         Some(inc.to_value())

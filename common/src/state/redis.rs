@@ -31,7 +31,9 @@
 //! `GET` (one round trip), the caller's function, then `MULTI`/`SET`/`EXEC` (one round trip);
 //! when another writer, on any host, changed the record in between, `EXEC` does nothing and the
 //! whole step runs again with the new record. So concurrent updates never lose one another, and
-//! the function may run more than once.
+//! the function may run more than once: also when it changes nothing on the bytes last seen
+//! (only a fresh read may conclude that), and when Redis refuses the script (an ACL without
+//! `+eval`: the transaction alone, from then on).
 //!
 //! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the record and the hold's
 //! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
@@ -48,7 +50,8 @@
 //! first call that fails (and any later one that fails for a network reason: refused, reset,
 //! timed out) marks the store unusable for the rest of the invocation: later calls fail at once,
 //! repeating why, instead of each waiting again. So an unreachable or stalled Redis costs the
-//! handler at most about two budgets (connecting, and one stalled command) of its deadline.
+//! handler at most about three budgets of its deadline: connecting, and one stalled pipeline,
+//! whose every answer is waited for (two: the storm path's read, or the hold with its read).
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
 
 use std::path::Path;
@@ -100,6 +103,9 @@ const MAX_TRANSACTION_ATTEMPTS: u32 = 1000;
 /// How long an unreadable record is kept aside.
 const CORRUPT_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// How many records' bytes [`Store::update_deciding`] remembers for its one-round-trip write.
+const SEEN_RECORDS: usize = 8;
+
 /// The shortest timeout a socket accepts (a zero budget means "do not wait", not "forever").
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -137,7 +143,7 @@ struct Conn {
     unread: usize,
 }
 
-/// What the store and its holds' renewal threads share.
+/// What the store and its renewal thread share.
 struct Shared {
     /// One connection per invocation; a hold's renewal thread uses it between the pipeline's
     /// commands (an update holds the lock for its whole transaction).
@@ -158,14 +164,20 @@ struct Shared {
     notices: Mutex<Vec<String>>,
     /// The record read in the round trip that took a hold ([`Store::hold`]): `(record key,
     /// its bytes)`, the answer to the next read of that record if no other command went out in
-    /// between ([`Shared::run`] empties it).
+    /// between ([`Shared::run`] empties it; once the store failed, that read is still answered
+    /// from here: the hold's own read, as good as when it came).
     prefetched: Mutex<Option<(String, Option<Vec<u8>>)>>,
     /// The holds the renewal thread keeps alive.
     renewals: Mutex<Renewals>,
     /// The bytes of each record as this invocation last read or wrote them: what
     /// [`Store::update_deciding`] expects to find, so that it reads nothing more and writes in
     /// one round trip ([`COMPARE_AND_SET_LUA`]); only a guess, which the script checks.
-    seen: Mutex<std::collections::HashMap<String, Option<Vec<u8>>>>,
+    /// The last [`SEEN_RECORDS`] records only: an invocation works on one incident (and
+    /// Twilio's caps), while `--list` and `--flush` read every record once.
+    seen: Mutex<std::collections::VecDeque<(String, Option<Vec<u8>>)>>,
+    /// Whether Redis refused the compare-and-set script (an ACL without `+eval`, a server
+    /// without scripting): updates then take the `WATCH` transaction only.
+    no_script: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -402,7 +414,8 @@ impl RedisStore {
                 notices: Mutex::new(Vec::new()),
                 prefetched: Mutex::new(None),
                 renewals: Mutex::new(Renewals::default()),
-                seen: Mutex::new(std::collections::HashMap::new()),
+                seen: Mutex::new(std::collections::VecDeque::new()),
+                no_script: std::sync::atomic::AtomicBool::new(false),
             }),
             namespace: format!("pagerpipe:{handler}:"),
             lease: DEFAULT_LEASE,
@@ -447,6 +460,9 @@ impl RedisStore {
         ttl_ms: Option<u64>,
         f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
     ) -> anyhow::Result<bool> {
+        if self.shared.no_script.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
         let Some(expected) = self.shared.last_seen(rkey) else { return Ok(false) };
         let Ok(current) = expected.as_deref().map(parse).transpose() else { return Ok(false) };
         let before = current.clone();
@@ -472,7 +488,17 @@ impl RedisStore {
             (Some(b), None, Expiry::Keep) => cas.arg("keepttl").arg(b.as_slice()),
             (Some(b), None, _) => cas.arg("set").arg(b.as_slice()),
         };
-        let (done,): (i64,) = self.shared.run("update a record", |c, setup| first(setup).add_command(cas).query(c))?;
+        // A script Redis refuses (NOPERM, scripting disabled) is not a failure of the store:
+        // the transaction does without it, for the rest of the invocation.
+        let answer = self.shared.run("update a record", |c, setup| match first(setup).add_command(cas).query::<(i64,)>(c) {
+            Ok((n,)) => Ok(Some(n)),
+            Err(e) if !is_network(&e) && e.kind() != redis::ErrorKind::Client => Ok(None),
+            Err(e) => Err(e),
+        })?;
+        let Some(done) = answer else {
+            self.shared.no_script.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(false);
+        };
         if done == 1 {
             self.shared.saw(rkey, bytes.as_deref());
         }
@@ -496,6 +522,12 @@ fn why(e: &redis::RedisError, budget: Duration) -> String {
     }
 }
 
+/// Whether `e` says the connection is unusable (refused, reset, timed out, garbled), as
+/// opposed to Redis refusing one command.
+fn is_network(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
+}
+
 /// `1.5s`, `250ms`.
 fn humanize(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
@@ -514,12 +546,17 @@ impl Shared {
 
     /// Remember `raw` as the bytes of `rkey` now ([`Shared::seen`]).
     fn saw(&self, rkey: &str, raw: Option<&[u8]>) {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).insert(rkey.to_string(), raw.map(<[u8]>::to_vec));
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.retain(|(k, _)| k != rkey);
+        if seen.len() >= SEEN_RECORDS {
+            seen.pop_front();
+        }
+        seen.push_back((rkey.to_string(), raw.map(<[u8]>::to_vec)));
     }
 
     /// The bytes `rkey` had when this invocation last read or wrote it, if it did.
     fn last_seen(&self, rkey: &str) -> Option<Option<Vec<u8>>> {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).get(rkey).cloned()
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).iter().find(|(k, _)| k == rkey).map(|(_, raw)| raw.clone())
     }
 
     fn notice(&self, text: String) {
@@ -548,13 +585,7 @@ impl Shared {
         let answered = std::iter::repeat_with(|| redis.recv_response()).take(std::mem::take(unread)).find_map(Result::err);
         answered.map_or_else(|| op(redis, setup), Err).map_err(|e| {
             let reason = mask(&why(&e, self.budget), &self.secrets);
-            if first
-                || e.is_io_error()
-                || e.is_timeout()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.is_unrecoverable_error()
-            {
+            if first || is_network(&e) {
                 *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
             }
             anyhow::anyhow!("state store {}: {what}: {reason}", self.describe)
@@ -662,6 +693,16 @@ impl Shared {
 /// when none is left. A lease found lost (taken over after this process stalled) or a Redis
 /// failure ends that hold's renewals with a notice.
 fn renew(shared: &Shared, lease: Duration) {
+    /// A renewal thread that panics lets the next hold start another.
+    struct Unwinding<'a>(&'a Shared);
+    impl Drop for Unwinding<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.renewals().running = false;
+            }
+        }
+    }
+    let _unwinding = Unwinding(shared);
     let ms = lease.as_millis() as u64;
     loop {
         std::thread::sleep(lease / 3);
