@@ -39,7 +39,9 @@
 //! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
 //! `GET` (one pipeline: what the holder decides on); the record's write (the script above);
 //! the hold's release, sent without waiting for its answer. Three waits for Redis, where a
-//! naive client makes six. The durability a write asks for is not used: what survives a crash of the Redis server is
+//! naive client makes six.
+//!
+//! The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
 //! choose per write; a handler on a lost host loses nothing, since the record is on the server.
 //!
@@ -54,7 +56,9 @@
 //! whose every answer is waited for (two: the storm path's read, or the hold with its read).
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -145,7 +149,7 @@ struct Conn {
 
 /// What the store and its renewal thread share.
 struct Shared {
-    /// One connection per invocation; a hold's renewal thread uses it between the pipeline's
+    /// One connection per invocation; the renewal thread uses it between the pipeline's
     /// commands (an update holds the lock for its whole transaction).
     conn: Mutex<Conn>,
     /// `AUTH` / `SELECT` (none without a password and for database 0) still to be sent, ahead
@@ -174,10 +178,10 @@ struct Shared {
     /// one round trip ([`COMPARE_AND_SET_LUA`]); only a guess, which the script checks.
     /// The last [`SEEN_RECORDS`] records only: an invocation works on one incident (and
     /// Twilio's caps), while `--list` and `--flush` read every record once.
-    seen: Mutex<std::collections::VecDeque<(String, Option<Vec<u8>>)>>,
+    seen: Mutex<VecDeque<(String, Option<Vec<u8>>)>>,
     /// Whether Redis refused the compare-and-set script (an ACL without `+eval`, a server
     /// without scripting): updates then take the `WATCH` transaction only.
-    no_script: std::sync::atomic::AtomicBool,
+    no_script: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -414,8 +418,8 @@ impl RedisStore {
                 notices: Mutex::new(Vec::new()),
                 prefetched: Mutex::new(None),
                 renewals: Mutex::new(Renewals::default()),
-                seen: Mutex::new(std::collections::VecDeque::new()),
-                no_script: std::sync::atomic::AtomicBool::new(false),
+                seen: Mutex::new(VecDeque::new()),
+                no_script: AtomicBool::new(false),
             }),
             namespace: format!("pagerpipe:{handler}:"),
             lease: DEFAULT_LEASE,
@@ -443,9 +447,7 @@ impl RedisStore {
     pub fn hold_key(&self, key: &str) -> String {
         format!("{}hold:{key}", self.namespace)
     }
-}
 
-impl RedisStore {
     /// [`Store::update_deciding`] in one round trip, from the bytes this invocation last read
     /// or wrote for `rkey` ([`Shared::seen`]): `f` decides on them, and [`COMPARE_AND_SET_LUA`]
     /// writes its record only if Redis still holds those bytes. `Ok(true)`: written. `Ok(false)`:
@@ -460,7 +462,7 @@ impl RedisStore {
         ttl_ms: Option<u64>,
         f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
     ) -> anyhow::Result<bool> {
-        if self.shared.no_script.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.shared.no_script.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let Some(expected) = self.shared.last_seen(rkey) else { return Ok(false) };
@@ -496,7 +498,7 @@ impl RedisStore {
             Err(e) => Err(e),
         })?;
         let Some(done) = answer else {
-            self.shared.no_script.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.shared.no_script.store(true, Ordering::Relaxed);
             return Ok(false);
         };
         if done == 1 {
@@ -591,9 +593,7 @@ impl Shared {
             anyhow::anyhow!("state store {}: {what}: {reason}", self.describe)
         })
     }
-}
 
-impl Shared {
     /// Send `cmd` without waiting for its answer, which the next command reads first (or
     /// nobody, when the process ends: Redis runs a command it has received whether or not its
     /// answer is read). For a command whose answer does not matter; nothing is sent when the
