@@ -156,6 +156,29 @@ fn a_dedup_key_template_that_renders_blank_falls_back_to_the_incident_key() {
 }
 
 #[test]
+fn a_dedup_key_template_whose_placeholders_are_all_blank_falls_back_too_and_says_so() {
+    // `alert-{label.alert_id}` rendered `alert-` for every event without the label: the
+    // second check's failure was skipped as "already notified" under the first's key, and
+    // the fallback to the default key was silent.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "dedup_key_template": "alert-{label.alert_id}"}}));
+    let args = ["--api-url", fake.url.as_str()];
+    let disk = read_fixture("sensu/create.json");
+    let mut load: Value = serde_json::from_slice(&disk).unwrap();
+    load["check"]["name"] = "check_load".into();
+    for event in [disk, load.to_string().into_bytes()] {
+        let r = sb.run(&args, &event);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let needle = "`pagerduty.dedup_key_template` says nothing of this event";
+        assert_eq!(r.stderr.matches(needle).count(), 1, "{}", r.stderr);
+    }
+    let keys: Vec<Value> = fake.events().iter().map(|e| e["dedup_key"].clone()).collect();
+    assert_eq!(keys, vec![json!("web-01/check_disk"), json!("web-01/check_load")]);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn a_summary_template_that_renders_blank_gives_the_default_summary() {
     // `payload.summary` is required (Events API v2, Payload schema): a `summary_template` that
     // renders blank for an event (a label it lacks; an entity annotation may set it) sent "",

@@ -294,6 +294,31 @@ fn an_entity_annotation_cannot_blank_out_the_reactio_broadcast() {
 }
 
 #[test]
+fn a_zero_width_value_or_a_checks_blank_value_cannot_blank_out_the_reactio_broadcast_either() {
+    // `str::trim` keeps U+200B: a zero-width "text" passed the blank rule. And where check
+    // results may come from the monitored host (the operator set `check_settings`), a check
+    // annotation of "" silenced the broadcast with no warning at all.
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    let fake = FakeReactio::start(&[]);
+    let sb = Sandbox::new(REACTIO);
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example", "check_settings": ["severities"]}}));
+    let zero_width = with_entity_annotations("reactio", &json!({"notification_text": "\u{200B}\u{2060}"}));
+    let mut by_check: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).unwrap();
+    by_check["check"]["metadata"]["name"] = "check_load".into();
+    by_check["check"]["metadata"]["annotations"] = json!({"pagerpipe/reactio.notification_text": ""});
+    for (event, by) in [(zero_width, "an entity annotation"), (by_check.to_string().into_bytes(), "a check annotation")] {
+        let r = sb.run(&["--api-url", &fake.url], &event);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let needle = format!("event override `reactio.notification_text` ignored: set blank by {by}");
+        assert_eq!(r.stderr.matches(&needle).count(), 1, "{}", r.stderr);
+    }
+    let posted = fake.accepted("/api/v1/incidents");
+    assert_eq!(posted.len(), 2, "{posted:?}");
+    assert!(posted.iter().all(|p| p["notification_text"] == "対応をお願いします"), "{posted:?}");
+    fake.assert_no_violations();
+}
+
+#[test]
 fn entity_annotations_cannot_choose_the_reactio_organization_or_key() {
     use crate::fake::reactio::{API_KEY, FakeReactio};
     let fake = FakeReactio::start(&[]);

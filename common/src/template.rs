@@ -113,7 +113,37 @@ impl Template {
 
     /// Render for `event`, at most [`MAX_RENDERED_BYTES`] (cut on a character boundary).
     pub fn render(&self, event: &Event) -> String {
+        self.render_counting(event).0
+    }
+
+    /// Render for `event`, `None` when the rendering says nothing of the event: it
+    /// [`is_blank`], or the template has placeholders and every one of them rendered blank
+    /// (`alert-{label.alert_id}` on an event without the label, `<p>{output}</p>` for a check
+    /// that printed nothing). Such a text as a dedup key would make every such event one
+    /// incident; as a summary, a call or a broadcast it tells nobody anything.
+    pub fn render_telling(&self, event: &Event) -> Option<String> {
+        let (text, placeholders, filled) = self.render_counting(event);
+        (!is_blank(&text) && (placeholders == 0 || filled > 0)).then_some(text)
+    }
+
+    /// [`Template::render_telling`], else `fallback` rendered (a provider's default, which
+    /// always names the event).
+    pub fn render_or(&self, event: &Event, fallback: &Template) -> String {
+        self.render_telling(event).unwrap_or_else(|| fallback.render(event))
+    }
+
+    /// A template of the project's own (a provider's default), parsed. A default that did not
+    /// parse (a test checks each) would render as its own text, never fail a page.
+    pub fn constant(source: &'static str) -> Template {
+        Template::parse("default", source)
+            .unwrap_or_else(|_| Template { source: source.to_string(), parts: vec![Part::Literal(source.to_string())] })
+    }
+
+    /// The rendering, how many placeholders the template has, and how many of them rendered
+    /// something visible.
+    fn render_counting(&self, event: &Event) -> (String, usize, usize) {
         use std::borrow::Cow;
+        let (mut placeholders, mut filled) = (0, 0);
         let mut out = String::new();
         for part in &self.parts {
             let piece: Cow<'_, str> = match part {
@@ -131,6 +161,10 @@ impl Template {
                     Var::Label(l) => Cow::Borrowed(event.labels.get(l).map(String::as_str).unwrap_or("")),
                 },
             };
+            if let Part::Var(_) = part {
+                placeholders += 1;
+                filled += usize::from(!is_blank(&piece));
+            }
             let room = MAX_RENDERED_BYTES.saturating_sub(out.len());
             if piece.len() > room {
                 let mut cut = room;
@@ -142,8 +176,24 @@ impl Template {
             }
             out.push_str(&piece);
         }
-        out
+        (out, placeholders, filled)
     }
+}
+
+/// Whether `s` shows nothing: empty, or only whitespace, control characters and characters
+/// that are invisible by design (soft hyphen, zero-width space and joiners, word joiner,
+/// bidirectional marks and controls, variation selectors, the byte-order mark, Hangul fillers).
+/// A value "set" to such text by a monitored host, or a template rendering it, must be taken
+/// for blank: `str::trim` keeps them.
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c,
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+                | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}')
+    })
 }
 
 /// Longest rendering of a template, in bytes: 64 KiB. Far above what any use keeps
@@ -156,15 +206,19 @@ pub const MAX_RENDERED_BYTES: usize = 64 * 1024;
 /// The incident key for `event`: `template` when the operator set one, else the default
 /// template `{incident_key}` ([`Event::source_key`]: the key the source provides, Zabbix
 /// `{TRIGGER.ID}-{HOST.NAME}`, else `{entity}/{check}`, the Ruby handlers' key). Spelling the
-/// default explicitly changes nothing. A template that renders blank (only placeholders the
-/// event lacks, e.g. `{label.alert_id}`) gives the default key too: a blank key would make
-/// every such event one incident, and PagerDuty's `dedup_key`, required for acknowledge and
+/// default explicitly changes nothing. A template that says nothing of the event
+/// ([`Template::render_telling`]: `{label.alert_id}` or `alert-{label.alert_id}` on an event
+/// without the label) gives the default key too: such a key would make every such event one
+/// incident, and PagerDuty's `dedup_key`, required for acknowledge and
 /// resolve, would identify no alert (Events API v2).
 pub fn incident_key(template: Option<&Template>, event: &Event) -> String {
-    match template.map(|t| t.render(event)) {
-        Some(key) if !key.trim().is_empty() => key,
-        _ => event.source_key(),
-    }
+    template.and_then(|t| t.render_telling(event)).unwrap_or_else(|| event.source_key())
+}
+
+/// The warning for a template `setting` (`pagerduty.summary_template`) that says nothing of an
+/// event ([`Template::render_telling`]), whose `default` (`the default summary`) is used.
+pub fn says_nothing(setting: &str, default: &str) -> String {
+    format!("`{setting}` says nothing of this event (every placeholder in it is blank for it); {default} is used")
 }
 
 /// The default dedup key template, for every input format: `{incident_key}`.
@@ -228,6 +282,24 @@ mod tests {
             Template::parse("t", "{entity}/{check}: {output} [{status}/{status_code}] x{occurrences} {namespace} {label.team}{label.none}")
                 .unwrap();
         assert_eq!(t.render(&event()), "web-01/check_disk: DISK 95% [critical/2] x4 prod sre");
+    }
+
+    #[test]
+    fn a_rendering_that_says_nothing_of_the_event_is_told_apart() {
+        let e = event();
+        let t = |s: &str| Template::parse("t", s).unwrap();
+        assert_eq!(t("alert-{label.team}").render_telling(&e).as_deref(), Some("alert-sre"));
+        assert_eq!(t("Disk alert").render_telling(&e).as_deref(), Some("Disk alert"), "a literal names what the operator chose");
+        for says_nothing in ["alert-{label.alert_id}", "<p>{label.x}</p>", "{label.x}/{label.y}", "", "  ", "{command}\u{200B}"] {
+            assert_eq!(t(says_nothing).render_telling(&e), None, "{says_nothing:?}");
+            assert_eq!(t(says_nothing).render_or(&e, &t("{entity}/{check}")), "web-01/check_disk");
+        }
+        assert_eq!(t("{label.x}-{entity}").render_telling(&e).as_deref(), Some("-web-01"), "one placeholder filled is enough");
+        assert_eq!(incident_key(Some(&t("alert-{label.alert_id}")), &e), e.source_key());
+        let mut quiet = e.clone();
+        quiet.output = "\u{7}\u{0}\u{FEFF}\n".into();
+        assert_eq!(t("{output}").render_telling(&quiet), None, "control and invisible characters say nothing");
+        assert!(is_blank("\u{200B}\u{2060}\u{AD} \t") && !is_blank("\u{200B}x"));
     }
 
     #[test]

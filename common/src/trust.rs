@@ -226,7 +226,11 @@ pub fn apply(
         // An entity rewords its own events; it never silences them. A blank value from the
         // monitored host would switch off what the operator configured (Reactio's
         // `notification_text` of "" opens incidents without a broadcast to anyone's devices).
-        if o.origin == Origin::Entity && o.value.as_str().is_some_and(|v| v.trim().is_empty()) {
+        // Blank as it shows: zero-width and control characters count (`template::is_blank`). A check's
+        // value too where check results may come from the host (the operator set
+        // `check_settings`: a Sensu 1.x client socket, a Sensu Go agent's API).
+        let from_host = o.origin == Origin::Entity || (o.origin == Origin::Check && allowed.check_settings.is_some());
+        if from_host && o.value.as_str().is_some_and(crate::template::is_blank) {
             log(format!(
                 "event override `{name}` ignored: set blank by {} {}, which may reword a page but not silence it; \
                  the operator's setting is used",

@@ -18,7 +18,7 @@ use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::RepeatedTrigger;
 use common::state::file::fnv1a;
-use common::template::{Template, truncate_chars};
+use common::template::{Template, says_nothing, truncate_chars};
 use common::trust::Trust;
 use common::unread::Reader;
 use serde::{Deserialize, Serialize};
@@ -260,6 +260,17 @@ impl Provider for PagerDuty {
         dedup_key(&common::template::incident_key(self.dedup_key.as_ref(), event))
     }
 
+    fn template_notes(&self, event: &Event) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.dedup_key.as_ref().is_some_and(|t| t.render_telling(event).is_none()) {
+            notes.push(says_nothing("pagerduty.dedup_key_template", "the default key `{incident_key}`"));
+        }
+        if event.status != 0 && self.summary.render_telling(event).is_none() {
+            notes.push(says_nothing("pagerduty.summary_template", &format!("the default `{DEFAULT_SUMMARY_TEMPLATE}`")));
+        }
+        notes
+    }
+
     /// A Zabbix `SENDTO` of 32 characters is a routing key (one media type, many teams).
     fn send_to(value: &str) -> Option<(&'static str, Value)> {
         (value.chars().count() == ROUTING_KEY_CHARS && value.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -321,16 +332,13 @@ impl PagerDuty {
     }
 
     /// The trigger's `payload`. `summary` is required (Payload schema) and PagerDuty refuses a
-    /// blank one for good, so a `summary_template` that renders blank for `e` (a label it
-    /// lacks; an entity annotation may set the template) gives way to
+    /// blank one for good, so a `summary_template` that says nothing of `e`
+    /// ([`Template::render_telling`]: a label it lacks; an entity annotation may set the
+    /// template) gives way to
     /// [`DEFAULT_SUMMARY_TEMPLATE`], never costing the page.
     fn payload(&self, e: &Event, now: u64) -> Value {
-        let line = |t: &Template| t.render(e).split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut summary_line = line(&self.summary);
-        if summary_line.is_empty() {
-            summary_line = Template::parse("pagerduty default summary", DEFAULT_SUMMARY_TEMPLATE)
-                .map_or_else(|_| format!("{}/{}", e.entity, e.check), |t| line(&t));
-        }
+        let summary = self.summary.render_or(e, &Template::constant(DEFAULT_SUMMARY_TEMPLATE));
+        let summary_line = summary.split_whitespace().collect::<Vec<_>>().join(" ");
         // When the check ran, as the source says; never after receipt (a host's clock far
         // ahead, or a forged `check.executed`, must not put the alert in the year 9999).
         let ts = e.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0).map_or(now, |t| common::clock::not_after(t, now));

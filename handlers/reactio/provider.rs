@@ -31,7 +31,7 @@ use common::filter::Action;
 use common::http::{Method, Request, Response, classify_status_with, fmt_ms};
 use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
-use common::template::{Template, truncate_chars};
+use common::template::{Template, says_nothing, truncate_chars};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -328,6 +328,27 @@ impl Provider for Reactio {
         })
     }
 
+    /// The broadcast and the timeline message on a trigger, the recovery's message on a resolve.
+    fn template_notes(&self, event: &Event) -> Vec<String> {
+        let e = html_event(event);
+        let says = |t: &Option<Template>| t.as_ref().is_some_and(|t| t.render_telling(&e).is_none());
+        let mut notes = Vec::new();
+        if event.status == 0 {
+            // The default itself (`recovered: {output}`) says nothing more for a silent check.
+            if self.recovery_message.source() != DEFAULT_RECOVERY_MESSAGE && self.recovery_message.render_telling(&e).is_none() {
+                notes.push(says_nothing("reactio.recovery_message", &format!("the default `{DEFAULT_RECOVERY_MESSAGE}`")));
+            }
+        } else {
+            if says(&self.notification_text) {
+                notes.push(says_nothing("reactio.notification_text", &format!("the default `{DEFAULT_NOTIFICATION_TEXT}`")));
+            }
+            if says(&self.message) {
+                notes.push(says_nothing("reactio.message", "no timeline message"));
+            }
+        }
+        notes
+    }
+
     fn secrets(&self) -> Vec<String> {
         self.api_key.iter().cloned().collect()
     }
@@ -425,13 +446,7 @@ impl Reactio {
     /// nothing to the timeline (the fake takes it for missing, as the client's recorded
     /// `missing_field` answer is for a required field).
     fn recovery_text(&self, event: &Event) -> String {
-        let event = html_event(event);
-        let text = self.recovery_message.render(&event);
-        if !text.trim().is_empty() {
-            return text;
-        }
-        Template::parse("reactio default recovery_message", DEFAULT_RECOVERY_MESSAGE)
-            .map_or_else(|_| "recovered".to_string(), |t| t.render(&event))
+        self.recovery_message.render_or(&html_event(event), &Template::constant(DEFAULT_RECOVERY_MESSAGE))
     }
 
     /// `POST /api/v1/incidents`; remembers the returned `id`.
@@ -602,11 +617,10 @@ impl Reactio {
             b.insert("notification_text".into(), broadcast_text(t, event).into());
             b.insert("notification_call".into(), self.notification_call.into());
         }
-        if let Some(m) = &self.message {
-            let m = m.render(&html_event(event));
-            if !m.is_empty() {
-                b.insert("message".into(), m.into());
-            }
+        // A message that says nothing of the event (`<p>{output}</p>` for a check that printed
+        // nothing) is left out, as an operator's "" is: an invisible timeline entry tells nobody.
+        if let Some(m) = self.message.as_ref().and_then(|m| m.render_telling(&html_event(event))) {
+            b.insert("message".into(), m.into());
         }
         Value::Object(b)
     }
@@ -657,8 +671,7 @@ impl Reactio {
 /// (spec: the official client's recorded 400 is `notification_text: missing_field`), so the
 /// repeat of such an incident was refused for good.
 fn broadcast_text(template: &Template, event: &Event) -> String {
-    let text = template.render(event);
-    if text.trim().is_empty() { DEFAULT_NOTIFICATION_TEXT.to_string() } else { text }
+    template.render_telling(event).unwrap_or_else(|| DEFAULT_NOTIFICATION_TEXT.to_string())
 }
 
 /// The stored Reactio incident id, when the incident is open and one was remembered.

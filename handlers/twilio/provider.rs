@@ -46,7 +46,7 @@ use common::http::{Body, Method, Request, Response, classify_status_with};
 use common::outcome::{Outcome, Retry};
 use common::pipeline::{Ctx, Done, Found, Job, Provider};
 use common::state::NoRecord;
-use common::template::{Template, truncate_chars};
+use common::template::{Template, says_nothing, truncate_chars};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -496,6 +496,15 @@ impl Provider for Twilio {
     }
 
     /// The auth token or API key secret, and the Basic credentials built from it (base64 too).
+    /// The message spoken and texted on a trigger.
+    fn template_notes(&self, event: &Event) -> Vec<String> {
+        let setting = if self.test { "twilio.test_message" } else { "twilio.message" };
+        match event.status != 0 && self.trigger_message().render_telling(event).is_none() {
+            true => vec![says_nothing(setting, "the language's default message")],
+            false => Vec::new(),
+        }
+    }
+
     fn secrets(&self) -> Vec<String> {
         let mut out: Vec<String> = self.secret.iter().cloned().collect();
         if let Some(c) = &self.credentials {
@@ -801,15 +810,11 @@ impl Twilio {
         let output = event.output.trim_end();
         let template = self.trigger_message();
         let defaults = twiml::default_messages(&self.speech.language);
-        let fallback = Template::parse("twilio default message", if self.test { defaults.test_message } else { defaults.message }).ok();
+        let fallback = Template::constant(if self.test { defaults.test_message } else { defaults.message });
         let render = |n: usize| {
             let mut e = event.clone();
             e.output = truncate_chars(output, n);
-            let text = template.render(&e);
-            match &fallback {
-                Some(f) if text.trim().is_empty() => f.render(&e),
-                _ => text,
-            }
+            template.render_or(&e, &fallback)
         };
         let conference = self.conference.then_some(key);
         twiml::fitted(&render, output.chars().count(), &self.speech, conference)
@@ -1117,15 +1122,8 @@ fn machine_detection(v: &Value) -> Result<Option<&'static str>> {
 /// 21602, `specs/README.md`), so a template that renders only blanks (`{output}` alone, and the
 /// check printed nothing) gives way to `fallback`, the language's default message, rather than
 /// the page being refused for good.
-fn sms_text(template: &Template, fallback: &str, event: &Event) -> String {
-    let text = template.render(event);
-    let text = if text.trim().is_empty() {
-        Template::parse("twilio default message", fallback)
-            .map_or_else(|_| format!("{}/{}", event.entity, event.check), |t| t.render(event))
-    } else {
-        text
-    };
-    truncate_chars(&text, MAX_SMS_CHARS)
+fn sms_text(template: &Template, fallback: &'static str, event: &Event) -> String {
+    truncate_chars(&template.render_or(event, &Template::constant(fallback)), MAX_SMS_CHARS)
 }
 
 /// Unix seconds of an RFC 2822 date as Twilio writes them (`Tue, 01 Dec 2026 14:00:00 +0000`).

@@ -376,6 +376,14 @@ pub trait Provider: Sized {
     /// only logged as a warning.
     fn ready(&self) -> Result<()>;
 
+    /// Which of the provider's templates say nothing of `event` (every placeholder blank:
+    /// [`crate::template::Template::render_telling`]), so that their defaults are used: one
+    /// warning each, naming the setting, so that the operator learns the template does not fit
+    /// every event. Default: none.
+    fn template_notes(&self, _event: &Event) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The incident key for `event`: by default `{entity}/{check}` (the Ruby handlers' key),
     /// or the key the source provides (Zabbix `{id}-{hostname}`).
     fn incident_key(&self, event: &Event) -> String {
@@ -553,6 +561,9 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             return Err(not_ready);
         }
         log.warn(format!("{not_ready} (a real run exits {})", not_ready.code.as_u8()));
+    }
+    for note in read.provider.template_notes(&read.event) {
+        log.warn(note);
     }
     let log = &*log;
     let decided = decide_event(&read);
