@@ -42,6 +42,8 @@ pub const MAX_EVENT_BYTES: usize = 500_000;
 /// The default `summary_template`; also the summary of an event for which the configured one
 /// renders blank ([`PagerDuty::payload`]).
 pub const DEFAULT_SUMMARY_TEMPLATE: &str = "{entity}/{check}: {output}";
+/// `payload.source` of an event whose entity name is blank (whitespace, invisible characters).
+pub const UNNAMED_SOURCE: &str = "(unnamed entity)";
 /// Length of a routing (integration) key.
 pub const ROUTING_KEY_CHARS: usize = 32;
 
@@ -366,7 +368,9 @@ impl PagerDuty {
         }
         let mut p = json!({
             "summary": truncate_chars(&summary_line, MAX_SUMMARY_CHARS),
-            "source": e.entity,
+            // Required, and PagerDuty refuses a blank one for good: a host that named itself
+            // "  " must not silence its own pages.
+            "source": if common::template::is_blank(&e.entity) { UNNAMED_SOURCE } else { e.entity.as_str() },
             "severity": e.severity.as_deref().filter(|s| SEVERITIES.contains(s))
                 .or_else(|| self.severity_map.get(&e.status.min(3)).map(String::as_str))
                 .unwrap_or("error"),
@@ -486,6 +490,10 @@ mod tests {
         assert_eq!(b["dedup_key"], "web-01/check_disk");
         assert_eq!(b["payload"]["summary"], "web-01/check_disk: DISK CRITICAL / 95%");
         assert_eq!(b["payload"]["source"], "web-01");
+        let mut unnamed = e.clone();
+        unnamed.entity = " \u{200B}".into();
+        let job = Job { event: &unnamed, ..job };
+        assert_eq!(p.body(&job, 1)["payload"]["source"], UNNAMED_SOURCE, "PagerDuty refuses a blank source");
         assert_eq!(b["payload"]["severity"], "critical");
         assert_eq!(b["payload"]["timestamp"], "2016-04-09T03:33:47Z");
         assert_eq!(b["payload"]["component"], "check_disk");
