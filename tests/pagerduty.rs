@@ -131,51 +131,34 @@ fn repeated_trigger_is_suppressed_until_refresh_or_severity_change() {
 }
 
 #[test]
-fn a_dedup_key_template_that_renders_blank_falls_back_to_the_incident_key() {
-    // A `dedup_key_template` naming a label the event lacks rendered "": every such event was
-    // one PagerDuty alert and one ledger record (the second check's failure was skipped as
-    // "already notified"), and its resolve carried a `dedup_key` of "", which identifies no
-    // alert (Events API v2: dedup_key is required for acknowledge and resolve).
-    let fake = FakePagerDuty::start(&[]);
-    let sb = Sandbox::new(BIN);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "dedup_key_template": "{label.alert_id}"}}));
-    let args = ["--api-url", fake.url.as_str()];
+fn a_dedup_key_template_that_says_nothing_of_the_event_falls_back_to_the_incident_key_and_says_so() {
+    // A `dedup_key_template` naming a label the event lacks rendered "" (or `alert-` with a
+    // literal prefix): every such event was one PagerDuty alert and one ledger record (the
+    // second check's failure was skipped as "already notified"), and its resolve carried a
+    // `dedup_key` of "", which identifies no alert (Events API v2: dedup_key is required for
+    // acknowledge and resolve). The fallback is named in a warning, once per event.
     let disk = read_fixture("sensu/create.json");
     let mut load: Value = serde_json::from_slice(&disk).unwrap();
     load["check"]["name"] = "check_load".into();
-    for event in [disk, load.to_string().into_bytes(), read_fixture("sensu/resolve.json")] {
-        let r = sb.run(&args, &event);
-        assert_eq!(r.code, Some(0), "{r:?}");
+    for template in ["{label.alert_id}", "alert-{label.alert_id}"] {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = Sandbox::new(BIN);
+        sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "dedup_key_template": template}}));
+        let args = ["--api-url", fake.url.as_str()];
+        for event in [disk.clone(), load.to_string().into_bytes(), read_fixture("sensu/resolve.json")] {
+            let r = sb.run(&args, &event);
+            assert_eq!(r.code, Some(0), "{r:?}");
+            let needle = "`pagerduty.dedup_key_template` says nothing of this event";
+            assert_eq!(r.stderr.matches(needle).count(), 1, "{template}: {}", r.stderr);
+        }
+        let keys: Vec<Value> = fake.events().iter().map(|e| json!([e["event_action"], e["dedup_key"]])).collect();
+        assert_eq!(
+            keys,
+            vec![json!(["trigger", "web-01/check_disk"]), json!(["trigger", "web-01/check_load"]), json!(["resolve", "web-01/check_disk"])],
+            "{template}"
+        );
+        fake.assert_no_violations();
     }
-    let keys: Vec<Value> = fake.events().iter().map(|e| json!([e["event_action"], e["dedup_key"]])).collect();
-    assert_eq!(
-        keys,
-        vec![json!(["trigger", "web-01/check_disk"]), json!(["trigger", "web-01/check_load"]), json!(["resolve", "web-01/check_disk"])]
-    );
-    fake.assert_no_violations();
-}
-
-#[test]
-fn a_dedup_key_template_whose_placeholders_are_all_blank_falls_back_too_and_says_so() {
-    // `alert-{label.alert_id}` rendered `alert-` for every event without the label: the
-    // second check's failure was skipped as "already notified" under the first's key, and
-    // the fallback to the default key was silent.
-    let fake = FakePagerDuty::start(&[]);
-    let sb = Sandbox::new(BIN);
-    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_key": ROUTING_KEY, "dedup_key_template": "alert-{label.alert_id}"}}));
-    let args = ["--api-url", fake.url.as_str()];
-    let disk = read_fixture("sensu/create.json");
-    let mut load: Value = serde_json::from_slice(&disk).unwrap();
-    load["check"]["name"] = "check_load".into();
-    for event in [disk, load.to_string().into_bytes()] {
-        let r = sb.run(&args, &event);
-        assert_eq!(r.code, Some(0), "{r:?}");
-        let needle = "`pagerduty.dedup_key_template` says nothing of this event";
-        assert_eq!(r.stderr.matches(needle).count(), 1, "{}", r.stderr);
-    }
-    let keys: Vec<Value> = fake.events().iter().map(|e| e["dedup_key"].clone()).collect();
-    assert_eq!(keys, vec![json!("web-01/check_disk"), json!("web-01/check_load")]);
-    fake.assert_no_violations();
 }
 
 #[test]
