@@ -242,3 +242,39 @@ fn twilio_call_caps_hold_across_hosts() {
     let caps: Value = serde_json::from_str(redis.cli(&["GET", "pagerpipe:twilio:rec:recipients:calls"]).unwrap().trim()).unwrap();
     assert_eq!(caps["calls"][one], json!([now, now, now]), "no update lost: {caps}");
 }
+
+#[test]
+fn a_recovery_waiting_for_a_trigger_in_flight_is_not_sent_ahead_of_it_when_redis_dies() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    // Host A's trigger: the first attempt fails after 4 s (a 500), the retry is accepted. Host B's
+    // recovery arrives meanwhile and waits for A's hold; then Redis dies. Sent at once, B's
+    // recovery reached PagerDuty before A's retried trigger: the incident stayed open there.
+    let fake = FakePagerDuty::start(&[Script::LateError(4000)]);
+    let hosts = pagerduty_hosts(2);
+    let args = ["--api-url", &fake.url, "--timeout", "30s"];
+    let a = spawn(&hosts[0], &redis, &args, &read_fixture("sensu/create.json"));
+    wait_until("A's first attempt", Duration::from_secs(30), || (!fake.events().is_empty()).then_some(()), String::new);
+    let b = spawn(&hosts[1], &redis, &args, &read_fixture("sensu/resolve.json"));
+    // B asks the delivery in progress to stop before it waits for its hold.
+    let rec = "pagerpipe:pagerduty:rec:web-01/check_disk";
+    wait_until(
+        "B's stop request",
+        Duration::from_secs(30),
+        || redis.cli(&["GET", rec]).ok().filter(|r| r.contains("\"stop\":{")),
+        String::new,
+    );
+    assert_eq!(fake.events().len(), 1, "A's first attempt is still unanswered");
+    redis.kill();
+    let mut done = wait_all(vec![a, b]);
+    let (b_code, b_err) = done.pop().unwrap();
+    let (a_code, a_err) = done.pop().unwrap();
+    assert_eq!(a_code, Some(0), "{a_err}");
+    assert_eq!(b_code, Some(75), "the recovery is queued behind the trigger in flight: {b_err}");
+    assert!(b_err.contains("queued behind"), "{b_err}");
+    // The next flush (Redis still down) sends it, after the trigger.
+    let out = hosts[1].command(&["--flush", "--api-url", &fake.url, "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let order: Vec<Value> = fake.accepted().iter().map(|e| e["event_action"].clone()).collect();
+    assert_eq!(order, [json!("trigger"), json!("resolve")]);
+    fake.assert_no_violations();
+}

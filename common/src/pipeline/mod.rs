@@ -1109,7 +1109,7 @@ const SHARE_BEFORE_DELIVERY: u32 = 4;
 const HOLD_WAIT_SHARE: u32 = 4;
 
 /// Take the incident's hold: `(hold, busy)`. `busy`: another invocation held it for the whole
-/// wait, so this one queues behind it. A resolve or acknowledge that finds it held first asks
+/// wait, or the store failed during the wait, so this one queues behind it. A resolve or acknowledge that finds it held first asks
 /// the holder to stop (a Twilio run calling one person after another).
 fn take_hold(
     store: Option<&dyn Store>,
@@ -1138,7 +1138,14 @@ fn take_hold(
     match store.hold(key, Instant::now() + wait) {
         Ok(Some(h)) => (Some(h), false),
         Ok(None) => (None, true),
-        Err(e) => failed(e),
+        // The store failed while another invocation was delivering for the incident: sent
+        // now, this event could overtake that delivery (a recovery reaching the service before
+        // the trigger it follows, which is retrying: the incident stays open). It queues
+        // behind it, as when the hold stays held (the flush sends it, with or without Redis).
+        Err(e) => {
+            log.error(format!("cannot wait for the hold of {key} in {} ({e:#}); queued behind the delivery in progress", store.describe()));
+            (None, true)
+        }
     }
 }
 
