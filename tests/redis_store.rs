@@ -450,3 +450,30 @@ fn updates_do_without_the_script_when_redis_refuses_it() {
     increment(&limited, "k");
     assert_eq!(store(&server, "pagerduty").get("k").unwrap(), Some(json!({"n": 3})));
 }
+
+#[test]
+fn a_recovery_redis_refused_to_record_says_how_to_keep_the_next_failure_from_being_skipped() {
+    // A full Redis (maxmemory, noeviction) answers reads and refuses writes: the recovery goes
+    // out but the record still says open, and the next failure within refresh was skipped as a
+    // repeat with nothing but "cannot record the outcome" to go by.
+    let Some(server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let args = ["--api-url", fake.url.as_str()];
+    assert_eq!(sb.run(&args, &read_fixture("sensu/create.json")).code, Some(0));
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+    let r = sb.run(&args, &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("cannot record the outcome") && r.stderr.contains("OOM"), "{}", r.stderr);
+    assert!(r.stderr.contains("run `handler-pagerduty --forget web-01/check_disk`"), "{}", r.stderr);
+    server.cli(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+    // What the line says to do lets the next failure through.
+    let r = sb.run(&["--forget", "web-01/check_disk"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let mut failure: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    failure["check"]["executed"] = json!(1_460_173_306);
+    let r = sb.run(&args, failure.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["trigger", "resolve", "trigger"]);
+}

@@ -926,7 +926,18 @@ impl<'a, P: Provider> Local<'a, P> {
         match (&outcome, self.store()) {
             (Outcome::Delivered(done), Some(store)) => {
                 if let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs, P::REPEATED_TRIGGER) {
-                    log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}", store.describe()));
+                    // A recovery the ledger missed leaves the incident open there: the next
+                    // failure within refresh would pass for a repeat and be skipped.
+                    let open = match p.action {
+                        Action::Resolve => format!(
+                            "; the ledger may still say {key} is open, so that a new failure within refresh would be skipped \
+                             as a repeat: once the store works again, run `handler-{} --forget {}`",
+                            P::NAME,
+                            shell_word(key)
+                        ),
+                        Action::Trigger | Action::Acknowledge => String::new(),
+                    };
+                    log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}{open}", store.describe()));
                 }
             }
             // Alive and done: what it noted in flight is spooled or refused, not orphaned.
@@ -942,6 +953,17 @@ impl<'a, P: Provider> Local<'a, P> {
             print_undelivered(log, &read.event, read.raw.as_deref());
         }
         finish(log, &self.d.deadline, false, &job, key, outcome)
+    }
+}
+
+/// `s` as one word for a POSIX shell, for a command a log line tells the operator to run: as
+/// it is when it holds only characters no shell interprets, else in single quotes (a key
+/// comes from the monitored host: `$(…)` in an entity name must not run when pasted).
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._/@:,+=-".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -1198,5 +1220,19 @@ fn finish(log: &Logger, deadline: &Deadline, dry_run: bool, job: &Job<'_>, ledge
         Outcome::Broken(why) => Err(code.msg(format!("{what} cannot be sent: {why}"))),
         Outcome::Spooled(why) => Err(code.msg(format!("{what} not delivered within {took}: {why}"))),
         Outcome::Retry(r) => Err(code.msg(format!("{what} not delivered within {took}: {}", r.reason))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_key_in_a_command_to_run_is_one_inert_shell_word() {
+        assert_eq!(shell_word("web-01/check_disk"), "web-01/check_disk");
+        assert_eq!(shell_word("13502-web-01@aae48d64"), "13502-web-01@aae48d64");
+        assert_eq!(shell_word("web $(reboot)/x"), "'web $(reboot)/x'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }
