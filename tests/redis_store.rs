@@ -477,3 +477,25 @@ fn a_recovery_redis_refused_to_record_says_how_to_keep_the_next_failure_from_bei
     let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["trigger", "resolve", "trigger"]);
 }
+
+#[test]
+fn a_spooled_recovery_flushed_while_redis_refuses_writes_says_the_same() {
+    let Some(server) = RedisServer::start() else { return };
+    let failing = FakePagerDuty::start_cycling(&[], &[crate::fake::pagerduty::Script::ServerError]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    server
+        .cli(&[
+            "SET",
+            "pagerpipe:pagerduty:rec:web-01/check_disk",
+            r#"{"open":true,"last_action":"trigger","event_time":1460172826,"severity":"critical","count":1}"#,
+        ])
+        .unwrap();
+    let r = sb.run(&["--api-url", &failing.url, "--timeout", "1s"], &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+    let fake = FakePagerDuty::start(&[]);
+    let r = sb.run(&["--flush", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot record the delivery") && r.stderr.contains("--forget web-01/check_disk`"), "{}", r.stderr);
+}

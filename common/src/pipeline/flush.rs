@@ -486,7 +486,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(store) = self.store
             && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER)
         {
-            self.log.error(format!("cannot record the delivery of a spooled request for {key}: {e:#}"));
+            let open = super::unrecorded_note(P::NAME, key, p.action);
+            self.log.error(format!("cannot record the delivery of a spooled request for {key}: {e:#}{open}"));
         }
     }
 }

@@ -926,17 +926,7 @@ impl<'a, P: Provider> Local<'a, P> {
         match (&outcome, self.store()) {
             (Outcome::Delivered(done), Some(store)) => {
                 if let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs, P::REPEATED_TRIGGER) {
-                    // A recovery the ledger missed leaves the incident open there: the next
-                    // failure within refresh would pass for a repeat and be skipped.
-                    let open = match p.action {
-                        Action::Resolve => format!(
-                            "; the ledger may still say {key} is open, so that a new failure within refresh would be skipped \
-                             as a repeat: once the store works again, run `handler-{} --forget {}`",
-                            P::NAME,
-                            shell_word(key)
-                        ),
-                        Action::Trigger | Action::Acknowledge => String::new(),
-                    };
+                    let open = unrecorded_note(P::NAME, key, p.action);
                     log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}{open}", store.describe()));
                 }
             }
@@ -953,6 +943,21 @@ impl<'a, P: Provider> Local<'a, P> {
             print_undelivered(log, &read.event, read.raw.as_deref());
         }
         finish(log, &self.d.deadline, false, &job, key, outcome)
+    }
+}
+
+/// What a delivered `action` left unrecorded in the ledger leaves behind, for the error line:
+/// after a recovery the ledger may still say `key` is open, so that the next failure within
+/// refresh passes for a repeat and is skipped; the note names the `--forget` of `handler` that
+/// fixes it. Empty for other actions (an unrecorded trigger at worst pages again).
+pub(crate) fn unrecorded_note(handler: &str, key: &str, action: Action) -> String {
+    match action {
+        Action::Resolve => format!(
+            "; the ledger may still say {key} is open, so that a new failure within refresh would be skipped as a repeat: \
+             once the store works again, run `handler-{handler} --forget {}`",
+            shell_word(key)
+        ),
+        Action::Trigger | Action::Acknowledge => String::new(),
     }
 }
 
