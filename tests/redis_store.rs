@@ -452,10 +452,11 @@ fn updates_do_without_the_script_when_redis_refuses_it() {
 }
 
 #[test]
-fn a_recovery_redis_refused_to_record_says_how_to_keep_the_next_failure_from_being_skipped() {
-    // A full Redis (maxmemory, noeviction) answers reads and refuses writes: the recovery goes
-    // out but the record still says open, and the next failure within refresh was skipped as a
-    // repeat with nothing but "cannot record the outcome" to go by.
+fn a_recovery_a_full_redis_refuses_to_record_forgets_the_record_so_the_next_failure_pages() {
+    // A full Redis (maxmemory, noeviction) answers reads and refuses writes: the recovery went
+    // out but the record still said open, and the next failure within refresh was skipped as a
+    // repeat ("already notified") while PagerDuty had the incident resolved. A deletion frees
+    // memory, so a full Redis takes it: the record is forgotten instead.
     let Some(server) = RedisServer::start() else { return };
     let fake = FakePagerDuty::start(&[]);
     let sb = pagerduty_sandbox().with_state_store(&server.url);
@@ -465,11 +466,9 @@ fn a_recovery_redis_refused_to_record_says_how_to_keep_the_next_failure_from_bei
     let r = sb.run(&args, &read_fixture("sensu/resolve.json"));
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("cannot record the outcome") && r.stderr.contains("OOM"), "{}", r.stderr);
-    assert!(r.stderr.contains("run `handler-pagerduty --forget web-01/check_disk`"), "{}", r.stderr);
+    assert!(r.stderr.contains("forgot its record instead"), "{}", r.stderr);
+    assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), "0");
     server.cli(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
-    // What the line says to do lets the next failure through.
-    let r = sb.run(&["--forget", "web-01/check_disk"], b"");
-    assert_eq!(r.code, Some(0), "{r:?}");
     let mut failure: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
     failure["check"]["executed"] = json!(1_460_173_306);
     let r = sb.run(&args, failure.to_string().as_bytes());
@@ -479,7 +478,55 @@ fn a_recovery_redis_refused_to_record_says_how_to_keep_the_next_failure_from_bei
 }
 
 #[test]
-fn a_spooled_recovery_flushed_while_redis_refuses_writes_says_the_same() {
+fn a_recovery_redis_will_neither_record_nor_forget_says_how_to_keep_the_next_failure_from_being_skipped() {
+    // A store that refuses the deletion too (here an ACL without SET, DEL or EVAL; in life a
+    // read-only replica as the URL): the line names the --forget to run once it works again,
+    // and running it lets the next failure through.
+    let Some(server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    server
+        .cli(&[
+            "ACL",
+            "SETUSER",
+            "readonly",
+            "on",
+            ">ro-pw",
+            "~pagerpipe:*",
+            "+ping",
+            "+get",
+            "+exists",
+            "+watch",
+            "+unwatch",
+            "+multi",
+            "+exec",
+        ])
+        .unwrap();
+    server
+        .cli(&[
+            "SET",
+            "pagerpipe:pagerduty:rec:web-01/check_disk",
+            r#"{"open":true,"last_action":"trigger","event_time":1460172826,"severity":"critical","count":1}"#,
+        ])
+        .unwrap();
+    let limited = pagerduty_sandbox().with_state_store(&format!("redis://readonly:ro-pw@127.0.0.1:{}/0", server.port));
+    let args = ["--api-url", fake.url.as_str()];
+    let r = limited.run(&args, &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("cannot record the outcome"), "{}", r.stderr);
+    assert!(r.stderr.contains("run `handler-pagerduty --forget web-01/check_disk`"), "{}", r.stderr);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let r = sb.run(&["--forget", "web-01/check_disk"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let mut failure: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    failure["check"]["executed"] = json!(1_460_173_306);
+    let r = sb.run(&args, failure.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["resolve", "trigger"]);
+}
+
+#[test]
+fn a_spooled_recovery_flushed_while_redis_refuses_writes_forgets_the_record_too() {
     let Some(server) = RedisServer::start() else { return };
     let failing = FakePagerDuty::start_cycling(&[], &[crate::fake::pagerduty::Script::ServerError]);
     let sb = pagerduty_sandbox().with_state_store(&server.url);
@@ -497,5 +544,6 @@ fn a_spooled_recovery_flushed_while_redis_refuses_writes_says_the_same() {
     let r = sb.run(&["--flush", "--api-url", &fake.url], b"");
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(fake.accepted().len(), 1, "{}", r.stderr);
-    assert!(r.stderr.contains("cannot record the delivery") && r.stderr.contains("--forget web-01/check_disk`"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot record the delivery") && r.stderr.contains("forgot its record instead"), "{}", r.stderr);
+    assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), "0");
 }

@@ -483,11 +483,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>) {
-        if let Some(store) = self.store
-            && let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER)
-        {
-            let open = super::unrecorded_note(P::NAME, key, p.action);
-            self.log.error(format!("cannot record the delivery of a spooled request for {key}: {e:#}{open}"));
+        if let Some(store) = self.store {
+            super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", self.log);
         }
     }
 }

@@ -924,12 +924,7 @@ impl<'a, P: Provider> Local<'a, P> {
         };
         let outcome = read.provider.act(&ctx, &job);
         match (&outcome, self.store()) {
-            (Outcome::Delivered(done), Some(store)) => {
-                if let Err(e) = state::record(store, key, p, crate::clock::now_unix(), &done.refs, P::REPEATED_TRIGGER) {
-                    let open = unrecorded_note(P::NAME, key, p.action);
-                    log.error(format!("cannot record the outcome for {key} in the state store {}: {e:#}{open}", store.describe()));
-                }
-            }
+            (Outcome::Delivered(done), Some(store)) => record_delivered::<P>(store, key, p, &done.refs, "the outcome", log),
             // Alive and done: what it noted in flight is spooled or refused, not orphaned.
             (_, Some(store)) if !ctx.dry_run => {
                 if let Err(e) = state::clear_inflight_of(store, key, &p.token) {
@@ -946,11 +941,29 @@ impl<'a, P: Provider> Local<'a, P> {
     }
 }
 
+/// Record what the service accepted for `key` (`p`, with the provider's `refs`); `what` names
+/// it in the log (`the outcome`). When the store refuses the write, a recovery's record is
+/// forgotten instead: an open record left behind would make the next failure within refresh
+/// pass for a repeat and be skipped while the service has the incident resolved. A full Redis
+/// (`maxmemory`, `noeviction`) refuses every write but a deletion, which frees memory. Without
+/// the record a late event of the incident is no longer ordered against this recovery (a page
+/// too many at worst). When even that fails, the error line says what to run once the store
+/// works again ([`unrecorded_note`]).
+fn record_delivered<P: Provider>(store: &dyn Store, key: &str, p: &Proposal, refs: &Map<String, Value>, what: &str, log: &Logger) {
+    let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER) else { return };
+    let unrecorded = format!("cannot record {what} for {key} in the state store {}: {e:#}", store.describe());
+    if p.action == Action::Resolve && store.delete(key).is_ok() {
+        log.warn(format!("{unrecorded}; forgot its record instead, so that a new failure pages (a late event of it is no longer ordered)"));
+        return;
+    }
+    log.error(format!("{unrecorded}{}", unrecorded_note(P::NAME, key, p.action)));
+}
+
 /// What a delivered `action` left unrecorded in the ledger leaves behind, for the error line:
 /// after a recovery the ledger may still say `key` is open, so that the next failure within
 /// refresh passes for a repeat and is skipped; the note names the `--forget` of `handler` that
 /// fixes it. Empty for other actions (an unrecorded trigger at worst pages again).
-pub(crate) fn unrecorded_note(handler: &str, key: &str, action: Action) -> String {
+fn unrecorded_note(handler: &str, key: &str, action: Action) -> String {
     match action {
         Action::Resolve => format!(
             "; the ledger may still say {key} is open, so that a new failure within refresh would be skipped as a repeat: \

@@ -195,6 +195,15 @@ pub trait Store {
         Vec::new()
     }
 
+    /// Remove the record for `key` whatever it holds, as simply as the store can: where a
+    /// write was refused (a full Redis refuses every write but a deletion). Default: an update
+    /// to nothing.
+    ///
+    /// Errors: the store cannot be reached or refuses it.
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.update(key, &mut |_| None)
+    }
+
     /// A durable [`Store::update_with`] that keeps the record.
     fn update(&self, key: &str, f: &mut dyn FnMut(Option<Value>) -> Option<Value>) -> anyhow::Result<()> {
         self.update_with(key, Write::DURABLE, f)

@@ -884,6 +884,15 @@ impl Store for RedisStore {
         }
     }
 
+    /// A plain `DEL`: outside a transaction and a script, which a full Redis (`maxmemory`,
+    /// `noeviction`) refuses while it takes a deletion.
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let rkey = self.record_key(key);
+        let (_,): (u64,) = self.shared.run("delete a record", |c, setup| first(setup).cmd("DEL").arg(&rkey).query(c))?;
+        self.shared.saw(&rkey, None);
+        Ok(())
+    }
+
     fn keys(&self) -> anyhow::Result<Vec<String>> {
         let prefix = format!("{}rec:", self.namespace);
         let pattern = format!("{}*", glob_escape(&prefix));
