@@ -451,6 +451,17 @@ fn updates_do_without_the_script_when_redis_refuses_it() {
     assert_eq!(store(&server, "pagerduty").get("k").unwrap(), Some(json!({"n": 3})));
 }
 
+/// The record of web-01/check_disk open after a trigger, written straight into `server`.
+fn plant_open_incident(server: &RedisServer) {
+    server
+        .cli(&[
+            "SET",
+            "pagerpipe:pagerduty:rec:web-01/check_disk",
+            r#"{"open":true,"last_action":"trigger","event_time":1460172826,"severity":"critical","count":1}"#,
+        ])
+        .unwrap();
+}
+
 #[test]
 fn a_recovery_a_full_redis_refuses_to_record_forgets_the_record_so_the_next_failure_pages() {
     // A full Redis (maxmemory, noeviction) answers reads and refuses writes: the recovery went
@@ -501,13 +512,7 @@ fn a_recovery_redis_will_neither_record_nor_forget_says_how_to_keep_the_next_fai
             "+exec",
         ])
         .unwrap();
-    server
-        .cli(&[
-            "SET",
-            "pagerpipe:pagerduty:rec:web-01/check_disk",
-            r#"{"open":true,"last_action":"trigger","event_time":1460172826,"severity":"critical","count":1}"#,
-        ])
-        .unwrap();
+    plant_open_incident(&server);
     let limited = pagerduty_sandbox().with_state_store(&format!("redis://readonly:ro-pw@127.0.0.1:{}/0", server.port));
     let args = ["--api-url", fake.url.as_str()];
     let r = limited.run(&args, &read_fixture("sensu/resolve.json"));
@@ -530,13 +535,7 @@ fn a_spooled_recovery_flushed_while_redis_refuses_writes_forgets_the_record_too(
     let Some(server) = RedisServer::start() else { return };
     let failing = FakePagerDuty::start_cycling(&[], &[crate::fake::pagerduty::Script::ServerError]);
     let sb = pagerduty_sandbox().with_state_store(&server.url);
-    server
-        .cli(&[
-            "SET",
-            "pagerpipe:pagerduty:rec:web-01/check_disk",
-            r#"{"open":true,"last_action":"trigger","event_time":1460172826,"severity":"critical","count":1}"#,
-        ])
-        .unwrap();
+    plant_open_incident(&server);
     let r = sb.run(&["--api-url", &failing.url, "--timeout", "1s"], &read_fixture("sensu/resolve.json"));
     assert_eq!(r.code, Some(75), "{r:?}");
     server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
