@@ -143,10 +143,12 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
     }
     let mut context = format!("incident `{}`", escape_cut(key, 300));
     // The link whole or not at all (as in the topic): cut to the context's 3,000 characters
-    // it was an unclosed `<https://…` that Slack shows as text, link lost.
-    let namespace_room = 120;
-    if let Some(url) = link.filter(|u| context.chars().count() + u.chars().count() + 24 + namespace_room <= MAX_SECTION) {
-        context.push_str(&format!(" · <{url}|open in monitoring>"));
+    // it was an unclosed `<https://…` that Slack shows as text, link lost. Room is kept for the
+    // namespace part after it (` · namespace ` and up to 100 characters).
+    const NAMESPACE_ROOM: usize = 120;
+    let linked = link.map(|url| format!(" · <{url}|open in monitoring>"));
+    if let Some(part) = linked.filter(|p| context.chars().count() + p.chars().count() + NAMESPACE_ROOM <= MAX_SECTION) {
+        context.push_str(&part);
     }
     if let Some(ns) = event.namespace.as_deref().filter(|n| !n.is_empty()) {
         context.push_str(&format!(" · namespace {}", escape_cut(ns, 100)));

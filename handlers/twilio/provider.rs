@@ -499,9 +499,10 @@ impl Provider for Twilio {
     /// The message spoken and texted on a trigger.
     fn template_notes(&self, event: &Event) -> Vec<String> {
         let setting = if self.test { "twilio.test_message" } else { "twilio.message" };
-        match event.status != 0 && self.trigger_message().render_telling(event).is_none() {
-            true => vec![says_nothing(setting, "the language's default message")],
-            false => Vec::new(),
+        if event.status != 0 && self.trigger_message().render_telling(event).is_none() {
+            vec![says_nothing(setting, "the language's default message")]
+        } else {
+            Vec::new()
         }
     }
 

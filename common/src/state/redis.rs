@@ -469,11 +469,7 @@ impl RedisStore {
         let Ok(current) = expected.as_deref().map(parse).transpose() else { return Ok(false) };
         let before = current.clone();
         let (new, _) = f(current);
-        let changes = match &new {
-            Some(v) => Some(v) != before.as_ref() || ttl_ms.is_some(),
-            None => before.is_some(),
-        };
-        if !changes {
+        if !must_write(new.as_ref(), before.as_ref(), before.is_some(), ttl_ms.is_some()) {
             return Ok(false);
         }
         let bytes = new.as_ref().map(encode).transpose()?;
@@ -625,6 +621,16 @@ fn first(setup: Option<redis::Pipeline>) -> redis::Pipeline {
 /// A record's bytes as JSON, or the parse error.
 fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice(bytes)
+}
+
+/// Whether an update that turns the record `before` into `new` must write: `new` differs, or
+/// `rewrite` (an expiry to set, an unreadable record to replace); a deletion when something is
+/// stored (`existed`, readable or not).
+fn must_write(new: Option<&Value>, before: Option<&Value>, existed: bool, rewrite: bool) -> bool {
+    match new {
+        Some(v) => Some(v) != before || rewrite,
+        None => existed,
+    }
 }
 
 /// A record as stored.
@@ -793,11 +799,7 @@ impl Store for RedisStore {
                 let existed = current.is_some() || corrupt.is_some();
                 let before = current.clone();
                 let (new, _) = f(current);
-                let write = match &new {
-                    Some(v) => Some(v) != before.as_ref() || ttl_ms.is_some() || corrupt.is_some(),
-                    None => existed,
-                };
-                if !write {
+                if !must_write(new.as_ref(), before.as_ref(), existed, ttl_ms.is_some() || corrupt.is_some()) {
                     redis::cmd("UNWATCH").query::<()>(c)?;
                     return Ok(());
                 }
