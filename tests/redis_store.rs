@@ -438,17 +438,77 @@ fn updates_do_without_the_script_when_redis_refuses_it() {
     // is refused, and the WATCH transaction must do the update instead of failing it (which
     // would leave what the service accepted unrecorded, and page every repeat again).
     let Some(server) = RedisServer::start() else { return };
-    let mut args = vec!["ACL", "SETUSER", "noeval"];
-    let rules: Vec<String> = readme_acl().into_iter().filter(|r| r != "+eval").collect();
-    args.extend(rules.iter().map(String::as_str));
-    server.cli(&args).unwrap();
-    let url = format!("redis://noeval:ledger-pw@127.0.0.1:{}/0", server.port);
+    let url = user_without_scripting(&server);
     let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap();
     increment(&limited, "k");
     assert_eq!(limited.get("k").unwrap(), Some(json!({"n": 1})));
     increment(&limited, "k");
     increment(&limited, "k");
     assert_eq!(store(&server, "pagerduty").get("k").unwrap(), Some(json!({"n": 3})));
+}
+
+/// The URL of a user of `server` with the README's rules but `+eval`: Redis refuses it every
+/// script (a hand-made ACL, or a managed Redis without scripting).
+fn user_without_scripting(server: &RedisServer) -> String {
+    let mut args = vec!["ACL", "SETUSER", "noeval"];
+    let rules: Vec<String> = readme_acl().into_iter().filter(|r| r != "+eval").collect();
+    args.extend(rules.iter().map(String::as_str));
+    server.cli(&args).unwrap();
+    assert!(server.cli(&["ACL", "DRYRUN", "noeval", "EVAL", "return 1", "0"]).unwrap().contains("no permissions"));
+    format!("redis://noeval:ledger-pw@127.0.0.1:{}/0", server.port)
+}
+
+#[test]
+fn holds_are_renewed_and_released_without_the_script_when_redis_refuses_it() {
+    // The lease's renewal and release were scripts only: refused, the renewal ended (the hold
+    // lapsed under a long delivery) and the release did nothing (the incident stayed blocked
+    // for a whole lease). The WATCH transaction does both instead.
+    let Some(server) = RedisServer::start() else { return };
+    let url = user_without_scripting(&server);
+    let lease = Duration::from_millis(300);
+    let other = store(&server, "pagerduty");
+    for first_script in ["renewal", "release"] {
+        let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(lease);
+        let key = format!("by-{first_script}");
+        let held = limited.hold(&key, Instant::now()).unwrap().expect("free");
+        if first_script == "renewal" {
+            assert!(other.hold(&key, Instant::now() + 3 * lease).unwrap().is_none(), "the hold lapsed: it was not renewed");
+        }
+        drop(held);
+        assert_eq!(server.cli(&["EXISTS", &format!("pagerpipe:pagerduty:hold:{key}")]).unwrap().trim(), "0", "{key}: left to expire");
+        assert!(limited.take_notices().is_empty(), "{:?}", limited.take_notices());
+    }
+    // A hold that lapsed and was taken over is neither renewed nor released by its first holder.
+    let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(lease);
+    let held = limited.hold("k", Instant::now()).unwrap().expect("free");
+    server.cli(&["SET", "pagerpipe:pagerduty:hold:k", "someone-else"]).unwrap();
+    let notices = crate::util::wait_until(
+        "the renewal to find the hold lost",
+        Duration::from_secs(20),
+        || Some(limited.take_notices()).filter(|n| !n.is_empty()),
+        String::new,
+    );
+    assert!(notices.len() == 1 && notices[0].contains("hold pagerpipe:pagerduty:hold:k") && notices[0].contains("was lost"), "{notices:?}");
+    drop(held);
+    assert_eq!(server.cli(&["GET", "pagerpipe:pagerduty:hold:k"]).unwrap().trim(), "someone-else");
+    assert_eq!(server.cli(&["PTTL", "pagerpipe:pagerduty:hold:k"]).unwrap().trim(), "-1", "not renewed either");
+}
+
+#[test]
+fn a_recovery_right_after_a_page_by_a_user_without_scripting_is_delivered_not_queued_behind_a_lease() {
+    // Observed: the page's hold, whose release Redis refused, blocked the incident for its 5 s
+    // lease; the recovery, with less time than that (--timeout 2s), queued behind it (75).
+    let Some(server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox().with_state_store(&user_without_scripting(&server));
+    let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("error"), "{}", r.stderr);
+    let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["trigger", "resolve"]);
+    assert!(sb.spooled("pagerduty").is_empty());
 }
 
 /// The record of web-01/check_disk open after a trigger, written straight into `server`.

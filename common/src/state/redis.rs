@@ -18,7 +18,9 @@
 //! - `pagerpipe:<handler>:hold:<key>`: the incident's [`Hold`], a lease: `SET … NX PX <lease>`
 //!   with a token of the holder's own (host, PID, time), renewed every lease/3 by a thread of the
 //!   holder's process while the hold lives (a Lua script extends it only if the token is still
-//!   the holder's) and deleted on drop (again only if the token is the holder's). A holder killed
+//!   the holder's) and deleted on drop (again only if the token is the holder's); where Redis
+//!   refuses scripts (an ACL without `+eval`), a `WATCH` transaction does each instead, so that
+//!   a released incident is free at once there too. A holder killed
 //!   with `kill -9`, or cut off from Redis, stops renewing: the incident is free again within
 //!   one lease ([`DEFAULT_LEASE`], 5 s).
 //! - `pagerpipe:<handler>:corrupt:<key>:<unix secs>`: a record that was not JSON, kept for
@@ -38,8 +40,9 @@
 //! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the record and the hold's
 //! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
 //! `GET` (one pipeline: what the holder decides on); the record's write (the script above);
-//! the hold's release, sent without waiting for its answer. Three waits for Redis, where a
-//! naive client makes six.
+//! the hold's release, sent without waiting for its answer (once a script ran in the
+//! invocation: until then the release waits, to learn whether Redis takes scripts). Three
+//! waits for Redis, where a naive client makes six.
 //!
 //! The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
@@ -58,7 +61,6 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -179,9 +181,50 @@ struct Shared {
     /// The last [`SEEN_RECORDS`] records only: an invocation works on one incident (and
     /// Twilio's caps), while `--list` and `--flush` read every record once.
     seen: Mutex<VecDeque<(String, Option<Vec<u8>>)>>,
-    /// Whether Redis refused the compare-and-set script (an ACL without `+eval`, a server
-    /// without scripting): updates then take the `WATCH` transaction only.
-    no_script: AtomicBool,
+    /// Whether Redis runs this invocation's scripts, as far as one has told: once refused (an
+    /// ACL without `+eval`, a server without scripting), updates take the `WATCH` transaction
+    /// only, and a hold is renewed and released by one ([`Shared::if_held`]).
+    scripting: Mutex<Scripting>,
+}
+
+/// Whether Redis runs the store's Lua scripts ([`Shared::scripting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scripting {
+    /// No script was sent yet in this invocation.
+    Unknown,
+    /// One ran.
+    Runs,
+    /// One was refused (`NOPERM`, an unknown command): none is sent again.
+    Refused,
+}
+
+/// What [`Shared::if_held`] does to a hold that is still its holder's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldOp {
+    /// Extend it to this many milliseconds from now (`PEXPIRE`).
+    Renew(u64),
+    /// Delete it (`DEL`).
+    Release,
+}
+
+impl HoldOp {
+    /// The script doing it in one round trip, only if `hkey` still holds `token`.
+    fn script(self, hkey: &str, token: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        match self {
+            HoldOp::Renew(ms) => cmd.arg(RENEW_LUA).arg(1).arg(hkey).arg(token).arg(ms),
+            HoldOp::Release => cmd.arg(RELEASE_LUA).arg(1).arg(hkey).arg(token),
+        };
+        cmd
+    }
+
+    /// The plain command doing it, for the `WATCH` transaction.
+    fn command(self, hkey: &str) -> redis::Cmd {
+        match self {
+            HoldOp::Renew(ms) => redis::cmd("PEXPIRE").arg(hkey).arg(ms).to_owned(),
+            HoldOp::Release => redis::cmd("DEL").arg(hkey).to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -419,7 +462,7 @@ impl RedisStore {
                 prefetched: Mutex::new(None),
                 renewals: Mutex::new(Renewals::default()),
                 seen: Mutex::new(VecDeque::new()),
-                no_script: AtomicBool::new(false),
+                scripting: Mutex::new(Scripting::Unknown),
             }),
             namespace: format!("pagerpipe:{handler}:"),
             lease: DEFAULT_LEASE,
@@ -462,7 +505,7 @@ impl RedisStore {
         ttl_ms: Option<u64>,
         f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
     ) -> anyhow::Result<bool> {
-        if self.shared.no_script.load(Ordering::Relaxed) {
+        if self.shared.scripting() == Scripting::Refused {
             return Ok(false);
         }
         let Some(expected) = self.shared.last_seen(rkey) else { return Ok(false) };
@@ -488,15 +531,19 @@ impl RedisStore {
         };
         // A script Redis refuses (NOPERM, scripting disabled) is not a failure of the store:
         // the transaction does without it, for the rest of the invocation.
-        let answer = self.shared.run("update a record", |c, setup| match first(setup).add_command(cas).query::<(i64,)>(c) {
-            Ok((n,)) => Ok(Some(n)),
-            Err(e) if !is_network(&e) && e.kind() != redis::ErrorKind::Client => Ok(None),
-            Err(e) => Err(e),
+        let answer = self.shared.run("update a record", |c, setup| {
+            let at = setup.as_ref().map_or(0, redis::Pipeline::len);
+            match first(setup).add_command(cas).query::<(i64,)>(c) {
+                Ok((n,)) => Ok(Some(n)),
+                Err(e) if script_refused(&e, at) => Ok(None),
+                Err(e) => Err(e),
+            }
         })?;
         let Some(done) = answer else {
-            self.shared.no_script.store(true, Ordering::Relaxed);
+            self.shared.set_scripting(Scripting::Refused);
             return Ok(false);
         };
+        self.shared.set_scripting(Scripting::Runs);
         if done == 1 {
             self.shared.saw(rkey, bytes.as_deref());
         }
@@ -524,6 +571,20 @@ fn why(e: &redis::RedisError, budget: Duration) -> String {
 /// opposed to Redis refusing one command.
 fn is_network(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
+}
+
+/// Whether `e` is Redis refusing a script (`NOPERM` for an ACL without `+eval`, an unknown
+/// command where scripting is off), as opposed to a failure of the connection.
+/// `at`: the script's place in its pipeline (after `AUTH`/`SELECT`, whose refusal is not the
+/// script's).
+fn script_refused(e: &redis::RedisError, at: usize) -> bool {
+    if is_network(e) || e.kind() == redis::ErrorKind::Client {
+        return false;
+    }
+    match e.clone().into_server_errors() {
+        Some(errors) => errors.iter().all(|(i, _)| *i == at),
+        None => true,
+    }
 }
 
 /// `1.5s`, `250ms`.
@@ -555,6 +616,44 @@ impl Shared {
     /// The bytes `rkey` had when this invocation last read or wrote it, if it did.
     fn last_seen(&self, rkey: &str) -> Option<Option<Vec<u8>>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner).iter().find(|(k, _)| k == rkey).map(|(_, raw)| raw.clone())
+    }
+
+    fn scripting(&self) -> Scripting {
+        *self.scripting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_scripting(&self, scripting: Scripting) {
+        *self.scripting.lock().unwrap_or_else(PoisonError::into_inner) = scripting;
+    }
+
+    /// Do `op` to the hold `hkey` if it still holds `token` (this holder's): `Ok(true)` done,
+    /// `Ok(false)` not this holder's any more (it lapsed, and maybe another took it). One
+    /// round trip by script ([`HoldOp::script`]); where Redis refuses scripts, `WATCH` and
+    /// `GET` of the hold, then, when the token is this holder's, `MULTI`, `op`, `EXEC` (two),
+    /// which does nothing when the hold changed in between.
+    ///
+    /// Errors: Redis failed.
+    fn if_held(&self, what: &str, hkey: &str, token: &str, op: HoldOp) -> anyhow::Result<bool> {
+        self.run(what, |c, mut setup| {
+            if self.scripting() != Scripting::Refused {
+                let at = setup.as_ref().map_or(0, redis::Pipeline::len);
+                match first(setup.take()).add_command(op.script(hkey, token)).query::<(i64,)>(c) {
+                    Ok((n,)) => {
+                        self.set_scripting(Scripting::Runs);
+                        return Ok(n == 1);
+                    }
+                    Err(e) if script_refused(&e, at) => self.set_scripting(Scripting::Refused),
+                    Err(e) => return Err(e),
+                }
+            }
+            let (held,): (Option<Vec<u8>>,) = first(setup.take()).cmd("WATCH").arg(hkey).ignore().cmd("GET").arg(hkey).query(c)?;
+            if held.as_deref() != Some(token.as_bytes()) {
+                redis::cmd("UNWATCH").query::<()>(c)?;
+                return Ok(false);
+            }
+            let done: Option<(i64,)> = redis::pipe().atomic().add_command(op.command(hkey)).query(c)?;
+            Ok(done.is_some_and(|(n,)| n == 1))
+        })
     }
 
     fn notice(&self, text: String) {
@@ -655,9 +754,17 @@ impl Drop for RedisHold {
         // after the release below finds the token gone and changes nothing.
         self.shared.renewals().holds.retain(|(k, t)| (k, t) != (&self.key, &self.token));
         // Delete the lease only if it is still ours (it may have expired and been taken by
-        // another holder if this process was stopped for longer than the lease). Its answer
-        // is not waited for: a delivery's last round trip saved.
-        self.shared.send_only("release a hold", redis::cmd("EVAL").arg(RELEASE_LUA).arg(1).arg(&self.key).arg(&self.token));
+        // another holder if this process was stopped for longer than the lease). Where a
+        // script ran before, its answer is not waited for: a delivery's last round trip
+        // saved. Otherwise it is, so that a refused script is known and the transaction
+        // releases the hold instead of leaving it to lapse (the incident blocked for a lease).
+        let what = "release a hold";
+        match self.shared.scripting() {
+            Scripting::Runs => self.shared.send_only(what, &HoldOp::Release.script(&self.key, &self.token)),
+            Scripting::Unknown | Scripting::Refused => {
+                let _ = self.shared.if_held(what, &self.key, &self.token, HoldOp::Release);
+            }
+        }
     }
 }
 
@@ -721,17 +828,15 @@ fn renew(shared: &Shared, lease: Duration) {
             renewals.holds.clone()
         };
         for (key, token) in holds {
-            let renewed = shared.run("renew a hold", |c, setup| {
-                first(setup).cmd("EVAL").arg(RENEW_LUA).arg(1).arg(&key).arg(&token).arg(ms).query::<(i64,)>(c)
-            });
+            let renewed = shared.if_held("renew a hold", &key, &token, HoldOp::Renew(ms));
             let gone = |renewals: &mut Renewals| {
                 let before = renewals.holds.len();
                 renewals.holds.retain(|(k, t)| (k, t) != (&key, &token));
                 renewals.holds.len() < before
             };
-            let why = match renewed.map(|(n,)| n) {
-                Ok(1) => continue,
-                Ok(_) => format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe),
+            let why = match renewed {
+                Ok(true) => continue,
+                Ok(false) => format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe),
                 Err(e) => format!("{e:#}; the hold {key} expires within {}", humanize(lease)),
             };
             // Released by its holder meanwhile: nothing was lost.
