@@ -67,6 +67,39 @@ fn a_host_clock_stepped_back_does_not_supersede_the_next_failure() {
     fake.assert_no_violations();
 }
 
+/// The bound's other side: a storm of one event handed over again and again long after its
+/// check ran (a backlog in the monitoring pipeline, or a host clock minutes behind). Each
+/// repeat's time was the bound, which moves with its receipt, so every skip rewrote the
+/// incident's record to note a time that says when the event arrived, not when the check ran.
+/// A repeat now writes nothing, and a recovery received after it still resolves.
+#[test]
+fn a_late_repeat_writes_nothing_and_the_recovery_after_it_still_resolves() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let run_at = |fixture: &str, executed: i64, received: i64| {
+        let mut cmd = sb.command(&["--api-url", &fake.url]);
+        cmd.env("PAGERPIPE_NOW", received.to_string());
+        crate::util::run_command(cmd, &fixture_at(fixture, executed))
+    };
+    let record = || std::fs::read(sb.state_dir().join("pagerduty").join("web-01%2Fcheck_disk.json")).expect("the incident's record");
+    let r = run_at("sensu/create.json", t - 900, t - 600);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let triggered = record();
+    for received in [t - 500, t - 400] {
+        let r = run_at("sensu/create.json", t - 900, received);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert!(r.stderr.contains("skipped web-01/check_disk: already notified"), "{}", r.stderr);
+        assert_eq!(String::from_utf8_lossy(&record()), String::from_utf8_lossy(&triggered), "a repeat rewrote the record");
+    }
+    // The recovery, as late: received after the repeats, it is ordered after them.
+    let r = run_at("sensu/resolve.json", t - 890, t - 300);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 /// What the bound keeps: a failure really from before the recovery, handed over a moment after
 /// it (Sensu Go runs the two handlers concurrently), is still superseded.
 #[test]

@@ -38,7 +38,7 @@ use crate::http::{self, Client, Deadline, Response};
 use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Entry, Spool};
-use crate::state::{self, Proposal, Store, Verdict};
+use crate::state::{self, Proposal, Store, TimeOrigin, Verdict};
 
 /// How long a flush waits before asking again when a lookup cannot tell yet whether a request
 /// of unknown fate went through ([`Found::CannotTell`]): 250 ms, or as long as the last ask took.
@@ -343,6 +343,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             action: entry.action,
             severity: entry.severity.clone(),
             event_time: entry.event_time,
+            time_origin: TimeOrigin::Event,
             event_seq: entry.event_seq,
             refresh_secs: refresh_of(self.common),
             token: entry.token.clone(),

@@ -330,8 +330,10 @@ pub struct Proposal {
     pub action: Action,
     /// Status word of the event (`warning`, `critical`, `unknown`, `ok`).
     pub severity: String,
-    /// The event's own time (else its receipt), Unix seconds.
+    /// The event's own time (else its receipt), Unix seconds: [`ordering_time`].
     pub event_time: u64,
+    /// Whether `event_time` is the event's own or one [`ordering_time`] put in its place.
+    pub time_origin: TimeOrigin,
     /// The source's sequence number of the event, when it gives one
     /// ([`crate::event::Event::sequence`]): orders events of the same second.
     pub event_seq: Option<u64>,
@@ -346,6 +348,19 @@ pub struct Proposal {
     /// the ledger could be read: without it, the resolve is sent (a duplicate beats a page left
     /// open).
     pub only_open: bool,
+}
+
+/// Where a [`Proposal::event_time`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeOrigin {
+    /// The time the event gave (for a spooled request, the time it was spooled with).
+    Event,
+    /// The receipt, or the lateness bound before it ([`ordering_time`]): the event gave no
+    /// time, one ahead of its receipt, or a monitored host's time further back than
+    /// [`host_clock_lateness`]. It says when the event arrived, not when it happened: every
+    /// event received later is ordered later anyway, so a skip does not note it
+    /// ([`skip_moves_time`]).
+    Receipt,
 }
 
 /// Why a resolve that may only close an open incident ([`Proposal::only_open`]) is skipped.
@@ -607,9 +622,14 @@ pub fn record(
 /// a maintenance window) included.
 ///
 /// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
-/// skips (the incident looked closed) says nothing about the state at its time.
+/// skips (the incident looked closed) says nothing about the state at its time. Nor is a time
+/// that is the event's receipt ([`TimeOrigin::Receipt`]): it says when the event arrived, not
+/// when its check ran, and an event from a monitored host received after it is ordered after
+/// it anyway (its own bound is later). Noting it would rewrite the record for every late
+/// repeat of a storm, and the receipt time of one host sharing the ledger could supersede a
+/// recovery received a moment later on another whose clock runs a second behind.
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
-    if p.action == Action::Acknowledge {
+    if p.action == Action::Acknowledge || p.time_origin == TimeOrigin::Receipt {
         return false;
     }
     match record.filter(|r| r.last_action.is_some()) {
@@ -814,6 +834,7 @@ mod tests {
             action,
             severity: severity.into(),
             event_time: t,
+            time_origin: TimeOrigin::Event,
             event_seq: None,
             refresh_secs: 1800,
             token: token.into(),
@@ -1168,6 +1189,8 @@ mod tests {
         assert!(!skip_moves_time(Some(&rec), &p(Action::Trigger, "critical", 1000, "c")), "the same event time: nothing to note");
         assert!(!skip_moves_time(None, &repeat));
         assert!(!skip_moves_time(Some(&rec), &p(Action::Acknowledge, "critical", 1200, "e")), "an acknowledge is never noted");
+        let received = Proposal { time_origin: TimeOrigin::Receipt, ..repeat.clone() };
+        assert!(!skip_moves_time(Some(&rec), &received), "a time that is the receipt is not noted");
         let mut noted = rec.clone();
         noted.event_time = Some(1100);
         // A resolve from 1050 arriving now would close what the 1100 failure found open.
