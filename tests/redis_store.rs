@@ -606,3 +606,90 @@ fn a_spooled_recovery_flushed_while_redis_refuses_writes_forgets_the_record_too(
     assert!(r.stderr.contains("cannot record the delivery") && r.stderr.contains("forgot its record instead"), "{}", r.stderr);
     assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap().trim(), "0");
 }
+
+#[test]
+fn a_store_connects_again_only_after_its_connection_broke() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let store = RedisStore::connect(&server.url, "pagerduty", None, Duration::from_millis(300)).unwrap();
+    increment(&store, "k");
+    assert!(!store.reconnect().unwrap(), "a working store has nothing to connect again");
+    server.restart();
+    let e = format!("{:#}", store.get("k").unwrap_err());
+    assert!(!e.contains(&server.password), "{e}");
+    assert!(store.reconnect().unwrap(), "broken by the restart: {e}");
+    assert_eq!(store.get("k").unwrap(), None, "the restarted Redis is empty");
+    increment(&store, "k");
+    assert_eq!(server.cli(&["GET", "pagerpipe:pagerduty:rec:k"]).unwrap().trim(), r#"{"n":1}"#);
+    // Still down: connecting again fails, saying so without the password.
+    server.kill();
+    assert!(store.get("k").is_err());
+    let e = format!("{:#}", store.reconnect().unwrap_err());
+    assert!(
+        e.contains("cannot connect to the state store redis://127.0.0.1:") && e.contains("again") && !e.contains(&server.password),
+        "{e}"
+    );
+    // A Redis that stops answering is not connected to again: a new connection would wait
+    // as long.
+    let Some(server) = RedisServer::start() else { return };
+    let store = RedisStore::connect(&server.url, "pagerduty", None, Duration::from_millis(200)).unwrap();
+    increment(&store, "k");
+    server.signal("STOP");
+    let e = bounded(Duration::from_secs(20), move || {
+        let e = format!("{:#}", store.get("k").unwrap_err());
+        (e, store.reconnect().map_err(|e| e.to_string()))
+    });
+    server.signal("CONT");
+    assert!(e.0.contains("no answer within 200ms") && e.1 == Ok(false), "{e:?}");
+}
+
+#[test]
+fn a_page_whose_record_meets_a_restarted_redis_is_recorded_and_its_repeat_is_not_sent_again() {
+    // Observed: the hold was taken, the trigger delivered, and Redis restarted before the
+    // record was written: the write failed on the cut connection, nothing was recorded, and
+    // the next identical event paged again.
+    let Some(mut server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[crate::fake::pagerduty::Script::Gated]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let args = ["--api-url", fake.url.as_str()];
+    let child = crate::util::spawn_command(sb.command(&args), &read_fixture("sensu/create.json"));
+    crate::util::wait_until(
+        "the trigger to reach PagerDuty",
+        Duration::from_secs(20),
+        || (!fake.events().is_empty()).then_some(()),
+        String::new,
+    );
+    server.restart();
+    fake.open_gate();
+    let r = crate::util::finish(child);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("cannot record") && r.stderr.contains("connected again and recorded the outcome"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&server.password), "{}", r.stderr);
+    let record: serde_json::Value =
+        serde_json::from_str(&server.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap()).expect("recorded");
+    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)), "{record}");
+    let r = sb.run(&args, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 1, "the repeat was sent again");
+}
+
+#[test]
+fn a_page_whose_redis_is_gone_for_good_before_its_record_still_says_it_was_not_recorded() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[crate::fake::pagerduty::Script::Gated]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let child = crate::util::spawn_command(sb.command(&["--api-url", &fake.url]), &read_fixture("sensu/create.json"));
+    crate::util::wait_until(
+        "the trigger to reach PagerDuty",
+        Duration::from_secs(20),
+        || (!fake.events().is_empty()).then_some(()),
+        String::new,
+    );
+    server.kill();
+    fake.open_gate();
+    let r = crate::util::finish(child);
+    assert_eq!(r.code, Some(0), "delivered: {r:?}");
+    assert!(r.stderr.contains("error: cannot record the outcome for web-01/check_disk"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot connect to the state store") && r.stderr.contains("again"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&server.password), "{}", r.stderr);
+}

@@ -374,6 +374,8 @@ pub struct RedisServer {
     /// The CA that signed the TLS server's certificate (`ca_file`), for a TLS server.
     pub ca_file: Option<std::path::PathBuf>,
     child: Option<std::process::Child>,
+    /// The command line it was started with, to start it again ([`RedisServer::restart`]).
+    command: Vec<std::ffi::OsString>,
     dir: tempfile::TempDir,
 }
 
@@ -445,6 +447,7 @@ impl RedisServer {
                 port,
                 ca_file,
                 child: Some(child),
+                command: cmd.get_args().map(std::ffi::OsStr::to_os_string).collect(),
                 dir,
             };
             if server.wait_ready() {
@@ -506,6 +509,22 @@ impl RedisServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Restart the server as an operator's `systemctl restart redis-server` would, without
+    /// persistence: stop it (SIGKILL by PID), start it again on the same port with the same
+    /// settings, empty, and wait until it answers. Its clients' connections are cut.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(REDIS_SERVER)
+            .args(&self.command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        assert!(self.wait_ready(), "redis-server could not take its port {} again", self.port);
     }
 
     /// Send `signal` (`STOP`, `CONT`) to the server by PID.

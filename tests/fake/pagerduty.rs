@@ -35,13 +35,16 @@ pub enum Script {
     Late(u64),
     /// 500 after this many milliseconds (a failing request that keeps its sender busy).
     LateError(u64),
+    /// 202 once the test calls [`FakePagerDuty::open_gate`] (a request in flight while the
+    /// test changes the world around its sender).
+    Gated,
 }
 
 impl Script {
     /// The status this step answers with (`None`: never answers).
     pub fn status(self) -> Option<u16> {
         match self {
-            Script::Accept | Script::Slow | Script::Late(_) => Some(202),
+            Script::Accept | Script::Slow | Script::Late(_) | Script::Gated => Some(202),
             Script::Invalid => Some(400),
             Script::RateLimited => Some(429),
             Script::ServerError | Script::LateError(_) => Some(500),
@@ -60,6 +63,8 @@ struct Inner {
     /// Valid events received, with the status each was answered with (`None`: never).
     events: Vec<(Value, Option<u16>)>,
     violations: Vec<String>,
+    /// Whether [`Script::Gated`] answers.
+    gate_open: bool,
     /// Routing keys answered 429 whatever the script says (PagerDuty's rate limit is per
     /// routing key: a service flooded by its own events).
     throttled: Vec<String>,
@@ -228,6 +233,12 @@ impl FakePagerDuty {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}))
                 }
+                Script::Gated => {
+                    while !shared.lock().unwrap().gate_open {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}))
+                }
                 Script::LateError(ms) => {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     Reply::Json(500, json!({"status": "error", "message": "Internal server error"}))
@@ -259,6 +270,11 @@ impl FakePagerDuty {
         self
     }
 
+    /// Let every [`Script::Gated`] answer, now and from now on.
+    pub fn open_gate(&self) {
+        self.inner.lock().expect("the fake's lock").gate_open = true;
+    }
+
     /// Valid events received, in arrival order.
     pub fn events(&self) -> Vec<Value> {
         self.inner.lock().expect("the fake's lock").events.iter().map(|(e, _)| e.clone()).collect()
@@ -284,6 +300,15 @@ impl FakePagerDuty {
     pub fn assert_no_violations(&self) {
         let v = self.violations();
         assert!(v.is_empty(), "requests broke the PagerDuty contract: {v:#?}");
+    }
+}
+
+impl Drop for FakePagerDuty {
+    /// A request still waiting at the gate is answered, so that the server's thread ends.
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.gate_open = true;
+        }
     }
 }
 

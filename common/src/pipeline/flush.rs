@@ -409,7 +409,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         if let Some(store) = self.store {
                             provider.settled(store, &payload, &entry.token, &refs);
                         }
-                        self.record(&entry.incident_key, &proposal, &refs);
+                        self.record(&entry.incident_key, &proposal, &refs, deadline);
                         return Outcome::Delivered(());
                     }
                     Found::No => {
@@ -473,7 +473,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 if let Some(store) = self.store {
                     provider.settled(store, &payload, &attempt, &refs);
                 }
-                self.record(&entry.incident_key, &proposal, &refs);
+                self.record(&entry.incident_key, &proposal, &refs, deadline);
                 let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));
                 log.info(format!("{what}: delivered after {} in the spool", crate::config::show_duration(queued)));
                 Outcome::Delivered(())
@@ -483,9 +483,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         }
     }
 
-    fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>) {
+    fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>, deadline: &Deadline) {
         if let Some(store) = self.store {
-            super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", self.log);
+            super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", deadline, self.log);
         }
     }
 }

@@ -925,7 +925,9 @@ impl<'a, P: Provider> Local<'a, P> {
         };
         let outcome = read.provider.act(&ctx, &job);
         match (&outcome, self.store()) {
-            (Outcome::Delivered(done), Some(store)) => record_delivered::<P>(store, key, p, &done.refs, "the outcome", log),
+            (Outcome::Delivered(done), Some(store)) => {
+                record_delivered::<P>(store, key, p, &done.refs, "the outcome", &self.d.deadline, log)
+            }
             // Alive and done: what it noted in flight is spooled or refused, not orphaned.
             (_, Some(store)) if !ctx.dry_run => {
                 if let Err(e) = state::clear_inflight_of(store, key, &p.token) {
@@ -943,15 +945,41 @@ impl<'a, P: Provider> Local<'a, P> {
 }
 
 /// Record what the service accepted for `key` (`p`, with the provider's `refs`); `what` names
-/// it in the log (`the outcome`). When the store refuses the write, a recovery's record is
+/// it in the log (`the outcome`). When the store lost its connection since the incident's hold
+/// was taken (Redis restarted), it connects again once, while `deadline` has time left, and
+/// the write is tried again: unrecorded, the next identical event would page again. The
+/// compare-and-set decides on what the store holds now (another host may have written
+/// meanwhile). When the store refuses the write, a recovery's record is
 /// forgotten instead: an open record left behind would make the next failure within refresh
 /// pass for a repeat and be skipped while the service has the incident resolved. A full Redis
 /// (`maxmemory`, `noeviction`) refuses every write but a deletion, which frees memory. Without
 /// the record a late event of the incident is no longer ordered against this recovery (a page
 /// too many at worst). When even that fails, the error line says what to run once the store
 /// works again ([`unrecorded_note`]).
-fn record_delivered<P: Provider>(store: &dyn Store, key: &str, p: &Proposal, refs: &Map<String, Value>, what: &str, log: &Logger) {
-    let Err(e) = state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER) else { return };
+fn record_delivered<P: Provider>(
+    store: &dyn Store,
+    key: &str,
+    p: &Proposal,
+    refs: &Map<String, Value>,
+    what: &str,
+    deadline: &Deadline,
+    log: &Logger,
+) {
+    let record = || state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER);
+    let Err(mut e) = record() else { return };
+    if !deadline.remaining().is_zero() {
+        match store.reconnect() {
+            Ok(false) => {}
+            Ok(true) => match record() {
+                Ok(()) => {
+                    log.warn(format!("{e:#}; connected again and recorded {what} for {key}"));
+                    return;
+                }
+                Err(again) => e = again,
+            },
+            Err(reconnect) => e = anyhow::anyhow!("{e:#}; {reconnect:#}"),
+        }
+    }
     let unrecorded = format!("cannot record {what} for {key} in the state store {}: {e:#}", store.describe());
     if p.action == Action::Resolve && store.delete(key).is_ok() {
         log.warn(format!("{unrecorded}; forgot its record instead, so that a new failure pages (a late event of it is no longer ordered)"));

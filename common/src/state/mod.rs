@@ -185,6 +185,16 @@ pub trait Store {
         Ok((self.get(key)?, None))
     }
 
+    /// Connect again when the store lost its connection since it was opened (Redis restarted,
+    /// a proxy or a firewall cut it), so that a write that failed with it may be tried once
+    /// more: `Ok(true)`. `Ok(false)`: nothing to connect again (the store failed otherwise, or
+    /// not at all; a file store). Default: `Ok(false)`.
+    ///
+    /// Errors: the new connection cannot be made (Redis is still unreachable).
+    fn reconnect(&self) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+
     /// The keys of every record, in no particular order (for `--list`).
     ///
     /// Errors: the store cannot be listed.

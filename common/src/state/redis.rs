@@ -58,6 +58,9 @@
 //! handler at most about three budgets of its deadline: connecting, and one stalled pipeline,
 //! whose every answer is waited for (two: the storm path's read, or the hold with its read).
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
+//! A connection that broke (reset or closed: Redis restarted) is made again once, where the
+//! pipeline asks for it ([`Store::reconnect`]: to record what the service accepted), within
+//! one more budget.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -158,8 +161,13 @@ struct Shared {
     /// of the first command; `None` once the first command went out.
     setup: Mutex<Option<redis::Pipeline>>,
     /// Why the store is unusable for the rest of the invocation (a network failure, or the
-    /// first command refused: authentication, database): later calls fail at once.
-    down: Mutex<Option<String>>,
+    /// first command refused: authentication, database): later calls fail at once, until
+    /// [`Store::reconnect`] replaces a connection that broke.
+    down: Mutex<Option<Down>>,
+    /// What makes a new connection ([`Store::reconnect`]).
+    client: redis::Client,
+    /// `AUTH` / `SELECT` (maybe none), sent again ahead of a new connection's first command.
+    auth: redis::Pipeline,
     /// `redis://host:port/db`.
     describe: String,
     /// The longest wait for an answer.
@@ -185,6 +193,32 @@ struct Shared {
     /// ACL without `+eval`, a server without scripting), updates take the `WATCH` transaction
     /// only, and a hold is renewed and released by one ([`Shared::if_held`]).
     scripting: Mutex<Scripting>,
+}
+
+/// Why the store stopped asking Redis ([`Shared::down`]).
+#[derive(Debug, Clone)]
+struct Down {
+    fault: Fault,
+    /// What Redis or the connection said, masked: repeated by every later call.
+    reason: String,
+}
+
+/// What kind of failure put the store [`Down`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The connection broke: reset or closed by the other end (Redis restarted, a proxy or a
+    /// firewall cut it). A new one may work at once ([`Store::reconnect`]).
+    Broken,
+    /// Anything else: no answer within the budget (a new connection would wait as long
+    /// again), a garbled answer, the first command refused (authentication, database).
+    Other,
+}
+
+impl Fault {
+    /// The fault `e` is.
+    fn of(e: &redis::RedisError) -> Fault {
+        if e.is_connection_dropped() && !e.is_timeout() { Fault::Broken } else { Fault::Other }
+    }
 }
 
 /// Whether Redis runs the store's Lua scripts ([`Shared::scripting`]).
@@ -422,6 +456,7 @@ impl RedisStore {
         if db != 0 {
             setup.cmd("SELECT").arg(db).ignore();
         }
+        let auth = setup.clone();
         let addr = if tls {
             ConnectionAddr::TcpTls { host: host.clone(), port, insecure: false, tls_params: None }
         } else {
@@ -455,6 +490,8 @@ impl RedisStore {
                 conn: Mutex::new(Conn { redis: conn, unread: 0 }),
                 setup: Mutex::new(Some(setup)),
                 down: Mutex::new(None),
+                client,
+                auth,
                 describe,
                 budget,
                 secrets,
@@ -670,8 +707,8 @@ impl Shared {
         what: &str,
         op: impl FnOnce(&mut redis::Connection, Option<redis::Pipeline>) -> redis::RedisResult<T>,
     ) -> anyhow::Result<T> {
-        if let Some(why) = self.down.lock().unwrap_or_else(PoisonError::into_inner).as_deref() {
-            anyhow::bail!("state store {}: not asked to {what}: it failed earlier in this invocation ({why})", self.describe);
+        if let Some(down) = self.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            anyhow::bail!("state store {}: not asked to {what}: it failed earlier in this invocation ({})", self.describe, down.reason);
         }
         let mut conn = self.lock();
         // Whatever this command is, the record read with a hold may be out of date after it.
@@ -683,7 +720,7 @@ impl Shared {
         answered.map_or_else(|| op(redis, setup), Err).map_err(|e| {
             let reason = mask(&why(&e, self.budget), &self.secrets);
             if first || is_network(&e) {
-                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e), reason: reason.clone() });
             }
             anyhow::anyhow!("state store {}: {what}: {reason}", self.describe)
         })
@@ -706,7 +743,10 @@ impl Shared {
         self.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
         match conn.redis.send_packed_command(&cmd.get_packed_command()) {
             Ok(()) => conn.unread += 1,
-            Err(e) => *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(mask(&why(&e, self.budget), &self.secrets)),
+            Err(e) => {
+                let reason = mask(&why(&e, self.budget), &self.secrets);
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e), reason });
+            }
         }
     }
 }
@@ -998,6 +1038,36 @@ impl Store for RedisStore {
         let (_,): (u64,) = self.shared.run("delete a record", |c, setup| first(setup).cmd("DEL").arg(&rkey).query(c))?;
         self.shared.saw(&rkey, None);
         Ok(())
+    }
+
+    /// A new connection, within the store's budget, when a network failure broke the old one
+    /// ([`Fault::Broken`]); `AUTH` and `SELECT` go with its first command. The holds of this
+    /// invocation are no longer renewed (their leases were taken on the old connection, and
+    /// a restarted Redis may not have them any more: the lease lapses, or the drop releases it
+    /// if it is still this holder's); the bytes of records last seen are kept, as guesses for
+    /// the compare-and-set, which checks them against what Redis holds now.
+    fn reconnect(&self) -> anyhow::Result<bool> {
+        let shared = &self.shared;
+        if !shared.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|d| d.fault == Fault::Broken) {
+            return Ok(false);
+        }
+        let fail = |e: redis::RedisError| {
+            anyhow::anyhow!(
+                "{}",
+                mask(&format!("cannot connect to the state store {} again: {}", shared.describe, why(&e, shared.budget)), &shared.secrets)
+            )
+        };
+        let redis = shared.client.get_connection_with_timeout(shared.budget).map_err(fail)?;
+        redis.set_read_timeout(Some(shared.budget)).map_err(fail)?;
+        redis.set_write_timeout(Some(shared.budget)).map_err(fail)?;
+        let mut conn = shared.lock();
+        *conn = Conn { redis, unread: 0 };
+        shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
+        *shared.setup.lock().unwrap_or_else(PoisonError::into_inner) = Some(shared.auth.clone());
+        *shared.down.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        drop(conn);
+        shared.renewals().holds.clear();
+        Ok(true)
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {
