@@ -98,6 +98,26 @@ fn twiml_in_check_output_is_read_out_as_text() {
     assert_eq!(spoken(call), "web-01 check_disk is critical. x</Say><Dial>+19005550100</Dial><Say>&amp; \"y\"");
 }
 
+/// Twilio counts its limits so that an emoji reaches them "sooner than expected" (error 21617):
+/// an SMS of 1600 emoji was cut to 1600 characters, 3200 UTF-16 code units, and a stricter
+/// count refuses it for good. Both limits are now counted in UTF-16 code units.
+#[test]
+fn an_output_of_emoji_fits_twilios_limits_counted_in_utf16() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"channels": ["voice", "sms"], "message": "{output}"}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["output"] = "🔥".repeat(5000).into();
+    let r = run(&sb, &fake, ev.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let body = fake.to(MESSAGES)[0].param("Body").unwrap().to_string();
+    let units = common::template::utf16_len(&body);
+    assert!((1599..=1600).contains(&units) && body.ends_with('…'), "{units}: {body}");
+    let doc = fake.to(CALLS)[0].param("Twiml").unwrap().to_string();
+    let units = common::template::utf16_len(&doc);
+    assert!(units <= 4000 && units > 3900, "{units}: {doc}");
+}
+
 #[test]
 fn a_long_japanese_message_is_spoken_in_japanese_within_4000_characters() {
     let fake = FakeTwilio::start(&[]);

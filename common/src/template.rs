@@ -239,6 +239,37 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     out
 }
 
+/// The length of `s` in UTF-16 code units: a character of the Basic Multilingual Plane is one,
+/// one beyond it (an emoji, a rare CJK ideograph) two. Twilio's limits (`Body` 1 600, `Twiml`
+/// 4 000 "characters") are counted so here: its docs do not say how, its error 21617 says
+/// emoji and other non-GSM-7 characters reach the limit "sooner than expected", and UTF-16 is
+/// never fewer than Unicode scalar values, so text within it is within either reading.
+pub fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// Cut `s` to at most `max` UTF-16 code units ([`utf16_len`]), on a character boundary, ending
+/// with `…` (one unit) when cut.
+pub fn truncate_utf16(s: &str, max: usize) -> String {
+    if utf16_len(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut units = 0;
+    for c in s.chars() {
+        units += c.len_utf16();
+        if units > max - 1 {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 /// Cut `s` in place to `max` characters (Unicode scalar values) when it is longer, ending it
 /// with ` … [cut: N characters]` (N its length before); whether it was cut. For text kept or
 /// logged whole up to a limit (a check output of megabytes, a key of hundreds of kilobytes).
@@ -262,6 +293,21 @@ mod tests {
             None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn utf16_counts_a_character_beyond_the_basic_plane_as_two() {
+        assert_eq!(utf16_len("disk é 満杯"), 9);
+        assert_eq!(utf16_len("🔥🔥"), 4);
+        assert_eq!(truncate_utf16("abc", 3), "abc");
+        // An emoji is never split: two units or none.
+        assert_eq!(truncate_utf16("a🔥🔥", 4), "a🔥…");
+        assert_eq!(truncate_utf16("a🔥🔥", 3), "a…");
+        assert_eq!(truncate_utf16("a🔥🔥", 5), "a🔥🔥");
+        assert_eq!(truncate_utf16("🔥🔥🔥", 5), "🔥🔥…");
+        assert_eq!(truncate_utf16("🔥", 0), "");
+        let cut = truncate_utf16(&"🔥".repeat(1000), 1600);
+        assert_eq!((utf16_len(&cut), cut.chars().count()), (1599, 800));
     }
 
     #[test]

@@ -46,7 +46,7 @@ use common::http::{Body, Method, Request, Response, classify_status_with};
 use common::outcome::{Outcome, Retry};
 use common::pipeline::{Ctx, Done, Found, Job, Provider};
 use common::state::NoRecord;
-use common::template::{Template, says_nothing, truncate_chars};
+use common::template::{Template, says_nothing, truncate_chars, truncate_utf16};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -57,7 +57,8 @@ use crate::twiml::{self, Speech};
 
 /// Default base URL.
 pub const API_URL: &str = "https://api.twilio.com";
-/// Twilio's limit on an SMS `Body`, in characters (error 21617 beyond).
+/// Twilio's limit on an SMS `Body`: 1600 characters (error 21617 beyond), counted as UTF-16
+/// code units ([`common::template::utf16_len`]: an emoji is two).
 pub const MAX_SMS_CHARS: usize = 1600;
 /// Largest ring timeout Twilio accepts, in seconds.
 pub const MAX_RING_TIMEOUT: u64 = 600;
@@ -1124,7 +1125,7 @@ fn machine_detection(v: &Value) -> Result<Option<&'static str>> {
 /// check printed nothing) gives way to `fallback`, the language's default message, rather than
 /// the page being refused for good.
 fn sms_text(template: &Template, fallback: &'static str, event: &Event) -> String {
-    truncate_chars(&template.render_or(event, &Template::constant(fallback)), MAX_SMS_CHARS)
+    truncate_utf16(&template.render_or(event, &Template::constant(fallback)), MAX_SMS_CHARS)
 }
 
 /// Unix seconds of an RFC 2822 date as Twilio writes them (`Tue, 01 Dec 2026 14:00:00 +0000`).

@@ -6,9 +6,11 @@
 //! 4000 characters ([`MAX_CHARS`]); [`fitted`] shortens the check output (then, if it must, the
 //! whole message) until the document fits.
 
+use common::template::utf16_len;
 use quick_xml::escape::escape;
 
-/// Twilio's limit on the `Twiml` parameter of a Call create, in characters.
+/// Twilio's limit on the `Twiml` parameter of a Call create: 4000 characters, counted as UTF-16
+/// code units ([`common::template::utf16_len`]: an emoji is two).
 pub const MAX_CHARS: usize = 4000;
 
 /// How the message is spoken: `<Say language=".." voice=".." loop="..">`.
@@ -56,7 +58,7 @@ pub fn document(text: &str, speech: &Speech, conference: Option<&str>) -> String
 /// an empty output is too long, the text itself is cut. Whitespace runs are spoken as one space.
 pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, conference: Option<&str>) -> String {
     let build = |text: &str| document(&speakable(text), speech, conference);
-    let fits = |doc: &String| doc.chars().count() <= MAX_CHARS;
+    let fits = |doc: &String| utf16_len(doc) <= MAX_CHARS;
     // More than MAX_CHARS characters of output can never fit: search below that.
     let hi = full.min(MAX_CHARS);
     let doc = build(&render(hi));
@@ -83,12 +85,12 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
     let mut text = speakable(&render(0));
     loop {
         let doc = build(&text);
-        let len = doc.chars().count();
+        let len = utf16_len(&doc);
         if len <= MAX_CHARS || text.is_empty() {
             return doc;
         }
-        let keep = text.chars().count().saturating_sub(len - MAX_CHARS + 1);
-        text = common::template::truncate_chars(&text, keep);
+        let keep = utf16_len(&text).saturating_sub(len - MAX_CHARS + 1);
+        text = common::template::truncate_utf16(&text, keep);
     }
 }
 

@@ -12,7 +12,7 @@
 //! strings, so each is coerced to the schema's type first), and by hand the rules the schema
 //! leaves out: E.164 `To`/`From`; exactly one of `Url`/`Twiml`/`ApplicationSid`; `Twiml` at most
 //! 4000 characters, well-formed XML with root `<Response>`; `Timeout` at most 600; `Body` at most
-//! 1600 characters. A wrong credential → 401 code 20003; a broken request → 400 with Twilio's
+//! 1600 characters (both counted in UTF-16 code units, the stricter reading: an emoji is two). A wrong credential → 401 code 20003; a broken request → 400 with Twilio's
 //! error body, also recorded as a violation. Valid requests get the scripted reply (201 with a
 //! call object `CA…` / message object `SM…` by default).
 //!
@@ -549,7 +549,7 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
             return Err(refuse(400, 21205, format!("exactly one of Url, Twiml, ApplicationSid is required, {given} given")));
         }
         if let Some(doc) = get("Twiml") {
-            let n = doc.chars().count();
+            let n = common::template::utf16_len(doc);
             if n > 4000 {
                 return Err(refuse(400, 21205, format!("Twiml has {n} characters, over 4000")));
             }
@@ -570,7 +570,7 @@ pub fn check(r: &Received, v: &Validators) -> Result<(String, Vec<(String, Strin
         if bodies == 0 {
             return Err(refuse(400, 21602, "Message body is required."));
         }
-        if let Some(n) = get("Body").map(|b| b.chars().count())
+        if let Some(n) = get("Body").map(common::template::utf16_len)
             && n > 1600
         {
             return Err(refuse(400, 21617, format!("The concatenated message body exceeds the 1600 character limit ({n}).")));
