@@ -17,6 +17,14 @@ fn now() -> i64 {
     crate::util::unix_now()
 }
 
+/// Run `sb`'s handler against `fake` with the `fixture` whose check ran at `executed`, as if
+/// received at `received` (Unix seconds: `PAGERPIPE_NOW`).
+fn run_at(sb: &Sandbox, fake: &FakePagerDuty, fixture: &str, executed: i64, received: i64) -> Run {
+    let mut cmd = sb.command(&["--api-url", &fake.url]);
+    cmd.env("PAGERPIPE_NOW", received.to_string());
+    crate::util::run_command(cmd, &fixture_at(fixture, executed))
+}
+
 fn actions(fake: &FakePagerDuty) -> Vec<String> {
     fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect()
 }
@@ -50,11 +58,7 @@ fn a_host_clock_stepped_back_does_not_supersede_the_next_failure() {
     let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
-    let run_at = |fixture: &str, executed: i64, received: i64| {
-        let mut cmd = sb.command(&["--api-url", &fake.url]);
-        cmd.env("PAGERPIPE_NOW", received.to_string());
-        crate::util::run_command(cmd, &fixture_at(fixture, executed))
-    };
+    let run_at = |fixture: &str, executed: i64, received: i64| run_at(&sb, &fake, fixture, executed, received);
     let r = run_at("sensu-go/failing.json", t - 300, t - 300);
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = run_at("sensu-go/passing.json", t - 180, t - 180);
@@ -77,11 +81,7 @@ fn a_late_repeat_writes_nothing_and_the_recovery_after_it_still_resolves() {
     let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
-    let run_at = |fixture: &str, executed: i64, received: i64| {
-        let mut cmd = sb.command(&["--api-url", &fake.url]);
-        cmd.env("PAGERPIPE_NOW", received.to_string());
-        crate::util::run_command(cmd, &fixture_at(fixture, executed))
-    };
+    let run_at = |fixture: &str, executed: i64, received: i64| run_at(&sb, &fake, fixture, executed, received);
     let record = || std::fs::read(sb.state_dir().join("pagerduty").join("web-01%2Fcheck_disk.json")).expect("the incident's record");
     let r = run_at("sensu/create.json", t - 900, t - 600);
     assert_eq!(r.code, Some(0), "{r:?}");
