@@ -10,11 +10,17 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::{FakePagerDuty, Script};
+use crate::fake::reactio::{self, FakeReactio};
+use crate::fake::slack::{self, FakeSlack, Fault};
 use crate::fake::twilio::FakeTwilio;
-use crate::util::{ROUTING_KEY, RedisServer, Sandbox, read_fixture, wait_until};
+use crate::util::{ROUTING_KEY, RedisServer, Sandbox, fixture_at, read_fixture, unix_now, wait_until};
 
 const PAGERDUTY: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
+const SLACK: &str = env!("CARGO_BIN_EXE_handler-slack");
+const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
+/// The incident key of the Sensu fixtures, as the Redis keys name it.
+const KEY: &str = "web-01/check_disk";
 
 /// `n` handler-pagerduty hosts.
 fn pagerduty_hosts(n: usize) -> Vec<Sandbox> {
@@ -42,6 +48,50 @@ fn twilio_hosts(n: usize) -> Vec<Sandbox> {
             sb
         })
         .collect()
+}
+
+/// `n` handler-slack hosts opening war rooms (two responders invited), with `extra` laid over
+/// the `slack` section.
+fn slack_hosts(n: usize, extra: Value) -> Vec<Sandbox> {
+    (0..n)
+        .map(|_| {
+            let sb = Sandbox::new(SLACK);
+            let section =
+                crate::util::laid_over(json!({"token": slack::BOT_TOKEN, "responders": [slack::USERS[0], slack::USERS[1]]}), extra.clone());
+            sb.config("slack.json", &json!({ "slack": section }));
+            sb
+        })
+        .collect()
+}
+
+/// `n` handler-reactio hosts of one organization.
+fn reactio_hosts(n: usize) -> Vec<Sandbox> {
+    (0..n)
+        .map(|_| {
+            let sb = Sandbox::new(REACTIO);
+            sb.config("reactio.json", &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example"}}));
+            sb
+        })
+        .collect()
+}
+
+/// The stored record of `handler`'s incident [`KEY`] in Redis (`Null` when there is none).
+fn shared_record(redis: &RedisServer, handler: &str) -> Value {
+    let got = redis.cli(&["GET", &format!("pagerpipe:{handler}:rec:{KEY}")]).expect("redis-cli GET");
+    serde_json::from_str(got.trim()).unwrap_or(Value::Null)
+}
+
+/// Run `host`'s handler on `event` with the shared store and `args`, to the end.
+fn run_on(host: &Sandbox, redis: &RedisServer, args: &[&str], event: &[u8]) -> (Option<i32>, String) {
+    wait_all(vec![spawn(host, redis, args, event)]).remove(0)
+}
+
+/// `host`'s `--flush` with the shared store and `args`: (exit code, stderr).
+fn flush_on(host: &Sandbox, redis: &RedisServer, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = host.command(&["--flush", "--state-store", &redis.url]);
+    cmd.args(args).stdin(Stdio::null());
+    let out = cmd.output().expect("flush");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Start `host`'s handler with `args` and the shared store (`--state-store`), and feed it `event`.
@@ -276,5 +326,150 @@ fn a_recovery_waiting_for_a_trigger_in_flight_is_not_sent_ahead_of_it_when_redis
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let order: Vec<Value> = fake.accepted().iter().map(|e| e["event_action"].clone()).collect();
     assert_eq!(order, [json!("trigger"), json!("resolve")]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_slack_storm_on_three_hosts_opens_one_war_room_and_posts_one_alert() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    // The war room's creation is answered after 300 ms: the rest of the storm arrives while
+    // the first host is opening it.
+    fake.fail("conversations.create", &[Fault::Slow(300)]);
+    let hosts = slack_hosts(3, json!({}));
+    let event = fixture_at("sensu/create.json", unix_now() - 5);
+    let api = fake.api_url();
+    let children = (0..30).map(|i| spawn(&hosts[i % 3], &redis, &["--api-url", &api], &event)).collect();
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("error"), "{stderr}");
+    }
+    fake.assert_no_violations();
+    let created = fake.created();
+    assert_eq!(created.len(), 1, "one war room for the storm: {:?}", slack::summary(&fake.calls()));
+    assert_eq!(fake.calls_to("conversations.create").len(), 1, "no second name asked for (no -2)");
+    let room = &created[0];
+    assert_eq!(room.roots().len(), 1, "one alert");
+    assert_eq!(fake.calls_to("chat.postMessage").len(), 1);
+    let record = shared_record(&redis, "slack");
+    assert_eq!(record["refs"]["channel_id"], room.id.as_str(), "{record}");
+    assert_eq!(record["refs"]["ts"], room.roots()[0].ts.as_str(), "{record}");
+    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)), "{record}");
+    for h in &hosts {
+        assert!(h.spooled("slack").is_empty());
+    }
+}
+
+#[test]
+fn a_slack_recovery_on_another_host_is_threaded_under_the_alert_in_its_war_room() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    let hosts = slack_hosts(3, json!({"archive_on_resolve": true}));
+    let api = fake.api_url();
+    let args = ["--api-url", api.as_str()];
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &args, &fixture_at("sensu/create.json", now - 30));
+    assert_eq!(code, Some(0), "{stderr}");
+    // The same failure on another host: already notified there too.
+    let (code, stderr) = run_on(&hosts[1], &redis, &args, &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("already notified"), "{stderr}");
+    // The recovery on a third host: in the alert's thread, in the war room the first one
+    // opened, which it archives.
+    let (code, stderr) = run_on(&hosts[2], &redis, &args, &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    fake.assert_no_violations();
+    let created = fake.created();
+    assert_eq!(created.len(), 1, "{:?}", slack::summary(&fake.calls()));
+    let room = &created[0];
+    let roots = room.roots();
+    assert_eq!(roots.len(), 1);
+    let replies = room.replies(&roots[0].ts);
+    assert_eq!(replies.len(), 1, "{stderr}");
+    assert!(replies[0].text.contains("RECOVERED") && replies[0].reply_broadcast, "{:?}", replies[0]);
+    assert!(room.is_archived, "{stderr}");
+    let record = shared_record(&redis, "slack");
+    assert_eq!(record["open"], false, "{record}");
+}
+
+#[test]
+fn a_reactio_storm_on_three_hosts_opens_one_incident_with_one_broadcast() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The incident's creation is answered after 300 ms: the rest of the storm arrives while
+    // the first host is opening it.
+    let fake = FakeReactio::start(&[reactio::Script::Late(300)]);
+    let hosts = reactio_hosts(3);
+    let event = fixture_at("sensu/create.json", unix_now() - 5);
+    let children = (0..30).map(|i| spawn(&hosts[i % 3], &redis, &["--api-url", &fake.url], &event)).collect();
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("error"), "{stderr}");
+    }
+    fake.assert_no_violations();
+    assert_eq!(fake.incidents().len(), 1, "one incident for the storm: {:?}", fake.calls());
+    assert_eq!(fake.accepted("/api/v1/notifications").len(), 0, "its broadcast went with the create, once");
+    assert_eq!(fake.calls().len(), 1, "{:?}", fake.calls());
+    let record = shared_record(&redis, "reactio");
+    assert_eq!(record["refs"]["incident_id"], reactio::FIRST_ID, "{record}");
+}
+
+#[test]
+fn a_reactio_recovery_on_another_host_resolves_the_incident_by_the_stored_id() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[]);
+    // Another incident of the organization with the same name is open too (opened by hand, or
+    // by a host that does not share the ledger): the stored id decides, not a lookup by name.
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    fake.opened_elsewhere("web-01/check_disk CheckDisk CRITICAL: / 95.2% used (45G of 47G)", 1);
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("incident {}: recovery posted", reactio::FIRST_ID)), "{stderr}");
+    let messages = fake.accepted("/api/v1/messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["incident_id"], reactio::FIRST_ID);
+    assert!(fake.calls().iter().all(|c| !c.path.starts_with("/api/v1/incidents?")), "no lookup: {:?}", fake.calls());
+    assert_eq!(shared_record(&redis, "reactio")["open"], false);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_reactio_recovery_meeting_another_hosts_create_in_flight_resolves_that_incident() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[reactio::Script::Late(4000)]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let a = spawn(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "20s"], &fixture_at("sensu/create.json", now - 20));
+    wait_until("A's create", Duration::from_secs(30), || (!fake.calls().is_empty()).then_some(()), String::new);
+    let b = spawn(&hosts[1], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/resolve.json", now - 10));
+    let mut done = wait_all(vec![a, b]);
+    let (b_code, b_err) = done.pop().unwrap();
+    let (a_code, a_err) = done.pop().unwrap();
+    assert_eq!(a_code, Some(0), "{a_err}");
+    assert_eq!(b_code, Some(75), "the recovery is queued behind the create: {b_err}");
+    let (code, stderr) = flush_on(&hosts[1], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let messages = fake.accepted("/api/v1/messages");
+    assert_eq!(messages.len(), 1, "{stderr}");
+    assert_eq!(messages[0]["incident_id"], reactio::FIRST_ID);
+    assert_eq!(fake.incidents().len(), 1);
+    assert_eq!(shared_record(&redis, "reactio")["open"], false);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_reactio_failure_handed_over_after_its_recovery_on_another_host_opens_no_incident() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("superseded"), "{stderr}");
+    assert!(fake.incidents().is_empty(), "{:?}", fake.calls());
     fake.assert_no_violations();
 }

@@ -26,6 +26,9 @@ pub enum Reply {
     Raw(u16, &'static str, Vec<(&'static str, String)>, String),
     /// Accept the request and never answer (until the test ends).
     Hang,
+    /// This reply, after this long (the request was carried out at once; its answer is slow
+    /// on the way back: a request in flight for a while).
+    Late(Duration, Box<Reply>),
 }
 
 /// A request as the server received it.
@@ -86,7 +89,12 @@ impl Server {
                             .collect(),
                         body,
                     };
-                    match respond(&received) {
+                    let mut reply = respond(&received);
+                    while let Reply::Late(wait, later) = reply {
+                        std::thread::sleep(wait);
+                        reply = *later;
+                    }
+                    match reply {
                         Reply::Json(status, value) => {
                             let resp = tiny_http::Response::from_string(value.to_string())
                                 .with_status_code(status)
@@ -106,6 +114,7 @@ impl Server {
                             std::thread::sleep(Duration::from_secs(60));
                             drop(req);
                         }
+                        Reply::Late(..) => unreachable!("unwrapped above"),
                     }
                 });
             }

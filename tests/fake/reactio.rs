@@ -53,6 +53,9 @@ pub enum Script {
     ServerError,
     /// Never answer.
     Hang,
+    /// 201 with the object created at once, answered after this many milliseconds (a request
+    /// in flight for a while: its sender is busy with the incident meanwhile).
+    Late(u64),
 }
 
 /// One request the fake answered.
@@ -398,8 +401,10 @@ fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
             return (Reply::Json(404, json!({"type": "not_found", "message": why})), 404);
         }
     };
+    let mut late = None;
     match inner.script.pop_front().unwrap_or(Script::Accept) {
         Script::Accept => {}
+        Script::Late(ms) => late = Some(std::time::Duration::from_millis(ms)),
         Script::Invalid => {
             let errors = [("notification_text".to_string(), "missing_field".to_string())];
             return (Reply::Json(400, validation_error(&errors)), 400);
@@ -432,7 +437,10 @@ fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
             }
         }
     };
-    (Reply::Json(201, created), 201)
+    match late {
+        Some(wait) => (Reply::Late(wait, Box::new(Reply::Json(201, created))), 201),
+        None => (Reply::Json(201, created), 201),
+    }
 }
 
 #[cfg(test)]

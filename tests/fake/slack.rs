@@ -82,6 +82,10 @@ pub enum Fault {
     Hang,
     /// Carry the request out, then never answer (the answer is lost on the way back).
     Lost,
+    /// Judge and carry the request out as usual (checks, scopes, faults queued after this
+    /// one), and answer after this many milliseconds (a request in flight for a while: its
+    /// sender is busy with the incident meanwhile).
+    Slow(u64),
 }
 
 /// One Web API request or webhook post the fake answered.
@@ -642,9 +646,17 @@ impl Inner {
             return Reply::Json(404, error("unknown_method"));
         };
         let method = method.to_string();
-        match self.web_api(&method, r) {
+        let slow = match self.faults.iter().position(|(m, _)| m == &method || m == "*") {
+            Some(i) if matches!(self.faults[i].1, Fault::Slow(_)) => self.faults.remove(i).map(|(_, f)| f),
+            _ => None,
+        };
+        let reply = match self.web_api(&method, r) {
             Ok(answer) => Reply::Json(200, answer),
             Err(reply) => reply,
+        };
+        match slow {
+            Some(Fault::Slow(ms)) => Reply::Late(std::time::Duration::from_millis(ms), Box::new(reply)),
+            _ => reply,
         }
     }
 
@@ -750,6 +762,8 @@ impl Inner {
                     self.record(method, args, 0, &answer);
                     Err(Reply::Hang)
                 }
+                // Taken in `answer` before the request is judged.
+                Fault::Slow(_) => unreachable!("a slow answer is not a fault of its own"),
             };
         }
         if !spec.scopes.is_empty() && !spec.scopes.iter().any(|s| self.scopes.iter().any(|g| g == s)) {
@@ -1085,6 +1099,7 @@ impl Inner {
                     self.record(method, args, 200, &json!({"body": "ok", "lost": true}));
                     Reply::Hang
                 }
+                Fault::Slow(ms) => Reply::Late(std::time::Duration::from_millis(ms), Box::new(answer(self, 200, "ok"))),
             };
         }
         if !r.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
