@@ -693,3 +693,64 @@ fn a_page_whose_redis_is_gone_for_good_before_its_record_still_says_it_was_not_r
     assert!(r.stderr.contains("cannot connect to the state store") && r.stderr.contains("again"), "{}", r.stderr);
     assert!(!r.stderr.contains(&server.password), "{}", r.stderr);
 }
+
+#[test]
+fn list_and_forget_exit_78_naming_what_to_fix_when_redis_refuses_the_password_and_75_when_it_is_unreachable() {
+    // Observed: --list and --forget with a password Redis refused exited 75 (try again later),
+    // which no retry can fix; and with Redis down, 78 with a line about delivering.
+    let Some(mut server) = RedisServer::start() else { return };
+    let pw = server.password.clone();
+    let port = server.port;
+    let sb = pagerduty_sandbox();
+    let ledger_command = |url: &str, args: &[&str]| {
+        let mut all = vec!["--state-store", url];
+        all.extend_from_slice(args);
+        sb.run(&all, b"")
+    };
+    for (url, says) in [
+        (
+            format!("redis://:wrong-{pw}@127.0.0.1:{port}/0"),
+            "WRONGPASS invalid username-password pair or user is disabled; fix the user or password in the state_store URL",
+        ),
+        (
+            format!("redis://bob:{pw}@127.0.0.1:{port}/0"),
+            "WRONGPASS invalid username-password pair or user is disabled; fix the user or password in the state_store URL",
+        ),
+        (format!("redis://127.0.0.1:{port}/0"), "NOAUTH Authentication required; Redis asks for a password: put it in the state_store URL"),
+        (format!("redis://:{pw}@127.0.0.1:{port}/99"), "ERR DB index is out of range; fix the database number in the state_store URL"),
+    ] {
+        for args in [&["--list"][..], &["--forget", "web-01/check_disk"]] {
+            let r = ledger_command(&url, args);
+            assert_eq!(r.code, Some(78), "{args:?} {r:?}");
+            assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+            assert!(r.stderr.contains(says) && r.stderr.contains(&format!("redis://127.0.0.1:{port}/")), "{}", r.stderr);
+            assert!(!r.stderr.contains(&pw) && r.stdout.is_empty(), "{r:?}");
+        }
+    }
+    // A page with the refused password still goes out; its error line says the same.
+    let fake = FakePagerDuty::start(&[]);
+    let wrong = format!("redis://:wrong-{pw}@127.0.0.1:{port}/0");
+    let r = sb.run(&["--state-store", &wrong, "--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    assert_eq!((r.code, fake.accepted().len()), (Some(0), 1), "{r:?}");
+    assert!(r.stderr.contains("fix the user or password in the state_store URL") && !r.stderr.contains(&pw), "{}", r.stderr);
+    // Redis not running: try again later.
+    server.kill();
+    for args in [&["--list"][..], &["--forget", "web-01/check_disk"]] {
+        let r = ledger_command(&server.url, args);
+        assert_eq!(r.code, Some(75), "{args:?} {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+        assert!(r.stderr.contains("cannot connect to the state store") && !r.stderr.contains("delivering"), "{}", r.stderr);
+        assert!(!r.stderr.contains(&pw), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn list_with_a_redis_whose_certificate_is_not_trusted_exits_78() {
+    let Some(server) = RedisServer::start_tls() else { return };
+    let r = pagerduty_sandbox().run(&["--state-store", &server.url, "--list"], b"");
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("certificate") && !r.stderr.contains(&server.password), "{}", r.stderr);
+    let r = pagerduty_sandbox()
+        .run(&["--state-store", &server.url, "--list", "--ca-file", server.ca_file.as_ref().unwrap().to_str().unwrap()], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+}

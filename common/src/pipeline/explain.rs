@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use super::{Provider, open_store};
+use super::{Provider, try_open_store};
 use crate::config::Common;
 use crate::event::Event;
 use crate::exit::{Code, Result};
@@ -59,13 +59,13 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         lines.push(event_time(event, p.event_time, *now));
     }
     // A shared store is only read; the file store and the spool are found, never created.
-    let store: Option<Box<dyn Store>> = match common.state_store {
-        Some(_) => open_store::<P>(common, &Deadline::after(common.timeout), log),
-        None => Some(Box::new(FileStore::find(P::NAME, common.state_dir.as_deref()))),
+    let store: std::result::Result<Box<dyn Store>, anyhow::Error> = match common.state_store {
+        Some(_) => try_open_store::<P>(common, &Deadline::after(common.timeout), log),
+        None => Ok(Box::new(FileStore::find(P::NAME, common.state_dir.as_deref()))),
     };
     // As a real run reads it: `known` is whether the ledger could say (`super::decide`).
     let (record, known) = match store.as_deref() {
-        Some(s) => match state::get(s, key) {
+        Ok(s) => match state::get(s, key) {
             Ok(r) => {
                 let notices = s.take_notices();
                 lines.extend(notices.iter().map(|n| format!("ledger: {}", escape_controls(n))));
@@ -81,8 +81,8 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
                 (None, false)
             }
         },
-        None => {
-            lines.push("ledger: unavailable; a real run delivers without it".to_string());
+        Err(e) => {
+            lines.push(format!("ledger: unavailable: {e:#}; a real run delivers without it"));
             (None, false)
         }
     };

@@ -3,12 +3,16 @@
 //! `--list` prints one line per open incident on stdout (key, state, since, count, provider
 //! references), or with `--log-format json` one JSON object per line (the stored record).
 //! `--forget KEY` removes a record (exit 0), or exits 65 naming a key the ledger does not know.
-//! Both work on whichever store the settings choose (files or Redis).
+//! Both work on whichever store the settings choose (files or Redis). A store that cannot be
+//! used exits 78 when a setting is the cause (Redis refused the password, user or database of
+//! `state_store`, or a command the user's ACL forbids; a URL or state directory that cannot be
+//! used), else 75 (Redis unreachable or not answering: try again later), with one line that
+//! never shows the password ([`state::failure_code`]).
 
 use serde_json::{Map, Value};
 
 use super::settings::operator_settings;
-use super::{Provider, open_store};
+use super::{Provider, try_open_store};
 use crate::cli::CommonArgs;
 use crate::config;
 use crate::exit::{Code, Result};
@@ -23,7 +27,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
         log.add_secrets([p.to_string()]);
     }
     let deadline = Deadline::after(common.timeout);
-    let store = open_store::<P>(&common, &deadline, log).ok_or_else(|| Code::Config.msg("the state store cannot be used (see above)"))?;
+    let store = try_open_store::<P>(&common, &deadline, log).map_err(|e| state::failure_code(&e).fail(e))?;
     if let Some(key) = &args.forget {
         return match state::forget(store.as_ref(), key) {
             Ok(true) => {
@@ -31,11 +35,11 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
                 Ok(Code::Ok)
             }
             Ok(false) => Err(Code::DataErr.msg(format!("no record for {} in {}", escape_controls(key), store.describe()))),
-            Err(e) => Err(Code::TempFail.msg(format!("cannot forget {}: {e:#}", escape_controls(key)))),
+            Err(e) => Err(state::failure_code(&e).msg(format!("cannot forget {}: {e:#}", escape_controls(key)))),
         };
     }
     let mut records: Vec<Incident> = Vec::new();
-    for key in store.keys().map_err(|e| Code::TempFail.msg(format!("cannot list {}: {e:#}", store.describe())))? {
+    for key in store.keys().map_err(|e| state::failure_code(&e).msg(format!("cannot list the incidents: {e:#}")))? {
         if let Ok(Some(inc)) = state::get(store.as_ref(), &key)
             && inc.open
         {

@@ -1104,18 +1104,30 @@ fn decide<P: Provider>(record: Option<&Incident>, known: bool, p: &Proposal, now
 /// Open the ledger: Redis when `state_store` names one, else the file store. `None` (logged
 /// as an error) when it cannot be used: the page still goes out, without dedup.
 fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -> Option<Box<dyn Store>> {
+    try_open_store::<P>(common, deadline, log)
+        .map_err(|e| {
+            let without = match common.state_store {
+                Some(_) => "delivering without the shared ledger (a duplicate page is better than none)",
+                None => "delivering without dedup",
+            };
+            log.error(format!("{e:#}; {without}"));
+        })
+        .ok()
+}
+
+/// [`open_store`], for a caller that decides what a failure means (`--list`, `--forget`,
+/// `--explain`).
+///
+/// Errors: the store cannot be used: [`state::Misconfigured`] when a setting is the cause (a
+/// URL, `ca_file`, a state directory that cannot be used), else Redis is not reachable.
+fn try_open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -> anyhow::Result<Box<dyn Store>> {
     if let Some(url) = &common.state_store {
         let budget = state::redis::budget(deadline.remaining());
-        return match RedisStore::connect(url, P::NAME, common.ca_file.as_deref(), budget) {
-            Ok(store) => Some(Box::new(match state::redis::lease_from_env() {
-                Some(lease) => store.with_lease(lease),
-                None => store,
-            })),
-            Err(e) => {
-                log.error(format!("{e:#}; delivering without the shared ledger (a duplicate page is better than none)"));
-                None
-            }
-        };
+        let store = RedisStore::connect(url, P::NAME, common.ca_file.as_deref(), budget)?;
+        return Ok(Box::new(match state::redis::lease_from_env() {
+            Some(lease) => store.with_lease(lease),
+            None => store,
+        }));
     }
     match FileStore::open(P::NAME, common.state_dir.as_deref()) {
         Ok(opened) => {
@@ -1123,14 +1135,11 @@ fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -
                 log.warn(n);
             }
             // A record's lock held on purpose must not eat the delivery's time.
-            Some(Box::new(opened.store.with_lock_deadline(Instant::now() + common.timeout / 4)))
+            Ok(Box::new(opened.store.with_lock_deadline(Instant::now() + common.timeout / 4)))
         }
-        Err(e) => {
-            log.error(format!(
-                "state store unavailable ({e:#}); delivering without dedup (set --state-dir or state_dir to a writable directory)"
-            ));
-            None
-        }
+        Err(e) => Err(anyhow::Error::new(state::Misconfigured(format!(
+            "state store unavailable ({e:#}): set --state-dir or state_dir to a writable directory"
+        )))),
     }
 }
 

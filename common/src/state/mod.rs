@@ -120,6 +120,32 @@ pub fn ordering_time(timestamp: Option<i64>, source: crate::event::TimeSource, n
 /// out-of-order event; short enough that a storm of one-off keys does not fill the store).
 pub const CLOSED_RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// A store failure that this machine's settings for it cause, so that trying again cannot
+/// help: Redis refused the user or password of `state_store` (`WRONGPASS`, `NOAUTH`), its
+/// database, or a command the user's ACL does not allow (`NOPERM`); a `state_store` URL or a
+/// `ca_file` that cannot be used; a state directory that cannot be. The message says what to
+/// fix. Found anywhere in an error chain by [`failure_code`].
+#[derive(Debug)]
+pub struct Misconfigured(pub String);
+
+impl std::fmt::Display for Misconfigured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Misconfigured {}
+
+/// The exit code for an operator command (`--list`, `--forget`) that failed with the store
+/// error `e`: 78 ([`Code::Config`]) when its settings caused it ([`Misconfigured`]), else 75
+/// ([`Code::TempFail`]: Redis unreachable or not answering; try again later).
+///
+/// [`Code::Config`]: crate::exit::Code::Config
+/// [`Code::TempFail`]: crate::exit::Code::TempFail
+pub fn failure_code(e: &anyhow::Error) -> crate::exit::Code {
+    if e.chain().any(|cause| cause.is::<Misconfigured>()) { crate::exit::Code::Config } else { crate::exit::Code::TempFail }
+}
+
 /// An incident's hold: while it is alive no other invocation (on any host sharing the store)
 /// delivers for the same incident. Dropping it releases the hold; so does the holder's death
 /// (the kernel drops a `flock`; a Redis lease expires within seconds).

@@ -71,7 +71,7 @@ use base64::Engine as _;
 use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
-use super::{Expiry, Hold, Store, percent_decode};
+use super::{Expiry, Hold, Misconfigured, Store, percent_decode};
 use crate::clock;
 use crate::files::Durability;
 use crate::http::Trust;
@@ -209,16 +209,77 @@ enum Fault {
     /// The connection broke: reset or closed by the other end (Redis restarted, a proxy or a
     /// firewall cut it). A new one may work at once ([`Store::reconnect`]).
     Broken,
+    /// Redis refused this machine's settings ([`settings_fix`]: the user, password or
+    /// database of the URL, the user's ACL): every later call says so as [`Misconfigured`].
+    Settings,
     /// Anything else: no answer within the budget (a new connection would wait as long
-    /// again), a garbled answer, the first command refused (authentication, database).
+    /// again), a garbled answer, the first command refused otherwise (`LOADING`).
     Other,
 }
 
 impl Fault {
-    /// The fault `e` is.
-    fn of(e: &redis::RedisError) -> Fault {
-        if e.is_connection_dropped() && !e.is_timeout() { Fault::Broken } else { Fault::Other }
+    /// The fault `e` is; `setup`: how many commands of its pipeline were `AUTH`/`SELECT`.
+    fn of(e: &redis::RedisError, setup: usize) -> Fault {
+        if settings_fix(e, setup).is_some() {
+            Fault::Settings
+        } else if e.is_connection_dropped() && !e.is_timeout() {
+            Fault::Broken
+        } else {
+            Fault::Other
+        }
     }
+}
+
+/// A [`Misconfigured`] error saying `text`.
+fn misconfigured(text: String) -> anyhow::Error {
+    anyhow::Error::new(Misconfigured(text))
+}
+
+/// Whether `e` is this machine refusing Redis' TLS certificate (untrusted, expired, issued for
+/// another name): a setting to fix, as for HTTPS.
+fn certificate_refused(e: &redis::RedisError) -> bool {
+    matches!(rustls_error(e, 8), Some(rustls::Error::InvalidCertificate(_)))
+}
+
+/// The TLS error behind `e`, looked for `depth` causes deep: the redis crate keeps it as an
+/// `Arc` of an I/O error that wraps it.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static), depth: usize) -> Option<&'a rustls::Error> {
+    if depth == 0 {
+        return None;
+    }
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped: Option<&(dyn std::error::Error + 'static)> = if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static))
+    } else if let Some(shared) = e.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
+        Some(shared.as_ref() as &(dyn std::error::Error + 'static))
+    } else {
+        None
+    };
+    wrapped.and_then(|w| rustls_error(w, depth - 1)).or_else(|| e.source().and_then(|s| rustls_error(s, depth - 1)))
+}
+
+/// What to fix when Redis refused this machine's settings for the store rather than one
+/// command: `AUTH` or `SELECT` (the first `setup` commands of the pipeline) refused, or a
+/// `WRONGPASS`, `NOAUTH` or `NOPERM` answer; or when this machine refused Redis' TLS
+/// certificate. `None` when it did not.
+fn settings_fix(e: &redis::RedisError, setup: usize) -> Option<&'static str> {
+    if certificate_refused(e) {
+        return Some("trust the CA that signed it with ca_file, or fix the host name in the state_store URL");
+    }
+    let (at, code) = match e.clone().into_server_errors() {
+        Some(errors) => errors.first().map(|(at, error)| (*at, error.code().to_string()))?,
+        None => (usize::MAX, e.code()?.to_string()),
+    };
+    Some(match code.as_str() {
+        "WRONGPASS" => "fix the user or password in the state_store URL",
+        "NOAUTH" => "Redis asks for a password: put it in the state_store URL (redis://:PASSWORD@host…)",
+        "NOPERM" => "allow the command in the Redis user's ACL (README: Running on more than one host)",
+        _ if at < setup && e.to_string().contains("DB index") => "fix the database number in the state_store URL (redis://…/DB)",
+        _ if at < setup => "fix the user, password or database in the state_store URL",
+        _ => return None,
+    })
 }
 
 /// Whether Redis runs the store's Lua scripts ([`Shared::scripting`]).
@@ -436,8 +497,7 @@ impl RedisStore {
     pub fn connect(url: &str, handler: &str, ca_file: Option<&Path>, budget: Duration) -> anyhow::Result<RedisStore> {
         let secrets = secrets_of(url);
         let masked_url = mask(url, &secrets);
-        let parsed =
-            RedisUrl::parse(url).map_err(|why| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {why}"), &secrets)))?;
+        let parsed = RedisUrl::parse(url).map_err(|why| misconfigured(mask(&format!("state store URL {masked_url}: {why}"), &secrets)))?;
         let RedisUrl { tls, host, port, user, password, db } = parsed;
         let scheme = if tls { "rediss" } else { "redis" };
         // AUTH and SELECT are not sent while connecting but with the first command, in the same
@@ -462,22 +522,20 @@ impl RedisStore {
         } else {
             ConnectionAddr::Tcp(host.clone(), port)
         };
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store URL {masked_url}: {e}"), &secrets)))?;
+        let info = addr.into_connection_info().map_err(|e| misconfigured(mask(&format!("state store URL {masked_url}: {e}"), &secrets)))?;
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let info = info.set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name()).set_tcp_settings(tcp);
         let host = if host.contains(':') { format!("[{host}]") } else { host };
         let describe = format!("{scheme}://{host}:{port}/{db}");
         let client = if scheme == "rediss" {
-            match root_pem(&Trust::from_setting(ca_file))? {
+            match root_pem(&Trust::from_setting(ca_file)).map_err(|e| misconfigured(format!("{e:#}")))? {
                 None => redis::Client::open(info),
                 Some(pem) => redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }),
             }
         } else {
             redis::Client::open(info)
         }
-        .map_err(|e| anyhow::anyhow!("{}", mask(&format!("state store {describe}: {e}"), &secrets)))?;
+        .map_err(|e| misconfigured(mask(&format!("state store {describe}: {e}"), &secrets)))?;
         let budget = budget.max(MIN_TIMEOUT);
         let fail = |e: redis::RedisError| {
             anyhow::anyhow!("{}", mask(&format!("cannot connect to the state store {describe}: {}", why(&e, budget)), &secrets))
@@ -597,7 +655,8 @@ fn why(e: &redis::RedisError, budget: Duration) -> String {
     }
     match e.clone().into_server_errors().as_deref().and_then(<[_]>::first) {
         Some((_, first)) => match first.details() {
-            Some(details) => format!("{} {details}", first.code()),
+            // Redis ends some with a full stop; a hint may follow.
+            Some(details) => format!("{} {}", first.code(), details.trim_end_matches('.')),
             None => first.code().to_string(),
         },
         None => e.to_string(),
@@ -708,21 +767,27 @@ impl Shared {
         op: impl FnOnce(&mut redis::Connection, Option<redis::Pipeline>) -> redis::RedisResult<T>,
     ) -> anyhow::Result<T> {
         if let Some(down) = self.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            anyhow::bail!("state store {}: not asked to {what}: it failed earlier in this invocation ({})", self.describe, down.reason);
+            let text =
+                format!("state store {}: not asked to {what}: it failed earlier in this invocation ({})", self.describe, down.reason);
+            return Err(if down.fault == Fault::Settings { misconfigured(text) } else { anyhow::anyhow!("{text}") });
         }
         let mut conn = self.lock();
         // Whatever this command is, the record read with a hold may be out of date after it.
         self.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
         let setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner).take();
         let first = setup.is_some();
+        let setup_len = setup.as_ref().map_or(0, redis::Pipeline::len);
         let Conn { redis, unread } = &mut *conn;
         let answered = std::iter::repeat_with(|| redis.recv_response()).take(std::mem::take(unread)).find_map(Result::err);
         answered.map_or_else(|| op(redis, setup), Err).map_err(|e| {
-            let reason = mask(&why(&e, self.budget), &self.secrets);
+            let fix = settings_fix(&e, setup_len);
+            let reason = mask(&why(&e, self.budget), &self.secrets) + &fix.map(|fix| format!("; {fix}")).unwrap_or_default();
             if first || is_network(&e) {
-                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e), reason: reason.clone() });
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Down { fault: Fault::of(&e, setup_len), reason: reason.clone() });
             }
-            anyhow::anyhow!("state store {}: {what}: {reason}", self.describe)
+            let text = format!("state store {}: {what}: {reason}", self.describe);
+            if fix.is_some() { misconfigured(text) } else { anyhow::anyhow!("{text}") }
         })
     }
 
@@ -745,7 +810,7 @@ impl Shared {
             Ok(()) => conn.unread += 1,
             Err(e) => {
                 let reason = mask(&why(&e, self.budget), &self.secrets);
-                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e), reason });
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e, 0), reason });
             }
         }
     }
