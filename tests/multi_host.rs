@@ -473,3 +473,33 @@ fn a_reactio_failure_handed_over_after_its_recovery_on_another_host_opens_no_inc
     assert!(fake.incidents().is_empty(), "{:?}", fake.calls());
     fake.assert_no_violations();
 }
+#[test]
+fn a_slack_recovery_meeting_another_hosts_war_room_still_being_opened_is_posted_in_its_thread() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    // Host A's war room takes 4 s to be created; host B's recovery (2 s deadline) waits for A's
+    // hold for 1.5 s of it, then queues behind it.
+    fake.fail("conversations.create", &[Fault::Slow(4000)]);
+    let hosts = slack_hosts(2, json!({}));
+    let api = fake.api_url();
+    let now = unix_now();
+    let a = spawn(&hosts[0], &redis, &["--api-url", &api, "--timeout", "20s"], &fixture_at("sensu/create.json", now - 20));
+    wait_until("A's create", Duration::from_secs(30), || (!fake.calls_to("conversations.create").is_empty()).then_some(()), String::new);
+    let b = spawn(&hosts[1], &redis, &["--api-url", &api, "--timeout", "2s"], &fixture_at("sensu/resolve.json", now - 10));
+    let mut done = wait_all(vec![a, b]);
+    let (b_code, b_err) = done.pop().unwrap();
+    let (a_code, a_err) = done.pop().unwrap();
+    assert_eq!(a_code, Some(0), "{a_err}");
+    assert_eq!(b_code, Some(75), "the recovery is queued behind the war room being opened: {b_err}");
+    assert!(b_err.contains("queued behind"), "{b_err}");
+    let (code, stderr) = flush_on(&hosts[1], &redis, &["--api-url", &api]);
+    assert_eq!(code, Some(0), "{stderr}");
+    fake.assert_no_violations();
+    let room = &fake.created()[0];
+    let roots = room.roots();
+    assert_eq!(roots.len(), 1);
+    let replies = room.replies(&roots[0].ts);
+    assert_eq!(replies.len(), 1, "the recovery in the alert's thread: {b_err}\n{stderr}");
+    assert!(replies[0].text.contains("RECOVERED"), "{:?}", replies[0]);
+    assert_eq!(shared_record(&redis, "slack")["open"], false);
+}

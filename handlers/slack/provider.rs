@@ -431,8 +431,12 @@ impl<'a> Session<'a> {
         let open = self.job.previous.is_some_and(|p| p.open);
         // This incident's earlier requests are still in the spool (its war room or alert is
         // not open yet): queue behind them, taking the channel and the alert's ts from their
-        // answers at delivery, instead of opening a second war room.
-        let pending = open && self.ctx.behind_spooled();
+        // answers at delivery, instead of opening a second war room. So does an acknowledge or
+        // recovery that found another invocation (on any host sharing the ledger) still
+        // delivering for the incident when its wait ran out: the war room that one is opening
+        // is not in the record yet, and taking "no war room is stored" for the answer would
+        // record the recovery with nothing posted, leaving the room open for good.
+        let pending = self.ctx.behind_spooled() && (open || self.job.action != Action::Trigger);
         let fixed = match &self.slack.target {
             Target::Channel(c) => Some(Stored { channel_id: c.clone(), channel_name: None, ts: None }),
             Target::WarRoom { .. } => None,
@@ -473,7 +477,7 @@ impl<'a> Session<'a> {
     /// requests; what `known` lacks (the channel, the alert's ts) is filled in from the refs
     /// the earlier answers bring.
     fn queue_behind(&mut self, known: Option<Stored>, kind: Kind) -> std::result::Result<(), Stop> {
-        self.deferred = Some("this incident's earlier requests are still spooled".into());
+        self.deferred = Some("its war room or alert is not open yet: spooled here, or being opened by another invocation".into());
         let link = self.link();
         let message = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
         let channel = known.as_ref().map(|s| s.channel_id.clone());
