@@ -94,8 +94,10 @@ pub fn parse<A: Parser>(version: &'static str) -> A {
     }
     // In place, not on a clone: the command is dozens of arguments, and copying it cost every
     // event a tenth of its page faults (bench/HISTORY.md).
-    let matches = cmd.try_get_matches_from_mut(args).unwrap_or_else(|e| e.exit());
-    A::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    let mut matches = cmd.try_get_matches_from_mut(args).unwrap_or_else(|e| e.exit());
+    // Taking the values out, not from a copy: `from_arg_matches` clones every matched value
+    // first (a tenth of a dedup skip's instructions went to that copy and its drop).
+    A::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
 }
 
 /// Write `kind` for `cmd` (normally [`documented`]) to `out`. Hidden arguments are left out
