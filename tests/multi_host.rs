@@ -503,3 +503,68 @@ fn a_slack_recovery_meeting_another_hosts_war_room_still_being_opened_is_posted_
     assert!(replies[0].text.contains("RECOVERED"), "{:?}", replies[0]);
     assert_eq!(shared_record(&redis, "slack")["open"], false);
 }
+#[test]
+fn a_slack_failure_handed_over_after_its_recovery_on_another_host_opens_no_war_room() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    let hosts = slack_hosts(2, json!({}));
+    let api = fake.api_url();
+    let now = unix_now();
+    // Host B handles the recovery (check run 10 s ago) first; host A, behind a backlog, hands
+    // over the failure the check reported 20 s ago afterwards.
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &api], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("superseded"), "{stderr}");
+    assert!(fake.created().is_empty(), "no war room for a check that has recovered: {:?}", slack::summary(&fake.calls()));
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_war_room_spooled_on_a_rate_limited_host_is_opened_once_by_whichever_host_gets_through() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    // Slack rate-limits host A (Retry-After 30 s, past its deadline): its war room is spooled.
+    fake.fail("conversations.create", &[Fault::RateLimited(30)]);
+    let hosts = slack_hosts(2, json!({}));
+    let api = fake.api_url();
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api, "--timeout", "3s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(hosts[0].spooled("slack").len(), 4, "create, topic, invite, alert: {stderr}");
+    // The check's next failure reaches host B, which Slack lets through: B opens the war room.
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &api], &fixture_at("sensu/create.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(fake.created().len(), 1);
+    // A's flush finds the incident notified: nothing of its spooled war room goes out.
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &api]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(hosts[0].spooled("slack").is_empty(), "{stderr}");
+    assert_eq!(fake.calls_to("conversations.create").len(), 2, "the rate-limited one and B's: {:?}", slack::summary(&fake.calls()));
+    assert_eq!(fake.created().len(), 1, "{stderr}");
+    assert_eq!(fake.created()[0].roots().len(), 1, "{stderr}");
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_war_room_spooled_on_a_rate_limited_host_is_not_opened_after_the_recovery_on_another_host() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    fake.fail("conversations.create", &[Fault::RateLimited(30)]);
+    let hosts = slack_hosts(2, json!({}));
+    let api = fake.api_url();
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api, "--timeout", "3s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    // The recovery reaches host B while A's war room waits in A's spool: nobody was paged yet,
+    // so nothing is posted.
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &api], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    // A's flush must not open a war room for a check that has recovered.
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &api]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(hosts[0].spooled("slack").is_empty(), "{stderr}");
+    assert!(fake.created().is_empty(), "{stderr}\n{:?}", slack::summary(&fake.calls()));
+    fake.assert_no_violations();
+}

@@ -650,12 +650,16 @@ pub fn record(
 /// identical repeat, a resolve of a closed incident) but is later than every event the record
 /// has applied, so that an older event arriving after it would otherwise undo what it found.
 ///
-/// With no record, only a resolve that carries the source's sequence number is noted (Nagios's
-/// RECOVERY, which Twilio and Slack skip when nobody was paged): its PROBLEM of the same
-/// second may be handed over after it ([`is_later`]), and must then be superseded, not page
-/// for a service that has recovered. Other skips without a record are not written (a storm of
-/// one-off keys writes nothing), a downtime's end ([`Proposal::only_open`], one per service of
-/// a maintenance window) included.
+/// With no record, a resolve is noted (Twilio and Slack skip it when nobody was paged): its
+/// failure may be handed over after it, and must then be superseded, not page for a service
+/// that has recovered. Nagios's PROBLEM of the same second, ordered by the event ids
+/// ([`is_later`]); a failure a host sharing the ledger hands over late (a Sensu Go backend
+/// with a backlog, a Zabbix HA node), or a trigger spooled on a host that Slack or Twilio kept
+/// waiting (a rate limit), which the flush would otherwise deliver after its recovery: a war
+/// room, or calls, for a check that is OK, with nothing left to close them. It costs one write
+/// per recovery of an incident that was not paged (an identical repeat of it, with the same
+/// time, writes nothing). Other skips without a record are not written, a downtime's end
+/// ([`Proposal::only_open`], one per service of a maintenance window) included.
 ///
 /// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
 /// skips (the incident looked closed) says nothing about the state at its time. Nor is a time
@@ -670,7 +674,7 @@ pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
     }
     match record.filter(|r| r.last_action.is_some()) {
         Some(r) => r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)),
-        None => p.action == Action::Resolve && p.event_seq.is_some() && !p.only_open,
+        None => p.action == Action::Resolve && !p.only_open,
     }
 }
 
@@ -1126,9 +1130,9 @@ mod tests {
         // A skip of the same second with a later number is noted, so the older one is superseded.
         assert!(skip_moves_time(Some(&rec), &seq(p(Action::Resolve, "ok", 2000, "h"), 12)));
         assert!(!skip_moves_time(Some(&rec), &seq(p(Action::Resolve, "ok", 2000, "i"), 11)));
-        // With no record, a numbered resolve is noted (Twilio and Slack skip it), nothing else.
+        // With no record, a resolve is noted (Twilio and Slack skip it), nothing else.
         assert!(skip_moves_time(None, &seq(p(Action::Resolve, "ok", 2000, "j"), 11)));
-        assert!(!skip_moves_time(None, &p(Action::Resolve, "ok", 2000, "k")));
+        assert!(skip_moves_time(None, &p(Action::Resolve, "ok", 2000, "k")));
         assert!(!skip_moves_time(None, &seq(p(Action::Trigger, "critical", 2000, "l"), 11)));
         // Nor a downtime's end, which every service of a maintenance window sends.
         let mut downtime_end = seq(p(Action::Resolve, "ok", 2000, "m"), 11);
