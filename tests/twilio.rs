@@ -399,8 +399,13 @@ fn sequential_goes_round_the_list_rounds_times_then_exits_75_and_tries_again_nex
     // Nothing was recorded, not even the notes of the calls (the run ended; nothing to carry
     // on from): the next event for the incident calls again, from the top.
     assert!(!sb.state_dir().join("twilio").join("web-01%2Fcheck_disk.json").exists(), "no record left");
-    // Not spooled (docs/twilio.md): --flush places no sequential calls; the event is logged whole.
-    assert!(sb.spooled("twilio").is_empty() && r.stderr.contains("undelivered event, not spooled: {"), "{}", r.stderr);
+    // Not spooled (docs/twilio.md): the run was carried out in full and reached nobody, unlike
+    // one that could not reach Twilio; a flush would only ring everyone again at once. The
+    // event is logged whole, as for every page not delivered and not kept.
+    assert!(sb.spooled("twilio").is_empty(), "{:?}", sb.spooled("twilio"));
+    assert!(r.stderr.contains("undelivered event, not spooled: {"), "{}", r.stderr);
+    let r = sb.run(&["--flush", "--api-url", &fake.url], b"");
+    assert_eq!((r.code, fake.calls().len()), (Some(0), 4), "{r:?}");
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE]);
@@ -511,6 +516,128 @@ fn sequential_a_dead_runs_call_that_cannot_be_read_is_passed_over_and_its_phone_
     assert!(r.stderr.contains(&format!("cannot follow call 1 to {ONE}")), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("before calling {ONE}: an earlier call to that number may still ring")), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("answered by {ONE} on call 3")), "{}", r.stderr);
+}
+
+/// Sequential settings for the spool tests: two people, 1 s rings (so that an event's run may
+/// take the shortest `--timeout`, 16 s), no call caps.
+fn spooled_sequential() -> Sandbox {
+    sandbox(sequential(json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}], "ring_timeout": 1, "call_caps": {}})))
+}
+
+/// A sequential event while Twilio refuses connections: the run cannot place a call, and is
+/// spooled whole (exit 75), its entry the only one.
+fn spool_a_sequential_run(sb: &Sandbox, event: &[u8]) {
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "16s"], event);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("Twilio cannot be reached in sequential mode"), "{}", r.stderr);
+    assert!(r.stderr.contains("spooled as"), "{}", r.stderr);
+    assert!(!r.stderr.contains("undelivered event, not spooled"), "{}", r.stderr);
+    let (_, entry) = sb.spooled_entry("twilio", &r.stderr);
+    assert_eq!(entry["action"], "trigger", "{entry}");
+    assert!(entry["payload"]["twiml"].as_str().is_some_and(|t| t.contains("web-01 check_disk is critical")), "{entry}");
+}
+
+#[test]
+fn a_sequential_run_that_cannot_reach_twilio_is_spooled_and_flush_calls_in_order_until_someone_answers() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    // Twilio is back: the flush runs the sequence, the first person does not answer, Bob does.
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::Answered]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
+    assert!(r.stderr.contains(&format!("call 2 to Bob {TWO}: completed after 12 s")), "{}", r.stderr);
+    assert!(r.stderr.contains("1 delivered, 0 moved to failed/, 0 still queued"), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["open"], true, "{st}");
+    assert_eq!(st["last_action"], "trigger", "{st}");
+    let sids: Vec<String> = fake.calls().iter().map(|c| c.sid.clone()).collect();
+    assert_eq!(st["refs"]["call_sids"], json!(sids), "{st}");
+    assert_eq!(st["refs"]["answered"]["phone"], TWO, "{st}");
+    assert!(st.get("progress").is_none(), "the run is over: {st}");
+    // The same failure again is a repeat of the page the flush delivered.
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.calls().len(), 2);
+}
+
+#[test]
+fn a_spooled_sequential_run_is_dropped_as_superseded_when_a_resolve_is_delivered_meanwhile() {
+    let sb = spooled_sequential();
+    let t = crate::util::unix_now();
+    spool_a_sequential_run(&sb, &fixture_at("sensu/create.json", t - 3));
+    // Another host sharing the ledger handles the recovery (nothing to send without
+    // notify_on_resolve; it is recorded).
+    let fake = FakeTwilio::start(&[]);
+    let r = run_command(sb.command_on_host("b", &["--api-url", &fake.url, "--timeout", "16s"]), &fixture_at("sensu/resolve.json", t - 1));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // This host's flush, Twilio up: the run is stale, nobody is called.
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(fake.to(CALLS).is_empty(), "called for a recovered incident: {}", r.stderr);
+    assert!(r.stderr.contains("0 delivered, 1 moved to failed/, 0 still queued"), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    let failed = sb.failed("twilio");
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0]["failure"].as_str().is_some_and(|f| f.contains("superseded")), "{}", failed[0]);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["open"], false);
+}
+
+#[test]
+fn a_resolve_handled_here_drops_the_spooled_sequential_run_before_it_calls_anyone() {
+    let sb = spooled_sequential();
+    let t = crate::util::unix_now();
+    spool_a_sequential_run(&sb, &fixture_at("sensu/create.json", t - 3));
+    // Twilio is back when the recovery comes to this host: the incident's spooled run goes
+    // before its resolve in the log, but it is stale, so it calls nobody.
+    let fake = FakeTwilio::start(&[]);
+    let r = run(&sb, &fake, &fixture_at("sensu/resolve.json", t - 1), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("superseded: a resolve of a later event is being handled"), "{}", r.stderr);
+    assert!(fake.to(CALLS).is_empty(), "called for a recovered incident: {}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    assert_eq!(sb.failed("twilio").len(), 1);
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["open"], false, "{st}");
+    assert!(st.get("progress").is_none(), "{st}");
+}
+
+#[test]
+fn a_flush_out_of_time_mid_run_leaves_the_run_queued_and_the_next_flush_carries_on_ringing_nobody_twice() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    // A flush too short to see the first call end: it stays queued, its call noted.
+    let r = sb.run(&["--flush", "--timeout", "2s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains(&format!("the call to {ONE} was still ringing")), "{}", r.stderr);
+    assert!(r.stderr.contains("0 delivered, 0 moved to failed/, 1 still queued"), "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE]);
+    assert_eq!(sb.spooled("twilio").len(), 1);
+    let ringing = fake.calls()[0].sid.clone();
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["progress"]["notes"]["calls"][0]["sid"], json!(ringing), "{st}");
+    // The call rings out; the next flush follows it and calls Bob, not the first person again.
+    fake.end_call(&ringing, Outcome::NoAnswer);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
+    assert!(
+        r.stderr.contains(&format!("carrying on from a run that ended mid-way (1 call placed, the last to {ONE}: call {ringing})")),
+        "{}",
+        r.stderr
+    );
+    assert!(sb.spooled("twilio").is_empty());
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["refs"]["answered"]["phone"], TWO, "{st}");
 }
 
 #[test]

@@ -149,6 +149,21 @@ impl Sandbox {
         names
     }
 
+    /// The entries `handler`'s spool moved to `failed/`, oldest first, as JSON (each with its
+    /// `failure`).
+    pub fn failed(&self, handler: &str) -> Vec<serde_json::Value> {
+        let dir = self.spool_dir().join(handler).join("failed");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .collect();
+        names.sort();
+        names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    }
+
     /// The config directory passed with `--config`.
     pub fn conf_dir(&self) -> PathBuf {
         self.dir.path().join("conf.d")

@@ -9,7 +9,8 @@
 //! `pipeline::flush`; this module is the storage.
 //!
 //! An [`Entry`] holds no URL and no credential: the provider's typed payload (a PagerDuty
-//! event without its routing key, a Twilio call's `To`/`From`/`Twiml`, a Reactio message) and
+//! event without its routing key, a Twilio call's `To`/`From`/`Twiml` or a whole Twilio
+//! sequential run, a Reactio message) and
 //! the event's own settings overrides, so that a flush builds the request from the settings in
 //! force then (base URL, credentials, proxy, CA). Only an entry whose event carried a
 //! credential itself (a Zabbix `{ALERT.SENDTO}` routing key) is written readable by its owner

@@ -341,10 +341,14 @@ fn took(d: Duration) -> String {
     config::show_duration(Duration::from_secs(d.as_secs()))
 }
 
-/// The message for `news` about `job`'s incident, escaped for mrkdwn.
-pub fn text(news: &News<'_>, job: &Job<'_>) -> String {
-    let e = job.event;
-    let incident = mrkdwn(&format!("{}/{} ({})", e.entity, e.check, e.status_name()));
+/// How an announcement names `event`'s incident: `entity/check (status)`, not escaped yet.
+pub fn subject(event: &common::event::Event) -> String {
+    format!("{}/{} ({})", event.entity, event.check, event.status_name())
+}
+
+/// The message for `news` about the incident named `subject` ([`subject`]), escaped for mrkdwn.
+pub fn text(news: &News<'_>, subject: &str) -> String {
+    let incident = mrkdwn(subject);
     match *news {
         News::Answered { who, after } => {
             let who = match &who.name {
@@ -365,12 +369,13 @@ pub fn text(news: &News<'_>, job: &Job<'_>) -> String {
 }
 
 impl Twilio {
-    /// Announce `news` about `job` when an announcement target is set (not in a dry run).
-    pub(crate) fn announce(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, news: News<'_>) {
+    /// Announce `news` about incident `key`, named `subject` ([`subject`]), when an
+    /// announcement target is set (not in a dry run).
+    pub(crate) fn announce(&self, ctx: &Ctx<'_, Twilio>, key: &str, subject: &str, news: News<'_>) {
         if let Some(a) = &self.announcer
             && !ctx.dry_run
         {
-            a.send(ctx, job.incident_key, &text(&news, job));
+            a.send(ctx, key, &text(&news, subject));
         }
     }
 
@@ -401,7 +406,12 @@ impl Twilio {
                     Ok(st) => match st.verdict(amd) {
                         Verdict::Answered => {
                             ctx.log.info(format!("call {sid} to {}: {}", r.label(), st.describe()));
-                            return self.announce(ctx, job, News::Answered { who: r, after: ctx.deadline.elapsed() });
+                            return self.announce(
+                                ctx,
+                                job.incident_key,
+                                &subject(job.event),
+                                News::Answered { who: r, after: ctx.deadline.elapsed() },
+                            );
                         }
                         Verdict::NotAnswered => ctx.log.info(format!("call {sid} to {}: {}", r.label(), st.describe())),
                         Verdict::Pending => still.push(call),
@@ -413,7 +423,7 @@ impl Twilio {
             }
             if still.is_empty() {
                 let news = News::Nobody { people: placed.len(), calls: placed.len(), after: ctx.deadline.elapsed() };
-                return self.announce(ctx, job, news);
+                return self.announce(ctx, job.incident_key, &subject(job.event), news);
             }
             pending = still;
         }
@@ -469,8 +479,7 @@ mod tests {
     #[test]
     fn messages_say_who_or_how_many_were_called() {
         let event = common::event::Event { entity: "db<1>".into(), check: "backup&".into(), status: 2, ..Default::default() };
-        let job =
-            Job { action: common::filter::Action::Trigger, event: &event, incident_key: "db<1>/backup&", previous: None, event_time: 0 };
+        let job = subject(&event);
         let bob = Recipient { name: Some("Bob <b>".into()), phone: "+14155550102".into() };
         let anon = Recipient { name: None, phone: "+14155550103".into() };
         let secs = Duration::from_millis;

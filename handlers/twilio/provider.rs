@@ -13,7 +13,8 @@
 //!   `POST …/Messages.json` `To, From, Body` (≤ 1600 characters). The returned call and message
 //!   SIDs are stored with the incident as `refs.call_sids` / `refs.message_sids`.
 //! - **trigger**, `mode: sequential`: one call at a time until a person answers, see
-//!   [`crate::sequential`].
+//!   [`crate::sequential`]; a run that cannot finish is spooled whole ([`Payload::Sequence`])
+//!   and carried on by a flush ([`Provider::resume`]).
 //! - **resolve**: never a call; with `notify_on_resolve`, a `RESOLVED: …` SMS to everyone. A
 //!   resolve of an incident nobody was paged for (no record) is skipped with that reason.
 //! - **acknowledge** (Nagios ACKNOWLEDGEMENT): nothing is sent; it is recorded, and it stops a
@@ -44,8 +45,8 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Body, Method, Request, Response, classify_status_with};
 use common::outcome::{Outcome, Retry};
-use common::pipeline::{Ctx, Done, Found, Job, Provider};
-use common::state::NoRecord;
+use common::pipeline::{Ctx, Done, Found, Job, Provider, Resumed};
+use common::state::{Incident, NoRecord};
 use common::template::{Template, says_nothing, truncate_chars, truncate_utf16};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,34 @@ pub struct Create {
     pub resource: Resource,
     /// The form, PascalCase names, in order.
     pub form: Vec<(String, String)>,
+}
+
+/// What the spool keeps of a Twilio delivery ([`Provider::Payload`]): one create request, or
+/// a whole sequential run. An entry of an earlier version is always a create request (the
+/// forms are told apart by their fields: a create has `resource` and `form`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Payload {
+    /// One create request: a broadcast call, an SMS.
+    Create(Create),
+    /// A sequential run that could not finish (Twilio unreachable, the deadline), which a
+    /// flush carries on ([`crate::sequential::Sequence`]).
+    Sequence(crate::sequential::Sequence),
+}
+
+impl Payload {
+    /// The create request, when it is one.
+    fn create(&self) -> Option<&Create> {
+        match self {
+            Payload::Create(c) => Some(c),
+            Payload::Sequence(_) => None,
+        }
+    }
+
+    /// Whether it is a create request of a call.
+    fn call(&self) -> Option<&Create> {
+        self.create().filter(|c| c.resource == Resource::Calls)
+    }
 }
 
 impl Create {
@@ -375,7 +404,7 @@ impl Provider for Twilio {
         crate::announce::READER,
         common::unread::Reader::items_of::<RecipientObject>("recipients"),
     ];
-    type Payload = Create;
+    type Payload = Payload;
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: nobody was called, so nobody is told");
 
     /// Whom to call, from which number, with which account, and how hard to try come from the
@@ -457,17 +486,6 @@ impl Provider for Twilio {
         }
         let channels = (s.channels.contains(&Channel::Voice), s.channels.contains(&Channel::Sms));
         let mode = s.mode;
-        let per_call = Duration::from_secs(s.ring_timeout + CALL_OVERHEAD_SECS);
-        if mode == Mode::Sequential && channels.0 && common.timeout < per_call {
-            return Err(Code::Config.msg(format!(
-                "settings `twilio.timeout`: {}s is too short for sequential mode, where one unanswered call takes up to \
-                 ring_timeout + {CALL_OVERHEAD_SECS}s = {}s; give --timeout at least recipients × rounds × {}s to reach \
-                 everyone (and the monitoring system's handler timeout a little more, see docs/twilio.md)",
-                common.timeout.as_secs(),
-                per_call.as_secs(),
-                per_call.as_secs()
-            )));
-        }
         Ok(Twilio {
             account_sid,
             credentials,
@@ -538,22 +556,42 @@ impl Provider for Twilio {
         Ok(())
     }
 
+    /// Sequential mode's timeout rule: an event's invocation must have time for one unanswered
+    /// call (`ring_timeout` + [`CALL_OVERHEAD_SECS`]); a flush carries a run on over as many
+    /// flushes as it takes.
+    fn fits(&self, timeout: Duration) -> Result<()> {
+        let per_call = Duration::from_secs(self.ring_timeout + CALL_OVERHEAD_SECS);
+        if self.mode == Mode::Sequential && self.voice && timeout < per_call {
+            return Err(Code::Config.msg(format!(
+                "settings `twilio.timeout`: {}s is too short for sequential mode, where one unanswered call takes up to \
+                 ring_timeout + {CALL_OVERHEAD_SECS}s = {}s; give --timeout at least recipients × rounds × {}s to reach \
+                 everyone (and the monitoring system's handler timeout a little more, see docs/twilio.md)",
+                timeout.as_secs(),
+                per_call.as_secs(),
+                per_call.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
     /// A spooled request's answer, explained as a live one is (`To` and `From` from its form).
-    fn classify(&self, create: &Create, resp: &Response) -> Outcome {
-        classify(resp, create.field("To"), create.field("From"))
+    fn classify(&self, payload: &Payload, resp: &Response) -> Outcome {
+        let create = payload.create();
+        classify(resp, create.map_or("", |c| c.field("To")), create.map_or("", |c| c.field("From")))
     }
 
     /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with the account and credentials in
-    /// force now.
-    fn request(&self, create: &Create, _refs: &Map<String, Value>) -> std::result::Result<Request, String> {
-        Ok(self.request(Method::Post, create.resource.path(), Body::Form(create.form.clone())))
+    /// force now. A sequential run is no one request ([`Provider::resume`] carries it on).
+    fn request(&self, payload: &Payload, _refs: &Map<String, Value>) -> std::result::Result<Request, String> {
+        match payload {
+            Payload::Create(create) => Ok(self.request(Method::Post, create.resource.path(), Body::Form(create.form.clone()))),
+            Payload::Sequence(_) => Err("a sequential run is not one request".into()),
+        }
     }
 
     /// ListCall for a call of unknown fate: `GET …/Calls.json?To=…&From=…&StartTime>=<day>`.
-    fn lookup(&self, create: &Create, since: u64) -> Option<Request> {
-        if create.resource != Resource::Calls {
-            return None;
-        }
+    fn lookup(&self, payload: &Payload, since: u64) -> Option<Request> {
+        let create = payload.call()?;
         let day = common::clock::rfc3339(since.saturating_sub(60)).get(..10)?.to_string();
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("To", create.field("To"))
@@ -565,14 +603,14 @@ impl Provider for Twilio {
     }
 
     /// The next page of a ListCall answer ([`Twilio::next_page`]).
-    fn lookup_next(&self, create: &Create, page: &Response) -> Option<Request> {
-        (create.resource == Resource::Calls).then(|| self.next_page(page)).flatten()
+    fn lookup_next(&self, payload: &Payload, page: &Response) -> Option<Request> {
+        payload.call().and_then(|_| self.next_page(page))
     }
 
     /// A spooled call about to be placed again by a flush: noted as an attempt of its own
     /// ([`SIDS_KEY`]) before it goes out.
-    fn attempting(&self, store: &dyn common::state::Store, create: &Create, attempt: &str, until: u64) {
-        if create.resource == Resource::Calls {
+    fn attempting(&self, store: &dyn common::state::Store, payload: &Payload, attempt: &str, until: u64) {
+        if let Some(create) = payload.call() {
             let to = create.field("To");
             let _ = note_call(store, to, &attempt_id(attempt, to), None, common::clock::now_unix(), until);
         }
@@ -581,10 +619,8 @@ impl Provider for Twilio {
     /// A spooled call placed or found by a flush: its attempt gets its SID ([`SIDS_KEY`]). One
     /// found placed without knowing which call is its own keeps no SID, but its call was made
     /// by now: it can no longer own a call made later (its `until` is now).
-    fn settled(&self, store: &dyn common::state::Store, create: &Create, attempt: &str, refs: &Map<String, Value>) {
-        if create.resource != Resource::Calls {
-            return;
-        }
+    fn settled(&self, store: &dyn common::state::Store, payload: &Payload, attempt: &str, refs: &Map<String, Value>) {
+        let Some(create) = payload.call() else { return };
         let to = create.field("To");
         let now = common::clock::now_unix();
         let _ = match refs.get(CALL_SIDS).and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str) {
@@ -603,9 +639,9 @@ impl Provider for Twilio {
     }
 
     /// A call delivered from the spool brings its SID, remembered with the incident.
-    fn spooled_refs(&self, create: &Create, resp: &Response) -> Map<String, Value> {
+    fn spooled_refs(&self, payload: &Payload, resp: &Response) -> Map<String, Value> {
         let mut refs = Map::new();
-        if create.resource == Resource::Calls
+        if payload.call().is_some()
             && let Some(sid) = serde_json::from_str::<Value>(&resp.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
         {
             refs.insert(CALL_SIDS.into(), json!([sid]));
@@ -618,7 +654,8 @@ impl Provider for Twilio {
     /// to be this one's, else without (the record says placed; no other attempt's call is taken
     /// for it); not placed → [`Found::No`]; else [`Found::CannotTell`] (asked again, then sent
     /// again: a duplicate, never a loss).
-    fn found(&self, create: &Create, pages: &[Response], since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
+    fn found(&self, payload: &Payload, pages: &[Response], since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
+        let Some(create) = payload.call() else { return Found::No };
         match Placed::of(create, pages, since, known, Some(&attempt_id(attempt, create.field("To")))) {
             None => Found::CannotTell("the answer holds no list of calls".into()),
             Some(Placed::TooOld) => Found::CannotTell("sent too long ago to be told apart from other calls".into()),
@@ -636,6 +673,18 @@ impl Provider for Twilio {
         }
     }
 
+    /// A sequential run is carried on by a flush as a whole ([`Twilio::resume_sequence`]).
+    fn is_run(&self, payload: &Payload) -> bool {
+        matches!(payload, Payload::Sequence(_))
+    }
+
+    fn resume(&self, ctx: &Ctx<'_, Self>, payload: &Payload, previous: Option<&Incident>, event_time: u64) -> Resumed {
+        match payload {
+            Payload::Sequence(page) => self.resume_sequence(ctx, page, previous, event_time),
+            Payload::Create(_) => Resumed::Failed(Outcome::Refused("a create request is not a run".into())),
+        }
+    }
+
     fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let mut sent = Sent::default();
         match job.action {
@@ -643,7 +692,7 @@ impl Provider for Twilio {
                 let order = self.order(ctx);
                 if self.mode == Mode::Sequential && self.voice {
                     if !ctx.dry_run {
-                        return self.sequential(ctx, job, &order);
+                        return self.sequential_event(ctx, job, &order);
                     }
                     let names: Vec<String> = order.iter().map(Recipient::label).collect();
                     ctx.log.info(format!(
@@ -782,7 +831,7 @@ impl Twilio {
     }
 
     /// The recipients in calling order now: rotated daily with `rotation: daily`.
-    fn order(&self, ctx: &Ctx<'_, Twilio>) -> Vec<Recipient> {
+    pub(crate) fn order(&self, ctx: &Ctx<'_, Twilio>) -> Vec<Recipient> {
         let now = common::clock::now_unix();
         let order = self.rotation.apply(&self.recipients, now);
         if let Some(day) = self.rotation.local_day(now) {
@@ -956,7 +1005,7 @@ impl Twilio {
         {
             ctx.log.debug(format!("cannot note the call to {}: {e:#}", to.label()));
         }
-        let outcome = ctx.send(&Create { resource, form });
+        let outcome = ctx.send(&Payload::Create(Create { resource, form }));
         if let (Some(store), Some(id)) = (store, &attempt) {
             let sid = match &outcome {
                 Outcome::Delivered(response) => {
@@ -1369,7 +1418,6 @@ mod tests {
             (json!({"message": "{host}"}), "twilio.message"),
             (json!({"test_message": "{nope}"}), "twilio.test_message"),
             (json!({"mode": "round-robin"}), "twilio.mode"),
-            (json!({"mode": "sequential"}), "twilio.timeout"),
             (json!({"rounds": 0}), "twilio.rounds"),
             (json!({"poll_interval": "0s"}), "twilio.poll_interval"),
             (json!({"rotation": "weekly"}), "twilio.rotation"),
@@ -1388,6 +1436,14 @@ mod tests {
         assert_eq!(p.credentials.as_deref(), Some("SK0123456789abcdef0123456789abcdef:s3cr3t"));
         assert_eq!(p.recipients.len(), 2);
         assert!(p.ready().expect_err("no from").to_string().contains("twilio.from"));
+        // Sequential mode needs time for one call in an event's invocation, not in a flush,
+        // which carries a run on over as many flushes as it takes.
+        let p = provider(json!({"mode": "sequential"})).expect("a provider a flush can use");
+        let err = p.fits(Duration::from_secs(10)).expect_err("10s is shorter than one call");
+        assert_eq!(err.code, Code::Config);
+        assert!(err.to_string().contains("twilio.timeout"), "{err}");
+        assert!(p.fits(Duration::from_secs(45)).is_ok());
+        assert!(provider(json!({"mode": "broadcast"})).expect("provider").fits(Duration::from_secs(1)).is_ok());
     }
 
     #[test]

@@ -17,11 +17,14 @@
 //! resolve was applied, the run stops and a call that is still ringing is cancelled
 //! (`POST …/Calls/{Sid}.json` `Status=canceled`). The whole run is bounded by `--timeout`.
 //!
-//! Outcomes: answered, or stopped by a resolve or acknowledge → delivered (exit 0; the call
-//! SIDs and who answered are stored with the incident); nobody answered after every round, or
-//! the deadline ran out first → not delivered yet (exit 75; nothing is recorded, so the next
-//! event for it calls again, within the call caps — after every round from the top, after a
-//! deadline from where this run left off); no call possible because every recipient
+//! Outcomes ([`Ended`]): answered, or stopped by a resolve or acknowledge → delivered (exit 0;
+//! the call SIDs and who answered are stored with the incident); nobody answered after every
+//! round → not delivered (exit 75; nothing is recorded and nothing spooled: the run was carried
+//! out in full, and the next event for it calls again from the top, within the call caps);
+//! Twilio could not be reached, or the deadline ran out first → the rest of the run is spooled
+//! as one entry ([`Sequence`], exit 75), which the next invocation or `--flush` carries on from
+//! the notes below ([`Twilio::resume_sequence`]), in the incident's order with its other
+//! spooled requests; no call possible because every recipient
 //! is over a cap → texted instead to everyone not texted yet (SMS is not capped: another
 //! incident's storm must not keep this one from reaching anyone), delivered with a warning.
 //! With `sms` in `channels` each person is texted right before their first call, so nobody
@@ -49,14 +52,14 @@ use std::time::Duration;
 
 use common::http::{Body, Deadline, Method, Request, Response};
 use common::outcome::{Fate, Outcome, Retry};
-use common::pipeline::{Ctx, Done, Job};
-use common::state::Stop;
+use common::pipeline::{Ctx, Done, Job, Resumed};
+use common::state::{Incident, Stop};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::announce::News;
 use crate::provider::{
-    ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Placed, Recipient, Resource, Twilio, forget_call, note_call,
+    ANSWERED, CALL_OVERHEAD_SECS, CALL_SIDS, Create, MESSAGE_SIDS, Payload, Placed, Recipient, Resource, Twilio, forget_call, note_call,
 };
 
 /// Call statuses after which Twilio does nothing more with a call (`call_enum_status` in the
@@ -69,6 +72,70 @@ const MAX_FETCH_FAILURES: u32 = 5;
 
 /// Longest time spent on one status check or cancel request, retries included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The time a flush's run needs left to place a call at most: 1 s (an event's run needs two
+/// `poll_interval`s, to follow it too). A flush's share may be shorter than one call rings;
+/// the call it places is noted, and the next flush follows it.
+const FLUSH_ROOM_TO_CALL: Duration = Duration::from_secs(1);
+
+/// A sequential run as the spool keeps it (`provider::Payload::Sequence`): what its calls say
+/// and of which incident, rendered from the event when the run began, so that a flush carries
+/// it on without the event (as a broadcast call's entry keeps its `Twiml`). Whom to call, in
+/// which order, from which number and with which account are the settings in force at the
+/// flush, as for every spooled request: rotation and call caps apply then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// The TwiML every call speaks ([`Twilio::twiml`]).
+    pub twiml: String,
+    /// The SMS body ([`Twilio::sms_body`]): texted right before each person's first call with
+    /// `sms` in `channels`, and to everyone not texted yet when every recipient is over a call
+    /// cap.
+    pub sms: String,
+    /// How an announcement names the incident: `entity/check (status)`
+    /// ([`crate::announce::subject`]).
+    pub subject: String,
+    /// The check's own `refresh`, seconds (without one, the settings' applies): notes of a run
+    /// older than this are not carried on ([`Twilio::too_old`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<u64>,
+}
+
+/// One sequential run: an event's, or a spooled one that a flush carries on.
+pub(crate) struct Run<'a> {
+    /// The incident key (log lines; the war room an announcement goes to).
+    key: &'a str,
+    /// The time of the event that asked for the run: a resolve or acknowledge of a later event
+    /// stops it.
+    event_time: u64,
+    /// The incident's record before the run: the notes of a run that ended mid-way.
+    previous: Option<&'a Incident>,
+    /// What the calls say.
+    page: &'a Sequence,
+    /// A flush's run: it places a call with less time left than following it takes
+    /// ([`FLUSH_ROOM_TO_CALL`]).
+    flush: bool,
+}
+
+/// How a run ended.
+pub(crate) enum Ended {
+    /// Over: a person answered, every recipient was over a cap and was texted, or every call
+    /// was refused (the outcome).
+    Over(Outcome<Done>),
+    /// A resolve or acknowledge of a later event stopped it (a call still ringing cancelled).
+    Stopped(Done),
+    /// Every call of every round was placed and nobody answered (the reason): the page was
+    /// carried out and reached nobody; the next event for the incident pages again.
+    Nobody(String),
+    /// Not over: the deadline ran out (a call may still ring), or Twilio could not be reached
+    /// (`unreachable`: refused connections, 5xx on every try, no answer in time). The notes in
+    /// the record say where to carry on.
+    Unfinished {
+        /// What stopped it, for the log line.
+        reason: String,
+        /// Twilio could not be reached, rather than the deadline running out while it answered.
+        unreachable: bool,
+    },
+}
 
 /// A call as `GET /2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,9 +259,9 @@ struct Notes {
 }
 
 impl Notes {
-    /// The notes a run that ended mid-way left in `job`'s record, if any.
-    fn left_off(job: &Job<'_>) -> Option<Notes> {
-        let progress = job.previous?.progress.as_ref()?;
+    /// The notes a run that ended mid-way left in the incident's record `previous`, if any.
+    fn left_off(previous: Option<&Incident>) -> Option<Notes> {
+        let progress = previous?.progress.as_ref()?;
         serde_json::from_value(progress.notes.clone()).ok()
     }
 }
@@ -270,23 +337,79 @@ impl Progress {
 type Position = (u64, usize);
 
 impl Twilio {
-    /// Run sequential mode for a trigger: call `order` one at a time, as the module explains,
-    /// carrying on from the calls a run that ended mid-way noted in the record.
-    pub(crate) fn sequential(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient]) -> Outcome<Done> {
-        let key = job.incident_key;
-        let doc = self.twiml(job.event, key);
-        let body = self.sms.then(|| self.sms_body(job.event));
+    /// Sequential mode for a trigger event: call `order` one at a time ([`Twilio::sequential`]).
+    /// A run that cannot finish — Twilio cannot be reached, or the deadline runs out first —
+    /// is spooled ([`Sequence`]) for the next invocation or `--flush` to carry on from the
+    /// notes it left in the record (exit 75); so is the run of an event that must queue behind
+    /// the incident's earlier spooled requests or another invocation's delivery for it (it
+    /// never calls alongside them). One that called everyone in every round without an answer
+    /// is over: exit 75, nothing recorded, not spooled.
+    pub(crate) fn sequential_event(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, order: &[Recipient]) -> Outcome<Done> {
+        let page = Sequence {
+            twiml: self.twiml(job.event, job.incident_key),
+            sms: self.sms_body(job.event),
+            subject: crate::announce::subject(job.event),
+            refresh: job.event.refresh,
+        };
+        if let Some(why) = ctx.queued_behind() {
+            let why = why.to_string();
+            return self.spool_run(ctx, page, &why);
+        }
+        let run = Run { key: job.incident_key, event_time: job.event_time, previous: job.previous, page: &page, flush: false };
+        match self.sequential(ctx, &run, order) {
+            Ended::Over(outcome) => outcome,
+            Ended::Stopped(done) => Outcome::Delivered(done),
+            Ended::Nobody(why) => Outcome::Retry(Retry::not_sent(why)),
+            Ended::Unfinished { reason, .. } => self.spool_run(ctx, page, &format!("{reason}; the rest of the run waits")),
+        }
+    }
+
+    /// Spool the run `page` (the outcome to report: spooled, or not when it cannot be).
+    fn spool_run(&self, ctx: &Ctx<'_, Twilio>, page: Sequence, why: &str) -> Outcome<Done> {
+        match ctx.send_later(&Payload::Sequence(page), why) {
+            Outcome::Delivered(_) => Outcome::Retry(Retry::not_sent(why)),
+            other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
+        }
+    }
+
+    /// A flush carries on the spooled run `page` of the event at `event_time`, from the notes
+    /// in the incident's record `previous`, within the flush's share for it: answered, it is
+    /// delivered; nobody answered after every round, it is over; stopped by a later resolve
+    /// or acknowledge before it called anyone, it is superseded; out of time, it waits for the
+    /// next flush (the notes say where it stands); Twilio unreachable, it waits with the
+    /// entries sent the same way.
+    pub(crate) fn resume_sequence(&self, ctx: &Ctx<'_, Twilio>, page: &Sequence, previous: Option<&Incident>, event_time: u64) -> Resumed {
+        let order = self.order(ctx);
+        let run = Run { key: ctx.incident_key, event_time, previous, page, flush: true };
+        match self.sequential(ctx, &run, &order) {
+            Ended::Over(Outcome::Delivered(done)) => Resumed::Delivered(done),
+            Ended::Over(other) => Resumed::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            // It paged people before it was stopped: recorded as an event's run would be.
+            Ended::Stopped(done) if done.refs.contains_key(CALL_SIDS) => Resumed::Delivered(done),
+            Ended::Stopped(done) => Resumed::Superseded(format!("superseded {}", done.detail)),
+            Ended::Nobody(why) => Resumed::Ended(format!("{why}; the run is over, and the next event for the incident pages again")),
+            Ended::Unfinished { reason, unreachable: true } => Resumed::Failed(Outcome::Retry(Retry::not_sent(reason))),
+            Ended::Unfinished { reason, unreachable: false } => Resumed::Unfinished(reason),
+        }
+    }
+
+    /// Run sequential mode: call `order` one at a time, as the module explains, carrying on
+    /// from the calls a run that ended mid-way noted in the record.
+    fn sequential(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, order: &[Recipient]) -> Ended {
+        let key = run.key;
+        let doc = &run.page.twiml;
+        let body = self.sms.then(|| run.page.sms.clone());
         let mut p = Progress::default();
         let mut start: Position = (1, 0);
-        if let Some(notes) = Notes::left_off(job) {
-            match self.too_old(job, &notes) {
+        if let Some(notes) = Notes::left_off(run.previous) {
+            match self.too_old(run, &notes) {
                 Some(_) if notes.calls.is_empty() => ctx.log.info(format!("{key}: a run that ended mid-way placed no call: paging afresh")),
                 Some(age) => {
                     ctx.log.info(format!("{key}: the calls of a run that ended mid-way {age} s ago are older than refresh: paging afresh"))
                 }
-                None => match self.carry_on(ctx, job, order, notes, &mut p) {
+                None => match self.carry_on(ctx, run, order, notes, &mut p) {
                     Ok(from) => start = from,
-                    Err(done) => return done,
+                    Err(ended) => return ended,
                 },
             }
         }
@@ -294,14 +417,14 @@ impl Twilio {
             let mut placed = 0;
             let skip = if round == start.0 { start.1 } else { 0 };
             for r in order.iter().skip(skip) {
-                if let Some(stop) = ctx.stop_requested(job.event_time) {
-                    return Outcome::Delivered(self.stopped(key, stop, &p));
+                if let Some(stop) = ctx.stop_requested(run.event_time) {
+                    return Ended::Stopped(self.stopped(key, stop, &p));
                 }
-                if ctx.deadline.remaining() <= self.poll_interval * 2 {
+                if ctx.deadline.remaining() <= self.room_to_call(run) {
                     return self.out_of_time(ctx, &p, None);
                 }
-                if let Some(done) = self.wait_unsettled(ctx, job, &mut p, r) {
-                    return done;
+                if let Some(ended) = self.wait_unsettled(ctx, run, &mut p, r) {
+                    return ended;
                 }
                 if let Some(body) = &body
                     && p.texted.insert(r.phone.clone())
@@ -332,7 +455,7 @@ impl Twilio {
                 });
                 self.note(ctx, &p);
                 self.note_attempt(ctx, r, &attempt, None);
-                let sid = match self.place_call(ctx, r, &doc) {
+                let sid = match self.place_call(ctx, r, doc) {
                     Outcome::Delivered(Some(sid)) => sid,
                     Outcome::Delivered(None) => {
                         ctx.log.error(format!("call to {} was accepted without a call SID; cannot follow it, calling the next", r.label()));
@@ -344,24 +467,30 @@ impl Twilio {
                     // phone would ring twice, and a call nobody noted could be taken for another
                     // incident's): its attempt stays noted with no SID, the number is held while
                     // that call could ring, and the run goes on with the next person.
-                    Outcome::Retry(retry) if retry.fate == Fate::Unknown && ctx.deadline.remaining() > self.poll_interval * 2 => {
+                    Outcome::Retry(retry) if retry.fate == Fate::Unknown && ctx.deadline.remaining() > self.room_to_call(run) => {
                         ctx.log.error(format!("call to {}: {}; its fate is unknown, calling the next", r.label(), retry.reason));
                         p.outcomes.push(format!("{}: status unknown", r.label()));
                         p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
                         placed += 1;
                         continue;
                     }
-                    f => {
-                        let out_of_time = matches!(f, Outcome::Retry(_));
-                        if !out_of_time {
+                    // Twilio cannot be reached (refused connections, 5xx on every try) until the
+                    // deadline: the run cannot go on now. A call surely not placed is dropped
+                    // from the notes (its slot given back); one of unknown fate stays noted, for
+                    // a lookup before that person is called again.
+                    Outcome::Retry(retry) => {
+                        if retry.fate == Fate::NotSent {
                             self.give_back(ctx, r, slot);
                             self.not_placed(ctx, &mut p, r);
                         }
+                        ctx.log.error(format!("call to {} failed: {}", r.label(), retry.reason));
+                        return self.unreachable(ctx, &p, &retry.reason);
+                    }
+                    f => {
+                        self.give_back(ctx, r, slot);
+                        self.not_placed(ctx, &mut p, r);
                         ctx.log.error(format!("call to {} failed: {}", r.label(), f.reason().unwrap_or("")));
                         p.failures.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
-                        if out_of_time {
-                            return self.out_of_time(ctx, &p, None);
-                        }
                         continue;
                     }
                 };
@@ -369,9 +498,9 @@ impl Twilio {
                 self.placed_as(ctx, &mut p, r, &sid);
                 let n = p.calls().len();
                 ctx.log.debug(format!("round {round}: call {n} to {} is {sid}", r.label()));
-                let followed = self.follow(ctx, job.event_time, &sid, r);
-                if let Some(done) = self.settle(ctx, job, &mut p, r, &sid, at, followed) {
-                    return done;
+                let followed = self.follow(ctx, run.event_time, &sid, r);
+                if let Some(ended) = self.settle(ctx, run, &mut p, r, &sid, at, followed) {
+                    return ended;
                 }
             }
             if placed == 0 {
@@ -384,13 +513,13 @@ impl Twilio {
             if p.capped.is_empty()
                 && let Some(failure) = Outcome::most_hopeful(std::mem::take(&mut p.failures))
             {
-                return failure;
+                return Ended::Over(failure);
             }
             // Every recipient is over a cap, or was (the others' calls failed): the page is
             // texted to whoever has not had it (SMS is not capped), so that the cap limits how
             // often phones ring, never whether this incident reaches anyone (another
             // incident's storm filled the caps just now).
-            let body = body.unwrap_or_else(|| self.sms_body(job.event));
+            let body = body.unwrap_or_else(|| run.page.sms.clone());
             let mut refused = std::mem::take(&mut p.failures);
             for r in order {
                 if !p.texted.insert(r.phone.clone()) {
@@ -407,27 +536,38 @@ impl Twilio {
             if p.messages.is_empty()
                 && let Some(failure) = Outcome::most_hopeful(refused)
             {
-                return failure;
+                return match failure {
+                    Outcome::Retry(r) => self.unreachable(ctx, &p, &r.reason),
+                    other => Ended::Over(other),
+                };
             }
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
-            return Outcome::Delivered(Done { detail, refs: p.refs() });
+            return Ended::Over(Outcome::Delivered(Done { detail, refs: p.refs() }));
         }
-        self.announce(ctx, job, News::Nobody { people: p.called.len(), calls: p.calls().len(), after: p.paging_for(ctx) });
-        Outcome::Retry(Retry::not_sent(format!(
+        let news = News::Nobody { people: p.called.len(), calls: p.calls().len(), after: p.paging_for(ctx) };
+        self.announce(ctx, key, &run.page.subject, news);
+        Ended::Nobody(format!(
             "nobody answered {} in {} round{}{}",
             p.calls_text(),
             self.rounds,
             if self.rounds == 1 { "" } else { "s" },
             p.outcomes_text()
-        )))
+        ))
+    }
+
+    /// The time the run needs left to place a call: two `poll_interval`s for an event's run (to
+    /// follow it too), at most [`FLUSH_ROOM_TO_CALL`] for a flush's.
+    fn room_to_call(&self, run: &Run<'_>) -> Duration {
+        let room = self.poll_interval * 2;
+        if run.flush { room.min(FLUSH_ROOM_TO_CALL) } else { room }
     }
 
     /// Whether the notes of a run that ended mid-way are too old to carry on from: their last
     /// call was placed at least the incident's `refresh` ago (a page is due again now; what
     /// that run reached counted for its own time) and can no longer ring (`ring_timeout` +
     /// 15 s). The age in seconds when so; notes without a call are always too old (0).
-    fn too_old(&self, job: &Job<'_>, notes: &Notes) -> Option<u64> {
-        let refresh = common::filter::refresh_or(job.event, self.refresh);
+    fn too_old(&self, run: &Run<'_>, notes: &Notes) -> Option<u64> {
+        let refresh = run.page.refresh.map_or(self.refresh, |r| Duration::from_secs(r).min(common::config::REFRESH_BOUNDS.1));
         // Notes without a call (the one being placed was refused) carry nothing to follow.
         let Some(last) = notes.calls.last() else { return Some(0) };
         let age = common::clock::age(last.at, common::clock::now_unix());
@@ -445,11 +585,11 @@ impl Twilio {
     fn carry_on(
         &self,
         ctx: &Ctx<'_, Twilio>,
-        job: &Job<'_>,
+        run: &Run<'_>,
         order: &[Recipient],
         notes: Notes,
         p: &mut Progress,
-    ) -> Result<Position, Outcome<Done>> {
+    ) -> Result<Position, Ended> {
         p.called = notes.calls.iter().map(|c| c.phone.clone()).collect();
         p.messages = notes.messages;
         p.texted = notes.texted.into_iter().collect();
@@ -467,7 +607,7 @@ impl Twilio {
         let what = last.sid.as_deref().map_or_else(|| "its fate unknown".to_string(), |sid| format!("call {sid}"));
         ctx.log.warn(format!(
             "{}: carrying on from a run that ended mid-way ({} call{} placed, the last to {}: {what})",
-            job.incident_key,
+            run.key,
             p.placed.len(),
             if p.placed.len() == 1 { "" } else { "s" },
             r.label()
@@ -499,9 +639,9 @@ impl Twilio {
                 }
             },
         };
-        let followed = self.follow(ctx, job.event_time, &sid, &r);
-        match self.settle(ctx, job, p, &r, &sid, last.at, followed) {
-            Some(done) => Err(done),
+        let followed = self.follow(ctx, run.event_time, &sid, &r);
+        match self.settle(ctx, run, p, &r, &sid, last.at, followed) {
+            Some(ended) => Err(ended),
             None => Ok(next),
         }
     }
@@ -513,13 +653,13 @@ impl Twilio {
     fn settle(
         &self,
         ctx: &Ctx<'_, Twilio>,
-        job: &Job<'_>,
+        run: &Run<'_>,
         p: &mut Progress,
         r: &Recipient,
         sid: &str,
         at: u64,
         followed: Followed,
-    ) -> Option<Outcome<Done>> {
+    ) -> Option<Ended> {
         let calls = p.calls();
         let n = calls.iter().position(|s| *s == sid).map_or(calls.len(), |i| i + 1);
         match followed {
@@ -528,8 +668,8 @@ impl Twilio {
                 let mut refs = p.refs();
                 refs.insert(ANSWERED.into(), json!({"sid": sid, "phone": r.phone, "name": r.name}));
                 let detail = format!("(answered by {} on call {n}: {})", r.label(), p.calls_text());
-                self.announce(ctx, job, News::Answered { who: r, after: p.paging_for(ctx) });
-                Some(Outcome::Delivered(Done { detail, refs }))
+                self.announce(ctx, run.key, &run.page.subject, News::Answered { who: r, after: p.paging_for(ctx) });
+                Some(Ended::Over(Outcome::Delivered(Done { detail, refs })))
             }
             Followed::NotAnswered(st) => {
                 ctx.log.info(format!("call {n} to {}: {}", r.label(), st.describe()));
@@ -540,7 +680,7 @@ impl Twilio {
                 if matches!(st.status.as_str(), "queued" | "ringing") {
                     self.cancel(ctx, sid, r);
                 }
-                Some(Outcome::Delivered(self.stopped(job.incident_key, stop, p)))
+                Some(Ended::Stopped(self.stopped(run.key, stop, p)))
             }
             Followed::OutOfTime(st) => Some(self.out_of_time(ctx, p, Some((r, st)))),
             Followed::Lost(reason) => {
@@ -554,7 +694,7 @@ impl Twilio {
 
     /// Before calling `r`: while a call to the same number whose fate is unknown may still ring,
     /// wait (a stop request or the deadline ends the run: `Some`).
-    fn wait_unsettled(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>, p: &mut Progress, r: &Recipient) -> Option<Outcome<Done>> {
+    fn wait_unsettled(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, p: &mut Progress, r: &Recipient) -> Option<Ended> {
         let until = p.unsettled.iter().filter(|(phone, _)| *phone == r.phone).map(|(_, t)| *t).max()?;
         p.unsettled.retain(|(phone, _)| *phone != r.phone);
         let now = common::clock::now_unix();
@@ -567,10 +707,10 @@ impl Twilio {
             r.label()
         ));
         while common::clock::now_unix() < until {
-            if let Some(stop) = ctx.stop_requested(job.event_time) {
-                return Some(Outcome::Delivered(self.stopped(job.incident_key, stop, p)));
+            if let Some(stop) = ctx.stop_requested(run.event_time) {
+                return Some(Ended::Stopped(self.stopped(run.key, stop, p)));
             }
-            if ctx.deadline.remaining() <= self.poll_interval * 2 {
+            if ctx.deadline.remaining() <= self.room_to_call(run) {
                 return Some(self.out_of_time(ctx, p, None));
             }
             std::thread::sleep(self.poll_interval);
@@ -589,7 +729,7 @@ impl Twilio {
     fn look_up(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, last: &NotedCall, p: &Progress) -> Result<Option<String>, String> {
         use common::pipeline::Provider as _;
         let create = Create { resource: Resource::Calls, form: self.call_form(r, "") };
-        let first = self.lookup(&create, last.at).ok_or("no lookup for calls")?;
+        let first = self.lookup(&Payload::Create(create.clone()), last.at).ok_or("no lookup for calls")?;
         // Every page: the call may be on any of them.
         let fetch = |req: &Request| match self.exchange(ctx, req, r, &Self::short(ctx)) {
             Outcome::Delivered(resp) => Ok(resp),
@@ -686,7 +826,7 @@ impl Twilio {
     /// its last call is cancelled while it is still queued or ringing, and the notes are
     /// forgotten. A text for the log line.
     pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>) -> Option<String> {
-        let notes = Notes::left_off(job)?;
+        let notes = Notes::left_off(job.previous)?;
         let last = notes.calls.last().cloned();
         let sid = last.as_ref().and_then(|last| match &last.sid {
             Some(sid) => Some(sid.clone()),
@@ -825,17 +965,29 @@ impl Twilio {
         Done { detail, refs: p.refs() }
     }
 
-    fn out_of_time(&self, ctx: &Ctx<'_, Twilio>, p: &Progress, ringing: Option<(&Recipient, CallState)>) -> Outcome<Done> {
+    fn out_of_time(&self, ctx: &Ctx<'_, Twilio>, p: &Progress, ringing: Option<(&Recipient, CallState)>) -> Ended {
         let now = match ringing {
             Some((r, st)) => format!("; the call to {} was still {}", r.label(), st.status),
             None => String::new(),
         };
-        Outcome::Retry(Retry::not_sent(format!(
+        let reason = format!(
             "the deadline ran out in sequential mode after {} ms and {}{}{now}; nobody answered yet (a longer --timeout lets the run finish, see docs/twilio.md)",
             ctx.deadline.elapsed().as_millis(),
             p.calls_text(),
             p.outcomes_text()
-        )))
+        );
+        Ended::Unfinished { reason, unreachable: false }
+    }
+
+    /// Twilio could not be reached (`why`) after the calls of `p`.
+    fn unreachable(&self, ctx: &Ctx<'_, Twilio>, p: &Progress, why: &str) -> Ended {
+        let reason = format!(
+            "Twilio cannot be reached in sequential mode ({why}) after {} ms and {}{}; nobody answered yet",
+            ctx.deadline.elapsed().as_millis(),
+            p.calls_text(),
+            p.outcomes_text()
+        );
+        Ended::Unfinished { reason, unreachable: true }
     }
 }
 

@@ -20,7 +20,13 @@
 //! - a request of unknown fate (it may have reached the service) is looked up first where the
 //!   provider can ([`Provider::lookup`]: Twilio lists the calls), and is only tried again with
 //!   a whole attempt timeout to spare ([`crate::http::retry`]);
-//! - what the service accepted is recorded in the ledger like a live delivery.
+//! - what the service accepted is recorded in the ledger like a live delivery;
+//! - an entry that is a run of the provider's own rather than one request (a Twilio sequential
+//!   run, [`Provider::is_run`]) is carried on by the provider within its share
+//!   ([`Provider::resume`]): unfinished, it stays queued, and the incident's record notes where
+//!   it stands; it is superseded, before anything is sent, by a resolve or acknowledge of a
+//!   later event that is already known (the event being handled, or an entry behind it), where
+//!   a single request (a broadcast call) still goes before the resolve queued behind it.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -30,15 +36,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::settings::{operator_settings, settings_with};
-use super::{Found, Provider};
+use super::{Ctx, Found, Provider, Resumed};
 use crate::cli::CommonArgs;
 use crate::config::Common;
 use crate::exit::{Code, Result};
+use crate::filter::Action;
 use crate::http::{self, Client, Deadline, Response};
 use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Entry, Spool};
-use crate::state::{self, Proposal, Store, TimeOrigin, Verdict};
+use crate::state::{self, Incident, Proposal, Stop, Store, TimeOrigin, Verdict};
 
 /// How long a flush waits before asking again when a lookup cannot tell yet whether a request
 /// of unknown fate went through ([`Found::CannotTell`]): 250 ms, or as long as the last ask took.
@@ -76,6 +83,17 @@ pub(super) struct Flusher<'a, P: Provider> {
     log: &'a Logger,
     /// Providers built from the current settings, by the event overrides of their entries.
     providers: RefCell<BTreeMap<String, Rc<std::result::Result<P, String>>>>,
+    /// A resolve or acknowledge this invocation is handling for the incident it flushes: a run
+    /// of an earlier event ([`Provider::is_run`]) is stale then, and not carried on.
+    stop: Option<Stop>,
+}
+
+/// What became of one entry ([`Flusher::deliver`]).
+enum Settled {
+    /// What its request (or run) came to, as a request's outcome.
+    Request(Outcome),
+    /// A run that is over without reaching anyone ([`Resumed::Ended`]), the reason.
+    Ended(String),
 }
 
 impl<'a, P: Provider> Flusher<'a, P> {
@@ -86,7 +104,14 @@ impl<'a, P: Provider> Flusher<'a, P> {
         common: &'a Common,
         log: &'a Logger,
     ) -> Self {
-        Flusher { spool, store, operator, common, log, providers: RefCell::new(BTreeMap::new()) }
+        Flusher { spool, store, operator, common, log, providers: RefCell::new(BTreeMap::new()), stop: None }
+    }
+
+    /// This flusher, for an invocation handling `stop` (a resolve or acknowledge) of the
+    /// incidents it flushes: runs of earlier events are superseded by it.
+    pub(super) fn stopping(mut self, stop: Option<Stop>) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Deliver other incidents' entries (not those whose key hash is `own_hash`) within
@@ -228,7 +253,23 @@ impl<'a, P: Provider> Flusher<'a, P> {
             // (it is sent again only with one to spare), so it may use all of it.
             let half = deadline.share(2);
             let budget = if entry.fate == Fate::Unknown { deadline } else { &half };
-            match self.deliver(client, budget, &entry) {
+            let outcome = match self.deliver(client, budget, &entry) {
+                Settled::Request(outcome) => outcome,
+                Settled::Ended(why) => {
+                    match spool.fail(&name, &mut entry, &why) {
+                        Ok(to) => self.log.error(format!(
+                            "spool: {} {}: {why}; moved to {}",
+                            entry.action.name(),
+                            entry.incident_key,
+                            to.display()
+                        )),
+                        Err(e) => self.log.error(format!("spool: cannot move {name} to failed/: {e:#}")),
+                    }
+                    report.dropped += 1;
+                    continue;
+                }
+            };
+            match outcome {
                 Outcome::Delivered(()) => match spool.remove(&name) {
                     Ok(()) => report.delivered += 1,
                     Err(e) => {
@@ -316,7 +357,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     /// Deliver one entry now, under its incident's hold (see the module comment).
-    fn deliver(&self, client: &Client, deadline: &Deadline, entry: &Entry) -> Outcome {
+    /// A run the provider carries on itself ([`Provider::is_run`]) goes to [`Flusher::resume`].
+    fn deliver(&self, client: &Client, deadline: &Deadline, entry: &Entry) -> Settled {
         let log = self.log;
         let what = format!("spooled {} {} from {}", entry.action.name(), entry.incident_key, crate::clock::rfc3339(entry.created));
         let age = crate::clock::age(entry.created, crate::clock::now_unix());
@@ -326,17 +368,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 crate::config::show_duration(self.common.spool_max_age)
             );
             log.error(format!("spool: {why}"));
-            return Outcome::Refused(why);
+            return Settled::Request(Outcome::Refused(why));
         }
         let provider = self.provider(&entry.overrides);
         let provider = match provider.as_ref() {
             Ok(p) => p,
             // `run` holds such entries back before their hold; kept if one gets here.
-            Err(why) => return Outcome::Spooled(unbuilt_reason::<P>(why)),
+            Err(why) => return Settled::Request(Outcome::Spooled(unbuilt_reason::<P>(why))),
         };
         let payload: P::Payload = match serde_json::from_value(entry.payload.clone()) {
             Ok(p) => p,
-            Err(e) => return Outcome::Refused(format!("{what}: its payload is not one this version reads ({e})")),
+            Err(e) => return Settled::Request(Outcome::Refused(format!("{what}: its payload is not one this version reads ({e})"))),
         };
         let now = crate::clock::now_unix();
         let proposal = Proposal {
@@ -361,9 +403,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 {
                     log.warn(format!("cannot note the event time of {} in {}: {e:#}", entry.incident_key, store.describe()));
                 }
-                return Outcome::Skipped(format!("{what}: {why}"));
+                return Settled::Request(Outcome::Skipped(format!("{what}: {why}")));
             }
-            Verdict::Superseded(why) => return Outcome::Skipped(format!("{what}: {why}")),
+            Verdict::Superseded(why) => return Settled::Request(Outcome::Skipped(format!("{what}: {why}"))),
+        }
+        if provider.is_run(&payload) {
+            return self.resume(client, deadline, entry, provider, &payload, record.as_ref(), &proposal, &what);
         }
         // Find out first whether a request of unknown fate went through after all.
         let mut fate = entry.fate;
@@ -385,11 +430,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 let pages = match super::read_pages(req.clone(), fetch, |resp| provider.lookup_next(&payload, resp)) {
                     Ok(pages) => pages,
                     Err(why) => {
-                        return Outcome::Retry(crate::outcome::Retry {
+                        return Settled::Request(Outcome::Retry(crate::outcome::Retry {
                             reason: format!("cannot find out whether it went through: {why}"),
                             fate: Fate::Unknown,
                             after: None,
-                        });
+                        }));
                     }
                 };
                 let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
@@ -410,7 +455,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                             provider.settled(store, &payload, &entry.token, &refs);
                         }
                         self.record(&entry.incident_key, &proposal, &refs, deadline);
-                        return Outcome::Delivered(());
+                        return Settled::Request(Outcome::Delivered(()));
                     }
                     Found::No => {
                         if let Some(store) = self.store {
@@ -422,7 +467,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     Found::Broken(why) => {
                         let why = format!("{what}: cannot find out whether it went through: {why}; kept until it can be");
                         log.warn(&why);
-                        return Outcome::Spooled(why);
+                        return Settled::Request(Outcome::Spooled(why));
                     }
                     Found::CannotTell(why) => {
                         // Others' requests of unknown fate are mostly still on their way: their
@@ -442,7 +487,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let refs = record.as_ref().map_or(&empty, |r| &r.refs);
         let req = match provider.request(&payload, refs) {
             Ok(req) => req,
-            Err(why) => return Outcome::Refused(format!("{what}: {why}")),
+            Err(why) => return Settled::Request(Outcome::Refused(format!("{what}: {why}"))),
         };
         let shown = req.redacted(&log.secrets());
         log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
@@ -467,20 +512,92 @@ impl<'a, P: Provider> Flusher<'a, P> {
         } else {
             client.deliver(&req, deadline, fate, &classify, &mut |line| log.info(line))
         };
-        match delivered {
+        Settled::Request(match delivered {
             Outcome::Delivered((resp, _)) => {
                 let refs = provider.spooled_refs(&payload, &resp);
                 if let Some(store) = self.store {
                     provider.settled(store, &payload, &attempt, &refs);
                 }
                 self.record(&entry.incident_key, &proposal, &refs, deadline);
-                let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));
-                log.info(format!("{what}: delivered after {} in the spool", crate::config::show_duration(queued)));
+                self.delivered_after(entry, &what);
                 Outcome::Delivered(())
             }
             Outcome::Refused(why) => Outcome::Refused(why),
             other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
+        })
+    }
+
+    /// `{what}: delivered after … in the spool`.
+    fn delivered_after(&self, entry: &Entry, what: &str) {
+        let queued = Duration::from_secs(crate::clock::age(entry.created, crate::clock::now_unix()));
+        self.log.info(format!("{what}: delivered after {} in the spool", crate::config::show_duration(queued)));
+    }
+
+    /// Carry on the run `payload` of `entry` ([`Provider::resume`]) within `deadline`, under the
+    /// incident's hold, its record `record` read under it; `p` is the entry's proposal and
+    /// `what` names the entry in log lines. A resolve or acknowledge of a later event already
+    /// known (the event this invocation handles, or an entry queued behind it) supersedes it
+    /// before anything is sent: calling people for an incident that has recovered is what the
+    /// ledger is there to prevent. (A single request, such as a broadcast call, still goes
+    /// before the resolve queued behind it, as the incident's log says.)
+    #[allow(clippy::too_many_arguments)]
+    fn resume(
+        &self,
+        client: &Client,
+        deadline: &Deadline,
+        entry: &Entry,
+        provider: &P,
+        payload: &P::Payload,
+        record: Option<&Incident>,
+        p: &Proposal,
+        what: &str,
+    ) -> Settled {
+        if let Some(why) = self.stopped_behind(entry) {
+            return Settled::Request(Outcome::Skipped(format!("{what}: {why}")));
         }
+        let ctx = Ctx {
+            provider,
+            client,
+            deadline: *deadline,
+            log: self.log,
+            dry_run: false,
+            store: self.store,
+            incident_key: &entry.incident_key,
+            queue: None,
+            token: Some(&entry.token),
+        };
+        match provider.resume(&ctx, payload, record, entry.event_time) {
+            Resumed::Delivered(done) => {
+                self.record(&entry.incident_key, p, &done.refs, deadline);
+                let detail = if done.detail.is_empty() { String::new() } else { format!(" {}", done.detail) };
+                self.log.info(format!("{what}: {}{detail}", entry.action.past()));
+                self.delivered_after(entry, what);
+                Settled::Request(Outcome::Delivered(()))
+            }
+            Resumed::Ended(why) => Settled::Ended(format!("{what}: {why}")),
+            Resumed::Superseded(why) => Settled::Request(Outcome::Skipped(format!("{what}: {why}"))),
+            Resumed::Unfinished(why) => Settled::Request(Outcome::Spooled(format!("{what}: {why}"))),
+            Resumed::Failed(outcome) => Settled::Request(outcome),
+        }
+    }
+
+    /// Why `entry`, a run, is stale before it goes on: a resolve or acknowledge of a later (or
+    /// the same) event of its incident is what this invocation handles ([`Flusher::stopping`]),
+    /// or is queued behind it in the spool.
+    fn stopped_behind(&self, entry: &Entry) -> Option<String> {
+        let later = |action: Action, time: u64, seq: Option<u64>| {
+            action != Action::Trigger && !state::is_later(entry.event_time, entry.event_seq, time, seq)
+        };
+        if let Some(stop) = self.stop.filter(|s| later(s.action, s.event_time, None)) {
+            return Some(format!("superseded: a {} of a later event is being handled", stop.action.name()));
+        }
+        let spool = self.spool?;
+        spool.queued_for(&entry.incident_key).ok()?.iter().find_map(|name| match spool.read(name) {
+            Ok(Some(e)) if e.incident_key == entry.incident_key && later(e.action, e.event_time, e.event_seq) => {
+                Some(format!("superseded: a {} of a later event is queued behind it", e.action.name()))
+            }
+            _ => None,
+        })
     }
 
     fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>, deadline: &Deadline) {

@@ -231,7 +231,15 @@ impl<P: Provider> Ctx<'_, P> {
     /// Whether older requests of this incident are still spooled, so that new ones queue
     /// behind them (a Reactio recovery whose create is spooled).
     pub fn behind_spooled(&self) -> bool {
-        self.queue.as_ref().is_some_and(|q| q.only.is_some())
+        self.queued_behind().is_some()
+    }
+
+    /// Why every request of this delivery queues in the spool instead of going out (older
+    /// requests of the incident are still spooled, or another invocation is delivering for
+    /// it), when it must: a provider that sends without [`Ctx::send`] (Twilio's sequential
+    /// calls) spools its whole delivery then ([`Ctx::send_later`]).
+    pub fn queued_behind(&self) -> Option<&str> {
+        self.queue.as_ref().and_then(|q| q.only.as_deref())
     }
 
     /// The token of this invocation's action (what its spooled requests, in-flight notes and
@@ -376,6 +384,15 @@ pub trait Provider: Sized {
     /// only logged as a warning.
     fn ready(&self) -> Result<()>;
 
+    /// Whether an event's invocation with deadline `timeout` can carry out what these settings
+    /// ask at all (Twilio's sequential mode needs `ring_timeout` + 15 s for one call). Checked
+    /// for an event (exit 78 at start; an event override that breaks it is dropped as invalid),
+    /// never for a flush: a flush carries a long delivery on over as many flushes as it takes,
+    /// each within its own deadline ([`Provider::resume`]). Default: it fits.
+    fn fits(&self, _timeout: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
     /// Which of the provider's templates say nothing of `event` (every placeholder blank:
     /// [`crate::template::Template::render_telling`]), so that their defaults are used: one
     /// warning each, naming the setting, so that the operator learns the template does not fit
@@ -471,6 +488,47 @@ pub trait Provider: Sized {
     fn known(&self, _store: &dyn Store) -> Map<String, Value> {
         Map::new()
     }
+
+    /// Whether `payload` is a whole delivery of the provider's own rather than one request
+    /// (Twilio's sequential run: one call after another, each decided by how the one before
+    /// ended): a flush carries it on with [`Provider::resume`] instead of sending
+    /// [`Provider::request`]. Default: never.
+    fn is_run(&self, _payload: &Self::Payload) -> bool {
+        false
+    }
+
+    /// Carry on the run `payload` ([`Provider::is_run`]) of a spooled entry, within `ctx`'s
+    /// deadline (the flush's share for it) and under the incident's hold: `previous` is the
+    /// incident's record (with the notes a run before it left, [`crate::state::Progress`]),
+    /// `event_time` the entry's event time (a resolve or acknowledge of a later event asks it
+    /// to stop, [`Ctx::stop_requested`]). `ctx` spools nothing. Default: refused (a provider
+    /// without runs never spools one).
+    fn resume(&self, _ctx: &Ctx<'_, Self>, _payload: &Self::Payload, _previous: Option<&Incident>, _event_time: u64) -> Resumed {
+        Resumed::Failed(Outcome::Refused(format!("handler-{} carries on no runs", Self::NAME)))
+    }
+}
+
+/// What a flush's [`Provider::resume`] of a spooled run came to.
+#[derive(Debug)]
+pub enum Resumed {
+    /// It reached the service's people: recorded as delivered, with the references; the
+    /// entry is removed.
+    Delivered(Done),
+    /// It is over without reaching anyone, with nothing to record (Twilio: nobody answered
+    /// after every round), the reason: the entry moves to `failed/` for the record, logged as
+    /// an error; the next event for the incident pages afresh.
+    Ended(String),
+    /// A resolve or acknowledge of a later event stopped it, the reason: the entry moves to
+    /// `failed/` as superseded, nothing is recorded.
+    Superseded(String),
+    /// Not over when its share of the flush ran out (a call may still ring), the reason: the
+    /// entry stays queued, and what the incident's record notes of it says where the next
+    /// flush carries on. Its incident's later entries wait; other entries sent the same way
+    /// do not (the service answers).
+    Unfinished(String),
+    /// Failed as a request fails: [`Outcome::Retry`] (the service cannot be reached: the
+    /// entries sent the same way wait too), [`Outcome::Refused`], [`Outcome::Broken`].
+    Failed(Outcome),
 }
 
 /// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
@@ -532,6 +590,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
     let provider = P::from_settings(section, &common)?;
+    provider.fits(common.timeout)?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
     Ok(Read { event, raw, overrides, operator, common, provider })
@@ -828,7 +887,10 @@ impl<'a, P: Provider> Local<'a, P> {
             }
         }
         if own_spooled > 0 && only.is_none() {
-            let left = self.flusher().incident(&client, &self.d.deadline, key, hold.is_some());
+            // A resolve or acknowledge supersedes a run of an earlier event still spooled (a
+            // Twilio sequential run): it is not carried on first.
+            let stop = (p.action != Action::Trigger).then_some(Stop { action: p.action, event_time: p.event_time });
+            let left = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
             (record, known) = read_record(store, key, self.log);
             if left > 0 {
                 let tail = self.spool.as_ref().map(|s| spooled_tail(s, key)).unwrap_or_default();

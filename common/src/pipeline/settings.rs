@@ -180,7 +180,7 @@ pub(super) fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>
     let (operator, operator_common) = operator_settings::<P>(args, flags, log)?;
     let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
     let from_event = known_overrides::<P>(from_event, log);
-    let (section, common) = with_overrides::<P>(operator.clone(), &operator_common, from_event, log)?;
+    let (section, common) = with_overrides::<P>(operator.clone(), &operator_common, from_event, true, log)?;
     let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     Ok(Settings { section, common, overrides, operator })
 }
@@ -209,17 +209,20 @@ pub(super) fn settings_with<P: Provider>(
             value: v.clone(),
         })
         .collect();
-    with_overrides::<P>(operator, common, stored, log)
+    with_overrides::<P>(operator, common, stored, false, log)
 }
 
 /// `operator` (its shared part `common`, for what `entity_settings` and `check_settings`
 /// allow) with `overrides` laid over it as far as [`crate::trust`] lets them, each one that
 /// would make the settings invalid for `P` logged and dropped; the section and its shared part.
-/// Errors (exit 78) only when the result is still invalid.
+/// `event`: for an event's invocation, where an override that makes the delivery not fit its
+/// deadline ([`Provider::fits`]) is invalid too; not for a flush, which carries a long delivery
+/// on over as many flushes as it takes. Errors (exit 78) only when the result is still invalid.
 fn with_overrides<P: Provider>(
     operator: Map<String, Value>,
     common: &Common,
     overrides: Vec<crate::trust::Override>,
+    event: bool,
     log: &Logger,
 ) -> Result<(Map<String, Value>, Common)> {
     // Nothing to lay over (most events): the operator's settings, typed and checked already.
@@ -229,7 +232,8 @@ fn with_overrides<P: Provider>(
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m.clone())?;
         common.validate(P::NAME)?;
-        P::from_settings(m.clone(), &common).map(drop)
+        let provider = P::from_settings(m.clone(), &common)?;
+        if event { provider.fits(common.timeout) } else { Ok(()) }
     };
     let allowed = crate::trust::Allowed::of(common);
     let section = crate::trust::apply(P::NAME, operator, allowed, overrides, P::SETTINGS, &valid, &mut |line| log.warn(line));
