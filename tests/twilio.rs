@@ -534,7 +534,7 @@ fn spool_a_sequential_run(sb: &Sandbox, event: &[u8]) {
     assert!(!r.stderr.contains("undelivered event, not spooled"), "{}", r.stderr);
     let (_, entry) = sb.spooled_entry("twilio", &r.stderr);
     assert_eq!(entry["action"], "trigger", "{entry}");
-    assert!(entry["payload"]["twiml"].as_str().is_some_and(|t| t.contains("web-01 check_disk is critical")), "{entry}");
+    assert!(entry["payload"]["twiml"].as_str().is_some_and(|t| t.contains(" is critical.")), "{entry}");
 }
 
 #[test]
@@ -638,6 +638,88 @@ fn a_flush_out_of_time_mid_run_leaves_the_run_queued_and_the_next_flush_carries_
     assert!(sb.spooled("twilio").is_empty());
     let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
     assert_eq!(st["refs"]["answered"]["phone"], TWO, "{st}");
+}
+
+#[test]
+fn a_sequential_run_twilio_answers_500_is_spooled_and_waits_while_twilio_still_fails() {
+    let sb = spooled_sequential();
+    let failing = FakeTwilio::start(&[Script::ServerError; 200]);
+    let r = sb.run(&["--api-url", &failing.url, "--timeout", "16s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("Twilio cannot be reached in sequential mode (HTTP 500"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    // Still failing at the flush: the run stays queued, nobody was called.
+    let r = sb.run(&["--flush", "--timeout", "2s", "--api-url", &failing.url], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("0 delivered, 0 moved to failed/, 1 still queued"), "{}", r.stderr);
+    assert!(failing.calls().is_empty());
+    let (_, entry) = sb.spooled_entry("twilio", &r.stderr);
+    assert_eq!(entry["attempts"], 1, "{entry}");
+    // Back: the first person answers.
+    let fake = FakeTwilio::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE]);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], ONE);
+}
+
+/// The choice for a spooled run that reaches nobody: it was carried out in full, as an
+/// event's run that called everyone without an answer is, so it is over — moved to `failed/`
+/// with the reason, nothing recorded — and the next event for the incident calls again from
+/// the top (a flush does not ring everyone again every minute).
+#[test]
+fn a_spooled_sequential_run_nobody_answers_is_over_moved_to_failed_and_the_next_event_calls_again() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::NoAnswer, Outcome::NoAnswer]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "nothing is left to retry: {r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO], "{}", r.stderr);
+    assert!(r.stderr.contains("twilio: error: spool: trigger web-01/check_disk: spooled trigger"), "{}", r.stderr);
+    assert!(r.stderr.contains("nobody answered calls"), "{}", r.stderr);
+    assert!(r.stderr.contains("0 delivered, 1 moved to failed/, 0 still queued"), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    let failed = sb.failed("twilio");
+    assert!(failed[0]["failure"].as_str().is_some_and(|f| f.contains("nobody answered")), "{}", failed[0]);
+    assert!(!sb.state_file("twilio", "web-01%2Fcheck_disk.json").exists(), "nothing recorded");
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!((r.code, fake.calls().len()), (Some(0), 4), "{r:?}");
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE], "{}", r.stderr);
+}
+
+/// Another incident's event carries a spooled run on within its share of the deadline, and a
+/// run that cannot finish in its share holds back only its own incident.
+#[test]
+fn other_invocations_carry_a_spooled_run_on_and_an_unfinished_run_holds_back_only_its_incident() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &event_for_check("check_a"));
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "16s"], &event_for_check("check_b"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 2, "{}", r.stderr);
+    // check_a's first call rings on; check_b's is answered. A short flush: check_a's run waits
+    // with its call noted, check_b's goes out behind it.
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing, Outcome::Answered]);
+    let r = sb.run(&["--flush", "--timeout", "3s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("1 delivered, 0 moved to failed/, 1 still queued"), "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE, ONE], "{}", r.stderr);
+    let spoken_by = |i: usize| spoken(&fake.to(CALLS)[i]);
+    assert!(spoken_by(0).starts_with("web-01 check_a is critical."), "{}", spoken_by(0));
+    assert!(spoken_by(1).starts_with("web-01 check_b is critical."), "{}", spoken_by(1));
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_b.json")["refs"]["answered"]["phone"], ONE);
+    // The next event of a third incident carries check_a's run on in its own share: the
+    // ringing call ends unanswered, Bob is called and answers.
+    fake.end_call(&fake.calls()[0].sid, Outcome::NoAnswer);
+    let r = run(&sb, &fake, &event_for_check("check_c"), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(sb.spooled("twilio").is_empty(), "{}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_a.json")["refs"]["answered"]["phone"], TWO, "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE, ONE, TWO, ONE], "{}", r.stderr);
+    fake.assert_no_violations();
 }
 
 #[test]
