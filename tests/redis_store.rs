@@ -754,3 +754,46 @@ fn list_with_a_redis_whose_certificate_is_not_trusted_exits_78() {
         .run(&["--state-store", &server.url, "--list", "--ca-file", server.ca_file.as_ref().unwrap().to_str().unwrap()], b"");
     assert_eq!(r.code, Some(0), "{r:?}");
 }
+
+#[test]
+fn a_recovery_through_a_read_only_replica_says_to_point_the_url_at_the_primary_and_forget_there() {
+    // A host whose state_store names a replica (`--replicaof`): it reads the ledger, but every
+    // write is refused (READONLY). Its recovery goes out and cannot be recorded nor forgotten,
+    // so the primary's record still says open: the lines must say why and what to run where.
+    let Some(primary) = RedisServer::start() else { return };
+    let Some(replica) = RedisServer::start_replica_of(&primary) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let on_primary = pagerduty_sandbox().with_state_store(&primary.url);
+    let on_replica = pagerduty_sandbox().with_state_store(&replica.url);
+    let args = ["--api-url", fake.url.as_str()];
+    let replicated = |exists: &str| {
+        crate::util::wait_until(
+            "the primary's record on the replica",
+            Duration::from_secs(20),
+            || replica.cli(&["EXISTS", "pagerpipe:pagerduty:rec:web-01/check_disk"]).ok().filter(|o| o.trim() == exists),
+            String::new,
+        )
+    };
+    assert_eq!(on_primary.run(&args, &read_fixture("sensu/create.json")).code, Some(0));
+    replicated("1");
+    let r = on_replica.run(&args, &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let fix = "the state_store URL names a read-only replica: point it at the primary";
+    let readonly = "READONLY You can't write against a read only replica";
+    assert!(r.stderr.contains(&format!("take a hold: {readonly}; {fix}")), "{}", r.stderr);
+    let unrecorded = r.stderr.lines().find(|l| l.contains("cannot record the outcome")).unwrap_or_default();
+    assert!(unrecorded.contains(&format!("update a record: {readonly}")) && unrecorded.contains(fix), "{}", r.stderr);
+    assert!(unrecorded.ends_with("run `handler-pagerduty --forget web-01/check_disk`"), "{}", r.stderr);
+    let r = on_replica.run(&["--forget", "web-01/check_disk"], b"");
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("point it at the primary") && r.stderr.lines().count() == 1, "{}", r.stderr);
+    assert!(!r.stderr.contains(&primary.password), "{}", r.stderr);
+    assert_eq!(on_primary.run(&["--forget", "web-01/check_disk"], b"").code, Some(0));
+    replicated("0");
+    let mut failure: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    failure["check"]["executed"] = json!(1_460_173_306);
+    let r = on_replica.run(&args, failure.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["trigger", "resolve", "trigger"]);
+}

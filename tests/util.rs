@@ -401,24 +401,48 @@ impl RedisServer {
     /// A plain-TCP server. `None` (with a loud SKIPPED line) when `redis-server` is not installed;
     /// under `CI=true` a missing `redis-server` fails the test instead (`.ci/run` installs it).
     pub fn start() -> Option<RedisServer> {
-        RedisServer::launch(None)
+        RedisServer::launch(None, &[])
+    }
+
+    /// A plain-TCP server that is a read-only replica of `primary` (`--replicaof`, with the
+    /// same password), once it has synchronised with it. `None` as for [`RedisServer::start`].
+    pub fn start_replica_of(primary: &RedisServer) -> Option<RedisServer> {
+        let port = primary.port.to_string();
+        let mut replica = RedisServer::launch_with_password(
+            None,
+            &["--replicaof", "127.0.0.1", &port, "--masterauth", &primary.password],
+            &primary.password,
+        )?;
+        let synced = |r: &mut RedisServer| r.cli(&["INFO", "replication"]).is_ok_and(|info| info.contains("master_link_status:up"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !synced(&mut replica) {
+            assert!(Instant::now() < deadline, "the replica never synchronised with its primary");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(replica)
     }
 
     /// A TLS-only server (`--port 0 --tls-port P`) with a certificate for `127.0.0.1` signed by
     /// a CA made now (its PEM file is [`RedisServer::ca_file`]). `None` as for [`RedisServer::start`].
     pub fn start_tls() -> Option<RedisServer> {
-        RedisServer::launch(Some(crate::fake::tls::Pki::new(&["127.0.0.1"])))
+        RedisServer::launch(Some(crate::fake::tls::Pki::new(&["127.0.0.1"])), &[])
     }
 
-    fn launch(pki: Option<crate::fake::tls::Pki>) -> Option<RedisServer> {
-        if !require_program(REDIS_SERVER, "redis-server") {
-            return None;
-        }
+    /// A server with a new random password and `extra` arguments.
+    fn launch(pki: Option<crate::fake::tls::Pki>, extra: &[&str]) -> Option<RedisServer> {
         let password = format!(
             "pw{:x}{:x}",
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         );
+        RedisServer::launch_with_password(pki, extra, &password)
+    }
+
+    fn launch_with_password(pki: Option<crate::fake::tls::Pki>, extra: &[&str], password: &str) -> Option<RedisServer> {
+        if !require_program(REDIS_SERVER, "redis-server") {
+            return None;
+        }
+        let password = password.to_string();
         // The free port is found by binding port 0; another process could take it before
         // redis-server binds it, so a server that exits at once is started again on another.
         for _ in 0..10 {
@@ -427,6 +451,7 @@ impl RedisServer {
             let mut cmd = Command::new(REDIS_SERVER);
             cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--requirepass", &password])
+                .args(extra)
                 .arg("--dir")
                 .arg(dir.path())
                 .arg("--logfile")

@@ -218,9 +218,9 @@ enum Fault {
 }
 
 impl Fault {
-    /// The fault `e` is; `setup`: how many commands of its pipeline were `AUTH`/`SELECT`.
-    fn of(e: &redis::RedisError, setup: usize) -> Fault {
-        if settings_fix(e, setup).is_some() {
+    /// The fault `e` is.
+    fn of(e: &redis::RedisError) -> Fault {
+        if settings_fix(e).is_some() {
             Fault::Settings
         } else if e.is_connection_dropped() && !e.is_timeout() {
             Fault::Broken
@@ -261,23 +261,27 @@ fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static), depth: usize) -> O
 }
 
 /// What to fix when Redis refused this machine's settings for the store rather than one
-/// command: `AUTH` or `SELECT` (the first `setup` commands of the pipeline) refused, or a
-/// `WRONGPASS`, `NOAUTH` or `NOPERM` answer; or when this machine refused Redis' TLS
-/// certificate. `None` when it did not.
-fn settings_fix(e: &redis::RedisError, setup: usize) -> Option<&'static str> {
+/// command's data: the password or user (`AUTH`: `WRONGPASS`; `NOAUTH` when none was given;
+/// `ERR` naming AUTH or a password, when Redis has none set or is older than 6), the database
+/// (`SELECT`: `ERR DB index is out of range`), the user's ACL (`NOPERM`), a read-only replica
+/// as the URL (`READONLY`); or this machine refused Redis' TLS certificate. `None` when it
+/// did not. Told by Redis' own codes and words, not by the command's place in a pipeline: an
+/// update runs several.
+fn settings_fix(e: &redis::RedisError) -> Option<&'static str> {
     if certificate_refused(e) {
         return Some("trust the CA that signed it with ca_file, or fix the host name in the state_store URL");
     }
-    let (at, code) = match e.clone().into_server_errors() {
-        Some(errors) => errors.first().map(|(at, error)| (*at, error.code().to_string()))?,
-        None => (usize::MAX, e.code()?.to_string()),
+    let (code, details) = match e.clone().into_server_errors() {
+        Some(errors) => errors.first().map(|(_, error)| (error.code().to_string(), error.details().unwrap_or_default().to_string()))?,
+        None => (e.code()?.to_string(), e.detail().unwrap_or_default().to_string()),
     };
     Some(match code.as_str() {
         "WRONGPASS" => "fix the user or password in the state_store URL",
         "NOAUTH" => "Redis asks for a password: put it in the state_store URL (redis://:PASSWORD@host…)",
         "NOPERM" => "allow the command in the Redis user's ACL (README: Running on more than one host)",
-        _ if at < setup && e.to_string().contains("DB index") => "fix the database number in the state_store URL (redis://…/DB)",
-        _ if at < setup => "fix the user, password or database in the state_store URL",
+        "READONLY" => "the state_store URL names a read-only replica: point it at the primary",
+        "ERR" if details.contains("DB index") => "fix the database number in the state_store URL (redis://…/DB)",
+        "ERR" if details.contains("AUTH") || details.contains("password") => "fix the user or password in the state_store URL",
         _ => return None,
     })
 }
@@ -670,16 +674,17 @@ fn is_network(e: &redis::RedisError) -> bool {
 }
 
 /// Whether `e` is Redis refusing a script (`NOPERM` for an ACL without `+eval`, an unknown
-/// command where scripting is off), as opposed to a failure of the connection.
+/// command where scripting is turned off), as opposed to a failure of the connection or a
+/// refusal of what the script does (`READONLY` on a replica, `OOM` on a full Redis).
 /// `at`: the script's place in its pipeline (after `AUTH`/`SELECT`, whose refusal is not the
 /// script's).
 fn script_refused(e: &redis::RedisError, at: usize) -> bool {
-    if is_network(e) || e.kind() == redis::ErrorKind::Client {
-        return false;
-    }
+    let refusal = |code: &str, details: Option<&str>| {
+        code == "NOPERM" || (code == "ERR" && details.is_some_and(|d| d.starts_with("unknown command")))
+    };
     match e.clone().into_server_errors() {
-        Some(errors) => errors.iter().all(|(i, _)| *i == at),
-        None => true,
+        Some(errors) => errors.iter().all(|(i, error)| *i == at && refusal(error.code(), error.details())),
+        None => e.code().is_some_and(|code| refusal(code, e.detail())),
     }
 }
 
@@ -776,15 +781,13 @@ impl Shared {
         self.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
         let setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner).take();
         let first = setup.is_some();
-        let setup_len = setup.as_ref().map_or(0, redis::Pipeline::len);
         let Conn { redis, unread } = &mut *conn;
         let answered = std::iter::repeat_with(|| redis.recv_response()).take(std::mem::take(unread)).find_map(Result::err);
         answered.map_or_else(|| op(redis, setup), Err).map_err(|e| {
-            let fix = settings_fix(&e, setup_len);
+            let fix = settings_fix(&e);
             let reason = mask(&why(&e, self.budget), &self.secrets) + &fix.map(|fix| format!("; {fix}")).unwrap_or_default();
             if first || is_network(&e) {
-                *self.down.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(Down { fault: Fault::of(&e, setup_len), reason: reason.clone() });
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e), reason: reason.clone() });
             }
             let text = format!("state store {}: {what}: {reason}", self.describe);
             if fix.is_some() { misconfigured(text) } else { anyhow::anyhow!("{text}") }
@@ -810,7 +813,7 @@ impl Shared {
             Ok(()) => conn.unread += 1,
             Err(e) => {
                 let reason = mask(&why(&e, self.budget), &self.secrets);
-                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e, 0), reason });
+                *self.down.lock().unwrap_or_else(PoisonError::into_inner) = Some(Down { fault: Fault::of(&e), reason });
             }
         }
     }
