@@ -568,3 +568,25 @@ fn a_war_room_spooled_on_a_rate_limited_host_is_not_opened_after_the_recovery_on
     assert!(fake.created().is_empty(), "{stderr}\n{:?}", slack::summary(&fake.calls()));
     fake.assert_no_violations();
 }
+#[test]
+fn a_host_opening_war_rooms_never_archives_the_channel_another_host_posts_alerts_to() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    // Host A posts to the team's #alerts (one-channel mode); host B, whose settings file was
+    // not updated, still opens war rooms and archives them on recovery.
+    let a = slack_hosts(1, json!({"channel": slack::ALERTS})).remove(0);
+    let b = slack_hosts(1, json!({"archive_on_resolve": true})).remove(0);
+    let api = fake.api_url();
+    let now = unix_now();
+    let (code, stderr) = run_on(&a, &redis, &["--api-url", &api], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_on(&b, &redis, &["--api-url", &api], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    let alerts = fake.channel(slack::ALERTS);
+    let roots = alerts.roots();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(alerts.replies(&roots[0].ts).len(), 1, "the recovery in the alert's thread: {stderr}");
+    assert!(!alerts.is_archived, "#alerts archived by the recovery: {stderr}");
+    assert!(fake.created().is_empty());
+    fake.assert_no_violations();
+}

@@ -484,7 +484,9 @@ impl<'a> Session<'a> {
         let ts = known.as_ref().and_then(|s| s.ts.clone());
         let broadcast = matches!(kind, Kind::SeverityChange { .. } | Kind::Recovered);
         let posted = self.call(Call::Post { channel: channel.clone(), thread: Thread::Reply { ts, broadcast }, message });
-        let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
+        // Not a channel the record knows as something other than a war room (see `follow_up`).
+        let war_room = known.as_ref().is_none_or(|k| k.channel_name.is_some());
+        let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. }) && war_room;
         if kind == Kind::Recovered && archive {
             let _queued = self.call(Call::Archive { channel });
         }
@@ -689,7 +691,12 @@ impl<'a> Session<'a> {
         }
         result?;
         let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
-        if kind == Kind::Recovered && archive {
+        // Only a war room is archived: a channel recorded without a name is the channel a
+        // host in one-channel mode posted the alert to (`slack.channel` on a host sharing the
+        // ledger), the team's channel, not this incident's.
+        if kind == Kind::Recovered && archive && s.channel_name.is_none() {
+            self.notes.push(format!("{} not archived: the alert went to a channel, not a war room", s.shown()));
+        } else if kind == Kind::Recovered && archive {
             match self.call(Call::Archive { channel: Some(s.channel_id.clone()) }) {
                 Ok(_) => self.notes.push("war room archived".into()),
                 Err(stop) => self.side_step_failed("the war room was not archived", stop)?,

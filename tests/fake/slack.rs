@@ -650,7 +650,7 @@ impl Inner {
             Some(i) if matches!(self.faults[i].1, Fault::Slow(_)) => self.faults.remove(i).map(|(_, f)| f),
             _ => None,
         };
-        let reply = match self.web_api(&method, r) {
+        let reply = match self.web_api(&method, r, slow.is_some()) {
             Ok(answer) => Reply::Json(200, answer),
             Err(reply) => reply,
         };
@@ -661,7 +661,9 @@ impl Inner {
     }
 
     /// A Web API call: `Ok(answer)` for HTTP 200 (ok or not), `Err(reply)` for other statuses.
-    fn web_api(&mut self, method: &str, r: &Received) -> Result<Value, Reply> {
+    /// `fault_taken`: this request's scripted fault was taken already (a slow answer), so it
+    /// takes no other.
+    fn web_api(&mut self, method: &str, r: &Received, fault_taken: bool) -> Result<Value, Reply> {
         let Some(spec) = method_spec(method) else {
             self.violation(method, "unknown method");
             let answer = error("unknown_method");
@@ -741,7 +743,7 @@ impl Inner {
             Some(_) => {}
         }
         // Scripted faults come after authentication (Slack's front end rate-limits known apps).
-        if let Some(fault) = self.next_fault(method) {
+        if let Some(fault) = if fault_taken { None } else { self.next_fault(method) } {
             return match fault {
                 Fault::RateLimited(secs) => {
                     let answer = error("ratelimited");
