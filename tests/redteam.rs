@@ -100,6 +100,29 @@ fn a_late_repeat_writes_nothing_and_the_recovery_after_it_still_resolves() {
     fake.assert_no_violations();
 }
 
+/// Two hosts sharing the ledger whose clocks disagree by a few seconds, in a storm whose events
+/// arrive minutes after their checks ran: each event's time is its receipt (the lateness bound),
+/// read on the clock of the host that took it. The recovery, taken a moment after the failure
+/// by a host whose clock is behind, read as older than the failure: "superseded", never sent,
+/// and the incident stayed open after the problem was gone. Two receipts are now in the order
+/// they were handled; a time the event gave still orders as before (the test above).
+#[test]
+fn a_recovery_received_on_a_host_whose_clock_is_behind_still_resolves() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    // Host A, its clock 3 s ahead, takes the failure; host B, 3 s behind, the recovery after it.
+    let r = run_at(&sb, &fake, "sensu/create.json", t - 600, t + 3);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = run_at(&sb, &fake, "sensu/resolve.json", t - 590, t - 3);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+    let r = sb.run(&["--list", "--log-format", "json"], b"");
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "nothing left open: {r:?}");
+    fake.assert_no_violations();
+}
+
 /// What the bound keeps: a failure really from before the recovery, handed over a moment after
 /// it (Sensu Go runs the two handlers concurrently), is still superseded.
 #[test]

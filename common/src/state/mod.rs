@@ -291,6 +291,9 @@ pub struct Incident {
     /// `$SERVICEEVENTID$`), which orders events of the same second ([`is_later`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_seq: Option<u64>,
+    /// Where `event_time` comes from ([`applied_after`]).
+    #[serde(skip_serializing_if = "TimeOrigin::is_event")]
+    pub time_origin: TimeOrigin,
     /// The last action applied.
     pub last_action: Option<Action>,
     /// The invocation that applied it ([`Proposal::token`]): a spooled request of the same
@@ -386,17 +389,39 @@ pub struct Proposal {
     pub only_open: bool,
 }
 
-/// Where a [`Proposal::event_time`] comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where an event time ([`Proposal::event_time`], [`Incident::event_time`]) comes from. In a record, `"receipt"`; absent for [`TimeOrigin::Event`] (and in records of
+/// earlier versions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TimeOrigin {
     /// The time the event gave (for a spooled request, the time it was spooled with).
+    #[default]
     Event,
     /// The receipt, or the lateness bound before it ([`ordering_time`]): the event gave no
     /// time, one ahead of its receipt, or a monitored host's time further back than
     /// [`host_clock_lateness`]. It says when the event arrived, not when it happened: every
     /// event received later is ordered later anyway, so a skip does not note it
-    /// ([`skip_moves_time`]).
+    /// ([`skip_moves_time`]), and of two receipts the one handled later is the later event
+    /// ([`applied_after`]), whatever the clocks of the hosts that took them say.
     Receipt,
+}
+
+impl TimeOrigin {
+    /// Whether it is [`TimeOrigin::Event`] (the default, not written in a record).
+    pub fn is_event(&self) -> bool {
+        *self == TimeOrigin::Event
+    }
+}
+
+/// Whether the event applied at (`time`, `seq`, `origin`) comes after `p`, which must then be
+/// superseded: [`is_later`] of the two times, except between two receipts
+/// ([`TimeOrigin::Receipt`]), which are in the order they were handled: `p`, handled now, is
+/// the later. Their times come from the clocks of the machines that received them, and two
+/// hosts sharing the ledger (or one whose clock stepped back) may disagree by a second or more:
+/// a recovery received a moment after the failure on a host whose clock is behind would
+/// otherwise be superseded, and the incident left open.
+pub fn applied_after(time: u64, seq: Option<u64>, origin: TimeOrigin, p: &Proposal) -> bool {
+    !(origin == TimeOrigin::Receipt && p.time_origin == TimeOrigin::Receipt) && is_later(time, seq, p.event_time, p.event_seq)
 }
 
 /// Why a resolve that may only close an open incident ([`Proposal::only_open`]) is skipped.
@@ -468,7 +493,7 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
     // A recorded time in the future (a monitored host's clock far ahead, a record planted in
     // the shared directory) counts as now: it must not supersede every later event forever.
     if let Some(applied) =
-        rec.event_time.map(|t| crate::clock::not_after(t, now)).filter(|t| is_later(*t, rec.event_seq, p.event_time, p.event_seq))
+        rec.event_time.map(|t| crate::clock::not_after(t, now)).filter(|t| applied_after(*t, rec.event_seq, rec.time_origin, p))
     {
         let last = rec.last_action.map_or("an action", Action::name);
         // Within one second the source's event ids decided: name them.
@@ -530,7 +555,7 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
     // Its own progress notes are done with; so is a dead run's, once a resolve or acknowledge
     // stopped it.
     inc.progress = inc.progress.take().filter(|pr| pr.token != p.token && p.action == Action::Trigger);
-    if inc.event_time.is_some_and(|t| is_later(t, inc.event_seq, p.event_time, p.event_seq)) {
+    if inc.event_time.is_some_and(|t| applied_after(t, inc.event_seq, inc.time_origin, p)) {
         inc.refs.extend(refs.clone());
         return inc;
     }
@@ -566,6 +591,11 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
         Some(t) if t == p.event_time => inc.event_seq.max(p.event_seq),
         _ => p.event_seq,
     };
+    // Two receipts apply in the order handled, so `p` may be before the record's time here:
+    // the record keeps the later time, which is a receipt either way.
+    if inc.event_time.is_none_or(|t| t <= p.event_time) {
+        inc.time_origin = p.time_origin;
+    }
     inc.event_time = Some(inc.event_time.map_or(p.event_time, |t| t.max(p.event_time)));
     inc.last_action = Some(p.action);
     inc.token = Some(p.token.clone());
@@ -1217,6 +1247,29 @@ mod tests {
         assert_eq!(read, Incident { key: "evil-01/crafted-to-collide".into(), ..Incident::default() });
         assert_eq!(decide(Some(&read), &p(Action::Resolve, "ok", 1100, "b"), 1100, SKIP), Verdict::Skip("nobody was paged".into()));
         assert_eq!(Incident::from_value("web-01/a-very-long-check", Some(theirs.to_value())), theirs);
+    }
+
+    #[test]
+    fn two_receipts_are_in_the_order_handled_whatever_their_clocks_say() {
+        let receipt = |p: Proposal| Proposal { time_origin: TimeOrigin::Receipt, ..p };
+        // A trigger received at 1000 on one host; a resolve a moment later on another whose
+        // clock reads 998.
+        let rec = apply(None, "k", &receipt(p(Action::Trigger, "critical", 1000, "a")), 1000, &Map::new());
+        assert_eq!(rec.time_origin, TimeOrigin::Receipt);
+        let late = receipt(p(Action::Resolve, "ok", 998, "b"));
+        assert_eq!(decide(Some(&rec), &late, 998, SEND), Verdict::Send);
+        let closed = apply(Some(rec.clone()), "k", &late, 998, &Map::new());
+        assert!(!closed.open && closed.last_action == Some(Action::Resolve), "{closed:?}");
+        // The record's time ahead of this host's clock counts as its now (see `decide`).
+        assert_eq!((closed.event_time, closed.time_origin), (Some(998), TimeOrigin::Receipt));
+        // A time the event gave orders as always, either way round.
+        assert!(matches!(decide(Some(&rec), &p(Action::Resolve, "ok", 998, "c"), 1005, SEND), Verdict::Superseded(_)));
+        let given = apply(None, "k", &p(Action::Trigger, "critical", 1000, "d"), 1000, &Map::new());
+        assert!(matches!(decide(Some(&given), &late, 1005, SEND), Verdict::Superseded(_)));
+        // Written only when it is a receipt; records of earlier versions read as the event's.
+        assert!(rec.to_value().to_string().contains(r#""time_origin":"receipt""#));
+        assert!(!given.to_value().to_string().contains("time_origin"));
+        assert_eq!(Incident::from_value("k", Some(given.to_value())).time_origin, TimeOrigin::Event);
     }
 
     #[test]
