@@ -1074,3 +1074,33 @@ fn the_pseudo_random_sequence_is_fixed_by_its_seed() {
     assert_ne!(draw(7), draw(8));
     assert!(draw(7).iter().all(|d| *d < 120));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A full disk: the page goes out, and what the ledger could not take never swallows the next.
+
+/// `sb`'s handler against `url` with `input`, as on a full disk ([`crate::util::on_a_full_disk`]).
+fn run_on_a_full_disk(sb: &Sandbox, url: &str, input: &[u8]) -> Run {
+    run_command(crate::util::on_a_full_disk(&sb.command(&with_url(url, &[]))), input)
+}
+
+/// A failure paged while /var is full, over the record of the incident's last recovery: the
+/// ledger cannot take the new trigger. The page goes out (a duplicate beats silence), and the
+/// recovery that follows once there is room again reaches the service too. Before, the record
+/// of the old recovery stayed and said "resolved": the new recovery was skipped as "already
+/// resolved", and the incident stayed open in PagerDuty for good.
+#[test]
+fn a_failure_paged_on_a_full_disk_is_still_resolved() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd(Store::File).expect("the file store needs no server");
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
+    let r = run_on_a_full_disk(&sb, &fake.url, &trigger(T0 + 120));
+    exits(&r, 0);
+    assert!(r.stderr.contains("cannot record the outcome for web-01/check_disk"), "the disk was full:\n{}", r.stderr);
+    assert!(r.stderr.contains("forgot its record instead (it said resolved; so that the recovery goes out"), "{}", r.stderr);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"], "the page went out:\n{}", r.stderr);
+    let r = run(&sb, &fake.url, &resolve(T0 + 180), &[]);
+    exits(&r, 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger", "resolve"], "{}", r.stderr);
+    fake.assert_no_violations();
+}

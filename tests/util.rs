@@ -251,6 +251,31 @@ pub fn under_memory_limit(cmd: &Command, bytes: u64) -> Command {
     limited
 }
 
+/// `cmd` run as on a full disk: `/bin/sh` ignores SIGXFSZ, sets `ulimit -f 0` (RLIMIT_FSIZE)
+/// and `exec`s the program, so that every write of a byte to a file fails with `EFBIG`, as it
+/// fails with `ENOSPC` when /var is full: for any user, root too, without a mount. As on a
+/// full disk, empty files (locks, holds) are still created and files removed and renamed.
+/// Stdin, stdout and stderr are pipes, which the limit does not touch. The same program,
+/// arguments and environment (cleared, as [`Sandbox::command`] makes them).
+pub fn on_a_full_disk(cmd: &Command) -> Command {
+    let mut limited = Command::new("/bin/sh");
+    limited.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            limited.env(k, v);
+        }
+    }
+    limited
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 0 && exec \"$0\" \"$@\"")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    limited
+}
+
 /// `base` (a settings object) with the settings of `extra` (an object; anything else adds
 /// nothing) laid over it, one level deep.
 pub fn laid_over(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {

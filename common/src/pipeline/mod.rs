@@ -1013,7 +1013,9 @@ impl<'a, P: Provider> Local<'a, P> {
 /// compare-and-set decides on what the store holds now (another host may have written
 /// meanwhile). When the store refuses the write, a recovery's record is
 /// forgotten instead: an open record left behind would make the next failure within refresh
-/// pass for a repeat and be skipped while the service has the incident resolved. A full Redis
+/// pass for a repeat and be skipped while the service has the incident resolved; so is a
+/// failure's over the record of the incident's last recovery, which would make the next
+/// recovery pass for a repeat while the service has the incident open. A full Redis
 /// (`maxmemory`, `noeviction`) refuses every write but a deletion, which frees memory. Without
 /// the record a late event of the incident is no longer ordered against this recovery (a page
 /// too many at worst). When even that fails, the error line says what to run once the store
@@ -1043,26 +1045,35 @@ fn record_delivered<P: Provider>(
         }
     }
     let unrecorded = format!("cannot record {what} for {key} in the state store {}: {e:#}", store.describe());
-    if p.action == Action::Resolve && store.delete(key).is_ok() {
-        log.warn(format!("{unrecorded}; forgot its record instead, so that a new failure pages (a late event of it is no longer ordered)"));
+    // A failure over the record of the incident's last recovery: left, that record says
+    // "resolved", and the recovery to come would be skipped as a repeat while the service has
+    // the incident open again.
+    let closed = p.action == Action::Trigger && matches!(state::get(store, key), Ok(Some(r)) if !r.open);
+    if (p.action == Action::Resolve || closed) && store.delete(key).is_ok() {
+        let so = if closed { "it said resolved; so that the recovery goes out" } else { "so that a new failure pages" };
+        log.warn(format!("{unrecorded}; forgot its record instead ({so}; a late event of it is no longer ordered)"));
         return;
     }
-    log.error(format!("{unrecorded}{}", unrecorded_note(P::NAME, key, p.action)));
+    log.error(format!("{unrecorded}{}", unrecorded_note(P::NAME, key, p.action, closed)));
 }
 
 /// What a delivered `action` left unrecorded in the ledger leaves behind, for the error line:
 /// after a recovery the ledger may still say `key` is open, so that the next failure within
-/// refresh passes for a repeat and is skipped; the note names the `--forget` of `handler` that
-/// fixes it. Empty for other actions (an unrecorded trigger at worst pages again).
-fn unrecorded_note(handler: &str, key: &str, action: Action) -> String {
-    match action {
-        Action::Resolve => format!(
-            "; the ledger may still say {key} is open, so that a new failure within refresh would be skipped as a repeat: \
-             once the store works again, run `handler-{handler} --forget {}`",
-            shell_word(key)
-        ),
-        Action::Trigger | Action::Acknowledge => String::new(),
-    }
+/// refresh passes for a repeat and is skipped; after a failure over a `closed` record (the
+/// incident's last recovery), the ledger may still say it is resolved, so that its recovery is
+/// skipped. The note names the `--forget` of `handler` that fixes it. Empty otherwise (an
+/// unrecorded trigger at worst pages again).
+fn unrecorded_note(handler: &str, key: &str, action: Action, closed: bool) -> String {
+    let (says, skipped) = match action {
+        Action::Resolve => ("open", "a new failure within refresh"),
+        Action::Trigger if closed => ("resolved", "its recovery"),
+        Action::Trigger | Action::Acknowledge => return String::new(),
+    };
+    format!(
+        "; the ledger may still say {key} is {says}, so that {skipped} would be skipped as a repeat: \
+         once the store works again, run `handler-{handler} --forget {}`",
+        shell_word(key)
+    )
 }
 
 /// `s` as one word for a POSIX shell, for a command a log line tells the operator to run: as
