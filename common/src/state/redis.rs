@@ -1109,8 +1109,8 @@ impl Store for RedisStore {
     }
 
     /// A new connection, within the store's budget, when a network failure broke the old one
-    /// ([`Fault::Broken`]); `AUTH` and `SELECT` go with its first command. The holds of this
-    /// invocation are no longer renewed (their leases were taken on the old connection, and
+    /// (reset or closed by the other end); `AUTH` and `SELECT` go with its first command. The
+    /// holds of this invocation are no longer renewed (their leases were taken on the old connection, and
     /// a restarted Redis may not have them any more: the lease lapses, or the drop releases it
     /// if it is still this holder's); the bytes of records last seen are kept, as guesses for
     /// the compare-and-set, which checks them against what Redis holds now.
