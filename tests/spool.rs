@@ -135,6 +135,44 @@ fn refused_during_flush_moves_to_failed_with_the_reason() {
     assert_eq!(fake.events().len(), 1, "a 400 is not retried");
 }
 
+/// A flush on a full disk (`ulimit -f 0`: no byte can be written) of an entry the service
+/// refuses for good: the entry still leaves the queue for `failed/` (a rename needs no room),
+/// the log line says why it was refused, and the next flush does not send it again. Before,
+/// the copy with the reason could not be written, the entry stayed queued while the summary
+/// said "1 moved to failed/" of an empty `failed/`, the refusal's reason was logged nowhere,
+/// and every flush (the packaged timer: every minute) sent the refused request again.
+#[test]
+fn a_refused_entry_flushed_on_a_full_disk_still_leaves_the_queue_with_its_reason_logged() {
+    let sb = pagerduty_sandbox();
+    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
+    let fake = FakePagerDuty::start(&[Script::Invalid]);
+    let r = run_command(crate::util::on_a_full_disk(&sb.command(&["--flush", "--timeout", "5s", "--api-url", &fake.url])), b"");
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(r.stderr.contains("HTTP 400"), "the reason is in the log:\n{}", r.stderr);
+    assert!(r.stderr.contains("1 moved to failed/"), "{}", r.stderr);
+    assert!(sb.spooled("pagerduty").is_empty(), "{}", r.stderr);
+    assert_eq!(failed(&sb, "pagerduty").len(), 1, "{}", r.stderr);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "a 400 is not sent again");
+}
+
+/// A refused entry that cannot reach `failed/` at all (a file stands where the directory
+/// should be): the summary counts it as still queued, not as moved, and the error line says why
+/// it was refused.
+#[test]
+fn a_refused_entry_that_cannot_reach_failed_is_counted_as_still_queued() {
+    let sb = pagerduty_sandbox();
+    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
+    std::fs::write(sb.spool_dir().join("pagerduty").join("failed"), b"not a directory").unwrap();
+    let fake = FakePagerDuty::start(&[Script::Invalid]);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("0 moved to failed/, 1 still queued"), "{}", r.stderr);
+    assert!(r.stderr.contains("HTTP 400") && r.stderr.contains("cannot be moved to failed/"), "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+}
+
 #[test]
 fn entries_older_than_spool_max_age_are_given_up_loudly() {
     let sb = pagerduty_sandbox();

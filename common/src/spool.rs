@@ -270,17 +270,27 @@ impl Spool {
         }
     }
 
-    /// Move entry `name` to `failed/` with `why`; returns where it went.
+    /// Move entry `name` to `failed/` with `why`; returns where it went. When the copy with
+    /// `why` cannot be written (a full disk), the entry is renamed there as it is, which needs
+    /// no room: `why` is then only in the caller's log line, and the entry leaves the queue all
+    /// the same (left there, a refused request would be sent again by every flush).
     ///
-    /// Errors: `failed/` cannot be created (or is not a directory), or the entry cannot be
-    /// written there or removed from the queue.
+    /// Errors: `failed/` cannot be created (or is not a directory), or the entry can neither be
+    /// written there nor renamed there, or cannot be removed from the queue.
     pub fn fail(&self, name: &str, entry: &mut Entry, why: &str) -> anyhow::Result<PathBuf> {
         let failed_dir = self.failed_dir()?;
         entry.failure = Some(why.to_string());
         let mut bytes = serde_json::to_vec_pretty(entry)?;
         bytes.push(b'\n');
         let to = failed_dir.join(name);
-        files::write_atomic_mode(&to, &bytes, true, Durability::Durable, files::mode_for(is_private(&self.dir.join(name))))?;
+        let mode = files::mode_for(is_private(&self.dir.join(name)));
+        if let Err(e) = files::write_atomic_mode(&to, &bytes, true, Durability::Durable, mode) {
+            let moved = files::move_aside(&self.dir, name, FAILED_DIR)
+                .map_err(|re| anyhow::anyhow!("{e:#}; nor can it be moved there as it is: {re:#}"))?;
+            // Best effort: lost in a crash, the entry is back in the queue and refused once more.
+            let _ = files::sync_dir(&self.dir);
+            return Ok(moved);
+        }
         let from = self.dir.join(name);
         fs::remove_file(&from).map_err(|e| anyhow::anyhow!("cannot remove {} after moving it to failed/: {e}", from.display()))?;
         files::sync_dir(&self.dir)?;

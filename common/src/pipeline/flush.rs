@@ -278,13 +278,21 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         report.stopped = Some("a delivered entry could not be removed".into());
                     }
                 },
+                // An entry that cannot be moved stays queued, and is counted so.
                 Outcome::Skipped(why) => {
-                    self.moved(spool, &name, &mut entry, &why, false);
-                    report.dropped += 1;
+                    if self.moved(spool, &name, &mut entry, &why, false) {
+                        report.dropped += 1;
+                    } else {
+                        report.remaining += 1;
+                    }
                 }
                 Outcome::Refused(why) => {
-                    self.moved(spool, &name, &mut entry, &why, true);
-                    report.failed += 1;
+                    if self.moved(spool, &name, &mut entry, &why, true) {
+                        report.failed += 1;
+                    } else {
+                        report.remaining += 1;
+                        report.stopped.get_or_insert_with(|| format!("{why}; and failed/ cannot be written"));
+                    }
                 }
                 Outcome::Spooled(why) => {
                     self.log.info(format!("spool: {} waits: {why}", entry.incident_key));
@@ -322,8 +330,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         report
     }
 
-    /// Move `name` to `failed/` with `why`, logged as an error when `refused`.
-    fn moved(&self, spool: &Spool, name: &str, entry: &mut Entry, why: &str, refused: bool) {
+    /// Move `name` to `failed/` with `why`, logged as an error when `refused`; whether it moved
+    /// (else it stays queued, and the error line says why it was not sent).
+    fn moved(&self, spool: &Spool, name: &str, entry: &mut Entry, why: &str, refused: bool) -> bool {
         match spool.fail(name, entry, why) {
             Ok(to) if refused => self.log.error(format!(
                 "spool: {} {}: {why}; moved to {}, not retried",
@@ -334,8 +343,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Ok(to) => {
                 self.log.info(format!("spool: {} {} not sent: {why}; moved to {}", entry.action.name(), entry.incident_key, to.display()))
             }
-            Err(e) => self.log.error(format!("spool: cannot move {name} to failed/: {e:#}")),
+            Err(e) => {
+                self.log.error(format!(
+                    "spool: {} {}: {why}; and it cannot be moved to failed/ ({e:#}), so it stays queued as {name}",
+                    entry.action.name(),
+                    entry.incident_key
+                ));
+                return false;
+            }
         }
+        true
     }
 
     /// The provider for an entry's event overrides, built from the current settings.
