@@ -495,6 +495,23 @@ fn holds_are_renewed_and_released_without_the_script_when_redis_refuses_it() {
 }
 
 #[test]
+fn a_server_without_scripting_updates_renews_and_releases_by_transaction() {
+    // EVAL renamed away (as some managed Redis services do): 'unknown command', not NOPERM.
+    let Some(server) = RedisServer::start_with(&["--rename-command", "EVAL", ""]) else { return };
+    assert!(server.cli(&["EVAL", "return 1", "0"]).is_err_and(|e| e.contains("unknown command")));
+    let lease = Duration::from_millis(300);
+    let plain = store(&server, "pagerduty").with_lease(lease);
+    increment(&plain, "k");
+    increment(&plain, "k");
+    assert_eq!(store(&server, "pagerduty").get("k").unwrap(), Some(json!({"n": 2})));
+    let held = plain.hold("k", Instant::now()).unwrap().expect("free");
+    assert!(store(&server, "pagerduty").hold("k", Instant::now() + 3 * lease).unwrap().is_none(), "the hold lapsed");
+    drop(held);
+    assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:hold:k"]).unwrap().trim(), "0", "left to expire");
+    assert!(plain.take_notices().is_empty(), "{:?}", plain.take_notices());
+}
+
+#[test]
 fn a_recovery_right_after_a_page_by_a_user_without_scripting_is_delivered_not_queued_behind_a_lease() {
     // Observed: the page's hold, whose release Redis refused, blocked the incident for its 5 s
     // lease; the recovery, with less time than that (--timeout 2s), queued behind it (75).
@@ -733,6 +750,12 @@ fn list_and_forget_exit_78_naming_what_to_fix_when_redis_refuses_the_password_an
     let r = sb.run(&["--state-store", &wrong, "--api-url", &fake.url], &read_fixture("sensu/create.json"));
     assert_eq!((r.code, fake.accepted().len()), (Some(0), 1), "{r:?}");
     assert!(r.stderr.contains("fix the user or password in the state_store URL") && !r.stderr.contains(&pw), "{}", r.stderr);
+    // A password given to a Redis that has none set.
+    server.cli(&["CONFIG", "SET", "requirepass", ""]).unwrap();
+    let r = ledger_command(&server.url, &["--list"]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("called without any password configured") && r.stderr.contains("fix the user or password"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&pw), "{}", r.stderr);
     // Redis not running: try again later.
     server.kill();
     for args in [&["--list"][..], &["--forget", "web-01/check_disk"]] {

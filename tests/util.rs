@@ -429,6 +429,12 @@ impl RedisServer {
         RedisServer::launch(None, &[])
     }
 
+    /// A plain-TCP server started with `extra` arguments (`--rename-command EVAL ""`: a
+    /// server without scripting). `None` as for [`RedisServer::start`].
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        RedisServer::launch(None, extra)
+    }
+
     /// A plain-TCP server that is a read-only replica of `primary` (`--replicaof`, with the
     /// same password), once it has synchronised with it. `None` as for [`RedisServer::start`].
     pub fn start_replica_of(primary: &RedisServer) -> Option<RedisServer> {
