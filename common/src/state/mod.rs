@@ -389,8 +389,9 @@ pub struct Proposal {
     pub only_open: bool,
 }
 
-/// Where an event time ([`Proposal::event_time`], [`Incident::event_time`]) comes from. In a record, `"receipt"`; absent for [`TimeOrigin::Event`] (and in records of
-/// earlier versions).
+/// Where an event time ([`Proposal::event_time`], [`Incident::event_time`]) comes from. In a
+/// record: `"time_origin": "receipt"`, absent for [`TimeOrigin::Event`] (and in the records of
+/// earlier versions, whose times read as the events' own).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeOrigin {
