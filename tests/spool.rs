@@ -229,6 +229,28 @@ fn unwritable_spool_prints_the_whole_event_to_stderr() {
     assert_eq!(printed, fixture, "the event, in full");
 }
 
+/// A Zabbix problem (read from the alert script's arguments, not from JSON on stdin) while the
+/// service is down and the disk is full: the line that keeps the event names what the page
+/// needs, not only the host, the trigger and the value. Before, it printed
+/// `{"check":…,"entity":"web-01","output":"0","status":2}`: no incident key (the trigger id),
+/// severity or link back to Zabbix.
+#[test]
+fn a_zabbix_problem_that_cannot_be_spooled_is_printed_with_its_key_severity_and_url() {
+    let sb = pagerduty_sandbox();
+    let message = String::from_utf8(read_fixture("zabbix/problem-high.txt")).unwrap();
+    let cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s", "--from", "zabbix", "", "PROBLEM", &message]);
+    let r = run_command(crate::util::on_a_full_disk(&cmd), b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let line = r.stderr.lines().find(|l| l.contains("undelivered event, not spooled")).unwrap_or_else(|| panic!("{}", r.stderr));
+    let printed: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert_eq!(printed["format"], json!("Zabbix"), "{line}");
+    assert_eq!(printed["entity"], json!("web-01"), "{line}");
+    assert_eq!(printed["incident_key"], json!("23504-web-01"), "{line}");
+    assert_eq!(printed["zabbix_severity"], json!("high"), "{line}");
+    assert_eq!(printed["url"], json!("https://zabbix.example.com/tr_events.php?triggerid=23504&eventid=81234"), "{line}");
+    assert!(sb.spooled("pagerduty").is_empty());
+}
+
 #[test]
 fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     let sb = Sandbox::new(REACTIO);

@@ -1309,16 +1309,38 @@ fn holds_secret(overrides: &Map<String, Value>, secrets: &[String]) -> bool {
 }
 
 /// Nowhere to keep it: the monitoring system's log is the last place the event survives.
+/// An event read from stdin is printed as it came; one read from arguments or the environment
+/// (`--from`) as what was read of it: the source's incident key, time, severity, link, routing
+/// override (masked like every secret) besides the host, check, status and output.
 fn print_undelivered(log: &Logger, event: &Event, raw: Option<&[u8]>) {
     let shown = match raw {
         // One line, whole: compact JSON (it parsed, so it is JSON).
         Some(bytes) => serde_json::from_slice::<Value>(bytes)
             .map(|v| v.to_string())
             .unwrap_or_else(|_| String::from_utf8_lossy(bytes).trim().to_string()),
-        None => serde_json::json!({
-            "entity": event.entity, "check": event.check, "status": event.status, "output": event.output,
-        })
-        .to_string(),
+        None => {
+            let mut shown = serde_json::json!({
+                "format": event.format.name(), "entity": event.entity, "check": event.check, "status": event.status,
+                "output": event.output,
+            });
+            if let Some(obj) = shown.as_object_mut() {
+                let optional = [
+                    ("namespace", event.namespace.clone().map(Value::from)),
+                    ("timestamp", event.timestamp.map(Value::from)),
+                    ("sequence", event.sequence.map(Value::from)),
+                    ("incident_key", event.incident_key.clone().map(Value::from)),
+                    ("severity", event.severity.clone().map(Value::from)),
+                    ("zabbix_severity", event.zabbix_severity.and_then(|s| serde_json::to_value(s).ok())),
+                    ("source_type", event.source_type.clone().map(Value::from)),
+                    ("send_to", event.send_to.clone().map(Value::from)),
+                    ("url", event.url.clone().map(Value::from)),
+                    ("address", event.address.clone().map(Value::from)),
+                    ("overrides", (!event.overrides.is_empty()).then(|| serde_json::json!(event.overrides))),
+                ];
+                obj.extend(optional.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))));
+            }
+            shown.to_string()
+        }
     };
     log.error(format!("undelivered event, not spooled: {shown}"));
 }
