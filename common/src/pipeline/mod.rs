@@ -361,9 +361,9 @@ pub trait Provider: Sized {
 
     /// The settings that say where a page goes (PagerDuty's routing key and its other names).
     /// When an event sets one of them (a Zabbix user's `{ALERT.SENDTO}`, a check's own routing
-    /// key), the incident is another one in the ledger ([`ledger_key`]): the Zabbix action that
-    /// notifies two users, each with their team's routing key, pages both teams, where the
-    /// second was skipped as a repeat of the first.
+    /// key), the incident is another one in the ledger (its key gets `@` and a hash of the
+    /// destination): the Zabbix action that notifies two users, each with their team's routing
+    /// key, pages both teams, where the second was skipped as a repeat of the first.
     const DESTINATION: &'static [&'static str] = &[];
 
     /// This handler's defaults for settings whose shared default does not suit it, laid under
