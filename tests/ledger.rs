@@ -1104,3 +1104,20 @@ fn a_failure_paged_on_a_full_disk_is_still_resolved() {
     assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger", "resolve"], "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// A recovery delivered on a full disk: its record cannot be written, so it is removed (an
+/// unlink needs no room), and the next failure within `refresh` pages instead of passing for a
+/// repeat of the incident the ledger would still call open.
+#[test]
+fn a_recovery_delivered_on_a_full_disk_lets_the_next_failure_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd(Store::File).expect("the file store needs no server");
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let r = run_on_a_full_disk(&sb, &fake.url, &resolve(T0 + 60));
+    exits(&r, 0);
+    assert!(r.stderr.contains("forgot its record instead (so that a new failure pages"), "{}", r.stderr);
+    assert_eq!(record(&sb, &trigger(T0 + 120)), None, "{}", r.stderr);
+    exits(&run(&sb, &fake.url, &trigger(T0 + 120), &[]), 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"]);
+    fake.assert_no_violations();
+}

@@ -566,6 +566,29 @@ fn a_recovery_a_full_redis_refuses_to_record_forgets_the_record_so_the_next_fail
 }
 
 #[test]
+fn a_failure_a_full_redis_refuses_to_record_over_the_last_recovery_is_still_resolved() {
+    // The record of the incident's last recovery stayed when a full Redis refused the new
+    // trigger's: the next recovery was skipped as "already resolved", and the incident stayed
+    // open in PagerDuty. The record is forgotten instead (a full Redis takes a deletion).
+    let Some(server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let args = ["--api-url", fake.url.as_str()];
+    assert_eq!(sb.run(&args, &read_fixture("sensu/create.json")).code, Some(0));
+    assert_eq!(sb.run(&args, &read_fixture("sensu/resolve.json")).code, Some(0));
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+    let r = sb.run(&args, &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("cannot record the outcome") && r.stderr.contains("OOM"), "{}", r.stderr);
+    assert!(r.stderr.contains("forgot its record instead (it said resolved"), "{}", r.stderr);
+    server.cli(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+    let r = sb.run(&args, &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["trigger", "resolve", "trigger", "resolve"], "{}", r.stderr);
+}
+
+#[test]
 fn a_recovery_redis_will_neither_record_nor_forget_says_how_to_keep_the_next_failure_from_being_skipped() {
     // A store that refuses the deletion too (here an ACL without SET, DEL or EVAL; in life a
     // read-only replica as the URL): the line names the --forget to run once it works again,

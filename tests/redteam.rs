@@ -1044,3 +1044,22 @@ fn list_masks_a_checks_own_credentials_in_a_request_in_flight() {
     assert_eq!(r.code, Some(0), "{r:?}");
     fake.assert_no_violations();
 }
+
+/// A Twilio broadcast on a full disk (`ulimit -f 0`): the call caps' record and the incident's
+/// record cannot be written. Everyone is still called, once, and the log says the caps were not
+/// kept; a duplicate is better than silence.
+#[test]
+fn a_twilio_broadcast_on_a_full_disk_calls_everyone_once() {
+    use crate::fake::twilio::FakeTwilio;
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101", "+14155550102"]}));
+    let fake = FakeTwilio::start(&[]);
+    let cmd = sb.command(&["--api-url", &fake.url]);
+    let r = crate::util::run_command(crate::util::on_a_full_disk(&cmd), &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("call caps unavailable") && r.stderr.contains("calling anyway"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot record the outcome"), "{}", r.stderr);
+    let mut to: Vec<String> = fake.to("Calls.json").iter().map(|c| c.param("To").unwrap_or_default().to_string()).collect();
+    to.sort();
+    assert_eq!(to, ["+14155550101", "+14155550102"], "{}", r.stderr);
+    fake.assert_no_violations();
+}
