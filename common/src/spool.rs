@@ -82,6 +82,13 @@ pub struct Entry {
     /// annotation, a Zabbix `SENDTO`), laid over the settings in force at delivery.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub overrides: Map<String, Value>,
+    /// References an earlier request of the incident brought back when a flush delivered it (a
+    /// war room's channel and alert `ts`, a Reactio incident id), kept with the requests queued
+    /// behind it for whichever process delivers them next: one that cannot read them from the
+    /// ledger (Redis down, its write refused) would refuse them for want of the channel or id.
+    /// At delivery they fill in what the ledger's references lack.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub refs: Map<String, Value>,
     /// The provider's payload (`Provider::Payload`), as JSON.
     pub payload: Value,
     /// Whether an earlier attempt may have reached the service.
@@ -403,6 +410,7 @@ mod tests {
             token: "t".into(),
             created,
             overrides: Map::new(),
+            refs: Map::new(),
             payload: json!({"dedup_key": key}),
             fate: Fate::NotSent,
             attempts: 0,

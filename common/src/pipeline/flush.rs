@@ -86,6 +86,11 @@ pub(super) struct Flusher<'a, P: Provider> {
     /// A resolve or acknowledge this invocation is handling for the incident it flushes: a run
     /// of an earlier event ([`Provider::is_run`]) is stale then, and not carried on.
     stop: Option<Stop>,
+    /// What this flush delivered, per incident key, as the ledger holds it after [`state::apply`]:
+    /// the record when no store is at hand (Redis down, or a write it refused), so that the
+    /// requests queued behind a delivered one get its answer (a war room's channel, a Reactio
+    /// incident id) and are decided against it ([`Flusher::ledger`]).
+    applied: RefCell<BTreeMap<String, Incident>>,
 }
 
 /// What became of one entry ([`Flusher::deliver`]).
@@ -104,7 +109,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
         common: &'a Common,
         log: &'a Logger,
     ) -> Self {
-        Flusher { spool, store, operator, common, log, providers: RefCell::new(BTreeMap::new()), stop: None }
+        Flusher {
+            spool,
+            store,
+            operator,
+            common,
+            log,
+            providers: RefCell::new(BTreeMap::new()),
+            stop: None,
+            applied: RefCell::new(BTreeMap::new()),
+        }
     }
 
     /// This flusher, for an invocation handling `stop` (a resolve or acknowledge) of the
@@ -124,14 +138,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     /// Deliver `key`'s own entries within `deadline`; `held`: this invocation holds the
-    /// incident's hold already. Returns how many are left.
-    pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> usize {
+    /// incident's hold already. Returns how many are left, and the incident's record as this
+    /// flush leaves it ([`Flusher::ledger`]: what it delivered, where no store holds it).
+    pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> (usize, Option<Incident>) {
         let hash = format!("{:016x}", spool::key_hash(key));
         let report = self.run(client, deadline, &|h| h == hash, Some(key), held.then_some(key), false);
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) for {key} still queued ({why})", report.remaining));
         }
-        report.remaining
+        (report.remaining, self.ledger(key))
     }
 
     /// Deliver the queued entries whose key hash `wanted` accepts, oldest first, until
@@ -409,7 +424,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             // Queued behind what it resolves: decided when it was spooled.
             only_open: false,
         };
-        let record = self.store.and_then(|s| state::get(s, &entry.incident_key).ok().flatten());
+        let record = self.ledger(&entry.incident_key);
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {
             Verdict::Send => {}
             Verdict::Skip(why) => {
@@ -500,9 +515,13 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
             }
         }
-        let empty = Map::new();
-        let refs = record.as_ref().map_or(&empty, |r| &r.refs);
-        let req = match provider.request(&payload, refs) {
+        // The ledger's references, and what the entry kept of an earlier answer where the
+        // ledger has nothing (it could not be written or read).
+        let mut refs = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
+        for (k, v) in &entry.refs {
+            refs.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let req = match provider.request(&payload, &refs) {
             Ok(req) => req,
             Err(why) => return Settled::Request(Outcome::Refused(format!("{what}: {why}"))),
         };
@@ -617,7 +636,45 @@ impl<'a, P: Provider> Flusher<'a, P> {
         })
     }
 
+    /// The record of `key`: the store's, with the references this flush learned that it lacks
+    /// (its write failed), or, without one (no store, Redis down), what this flush delivered
+    /// for the incident ([`Flusher::applied`]). Without it, a war room's topic, invites and
+    /// alert, or a Reactio recovery queued behind its create, were refused for want of the
+    /// channel or incident id the delivered request had just brought back.
+    fn ledger(&self, key: &str) -> Option<Incident> {
+        let stored = self.store.and_then(|s| state::get(s, key).ok().flatten());
+        let applied = self.applied.borrow().get(key).cloned();
+        match (stored, applied) {
+            (Some(mut stored), Some(applied)) => {
+                for (k, v) in applied.refs {
+                    stored.refs.entry(k).or_insert(v);
+                }
+                Some(stored)
+            }
+            (stored, applied) => stored.or(applied),
+        }
+    }
+
     fn record(&self, key: &str, p: &Proposal, refs: &Map<String, Value>, deadline: &Deadline) {
+        {
+            let mut applied = self.applied.borrow_mut();
+            let before = applied.remove(key);
+            applied.insert(key.to_string(), state::apply(before, key, p, crate::clock::now_unix(), refs));
+        }
+        // The requests queued behind it keep what it brought back ([`Entry::refs`]): another
+        // process may deliver them, without the ledger.
+        if !refs.is_empty()
+            && let Some(spool) = self.spool
+        {
+            for name in spool.queued_for(key).unwrap_or_default() {
+                if let Ok(Some(mut queued)) = spool.read(&name)
+                    && queued.incident_key == key
+                {
+                    queued.refs.extend(refs.clone());
+                    spool.rewrite(&name, &queued);
+                }
+            }
+        }
         if let Some(store) = self.store {
             super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", deadline, self.log);
         }

@@ -890,8 +890,13 @@ impl<'a, P: Provider> Local<'a, P> {
             // A resolve or acknowledge supersedes a run of an earlier event still spooled (a
             // Twilio sequential run): it is not carried on first.
             let stop = (p.action != Action::Trigger).then_some(Stop { action: p.action, event_time: p.event_time });
-            let left = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
+            let (left, flushed) = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
             (record, known) = read_record(store, key, self.log);
+            // No store to hold what the flush delivered (Redis down): the flush's own record
+            // of it, so that a recovery finds the war room its spooled trigger just opened.
+            if record.is_none() {
+                record = flushed;
+            }
             if left > 0 {
                 let tail = self.spool.as_ref().map(|s| spooled_tail(s, key)).unwrap_or_default();
                 // The provider sees the incident as it will be (open, if a trigger is spooled).
@@ -959,6 +964,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 token: p.token.clone(),
                 created: self.d.now,
                 overrides: read.overrides.clone(),
+                refs: Map::new(),
                 payload: Value::Null,
                 fate: Fate::NotSent,
                 attempts: 0,

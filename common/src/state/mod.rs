@@ -945,6 +945,7 @@ mod tests {
             token: "a".into(),
             created: 1000,
             overrides: Map::new(),
+            refs: Map::new(),
             payload: Value::Null,
             fate: crate::outcome::Fate::Unknown,
             attempts: 0,
