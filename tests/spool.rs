@@ -251,6 +251,46 @@ fn a_zabbix_problem_that_cannot_be_spooled_is_printed_with_its_key_severity_and_
     assert!(sb.spooled("pagerduty").is_empty());
 }
 
+/// The service is down; a failure is spooled; then /var fills up and the recovery can be
+/// neither delivered nor spooled (it is printed, exit 75). The spooled failure must not reach
+/// the service later on its own: before, the next flush delivered it once the service was
+/// back, and PagerDuty had an incident open for a problem long gone that nothing would ever
+/// resolve. It moves to `failed/` as superseded (a rename, which needs no room), logged.
+#[test]
+fn a_recovery_that_cannot_be_spooled_keeps_its_spooled_failure_from_opening_the_incident_later() {
+    let sb = pagerduty_sandbox();
+    let now = unix_now();
+    let r = run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", now - 30), &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+    let cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
+    let r = run_command(crate::util::on_a_full_disk(&cmd), &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("undelivered event, not spooled"), "{}", r.stderr);
+    assert!(r.stderr.contains("superseded by this recovery"), "{}", r.stderr);
+    assert!(sb.spooled("pagerduty").is_empty(), "{}", r.stderr);
+    assert_eq!(failed(&sb, "pagerduty").len(), 1, "{}", r.stderr);
+    let fake = FakePagerDuty::start(&[]);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(fake.events().is_empty(), "the failure went out after its recovery: {:?}", fake.events());
+}
+
+/// The same, but the spooled request is a later failure than the recovery on the full disk
+/// (the events reached the handler out of order): it stays queued and goes out.
+#[test]
+fn a_recovery_that_cannot_be_spooled_leaves_a_later_spooled_failure_queued() {
+    let sb = pagerduty_sandbox();
+    let now = unix_now();
+    assert_eq!(run_at(&sb, REFUSED_URL, &fixture_at("sensu/create.json", now - 10), &[]).code, Some(75));
+    let cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
+    let r = run_command(crate::util::on_a_full_disk(&cmd), &fixture_at("sensu/resolve.json", now - 30));
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+    let fake = FakePagerDuty::start(&[]);
+    assert_eq!(flush(&sb, &fake.url, &[]).code, Some(0));
+    assert_eq!(fake.events().len(), 1);
+}
+
 #[test]
 fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     let sb = Sandbox::new(REACTIO);

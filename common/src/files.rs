@@ -587,7 +587,10 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], replace: bool, durability: D
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
     let mut tmp = builder.tempfile_in(dir).map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
-    tmp.write_all(bytes)
+    // Written through the file, not the temp file's wrapper, whose errors also name the temp
+    // file: one path in the line (the file being written), not two.
+    tmp.as_file_mut()
+        .write_all(bytes)
         .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     if replace {

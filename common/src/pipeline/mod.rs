@@ -1004,10 +1004,16 @@ impl<'a, P: Provider> Local<'a, P> {
             }
             _ => {}
         }
-        drop(hold);
         if let Outcome::Retry(_) = &outcome {
             print_undelivered(log, &read.event, read.raw.as_deref());
+            if p.action == Action::Resolve
+                && hold.is_some()
+                && let Some(spool) = &self.spool
+            {
+                fail_superseded_by_unkept(spool, key, p, log);
+            }
         }
+        drop(hold);
         finish(log, &self.d.deadline, false, &job, key, outcome)
     }
 }
@@ -1312,6 +1318,27 @@ fn take_hold(
 fn holds_secret(overrides: &Map<String, Value>, secrets: &[String]) -> bool {
     let text = Value::Object(overrides.clone()).to_string();
     secrets.iter().any(|s| !s.is_empty() && text.contains(s.as_str()))
+}
+
+/// A recovery `p` of `key` that could be neither delivered nor spooled (printed instead) leaves
+/// the incident's older spooled requests behind, and a flush would deliver them once the
+/// service is back: a trigger would open at the service an incident whose problem is gone,
+/// and nothing would resolve it. They move to `failed/` as superseded instead ([`Spool::fail`]:
+/// a rename, where a full disk has no room for more), each logged. Requests for a later event
+/// than `p` stay queued. Call it holding the incident's hold (nobody else flushes them).
+fn fail_superseded_by_unkept(spool: &Spool, key: &str, p: &Proposal, log: &Logger) {
+    for name in spool.queued_for(key).unwrap_or_default() {
+        let Ok(Some(mut entry)) = spool.read(&name) else { continue };
+        if entry.incident_key != key || !state::is_later(p.event_time, p.event_seq, entry.event_time, entry.event_seq) {
+            continue;
+        }
+        let why =
+            format!("superseded by this recovery (event of {}), which could not be spooled either", crate::clock::rfc3339(p.event_time));
+        match spool.fail(&name, &mut entry, &why) {
+            Ok(to) => log.warn(format!("spool: {} {key} not sent: {why}; moved to {}", entry.action.name(), to.display())),
+            Err(e) => log.error(format!("spool: {} {key} stays queued although {why}: {e:#}", entry.action.name())),
+        }
+    }
 }
 
 /// Nowhere to keep it: the monitoring system's log is the last place the event survives.
