@@ -731,3 +731,27 @@ fn redis_killed_mid_slack_storm_every_war_room_is_opened_or_spooled() {
     }
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_war_room_whose_alert_waits_in_one_hosts_spool_gets_the_next_hosts_alert_not_a_second_room() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    // Host A opens the war room; Slack rate-limits its alert (Retry-After past its deadline):
+    // the alert waits in A's spool, the room is remembered in the shared record.
+    fake.fail("chat.postMessage", &[Fault::RateLimited(30)]);
+    let hosts = slack_hosts(2, json!({}));
+    let api = fake.api_url();
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api, "--timeout", "3s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(fake.created().len(), 1);
+    // The check's next failure on host B: into that room, not a second one.
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &api], &fixture_at("sensu/create.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(fake.created().len(), 1, "one war room: {stderr}\n{:?}", slack::summary(&fake.calls()));
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &api]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let room = &fake.created()[0];
+    assert_eq!(room.roots().len(), 1, "one alert: {stderr}");
+    fake.assert_no_violations();
+}

@@ -164,9 +164,12 @@ impl Stored {
     }
 }
 
-/// The stored references of the open incident.
+/// The stored references of the open incident, or of a war room remembered for it before
+/// anything was applied: opened by an invocation whose alert is still spooled (on this host or
+/// another sharing the ledger), so that the next failure posts its alert there instead of
+/// opening a second room.
 fn stored(job: &Job<'_>) -> Option<Stored> {
-    job.previous.filter(|p| p.open).and_then(|p| Stored::from_refs(&p.refs))
+    job.previous.filter(|p| p.open || p.last_action.is_none()).and_then(|p| Stored::from_refs(&p.refs))
 }
 
 impl Provider for Slack {
