@@ -73,6 +73,7 @@ on_every_store!(
     a_call_answered_after_its_sequential_run_was_killed_counts_as_answered,
     a_resolve_after_a_sequential_run_was_killed_cancels_its_ringing_call,
     kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silences_the_incident,
+    a_sequential_run_spooled_while_twilio_is_down_is_carried_on_by_flushes_from_its_notes,
     a_service_answering_after_400_ms_gets_each_spooled_request_once,
     list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing,
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
@@ -746,6 +747,36 @@ fn a_sequential_run_killed_while_a_call_rings_is_followed_then_continued_not_res
     assert_eq!(rec["open"], json!(true), "{rec}");
     assert_eq!(rec["refs"]["call_sids"], json!(sids), "{rec}");
     assert_eq!(rec["refs"]["answered"]["phone"], json!(THREE), "{rec}");
+}
+
+/// Twilio refuses connections during a sequential event: the run is spooled. A flush too short
+/// to see its first call end leaves it queued with that call noted in the ledger; the next
+/// flush follows that call (it rang out) and calls the next person, who answers: recorded,
+/// notes gone, nobody called twice.
+fn a_sequential_run_spooled_while_twilio_is_down_is_carried_on_by_flushes_from_its_notes(store: Store) {
+    let Some(sb) = sequential_sandbox_with(store, &[ONE, TWO], json!({"ring_timeout": 1})) else { return };
+    let r = sb.run(&with_url(REFUSED_URL, &["--timeout", "16s"]), &trigger(T0));
+    exits(&r, 75);
+    assert!(r.stderr.contains("Twilio cannot be reached in sequential mode"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let r = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "2s"]), b"");
+    exits(&r, 75);
+    assert_eq!(called(&fake), [ONE], "{}", r.stderr);
+    let ringing = fake.calls()[0].sid.clone();
+    let rec = record(&sb, &trigger(T0)).expect("the run's notes");
+    assert_eq!(rec["progress"]["notes"]["calls"][0]["sid"], json!(ringing), "{rec}");
+    fake.end_call(&ringing, twilio::Outcome::NoAnswer);
+    let r = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
+    exits(&r, 0);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), [ONE, TWO], "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    let rec = record(&sb, &trigger(T0)).expect("a record");
+    assert_eq!(rec["open"], json!(true), "{rec}");
+    assert_eq!(rec["refs"]["answered"]["phone"], json!(TWO), "{rec}");
+    assert!(rec.get("progress").is_none(), "{rec}");
 }
 
 /// The killed run's call is answered after its death: the next invocation finds that out,

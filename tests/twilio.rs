@@ -690,6 +690,31 @@ fn a_spooled_sequential_run_nobody_answers_is_over_moved_to_failed_and_the_next_
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE], "{}", r.stderr);
 }
 
+/// Creates that reach Twilio but are never answered leave calls of unknown fate: the spooled
+/// run's flush looks the last one up with ListCall before calling that person, and calls them
+/// only when Twilio has no such call; nobody is called twice.
+#[test]
+fn a_spooled_run_whose_last_call_is_of_unknown_fate_looks_it_up_before_calling_again() {
+    let sb = spooled_sequential();
+    // The first create is placed but never answered (unknown fate: the run calls the next);
+    // the second is lost on the way and never answered either, until the deadline.
+    let fake = FakeTwilio::start(&[Script::AcceptThenHang, Script::Hang]);
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "16s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains(&format!("call to {ONE}: ")) && r.stderr.contains("its fate is unknown, calling the next"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE], "only the first create was placed");
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("ListCall has no call to Bob {TWO} since it was being placed: calling them now")), "{}", r.stderr);
+    let looked_up: Vec<String> =
+        fake.lists().iter().flat_map(|q| q.iter().filter(|(k, _)| k == "To").map(|(_, v)| v.clone()).collect::<Vec<_>>()).collect();
+    assert_eq!(looked_up, vec![TWO], "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], TWO);
+    fake.assert_no_violations();
+}
+
 /// Another incident's event carries a spooled run on within its share of the deadline, and a
 /// run that cannot finish in its share holds back only its own incident.
 #[test]
