@@ -690,6 +690,52 @@ fn a_spooled_sequential_run_nobody_answers_is_over_moved_to_failed_and_the_next_
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE], "{}", r.stderr);
 }
 
+/// The same failure again while Twilio is still down first tries the spooled run, then is a
+/// repeat of it (a spooled trigger is not queued twice, nor run alongside): one page.
+#[test]
+fn a_repeat_while_a_sequential_run_is_spooled_is_a_repeat_of_it_and_pages_nobody_again() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "16s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("spool: 1 request(s) for web-01/check_disk still queued (Twilio cannot be reached"), "{}", r.stderr);
+    assert!(r.stderr.contains("skipped web-01/check_disk: already notified"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    let fake = FakeTwilio::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert!(r.stderr.contains("1 delivered, 0 moved to failed/, 0 still queued"), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+}
+
+/// An event that finds another invocation's run still calling for its incident when its wait
+/// ends queues its own run in the spool instead of calling alongside (or following the same
+/// call from the same notes); once the first run reached someone, the flush drops it as a
+/// repeat.
+#[test]
+fn an_event_that_finds_a_run_still_calling_queues_its_run_behind_it() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    let sb = spooled_sequential();
+    let first = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "60s"]), &read_fixture("sensu/create.json"));
+    fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "16s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("another invocation is still delivering for this incident; queued behind it; spooled as"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE], "nobody called alongside the run: {}", r.stderr);
+    fake.end_call(&fake.calls()[0].sid, Outcome::Answered);
+    let out = crate::util::finish(first);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert!(r.stderr.contains("0 delivered, 1 moved to failed/, 0 still queued"), "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE]);
+    fake.assert_no_violations();
+}
+
 /// Creates that reach Twilio but are never answered leave calls of unknown fate: the spooled
 /// run's flush looks the last one up with ListCall before calling that person, and calls them
 /// only when Twilio has no such call; nobody is called twice.
