@@ -74,6 +74,7 @@ on_every_store!(
     a_resolve_after_a_sequential_run_was_killed_cancels_its_ringing_call,
     kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silences_the_incident,
     a_sequential_run_spooled_while_twilio_is_down_is_carried_on_by_flushes_from_its_notes,
+    a_sequential_run_killed_mid_run_is_carried_on_by_the_flush_without_another_event,
     a_service_answering_after_400_ms_gets_each_spooled_request_once,
     list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing,
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
@@ -777,6 +778,38 @@ fn a_sequential_run_spooled_while_twilio_is_down_is_carried_on_by_flushes_from_i
     assert_eq!(rec["open"], json!(true), "{rec}");
     assert_eq!(rec["refs"]["answered"]["phone"], json!(TWO), "{rec}");
     assert!(rec.get("progress").is_none(), "{rec}");
+}
+
+/// A run killed while its call rings, and no later event comes (Nagios notifies again an hour
+/// later, or never): `--flush` (the flush timer) finds the run left in flight on the free
+/// incident, spools it, follows the call that rang out and calls the next person, who answers.
+fn a_sequential_run_killed_mid_run_is_carried_on_by_the_flush_without_another_event(store: Store) {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let Some(sb) = sequential_sandbox(store, &[ONE, TWO]) else { return };
+    let ringing = kill_while_ringing(&sb, &fake, 1);
+    fake.end_call(&ringing.sid, twilio::Outcome::NoAnswer);
+    // The killed holder's Redis lease lapses within a second: until then the flush leaves the
+    // incident to it.
+    let r = wait_until(
+        "a flush that carries the killed run on",
+        Duration::from_secs(20),
+        || {
+            let r = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
+            r.stderr.contains("1 delivered").then_some(r)
+        },
+        || format!("{:?}", fake.calls()),
+    );
+    exits(&r, 0);
+    assert!(r.stderr.contains("was in flight when its handler ended"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("carrying on from a run that ended mid-way (1 call placed, the last to {ONE}")), "{}", r.stderr);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), [ONE, TWO], "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty(), "{}", r.stderr);
+    let rec = record(&sb, &trigger(T0)).expect("a record");
+    assert_eq!(rec["open"], json!(true), "{rec}");
+    assert_eq!(rec["refs"]["answered"]["phone"], json!(TWO), "{rec}");
+    assert!(rec.get("progress").is_none() && rec.get("inflight").is_none(), "{rec}");
 }
 
 /// The killed run's call is answered after its death: the next invocation finds that out,

@@ -33,8 +33,10 @@
 //! A run can end mid-way: killed (Sensu 1.x kills a handler after its `timeout`, kill -9 and
 //! reboots happen) or out of time while a call still rings. So each call is noted in the
 //! incident's record as it is placed — before its create request (number, round, time) and
-//! again with its SID ([`Notes`], `common::state::note_progress`). The next invocation that
-//! holds the incident carries on from those notes instead of starting again: it follows the
+//! again with its SID ([`Notes`], `common::state::note_progress`), and the run itself is noted
+//! in flight as a spool entry (`Ctx::note_run_in_flight`), which the next holder or `--flush`
+//! spools when its process died. The next invocation that holds the incident (or the flush of
+//! that entry) carries on from those notes instead of starting again: it follows the
 //! last call (`GET …/Calls/{Sid}.json`) while it is queued, ringing or in progress; answered,
 //! the incident counts as answered (recorded and announced as if this run had placed it); not
 //! answered, it calls the next person in the order, not the first. A last call that was being
@@ -355,6 +357,8 @@ impl Twilio {
             let why = why.to_string();
             return self.spool_run(ctx, page, &why);
         }
+        // A process killed mid-run leaves it to be spooled and carried on by the next holder.
+        ctx.note_run_in_flight(&Payload::Sequence(page.clone()));
         let run = Run { key: job.incident_key, event_time: job.event_time, previous: job.previous, page: &page, flush: false };
         match self.sequential(ctx, &run, order) {
             Ended::Over(outcome) => outcome,
@@ -379,6 +383,15 @@ impl Twilio {
     /// next flush (the notes say where it stands); Twilio unreachable, it waits with the
     /// entries sent the same way.
     pub(crate) fn resume_sequence(&self, ctx: &Ctx<'_, Twilio>, page: &Sequence, previous: Option<&Incident>, event_time: u64) -> Resumed {
+        // A run whose page the record holds as delivered is over: a copy of it (noted in flight
+        // by a process killed right after it spooled the run) is not run again from the top.
+        if let Some(rec) = previous
+            && rec.last_action == Some(common::filter::Action::Trigger)
+            && rec.token.is_some()
+            && rec.token.as_deref() == ctx.token()
+        {
+            return Resumed::Superseded("its run was delivered already".into());
+        }
         let order = self.order(ctx);
         let run = Run { key: ctx.incident_key, event_time, previous, page, flush: true };
         match self.sequential(ctx, &run, &order) {

@@ -591,6 +591,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(why) = self.stopped_behind(entry) {
             return Settled::Request(Outcome::Skipped(format!("{what}: {why}")));
         }
+        // A run left in flight by a process that died comes as a request of unknown fate, which
+        // `run` gives the whole deadline; a run's unknown calls are its notes' business, and it
+        // takes half, as any other entry, so that the others still go out.
+        let half = deadline.share(2);
+        let deadline = if entry.fate == Fate::Unknown { &half } else { deadline };
         let ctx = Ctx {
             provider,
             client,

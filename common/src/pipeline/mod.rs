@@ -196,6 +196,19 @@ impl<P: Provider> Ctx<'_, P> {
         }
     }
 
+    /// Note `payload`, a run the provider carries out itself ([`Provider::is_run`]: Twilio's
+    /// sequential calls), as in flight in the incident's record before it starts: when this
+    /// process dies mid-run (killed by the monitoring system's handler timeout, kill -9), the
+    /// next holder of the incident, or `--flush`, spools it ([`adopt_inflight`]) and carries it
+    /// on ([`Provider::resume`]) instead of leaving it to the incident's next event. The record
+    /// of the delivery removes the note, and so does the end of an invocation that delivered
+    /// nothing (its run is spooled or over). Best effort: a failure is logged, the run goes on.
+    pub fn note_run_in_flight(&self, payload: &P::Payload) {
+        if !self.dry_run {
+            self.note_inflight(serde_json::to_value(payload).unwrap_or(Value::Null));
+        }
+    }
+
     /// Note `payload` as in flight in the incident's record; the entry noted (`None` without a
     /// ledger or a spool, or when the note could not be written: logged, the request still
     /// goes out).

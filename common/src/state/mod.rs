@@ -762,14 +762,25 @@ pub fn note_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry) 
 }
 
 /// This invocation is done with `key` without recording a delivery (its requests were spooled
-/// or refused): nothing it noted is in flight any more.
+/// or refused): nothing it noted is in flight any more. A record that held nothing else (the
+/// note of a run that reached nobody) is removed.
 ///
 /// Errors: as [`Store::update_with`].
 pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::Result<()> {
     store.update_volatile(key, &mut |v| {
-        let mut inc = Incident::from_value(key, Some(v?));
+        let v = v?;
+        let mut inc = Incident::from_value(key, Some(v.clone()));
+        if !inc.inflight.iter().any(|e| e.token == token) {
+            return Some(v);
+        }
         inc.inflight.retain(|e| e.token != token);
-        Some(inc.to_value())
+        let nothing_else = inc.last_action.is_none()
+            && inc.stop.is_none()
+            && inc.inflight.is_empty()
+            && inc.refs.is_empty()
+            && inc.progress.is_none()
+            && inc.event_time.is_none();
+        (!nothing_else).then(|| inc.to_value())
     })
 }
 
