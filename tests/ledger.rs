@@ -1185,3 +1185,38 @@ fn a_recovery_delivered_on_a_full_disk_lets_the_next_failure_page() {
     assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"]);
     fake.assert_no_violations();
 }
+
+/// The state directory refused while an incident is open (here `<state_dir>/pagerduty` turned
+/// into a symlink to where the records are, as a move of /var/lib to another disk leaves it; a
+/// read-only /var or a mode changed by configuration management, which root's tests cannot
+/// make, refuse it alike): the recovery goes out without the ledger, whose record still says
+/// open. Before, nothing said so, and once the directory was usable again the next failure
+/// within `refresh` was skipped as a repeat of the incident the ledger called open. The error
+/// line now names the `--forget` that prevents it, and running it lets that failure page.
+#[test]
+fn a_recovery_delivered_without_the_ledger_names_the_forget_that_lets_the_next_failure_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pd(Store::File).expect("the file store needs no server");
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let (dir, moved) = (sb.state_dir().join("pagerduty"), sb.state_dir().join("pagerduty.moved"));
+    std::fs::rename(&dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &dir).unwrap();
+    let r = run(&sb, &fake.url, &resolve(T0 + 60), &[]);
+    exits(&r, 0);
+    assert!(r.stderr.contains("state store unavailable"), "{}", r.stderr);
+    assert!(r.stderr.contains("run `handler-pagerduty --forget web-01/check_disk`"), "{}", r.stderr);
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&moved, &dir).unwrap();
+    exits(&sb.run(&["--forget", KEY], b""), 0);
+    exits(&run(&sb, &fake.url, &trigger(T0 + 120), &[]), 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"]);
+
+    // A recovery without the ledger of an incident it has closed: nothing to forget, no line.
+    let r = run(&sb, &fake.url, &resolve(T0 + 180), &[]);
+    exits(&r, 0);
+    std::fs::rename(&dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &dir).unwrap();
+    let r = run(&sb, &fake.url, &resolve(T0 + 240), &[]);
+    exits(&r, 0);
+    assert!(!r.stderr.contains("--forget"), "{}", r.stderr);
+}

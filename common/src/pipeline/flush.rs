@@ -680,8 +680,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
             }
         }
-        if let Some(store) = self.store {
-            super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", deadline, self.log);
+        match self.store {
+            Some(store) => super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", deadline, self.log),
+            None if p.action == crate::filter::Action::Resolve => super::resolved_without_ledger::<P>(self.common, key, self.log),
+            None => {}
         }
     }
 }

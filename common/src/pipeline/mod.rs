@@ -1009,6 +1009,7 @@ impl<'a, P: Provider> Local<'a, P> {
             (Outcome::Delivered(done), Some(store)) => {
                 record_delivered::<P>(store, key, p, &done.refs, "the outcome", &self.d.deadline, log)
             }
+            (Outcome::Delivered(_), None) if p.action == Action::Resolve => resolved_without_ledger::<P>(&read.common, key, log),
             // Alive and done: what it noted in flight is spooled or refused, not orphaned.
             (_, Some(store)) if !ctx.dry_run => {
                 if let Err(e) = state::clear_inflight_of(store, key, &p.token) {
@@ -1080,6 +1081,22 @@ fn record_delivered<P: Provider>(
         return;
     }
     log.error(format!("{unrecorded}{}", unrecorded_note(P::NAME, key, p.action, closed)));
+}
+
+/// A recovery of `key` delivered without the ledger (it could not be opened: a state directory
+/// this user cannot write or that is refused, Redis unreachable) left whatever the ledger says
+/// of the incident: when that is "open", a new failure within refresh would pass for a repeat
+/// and be skipped once the ledger works again. The error line names the `--forget` that
+/// prevents it ([`unrecorded_note`]). A file store that can still be read (a read-only disk, a
+/// mode changed, a symlink refused) is asked first: no line when its record is absent or closed.
+fn resolved_without_ledger<P: Provider>(common: &Common, key: &str, log: &Logger) {
+    if common.state_store.is_none()
+        && let Ok(record) = state::get(&FileStore::find(P::NAME, common.state_dir.as_deref()), key)
+        && !record.is_some_and(|r| r.open)
+    {
+        return;
+    }
+    log.error(format!("resolved {key} without the ledger{}", unrecorded_note(P::NAME, key, Action::Resolve, false)));
 }
 
 /// What a delivered `action` left unrecorded in the ledger leaves behind, for the error line:
