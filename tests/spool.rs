@@ -315,6 +315,27 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], id);
 }
 
+/// The same on a full disk at flush time: neither the ledger nor the queued recovery can take
+/// the incident id the create brought back; the recovery still goes to that incident.
+#[test]
+fn a_reactio_recovery_flushed_on_a_full_disk_goes_to_the_incident_its_create_opened() {
+    let sb = Sandbox::new(REACTIO);
+    sb.config("reactio.json", &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example"}}));
+    let run = |fixture: &str| sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &read_fixture(fixture));
+    assert_eq!(run("sensu/create.json").code, Some(75));
+    assert_eq!(run("sensu/resolve.json").code, Some(75));
+    let fake = FakeReactio::start(&[]);
+    let cmd = sb.command(&["--flush", "--timeout", "5s", "--api-url", &fake.url]);
+    let r = run_command(crate::util::on_a_full_disk(&cmd), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("cannot record"), "the disk was full: {}", r.stderr);
+    let calls = fake.calls();
+    assert_eq!(calls.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), ["/api/v1/incidents", "/api/v1/messages"], "{}", r.stderr);
+    assert_eq!(calls[1].body["incident_id"], fake.incidents()[0]["id"], "{}", r.stderr);
+    assert!(sb.spooled("reactio").is_empty());
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_spooled_trigger_made_stale_by_a_resolve_on_another_host_is_dropped_as_superseded() {
     // Two hosts sharing the ledger (here: one state directory), each with its own spool.
