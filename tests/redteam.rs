@@ -123,6 +123,64 @@ fn a_recovery_received_on_a_host_whose_clock_is_behind_still_resolves() {
     fake.assert_no_violations();
 }
 
+/// The same two hosts, and the recovery waits in the spool: host A is still delivering the
+/// failure (PagerDuty slow to answer), so host B's recovery queues behind it (exit 75). At B's
+/// flush it was compared with A's failure by the two clocks and dropped as "superseded": the
+/// incident stayed open. A spooled recovery is now superseded by a receipt only when that is
+/// more than `RECEIPT_SKEW_SECS` (10 s) later than its own.
+#[test]
+fn a_recovery_queued_behind_another_hosts_delivery_still_resolves_at_the_flush() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[crate::fake::pagerduty::Script::Gated]);
+    let t = now();
+    let on = |host: &str, args: &[&str], received: i64| {
+        let mut cmd = sb.command_on_host(host, args);
+        cmd.env("PAGERPIPE_NOW", received.to_string());
+        cmd
+    };
+    let a = crate::util::spawn_command(
+        on("a", &["--api-url", &fake.url, "--timeout", "20s"], t + 3),
+        &fixture_at("sensu/create.json", t - 600),
+    );
+    crate::util::wait_until(
+        "A's trigger at PagerDuty",
+        std::time::Duration::from_secs(20),
+        || (!fake.events().is_empty()).then_some(()),
+        String::new,
+    );
+    let r =
+        crate::util::run_command(on("b", &["--api-url", &fake.url, "--timeout", "2s"], t - 3), &fixture_at("sensu/resolve.json", t - 590));
+    assert_eq!(r.code, Some(75), "queued behind A's delivery: {r:?}");
+    fake.open_gate();
+    let ra = crate::util::finish(a);
+    assert_eq!(ra.code, Some(0), "{ra:?}");
+    let r = crate::util::run_command(on("b", &["--api-url", &fake.url, "--flush"], t - 2), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+    let r = sb.run(&["--list", "--log-format", "json"], b"");
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "nothing left open: {r:?}");
+}
+
+/// One host whose clock steps back 6 s while PagerDuty is unreachable: the failure and then
+/// its recovery are both spooled, by their receipts. The flush sent the failure and dropped the
+/// recovery as older; now both go, in the order they came.
+#[test]
+fn a_spooled_recovery_received_after_a_clock_step_back_still_resolves() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let spool = |fixture: &str, executed: i64, received: i64| {
+        let mut cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "2s"]);
+        cmd.env("PAGERPIPE_NOW", received.to_string());
+        crate::util::run_command(cmd, &fixture_at(fixture, executed))
+    };
+    assert_eq!(spool("sensu/create.json", t - 600, t + 3).code, Some(75));
+    assert_eq!(spool("sensu/resolve.json", t - 590, t - 3).code, Some(75));
+    let r = sb.run(&["--api-url", &fake.url, "--flush"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+}
+
 /// What the bound keeps: a failure really from before the recovery, handed over a moment after
 /// it (Sensu Go runs the two handlers concurrently), is still superseded.
 #[test]

@@ -73,6 +73,10 @@ pub struct Entry {
     /// [`crate::state::is_later`]); absent in entries of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_seq: Option<u64>,
+    /// Where `event_time` comes from ([`crate::state::applied_after`]); absent for the event's
+    /// own time, and in entries of earlier versions.
+    #[serde(default, skip_serializing_if = "crate::state::TimeOrigin::is_event")]
+    pub time_origin: crate::state::TimeOrigin,
     /// The invocation that spooled it (the ledger's `token`).
     pub token: String,
     /// When it was spooled, Unix seconds (`PAGERPIPE_NOW` applies); `spool_max_age` counts
@@ -401,6 +405,7 @@ mod tests {
 
     fn entry(key: &str, action: Action, created: u64) -> Entry {
         Entry {
+            time_origin: crate::state::TimeOrigin::Event,
             handler: "pagerduty".into(),
             incident_key: key.into(),
             action,

@@ -45,7 +45,7 @@ use crate::http::{self, Client, Deadline, Response};
 use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Entry, Spool};
-use crate::state::{self, Incident, Proposal, Stop, Store, TimeOrigin, Verdict};
+use crate::state::{self, Incident, Proposal, Stop, Store, Verdict};
 
 /// How long a flush waits before asking again when a lookup cannot tell yet whether a request
 /// of unknown fate went through ([`Found::CannotTell`]): 250 ms, or as long as the last ask took.
@@ -417,12 +417,13 @@ impl<'a, P: Provider> Flusher<'a, P> {
             action: entry.action,
             severity: entry.severity.clone(),
             event_time: entry.event_time,
-            time_origin: TimeOrigin::Event,
+            time_origin: entry.time_origin,
             event_seq: entry.event_seq,
             refresh_secs: refresh_of(self.common),
             token: entry.token.clone(),
             // Queued behind what it resolves: decided when it was spooled.
             only_open: false,
+            spooled: true,
         };
         let record = self.ledger(&entry.incident_key);
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {

@@ -721,6 +721,7 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         token: state::new_token(),
         // Not when the operator's `notification_types` chose the action.
         only_open: event.action == Some(event::SourceAction::ResolveIfOpen) && crate::filter::mapped(event, common).is_none(),
+        spooled: false,
     });
     Decided { key, incident_key, action, proposal, now, deadline }
 }
@@ -974,6 +975,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 severity: p.severity.clone(),
                 event_time: p.event_time,
                 event_seq: p.event_seq,
+                time_origin: p.time_origin,
                 token: p.token.clone(),
                 created: self.d.now,
                 overrides: read.overrides.clone(),
@@ -1198,11 +1200,12 @@ fn proposal_of(e: &spool::Entry) -> Proposal {
         action: e.action,
         severity: e.severity.clone(),
         event_time: e.event_time,
-        time_origin: state::TimeOrigin::Event,
+        time_origin: e.time_origin,
         event_seq: e.event_seq,
         refresh_secs: 0,
         token: e.token.clone(),
         only_open: false,
+        spooled: true,
     }
 }
 

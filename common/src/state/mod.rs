@@ -387,6 +387,9 @@ pub struct Proposal {
     /// the ledger could be read: without it, the resolve is sent (a duplicate beats a page left
     /// open).
     pub only_open: bool,
+    /// Decided for a spooled request at its flush rather than for an event as it arrives: it
+    /// waited, so it is no longer the last event handled ([`applied_after`]).
+    pub spooled: bool,
 }
 
 /// Where an event time ([`Proposal::event_time`], [`Incident::event_time`]) comes from. In a
@@ -414,15 +417,32 @@ impl TimeOrigin {
     }
 }
 
+/// How far apart the clocks of hosts sharing a ledger may be, in seconds, for
+/// [`applied_after`]: 10.
+pub const RECEIPT_SKEW_SECS: u64 = 10;
+
 /// Whether the event applied at (`time`, `seq`, `origin`) comes after `p`, which must then be
 /// superseded: [`is_later`] of the two times, except between two receipts
-/// ([`TimeOrigin::Receipt`]), which are in the order they were handled: `p`, handled now, is
-/// the later. Their times come from the clocks of the machines that received them, and two
-/// hosts sharing the ledger (or one whose clock stepped back) may disagree by a second or more:
-/// a recovery received a moment after the failure on a host whose clock is behind would
-/// otherwise be superseded, and the incident left open.
+/// ([`TimeOrigin::Receipt`]). Their times come from the clocks of the machines that received
+/// them, and two hosts sharing the ledger (or one whose clock stepped back) may disagree by a
+/// second or more: a recovery received a moment after the failure on a host whose clock is
+/// behind would be superseded, and the incident left open. So, between two receipts:
+///
+/// - an event as it arrives is the later: it is handled after everything applied before it;
+/// - a spooled resolve or acknowledge ([`Proposal::spooled`]: it waited behind another
+///   delivery, or for the service) is superseded only by an event received more than
+///   [`RECEIPT_SKEW_SECS`] after it: a page left open is the worse mistake;
+/// - a spooled trigger goes by the times, as every other event: one spooled before a recovery
+///   that was delivered meanwhile is stale.
 pub fn applied_after(time: u64, seq: Option<u64>, origin: TimeOrigin, p: &Proposal) -> bool {
-    !(origin == TimeOrigin::Receipt && p.time_origin == TimeOrigin::Receipt) && is_later(time, seq, p.event_time, p.event_seq)
+    if origin != TimeOrigin::Receipt || p.time_origin != TimeOrigin::Receipt {
+        return is_later(time, seq, p.event_time, p.event_seq);
+    }
+    match (p.spooled, p.action) {
+        (false, _) => false,
+        (true, Action::Resolve | Action::Acknowledge) => time > p.event_time.saturating_add(RECEIPT_SKEW_SECS),
+        (true, Action::Trigger) => is_later(time, seq, p.event_time, p.event_seq),
+    }
 }
 
 /// Why a resolve that may only close an open incident ([`Proposal::only_open`]) is skipped.
@@ -738,6 +758,7 @@ pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_rec
         inc.last_action.get_or_insert(p.action);
         inc.event_time = Some(p.event_time);
         inc.event_seq = p.event_seq;
+        inc.time_origin = p.time_origin;
         Some(inc.to_value())
     })
 }
@@ -921,6 +942,7 @@ mod tests {
             refresh_secs: 1800,
             token: token.into(),
             only_open: false,
+            spooled: false,
         }
     }
 
@@ -953,6 +975,7 @@ mod tests {
             severity: "critical".into(),
             event_time: 1000,
             event_seq: None,
+            time_origin: TimeOrigin::Event,
             token: "a".into(),
             created: 1000,
             overrides: Map::new(),
@@ -1283,6 +1306,27 @@ mod tests {
         assert!(rec.to_value().to_string().contains(r#""time_origin":"receipt""#));
         assert!(!given.to_value().to_string().contains("time_origin"));
         assert_eq!(Incident::from_value("k", Some(given.to_value())).time_origin, TimeOrigin::Event);
+        // A spooled resolve waited: superseded by a receipt only more than RECEIPT_SKEW_SECS later.
+        let spooled = |p: Proposal| Proposal { spooled: true, ..receipt(p) };
+        assert_eq!(decide(Some(&rec), &spooled(p(Action::Resolve, "ok", 1000 - RECEIPT_SKEW_SECS, "e")), 1005, SEND), Verdict::Send);
+        let older = spooled(p(Action::Resolve, "ok", 999 - RECEIPT_SKEW_SECS, "f"));
+        assert!(matches!(decide(Some(&rec), &older, 1005, SEND), Verdict::Superseded(_)));
+        // A spooled trigger goes by the times: one from before a delivered recovery is stale.
+        let resolved = apply(Some(rec.clone()), "k", &receipt(p(Action::Resolve, "ok", 1002, "g")), 1002, &Map::new());
+        assert!(matches!(decide(Some(&resolved), &spooled(p(Action::Trigger, "critical", 1001, "h")), 1005, SEND), Verdict::Superseded(_)));
+    }
+
+    #[test]
+    fn a_noted_skip_says_its_time_is_the_events_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = file::FileStore::at(dir.path().join("pd")).expect("store");
+        let late = Proposal { time_origin: TimeOrigin::Receipt, ..p(Action::Trigger, "critical", 1000, "a") };
+        record(&store, "k", &late, 1000, &Map::new(), RepeatedTrigger::Merged).expect("record");
+        assert_eq!(get(&store, "k").expect("read").map(|r| r.time_origin), Some(TimeOrigin::Receipt));
+        // A repeat whose own time is later: noted, and the record's time is the event's now.
+        note_skipped(&store, "k", &p(Action::Trigger, "critical", 1010, "b"), 1010, SEND).expect("note");
+        let rec = get(&store, "k").expect("read").expect("a record");
+        assert_eq!((rec.event_time, rec.time_origin), (Some(1010), TimeOrigin::Event));
     }
 
     #[test]
