@@ -755,3 +755,69 @@ fn a_war_room_whose_alert_waits_in_one_hosts_spool_gets_the_next_hosts_alert_not
     assert_eq!(room.roots().len(), 1, "one alert: {stderr}");
     fake.assert_no_violations();
 }
+
+#[test]
+fn redis_killed_mid_reactio_storm_every_incident_is_opened_or_spooled() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    // The first three creates are answered after 3 s: their invocations are certainly still in
+    // flight when Redis is killed.
+    let late = reactio::Script::Late(3000);
+    let fake = FakeReactio::start(&[late, late, late]);
+    let hosts = reactio_hosts(3);
+    let entities: Vec<String> = (0..10).map(|i| format!("web-{i:02}")).collect();
+    let now = unix_now();
+    let mut children = Vec::new();
+    for round in 0..2 {
+        for (i, entity) in entities.iter().enumerate() {
+            let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now - 5)).unwrap();
+            ev["client"]["name"] = entity.as_str().into();
+            children.push(spawn(&hosts[(i + round) % 3], &redis, &["--api-url", &fake.url, "--timeout", "5s"], ev.to_string().as_bytes()));
+        }
+    }
+    wait_until("three creates in flight", Duration::from_secs(30), || (fake.calls().len() >= 3).then_some(()), String::new);
+    redis.kill();
+    for (code, stderr) in wait_all(children) {
+        assert!(matches!(code, Some(0 | 75)), "delivered (0) or spooled (75), got {code:?}: {stderr}");
+    }
+    for h in &hosts {
+        let (code, stderr) = flush_on(h, &redis, &["--api-url", &fake.url]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(h.spooled("reactio").is_empty(), "{stderr}");
+    }
+    let incidents = fake.incidents();
+    let per_entity: Vec<(String, usize)> = entities
+        .iter()
+        .map(|e| (e.clone(), incidents.iter().filter(|i| i["name"].as_str().is_some_and(|n| n.starts_with(&format!("{e}/")))).count()))
+        .collect();
+    for (e, n) in &per_entity {
+        // Without the ledger each host opens its own (a duplicate is better than silence).
+        assert!((1..=2).contains(n), "{e}: an incident per event at most: {per_entity:?}");
+    }
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_reactio_create_whose_answer_was_lost_is_found_by_the_flush_and_its_recovery_resolves_it_elsewhere() {
+    let Some(redis) = RedisServer::start() else { return };
+    // Reactio opens the incident (and broadcasts) at once, and answers after 4 s: past host A's
+    // deadline. Sent again blindly, it would open a second incident and broadcast again.
+    let fake = FakeReactio::start(&[reactio::Script::Late(4000)]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let (code, stderr) =
+        run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(fake.incidents().len(), 1);
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("acted on it after all"), "{stderr}");
+    assert_eq!(fake.incidents().len(), 1, "not opened twice: {stderr}");
+    assert_eq!(fake.calls().iter().filter(|c| c.path == "/api/v1/incidents").count(), 1, "one create: {stderr}");
+    // Its recovery on host B resolves it by the id the flush stored.
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    let messages = fake.accepted("/api/v1/messages");
+    assert_eq!(messages.len(), 1, "{stderr}");
+    assert_eq!(messages[0]["incident_id"], reactio::FIRST_ID);
+    fake.assert_no_violations();
+}

@@ -30,7 +30,7 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Method, Request, Response, classify_status_with, fmt_ms};
 use common::outcome::Outcome;
-use common::pipeline::{Ctx, Done, Job, Provider};
+use common::pipeline::{Ctx, Done, Found, Job, Provider};
 use common::template::{Template, says_nothing, truncate_chars};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
@@ -146,6 +146,11 @@ pub const LIST_PER_PAGE: usize = 100;
 /// Pages of `GET /api/v1/incidents` read at most when a recovery looks for its open incident
 /// by name: 10 (1000 open incidents).
 pub const MAX_LIST_PAGES: usize = 10;
+
+/// Margin for the clocks of this host and Reactio when telling whether an incident was created
+/// since its create was sent, in seconds: 60 (an incident named alike that is older is an
+/// earlier one, which a new failure must not be taken for).
+pub const CLOCK_MARGIN: u64 = 60;
 
 /// One Reactio request as the spool keeps it: which call, and its body without the API key
 /// and base URL (taken from the settings when the request is built).
@@ -421,6 +426,50 @@ impl Provider for Reactio {
             }
             Call::Close { incident_id } => self.request(&format!("/api/v1/incidents/{incident_id}/status"), json!({"status": "close"})),
         })
+    }
+
+    /// A create of unknown fate (sent, no answer in time: Reactio may have opened the incident
+    /// and broadcast) is looked for before it is sent again, so that a slow Reactio does not
+    /// get two incidents, and everyone two broadcasts: the open incidents created since it was
+    /// sent, `GET /api/v1/incidents?status=open&from=…&per_page=100` (spec "Other calls").
+    fn lookup(&self, call: &Call, since: u64) -> Option<Request> {
+        let Call::Create { .. } = call else { return None };
+        let from = since.saturating_sub(CLOCK_MARGIN);
+        let mut req = self.request(&format!("/api/v1/incidents?status=open&from={from}&page=1&per_page={LIST_PER_PAGE}"), Value::Null);
+        req.method = Method::Get;
+        req.body = common::http::Body::Empty;
+        Some(req)
+    }
+
+    /// The incident the lost create opened: an open one of exactly its name, created since it
+    /// was sent (less [`CLOCK_MARGIN`]), that is not the incident the record already knows.
+    /// An answer that is not a list, or a full page (more may follow), cannot tell.
+    fn found(&self, call: &Call, pages: &[Response], since: u64, known: &Map<String, Value>, _attempt: &str) -> Found {
+        let Call::Create { body } = call else { return Found::No };
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+        let known_id = known.get(INCIDENT_ID).and_then(incident_id_of);
+        let mut found = None;
+        for page in pages {
+            let Some(items) = serde_json::from_str::<Value>(&page.body).ok().and_then(|v| v.as_array().cloned()) else {
+                return Found::CannotTell(format!("GET /api/v1/incidents answered HTTP {} without a list", page.status));
+            };
+            let ours = items
+                .iter()
+                .filter(|i| i.get("name").and_then(Value::as_str) == Some(name))
+                .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s != "close"))
+                .filter(|i| i.get("created_at").and_then(Value::as_u64).is_some_and(|t| t + CLOCK_MARGIN >= since))
+                .filter_map(|i| i.get("id").and_then(incident_id_of))
+                .filter(|id| Some(*id) != known_id)
+                .max();
+            found = found.max(ours);
+            if found.is_none() && items.len() >= LIST_PER_PAGE {
+                return Found::CannotTell(format!("more than {LIST_PER_PAGE} open incidents created since then"));
+            }
+        }
+        match found {
+            Some(id) => Found::Yes(id_refs(id)),
+            None => Found::No,
+        }
     }
 
     /// A create delivered from the spool brings the incident id that later requests need.

@@ -16,7 +16,7 @@
 //!   a blank `message` counts as missing);
 //! - `POST /api/v1/incidents/{id}/status` `{"status": …}` (undocumented) → 201 incident;
 //! - `GET /api/v1/incidents?from=&to=&status=&page=&per_page=` → 200, a JSON array of the
-//!   incidents (filtered by `status` when given), one page of them (`per_page`, default
+//!   incidents (filtered by `status`, and by `from`/`to` on `created_at`, when given), one page of them (`per_page`, default
 //!   [`DEFAULT_PER_PAGE`]; unknown query parameters are violations);
 //! - a bad body → 400 `{"errors":[{"field","code"}],"type":"validation_error",
 //!   "message":"validation error"}`. The codes other than `missing_field` are not published;
@@ -228,7 +228,10 @@ pub fn check(r: &Received, key: &str, known: &dyn Fn(u64) -> bool) -> Result<Map
 }
 
 /// The incident object Reactio answers with, for a valid create body.
+/// An incident object (`created_incident.yml`), created now (`created_at`, Unix seconds: what a
+/// client looking for the incident its lost create opened goes by).
 fn incident(id: u64, body: &Map<String, Value>, notification_id: u64) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let field = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
     let topics: Vec<Value> = body
         .get("topics")
@@ -253,7 +256,7 @@ fn incident(id: u64, body: &Map<String, Value>, notification_id: u64) -> Value {
         "detection": field("detection"), "cause": field("cause"), "cause_supplement": field("cause_supplement"),
         "point": field("point"), "scale": field("scale"), "pend_text": field("pend_text"), "close_text": field("close_text"),
         "closed_by": null, "closed_at": null, "pended_by": null, "pended_at": null,
-        "created_by": 0, "created_at": CREATED_AT, "updated_by": 0, "updated_at": CREATED_AT,
+        "created_by": 0, "created_at": now, "updated_by": 0, "updated_at": now,
         "topics": topics, "notifications": notifications,
     })
 }
@@ -332,23 +335,33 @@ impl FakeReactio {
 /// not page through the list is caught.
 pub const DEFAULT_PER_PAGE: usize = 20;
 
-/// `GET /api/v1/incidents?…`: the incidents, filtered by `status`, in creation order, page
+/// `GET /api/v1/incidents?…`: the incidents, filtered by `status` and by `from`/`to` (Unix
+/// seconds, on `created_at`: the spec names them, not what they filter; the fake's reading), in creation order, page
 /// `page` (from 1, default 1) of `per_page` (default [`DEFAULT_PER_PAGE`]); a page past the end
 /// is an empty array. `Err` names a query the spec does not have.
 fn list(inner: &Inner, query: &str) -> Result<Value, String> {
     let mut status = None;
+    let (mut from, mut to) = (0u64, u64::MAX);
     let (mut page, mut per_page) = (1usize, DEFAULT_PER_PAGE);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         let number = v.parse::<usize>().ok().filter(|_| v.chars().all(|c| c.is_ascii_digit()));
         match (k.as_ref(), number) {
             ("status", _) if ["open", "pend", "close"].contains(&v.as_ref()) => status = Some(v.into_owned()),
-            ("from" | "to", Some(_)) => {}
+            ("from", Some(n)) => from = n as u64,
+            ("to", Some(n)) => to = n as u64,
             ("page", Some(n)) if n >= 1 => page = n,
             ("per_page", Some(n)) if n >= 1 => per_page = n,
             _ => return Err(format!("GET /api/v1/incidents: query {k}={v} is not in the spec")),
         }
     }
-    let all: Vec<Value> = inner.incidents.iter().filter(|i| status.as_deref().is_none_or(|s| i["status"] == s)).cloned().collect();
+    let created = |i: &Value| i["created_at"].as_u64().unwrap_or(0);
+    let all: Vec<Value> = inner
+        .incidents
+        .iter()
+        .filter(|i| status.as_deref().is_none_or(|s| i["status"] == s))
+        .filter(|i| (from..=to).contains(&created(i)))
+        .cloned()
+        .collect();
     let page = all.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page).collect();
     Ok(Value::Array(page))
 }
