@@ -821,3 +821,26 @@ fn a_reactio_create_whose_answer_was_lost_is_found_by_the_flush_and_its_recovery
     assert_eq!(messages[0]["incident_id"], reactio::FIRST_ID);
     fake.assert_no_violations();
 }
+#[test]
+fn the_next_failure_after_a_recovery_on_other_hosts_opens_the_days_next_war_room() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    let hosts = slack_hosts(3, json!({}));
+    let api = fake.api_url();
+    let args = ["--api-url", api.as_str()];
+    let now = unix_now();
+    for (host, fixture, age) in [(0, "sensu/create.json", 30), (1, "sensu/resolve.json", 20), (2, "sensu/create.json", 10)] {
+        let (code, stderr) = run_on(&hosts[host], &redis, &args, &fixture_at(fixture, now - age));
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    // The day's name is the first room's: the third host asks for -2 straight away (the
+    // shared record names the room), and the second incident's record is its own.
+    let created = fake.created();
+    assert_eq!(created.len(), 2, "{:?}", slack::summary(&fake.calls()));
+    assert_eq!(created[1].name, format!("{}-2", created[0].name));
+    assert_eq!(fake.calls_to("conversations.create").len(), 2, "no name_taken on the way");
+    let record = shared_record(&redis, "slack");
+    assert_eq!(record["refs"]["channel_id"], created[1].id.as_str(), "{record}");
+    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)), "{record}");
+    fake.assert_no_violations();
+}
