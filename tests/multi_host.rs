@@ -844,3 +844,69 @@ fn the_next_failure_after_a_recovery_on_other_hosts_opens_the_days_next_war_room
     assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)), "{record}");
     fake.assert_no_violations();
 }
+
+/// A Sensu 1.x `fixture` for `entity` whose check ran at `executed`.
+fn event_at(fixture: &str, entity: &str, executed: i64) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&fixture_at(fixture, executed)).expect("fixture JSON");
+    ev["client"]["name"] = entity.into();
+    ev.to_string().into_bytes()
+}
+
+#[test]
+fn a_failure_and_its_recovery_racing_on_two_hosts_leave_no_war_room_open() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    let hosts = slack_hosts(2, json!({}));
+    let api = fake.api_url();
+    let now = unix_now();
+    // Ten incidents, each failure (20 s ago) on host A and its recovery (10 s ago) on host B
+    // started together: whichever reaches the ledger first, the recovery is the last word.
+    let entities: Vec<String> = (0..10).map(|i| format!("db-{i:02}")).collect();
+    let mut children = Vec::new();
+    for e in &entities {
+        children.push(spawn(&hosts[0], &redis, &["--api-url", &api], &event_at("sensu/create.json", e, now - 20)));
+        children.push(spawn(&hosts[1], &redis, &["--api-url", &api], &event_at("sensu/resolve.json", e, now - 10)));
+    }
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    for e in &entities {
+        for room in fake.created().iter().filter(|r| r.name.contains(&format!("-{e}-"))) {
+            let roots = room.roots();
+            assert_eq!(roots.len(), 1, "{e}: {:?}", slack::summary(&fake.calls()));
+            let replies = room.replies(&roots[0].ts);
+            assert!(replies.iter().any(|r| r.text.contains("RECOVERED")), "{e}: a war room left open");
+        }
+        let rec = redis.cli(&["GET", &format!("pagerpipe:slack:rec:{e}/check_disk")]).unwrap();
+        let rec: Value = serde_json::from_str(rec.trim()).unwrap_or(Value::Null);
+        assert_ne!(rec["open"], true, "{e}: {rec}");
+    }
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_failure_and_its_recovery_racing_on_two_hosts_leave_no_reactio_incident_unresolved() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let entities: Vec<String> = (0..10).map(|i| format!("db-{i:02}")).collect();
+    let mut children = Vec::new();
+    for e in &entities {
+        children.push(spawn(&hosts[0], &redis, &["--api-url", &fake.url], &event_at("sensu/create.json", e, now - 20)));
+        children.push(spawn(&hosts[1], &redis, &["--api-url", &fake.url], &event_at("sensu/resolve.json", e, now - 10)));
+    }
+    for (code, stderr) in wait_all(children) {
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let resolved: Vec<Value> = fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect();
+    for incident in fake.incidents() {
+        assert!(resolved.contains(&incident["id"]), "{} left without its recovery: {:?}", incident["name"], fake.calls());
+    }
+    for e in &entities {
+        let rec = redis.cli(&["GET", &format!("pagerpipe:reactio:rec:{e}/check_disk")]).unwrap();
+        let rec: Value = serde_json::from_str(rec.trim()).unwrap_or(Value::Null);
+        assert_ne!(rec["open"], true, "{e}: {rec}");
+    }
+    fake.assert_no_violations();
+}
