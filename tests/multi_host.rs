@@ -293,6 +293,100 @@ fn twilio_call_caps_hold_across_hosts() {
     assert_eq!(caps["calls"][one], json!([now, now, now]), "no update lost: {caps}");
 }
 
+/// `n` handler-twilio hosts in sequential mode over three people: status checks every 20 ms,
+/// `ring_timeout` 1 s (so that a `--timeout` of 16 s is enough for an event), no call caps.
+fn sequential_twilio_hosts(n: usize) -> Vec<Sandbox> {
+    (0..n)
+        .map(|_| {
+            let sb = Sandbox::new(TWILIO);
+            sb.config(
+                "twilio.json",
+                &json!({"twilio": {
+                    "account_sid": crate::fake::twilio::ACCOUNT_SID, "auth_token": crate::fake::twilio::AUTH_TOKEN,
+                    "from": "+14155550100", "recipients": ["+14155550101", "+14155550102", "+14155550103"],
+                    "mode": "sequential", "poll_interval": "20ms", "ring_timeout": 1, "call_caps": {}}}),
+            );
+            sb
+        })
+        .collect()
+}
+
+/// The Redis key of handler-twilio's hold of [`KEY`].
+const TWILIO_HOLD: &str = "pagerpipe:twilio:hold:web-01/check_disk";
+
+/// Start a sequential run of the failure on `host` (lease 600 ms, `--timeout 60s`) and wait
+/// until its first call rings and is being followed.
+fn start_ringing_run(host: &Sandbox, redis: &RedisServer, fake: &FakeTwilio) -> Child {
+    let mut cmd = host.command(&["--api-url", &fake.url, "--timeout", "60s", "--state-store", &redis.url]);
+    cmd.env(common::state::redis::LEASE_ENV, "600");
+    let run = start(cmd, &read_fixture("sensu/create.json"));
+    fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    run
+}
+
+/// Redis restarts (no persistence: the hold's lease and the record are gone) while host A's
+/// sequential run has its first call ringing. A connects again and takes its hold again, so
+/// the same failure on host B waits for it and queues (exit 75) instead of calling the same
+/// people alongside; a resolve on B after that still reaches A through the record: A cancels
+/// the ringing call and places no further one.
+#[test]
+fn a_sequential_run_keeps_its_incident_across_a_redis_restart_and_a_resolve_on_another_host_stops_it() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[crate::fake::twilio::Outcome::Ringing]);
+    let hosts = sequential_twilio_hosts(2);
+    let a = start_ringing_run(&hosts[0], &redis, &fake);
+    let token = redis.cli(&["GET", TWILIO_HOLD]).expect("A holds the incident");
+    redis.restart();
+    wait_until(
+        "A to hold its incident again in the restarted Redis",
+        Duration::from_secs(20),
+        || (redis.cli(&["GET", TWILIO_HOLD]).ok()? == token).then_some(()),
+        || format!("calls: {:?}", fake.calls()),
+    );
+    let args = ["--api-url", fake.url.as_str(), "--timeout", "16s"];
+    let (code, stderr) = run_on(&hosts[1], &redis, &args, &read_fixture("sensu/create.json"));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(stderr.contains("another invocation is delivering for this incident"), "{stderr}");
+    assert_eq!(fake.calls().len(), 1, "B started a second run: {stderr}");
+    let (code, resolved) = run_on(&hosts[1], &redis, &args, &read_fixture("sensu/resolve.json"));
+    let (a_code, a_stderr) = wait_all(vec![a]).remove(0);
+    assert_eq!(a_code, Some(0), "{a_stderr}");
+    assert!(a_stderr.contains(&format!("stopped: {KEY} was resolved meanwhile")), "{a_stderr}");
+    assert!(a_stderr.contains("connected again") && !a_stderr.contains(&redis.password), "{a_stderr}");
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "a call after the resolve: {a_stderr}\n{resolved}");
+    assert!(calls[0].canceled, "the ringing call was cancelled: {calls:?}");
+    assert_eq!(code, Some(0), "{resolved}");
+    fake.assert_no_violations();
+}
+
+/// Redis restarts while host A's sequential run has its first call ringing, and another host
+/// takes the incident before A is back (its lease key set by hand stands for it): A's hold is
+/// lost, so A cancels the ringing call, places no further one, says why in one line and exits
+/// 75 — never two runs calling the same people at once; the holder pages.
+#[test]
+fn a_sequential_run_whose_hold_another_host_took_during_a_redis_restart_stops_calling() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[crate::fake::twilio::Outcome::Ringing]);
+    let hosts = sequential_twilio_hosts(1);
+    let a = start_ringing_run(&hosts[0], &redis, &fake);
+    redis.restart();
+    redis.cli(&["SET", TWILIO_HOLD, "another-host", "PX", "60000"]).unwrap();
+    let (code, stderr) = wait_all(vec![a]).remove(0);
+    assert_eq!(code, Some(75), "{stderr}");
+    let lost: Vec<&str> = stderr.lines().filter(|l| l.contains(&format!("the hold {TWILIO_HOLD}")) && l.contains("was lost")).collect();
+    assert_eq!(lost.len(), 1, "{stderr}");
+    assert!(lost[0].contains("places no further call"), "{stderr}");
+    assert!(!stderr.contains(&redis.password), "{stderr}");
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "{stderr}");
+    assert!(calls[0].canceled, "the ringing call was cancelled: {calls:?}");
+    assert_eq!(redis.cli(&["GET", TWILIO_HOLD]).unwrap().trim(), "another-host", "the other host's hold is left");
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_recovery_waiting_for_a_trigger_in_flight_is_not_sent_ahead_of_it_when_redis_dies() {
     let Some(mut redis) = RedisServer::start() else { return };

@@ -131,6 +131,12 @@ pub(crate) enum Ended {
     /// Not over: the deadline ran out (a call may still ring), or Twilio could not be reached
     /// (`unreachable`: refused connections, 5xx on every try, no answer in time). The notes in
     /// the record say where to carry on.
+    /// This run's hold of the incident was lost to another invocation ([`Ctx::hold_lost`]:
+    /// its lease lapsed while the shared store was away, and another invocation took the
+    /// incident): it placed no further call and cancelled a call still ringing, so that nobody
+    /// is called by two runs at once; the invocation holding the incident now pages (carrying
+    /// on from the notes in the record, where they survived).
+    HandedOver(String),
     Unfinished {
         /// What stopped it, for the log line.
         reason: String,
@@ -220,6 +226,8 @@ enum Followed {
     Answered(CallState),
     NotAnswered(CallState),
     Stopped(CallState, Stop),
+    /// The run's hold was lost to another invocation (why).
+    HandedOver(CallState, String),
     OutOfTime(CallState),
     /// The call's status could not be learned (the reason).
     Lost(String),
@@ -363,7 +371,7 @@ impl Twilio {
         match self.sequential(ctx, &run, order) {
             Ended::Over(outcome) => outcome,
             Ended::Stopped(done) => Outcome::Delivered(done),
-            Ended::Nobody(why) => Outcome::Retry(Retry::not_sent(why)),
+            Ended::Nobody(why) | Ended::HandedOver(why) => Outcome::Retry(Retry::not_sent(why)),
             Ended::Unfinished { reason, .. } => self.spool_run(ctx, page, &format!("{reason}; the rest of the run waits")),
         }
     }
@@ -402,7 +410,7 @@ impl Twilio {
             Ended::Stopped(done) => Resumed::Superseded(format!("superseded {}", done.detail)),
             Ended::Nobody(why) => Resumed::Ended(format!("{why}; the run is over, and the next event for the incident pages again")),
             Ended::Unfinished { reason, unreachable: true } => Resumed::Failed(Outcome::Retry(Retry::not_sent(reason))),
-            Ended::Unfinished { reason, unreachable: false } => Resumed::Unfinished(reason),
+            Ended::Unfinished { reason, unreachable: false } | Ended::HandedOver(reason) => Resumed::Unfinished(reason),
         }
     }
 
@@ -432,6 +440,9 @@ impl Twilio {
             for r in order.iter().skip(skip) {
                 if let Some(stop) = ctx.stop_requested(run.event_time) {
                     return Ended::Stopped(self.stopped(key, stop, &p));
+                }
+                if let Some(why) = ctx.hold_lost() {
+                    return self.handed_over(why, &p);
                 }
                 if ctx.deadline.remaining() <= self.room_to_call(run) {
                     return self.out_of_time(ctx, &p, None);
@@ -695,6 +706,14 @@ impl Twilio {
                 }
                 Some(Ended::Stopped(self.stopped(run.key, stop, p)))
             }
+            // Cancelled: the invocation holding the incident now may call the same person
+            // (a restarted Redis lost the notes of this call).
+            Followed::HandedOver(st, why) => {
+                if matches!(st.status.as_str(), "queued" | "ringing") {
+                    self.cancel(ctx, sid, r);
+                }
+                Some(self.handed_over(why, p))
+            }
             Followed::OutOfTime(st) => Some(self.out_of_time(ctx, p, Some((r, st)))),
             Followed::Lost(reason) => {
                 ctx.log.error(format!("cannot follow call {n} to {} ({reason}); calling the next", r.label()));
@@ -722,6 +741,9 @@ impl Twilio {
         while common::clock::now_unix() < until {
             if let Some(stop) = ctx.stop_requested(run.event_time) {
                 return Some(Ended::Stopped(self.stopped(run.key, stop, p)));
+            }
+            if let Some(why) = ctx.hold_lost() {
+                return Some(self.handed_over(why, p));
             }
             if ctx.deadline.remaining() <= self.room_to_call(run) {
                 return Some(self.out_of_time(ctx, p, None));
@@ -894,6 +916,9 @@ impl Twilio {
             if let Some(stop) = ctx.stop_requested(event_time) {
                 return Followed::Stopped(last, stop);
             }
+            if let Some(why) = ctx.hold_lost() {
+                return Followed::HandedOver(last, why);
+            }
             match self.fetch(ctx, sid, r) {
                 Ok(st) => {
                     failures = 0;
@@ -976,6 +1001,17 @@ impl Twilio {
         };
         let detail = format!("(stopped: {key} was {by} meanwhile; {}{})", p.calls_text(), p.outcomes_text());
         Done { detail, refs: p.refs() }
+    }
+
+    /// The run's hold was lost to another invocation (`why`, [`Ctx::hold_lost`]) after the
+    /// calls of `p`: it ends here, and its notes stay in the record for the new holder.
+    fn handed_over(&self, why: String, p: &Progress) -> Ended {
+        Ended::HandedOver(format!(
+            "{why}; this run places no further call and cancels one still ringing (after {}{}), so that nobody is called by \
+             two runs at once: the invocation holding the incident pages, carrying on from the calls noted in its record",
+            p.calls_text(),
+            p.outcomes_text()
+        ))
     }
 
     fn out_of_time(&self, ctx: &Ctx<'_, Twilio>, p: &Progress, ringing: Option<(&Recipient, CallState)>) -> Ended {

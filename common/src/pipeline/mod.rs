@@ -263,15 +263,34 @@ impl<P: Provider> Ctx<'_, P> {
 
     /// Whether a resolve or acknowledge asked this delivery to stop (a long run calling one
     /// person after another, on any host sharing the store): the request, when one was made.
+    /// When the store's connection broke (Redis restarted), it connects again first
+    /// ([`Store::reconnect`], at most once per renewal period): a resolve on another host still
+    /// stops the run. Notices the store gathered meanwhile (its hold renewed or taken again
+    /// after a new connection) are logged as warnings.
     pub fn stop_requested(&self, event_time: u64) -> Option<Stop> {
         let store = self.store?;
-        match state::get(store, self.incident_key) {
+        let read = state::get(store, self.incident_key).or_else(|e| match store.reconnect() {
+            Ok(true) => state::get(store, self.incident_key),
+            Ok(false) => Err(e),
+            Err(again) => Err(anyhow::anyhow!("{e:#}; {again:#}")),
+        });
+        for n in store.take_notices() {
+            self.log.warn(n);
+        }
+        match read {
             Ok(record) => state::stop_requested(record.as_ref(), event_time),
             Err(e) => {
                 self.log.warn(format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key));
                 None
             }
         }
+    }
+
+    /// Why this delivery's hold of its incident was lost to another invocation, if it was
+    /// ([`Store::hold_lost`]: its lease lapsed while the shared store was away, and another
+    /// invocation took the incident): a long run must then place nothing more. No round trip.
+    pub fn hold_lost(&self) -> Option<String> {
+        self.store?.hold_lost(self.incident_key)
     }
 
     /// Send a read-only request (a lookup, never spooled) within the deadline, classified by

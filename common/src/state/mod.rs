@@ -213,12 +213,24 @@ pub trait Store {
 
     /// Connect again when the store lost its connection since it was opened (Redis restarted,
     /// a proxy or a firewall cut it), so that a write that failed with it may be tried once
-    /// more: `Ok(true)`. `Ok(false)`: nothing to connect again (the store failed otherwise, or
-    /// not at all; a file store). Default: `Ok(false)`.
+    /// more: `Ok(true)` (also when the store's own renewal thread connected again since).
+    /// `Ok(false)`: nothing to connect again (the store failed otherwise, or not at all; a file
+    /// store). Default: `Ok(false)`.
     ///
     /// Errors: the new connection cannot be made (Redis is still unreachable).
     fn reconnect(&self) -> anyhow::Result<bool> {
         Ok(false)
+    }
+
+    /// Why this invocation's hold of `key` was lost, if it was: its lease lapsed (a shared
+    /// store restarted or could not be reached for longer than a lease, or this process was
+    /// stalled) and another invocation holds the incident now, so that this holder must not go
+    /// on as if it alone delivered for the incident (a Twilio run places no further call). No
+    /// round trip: the store's renewals found it. Default: `None` (a file store's lock cannot
+    /// be lost while its holder lives).
+    fn hold_lost(&self, key: &str) -> Option<String> {
+        let _ = key;
+        None
     }
 
     /// The keys of every record, in no particular order (for `--list`).

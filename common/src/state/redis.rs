@@ -18,7 +18,8 @@
 //! - `pagerpipe:<handler>:hold:<key>`: the incident's [`Hold`], a lease: `SET … NX PX <lease>`
 //!   with a token of the holder's own (host, PID, time), renewed every lease/3 by a thread of the
 //!   holder's process while the hold lives (a Lua script extends it only if the token is still
-//!   the holder's) and deleted on drop (again only if the token is the holder's); where Redis
+//!   the holder's; gone, it is taken again with the same token unless another holder has it)
+//!   and deleted on drop (again only if the token is the holder's); where Redis
 //!   refuses scripts (an ACL without `+eval`), a `WATCH` transaction does each instead, so that
 //!   a released incident is free at once there too. A holder killed
 //!   with `kill -9`, or cut off from Redis, stops renewing: the incident is free again within
@@ -58,9 +59,22 @@
 //! handler at most about three budgets of its deadline: connecting, and one stalled pipeline,
 //! whose every answer is waited for (two: the storm path's read, or the hold with its read).
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
-//! A connection that broke (reset or closed: Redis restarted) is made again once, where the
-//! pipeline asks for it ([`Store::reconnect`]: to record what the service accepted), within
-//! one more budget.
+//! A connection that broke (reset or closed: Redis restarted) is made again, within one more
+//! budget: where the pipeline asks for it ([`Store::reconnect`]: to record what the service
+//! accepted, or to read whether a long delivery must stop), and by the renewal thread while a
+//! hold lives; an attempt that failed is not repeated within a renewal period (lease/3), and a
+//! store that failed otherwise (no answer within the budget, its settings refused) is not
+//! connected to again.
+//!
+//! **Holds across a restart.** Redis without persistence loses the leases when it restarts,
+//! and a proxy or firewall that cuts the connection stops the renewals: either way a long
+//! delivery (a Twilio run calling one person after another) would lose its incident to the
+//! next host's event. The new connection keeps every live hold: renewed
+//! when the lease is still there; taken again with the same token (`SET NX PX`) when it is
+//! not (the restarted Redis lost it, or it lapsed while Redis was away) and nobody else took
+//! it; found lost when another holder has it, which [`Store::hold_lost`] tells the holder (a
+//! Twilio run then places no further call). A notice says which, in one line. A normal
+//! renewal costs what it did (one round trip); a lease found gone costs one more.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -164,6 +178,12 @@ struct Shared {
     /// first command refused: authentication, database): later calls fail at once, until
     /// [`Store::reconnect`] replaces a connection that broke.
     down: Mutex<Option<Down>>,
+    /// What makes a new connection ([`Shared::reconnect`]); held while one is made, so that
+    /// the renewal thread and the holder do not both make one. `Some`: the last attempt failed
+    /// (when, and why): it is not made again within a renewal period, which answers with why.
+    attempt: Mutex<Option<(Instant, String)>>,
+    /// Whether a new connection replaced the first one in this invocation.
+    connected_again: std::sync::atomic::AtomicBool,
     /// What makes a new connection ([`Store::reconnect`]).
     client: redis::Client,
     /// `AUTH` / `SELECT` (maybe none), sent again ahead of a new connection's first command.
@@ -552,6 +572,8 @@ impl RedisStore {
                 conn: Mutex::new(Conn { redis: conn, unread: 0 }),
                 setup: Mutex::new(Some(setup)),
                 down: Mutex::new(None),
+                attempt: Mutex::new(None),
+                connected_again: std::sync::atomic::AtomicBool::new(false),
                 client,
                 auth,
                 describe,
@@ -860,7 +882,11 @@ impl Drop for RedisHold {
         // thread competing for the CPU with Redis and the service, per delivery): it ends at
         // its next renewal time when no hold is left, or with the process. A renewal it sends
         // after the release below finds the token gone and changes nothing.
-        self.shared.renewals().holds.retain(|(k, t)| (k, t) != (&self.key, &self.token));
+        {
+            let mut renewals = self.shared.renewals();
+            renewals.holds.retain(|(k, t)| (k, t) != (&self.key, &self.token));
+            renewals.lost.retain(|(k, t, _)| (k, t) != (&self.key, &self.token));
+        }
         // Delete the lease only if it is still ours (it may have expired and been taken by
         // another holder if this process was stopped for longer than the lease). Where a
         // script ran before, its answer is not waited for: a delivery's last round trip
@@ -881,8 +907,26 @@ impl Drop for RedisHold {
 struct Renewals {
     /// `(hold key, token)` of every live hold.
     holds: Vec<(String, String)>,
+    /// `(hold key, token, why)` of every hold lost to another holder ([`Store::hold_lost`]):
+    /// no longer renewed, until its holder drops it.
+    lost: Vec<(String, String, String)>,
     /// Whether the renewal thread runs.
     running: bool,
+    /// Whether the renewal thread told that Redis cannot be connected to again (once per
+    /// outage, not at every renewal).
+    outage_told: bool,
+}
+
+/// What became of a hold at its renewal ([`Shared::keep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Still this holder's: extended by a lease.
+    Renewed,
+    /// Its lease had lapsed (Redis restarted and lost it, or this process stalled) and nobody
+    /// had taken it: taken again with the same token (`SET NX PX`).
+    TakenAgain,
+    /// Another holder has it now.
+    Lost,
 }
 
 impl Shared {
@@ -908,11 +952,133 @@ impl Shared {
         }
         Ok(())
     }
+
+    /// Extend the lease `hkey` of `token` by `lease`; when it is no longer there (it lapsed,
+    /// or a restarted Redis lost it), take it again with the same token, unless another holder
+    /// has it. One round trip when it is renewed, two otherwise.
+    ///
+    /// Errors: Redis failed.
+    fn keep(&self, hkey: &str, token: &str, lease: Duration) -> anyhow::Result<Kept> {
+        let ms = lease.as_millis() as u64;
+        if self.if_held("renew a hold", hkey, token, HoldOp::Renew(ms))? {
+            return Ok(Kept::Renewed);
+        }
+        let (taken,): (Option<String>,) =
+            self.run("take a hold again", |c, setup| first(setup).cmd("SET").arg(hkey).arg(token).arg("NX").arg("PX").arg(ms).query(c))?;
+        Ok(if taken.is_some() { Kept::TakenAgain } else { Kept::Lost })
+    }
+
+    /// Act on what [`Shared::keep`] found for the hold `hkey` of `token`: a lost hold leaves
+    /// the renewals for [`Shared::lost`] (whose holder tells it: [`Store::hold_lost`]); one
+    /// taken again after its holder released it meanwhile is released again; a failure ends
+    /// its renewals. Returns what happened, for a notice, when it is news (`None` for a
+    /// plain renewal and a lost hold).
+    fn settle(&self, hkey: &str, token: &str, kept: anyhow::Result<Kept>, lease: Duration) -> Option<String> {
+        let mut renewals = self.renewals();
+        let live = renewals.holds.iter().any(|(k, t)| k == hkey && t == token);
+        let leave = |renewals: &mut Renewals| renewals.holds.retain(|(k, t)| !(k == hkey && t == token));
+        match kept {
+            Ok(Kept::Renewed) => None,
+            Ok(Kept::TakenAgain) if !live => {
+                drop(renewals);
+                let _ = self.if_held("release a hold", hkey, token, HoldOp::Release);
+                None
+            }
+            Ok(Kept::TakenAgain) => Some(format!("took the hold {hkey} again (its lease had lapsed; nobody else had taken it)")),
+            Ok(Kept::Lost) => {
+                leave(&mut renewals);
+                let why = format!(
+                    "the hold {hkey} in {} was lost: its lease lapsed (Redis restarted or could not be reached, or this process \
+                     stalled) and another invocation holds the incident now",
+                    self.describe
+                );
+                if live {
+                    renewals.lost.push((hkey.to_string(), token.to_string(), why));
+                }
+                // Told by the holder, which knows what it stops doing.
+                None
+            }
+            Err(e) => {
+                leave(&mut renewals);
+                live.then(|| format!("{e:#}; the hold {hkey} expires within {}", humanize(lease)))
+            }
+        }
+    }
+
+    /// Whether the store is down because its connection broke ([`Fault::Broken`]): the one
+    /// failure a new connection may mend.
+    fn broken(&self) -> bool {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|d| d.fault == Fault::Broken)
+    }
+
+    /// A new connection when the old one broke ([`Fault::Broken`]: reset or closed, Redis
+    /// restarted), within the budget; then every live hold is kept ([`Shared::keep`]: renewed,
+    /// or taken again with its token where the restarted Redis lost it, or found lost to
+    /// another holder), and a notice says so in one line. `Ok(true)`: a new connection is in
+    /// place (made now, or by the other thread since). `Ok(false)`: the store failed otherwise
+    /// (no answer in time, settings) or not at all. An attempt that failed is not made again
+    /// within `lease`/3 (a renewal period): the holder's status checks and the renewal thread
+    /// cost at most one budget per period while Redis stays away.
+    ///
+    /// Errors: the new connection cannot be made (Redis still restarting, or gone).
+    fn reconnect(&self, lease: Duration) -> anyhow::Result<bool> {
+        let mut attempt = self.attempt.lock().unwrap_or_else(PoisonError::into_inner);
+        let broke = match self.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            Some(down) if down.fault == Fault::Broken => down.reason.clone(),
+            Some(_) => return Ok(false),
+            None => return Ok(self.connected_again.load(std::sync::atomic::Ordering::Relaxed)),
+        };
+        if let Some((at, why)) = attempt.as_ref()
+            && at.elapsed() < lease / 3
+        {
+            return Err(anyhow::anyhow!("{why}"));
+        }
+        let fail = |e: redis::RedisError| {
+            mask(&format!("cannot connect to the state store {} again: {}", self.describe, why(&e, self.budget)), &self.secrets)
+        };
+        let made = self.client.get_connection_with_timeout(self.budget).and_then(|redis| {
+            redis.set_read_timeout(Some(self.budget))?;
+            redis.set_write_timeout(Some(self.budget))?;
+            Ok(redis)
+        });
+        let redis = match made {
+            Ok(redis) => redis,
+            Err(e) => {
+                let text = fail(e);
+                *attempt = Some((Instant::now(), text.clone()));
+                return Err(anyhow::anyhow!("{text}"));
+            }
+        };
+        *attempt = None;
+        let mut conn = self.lock();
+        *conn = Conn { redis, unread: 0 };
+        self.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
+        *self.setup.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.auth.clone());
+        *self.down.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        drop(conn);
+        self.connected_again.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.renewals().outage_told = false;
+        let holds = self.renewals().holds.clone();
+        let mut said = vec![format!("state store {}: the connection broke ({broke}); connected again", self.describe)];
+        for (hkey, token) in holds {
+            let kept = self.keep(&hkey, &token, lease);
+            said.extend(self.settle(&hkey, &token, kept, lease));
+        }
+        self.notice(said.join("; "));
+        Ok(true)
+    }
+
+    /// Why the hold `hkey` was lost to another holder, if it was ([`Store::hold_lost`]).
+    fn lost(&self, hkey: &str) -> Option<String> {
+        self.renewals().lost.iter().find(|(k, _, _)| k == hkey).map(|(_, _, why)| why.clone())
+    }
 }
 
-/// The renewal thread: every `lease`/3, extend every live hold of the store by `lease`; end
-/// when none is left. A lease found lost (taken over after this process stalled) or a Redis
-/// failure ends that hold's renewals with a notice.
+/// The renewal thread: every `lease`/3, keep every live hold of the store ([`Shared::keep`]);
+/// end when none is left. A connection that broke (Redis restarted, a proxy cut it) is made
+/// again ([`Shared::reconnect`], which keeps every hold again), at most once per period while
+/// Redis stays away; any other failure, or a hold found lost to another holder, ends that
+/// hold's renewals (with a notice; a lost hold is told by [`Store::hold_lost`]).
 fn renew(shared: &Shared, lease: Duration) {
     /// A renewal thread that panics lets the next hold start another.
     struct Unwinding<'a>(&'a Shared);
@@ -924,7 +1090,6 @@ fn renew(shared: &Shared, lease: Duration) {
         }
     }
     let _unwinding = Unwinding(shared);
-    let ms = lease.as_millis() as u64;
     loop {
         std::thread::sleep(lease / 3);
         let holds = {
@@ -936,20 +1101,24 @@ fn renew(shared: &Shared, lease: Duration) {
             renewals.holds.clone()
         };
         for (key, token) in holds {
-            let renewed = shared.if_held("renew a hold", &key, &token, HoldOp::Renew(ms));
-            let gone = |renewals: &mut Renewals| {
-                let before = renewals.holds.len();
-                renewals.holds.retain(|(k, t)| (k, t) != (&key, &token));
-                renewals.holds.len() < before
-            };
-            let why = match renewed {
-                Ok(true) => continue,
-                Ok(false) => format!("the hold {key} in {} was lost (this process was stalled for longer than its lease)", shared.describe),
-                Err(e) => format!("{e:#}; the hold {key} expires within {}", humanize(lease)),
-            };
-            // Released by its holder meanwhile: nothing was lost.
-            if gone(&mut shared.renewals()) {
-                shared.notice(why);
+            let kept = shared.keep(&key, &token, lease);
+            if kept.is_err() && shared.broken() {
+                // Every hold is kept again with the new connection, or none can be.
+                if let Err(e) = shared.reconnect(lease) {
+                    let mut renewals = shared.renewals();
+                    if !std::mem::replace(&mut renewals.outage_told, true) {
+                        drop(renewals);
+                        shared.notice(format!(
+                            "{e:#}; trying again every {} while the hold {key} lives (it lapses within {} unless Redis is back)",
+                            humanize(lease / 3),
+                            humanize(lease)
+                        ));
+                    }
+                }
+                break;
+            }
+            if let Some(said) = shared.settle(&key, &token, kept, lease) {
+                shared.notice(said);
             }
         }
     }
@@ -1109,33 +1278,19 @@ impl Store for RedisStore {
     }
 
     /// A new connection, within the store's budget, when a network failure broke the old one
-    /// (reset or closed by the other end); `AUTH` and `SELECT` go with its first command. The
-    /// holds of this invocation are no longer renewed (their leases were taken on the old connection, and
-    /// a restarted Redis may not have them any more: the lease lapses, or the drop releases it
-    /// if it is still this holder's); the bytes of records last seen are kept, as guesses for
-    /// the compare-and-set, which checks them against what Redis holds now.
+    /// (reset or closed by the other end); `AUTH` and `SELECT` go with its first command.
+    /// The holds of this invocation are kept with it: renewed, or taken again with their
+    /// tokens where a restarted Redis lost them, or found lost to another holder
+    /// ([`Store::hold_lost`]); a notice says which. The bytes of records last seen are kept, as
+    /// guesses for the compare-and-set, which checks them against what Redis holds now.
+    /// `Ok(true)` too when the renewal thread made the new connection since; an attempt that
+    /// failed is not made again within a renewal period (lease/3).
     fn reconnect(&self) -> anyhow::Result<bool> {
-        let shared = &self.shared;
-        if !shared.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|d| d.fault == Fault::Broken) {
-            return Ok(false);
-        }
-        let fail = |e: redis::RedisError| {
-            anyhow::anyhow!(
-                "{}",
-                mask(&format!("cannot connect to the state store {} again: {}", shared.describe, why(&e, shared.budget)), &shared.secrets)
-            )
-        };
-        let redis = shared.client.get_connection_with_timeout(shared.budget).map_err(fail)?;
-        redis.set_read_timeout(Some(shared.budget)).map_err(fail)?;
-        redis.set_write_timeout(Some(shared.budget)).map_err(fail)?;
-        let mut conn = shared.lock();
-        *conn = Conn { redis, unread: 0 };
-        shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner).take();
-        *shared.setup.lock().unwrap_or_else(PoisonError::into_inner) = Some(shared.auth.clone());
-        *shared.down.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        drop(conn);
-        shared.renewals().holds.clear();
-        Ok(true)
+        self.shared.reconnect(self.lease)
+    }
+
+    fn hold_lost(&self, key: &str) -> Option<String> {
+        self.shared.lost(&self.hold_key(key))
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {
