@@ -690,6 +690,29 @@ fn a_spooled_sequential_run_nobody_answers_is_over_moved_to_failed_and_the_next_
     assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO, ONE], "{}", r.stderr);
 }
 
+/// A run that cannot reach Twilio for this machine's configuration (an untrusted certificate)
+/// still exits 78, but is kept, as a broadcast call is: the flush after the fix runs it.
+#[test]
+fn a_sequential_run_refused_for_an_untrusted_certificate_is_kept_and_flushed_once_ca_file_is_fixed() {
+    let fake = FakeTwilio::start(&[]);
+    let pki = crate::fake::tls::Pki::new(&["127.0.0.1"]);
+    let front = crate::fake::tls::TlsFront::start(&fake.url, &pki);
+    let sb = spooled_sequential();
+    let r = sb.run(&["--api-url", &front.url, "--timeout", "16s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("not signed by a trusted CA") && r.stderr.contains("spooled as"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &front.url], b"");
+    assert_eq!(r.code, Some(75), "still untrusted: kept: {r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    let ca = pki.write_ca(sb.dir.path(), "ca.pem");
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &front.url, "--ca-file", ca.to_str().unwrap()], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    fake.assert_no_violations();
+}
+
 /// The same failure again while Twilio is still down first tries the spooled run, then is a
 /// repeat of it (a spooled trigger is not queued twice, nor run alongside): one page.
 #[test]

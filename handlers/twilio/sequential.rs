@@ -369,6 +369,13 @@ impl Twilio {
         ctx.note_run_in_flight(&Payload::Sequence(page.clone()));
         let run = Run { key: job.incident_key, event_time: job.event_time, previous: job.previous, page: &page, flush: false };
         match self.sequential(ctx, &run, order) {
+            // Every call failed for this machine's configuration (an untrusted certificate, a
+            // proxy refusing its credentials): still exit 78, but the run is kept for the flush
+            // once it is fixed, as a broadcast call is.
+            Ended::Over(Outcome::Broken(why)) => match self.spool_run(ctx, page, &why) {
+                Outcome::Spooled(kept) => Outcome::Broken(kept),
+                _ => Outcome::Broken(why),
+            },
             Ended::Over(outcome) => outcome,
             Ended::Stopped(done) => Outcome::Delivered(done),
             Ended::Nobody(why) | Ended::HandedOver(why) => Outcome::Retry(Retry::not_sent(why)),
