@@ -233,7 +233,13 @@ impl Sandbox {
 /// with no clock involved. The same program, arguments and environment (cleared, as
 /// [`Sandbox::command`] makes them). Check [`require_program`]`("/usr/bin/prlimit", "util-linux")` first.
 pub fn under_memory_limit(cmd: &Command, bytes: u64) -> Command {
-    let mut limited = Command::new("/usr/bin/prlimit");
+    wrapped(cmd, "/usr/bin/prlimit", &[&format!("--as={bytes}"), "--"])
+}
+
+/// `cmd`'s program and arguments run by `wrapper` with `wrapper_args` before them, with the
+/// same environment (cleared, as [`Sandbox::command`] makes them) and piped stdio.
+fn wrapped(cmd: &Command, wrapper: &str, wrapper_args: &[&str]) -> Command {
+    let mut limited = Command::new(wrapper);
     limited.env_clear();
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
@@ -241,8 +247,7 @@ pub fn under_memory_limit(cmd: &Command, bytes: u64) -> Command {
         }
     }
     limited
-        .arg(format!("--as={bytes}"))
-        .arg("--")
+        .args(wrapper_args)
         .arg(cmd.get_program())
         .args(cmd.get_args())
         .stdin(Stdio::piped())
@@ -258,22 +263,7 @@ pub fn under_memory_limit(cmd: &Command, bytes: u64) -> Command {
 /// Stdin, stdout and stderr are pipes, which the limit does not touch. The same program,
 /// arguments and environment (cleared, as [`Sandbox::command`] makes them).
 pub fn on_a_full_disk(cmd: &Command) -> Command {
-    let mut limited = Command::new("/bin/sh");
-    limited.env_clear();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            limited.env(k, v);
-        }
-    }
-    limited
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 0 && exec \"$0\" \"$@\"")
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    limited
+    wrapped(cmd, "/bin/sh", &["-c", "trap '' XFSZ; ulimit -f 0 && exec \"$0\" \"$@\""])
 }
 
 /// `base` (a settings object) with the settings of `extra` (an object; anything else adds
