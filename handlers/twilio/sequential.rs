@@ -128,15 +128,15 @@ pub(crate) enum Ended {
     /// Every call of every round was placed and nobody answered (the reason): the page was
     /// carried out and reached nobody; the next event for the incident pages again.
     Nobody(String),
-    /// Not over: the deadline ran out (a call may still ring), or Twilio could not be reached
-    /// (`unreachable`: refused connections, 5xx on every try, no answer in time). The notes in
-    /// the record say where to carry on.
     /// This run's hold of the incident was lost to another invocation ([`Ctx::hold_lost`]:
     /// its lease lapsed while the shared store was away, and another invocation took the
     /// incident): it placed no further call and cancelled a call still ringing, so that nobody
     /// is called by two runs at once; the invocation holding the incident now pages (carrying
     /// on from the notes in the record, where they survived).
     HandedOver(String),
+    /// Not over: the deadline ran out (a call may still ring), or Twilio could not be reached
+    /// (`unreachable`: refused connections, 5xx on every try, no answer in time). The notes in
+    /// the record say where to carry on.
     Unfinished {
         /// What stopped it, for the log line.
         reason: String,
