@@ -321,6 +321,27 @@ impl Provider for Slack {
         Found::No
     }
 
+    /// A spooled war room whose name was taken meanwhile (`name_taken` at `--flush`: another
+    /// incident's room of a name that folds alike, `web.01` and `web-01`, opened first, or an
+    /// earlier room of the day the spooling invocation could not know of) asks for the next
+    /// name, as a live invocation does: `-2` … `-5` after the template's, then a random
+    /// suffix. Refused before, it took the alert and the steps behind it with it.
+    fn instead(&self, sent: &Sent, resp: &Response) -> Option<Sent> {
+        let Call::Create { name, is_private, asked } = &sent.call else { return None };
+        if api::read(Method::Create, resp).err()?.code != "name_taken" {
+            return None;
+        }
+        let numbered = name
+            .rsplit_once('-')
+            .and_then(|(stem, n)| n.parse::<u32>().ok().filter(|n| (2..=MAX_NAME_TRIES).contains(n)).map(|n| (stem, n)));
+        let next = match numbered {
+            Some((stem, n)) if n < MAX_NAME_TRIES => name::with_suffix(stem, n + 1),
+            Some((stem, _)) => name::with_random_suffix(stem),
+            None => name::with_suffix(name, 2),
+        };
+        Some(Sent { call: Call::Create { name: next, is_private: *is_private, asked: *asked }, live: false })
+    }
+
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
     fn spooled_refs(&self, sent: &Sent, resp: &Response) -> Map<String, Value> {
         let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
@@ -891,6 +912,30 @@ mod tests {
         assert_eq!(stored, root);
         let common::http::Body::Json(body) = p.request(&root, &refs).expect("filled").body else { panic!("JSON") };
         assert_eq!(body["channel"], "C9");
+    }
+
+    #[test]
+    fn a_spooled_war_room_whose_name_was_taken_asks_for_the_next_name() {
+        let p = provider(json!({"token": "xoxb-1"})).expect("provider");
+        let taken =
+            Response { status: 200, body: json!({"ok": false, "error": "name_taken"}).to_string(), retry_after: None, location: None };
+        let next = |name: &str| match p
+            .instead(&Sent { call: Call::Create { name: name.into(), is_private: true, asked: 7 }, live: false }, &taken)
+        {
+            Some(Sent { call: Call::Create { name, is_private: true, asked: 7 }, .. }) => Some(name),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(next("inc-a").as_deref(), Some("inc-a-2"));
+        assert_eq!(next("inc-a-2").as_deref(), Some("inc-a-3"));
+        assert_eq!(next("inc-a-4").as_deref(), Some("inc-a-5"));
+        let random = next("inc-a-5").expect("a random suffix after -5");
+        assert!(random.starts_with("inc-a-") && random.len() == "inc-a-".len() + 8, "{random}");
+        // Another refusal, or another call, has no stand-in.
+        let other = Response { body: json!({"ok": false, "error": "restricted_action"}).to_string(), ..taken.clone() };
+        assert!(
+            p.instead(&Sent { call: Call::Create { name: "inc-a".into(), is_private: false, asked: 0 }, live: false }, &other).is_none()
+        );
+        assert!(p.instead(&Sent { call: Call::Archive { channel: None }, live: false }, &taken).is_none());
     }
 
     #[test]

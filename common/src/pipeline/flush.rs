@@ -522,46 +522,66 @@ impl<'a, P: Provider> Flusher<'a, P> {
         for (k, v) in &entry.refs {
             refs.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        let req = match provider.request(&payload, &refs) {
-            Ok(req) => req,
-            Err(why) => return Settled::Request(Outcome::Refused(format!("{what}: {why}"))),
-        };
-        let shown = req.redacted(&log.secrets());
-        log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
-        let classify = |resp: &Response| provider.classify(&payload, resp);
-        let lookable = lookup.is_some();
-        // A request of unknown fate that the lookup could not tell about may still have been
-        // acted on: its first attempt stays unsettled, and this is a new attempt, so that the
-        // call it may have placed is never taken for another one's, nor this one's for it. (One
-        // the lookup showed was not acted on goes again as the same attempt.)
-        let attempt = if fate == Fate::Unknown && lookable {
-            format!("{}~{}", entry.token, crate::clock::now_unix_nanos())
-        } else {
-            entry.token.clone()
-        };
-        if lookable && let Some(store) = self.store {
-            provider.attempting(store, &payload, &attempt, deadline.end_unix());
-        }
-        let delivered = if lookable {
-            // Looked up above when its fate was unknown; a new unknown fate waits for the next
-            // flush's lookup rather than a blind repeat.
-            client.deliver_until_unknown(&req, deadline, &classify, &mut |line| log.info(line))
-        } else {
-            client.deliver(&req, deadline, fate, &classify, &mut |line| log.info(line))
-        };
-        Settled::Request(match delivered {
-            Outcome::Delivered((resp, _)) => {
-                let refs = provider.spooled_refs(&payload, &resp);
-                if let Some(store) = self.store {
-                    provider.settled(store, &payload, &attempt, &refs);
-                }
-                self.record(&entry.incident_key, &proposal, &refs, deadline);
-                self.delivered_after(entry, &what);
-                Outcome::Delivered(())
+        // A request refused for good may have a stand-in ([`Provider::instead`]): sent now.
+        let mut payload = payload;
+        let last: RefCell<Option<Response>> = RefCell::new(None);
+        let mut instead = 0;
+        loop {
+            let req = match provider.request(&payload, &refs) {
+                Ok(req) => req,
+                Err(why) => return Settled::Request(Outcome::Refused(format!("{what}: {why}"))),
+            };
+            let shown = req.redacted(&log.secrets());
+            log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
+            let classify = |resp: &Response| {
+                *last.borrow_mut() = Some(resp.clone());
+                provider.classify(&payload, resp)
+            };
+            let lookable = lookup.is_some();
+            // A request of unknown fate that the lookup could not tell about may still have been
+            // acted on: its first attempt stays unsettled, and this is a new attempt, so that the
+            // call it may have placed is never taken for another one's, nor this one's for it. (One
+            // the lookup showed was not acted on goes again as the same attempt.)
+            let attempt = if fate == Fate::Unknown && lookable {
+                format!("{}~{}", entry.token, crate::clock::now_unix_nanos())
+            } else {
+                entry.token.clone()
+            };
+            if lookable && let Some(store) = self.store {
+                provider.attempting(store, &payload, &attempt, deadline.end_unix());
             }
-            Outcome::Refused(why) => Outcome::Refused(why),
-            other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
-        })
+            let delivered = if lookable {
+                // Looked up above when its fate was unknown; a new unknown fate waits for the next
+                // flush's lookup rather than a blind repeat.
+                client.deliver_until_unknown(&req, deadline, &classify, &mut |line| log.info(line))
+            } else {
+                client.deliver(&req, deadline, fate, &classify, &mut |line| log.info(line))
+            };
+            return Settled::Request(match delivered {
+                Outcome::Delivered((resp, _)) => {
+                    let refs = provider.spooled_refs(&payload, &resp);
+                    if let Some(store) = self.store {
+                        provider.settled(store, &payload, &attempt, &refs);
+                    }
+                    self.record(&entry.incident_key, &proposal, &refs, deadline);
+                    self.delivered_after(entry, &what);
+                    Outcome::Delivered(())
+                }
+                Outcome::Refused(why) => {
+                    let answer = last.borrow_mut().take();
+                    match answer.filter(|_| instead < super::MAX_INSTEAD).and_then(|resp| provider.instead(&payload, &resp)) {
+                        Some(next) => {
+                            log.info(format!("{what}: {why}; sending a request in its place"));
+                            payload = next;
+                            instead += 1;
+                            continue;
+                        }
+                        None => Outcome::Refused(why),
+                    }
+                }
+                other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
+            });
+        }
     }
 
     /// `{what}: delivered after … in the spool`.

@@ -321,6 +321,10 @@ impl<P: Provider> Ctx<'_, P> {
     }
 }
 
+/// How many requests a flush sends in place of a refused one, one after another, at most
+/// ([`Provider::instead`]): 6 (Slack's five numbered names and a random one).
+pub const MAX_INSTEAD: u32 = 6;
+
 /// How many pages of a lookup's answer are read at most ([`Provider::lookup_next`]): 20. A list
 /// cut short makes a request that went through look as if it had not (it is sent again: a
 /// duplicate, never a loss).
@@ -463,6 +467,14 @@ pub trait Provider: Sized {
     /// [`http::classify_status`].
     fn classify(&self, _payload: &Self::Payload, resp: &Response) -> Outcome {
         http::classify_status(resp)
+    }
+
+    /// The request to send in place of `payload`, which the service refused for good from the
+    /// spool with `resp`, when another does what it was for (Slack: a war room whose name was
+    /// taken meanwhile asks for the next name, as a live invocation does). A flush tries up to
+    /// [`MAX_INSTEAD`] of them in a row. Default: none (refused).
+    fn instead(&self, _payload: &Self::Payload, _resp: &Response) -> Option<Self::Payload> {
+        None
     }
 
     /// References to remember from the answer to a spooled request (merged into the
