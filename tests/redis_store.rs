@@ -295,6 +295,34 @@ fn a_hold_another_host_took_while_redis_restarted_is_lost_and_left_to_it() {
     assert_eq!(server.cli(&["GET", hkey]).unwrap().trim(), "another-host");
 }
 
+/// A Redis that stops answering (SIGSTOP: no reset, no close) while a hold lives is not
+/// connected to again: a new connection would wait as long. The renewal fails once with the
+/// timeout and ends with a notice; nothing says it connected again, and once Redis answers
+/// again the unrenewed lease lapses and another holder gets the incident.
+#[test]
+fn a_hold_whose_redis_stops_answering_is_not_connected_to_again() {
+    let Some(server) = RedisServer::start() else { return };
+    let lease = Duration::from_millis(600);
+    let a = RedisStore::connect(&server.url, "twilio", None, Duration::from_millis(200)).unwrap().with_lease(lease);
+    let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
+    server.signal("STOP");
+    let notices = crate::util::wait_until(
+        "the renewal to fail",
+        Duration::from_secs(20),
+        || Some(a.take_notices()).filter(|n| !n.is_empty()),
+        String::new,
+    );
+    server.signal("CONT");
+    let text = notices.join("\n");
+    assert!(text.contains("no answer within 200ms") && text.contains("expires within 600ms"), "{text}");
+    assert!(!text.contains("connected again"), "{text}");
+    assert!(a.reconnect().is_ok_and(|again| !again), "a stalled Redis is not connected to again");
+    let b = store(&server, "twilio");
+    assert!(b.hold("web-01/disk", Instant::now() + 3 * lease).unwrap().is_some(), "the unrenewed lease did not lapse");
+    assert_eq!(a.hold_lost("web-01/disk"), None, "not told as lost: its holder carries on without the ledger");
+    drop(held);
+}
+
 /// Child role of the test below: take the hold and wait to be killed.
 const CHILD_ENV: &str = "PAGERPIPE_TEST_REDIS_HOLDER";
 const LEASE: Duration = Duration::from_millis(1200);
