@@ -627,6 +627,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             incident_key: &entry.incident_key,
             queue: None,
             token: Some(&entry.token),
+            stop_unread: Default::default(),
         };
         match provider.resume(&ctx, payload, record, entry.event_time) {
             Resumed::Delivered(done) => {

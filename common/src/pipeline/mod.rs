@@ -87,6 +87,9 @@ pub struct Ctx<'a, P: Provider> {
     queue: Option<Queue<'a>>,
     /// The token of the action delivered ([`Proposal::token`]; `None` in dry-run).
     token: Option<&'a str>,
+    /// Whether the last [`Ctx::stop_requested`] could not read the record: its warning is
+    /// logged once per outage, not at every status check.
+    stop_unread: std::sync::atomic::AtomicBool,
 }
 
 /// The spool as one invocation sees it: what an entry of its requests carries, and whether it
@@ -266,7 +269,8 @@ impl<P: Provider> Ctx<'_, P> {
     /// When the store's connection broke (Redis restarted), it connects again first
     /// ([`Store::reconnect`], at most once per renewal period): a resolve on another host still
     /// stops the run. Notices the store gathered meanwhile (its hold renewed or taken again
-    /// after a new connection) are logged as warnings.
+    /// after a new connection) are logged as warnings. A record that cannot be read is warned
+    /// of once (the run carries on), not at every check, until it can be read again.
     pub fn stop_requested(&self, event_time: u64) -> Option<Stop> {
         let store = self.store?;
         let read = state::get(store, self.incident_key).or_else(|e| match store.reconnect() {
@@ -277,10 +281,21 @@ impl<P: Provider> Ctx<'_, P> {
         for n in store.take_notices() {
             self.log.warn(n);
         }
+        let was_unread = self.stop_unread.swap(read.is_err(), std::sync::atomic::Ordering::Relaxed);
         match read {
-            Ok(record) => state::stop_requested(record.as_ref(), event_time),
+            Ok(record) => {
+                if was_unread {
+                    self.log.info(format!("{}: the record can be read again to see whether to stop", self.incident_key));
+                }
+                state::stop_requested(record.as_ref(), event_time)
+            }
             Err(e) => {
-                self.log.warn(format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key));
+                let line = format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key);
+                if was_unread {
+                    self.log.debug(line)
+                } else {
+                    self.log.warn(format!("{line}; carrying on, asking again at every check"))
+                }
                 None
             }
         }
@@ -787,6 +802,7 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
         incident_key: &d.key,
         queue: None,
         token: None,
+        stop_unread: Default::default(),
     };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.incident_key, previous: None, event_time: p.event_time };
     finish(log, &d.deadline, true, &job, &d.key, read.provider.act(&ctx, &job))
@@ -1029,6 +1045,7 @@ impl<'a, P: Provider> Local<'a, P> {
             incident_key: key,
             queue,
             token: Some(&p.token),
+            stop_unread: Default::default(),
         };
         let job = Job {
             action: p.action,

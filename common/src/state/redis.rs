@@ -984,7 +984,9 @@ impl Shared {
                 let _ = self.if_held("release a hold", hkey, token, HoldOp::Release);
                 None
             }
-            Ok(Kept::TakenAgain) => Some(format!("took the hold {hkey} again (its lease had lapsed; nobody else had taken it)")),
+            Ok(Kept::TakenAgain) => {
+                Some(format!("took the hold {hkey} again (it was gone: a restarted Redis lost it, or it lapsed; nobody else had taken it)"))
+            }
             Ok(Kept::Lost) => {
                 leave(&mut renewals);
                 let why = format!(
