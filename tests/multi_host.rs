@@ -392,6 +392,36 @@ fn a_sequential_run_whose_hold_another_host_took_during_a_redis_restart_stops_ca
     fake.assert_no_violations();
 }
 
+/// The same for a run spooled while Twilio was unreachable and carried on by `--flush`: its hold
+/// lost to another host during a Redis restart, the flush places no further call, cancels the
+/// ringing one, and leaves the run queued (exit 75) for a flush that holds the incident.
+#[test]
+fn a_flushed_sequential_run_whose_hold_another_host_took_during_a_redis_restart_stays_queued() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let host = sequential_twilio_hosts(1).remove(0);
+    let (code, stderr) =
+        run_on(&host, &redis, &["--api-url", crate::util::REFUSED_URL, "--timeout", "16s"], &read_fixture("sensu/create.json"));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(host.spooled("twilio").len(), 1, "{stderr}");
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[crate::fake::twilio::Outcome::Ringing]);
+    let mut cmd = host.command(&["--flush", "--api-url", &fake.url, "--timeout", "60s", "--state-store", &redis.url]);
+    cmd.env(common::state::redis::LEASE_ENV, "600");
+    let flush = start(cmd, b"");
+    fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    redis.restart();
+    redis.cli(&["SET", TWILIO_HOLD, "another-host", "PX", "60000"]).unwrap();
+    let (code, stderr) = wait_all(vec![flush]).remove(0);
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(stderr.contains("was lost") && stderr.contains("places no further call"), "{stderr}");
+    assert!(!stderr.contains(&redis.password), "{stderr}");
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "{stderr}");
+    assert!(calls[0].canceled, "the ringing call was cancelled: {calls:?}");
+    assert_eq!(host.spooled("twilio").len(), 1, "the run stays queued: {stderr}");
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_recovery_waiting_for_a_trigger_in_flight_is_not_sent_ahead_of_it_when_redis_dies() {
     let Some(mut redis) = RedisServer::start() else { return };
