@@ -1076,3 +1076,17 @@ fn two_spooled_war_rooms_whose_names_fold_alike_are_both_opened_by_the_flush() {
     }
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_first_page_refused_leaves_no_key_behind_in_redis() {
+    let Some(redis) = RedisServer::start() else { return };
+    // A wrong key: Reactio refuses the create (401). Its in-flight note made the record; with
+    // nothing else in it, the record goes with the note (before, an empty key stayed in Redis
+    // for good: it has no expiry).
+    let fake = FakeReactio::start(&[]);
+    let host = reactio_hosts(1).remove(0);
+    host.config("zz-wrong-key.json", &json!({"reactio": {"api_key": "not-the-right-key-000000000000000dead"}}));
+    let (code, stderr) = run_on(&host, &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", unix_now() - 5));
+    assert_eq!(code, Some(69), "{stderr}");
+    assert_eq!(redis.cli(&["EXISTS", &format!("pagerpipe:reactio:rec:{KEY}")]).unwrap().trim(), "0", "{stderr}");
+}

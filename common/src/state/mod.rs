@@ -807,13 +807,7 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
             return Some(v);
         }
         inc.inflight.retain(|e| e.token != token);
-        let nothing_else = inc.last_action.is_none()
-            && inc.stop.is_none()
-            && inc.inflight.is_empty()
-            && inc.refs.is_empty()
-            && inc.progress.is_none()
-            && inc.event_time.is_none();
-        (!nothing_else).then(|| inc.to_value())
+        (!nothing_but_the_key(&inc)).then(|| inc.to_value())
     })
 }
 
@@ -860,8 +854,21 @@ pub fn clear_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry)
     store.update_volatile(key, &mut |v| {
         let mut inc = Incident::from_value(key, Some(v?));
         inc.inflight.retain(|e| e != entry);
-        Some(inc.to_value())
+        // A record the note made holds nothing now: removed (a failed first page left an
+        // empty record behind, which Redis kept for good: it has no expiry).
+        (!nothing_but_the_key(&inc)).then(|| inc.to_value())
     })
+}
+
+/// Whether `inc` holds nothing but its key: no action applied, no references, no requests in
+/// flight, no stop request, no progress, no event time.
+fn nothing_but_the_key(inc: &Incident) -> bool {
+    inc.last_action.is_none()
+        && inc.stop.is_none()
+        && inc.inflight.is_empty()
+        && inc.refs.is_empty()
+        && inc.progress.is_none()
+        && inc.event_time.is_none()
 }
 
 /// Remove and return what is noted as in flight for `key` — call it holding the incident's
