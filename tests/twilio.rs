@@ -640,6 +640,68 @@ fn a_flush_out_of_time_mid_run_leaves_the_run_queued_and_the_next_flush_carries_
     assert_eq!(st["refs"]["answered"]["phone"], TWO, "{st}");
 }
 
+/// Without a usable ledger (Redis refusing connections) the run's progress notes live in its
+/// spool entry: each short flush follows the call the one before placed instead of calling
+/// the first person again while their phone still rings.
+#[test]
+fn without_a_ledger_short_flushes_follow_the_ringing_call_from_the_spool_entry_and_ring_nobody_twice() {
+    let sb = spooled_sequential();
+    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
+    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("spooled as"), "{}", r.stderr);
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    for _ in 0..3 {
+        let r = sb.run(&[&["--flush", "--timeout", "2s", "--api-url", &fake.url][..], &no_ledger].concat(), b"");
+        assert_eq!(r.code, Some(75), "{r:?}");
+        assert!(r.stderr.contains("1 still queued"), "{}", r.stderr);
+        assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    }
+    assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
+    let ringing = fake.calls()[0].sid.clone();
+    let (_, entry) = sb.spooled_entry("twilio", "");
+    assert_eq!(entry["progress"]["notes"]["calls"][0]["sid"], json!(ringing), "{entry}");
+    // It rings out; the next flush follows it from the entry and calls Bob, who answers.
+    fake.end_call(&ringing, Outcome::NoAnswer);
+    let r = sb.run(&[&["--flush", "--timeout", "10s", "--api-url", &fake.url][..], &no_ledger].concat(), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
+    assert!(r.stderr.contains(&format!("the last to {ONE}: call {ringing})")), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+}
+
+/// On a full disk neither the ledger nor the spool entry can note a call: a flush whose share
+/// cannot follow a call to its end places none (the next flush could not know of it, and would
+/// ring the same phone again), and says what would carry the run on; one with time enough calls.
+#[test]
+fn a_flush_that_can_note_a_call_nowhere_places_one_only_when_it_can_follow_it_to_its_end() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let fake = FakeTwilio::start(&[]);
+    let flush = |timeout: &str| {
+        run_command(crate::util::on_a_full_disk(&sb.command(&["--flush", "--timeout", timeout, "--api-url", &fake.url])), b"")
+    };
+    let r = flush("2s");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(fake.to(CALLS).is_empty(), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("the call to {ONE} can be noted neither in the ledger nor in the run's spool entry")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("a --flush with a --timeout of at least"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1);
+    // A flush whose share can follow the call to its end calls; the first person answers.
+    let r = flush("40s");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("answered by {ONE} on call 1")), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty(), "{}", r.stderr);
+}
+
 #[test]
 fn a_sequential_run_twilio_answers_500_is_spooled_and_waits_while_twilio_still_fails() {
     let sb = spooled_sequential();

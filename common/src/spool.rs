@@ -95,6 +95,13 @@ pub struct Entry {
     pub refs: Map<String, Value>,
     /// The provider's payload (`Provider::Payload`), as JSON.
     pub payload: Value,
+    /// A run's progress notes (Twilio's sequential calls: [`crate::state::Progress`]), kept
+    /// with its entry as well as in the incident's record, and rewritten as the run goes on:
+    /// the spool is there whenever the entry is, where the ledger may not be (Redis down, a
+    /// state directory that cannot be written), and a flush that carries the run on from
+    /// these notes never calls the first person again while their phone still rings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::state::Progress>,
     /// Whether an earlier attempt may have reached the service.
     #[serde(default)]
     pub fate: Fate,
@@ -271,14 +278,21 @@ impl Spool {
     /// An entry no longer there (delivered meanwhile by a process that had the incident's hold,
     /// when this one could not take it) is left gone: written again, it would go out twice.
     pub fn rewrite(&self, name: &str, entry: &Entry) {
+        let _ = self.try_rewrite(name, entry, Durability::Volatile);
+    }
+
+    /// [`Spool::rewrite`], saying whether it worked, written with `durability` (a run's
+    /// progress notes: [`Durability::Durable`], as they are what stops a phone being rung twice).
+    ///
+    /// Errors: the entry is no longer there (it is not written again), or it cannot be written.
+    pub fn try_rewrite(&self, name: &str, entry: &Entry, durability: Durability) -> anyhow::Result<()> {
         let path = self.dir.join(name);
         if fs::symlink_metadata(&path).is_err() {
-            return;
+            anyhow::bail!("spool entry {} is gone", path.display());
         }
-        if let Ok(mut bytes) = serde_json::to_vec_pretty(entry) {
-            bytes.push(b'\n');
-            let _ = files::write_atomic_mode(&path, &bytes, true, Durability::Volatile, files::mode_for(is_private(&path)));
-        }
+        let mut bytes = serde_json::to_vec_pretty(entry)?;
+        bytes.push(b'\n');
+        files::write_atomic_mode(&path, &bytes, true, durability, files::mode_for(is_private(&path)))
     }
 
     /// Move entry `name` to `failed/` with `why`; returns where it went. When the copy with
@@ -420,6 +434,7 @@ mod tests {
             fate: Fate::NotSent,
             attempts: 0,
             failure: None,
+            progress: None,
         }
     }
 

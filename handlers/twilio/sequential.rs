@@ -35,7 +35,12 @@
 //! incident's record as it is placed — before its create request (number, round, time) and
 //! again with its SID ([`Notes`], `common::state::note_progress`), and the run itself is noted
 //! in flight as a spool entry (`Ctx::note_run_in_flight`), which the next holder or `--flush`
-//! spools when its process died. The next invocation that holds the incident (or the flush of
+//! spools when its process died. A spooled run keeps the same notes in its spool entry
+//! (`Ctx::spool_run`, and `Ctx::note_progress` as a flush carries it on), which exists
+//! whenever the entry does: without a ledger (Redis down, a state directory that cannot be
+//! written) a flush still follows the call the one before it placed; the copy written last
+//! ([`Notes::written`]) is read. A call that can be noted nowhere is placed by a flush only
+//! when its share can follow it to its end. The next invocation that holds the incident (or the flush of
 //! that entry) carries on from those notes instead of starting again: it follows the
 //! last call (`GET …/Calls/{Sid}.json`) while it is queued, ringing or in progress; answered,
 //! the incident counts as answered (recorded and announced as if this run had placed it); not
@@ -142,6 +147,9 @@ pub(crate) enum Ended {
         reason: String,
         /// Twilio could not be reached, rather than the deadline running out while it answered.
         unreachable: bool,
+        /// The run's progress notes, for its spool entry ([`Ctx::spool_run`]): where the ledger
+        /// cannot keep them (Redis down), the flush still finds them there.
+        progress: Option<common::state::Progress>,
     },
 }
 
@@ -266,13 +274,26 @@ struct Notes {
     messages: Vec<String>,
     /// The numbers texted.
     texted: Vec<String>,
+    /// How many times the run's notes were written (counted on from the notes it carried on
+    /// from): of the copies in the incident's record and in the run's spool entry, the one
+    /// written last has the higher count (the other's write may have failed).
+    written: u64,
 }
 
 impl Notes {
-    /// The notes a run that ended mid-way left in the incident's record `previous`, if any.
-    fn left_off(previous: Option<&Incident>) -> Option<Notes> {
-        let progress = previous?.progress.as_ref()?;
-        serde_json::from_value(progress.notes.clone()).ok()
+    /// The notes a run that ended mid-way left, if any: in the incident's record `previous`,
+    /// or in the spool entry of the run a flush carries on (`kept`, [`Ctx::kept_progress`]).
+    /// The entry's are this run's own (the record's may be another run's, or missing: no
+    /// ledger, or a write that failed), so they win unless the record has this run's written
+    /// later.
+    fn left_off(previous: Option<&Incident>, kept: Option<&common::state::Progress>) -> Option<Notes> {
+        let read = |progress: &common::state::Progress| serde_json::from_value::<Notes>(progress.notes.clone()).ok();
+        let recorded = previous.and_then(|rec| rec.progress.as_ref());
+        let Some(kept) = kept.and_then(|k| Some((k, read(k)?))) else { return recorded.and_then(read) };
+        match recorded.filter(|r| r.token == kept.0.token).and_then(read) {
+            Some(recorded) if recorded.written >= kept.1.written => Some(recorded),
+            _ => Some(kept.1),
+        }
     }
 }
 
@@ -295,6 +316,8 @@ struct Progress {
     /// Numbers with a call whose fate could not be learned, and until when it may still ring
     /// (Unix seconds): no other call to them before then.
     unsettled: Vec<(String, u64)>,
+    /// How many times the notes were written ([`Notes::written`]).
+    written: std::cell::Cell<u64>,
 }
 
 impl Progress {
@@ -331,7 +354,13 @@ impl Progress {
     fn notes(&self) -> Notes {
         let mut texted: Vec<String> = self.texted.iter().cloned().collect();
         texted.sort();
-        Notes { calls: self.placed.clone(), messages: self.messages.clone(), texted }
+        Notes { calls: self.placed.clone(), messages: self.messages.clone(), texted, written: self.written.get() }
+    }
+
+    /// The notes as the incident's record and the run's spool entry keep them, for the run of
+    /// token `token`.
+    fn progress(&self, token: &str) -> common::state::Progress {
+        common::state::Progress { token: token.to_string(), notes: serde_json::to_value(self.notes()).unwrap_or(Value::Null) }
     }
 
     /// Since when people have been paged for this run (and the runs it carried on from).
@@ -363,7 +392,7 @@ impl Twilio {
         };
         if let Some(why) = ctx.queued_behind() {
             let why = why.to_string();
-            return self.spool_run(ctx, page, &why);
+            return self.spool_run(ctx, page, None, &why);
         }
         // A process killed mid-run leaves it to be spooled and carried on by the next holder.
         ctx.note_run_in_flight(&Payload::Sequence(page.clone()));
@@ -372,20 +401,23 @@ impl Twilio {
             // Every call failed for this machine's configuration (an untrusted certificate, a
             // proxy refusing its credentials): still exit 78, but the run is kept for the flush
             // once it is fixed, as a broadcast call is.
-            Ended::Over(Outcome::Broken(why)) => match self.spool_run(ctx, page, &why) {
+            Ended::Over(Outcome::Broken(why)) => match self.spool_run(ctx, page, None, &why) {
                 Outcome::Spooled(kept) => Outcome::Broken(kept),
                 _ => Outcome::Broken(why),
             },
             Ended::Over(outcome) => outcome,
             Ended::Stopped(done) => Outcome::Delivered(done),
             Ended::Nobody(why) | Ended::HandedOver(why) => Outcome::Retry(Retry::not_sent(why)),
-            Ended::Unfinished { reason, .. } => self.spool_run(ctx, page, &format!("{reason}; the rest of the run waits")),
+            Ended::Unfinished { reason, progress, .. } => {
+                self.spool_run(ctx, page, progress, &format!("{reason}; the rest of the run waits"))
+            }
         }
     }
 
-    /// Spool the run `page` (the outcome to report: spooled, or not when it cannot be).
-    fn spool_run(&self, ctx: &Ctx<'_, Twilio>, page: Sequence, why: &str) -> Outcome<Done> {
-        match ctx.send_later(&Payload::Sequence(page), why) {
+    /// Spool the run `page`, with its `progress` notes when it placed calls (the outcome to
+    /// report: spooled, or not when it cannot be).
+    fn spool_run(&self, ctx: &Ctx<'_, Twilio>, page: Sequence, progress: Option<common::state::Progress>, why: &str) -> Outcome<Done> {
+        match ctx.spool_run(&Payload::Sequence(page), progress, why) {
             Outcome::Delivered(_) => Outcome::Retry(Retry::not_sent(why)),
             other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
         }
@@ -416,8 +448,8 @@ impl Twilio {
             Ended::Stopped(done) if done.refs.contains_key(CALL_SIDS) => Resumed::Delivered(done),
             Ended::Stopped(done) => Resumed::Superseded(format!("superseded {}", done.detail)),
             Ended::Nobody(why) => Resumed::Ended(format!("{why}; the run is over, and the next event for the incident pages again")),
-            Ended::Unfinished { reason, unreachable: true } => Resumed::Failed(Outcome::Retry(Retry::not_sent(reason))),
-            Ended::Unfinished { reason, unreachable: false } | Ended::HandedOver(reason) => Resumed::Unfinished(reason),
+            Ended::Unfinished { reason, unreachable: true, .. } => Resumed::Failed(Outcome::Retry(Retry::not_sent(reason))),
+            Ended::Unfinished { reason, unreachable: false, .. } | Ended::HandedOver(reason) => Resumed::Unfinished(reason),
         }
     }
 
@@ -429,7 +461,7 @@ impl Twilio {
         let body = self.sms.then(|| run.page.sms.clone());
         let mut p = Progress::default();
         let mut start: Position = (1, 0);
-        if let Some(notes) = Notes::left_off(run.previous) {
+        if let Some(notes) = Notes::left_off(run.previous, ctx.kept_progress().as_ref()) {
             match self.too_old(run, &notes) {
                 Some(_) if notes.calls.is_empty() => ctx.log.info(format!("{key}: a run that ended mid-way placed no call: paging afresh")),
                 Some(age) => {
@@ -484,7 +516,14 @@ impl Twilio {
                     sid: None,
                     attempt: Some(attempt.clone()),
                 });
-                self.note(ctx, &p);
+                // A call noted nowhere (no ledger, and the spool entry cannot be written) is
+                // followed to its end or not placed: the next flush would not know of it, and
+                // would ring the same phone again while it still rings.
+                if !self.note(ctx, &p) && run.flush && ctx.deadline.remaining() < self.room_to_follow() {
+                    p.placed.pop();
+                    self.give_back(ctx, r, slot);
+                    return self.cannot_note(ctx, &p, r);
+                }
                 self.note_attempt(ctx, r, &attempt, None);
                 let sid = match self.place_call(ctx, r, doc) {
                     Outcome::Delivered(Some(sid)) => sid,
@@ -586,6 +625,32 @@ impl Twilio {
         ))
     }
 
+    /// The time following one call to its end may take: `ring_timeout` + 15 s, and a
+    /// `poll_interval` to see it end.
+    fn room_to_follow(&self) -> Duration {
+        Duration::from_secs(self.ring_timeout + CALL_OVERHEAD_SECS) + self.poll_interval
+    }
+
+    /// A flush's run stops before calling `r`: the call could be noted nowhere (no ledger, and
+    /// the run's spool entry cannot be written), and its share cannot follow the call to its
+    /// end. Not over: the entry stays queued; a flush with a longer `--timeout`, or once the
+    /// ledger or the spool can be written again, calls.
+    fn cannot_note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress, r: &Recipient) -> Ended {
+        let reason = format!(
+            "the call to {} can be noted neither in the ledger nor in the run's spool entry, and this flush's share ({} ms) cannot \
+             follow it to its end ({} s): not placed, so that the next flush does not ring that phone again while it still rings; \
+             a --flush with a --timeout of at least {} s, or a writable ledger or spool, carries the run on (after {}{})",
+            r.label(),
+            ctx.deadline.remaining().as_millis(),
+            self.room_to_follow().as_secs_f64().ceil(),
+            2 * self.room_to_follow().as_secs_f64().ceil() as u64 + 2,
+            p.calls_text(),
+            p.outcomes_text()
+        );
+        ctx.log.error(&reason);
+        Ended::Unfinished { reason, unreachable: false, progress: self.progress_of(ctx, p) }
+    }
+
     /// The time the run needs left to place a call: two `poll_interval`s for an event's run (to
     /// follow it too), at most [`FLUSH_ROOM_TO_CALL`] for a flush's.
     fn room_to_call(&self, run: &Run<'_>) -> Duration {
@@ -625,6 +690,7 @@ impl Twilio {
         p.messages = notes.messages;
         p.texted = notes.texted.into_iter().collect();
         p.placed = notes.calls;
+        p.written.set(notes.written);
         // From now on they are this run's notes.
         self.note(ctx, p);
         let Some(last) = p.placed.last().cloned() else { return Ok((1, 0)) };
@@ -846,13 +912,13 @@ impl Twilio {
         }
     }
 
-    /// Write the run's progress notes into the incident's record (best effort: logged).
-    fn note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) {
-        let (Some(store), Some(token)) = (ctx.store, ctx.token()) else { return };
-        let progress = common::state::Progress { token: token.to_string(), notes: serde_json::to_value(p.notes()).unwrap_or(Value::Null) };
-        if let Err(e) = common::state::note_progress(store, ctx.incident_key, &progress) {
-            ctx.log.warn(format!("cannot note the calls of {} in {} ({e:#}); calling anyway", ctx.incident_key, store.describe()));
-        }
+    /// Write the run's progress notes into the incident's record, and into the run's spool
+    /// entry when a flush carries it on ([`Ctx::note_progress`]; failures are logged): whether
+    /// they were noted in at least one.
+    fn note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) -> bool {
+        let Some(token) = ctx.token() else { return false };
+        p.written.set(p.written.get() + 1);
+        ctx.note_progress(&p.progress(token))
     }
 
     /// Forget the progress notes (the run is over, or a dead run's was stopped).
@@ -868,7 +934,7 @@ impl Twilio {
     /// its last call is cancelled while it is still queued or ringing, and the notes are
     /// forgotten. A text for the log line.
     pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>) -> Option<String> {
-        let notes = Notes::left_off(job.previous)?;
+        let notes = Notes::left_off(job.previous, None)?;
         let last = notes.calls.last().cloned();
         let sid = last.as_ref().and_then(|last| match &last.sid {
             Some(sid) => Some(sid.clone()),
@@ -1032,7 +1098,14 @@ impl Twilio {
             p.calls_text(),
             p.outcomes_text()
         );
-        Ended::Unfinished { reason, unreachable: false }
+        Ended::Unfinished { reason, unreachable: false, progress: self.progress_of(ctx, p) }
+    }
+
+    /// The notes of `p` for the run's spool entry; `None` when it placed no call (nothing to
+    /// carry on from) or in a dry run.
+    fn progress_of(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) -> Option<common::state::Progress> {
+        let token = ctx.token()?;
+        (!p.placed.is_empty()).then(|| p.progress(token))
     }
 
     /// Twilio could not be reached (`why`) after the calls of `p`.
@@ -1043,7 +1116,7 @@ impl Twilio {
             p.calls_text(),
             p.outcomes_text()
         );
-        Ended::Unfinished { reason, unreachable: true }
+        Ended::Unfinished { reason, unreachable: true, progress: self.progress_of(ctx, p) }
     }
 }
 

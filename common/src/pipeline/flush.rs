@@ -268,7 +268,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             // (it is sent again only with one to spare), so it may use all of it.
             let half = deadline.share(2);
             let budget = if entry.fate == Fate::Unknown { deadline } else { &half };
-            let outcome = match self.deliver(client, budget, &entry) {
+            let outcome = match self.deliver(client, budget, &name, &mut entry) {
                 Settled::Request(outcome) => outcome,
                 Settled::Ended(why) => {
                     match spool.fail(&name, &mut entry, &why) {
@@ -389,8 +389,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     /// Deliver one entry now, under its incident's hold (see the module comment).
-    /// A run the provider carries on itself ([`Provider::is_run`]) goes to [`Flusher::resume`].
-    fn deliver(&self, client: &Client, deadline: &Deadline, entry: &Entry) -> Settled {
+    /// A run the provider carries on itself ([`Provider::is_run`]) goes to [`Flusher::resume`],
+    /// which rewrites `entry` (named `name` in the spool) with the run's progress notes.
+    fn deliver(&self, client: &Client, deadline: &Deadline, name: &str, entry: &mut Entry) -> Settled {
         let log = self.log;
         let what = format!("spooled {} {} from {}", entry.action.name(), entry.incident_key, crate::clock::rfc3339(entry.created));
         let age = crate::clock::age(entry.created, crate::clock::now_unix());
@@ -441,7 +442,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Verdict::Superseded(why) => return Settled::Request(Outcome::Skipped(format!("{what}: {why}"))),
         }
         if provider.is_run(&payload) {
-            return self.resume(client, deadline, entry, provider, &payload, record.as_ref(), &proposal, &what);
+            return self.resume(client, deadline, (name, entry), provider, &payload, record.as_ref(), &proposal, &what);
         }
         // Find out first whether a request of unknown fate went through after all.
         let mut fate = entry.fate;
@@ -591,7 +592,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     /// Carry on the run `payload` of `entry` ([`Provider::resume`]) within `deadline`, under the
-    /// incident's hold, its record `record` read under it; `p` is the entry's proposal and
+    /// incident's hold, its record `record` read under it; the run's progress notes are
+    /// rewritten into `entry` and its spool file `name` as it goes ([`Ctx::note_progress`]), and
+    /// read from there when the record has none of its own; `p` is the entry's proposal and
     /// `what` names the entry in log lines. A resolve or acknowledge of a later event already
     /// known (the event this invocation handles, or an entry queued behind it) supersedes it
     /// before anything is sent: calling people for an incident that has recovered is what the
@@ -602,7 +605,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         &self,
         client: &Client,
         deadline: &Deadline,
-        entry: &Entry,
+        (name, entry): (&str, &mut Entry),
         provider: &P,
         payload: &P::Payload,
         record: Option<&Incident>,
@@ -628,8 +631,14 @@ impl<'a, P: Provider> Flusher<'a, P> {
             queue: None,
             token: Some(&entry.token),
             stop_unread: Default::default(),
+            run_entry: self.spool.map(|spool| super::RunEntry { spool, name, entry: std::cell::RefCell::new(entry.clone()) }),
         };
-        match provider.resume(&ctx, payload, record, entry.event_time) {
+        let resumed = provider.resume(&ctx, payload, record, entry.event_time);
+        let progress = ctx.kept_progress();
+        drop(ctx);
+        // What the entry keeps from now on (rewritten by `run` after a failed try).
+        entry.progress = progress;
+        match resumed {
             Resumed::Delivered(done) => {
                 self.record(&entry.incident_key, p, &done.refs, deadline);
                 let detail = if done.detail.is_empty() { String::new() } else { format!(" {}", done.detail) };

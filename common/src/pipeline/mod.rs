@@ -90,6 +90,18 @@ pub struct Ctx<'a, P: Provider> {
     /// Whether the last [`Ctx::stop_requested`] could not read the record: its warning is
     /// logged once per outage, not at every status check.
     stop_unread: std::sync::atomic::AtomicBool,
+    /// The spooled run a flush carries on ([`Provider::resume`]): its entry keeps the run's
+    /// progress notes too ([`Ctx::note_progress`]). `None` outside a flush's run.
+    run_entry: Option<RunEntry<'a>>,
+}
+
+/// The spool entry of a run a flush carries on, as this delivery rewrites it.
+struct RunEntry<'a> {
+    spool: &'a Spool,
+    /// Its file name in the spool.
+    name: &'a str,
+    /// The entry, with the progress notes last written.
+    entry: std::cell::RefCell<spool::Entry>,
 }
 
 /// The spool as one invocation sees it: what an entry of its requests carries, and whether it
@@ -108,9 +120,15 @@ impl Queue<'_> {
     /// Spool `payload`; the outcome to report: [`Outcome::Spooled`] saying where, or — when it
     /// could not be written — [`Outcome::Retry`] saying so (the caller prints the event).
     fn keep<T>(&self, payload: Value, fate: Fate, reason: &str) -> Outcome<T> {
+        self.keep_with(payload, fate, reason, None)
+    }
+
+    /// [`Queue::keep`], with a run's `progress` notes ([`spool::Entry::progress`]).
+    fn keep_with<T>(&self, payload: Value, fate: Fate, reason: &str, progress: Option<state::Progress>) -> Outcome<T> {
         let mut entry = self.template.clone();
         entry.payload = payload;
         entry.fate = fate;
+        entry.progress = progress;
         // A request of unknown fate keeps the time of receipt, from before it was first sent:
         // a lookup (Twilio's ListCall) looks for what the service did from then on, and the
         // spool time, up to a deadline later, could miss it and have it sent twice.
@@ -238,10 +256,49 @@ impl<P: Provider> Ctx<'_, P> {
         if self.dry_run {
             return self.send(payload);
         }
+        self.spool_run(payload, None, why)
+    }
+
+    /// [`Ctx::send_later`] for a run ([`Provider::is_run`]) that ended mid-way, with its
+    /// `progress` notes kept in the entry ([`spool::Entry::progress`]): the flush that carries
+    /// it on reads them there when the ledger cannot give them (Redis down).
+    pub fn spool_run(&self, payload: &P::Payload, progress: Option<state::Progress>, why: &str) -> Outcome<Response> {
+        if self.dry_run {
+            return self.send(payload);
+        }
         match &self.queue {
-            Some(q) => q.keep(serde_json::to_value(payload).unwrap_or(Value::Null), Fate::NotSent, why),
+            Some(q) => q.keep_with(serde_json::to_value(payload).unwrap_or(Value::Null), Fate::NotSent, why, progress),
             None => Outcome::Retry(crate::outcome::Retry::not_sent(why)),
         }
+    }
+
+    /// Note a run's `progress` where the next invocation carrying it on finds it: in the
+    /// incident's record ([`state::note_progress`]) and, for a spooled run a flush carries on,
+    /// in its spool entry ([`spool::Entry::progress`]). Whether it was noted in at least one
+    /// of them; each failure is logged as a warning.
+    pub fn note_progress(&self, progress: &state::Progress) -> bool {
+        let mut noted = false;
+        if let Some(run) = &self.run_entry {
+            let mut entry = run.entry.borrow_mut();
+            entry.progress = Some(progress.clone());
+            match run.spool.try_rewrite(run.name, &entry, crate::files::Durability::Durable) {
+                Ok(()) => noted = true,
+                Err(e) => self.log.warn(format!("cannot note the progress of {} in its spool entry: {e:#}", self.incident_key)),
+            }
+        }
+        if let Some(store) = self.store {
+            match state::note_progress(store, self.incident_key, progress) {
+                Ok(()) => noted = true,
+                Err(e) => self.log.warn(format!("cannot note the progress of {} in {}: {e:#}", self.incident_key, store.describe())),
+            }
+        }
+        noted
+    }
+
+    /// The progress notes kept in the spool entry of the run a flush carries on
+    /// ([`spool::Entry::progress`]), as last written; `None` outside a flush's run.
+    pub fn kept_progress(&self) -> Option<state::Progress> {
+        self.run_entry.as_ref()?.entry.borrow().progress.clone()
     }
 
     /// Whether older requests of this incident are still spooled, so that new ones queue
@@ -803,6 +860,7 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
         queue: None,
         token: None,
         stop_unread: Default::default(),
+        run_entry: None,
     };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.incident_key, previous: None, event_time: p.event_time };
     finish(log, &d.deadline, true, &job, &d.key, read.provider.act(&ctx, &job))
@@ -1031,6 +1089,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 fate: Fate::NotSent,
                 attempts: 0,
                 failure: None,
+                progress: None,
             },
             private: holds_secret(&read.overrides, &read.provider.secrets()),
             only,
@@ -1046,6 +1105,7 @@ impl<'a, P: Provider> Local<'a, P> {
             queue,
             token: Some(&p.token),
             stop_unread: Default::default(),
+            run_entry: None,
         };
         let job = Job {
             action: p.action,

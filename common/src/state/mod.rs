@@ -1003,6 +1003,7 @@ mod tests {
             fate: crate::outcome::Fate::Unknown,
             attempts: 0,
             failure: None,
+            progress: None,
         };
         let in_flight = Incident { inflight: vec![entry], ..Incident::default() };
         assert_eq!(decide(Some(&in_flight), &downtime_end, 1200, SEND), Verdict::Send);
