@@ -385,6 +385,24 @@ fn sequential_with_machine_detection_moves_on_from_a_voicemail_and_texts_only_th
     assert_eq!(order, vec![MESSAGES, CALLS, MESSAGES, CALLS]);
 }
 
+/// A text that fails is not counted as sent: it is tried again before that person's next call.
+#[test]
+fn sequential_texts_again_before_the_next_call_when_a_text_failed() {
+    // The first request, the text to the first person, is refused; every call rings out but
+    // the last, which the first person answers in round 2.
+    let fake = FakeTwilio::start(&[Script::InvalidTo]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::NoAnswer, Outcome::Answered]);
+    let sb = sandbox(sequential(json!({"channels": ["voice", "sms"], "recipients": [ONE, {"name": "Bob", "phone": TWO}]})));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE], "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("SMS to {ONE} failed")), "{}", r.stderr);
+    let sms: Vec<String> = fake.to(MESSAGES).iter().map(|m| m.param("To").unwrap_or("").to_string()).collect();
+    assert_eq!(sms, vec![TWO, ONE], "{}", r.stderr);
+    let order: Vec<String> = fake.accepted().into_iter().map(|a| a.resource).collect();
+    assert_eq!(order, vec![CALLS, MESSAGES, CALLS, MESSAGES, CALLS]);
+}
+
 #[test]
 fn sequential_goes_round_the_list_rounds_times_then_exits_75_and_tries_again_next_event() {
     let fake = FakeTwilio::start(&[]);

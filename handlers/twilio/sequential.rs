@@ -489,11 +489,16 @@ impl Twilio {
                 if let Some(ended) = self.wait_unsettled(ctx, run, &mut p, r) {
                     return ended;
                 }
+                // Noted as texted once delivered only: a text that failed is tried again before
+                // the person's next call.
                 if let Some(body) = &body
-                    && p.texted.insert(r.phone.clone())
+                    && !p.texted.contains(&r.phone)
                 {
                     match self.text(ctx, r, body) {
-                        Outcome::Delivered(sid) => p.messages.extend(sid),
+                        Outcome::Delivered(sid) => {
+                            p.texted.insert(r.phone.clone());
+                            p.messages.extend(sid);
+                        }
                         f => ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or(""))),
                     }
                 }
