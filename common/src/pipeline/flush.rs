@@ -753,8 +753,10 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
 /// another invocation is busy with.
 ///
 /// Exit codes: 0 the spool is empty; 75 requests remain queued (still unreachable, or the
-/// deadline ran out); 69 requests were refused for good in this flush and moved to `failed/`;
-/// 78 no spool directory can be used. An empty spool is logged at debug level only (the
+/// deadline ran out); 69 requests were refused for good in this flush and moved to `failed/`
+/// (a run that is over without reaching anyone, [`Resumed::Ended`], also moves there but
+/// counts as dropped, not refused: 0, nothing is left to retry); 78 no spool directory can be
+/// used. An empty spool is logged at debug level only (the
 /// packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, flags, log)?;
