@@ -604,14 +604,9 @@ fn a_reactio_failure_handed_over_after_its_recovery_on_another_host_opens_no_inc
 }
 #[test]
 fn a_slack_recovery_meeting_another_hosts_war_room_still_being_opened_is_posted_in_its_thread() {
-    let Some(redis) = RedisServer::start() else { return };
-    let fake = FakeSlack::start();
     // Host A's war room takes 4 s to be created; host B's recovery (2 s deadline) waits for A's
     // hold for 1.5 s of it, then queues behind it.
-    fake.fail("conversations.create", &[Fault::Slow(4000)]);
-    let hosts = slack_hosts(2, json!({}));
-    let api = fake.api_url();
-    let now = unix_now();
+    let Some((redis, fake, hosts, api, now)) = two_slack_hosts("conversations.create", &[Fault::Slow(4000)]) else { return };
     let a = spawn(&hosts[0], &redis, &["--api-url", &api, "--timeout", "20s"], &fixture_at("sensu/create.json", now - 20));
     wait_until("A's create", Duration::from_secs(30), || (!fake.calls_to("conversations.create").is_empty()).then_some(()), String::new);
     let b = spawn(&hosts[1], &redis, &["--api-url", &api, "--timeout", "2s"], &fixture_at("sensu/resolve.json", now - 10));
@@ -650,18 +645,32 @@ fn a_slack_failure_handed_over_after_its_recovery_on_another_host_opens_no_war_r
     fake.assert_no_violations();
 }
 
-#[test]
-fn a_war_room_spooled_on_a_rate_limited_host_is_opened_once_by_whichever_host_gets_through() {
-    let Some(redis) = RedisServer::start() else { return };
+/// Two Slack hosts on one Redis, and the fake Slack answering `method` with `faults` first:
+/// (the Redis, the fake, the hosts, the fake's API URL, now). `None` when redis-server is
+/// missing (reported by [`RedisServer::start`]).
+fn two_slack_hosts(method: &str, faults: &[Fault]) -> Option<(RedisServer, FakeSlack, Vec<Sandbox>, String, i64)> {
+    let redis = RedisServer::start()?;
     let fake = FakeSlack::start();
-    // Slack rate-limits host A (Retry-After 30 s, past its deadline): its war room is spooled.
-    fake.fail("conversations.create", &[Fault::RateLimited(30)]);
+    fake.fail(method, faults);
     let hosts = slack_hosts(2, json!({}));
     let api = fake.api_url();
-    let now = unix_now();
+    Some((redis, fake, hosts, api, unix_now()))
+}
+
+/// Two Slack hosts on one Redis, and a war room spooled on host A: Slack rate-limits its
+/// create (Retry-After 30 s, past its deadline) for a failure whose check ran 20 s ago.
+/// `None` when redis-server is missing (reported by [`RedisServer::start`]).
+fn war_room_spooled_on_a_rate_limited_host() -> Option<(RedisServer, FakeSlack, Vec<Sandbox>, String, i64)> {
+    let (redis, fake, hosts, api, now) = two_slack_hosts("conversations.create", &[Fault::RateLimited(30)])?;
     let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api, "--timeout", "3s"], &fixture_at("sensu/create.json", now - 20));
     assert_eq!(code, Some(75), "{stderr}");
     assert_eq!(hosts[0].spooled("slack").len(), 4, "create, topic, invite, alert: {stderr}");
+    Some((redis, fake, hosts, api, now))
+}
+
+#[test]
+fn a_war_room_spooled_on_a_rate_limited_host_is_opened_once_by_whichever_host_gets_through() {
+    let Some((redis, fake, hosts, api, now)) = war_room_spooled_on_a_rate_limited_host() else { return };
     // The check's next failure reaches host B, which Slack lets through: B opens the war room.
     let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &api], &fixture_at("sensu/create.json", now - 10));
     assert_eq!(code, Some(0), "{stderr}");
@@ -678,14 +687,7 @@ fn a_war_room_spooled_on_a_rate_limited_host_is_opened_once_by_whichever_host_ge
 
 #[test]
 fn a_war_room_spooled_on_a_rate_limited_host_is_not_opened_after_the_recovery_on_another_host() {
-    let Some(redis) = RedisServer::start() else { return };
-    let fake = FakeSlack::start();
-    fake.fail("conversations.create", &[Fault::RateLimited(30)]);
-    let hosts = slack_hosts(2, json!({}));
-    let api = fake.api_url();
-    let now = unix_now();
-    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api, "--timeout", "3s"], &fixture_at("sensu/create.json", now - 20));
-    assert_eq!(code, Some(75), "{stderr}");
+    let Some((redis, fake, hosts, api, now)) = war_room_spooled_on_a_rate_limited_host() else { return };
     // The recovery reaches host B while A's war room waits in A's spool: nobody was paged yet,
     // so nothing is posted.
     let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &api], &fixture_at("sensu/resolve.json", now - 10));
@@ -863,14 +865,9 @@ fn redis_killed_mid_slack_storm_every_war_room_is_opened_or_spooled() {
 
 #[test]
 fn a_war_room_whose_alert_waits_in_one_hosts_spool_gets_the_next_hosts_alert_not_a_second_room() {
-    let Some(redis) = RedisServer::start() else { return };
-    let fake = FakeSlack::start();
     // Host A opens the war room; Slack rate-limits its alert (Retry-After past its deadline):
     // the alert waits in A's spool, the room is remembered in the shared record.
-    fake.fail("chat.postMessage", &[Fault::RateLimited(30)]);
-    let hosts = slack_hosts(2, json!({}));
-    let api = fake.api_url();
-    let now = unix_now();
+    let Some((redis, fake, hosts, api, now)) = two_slack_hosts("chat.postMessage", &[Fault::RateLimited(30)]) else { return };
     let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &api, "--timeout", "3s"], &fixture_at("sensu/create.json", now - 20));
     assert_eq!(code, Some(75), "{stderr}");
     assert_eq!(fake.created().len(), 1);
