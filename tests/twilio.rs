@@ -691,6 +691,30 @@ fn without_a_ledger_short_flushes_follow_the_ringing_call_from_the_spool_entry_a
     assert!(sb.spooled("twilio").is_empty());
 }
 
+/// An event's run that ran out of time while its call rang, without a ledger: its spool entry
+/// keeps the call, and the flush follows it rather than call the first person again.
+#[test]
+fn without_a_ledger_an_events_run_out_of_time_keeps_its_ringing_call_in_the_spool_entry_for_the_flush() {
+    let sb = spooled_sequential();
+    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    let r = sb.run(&[&["--api-url", &fake.url, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains(&format!("the call to {ONE} was still ringing")), "{}", r.stderr);
+    let ringing = fake.calls()[0].sid.clone();
+    let (_, entry) = sb.spooled_entry("twilio", &r.stderr);
+    assert_eq!(entry["progress"]["notes"]["calls"][0]["sid"], json!(ringing), "{entry}");
+    let r = sb.run(&[&["--flush", "--timeout", "2s", "--api-url", &fake.url][..], &no_ledger].concat(), b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    fake.end_call(&ringing, Outcome::Busy);
+    let r = sb.run(&[&["--flush", "--timeout", "10s", "--api-url", &fake.url][..], &no_ledger].concat(), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
+}
+
 /// On a full disk neither the ledger nor the spool entry can note a call: a flush whose share
 /// cannot follow a call to its end places none (the next flush could not know of it, and would
 /// ring the same phone again), and says what would carry the run on; one with time enough calls.
