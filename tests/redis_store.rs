@@ -2,6 +2,10 @@
 //! [`RedisServer`]): atomic updates across connections, holds (exclusion, release, renewal, a
 //! killed holder), expiry, listing, TLS, the password kept out of every message, and the
 //! bounded cost of an unreachable or stalled Redis.
+//!
+//! A test that needs a hold to outlive its lease uses a lease of a second or more: renewals run
+//! every third of it on a thread, and a CI machine running the whole suite on two cores may
+//! not schedule that thread for a few hundred milliseconds.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -198,7 +202,7 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
 #[test]
 fn every_live_hold_of_a_store_is_renewed_and_a_later_one_too() {
     let Some(server) = RedisServer::start() else { return };
-    let lease = Duration::from_millis(300);
+    let lease = Duration::from_millis(1000);
     let a = store(&server, "pagerduty").with_lease(lease);
     let b = store(&server, "pagerduty");
     let first = a.hold("one", Instant::now()).unwrap().expect("free");
@@ -238,7 +242,7 @@ fn a_dropped_hold_does_not_delete_a_lease_another_holder_took_over() {
 #[test]
 fn a_hold_outlives_a_redis_restart() {
     let Some(mut server) = RedisServer::start() else { return };
-    let lease = Duration::from_millis(600);
+    let lease = Duration::from_millis(1500);
     let a = store(&server, "twilio").with_lease(lease);
     let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
     let hkey = "pagerpipe:twilio:hold:web-01/disk";
@@ -272,7 +276,7 @@ fn a_hold_outlives_a_redis_restart() {
 #[test]
 fn a_hold_another_host_took_while_redis_restarted_is_lost_and_left_to_it() {
     let Some(mut server) = RedisServer::start() else { return };
-    let a = store(&server, "twilio").with_lease(Duration::from_millis(600));
+    let a = store(&server, "twilio").with_lease(Duration::from_millis(1500));
     let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
     let hkey = "pagerpipe:twilio:hold:web-01/disk";
     assert_eq!(a.hold_lost("web-01/disk"), None);
@@ -491,12 +495,12 @@ fn a_user_limited_to_the_readme_acl_can_do_everything() {
     args.extend(rules.iter().map(String::as_str));
     server.cli(&args).unwrap();
     let url = format!("redis://pagerpipe:ledger-pw@127.0.0.1:{}/0", server.port);
-    let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(Duration::from_millis(300));
+    let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(Duration::from_millis(1000));
     increment(&limited, "k");
     limited.update_with("k", Write { expire: Expiry::After(Duration::from_secs(60)), ..Write::DURABLE }, &mut |v| v).unwrap();
     let held = limited.hold("k", Instant::now()).unwrap().expect("free");
     // Let it renew once (EVAL calling PEXPIRE): it is still held two leases later.
-    assert!(store(&server, "pagerduty").hold("k", Instant::now() + Duration::from_millis(600)).unwrap().is_none());
+    assert!(store(&server, "pagerduty").hold("k", Instant::now() + Duration::from_millis(2000)).unwrap().is_none());
     drop(held);
     assert!(limited.hold("k", Instant::now()).unwrap().is_some());
     assert_eq!(limited.keys().unwrap(), ["k"]);
@@ -557,7 +561,7 @@ fn holds_are_renewed_and_released_without_the_script_when_redis_refuses_it() {
     // for a whole lease). The WATCH transaction does both instead.
     let Some(server) = RedisServer::start() else { return };
     let url = user_without_scripting(&server);
-    let lease = Duration::from_millis(300);
+    let lease = Duration::from_millis(1000);
     let other = store(&server, "pagerduty");
     for first_script in ["renewal", "release"] {
         let limited = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap().with_lease(lease);
@@ -586,7 +590,7 @@ fn a_server_without_scripting_updates_renews_and_releases_by_transaction() {
     // EVAL renamed away (as some managed Redis services do): 'unknown command', not NOPERM.
     let Some(server) = RedisServer::start_with(&["--rename-command", "EVAL", ""]) else { return };
     assert!(server.cli(&["EVAL", "return 1", "0"]).is_err_and(|e| e.contains("unknown command")));
-    let lease = Duration::from_millis(300);
+    let lease = Duration::from_millis(1000);
     let plain = store(&server, "pagerduty").with_lease(lease);
     increment(&plain, "k");
     increment(&plain, "k");
