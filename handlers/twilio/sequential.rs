@@ -1158,6 +1158,38 @@ mod tests {
         }
     }
 
+    /// Notes of `calls` calls to `phone`, written `written` times, as run `token` keeps them.
+    fn noted(token: &str, phone: &str, calls: usize, written: u64) -> common::state::Progress {
+        let call = NotedCall { phone: phone.into(), name: None, round: 1, at: 1, sid: None, attempt: None };
+        let notes = Notes { calls: vec![call; calls], messages: vec![], texted: vec![], written };
+        common::state::Progress { token: token.into(), notes: serde_json::to_value(notes).unwrap() }
+    }
+
+    fn record(progress: common::state::Progress) -> Incident {
+        Incident { progress: Some(progress), ..Incident::default() }
+    }
+
+    /// Of the copies in the record and in the spool entry, the run's own written last is read:
+    /// a note write that failed in one (Redis refusing it, a full spool) leaves the other ahead.
+    #[test]
+    fn the_notes_written_last_are_carried_on() {
+        let calls = |n: Option<Notes>| n.map(|n| (n.calls.len(), n.calls[0].phone.clone()));
+        // No entry copy (an event's run): the record's.
+        assert_eq!(calls(Notes::left_off(Some(&record(noted("t", "+1", 2, 4))), None)), Some((2, "+1".into())));
+        // No record (no ledger): the entry's.
+        assert_eq!(calls(Notes::left_off(None, Some(&noted("t", "+2", 1, 2)))), Some((1, "+2".into())));
+        // The record's write of the last call failed: the entry is ahead.
+        let rec = record(noted("t", "+1", 1, 2));
+        assert_eq!(calls(Notes::left_off(Some(&rec), Some(&noted("t", "+2", 2, 3)))), Some((2, "+2".into())));
+        // The entry's rewrite failed: the record is ahead (or level: the record's).
+        let rec = record(noted("t", "+1", 3, 5));
+        assert_eq!(calls(Notes::left_off(Some(&rec), Some(&noted("t", "+2", 2, 3)))), Some((3, "+1".into())));
+        assert_eq!(calls(Notes::left_off(Some(&rec), Some(&noted("t", "+2", 3, 5)))), Some((3, "+1".into())));
+        // Another run's notes in the record: the entry's own.
+        let rec = record(noted("other", "+1", 4, 9));
+        assert_eq!(calls(Notes::left_off(Some(&rec), Some(&noted("t", "+2", 1, 2)))), Some((1, "+2".into())));
+    }
+
     #[test]
     fn call_resources_are_read_as_twilio_sends_them() {
         let body = r#"{"sid": "CA1", "status": "completed", "duration": "4", "answered_by": "machine_start"}"#;
