@@ -55,8 +55,9 @@ pub enum Outcome<T = ()> {
     Skipped(String),
     /// Still retryable, and not kept anywhere yet (exit 75 if it stays so).
     Retry(Retry),
-    /// Kept in the spool for a later invocation or `--flush` (exit 75); the text says why and
-    /// where.
+    /// Kept for later (exit 75): in the spool for a later invocation or `--flush`, or by the
+    /// invocation that holds the incident now (a Twilio run whose hold another took); the text
+    /// says why and where.
     Spooled(String),
     /// Refused for good by the service (exit 69): never retried.
     Refused(String),

@@ -407,7 +407,11 @@ impl Twilio {
             },
             Ended::Over(outcome) => outcome,
             Ended::Stopped(done) => Outcome::Delivered(done),
-            Ended::Nobody(why) | Ended::HandedOver(why) => Outcome::Retry(Retry::not_sent(why)),
+            Ended::Nobody(why) => Outcome::Retry(Retry::not_sent(why)),
+            // The invocation holding the incident now pages (exit 75 all the same: this run
+            // reached nobody); the event is not printed as undelivered, which would invite
+            // sending it again by hand.
+            Ended::HandedOver(why) => Outcome::Spooled(why),
             Ended::Unfinished { reason, progress, .. } => {
                 self.spool_run(ctx, page, progress, &format!("{reason}; the rest of the run waits"))
             }
