@@ -493,8 +493,10 @@ impl Twilio {
                 if let Some(ended) = self.wait_unsettled(ctx, run, &mut p, r) {
                     return ended;
                 }
-                // Noted as texted once delivered only: a text that failed is tried again before
-                // the person's next call.
+                // A text that surely did not go out is tried again before the person's next
+                // call; one Twilio may have taken (no answer), one spooled (the flush sends it)
+                // and one refused for good (a number that replied STOP, or is not valid) are
+                // not: a person gets the page's text once.
                 if let Some(body) = &body
                     && !p.texted.contains(&r.phone)
                 {
@@ -503,7 +505,12 @@ impl Twilio {
                             p.texted.insert(r.phone.clone());
                             p.messages.extend(sid);
                         }
-                        f => ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or(""))),
+                        f => {
+                            if !matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
+                                p.texted.insert(r.phone.clone());
+                            }
+                            ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
+                        }
                     }
                 }
                 if p.capped.contains(&r.phone) {
