@@ -1155,3 +1155,28 @@ fn a_nagios_problem_arriving_after_its_own_recovery_calls_nobody_even_without_a_
     assert_eq!(fake.to(CALLS).len(), 3);
     fake.assert_no_violations();
 }
+
+/// Without a usable ledger (Redis unreachable) no hold keeps two flushes apart: the minute
+/// timer's flush and another one (an event's own, or an overlapping `--flush`) each carried on
+/// the same spooled sequential run, and its first person was rung twice at once. The spool's
+/// claim on the incident lets one carry it on; the other leaves it queued (exit 75).
+#[test]
+fn two_flushes_without_a_ledger_carry_on_one_spooled_run_once() {
+    let sb = spooled_sequential();
+    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
+    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing, Outcome::Ringing]);
+    let args = [&["--flush", "--timeout", "6s", "--api-url", &fake.url][..], &no_ledger].concat();
+    let a = crate::util::spawn_command(sb.command(&args), b"");
+    let b = crate::util::spawn_command(sb.command(&args), b"");
+    let (a, b) = (crate::util::finish(a), crate::util::finish(b));
+    let both = format!("{}\n----\n{}", a.stderr, b.stderr);
+    let rung_one = called(&fake).iter().filter(|to| *to == ONE).count();
+    assert_eq!(rung_one, 1, "{:?}\n{both}", called(&fake));
+    assert!(fake.overlaps().is_empty(), "{:?}\n{both}", fake.overlaps());
+    assert!(both.contains("is being flushed by another invocation; its entries wait"), "{both}");
+    assert!([a.code, b.code].contains(&Some(75)), "the flush that left the run queued says so: {both}");
+    fake.assert_no_violations();
+}

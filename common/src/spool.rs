@@ -143,6 +143,11 @@ pub struct Listing {
     pub others: Vec<String>,
 }
 
+/// A flush's claim on one incident's spooled entries ([`Spool::claim`]), released when dropped.
+pub struct Claim {
+    _lock: crate::state::file::Locked,
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Spool {
@@ -232,6 +237,22 @@ impl Spool {
         }
         listing.names.sort();
         Ok(listing)
+    }
+
+    /// A claim on the entries of `incident_key` for one flush, when no ledger hold covers the
+    /// incident (no state store, or the store failed): an exclusive `flock` on
+    /// `claim-<key hash>.lock` in the spool directory, taken without waiting, removed when
+    /// released (dropped). Without it two flushes (the minute timer's and an event's own, or
+    /// two overlapping `--flush`) would each carry on the same entry: a Twilio sequential run
+    /// calling its first person twice. `Ok(None)`: another process holds the claim; its
+    /// entries are left queued. A lock path that is not a regular file is moved aside,
+    /// reported through `notice`. (Incidents whose keys share a hash share a claim: one waits
+    /// for the other's flush, nothing more.)
+    ///
+    /// Errors: the lock file cannot be opened or locked.
+    pub fn claim(&self, incident_key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Claim>> {
+        let path = self.dir.join(format!("claim-{:016x}.lock", key_hash(incident_key)));
+        Ok(crate::state::file::Locked::take(&path, std::time::Instant::now(), notice)?.map(|lock| Claim { _lock: lock }))
     }
 
     /// Names of the queued entries, oldest first.

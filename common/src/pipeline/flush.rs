@@ -11,7 +11,9 @@
 //!   spooled pages (a service that is down fails every destination alike, one try each);
 //! - an entry is delivered under its incident's hold, after checking that it is still there,
 //!   so two flushes (or a flush and a new event, on any host sharing the store) never deliver
-//!   it twice;
+//!   it twice; without a hold (no store, or it failed) a flush claims the incident's entries
+//!   in the spool directory instead ([`Spool::claim`]), and another flush or event of this
+//!   host leaves them queued meanwhile;
 //! - the ledger decides it again, as a new event would: an entry a later delivered action made
 //!   stale (a trigger after a resolve, here or on another host) or an identical repeat inside
 //!   `refresh` is not sent, and moves to `failed/` with the reason;
@@ -29,7 +31,7 @@
 //!   a single request (a broadcast call) still goes before the resolve queued behind it.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -183,6 +185,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         // an entry waits for its own incident: the summary's reason when nothing was retried.
         let mut unbuilt: HashSet<String> = HashSet::new();
         let mut waiting: Option<String> = None;
+        // Claims on incidents this flush delivers without a hold ([`Spool::claim`]), kept
+        // until it is done.
+        let mut claims: HashMap<String, spool::Claim> = HashMap::new();
         for name in listing.names {
             let hash = spool::key_hash_of_name(&name).to_string();
             if !wanted(&hash) {
@@ -238,7 +243,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 continue;
             }
             // The incident's hold, unless this process has it already.
-            let _hold = match (self.store, held == Some(entry.incident_key.as_str())) {
+            let hold = match (self.store, held == Some(entry.incident_key.as_str())) {
                 (Some(store), false) => {
                     let until = if wait { Instant::now() + deadline.remaining() } else { Instant::now() };
                     match store.hold(&entry.incident_key, until) {
@@ -257,6 +262,24 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 _ => None,
             };
+            // Without a hold (no store, or it failed), the claim in the spool directory keeps
+            // another flush off the incident's entries until this one is done with them
+            // (carrying on one Twilio sequential run twice called its first person twice).
+            if hold.is_none() && held != Some(entry.incident_key.as_str()) && !claims.contains_key(&incident) {
+                match spool.claim(&incident, &mut |n| self.log.warn(n)) {
+                    Ok(Some(claim)) => {
+                        claims.insert(incident.clone(), claim);
+                    }
+                    Ok(None) => {
+                        self.log.info(format!("spool: {incident} is being flushed by another invocation; its entries wait"));
+                        waiting.get_or_insert_with(|| format!("another invocation is flushing the entries of {incident}"));
+                        held_back.insert(incident);
+                        report.remaining += 1;
+                        continue;
+                    }
+                    Err(e) => self.log.error(format!("spool: cannot claim the entries of {incident}: {e:#}; delivering without it")),
+                }
+            }
             // Under the hold: still there?
             let mut entry = match spool.read(&name) {
                 Ok(Some(e)) => e,

@@ -93,7 +93,8 @@ impl Hold for Locked {}
 /// the file that was locked (same device and inode); if another process removed it in between,
 /// the lock is on an orphan and is taken again on the new file. Removal happens while the lock
 /// is held, so whoever locks next finds either the old file (and notices) or a new one.
-struct Locked {
+/// (Also a flush's claim on an incident's spooled entries, [`crate::spool::Spool::claim`].)
+pub(crate) struct Locked {
     path: PathBuf,
     file: Option<File>,
 }
@@ -102,7 +103,7 @@ impl Locked {
     /// Lock `path`, waiting until `until`. `Ok(None)`: still locked by someone else at
     /// `until`. A lock path that is not a regular file (a FIFO, a directory, a symlink someone
     /// planted) is moved aside and reported through `notice` ([`files::open_lock_or_move_aside`]).
-    fn take(path: &Path, until: Instant, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Locked>> {
+    pub(crate) fn take(path: &Path, until: Instant, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Locked>> {
         loop {
             let file = files::open_lock_or_move_aside(path, notice)?;
             if !files::lock_until(&file, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))? {
