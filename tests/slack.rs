@@ -760,3 +760,30 @@ fn a_flush_uses_the_token_in_force_and_keeps_the_war_room_while_it_is_wrong() {
     assert_eq!((room.name.as_str(), room.roots().len()), (WAR_ROOM, 1));
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_later_failure_opens_a_new_war_room_when_the_remembered_one_was_archived_before_its_alert_went_out() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    // The room is opened, its alert rate-limited and spooled; the room is remembered for it.
+    fake.fail("chat.postMessage", &[Fault::RateLimited(30)]);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let first = fake.created()[0].id.clone();
+    // Someone archives the empty room; the flush's alert is refused for good.
+    fake.archive(&first);
+    let f = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    assert_eq!(f.code, Some(69), "{f:?}");
+    assert_eq!(sb.failed("slack").len(), 1, "{}", f.stderr);
+    // Days later the check fails again: it pages, in a new war room.
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 3 * 24 * 60, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("answered is_archived; opening a new one for this incident"), "{}", r.stderr);
+    let created = fake.created();
+    assert_eq!(created.len(), 2, "{:?}", summary(&fake.calls()));
+    let room = &created[1];
+    assert_eq!((room.name.as_str(), room.is_archived, room.roots().len()), ("inc-20261204-web-01-check_disk", false, 1));
+    assert!(room.members.iter().any(|m| m == USERS[0]), "{:?}", room.members);
+    assert!(fake.channel(&first).messages.is_empty());
+    fake.assert_no_violations();
+}

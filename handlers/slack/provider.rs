@@ -21,7 +21,9 @@
 //! `archive_on_resolve` the war room is archived afterwards (`already_archived` is fine; a
 //! failed archive is a warning). When the war room of an open incident was archived or deleted
 //! (`is_archived`, `channel_not_found` on the update), a new war room is opened and the update
-//! becomes its first message; in one-channel mode that is an error naming the setting.
+//! becomes its first message; in one-channel mode that is an error naming the setting. So with
+//! a war room remembered for an alert that never went out: the next failure's alert opens a
+//! new one when that room is gone.
 //!
 //! Errors are classified by Slack's code ([`crate::api`]): retryable ones are retried within
 //! the deadline and then spooled together with the steps after them (a step that needs the
@@ -666,11 +668,24 @@ impl<'a> Session<'a> {
     }
 
     /// Post the alert into an existing channel (one-channel mode, or a stored war room whose
-    /// alert never went out).
+    /// alert never went out). A stored war room that is gone (`is_archived`,
+    /// `channel_not_found`: archived by hand while its alert waited in the spool) is replaced
+    /// by a new one, as for an update: the record keeps such a room with no expiry, and
+    /// refusing every later failure of the incident for it would silence the check for good.
     fn alert_into(&mut self, channel: Stored) -> std::result::Result<(), Stop> {
         let link = self.link();
         let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
-        let posted = self.call(Call::Post { channel: Some(channel.channel_id.clone()), thread: Thread::Root, message })?;
+        let posted = match self.call(Call::Post { channel: Some(channel.channel_id.clone()), thread: Thread::Root, message }) {
+            Err(Stop::Slack(e))
+                if matches!(e.code.as_str(), "channel_not_found" | "is_archived")
+                    && matches!(self.slack.target, Target::WarRoom { .. }) =>
+            {
+                self.ctx.log.warn(format!("war room {} answered {}; opening a new one for this incident", channel.shown(), e.code));
+                self.refs = Map::new();
+                return self.open_war_room(false);
+            }
+            other => other?,
+        };
         let id = posted["channel"].as_str().unwrap_or(&channel.channel_id).to_string();
         let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
         self.refs.extend(Stored { channel_id: id.clone(), channel_name: channel.channel_name, ts: Some(ts.clone()) }.refs());
