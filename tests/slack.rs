@@ -787,3 +787,32 @@ fn a_later_failure_opens_a_new_war_room_when_the_remembered_one_was_archived_bef
     assert!(fake.channel(&first).messages.is_empty());
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_spooled_war_room_whose_stand_in_name_was_created_with_its_answer_lost_is_found_by_that_name() {
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    let sb = sandbox(json!({}));
+    fake.fail("conversations.create", &[Fault::RateLimited(30)]);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    // Another incident's room of a name that folds alike (web.01), opened by this bot since.
+    let other = fake.add_channel_created(WAR_ROOM, true, NOW + 30);
+    // The flush: name_taken, then the stand-in -2 is created but its answer is lost.
+    fake.fail("conversations.create", &[Fault::Slow(0), Fault::Lost]);
+    let f = run_at(&sb, &fake, b"", 1, &["--flush", "--timeout", "4s"]);
+    assert_eq!(f.code, Some(75), "{f:?}");
+    assert!(f.stderr.contains("name_taken; sending a request in its place"), "{}", f.stderr);
+    // The next flush looks up the -2 it sent, finds it, and opens the war room there.
+    let f = run_at(&sb, &fake, b"", 2, &["--flush", "--timeout", "4s"]);
+    ok(&f);
+    assert!(f.stderr.contains("the service had acted on it after all; not sent again"), "{}", f.stderr);
+    assert!(fake.channel(&other).messages.is_empty(), "nothing posted into the other incident's room");
+    let ours: Vec<_> = fake.channels().into_iter().filter(|c| c.name.starts_with(&format!("{WAR_ROOM}-"))).collect();
+    assert_eq!(ours.len(), 1, "one war room made by the flushes: {:?}", summary(&fake.calls()));
+    let room = &ours[0];
+    assert_eq!((room.name.as_str(), room.roots().len()), (format!("{WAR_ROOM}-2").as_str(), 1));
+    assert!(room.members.iter().any(|m| m == USERS[0]), "{:?}", room.members);
+    assert!(room.topic.starts_with("CRITICAL web-01/check_disk"), "{}", room.topic);
+    fake.assert_no_violations();
+}

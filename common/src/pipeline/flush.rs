@@ -561,7 +561,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 *last.borrow_mut() = Some(resp.clone());
                 provider.classify(&payload, resp)
             };
-            let lookable = lookup.is_some();
+            let lookable = provider.lookup(&payload, entry.created).is_some();
             // A request of unknown fate that the lookup could not tell about may still have been
             // acted on: its first attempt stays unsettled, and this is a new attempt, so that the
             // call it may have placed is never taken for another one's, nor this one's for it. (One
@@ -596,6 +596,28 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     match answer.filter(|_| instead < super::MAX_INSTEAD).and_then(|resp| provider.instead(&payload, &resp)) {
                         Some(next) => {
                             log.info(format!("{what}: {why}; sending a request in its place"));
+                            // The entry holds the stand-in before it goes: should its answer be
+                            // lost, the next flush looks up what was sent (Slack: the `-2` room),
+                            // not the refused request (whose name is another incident's room).
+                            let mut kept = entry.clone();
+                            kept.fate = Fate::NotSent;
+                            kept.payload = match serde_json::to_value(&next) {
+                                Ok(value) => value,
+                                Err(e) => return Settled::Request(Outcome::Refused(format!("{what}: its stand-in cannot be kept ({e})"))),
+                            };
+                            if let Some(spool) = self.spool
+                                && let Err(e) = spool.try_rewrite(name, &kept, crate::files::Durability::Durable)
+                            {
+                                return Settled::Request(Outcome::Retry(crate::outcome::Retry {
+                                    reason: format!(
+                                        "{what}: {why}, and its stand-in cannot be written into the spool ({e:#}); not sent yet"
+                                    ),
+                                    fate: Fate::NotSent,
+                                    after: None,
+                                }));
+                            }
+                            *entry = kept;
+                            fate = Fate::NotSent;
                             payload = next;
                             instead += 1;
                             continue;

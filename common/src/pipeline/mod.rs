@@ -544,7 +544,8 @@ pub trait Provider: Sized {
     /// The request to send in place of `payload`, which the service refused for good from the
     /// spool with `resp`, when another does what it was for (Slack: a war room whose name was
     /// taken meanwhile asks for the next name, as a live invocation does). A flush tries up to
-    /// [`MAX_INSTEAD`] of them in a row. Default: none (refused).
+    /// [`MAX_INSTEAD`] of them in a row, each written into the spool entry (as not sent) before
+    /// it goes, so that a lost answer is looked up as what was sent. Default: none (refused).
     fn instead(&self, _payload: &Self::Payload, _resp: &Response) -> Option<Self::Payload> {
         None
     }
