@@ -173,6 +173,26 @@ fn a_refused_entry_that_cannot_reach_failed_is_counted_as_still_queued() {
     assert_eq!(sb.spooled("pagerduty").len(), 1);
 }
 
+/// A refused trigger that cannot reach `failed/` stays the head of its incident's log: the
+/// resolve queued behind it waits too. Before, it was delivered past the trigger (per-incident
+/// order broken: PagerDuty got a resolve of an incident it never opened, and the trigger kept
+/// going out after it at every flush).
+#[test]
+fn a_refused_entry_that_cannot_reach_failed_holds_back_its_incidents_later_entries() {
+    let sb = pagerduty_sandbox();
+    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/create.json"), &[]).code, Some(75));
+    assert_eq!(run_at(&sb, REFUSED_URL, &read_fixture("sensu/resolve.json"), &[]).code, Some(75));
+    assert_eq!(sb.spooled("pagerduty").len(), 2);
+    std::fs::write(sb.spool_dir().join("pagerduty").join("failed"), b"not a directory").unwrap();
+    let fake = FakePagerDuty::start(&[Script::Invalid]);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("0 delivered, 0 moved to failed/, 2 still queued"), "{}", r.stderr);
+    let actions: Vec<_> = fake.events().iter().map(|e| e["event_action"].clone()).collect();
+    assert_eq!(actions, [json!("trigger")], "the resolve waits behind its refused trigger: {}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 2);
+}
+
 #[test]
 fn entries_older_than_spool_max_age_are_given_up_loudly() {
     let sb = pagerduty_sandbox();

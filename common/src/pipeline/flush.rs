@@ -316,11 +316,13 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         report.stopped = Some("a delivered entry could not be removed".into());
                     }
                 },
-                // An entry that cannot be moved stays queued, and is counted so.
+                // An entry that cannot be moved stays queued, and is counted so; it is still
+                // the head of its incident's log, which holds back the entries behind it.
                 Outcome::Skipped(why) => {
                     if self.moved(spool, &name, &mut entry, &why, false) {
                         report.dropped += 1;
                     } else {
+                        held_back.insert(incident);
                         report.remaining += 1;
                     }
                 }
@@ -328,6 +330,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     if self.moved(spool, &name, &mut entry, &why, true) {
                         report.failed += 1;
                     } else {
+                        held_back.insert(incident);
                         report.remaining += 1;
                         report.stopped.get_or_insert_with(|| format!("{why}; and failed/ cannot be written"));
                     }
