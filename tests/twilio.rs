@@ -1180,3 +1180,30 @@ fn two_flushes_without_a_ledger_carry_on_one_spooled_run_once() {
     assert!([a.code, b.code].contains(&Some(75)), "the flush that left the run queued says so: {both}");
     fake.assert_no_violations();
 }
+
+/// A handler killed after it spooled its sequential run, before it cleared its note of the run
+/// in flight, leaves both in place: the ledger's record still says the run is in flight, and
+/// the spool holds it. The next holder spooled the note again, with the same token: the first
+/// copy called everyone without an answer (which records nothing), and the second called
+/// everyone again from the top. The note whose run is already queued is not spooled again.
+#[test]
+fn a_run_spooled_by_a_killed_handler_and_still_noted_in_flight_is_carried_on_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    // What the kill left: the record still notes the spooled run in flight.
+    let (_, entry) = sb.spooled_entry("twilio", "");
+    let record = sb.state_file("twilio", "web-01%2Fcheck_disk.json");
+    let mut rec: Value = std::fs::read(&record).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}));
+    rec["inflight"] = json!([entry]);
+    std::fs::write(&record, rec.to_string()).unwrap();
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer; 8]);
+    let r = sb.run(&["--flush", "--timeout", "40s", "--api-url", &fake.url], b"");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE, TWO], "one run of two rounds: {}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(sb.spooled("twilio").is_empty(), "{}", r.stderr);
+    assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
+    fake.assert_no_violations();
+}

@@ -1272,8 +1272,18 @@ pub(crate) fn adopt_inflight(
             return 0;
         }
     };
+    // A holder killed after it spooled its request (a Twilio sequential run), before it
+    // cleared the note, left both: the queued copy is the one that goes on. Spooled again, a
+    // run whose first copy ended with nobody answering (which records nothing) called everyone
+    // again from the top.
+    let queued: std::collections::HashSet<String> =
+        spool.map(|s| spooled_tail(s, key).into_iter().map(|e| e.token).collect()).unwrap_or_default();
     let mut moved = 0;
     for mut entry in taken {
+        if queued.contains(&entry.token) {
+            log.info(format!("{key}: a {} request noted in flight is already spooled; that entry carries it on", entry.action.name()));
+            continue;
+        }
         entry.fate = Fate::Unknown;
         let private = holds_secret(&entry.overrides, secrets);
         match spool.map(|s| s.push(&entry, private)) {
