@@ -1207,3 +1207,28 @@ fn a_run_spooled_by_a_killed_handler_and_still_noted_in_flight_is_carried_on_onc
     assert!(fake.overlaps().is_empty(), "{:?}", fake.overlaps());
     fake.assert_no_violations();
 }
+
+/// The live side of the same race: without a usable ledger, an event for the incident arriving
+/// while a flush carries on its spooled sequential run carried the run on too (the entry is
+/// its incident's tail, delivered before the event), and the first person was rung twice. One
+/// of them claims the run; the other leaves it to that one.
+#[test]
+fn an_event_without_a_ledger_does_not_carry_on_the_run_a_flush_is_carrying_on() {
+    let sb = spooled_sequential();
+    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
+    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing, Outcome::Ringing]);
+    let flush = [&["--flush", "--timeout", "6s", "--api-url", &fake.url][..], &no_ledger].concat();
+    let live = [&["--timeout", "16s", "--api-url", &fake.url][..], &no_ledger].concat();
+    let a = crate::util::spawn_command(sb.command(&flush), b"");
+    let b = crate::util::spawn_command(sb.command(&live), &read_fixture("sensu/create.json"));
+    let (a, b) = (crate::util::finish(a), crate::util::finish(b));
+    let both = format!("{}\n----\n{}", a.stderr, b.stderr);
+    let rung_one = called(&fake).iter().filter(|to| *to == ONE).count();
+    assert_eq!(rung_one, 1, "{:?}\n{both}", called(&fake));
+    assert!(fake.overlaps().is_empty(), "{:?}\n{both}", fake.overlaps());
+    assert!(both.contains("is being flushed by another invocation; its entries wait"), "{both}");
+    fake.assert_no_violations();
+}
