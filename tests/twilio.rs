@@ -544,6 +544,19 @@ fn spooled_sequential() -> Sandbox {
     sandbox(sequential(json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}], "ring_timeout": 1, "call_caps": {}})))
 }
 
+/// `--state-store` naming a Redis nothing listens on: no usable ledger.
+const NO_LEDGER: [&str; 2] = ["--state-store", "redis://127.0.0.1:1/0"];
+
+/// [`spooled_sequential`]'s sandbox with a sequential run spooled without a usable ledger
+/// ([`NO_LEDGER`]) while Twilio refuses connections (exit 75).
+fn run_spooled_without_a_ledger() -> Sandbox {
+    let sb = spooled_sequential();
+    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &NO_LEDGER].concat(), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("spooled as"), "{}", r.stderr);
+    sb
+}
+
 /// A sequential event while Twilio refuses connections: the run cannot place a call, and is
 /// spooled whole (exit 75), its entry the only one.
 fn spool_a_sequential_run(sb: &Sandbox, event: &[u8]) {
@@ -665,11 +678,7 @@ fn a_flush_out_of_time_mid_run_leaves_the_run_queued_and_the_next_flush_carries_
 /// the first person again while their phone still rings.
 #[test]
 fn without_a_ledger_short_flushes_follow_the_ringing_call_from_the_spool_entry_and_ring_nobody_twice() {
-    let sb = spooled_sequential();
-    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
-    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
-    assert_eq!(r.code, Some(75), "{r:?}");
-    assert!(r.stderr.contains("spooled as"), "{}", r.stderr);
+    let (sb, no_ledger) = (run_spooled_without_a_ledger(), NO_LEDGER);
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[Outcome::Ringing]);
     for _ in 0..3 {
@@ -697,8 +706,7 @@ fn without_a_ledger_short_flushes_follow_the_ringing_call_from_the_spool_entry_a
 /// keeps the call, and the flush follows it rather than call the first person again.
 #[test]
 fn without_a_ledger_an_events_run_out_of_time_keeps_its_ringing_call_in_the_spool_entry_for_the_flush() {
-    let sb = spooled_sequential();
-    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
+    let (sb, no_ledger) = (spooled_sequential(), NO_LEDGER);
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[Outcome::Ringing]);
     let r = sb.run(&[&["--api-url", &fake.url, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
@@ -1162,10 +1170,7 @@ fn a_nagios_problem_arriving_after_its_own_recovery_calls_nobody_even_without_a_
 /// claim on the incident lets one carry it on; the other leaves it queued (exit 75).
 #[test]
 fn two_flushes_without_a_ledger_carry_on_one_spooled_run_once() {
-    let sb = spooled_sequential();
-    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
-    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
-    assert_eq!(r.code, Some(75), "{r:?}");
+    let (sb, no_ledger) = (run_spooled_without_a_ledger(), NO_LEDGER);
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[Outcome::Ringing, Outcome::Ringing]);
     let args = [&["--flush", "--timeout", "6s", "--api-url", &fake.url][..], &no_ledger].concat();
@@ -1214,10 +1219,7 @@ fn a_run_spooled_by_a_killed_handler_and_still_noted_in_flight_is_carried_on_onc
 /// of them claims the run; the other leaves it to that one.
 #[test]
 fn an_event_without_a_ledger_does_not_carry_on_the_run_a_flush_is_carrying_on() {
-    let sb = spooled_sequential();
-    let no_ledger = ["--state-store", "redis://127.0.0.1:1/0"];
-    let r = sb.run(&[&["--api-url", REFUSED_URL, "--timeout", "16s"][..], &no_ledger].concat(), &read_fixture("sensu/create.json"));
-    assert_eq!(r.code, Some(75), "{r:?}");
+    let (sb, no_ledger) = (run_spooled_without_a_ledger(), NO_LEDGER);
     let fake = FakeTwilio::start(&[]);
     fake.outcomes(&[Outcome::Ringing, Outcome::Ringing]);
     let flush = [&["--flush", "--timeout", "6s", "--api-url", &fake.url][..], &no_ledger].concat();
