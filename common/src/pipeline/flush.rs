@@ -761,7 +761,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         }
         match self.store {
             Some(store) => super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", deadline, self.log),
-            None if p.action == crate::filter::Action::Resolve => super::resolved_without_ledger::<P>(self.common, key, self.log),
+            None if p.action == Action::Resolve => super::resolved_without_ledger::<P>(self.common, key, self.log),
             None => {}
         }
     }

@@ -5,8 +5,8 @@
 //! `--forget KEY` removes a record (exit 0), or exits 65 naming a key the ledger does not know.
 //! Both work on whichever store the settings choose (files or Redis). A store that cannot be
 //! used exits 78 when a setting is the cause (Redis refused the password, user or database of
-//! `state_store`, or a command the user's ACL forbids; a URL or state directory that cannot be
-//! used), else 75 (Redis unreachable or not answering: try again later), with one line that
+//! `state_store`, or a command the user's ACL forbids; a URL naming a read-only replica; a TLS
+//! certificate this machine refuses; a URL or state directory that cannot be used), else 75 (Redis unreachable or not answering: try again later), with one line that
 //! never shows the password ([`state::failure_code`]).
 
 use serde_json::{Map, Value};

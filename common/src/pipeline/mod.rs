@@ -220,8 +220,9 @@ impl<P: Provider> Ctx<'_, P> {
     /// Note `payload`, a run the provider carries out itself ([`Provider::is_run`]: Twilio's
     /// sequential calls), as in flight in the incident's record before it starts: when this
     /// process dies mid-run (killed by the monitoring system's handler timeout, kill -9), the
-    /// next holder of the incident, or `--flush`, spools it ([`adopt_inflight`]) and carries it
-    /// on ([`Provider::resume`]) instead of leaving it to the incident's next event. The record
+    /// next holder of the incident, or `--flush`, spools it (as a request a dead holder left in
+    /// flight) and carries it on ([`Provider::resume`]) instead of leaving it to the incident's
+    /// next event. The record
     /// of the delivery removes the note, and so does the end of an invocation that delivered
     /// nothing (its run is spooled or over). Best effort: a failure is logged, the run goes on.
     pub fn note_run_in_flight(&self, payload: &P::Payload) {
@@ -301,8 +302,9 @@ impl<P: Provider> Ctx<'_, P> {
         self.run_entry.as_ref()?.entry.borrow().progress.clone()
     }
 
-    /// Whether older requests of this incident are still spooled, so that new ones queue
-    /// behind them (a Reactio recovery whose create is spooled).
+    /// Whether this delivery's requests queue in the spool ([`Ctx::queued_behind`]): older
+    /// requests of the incident are still spooled (a Reactio recovery whose create is), or
+    /// another invocation is delivering for it.
     pub fn behind_spooled(&self) -> bool {
         self.queued_behind().is_some()
     }
@@ -635,8 +637,9 @@ pub enum Resumed {
     /// after every round), the reason: the entry moves to `failed/` for the record, logged as
     /// an error; the next event for the incident pages afresh.
     Ended(String),
-    /// A resolve or acknowledge of a later event stopped it, the reason: the entry moves to
-    /// `failed/` as superseded, nothing is recorded.
+    /// A resolve or acknowledge of a later event stopped it, or the record holds its run as
+    /// delivered already, the reason: the entry moves to `failed/` as superseded, nothing is
+    /// recorded.
     Superseded(String),
     /// Not over when its share of the flush ran out (a call may still ring), the reason: the
     /// entry stays queued, and what the incident's record notes of it says where the next
@@ -1150,9 +1153,10 @@ impl<'a, P: Provider> Local<'a, P> {
 /// compare-and-set decides on what the store holds now (another host may have written
 /// meanwhile). When the store refuses the write, a recovery's record is
 /// forgotten instead: an open record left behind would make the next failure within refresh
-/// pass for a repeat and be skipped while the service has the incident resolved; so is a
-/// failure's over the record of the incident's last recovery, which would make the next
-/// recovery pass for a repeat while the service has the incident open. A full Redis
+/// pass for a repeat and be skipped while the service has the incident resolved. Likewise, a
+/// failure whose write is refused over the record of the incident's last recovery forgets that
+/// record, which would make the next recovery pass for a repeat while the service has the
+/// incident open. A full Redis
 /// (`maxmemory`, `noeviction`) refuses every write but a deletion, which frees memory. Without
 /// the record a late event of the incident is no longer ordered against this recovery (a page
 /// too many at worst). When even that fails, the error line says what to run once the store

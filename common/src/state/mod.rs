@@ -122,7 +122,8 @@ pub const CLOSED_RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// A store failure that this machine's settings for it cause, so that trying again cannot
 /// help: Redis refused the user or password of `state_store` (`WRONGPASS`, `NOAUTH`), its
-/// database, or a command the user's ACL does not allow (`NOPERM`); a `state_store` URL or a
+/// database, or a command the user's ACL does not allow (`NOPERM`); a URL naming a read-only
+/// replica (`READONLY`); a TLS certificate this machine refuses; a `state_store` URL or a
 /// `ca_file` that cannot be used; a state directory that cannot be. The message says what to
 /// fix. Found anywhere in an error chain by [`failure_code`].
 #[derive(Debug)]
@@ -228,8 +229,7 @@ pub trait Store {
     /// on as if it alone delivered for the incident (a Twilio run places no further call). No
     /// round trip: the store's renewals found it. Default: `None` (a file store's lock cannot
     /// be lost while its holder lives).
-    fn hold_lost(&self, key: &str) -> Option<String> {
-        let _ = key;
+    fn hold_lost(&self, _key: &str) -> Option<String> {
         None
     }
 

@@ -178,9 +178,9 @@ struct Shared {
     /// first command refused: authentication, database): later calls fail at once, until
     /// [`Store::reconnect`] replaces a connection that broke.
     down: Mutex<Option<Down>>,
-    /// What makes a new connection ([`Shared::reconnect`]); held while one is made, so that
-    /// the renewal thread and the holder do not both make one. `Some`: the last attempt failed
-    /// (when, and why): it is not made again within a renewal period, which answers with why.
+    /// The last failed attempt at a new connection ([`Shared::reconnect`]), when and why: it is
+    /// not made again within a renewal period, which answers with why. Held while one is made,
+    /// so that the renewal thread and the holder do not both make one.
     attempt: Mutex<Option<(Instant, String)>>,
     /// Whether a new connection replaced the first one in this invocation.
     connected_again: std::sync::atomic::AtomicBool,
