@@ -747,18 +747,7 @@ fn a_war_room_and_its_recovery_spooled_while_redis_is_down_are_delivered_whole_b
     assert_eq!(code, Some(0), "{stderr}");
     assert!(host.spooled("slack").is_empty(), "{stderr}");
     let methods: Vec<String> = fake.calls().into_iter().map(|c| c.method).collect();
-    assert_eq!(
-        methods,
-        [
-            "conversations.create",
-            "conversations.setTopic",
-            "conversations.invite",
-            "chat.postMessage",
-            "chat.postMessage",
-            "conversations.archive"
-        ],
-        "{stderr}"
-    );
+    assert_eq!(methods, crate::fake::slack::WAR_ROOM_LIFE, "{stderr}");
     let room = &fake.created()[0];
     let roots = room.roots();
     assert_eq!(roots.len(), 1, "{stderr}");

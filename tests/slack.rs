@@ -626,17 +626,7 @@ fn slack_down_spools_and_flush_delivers_in_order() {
     assert!(sb.spooled("slack").is_empty());
     fake.assert_no_violations();
     let methods: Vec<String> = fake.calls().into_iter().map(|c| c.method).collect();
-    assert_eq!(
-        methods,
-        [
-            "conversations.create",
-            "conversations.setTopic",
-            "conversations.invite",
-            "chat.postMessage",
-            "chat.postMessage",
-            "conversations.archive"
-        ]
-    );
+    assert_eq!(methods, crate::fake::slack::WAR_ROOM_LIFE);
     let room = &fake.created()[0];
     assert_eq!(room.name, WAR_ROOM);
     let root = &room.roots()[0];

@@ -45,6 +45,16 @@ use super::{Received, Reply, Server};
 
 /// The bot token the fake accepts (never a real one).
 pub const BOT_TOKEN: &str = "xoxb-1000000001-2000000002-FakeSlackTestToken0";
+/// The Web API methods of a war room's whole life, in order: opened (create, topic, invite),
+/// the alert, the recovery in its thread, archived.
+pub const WAR_ROOM_LIFE: [&str; 6] = [
+    "conversations.create",
+    "conversations.setTopic",
+    "conversations.invite",
+    "chat.postMessage",
+    "chat.postMessage",
+    "conversations.archive",
+];
 /// The bot's own user ID (auth.test `user_id`); inviting it is `cant_invite_self`.
 pub const BOT_USER: &str = "U0BOT00001";
 /// Workspace ID (auth.test `team_id`).
