@@ -211,13 +211,13 @@ pub fn severity_word<'a>(event: &Event, settings: &'a Common) -> &'a str {
 /// The refresh period for this event: the check's own `refresh` attribute (Sensu 1.x), else
 /// the setting.
 pub fn refresh_for(event: &Event, settings: &Common) -> Duration {
-    refresh_or(event, settings.refresh)
+    refresh_or(event.refresh, settings.refresh)
 }
 
-/// The check's own `refresh` attribute (Sensu 1.x), bounded like the setting
-/// (`config::REFRESH_BOUNDS`), else `default`.
-pub fn refresh_or(event: &Event, default: Duration) -> Duration {
-    event.refresh.map(Duration::from_secs).map_or(default, |r| r.min(crate::config::REFRESH_BOUNDS.1))
+/// A check's own `refresh` attribute in seconds (Sensu 1.x; `None` without one), bounded like
+/// the setting (`config::REFRESH_BOUNDS`), else `default`.
+pub fn refresh_or(check_refresh: Option<u64>, default: Duration) -> Duration {
+    check_refresh.map(Duration::from_secs).map_or(default, |r| r.min(crate::config::REFRESH_BOUNDS.1))
 }
 
 #[cfg(test)]

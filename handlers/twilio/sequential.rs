@@ -679,7 +679,7 @@ impl Twilio {
     /// that run reached counted for its own time) and can no longer ring (`ring_timeout` +
     /// 15 s). The age in seconds when so; notes without a call are always too old (0).
     fn too_old(&self, run: &Run<'_>, notes: &Notes) -> Option<u64> {
-        let refresh = run.page.refresh.map_or(self.refresh, |r| Duration::from_secs(r).min(common::config::REFRESH_BOUNDS.1));
+        let refresh = common::filter::refresh_or(run.page.refresh, self.refresh);
         // Notes without a call (the one being placed was refused) carry nothing to follow.
         let Some(last) = notes.calls.last() else { return Some(0) };
         let age = common::clock::age(last.at, common::clock::now_unix());

@@ -711,13 +711,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(stop) = self.stop.filter(|s| later(s.action, s.event_time, None)) {
             return Some(format!("superseded: a {} of a later event is being handled", stop.action.name()));
         }
-        let spool = self.spool?;
-        spool.queued_for(&entry.incident_key).ok()?.iter().find_map(|name| match spool.read(name) {
-            Ok(Some(e)) if e.incident_key == entry.incident_key && later(e.action, e.event_time, e.event_seq) => {
-                Some(format!("superseded: a {} of a later event is queued behind it", e.action.name()))
-            }
-            _ => None,
-        })
+        let queued = super::spooled_tail(self.spool?, &entry.incident_key);
+        let e = queued.iter().find(|e| later(e.action, e.event_time, e.event_seq))?;
+        Some(format!("superseded: a {} of a later event is queued behind it", e.action.name()))
     }
 
     /// The record of `key`: the store's, with the references this flush learned that it lacks
