@@ -385,6 +385,29 @@ fn zabbix_escalation_cancelled_resolves() {
     assert_eq!(ev[1]["event_action"], "resolve");
 }
 
+/// What a Zabbix server sends when it cancels an escalation (a host, item, trigger or action
+/// disabled mid-escalation): the last alert's subject, and its message after a note, as
+/// `escalator.c` writes it: Zabbix 5.x `NOTE: Escalation cancelled: <why>\nLast message
+/// sent:\n<message>`, Zabbix 6.0 and later the same with `canceled`. Both resolve the problem the
+/// message was about; before, the 6.0 spelling was read as the problem again (a repeat).
+#[test]
+fn zabbix_escalation_canceled_resolves_in_every_zabbix_spelling() {
+    for fixture in ["escalation-cancelled-5.0", "escalation-canceled-6.0"] {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = sandbox();
+        let problem = String::from_utf8(crate::util::read_fixture("zabbix/problem-high.txt")).unwrap();
+        ok(&run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &problem], &[]));
+        let canceled = String::from_utf8(crate::util::read_fixture(&format!("zabbix/{fixture}.txt"))).unwrap();
+        let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &canceled], &[]);
+        ok(&r);
+        fake.assert_no_violations();
+        let ev = fake.events();
+        let actions: Vec<(&str, &str)> =
+            ev.iter().map(|e| (e["event_action"].as_str().unwrap(), e["dedup_key"].as_str().unwrap())).collect();
+        assert_eq!(actions, [("trigger", "23504-web-01"), ("resolve", "23504-web-01")], "{fixture}: {}", r.stderr);
+    }
+}
+
 #[test]
 fn mackerel_action_pages_on_state_changes_only() {
     let fake = FakePagerDuty::start(&[]);
@@ -889,6 +912,7 @@ mod zabbix_data_is_never_structure {
         let line = prop_oneof![
             "(incident_key|url|hostname|id|status|value|severity|nseverity|name|item_value|event_id|ip):[ -~]{0,24}",
             Just("NOTE: Escalation cancelled: by the host".to_string()),
+            Just("NOTE: Escalation canceled: by the host\nLast message sent:".to_string()),
             Just("status:OK".to_string()),
             Just("nseverity:0".to_string()),
             "[^\u{0}]{0,12}",
@@ -992,6 +1016,7 @@ mod zabbix_reader_properties {
         let line = prop_oneof![
             "(incident_key|url|hostname|id|status|value|severity|nseverity|name|item_value|event_id|ip) ?: ?[ -~]{0,24}",
             Just("NOTE: Escalation cancelled: by the host".to_string()),
+            Just("NOTE: Escalation canceled: by the host\nLast message sent:".to_string()),
             any::<String>(),
         ];
         prop::collection::vec(line, 0..8).prop_map(|lines| lines.join("\n"))

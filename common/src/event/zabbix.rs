@@ -8,8 +8,8 @@
 //! `incident_key:`, optional `item_value:{ITEM.VALUE}`. A line that does not start with one of
 //! these keys continues the previous value. The subject is `trigger`/`resolve` (pd-zabbix) or
 //! `{TRIGGER.STATUS}` `PROBLEM`/`OK`; without either, the `status:` line or `value:` (1 problem,
-//! 0 OK) decides. A `NOTE: Escalation cancelled` body (Zabbix's message when an escalation is
-//! stopped) is a resolve.
+//! 0 OK) decides. A `NOTE: Escalation cancelled` (Zabbix 6.0 and later: `canceled`) body
+//! (Zabbix's message when an escalation is stopped) is a resolve.
 //!
 //! Data is never structure (`../shared/DESIGN.md` "Trust"): an item value is written by the
 //! monitored host and may hold newlines and `key:value` lines. So
@@ -292,7 +292,7 @@ pub fn read_message(message: &str) -> Message {
             // A key read before, outside the name: never replaces it, never joins another value.
             Some(_) if !in_name => {}
             _ => {
-                if !in_name && last.as_deref() != Some("name") && line.trim_start().starts_with("NOTE: Escalation cancelled") {
+                if !in_name && last.as_deref() != Some("name") && is_escalation_note(line) {
                     if classic {
                         note_pending = true;
                     } else {
@@ -314,6 +314,15 @@ pub fn read_message(message: &str) -> Message {
         *v = t;
     }
     Message { fields: out, escalation_cancelled: cancelled || note_pending }
+}
+
+/// Whether `line` is the note a Zabbix server puts before the last message it sent when it
+/// cancels an escalation (`escalator.c`): `NOTE: Escalation cancelled: <why>` (Zabbix 5.4 and
+/// earlier), `NOTE: Escalation canceled: <why>` (Zabbix 6.0 and later), then (in recent versions
+/// after a `Last message sent:` line) that message.
+fn is_escalation_note(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("NOTE: Escalation cancelled") || line.starts_with("NOTE: Escalation canceled")
 }
 
 /// The `key:value` fields of `message` ([`read_message`]).
@@ -463,6 +472,9 @@ mod tests {
         }
         // Zabbix prepends its note: that one still resolves, and so does one after every line.
         let note = format!("NOTE: Escalation cancelled: host disabled.\n{PROBLEM}");
+        assert_eq!(inv("trigger", &note).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Resolve));
+        // Zabbix 6.0 and later spell it `canceled`, and say which message follows.
+        let note = format!("NOTE: Escalation canceled: host \"web-01\" disabled.\nLast message sent:\n{PROBLEM}");
         assert_eq!(inv("trigger", &note).parse(super::super::Source::Zabbix).unwrap().action, Some(SourceAction::Resolve));
         // Both severity lines, whichever order: the more severe.
         for msg in [
