@@ -436,6 +436,39 @@ fn mackerel_action_pages_on_state_changes_only() {
     fake.assert_no_violations();
 }
 
+/// mackerel-agent forgets its checks' statuses when it restarts (`runChecker` starts each one
+/// at `StatusUndefined`): the first action after a restart has an empty
+/// `MACKEREL_PREVIOUS_STATUS`, whatever the check's status was before. A problem paged before
+/// the restart (the host rebooted to fix it, the agent upgraded) that is OK at the first run
+/// after it is resolved, when the ledger knows it open; before, "first run and OK" was skipped
+/// and the incident stayed open for good, since the agent reports no change after that. A first
+/// run OK with nothing open pages nobody, as before.
+#[test]
+fn mackerel_first_run_after_an_agent_restart_resolves_what_was_paged_and_nothing_else() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let step = |check: &str, status: &str, previous: &str| {
+        run_env(
+            &sb,
+            &fake,
+            &["--from", "mackerel", "--check", check, "--entity", "web-01"],
+            &[("MACKEREL_STATUS", status), ("MACKEREL_PREVIOUS_STATUS", previous), ("MACKEREL_CHECK_MESSAGE", "nginx: 1 process")],
+        )
+    };
+    ok(&step("check-nginx", "CRITICAL", "OK"));
+    // The agent restarts; the check is fine again.
+    let r = step("check-nginx", "OK", "");
+    ok(&r);
+    // Another check's first run after the restart: nothing of it was paged.
+    let other = step("check-ntp", "OK", "");
+    ok(&other);
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let actions: Vec<(&str, &str)> = ev.iter().map(|e| (e["event_action"].as_str().unwrap(), e["dedup_key"].as_str().unwrap())).collect();
+    assert_eq!(actions, [("trigger", "web-01/check-nginx"), ("resolve", "web-01/check-nginx")], "{}", r.stderr);
+    assert!(!other.stderr.contains("downtime"), "{}", other.stderr);
+}
+
 #[test]
 fn mackerel_webhook_on_stdin() {
     let fake = FakePagerDuty::start(&[]);

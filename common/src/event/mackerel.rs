@@ -4,7 +4,9 @@
 //! `MACKEREL_STATUS`, `MACKEREL_PREVIOUS_STATUS` (empty on the first run) and
 //! `MACKEREL_CHECK_MESSAGE` in the environment (mackerel-agent docs, "check plugin action"). So
 //! the state change is detected here: the same status as before → skip (logged at debug); a
-//! first run that is OK → skip; a change to non-OK → trigger; back to OK → resolve. The check
+//! change to non-OK → trigger; back to OK → resolve. A first run (no previous status: the agent
+//! starts every check at an undefined status, also after a restart) that is OK resolves only an
+//! incident the ledger knows open, one paged before the restart. The check
 //! name comes from `--check` (or `CHECK_NAME` / `PAGERPIPE_CHECK` set in `action.env`), the
 //! entity from `--entity` (or `PAGERPIPE_ENTITY`), else this host's name.
 //!
@@ -56,7 +58,10 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
 
     let (action, skip) = match (previous, status) {
         (Some(p), s) if p == s => (None, Some(format!("status unchanged ({})", super::status_name(s)))),
-        (None, 0) => (None, Some("first run and OK".to_string())),
+        // The first run after the agent (re)started: the agent forgot the status it had, so a
+        // problem paged before the restart may have recovered meanwhile, and no later run tells
+        // of the change. Resolve what the ledger knows open, nothing else.
+        (None, 0) => (Some(SourceAction::ResolveIfOpen), None),
         (_, 0) => (Some(SourceAction::Resolve), None),
         (_, _) => (Some(SourceAction::Create), None),
     };
@@ -145,7 +150,8 @@ mod tests {
         assert_eq!(action("OK", "CRITICAL").unwrap().action, Some(SourceAction::Resolve));
         let same = action("CRITICAL", "CRITICAL").unwrap();
         assert!(same.skip.as_ref().is_some_and(|s| s.quiet && s.reason.contains("unchanged")));
-        assert!(action("OK", "").unwrap().skip.is_some(), "first run OK");
+        let first = action("OK", "").unwrap();
+        assert_eq!((first.action, first.skip), (Some(SourceAction::ResolveIfOpen), None), "first run OK: resolves only what is open");
         assert_eq!(action("WARNING", "").unwrap().action, Some(SourceAction::Create), "first run failing");
         assert_eq!(action("CRITICAL", "WARNING").unwrap().action, Some(SourceAction::Create));
         assert_eq!(action("BAD", "OK").unwrap_err().code, Code::DataErr);

@@ -181,7 +181,8 @@ pub enum SourceAction {
     /// Sensu 1.x `resolve`: the check returned to OK.
     Resolve,
     /// Back to OK, told by a message every monitored object gets, paged or not (Nagios
-    /// DOWNTIMEEND in OK): resolves only an incident the ledger knows open.
+    /// DOWNTIMEEND in OK; mackerel-agent's first run of a check, OK, after it started): resolves
+    /// only an incident the ledger knows open.
     ResolveIfOpen,
     /// Sensu 1.x `flapping`: the check is flapping between states.
     Flapping,

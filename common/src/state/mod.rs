@@ -458,7 +458,7 @@ pub fn applied_after(time: u64, seq: Option<u64>, origin: TimeOrigin, p: &Propos
 }
 
 /// Why a resolve that may only close an open incident ([`Proposal::only_open`]) is skipped.
-const NOTHING_OPEN: &str = "nothing is open for it in the ledger (a downtime's end resolves only what was paged)";
+const NOTHING_OPEN: &str = "nothing is open for it in the ledger (this event resolves only an incident that was paged)";
 
 /// The ledger's answer to a [`Proposal`].
 #[derive(Debug, Clone, PartialEq, Eq)]
