@@ -440,10 +440,12 @@ fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
             .replace("{TRIGGER.VALUE}", value)
             .replace("{EVENT.ID}", "81232")
             .replace("{TRIGGER.SEVERITY}", "Average")
+            .replace("{TRIGGER.NSEVERITY}", "3")
             .replace("{TRIGGER.URL}", "https://zabbix.example.com/tr_events.php?triggerid=23502")
             .replace("{TRIGGER.NAME}", &format!("Free disk space is {last} on /"))
             .replace("{ITEM.VALUE}", last)
     };
+    assert!(!expand("PROBLEM", "1", "x").contains('{'), "every macro of the documented template is expanded: {template}");
     let run = |subject: &str, message: &str| {
         let out = Command::new(&wrapper).env_clear().args(["", subject, message]).output().unwrap();
         assert!(out.status.success(), "{subject}: {}", String::from_utf8_lossy(&out.stderr));

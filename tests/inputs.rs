@@ -436,6 +436,37 @@ fn mackerel_action_pages_on_state_changes_only() {
     fake.assert_no_violations();
 }
 
+/// Zabbix lets its administrators rename the six severities (Administration → General →
+/// Trigger displaying options), and `{TRIGGER.SEVERITY}` is the name as configured
+/// (`zbx_config_get_trigger_severity_name`): `重度の障害`, `P1`. Such a name in the documented
+/// template's `severity:` line refused the page (exit 65, which Zabbix retries, then gives up):
+/// every problem of such a site was lost. Now the page goes out: by `nseverity:` (the template's
+/// `{TRIGGER.NSEVERITY}`, which no renaming changes) when the message has it, else as an
+/// unreadable severity (critical), with a line saying what to add to the template.
+#[test]
+fn a_zabbix_severity_renamed_by_the_administrator_still_pages() {
+    let problem = String::from_utf8(crate::util::read_fixture("zabbix/problem-high.txt")).unwrap();
+    assert!(problem.contains("severity:High\nnseverity:4\n"), "{problem}");
+    for (message, severity) in [
+        (problem.replace("severity:High\n", "severity:重度の障害\n"), "error"),
+        // A template without `nseverity:` (as documented before it was added).
+        (problem.replace("severity:High\nnseverity:4\n", "severity:P1\n"), "critical"),
+    ] {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = sandbox();
+        let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &message], &[]);
+        ok(&r);
+        fake.assert_no_violations();
+        let ev = fake.events();
+        assert_eq!(ev.len(), 1, "{message}: {}", r.stderr);
+        assert_eq!((ev[0]["event_action"].as_str(), ev[0]["dedup_key"].as_str()), (Some("trigger"), Some("23504-web-01")));
+        assert_eq!(ev[0]["payload"]["severity"], severity, "{message}");
+        if !message.contains("nseverity") {
+            assert!(r.stderr.contains("nseverity:{TRIGGER.NSEVERITY}"), "says what to add to the template: {}", r.stderr);
+        }
+    }
+}
+
 /// mackerel-agent forgets its checks' statuses when it restarts (`runChecker` starts each one
 /// at `StatusUndefined`): the first action after a restart has an empty
 /// `MACKEREL_PREVIOUS_STATUS`, whatever the check's status was before. A problem paged before

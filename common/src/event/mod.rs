@@ -144,7 +144,8 @@ pub struct Invocation {
 impl Invocation {
     /// Read the event from this invocation's environment/arguments for `source`; `--from cli
     /// --output -` reads `stdin`, `--from exec` runs the job. Lines worth logging (how the job
-    /// ended, an output cut to the cap) are added to `notes`.
+    /// ended, an output cut to the cap, a Zabbix severity that could not be read) are added to
+    /// `notes`.
     ///
     /// Errors: flags of another source, or a batch source's missing flags → usage (exit 2);
     /// otherwise the source's own (exit 65).
@@ -153,6 +154,7 @@ impl Invocation {
         let event = match source {
             Source::Cli => batch::parse(self, stdin, notes),
             Source::Exec => exec::parse(self, notes),
+            Source::Zabbix => zabbix::parse_noting(self, notes),
             _ => return self.parse(source),
         };
         event.map_err(|f| f.context(format!("event ({})", source.name())))

@@ -41,6 +41,7 @@
 
 use std::collections::BTreeMap;
 
+use super::batch::Notes;
 use super::{Event, Format, Invocation, SourceAction};
 use crate::exit::{Code, Result};
 
@@ -135,6 +136,12 @@ impl ZabbixSeverity {
 
 /// Parse the three alert-script parameters. Errors (exit 65) name what is missing.
 pub fn parse(inv: &Invocation) -> Result<Event> {
+    parse_noting(inv, &mut Notes::new())
+}
+
+/// [`parse`], adding to `notes` what the operator should know about the message (a severity
+/// it could not read, and paged as critical).
+pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     let [send_to, subject, message] = inv.args.as_slice() else {
         return Err(Code::DataErr.msg(format!(
             "expected 3 arguments SENDTO SUBJECT MESSAGE ({{ALERT.SENDTO}} {{ALERT.SUBJECT}} {{ALERT.MESSAGE}}), got {}",
@@ -178,11 +185,18 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
     };
     // Both given: the more severe, and one that cannot be read is passed over (in the classic
     // order a name may add the line the template lacks; a page is never filtered out, nor
-    // refused, for a line the host wrote).
+    // refused, for a line the host wrote). Neither readable (an administrator may rename the
+    // severities, and `{TRIGGER.SEVERITY}` is the name as configured): paged as a problem of no
+    // known severity (critical), never refused.
     let zabbix_severity = match (get("nseverity").map(ZabbixSeverity::from_code), get("severity").map(named)) {
         (Some(Ok(n)), Some(Ok(s))) => Some(n.max(s)),
         (Some(Ok(z)), _) | (_, Some(Ok(z))) => Some(z),
-        (Some(Err(e)), _) | (None, Some(Err(e))) => return Err(e),
+        (Some(Err(e)), _) | (None, Some(Err(e))) => {
+            notes.push(format!(
+                "{e}; paged as critical: add the line `nseverity:{{TRIGGER.NSEVERITY}}` to the media type's message template (severities renamed in Zabbix keep their number)"
+            ));
+            None
+        }
         (None, None) => None,
     };
     let status = if resolve {
@@ -386,6 +400,19 @@ mod tests {
             assert_eq!((e.severity.as_deref(), e.status), (Some(want), status), "{line}");
             assert!(e.zabbix_severity.is_some(), "{line}");
         }
+    }
+
+    #[test]
+    fn a_severity_that_cannot_be_read_pages_as_critical_with_a_note() {
+        // An administrator renamed the severities: `{TRIGGER.SEVERITY}` is the configured name.
+        let mut notes = Notes::new();
+        let e = parse_noting(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1")), &mut notes).unwrap();
+        assert_eq!((e.zabbix_severity, e.severity.as_deref(), e.status), (None, None, 2));
+        assert!(notes.len() == 1 && notes[0].contains("nseverity:{TRIGGER.NSEVERITY}"), "{notes:?}");
+        // With the number beside it, the number counts, and nothing is noted.
+        let mut notes = Notes::new();
+        let e = parse_noting(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1\nnseverity:4")), &mut notes).unwrap();
+        assert_eq!((e.zabbix_severity, notes.len()), (Some(ZabbixSeverity::High), 0));
     }
 
     #[test]
