@@ -520,6 +520,42 @@ fn mackerel_webhook_on_stdin() {
     assert_eq!(ev[1]["event_action"], "resolve");
 }
 
+/// Mackerel's webhook carries the alert's message (a check monitor's: the check plugin's output)
+/// at the top level, beside `alert`, and a service metric's alert names its service in a
+/// top-level `service` object (Mackerel's "Webhook notifications" page;
+/// `tests/fixtures/mackerel/`). The handler read `alert.message` and `alert.service`, which
+/// Mackerel does not send: a check's page said only "nginx CRITICAL", and a service's alert was
+/// paged as the organization's. An alert closed while still failing (`isOpen: false`) is over:
+/// it resolves.
+#[test]
+fn mackerel_webhooks_as_mackerel_sends_them_carry_the_message_and_the_service() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let check: Value = serde_json::from_slice(&crate::util::read_fixture("mackerel/check-alert.json")).unwrap();
+    let service: Value = serde_json::from_slice(&crate::util::read_fixture("mackerel/service-alert.json")).unwrap();
+    let mut closed = check.clone();
+    closed["alert"]["isOpen"] = false.into();
+    closed["alert"]["closedAt"] = 1764590700.into();
+    for hook in [&check, &service, &closed] {
+        let r = sb.run(&["--api-url", &fake.url], hook.to_string().as_bytes());
+        ok(&r);
+    }
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let got: Vec<(&str, &str, &str)> = ev
+        .iter()
+        .map(|e| (e["event_action"].as_str().unwrap(), e["dedup_key"].as_str().unwrap(), e["payload"]["summary"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("trigger", "app-01/nginx", "app-01/nginx: CRITICAL: nginx is not running (0 processes)"),
+            ("trigger", "shop/checkout errors", "shop/checkout errors: checkout.errors 12 > 5"),
+            ("resolve", "app-01/nginx", ""),
+        ]
+    );
+}
+
 /// A Mackerel webhook channel posts more than alerts: its "test notification" (`sample`) when
 /// the operator sets it up, and whichever other events it is set to send (a host's status, a
 /// host retired, an alert group). Each was refused as an event that cannot be read ("missing

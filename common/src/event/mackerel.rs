@@ -10,8 +10,10 @@
 //! name comes from `--check` (or `CHECK_NAME` / `PAGERPIPE_CHECK` set in `action.env`), the
 //! entity from `--entity` (or `PAGERPIPE_ENTITY`), else this host's name.
 //!
-//! The webhook (`"event": "alert"`) carries `alert.status` (`ok`/`warning`/`critical`/
-//! `unknown`), `alert.monitorName`, `alert.url` and `host.name`; `ok` resolves.
+//! The webhook (`"event": "alert"`, Mackerel's "Webhook notifications" page) carries
+//! `alert.status` (`ok`/`warning`/`critical`/`unknown`), `alert.isOpen`, `alert.monitorName`,
+//! `alert.url`, the alert's `message` at the top level, and `host.name` for a host's alert or
+//! `service.name` for a service metric's; `ok`, or an alert no longer open, resolves.
 
 use serde_json::{Map, Value};
 
@@ -99,14 +101,25 @@ pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
     let host = field::object(root, "host", "host")?;
     let status = status_code(field::req_string(alert, "status", "alert.status")?, "alert.status")?;
     let check = field::req_string(alert, "monitorName", "alert.monitorName")?.to_string();
-    let entity = match host {
-        Some(h) => field::req_string(h, "name", "host.name")?.to_string(),
-        None => match field::string(alert, "service", "alert.service")? {
-            Some(s) => s.to_string(),
-            None => field::req_string(root, "orgName", "orgName")?.to_string(),
-        },
+    // A host's alert names its host; a service metric's its service (a top-level object);
+    // others (expression, external monitors without a host) the organization.
+    let service = match field::object(root, "service", "service")? {
+        Some(s) => field::string(s, "name", "service.name")?,
+        None => field::string(alert, "service", "alert.service")?,
     };
-    let output = match field::string(alert, "message", "alert.message")? {
+    let entity = match (host, service) {
+        (Some(h), _) => field::req_string(h, "name", "host.name")?.to_string(),
+        (None, Some(s)) if !s.is_empty() => s.to_string(),
+        (None, _) => field::req_string(root, "orgName", "orgName")?.to_string(),
+    };
+    // The alert message is top-level, beside `alert` (a check monitor's: the plugin's output).
+    let message = match field::string(root, "message", "message")? {
+        Some(m) if !m.is_empty() => Some(m),
+        _ => field::string(alert, "message", "alert.message")?,
+    };
+    // An alert closed while its status was still failing (closed by hand) is over too.
+    let closed = field::boolean(alert, "isOpen", "alert.isOpen")? == Some(false);
+    let output = match message {
         Some(m) if !m.is_empty() => m.to_string(),
         _ => {
             let label = field::string(alert, "metricLabel", "alert.metricLabel")?.unwrap_or("");
@@ -121,7 +134,7 @@ pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
         check,
         status,
         output,
-        action: Some(if status == 0 { SourceAction::Resolve } else { SourceAction::Create }),
+        action: Some(if status == 0 || closed { SourceAction::Resolve } else { SourceAction::Create }),
         occurrences: 1,
         timestamp: created_ms.map(|ms| if ms > 10_000_000_000 { ms / 1000 } else { ms }),
         url: field::string(alert, "url", "alert.url")?.map(str::to_string),
