@@ -1079,3 +1079,37 @@ fn a_first_page_refused_leaves_no_key_behind_in_redis() {
     assert_eq!(code, Some(69), "{stderr}");
     assert_eq!(redis.cli(&["EXISTS", &format!("pagerpipe:reactio:rec:{KEY}")]).unwrap().trim(), "0", "{stderr}");
 }
+
+/// A Zabbix problem for web-01 (Zabbix gives no time of its own: ordered by receipt).
+const ZABBIX_PROBLEM: &str = "name:Zabbix agent on web-01 is unreachable for 5 minutes\nid:13502\nstatus:PROBLEM\nhostname:web-01\nvalue:1\nevent_id:8123\nseverity:High\n";
+
+/// Zabbix HA: node A cannot reach Twilio and spools the problem's calls; the recovery reaches
+/// node B 30 s later (a failover), where nobody was called yet, so it is skipped. Its time must
+/// be noted, as for an event with a time of its own (README "Recoveries go out"), so that A's
+/// flush does not ring everyone for a problem that has recovered, with nothing left to tell them
+/// it did. Before, a receipt time was never noted, and A's flush called all three.
+#[test]
+fn a_problem_without_a_time_spooled_on_one_host_does_not_ring_after_its_recovery_skipped_on_another() {
+    let Some(redis) = RedisServer::start() else { return };
+    let hosts = twilio_hosts(2);
+    let now = unix_now();
+    let zabbix = |subject: &str, message: &str| ["--from", "zabbix", "", subject, message].map(str::to_string);
+    let recovery = ZABBIX_PROBLEM.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0");
+    let mut cmd = hosts[0].command(&["--api-url", crate::util::REFUSED_URL, "--timeout", "2s", "--state-store", &redis.url]);
+    cmd.args(zabbix("PROBLEM", ZABBIX_PROBLEM)).env("PAGERPIPE_NOW", now.to_string());
+    let (code, stderr) = wait_all(vec![start(cmd, b"")]).remove(0);
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(!hosts[0].spooled("twilio").is_empty(), "{stderr}");
+    let fake = FakeTwilio::start(&[]);
+    let mut cmd = hosts[1].command(&["--api-url", &fake.url, "--state-store", &redis.url]);
+    cmd.args(zabbix("OK", &recovery)).env("PAGERPIPE_NOW", (now + 30).to_string());
+    let (code, skipped) = wait_all(vec![start(cmd, b"")]).remove(0);
+    assert_eq!(code, Some(0), "{skipped}");
+    let mut cmd = hosts[0].command(&["--flush", "--api-url", &fake.url, "--state-store", &redis.url]);
+    cmd.env("PAGERPIPE_NOW", (now + 40).to_string());
+    let (code, flushed) = wait_all(vec![start(cmd, b"")]).remove(0);
+    assert_eq!(code, Some(0), "{flushed}");
+    assert!(hosts[0].spooled("twilio").is_empty(), "{flushed}");
+    assert!(fake.accepted().is_empty(), "rang for a problem that recovered: {:?}\n{skipped}\n{flushed}", fake.accepted());
+    fake.assert_no_violations();
+}
