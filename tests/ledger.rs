@@ -1087,6 +1087,23 @@ fn explain_on_a_fresh_machine_creates_no_directory() {
     assert!(!fresh.exists(), "--explain created {}", fresh.display());
 }
 
+/// `--explain` with something planted in the spool directory under an entry's name (a
+/// directory, a symlink: another member of the shared group's doing, or a stray `mkdir`):
+/// it reads, so it leaves them where they are and creates no `failed/`. Before, listing the
+/// spool moved them into `failed/` (creating it), as a delivering run does, and said nothing.
+#[test]
+fn explain_leaves_what_is_planted_in_the_spool_where_it_is() {
+    let sb = pagerduty_sandbox();
+    let dir = sb.spool_dir().join("pagerduty");
+    std::fs::create_dir_all(dir.join("01796205796680847099-17293-000-a53e0a4e00f6ebbb.json")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/elsewhere", dir.join("01796205796680847098-17293-000-a53e0a4e00f6ebbb.json")).unwrap();
+    let before = snapshot(&sb.spool_dir());
+    let r = sb.run(&["--explain"], &read_fixture("sensu/create.json"));
+    exits(&r, 0);
+    assert!(r.stdout.contains("0 request(s) queued for this incident, 0 in all"), "{}", r.stdout);
+    assert_eq!(snapshot(&sb.spool_dir()), before, "--explain changed the spool directory:\n{}", r.stderr);
+}
+
 // ---------------------------------------------------------------------------------------------
 // More than one host.
 

@@ -197,10 +197,23 @@ impl Spool {
         Ok(name)
     }
 
-    /// The queued entries, oldest first, and what was passed over.
+    /// The queued entries, oldest first, and what was passed over (moved to `failed/`).
     ///
     /// Errors: the directory cannot be listed.
     pub fn list(&self) -> anyhow::Result<Listing> {
+        self.listing(true)
+    }
+
+    /// [`Spool::list`] for a reader that must change nothing (`--explain`): what is not a
+    /// regular file is passed over where it is, not moved to `failed/`.
+    ///
+    /// Errors: the directory cannot be listed.
+    pub fn peek(&self) -> anyhow::Result<Listing> {
+        self.listing(false)
+    }
+
+    /// The listing; `tidy`: move what is not a regular file to `failed/`.
+    fn listing(&self, tidy: bool) -> anyhow::Result<Listing> {
         let mut listing = Listing::default();
         let read = fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("cannot list spool dir {}: {e}", self.dir.display()))?;
         for item in read {
@@ -224,6 +237,11 @@ impl Spool {
                         self.dir.join(&name).display()
                     )),
                 },
+                Ok(t) if !tidy => listing.passed_over.push(format!(
+                    "spool: {} is a {}, not a spool entry; passed over (a delivering run moves it to {FAILED_DIR}/)",
+                    self.dir.join(&name).display(),
+                    kind(&t)
+                )),
                 Ok(t) => listing.passed_over.push(match files::move_aside(&self.dir, &name, FAILED_DIR) {
                     Ok(to) => {
                         format!("spool: {} is a {}, not a spool entry; moved to {}", self.dir.join(&name).display(), kind(&t), to.display())

@@ -93,15 +93,22 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
             Verdict::Superseded(why) => format!("ledger verdict: {}", escape_controls(&why)),
         });
     }
-    let own = |s: &Spool| -> anyhow::Result<usize> {
-        Ok(s.queued_for(key)?.iter().filter(|n| s.read(n).ok().flatten().is_some_and(|e| e.incident_key == **key)).count())
-    };
+    // Listed without moving anything aside (a delivering run's listing does).
     let spool = Spool::find(P::NAME, common.spool_dir.as_deref());
     if !spool.dir().is_dir() {
         lines.push(format!("spool ({}): nothing queued (no such directory yet)", spool.dir().display()));
     } else {
-        match own(&spool).and_then(|own| Ok((own, spool.queued()?.len()))) {
-            Ok((own, all)) => {
+        match spool.peek() {
+            Ok(listing) => {
+                lines.extend(listing.passed_over.iter().map(|l| escape_controls(l).into_owned()));
+                let hash = format!("{:016x}", crate::spool::key_hash(key));
+                let own = listing
+                    .names
+                    .iter()
+                    .filter(|n| crate::spool::key_hash_of_name(n) == hash)
+                    .filter(|n| spool.read(n).ok().flatten().is_some_and(|e| e.incident_key == **key))
+                    .count();
+                let all = listing.names.len();
                 lines.push(format!("spool ({}): {own} request(s) queued for this incident, {all} in all", spool.dir().display()));
                 if own > 0 && proposal.is_some() {
                     lines.push("spool: this event's requests go after the queued ones".to_string());
