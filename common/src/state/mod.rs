@@ -416,8 +416,8 @@ pub enum TimeOrigin {
     /// The receipt, or the lateness bound before it ([`ordering_time`]): the event gave no
     /// time, one ahead of its receipt, or a monitored host's time further back than
     /// [`host_clock_lateness`]. It says when the event arrived, not when it happened: every
-    /// event received later is ordered later anyway, so a skip over a record does not note it
-    /// (a resolve skipped for want of one does: [`skip_moves_time`]), and of two receipts the one handled later is the later event
+    /// event received later is ordered later anyway, so a failure's skip does not note it
+    /// (a recovery's does: [`skip_moves_time`]), and of two receipts the one handled later is the later event
     /// ([`applied_after`]), whatever the clocks of the hosts that took them say.
     Receipt,
 }
@@ -725,23 +725,23 @@ pub fn record(
 /// ([`Proposal::only_open`], one per service of a maintenance window) included.
 ///
 /// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
-/// skips (the incident looked closed) says nothing about the state at its time. Nor, over a
-/// record, is a time that is the event's receipt ([`TimeOrigin::Receipt`]): it says when the
+/// skips (the incident looked closed) says nothing about the state at its time. Nor is a
+/// failure whose time is the event's receipt ([`TimeOrigin::Receipt`]): it says when the
 /// event arrived, not when its check ran, and an event from a monitored host received after
 /// it is ordered after it anyway (its own bound is later). Noting it would rewrite the record
-/// for every late repeat of a storm, and the receipt time of one host sharing the ledger could
-/// supersede a recovery received a moment later on another whose clock runs a second behind.
-/// A resolve skipped for want of a record is noted whatever its time's origin (Zabbix gives
-/// none): its failure spooled on another host must be superseded all the same, and the note
-/// is written once (a repeat finds the record it made). It cannot supersede a recovery: a
-/// live event is never superseded by a receipt, a spooled one only by a receipt more than
-/// [`RECEIPT_SKEW_SECS`] later ([`applied_after`]).
+/// for every late repeat of a storm of failures, and the receipt time of one host sharing the
+/// ledger could supersede a recovery received a moment later on another whose clock runs a
+/// second behind. A recovery is noted whatever its time's origin (Zabbix gives none): a failure
+/// spooled on another host before it must be superseded all the same, whether the ledger
+/// had no record or an incident resolved earlier ("already resolved"). It cannot supersede a
+/// recovery (a live event is never superseded by a receipt, a spooled one only by a receipt
+/// more than [`RECEIPT_SKEW_SECS`] later: [`applied_after`]), and recoveries come one per
+/// state change, not in storms (a repeat in the same second writes nothing).
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
-    if p.action == Action::Acknowledge {
+    if p.action == Action::Acknowledge || (p.action == Action::Trigger && p.time_origin == TimeOrigin::Receipt) {
         return false;
     }
     match record.filter(|r| r.last_action.is_some()) {
-        Some(_) if p.time_origin == TimeOrigin::Receipt => false,
         Some(r) => r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)),
         None => p.action == Action::Resolve && !p.only_open,
     }
@@ -1366,9 +1366,12 @@ mod tests {
         assert!(!skip_moves_time(None, &repeat));
         assert!(!skip_moves_time(Some(&rec), &p(Action::Acknowledge, "critical", 1200, "e")), "an acknowledge is never noted");
         let received = Proposal { time_origin: TimeOrigin::Receipt, ..repeat.clone() };
-        assert!(!skip_moves_time(Some(&rec), &received), "a time that is the receipt is not noted over a record");
-        let unpaged = Proposal { time_origin: TimeOrigin::Receipt, ..p(Action::Resolve, "ok", 1100, "f") };
-        assert!(skip_moves_time(None, &unpaged), "a resolve skipped for want of a record is noted, whatever its time");
+        assert!(!skip_moves_time(Some(&rec), &received), "a failure whose time is the receipt is not noted");
+        let recovered = Proposal { time_origin: TimeOrigin::Receipt, ..p(Action::Resolve, "ok", 1100, "f") };
+        assert!(skip_moves_time(None, &recovered), "a recovery is noted whatever its time's origin");
+        let closed = apply(Some(rec.clone()), "k", &p(Action::Resolve, "ok", 1050, "g"), 1050, &Map::new());
+        assert!(skip_moves_time(Some(&closed), &recovered), "also over a record of an earlier recovery");
+        assert!(!skip_moves_time(Some(&closed), &Proposal { event_time: 1050, ..recovered }), "not one of the same second");
         let mut noted = rec.clone();
         noted.event_time = Some(1100);
         // A resolve from 1050 arriving now would close what the 1100 failure found open.
