@@ -1147,3 +1147,35 @@ fn a_problem_without_a_time_spooled_on_one_host_does_not_ring_after_its_recovery
     let skipped = zabbix_problem_spooled_on_a_and_recovered_on_b_rings_nobody(true);
     assert!(skipped.is_empty() || skipped.contains("already resolved"), "{skipped}");
 }
+
+/// Zabbix events carry no time: each is ordered by its receipt, on the clock of the host that
+/// took it. Host A, whose clock runs 5 s ahead of B's, starts a sequential run for a problem;
+/// its recovery reaches B while A's first call rings. An event as it arrives is the later one
+/// (README "Event order"), so the recovery stops the run: the ringing call is cancelled and
+/// nobody else is called. Before, B's stop request carried B's earlier clock reading and A
+/// took it for a resolve from before its own event: A kept calling.
+#[test]
+fn a_recovery_without_a_time_stops_a_sequential_run_on_a_host_whose_clock_is_ahead() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[crate::fake::twilio::Outcome::Ringing]);
+    let hosts = sequential_twilio_hosts(2);
+    let now = unix_now();
+    let recovery = zabbix_recovery();
+    let mut cmd = hosts[0].command(&["--api-url", &fake.url, "--timeout", "20s", "--state-store", &redis.url]);
+    cmd.args(zabbix("PROBLEM", ZABBIX_PROBLEM)).env("PAGERPIPE_NOW", (now + 5).to_string());
+    let a = start(cmd, b"");
+    fake.wait_for("the first call ringing and followed", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    let mut cmd = hosts[1].command(&["--api-url", &fake.url, "--timeout", "16s", "--state-store", &redis.url]);
+    cmd.args(zabbix("OK", &recovery)).env("PAGERPIPE_NOW", now.to_string());
+    let b = start(cmd, b"");
+    let mut done = wait_all(vec![a, b]);
+    let ((a_code, a_stderr), (code, resolved)) = (done.remove(0), done.remove(0));
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "called on after the recovery: {a_stderr}\n{resolved}");
+    assert!(calls[0].canceled, "the ringing call was cancelled: {calls:?}");
+    assert_eq!(a_code, Some(0), "{a_stderr}");
+    assert!(a_stderr.contains("was resolved meanwhile"), "{a_stderr}");
+    assert_eq!(code, Some(0), "{resolved}");
+    fake.assert_no_violations();
+}

@@ -461,6 +461,36 @@ fn sequential_stops_and_cancels_the_ringing_call_when_the_incident_is_resolved_m
     assert_eq!(st["refs"]["call_sids"], json!([calls[0].sid]));
 }
 
+/// Icinga 2 (and Nagios without `$SERVICEEVENTID$`) gives no event id, so the events of one
+/// second are applied in the order they arrive: a PROBLEM that comes right after a RECOVERY
+/// of the same `$TIMET$` (a passive result OK, then CRITICAL) reopens the incident, "a page
+/// left open, never one lost" (README "Event order"). The ledger sends it, so the run must
+/// call. Before, the run took the recorded recovery of the same second for one that came
+/// after its own event and stopped before its first call: nobody was called, exit 0.
+#[test]
+fn sequential_calls_for_a_problem_applied_after_a_recovery_of_the_same_second() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(sequential(json!({})));
+    let t = crate::util::unix_now() - 5;
+    let notify = |kind: &str, state: &str, timet: i64| {
+        let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "60s", "--from", "nagios"]);
+        for (name, value) in [("NOTIFICATIONTYPE", kind), ("HOSTNAME", "web-01"), ("SERVICEDESC", "queue"), ("SERVICESTATE", state)] {
+            cmd.env(format!("NAGIOS_{name}"), value);
+        }
+        cmd.env("NAGIOS_TIMET", timet.to_string());
+        let r = run_command(cmd, b"");
+        assert_eq!(r.code, Some(0), "{r:?}");
+        r
+    };
+    notify("PROBLEM", "CRITICAL", t - 60);
+    notify("RECOVERY", "OK", t);
+    assert_eq!(called(&fake), vec![ONE], "the first problem: the first person answers");
+    let r = notify("PROBLEM", "CRITICAL", t);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE, ONE], "the reopened incident called nobody: {}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fqueue.json")["open"], true, "{}", r.stderr);
+}
+
 /// A run whose deadline runs out while a call still rings exits 75 and leaves its calls noted
 /// in the record: the next event follows that call instead of ringing the phone again, and
 /// when it rings out calls the next person, not the first again.

@@ -679,6 +679,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             queue: None,
             token: Some(&entry.token),
             stop_unread: Default::default(),
+            stop_began: Default::default(),
             run_entry: self.spool.map(|spool| super::RunEntry { spool, name, entry: std::cell::RefCell::new(entry.clone()) }),
         };
         let resumed = provider.resume(&ctx, payload, record, entry.event_time);

@@ -90,6 +90,8 @@ pub struct Ctx<'a, P: Provider> {
     /// Whether the last [`Ctx::stop_requested`] could not read the record: its warning is
     /// logged once per outage, not at every status check.
     stop_unread: std::sync::atomic::AtomicBool,
+    /// What the first [`Ctx::stop_requested`] found in the record ([`state::stop_requested`]).
+    stop_began: std::cell::RefCell<Option<state::StopSignals>>,
     /// The spooled run a flush carries on ([`Provider::resume`]): its entry keeps the run's
     /// progress notes too ([`Ctx::note_progress`]). `None` outside a flush's run.
     run_entry: Option<RunEntry<'a>>,
@@ -346,7 +348,11 @@ impl<P: Provider> Ctx<'_, P> {
                 if was_unread {
                     self.log.info(format!("{}: the record can be read again to see whether to stop", self.incident_key));
                 }
-                state::stop_requested(record.as_ref(), event_time)
+                let began = self.stop_began.borrow().clone();
+                if began.is_none() {
+                    *self.stop_began.borrow_mut() = Some(state::StopSignals::of(record.as_ref()));
+                }
+                state::stop_requested(record.as_ref(), event_time, began.as_ref())
             }
             Err(e) => {
                 let line = format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key);
@@ -864,6 +870,7 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
         queue: None,
         token: None,
         stop_unread: Default::default(),
+        stop_began: Default::default(),
         run_entry: None,
     };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.incident_key, previous: None, event_time: p.event_time };
@@ -1012,7 +1019,8 @@ impl<'a, P: Provider> Local<'a, P> {
         if own_spooled > 0 && only.is_none() {
             // A resolve or acknowledge supersedes a run of an earlier event still spooled (a
             // Twilio sequential run): it is not carried on first.
-            let stop = (p.action != Action::Trigger).then_some(Stop { action: p.action, event_time: p.event_time });
+            let stop =
+                (p.action != Action::Trigger).then_some(Stop { action: p.action, event_time: p.event_time, time_origin: p.time_origin });
             let (left, flushed) = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
             (record, known) = read_record(store, key, self.log);
             // No store to hold what the flush delivered (Redis down): the flush's own record
@@ -1109,6 +1117,7 @@ impl<'a, P: Provider> Local<'a, P> {
             queue,
             token: Some(&p.token),
             stop_unread: Default::default(),
+            stop_began: Default::default(),
             run_entry: None,
         };
         let job = Job {
@@ -1449,7 +1458,7 @@ fn take_hold(
         Err(e) => return failed(e),
     }
     if p.action != Action::Trigger
-        && let Err(e) = state::request_stop(store, key, Stop { action: p.action, event_time: p.event_time })
+        && let Err(e) = state::request_stop(store, key, Stop { action: p.action, event_time: p.event_time, time_origin: p.time_origin })
     {
         log.warn(format!("cannot ask the delivery in progress for {key} to stop: {e:#}"));
     }

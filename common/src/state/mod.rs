@@ -272,6 +272,11 @@ pub struct Stop {
     pub action: Action,
     /// Its event time, Unix seconds: it stops only deliveries of events up to this time.
     pub event_time: u64,
+    /// Where `event_time` comes from: a stop asked by an event ordered by its receipt while
+    /// the delivery runs stops it whatever the two hosts' clocks say ([`stop_requested`]).
+    /// Absent for [`TimeOrigin::Event`], and in the records of earlier versions.
+    #[serde(default, skip_serializing_if = "TimeOrigin::is_event")]
+    pub time_origin: TimeOrigin,
 }
 
 /// What is remembered about one incident. Times are Unix seconds.
@@ -909,15 +914,53 @@ pub fn request_stop(store: &dyn Store, key: &str, stop: Stop) -> anyhow::Result<
     })
 }
 
-/// Whether a delivery for an event at `event_time` should stop: a resolve or acknowledge at or
-/// after that time asked it to ([`request_stop`]), or a later resolve was applied.
-pub fn stop_requested(record: Option<&Incident>, event_time: u64) -> Option<Stop> {
-    let rec = record?;
-    if let Some(s) = rec.stop.filter(|s| s.event_time >= event_time) {
-        return Some(s);
+/// What a long delivery's first stop check found in the record ([`stop_requested`]): the
+/// stop request, and the resolve applied last (its time and token), if the record is closed
+/// by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopSignals {
+    stop: Option<Stop>,
+    resolved: Option<(Option<u64>, Option<String>)>,
+}
+
+impl StopSignals {
+    /// What `record` says.
+    pub fn of(record: Option<&Incident>) -> StopSignals {
+        StopSignals {
+            stop: record.and_then(|r| r.stop),
+            resolved: record.filter(|r| !r.open && r.last_action == Some(Action::Resolve)).map(|r| (r.event_time, r.token.clone())),
+        }
     }
-    (!rec.open && rec.last_action == Some(Action::Resolve) && rec.event_time.is_some_and(|t| t >= event_time))
-        .then(|| Stop { action: Action::Resolve, event_time: rec.event_time.unwrap_or(event_time) })
+}
+
+/// Whether a delivery for an event at `event_time` should stop, `began` being what its first
+/// check found in the record (`None`: this is the first check):
+///
+/// - a resolve or acknowledge at or after that time asked it to ([`request_stop`]); or one
+///   ordered by its receipt ([`TimeOrigin::Receipt`]) asked since the delivery began: it
+///   arrived while the delivery ran, so it is the later event whatever the clocks of the two
+///   hosts say (a recovery taken by a host whose clock is behind must stop the calls);
+/// - a resolve was applied since the delivery began, at or after that time, or ordered by its
+///   receipt. A resolve the record held when the delivery began does not stop it: the ledger
+///   decided that this event goes after it (a PROBLEM after its RECOVERY of the same second
+///   without event ids, a failure received after a recovery that a host whose clock is ahead
+///   recorded), and stopping before the first call would lose the page.
+pub fn stop_requested(record: Option<&Incident>, event_time: u64, began: Option<&StopSignals>) -> Option<Stop> {
+    let rec = record?;
+    let now = StopSignals::of(Some(rec));
+    if let Some(s) = rec.stop {
+        let asked_since = began.is_some_and(|b| b.stop != Some(s));
+        if s.event_time >= event_time || (asked_since && s.time_origin == TimeOrigin::Receipt) {
+            return Some(s);
+        }
+    }
+    let resolved_since = began.is_some_and(|b| b.resolved != now.resolved);
+    match now.resolved {
+        Some((Some(t), _)) if resolved_since && (t >= event_time || rec.time_origin == TimeOrigin::Receipt) => {
+            Some(Stop { action: Action::Resolve, event_time: t, time_origin: rec.time_origin })
+        }
+        _ => None,
+    }
 }
 
 /// Remove the record of `key` (`--forget`). Returns whether there was one.
@@ -1021,7 +1064,10 @@ mod tests {
         let t = p(Action::Trigger, "critical", 1000, "a");
         let open = apply(None, k, &t, 1000, &Map::new());
         let closed = apply(Some(open.clone()), k, &p(Action::Resolve, "ok", 1100, "b"), 1100, &Map::new());
-        let notes_only = Incident { stop: Some(Stop { action: Action::Resolve, event_time: 900 }), ..Incident::default() };
+        let notes_only = Incident {
+            stop: Some(Stop { action: Action::Resolve, event_time: 900, time_origin: TimeOrigin::Event }),
+            ..Incident::default()
+        };
         let (again, warning, ack, resolve) = (
             p(Action::Trigger, "critical", 3000, "c"),
             p(Action::Trigger, "warning", 1200, "c"),
@@ -1285,9 +1331,9 @@ mod tests {
         assert_eq!(rec.acknowledged_at, Some(1010));
         assert!(matches!(decide(Some(&rec), &p(Action::Acknowledge, "critical", 1020, "c"), 1020, SKIP), Verdict::Skip(_)));
         let mut rec = rec;
-        rec.stop = Some(Stop { action: Action::Acknowledge, event_time: 1030 });
-        assert!(stop_requested(Some(&rec), 1000).is_some());
-        assert!(stop_requested(Some(&rec), 1031).is_none());
+        rec.stop = Some(Stop { action: Action::Acknowledge, event_time: 1030, time_origin: TimeOrigin::Event });
+        assert!(stop_requested(Some(&rec), 1000, None).is_some());
+        assert!(stop_requested(Some(&rec), 1031, None).is_none());
     }
 
     #[test]
@@ -1407,8 +1453,41 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_is_stopped_by_what_came_after_it_began_not_by_the_resolve_it_was_decided_after() {
+        let receipt = |p: Proposal| Proposal { time_origin: TimeOrigin::Receipt, ..p };
+        // A resolve recorded at 1005 by a host whose clock is ahead; a failure received at 1002
+        // on another is decided after it (a live receipt), and its run is not stopped by it.
+        let resolved = apply(None, "k", &receipt(p(Action::Resolve, "ok", 1005, "a")), 1005, &Map::new());
+        assert_eq!(decide(Some(&resolved), &receipt(p(Action::Trigger, "critical", 1002, "b")), 1002, SEND), Verdict::Send);
+        let began = StopSignals::of(Some(&resolved));
+        assert_eq!(stop_requested(Some(&resolved), 1002, None), None);
+        assert_eq!(stop_requested(Some(&resolved), 1002, Some(&began)), None);
+        // The same for a resolve of the same second applied before it (no event ids).
+        let same = apply(None, "k", &p(Action::Resolve, "ok", 1000, "c"), 1000, &Map::new());
+        assert_eq!(stop_requested(Some(&same), 1000, None), None);
+        // A resolve applied since the delivery began stops it.
+        let open = apply(None, "k", &p(Action::Trigger, "critical", 990, "d"), 990, &Map::new());
+        let began = StopSignals::of(Some(&open));
+        let applied = apply(Some(open.clone()), "k", &p(Action::Resolve, "ok", 1000, "e"), 1000, &Map::new());
+        assert!(stop_requested(Some(&applied), 1000, Some(&began)).is_some());
+        // A stop asked since the delivery began by a receipt from a clock that is behind stops
+        // it; one with a time of its own goes by the times.
+        let asked =
+            |origin| Incident { stop: Some(Stop { action: Action::Resolve, event_time: 998, time_origin: origin }), ..open.clone() };
+        assert!(stop_requested(Some(&asked(TimeOrigin::Receipt)), 1000, Some(&began)).is_some());
+        assert_eq!(stop_requested(Some(&asked(TimeOrigin::Event)), 1000, Some(&began)), None);
+        // One that was there when it began goes by the times.
+        let began = StopSignals::of(Some(&asked(TimeOrigin::Receipt)));
+        assert_eq!(stop_requested(Some(&asked(TimeOrigin::Receipt)), 1000, Some(&began)), None);
+    }
+
+    #[test]
     fn a_stop_request_alone_is_no_record() {
-        let stub = Incident { key: "k".into(), stop: Some(Stop { action: Action::Resolve, event_time: 5 }), ..Incident::default() };
+        let stub = Incident {
+            key: "k".into(),
+            stop: Some(Stop { action: Action::Resolve, event_time: 5, time_origin: TimeOrigin::Event }),
+            ..Incident::default()
+        };
         assert_eq!(decide(Some(&stub), &p(Action::Resolve, "ok", 5, "x"), 5, SKIP), Verdict::Skip("nobody was paged".into()));
         assert_eq!(decide(Some(&stub), &p(Action::Trigger, "critical", 4, "x"), 5, SKIP), Verdict::Send);
     }
