@@ -467,6 +467,34 @@ fn a_zabbix_severity_renamed_by_the_administrator_still_pages() {
     }
 }
 
+/// Severities renamed to names Zabbix itself uses for another severity (a site that calls its
+/// levels Low, Medium, High, Critical, Emergency: Average is "High", High is "Critical") are
+/// read by their number when the message has the documented template's `nseverity:` line: the
+/// fixed lines before `name:` are the template's own, and the number is what no renaming
+/// changes. Before, the more severe of the name and the number counted, so every Average problem
+/// was read as High and every High as Disaster: the operator's `zabbix_severities` (here
+/// Average not paged) and PagerDuty's severity were overridden by the administrator's names.
+#[test]
+fn a_zabbix_severity_renamed_to_another_default_name_is_read_by_its_number() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    sb.config("zz-extra.json", &json!({"pagerduty": {"zabbix_severities": {"average": "info"}}}));
+    let average = String::from_utf8(crate::util::read_fixture("zabbix/problem-average.txt")).unwrap();
+    let high = String::from_utf8(crate::util::read_fixture("zabbix/problem-high.txt")).unwrap();
+    assert!(average.contains("severity:Average\nnseverity:3\n") && high.contains("severity:High\nnseverity:4\n"));
+    let average = average.replace("severity:Average\n", "severity:High\n");
+    let high = high.replace("severity:High\n", "severity:Critical\n");
+    let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &average], &[]);
+    ok(&r);
+    assert!(r.stderr.contains("severity info (Zabbix Average) is not in severities"), "{}", r.stderr);
+    ok(&run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", &high], &[]));
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let got: Vec<(&str, &str)> =
+        ev.iter().map(|e| (e["dedup_key"].as_str().unwrap(), e["payload"]["severity"].as_str().unwrap())).collect();
+    assert_eq!(got, [("23504-web-01", "error")], "only the High problem pages, as High: {}", r.stderr);
+}
+
 /// mackerel-agent forgets its checks' statuses when it restarts (`runChecker` starts each one
 /// at `StatusUndefined`): the first action after a restart has an empty
 /// `MACKEREL_PREVIOUS_STATUS`, whatever the check's status was before. A problem paged before

@@ -19,7 +19,9 @@
 //!   name, below, it is text of the name);
 //! - when `name:` comes after `hostname:` (the documented order: fixed lines first, then the
 //!   trigger name, which may embed `{ITEM.LASTVALUE}`, then `item_value:`), every line between
-//!   `name:` and `item_value:` is part of the name;
+//!   `name:` and `item_value:` is part of the name, and every other key is the template's own
+//!   line, so `nseverity:` counts over `severity:` (an administrator may rename the severities,
+//!   even to another one's default name: a High called "Critical" stays High);
 //! - when `name:` comes first (PagerDuty's classic pd-zabbix template: `name:` then `id:`,
 //!   `status:`, `hostname:` …), lines a name embedding an item value adds come *before* the
 //!   template's own, so after `name:` the last line of a key counts (a written `id:` or
@@ -148,7 +150,7 @@ pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
             inv.args.len()
         )));
     };
-    let Message { fields, escalation_cancelled: cancelled } = read_message(message);
+    let Message { fields, escalation_cancelled: cancelled, fixed_lines_first } = read_message(message);
     let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let name = get("name")
         .ok_or_else(|| Code::DataErr.msg("message has no `name:` line; add `name:{TRIGGER.NAME}` to the media type's message template"))?;
@@ -183,12 +185,15 @@ pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
         Ok(_) => ZabbixSeverity::from_code(s),
         Err(_) => ZabbixSeverity::from_name(s),
     };
-    // Both given: the more severe, and one that cannot be read is passed over (in the classic
-    // order a name may add the line the template lacks; a page is never filtered out, nor
-    // refused, for a line the host wrote). Neither readable (an administrator may rename the
+    // The documented order: `nseverity:` is the template's own line, and the number is what no
+    // renaming changes (an administrator's "Critical" for High must not read as Disaster).
+    // Otherwise both given: the more severe, and one that cannot be read is passed over (in the
+    // classic order a name may add the line the template lacks; a page is never filtered out,
+    // nor refused, for a line the host wrote). Neither readable (an administrator may rename the
     // severities, and `{TRIGGER.SEVERITY}` is the name as configured): paged as a problem of no
     // known severity (critical), never refused.
     let zabbix_severity = match (get("nseverity").map(ZabbixSeverity::from_code), get("severity").map(named)) {
+        (Some(Ok(n)), _) if fixed_lines_first => Some(n),
         (Some(Ok(n)), Some(Ok(s))) => Some(n.max(s)),
         (Some(Ok(z)), _) | (_, Some(Ok(z))) => Some(z),
         (Some(Err(e)), _) | (None, Some(Err(e))) => {
@@ -253,6 +258,10 @@ pub struct Message {
     /// after the template's lines), so the escalation was cancelled: a resolve. The same text
     /// inside the trigger name or the item value is data, and cancels nothing.
     pub escalation_cancelled: bool,
+    /// `name:` came after `hostname:` (the documented order): every field but `name` and
+    /// `item_value` was read from a line before the name, the template's own fixed lines, which
+    /// no value from the monitored host can add to.
+    pub fixed_lines_first: bool,
 }
 
 /// Read the `key:value` lines (see the module documentation for why a key is never read
@@ -327,7 +336,7 @@ pub fn read_message(message: &str) -> Message {
         let t = v.trim_end().to_string();
         *v = t;
     }
-    Message { fields: out, escalation_cancelled: cancelled || note_pending }
+    Message { fields: out, escalation_cancelled: cancelled || note_pending, fixed_lines_first: in_name }
 }
 
 /// Whether `line` is the note a Zabbix server puts before the last message it sent when it
@@ -400,6 +409,26 @@ mod tests {
             assert_eq!((e.severity.as_deref(), e.status), (Some(want), status), "{line}");
             assert!(e.zabbix_severity.is_some(), "{line}");
         }
+    }
+
+    #[test]
+    fn in_the_documented_order_the_number_counts_whatever_the_name() {
+        // Fixed lines first: both severity lines are the template's; an administrator's names
+        // ("Critical" for High, "High" for Average) do not move the number, nor does a name that
+        // a trigger name or an item value repeats.
+        let documented = |severity: &str, n: u8| {
+            format!(
+                "id:1\nstatus:PROBLEM\nhostname:web-01\nseverity:{severity}\nnseverity:{n}\nname:Disk full\nnseverity:5\nitem_value:severity:Disaster\nnseverity:5"
+            )
+        };
+        for (severity, n, want) in
+            [("Critical", 4, ZabbixSeverity::High), ("High", 3, ZabbixSeverity::Average), ("Low", 2, ZabbixSeverity::Warning)]
+        {
+            let e = inv("trigger", &documented(severity, n)).parse(super::super::Source::Zabbix).unwrap();
+            assert_eq!(e.zabbix_severity, Some(want), "{severity} {n}");
+        }
+        assert!(read_message(&documented("High", 4)).fixed_lines_first);
+        assert!(!read_message(PROBLEM).fixed_lines_first, "the classic order: name first");
     }
 
     #[test]
