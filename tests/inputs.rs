@@ -463,6 +463,13 @@ fn a_zabbix_severity_renamed_by_the_administrator_still_pages() {
         assert_eq!(ev[0]["payload"]["severity"], severity, "{message}");
         if !message.contains("nseverity") {
             assert!(r.stderr.contains("nseverity:{TRIGGER.NSEVERITY}"), "says what to add to the template: {}", r.stderr);
+            assert!(r.stderr.contains("read as critical"), "{}", r.stderr);
+            // Its recovery is sent as any other, and says only what to add.
+            let recovery = message.replace("status:PROBLEM", "status:OK").replace("value:1", "value:0");
+            let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "resolve", &recovery], &[]);
+            ok(&r);
+            assert_eq!(fake.events().last().map(|e| e["event_action"].clone()), Some(json!("resolve")));
+            assert!(r.stderr.contains("nseverity:{TRIGGER.NSEVERITY}") && !r.stderr.contains("critical"), "{}", r.stderr);
         }
     }
 }

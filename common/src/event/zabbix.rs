@@ -142,7 +142,7 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
 }
 
 /// [`parse`], adding to `notes` what the operator should know about the message (a severity
-/// it could not read, and paged as critical).
+/// it could not read: a problem is then read as critical).
 pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     let [send_to, subject, message] = inv.args.as_slice() else {
         return Err(Code::DataErr.msg(format!(
@@ -197,8 +197,10 @@ pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
         (Some(Ok(n)), Some(Ok(s))) => Some(n.max(s)),
         (Some(Ok(z)), _) | (_, Some(Ok(z))) => Some(z),
         (Some(Err(e)), _) | (None, Some(Err(e))) => {
+            // A recovery is sent whatever its severity: only a problem is read as critical.
+            let read_as = if resolve { "" } else { "read as critical; " };
             notes.push(format!(
-                "{e}; paged as critical: add the line `nseverity:{{TRIGGER.NSEVERITY}}` to the media type's message template (severities renamed in Zabbix keep their number)"
+                "{e}; {read_as}add the line `nseverity:{{TRIGGER.NSEVERITY}}` to the media type's message template (severities renamed in Zabbix keep their number)"
             ));
             None
         }
