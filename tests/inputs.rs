@@ -502,6 +502,28 @@ fn a_zabbix_severity_renamed_to_another_default_name_is_read_by_its_number() {
     assert_eq!(got, [("23504-web-01", "error")], "only the High problem pages, as High: {}", r.stderr);
 }
 
+/// PagerDuty's classic template (`name:` first, no `nseverity:` line) on a site whose
+/// administrator renamed the severities: a trigger name that embeds an item value can add an
+/// `nseverity:` line before the template's own, and the template's `severity:P1` cannot be read.
+/// The host's `nseverity:0` was then taken alone: the problem read as Not classified, `info`,
+/// and was skipped (a host silencing its own page). Now a number beside an unreadable name in
+/// that order is not trusted: the problem pages as critical, and the log says to put the fixed
+/// lines first.
+#[test]
+fn in_the_classic_order_a_host_written_nseverity_does_not_filter_out_a_renamed_severity() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let message =
+        "name:Disk usage 97%\nnseverity:0\nid:23504\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:81234\nseverity:P1\n";
+    let r = run_env(&sb, &fake, &["--from", "zabbix", "ops", "trigger", message], &[]);
+    ok(&r);
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 1, "paged: {}", r.stderr);
+    assert_eq!((ev[0]["dedup_key"].as_str(), ev[0]["payload"]["severity"].as_str()), (Some("23504-web-01"), Some("critical")));
+    assert!(r.stderr.contains("before `name:`"), "{}", r.stderr);
+}
+
 /// mackerel-agent forgets its checks' statuses when it restarts (`runChecker` starts each one
 /// at `StatusUndefined`): the first action after a restart has an empty
 /// `MACKEREL_PREVIOUS_STATUS`, whatever the check's status was before. A problem paged before

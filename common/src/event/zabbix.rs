@@ -187,21 +187,25 @@ pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     };
     // The documented order: `nseverity:` is the template's own line, and the number is what no
     // renaming changes (an administrator's "Critical" for High must not read as Disaster).
-    // Otherwise both given: the more severe, and one that cannot be read is passed over (in the
-    // classic order a name may add the line the template lacks; a page is never filtered out,
-    // nor refused, for a line the host wrote). Neither readable (an administrator may rename the
-    // severities, and `{TRIGGER.SEVERITY}` is the name as configured): paged as a problem of no
-    // known severity (critical), never refused.
-    let zabbix_severity = match (get("nseverity").map(ZabbixSeverity::from_code), get("severity").map(named)) {
+    // Otherwise (the classic order, where a name that embeds an item value may add the line the
+    // template lacks, and a page is never filtered out, nor refused, for a line the host wrote)
+    // both given: the more severe; a number beside a name that cannot be read (renamed by the
+    // administrator) may be the host's, so it is not taken alone. Nothing readable: paged as a
+    // problem of no known severity (critical), never refused.
+    let nseverity = get("nseverity").map(ZabbixSeverity::from_code);
+    let zabbix_severity = match (nseverity, get("severity").map(named)) {
         (Some(Ok(n)), _) if fixed_lines_first => Some(n),
         (Some(Ok(n)), Some(Ok(s))) => Some(n.max(s)),
-        (Some(Ok(z)), _) | (_, Some(Ok(z))) => Some(z),
-        (Some(Err(e)), _) | (None, Some(Err(e))) => {
+        (Some(Ok(z)), None) | (_, Some(Ok(z))) => Some(z),
+        (Some(Ok(_)), Some(Err(e))) | (Some(Err(e)), _) | (None, Some(Err(e))) => {
             // A recovery is sent whatever its severity: only a problem is read as critical.
             let read_as = if resolve { "" } else { "read as critical; " };
-            notes.push(format!(
-                "{e}; {read_as}add the line `nseverity:{{TRIGGER.NSEVERITY}}` to the media type's message template (severities renamed in Zabbix keep their number)"
-            ));
+            let fix = if fixed_lines_first {
+                "add the line `nseverity:{TRIGGER.NSEVERITY}` to the media type's message template (severities renamed in Zabbix keep their number)"
+            } else {
+                "put the fixed lines, `nseverity:{TRIGGER.NSEVERITY}` among them, before `name:` in the media type's message template, as conf.d/zabbix-pagerduty.md shows (a trigger name can add lines after it; severities renamed in Zabbix keep their number)"
+            };
+            notes.push(format!("{e}; {read_as}{fix}"));
             None
         }
         (None, None) => None,
@@ -440,10 +444,18 @@ mod tests {
         let e = parse_noting(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1")), &mut notes).unwrap();
         assert_eq!((e.zabbix_severity, e.severity.as_deref(), e.status), (None, None, 2));
         assert!(notes.len() == 1 && notes[0].contains("nseverity:{TRIGGER.NSEVERITY}"), "{notes:?}");
-        // With the number beside it, the number counts, and nothing is noted.
+        // The number beside it, in the documented order (fixed lines first): the number counts,
+        // and nothing is noted.
+        let documented = "id:1\nstatus:PROBLEM\nhostname:web-01\nseverity:P1\nnseverity:4\nname:Disk full\nitem_value:97";
+        let mut notes = Notes::new();
+        let e = parse_noting(&inv("trigger", documented), &mut notes).unwrap();
+        assert_eq!((e.zabbix_severity, notes.len()), (Some(ZabbixSeverity::High), 0));
+        // In the classic order (name first) the number may be a line the name added: not taken
+        // alone; the note says to put the fixed lines first.
         let mut notes = Notes::new();
         let e = parse_noting(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1\nnseverity:4")), &mut notes).unwrap();
-        assert_eq!((e.zabbix_severity, notes.len()), (Some(ZabbixSeverity::High), 0));
+        assert_eq!((e.zabbix_severity, e.status), (None, 2));
+        assert!(notes.len() == 1 && notes[0].contains("before `name:`"), "{notes:?}");
     }
 
     #[test]
