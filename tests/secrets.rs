@@ -271,3 +271,29 @@ fn a_settings_file_with_a_secret_readable_by_others_is_warned_about_by_name() {
     let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
     assert!(!r.stderr.contains("holds a secret"), "{}", r.stderr);
 }
+
+#[test]
+fn a_state_store_password_with_a_raw_slash_question_mark_or_hash_is_not_shown() {
+    // Observed: `redis://:pa/ss…@host` (a generated password not percent-encoded) was printed
+    // whole in "state store URL redis://:pa/ss…@…: no host" on every page, `--list` and
+    // `--forget`: the password was only looked for up to the first `/`, `?` or `#`.
+    let fake = FakePagerDuty::start(&[]);
+    for sep in ['/', '?', '#'] {
+        let pw = format!("Red1sPa{sep}ssw0rdN0tEnc0ded");
+        let url = format!("redis://:{pw}@127.0.0.1:1/0");
+        let sb = crate::util::pagerduty_sandbox();
+        for args in [&["--list"][..], &["--forget", "web-01/check_disk"], &["--list", "--log-format", "json"]] {
+            let mut all = vec!["--state-store", url.as_str()];
+            all.extend_from_slice(args);
+            let r = sb.run(&all, b"");
+            assert_eq!(r.code, Some(78), "{args:?} {r:?}");
+            assert!(r.stderr.contains("state store URL"), "{}", r.stderr);
+            assert!(!r.stderr.contains(&pw) && !r.stdout.contains(&pw), "{args:?}: {r:?}");
+        }
+        let r = sb.run(&["--state-store", &url, "--api-url", &fake.url], &read_fixture("sensu/create.json"));
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert!(r.stderr.contains("state store URL"), "{}", r.stderr);
+        assert!(!r.stderr.contains(&pw) && !r.stdout.contains(&pw), "{r:?}");
+    }
+    assert_eq!(fake.accepted().len(), 3, "every page still went out");
+}

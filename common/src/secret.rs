@@ -41,10 +41,14 @@ pub fn mask_json(v: &Value, secrets: &[&str]) -> Value {
 
 /// The password of a URL's userinfo (`redis://user:password@host/0` → `password`), for
 /// registering it as a secret; `None` when there is none.
+///
+/// The userinfo is everything before the last `@`, not only up to the first `/`, `?` or `#`:
+/// a generated password is often written with those unencoded (`redis://:ab/cd@host`), and
+/// the URL is then refused in a message that quotes it, which must mask all of it. (A URL
+/// with an `@` after its host masks a little too much, never too little.)
 pub fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
+    let userinfo = rest.rsplit_once('@')?.0;
     let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
     (!password.is_empty()).then_some(password)
 }
@@ -66,5 +70,6 @@ mod tests {
         assert_eq!(url_password("redis://:s3cret@127.0.0.1:6379/0"), Some("s3cret"));
         assert_eq!(url_password("rediss://user:p@ss@host/1"), Some("p@ss"));
         assert_eq!(url_password("redis://host:6379/0"), None);
+        assert_eq!(url_password("redis://:ab/cd?e#f@host:6379/0"), Some("ab/cd?e#f"));
     }
 }
