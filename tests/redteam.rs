@@ -1121,3 +1121,23 @@ fn a_twilio_broadcast_on_a_full_disk_calls_everyone_once() {
     assert_eq!(to, ["+14155550101", "+14155550102"], "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// `--dry-run` printed the request body as pretty JSON on stdout with a host-written name's
+/// and output's C1 controls (U+009B, a one-character CSI to a terminal that honours C1),
+/// U+2028 and bidirectional overrides raw: an operator trying a handler on a captured event
+/// saw the terminal take commands, or a dedup key displayed reversed. They are `\uXXXX`
+/// escapes now, as in the JSON log lines: the same JSON value, still pretty.
+#[test]
+fn dry_run_output_carries_no_raw_c1_line_separator_or_bidi_control() {
+    let sb = pagerduty_sandbox();
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", crate::util::unix_now())).unwrap();
+    ev["client"]["name"] = json!("web\u{9b}2J-01\u{202e}10-bew");
+    ev["check"]["output"] = json!("DISK\u{85}CRITICAL\u{2028}\u{9b}31m / 95%");
+    let r = sb.run(&["--dry-run"], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stdout.contains(['\u{9b}', '\u{85}', '\u{2028}', '\u{202e}']), "{:?}", r.stdout);
+    assert!(r.stdout.contains(r"web\u009b2J-01\u202e10-bew"), "{}", r.stdout);
+    assert!(r.stdout.lines().count() > 3, "still pretty: {}", r.stdout);
+    let body: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(body["payload"]["source"], json!("web\u{9b}2J-01\u{202e}10-bew"), "the same value, escaped");
+}

@@ -396,8 +396,12 @@ impl<P: Provider> Ctx<'_, P> {
             .unwrap_or_default(),
             http::Body::Empty => String::new(),
         };
+        // Line by line: the pretty printer's own line breaks stay, and a host-written value's
+        // C1 controls, U+2028 and bidirectional controls (which serde_json leaves raw inside
+        // strings) become `\uXXXX` escapes, as in the JSON log lines.
+        let text: Vec<String> = text.lines().map(|l| crate::log::escape_json_line(l.to_string())).collect();
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        let _ = writeln!(out, "{}", text.join("\n"));
     }
 }
 
