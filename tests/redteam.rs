@@ -1141,3 +1141,34 @@ fn dry_run_output_carries_no_raw_c1_line_separator_or_bidi_control() {
     let body: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
     assert_eq!(body["payload"]["source"], json!("web\u{9b}2J-01\u{202e}10-bew"), "the same value, escaped");
 }
+
+/// `--explain` printed the incident's record whole, requests in flight included with their
+/// event's overrides: a check's own Twilio auth token was masked only when the event explained
+/// carried the same token (the operator explaining a captured event without it, or another
+/// check's event for the same incident, saw it whole). It is masked as `--list` masks it.
+#[test]
+fn explain_masks_a_checks_own_credentials_in_a_request_in_flight() {
+    use crate::fake::twilio::{AUTH_TOKEN, FakeTwilio, Script};
+    let sb = twilio_sandbox(json!({"auth_token": "the-operators-own-token-0000000000", "recipients": ["+14155550101"], "refresh": 0}));
+    let fake = FakeTwilio::start(&[Script::Accept, Script::Late(1500)]);
+    let plain = fixture_at("sensu/create.json", now());
+    let mut ev: Value = serde_json::from_slice(&plain).unwrap_or_default();
+    ev["check"]["twilio"] = json!({"auth_token": AUTH_TOKEN});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let child = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "10s"]), ev.to_string().as_bytes());
+    let record = sb.state_file("twilio", "web-01%2Fcheck_disk.json");
+    crate::util::wait_until(
+        "the call's note in flight",
+        std::time::Duration::from_secs(8),
+        || std::fs::read_to_string(&record).ok().filter(|t| t.contains("\"inflight\"") && t.contains(AUTH_TOKEN)),
+        || format!("{:?}", std::fs::read_to_string(&record)),
+    );
+    let explained = sb.run(&["--explain"], &plain);
+    assert_eq!(explained.code, Some(0), "{explained:?}");
+    assert!(explained.stdout.contains("inflight"), "the record is shown: {}", explained.stdout);
+    assert!(!explained.stdout.contains(AUTH_TOKEN) && !explained.stderr.contains(AUTH_TOKEN), "{}", explained.stdout);
+    let r = crate::util::finish(child);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+}

@@ -117,9 +117,16 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
             Err(e) => lines.push(format!("spool: unavailable ({e:#})")),
         }
     }
+    // The record's requests in flight carry their event's overrides, which may hold a check's
+    // own credentials (a Twilio auth token in `check.twilio`) that the event explained need not
+    // carry: masked, as `--list` masks them.
+    let inflight: Vec<String> =
+        record.iter().flat_map(|inc| inc.inflight.iter()).flat_map(|e| crate::config::secret_values(&e.overrides)).collect();
+    let mut secrets = log.secrets();
+    secrets.extend(inflight.iter().map(String::as_str));
     let mut out = std::io::stdout().lock();
     for l in lines {
-        let _ = writeln!(out, "{}", crate::secret::mask_all(&l, &log.secrets()));
+        let _ = writeln!(out, "{}", crate::secret::mask_all(&l, &secrets));
     }
     Ok(Code::Ok)
 }
