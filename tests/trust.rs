@@ -257,6 +257,8 @@ fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
         "account_sid": "AC99999999999999999999999999999999", "auth_token": "stolen-token-stolen-token",
         "recipients": "+19005550100", "from": "+19005550101", "test": "true", "call_caps": "{}",
         "channels": "sms", "mode": "sequential", "message": "{entity} says hello",
+        // A minute of silence before the message: whoever answers hangs up before it.
+        "pause": "60",
     });
     let r = sb.run(&["--api-url", &fake.url], &with_entity_annotations("twilio", &hostile));
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -267,10 +269,11 @@ fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
     assert!(fake.to("Messages.json").is_empty(), "no SMS: channels stay the operator's");
     let said = &calls[0].twiml.as_ref().expect("twiml").say[0];
     assert!(said.starts_with("webserver01 says hello"), "an entity may word its own message: {said}");
+    assert_eq!(calls[0].twiml.as_ref().expect("twiml").pause, None, "no silence the operator did not set");
     assert_refused_once(
         &r,
         "twilio",
-        &["account_sid", "auth_token", "recipients", "from", "test", "call_caps", "channels", "mode"],
+        &["account_sid", "auth_token", "recipients", "from", "test", "call_caps", "channels", "mode", "pause"],
         &["stolen-token", "+19005550100"],
     );
     fake.assert_no_violations();

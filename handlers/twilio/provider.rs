@@ -302,7 +302,7 @@ mod bounded {
     pub fn loops<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         uint_within(d, 1, 10)
     }
-    /// `pause`: seconds of silence between repeats, 0 to 60.
+    /// `pause`: seconds of silence before the message (`<Pause length>`), 0 to 60.
     pub fn pause<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         uint_within(d, 0, 60)
     }
@@ -409,7 +409,8 @@ impl Provider for Twilio {
 
     /// Whom to call, from which number, with which account, and how hard to try come from the
     /// operator or the check (a monitored host choosing the numbers is a toll-fraud lever); an
-    /// entity may word and voice its own messages. Call caps and `test` are the operator's, and
+    /// entity may word and voice its own messages, but not keep them silent (`pause`: a minute
+    /// of silence before the message has whoever answers hang up, which ends a sequential run). Call caps and `test` are the operator's, and
     /// so is `announce_webhook`, a URL: where requests go is never an event's to say (a Sensu
     /// result written to a host's client socket carries any check attributes, and one naming
     /// its own webhook had the handler POST who answered, and when, to any address it liked).
@@ -440,7 +441,7 @@ impl Provider for Twilio {
         ("language", Trust::Entity),
         ("voice", Trust::Entity),
         ("loop", Trust::Entity),
-        ("pause", Trust::Entity),
+        ("pause", Trust::Check),
     ];
 
     fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
