@@ -784,3 +784,36 @@ fn readme_log_lines_are_the_handlers() {
         assert!(want.ends_with('…') || rest.is_empty(), "{line}\nends differently from the README's\n{want}");
     }
 }
+
+/// README "Settings files and precedence": environment < flags, for a secret and its `*_file`
+/// too. A Sensu Go backend that has `PAGERDUTY_ROUTING_KEY` in its environment (the documented
+/// `secrets:`) and a handler command with `--routing-key-file` (the documented systemd
+/// credential form) pages with the flag's key, and the other way round; before, the two were
+/// taken as "set in the same place" and the handler exited 78.
+#[test]
+fn readme_a_secret_flag_beats_its_twin_from_the_environment() {
+    let sb = crate::util::Sandbox::new(BIN);
+    let key_file = sb.dir.path().join("routing_key");
+    std::fs::write(&key_file, "filekeyaaaaaaaaaaaaaaaaaaaaaFILE\n").unwrap();
+    set_mode(&key_file, 0o600);
+    let event = crate::util::read_fixture("sensu/create.json");
+    let key_of = |run: &crate::util::Run| {
+        assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+        let body: Value = serde_json::from_str(&run.stdout).unwrap();
+        body["routing_key"].as_str().unwrap().to_string()
+    };
+
+    let mut cmd = sb.command(&["--dry-run", "--routing-key-file", key_file.to_str().unwrap()]);
+    cmd.env("PAGERDUTY_ROUTING_KEY", "envkeyaaaaaaaaaaaaaaaaaaaaaaaENV");
+    assert!(key_of(&crate::util::run_command(cmd, &event)).ends_with("FILE"));
+
+    let mut cmd = sb.command(&["--dry-run", "--routing-key", "flagkeyaaaaaaaaaaaaaaaaaaaaFLAG0"]);
+    cmd.env("PAGERDUTY_ROUTING_KEY_FILE", &key_file);
+    assert!(key_of(&crate::util::run_command(cmd, &event)).ends_with("LAG0"));
+
+    // Both from one place (the environment) is still the operator's mistake to fix.
+    let mut cmd = sb.command(&["--dry-run"]);
+    cmd.env("PAGERDUTY_ROUTING_KEY_FILE", &key_file).env("PAGERDUTY_ROUTING_KEY", "envkeyaaaaaaaaaaaaaaaaaaaaaaaENV");
+    let run = crate::util::run_command(cmd, &event);
+    assert_eq!(run.code, Some(78), "stderr: {}", run.stderr);
+}

@@ -95,9 +95,31 @@ pub fn parse<A: Parser>(version: &'static str) -> A {
     // In place, not on a clone: the command is dozens of arguments, and copying it cost every
     // event a tenth of its page faults (bench/HISTORY.md).
     let mut matches = cmd.try_get_matches_from_mut(args).unwrap_or_else(|e| e.exit());
+    flag_beats_env_twin(&cmd, &mut matches);
     // Taking the values out, not from a copy: `from_arg_matches` clones every matched value
     // first (a tenth of a dedup skip's instructions went to that copy and its drop).
     A::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+}
+
+/// A secret and its file (`--routing-key` and `--routing-key-file`, `TWILIO_AUTH_TOKEN` and
+/// `--auth-token-file` …), one given as a flag and the other taken from the environment: the
+/// flag wins, as flags win over the environment for every setting. Without this the two
+/// arrived as one layer and the handler exited 78 ("both set in the same place") when, say, a
+/// Sensu Go backend's `PAGERDUTY_ROUTING_KEY` met a handler command with `--routing-key-file`.
+/// Both as flags, or both from the environment, stay an error (78).
+fn flag_beats_env_twin(cmd: &Command, matches: &mut clap::ArgMatches) {
+    use clap::parser::ValueSource;
+    let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
+    for file in &ids {
+        let Some(stem) = file.strip_suffix("_file").filter(|stem| ids.iter().any(|id| id == stem)) else { continue };
+        let (a, b) = (matches.value_source(stem), matches.value_source(file));
+        let from_env = match (a, b) {
+            (Some(ValueSource::EnvVariable), Some(ValueSource::CommandLine)) => stem,
+            (Some(ValueSource::CommandLine), Some(ValueSource::EnvVariable)) => file.as_str(),
+            _ => continue,
+        };
+        let _ = matches.try_remove_one::<String>(from_env);
+    }
 }
 
 /// Write `kind` for `cmd` (normally [`documented`]) to `out`. Hidden arguments are left out
