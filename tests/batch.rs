@@ -399,6 +399,10 @@ fn cli_and_exec_flag_mistakes_are_usage_errors_and_run_nothing() {
         (vec!["--check", "c", "--", "/bin/sh", "-c", &touch], "--from"),
         (vec!["--from", "cli", "--check", "c", "--status", "ok", "--", "/bin/sh", "-c", &touch], "COMMAND after --"),
         (vec!["--from", "exec", "--check", "c", "--status", "ok", "--", "/bin/sh", "-c", &touch], "--status"),
+        // README: durations are range-checked wherever they come from; 0 is no "no limit" (that is
+        // leaving the flag out): it killed every job at once and paged "timed out after 0s".
+        (vec!["--from", "exec", "--check", "c", "--exec-timeout", "0", "--", "/bin/sh", "-c", &touch], "--exec-timeout"),
+        (vec!["--from", "exec", "--check", "c", "--exec-timeout", "500000000000y", "--", "/bin/sh", "-c", &touch], "10 years"),
     ];
     for (args, says) in cases {
         let r = svc.run(&sb, &args, b"");

@@ -102,7 +102,7 @@ pub struct CommonArgs {
     pub output: Option<String>,
 
     /// Kill the job after this long (--from exec; SIGTERM to its process group, SIGKILL 5s later), e.g. 30m; the page says it timed out [default: none]
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "from")]
+    #[arg(long, value_name = "DURATION", value_parser = exec_timeout_arg, requires = "from")]
     pub exec_timeout: Option<std::time::Duration>,
 
     /// How the job's exit code maps to a status (--from exec): plain 0 ok, else critical; nagios 1 warning, 2 critical, 3 unknown [default: plain]
@@ -139,6 +139,19 @@ fn duration_arg(s: &str) -> Result<String, String> {
         Ok(_) | Err(crate::config::de::DurationError::TooLarge) => Ok(s.to_string()),
         Err(crate::config::de::DurationError::Invalid(why)) => Err(why),
     }
+}
+
+/// `--exec-timeout`: a duration above zero and at most [`crate::config::MAX_DURATION`] (10
+/// years), as README's range rule says of every duration. `0` would kill every job at once and
+/// page "timed out after 0s" (some tools read 0 as "no limit": here that is leaving the flag
+/// out), and a longer one was taken silently. Either is a bad flag value: exit 2 before the job
+/// runs, like any other mistake in the batch flags.
+fn exec_timeout_arg(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > crate::config::MAX_DURATION {
+        return Err("give a duration above 0 and at most 10 years (e.g. 30m, 2h); leave --exec-timeout out for no limit".into());
+    }
+    Ok(d)
 }
 
 /// A file path flag read as text (lossily: a path that is not UTF-8 then fails to open, with
