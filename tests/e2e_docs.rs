@@ -520,7 +520,8 @@ fn sensu_go_handlers() -> Vec<(String, String)> {
 }
 
 /// Every documented Sensu Go handler runs as written on a Sensu Go event (`--dry-run`; paths
-/// under `/var/lib/sensu` and `/etc/pagerpipe` rewritten to a temporary directory), reads the
+/// under `/var/lib/sensu` and `/etc/pagerpipe` rewritten to a temporary directory, the
+/// settings file it names being the shipped example of that name), reads the
 /// environment variables its `secrets` set, and keeps state and spool together under the
 /// backend's directory: the asset brings no `/var/lib/pagerpipe`, and a `--state-dir` without
 /// `--spool-dir` left the spool in a per-user fallback, away from what the handlers.yml of the
@@ -551,8 +552,11 @@ fn every_documented_sensu_go_handler_runs_as_written() {
                     .replace("/etc/pagerpipe", dir.path().join("etc").to_str().unwrap())
             })
             .collect();
+        // The settings file the guides say to copy there: the shipped example of that name
+        // (conf.d/twilio.json, sequential mode with its own "timeout"), else an empty one.
         for a in args.iter().filter(|a| a.ends_with(".json")) {
-            std::fs::write(a, "{}").unwrap();
+            let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d").join(Path::new(a).file_name().unwrap());
+            std::fs::write(a, std::fs::read(&example).unwrap_or_else(|_| b"{}".to_vec())).unwrap();
         }
         let help = String::from_utf8(Command::new(bin).arg("--help").env_clear().output().unwrap().stdout).unwrap();
         for secret in def.lines().filter_map(|l| l.trim().strip_prefix("- name: ")) {
