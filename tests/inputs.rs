@@ -672,6 +672,11 @@ fn a_mackerel_action_with_an_empty_check_or_entity_is_a_usage_error() {
         assert_eq!(r.code, Some(2), "{flags:?}: {r:?}");
         assert!(r.stderr.contains("is empty; give a name"), "{}", r.stderr);
     }
+    // Tried by hand, outside mackerel-agent (no MACKEREL_STATUS): still the usage error README
+    // promises, not exit 65 for the missing variable.
+    let r = run_env(&sb, &fake, &["--from", "mackerel", "--check", ""], &[]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--check is empty; give a name"), "{}", r.stderr);
     assert!(fake.events().is_empty());
 }
 

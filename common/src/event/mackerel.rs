@@ -36,6 +36,15 @@ pub(crate) fn local_hostname() -> Option<String> {
 
 /// Parse a mackerel-agent action invocation. Errors (exit 65) name what is missing.
 pub fn parse(inv: &Invocation) -> Result<Event> {
+    // An empty flag (an unset variable in the action command) would key every such check's
+    // incident alike (`/`), one check's recovery resolving another's failure: refused, as
+    // with --from cli. Checked first: a mistake in the command line is a usage error (exit 2)
+    // whatever the environment holds, also when the action is tried by hand.
+    let given = |flag: &Option<String>, name: &str| match flag.as_deref().map(str::trim) {
+        Some("") => Err(Code::Usage.msg(format!("--{name} is empty; give a name"))),
+        other => Ok(other.map(str::to_string)),
+    };
+    let (check_flag, entity_flag) = (given(&inv.check, "check")?, given(&inv.entity, "entity")?);
     let env = |k: &str| inv.env.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let status = status_code(
         env("MACKEREL_STATUS")
@@ -43,17 +52,10 @@ pub fn parse(inv: &Invocation) -> Result<Event> {
         "MACKEREL_STATUS",
     )?;
     let previous = env("MACKEREL_PREVIOUS_STATUS").map(|p| status_code(p, "MACKEREL_PREVIOUS_STATUS")).transpose()?;
-    // An empty flag (an unset variable in the action command) would key every such check's
-    // incident alike (`/`), one check's recovery resolving another's failure: refused, as
-    // with --from cli.
-    let given = |flag: &Option<String>, name: &str| match flag.as_deref().map(str::trim) {
-        Some("") => Err(Code::Usage.msg(format!("--{name} is empty; give a name"))),
-        other => Ok(other.map(str::to_string)),
-    };
-    let check = given(&inv.check, "check")?
+    let check = check_flag
         .or_else(|| env("CHECK_NAME").or(env("PAGERPIPE_CHECK")).map(str::to_string))
         .ok_or_else(|| Code::DataErr.msg("no check name: pass --check NAME in the action command or set CHECK_NAME in action.env"))?;
-    let entity = given(&inv.entity, "entity")?
+    let entity = entity_flag
         .or_else(|| env("PAGERPIPE_ENTITY").map(str::to_string))
         .or_else(local_hostname)
         .ok_or_else(|| Code::DataErr.msg("no entity name: pass --entity NAME"))?;
