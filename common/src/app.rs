@@ -109,13 +109,13 @@ pub fn parse<A: Parser>(version: &'static str) -> A {
 /// Both as flags, or both from the environment, stay an error (78).
 fn flag_beats_env_twin(cmd: &Command, matches: &mut clap::ArgMatches) {
     use clap::parser::ValueSource;
-    let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
-    for file in &ids {
-        let Some(stem) = file.strip_suffix("_file").filter(|stem| ids.iter().any(|id| id == stem)) else { continue };
+    // No copy of the ids: this runs at every event (the storm path's budget).
+    for file in cmd.get_arguments().map(|a| a.get_id().as_str()) {
+        let Some(stem) = file.strip_suffix("_file").filter(|stem| cmd.get_arguments().any(|a| a.get_id() == *stem)) else { continue };
         let (a, b) = (matches.value_source(stem), matches.value_source(file));
         let from_env = match (a, b) {
             (Some(ValueSource::EnvVariable), Some(ValueSource::CommandLine)) => stem,
-            (Some(ValueSource::CommandLine), Some(ValueSource::EnvVariable)) => file.as_str(),
+            (Some(ValueSource::CommandLine), Some(ValueSource::EnvVariable)) => file,
             _ => continue,
         };
         let _ = matches.try_remove_one::<String>(from_env);
