@@ -1072,12 +1072,10 @@ fn a_zabbix_incident_key_is_text_in_a_reactio_message() {
     fake.assert_no_violations();
 }
 
-/// `--list --log-format json` prints each open incident's stored record, and a record holds
-/// the requests in flight with their event's overrides: a check's own Twilio auth token was
-/// printed whole to the operator's terminal (and whatever captures it). It is masked, as the
-/// operator's own credentials are.
-#[test]
-fn list_masks_a_checks_own_credentials_in_a_request_in_flight() {
+/// A Twilio incident paged once, then paged again (refresh 0) with its call answered late: the
+/// second handler is left running, its call noted in flight in the record with the event's
+/// overrides, which hold the check's own auth token ([`crate::fake::twilio::AUTH_TOKEN`]).
+fn a_call_in_flight_carrying_a_checks_own_token() -> (Sandbox, crate::fake::twilio::FakeTwilio, std::process::Child) {
     use crate::fake::twilio::{AUTH_TOKEN, FakeTwilio, Script};
     let sb = twilio_sandbox(json!({"auth_token": "the-operators-own-token-0000000000", "recipients": ["+14155550101"], "refresh": 0}));
     let fake = FakeTwilio::start(&[Script::Accept, Script::Late(1500)]);
@@ -1094,6 +1092,17 @@ fn list_masks_a_checks_own_credentials_in_a_request_in_flight() {
         || std::fs::read_to_string(&record).ok().filter(|t| t.contains("\"inflight\"") && t.contains(AUTH_TOKEN)),
         || format!("{:?}", std::fs::read_to_string(&record)),
     );
+    (sb, fake, child)
+}
+
+/// `--list --log-format json` prints each open incident's stored record, and a record holds
+/// the requests in flight with their event's overrides: a check's own Twilio auth token was
+/// printed whole to the operator's terminal (and whatever captures it). It is masked, as the
+/// operator's own credentials are.
+#[test]
+fn list_masks_a_checks_own_credentials_in_a_request_in_flight() {
+    use crate::fake::twilio::AUTH_TOKEN;
+    let (sb, fake, child) = a_call_in_flight_carrying_a_checks_own_token();
     let list = sb.run(&["--list", "--log-format", "json"], b"");
     assert_eq!(list.code, Some(0), "{list:?}");
     assert!(list.stdout.contains("\"inflight\""), "the record with its request in flight is listed: {}", list.stdout);
@@ -1148,22 +1157,9 @@ fn dry_run_output_carries_no_raw_c1_line_separator_or_bidi_control() {
 /// check's event for the same incident, saw it whole). It is masked as `--list` masks it.
 #[test]
 fn explain_masks_a_checks_own_credentials_in_a_request_in_flight() {
-    use crate::fake::twilio::{AUTH_TOKEN, FakeTwilio, Script};
-    let sb = twilio_sandbox(json!({"auth_token": "the-operators-own-token-0000000000", "recipients": ["+14155550101"], "refresh": 0}));
-    let fake = FakeTwilio::start(&[Script::Accept, Script::Late(1500)]);
+    use crate::fake::twilio::AUTH_TOKEN;
+    let (sb, fake, child) = a_call_in_flight_carrying_a_checks_own_token();
     let plain = fixture_at("sensu/create.json", now());
-    let mut ev: Value = serde_json::from_slice(&plain).unwrap_or_default();
-    ev["check"]["twilio"] = json!({"auth_token": AUTH_TOKEN});
-    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
-    assert_eq!(r.code, Some(0), "{r:?}");
-    let child = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "10s"]), ev.to_string().as_bytes());
-    let record = sb.state_file("twilio", "web-01%2Fcheck_disk.json");
-    crate::util::wait_until(
-        "the call's note in flight",
-        std::time::Duration::from_secs(8),
-        || std::fs::read_to_string(&record).ok().filter(|t| t.contains("\"inflight\"") && t.contains(AUTH_TOKEN)),
-        || format!("{:?}", std::fs::read_to_string(&record)),
-    );
     let explained = sb.run(&["--explain"], &plain);
     assert_eq!(explained.code, Some(0), "{explained:?}");
     assert!(explained.stdout.contains("inflight"), "the record is shown: {}", explained.stdout);
