@@ -143,6 +143,15 @@ pub struct Listing {
     pub others: Vec<String>,
 }
 
+impl Listing {
+    /// The entry names of `incident_key`, oldest first: those whose name carries its key hash
+    /// (another incident's key may share the hash: read the entry to be sure).
+    pub fn names_for<'a>(&'a self, incident_key: &str) -> impl Iterator<Item = &'a String> {
+        let hash = format!("{:016x}", key_hash(incident_key));
+        self.names.iter().filter(move |n| key_hash_of_name(n) == hash)
+    }
+}
+
 /// A flush's claim on one incident's spooled entries ([`Spool::claim`]), released when dropped.
 pub struct Claim {
     _lock: crate::state::file::Locked,
@@ -284,8 +293,7 @@ impl Spool {
     ///
     /// Errors: the directory cannot be listed.
     pub fn queued_for(&self, incident_key: &str) -> anyhow::Result<Vec<String>> {
-        let suffix = format!("-{:016x}.json", key_hash(incident_key));
-        Ok(self.queued()?.into_iter().filter(|n| n.ends_with(&suffix)).collect())
+        Ok(self.list()?.names_for(incident_key).cloned().collect())
     }
 
     /// Read entry `name`: `Ok(None)` when it is gone (delivered by another process), `Err`

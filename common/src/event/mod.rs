@@ -154,7 +154,7 @@ impl Invocation {
         let event = match source {
             Source::Cli => batch::parse(self, stdin, notes),
             Source::Exec => exec::parse(self, notes),
-            Source::Zabbix => zabbix::parse_noting(self, notes),
+            Source::Zabbix => zabbix::parse(self, notes),
             _ => return self.parse(source),
         };
         event.map_err(|f| f.context(format!("event ({})", source.name())))
@@ -167,7 +167,7 @@ impl Invocation {
         let event = match source {
             Source::Nagios => nagios::parse(self, Format::Nagios),
             Source::Icinga => nagios::parse(self, Format::Icinga),
-            Source::Zabbix => zabbix::parse(self),
+            Source::Zabbix => zabbix::parse(self, &mut batch::Notes::new()),
             Source::Mackerel => mackerel::parse(self),
             Source::Cli | Source::Exec => return self.read(source, std::io::empty(), &mut batch::Notes::new()),
         };

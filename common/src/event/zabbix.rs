@@ -136,14 +136,10 @@ impl ZabbixSeverity {
     }
 }
 
-/// Parse the three alert-script parameters. Errors (exit 65) name what is missing.
-pub fn parse(inv: &Invocation) -> Result<Event> {
-    parse_noting(inv, &mut Notes::new())
-}
-
-/// [`parse`], adding to `notes` what the operator should know about the message (a severity
-/// it could not read: a problem is then read as critical).
-pub fn parse_noting(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
+/// Parse the three alert-script parameters, adding to `notes` what the operator should know
+/// about the message (a severity it could not read: a problem is then read as critical).
+/// Errors (exit 65) name what is missing.
+pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     let [send_to, subject, message] = inv.args.as_slice() else {
         return Err(Code::DataErr.msg(format!(
             "expected 3 arguments SENDTO SUBJECT MESSAGE ({{ALERT.SENDTO}} {{ALERT.SUBJECT}} {{ALERT.MESSAGE}}), got {}",
@@ -441,19 +437,19 @@ mod tests {
     fn a_severity_that_cannot_be_read_pages_as_critical_with_a_note() {
         // An administrator renamed the severities: `{TRIGGER.SEVERITY}` is the configured name.
         let mut notes = Notes::new();
-        let e = parse_noting(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1")), &mut notes).unwrap();
+        let e = parse(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1")), &mut notes).unwrap();
         assert_eq!((e.zabbix_severity, e.severity.as_deref(), e.status), (None, None, 2));
         assert!(notes.len() == 1 && notes[0].contains("nseverity:{TRIGGER.NSEVERITY}"), "{notes:?}");
         // The number beside it, in the documented order (fixed lines first): the number counts,
         // and nothing is noted.
         let documented = "id:1\nstatus:PROBLEM\nhostname:web-01\nseverity:P1\nnseverity:4\nname:Disk full\nitem_value:97";
         let mut notes = Notes::new();
-        let e = parse_noting(&inv("trigger", documented), &mut notes).unwrap();
+        let e = parse(&inv("trigger", documented), &mut notes).unwrap();
         assert_eq!((e.zabbix_severity, notes.len()), (Some(ZabbixSeverity::High), 0));
         // In the classic order (name first) the number may be a line the name added: not taken
         // alone; the note says to put the fixed lines first.
         let mut notes = Notes::new();
-        let e = parse_noting(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1\nnseverity:4")), &mut notes).unwrap();
+        let e = parse(&inv("trigger", &PROBLEM.replace("severity:High", "severity:P1\nnseverity:4")), &mut notes).unwrap();
         assert_eq!((e.zabbix_severity, e.status), (None, 2));
         assert!(notes.len() == 1 && notes[0].contains("before `name:`"), "{notes:?}");
     }

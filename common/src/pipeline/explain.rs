@@ -101,13 +101,7 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
         match spool.peek() {
             Ok(listing) => {
                 lines.extend(listing.passed_over.iter().map(|l| escape_controls(l).into_owned()));
-                let hash = format!("{:016x}", crate::spool::key_hash(key));
-                let own = listing
-                    .names
-                    .iter()
-                    .filter(|n| crate::spool::key_hash_of_name(n) == hash)
-                    .filter(|n| spool.read(n).ok().flatten().is_some_and(|e| e.incident_key == **key))
-                    .count();
+                let own = listing.names_for(key).filter(|n| spool.read(n).ok().flatten().is_some_and(|e| e.incident_key == **key)).count();
                 let all = listing.names.len();
                 lines.push(format!("spool ({}): {own} request(s) queued for this incident, {all} in all", spool.dir().display()));
                 if own > 0 && proposal.is_some() {

@@ -6,8 +6,9 @@
 //! Both work on whichever store the settings choose (files or Redis). A store that cannot be
 //! used exits 78 when a setting is the cause (Redis refused the password, user or database of
 //! `state_store`, or a command the user's ACL forbids; a URL naming a read-only replica; a TLS
-//! certificate this machine refuses; a URL or state directory that cannot be used), else 75 (Redis unreachable or not answering: try again later), with one line that
-//! never shows the password ([`state::failure_code`]).
+//! certificate this machine refuses; a URL or state directory that cannot be used), else 75
+//! (Redis unreachable or not answering: try again later), with one line that never shows the
+//! password ([`state::failure_code`]).
 
 use serde_json::{Map, Value};
 

@@ -348,11 +348,11 @@ impl<P: Provider> Ctx<'_, P> {
                 if was_unread {
                     self.log.info(format!("{}: the record can be read again to see whether to stop", self.incident_key));
                 }
-                let began = self.stop_began.borrow().clone();
-                if began.is_none() {
-                    *self.stop_began.borrow_mut() = Some(state::StopSignals::of(record.as_ref()));
-                }
-                state::stop_requested(record.as_ref(), event_time, began.as_ref())
+                // The first check remembers what the record holds, and is decided without it.
+                let mut began = self.stop_began.borrow_mut();
+                let first = began.is_none();
+                let began = &*began.get_or_insert_with(|| state::StopSignals::of(record.as_ref()));
+                state::stop_requested(record.as_ref(), event_time, (!first).then_some(began))
             }
             Err(e) => {
                 let line = format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key);
