@@ -432,6 +432,43 @@ fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
     fake.assert_no_violations();
 }
 
+/// A resolve in flight for longer than a Redis lease (300 ms; the service answers when the test
+/// lets it) while the check fails again: the holder keeps renewing its hold as it waits for the
+/// answer (the renewal starts when a third of the lease has passed: `common::lease`), so the
+/// failure waits for the resolve and pages after it. Had the renewal not started during the
+/// wait, the lease would have lapsed 300 ms in, and the failure would have taken the incident
+/// and paged while the resolve was still unanswered (the service could then see them in
+/// either order).
+#[test]
+fn a_hold_outlasting_its_lease_while_the_service_is_slow_is_renewed() {
+    let Some(sb) = pd(Store::Redis) else { return };
+    let redis = sb.redis.as_ref().expect("a Redis store");
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    fake.then(&[Script::Gated]);
+    let short_lease = |input: &[u8]| {
+        let mut c = sb.command(&with_url(&fake.url, &["--timeout", "20s"]));
+        c.env(common::state::redis::LEASE_ENV, "300");
+        spawn_command(c, input)
+    };
+    let resolving = short_lease(&resolve(T0 + 60));
+    wait_until("the resolve in flight", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let token = redis.cli(&["GET", &hold]).expect("redis-cli");
+    let failing = short_lease(&trigger(T0 + 120));
+    // The stimulus is time itself: four leases pass while the resolve waits for its answer.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(fake.events().len(), 2, "nothing more was sent while the resolve was in flight: {:?}", actions(&fake.events()));
+    assert_eq!(redis.cli(&["GET", &hold]).expect("redis-cli"), token, "the resolve's hold is still its own");
+    fake.open_gate();
+    exits(&finish(resolving), 0);
+    let f = finish(failing);
+    exits(&f, 0);
+    assert!(f.stderr.contains("waiting"), "the failure met the resolve in flight: {}", f.stderr);
+    assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"]);
+    fake.assert_no_violations();
+}
+
 /// A warning in flight (slow service) when the same check turns critical: the critical is a
 /// different action, so it waits and is sent, not swallowed as "busy".
 fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {

@@ -245,6 +245,9 @@ fn a_hold_outlives_a_redis_restart() {
     let lease = Duration::from_millis(1500);
     let a = store(&server, "twilio").with_lease(lease);
     let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
+    // This holder waits for as long as the test takes: its renewal starts now, as it does for
+    // a handler whose wait reaches a third of the lease.
+    common::lease::before_wait(Duration::MAX);
     let hkey = "pagerpipe:twilio:hold:web-01/disk";
     let token = server.cli(&["GET", hkey]).unwrap();
     server.restart();
@@ -278,6 +281,7 @@ fn a_hold_another_host_took_while_redis_restarted_is_lost_and_left_to_it() {
     let Some(mut server) = RedisServer::start() else { return };
     let a = store(&server, "twilio").with_lease(Duration::from_millis(1500));
     let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
+    common::lease::before_wait(Duration::MAX); // a holder about to wait (see a_hold_outlives_a_redis_restart)
     let hkey = "pagerpipe:twilio:hold:web-01/disk";
     assert_eq!(a.hold_lost("web-01/disk"), None);
     server.restart();
@@ -309,6 +313,7 @@ fn a_hold_whose_redis_stops_answering_is_not_connected_to_again() {
     let lease = Duration::from_millis(600);
     let a = RedisStore::connect(&server.url, "twilio", None, Duration::from_millis(200)).unwrap().with_lease(lease);
     let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
+    common::lease::before_wait(Duration::MAX); // a holder about to wait (see a_hold_outlives_a_redis_restart)
     server.signal("STOP");
     let notices = crate::util::wait_until(
         "the renewal to fail",
@@ -338,8 +343,9 @@ fn a_holder_killed_with_sigkill_frees_the_incident_within_the_lease() {
         let store = RedisStore::connect(&url, "pagerduty", ca.as_deref(), BUDGET).unwrap().with_lease(LEASE);
         let _held = store.hold("web-01/disk", Instant::now()).unwrap().expect("the parent left it free");
         println!("\nheld by the child");
+        // A holder waiting (as a handler does, through `common::lease`) until it is killed.
         loop {
-            std::thread::park();
+            common::lease::sleep(LEASE);
         }
     }
     let Some(server) = RedisServer::start() else { return };

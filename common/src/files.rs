@@ -420,7 +420,7 @@ pub fn lock_until(file: &File, deadline: Instant) -> std::io::Result<bool> {
         if now >= deadline {
             return Ok(false);
         }
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(now)));
+        crate::lease::sleep(pause.min(deadline.saturating_duration_since(now)));
         pause = pause.saturating_mul(2).min(Duration::from_millis(50));
     }
 }

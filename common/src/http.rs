@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, RustlsConnector};
+
 use crate::outcome::{Fate, Outcome, Retry};
 use crate::secret;
 
@@ -40,6 +42,7 @@ pub mod proxy;
 pub mod resolve;
 pub mod retry;
 pub mod trust;
+pub mod watch;
 
 pub use proxy::{ProxyEnv, Route};
 pub use trust::Trust;
@@ -299,8 +302,10 @@ impl Client {
             .tls_config(tls)
             // ureq would read the environment its own way; the route is chosen per request.
             .proxy(None);
-        let agent =
-            ureq::Agent::with_parts(config.build(), ureq::unversioned::transport::DefaultConnector::default(), resolve::Literal::default());
+        // ureq's default chain (a proxy's CONNECT, TCP, rustls; no SOCKS), with the TCP
+        // connections' waits watched for a lease's renewal (watch.rs).
+        let connector = ().chain(ConnectProxyConnector::default()).chain(watch::Watch::default()).chain(RustlsConnector::default());
+        let agent = ureq::Agent::with_parts(config.build(), connector, resolve::Literal::default());
         Ok(Client { agent, trust, proxies })
     }
 
@@ -413,7 +418,7 @@ impl Client {
                             fmt_ms(deadline.remaining())
                         ));
                     }
-                    std::thread::sleep(wait);
+                    crate::lease::sleep(wait);
                     // Within a share, what is left of the whole deadline bounds the attempt.
                     if deadline.attempts_end > deadline.end {
                         timeout.max(deadline.attempt_timeout().min(deadline.attempt_remaining()))

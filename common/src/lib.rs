@@ -3,7 +3,7 @@
 //! Everything two handlers would otherwise repeat lives here: reading and normalizing events
 //! ([`event`]), settings ([`config`], [`cli`]) and the settings nothing reads ([`unread`]),
 //! parsing flags with the build's version and generating man pages and completions ([`app`]), filters ([`filter`]), the dedup state store
-//! ([`state`]), HTTP delivery ([`http`]), templates ([`template`]), Slack mrkdwn escaping
+//! ([`state`]) and the waits that keep its Redis leases alive ([`lease`]), HTTP delivery ([`http`]), templates ([`template`]), Slack mrkdwn escaping
 //! ([`mrkdwn`]), logging ([`log`]), secret masking ([`secret`]), the exit-code contract
 //! ([`exit`]), and the invocation itself
 //! ([`pipeline`]), which a handler drives with its [`pipeline::Provider`], or with a synthetic
@@ -18,6 +18,7 @@ pub mod exit;
 pub mod files;
 pub mod filter;
 pub mod http;
+pub mod lease;
 pub mod log;
 pub mod mrkdwn;
 pub mod outcome;

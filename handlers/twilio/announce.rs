@@ -398,7 +398,7 @@ impl Twilio {
                 ));
                 return;
             }
-            std::thread::sleep(self.poll_interval);
+            common::lease::sleep(self.poll_interval);
             let mut still = Vec::new();
             for call in pending {
                 let (r, sid) = call;

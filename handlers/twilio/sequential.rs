@@ -837,7 +837,7 @@ impl Twilio {
             if ctx.deadline.remaining() <= self.room_to_call(run) {
                 return Some(self.out_of_time(ctx, p, None));
             }
-            std::thread::sleep(self.poll_interval);
+            common::lease::sleep(self.poll_interval);
         }
         None
     }
@@ -1001,7 +1001,7 @@ impl Twilio {
             if ctx.deadline.remaining() <= self.poll_interval + common::http::retry::MIN_ATTEMPT {
                 return Followed::OutOfTime(last);
             }
-            std::thread::sleep(self.poll_interval);
+            common::lease::sleep(self.poll_interval);
             if let Some(stop) = ctx.stop_requested(event_time) {
                 return Followed::Stopped(last, stop);
             }

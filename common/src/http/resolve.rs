@@ -20,6 +20,8 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
+use super::watch;
+
 /// The agent's resolver: an IPv4 or bracketed IPv6 literal host becomes its one socket
 /// address (the URL's port, else the scheme's default), honouring the request's IP family;
 /// anything else goes to [`DefaultResolver`].
@@ -33,7 +35,17 @@ impl Resolver for Literal {
     /// names, whatever [`DefaultResolver`] returns (timeout, not found, bad URL).
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let Some(addr) = literal(uri) else {
-            return self.names.resolve(uri, config, timeout);
+            // A lookup still going when a lease's renewal falls due is cut there and asked again
+            // (watch.rs): its thread goes on alone, and the second one is usually answered from
+            // the resolver's cache.
+            let Some(cut) = watch::cut(timeout) else { return self.names.resolve(uri, config, timeout) };
+            return match self.names.resolve(uri, config, cut.first) {
+                Err(ureq::Error::Timeout(_)) => {
+                    crate::lease::now_due();
+                    self.names.resolve(uri, config, cut.rest(timeout))
+                }
+                found => found,
+            };
         };
         let mut found = self.empty();
         config.ip_family().keep_wanted(std::iter::once(addr)).for_each(|a| found.push(a));

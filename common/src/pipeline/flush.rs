@@ -538,7 +538,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                             break;
                         }
                         log.debug(format!("{what}: cannot tell yet whether it went through ({why}); asking again"));
-                        std::thread::sleep(pause);
+                        crate::lease::sleep(pause);
                     }
                 }
             }

@@ -17,7 +17,9 @@
 //!   (`KEEPTTL`) keeps its expiry.
 //! - `pagerpipe:<handler>:hold:<key>`: the incident's [`Hold`], a lease: `SET … NX PX <lease>`
 //!   with a token of the holder's own (host, PID, time), renewed every lease/3 by a thread of the
-//!   holder's process while the hold lives (a Lua script extends it only if the token is still
+//!   holder's process while the hold lives, from the first wait of the holder that reaches a
+//!   third of the lease ([`crate::lease`]: a hold released sooner, a quick delivery's, never
+//!   starts that thread) (a Lua script extends it only if the token is still
 //!   the holder's; gone, it is taken again with the same token unless another holder has it)
 //!   and deleted on drop (again only if the token is the holder's); where Redis
 //!   refuses scripts (an ACL without `+eval`), a `WATCH` transaction does each instead, so that
@@ -89,6 +91,7 @@ use super::{Expiry, Hold, Misconfigured, Store, percent_decode};
 use crate::clock;
 use crate::files::Durability;
 use crate::http::Trust;
+use crate::lease;
 use crate::secret;
 
 /// How long a hold lasts without renewal: a killed holder frees its incident within this.
@@ -902,6 +905,20 @@ impl Drop for RedisHold {
     }
 }
 
+/// What [`lease`] starts: the renewal thread of a store, if the store is still there.
+struct StartRenewal {
+    shared: std::sync::Weak<Shared>,
+    lease: Duration,
+}
+
+impl lease::Renewal for StartRenewal {
+    fn start(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.start_renewals(self.lease);
+        }
+    }
+}
+
 /// The holds of one store that its renewal thread keeps alive.
 #[derive(Default)]
 struct Renewals {
@@ -912,6 +929,8 @@ struct Renewals {
     lost: Vec<(String, String, String)>,
     /// Whether the renewal thread runs.
     running: bool,
+    /// Whether its start is asked for ([`lease::start_by`]) and has not happened.
+    registered: bool,
     /// Whether the renewal thread told that Redis cannot be connected to again (once per
     /// outage, not at every renewal).
     outage_told: bool,
@@ -935,22 +954,41 @@ impl Shared {
     }
 
     /// Keep the lease `hkey` (token `token`) alive until its hold is dropped: one thread per
-    /// store renews every live hold every `lease`/3 ([`renew`]); it is started here when none
-    /// runs.
-    ///
-    /// Errors: the thread cannot be started.
-    fn keep_alive(self: &Arc<Self>, hkey: &str, token: &str, lease: Duration) -> anyhow::Result<()> {
+    /// store renews every live hold every `lease`/3 ([`renew`]). It is not started here but
+    /// when the holder's first wait reaches a third of the lease ([`lease::start_by`]); most
+    /// holds end before that, and never pay for a thread.
+    fn keep_alive(self: &Arc<Self>, hkey: &str, token: &str, lease: Duration) {
         let mut renewals = self.renewals();
         renewals.holds.push((hkey.to_string(), token.to_string()));
-        if !renewals.running {
-            let shared = Arc::clone(self);
-            std::thread::Builder::new()
-                .name("redis-hold".into())
-                .spawn(move || renew(&shared, lease))
-                .map_err(|e| anyhow::anyhow!("cannot start the thread that renews the hold {hkey}: {e}"))?;
-            renewals.running = true;
+        if !renewals.running && !renewals.registered {
+            renewals.registered = true;
+            let start = Arc::new(StartRenewal { shared: Arc::downgrade(self), lease });
+            lease::start_by(Instant::now() + lease / 3, start);
         }
-        Ok(())
+    }
+
+    /// Start the renewal thread, unless it runs or no hold is left. A thread that cannot be
+    /// started is told as a notice: the holds then lapse within a lease of being taken.
+    fn start_renewals(self: &Arc<Self>, lease: Duration) {
+        let mut renewals = self.renewals();
+        renewals.registered = false;
+        if renewals.running || renewals.holds.is_empty() {
+            return;
+        }
+        let shared = Arc::clone(self);
+        match std::thread::Builder::new().name("redis-hold".into()).spawn(move || renew(&shared, lease)) {
+            Ok(_) => renewals.running = true,
+            Err(e) => {
+                let keys: Vec<&str> = renewals.holds.iter().map(|(k, _)| k.as_str()).collect();
+                let said = format!(
+                    "cannot start the thread that renews the holds {} ({e}); they lapse within {}",
+                    keys.join(", "),
+                    humanize(lease)
+                );
+                drop(renewals);
+                self.notice(said);
+            }
+        }
     }
 
     /// Extend the lease `hkey` of `token` by `lease`; when it is no longer there (it lapsed,
@@ -1076,8 +1114,8 @@ impl Shared {
     }
 }
 
-/// The renewal thread: every `lease`/3, keep every live hold of the store ([`Shared::keep`]);
-/// end when none is left. A connection that broke (Redis restarted, a proxy cut it) is made
+/// The renewal thread: at once (it starts when the first renewal falls due), then every
+/// `lease`/3, keep every live hold of the store ([`Shared::keep`]); end when none is left. A connection that broke (Redis restarted, a proxy cut it) is made
 /// again ([`Shared::reconnect`], which keeps every hold again), at most once per period while
 /// Redis stays away; any other failure, or a hold found lost to another holder, ends that
 /// hold's renewals (with a notice; a lost hold is told by [`Store::hold_lost`]).
@@ -1092,8 +1130,11 @@ fn renew(shared: &Shared, lease: Duration) {
         }
     }
     let _unwinding = Unwinding(shared);
-    loop {
-        std::thread::sleep(lease / 3);
+    // Started when the first renewal falls due ([`lease`]): renew first, then every lease/3.
+    for pass in 0.. {
+        if pass > 0 {
+            std::thread::sleep(lease / 3);
+        }
         let holds = {
             let mut renewals = shared.renewals();
             if renewals.holds.is_empty() {
@@ -1258,15 +1299,14 @@ impl Store for RedisStore {
             if taken.is_some() {
                 *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey, raw));
                 let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
-                // Without its renewal the hold is released at once (by its drop).
-                self.shared.keep_alive(&hold.key, &hold.token, self.lease)?;
+                self.shared.keep_alive(&hold.key, &hold.token, self.lease);
                 return Ok(Some(Box::new(hold)));
             }
             let now = Instant::now();
             if now >= until {
                 return Ok(None);
             }
-            std::thread::sleep(HOLD_POLL.min(until - now));
+            lease::sleep(HOLD_POLL.min(until - now));
         }
     }
 

@@ -1,0 +1,159 @@
+//! The agent's connections, with their waits cut where a lease's renewal falls due
+//! ([`crate::lease`]): a holder waiting for a slow service starts the renewal of its hold
+//! when a third of the lease has passed, and a quick exchange never starts it.
+//!
+//! [`Watch`] wraps ureq's [`TcpConnector`] in the agent's connector chain (ahead of TLS, so
+//! that a TLS handshake's and a proxy's `CONNECT` waits are watched too): the connection is
+//! made within the first slice, else made again with the rest of the timeout (nothing was
+//! sent on one that was not made), and the transport it returns is [`Watched`]: a wait for
+//! input stops at the slice, starts the renewal and goes on waiting for the rest of its
+//! timeout; a write larger than [`WRITE_WITHOUT_WAIT`] starts, before it begins, whatever
+//! falls due within its timeout (a write cannot be resumed part-way).
+//!
+//! ureq calls these interfaces `unversioned` (they may change in a minor release): Cargo.lock
+//! pins the version.
+
+use std::fmt;
+
+use ureq::Error;
+use ureq::unversioned::transport::time::Duration as UreqDuration;
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport};
+
+use crate::lease;
+
+/// The largest write that goes out without waiting for the peer (bytes): 4 KiB, the least a
+/// TCP socket's send buffer holds (`tcp_wmem`'s minimum), so such a write on a connection of
+/// one request and its answer never blocks. A request's head and a usual event body are
+/// well under it.
+pub const WRITE_WITHOUT_WAIT: usize = 4096;
+
+/// ureq's TCP connector whose connecting and transport are watched (module docs).
+#[derive(Default)]
+pub struct Watch(TcpConnector);
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Watch(TcpConnector)")
+    }
+}
+
+impl<In: Transport> Connector<In> for Watch {
+    type Out = Watched<<TcpConnector as Connector<In>>::Out>;
+
+    /// Errors: those of [`TcpConnector`] (refused, timed out after the whole timeout).
+    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, Error> {
+        if chained.is_some() {
+            // Already connected further up the chain: nothing to make here.
+            return Ok(self.0.connect(details, chained)?.map(Watched));
+        }
+        let Some(cut) = cut(details.timeout) else {
+            return Ok(self.0.connect(details, None)?.map(Watched));
+        };
+        match self.0.connect(&with_timeout(details, cut.first), None) {
+            Err(Error::Timeout(_)) => {
+                lease::now_due();
+                Ok(self.0.connect(&with_timeout(details, cut.rest(details.timeout)), None)?.map(Watched))
+            }
+            made => Ok(made?.map(Watched)),
+        }
+    }
+}
+
+/// A transport whose waits for input stop where a renewal falls due (module docs).
+#[derive(Debug)]
+pub struct Watched<T>(T);
+
+impl<T: Transport> Transport for Watched<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        if amount > WRITE_WITHOUT_WAIT {
+            lease::before_wait(std_duration(timeout.after));
+        }
+        self.0.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        let Some(cut) = cut(timeout) else { return self.0.await_input(timeout) };
+        match self.0.await_input(cut.first) {
+            Err(Error::Timeout(_)) => {
+                lease::now_due();
+                self.0.await_input(cut.rest(timeout))
+            }
+            read => read,
+        }
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+}
+
+/// A wait cut where a renewal falls due: its first part, and when it began.
+pub(crate) struct Cut {
+    /// The wait up to the renewal's time.
+    pub(crate) first: NextTimeout,
+    started: std::time::Instant,
+}
+
+impl Cut {
+    /// What is left of `whole` (the timeout that was cut) after the first part.
+    pub(crate) fn rest(&self, whole: NextTimeout) -> NextTimeout {
+        NextTimeout { after: rest_of(whole.after, self.started), ..whole }
+    }
+}
+
+/// `timeout` cut at the next renewal's time, or `None` when none falls due within it (a
+/// renewal already due is started now, and the wait is whole).
+pub(crate) fn cut(timeout: NextTimeout) -> Option<Cut> {
+    let whole = std_duration(timeout.after);
+    let slice = lease::slice(whole);
+    if slice >= whole {
+        return None;
+    }
+    if slice.is_zero() {
+        // ureq waits a second for a timeout of zero: start what is due instead of cutting.
+        lease::now_due();
+        return None;
+    }
+    Some(Cut { first: NextTimeout { after: UreqDuration::Exact(slice), ..timeout }, started: std::time::Instant::now() })
+}
+
+/// What is left of a wait of `after` begun at `started` (none left: zero, which ureq reports as
+/// its timeout).
+fn rest_of(after: UreqDuration, started: std::time::Instant) -> UreqDuration {
+    match after {
+        UreqDuration::Exact(d) => UreqDuration::Exact(d.saturating_sub(started.elapsed())),
+        other => other,
+    }
+}
+
+/// A ureq duration as the standard one (no timeout: the longest).
+fn std_duration(d: UreqDuration) -> std::time::Duration {
+    match d {
+        UreqDuration::Exact(d) => d,
+        _ => std::time::Duration::MAX,
+    }
+}
+
+/// `details` with another timeout, measured from now.
+fn with_timeout<'a>(details: &ConnectionDetails<'a>, timeout: NextTimeout) -> ConnectionDetails<'a> {
+    ConnectionDetails {
+        uri: details.uri,
+        addrs: details.addrs.clone(),
+        config: details.config,
+        request_level: details.request_level,
+        resolver: details.resolver,
+        now: (details.current_time)(),
+        timeout,
+        current_time: details.current_time.clone(),
+        run_connector: details.run_connector.clone(),
+        register_shutdown: details.register_shutdown.clone(),
+    }
+}
