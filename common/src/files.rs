@@ -159,29 +159,79 @@ fn group_line(line: &str) -> Option<(&str, u32)> {
 /// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces), or
 /// better [`lock_until`].
 ///
-/// An existing lock file is opened read-only (`flock` needs no write access), so that a lock
-/// file another member of the `pagerpipe` group created can still be used. Never follows a
+/// One `open`, read-only with `O_CREAT` (`flock` needs no write access), so that a lock file
+/// another member of the `pagerpipe` group created can still be used. Never follows a
 /// symlink (a dangling `.lock` symlink does not create a file where it points) and never
 /// blocks on a FIFO: anything but a regular file is refused ([`not_regular`] tells). A new
 /// lock file gets [`FILE_MODE`] (no access for other users, who could otherwise hold it).
 ///
 /// Errors name the file (the cause is the error's source: print with `{:#}`).
-pub fn open_lock(path: &Path) -> anyhow::Result<File> {
-    match open_regular(path, OpenOptions::new().read(true)) {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            let mut options = OpenOptions::new();
-            options.create(true).truncate(false).write(true);
-            // Group members share locks (flock needs only read access); other users get none,
-            // so that they cannot hold one.
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
-            open_regular(path, &options)
-        }
+pub fn open_lock(path: &Path) -> anyhow::Result<LockFile> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    // Group members share locks (flock needs only read access); other users get none, so
+    // that they cannot hold one.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    #[cfg(not(unix))]
+    options.write(true).create(true).truncate(false);
+    match open_regular_meta(path, &options, true) {
+        Ok((file, meta)) => Ok(LockFile::new(file, &meta)),
+        // `O_CREAT` makes a directory fail to open rather than open and show as one.
+        Err(e) if e.kind() == ErrorKind::IsADirectory => Err(std::io::Error::new(ErrorKind::InvalidInput, NotRegular(Kind::Directory))),
         Err(e) => Err(e),
     }
     // The io::Error stays the source, so that `not_regular` can tell; `{:#}` shows it.
     .map_err(|e| anyhow::Error::new(e).context(format!("cannot open lock {}", path.display())))
+}
+
+/// An open lock file ([`open_lock`]) and which file it is (device and inode, from the open's
+/// own check).
+#[derive(Debug)]
+pub struct LockFile {
+    file: File,
+    #[cfg(unix)]
+    id: (u64, u64),
+}
+
+impl LockFile {
+    fn new(file: File, meta: &std::fs::Metadata) -> LockFile {
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let _ = meta;
+        LockFile {
+            file,
+            #[cfg(unix)]
+            id,
+        }
+    }
+
+    /// The open file, to lock.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The open file, kept while its lock is held (dropping it releases the lock).
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
+    /// Whether `path` still names this file: a lock taken on a file that its last holder
+    /// removed (or replaced) meanwhile guards nothing, and must be taken again on the new
+    /// one. One `lstat`.
+    pub fn still_at(&self, path: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+        }
+        #[cfg(not(unix))]
+        path.exists()
+    }
 }
 
 /// [`open_lock`], but a lock path that is not a regular file (a FIFO, a directory, a
@@ -191,7 +241,7 @@ pub fn open_lock(path: &Path) -> anyhow::Result<File> {
 /// invocation's lock.
 ///
 /// Errors: those of [`open_lock`] for other causes, or the rename's.
-pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<File> {
+pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<LockFile> {
     match open_lock(path) {
         // A lock file this user may not open (another member of the group created it mode
         // 0000): every update of the record would fail, so no outcome is ever recorded and
@@ -334,19 +384,26 @@ pub fn not_regular(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
 ///
 /// Errors: the open's own (not found, permission …) or the refusal.
 pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
-    open_regular_meta(path, options).map(|(file, _)| file)
+    open_regular_meta(path, options, false).map(|(file, _)| file)
 }
 
-/// [`open_regular`], with the metadata it checked.
-fn open_regular_meta(path: &Path, options: &OpenOptions) -> std::io::Result<(File, std::fs::Metadata)> {
+/// [`open_regular`], with the metadata it checked; `create`: with `O_CREAT` whatever the
+/// access (a read-only lock file created in the same `open`; unix only, elsewhere the options
+/// say).
+fn open_regular_meta(path: &Path, options: &OpenOptions, create: bool) -> std::io::Result<(File, std::fs::Metadata)> {
     let mut options = options.clone();
     #[cfg(unix)]
     {
         use rustix::fs::OFlags;
         use std::os::unix::fs::OpenOptionsExt;
-        let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        if create {
+            flags |= OFlags::CREATE;
+        }
         options.custom_flags(flags.bits() as i32);
     }
+    #[cfg(not(unix))]
+    let _ = create;
     let file = options.open(path)?;
     let meta = file.metadata()?;
     let kind = Kind::of(meta.file_type());
@@ -376,7 +433,7 @@ fn read_whole(file: File, meta: &std::fs::Metadata, max_bytes: u64) -> std::io::
 /// Errors: those of [`open_regular`], a read error, or a file larger than `max_bytes`
 /// (`InvalidData`).
 pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
-    let (file, meta) = open_regular_meta(path, OpenOptions::new().read(true))?;
+    let (file, meta) = open_regular_meta(path, OpenOptions::new().read(true), false)?;
     read_whole(file, &meta, max_bytes)
 }
 
@@ -385,7 +442,7 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
 ///
 /// Errors: those of [`read_regular`].
 pub fn read_regular_owned(path: &Path, max_bytes: u64) -> std::io::Result<(Vec<u8>, u32)> {
-    let (file, meta) = open_regular_meta(path, OpenOptions::new().read(true))?;
+    let (file, meta) = open_regular_meta(path, OpenOptions::new().read(true), false)?;
     #[cfg(unix)]
     let owner = std::os::unix::fs::MetadataExt::uid(&meta);
     #[cfg(not(unix))]
@@ -725,7 +782,7 @@ mod tests {
         fifo(&path);
         let mut notices = Vec::new();
         let f = open_lock_or_move_aside(&path, &mut |n| notices.push(n)).unwrap();
-        assert!(f.metadata().unwrap().is_file());
+        assert!(f.file().metadata().unwrap().is_file());
         assert_eq!(notices.len(), 1);
         assert!(notices[0].contains("was a FIFO"), "{}", notices[0]);
         open_lock_or_move_aside(&path, &mut |n| notices.push(n)).unwrap();
@@ -736,9 +793,9 @@ mod tests {
     fn lock_waits_end_at_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.lock");
-        let holder = open_lock(&path).unwrap();
+        let holder = open_lock(&path).unwrap().into_file();
         holder.lock().unwrap();
-        let waiter = open_lock(&path).unwrap();
+        let waiter = open_lock(&path).unwrap().into_file();
         assert!(!lock_until(&waiter, Instant::now() + Duration::from_millis(30)).unwrap(), "held elsewhere: gives up");
         assert!(!lock_until(&waiter, Instant::now()).unwrap(), "a passed deadline: one try");
         holder.unlock().unwrap();

@@ -96,7 +96,8 @@ impl Hold for Locked {}
 /// (Also a flush's claim on an incident's spooled entries, [`crate::spool::Spool::claim`].)
 pub(crate) struct Locked {
     path: PathBuf,
-    file: Option<File>,
+    /// Held for the lock; closed (releasing it) after the drop removed the path.
+    _file: File,
 }
 
 impl Locked {
@@ -105,23 +106,22 @@ impl Locked {
     /// planted) is moved aside and reported through `notice` ([`files::open_lock_or_move_aside`]).
     pub(crate) fn take(path: &Path, until: Instant, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Locked>> {
         loop {
-            let file = files::open_lock_or_move_aside(path, notice)?;
-            if !files::lock_until(&file, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))? {
+            let lock = files::open_lock_or_move_aside(path, notice)?;
+            if !files::lock_until(lock.file(), until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))? {
                 return Ok(None);
             }
-            if same_file(&file, path) {
-                return Ok(Some(Locked { path: path.to_path_buf(), file: Some(file) }));
+            if lock.still_at(path) {
+                return Ok(Some(Locked { path: path.to_path_buf(), _file: lock.into_file() }));
             }
         }
     }
 }
 
 impl Drop for Locked {
+    /// Removes the lock file, then the lock goes with the file's descriptor (closed after
+    /// this, as the field is dropped): whoever waited on it finds the path gone or new.
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
-        if let Some(f) = self.file.take() {
-            let _ = File::unlock(&f);
-        }
     }
 }
 
@@ -142,21 +142,6 @@ fn foreign_owner(path: &Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn foreign_owner(_path: &Path) -> Option<u32> {
     None
-}
-
-/// Whether `path` still names the open `file`.
-#[cfg(unix)]
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &Path) -> bool {
-    path.exists()
 }
 
 impl FileStore {
