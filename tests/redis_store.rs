@@ -199,39 +199,6 @@ fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     });
 }
 
-/// The storm path's read of an incident without a record takes its hold in the same round
-/// trip (a first delivery follows): another invocation finds the incident busy from then on,
-/// `hold` returns it at once with the read that came with it, and a hold taken so and never
-/// asked for (the invocation skipped after all) is released with the store, not left to lapse
-/// (the incident's next event would wait a whole lease, 60 s here).
-#[test]
-fn a_first_deliverys_hold_comes_with_its_read_and_goes_with_the_store_if_unused() {
-    let Some(server) = RedisServer::start() else { return };
-    let (a, b) = (store(&server, "pagerduty"), store(&server, "pagerduty"));
-    assert_eq!(a.get_and_busy_or_hold_new("web-01/disk").unwrap(), (None, Some(false)));
-    assert!(b.busy("web-01/disk").unwrap(), "held from the read on");
-    assert_eq!(b.get_and_busy_or_hold_new("web-01/disk").unwrap(), (None, Some(true)), "held by another: nothing taken");
-    let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("the hold taken with the read");
-    assert_eq!(a.get("web-01/disk").unwrap(), None, "the read that came with it");
-    a.update("web-01/disk", &mut |_| Some(json!({"open": true}))).unwrap();
-    drop(held);
-    assert!(!b.busy("web-01/disk").unwrap(), "released");
-    // A record: read, and nothing taken.
-    assert_eq!(b.get_and_busy_or_hold_new("web-01/disk").unwrap(), (Some(json!({"open": true})), Some(false)));
-    assert!(!a.busy("web-01/disk").unwrap(), "nothing taken over a record");
-    // Taken and never asked for.
-    let c = store(&server, "pagerduty").with_lease(Duration::from_secs(60));
-    assert_eq!(c.get_and_busy_or_hold_new("db-01/load").unwrap(), (None, Some(false)));
-    assert!(b.busy("db-01/load").unwrap());
-    drop(c);
-    crate::util::wait_until(
-        "the unused hold to be released",
-        Duration::from_secs(20),
-        || (!b.busy("db-01/load").unwrap()).then_some(()),
-        String::new,
-    );
-}
-
 #[test]
 fn every_live_hold_of_a_store_is_renewed_and_a_later_one_too() {
     let Some(server) = RedisServer::start() else { return };

@@ -961,9 +961,7 @@ impl<'a, P: Provider> Local<'a, P> {
     /// after them), nor for a recovery that meets a first delivery in progress.
     fn fast_path(&self) -> bool {
         let Some(p) = &self.d.proposal else { return false };
-        // With nothing spooled to flush first, a first delivery's hold comes with this read.
-        let hold_new = self.own_spooled == 0 && !self.others_spooled;
-        let (record, busy, known) = read_record_and_busy(self.store(), &self.d.key, hold_new, self.log);
+        let (record, busy, known) = read_record_and_busy(self.store(), &self.d.key, self.log);
         let verdict = decide::<P>(record.as_ref(), known, p, self.d.now);
         let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return false };
         if self.own_spooled > 0 {
@@ -1404,16 +1402,15 @@ fn try_open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logge
 /// failed, or it noticed something wrong with the record). Notices the store gathered are
 /// logged as warnings.
 fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, bool) {
-    let (record, _, known) = read_record_and_busy(store, key, false, log);
+    let (record, _, known) = read_record_and_busy(store, key, log);
     (record, known)
 }
 
 /// [`read_record`], with whether a delivery for `key` is in progress when the store told in the
 /// same round trip ([`Store::get_and_busy`]; `None`: ask [`delivery_in_progress`] if it matters).
-/// `hold_new`: take the hold too when there is no record ([`Store::get_and_busy_or_hold_new`]).
-fn read_record_and_busy(store: Option<&dyn Store>, key: &str, hold_new: bool, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
+fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
     let Some(store) = store else { return (None, None, false) };
-    let got = if hold_new { store.get_and_busy_or_hold_new(key) } else { store.get_and_busy(key) };
+    let got = store.get_and_busy(key);
     // A record there but unusable (not JSON, another user's, not a file) says nothing either.
     let notices = store.take_notices();
     for n in &notices {

@@ -212,19 +212,6 @@ pub trait Store {
         Ok((self.get(key)?, None))
     }
 
-    /// [`Store::get_and_busy`], for the storm path of an invocation that delivers when `key`
-    /// has no record (a first failure; a recovery the provider sends without one): when there
-    /// is none and nobody holds the incident, its hold is taken in the same round trip, and the
-    /// next [`Store::hold`] of `key` returns it at once (busy: `Some(false)`). A hold taken so
-    /// and never asked for is released with the store. Only where nothing else is to be done
-    /// before that hold is asked for (no spooled request to flush first). Default:
-    /// [`Store::get_and_busy`], nothing taken.
-    ///
-    /// Errors: as [`Store::get`].
-    fn get_and_busy_or_hold_new(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
-        self.get_and_busy(key)
-    }
-
     /// Connect again when the store lost its connection since it was opened (Redis restarted,
     /// a proxy or a firewall cut it), so that a write that failed with it may be tried once
     /// more: `Ok(true)` (also when the store's own renewal thread connected again since).

@@ -45,9 +45,7 @@
 //! `GET` (one pipeline: what the holder decides on); the record's write (the script above);
 //! the hold's release, sent without waiting for its answer (once a script ran in the
 //! invocation: until then the release waits, to learn whether Redis takes scripts). Three
-//! waits for Redis, where a naive client makes six; two for an incident's first delivery,
-//! whose storm path read takes the hold when there is no record and nobody holds it
-//! ([`Store::get_and_busy_or_hold_new`], one script: [`READ_OR_HOLD_NEW_LUA`]).
+//! waits for Redis, where a naive client makes six.
 //!
 //! The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
@@ -156,23 +154,12 @@ const COMPARE_AND_SET_LUA: &str = "local cur = redis.call('GET', KEYS[1]) \
     elseif ARGV[3] == 'keepttl' then redis.call('SET', KEYS[1], ARGV[4], 'KEEPTTL') \
     else redis.call('SET', KEYS[1], ARGV[4]) end return 1";
 
-/// Read a record (`KEYS[1]`) and whether its hold (`KEYS[2]`) is held, taking the hold with
-/// token `ARGV[1]` for `ARGV[2]` ms when there is no record and nobody holds it:
-/// `{record, 0 | 1}` (1: held by another), or `{nil, 2}` (taken).
-const READ_OR_HOLD_NEW_LUA: &str = "local rec = redis.call('GET', KEYS[1]) \
-    if rec then return {rec, redis.call('EXISTS', KEYS[2])} end \
-    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 2} end \
-    return {false, 1}";
-
 /// A [`Store`] in Redis for one handler. See the module documentation.
 pub struct RedisStore {
     shared: Arc<Shared>,
     /// `pagerpipe:<handler>:`.
     namespace: String,
     lease: Duration,
-    /// A hold taken with the storm path's read ([`Store::get_and_busy_or_hold_new`]) and not
-    /// yet asked for by [`Store::hold`]; released with the store when never asked for.
-    taken: Mutex<Option<RedisHold>>,
 }
 
 /// The connection, and how many answers it owes to commands sent without waiting for them
@@ -603,7 +590,6 @@ impl RedisStore {
             }),
             namespace: format!("pagerpipe:{handler}:"),
             lease: DEFAULT_LEASE,
-            taken: Mutex::new(None),
         })
     }
 
@@ -1211,43 +1197,6 @@ impl Store for RedisStore {
         Ok((self.parsed(&rkey, raw), Some(held > 0)))
     }
 
-    /// One round trip ([`READ_OR_HOLD_NEW_LUA`]; where Redis refuses scripts, the pipeline of
-    /// [`Store::get_and_busy`]). A hold taken so is renewed as any other ([`Shared::keep_alive`])
-    /// and its record read is the holder's next read, as for [`Store::hold`].
-    fn get_and_busy_or_hold_new(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
-        let (rkey, hkey) = (self.record_key(key), self.hold_key(key));
-        if self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
-            return self.get_and_busy(key);
-        }
-        let token = super::new_token();
-        let ms = self.lease.as_millis() as u64;
-        let (raw, held) = self.shared.run("read a record", |c, mut setup| {
-            if self.shared.scripting() != Scripting::Refused {
-                let at = setup.as_ref().map_or(0, redis::Pipeline::len);
-                let mut script = redis::cmd("EVAL");
-                script.arg(READ_OR_HOLD_NEW_LUA).arg(2).arg(&rkey).arg(&hkey).arg(&token).arg(ms);
-                match first(setup.take()).add_command(script).query::<((Option<Vec<u8>>, u64),)>(c) {
-                    Ok((answer,)) => {
-                        self.shared.set_scripting(Scripting::Runs);
-                        return Ok(answer);
-                    }
-                    Err(e) if script_refused(&e, at) => self.shared.set_scripting(Scripting::Refused),
-                    Err(e) => return Err(e),
-                }
-            }
-            first(setup.take()).cmd("GET").arg(&rkey).cmd("EXISTS").arg(&hkey).query::<(Option<Vec<u8>>, u64)>(c)
-        })?;
-        self.shared.saw(&rkey, raw.as_deref());
-        if held == 2 {
-            *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey, None));
-            let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
-            self.shared.keep_alive(&hold.key, &hold.token, self.lease);
-            *self.taken.lock().unwrap_or_else(PoisonError::into_inner) = Some(hold);
-            return Ok((None, Some(false)));
-        }
-        Ok((self.parsed(&rkey, raw), Some(held > 0)))
-    }
-
     /// The durability `f` chooses is not used: what survives a crash of the Redis server is
     /// Redis' own persistence.
     fn update_deciding(
@@ -1339,10 +1288,6 @@ impl Store for RedisStore {
     /// answered from that `GET`.
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
         let (hkey, rkey) = (self.hold_key(key), self.record_key(key));
-        let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner).take_if(|h| h.key == hkey);
-        if let Some(hold) = taken {
-            return Ok(Some(Box::new(hold)));
-        }
         let token = super::new_token();
         let ms = self.lease.as_millis() as u64;
         loop {
