@@ -469,6 +469,35 @@ fn a_hold_outlasting_its_lease_while_the_service_is_slow_is_renewed() {
     fake.assert_no_violations();
 }
 
+/// A trigger whose connection to the service is neither made nor refused (its SYNs dropped, as
+/// behind a firewall) for longer than a Redis lease (300 ms): the holder keeps renewing its
+/// hold while it connects, so no other invocation can take the incident meanwhile. The
+/// connect's first slice is cut at whole milliseconds (ureq's per-address timeout), so it ended
+/// up to a millisecond before the renewal fell due; nothing was started then, and the rest of
+/// the attempt (10 s) was waited unwatched: the hold lapsed 300 ms in.
+#[test]
+fn a_hold_outlasting_its_lease_while_the_connection_is_being_made_is_renewed() {
+    let Some(sb) = pd(Store::Redis) else { return };
+    let redis = sb.redis.as_ref().expect("a Redis store");
+    let service = crate::util::Unconnectable::start();
+    let mut c = sb.command(&with_url(&service.url, &["--timeout", "20s"]));
+    c.env(common::state::redis::LEASE_ENV, "300");
+    let mut connecting = spawn_command(c, &trigger(T0));
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let token = wait_until(
+        "the trigger's hold",
+        Duration::from_secs(10),
+        || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+        String::new,
+    );
+    // The stimulus is time itself: four leases pass while the trigger connects.
+    std::thread::sleep(Duration::from_millis(1200));
+    let now = redis.cli(&["GET", &hold]).expect("redis-cli");
+    let _ = connecting.kill();
+    let r = finish(connecting);
+    assert_eq!(now, token, "the trigger's hold is still its own while it connects; its stderr:\n{}", r.stderr);
+}
+
 /// A warning in flight (slow service) when the same check turns critical: the critical is a
 /// different action, so it waits and is sent, not swallowed as "busy".
 fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {

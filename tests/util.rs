@@ -17,6 +17,40 @@ pub const ROUTING_KEY: &str = "R0ut1ngKeyF0rTests0000000000abcd";
 /// hope it stays free.
 pub const REFUSED_URL: &str = "http://127.0.0.1:1";
 
+/// A loopback service a connection to which is neither refused nor made: a listener with a
+/// backlog of one whose accept queue the test filled, so the kernel drops every further SYN
+/// (as a firewall dropping packets, or a host gone from the network, makes a connect hang until
+/// its timeout). Dropped, it closes the port.
+pub struct Unconnectable {
+    _listener: socket2::Socket,
+    _queued: Vec<std::net::TcpStream>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Unconnectable {
+    /// Bind, listen with a backlog of one, and connect until a connection is neither made nor
+    /// refused within 200 ms (the queue is full).
+    pub fn start() -> Unconnectable {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+        listener.bind(&any.into()).expect("bind");
+        listener.listen(1).expect("listen");
+        let addr = listener.local_addr().expect("address").as_socket().expect("an IP address");
+        let mut queued = Vec::new();
+        loop {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(c) => queued.push(c),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                Err(e) => panic!("filling the accept queue of {addr}: {e}"),
+            }
+            assert!(queued.len() < 64, "the accept queue of {addr} never filled");
+        }
+        Unconnectable { _listener: listener, _queued: queued, url: format!("http://{addr}") }
+    }
+}
+
 /// Path of a fixture under `tests/fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
