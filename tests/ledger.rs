@@ -498,6 +498,51 @@ fn a_hold_outlasting_its_lease_while_the_connection_is_being_made_is_renewed() {
     assert_eq!(now, token, "the trigger's hold is still its own while it connects; its stderr:\n{}", r.stderr);
 }
 
+/// A trigger whose exchange stalls for longer than a Redis lease (300 ms) at each place of an
+/// HTTPS exchange that is not the response's head: a TLS handshake the service never finishes,
+/// a `CONNECT` the proxy never answers, a response whose head came and whose body does not.
+/// Each of those waits goes through the watched transport (below TLS, around the proxy's
+/// tunnel: `common::http::watch`), so the holder keeps renewing its hold and no other
+/// invocation can take the incident meanwhile.
+#[test]
+fn a_hold_outlasting_its_lease_while_a_handshake_a_proxy_or_a_body_stalls_is_renewed() {
+    use crate::util::Stalling;
+    let cases: [(&str, &[u8]); 3] = [
+        ("a TLS handshake", b""),
+        ("a CONNECT", b""),
+        ("a response's body", b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"),
+    ];
+    for (stalled, reply) in cases {
+        let Some(sb) = pd(Store::Redis) else { return };
+        let redis = sb.redis.as_ref().expect("a Redis store");
+        let service = Stalling::start(reply);
+        let (url, proxy) = match stalled {
+            "a TLS handshake" => (format!("https://{}", service.addr), None),
+            "a CONNECT" => ("https://127.0.0.1:1".to_string(), Some(format!("http://{}", service.addr))),
+            _ => (format!("http://{}", service.addr), None),
+        };
+        let mut c = sb.command(&with_url(&url, &["--timeout", "20s"]));
+        c.env(common::state::redis::LEASE_ENV, "300");
+        if let Some(proxy) = &proxy {
+            c.env("HTTPS_PROXY", proxy);
+        }
+        let mut stalling = spawn_command(c, &trigger(T0));
+        let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+        let token = wait_until(
+            "the trigger's hold",
+            Duration::from_secs(10),
+            || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+            String::new,
+        );
+        // The stimulus is time itself: four leases pass while the exchange stalls.
+        std::thread::sleep(Duration::from_millis(1200));
+        let now = redis.cli(&["GET", &hold]).expect("redis-cli");
+        let _ = stalling.kill();
+        let r = finish(stalling);
+        assert_eq!(now, token, "{stalled} stalled: the trigger's hold is still its own; its stderr:\n{}", r.stderr);
+    }
+}
+
 /// A warning in flight (slow service) when the same check turns critical: the critical is a
 /// different action, so it waits and is sent, not swallowed as "busy".
 fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {
