@@ -469,6 +469,21 @@ fn a_hold_outlasting_its_lease_while_the_service_is_slow_is_renewed() {
     fake.assert_no_violations();
 }
 
+/// Watch the Redis hold `hold` for `span` (four 300 ms leases in the tests below): `Err` with
+/// what was found the first time it was not `token` (gone: it lapsed; another token: another
+/// invocation took it). Polled as fast as `redis-cli` runs, so that a lapse a renewal started
+/// late covers again (it takes a lapsed hold back with the same token) is seen too.
+fn hold_kept(redis: &RedisServer, hold: &str, token: &str, span: Duration) -> Result<(), String> {
+    let until = std::time::Instant::now() + span;
+    while std::time::Instant::now() < until {
+        let now = redis.cli(&["GET", hold]).expect("redis-cli");
+        if now != token {
+            return Err(format!("{:?} instead of {token:?}", now.trim()));
+        }
+    }
+    Ok(())
+}
+
 /// A trigger whose connection to the service is neither made nor refused (its SYNs dropped, as
 /// behind a firewall) for longer than a Redis lease (300 ms): the holder keeps renewing its
 /// hold while it connects, so no other invocation can take the incident meanwhile. The
@@ -491,11 +506,10 @@ fn a_hold_outlasting_its_lease_while_the_connection_is_being_made_is_renewed() {
         String::new,
     );
     // The stimulus is time itself: four leases pass while the trigger connects.
-    std::thread::sleep(Duration::from_millis(1200));
-    let now = redis.cli(&["GET", &hold]).expect("redis-cli");
+    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
     let _ = connecting.kill();
     let r = finish(connecting);
-    assert_eq!(now, token, "the trigger's hold is still its own while it connects; its stderr:\n{}", r.stderr);
+    assert_eq!(kept, Ok(()), "the trigger's hold stays its own while it connects; its stderr:\n{}", r.stderr);
 }
 
 /// A trigger whose exchange stalls for longer than a Redis lease (300 ms) at each place of an
@@ -535,12 +549,45 @@ fn a_hold_outlasting_its_lease_while_a_handshake_a_proxy_or_a_body_stalls_is_ren
             String::new,
         );
         // The stimulus is time itself: four leases pass while the exchange stalls.
-        std::thread::sleep(Duration::from_millis(1200));
-        let now = redis.cli(&["GET", &hold]).expect("redis-cli");
+        let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
         let _ = stalling.kill();
         let r = finish(stalling);
-        assert_eq!(now, token, "{stalled} stalled: the trigger's hold is still its own; its stderr:\n{}", r.stderr);
+        assert_eq!(kept, Ok(()), "{stalled} stalled: the trigger's hold stays its own; its stderr:\n{}", r.stderr);
     }
+}
+
+/// A sequential Twilio run whose first call rings on for longer than a Redis lease (300 ms),
+/// polled every 500 ms: the run's polling waits start the renewal of its hold, so the hold stays
+/// the run's own and no other invocation can take the incident and ring the next person (or
+/// the same one) meanwhile. Each poll waits longer than the whole lease, so a wait left outside
+/// `common::lease` would let the hold lapse at the first.
+#[test]
+fn a_hold_outlasting_its_lease_while_a_sequential_twilio_call_rings_is_renewed() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let Some(sb) = twilio_sandbox(Store::Redis, &[ONE, TWO], json!({"mode": "sequential", "poll_interval": "500ms", "ring_timeout": 30}))
+    else {
+        return;
+    };
+    let redis = sb.redis.as_ref().expect("a Redis store");
+    let mut c = sb.command(&with_url(&fake.url, &["--timeout", "60s"]));
+    c.env(common::state::redis::LEASE_ENV, "300");
+    let mut calling = spawn_command(c, &trigger(T0));
+    let hold = format!("pagerpipe:twilio:hold:{KEY}");
+    let token = wait_until(
+        "the run's hold",
+        Duration::from_secs(10),
+        || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+        String::new,
+    );
+    // The stimulus is time itself: four leases pass while the call rings.
+    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+    let _ = calling.kill();
+    let r = finish(calling);
+    assert_eq!(kept, Ok(()), "the run's hold stays its own while the call rings; its stderr:\n{}", r.stderr);
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "one call placed: {calls:?}");
+    assert!(calls[0].fetches >= 2, "the call was polled meanwhile: {calls:?}");
 }
 
 /// A warning in flight (slow service) when the same check turns critical: the critical is a
