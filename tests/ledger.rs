@@ -590,6 +590,35 @@ fn a_hold_outlasting_its_lease_while_a_sequential_twilio_call_rings_is_renewed()
     assert!(calls[0].fetches >= 2, "the call was polled meanwhile: {calls:?}");
 }
 
+/// A `--flush` delivering a spooled trigger to a service that answers only when the test lets
+/// it, for longer than a Redis lease (300 ms): the flush holds the incident while it waits and
+/// keeps renewing that hold, so the incident's next event (another host, a later check run)
+/// cannot take it and page while the spooled trigger is still unanswered.
+#[test]
+fn a_hold_outlasting_its_lease_while_a_flush_waits_for_the_service_is_renewed() {
+    let Some(sb) = pd(Store::Redis) else { return };
+    let redis = sb.redis.as_ref().expect("a Redis store");
+    exits(&run(&sb, REFUSED_URL, &trigger(T0), &["--timeout", "1s"]), 75);
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+    let fake = FakePagerDuty::start(&[Script::Gated]);
+    let mut c = sb.command(&with_url(&fake.url, &["--flush", "--timeout", "20s"]));
+    c.env(common::state::redis::LEASE_ENV, "300");
+    let flushing = spawn_command(c, b"");
+    wait_until("the spooled trigger in flight", Duration::from_secs(10), || (fake.events().len() == 1).then_some(()), String::new);
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let token = redis.cli(&["GET", &hold]).expect("redis-cli");
+    assert!(!token.trim().is_empty(), "the flush holds the incident");
+    // The stimulus is time itself: four leases pass while the flush waits for the answer.
+    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+    fake.open_gate();
+    let f = finish(flushing);
+    assert_eq!(kept, Ok(()), "the flush's hold stays its own while it waits; its stderr:\n{}", f.stderr);
+    exits(&f, 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger"]);
+    assert!(sb.spooled("pagerduty").is_empty());
+    fake.assert_no_violations();
+}
+
 /// A warning in flight (slow service) when the same check turns critical: the critical is a
 /// different action, so it waits and is sent, not swallowed as "busy".
 fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {
