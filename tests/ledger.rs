@@ -484,35 +484,42 @@ fn hold_kept(redis: &RedisServer, hold: &str, token: &str, span: Duration) -> Re
     Ok(())
 }
 
-/// A trigger whose connection to the service is neither made nor refused (its SYNs dropped, as
-/// behind a firewall) for longer than a Redis lease (300 ms): the holder keeps renewing its
-/// hold while it connects, so no other invocation can take the incident meanwhile. The
-/// connect's first slice is cut at whole milliseconds (ureq's per-address timeout), so it
-/// could end up to a millisecond before the renewal fell due; nothing was started then, and the
-/// rest of the attempt (10 s) was waited unwatched: the hold lapsed 300 ms in. Whether it ended
-/// early depends on the sub-millisecond part of the slice, so the run is made three times
-/// (each ended early 60 to 90 % of the time before the fix).
+/// A trigger whose connection to the service, or to its `CONNECT` proxy, is neither made nor
+/// refused (its SYNs dropped, as behind a firewall) for longer than a Redis lease (300 ms): the
+/// holder keeps renewing its hold while it connects, so no other invocation can take the
+/// incident meanwhile. The connect's first slice is cut at whole milliseconds (ureq's
+/// per-address timeout), so it could end up to a millisecond before the renewal fell due;
+/// nothing was started then, and the rest of the attempt (10 s) was waited unwatched: the hold
+/// lapsed 300 ms in. Whether it ended early depends on the sub-millisecond part of the slice,
+/// so each case runs three times (each run ended early 60 to 90 % of the time before the fix).
 #[test]
 fn a_hold_outlasting_its_lease_while_the_connection_is_being_made_is_renewed() {
-    for run in 1..=3 {
-        let Some(sb) = pd(Store::Redis) else { return };
-        let redis = sb.redis.as_ref().expect("a Redis store");
-        let service = crate::util::Unconnectable::start();
-        let mut c = sb.command(&with_url(&service.url, &["--timeout", "20s"]));
-        c.env(common::state::redis::LEASE_ENV, "300");
-        let mut connecting = spawn_command(c, &trigger(T0));
-        let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
-        let token = wait_until(
-            "the trigger's hold",
-            Duration::from_secs(10),
-            || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
-            String::new,
-        );
-        // The stimulus is time itself: four leases pass while the trigger connects.
-        let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
-        let _ = connecting.kill();
-        let r = finish(connecting);
-        assert_eq!(kept, Ok(()), "run {run}: the trigger's hold stays its own while it connects; its stderr:\n{}", r.stderr);
+    for proxied in [false, true] {
+        for run in 1..=3 {
+            let Some(sb) = pd(Store::Redis) else { return };
+            let redis = sb.redis.as_ref().expect("a Redis store");
+            let unconnectable = crate::util::Unconnectable::start();
+            let url = if proxied { "https://127.0.0.1:1" } else { unconnectable.url.as_str() };
+            let mut c = sb.command(&with_url(url, &["--timeout", "20s"]));
+            c.env(common::state::redis::LEASE_ENV, "300");
+            if proxied {
+                c.env("HTTPS_PROXY", &unconnectable.url);
+            }
+            let mut connecting = spawn_command(c, &trigger(T0));
+            let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+            let token = wait_until(
+                "the trigger's hold",
+                Duration::from_secs(10),
+                || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+                String::new,
+            );
+            // The stimulus is time itself: four leases pass while the trigger connects.
+            let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+            let _ = connecting.kill();
+            let r = finish(connecting);
+            let to = if proxied { "its proxy" } else { "the service" };
+            assert_eq!(kept, Ok(()), "run {run}: the trigger's hold stays its own while it connects to {to}; its stderr:\n{}", r.stderr);
+        }
     }
 }
 
