@@ -469,6 +469,167 @@ fn a_hold_outlasting_its_lease_while_the_service_is_slow_is_renewed() {
     fake.assert_no_violations();
 }
 
+/// Watch the Redis hold `hold` for `span` (four 300 ms leases in the tests below): `Err` with
+/// what was found the first time it was not `token` (gone: it lapsed; another token: another
+/// invocation took it). Polled as fast as `redis-cli` runs, so that a lapse a renewal started
+/// late covers again (it takes a lapsed hold back with the same token) is seen too.
+fn hold_kept(redis: &RedisServer, hold: &str, token: &str, span: Duration) -> Result<(), String> {
+    let until = std::time::Instant::now() + span;
+    while std::time::Instant::now() < until {
+        let now = redis.cli(&["GET", hold]).expect("redis-cli");
+        if now != token {
+            return Err(format!("{:?} instead of {token:?}", now.trim()));
+        }
+    }
+    Ok(())
+}
+
+/// A trigger whose connection to the service, or to its `CONNECT` proxy, is neither made nor
+/// refused (its SYNs dropped, as behind a firewall) for longer than a Redis lease (300 ms): the
+/// holder keeps renewing its hold while it connects, so no other invocation can take the
+/// incident meanwhile. The connect's first slice is cut at whole milliseconds (ureq's
+/// per-address timeout), so it could end up to a millisecond before the renewal fell due;
+/// nothing was started then, and the rest of the attempt (10 s) was waited unwatched: the hold
+/// lapsed 300 ms in. Whether it ended early depends on the sub-millisecond part of the slice,
+/// so each case runs three times (each run ended early 60 to 90 % of the time before the fix).
+#[test]
+fn a_hold_outlasting_its_lease_while_the_connection_is_being_made_is_renewed() {
+    for proxied in [false, true] {
+        for run in 1..=3 {
+            let Some(sb) = pd(Store::Redis) else { return };
+            let redis = sb.redis.as_ref().expect("a Redis store");
+            let unconnectable = crate::util::Unconnectable::start();
+            let url = if proxied { "https://127.0.0.1:1" } else { unconnectable.url.as_str() };
+            let mut c = sb.command(&with_url(url, &["--timeout", "20s"]));
+            c.env(common::state::redis::LEASE_ENV, "300");
+            if proxied {
+                c.env("HTTPS_PROXY", &unconnectable.url);
+            }
+            let mut connecting = spawn_command(c, &trigger(T0));
+            let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+            let token = wait_until(
+                "the trigger's hold",
+                Duration::from_secs(10),
+                || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+                String::new,
+            );
+            // The stimulus is time itself: four leases pass while the trigger connects.
+            let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+            let _ = connecting.kill();
+            let r = finish(connecting);
+            let to = if proxied { "its proxy" } else { "the service" };
+            assert_eq!(kept, Ok(()), "run {run}: the trigger's hold stays its own while it connects to {to}; its stderr:\n{}", r.stderr);
+        }
+    }
+}
+
+/// A trigger whose exchange stalls for longer than a Redis lease (300 ms) at each place of an
+/// HTTPS exchange that is not the response's head: a TLS handshake the service never finishes,
+/// a `CONNECT` the proxy never answers, a response whose head came and whose body does not.
+/// Each of those waits goes through the watched transport (below TLS, around the proxy's
+/// tunnel: `common::http::watch`), so the holder keeps renewing its hold and no other
+/// invocation can take the incident meanwhile.
+#[test]
+fn a_hold_outlasting_its_lease_while_a_handshake_a_proxy_or_a_body_stalls_is_renewed() {
+    use crate::util::Stalling;
+    let cases: [(&str, &[u8]); 3] = [
+        ("a TLS handshake", b""),
+        ("a CONNECT", b""),
+        ("a response's body", b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"),
+    ];
+    for (stalled, reply) in cases {
+        let Some(sb) = pd(Store::Redis) else { return };
+        let redis = sb.redis.as_ref().expect("a Redis store");
+        let service = Stalling::start(reply);
+        let (url, proxy) = match stalled {
+            "a TLS handshake" => (format!("https://{}", service.addr), None),
+            "a CONNECT" => ("https://127.0.0.1:1".to_string(), Some(format!("http://{}", service.addr))),
+            _ => (format!("http://{}", service.addr), None),
+        };
+        let mut c = sb.command(&with_url(&url, &["--timeout", "20s"]));
+        c.env(common::state::redis::LEASE_ENV, "300");
+        if let Some(proxy) = &proxy {
+            c.env("HTTPS_PROXY", proxy);
+        }
+        let mut stalling = spawn_command(c, &trigger(T0));
+        let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+        let token = wait_until(
+            "the trigger's hold",
+            Duration::from_secs(10),
+            || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+            String::new,
+        );
+        // The stimulus is time itself: four leases pass while the exchange stalls.
+        let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+        let _ = stalling.kill();
+        let r = finish(stalling);
+        assert_eq!(kept, Ok(()), "{stalled} stalled: the trigger's hold stays its own; its stderr:\n{}", r.stderr);
+    }
+}
+
+/// A sequential Twilio run whose first call rings on for longer than a Redis lease (300 ms),
+/// polled every 500 ms: the run's polling waits start the renewal of its hold, so the hold stays
+/// the run's own and no other invocation can take the incident and ring the next person (or
+/// the same one) meanwhile. Each poll waits longer than the whole lease, so a wait left outside
+/// `common::lease` would let the hold lapse at the first.
+#[test]
+fn a_hold_outlasting_its_lease_while_a_sequential_twilio_call_rings_is_renewed() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[twilio::Outcome::Ringing]);
+    let Some(sb) = twilio_sandbox(Store::Redis, &[ONE, TWO], json!({"mode": "sequential", "poll_interval": "500ms", "ring_timeout": 30}))
+    else {
+        return;
+    };
+    let redis = sb.redis.as_ref().expect("a Redis store");
+    let mut c = sb.command(&with_url(&fake.url, &["--timeout", "60s"]));
+    c.env(common::state::redis::LEASE_ENV, "300");
+    let mut calling = spawn_command(c, &trigger(T0));
+    let hold = format!("pagerpipe:twilio:hold:{KEY}");
+    let token = wait_until(
+        "the run's hold",
+        Duration::from_secs(10),
+        || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
+        String::new,
+    );
+    // The stimulus is time itself: four leases pass while the call rings.
+    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+    let _ = calling.kill();
+    let r = finish(calling);
+    assert_eq!(kept, Ok(()), "the run's hold stays its own while the call rings; its stderr:\n{}", r.stderr);
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "one call placed: {calls:?}");
+    assert!(calls[0].fetches >= 2, "the call was polled meanwhile: {calls:?}");
+}
+
+/// A `--flush` delivering a spooled trigger to a service that answers only when the test lets
+/// it, for longer than a Redis lease (300 ms): the flush holds the incident while it waits and
+/// keeps renewing that hold, so the incident's next event (another host, a later check run)
+/// cannot take it and page while the spooled trigger is still unanswered.
+#[test]
+fn a_hold_outlasting_its_lease_while_a_flush_waits_for_the_service_is_renewed() {
+    let Some(sb) = pd(Store::Redis) else { return };
+    let redis = sb.redis.as_ref().expect("a Redis store");
+    exits(&run(&sb, REFUSED_URL, &trigger(T0), &["--timeout", "1s"]), 75);
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+    let fake = FakePagerDuty::start(&[Script::Gated]);
+    let mut c = sb.command(&with_url(&fake.url, &["--flush", "--timeout", "20s"]));
+    c.env(common::state::redis::LEASE_ENV, "300");
+    let flushing = spawn_command(c, b"");
+    wait_until("the spooled trigger in flight", Duration::from_secs(10), || (fake.events().len() == 1).then_some(()), String::new);
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let token = redis.cli(&["GET", &hold]).expect("redis-cli");
+    assert!(!token.trim().is_empty(), "the flush holds the incident");
+    // The stimulus is time itself: four leases pass while the flush waits for the answer.
+    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+    fake.open_gate();
+    let f = finish(flushing);
+    assert_eq!(kept, Ok(()), "the flush's hold stays its own while it waits; its stderr:\n{}", f.stderr);
+    exits(&f, 0);
+    assert_eq!(actions(&fake.accepted()), ["trigger"]);
+    assert!(sb.spooled("pagerduty").is_empty());
+    fake.assert_no_violations();
+}
+
 /// A warning in flight (slow service) when the same check turns critical: the critical is a
 /// different action, so it waits and is sent, not swallowed as "busy".
 fn a_critical_arriving_while_a_warning_is_in_flight_pages(store: Store) {

@@ -1179,3 +1179,42 @@ fn a_recovery_without_a_time_stops_a_sequential_run_on_a_host_whose_clock_is_ahe
     assert_eq!(code, Some(0), "{resolved}");
     fake.assert_no_violations();
 }
+
+/// A Slack war room opened step by step against a slow Slack (its create and its alert each
+/// answered after 700 ms) under a 300 ms Redis lease, while host B gets the check's next failure:
+/// host A's hold stays its own throughout (its waits renew it), so B waits for it instead of
+/// taking the incident and opening a second war room; one room, one alert, B's failure in it.
+#[test]
+fn a_slack_war_room_opened_slowly_keeps_its_hold_and_the_other_host_waits() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    fake.fail("conversations.create", &[Fault::Slow(700)]);
+    fake.fail("chat.postMessage", &[Fault::Slow(700)]);
+    let hosts: Vec<Sandbox> = slack_hosts(2, json!({})).into_iter().map(|h| h.with_env(common::state::redis::LEASE_ENV, "300")).collect();
+    let api = fake.api_url();
+    let now = unix_now();
+    let a = spawn(&hosts[0], &redis, &["--api-url", &api, "--timeout", "20s"], &fixture_at("sensu/create.json", now - 20));
+    let hold = format!("pagerpipe:slack:hold:{KEY}");
+    let token =
+        wait_until("A's hold", Duration::from_secs(10), || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()), String::new);
+    wait_until("A's create", Duration::from_secs(10), || (!fake.calls_to("conversations.create").is_empty()).then_some(()), String::new);
+    let b = spawn(&hosts[1], &redis, &["--api-url", &api, "--timeout", "20s"], &fixture_at("sensu/create.json", now - 10));
+    // Watched until A is done: gone or another's, the hold lapsed while A was opening the room.
+    let mut lapsed = None;
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    while lapsed.is_none() && !fake.calls_to("chat.postMessage").iter().any(slack::Call::ok) {
+        assert!(std::time::Instant::now() < give_up, "A never posted its alert: {:?}", slack::summary(&fake.calls()));
+        let now = redis.cli(&["GET", &hold]).expect("redis-cli");
+        if now != token {
+            lapsed = Some(now);
+        }
+    }
+    let mut done = wait_all(vec![a, b]);
+    let (b_code, b_err) = done.pop().unwrap();
+    let (a_code, a_err) = done.pop().unwrap();
+    assert_eq!(lapsed, None, "A's hold stayed its own while it opened the war room: {a_err}\n{b_err}");
+    assert_eq!(a_code, Some(0), "{a_err}");
+    assert_eq!(b_code, Some(0), "{b_err}");
+    assert_eq!(fake.created().len(), 1, "one war room: {:?}", slack::summary(&fake.calls()));
+    fake.assert_no_violations();
+}

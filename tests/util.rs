@@ -17,6 +17,84 @@ pub const ROUTING_KEY: &str = "R0ut1ngKeyF0rTests0000000000abcd";
 /// hope it stays free.
 pub const REFUSED_URL: &str = "http://127.0.0.1:1";
 
+/// A loopback service a connection to which is neither refused nor made: a listener with a
+/// backlog of one whose accept queue the test filled, so the kernel drops every further SYN
+/// (as a firewall dropping packets, or a host gone from the network, makes a connect hang until
+/// its timeout). Dropped, it closes the port.
+pub struct Unconnectable {
+    _listener: socket2::Socket,
+    _queued: Vec<std::net::TcpStream>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Unconnectable {
+    /// Bind, listen with a backlog of one, and connect until a connection is neither made nor
+    /// refused within 200 ms (the queue is full).
+    pub fn start() -> Unconnectable {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+        listener.bind(&any.into()).expect("bind");
+        listener.listen(1).expect("listen");
+        let addr = listener.local_addr().expect("address").as_socket().expect("an IP address");
+        let mut queued = Vec::new();
+        loop {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(c) => queued.push(c),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                Err(e) => panic!("filling the accept queue of {addr}: {e}"),
+            }
+            assert!(queued.len() < 64, "the accept queue of {addr} never filled");
+        }
+        Unconnectable { _listener: listener, _queued: queued, url: format!("http://{addr}") }
+    }
+}
+
+/// A loopback service that accepts connections and then stalls: it reads what the client sends
+/// first, writes `reply` (possibly nothing) and answers nothing more while it lives, keeping
+/// every connection open (a TLS server that never finishes its handshake, a proxy that never
+/// answers `CONNECT`, a service that sends a response's head and never its body). Stopped when
+/// dropped.
+pub struct Stalling {
+    /// `127.0.0.1:PORT`.
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stalling {
+    /// Listen on a free port of 127.0.0.1.
+    pub fn start(reply: &'static [u8]) -> Stalling {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut first = [0u8; 4096];
+                let _ = std::io::Read::read(&mut conn, &mut first);
+                let _ = conn.write_all(reply);
+                open.push(conn);
+            }
+        });
+        Stalling { addr, stop }
+    }
+}
+
+impl Drop for Stalling {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accepting thread so that it sees the stop (and closes every connection).
+        let _ = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).map(|mut c| c.write_all(b"\r\n\r\n"));
+    }
+}
+
 /// Path of a fixture under `tests/fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)

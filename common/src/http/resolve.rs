@@ -38,14 +38,7 @@ impl Resolver for Literal {
             // A lookup still going when a lease's renewal falls due is cut there and asked again
             // (watch.rs): its thread goes on alone, and the second one is usually answered from
             // the resolver's cache.
-            let Some(cut) = watch::cut(timeout) else { return self.names.resolve(uri, config, timeout) };
-            return match self.names.resolve(uri, config, cut.first) {
-                Err(ureq::Error::Timeout(_)) => {
-                    crate::lease::now_due();
-                    self.names.resolve(uri, config, cut.rest(timeout))
-                }
-                found => found,
-            };
+            return watch::in_slices(timeout, |part| self.names.resolve(uri, config, part));
         };
         let mut found = self.empty();
         config.ip_family().keep_wanted(std::iter::once(addr)).for_each(|a| found.push(a));

@@ -7,8 +7,9 @@
 //! made within the first slice, else made again with the rest of the timeout (nothing was
 //! sent on one that was not made), and the transport it returns is [`Watched`]: a wait for
 //! input stops at the slice, starts the renewal and goes on waiting for the rest of its
-//! timeout; a write larger than [`WRITE_WITHOUT_WAIT`] starts, before it begins, whatever
-//! falls due within its timeout (a write cannot be resumed part-way).
+//! timeout (each rest cut again where a renewal falls due: [`in_slices`]); a write larger
+//! than [`WRITE_WITHOUT_WAIT`] starts, before it begins, whatever falls due within its
+//! timeout (a write cannot be resumed part-way).
 //!
 //! ureq calls these interfaces `unversioned` (they may change in a minor release): Cargo.lock
 //! pins the version.
@@ -46,16 +47,14 @@ impl<In: Transport> Connector<In> for Watch {
             // Already connected further up the chain: nothing to make here.
             return Ok(self.0.connect(details, chained)?.map(Watched));
         }
-        let Some(cut) = cut(details.timeout) else {
-            return Ok(self.0.connect(details, None)?.map(Watched));
-        };
-        match self.0.connect(&with_timeout(details, cut.first), None) {
-            Err(Error::Timeout(_)) => {
-                lease::now_due();
-                Ok(self.0.connect(&with_timeout(details, cut.rest(details.timeout)), None)?.map(Watched))
+        let made = in_slices(details.timeout, |part| {
+            if part.after == details.timeout.after {
+                self.0.connect(details, None)
+            } else {
+                self.0.connect(&with_timeout(details, part), None)
             }
-            made => Ok(made?.map(Watched)),
-        }
+        });
+        Ok(made?.map(Watched))
     }
 }
 
@@ -76,14 +75,7 @@ impl<T: Transport> Transport for Watched<T> {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
-        let Some(cut) = cut(timeout) else { return self.0.await_input(timeout) };
-        match self.0.await_input(cut.first) {
-            Err(Error::Timeout(_)) => {
-                lease::now_due();
-                self.0.await_input(cut.rest(timeout))
-            }
-            read => read,
-        }
+        in_slices(timeout, |part| self.0.await_input(part))
     }
 
     fn is_open(&mut self) -> bool {
@@ -92,6 +84,29 @@ impl<T: Transport> Transport for Watched<T> {
 
     fn is_tls(&self) -> bool {
         self.0.is_tls()
+    }
+}
+
+/// `wait` for up to `timeout`, cut where renewals fall due: a part that times out starts what
+/// is due ([`lease::now_due`]) and the wait goes on for what is left of `timeout`, cut again
+/// at the next renewal's time. Cut again, not whole: a part may time out a little before the
+/// time it was cut at (a connection's timeout is whole milliseconds, and shared among the
+/// host's addresses), when nothing is due yet. A timeout with nothing left is `wait`'s timeout
+/// error without another wait (ureq would wait a second for a timeout of zero).
+pub(crate) fn in_slices<T>(timeout: NextTimeout, mut wait: impl FnMut(NextTimeout) -> Result<T, Error>) -> Result<T, Error> {
+    let mut left = timeout;
+    loop {
+        let Some(cut) = cut(left) else { return wait(left) };
+        match wait(cut.first) {
+            Err(Error::Timeout(_)) => {
+                lease::now_due();
+                left = cut.rest(left);
+                if left.after.is_zero() {
+                    return Err(Error::Timeout(left.reason));
+                }
+            }
+            done => return done,
+        }
     }
 }
 
