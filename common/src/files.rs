@@ -644,6 +644,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], replace: bool, durability: Durabi
 /// it is never readable by others, not even for a moment).
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], replace: bool, durability: Durability, mode: u32) -> anyhow::Result<()> {
     let durable = durability == Durability::Durable;
+    if durable {
+        // A disk flush has no bound: a Redis hold's renewal starts first (crate::lease).
+        crate::lease::before_wait(Duration::MAX);
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut builder = tempfile::Builder::new();
     builder.prefix(".tmp-");
@@ -666,6 +670,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], replace: bool, durability: D
 
 /// `fsync` a directory so that renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    crate::lease::before_wait(Duration::MAX);
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| anyhow::anyhow!("cannot sync directory {}: {e}", dir.display()))
 }
 

@@ -14,15 +14,13 @@
 //!   connection being made, a host name being resolved ([`crate::http`]);
 //! - a wait that cannot be cut starts, before it begins, every renewal that falls due within
 //!   it ([`before_wait`]): a retry's backoff, a Twilio run's polling, a lock waited for
-//!   ([`sleep`]), a large write to a slow peer.
+//!   ([`sleep`]), a large write to a slow peer, a disk flush (`fsync` of a spool entry written
+//!   under a hold: [`crate::files::write_atomic`]), which has no bound at all.
 //!
 //! What is left unwatched is the holder's own work between waits (milliseconds; a stopped
-//! process stalls a running renewal thread as much), commands to Redis itself, each answered
-//! within the store's budget (at most 1 s; the renewal starts at a third of the lease, which
-//! then has two thirds, 3.3 s by default, left), and the `fsync`s of a spool entry written
-//! under a hold (a delivery that failed, a flush rewriting an entry): a disk stalled for longer
-//! than two thirds of the lease lets the hold lapse there, where a running renewal thread,
-//! which touches no disk, would have kept it.
+//! process stalls a running renewal thread as much), and commands to Redis itself, each
+//! answered within the store's budget (at most 1 s; the renewal starts at a third of the
+//! lease, which then has two thirds, 3.3 s by default, left).
 //!
 //! One registry per process: the renewals of every store with holds not yet renewed.
 

@@ -5,15 +5,17 @@
 //! host that is already an address (`api_url = "http://10.0.0.5:8080"`, a proxy at
 //! `http://192.0.2.10:3128`, the loopback fakes) that thread has nothing to wait for, but
 //! starting it costs every delivery a thread, its stack and its own malloc arena
-//! (bench/HISTORY.md). [`Literal`] answers such hosts directly and hands every name
-//! to ureq's [`DefaultResolver`], timeout thread included.
+//! (bench/HISTORY.md). [`Literal`] answers such hosts directly, and looks a name up as
+//! ureq's [`DefaultResolver`] does (`getaddrinfo` on a thread of its own, the request's IP
+//! family kept), but waits for that thread in parts cut where a Redis lease's renewal falls
+//! due (watch.rs), not in one wait that would outlast the lease.
 //!
 //! ureq calls this interface `unversioned` (it may change in a minor release): Cargo.lock pins
 //! the version. When ureq is updated, check again where it calls the resolver (its `run.rs`,
 //! and `connect.rs` for a proxy's own host): a change of when or with which URL it asks would
 //! not show as a build error.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 
 use ureq::config::Config;
 use ureq::http::Uri;
@@ -24,26 +26,51 @@ use super::watch;
 
 /// The agent's resolver: an IPv4 or bracketed IPv6 literal host becomes its one socket
 /// address (the URL's port, else the scheme's default), honouring the request's IP family;
-/// anything else goes to [`DefaultResolver`].
+/// a name is looked up on a thread ([`look_up`]); a URL without a host, a port or a timeout
+/// goes to [`DefaultResolver`].
 #[derive(Debug, Default)]
 pub struct Literal {
     names: DefaultResolver,
 }
 
 impl Resolver for Literal {
-    /// Errors: `HostNotFound` when the literal is of a family the agent does not use; for
-    /// names, whatever [`DefaultResolver`] returns (timeout, not found, bad URL).
+    /// Errors: `HostNotFound` when no address of a family the agent uses is found; for a name,
+    /// the lookup's error or a timeout ([`look_up`]); a bad URL as [`DefaultResolver`] says.
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let Some(addr) = literal(uri) else {
-            // A lookup still going when a lease's renewal falls due is cut there and asked again
-            // (watch.rs): its thread goes on alone, and the second one is usually answered from
-            // the resolver's cache.
-            return watch::in_slices(timeout, |part| self.names.resolve(uri, config, part));
+        let addrs = match (literal(uri), name_and_port(uri)) {
+            (Some(addr), _) => vec![addr],
+            // Without a timeout ureq looks up in place; a URL it cannot take, it refuses.
+            (None, Some(name)) if !timeout.after.is_not_happening() => look_up(name, timeout)?,
+            (None, _) => return self.names.resolve(uri, config, timeout),
         };
         let mut found = self.empty();
-        config.ip_family().keep_wanted(std::iter::once(addr)).for_each(|a| found.push(a));
+        config.ip_family().keep_wanted(addrs.into_iter()).take(MAX_ADDRS).for_each(|a| found.push(a));
         if found.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(found) }
     }
+}
+
+/// The most addresses a lookup gives the connector (ureq's `ResolvedSocketAddrs` holds 16).
+const MAX_ADDRS: usize = 16;
+
+/// `host:port` of `uri` for `getaddrinfo` (the scheme's port when the URL has none).
+fn name_and_port(uri: &Uri) -> Option<String> {
+    DefaultResolver::host_and_port(uri.scheme()?, uri.authority()?)
+}
+
+/// Look `name` (`host:port`) up on a thread of its own, as ureq's resolver does, so that a
+/// hanging DNS server cannot outlast `timeout`; the wait for its answer is cut where a lease's
+/// renewal falls due (watch.rs) and goes on waiting for the same lookup.
+///
+/// Errors: the lookup's (`Io`: not found, no DNS server), or `Timeout` when it did not answer
+/// within `timeout`.
+fn look_up(name: String, timeout: NextTimeout) -> Result<Vec<SocketAddr>, ureq::Error> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new().spawn(move || tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>)).ok())?;
+    let found = watch::in_slices(timeout, |part| match rx.recv_timeout(watch::std_duration(part.after)) {
+        Ok(found) => Ok(found),
+        Err(_) => Err(ureq::Error::Timeout(part.reason)),
+    })?;
+    Ok(found?)
 }
 
 /// The socket address `uri` names when its host is an IP address (`127.0.0.1`, `[::1]`), with
@@ -75,6 +102,16 @@ mod tests {
         assert_eq!(addr("http://localhost:8080/"), None);
         // Not an address, however much it looks like one: getaddrinfo decides.
         assert_eq!(addr("http://127.1:8080/"), None);
+    }
+
+    #[test]
+    fn a_name_is_looked_up_with_the_urls_port_and_family() {
+        // localhost is in /etc/hosts: no DNS server is asked.
+        let config = ureq::Agent::config_builder().ip_family(ureq::config::IpFamily::Ipv4Only).build();
+        let timeout = NextTimeout { after: ureq::unversioned::transport::time::Duration::from_secs(5), ..NextTimeout::default() };
+        let uri: Uri = "http://localhost:8080/".parse().unwrap();
+        let got = Literal::default().resolve(&uri, &config, timeout).expect("localhost resolves");
+        assert_eq!(&got[..], ["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
     }
 
     #[test]

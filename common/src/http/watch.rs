@@ -150,7 +150,7 @@ fn rest_of(after: UreqDuration, started: std::time::Instant) -> UreqDuration {
 }
 
 /// A ureq duration as the standard one (no timeout: the longest).
-fn std_duration(d: UreqDuration) -> std::time::Duration {
+pub(crate) fn std_duration(d: UreqDuration) -> std::time::Duration {
     match d {
         UreqDuration::Exact(d) => d,
         _ => std::time::Duration::MAX,
