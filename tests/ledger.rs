@@ -432,6 +432,32 @@ fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
     fake.assert_no_violations();
 }
 
+/// The Redis lease the lease tests below give a hold (ms): short, so that four pass quickly.
+const SHORT_LEASE_MS: &str = "300";
+
+/// How long the lease tests watch a hold: four [`SHORT_LEASE_MS`] leases.
+const FOUR_LEASES: Duration = Duration::from_millis(1200);
+
+/// Start the sandbox's handler against `url` with a Redis lease of [`SHORT_LEASE_MS`] and the
+/// extra environment `env`; it runs while the test acts.
+fn start_short_lease(sb: &Sandbox, url: &str, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Child {
+    let mut c = sb.command(&with_url(url, args));
+    c.env(common::state::redis::LEASE_ENV, SHORT_LEASE_MS);
+    c.envs(env.iter().copied());
+    spawn_command(c, input)
+}
+
+/// Once `child` (a `handler`) holds [`KEY`], watch its hold for [`FOUR_LEASES`] ([`hold_kept`];
+/// the stimulus is time itself), then kill it: whether the hold stayed its own, and its run.
+fn hold_kept_then_killed(redis: &RedisServer, handler: &str, mut child: Child) -> (Result<(), String>, Run) {
+    let hold = format!("pagerpipe:{handler}:hold:{KEY}");
+    let taken = || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty());
+    let token = wait_until("the hold to be taken", Duration::from_secs(10), taken, String::new);
+    let kept = hold_kept(redis, &hold, &token, FOUR_LEASES);
+    let _ = child.kill();
+    (kept, finish(child))
+}
+
 /// A resolve in flight for longer than a Redis lease (300 ms; the service answers when the test
 /// lets it) while the check fails again: the holder keeps renewing its hold as it waits for the
 /// answer (the renewal starts when a third of the lease has passed: `common::lease`), so the
@@ -446,18 +472,13 @@ fn a_hold_outlasting_its_lease_while_the_service_is_slow_is_renewed() {
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
     fake.then(&[Script::Gated]);
-    let short_lease = |input: &[u8]| {
-        let mut c = sb.command(&with_url(&fake.url, &["--timeout", "20s"]));
-        c.env(common::state::redis::LEASE_ENV, "300");
-        spawn_command(c, input)
-    };
-    let resolving = short_lease(&resolve(T0 + 60));
+    let resolving = start_short_lease(&sb, &fake.url, &["--timeout", "20s"], &[], &resolve(T0 + 60));
     wait_until("the resolve in flight", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
     let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
     let token = redis.cli(&["GET", &hold]).expect("redis-cli");
-    let failing = short_lease(&trigger(T0 + 120));
+    let failing = start_short_lease(&sb, &fake.url, &["--timeout", "20s"], &[], &trigger(T0 + 120));
     // The stimulus is time itself: four leases pass while the resolve waits for its answer.
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(FOUR_LEASES);
     assert_eq!(fake.events().len(), 2, "nothing more was sent while the resolve was in flight: {:?}", actions(&fake.events()));
     assert_eq!(redis.cli(&["GET", &hold]).expect("redis-cli"), token, "the resolve's hold is still its own");
     fake.open_gate();
@@ -469,7 +490,7 @@ fn a_hold_outlasting_its_lease_while_the_service_is_slow_is_renewed() {
     fake.assert_no_violations();
 }
 
-/// Watch the Redis hold `hold` for `span` (four 300 ms leases in the tests below): `Err` with
+/// Watch the Redis hold `hold` for `span` ([`FOUR_LEASES`] in the tests below): `Err` with
 /// what was found the first time it was not `token` (gone: it lapsed; another token: another
 /// invocation took it). Polled as fast as `redis-cli` runs, so that a lapse a renewal started
 /// late covers again (it takes a lapsed hold back with the same token) is seen too.
@@ -500,23 +521,10 @@ fn a_hold_outlasting_its_lease_while_the_connection_is_being_made_is_renewed() {
             let redis = sb.redis.as_ref().expect("a Redis store");
             let unconnectable = crate::util::Unconnectable::start();
             let url = if proxied { "https://127.0.0.1:1" } else { unconnectable.url.as_str() };
-            let mut c = sb.command(&with_url(url, &["--timeout", "20s"]));
-            c.env(common::state::redis::LEASE_ENV, "300");
-            if proxied {
-                c.env("HTTPS_PROXY", &unconnectable.url);
-            }
-            let mut connecting = spawn_command(c, &trigger(T0));
-            let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
-            let token = wait_until(
-                "the trigger's hold",
-                Duration::from_secs(10),
-                || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
-                String::new,
-            );
-            // The stimulus is time itself: four leases pass while the trigger connects.
-            let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
-            let _ = connecting.kill();
-            let r = finish(connecting);
+            let proxy = [("HTTPS_PROXY", unconnectable.url.as_str())];
+            let env: &[(&str, &str)] = if proxied { &proxy } else { &[] };
+            let connecting = start_short_lease(&sb, url, &["--timeout", "20s"], env, &trigger(T0));
+            let (kept, r) = hold_kept_then_killed(redis, "pagerduty", connecting);
             let to = if proxied { "its proxy" } else { "the service" };
             assert_eq!(kept, Ok(()), "run {run}: the trigger's hold stays its own while it connects to {to}; its stderr:\n{}", r.stderr);
         }
@@ -546,23 +554,9 @@ fn a_hold_outlasting_its_lease_while_a_handshake_a_proxy_or_a_body_stalls_is_ren
             "a CONNECT" => ("https://127.0.0.1:1".to_string(), Some(format!("http://{}", service.addr))),
             _ => (format!("http://{}", service.addr), None),
         };
-        let mut c = sb.command(&with_url(&url, &["--timeout", "20s"]));
-        c.env(common::state::redis::LEASE_ENV, "300");
-        if let Some(proxy) = &proxy {
-            c.env("HTTPS_PROXY", proxy);
-        }
-        let mut stalling = spawn_command(c, &trigger(T0));
-        let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
-        let token = wait_until(
-            "the trigger's hold",
-            Duration::from_secs(10),
-            || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
-            String::new,
-        );
-        // The stimulus is time itself: four leases pass while the exchange stalls.
-        let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
-        let _ = stalling.kill();
-        let r = finish(stalling);
+        let env: Vec<(&str, &str)> = proxy.iter().map(|p| ("HTTPS_PROXY", p.as_str())).collect();
+        let stalling = start_short_lease(&sb, &url, &["--timeout", "20s"], &env, &trigger(T0));
+        let (kept, r) = hold_kept_then_killed(redis, "pagerduty", stalling);
         assert_eq!(kept, Ok(()), "{stalled} stalled: the trigger's hold stays its own; its stderr:\n{}", r.stderr);
     }
 }
@@ -581,20 +575,8 @@ fn a_hold_outlasting_its_lease_while_a_sequential_twilio_call_rings_is_renewed()
         return;
     };
     let redis = sb.redis.as_ref().expect("a Redis store");
-    let mut c = sb.command(&with_url(&fake.url, &["--timeout", "60s"]));
-    c.env(common::state::redis::LEASE_ENV, "300");
-    let mut calling = spawn_command(c, &trigger(T0));
-    let hold = format!("pagerpipe:twilio:hold:{KEY}");
-    let token = wait_until(
-        "the run's hold",
-        Duration::from_secs(10),
-        || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()),
-        String::new,
-    );
-    // The stimulus is time itself: four leases pass while the call rings.
-    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
-    let _ = calling.kill();
-    let r = finish(calling);
+    let calling = start_short_lease(&sb, &fake.url, &["--timeout", "60s"], &[], &trigger(T0));
+    let (kept, r) = hold_kept_then_killed(redis, "twilio", calling);
     assert_eq!(kept, Ok(()), "the run's hold stays its own while the call rings; its stderr:\n{}", r.stderr);
     let calls = fake.calls();
     assert_eq!(calls.len(), 1, "one call placed: {calls:?}");
@@ -612,15 +594,13 @@ fn a_hold_outlasting_its_lease_while_a_flush_waits_for_the_service_is_renewed() 
     exits(&run(&sb, REFUSED_URL, &trigger(T0), &["--timeout", "1s"]), 75);
     assert_eq!(sb.spooled("pagerduty").len(), 1);
     let fake = FakePagerDuty::start(&[Script::Gated]);
-    let mut c = sb.command(&with_url(&fake.url, &["--flush", "--timeout", "20s"]));
-    c.env(common::state::redis::LEASE_ENV, "300");
-    let flushing = spawn_command(c, b"");
+    let flushing = start_short_lease(&sb, &fake.url, &["--flush", "--timeout", "20s"], &[], b"");
     wait_until("the spooled trigger in flight", Duration::from_secs(10), || (fake.events().len() == 1).then_some(()), String::new);
     let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
     let token = redis.cli(&["GET", &hold]).expect("redis-cli");
     assert!(!token.trim().is_empty(), "the flush holds the incident");
     // The stimulus is time itself: four leases pass while the flush waits for the answer.
-    let kept = hold_kept(redis, &hold, &token, Duration::from_millis(1200));
+    let kept = hold_kept(redis, &hold, &token, FOUR_LEASES);
     fake.open_gate();
     let f = finish(flushing);
     assert_eq!(kept, Ok(()), "the flush's hold stays its own while it waits; its stderr:\n{}", f.stderr);
