@@ -19,6 +19,7 @@ use std::net::{SocketAddr, ToSocketAddrs as _};
 
 use ureq::config::Config;
 use ureq::http::Uri;
+use ureq::http::uri::Authority;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
@@ -26,8 +27,8 @@ use super::watch;
 
 /// The agent's resolver: an IPv4 or bracketed IPv6 literal host becomes its one socket
 /// address (the URL's port, else the scheme's default), honouring the request's IP family;
-/// a name is looked up on a thread ([`look_up`]); a URL without a host, a port or a timeout
-/// goes to [`DefaultResolver`].
+/// a name is looked up on a thread ([`look_up`]); a URL [`DefaultResolver`] refuses (no host,
+/// a scheme it knows no port for) and a lookup without a timeout go to it.
 #[derive(Debug, Default)]
 pub struct Literal {
     names: DefaultResolver,
@@ -52,9 +53,14 @@ impl Resolver for Literal {
 /// The most addresses a lookup gives the connector (ureq's `ResolvedSocketAddrs` holds 16).
 const MAX_ADDRS: usize = 16;
 
-/// `host:port` of `uri` for `getaddrinfo` (the scheme's port when the URL has none).
+/// `host:port` of `uri` for `getaddrinfo` (the scheme's port when the URL has none); `None`
+/// for a URL [`DefaultResolver`] refuses: without a scheme or a host, or of a scheme ureq
+/// knows no port for (not `http`, `https` nor a proxy's `socks…`), even with a port.
 fn name_and_port(uri: &Uri) -> Option<String> {
-    DefaultResolver::host_and_port(uri.scheme()?, uri.authority()?)
+    let scheme = uri.scheme()?;
+    // ureq tells a scheme it knows by its default port, which an authority without one asks for.
+    DefaultResolver::host_and_port(scheme, &Authority::from_static("scheme.check"))?;
+    DefaultResolver::host_and_port(scheme, uri.authority()?)
 }
 
 /// Look `name` (`host:port`) up on a thread of its own, as ureq's resolver does, so that a
@@ -74,10 +80,9 @@ fn look_up(name: String, timeout: NextTimeout) -> Result<Vec<SocketAddr>, ureq::
 }
 
 /// The socket address `uri` names when its host is an IP address (`127.0.0.1`, `[::1]`), with
-/// its port or the scheme's default; `None` for a name, or a URL without scheme or host.
+/// its port or the scheme's default; `None` for a name, or a URL [`name_and_port`] refuses.
 fn literal(uri: &Uri) -> Option<SocketAddr> {
-    let (scheme, authority) = (uri.scheme()?, uri.authority()?);
-    DefaultResolver::host_and_port(scheme, authority)?.parse().ok()
+    name_and_port(uri)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -112,6 +117,41 @@ mod tests {
         let uri: Uri = "http://localhost:8080/".parse().unwrap();
         let got = Literal::default().resolve(&uri, &config, timeout).expect("localhost resolves");
         assert_eq!(&got[..], ["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+    }
+
+    /// What a resolver answers, comparable: the addresses, or the error as printed.
+    fn answer(resolver: &dyn Resolver, url: &str, family: ureq::config::IpFamily) -> Result<Vec<SocketAddr>, String> {
+        let config = ureq::Agent::config_builder().ip_family(family).build();
+        let timeout = NextTimeout { after: ureq::unversioned::transport::time::Duration::from_secs(5), ..NextTimeout::default() };
+        let uri: Uri = url.parse().expect("test URLs parse");
+        resolver.resolve(&uri, &config, timeout).map(|found| found.to_vec()).map_err(|e| e.to_string())
+    }
+
+    /// Whatever ureq may hand the resolver (a request's URL, checked first; a CONNECT or SOCKS
+    /// proxy's own URL, with credentials), names and addresses answer as ureq's resolver does
+    /// (`localhost` is in /etc/hosts: no DNS server is asked).
+    #[test]
+    fn every_url_resolves_as_with_ureqs_resolver() {
+        use ureq::config::IpFamily::{Any, Ipv4Only, Ipv6Only};
+        let urls = [
+            "http://localhost:8080/v2/enqueue",
+            "https://localhost/",
+            "http://user:pw@localhost:3128",
+            "socks5://localhost",
+            "http://127.0.0.1:8080/",
+            "https://[::1]/",
+            "foo://localhost:42/",
+            "foo://127.0.0.1:42/",
+            "foo://localhost/",
+            "/v2/enqueue",
+        ];
+        for url in urls {
+            for family in [Any, Ipv4Only, Ipv6Only] {
+                let ours = answer(&Literal::default(), url, family);
+                let ureqs = answer(&DefaultResolver::default(), url, family);
+                assert_eq!(ours, ureqs, "{url} ({family:?})");
+            }
+        }
     }
 
     #[test]
