@@ -502,6 +502,87 @@ fn a_host_with_a_colliding_name_cannot_take_over_another_hosts_war_room() {
     fake.assert_no_violations();
 }
 
+/// Run `sb`'s PagerDuty handler against `api_url` as user `uid` with the one group `gid`
+/// (`setpriv`: the test runs as root), `stdin` on its standard input.
+fn run_as(sb: &Sandbox, uid: u32, gid: u32, api_url: &str, stdin: &[u8]) -> Run {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.env_clear()
+        .env("PAGERPIPE_RETRY_BASE_MS", "20")
+        .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), PD.into(), "--config".into()])
+        .arg(sb.conf_dir())
+        .arg("--state-dir")
+        .arg(sb.state_dir())
+        .arg("--spool-dir")
+        .arg(sb.spool_dir())
+        .args(["--api-url", api_url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    crate::util::run_command(cmd, stdin)
+}
+
+/// Two monitoring users of the group share one handler's state (README: `sensu` and `nagios`
+/// on one host): the `.hold` and `.lock` files one of them left behind (its handler was killed
+/// while it held them; mode 0640, the group's) are used by the other as they are — not
+/// refused, moved aside or failed on — in the packages' 2775 directories, and in directories an
+/// operator made sticky as well (3775: `dpkg-statoverride`; the handler subdirectory takes the
+/// mode of its parent), where the other cannot remove or rename them.
+///
+/// Kernels that protect regular files in sticky directories (`fs.protected_regular`: 1 for
+/// world-writable ones is systemd's default, 2 adds group-writable ones) refuse an
+/// `open(O_CREAT)` of another user's existing file there with `EACCES`, whatever the access
+/// asked: only with such a setting does the 3775 case tell an `O_CREAT` open from a plain one.
+///
+/// Runs the handler as uids 65533 and 65534 (`setpriv`, needs root); elsewhere it says SKIPPED
+/// and passes, except under `CI=true`.
+#[test]
+fn lock_files_another_member_of_the_group_left_are_used_as_they_are() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Users A and B, both with the group's id as their one group.
+    const A: u32 = 65534;
+    const B: u32 = 65533;
+    const GROUP: u32 = 65533;
+    for dir_mode in [0o2775, 0o3775] {
+        let sb = Sandbox::new(PD);
+        let state = sb.state_dir().join("pagerduty");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(sb.spool_dir()).unwrap();
+        if !owned_by_another_user(&state) {
+            return;
+        }
+        for d in [sb.dir.path().to_path_buf(), sb.conf_dir()] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for d in [sb.state_dir(), state.clone(), sb.spool_dir()] {
+            std::os::unix::fs::chown(&d, Some(0), Some(GROUP)).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        }
+        let left: Vec<_> = ["hold", "lock"].iter().map(|ext| state.join(format!("web-01%2Fcheck_disk.{ext}"))).collect();
+        for path in &left {
+            std::fs::write(path, b"").unwrap();
+            std::os::unix::fs::chown(path, Some(A), Some(GROUP)).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
+
+        let fake = FakePagerDuty::start(&[]);
+        let t = now();
+        let r = run_as(&sb, B, GROUP, &fake.url, &fixture_at("sensu/create.json", t - 1));
+        assert_eq!(r.code, Some(0), "mode {dir_mode:o}: {r:?}");
+        let r2 = run_as(&sb, B, GROUP, &fake.url, &fixture_at("sensu/create.json", t));
+        assert!(r2.stderr.contains("already notified"), "mode {dir_mode:o}: {}", r2.stderr);
+        assert_eq!(actions(&fake), ["trigger"], "mode {dir_mode:o}: {}{}", r.stderr, r2.stderr);
+        for stderr in [&r.stderr, &r2.stderr] {
+            assert!(!stderr.contains("lock file"), "mode {dir_mode:o}: no lock file refused or moved: {stderr}");
+        }
+        let names: Vec<String> =
+            std::fs::read_dir(&state).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.contains(".refused-")), "mode {dir_mode:o}: {names:?}");
+        let record = state.join("web-01%2Fcheck_disk.json");
+        assert_eq!(std::fs::metadata(&record).map(|m| m.uid()).ok(), Some(B), "mode {dir_mode:o}: the record is B's: {names:?}");
+    }
+}
+
 /// A member of the group creates `<key>.lock` itself with mode 0000: a handler that does not
 /// run as root could not open it, so every update of the record failed, no outcome was ever
 /// recorded and every repeat of the failure paged again. Such a lock file is moved aside.
@@ -525,23 +606,7 @@ fn an_unreadable_planted_record_lock_does_not_make_every_repeat_page() {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     let fake = FakePagerDuty::start(&[]);
-    let run = |executed: i64| {
-        let mut cmd = std::process::Command::new("setpriv");
-        cmd.env_clear()
-            .env("PAGERPIPE_RETRY_BASE_MS", "20")
-            .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", PD, "--config"])
-            .arg(sb.conf_dir())
-            .arg("--state-dir")
-            .arg(sb.state_dir())
-            .arg("--spool-dir")
-            .arg(sb.spool_dir())
-            .args(["--api-url", &fake.url])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        crate::util::run_command(cmd, &fixture_at("sensu/create.json", executed))
-    };
+    let run = |executed: i64| run_as(&sb, 65534, 65534, &fake.url, &fixture_at("sensu/create.json", executed));
     let t = now();
     let r = run(t - 1);
     assert_eq!(r.code, Some(0), "{r:?}");
