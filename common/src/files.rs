@@ -160,7 +160,8 @@ fn group_line(line: &str) -> Option<(&str, u32)> {
 /// better [`lock_until`].
 ///
 /// One `open`, read-only with `O_CREAT` (`flock` needs no write access), so that a lock file
-/// another member of the `pagerpipe` group created can still be used. Never follows a
+/// another member of the `pagerpipe` group created can still be used (a second one without
+/// `O_CREAT` when the kernel refuses that in a sticky directory). Never follows a
 /// symlink (a dangling `.lock` symlink does not create a file where it points) and never
 /// blocks on a FIFO: anything but a regular file is refused ([`not_regular`] tells). A new
 /// lock file gets [`FILE_MODE`] (no access for other users, who could otherwise hold it).
@@ -179,6 +180,15 @@ pub fn open_lock(path: &Path) -> anyhow::Result<LockFile> {
         Ok((file, meta)) => Ok(LockFile::new(file, &meta)),
         // `O_CREAT` makes a directory fail to open rather than open and show as one.
         Err(e) if e.kind() == ErrorKind::IsADirectory => Err(std::io::Error::new(ErrorKind::InvalidInput, NotRegular(Kind::Directory))),
+        // In a sticky directory (3775, an operator's choice), a kernel that protects regular
+        // files there (`fs.protected_regular`) refuses `O_CREAT` on another user's existing
+        // file whatever the access asked; opened without it, the file is shared as in a 2775
+        // one. When nothing is there, creating it is what was refused: that error stands.
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => match open_regular_meta(path, &options, false) {
+            Ok((file, meta)) => Ok(LockFile::new(file, &meta)),
+            Err(again) if again.kind() == ErrorKind::NotFound => Err(e),
+            Err(again) => Err(again),
+        },
         Err(e) => Err(e),
     }
     // The io::Error stays the source, so that `not_regular` can tell; `{:#}` shows it.
