@@ -163,8 +163,18 @@ fn https_proxy_carries_the_tls_session() {
     let proxy = ConnectProxy::start(Mode::Tunnel);
     // The scheme-less form `host:port` means an http:// proxy.
     let bare = proxy.url.trim_start_matches("http://");
-    for (var, value) in [("HTTPS_PROXY", proxy.url.as_str()), ("https_proxy", &proxy.url), ("ALL_PROXY", &proxy.url), ("HTTPS_PROXY", bare)]
-    {
+    // A proxy named by host name is looked up by the agent's resolver too (ureq's CONNECT
+    // connector asks it): `localhost` is in every /etc/hosts.
+    let named = proxy.url.replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(named, proxy.url, "the proxy listens on 127.0.0.1");
+    let cases = [
+        ("HTTPS_PROXY", proxy.url.as_str()),
+        ("https_proxy", &proxy.url),
+        ("ALL_PROXY", &proxy.url),
+        ("HTTPS_PROXY", bare),
+        ("HTTPS_PROXY", &named),
+    ];
+    for (var, value) in cases {
         let h = https(&["127.0.0.1"]);
         let sb = sandbox(json!({}));
         let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
