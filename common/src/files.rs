@@ -387,10 +387,11 @@ pub fn not_regular(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
 
 /// Open `path` with `options`, refusing anything but a regular file, without following a
 /// symlink and without blocking: `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` are added (Unix), then
-/// the open descriptor is checked with `fstat`. A symlink fails with `ELOOP`, a FIFO opened
-/// for writing without a reader with `ENXIO`, a FIFO opened for reading, a directory, a
-/// device or a socket with an `InvalidInput` error carrying [`NotRegular`] — check with
-/// [`not_regular`]. `O_NONBLOCK` has no effect on a regular file.
+/// the open descriptor is checked with `fstat`. A symlink fails with `ELOOP`; a FIFO, a
+/// directory, a device or a socket with an `InvalidInput` error carrying [`NotRegular`] (a
+/// socket, and a FIFO opened for writing without a reader, which the open refuses with
+/// `ENXIO`, by `lstat`) — check with [`not_regular`]. `O_NONBLOCK` has no effect on a regular
+/// file.
 ///
 /// Errors: the open's own (not found, permission …) or the refusal.
 pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
@@ -414,7 +415,19 @@ fn open_regular_meta(path: &Path, options: &OpenOptions, create: bool) -> std::i
     }
     #[cfg(not(unix))]
     let _ = create;
-    let file = options.open(path)?;
+    let file = match options.open(path) {
+        Ok(file) => file,
+        // No open accepts a socket, and a write open a FIFO without a reader: `ENXIO` either
+        // way, so what is there is told by `lstat` (never followed).
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
+            return Err(match fs::symlink_metadata(path).map(|m| Kind::of(m.file_type())) {
+                Ok(kind) if kind != Kind::Regular => std::io::Error::new(ErrorKind::InvalidInput, NotRegular(kind)),
+                _ => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let meta = file.metadata()?;
     let kind = Kind::of(meta.file_type());
     if kind != Kind::Regular {
@@ -787,6 +800,23 @@ mod tests {
                 ("regular.json".to_string(), Kind::Regular),
             ]
         );
+    }
+
+    /// No `open` accepts a socket (`ENXIO`, which a FIFO without a reader also gives a write
+    /// open): a socket planted under a lock's or a record's name is told as one, not as a FIFO.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_socket_is_told_as_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = read_regular(&path, 10).unwrap_err();
+        assert_eq!(not_regular(&err), Some(Kind::Socket), "{err}");
+        let err = open_lock(&path).unwrap_err();
+        assert_eq!(not_regular(err.as_ref()), Some(Kind::Socket), "{err:#}");
+        let mut notices = Vec::new();
+        open_lock_or_move_aside(&path, &mut |n| notices.push(n)).unwrap();
+        assert!(notices.len() == 1 && notices[0].contains("was a socket"), "{notices:?}");
     }
 
     #[cfg(unix)]
