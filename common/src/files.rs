@@ -183,10 +183,11 @@ pub fn open_lock(path: &Path) -> anyhow::Result<LockFile> {
         // In a sticky directory (3775, an operator's choice), a kernel that protects regular
         // files there (`fs.protected_regular`) refuses `O_CREAT` on another user's existing
         // file whatever the access asked; opened without it, the file is shared as in a 2775
-        // one. When nothing is there, creating it is what was refused: that error stands.
+        // one. When nothing is there (any more: its holder may have just removed it), the
+        // creation is tried again, and its error, if any, stands.
         Err(e) if e.kind() == ErrorKind::PermissionDenied => match open_regular_meta(path, &options, false) {
             Ok((file, meta)) => Ok(LockFile::new(file, &meta)),
-            Err(again) if again.kind() == ErrorKind::NotFound => Err(e),
+            Err(again) if again.kind() == ErrorKind::NotFound => open_regular_meta(path, &options, true).map(|(f, m)| LockFile::new(f, &m)),
             Err(again) => Err(again),
         },
         Err(e) => Err(e),
