@@ -217,3 +217,22 @@ fn a_job_output_on_a_stdin_left_open_pages_with_what_came_by_the_time_limit() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0]["payload"]["summary"].as_str().is_some_and(|s| s.contains("disk full")), "{events:?}");
 }
+
+/// A service whose connection is neither made nor refused (its SYNs dropped: a firewall, a
+/// host gone from the network): each attempt's connect times out before a byte of the request
+/// left, so the request is not of unknown fate. The handler says so ("timed out (connect)"),
+/// tries again within its deadline, and spools the trigger as not sent (a flush sends it with
+/// any time to spare; a Twilio call would not be looked up first). Before, ureq named the
+/// deadline that bounds the whole exchange: "timed out (global)", a single attempt, and the
+/// trigger spooled as one the service may have acted on.
+#[test]
+fn a_connection_that_times_out_leaves_the_request_not_sent() {
+    let service = crate::util::Unconnectable::start();
+    let sb = pagerduty_sandbox();
+    let r = sb.run(&["--api-url", &service.url, "--timeout", "4s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("timed out (connect)") && !r.stderr.contains("(global)"), "{}", r.stderr);
+    assert!(r.stderr.contains("attempt 1 failed"), "tried again: {}", r.stderr);
+    let (_, entry) = sb.spooled_entry("pagerduty", &r.stderr);
+    assert_eq!(entry["fate"], json!("not_sent"), "{entry}");
+}

@@ -304,7 +304,8 @@ impl Client {
             .proxy(None);
         // ureq's default chain (a proxy's CONNECT, TCP, rustls; no SOCKS), with the TCP
         // connections' waits watched for a lease's renewal (watch.rs).
-        let connector = ().chain(ConnectProxyConnector::default()).chain(watch::Watch::default()).chain(RustlsConnector::default());
+        let connector =
+            watch::Connecting(().chain(ConnectProxyConnector::default()).chain(watch::Watch::default()).chain(RustlsConnector::default()));
         let agent = ureq::Agent::with_parts(config.build(), connector, resolve::Literal::default());
         Ok(Client { agent, trust, proxies })
     }

@@ -67,14 +67,20 @@ fn name_and_port(uri: &Uri) -> Option<String> {
 /// hanging DNS server cannot outlast `timeout`; the wait for its answer is cut where a lease's
 /// renewal falls due (watch.rs) and goes on waiting for the same lookup.
 ///
-/// Errors: the lookup's (`Io`: not found, no DNS server), or `Timeout` when it did not answer
-/// within `timeout`.
+/// Errors: the lookup's (`Io`: not found, no DNS server), or `Timeout(Resolve)` when it did
+/// not answer within `timeout`.
 fn look_up(name: String, timeout: NextTimeout) -> Result<Vec<SocketAddr>, ureq::Error> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new().spawn(move || tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>)).ok())?;
+    // Told as the lookup's timeout whatever deadline ran out (ureq names the global one): the
+    // request was not sent (`http::transport_error`).
     let found = watch::in_slices(timeout, |part| match rx.recv_timeout(watch::std_duration(part.after)) {
         Ok(found) => Ok(found),
         Err(_) => Err(ureq::Error::Timeout(part.reason)),
+    })
+    .map_err(|e| match e {
+        ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::Resolve),
+        other => other,
     })?;
     Ok(found?)
 }

@@ -16,9 +16,9 @@
 
 use std::fmt;
 
-use ureq::Error;
 use ureq::unversioned::transport::time::Duration as UreqDuration;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport};
+use ureq::{Error, Timeout};
 
 use crate::lease;
 
@@ -55,6 +55,27 @@ impl<In: Transport> Connector<In> for Watch {
             }
         });
         Ok(made?.map(Watched))
+    }
+}
+
+/// The agent's whole connector chain (a proxy's `CONNECT`, TCP, the TLS handshake, which
+/// ureq's rustls connector completes before it returns): nothing of the request has been sent
+/// while it runs, so a timeout in it is told as [`Timeout::Connect`]. ureq names the deadline
+/// that ran out, the global one here (the connection's own is no earlier), which would read
+/// as a request that may have reached the service ([`crate::outcome::Fate::Unknown`]): sent
+/// again only with a whole attempt to spare, and a Twilio call looked up first.
+#[derive(Debug)]
+pub struct Connecting<C>(pub C);
+
+impl<C: Connector<()>> Connector<()> for Connecting<C> {
+    type Out = C::Out;
+
+    /// Errors: the chain's, a timeout as [`Timeout::Connect`].
+    fn connect(&self, details: &ConnectionDetails, chained: Option<()>) -> Result<Option<Self::Out>, Error> {
+        self.0.connect(details, chained).map_err(|e| match e {
+            Error::Timeout(_) => Error::Timeout(Timeout::Connect),
+            other => other,
+        })
     }
 }
 
