@@ -40,56 +40,76 @@ struct Due {
     renewal: Arc<dyn Renewal>,
 }
 
-/// Every renewal registered and not yet started, in no order.
-static DUE: Mutex<Vec<Due>> = Mutex::new(Vec::new());
+/// Renewals registered and not yet started, in no order.
+struct Registry(Mutex<Vec<Due>>);
 
-fn due() -> std::sync::MutexGuard<'static, Vec<Due>> {
-    DUE.lock().unwrap_or_else(PoisonError::into_inner)
+impl Registry {
+    const fn new() -> Registry {
+        Registry(Mutex::new(Vec::new()))
+    }
+
+    fn due(&self) -> std::sync::MutexGuard<'_, Vec<Due>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn start_by(&self, by: Instant, renewal: Arc<dyn Renewal>) {
+        self.due().push(Due { by, renewal });
+    }
+
+    /// Start every renewal due by `until` (taken off the registry first, so that a renewal's
+    /// own start may register again).
+    fn start_due_by(&self, until: Instant) {
+        let starting: Vec<Arc<dyn Renewal>> = {
+            let mut due = self.due();
+            if due.is_empty() {
+                return;
+            }
+            let (now, later): (Vec<Due>, Vec<Due>) = due.drain(..).partition(|d| d.by <= until);
+            *due = later;
+            now.into_iter().map(|d| d.renewal).collect()
+        };
+        for renewal in starting {
+            renewal.start();
+        }
+    }
+
+    fn before_wait(&self, max: Duration) {
+        self.start_due_by(Instant::now().checked_add(max).unwrap_or_else(far_future));
+    }
+
+    fn slice(&self, max: Duration) -> Duration {
+        match self.due().iter().map(|d| d.by).min() {
+            Some(by) => max.min(by.saturating_duration_since(Instant::now())),
+            None => max,
+        }
+    }
 }
+
+/// The process's registry.
+static REGISTRY: Registry = Registry::new();
 
 /// Ask for `renewal` to be started by `by` at the latest: by the first wait that reaches that
 /// time.
 pub fn start_by(by: Instant, renewal: Arc<dyn Renewal>) {
-    due().push(Due { by, renewal });
-}
-
-/// Start every registered renewal due by `until` (due ones are taken off the registry first,
-/// so that a renewal's own start may register again).
-fn start_due_by(until: Instant) {
-    let starting: Vec<Arc<dyn Renewal>> = {
-        let mut due = due();
-        if due.is_empty() {
-            return;
-        }
-        let (now, later): (Vec<Due>, Vec<Due>) = due.drain(..).partition(|d| d.by <= until);
-        *due = later;
-        now.into_iter().map(|d| d.renewal).collect()
-    };
-    for renewal in starting {
-        renewal.start();
-    }
+    REGISTRY.start_by(by, renewal);
 }
 
 /// Before a wait of up to `max` that cannot be cut short: start every renewal that falls due
 /// within it.
 pub fn before_wait(max: Duration) {
-    start_due_by(Instant::now().checked_add(max).unwrap_or_else(far_future));
+    REGISTRY.before_wait(max);
 }
 
 /// A wait (cut by [`slice`]) reached its end: start every renewal due by now.
 pub fn now_due() {
-    start_due_by(Instant::now());
+    REGISTRY.start_due_by(Instant::now());
 }
 
 /// How much of a wait of up to `max` may pass before a renewal falls due: `max` when none
 /// falls due within it (zero when one is due already). A wait cut at this length calls
 /// [`now_due`] and waits for the rest.
 pub fn slice(max: Duration) -> Duration {
-    let due = due();
-    match due.iter().map(|d| d.by).min() {
-        Some(by) => max.min(by.saturating_duration_since(Instant::now())),
-        None => max,
-    }
+    REGISTRY.slice(max)
 }
 
 /// Sleep `d`, having started every renewal that falls due meanwhile.
@@ -119,38 +139,39 @@ mod tests {
         }
     }
 
-    // The registry is one per process and the tests of this crate run on threads of one
-    // process: one test walks every case, so that no other test's registration interleaves.
+    // A registry of the test's own: the process's is shared with every test of the crate
+    // (a durable write anywhere starts what is due).
     #[test]
     fn a_renewal_starts_at_the_first_wait_that_reaches_its_time_and_once() {
         let soon = Arc::new(Counting::default());
         let later = Arc::new(Counting::default());
+        let registry = Registry::new();
         let now = Instant::now();
         let hour = Duration::from_secs(3600);
-        start_by(now + hour, Arc::clone(&soon) as Arc<dyn Renewal>);
-        start_by(now + 3 * hour, Arc::clone(&later) as Arc<dyn Renewal>);
+        registry.start_by(now + hour, Arc::clone(&soon) as Arc<dyn Renewal>);
+        registry.start_by(now + 3 * hour, Arc::clone(&later) as Arc<dyn Renewal>);
 
         // A wait that ends before the earliest time is cut at nothing and starts nothing.
-        assert_eq!(slice(Duration::from_secs(1)), Duration::from_secs(1));
-        before_wait(Duration::from_secs(60));
-        now_due();
+        assert_eq!(registry.slice(Duration::from_secs(1)), Duration::from_secs(1));
+        registry.before_wait(Duration::from_secs(60));
+        registry.start_due_by(Instant::now());
         assert_eq!((soon.0.load(Ordering::SeqCst), later.0.load(Ordering::SeqCst)), (0, 0));
 
         // A longer one is cut at the earliest time (within the hour, less what has passed).
-        let cut = slice(10 * hour);
+        let cut = registry.slice(10 * hour);
         assert!(cut <= hour && cut > hour - Duration::from_secs(600), "{cut:?}");
 
         // A wait that cannot be cut starts what falls due within it, and only that, once.
-        before_wait(2 * hour);
+        registry.before_wait(2 * hour);
         assert_eq!((soon.0.load(Ordering::SeqCst), later.0.load(Ordering::SeqCst)), (1, 0));
-        before_wait(2 * hour);
+        registry.before_wait(2 * hour);
         assert_eq!(soon.0.load(Ordering::SeqCst), 1, "started once");
-        let cut = slice(10 * hour);
+        let cut = registry.slice(10 * hour);
         assert!(cut > 2 * hour && cut <= 3 * hour, "now cut at the later one: {cut:?}");
 
         // A wait of any length (one too long to add to now) starts the rest.
-        before_wait(Duration::MAX);
+        registry.before_wait(Duration::MAX);
         assert_eq!(later.0.load(Ordering::SeqCst), 1);
-        assert_eq!(slice(Duration::from_secs(5)), Duration::from_secs(5), "nothing left to start");
+        assert_eq!(registry.slice(Duration::from_secs(5)), Duration::from_secs(5), "nothing left to start");
     }
 }
