@@ -1115,10 +1115,11 @@ impl Shared {
 }
 
 /// The renewal thread: at once (it starts when the first renewal falls due), then every
-/// `lease`/3, keep every live hold of the store ([`Shared::keep`]); end when none is left. A connection that broke (Redis restarted, a proxy cut it) is made
-/// again ([`Shared::reconnect`], which keeps every hold again), at most once per period while
-/// Redis stays away; any other failure, or a hold found lost to another holder, ends that
-/// hold's renewals (with a notice; a lost hold is told by [`Store::hold_lost`]).
+/// `lease`/3, keep every live hold of the store ([`Shared::keep`]); end when none is left. A
+/// connection that broke (Redis restarted, a proxy cut it) is made again
+/// ([`Shared::reconnect`], which keeps every hold again), at most once per period while Redis
+/// stays away; any other failure, or a hold found lost to another holder, ends that hold's
+/// renewals (with a notice; a lost hold is told by [`Store::hold_lost`]).
 fn renew(shared: &Shared, lease: Duration) {
     /// A renewal thread that panics lets the next hold start another.
     struct Unwinding<'a>(&'a Shared);
@@ -1131,8 +1132,9 @@ fn renew(shared: &Shared, lease: Duration) {
     }
     let _unwinding = Unwinding(shared);
     // Started when the first renewal falls due ([`lease`]): renew first, then every lease/3.
-    for pass in 0.. {
-        if pass > 0 {
+    let mut first = true;
+    loop {
+        if !std::mem::take(&mut first) {
             std::thread::sleep(lease / 3);
         }
         let holds = {
