@@ -38,11 +38,13 @@ impl Resolver for Literal {
     /// Errors: `HostNotFound` when no address of a family the agent uses is found; for a name,
     /// the lookup's error or a timeout ([`look_up`]); a bad URL as [`DefaultResolver`] says.
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let addrs = match (literal(uri), name_and_port(uri)) {
-            (Some(addr), _) => vec![addr],
-            // Without a timeout ureq looks up in place; a URL it cannot take, it refuses.
-            (None, Some(name)) if !timeout.after.is_not_happening() => look_up(name, timeout)?,
-            (None, _) => return self.names.resolve(uri, config, timeout),
+        // A URL ureq cannot take, it refuses.
+        let Some(name) = name_and_port(uri) else { return self.names.resolve(uri, config, timeout) };
+        let addrs = match name.parse::<SocketAddr>() {
+            Ok(addr) => vec![addr],
+            Err(_) if !timeout.after.is_not_happening() => look_up(name, timeout)?,
+            // Without a timeout ureq looks up in place.
+            Err(_) => return self.names.resolve(uri, config, timeout),
         };
         let mut found = self.empty();
         config.ip_family().keep_wanted(addrs.into_iter()).take(MAX_ADDRS).for_each(|a| found.push(a));
@@ -85,18 +87,14 @@ fn look_up(name: String, timeout: NextTimeout) -> Result<Vec<SocketAddr>, ureq::
     Ok(found?)
 }
 
-/// The socket address `uri` names when its host is an IP address (`127.0.0.1`, `[::1]`), with
-/// its port or the scheme's default; `None` for a name, or a URL [`name_and_port`] refuses.
-fn literal(uri: &Uri) -> Option<SocketAddr> {
-    name_and_port(uri)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The socket address `url` names when its host is an IP address, as the resolver takes
+    /// it without a lookup.
     fn addr(url: &str) -> Option<SocketAddr> {
-        literal(&url.parse().expect("test URLs parse"))
+        name_and_port(&url.parse().expect("test URLs parse"))?.parse().ok()
     }
 
     #[test]
