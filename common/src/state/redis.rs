@@ -1102,6 +1102,16 @@ impl Shared {
         let mut said = vec![format!("state store {}: the connection broke ({broke}); connected again", self.describe)];
         for (hkey, token) in holds {
             let kept = self.keep(&hkey, &token, lease);
+            if let Err(e) = &kept
+                && self.broken()
+            {
+                // The new connection broke at its first command: a Redis going down accepted
+                // it as it went (a restart's first half). Every hold stays this holder's to
+                // keep with the next connection, a renewal period on, not given up.
+                let text = format!("{e:#}");
+                *attempt = Some((Instant::now(), text.clone()));
+                return Err(anyhow::anyhow!("{text}"));
+            }
             said.extend(self.settle(&hkey, &token, kept, lease));
         }
         self.notice(said.join("; "));
