@@ -1166,12 +1166,19 @@ fn a_call_in_flight_carrying_a_checks_own_token() -> (Sandbox, crate::fake::twil
 /// operator's own credentials are.
 #[test]
 fn list_masks_a_checks_own_credentials_in_a_request_in_flight() {
+    shows_the_record_in_flight_without_the_checks_token(&["--list", "--log-format", "json"], b"", "\"inflight\"");
+}
+
+/// Run `args` on `input` while a Twilio call carrying a check's own auth token is in flight
+/// ([`a_call_in_flight_carrying_a_checks_own_token`]): it exits 0, its stdout shows the
+/// record (`shown` in it), and neither stream holds the token; the call then ends as usual.
+fn shows_the_record_in_flight_without_the_checks_token(args: &[&str], input: &[u8], shown: &str) {
     use crate::fake::twilio::AUTH_TOKEN;
     let (sb, fake, child) = a_call_in_flight_carrying_a_checks_own_token();
-    let list = sb.run(&["--list", "--log-format", "json"], b"");
-    assert_eq!(list.code, Some(0), "{list:?}");
-    assert!(list.stdout.contains("\"inflight\""), "the record with its request in flight is listed: {}", list.stdout);
-    assert!(!list.stdout.contains(AUTH_TOKEN) && !list.stderr.contains(AUTH_TOKEN), "{}", list.stdout);
+    let out = sb.run(args, input);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains(shown), "the record with its request in flight is shown: {}", out.stdout);
+    assert!(!out.stdout.contains(AUTH_TOKEN) && !out.stderr.contains(AUTH_TOKEN), "{}", out.stdout);
     let r = crate::util::finish(child);
     assert_eq!(r.code, Some(0), "{r:?}");
     fake.assert_no_violations();
@@ -1222,14 +1229,5 @@ fn dry_run_output_carries_no_raw_c1_line_separator_or_bidi_control() {
 /// check's event for the same incident, saw it whole). It is masked as `--list` masks it.
 #[test]
 fn explain_masks_a_checks_own_credentials_in_a_request_in_flight() {
-    use crate::fake::twilio::AUTH_TOKEN;
-    let (sb, fake, child) = a_call_in_flight_carrying_a_checks_own_token();
-    let plain = fixture_at("sensu/create.json", now());
-    let explained = sb.run(&["--explain"], &plain);
-    assert_eq!(explained.code, Some(0), "{explained:?}");
-    assert!(explained.stdout.contains("inflight"), "the record is shown: {}", explained.stdout);
-    assert!(!explained.stdout.contains(AUTH_TOKEN) && !explained.stderr.contains(AUTH_TOKEN), "{}", explained.stdout);
-    let r = crate::util::finish(child);
-    assert_eq!(r.code, Some(0), "{r:?}");
-    fake.assert_no_violations();
+    shows_the_record_in_flight_without_the_checks_token(&["--explain"], &fixture_at("sensu/create.json", now()), "inflight");
 }

@@ -47,13 +47,7 @@ impl<In: Transport> Connector<In> for Watch {
             // Already connected further up the chain: nothing to make here.
             return Ok(self.0.connect(details, chained)?.map(Watched));
         }
-        let made = in_slices(details.timeout, |part| {
-            if part.after == details.timeout.after {
-                self.0.connect(details, None)
-            } else {
-                self.0.connect(&with_timeout(details, part), None)
-            }
-        });
+        let made = in_slices(details.timeout, |part| self.0.connect(&with_timeout(details, part), None));
         Ok(made?.map(Watched))
     }
 }
