@@ -22,6 +22,7 @@ mod redteam;
 mod secrets;
 mod slack;
 mod spool;
+mod start;
 mod timeouts;
 mod tls;
 mod trust;

@@ -50,7 +50,7 @@ pub fn settings() -> Map<String, Value> {
 /// Runs `--test` for provider `P`: `flags` (the handler's own flag settings) plus
 /// [`settings`], and [`event`] with check output `output` instead of stdin, through
 /// [`pipeline::main_with`]. Returns the process exit code, as [`pipeline::main`] does.
-pub fn main<P: Provider>(args: &CommonArgs, mut flags: Map<String, Value>, output: &str) -> std::process::ExitCode {
+pub fn main<P: Provider>(args: &CommonArgs, mut flags: Map<String, Value>, output: &str) -> crate::exit::Code {
     flags.extend(settings());
     let event = event(args.entity.as_deref(), output);
     pipeline::main_with::<P>(args, flags, event.as_bytes())

@@ -2,6 +2,9 @@
 //! alert triggered, acknowledged or resolved out. Thin: flags here, the rest in `provider` and
 //! `common::pipeline`.
 
+// The entry point is `common::handler_main!` below, not `fn main`: see `common::entry`.
+#![cfg_attr(not(test), no_main)]
+
 mod provider;
 
 use clap::Parser;
@@ -26,7 +29,10 @@ struct Args {
     common: CommonArgs,
 }
 
-fn main() -> std::process::ExitCode {
+common::handler_main!(run);
+
+/// The handler's whole work; its exit code.
+fn run() -> common::exit::Code {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
     let flags = common::cli::flag_settings([("routing_key", &args.routing_key), ("routing_key_file", &args.routing_key_file)]);
     common::pipeline::main::<provider::PagerDuty>(&args.common, flags)

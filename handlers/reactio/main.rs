@@ -2,6 +2,9 @@
 //! broadcast notification out (re-notified after `refresh`, a timeline message on recovery).
 //! Thin: flags here, the rest in `provider` and `common::pipeline`.
 
+// The entry point is `common::handler_main!` below, not `fn main`: see `common::entry`.
+#![cfg_attr(not(test), no_main)]
+
 mod provider;
 
 use clap::Parser;
@@ -36,7 +39,10 @@ struct Args {
 /// `--severities` as Reactio applies it.
 const SEVERITIES_HELP: &str = "Statuses that open an incident, comma-separated: warning,critical,unknown, and info for Zabbix Information/Not classified [default: critical]";
 
-fn main() -> std::process::ExitCode {
+common::handler_main!(run);
+
+/// The handler's whole work; its exit code.
+fn run() -> common::exit::Code {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
     let flags = common::cli::flag_settings([
         ("api_key", &args.api_key),

@@ -5,6 +5,9 @@
 //! codes), `name` (channel names), `message` (Block Kit), `mrkdwn` (escaping and limits) and
 //! `common::pipeline`.
 
+// The entry point is `common::handler_main!` below, not `fn main`: see `common::entry`.
+#![cfg_attr(not(test), no_main)]
+
 mod api;
 mod message;
 mod mrkdwn;
@@ -42,7 +45,10 @@ struct Args {
     common: CommonArgs,
 }
 
-fn main() -> std::process::ExitCode {
+common::handler_main!(run);
+
+/// The handler's whole work; its exit code.
+fn run() -> common::exit::Code {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
     let flags = common::cli::flag_settings([("token", &args.token), ("token_file", &args.token_file), ("channel", &args.channel)]);
     if args.test {

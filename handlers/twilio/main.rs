@@ -3,6 +3,9 @@
 //! `provider` (requests and responses), `sequential` (one call at a time), `rotation`, `caps`,
 //! `twiml` and `common::pipeline`.
 
+// The entry point is `common::handler_main!` below, not `fn main`: see `common::entry`.
+#![cfg_attr(not(test), no_main)]
+
 mod announce;
 mod caps;
 mod provider;
@@ -61,7 +64,10 @@ struct Args {
     common: CommonArgs,
 }
 
-fn main() -> std::process::ExitCode {
+common::handler_main!(run);
+
+/// The handler's whole work; its exit code.
+fn run() -> common::exit::Code {
     let args: Args = common::app::parse(env!("PAGERPIPE_VERSION"));
     let flags = common::cli::flag_settings([
         ("account_sid", &args.account_sid),

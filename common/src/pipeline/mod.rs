@@ -663,19 +663,19 @@ pub enum Resumed {
 
 /// A handler's whole `main`: run one invocation on stdin, print a failure as one masked log
 /// line, and return the exit code.
-pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> std::process::ExitCode {
+pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> Code {
     main_with::<P>(args, flags, crate::event::stdin::Stdin::within(args.stdin_limit()))
 }
 
 /// [`main`] with the event read from `input` instead of stdin (e.g. a synthetic event for a
 /// rehearsal such as `handler-twilio --test`).
-pub fn main_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, input: impl std::io::Read) -> std::process::ExitCode {
+pub fn main_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, input: impl std::io::Read) -> Code {
     let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
     match run::<P>(args, flags, input, &mut log) {
-        Ok(code) => code.into(),
+        Ok(code) => code,
         Err(failure) => {
             log.error(failure.to_string());
-            failure.code.into()
+            failure.code
         }
     }
 }
