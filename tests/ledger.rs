@@ -1246,12 +1246,12 @@ fn list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing(s
     fake.assert_no_violations();
 }
 
-/// `--explain` on a machine where the handler never ran: it reads the state and spool
-/// directories a real run would use and creates neither (before, it created both, and the
-/// system ones `/var/lib/pagerpipe` and `/var/spool/pagerpipe` without the log line a real run
-/// gives for that).
+/// `--explain`, `--list` and `--forget` on a machine where the handler never ran: they read the
+/// state and spool directories a real run would use and create neither (before, `--explain`
+/// created both, and the system ones `/var/lib/pagerpipe` and `/var/spool/pagerpipe` without
+/// the log line a real run gives for that).
 #[test]
-fn explain_on_a_fresh_machine_creates_no_directory() {
+fn explain_list_and_forget_on_a_fresh_machine_create_no_directory() {
     let sb = pagerduty_sandbox();
     let fresh = sb.dir.path().join("fresh");
     let (state, spool) = (fresh.join("state"), fresh.join("spool"));
@@ -1263,6 +1263,17 @@ fn explain_on_a_fresh_machine_creates_no_directory() {
     assert!(r.stdout.contains(&format!("ledger ({}/pagerduty): no record", state.display())), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("spool ({}/pagerduty): nothing queued", spool.display())), "{}", r.stdout);
     assert!(!fresh.exists(), "--explain created {}", fresh.display());
+    // --list and --forget say there is nothing there, and create nothing either (before, both
+    // created the state directory: a typo in --state-dir left a directory behind).
+    let dir = state.to_str().unwrap();
+    let r = sb.run(&["--list", "--state-dir", dir], b"");
+    exits(&r, 0);
+    assert_eq!(r.stdout, "");
+    assert!(r.stderr.contains(&format!("0 open incident(s) in {}/pagerduty", state.display())), "{}", r.stderr);
+    let r = sb.run(&["--forget", "web-01/check_disk", "--state-dir", dir], b"");
+    exits(&r, 65);
+    assert!(r.stderr.contains("no record for web-01/check_disk in ") && r.stderr.contains("(no such directory)"), "{}", r.stderr);
+    assert!(!fresh.exists(), "--list or --forget created {}", fresh.display());
 }
 
 /// `--explain` with something planted in the spool directory under an entry's name (a

@@ -19,6 +19,7 @@ use crate::config;
 use crate::exit::{Code, Result};
 use crate::http::Deadline;
 use crate::log::{LogFormat, Logger, escape_controls, escape_json_line};
+use crate::state::file::FileStore;
 use crate::state::{self, Incident};
 
 /// Run `--list` or `--forget`.
@@ -28,7 +29,20 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
         log.add_secrets([p.to_string()]);
     }
     let deadline = Deadline::after(common.timeout);
-    let store = try_open_store::<P>(&common, &deadline, log).map_err(|e| state::failure_code(&e).fail(e))?;
+    // The file store is found, not created: a `--list` or `--forget` naming a directory that
+    // is not there (a typo, a host that never paged) says there is nothing in it instead of
+    // creating it. `--list` only reads, so a user who may read the records but not write them
+    // can list them; `--forget` opens the store as a delivery does (it removes a record).
+    let found = common.state_store.is_none().then(|| FileStore::find(P::NAME, common.state_dir.as_deref()));
+    if let (Some(key), Some(found)) = (&args.forget, &found)
+        && !found.dir().exists()
+    {
+        return Err(Code::DataErr.msg(format!("no record for {} in {} (no such directory)", escape_controls(key), found.dir().display())));
+    }
+    let store: Box<dyn state::Store> = match found {
+        Some(found) if args.forget.is_none() => Box::new(found),
+        _ => try_open_store::<P>(&common, &deadline, log).map_err(|e| state::failure_code(&e).fail(e))?,
+    };
     if let Some(key) = &args.forget {
         return match state::forget(store.as_ref(), key) {
             Ok(true) => {

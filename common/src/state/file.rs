@@ -439,7 +439,12 @@ impl Store for FileStore {
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {
-        let listing = fs::read_dir(&self.dir).map_err(|e| anyhow::anyhow!("cannot list state dir {}: {e}", self.dir.display()))?;
+        let listing = match fs::read_dir(&self.dir) {
+            Ok(listing) => listing,
+            // A store found but never created (`--list` on a host that never paged) holds nothing.
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => anyhow::bail!("cannot list state dir {}: {e}", self.dir.display()),
+        };
         let mut keys = Vec::new();
         for item in listing.flatten() {
             let name = item.file_name().to_string_lossy().into_owned();
