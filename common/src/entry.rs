@@ -15,7 +15,7 @@
 //!
 //! A handler is a process per event, and the storm path (an identical repeat, skipped) costs
 //! about a third of a process start beyond `/bin/true`. Point 3 alone was a third of that:
-//! 14 system calls, the alternate stack's page faults, and the text parsing, 0.08–0.13 ms of
+//! 14 system calls, the alternate stack's page faults, and the text parsing, 0.06–0.14 ms of
 //! each event on the benchmark machine (bench/HISTORY.md, session 13). So a handler starts at
 //! [`handler_main!`]'s C `main` instead, which does 1 and 2 ([`start`]) and not 3 or 4:
 //!
