@@ -47,6 +47,50 @@ fn a_closed_stderr_never_turns_a_later_connection_into_the_log() {
     assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)));
 }
 
+/// `cmd` run with `close` (e.g. `2>&-`) as [`with_closed`] does, in a mount namespace of its
+/// own whose `/dev` is an empty tmpfs: a chroot or container without `/dev/null`. `None` (with a
+/// SKIPPED line) where `unshare -m` is not permitted (not root, or a container that forbids it).
+fn without_dev_null(cmd: &Command, close: &str) -> Option<Command> {
+    let unshare = "/usr/bin/unshare";
+    let permitted = Command::new(unshare)
+        .args(["-m", "/bin/sh", "-c", "mount -t tmpfs none /dev && ! test -e /dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !permitted {
+        eprintln!("\n*** SKIPPED: `unshare -m` with a tmpfs on /dev is not permitted here (root and util-linux needed) ***\n");
+        return None;
+    }
+    let mut sh = Command::new(unshare);
+    sh.args(["-m", "/bin/sh", "-c"]).arg(format!("mount -t tmpfs none /dev && exec \"$0\" \"$@\" {close}"));
+    sh.arg(cmd.get_program()).args(cmd.get_args());
+    sh.env_clear().envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    sh.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    Some(sh)
+}
+
+#[test]
+fn without_dev_null_a_closed_stderr_still_never_turns_a_later_connection_into_the_log() {
+    // Rust's start-up aborted when /dev/null would not open for a closed descriptor (no page);
+    // the handlers' own start left descriptor 2 closed, so the connection to Redis became it
+    // and the "triggered" line went to Redis as a command (an error reply there). Now the
+    // number is taken by a descriptor nothing can be written to, and the page goes out.
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let sandbox = pagerduty_sandbox().with_state_store(&redis.url);
+    let Some(cmd) = without_dev_null(&sandbox.command(&["--api-url", &fake.url, "-v"]), "2>&-") else { return };
+    let run = run_command(cmd, &read_fixture("sensu/create.json"));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    fake.assert_no_violations();
+    assert_eq!(fake.events().len(), 1, "{:?}", fake.events());
+    let errors = redis.cli(&["INFO", "stats"]).unwrap();
+    assert!(errors.lines().any(|l| l.trim() == "total_error_replies:0"), "Redis answered an error: {errors}");
+    let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap();
+    let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)));
+}
+
 #[test]
 fn a_stderr_nobody_reads_does_not_stop_the_page() {
     // A pipe whose reading end is closed before the handler starts: every log line fails with

@@ -17,7 +17,7 @@
 //! about a third of a process start beyond `/bin/true`. Point 3 alone was a third of that:
 //! 14 system calls, the alternate stack's page faults, and the text parsing, 0.06–0.14 ms of
 //! each event on the benchmark machine (bench/HISTORY.md, session 13). So a handler starts at
-//! [`handler_main!`]'s C `main` instead, which does 1 and 2 ([`start`]) and not 3 or 4:
+//! [`handler_main!`](crate::handler_main)'s C `main` instead, which does 1 and 2 ([`start`]) and not 3 or 4:
 //!
 //! - a stack overflow, which no handler path can reach (no recursion of ours; the event's JSON
 //!   nests at most 128 deep, serde_json's limit), would end the process by `SIGSEGV` instead of
@@ -64,8 +64,13 @@ macro_rules! handler_main {
 
 /// What a handler needs of Rust's runtime start-up, before anything else runs: descriptors 0,
 /// 1 and 2 open (a closed one is opened on `/dev/null`, read-write, as Rust's start-up does),
-/// and `SIGPIPE` ignored. Never fails: should `/dev/null` not open, the descriptor stays closed
-/// and writes to it fail with `EBADF`, as they would have.
+/// and `SIGPIPE` ignored.
+///
+/// Never fails. Should `/dev/null` not open (a chroot or container without `/dev`), where
+/// Rust's start-up aborted the process, the number is taken by an `O_PATH` descriptor of `/`
+/// instead: reading or writing it fails with `EBADF`, which `std::io` takes as a closed
+/// stream (an empty stdin, a discarded line), and no file or connection opened later can
+/// become "stderr". Only if that fails too does the descriptor stay closed.
 pub fn start() {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -78,9 +83,11 @@ pub fn start() {
     };
     // In order: each open takes the lowest free number, so 0 before 1 before 2.
     for _ in closed.into_iter().filter(|&c| c) {
+        use rustix::fs::{Mode, OFlags, open};
         // Not close-on-exec: a `--from exec` job inherits it as its own descriptor.
-        if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
-            let _ = null.into_raw_fd(); // kept open for the life of the process
+        let taken = open("/dev/null", OFlags::RDWR, Mode::empty()).or_else(|_| open("/", OFlags::PATH, Mode::empty()));
+        if let Ok(fd) = taken {
+            let _ = fd.into_raw_fd(); // kept open for the life of the process
         }
     }
     ignore_sigpipe();
