@@ -37,11 +37,14 @@ use std::os::fd::{AsFd, IntoRawFd};
 /// Defines the C entry point `main` of a handler binary, which calls [`start`], then `$run`
 /// (a `fn() -> common::exit::Code`: the handler's whole work), then exits with that code.
 ///
-/// The binary's root declares `#![cfg_attr(not(test), no_main)]`; in its unit-test build the
-/// test harness provides `main` and this expands to nothing but a use of `$run`.
+/// Only on glibc Linux: there Rust's standard library reads the arguments and environment at
+/// load time, before any `main`. Elsewhere (musl, other systems) it reads them in the start-up
+/// this skips, so there the macro defines an ordinary `fn main` and the start-up runs as usual.
+/// The binary's root declares `no_main` under the same condition, and not in its unit-test
+/// build, where the test harness provides `main` and this expands to a use of `$run`:
 ///
 /// ```ignore
-/// #![cfg_attr(not(test), no_main)]
+/// #![cfg_attr(all(not(test), target_os = "linux", target_env = "gnu"), no_main)]
 /// fn run() -> common::exit::Code { /* … */ }
 /// common::handler_main!(run);
 /// ```
@@ -49,12 +52,18 @@ use std::os::fd::{AsFd, IntoRawFd};
 macro_rules! handler_main {
     ($run:path) => {
         /// The process's entry point, called by the C library (see `common::entry`).
-        #[cfg(not(test))]
+        #[cfg(all(not(test), target_os = "linux", target_env = "gnu"))]
         #[allow(unsafe_code)] // the C symbol `main`: see `common::entry`
         #[unsafe(no_mangle)]
         extern "C" fn main(_argc: ::core::ffi::c_int, _argv: *const *const ::core::ffi::c_char) -> ::core::ffi::c_int {
             $crate::entry::start();
             $crate::entry::exit($run())
+        }
+
+        /// The handler's `main` where Rust's start-up must run (see `common::handler_main!`).
+        #[cfg(all(not(test), not(all(target_os = "linux", target_env = "gnu"))))]
+        fn main() -> ::std::process::ExitCode {
+            $run().into()
         }
 
         #[cfg(test)]

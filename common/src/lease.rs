@@ -9,7 +9,7 @@
 //! is due. So the store asks for the renewal to start by a time ([`start_by`]: a third of the
 //! lease after the hold was taken), and every wait of the holder's thread goes through here:
 //!
-//! - a wait that can be resumed is cut at that time ([`slice`]; then [`now_due`] starts the
+//! - a wait that can be resumed is cut at that time ([`slice()`]; then [`now_due`] starts the
 //!   renewal and the rest of the wait follows): a response awaited from the service, a
 //!   connection being made, a host name being resolved ([`crate::http`]);
 //! - a wait that cannot be cut starts, before it begins, every renewal that falls due within
@@ -100,7 +100,7 @@ pub fn before_wait(max: Duration) {
     REGISTRY.before_wait(max);
 }
 
-/// A wait (cut by [`slice`]) reached its end: start every renewal due by now.
+/// A wait (cut by [`slice()`]) reached its end: start every renewal due by now.
 pub fn now_due() {
     REGISTRY.start_due_by(Instant::now());
 }

@@ -3,7 +3,7 @@
 //! `common::pipeline`.
 
 // The entry point is `common::handler_main!` below, not `fn main`: see `common::entry`.
-#![cfg_attr(not(test), no_main)]
+#![cfg_attr(all(not(test), target_os = "linux", target_env = "gnu"), no_main)]
 
 mod provider;
 

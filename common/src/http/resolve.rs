@@ -27,7 +27,7 @@ use super::watch;
 
 /// The agent's resolver: an IPv4 or bracketed IPv6 literal host becomes its one socket
 /// address (the URL's port, else the scheme's default), honouring the request's IP family;
-/// a name is looked up on a thread ([`look_up`]); a URL [`DefaultResolver`] refuses (no host,
+/// a name is looked up on a thread (`look_up`); a URL [`DefaultResolver`] refuses (no host,
 /// a scheme it knows no port for) and a lookup without a timeout go to it.
 #[derive(Debug, Default)]
 pub struct Literal {
@@ -36,7 +36,7 @@ pub struct Literal {
 
 impl Resolver for Literal {
     /// Errors: `HostNotFound` when no address of a family the agent uses is found; for a name,
-    /// the lookup's error or a timeout ([`look_up`]); a bad URL as [`DefaultResolver`] says.
+    /// the lookup's error or a timeout (`look_up`); a bad URL as [`DefaultResolver`] says.
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
         // A URL ureq cannot take, it refuses.
         let Some(name) = name_and_port(uri) else { return self.names.resolve(uri, config, timeout) };

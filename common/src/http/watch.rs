@@ -7,7 +7,7 @@
 //! made within the first slice, else made again with the rest of the timeout (nothing was
 //! sent on one that was not made), and the transport it returns is [`Watched`]: a wait for
 //! input stops at the slice, starts the renewal and goes on waiting for the rest of its
-//! timeout (each rest cut again where a renewal falls due: [`in_slices`]); a write larger
+//! timeout (each rest cut again where a renewal falls due: `in_slices`); a write larger
 //! than [`WRITE_WITHOUT_WAIT`] starts, before it begins, whatever falls due within its
 //! timeout (a write cannot be resumed part-way).
 //!
