@@ -16,8 +16,9 @@
 //! A handler is a process per event, and the storm path (an identical repeat, skipped) costs
 //! about a third of a process start beyond `/bin/true`. Point 3 alone was a third of that:
 //! 14 system calls, the alternate stack's page faults, and the text parsing, 0.06–0.14 ms of
-//! each event on the benchmark machine (bench/HISTORY.md, session 13). So a handler starts at
-//! [`handler_main!`](crate::handler_main)'s C `main` instead, which does 1 and 2 ([`start`]) and not 3 or 4:
+//! each event on the benchmark machine (bench/HISTORY.md, session 13). So a handler starts
+//! at the C `main` of [`handler_main!`](crate::handler_main) instead, which does 1 and 2
+//! ([`start`]) and not 3 or 4:
 //!
 //! - a stack overflow, which no handler path can reach (no recursion of ours; the event's JSON
 //!   nests at most 128 deep, serde_json's limit), would end the process by `SIGSEGV` instead of
