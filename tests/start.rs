@@ -12,11 +12,29 @@ use crate::util::{RedisServer, Run, Sandbox, pagerduty_sandbox, read_fixture, ru
 /// system or init script that starts the handler that way. The same program, arguments and
 /// environment.
 fn with_closed(cmd: &Command, close: &str) -> Command {
-    let mut sh = Command::new("/bin/sh");
-    sh.arg("-c").arg(format!("exec \"$0\" \"$@\" {close}")).arg(cmd.get_program()).args(cmd.get_args());
+    wrapped(cmd, "/bin/sh", &["-c"], &format!("exec \"$0\" \"$@\" {close}"))
+}
+
+/// `cmd` started by `wrapper` with `args`, then `/bin/sh -c script` whose `$0` and `$@` are
+/// `cmd`'s program and arguments; `cmd`'s environment, and piped standard streams.
+fn wrapped(cmd: &Command, wrapper: &str, args: &[&str], script: &str) -> Command {
+    let mut sh = Command::new(wrapper);
+    sh.args(args).arg(script).arg(cmd.get_program()).args(cmd.get_args());
     sh.env_clear().envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
     sh.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     sh
+}
+
+/// The page went out once, Redis answered no command with an error (no log line reached it as
+/// one), and the record says so.
+fn paged_once_and_redis_saw_no_stray_command(fake: &FakePagerDuty, redis: &RedisServer) {
+    fake.assert_no_violations();
+    assert_eq!(fake.events().len(), 1, "delivered once (an identical repeat skipped): {:?}", fake.events());
+    let errors = redis.cli(&["INFO", "stats"]).unwrap();
+    assert!(errors.lines().any(|l| l.trim() == "total_error_replies:0"), "Redis answered an error: {errors}");
+    let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap();
+    let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)));
 }
 
 #[test]
@@ -38,13 +56,7 @@ fn a_closed_stderr_never_turns_a_later_connection_into_the_log() {
             assert_eq!(run.code, Some(0), "{what}");
         }
     }
-    fake.assert_no_violations();
-    assert_eq!(fake.events().len(), 1, "delivered once, then an identical repeat skipped: {:?}", fake.events());
-    let errors = redis.cli(&["INFO", "stats"]).unwrap();
-    assert!(errors.lines().any(|l| l.trim() == "total_error_replies:0"), "Redis answered an error: {errors}");
-    let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap();
-    let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
-    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)));
+    paged_once_and_redis_saw_no_stray_command(&fake, &redis);
 }
 
 /// `cmd` run with `close` (e.g. `2>&-`) as [`with_closed`] does, in a mount namespace of its
@@ -62,12 +74,7 @@ fn without_dev_null(cmd: &Command, close: &str) -> Option<Command> {
         eprintln!("\n*** SKIPPED: `unshare -m` with a tmpfs on /dev is not permitted here (root and util-linux needed) ***\n");
         return None;
     }
-    let mut sh = Command::new(unshare);
-    sh.args(["-m", "/bin/sh", "-c"]).arg(format!("mount -t tmpfs none /dev && exec \"$0\" \"$@\" {close}"));
-    sh.arg(cmd.get_program()).args(cmd.get_args());
-    sh.env_clear().envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
-    sh.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    Some(sh)
+    Some(wrapped(cmd, unshare, &["-m", "/bin/sh", "-c"], &format!("mount -t tmpfs none /dev && exec \"$0\" \"$@\" {close}")))
 }
 
 #[test]
@@ -82,13 +89,7 @@ fn without_dev_null_a_closed_stderr_still_never_turns_a_later_connection_into_th
     let Some(cmd) = without_dev_null(&sandbox.command(&["--api-url", &fake.url, "-v"]), "2>&-") else { return };
     let run = run_command(cmd, &read_fixture("sensu/create.json"));
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    fake.assert_no_violations();
-    assert_eq!(fake.events().len(), 1, "{:?}", fake.events());
-    let errors = redis.cli(&["INFO", "stats"]).unwrap();
-    assert!(errors.lines().any(|l| l.trim() == "total_error_replies:0"), "Redis answered an error: {errors}");
-    let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:web-01/check_disk"]).unwrap();
-    let record: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
-    assert_eq!((record["open"].as_bool(), record["count"].as_u64()), (Some(true), Some(1)));
+    paged_once_and_redis_saw_no_stray_command(&fake, &redis);
 }
 
 #[test]
