@@ -32,7 +32,8 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     // The file store is found, not created: a `--list` or `--forget` naming a directory that
     // is not there (a typo, a host that never paged) says there is nothing in it instead of
     // creating it. `--list` only reads, so a user who may read the records but not write them
-    // can list them; `--forget` opens the store as a delivery does (it removes a record).
+    // can list them (naming the directory: without --state-dir such a user is given the
+    // per-user one, as a delivery would be); `--forget` opens the store as a delivery does.
     let found = common.state_store.is_none().then(|| FileStore::find(P::NAME, common.state_dir.as_deref()));
     if let (Some(key), Some(found)) = (&args.forget, &found)
         && !found.dir().exists()
