@@ -177,7 +177,6 @@ pub fn open_lock(path: &Path) -> anyhow::Result<LockFile> {
     #[cfg(not(unix))]
     options.write(true).create(true).truncate(false);
     match open_regular_meta(path, &options, true) {
-        Ok((file, meta)) => Ok(LockFile::new(file, &meta)),
         // `O_CREAT` makes a directory fail to open rather than open and show as one.
         Err(e) if e.kind() == ErrorKind::IsADirectory => Err(std::io::Error::new(ErrorKind::InvalidInput, NotRegular(Kind::Directory))),
         // In a sticky directory (3775, an operator's choice), a kernel that protects regular
@@ -186,12 +185,12 @@ pub fn open_lock(path: &Path) -> anyhow::Result<LockFile> {
         // one. When nothing is there (any more: its holder may have just removed it), the
         // creation is tried again, and its error, if any, stands.
         Err(e) if e.kind() == ErrorKind::PermissionDenied => match open_regular_meta(path, &options, false) {
-            Ok((file, meta)) => Ok(LockFile::new(file, &meta)),
-            Err(again) if again.kind() == ErrorKind::NotFound => open_regular_meta(path, &options, true).map(|(f, m)| LockFile::new(f, &m)),
-            Err(again) => Err(again),
+            Err(again) if again.kind() == ErrorKind::NotFound => open_regular_meta(path, &options, true),
+            other => other,
         },
-        Err(e) => Err(e),
+        other => other,
     }
+    .map(|(file, meta)| LockFile::new(file, &meta))
     // The io::Error stays the source, so that `not_regular` can tell; `{:#}` shows it.
     .map_err(|e| anyhow::Error::new(e).context(format!("cannot open lock {}", path.display())))
 }

@@ -116,11 +116,8 @@ mod tests {
     #[test]
     fn a_name_is_looked_up_with_the_urls_port_and_family() {
         // localhost is in /etc/hosts: no DNS server is asked.
-        let config = ureq::Agent::config_builder().ip_family(ureq::config::IpFamily::Ipv4Only).build();
-        let timeout = NextTimeout { after: ureq::unversioned::transport::time::Duration::from_secs(5), ..NextTimeout::default() };
-        let uri: Uri = "http://localhost:8080/".parse().unwrap();
-        let got = Literal::default().resolve(&uri, &config, timeout).expect("localhost resolves");
-        assert_eq!(&got[..], ["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        let got = answer(&Literal::default(), "http://localhost:8080/", ureq::config::IpFamily::Ipv4Only);
+        assert_eq!(got, Ok(vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]));
     }
 
     /// What a resolver answers, comparable: the addresses, or the error as printed.

@@ -1142,11 +1142,7 @@ fn renew(shared: &Shared, lease: Duration) {
     }
     let _unwinding = Unwinding(shared);
     // Started when the first renewal falls due ([`lease`]): renew first, then every lease/3.
-    let mut first = true;
     loop {
-        if !std::mem::take(&mut first) {
-            std::thread::sleep(lease / 3);
-        }
         let holds = {
             let mut renewals = shared.renewals();
             if renewals.holds.is_empty() {
@@ -1176,6 +1172,7 @@ fn renew(shared: &Shared, lease: Duration) {
                 shared.notice(said);
             }
         }
+        std::thread::sleep(lease / 3);
     }
 }
 
