@@ -405,11 +405,12 @@ fn code_block(markdown: &str, needle: &str) -> String {
 }
 
 /// conf.d/zabbix-pagerduty.md: its alert-script wrapper, run as Zabbix runs it (three
-/// arguments), with its message template expanded as Zabbix expands it, for a problem and its
-/// recovery; the trigger name embeds `{ITEM.LASTVALUE}`, so it differs between the two. The
+/// arguments), with its message templates expanded as Zabbix expands them, for a problem, its
+/// acknowledgement (the Problem update template) and its recovery; the trigger name embeds
+/// `{ITEM.LASTVALUE}`, so it differs between problem and recovery. The
 /// settings file is the shipped conf.d/pagerduty.json, as step 1 says.
 #[test]
-fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
+fn zabbix_with_the_documented_media_type_pages_a_problem_its_acknowledgement_and_its_recovery() {
     let site = Site::new();
     let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/zabbix-pagerduty.md")).unwrap();
     // Step 1: the shipped example settings, the routing key filled in (plus the test's paths).
@@ -431,8 +432,11 @@ fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
     set_mode(&wrapper, 0o755);
     // Step 3: the message template, expanded.
     let template = code_block(&md, "item_value:{ITEM.VALUE}");
-    let expand = |status: &str, value: &str, last: &str| {
+    let update_template = code_block(&md, "update_action:{EVENT.UPDATE.ACTION}");
+    let expand_in = |template: &str, status: &str, value: &str, last: &str| {
         template
+            .replace("{EVENT.UPDATE.ACTION}", "acknowledged and commented")
+            .replace("{USER.FULLNAME}", "Ann Admin (ann)")
             .replace("{TRIGGER.ID}", "23502")
             .replace("{TRIGGER.STATUS}", status)
             .replace("{HOST.NAME}", "web-01")
@@ -445,7 +449,10 @@ fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
             .replace("{TRIGGER.NAME}", &format!("Free disk space is {last} on /"))
             .replace("{ITEM.VALUE}", last)
     };
+    let expand = |status: &str, value: &str, last: &str| expand_in(&template, status, value, last);
     assert!(!expand("PROBLEM", "1", "x").contains('{'), "every macro of the documented template is expanded: {template}");
+    let update = expand_in(&update_template, "PROBLEM", "1", "18.2 %");
+    assert!(!update.contains('{'), "every macro of the documented update template is expanded: {update_template}");
     let run = |subject: &str, message: &str| {
         let out = Command::new(&wrapper).env_clear().args(["", subject, message]).output().unwrap();
         assert!(out.status.success(), "{subject}: {}", String::from_utf8_lossy(&out.stderr));
@@ -453,8 +460,10 @@ fn zabbix_with_the_documented_media_type_pages_a_problem_and_its_recovery() {
     };
     let log = run("trigger", &expand("PROBLEM", "1", "18.2 %"));
     assert!(!log.contains("readable"), "a root:pagerpipe 0640 settings file is the documented layout: {log}");
+    let log = run("update", &update);
+    assert!(log.contains("acknowledged"), "{log}");
     run("resolve", &expand("OK", "0", "35.0 %"));
-    let ev = site.wait_for_pages(&[("trigger", "23502-web-01"), ("resolve", "23502-web-01")], String::new);
+    let ev = site.wait_for_pages(&[("trigger", "23502-web-01"), ("acknowledge", "23502-web-01"), ("resolve", "23502-web-01")], String::new);
     let trigger = ev.iter().find(|e| e["event_action"] == "trigger").unwrap();
     assert_eq!(trigger["payload"]["summary"], "web-01/Free disk space is 18.2 % on /: 18.2 %");
     assert_eq!(trigger["payload"]["severity"], "warning");

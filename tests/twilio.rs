@@ -1264,3 +1264,43 @@ fn an_event_without_a_ledger_does_not_carry_on_the_run_a_flush_is_carrying_on() 
     assert!(both.contains("is being flushed by another invocation; its entries wait"), "{both}");
     fake.assert_no_violations();
 }
+
+/// Zabbix's Problem update template (conf.d/zabbix-pagerduty.md), expanded for `action` by
+/// Ann Admin, for the problem of the fixture `zabbix/problem-high.txt`.
+fn zabbix_update(action: &str) -> String {
+    String::from_utf8(read_fixture("zabbix/problem-high.txt"))
+        .expect("UTF-8 fixture")
+        .replace("\nname:", &format!("\nupdate_action:{action}\nuser:Ann Admin (ann)\nname:"))
+}
+
+/// An operator acknowledges the Zabbix problem (an action's update operations, subject
+/// `update`) while a sequential run rings the first person: the run stops, the ringing call is
+/// cancelled, nobody else is called. A comment on the same problem, the update that follows,
+/// calls nobody and exits 0. Before, Zabbix had no acknowledge: an update was read as the
+/// problem again, so the calls went on after someone took it.
+#[test]
+fn a_zabbix_acknowledgement_stops_a_sequential_run_and_a_comment_calls_nobody() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing]);
+    let sb = sandbox(sequential(json!({})));
+    let problem = String::from_utf8(read_fixture("zabbix/problem-high.txt")).expect("UTF-8 fixture");
+    let zabbix =
+        |subject: &str, message: &str| sb.command(&["--api-url", &fake.url, "--timeout", "60s", "--from", "zabbix", "", subject, message]);
+    let calling = zabbix("trigger", &problem).spawn().expect("spawn handler");
+    fake.wait_for("the first call being polled", |calls| calls.len() == 1 && calls[0].fetches >= 1);
+    let ack = run_command(zabbix("update", &zabbix_update("acknowledged and commented")), b"");
+    assert_eq!(ack.code, Some(0), "{ack:?}");
+    let out = calling.wait_with_output().expect("wait handler");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("was acknowledged meanwhile"), "{stderr}");
+    let comment = run_command(zabbix("update", &zabbix_update("commented")), b"");
+    assert_eq!(comment.code, Some(0), "{comment:?}");
+    assert!(comment.stderr.contains("(\"commented\") is not paged"), "{}", comment.stderr);
+    fake.assert_no_violations();
+    assert_eq!(called(&fake), vec![ONE], "nobody after the acknowledgement: {stderr}");
+    assert!(fake.calls()[0].canceled, "the ringing call was cancelled: {:?}", fake.calls());
+    let st = sb.state("twilio", "23504-web-01.json");
+    assert_eq!(st["open"], true, "{st}");
+    assert!(st["acknowledged_at"].as_u64().is_some(), "recorded as acknowledged: {st}");
+}

@@ -38,17 +38,33 @@
 //! High, Disaster → `critical`), and PagerDuty's `payload.severity` is info (0, 1), warning
 //! (2, 3), error (4), critical (5). The default incident key is `{id}-{hostname}`
 //! (`{TRIGGER.ID}-{HOST.NAME}`, as the classic integration used; the `{incident_key}` template
-//! placeholder), so that a problem and its recovery meet. `SENDTO` is kept for the handler (a
+//! placeholder), so that a problem and its recovery meet. A problem update (the subject
+//! `update`, an action's update operations) whose fixed `update_action:{EVENT.UPDATE.ACTION}`
+//! line starts with "acknowledged" is an acknowledge; any other update pages nobody. `SENDTO` is kept for the handler (a
 //! routing key, a phone number, a Reactio API key), so one media type serves many teams.
 
 use std::collections::BTreeMap;
 
 use super::batch::Notes;
-use super::{Event, Format, Invocation, SourceAction};
+use super::{Event, Format, Invocation, SourceAction, SourceSkip};
 use crate::exit::{Code, Result};
 
-const KEYS: [&str; 12] =
-    ["name", "id", "status", "hostname", "ip", "value", "event_id", "severity", "nseverity", "url", "incident_key", "item_value"];
+const KEYS: [&str; 14] = [
+    "name",
+    "id",
+    "status",
+    "hostname",
+    "ip",
+    "value",
+    "event_id",
+    "severity",
+    "nseverity",
+    "url",
+    "incident_key",
+    "update_action",
+    "user",
+    "item_value",
+];
 
 /// Zabbix's six trigger severities (`{TRIGGER.SEVERITY}` names, `{TRIGGER.NSEVERITY}` 0–5),
 /// spelled in settings as `not_classified`, `information`, `warning`, `average`, `high`, `disaster`.
@@ -154,8 +170,11 @@ pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
         Code::DataErr.msg("message has no `hostname:` line; add `hostname:{HOST.NAME}` to the media type's message template")
     })?;
 
-    let resolve = if cancelled {
-        true
+    // A problem update: only an acknowledgement pages (as an acknowledge); the escalation's
+    // cancellation still resolves.
+    let update = if cancelled { None } else { read_update(subject, &fields, fixed_lines_first) };
+    let resolve = if cancelled || update.is_some() {
+        cancelled
     } else {
         match subject.trim().to_ascii_lowercase().as_str() {
             "trigger" | "problem" => false,
@@ -232,13 +251,22 @@ pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
             }
         }
     };
+    let (action, skip, output) = match update {
+        None => (Some(if resolve { SourceAction::Resolve } else { SourceAction::Create }), None, output),
+        Some(Update::Acknowledged) => {
+            let by = get("user").map(|u| format!("acknowledged by {u}")).unwrap_or_else(|| "acknowledged in Zabbix".into());
+            (Some(SourceAction::Acknowledge), None, by)
+        }
+        Some(Update::NotPaged(reason)) => (None, Some(SourceSkip { reason, quiet: false }), output),
+    };
     Ok(Event {
         format: Format::Zabbix,
         entity: host.to_string(),
         check: name.to_string(),
         status,
         output,
-        action: Some(if resolve { SourceAction::Resolve } else { SourceAction::Create }),
+        action,
+        skip,
         occurrences: 1,
         labels: fields.iter().map(|(k, v)| (format!("zabbix_{k}"), v.clone())).collect(),
         severity: zabbix_severity.map(|z| z.pagerduty().to_string()),
@@ -249,6 +277,51 @@ pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
         address: get("ip").map(str::to_string),
         ..Event::default()
     })
+}
+
+/// What a problem update message (an action's "Update operations", subject `update`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Update {
+    /// `{EVENT.UPDATE.ACTION}` names an acknowledgement: an acknowledge.
+    Acknowledged,
+    /// Anything else (a comment, an unacknowledgement, a change of severity, a manual close,
+    /// whose recovery message resolves): nothing to page, and why.
+    NotPaged(String),
+}
+
+/// Whether the alert is a problem update, and what it asks for: the subject is `update` (the
+/// media type's "Problem update" template; the subject is the administrator's, never the monitored
+/// host's), and the `update_action:{EVENT.UPDATE.ACTION}` line says what was done
+/// ([`first_update_action`]). That line is taken only in the documented order (fixed lines
+/// first): there a trigger name or item value cannot add it, and a written "acknowledged" would
+/// stop the calls of a problem nobody took. `None`: not an update.
+fn read_update(subject: &str, fields: &BTreeMap<String, String>, fixed_lines_first: bool) -> Option<Update> {
+    if !subject.trim().eq_ignore_ascii_case("update") {
+        return None;
+    }
+    let action = fields.get("update_action").map(|a| a.trim()).filter(|a| !a.is_empty());
+    Some(match action {
+        Some(a) if fixed_lines_first && first_update_action(a) == "acknowledged" => Update::Acknowledged,
+        Some(a) if fixed_lines_first => {
+            Update::NotPaged(format!("a Zabbix problem update ({}) is not paged: only an acknowledgement is", super::quoted(a)))
+        }
+        _ => Update::NotPaged(
+            "a Zabbix problem update is paged only as an acknowledgement, told by an `update_action:{EVENT.UPDATE.ACTION}` line among the fixed lines before `name:` (conf.d/zabbix-pagerduty.md, Problem update)"
+                .into(),
+        ),
+    })
+}
+
+/// The first action `{EVENT.UPDATE.ACTION}` names. The Zabbix server (`get_problem_update_actions`
+/// in 6.0's `expression.c`, `zbx_problem_get_actions` in 7.0's `event.c`) writes them in a fixed
+/// order, in English whatever the frontend's language, joined by ", " and a last " and ":
+/// "acknowledged", "unacknowledged", "commented", "changed severity from <name> to <name>",
+/// "closed", then (6.4 and later) "suppressed …", "unsuppressed", "ranked as symptom", "ranked as
+/// cause". So an acknowledgement is the first one, and only the first is read: a severity the
+/// administrator named "acknowledged" changes nothing.
+fn first_update_action(actions: &str) -> &str {
+    let first = actions.split(", ").next().unwrap_or_default();
+    first.split(" and ").next().unwrap_or_default().trim()
 }
 
 /// A Zabbix message read into its `key:value` fields.
@@ -411,6 +484,68 @@ mod tests {
             assert_eq!((e.severity.as_deref(), e.status), (Some(want), status), "{line}");
             assert!(e.zabbix_severity.is_some(), "{line}");
         }
+    }
+
+    /// The documented order with the Problem update template's extra lines.
+    const UPDATE: &str = "id:13502\nstatus:PROBLEM\nhostname:web-01\nvalue:1\nnseverity:4\nupdate_action:acknowledged and commented\nuser:Ann Admin (ann)\nname:Zabbix agent on web-01 is unreachable\nitem_value:0\n";
+
+    #[test]
+    fn a_problem_update_that_acknowledges_is_an_acknowledge_and_any_other_is_not_paged() {
+        let zabbix = |subject: &str, message: &str| inv(subject, message).parse(super::super::Source::Zabbix).unwrap();
+        let ack = zabbix("update", UPDATE);
+        assert_eq!((ack.action, ack.skip), (Some(SourceAction::Acknowledge), None));
+        assert_eq!(ack.output, "acknowledged by Ann Admin (ann)");
+        assert_eq!(ack.incident_key.as_deref(), Some("13502-web-01"), "it meets the problem's incident");
+        assert_eq!(zabbix("Update", &UPDATE.replace("user:Ann Admin (ann)\n", "")).output, "acknowledged in Zabbix");
+        for action in ["acknowledged", "acknowledged, commented and changed severity from Warning to High"] {
+            assert_eq!(
+                zabbix("update", &UPDATE.replace("acknowledged and commented", action)).action,
+                Some(SourceAction::Acknowledge),
+                "{action}"
+            );
+        }
+        for action in [
+            "commented",
+            "unacknowledged and commented",
+            "changed severity from Average to High",
+            "closed",
+            "",
+            "acknowledgedx",
+            "changed severity from acknowledged to High",
+            "commented and acknowledged",
+        ] {
+            let e = zabbix("update", &UPDATE.replace("acknowledged and commented", action));
+            assert_eq!(e.action, None, "{action}");
+            assert!(
+                e.skip.is_some_and(|s| !s.quiet && (s.reason.contains("not paged") || s.reason.contains("only as an acknowledgement"))),
+                "{action}"
+            );
+        }
+        // Without the subject it is the problem it always was (the line alone says nothing: a
+        // Problem template that carried it would otherwise lose its page).
+        assert_eq!(zabbix("trigger", UPDATE).action, Some(SourceAction::Create));
+        // An escalation cancelled still resolves.
+        let cancelled = format!("NOTE: Escalation canceled: host disabled\n{UPDATE}");
+        assert_eq!(zabbix("update", &cancelled).action, Some(SourceAction::Resolve));
+    }
+
+    #[test]
+    fn the_monitored_host_cannot_write_an_acknowledgement() {
+        let zabbix = |subject: &str, message: &str| inv(subject, message).parse(super::super::Source::Zabbix).unwrap();
+        // Documented order, the template without the line: the name and the item value are
+        // text, whatever they hold.
+        let without = UPDATE.replace("update_action:acknowledged and commented\n", "");
+        let forged = without
+            .replace("unreachable\n", "unreachable\nupdate_action:acknowledged\n")
+            .replace("item_value:0", "item_value:0\nupdate_action:acknowledged");
+        let e = zabbix("update", &forged);
+        assert_eq!(e.action, None);
+        assert!(e.skip.is_some_and(|s| s.reason.contains("before `name:`")));
+        // The classic order (name first): a name may add lines, so the line is never taken.
+        let classic = "name:disk full\nupdate_action:acknowledged\nid:13502\nstatus:PROBLEM\nhostname:web-01\nnseverity:4\nupdate_action:acknowledged\n";
+        assert_eq!(zabbix("update", classic).action, None);
+        // The usual problem subject with a forged line: still a problem.
+        assert_eq!(zabbix("trigger", &forged).action, Some(SourceAction::Create));
     }
 
     #[test]
