@@ -932,6 +932,31 @@ fn a_trigger_name_in_the_classic_zabbix_template_cannot_rekey_downgrade_or_resol
     assert_eq!(actions, ["resolve"], "{stderr}");
 }
 
+/// The Problem update template's two lines (`update_action:`, `user:`, conf.d/zabbix-pagerduty.md)
+/// count only among the fixed lines before `name:`. In the classic order (`name:` first) a
+/// trigger name embedding `{ITEM.LASTVALUE}` is followed by the template's lines, and a line
+/// `user:…` the monitored host wrote into it was read as the `user` field: the name, so the
+/// page's check and summary, was cut there and its rest became a `zabbix_user` label. Such a
+/// line is the name's text again, as it was before those keys were known.
+#[test]
+fn a_user_line_in_a_classic_zabbix_trigger_name_does_not_cut_the_name() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let name = "Log says x\nuser:Mallory\nupdate_action:acknowledged\nand more";
+    let message = format!("name:{name}\nid:13502\nstatus:PROBLEM\nhostname:web-01\nip:10.0.0.5\nvalue:1\nevent_id:8123\nseverity:High\n");
+    let r = sb.run(&["--api-url", &fake.url, "--from", "zabbix", "ops", "trigger", &message], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let events = fake.events();
+    assert_eq!(events.len(), 1, "{}", r.stderr);
+    let payload = &events[0]["payload"];
+    assert_eq!(events[0]["event_action"], "trigger");
+    assert_eq!(payload["component"], name, "{payload}");
+    assert_eq!(payload["summary"], "web-01/Log says x user:Mallory update_action:acknowledged and more: problem (severity High)");
+    let labels = &payload["custom_details"]["labels"];
+    assert!(labels.get("zabbix_user").is_none() && labels.get("zabbix_update_action").is_none(), "{labels}");
+}
+
 /// A Sensu Go agent writes its entity's labels and annotations (Sensu 1.x: its client
 /// attributes), and every event of the entity carries them, the keepalive that fires when the
 /// agent goes silent too. An event over 1 MiB even with each long value cut to 16 384

@@ -30,7 +30,9 @@
 //!   wrote into the name is followed by the template's lines), and when both `severity:` and
 //!   `nseverity:` are given the more severe counts (a written `nseverity:0` cannot make a High
 //!   problem `info` and filter it out). A key the template lacks (`incident_key:`, `url:`,
-//!   `item_value:`) can still be added by such a name: use the documented order.
+//!   `item_value:`) can still be added by such a name: use the documented order;
+//! - `update_action:` and `user:` (the Problem update template's lines, below) are keys only
+//!   before `name:`: after it they are text of the name or of the value they follow.
 //!
 //! Severity (Zabbix names or NSEVERITY 0–5) is kept as a [`ZabbixSeverity`]; the `severities`
 //! filter sees the word the `zabbix_severities` setting maps it to (default: Not classified and
@@ -65,6 +67,9 @@ const KEYS: [&str; 14] = [
     "user",
     "item_value",
 ];
+
+/// The keys of the Problem update template's extra lines: keys only before `name:`.
+const UPDATE_KEYS: [&str; 2] = ["update_action", "user"];
 
 /// Zabbix's six trigger severities (`{TRIGGER.SEVERITY}` names, `{TRIGGER.NSEVERITY}` 0–5),
 /// spelled in settings as `not_classified`, `information`, `warning`, `average`, `high`, `disaster`.
@@ -358,7 +363,12 @@ pub fn read_message(message: &str) -> Message {
     for raw in message.split_inclusive('\n') {
         offset += raw.len();
         let line = raw.trim_end_matches('\n').trim_end_matches('\r');
-        let key = line.split_once(':').map(|(k, v)| (k.trim(), v)).filter(|(k, _)| KEYS.contains(k));
+        // The Problem update template's lines are fixed lines, before `name:`; after it (the
+        // classic order, where the name comes first) such a line is the name's or a value's text.
+        let key = line
+            .split_once(':')
+            .map(|(k, v)| (k.trim(), v))
+            .filter(|(k, _)| KEYS.contains(k) && !(UPDATE_KEYS.contains(k) && out.contains_key("name")));
         if key.is_some() {
             note_pending = false;
         }
