@@ -330,37 +330,26 @@ fn nagios4_with_the_shipped_cfg_keeps_an_output_ending_in_a_backslash() {
     assert_eq!(ev[0]["payload"]["summary"], "win-01/disk: DISK CRITICAL - free space on D:\\ D:\\ 2% free");
 }
 
-/// conf.d/icinga2-pagerduty.conf in a real Icinga 2 daemon: a host problem (no `$service.*$`
-/// macros) and a service problem on a host that has no check result yet (no `$host.output$`),
-/// each through problem and recovery.
-#[test]
-fn icinga2_with_the_shipped_conf_pages_host_and_service_problems_and_recoveries() {
-    if !require_program(ICINGA, "icinga2-bin") {
-        return;
-    }
-    let site = Site::new();
+/// A real Icinga 2 daemon in `site`'s directory `icinga2/` with the shipped
+/// conf.d/icinga2-pagerduty.conf, the checker and notification features, an external command
+/// pipe `icinga2/icinga2.cmd` (the `command` feature), and `objects` (hosts, services and their
+/// check commands). Returns the running daemon, the directory, and a reader of its log.
+fn start_icinga(site: &Site, objects: &str) -> (ServerProcess, PathBuf, impl Fn() -> String + use<>) {
     let d = site.dir.path().join("icinga2");
     for sub in ["data", "log", "cache", "spool", "run"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     std::fs::write(d.join("pagerduty.conf"), shipped("icinga2-pagerduty.conf", &site.settings())).unwrap();
-    let svc = site.check_script("svc", "DISK", 2);
-    // Icinga 2 host checks: exit 0/1 is UP, 2/3 is DOWN.
-    let host = site.check_script("host", "PING", 2);
     std::fs::write(
         d.join("icinga2.conf"),
         format!(
             "include \"{}\"\n\
              object CheckerComponent \"checker\" {{ }}\n\
              object NotificationComponent \"notification\" {{ }}\n\
-             object CheckCommand \"check-svc\" {{ command = [ \"{}\" ] }}\n\
-             object CheckCommand \"check-host\" {{ command = [ \"{}\" ] }}\n\
-             object Host \"web-01\" {{\n  address = \"127.0.0.1\"\n  check_command = \"check-host\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}}\n\
-             object Host \"fresh-01\" {{\n  address = \"127.0.0.2\"\n  check_command = \"check-host\"\n  enable_active_checks = false\n}}\n\
-             object Service \"disk\" {{\n  host_name = \"fresh-01\"\n  check_command = \"check-svc\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}}\n",
+             object ExternalCommandListener \"command\" {{ command_path = \"{}\" }}\n\
+             {objects}",
             d.join("pagerduty.conf").display(),
-            svc.display(),
-            host.display()
+            d.join("icinga2.cmd").display(),
         ),
     )
     .unwrap();
@@ -378,18 +367,82 @@ fn icinga2_with_the_shipped_conf_pages_host_and_service_problems_and_recoveries(
     let out = d.join("icinga2.out");
     let mut icinga = daemon(&[]);
     icinga.stdout(std::fs::File::create(&out).unwrap()).stderr(Stdio::null());
-    let _icinga = ServerProcess::start(icinga);
-    let log = || read(&out);
+    let server = ServerProcess::start(icinga);
+    let log = move || read(&out);
+    // The command pipe is a FIFO Icinga creates once it runs.
+    wait_until("icinga2.cmd", LIMIT, || d.join("icinga2.cmd").exists().then_some(()), &log);
+    (server, d, log)
+}
 
-    let ev = site.wait_for_pages(&[("trigger", "web-01/host"), ("trigger", "fresh-01/disk")], log);
+/// conf.d/icinga2-pagerduty.conf in a real Icinga 2 daemon: a host problem (no `$service.*$`
+/// macros) and a service problem on a host that has no check result yet (no `$host.output$`),
+/// each through problem and recovery.
+#[test]
+fn icinga2_with_the_shipped_conf_pages_host_and_service_problems_and_recoveries() {
+    if !require_program(ICINGA, "icinga2-bin") {
+        return;
+    }
+    let site = Site::new();
+    let svc = site.check_script("svc", "DISK", 2);
+    // Icinga 2 host checks: exit 0/1 is UP, 2/3 is DOWN.
+    let host = site.check_script("host", "PING", 2);
+    let (_icinga, _, log) = start_icinga(
+        &site,
+        &format!(
+            "object CheckCommand \"check-svc\" {{ command = [ \"{}\" ] }}\n\
+             object CheckCommand \"check-host\" {{ command = [ \"{}\" ] }}\n\
+             object Host \"web-01\" {{\n  address = \"127.0.0.1\"\n  check_command = \"check-host\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}}\n\
+             object Host \"fresh-01\" {{\n  address = \"127.0.0.2\"\n  check_command = \"check-host\"\n  enable_active_checks = false\n}}\n\
+             object Service \"disk\" {{\n  host_name = \"fresh-01\"\n  check_command = \"check-svc\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}}\n",
+            svc.display(),
+            host.display()
+        ),
+    );
+
+    let ev = site.wait_for_pages(&[("trigger", "web-01/host"), ("trigger", "fresh-01/disk")], &log);
     let summaries: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["summary"].as_str()).collect();
     assert!(summaries.contains(&"web-01/host: PING state 2") && summaries.contains(&"fresh-01/disk: DISK state 2"), "{summaries:?}");
     site.set_state("svc", 0);
     site.set_state("host", 0);
     site.wait_for_pages(
         &[("trigger", "web-01/host"), ("trigger", "fresh-01/disk"), ("resolve", "web-01/host"), ("resolve", "fresh-01/disk")],
-        log,
+        &log,
     );
+}
+
+/// The shipped conf in a real Icinga 2, driven through its external command pipe as an
+/// operator (or a passive check sender) would: a passive result CRITICAL pages, an operator's
+/// acknowledgement (Icinga's Acknowledgement notification, `$notification.author$` and
+/// `$notification.comment$`) acknowledges the PagerDuty incident, and OK resolves it.
+#[test]
+fn icinga2_with_the_shipped_conf_acknowledges_a_problem() {
+    if !require_program(ICINGA, "icinga2-bin") {
+        return;
+    }
+    let site = Site::new();
+    let (_icinga, d, log) = start_icinga(
+        &site,
+        "object CheckCommand \"passive-only\" { command = [ \"/bin/true\" ] }\n\
+         object Host \"web-01\" {\n  address = \"127.0.0.1\"\n  check_command = \"passive-only\"\n  enable_active_checks = false\n}\n\
+         object Service \"queue\" {\n  host_name = \"web-01\"\n  check_command = \"passive-only\"\n  enable_active_checks = false\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n}\n",
+    );
+    let key = "web-01/queue";
+    let command = |line: &str| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.join("icinga2.cmd"))
+            .unwrap()
+            .write_all(format!("[{now}] {line}\n").as_bytes())
+            .unwrap();
+    };
+    command("PROCESS_SERVICE_CHECK_RESULT;web-01;queue;2;QUEUE CRITICAL - 5000 messages");
+    site.wait_for_pages(&[("trigger", key)], &log);
+    command("ACKNOWLEDGE_SVC_PROBLEM;web-01;queue;1;1;0;alice;looking");
+    let ev = site.wait_for_pages(&[("trigger", key), ("acknowledge", key)], &log);
+    assert_eq!(ev[0]["payload"]["summary"], "web-01/queue: QUEUE CRITICAL - 5000 messages");
+    command("PROCESS_SERVICE_CHECK_RESULT;web-01;queue;0;QUEUE OK - 3 messages");
+    site.wait_for_pages(&[("trigger", key), ("acknowledge", key), ("resolve", key)], &log);
 }
 
 /// The code block of `markdown` that contains `needle`.
