@@ -42,8 +42,9 @@
 //! (`{TRIGGER.ID}-{HOST.NAME}`, as the classic integration used; the `{incident_key}` template
 //! placeholder), so that a problem and its recovery meet. A problem update (the subject
 //! `update`, an action's update operations) whose fixed `update_action:{EVENT.UPDATE.ACTION}`
-//! line starts with "acknowledged" is an acknowledge; any other update pages nobody. `SENDTO` is kept for the handler (a
-//! routing key, a phone number, a Reactio API key), so one media type serves many teams.
+//! line starts with "acknowledged" is an acknowledge; any other update pages nobody. `SENDTO`
+//! is kept for the handler (a routing key, a phone number, a Reactio API key), so one media type
+//! serves many teams.
 
 use std::collections::BTreeMap;
 
