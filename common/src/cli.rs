@@ -117,7 +117,8 @@ pub struct CommonArgs {
     #[arg(last = true, value_name = "COMMAND", requires = "from")]
     pub command: Vec<OsString>,
 
-    /// Print the request that would be sent (secrets masked); send nothing, touch no state
+    /// Print the request the event calls for (secrets masked) without reading the ledger, as for an incident with no record
+    /// (--explain gives the ledger's verdict); send nothing, touch no state
     #[arg(long)]
     pub dry_run: bool,
 
