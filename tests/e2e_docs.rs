@@ -883,3 +883,40 @@ fn readme_a_secret_flag_beats_its_twin_from_the_environment() {
     let run = crate::util::run_command(cmd, &event);
     assert_eq!(run.code, Some(78), "stderr: {}", run.stderr);
 }
+
+/// Every flag a handler's `--help` lists is named in README.md or the handler's own guide
+/// (`docs/<name>.md`), so an operator reading the documents finds each one.
+#[test]
+fn every_help_flag_is_documented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = read(&root.join("README.md"));
+    for (name, bin) in [
+        ("pagerduty", env!("CARGO_BIN_EXE_handler-pagerduty")),
+        ("twilio", env!("CARGO_BIN_EXE_handler-twilio")),
+        ("reactio", env!("CARGO_BIN_EXE_handler-reactio")),
+        ("slack", env!("CARGO_BIN_EXE_handler-slack")),
+    ] {
+        let docs = format!("{readme}\n{}", read(&root.join("docs").join(format!("{name}.md"))));
+        let out = Command::new(bin).arg("--help").output().unwrap();
+        assert!(out.status.success(), "handler-{name} --help failed");
+        let help = String::from_utf8(out.stdout).unwrap();
+        // An option's own line: `      --flag <VALUE>` or `  -v, --verbose` (descriptions are
+        // indented further).
+        let flags: Vec<&str> = help
+            .lines()
+            .filter_map(|l| l.strip_prefix("      --").map(|_| &l[6..]).or_else(|| l.strip_prefix("  -").and_then(|r| r.get(4..))))
+            .filter(|l| l.starts_with("--"))
+            .filter_map(|l| l.split(' ').next())
+            .filter(|f| !matches!(*f, "--help" | "--verbose"))
+            .collect();
+        assert!(flags.len() > 20, "handler-{name} --help lists too few flags to be read right: {flags:?}");
+        let named = |flag: &str| {
+            docs.match_indices(flag).any(|(at, _)| {
+                let next = docs[at + flag.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        };
+        let missing: Vec<&str> = flags.into_iter().filter(|f| !named(f)).collect();
+        assert!(missing.is_empty(), "handler-{name} --help lists flags README.md and docs/{name}.md never name: {missing:?}");
+    }
+}
