@@ -251,3 +251,24 @@ fn a_page_refused_for_an_untrusted_certificate_is_kept_and_flushed_once_ca_file_
     h.fake.assert_no_violations();
     assert!(sb.spooled("pagerduty").is_empty());
 }
+
+/// README "HTTPS and proxies" quotes the line an untrusted certificate gives; it is the line
+/// the handler prints, the host and the spool file's name aside (`…`), up to its end (which
+/// names the spool file it is kept in).
+#[test]
+fn readme_quotes_the_untrusted_certificate_line_as_given() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let want = readme.lines().find(|l| l.contains("unknown issuer") && l.starts_with("pagerduty: ")).expect("README quotes the line");
+    let want = want.replace("events.pagerduty.com", "…").replace("/var/spool/pagerpipe/pagerduty/….json", "…");
+    let h = https(&["127.0.0.1"]);
+    let r = run(&sandbox(json!({})), &h, &[], &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    let line = r.stderr.lines().last().unwrap_or_default();
+    let mut rest = line;
+    for (i, part) in want.split('…').enumerate() {
+        let at = rest.find(part).unwrap_or_else(|| panic!("{part:?} of the README's line is not in:\n{line}"));
+        assert!(i > 0 || at == 0, "{line}\nstarts differently from the README's\n{want}");
+        rest = &rest[at + part.len()..];
+    }
+    assert!(want.ends_with('…') || rest.is_empty(), "{line}\nends differently from the README's\n{want}");
+}
