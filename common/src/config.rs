@@ -299,18 +299,24 @@ fn readable_by_others(path: &Path) -> Option<String> {
     if mode & 0o004 != 0 {
         return Some(format!("all users (mode {mode:04o})"));
     }
-    if mode & 0o040 != 0 && effective_gid() != Some(meta.gid()) && !is_shared_group(meta.gid()) {
-        return Some(format!("group {} (mode {mode:04o})", meta.gid()));
+    if mode & 0o040 != 0 && effective_gid() != Some(meta.gid()) {
+        let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        return group_readers(crate::files::group_name(&groups, meta.gid()), meta.gid(), mode);
     }
     None
 }
 
-/// Whether `gid` is the group the packages create for the monitoring users
+/// Who reads a file of mode `mode` through its group `gid`, named `name` in `/etc/group`:
+/// `group sensu (gid 998, mode 0640)`, or `group 998 (mode 0640)` for a group without a name.
+/// `None` for the group the packages create for the monitoring users
 /// ([`crate::files::SHARED_GROUP`]): a settings file `root:pagerpipe 0640` is the documented
 /// layout for a file several of them read (packaging/README.md), not an exposure.
-#[cfg(unix)]
-fn is_shared_group(gid: u32) -> bool {
-    std::fs::read_to_string("/etc/group").is_ok_and(|groups| crate::files::group_name(&groups, gid) == Some(crate::files::SHARED_GROUP))
+fn group_readers(name: Option<&str>, gid: u32, mode: u32) -> Option<String> {
+    match name {
+        Some(crate::files::SHARED_GROUP) => None,
+        Some(name) => Some(format!("group {name} (gid {gid}, mode {mode:04o})")),
+        None => Some(format!("group {gid} (mode {mode:04o})")),
+    }
 }
 
 /// The process's effective group id, from `/proc/self/status` (`Gid: real effective …`);
@@ -817,6 +823,13 @@ pub mod de {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_group_that_can_read_a_secret_is_named() {
+        assert_eq!(group_readers(Some("sensu"), 998, 0o640).as_deref(), Some("group sensu (gid 998, mode 0640)"));
+        assert_eq!(group_readers(None, 4242, 0o640).as_deref(), Some("group 4242 (mode 0640)"));
+        assert_eq!(group_readers(Some(crate::files::SHARED_GROUP), 997, 0o640), None);
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {
