@@ -220,6 +220,104 @@ fn resolve_finds_its_open_incident_beyond_the_first_page_of_the_list() {
     fake.assert_no_violations();
 }
 
+/// The name the incident of `sensu/create.json` was opened with.
+const OURS: &str = "web-01/check_disk CheckDisk CRITICAL: / 95.2% used (45G of 47G)";
+/// Another host's incident, which the recovery of `sensu/resolve.json` must not take for its own.
+const OTHERS: &str = "db-01/check_load load high";
+
+/// The query of page `n` of the open incidents as handler-reactio asks for it.
+fn open_page(n: usize) -> String {
+    format!("status=open&page={n}&per_page=100")
+}
+
+/// `sensu/resolve.json` with no record of the incident (an empty state dir): the recovery has
+/// to look its incident up in `GET /api/v1/incidents`.
+fn recover_without_an_incident_id(fake: &FakeReactio) -> Run {
+    let r = run(&sandbox(json!({})), fake, &read_fixture("sensu/resolve.json"), &["--verbose"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    r
+}
+
+#[test]
+fn a_recovery_with_no_incident_id_reads_a_short_list_and_the_empty_page_that_ends_it() {
+    // The spec's list answer is a bare JSON array: no total, no page count, no next link, and
+    // `per_page` has no documented maximum, so a page shorter than asked for may be all a
+    // Reactio serves per page. Only an empty page ends the list for sure: 2 GETs here, never
+    // the 10 of MAX_LIST_PAGES.
+    let fake = FakeReactio::start(&[]);
+    fake.opened_elsewhere(OTHERS, 2);
+    fake.opened_elsewhere(OURS, 1);
+    let ours = FIRST_ID + 2;
+    let r = recover_without_an_incident_id(&fake);
+    assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+}
+
+#[test]
+fn a_recovery_with_no_incident_id_and_no_match_in_a_short_list_stops_at_the_empty_page_and_says_so() {
+    let fake = FakeReactio::start(&[]);
+    fake.opened_elsewhere(OTHERS, 3);
+    let r = recover_without_an_incident_id(&fake);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert!(r.stderr.contains("page 2 is the last of the open incidents (an empty page)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "resolved web-01/check_disk (no Reactio incident id is stored for it, and no open incident is named \"web-01/check_disk CheckDisk OK: / 61.0% used\": nothing to post the recovery to)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.accepted(MESSAGES).is_empty());
+}
+
+#[test]
+fn a_recovery_finds_its_incident_on_page_2_and_stops_at_that_short_page() {
+    // Page 1 came back full (100, as asked): Reactio serves 100 a page, so page 2 holding 51
+    // is the last one. Asking for page 3 as well cost a request for a page that cannot exist.
+    let fake = FakeReactio::start(&[]);
+    fake.opened_elsewhere(OTHERS, 150);
+    fake.opened_elsewhere(OURS, 1);
+    let ours = FIRST_ID + 150;
+    let r = recover_without_an_incident_id(&fake);
+    assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert!(r.stderr.contains("page 2 is the last of the open incidents (a page shorter than page 1)"), "{}", r.stderr);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+}
+
+#[test]
+fn a_reactio_serving_fewer_than_asked_per_page_is_read_on_until_a_shorter_page() {
+    // A Reactio that caps `per_page` (the spec sets no maximum) answers page 1 with 20 of the
+    // 100 asked for: that is not the end of the list, and taking it for the end would leave
+    // this recovery with nowhere to go. Page 2 is shorter than page 1, so it is the last.
+    let fake = FakeReactio::start(&[]);
+    fake.serve_at_most(20);
+    fake.opened_elsewhere(OTHERS, 30);
+    fake.opened_elsewhere(OURS, 1);
+    let ours = FIRST_ID + 30;
+    let r = recover_without_an_incident_id(&fake);
+    assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+}
+
+#[test]
+fn a_recovery_reads_at_most_ten_pages_of_open_incidents() {
+    // MAX_LIST_PAGES stays the upper bound: with a Reactio serving 5 a page and 60 other open
+    // incidents before this one, it is on page 13, past the tenth, and is not found.
+    let fake = FakeReactio::start(&[]);
+    fake.serve_at_most(5);
+    fake.opened_elsewhere(OTHERS, 60);
+    fake.opened_elsewhere(OURS, 1);
+    let r = recover_without_an_incident_id(&fake);
+    assert_eq!(fake.lists(), (1..=10).map(open_page).collect::<Vec<_>>());
+    assert!(r.stderr.contains("stopped after page 10 of the open incidents, the most a recovery reads"), "{}", r.stderr);
+    assert!(r.stderr.contains("and no open incident is named"), "{}", r.stderr);
+    assert!(fake.accepted(MESSAGES).is_empty());
+}
+
 #[test]
 fn only_critical_opens_incidents_by_default() {
     let fake = FakeReactio::start(&[]);

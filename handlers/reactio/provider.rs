@@ -579,11 +579,16 @@ impl Reactio {
 
     /// The open incident this event's incident would be, when the ledger has no id for it:
     /// `GET /api/v1/incidents?status=open&page=N&per_page=100`, page after page (the list is
-    /// paginated, spec "Other calls") until one comes back empty or [`MAX_LIST_PAGES`] were
-    /// read, the newest one whose name is the name this event's incident would have up to
-    /// where the check output goes (the output of a recovery is not the failure's). A page
-    /// shorter than `per_page` is not taken for the end: the spec does not say Reactio serves
-    /// as many as asked for. `Err` carries the failure to report.
+    /// paginated, spec "Other calls"), the newest one whose name is the name this event's
+    /// incident would have up to where the check output goes (the output of a recovery is not
+    /// the failure's). `Err` carries the failure to report.
+    ///
+    /// The answer is a bare JSON array (no total, no page count, no next link) and `per_page`
+    /// has no documented maximum, so where the list ends is read off the pages themselves
+    /// ([`last_page`]): at an empty page, or at a page shorter than page 1 (page 1 shows how
+    /// many Reactio serves a page). Page 1 shorter than asked for is not taken for the end: it
+    /// may be all a Reactio serves per page; the empty page 2 settles it. At most
+    /// [`MAX_LIST_PAGES`] are read.
     fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Option<u64>, Outcome<Done>> {
         let name = self.name_before_output(job.event, job.incident_key);
         let matches = |n: &str| match n.strip_prefix(name.as_str()) {
@@ -591,6 +596,7 @@ impl Reactio {
             None => false,
         };
         let mut found: Option<u64> = None;
+        let mut first_len = None;
         for page in 1..=MAX_LIST_PAGES {
             let mut req = self.request(&format!("/api/v1/incidents?status=open&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
             req.method = Method::Get;
@@ -608,8 +614,13 @@ impl Reactio {
                 .filter_map(|i| i.get("id").and_then(incident_id_of))
                 .max();
             found = found.max(here);
-            if items.is_empty() {
+            let first = *first_len.get_or_insert(items.len());
+            if let Some(why) = last_page(page, items.len(), first) {
+                ctx.log.debug(format!("GET /api/v1/incidents: page {page} is the last of the open incidents ({why})"));
                 break;
+            }
+            if page == MAX_LIST_PAGES {
+                ctx.log.debug(format!("GET /api/v1/incidents: stopped after page {page} of the open incidents, the most a recovery reads"));
             }
         }
         if let Some(id) = found {
@@ -711,6 +722,22 @@ impl Reactio {
                 failed.failure().unwrap_or(Outcome::Skipped(String::new()))
             }
         }
+    }
+}
+
+/// Why page `page` of `GET /api/v1/incidents`, holding `len` incidents, is the last one of the
+/// list, page 1 having held `first`; `None` when more may follow. The spec's answer is a bare
+/// array, so the pages are all there is to go by: an empty page ends the list; so does a page
+/// after the first that is shorter than page 1, which showed how many Reactio serves a page
+/// (the `per_page` asked for, or fewer: the spec sets no maximum). A short page 1 alone does not
+/// end it, for the same reason.
+fn last_page(page: usize, len: usize, first: usize) -> Option<&'static str> {
+    if len == 0 {
+        Some("an empty page")
+    } else if page > 1 && len < first {
+        Some("a page shorter than page 1")
+    } else {
+        None
     }
 }
 
@@ -839,6 +866,19 @@ mod tests {
     fn event(output: &str) -> Event {
         let e = json!({"client": {"name": "web-01"}, "check": {"name": "check_disk", "status": 2, "output": output}});
         parse_json(e.to_string().as_bytes(), None).expect("event")
+    }
+
+    #[test]
+    fn the_list_ends_at_an_empty_page_or_a_page_shorter_than_page_1() {
+        // Page 1 short of `per_page` may be all Reactio serves a page: not the end.
+        assert_eq!(last_page(1, 3, 3), None);
+        assert_eq!(last_page(1, LIST_PER_PAGE, LIST_PER_PAGE), None);
+        assert_eq!(last_page(1, 0, 0), Some("an empty page"));
+        assert_eq!(last_page(2, 0, 3), Some("an empty page"));
+        assert_eq!(last_page(2, 51, LIST_PER_PAGE), Some("a page shorter than page 1"));
+        assert_eq!(last_page(2, 11, 20), Some("a page shorter than page 1"));
+        assert_eq!(last_page(2, 20, 20), None);
+        assert_eq!(last_page(3, LIST_PER_PAGE, LIST_PER_PAGE), None);
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub enum Script {
 /// One request the fake answered.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// Path, e.g. `/api/v1/incidents`.
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path (and query), e.g. `/api/v1/incidents`.
     pub path: String,
     /// The JSON body (`Null` when it was not JSON).
     pub body: Value,
@@ -76,6 +78,9 @@ struct Inner {
     violations: Vec<String>,
     /// Incidents created, by id order.
     incidents: Vec<Value>,
+    /// Most incidents one page of `GET /api/v1/incidents` holds, whatever `per_page` asks
+    /// ([`FakeReactio::serve_at_most`]; `None`: as many as asked).
+    max_per_page: Option<usize>,
 }
 
 /// The fake; stops when dropped.
@@ -285,7 +290,7 @@ impl FakeReactio {
             let mut inner = shared.lock().unwrap();
             let (reply, status) = answer(&mut inner, r);
             let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            inner.calls.push(Call { path: r.url.clone(), body, status });
+            inner.calls.push(Call { method: r.method.clone(), path: r.url.clone(), body, status });
             reply
         });
         FakeReactio { url: server.url.clone(), inner, _server: server }
@@ -301,6 +306,25 @@ impl FakeReactio {
             body.insert("name".into(), name.into());
             inner.incidents.push(incident(id, &body, 0));
         }
+    }
+
+    /// Serve at most `n` incidents per page of `GET /api/v1/incidents`, however many
+    /// `per_page` asks for. The spec names `per_page` but neither a default nor a maximum, so a
+    /// Reactio that caps it is within the contract: a client cannot take a page shorter than it
+    /// asked for for the last one.
+    pub fn serve_at_most(&self, n: usize) {
+        self.inner.lock().unwrap().max_per_page = Some(n);
+    }
+
+    /// The queries of the `GET /api/v1/incidents` requests answered, in arrival order (`""`
+    /// for none).
+    pub fn lists(&self) -> Vec<String> {
+        let query = |c: &Call| match c.path.strip_prefix("/api/v1/incidents") {
+            Some("") => Some(String::new()),
+            Some(q) => q.strip_prefix('?').map(str::to_string),
+            None => None,
+        };
+        self.calls().iter().filter(|c| c.method == "GET").filter_map(query).collect()
     }
 
     /// Every request answered, in arrival order.
@@ -337,8 +361,9 @@ pub const DEFAULT_PER_PAGE: usize = 20;
 
 /// `GET /api/v1/incidents?…`: the incidents, filtered by `status` and by `from`/`to` (Unix
 /// seconds, on `created_at`: the spec names them, not what they filter; the fake's reading), in creation order, page
-/// `page` (from 1, default 1) of `per_page` (default [`DEFAULT_PER_PAGE`]); a page past the end
-/// is an empty array. `Err` names a query the spec does not have.
+/// `page` (from 1, default 1) of `per_page` (default [`DEFAULT_PER_PAGE`], at most the cap of
+/// [`FakeReactio::serve_at_most`] when one is set); a page past the end is an empty array.
+/// `Err` names a query the spec does not have.
 fn list(inner: &Inner, query: &str) -> Result<Value, String> {
     let mut status = None;
     let (mut from, mut to) = (0u64, u64::MAX);
@@ -362,6 +387,7 @@ fn list(inner: &Inner, query: &str) -> Result<Value, String> {
         .filter(|i| (from..=to).contains(&created(i)))
         .cloned()
         .collect();
+    let per_page = inner.max_per_page.map_or(per_page, |most| per_page.min(most));
     let page = all.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page).collect();
     Ok(Value::Array(page))
 }
