@@ -940,3 +940,114 @@ fn a_recovery_through_a_read_only_replica_says_to_point_the_url_at_the_primary_a
     let actions: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["trigger", "resolve", "trigger"]);
 }
+
+/// Observed: one event whose Redis refused the password logged the refusal four times, each an
+/// error line (reading the record, taking the hold, reading it again, recording the outcome:
+/// every later call repeating "it failed earlier in this invocation (WRONGPASS …)"); the same
+/// for a database that does not exist, no password, an untrusted certificate and a Redis that
+/// never answers (a refused connection was already said once: kept so). An operator woken by
+/// the page must read why once, what to fix, and that the page went out; a recovery adds the
+/// one line naming the `--forget` to run once the store works again.
+#[test]
+fn an_event_whose_redis_cannot_be_used_says_why_once_and_still_pages() {
+    let Some(server) = RedisServer::start() else { return };
+    let Some(tls) = RedisServer::start_tls() else { return };
+    let (pw, port) = (server.password.clone(), server.port);
+    let fake = FakePagerDuty::start(&[]);
+    // A port nobody listens on (bound, then closed): connecting is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Connections complete (the kernel's backlog), nothing is ever answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let without = "delivering without the shared ledger (a duplicate page is better than none)";
+    for (url, why) in [
+        (
+            format!("redis://:wrong-{pw}@127.0.0.1:{port}/0"),
+            "WRONGPASS invalid username-password pair or user is disabled; fix the user or password in the state_store URL",
+        ),
+        (format!("redis://127.0.0.1:{port}/0"), "NOAUTH Authentication required; Redis asks for a password: put it in the state_store URL"),
+        (format!("redis://:{pw}@127.0.0.1:{port}/99"), "ERR DB index is out of range; fix the database number in the state_store URL"),
+        (format!("redis://:{pw}@127.0.0.1:{closed}/0"), "Connection refused"),
+        (format!("redis://:{pw}@127.0.0.1:{silent_port}/0"), "no answer within"),
+        // No ca_file: the test CA is not among Mozilla's roots.
+        (tls.url.clone(), "trust the CA that signed it with ca_file"),
+    ] {
+        for (fixture, delivered) in
+            [("sensu/create.json", "triggered web-01/check_disk"), ("sensu/resolve.json", "resolved web-01/check_disk")]
+        {
+            let sb = pagerduty_sandbox().with_state_store(&url);
+            let before = fake.accepted().len();
+            // A 2 s deadline: a tenth of it (200 ms) is the store's budget.
+            let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &read_fixture(fixture));
+            assert_eq!(r.code, Some(0), "{url} {fixture}: {r:?}");
+            assert_eq!(fake.accepted().len(), before + 1, "{url} {fixture}: not delivered: {}", r.stderr);
+            assert!(!r.stderr.contains(&pw) && !r.stderr.contains(&tls.password), "{}", r.stderr);
+            let lines: Vec<&str> = r.stderr.lines().collect();
+            let told: Vec<&&str> = lines.iter().filter(|l| l.contains(why)).collect();
+            assert_eq!(told.len(), 1, "{url} {fixture}: why, once:\n{}", r.stderr);
+            assert!(told[0].contains("://127.0.0.1:") && told[0].ends_with(without), "{}", r.stderr);
+            assert!(lines.iter().any(|l| l.contains(delivered)), "{}", r.stderr);
+            let errors = lines.iter().filter(|l| l.contains("error:")).count();
+            if fixture == "sensu/create.json" {
+                assert_eq!(errors, 1, "{url} {fixture}: one error line:\n{}", r.stderr);
+            } else {
+                // The recovery left whatever the ledger says: the line that names the --forget.
+                let forget = lines.iter().filter(|l| l.ends_with("run `handler-pagerduty --forget web-01/check_disk`")).count();
+                assert_eq!((errors, forget), (2, 1), "{url} {fixture}: the reason and the --forget:\n{}", r.stderr);
+            }
+        }
+    }
+    assert_eq!(server.cli(&["DBSIZE"]).unwrap().trim(), "0", "nothing was written");
+    drop(silent);
+}
+
+/// Observed: `--flush` with a password Redis refused logged two error lines per spooled
+/// request (taking its hold, recording its delivery), each "it failed earlier in this
+/// invocation (WRONGPASS …)", the first call's own error only at debug level. Now: why once,
+/// and every request still goes out.
+#[test]
+fn a_flush_whose_redis_refuses_the_password_says_why_once_and_delivers_every_request() {
+    let Some(server) = RedisServer::start() else { return };
+    let pw = server.password.clone();
+    let failing = FakePagerDuty::start_cycling(&[], &[crate::fake::pagerduty::Script::ServerError]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let mut other: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    other["check"]["name"] = json!("check_load");
+    for event in [read_fixture("sensu/create.json"), other.to_string().into_bytes()] {
+        let r = sb.run(&["--api-url", &failing.url, "--timeout", "1s"], &event);
+        assert_eq!(r.code, Some(75), "{r:?}");
+    }
+    let fake = FakePagerDuty::start(&[]);
+    let wrong = pagerduty_sandbox().with_state_store(&format!("redis://:wrong-{pw}@127.0.0.1:{}/0", server.port));
+    let r = wrong.run(&["--flush", "--spool-dir", sb.spool_dir().to_str().unwrap(), "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted().len(), 2, "{}", r.stderr);
+    assert!(!r.stderr.contains(&pw), "{}", r.stderr);
+    let told: Vec<&str> = r.stderr.lines().filter(|l| l.contains("WRONGPASS")).collect();
+    assert_eq!(told.len(), 1, "why, once:\n{}", r.stderr);
+    assert!(told[0].contains("fix the user or password in the state_store URL"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().filter(|l| l.contains("error:")).count(), 1, "{}", r.stderr);
+}
+
+/// The same for handler-twilio, whose call caps and call notes are kept in the store too:
+/// a broadcast to two people with a refused password says why once, and calls each once.
+#[test]
+fn a_twilio_broadcast_whose_redis_refuses_the_password_says_why_once_and_calls_everyone() {
+    use crate::fake::twilio::FakeTwilio;
+    let Some(server) = RedisServer::start() else { return };
+    let pw = server.password.clone();
+    let fake = FakeTwilio::start(&[]);
+    let sb = crate::util::twilio_sandbox(json!({"recipients": ["+14155550101", "+14155550102"]}))
+        .with_state_store(&format!("redis://:wrong-{pw}@127.0.0.1:{}/0", server.port));
+    let r = sb.run(&["--api-url", &fake.url], &crate::util::fixture_at("sensu/create.json", crate::util::unix_now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let mut to: Vec<String> = fake.to("Calls.json").iter().map(|c| c.param("To").unwrap_or_default().to_string()).collect();
+    to.sort();
+    assert_eq!(to, ["+14155550101", "+14155550102"], "{}", r.stderr);
+    assert!(!r.stderr.contains(&pw), "{}", r.stderr);
+    let told: Vec<&str> = r.stderr.lines().filter(|l| l.contains("WRONGPASS")).collect();
+    assert_eq!(told.len(), 1, "why, once:\n{}", r.stderr);
+    assert!(told[0].contains("fix the user or password in the state_store URL"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().filter(|l| l.contains("error:")).count(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}

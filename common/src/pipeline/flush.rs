@@ -123,6 +123,14 @@ impl<'a, P: Provider> Flusher<'a, P> {
         }
     }
 
+    /// The ledger; `None` without one, or once it failed before it answered anything, for a
+    /// reason that lasts ([`Store::unusable`]): the call that found it said why, and later
+    /// entries go as without a store (claimed in the spool directory) instead of each failing
+    /// again.
+    fn store(&self) -> Option<&'a dyn Store> {
+        self.store.filter(|s| !s.unusable())
+    }
+
     /// This flusher, for an invocation handling `stop` (a resolve or acknowledge) of the
     /// incidents it flushes: runs of earlier events are superseded by it.
     pub(super) fn stopping(mut self, stop: Option<Stop>) -> Self {
@@ -243,7 +251,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 continue;
             }
             // The incident's hold, unless this process has it already.
-            let hold = match (self.store, held == Some(entry.incident_key.as_str())) {
+            let hold = match (self.store(), held == Some(entry.incident_key.as_str())) {
                 (Some(store), false) => {
                     let until = if wait { Instant::now() + deadline.remaining() } else { Instant::now() };
                     match store.hold(&entry.incident_key, until) {
@@ -457,7 +465,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Verdict::Send => {}
             Verdict::Skip(why) => {
                 // Decided under the incident's hold: an older entry after it is superseded.
-                if let Some(store) = self.store
+                if let Some(store) = self.store()
                     && state::skip_moves_time(record.as_ref(), &proposal)
                     && let Err(e) = state::note_skipped(store, &entry.incident_key, &proposal, now, P::NO_RECORD)
                 {
@@ -498,7 +506,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     }
                 };
                 let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
-                if let Some(store) = self.store {
+                if let Some(store) = self.store() {
                     for (k, v) in provider.known(store) {
                         match (known.get_mut(&k), v) {
                             (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more),
@@ -511,14 +519,14 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 match provider.found(&payload, &pages, entry.created, &known, &entry.token) {
                     Found::Yes(refs) => {
                         log.info(format!("{what}: the service had acted on it after all; not sent again"));
-                        if let Some(store) = self.store {
+                        if let Some(store) = self.store() {
                             provider.settled(store, &payload, &entry.token, &refs);
                         }
                         self.record(&entry.incident_key, &proposal, &refs, deadline);
                         return Settled::Request(Outcome::Delivered(()));
                     }
                     Found::No => {
-                        if let Some(store) = self.store {
+                        if let Some(store) = self.store() {
                             provider.not_acted_on(store, &payload, &entry.token);
                         }
                         fate = Fate::NotSent;
@@ -574,7 +582,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             } else {
                 entry.token.clone()
             };
-            if lookable && let Some(store) = self.store {
+            if lookable && let Some(store) = self.store() {
                 provider.attempting(store, &payload, &attempt, deadline.end_unix());
             }
             let delivered = if lookable {
@@ -587,7 +595,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             return Settled::Request(match delivered {
                 Outcome::Delivered((resp, _)) => {
                     let refs = provider.spooled_refs(&payload, &resp);
-                    if let Some(store) = self.store {
+                    if let Some(store) = self.store() {
                         provider.settled(store, &payload, &attempt, &refs);
                     }
                     self.record(&entry.incident_key, &proposal, &refs, deadline);
@@ -674,7 +682,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             deadline: *deadline,
             log: self.log,
             dry_run: false,
-            store: self.store,
+            store: self.store(),
             incident_key: &entry.incident_key,
             queue: None,
             token: Some(&entry.token),
@@ -723,7 +731,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// alert, or a Reactio recovery queued behind its create, were refused for want of the
     /// channel or incident id the delivered request had just brought back.
     fn ledger(&self, key: &str) -> Option<Incident> {
-        let stored = self.store.and_then(|s| state::get(s, key).ok().flatten());
+        let stored = self.store().and_then(|s| state::get(s, key).ok().flatten());
         let applied = self.applied.borrow().get(key).cloned();
         match (stored, applied) {
             (Some(mut stored), Some(applied)) => {
@@ -756,7 +764,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
             }
         }
-        match self.store {
+        match self.store() {
             Some(store) => super::record_delivered::<P>(store, key, p, refs, "the delivery of a spooled request", deadline, self.log),
             None if p.action == Action::Resolve => super::resolved_without_ledger::<P>(self.common, key, self.log),
             None => {}
@@ -773,13 +781,16 @@ fn refresh_of(common: &Common) -> u64 {
 /// Requests that handlers which died left in flight (on incidents nobody holds now) join the
 /// spool as requests of unknown fate, so that a page interrupted by a kill is looked up and,
 /// if it never reached the service, sent — even when no later event for the incident comes.
-fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[String], log: &Logger) {
-    let Some(store) = store else { return };
+/// The listing's error when it found the store [`Store::unusable`] (its first command), for
+/// the flush to say once if it has entries to deliver.
+fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[String], log: &Logger) -> Option<anyhow::Error> {
+    let store = store?;
     let keys = match store.keys() {
         Ok(k) => k,
+        Err(e) if store.unusable() => return Some(e),
         Err(e) => {
             log.debug(format!("cannot list the ledger for requests left in flight: {e:#}"));
-            return;
+            return None;
         }
     };
     for key in keys {
@@ -792,6 +803,7 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
             super::adopt_inflight(Some(store), Some(spool), &key, Some(&record), secrets, log);
         }
     }
+    None
 }
 
 /// `--flush`: deliver everything the spool holds within `--timeout`, waiting for an incident
@@ -819,7 +831,7 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     }
     let deadline = Deadline::after(common.timeout);
     let store = super::open_store::<P>(&common, &deadline, log);
-    adopt_all_inflight(store.as_deref(), &spool, &secrets, log);
+    let unusable = adopt_all_inflight(store.as_deref(), &spool, &secrets, log);
     let listing = spool.list().map_err(|e| Code::TempFail.msg(format!("spool: {e:#}")))?;
     for line in &listing.passed_over {
         log.warn(line);
@@ -830,6 +842,10 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     if listing.names.is_empty() {
         log.debug(format!("flushed {}: 0 delivered, 0 moved to failed/, 0 still queued: the spool is empty", spool.dir().display()));
         return Ok(Code::Ok);
+    }
+    // Said once, as when the store cannot be opened, rather than again by every entry.
+    if let Some(e) = unusable {
+        log.error(format!("{e:#}; {}", super::WITHOUT_SHARED_LEDGER));
     }
     let client = Client::new(common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))?;
     let flusher = Flusher::<P>::new(Some(&spool), store.as_deref(), &operator, &common, log);

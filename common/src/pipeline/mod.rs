@@ -943,8 +943,12 @@ impl<'a, P: Provider> Local<'a, P> {
         Local { read, d, log, store, spool, own_hash, own_spooled, others_spooled }
     }
 
+    /// The ledger; `None` when it cannot be used: it could not be opened, or it failed before
+    /// it answered anything, for a reason that lasts ([`Store::unusable`]: the error of the
+    /// call that found it said why, once). Then the invocation goes on as without a store,
+    /// asking it nothing more.
     fn store(&self) -> Option<&dyn Store> {
-        self.store.as_deref()
+        self.store.as_deref().filter(|s| !s.unusable())
     }
 
     fn flusher(&self) -> flush::Flusher<'_, P> {
@@ -999,16 +1003,16 @@ impl<'a, P: Provider> Local<'a, P> {
     /// incident's own spooled requests, and the ledger's verdict on what the incident's log
     /// will be once they are delivered (a repeat of a spooled trigger is not queued twice).
     fn catch_up(&self, p: &Proposal) -> Result<CaughtUp> {
-        let (key, now, store) = (&self.d.key, self.d.now, self.store());
-        let (hold, busy) = take_hold(store, key, p, &self.d.deadline, self.log);
+        let (key, now) = (&self.d.key, self.d.now);
+        let (hold, busy) = take_hold(self.store(), key, p, &self.d.deadline, self.log);
         let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
-        let (mut record, mut known) = read_record(store, key, self.log);
+        let (mut record, mut known) = read_record(self.store(), key, self.log);
         // Requests a holder that died left in flight are this incident's oldest spooled ones
         // now, of unknown fate: looked up before they are sent again.
         let own_spooled = self.own_spooled + if hold.is_some() { self.adopt_inflight(record.as_ref()) } else { 0 };
         if own_spooled > self.own_spooled {
-            (record, known) = read_record(store, key, self.log);
+            (record, known) = read_record(self.store(), key, self.log);
         }
         if hold.is_some() && own_spooled == 0 {
             match decide::<P>(record.as_ref(), known, p, now) {
@@ -1026,7 +1030,7 @@ impl<'a, P: Provider> Local<'a, P> {
             let stop =
                 (p.action != Action::Trigger).then_some(Stop { action: p.action, event_time: p.event_time, time_origin: p.time_origin });
             let (left, flushed) = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
-            (record, known) = read_record(store, key, self.log);
+            (record, known) = read_record(self.store(), key, self.log);
             // No store to hold what the flush delivered (Redis down): the flush's own record
             // of it, so that a recovery finds the war room its spooled trigger just opened.
             if record.is_none() {
@@ -1361,13 +1365,16 @@ fn open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logger) -
     try_open_store::<P>(common, deadline, log)
         .map_err(|e| {
             let without = match common.state_store {
-                Some(_) => "delivering without the shared ledger (a duplicate page is better than none)",
+                Some(_) => WITHOUT_SHARED_LEDGER,
                 None => "delivering without dedup",
             };
             log.error(format!("{e:#}; {without}"));
         })
         .ok()
 }
+
+/// What an invocation whose shared store (Redis) cannot be used does, for its error line.
+const WITHOUT_SHARED_LEDGER: &str = "delivering without the shared ledger (a duplicate page is better than none)";
 
 /// [`open_store`], for a caller that decides what a failure means (`--list`, `--forget`,
 /// `--explain`).
@@ -1400,7 +1407,8 @@ fn try_open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logge
 /// The record of `key`, `None` when there is none or the store failed (logged: deliver
 /// without it rather than stay silent), and whether the ledger was read (false: no store, it
 /// failed, or it noticed something wrong with the record). Notices the store gathered are
-/// logged as warnings.
+/// logged as warnings. A store found [`Store::unusable`] here is told of as one that cannot be
+/// opened: why, and that the page goes out without it.
 fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, bool) {
     let (record, _, known) = read_record_and_busy(store, key, log);
     (record, known)
@@ -1418,6 +1426,10 @@ fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (
     }
     match got {
         Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy, notices.is_empty()),
+        Err(e) if store.unusable() => {
+            log.error(format!("{e:#}; {WITHOUT_SHARED_LEDGER}"));
+            (None, None, false)
+        }
         Err(e) => {
             log.error(format!("state store {} failed ({e:#}); delivering without dedup", store.describe()));
             (None, None, false)

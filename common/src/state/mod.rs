@@ -223,6 +223,16 @@ pub trait Store {
         Ok(false)
     }
 
+    /// Whether the store failed before it answered anything in this invocation, for a reason
+    /// that lasts as long as the invocation (Redis refused the URL's user, password or
+    /// database, or its certificate was refused; no answer within the budget): nothing was
+    /// read from it and it is not asked again. The invocation then goes on as with a store
+    /// that cannot be opened, and the error of the call that found it is the one line saying
+    /// why (not every later call again). Default: `false`.
+    fn unusable(&self) -> bool {
+        false
+    }
+
     /// Why this invocation's hold of `key` was lost, if it was: its lease lapsed (a shared
     /// store restarted or could not be reached for longer than a lease, or this process was
     /// stalled) and another invocation holds the incident now, so that this holder must not go

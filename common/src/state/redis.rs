@@ -60,6 +60,10 @@
 //! repeating why, instead of each waiting again. So an unreachable or stalled Redis costs the
 //! handler at most about three budgets of its deadline: connecting, and one stalled pipeline,
 //! whose every answer is waited for (two: the storm path's read, or the hold with its read).
+//! When the store failed before Redis answered anything in the invocation, and the connection
+//! did not merely break (the password, user or database refused, the certificate refused, no
+//! answer), nothing was read from Redis and nothing will be: [`Store::unusable`] tells the pipeline, which goes
+//! on as without a store, so that an operator reads why once, not again at every step.
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
 //! A connection that broke (reset or closed: Redis restarted) is made again, within one more
 //! budget: where the pipeline asks for it ([`Store::reconnect`]: to record what the service
@@ -187,6 +191,9 @@ struct Shared {
     attempt: Mutex<Option<(Instant, String)>>,
     /// Whether a new connection replaced the first one in this invocation.
     connected_again: std::sync::atomic::AtomicBool,
+    /// Whether Redis answered a command of this invocation: from then on, what it answered
+    /// may be in use, and a failure does not make the store [`Store::unusable`].
+    answered_once: std::sync::atomic::AtomicBool,
     /// What makes a new connection ([`Store::reconnect`]).
     client: redis::Client,
     /// `AUTH` / `SELECT` (maybe none), sent again ahead of a new connection's first command.
@@ -577,6 +584,7 @@ impl RedisStore {
                 down: Mutex::new(None),
                 attempt: Mutex::new(None),
                 connected_again: std::sync::atomic::AtomicBool::new(false),
+                answered_once: std::sync::atomic::AtomicBool::new(false),
                 client,
                 auth,
                 describe,
@@ -808,7 +816,11 @@ impl Shared {
         let first = setup.is_some();
         let Conn { redis, unread } = &mut *conn;
         let answered = std::iter::repeat_with(|| redis.recv_response()).take(std::mem::take(unread)).find_map(Result::err);
-        answered.map_or_else(|| op(redis, setup), Err).map_err(|e| {
+        let result = answered.map_or_else(|| op(redis, setup), Err);
+        if result.is_ok() {
+            self.answered_once.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        result.map_err(|e| {
             let fix = settings_fix(&e);
             let reason = mask(&why(&e, self.budget), &self.secrets) + &fix.map(|fix| format!("; {fix}")).unwrap_or_default();
             if first || is_network(&e) {
@@ -1342,6 +1354,14 @@ impl Store for RedisStore {
 
     fn hold_lost(&self, key: &str) -> Option<String> {
         self.shared.lost(&self.hold_key(key))
+    }
+
+    /// Redis answered nothing in this invocation, and the store is down other than by a broken
+    /// connection (which a new one may mend): its settings refused (user, password, database,
+    /// certificate), no answer within the budget, a garbled answer.
+    fn unusable(&self) -> bool {
+        !self.shared.answered_once.load(std::sync::atomic::Ordering::Relaxed)
+            && self.shared.down.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|d| d.fault != Fault::Broken)
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {
