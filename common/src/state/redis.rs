@@ -62,8 +62,9 @@
 //! whose every answer is waited for (two: the storm path's read, or the hold with its read).
 //! When the store failed before Redis answered anything in the invocation, and the connection
 //! did not merely break (the password, user or database refused, the certificate refused, no
-//! answer), nothing was read from Redis and nothing will be: [`Store::unusable`] tells the pipeline, which goes
-//! on as without a store, so that an operator reads why once, not again at every step.
+//! answer), nothing was read from Redis and nothing will be: [`Store::unusable`] tells the
+//! pipeline, which goes on as without a store, so that an operator reads why once, not again at
+//! every step.
 //! Resolving the host name is the system resolver's business and is not bounded by the budget.
 //! A connection that broke (reset or closed: Redis restarted) is made again, within one more
 //! budget: where the pipeline asks for it ([`Store::reconnect`]: to record what the service
