@@ -403,6 +403,51 @@ fn an_acknowledge_is_a_thread_message() {
     assert!(!replies[0].reply_broadcast);
 }
 
+/// An acknowledgement covers the notifications before it: Nagios acknowledges, the problem is
+/// re-notified once `refresh` has passed (after an unacknowledge in Zabbix, or a severity
+/// change), and the next acknowledgement is posted too, not skipped as "already
+/// acknowledged". Before, the ledger kept the first acknowledgement for the whole open period,
+/// and handler-twilio let a run started by the re-notification go on calling.
+#[test]
+fn an_acknowledge_after_a_re_notification_is_posted_again() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"refresh": "10m"}));
+    let url = fake.api_url();
+    let nagios = |at: u64, ack: bool| {
+        let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios"]);
+        cmd.env("PAGERPIPE_NOW", at.to_string());
+        if ack {
+            nagios_ack(&mut cmd, "bob");
+        } else {
+            cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
+                .env("NAGIOS_HOSTNAME", "web-01")
+                .env("NAGIOS_SERVICEDESC", "check_disk")
+                .env("NAGIOS_SERVICESTATE", "CRITICAL")
+                .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL");
+        }
+        let r = run_command(cmd, b"");
+        ok(&r);
+        r
+    };
+    let acks = || {
+        let room = &fake.created()[0];
+        room.replies(&room.roots()[0].ts).into_iter().filter(|r| r.text.starts_with(":eyes: acknowledged")).count()
+    };
+    nagios(NOW, false);
+    nagios(NOW + 60, true);
+    assert_eq!(acks(), 1);
+    // The same acknowledgement again before any new page: nothing new to acknowledge.
+    let again = nagios(NOW + 90, true);
+    assert!(again.stderr.contains("already acknowledged"), "{}", again.stderr);
+    assert_eq!(acks(), 1);
+    // Re-notified after refresh (10 minutes), then acknowledged again.
+    nagios(NOW + 60 + 700, false);
+    let second = nagios(NOW + 60 + 760, true);
+    assert!(!second.stderr.contains("already acknowledged"), "{}", second.stderr);
+    assert_eq!(acks(), 2, "{}", second.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn nagios_custom_variables_set_slack_settings() {
     // `_SERVICESLACK_<SETTING>` is a check-level setting, as `_SERVICEPAGERDUTY_<SETTING>` is

@@ -516,8 +516,8 @@ pub fn is_later(time: u64, seq: Option<u64>, other_time: u64, other_seq: Option<
 /// - trigger: skipped while the incident is open with the same severity and was notified less
 ///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now);
 ///   otherwise sent;
-/// - acknowledge: skipped when already acknowledged in this open period or closed; with no
-///   record, `no_record` decides;
+/// - acknowledge: skipped when the incident is closed, or already acknowledged in this open
+///   period with no trigger delivered since; with no record, `no_record` decides;
 /// - resolve: skipped when already resolved; with no record, `no_record` decides.
 pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRecord) -> Verdict {
     // A record that holds only a stop request is no record of the incident.
@@ -573,7 +573,13 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
             }
         }
         Action::Acknowledge if !rec.open => Verdict::Skip(format!("{} is not open; nothing to acknowledge", rec.key)),
-        Action::Acknowledge if rec.acknowledged_at.is_some() => Verdict::Skip(format!("{} is already acknowledged", rec.key)),
+        // An acknowledgement covers the notifications before it: after a trigger delivered
+        // since (a re-notification once `refresh` passed, a change of severity, after a Zabbix
+        // unacknowledge), the next one goes out, to stop what that trigger started (a Twilio
+        // run calling again).
+        Action::Acknowledge if rec.acknowledged_at.is_some() && rec.last_action != Some(Action::Trigger) => {
+            Verdict::Skip(format!("{} is already acknowledged", rec.key))
+        }
         Action::Resolve if !rec.open && rec.resolved_at.is_some() => Verdict::Skip(format!("{} is already resolved", rec.key)),
         Action::Resolve if !rec.open && p.only_open => Verdict::Skip(NOTHING_OPEN.to_string()),
         Action::Resolve if !rec.open => match no_record {
