@@ -44,7 +44,7 @@ use std::os::fd::{AsFd, IntoRawFd};
 /// The binary's root declares `no_main` under the same condition, and not in its unit-test
 /// build, where the test harness provides `main` and this expands to a use of `$run`:
 ///
-/// ```ignore
+/// ```text
 /// #![cfg_attr(all(not(test), target_os = "linux", target_env = "gnu"), no_main)]
 /// fn run() -> common::exit::Code { /* … */ }
 /// common::handler_main!(run);
