@@ -1218,3 +1218,55 @@ fn a_slack_war_room_opened_slowly_keeps_its_hold_and_the_other_host_waits() {
     assert_eq!(fake.created().len(), 1, "one war room: {:?}", slack::summary(&fake.calls()));
     fake.assert_no_violations();
 }
+
+/// An acknowledgement covers the notifications before it, on whichever host they wait. Host A
+/// re-notifies a problem while Twilio cannot be reached: its calls are spooled there. The
+/// operator acknowledges, handled on host B, whose ledger already says "acknowledged" (the first
+/// acknowledgement): before, it was skipped without a trace, and A's flush, once Twilio was
+/// back, rang everyone for the problem the operator had just taken. Now the skipped
+/// acknowledgement's time is noted in the shared ledger, and the older spooled calls are
+/// superseded by it.
+#[test]
+fn an_acknowledgement_skipped_on_one_host_supersedes_calls_spooled_before_it_on_another() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    let hosts = twilio_hosts(2);
+    // Bound, then closed: Twilio refuses connections while the re-notification is handled.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = format!("http://127.0.0.1:{closed}");
+    let t0 = unix_now() - 10_000;
+    let nagios = |host: usize, at: i64, ack: bool, api: &str| {
+        let mut cmd = hosts[host].command(&["--api-url", api, "--from", "nagios", "--timeout", "2s", "--state-store", &redis.url]);
+        cmd.env("PAGERPIPE_NOW", at.to_string());
+        if ack {
+            crate::util::nagios_ack(&mut cmd, "bob");
+        } else {
+            cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
+                .env("NAGIOS_HOSTNAME", "web-01")
+                .env("NAGIOS_SERVICEDESC", "check_disk")
+                .env("NAGIOS_SERVICESTATE", "CRITICAL")
+                .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL");
+        }
+        crate::util::run_command(cmd, b"")
+    };
+    let r = nagios(0, t0, false, &fake.url);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(fake.to("Calls.json").len(), 3, "{}", r.stderr);
+    let r = nagios(1, t0 + 60, true, &fake.url);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // Re-notified after refresh (30 minutes) on A, Twilio unreachable: spooled there.
+    let r = nagios(0, t0 + 2000, false, &down);
+    assert_eq!(r.code, Some(75), "{}", r.stderr);
+    // Taken again by the operator, on B.
+    let r = nagios(1, t0 + 2060, true, &fake.url);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // Twilio is back; A's flush.
+    let mut cmd = hosts[0].command(&["--flush", "--api-url", &fake.url, "--state-store", &redis.url]);
+    cmd.env("PAGERPIPE_NOW", (t0 + 2120).to_string());
+    let flushed = crate::util::run_command(cmd, b"");
+    assert_eq!(flushed.code, Some(0), "{}", flushed.stderr);
+    assert_eq!(fake.to("Calls.json").len(), 3, "nobody is rung for a problem acknowledged after it:\n{}", flushed.stderr);
+    assert!(flushed.stderr.contains("superseded"), "{}", flushed.stderr);
+    assert!(std::fs::read_dir(hosts[0].spool_dir()).unwrap().flatten().all(|e| e.path().is_dir()), "{}", flushed.stderr);
+    fake.assert_no_violations();
+}

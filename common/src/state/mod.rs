@@ -745,8 +745,14 @@ pub fn record(
 /// time, writes nothing). Other skips without a record are not written, a downtime's end
 /// ([`Proposal::only_open`], one per service of a maintenance window) included.
 ///
-/// An acknowledge is never noted: Nagios sends one only for a problem, so one the record
-/// skips (the incident looked closed) says nothing about the state at its time. Nor is a
+/// An acknowledge is noted only over an open incident (skipped as already acknowledged, no
+/// trigger delivered since): an acknowledgement covers the notifications before it, so a
+/// failure spooled before it on another host (Twilio or Slack unreachable from there) is
+/// superseded by it at that host's flush instead of paging, after the operator took the
+/// problem, people who will not be asked to acknowledge again. One the record skips because
+/// the incident looked closed is not noted: Nagios sends one only for a problem, so it says
+/// nothing about the state at its time. Copies of one acknowledgement (one per contact) share
+/// its time and write once. Nor is a
 /// failure whose time is the event's receipt ([`TimeOrigin::Receipt`]): it says when the
 /// event arrived, not when its check ran, and an event from a monitored host received after
 /// it is ordered after it anyway (its own bound is later). Noting it would rewrite the record
@@ -759,10 +765,16 @@ pub fn record(
 /// more than [`RECEIPT_SKEW_SECS`] later: [`applied_after`]), and recoveries come one per
 /// state change, not in storms (a repeat in the same second writes nothing).
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
-    if p.action == Action::Acknowledge || (p.action == Action::Trigger && p.time_origin == TimeOrigin::Receipt) {
+    let applied = record.filter(|r| r.last_action.is_some());
+    let not_noted = match p.action {
+        Action::Acknowledge => !applied.is_some_and(|r| r.open),
+        Action::Trigger => p.time_origin == TimeOrigin::Receipt,
+        Action::Resolve => false,
+    };
+    if not_noted {
         return false;
     }
-    match record.filter(|r| r.last_action.is_some()) {
+    match applied {
         Some(r) => r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)),
         None => p.action == Action::Resolve && !p.only_open,
     }
@@ -1426,13 +1438,18 @@ mod tests {
         assert!(skip_moves_time(Some(&rec), &repeat));
         assert!(!skip_moves_time(Some(&rec), &p(Action::Trigger, "critical", 1000, "c")), "the same event time: nothing to note");
         assert!(!skip_moves_time(None, &repeat));
-        assert!(!skip_moves_time(Some(&rec), &p(Action::Acknowledge, "critical", 1200, "e")), "an acknowledge is never noted");
+        let acked = apply(Some(rec.clone()), "k", &p(Action::Acknowledge, "critical", 1100, "e"), 1100, &Map::new());
+        let again = p(Action::Acknowledge, "critical", 1200, "e2");
+        assert!(matches!(decide(Some(&acked), &again, 1200, SEND), Verdict::Skip(_)));
+        assert!(skip_moves_time(Some(&acked), &again), "an acknowledge skipped over an open incident is noted");
+        assert!(!skip_moves_time(Some(&acked), &p(Action::Acknowledge, "critical", 1100, "e3")), "a copy of the same time is not");
         let received = Proposal { time_origin: TimeOrigin::Receipt, ..repeat.clone() };
         assert!(!skip_moves_time(Some(&rec), &received), "a failure whose time is the receipt is not noted");
         let recovered = Proposal { time_origin: TimeOrigin::Receipt, ..p(Action::Resolve, "ok", 1100, "f") };
         assert!(skip_moves_time(None, &recovered), "a recovery is noted whatever its time's origin");
         let closed = apply(Some(rec.clone()), "k", &p(Action::Resolve, "ok", 1050, "g"), 1050, &Map::new());
         assert!(skip_moves_time(Some(&closed), &recovered), "also over a record of an earlier recovery");
+        assert!(!skip_moves_time(Some(&closed), &p(Action::Acknowledge, "critical", 1200, "h")), "nor an acknowledge of a closed incident");
         assert!(!skip_moves_time(Some(&closed), &Proposal { event_time: 1050, ..recovered }), "not one of the same second");
         let mut noted = rec.clone();
         noted.event_time = Some(1100);
