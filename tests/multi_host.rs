@@ -1231,9 +1231,8 @@ fn an_acknowledgement_skipped_on_one_host_supersedes_calls_spooled_before_it_on_
     let Some(redis) = RedisServer::start() else { return };
     let fake = FakeTwilio::start(&[]);
     let hosts = twilio_hosts(2);
-    // Bound, then closed: Twilio refuses connections while the re-notification is handled.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let down = format!("http://127.0.0.1:{closed}");
+    // Twilio refuses connections while the re-notification is handled.
+    let down = crate::util::REFUSED_URL;
     let t0 = unix_now() - 10_000;
     let nagios = |host: usize, at: i64, ack: bool, api: &str| {
         let mut cmd = hosts[host].command(&["--api-url", api, "--from", "nagios", "--timeout", "2s", "--state-store", &redis.url]);
@@ -1255,7 +1254,7 @@ fn an_acknowledgement_skipped_on_one_host_supersedes_calls_spooled_before_it_on_
     let r = nagios(1, t0 + 60, true, &fake.url);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     // Re-notified after refresh (30 minutes) on A, Twilio unreachable: spooled there.
-    let r = nagios(0, t0 + 2000, false, &down);
+    let r = nagios(0, t0 + 2000, false, down);
     assert_eq!(r.code, Some(75), "{}", r.stderr);
     // Taken again by the operator, on B.
     let r = nagios(1, t0 + 2060, true, &fake.url);

@@ -954,8 +954,7 @@ fn an_event_whose_redis_cannot_be_used_says_why_once_and_still_pages() {
     let Some(tls) = RedisServer::start_tls() else { return };
     let (pw, port) = (server.password.clone(), server.port);
     let fake = FakePagerDuty::start(&[]);
-    // A port nobody listens on (bound, then closed): connecting is refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Port 1 (tcpmux), which no test machine serves: connecting is refused.
     // Connections complete (the kernel's backlog), nothing is ever answered.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
@@ -967,7 +966,7 @@ fn an_event_whose_redis_cannot_be_used_says_why_once_and_still_pages() {
         ),
         (format!("redis://127.0.0.1:{port}/0"), "NOAUTH Authentication required; Redis asks for a password: put it in the state_store URL"),
         (format!("redis://:{pw}@127.0.0.1:{port}/99"), "ERR DB index is out of range; fix the database number in the state_store URL"),
-        (format!("redis://:{pw}@127.0.0.1:{closed}/0"), "Connection refused"),
+        (format!("redis://:{pw}@127.0.0.1:1/0"), "Connection refused"),
         (format!("redis://:{pw}@127.0.0.1:{silent_port}/0"), "no answer within"),
         // No ca_file: the test CA is not among Mozilla's roots.
         (tls.url.clone(), "trust the CA that signed it with ca_file"),
