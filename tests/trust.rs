@@ -623,7 +623,7 @@ proptest::proptest! {
             .map(|(k, v)| Override { origin: Origin::Entity, place: "entity annotation", setting: (*k).to_string(), value: Value::from(v.as_str()) })
             .collect();
         let mut lines = Vec::new();
-        let common: common::config::Common = common::config::typed("pagerduty", operator.clone()).unwrap();
+        let common: common::config::Common = common::config::typed("pagerduty", &operator).unwrap();
         let allowed_by = trust::Allowed::of(&common);
         let merged = trust::apply("pagerduty", operator.clone(), allowed_by, overrides, OWN, &|_| Ok(()), &mut |l| lines.push(l));
         for name in NAMES {

@@ -378,8 +378,8 @@ pub fn overlay(mut base: Map<String, Value>, layers: impl IntoIterator<Item = Ma
 /// Deserialize a merged settings section. Errors (exit 78) name `section.setting` and say
 /// to fix it; for a secret setting ([`SECRET_SETTINGS`]) the value is never quoted (serde's
 /// "invalid type: integer `…`" would print it).
-pub fn typed<T: DeserializeOwned>(section: &str, map: Map<String, Value>) -> Result<T> {
-    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+pub fn typed<T: DeserializeOwned>(section: &str, map: &Map<String, Value>) -> Result<T> {
+    serde_path_to_error::deserialize(map).map_err(|e| {
         let path = e.path().to_string();
         let last = e.path().iter().next_back().map(|s| s.to_string()).unwrap_or_default();
         let path = if path == "." { String::new() } else { format!(".{path}") };
@@ -862,21 +862,21 @@ mod tests {
     fn lists_of_names_are_trimmed_one_way() {
         // A stray space or an empty entry, in an array or a comma-separated string.
         for given in [json!([" occurrences ", "", "pager_team"]), json!(" occurrences , ,pager_team")] {
-            let c: Common = typed("x", obj(json!({"check_settings": given.clone(), "entity_settings": given}))).unwrap();
+            let c: Common = typed("x", &obj(json!({"check_settings": given.clone(), "entity_settings": given}))).unwrap();
             assert_eq!(c.check_settings.as_deref(), Some(&["occurrences".to_string(), "pager_team".to_string()][..]));
             assert_eq!(c.entity_settings, ["occurrences", "pager_team"]);
         }
-        let c: Common = typed("x", obj(json!({"check_settings": []}))).unwrap();
+        let c: Common = typed("x", &obj(json!({"check_settings": []}))).unwrap();
         assert_eq!(c.check_settings, Some(vec![]), "an empty list: none");
-        let c: Common = typed("x", obj(json!({"check_settings": null}))).unwrap();
+        let c: Common = typed("x", &obj(json!({"check_settings": null}))).unwrap();
         assert_eq!(c.check_settings, None, "null: all");
         // A list of words is not a list of names: an empty word in an array is refused, as it
         // always was, rather than read as no severity at all.
-        let err = typed::<Common>("x", obj(json!({"severities": [""]}))).unwrap_err();
+        let err = typed::<Common>("x", &obj(json!({"severities": [""]}))).unwrap_err();
         assert!(err.to_string().contains("settings `x.severities`"), "{err}");
-        let c: Common = typed("x", obj(json!({"severities": [" critical "]}))).unwrap();
+        let c: Common = typed("x", &obj(json!({"severities": [" critical "]}))).unwrap();
         assert_eq!(c.severities, [Severity::Critical]);
-        let c: Common = typed("x", obj(json!({"severities": "critical,"}))).unwrap();
+        let c: Common = typed("x", &obj(json!({"severities": "critical,"}))).unwrap();
         assert_eq!(c.severities, [Severity::Critical]);
     }
 
@@ -941,18 +941,18 @@ mod tests {
         let event = obj(json!({"severities": "critical", "nested": {"b": 2}}));
         let merged = overlay(files, [flags, event]);
         assert_eq!(Value::Object(merged.clone()), json!({"severities": "critical", "timeout": "7s", "nested": {"a": 1, "b": 2}}));
-        let c: Common = typed("pagerduty", merged).unwrap();
+        let c: Common = typed("pagerduty", &merged).unwrap();
         assert_eq!(c.severities, vec![Severity::Critical]);
         assert_eq!(c.timeout, Duration::from_secs(7));
     }
 
     #[test]
     fn defaults_and_lenient_forms() {
-        let c: Common = typed("x", Map::new()).unwrap();
+        let c: Common = typed("x", &Map::new()).unwrap();
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.refresh, Duration::from_secs(1800));
         assert_eq!(c.severities, vec![Severity::Warning, Severity::Critical, Severity::Unknown]);
-        let c: Common = typed("x", obj(json!({"refresh": 90, "occurrences": "3", "timeout": "1m 30s"}))).unwrap();
+        let c: Common = typed("x", &obj(json!({"refresh": 90, "occurrences": "3", "timeout": "1m 30s"}))).unwrap();
         assert_eq!(c.refresh, Duration::from_secs(90));
         assert_eq!(c.occurrences, 3);
         assert_eq!(c.timeout, Duration::from_secs(90));
@@ -965,7 +965,7 @@ mod tests {
             #[allow(dead_code)]
             routing_key: String,
         }
-        let err = typed::<S>("pagerduty", obj(json!({"routing_key": 12345678901234567890u64}))).unwrap_err();
+        let err = typed::<S>("pagerduty", &obj(json!({"routing_key": 12345678901234567890u64}))).unwrap_err();
         assert_eq!(err.code, Code::Config);
         let msg = err.to_string();
         assert!(msg.contains("settings `pagerduty.routing_key`") && msg.contains("give it as a string"), "{msg}");
@@ -1023,9 +1023,9 @@ mod tests {
     #[test]
     fn long_values_are_not_quoted_in_errors() {
         let pasted = "0123456789abcdef0123456789abcdef";
-        let err = typed::<Common>("pagerduty", obj(json!({"severities": {"a": pasted}}))).unwrap_err().to_string();
+        let err = typed::<Common>("pagerduty", &obj(json!({"severities": {"a": pasted}}))).unwrap_err().to_string();
         assert!(!err.contains(pasted), "{err}");
-        let c: Common = typed("pagerduty", obj(json!({"api_url": pasted}))).unwrap();
+        let c: Common = typed("pagerduty", &obj(json!({"api_url": pasted}))).unwrap();
         let err = c.validate("pagerduty").unwrap_err().to_string();
         assert!(!err.contains(pasted) && err.contains("a value of 32 characters"), "{err}");
         assert_eq!(
@@ -1041,11 +1041,11 @@ mod tests {
     #[test]
     fn api_url_must_be_http_with_a_host() {
         for good in ["https://events.pagerduty.com", "http://127.0.0.1:8080", "https://example.reactio.jp/"] {
-            let c: Common = typed("x", obj(json!({"api_url": good}))).unwrap();
+            let c: Common = typed("x", &obj(json!({"api_url": good}))).unwrap();
             c.validate("x").unwrap();
         }
         for bad in ["ht!tp://x", "events.pagerduty.com", "ftp://host", "https://", ""] {
-            let c: Common = typed("pagerduty", obj(json!({"api_url": bad}))).unwrap();
+            let c: Common = typed("pagerduty", &obj(json!({"api_url": bad}))).unwrap();
             let err = c.validate("pagerduty").unwrap_err();
             assert_eq!(err.code, Code::Config, "{bad}");
             assert!(err.to_string().contains("settings `pagerduty.api_url`"), "{err}");
@@ -1054,12 +1054,12 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_setting() {
-        let err = typed::<Common>("pagerduty", obj(json!({"timeout": "soon"}))).unwrap_err();
+        let err = typed::<Common>("pagerduty", &obj(json!({"timeout": "soon"}))).unwrap_err();
         assert_eq!(err.code, Code::Config);
         assert!(err.to_string().contains("settings `pagerduty.timeout`"), "{err}");
-        let err = typed::<Common>("pagerduty", obj(json!({"severities": ["fatal"]}))).unwrap_err();
+        let err = typed::<Common>("pagerduty", &obj(json!({"severities": ["fatal"]}))).unwrap_err();
         assert!(err.to_string().contains("settings `pagerduty.severities`") && err.to_string().contains("fatal"), "{err}");
-        let err = typed::<Common>("pagerduty", obj(json!({"severities": "warning, critical, sever"}))).unwrap_err();
+        let err = typed::<Common>("pagerduty", &obj(json!({"severities": "warning, critical, sever"}))).unwrap_err();
         assert!(err.to_string().contains("expected one of"), "{err}");
     }
 }

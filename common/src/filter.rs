@@ -272,7 +272,7 @@ mod tests {
         assert!(matches!(decide(&mk("PROBLEM"), &s), Decision::Skip(_)));
         assert!(matches!(decide(&mk("DOWNTIMEEND"), &s), Decision::Skip(_)));
         let page = serde_json::json!({"notification_types": {"X": "page"}});
-        let err = crate::config::typed::<Common>("pagerduty", page.as_object().cloned().unwrap_or_default()).unwrap_err();
+        let err = crate::config::typed::<Common>("pagerduty", &page.as_object().cloned().unwrap_or_default()).unwrap_err();
         assert!(err.to_string().contains("settings `pagerduty.notification_types.X`"), "{err}");
     }
 

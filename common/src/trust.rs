@@ -313,7 +313,7 @@ mod tests {
     /// [`apply`] for `pagerduty` (table [`OWN`], [`valid`]) with what `operator`'s own
     /// `entity_settings` and `check_settings` allow, as the pipeline reads them.
     fn apply_as(operator: Map<String, Value>, overrides: Vec<Override>, log: &mut dyn FnMut(String)) -> Map<String, Value> {
-        let common: Common = crate::config::typed("pagerduty", operator.clone()).unwrap();
+        let common: Common = crate::config::typed("pagerduty", &operator).unwrap();
         apply("pagerduty", operator, Allowed::of(&common), overrides, OWN, &valid, log)
     }
 

@@ -238,7 +238,7 @@ pub fn nearest(name: &str, names: &[&'static str]) -> Option<&'static str> {
 /// deserialize.
 fn ignored<T: DeserializeOwned>(section: &Map<String, Value>) -> Option<Vec<SettingPath>> {
     let mut out = Vec::new();
-    serde_ignored::deserialize::<_, _, T>(Value::Object(section.clone()), |path| out.push(segments(&path))).ok()?;
+    serde_ignored::deserialize::<_, _, T>(section, |path| out.push(segments(&path))).ok()?;
     Some(out)
 }
 

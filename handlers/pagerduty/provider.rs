@@ -154,15 +154,19 @@ impl Provider for PagerDuty {
         ("include_history", Trust::Entity),
     ];
 
-    fn from_settings(mut section: Map<String, Value>, common: &Common) -> Result<Self> {
+    fn from_settings(section: &Map<String, Value>, common: &Common) -> Result<Self> {
         // The Ruby handler called it `api_key`; `routing_key` wins when both are set.
+        let mut section = std::borrow::Cow::Borrowed(section);
         for alias in &ROUTING_KEY_NAMES[1..] {
-            if let Some(v) = section.remove(*alias) {
-                section.entry("routing_key").or_insert(v);
+            if section.contains_key(*alias) {
+                let owned = section.to_mut();
+                if let Some(v) = owned.remove(*alias) {
+                    owned.entry("routing_key").or_insert(v);
+                }
             }
         }
-        let teams = section.clone();
-        let s: Settings = config::typed("pagerduty", section)?;
+        let teams = &*section;
+        let s: Settings = config::typed("pagerduty", teams)?;
         let (routing_key, key_hint) = match &s.pager_team {
             Some(team) => {
                 let t = teams.get(team).and_then(Value::as_object).ok_or_else(|| {
@@ -467,7 +471,7 @@ mod tests {
 
     fn provider(section: Value) -> PagerDuty {
         let Value::Object(m) = section else { panic!() };
-        PagerDuty::from_settings(m.clone(), &config::typed("pagerduty", m).unwrap()).unwrap()
+        PagerDuty::from_settings(&m, &config::typed("pagerduty", &m).unwrap()).unwrap()
     }
 
     const KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -511,7 +515,7 @@ mod tests {
         assert_eq!(p.severity_map[&1], "info");
         assert_eq!(p.severity_map[&3], "critical");
         let Value::Object(m) = json!({"severity_map": {"warning": "fatal"}}) else { panic!() };
-        let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
+        let err = PagerDuty::from_settings(&m, &Common::default()).unwrap_err();
         assert_eq!(err.code, Code::Config);
     }
 
@@ -524,7 +528,7 @@ mod tests {
         let p = provider(json!({"api_key": "x", "routing_key": KEY}));
         assert_eq!(p.routing_key.as_deref(), Some(KEY));
         let Value::Object(m) = json!({"pager_team": "nope"}) else { panic!() };
-        let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
+        let err = PagerDuty::from_settings(&m, &Common::default()).unwrap_err();
         assert!(err.to_string().contains("pagerduty.nope"), "{err}");
         // Another object of the section, or a team without a key, is no team.
         for section in [
@@ -532,7 +536,7 @@ mod tests {
             json!({"routing_key": KEY, "pager_team": "ops", "ops": {"routing_key": " "}}),
         ] {
             let Value::Object(m) = section else { panic!() };
-            let err = PagerDuty::from_settings(m, &Common::default()).unwrap_err();
+            let err = PagerDuty::from_settings(&m, &Common::default()).unwrap_err();
             assert_eq!(err.code, Code::Config);
             assert!(err.to_string().contains("holds no routing key"), "{err}");
         }

@@ -286,7 +286,7 @@ impl Provider for Reactio {
         m
     }
 
-    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
+    fn from_settings(section: &Map<String, Value>, common: &Common) -> Result<Self> {
         let s: Settings = config::typed("reactio", section)?;
         let classification: Vec<(&'static str, String)> = [
             ("detection", s.detection.map(|v| word(&v))),
@@ -860,7 +860,7 @@ mod tests {
 
     fn provider(v: Value) -> Result<Reactio> {
         let m = section(v);
-        Reactio::from_settings(m.clone(), &config::typed("reactio", m)?)
+        Reactio::from_settings(&m, &config::typed("reactio", &m)?)
     }
 
     fn event(output: &str) -> Event {
@@ -961,7 +961,7 @@ mod tests {
         let p = provider(json!({})).expect("provider");
         assert_eq!(p.unsupported(Action::Acknowledge).as_deref(), Some("Reactio has no acknowledge"));
         assert_eq!(p.unsupported(Action::Trigger), None);
-        let c: Common = config::typed("reactio", Reactio::defaults()).expect("common");
+        let c: Common = config::typed("reactio", &Reactio::defaults()).expect("common");
         assert_eq!(c.severities, vec![common::config::Severity::Critical]);
     }
 

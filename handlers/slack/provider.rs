@@ -194,7 +194,7 @@ impl Provider for Slack {
         ("link_template", Trust::Entity),
     ];
 
-    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
+    fn from_settings(section: &Map<String, Value>, common: &Common) -> Result<Self> {
         let s: Settings = config::typed("slack", section)?;
         let channel = s.channel.as_deref().map(|c| c.trim().trim_start_matches('#').to_string()).filter(|c| !c.is_empty());
         let target = match channel {
@@ -869,7 +869,7 @@ mod tests {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        Slack::from_settings(m.clone(), &config::typed("slack", m)?)
+        Slack::from_settings(&m, &config::typed("slack", &m)?)
     }
 
     #[test]

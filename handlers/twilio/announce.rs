@@ -126,7 +126,7 @@ impl Announcer {
     /// bot token). Errors (exit 78): a webhook or API URL that is not http(s), a channel without
     /// a bot token.
     pub fn from_section(section: &Map<String, Value>, common: &Common) -> Result<Option<Announcer>> {
-        let s: Settings = config::typed("twilio", section.clone())?;
+        let s: Settings = config::typed("twilio", section)?;
         let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let http = |name: &str, url: &str| {
             if url.starts_with("https://") || url.starts_with("http://") {

@@ -444,8 +444,8 @@ impl Provider for Twilio {
         ("pause", Trust::Check),
     ];
 
-    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self> {
-        let announcer = crate::announce::Announcer::from_section(&section, common)?;
+    fn from_settings(section: &Map<String, Value>, common: &Common) -> Result<Self> {
+        let announcer = crate::announce::Announcer::from_section(section, common)?;
         let s: Settings = config::typed("twilio", section)?;
         let trimmed = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let account_sid = trimmed(s.account_sid);
@@ -1308,7 +1308,7 @@ mod tests {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        Twilio::from_settings(m.clone(), &config::typed("twilio", m)?)
+        Twilio::from_settings(&m, &config::typed("twilio", &m)?)
     }
 
     const SID: &str = "AC0123456789abcdef0123456789ABCDEF";

@@ -414,7 +414,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         // not given the handler's settings file) keeps the entries rather than send a request
         // the service refuses for good (PagerDuty's 400 for an empty routing key).
         let built = settings_with::<P>(self.operator.clone(), self.common, overrides, self.log)
-            .and_then(|(section, common)| P::from_settings(section, &common))
+            .and_then(|(section, common)| P::from_settings(&section, &common))
             .and_then(|p| p.ready().map(|()| p))
             .map_err(|e| e.to_string());
         let built = Rc::new(built);
@@ -818,7 +818,7 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, flags, log)?;
     // Mask the configured credentials too, when the settings are complete enough to say.
-    let secrets = P::from_settings(operator.clone(), &common).map(|p| p.secrets()).unwrap_or_default();
+    let secrets = P::from_settings(&operator, &common).map(|p| p.secrets()).unwrap_or_default();
     log.add_secrets(secrets.clone());
     if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
         log.add_secrets([p.to_string()]);

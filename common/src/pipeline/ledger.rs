@@ -68,7 +68,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     records.sort_by(|a, b| a.first_notified.cmp(&b.first_notified).then_with(|| a.key.cmp(&b.key)));
     // A record's requests in flight carry their event's overrides, which may hold a check's
     // own credentials (a Twilio auth token in `check.twilio`): masked, as the operator's are.
-    let mut secrets = P::from_settings(operator.clone(), &common).map(|p| p.secrets()).unwrap_or_default();
+    let mut secrets = P::from_settings(&operator, &common).map(|p| p.secrets()).unwrap_or_default();
     secrets.extend(config::secret_values(&operator));
     secrets.extend(records.iter().flat_map(|inc| inc.inflight.iter()).flat_map(|e| config::secret_values(&e.overrides)));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();

@@ -495,7 +495,7 @@ pub trait Provider: Sized {
 
     /// Build the provider from its merged settings section (defaults < files < flags < event
     /// overrides). Errors exit 78 and name the setting.
-    fn from_settings(section: Map<String, Value>, common: &Common) -> Result<Self>;
+    fn from_settings(section: &Map<String, Value>, common: &Common) -> Result<Self>;
 
     /// Credentials to mask in every output.
     fn secrets(&self) -> Vec<String>;
@@ -719,7 +719,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
-    let provider = P::from_settings(section, &common)?;
+    let provider = P::from_settings(&section, &common)?;
     provider.fits(common.timeout)?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());

@@ -49,7 +49,7 @@ pub(super) fn operator_settings<P: Provider>(
     // Test mode is `--test`'s alone: from a file it would make every real page a rehearsal.
     from_files.remove(crate::rehearsal::TEST_SETTING);
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
-    let common: Common = config::typed(P::NAME, operator.clone())?;
+    let common: Common = config::typed(P::NAME, &operator)?;
     common.validate(P::NAME)?;
     warn_unread::<P>(&files, &operator, &common, log);
     Ok((operator, common))
@@ -230,14 +230,14 @@ fn with_overrides<P: Provider>(
         return Ok((operator, common.clone()));
     }
     let valid = |m: &Map<String, Value>| -> Result<()> {
-        let common: Common = config::typed(P::NAME, m.clone())?;
+        let common: Common = config::typed(P::NAME, m)?;
         common.validate(P::NAME)?;
-        let provider = P::from_settings(m.clone(), &common)?;
+        let provider = P::from_settings(m, &common)?;
         if event { provider.fits(common.timeout) } else { Ok(()) }
     };
     let allowed = crate::trust::Allowed::of(common);
     let section = crate::trust::apply(P::NAME, operator, allowed, overrides, P::SETTINGS, &valid, &mut |line| log.warn(line));
-    let common: Common = config::typed(P::NAME, section.clone())?;
+    let common: Common = config::typed(P::NAME, &section)?;
     common.validate(P::NAME)?;
     Ok((section, common))
 }
