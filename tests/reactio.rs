@@ -179,7 +179,7 @@ fn resolve_without_a_stored_incident_id_and_no_open_incident_posts_nothing() {
     let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(
-        r.stderr.contains("resolved web-01/check_disk (no Reactio incident id is stored for it, and no open incident is named"),
+        r.stderr.contains("resolved web-01/check_disk (no Reactio incident id is stored for it, and no open or pending incident is named"),
         "{}",
         r.stderr
     );
@@ -230,6 +230,12 @@ fn open_page(n: usize) -> String {
     format!("status=open&page={n}&per_page=100")
 }
 
+/// The query of page `n` of the pending incidents (`pend`: opened so, or put on hold), which a
+/// recovery reads after the open ones.
+fn pend_page(n: usize) -> String {
+    format!("status=pend&page={n}&per_page=100")
+}
+
 /// `sensu/resolve.json` with no record of the incident (an empty state dir): the recovery has
 /// to look its incident up in `GET /api/v1/incidents`.
 fn recover_without_an_incident_id(fake: &FakeReactio) -> Run {
@@ -251,7 +257,7 @@ fn a_recovery_with_no_incident_id_reads_a_short_list_and_the_empty_page_that_end
     let ours = FIRST_ID + 2;
     let r = recover_without_an_incident_id(&fake);
     assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
-    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2), pend_page(1)]);
     assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
 }
 
@@ -260,11 +266,11 @@ fn a_recovery_with_no_incident_id_and_no_match_in_a_short_list_stops_at_the_empt
     let fake = FakeReactio::start(&[]);
     fake.opened_elsewhere(OTHERS, 3);
     let r = recover_without_an_incident_id(&fake);
-    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2), pend_page(1)]);
     assert!(r.stderr.contains("page 2 is the last of the open incidents (an empty page)"), "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "resolved web-01/check_disk (no Reactio incident id is stored for it, and no open incident is named \"web-01/check_disk CheckDisk OK: / 61.0% used\": nothing to post the recovery to)"
+            "resolved web-01/check_disk (no Reactio incident id is stored for it, and no open or pending incident is named \"web-01/check_disk CheckDisk OK: / 61.0% used\": nothing to post the recovery to)"
         ),
         "{}",
         r.stderr
@@ -282,7 +288,7 @@ fn a_recovery_finds_its_incident_on_page_2_and_stops_at_that_short_page() {
     let ours = FIRST_ID + 150;
     let r = recover_without_an_incident_id(&fake);
     assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
-    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2), pend_page(1)]);
     assert!(r.stderr.contains("page 2 is the last of the open incidents (a page shorter than page 1)"), "{}", r.stderr);
     assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
 }
@@ -299,7 +305,7 @@ fn a_reactio_serving_fewer_than_asked_per_page_is_read_on_until_a_shorter_page()
     let ours = FIRST_ID + 30;
     let r = recover_without_an_incident_id(&fake);
     assert!(r.stderr.contains(&format!("found the open incident {ours}")), "{}", r.stderr);
-    assert_eq!(fake.lists(), vec![open_page(1), open_page(2)]);
+    assert_eq!(fake.lists(), vec![open_page(1), open_page(2), pend_page(1)]);
     assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": ours, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
 }
 
@@ -312,10 +318,57 @@ fn a_recovery_reads_at_most_ten_pages_of_open_incidents() {
     fake.opened_elsewhere(OTHERS, 60);
     fake.opened_elsewhere(OURS, 1);
     let r = recover_without_an_incident_id(&fake);
-    assert_eq!(fake.lists(), (1..=10).map(open_page).collect::<Vec<_>>());
+    assert_eq!(fake.lists(), (1..=10).map(open_page).chain([pend_page(1)]).collect::<Vec<_>>());
     assert!(r.stderr.contains("stopped after page 10 of the open incidents, the most a recovery reads"), "{}", r.stderr);
-    assert!(r.stderr.contains("and no open incident is named"), "{}", r.stderr);
+    assert!(r.stderr.contains("and no open or pending incident is named"), "{}", r.stderr);
     assert!(fake.accepted(MESSAGES).is_empty());
+}
+
+#[test]
+fn a_recovery_with_no_incident_id_finds_its_incident_put_on_hold() {
+    // Someone put the incident on hold in Reactio (`pend`): it is not closed, and its recovery
+    // is still due. Looking up `status=open` only, the recovery found nothing and posted nothing.
+    let fake = FakeReactio::start(&[]);
+    let elsewhere = sandbox(json!({}));
+    assert_eq!(run(&elsewhere, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    fake.set_status(FIRST_ID, "pend");
+    let r = recover_without_an_incident_id(&fake);
+    assert!(r.stderr.contains(&format!("found the pending incident {FIRST_ID}")), "{}", r.stderr);
+    assert_eq!(fake.lists(), vec![open_page(1), pend_page(1), pend_page(2)]);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+}
+
+#[test]
+fn a_recovery_with_no_incident_id_finds_an_incident_opened_with_status_pend() {
+    // `status: pend` opens every incident pending: a lookup of the open ones never sees them.
+    let fake = FakeReactio::start(&[]);
+    let elsewhere = sandbox(json!({"status": "pend"}));
+    assert_eq!(run(&elsewhere, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    assert_eq!(fake.incidents()[0]["status"], "pend");
+    let r = run(&sandbox(json!({"status": "pend"})), &fake, &read_fixture("sensu/resolve.json"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("found the pending incident {FIRST_ID}")), "{}", r.stderr);
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})]);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_pending_create_whose_answer_was_lost_is_found_by_the_flush_not_opened_twice() {
+    // Reactio opens the incident (status pend, as configured) at once and answers after 4 s,
+    // past the deadline. The flush's lookup asked for `status=open`, found nothing, and sent
+    // the create again: a second incident, and everyone notified twice.
+    let fake = FakeReactio::start(&[Script::Late(4000)]);
+    let sb = sandbox(json!({"status": "pend"}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(fake.incidents().len(), 1);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("acted on it after all"), "{}", r.stderr);
+    assert_eq!(fake.incidents().len(), 1, "not opened twice: {}", r.stderr);
+    assert!(fake.lists().iter().all(|q| q.starts_with("status=pend&")), "{:?}", fake.lists());
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
+    fake.assert_no_violations();
 }
 
 #[test]

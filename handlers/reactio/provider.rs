@@ -14,9 +14,10 @@
 //!   incident's timeline; with `close_on_resolve` also `POST /api/v1/incidents/{id}/status`
 //!   `{"status":"close"}`, an endpoint Reactio does not document (seen in one third-party Zabbix
 //!   integration), hence off by default and best effort. With no stored incident id (opened
-//!   before a migration, on another host, or before the state was lost), the open incidents are
-//!   looked up (`GET /api/v1/incidents?status=open`) and the one with the name this event's
-//!   incident would have is resolved; when there is none, the log says so.
+//!   before a migration, on another host, or before the state was lost), the incidents not
+//!   closed are looked up (`GET /api/v1/incidents?status=open`, then `status=pend`) and the one
+//!   with the name this event's incident would have is resolved; when there is none, the log
+//!   says so.
 //! - **acknowledge**: Reactio has none; skipped.
 //!
 //! 401 (`authentication_error`) and 400 (`validation_error`) are permanent (exit 69) and say
@@ -394,7 +395,7 @@ impl Provider for Reactio {
                 Ok(Some(id)) => self.resolve(ctx, job, id),
                 Ok(None) => Outcome::Delivered(Done {
                     detail: format!(
-                        "(no Reactio incident id is stored for it, and no open incident is named {:?}: nothing to post the recovery to)",
+                        "(no Reactio incident id is stored for it, and no open or pending incident is named {:?}: nothing to post the recovery to)",
                         self.incident_name(job.event, job.incident_key)
                     ),
                     refs: Map::new(),
@@ -430,23 +431,27 @@ impl Provider for Reactio {
 
     /// A create of unknown fate (sent, no answer in time: Reactio may have opened the incident
     /// and broadcast) is looked for before it is sent again, so that a slow Reactio does not
-    /// get two incidents, and everyone two broadcasts: the open incidents created since it was
-    /// sent, `GET /api/v1/incidents?status=open&from=…&per_page=100` (spec "Other calls").
+    /// get two incidents, and everyone two broadcasts: the incidents in the status it was
+    /// created with (`open`, or the `status` setting's `pend`) created since it was sent,
+    /// `GET /api/v1/incidents?status=…&from=…&per_page=100` (spec "Other calls").
     fn lookup(&self, call: &Call, since: u64) -> Option<Request> {
-        let Call::Create { .. } = call else { return None };
+        let Call::Create { body } = call else { return None };
         let from = since.saturating_sub(CLOCK_MARGIN);
-        let mut req = self.request(&format!("/api/v1/incidents?status=open&from={from}&page=1&per_page={LIST_PER_PAGE}"), Value::Null);
+        let status = created_status(body);
+        let mut req = self.request(&format!("/api/v1/incidents?status={status}&from={from}&page=1&per_page={LIST_PER_PAGE}"), Value::Null);
         req.method = Method::Get;
         req.body = common::http::Body::Empty;
         Some(req)
     }
 
-    /// The incident the lost create opened: an open one of exactly its name, created since it
-    /// was sent (less [`CLOCK_MARGIN`]), that is not the incident the record already knows.
-    /// An answer that is not a list, or a full page (more may follow), cannot tell.
+    /// The incident the lost create opened: one of exactly its name and the status it was
+    /// created with, created since it was sent (less [`CLOCK_MARGIN`]), that is not the
+    /// incident the record already knows. An answer that is not a list, or a full page (more
+    /// may follow), cannot tell.
     fn found(&self, call: &Call, pages: &[Response], since: u64, known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { body } = call else { return Found::No };
         let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+        let status = created_status(body);
         let known_id = known.get(INCIDENT_ID).and_then(incident_id_of);
         let mut found = None;
         for page in pages {
@@ -456,7 +461,7 @@ impl Provider for Reactio {
             let ours = items
                 .iter()
                 .filter(|i| i.get("name").and_then(Value::as_str) == Some(name))
-                .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s != "close"))
+                .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s == status))
                 .filter(|i| i.get("created_at").and_then(Value::as_u64).is_some_and(|t| t + CLOCK_MARGIN >= since))
                 .filter_map(|i| i.get("id").and_then(incident_id_of))
                 .filter(|id| Some(*id) != known_id)
@@ -577,56 +582,66 @@ impl Reactio {
         ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default())
     }
 
-    /// The open incident this event's incident would be, when the ledger has no id for it:
-    /// `GET /api/v1/incidents?status=open&page=N&per_page=100`, page after page (the list is
-    /// paginated, spec "Other calls"), the newest one whose name is the name this event's
-    /// incident would have up to where the check output goes (the output of a recovery is not
-    /// the failure's). `Err` carries the failure to report.
+    /// The incident this event's incident would be, when the ledger has no id for it: the
+    /// incidents that are not closed, `GET /api/v1/incidents?status=open&page=N&per_page=100`
+    /// page after page (the list is paginated, spec "Other calls"), then likewise
+    /// `status=pend` (an incident opened with `status: pend`, or put on hold in Reactio, is
+    /// not closed either and still waits for its recovery); the newest one whose name is the
+    /// name this event's incident would have up to where the check output goes (the output of
+    /// a recovery is not the failure's). `Err` carries the failure to report.
     ///
     /// The answer is a bare JSON array (no total, no page count, no next link) and `per_page`
-    /// has no documented maximum, so where the list ends is read off the pages themselves
-    /// ([`last_page`]): at an empty page, or at a page shorter than page 1 (page 1 shows how
-    /// many Reactio serves a page). Page 1 shorter than asked for is not taken for the end: it
-    /// may be all a Reactio serves per page; the empty page 2 settles it. At most
-    /// [`MAX_LIST_PAGES`] are read.
+    /// has no documented maximum, so where each list ends is read off its pages ([`last_page`]):
+    /// at an empty page, or at a page shorter than page 1 (page 1 shows how many Reactio serves
+    /// a page). Page 1 shorter than asked for is not taken for the end: it may be all a Reactio
+    /// serves per page; the empty page 2 settles it. At most [`MAX_LIST_PAGES`] are read per
+    /// status.
     fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Option<u64>, Outcome<Done>> {
         let name = self.name_before_output(job.event, job.incident_key);
         let matches = |n: &str| match n.strip_prefix(name.as_str()) {
             Some(rest) => rest.is_empty() || rest.starts_with(' '),
             None => false,
         };
-        let mut found: Option<u64> = None;
-        let mut first_len = None;
-        for page in 1..=MAX_LIST_PAGES {
-            let mut req = self.request(&format!("/api/v1/incidents?status=open&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
-            req.method = Method::Get;
-            req.body = common::http::Body::Empty;
-            let resp = match ctx.fetch(&req, &classify) {
-                Outcome::Delivered(resp) => resp,
-                failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
-            };
-            let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-            let items = list.as_array().map(|a| a.as_slice()).unwrap_or_default();
-            let here = items
-                .iter()
-                .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
-                .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s != "close"))
-                .filter_map(|i| i.get("id").and_then(incident_id_of))
-                .max();
-            found = found.max(here);
-            let first = *first_len.get_or_insert(items.len());
-            if let Some(why) = last_page(page, items.len(), first) {
-                ctx.log.debug(format!("GET /api/v1/incidents: page {page} is the last of the open incidents ({why})"));
-                break;
-            }
-            if page == MAX_LIST_PAGES {
-                ctx.log.debug(format!("GET /api/v1/incidents: stopped after page {page} of the open incidents, the most a recovery reads"));
+        let mut found: Option<(u64, Status)> = None;
+        for status in [Status::Open, Status::Pend] {
+            let word = word(&status);
+            let mut first_len = None;
+            for page in 1..=MAX_LIST_PAGES {
+                let mut req = self.request(&format!("/api/v1/incidents?status={word}&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
+                req.method = Method::Get;
+                req.body = common::http::Body::Empty;
+                let resp = match ctx.fetch(&req, &classify) {
+                    Outcome::Delivered(resp) => resp,
+                    failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+                };
+                let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+                let items = list.as_array().map(|a| a.as_slice()).unwrap_or_default();
+                let here = items
+                    .iter()
+                    .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
+                    .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s == word))
+                    .filter_map(|i| i.get("id").and_then(incident_id_of))
+                    .max();
+                if let Some(id) = here.filter(|id| found.is_none_or(|(f, _)| *id > f)) {
+                    found = Some((id, status));
+                }
+                let first = *first_len.get_or_insert(items.len());
+                if let Some(why) = last_page(page, items.len(), first) {
+                    ctx.log.debug(format!("GET /api/v1/incidents: page {page} is the last of the {word} incidents ({why})"));
+                    break;
+                }
+                if page == MAX_LIST_PAGES {
+                    ctx.log.debug(format!(
+                        "GET /api/v1/incidents: stopped after page {page} of the {word} incidents, the most a recovery reads"
+                    ));
+                }
             }
         }
-        if let Some(id) = found {
-            ctx.log.info(format!("{}: no stored incident id; found the open incident {id} named {name:?}", job.incident_key));
+        if let Some((id, status)) = found {
+            let which = if status == Status::Pend { "pending" } else { "open" };
+            ctx.log.info(format!("{}: no stored incident id; found the {which} incident {id} named {name:?}", job.incident_key));
         }
-        Ok(found)
+        Ok(found.map(|(id, _)| id))
     }
 
     /// The `name_template` for `event`: with the default one, a Sensu Go event outside the
@@ -748,6 +763,12 @@ fn last_page(page: usize, len: usize, first: usize) -> Option<&'static str> {
 /// repeat of such an incident was refused for good.
 fn broadcast_text(template: &Template, event: &Event) -> String {
     template.render_telling(event).unwrap_or_else(|| DEFAULT_NOTIFICATION_TEXT.to_string())
+}
+
+/// The `status` a create body opens its incident with (`open`, the spec's default, when it
+/// says none): the status a lookup of that incident asks for.
+fn created_status(body: &Value) -> &str {
+    body.get("status").and_then(Value::as_str).unwrap_or("open")
 }
 
 /// The stored Reactio incident id, when the incident is open and one was remembered.

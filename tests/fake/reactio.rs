@@ -308,6 +308,14 @@ impl FakeReactio {
         }
     }
 
+    /// Set the status of incident `id` (`pend`: put on hold) as a person does in Reactio's web
+    /// interface (no request is received for it). Panics for an unknown id.
+    pub fn set_status(&self, id: u64, status: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let incident = inner.incidents.get_mut(id.saturating_sub(FIRST_ID) as usize).unwrap_or_else(|| panic!("no incident {id}"));
+        incident["status"] = status.into();
+    }
+
     /// Serve at most `n` incidents per page of `GET /api/v1/incidents`, however many
     /// `per_page` asks for. The spec names `per_page` but neither a default nor a maximum, so a
     /// Reactio that caps it is within the contract: a client cannot take a page shorter than it
