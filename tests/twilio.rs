@@ -85,6 +85,38 @@ fn conference_puts_everyone_who_answers_in_one_bridge_named_after_the_incident()
 }
 
 #[test]
+fn a_conference_for_a_long_incident_key_keeps_the_twiml_within_4000_characters() {
+    // The bridge is named after the incident key, which the host and check names make: a
+    // 5000-character entity name made a TwiML of over 5000 characters that Twilio refuses
+    // (21205), and nobody was called. The name is cut (with a hash of the whole key), the same
+    // for every call of the incident.
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"conference": true}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["client"]["name"] = "e".repeat(5000).into();
+    let r = run(&sb, &fake, ev.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let calls = fake.to(CALLS);
+    assert_eq!(calls.len(), 3, "{r:?}");
+    let names: Vec<String> = calls.iter().map(|c| c.twiml.as_ref().unwrap().conference.clone().expect("a conference")).collect();
+    assert!(names.iter().all(|n| n == &names[0]), "one bridge: {names:?}");
+    let name = &names[0];
+    assert_eq!(name.chars().count(), 128, "{name}");
+    assert!(name.starts_with("eeee") && name.contains('~'), "{name}");
+    for c in &calls {
+        assert!(common::template::utf16_len(c.param("Twiml").unwrap()) <= 4000);
+    }
+    // Another long key gets a bridge of its own.
+    ev["client"]["name"] = format!("{}f", "e".repeat(4999)).into();
+    let r = run(&sb, &fake, ev.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let other = fake.to(CALLS)[3].twiml.as_ref().unwrap().conference.clone().unwrap();
+    assert_ne!(&other, name);
+}
+
+#[test]
 fn twiml_in_check_output_is_read_out_as_text() {
     let fake = FakeTwilio::start(&[]);
     let sb = sandbox(json!({"recipients": [ONE]}));

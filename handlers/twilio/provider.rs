@@ -868,8 +868,8 @@ impl Twilio {
             e.output = truncate_chars(output, n);
             template.render_or(&e, &fallback)
         };
-        let conference = self.conference.then_some(key);
-        twiml::fitted(&render, output.chars().count(), &self.speech, conference)
+        let conference = self.conference.then(|| twiml::conference_name(key));
+        twiml::fitted(&render, output.chars().count(), &self.speech, conference.as_deref())
     }
 
     /// The create-Call form for `r` speaking `doc`: `To, From, Twiml, Timeout[, MachineDetection]`.

@@ -27,6 +27,24 @@ pub struct Speech {
     pub pause: u64,
 }
 
+/// Longest conference name put in the TwiML, in characters: 128. The name is the incident key,
+/// which comes from host and check names of any length; Twilio's 4000 characters hold the whole
+/// document, and [`fitted`] can only shorten the spoken text, so a key longer than the
+/// document made every call refused (error 21205), the page lost.
+pub const MAX_CONFERENCE_CHARS: usize = 128;
+
+/// The conference name for incident `key`: the key itself when it has at most
+/// [`MAX_CONFERENCE_CHARS`] characters, else its start and `~` plus a 16-hex-digit hash of the
+/// whole key, so that every call of one incident joins one bridge and distinct long keys get
+/// distinct bridges.
+pub fn conference_name(key: &str) -> String {
+    if key.chars().count() <= MAX_CONFERENCE_CHARS {
+        return key.to_string();
+    }
+    let prefix: String = key.chars().take(MAX_CONFERENCE_CHARS - 17).collect();
+    format!("{prefix}~{:016x}", common::state::file::fnv1a(key.as_bytes()))
+}
+
 /// The whole TwiML document speaking `text`, after `<Pause length="{pause}"/>` when
 /// `speech.pause` is set; with `conference` it ends in
 /// `<Dial><Conference>{conference}</Conference></Dial>` so that whoever answers joins one bridge.
