@@ -117,6 +117,25 @@ fn a_conference_for_a_long_incident_key_keeps_the_twiml_within_4000_characters()
 }
 
 #[test]
+fn a_huge_entity_of_characters_xml_escapes_is_still_spoken_cut_to_fit() {
+    // When the message without the output is too long, the text itself is cut. It was cut by
+    // the excess in characters, but `<` takes 4 in the TwiML: an entity of 16 000 `<e>` was cut
+    // to nothing, an empty <Say>, which Twilio refuses when the call is answered (13520).
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"recipients": [ONE]}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["client"]["name"] = "<e>".repeat(16_000).into();
+    let r = run(&sb, &fake, ev.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let call = &fake.to(CALLS)[0];
+    let said = spoken(call);
+    assert!(said.starts_with("<e><e><e>") && said.ends_with('…'), "{said}");
+    let units = common::template::utf16_len(call.param("Twiml").unwrap());
+    assert!(units <= 4000 && units > 3990, "{units}");
+}
+
+#[test]
 fn twiml_in_check_output_is_read_out_as_text() {
     let fake = FakeTwilio::start(&[]);
     let sb = sandbox(json!({"recipients": [ONE]}));

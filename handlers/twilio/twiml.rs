@@ -99,17 +99,25 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
     if let Some(doc) = best {
         return doc;
     }
-    // The template or names alone are too long: cut the text, escaped length included.
-    let mut text = speakable(&render(0));
-    loop {
-        let doc = build(&text);
-        let len = utf16_len(&doc);
-        if len <= MAX_CHARS || text.is_empty() {
-            return doc;
+    // The template or names alone are too long: cut the text itself, to the longest that fits
+    // once escaped (searched, as above: `&`, `<`, `>`, quotes grow 4 to 6 times when escaped,
+    // so a cut by the excess alone could leave nothing to speak, which Twilio refuses when the
+    // call is answered, error 13520).
+    let text = speakable(&render(0));
+    let cut = |units: usize| build(&common::template::truncate_utf16(&text, units));
+    let (mut lo, mut hi) = (0usize, utf16_len(&text));
+    let mut best = None;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let doc = cut(mid);
+        if fits(&doc) {
+            best = Some(doc);
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
-        let keep = utf16_len(&text).saturating_sub(len - MAX_CHARS + 1);
-        text = common::template::truncate_utf16(&text, keep);
     }
+    best.unwrap_or_else(|| cut(0))
 }
 
 /// `text` without the characters XML 1.0 does not allow (`Char`, XML 1.0 §2.2): C0 controls
