@@ -87,6 +87,27 @@ fn sequential_second_person_answers_one_webhook_message_names_them() {
 }
 
 #[test]
+fn the_announcement_of_a_huge_entity_stays_within_slacks_4000_characters() {
+    // Host names are the hosts' own: a 50 000-character entity made an announcement of over
+    // 50 000 characters, where Slack asks for at most 4 000 (spec §5.5).
+    let twilio = FakeTwilio::start(&[]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential", "announce_webhook": slack.webhook_url()}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["client"]["name"] = "<e>".repeat(16_000).into();
+    let r = run(&sb, &twilio, ev.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    twilio.assert_no_violations();
+    let texts = announced(&slack);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    let n = texts[0].chars().count();
+    assert!(n <= 4000, "{n} characters");
+    let tail: String = texts[0].chars().skip(n.saturating_sub(100)).collect();
+    assert!(texts[0].starts_with("Alice (+14•••••0101) answered the call for &lt;e&gt;&lt;e&gt;"), "…{tail}");
+    assert!(tail.contains("… after "), "cut where it says so: …{tail}");
+}
+
+#[test]
 fn sequential_nobody_answers_one_message_says_so_and_the_page_exits_75() {
     let twilio = FakeTwilio::start(&[]);
     twilio.outcomes(&[Outcome::NoAnswer, Outcome::Busy, Outcome::NoAnswer, Outcome::Failed, Outcome::NoAnswer, Outcome::Busy]);

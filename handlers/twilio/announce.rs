@@ -40,7 +40,7 @@ use std::time::Duration;
 use common::config::{self, Common, de};
 use common::exit::{Code, Result};
 use common::http::{Deadline, Request, Response, classify_status};
-use common::mrkdwn::escape as mrkdwn;
+use common::mrkdwn::escape_cut;
 use common::outcome::{Fate, Outcome, Retry};
 use common::pipeline::{Ctx, Job};
 use common::state::Store;
@@ -341,18 +341,27 @@ fn took(d: Duration) -> String {
     config::show_duration(Duration::from_secs(d.as_secs()))
 }
 
+/// Longest incident name (`entity/check (status)`, escaped) and recipient name in an
+/// announcement, in characters: 1000 and 200. Host and check names can be of any length, and
+/// Slack asks for a message `text` of at most 4,000 characters (spec §5.5); an announcement of
+/// a 50 000-character entity was one of over 50 000.
+pub const MAX_SUBJECT_CHARS: usize = 1000;
+/// See [`MAX_SUBJECT_CHARS`].
+pub const MAX_NAME_CHARS: usize = 200;
+
 /// How an announcement names `event`'s incident: `entity/check (status)`, not escaped yet.
 pub fn subject(event: &common::event::Event) -> String {
     format!("{}/{} ({})", event.entity, event.check, event.status_name())
 }
 
-/// The message for `news` about the incident named `subject` ([`subject`]), escaped for mrkdwn.
+/// The message for `news` about the incident named `subject` ([`subject`]), escaped for mrkdwn
+/// and cut to [`MAX_SUBJECT_CHARS`] (the person's name to [`MAX_NAME_CHARS`]).
 pub fn text(news: &News<'_>, subject: &str) -> String {
-    let incident = mrkdwn(subject);
+    let incident = escape_cut(subject, MAX_SUBJECT_CHARS);
     match *news {
         News::Answered { who, after } => {
             let who = match &who.name {
-                Some(name) => format!("{} ({})", mrkdwn(name), masked(&who.phone)),
+                Some(name) => format!("{} ({})", escape_cut(name, MAX_NAME_CHARS), masked(&who.phone)),
                 None => masked(&who.phone),
             };
             format!("{who} answered the call for {incident} after {}.", took(after))
