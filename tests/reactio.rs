@@ -92,6 +92,26 @@ fn a_recovery_message_that_renders_blank_posts_the_default_one() {
 }
 
 #[test]
+fn a_long_output_in_the_notification_text_keeps_the_incident_id_readable() {
+    // The create's answer echoes `notification_text`, and the handler reads 64 KiB of an
+    // answer: with `{output}` in the text and 25 000 Japanese characters of output the answer
+    // was cut short, its `id` unreadable ("holds no incident id"), and a repeat opened a second
+    // incident. The broadcast text is cut to 4000 characters.
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({"notification_text": "{entity}/{check}: {output}"}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["output"] = "ディスク容量不足".repeat(3125).into();
+    let r = run(&sb, &fake, ev.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("(incident {FIRST_ID};")), "{}", r.stderr);
+    fake.assert_no_violations();
+    let text = fake.accepted(INCIDENTS)[0]["notification_text"].as_str().unwrap().to_string();
+    assert_eq!(text.chars().count(), 4000);
+    assert!(text.starts_with("web-01/check_disk: ディスク容量不足") && text.ends_with('…'), "{text}");
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
+}
+
+#[test]
 fn repeat_after_refresh_notifies_the_stored_incident_again() {
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({"notification_call": true}));

@@ -140,6 +140,15 @@ fn word<T: Serialize>(value: &T) -> String {
 /// message.
 pub const MAX_NAME_CHARS: usize = 255;
 
+/// Longest `notification_text` sent, in characters: 4000. Reactio documents no limit, but its
+/// answer to a create echoes the text (`notifications.notification_text`, spec) and the handler
+/// reads at most 64 KiB of an answer ([`common::http::MAX_RESPONSE_BYTES`]): a template with
+/// `{output}` and a check output of some 20 000 Japanese characters made an answer cut short,
+/// whose incident `id` could not be read, so every repeat opened a new incident. 4000
+/// characters are at most 24 000 bytes of JSON; the whole output still reaches the timeline
+/// `message` when the template puts it there.
+pub const MAX_NOTIFICATION_CHARS: usize = 4000;
+
 const STORED_ID_PLACEHOLDER: &str = "{stored incident_id}";
 
 /// Incidents asked for per page of `GET /api/v1/incidents` (`per_page`).
@@ -760,9 +769,10 @@ fn last_page(page: usize, len: usize, first: usize) -> Option<&'static str> {
 /// renders blank (a `{label.…}` the event lacks, an empty `{output}`). A broadcast that says
 /// nothing notifies nobody of anything, and `POST /api/v1/notifications` requires the text
 /// (spec: the official client's recorded 400 is `notification_text: missing_field`), so the
-/// repeat of such an incident was refused for good.
+/// repeat of such an incident was refused for good. Cut to [`MAX_NOTIFICATION_CHARS`].
 fn broadcast_text(template: &Template, event: &Event) -> String {
-    template.render_telling(event).unwrap_or_else(|| DEFAULT_NOTIFICATION_TEXT.to_string())
+    let text = template.render_telling(event).unwrap_or_else(|| DEFAULT_NOTIFICATION_TEXT.to_string());
+    truncate_chars(&text, MAX_NOTIFICATION_CHARS)
 }
 
 /// The `status` a create body opens its incident with (`open`, the spec's default, when it
