@@ -392,6 +392,29 @@ fn a_pending_create_whose_answer_was_lost_is_found_by_the_flush_not_opened_twice
 }
 
 #[test]
+fn a_lost_create_is_found_on_page_2_of_a_reactio_serving_fewer_than_asked() {
+    // Reactio serves 5 incidents a page (the spec sets no maximum for `per_page`), and 5 others
+    // were opened since: the lost create's incident is on page 2. Judged on page 1 alone (5,
+    // fewer than the 100 asked for) it was taken for not there, and the create went again.
+    let fake = FakeReactio::start(&[Script::Late(4000)]);
+    fake.serve_at_most(5);
+    fake.opened_elsewhere(OTHERS, 5);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(fake.incidents().len(), 6);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("acted on it after all"), "{}", r.stderr);
+    assert_eq!(fake.incidents().len(), 6, "not opened twice: {}", r.stderr);
+    let pages: Vec<String> =
+        fake.lists().iter().map(|q| q.split('&').filter(|p| !p.starts_with("from=")).collect::<Vec<_>>().join("&")).collect();
+    assert_eq!(pages, vec![open_page(1), open_page(2)], "page 2 is shorter than page 1: the last");
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID + 5);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn only_critical_opens_incidents_by_default() {
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({}));

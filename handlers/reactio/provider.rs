@@ -445,28 +445,43 @@ impl Provider for Reactio {
     /// `GET /api/v1/incidents?status=…&from=…&per_page=100` (spec "Other calls").
     fn lookup(&self, call: &Call, since: u64) -> Option<Request> {
         let Call::Create { body } = call else { return None };
-        let from = since.saturating_sub(CLOCK_MARGIN);
-        let status = created_status(body);
-        let mut req = self.request(&format!("/api/v1/incidents?status={status}&from={from}&page=1&per_page={LIST_PER_PAGE}"), Value::Null);
-        req.method = Method::Get;
-        req.body = common::http::Body::Empty;
-        Some(req)
+        Some(self.created_since(created_status(body), since, 1))
+    }
+
+    /// The next page of the incidents created since, until a page ends the list
+    /// ([`last_page`]: an empty page, or one shorter than page 1). The answer is a bare array
+    /// and `per_page` has no documented maximum, so a page 1 shorter than the 100 asked for may
+    /// be all a Reactio serves per page, with the lost create's incident on page 2: judged on
+    /// page 1 alone, it was taken for not there and the create sent again (a second incident,
+    /// a second broadcast).
+    fn lookup_next(&self, call: &Call, since: u64, pages: &[Response]) -> Option<Request> {
+        let Call::Create { body } = call else { return None };
+        let len = |page: &Response| serde_json::from_str::<Value>(&page.body).ok()?.as_array().map(Vec::len);
+        let (first, last) = (len(pages.first()?)?, len(pages.last()?)?);
+        if last_page(pages.len(), last, first).is_some() {
+            return None;
+        }
+        Some(self.created_since(created_status(body), since, pages.len() + 1))
     }
 
     /// The incident the lost create opened: one of exactly its name and the status it was
     /// created with, created since it was sent (less [`CLOCK_MARGIN`]), that is not the
-    /// incident the record already knows. An answer that is not a list, or a full page (more
-    /// may follow), cannot tell.
+    /// incident the record already knows. An answer that is not a list, or a list that goes on
+    /// past the pages read ([`common::pipeline::MAX_LOOKUP_PAGES`]), cannot tell.
     fn found(&self, call: &Call, pages: &[Response], since: u64, known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { body } = call else { return Found::No };
         let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
         let status = created_status(body);
         let known_id = known.get(INCIDENT_ID).and_then(incident_id_of);
         let mut found = None;
-        for page in pages {
+        let mut first_len = None;
+        let mut ended = false;
+        for (i, page) in pages.iter().enumerate() {
             let Some(items) = serde_json::from_str::<Value>(&page.body).ok().and_then(|v| v.as_array().cloned()) else {
                 return Found::CannotTell(format!("GET /api/v1/incidents answered HTTP {} without a list", page.status));
             };
+            let first = *first_len.get_or_insert(items.len());
+            ended = last_page(i + 1, items.len(), first).is_some();
             let ours = items
                 .iter()
                 .filter(|i| i.get("name").and_then(Value::as_str) == Some(name))
@@ -476,12 +491,10 @@ impl Provider for Reactio {
                 .filter(|id| Some(*id) != known_id)
                 .max();
             found = found.max(ours);
-            if found.is_none() && items.len() >= LIST_PER_PAGE {
-                return Found::CannotTell(format!("more than {LIST_PER_PAGE} open incidents created since then"));
-            }
         }
         match found {
             Some(id) => Found::Yes(id_refs(id)),
+            None if !ended => Found::CannotTell(format!("more than {} pages of {status} incidents created since then", pages.len())),
             None => Found::No,
         }
     }
@@ -707,6 +720,17 @@ impl Reactio {
             b.insert("message".into(), m.into());
         }
         Value::Object(b)
+    }
+
+    /// `GET /api/v1/incidents?status={status}&from=…&page={page}&per_page=100`: the incidents in
+    /// `status` created since `since` (less [`CLOCK_MARGIN`]), for a create of unknown fate.
+    fn created_since(&self, status: &str, since: u64, page: usize) -> Request {
+        let from = since.saturating_sub(CLOCK_MARGIN);
+        let mut req =
+            self.request(&format!("/api/v1/incidents?status={status}&from={from}&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
+        req.method = Method::Get;
+        req.body = common::http::Body::Empty;
+        req
     }
 
     /// A JSON POST to `{base}{path}` with the API key.

@@ -287,9 +287,9 @@ impl Provider for Slack {
     /// The next page, unless this one holds the war room ([`Self::found`] needs no more: a
     /// channel name is unique, and every further page is one more request of the deadline's
     /// and of Slack's rate limit).
-    fn lookup_next(&self, sent: &Sent, page: &Response) -> Option<Request> {
+    fn lookup_next(&self, sent: &Sent, _since: u64, pages: &[Response]) -> Option<Request> {
         let Call::Create { name, asked, is_private } = &sent.call else { return None };
-        let body = api::read(Method::List, page).ok()?;
+        let body = api::read(Method::List, pages.last()?).ok()?;
         if api::find_own(&body, name, *asked).is_some() {
             return None;
         }

@@ -604,8 +604,8 @@ impl Provider for Twilio {
     }
 
     /// The next page of a ListCall answer ([`Twilio::next_page`]).
-    fn lookup_next(&self, payload: &Payload, page: &Response) -> Option<Request> {
-        payload.call().and_then(|_| self.next_page(page))
+    fn lookup_next(&self, payload: &Payload, _since: u64, pages: &[Response]) -> Option<Request> {
+        payload.call().and_then(|_| self.next_page(pages.last()?))
     }
 
     /// A spooled call about to be placed again by a flush: noted as an attempt of its own

@@ -859,7 +859,7 @@ impl Twilio {
             Outcome::Delivered(resp) => Ok(resp),
             f => Err(f.reason().unwrap_or("no answer").to_string()),
         };
-        let pages = common::pipeline::read_pages(first, fetch, |resp| self.next_page(resp))?;
+        let pages = common::pipeline::read_pages(first, fetch, |pages| pages.last().and_then(|p| self.next_page(p)))?;
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
         known.insert(CALL_SIDS.into(), json!(p.calls()));
         match Placed::of(&create, &pages, last.at, &known, last.attempt.as_deref()).ok_or("the answer holds no list of calls")? {

@@ -495,7 +495,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     Outcome::Delivered((resp, _)) => Ok(resp),
                     other => Err(other.reason().unwrap_or("").to_string()),
                 };
-                let pages = match super::read_pages(req.clone(), fetch, |resp| provider.lookup_next(&payload, resp)) {
+                let pages = match super::read_pages(req.clone(), fetch, |pages| provider.lookup_next(&payload, entry.created, pages)) {
                     Ok(pages) => pages,
                     Err(why) => {
                         return Settled::Request(Outcome::Retry(crate::outcome::Retry {

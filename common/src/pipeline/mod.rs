@@ -415,20 +415,19 @@ pub const MAX_INSTEAD: u32 = 6;
 pub const MAX_LOOKUP_PAGES: usize = 20;
 
 /// The pages of a lookup's answer, in order: `first`'s answer, then each page `next` asks for
-/// after the one before, up to [`MAX_LOOKUP_PAGES`]. `fetch` answers one request; its error
-/// ends the reading and is returned (a list read in part is never judged: it could say "not
-/// there" of what is on the next page).
+/// given the pages read so far (the last one the newest), up to [`MAX_LOOKUP_PAGES`]. `fetch`
+/// answers one request; its error ends the reading and is returned (a list read in part is
+/// never judged: it could say "not there" of what is on the next page).
 pub fn read_pages<E>(
     first: Request,
     mut fetch: impl FnMut(&Request) -> std::result::Result<Response, E>,
-    next: impl Fn(&Response) -> Option<Request>,
+    next: impl Fn(&[Response]) -> Option<Request>,
 ) -> std::result::Result<Vec<Response>, E> {
     let mut pages: Vec<Response> = Vec::new();
     let mut request = Some(first);
     while let Some(page) = request.take() {
-        let resp = fetch(&page)?;
-        request = next(&resp).filter(|_| pages.len() + 1 < MAX_LOOKUP_PAGES);
-        pages.push(resp);
+        pages.push(fetch(&page)?);
+        request = next(&pages).filter(|_| pages.len() < MAX_LOOKUP_PAGES);
     }
     Ok(pages)
 }
@@ -575,11 +574,12 @@ pub trait Provider: Sized {
         None
     }
 
-    /// The request for the page after `page` of the answer to [`Provider::lookup`], when the
-    /// service says there is one (Twilio's `next_page_uri`, Slack's `next_cursor`): a list is
-    /// read to its end, as far as [`MAX_LOOKUP_PAGES`], before [`Provider::found`] judges it,
-    /// because what is looked for may be on any page. Default: none (one page).
-    fn lookup_next(&self, _payload: &Self::Payload, _page: &Response) -> Option<Request> {
+    /// The request for the page after the last of `pages` (the answer to [`Provider::lookup`]
+    /// for `since`, page after page), when there is one (Twilio's `next_page_uri`, Slack's
+    /// `next_cursor`, Reactio's `page` + 1 until a page ends the list): a list is read to its
+    /// end, as far as [`MAX_LOOKUP_PAGES`], before [`Provider::found`] judges it, because what
+    /// is looked for may be on any page. Default: none (one page).
+    fn lookup_next(&self, _payload: &Self::Payload, _since: u64, _pages: &[Response]) -> Option<Request> {
         None
     }
 
