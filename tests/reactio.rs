@@ -93,10 +93,11 @@ fn a_recovery_message_that_renders_blank_posts_the_default_one() {
 
 #[test]
 fn a_long_output_in_the_notification_text_keeps_the_incident_id_readable() {
-    // The create's answer echoes `notification_text`, and the handler reads 64 KiB of an
-    // answer: with `{output}` in the text and 25 000 Japanese characters of output the answer
-    // was cut short, its `id` unreadable ("holds no incident id"), and a repeat opened a second
-    // incident. The broadcast text is cut to 4000 characters.
+    // The create's answer echoes `notification_text`, and the handler reads a bounded part of
+    // an answer (64 KiB then, 1 MiB now; a check output may be far longer): with `{output}` in
+    // the text and 25 000 Japanese characters of output the answer was cut short, its `id`
+    // unreadable ("holds no incident id"), and a repeat opened a second incident. The
+    // broadcast text is cut to 4000 characters.
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({"notification_text": "{entity}/{check}: {output}"}));
     let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();

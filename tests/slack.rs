@@ -385,6 +385,28 @@ fn the_recovery_is_posted_in_thread_and_channel_and_archived_when_asked() {
     }
 }
 
+/// Slack's answer to `chat.postMessage` echoes the message, blocks and all, and may write every
+/// character outside ASCII as `\uXXXX`: an alert whose output is emoji or CJK text is answered
+/// in over 64 KiB. The answer is read whole, so the alert's `ts` is kept and the recovery
+/// threads under it.
+#[test]
+fn an_alert_answered_in_over_64_kib_is_read_and_its_recovery_threads_under_it() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"channel": ALERTS}));
+    let r = run(&sb, &fake, &event("web-01", "check_disk", 2, &"\u{1F525}".repeat(12_000)));
+    ok(&r);
+    fake.assert_no_violations();
+    let answer = fake.calls_to("chat.postMessage")[0].answer.to_string();
+    let escaped: usize = answer.chars().map(|c| if c.is_ascii() { 1 } else { 6 * c.len_utf16() }).sum();
+    assert!(escaped > 64 * 1024, "the answer is {escaped} bytes: the test needs one over 64 KiB");
+    let alerts = fake.channel(ALERTS);
+    assert_eq!(sb.state("slack", STATE)["refs"]["ts"], alerts.roots()[0].ts.as_str(), "{}", r.stderr);
+    ok(&run_at(&sb, &fake, &event("web-01", "check_disk", 0, "OK"), 2, &[]));
+    let alerts = fake.channel(ALERTS);
+    assert_eq!(alerts.roots().len(), 1, "the recovery is a reply, not a new message");
+    assert_eq!(alerts.replies(&alerts.roots()[0].ts).len(), 1);
+}
+
 #[test]
 fn an_acknowledge_is_a_thread_message() {
     let fake = FakeSlack::start();

@@ -47,8 +47,14 @@ pub mod watch;
 pub use proxy::{ProxyEnv, Route};
 pub use trust::Trust;
 
-/// Largest response body read for a POST, in bytes (64 KiB); the rest is ignored.
-pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// Largest response body read for a POST, in bytes (1 MiB); the rest is ignored, and an
+/// answer cut short is not JSON. Most answers are a few hundred bytes, but some echo what was
+/// sent: Slack's `chat.postMessage` answer holds the message, text and blocks, which written
+/// with every character outside ASCII as `\uXXXX` (six bytes, twelve for an emoji) took over
+/// 64 KiB for an alert of emoji or CJK output; the handler then could not read the `ts` of the
+/// message it had posted. The body is read into memory as it arrives, so the cap costs nothing
+/// for a short answer.
+pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 /// Largest response body read for a GET, in bytes (4 MiB). The GETs are lookups whose answer
 /// is a page of a list, far over 64 KiB at the page sizes asked for: Slack's

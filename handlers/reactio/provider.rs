@@ -142,10 +142,10 @@ pub const MAX_NAME_CHARS: usize = 255;
 
 /// Longest `notification_text` sent, in characters: 4000. Reactio documents no limit, but its
 /// answer to a create echoes the text (`notifications.notification_text`, spec) and the handler
-/// reads at most 64 KiB of an answer ([`common::http::MAX_RESPONSE_BYTES`]): a template with
-/// `{output}` and a check output of some 20 000 Japanese characters made an answer cut short,
-/// whose incident `id` could not be read, so every repeat opened a new incident. 4000
-/// characters are at most 24 000 bytes of JSON; the whole output still reaches the timeline
+/// reads a bounded part of an answer ([`common::http::MAX_RESPONSE_BYTES`]): a template with
+/// `{output}` and a long check output made an answer cut short, whose incident `id` could not
+/// be read, so every repeat opened a new incident. 4000 characters are at most 48 000 bytes of
+/// JSON even with every character escaped; the whole output still reaches the timeline
 /// `message` when the template puts it there.
 pub const MAX_NOTIFICATION_CHARS: usize = 4000;
 

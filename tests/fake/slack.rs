@@ -423,6 +423,23 @@ fn needed(spec: &MethodSpec) -> &'static str {
     spec.scopes.first().copied().unwrap_or("")
 }
 
+/// `answer` as JSON text with every character outside ASCII written as `\uXXXX` (UTF-16
+/// units), as the Web API's answers may come: a message of non-Latin text or emoji echoed back
+/// in `chat.postMessage`'s answer takes six to twelve bytes a character.
+fn ascii_json(answer: &Value) -> String {
+    let mut out = String::new();
+    for c in answer.to_string().chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
 fn ok(mut fields: Value) -> Value {
     fields["ok"] = Value::Bool(true);
     fields
@@ -661,7 +678,7 @@ impl Inner {
             _ => None,
         };
         let reply = match self.web_api(&method, r, slow.is_some()) {
-            Ok(answer) => Reply::Json(200, answer),
+            Ok(answer) => Reply::Raw(200, "application/json; charset=utf-8", Vec::new(), ascii_json(&answer)),
             Err(reply) => reply,
         };
         match slow {
@@ -1067,7 +1084,11 @@ impl Inner {
             blocks: blocks.clone(),
             markup,
         });
+        // Slack's answer echoes the message as posted, blocks included.
         let mut message = json!({"type": "message", "text": text, "user": BOT_USER, "bot_id": "B0BOT00001", "ts": ts});
+        if !blocks.is_null() {
+            message["blocks"] = blocks;
+        }
         if let Some(t) = thread_ts {
             message["thread_ts"] = t.into();
         }
