@@ -149,6 +149,15 @@ pub const MAX_NAME_CHARS: usize = 255;
 /// `message` when the template puts it there.
 pub const MAX_NOTIFICATION_CHARS: usize = 4000;
 
+/// What a recovery's lookup of its incident by name found ([`Reactio::find_open`]).
+enum Lookup {
+    /// The newest open (else pending) incident of the name: its id.
+    Found(u64),
+    /// None of the name; `cut_at_cap` names the lists (`"open"`, `"pending"`) read only as far
+    /// as [`MAX_LIST_PAGES`] with more pages to come, where the incident may still be.
+    NotFound { cut_at_cap: Vec<&'static str> },
+}
+
 const STORED_ID_PLACEHOLDER: &str = "{stored incident_id}";
 
 /// Incidents asked for per page of `GET /api/v1/incidents` (`per_page`).
@@ -401,14 +410,21 @@ impl Provider for Reactio {
             }
             (Action::Resolve, None) if ctx.behind_spooled() => self.resolve_later(ctx, job),
             (Action::Resolve, None) => match self.find_open(ctx, job) {
-                Ok(Some(id)) => self.resolve(ctx, job, id),
-                Ok(None) => Outcome::Delivered(Done {
-                    detail: format!(
-                        "(no Reactio incident id is stored for it, and no open or pending incident is named {:?}: nothing to post the recovery to)",
-                        self.incident_name(job.event, job.incident_key)
-                    ),
-                    refs: Map::new(),
-                }),
+                Ok(Lookup::Found(id)) => self.resolve(ctx, job, id),
+                Ok(Lookup::NotFound { cut_at_cap }) => {
+                    let name = self.incident_name(job.event, job.incident_key);
+                    let detail = match cut_at_cap.as_slice() {
+                        [] => format!(
+                            "(no Reactio incident id is stored for it, and no open or pending incident is named {name:?}: nothing to post the recovery to)"
+                        ),
+                        cut => format!(
+                            "(no Reactio incident id is stored for it, and none named {name:?} among the {} incidents of the first {MAX_LIST_PAGES} pages, \
+                             the most a recovery reads, and the list goes on: close it in Reactio if it is open)",
+                            cut.join(" and ")
+                        ),
+                    };
+                    Outcome::Delivered(Done { detail, refs: Map::new() })
+                }
                 Err(failed) => failed,
             },
             (Action::Acknowledge, _) => {
@@ -618,13 +634,14 @@ impl Reactio {
     /// a page). Page 1 shorter than asked for is not taken for the end: it may be all a Reactio
     /// serves per page; the empty page 2 settles it. At most [`MAX_LIST_PAGES`] are read per
     /// status.
-    fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Option<u64>, Outcome<Done>> {
+    fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Lookup, Outcome<Done>> {
         let name = self.name_before_output(job.event, job.incident_key);
         let matches = |n: &str| match n.strip_prefix(name.as_str()) {
             Some(rest) => rest.is_empty() || rest.starts_with(' '),
             None => false,
         };
         let mut found: Option<(u64, Status)> = None;
+        let mut cut_at_cap = Vec::new();
         for status in [Status::Open, Status::Pend] {
             let word = word(&status);
             let mut first_len = None;
@@ -653,6 +670,7 @@ impl Reactio {
                     break;
                 }
                 if page == MAX_LIST_PAGES {
+                    cut_at_cap.push(if status == Status::Pend { "pending" } else { "open" });
                     ctx.log.debug(format!(
                         "GET /api/v1/incidents: stopped after page {page} of the {word} incidents, the most a recovery reads"
                     ));
@@ -663,7 +681,10 @@ impl Reactio {
             let which = if status == Status::Pend { "pending" } else { "open" };
             ctx.log.info(format!("{}: no stored incident id; found the {which} incident {id} named {name:?}", job.incident_key));
         }
-        Ok(found.map(|(id, _)| id))
+        Ok(match found {
+            Some((id, _)) => Lookup::Found(id),
+            None => Lookup::NotFound { cut_at_cap },
+        })
     }
 
     /// The `name_template` for `event`: with the default one, a Sensu Go event outside the
