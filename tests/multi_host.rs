@@ -1240,11 +1240,7 @@ fn an_acknowledgement_skipped_on_one_host_supersedes_calls_spooled_before_it_on_
         if ack {
             crate::util::nagios_ack(&mut cmd, "bob");
         } else {
-            cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
-                .env("NAGIOS_HOSTNAME", "web-01")
-                .env("NAGIOS_SERVICEDESC", "check_disk")
-                .env("NAGIOS_SERVICESTATE", "CRITICAL")
-                .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL");
+            crate::util::nagios_critical(&mut cmd, "PROBLEM");
         }
         crate::util::run_command(cmd, b"")
     };

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::slack::{ALERTS, ALL_SCOPES, BOT_TOKEN, FakeSlack, Fault, USERS, summary};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, nagios_ack, read_fixture, run_command};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, nagios_ack, nagios_critical, read_fixture, run_command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-slack");
 /// 2026-12-01 01:00 UTC: the clock every run sees (`PAGERPIPE_NOW`), so names carry 20261201.
@@ -441,11 +441,7 @@ fn an_acknowledge_after_a_re_notification_is_posted_again() {
         if ack {
             nagios_ack(&mut cmd, "bob");
         } else {
-            cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
-                .env("NAGIOS_HOSTNAME", "web-01")
-                .env("NAGIOS_SERVICEDESC", "check_disk")
-                .env("NAGIOS_SERVICESTATE", "CRITICAL")
-                .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL");
+            nagios_critical(&mut cmd, "PROBLEM");
         }
         let r = run_command(cmd, b"");
         ok(&r);
@@ -480,13 +476,7 @@ fn nagios_custom_variables_set_slack_settings() {
     let problem = |severities: &str| {
         let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios"]);
         cmd.env("NAGIOS__SERVICESLACK_CHANNEL", ALERTS);
-        cmd.env("NAGIOS_NOTIFICATIONTYPE", "PROBLEM")
-            .env("NAGIOS_HOSTNAME", "web-01")
-            .env("NAGIOS_SERVICEDESC", "check_disk")
-            .env("NAGIOS_SERVICESTATE", "CRITICAL")
-            .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
-            .env("NAGIOS__SERVICESLACK_SEVERITIES", severities)
-            .env("PAGERPIPE_NOW", NOW.to_string());
+        nagios_critical(&mut cmd, "PROBLEM").env("NAGIOS__SERVICESLACK_SEVERITIES", severities).env("PAGERPIPE_NOW", NOW.to_string());
         run_command(cmd, b"")
     };
     let r = problem("warning");

@@ -380,15 +380,21 @@ pub fn twilio_sandbox(section: serde_json::Value) -> Sandbox {
     sb
 }
 
-/// `cmd` with the Nagios environment of an acknowledgement of `web-01`'s `check_disk`
-/// (CRITICAL, output `DISK CRITICAL`) by `author`, for `--from nagios`.
-pub fn nagios_ack<'a>(cmd: &'a mut Command, author: &str) -> &'a mut Command {
-    cmd.env("NAGIOS_NOTIFICATIONTYPE", "ACKNOWLEDGEMENT")
+/// `cmd` with the Nagios environment of a notification of `kind` (`PROBLEM`,
+/// `ACKNOWLEDGEMENT` …) for `web-01`'s `check_disk` (CRITICAL, output `DISK CRITICAL`), for
+/// `--from nagios`.
+pub fn nagios_critical<'a>(cmd: &'a mut Command, kind: &str) -> &'a mut Command {
+    cmd.env("NAGIOS_NOTIFICATIONTYPE", kind)
         .env("NAGIOS_HOSTNAME", "web-01")
         .env("NAGIOS_SERVICEDESC", "check_disk")
         .env("NAGIOS_SERVICESTATE", "CRITICAL")
         .env("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL")
-        .env("NAGIOS_SERVICEACKAUTHOR", author)
+}
+
+/// `cmd` with the Nagios environment of an acknowledgement of `web-01`'s `check_disk`
+/// ([`nagios_critical`]) by `author`.
+pub fn nagios_ack<'a>(cmd: &'a mut Command, author: &str) -> &'a mut Command {
+    nagios_critical(cmd, "ACKNOWLEDGEMENT").env("NAGIOS_SERVICEACKAUTHOR", author)
 }
 
 /// Spawn `cmd`, feed `stdin`, wait. Panics only on spawn failure.
