@@ -1256,3 +1256,40 @@ fn dry_run_output_carries_no_raw_c1_line_separator_or_bidi_control() {
 fn explain_masks_a_checks_own_credentials_in_a_request_in_flight() {
     shows_the_record_in_flight_without_the_checks_token(&["--explain"], &fixture_at("sensu/create.json", now()), "inflight");
 }
+
+/// A check-level setting whose value is well-formed but leaves the handler unable to deliver
+/// — a PagerDuty routing key of the wrong length (a typo in a check attribute or a Nagios
+/// `_SERVICEPAGERDUTY_ROUTING_KEY`), Twilio `channels: []` — passed the override check and
+/// failed only at `ready`: exit 78 with a line blaming the operator's settings file, and the
+/// page was lost. An operator who allows a check result to choose `channels` (it sounds
+/// harmless) let the monitored host silence its own pages that way. Such an override is now
+/// ignored as invalid, the operator's setting used.
+#[test]
+fn a_check_setting_that_leaves_the_handler_unable_to_deliver_is_ignored_not_the_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
+    ev["check"]["metadata"]["annotations"] = json!({"pagerpipe/pagerduty.routing_key": "0123456789abcdef"});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let sent = fake.events();
+    assert_eq!(sent.len(), 1, "{}", r.stderr);
+    assert_eq!(sent[0]["routing_key"], ROUTING_KEY, "the operator's key");
+    assert!(
+        r.stderr.contains("event override `pagerduty.routing_key` ignored: the value from a check annotation is invalid"),
+        "{}",
+        r.stderr
+    );
+    fake.assert_no_violations();
+
+    use crate::fake::twilio::FakeTwilio;
+    let twilio = FakeTwilio::start(&[]);
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"], "check_settings": ["channels", "severities"]}));
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
+    ev["check"]["twilio"] = json!({"channels": []});
+    let r = sb.run(&["--api-url", &twilio.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(twilio.to("Calls.json").len(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("event override `twilio.channels` ignored: the value from a check attribute is invalid"), "{}", r.stderr);
+    twilio.assert_no_violations();
+}

@@ -214,7 +214,8 @@ pub(super) fn settings_with<P: Provider>(
 
 /// `operator` (its shared part `common`, for what `entity_settings` and `check_settings`
 /// allow) with `overrides` laid over it as far as [`crate::trust`] lets them, each one that
-/// would make the settings invalid for `P` logged and dropped; the section and its shared part.
+/// would make the settings invalid for `P` (or, when the operator's alone are ready to deliver,
+/// not ready: [`Provider::ready`]) logged and dropped; the section and its shared part.
 /// `event`: for an event's invocation, where an override that makes the delivery not fit its
 /// deadline ([`Provider::fits`]) is invalid too; not for a flush, which carries a long delivery
 /// on over as many flushes as it takes. Errors (exit 78) only when the result is still invalid.
@@ -229,10 +230,19 @@ fn with_overrides<P: Provider>(
     if overrides.is_empty() {
         return Ok((operator, common.clone()));
     }
+    // An override that leaves the provider unable to deliver at all (a check's routing key of
+    // the wrong length, Twilio `recipients: []` or `channels: []`, a Slack token with a space)
+    // is invalid too, when the operator's settings alone could deliver: otherwise the event's
+    // value cost the page (exit 78, blaming the operator's settings). Where they could not (an
+    // operator who leaves the credentials to each check), overrides are laid over as given.
+    let operator_ready = P::from_settings(&operator, common).is_ok_and(|p| p.ready().is_ok());
     let valid = |m: &Map<String, Value>| -> Result<()> {
         let common: Common = config::typed(P::NAME, m)?;
         common.validate(P::NAME)?;
         let provider = P::from_settings(m, &common)?;
+        if operator_ready {
+            provider.ready()?;
+        }
         if event { provider.fits(common.timeout) } else { Ok(()) }
     };
     let allowed = crate::trust::Allowed::of(common);
