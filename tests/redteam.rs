@@ -1293,3 +1293,65 @@ fn a_check_setting_that_leaves_the_handler_unable_to_deliver_is_ignored_not_the_
     assert!(r.stderr.contains("event override `twilio.channels` ignored: the value from a check attribute is invalid"), "{}", r.stderr);
     twilio.assert_no_violations();
 }
+
+/// Entity annotations (written on the monitored host) could set the links the handlers show
+/// behind their own labels: Slack's `link_template` (the war room's `open in monitoring`),
+/// PagerDuty's `client_url` (`View in Sensu`), and Reactio's `message` (an HTML template whose
+/// own text is markup: `<a href="https://evil.example/sso">sign in to acknowledge</a>`). A
+/// compromised host could so send whoever is woken up to a look-alike login page under the
+/// operator's words. They are check-level now: an entity's is ignored and logged.
+#[test]
+fn an_entity_cannot_put_a_link_of_its_choosing_behind_the_handlers_labels() {
+    const EVIL: &str = "https://evil.example/sso";
+    let ev = |annotations: Value| {
+        let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
+        ev["entity"]["metadata"]["annotations"] = annotations;
+        ev.to_string().into_bytes()
+    };
+    let refused = |r: &Run, setting: &str| {
+        let line = format!("event override `{setting}` ignored: set by an entity annotation");
+        assert!(r.stderr.contains(&line), "{line}: {}", r.stderr);
+    };
+
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let r = sb.run(&["--api-url", &fake.url], &ev(json!({"pagerpipe/pagerduty.client": "Sensu", "pagerpipe/pagerduty.client_url": EVIL})));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let sent = fake.events();
+    assert_eq!(sent.len(), 1, "{}", r.stderr);
+    assert_eq!(sent[0]["client"], "Sensu", "the entity may still name the client: {}", sent[0]);
+    assert!(sent[0].get("client_url").is_none(), "{}", sent[0]);
+    refused(&r, "pagerduty.client_url");
+    fake.assert_no_violations();
+
+    use crate::fake::slack::{BOT_TOKEN, FakeSlack};
+    let slack = FakeSlack::start();
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN}}));
+    let r = sb.run(&["--api-url", &slack.api_url()], &ev(json!({"pagerpipe/slack.link_template": format!("{EVIL}?{{entity}}")})));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let rooms = slack.created();
+    assert_eq!(rooms.len(), 1, "{}", r.stderr);
+    let room = slack.channel(&rooms[0].id);
+    let shown = format!("{:?} {:?}", room.topic, room.messages);
+    assert!(!shown.contains("evil.example"), "{shown}");
+    refused(&r, "slack.link_template");
+    slack.assert_no_violations();
+
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    let reactio = FakeReactio::start(&[]);
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example", "severities": ["critical"]}}));
+    let r = sb.run(
+        &["--api-url", &reactio.url],
+        &ev(json!({"pagerpipe/reactio.message": format!("<p>{{output}}</p><p><a href=\"{EVIL}\">sign in to acknowledge</a></p>"),
+                   "pagerpipe/reactio.topics": "web"})),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(reactio.incidents().len(), 1, "{}", r.stderr);
+    let posted = format!("{:?} {:?}", reactio.incidents(), reactio.accepted("/api/v1/messages"));
+    assert!(!posted.contains("evil.example"), "{posted}");
+    refused(&r, "reactio.message");
+    assert!(!r.stderr.contains("reactio.topics` ignored"), "the entity may still tag its incident: {}", r.stderr);
+    reactio.assert_no_violations();
+}

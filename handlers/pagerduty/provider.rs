@@ -133,7 +133,9 @@ impl Provider for PagerDuty {
     const DESTINATION: &'static [&'static str] = &ROUTING_KEY_NAMES;
 
     /// The routing key, the team and the dedup key come from the operator or the check; an
-    /// entity (the monitored host) may word and label its own alerts only.
+    /// entity (the monitored host) may word and label its own alerts only. `client_url` is the
+    /// link PagerDuty shows as "View in {client}": the operator's or the check's, never a link
+    /// of the monitored host's choosing.
     /// The settings struct; the routing key's other names (folded into `routing_key` before
     /// it is read); and the teams `pager_team` picks from: objects holding a routing key.
     const READERS: &'static [Reader] = &[Reader::of::<Settings>(), Reader::Names(&ROUTING_KEY_NAMES), Reader::Groups(&ROUTING_KEY_NAMES)];
@@ -150,7 +152,7 @@ impl Provider for PagerDuty {
         ("group", Trust::Entity),
         ("class", Trust::Entity),
         ("client", Trust::Entity),
-        ("client_url", Trust::Entity),
+        ("client_url", Trust::Check),
         ("include_history", Trust::Entity),
     ];
 

@@ -289,8 +289,10 @@ impl Provider for Reactio {
         // incident by it (`find_open`), so an entity naming its own would resolve another's.
         ("name_template", Trust::Check),
         ("notification_text", Trust::Entity),
-        ("message", Trust::Entity),
-        ("recovery_message", Trust::Entity),
+        // HTML templates: their own text is markup (`<a href>`), so an entity's would put links
+        // of the monitored host's choosing in the timeline. The values filled in are escaped.
+        ("message", Trust::Check),
+        ("recovery_message", Trust::Check),
         ("detection", Trust::Entity),
         ("cause", Trust::Entity),
         ("point", Trust::Entity),

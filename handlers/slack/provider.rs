@@ -181,8 +181,10 @@ impl Provider for Slack {
     const NO_RECORD: NoRecord = NoRecord::Skip("no record of a page for it: no war room was opened, so there is nowhere to post it");
 
     /// The token, the channel, the war room's name and who is invited or mentioned decide
-    /// which workspace and which people a page reaches: the operator's or the check's. An
-    /// entity may add its own link. `test` is the operator's.
+    /// which workspace and which people a page reaches: the operator's or the check's. So does
+    /// the link: `link_template` is shown as `open in monitoring` behind the operator's label,
+    /// so one from an entity annotation would let the monitored host put a link of its choosing
+    /// (a look-alike login page) in the war room under that label. `test` is the operator's.
     const SETTINGS: &'static [(&'static str, Trust)] = &[
         ("token", Trust::Check),
         ("channel", Trust::Check),
@@ -191,7 +193,7 @@ impl Provider for Slack {
         ("responders", Trust::Check),
         ("archive_on_resolve", Trust::Check),
         ("mention", Trust::Check),
-        ("link_template", Trust::Entity),
+        ("link_template", Trust::Check),
     ];
 
     fn from_settings(section: &Map<String, Value>, common: &Common) -> Result<Self> {
