@@ -1355,3 +1355,32 @@ fn an_entity_cannot_put_a_link_of_its_choosing_behind_the_handlers_labels() {
     assert!(!r.stderr.contains("reactio.topics` ignored"), "the entity may still tag its incident: {}", r.stderr);
     reactio.assert_no_violations();
 }
+
+/// handler-slack shows the check output in a code block (```` ```…``` ````) and the incident
+/// key in inline code. Slack has no escape for a backtick, so an output holding ```` ``` ````
+/// closed the block and the rest of it was read as mrkdwn: a host could print a line that
+/// looks like the handler's own (`:large_green_circle: *RECOVERED — nothing to do*`) under
+/// the alert. The output can no longer close the block, nor the key its inline code.
+#[test]
+fn check_output_cannot_close_its_code_block_in_slack() {
+    use crate::fake::slack::{BOT_TOKEN, FakeSlack};
+    let slack = FakeSlack::start();
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN}}));
+    let output = "DISK CRITICAL\n```\n:large_green_circle: *RECOVERED — nothing to do, ignore this page*\n```\nmore";
+    let ev = json!({"action": "create", "occurrences": 1, "client": {"name": "web-01"},
+                    "check": {"name": "check`_disk`", "status": 2, "output": output, "interval": 60, "executed": now()}});
+    let r = sb.run(&["--api-url", &slack.api_url()], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let rooms = slack.created();
+    assert_eq!(rooms.len(), 1, "{}", r.stderr);
+    let alert = &slack.channel(&rooms[0].id).messages[0];
+    let texts: Vec<&str> = alert.blocks.as_array().expect("blocks").iter().filter_map(|b| b["text"]["text"].as_str()).collect();
+    let code = texts.iter().find(|t| t.contains("RECOVERED")).expect("the output's section");
+    assert_eq!(code.matches("```").count(), 2, "only the handler's own fences: {code}");
+    assert!(code.starts_with("```\n") && code.ends_with("\n```"), "{code}");
+    let context = alert.blocks.as_array().expect("blocks").iter().find(|b| b["type"] == "context").expect("context");
+    let context = context["elements"][0]["text"].as_str().unwrap_or_default();
+    assert_eq!(context.matches('`').count(), 2, "only the handler's own backticks around the key: {context}");
+    slack.assert_no_violations();
+}

@@ -7,7 +7,9 @@
 //! `link_template` is set, a link back to the monitoring system. `text` (≤ 4,000; what
 //! notifications and screen readers show, spec §5.5) says the same in one line. Limits: spec §6.
 //!
-//! Every event value is escaped ([`crate::mrkdwn::escape_cut`]); the header is `plain_text`,
+//! Every event value is escaped ([`crate::mrkdwn::escape_cut`]), and the check output cannot
+//! close its code block, nor the incident key its inline code ([`crate::mrkdwn::in_code_block`],
+//! [`crate::mrkdwn::in_inline_code`]); the header is `plain_text`,
 //! which Slack does not parse for mentions, and is cut, not escaped. The only mention that can
 //! appear is the one the operator asked for (`mention`), written after escaping.
 
@@ -15,7 +17,7 @@ use common::event::Event;
 use common::template::truncate_chars;
 use serde_json::{Value, json};
 
-use crate::mrkdwn::{escape_cut, first_line, topic_limit};
+use crate::mrkdwn::{escape_cut, first_line, in_code_block, in_inline_code, topic_limit};
 
 /// Longest `text` sent, in characters (Slack's recommendation, spec §5.5).
 pub const MAX_TEXT: usize = 4000;
@@ -137,11 +139,14 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
                 field("Occurrences", &event.occurrences.to_string()),
             ],
         }));
-        let fenced =
-            if output.is_empty() { "_(no output)_".to_string() } else { format!("```\n{}\n```", escape_cut(output, MAX_SECTION - 8)) };
+        let fenced = if output.is_empty() {
+            "_(no output)_".to_string()
+        } else {
+            format!("```\n{}\n```", escape_cut(&in_code_block(output), MAX_SECTION - 8))
+        };
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": fenced}}));
     }
-    let mut context = format!("incident `{}`", escape_cut(key, 300));
+    let mut context = format!("incident `{}`", escape_cut(&in_inline_code(key), 300));
     // The link whole or not at all (as in the topic): cut to the context's 3,000 characters
     // it was an unclosed `<https://…` that Slack shows as text, link lost. Room is kept for the
     // namespace part after it (` · namespace ` and up to 100 characters).

@@ -24,6 +24,29 @@ pub fn topic_limit(text: &str) -> usize {
     if text.chars().any(|c| u32::from(c) > 0xFFFF) { TOPIC_NON_BMP_MAX } else { MAX_TOPIC }
 }
 
+/// `s` for the inside of a code block (```` ```…``` ````): a zero-width space after every
+/// backtick that another follows, so that a run of three in a check output (```` ``` ````)
+/// cannot close the block and have the rest of the output read as mrkdwn (`*RESOLVED*`,
+/// `> quote`, lists) looking like the handler's own words. Slack has no escape for a
+/// backtick; the output still reads the same.
+pub fn in_code_block(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '`' && chars.peek() == Some(&'`') {
+            out.push('\u{200b}');
+        }
+    }
+    out
+}
+
+/// `s` for the inside of inline code (`` `…` ``): a backtick, which would end it, as the
+/// look-alike U+02CB (modifier letter grave accent).
+pub fn in_inline_code(s: &str) -> String {
+    s.replace('`', "\u{2cb}")
+}
+
 /// The first line of `s` that is not blank, trimmed (a check output's summary line).
 pub fn first_line(s: &str) -> &str {
     s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
@@ -71,6 +94,14 @@ mod tests {
         assert_eq!(link_url("https://x.example/ディスク").as_deref(), Some("https://x.example/%E3%83%87%E3%82%A3%E3%82%B9%E3%82%AF"));
         assert_eq!(link_url("javascript:alert(1)"), None);
         assert_eq!(link_url("web-01/check"), None);
+    }
+
+    #[test]
+    fn code_cannot_be_closed_by_the_text_inside() {
+        assert_eq!(in_code_block("a ``` *b*"), "a `\u{200b}`\u{200b}` *b*");
+        assert!(!in_code_block("````` x ``").contains("``"));
+        assert_eq!(in_code_block("one ` tick"), "one ` tick");
+        assert_eq!(in_inline_code("web`01"), "web\u{2cb}01");
     }
 
     #[test]
