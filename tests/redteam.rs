@@ -1384,3 +1384,29 @@ fn check_output_cannot_close_its_code_block_in_slack() {
     assert_eq!(context.matches('`').count(), 2, "only the handler's own backticks around the key: {context}");
     slack.assert_no_violations();
 }
+
+/// Reactio timeline messages are HTML, and the values a template fills in were escaped for
+/// text (`&`, `<`, `>`, `"`) but not `'`: an operator's template quoting an attribute with
+/// single quotes (`<a href='https://sensu.example.com/{entity}'>`) let a host name such as
+/// `web-01' onmouseover='…` add attributes of its own to the operator's link.
+#[test]
+fn a_name_cannot_leave_a_single_quoted_attribute_of_a_reactio_message() {
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    sb.config(
+        "reactio.json",
+        &json!({"reactio": {"api_key": API_KEY, "organization": "example",
+                            "message": "<p><a href='https://sensu.example.com/{entity}'>{entity}</a> {output}</p>"}}),
+    );
+    let fake = FakeReactio::start(&[]);
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
+    ev["client"]["name"] = json!("web-01' onmouseover='alert(1)");
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let created = fake.accepted("/api/v1/incidents");
+    assert_eq!(created.len(), 1, "{}", r.stderr);
+    let message = created[0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("<p><a href='https://sensu.example.com/web-01&#39; onmouseover=&#39;alert(1)'>"), "{message}");
+    assert_eq!(message.matches('\'').count(), 2, "only the template's own quotes: {message}");
+    fake.assert_no_violations();
+}

@@ -855,8 +855,9 @@ fn is_subdomain(s: &str) -> bool {
 }
 
 /// Text for a Reactio timeline message, which is limited HTML (the official client's example
-/// posts `<p>…</p><br />`): `&`, `<`, `>`, `"` escaped so that check output shows as written,
-/// line breaks as `<br />`.
+/// posts `<p>…</p><br />`): `&`, `<`, `>`, `"`, `'` escaped so that check output shows as
+/// written, also inside an attribute the operator's template quotes either way
+/// (`<a href='…/{entity}'>`), line breaks as `<br />`.
 pub fn html_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let s = s.replace("\r\n", "\n");
@@ -866,6 +867,7 @@ pub fn html_text(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
             '\n' => out.push_str("<br />"),
             c => out.push(c),
         }
@@ -1077,5 +1079,6 @@ mod tests {
     #[test]
     fn html_text_escapes_and_breaks_lines() {
         assert_eq!(html_text("ディスク <95%> \"x\" & y\r\nz"), "ディスク &lt;95%&gt; &quot;x&quot; &amp; y<br />z");
+        assert_eq!(html_text("web' onmouseover='x"), "web&#39; onmouseover=&#39;x");
     }
 }
