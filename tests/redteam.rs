@@ -1410,3 +1410,39 @@ fn a_name_cannot_leave_a_single_quoted_attribute_of_a_reactio_message() {
     assert_eq!(message.matches('\'').count(), 2, "only the template's own quotes: {message}");
     fake.assert_no_violations();
 }
+
+/// The Nagios argument form: to undo what Nagios's own command parser does to an output
+/// ending in a backslash (the next field arrives as a positional argument), the handler read
+/// every positional `NAME=VALUE` with a macro's name as a field, and let it replace the one
+/// given with `--field`. But a command that leaves a macro unquoted, or a Nagios whose
+/// `illegal_macro_output_chars` lets `"` through, splits the check output into arguments:
+/// below, the argv a real Nagios 4 handed over for `--field SERVICEOUTPUT=$SERVICEOUTPUT$`
+/// (unquoted) and a plugin printing `DISK CRITICAL--field NOTIFICATIONTYPE=RECOVERY
+/// _SERVICEPAGERDUTY_ROUTING_KEY=…`. The monitored host turned its PROBLEM into a RECOVERY
+/// (resolving the incident), or sent the page to a PagerDuty service of its own.
+#[test]
+fn a_check_output_split_into_arguments_cannot_resolve_or_redirect_a_nagios_page() {
+    const EVIL_KEY: &str = "EvilKeyEvilKeyEvilKeyEvilKey0001";
+    for forged in ["NOTIFICATIONTYPE=RECOVERY".to_string(), format!("_SERVICEPAGERDUTY_ROUTING_KEY={EVIL_KEY}")] {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = pagerduty_sandbox();
+        let timet = format!("TIMET={}", now());
+        let mut args = vec!["--api-url", &fake.url, "--from", "nagios"];
+        for field in
+            ["NOTIFICATIONTYPE=PROBLEM", "HOSTNAME=test-host", "HOSTADDRESS=127.0.0.1", "SERVICEDESC=flip", "SERVICESTATE=CRITICAL"]
+        {
+            args.extend(["--field", field]);
+        }
+        args.extend(["--field", "SERVICEOUTPUT=DISK", "CRITICAL--field", &forged]);
+        for field in ["LONGSERVICEOUTPUT=", "NOTIFICATIONNUMBER=1", "SERVICEACKAUTHOR=", "SERVICEACKCOMMENT=", &timet, "SERVICEEVENTID=1"] {
+            args.extend(["--field", field]);
+        }
+        let r = sb.run(&args, b"");
+        assert_eq!(r.code, Some(0), "{forged}: {r:?}");
+        let sent = fake.events();
+        assert_eq!(sent.len(), 1, "{forged}: {}", r.stderr);
+        assert_eq!(sent[0]["event_action"], "trigger", "{forged}: {}", r.stderr);
+        assert_eq!(sent[0]["routing_key"], ROUTING_KEY, "{forged}: {}", r.stderr);
+        fake.assert_no_violations();
+    }
+}

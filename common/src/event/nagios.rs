@@ -90,8 +90,13 @@ impl Macros {
                 }
             }
         }
-        for (k, v) in repaired_fields(inv) {
+        let (fields, recovered) = repaired_fields(inv);
+        for (k, v) in fields {
             values.insert(canonical(&k), v);
+        }
+        // A field recovered from a positional argument only fills a macro nothing else gave.
+        for (k, v) in recovered {
+            values.entry(canonical(&k)).or_insert(v);
         }
         Macros { values, format }
     }
@@ -114,8 +119,11 @@ impl Macros {
     }
 }
 
+/// Macro names and values, in order.
+type Fields = Vec<(String, String)>;
+
 /// The `--field`s, with what Nagios 4's own command parser did to a value ending in a
-/// backslash undone.
+/// backslash undone: `(fields, recovered)`.
 ///
 /// In the argument form (`--field "SERVICEOUTPUT=$SERVICEOUTPUT$" --field
 /// "LONGSERVICEOUTPUT=…"`), Nagios runs the command without a shell, parsing it itself
@@ -123,31 +131,40 @@ impl Macros {
 /// leaves (`… free space on D:\`) for the closing quote: the backslash is dropped, the next
 /// `--field` is glued onto the value (`… on D:--field`) and the next `NAME=VALUE` arrives as a
 /// positional argument, which was ignored (a Windows path at the end of the output lost the
-/// long output, or the host notification's number). Here each positional `NAME=VALUE` with a
-/// macro's name is that field again, and, when their numbers match, each value ending in the
-/// glued `--field` gets its backslash back. The names come from the command definition, never
-/// from the output (a value cannot end its own argument: Nagios strips `"` from it).
-fn repaired_fields(inv: &Invocation) -> Vec<(String, String)> {
+/// long output, or the host notification's number). Here, when there are as many positional
+/// `NAME=VALUE`s with a macro's name as values ending in the glued `--field`, those are the
+/// fields again (`recovered`) and each glued value gets its backslash back.
+///
+/// A positional argument is not always the command definition's, though: a command that
+/// leaves a macro unquoted (`--field SERVICEOUTPUT=$SERVICEOUTPUT$`), or a Nagios whose
+/// `illegal_macro_output_chars` lets `"` through, splits a check output such as
+/// `x--field NOTIFICATIONTYPE=RECOVERY _SERVICEPAGERDUTY_ROUTING_KEY=…` into arguments of the
+/// monitored host's choosing. So a recovered field only fills a macro that no `--field` and no
+/// environment variable gave ([`Macros::collect`]), and never one that decides where the page
+/// goes or how it is ordered: a custom variable (`_…`: settings overrides), a state id
+/// (`SERVICESTATEID`, read before `SERVICESTATE`), `TIMET` or an event id (the ledger's order).
+/// The output, the long output, the notification number, acknowledgement author and comment,
+/// and a displaced state or name are what a real glued command loses, and are recovered.
+fn repaired_fields(inv: &Invocation) -> (Fields, Fields) {
+    const GLUED: &str = "--field";
     let mut fields = inv.fields.clone();
-    let recovered: Vec<(String, String)> = inv
+    let recovered: Fields = inv
         .args
         .iter()
         .filter_map(|a| a.split_once('='))
         .filter(|(k, _)| is_macro_name(k) || k.starts_with("LONG") || *k == "TIMET" || ICINGA_NAMES.iter().any(|(i, _)| i == k))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    if recovered.is_empty() {
-        return fields;
+    let glued = fields.iter().filter(|(_, v)| v.ends_with(GLUED)).count();
+    if recovered.is_empty() || glued != recovered.len() {
+        return (fields, Vec::new());
     }
-    fields.extend(recovered.iter().cloned());
-    const GLUED: &str = "--field";
-    if fields.iter().filter(|(_, v)| v.ends_with(GLUED)).count() == recovered.len() {
-        for (_, v) in fields.iter_mut().filter(|(_, v)| v.ends_with(GLUED)) {
-            v.truncate(v.len() - GLUED.len());
-            v.push('\\');
-        }
+    for (_, v) in fields.iter_mut().filter(|(_, v)| v.ends_with(GLUED)) {
+        v.truncate(v.len() - GLUED.len());
+        v.push('\\');
     }
-    fields
+    let recoverable = |k: &str| !(k.starts_with('_') || k.ends_with("STATEID") || k.ends_with("EVENTID") || k == "TIMET");
+    (fields, recovered.into_iter().filter(|(k, _)| recoverable(k)).collect())
 }
 
 fn is_macro_name(s: &str) -> bool {
@@ -447,6 +464,37 @@ mod tests {
         // Without a positional field nothing is changed.
         inv.args.clear();
         assert!(inv.parse(super::super::Source::Nagios).unwrap().output.ends_with("D:--field"));
+    }
+
+    #[test]
+    fn positional_fields_a_check_output_split_into_cannot_redirect_or_resolve() {
+        // A command with the output unquoted, or a Nagios letting `"` through: the monitored
+        // host's words become arguments, one value ending in `--field` to look glued.
+        let mut inv = env(&[]);
+        inv.fields = vec![
+            ("NOTIFICATIONTYPE".into(), "PROBLEM".into()),
+            ("HOSTNAME".into(), "web-01".into()),
+            ("SERVICEDESC".into(), "disk".into()),
+            ("SERVICESTATE".into(), "CRITICAL".into()),
+            ("SERVICEOUTPUT".into(), "x--field".into()),
+        ];
+        for forged in [
+            "NOTIFICATIONTYPE=RECOVERY",
+            "SERVICESTATEID=0",
+            "_SERVICEPAGERDUTY_ROUTING_KEY=EvilKeyEvilKeyEvilKeyEvilKey0001",
+            "TIMET=4102444800",
+            "SERVICEEVENTID=999999",
+        ] {
+            inv.args = vec![forged.into()];
+            let e = inv.parse(super::super::Source::Nagios).unwrap();
+            assert_eq!((e.action, e.status), (Some(SourceAction::Create), 2), "{forged}");
+            assert!(e.overrides.is_empty() && e.timestamp.is_none() && e.sequence.is_none(), "{forged}: {e:?}");
+        }
+        // More positional fields than glued values: none is the command's.
+        inv.fields[4].1 = "x".into();
+        inv.args = vec!["SERVICESTATE=OK".into()];
+        let e = inv.parse(super::super::Source::Nagios).unwrap();
+        assert_eq!(e.status, 2);
     }
 
     #[test]
