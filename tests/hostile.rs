@@ -114,7 +114,6 @@ fn corpus() -> Vec<Case> {
         ("empty.json", "stdin is empty"),
         ("history-bad-item.json", "check.history[1]"),
         ("history-wrong-type.json", "`check.history` must be an array"),
-        ("invalid-utf8.json", "invalid JSON"),
         ("lone-surrogate.json", "invalid JSON"),
         ("mackerel-missing-monitor.json", "alert.monitorName"),
         ("mackerel-status-number.json", "`alert.status` must be a string"),

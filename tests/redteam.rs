@@ -1446,3 +1446,23 @@ fn a_check_output_split_into_arguments_cannot_resolve_or_redirect_a_nagios_page(
         fake.assert_no_violations();
     }
 }
+
+/// A check output in another encoding than UTF-8 (Latin-1 or CP1252 from a French Windows
+/// host: `caf\xe9`), which a Sensu 1.x client passes on as it is, made the whole event "invalid
+/// JSON" (exit 65): the monitored host's output cost its page. The bytes are read as U+FFFD,
+/// with a warning, and the page goes out.
+#[test]
+fn a_check_output_that_is_not_utf8_does_not_cost_the_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let input = crate::util::read_fixture("sensu/latin1-output.json");
+    assert!(std::str::from_utf8(&input).is_err(), "the fixture holds Latin-1 bytes");
+    let r = sb.run(&["--api-url", &fake.url], &input);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let sent = fake.events();
+    assert_eq!(sent.len(), 1, "{}", r.stderr);
+    assert_eq!(sent[0]["event_action"], "trigger");
+    assert_eq!(sent[0]["payload"]["custom_details"]["output"], "caf\u{fffd} \u{fffd}\u{fffd}");
+    assert!(r.stderr.contains("event: stdin is not UTF-8"), "{}", r.stderr);
+    fake.assert_no_violations();
+}

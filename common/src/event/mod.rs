@@ -409,6 +409,9 @@ pub struct Input {
     /// A line for the log when stdin stayed open after a whole event, which was then read
     /// without waiting for the end of input ([`stdin::Stdin`]).
     pub open: Option<String>,
+    /// A line for the log when the input was not UTF-8 and was read with U+FFFD in place of
+    /// the bytes that were not ([`read_capped`]).
+    pub not_utf8: Option<String>,
 }
 
 /// Read an event from `input`.
@@ -426,21 +429,31 @@ pub struct Input {
 /// Input read from [`stdin::Stdin`] ends at end of input, or once it pauses after a whole JSON
 /// value (the sender left the pipe open: [`Input::open`] says so), or at its time limit.
 ///
+/// Bytes that are not UTF-8 (a check output in Latin-1 or CP1252 that a Sensu 1.x client
+/// passed on as it was: `accès refusé` from a French Windows host) are read as U+FFFD, so that
+/// the event still pages, with a line saying so ([`Input::not_utf8`]): refused as invalid JSON,
+/// the output of the monitored host cost its page. (They can only be inside strings: anywhere
+/// else the input is no JSON either way.)
+///
 /// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], input still
 /// open at the time limit without a whole JSON value, or input over [`MAX_EVENT_BYTES`] that is
 /// not JSON (or, which `fit` should never leave, still over it).
 pub fn read_capped(input: impl Read) -> Result<Input> {
-    let (buf, open) = read_input(input)?;
+    let (mut buf, open) = read_input(input)?;
     if buf.len() as u64 > MAX_INPUT_BYTES {
         return Err(Code::DataErr.msg(format!(
             "event: input is larger than {MAX_INPUT_BYTES} bytes (16 MiB); shorten the check output (Sensu Go: max_output_size)"
         )));
     }
+    let not_utf8 = std::str::from_utf8(&buf).is_err().then(|| {
+        buf = String::from_utf8_lossy(&buf).into_owned().into_bytes();
+        "event: stdin is not UTF-8; the bytes that are not (a check output in another encoding) are read as U+FFFD".to_string()
+    });
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Err(Code::DataErr.msg("event: stdin is empty; pipe the event JSON into the handler"));
     }
     if buf.len() as u64 <= MAX_EVENT_BYTES {
-        return Ok(Input { bytes: buf, cut: None, open });
+        return Ok(Input { bytes: buf, cut: None, open, not_utf8 });
     }
     let mut value: Value = serde_json::from_slice(&buf).map_err(|e| {
         Code::DataErr.msg(format!("event: input of {} bytes is larger than 1 MiB and not valid JSON ({e}); {FIX_EVENT}", buf.len()))
@@ -472,7 +485,7 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
             fitted.dropped,
         );
     }
-    Ok(Input { bytes, cut: Some(notice), open })
+    Ok(Input { bytes, cut: Some(notice), open, not_utf8 })
 }
 
 /// Read `input` to its end, at most [`MAX_INPUT_BYTES`] + 1 bytes; or, when it pauses or
