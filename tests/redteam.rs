@@ -1466,3 +1466,30 @@ fn a_check_output_that_is_not_utf8_does_not_cost_the_page() {
     assert!(r.stderr.contains("event: stdin is not UTF-8"), "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// An entity could choose the `voice` and `language` its calls are spoken in. Twilio documents
+/// that a voice and a language that do not go together may make `<Say>` fail: whoever answers
+/// hears nothing of the page (the reason `pause`, a minute of silence, was already kept from
+/// entities). They are check-level now: the monitored host words its pages, it does not choose
+/// how (or whether) they are spoken.
+#[test]
+fn an_entity_cannot_choose_the_voice_or_language_its_calls_are_spoken_in() {
+    use crate::fake::twilio::FakeTwilio;
+    let twilio = FakeTwilio::start(&[]);
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"]}));
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
+    ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/twilio.voice": "Polly.Mizuki", "pagerpipe/twilio.language": "en-US",
+                                                     "pagerpipe/twilio.message": "{entity} needs you"});
+    let r = sb.run(&["--api-url", &twilio.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let calls = twilio.to("Calls.json");
+    assert_eq!(calls.len(), 1, "{}", r.stderr);
+    let twiml = calls[0].param("Twiml").unwrap_or_default();
+    assert!(!twiml.contains("Polly.Mizuki"), "{twiml}");
+    assert!(twiml.contains("webserver01 needs you"), "the entity still words its page: {twiml}");
+    for setting in ["voice", "language"] {
+        let line = format!("event override `twilio.{setting}` ignored: set by an entity annotation");
+        assert!(r.stderr.contains(&line), "{line}: {}", r.stderr);
+    }
+    twilio.assert_no_violations();
+}

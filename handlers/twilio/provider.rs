@@ -409,8 +409,10 @@ impl Provider for Twilio {
 
     /// Whom to call, from which number, with which account, and how hard to try come from the
     /// operator or the check (a monitored host choosing the numbers is a toll-fraud lever); an
-    /// entity may word and voice its own messages, but not keep them silent (`pause`: a minute
-    /// of silence before the message has whoever answers hang up, which ends a sequential run). Call caps and `test` are the operator's, and
+    /// entity may word its own messages, but not keep them silent (`pause`: a minute of silence
+    /// before the message has whoever answers hang up, which ends a sequential run; `voice` and
+    /// `language`: Twilio documents that a voice and language that do not go together may make
+    /// `<Say>` fail, so that whoever answers hears nothing of the page). Call caps and `test` are the operator's, and
     /// so is `announce_webhook`, a URL: where requests go is never an event's to say (a Sensu
     /// result written to a host's client socket carries any check attributes, and one naming
     /// its own webhook had the handler POST who answered, and when, to any address it liked).
@@ -438,8 +440,8 @@ impl Provider for Twilio {
         ("announce_answered", Trust::Check),
         ("message", Trust::Entity),
         ("resolve_message", Trust::Entity),
-        ("language", Trust::Entity),
-        ("voice", Trust::Entity),
+        ("language", Trust::Check),
+        ("voice", Trust::Check),
         ("loop", Trust::Entity),
         ("pause", Trust::Check),
     ];
