@@ -1493,3 +1493,23 @@ fn an_entity_cannot_choose_the_voice_or_language_its_calls_are_spoken_in() {
     }
     twilio.assert_no_violations();
 }
+
+/// `check.executed` is written on the monitored host (or by whatever writes to a Sensu 1.x
+/// client socket) and only orders an incident's events, yet a value that was not an `i64` — a
+/// fraction (`time.time()` from a script), `1e30`, 2^64 − 1 — made the whole event unreadable
+/// (exit 65): the page was lost. A fraction is cut to whole seconds; a number no `i64` holds
+/// is left out, and the event is ordered by its receipt.
+#[test]
+fn an_event_time_that_is_no_whole_number_does_not_cost_the_page() {
+    for (i, executed) in [json!(now() as f64 + 0.5), json!(1e30), json!(u64::MAX), json!(-1e300)].into_iter().enumerate() {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = pagerduty_sandbox();
+        let mut ev: Value = serde_json::from_slice(&crate::util::read_fixture("sensu/create.json")).unwrap();
+        ev["check"]["executed"] = executed.clone();
+        ev["client"]["name"] = json!(format!("web-{i}"));
+        let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{executed}: {r:?}");
+        assert_eq!(fake.events().len(), 1, "{executed}: {}", r.stderr);
+        fake.assert_no_violations();
+    }
+}

@@ -829,6 +829,21 @@ pub(crate) mod field {
         }
     }
 
+    /// Optional time in Unix seconds (`check.executed`, `timestamp`): an integer, or a number
+    /// with a fraction (a script writing `time.time()` to a Sensu 1.x client socket), cut to
+    /// whole seconds; a number no `i64` holds (`1e30`, a host's or a script's mistake) is
+    /// absent, so that the event is ordered by its receipt instead of costing the page. These
+    /// times only order an incident's events. Not a number: an error, as for every field.
+    pub fn time(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| {
+                n.as_f64().filter(|f| f.is_finite() && *f >= i64::MIN as f64 && *f < i64::MAX as f64).map(|f| f.trunc() as i64)
+            })),
+            Some(v) => Err(wrong(path, "a number (Unix seconds)", v)),
+        }
+    }
+
     /// Optional integer (may be negative); null counts as absent.
     pub fn int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>> {
         match m.get(key) {

@@ -66,9 +66,9 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         interval: field::uint(check, "interval", "check.interval")?,
         refresh: field::uint(check, "refresh", "check.refresh")?,
         min_occurrences: field::uint(check, "occurrences", "check.occurrences")?,
-        timestamp: match field::int(check, "executed", "check.executed")? {
+        timestamp: match field::time(check, "executed", "check.executed")? {
             Some(t) => Some(t),
-            None => field::int(root, "timestamp", "timestamp")?,
+            None => field::time(root, "timestamp", "timestamp")?,
         },
         time_source: TimeSource::Host,
         command: field::string(check, "command", "check.command")?.map(str::to_string),

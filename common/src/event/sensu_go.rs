@@ -75,9 +75,9 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         interval: field::uint(check, "interval", "check.interval")?,
         refresh: None,
         min_occurrences: None,
-        timestamp: match field::int(check, "executed", "check.executed")? {
+        timestamp: match field::time(check, "executed", "check.executed")? {
             Some(t) if t > 0 => Some(t),
-            _ => field::int(root, "timestamp", "timestamp")?,
+            _ => field::time(root, "timestamp", "timestamp")?,
         },
         time_source: TimeSource::Host,
         command: field::string(check, "command", "check.command")?.map(str::to_string),
