@@ -215,6 +215,28 @@ fn event_text_cannot_notify_the_channel_and_a_bot_token_posts_to_announce_channe
     assert!(!r.stderr.contains(slack::BOT_TOKEN), "{}", r.stderr);
 }
 
+/// A check that sets two settings which only work together (its own Slack channel and the bot
+/// token to post there): overrides are checked one at a time, and `announce_channel` alone (no
+/// token in the operator's settings) was refused as invalid before the token was laid over, so
+/// the check's announcement went nowhere. Now it is tried again once the token is in.
+#[test]
+fn a_check_setting_its_own_announce_channel_and_token_together_gets_the_announcement() {
+    let twilio = FakeTwilio::start(&[]);
+    twilio.outcomes(&[Outcome::Answered]);
+    let slack = FakeSlack::start();
+    let sb = sandbox(json!({"mode": "sequential", "announce_api_url": slack.api_url()}));
+    let mut event: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture JSON");
+    event["check"]["metadata"]["annotations"] =
+        json!({"pagerpipe/twilio.announce_channel": slack::ALERTS, "pagerpipe/twilio.announce_token": slack::BOT_TOKEN});
+    let r = run(&sb, &twilio, event.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("ignored"), "{}", r.stderr);
+    slack.assert_no_violations();
+    let alerts = slack.channel(slack::ALERTS);
+    assert_eq!(alerts.messages.len(), 1, "{}", r.stderr);
+    assert!(alerts.messages[0].text.starts_with("Alice (+14•••••0101) answered the call for "), "{}", alerts.messages[0].text);
+}
+
 #[test]
 fn announce_channel_without_a_token_is_a_configuration_error() {
     let twilio = FakeTwilio::start(&[]);

@@ -182,8 +182,11 @@ impl<'a> Allowed<'a> {
 ///
 /// `valid` says whether a whole settings section can be used (deserializes, validates, builds
 /// the provider). When the operator's own settings pass it, each override is kept only if the
-/// settings still pass with it; otherwise (the operator's configuration itself is wrong, which
-/// the caller reports with exit 78) the allowed overrides are laid over unchecked.
+/// settings still pass with it, in order; one refused is tried again after the others (it may
+/// need another the event sets: a channel and the token to post there), never over a later
+/// override of the same setting that was kept. Otherwise (the operator's configuration itself
+/// is wrong, which the caller reports with exit 78) the allowed overrides are laid over
+/// unchecked.
 ///
 /// `log` gets one warning per override not used: refused by trust (naming the setting, where
 /// it came from and who may set it) or invalid (with the reason). Never fails itself.
@@ -201,6 +204,7 @@ pub fn apply(
     }
     let checked = valid(&operator).is_ok();
     let mut current = operator;
+    let mut admitted: Vec<Override> = Vec::new();
     for o in overrides {
         let name = format!("{section}.{}", o.setting);
         let trust = of(own, &o.setting);
@@ -239,18 +243,46 @@ pub fn apply(
             ));
             continue;
         }
-        let mut layer = Map::new();
-        layer.insert(o.setting.clone(), o.value);
-        let candidate = crate::config::overlay(current.clone(), [layer]);
-        if checked && let Err(e) = valid(&candidate) {
+        admitted.push(o);
+    }
+    if !checked {
+        return crate::config::overlay(current, admitted.into_iter().map(|o| Map::from_iter([(o.setting, o.value)])));
+    }
+    // Each admitted override is kept if the settings still pass with it. One that does not may
+    // need another set by the same event (Twilio's `announce_channel` with the check's own
+    // `announce_token`, which comes after it): so those refused are tried again after the
+    // others, as long as a round keeps one more. An override is never tried again once a later
+    // one for the same setting was kept (a check's value beats the entity's).
+    let mut kept = vec![false; admitted.len()];
+    let mut refused: Vec<Option<String>> = vec![None; admitted.len()];
+    loop {
+        let mut progress = false;
+        for (i, o) in admitted.iter().enumerate() {
+            let later_kept = admitted.iter().zip(&kept).skip(i + 1).any(|(l, k)| *k && l.setting == o.setting);
+            if kept[i] || later_kept {
+                continue;
+            }
+            let candidate = crate::config::overlay(current.clone(), [Map::from_iter([(o.setting.clone(), o.value.clone())])]);
+            match valid(&candidate) {
+                Ok(()) => {
+                    (current, kept[i], refused[i], progress) = (candidate, true, None, true);
+                }
+                Err(e) => refused[i] = Some(e.to_string()),
+            }
+        }
+        if !progress || kept.iter().all(|k| *k) {
+            break;
+        }
+    }
+    for (o, why) in admitted.iter().zip(refused) {
+        if let Some(e) = why {
             log(format!(
-                "event override `{name}` ignored: the value from {} {} is invalid ({e}); the operator's setting is used",
+                "event override `{section}.{}` ignored: the value from {} {} is invalid ({e}); the operator's setting is used",
+                o.setting,
                 article(o.place),
                 o.place
             ));
-            continue;
         }
-        current = candidate;
     }
     current
 }
@@ -327,6 +359,36 @@ mod tests {
         assert_eq!(of(&[("routing_key_file", Trust::Entity)], "routing_key_file"), Trust::Operator);
         assert!(Trust::Check.allows(Origin::Check) && !Trust::Check.allows(Origin::Entity));
         assert!(!Trust::Operator.allows(Origin::Check));
+    }
+
+    #[test]
+    fn an_override_invalid_alone_is_kept_with_the_one_it_needs_and_never_over_a_later_one() {
+        // `summary_template` "needs-team" is valid only with a `pager_team`.
+        let valid = |m: &Map<String, Value>| -> Result<()> {
+            match m.get("summary_template") == Some(&json!("needs-team")) && !m.contains_key("pager_team") {
+                true => Err(Code::Config.msg("settings `x`: needs a team")),
+                false => Ok(()),
+            }
+        };
+        let run = |overrides: Vec<Override>| {
+            let mut lines = Vec::new();
+            let m = apply("pagerduty", Map::new(), Allowed::default(), overrides, OWN, &valid, &mut |l| lines.push(l));
+            (m, lines)
+        };
+        // The team comes after it: kept in a second round.
+        let (m, lines) =
+            run(vec![o(Origin::Entity, "summary_template", json!("needs-team")), o(Origin::Check, "pager_team", json!("ops"))]);
+        assert_eq!(m, obj(json!({"summary_template": "needs-team", "pager_team": "ops"})), "{lines:?}");
+        assert!(lines.is_empty(), "{lines:?}");
+        // The check's own template was kept: the entity's is not tried again over it.
+        let (m, lines) = run(vec![
+            o(Origin::Entity, "summary_template", json!("needs-team")),
+            o(Origin::Check, "summary_template", json!("{entity}")),
+            o(Origin::Check, "pager_team", json!("ops")),
+        ]);
+        assert_eq!(m["summary_template"], "{entity}", "{lines:?}");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("`pagerduty.summary_template` ignored: the value from an entity annotation is invalid"), "{lines:?}");
     }
 
     #[test]
