@@ -75,7 +75,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     let mut out = String::new();
     for inc in &records {
         match args.log_format {
-            LogFormat::Json => out.push_str(&crate::secret::mask_all(&escape_json_line(inc.to_value().to_string()), &secrets)),
+            LogFormat::Json => out.push_str(&json_line(inc, &secrets)),
             LogFormat::Text => out.push_str(&text_line(inc)),
         }
         out.push('\n');
@@ -84,6 +84,12 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     log.info(format!("{} open incident(s) in {}", records.len(), store.describe()));
     Ok(Code::Ok)
+}
+
+/// `inc` as one JSON line, every string in it with `secrets` masked before it is written as
+/// JSON (written first, a secret holding `"` or `\` would be escaped there, and not found).
+fn json_line(inc: &Incident, secrets: &[&str]) -> String {
+    escape_json_line(crate::secret::mask_json(&inc.to_value(), secrets).to_string())
 }
 
 /// `KEY  open critical  since 2026-12-01T10:00:00Z  count 2  acknowledged  refs {…}`.
@@ -102,4 +108,21 @@ fn text_line(inc: &Incident) -> String {
         line.push_str(&format!("\trefs {}", escape_controls(&Value::Object(inc.refs.clone()).to_string())));
     }
     line
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_line_masks_a_secret_holding_json_escapes() {
+        let secret = r#"tok"en\with-escapes-000000"#;
+        let mut with = Incident { key: "web-01/check_disk".into(), open: true, ..Incident::default() };
+        with.refs.insert("auth_token".into(), Value::String(secret.into()));
+        let line = json_line(&with, &[secret]);
+        let shown: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(shown["refs"]["auth_token"], crate::secret::mask(secret), "{line}");
+        assert!(!line.contains("with-escapes"), "{line}");
+    }
 }
