@@ -93,8 +93,19 @@ impl ProxyEnv {
         if scheme != "http" && scheme != "https" {
             return Err(format!("{var} names a {scheme}:// proxy; only http:// and https:// proxies are supported"));
         }
-        let proxy = ureq::Proxy::new(&with_scheme)
-            .map_err(|_| format!("{var} is not a valid proxy URL (expected http://[user:password@]host:port)"))?;
+        let invalid = || format!("{var} is not a valid proxy URL (expected http://[user:password@]host:port)");
+        // ureq reads a port it cannot parse (`:99999`, `:31x8`) as the scheme's default, which
+        // would send every request to another port than the one named: refused instead.
+        let authority = with_scheme.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+        let port = match host_port.rsplit_once(']') {
+            Some((_, after)) => after.strip_prefix(':'),
+            None => host_port.rsplit_once(':').map(|(_, p)| p),
+        };
+        if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            return Err(invalid());
+        }
+        let proxy = ureq::Proxy::new(&with_scheme).map_err(|_| invalid())?;
         let shown = format!("proxy {}:{} ({var})", proxy.host(), proxy.port());
         Ok(Route::Proxy { proxy, shown, var })
     }
@@ -264,6 +275,11 @@ mod tests {
         let e = env(&[("HTTPS_PROXY", "http://user:s3cret@p:3128")]);
         let shown = via(&e, "https://x/").unwrap();
         assert_eq!(shown, "proxy p:3128 (HTTPS_PROXY)");
+        for bad in ["http://user:s3cret@p:99999", "p:31x8", "http://[::1]:65536/"] {
+            let err = env(&[("HTTPS_PROXY", bad)]).route("https://x/").unwrap_err();
+            assert!(err.contains("HTTPS_PROXY is not a valid proxy URL") && !err.contains("s3cret"), "{bad}: {err}");
+        }
+        assert_eq!(via(&env(&[("HTTPS_PROXY", "http://[::1]:3128")]), "https://x/").as_deref(), Some("proxy [::1]:3128 (HTTPS_PROXY)"));
         // An invalid proxy only matters to the scheme that would use it.
         assert_eq!(via(&env(&[("http_proxy", "ftp://p")]), "https://x/"), None);
     }
