@@ -1341,7 +1341,10 @@ fn an_entity_cannot_put_a_link_of_its_choosing_behind_the_handlers_labels() {
     use crate::fake::reactio::{API_KEY, FakeReactio};
     let reactio = FakeReactio::start(&[]);
     let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
-    sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example", "severities": ["critical"]}}));
+    sb.config(
+        "reactio.json",
+        &json!({"reactio": {"api_key": API_KEY, "organization": "example", "severities": ["critical"], "message": "<p>ours: {output}</p>"}}),
+    );
     let r = sb.run(
         &["--api-url", &reactio.url],
         &ev(json!({"pagerpipe/reactio.message": format!("<p>{{output}}</p><p><a href=\"{EVIL}\">sign in to acknowledge</a></p>"),
@@ -1349,7 +1352,10 @@ fn an_entity_cannot_put_a_link_of_its_choosing_behind_the_handlers_labels() {
     );
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(reactio.incidents().len(), 1, "{}", r.stderr);
-    let posted = format!("{:?} {:?}", reactio.incidents(), reactio.accepted("/api/v1/messages"));
+    // The create carries the timeline `message` (the fake's incidents do not keep it): the
+    // operator's, not the entity's.
+    let posted = format!("{:?} {:?}", reactio.accepted("/api/v1/incidents"), reactio.accepted("/api/v1/messages"));
+    assert!(posted.contains("<p>ours: "), "the create's message is the operator's: {posted}");
     assert!(!posted.contains("evil.example"), "{posted}");
     refused(&r, "reactio.message");
     assert!(!r.stderr.contains("reactio.topics` ignored"), "the entity may still tag its incident: {}", r.stderr);
