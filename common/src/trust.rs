@@ -8,9 +8,11 @@
 //!   server's configuration: what to say, whom to page and how, never where requests go or
 //!   files are written;
 //! - **entity** ([`Origin::Entity`]): Sensu Go entity annotations, written by the agent *on the
-//!   monitored host* — presentation of its own events only (summary text, labels, links), so
-//!   that a compromised host cannot send its pages (or the credentials) elsewhere, resolve
-//!   another host's incident, stop paging, or delay the spool.
+//!   monitored host* — the words of its own events only (summary text, labels,
+//!   classification), never a link or markup, nor a call's voice or language, so that a
+//!   compromised host cannot send its pages (or the credentials) elsewhere, resolve another
+//!   host's incident, stop paging, delay the spool, or put a link of its choosing behind the
+//!   handlers' labels.
 //!
 //! Each setting declares the least trusted origin that may set it ([`Trust`]): the shared ones
 //! in [`COMMON`], each handler's in its `Provider::SETTINGS`. A setting no table names is
@@ -23,8 +25,8 @@
 //! [`apply`] lays the event's overrides over the operator's settings one at a time: a refused
 //! override is logged once, naming the setting and where it came from, and the page goes out
 //! as configured; an allowed override whose value is invalid (a template that does not parse,
-//! a duration out of range) is logged and the operator's value stays — an event never costs
-//! the page by carrying a bad value.
+//! a duration out of range), also once the others are laid over, is logged and the
+//! operator's value stays — an event never costs the page by carrying a bad value.
 
 use serde_json::{Map, Value};
 
@@ -51,7 +53,9 @@ pub enum Trust {
     Operator,
     /// Also the check: whom to page and how (credentials, routing, recipients), keys, filters.
     Check,
-    /// Also the entity: presentation of its own events (summary text, labels, links, speech).
+    /// Also the entity: the words of its own events (summary text, labels, classification);
+    /// never a link or markup (Slack `link_template`, PagerDuty `client_url`, Reactio's HTML
+    /// `message`), nor the voice or language of a call.
     Entity,
 }
 

@@ -132,14 +132,14 @@ impl Provider for PagerDuty {
     /// `SENDTO`) pages that service, an incident of its own in the ledger.
     const DESTINATION: &'static [&'static str] = &ROUTING_KEY_NAMES;
 
-    /// The routing key, the team and the dedup key come from the operator or the check; an
-    /// entity (the monitored host) may word and label its own alerts only. `client_url` is the
-    /// link PagerDuty shows as "View in {client}": the operator's or the check's, never a link
-    /// of the monitored host's choosing.
     /// The settings struct; the routing key's other names (folded into `routing_key` before
     /// it is read); and the teams `pager_team` picks from: objects holding a routing key.
     const READERS: &'static [Reader] = &[Reader::of::<Settings>(), Reader::Names(&ROUTING_KEY_NAMES), Reader::Groups(&ROUTING_KEY_NAMES)];
 
+    /// The routing key, the team and the dedup key come from the operator or the check; an
+    /// entity (the monitored host) may word and label its own alerts only. `client_url` is the
+    /// link PagerDuty shows as "View in {client}": the operator's or the check's, never a link
+    /// of the monitored host's choosing.
     const SETTINGS: &'static [(&'static str, Trust)] = &[
         ("routing_key", Trust::Check),
         ("api_key", Trust::Check),

@@ -151,7 +151,7 @@ pub const MAX_NOTIFICATION_CHARS: usize = 4000;
 
 /// What a recovery's lookup of its incident by name found ([`Reactio::find_open`]).
 enum Lookup {
-    /// The newest open (else pending) incident of the name: its id.
+    /// The newest incident of the name, open or pending (the higher id of both lists): its id.
     Found(u64),
     /// None of the name; `cut_at_cap` names the lists (`"open"`, `"pending"`) read only as far
     /// as [`MAX_LIST_PAGES`] with more pages to come, where the incident may still be.
