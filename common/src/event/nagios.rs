@@ -490,11 +490,17 @@ mod tests {
             assert_eq!((e.action, e.status), (Some(SourceAction::Create), 2), "{forged}");
             assert!(e.overrides.is_empty() && e.timestamp.is_none() && e.sequence.is_none(), "{forged}: {e:?}");
         }
-        // More positional fields than glued values: none is the command's.
+        // More positional fields than glued values: none is the command's, not even one for a
+        // macro no `--field` gave (which a recovered field could fill).
         inv.fields[4].1 = "x".into();
-        inv.args = vec!["SERVICESTATE=OK".into()];
+        inv.args = vec!["SERVICESTATE=OK".into(), "NOTIFICATIONNUMBER=7".into()];
         let e = inv.parse(super::super::Source::Nagios).unwrap();
-        assert_eq!(e.status, 2);
+        assert_eq!((e.status, e.occurrences), (2, 1));
+        // As many as glued values: the lost field is read again (the backslash case).
+        inv.fields[4].1 = "x--field".into();
+        inv.args = vec!["NOTIFICATIONNUMBER=7".into()];
+        let e = inv.parse(super::super::Source::Nagios).unwrap();
+        assert_eq!((e.status, e.occurrences, e.output.as_str()), (2, 7, "x\\"));
     }
 
     #[test]
