@@ -832,8 +832,9 @@ pub(crate) mod field {
     /// Optional time in Unix seconds (`check.executed`, `timestamp`): an integer, or a number
     /// with a fraction (a script writing `time.time()` to a Sensu 1.x client socket), cut to
     /// whole seconds; a number no `i64` holds (`1e30`, a host's or a script's mistake) is
-    /// absent, so that the event is ordered by its receipt instead of costing the page. These
-    /// times only order an incident's events. Not a number: an error, as for every field.
+    /// absent, as if not given, instead of costing the page (a `check.executed` so left out
+    /// gives way to the event's `timestamp`, else to the time of receipt). These times only
+    /// order an incident's events. Not a number: an error, as for every field.
     pub fn time(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
