@@ -1455,8 +1455,9 @@ fn a_check_output_split_into_arguments_cannot_resolve_or_redirect_a_nagios_page(
 
 /// A check output in another encoding than UTF-8 (Latin-1 or CP1252 from a French Windows
 /// host: `caf\xe9`), which a Sensu 1.x client passes on as it is, made the whole event "invalid
-/// JSON" (exit 65): the monitored host's output cost its page. The bytes are read as U+FFFD,
-/// with a warning, and the page goes out.
+/// JSON" (exit 65): the monitored host's output cost its page. Each such byte is read as the
+/// Latin-1 character of its value, with a warning, and the page goes out; not as U+FFFD, which
+/// made two hosts whose names differ in such a byte one incident.
 #[test]
 fn a_check_output_that_is_not_utf8_does_not_cost_the_page() {
     let fake = FakePagerDuty::start(&[]);
@@ -1468,8 +1469,18 @@ fn a_check_output_that_is_not_utf8_does_not_cost_the_page() {
     let sent = fake.events();
     assert_eq!(sent.len(), 1, "{}", r.stderr);
     assert_eq!(sent[0]["event_action"], "trigger");
-    assert_eq!(sent[0]["payload"]["custom_details"]["output"], "caf\u{fffd} \u{fffd}\u{fffd}");
+    assert_eq!(sent[0]["payload"]["custom_details"]["output"], "café ÿþ");
     assert!(r.stderr.contains("event: stdin is not UTF-8"), "{}", r.stderr);
+    // Two hosts whose names differ only in such a byte are two incidents, not one.
+    for name in [b"h\xe9".as_slice(), b"h\xe8"] {
+        let mut ev = b"{\"client\": {\"name\": \"".to_vec();
+        ev.extend_from_slice(name);
+        ev.extend_from_slice(br#""}, "check": {"name": "disk", "status": 2, "output": "full"}}"#);
+        let r = sb.run(&["--api-url", &fake.url], &ev);
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    let keys: Vec<Value> = fake.events().iter().skip(1).map(|e| e["dedup_key"].clone()).collect();
+    assert_eq!(keys, [json!("hé/disk"), json!("hè/disk")]);
     fake.assert_no_violations();
 }
 

@@ -409,7 +409,7 @@ pub struct Input {
     /// A line for the log when stdin stayed open after a whole event, which was then read
     /// without waiting for the end of input ([`stdin::Stdin`]).
     pub open: Option<String>,
-    /// A line for the log when the input was not UTF-8 and was read with U+FFFD in place of
+    /// A line for the log when the input was not UTF-8 and was read with Latin-1 characters in place of
     /// the bytes that were not ([`read_capped`]).
     pub not_utf8: Option<String>,
 }
@@ -430,10 +430,11 @@ pub struct Input {
 /// value (the sender left the pipe open: [`Input::open`] says so), or at its time limit.
 ///
 /// Bytes that are not UTF-8 (a check output in Latin-1 or CP1252 that a Sensu 1.x client
-/// passed on as it was: `accès refusé` from a French Windows host) are read as U+FFFD, so that
-/// the event still pages, with a line saying so ([`Input::not_utf8`]): refused as invalid JSON,
-/// the output of the monitored host cost its page. (They can only be inside strings: anywhere
-/// else the input is no JSON either way.)
+/// passed on as it was: `accès refusé` from a French Windows host) are read as the Latin-1
+/// characters of their values ([`latin1_fallback`]), so that the event still pages, with a line
+/// saying so ([`Input::not_utf8`]): refused as invalid JSON, the output of the monitored host
+/// cost its page. (They can only be inside strings: anywhere else the input is no JSON either
+/// way.)
 ///
 /// Errors (exit 65): read failure, empty input, input over [`MAX_INPUT_BYTES`], input still
 /// open at the time limit without a whole JSON value, or input over [`MAX_EVENT_BYTES`] that is
@@ -446,8 +447,8 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
         )));
     }
     let not_utf8 = std::str::from_utf8(&buf).is_err().then(|| {
-        buf = String::from_utf8_lossy(&buf).into_owned().into_bytes();
-        "event: stdin is not UTF-8; the bytes that are not (a check output in another encoding) are read as U+FFFD".to_string()
+        buf = latin1_fallback(&buf);
+        "event: stdin is not UTF-8; the bytes that are not (text in another encoding) are read as Latin-1 characters".to_string()
     });
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Err(Code::DataErr.msg("event: stdin is empty; pipe the event JSON into the handler"));
@@ -486,6 +487,21 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
         );
     }
     Ok(Input { bytes, cut: Some(notice), open, not_utf8 })
+}
+
+/// `bytes` as UTF-8 text, each byte that is not part of a UTF-8 sequence read as the Latin-1
+/// (ISO 8859-1) character of its value: `caf\xe9` → `café`. Not U+FFFD for all of them: two
+/// hosts named `h\xe9` and `h\xe8` would then be one incident (`h\u{fffd}/disk`), one's
+/// failure skipped as the other's repeat and its recovery resolving the other's. Every byte
+/// keeps its own character, so distinct names stay distinct (and Latin-1 or CP1252 text reads as
+/// meant, mostly).
+fn latin1_fallback(bytes: &[u8]) -> Vec<u8> {
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
+    }
+    out.into_bytes()
 }
 
 /// Read `input` to its end, at most [`MAX_INPUT_BYTES`] + 1 bytes; or, when it pauses or
