@@ -387,9 +387,29 @@ fn a_pending_create_whose_answer_was_lost_is_found_by_the_flush_not_opened_twice
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("acted on it after all"), "{}", r.stderr);
     assert_eq!(fake.incidents().len(), 1, "not opened twice: {}", r.stderr);
-    assert!(fake.lists().iter().all(|q| q.starts_with("status=pend&")), "{:?}", fake.lists());
+    assert!(fake.lists()[0].starts_with("status=pend&"), "the status it was created with first: {:?}", fake.lists());
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
     fake.assert_no_violations();
+}
+
+#[test]
+fn a_lost_create_put_on_hold_or_closed_before_the_flush_is_found_not_opened_twice() {
+    // Reactio opens the incident and answers past the deadline; before the flush, someone puts
+    // it on hold (or closes it) in Reactio. The lookup asked for the status it was created
+    // with alone, found nothing, and sent the create again: a second incident and broadcast.
+    for status in ["pend", "close"] {
+        let fake = FakeReactio::start(&[Script::Late(4000)]);
+        let sb = sandbox(json!({}));
+        let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+        assert_eq!(r.code, Some(75), "{r:?}");
+        assert_eq!(fake.incidents().len(), 1);
+        fake.set_status(FIRST_ID, status);
+        let r = run(&sb, &fake, b"", &["--flush"]);
+        assert_eq!(r.code, Some(0), "{status}: {r:?}");
+        assert!(r.stderr.contains("acted on it after all"), "{status}: {}", r.stderr);
+        assert_eq!(fake.incidents().len(), 1, "{status}: not opened twice: {}", r.stderr);
+        fake.assert_no_violations();
+    }
 }
 
 #[test]
@@ -410,7 +430,8 @@ fn a_lost_create_is_found_on_page_2_of_a_reactio_serving_fewer_than_asked() {
     assert_eq!(fake.incidents().len(), 6, "not opened twice: {}", r.stderr);
     let pages: Vec<String> =
         fake.lists().iter().map(|q| q.split('&').filter(|p| !p.starts_with("from=")).collect::<Vec<_>>().join("&")).collect();
-    assert_eq!(pages, vec![open_page(1), open_page(2)], "page 2 is shorter than page 1: the last");
+    // Page 2 is shorter than page 1: the last of the open incidents; then the other lists.
+    assert_eq!(pages, vec![open_page(1), open_page(2), pend_page(1), "status=close&page=1&per_page=100".to_string()]);
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID + 5);
     fake.assert_no_violations();
 }

@@ -463,43 +463,40 @@ impl Provider for Reactio {
     /// `GET /api/v1/incidents?status=…&from=…&per_page=100` (spec "Other calls").
     fn lookup(&self, call: &Call, since: u64) -> Option<Request> {
         let Call::Create { body } = call else { return None };
-        Some(self.created_since(created_status(body), since, 1))
+        Some(self.created_since(lookup_statuses(body)[0], since, 1))
     }
 
-    /// The next page of the incidents created since, until a page ends the list
-    /// ([`last_page`]: an empty page, or one shorter than page 1). The answer is a bare array
-    /// and `per_page` has no documented maximum, so a page 1 shorter than the 100 asked for may
-    /// be all a Reactio serves per page, with the lost create's incident on page 2: judged on
-    /// page 1 alone, it was taken for not there and the create sent again (a second incident,
-    /// a second broadcast).
+    /// The next page of the incidents created since, list after list ([`lookup_statuses`]):
+    /// each read until a page ends it ([`last_page`]: an empty page, or one shorter than page
+    /// 1). The answer is a bare array and `per_page` has no documented maximum, so a page 1
+    /// shorter than the 100 asked for may be all a Reactio serves per page, with the lost
+    /// create's incident on page 2: judged on page 1 alone, it was taken for not there and the
+    /// create sent again (a second incident, a second broadcast).
     fn lookup_next(&self, call: &Call, since: u64, pages: &[Response]) -> Option<Request> {
         let Call::Create { body } = call else { return None };
-        let len = |page: &Response| serde_json::from_str::<Value>(&page.body).ok()?.as_array().map(Vec::len);
-        let (first, last) = (len(pages.first()?)?, len(pages.last()?)?);
-        if last_page(pages.len(), last, first).is_some() {
-            return None;
-        }
-        Some(self.created_since(created_status(body), since, pages.len() + 1))
+        let statuses = lookup_statuses(body);
+        let (list, page) = next_list_page(pages)?;
+        Some(self.created_since(statuses.get(list)?, since, page))
     }
 
-    /// The incident the lost create opened: one of exactly its name and the status it was
-    /// created with, created since it was sent (less [`CLOCK_MARGIN`]), that is not the
-    /// incident the record already knows. An answer that is not a list, or a list that goes on
-    /// past the pages read ([`common::pipeline::MAX_LOOKUP_PAGES`]), cannot tell.
+    /// The incident the lost create opened: one of exactly its name, created since it was sent
+    /// (less [`CLOCK_MARGIN`]), that is not the incident the record already knows, in the
+    /// status its list asked for, in any of the lists ([`lookup_statuses`]: someone may have
+    /// put it on hold or closed it before the flush looked). An answer that is not a list, or
+    /// lists that go on past the pages read ([`common::pipeline::MAX_LOOKUP_PAGES`]), cannot
+    /// tell.
     fn found(&self, call: &Call, pages: &[Response], since: u64, known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { body } = call else { return Found::No };
         let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
-        let status = created_status(body);
+        let statuses = lookup_statuses(body);
         let known_id = known.get(INCIDENT_ID).and_then(incident_id_of);
         let mut found = None;
-        let mut first_len = None;
-        let mut ended = false;
-        for (i, page) in pages.iter().enumerate() {
+        let mut cursor = ListCursor::default();
+        for page in pages {
             let Some(items) = serde_json::from_str::<Value>(&page.body).ok().and_then(|v| v.as_array().cloned()) else {
                 return Found::CannotTell(format!("GET /api/v1/incidents answered HTTP {} without a list", page.status));
             };
-            let first = *first_len.get_or_insert(items.len());
-            ended = last_page(i + 1, items.len(), first).is_some();
+            let status = statuses.get(cursor.list).copied().unwrap_or_default();
             let ours = items
                 .iter()
                 .filter(|i| i.get("name").and_then(Value::as_str) == Some(name))
@@ -509,10 +506,13 @@ impl Provider for Reactio {
                 .filter(|id| Some(*id) != known_id)
                 .max();
             found = found.max(ours);
+            cursor.read(items.len());
         }
         match found {
             Some(id) => Found::Yes(id_refs(id)),
-            None if !ended => Found::CannotTell(format!("more than {} pages of {status} incidents created since then", pages.len())),
+            None if cursor.list < statuses.len() => {
+                Found::CannotTell(format!("more than {} pages of incidents created since then", pages.len()))
+            }
             None => Found::No,
         }
     }
@@ -822,10 +822,49 @@ fn broadcast_text(template: &Template, event: &Event) -> String {
     truncate_chars(&text, MAX_NOTIFICATION_CHARS)
 }
 
-/// The `status` a create body opens its incident with (`open`, the spec's default, when it
-/// says none): the status a lookup of that incident asks for.
-fn created_status(body: &Value) -> &str {
-    body.get("status").and_then(Value::as_str).unwrap_or("open")
+/// The statuses a lost create's incident may have by now, each a list the lookup reads: the
+/// one the create body opens it with (`open`, the spec's default, when it says none) first,
+/// then the others (someone may have put it on hold, `pend`, or closed it before the flush
+/// looked; read only for incidents created since the create was sent, the lists are short).
+fn lookup_statuses(body: &Value) -> [&'static str; 3] {
+    match body.get("status").and_then(Value::as_str) {
+        Some("pend") => ["pend", "open", "close"],
+        Some("close") => ["close", "open", "pend"],
+        _ => ["open", "pend", "close"],
+    }
+}
+
+/// Where a lookup reading several paginated lists one after the other stands, page by page.
+#[derive(Debug, Default)]
+struct ListCursor {
+    /// The list being read (0 the first).
+    list: usize,
+    /// Pages read of it.
+    pages: usize,
+    /// Length of its page 1.
+    first: usize,
+}
+
+impl ListCursor {
+    /// One more page of `len` items read: the list ends there ([`last_page`]) or goes on.
+    fn read(&mut self, len: usize) {
+        self.pages += 1;
+        if self.pages == 1 {
+            self.first = len;
+        }
+        if last_page(self.pages, len, self.first).is_some() {
+            *self = ListCursor { list: self.list + 1, ..ListCursor::default() };
+        }
+    }
+}
+
+/// The list and page (1 the first) to read after `pages`; `None` when a page is no list.
+fn next_list_page(pages: &[Response]) -> Option<(usize, usize)> {
+    let mut cursor = ListCursor::default();
+    for page in pages {
+        cursor.read(serde_json::from_str::<Value>(&page.body).ok()?.as_array()?.len());
+    }
+    Some((cursor.list, cursor.pages + 1))
 }
 
 /// The stored Reactio incident id, when the incident is open and one was remembered.
