@@ -280,8 +280,14 @@ pub fn apply(
     }
     for (o, why) in admitted.iter().zip(refused) {
         if let Some(e) = why {
+            // What is used instead: another override of the setting that was kept, else the
+            // operator's.
+            let instead = match admitted.iter().zip(&kept).find(|(other, k)| **k && other.setting == o.setting) {
+                Some((other, _)) => format!("the value from {} {} is used", article(other.place), other.place),
+                None => "the operator's setting is used".to_string(),
+            };
             log(format!(
-                "event override `{section}.{}` ignored: the value from {} {} is invalid ({e}); the operator's setting is used",
+                "event override `{section}.{}` ignored: the value from {} {} is invalid ({e}); {instead}",
                 o.setting,
                 article(o.place),
                 o.place
@@ -393,6 +399,7 @@ mod tests {
         assert_eq!(m["summary_template"], "{entity}", "{lines:?}");
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("`pagerduty.summary_template` ignored: the value from an entity annotation is invalid"), "{lines:?}");
+        assert!(lines[0].ends_with("; the value from a check annotation is used"), "{lines:?}");
     }
 
     #[test]
