@@ -30,3 +30,4 @@ mod twilio;
 mod twilio_announce;
 mod unread_settings;
 mod util;
+mod zabbix_server;
