@@ -72,6 +72,33 @@ fn zabbix_server_problem_acknowledgement_and_recovery_are_one_alert() {
     assert!(ev[0].get("links").is_none(), "an empty url: line is no link: {}", ev[0]);
 }
 
+/// The media's own `pagerduty` user, as the guide advises, is no Super admin and shares no user
+/// group with the administrator who acknowledges: the server then writes `{USER.FULLNAME}` as
+/// "Inaccessible user". handler-slack's thread reply said "acknowledged by Inaccessible user";
+/// it says nobody's name, and the log says what to change. Once the `pagerduty` user shares a
+/// user group with the administrator, the server names them, and so does the reply.
+#[test]
+fn zabbix_server_an_acknowledgement_by_a_user_hidden_from_the_media_user_names_no_one() {
+    let replies = |scenario: &str| {
+        let fake = FakeSlack::start();
+        let sb = Sandbox::new(SLACK);
+        sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN, "responders": [USERS[0]]}}));
+        let runs = replay(&sb, &fake.api_url(), scenario, 2);
+        fake.assert_no_violations();
+        let room = &fake.created()[0];
+        let replies: Vec<String> = room.replies(&room.roots()[0].ts).iter().map(|m| m.text.clone()).collect();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        (replies[0].clone(), runs[1].stderr.clone())
+    };
+    let (hidden, log) = replies("basic");
+    assert!(hidden.contains("acknowledged in Zabbix"), "{hidden}");
+    assert!(!hidden.contains("Inaccessible"), "{hidden}");
+    assert!(log.contains("Inaccessible user") && log.contains("user group"), "{log}");
+    let (named, log) = replies("names");
+    assert!(named.contains("acknowledged by Zabbix Administrator (Admin)"), "{named}");
+    assert!(!log.contains("Inaccessible"), "{log}");
+}
+
 /// Every kind of problem update the server sends (a comment; an acknowledgement with a change
 /// of severity; an unacknowledgement; a change of severity; a manual close, followed by its
 /// recovery): only the acknowledgement and the recovery reach PagerDuty.

@@ -69,6 +69,12 @@ const KEYS: [&str; 14] = [
     "item_value",
 ];
 
+/// What the Zabbix server writes for `{USER.FULLNAME}` when the user who updated the problem is
+/// hidden from the message's recipient (`zbx_check_user_permissions`: the recipient is no Super
+/// admin and shares no user group with that user), as a `pagerduty` user of its own is from
+/// the people who acknowledge: no one's name.
+const INACCESSIBLE_USER: &str = "Inaccessible user";
+
 /// The keys of the Problem update template's extra lines: keys only before `name:`.
 const UPDATE_KEYS: [&str; 2] = ["update_action", "user"];
 
@@ -260,7 +266,17 @@ pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     let (action, skip, output) = match update {
         None => (Some(if resolve { SourceAction::Resolve } else { SourceAction::Create }), None, output),
         Some(Update::Acknowledged) => {
-            let by = get("user").map(|u| format!("acknowledged by {u}")).unwrap_or_else(|| "acknowledged in Zabbix".into());
+            let by = match get("user") {
+                Some(INACCESSIBLE_USER) => {
+                    notes.push(format!(
+                        "Zabbix did not say who acknowledged (`{{USER.FULLNAME}}` was {}: the media's user may not see that user); put the media's user in a user group of those who acknowledge (conf.d/zabbix-pagerduty.md, Acknowledgements)",
+                        super::quoted(INACCESSIBLE_USER)
+                    ));
+                    None
+                }
+                other => other,
+            };
+            let by = by.map(|u| format!("acknowledged by {u}")).unwrap_or_else(|| "acknowledged in Zabbix".into());
             (Some(SourceAction::Acknowledge), None, by)
         }
         Some(Update::NotPaged(reason)) => (None, Some(SourceSkip { reason, quiet: false }), output),
