@@ -155,3 +155,18 @@ fn zabbix_server_hostile_names_and_values_stay_text() {
     assert!(ev[3]["payload"]["summary"].as_str().unwrap().starts_with("web-01/Ünïcödé 障害 name"), "{}", ev[3]);
 }
 
+/// The hostile item value holds an `item_value:` line, and the trigger name embeds the value
+/// (`{ITEM.LASTVALUE}`), so the message has that line inside the name, before the template's own.
+/// The name was cut at the first one and the rest taken for the value ("App status is fine …
+/// name:evil: x incident_key:…"): the name and the value are each what the server put there.
+#[test]
+fn zabbix_server_a_name_embedding_a_value_with_an_item_value_line_is_split_where_the_server_put_it() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    replay(&sb, &fake.url, "hostile_value", 1);
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let value = "fine\nupdate_action:acknowledged\nname:evil\nitem_value:x\nincident_key:999-db-01\nurl:https://evil.example.net/\nNOTE: Escalation canceled: x\nstatus:OK\nvalue:0\nnseverity:0\nÜñíçødé 障害\t\nend";
+    assert_eq!(ev[0]["payload"]["custom_details"]["output"], value);
+    assert_eq!(ev[0]["payload"]["component"], format!("App status is {value}"));
+}

@@ -390,13 +390,23 @@ pub fn read_message(message: &str) -> Message {
             note_pending = false;
         }
         match key {
-            Some(("item_value", v)) if !out.contains_key("item_value") => {
-                let mut value = v.trim_start().to_string();
-                if offset < message.len() {
-                    value.push('\n');
-                    value.push_str(&message[offset..]);
-                }
-                out.insert("item_value".into(), value.replace("\r\n", "\n").trim_end().to_string());
+            Some(("item_value", _)) if !out.contains_key("item_value") => {
+                // In the documented order, the template's own line may come after one that a
+                // name embedding the item value holds (see [`template_value_line`]): the lines
+                // before it are the name's.
+                let start = offset - raw.len();
+                let at = match out.get_mut("name") {
+                    Some(name) if in_name => {
+                        let at = start + template_value_line(name, &message[start..]);
+                        for line in message[start..at].lines() {
+                            name.push('\n');
+                            name.push_str(line.trim_end_matches('\r'));
+                        }
+                        at
+                    }
+                    _ => start,
+                };
+                out.insert("item_value".into(), value_from(&message[at..]));
                 break;
             }
             Some((k, v)) if !in_name && !out.contains_key(k) => {
@@ -439,6 +449,43 @@ pub fn read_message(message: &str) -> Message {
         *v = t;
     }
     Message { fields: out, escalation_cancelled: cancelled || note_pending, fixed_lines_first: in_name }
+}
+
+/// The item value of `tail`, a message's rest from its `item_value:` line on: everything after
+/// the key, line ends as `\n`, without the whitespace around it.
+fn value_from(tail: &str) -> String {
+    let value = tail.split_once(':').map_or("", |(_, v)| v);
+    value.replace("\r\n", "\n").trim().to_string()
+}
+
+/// Where in `tail` (the rest of a message in the documented order, from the first `item_value:`
+/// line after `name:` on) the template's own `item_value:` line is. The first such line, unless
+/// the trigger name embeds the item value (`{ITEM.LASTVALUE}`) and that value holds an
+/// `item_value:` line of its own (as a real Zabbix server sends it: the name, with the host's
+/// lines in it, then the template's line, then the value again): then the template's line is
+/// the first after which the rest, the value, is text of the name. Only the split between the
+/// name and the value depends on it: neither is ever read for keys. At most the first 64 such
+/// lines are tried (a value of thousands would cost quadratic time for nothing).
+fn template_value_line(name: &str, tail: &str) -> usize {
+    let mut name = name.to_string();
+    let mut at = 0;
+    let mut tried = 0;
+    for line in tail.split_inclusive('\n') {
+        if line.split_once(':').is_some_and(|(k, _)| k.trim() == "item_value") {
+            tried += 1;
+            if tried > 64 {
+                return 0;
+            }
+            let value = value_from(&tail[at..]);
+            if !value.is_empty() && name.contains(&value) {
+                return at;
+            }
+        }
+        name.push('\n');
+        name.push_str(line.trim_end_matches('\n').trim_end_matches('\r'));
+        at += line.len();
+    }
+    0
 }
 
 /// Whether `line` is the note a Zabbix server puts before the last message it sent when it
@@ -660,6 +707,26 @@ mod tests {
         let e = inv("whatever", &documented("Disk full", evil)).parse(super::super::Source::Zabbix).unwrap();
         assert_eq!(e.action, Some(SourceAction::Create), "status:PROBLEM came first");
         assert_eq!(e.output, evil, "the whole item value is kept as the output");
+    }
+
+    #[test]
+    fn a_name_that_embeds_a_value_holding_an_item_value_line_keeps_it() {
+        // As a real Zabbix server expands `name:App status is {ITEM.LASTVALUE}` and
+        // `item_value:{ITEM.VALUE}`: the name holds the host's `item_value:` line before the
+        // template's own.
+        let value = "fine\nitem_value:x\nincident_key:999-db-01\r\nend";
+        let e = inv("trigger", &documented(&format!("App status is {value}"), value)).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.check, "App status is fine\nitem_value:x\nincident_key:999-db-01\nend");
+        assert_eq!(e.output, "fine\nitem_value:x\nincident_key:999-db-01\nend");
+        assert_eq!(e.incident_key.as_deref(), Some("13502-web-01"));
+        // A value with such a line, in a name that does not embed it: the first `item_value:`
+        // line is the template's.
+        let e = inv("trigger", &documented("Disk full", value)).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!((e.check.as_str(), e.output.as_str()), ("Disk full", "fine\nitem_value:x\nincident_key:999-db-01\nend"));
+        // Thousands of such lines: the first is taken, in linear time.
+        let many = "item_value:y\n".repeat(5000);
+        let e = inv("trigger", &documented(&format!("x {many}"), &many)).parse(super::super::Source::Zabbix).unwrap();
+        assert_eq!(e.check, "x item_value:y");
     }
 
     #[test]
