@@ -431,7 +431,7 @@ pub struct Input {
 ///
 /// Bytes that are not UTF-8 (a check output in Latin-1 or CP1252 that a Sensu 1.x client
 /// passed on as it was: `accès refusé` from a French Windows host) are read as the Latin-1
-/// characters of their values ([`latin1_fallback`]), so that the event still pages, with a line
+/// characters of their values (`latin1_fallback`), so that the event still pages, with a line
 /// saying so ([`Input::not_utf8`]): refused as invalid JSON, the output of the monitored host
 /// cost its page. (They can only be inside strings: anywhere else the input is no JSON either
 /// way.)
