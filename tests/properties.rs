@@ -225,6 +225,26 @@ proptest! {
         }
     }
 
+    /// Messages made of the documented template's own lines, in any order and repeated, with
+    /// values that hold line ends, key lines and multi-byte characters (as a trigger name that
+    /// embeds an item value makes them): parsed without a panic, or refused cleanly.
+    #[test]
+    fn zabbix_messages_of_template_lines_never_panic(
+        lines in prop::collection::vec(
+            (prop::sample::select(vec!["name:", "item_value:", "incident_key:", "id:", "status:", "hostname:", "severity:",
+                                       "nseverity:", "update_action:", "user:", "event_id:", "NOTE: Escalation canceled: ", ""]),
+             "[a-zé障\\r\\n:_ ]{0,12}"),
+            0..24),
+        subject in prop::sample::select(vec!["trigger", "resolve", "update"]),
+    ) {
+        let message: String = lines.iter().map(|(k, v)| format!("{k}{v}\n")).collect();
+        let _ = zabbix::parse_message(&message);
+        let inv = Invocation { args: vec!["0123456789abcdef0123456789abcdef".into(), subject.into(), message], ..Invocation::default() };
+        if let Err(f) = inv.parse(Source::Zabbix) {
+            assert_clean_failure(&f);
+        }
+    }
+
     #[test]
     fn zabbix_never_panics(args in prop::collection::vec(any::<String>(), 0..5), message in any::<String>()) {
         let _ = zabbix::parse_message(&message);
