@@ -646,12 +646,9 @@ impl Reactio {
         let mut cut_at_cap = Vec::new();
         for status in [Status::Open, Status::Pend] {
             let word = word(&status);
-            let mut first_len = None;
+            let mut cursor = ListCursor::default();
             for page in 1..=MAX_LIST_PAGES {
-                let mut req = self.request(&format!("/api/v1/incidents?status={word}&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
-                req.method = Method::Get;
-                req.body = common::http::Body::Empty;
-                let resp = match ctx.fetch(&req, &classify) {
+                let resp = match ctx.fetch(&self.incidents(&format!("status={word}&page={page}")), &classify) {
                     Outcome::Delivered(resp) => resp,
                     failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
                 };
@@ -666,13 +663,12 @@ impl Reactio {
                 if let Some(id) = here.filter(|id| found.is_none_or(|(f, _)| *id > f)) {
                     found = Some((id, status));
                 }
-                let first = *first_len.get_or_insert(items.len());
-                if let Some(why) = last_page(page, items.len(), first) {
+                if let Some(why) = cursor.read(items.len()) {
                     ctx.log.debug(format!("GET /api/v1/incidents: page {page} is the last of the {word} incidents ({why})"));
                     break;
                 }
                 if page == MAX_LIST_PAGES {
-                    cut_at_cap.push(if status == Status::Pend { "pending" } else { "open" });
+                    cut_at_cap.push(adjective(status));
                     ctx.log.debug(format!(
                         "GET /api/v1/incidents: stopped after page {page} of the {word} incidents, the most a recovery reads"
                     ));
@@ -680,7 +676,7 @@ impl Reactio {
             }
         }
         if let Some((id, status)) = found {
-            let which = if status == Status::Pend { "pending" } else { "open" };
+            let which = adjective(status);
             ctx.log.info(format!("{}: no stored incident id; found the {which} incident {id} named {name:?}", job.incident_key));
         }
         Ok(match found {
@@ -749,8 +745,13 @@ impl Reactio {
     /// `status` created since `since` (less [`CLOCK_MARGIN`]), for a create of unknown fate.
     fn created_since(&self, status: &str, since: u64, page: usize) -> Request {
         let from = since.saturating_sub(CLOCK_MARGIN);
-        let mut req =
-            self.request(&format!("/api/v1/incidents?status={status}&from={from}&page={page}&per_page={LIST_PER_PAGE}"), Value::Null);
+        self.incidents(&format!("status={status}&from={from}&page={page}"))
+    }
+
+    /// `GET /api/v1/incidents?{query}&per_page=100`: a page of the incident list (spec "Other
+    /// calls").
+    fn incidents(&self, query: &str) -> Request {
+        let mut req = self.request(&format!("/api/v1/incidents?{query}&per_page={LIST_PER_PAGE}"), Value::Null);
         req.method = Method::Get;
         req.body = common::http::Body::Empty;
         req
@@ -846,16 +847,24 @@ struct ListCursor {
 }
 
 impl ListCursor {
-    /// One more page of `len` items read: the list ends there ([`last_page`]) or goes on.
-    fn read(&mut self, len: usize) {
+    /// One more page of `len` items read: the list ends there (why, [`last_page`]: the cursor
+    /// moves to the next list) or goes on (`None`).
+    fn read(&mut self, len: usize) -> Option<&'static str> {
         self.pages += 1;
         if self.pages == 1 {
             self.first = len;
         }
-        if last_page(self.pages, len, self.first).is_some() {
+        let ended = last_page(self.pages, len, self.first);
+        if ended.is_some() {
             *self = ListCursor { list: self.list + 1, ..ListCursor::default() };
         }
+        ended
     }
+}
+
+/// How a log line names an incident in `status` that is not closed: `open`, `pending`.
+fn adjective(status: Status) -> &'static str {
+    if status == Status::Pend { "pending" } else { "open" }
 }
 
 /// The list and page (1 the first) to read after `pages`; `None` when a page is no list.

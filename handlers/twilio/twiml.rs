@@ -84,19 +84,7 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
         return doc;
     }
     // Largest n that fits (escaping makes the cost per character vary, so search).
-    let (mut lo, mut hi) = (0usize, hi);
-    let mut best = None;
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        let doc = build(&render(mid));
-        if fits(&doc) {
-            best = Some(doc);
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if let Some(doc) = best {
+    if let Some(doc) = longest_fitting(hi, &|n| build(&render(n)), &fits) {
         return doc;
     }
     // The template or names alone are too long: cut the text itself, to the longest that fits
@@ -105,11 +93,17 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
     // call is answered, error 13520).
     let text = speakable(&render(0));
     let cut = |units: usize| build(&common::template::truncate_utf16(&text, units));
-    let (mut lo, mut hi) = (0usize, utf16_len(&text));
+    longest_fitting(utf16_len(&text), &cut, &fits).unwrap_or_else(|| cut(0))
+}
+
+/// `make(n)` for the largest `n` below `below` whose result `fits`, by bisection (`make`'s
+/// size grows with `n`); `None` when not even `make(0)` fits.
+fn longest_fitting(below: usize, make: &dyn Fn(usize) -> String, fits: &dyn Fn(&String) -> bool) -> Option<String> {
+    let (mut lo, mut hi) = (0usize, below);
     let mut best = None;
     while lo < hi {
         let mid = (lo + hi) / 2;
-        let doc = cut(mid);
+        let doc = make(mid);
         if fits(&doc) {
             best = Some(doc);
             lo = mid + 1;
@@ -117,7 +111,7 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
             hi = mid;
         }
     }
-    best.unwrap_or_else(|| cut(0))
+    best
 }
 
 /// `text` without the characters XML 1.0 does not allow (`Char`, XML 1.0 §2.2): C0 controls

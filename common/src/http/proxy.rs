@@ -96,14 +96,14 @@ impl ProxyEnv {
         let invalid = || format!("{var} is not a valid proxy URL (expected http://[user:password@]host:port)");
         // ureq reads a port it cannot parse (`:99999`, `:31x8`) as the scheme's default, which
         // would send every request to another port than the one named: refused instead.
-        let authority = with_scheme.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-        let port = match host_port.rsplit_once(']') {
-            Some((_, after)) => after.strip_prefix(':'),
-            None => host_port.rsplit_once(':').map(|(_, p)| p),
-        };
-        if port.is_some_and(|p| p.parse::<u16>().is_err()) {
-            return Err(invalid());
+        // The URL is parsed as `http` does (the `Uri` ureq itself uses), whose `port()` is `None`
+        // for one it cannot parse: a port is named when the authority runs on past its host.
+        let uri = with_scheme.parse::<ureq::http::Uri>().map_err(|_| invalid())?;
+        if let Some(authority) = uri.authority() {
+            let host_port = authority.as_str().rsplit_once('@').map_or(authority.as_str(), |(_, hp)| hp);
+            if host_port.len() > authority.host().len() && authority.port_u16().is_none() {
+                return Err(invalid());
+            }
         }
         let proxy = ureq::Proxy::new(&with_scheme).map_err(|_| invalid())?;
         let shown = format!("proxy {}:{} ({var})", proxy.host(), proxy.port());
