@@ -21,6 +21,7 @@
 //! `["pager_team"]`), and can narrow what checks may set with `check_settings` (e.g.
 //! `["pager_team", "severities"]`: where check results can come from the monitored host
 //! itself, such as a Sensu client socket); operator-level settings never come from an event.
+//! README.md's "Who may set what" tells operators the same; [`readme`] holds it to the tables.
 //!
 //! [`apply`] lays the event's overrides over the operator's settings one at a time: a refused
 //! override is logged once, naming the setting and where it came from, and the page goes out
@@ -33,6 +34,8 @@ use serde_json::{Map, Value};
 use crate::config::Common;
 use crate::event::{Event, Format};
 use crate::exit::Result;
+
+pub mod readme;
 
 /// Where a value came from, most trusted first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

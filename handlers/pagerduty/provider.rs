@@ -579,4 +579,21 @@ mod tests {
         let r = Response { status: 202, body: String::new(), retry_after: None, location: None };
         assert_eq!(classify(&r), Outcome::Delivered(()));
     }
+
+    /// README.md's "Who may set what" says what `SETTINGS` says.
+    #[test]
+    fn the_readme_says_who_may_set_each_setting() {
+        let found = common::trust::readme::disagreements(include_str!("../../README.md"), PagerDuty::NAME, PagerDuty::SETTINGS);
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
+
+    /// An event's `api_key` or `integration_key` is folded into `routing_key`: whoever may set
+    /// one name may set them all, or the trust of `routing_key` would be a name away.
+    #[test]
+    fn the_routing_keys_names_share_one_trust() {
+        let trust = |name| common::trust::of(PagerDuty::SETTINGS, name);
+        for name in ROUTING_KEY_NAMES {
+            assert_eq!(trust(name), trust("routing_key"), "{name}");
+        }
+    }
 }

@@ -1129,4 +1129,11 @@ mod tests {
         assert_eq!(html_text("ディスク <95%> \"x\" & y\r\nz"), "ディスク &lt;95%&gt; &quot;x&quot; &amp; y<br />z");
         assert_eq!(html_text("web' onmouseover='x"), "web&#39; onmouseover=&#39;x");
     }
+
+    /// README.md's "Who may set what" says what `SETTINGS` says.
+    #[test]
+    fn the_readme_says_who_may_set_each_setting() {
+        let found = common::trust::readme::disagreements(include_str!("../../README.md"), Reactio::NAME, Reactio::SETTINGS);
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
 }

@@ -960,4 +960,11 @@ mod tests {
         assert!(is_user_id("U01ALICE01") && is_user_id("W123"));
         assert!(!is_user_id("u01") && !is_user_id("@alice") && !is_user_id("U") && !is_user_id("C0123"));
     }
+
+    /// README.md's "Who may set what" says what `SETTINGS` says.
+    #[test]
+    fn the_readme_says_who_may_set_each_setting() {
+        let found = common::trust::readme::disagreements(include_str!("../../README.md"), Slack::NAME, Slack::SETTINGS);
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
 }

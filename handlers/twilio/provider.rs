@@ -1491,4 +1491,11 @@ mod tests {
     fn basic_credentials() {
         assert_eq!(format!("Basic {}", basic("Aladdin:open sesame")), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
     }
+
+    /// README.md's "Who may set what" says what `SETTINGS` says.
+    #[test]
+    fn the_readme_says_who_may_set_each_setting() {
+        let found = common::trust::readme::disagreements(include_str!("../../README.md"), Twilio::NAME, Twilio::SETTINGS);
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
 }
