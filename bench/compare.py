@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Interleaved A/B of handler-pagerduty builds, for bench/compare.sh (Python 3 stdlib only).
+"""Interleaved A/B of handler-pagerduty (or handler-twilio) builds, for bench/compare.sh
+(Python 3 stdlib only).
 
 Each build given as --build NAME=PATH gets two commands, measured in the same loop as
 /bin/true (the method is measure.py's, see bench/benchlib.py): `NAME delivery` (a new entity
@@ -12,16 +13,36 @@ With --floor (bench/compare.sh BENCH_FLOOR=1) two more rows show where a handler
 `floor: empty process`, a static Rust binary that does nothing, and `floor: one POST`, one
 that makes a delivery's HTTP exchange with the same fake and nothing else (bench/floor/).
 
-Checks: every delivery reached the fake as its own incident, each build's repeated event once,
-every floor POST was accepted.
+With --handler twilio the builds are handler-twilio's, with bench/twilio.sh's settings (three
+recipients, a conference, the default call caps): a delivery is a broadcast of three calls, the
+handler's clock (PAGERPIPE_NOW) an hour further on for each event so that the caps never bind
+(bench/measure_twilio.py says why).
+
+Checks: every delivery reached the fake as its own incident (with three calls for Twilio), each
+build's repeated event once, every floor POST was accepted.
 """
 
 import argparse
+import json
 import os
 import sys
 
 import benchlib
 from benchlib import PATH, Cmd, by_prefix, finish, measure, report, write_events
+
+T0 = 1_795_219_200  # 2026-11-21T00:00:00Z: handler-twilio's clock for event 0
+HOUR = 3600
+# Per handler: the environment variable of its secret, its settings section (None: none), and
+# how many requests one delivery makes.
+HANDLERS = {
+    "pagerduty": ("PAGERDUTY_ROUTING_KEY", None, 1),
+    "twilio": ("TWILIO_AUTH_TOKEN", {
+        "account_sid": "AC" + "0" * 28 + "beef",
+        "from": "+14155550199",
+        "recipients": [{"name": "Alice", "phone": "+14155550101"}, {"name": "Bob", "phone": "+14155550102"}, "+819012345678"],
+        "conference": True,
+    }, 3),
+}
 
 
 def main():
@@ -33,6 +54,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--state-store", help="also run every build with --state-store URL (a loopback Redis)")
     ap.add_argument("--floor", nargs=2, metavar=("EMPTY", "POST"), help="bench/floor/ binaries to add as rows")
+    ap.add_argument("--handler", choices=sorted(HANDLERS), default="pagerduty")
     a = ap.parse_args()
     if not a.url.startswith("http://127.0.0.1:"):
         sys.exit("compare: refusing a non-loopback URL")
@@ -50,20 +72,34 @@ def main():
         os.makedirs(d, exist_ok=True)
     conf = os.path.join(a.work, "conf.d")
     os.makedirs(conf, exist_ok=True)
+    secret, section, calls = HANDLERS[a.handler]
+    if section is not None:
+        with open(os.path.join(conf, a.handler + ".json"), "w") as f:
+            json.dump({a.handler: section}, f)
 
     n, w = a.n, max(1, a.warmup)
     counts = {"t": n, "tr": n, "wt": w, "wtr": w}
     for _, name, _, _ in variants:
         counts |= {f"{name}": n, f"{name}r": n, f"w{name}": w, f"w{name}r": w, f"{name}dedup": 1}
     ev = write_events(a.fixture, events, counts)
-    env = {"PATH": PATH, "PAGERDUTY_ROUTING_KEY": a.key}
+    env = {"PATH": PATH, secret: a.key}
+    if a.handler == "twilio":
+        env["PAGERPIPE_NOW"] = str(T0)
+
+    def env_at(i, rss):
+        # The delivery of event i: for Twilio an hour after event i-1's (its RSS run half an
+        # hour after its timed one), so that the call caps never bind.
+        if a.handler != "twilio":
+            return env
+        return dict(env, PAGERPIPE_NOW=str(T0 + i * HOUR + (HOUR // 2 if rss else 0)))
 
     def handler(path, state, extra):
         return [path, "--api-url", a.url, "--config", conf, "--state-dir", os.path.join(a.work, state),
                 "--spool-dir", os.path.join(a.work, state + "-spool"), *extra]
 
     def cmd(label, argv, cmd_env, timed, rss, tag):
-        return Cmd(label, argv, lambda i, r: cmd_env, lambda i, r: (rss if r else timed)(i),
+        env_of = cmd_env if callable(cmd_env) else lambda i, r: cmd_env
+        return Cmd(label, argv, env_of, lambda i, r: (rss if r else timed)(i),
                    os.path.join(logs, tag + ".log"), os.path.join(a.work, tag + ".rss"))
 
     def make(warm):
@@ -77,7 +113,7 @@ def main():
         for label, name, path, extra in variants:
             deliver = ev[p + name], ev[p + name + "r"]
             dedup = ev[name + "dedup"][0]
-            cmds.append(cmd(f"{label} delivery", handler(path, f"state-{p}{name}", extra), env,
+            cmds.append(cmd(f"{label} delivery", handler(path, f"state-{p}{name}", extra), env_at,
                             lambda i, d=deliver: d[0][i], lambda i, d=deliver: d[1][i], f"{name}-deliver"))
             cmds.append(cmd(f"{label} dedup skip", handler(path, f"state-{name}-dedup", extra), env,
                             lambda i, d=dedup: d, lambda i, d=dedup: d, f"{name}-dedup"))
@@ -90,7 +126,7 @@ def main():
         d = by_prefix(run.after, name, name + "r")
         checks[f"{name}_deliveries"] = d["accepted"]
         checks[f"{name}_dedup_requests"] = by_prefix(run.after, name + "dedup")["accepted"]
-        ok = ok and d["accepted"] == 2 * n and d["keys"] == 2 * n and checks[f"{name}_dedup_requests"] == 1
+        ok = ok and d["accepted"] == calls * 2 * n and d["keys"] == 2 * n and checks[f"{name}_dedup_requests"] == calls
     if a.floor:
         checks["floor_posts"] = by_prefix(run.after, "floor")["accepted"] - by_prefix(run.before, "floor")["accepted"]
         ok = ok and checks["floor_posts"] == 2 * n

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interleaved A/B of handler-pagerduty builds: `NAME delivery` and `NAME dedup skip` for each
+# Interleaved A/B of handler-pagerduty (or handler-twilio) builds: `NAME delivery` and `NAME dedup skip` for each
 # build, next to /bin/true, in one loop (bench/compare.py), against the loopback fake PagerDuty.
 # For choosing between variants on a noisy shared machine: read the ratios to /bin/true.
 #
@@ -8,6 +8,9 @@
 #   BENCH_REDIS=1 bench/compare.sh a=...   # each build also with --state-store on a loopback Redis
 #   BENCH_FLOOR=1 bench/compare.sh a=...   # add the floor rows: an empty static process, one POST
 #   BENCH_FAKE=rust bench/compare.sh a=... # against the compiled fake PagerDuty (bench/fake/)
+#   BENCH_HANDLER=twilio bench/compare.sh a=/path/to/handler-twilio b=...  # handler-twilio builds:
+#                                          a broadcast of 3 calls and a dedup skip (bench/twilio.sh's
+#                                          settings), against the Python fake Twilio
 #
 # Environment: BENCH_N (300), BENCH_WARMUP (10), BENCH_FIXTURE, BENCH_KEEP=1, TMPDIR (where
 # state and spool live), BENCH_REDIS=1 (start Debian's redis-server on a free loopback port,
@@ -49,7 +52,11 @@ for i in "${!builds[@]}"; do
     bench_install "${builds[i]#*=}"
     builds[i]=${builds[i]%%=*}=$installed
 done
-bench_fake PagerDuty fake_pagerduty.py
+case ${BENCH_HANDLER:-pagerduty} in
+pagerduty) bench_fake PagerDuty fake_pagerduty.py ;;
+twilio) bench_fake Twilio fake_twilio.py ;;
+*) die "BENCH_HANDLER must be pagerduty or twilio, not '$BENCH_HANDLER'" ;;
+esac
 floor=()
 if [[ ${BENCH_FLOOR:-} == 1 ]]; then
     for f in empty post; do
@@ -69,5 +76,5 @@ if [[ ${BENCH_REDIS:-} == 1 ]]; then
     say "redis-server at 127.0.0.1:$rport (pid ${bench_pids[0]}; no persistence)"
     store=(--state-store "redis://127.0.0.1:$rport/0")
 fi
-bench_run python3 -u "$bench_dir/compare.py" --url "$url" --key "$KEY" --fixture "$FIXTURE" \
+bench_run python3 -u "$bench_dir/compare.py" --handler "${BENCH_HANDLER:-pagerduty}" --url "$url" --key "$KEY" --fixture "$FIXTURE" \
     --work "$work" --n "$N" --warmup "$WARMUP" "${builds[@]}" "${store[@]}" "${floor[@]}"

@@ -15,6 +15,11 @@
 # only the link differs. glibc's getaddrinfo in a static binary handles the `files` and `dns`
 # sources of nsswitch.conf itself; other `hosts:` sources (mdns, resolve, myhostname) would
 # be loaded from the host's glibc at run time, which the linker warns about.
+#
+# Linked through packaging/link-hot.sh (`-C linker=`): the functions one event runs
+# (packaging/hot-functions.txt) first in the code, so a process pages in less of the binary
+# (~1.1 MiB less resident, ~0.05 ms less per event; link-hot.sh says how). Each binary's
+# ordering is written to $CARGO_TARGET_DIR/release/NAME.hot-order (packaging/test.sh checks it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,5 +27,6 @@ bins=("$@")
 ((${#bins[@]})) || bins=(handler-pagerduty handler-twilio handler-reactio handler-slack)
 for b in "${bins[@]}"; do
     # shellcheck disable=SC2086 # CARGO_ARGS is a list of words
-    cargo rustc --release --locked ${CARGO_ARGS:-} --bin "$b" -- -C target-feature=+crt-static
+    PAGERPIPE_HOT_REPORT=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/$b.hot-order \
+        cargo rustc --release --locked ${CARGO_ARGS:-} --bin "$b" -- -C target-feature=+crt-static -C linker="$PWD/packaging/link-hot.sh"
 done

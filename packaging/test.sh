@@ -94,6 +94,30 @@ expect_listing() {
   return $missing
 }
 
+# --- code order (packaging/link-hot.sh) ------------------------------------------------------
+# The mechanism, on a program of three C functions linked as rustc links (cc, rustc's lld):
+# the listed ones come first, in the list's order, a Rust name matched whatever its hash.
+check "link-hot.sh: the listed functions first in .text, in order, rustc's hash aside" bash -c '
+  cd "$1" && mkdir -p hot && cd hot
+  printf "%s\n" "int cold_a(int x) { return x * 3; }" "int _ZN4demo3hot17h0123456789abcdefE(int x) { return x + 1; }" \
+    "int hot_c(int x) { return x - 1; }" "int cold_d(int x) { return x / 7; }" \
+    "int main(int c, char **v) { (void)v; return cold_a(c) + _ZN4demo3hot17h0123456789abcdefE(c) + hot_c(c) + cold_d(c); }" > prog.c
+  cc -O0 -ffunction-sections -c prog.c -o prog.o
+  printf "%s\n" "# a comment" "hot_c" "_ZN4demo3hot17h*" "not_in_this_program" > list.txt
+  gccld=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n "s/^host: //p")/bin/gcc-ld
+  PAGERPIPE_HOT_LIST=$PWD/list.txt PAGERPIPE_HOT_REPORT=$PWD/report "$2/packaging/link-hot.sh" prog.o -o prog "-B$gccld" -fuse-ld=lld
+  ./prog; ran=$?; [ "$ran" = 5 ] || { echo "the program linked returned $ran, not 5"; exit 1; }
+  order=$(nm -n prog | awk "\$2 ~ /^[tT]$/ && \$3 ~ /^(cold_a|cold_d|hot_c|_ZN4demo3hot.*|main)$/ { print \$3 }" | tr "\n" " ")
+  echo "report: $(tr "\n" " " < report); order: $order"
+  case $order in "hot_c _ZN4demo3hot17h0123456789abcdefE "*) ;; *) exit 1 ;; esac' _ "$work" "$root"
+# Each shipped binary: most of a dedup skip's functions found and ordered (a list gone stale
+# after a rewrite, or a mangling rustc changed, would order next to nothing).
+for h in "${HANDLERS[@]}"; do
+  check "link-hot.sh: handler-$h ordered by packaging/hot-functions.txt (>= 300 Rust functions)" bash -c '
+    n=$(grep -cE "^(_ZN|_R)" "$1") || true; echo "$n Rust functions ordered in $1"; [ "$n" -ge 300 ]' \
+    _ "${CARGO_TARGET_DIR:-$root/target}/release/handler-$h.hot-order"
+done
+
 # --- .deb ------------------------------------------------------------------------------------
 check ".deb built" test -s "$deb"
 dpkg-deb -c "$deb" | awk '{ sub(/^\./, "", $6); print $1, $6 }' > "$work/deb.list"

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Write packaging/hot-functions.txt: the functions each handler runs for one event, in the
+# order packaging/link-hot.sh places them at the start of the shipped binaries' code.
+#
+#   packaging/hot-functions.sh        # ~5 minutes on 2 cores; then commit the list
+#
+# Run it after changes that move a handler's work to other functions (a new dependency, a
+# rewritten path); a list older than the code still links, it only orders less of it
+# (packaging/test.sh fails when too little of it still matches).
+#
+# What it does:
+#   1. builds the four handlers as build-bins.sh does but with their symbols (not stripped)
+#      into $CARGO_TARGET_DIR (default ../target-hot next to the repository);
+#   2. starts the bench's loopback fakes (bench/fake_*.py, Python 3 stdlib) on 127.0.0.1 and
+#      stops them on exit: no request leaves the machine;
+#   3. runs each handler under valgrind's callgrind on three events, each its own process with
+#      fresh state: a trigger (tests/fixtures/sensu/create.json), the identical repeat (a
+#      dedup skip, the storm path) and the recovery (resolve.json);
+#   4. writes every function that ran, the names as in the binary with rustc's hash written
+#      `17h*`: first those of a dedup skip (of any handler), then those a trigger adds, then
+#      those a recovery adds; sorted by name within each group.
+#
+# Needs python3, and valgrind (installed with apt-get when missing and run as root).
+set -euo pipefail
+export LC_ALL=C # one byte order for sort and comm
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/../target-hot}
+say() { echo "hot-functions: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+if ! command -v valgrind >/dev/null; then
+    [[ $(id -u) == 0 ]] || die "needs valgrind (apt-get install valgrind)"
+    say "installing valgrind"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pagerpipe-hot.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+handlers=(pagerduty twilio reactio slack)
+cd "$repo"
+for h in "${handlers[@]}"; do
+    say "building handler-$h (symbols kept) in $CARGO_TARGET_DIR"
+    CARGO_PROFILE_RELEASE_STRIP=false cargo rustc -q --release --locked --bin "handler-$h" -- -C target-feature=+crt-static
+done
+
+# The fake of each service, its port in $work/port-NAME.
+for h in "${handlers[@]}"; do
+    python3 "$repo/bench/fake_$h.py" "$work/port-$h" >"$work/fake-$h.log" 2>&1 &
+    pids+=($!)
+done
+for h in "${handlers[@]}"; do
+    for _ in $(seq 100); do [[ -s $work/port-$h ]] && break; sleep 0.05; done
+    [[ -s $work/port-$h ]] || die "the fake $h did not start: $(cat "$work/fake-$h.log")"
+done
+url() { echo "http://127.0.0.1:$(<"$work/port-$1")"; }
+
+# Settings as an operator's: a settings file for those that need more than a secret.
+mkdir -p "$work/conf-twilio" "$work/conf-slack" "$work/conf-reactio"
+cat >"$work/conf-twilio/twilio.json" <<'JSON'
+{"twilio": {"account_sid": "AC0000000000000000000000000000beef", "from": "+14155550199",
+  "recipients": [{"name": "Alice", "phone": "+14155550101"}, "+14155550102"], "conference": true}}
+JSON
+cat >"$work/conf-slack/slack.json" <<'JSON'
+{"slack": {"channel_template": "{entity}-{check}", "responders": ["U01ALICE01"]}}
+JSON
+cat >"$work/conf-reactio/reactio.json" <<'JSON'
+{"reactio": {"notification_text": "{entity}/{check}: {output}"}}
+JSON
+chmod 600 "$work"/conf-*/*.json
+
+# run HANDLER TAG EVENT: one process under callgrind, its function names to $work/fns-TAG-HANDLER.
+run() {
+    local h=$1 tag=$2 event=$3 api
+    api=$(url "$h")
+    local -a args=(--api-url "$api" --state-dir "$work/state-$h" --spool-dir "$work/spool-$h")
+    local -a env=(PATH=/usr/bin:/bin PAGERPIPE_NOW=1795219200)
+    case $h in
+    pagerduty) env+=(PAGERDUTY_ROUTING_KEY=0123456789abcdef0123456789abcdef) ;;
+    twilio) env+=(TWILIO_AUTH_TOKEN=hot-functions-token-000000000000) args+=(--config "$work/conf-twilio") ;;
+    reactio) env+=(REACTIO_API_KEY=hot-functions-key) args+=(--config "$work/conf-reactio") ;;
+    slack) env+=(SLACK_BOT_TOKEN=xoxb-hot-functions) args=(--api-url "$api/api" "${args[@]:2}" --config "$work/conf-slack") ;;
+    esac
+    env -i "${env[@]}" valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/cg-$tag-$h" \
+        "$CARGO_TARGET_DIR/release/handler-$h" "${args[@]}" <"$event" 2>>"$work/log-$h" \
+        || die "handler-$h ($tag) failed: $(tail -3 "$work/log-$h")"
+    # callgrind names a function once, as "fn=(id) name" or "cfn=(id) name"; a recursion's
+    # second instance is "name'2".
+    sed -nE "s/^c?fn=\([0-9]+\) (.+)$/\1/p" "$work/cg-$tag-$h" | sed -E "s/'[0-9]+$//; s/17h[0-9a-f]{16}E$/17h*/" \
+        | grep -vE '^(0x[0-9a-f]+|\(below main\))$' | sort -u >"$work/fns-$tag-$h"
+}
+
+for h in "${handlers[@]}"; do
+    say "handler-$h: trigger, repeat, recovery"
+    run "$h" trigger "$repo/tests/fixtures/sensu/create.json"
+    run "$h" skip "$repo/tests/fixtures/sensu/create.json"
+    grep -q "skipped" "$work/log-$h" || die "handler-$h did not skip the repeat: $(tail -3 "$work/log-$h")"
+    run "$h" resolve "$repo/tests/fixtures/sensu/resolve.json"
+done
+
+out=$repo/packaging/hot-functions.txt
+sort -u "$work"/fns-skip-* >"$work/group1"
+sort -u "$work"/fns-trigger-* | comm -23 - "$work/group1" >"$work/group2"
+sort -u "$work"/fns-resolve-* | comm -23 - <(sort -u "$work/group1" "$work/group2") >"$work/group3"
+{
+    echo "# Written by packaging/hot-functions.sh from $(git -C "$repo" rev-parse --short HEAD) with $(rustc --version | cut -d' ' -f1-2);"
+    echo "# read by packaging/link-hot.sh. Functions of a dedup skip, then a trigger's, then a recovery's."
+    cat "$work/group1" "$work/group2" "$work/group3"
+} >"$out"
+say "wrote $out: $(wc -l <"$work/group1") + $(wc -l <"$work/group2") + $(wc -l <"$work/group3") functions"
