@@ -344,3 +344,33 @@ fn test_mode_in_a_settings_file_is_ignored_and_named_and_the_real_page_goes_out(
     assert_eq!(r.stderr.matches("`pagerduty.test`").count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("is not a setting of handler-pagerduty; ignored"), "{}", r.stderr);
 }
+
+/// The storm path leaves the check out: the delivery a dedup skip repeats named the misspelling
+/// already, and a storm would repeat it with every event. A recovery (no skip) names it again.
+#[test]
+fn a_dedup_skip_does_not_repeat_the_warning_its_delivery_gave() {
+    let fake = FakePagerDuty::start(&[]);
+    let (sb, first) = pagerduty(&fake, json!({"routing_key": ROUTING_KEY, "refersh": 3600}));
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert_eq!(first.stderr.matches(NOT_A_SETTING).count(), 1, "{}", first.stderr);
+    let repeat = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    assert_eq!(repeat.code, Some(0), "{repeat:?}");
+    assert!(repeat.stderr.contains("skipped web-01/check_disk: already notified"), "{}", repeat.stderr);
+    assert!(!repeat.stderr.contains(NOT_A_SETTING), "{}", repeat.stderr);
+    let resolve = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/resolve.json"));
+    assert_eq!(resolve.code, Some(0), "{resolve:?}");
+    assert_eq!(resolve.stderr.matches(NOT_A_SETTING).count(), 1, "{}", resolve.stderr);
+    assert_eq!(fake.events().len(), 2, "trigger and resolve");
+}
+
+/// A misspelled setting that leaves the handler without what it needs is named before it
+/// exits 78: the hint matters most there.
+#[test]
+fn a_misspelling_that_leaves_the_handler_unconfigured_is_named_with_the_exit() {
+    let sb = Sandbox::new(PAGERDUTY);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"routing_kye": ROUTING_KEY}}));
+    let r = sb.run(&[], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("`pagerduty.routing_kye`") && r.stderr.contains("(did you mean `routing_key`?)"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&ROUTING_KEY[4..]), "no value is shown: {}", r.stderr);
+}

@@ -688,7 +688,7 @@ struct Read<P> {
     /// The event's settings overrides for this handler (kept with spooled requests).
     overrides: Map<String, Value>,
     /// The operator's settings alone, for building spooled requests' settings.
-    operator: Map<String, Value>,
+    operator: settings::Operator,
     common: Common,
     provider: P,
 }
@@ -719,8 +719,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
-    let provider = P::from_settings(&section, &common)?;
-    provider.fits(common.timeout)?;
+    let provider = P::from_settings(&section, &common).and_then(|p| p.fits(common.timeout).map(|()| p)).inspect_err(|_| operator.warn_unread::<P>(log))?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
     Ok(Read { event, raw, overrides, operator, common, provider })
@@ -745,8 +744,11 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         return ledger::command::<P>(args, flags, log);
     }
     let read = read::<P>(args, flags, stdin, log)?;
+    // Settings nothing reads are named unless the event turns out a dedup skip (Operator::warn_unread).
+    let warn_unread = || read.operator.warn_unread::<P>(log);
     if let Err(not_ready) = read.provider.ready() {
         if !(args.dry_run || args.explain) {
+            warn_unread();
             return Err(not_ready);
         }
         log.warn(format!("{not_ready} (a real run exits {})", not_ready.code.as_u8()));
@@ -756,6 +758,9 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     }
     let log = &*log;
     let decided = decide_event(&read);
+    if args.explain || args.dry_run {
+        warn_unread();
+    }
     if args.explain {
         let input = explain::Input {
             event: &read.event,
@@ -778,6 +783,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     if local.fast_path() {
         return Ok(Code::Ok);
     }
+    warn_unread();
     local.flush_others()?;
     let Some(p) = &decided.proposal else { return Ok(Code::Ok) };
     match local.catch_up(p)? {
@@ -952,7 +958,7 @@ impl<'a, P: Provider> Local<'a, P> {
     }
 
     fn flusher(&self) -> flush::Flusher<'_, P> {
-        flush::Flusher::new(self.spool.as_ref(), self.store(), &self.read.operator, &self.read.common, self.log)
+        flush::Flusher::new(self.spool.as_ref(), self.store(), &self.read.operator.section, &self.read.common, self.log)
     }
 
     fn client(&self) -> Result<Client> {

@@ -21,19 +21,37 @@ pub(super) struct Settings {
     /// operator's settings (kept with spooled requests, so that a flush routes them alike).
     pub(super) overrides: Map<String, Value>,
     /// The operator's settings alone ([`operator_settings`]).
-    pub(super) operator: Map<String, Value>,
+    pub(super) operator: Operator,
+}
+
+/// The operator's settings of `P` ([`operator_settings`]), and the files they came from.
+pub(super) struct Operator {
+    /// `P`'s merged section.
+    pub(super) section: Map<String, Value>,
+    /// Its shared part.
+    pub(super) common: Common,
+    /// The settings files, for naming what in them nothing reads ([`Operator::warn_unread`]).
+    files: Files,
+}
+
+impl Operator {
+    /// Warn of the settings in the files that the handler does not read (a misspelled name):
+    /// see [`warn_unread`]. Not done by [`operator_settings`] itself: an invocation that ends
+    /// as a dedup skip (the storm path) leaves it out — the delivery it repeats warned already,
+    /// and a storm of ninety repeats would otherwise log the same warning ninety times — and
+    /// it is a tenth of that path's instructions (bench/HISTORY.md, session 17).
+    pub(super) fn warn_unread<P: Provider>(&self, log: &Logger) {
+        warn_unread::<P>(&self.files, &self.section, &self.common, log);
+    }
 }
 
 /// The operator's settings of `P`: `P`'s defaults < settings files (`--config`) < shared flags
 /// and `flags`, with secrets named by `*_file` settings read in. Errors exit 78 (the
 /// operator's own settings must be right). Warnings about the files (a secret readable by
-/// others, a setting nothing reads) go to `log`. Read once per invocation: a flush builds each
-/// spooled request's settings from these ([`settings_with`]).
-pub(super) fn operator_settings<P: Provider>(
-    args: &CommonArgs,
-    flags: Map<String, Value>,
-    log: &Logger,
-) -> Result<(Map<String, Value>, Common)> {
+/// others) go to `log`; those about settings nothing reads are the caller's to give
+/// ([`Operator::warn_unread`]). Read once per invocation: a flush builds each spooled
+/// request's settings from these ([`settings_with`]).
+pub(super) fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &Logger) -> Result<Operator> {
     let files = Files::load(&args.config)?;
     for w in files.warnings() {
         log.warn(w);
@@ -51,8 +69,7 @@ pub(super) fn operator_settings<P: Provider>(
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
     let common: Common = config::typed(P::NAME, &operator)?;
     common.validate(P::NAME)?;
-    warn_unread::<P>(&files, &operator, &common, log);
-    Ok((operator, common))
+    Ok(Operator { section: operator, common, files })
 }
 
 /// One warning per setting of `P`'s section in the settings files that no part of the handler
@@ -177,11 +194,17 @@ fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Lo
 /// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
 /// and dropped, never costing the page). Warnings about each override not used go to `log`.
 pub(super) fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
-    let (operator, operator_common) = operator_settings::<P>(args, flags, log)?;
+    let operator = operator_settings::<P>(args, flags, log)?;
     let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
     let from_event = known_overrides::<P>(from_event, log);
-    let (section, common) = with_overrides::<P>(operator.clone(), &operator_common, from_event, true, log)?;
-    let overrides = section.iter().filter(|(k, v)| operator.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let (section, common) = match with_overrides::<P>(operator.section.clone(), &operator.common, from_event, true, log) {
+        Ok(merged) => merged,
+        Err(e) => {
+            operator.warn_unread::<P>(log);
+            return Err(e);
+        }
+    };
+    let overrides = section.iter().filter(|(k, v)| operator.section.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     Ok(Settings { section, common, overrides, operator })
 }
 
