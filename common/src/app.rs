@@ -98,7 +98,12 @@ pub fn parse<A: Parser>(version: &'static str) -> A {
     flag_beats_env_twin(&cmd, &mut matches);
     // Taking the values out, not from a copy: `from_arg_matches` clones every matched value
     // first (a tenth of a dedup skip's instructions went to that copy and its drop).
-    A::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    let parsed = A::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    // Not dropped: the command (every argument's names, help and defaults) is not needed again
+    // in this one-shot process, and freeing it piece by piece cost 4 % of a dedup skip's
+    // instructions (bench/HISTORY.md, session 17). Its memory goes with the process.
+    std::mem::forget(cmd);
+    parsed
 }
 
 /// A secret and its file (`--routing-key` and `--routing-key-file`, `TWILIO_AUTH_TOKEN` and

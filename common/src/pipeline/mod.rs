@@ -719,7 +719,9 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
-    let provider = P::from_settings(&section, &common).and_then(|p| p.fits(common.timeout).map(|()| p)).inspect_err(|_| operator.warn_unread::<P>(log))?;
+    let provider = P::from_settings(&section, &common)
+        .and_then(|p| p.fits(common.timeout).map(|()| p))
+        .inspect_err(|_| operator.warn_unread::<P>(log))?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
     Ok(Read { event, raw, overrides, operator, common, provider })
@@ -743,7 +745,10 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     if args.list || args.forget.is_some() {
         return ledger::command::<P>(args, flags, log);
     }
-    let read = read::<P>(args, flags, stdin, log)?;
+    // Never dropped: the event and the settings live as long as this one-shot process, and
+    // freeing their maps piece by piece cost 3 % of a dedup skip's instructions (bench/HISTORY.md,
+    // session 17). Nothing in them holds a lock or a file (Local does, and is dropped).
+    let read = std::mem::ManuallyDrop::new(read::<P>(args, flags, stdin, log)?);
     // Settings nothing reads are named unless the event turns out a dedup skip (Operator::warn_unread).
     let warn_unread = || read.operator.warn_unread::<P>(log);
     if let Err(not_ready) = read.provider.ready() {
