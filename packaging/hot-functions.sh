@@ -15,12 +15,16 @@
 #      stops them on exit: no request leaves the machine;
 #   3. runs each handler under valgrind's callgrind on three events, each its own process with
 #      fresh state: a trigger (tests/fixtures/sensu/create.json), the identical repeat (a
-#      dedup skip, the storm path) and the recovery (resolve.json);
+#      dedup skip, the storm path) and the recovery (resolve.json); handler-pagerduty once more
+#      with its ledger in a loopback redis-server (--state-store), when redis-server is
+#      installed (else with a warning: the Redis store's code is then left where it is);
 #   4. writes every function that ran, the names as in the binary with rustc's hash written
 #      `17h*`: first those of a dedup skip (of any handler), then those a trigger adds, then
-#      those a recovery adds; sorted by name within each group.
+#      those a recovery adds; within each group those most runs share first (the core every
+#      handler and store runs, then what fewer do), by name within a count.
 #
-# Needs python3, and valgrind (installed with apt-get when missing and run as root).
+# Needs python3, and valgrind (installed with apt-get when missing and run as root); uses
+# redis-server when installed.
 set -euo pipefail
 export LC_ALL=C # one byte order for sort and comm
 
@@ -39,7 +43,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pagerpipe-hot.XXXXXX")
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
+    [[ -n ${HOT_KEEP:-} ]] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -75,11 +79,13 @@ cat >"$work/conf-reactio/reactio.json" <<'JSON'
 JSON
 chmod 600 "$work"/conf-*/*.json
 
-# run HANDLER TAG EVENT: one process under callgrind, its function names to $work/fns-TAG-HANDLER.
+# run HANDLER TAG EVENT [STORE]: one process under callgrind (with --state-store STORE when
+# given), its function names to $work/fns-TAG-HANDLER[-redis].
 run() {
-    local h=$1 tag=$2 event=$3 api
+    local h=$1 tag=$2 event=$3 store=${4:-} api
     api=$(url "$h")
-    local -a args=(--api-url "$api" --state-dir "$work/state-$h" --spool-dir "$work/spool-$h")
+    local -a args=(--api-url "$api" --state-dir "$work/state-$h${store:+-redis}" --spool-dir "$work/spool-$h${store:+-redis}")
+    [[ -n $store ]] && args+=(--state-store "$store")
     local -a env=(PATH=/usr/bin:/bin PAGERPIPE_NOW=1795219200)
     case $h in
     pagerduty) env+=(PAGERDUTY_ROUTING_KEY=0123456789abcdef0123456789abcdef) ;;
@@ -87,27 +93,46 @@ run() {
     reactio) env+=(REACTIO_API_KEY=hot-functions-key) args+=(--config "$work/conf-reactio") ;;
     slack) env+=(SLACK_BOT_TOKEN=xoxb-hot-functions) args=(--api-url "$api/api" "${args[@]:2}" --config "$work/conf-slack") ;;
     esac
-    env -i "${env[@]}" valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/cg-$tag-$h" \
-        "$CARGO_TARGET_DIR/release/handler-$h" "${args[@]}" <"$event" 2>>"$work/log-$h" \
-        || die "handler-$h ($tag) failed: $(tail -3 "$work/log-$h")"
+    local out=$tag-$h${store:+-redis}
+    env -i "${env[@]}" valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/cg-$out" \
+        "$CARGO_TARGET_DIR/release/handler-$h" "${args[@]}" <"$event" 2>>"$work/log-$out" \
+        || die "handler-$h ($out) failed: $(tail -3 "$work/log-$out")"
     # callgrind names a function once, as "fn=(id) name" or "cfn=(id) name"; a recursion's
     # second instance is "name'2".
-    sed -nE "s/^c?fn=\([0-9]+\) (.+)$/\1/p" "$work/cg-$tag-$h" | sed -E "s/'[0-9]+$//; s/17h[0-9a-f]{16}E$/17h*/" \
-        | grep -vE '^(0x[0-9a-f]+|\(below main\))$' | sort -u >"$work/fns-$tag-$h"
+    sed -nE "s/^c?fn=\([0-9]+\) (.+)$/\1/p" "$work/cg-$out" | sed -E "s/'[0-9]+$//; s/17h[0-9a-f]{16}E$/17h*/" \
+        | grep -vE '^(0x[0-9a-f]+|\(below main\))$' | sort -u >"$work/fns-$out"
 }
 
+# events HANDLER [STORE]: the trigger, its repeat (checked to be a skip) and the recovery.
+events() {
+    run "$1" trigger "$repo/tests/fixtures/sensu/create.json" "${2:-}"
+    run "$1" skip "$repo/tests/fixtures/sensu/create.json" "${2:-}"
+    local log=$work/log-skip-$1${2:+-redis}
+    grep -q "skipped" "$log" || die "handler-$1 did not skip the repeat: $(tail -3 "$log")"
+    run "$1" resolve "$repo/tests/fixtures/sensu/resolve.json" "${2:-}"
+}
 for h in "${handlers[@]}"; do
     say "handler-$h: trigger, repeat, recovery"
-    run "$h" trigger "$repo/tests/fixtures/sensu/create.json"
-    run "$h" skip "$repo/tests/fixtures/sensu/create.json"
-    grep -q "skipped" "$work/log-$h" || die "handler-$h did not skip the repeat: $(tail -3 "$work/log-$h")"
-    run "$h" resolve "$repo/tests/fixtures/sensu/resolve.json"
+    events "$h"
 done
+if command -v redis-server >/dev/null; then
+    rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$work" --logfile "$work/redis.log" &
+    pids+=($!)
+    for _ in $(seq 100); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+    say "handler-pagerduty with its ledger in redis-server at 127.0.0.1:$rport"
+    events pagerduty "redis://127.0.0.1:$rport/0"
+else
+    say "warning: no redis-server: the Redis store's functions are not listed"
+fi
 
 out=$repo/packaging/hot-functions.txt
-sort -u "$work"/fns-skip-* >"$work/group1"
-sort -u "$work"/fns-trigger-* | comm -23 - "$work/group1" >"$work/group2"
-sort -u "$work"/fns-resolve-* | comm -23 - <(sort -u "$work/group1" "$work/group2") >"$work/group3"
+# by_use FILES...: the names in FILES, those in the most files first (what every handler and
+# store runs together, then what fewer do), by name within a count.
+by_use() { cat "$@" | sort | uniq -c | sort -k1,1nr -k2,2 | awk '{ print $2 }'; }
+by_use "$work"/fns-skip-* >"$work/group1"
+by_use "$work"/fns-trigger-* | grep -vxFf "$work/group1" >"$work/group2" || true
+by_use "$work"/fns-resolve-* | grep -vxFf <(cat "$work/group1" "$work/group2") >"$work/group3" || true
 {
     echo "# Written by packaging/hot-functions.sh from $(git -C "$repo" rev-parse --short HEAD) with $(rustc --version | cut -d' ' -f1-2);"
     echo "# read by packaging/link-hot.sh. Functions of a dedup skip, then a trigger's, then a recovery's."
