@@ -306,6 +306,14 @@ class FakeHandler:
         self.t0 = time.perf_counter()
         return self._body
 
+    def json_body(self):
+        """Like `body()`, the body read as JSON: None when it is empty or not JSON."""
+        raw = self.body()
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            return None
+
     def reply(self, code, obj):
         body = json.dumps(obj).encode()
         head = (f"HTTP/1.1 {code} {REASONS.get(code, 'Status')}\r\nServer: {self.server_version}\r\n"

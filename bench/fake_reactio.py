@@ -15,7 +15,6 @@ file given as the first argument once it accepts connections. One thread, one `s
 Requests are not checked against the spec; tests/ does that (tests/fake/reactio.rs).
 """
 
-import json
 import re
 from typing import ClassVar
 
@@ -30,11 +29,7 @@ class Handler(FakeHandler):
     not_found: ClassVar[dict] = {"type": "not_found", "message": "not found"}
 
     def do_POST(self):
-        raw = self.body()
-        try:
-            args = json.loads(raw or b"null")
-        except ValueError:
-            args = None
+        args = self.json_body()
         if not self.headers.get("X-Api-Key"):
             self.reply(401, {"type": "authentication_error", "message": "invalid api key"})
             self.count(False, None)

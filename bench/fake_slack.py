@@ -24,7 +24,6 @@ checked against the spec; tests/ does that (tests/fake/slack.rs). The server, /s
 counting are bench/benchlib.py's.
 """
 
-import json
 from typing import ClassVar
 
 from benchlib import FakeHandler, serve
@@ -38,11 +37,7 @@ class Handler(FakeHandler):
     not_found: ClassVar[dict] = {"ok": False, "error": "unknown_method"}
 
     def do_POST(self):
-        raw = self.body()
-        try:
-            args = json.loads(raw or b"null")
-        except ValueError:
-            args = None
+        args = self.json_body()
         method = self.path.removeprefix("/api/")
         authed = (self.headers.get("Authorization") or "").startswith("Bearer xoxb-")
         ok = authed and isinstance(args, dict)
