@@ -26,8 +26,7 @@ set -euo pipefail
 
 list=${PAGERPIPE_HOT_LIST:-$(dirname "${BASH_SOURCE[0]}")/hot-functions.txt}
 linker=${PAGERPIPE_LINKER:-cc}
-order=$(mktemp "${TMPDIR:-/tmp}/pagerpipe-order.XXXXXX")
-trap 'rm -f "$order"' EXIT
+report=${PAGERPIPE_HOT_REPORT:-/dev/null}
 
 objects=() lld=
 for arg in "$@"; do
@@ -35,8 +34,14 @@ for arg in "$@"; do
     [[ $arg == -fuse-ld=lld ]] && lld=1
 done
 # --symbol-ordering-file is lld's (rustc links with it since 1.90 on x86_64 Linux); GNU ld
-# has no such option: link as rustc asked.
-[[ -n $lld ]] || exec "$linker" "$@"
+# has no such option: link as rustc asked, and say so in the report.
+if [[ -z $lld ]]; then
+    echo "# not ordered: rustc did not link with lld (-fuse-ld=lld)" >"$report"
+    exec "$linker" "$@"
+fi
+
+order=$(mktemp "${TMPDIR:-/tmp}/pagerpipe-order.XXXXXX")
+trap 'rm -f "$order"' EXIT
 if ((${#objects[@]})) && [[ -r $list ]] && command -v nm >/dev/null; then
     # nm --format=posix: "name type value size"; t/T/W are functions (code).
     { nm --defined-only --format=posix "${objects[@]}" 2>/dev/null || true; } | awk -v list="$list" '
@@ -51,5 +56,8 @@ if ((${#objects[@]})) && [[ -r $list ]] && command -v nm >/dev/null; then
 else
     echo "link-hot.sh: warning: linking without ordering the functions (no objects, no $list, or no nm)" >&2
 fi
-[[ -n ${PAGERPIPE_HOT_REPORT:-} ]] && cp "$order" "$PAGERPIPE_HOT_REPORT"
-exec "$linker" "$@" -Wl,--symbol-ordering-file="$order" -Wl,--no-warn-symbol-ordering
+cp "$order" "$report"
+# Not exec: the ordering file is removed (the trap) once the linker is done with it.
+status=0
+"$linker" "$@" -Wl,--symbol-ordering-file="$order" -Wl,--no-warn-symbol-ordering || status=$?
+exit "$status"
