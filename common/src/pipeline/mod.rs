@@ -669,6 +669,11 @@ pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> Code {
 
 /// [`main`] with the event read from `input` instead of stdin (e.g. a synthetic event for a
 /// rehearsal such as `handler-twilio --test`).
+// Never inlined into the handler's `run`: its frame (the event, the settings and the provider
+// by value, ~28 KiB with what LTO inlines into it) would then be added to that of the clap
+// parse that runs before it, instead of reusing the stack pages the parse used: 7 more pages
+// for every event to fault in (bench/HISTORY.md, session 17).
+#[inline(never)]
 pub fn main_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, input: impl std::io::Read) -> Code {
     let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
     match run::<P>(args, flags, input, &mut log) {
