@@ -66,7 +66,12 @@ def main():
     # (label, event prefix, binary, extra flags): each build on the file store, and on Redis.
     variants = [(name, name, path, []) for name, path in builds]
     if a.state_store:
-        variants += [(f"{name} redis", name + "rd", path, ["--state-store", a.state_store]) for name, path in builds]
+        # handler-twilio's call caps count calls per number across incidents: each build its
+        # own Redis database, so that one build's calls do not cap another's.
+        def store(i):
+            return a.state_store if a.handler != "twilio" else f"{a.state_store.rsplit('/', 1)[0]}/{i}"
+
+        variants += [(f"{name} redis", name + "rd", path, ["--state-store", store(i)]) for i, (name, path) in enumerate(builds)]
     events, logs = os.path.join(a.work, "events"), os.path.join(a.work, "logs")
     for d in (events, logs):
         os.makedirs(d, exist_ok=True)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interleaved A/B of handler-pagerduty (or handler-twilio) builds: `NAME delivery` and `NAME dedup skip` for each
-# build, next to /bin/true, in one loop (bench/compare.py), against the loopback fake PagerDuty.
+# build, next to /bin/true, in one loop (bench/compare.py), against the service's loopback fake.
 # For choosing between variants on a noisy shared machine: read the ratios to /bin/true.
 #
 #   bench/compare.sh base=/path/to/handler-pagerduty static=/path/to/other
@@ -54,6 +54,7 @@ for i in "${!builds[@]}"; do
 done
 case ${BENCH_HANDLER:-pagerduty} in
 pagerduty) bench_fake PagerDuty fake_pagerduty.py ;;
+twilio) [[ ${BENCH_FLOOR:-} != 1 ]] || die "BENCH_FLOOR=1 is for handler-pagerduty: the floor's POST is PagerDuty's" ;;&
 twilio) bench_fake Twilio fake_twilio.py ;;
 *) die "BENCH_HANDLER must be pagerduty or twilio, not '$BENCH_HANDLER'" ;;
 esac

@@ -50,7 +50,8 @@ class Handler(FakeHandler):
                 inc = INCIDENTS[int(status.group(1))]
                 inc["status"] = args.get("status", inc["status"])
                 code, answer, key = 200, inc, inc["name"]
-            elif self.path in ("/api/v1/notifications", "/api/v1/messages") and args.get("incident_id") in INCIDENTS:
+            elif self.path in ("/api/v1/notifications", "/api/v1/messages") and isinstance(args.get("incident_id"), int) \
+                    and args["incident_id"] in INCIDENTS:
                 code, answer, key = 201, {"id": serial, **args}, INCIDENTS[args["incident_id"]]["name"]
             else:
                 code, answer, key = 404, self.not_found, None

@@ -23,6 +23,9 @@
 #      those a recovery adds; within each group those most runs share first (the core every
 #      handler and store runs, then what fewer do), by name within a count.
 #
+# glibc's string functions are listed in the variant this machine's CPU selects
+# (`__memcpy_avx_unaligned_erms`); on another CPU those few stay where they are.
+#
 # Needs python3, and valgrind (installed with apt-get when missing and run as root); uses
 # redis-server when installed.
 set -euo pipefail

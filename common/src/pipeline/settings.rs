@@ -90,8 +90,8 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, common
     let mut warn = |path: &[String], file: &std::path::Path, what: &str, suggestion: Option<&str>| {
         let hint = suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         let line = format!("settings `{}.{}` (in {}) {what}{hint}", P::NAME, crate::unread::shown(path), file.display());
-        // Logged before the provider registers its secrets with `log`: a key name that holds a
-        // secret by mistake is masked here.
+        // Masked here, whether or not the provider has registered its secrets with `log` yet
+        // (an exit 78 warns before it could): a key name that holds a secret by mistake.
         let secrets = secrets.get_or_insert_with(|| config::secret_values(operator));
         log.warn(crate::secret::mask_all(&line, &secrets.iter().map(String::as_str).collect::<Vec<_>>()));
     };
