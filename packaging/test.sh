@@ -112,12 +112,17 @@ check "link-hot.sh: the listed functions first in .text, in order, rustc's hash 
   case $order in "hot_c _ZN4demo3hot17h0123456789abcdefE "*) ;; *) exit 1 ;; esac' _ "$work" "$root"
 # Each shipped binary: most of the listed functions found and ordered (a list gone stale after
 # a rewrite, or a mangling rustc changed, would order next to nothing). Counted as the list
-# names them: a generic function's instances are one.
+# names them: a generic function's instances are one. A Rust before 1.90 does not link with lld,
+# so nothing can be ordered: said as SKIPPED here, a failure under CI=true.
 for h in "${HANDLERS[@]}"; do
+  report=${CARGO_TARGET_DIR:-$root/target}/release/handler-$h.hot-order
+  if grep -q "^# not ordered: rustc did not link with lld" "$report" 2>/dev/null && [ "${CI:-}" != true ]; then
+    ok "link-hot.sh: handler-$h SKIPPED: this rustc ($(rustc --version)) does not link with lld, so no code is ordered"
+    continue
+  fi
   check "link-hot.sh: handler-$h ordered by packaging/hot-functions.txt (>= 300 listed Rust functions)" bash -c '
     n=$(grep -E "^(_ZN|_R)" "$1" | sed "s/17h[0-9a-f]*E\$/17h*/" | sort -u | wc -l)
-    echo "$n listed Rust functions ordered in $1"; grep -m1 "^#" "$1"; [ "$n" -ge 300 ]' \
-    _ "${CARGO_TARGET_DIR:-$root/target}/release/handler-$h.hot-order"
+    echo "$n listed Rust functions ordered in $1"; grep -m1 "^#" "$1"; [ "$n" -ge 300 ]' _ "$report"
 done
 
 # --- .deb ------------------------------------------------------------------------------------
