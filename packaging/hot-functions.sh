@@ -17,7 +17,8 @@
 #      fresh state: a trigger (tests/fixtures/sensu/create.json), the identical repeat (a
 #      dedup skip, the storm path) and the recovery (resolve.json); handler-pagerduty once more
 #      with its ledger in a loopback redis-server (--state-store), when redis-server is
-#      installed (else with a warning: the Redis store's code is then left where it is);
+#      installed (else with a warning: the Redis store's code is then left where it is), and
+#      with the event as Nagios (`--from nagios`) and Zabbix (`--from zabbix`) give it;
 #   4. writes every function that ran, the names as in the binary with rustc's hash written
 #      `17h*`: first those of a dedup skip (of any handler), then those a trigger adds, then
 #      those a recovery adds; within each group those most runs share first (the core every
@@ -82,13 +83,39 @@ cat >"$work/conf-reactio/reactio.json" <<'JSON'
 JSON
 chmod 600 "$work"/conf-*/*.json
 
-# run HANDLER TAG EVENT [STORE]: one process under callgrind (with --state-store STORE when
-# given), its function names to $work/fns-TAG-HANDLER[-redis].
+# suffix_of VARIANT: what names a variant's files: "", -redis, -nagios, -zabbix.
+suffix_of() {
+    case $1 in
+    "") ;;
+    nagios | zabbix) echo "-$1" ;;
+    *) echo -redis ;;
+    esac
+}
+
+# run HANDLER TAG EVENT [STORE|nagios|zabbix]: one process under callgrind, its function names to
+# $work/fns-TAG-HANDLER[-VARIANT]. STORE: with --state-store STORE; nagios: the event as Nagios
+# gives it (NAGIOS_* environment macros, EVENT says trigger or resolve); zabbix: as Zabbix's
+# alert script (EVENT a message file, the subject `trigger` or `resolve` from its name).
 run() {
-    local h=$1 tag=$2 event=$3 store=${4:-} api
+    local h=$1 tag=$2 event=$3 variant=${4:-} api suffix
     api=$(url "$h")
-    local -a args=(--api-url "$api" --state-dir "$work/state-$h${store:+-redis}" --spool-dir "$work/spool-$h${store:+-redis}")
-    [[ -n $store ]] && args+=(--state-store "$store")
+    suffix=$(suffix_of "$variant")
+    local -a args=(--api-url "$api" --state-dir "$work/state-$h$suffix" --spool-dir "$work/spool-$h$suffix")
+    local -a input=()
+    case $variant in
+    "") ;;
+    nagios)
+        input=(NAGIOS_HOSTNAME=web-01 NAGIOS_HOSTADDRESS=192.0.2.5 NAGIOS_SERVICEDESC=HTTP NAGIOS_NOTIFICATIONNUMBER=1
+            NAGIOS_SERVICEOUTPUT="HTTP CRITICAL - 503" NAGIOS_TIMET=1795219100)
+        case $event in
+        *resolve*) input+=(NAGIOS_NOTIFICATIONTYPE=RECOVERY NAGIOS_SERVICESTATE=OK) ;;
+        *) input+=(NAGIOS_NOTIFICATIONTYPE=PROBLEM NAGIOS_SERVICESTATE=CRITICAL) ;;
+        esac
+        args+=(--from nagios)
+        ;;
+    zabbix) args+=(--from zabbix pagerduty "$(basename "$event" .txt | sed 's/^[0-9]*-//')" "$(cat "$event")") ;;
+    *) args+=(--state-store "$variant") ;;
+    esac
     local -a env=(PATH=/usr/bin:/bin PAGERPIPE_NOW=1795219200)
     case $h in
     pagerduty) env+=(PAGERDUTY_ROUTING_KEY=0123456789abcdef0123456789abcdef) ;;
@@ -96,8 +123,8 @@ run() {
     reactio) env+=(REACTIO_API_KEY=hot-functions-key) args+=(--config "$work/conf-reactio") ;;
     slack) env+=(SLACK_BOT_TOKEN=xoxb-hot-functions) args=(--api-url "$api/api" "${args[@]:2}" --config "$work/conf-slack") ;;
     esac
-    local out=$tag-$h${store:+-redis}
-    env -i "${env[@]}" valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/cg-$out" \
+    local out=$tag-$h$suffix
+    env -i "${env[@]}" "${input[@]}" valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/cg-$out" \
         "$CARGO_TARGET_DIR/release/handler-$h" "${args[@]}" <"$event" 2>>"$work/log-$out" \
         || die "handler-$h ($out) failed: $(tail -3 "$work/log-$out")"
     # callgrind names a function once, as "fn=(id) name" or "cfn=(id) name"; a recursion's
@@ -107,12 +134,16 @@ run() {
 }
 
 # events HANDLER [STORE]: the trigger, its repeat (checked to be a skip) and the recovery.
+# events HANDLER [VARIANT [TRIGGER RESOLVE]]: the trigger, its repeat (checked to be a skip)
+# and the recovery (run's VARIANT; the Sensu 1.x fixtures unless other event files are given).
 events() {
-    run "$1" trigger "$repo/tests/fixtures/sensu/create.json" "${2:-}"
-    run "$1" skip "$repo/tests/fixtures/sensu/create.json" "${2:-}"
-    local log=$work/log-skip-$1${2:+-redis}
+    local variant=${2:-} trigger=${3:-$repo/tests/fixtures/sensu/create.json} resolve=${4:-$repo/tests/fixtures/sensu/resolve.json}
+    run "$1" trigger "$trigger" "$variant"
+    run "$1" skip "$trigger" "$variant"
+    local log
+    log=$work/log-skip-$1$(suffix_of "$variant")
     grep -q "skipped" "$log" || die "handler-$1 did not skip the repeat: $(tail -3 "$log")"
-    run "$1" resolve "$repo/tests/fixtures/sensu/resolve.json" "${2:-}"
+    run "$1" resolve "$resolve" "$variant"
 }
 for h in "${handlers[@]}"; do
     say "handler-$h: trigger, repeat, recovery"
@@ -128,6 +159,10 @@ if command -v redis-server >/dev/null; then
 else
     say "warning: no redis-server: the Redis store's functions are not listed"
 fi
+say "handler-pagerduty from Nagios (environment macros) and from Zabbix (the alert script's arguments)"
+events pagerduty nagios "$repo/tests/fixtures/sensu/create.json" "$repo/tests/fixtures/sensu/resolve.json"
+zabbix=$repo/tests/fixtures/zabbix/server-6.0.14/basic
+events pagerduty zabbix "$zabbix/01-trigger.txt" "$zabbix/03-resolve.txt"
 
 out=$repo/packaging/hot-functions.txt
 # by_use FILES...: the names in FILES, those in the most files first (what every handler and
