@@ -816,9 +816,7 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
 /// used. An empty spool is logged at debug level only (the
 /// packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let operator = operator_settings::<P>(args, flags, log)?;
-    operator.warn_unread::<P>(log);
-    let super::settings::Operator { section: operator, common, .. } = operator;
+    let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
     // Mask the configured credentials too, when the settings are complete enough to say.
     let secrets = P::from_settings(&operator, &common).map(|p| p.secrets()).unwrap_or_default();
     log.add_secrets(secrets.clone());

@@ -24,9 +24,7 @@ use crate::state::{self, Incident};
 
 /// Run `--list` or `--forget`.
 pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let operator = operator_settings::<P>(args, flags, log)?;
-    operator.warn_unread::<P>(log);
-    let super::settings::Operator { section: operator, common, .. } = operator;
+    let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
     if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
         log.add_secrets([p.to_string()]);
     }

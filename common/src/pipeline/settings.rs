@@ -43,6 +43,13 @@ impl Operator {
     pub(super) fn warn_unread<P: Provider>(&self, log: &Logger) {
         warn_unread::<P>(&self.files, &self.section, &self.common, log);
     }
+
+    /// The section and its shared part, after [`Operator::warn_unread`]: for the invocations
+    /// that read no event (`--flush`, `--list`, `--forget`), which have no storm path.
+    pub(super) fn warned<P: Provider>(self, log: &Logger) -> (Map<String, Value>, Common) {
+        self.warn_unread::<P>(log);
+        (self.section, self.common)
+    }
 }
 
 /// The operator's settings of `P`: `P`'s defaults < settings files (`--config`) < shared flags
