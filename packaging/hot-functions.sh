@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Write packaging/hot-functions.txt: the functions each handler runs for one event, in the
-# order packaging/link-hot.sh places them at the start of the shipped binaries' code.
+# Write packaging/hot-functions/handler-NAME.txt: the functions each handler runs for one
+# event, in the order packaging/link-hot.sh places them at the start of its shipped binary's
+# code.
 #
-#   packaging/hot-functions.sh        # ~5 minutes on 2 cores; then commit the list
+#   packaging/hot-functions.sh        # ~2 minutes on 2 cores; then commit the lists
 #
 # Run it after changes that move a handler's work to other functions (a new dependency, a
 # rewritten path); a list older than the code still links, it only orders less of it
 # (packaging/test.sh fails when too little of it still matches).
 #
 # What it does:
-#   1. builds the four handlers as build-bins.sh does but with their symbols (not stripped)
+#   1. builds the four handlers with build-bins.sh, their symbols kept
+#      (PAGERPIPE_KEEP_SYMBOLS=1: the same build, so the same symbol names, hashes included),
 #      into $CARGO_TARGET_DIR (default ../target-hot next to the repository);
 #   2. starts the bench's loopback fakes (bench/fake_*.py, Python 3 stdlib) on 127.0.0.1 and
 #      stops them on exit: no request leaves the machine;
@@ -19,13 +21,14 @@
 #      with its ledger in a loopback redis-server (--state-store), when redis-server is
 #      installed (else with a warning: the Redis store's code is then left where it is), and
 #      with the event as Nagios (`--from nagios`) and Zabbix (`--from zabbix`) give it;
-#   4. writes every function that ran, the names as in the binary with rustc's hash written
-#      `17h*`: first those of a dedup skip (of any handler), then those a trigger adds, then
-#      those a recovery adds; within each group those most runs share first (the core every
-#      handler and store runs, then what fewer do), by name within a count.
+#   4. writes, for each handler, every function that ran, named as in the binary (rustc's
+#      hash tells a generic function's instances apart): first those of its dedup skips, with
+#      what glibc runs natively and not under valgrind (below), then those a trigger adds,
+#      then those a recovery adds; within each group those most runs share first (what every
+#      store and feed runs, then what fewer do), by name within a count.
 #
-# glibc's string functions are listed in the variant this machine's CPU selects
-# (`__memcpy_avx_unaligned_erms`); on another CPU those few stay where they are.
+# glibc's string functions are listed in the variant valgrind's CPU selects (AVX2,
+# `__memcpy_avx_unaligned_erms`) and in the EVEX and AVX-512 ones of CPUs that have those.
 #
 # Needs python3, and valgrind (installed with apt-get when missing and run as root); uses
 # redis-server when installed.
@@ -53,10 +56,8 @@ trap cleanup EXIT
 
 handlers=(pagerduty twilio reactio slack)
 cd "$repo"
-for h in "${handlers[@]}"; do
-    say "building handler-$h (symbols kept) in $CARGO_TARGET_DIR"
-    CARGO_PROFILE_RELEASE_STRIP=false cargo rustc -q --release --locked --bin "handler-$h" -- -C target-feature=+crt-static
-done
+say "building the handlers as build-bins.sh does, their symbols kept, in $CARGO_TARGET_DIR"
+PAGERPIPE_KEEP_SYMBOLS=1 CARGO_ARGS=-q "$repo/packaging/build-bins.sh" "${handlers[@]/#/handler-}"
 
 # The fake of each service, its port in $work/port-NAME.
 for h in "${handlers[@]}"; do
@@ -129,7 +130,7 @@ run() {
         || die "handler-$h ($out) failed: $(tail -3 "$work/log-$out")"
     # callgrind names a function once, as "fn=(id) name" or "cfn=(id) name"; a recursion's
     # second instance is "name'2".
-    sed -nE "s/^c?fn=\([0-9]+\) (.+)$/\1/p" "$work/cg-$out" | sed -E "s/'[0-9]+$//; s/17h[0-9a-f]{16}E$/17h*/" \
+    sed -nE "s/^c?fn=\([0-9]+\) (.+)$/\1/p" "$work/cg-$out" | sed -E "s/'[0-9]+$//" \
         | grep -vE '^(0x[0-9a-f]+|\(below main\))$' | sort -u >"$work/fns-$out"
 }
 
@@ -164,16 +165,43 @@ events pagerduty nagios "$repo/tests/fixtures/sensu/create.json" "$repo/tests/fi
 zabbix=$repo/tests/fixtures/zabbix/server-6.0.14/basic
 events pagerduty zabbix "$zabbix/01-trigger.txt" "$zabbix/03-resolve.txt"
 
-out=$repo/packaging/hot-functions.txt
-# by_use FILES...: the names in FILES, those in the most files first (what every handler and
-# store runs together, then what fewer do), by name within a count.
+# natively NAMES...: what glibc runs outside valgrind and not under it, placed with a dedup skip.
+# Found with `perf record -e page-faults -d` of a dedup skip (bench/HISTORY.md, session 18):
+# the entry point and the C runtime's constructors; the vDSO's setup (valgrind hides the vDSO:
+# its symbol lookup, its lock, strcmp); and the string functions for
+# CPUs with AVX-512 (valgrind's has none, so glibc picks the AVX2 ones there): for each
+# AVX2 one that ran, libc.a's EVEX and AVX-512 variants of the same function.
+natively() {
+    printf '%s\n' _start frame_dummy register_tm_clones __do_global_dtors_aux deregister_tm_clones \
+        _dl_new_object _dl_add_to_namespace_list _dl_setup_hash _dl_lookup_symbol_x do_lookup_x \
+        check_match _dl_name_match_p pthread_mutex_lock __pthread_mutex_lock pthread_mutex_unlock \
+        __pthread_mutex_unlock __strcmp_avx2 __strcmp_evex
+    local libc families
+    libc=$(cc -print-file-name=libc.a 2>/dev/null) || return 0
+    families=$(sed -nE 's/^(__[a-z]+)_avx2?_.*$|^(__[a-z]+)_avx2$/\1\2/p' "$@" | sort -u)
+    [[ -n $families && -r $libc ]] || return 0
+    nm --defined-only "$libc" 2>/dev/null | awk -v families="$families" '
+        BEGIN { n = split(families, f, "\n"); for (i = 1; i <= n; i++) want[f[i]] = 1 }
+        $2 ~ /^[tT]$/ && $3 ~ /_(evex|avx512)/ && $3 !~ /(_rtm|_no_vzeroupper)$/ {
+            family = $3; sub(/_(evex|avx512).*$/, "", family); if (family in want) print $3 }' | sort -u
+}
+
+mkdir -p "$repo/packaging/hot-functions"
+# by_use FILES...: the names in FILES, those in the most files first (what every store and
+# feed runs together, then what fewer do), by name within a count.
 by_use() { cat "$@" | sort | uniq -c | sort -k1,1nr -k2,2 | awk '{ print $2 }'; }
-by_use "$work"/fns-skip-* >"$work/group1"
-by_use "$work"/fns-trigger-* | grep -vxFf "$work/group1" >"$work/group2" || true
-by_use "$work"/fns-resolve-* | grep -vxFf <(cat "$work/group1" "$work/group2") >"$work/group3" || true
-{
-    echo "# Written by packaging/hot-functions.sh from $(git -C "$repo" rev-parse --short HEAD) with $(rustc --version | cut -d' ' -f1-2);"
-    echo "# read by packaging/link-hot.sh. Functions of a dedup skip, then a trigger's, then a recovery's."
-    cat "$work/group1" "$work/group2" "$work/group3"
-} >"$out"
-say "wrote $out: $(wc -l <"$work/group1") + $(wc -l <"$work/group2") + $(wc -l <"$work/group3") functions"
+for h in "${handlers[@]}"; do
+    out=$repo/packaging/hot-functions/handler-$h.txt
+    {
+        by_use "$work"/fns-skip-"$h"*
+        natively "$work"/fns-skip-"$h"*
+    } | awk '!seen[$0]++' >"$work/group1"
+    by_use "$work"/fns-trigger-"$h"* | grep -vxFf "$work/group1" >"$work/group2" || true
+    by_use "$work"/fns-resolve-"$h"* | grep -vxFf <(cat "$work/group1" "$work/group2") >"$work/group3" || true
+    {
+        echo "# Written by packaging/hot-functions.sh from $(git -C "$repo" rev-parse --short HEAD) with $(rustc --version | cut -d' ' -f1-2);"
+        echo "# read by packaging/link-hot.sh. Functions of a dedup skip, then a trigger's, then a recovery's."
+        cat "$work/group1" "$work/group2" "$work/group3"
+    } >"$out"
+    say "wrote $out: $(wc -l <"$work/group1") + $(wc -l <"$work/group2") + $(wc -l <"$work/group3") functions"
+done

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The linker of the shipped binaries: packaging/build-bins.sh gives rustc `-C linker=` this
 # script, which runs `cc` with rustc's arguments plus a symbol ordering file (lld's
-# --symbol-ordering-file) that puts the functions named in packaging/hot-functions.txt first
-# in .text, in the list's order: those one event runs (a dedup skip's first, then a
-# delivery's), as packaging/hot-functions.sh recorded them.
+# --symbol-ordering-file) that puts the functions named in the binary's list
+# (packaging/hot-functions/handler-NAME.txt) first in .text, in the list's order: those one
+# event runs (a dedup skip's first, then a delivery's), as packaging/hot-functions.sh recorded
+# them.
 #
 # Why: every event is a new process, and its code is read from the executable on first use,
 # a page fault per 64 KiB window around each touched page (the kernel's fault-around). Spread
@@ -12,13 +13,17 @@
 # delivery, 3.40 -> 1.90 a dedup skip, -0.1x /bin/true on both; bench/HISTORY.md, session
 # 17). It moves whole functions and nothing else: what the program does cannot change.
 #
-# The list names Rust functions without the hash of rustc's legacy mangling (`...17h<hex>E`
-# is written `...17h*`), so that it survives rebuilds; the names in the object files rustc
-# passes (read with `nm`) are matched against it, and every instance of a generic function
-# matches. Names the list has and the binary lacks are skipped, as are non-Rust names (glibc's,
-# from libc.a) that the link does not use: a list older than the code only loses part of the
-# gain. Whatever keeps the ordering from being made (no nm, no writable directory for its
-# file, a linker other than lld) links unordered instead: the report says why, and
+# The list names Rust functions as the objects do, rustc's hash included: the hash tells a
+# generic function's instances apart (`from_slice::<Event>` from `from_slice::<Settings>`), so
+# only those an event runs come first. The hashes stay the same across edits of the source
+# (they come from each function's path, its type arguments and cargo's metadata of its
+# crate); build-bins.sh builds with the metadata hot-functions.sh records with. Where none of a
+# function's listed instances is found (another rustc, changed dependencies) every instance
+# of it is placed where the list first names it, as for a name written with `17h*` in place
+# of the hash. Names the list has and the binary lacks are skipped, as are non-Rust names
+# (glibc's, from libc.a) that the link does not use: a list older than the code only loses
+# part of the gain. Whatever keeps the ordering from being made (no nm, no writable directory
+# for its file, a linker other than lld) links unordered instead: the report says why, and
 # build-bins.sh warns (rustc shows a linker's own output only when the link fails).
 #
 # rustc's arguments as given, except `--pagerpipe-hot=HASH`, which build-bins.sh adds (the hash
@@ -29,25 +34,26 @@
 # For the host's x86-64 Linux target, as the packages are built; a cross build would need its
 # own linker driver: PAGERPIPE_LINKER.
 #
-# Environment: PAGERPIPE_HOT_LIST (default packaging/hot-functions.txt next to this script): the
-# list. PAGERPIPE_LINKER (default cc): the linker driver to run. PAGERPIPE_HOT_REPORT=FILE:
+# Environment: PAGERPIPE_HOT_LIST (default hot-functions/NAME.txt next to this script, NAME the
+# output's file name up to its first `-`, `_` read as `-`: cargo's handler_twilio-HASH reads
+# handler-twilio.txt): the list. PAGERPIPE_LINKER (default cc): the linker driver to run. PAGERPIPE_HOT_REPORT=FILE:
 # write there the names ordered, one per line, or a `# not ordered: WHY` line.
 set -euo pipefail
 export LC_ALL=C # one byte order for nm's and sort's output: the same inputs, the same binary
 
-list=${PAGERPIPE_HOT_LIST:-$(dirname "${BASH_SOURCE[0]}")/hot-functions.txt}
 linker=${PAGERPIPE_LINKER:-cc}
 report=${PAGERPIPE_HOT_REPORT:-/dev/null}
 
-args=() objects=() lld= out=
-# scan ARG: note an object file, lld, the output.
+args=() objects=() lld= out= prev=
+# scan ARG: note an object file, lld, the output (the argument after `-o`).
 scan() {
     case $1 in
     *.o) objects+=("$1") ;;
     -fuse-ld=lld) lld=1 ;;
     esac
+    [[ $prev != -o ]] || out=$1
+    prev=$1
 }
-prev=
 for arg in "$@"; do
     case $arg in
     --pagerpipe-hot=*) continue ;;
@@ -63,10 +69,12 @@ for arg in "$@"; do
         ;;
     *) scan "$arg" ;;
     esac
-    [[ $prev == -o ]] && out=$arg
-    prev=$arg
     args+=("$arg")
 done
+
+name=$(basename "${out:-unnamed}")
+name=${name%%-*}
+list=${PAGERPIPE_HOT_LIST:-$(dirname "${BASH_SOURCE[0]}")/hot-functions/${name//_/-}.txt}
 
 # unordered WHY: link as rustc asked, saying why in the report.
 unordered() {
@@ -91,13 +99,24 @@ if ! nm --defined-only --format=posix "${objects[@]}" >"$order.nm" 2>"$order.err
     unordered "nm failed: $why"
 fi
 awk -v list="$list" '
-    BEGIN { while ((getline name < list) > 0) if (name != "" && name !~ /^#/ && !(name in rank)) rank[name] = ++n }
-    $2 ~ /^[tTW]$/ {
-        key = $1
-        sub(/17h[0-9a-f]+E$/, "17h*", key)
-        if (key in rank) { print rank[key], $1; seen[key] = 1 }
+    function key(name) { sub(/17h[0-9a-f]+E$/, "17h*", name); return name }
+    BEGIN {
+        while ((getline name < list) > 0)
+            if (name != "" && name !~ /^#/ && !(name in rank)) { rank[name] = ++n; listed[n] = name; has[key(name)] = 0 }
     }
-    END { for (name in rank) if (!(name in seen) && name !~ /^(_ZN|_R)/) print rank[name], name }
+    $2 ~ /^[tTW]$/ && !($1 in present) { present[$1] = 1; sym[++m] = $1; if ($1 in rank) has[key($1)] = 1 }
+    END {
+        # A listed instance the objects have: its own place. A function none of whose listed
+        # instances they have (another rustc or changed dependencies changed the hashes, or
+        # the list writes it 17h*): every instance they have, at the first place it is listed.
+        for (r = 1; r <= n; r++) {
+            name = listed[r]
+            if (name in present) print r, name
+            else if (!has[key(name)] && !(key(name) in fallback)) fallback[key(name)] = r
+            if (!(name in present) && name !~ /^(_ZN|_R)/) print r, name
+        }
+        for (i = 1; i <= m; i++) if (!(sym[i] in rank) && (key(sym[i]) in fallback)) print fallback[key(sym[i])], sym[i]
+    }
 ' "$order.nm" | sort -n -s -k1,1 | cut -d' ' -f2- >"$order"
 rm -f "$order.nm" "$order.err"
 cp "$order" "$report" 2>/dev/null || true

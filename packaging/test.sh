@@ -95,21 +95,32 @@ expect_listing() {
 }
 
 # --- code order (packaging/link-hot.sh) ------------------------------------------------------
-# The mechanism, on a program of three C functions linked as rustc links (cc, rustc's lld):
-# the listed ones come first, in the list's order, a Rust name matched whatever its hash.
-check "link-hot.sh: the listed functions first in .text, in order, rustc's hash aside" bash -c '
+# The mechanism, on a program of C functions linked as rustc links (cc, rustc's lld): the
+# listed ones come first, in the list's order. A Rust name with its hash is that instance only
+# (gen/2222, not gen/1111); written `17h*`, or listed with a hash no instance has any more
+# (old/5555: another rustc), every instance of it.
+check "link-hot.sh: the listed functions first in .text, in order; an instance by its hash, else every instance" bash -c '
   cd "$1" && mkdir -p hot && cd hot
-  printf "%s\n" "int cold_a(int x) { return x * 3; }" "int _ZN4demo3hot17h0123456789abcdefE(int x) { return x + 1; }" \
-    "int hot_c(int x) { return x - 1; }" "int cold_d(int x) { return x / 7; }" \
-    "int main(int c, char **v) { (void)v; return cold_a(c) + _ZN4demo3hot17h0123456789abcdefE(c) + hot_c(c) + cold_d(c); }" > prog.c
+  {
+    for f in cold_a:"x * 3" _ZN4demo3hot17h0123456789abcdefE:"x + 1" _ZN4demo3gen17h1111111111111111E:"x + 2" \
+      _ZN4demo3gen17h2222222222222222E:"x + 3" _ZN4demo3old17h3333333333333333E:"x + 4" \
+      _ZN4demo3old17h4444444444444444E:"x + 5" hot_c:"x - 1" cold_d:"x / 7"; do
+      echo "int ${f%%:*}(int x) { return ${f#*:}; }"; calls="${calls:-0} + ${f%%:*}(c)"
+    done
+    echo "int main(int c, char **v) { (void)v; return $calls; }"
+  } > prog.c
   cc -O0 -ffunction-sections -c prog.c -o prog.o
-  printf "%s\n" "# a comment" "hot_c" "_ZN4demo3hot17h*" "not_in_this_program" > list.txt
+  printf "%s\n" "# a comment" hot_c _ZN4demo3gen17h2222222222222222E "_ZN4demo3hot17h*" \
+    _ZN4demo3old17h5555555555555555E not_in_this_program > list.txt
   gccld=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n "s/^host: //p")/bin/gcc-ld
   PAGERPIPE_HOT_LIST=$PWD/list.txt PAGERPIPE_HOT_REPORT=$PWD/report "$2/packaging/link-hot.sh" prog.o -o prog "-B$gccld" -fuse-ld=lld
-  ./prog; ran=$?; [ "$ran" = 5 ] || { echo "the program linked returned $ran, not 5"; exit 1; }
-  order=$(nm -n prog | awk "\$2 ~ /^[tT]$/ && \$3 ~ /^(cold_a|cold_d|hot_c|_ZN4demo3hot.*|main)$/ { print \$3 }" | tr "\n" " ")
+  ./prog; ran=$?; [ "$ran" = 23 ] || { echo "the program linked returned $ran, not 23"; exit 1; }
+  order=$(nm -n prog | awk "\$2 ~ /^[tT]$/ && \$3 ~ /^(cold_.|hot_c|_ZN4demo.*|main)$/ { print \$3 }" | tr "\n" " ")
   echo "report: $(tr "\n" " " < report); order: $order"
-  case $order in "hot_c _ZN4demo3hot17h0123456789abcdefE "*) ;; *) exit 1 ;; esac' _ "$work" "$root"
+  want="hot_c _ZN4demo3gen17h2222222222222222E _ZN4demo3hot17h0123456789abcdefE"
+  want="$want _ZN4demo3old17h3333333333333333E _ZN4demo3old17h4444444444444444E "
+  case $order in "$want"*) ;; *) exit 1 ;; esac
+  case $order in *_ZN4demo3gen17h1111111111111111E*main*) ;; *) exit 1 ;; esac' _ "$work" "$root"
 # Each shipped binary: most of the listed functions found and ordered (a list gone stale after
 # a rewrite, or a mangling rustc changed, would order next to nothing). Counted as the list
 # names them: a generic function's instances are one. A Rust before 1.90 does not link with lld,
@@ -120,9 +131,11 @@ for h in "${HANDLERS[@]}"; do
     ok "link-hot.sh: handler-$h SKIPPED: this rustc ($(rustc --version)) does not link with lld, so no code is ordered"
     continue
   fi
-  check "link-hot.sh: handler-$h ordered by packaging/hot-functions.txt (>= 300 listed Rust functions)" bash -c '
+  check "link-hot.sh: handler-$h ordered by packaging/hot-functions/handler-$h.txt (>= 300 listed Rust functions)" bash -c '
     n=$(grep -E "^(_ZN|_R)" "$1" | sed "s/17h[0-9a-f]*E\$/17h*/" | sort -u | wc -l)
-    echo "$n listed Rust functions ordered in $1"; grep -m1 "^#" "$1"; [ "$n" -ge 300 ]' _ "$report"
+    exact=$(grep -E "^(_ZN|_R)" "$1" | grep -cxFf "$2")
+    echo "$n listed Rust functions ordered in $1, $exact instances as the list names them"; grep -m1 "^#" "$1"
+    [ "$n" -ge 300 ]' _ "$report" "$root/packaging/hot-functions/handler-$h.txt"
 done
 
 # --- .deb ------------------------------------------------------------------------------------
