@@ -35,8 +35,9 @@
 # own linker driver: PAGERPIPE_LINKER.
 #
 # Environment: PAGERPIPE_HOT_LIST (default hot-functions/NAME.txt next to this script, NAME the
-# output's file name up to its first `-`, `_` read as `-`: cargo's handler_twilio-HASH reads
-# handler-twilio.txt): the list. PAGERPIPE_LINKER (default cc): the linker driver to run. PAGERPIPE_HOT_REPORT=FILE:
+# output's file name without cargo's `-HASH` (16 hex digits), `_` read as `-`: cargo's
+# deps/handler_twilio-HASH and a plain `rustc -o handler-twilio` both read handler-twilio.txt):
+# the list. PAGERPIPE_LINKER (default cc): the linker driver to run. PAGERPIPE_HOT_REPORT=FILE:
 # write there the names ordered, one per line, or a `# not ordered: WHY` line.
 set -euo pipefail
 export LC_ALL=C # one byte order for nm's and sort's output: the same inputs, the same binary
@@ -73,7 +74,7 @@ for arg in "$@"; do
 done
 
 name=$(basename "${out:-unnamed}")
-name=${name%%-*}
+[[ ! $name =~ ^(.+)-[0-9a-f]{16}$ ]] || name=${BASH_REMATCH[1]}
 list=${PAGERPIPE_HOT_LIST:-$(dirname "${BASH_SOURCE[0]}")/hot-functions/${name//_/-}.txt}
 
 # unordered WHY: link as rustc asked, saying why in the report.
