@@ -167,6 +167,13 @@ check "dpkg -x: handler-pagerduty --version prints the version and the commit" b
 for h in twilio reactio slack; do
   check "dpkg -x: handler-$h --version" bash -c '"$1" --version | grep -qx "handler-$2 $3 (.*commit.*)"' _ "$sysroot/usr/bin/handler-$h" "$h" "$version"
 done
+# Stripped by the final link (build-bins.sh's -C strip=symbols; cargo deb runs with --no-strip):
+# no symbol table, no debug info.
+check "dpkg -x: the handlers are stripped (no .symtab, no .debug_*)" bash -c '
+  for f in "$@"; do
+    sections=$(readelf -SW "$f") || exit 1
+    if grep -qE "\] \.(symtab|debug_)" <<<"$sections"; then echo "$f: $(grep -oE "\.(symtab|debug_[a-z_]+)" <<<"$sections" | tr "\n" " ")"; exit 1; fi
+  done' _ "$sysroot"/usr/bin/handler-*
 mkdir -p "$work/conf.d"
 dry_run() { # EXE: a dry run on the Sensu 1.x fixture, settings only from the environment
   PAGERDUTY_ROUTING_KEY=$KEY "$1" --dry-run --config "$work/conf.d" < tests/fixtures/sensu/create.json
