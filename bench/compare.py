@@ -11,7 +11,9 @@ build alike; the table gives each row as a ratio to /bin/true of the same run.
 
 With --floor (bench/compare.sh BENCH_FLOOR=1) two more rows show where a handler's cost starts:
 `floor: empty process`, a static Rust binary that does nothing, and `floor: one POST`, one
-that makes a delivery's HTTP exchange with the same fake and nothing else (bench/floor/).
+that makes a delivery's HTTP exchange with the same fake and nothing else (bench/floor/); with
+--floor-redis (and BENCH_REDIS=1) a third, `floor: one Redis round trip`, one that makes a
+dedup skip's exchange with the same redis-server (connect, GET and EXISTS, close).
 
 With --handler twilio the builds are handler-twilio's, with bench/twilio.sh's settings (three
 recipients, a conference, the default call caps): a delivery is a broadcast of three calls, the
@@ -54,10 +56,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--state-store", help="also run every build with --state-store URL (a loopback Redis)")
     ap.add_argument("--floor", nargs=2, metavar=("EMPTY", "POST"), help="bench/floor/ binaries to add as rows")
+    ap.add_argument("--floor-redis", metavar="REDIS", help="bench/floor/redis.rs built: a row against --state-store's Redis")
     ap.add_argument("--handler", choices=sorted(HANDLERS), default="pagerduty")
     a = ap.parse_args()
     if not a.url.startswith("http://127.0.0.1:"):
         sys.exit("compare: refusing a non-loopback URL")
+    if a.floor_redis and not (a.state_store or "").startswith("redis://127.0.0.1:"):
+        sys.exit("compare: --floor-redis needs --state-store redis://127.0.0.1:PORT/DB")
     builds = [b.split("=", 1) for b in a.build]
     if any(len(b) != 2 or not b[0].isalnum() for b in builds):
         sys.exit("compare: --build NAME=PATH, NAME letters and digits only")
@@ -115,6 +120,9 @@ def main():
             host = a.url.removeprefix("http://")
             cmds.append(cmd("floor: empty process", [a.floor[0]], {"PATH": PATH}, *true_ev, "floor-empty"))
             cmds.append(cmd("floor: one POST", [a.floor[1], host, "floor-post"], {"PATH": PATH}, *true_ev, "floor-post"))
+        if a.floor_redis:
+            redis = a.state_store.removeprefix("redis://").split("/")[0]
+            cmds.append(cmd("floor: one Redis round trip", [a.floor_redis, redis, "floor"], {"PATH": PATH}, *true_ev, "floor-redis"))
         for label, name, path, extra in variants:
             deliver = ev[p + name], ev[p + name + "r"]
             dedup = ev[name + "dedup"][0]
@@ -135,7 +143,7 @@ def main():
     if a.floor:
         checks["floor_posts"] = by_prefix(run.after, "floor")["accepted"] - by_prefix(run.before, "floor")["accepted"]
         ok = ok and checks["floor_posts"] == 2 * n
-    keys = ["true"] + (["floor-empty", "floor-post"] if a.floor else []) + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup")]
+    keys = ["true"] + (["floor-empty", "floor-post"] if a.floor else []) + (["floor-redis"] if a.floor_redis else []) + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup")]
     report(a.work, run, keys, n, w, checks, ok)
     finish(checks, ok, logs)
 

@@ -17,7 +17,9 @@
 # persistence off, stopped on exit, and add rows "NAME redis …": the handler with
 # --state-store redis://127.0.0.1:PORT/0), BENCH_FLOOR=1 (compile bench/floor/*.rs with rustc,
 # static like the handlers, and add rows "floor: empty process" and "floor: one POST": where a
-# handler's cost starts, without its flags, settings, ledger or HTTP library). No build: give built binaries. Needs python3 and GNU
+# handler's cost starts, without its flags, settings, ledger or HTTP library; with BENCH_REDIS=1
+# also "floor: one Redis round trip", the exchange a dedup skip makes with Redis and nothing
+# else). No build: give built binaries. Needs python3 and GNU
 # time (and redis-server for BENCH_REDIS; installed with apt-get when missing).
 set -euo pipefail
 
@@ -60,11 +62,12 @@ twilio) bench_fake Twilio fake_twilio.py ;;
 esac
 floor=()
 if [[ ${BENCH_FLOOR:-} == 1 ]]; then
-    for f in empty post; do
+    for f in empty post redis; do
         rustc --edition 2021 -C opt-level=s -C panic=abort -C strip=symbols -C target-feature=+crt-static \
             -o "$work/floor-$f" "$bench_dir/floor/$f.rs"
     done
     floor=(--floor "$work/floor-empty" "$work/floor-post")
+    [[ ${BENCH_REDIS:-} != 1 ]] || floor+=(--floor-redis "$work/floor-redis")
 fi
 if [[ ${BENCH_REDIS:-} == 1 ]]; then
     rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
