@@ -18,8 +18,8 @@ fn main() {
         }
         out
     };
-    let request = command(&["GET", &format!("pagerpipe:pagerduty:rec:{key}")])
-        + &command(&["EXISTS", &format!("pagerpipe:pagerduty:hold:{key}")]);
+    let request =
+        command(&["GET", &format!("pagerpipe:pagerduty:rec:{key}")]) + &command(&["EXISTS", &format!("pagerpipe:pagerduty:hold:{key}")]);
     let answered = (|| -> std::io::Result<bool> {
         let mut stream = std::net::TcpStream::connect(addr.as_str())?;
         stream.set_nodelay(true)?;
