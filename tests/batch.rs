@@ -296,6 +296,26 @@ fn a_job_killed_by_a_signal_pages_critical_and_one_that_cannot_start_too() {
 }
 
 #[test]
+fn a_job_output_without_a_line_end_does_not_swallow_the_handlers_first_log_line() {
+    // The job's stderr passes through to the handler's; its last line without a line end had
+    // the handler's first line glued onto it: `partial{"handler":…}`, which a JSON-lines
+    // reader cannot parse, so the line saying how the job ended was lost to it.
+    let svc = Service::PagerDuty(FakePagerDuty::start(&[]));
+    let sb = svc.sandbox();
+    let job = "printf 'to stdout, no line end'; printf 'to stderr, no line end' >&2; exit 3";
+    let r = svc.run(&sb, &exec_args("unended", &["--log-format", "json"], job), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, "to stdout, no line end\n");
+    let mut lines = r.stderr.lines();
+    assert_eq!(lines.next(), Some("to stderr, no line end"), "{}", r.stderr);
+    let logged: Vec<serde_json::Value> =
+        lines.map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}\n{}", r.stderr))).collect();
+    assert!(logged.iter().any(|l| l["msg"].as_str().is_some_and(|m| m.starts_with("job /bin/sh exited with status 3"))), "{logged:?}");
+    assert!(logged.iter().any(|l| l["msg"].as_str().is_some_and(|m| m.starts_with("triggered batch-01/unended"))), "{logged:?}");
+    assert_eq!(svc.pages().len(), 1);
+}
+
+#[test]
 fn a_job_printing_10_mb_passes_it_all_through_and_the_page_carries_the_last_4_kib() {
     // 10 MiB of numbered lines, distinct enough that a misplaced byte shows.
     let mut big = Vec::with_capacity(10 * 1024 * 1024 + 100);

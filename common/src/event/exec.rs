@@ -32,6 +32,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -215,13 +216,14 @@ pub fn run<O: Write + 'static, E: Write + 'static>(
     let tail = Arc::new(Mutex::new(Tail::new(TAIL_BYTES)));
     let (drained_tx, drained_rx) = mpsc::channel::<()>();
     let mut pumps = 0;
+    let (out_open, err_open) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     if let Some(out) = child.stdout.take() {
         pumps += 1;
-        pump(out, stdout, Arc::clone(&tail), drained_tx.clone());
+        pump(out, stdout, Arc::clone(&tail), Arc::clone(&out_open), drained_tx.clone());
     }
     if let Some(err) = child.stderr.take() {
         pumps += 1;
-        pump(err, stderr, Arc::clone(&tail), drained_tx.clone());
+        pump(err, stderr, Arc::clone(&tail), Arc::clone(&err_open), drained_tx.clone());
     }
     drop(drained_tx);
 
@@ -264,15 +266,30 @@ pub fn run<O: Write + 'static, E: Write + 'static>(
             break;
         }
     }
+    // A job whose last line has no line end would have the handler's first log line (or
+    // --dry-run's request) glued onto it: `partial{"handler":…}` is no JSON line, and in text
+    // a job's `\r` or words would stand before the handler's own. End that line here.
+    end_line(&out_open, stdout);
+    end_line(&err_open, stderr);
     let t = tail.lock().unwrap_or_else(PoisonError::into_inner);
     let mut ignored = Notes::new();
     Finished { ended, took, tail: t.text(&mut ignored, "output"), total: t.total() }
 }
 
+/// Write a line end to `to()` when what the job passed through to it last (`open`) ended
+/// inside a line.
+fn end_line<W: Write>(open: &AtomicBool, to: fn() -> W) {
+    if open.swap(false, Ordering::SeqCst) {
+        let mut out = to();
+        let _ = out.write_all(b"\n").and_then(|()| out.flush());
+    }
+}
+
 /// Copy `from` to `to()` (the handler's stdout or stderr) chunk by chunk as it arrives, keeping
-/// the tail; says `done` at end of file. A closed or failing `to` stops the copying, never the
+/// the tail; says `done` at end of file. `open` says whether what was passed through last ended
+/// inside a line ([`end_line`]). A closed or failing `to` stops the copying, never the
 /// reading, so the job is not killed by a broken pipe of the handler's.
-fn pump<R, W>(mut from: R, to: fn() -> W, tail: Arc<Mutex<Tail>>, done: mpsc::Sender<()>)
+fn pump<R, W>(mut from: R, to: fn() -> W, tail: Arc<Mutex<Tail>>, open: Arc<AtomicBool>, done: mpsc::Sender<()>)
 where
     R: Read + Send + 'static,
     W: Write + 'static,
@@ -288,6 +305,7 @@ where
                     if passing {
                         let mut out = to();
                         passing = out.write_all(&buf[..n]).and_then(|()| out.flush()).is_ok();
+                        open.store(passing && buf[n - 1] != b'\n', Ordering::SeqCst);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
