@@ -160,6 +160,27 @@ fn pagerduty_routing_key_never_appears() {
 }
 
 #[test]
+fn a_routing_key_written_as_the_pager_team_is_not_quoted() {
+    // A key put in `pager_team` by mistake (by a check, or in the operator's own settings) was
+    // quoted three times in the line saying there is no such team.
+    let needles = Needles(vec![PD_KEY.to_string()]);
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox_with(json!({"routing_key": crate::util::ROUTING_KEY}));
+    let mut event: Value = serde_json::from_slice(&fixture_at("sensu/create.json", crate::util::unix_now())).expect("JSON");
+    event["check"]["pager_team"] = json!(PD_KEY);
+    let r = run_env(&sb, &["--api-url", &fake.url], &[], &serde_json::to_vec(&event).expect("JSON"));
+    assert_eq!(r.code, Some(0), "the page goes out with the operator's key: {r:?}");
+    assert!(r.stderr.contains("event override `pagerduty.pager_team` ignored"), "{}", r.stderr);
+    needles.assert_absent("pager_team from a check", &sb, &r);
+    let sb = pagerduty_sandbox_with(json!({"routing_key": crate::util::ROUTING_KEY, "pager_team": PD_KEY}));
+    let r = run_env(&sb, &["--api-url", &fake.url], &[], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("pager_team` is a value of 32 characters"), "{}", r.stderr);
+    needles.assert_absent("pager_team in the settings", &sb, &r);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn reactio_api_key_never_appears() {
     let needles = Needles(vec![reactio::API_KEY.to_string()]);
     let fake = FakeReactio::start(&[]);

@@ -171,10 +171,17 @@ impl Provider for PagerDuty {
         let s: Settings = config::typed("pagerduty", teams)?;
         let (routing_key, key_hint) = match &s.pager_team {
             Some(team) => {
+                // The team's name as the errors below quote it: whole when short, else only its
+                // length (a check may name any team, as long and as odd as it likes).
+                let named = config::shown(team);
+                let team_at = if team.chars().count() <= config::MAX_SHOWN_CHARS {
+                    format!("`pagerduty.{team}`")
+                } else {
+                    "such a team (an object of the section)".to_string()
+                };
                 let t = teams.get(team).and_then(Value::as_object).ok_or_else(|| {
-                    Code::Config.msg(format!(
-                        "settings `pagerduty.pager_team` is {team:?} but there is no `pagerduty.{team}` object; add `pagerduty.{team}.routing_key`"
-                    ))
+                    Code::Config
+                        .msg(format!("settings `pagerduty.pager_team` is {named} but there is no {team_at}; add it with a `routing_key`"))
                 })?;
                 // Only an object holding a key is a team: `pager_team` naming another object of
                 // the section (`severity_map`) or a team without a key is refused here, so that
@@ -187,7 +194,7 @@ impl Provider for PagerDuty {
                     .map(str::to_string)
                     .ok_or_else(|| {
                         Code::Config.msg(format!(
-                            "settings `pagerduty.pager_team` is {team:?} but `pagerduty.{team}` holds no routing key; add `pagerduty.{team}.routing_key`"
+                            "settings `pagerduty.pager_team` is {named} but {team_at} holds no routing key; add a `routing_key` to it"
                         ))
                     })?;
                 (Some(key), format!("`pagerduty.{team}.routing_key` (pager_team {team})"))
