@@ -413,7 +413,7 @@ pub fn redact_quoted(msg: &str) -> String {
         let Some(close) = after.find(quote) else { break };
         let inner = &after[..close];
         out.push_str(&rest[..open]);
-        if inner.chars().count() > MAX_SHOWN_CHARS {
+        if !shown_whole(inner) {
             out.push_str(&format!("(a value of {} characters)", inner.chars().count()));
         } else {
             out.push(quote);
@@ -605,11 +605,16 @@ pub const OCCURRENCES_BOUNDS: (u64, u64) = (0, 1_000_000);
 /// by its length only (it may be a secret pasted into the wrong setting).
 pub const MAX_SHOWN_CHARS: usize = 12;
 
+/// Whether `value` is short enough to be quoted whole in a message: at most
+/// [`MAX_SHOWN_CHARS`] characters ([`shown`]).
+pub fn shown_whole(value: &str) -> bool {
+    value.chars().count() <= MAX_SHOWN_CHARS
+}
+
 /// `value` for a configuration error: quoted when it has at most [`MAX_SHOWN_CHARS`]
 /// characters (escaped, so control characters are visible), else `a value of N characters`.
 pub fn shown(value: &str) -> String {
-    let n = value.chars().count();
-    if n <= MAX_SHOWN_CHARS { format!("{value:?}") } else { format!("a value of {n} characters") }
+    shown_within(value, MAX_SHOWN_CHARS)
 }
 
 /// [`shown`] with another limit: quoted when it has at most `max` characters (for settings

@@ -85,7 +85,7 @@ impl Template {
                         "incident_key" => Var::IncidentKey,
                         n => match n.strip_prefix("label.") {
                             Some(l) if !l.is_empty() => Var::Label(l.to_string()),
-                            _ if n.chars().count() > crate::config::MAX_SHOWN_CHARS => {
+                            _ if !crate::config::shown_whole(n) => {
                                 return Err(bad(format!("unknown placeholder of {} characters", n.chars().count())));
                             }
                             _ => return Err(bad(format!("unknown placeholder {{{n}}}"))),

@@ -174,7 +174,7 @@ impl Provider for PagerDuty {
                 // The team's name as the errors below quote it: whole when short, else only its
                 // length (a check may name any team, as long and as odd as it likes).
                 let named = config::shown(team);
-                let team_at = if team.chars().count() <= config::MAX_SHOWN_CHARS {
+                let team_at = if config::shown_whole(team) {
                     format!("`pagerduty.{team}`")
                 } else {
                     "such a team (an object of the section)".to_string()
