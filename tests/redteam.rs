@@ -317,56 +317,38 @@ fn a_record_another_user_planted_cannot_swallow_a_page() {
     assert_eq!(fake.events().len(), 2);
 }
 
-/// A member of the group creates `<key>.hold` itself and keeps a `flock` on it: every page of
-/// the incident queued behind it (exit 75) and every flush passed over it, until
-/// spool_max_age gave the pages up. A hold held for a whole wait through a file another user
-/// owns is taken over (logged), and the page goes out.
+/// A member of the group plants this user's lock file (`.locks-<euid>`) before the handler
+/// ever made it, and keeps every byte of it locked: had the handler used it, every page would
+/// have queued behind the planted lock (exit 75) and no outcome could be recorded, so every
+/// repeat paged again. A lock file another user owns is moved aside at once (logged) and made
+/// afresh: the page goes out, and its repeat is suppressed.
 ///
 /// Needs root, to make a file owned by another user; elsewhere it says so and passes, except
 /// under `CI=true`, where it fails.
 #[test]
-fn a_hold_kept_by_another_user_does_not_delay_the_page_forever() {
-    use std::os::unix::fs::MetadataExt;
+fn a_lock_file_another_user_planted_and_holds_is_not_used() {
     let sb = pagerduty_sandbox();
-    let hold = sb.state_file("pagerduty", "web-01%2Fcheck_disk.hold");
-    let file = std::fs::File::create(&hold).unwrap();
-    if !owned_by_another_user(&hold) {
+    let planted = sb.state_file("pagerduty", &format!(".locks-{}", crate::util::euid()));
+    std::fs::write(&planted, [0u8; 16]).unwrap();
+    if !owned_by_another_user(&planted) {
         return;
     }
-    assert_eq!(std::fs::metadata(&hold).unwrap().uid(), 65534);
-    file.lock().unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&planted).unwrap();
+    // Every byte, as an open-file-description lock (the kind the handler takes).
+    rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
 
-    let fake = FakePagerDuty::start(&[]);
-    let r = sb.run(&["--api-url", &fake.url, "--timeout", "3s"], &fixture_at("sensu/create.json", now()));
-    assert_eq!(r.code, Some(0), "{r:?}");
-    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
-    assert!(r.stderr.contains("belongs to another user (uid 65534)"), "{}", r.stderr);
-    assert!(sb.spooled("pagerduty").is_empty(), "{}", r.stderr);
-    drop(file);
-}
-
-/// The same with the record's `.lock`: no outcome could be recorded, so every repeat of the
-/// failure paged again (for handler-twilio: everyone rung at each check interval). A record
-/// lock another user kept past a real wait is taken over: the first event is recorded and
-/// its repeat suppressed.
-#[test]
-fn a_record_lock_kept_by_another_user_does_not_make_every_repeat_page() {
-    let sb = pagerduty_sandbox();
-    let lock = sb.state_file("pagerduty", "web-01%2Fcheck_disk.lock");
-    let file = std::fs::File::create(&lock).unwrap();
-    if !owned_by_another_user(&lock) {
-        return;
-    }
-    file.lock().unwrap();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
-    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", t - 1));
+    let r = sb.run(&["--api-url", &fake.url, "--timeout", "3s"], &fixture_at("sensu/create.json", t - 1));
     assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("belongs to another user (uid 65534)") && r.stderr.contains(".refused-"), "{}", r.stderr);
     assert!(!r.stderr.contains("cannot record"), "{}", r.stderr);
-    let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", t));
-    assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
-    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    let r2 = sb.run(&["--api-url", &fake.url, "--timeout", "3s"], &fixture_at("sensu/create.json", t));
+    assert_eq!(r2.code, Some(0), "{r2:?}");
+    assert!(r2.stderr.contains("already notified"), "{}", r2.stderr);
+    assert!(!r2.stderr.contains("lock file"), "moved aside once: {}", r2.stderr);
+    assert_eq!(actions(&fake), ["trigger"], "{}{}", r.stderr, r2.stderr);
+    assert!(sb.spooled("pagerduty").is_empty(), "{}", r.stderr);
     drop(file);
 }
 
@@ -522,22 +504,18 @@ fn run_as(sb: &Sandbox, uid: u32, gid: u32, api_url: &str, stdin: &[u8]) -> Run 
     crate::util::run_command(cmd, stdin)
 }
 
-/// Two monitoring users of the group share one handler's state (README: `sensu` and `nagios`
-/// on one host): the `.hold` and `.lock` files one of them left behind (its handler was killed
-/// while it held them; mode 0640, the group's) are used by the other as they are — not
-/// refused, moved aside or failed on — in the packages' 2775 directories, and in directories an
-/// operator made sticky as well (3775: `dpkg-statoverride`; the handler subdirectory takes the
-/// mode of its parent), where the other cannot remove or rename them.
-///
-/// Kernels that protect regular files in sticky directories (`fs.protected_regular`: 1 for
-/// world-writable ones is systemd's default, 2 adds group-writable ones) refuse an
-/// `open(O_CREAT)` of another user's existing file there with `EACCES`, whatever the access
-/// asked: only with such a setting does the 3775 case tell an `O_CREAT` open from a plain one.
+/// Two monitoring users of the group share one handler's state directory (README: `sensu`
+/// and `nagios` on one host). Each user's invocations lock in a file of their own
+/// (`.locks-<euid>`, mode 0600): user A's, with every byte locked by a live A, does not hold
+/// up user B, nor do the per-incident `.hold` and `.lock` files an older version of A left
+/// behind (killed while it held them; mode 0640, the group's). Nothing of A's is refused,
+/// moved aside or failed on — in the packages' 2775 directories, and in directories an
+/// operator made sticky as well (3775: `dpkg-statoverride`), where B could not move them.
 ///
 /// Runs the handler as uids 65533 and 65534 (`setpriv`, needs root); elsewhere it says SKIPPED
 /// and passes, except under `CI=true`.
 #[test]
-fn lock_files_another_member_of_the_group_left_are_used_as_they_are() {
+fn lock_files_of_another_member_of_the_group_do_not_hold_up_this_one() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // Users A and B, both with the group's id as their one group.
     const A: u32 = 65534;
@@ -558,12 +536,16 @@ fn lock_files_another_member_of_the_group_left_are_used_as_they_are() {
             std::os::unix::fs::chown(&d, Some(0), Some(GROUP)).unwrap();
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(dir_mode)).unwrap();
         }
-        let left: Vec<_> = ["hold", "lock"].iter().map(|ext| state.join(format!("web-01%2Fcheck_disk.{ext}"))).collect();
+        let a_locks = state.join(format!(".locks-{A}"));
+        let mut left: Vec<_> = ["hold", "lock"].iter().map(|ext| state.join(format!("web-01%2Fcheck_disk.{ext}"))).collect();
+        left.push(a_locks.clone());
         for path in &left {
-            std::fs::write(path, b"").unwrap();
+            std::fs::write(path, if *path == a_locks { &[1u8; 16][..] } else { b"" }).unwrap();
             std::os::unix::fs::chown(path, Some(A), Some(GROUP)).unwrap();
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(if *path == a_locks { 0o600 } else { 0o640 })).unwrap();
         }
+        let a_live = std::fs::OpenOptions::new().read(true).write(true).open(&a_locks).unwrap();
+        rustix::fs::fcntl_lock(&a_live, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
 
         let fake = FakePagerDuty::start(&[]);
         let t = now();
@@ -578,27 +560,34 @@ fn lock_files_another_member_of_the_group_left_are_used_as_they_are() {
         let names: Vec<String> =
             std::fs::read_dir(&state).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         assert!(!names.iter().any(|n| n.contains(".refused-")), "mode {dir_mode:o}: {names:?}");
+        assert!(left.iter().all(|p| p.exists()), "mode {dir_mode:o}: A's files are left as they were: {names:?}");
         let record = state.join("web-01%2Fcheck_disk.json");
         assert_eq!(std::fs::metadata(&record).map(|m| m.uid()).ok(), Some(B), "mode {dir_mode:o}: the record is B's: {names:?}");
+        let b_locks = std::fs::metadata(state.join(format!(".locks-{B}"))).unwrap();
+        assert_eq!((b_locks.uid(), b_locks.mode() & 0o777), (B, 0o600), "mode {dir_mode:o}: B's own lock file");
+        drop(a_live);
     }
 }
 
-/// A member of the group creates `<key>.lock` itself with mode 0000: a handler that does not
-/// run as root could not open it, so every update of the record failed, no outcome was ever
-/// recorded and every repeat of the failure paged again. Such a lock file is moved aside.
+/// A member of the group creates this user's lock file itself with mode 0000, before the
+/// handler made it: a handler that does not run as root could not open it, so every update
+/// of the record failed, no outcome was ever recorded and every repeat of the failure paged
+/// again. Such a lock file is moved aside.
 ///
 /// Runs the handler as uid 65534 (`setpriv`, needs root); elsewhere it says SKIPPED and
 /// passes, except under `CI=true`.
 #[test]
-fn an_unreadable_planted_record_lock_does_not_make_every_repeat_page() {
+fn an_unreadable_planted_lock_file_does_not_make_every_repeat_page() {
     use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new(PD);
     let dir = sb.state_dir().join("pagerduty");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::create_dir_all(sb.spool_dir()).unwrap();
-    let lock = dir.join("web-01%2Fcheck_disk.lock");
-    std::fs::write(&lock, b"").unwrap();
-    if !owned_by_another_user(&lock) {
+    let lock = dir.join(".locks-65534");
+    std::fs::write(&lock, [0u8; 16]).unwrap();
+    if crate::util::euid() != 0 {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: this test needs root (setpriv)");
+        eprintln!("\n*** SKIPPED: not root, cannot run the handler as another user ***\n");
         return;
     }
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
@@ -611,6 +600,7 @@ fn an_unreadable_planted_record_lock_does_not_make_every_repeat_page() {
     let r = run(t - 1);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(!r.stderr.contains("cannot record"), "{}", r.stderr);
+    assert!(r.stderr.contains("moved to"), "{}", r.stderr);
     let r = run(t);
     assert!(r.stderr.contains("already notified"), "{}", r.stderr);
     assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);

@@ -465,10 +465,10 @@ fn planted_fifos_symlinks_and_directories_never_hang_redirect_or_stop_a_page() {
     std::fs::create_dir_all(&state).expect("state");
     std::fs::create_dir_all(&spool).expect("spool");
 
-    // The state record and its lock for the event's incident key.
+    // The state record for the event's incident key, and the user's lock file.
     let record = common::state::file::file_name_for("web-01/check_disk");
     mkfifo(&state.join(format!("{record}.json")));
-    symlink(outside.join("created-through-lock"), state.join(format!("{record}.lock"))).expect("symlink");
+    symlink(outside.join("created-through-lock"), state.join(format!(".locks-{}", crate::util::euid()))).expect("symlink");
     // Spool entries that are not regular files, the flush lock, and failed/ pointing away.
     mkfifo(&spool.join("00000000000000000001-1-000-0000000000000001.json"));
     std::fs::create_dir(spool.join("00000000000000000002-1-000-0000000000000002.json")).expect("dir");
@@ -535,14 +535,15 @@ fn a_lock_held_on_purpose_delays_a_page_by_a_bounded_wait_only() {
     let sb = pagerduty_sandbox();
     let state = sb.state_dir().join("pagerduty");
     std::fs::create_dir_all(&state).expect("state");
-    let record = common::state::file::file_name_for("web-01/check_disk");
-    let lock = std::fs::File::create(state.join(format!("{record}.lock"))).expect("lock");
-    lock.lock().expect("hold the lock");
+    // The record's lock, held by this user (another process of its: this test's).
+    use common::state::locks::{Locks, Slot};
+    let lock = Locks::in_dir(&state).take("web-01/check_disk", Slot::Record, std::time::Instant::now(), &mut |_| {}).expect("lock");
+    assert!(lock.is_some(), "free");
     let r = sb.run(&["--api-url", &fake.url, "--timeout", "2s"], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(fake.events().len(), 1, "delivered without dedup: {r:?}");
-    assert!(r.stderr.contains("held by another process"), "{}", r.stderr);
-    lock.unlock().expect("unlock");
+    assert!(r.stderr.contains("locked by another process"), "{}", r.stderr);
+    drop(lock);
 }
 
 #[test]

@@ -111,6 +111,11 @@ pub fn unix_now() -> i64 {
     i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()).expect("time")
 }
 
+/// This test process's effective uid: the handlers it runs lock in `.locks-<euid>`.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
 /// A Sensu fixture (1.x or Go) whose check ran at `executed` (Unix seconds): the ledger applies
 /// an incident's events in the order of these times, so a test that replays `create` after
 /// `resolve` gives the second failure a later time, as a real check run would have.

@@ -13,13 +13,12 @@
 //! name in them is trusted to be what it looks like. A member could plant a FIFO named like a
 //! record or a spool entry (an ordinary `open` + `read` blocks forever), a symlink (an `open`
 //! follows it, and `O_CREAT` creates its target wherever it points), a directory, or hold a
-//! `flock` forever. The primitives here never follow, never block and never wait without a
+//! lock forever. The primitives here never follow, never block and never wait without a
 //! deadline:
 //!
 //! - [`open_regular`] / [`read_regular`]: `O_NOFOLLOW | O_NONBLOCK`, then `fstat` of the open
 //!   descriptor; anything but a regular file is refused ([`NotRegular`], see [`not_regular`])
 //!   before a byte is read. Used by [`open_lock`].
-//! - [`lock_until`]: an exclusive `flock`, polled with `try_lock` until a deadline.
 //! - [`ensure_writable`] refuses a directory that is a symlink (the handler subdirectory,
 //!   `failed/`): it is created, never followed.
 //! - [`list_entries`]: a directory's entries with their kind from `lstat`, so a caller can
@@ -28,7 +27,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A directory chosen by [`choose_dir`].
 #[derive(Debug, Clone)]
@@ -156,8 +155,8 @@ fn group_line(line: &str) -> Option<(&str, u32)> {
 }
 
 /// Open (creating it if needed) the lock file `path`, a separate file that is never replaced,
-/// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces), or
-/// better [`lock_until`].
+/// for `File::lock` / `try_lock` (STACK.md: never lock the file that a rename replaces): a
+/// flush's claim on an incident's spooled entries (`spool::Claim`).
 ///
 /// One `open`, read-only with `O_CREAT` (`flock` needs no write access), so that a lock file
 /// another member of the `pagerpipe` group created can still be used (a second one without
@@ -257,22 +256,14 @@ pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> a
         // 0000): every update of the record would fail, so no outcome is ever recorded and
         // every repeat pages again. Moved aside like a planted FIFO.
         Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::PermissionDenied) => {
-            let aside = path.with_file_name(format!(
-                "{}.refused-{}",
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                crate::clock::now_unix_nanos()
-            ));
+            let aside = refused_path(path);
             fs::rename(path, &aside)
                 .map_err(|re| anyhow::anyhow!("cannot open lock {} ({e:#}) nor move it aside: {re}", path.display()))?;
             notice(format!("lock file {} could not be opened by this user; moved to {}", path.display(), aside.display()));
             open_lock(path)
         }
         Err(e) if let Some(kind) = not_regular(e.as_ref()) => {
-            let aside = path.with_file_name(format!(
-                "{}.refused-{}",
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                crate::clock::now_unix_nanos()
-            ));
+            let aside = refused_path(path);
             fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
             notice(format!(
                 "lock file {} was {}, not a regular file; moved to {} (never followed or read)",
@@ -284,6 +275,13 @@ pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> a
         }
         other => other,
     }
+}
+
+/// Where a planted entry at `path` is moved aside to: `<name>.refused-<unix nanos>` in the
+/// same directory.
+pub fn refused_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{name}.refused-{}", crate::clock::now_unix_nanos()))
 }
 
 /// What a directory entry is, by `lstat` (a symlink is a symlink, whatever it points to).
@@ -401,7 +399,7 @@ pub fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File>
 /// [`open_regular`], with the metadata it checked; `create`: with `O_CREAT` whatever the
 /// access (a read-only lock file created in the same `open`; unix only, elsewhere the options
 /// say).
-fn open_regular_meta(path: &Path, options: &OpenOptions, create: bool) -> std::io::Result<(File, std::fs::Metadata)> {
+pub(crate) fn open_regular_meta(path: &Path, options: &OpenOptions, create: bool) -> std::io::Result<(File, std::fs::Metadata)> {
     let mut options = options.clone();
     #[cfg(unix)]
     {
@@ -479,30 +477,6 @@ pub fn euid() -> u32 {
     return rustix::process::geteuid().as_raw();
     #[cfg(not(unix))]
     0
-}
-
-/// Take an exclusive `flock` on `file` (from [`open_lock`]), polling `try_lock` until
-/// `deadline`: `Ok(true)` once held, `Ok(false)` when the deadline passed first (someone —
-/// another invocation, or a member of the group holding it on purpose — kept it). The poll
-/// starts at 1 ms and doubles to 50 ms, so an uncontended or briefly held lock costs nothing
-/// noticeable. Release with `File::unlock` (or by dropping the file).
-///
-/// Errors: a locking error other than "would block".
-pub fn lock_until(file: &File, deadline: Instant) -> std::io::Result<bool> {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(fs::TryLockError::WouldBlock) => {}
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        crate::lease::sleep(pause.min(deadline.saturating_duration_since(now)));
-        pause = pause.saturating_mul(2).min(Duration::from_millis(50));
-    }
 }
 
 /// The entries of `dir` (names as given by the OS, lossily UTF-8) with their [`Kind`] from
@@ -832,19 +806,6 @@ mod tests {
         assert!(notices[0].contains("was a FIFO"), "{}", notices[0]);
         open_lock_or_move_aside(&path, &mut |n| notices.push(n)).unwrap();
         assert_eq!(notices.len(), 1, "a regular lock file is used as it is");
-    }
-
-    #[test]
-    fn lock_waits_end_at_the_deadline() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.lock");
-        let holder = open_lock(&path).unwrap().into_file();
-        holder.lock().unwrap();
-        let waiter = open_lock(&path).unwrap().into_file();
-        assert!(!lock_until(&waiter, Instant::now() + Duration::from_millis(30)).unwrap(), "held elsewhere: gives up");
-        assert!(!lock_until(&waiter, Instant::now()).unwrap(), "a passed deadline: one try");
-        holder.unlock().unwrap();
-        assert!(lock_until(&waiter, Instant::now() + Duration::from_secs(5)).unwrap());
     }
 
     #[cfg(unix)]

@@ -152,9 +152,26 @@ impl Listing {
     }
 }
 
-/// A flush's claim on one incident's spooled entries ([`Spool::claim`]), released when dropped.
+/// A flush's claim on one incident's spooled entries ([`Spool::claim`]): an exclusive `flock`
+/// on a lock file that is removed when the claim is dropped, so that no lock file outlives
+/// its use.
+///
+/// The protocol that makes removal safe: after the lock is taken, the path must still name
+/// the file that was locked (same device and inode); if another process removed it in between,
+/// the lock is on an orphan and is taken again on the new file. Removal happens while the lock
+/// is held, so whoever locks next finds either the old file (and notices) or a new one.
 pub struct Claim {
-    _lock: crate::state::file::Locked,
+    path: PathBuf,
+    /// Held for the lock; closed (releasing it) after the drop removed the path.
+    _file: fs::File,
+}
+
+impl Drop for Claim {
+    /// Removes the lock file, then the lock goes with the file's descriptor (closed after
+    /// this, as the field is dropped): whoever waited on it finds the path gone or new.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -279,7 +296,17 @@ impl Spool {
     /// Errors: the lock file cannot be opened or locked.
     pub fn claim(&self, incident_key: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Claim>> {
         let path = self.dir.join(format!("claim-{:016x}.lock", key_hash(incident_key)));
-        Ok(crate::state::file::Locked::take(&path, std::time::Instant::now(), notice)?.map(|lock| Claim { _lock: lock }))
+        loop {
+            let lock = files::open_lock_or_move_aside(&path, notice)?;
+            match lock.file().try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+            }
+            if lock.still_at(&path) {
+                return Ok(Some(Claim { path, _file: lock.into_file() }));
+            }
+        }
     }
 
     /// Names of the queued entries, oldest first.

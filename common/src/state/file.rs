@@ -7,23 +7,25 @@
 //!   file and the directory; volatile ones (stop requests, rate counters) skip both. A record
 //!   with an expiry (a closed incident) carries it in `"_expires"` (Unix seconds) and reads as
 //!   absent afterwards; the next update removes it.
-//! - `<name>.lock`: a separate, never-replaced file. An update takes an exclusive `flock` on
-//!   it for the read-modify-write only (microseconds). The incident's [`Hold`] — held for a
-//!   whole delivery — is a `flock` on a second file, `<name>.hold`, so that an update (a stop
-//!   request, a record written) never waits for a delivery. The kernel releases both when
-//!   their holder dies: a killed handler never leaves an incident held.
+//! - `.locks-<euid>`: the locks of this user's invocations, one byte per incident and lock
+//!   (module `locks`). An update takes the record's lock for the read-modify-write only
+//!   (microseconds); the incident's [`Hold`] — held for a whole delivery — is another byte, so
+//!   that an update (a stop request, a record written) never waits for a delivery. The kernel
+//!   releases both when their holder dies: a killed handler never leaves an incident held.
+//!   No file is created or removed per incident for its locks.
 //!
 //! A record that cannot be parsed is renamed to `<name>.json.corrupt-<unix secs>` and reported
 //! through [`Store::take_notices`]; the key then starts afresh.
 
 use std::cell::RefCell;
-use std::fs::{self, File};
+use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::locks::{ByteLock, Locks, Slot};
 use super::{Expiry, Hold, Store, percent_decode};
 use crate::clock;
 use crate::files::{self, Durability};
@@ -50,6 +52,8 @@ pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// This user's lock file in `dir`.
+    locks: Locks,
     /// When record-lock waits give up (`None`: [`DEFAULT_LOCK_WAIT`] from each wait's start).
     lock_deadline: Option<Instant>,
     notices: RefCell<Vec<String>>,
@@ -83,53 +87,8 @@ pub struct Opened {
     pub fallback_notice: Option<String>,
 }
 
-/// The incident's hold is a [`Locked`] `<name>.hold`.
-impl Hold for Locked {}
-
-/// An exclusive `flock` on a lock file that is removed when it is released, so that no lock
-/// file outlives its use (a storm of one-off keys leaves nothing behind).
-///
-/// The protocol that makes removal safe: after the lock is taken, the path must still name
-/// the file that was locked (same device and inode); if another process removed it in between,
-/// the lock is on an orphan and is taken again on the new file. Removal happens while the lock
-/// is held, so whoever locks next finds either the old file (and notices) or a new one.
-/// (Also a flush's claim on an incident's spooled entries, [`crate::spool::Spool::claim`].)
-pub(crate) struct Locked {
-    path: PathBuf,
-    /// Held for the lock; closed (releasing it) after the drop removed the path.
-    _file: File,
-}
-
-impl Locked {
-    /// Lock `path`, waiting until `until`. `Ok(None)`: still locked by someone else at
-    /// `until`. A lock path that is not a regular file (a FIFO, a directory, a symlink someone
-    /// planted) is moved aside and reported through `notice` ([`files::open_lock_or_move_aside`]).
-    pub(crate) fn take(path: &Path, until: Instant, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Locked>> {
-        loop {
-            let lock = files::open_lock_or_move_aside(path, notice)?;
-            if !files::lock_until(lock.file(), until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", path.display()))? {
-                return Ok(None);
-            }
-            if lock.still_at(path) {
-                return Ok(Some(Locked { path: path.to_path_buf(), _file: lock.into_file() }));
-            }
-        }
-    }
-}
-
-impl Drop for Locked {
-    /// Removes the lock file, then the lock goes with the file's descriptor (closed after
-    /// this, as the field is dropped): whoever waited on it finds the path gone or new.
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// The least wait after which a hold held through a file another user owns is taken over
-/// (`FileStore::take`; a record's `.lock` is held for microseconds, so [`MIN_LOCK_WAIT`]
-/// is its patience): a try without waiting (a flush passing over busy incidents) never takes
-/// anything over.
-pub const FOREIGN_HOLD_WAIT: Duration = Duration::from_secs(1);
+/// The incident's hold is a byte of this user's lock file.
+impl Hold for ByteLock {}
 
 /// The owner of `path` (not followed) when it is not this process's effective user.
 #[cfg(unix)]
@@ -170,7 +129,7 @@ impl FileStore {
     }
 
     fn new(dir: PathBuf) -> FileStore {
-        FileStore { dir, lock_deadline: None, notices: RefCell::new(Vec::new()) }
+        FileStore { locks: Locks::in_dir(&dir), dir, lock_deadline: None, notices: RefCell::new(Vec::new()) }
     }
 
     /// Record-lock waits end at `deadline` (a record's lock held that long — by a stuck
@@ -252,42 +211,6 @@ impl FileStore {
 }
 
 impl FileStore {
-    /// Lock `path` (a record's `.lock`, an incident's `.hold`), waiting from `from` until
-    /// `until`; `Ok(None)` when someone else still holds it then.
-    ///
-    /// Unless the lock file belongs to another user and stayed held for a real wait (at least
-    /// `patience`): in the shared 2775 directory any member of the group can create
-    /// `<name>.hold` or `<name>.lock` itself and keep a `flock` on it forever. On a `.hold`,
-    /// every page of the incident queued behind it and every flush passed over it until
-    /// spool_max_age gave the pages up; on a `.lock`, no outcome was ever recorded, so every
-    /// repeat of a failure paged again (a Twilio broadcast rang everyone at each check
-    /// interval). A file's owner is the one thing another member cannot forge, and this user's
-    /// own invocations lock files it owns: a foreign one held that long is moved aside (a
-    /// notice says so) and a fresh one locked — at worst a page goes out twice. A try without
-    /// a real wait (a flush passing over busy incidents) never takes anything over.
-    fn take(&self, path: &Path, from: Instant, until: Instant, patience: Duration) -> anyhow::Result<Option<Locked>> {
-        if let Some(l) = Locked::take(path, until, &mut self.notice())? {
-            return Ok(Some(l));
-        }
-        if until.saturating_duration_since(from) < patience {
-            return Ok(None);
-        }
-        let Some(owner) = foreign_owner(path) else { return Ok(None) };
-        let aside = path.with_file_name(format!(
-            "{}.refused-{}",
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            clock::now_unix_nanos()
-        ));
-        fs::rename(path, &aside).map_err(|e| anyhow::anyhow!("cannot move {} aside: {e}", path.display()))?;
-        self.notices.borrow_mut().push(format!(
-            "lock file {} belongs to another user (uid {owner}) and stayed locked for this invocation's whole wait; \
-             moved to {} and going on without it (a duplicate is better than silence)",
-            path.display(),
-            aside.display()
-        ));
-        Locked::take(path, Instant::now(), &mut self.notice())
-    }
-
     /// Whether `e`, from reading `path`, is a record of another user that this user may not
     /// read (another user's handler wrote it 0600 while it held a request in flight, and was
     /// killed): read as no record, like another user's readable one ([`FileStore::owned`]),
@@ -373,11 +296,10 @@ impl Store for FileStore {
         f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
     ) -> anyhow::Result<()> {
         let path = self.path(key, "json");
-        let lock_path = self.path(key, "lock");
         let now = Instant::now();
         let until = self.lock_deadline.map_or(now + DEFAULT_LOCK_WAIT, |d| d.max(now + MIN_LOCK_WAIT));
-        let Some(_lock) = self.take(&lock_path, now, until, MIN_LOCK_WAIT)? else {
-            anyhow::bail!("{} is held by another process past this invocation's deadline", lock_path.display());
+        let Some(_lock) = self.locks.take(key, Slot::Record, until, &mut self.notice())? else {
+            anyhow::bail!("the record {} is locked by another process past this invocation's deadline", path.display());
         };
         (|| {
             let (current, found) = self.read(&path)?;
@@ -415,27 +337,13 @@ impl Store for FileStore {
     }
 
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
-        Ok(self.take(&self.path(key, "hold"), Instant::now(), until, FOREIGN_HOLD_WAIT)?.map(|l| Box::new(l) as Box<dyn Hold>))
+        Ok(self.locks.take(key, Slot::Hold, until, &mut self.notice())?.map(|l| Box::new(l) as Box<dyn Hold>))
     }
 
-    /// Opens `<name>.hold` only if it exists (never creates, follows or blocks: a storm of
-    /// repeats writes nothing) and tries its `flock`: held by a live holder → busy. A lock
-    /// path that is not a regular file is nobody's hold (the next taker moves it aside).
+    /// Asks the kernel whether the hold's byte is locked (never creates, waits or writes: a
+    /// storm of repeats writes nothing).
     fn busy(&self, key: &str) -> anyhow::Result<bool> {
-        let path = self.path(key, "hold");
-        let file = match files::open_regular(&path, fs::OpenOptions::new().read(true)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound || files::not_regular(&e).is_some() => return Ok(false),
-            Err(e) => anyhow::bail!("cannot open {}: {e}", path.display()),
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.unlock();
-                Ok(false)
-            }
-            Err(fs::TryLockError::WouldBlock) => Ok(true),
-            Err(fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
-        }
+        self.locks.held(key, Slot::Hold)
     }
 
     fn keys(&self) -> anyhow::Result<Vec<String>> {
@@ -599,7 +507,7 @@ mod tests {
         assert!(!store.busy("db-01/disk").expect("probe"));
         drop(held);
         assert!(!store.busy("web-01/disk").expect("probe"));
-        assert_eq!(files(), 0, "the released hold removed its file");
+        assert_eq!(files(), 1, "the lock file stays, and nothing else was made");
     }
 
     #[test]
@@ -615,8 +523,10 @@ mod tests {
         b.update("k", &mut |_| Some(json!({"x": 1}))).unwrap();
         drop(held);
         assert!(b.hold("k", Instant::now()).unwrap().is_some());
-        let left: Vec<String> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-        assert_eq!(left, ["k.json"], "no lock or hold file outlives its use");
+        let mut left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [format!(".locks-{}", files::euid()), "k.json".into()], "no file per lock");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!    meets a long delivery (Twilio calling one by one) first asks it to stop
 //!    ([`request_stop`]).
 //! 3. **Nothing silenced by a crash**: nothing is written before the service accepted the
-//!    request. The hold is a lock its holder's death releases: a kernel `flock` (file store) or
+//!    request. The hold is a lock its holder's death releases: a kernel `fcntl` lock (file store) or
 //!    a Redis lease of a few seconds that a live holder renews.
 //! 4. **Record what the service accepted** ([`apply`], durable, with the event time); an
 //!    identical repeat costs one read ([`Store::get`]) and no write.
@@ -28,6 +28,7 @@
 //!    it with a reason (nobody was paged).
 
 pub mod file;
+pub mod locks;
 pub mod redis;
 
 use std::time::{Duration, Instant};
@@ -149,7 +150,7 @@ pub fn failure_code(e: &anyhow::Error) -> crate::exit::Code {
 
 /// An incident's hold: while it is alive no other invocation (on any host sharing the store)
 /// delivers for the same incident. Dropping it releases the hold; so does the holder's death
-/// (the kernel drops a `flock`; a Redis lease expires within seconds).
+/// (the kernel drops an `fcntl` lock; a Redis lease expires within seconds).
 pub trait Hold {}
 
 /// Storage contract: one JSON record per key, an atomic read-modify-write, and a per-key hold.

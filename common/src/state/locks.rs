@@ -1,0 +1,316 @@
+//! The file store's locks: one byte each in a lock file per user, never created or removed per
+//! incident.
+//!
+//! Each user's invocations lock in `<state_dir>/<handler>/.locks-<euid>`: a regular file of
+//! [`SALT_BYTES`] random bytes, mode 0600, owned by that user, created once and never removed.
+//! An incident's hold ([`super::Hold`], held for a whole delivery) is an exclusive
+//! open-file-description lock (`fcntl(F_OFD_SETLK)`, Linux 3.15 and later) on one byte of it,
+//! and the lock of the incident's record (held for a read-modify-write, microseconds) is one
+//! on the next byte, so that an update never waits for a delivery. Which byte: a SipHash-1-3 of
+//! the incident key, keyed with the file's random bytes, cut to 62 bits
+//! ([`byte_of`]).
+//!
+//! - **A crash frees everything.** The kernel releases an OFD lock when its open file
+//!   description is closed, so when its holder dies: a killed handler never leaves an incident
+//!   held. Each lock opens the file anew (its own open file description), so that two locks
+//!   of one key exclude each other within one process too, as the `flock`s on per-key files
+//!   did.
+//! - **Why not a file per key** (`<name>.hold`, `<name>.lock`, before Dec 2026): creating and
+//!   removing those files made four of the six changes a delivery made to the state directory,
+//!   each a journal entry on a journaled disk (bench/HISTORY.md, "session 19"). Now a
+//!   delivery makes two: the record's temp file and its rename.
+//! - **Why one file per user.** No other user can open a 0600 file, so no other member of the
+//!   `pagerpipe` group can hold an incident of this user's forever, nor read the key that picks
+//!   the bytes. A lock file under this user's name that another user owns, or that is not a
+//!   regular file of [`SALT_BYTES`] bytes, was planted: it is moved aside
+//!   (`.locks-<euid>.refused-<unix nanos>`, with a notice) and a fresh one made. Two users of
+//!   the group do not exclude each other's deliveries; they never shared a ledger either,
+//!   since a record another user wrote reads as no record (see `FileStore`).
+//! - **Two keys share a byte** only when their 62-bit hashes collide: the two incidents would
+//!   then wait for each other, never be merged. The key is random and readable by this user
+//!   alone, so a monitored host that chooses its check's name cannot aim it at another
+//!   incident's byte.
+//!
+//! A lock is taken, then the path is checked to still name the file locked (device and
+//! inode): a lock on a file someone moved away in between is taken again on the new one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
+
+use crate::files;
+
+/// Length of a lock file, in bytes: the random key of its SipHash ([`byte_of`]).
+pub const SALT_BYTES: usize = 16;
+
+/// How many times a lock file is opened again when it was replaced, created by another
+/// invocation at the same moment, or moved aside, before the store gives up with an error.
+const OPEN_TRIES: usize = 8;
+
+/// Which of an incident's two locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The incident's hold, for a whole delivery.
+    Hold,
+    /// The lock of the incident's record, for one read-modify-write.
+    Record,
+}
+
+/// The lock file of one user in one state directory.
+#[derive(Debug)]
+pub struct Locks {
+    path: PathBuf,
+}
+
+/// One byte of a lock file, locked by this process until this is dropped (closing its own
+/// open file description releases the lock).
+#[derive(Debug)]
+pub struct ByteLock {
+    _file: File,
+}
+
+/// An open lock file: the file, which one it is (device, inode), and its key.
+struct Opened {
+    file: File,
+    id: (u64, u64),
+    salt: [u8; SALT_BYTES],
+}
+
+/// The byte of the lock file that locks `slot` of incident `key`: an even offset for the
+/// hold, the next one for the record. Offsets stay below 2^63 (`off_t`).
+pub fn byte_of(salt: &[u8; SALT_BYTES], key: &str, slot: Slot) -> i64 {
+    let hash = siphasher::sip::SipHasher13::new_with_key(salt).hash(key.as_bytes()) >> 2;
+    let byte = hash * 2 + u64::from(slot == Slot::Record);
+    // Below 2^63 by construction (62 bits, doubled, plus one).
+    i64::try_from(byte).unwrap_or(i64::MAX - 1)
+}
+
+/// An exclusive lock (`F_WRLCK`), or the lack of one (`F_UNLCK`), of the one byte at `at`.
+fn one_byte(kind: i16, at: i64) -> libc::flock {
+    libc::flock { l_type: kind, l_whence: libc::SEEK_SET as i16, l_start: at, l_len: 1, l_pid: 0 }
+}
+
+/// Try once to lock the byte at `at` of `file`: `Ok(false)` when another open file
+/// description holds it.
+fn try_lock(file: &File, at: i64) -> std::io::Result<bool> {
+    match fcntl(file, FcntlArg::F_OFD_SETLK(&one_byte(libc::F_WRLCK as i16, at))) {
+        Ok(_) => Ok(true),
+        Err(Errno::EAGAIN | Errno::EACCES) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lock the byte at `at` of `file`, waiting until `deadline`: `Ok(false)` when it is still
+/// held then (someone — another invocation of this user, or the user itself on purpose — kept
+/// it). An OFD lock's own wait has no timeout, so it polls: from 1 ms, doubling to 50 ms, so
+/// that an uncontended or briefly held lock costs nothing noticeable.
+fn lock_until(file: &File, at: i64, deadline: Instant) -> std::io::Result<bool> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if try_lock(file, at)? {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        crate::lease::sleep(pause.min(deadline.saturating_duration_since(now)));
+        pause = pause.saturating_mul(2).min(Duration::from_millis(50));
+    }
+}
+
+impl Locks {
+    /// The lock file of this process's effective user in `dir` (nothing is opened yet).
+    pub fn in_dir(dir: &Path) -> Locks {
+        Locks { path: dir.join(format!(".locks-{}", files::euid())) }
+    }
+
+    /// Lock `slot` of `key`, waiting until `until`; `Ok(None)` when another invocation of this
+    /// user still holds it then. Creates the lock file if there is none; one that was planted
+    /// is moved aside first, reported through `notice`.
+    ///
+    /// Errors: the lock file cannot be created, opened, moved aside or locked.
+    pub fn take(&self, key: &str, slot: Slot, until: Instant, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<ByteLock>> {
+        for _ in 0..OPEN_TRIES {
+            let Some(opened) = self.open(true, notice)? else { continue };
+            let at = byte_of(&opened.salt, key, slot);
+            if !lock_until(&opened.file, at, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", self.path.display()))? {
+                return Ok(None);
+            }
+            if self.still_names(opened.id) {
+                return Ok(Some(ByteLock { _file: opened.file }));
+            }
+        }
+        anyhow::bail!("cannot lock {}: it was replaced {OPEN_TRIES} times in a row", self.path.display())
+    }
+
+    /// Whether another invocation of this user holds `slot` of `key` right now. Takes
+    /// nothing, waits for nothing and creates nothing: without a lock file nothing is held,
+    /// and a planted one is nobody's lock (the next [`Locks::take`] moves it aside).
+    ///
+    /// Errors: the lock file cannot be opened or asked.
+    pub fn held(&self, key: &str, slot: Slot) -> anyhow::Result<bool> {
+        let Some(opened) = self.open(false, &mut |_| {})? else { return Ok(false) };
+        let mut probe = one_byte(libc::F_WRLCK as i16, byte_of(&opened.salt, key, slot));
+        fcntl(&opened.file, FcntlArg::F_OFD_GETLK(&mut probe)).map_err(|e| anyhow::anyhow!("cannot ask {}: {e}", self.path.display()))?;
+        Ok(probe.l_type != libc::F_UNLCK as i16)
+    }
+
+    /// Whether the path still names the file `id` (one `lstat`).
+    fn still_names(&self, id: (u64, u64)) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == id)
+    }
+
+    /// Open the lock file (read-write: an exclusive OFD lock needs it) and read its key.
+    /// `Ok(None)`: none there and `create` is false, or none usable this time (the caller
+    /// tries again: another invocation created one at the same moment, or a planted one was
+    /// moved aside). `create` also moves a planted file aside; without it a planted file
+    /// reads as none.
+    fn open(&self, create: bool, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Opened>> {
+        let opened = files::open_regular_meta(&self.path, OpenOptions::new().read(true).write(true), false);
+        let why = match opened {
+            Ok((file, meta)) if meta.uid() == files::euid() && meta.len() == SALT_BYTES as u64 => {
+                let mut salt = [0; SALT_BYTES];
+                file.read_exact_at(&mut salt, 0).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
+                return Ok(Some(Opened { file, id: (meta.dev(), meta.ino()), salt }));
+            }
+            Ok((_, meta)) if meta.uid() != files::euid() => format!("belongs to another user (uid {})", meta.uid()),
+            Ok((_, meta)) => format!("is {} bytes long, not the {SALT_BYTES} of a lock file", meta.len()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return if create { self.create() } else { Ok(None) },
+            Err(e) if let Some(kind) = files::not_regular(&e) => format!("is {}, not a regular file", kind.described()),
+            // A directory refuses a write open; a symlink fails it (`O_NOFOLLOW`); a file this
+            // user may not open is another user's.
+            Err(e) if e.kind() == ErrorKind::IsADirectory => "is a directory".to_string(),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => "is a symbolic link".to_string(),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => "cannot be opened by this user".to_string(),
+            Err(e) => anyhow::bail!("cannot open {}: {e}", self.path.display()),
+        };
+        if !create {
+            return Ok(None);
+        }
+        let aside = files::refused_path(&self.path);
+        std::fs::rename(&self.path, &aside)
+            .map_err(|e| anyhow::anyhow!("lock file {} {why}, and cannot be moved aside: {e}", self.path.display()))?;
+        notice(format!(
+            "lock file {} {why}: not this handler's; moved to {} and made afresh (never followed or read)",
+            self.path.display(),
+            aside.display()
+        ));
+        Ok(None)
+    }
+
+    /// Make the lock file: a temp file (mode 0600) filled with random bytes, linked under the
+    /// lock file's name. `Ok(None)`: another invocation made one first (open that one).
+    fn create(&self) -> anyhow::Result<Option<Opened>> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut salt = [0; SALT_BYTES];
+        rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
+            .map_err(|e| anyhow::anyhow!("cannot make a lock file in {}: no random bytes: {e}", dir.display()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(files::PRIVATE_MODE))
+            .tempfile_in(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
+        tmp.write_all(&salt).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))?;
+        let file = match tmp.persist_noclobber(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => anyhow::bail!("cannot create {}: {}", self.path.display(), e.error),
+        };
+        let meta = file.metadata().map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
+        Ok(Some(Opened { file, id: (meta.dev(), meta.ino()), salt }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn an_incidents_two_locks_are_two_bytes_and_other_keys_others() {
+        let salt = [7; SALT_BYTES];
+        let hold = byte_of(&salt, "web-01/disk", Slot::Hold);
+        assert_eq!(hold % 2, 0);
+        assert_eq!(byte_of(&salt, "web-01/disk", Slot::Record), hold + 1);
+        assert_ne!(byte_of(&salt, "web-01/load", Slot::Hold), hold);
+        // Another key of the file, another byte for the same name.
+        assert_ne!(byte_of(&[8; SALT_BYTES], "web-01/disk", Slot::Hold), hold);
+    }
+
+    #[test]
+    fn a_lock_excludes_another_open_of_the_file_until_dropped_and_the_file_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = Locks::in_dir(dir.path());
+        let mut notices = Vec::new();
+        assert!(!locks.held("k", Slot::Hold).unwrap());
+        assert!(!locks.path.exists(), "asking creates nothing");
+        let hold = locks.take("k", Slot::Hold, now(), &mut |n| notices.push(n)).unwrap().expect("free");
+        assert!(locks.held("k", Slot::Hold).unwrap());
+        assert!(!locks.held("k", Slot::Record).unwrap(), "the record's lock is another byte");
+        assert!(locks.take("k", Slot::Hold, now(), &mut |n| notices.push(n)).unwrap().is_none(), "held, also within one process");
+        let record = locks.take("k", Slot::Record, now(), &mut |n| notices.push(n)).unwrap();
+        assert!(record.is_some(), "an update does not wait for the hold");
+        assert!(locks.take("other", Slot::Hold, now(), &mut |n| notices.push(n)).unwrap().is_some());
+        drop(hold);
+        assert!(!locks.held("k", Slot::Hold).unwrap());
+        assert!(locks.take("k", Slot::Hold, now(), &mut |n| notices.push(n)).unwrap().is_some());
+        let meta = std::fs::metadata(&locks.path).unwrap();
+        assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (SALT_BYTES as u64, 0o600));
+        assert!(notices.is_empty(), "{notices:?}");
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = Locks::in_dir(dir.path());
+        let _held = locks.take("k", Slot::Record, now(), &mut |_| {}).unwrap().expect("free");
+        assert!(locks.take("k", Slot::Record, now() + Duration::from_millis(30), &mut |_| {}).unwrap().is_none(), "gives up");
+        assert!(locks.take("k", Slot::Record, now(), &mut |_| {}).unwrap().is_none(), "a passed deadline: one try");
+    }
+
+    #[test]
+    fn a_waiter_gets_the_lock_once_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = Locks::in_dir(dir.path());
+        let held = locks.take("k", Slot::Hold, now(), &mut |_| {}).unwrap().expect("free");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| locks.take("k", Slot::Hold, now() + Duration::from_secs(30), &mut |_| {}).unwrap().is_some());
+            // The waiter waits until the hold is dropped: it polls, so it can only succeed after.
+            while !locks.held("k", Slot::Hold).unwrap() {}
+            drop(held);
+            assert!(waiter.join().unwrap());
+        });
+    }
+
+    #[test]
+    fn a_planted_lock_file_is_moved_aside_and_made_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = Locks::in_dir(dir.path());
+        for planted in ["wrong length", "dir", "symlink"] {
+            match planted {
+                "dir" => std::fs::create_dir(&locks.path).unwrap(),
+                "symlink" => std::os::unix::fs::symlink("/etc/passwd", &locks.path).unwrap(),
+                _ => std::fs::write(&locks.path, b"short").unwrap(),
+            }
+            assert!(!locks.held("k", Slot::Hold).unwrap(), "{planted}: a planted file is nobody's lock");
+            let mut notices = Vec::new();
+            assert!(locks.take("k", Slot::Hold, now(), &mut |n| notices.push(n)).unwrap().is_some(), "{planted}");
+            assert_eq!(notices.len(), 1, "{planted}: {notices:?}");
+            assert!(notices[0].contains("moved to") && notices[0].contains(".refused-"), "{planted}: {}", notices[0]);
+            assert_eq!(std::fs::symlink_metadata(&locks.path).unwrap().len(), SALT_BYTES as u64, "{planted}");
+            std::fs::remove_file(&locks.path).unwrap();
+        }
+        assert_eq!(std::fs::metadata("/etc/passwd").map(|m| m.len() > 0).ok(), Some(true), "never followed");
+    }
+}
