@@ -352,20 +352,20 @@ fn a_holder_killed_with_sigkill_frees_the_incident_within_the_lease() {
     // This same test, by its name, as the child.
     let name = module_path!().split_once("::").map_or(String::new(), |(_, m)| format!("{m}::"))
         + "a_holder_killed_with_sigkill_frees_the_incident_within_the_lease";
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // Killed when dropped, also when an assertion fails first: it would hold forever.
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &server.url)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        .stderr(Stdio::null());
+    let mut child = crate::util::ServerProcess::start(command);
+    let mut lines = std::io::BufReader::new(child.stdout().unwrap()).lines();
     assert!(lines.any(|l| l.is_ok_and(|l| l == "held by the child")), "the child never took the hold");
     let other = store(&server, "pagerduty");
     // The child renews its lease: for three leases it stays held.
     assert!(other.hold("web-01/disk", Instant::now() + 3 * LEASE).unwrap().is_none(), "the live holder lost its hold");
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    drop(child); // SIGKILL, then reaped
     // Dead: the lease runs out, unrenewed, at most one lease after its last renewal. (hold()
     // tries once more at its limit, so a slow test machine cannot make this fail.)
     assert!(other.hold("web-01/disk", Instant::now() + LEASE).unwrap().is_some(), "the killed holder's lease outlived it");

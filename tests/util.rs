@@ -461,9 +461,10 @@ pub fn wait_until<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Opti
     }
 }
 
-/// A real server (Nagios, Icinga 2) started by a test in a process group of its own, whose id
-/// is the server's PID; the whole group is killed (SIGKILL) when dropped, because these servers
-/// fork workers and helpers that would outlive their parent.
+/// A process a test started that would not end by itself — a real server (Nagios, Icinga 2),
+/// a child holding a lease until it is killed — in a process group of its own, whose id is the
+/// process's PID; the whole group is killed (SIGKILL) when dropped, also when the test fails
+/// first, because these processes fork workers and helpers that would outlive their parent.
 pub struct ServerProcess(std::process::Child);
 
 impl ServerProcess {
@@ -471,6 +472,11 @@ impl ServerProcess {
     pub fn start(mut command: Command) -> ServerProcess {
         use std::os::unix::process::CommandExt;
         ServerProcess(command.process_group(0).spawn().unwrap_or_else(|e| panic!("start {command:?}: {e}")))
+    }
+
+    /// The process's standard output, when it was piped (once).
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.0.stdout.take()
     }
 }
 
