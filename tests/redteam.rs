@@ -1474,6 +1474,31 @@ fn a_check_output_that_is_not_utf8_does_not_cost_the_page() {
     fake.assert_no_violations();
 }
 
+/// The same for names from the Nagios environment and from arguments (Zabbix's alert script,
+/// `--entity`): bytes that are not UTF-8 became U+FFFD there, so `h\xe9` and `h\xe8` were one
+/// incident — the second host's failure skipped as the first's repeat, its recovery resolving
+/// the first's. They are read as stdin is, each byte its own Latin-1 character.
+#[test]
+fn names_that_are_not_utf8_in_the_environment_or_arguments_stay_two_incidents() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    for name in [b"h\xe9".as_slice(), b"h\xe8"] {
+        let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "nagios"]);
+        crate::util::nagios_critical(&mut cmd, "PROBLEM").env("NAGIOS_HOSTNAME", OsStr::from_bytes(name));
+        let r = crate::util::run_command(cmd, b"");
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "exec", "--check", "backup", "--entity"]);
+        cmd.arg(OsStr::from_bytes(name)).args(["--", "false"]);
+        let r = crate::util::run_command(cmd, b"");
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    let keys: Vec<Value> = fake.events().iter().map(|e| e["dedup_key"].clone()).collect();
+    assert_eq!(keys, [json!("hé/check_disk"), json!("hé/backup"), json!("hè/check_disk"), json!("hè/backup")]);
+    fake.assert_no_violations();
+}
+
 /// An entity could choose the `voice` and `language` its calls are spoken in. Twilio documents
 /// that a voice and a language that do not go together may make `<Say>` fail: whoever answers
 /// hears nothing of the page (the reason `pause`, a minute of silence, was already kept from

@@ -82,15 +82,15 @@ pub struct CommonArgs {
     pub from: Option<Source>,
 
     /// A Nagios/Icinga macro as NAME=VALUE, e.g. --field HOSTNAME=$HOSTNAME$ (repeatable; wins over NAGIOS_* environment)
-    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = OsStringValueParser::new().try_map(|s| parse_field(&s.to_string_lossy())))]
+    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = OsStringValueParser::new().try_map(|s| parse_field(&crate::event::os_text(&s))))]
     pub fields: Vec<(String, String)>,
 
     /// Check name (--from cli and exec: required, with the entity it keys the incident; Mackerel action)
-    #[arg(long, value_name = "NAME", value_parser = lossy())]
+    #[arg(long, value_name = "NAME", value_parser = event_text())]
     pub check: Option<String>,
 
     /// Entity (host) name (--from cli, exec, Mackerel action) [default: this host's name]
-    #[arg(long, value_name = "NAME", value_parser = lossy())]
+    #[arg(long, value_name = "NAME", value_parser = event_text())]
     pub entity: Option<String>,
 
     /// Check status (--from cli): ok, warning, critical, unknown or 0-3; ok resolves the incident
@@ -98,7 +98,7 @@ pub struct CommonArgs {
     pub status: Option<CheckStatus>,
 
     /// Check output (--from cli); - reads it from stdin (the last 1 MiB is kept)
-    #[arg(long, value_name = "TEXT", value_parser = lossy(), allow_hyphen_values = true, requires = "from")]
+    #[arg(long, value_name = "TEXT", value_parser = event_text(), allow_hyphen_values = true, requires = "from")]
     pub output: Option<String>,
 
     /// Kill the job after this long (--from exec; SIGTERM to its process group, SIGKILL 5s later), e.g. 30m; the page says it timed out [default: none]
@@ -110,7 +110,7 @@ pub struct CommonArgs {
     pub exit_codes: Option<ExitCodes>,
 
     /// Zabbix alert script parameters: SENDTO SUBJECT MESSAGE
-    #[arg(value_name = "ARG", requires = "from", value_parser = lossy())]
+    #[arg(value_name = "ARG", requires = "from", value_parser = event_text())]
     pub args: Vec<String>,
 
     /// The batch job to run and its arguments (--from exec), after --; no shell: write sh -c '…' for one
@@ -159,14 +159,16 @@ fn exec_timeout_arg(s: &str) -> Result<std::time::Duration, String> {
 /// the setting named), for flags that become settings through [`flag_settings`], such as
 /// `--routing-key-file`.
 pub fn path_text() -> impl TypedValueParser<Value = String> {
-    lossy()
+    OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
 }
 
-/// Event text from arguments is read lossily (invalid UTF-8 → U+FFFD), as the `NAGIOS_*`
-/// environment is: a byte from a mis-encoded check output must not turn a page into a usage
-/// error (exit 2) and lose it.
-fn lossy() -> impl TypedValueParser<Value = String> {
-    OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
+/// Event text from arguments is read as stdin is: bytes that are not UTF-8 as the Latin-1
+/// characters of their values ([`crate::event::latin1_fallback`]), as the `NAGIOS_*`
+/// environment is. A byte from a mis-encoded check output must not turn a page into a usage
+/// error (exit 2) and lose it, and two host names that differ in such a byte must not become
+/// one incident (as U+FFFD for both made them).
+fn event_text() -> impl TypedValueParser<Value = String> {
+    OsStringValueParser::new().map(|s| crate::event::os_text(&s))
 }
 
 /// A handler's own flags as a settings object: each `(setting, value)` given on the command
@@ -202,7 +204,7 @@ impl CommonArgs {
     /// `--check`, `--entity`, and the batch sources' `--status`, `--output`, job and its options.
     pub fn invocation(&self) -> Invocation {
         Invocation {
-            env: std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect(),
+            env: std::env::vars_os().map(|(k, v)| (crate::event::os_text(&k), crate::event::os_text(&v))).collect(),
             fields: self.fields.clone(),
             args: self.args.clone(),
             check: self.check.clone(),

@@ -174,8 +174,9 @@ impl Tail {
         self.total > self.buf.len() as u64
     }
 
-    /// The kept bytes as text: invalid UTF-8 becomes U+FFFD, and when the start was cut, a
-    /// character cut in half there is dropped (not shown as U+FFFD). A cut adds a note naming
+    /// The kept bytes as text: bytes that are not UTF-8 as Latin-1 characters, as stdin's
+    /// ([`super::latin1_fallback`]), and when the start was cut, a character cut in half there
+    /// is dropped (not shown as Latin-1 characters). A cut adds a note naming
     /// `what` and the sizes.
     pub fn text(&self, notes: &mut Notes, what: &str) -> String {
         let (a, b) = self.buf.as_slices();
@@ -190,7 +191,7 @@ impl Tail {
             }
             notes.push(format!("{what} was {} bytes; the page carries its last {} bytes", self.total, bytes.len() - start));
         }
-        String::from_utf8_lossy(&bytes[start..]).into_owned()
+        super::latin1_fallback(&bytes[start..])
     }
 }
 

@@ -447,7 +447,7 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
         )));
     }
     let not_utf8 = std::str::from_utf8(&buf).is_err().then(|| {
-        buf = latin1_fallback(&buf);
+        buf = latin1_fallback(&buf).into_bytes();
         "event: stdin is not UTF-8; the bytes that are not (text in another encoding) are read as Latin-1 characters".to_string()
     });
     if buf.iter().all(u8::is_ascii_whitespace) {
@@ -494,14 +494,29 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
 /// hosts named `h\xe9` and `h\xe8` would then be one incident (`h\u{fffd}/disk`), one's
 /// failure skipped as the other's repeat and its recovery resolving the other's. Every byte
 /// keeps its own character, so distinct names stay distinct (and Latin-1 or CP1252 text reads as
-/// meant, mostly).
-fn latin1_fallback(bytes: &[u8]) -> Vec<u8> {
+/// meant, mostly). The one rule for event text from stdin, arguments and the environment.
+pub fn latin1_fallback(bytes: &[u8]) -> String {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(bytes.len() + bytes.len() / 8);
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());
         out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
     }
-    out.into_bytes()
+    out
+}
+
+/// An argument or environment value as event text ([`latin1_fallback`]).
+#[cfg(unix)]
+pub fn os_text(s: &std::ffi::OsStr) -> String {
+    latin1_fallback(std::os::unix::ffi::OsStrExt::as_bytes(s))
+}
+
+/// An argument or environment value as event text (lossily where bytes are not Unix's).
+#[cfg(not(unix))]
+pub fn os_text(s: &std::ffi::OsStr) -> String {
+    s.to_string_lossy().into_owned()
 }
 
 /// Read `input` to its end, at most [`MAX_INPUT_BYTES`] + 1 bytes; or, when it pauses or
