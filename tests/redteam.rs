@@ -352,6 +352,41 @@ fn a_lock_file_another_user_planted_and_holds_is_not_used() {
     drop(file);
 }
 
+/// A lock file that is not a lock file (too short: a member of the group planted it in the
+/// 2775 directory, or a crash cut it) meets a storm of events of one incident. Each invocation
+/// that judged it planted moved aside whatever was under its name by the time it renamed it:
+/// often the fresh lock file another invocation had just made, and locked. Those invocations no
+/// longer excluded each other (one run of 40 paged five times for one incident, and left 17
+/// good lock files as `.refused-`), and one that found the name already gone failed ("cannot be
+/// moved aside: No such file or directory"), delivering without the hold. Only the file that
+/// was judged is moved aside, once; the others look again.
+#[test]
+fn a_storm_meeting_a_planted_lock_file_moves_only_that_file_aside_and_pages_once() {
+    for round in 0..8 {
+        let sb = pagerduty_sandbox();
+        let dir = sb.state_dir().join("pagerduty");
+        let planted = sb.state_file("pagerduty", &format!(".locks-{}", crate::util::euid()));
+        std::fs::write(&planted, b"short").unwrap();
+        let fake = FakePagerDuty::start(&[]);
+        let cmds = (0..24).map(|_| sb.command(&["--api-url", &fake.url])).collect();
+        let runs = crate::util::run_together(cmds, &fixture_at("sensu/create.json", now()));
+        let stderr: String = runs.iter().map(|r| r.stderr.as_str()).collect();
+        for r in &runs {
+            assert_eq!(r.code, Some(0), "round {round}: {r:?}");
+        }
+        assert!(!stderr.contains("error"), "round {round}: {stderr}");
+        assert_eq!(actions(&fake), ["trigger"], "round {round}: one page for one incident: {stderr}");
+        let refused: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".refused-"))
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .collect();
+        assert_eq!(refused, [b"short".to_vec()], "round {round}: only the planted file is moved aside: {stderr}");
+        assert_eq!(stderr.matches("moved to").count(), 1, "round {round}: {stderr}");
+    }
+}
+
 /// Check output is the monitored host's: a NUL or the ESC of coloured output (`\e[31m`) went
 /// into the `Twiml` as it was, and XML 1.0 allows neither, so Twilio could not parse the
 /// document (the fake checks XML 1.0 characters as Twilio's parser does): nobody was called.

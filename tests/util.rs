@@ -415,6 +415,21 @@ pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
     Run::from(out, start.elapsed())
 }
 
+/// Run every command in `cmds` at once: all are started first, then each is given `stdin`
+/// (so that they meet at the state directory together, as a storm of events does), and all are
+/// awaited. Their runs, in the order given.
+pub fn run_together(cmds: Vec<Command>, stdin: &[u8]) -> Vec<Run> {
+    let start = Instant::now();
+    let mut children: Vec<_> = cmds
+        .into_iter()
+        .map(|mut cmd| cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn handler"))
+        .collect();
+    for child in &mut children {
+        let _ = child.stdin.take().expect("stdin").write_all(stdin);
+    }
+    children.into_iter().map(|child| Run::from(child.wait_with_output().expect("wait handler"), start.elapsed())).collect()
+}
+
 /// Spawn `cmd` with `stdin` written and closed, for a handler that runs while the test acts
 /// (stopped by its PID with [`std::process::Child::kill`], or awaited with [`finish`]).
 pub fn spawn_command(mut cmd: Command, stdin: &[u8]) -> std::process::Child {

@@ -32,7 +32,10 @@
 //!   incident's byte.
 //!
 //! A lock is taken, then the path is checked to still name the file locked (device and
-//! inode): a lock on a file someone moved away in between is taken again on the new one.
+//! inode): a lock on a file someone moved away in between is taken again on the new one. So a
+//! lock file, once made, is never moved while it may be held: it is made, and a planted one
+//! moved aside, by one invocation at a time (under a `flock` of the directory, waited for a
+//! second at most), and only the very file found wrong is moved.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -51,6 +54,11 @@ pub const SALT_BYTES: usize = 16;
 /// How many times a lock file is opened again when it was replaced, created by another
 /// invocation at the same moment, or moved aside, before the store gives up with an error.
 const OPEN_TRIES: usize = 8;
+
+/// How long making or replacing the lock file waits for the state directory's lock
+/// ([`Locks::lock_dir`]), held by another invocation for microseconds: longer, someone holds it
+/// on purpose.
+const DIR_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Which of an incident's two locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +103,25 @@ fn one_byte(kind: i16, at: i64) -> libc::flock {
     libc::flock { l_type: kind, l_whence: libc::SEEK_SET as i16, l_start: at, l_len: 1, l_pid: 0 }
 }
 
+/// Which file `meta` describes: (device, inode).
+fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+/// Why the file `meta` describes (from `fstat` of an open, or `lstat`) is not a lock file of
+/// this user; `None` when it is one: a regular file of [`SALT_BYTES`] bytes that it owns.
+fn misfit(meta: &std::fs::Metadata) -> Option<String> {
+    match files::Kind::of(meta.file_type()) {
+        files::Kind::Regular => {}
+        files::Kind::Other => return Some("is not a regular file".to_string()),
+        kind => return Some(format!("is {}, not a regular file", kind.described())),
+    }
+    if meta.uid() != files::euid() {
+        return Some(format!("belongs to another user (uid {})", meta.uid()));
+    }
+    (meta.len() != SALT_BYTES as u64).then(|| format!("is {} bytes long, not the {SALT_BYTES} of a lock file", meta.len()))
+}
+
 /// Try once to lock the byte at `at` of `file`: `Ok(false)` when another open file
 /// description holds it.
 fn try_lock(file: &File, at: i64) -> std::io::Result<bool> {
@@ -107,12 +134,18 @@ fn try_lock(file: &File, at: i64) -> std::io::Result<bool> {
 
 /// Lock the byte at `at` of `file`, waiting until `deadline`: `Ok(false)` when it is still
 /// held then (someone — another invocation of this user, or the user itself on purpose — kept
-/// it). An OFD lock's own wait has no timeout, so it polls: from 1 ms, doubling to 50 ms, so
-/// that an uncontended or briefly held lock costs nothing noticeable.
+/// it). An OFD lock's own wait has no timeout, so it polls ([`poll_until`]).
 fn lock_until(file: &File, at: i64, deadline: Instant) -> std::io::Result<bool> {
+    poll_until(deadline, || try_lock(file, at))
+}
+
+/// Try `once` until it succeeds (`Ok(true)`) or `deadline` passes (`Ok(false)`), pausing from
+/// 1 ms, doubling to 50 ms, so that an uncontended or briefly held lock costs nothing
+/// noticeable.
+fn poll_until(deadline: Instant, mut once: impl FnMut() -> std::io::Result<bool>) -> std::io::Result<bool> {
     let mut pause = Duration::from_millis(1);
     loop {
-        if try_lock(file, at)? {
+        if once()? {
             return Ok(true);
         }
         let now = Instant::now();
@@ -122,6 +155,16 @@ fn lock_until(file: &File, at: i64, deadline: Instant) -> std::io::Result<bool> 
         crate::lease::sleep(pause.min(deadline.saturating_duration_since(now)));
         pause = pause.saturating_mul(2).min(Duration::from_millis(50));
     }
+}
+
+/// What is under the lock file's name.
+enum Found {
+    /// This user's lock file, opened.
+    Usable(Opened),
+    /// Nothing.
+    Missing,
+    /// Something else (planted, or cut short by a crash): why, and which file it is.
+    Misfit { why: String, id: (u64, u64) },
 }
 
 impl Locks {
@@ -163,45 +206,142 @@ impl Locks {
 
     /// Whether the path still names the file `id` (one `lstat`).
     fn still_names(&self, id: (u64, u64)) -> bool {
-        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == id)
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| id_of(&m) == id)
     }
 
     /// Open the lock file (read-write: an exclusive OFD lock needs it) and read its key.
     /// `Ok(None)`: none there and `create` is false, or none usable this time (the caller
-    /// tries again: another invocation created one at the same moment, or a planted one was
-    /// moved aside). `create` also moves a planted file aside; without it a planted file
+    /// tries again). `create` makes the lock file when there is none, and first moves aside
+    /// one that is not this user's lock file ([`Locks::move_aside`]); without it such a file
     /// reads as none.
+    ///
+    /// Making or replacing the file is done by one invocation at a time, under the directory's
+    /// lock ([`Locks::lock_dir`]), and looks again once it has it: invocations that met a
+    /// planted file together each judged it, and one that moved aside whatever the name held
+    /// by then moved the fresh lock file another had just made, and locked, from under it: the
+    /// two no longer excluded each other (a storm paged several times for one incident).
     fn open(&self, create: bool, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Opened>> {
-        let opened = files::open_regular_meta(&self.path, OpenOptions::new().read(true).write(true), false);
-        let why = match opened {
-            Ok((file, meta)) if meta.uid() == files::euid() && meta.len() == SALT_BYTES as u64 => {
-                let mut salt = [0; SALT_BYTES];
-                file.read_exact_at(&mut salt, 0).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
-                return Ok(Some(Opened { file, id: (meta.dev(), meta.ino()), salt }));
+        match self.look()? {
+            Found::Usable(opened) => return Ok(Some(opened)),
+            _ if !create => return Ok(None),
+            _ => {}
+        }
+        let _dir = self.lock_dir();
+        match self.look()? {
+            Found::Usable(opened) => Ok(Some(opened)),
+            Found::Missing => self.create(),
+            Found::Misfit { why, id } => {
+                if self.move_aside(id, &why, notice)? {
+                    self.create()
+                } else {
+                    Ok(None)
+                }
             }
-            Ok((_, meta)) if meta.uid() != files::euid() => format!("belongs to another user (uid {})", meta.uid()),
-            Ok((_, meta)) => format!("is {} bytes long, not the {SALT_BYTES} of a lock file", meta.len()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return if create { self.create() } else { Ok(None) },
-            Err(e) if let Some(kind) = files::not_regular(&e) => format!("is {}, not a regular file", kind.described()),
-            // A directory refuses a write open; a symlink fails it (`O_NOFOLLOW`); a file this
-            // user may not open is another user's.
-            Err(e) if e.kind() == ErrorKind::IsADirectory => "is a directory".to_string(),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => "is a symbolic link".to_string(),
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => "cannot be opened by this user".to_string(),
+        }
+    }
+
+    /// The state directory's `flock`, held while this invocation makes or replaces the lock
+    /// file (microseconds, once per user unless a file was planted). `None` when it is not had
+    /// within [`DIR_LOCK_WAIT`] — another user of the group can hold it on purpose — or cannot
+    /// be taken at all: the file is made or replaced without it (checked by device and inode
+    /// all the same: only a storm meeting a planted file could then move a fresh lock file).
+    fn lock_dir(&self) -> Option<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.path.parent()?;
+        // `O_DIRECTORY`: whatever is there, the open never blocks (a FIFO fails it).
+        let file = OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir).ok()?;
+        let taken = poll_until(Instant::now() + DIR_LOCK_WAIT, || match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        });
+        taken.ok().filter(|&t| t).map(|_| file)
+    }
+
+    /// What is under the lock file's name: this user's lock file (opened, its key read),
+    /// nothing, or something else.
+    ///
+    /// Errors: the name cannot be opened nor looked at, or the file not read.
+    fn look(&self) -> anyhow::Result<Found> {
+        match self.look_once()? {
+            // A lock file made since the open failed: open that one (once: a file of this
+            // user's that still cannot be opened is an error).
+            Err(_) => self.look_once()?.map_err(|e| anyhow::anyhow!("cannot open {}: {e}", self.path.display())),
+            Ok(found) => Ok(found),
+        }
+    }
+
+    /// [`Locks::look`] once: `Ok(Err(why))` when the open failed on what `lstat` then found
+    /// to be a lock file of this user.
+    fn look_once(&self) -> anyhow::Result<Result<Found, std::io::Error>> {
+        let opened = files::open_regular_meta(&self.path, OpenOptions::new().read(true).write(true), false);
+        Ok(Ok(match opened {
+            Ok((file, meta)) => match misfit(&meta) {
+                None => {
+                    let mut salt = [0; SALT_BYTES];
+                    file.read_exact_at(&mut salt, 0).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
+                    Found::Usable(Opened { file, id: id_of(&meta), salt })
+                }
+                Some(why) => Found::Misfit { why, id: id_of(&meta) },
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => Found::Missing,
+            // Not a regular file (a FIFO, a socket: refused after the open, or by `lstat`); a
+            // directory refuses a write open; a symlink fails it (`O_NOFOLLOW`); a file this
+            // user may not open. What is there is judged by `lstat` (never followed): the open
+            // may have failed on a file that another invocation has replaced since, with the
+            // lock file it made.
+            Err(e)
+                if files::not_regular(&e).is_some()
+                    || e.kind() == ErrorKind::IsADirectory
+                    || e.raw_os_error() == Some(libc::ELOOP)
+                    || e.kind() == ErrorKind::PermissionDenied =>
+            {
+                let meta = match std::fs::symlink_metadata(&self.path) {
+                    Ok(meta) => meta,
+                    Err(le) if le.kind() == ErrorKind::NotFound => return Ok(Ok(Found::Missing)),
+                    Err(le) => anyhow::bail!("cannot open {} ({e}) nor look at it: {le}", self.path.display()),
+                };
+                match misfit(&meta) {
+                    Some(why) => Found::Misfit { why, id: id_of(&meta) },
+                    // This user's file of the right length, which it may not open (mode 0000).
+                    None if e.kind() == ErrorKind::PermissionDenied && meta.mode() & 0o600 != 0o600 => Found::Misfit {
+                        why: format!("cannot be opened by this user (mode {:04o})", meta.mode() & 0o7777),
+                        id: id_of(&meta),
+                    },
+                    None => return Ok(Err(e)),
+                }
+            }
             Err(e) => anyhow::bail!("cannot open {}: {e}", self.path.display()),
-        };
-        if !create {
-            return Ok(None);
+        }))
+    }
+
+    /// Move the file `id` under the lock file's name aside (`.refused-<unix nanos>`), judged
+    /// not this user's lock file for `why`, with a notice; `Ok(false)` when the name no longer
+    /// holds it (the caller looks again). Only that file: one moved in the instant between the
+    /// look and the rename (possible only without the directory's lock) is put back.
+    ///
+    /// Errors: the file cannot be moved (a sticky directory, where only its owner can).
+    fn move_aside(&self, id: (u64, u64), why: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<bool> {
+        if !self.still_names(id) {
+            return Ok(false);
         }
         let aside = files::refused_path(&self.path);
-        std::fs::rename(&self.path, &aside)
-            .map_err(|e| anyhow::anyhow!("lock file {} {why}, and cannot be moved aside: {e}", self.path.display()))?;
+        match std::fs::rename(&self.path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => anyhow::bail!("lock file {} {why}, and cannot be moved aside: {e}", self.path.display()),
+        }
+        if !std::fs::symlink_metadata(&aside).is_ok_and(|m| id_of(&m) == id) {
+            // Not the file judged: back under its name, unless a newer one is there already.
+            let _ = rustix::fs::renameat_with(rustix::fs::CWD, &aside, rustix::fs::CWD, &self.path, rustix::fs::RenameFlags::NOREPLACE);
+            return Ok(false);
+        }
         notice(format!(
             "lock file {} {why}: not this handler's; moved to {} and made afresh (never followed or read)",
             self.path.display(),
             aside.display()
         ));
-        Ok(None)
+        Ok(true)
     }
 
     /// Make the lock file: a temp file (mode 0600) filled with random bytes, linked under the
@@ -223,7 +363,7 @@ impl Locks {
             Err(e) => anyhow::bail!("cannot create {}: {}", self.path.display(), e.error),
         };
         let meta = file.metadata().map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
-        Ok(Some(Opened { file, id: (meta.dev(), meta.ino()), salt }))
+        Ok(Some(Opened { file, id: id_of(&meta), salt }))
     }
 }
 
