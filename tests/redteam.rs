@@ -522,6 +522,11 @@ fn a_host_with_a_colliding_name_cannot_take_over_another_hosts_war_room() {
 /// Run `sb`'s PagerDuty handler against `api_url` as user `uid` with the one group `gid`
 /// (`setpriv`: the test runs as root), `stdin` on its standard input.
 fn run_as(sb: &Sandbox, uid: u32, gid: u32, api_url: &str, stdin: &[u8]) -> Run {
+    crate::util::run_command(command_as(sb, uid, gid, api_url), stdin)
+}
+
+/// The command [`run_as`] runs.
+fn command_as(sb: &Sandbox, uid: u32, gid: u32, api_url: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new("setpriv");
     cmd.env_clear()
         .env("PAGERPIPE_RETRY_BASE_MS", "20")
@@ -536,7 +541,7 @@ fn run_as(sb: &Sandbox, uid: u32, gid: u32, api_url: &str, stdin: &[u8]) -> Run 
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    crate::util::run_command(cmd, stdin)
+    cmd
 }
 
 /// Two monitoring users of the group share one handler's state directory (README: `sensu`
@@ -602,6 +607,63 @@ fn lock_files_of_another_member_of_the_group_do_not_hold_up_this_one() {
         assert_eq!((b_locks.uid(), b_locks.mode() & 0o777), (B, 0o600), "mode {dir_mode:o}: B's own lock file");
         drop(a_live);
     }
+}
+
+/// In a state directory an operator made sticky (3775: `dpkg-statoverride`), another member
+/// of the group creates this user's lock file (`.locks-<uid>`) before the user's handler ever
+/// ran: a file only its owner may rename or remove there. It could not be moved aside, so
+/// every hold and every update of every record failed: each page went out without its hold,
+/// no outcome was recorded, and every repeat of every incident paged again (for
+/// handler-twilio, everyone rung at each check interval), until root removed the file. The
+/// user's invocations now lock in a file of their own beside it (`.locks-<uid>.alt-<random>`,
+/// found by its owner, which no other member can forge), with a warning naming the planted
+/// file and its owner: a storm of one incident's events pages once, and its repeat is
+/// suppressed.
+///
+/// Runs the handler as uids 65533 and 65534 (`setpriv`, needs root); elsewhere it says SKIPPED
+/// and passes, except under `CI=true`.
+#[test]
+fn a_lock_file_planted_in_a_sticky_directory_does_not_make_every_repeat_page() {
+    use std::os::unix::fs::PermissionsExt;
+    const VICTIM: u32 = 65533;
+    const PLANTER: u32 = 65534;
+    const GROUP: u32 = 65533;
+    let sb = Sandbox::new(PD);
+    let state = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(sb.spool_dir()).unwrap();
+    let planted = state.join(format!(".locks-{VICTIM}"));
+    std::fs::write(&planted, [0u8; 16]).unwrap();
+    if !owned_by_another_user(&planted) {
+        return;
+    }
+    std::os::unix::fs::chown(&planted, Some(PLANTER), Some(GROUP)).unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for d in [sb.dir.path().to_path_buf(), sb.conf_dir()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for d in [sb.state_dir(), state.clone(), sb.spool_dir()] {
+        std::os::unix::fs::chown(&d, Some(0), Some(GROUP)).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o3775)).unwrap();
+    }
+
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let cmds = (0..16).map(|_| command_as(&sb, VICTIM, GROUP, &fake.url)).collect();
+    let runs = crate::util::run_together(cmds, &fixture_at("sensu/create.json", t - 1));
+    let stderr: String = runs.iter().map(|r| r.stderr.as_str()).collect();
+    for r in &runs {
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(stderr.contains(&format!("lock file {} belongs to another user (uid {PLANTER})", planted.display())), "{stderr}");
+    assert_eq!(actions(&fake), ["trigger"], "one page for one incident: {stderr}");
+    let r = run_as(&sb, VICTIM, GROUP, &fake.url, &fixture_at("sensu/create.json", t));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
+    assert!(!r.stderr.contains("error"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    assert_eq!(std::fs::metadata(&planted).map(|m| std::os::unix::fs::MetadataExt::uid(&m)).ok(), Some(PLANTER), "left where it is");
 }
 
 /// A member of the group creates this user's lock file itself with mode 0000, before the

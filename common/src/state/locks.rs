@@ -23,7 +23,10 @@
 //!   `pagerpipe` group can hold an incident of this user's forever, nor read the key that picks
 //!   the bytes. A lock file under this user's name that another user owns, or that is not a
 //!   regular file of [`SALT_BYTES`] bytes, was planted: it is moved aside
-//!   (`.locks-<euid>.refused-<unix nanos>`, with a notice) and a fresh one made. Two users of
+//!   (`.locks-<euid>.refused-<unix nanos>`, with a notice) and a fresh one made. In a sticky
+//!   directory (3775) only its owner may move another user's file: there this user's
+//!   invocations lock in a stand-in beside it instead (`.locks-<euid>.alt-<random>`, the first
+//!   by name that this user owns, made under the directory's lock), with a notice. Two users of
 //!   the group do not exclude each other's deliveries; they never shared a ledger either,
 //!   since a record another user wrote reads as no record (see `FileStore`).
 //! - **Two keys share a byte** only when their 62-bit hashes collide: the two incidents would
@@ -73,6 +76,8 @@ pub enum Slot {
 #[derive(Debug)]
 pub struct Locks {
     path: PathBuf,
+    /// Whether the notice that a stand-in is in use was given ([`Locks::tell_stand_in`]).
+    told: std::sync::atomic::AtomicBool,
 }
 
 /// One byte of a lock file, locked by this process until this is dropped (closing its own
@@ -85,6 +90,8 @@ pub struct ByteLock {
 /// An open lock file: the file, which one it is (device, inode), and its key.
 struct Opened {
     file: File,
+    /// Where it was opened: the lock file's name, or a stand-in's ([`Locks::stand_in`]).
+    path: PathBuf,
     id: (u64, u64),
     salt: [u8; SALT_BYTES],
 }
@@ -101,6 +108,11 @@ pub fn byte_of(salt: &[u8; SALT_BYTES], key: &str, slot: Slot) -> i64 {
 /// An exclusive lock (`F_WRLCK`), or the lack of one (`F_UNLCK`), of the one byte at `at`.
 fn one_byte(kind: i16, at: i64) -> libc::flock {
     libc::flock { l_type: kind, l_whence: libc::SEEK_SET as i16, l_start: at, l_len: 1, l_pid: 0 }
+}
+
+/// Whether `path` still names the file `id` (one `lstat`).
+fn still_names(path: &Path, id: (u64, u64)) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| id_of(&m) == id)
 }
 
 /// Which file `meta` describes: (device, inode).
@@ -167,10 +179,53 @@ enum Found {
     Misfit { why: String, id: (u64, u64) },
 }
 
+/// [`Locks::look`] at `path` once: `Ok(Err(why))` when the open failed on what `lstat` then found
+/// to be a lock file of this user.
+fn look_once(path: &Path) -> anyhow::Result<Result<Found, std::io::Error>> {
+    let opened = files::open_regular_meta(path, OpenOptions::new().read(true).write(true), false);
+    Ok(Ok(match opened {
+        Ok((file, meta)) => match misfit(&meta) {
+            None => {
+                let mut salt = [0; SALT_BYTES];
+                file.read_exact_at(&mut salt, 0).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                Found::Usable(Opened { file, path: path.to_path_buf(), id: id_of(&meta), salt })
+            }
+            Some(why) => Found::Misfit { why, id: id_of(&meta) },
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => Found::Missing,
+        // Not a regular file (a FIFO, a socket: refused after the open, or by `lstat`); a
+        // directory refuses a write open; a symlink fails it (`O_NOFOLLOW`); a file this
+        // user may not open. What is there is judged by `lstat` (never followed): the open
+        // may have failed on a file that another invocation has replaced since, with the
+        // lock file it made.
+        Err(e)
+            if files::not_regular(&e).is_some()
+                || e.kind() == ErrorKind::IsADirectory
+                || e.raw_os_error() == Some(libc::ELOOP)
+                || e.kind() == ErrorKind::PermissionDenied =>
+        {
+            let meta = match std::fs::symlink_metadata(path) {
+                Ok(meta) => meta,
+                Err(le) if le.kind() == ErrorKind::NotFound => return Ok(Ok(Found::Missing)),
+                Err(le) => anyhow::bail!("cannot open {} ({e}) nor look at it: {le}", path.display()),
+            };
+            match misfit(&meta) {
+                Some(why) => Found::Misfit { why, id: id_of(&meta) },
+                // This user's file of the right length, which it may not open (mode 0000).
+                None if e.kind() == ErrorKind::PermissionDenied && meta.mode() & 0o600 != 0o600 => {
+                    Found::Misfit { why: format!("cannot be opened by this user (mode {:04o})", meta.mode() & 0o7777), id: id_of(&meta) }
+                }
+                None => return Ok(Err(e)),
+            }
+        }
+        Err(e) => anyhow::bail!("cannot open {}: {e}", path.display()),
+    }))
+}
+
 impl Locks {
     /// The lock file of this process's effective user in `dir` (nothing is opened yet).
     pub fn in_dir(dir: &Path) -> Locks {
-        Locks { path: dir.join(format!(".locks-{}", files::euid())) }
+        Locks { path: dir.join(format!(".locks-{}", files::euid())), told: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// Lock `slot` of `key`, waiting until `until`; `Ok(None)` when another invocation of this
@@ -182,10 +237,10 @@ impl Locks {
         for _ in 0..OPEN_TRIES {
             let Some(opened) = self.open(true, notice)? else { continue };
             let at = byte_of(&opened.salt, key, slot);
-            if !lock_until(&opened.file, at, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", self.path.display()))? {
+            if !lock_until(&opened.file, at, until).map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", opened.path.display()))? {
                 return Ok(None);
             }
-            if self.still_names(opened.id) {
+            if still_names(&opened.path, opened.id) {
                 return Ok(Some(ByteLock { _file: opened.file }));
             }
         }
@@ -200,13 +255,8 @@ impl Locks {
     pub fn held(&self, key: &str, slot: Slot) -> anyhow::Result<bool> {
         let Some(opened) = self.open(false, &mut |_| {})? else { return Ok(false) };
         let mut probe = one_byte(libc::F_WRLCK as i16, byte_of(&opened.salt, key, slot));
-        fcntl(&opened.file, FcntlArg::F_OFD_GETLK(&mut probe)).map_err(|e| anyhow::anyhow!("cannot ask {}: {e}", self.path.display()))?;
+        fcntl(&opened.file, FcntlArg::F_OFD_GETLK(&mut probe)).map_err(|e| anyhow::anyhow!("cannot ask {}: {e}", opened.path.display()))?;
         Ok(probe.l_type != libc::F_UNLCK as i16)
-    }
-
-    /// Whether the path still names the file `id` (one `lstat`).
-    fn still_names(&self, id: (u64, u64)) -> bool {
-        std::fs::symlink_metadata(&self.path).is_ok_and(|m| id_of(&m) == id)
     }
 
     /// Open the lock file (read-write: an exclusive OFD lock needs it) and read its key.
@@ -221,23 +271,87 @@ impl Locks {
     /// by then moved the fresh lock file another had just made, and locked, from under it: the
     /// two no longer excluded each other (a storm paged several times for one incident).
     fn open(&self, create: bool, notice: &mut dyn FnMut(String)) -> anyhow::Result<Option<Opened>> {
-        match self.look()? {
+        match self.look(&self.path)? {
             Found::Usable(opened) => return Ok(Some(opened)),
-            _ if !create => return Ok(None),
-            _ => {}
-        }
-        let _dir = self.lock_dir();
-        match self.look()? {
-            Found::Usable(opened) => Ok(Some(opened)),
-            Found::Missing => self.create(),
-            Found::Misfit { why, id } => {
-                if self.move_aside(id, &why, notice)? {
-                    self.create()
-                } else {
-                    Ok(None)
+            Found::Missing if !create => return Ok(None),
+            Found::Missing => {}
+            // One that could not be moved aside (below) has a stand-in.
+            Found::Misfit { why, .. } => {
+                if let Some(opened) = self.stand_in(false)? {
+                    if create {
+                        self.tell_stand_in(&why, &opened, notice);
+                    }
+                    return Ok(Some(opened));
+                }
+                if !create {
+                    return Ok(None);
                 }
             }
         }
+        let _dir = self.lock_dir();
+        match self.look(&self.path)? {
+            Found::Usable(opened) => Ok(Some(opened)),
+            Found::Missing => self.create(&self.path),
+            Found::Misfit { why, id } => match self.move_aside(id, &why, notice) {
+                Ok(true) => self.create(&self.path),
+                Ok(false) => Ok(None),
+                // Another user's file in a sticky directory: only its owner (or root) may move
+                // or remove it.
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                    let opened = self.stand_in(true)?;
+                    if let Some(opened) = &opened {
+                        self.tell_stand_in(&why, opened, notice);
+                    }
+                    Ok(opened)
+                }
+                Err(e) => anyhow::bail!("lock file {} {why}, and cannot be moved aside: {e}", self.path.display()),
+            },
+        }
+    }
+
+    /// The notice that a stand-in is in use, once per [`Locks`] (one invocation).
+    fn tell_stand_in(&self, why: &str, stand_in: &Opened, notice: &mut dyn FnMut(String)) {
+        if !self.told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            notice(format!(
+                "lock file {} {why}, and cannot be moved aside (a sticky directory): this user's invocations lock in {} \
+                 instead; root can remove it",
+                self.path.display(),
+                stand_in.path.display()
+            ));
+        }
+    }
+
+    /// The lock file this user's invocations use while a file they cannot move aside holds the
+    /// lock file's name (another user's, planted in a sticky directory):
+    /// `.locks-<euid>.alt-<16 random hex digits>`, the first by name of the regular files of
+    /// [`SALT_BYTES`] bytes named so that this user owns — an owner no other member can forge,
+    /// and a name none can take from it there. `create`: made when there is none (under the
+    /// directory's lock, so that two invocations do not make one each).
+    ///
+    /// Errors: the directory cannot be listed, or the stand-in opened or made.
+    fn stand_in(&self, create: bool) -> anyhow::Result<Option<Opened>> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let prefix = format!("{}.alt-", self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.strip_prefix(&prefix).is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit())))
+            .collect();
+        names.sort();
+        for name in names {
+            if let Found::Usable(opened) = self.look(&dir.join(name))? {
+                return Ok(Some(opened));
+            }
+        }
+        if !create {
+            return Ok(None);
+        }
+        let mut suffix = [0; 8];
+        rustix::rand::getrandom(&mut suffix, rustix::rand::GetRandomFlags::empty())
+            .map_err(|e| anyhow::anyhow!("cannot make a lock file in {}: no random bytes: {e}", dir.display()))?;
+        let name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        self.create(&dir.join(format!("{prefix}{name}")))
     }
 
     /// The state directory's `flock`, held while this invocation makes or replaces the lock
@@ -262,57 +376,13 @@ impl Locks {
     /// nothing, or something else.
     ///
     /// Errors: the name cannot be opened nor looked at, or the file not read.
-    fn look(&self) -> anyhow::Result<Found> {
-        match self.look_once()? {
+    fn look(&self, path: &Path) -> anyhow::Result<Found> {
+        match look_once(path)? {
             // A lock file made since the open failed: open that one (once: a file of this
             // user's that still cannot be opened is an error).
-            Err(_) => self.look_once()?.map_err(|e| anyhow::anyhow!("cannot open {}: {e}", self.path.display())),
+            Err(_) => look_once(path)?.map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display())),
             Ok(found) => Ok(found),
         }
-    }
-
-    /// [`Locks::look`] once: `Ok(Err(why))` when the open failed on what `lstat` then found
-    /// to be a lock file of this user.
-    fn look_once(&self) -> anyhow::Result<Result<Found, std::io::Error>> {
-        let opened = files::open_regular_meta(&self.path, OpenOptions::new().read(true).write(true), false);
-        Ok(Ok(match opened {
-            Ok((file, meta)) => match misfit(&meta) {
-                None => {
-                    let mut salt = [0; SALT_BYTES];
-                    file.read_exact_at(&mut salt, 0).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
-                    Found::Usable(Opened { file, id: id_of(&meta), salt })
-                }
-                Some(why) => Found::Misfit { why, id: id_of(&meta) },
-            },
-            Err(e) if e.kind() == ErrorKind::NotFound => Found::Missing,
-            // Not a regular file (a FIFO, a socket: refused after the open, or by `lstat`); a
-            // directory refuses a write open; a symlink fails it (`O_NOFOLLOW`); a file this
-            // user may not open. What is there is judged by `lstat` (never followed): the open
-            // may have failed on a file that another invocation has replaced since, with the
-            // lock file it made.
-            Err(e)
-                if files::not_regular(&e).is_some()
-                    || e.kind() == ErrorKind::IsADirectory
-                    || e.raw_os_error() == Some(libc::ELOOP)
-                    || e.kind() == ErrorKind::PermissionDenied =>
-            {
-                let meta = match std::fs::symlink_metadata(&self.path) {
-                    Ok(meta) => meta,
-                    Err(le) if le.kind() == ErrorKind::NotFound => return Ok(Ok(Found::Missing)),
-                    Err(le) => anyhow::bail!("cannot open {} ({e}) nor look at it: {le}", self.path.display()),
-                };
-                match misfit(&meta) {
-                    Some(why) => Found::Misfit { why, id: id_of(&meta) },
-                    // This user's file of the right length, which it may not open (mode 0000).
-                    None if e.kind() == ErrorKind::PermissionDenied && meta.mode() & 0o600 != 0o600 => Found::Misfit {
-                        why: format!("cannot be opened by this user (mode {:04o})", meta.mode() & 0o7777),
-                        id: id_of(&meta),
-                    },
-                    None => return Ok(Err(e)),
-                }
-            }
-            Err(e) => anyhow::bail!("cannot open {}: {e}", self.path.display()),
-        }))
     }
 
     /// Move the file `id` under the lock file's name aside (`.refused-<unix nanos>`), judged
@@ -320,16 +390,16 @@ impl Locks {
     /// holds it (the caller looks again). Only that file: one moved in the instant between the
     /// look and the rename (possible only without the directory's lock) is put back.
     ///
-    /// Errors: the file cannot be moved (a sticky directory, where only its owner can).
-    fn move_aside(&self, id: (u64, u64), why: &str, notice: &mut dyn FnMut(String)) -> anyhow::Result<bool> {
-        if !self.still_names(id) {
+    /// Errors: the rename's (`PermissionDenied`: a sticky directory, where only its owner can).
+    fn move_aside(&self, id: (u64, u64), why: &str, notice: &mut dyn FnMut(String)) -> std::io::Result<bool> {
+        if !still_names(&self.path, id) {
             return Ok(false);
         }
         let aside = files::refused_path(&self.path);
         match std::fs::rename(&self.path, &aside) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => anyhow::bail!("lock file {} {why}, and cannot be moved aside: {e}", self.path.display()),
+            Err(e) => return Err(e),
         }
         if !std::fs::symlink_metadata(&aside).is_ok_and(|m| id_of(&m) == id) {
             // Not the file judged: back under its name, unless a newer one is there already.
@@ -344,10 +414,11 @@ impl Locks {
         Ok(true)
     }
 
-    /// Make the lock file: a temp file (mode 0600) filled with random bytes, linked under the
-    /// lock file's name. `Ok(None)`: another invocation made one first (open that one).
-    fn create(&self) -> anyhow::Result<Option<Opened>> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+    /// Make a lock file at `path` (the lock file's name, or a stand-in's): a temp file (mode
+    /// 0600) filled with random bytes, linked under that name. `Ok(None)`: another invocation
+    /// made one first (open that one).
+    fn create(&self, path: &Path) -> anyhow::Result<Option<Opened>> {
+        let dir = path.parent().unwrap_or(Path::new("."));
         let mut salt = [0; SALT_BYTES];
         rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
             .map_err(|e| anyhow::anyhow!("cannot make a lock file in {}: no random bytes: {e}", dir.display()))?;
@@ -356,14 +427,14 @@ impl Locks {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(files::PRIVATE_MODE))
             .tempfile_in(dir)
             .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
-        tmp.write_all(&salt).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))?;
-        let file = match tmp.persist_noclobber(&self.path) {
+        tmp.write_all(&salt).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        let file = match tmp.persist_noclobber(path) {
             Ok(file) => file,
             Err(e) if e.error.kind() == ErrorKind::AlreadyExists => return Ok(None),
-            Err(e) => anyhow::bail!("cannot create {}: {}", self.path.display(), e.error),
+            Err(e) => anyhow::bail!("cannot create {}: {}", path.display(), e.error),
         };
-        let meta = file.metadata().map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.path.display()))?;
-        Ok(Some(Opened { file, id: id_of(&meta), salt }))
+        let meta = file.metadata().map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Ok(Some(Opened { file, path: path.to_path_buf(), id: id_of(&meta), salt }))
     }
 }
 
