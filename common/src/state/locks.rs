@@ -335,8 +335,15 @@ impl Locks {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?
             .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(&prefix))
+                    .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+            })
+            // Those of other users (a member can plant thousands) are passed over by `lstat`.
+            .filter(|e| e.metadata().is_ok_and(|m| misfit(&m).is_none()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.strip_prefix(&prefix).is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit())))
             .collect();
         names.sort();
         for name in names {
