@@ -512,6 +512,21 @@ mod tests {
     }
 
     #[test]
+    fn only_the_file_judged_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = Locks::in_dir(dir.path());
+        std::fs::write(&locks.path, b"short").unwrap();
+        let Found::Misfit { why, id } = locks.look(&locks.path).unwrap() else { panic!("a short file is no lock file") };
+        // Meanwhile another invocation moved it aside, made a fresh one and locked a byte.
+        std::fs::rename(&locks.path, dir.path().join("elsewhere")).unwrap();
+        let _held = locks.take("k", Slot::Hold, now(), &mut |_| {}).unwrap().expect("free");
+        let mut notices = Vec::new();
+        assert!(!locks.move_aside(id, &why, &mut |n| notices.push(n)).unwrap(), "not the file judged: left alone");
+        assert!(locks.held("k", Slot::Hold).unwrap(), "the fresh lock file is still under its name, and held");
+        assert!(notices.is_empty(), "{notices:?}");
+    }
+
+    #[test]
     fn a_planted_lock_file_is_moved_aside_and_made_afresh() {
         let dir = tempfile::tempdir().unwrap();
         let locks = Locks::in_dir(dir.path());
