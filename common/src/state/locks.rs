@@ -27,8 +27,8 @@
 //!   directory (3775) only its owner may move another user's file: there this user's
 //!   invocations lock in a stand-in beside it instead (`.locks-<euid>.alt-<random>`, the first
 //!   by name that this user owns, made under the directory's lock), with a notice. Two users of
-//!   the group do not exclude each other's deliveries; they never shared a ledger either,
-//!   since a record another user wrote reads as no record (see `FileStore`).
+//!   the group do not exclude each other's deliveries; nor does one dedup the other's, since
+//!   a record another user wrote reads as no record (see `FileStore`).
 //! - **Two keys share a byte** only when their 62-bit hashes collide: the two incidents would
 //!   then wait for each other, never be merged. The key is random and readable by this user
 //!   alone, so a monitored host that chooses its check's name cannot aim it at another
@@ -434,7 +434,11 @@ impl Locks {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(files::PRIVATE_MODE))
             .tempfile_in(dir)
             .map_err(|e| anyhow::anyhow!("cannot create a temp file in {}: {e}", dir.display()))?;
-        tmp.write_all(&salt).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        // Synced once, before it gets its name: a crash must not leave an empty lock file,
+        // which the next invocation would take for a planted one.
+        tmp.write_all(&salt)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         let file = match tmp.persist_noclobber(path) {
             Ok(file) => file,
             Err(e) if e.error.kind() == ErrorKind::AlreadyExists => return Ok(None),
