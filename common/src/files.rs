@@ -253,8 +253,8 @@ impl LockFile {
 pub fn open_lock_or_move_aside(path: &Path, notice: &mut dyn FnMut(String)) -> anyhow::Result<LockFile> {
     match open_lock(path) {
         // A lock file this user may not open (another member of the group created it mode
-        // 0000): every update of the record would fail, so no outcome is ever recorded and
-        // every repeat pages again. Moved aside like a planted FIFO.
+        // 0000): no flush could ever claim the incident's spooled entries, and they would wait
+        // until spool_max_age gave them up. Moved aside like a planted FIFO.
         Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::PermissionDenied) => {
             let aside = refused_path(path);
             fs::rename(path, &aside)

@@ -15,7 +15,7 @@
 //!   held. Each lock opens the file anew (its own open file description), so that two locks
 //!   of one key exclude each other within one process too, as the `flock`s on per-key files
 //!   did.
-//! - **Why not a file per key** (`<name>.hold`, `<name>.lock`, before Dec 2026): creating and
+//! - **Why not a file per key** (`<name>.hold`, `<name>.lock`, until Dec 3, 2026): creating and
 //!   removing those files made four of the six changes a delivery made to the state directory,
 //!   each a journal entry on a journaled disk (bench/HISTORY.md, "session 19"). Now a
 //!   delivery makes two: the record's temp file and its rename.
