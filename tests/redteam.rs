@@ -334,7 +334,8 @@ fn a_lock_file_another_user_planted_and_holds_is_not_used() {
         return;
     }
     let file = std::fs::OpenOptions::new().read(true).write(true).open(&planted).unwrap();
-    // Every byte, as an open-file-description lock (the kind the handler takes).
+    // Every byte, as a process-associated `fcntl(F_SETLK)` lock (rustix's `fcntl_lock` takes
+    // no other kind): it conflicts with the handler's open-file-description locks all the same.
     rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
 
     let fake = FakePagerDuty::start(&[]);

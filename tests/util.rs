@@ -194,9 +194,9 @@ impl Sandbox {
         self.dir.path().join("state")
     }
 
-    /// Path of `file` (e.g. `web-01%2Fcheck_disk.lock`) in `handler`'s directory of the state
-    /// store, which is created when missing: where a test plants a record, hold or lock before
-    /// the handler runs.
+    /// Path of `file` (e.g. `web-01%2Fcheck_disk.json`, or the lock file `.locks-<euid>`) in
+    /// `handler`'s directory of the state store, which is created when missing: where a test
+    /// plants a record or a lock file before the handler runs.
     pub fn state_file(&self, handler: &str, file: &str) -> PathBuf {
         let dir = self.state_dir().join(handler);
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,7 @@
 //! The file state store: one JSON file per key under `<state_dir>/<handler>/`.
 //!
-//! One file per key keeps unrelated incidents from contending for one lock during a storm.
+//! One record file per key, and a lock byte of its own per key, keep unrelated incidents from
+//! contending for one lock during a storm.
 //!
 //! - `<name>.json`: the record, replaced by an atomic rename ([`files::write_atomic`]), so a
 //!   reader sees the old record or the new one, never half of either. Durable writes fsync the
