@@ -408,7 +408,7 @@ impl Locks {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         }
-        if !std::fs::symlink_metadata(&aside).is_ok_and(|m| id_of(&m) == id) {
+        if !still_names(&aside, id) {
             // Not the file judged: back under its name, unless a newer one is there already.
             let _ = rustix::fs::renameat_with(rustix::fs::CWD, &aside, rustix::fs::CWD, &self.path, rustix::fs::RenameFlags::NOREPLACE);
             return Ok(false);
@@ -505,14 +505,22 @@ mod tests {
     fn a_waiter_gets_the_lock_once_it_is_released() {
         let dir = tempfile::tempdir().unwrap();
         let locks = Locks::in_dir(dir.path());
-        let held = locks.take("k", Slot::Hold, now(), &mut |_| {}).unwrap().expect("free");
-        std::thread::scope(|s| {
-            let waiter = s.spawn(|| locks.take("k", Slot::Hold, now() + Duration::from_secs(30), &mut |_| {}).unwrap().is_some());
-            // The waiter waits until the hold is dropped: it polls, so it can only succeed after.
-            while !locks.held("k", Slot::Hold).unwrap() {}
-            drop(held);
-            assert!(waiter.join().unwrap());
+        let mut held = Some(locks.take("k", Slot::Hold, now(), &mut |_| {}).unwrap().expect("free"));
+        let opened = locks.open(false, &mut |_| {}).unwrap().expect("made by the take");
+        let at = byte_of(&opened.salt, "k", Slot::Hold);
+        // What `lock_until` does, with the holder letting go right after the waiter's first
+        // refused try: the wait goes on polling, and gets the lock at the next.
+        let mut tries = 0;
+        let got = poll_until(now() + Duration::from_secs(30), || {
+            tries += 1;
+            let free = try_lock(&opened.file, at)?;
+            if !free {
+                drop(held.take());
+            }
+            Ok(free)
         });
+        assert!(got.unwrap(), "got it once released");
+        assert_eq!(tries, 2, "refused while held, then taken");
     }
 
     #[test]
