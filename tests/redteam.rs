@@ -667,41 +667,44 @@ fn a_lock_file_planted_in_a_sticky_directory_does_not_make_every_repeat_page() {
     assert_eq!(std::fs::metadata(&planted).map(|m| std::os::unix::fs::MetadataExt::uid(&m)).ok(), Some(PLANTER), "left where it is");
 }
 
-/// A member of the group creates this user's lock file itself with mode 0000, before the
-/// handler made it: a handler that does not run as root could not open it, so every update
-/// of the record failed, no outcome was ever recorded and every repeat of the failure paged
-/// again. Such a lock file is moved aside.
+/// A lock file under this user's name that it cannot open (mode 0000): planted by another
+/// member of the group before the handler made it, or this user's own, chmodded (by hand, a
+/// restore that lost its modes). A handler that does not run as root could not open it, so
+/// every update of the record failed, no outcome was ever recorded and every repeat of the
+/// failure paged again. Such a lock file is moved aside whoever owns it (the two are told
+/// apart by different paths: another user's by its owner, the user's own by its mode).
 ///
 /// Runs the handler as uid 65534 (`setpriv`, needs root); elsewhere it says SKIPPED and
 /// passes, except under `CI=true`.
 #[test]
 fn an_unreadable_planted_lock_file_does_not_make_every_repeat_page() {
     use std::os::unix::fs::PermissionsExt;
-    let sb = Sandbox::new(PD);
-    let dir = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::create_dir_all(sb.spool_dir()).unwrap();
-    let lock = dir.join(".locks-65534");
-    std::fs::write(&lock, [0u8; 16]).unwrap();
-    if crate::util::euid() != 0 {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: this test needs root (setpriv)");
-        eprintln!("\n*** SKIPPED: not root, cannot run the handler as another user ***\n");
-        return;
+    for (owner, why) in [(0, "belongs to another user (uid 0)"), (65534, "cannot be opened by this user (mode 0000)")] {
+        let sb = Sandbox::new(PD);
+        let dir = sb.state_dir().join("pagerduty");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(sb.spool_dir()).unwrap();
+        let lock = dir.join(".locks-65534");
+        std::fs::write(&lock, [0u8; 16]).unwrap();
+        if !owned_by_another_user(&lock) {
+            return;
+        }
+        std::os::unix::fs::chown(&lock, Some(owner), Some(owner)).unwrap();
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
+        for d in [sb.dir.path().to_path_buf(), sb.conf_dir(), sb.state_dir(), dir.clone(), sb.spool_dir()] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let fake = FakePagerDuty::start(&[]);
+        let run = |executed: i64| run_as(&sb, 65534, 65534, &fake.url, &fixture_at("sensu/create.json", executed));
+        let t = now();
+        let r = run(t - 1);
+        assert_eq!(r.code, Some(0), "owner {owner}: {r:?}");
+        assert!(!r.stderr.contains("cannot record"), "owner {owner}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("{} {why}: not this handler's; moved to", lock.display())), "owner {owner}: {}", r.stderr);
+        let r = run(t);
+        assert!(r.stderr.contains("already notified"), "owner {owner}: {}", r.stderr);
+        assert_eq!(actions(&fake), ["trigger"], "owner {owner}: {}", r.stderr);
     }
-    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
-    for d in [sb.dir.path().to_path_buf(), sb.conf_dir(), sb.state_dir(), dir.clone(), sb.spool_dir()] {
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-    }
-    let fake = FakePagerDuty::start(&[]);
-    let run = |executed: i64| run_as(&sb, 65534, 65534, &fake.url, &fixture_at("sensu/create.json", executed));
-    let t = now();
-    let r = run(t - 1);
-    assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(!r.stderr.contains("cannot record"), "{}", r.stderr);
-    assert!(r.stderr.contains("moved to"), "{}", r.stderr);
-    let r = run(t);
-    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
-    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
 }
 
 /// Sensu Go names an entity and a check within a namespace, and an agent chooses both its name
