@@ -1578,25 +1578,31 @@ fn a_check_output_that_is_not_utf8_does_not_cost_the_page() {
 /// The same for names from the Nagios environment and from arguments (Zabbix's alert script,
 /// `--entity`): bytes that are not UTF-8 became U+FFFD there, so `h\xe9` and `h\xe8` were one
 /// incident — the second host's failure skipped as the first's repeat, its recovery resolving
-/// the first's. They are read as stdin is, each byte its own Latin-1 character.
+/// the first's. They are read as stdin is, each byte its own Latin-1 character; so is the
+/// name of a `--from exec` job, which its page names.
 #[test]
 fn names_that_are_not_utf8_in_the_environment_or_arguments_stay_two_incidents() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let fake = FakePagerDuty::start(&[]);
     let sb = pagerduty_sandbox();
+    // A job whose name is not UTF-8: `false` under the name `j\xe9`.
+    let job = sb.dir.path().join(OsStr::from_bytes(b"j\xe9"));
+    std::os::unix::fs::symlink("/bin/false", &job).unwrap();
     for name in [b"h\xe9".as_slice(), b"h\xe8"] {
         let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "nagios"]);
         crate::util::nagios_critical(&mut cmd, "PROBLEM").env("NAGIOS_HOSTNAME", OsStr::from_bytes(name));
         let r = crate::util::run_command(cmd, b"");
         assert_eq!(r.code, Some(0), "{r:?}");
         let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "exec", "--check", "backup", "--entity"]);
-        cmd.arg(OsStr::from_bytes(name)).args(["--", "false"]);
+        cmd.arg(OsStr::from_bytes(name)).arg("--").arg(&job);
         let r = crate::util::run_command(cmd, b"");
         assert_eq!(r.code, Some(0), "{r:?}");
     }
     let keys: Vec<Value> = fake.events().iter().map(|e| e["dedup_key"].clone()).collect();
     assert_eq!(keys, [json!("hé/check_disk"), json!("hé/backup"), json!("hè/check_disk"), json!("hè/backup")]);
+    let output = fake.events()[1]["payload"]["custom_details"]["output"].clone();
+    assert_eq!(output, json!(format!("{}/jé exited with status 1.", sb.dir.path().display())), "the job's own name");
     fake.assert_no_violations();
 }
 

@@ -175,7 +175,7 @@ pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     }
     let map = inv.exit_codes.unwrap_or_default();
     let done = run(program, args, inv.exec_timeout, std::io::stdout, std::io::stderr);
-    let name = program.to_string_lossy();
+    let name = super::os_text(program);
     let ended = format!("{name} {}", done.ended.describe());
     let status = done.ended.status(map);
     notes.push(format!(
