@@ -111,9 +111,10 @@ pub fn unix_now() -> i64 {
     i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()).expect("time")
 }
 
-/// This test process's effective uid: the handlers it runs lock in `.locks-<euid>`.
+/// This test process's effective uid: the handlers it runs lock in `.locks-<euid>`
+/// ([`common::files::euid`], which names that file).
 pub fn euid() -> u32 {
-    rustix::process::geteuid().as_raw()
+    common::files::euid()
 }
 
 /// A Sensu fixture (1.x or Go) whose check ran at `executed` (Unix seconds): the ledger applies
