@@ -658,6 +658,7 @@ fn a_lock_file_planted_in_a_sticky_directory_does_not_make_every_repeat_page() {
     }
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(stderr.contains(&format!("lock file {} belongs to another user (uid {PLANTER})", planted.display())), "{stderr}");
+    assert!(stderr.contains(&format!("this user's invocations lock in {}.alt-", planted.display())), "names the stand-in: {stderr}");
     assert_eq!(actions(&fake), ["trigger"], "one page for one incident: {stderr}");
     let r = run_as(&sb, VICTIM, GROUP, &fake.url, &fixture_at("sensu/create.json", t));
     assert_eq!(r.code, Some(0), "{r:?}");

@@ -313,8 +313,8 @@ impl Locks {
     fn tell_stand_in(&self, why: &str, stand_in: &Opened, notice: &mut dyn FnMut(String)) {
         if !self.told.swap(true, std::sync::atomic::Ordering::Relaxed) {
             notice(format!(
-                "lock file {} {why}, and cannot be moved aside (a sticky directory): this user's invocations lock in {} \
-                 instead; root can remove it",
+                "lock file {} {why}, and cannot be moved aside (a sticky directory); until its owner or root removes it, \
+                 this user's invocations lock in {}",
                 self.path.display(),
                 stand_in.path.display()
             ));
