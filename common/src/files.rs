@@ -206,10 +206,7 @@ pub struct LockFile {
 impl LockFile {
     fn new(file: File, meta: &std::fs::Metadata) -> LockFile {
         #[cfg(unix)]
-        let id = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
-        };
+        let id = id_of(meta);
         #[cfg(not(unix))]
         let _ = meta;
         LockFile {
@@ -234,13 +231,24 @@ impl LockFile {
     /// one. One `lstat`.
     pub fn still_at(&self, path: &Path) -> bool {
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
-        }
+        return still_names(path, self.id);
         #[cfg(not(unix))]
         path.exists()
     }
+}
+
+/// Which file `meta` describes: (device, inode).
+#[cfg(unix)]
+pub fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Whether `path` (not followed) still names the file `id` ([`id_of`]): a lock taken on a file
+/// that was removed or replaced meanwhile guards nothing. One `lstat`.
+#[cfg(unix)]
+pub fn still_names(path: &Path, id: (u64, u64)) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| id_of(&m) == id)
 }
 
 /// [`open_lock`], but a lock path that is not a regular file (a FIFO, a directory, a

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 
-use crate::files;
+use crate::files::{self, id_of, still_names};
 
 /// Length of a lock file, in bytes: the random key of its SipHash ([`byte_of`]).
 pub const SALT_BYTES: usize = 16;
@@ -110,14 +110,16 @@ fn one_byte(kind: i16, at: i64) -> libc::flock {
     libc::flock { l_type: kind, l_whence: libc::SEEK_SET as i16, l_start: at, l_len: 1, l_pid: 0 }
 }
 
-/// Whether `path` still names the file `id` (one `lstat`).
-fn still_names(path: &Path, id: (u64, u64)) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| id_of(&m) == id)
-}
-
-/// Which file `meta` describes: (device, inode).
-fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
-    (meta.dev(), meta.ino())
+/// `N` random bytes from the kernel (`getrandom`), for a lock file in `dir`.
+///
+/// Errors: the kernel gives none, or fewer than asked.
+fn random_bytes<const N: usize>(dir: &Path) -> anyhow::Result<[u8; N]> {
+    let mut bytes = [0; N];
+    match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+        Ok(n) if n == N => Ok(bytes),
+        Ok(n) => anyhow::bail!("cannot make a lock file in {}: {n} random bytes of {N}", dir.display()),
+        Err(e) => anyhow::bail!("cannot make a lock file in {}: no random bytes: {e}", dir.display()),
+    }
 }
 
 /// Why the file `meta` describes (from `fstat` of an open, or `lstat`) is not a lock file of
@@ -354,9 +356,7 @@ impl Locks {
         if !create {
             return Ok(None);
         }
-        let mut suffix = [0; 8];
-        rustix::rand::getrandom(&mut suffix, rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| anyhow::anyhow!("cannot make a lock file in {}: no random bytes: {e}", dir.display()))?;
+        let suffix: [u8; 8] = random_bytes(dir)?;
         let name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
         self.create(&dir.join(format!("{prefix}{name}")))
     }
@@ -426,9 +426,7 @@ impl Locks {
     /// made one first (open that one).
     fn create(&self, path: &Path) -> anyhow::Result<Option<Opened>> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut salt = [0; SALT_BYTES];
-        rustix::rand::getrandom(&mut salt, rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| anyhow::anyhow!("cannot make a lock file in {}: no random bytes: {e}", dir.display()))?;
+        let salt: [u8; SALT_BYTES] = random_bytes(dir)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(files::PRIVATE_MODE))
