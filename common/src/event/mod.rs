@@ -524,13 +524,14 @@ pub fn os_text(s: &std::ffi::OsStr) -> String {
 /// log when the input was left open.
 fn read_input(mut input: impl Read) -> Result<(Vec<u8>, Option<String>)> {
     let mut buf = Vec::with_capacity(8 * 1024);
-    let mut chunk = [0; 16 * 1024];
     let open = |buf: &[u8]| format!("event: stdin stayed open after the event ({} bytes); read without waiting for its end", buf.len());
-    while buf.len() as u64 <= MAX_INPUT_BYTES {
-        let want = chunk.len().min((MAX_INPUT_BYTES + 1) as usize - buf.len());
-        match input.read(&mut chunk[..want]) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+    loop {
+        // Straight into `buf` (std's `read_to_end` grows it without zeroing a chunk first);
+        // what came before an error stays in `buf`.
+        let left = (MAX_INPUT_BYTES + 1).saturating_sub(buf.len() as u64);
+        match (&mut input).take(left).read_to_end(&mut buf) {
+            // The end of the input, or one byte more than the limit (the caller refuses it).
+            Ok(_) => break,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // A pause, or the time limit: a whole event is read without waiting for the end.
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {

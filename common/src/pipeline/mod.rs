@@ -724,7 +724,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
-    let provider = P::from_settings(&section, &common)
+    let provider = P::from_settings(section.as_ref().unwrap_or(&operator.section), &common)
         .and_then(|p| p.fits(common.timeout).map(|()| p))
         .inspect_err(|_| operator.warn_unread::<P>(log))?;
     log.add_secrets(provider.secrets());

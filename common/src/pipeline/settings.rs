@@ -13,8 +13,9 @@ use crate::log::Logger;
 
 /// The settings of one invocation.
 pub(super) struct Settings {
-    /// `P`'s merged section.
-    pub(super) section: Map<String, Value>,
+    /// `P`'s merged section, when the event's overrides are laid over the operator's
+    /// (`None`: the event carries none, and the section is [`Operator::section`]).
+    pub(super) section: Option<Map<String, Value>>,
     /// Its shared part.
     pub(super) common: Common,
     /// The event's overrides that [`crate::trust`] let through, as they differ from the
@@ -65,12 +66,11 @@ pub(super) fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<Strin
     }
     let mut shared = args.settings();
     shared.extend(flags);
-    for w in
-        config::secret_file_warnings(P::NAME, &files.section(P::NAME)).into_iter().chain(config::secret_file_warnings(P::NAME, &shared))
-    {
+    let section = files.section(P::NAME);
+    for w in config::secret_file_warnings(P::NAME, &section).into_iter().chain(config::secret_file_warnings(P::NAME, &shared)) {
         log.warn(w);
     }
-    let mut from_files = config::secret_files(P::NAME, files.section(P::NAME))?;
+    let mut from_files = config::secret_files(P::NAME, section)?;
     // Test mode is `--test`'s alone: from a file it would make every real page a rehearsal.
     from_files.remove(crate::rehearsal::TEST_SETTING);
     let operator = config::overlay(P::defaults(), [from_files, config::secret_files(P::NAME, shared)?]);
@@ -204,6 +204,11 @@ pub(super) fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>
     let operator = operator_settings::<P>(args, flags, log)?;
     let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
     let from_event = known_overrides::<P>(from_event, log);
+    // Most events carry none: the operator's section serves as it is, not copied.
+    if from_event.is_empty() {
+        let common = operator.common.clone();
+        return Ok(Settings { section: None, common, overrides: Map::new(), operator });
+    }
     let (section, common) = match with_overrides::<P>(operator.section.clone(), &operator.common, from_event, true, log) {
         Ok(merged) => merged,
         Err(e) => {
@@ -212,7 +217,7 @@ pub(super) fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>
         }
     };
     let overrides = section.iter().filter(|(k, v)| operator.section.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    Ok(Settings { section, common, overrides, operator })
+    Ok(Settings { section: Some(section), common, overrides, operator })
 }
 
 /// The settings a spooled request is delivered with: the `operator`'s as this invocation read
