@@ -20,6 +20,7 @@ mod reactio;
 mod redis_store;
 mod redteam;
 mod secrets;
+mod shapes;
 mod slack;
 mod spool;
 mod start;

@@ -63,9 +63,9 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         occurrences: field::uint(root, "occurrences", "occurrences")?.unwrap_or(1),
         history,
         silenced: field::boolean(root, "silenced", "silenced")?.unwrap_or(false),
-        interval: field::uint(check, "interval", "check.interval")?,
-        refresh: field::uint(check, "refresh", "check.refresh")?,
-        min_occurrences: field::uint(check, "occurrences", "check.occurrences")?,
+        interval: attribute(check, "interval", "check.interval")?,
+        refresh: attribute(check, "refresh", "check.refresh")?,
+        min_occurrences: attribute(check, "occurrences", "check.occurrences")?,
         timestamp: match field::time(check, "executed", "check.executed")? {
             Some(t) => Some(t),
             None => field::time(root, "timestamp", "timestamp")?,
@@ -76,6 +76,22 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         overrides,
         ..Event::default()
     })
+}
+
+/// A check definition's number for `filter_repeated` (`interval`, `refresh`, `occurrences`):
+/// an integer, or a string of digits (`"3"`). Sensu 1.x does not check `refresh` and
+/// `occurrences` (sensu-settings validates `interval`, and only for a scheduled check), and
+/// sensu-plugin's `filter_repeated` reads all three with Ruby's `to_i` (sensu-plugin
+/// lib/sensu-handler.rb), so a definition a template wrote with strings worked with the Ruby
+/// handler: refused, every event of the check would cost its page. Anything else is an error
+/// naming the field, as before.
+fn attribute(check: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>> {
+    if let Some(Value::String(s)) = check.get(key)
+        && let Ok(n) = s.trim().parse::<u64>()
+    {
+        return Ok(Some(n));
+    }
+    field::uint(check, key, path)
 }
 
 /// Sensu 1.x stores history entries as strings ("2"); accept integers too.
