@@ -42,3 +42,40 @@ fn sensu1_check_attributes_given_as_strings_are_read_as_the_ruby_handler_read_th
     let r = sb.run(&["--dry-run"], event(3).as_bytes());
     assert!(r.stderr.contains("only handling every 30 occurrences"), "{}", r.stderr);
 }
+
+/// Mackerel posts a webhook for each status change of one alert, every one with the alert's
+/// `createdAt` (when it opened) and `statusChangedAt` (the status change it reports;
+/// `closedAt` once closed: Mackerel "Webhook notifications", mackerel.io/docs/entry/howto/alerts/webhook).
+/// Ordered by `createdAt`, every webhook of the alert had the same time, so a `critical`
+/// handed over after the alert's `ok` (two POSTs run by the receiver in parallel, one retried)
+/// reopened the incident of a closed alert, which nothing then resolved. By the time of the
+/// change it reports, it is superseded.
+#[test]
+fn mackerel_webhooks_of_one_alert_are_ordered_by_their_status_change() {
+    let fake = crate::fake::pagerduty::FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let now = crate::util::unix_now();
+    let base: serde_json::Value = serde_json::from_slice(&crate::util::read_fixture("mackerel/check-alert.json")).unwrap();
+    let webhook = |status: &str, changed: i64, open: bool| {
+        let mut w = base.clone();
+        w["alert"]["openedAt"] = json!(now - 300);
+        w["alert"]["createdAt"] = json!((now - 300) * 1000 + 123);
+        w["alert"]["status"] = json!(status);
+        w["alert"]["statusChangedAt"] = json!(changed);
+        w["alert"]["isOpen"] = json!(open);
+        w["alert"]["closedAt"] = if open { json!(null) } else { json!(changed) };
+        w.to_string()
+    };
+    let run = |body: String| {
+        let r = sb.run(&["--api-url", fake.url.as_str()], body.as_bytes());
+        assert_eq!(r.code, Some(0), "{r:?}");
+        r
+    };
+    run(webhook("warning", now - 300, true));
+    run(webhook("ok", now - 100, false));
+    let late = run(webhook("critical", now - 200, true));
+    assert!(late.stderr.contains("superseded"), "{}", late.stderr);
+    fake.assert_no_violations();
+    let actions: Vec<String> = fake.events().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
+    assert_eq!(actions, ["trigger", "resolve"]);
+}

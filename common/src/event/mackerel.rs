@@ -13,7 +13,8 @@
 //! The webhook (`"event": "alert"`, Mackerel's "Webhook notifications" page) carries
 //! `alert.status` (`ok`/`warning`/`critical`/`unknown`), `alert.isOpen`, `alert.monitorName`,
 //! `alert.url`, the alert's `message` at the top level, and `host.name` for a host's alert or
-//! `service.name` for a service metric's; `ok`, or an alert no longer open, resolves.
+//! `service.name` for a service metric's; `ok`, or an alert no longer open, resolves. Its time
+//! is the latest of `alert.createdAt`, `alert.statusChangedAt` and `alert.closedAt`.
 
 use serde_json::{Map, Value};
 
@@ -129,7 +130,17 @@ pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
             format!("{check} {} {label} {value}", super::status_name(status).to_ascii_uppercase()).trim().to_string()
         }
     };
-    let created_ms = field::int(alert, "createdAt", "alert.createdAt")?;
+    // Every webhook of one alert carries the alert's `createdAt` (milliseconds, when it
+    // opened); `statusChangedAt` (seconds, the change this webhook reports) and `closedAt`
+    // (seconds, once closed) tell its status changes apart, so that one handed over late (a
+    // `critical` after the alert's `ok`) is superseded instead of reopening the incident
+    // (Mackerel "Webhook notifications"). The latest of those given is the event's time.
+    let seconds = |t: i64| if t > 10_000_000_000 { t / 1000 } else { t };
+    let times = [
+        field::int(alert, "createdAt", "alert.createdAt")?,
+        field::time(alert, "statusChangedAt", "alert.statusChangedAt")?,
+        field::time(alert, "closedAt", "alert.closedAt")?,
+    ];
     Ok(Event {
         format: Format::MackerelWebhook,
         entity,
@@ -138,7 +149,7 @@ pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
         output,
         action: Some(if status == 0 || closed { SourceAction::Resolve } else { SourceAction::Create }),
         occurrences: 1,
-        timestamp: created_ms.map(|ms| if ms > 10_000_000_000 { ms / 1000 } else { ms }),
+        timestamp: times.into_iter().flatten().map(seconds).max(),
         url: field::string(alert, "url", "alert.url")?.map(str::to_string),
         ..Event::default()
     })

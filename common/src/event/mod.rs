@@ -212,7 +212,7 @@ pub struct SourceSkip {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeSource {
     /// The monitoring server's clock or this machine's: Nagios/Icinga `$TIMET$`, Mackerel's
-    /// `createdAt`, a batch job's run, or no time at all (the time of receipt is used).
+    /// `statusChangedAt` (else `createdAt`), a batch job's run, or no time at all (the time of receipt is used).
     #[default]
     Monitoring,
     /// The monitored host's clock: Sensu 1.x and Sensu Go `check.executed` (and the event
