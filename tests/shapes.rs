@@ -79,3 +79,43 @@ fn mackerel_webhooks_of_one_alert_are_ordered_by_their_status_change() {
     let actions: Vec<String> = fake.events().iter().map(|e| e["event_action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["trigger", "resolve"]);
 }
+
+/// A Zabbix trigger in "PROBLEM event generation mode: Multiple" (a log item: one problem per
+/// matching line; trigger object `type` 1) has several problems open at once, each with its
+/// own `{EVENT.ID}`, escalation and recovery ("OK event closes: All problems if tag values
+/// match" closes one of them). By `{TRIGGER.ID}-{HOST.NAME}` they are one incident: the second
+/// problem is a repeat, and the first one's recovery resolves the incident while the second is
+/// still open. Keyed by the problem's `{EVENT.ID}` — which a recovery and an update message
+/// carry too ("Original problem ID: {EVENT.ID}" in Zabbix's own PagerDuty media type,
+/// templates/media/pagerduty, whose `dedup_key` it is) — through the `incident_key:` line
+/// conf.d/zabbix-pagerduty.md gives for such triggers, each problem is its own incident.
+#[test]
+fn zabbix_problems_of_one_trigger_keyed_by_their_event_id_stay_apart() {
+    let fake = crate::fake::pagerduty::FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let message = |event: &str, recovery: bool| {
+        format!(
+            "id:23502\nstatus:{}\nhostname:web-01\nip:10.0.0.5\nvalue:{}\nevent_id:{event}\nincident_key:{event}-web-01\n\
+             severity:High\nnseverity:4\nurl:https://zabbix.example.com/tr_events.php?triggerid=23502&eventid={event}\n\
+             name:Login failure on web-01\nitem_value:sshd: failed password for {}\n",
+            if recovery { "OK" } else { "PROBLEM" },
+            if recovery { "0" } else { "1" },
+            if event == "81232" { "alice" } else { "bob" },
+        )
+    };
+    let run = |subject: &str, message: String| {
+        let r = sb.run(&["--api-url", fake.url.as_str(), "--from", "zabbix", "pagerduty", subject, &message], b"");
+        assert_eq!(r.code, Some(0), "{r:?}");
+    };
+    run("trigger", message("81232", false));
+    run("trigger", message("81240", false));
+    run("resolve", message("81232", true));
+    fake.assert_no_violations();
+    let got: Vec<(String, String)> = fake
+        .events()
+        .iter()
+        .map(|e| (e["event_action"].as_str().unwrap().to_string(), e["dedup_key"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [("trigger", "81232-web-01"), ("trigger", "81240-web-01"), ("resolve", "81232-web-01")];
+    assert_eq!(got, want.map(|(a, k)| (a.to_string(), k.to_string())));
+}
