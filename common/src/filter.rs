@@ -107,6 +107,9 @@ impl Filter {
 /// - Nagios, Icinga 2, Zabbix and Mackerel schedule their own (re-)notifications
 ///   (`first_notification_delay`, `notification_interval`, escalations, `max_check_attempts`):
 ///   no occurrence filter applies (`NOTIFICATIONNUMBER` is 0 for a CUSTOM notification).
+///   Not so mackerel-agent's check `action`, run with each run's status whatever
+///   `max_check_attempts` (mackerel-agent `command/command.go`): it carries no count to filter
+///   on, and the README says to page such checks from the webhook.
 ///   `notification_types` applies to Nagios and Icinga 2, which name the notification type.
 /// - `severities` applies to every format.
 pub fn applies(filter: Filter, format: Format) -> bool {
