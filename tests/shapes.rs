@@ -119,3 +119,22 @@ fn zabbix_problems_of_one_trigger_keyed_by_their_event_id_stay_apart() {
     let want = [("trigger", "81232-web-01"), ("trigger", "81240-web-01"), ("resolve", "81232-web-01")];
     assert_eq!(got, want.map(|(a, k)| (a.to_string(), k.to_string())));
 }
+
+/// A Sensu 1.x site moving from the Ruby `handler-pagerduty.rb` keeps its `/etc/sensu/conf.d`,
+/// which pagerpipe reads. The Ruby handler keyed an incident `incident_key_prefix` +
+/// `{source or client}/{check}` (sensu-plugins-pagerduty bin/handler-pagerduty.rb): with a
+/// prefix set, pagerpipe's `{entity}/{check}` named other incidents, so the recoveries of those
+/// the Ruby handler had opened never resolved them, and their next failures opened duplicates.
+#[test]
+fn the_ruby_handlers_incident_key_prefix_keys_as_it_did() {
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"api_key": ROUTING_KEY, "incident_key_prefix": "sensu-{dc1}-"}}));
+    let r = sb.run(&["--dry-run"], &crate::util::read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("(dedup_key sensu-{dc1}-web-01/check_disk)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("incident_key_prefix` (in"), "no longer ignored: {}", r.stderr);
+    // An explicit dedup_key_template is the operator's word over it.
+    sb.config("zz.json", &json!({"pagerduty": {"dedup_key_template": "{check}@{entity}"}}));
+    let r = sb.run(&["--dry-run"], &crate::util::read_fixture("sensu/create.json"));
+    assert!(r.stderr.contains("(dedup_key check_disk@web-01)"), "{}", r.stderr);
+}

@@ -56,6 +56,11 @@ struct Settings {
     /// Team whose `pagerduty.<team>.routing_key` (or `api_key`) is used.
     pager_team: Option<String>,
     dedup_key_template: Option<String>,
+    /// The Ruby handler's `incident_key_prefix`: its key was the prefix, then
+    /// `{source or client}/{check}` (sensu-plugins-pagerduty bin/handler-pagerduty.rb). Without
+    /// a `dedup_key_template` the key is the prefix, then `{incident_key}`, so that alerts the
+    /// Ruby handler opened are still resolved by their recoveries.
+    incident_key_prefix: Option<String>,
     summary_template: String,
     component: Option<String>,
     group: Option<String>,
@@ -74,6 +79,7 @@ impl Default for Settings {
             routing_key: None,
             pager_team: None,
             dedup_key_template: None,
+            incident_key_prefix: None,
             summary_template: DEFAULT_SUMMARY_TEMPLATE.into(),
             component: Some("{check}".into()),
             group: None,
@@ -146,6 +152,7 @@ impl Provider for PagerDuty {
         ("integration_key", Trust::Check),
         ("pager_team", Trust::Check),
         ("dedup_key_template", Trust::Check),
+        ("incident_key_prefix", Trust::Check),
         ("severity_map", Trust::Check),
         ("summary_template", Trust::Entity),
         ("component", Trust::Entity),
@@ -242,7 +249,13 @@ impl Provider for PagerDuty {
             routing_key,
             key_hint,
             enqueue_url: format!("{}/v2/enqueue", api_url.trim_end_matches('/')),
-            dedup_key: opt("dedup_key_template", &s.dedup_key_template)?,
+            dedup_key: match (&s.dedup_key_template, s.incident_key_prefix.as_deref().filter(|p| !p.is_empty())) {
+                (None, Some(prefix)) => Some(Template::parse(
+                    "pagerduty.incident_key_prefix",
+                    &format!("{}{{incident_key}}", prefix.replace('{', "{{").replace('}', "}}")),
+                )?),
+                _ => opt("dedup_key_template", &s.dedup_key_template)?,
+            },
             summary: Template::parse("pagerduty.summary_template", &s.summary_template)?,
             component: opt("component", &s.component)?,
             group: opt("group", &s.group)?,
