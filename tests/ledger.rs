@@ -795,7 +795,9 @@ fn an_acknowledge_stops_a_sequential_twilio_run_and_is_recorded(store: Store) {
 
 /// Twilio places the call but its answer never comes: the handler cannot know, so the call is
 /// spooled with fate unknown (exit 75). At `--flush` the handler lists the calls to that
-/// number from that number since that day (ListCall), finds it, and does not place it again.
+/// number from that number still queued, then those started since that day (ListCall), finds
+/// it (in Twilio's queue: the fake dials a call only when it is fetched), and does not place
+/// it again.
 fn a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice(store: Store) {
     let fake = FakeTwilio::start(&[twilio::Script::AcceptThenHang]);
     let Some(sb) = twilio_sandbox(store, &[ONE], json!({})) else { return };
@@ -813,12 +815,15 @@ fn a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice(store: Store)
     fake.assert_no_violations();
     assert_eq!(fake.calls().len(), 1, "not placed a second time: {}", f.stderr);
     let lists = fake.lists();
-    assert_eq!(lists.len(), 1, "{}", f.stderr);
-    let param = |k: &str| lists[0].iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(lists.len(), 2, "{}", f.stderr);
+    let param = |i: usize, k: &str| lists[i].iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let created = fake.calls()[0].created;
     let today = common::clock::rfc3339(created)[..10].to_string();
-    assert_eq!((param("To"), param("From")), (Some(ONE.to_string()), Some(FROM.to_string())));
-    assert!(param("StartTime>").is_some_and(|d| d <= today), "{lists:?}");
+    for i in 0..2 {
+        assert_eq!((param(i, "To"), param(i, "From")), (Some(ONE.to_string()), Some(FROM.to_string())));
+    }
+    assert_eq!(param(0, "Status").as_deref(), Some("queued"), "{lists:?}");
+    assert!(param(1, "StartTime>").is_some_and(|d| d <= today), "{lists:?}");
     assert!(sb.spooled("twilio").is_empty());
     let rec = record(&sb, &trigger(T0)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["refs"]["call_sids"].clone()), (json!(true), json!([fake.calls()[0].sid])), "{rec}");
@@ -826,8 +831,9 @@ fn a_twilio_call_of_unknown_fate_is_looked_up_and_not_placed_twice(store: Store)
 
 /// ListCall answers in pages (`PageSize`, default 50; `next_page_uri`, spec ListCallResponse)
 /// and the spec gives no order: with 60 earlier calls to the number today, the call of unknown
-/// fate is on the second page of the fake's list (oldest first). The lookup reads every page,
-/// finds it, and does not place it again (reading the first page only, it placed a second call).
+/// fate, dialled by the flush, is on the second page of the fake's list of calls started today
+/// (oldest first). The lookup reads every page, finds it, and does not place it again (reading
+/// the first page only, it placed a second call).
 fn a_twilio_call_of_unknown_fate_on_the_second_page_of_listcall_is_found(store: Store) {
     let fake = FakeTwilio::start(&[twilio::Script::AcceptThenHang]);
     let Some(sb) = twilio_sandbox(store, &[ONE], json!({})) else { return };
@@ -836,14 +842,15 @@ fn a_twilio_call_of_unknown_fate_on_the_second_page_of_listcall_is_found(store: 
     let r = run(&sb, &fake.url, &trigger(T0), &["--timeout", "2s"]);
     exits(&r, 75);
     assert_eq!(fake.calls().len(), 61);
+    fake.dial_queued();
 
     let f = run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]);
     exits(&f, 0);
     fake.assert_no_violations();
     assert_eq!(fake.calls().len(), 61, "not placed a second time: {}", f.stderr);
     let lists = fake.lists();
-    assert_eq!(lists.len(), 2, "both pages read: {lists:?}");
-    assert!(lists[1].iter().any(|(k, _)| k == "PageToken"), "the second page through next_page_uri: {lists:?}");
+    assert_eq!(lists.len(), 3, "the queued calls, then both pages of those started today: {lists:?}");
+    assert!(lists[2].iter().any(|(k, _)| k == "PageToken"), "the second page through next_page_uri: {lists:?}");
     assert!(sb.spooled("twilio").is_empty());
     let rec = record(&sb, &trigger(T0)).expect("a record");
     assert_eq!(rec["refs"]["call_sids"], json!([fake.calls()[60].sid]), "{rec}");
@@ -859,7 +866,7 @@ fn a_twilio_call_lost_on_the_way_is_looked_up_then_placed_once(store: Store) {
     let f = run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]);
     exits(&f, 0);
     fake.assert_no_violations();
-    assert_eq!((fake.lists().len(), fake.calls().len()), (1, 1), "{}", f.stderr);
+    assert_eq!((fake.lists().len(), fake.calls().len()), (2, 1), "{}", f.stderr);
     assert!(sb.spooled("twilio").is_empty());
 }
 

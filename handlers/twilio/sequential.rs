@@ -843,7 +843,8 @@ impl Twilio {
     }
 
     /// Whether Twilio placed the call to `r` noted in `last` whose create request was in flight
-    /// when its run ended: ListCall (`GET …/Calls.json?To=…&From=…&StartTime>=…`) read as for
+    /// when its run ended: ListCall (`GET …/Calls.json?To=…&From=…`, the calls queued and those
+    /// started since, [`Twilio::calls_since`]) read as for
     /// a broadcast call of unknown fate ([`Placed::of`]): `Ok(Some(sid))` when it is known to
     /// be that call, `Ok(None)` when no call to that number that pagerpipe does not know of
     /// was made since (not placed).
@@ -854,12 +855,12 @@ impl Twilio {
         use common::pipeline::Provider as _;
         let create = Create { resource: Resource::Calls, form: self.call_form(r, "") };
         let first = self.lookup(&Payload::Create(create.clone()), last.at).ok_or("no lookup for calls")?;
-        // Every page: the call may be on any of them.
+        // Every page of both lists ([`Twilio::calls_since`]): the call may be on any of them.
         let fetch = |req: &Request| match self.exchange(ctx, req, r, &Self::short(ctx)) {
             Outcome::Delivered(resp) => Ok(resp),
             f => Err(f.reason().unwrap_or("no answer").to_string()),
         };
-        let pages = common::pipeline::read_pages(first, fetch, |pages| pages.last().and_then(|p| self.next_page(p)))?;
+        let pages = common::pipeline::read_pages(first, fetch, |pages| self.calls_since(&create, last.at, pages))?;
         let mut known = ctx.store.map(|s| self.known(s)).unwrap_or_default();
         known.insert(CALL_SIDS.into(), json!(p.calls()));
         match Placed::of(&create, &pages, last.at, &known, last.attempt.as_deref()).ok_or("the answer holds no list of calls")? {

@@ -3,7 +3,8 @@
 //! (`POST …/Calls/{Sid}.json`, e.g. `Status=canceled`) and list calls (ListCall,
 //! `GET …/Calls.json?To=…&From=…&StartTime>=YYYY-MM-DD`: the query parameters checked against
 //! the ListCall operation's parameters in the spec, the answer a `ListCallResponse` of at most
-//! `PageSize` calls (default 50) with `next_page_uri` to the next page).
+//! `PageSize` calls (default 50) with `next_page_uri` to the next page; `StartTime` filters
+//! go by when a call started, which a call still waiting in Twilio's queue has not).
 //!
 //! Checks each request the way Twilio would (`../shared/specs/README.md`): HTTP Basic auth
 //! (`AccountSid:AuthToken` or `ApiKeySid:secret`, the account SID in the path),
@@ -133,6 +134,14 @@ impl Call {
         }
     }
 
+    /// When the call started, Unix seconds: `None` while it waits in Twilio's queue (`queued`,
+    /// never dialled; also one cancelled there), as the spec's `start_time` is "Empty if the
+    /// call has not yet been dialed". The fake dials a call when it is first fetched, or by
+    /// [`FakeTwilio::dial_queued`]; it starts at its creation time.
+    pub fn started(&self) -> Option<u64> {
+        (self.fetches > 0).then_some(self.created)
+    }
+
     /// The call resource as Twilio answers a fetch or an update.
     pub fn resource(&self) -> Value {
         let status = self.status();
@@ -144,8 +153,10 @@ impl Call {
         };
         // RFC 2822, as Twilio writes its dates.
         let created = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.created)).replace("GMT", "+0000");
+        // "Empty if the call has not yet been dialed" (the spec's `start_time`).
+        let started = self.started().map(|_| created.clone());
         json!({"sid": self.sid, "account_sid": ACCOUNT_SID, "to": self.to, "from": self.from, "status": status,
-               "date_created": created,
+               "date_created": created, "start_time": started,
                "direction": "outbound-api", "api_version": "2010-04-01", "duration": duration, "answered_by": answered_by,
                "price": null, "price_unit": "USD", "parent_call_sid": null,
                "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{}.json", self.sid)})
@@ -745,6 +756,15 @@ impl FakeTwilio {
         }
     }
 
+    /// Twilio dials every call still waiting in its queue (never fetched, not cancelled): from
+    /// now on each reports `ringing` and has a `start_time`, so ListCall's `StartTime` filters
+    /// list it.
+    pub fn dial_queued(&self) {
+        for c in self.inner.lock().expect("the fake's lock").calls.iter_mut().filter(|c| c.fetches == 0 && !c.canceled) {
+            c.fetches = 1;
+        }
+    }
+
     /// The query parameters of each ListCall (`GET …/Calls.json?…`), in arrival order.
     pub fn lists(&self) -> Vec<Vec<(String, String)>> {
         self.inner.lock().expect("the fake's lock").lists.clone()
@@ -842,7 +862,8 @@ impl Inner {
     }
 
     /// ListCall's answer: the calls matching `To`, `From`, `Status` and the `StartTime`
-    /// filters (a day, `YYYY-MM-DD`, UTC), one page of `PageSize` (default 50, as the spec
+    /// filters (a day, `YYYY-MM-DD`, UTC, compared with the day the call started: a call still
+    /// queued matches none, [`Call::started`]), one page of `PageSize` (default 50, as the spec
     /// says) from the `PageToken` on, with `next_page_uri` naming the next page while there is
     /// one (`null` on the last). The spec gives no order: the fake lists the calls in the order
     /// they were created, oldest first, so that a client reading only the first page misses
@@ -856,9 +877,12 @@ impl Inner {
             .filter(|c| get("To").is_none_or(|to| to == c.to))
             .filter(|c| get("From").is_none_or(|from| from == c.from))
             .filter(|c| get("Status").is_none_or(|s| s == c.status()))
-            .filter(|c| get("StartTime").is_none_or(|d| d == day(c.created)))
-            .filter(|c| get("StartTime>").is_none_or(|d| day(c.created).as_str() >= d))
-            .filter(|c| get("StartTime<").is_none_or(|d| day(c.created).as_str() < d))
+            // "Only include calls that started on/before/on or after this date": a call still
+            // in Twilio's queue has not started (no `start_time`), so no StartTime filter
+            // lists it.
+            .filter(|c| get("StartTime").is_none_or(|d| c.started().is_some_and(|t| d == day(t))))
+            .filter(|c| get("StartTime>").is_none_or(|d| c.started().is_some_and(|t| day(t).as_str() >= d)))
+            .filter(|c| get("StartTime<").is_none_or(|d| c.started().is_some_and(|t| day(t).as_str() < d)))
             .collect();
         let page_size = get("PageSize").and_then(|n| n.parse::<usize>().ok()).unwrap_or(50);
         let start = match get("PageToken") {
@@ -1062,7 +1086,8 @@ mod self_test {
             from: "+14155550199".into(),
             outcome: Outcome::Answered,
             amd: false,
-            fetches: 0,
+            // Fetched once: dialled, ringing, with a start time.
+            fetches: 1,
             canceled: false,
             created,
         };
@@ -1080,6 +1105,17 @@ mod self_test {
         );
         let none = inner.list(&q("To=%2B14155550102")).expect("a page");
         assert!(v.list_response.is_valid(&none) && none["calls"] == json!([]), "{none}");
+        // A call still in Twilio's queue has not started: no start_time, in no StartTime list,
+        // in the list of queued calls.
+        inner.calls.push(Call { fetches: 0, ..call("+14155550100", 1_795_219_300) });
+        let queued = json!(format!("CA{:032x}", 1_795_219_300u64));
+        let sids = |answer: &Value| answer["calls"].as_array().map(|c| c.iter().map(|c| c["sid"].clone()).collect::<Vec<_>>());
+        let started = inner.list(&q("To=%2B14155550100&StartTime%3E=2026-11-21")).expect("a page");
+        assert!(!sids(&started).unwrap_or_default().contains(&queued), "{started}");
+        let waiting = inner.list(&q("To=%2B14155550100&Status=queued")).expect("a page");
+        assert!(v.list_response.is_valid(&waiting), "{waiting}");
+        assert_eq!(sids(&waiting), Some(vec![queued]), "{waiting}");
+        assert_eq!(waiting["calls"][0]["start_time"], Value::Null, "{waiting}");
         // PageSize pages, oldest first; next_page_uri leads through them to the end.
         inner.calls = (0..5).map(|i| call("+14155550100", 1_795_219_200 + i)).collect();
         let mut sids = Vec::new();
