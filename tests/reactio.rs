@@ -483,6 +483,37 @@ fn check_output_is_text_in_timeline_messages() {
     assert_eq!(sent["name"], "web-01/check_disk HTTP CRITICAL: <title>502</title> & more line 2");
 }
 
+/// A key rotated at Reactio and not yet in the settings: the flush's spooled create is answered
+/// 401. It stays in the spool (not moved to `failed/`): the flush builds it with the key in
+/// force, so the flush after the fix opens the incident. (A live event's 401 stays a refusal,
+/// exit 69: `unauthorized_401_exits_69_with_reactios_message`.)
+#[test]
+fn a_create_a_flush_cannot_authenticate_stays_spooled_until_the_key_is_fixed() {
+    let sb = sandbox(json!({}));
+    let r = sb.run(&["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+    let fake = FakeReactio::start(&[]);
+    let wrong = "not-the-right-key-000000000000000dead";
+    let r = run(&sb, &fake, b"", &["--flush", "--api-key", wrong]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(
+        r.stderr.contains("HTTP 401 authentication_error: invalid api key")
+            && r.stderr.contains("fix the configuration; the entry is kept"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(wrong), "{}", r.stderr);
+    assert!(fake.accepted(INCIDENTS).is_empty());
+    assert_eq!(sb.spooled("reactio").len(), 1, "kept: {}", r.stderr);
+    assert!(sb.failed("reactio").is_empty(), "{:?}", sb.failed("reactio"));
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(INCIDENTS).len(), 1, "{}", r.stderr);
+    assert!(sb.spooled("reactio").is_empty());
+    fake.assert_no_violations();
+}
+
 #[test]
 fn unauthorized_401_exits_69_with_reactios_message() {
     let fake = FakeReactio::start(&[]);

@@ -1234,6 +1234,57 @@ fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_i
     assert!(sb.spooled("twilio").is_empty());
 }
 
+/// A token rotated at Twilio and not yet in the settings: a flush's calls are answered 401 /
+/// 20003. They stay in the spool (exit 75, not moved to `failed/`): the flush builds each with
+/// the credentials in force, so the flush after the fix places them. (A live event's 401 stays
+/// a refusal, exit 69: `bad_credentials_exit_69_with_twilios_error`.)
+#[test]
+fn calls_a_flush_cannot_authenticate_stay_spooled_until_the_credentials_are_fixed() {
+    let sb = sandbox(json!({}));
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 3, "{}", r.stderr);
+    let fake = FakeTwilio::start(&[]);
+    let wrong = "not-the-token-000000000000";
+    let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url, "--auth-token", wrong], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(
+        r.stderr.contains("HTTP 401 Twilio error 20003") && r.stderr.contains("fix the configuration; the entry is kept"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(wrong), "the token is masked: {}", r.stderr);
+    assert!(fake.to(CALLS).is_empty());
+    assert_eq!(sb.spooled("twilio").len(), 3, "kept: {}", r.stderr);
+    assert!(sb.failed("twilio").is_empty(), "{:?}", sb.failed("twilio"));
+    // Fixed: the next flush places every call, once.
+    let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("3 delivered, 0 moved to failed/, 0 still queued"), "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE, TWO, THREE], "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+}
+
+/// The same for a spooled sequential run: a flush carrying it on whose calls are answered 401
+/// keeps it, and the flush after the fix runs it.
+#[test]
+fn a_sequential_run_a_flush_cannot_authenticate_stays_spooled_until_the_credentials_are_fixed() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let fake = FakeTwilio::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url, "--auth-token", "not-the-token-000000000000"], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("20003") && r.stderr.contains("fix the configuration; the entry is kept"), "{}", r.stderr);
+    assert!(fake.to(CALLS).is_empty());
+    assert_eq!(sb.spooled("twilio").len(), 1, "kept: {}", r.stderr);
+    assert!(sb.failed("twilio").is_empty(), "{:?}", sb.failed("twilio"));
+    fake.outcomes(&[Outcome::Answered]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+}
+
 /// Nagios runs the PROBLEM and the RECOVERY notification of one second in parallel (a passive
 /// result CRITICAL then OK), and the RECOVERY's handler may come first. With no record of the
 /// incident yet (its first failure, or a week after the last one was forgotten), handler-twilio

@@ -201,6 +201,21 @@ pub fn classify_status_with(resp: &Response, explain: impl FnOnce() -> String) -
     }
 }
 
+/// What the answer to a spooled request means when a flush (or a flush's run) delivers it:
+/// `outcome`, its classification, except that the credentials in force refused (HTTP 401:
+/// Twilio's 20003, Reactio's `authentication_error`) keeps the request in the spool
+/// ([`Outcome::Broken`]: the flush stops there, "fix the configuration; the entry is kept",
+/// exit 75 with the entry still queued) instead of moving it to `failed/`. A flush
+/// builds each request with the credentials in force, so the flush after they are fixed
+/// delivers it (until `spool_max_age`), as handler-slack keeps a request Slack answers
+/// `invalid_auth`. A live event's 401 stays a refusal (exit 69: "permanent" in the specs).
+pub fn spooled_outcome(resp: &Response, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Refused(why) if resp.status == 401 => Outcome::Broken(why),
+        other => other,
+    }
+}
+
 /// The end of an invocation's time budget.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {

@@ -21,7 +21,9 @@
 //! - **acknowledge**: Reactio has none; skipped.
 //!
 //! 401 (`authentication_error`) and 400 (`validation_error`) are permanent (exit 69) and say
-//! why; 5xx, 429 and network errors are retried within the deadline (then exit 75).
+//! why (a spooled request a flush sends that is answered 401 is kept for the flush after the key
+//! is fixed: [`common::http::spooled_outcome`]); 5xx, 429 and network errors are retried within
+//! the deadline (then exit 75).
 
 use std::time::Instant;
 

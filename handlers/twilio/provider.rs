@@ -33,8 +33,10 @@
 //! delivered (the failures are logged as errors); when none is reached, the most hopeful
 //! failure decides the exit code (75 if any is retryable, else 69/78). Twilio's error body
 //! `{code, message, more_info, status}` is quoted: 401 / 20003 (authentication) and 21211 /
-//! 21212 (invalid `To` / `From`, naming the number) are permanent (exit 69); 429 / 20429 and
-//! 5xx are retried within the deadline (then exit 75).
+//! 21212 (invalid `To` / `From`, naming the number) are permanent (exit 69; a spooled call or
+//! run a flush sends that is answered 401 is kept for the flush after the credentials are fixed:
+//! [`common::http::spooled_outcome`]); 429 / 20429 and 5xx are retried within the deadline
+//! (then exit 75).
 
 use std::time::Duration;
 

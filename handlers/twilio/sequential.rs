@@ -1054,7 +1054,7 @@ impl Twilio {
     fn place_call(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, doc: &str) -> Outcome<Option<String>> {
         let req = self.request(Method::Post, "Calls.json", Body::Form(self.call_form(r, doc)));
         ctx.log.debug(format!("POST {} to {}", req.url, r.label()));
-        let classify = |resp: &Response| self.classify_for(resp, r);
+        let classify = |resp: &Response| ctx.spooled(resp, self.classify_for(resp, r));
         let log = ctx.log;
         ctx.client.deliver_until_unknown(&req, &ctx.deadline, &classify, &mut |l| log.info(l)).map(|(response, _)| {
             serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))

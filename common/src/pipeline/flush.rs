@@ -570,7 +570,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
             let classify = |resp: &Response| {
                 *last.borrow_mut() = Some(resp.clone());
-                provider.classify(&payload, resp)
+                http::spooled_outcome(resp, provider.classify(&payload, resp))
             };
             let lookable = provider.lookup(&payload, entry.created).is_some();
             // A request of unknown fate that the lookup could not tell about may still have been

@@ -158,6 +158,20 @@ impl<P: Provider> Ctx<'_, P> {
         self.send_with(payload, &Map::new())
     }
 
+    /// What the answer `resp` to `payload`'s request means ([`Provider::classify`]); in a run
+    /// a flush carries on, as for any spooled request ([`http::spooled_outcome`]: the
+    /// credentials refused keep it in the spool).
+    fn classify(&self, payload: &P::Payload, resp: &Response) -> Outcome {
+        self.spooled(resp, self.provider.classify(payload, resp))
+    }
+
+    /// `outcome`, a provider's classification of `resp`, as this delivery judges it: for a
+    /// request of a run a flush carries on, as a spooled one's ([`http::spooled_outcome`]: the
+    /// credentials refused keep it in the spool); otherwise as it is.
+    pub fn spooled(&self, resp: &Response, outcome: Outcome) -> Outcome {
+        if self.run_entry.is_some() { http::spooled_outcome(resp, outcome) } else { outcome }
+    }
+
     /// [`Ctx::send`], with `refs` for what the payload leaves to the incident's references
     /// ([`Provider::request`]): values this invocation learned from an earlier answer (the
     /// channel a war room was just created with).
@@ -177,7 +191,7 @@ impl<P: Provider> Ctx<'_, P> {
             return q.keep(stored(), Fate::NotSent, why);
         }
         let log = self.log;
-        let classify = |resp: &Response| self.provider.classify(payload, resp);
+        let classify = |resp: &Response| self.classify(payload, resp);
         // A request the provider can look up (a Twilio call) is never sent twice blindly: a
         // first attempt of unknown fate is spooled, and the flush looks it up before placing it.
         // Its note in the ledger while it is in flight lets the next holder look it up if this
