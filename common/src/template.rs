@@ -224,8 +224,9 @@ pub fn says_nothing(setting: &str, default: &str) -> String {
 /// The default dedup key template, for every input format: `{incident_key}`.
 pub const DEFAULT_KEY_TEMPLATE: &str = "{incident_key}";
 
-/// Cut `s` to at most `max` characters (Unicode scalar values, as PagerDuty and Twilio count),
-/// on a character boundary, ending with `…` when cut. Multi-byte text (Japanese) is never split
+/// Cut `s` to at most `max` characters (Unicode scalar values; for a limit whose counting a
+/// service does not state, [`truncate_utf16`] is the safe reading), on a character boundary,
+/// ending with `…` when cut. Multi-byte text (Japanese) is never split
 /// inside a character.
 pub fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

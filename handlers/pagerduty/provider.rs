@@ -26,7 +26,10 @@ use serde_json::{Map, Value, json};
 
 /// Default Events API base URL; the handler posts to `{api_url}/v2/enqueue`.
 pub const DEFAULT_API_URL: &str = "https://events.pagerduty.com";
-/// Maximum `payload.summary` length in characters.
+/// Maximum `payload.summary` length: 1024 characters (PagerDuty's Events API v2 docs), counted
+/// here in UTF-16 code units ([`common::template::utf16_len`]). PagerDuty does not say how it
+/// counts; UTF-16 units are never fewer than characters (an emoji is two), so a summary within
+/// the limit counted either way is never refused for it (a 400 would cost the page).
 pub const MAX_SUMMARY_CHARS: usize = 1024;
 /// Maximum `dedup_key` length in characters.
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
@@ -393,7 +396,7 @@ impl PagerDuty {
             details.insert("url".into(), u.clone().into());
         }
         let mut p = json!({
-            "summary": truncate_chars(&summary_line, MAX_SUMMARY_CHARS),
+            "summary": common::template::truncate_utf16(&summary_line, MAX_SUMMARY_CHARS),
             // Required, and PagerDuty refuses a blank one for good: a host that named itself
             // "  " must not silence its own pages.
             "source": if common::template::is_blank(&e.entity) { UNNAMED_SOURCE } else { e.entity.as_str() },
@@ -529,6 +532,18 @@ mod tests {
         let b = p.body(&job, 1_460_200_000);
         assert_eq!(b.get("payload"), None);
         assert_eq!(b["event_action"], "resolve");
+    }
+
+    #[test]
+    fn a_summary_of_emoji_fits_1024_counted_in_utf16_units_too() {
+        let p = provider(json!({"routing_key": KEY}));
+        let mut e = parse_json(br#"{"client":{"name":"web-01"},"check":{"name":"check_disk","status":2,"output":"x"}}"#, None).unwrap();
+        e.output = "\u{1F525}".repeat(900);
+        let key = p.incident_key(&e);
+        let job = Job { action: Action::Trigger, event: &e, incident_key: &key, previous: None, event_time: 1 };
+        let summary = p.body(&job, 1)["payload"]["summary"].as_str().unwrap().to_string();
+        assert!(common::template::utf16_len(&summary) <= MAX_SUMMARY_CHARS, "{}", common::template::utf16_len(&summary));
+        assert!(summary.chars().count() > 500 && summary.starts_with("web-01/check_disk: \u{1F525}"), "{summary}");
     }
 
     #[test]
