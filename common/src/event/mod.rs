@@ -211,8 +211,9 @@ pub struct SourceSkip {
 /// ([`crate::state::ordering_time`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeSource {
-    /// The monitoring server's clock or this machine's: Nagios/Icinga `$TIMET$`, Mackerel's
-    /// `statusChangedAt` (else `createdAt`), a batch job's run, or no time at all (the time of receipt is used).
+    /// The monitoring server's clock or this machine's: Nagios/Icinga `$TIMET$`, a Mackerel
+    /// alert's times (the latest of `createdAt`, `statusChangedAt` and `closedAt`), a batch
+    /// job's run, or no time at all (the time of receipt is used).
     #[default]
     Monitoring,
     /// The monitored host's clock: Sensu 1.x and Sensu Go `check.executed` (and the event
