@@ -514,6 +514,66 @@ fn a_create_a_flush_cannot_authenticate_stays_spooled_until_the_key_is_fixed() {
     fake.assert_no_violations();
 }
 
+/// One check carries an API key of its own (a check attribute, a check-level setting) that
+/// Reactio no longer accepts, and its create was spooled while Reactio was unreachable, before
+/// another check's. At the flush its 401 keeps it in the spool; the other check's create,
+/// sent with the operator's key, still goes out: one destination's refused key does not hold
+/// back every other incident's page until `spool_max_age` gives them up. And since the refused
+/// key is the entry's own (kept with it), no fix of the settings can deliver it: it is refused
+/// for good (moved to `failed/`, exit 69), as before the flush kept 401s.
+#[test]
+fn a_check_keys_401_at_the_flush_holds_back_no_other_incidents_page() {
+    let sb = sandbox(json!({}));
+    let wrong = "not-the-right-key-000000000000000dead";
+    let mut own: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    own["check"]["name"] = json!("check_db");
+    own["check"]["reactio"] = json!({"api_key": wrong});
+    let r = sb.run(&["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], own.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = sb.run(&["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 2);
+    let fake = FakeReactio::start(&[]);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert!(r.stderr.contains("HTTP 401 authentication_error: invalid api key"), "{}", r.stderr);
+    assert!(!r.stderr.contains(wrong), "{}", r.stderr);
+    let opened: Vec<String> = fake.accepted(INCIDENTS).iter().map(|b| b["name"].as_str().unwrap_or("").to_string()).collect();
+    assert!(opened.len() == 1 && opened[0].starts_with("web-01/check_disk"), "the other check's page went out: {opened:?} {}", r.stderr);
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(sb.spooled("reactio").is_empty(), "{:?}", sb.spooled("reactio"));
+    assert_eq!(sb.failed("reactio").len(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+/// The other way round: the operator's key is the one refused at the flush (rotated at
+/// Reactio, not yet in the settings), so the create sent with it is kept for the flush after
+/// the fix; a check that pages with a key of its own is not held back by it.
+#[test]
+fn the_operators_key_refused_at_the_flush_holds_back_no_page_sent_with_another_key() {
+    let wrong = "not-the-right-key-000000000000000dead";
+    let sb = sandbox(json!({"api_key": wrong}));
+    let r = sb.run(&["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let mut own: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    own["check"]["name"] = json!("check_db");
+    own["check"]["reactio"] = json!({"api_key": API_KEY});
+    let r = sb.run(&["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], own.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 2);
+    let fake = FakeReactio::start(&[]);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("fix the configuration; the entry is kept"), "{}", r.stderr);
+    let opened: Vec<String> = fake.accepted(INCIDENTS).iter().map(|b| b["name"].as_str().unwrap_or("").to_string()).collect();
+    assert!(opened.len() == 1 && opened[0].starts_with("web-01/check_db"), "{opened:?} {}", r.stderr);
+    assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+    assert!(sb.failed("reactio").is_empty(), "{:?}", sb.failed("reactio"));
+    let r = run(&sb, &fake, b"", &["--flush", "--api-key", API_KEY]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(INCIDENTS).len(), 2, "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn unauthorized_401_exits_69_with_reactios_message() {
     let fake = FakeReactio::start(&[]);

@@ -204,8 +204,9 @@ pub fn classify_status_with(resp: &Response, explain: impl FnOnce() -> String) -
 /// What the answer to a spooled request means when a flush (or a flush's run) delivers it:
 /// `outcome`, its classification, except that the credentials in force refused (HTTP 401:
 /// Twilio's 20003, Reactio's `authentication_error`) keeps the request in the spool
-/// ([`Outcome::Broken`]: the flush stops there, "fix the configuration; the entry is kept",
-/// exit 75 with the entry still queued) instead of moving it to `failed/`. A flush
+/// ([`Outcome::Broken`]: "fix the configuration; the entry is kept", exit 75 with the entry
+/// still queued, and the entries sent the same way held back with it, not those of other
+/// destinations: [`credentials_refused`]) instead of moving it to `failed/`. A flush
 /// builds each request with the credentials in force, so the flush after they are fixed
 /// delivers it (until `spool_max_age`), as handler-slack keeps a request Slack answers
 /// `invalid_auth`. A live event's 401 stays a refusal (exit 69: "permanent" in the specs).
@@ -214,6 +215,14 @@ pub fn spooled_outcome(resp: &Response, outcome: Outcome) -> Outcome {
         Outcome::Refused(why) if resp.status == 401 => Outcome::Broken(why),
         other => other,
     }
+}
+
+/// Whether `outcome`, a spooled request's answer `resp` as [`spooled_outcome`] judged it, is
+/// the credentials refused (HTTP 401, kept in the spool). Unlike this machine's configuration
+/// (a CA, a proxy), which fails every entry alike, credentials may be a destination's own (a
+/// check's API key or token): the flush holds back only the entries sent the same way.
+pub fn credentials_refused(resp: &Response, outcome: &Outcome) -> bool {
+    resp.status == 401 && matches!(outcome, Outcome::Broken(_))
 }
 
 /// The end of an invocation's time budget.

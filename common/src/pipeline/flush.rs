@@ -22,6 +22,9 @@
 //! - a request of unknown fate (it may have reached the service) is looked up first where the
 //!   provider can ([`Provider::lookup`]: Twilio lists the calls), and is only tried again with
 //!   a whole attempt timeout to spare ([`crate::http::retry`]);
+//! - a request whose credentials the service refuses (HTTP 401) is kept for the flush after
+//!   the fix, holding back the entries sent the same way only, unless the credentials are the
+//!   entry's own (a check's key, kept with it), which no fix reaches: refused, as live;
 //! - what the service accepted is recorded in the ledger like a live delivery;
 //! - an entry that is a run of the provider's own rather than one request (a Twilio sequential
 //!   run, [`Provider::is_run`]) is carried on by the provider within its share
@@ -101,6 +104,9 @@ enum Settled {
     Request(Outcome),
     /// A run that is over without reaching anyone ([`Resumed::Ended`]), the reason.
     Ended(String),
+    /// The service refused the credentials its request (or a request of its run) was sent
+    /// with (HTTP 401, [`http::credentials_refused`]), the reason.
+    Unauthorized(String),
 }
 
 impl<'a, P: Provider> Flusher<'a, P> {
@@ -301,6 +307,24 @@ impl<'a, P: Provider> Flusher<'a, P> {
             let budget = if entry.fate == Fate::Unknown { deadline } else { &half };
             let outcome = match self.deliver(client, budget, &name, &mut entry) {
                 Settled::Request(outcome) => outcome,
+                // Credentials the entry carries itself (a check's API key, kept with it): no fix
+                // of the settings delivers it, so it is refused for good, as a live event's 401.
+                Settled::Unauthorized(why) if self.own_credentials(&entry) => {
+                    Outcome::Refused(format!("{why} (with credentials the event carried, kept with the entry)"))
+                }
+                // The credentials in force: kept for the flush after the fix (until
+                // spool_max_age). The entries sent the same way wait too (they would be
+                // refused alike); other destinations, whose credentials may be their own, go on:
+                // one refused key must not hold back every other incident's page.
+                Settled::Unauthorized(why) => {
+                    let why = format!("{why} (fix the configuration; the entry is kept)");
+                    self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
+                    report.remaining += 1;
+                    held_back.insert(incident);
+                    retrying.insert(destination);
+                    report.stopped = Some(why);
+                    continue;
+                }
                 Settled::Ended(why) => {
                     match spool.fail(&name, &mut entry, &why) {
                         Ok(to) => self.log.error(format!(
@@ -402,6 +426,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
             }
         }
         true
+    }
+
+    /// Whether `entry`'s event overrides hold one of the credentials its provider sends
+    /// ([`super::holds_secret`]): a check's own API key or token, kept with the entry.
+    fn own_credentials(&self, entry: &Entry) -> bool {
+        match &*self.provider(&entry.overrides) {
+            Ok(p) => super::holds_secret(&entry.overrides, &p.secrets()),
+            Err(_) => false,
+        }
     }
 
     /// The provider for an entry's event overrides, built from the current settings.
@@ -568,9 +601,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
             };
             let shown = req.redacted(&log.secrets());
             log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
+            let refused = std::cell::Cell::new(false);
             let classify = |resp: &Response| {
                 *last.borrow_mut() = Some(resp.clone());
-                http::spooled_outcome(resp, provider.classify(&payload, resp))
+                let outcome = http::spooled_outcome(resp, provider.classify(&payload, resp));
+                refused.set(http::credentials_refused(resp, &outcome));
+                outcome
             };
             let lookable = provider.lookup(&payload, entry.created).is_some();
             // A request of unknown fate that the lookup could not tell about may still have been
@@ -636,6 +672,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         None => Outcome::Refused(why),
                     }
                 }
+                Outcome::Broken(why) if refused.get() => return Settled::Unauthorized(why),
                 other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
             });
         }
@@ -688,10 +725,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
             token: Some(&entry.token),
             stop_unread: Default::default(),
             stop_began: Default::default(),
-            run_entry: self.spool.map(|spool| super::RunEntry { spool, name, entry: std::cell::RefCell::new(entry.clone()) }),
+            run_entry: self.spool.map(|spool| super::RunEntry {
+                spool,
+                name,
+                entry: std::cell::RefCell::new(entry.clone()),
+                refused: std::cell::Cell::new(false),
+            }),
         };
         let resumed = provider.resume(&ctx, payload, record, entry.event_time);
         let progress = ctx.kept_progress();
+        let refused = ctx.credentials_refused();
         drop(ctx);
         // What the entry keeps from now on (rewritten by `run` after a failed try).
         entry.progress = progress;
@@ -706,6 +749,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Resumed::Ended(why) => Settled::Ended(format!("{what}: {why}")),
             Resumed::Superseded(why) => Settled::Request(Outcome::Skipped(format!("{what}: {why}"))),
             Resumed::Unfinished(why) => Settled::Request(Outcome::Spooled(format!("{what}: {why}"))),
+            Resumed::Failed(Outcome::Broken(why)) if refused => Settled::Unauthorized(why),
             Resumed::Failed(outcome) => Settled::Request(outcome),
         }
     }

@@ -104,6 +104,10 @@ struct RunEntry<'a> {
     name: &'a str,
     /// The entry, with the progress notes last written.
     entry: std::cell::RefCell<spool::Entry>,
+    /// Set when the service refused the credentials a request of the run was sent with (HTTP
+    /// 401, [`http::spooled_outcome`]): the flush keeps the run for the fix, holding back only
+    /// the entries sent the same way, or refuses it when the credentials are its own.
+    refused: std::cell::Cell<bool>,
 }
 
 /// The spool as one invocation sees it: what an entry of its requests carries, and whether it
@@ -169,7 +173,18 @@ impl<P: Provider> Ctx<'_, P> {
     /// request of a run a flush carries on, as a spooled one's ([`http::spooled_outcome`]: the
     /// credentials refused keep it in the spool); otherwise as it is.
     pub fn spooled(&self, resp: &Response, outcome: Outcome) -> Outcome {
-        if self.run_entry.is_some() { http::spooled_outcome(resp, outcome) } else { outcome }
+        let Some(run) = &self.run_entry else { return outcome };
+        let outcome = http::spooled_outcome(resp, outcome);
+        if http::credentials_refused(resp, &outcome) {
+            run.refused.set(true);
+        }
+        outcome
+    }
+
+    /// Whether the service refused the credentials a request of the run a flush carries on was
+    /// sent with ([`Ctx::spooled`]); `false` outside a flush's run.
+    pub(super) fn credentials_refused(&self) -> bool {
+        self.run_entry.as_ref().is_some_and(|r| r.refused.get())
     }
 
     /// [`Ctx::send`], with `refs` for what the payload leaves to the incident's references
