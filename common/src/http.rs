@@ -212,17 +212,17 @@ pub fn classify_status_with(resp: &Response, explain: impl FnOnce() -> String) -
 /// `invalid_auth`. A live event's 401 stays a refusal (exit 69: "permanent" in the specs).
 pub fn spooled_outcome(resp: &Response, outcome: Outcome) -> Outcome {
     match outcome {
-        Outcome::Refused(why) if resp.status == 401 => Outcome::Broken(why),
+        Outcome::Refused(why) if credentials_refused(resp) => Outcome::Broken(why),
         other => other,
     }
 }
 
-/// Whether `outcome`, a spooled request's answer `resp` as [`spooled_outcome`] judged it, is
-/// the credentials refused (HTTP 401, kept in the spool). Unlike this machine's configuration
-/// (a CA, a proxy), which fails every entry alike, credentials may be a destination's own (a
-/// check's API key or token): the flush holds back only the entries sent the same way.
-pub fn credentials_refused(resp: &Response, outcome: &Outcome) -> bool {
-    resp.status == 401 && matches!(outcome, Outcome::Broken(_))
+/// Whether the answer `resp` refuses the credentials the request was sent with (HTTP 401),
+/// which [`spooled_outcome`] keeps in the spool. Unlike this machine's configuration (a CA, a
+/// proxy), which fails every entry alike, credentials may be a destination's own (a check's
+/// API key or token): the flush holds back only the entries sent the same way.
+pub fn credentials_refused(resp: &Response) -> bool {
+    resp.status == 401
 }
 
 /// The end of an invocation's time budget.

@@ -601,12 +601,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
             };
             let shown = req.redacted(&log.secrets());
             log.info(format!("{what}: {} {}", shown.method.name(), shown.url));
-            let refused = std::cell::Cell::new(false);
             let classify = |resp: &Response| {
                 *last.borrow_mut() = Some(resp.clone());
-                let outcome = http::spooled_outcome(resp, provider.classify(&payload, resp));
-                refused.set(http::credentials_refused(resp, &outcome));
-                outcome
+                http::spooled_outcome(resp, provider.classify(&payload, resp))
             };
             let lookable = provider.lookup(&payload, entry.created).is_some();
             // A request of unknown fate that the lookup could not tell about may still have been
@@ -672,7 +669,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         None => Outcome::Refused(why),
                     }
                 }
-                Outcome::Broken(why) if refused.get() => return Settled::Unauthorized(why),
+                // Kept by spooled_outcome for the credentials refused (the last answer's 401),
+                // not this machine's configuration.
+                Outcome::Broken(why) if last.borrow().as_ref().is_some_and(http::credentials_refused) => {
+                    return Settled::Unauthorized(why);
+                }
                 other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
             });
         }

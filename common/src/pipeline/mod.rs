@@ -175,7 +175,7 @@ impl<P: Provider> Ctx<'_, P> {
     pub fn spooled(&self, resp: &Response, outcome: Outcome) -> Outcome {
         let Some(run) = &self.run_entry else { return outcome };
         let outcome = http::spooled_outcome(resp, outcome);
-        if http::credentials_refused(resp, &outcome) {
+        if http::credentials_refused(resp) && matches!(outcome, Outcome::Broken(_)) {
             run.refused.set(true);
         }
         outcome
