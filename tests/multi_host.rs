@@ -1265,3 +1265,43 @@ fn an_acknowledgement_skipped_on_one_host_supersedes_calls_spooled_before_it_on_
     assert!(std::fs::read_dir(hosts[0].spool_dir()).unwrap().flatten().all(|e| e.path().is_dir()), "{}", flushed.stderr);
     fake.assert_no_violations();
 }
+
+/// The storm path's read takes a new incident's hold (a first page then waits for Redis twice,
+/// not three times). An event for an incident nobody was paged for, which Twilio skips, must
+/// let that hold go at once: left to its lease (a minute here), it would make every other
+/// host's page for the incident wait, then queue.
+#[test]
+fn a_skipped_event_for_a_new_incident_leaves_no_hold_behind() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeTwilio::start(&[]);
+    let host = &twilio_hosts(1)[0];
+    let hold = format!("pagerpipe:twilio:hold:{KEY}");
+    let nagios = |kind: &str| {
+        let mut cmd = host.command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", "5s", "--state-store", &redis.url]);
+        cmd.env(common::state::redis::LEASE_ENV, "60000");
+        match kind {
+            "ACKNOWLEDGEMENT" => crate::util::nagios_ack(&mut cmd, "bob"),
+            _ => crate::util::nagios_critical(&mut cmd, kind).env("NAGIOS_SERVICESTATE", "OK"),
+        };
+        crate::util::run_command(cmd, b"")
+    };
+    for kind in ["ACKNOWLEDGEMENT", "RECOVERY"] {
+        let r = nagios(kind);
+        assert_eq!(r.code, Some(0), "{kind}: {}", r.stderr);
+        assert!(r.stderr.contains("skipped"), "{kind}: {}", r.stderr);
+        // The release is sent as the process ends; Redis reads it in a moment, not in a minute.
+        wait_until(
+            "the hold to be released",
+            Duration::from_secs(20),
+            || (redis.cli(&["EXISTS", &hold]).ok()?.trim() == "0").then_some(()),
+            || format!("{kind}: PTTL {:?}\n{}", redis.cli(&["PTTL", &hold]), r.stderr),
+        );
+    }
+    assert!(fake.to("Calls.json").is_empty() && fake.to("Messages.json").is_empty(), "nobody was paged, so nobody is told");
+    // A page for it on this or another host goes out at once.
+    let mut cmd = host.command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", "5s", "--state-store", &redis.url]);
+    crate::util::nagios_critical(&mut cmd, "PROBLEM");
+    let r = crate::util::run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(fake.to("Calls.json").len(), 3, "{}", r.stderr);
+}

@@ -40,12 +40,14 @@
 //! (only a fresh read may conclude that), and when Redis refuses the script (an ACL without
 //! `+eval`: the transaction alone, from then on).
 //!
-//! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the record and the hold's
-//! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
-//! `GET` (one pipeline: what the holder decides on); the record's write (the script above);
-//! the hold's release, sent without waiting for its answer (once a script ran in the
-//! invocation: until then the release waits, to learn whether Redis takes scripts). Three
-//! waits for Redis, where a naive client makes six.
+//! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the storm path's read (a
+//! script: the record and whether the hold is taken; for a new incident, one with no record
+//! and nobody holding it, the hold is taken by the same script, [`Store::get_or_hold`]); for an
+//! incident with a record, the hold's `SET NX PX` and the record's `GET` (one pipeline: what
+//! the holder decides on); the record's write (the script above); the hold's release, sent
+//! without waiting for its answer (once a script ran in the invocation: until then the release
+//! waits, to learn whether Redis takes scripts). A first page waits for Redis twice, a later
+//! one three times, where a naive client makes six.
 //!
 //! The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
@@ -92,7 +94,7 @@ use base64::Engine as _;
 use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
-use super::{Expiry, Hold, Misconfigured, Store, percent_decode};
+use super::{Expiry, Hold, Holder, Misconfigured, Store, percent_decode};
 use crate::clock;
 use crate::files::Durability;
 use crate::http::Trust;
@@ -147,6 +149,14 @@ const RENEW_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 /// Delete a hold if it is still held with token `ARGV[1]`: 1, else 0.
 const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                            return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// The storm path's read of a record `KEYS[1]` whose hold is `KEYS[2]`, taking the hold (token
+/// `ARGV[1]`, a lease of `ARGV[2]` ms) when the record is absent and nobody holds it: the
+/// record (nil when absent) and `0` nobody holds it, `1` somebody does, `2` taken now.
+const GET_OR_HOLD_LUA: &str = "local rec = redis.call('GET', KEYS[1]) \
+    if rec then return {rec, redis.call('EXISTS', KEYS[2])} end \
+    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 2} end \
+    return {false, 1}";
 
 /// Compare-and-set a record in one round trip: if `KEYS[1]` holds exactly `ARGV[2]` (`ARGV[1]`
 /// = `1`), or is absent (`ARGV[1]` = `0`), write it as `ARGV[3]` says (`del`; `px`: `ARGV[4]`
@@ -624,6 +634,14 @@ impl RedisStore {
         format!("{}hold:{key}", self.namespace)
     }
 
+    /// The hold `hkey` this invocation just took with `token`: kept alive from a third of the
+    /// lease on ([`Shared::keep_alive`]), released when dropped.
+    fn taken(&self, hkey: String, token: String) -> Box<dyn Hold> {
+        let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
+        self.shared.keep_alive(&hold.key, &hold.token, self.lease);
+        Box::new(hold)
+    }
+
     /// [`Store::update_deciding`] in one round trip, from the bytes this invocation last read
     /// or wrote for `rkey` ([`Shared::seen`]): `f` decides on them, and [`COMPARE_AND_SET_LUA`]
     /// writes its record only if Redis still holds those bytes. `Ok(true)`: written. `Ok(false)`:
@@ -861,6 +879,20 @@ impl Shared {
 /// the pipeline's only one.
 fn first(setup: Option<redis::Pipeline>) -> redis::Pipeline {
     setup.unwrap_or_else(redis::pipe)
+}
+
+/// After a command that takes the hold `hkey` with `token` failed: when `AUTH` or `SELECT`
+/// went ahead of it in its round trip (`at`: the command's place after them) and Redis refused
+/// one of them, the command still ran, as Redis' default user (a Redis with no password: the
+/// URL's is refused) or in database 0 (the URL's database does not exist). The hold it may
+/// have taken there is released (only if the token is this one's; its answer waited for and
+/// ignored), so that a host with wrong settings, which delivers without the store, leaves
+/// nothing behind for the hosts sharing that database. Nothing is sent after a network failure.
+fn release_after_refused_setup(c: &mut redis::Connection, at: usize, e: &redis::RedisError, hkey: &str, token: &str) {
+    let setup_refused = e.clone().into_server_errors().is_some_and(|errors| errors.iter().any(|(i, _)| *i < at));
+    if setup_refused {
+        let _ = HoldOp::Release.script(hkey, token).query::<redis::Value>(c);
+    }
 }
 
 /// A record's bytes as JSON, or the parse error.
@@ -1219,6 +1251,48 @@ impl Store for RedisStore {
         Ok((self.parsed(&rkey, raw), Some(held > 0)))
     }
 
+    /// One round trip: a script ([`GET_OR_HOLD_LUA`]) that reads the record and takes the
+    /// hold only when the record is absent and the hold free, atomically; the next read of the
+    /// record is answered from it. Where Redis refuses scripts: [`Store::get_and_busy`], and
+    /// nothing taken.
+    fn get_or_hold(&self, key: &str) -> anyhow::Result<(Option<Value>, Holder)> {
+        if self.shared.scripting() == Scripting::Refused {
+            let (record, busy) = self.get_and_busy(key)?;
+            return Ok((record, Holder::from(busy)));
+        }
+        let (hkey, rkey) = (self.hold_key(key), self.record_key(key));
+        let token = super::new_token();
+        let mut script = redis::cmd("EVAL");
+        script.arg(GET_OR_HOLD_LUA).arg(2).arg(&rkey).arg(&hkey).arg(&token).arg(self.lease.as_millis() as u64);
+        let answer = self.shared.run("read a record", |c, setup| {
+            let at = setup.as_ref().map_or(0, redis::Pipeline::len);
+            match first(setup).add_command(script).query::<((Option<Vec<u8>>, u8),)>(c) {
+                Ok((got,)) => Ok(Some(got)),
+                Err(e) if script_refused(&e, at) => Ok(None),
+                Err(e) => {
+                    release_after_refused_setup(c, at, &e, &hkey, &token);
+                    Err(e)
+                }
+            }
+        })?;
+        let Some((raw, held)) = answer else {
+            self.shared.set_scripting(Scripting::Refused);
+            let (record, busy) = self.get_and_busy(key)?;
+            return Ok((record, Holder::from(busy)));
+        };
+        self.shared.set_scripting(Scripting::Runs);
+        self.shared.saw(&rkey, raw.as_deref());
+        let holder = match held {
+            0 => Holder::Nobody,
+            1 => Holder::Another,
+            _ => {
+                *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey.clone(), None));
+                Holder::Taken(self.taken(hkey, token))
+            }
+        };
+        Ok((self.parsed(&rkey, raw), holder))
+    }
+
     /// The durability `f` chooses is not used: what survives a crash of the Redis server is
     /// Redis' own persistence.
     fn update_deciding(
@@ -1315,14 +1389,17 @@ impl Store for RedisStore {
         loop {
             // The record is read in the same round trip: what a holder reads next.
             let (taken, raw): (Option<String>, Option<Vec<u8>>) = self.shared.run("take a hold", |c, setup| {
-                first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).cmd("GET").arg(&rkey).query(c)
+                let at = setup.as_ref().map_or(0, redis::Pipeline::len);
+                let answer = first(setup).cmd("SET").arg(&hkey).arg(&token).arg("NX").arg("PX").arg(ms).cmd("GET").arg(&rkey).query(c);
+                if let Err(e) = &answer {
+                    release_after_refused_setup(c, at, e, &hkey, &token);
+                }
+                answer
             })?;
             self.shared.saw(&rkey, raw.as_deref());
             if taken.is_some() {
                 *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey, raw));
-                let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
-                self.shared.keep_alive(&hold.key, &hold.token, self.lease);
-                return Ok(Some(Box::new(hold)));
+                return Ok(Some(self.taken(hkey, token)));
             }
             let now = Instant::now();
             if now >= until {
