@@ -6,7 +6,7 @@ Each build given as --build NAME=PATH gets two commands, measured in the same lo
 /bin/true (the method is measure.py's, see bench/benchlib.py): `NAME delivery` (a new entity
 every event, into its own state directory, so each is a first delivery: hold, send, durable
 record) and `NAME dedup skip` (the same event every time, delivered once in the warm-up: the
-storm path). One of each per iteration, order rotated, so that machine noise falls on every
+storm path). One of each per iteration, in a shuffled order, so that machine noise falls on every
 build alike; the table gives each row as a ratio to /bin/true of the same run.
 
 With --floor (bench/compare.sh BENCH_FLOOR=1) two more rows show where a handler's cost starts:

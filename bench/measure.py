@@ -4,7 +4,7 @@
 Every iteration runs each command twice, as separate processes with separate events: once
 started with posix_spawn and reaped with wait4 for the wall time, once more under GNU
 `/usr/bin/time -f %M` for the peak RSS (not from our own wait4; bench/benchlib.py's docstring
-says why), interleaved, order rotated, after unrecorded warm-up rounds. Every process gets a
+says why), interleaved in a shuffled order, after unrecorded warm-up rounds. Every process gets a
 minimal environment (PATH and the routing key; no proxy variables, no HOME), stdin from a
 pre-written event file, stdout to /dev/null and stderr appended to a per-command log. The
 measuring, the CPU accounting and the table are bench/benchlib.py's.

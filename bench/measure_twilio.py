@@ -3,8 +3,8 @@
 
 The method is measure.py's (read its docstring): every iteration runs each command twice, as
 separate processes with separate events — once started with posix_spawn and reaped with wait4
-for the wall time, once more under GNU `/usr/bin/time -f %M` for the peak RSS — interleaved, order
-rotated, after unrecorded warm-up rounds. The measuring, the CPU accounting and the table are
+for the wall time, once more under GNU `/usr/bin/time -f %M` for the peak RSS — interleaved, in a
+shuffled order, after unrecorded warm-up rounds. The measuring, the CPU accounting and the table are
 bench/benchlib.py's.
 
 Commands:

@@ -1266,10 +1266,9 @@ fn an_acknowledgement_skipped_on_one_host_supersedes_calls_spooled_before_it_on_
     fake.assert_no_violations();
 }
 
-/// The storm path's read takes a new incident's hold (a first page then waits for Redis twice,
-/// not three times). An event for an incident nobody was paged for, which Twilio skips, must
-/// let that hold go at once: left to its lease (a minute here), it would make every other
-/// host's page for the incident wait, then queue.
+/// An event for an incident nobody was paged for, which Twilio skips (after taking its hold,
+/// for a recovery, whose time is noted), must let the hold go at once: left to its lease (a
+/// minute here), it would make every other host's page for the incident wait, then queue.
 #[test]
 fn a_skipped_event_for_a_new_incident_leaves_no_hold_behind() {
     let Some(redis) = RedisServer::start() else { return };

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::state::redis::RedisStore;
-use common::state::{Expiry, Holder, Store, Write};
+use common::state::{Expiry, Store, Write};
 use serde_json::json;
 
 use crate::fake::pagerduty::FakePagerDuty;
@@ -60,9 +60,14 @@ fn concurrent_updates_from_many_connections_lose_nothing() {
 fn an_update_decides_on_what_redis_holds_not_on_what_this_store_read_earlier() {
     let Some(server) = RedisServer::start() else { return };
     let (a, b) = (store(&server, "pagerduty"), store(&server, "pagerduty"));
-    for key in ["read", "held", "written"] {
-        // `a` last saw the record as 1 (read, read with its hold, or written by it) …
+    for key in ["absent", "read", "held", "written"] {
+        // `a` last saw the record as 1 (read, read with its hold, or written by it), or absent
+        // (then written by `SET NX`, not the script) …
         match key {
+            "absent" => {
+                assert_eq!(a.get(key).unwrap(), None);
+                increment(&b, key);
+            }
             "read" => {
                 increment(&b, key);
                 assert_eq!(a.get(key).unwrap(), Some(json!({"n": 1})));
@@ -99,6 +104,18 @@ fn an_update_decides_on_what_redis_holds_not_on_what_this_store_read_earlier() {
     })
     .unwrap();
     assert_eq!((calls, b.get("mine").unwrap()), (1, Some(json!({"n": 2}))));
+    // A new record, seen absent: one decision, written with the expiry asked for.
+    assert_eq!(a.get("new").unwrap(), None);
+    let mut calls = 0;
+    a.update_with("new", Write { expire: Expiry::After(Duration::from_secs(60)), ..Write::DURABLE }, &mut |cur| {
+        calls += 1;
+        assert_eq!(cur, None);
+        Some(json!({"n": 1}))
+    })
+    .unwrap();
+    assert_eq!((calls, b.get("new").unwrap()), (1, Some(json!({"n": 1}))));
+    let ttl: u64 = server.cli(&["PTTL", "pagerpipe:pagerduty:rec:new"]).unwrap().trim().parse().unwrap();
+    assert!(ttl > 50_000 && ttl <= 60_000, "{ttl}");
 }
 
 #[test]
@@ -164,65 +181,22 @@ fn an_unreadable_record_reads_as_absent_and_is_kept_aside() {
 }
 
 #[test]
-fn the_storm_paths_read_takes_the_hold_of_a_new_incident_and_of_nothing_else() {
-    // A first page waits for Redis twice: this read takes the hold it needs next.
-    let Some(server) = RedisServer::start() else { return };
-    let (a, b) = (store(&server, "pagerduty"), store(&server, "pagerduty"));
-    let hold_key = "pagerpipe:pagerduty:hold:web-01/disk";
-    let (record, holder) = a.get_or_hold("web-01/disk").unwrap();
-    let Holder::Taken(held) = holder else { panic!("a new incident's hold is taken with the read") };
-    assert_eq!(record, None);
-    let ttl: u64 = server.cli(&["PTTL", hold_key]).unwrap().trim().parse().unwrap();
-    assert!(ttl > 0 && ttl <= 5000, "a lease, not a hold for good: {ttl}");
-    assert!(b.busy("web-01/disk").unwrap(), "another invocation sees it held");
-    assert!(matches!(b.get_or_hold("web-01/disk").unwrap(), (None, Holder::Another)), "and takes nothing");
-    assert!(b.hold("web-01/disk", Instant::now()).unwrap().is_none());
-    // The holder's next read is the script's answer; its write builds on it.
-    assert_eq!(a.get("web-01/disk").unwrap(), None);
-    a.update("web-01/disk", &mut |cur| {
-        assert_eq!(cur, None);
-        Some(json!({"open": true}))
-    })
-    .unwrap();
-    drop(held);
-    assert_eq!(a.get("web-01/disk").unwrap(), Some(json!({"open": true})));
-    assert_eq!(server.cli(&["EXISTS", hold_key]).unwrap().trim(), "0", "released when dropped");
-    // An incident with a record: read, nothing taken, whether or not someone holds it.
-    assert!(matches!(b.get_or_hold("web-01/disk").unwrap(), (Some(r), Holder::Nobody) if r == json!({"open": true})));
-    assert_eq!(server.cli(&["EXISTS", hold_key]).unwrap().trim(), "0", "a repeat takes no hold");
-    let held = a.hold("web-01/disk", Instant::now()).unwrap().expect("free");
-    assert!(matches!(b.get_or_hold("web-01/disk").unwrap(), (Some(_), Holder::Another)));
-    drop(held);
-    // A Redis that refuses scripts: the record and the probe, nothing taken, no error (also as
-    // the connection's first command, which carries AUTH).
-    let limited = RedisStore::connect(&user_without_scripting(&server), "pagerduty", None, BUDGET).unwrap();
-    assert!(matches!(limited.get_or_hold("db-01/load").unwrap(), (None, Holder::Nobody)));
-    assert_eq!(server.cli(&["EXISTS", "pagerpipe:pagerduty:hold:db-01/load"]).unwrap().trim(), "0");
-    assert!(matches!(limited.get_or_hold("web-01/disk").unwrap(), (Some(_), Holder::Nobody)));
-    assert!(limited.take_notices().is_empty(), "{:?}", limited.take_notices());
-}
-
-#[test]
 fn wrong_settings_leave_no_hold_where_the_commands_ran_instead() {
     // AUTH or SELECT refused, the command sent with them in the same round trip still runs: as
-    // the default user of a Redis without a password, or in database 0. The hold it took there
-    // would make the hosts using that database wait for this misconfigured one.
+    // the default user of a Redis without a password, or in database 0. A hold taken there (a
+    // --flush's first command takes one) would make the hosts using that database wait for
+    // this misconfigured one.
     let Some(server) = RedisServer::start() else { return };
     let Some(open) = RedisServer::start_with(&["--requirepass", ""]) else { return };
     for (url, redis) in [
         (format!("redis://:{}@127.0.0.1:{}/99", server.password, server.port), &server),
         (format!("redis://:not-needed@127.0.0.1:{}/0", open.port), &open),
     ] {
-        for how in ["storm path", "hold"] {
-            let store = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap();
-            let failed = match how {
-                "storm path" => store.get_or_hold("web-01/disk").err(),
-                _ => store.hold("web-01/disk", Instant::now()).err(),
-            };
-            let why = format!("{:#}", failed.expect("the settings are refused"));
-            assert!(why.contains("fix the"), "{why}");
-            assert_eq!(redis.cli(&["DBSIZE"]).unwrap().trim(), "0", "{how} with {url}: {why}");
-        }
+        let store = RedisStore::connect(&url, "pagerduty", None, BUDGET).unwrap();
+        let failed = store.hold("web-01/disk", Instant::now()).err();
+        let why = format!("{:#}", failed.expect("the settings are refused"));
+        assert!(why.contains("fix the"), "{why}");
+        assert_eq!(redis.cli(&["DBSIZE"]).unwrap().trim(), "0", "{url}: {why}");
     }
 }
 

@@ -34,7 +34,7 @@ use crate::http::{self, Client, Deadline, Request, Response};
 use crate::log::Logger;
 use crate::outcome::{Fate, Outcome};
 use crate::spool::{self, Spool};
-use crate::state::{self, Holder, Incident, NoRecord, Proposal, RepeatedTrigger, Stop, Store, Verdict, file::FileStore, redis::RedisStore};
+use crate::state::{self, Incident, NoRecord, Proposal, RepeatedTrigger, Stop, Store, Verdict, file::FileStore, redis::RedisStore};
 
 /// What a provider was asked to do.
 #[derive(Debug)]
@@ -819,11 +819,13 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         return dry_run(&read, &decided, log);
     }
     let local = Local::open(&read, &decided, log);
-    let FastPath::Go(taken) = local.fast_path() else { return Ok(Code::Ok) };
+    if local.fast_path() {
+        return Ok(Code::Ok);
+    }
     warn_unread();
     local.flush_others()?;
     let Some(p) = &decided.proposal else { return Ok(Code::Ok) };
-    match local.catch_up(p, taken)? {
+    match local.catch_up(p)? {
         CaughtUp::Skip(why) => {
             log.info(format!("skipped {}: {why}", decided.key));
             Ok(Code::Ok)
@@ -924,14 +926,6 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
     finish(log, &d.deadline, true, &job, &d.key, read.provider.act(&ctx, &job))
 }
 
-/// What [`Local::fast_path`] decided.
-enum FastPath {
-    /// The event was skipped (an identical repeat, a superseded event): done.
-    Skipped,
-    /// Go on, with the incident's hold when the same read took it.
-    Go(Option<Box<dyn state::Hold>>),
-}
-
 /// What [`Local::catch_up`] leaves to do. (One per invocation, moved once: its size does not
 /// matter.)
 #[allow(clippy::large_enum_variant)]
@@ -1011,25 +1005,16 @@ impl<'a, P: Provider> Local<'a, P> {
     }
 
     /// Phase 3, the storm path: an identical repeat or a superseded event costs one read, and
-    /// is skipped ([`FastPath::Skipped`]; older spooled requests of other incidents still get
-    /// their share). Not while this incident has spooled requests (they are the tail of its
-    /// log: decided after them), nor for a recovery that meets a first delivery in progress.
-    /// With nothing spooled, a new incident's hold is taken by the same read
-    /// ([`Store::get_or_hold`]) and handed on to [`Local::catch_up`].
-    fn fast_path(&self) -> FastPath {
-        let Some(p) = &self.d.proposal else { return FastPath::Go(None) };
-        let take = self.own_spooled == 0 && !self.others_spooled;
-        let (record, holder, known) = read_record_and_holder(self.store(), &self.d.key, take, self.log);
-        let (hold, busy) = match holder {
-            Holder::Taken(hold) => (Some(hold), Some(false)),
-            Holder::Nobody => (None, Some(false)),
-            Holder::Another => (None, Some(true)),
-            Holder::Unknown => (None, None),
-        };
+    /// is skipped (`true`; older spooled requests of other incidents still get their share).
+    /// Not while this incident has spooled requests (they are the tail of its log: decided
+    /// after them), nor for a recovery that meets a first delivery in progress.
+    fn fast_path(&self) -> bool {
+        let Some(p) = &self.d.proposal else { return false };
+        let (record, busy, known) = read_record_and_busy(self.store(), &self.d.key, self.log);
         let verdict = decide::<P>(record.as_ref(), known, p, self.d.now);
-        let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return FastPath::Go(hold) };
+        let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return false };
         if self.own_spooled > 0 {
-            return FastPath::Go(hold);
+            return false;
         }
         // A skip is final here only when nobody is delivering for the incident (a resolve in
         // flight makes a repeated failure new again; a trigger in flight makes a repeated
@@ -1038,17 +1023,15 @@ impl<'a, P: Provider> Local<'a, P> {
         if matches!(verdict, Verdict::Skip(_))
             && (state::skip_moves_time(record.as_ref(), p) || busy.unwrap_or_else(|| delivery_in_progress(self.store(), &self.d.key)))
         {
-            return FastPath::Go(hold);
+            return false;
         }
-        // Released before anything else is done.
-        drop(hold);
         self.log.info(format!("skipped {}: {why}", self.d.key));
         if self.others_spooled
             && let Ok(client) = self.client()
         {
             self.flusher().others(&client, &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
         }
-        FastPath::Skipped
+        true
     }
 
     /// Phase 4: older requests of other incidents, within a share of the deadline: every
@@ -1064,13 +1047,9 @@ impl<'a, P: Provider> Local<'a, P> {
     /// by the deadline; a resolve or acknowledge asks a long delivery to stop first), then this
     /// incident's own spooled requests, and the ledger's verdict on what the incident's log
     /// will be once they are delivered (a repeat of a spooled trigger is not queued twice).
-    /// `taken`: the hold [`Local::fast_path`] took.
-    fn catch_up(&self, p: &Proposal, taken: Option<Box<dyn state::Hold>>) -> Result<CaughtUp> {
+    fn catch_up(&self, p: &Proposal) -> Result<CaughtUp> {
         let (key, now) = (&self.d.key, self.d.now);
-        let (hold, busy) = match taken {
-            Some(hold) => (Some(hold), false),
-            None => take_hold(self.store(), key, p, &self.d.deadline, self.log),
-        };
+        let (hold, busy) = take_hold(self.store(), key, p, &self.d.deadline, self.log);
         let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
         let (mut record, mut known) = read_record(self.store(), key, self.log);
@@ -1476,30 +1455,29 @@ fn try_open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logge
 /// logged as warnings. A store found [`Store::unusable`] here is told of as one that cannot be
 /// opened: why, and that the page goes out without it.
 fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, bool) {
-    let (record, _, known) = read_record_and_holder(store, key, false, log);
+    let (record, _, known) = read_record_and_busy(store, key, log);
     (record, known)
 }
 
-/// [`read_record`], with who holds `key` when the store told in the same round trip
-/// ([`Holder::Unknown`]: ask [`delivery_in_progress`] if it matters); `take`: the hold taken in
-/// that round trip too when the record is absent and the hold free ([`Store::get_or_hold`]).
-fn read_record_and_holder(store: Option<&dyn Store>, key: &str, take: bool, log: &Logger) -> (Option<Incident>, Holder, bool) {
-    let Some(store) = store else { return (None, Holder::Unknown, false) };
-    let got = if take { store.get_or_hold(key) } else { store.get_and_busy(key).map(|(record, busy)| (record, Holder::from(busy))) };
+/// [`read_record`], with whether a delivery for `key` is in progress when the store told in the
+/// same round trip ([`Store::get_and_busy`]; `None`: ask [`delivery_in_progress`] if it matters).
+fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
+    let Some(store) = store else { return (None, None, false) };
+    let got = store.get_and_busy(key);
     // A record there but unusable (not JSON, another user's, not a file) says nothing either.
     let notices = store.take_notices();
     for n in &notices {
         log.warn(n);
     }
     match got {
-        Ok((record, holder)) => (record.map(|v| Incident::from_value(key, Some(v))), holder, notices.is_empty()),
+        Ok((record, busy)) => (record.map(|v| Incident::from_value(key, Some(v))), busy, notices.is_empty()),
         Err(e) if store.unusable() => {
             log.error(format!("{e:#}; {WITHOUT_SHARED_LEDGER}"));
-            (None, Holder::Unknown, false)
+            (None, None, false)
         }
         Err(e) => {
             log.error(format!("state store {} failed ({e:#}); delivering without dedup", store.describe()));
-            (None, Holder::Unknown, false)
+            (None, None, false)
         }
     }
 }

@@ -153,30 +153,6 @@ pub fn failure_code(e: &anyhow::Error) -> crate::exit::Code {
 /// (the kernel drops an `fcntl` lock; a Redis lease expires within seconds).
 pub trait Hold {}
 
-/// Who holds an incident, as [`Store::get_or_hold`] found it.
-pub enum Holder {
-    /// The store cannot tell in the same round trip: ask [`Store::busy`] if it matters.
-    Unknown,
-    /// Nobody.
-    Nobody,
-    /// Another invocation: a delivery for the incident is in progress (or this invocation,
-    /// when it took the hold before).
-    Another,
-    /// This invocation, now: taken in the same round trip.
-    Taken(Box<dyn Hold>),
-}
-
-impl From<Option<bool>> for Holder {
-    /// [`Store::get_and_busy`]'s answer: `None` unknown, `Some(busy)`.
-    fn from(busy: Option<bool>) -> Holder {
-        match busy {
-            None => Holder::Unknown,
-            Some(false) => Holder::Nobody,
-            Some(true) => Holder::Another,
-        }
-    }
-}
-
 /// Storage contract: one JSON record per key, an atomic read-modify-write, and a per-key hold.
 ///
 /// Keys are incident keys (`web-01/check_disk`, Zabbix `123-web-01`) or provider records such
@@ -235,19 +211,6 @@ pub trait Store {
     /// Errors: as [`Store::get`].
     fn get_and_busy(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
         Ok((self.get(key)?, None))
-    }
-
-    /// [`Store::get_and_busy`], and when the record is absent and nobody holds `key`, its
-    /// hold taken in the same round trip ([`Holder::Taken`]): a new incident's event is
-    /// delivered next, which takes the hold anyway (Redis: one script, so that a first page
-    /// waits for Redis twice, not three times). A caller that skips after all drops the hold,
-    /// which releases it. Default: [`Store::get_and_busy`]; nothing taken (the file store's
-    /// hold costs no round trip).
-    ///
-    /// Errors: as [`Store::get`].
-    fn get_or_hold(&self, key: &str) -> anyhow::Result<(Option<Value>, Holder)> {
-        let (record, busy) = self.get_and_busy(key)?;
-        Ok((record, Holder::from(busy)))
     }
 
     /// Connect again when the store lost its connection since it was opened (Redis restarted,

@@ -40,14 +40,12 @@
 //! (only a fresh read may conclude that), and when Redis refuses the script (an ACL without
 //! `+eval`: the transaction alone, from then on).
 //!
-//! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the storm path's read (a
-//! script: the record and whether the hold is taken; for a new incident, one with no record
-//! and nobody holding it, the hold is taken by the same script, [`Store::get_or_hold`]); for an
-//! incident with a record, the hold's `SET NX PX` and the record's `GET` (one pipeline: what
-//! the holder decides on); the record's write (the script above); the hold's release, sent
-//! without waiting for its answer (once a script ran in the invocation: until then the release
-//! waits, to learn whether Redis takes scripts). A first page waits for Redis twice, a later
-//! one three times, where a naive client makes six.
+//! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the record and the hold's
+//! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
+//! `GET` (one pipeline: what the holder decides on); the record's write (the script above);
+//! the hold's release, sent without waiting for its answer (once a script ran in the
+//! invocation: until then the release waits, to learn whether Redis takes scripts). Three
+//! waits for Redis, where a naive client makes six.
 //!
 //! The durability a write asks for is not used: what survives a crash of the Redis server is
 //! the server's own persistence configuration (`appendonly`, `save`), which a client cannot
@@ -94,7 +92,7 @@ use base64::Engine as _;
 use redis::{ConnectionAddr, IntoConnectionInfo as _};
 use serde_json::Value;
 
-use super::{Expiry, Hold, Holder, Misconfigured, Store, percent_decode};
+use super::{Expiry, Hold, Misconfigured, Store, percent_decode};
 use crate::clock;
 use crate::files::Durability;
 use crate::http::Trust;
@@ -149,14 +147,6 @@ const RENEW_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
 /// Delete a hold if it is still held with token `ARGV[1]`: 1, else 0.
 const RELEASE_LUA: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                            return redis.call('DEL', KEYS[1]) else return 0 end";
-
-/// The storm path's read of a record `KEYS[1]` whose hold is `KEYS[2]`, taking the hold (token
-/// `ARGV[1]`, a lease of `ARGV[2]` ms) when the record is absent and nobody holds it: the
-/// record (nil when absent) and `0` nobody holds it, `1` somebody does, `2` taken now.
-const GET_OR_HOLD_LUA: &str = "local rec = redis.call('GET', KEYS[1]) \
-    if rec then return {rec, redis.call('EXISTS', KEYS[2])} end \
-    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {false, 2} end \
-    return {false, 1}";
 
 /// Compare-and-set a record in one round trip: if `KEYS[1]` holds exactly `ARGV[2]` (`ARGV[1]`
 /// = `1`), or is absent (`ARGV[1]` = `0`), write it as `ARGV[3]` says (`del`; `px`: `ARGV[4]`
@@ -634,19 +624,14 @@ impl RedisStore {
         format!("{}hold:{key}", self.namespace)
     }
 
-    /// The hold `hkey` this invocation just took with `token`: kept alive from a third of the
-    /// lease on ([`Shared::keep_alive`]), released when dropped.
-    fn taken(&self, hkey: String, token: String) -> Box<dyn Hold> {
-        let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
-        self.shared.keep_alive(&hold.key, &hold.token, self.lease);
-        Box::new(hold)
-    }
-
     /// [`Store::update_deciding`] in one round trip, from the bytes this invocation last read
     /// or wrote for `rkey` ([`Shared::seen`]): `f` decides on them, and [`COMPARE_AND_SET_LUA`]
-    /// writes its record only if Redis still holds those bytes. `Ok(true)`: written. `Ok(false)`:
-    /// nothing done (nothing seen, an unreadable record, another writer got in first, or `f`
-    /// changes nothing, which only a fresh read may conclude): the caller runs the transaction.
+    /// writes its record only if Redis still holds those bytes; a record last seen absent (a
+    /// new incident's: its first page) is written by a plain `SET … NX` instead, which needs no
+    /// script (also where Redis refuses them) and costs Redis less than one (bench/HISTORY.md,
+    /// session 21). `Ok(true)`: written. `Ok(false)`: nothing done (nothing seen, an unreadable
+    /// record, another writer got in first, or `f` changes nothing, which only a fresh read may
+    /// conclude): the caller runs the transaction.
     ///
     /// Errors: Redis failed, or the record cannot be encoded.
     fn compare_and_set(
@@ -656,10 +641,10 @@ impl RedisStore {
         ttl_ms: Option<u64>,
         f: &mut dyn FnMut(Option<Value>) -> (Option<Value>, Durability),
     ) -> anyhow::Result<bool> {
-        if self.shared.scripting() == Scripting::Refused {
+        let Some(expected) = self.shared.last_seen(rkey) else { return Ok(false) };
+        if expected.is_some() && self.shared.scripting() == Scripting::Refused {
             return Ok(false);
         }
-        let Some(expected) = self.shared.last_seen(rkey) else { return Ok(false) };
         let Ok(current) = expected.as_deref().map(parse).transpose() else { return Ok(false) };
         let before = current.clone();
         let (new, _) = f(current);
@@ -667,6 +652,19 @@ impl RedisStore {
             return Ok(false);
         }
         let bytes = new.as_ref().map(encode).transpose()?;
+        if let (None, Some(bytes)) = (&expected, &bytes) {
+            // Absent then, so nothing to delete and no expiry to keep: written only if still absent.
+            let mut set = redis::cmd("SET");
+            set.arg(rkey).arg(bytes.as_slice()).arg("NX");
+            if let Some(ms) = ttl_ms {
+                set.arg("PX").arg(ms);
+            }
+            let (written,): (Option<String>,) = self.shared.run("update a record", |c, setup| first(setup).add_command(set).query(c))?;
+            if written.is_some() {
+                self.shared.saw(rkey, Some(bytes));
+            }
+            return Ok(written.is_some());
+        }
         let mut cas = redis::cmd("EVAL");
         cas.arg(COMPARE_AND_SET_LUA).arg(1).arg(rkey);
         match &expected {
@@ -1251,48 +1249,6 @@ impl Store for RedisStore {
         Ok((self.parsed(&rkey, raw), Some(held > 0)))
     }
 
-    /// One round trip: a script ([`GET_OR_HOLD_LUA`]) that reads the record and takes the
-    /// hold only when the record is absent and the hold free, atomically; the next read of the
-    /// record is answered from it. Where Redis refuses scripts: [`Store::get_and_busy`], and
-    /// nothing taken.
-    fn get_or_hold(&self, key: &str) -> anyhow::Result<(Option<Value>, Holder)> {
-        if self.shared.scripting() == Scripting::Refused {
-            let (record, busy) = self.get_and_busy(key)?;
-            return Ok((record, Holder::from(busy)));
-        }
-        let (hkey, rkey) = (self.hold_key(key), self.record_key(key));
-        let token = super::new_token();
-        let mut script = redis::cmd("EVAL");
-        script.arg(GET_OR_HOLD_LUA).arg(2).arg(&rkey).arg(&hkey).arg(&token).arg(self.lease.as_millis() as u64);
-        let answer = self.shared.run("read a record", |c, setup| {
-            let at = setup.as_ref().map_or(0, redis::Pipeline::len);
-            match first(setup).add_command(script).query::<((Option<Vec<u8>>, u8),)>(c) {
-                Ok((got,)) => Ok(Some(got)),
-                Err(e) if script_refused(&e, at) => Ok(None),
-                Err(e) => {
-                    release_after_refused_setup(c, at, &e, &hkey, &token);
-                    Err(e)
-                }
-            }
-        })?;
-        let Some((raw, held)) = answer else {
-            self.shared.set_scripting(Scripting::Refused);
-            let (record, busy) = self.get_and_busy(key)?;
-            return Ok((record, Holder::from(busy)));
-        };
-        self.shared.set_scripting(Scripting::Runs);
-        self.shared.saw(&rkey, raw.as_deref());
-        let holder = match held {
-            0 => Holder::Nobody,
-            1 => Holder::Another,
-            _ => {
-                *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey.clone(), None));
-                Holder::Taken(self.taken(hkey, token))
-            }
-        };
-        Ok((self.parsed(&rkey, raw), holder))
-    }
-
     /// The durability `f` chooses is not used: what survives a crash of the Redis server is
     /// Redis' own persistence.
     fn update_deciding(
@@ -1399,7 +1355,9 @@ impl Store for RedisStore {
             self.shared.saw(&rkey, raw.as_deref());
             if taken.is_some() {
                 *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey, raw));
-                return Ok(Some(self.taken(hkey, token)));
+                let hold = RedisHold { shared: Arc::clone(&self.shared), key: hkey, token };
+                self.shared.keep_alive(&hold.key, &hold.token, self.lease);
+                return Ok(Some(Box::new(hold)));
             }
             let now = Instant::now();
             if now >= until {
