@@ -863,3 +863,62 @@ fn a_spooled_war_room_whose_stand_in_name_was_created_with_its_answer_lost_is_fo
     assert!(room.topic.starts_with("CRITICAL web-01/check_disk"), "{}", room.topic);
     fake.assert_no_violations();
 }
+
+/// A check that opens its war rooms with a token of its own (`check.slack.token`), refused at
+/// the flush (revoked since): its requests are refused for good (no fix of the settings
+/// reaches them), and the other incidents' war rooms, opened with the operator's token, still
+/// open. Before, Slack's `invalid_auth` stopped the whole flush at the first such entry, so one
+/// check's revoked token held back every other page until the entries expired.
+#[test]
+fn a_checks_own_token_refused_at_the_flush_holds_back_no_other_war_room() {
+    let sb = sandbox(json!({}));
+    let down = format!("{REFUSED_URL}/api");
+    let wrong = "xoxb-0000000000-0000000000-WrongTokenForTests00";
+    let mut own: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    own["check"]["name"] = json!("check_db");
+    own["check"]["slack"] = json!({"token": wrong});
+    for input in [own.to_string().into_bytes(), read_fixture("sensu/create.json")] {
+        let r = run_at(&sb, &FakeSlack::start(), &input, 0, &["--api-url", &down, "--timeout", "1s"]);
+        assert_eq!(r.code, Some(75), "{r:?}");
+    }
+    let fake = FakeSlack::start();
+    let r = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    assert!(r.stderr.contains("invalid_auth"), "{}", r.stderr);
+    assert!(!r.stderr.contains(wrong), "{}", r.stderr);
+    let rooms: Vec<String> = fake.created().iter().map(|c| c.name.clone()).collect();
+    assert_eq!(rooms, [WAR_ROOM], "the other check's war room opened: {}", r.stderr);
+    assert_eq!(r.code, Some(69), "{r:?}");
+    assert!(sb.spooled("slack").is_empty(), "{:?}", sb.spooled("slack"));
+    assert!(!sb.failed("slack").is_empty(), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+/// The other way round: the operator's token is refused at the flush (rotated, not yet in the
+/// settings): its entries are kept for the flush after the fix, and a check that opens its war
+/// rooms with a token of its own is not held back by them.
+#[test]
+fn the_operators_token_refused_at_the_flush_holds_back_no_war_room_opened_with_another() {
+    let sb = sandbox(json!({"token": "xoxb-0000000000-0000000000-RevokedTokenForTests"}));
+    let down = format!("{REFUSED_URL}/api");
+    let mut own: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    own["check"]["name"] = json!("check_db");
+    own["check"]["slack"] = json!({"token": BOT_TOKEN});
+    for input in [read_fixture("sensu/create.json"), own.to_string().into_bytes()] {
+        let r = run_at(&sb, &FakeSlack::start(), &input, 0, &["--api-url", &down, "--timeout", "1s"]);
+        assert_eq!(r.code, Some(75), "{r:?}");
+    }
+    let kept = sb.spooled("slack").len();
+    let fake = FakeSlack::start();
+    let r = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("fix the configuration; the entry is kept"), "{}", r.stderr);
+    let rooms: Vec<String> = fake.created().iter().map(|c| c.name.clone()).collect();
+    assert_eq!(rooms, ["inc-20261201-web-01-check_db"], "{}", r.stderr);
+    assert!(sb.failed("slack").is_empty(), "{:?}", sb.failed("slack"));
+    assert!(!sb.spooled("slack").is_empty() && sb.spooled("slack").len() < kept, "{:?}", sb.spooled("slack"));
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN, "responders": [USERS[0], USERS[1]]}}));
+    let r = run_at(&sb, &fake, b"", 2, &["--flush"]);
+    ok(&r);
+    assert_eq!(fake.created().len(), 2, "{}", r.stderr);
+    fake.assert_no_violations();
+}

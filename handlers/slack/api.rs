@@ -379,6 +379,14 @@ pub fn classify_live(method: Method, resp: &Response) -> Outcome {
     }
 }
 
+/// Whether `resp` is Slack refusing the token the request was sent with: an error code of
+/// [`ErrorClass::Auth`] (`invalid_auth`, `not_authed`, `token_revoked`, `missing_scope` …; Slack
+/// answers them with HTTP 200: §3, §5), or an HTTP 401.
+pub fn auth_refused(resp: &Response) -> bool {
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    resp.status == 401 || body["error"].as_str().is_some_and(|code| error_class(code) == ErrorClass::Auth)
+}
+
 /// Classification of a spooled request delivered later (`--flush`): as [`classify_live`], but
 /// decided here: ok and "done" answers are delivered (an invite whose only failures are per
 /// user counts as delivered: Slack invited the others, §5.4); auth errors stay queued (the
@@ -452,6 +460,17 @@ mod tests {
 
     fn r(status: u16, body: &str) -> Response {
         Response { status, body: body.into(), retry_after: None, location: None }
+    }
+
+    #[test]
+    fn a_refused_token_is_told_by_its_code_not_its_status() {
+        for code in ["invalid_auth", "token_revoked", "missing_scope", "not_authed"] {
+            assert!(auth_refused(&r(200, &format!(r#"{{"ok":false,"error":"{code}"}}"#))), "{code}");
+        }
+        assert!(auth_refused(&r(401, "")));
+        for (status, body) in [(200, r#"{"ok":true}"#), (200, r#"{"ok":false,"error":"not_in_channel"}"#), (429, ""), (500, "")] {
+            assert!(!auth_refused(&r(status, body)), "{status} {body}");
+        }
     }
 
     #[test]

@@ -271,6 +271,12 @@ impl Provider for Slack {
         if sent.live { api::classify_live(method, resp) } else { api::classify_spooled(method, resp) }
     }
 
+    /// Slack answers a token it refuses with HTTP 200 and an auth error code (`invalid_auth`,
+    /// `token_revoked`, `missing_scope` …: [`api::auth_refused`]), not a 401.
+    fn credentials_refused(resp: &Response) -> bool {
+        api::auth_refused(resp)
+    }
+
     /// `POST {api_url}/{method}` with the token in force now; what the call leaves open comes
     /// from the incident's references.
     fn request(&self, sent: &Sent, refs: &Map<String, Value>) -> std::result::Result<Request, String> {

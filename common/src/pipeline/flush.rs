@@ -669,9 +669,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         None => Outcome::Refused(why),
                     }
                 }
-                // Kept by spooled_outcome for the credentials refused (the last answer's 401),
-                // not this machine's configuration.
-                Outcome::Broken(why) if last.borrow().as_ref().is_some_and(http::credentials_refused) => {
+                // Kept for the credentials refused (the last answer's 401, Slack's
+                // `invalid_auth` …: Provider::credentials_refused), not this machine's
+                // configuration.
+                Outcome::Broken(why) if last.borrow().as_ref().is_some_and(P::credentials_refused) => {
                     return Settled::Unauthorized(why);
                 }
                 other => other.failure().unwrap_or(Outcome::Skipped(String::new())),

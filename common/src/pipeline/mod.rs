@@ -175,7 +175,7 @@ impl<P: Provider> Ctx<'_, P> {
     pub fn spooled(&self, resp: &Response, outcome: Outcome) -> Outcome {
         let Some(run) = &self.run_entry else { return outcome };
         let outcome = http::spooled_outcome(resp, outcome);
-        if http::credentials_refused(resp) && matches!(outcome, Outcome::Broken(_)) {
+        if P::credentials_refused(resp) && matches!(outcome, Outcome::Broken(_)) {
             run.refused.set(true);
         }
         outcome
@@ -579,6 +579,14 @@ pub trait Provider: Sized {
     /// [`http::classify_status`].
     fn classify(&self, _payload: &Self::Payload, resp: &Response) -> Outcome {
         http::classify_status(resp)
+    }
+
+    /// Whether the answer `resp` refuses the credentials the request was sent with (a token
+    /// revoked or rotated): a spooled request so answered waits for the fix, holding back only
+    /// the entries sent the same way, or is refused for good when the credentials came with
+    /// its event (a flush: [`flush`]). Default: [`http::credentials_refused`] (HTTP 401).
+    fn credentials_refused(resp: &Response) -> bool {
+        http::credentials_refused(resp)
     }
 
     /// The request to send in place of `payload`, which the service refused for good from the
