@@ -584,7 +584,7 @@ pub trait Provider: Sized {
     /// Whether the answer `resp` refuses the credentials the request was sent with (a token
     /// revoked or rotated): a spooled request so answered waits for the fix, holding back only
     /// the entries sent the same way, or is refused for good when the credentials came with
-    /// its event (a flush: [`flush`]). Default: [`http::credentials_refused`] (HTTP 401).
+    /// its event (`--flush`). Default: [`http::credentials_refused`] (HTTP 401).
     fn credentials_refused(resp: &Response) -> bool {
         http::credentials_refused(resp)
     }
