@@ -399,7 +399,8 @@ pub fn classify_spooled(method: Method, resp: &Response) -> Outcome {
         Ok(_) => Outcome::Delivered(()),
         Err(e) if method == Method::Invite && !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => Outcome::Delivered(()),
         Err(e) => match e.class() {
-            ErrorClass::Auth => Outcome::Broken(format!("{} (kept in the spool until it is fixed)", e.explain())),
+            // The flush says the entry is kept, and why.
+            ErrorClass::Auth => Outcome::Broken(e.explain()),
             ErrorClass::Retry => Outcome::Retry(Retry::not_sent(e.explain())),
             ErrorClass::Done | ErrorClass::Permanent => Outcome::Refused(e.explain()),
         },
