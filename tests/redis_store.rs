@@ -60,9 +60,9 @@ fn concurrent_updates_from_many_connections_lose_nothing() {
 fn an_update_decides_on_what_redis_holds_not_on_what_this_store_read_earlier() {
     let Some(server) = RedisServer::start() else { return };
     let (a, b) = (store(&server, "pagerduty"), store(&server, "pagerduty"));
-    for key in ["absent", "read", "held", "written"] {
+    for key in ["read", "held", "written", "absent"] {
         // `a` last saw the record as 1 (read, read with its hold, or written by it), or absent
-        // (then written by `SET NX`, not the script) …
+        // (then, a script having run in `a` before, written by `SET NX`, not the script) …
         match key {
             "absent" => {
                 assert_eq!(a.get(key).unwrap(), None);
@@ -584,6 +584,17 @@ fn updates_do_without_the_script_when_redis_refuses_it() {
     increment(&limited, "k");
     increment(&limited, "k");
     assert_eq!(store(&server, "pagerduty").get("k").unwrap(), Some(json!({"n": 3})));
+    // A record seen absent is written by SET NX, which needs no script: only if still absent.
+    let other = store(&server, "pagerduty");
+    for (key, meanwhile) in [("new", false), ("taken", true)] {
+        assert_eq!(limited.get(key).unwrap(), None);
+        if meanwhile {
+            increment(&other, key);
+        }
+        increment(&limited, key);
+        assert_eq!(other.get(key).unwrap(), Some(json!({"n": 1 + u64::from(meanwhile)})), "{key}");
+    }
+    assert!(limited.take_notices().is_empty(), "{:?}", limited.take_notices());
 }
 
 /// The URL of a user of `server` with the README's rules but `+eval`: Redis refuses it every

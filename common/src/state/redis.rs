@@ -627,9 +627,10 @@ impl RedisStore {
     /// [`Store::update_deciding`] in one round trip, from the bytes this invocation last read
     /// or wrote for `rkey` ([`Shared::seen`]): `f` decides on them, and [`COMPARE_AND_SET_LUA`]
     /// writes its record only if Redis still holds those bytes; a record last seen absent (a
-    /// new incident's: its first page) is written by a plain `SET … NX` instead, which needs no
-    /// script (also where Redis refuses them) and costs Redis less than one (bench/HISTORY.md,
-    /// session 21). `Ok(true)`: written. `Ok(false)`: nothing done (nothing seen, an unreadable
+    /// new incident's) is written by a plain `SET … NX` instead once the invocation knows
+    /// whether Redis runs scripts: where it refuses them (one round trip, not the `WATCH`
+    /// transaction's two), and where one ran already (no script to run on Redis' side).
+    /// `Ok(true)`: written. `Ok(false)`: nothing done (nothing seen, an unreadable
     /// record, another writer got in first, or `f` changes nothing, which only a fresh read may
     /// conclude): the caller runs the transaction.
     ///
@@ -652,7 +653,10 @@ impl RedisStore {
             return Ok(false);
         }
         let bytes = new.as_ref().map(encode).transpose()?;
-        if let (None, Some(bytes)) = (&expected, &bytes) {
+        // Until a script has run, the script is sent (it tells whether Redis takes them, so that
+        // the hold's release need not wait for its answer: one wait fewer than `SET NX` and a
+        // release waited for).
+        if let (None, Some(bytes), Scripting::Runs | Scripting::Refused) = (&expected, &bytes, self.shared.scripting()) {
             // Absent then, so nothing to delete and no expiry to keep: written only if still absent.
             let mut set = redis::cmd("SET");
             set.arg(rkey).arg(bytes.as_slice()).arg("NX");
