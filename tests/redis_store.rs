@@ -201,6 +201,37 @@ fn wrong_settings_leave_no_hold_where_the_commands_ran_instead() {
 }
 
 #[test]
+fn a_downtime_end_over_a_service_never_paged_writes_nothing_to_redis() {
+    // One per service of the window, one per contact of each, at once: the storm path's read
+    // skips it ("nothing is open") and must not take the new incident's hold on the way. Taken
+    // (08eba6b, taken back in 0c41698), it cost two writes (the hold, its release) for nothing,
+    // and the copies found each other holding the incident: they left the storm path, asked
+    // each other to stop (a record holding only that request, kept for good) and waited.
+    let Some(server) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox().with_state_store(&server.url);
+    let changes = || -> u64 {
+        let info = server.cli(&["INFO", "persistence"]).unwrap();
+        info.lines().find_map(|l| l.strip_prefix("rdb_changes_since_last_save:")).unwrap().trim().parse().unwrap()
+    };
+    let before = changes();
+    let copies = (0..3)
+        .map(|_| {
+            let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "nagios"]);
+            crate::util::nagios_critical(&mut cmd, "DOWNTIMEEND").env("NAGIOS_SERVICESTATE", "OK");
+            cmd
+        })
+        .collect();
+    for r in crate::util::run_together(copies, b"") {
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert!(r.stderr.contains("nothing is open for it in the ledger"), "{}", r.stderr);
+    }
+    assert_eq!(changes(), before, "nothing written");
+    assert_eq!(server.cli(&["DBSIZE"]).unwrap().trim(), "0");
+    assert!(fake.events().is_empty());
+}
+
+#[test]
 fn a_hold_excludes_a_second_holder_and_a_dropped_hold_frees_at_once() {
     let Some(server) = RedisServer::start() else { return };
     let a = store(&server, "pagerduty");
