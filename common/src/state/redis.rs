@@ -34,13 +34,13 @@
 //! caller's function decides on those bytes and a Lua script writes the result only if Redis
 //! still holds them (one round trip; for a record seen absent, once the invocation knows
 //! whether Redis runs scripts, a plain `SET … NX`, which needs none). Otherwise, or when
-//! another writer got in first: `WATCH` +
-//! `GET` (one round trip), the caller's function, then `MULTI`/`SET`/`EXEC` (one round trip);
-//! when another writer, on any host, changed the record in between, `EXEC` does nothing and the
-//! whole step runs again with the new record. So concurrent updates never lose one another, and
-//! the function may run more than once: also when it changes nothing on the bytes last seen
-//! (only a fresh read may conclude that), and when Redis refuses the script (an ACL without
-//! `+eval`: the transaction alone, from then on, but for records seen absent).
+//! another writer got in first: `WATCH` + `GET` (one round trip), the caller's function, then
+//! `MULTI`/`SET`/`EXEC` (one round trip); when another writer, on any host, changed the record
+//! in between, `EXEC` does nothing and the whole step runs again with the new record. So
+//! concurrent updates never lose one another, and the function may run more than once: also
+//! when it changes nothing on the bytes last seen (only a fresh read may conclude that), and
+//! when Redis refuses the script (an ACL without `+eval`: the transaction alone, from then on,
+//! but for records seen absent).
 //!
 //! **Round trips of a delivery** (`handler-pagerduty`, a trigger): the record and the hold's
 //! existence (one pipeline: the storm path's read); the hold's `SET NX PX` and the record's
