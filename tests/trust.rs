@@ -515,6 +515,38 @@ fn planted_fifos_symlinks_and_directories_never_hang_redirect_or_stop_a_page() {
     fake.assert_no_violations();
 }
 
+/// README "Shared state and spool directories": a symlink planted under a record's name is
+/// renamed aside, and the log says so. The delivery's record write renames it; the line saying
+/// where it went was gathered by the store and never printed.
+#[cfg(unix)]
+#[test]
+fn a_symlink_under_a_record_name_is_moved_aside_and_the_log_says_where() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let state = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&state).expect("state");
+    let outside = sb.dir.path().join("elsewhere.json");
+    std::fs::write(&outside, b"{}").expect("decoy");
+    let record = state.join(format!("{}.json", common::state::file::file_name_for("web-01/check_disk")));
+    std::os::unix::fs::symlink(&outside, &record).expect("symlink");
+
+    let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "{r:?}");
+    let moved: Vec<_> = std::fs::read_dir(&state)
+        .expect("state")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".refused-"))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(moved.len(), 1, "the symlink is renamed aside: {r:?}");
+    assert!(std::fs::symlink_metadata(&record).expect("record").is_file(), "the record is written in its place");
+    let aside = moved[0].display().to_string();
+    assert!(r.stderr.lines().any(|l| l.contains("moved to") && l.contains(&aside)), "the log names {aside}:\n{}", r.stderr);
+    assert_eq!(std::fs::read(&outside).expect("decoy"), b"{}", "never written through");
+    fake.assert_no_violations();
+}
+
 #[cfg(unix)]
 trait FifoLike {
     fn is_fifo_like(&self) -> bool;

@@ -1240,7 +1240,15 @@ fn record_delivered<P: Provider>(
     deadline: &Deadline,
     log: &Logger,
 ) {
-    let record = || state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER);
+    // What the store did on the way is logged (a planted symlink or FIFO under the record's
+    // name, renamed aside by this write): taken here, or it would be lost.
+    let record = || {
+        let recorded = state::record(store, key, p, crate::clock::now_unix(), refs, P::REPEATED_TRIGGER);
+        for n in store.take_notices() {
+            log.warn(n);
+        }
+        recorded
+    };
     let Err(mut e) = record() else { return };
     if !deadline.remaining().is_zero() {
         match store.reconnect() {
