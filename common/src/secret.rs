@@ -18,7 +18,9 @@ pub fn mask(secret: &str) -> String {
     }
 }
 
-/// Replace every occurrence of each non-empty secret in `text` by its mask.
+/// Replace every occurrence of each secret of 4 bytes or more in `text` by its mask ([`mask`]).
+/// A shorter one is left: replacing every "ab" would garble the line and show what the secret
+/// is. (A Redis URL's password, whatever its length, is masked by the store's own messages.)
 pub fn mask_all(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
