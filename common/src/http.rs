@@ -246,6 +246,11 @@ impl Deadline {
         Deadline { start, end, attempts_end: end, total }
     }
 
+    /// The whole time this deadline was given (`--timeout`; a share's own part).
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
     /// Time left (zero when passed).
     pub fn remaining(&self) -> Duration {
         self.end.saturating_duration_since(Instant::now())

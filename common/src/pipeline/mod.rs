@@ -1645,8 +1645,16 @@ fn finish(log: &Logger, deadline: &Deadline, dry_run: bool, job: &Job<'_>, ledge
         }
         Outcome::Refused(why) => Err(code.msg(format!("{what} refused: {why}; not retried (fix the request or credentials)"))),
         Outcome::Broken(why) => Err(code.msg(format!("{what} cannot be sent: {why}"))),
-        Outcome::Spooled(why) => Err(code.msg(format!("{what} not delivered within {took}: {why}"))),
-        Outcome::Retry(r) => Err(code.msg(format!("{what} not delivered within {took}: {}", r.reason))),
+        // The time spent, and the timeout it had: a retry that could not fit in what was left
+        // gives up before the timeout runs out.
+        Outcome::Spooled(why) => {
+            Err(code.msg(format!("{what} not delivered ({took} of the {} timeout): {why}", crate::config::show_duration(deadline.total()))))
+        }
+        Outcome::Retry(r) => Err(code.msg(format!(
+            "{what} not delivered ({took} of the {} timeout): {}",
+            crate::config::show_duration(deadline.total()),
+            r.reason
+        ))),
     }
 }
 
