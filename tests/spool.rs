@@ -205,6 +205,9 @@ fn entries_older_than_spool_max_age_are_given_up_loudly() {
     let r = run_command(cmd, b"");
     assert_eq!(r.code, Some(69), "{r:?}");
     assert!(r.stderr.contains("spool_max_age (1day)"), "{}", r.stderr);
+    // One error line, naming where the entry went.
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.contains("spool_max_age")).collect();
+    assert!(lines.len() == 1 && lines[0].contains("error:") && lines[0].contains("moved to "), "{}", r.stderr);
     assert!(fake.events().is_empty(), "an expired entry is not sent");
     assert_eq!(failed(&sb, "pagerduty").len(), 1);
 }

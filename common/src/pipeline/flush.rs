@@ -463,11 +463,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let what = format!("spooled {} {} from {}", entry.action.name(), entry.incident_key, crate::clock::rfc3339(entry.created));
         let age = crate::clock::age(entry.created, crate::clock::now_unix());
         if age > self.common.spool_max_age.as_secs() {
+            // Logged once, as the entry is moved to failed/ (`moved`).
             let why = format!(
                 "not delivered within spool_max_age ({}): {what} given up",
                 crate::config::show_duration(self.common.spool_max_age)
             );
-            log.error(format!("spool: {why}"));
             return Settled::Request(Outcome::Refused(why));
         }
         let provider = self.provider(&entry.overrides);
