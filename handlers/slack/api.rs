@@ -317,6 +317,15 @@ impl SlackError {
         error_class(&self.code)
     }
 
+    /// Whether the failure is the invited users', not the call's: per-user failures are listed
+    /// (`errors[]`), and the call's code is not an auth one, or is one of theirs. "A failure
+    /// names the first problem and lists each one" (§5.4): a responder the bot may not invite
+    /// (`no_permission`, "perm for those users") makes the call answer `no_permission`, which
+    /// is not the token refused; Slack invited the others.
+    pub fn about_users(&self) -> bool {
+        !self.user_errors.is_empty() && (self.class() != ErrorClass::Auth || self.user_errors.iter().any(|(_, code)| *code == self.code))
+    }
+
     /// One line for the log and the exit message: the method, Slack's code, and what to do.
     pub fn explain(&self) -> String {
         let mut out = format!("{} answered {}", self.method, self.code);
@@ -381,10 +390,12 @@ pub fn classify_live(method: Method, resp: &Response) -> Outcome {
 
 /// Whether `resp` is Slack refusing the token the request was sent with: an error code of
 /// [`ErrorClass::Auth`] (`invalid_auth`, `not_authed`, `token_revoked`, `missing_scope` …; Slack
-/// answers them with HTTP 200: §3, §5), or an HTTP 401.
+/// answers them with HTTP 200: §3, §5), or an HTTP 401. Not an invite's per-user failure
+/// named as the call's code ([`SlackError::about_users`]).
 pub fn auth_refused(resp: &Response) -> bool {
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-    resp.status == 401 || body["error"].as_str().is_some_and(|code| error_class(code) == ErrorClass::Auth)
+    let per_user = |code: &str| invite_failures(resp).is_some_and(|failed| failed.iter().any(|(_, c)| c == code));
+    resp.status == 401 || body["error"].as_str().is_some_and(|code| error_class(code) == ErrorClass::Auth && !per_user(code))
 }
 
 /// Classification of a spooled request delivered later (`--flush`): as [`classify_live`], but
@@ -397,7 +408,7 @@ pub fn classify_spooled(method: Method, resp: &Response) -> Outcome {
     }
     match read(method, resp) {
         Ok(_) => Outcome::Delivered(()),
-        Err(e) if method == Method::Invite && !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => Outcome::Delivered(()),
+        Err(e) if method == Method::Invite && e.about_users() => Outcome::Delivered(()),
         Err(e) => match e.class() {
             // The flush says the entry is kept, and why.
             ErrorClass::Auth => Outcome::Broken(e.explain()),
@@ -542,6 +553,27 @@ mod tests {
         assert_eq!(invite_failures(&r(200, partial)), Some(vec![("U9".into(), "user_not_found".into())]));
         let fine = r#"{"ok":false,"error":"already_in_channel","errors":[{"user":"U1","ok":false,"error":"already_in_channel"}]}"#;
         assert_eq!(invite_failures(&r(200, fine)), Some(vec![]));
+    }
+
+    #[test]
+    fn a_responder_the_bot_may_not_invite_is_not_the_token_refused() {
+        // §5.4: `no_permission` is "perm for those users", and the call names its first problem.
+        let partial = r(
+            200,
+            r#"{"ok":false,"error":"no_permission","errors":[{"user":"W1","ok":false,"error":"no_permission"},{"user":"U2","ok":false,"error":"already_in_channel"}]}"#,
+        );
+        assert_eq!(classify_spooled(Method::Invite, &partial), Outcome::Delivered(()), "the others were invited");
+        assert!(!auth_refused(&partial), "the token is fine");
+        let e = read(Method::Invite, &partial).expect_err("an error");
+        assert!(e.about_users(), "{e:?}");
+        // The token itself refused: kept at the flush, whatever else the answer lists.
+        for body in [
+            r#"{"ok":false,"error":"no_permission"}"#,
+            r#"{"ok":false,"error":"invalid_auth","errors":[{"user":"U9","ok":false,"error":"user_not_found"}]}"#,
+        ] {
+            assert!(matches!(classify_spooled(Method::Invite, &r(200, body)), Outcome::Broken(_)), "{body}");
+            assert!(auth_refused(&r(200, body)), "{body}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ use common::trust::Trust;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::api::{self, Call, ErrorClass, MAX_INVITE, Method, SlackError, Thread};
+use crate::api::{self, Call, MAX_INVITE, Method, SlackError, Thread};
 use crate::message::{self, Kind, Mention};
 use crate::mrkdwn;
 use crate::name::{self, ChannelTemplate};
@@ -631,7 +631,7 @@ impl<'a> Session<'a> {
         for batch in self.slack.responders.clone().chunks(MAX_INVITE) {
             let failed = match self.call(Call::Invite { channel: id.clone(), users: batch.to_vec() }) {
                 Ok(body) => user_failures(&body),
-                Err(Stop::Slack(e)) if !e.user_errors.is_empty() && e.class() != ErrorClass::Auth => e.user_errors.clone(),
+                Err(Stop::Slack(e)) if e.about_users() => e.user_errors.clone(),
                 Err(stop) => {
                     self.side_step_failed("responders were not invited", stop)?;
                     continue;
