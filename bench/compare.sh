@@ -12,9 +12,10 @@
 #                                          a broadcast of 3 calls and a dedup skip (bench/twilio.sh's
 #                                          settings), against the Python fake Twilio
 #
-# Environment: BENCH_N (300), BENCH_WARMUP (10), BENCH_FIXTURE, BENCH_KEEP=1, TMPDIR (where
-# state and spool live), BENCH_REDIS=1 (start Debian's redis-server on a free loopback port,
-# persistence off, stopped on exit, and add rows "NAME redis …": the handler with
+# Environment: BENCH_N (300), BENCH_WARMUP (10), BENCH_SEED (1: the seed of each round's shuffled
+# order), BENCH_FIXTURE, BENCH_KEEP=1, TMPDIR (where state and spool live), BENCH_REDIS=1
+# (start Debian's redis-server on a free loopback port, persistence off, stopped on exit, and
+# add rows "NAME redis …": the handler with
 # --state-store redis://127.0.0.1:PORT/0), BENCH_FLOOR=1 (compile bench/floor/*.rs with rustc,
 # static like the handlers, and add rows "floor: empty process" and "floor: one POST": where a
 # handler's cost starts, without its flags, settings, ledger or HTTP library; with BENCH_REDIS=1

@@ -183,9 +183,10 @@ fn an_unreadable_record_reads_as_absent_and_is_kept_aside() {
 #[test]
 fn wrong_settings_leave_no_hold_where_the_commands_ran_instead() {
     // AUTH or SELECT refused, the command sent with them in the same round trip still runs: as
-    // the default user of a Redis without a password, or in database 0. A hold taken there (a
-    // --flush's first command takes one) would make the hosts using that database wait for
-    // this misconfigured one.
+    // the default user of a Redis without a password, or in database 0. A hold taken there (the
+    // first command of an event filtered out while other incidents' entries are spooled: their
+    // flush takes one; a --flush lists the records first) would make the hosts using that
+    // database wait for this misconfigured one.
     let Some(server) = RedisServer::start() else { return };
     let Some(open) = RedisServer::start_with(&["--requirepass", ""]) else { return };
     for (url, redis) in [

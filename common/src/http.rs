@@ -246,7 +246,8 @@ impl Deadline {
         Deadline { start, end, attempts_end: end, total }
     }
 
-    /// The whole time this deadline was given (`--timeout`; a share's own part).
+    /// The whole time the invocation's deadline was given (`--timeout`): a [`Deadline::share`]
+    /// keeps its parent's, not its own part ([`Deadline::attempt_timeout`] is half of it).
     pub fn total(&self) -> Duration {
         self.total
     }
