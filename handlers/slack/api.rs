@@ -393,9 +393,9 @@ pub fn classify_live(method: Method, resp: &Response) -> Outcome {
 /// answers them with HTTP 200: §3, §5), or an HTTP 401. Not an invite's per-user failure
 /// named as the call's code ([`SlackError::about_users`]).
 pub fn auth_refused(resp: &Response) -> bool {
-    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-    let per_user = |code: &str| invite_failures(resp).is_some_and(|failed| failed.iter().any(|(_, c)| c == code));
-    resp.status == 401 || body["error"].as_str().is_some_and(|code| error_class(code) == ErrorClass::Auth && !per_user(code))
+    // The method only names the call in the error, which is not shown here; per-user failures
+    // (`errors[]`) come only with an invite's answer.
+    resp.status == 401 || read(Method::Invite, resp).is_err_and(|e| e.class() == ErrorClass::Auth && !e.about_users())
 }
 
 /// Classification of a spooled request delivered later (`--flush`): as [`classify_live`], but

@@ -1647,14 +1647,9 @@ fn finish(log: &Logger, deadline: &Deadline, dry_run: bool, job: &Job<'_>, ledge
         Outcome::Broken(why) => Err(code.msg(format!("{what} cannot be sent: {why}"))),
         // The time spent, and the timeout it had: a retry that could not fit in what was left
         // gives up before the timeout runs out.
-        Outcome::Spooled(why) => {
+        Outcome::Spooled(why) | Outcome::Retry(crate::outcome::Retry { reason: why, .. }) => {
             Err(code.msg(format!("{what} not delivered ({took} of the {} timeout): {why}", crate::config::show_duration(deadline.total()))))
         }
-        Outcome::Retry(r) => Err(code.msg(format!(
-            "{what} not delivered ({took} of the {} timeout): {}",
-            crate::config::show_duration(deadline.total()),
-            r.reason
-        ))),
     }
 }
 
