@@ -366,6 +366,28 @@ fn a_client_url_that_is_no_url_is_left_out_and_the_page_goes_out() {
 }
 
 #[test]
+fn a_link_back_with_characters_beyond_rfc_3986_goes_out_percent_encoded() {
+    // `links[].href` and `client_url` are `format: url` (RFC 3986). A Mackerel or Zabbix link
+    // holding `|` or a backtick (a Grafana `var-host=a|b`) went out as it was, and PagerDuty
+    // refusing the event (400) is final: the page was lost. It goes out percent-encoded,
+    // which names the same page.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = Sandbox::new(BIN);
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"routing_key": ROUTING_KEY, "client": "Grafana", "client_url": "https://grafana.example.com/d/x?var-host=a|b"}}),
+    );
+    let mut alert: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    alert["alert"]["url"] = "https://grafana.example.com/d/disk?var-host=web-01|web-02&x=`a`".into();
+    let r = sb.run(&["--api-url", &fake.url], alert.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let sent = &fake.events()[0];
+    assert_eq!(sent["links"][0]["href"], "https://grafana.example.com/d/disk?var-host=web-01%7Cweb-02&x=%60a%60", "{sent}");
+    assert_eq!(sent["client_url"], "https://grafana.example.com/d/x?var-host=a%7Cb", "{sent}");
+}
+
+#[test]
 fn routing_key_from_environment_ruby_api_key_and_pager_team() {
     let fake = FakePagerDuty::start(&[]);
     // Environment.

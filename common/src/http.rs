@@ -151,12 +151,68 @@ pub struct Response {
     pub location: Option<String>,
 }
 
-/// Whether `s` is an absolute `http` or `https` URL with a host, of URL characters only (what
-/// the services' specs type `format: url` / `uri`: PagerDuty's `client_url` and `links[].href`).
+/// Whether `s` is an absolute `http` or `https` URL with a host ([`http_url`]).
 pub fn is_http_url(s: &str) -> bool {
-    let Ok(uri) = s.parse::<ureq::http::Uri>() else { return false };
-    let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
-    matches!(scheme.as_deref(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
+    http_url(s).is_some()
+}
+
+/// `s` as an absolute `http` or `https` URL with a host and a valid port, written in URI
+/// characters only (RFC 3986 §2–§3: what the services' specs type `format: url` / `uri`,
+/// PagerDuty's `client_url` and `links[].href`); `None` when it is no such URL.
+///
+/// The HTTP parser takes more than RFC 3986 allows (it reads what browsers send): `|`, `^`, a
+/// backtick, `\`, `"`, a second `#`, a `%` that starts no escape, a port of letters or over
+/// 65535. A monitoring system's link holding one of them (a Grafana `var-host=a|b`, a
+/// `{TRIGGER.URL}` with a backslash) went out as it was, for PagerDuty to refuse the whole
+/// event (HTTP 400, never retried: the page lost). Such characters after the host are
+/// percent-encoded as a browser does (`|` → `%7C`), which names the same resource; a host or
+/// port that is none makes no URL.
+pub fn http_url(s: &str) -> Option<String> {
+    let uri = s.parse::<ureq::http::Uri>().ok()?;
+    if !matches!(uri.scheme_str().map(str::to_ascii_lowercase).as_deref(), Some("http" | "https")) {
+        return None;
+    }
+    let authority = uri.authority()?;
+    if authority.host().is_empty() || !authority.as_str().bytes().all(|b| is_uri_char(b) && b != b'/' && b != b'?' && b != b'#') {
+        return None;
+    }
+    // A port is digits, at most 65535 (an empty one, `host:`, is allowed and means the default).
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+    if let Some((_, port)) = after_host.split_once(':')
+        && !port.is_empty()
+        && authority.port_u16().is_none()
+    {
+        return None;
+    }
+    let start = s.find("://")? + 3 + authority.as_str().len();
+    let (head, tail) = (s.get(..start)?, s.get(start..)?.as_bytes());
+    let mut out = String::with_capacity(s.len());
+    out.push_str(head);
+    let mut fragment = false;
+    for (i, &b) in tail.iter().enumerate() {
+        let escape = tail.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        let keep = match b {
+            b'#' if !fragment => {
+                fragment = true;
+                true
+            }
+            b'#' => false,
+            b'%' => escape,
+            b => is_uri_char(b),
+        };
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(out)
+}
+
+/// Whether byte `b` may appear as it is in a URI (RFC 3986 §2: unreserved, reserved, and `%`).
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
 }
 
 /// Default classification: 2xx delivered; 408, 429 and 5xx retryable; 3xx retryable (a
@@ -679,11 +735,44 @@ mod tests {
 
     #[test]
     fn http_urls() {
-        for ok in ["https://zabbix.example.com/tr_events.php?triggerid=1&eventid=2", "http://10.0.0.5:8080/", "HTTPS://x.example"] {
+        for ok in [
+            "https://zabbix.example.com/tr_events.php?triggerid=1&eventid=2",
+            "http://10.0.0.5:8080/",
+            "HTTPS://x.example",
+            "http://[::1]:8080/x?a=%20b#top",
+            "https://user@x.example:443/k#/app?q=(a:'b')",
+        ] {
             assert!(is_http_url(ok), "{ok}");
+            assert_eq!(http_url(ok).as_deref(), Some(ok), "a URL in URI characters is kept as it is");
         }
-        for bad in ["", "see the runbook", "zabbix.example.com/x", "ftp://x.example/", "https://", "https:///path", "https://x y/"] {
+        for bad in [
+            "",
+            "see the runbook",
+            "zabbix.example.com/x",
+            "ftp://x.example/",
+            "https://",
+            "https:///path",
+            "https://x y/",
+            "https://g.example:abc/",
+            "https://user@g.example:99999/d",
+        ] {
             assert!(!is_http_url(bad), "{bad}");
+        }
+    }
+
+    /// `format: url` (RFC 3986): what the HTTP parser takes beyond URI characters is
+    /// percent-encoded after the host, never sent for PagerDuty to refuse the event.
+    #[test]
+    fn characters_outside_rfc_3986_are_percent_encoded() {
+        for (given, sent) in [
+            ("https://g.example/d?var-host=a|b", "https://g.example/d?var-host=a%7Cb"),
+            ("https://g.example/d?x=a^b`c", "https://g.example/d?x=a%5Eb%60c"),
+            ("https://g.example/d\\x", "https://g.example/d%5Cx"),
+            ("https://g.example/d#frag#2", "https://g.example/d#frag%232"),
+            ("https://g.example/100%zz", "https://g.example/100%25zz"),
+            ("https://g.example/100%", "https://g.example/100%25"),
+        ] {
+            assert_eq!(http_url(given).as_deref(), Some(sent), "{given}");
         }
     }
 

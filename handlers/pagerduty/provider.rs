@@ -13,7 +13,7 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Request, Response, classify_status_with, is_http_url};
+use common::http::{Request, Response, classify_status_with, http_url};
 use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::RepeatedTrigger;
@@ -242,10 +242,12 @@ impl Provider for PagerDuty {
         };
         // `client_url` is `format: url` in the spec: one that is no URL could have PagerDuty
         // refuse every trigger (400, never retried). It is left out, with a warning per
-        // trigger ([`Provider::act`]), never costing a page: it is only a link.
-        let (client_url, client_url_left_out) = match s.client_url {
-            Some(u) if !is_http_url(&u) => (None, true),
-            other => (other, false),
+        // trigger ([`Provider::act`]), never costing a page: it is only a link. One with
+        // characters beyond RFC 3986 goes out percent-encoded ([`http_url`]).
+        let (client_url, client_url_left_out) = match s.client_url.as_deref().map(http_url) {
+            Some(None) => (None, true),
+            Some(url) => (url, false),
+            None => (None, false),
         };
         let api_url = common.api_url.clone().unwrap_or_else(|| DEFAULT_API_URL.to_string());
         Ok(PagerDuty {
@@ -353,8 +355,9 @@ impl PagerDuty {
             }
             // `links[].href` is `format: url` (the spec's Links schema): a link back that is no
             // URL (a Zabbix `{TRIGGER.URL}` holding words) is left out, not sent for PagerDuty
-            // to refuse the whole event; `custom_details.url` still carries it.
-            if let Some(url) = job.event.url.as_deref().filter(|u| is_http_url(u)) {
+            // to refuse the whole event; `custom_details.url` still carries it. One with
+            // characters beyond RFC 3986 (`a|b`) goes out percent-encoded ([`http_url`]).
+            if let Some(url) = job.event.url.as_deref().and_then(http_url) {
                 body["links"] = json!([{"href": url, "text": format!("View in {}", job.event.format.name())}]);
             }
         }

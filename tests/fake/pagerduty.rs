@@ -128,11 +128,25 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
     }
     // `format: url` (dropped from the JSON Schema with the other OpenAPI formats): client_url,
     // links[].href, images[].src and images[].href.
+    // A URL is an RFC 3986 URI: URI characters only, one `#`, `%` only in an escape, a port of
+    // digits within 65535.
+    let rfc3986 = |s: &str| {
+        let b = s.as_bytes();
+        let chars = b.iter().all(|c| c.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(c));
+        let escapes =
+            b.iter().enumerate().all(|(i, c)| *c != b'%' || b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)));
+        chars && escapes && b.iter().filter(|c| **c == b'#').count() <= 1
+    };
     let url = |s: &str| {
-        s.parse::<ureq::http::Uri>().is_ok_and(|u| {
-            matches!(u.scheme_str().map(str::to_ascii_lowercase).as_deref(), Some("http" | "https"))
-                && u.host().is_some_and(|h| !h.is_empty())
-        })
+        rfc3986(s)
+            && s.parse::<ureq::http::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str().map(str::to_ascii_lowercase).as_deref(), Some("http" | "https"))
+                    && u.authority().is_some_and(|a| {
+                        let after_host = a.as_str().rsplit('@').next().unwrap_or_default();
+                        let port = after_host.rsplit_once(']').map_or(after_host, |(_, p)| p).split_once(':').map(|(_, p)| p);
+                        !a.host().is_empty() && port.is_none_or(|p| p.is_empty() || p.parse::<u16>().is_ok())
+                    })
+            })
     };
     let mut urls: Vec<(String, &Value)> = Vec::new();
     if let Some(u) = body.get("client_url") {
@@ -348,6 +362,11 @@ mod self_test {
             json!({"routing_key": key, "event_action": "trigger", "client_url": "monitoring box",
                    "payload": {"summary": "s", "source": "h", "severity": "info"}}),
             json!({"routing_key": key, "event_action": "trigger", "links": [{"href": "see the runbook"}],
+                   "payload": {"summary": "s", "source": "h", "severity": "info"}}),
+            // Not RFC 3986 URIs, though an HTTP parser takes them.
+            json!({"routing_key": key, "event_action": "trigger", "links": [{"href": "https://g.example/d?var-host=a|b"}],
+                   "payload": {"summary": "s", "source": "h", "severity": "info"}}),
+            json!({"routing_key": key, "event_action": "trigger", "client_url": "https://g.example:port/",
                    "payload": {"summary": "s", "source": "h", "severity": "info"}}),
         ];
         for c in cases {
