@@ -224,6 +224,38 @@ fn resolve_with_an_empty_state_dir_looks_the_open_incident_up_and_resolves_it() 
 }
 
 #[test]
+fn resolve_with_an_empty_state_dir_finds_an_incident_whose_long_name_was_cut() {
+    // A name is cut to MAX_NAME_CHARS (255) characters when it is opened. A host and check
+    // whose names alone fill that (Kubernetes node and pod names, a namespaced Sensu Go
+    // check) left a recovery with no stored id looking for the uncut name: it found nothing,
+    // posted nothing, and the incident stayed open.
+    // 254 characters before the output: cut to it and `…`; 266: cut inside the check name.
+    for entity in [format!("node-{}", "a".repeat(228)), format!("node-{}", "a".repeat(240))] {
+        cut_name_is_found(&entity);
+    }
+}
+
+fn cut_name_is_found(entity: &str) {
+    let fake = FakeReactio::start(&[]);
+    let event = |status: u32, output: &str| {
+        let action = if status == 0 { "resolve" } else { "create" };
+        json!({"action": action, "occurrences": 1, "client": {"name": entity},
+               "check": {"name": "check_kubelet_health", "status": status, "output": output}})
+        .to_string()
+        .into_bytes()
+    };
+    let elsewhere = sandbox(json!({}));
+    assert_eq!(run(&elsewhere, &fake, &event(2, "kubelet down"), &[]).code, Some(0));
+    let opened = fake.accepted(INCIDENTS)[0]["name"].as_str().unwrap().to_string();
+    assert_eq!(opened.chars().count(), 255, "{opened}");
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &event(0, "kubelet ok"), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(MESSAGES), vec![json!({"incident_id": FIRST_ID, "message": "recovered: kubelet ok"})], "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn resolve_finds_its_open_incident_beyond_the_first_page_of_the_list() {
     // `GET /api/v1/incidents` is paginated (`page`, `per_page`): with 150 other open incidents
     // opened before it, this incident is on the second page of 100. Reading the first page

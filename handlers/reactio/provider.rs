@@ -640,9 +640,15 @@ impl Reactio {
     /// status.
     fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Lookup, Outcome<Done>> {
         let name = self.name_before_output(job.event, job.incident_key);
-        let matches = |n: &str| match n.strip_prefix(name.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with(' '),
-            None => false,
+        // A name that fills [`MAX_NAME_CHARS`] before the output (long host and check names) was
+        // cut when the incident was opened ([`Reactio::incident_name`]): that cut name is its.
+        let cut = (name.chars().count() + 1 >= MAX_NAME_CHARS).then(|| truncate_chars(&format!("{name} …"), MAX_NAME_CHARS));
+        let matches = |n: &str| {
+            cut.as_deref() == Some(n)
+                || match n.strip_prefix(name.as_str()) {
+                    Some(rest) => rest.is_empty() || rest.starts_with(' '),
+                    None => false,
+                }
         };
         let mut found: Option<(u64, Status)> = None;
         let mut cut_at_cap = Vec::new();
