@@ -224,6 +224,41 @@ fn resolve_with_an_empty_state_dir_looks_the_open_incident_up_and_resolves_it() 
 }
 
 #[test]
+fn a_recovery_whose_incident_list_cannot_be_read_is_spooled_and_posted_by_the_flush() {
+    // The recovery has no stored incident id (the incident was opened on another host) and
+    // Reactio answers its incident list 500 until the deadline (documented, retryable). The
+    // recovery was not spooled ("undelivered event, not spooled"), exit 75 saying it would be
+    // retried: nothing retried it, and the incident never got its recovery.
+    let fake = FakeReactio::start(&[]);
+    let elsewhere = sandbox(json!({}));
+    assert_eq!(run(&elsewhere, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let sb = sandbox(json!({}));
+    fake.fail_lists(1000);
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(!r.stderr.contains("not spooled"), "{}", r.stderr);
+    assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+    assert!(fake.accepted(MESSAGES).is_empty());
+    // Still down at the first flush: kept.
+    let r = run(&sb, &fake, b"", &["--flush", "--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+    fake.fail_lists(0);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        fake.accepted(MESSAGES),
+        vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})],
+        "{}",
+        r.stderr
+    );
+    assert!(sb.spooled("reactio").is_empty());
+    assert!(sb.failed("reactio").is_empty(), "{:?}", sb.failed("reactio"));
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn resolve_with_an_empty_state_dir_finds_an_incident_whose_long_name_was_cut() {
     // A name is cut to MAX_NAME_CHARS (255) characters when it is opened. A host and check
     // whose names alone fill that (Kubernetes node and pod names, a namespaced Sensu Go

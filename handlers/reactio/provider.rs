@@ -17,7 +17,8 @@
 //!   before a migration, on another host, or before the state was lost), the incidents not
 //!   closed are looked up (`GET /api/v1/incidents?status=open`, then `status=pend`) and the one
 //!   with the name this event's incident would have is resolved; when there is none, the log
-//!   says so.
+//!   says so; when the lists cannot be read in time, the recovery is spooled and the flush
+//!   looks again ([`Call::Recover`]).
 //! - **acknowledge**: Reactio has none; skipped.
 //!
 //! 401 (`authentication_error`) and 400 (`validation_error`) are permanent (exit 69) and say
@@ -33,7 +34,8 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Method, Request, Response, classify_status_with, fmt_ms};
 use common::outcome::Outcome;
-use common::pipeline::{Ctx, Done, Found, Job, Provider};
+use common::pipeline::{Ctx, Done, Found, Job, Provider, Resumed};
+use common::state::Incident;
 use common::template::{Template, says_nothing, truncate_chars};
 use common::trust::Trust;
 use serde::{Deserialize, Serialize};
@@ -200,6 +202,18 @@ pub enum Call {
     Close {
         /// The incident.
         incident_id: u64,
+    },
+    /// A recovery whose incident id is not known, spooled because the incident list could not
+    /// be read ([`Reactio::find_open`]: Reactio answering 5xx, or unreachable): a run
+    /// ([`Provider::resume`]) that looks the incident up again at the flush, then posts
+    /// `message` to it as a live recovery does ([`Reactio::recover`]).
+    Recover {
+        /// The incident's name up to where the check output goes ([`Reactio::name_before_output`]).
+        name: String,
+        /// The whole name the recovery's incident would have, for the log.
+        shown: String,
+        /// The timeline message.
+        message: String,
     },
 }
 
@@ -405,7 +419,7 @@ impl Provider for Reactio {
         match (job.action, stored_incident(job)) {
             (Action::Trigger, None) => self.create(ctx, job),
             (Action::Trigger, Some(id)) => self.notify(ctx, job, id),
-            (Action::Resolve, Some(id)) => self.resolve(ctx, job, id),
+            (Action::Resolve, Some(id)) => self.resolve(ctx, self.recovery_text(job.event), id),
             (Action::Resolve, None) if ctx.dry_run => {
                 // Dry runs read no state: show where the stored (or looked-up) id would go.
                 let message = self.recovery_text(job.event);
@@ -413,24 +427,23 @@ impl Provider for Reactio {
                 Outcome::Delivered(Done { detail: "(recovery message)".into(), refs: Map::new() })
             }
             (Action::Resolve, None) if ctx.behind_spooled() => self.resolve_later(ctx, job),
-            (Action::Resolve, None) => match self.find_open(ctx, job) {
-                Ok(Lookup::Found(id)) => self.resolve(ctx, job, id),
-                Ok(Lookup::NotFound { cut_at_cap }) => {
-                    let name = self.incident_name(job.event, job.incident_key);
-                    let detail = match cut_at_cap.as_slice() {
-                        [] => format!(
-                            "(no Reactio incident id is stored for it, and no open or pending incident is named {name:?}: nothing to post the recovery to)"
-                        ),
-                        cut => format!(
-                            "(no Reactio incident id is stored for it, and none named {name:?} among the {} incidents of the first {MAX_LIST_PAGES} pages, \
-                             the most a recovery reads, and the list goes on: close it in Reactio if it is open)",
-                            cut.join(" and ")
-                        ),
-                    };
-                    Outcome::Delivered(Done { detail, refs: Map::new() })
+            (Action::Resolve, None) => {
+                let name = self.name_before_output(job.event, job.incident_key);
+                let shown = self.incident_name(job.event, job.incident_key);
+                let message = self.recovery_text(job.event);
+                match self.recover(ctx, job.incident_key, &name, &shown, message.clone()) {
+                    // The list could not be read in time (Reactio answering 5xx, unreachable):
+                    // the recovery waits in the spool, and the flush looks the incident up again.
+                    Outcome::Retry(r) => ctx
+                        .spool_run(
+                            &Call::Recover { name, shown, message },
+                            None,
+                            &format!("the incident list could not be read: {}", r.reason),
+                        )
+                        .map(|_| Done::default()),
+                    other => other,
                 }
-                Err(failed) => failed,
-            },
+            }
             (Action::Acknowledge, _) => {
                 Outcome::Delivered(Done { detail: "(Reactio has no acknowledge; nothing sent)".into(), refs: Map::new() })
             }
@@ -455,7 +468,25 @@ impl Provider for Reactio {
                 self.request("/api/v1/messages", json!({"incident_id": id, "message": message}))
             }
             Call::Close { incident_id } => self.request(&format!("/api/v1/incidents/{incident_id}/status"), json!({"status": "close"})),
+            Call::Recover { .. } => return Err("a recovery that looks its incident up is not one request".to_string()),
         })
+    }
+
+    /// A recovery waiting for its incident to be looked up ([`Call::Recover`]) is carried on by
+    /// the flush ([`Provider::resume`]), not sent as one request.
+    fn is_run(&self, call: &Call) -> bool {
+        matches!(call, Call::Recover { .. })
+    }
+
+    /// Look the spooled recovery's incident up and post the recovery to it ([`Reactio::recover`]).
+    fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, _previous: Option<&Incident>, _event_time: u64) -> Resumed {
+        let Call::Recover { name, shown, message } = call else {
+            return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
+        };
+        match self.recover(ctx, ctx.incident_key, name, shown, message.clone()) {
+            Outcome::Delivered(done) => Resumed::Delivered(done),
+            failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+        }
     }
 
     /// A create of unknown fate (sent, no answer in time: Reactio may have opened the incident
@@ -591,8 +622,7 @@ impl Reactio {
     /// `POST /api/v1/messages` "recovered: …", then with `close_on_resolve` the status call.
     /// A failed close is logged as a warning and does not fail the resolve: the recovery is on
     /// the timeline already, and the close endpoint is undocumented.
-    fn resolve(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>, id: u64) -> Outcome<Done> {
-        let message = self.recovery_text(job.event);
+    fn resolve(&self, ctx: &Ctx<'_, Self>, message: String, id: u64) -> Outcome<Done> {
         let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
             Ok(p) => p,
             Err(failed) => return failed.failure().unwrap_or(Outcome::Skipped(String::new())),
@@ -624,6 +654,31 @@ impl Reactio {
         ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default())
     }
 
+    /// A recovery with no stored incident id: the open or pending incident named `name` up to
+    /// the output ([`Reactio::find_open`]) gets `message` ([`Reactio::resolve`]); none found is
+    /// delivered with nothing posted (said in the detail, naming the incident `shown`). A list
+    /// that cannot be read comes back as the failure ([`Outcome::Retry`] while Reactio cannot
+    /// answer).
+    fn recover(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, shown: &str, message: String) -> Outcome<Done> {
+        match self.find_open(ctx, key, name) {
+            Ok(Lookup::Found(id)) => self.resolve(ctx, message, id),
+            Ok(Lookup::NotFound { cut_at_cap }) => {
+                let detail = match cut_at_cap.as_slice() {
+                    [] => format!(
+                        "(no Reactio incident id is stored for it, and no open or pending incident is named {shown:?}: nothing to post the recovery to)"
+                    ),
+                    cut => format!(
+                        "(no Reactio incident id is stored for it, and none named {shown:?} among the {} incidents of the first {MAX_LIST_PAGES} pages, \
+                         the most a recovery reads, and the list goes on: close it in Reactio if it is open)",
+                        cut.join(" and ")
+                    ),
+                };
+                Outcome::Delivered(Done { detail, refs: Map::new() })
+            }
+            Err(failed) => failed,
+        }
+    }
+
     /// The incident this event's incident would be, when the ledger has no id for it: the
     /// incidents that are not closed, `GET /api/v1/incidents?status=open&page=N&per_page=100`
     /// page after page (the list is paginated, spec "Other calls"), then likewise
@@ -638,14 +693,13 @@ impl Reactio {
     /// a page). Page 1 shorter than asked for is not taken for the end: it may be all a Reactio
     /// serves per page; the empty page 2 settles it. At most [`MAX_LIST_PAGES`] are read per
     /// status.
-    fn find_open(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> std::result::Result<Lookup, Outcome<Done>> {
-        let name = self.name_before_output(job.event, job.incident_key);
+    fn find_open(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str) -> std::result::Result<Lookup, Outcome<Done>> {
         // A name that fills [`MAX_NAME_CHARS`] before the output (long host and check names) was
         // cut when the incident was opened ([`Reactio::incident_name`]): that cut name is its.
         let cut = (name.chars().count() + 1 >= MAX_NAME_CHARS).then(|| truncate_chars(&format!("{name} …"), MAX_NAME_CHARS));
         let matches = |n: &str| {
             cut.as_deref() == Some(n)
-                || match n.strip_prefix(name.as_str()) {
+                || match n.strip_prefix(name) {
                     Some(rest) => rest.is_empty() || rest.starts_with(' '),
                     None => false,
                 }
@@ -685,7 +739,7 @@ impl Reactio {
         }
         if let Some((id, status)) = found {
             let which = adjective(status);
-            ctx.log.info(format!("{}: no stored incident id; found the {which} incident {id} named {name:?}", job.incident_key));
+            ctx.log.info(format!("{key}: no stored incident id; found the {which} incident {id} named {name:?}"));
         }
         Ok(match found {
             Some((id, _)) => Lookup::Found(id),
@@ -786,6 +840,7 @@ impl Reactio {
             Call::Notify { .. } => "/api/v1/notifications".to_string(),
             Call::Message { .. } => "/api/v1/messages".to_string(),
             Call::Close { incident_id } => format!("/api/v1/incidents/{incident_id}/status"),
+            Call::Recover { .. } => "/api/v1/incidents".to_string(),
         };
         let started = Instant::now();
         let outcome = ctx.send(&call);

@@ -81,6 +81,9 @@ struct Inner {
     /// Most incidents one page of `GET /api/v1/incidents` holds, whatever `per_page` asks
     /// ([`FakeReactio::serve_at_most`]; `None`: as many as asked).
     max_per_page: Option<usize>,
+    /// How many more `GET /api/v1/incidents` are answered 500 `internal_server_error`
+    /// ([`FakeReactio::fail_lists`]).
+    failing_lists: usize,
 }
 
 /// The fake; stops when dropped.
@@ -296,6 +299,12 @@ impl FakeReactio {
         FakeReactio { url: server.url.clone(), inner, _server: server }
     }
 
+    /// Answer the next `n` incident lists (`GET /api/v1/incidents`) with Reactio's documented
+    /// 500 `internal_server_error`, as a Reactio that is down does (0: answer them again).
+    pub fn fail_lists(&self, n: usize) {
+        self.inner.lock().unwrap().failing_lists = n;
+    }
+
     /// Add `n` open incidents named `name` as another client of the organization opened them
     /// (no request was received for them); their ids follow the incidents created so far.
     pub fn opened_elsewhere(&self, name: &str, n: usize) {
@@ -421,6 +430,10 @@ fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
     {
         if r.header("x-api-key") != Some(API_KEY) {
             return (Reply::Json(401, json!({"type": "authentication_error", "message": "invalid api key"})), 401);
+        }
+        if inner.failing_lists > 0 {
+            inner.failing_lists -= 1;
+            return (Reply::Json(500, json!({"type": "internal_server_error", "message": "Internal Server Error"})), 500);
         }
         return match list(inner, query) {
             Ok(v) => (Reply::Json(200, v), 200),

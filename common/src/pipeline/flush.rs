@@ -758,7 +758,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
 
     /// Why `entry`, a run, is stale before it goes on: a resolve or acknowledge of a later (or
     /// the same) event of its incident is what this invocation handles ([`Flusher::stopping`]),
-    /// or is queued behind it in the spool.
+    /// or is queued behind it in the spool. The entry itself, and any other of its own event
+    /// (its token), is none: a run may be a resolve's own (Reactio's recovery looking its
+    /// incident up).
     fn stopped_behind(&self, entry: &Entry) -> Option<String> {
         let later = |action: Action, time: u64, seq: Option<u64>| {
             action != Action::Trigger && !state::is_later(entry.event_time, entry.event_seq, time, seq)
@@ -767,7 +769,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             return Some(format!("superseded: a {} of a later event is being handled", stop.action.name()));
         }
         let queued = super::spooled_tail(self.spool?, &entry.incident_key);
-        let e = queued.iter().find(|e| later(e.action, e.event_time, e.event_seq))?;
+        let e = queued.iter().filter(|e| e.token != entry.token).find(|e| later(e.action, e.event_time, e.event_seq))?;
         Some(format!("superseded: a {} of a later event is queued behind it", e.action.name()))
     }
 
