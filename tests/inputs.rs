@@ -575,8 +575,9 @@ fn mackerel_webhook_on_stdin() {
     assert_eq!(r.code, Some(0), "{r:?}");
     fake.assert_no_violations();
     let ev = fake.events();
-    assert_eq!(ev[0]["dedup_key"], "app-01/loadavg5");
-    assert_eq!(ev[1]["event_action"], "resolve");
+    assert_eq!(ev[0]["dedup_key"], "2bj", "the alert's id");
+    assert_eq!(ev[0]["payload"]["source"], "app-01");
+    assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("2bj")));
 }
 
 /// Mackerel's webhook carries the alert's message (a check monitor's: the check plugin's output)
@@ -608,9 +609,9 @@ fn mackerel_webhooks_as_mackerel_sends_them_carry_the_message_and_the_service() 
     assert_eq!(
         got,
         [
-            ("trigger", "app-01/nginx", "app-01/nginx: CRITICAL: nginx is not running (0 processes)"),
-            ("trigger", "shop/checkout errors", "shop/checkout errors: checkout.errors 12 > 5"),
-            ("resolve", "app-01/nginx", ""),
+            ("trigger", "4Xq7pRsTuVw", "app-01/nginx: CRITICAL: nginx is not running (0 processes)"),
+            ("trigger", "4Yr8qStUvWx", "shop/checkout errors: checkout.errors 12 > 5"),
+            ("resolve", "4Xq7pRsTuVw", ""),
         ]
     );
 }

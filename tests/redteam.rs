@@ -1653,3 +1653,51 @@ fn an_event_time_that_is_no_whole_number_does_not_cost_the_page() {
         fake.assert_no_violations();
     }
 }
+
+/// Mackerel identifies a host by its id: host names are not unique, and the monitored host
+/// writes its own (the OS hostname mackerel-agent reports, or `display_name` in
+/// mackerel-agent.conf), as it writes the names of its check monitors (`[plugin.checks.NAME]`).
+/// A webhook alert was keyed `{host.name}/{monitorName}`, so a second host registered as
+/// `app-01`, with a check named `nginx` that failed and recovered, had its failure swallowed as
+/// a repeat of app-01's open incident and its `ok` resolved that incident, while app-01's nginx
+/// was still down. Each alert is keyed by its own `alert.id`, which every webhook of the alert
+/// carries (as Zabbix's own PagerDuty media type keys a problem by its event id).
+#[test]
+fn a_mackerel_host_registered_under_another_hosts_name_cannot_resolve_its_incident() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let t = now();
+    let base: Value = serde_json::from_slice(&crate::util::read_fixture("mackerel/check-alert.json")).unwrap();
+    let webhook = |host_id: &str, alert_id: &str, status: &str, changed: i64| {
+        let mut w = base.clone();
+        w["host"]["id"] = json!(host_id);
+        w["alert"]["id"] = json!(alert_id);
+        w["alert"]["createdAt"] = json!(changed * 1000);
+        w["alert"]["status"] = json!(status);
+        w["alert"]["statusChangedAt"] = json!(changed);
+        w["alert"]["isOpen"] = json!(status != "ok");
+        w["alert"]["closedAt"] = if status == "ok" { json!(changed) } else { json!(null) };
+        w.to_string()
+    };
+    let run = |body: String| {
+        let r = sb.run(&["--api-url", &fake.url], body.as_bytes());
+        assert_eq!(r.code, Some(0), "{r:?}");
+        r
+    };
+    // app-01's nginx goes down.
+    run(webhook("3JMx1AbCdEf", "4Xq7pRsTuVw", "critical", t - 300));
+    // Another host calls itself app-01 and fails and recovers a check of its own named nginx.
+    run(webhook("9EviLHoSt00", "5Ev1LaLeRt0", "critical", t - 200));
+    let r = run(webhook("9EviLHoSt00", "5Ev1LaLeRt0", "ok", t - 100));
+    fake.assert_no_violations();
+    let sent: Vec<(String, String)> = fake
+        .events()
+        .iter()
+        .map(|e| (e["event_action"].as_str().unwrap_or_default().to_string(), e["dedup_key"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let victim = sent.first().map(|(_, k)| k.clone()).unwrap_or_default();
+    assert_eq!(sent.iter().filter(|(_, k)| *k == victim).count(), 1, "app-01's incident is only triggered: {sent:?}\n{}", r.stderr);
+    assert_eq!(sent.len(), 3, "the other host's alert is its own incident: {sent:?}\n{}", r.stderr);
+    assert_eq!(sent[1].1, sent[2].1, "{sent:?}");
+    assert_eq!((sent[1].0.as_str(), sent[2].0.as_str()), ("trigger", "resolve"), "{sent:?}");
+}

@@ -14,7 +14,9 @@
 //! `alert.status` (`ok`/`warning`/`critical`/`unknown`), `alert.isOpen`, `alert.monitorName`,
 //! `alert.url`, the alert's `message` at the top level, and `host.name` for a host's alert or
 //! `service.name` for a service metric's; `ok`, or an alert no longer open, resolves. Its time
-//! is the latest of `alert.createdAt`, `alert.statusChangedAt` and `alert.closedAt`.
+//! is the latest of `alert.createdAt`, `alert.statusChangedAt` and `alert.closedAt`. Its
+//! incident key is the alert's `alert.id` (Mackerel's identity of the alert; a host name is
+//! neither unique nor the operator's), else `{entity}/{check}`.
 
 use serde_json::{Map, Value};
 
@@ -151,6 +153,12 @@ pub fn parse_webhook(root: &Map<String, Value>) -> Result<Event> {
         occurrences: 1,
         timestamp: times.into_iter().flatten().map(seconds).max(),
         url: field::string(alert, "url", "alert.url")?.map(str::to_string),
+        // The alert is the incident: its id is on every webhook of the alert, from open to
+        // close. Host names are not unique in Mackerel and the monitored host writes its own
+        // (as it names its check monitors), so `{host.name}/{monitorName}` let a host that
+        // registered under another's name resolve that host's incident. Without an id (not
+        // a string, or empty) the key is `{entity}/{check}`, as before.
+        incident_key: alert.get("id").and_then(Value::as_str).map(str::trim).filter(|id| !id.is_empty()).map(str::to_string),
         ..Event::default()
     })
 }
@@ -199,6 +207,7 @@ mod tests {
         assert_eq!(e.action, Some(SourceAction::Create));
         assert_eq!(e.timestamp, Some(1473129912));
         assert_eq!(e.url.as_deref(), Some("https://mackerel.io/orgs/Example/alerts/2bj"));
+        assert_eq!(e.source_key(), "2bj", "keyed by the alert, not by the host's name");
         let err = parse_json(br#"{"event":"alert","alert":{"status":"critical"}}"#, None).unwrap_err();
         assert!(err.to_string().contains("alert.monitorName"), "{err}");
         // Another event of the channel (its test notification, a host's status) pages nobody.

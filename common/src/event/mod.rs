@@ -284,8 +284,8 @@ pub struct Event {
     /// Zabbix's own severity, which the `zabbix_severities` setting maps to the word the
     /// `severities` filter sees.
     pub zabbix_severity: Option<zabbix::ZabbixSeverity>,
-    /// An incident key the source provides (Zabbix `incident_key:` or `{id}-{hostname}`): the
-    /// `{incident_key}` placeholder, which is the default dedup key template.
+    /// An incident key the source provides (Zabbix `incident_key:` or `{id}-{hostname}`, a
+    /// Mackerel webhook's `alert.id`): the `{incident_key}` placeholder, which is the default dedup key template.
     pub incident_key: Option<String>,
     /// Zabbix `{ALERT.SENDTO}`: a per-recipient routing key, phone number or API key.
     pub send_to: Option<String>,
@@ -321,7 +321,8 @@ impl Event {
     }
 
     /// The monitoring system's own key for this incident: the source's key when it gives one
-    /// (Zabbix `incident_key:` line, else `{TRIGGER.ID}-{HOST.NAME}`), else `{entity}/{check}`
+    /// (Zabbix `incident_key:` line, else `{TRIGGER.ID}-{HOST.NAME}`; a Mackerel webhook's
+    /// `alert.id`), else `{entity}/{check}`
     /// (the Ruby handlers' key), else — a Sensu Go event outside the `default` namespace —
     /// `{namespace}/{entity}/{check}`. The `{incident_key}` template placeholder and the
     /// default key.
