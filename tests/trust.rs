@@ -279,6 +279,27 @@ fn entity_annotations_cannot_choose_twilio_numbers_account_or_test_mode() {
     fake.assert_no_violations();
 }
 
+/// An entity may set `loop` (wording: how often its message is said), and its host writes the
+/// output: 10 loops of a ~4000-character message kept whoever answered listening for over half
+/// an hour before the conference bridge. Every loop now counts against Twilio's 4000.
+#[test]
+fn an_entity_loop_around_a_long_output_cannot_keep_a_responder_from_the_bridge() {
+    use crate::fake::twilio::FakeTwilio;
+    let fake = FakeTwilio::start(&[]);
+    let sb = twilio_sandbox(json!({"recipients": ["+14155550101"], "conference": true}));
+    let mut ev: Value = serde_json::from_slice(&with_entity_annotations("twilio", &json!({"loop": "10"}))).expect("event");
+    ev["check"]["output"] = "All services are degraded, retrying connection pool. ".repeat(80).into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let calls = fake.to("Calls.json");
+    let twiml = calls[0].twiml.as_ref().expect("twiml");
+    assert!(twiml.say_attrs.contains(&("loop".to_string(), "10".to_string())), "the entity's wording is kept: {twiml:?}");
+    let said = common::template::utf16_len(&twiml.say[0]);
+    assert!(said * 10 < 4000, "said 10 times: {said} characters each");
+    assert!(said > 250 && twiml.say[0].ends_with('…'), "the output cut to fit, not dropped: {said}");
+    fake.assert_no_violations();
+}
+
 #[test]
 fn an_entity_annotation_cannot_blank_out_the_reactio_broadcast() {
     // `notification_text` is wording, which an entity may set; but "" opens the incident

@@ -71,12 +71,19 @@ pub fn document(text: &str, speech: &Speech, conference: Option<&str>) -> String
     out
 }
 
-/// The longest document of at most [`MAX_CHARS`] characters: `render(n)` gives the spoken text
-/// with the check output cut to `n` characters (`full` is the output's whole length); when even
-/// an empty output is too long, the text itself is cut. Whitespace runs are spoken as one space.
+/// The longest document of at most [`MAX_CHARS`] characters, counted as spoken: its `<Say>`
+/// text once for every `loop` ([`spoken_len`]). `render(n)` gives the spoken text with the check
+/// output cut to `n` characters (`full` is the output's whole length); when even an empty output
+/// is too long, the text itself is cut. Whitespace runs are spoken as one space.
+///
+/// Counted as spoken because the message is heard `loop` times before whoever answered joins
+/// the bridge (`<Dial><Conference>`) or the call ends: 4000 characters of output spoken 10 times
+/// (a `loop` an entity may set, around an output its host writes) kept a responder listening
+/// for over half an hour before the bridge; now at most the time of 4000 characters, about four
+/// minutes.
 pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, conference: Option<&str>) -> String {
     let build = |text: &str| document(&speakable(text), speech, conference);
-    let fits = |doc: &String| utf16_len(doc) <= MAX_CHARS;
+    let fits = |doc: &String| spoken_len(doc, speech.loops) <= MAX_CHARS;
     // More than MAX_CHARS characters of output can never fit: search below that.
     let hi = full.min(MAX_CHARS);
     let doc = build(&render(hi));
@@ -94,6 +101,19 @@ pub fn fitted(render: &dyn Fn(usize) -> String, full: usize, speech: &Speech, co
     let text = speakable(&render(0));
     let cut = |units: usize| build(&common::template::truncate_utf16(&text, units));
     longest_fitting(utf16_len(&text), &cut, &fits).unwrap_or_else(|| cut(0))
+}
+
+/// The length of `doc` ([`document`]) as spoken `loops` times, in UTF-16 code units: the whole
+/// document, plus its `<Say>` text once more for every loop after the first.
+pub fn spoken_len(doc: &str, loops: u64) -> usize {
+    // The escaped text holds no `<`: it ends at the first `</Say>` after the tag's `>`.
+    let said = doc
+        .split_once("<Say")
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split_once("</Say>"))
+        .map_or(0, |(text, _)| utf16_len(text));
+    let again = usize::try_from(loops.saturating_sub(1)).unwrap_or(usize::MAX);
+    utf16_len(doc).saturating_add(said.saturating_mul(again))
 }
 
 /// `make(n)` for the largest `n` below `below` whose result `fits`, by bisection (`make`'s
@@ -202,6 +222,25 @@ mod tests {
         let doc = fitted(&|_| huge.clone(), 0, &speech(), None);
         let len = doc.chars().count();
         assert!(len <= MAX_CHARS && len > MAX_CHARS - 5, "{len}");
+    }
+
+    /// The message is heard `loop` times before the bridge: the whole of it, every loop, counts
+    /// against the 4000 characters, so an entity's `loop: 10` around a long output cannot keep
+    /// a responder out of the conference for half an hour.
+    #[test]
+    fn every_loop_of_the_message_counts_against_the_limit() {
+        let output = "disk full ".repeat(600);
+        let render = |n: usize| format!("web-01 check_disk is critical. {}", common::template::truncate_chars(&output, n));
+        for loops in [1, 2, 10] {
+            let s = Speech { loops, ..speech() };
+            let doc = fitted(&render, 6000, &s, Some("web-01/check_disk"));
+            let said = doc.split_once("\">").and_then(|(_, r)| r.split_once("</Say>")).map(|(t, _)| t.chars().count()).unwrap();
+            let spoken = doc.chars().count() + said * (loops as usize - 1);
+            assert_eq!(spoken_len(&doc, loops), spoken, "loop {loops}");
+            assert!(spoken <= MAX_CHARS && spoken > MAX_CHARS - 10 * loops as usize, "loop {loops}: {spoken}");
+            assert!(doc.ends_with("…</Say><Dial><Conference>web-01/check_disk</Conference></Dial></Response>"), "{doc}");
+        }
+        assert_eq!(spoken_len("<Response><Say language=\"en-US\" loop=\"3\">ab</Say></Response>", 3), 60 + 4);
     }
 
     #[test]
