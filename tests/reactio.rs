@@ -259,6 +259,32 @@ fn a_recovery_whose_incident_list_cannot_be_read_is_spooled_and_posted_by_the_fl
 }
 
 #[test]
+fn a_spooled_recovery_lookup_closes_the_old_incident_before_a_new_failure_opens_another() {
+    // Recovery (spooled: the list answered 500), failure again (queued behind it), recovery
+    // again. The second recovery superseded the first ("a resolve of a later event is being
+    // handled"), the failure opened a new incident and the second recovery resolved that one:
+    // the incident opened before never got its recovery and stayed open for good.
+    let fake = FakeReactio::start(&[]);
+    let t = crate::util::unix_now();
+    let elsewhere = sandbox(json!({}));
+    assert_eq!(run(&elsewhere, &fake, &fixture_at("sensu/create.json", t - 600), &[]).code, Some(0));
+    let sb = sandbox(json!({}));
+    fake.fail_lists(1000);
+    for (fixture, executed) in [("sensu/resolve.json", t - 300), ("sensu/create.json", t - 200), ("sensu/resolve.json", t - 100)] {
+        let r = run(&sb, &fake, &fixture_at(fixture, executed), &["--timeout", "1s"]);
+        assert_eq!(r.code, Some(75), "{r:?}");
+    }
+    assert_eq!(sb.spooled("reactio").len(), 3);
+    fake.fail_lists(0);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let recovered: Vec<Value> = fake.accepted(MESSAGES).iter().map(|m| m["incident_id"].clone()).collect();
+    assert_eq!(recovered, vec![json!(FIRST_ID), json!(FIRST_ID + 1)], "both incidents get their recovery\n{}", r.stderr);
+    assert!(sb.spooled("reactio").is_empty(), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
+#[test]
 fn resolve_with_an_empty_state_dir_finds_an_incident_whose_long_name_was_cut() {
     // A name is cut to MAX_NAME_CHARS (255) characters when it is opened. A host and check
     // whose names alone fill that (Kubernetes node and pod names, a namespaced Sensu Go

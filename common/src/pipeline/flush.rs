@@ -759,9 +759,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// Why `entry`, a run, is stale before it goes on: a resolve or acknowledge of a later (or
     /// the same) event of its incident is what this invocation handles ([`Flusher::stopping`]),
     /// or is queued behind it in the spool. The entry itself, and any other of its own event
-    /// (its token), is none: a run may be a resolve's own (Reactio's recovery looking its
-    /// incident up).
+    /// (its token), is none. A run that is a resolve's own (Reactio's recovery looking its
+    /// incident up) is never stale so: what a later resolve queued behind it posts to is the
+    /// id this one's delivery records (the incident it finds), and a failure queued between
+    /// them opens another incident, which that later resolve closes; superseded, the incident
+    /// it looks for stayed open. The ledger still drops it after a later delivered action.
     fn stopped_behind(&self, entry: &Entry) -> Option<String> {
+        if entry.action != Action::Trigger {
+            return None;
+        }
         let later = |action: Action, time: u64, seq: Option<u64>| {
             action != Action::Trigger && !state::is_later(entry.event_time, entry.event_seq, time, seq)
         };
