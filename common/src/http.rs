@@ -179,16 +179,29 @@ pub fn http_url(s: &str) -> Option<String> {
     // A port is digits, at most 65535 (an empty one, `host:`, is allowed and means the default).
     let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
     let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+    // (`u16` parsing also takes a sign: `:+80` is no port.)
     if let Some((_, port)) = after_host.split_once(':')
         && !port.is_empty()
-        && authority.port_u16().is_none()
+        && (authority.port_u16().is_none() || !port.bytes().all(|b| b.is_ascii_digit()))
     {
         return None;
     }
-    let start = s.find("://")? + 3 + authority.as_str().len();
-    let (head, tail) = (s.get(..start)?, s.get(start..)?.as_bytes());
+    let start = s.find("://")? + 3;
+    let (head, rest) = (s.get(..start)?, s.get(start..)?.as_bytes());
+    let (auth, tail) = rest.split_at_checked(authority.as_str().len())?;
     let mut out = String::with_capacity(s.len());
     out.push_str(head);
+    // In the authority the parser takes a `%` that starts no escape (in the userinfo, or an
+    // IPv6 zone `[fe80::1%eth0]`, which RFC 6874 writes `%25eth0`) and an `@` before the last
+    // one (in the userinfo): encoded as a browser does.
+    let last_at = auth.iter().rposition(|&b| b == b'@');
+    for (i, &b) in auth.iter().enumerate() {
+        match b {
+            b'%' if !auth.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => out.push_str("%25"),
+            b'@' if Some(i) != last_at => out.push_str("%40"),
+            b => out.push(char::from(b)),
+        }
+    }
     let mut fragment = false;
     for (i, &b) in tail.iter().enumerate() {
         let escape = tail.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
@@ -199,6 +212,9 @@ pub fn http_url(s: &str) -> Option<String> {
             }
             b'#' => false,
             b'%' => escape,
+            // Brackets delimit an IPv6 host only (RFC 3986 §3.2.2): in a path, query or
+            // fragment (a Zabbix `filter_hostids[]=`) they are escaped.
+            b'[' | b']' => false,
             b => is_uri_char(b),
         };
         if keep {
@@ -755,6 +771,7 @@ mod tests {
             "https://x y/",
             "https://g.example:abc/",
             "https://user@g.example:99999/d",
+            "https://g.example:+80/",
         ] {
             assert!(!is_http_url(bad), "{bad}");
         }
@@ -771,6 +788,11 @@ mod tests {
             ("https://g.example/d#frag#2", "https://g.example/d#frag%232"),
             ("https://g.example/100%zz", "https://g.example/100%25zz"),
             ("https://g.example/100%", "https://g.example/100%25"),
+            ("https://a%zz@g.example/", "https://a%25zz@g.example/"),
+            ("https://a@b@g.example/", "https://a%40b@g.example/"),
+            ("http://[fe80::1%eth0]:8080/", "http://[fe80::1%25eth0]:8080/"),
+            ("https://z.example/zabbix.php?filter_hostids[]=10084", "https://z.example/zabbix.php?filter_hostids%5B%5D=10084"),
+            ("https://g.example/ä?q=ö#ü", "https://g.example/%C3%A4?q=%C3%B6#%C3%BC"),
         ] {
             assert_eq!(http_url(given).as_deref(), Some(sent), "{given}");
         }
