@@ -284,6 +284,42 @@ fn a_spooled_recovery_lookup_closes_the_old_incident_before_a_new_failure_opens_
     fake.assert_no_violations();
 }
 
+/// Mackerel webhook alerts are keyed by their `alert.id` because a monitored host names itself
+/// (and its check monitors). A recovery with no stored incident id looks its incident up by
+/// name, and found there the incident of the host whose name it took: a host registered as
+/// app-01 with a check named nginx, whose warning was filtered out (severities: critical), had
+/// its `ok` post the recovery to app-01's open nginx incident while app-01's nginx was down.
+#[test]
+fn a_recovery_lookup_passes_over_an_incident_the_ledger_holds_for_another_key() {
+    let fake = FakeReactio::start(&[]);
+    let sb = sandbox(json!({}));
+    let t = crate::util::unix_now();
+    let base: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let webhook = |host_id: &str, alert_id: &str, status: &str, changed: i64| {
+        let mut w = base.clone();
+        w["host"]["id"] = json!(host_id);
+        w["alert"]["id"] = json!(alert_id);
+        w["alert"]["createdAt"] = json!(changed * 1000);
+        w["alert"]["openedAt"] = json!(changed);
+        w["alert"]["status"] = json!(status);
+        w["alert"]["statusChangedAt"] = json!(changed);
+        w["alert"]["isOpen"] = json!(status != "ok");
+        w["alert"]["closedAt"] = if status == "ok" { json!(changed) } else { json!(null) };
+        w.to_string().into_bytes()
+    };
+    assert_eq!(run(&sb, &fake, &webhook("3JMx1AbCdEf", "4Xq7pRsTuVw", "critical", t - 300), &[]).code, Some(0));
+    assert_eq!(run(&sb, &fake, &webhook("9EviLHoSt00", "5Ev1LaLeRt0", "warning", t - 200), &[]).code, Some(0));
+    let r = run(&sb, &fake, &webhook("9EviLHoSt00", "5Ev1LaLeRt0", "ok", t - 100), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(fake.accepted(MESSAGES).is_empty(), "app-01's incident is not the other host's: {:?}\n{}", fake.accepted(MESSAGES), r.stderr);
+    // app-01's own recovery still goes to it.
+    let r = run(&sb, &fake, &webhook("3JMx1AbCdEf", "4Xq7pRsTuVw", "ok", t - 50), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(MESSAGES).len(), 1, "{}", r.stderr);
+    assert_eq!(fake.accepted(MESSAGES)[0]["incident_id"], FIRST_ID);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn resolve_with_an_empty_state_dir_finds_an_incident_whose_long_name_was_cut() {
     // A name is cut to MAX_NAME_CHARS (255) characters when it is opened. A host and check

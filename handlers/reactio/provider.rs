@@ -26,6 +26,7 @@
 //! is fixed: [`common::http::spooled_outcome`]); 5xx, 429 and network errors are retried within
 //! the deadline (then exit 75).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use common::config::{self, Common, de};
@@ -704,7 +705,7 @@ impl Reactio {
                     None => false,
                 }
         };
-        let mut found: Option<(u64, Status)> = None;
+        let mut found: Vec<(u64, Status)> = Vec::new();
         let mut cut_at_cap = Vec::new();
         for status in [Status::Open, Status::Pend] {
             let word = word(&status);
@@ -716,15 +717,14 @@ impl Reactio {
                 };
                 let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
                 let items = list.as_array().map(|a| a.as_slice()).unwrap_or_default();
-                let here = items
-                    .iter()
-                    .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
-                    .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s == word))
-                    .filter_map(|i| i.get("id").and_then(incident_id_of))
-                    .max();
-                if let Some(id) = here.filter(|id| found.is_none_or(|(f, _)| *id > f)) {
-                    found = Some((id, status));
-                }
+                found.extend(
+                    items
+                        .iter()
+                        .filter(|i| i.get("name").and_then(Value::as_str).is_some_and(matches))
+                        .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s == word))
+                        .filter_map(|i| i.get("id").and_then(incident_id_of))
+                        .map(|id| (id, status)),
+                );
                 if let Some(why) = cursor.read(items.len()) {
                     ctx.log.debug(format!("GET /api/v1/incidents: page {page} is the last of the {word} incidents ({why})"));
                     break;
@@ -737,6 +737,19 @@ impl Reactio {
                 }
             }
         }
+        // A name is no identity (a Mackerel host names itself, and its check monitors): an
+        // incident the ledger holds open for another incident key is that one's, never this
+        // recovery's, whatever its name.
+        let claimed = if found.is_empty() { HashSet::new() } else { claimed_incidents(ctx, key) };
+        let (others, found): (Vec<_>, Vec<_>) = found.into_iter().partition(|(id, _)| claimed.contains(id));
+        if !others.is_empty() {
+            let ids: Vec<String> = others.iter().map(|(id, _)| id.to_string()).collect();
+            ctx.log.info(format!(
+                "{key}: incident {} named {name:?} is held open for another incident key; not this recovery's",
+                ids.join(", ")
+            ));
+        }
+        let found = found.into_iter().max_by_key(|(id, _)| *id);
         if let Some((id, status)) = found {
             let which = adjective(status);
             ctx.log.info(format!("{key}: no stored incident id; found the {which} incident {id} named {name:?}"));
@@ -942,6 +955,25 @@ fn next_list_page(pages: &[Response]) -> Option<(usize, usize)> {
 /// The stored Reactio incident id, when the incident is open and one was remembered.
 fn stored_incident(job: &Job<'_>) -> Option<u64> {
     job.previous.filter(|p| p.open).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of)
+}
+
+/// The Reactio incidents the ledger holds open for incident keys other than `key` (none without
+/// a store, or when it cannot be listed: logged, and the lookup goes on by name alone).
+fn claimed_incidents(ctx: &Ctx<'_, Reactio>, key: &str) -> HashSet<u64> {
+    let Some(store) = ctx.store else { return HashSet::new() };
+    let keys = match store.keys() {
+        Ok(keys) => keys,
+        Err(e) => {
+            ctx.log.warn(format!("cannot list {} to keep other incidents' Reactio incidents apart: {e:#}", store.describe()));
+            return HashSet::new();
+        }
+    };
+    keys.iter()
+        .filter(|k| k.as_str() != key)
+        .filter_map(|k| common::state::get(store, k).ok().flatten())
+        .filter(|r| r.open)
+        .filter_map(|r| r.refs.get(INCIDENT_ID).and_then(incident_id_of))
+        .collect()
 }
 
 /// An incident id: a positive integer, or a string holding one.
