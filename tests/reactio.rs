@@ -900,3 +900,45 @@ fn zabbix_problem_and_recovery_meet_on_one_incident() {
     assert_eq!(fake.accepted(MESSAGES)[0]["incident_id"], FIRST_ID);
     assert_eq!(sb.state("reactio", "13502-web-01.json")["open"], false);
 }
+
+/// An incident opened on another host at `t - 600`, and a recovery at `t - 300` here whose
+/// incident list answers 500: spooled as a run that looks its incident up. The lists answer
+/// again afterwards.
+fn recovery_run_spooled(fake: &FakeReactio, t: i64) -> Sandbox {
+    let elsewhere = sandbox(json!({}));
+    assert_eq!(run(&elsewhere, fake, &fixture_at("sensu/create.json", t - 600), &[]).code, Some(0));
+    let sb = sandbox(json!({}));
+    fake.fail_lists(1000);
+    let r = run(&sb, fake, &fixture_at("sensu/resolve.json", t - 300), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+    fake.fail_lists(0);
+    sb
+}
+
+fn recovered_ids(fake: &FakeReactio) -> Vec<Value> {
+    fake.accepted(MESSAGES).iter().map(|m| m["incident_id"].clone()).collect()
+}
+
+/// A flush killed (kill -9, the timer's timeout) after the ledger recorded the recovery the run
+/// posted, before the entry left the spool: the next flush took the record of its own resolve
+/// (its token) for a run to carry on, looked the incident up again (Reactio still lists it
+/// open: the recovery is a timeline message) and posted the recovery a second time.
+#[test]
+fn a_recovery_run_recorded_before_a_kill_is_not_posted_again_by_the_next_flush() {
+    let fake = FakeReactio::start(&[]);
+    let t = crate::util::unix_now();
+    let sb = recovery_run_spooled(&fake, t);
+    let (path, entry) = sb.spooled_entry("reactio", "");
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(recovered_ids(&fake), vec![json!(FIRST_ID)]);
+    // The spool as a kill between the record of the delivery and the removal leaves it.
+    std::fs::write(&path, entry.to_string()).unwrap();
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(recovered_ids(&fake), vec![json!(FIRST_ID)], "posted once\n{}", r.stderr);
+    assert!(sb.spooled("reactio").is_empty(), "{}", r.stderr);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
+    fake.assert_no_violations();
+}

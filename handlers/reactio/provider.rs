@@ -480,10 +480,23 @@ impl Provider for Reactio {
     }
 
     /// Look the spooled recovery's incident up and post the recovery to it ([`Reactio::recover`]).
-    fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, _previous: Option<&Incident>, _event_time: u64) -> Resumed {
+    /// One the ledger already records as this very resolve's (its token: a flush killed after
+    /// the record, before the entry left the spool) was posted: not again (Reactio still lists
+    /// the incident open, so a lookup would find it and post the recovery a second time).
+    fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, previous: Option<&Incident>, _event_time: u64) -> Resumed {
         let Call::Recover { name, shown, message } = call else {
             return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
         };
+        if let Some(p) = previous
+            && p.last_action == Some(Action::Resolve)
+            && ctx.token().is_some()
+            && p.token.as_deref() == ctx.token()
+        {
+            return Resumed::Delivered(Done {
+                detail: "(its recovery was posted and recorded already, by a flush that ended before it could remove the entry)".into(),
+                refs: Map::new(),
+            });
+        }
         match self.recover(ctx, ctx.incident_key, name, shown, message.clone()) {
             Outcome::Delivered(done) => Resumed::Delivered(done),
             failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
