@@ -920,6 +920,22 @@ fn recovered_ids(fake: &FakeReactio) -> Vec<Value> {
     fake.accepted(MESSAGES).iter().map(|m| m["incident_id"].clone()).collect()
 }
 
+#[test]
+fn two_flushes_at_once_post_a_spooled_recovery_run_once() {
+    // The create, then the recovery message answered 1.5 s late: the other flush meets it mid-way.
+    let fake = FakeReactio::start(&[Script::Accept, Script::Late(1500)]);
+    let t = crate::util::unix_now();
+    let sb = recovery_run_spooled(&fake, t);
+    let flush = || sb.command(&["--api-url", &fake.url, "--flush", "--timeout", "10s"]);
+    let runs = crate::util::run_together(vec![flush(), flush()], b"");
+    for r in &runs {
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    assert_eq!(recovered_ids(&fake), vec![json!(FIRST_ID)], "{runs:?}");
+    assert!(sb.spooled("reactio").is_empty());
+    fake.assert_no_violations();
+}
+
 /// A flush killed (kill -9, the timer's timeout) after the ledger recorded the recovery the run
 /// posted, before the entry left the spool: the next flush took the record of its own resolve
 /// (its token) for a run to carry on, looked the incident up again (Reactio still lists it
@@ -941,4 +957,29 @@ fn a_recovery_run_recorded_before_a_kill_is_not_posted_again_by_the_next_flush()
     assert!(sb.spooled("reactio").is_empty(), "{}", r.stderr);
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
     fake.assert_no_violations();
+}
+
+/// A second recovery of the check while the first one's run is spooled, with the list readable
+/// again (its invocation carries the run on first) or not yet: one recovery posted to the open
+/// incident, the second one skipped as already resolved.
+#[test]
+fn a_second_recovery_while_the_recovery_run_is_spooled_posts_one_recovery() {
+    for lists_down in [false, true] {
+        let fake = FakeReactio::start(&[]);
+        let t = crate::util::unix_now();
+        let sb = recovery_run_spooled(&fake, t);
+        if lists_down {
+            fake.fail_lists(1000);
+        }
+        let r = run(&sb, &fake, &fixture_at("sensu/resolve.json", t - 100), &["--timeout", "1s"]);
+        // With the list still unreadable it is queued behind the run (75), or skipped as a
+        // repeat of the resolve the spool holds (0).
+        assert!(r.code == Some(0) || (lists_down && r.code == Some(75)), "{r:?}");
+        fake.fail_lists(0);
+        let r = run(&sb, &fake, b"", &["--flush"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert_eq!(recovered_ids(&fake), vec![json!(FIRST_ID)], "lists down: {lists_down}\n{}", r.stderr);
+        assert!(sb.spooled("reactio").is_empty(), "{}", r.stderr);
+        fake.assert_no_violations();
+    }
 }
