@@ -1304,3 +1304,74 @@ fn a_skipped_event_for_a_new_incident_leaves_no_hold_behind() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(fake.to("Calls.json").len(), 3, "{}", r.stderr);
 }
+
+/// Incident opened by a host that does not share the ledger at `now - 50`; host 0's recovery
+/// at `now - 40` finds the incident list answering 500: spooled as a recovery run (a lookup by
+/// name at the flush). The list answers again afterwards.
+fn reactio_recovery_run_spooled(redis: &RedisServer, fake: &FakeReactio, hosts: &[Sandbox], now: i64) {
+    let elsewhere = reactio_hosts(1).remove(0);
+    let r = elsewhere.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 50));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.fail_lists(1000);
+    let (code, stderr) =
+        run_on(&hosts[0], redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/resolve.json", now - 40));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(hosts[0].spooled("reactio").len(), 1, "{stderr}");
+    fake.fail_lists(0);
+}
+
+/// The incident ids the recovery messages were posted to, in order.
+fn reactio_recovered(fake: &FakeReactio) -> Vec<Value> {
+    fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect()
+}
+
+/// Host A's recovery run is spooled (the incident list answered 500); the check fails again and
+/// host B, sharing the ledger, opens incident 1002 for it. A's flush dropped the run as
+/// superseded by that later failure, so incident 1001, opened before, never got its recovery
+/// and stayed open for good (with the two events in one receipt window, the run was carried on
+/// instead and found the newest incident of the name: it posted the recovery to 1002, the
+/// failure still going on, and the ledger marked it resolved).
+#[test]
+fn a_reactio_recovery_run_spooled_before_a_failure_on_another_host_still_closes_the_incident_before_it() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    reactio_recovery_run_spooled(&redis, &fake, &hosts, now);
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 30));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(shared_record(&redis, "reactio")["refs"]["incident_id"], reactio::FIRST_ID + 1);
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID)], "the incident opened before gets its recovery\n{stderr}");
+    assert!(hosts[0].spooled("reactio").is_empty(), "{stderr}");
+    let record = shared_record(&redis, "reactio");
+    assert_eq!((record["open"].clone(), record["refs"]["incident_id"].clone()), (json!(true), json!(reactio::FIRST_ID + 1)), "{record}");
+    // The later failure's recovery closes its own incident.
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID), json!(reactio::FIRST_ID + 1)], "{stderr}");
+    fake.assert_no_violations();
+}
+
+/// Two flushes of one host at once over its spooled recovery run (the recovery message answered
+/// 1.5 s late), with the ledger in Redis: posted once.
+#[test]
+fn two_flushes_at_once_post_a_spooled_reactio_recovery_run_once_on_redis() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[reactio::Script::Accept, reactio::Script::Late(1500)]);
+    let hosts = reactio_hosts(1);
+    let now = unix_now();
+    reactio_recovery_run_spooled(&redis, &fake, &hosts, now);
+    let flush = || {
+        let mut cmd = hosts[0].command(&["--flush", "--state-store", &redis.url, "--api-url", &fake.url, "--timeout", "10s"]);
+        cmd.stdin(Stdio::null());
+        cmd.spawn().expect("spawn flush")
+    };
+    for (code, stderr) in wait_all(vec![flush(), flush()]) {
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID)]);
+    assert_eq!(shared_record(&redis, "reactio")["open"], false);
+    fake.assert_no_violations();
+}

@@ -483,7 +483,11 @@ impl Provider for Reactio {
     /// One the ledger already records as this very resolve's (its token: a flush killed after
     /// the record, before the entry left the spool) was posted: not again (Reactio still lists
     /// the incident open, so a lookup would find it and post the recovery a second time).
-    fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, previous: Option<&Incident>, _event_time: u64) -> Resumed {
+    ///
+    /// The incident the record holds open for a failure after this recovery's event (delivered
+    /// meanwhile on another host sharing the store) is that failure's: passed over, as the
+    /// incidents of other keys are, and the record is left to it (no `refs`).
+    fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, previous: Option<&Incident>, event_time: u64) -> Resumed {
         let Call::Recover { name, shown, message } = call else {
             return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
         };
@@ -497,7 +501,12 @@ impl Provider for Reactio {
                 refs: Map::new(),
             });
         }
-        match self.recover(ctx, ctx.incident_key, name, shown, message.clone()) {
+        let later = previous
+            .filter(|_| common::state::open_for_later_event(previous, event_time))
+            .and_then(|p| p.refs.get(INCIDENT_ID))
+            .and_then(incident_id_of);
+        match self.recover_passing_over(ctx, ctx.incident_key, name, shown, message.clone(), later) {
+            Outcome::Delivered(done) if later.is_some() => Resumed::Delivered(Done { refs: Map::new(), ..done }),
             Outcome::Delivered(done) => Resumed::Delivered(done),
             failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
         }
@@ -674,7 +683,21 @@ impl Reactio {
     /// that cannot be read comes back as the failure ([`Outcome::Retry`] while Reactio cannot
     /// answer).
     fn recover(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, shown: &str, message: String) -> Outcome<Done> {
-        match self.find_open(ctx, key, name) {
+        self.recover_passing_over(ctx, key, name, shown, message, None)
+    }
+
+    /// [`Reactio::recover`], passing over the incident `later` (a later failure's, which the
+    /// ledger holds open for this key).
+    fn recover_passing_over(
+        &self,
+        ctx: &Ctx<'_, Self>,
+        key: &str,
+        name: &str,
+        shown: &str,
+        message: String,
+        later: Option<u64>,
+    ) -> Outcome<Done> {
+        match self.find_open(ctx, key, name, later) {
             Ok(Lookup::Found(id)) => self.resolve(ctx, message, id),
             Ok(Lookup::NotFound { cut_at_cap }) => {
                 let detail = match cut_at_cap.as_slice() {
@@ -707,7 +730,7 @@ impl Reactio {
     /// a page). Page 1 shorter than asked for is not taken for the end: it may be all a Reactio
     /// serves per page; the empty page 2 settles it. At most [`MAX_LIST_PAGES`] are read per
     /// status.
-    fn find_open(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str) -> std::result::Result<Lookup, Outcome<Done>> {
+    fn find_open(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, later: Option<u64>) -> std::result::Result<Lookup, Outcome<Done>> {
         // A name that fills [`MAX_NAME_CHARS`] before the output (long host and check names) was
         // cut when the incident was opened ([`Reactio::incident_name`]): that cut name is its.
         let cut = (name.chars().count() + 1 >= MAX_NAME_CHARS).then(|| truncate_chars(&format!("{name} …"), MAX_NAME_CHARS));
@@ -753,6 +776,12 @@ impl Reactio {
         // A name is no identity (a Mackerel host names itself, and its check monitors): an
         // incident the ledger holds open for another incident key is that one's, never this
         // recovery's, whatever its name.
+        if let Some(id) = later
+            && found.iter().any(|(f, _)| *f == id)
+        {
+            ctx.log.info(format!("{key}: incident {id} named {name:?} is a later failure's, held open in the ledger; not this recovery's"));
+            found.retain(|(f, _)| *f != id);
+        }
         let claimed = if found.is_empty() { HashSet::new() } else { claimed_incidents(ctx, key) };
         let (others, found): (Vec<_>, Vec<_>) = found.into_iter().partition(|(id, _)| claimed.contains(id));
         if !others.is_empty() {

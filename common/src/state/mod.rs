@@ -497,6 +497,13 @@ pub fn new_token() -> String {
 /// `other_seq`: a later second, or the same second and a larger sequence number when both have
 /// one.
 ///
+/// Whether `record` holds an incident open for an event later than `event_time`: a failure
+/// applied after the event of a spooled recovery (delivered on another host meanwhile, or by
+/// a flush of its spool), whose incident is that failure's, not the one the recovery closes.
+pub fn open_for_later_event(record: Option<&Incident>, event_time: u64) -> bool {
+    record.is_some_and(|r| r.open && r.event_time.is_some_and(|t| t > event_time))
+}
+
 /// Event times have one-second resolution (Nagios `$TIMET$`), and a monitoring server runs the
 /// notification commands of one service concurrently (Nagios 4's workers): a passive result
 /// CRITICAL and then OK within one second starts the PROBLEM and the RECOVERY handler at once,
