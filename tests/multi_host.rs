@@ -1326,32 +1326,51 @@ fn reactio_recovered(fake: &FakeReactio) -> Vec<Value> {
 }
 
 /// Host A's recovery run is spooled (the incident list answered 500); the check fails again and
-/// host B, sharing the ledger, opens incident 1002 for it. A's flush dropped the run as
-/// superseded by that later failure, so incident 1001, opened before, never got its recovery
-/// and stayed open for good (with the two events in one receipt window, the run was carried on
-/// instead and found the newest incident of the name: it posted the recovery to 1002, the
-/// failure still going on, and the ledger marked it resolved).
+/// host B, sharing the ledger, opens incident 1002 for it (and, the second time, recovers it
+/// before A flushes). A's flush dropped the run as superseded by those later events, so
+/// incident 1001, opened before, never got its recovery and stayed open for good (with the
+/// events in one receipt window, the run was carried on instead and found the newest incident
+/// of the name: it posted the recovery to 1002, the failure still going on, and the ledger
+/// marked it resolved).
 #[test]
 fn a_reactio_recovery_run_spooled_before_a_failure_on_another_host_still_closes_the_incident_before_it() {
-    let Some(redis) = RedisServer::start() else { return };
-    let fake = FakeReactio::start(&[]);
-    let hosts = reactio_hosts(2);
-    let now = unix_now();
-    reactio_recovery_run_spooled(&redis, &fake, &hosts, now);
-    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 30));
-    assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(shared_record(&redis, "reactio")["refs"]["incident_id"], reactio::FIRST_ID + 1);
-    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID)], "the incident opened before gets its recovery\n{stderr}");
-    assert!(hosts[0].spooled("reactio").is_empty(), "{stderr}");
-    let record = shared_record(&redis, "reactio");
-    assert_eq!((record["open"].clone(), record["refs"]["incident_id"].clone()), (json!(true), json!(reactio::FIRST_ID + 1)), "{record}");
-    // The later failure's recovery closes its own incident.
-    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 20));
-    assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID), json!(reactio::FIRST_ID + 1)], "{stderr}");
-    fake.assert_no_violations();
+    for recovered_first in [false, true] {
+        let Some(redis) = RedisServer::start() else { return };
+        let fake = FakeReactio::start(&[]);
+        let hosts = reactio_hosts(2);
+        let now = unix_now();
+        reactio_recovery_run_spooled(&redis, &fake, &hosts, now);
+        let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 30));
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(shared_record(&redis, "reactio")["refs"]["incident_id"], reactio::FIRST_ID + 1);
+        let b_recovers = || {
+            let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 20));
+            assert_eq!(code, Some(0), "{stderr}");
+        };
+        if recovered_first {
+            b_recovers();
+        }
+        let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let mut recovered = reactio_recovered(&fake);
+        recovered.sort_by_key(|id| id.as_u64());
+        let expected =
+            if recovered_first { vec![json!(reactio::FIRST_ID), json!(reactio::FIRST_ID + 1)] } else { vec![json!(reactio::FIRST_ID)] };
+        assert_eq!(recovered, expected, "the incident opened before gets its recovery, once\n{stderr}");
+        assert!(hosts[0].spooled("reactio").is_empty(), "{stderr}");
+        let record = shared_record(&redis, "reactio");
+        assert_eq!(
+            (record["open"].clone(), record["refs"]["incident_id"].clone()),
+            (json!(!recovered_first), json!(reactio::FIRST_ID + 1)),
+            "{record}"
+        );
+        if !recovered_first {
+            // The later failure's recovery closes its own incident.
+            b_recovers();
+            assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID), json!(reactio::FIRST_ID + 1)]);
+        }
+        fake.assert_no_violations();
+    }
 }
 
 /// Two flushes of one host at once over its spooled recovery run (the recovery message answered
@@ -1372,6 +1391,26 @@ fn two_flushes_at_once_post_a_spooled_reactio_recovery_run_once_on_redis() {
         assert_eq!(code, Some(0), "{stderr}");
     }
     assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID)]);
+    assert_eq!(shared_record(&redis, "reactio")["open"], false);
+    fake.assert_no_violations();
+}
+
+/// Host A's recovery run is spooled; the check's next recovery reaches host B, which finds the
+/// incident by name and posts to it. A's flush, carrying the run on, passes over the incident
+/// the ledger now holds for that later recovery: one recovery posted.
+#[test]
+fn a_reactio_recovery_run_spooled_before_a_recovery_on_another_host_posts_nothing_more() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    reactio_recovery_run_spooled(&redis, &fake, &hosts, now);
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(reactio_recovered(&fake), vec![json!(reactio::FIRST_ID)], "{stderr}");
+    assert!(hosts[0].spooled("reactio").is_empty(), "{stderr}");
     assert_eq!(shared_record(&redis, "reactio")["open"], false);
     fake.assert_no_violations();
 }

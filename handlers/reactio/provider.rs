@@ -484,9 +484,9 @@ impl Provider for Reactio {
     /// the record, before the entry left the spool) was posted: not again (Reactio still lists
     /// the incident open, so a lookup would find it and post the recovery a second time).
     ///
-    /// The incident the record holds open for a failure after this recovery's event (delivered
-    /// meanwhile on another host sharing the store) is that failure's: passed over, as the
-    /// incidents of other keys are, and the record is left to it (no `refs`).
+    /// The incident the record holds for events after this recovery's (a failure delivered
+    /// meanwhile on another host sharing the store, maybe recovered since) is theirs: passed
+    /// over, as the incidents of other keys are, and the record is left to them (no `refs`).
     fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, previous: Option<&Incident>, event_time: u64) -> Resumed {
         let Call::Recover { name, shown, message } = call else {
             return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
@@ -502,7 +502,7 @@ impl Provider for Reactio {
             });
         }
         let later = previous
-            .filter(|_| common::state::open_for_later_event(previous, event_time))
+            .filter(|_| common::state::applied_later_event(previous, event_time))
             .and_then(|p| p.refs.get(INCIDENT_ID))
             .and_then(incident_id_of);
         match self.recover_passing_over(ctx, ctx.incident_key, name, shown, message.clone(), later) {
@@ -686,8 +686,8 @@ impl Reactio {
         self.recover_passing_over(ctx, key, name, shown, message, None)
     }
 
-    /// [`Reactio::recover`], passing over the incident `later` (a later failure's, which the
-    /// ledger holds open for this key).
+    /// [`Reactio::recover`], passing over the incident `later` (the one the ledger holds for
+    /// later events of this key).
     fn recover_passing_over(
         &self,
         ctx: &Ctx<'_, Self>,
@@ -779,7 +779,7 @@ impl Reactio {
         if let Some(id) = later
             && found.iter().any(|(f, _)| *f == id)
         {
-            ctx.log.info(format!("{key}: incident {id} named {name:?} is a later failure's, held open in the ledger; not this recovery's"));
+            ctx.log.info(format!("{key}: incident {id} named {name:?} is the ledger's for a later event; not this recovery's"));
             found.retain(|(f, _)| *f != id);
         }
         let claimed = if found.is_empty() { HashSet::new() } else { claimed_incidents(ctx, key) };

@@ -496,18 +496,18 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let record = self.ledger(&entry.incident_key);
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {
             Verdict::Send => {}
-            // A recovery run (Reactio's, looking its incident up by name) of an event before the
-            // failure the ledger holds open now, delivered meanwhile (on another host sharing
-            // the store): that failure opened an incident of its own, so the one the recovery
-            // is for is still open and would stay so. Carried on, passing over the later
-            // failure's incident ([`Provider::resume`] reads it in the record), and not
-            // recorded ([`Flusher::resume`]): the later failure stays open in the ledger.
+            // A recovery run (Reactio's, looking its incident up by name) of an event before a
+            // failure delivered meanwhile (on another host sharing the store), and maybe that
+            // failure's recovery: the failure opened an incident of its own, so the one this
+            // recovery is for is still open and would stay so. Carried on, passing over the
+            // incident the record holds for the later events ([`Provider::resume`] reads it
+            // there), and not recorded ([`Flusher::resume`]): the ledger keeps the later events.
             Verdict::Superseded(why)
                 if entry.action == Action::Resolve
                     && provider.is_run(&payload)
-                    && state::open_for_later_event(record.as_ref(), entry.event_time) =>
+                    && state::applied_later_event(record.as_ref(), entry.event_time) =>
             {
-                log.info(format!("{what}: {why}; still carried on, for the incident opened before that failure"));
+                log.info(format!("{what}: {why}; still carried on, for the incident opened before it"));
             }
             Verdict::Skip(why) => {
                 // Decided under the incident's hold: an older entry after it is superseded.
@@ -755,9 +755,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         entry.progress = progress;
         match resumed {
             Resumed::Delivered(done) => {
-                // A recovery of the incident before the failure the ledger holds open (see
-                // `deliver`) leaves that failure's record as it is.
-                if !(entry.action == Action::Resolve && state::open_for_later_event(record, entry.event_time)) {
+                // A recovery of the incident before the later events the ledger holds (see
+                // `deliver`) leaves their record as it is.
+                if !(entry.action == Action::Resolve && state::applied_later_event(record, entry.event_time)) {
                     self.record(&entry.incident_key, p, &done.refs, deadline);
                 }
                 let detail = if done.detail.is_empty() { String::new() } else { format!(" {}", done.detail) };
@@ -780,8 +780,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// incident up) is never stale so: what a later resolve queued behind it posts to is the
     /// id this one's delivery records (the incident it finds), and a failure queued between
     /// them opens another incident, which that later resolve closes; superseded, the incident
-    /// it looks for stayed open. The ledger still drops it after a later delivered resolve (a
-    /// later delivered failure does not: [`Flusher::deliver`]).
+    /// it looks for stayed open. Later events delivered on another host do not drop it either
+    /// ([`Flusher::deliver`]).
     fn stopped_behind(&self, entry: &Entry) -> Option<String> {
         if entry.action != Action::Trigger {
             return None;

@@ -497,11 +497,11 @@ pub fn new_token() -> String {
 /// `other_seq`: a later second, or the same second and a larger sequence number when both have
 /// one.
 ///
-/// Whether `record` holds an incident open for an event later than `event_time`: a failure
-/// applied after the event of a spooled recovery (delivered on another host meanwhile, or by
-/// a flush of its spool), whose incident is that failure's, not the one the recovery closes.
-pub fn open_for_later_event(record: Option<&Incident>, event_time: u64) -> bool {
-    record.is_some_and(|r| r.open && r.event_time.is_some_and(|t| t > event_time))
+/// Whether `record` holds an action of an event later than `event_time`: for a spooled
+/// recovery, a failure applied after its event (delivered on another host meanwhile), whose
+/// incident is that failure's, not the one the recovery closes; or that failure's recovery.
+pub fn applied_later_event(record: Option<&Incident>, event_time: u64) -> bool {
+    record.is_some_and(|r| r.last_action.is_some() && r.event_time.is_some_and(|t| t > event_time))
 }
 
 /// Event times have one-second resolution (Nagios `$TIMET$`), and a monitoring server runs the
