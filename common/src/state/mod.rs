@@ -493,17 +493,18 @@ pub fn new_token() -> String {
     format!("{}-{}-{}", crate::clock::host_name(), std::process::id(), crate::clock::now_unix_nanos())
 }
 
-/// Whether an event at `time` with sequence number `seq` comes after one at `other_time` with
-/// `other_seq`: a later second, or the same second and a larger sequence number when both have
-/// one.
-///
-/// Whether `record` holds an action of an event later than `event_time`: for a spooled
-/// recovery, a failure applied after its event (delivered on another host meanwhile), whose
-/// incident is that failure's, not the one the recovery closes; or that failure's recovery.
+/// Whether `record` holds an action of an event later than `event_time` (Unix seconds): for a
+/// spooled recovery, a failure applied after its event (delivered on another host meanwhile),
+/// whose incident is that failure's, not the one the recovery closes; or that failure's
+/// recovery.
 pub fn applied_later_event(record: Option<&Incident>, event_time: u64) -> bool {
     record.is_some_and(|r| r.last_action.is_some() && r.event_time.is_some_and(|t| t > event_time))
 }
 
+/// Whether an event at `time` with sequence number `seq` comes after one at `other_time` with
+/// `other_seq`: a later second, or the same second and a larger sequence number when both have
+/// one.
+///
 /// Event times have one-second resolution (Nagios `$TIMET$`), and a monitoring server runs the
 /// notification commands of one service concurrently (Nagios 4's workers): a passive result
 /// CRITICAL and then OK within one second starts the PROBLEM and the RECOVERY handler at once,
