@@ -432,7 +432,7 @@ impl Provider for Reactio {
                 let name = self.name_before_output(job.event, job.incident_key);
                 let shown = self.incident_name(job.event, job.incident_key);
                 let message = self.recovery_text(job.event);
-                match self.recover(ctx, job.incident_key, &name, &shown, message.clone()) {
+                match self.recover(ctx, job.incident_key, &name, &shown, message.clone(), None) {
                     // The list could not be read in time (Reactio answering 5xx, unreachable):
                     // the recovery waits in the spool, and the flush looks the incident up again.
                     Outcome::Retry(r) => ctx
@@ -505,7 +505,7 @@ impl Provider for Reactio {
             .filter(|_| common::state::applied_later_event(previous, event_time))
             .and_then(|p| p.refs.get(INCIDENT_ID))
             .and_then(incident_id_of);
-        match self.recover_passing_over(ctx, ctx.incident_key, name, shown, message.clone(), later) {
+        match self.recover(ctx, ctx.incident_key, name, shown, message.clone(), later) {
             Outcome::Delivered(done) if later.is_some() => Resumed::Delivered(Done { refs: Map::new(), ..done }),
             Outcome::Delivered(done) => Resumed::Delivered(done),
             failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
@@ -678,25 +678,11 @@ impl Reactio {
     }
 
     /// A recovery with no stored incident id: the open or pending incident named `name` up to
-    /// the output ([`Reactio::find_open`]) gets `message` ([`Reactio::resolve`]); none found is
-    /// delivered with nothing posted (said in the detail, naming the incident `shown`). A list
-    /// that cannot be read comes back as the failure ([`Outcome::Retry`] while Reactio cannot
-    /// answer).
-    fn recover(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, shown: &str, message: String) -> Outcome<Done> {
-        self.recover_passing_over(ctx, key, name, shown, message, None)
-    }
-
-    /// [`Reactio::recover`], passing over the incident `later` (the one the ledger holds for
-    /// later events of this key).
-    fn recover_passing_over(
-        &self,
-        ctx: &Ctx<'_, Self>,
-        key: &str,
-        name: &str,
-        shown: &str,
-        message: String,
-        later: Option<u64>,
-    ) -> Outcome<Done> {
+    /// the output ([`Reactio::find_open`]), but `later` (the one the ledger holds for later
+    /// events of this key), gets `message` ([`Reactio::resolve`]); none found is delivered with
+    /// nothing posted (said in the detail, naming the incident `shown`). A list that cannot be
+    /// read comes back as the failure ([`Outcome::Retry`] while Reactio cannot answer).
+    fn recover(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, shown: &str, message: String, later: Option<u64>) -> Outcome<Done> {
         match self.find_open(ctx, key, name, later) {
             Ok(Lookup::Found(id)) => self.resolve(ctx, message, id),
             Ok(Lookup::NotFound { cut_at_cap }) => {
