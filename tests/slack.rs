@@ -517,6 +517,22 @@ fn output_cannot_notify_anyone() {
     assert_eq!(m.markup.mentions, vec!["<!here>"]);
 }
 
+/// `link_template`'s placeholders are filled with host-written names: percent-encoded, a `#`,
+/// `?`, `&` or `/` in them stays part of the name. Before, a check `Disk /var#top & more`
+/// cut the link at `#` and added a parameter at `&`, and an entity `evil.example/login?` in
+/// `https://{entity}.grafana.example/…` made the link `https://evil.example/login?.grafana…`.
+#[test]
+fn a_name_in_the_link_template_stays_a_name() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"link_template": "https://{entity}.grafana.example/d/disk?var-check={check}&from=now-1h"}));
+    ok(&run(&sb, &fake, &event("evil.example/login?", "Disk /var#top & more", 2, "full")));
+    fake.assert_no_violations();
+    let room = &fake.created()[0];
+    let url = "https://evil.example%2Flogin%3F.grafana.example/d/disk?var-check=Disk%20%2Fvar%23top%20%26%20more&amp;from=now-1h";
+    assert_eq!(room.messages[0].markup.tokens, vec![format!("<{url}|open in monitoring>")], "{}", room.messages[0].text);
+    assert!(room.topic.contains(url), "{}", room.topic);
+}
+
 #[test]
 fn one_channel_mode_posts_to_the_existing_channel_and_threads_there() {
     let fake = FakeSlack::start();

@@ -11,6 +11,8 @@
 //! incident key, [`Event::source_key`]: Zabbix `{TRIGGER.ID}-{HOST.NAME}`, else
 //! `{entity}/{check}`; the default dedup key).
 
+use std::borrow::Cow;
+
 use crate::event::Event;
 use crate::exit::{Code, Result};
 
@@ -113,7 +115,16 @@ impl Template {
 
     /// Render for `event`, at most [`MAX_RENDERED_BYTES`] (cut on a character boundary).
     pub fn render(&self, event: &Event) -> String {
-        self.render_counting(event).0
+        self.render_counting(event, &|v| Cow::Borrowed(v)).0
+    }
+
+    /// Render for `event` with each placeholder's value passed through `escape` (the
+    /// template's own text as written), at most [`MAX_RENDERED_BYTES`]. For a link template:
+    /// the values percent-encoded as URL components, so that a `?`, `#`, `&` or `/` in a
+    /// check name stays in its place in the link and a host name cannot move the link to
+    /// another site (`https://{entity}.grafana.example` with an entity `evil.example/x?`).
+    pub fn render_escaped(&self, event: &Event, escape: &dyn Fn(&str) -> Cow<'_, str>) -> String {
+        self.render_counting(event, escape).0
     }
 
     /// Render for `event`, `None` when the rendering says nothing of the event: it
@@ -122,7 +133,7 @@ impl Template {
     /// that printed nothing). Such a text as a dedup key would make every such event one
     /// incident; as a summary, a call or a broadcast it tells nobody anything.
     pub fn render_telling(&self, event: &Event) -> Option<String> {
-        let (text, placeholders, filled) = self.render_counting(event);
+        let (text, placeholders, filled) = self.render_counting(event, &|v| Cow::Borrowed(v));
         (!is_blank(&text) && (placeholders == 0 || filled > 0)).then_some(text)
     }
 
@@ -139,10 +150,9 @@ impl Template {
             .unwrap_or_else(|_| Template { source: source.to_string(), parts: vec![Part::Literal(source.to_string())] })
     }
 
-    /// The rendering, how many placeholders the template has, and how many of them rendered
-    /// something visible.
-    fn render_counting(&self, event: &Event) -> (String, usize, usize) {
-        use std::borrow::Cow;
+    /// The rendering (each placeholder's value through `escape`), how many placeholders the
+    /// template has, and how many of them rendered something visible.
+    fn render_counting(&self, event: &Event, escape: &dyn Fn(&str) -> Cow<'_, str>) -> (String, usize, usize) {
         let (mut placeholders, mut filled) = (0, 0);
         let mut out = String::new();
         for part in &self.parts {
@@ -161,10 +171,18 @@ impl Template {
                     Var::Label(l) => Cow::Borrowed(event.labels.get(l).map(String::as_str).unwrap_or("")),
                 },
             };
-            if let Part::Var(_) = part {
-                placeholders += 1;
-                filled += usize::from(!is_blank(&piece));
-            }
+            let piece = match part {
+                Part::Literal(_) => piece,
+                Part::Var(_) => {
+                    placeholders += 1;
+                    filled += usize::from(!is_blank(&piece));
+                    let escaped = match escape(&piece) {
+                        Cow::Owned(s) => Some(s),
+                        Cow::Borrowed(_) => None,
+                    };
+                    escaped.map_or(piece, Cow::Owned)
+                }
+            };
             let room = MAX_RENDERED_BYTES.saturating_sub(out.len());
             if piece.len() > room {
                 let mut cut = room;
@@ -309,6 +327,16 @@ mod tests {
         assert_eq!(truncate_utf16("🔥", 0), "");
         let cut = truncate_utf16(&"🔥".repeat(1000), 1600);
         assert_eq!((utf16_len(&cut), cut.chars().count()), (1599, 800));
+    }
+
+    #[test]
+    fn escaping_applies_to_the_placeholders_values_only() {
+        let t = Template::parse("t", "https://x.example/{entity}?q={label.team}&s={status}{{}}").unwrap();
+        fn upper(v: &str) -> Cow<'_, str> {
+            if v == "sre" { Cow::Borrowed(v) } else { Cow::Owned(v.to_uppercase()) }
+        }
+        assert_eq!(t.render_escaped(&event(), &upper), "https://x.example/WEB-01?q=sre&s=CRITICAL{}");
+        assert_eq!(t.render(&event()), "https://x.example/web-01?q=sre&s=critical{}");
     }
 
     #[test]

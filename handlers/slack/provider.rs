@@ -418,10 +418,16 @@ impl<'a> Session<'a> {
         self.job.event
     }
 
-    /// The link back to the monitoring system, when configured and a valid http(s) URL.
+    /// The link back to the monitoring system, when configured and a valid http(s) URL. The
+    /// placeholders' values (host-written names) go in percent-encoded as URL components
+    /// (RFC 3986 §2.3: all but unreserved characters), so a `#`, `?`, `&` or `/` in a check
+    /// name stays part of that name: it neither cuts the link nor adds parameters, and a host
+    /// name cannot take the link to another site.
     fn link(&self) -> Option<String> {
+        const COMPONENT: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
         let t = self.slack.link.as_ref()?;
-        let rendered = t.render(self.event());
+        let rendered = t.render_escaped(self.event(), &|v| percent_encoding::utf8_percent_encode(v, COMPONENT).into());
         let url = mrkdwn::link_url(&rendered);
         if url.is_none() {
             self.ctx.log.warn("slack.link_template did not give an http(s) URL for this event; no link shown");
