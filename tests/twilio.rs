@@ -1068,6 +1068,26 @@ fn daily_rotation_starts_with_someone_else_the_next_day_in_the_configured_timezo
     fake.assert_no_violations();
 }
 
+/// A tz database zone: the day changes at New York's midnight, which in July is 04:00 UTC
+/// (daylight saving time, -04:00); a fixed -05:00 would change it an hour later.
+#[test]
+fn daily_rotation_follows_daylight_saving_time_in_a_named_zone() {
+    const JUL1: u64 = 1_782_864_000; // 2026-07-01T00:00:00Z: 30 June, 20:00 in New York
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, TWO, THREE], "rotation": "daily", "timezone": "America/New_York"})));
+    let first = |now: u64| {
+        let before = fake.calls().len();
+        let r = run_at(&sb, &fake, now, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        called(&fake)[before].clone()
+    };
+    // 30 June, 22:00 in New York (day 20634, 20634 mod 3 = 0): the list as written.
+    assert_eq!(first(JUL1 + 2 * 3600), ONE);
+    // 1 July, 00:00 in New York: Bob first.
+    assert_eq!(first(JUL1 + 4 * 3600), TWO);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_fourth_call_to_one_number_within_15_minutes_is_not_placed() {
     let fake = FakeTwilio::start(&[]);

