@@ -1701,3 +1701,23 @@ fn a_mackerel_host_registered_under_another_hosts_name_cannot_resolve_its_incide
     assert_eq!(sent[1].1, sent[2].1, "{sent:?}");
     assert_eq!((sent[1].0.as_str(), sent[2].0.as_str()), ("trigger", "resolve"), "{sent:?}");
 }
+
+/// A Sensu 1.x check's attributes are free-form and written where the check is defined: on the
+/// client for a standalone check, or in a result any process on the host sends to the client's
+/// socket. The format was told by `check.metadata` before `client`, so a custom attribute named
+/// `metadata` (a team or runbook note) read the 1.x event as Sensu Go, which has no `client`:
+/// exit 65, "missing field `entity`", nobody paged. The server-written top-level objects decide.
+#[test]
+fn a_sensu_1_check_attribute_named_metadata_does_not_cost_the_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap();
+    ev["check"]["metadata"] = json!({"name": "evil", "team": "db"});
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let events = fake.events();
+    assert_eq!(events.len(), 1, "{}", r.stderr);
+    assert_eq!(events[0]["event_action"], "trigger");
+    assert_eq!(events[0]["dedup_key"], "web-01/check_disk", "the 1.x event's own key");
+    fake.assert_no_violations();
+}

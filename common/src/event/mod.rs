@@ -783,9 +783,17 @@ fn detect(root: &Map<String, Value>) -> Result<Format> {
     {
         return Ok(Format::MackerelWebhook);
     }
-    if root.get("entity").is_some_and(Value::is_object) || check.is_some_and(|c| c.contains_key("metadata")) {
+    // The top-level objects first: the server writes them. A Sensu 1.x check's attributes are
+    // free-form and written where the check is defined, on the client for a standalone check
+    // or a result sent to its socket, so a custom attribute named `metadata` read the event as
+    // Sensu Go, which has no `client`: refused (exit 65), the page lost.
+    if root.get("entity").is_some_and(Value::is_object) {
         Ok(Format::SensuGo)
-    } else if root.get("client").is_some_and(Value::is_object) || check.is_some_and(|c| c.contains_key("name")) {
+    } else if root.get("client").is_some_and(Value::is_object) {
+        Ok(Format::Sensu)
+    } else if check.is_some_and(|c| c.contains_key("metadata")) {
+        Ok(Format::SensuGo)
+    } else if check.is_some_and(|c| c.contains_key("name")) {
         Ok(Format::Sensu)
     } else if check.is_none() {
         Err(Code::DataErr.msg(format!(
