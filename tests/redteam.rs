@@ -1721,3 +1721,25 @@ fn a_sensu_1_check_attribute_named_metadata_does_not_cost_the_page() {
     assert_eq!(events[0]["dedup_key"], "web-01/check_disk", "the 1.x event's own key");
     fake.assert_no_violations();
 }
+
+/// `--list` wrote every field of a record escaped but its severity, written raw: a record whose
+/// severity holds terminal controls (one on a Redis ledger any host sharing it writes to, or a
+/// state file rewritten) put an OSC 8 hyperlink, a carriage return and a forged second line into
+/// the operator's terminal. It is escaped as the key and the references are.
+#[test]
+fn list_shows_a_records_severity_escaped() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let r = sb.run(&["--api-url", &fake.url], &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let path = sb.state_file("pagerduty", "web-01%2Fcheck_disk.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record["severity"] = json!("critical\u{1b}]8;;https://evil.example/\u{7}runbook\u{1b}]8;;\u{7}\r\nweb-02/check_disk\topen ok\u{202e}");
+    std::fs::write(&path, record.to_string()).unwrap();
+    let list = sb.run(&["--list"], b"");
+    assert_eq!(list.code, Some(0), "{list:?}");
+    assert_eq!(list.stdout.lines().count(), 1, "{:?}", list.stdout);
+    let line = list.stdout.lines().next().unwrap();
+    assert!(!line.chars().any(|c| c.is_control() && c != '\t' || c == '\u{202e}'), "{line:?}");
+    assert!(line.contains(r"open critical\u{1b}]8;;https://evil.example/\u{7}runbook"), "{line}");
+}

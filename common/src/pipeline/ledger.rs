@@ -97,7 +97,7 @@ fn text_line(inc: &Incident) -> String {
     let mut line = format!(
         "{}\topen {}\tsince {}\tcount {}",
         escape_controls(&inc.key),
-        inc.severity.as_deref().unwrap_or("-"),
+        escape_controls(inc.severity.as_deref().unwrap_or("-")),
         inc.first_notified.map_or_else(|| "-".to_string(), crate::clock::rfc3339),
         inc.count
     );
