@@ -1743,3 +1743,52 @@ fn list_shows_a_records_severity_escaped() {
     assert!(!line.chars().any(|c| c.is_control() && c != '\t' || c == '\u{202e}'), "{line:?}");
     assert!(line.contains(r"open critical\u{1b}]8;;https://evil.example/\u{7}runbook"), "{line}");
 }
+
+/// Nagios `db-01`'s service `HTTP Cert` failing on one Nagios server, `HTTP` recovering on
+/// another (each its own ledger).
+fn nagios_service(sb: &Sandbox, api_url: &str, kind: &str, service: &str, state: &str, output: &str) -> Run {
+    let mut cmd = sb.command(&["--api-url", api_url, "--from", "nagios"]);
+    cmd.env("NAGIOS_NOTIFICATIONTYPE", kind)
+        .env("NAGIOS_HOSTNAME", "db-01")
+        .env("NAGIOS_SERVICEDESC", service)
+        .env("NAGIOS_SERVICESTATE", state)
+        .env("NAGIOS_SERVICEOUTPUT", output);
+    crate::util::run_command(cmd, b"")
+}
+
+/// A Reactio recovery with no stored incident id (the failure was paged by another server, or
+/// the state was lost) looks its incident up by name up to the output, followed by a space:
+/// `db-01/HTTP`, which was also how `db-01/HTTP Cert SSL CRITICAL …` starts. So `HTTP`'s
+/// recovery was posted to `HTTP Cert`'s incident, and with `close_on_resolve` closed it while
+/// the certificate was still expiring. Spaces inside names are no-break spaces now.
+#[test]
+fn a_recovery_of_a_check_whose_name_starts_another_checks_does_not_close_its_reactio_incident() {
+    use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio};
+    let fake = FakeReactio::start(&[]);
+    let settings = json!({"reactio": {"api_key": API_KEY, "organization": "example", "close_on_resolve": true}});
+    let (a, b) = (Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio")), Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio")));
+    a.config("reactio.json", &settings);
+    b.config("reactio.json", &settings);
+    let r = nagios_service(&a, &fake.url, "PROBLEM", "HTTP Cert", "CRITICAL", "SSL CRITICAL - certificate expires in 2 days");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.incidents().len(), 1, "HTTP Cert's incident is open");
+    let r = nagios_service(&b, &fake.url, "RECOVERY", "HTTP", "OK", "HTTP OK: 200 in 0.01 s");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let posted: Vec<Value> = fake.accepted("/api/v1/messages");
+    assert!(
+        posted.iter().all(|m| m["incident_id"] != json!(FIRST_ID)),
+        "HTTP's recovery was posted to HTTP Cert's incident: {posted:?}\n{}",
+        r.stderr
+    );
+    assert!(fake.accepted(&format!("/api/v1/incidents/{FIRST_ID}/status")).is_empty(), "HTTP Cert's incident closed");
+    // Nor, the other way round, is `HTTP` failing with an output that starts `Cert` taken for
+    // `HTTP Cert`'s incident; `HTTP Cert`'s own recovery still finds its own.
+    let r = nagios_service(&a, &fake.url, "PROBLEM", "HTTP", "CRITICAL", "Cert chain incomplete; HTTP CRITICAL");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.incidents().len(), 2, "HTTP's incident is open");
+    let r = nagios_service(&b, &fake.url, "RECOVERY", "HTTP Cert", "OK", "SSL OK - certificate valid for 90 days");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let posted: Vec<Value> = fake.accepted("/api/v1/messages");
+    assert_eq!(posted.iter().filter(|m| m["incident_id"] == json!(FIRST_ID)).count(), 1, "{posted:?}\n{}", r.stderr);
+    assert_eq!(posted.len(), 1, "HTTP Cert's recovery was posted to HTTP's incident too: {posted:?}\n{}", r.stderr);
+}

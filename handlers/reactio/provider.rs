@@ -719,6 +719,8 @@ impl Reactio {
     fn find_open(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, later: Option<u64>) -> std::result::Result<Lookup, Outcome<Done>> {
         // A name that fills [`MAX_NAME_CHARS`] before the output (long host and check names) was
         // cut when the incident was opened ([`Reactio::incident_name`]): that cut name is its.
+        // Spaces inside the names before the output are no-break spaces ([`in_names`]): the
+        // first plain space is where the output starts.
         let cut = (name.chars().count() + 1 >= MAX_NAME_CHARS).then(|| truncate_chars(&format!("{name} …"), MAX_NAME_CHARS));
         let matches = |n: &str| {
             cut.as_deref() == Some(n)
@@ -803,9 +805,9 @@ impl Reactio {
     /// `name_template` rendered up to `{output}` (the whole name when it has none).
     fn name_before_output(&self, event: &Event, key: &str) -> String {
         const MARK: char = '\u{1}';
-        let mut e = event.clone();
+        let mut e = in_names(event);
         e.output = MARK.to_string();
-        let name = self.name_for(&e).render(&e).split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = one_line(&self.name_for(&e).render(&e));
         match name.split_once(MARK) {
             Some((before, _)) if !before.trim().is_empty() => before.trim_end().to_string(),
             Some(_) => key.to_string(),
@@ -817,7 +819,7 @@ impl Reactio {
     /// The name the incident of `event` gets: `name_template` on one line, else the key, cut
     /// to [`MAX_NAME_CHARS`] on a character boundary.
     fn incident_name(&self, event: &Event, key: &str) -> String {
-        let name = self.name_for(event).render(event).split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = one_line(&self.name_for(event).render(&in_names(event)));
         truncate_chars(if name.is_empty() { key } else { &name }, MAX_NAME_CHARS)
     }
 
@@ -899,6 +901,43 @@ impl Reactio {
             }
         }
     }
+}
+
+/// `event` as incident names are rendered from: every run of whitespace in a value other than
+/// the check output (host, check, namespace, labels, command, the source's key) as one
+/// no-break space (U+00A0), which reads the same. A recovery with no stored incident id finds
+/// its incident by the name up to where the output goes, then a space ([`Reactio::find_open`]);
+/// with plain spaces, `db-01/HTTP` was also the start of the name of `db-01/HTTP Cert`'s
+/// incident, and the recovery of `HTTP` was posted to it (and closed it); and `db-01/HTTP Cert`
+/// the start of that of `HTTP` failing with an output (which the host writes) starting `Cert`.
+fn in_names(event: &Event) -> Event {
+    fn tied(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if !c.is_whitespace() {
+                out.push(c);
+            } else if !out.ends_with(NAME_SPACE) {
+                out.push(NAME_SPACE);
+            }
+        }
+        out
+    }
+    let mut e = event.clone();
+    e.entity = tied(&e.entity);
+    e.check = tied(&e.check);
+    e.namespace = e.namespace.as_deref().map(tied);
+    e.command = e.command.as_deref().map(tied);
+    e.incident_key = e.incident_key.as_deref().map(tied);
+    e.labels.values_mut().for_each(|v| *v = tied(v));
+    e
+}
+
+/// The space inside a value of an incident name ([`in_names`]).
+const NAME_SPACE: char = '\u{a0}';
+
+/// `s` on one line: every run of whitespace but [`NAME_SPACE`] as one space, none at the ends.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() && c != NAME_SPACE).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Why page `page` of `GET /api/v1/incidents`, holding `len` incidents, is the last one of the
