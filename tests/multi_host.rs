@@ -1414,3 +1414,43 @@ fn a_reactio_recovery_run_spooled_before_a_recovery_on_another_host_posts_nothin
     assert_eq!(shared_record(&redis, "reactio")["open"], false);
     fake.assert_no_violations();
 }
+
+/// `handler-pagerduty --from cli` on `host` with the shared store and `args`, its clock at `at`
+/// (`PAGERPIPE_NOW`), for the check `replication` of the entity `db-cluster` (one incident
+/// whichever host runs the script): (exit code, stderr).
+fn cli_at(host: &Sandbox, redis: &RedisServer, args: &[&str], status: &str, at: i64) -> (Option<i32>, String) {
+    let mut cmd = host.command(&["--state-store", &redis.url]);
+    cmd.args(args).args(["--from", "cli", "--entity", "db-cluster", "--check", "replication", "--status", status]);
+    cmd.env("PAGERPIPE_NOW", at.to_string());
+    wait_all(vec![start(cmd, b"")]).remove(0)
+}
+
+/// A script run by whichever host of a cluster is active (`--from cli`, one `--entity`), two
+/// hosts on one Redis, host A's clock 5 s ahead of B's. A pages the failure; two seconds later
+/// B reports the recovery, cannot reach PagerDuty at that moment and spools it; B's next flush
+/// delivers it. The time of a batch event is the moment the handler read it, on the clock of
+/// the host that ran it (README "Scripts and batch jobs"): B's recovery is the later event
+/// although its time reads 3 s before A's failure. Before, the flush superseded it ("older
+/// than the last event applied") and the PagerDuty alert stayed open for good.
+#[test]
+fn a_batch_recovery_spooled_on_a_host_whose_clock_is_behind_still_resolves_the_failure_another_host_paged() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let (code, stderr) = cli_at(&hosts[0], &redis, &["--api-url", &fake.url], "critical", now + 5);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = cli_at(&hosts[1], &redis, &["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], "ok", now + 2);
+    assert_eq!(code, Some(75), "{stderr}");
+    let mut cmd = hosts[1].command(&["--flush", "--api-url", &fake.url, "--state-store", &redis.url]);
+    cmd.env("PAGERPIPE_NOW", (now + 10).to_string()).stdin(Stdio::null());
+    let out = cmd.output().expect("flush");
+    let flushed = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{flushed}");
+    let actions: Vec<_> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(actions, ["trigger", "resolve"], "the recovery was not sent: {flushed}");
+    let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:db-cluster/replication"]).expect("redis-cli GET");
+    let record: Value = serde_json::from_str(record.trim()).unwrap_or(Value::Null);
+    assert_eq!(record["open"].as_bool(), Some(false), "{record}");
+    fake.assert_no_violations();
+}

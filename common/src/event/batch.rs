@@ -77,6 +77,8 @@ pub(super) fn event(format: Format, inv: &Invocation, status: u32, output: Strin
         action: Some(if status == 0 { SourceAction::Resolve } else { SourceAction::Create }),
         occurrences: 1,
         timestamp: Some(timestamp),
+        // The time of receipt, on whichever host ran the script: ordered as one.
+        time_source: super::TimeSource::Receipt,
         ..Event::default()
     })
 }

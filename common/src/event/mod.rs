@@ -211,15 +211,22 @@ pub struct SourceSkip {
 /// ([`crate::state::ordering_time`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeSource {
-    /// The monitoring server's clock or this machine's: Nagios/Icinga `$TIMET$`, a Mackerel
-    /// alert's times (the latest of `createdAt`, `statusChangedAt` and `closedAt`), a batch
-    /// job's run, or no time at all (the time of receipt is used).
+    /// The monitoring server's clock: Nagios/Icinga `$TIMET$`, a Mackerel alert's times (the
+    /// latest of `createdAt`, `statusChangedAt` and `closedAt`), or no time at all (the time of
+    /// receipt is used).
     #[default]
     Monitoring,
     /// The monitored host's clock: Sensu 1.x and Sensu Go `check.executed` (and the event
     /// `timestamp`), set by the client or agent on the host, or by whatever wrote the result
     /// to its socket or API.
     Host,
+    /// This machine's clock as the handler read the event (`--from cli`, the end of a
+    /// `--from exec` job): the time of receipt under another name, ordered as one
+    /// ([`crate::state::TimeOrigin::Receipt`]). Hosts sharing a ledger run such scripts for
+    /// one incident (`--entity`) on clocks a second or more apart: taken for the event's own
+    /// time, a recovery spooled on a host whose clock is behind read as older than the
+    /// failure another host paged a moment before it, and was superseded.
+    Receipt,
 }
 
 /// One monitoring event, normalized.

@@ -132,6 +132,9 @@ fn event_time(event: &Event, ordered: u64, now: u64) -> String {
     let given = event.timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
     match given {
         None => format!("event time: none given; ordered by receipt, {}", at(ordered)),
+        Some(_) if event.time_source == crate::event::TimeSource::Receipt => {
+            format!("event time: this host's clock as the event was read; ordered by receipt, {}", at(ordered))
+        }
         Some(t) if t == ordered => format!("event time: {}", at(t)),
         Some(t) if t > now => format!("event time: {} is after the receipt; ordered as {}", at(t), at(ordered)),
         Some(t) => format!(

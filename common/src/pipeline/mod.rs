@@ -879,8 +879,9 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
     // incident's later pages.
     let event_time = state::ordering_time(event.timestamp, event.time_source, now, state::host_clock_lateness());
     // A sequence number orders events of the event's own second only, not of a time replaced
-    // by the receipt.
-    let own_time = event.timestamp.and_then(|t| u64::try_from(t).ok()) == Some(event_time);
+    // by the receipt, nor of a receipt under another name (a batch event's time).
+    let own_time =
+        event.time_source != event::TimeSource::Receipt && event.timestamp.and_then(|t| u64::try_from(t).ok()) == Some(event_time);
     let proposal = action.as_ref().ok().map(|&action| Proposal {
         action,
         severity: event.status_name().to_string(),

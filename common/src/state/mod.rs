@@ -104,16 +104,19 @@ pub fn host_clock_lateness() -> u64 {
 /// - From the monitored host's clock ([`TimeSource::Host`]) and more than `lateness` before
 ///   the receipt: that long before the receipt, so that a host cannot drop its own pages
 ///   with a clock in the past (DESIGN.md "Trust").
+/// - This machine's clock as the event was read ([`TimeSource::Receipt`]): the receipt.
 /// - Otherwise the time as given: the monitoring server's clock (Nagios `$TIMET$`, Mackerel)
 ///   is trusted to order events however late they arrive (a Zabbix or Nagios notification
 ///   retried after minutes must not undo a later recovery).
 ///
 /// [`TimeSource::Host`]: crate::event::TimeSource::Host
+/// [`TimeSource::Receipt`]: crate::event::TimeSource::Receipt
 pub fn ordering_time(timestamp: Option<i64>, source: crate::event::TimeSource, now: u64, lateness: u64) -> u64 {
     let Some(t) = timestamp.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0) else { return now };
     match source {
         crate::event::TimeSource::Monitoring => t.min(now),
         crate::event::TimeSource::Host => t.clamp(now.saturating_sub(lateness), now),
+        crate::event::TimeSource::Receipt => now,
     }
 }
 
@@ -1245,6 +1248,8 @@ mod tests {
         assert_eq!(ordering_time(Some(now as i64 - 3600), Host, now, L), now - HOST_CLOCK_LATENESS_SECS);
         // The monitoring server's clock orders however late the event arrives.
         assert_eq!(ordering_time(Some(now as i64 - 3600), Monitoring, now, L), now - 3600);
+        // A batch event's time is this machine's clock as it was read: the receipt.
+        assert_eq!(ordering_time(Some(now as i64 - 1), crate::event::TimeSource::Receipt, now, L), now);
     }
 
     #[test]
