@@ -227,12 +227,18 @@ pub fn list_request(api_url: &str, token: &str, private: bool, cursor: Option<&s
 /// room in use: names fold case and punctuation (`web.01` and `web-01` share one), and a
 /// monitored host chooses its own name, so a second host failing the same check minutes later
 /// would otherwise move into the first one's room, post there and archive it on its recovery.
-pub fn find_own(list: &Value, name: &str, asked: u64) -> Option<(String, String)> {
+///
+/// `incident`: the topic's words for the incident at hand (`entity/check`, escaped as the
+/// topic writes it: [`crate::message::topic_names`]), when it is known (a live invocation): a
+/// channel whose topic names it is also its own. An attempt killed after it had set the topic
+/// (kill -9, the monitoring system's handler timeout) left such a room, and its alert not
+/// posted or not recorded; taken for another's, the next event opened a second war room.
+pub fn find_own(list: &Value, name: &str, asked: u64, incident: Option<&str>) -> Option<(String, String)> {
     list["channels"].as_array()?.iter().find_map(|c| {
         let created = c["created"].as_u64().unwrap_or(0);
-        let topic_unset = c["topic"]["value"].as_str().is_none_or(str::is_empty);
-        let ours =
-            c["name"] == name && c["is_member"] == true && c["is_archived"] != true && created + CLOCK_MARGIN >= asked && topic_unset;
+        let topic = c["topic"]["value"].as_str().unwrap_or_default();
+        let topic_ours = topic.is_empty() || incident.is_some_and(|i| crate::message::topic_names(topic, i));
+        let ours = c["name"] == name && c["is_member"] == true && c["is_archived"] != true && created + CLOCK_MARGIN >= asked && topic_ours;
         ours.then(|| (c["id"].as_str().unwrap_or_default().to_string(), name.to_string())).filter(|(id, _)| !id.is_empty())
     })
 }
@@ -585,12 +591,18 @@ mod tests {
             {"id": "C4", "name": "inc-d", "is_member": true, "created": 4900},
             {"id": "C5", "name": "inc-e", "is_member": true, "created": 5000, "topic": {"value": "CRITICAL web-01/check_disk"}},
         ], "response_metadata": {"next_cursor": "dGVhbTpDMDYx"}});
-        assert_eq!(find_own(&list, "inc-a", 5000), None, "an older channel of the same name");
-        assert_eq!(find_own(&list, "inc-a", 1200), Some(("C1".into(), "inc-a".into())));
-        assert_eq!(find_own(&list, "inc-b", 5000), None, "the bot is not in it");
-        assert_eq!(find_own(&list, "inc-c", 5000), None, "archived");
-        assert_eq!(find_own(&list, "inc-d", 5000), Some(("C4".into(), "inc-d".into())), "within the clock margin");
-        assert_eq!(find_own(&list, "inc-e", 5000), None, "its topic is set: another incident's war room in use");
+        assert_eq!(find_own(&list, "inc-a", 5000, None), None, "an older channel of the same name");
+        assert_eq!(find_own(&list, "inc-a", 1200, None), Some(("C1".into(), "inc-a".into())));
+        assert_eq!(find_own(&list, "inc-b", 5000, None), None, "the bot is not in it");
+        assert_eq!(find_own(&list, "inc-c", 5000, None), None, "archived");
+        assert_eq!(find_own(&list, "inc-d", 5000, None), Some(("C4".into(), "inc-d".into())), "within the clock margin");
+        assert_eq!(find_own(&list, "inc-e", 5000, None), None, "its topic is set: another incident's war room in use");
+        assert_eq!(find_own(&list, "inc-e", 5000, Some("web.01/check_disk")), None, "another incident's topic");
+        assert_eq!(
+            find_own(&list, "inc-e", 5000, Some("web-01/check_disk")),
+            Some(("C5".into(), "inc-e".into())),
+            "its topic names this incident: a killed attempt set it"
+        );
         assert_eq!(next_cursor(&list).as_deref(), Some("dGVhbTpDMDYx"));
         let req = list_request("http://x/api/", "xoxb-t", false, Some("a=b"));
         assert_eq!(req.url, "http://x/api/conversations.list?types=public_channel&exclude_archived=true&limit=999&cursor=a%3Db");

@@ -162,6 +162,23 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
     json!({"text": text, "blocks": blocks, "unfurl_links": false, "unfurl_media": false})
 }
 
+/// The words [`topic`] names `event`'s incident with (`entity/check`, escaped), for
+/// [`topic_names`].
+pub fn topic_incident(event: &Event) -> String {
+    escape_cut(&format!("{}/{}", event.entity, event.check), usize::MAX)
+}
+
+/// Whether `topic`, as [`topic`] wrote it (`STATUS entity/check: first line[ | link]`, cut to
+/// Slack's limit), names the incident `incident` ([`topic_incident`]).
+pub fn topic_names(topic: &str, incident: &str) -> bool {
+    let Some((_, rest)) = topic.split_once(' ') else { return false };
+    match rest.strip_prefix(incident) {
+        Some(after) => after.is_empty() || after.starts_with(':') || after.starts_with(" | "),
+        // Cut inside the incident's words (an entity and check of some 240 characters).
+        None => rest.strip_suffix('…').is_some_and(|cut| cut.chars().count() >= 200 && incident.starts_with(cut)),
+    }
+}
+
 /// The war room's topic: `CRITICAL web-01/check_disk: <first output line> | <link>`, escaped,
 /// within Slack's 250 characters (240 with emoji, [`topic_limit`]); the link is kept whole or
 /// left out.

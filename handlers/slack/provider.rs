@@ -290,6 +290,14 @@ impl Provider for Slack {
         Some(api::list_request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), *is_private, None))
     }
 
+    /// A live create is not noted in flight: the war room's topic, invites and alert come
+    /// after it, and only the create would be looked up or sent again after a kill. The next
+    /// event opens the war room itself: `name_taken`, then the room the killed attempt made
+    /// ([`api::find_own`], by its topic when it got that far).
+    fn note_in_flight(&self, sent: &Sent) -> bool {
+        !sent.live
+    }
+
     /// The next page of `conversations.list` while its `next_cursor` is not empty: "a short or
     /// even empty page does not mean the end" (§5.8).
     /// The next page, unless this one holds the war room ([`Self::found`] needs no more: a
@@ -298,7 +306,7 @@ impl Provider for Slack {
     fn lookup_next(&self, sent: &Sent, _since: u64, pages: &[Response]) -> Option<Request> {
         let Call::Create { name, asked, is_private } = &sent.call else { return None };
         let body = api::read(Method::List, pages.last()?).ok()?;
-        if api::find_own(&body, name, *asked).is_some() {
+        if api::find_own(&body, name, *asked, None).is_some() {
             return None;
         }
         let cursor = api::next_cursor(&body)?;
@@ -320,7 +328,7 @@ impl Provider for Slack {
         for page in pages {
             match api::read(Method::List, page) {
                 Ok(body) => {
-                    if let Some((id, name)) = api::find_own(&body, name, *asked) {
+                    if let Some((id, name)) = api::find_own(&body, name, *asked, None) {
                         return Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs());
                     }
                 }
@@ -615,7 +623,8 @@ impl<'a> Session<'a> {
                     return None;
                 }
             };
-            if let Some((id, name)) = api::find_own(&body, name, asked) {
+            let incident = message::topic_incident(self.event());
+            if let Some((id, name)) = api::find_own(&body, name, asked, Some(&incident)) {
                 return Some(Stored { channel_id: id, channel_name: Some(name), ts: None });
             }
             cursor = Some(api::next_cursor(&body)?);

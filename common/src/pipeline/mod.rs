@@ -213,7 +213,7 @@ impl<P: Provider> Ctx<'_, P> {
         // process dies before the answer ([`state::take_inflight`]).
         let lookable = self.provider.lookup(payload, crate::clock::now_unix()).is_some();
         let delivered = if lookable {
-            let inflight = self.note_inflight(stored());
+            let inflight = if self.provider.note_in_flight(payload) { self.note_inflight(stored()) } else { None };
             let delivered = self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line));
             // Accepted: the note stays until the record of the delivery removes it (a kill in
             // between leaves it for the next holder to look up). Otherwise the spool or the
@@ -609,6 +609,17 @@ pub trait Provider: Sized {
     /// `since`, Unix seconds), so that it is not repeated blindly. Default: none (sent again).
     fn lookup(&self, _payload: &Self::Payload, _since: u64) -> Option<Request> {
         None
+    }
+
+    /// Whether a request [`Provider::lookup`] can look up is noted in the incident's record
+    /// while in flight, so that the next holder looks it up should this process die before
+    /// the answer ([`state::take_inflight`]): right for a request that is the whole page (a
+    /// Twilio call). Not for one whose page goes on after it in steps that are not noted
+    /// (Slack's war room: the create, then the topic, invites and the alert): adopted alone,
+    /// its lookup or second create was taken for the page and the alert never went out; the
+    /// next event opens the war room itself and finds the room the dead one made. Default: yes.
+    fn note_in_flight(&self, _payload: &Self::Payload) -> bool {
+        true
     }
 
     /// The request for the page after the last of `pages` (the answer to [`Provider::lookup`]
