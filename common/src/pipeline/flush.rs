@@ -631,6 +631,19 @@ impl<'a, P: Provider> Flusher<'a, P> {
             if lookable && let Some(store) = self.store() {
                 provider.attempting(store, &payload, &attempt, deadline.end_unix());
             }
+            // On disk as of unknown fate while it is on its way: a flush killed before the
+            // answer (kill -9, a timer's timeout) leaves it for the next one to look up rather
+            // than send again (a second Slack war room, a second call). Only the file: the
+            // answer decides what this flush keeps ([`Outcome::Retry`]'s fate).
+            if lookable
+                && fate != Fate::Unknown
+                && let Some(spool) = self.spool
+            {
+                let marked = Entry { fate: Fate::Unknown, ..entry.clone() };
+                if let Err(e) = spool.try_rewrite(name, &marked, crate::files::Durability::Durable) {
+                    log.warn(format!("{what}: cannot note it as on its way in the spool ({e:#}); a flush killed now sends it again"));
+                }
+            }
             let delivered = if lookable {
                 // Looked up above when its fate was unknown; a new unknown fate waits for the next
                 // flush's lookup rather than a blind repeat.
