@@ -322,6 +322,22 @@ fn bad_input_exits_65_with_one_line() {
     assert!(fake.events().is_empty());
 }
 
+/// A Sensu 1.x check definition's `refresh` written as `"30m"` (the definition is the
+/// operator's or, for a standalone check, the client's) only tunes repeats: before, exit 65 and
+/// every event of the check lost its page; now it is left out with a warning naming it.
+#[test]
+fn a_tuning_attribute_nothing_reads_costs_a_warning_not_the_page() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["refresh"] = "30m".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("warn: field `check.refresh` must be a non-negative integer, found a string; ignored"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn missing_routing_key_exits_78_saying_where_to_put_it() {
     let sb = Sandbox::new(BIN);

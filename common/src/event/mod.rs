@@ -305,6 +305,11 @@ pub struct Event {
     /// The source's own name for what happened (Nagios/Icinga `NOTIFICATIONTYPE`, upper-case),
     /// which the `notification_types` setting can map to an action.
     pub source_type: Option<String>,
+    /// Fields that only tune how the event is handled (a Sensu 1.x check definition's
+    /// `refresh`, `interval`, `occurrences`; `check.executed`) that the event held in a form
+    /// nothing reads (`"refresh": "30m"`): left out, as if not given, so that the page still goes
+    /// out. One line each, naming the field, for the log (warn).
+    pub ignored: Vec<String>,
 }
 
 impl Event {

@@ -52,6 +52,14 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), Value::String(team.to_string()));
     }
 
+    let mut ignored = Vec::new();
+    let interval = attribute(check, "interval", "check.interval", &mut ignored);
+    let refresh = attribute(check, "refresh", "check.refresh", &mut ignored);
+    let min_occurrences = attribute(check, "occurrences", "check.occurrences", &mut ignored);
+    let executed = field::time(check, "executed", "check.executed").unwrap_or_else(|e| {
+        ignored.push(format!("{e}; ignored, the event's `timestamp` used instead"));
+        None
+    });
     Ok(Event {
         format: Format::Sensu,
         entity,
@@ -63,10 +71,10 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         occurrences: field::uint(root, "occurrences", "occurrences")?.unwrap_or(1),
         history,
         silenced: field::boolean(root, "silenced", "silenced")?.unwrap_or(false),
-        interval: attribute(check, "interval", "check.interval")?,
-        refresh: attribute(check, "refresh", "check.refresh")?,
-        min_occurrences: attribute(check, "occurrences", "check.occurrences")?,
-        timestamp: match field::time(check, "executed", "check.executed")? {
+        interval,
+        refresh,
+        min_occurrences,
+        timestamp: match executed {
             Some(t) => Some(t),
             None => field::time(root, "timestamp", "timestamp")?,
         },
@@ -74,6 +82,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels: BTreeMap::new(),
         overrides,
+        ignored,
         ..Event::default()
     })
 }
@@ -83,15 +92,19 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
 /// `occurrences` (sensu-settings validates `interval`, and only for a scheduled check), and
 /// sensu-plugin's `filter_repeated` reads all three with Ruby's `to_i` (sensu-plugin
 /// lib/sensu-handler.rb), so a definition a template wrote with strings worked with the Ruby
-/// handler: refused, every event of the check would cost its page. Anything else is an error
-/// naming the field, as before.
-fn attribute(check: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>> {
+/// handler. Anything else (`"30m"`, `-1`, an object) is left out, as if not given, with a line
+/// in `ignored` naming the field: these only tune when a page repeats, and refused, every event
+/// of the check would cost its page.
+fn attribute(check: &Map<String, Value>, key: &str, path: &str, ignored: &mut Vec<String>) -> Option<u64> {
     if let Some(Value::String(s)) = check.get(key)
         && let Ok(n) = s.trim().parse::<u64>()
     {
-        return Ok(Some(n));
+        return Some(n);
     }
-    field::uint(check, key, path)
+    field::uint(check, key, path).unwrap_or_else(|e| {
+        ignored.push(format!("{e}; ignored, as if not given"));
+        None
+    })
 }
 
 /// Sensu 1.x stores history entries as strings ("2"); accept integers too.
@@ -152,6 +165,24 @@ mod tests {
         assert_eq!(e.entity, "router-1");
         assert_eq!(e.output, "");
         assert_eq!(e.occurrences, 1);
+    }
+
+    #[test]
+    fn a_tuning_attribute_nothing_reads_is_left_out_not_the_page() {
+        let e = parse_json(
+            br#"{"client":{"name":"a"},"timestamp":1460172830,"check":{"name":"c","status":2,
+                 "refresh":"30m","interval":"60s","occurrences":-1,"executed":"1460172827"}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!((e.refresh, e.interval, e.min_occurrences), (None, None, None));
+        assert_eq!(e.timestamp, Some(1460172830), "the event's timestamp instead");
+        assert_eq!(e.ignored.len(), 4, "{:?}", e.ignored);
+        for (line, field) in e.ignored.iter().zip(["check.interval", "check.refresh", "check.occurrences", "check.executed"]) {
+            assert!(line.contains(field) && line.contains("ignored") && !line.contains("30m"), "{line}");
+        }
+        let e = parse_json(br#"{"client":{"name":"a"},"check":{"name":"c","status":2,"refresh":"1800"}}"#, None).unwrap();
+        assert_eq!((e.refresh, e.ignored.len()), (Some(1800), 0));
     }
 
     #[test]

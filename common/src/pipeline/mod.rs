@@ -766,6 +766,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
             (event, Some(input.bytes))
         }
     };
+    event.ignored.iter().for_each(|line| log.warn(line));
     if let Some((setting, value)) = event.send_to.as_deref().and_then(P::send_to) {
         event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
     }
