@@ -586,6 +586,50 @@ fn a_deleted_war_room_is_replaced_too() {
     fake.assert_no_violations();
 }
 
+/// §5.5: `not_in_channel` is the bot no longer a member. A member can remove the app from its
+/// war room; every later post there is refused so. Before, the update was refused (exit 69)
+/// and so was every later one and the recovery: the incident stayed open on a room nothing
+/// can be posted to, and the check's pages went nowhere for good.
+#[test]
+fn a_war_room_the_bot_was_removed_from_is_replaced_on_the_next_update() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    let first = fake.created()[0].id.clone();
+    fake.remove_bot(&first);
+    let r = run_at(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING"), 2, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("answered not_in_channel; opening a new one"), "{}", r.stderr);
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 2);
+    assert_eq!(rooms[1].name, format!("{WAR_ROOM}-2"));
+    assert_eq!(rooms[1].roots().len(), 1, "the update is the new room's first message");
+    assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], rooms[1].id.as_str());
+    fake.assert_no_violations();
+}
+
+/// The recovery for a war room the bot was removed from closes the incident (nothing can be
+/// posted there), as for an archived one: before, it exited 69 and the incident stayed open,
+/// so the check's next failure was threaded into that room again and refused again.
+#[test]
+fn a_recovery_for_a_war_room_the_bot_was_removed_from_closes_the_incident() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    let first = fake.created()[0].id.clone();
+    fake.remove_bot(&first);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("not_in_channel"), "{}", r.stderr);
+    assert_eq!(sb.state("slack", STATE)["open"], false);
+    // The next failure opens a new war room, with its alert.
+    ok(&run_at(&sb, &fake, &fixture_at("sensu/create.json", 1_900_000_000), 10, &[]));
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 2);
+    assert_eq!(rooms[1].roots().len(), 1);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn rate_limited_without_retry_after_waits_at_least_a_second() {
     // §4: `rate_limited` (chat.postMessage's own code, HTTP 200, no Retry-After) is treated

@@ -19,8 +19,9 @@
 //! severity change too, also broadcast to the channel (`reply_broadcast`); an acknowledge is a
 //! thread reply; a recovery is a thread reply broadcast to the channel, and with
 //! `archive_on_resolve` the war room is archived afterwards (`already_archived` is fine; a
-//! failed archive is a warning). When the war room of an open incident was archived or deleted
-//! (`is_archived`, `channel_not_found` on the update), a new war room is opened and the update
+//! failed archive is a warning). When the war room of an open incident was archived or deleted,
+//! or the bot removed from it (`is_archived`, `channel_not_found`, `not_in_channel` on the
+//! update), a new war room is opened and the update
 //! becomes its first message; in one-channel mode that is an error naming the setting. So with
 //! a war room remembered for an alert that never went out: the next failure's alert opens a
 //! new one when that room is gone.
@@ -699,10 +700,7 @@ impl<'a> Session<'a> {
         let link = self.link();
         let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
         let posted = match self.call(Call::Post { channel: Some(channel.channel_id.clone()), thread: Thread::Root, message }) {
-            Err(Stop::Slack(e))
-                if matches!(e.code.as_str(), "channel_not_found" | "is_archived")
-                    && matches!(self.slack.target, Target::WarRoom { .. }) =>
-            {
+            Err(Stop::Slack(e)) if room_gone(&e.code) && matches!(self.slack.target, Target::WarRoom { .. }) => {
                 self.ctx.log.warn(format!("war room {} answered {}; opening a new one for this incident", channel.shown(), e.code));
                 self.refs = Map::new();
                 return self.open_war_room(false);
@@ -722,7 +720,7 @@ impl<'a> Session<'a> {
         self.refs.extend(s.refs());
         let broadcast = matches!(kind, Kind::SeverityChange { .. });
         match self.reply(&s, kind, broadcast) {
-            Err(Stop::Slack(e)) if matches!(e.code.as_str(), "channel_not_found" | "is_archived") => match &self.slack.target {
+            Err(Stop::Slack(e)) if room_gone(&e.code) && (e.code != "not_in_channel" || self.war_room()) => match &self.slack.target {
                 Target::WarRoom { .. } => {
                     self.ctx.log.warn(format!("war room {} answered {}; opening a new one for this incident", s.shown(), e.code));
                     self.refs = Map::new();
@@ -745,7 +743,8 @@ impl<'a> Session<'a> {
         let kind = if self.job.action == Action::Resolve { Kind::Recovered } else { Kind::Acknowledged };
         let result = self.reply(&s, kind, kind == Kind::Recovered);
         if let Err(Stop::Slack(e)) = &result
-            && matches!(e.code.as_str(), "channel_not_found" | "is_archived")
+            && room_gone(&e.code)
+            && (e.code != "not_in_channel" || self.war_room())
         {
             self.ctx.log.warn(format!("{} not posted: {}", self.job.action.name(), e.explain()));
             self.notes.push(format!("{} is gone ({}), nothing posted", s.shown(), e.code));
@@ -765,6 +764,11 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the incidents go to war rooms (not to one channel, `slack.channel`).
+    fn war_room(&self) -> bool {
+        matches!(self.slack.target, Target::WarRoom { .. })
     }
 
     /// Post `kind` in the thread of the stored alert (or, without one, into the channel).
@@ -827,6 +831,15 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// Whether Slack's `code` for a post into a remembered war room says nothing can be posted
+/// there any more: archived (`is_archived`), deleted or hidden from the bot
+/// (`channel_not_found`), or the bot removed from it (`not_in_channel`, §5.5: a member can
+/// remove the app from a channel). Such a room is replaced (an update, an alert) or passed
+/// over (a recovery), rather than every later event of the incident refused for it.
+fn room_gone(code: &str) -> bool {
+    matches!(code, "channel_not_found" | "is_archived" | "not_in_channel")
 }
 
 fn kind_name(kind: Kind) -> &'static str {

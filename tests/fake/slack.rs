@@ -324,6 +324,15 @@ impl FakeSlack {
         }
     }
 
+    /// Remove the bot from a channel behind the handler's back (as a member would, "Remove
+    /// app from channel"): its posts there answer `not_in_channel`.
+    pub fn remove_bot(&self, id: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(c) = inner.channels.iter_mut().find(|c| c.id == id) {
+            c.members.retain(|m| m != BOT_USER);
+        }
+    }
+
     /// Delete a channel behind the handler's back (its ID becomes `channel_not_found`).
     pub fn delete(&self, id: &str) {
         self.inner.lock().unwrap().channels.retain(|c| c.id != id);
