@@ -630,6 +630,35 @@ fn a_recovery_for_a_war_room_the_bot_was_removed_from_closes_the_incident() {
     fake.assert_no_violations();
 }
 
+/// §5.5: `cannot_reply_to_message` (the alert takes no replies) and
+/// `restricted_action_thread_locked` (its thread was locked) refuse the thread, not the
+/// channel. Before, the update was refused (exit 69), and so was every later one and the
+/// recovery: the incident stayed open and its pages went nowhere. Now the message goes to the
+/// channel itself, and the recovery closes the incident.
+#[test]
+fn a_thread_that_takes_no_reply_gets_the_update_and_the_recovery_in_the_channel() {
+    for code in ["cannot_reply_to_message", "restricted_action_thread_locked"] {
+        let fake = FakeSlack::start();
+        let sb = sandbox(json!({}));
+        ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+        fake.fail("chat.postMessage", &[Fault::Error(code)]);
+        let r = run_at(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING 85%"), 2, &[]);
+        ok(&r);
+        assert!(r.stderr.contains("takes no reply"), "{code}: {}", r.stderr);
+        fake.fail("chat.postMessage", &[Fault::Error(code)]);
+        let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &[]);
+        ok(&r);
+        assert_eq!(sb.state("slack", STATE)["open"], false, "{code}");
+        let rooms = fake.created();
+        assert_eq!(rooms.len(), 1, "{code}: no second war room");
+        let roots: Vec<String> = rooms[0].roots().iter().map(|m| m.text.clone()).collect();
+        assert_eq!(roots.len(), 3, "{code}: {roots:?}");
+        assert!(roots[1].contains("CRITICAL → WARNING web-01/check_disk: DISK WARNING 85%"), "{code}: {roots:?}");
+        assert!(roots[2].contains("RECOVERED web-01/check_disk"), "{code}: {roots:?}");
+        fake.assert_no_violations();
+    }
+}
+
 #[test]
 fn rate_limited_without_retry_after_waits_at_least_a_second() {
     // §4: `rate_limited` (chat.postMessage's own code, HTTP 200, no Retry-After) is treated

@@ -779,7 +779,20 @@ impl<'a> Session<'a> {
             Some(ts) => Thread::Reply { ts: Some(ts.clone()), broadcast },
             None => Thread::Root,
         };
-        let posted = self.call(Call::Post { channel: Some(s.channel_id.clone()), thread, message })?;
+        let posted = match self.call(Call::Post { channel: Some(s.channel_id.clone()), thread, message: message.clone() }) {
+            Err(Stop::Slack(e)) if s.ts.is_some() && thread_refused(&e.code) => {
+                self.ctx.log.warn(format!(
+                    "the alert's thread in {} takes no reply ({}); posting the {} to the channel instead",
+                    s.shown(),
+                    e.explain(),
+                    kind_name(kind)
+                ));
+                self.call(Call::Post { channel: Some(s.channel_id.clone()), thread: Thread::Root, message })?;
+                self.notes.push(format!("{} posted to the channel of {} (its thread takes no reply)", kind_name(kind), s.shown()));
+                return Ok(());
+            }
+            other => other?,
+        };
         if s.ts.is_none()
             && let Some(ts) = posted["ts"].as_str()
         {
@@ -831,6 +844,14 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// Whether Slack's `code` for a reply refuses the thread, not the channel: the alert takes no
+/// replies (`cannot_reply_to_message`), its thread was locked (`restricted_action_thread_locked`,
+/// §5.5), or the alert is gone (`thread_not_found`, the fake's answer for a `thread_ts` that
+/// is no message, §5.5). The channel itself still takes the message.
+fn thread_refused(code: &str) -> bool {
+    matches!(code, "cannot_reply_to_message" | "restricted_action_thread_locked" | "thread_not_found")
 }
 
 /// Whether Slack's `code` for a post into a remembered war room says nothing can be posted
