@@ -659,6 +659,29 @@ fn a_thread_that_takes_no_reply_gets_the_update_and_the_recovery_in_the_channel(
     }
 }
 
+/// The same at `--flush`: a spooled recovery whose thread Slack refuses is posted to the
+/// channel and closes the incident. Before, it moved to `failed/` (exit 69) and the incident
+/// stayed open, so the check's next failure within `refresh` was taken for a repeat and paged
+/// nobody.
+#[test]
+fn a_spooled_recovery_whose_thread_takes_no_reply_is_posted_to_the_channel_at_the_flush() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    fake.fail("chat.postMessage", &[Fault::Hang]);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    fake.fail("chat.postMessage", &[Fault::Error("restricted_action_thread_locked")]);
+    let r = run_at(&sb, &fake, b"", 5, &["--flush"]);
+    ok(&r);
+    assert_eq!(sb.state("slack", STATE)["open"], false);
+    assert!(sb.spooled("slack").is_empty());
+    let roots: Vec<String> = fake.created()[0].roots().iter().map(|m| m.text.clone()).collect();
+    assert_eq!(roots.len(), 2, "{roots:?}");
+    assert!(roots[1].contains("RECOVERED web-01/check_disk"), "{roots:?}");
+    fake.assert_no_violations();
+}
+
 #[test]
 fn rate_limited_without_retry_after_waits_at_least_a_second() {
     // §4: `rate_limited` (chat.postMessage's own code, HTTP 200, no Retry-After) is treated

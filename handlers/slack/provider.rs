@@ -345,7 +345,19 @@ impl Provider for Slack {
     /// earlier room of the day the spooling invocation could not know of) asks for the next
     /// name, as a live invocation does: `-2` … `-5` after the template's, then a random
     /// suffix. Refused before, it took the alert and the steps behind it with it.
+    ///
+    /// A spooled reply whose thread Slack refuses ([`thread_refused`]: the alert takes no
+    /// replies, or its thread was locked) goes to the channel itself, as live.
     fn instead(&self, sent: &Sent, resp: &Response) -> Option<Sent> {
+        if let Call::Post { channel, thread: Thread::Reply { .. }, message } = &sent.call {
+            if !thread_refused(&api::read(Method::PostMessage, resp).err()?.code) {
+                return None;
+            }
+            return Some(Sent {
+                call: Call::Post { channel: channel.clone(), thread: Thread::Root, message: message.clone() },
+                live: false,
+            });
+        }
         let Call::Create { name, is_private, asked } = &sent.call else { return None };
         if api::read(Method::Create, resp).err()?.code != "name_taken" {
             return None;
