@@ -224,6 +224,13 @@ pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
                         return Err(format!("root element is <{name}>, not <Response>"));
                     }
                 }
+                structure(open.last().map(String::as_str), &name)?;
+                for a in e.attributes() {
+                    let a = a.map_err(|e| format!("bad attribute: {e}"))?;
+                    let key = a.key.as_ref().to_string();
+                    let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| format!("bad attribute value: {e}"))?;
+                    attribute(&name, &key, &value)?;
+                }
                 if name == "Say" && t.say_attrs.is_empty() {
                     for a in e.attributes() {
                         let a = a.map_err(|e| format!("bad attribute: {e}"))?;
@@ -253,7 +260,13 @@ pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
                     text.clear();
                 }
             }
-            Event::Text(e) => text.push_str(&e.xml10_content()),
+            Event::Text(e) => {
+                let content = e.xml10_content();
+                if open.len() == 1 && !content.trim().is_empty() {
+                    return Err(format!("text {:?} directly in <Response>", content.trim()));
+                }
+                text.push_str(&content)
+            }
             Event::GeneralRef(r) => {
                 let name = r.xml10_content();
                 match r.resolve_char_ref().map_err(|e| format!("bad character reference: {e}"))? {
@@ -283,6 +296,96 @@ pub fn parse_twiml(doc: &str) -> Result<Twiml, String> {
         return Err(format!("{roots} root elements"));
     }
     Ok(t)
+}
+
+/// Twilio's voice verbs, the elements a `<Response>` holds (TwiML reference).
+const VERBS: [&str; 19] = [
+    "Say", "Play", "Pause", "Dial", "Gather", "Hangup", "Redirect", "Reject", "Record", "Enqueue", "Leave", "Connect", "Refer", "Stream",
+    "Start", "Stop", "Pay", "Prompt", "Echo",
+];
+/// The nouns a `<Dial>` holds.
+const DIAL_NOUNS: [&str; 8] = ["Number", "Client", "Conference", "Queue", "Sip", "Sim", "Application", "WhatsApp"];
+
+/// Whether `name` may stand where it stands, under `parent` (`None`: the root): verbs in
+/// `<Response>`, nouns in `<Dial>`, SSML (lower-case names) in `<Say>`; Twilio answers
+/// 12100 (document parse failure) or 12200 (schema validation) otherwise.
+fn structure(parent: Option<&str>, name: &str) -> Result<(), String> {
+    let ok = match parent {
+        None => name == "Response",
+        Some("Response") => VERBS.contains(&name),
+        Some("Dial") => DIAL_NOUNS.contains(&name),
+        Some("Say") => name.starts_with(|c: char| c.is_ascii_lowercase()),
+        Some("Gather") => ["Say", "Play", "Pause"].contains(&name),
+        Some(_) => {
+            name.starts_with(|c: char| c.is_ascii_lowercase()) && parent.is_some_and(|p| p.starts_with(|c: char| c.is_ascii_lowercase()))
+        }
+    };
+    if ok { Ok(()) } else { Err(format!("<{name}> is not allowed in <{}>", parent.unwrap_or("document"))) }
+}
+
+/// Whether `<name key="value">` is an attribute Twilio knows, with a value it takes, for the
+/// elements pagerpipe writes (`Say`, `Pause`, `Dial`, `Conference`; TwiML reference).
+fn attribute(name: &str, key: &str, value: &str) -> Result<(), String> {
+    let known: &[&str] = match name {
+        "Response" => &[],
+        "Say" => &["voice", "language", "loop"],
+        "Pause" => &["length"],
+        "Dial" => &[
+            "action",
+            "method",
+            "timeout",
+            "hangupOnStar",
+            "timeLimit",
+            "callerId",
+            "record",
+            "trim",
+            "recordingStatusCallback",
+            "recordingStatusCallbackMethod",
+            "recordingStatusCallbackEvent",
+            "answerOnBridge",
+            "ringTone",
+            "recordingTrack",
+            "sequential",
+            "referUrl",
+            "referMethod",
+            "events",
+        ],
+        "Conference" => &[
+            "muted",
+            "beep",
+            "startConferenceOnEnter",
+            "endConferenceOnExit",
+            "waitUrl",
+            "waitMethod",
+            "maxParticipants",
+            "record",
+            "region",
+            "coach",
+            "trim",
+            "statusCallbackEvent",
+            "statusCallback",
+            "statusCallbackMethod",
+            "recordingStatusCallback",
+            "recordingStatusCallbackMethod",
+            "recordingStatusCallbackEvent",
+            "eventCallbackUrl",
+            "jitterBufferSize",
+            "participantLabel",
+        ],
+        _ => return Ok(()),
+    };
+    if !known.contains(&key) {
+        return Err(format!("<{name}> has no attribute {key:?}"));
+    }
+    let whole = |min: u64| value.parse::<u64>().is_ok_and(|n| n >= min);
+    let valid = match (name, key) {
+        // `loop="0"` is Twilio's "for ever": a page spoken until the person hangs up.
+        ("Say", "loop") => whole(1),
+        ("Say", "language" | "voice") => !value.trim().is_empty(),
+        ("Pause", "length") => whole(1),
+        _ => true,
+    };
+    if valid { Ok(()) } else { Err(format!("<{name} {key}={value:?}> is not a value Twilio takes")) }
 }
 
 /// Whether `s` is an E.164 number.
@@ -1146,5 +1249,22 @@ mod self_test {
         assert_eq!(code(&[base[0], base[1], ("Twiml", TWIML), ("MachineDetection", "DetectMessageEnd")]), Ok(None));
         assert_eq!(code(&[base[0], base[1], ("Twiml", TWIML), ("MachineDetection", "true")]), Err(20001));
         assert_eq!(code(&[base[0], base[1], ("Twiml", "<Response><Pause length=\"soon\"/></Response>")]), Err(12100));
+    }
+
+    #[test]
+    fn twiml_verbs_nouns_and_attributes_are_checked() {
+        let ok = "<Response><Pause length=\"1\"/><Say language=\"en-US\" voice=\"alice\" loop=\"2\">x</Say><Dial><Conference>k</Conference></Dial></Response>";
+        assert!(parse_twiml(ok).is_ok(), "{:?}", parse_twiml(ok));
+        for bad in [
+            "<Response><Conference>k</Conference></Response>",
+            "<Response><Say>x<Dial>+19005550100</Dial></Say></Response>",
+            "<Response><Dial><Say>x</Say></Dial></Response>",
+            "<Response><Say loop=\"0\">x</Say></Response>",
+            "<Response><Say volume=\"11\">x</Say></Response>",
+            "<Response><Sayy>x</Sayy></Response>",
+            "<Response>spoken?</Response>",
+        ] {
+            assert!(parse_twiml(bad).is_err(), "{bad}");
+        }
     }
 }
