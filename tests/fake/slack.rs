@@ -808,6 +808,16 @@ impl Inner {
             let answer = json!({"ok": false, "error": "missing_scope", "needed": needed(&spec), "provided": self.scopes.join(",")});
             return Ok(self.done(method, args, answer));
         }
+        // conversations.create (§5.1): `channels:manage` makes public channels, `groups:write`
+        // private ones; neither stands in for the other.
+        if method == "conversations.create" {
+            let private = args["is_private"] == true || args["is_private"] == "true" || args["is_private"] == "1";
+            let scope = if private { "groups:write" } else { "channels:manage" };
+            if !self.scopes.iter().any(|g| g == scope) {
+                let answer = json!({"ok": false, "error": "missing_scope", "needed": scope, "provided": self.scopes.join(",")});
+                return Ok(self.done(method, args, answer));
+            }
+        }
         // conversations.list: each type asked for needs its own scope (§5.8: `channels:read`,
         // plus `groups:read` for private channels).
         if method == "conversations.list" {
@@ -1292,6 +1302,12 @@ mod self_test {
         let denied = post(&fake, "conversations.create", Some(BOT_TOKEN), json!({"name": "x"}));
         assert_eq!((denied["error"].as_str(), denied["needed"].as_str()), (Some("missing_scope"), Some("channels:manage")));
         assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+        fake.set_scopes(&["channels:manage", "chat:write"]);
+        let private = post(&fake, "conversations.create", Some(BOT_TOKEN), json!({"name": "inc-private", "is_private": true}));
+        assert_eq!((private["error"].as_str(), private["needed"].as_str()), (Some("missing_scope"), Some("groups:write")));
+        fake.set_scopes(&["groups:write", "chat:write"]);
+        let public = post(&fake, "conversations.create", Some(BOT_TOKEN), json!({"name": "inc-public"}));
+        assert_eq!((public["error"].as_str(), public["needed"].as_str()), (Some("missing_scope"), Some("channels:manage")));
         fake.set_scopes(&ALL_SCOPES);
         assert_eq!(post(&fake, "conversations.create", Some(BOT_TOKEN), json!({"name": "Bad Name"}))["error"], "invalid_name_specials");
         assert_eq!(post(&fake, "conversations.setTopic", Some(BOT_TOKEN), json!({"channel": ALERTS}))["error"], "invalid_arguments");
