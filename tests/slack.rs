@@ -682,6 +682,37 @@ fn a_spooled_recovery_whose_thread_takes_no_reply_is_posted_to_the_channel_at_th
     fake.assert_no_violations();
 }
 
+/// A spooled recovery delivered by `--flush` to a war room that is gone by then (archived,
+/// deleted, or the bot removed) closes the incident, as a live recovery does. Before, it moved
+/// to `failed/` (exit 69) and the incident stayed open: the check's next failure within
+/// `refresh` was taken for a repeat of it and paged nobody.
+#[test]
+fn a_spooled_recovery_for_a_war_room_gone_meanwhile_closes_the_incident_at_the_flush() {
+    for gone in ["archived", "deleted", "bot removed"] {
+        let fake = FakeSlack::start();
+        let sb = sandbox(json!({}));
+        ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+        fake.fail("chat.postMessage", &[Fault::Hang]);
+        let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &["--timeout", "2s"]);
+        assert_eq!(r.code, Some(75), "{gone}: {r:?}");
+        let first = fake.created()[0].id.clone();
+        match gone {
+            "archived" => fake.archive(&first),
+            "deleted" => fake.delete(&first),
+            _ => fake.remove_bot(&first),
+        }
+        let r = run_at(&sb, &fake, b"", 5, &["--flush"]);
+        ok(&r);
+        assert_eq!(sb.state("slack", STATE)["open"], false, "{gone}");
+        assert!(sb.spooled("slack").is_empty(), "{gone}");
+        // The next failure, within refresh of the alert, pages: a new war room.
+        ok(&run_at(&sb, &fake, &fixture_at("sensu/create.json", 1_900_000_000), 10, &[]));
+        let rooms = fake.created();
+        assert_eq!(rooms.iter().filter(|c| c.id != first).count(), 1, "{gone}: a new war room");
+        fake.assert_no_violations();
+    }
+}
+
 #[test]
 fn rate_limited_without_retry_after_waits_at_least_a_second() {
     // §4: `rate_limited` (chat.postMessage's own code, HTTP 200, no Retry-After) is treated

@@ -75,6 +75,11 @@ pub struct Sent {
     /// [`api::classify_spooled`]). Never stored: what is read back from the spool is not live.
     #[serde(skip)]
     pub live: bool,
+    /// A recovery's or an acknowledgement's post: at `--flush`, a war room that is gone
+    /// ([`room_gone`]) has nothing more to say to it, and the incident is recorded as the event
+    /// says, as a live invocation does ([`Session::follow_up`]), rather than left open.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closes: bool,
 }
 
 /// The `slack` settings section (the shared settings live in [`Common`]).
@@ -269,7 +274,20 @@ impl Provider for Slack {
 
     fn classify(&self, sent: &Sent, resp: &Response) -> Outcome {
         let method = sent.call.method();
-        if sent.live { api::classify_live(method, resp) } else { api::classify_spooled(method, resp) }
+        if sent.live {
+            return api::classify_live(method, resp);
+        }
+        match api::classify_spooled(method, resp) {
+            Outcome::Refused(_)
+                if sent.closes
+                    && api::read(method, resp).err().is_some_and(|e| {
+                        room_gone(&e.code) && (e.code != "not_in_channel" || matches!(self.target, Target::WarRoom { .. }))
+                    }) =>
+            {
+                Outcome::Delivered(())
+            }
+            other => other,
+        }
     }
 
     /// Slack answers a token it refuses with HTTP 200 and an auth error code (`invalid_auth`,
@@ -356,6 +374,7 @@ impl Provider for Slack {
             return Some(Sent {
                 call: Call::Post { channel: channel.clone(), thread: Thread::Root, message: message.clone() },
                 live: false,
+                closes: sent.closes,
             });
         }
         let Call::Create { name, is_private, asked } = &sent.call else { return None };
@@ -370,7 +389,7 @@ impl Provider for Slack {
             Some((stem, _)) => name::with_random_suffix(stem),
             None => name::with_suffix(name, 2),
         };
-        Some(Sent { call: Call::Create { name: next, is_private: *is_private, asked: *asked }, live: false })
+        Some(Sent { call: Call::Create { name: next, is_private: *is_private, asked: *asked }, live: false, closes: false })
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
@@ -462,7 +481,8 @@ impl<'a> Session<'a> {
     fn call(&mut self, call: Call) -> std::result::Result<Value, Stop> {
         let method = call.method();
         self.calls += 1;
-        let sent = Sent { call, live: true };
+        let closes = matches!(call, Call::Post { .. }) && matches!(self.job.action, Action::Resolve | Action::Acknowledge);
+        let sent = Sent { call, live: true, closes };
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
             return match self.ctx.send_later(&sent, &why) {
@@ -975,7 +995,7 @@ mod tests {
     #[test]
     fn spooled_answers_bring_the_channel_and_the_alert_ts() {
         let p = provider(json!({"token": "xoxb-1"})).expect("provider");
-        let sent = |call| Sent { call, live: false };
+        let sent = |call| Sent { call, live: false, closes: false };
         let resp = |b: Value| Response { status: 200, body: b.to_string(), retry_after: None, location: None };
         let create = sent(Call::Create { name: "inc-a".into(), is_private: false, asked: 0 });
         let refs = p.spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
@@ -1004,7 +1024,7 @@ mod tests {
         let taken =
             Response { status: 200, body: json!({"ok": false, "error": "name_taken"}).to_string(), retry_after: None, location: None };
         let next = |name: &str| match p
-            .instead(&Sent { call: Call::Create { name: name.into(), is_private: true, asked: 7 }, live: false }, &taken)
+            .instead(&Sent { call: Call::Create { name: name.into(), is_private: true, asked: 7 }, live: false, closes: false }, &taken)
         {
             Some(Sent { call: Call::Create { name, is_private: true, asked: 7 }, .. }) => Some(name),
             other => panic!("{other:?}"),
@@ -1017,9 +1037,13 @@ mod tests {
         // Another refusal, or another call, has no stand-in.
         let other = Response { body: json!({"ok": false, "error": "restricted_action"}).to_string(), ..taken.clone() };
         assert!(
-            p.instead(&Sent { call: Call::Create { name: "inc-a".into(), is_private: false, asked: 0 }, live: false }, &other).is_none()
+            p.instead(
+                &Sent { call: Call::Create { name: "inc-a".into(), is_private: false, asked: 0 }, live: false, closes: false },
+                &other
+            )
+            .is_none()
         );
-        assert!(p.instead(&Sent { call: Call::Archive { channel: None }, live: false }, &taken).is_none());
+        assert!(p.instead(&Sent { call: Call::Archive { channel: None }, live: false, closes: false }, &taken).is_none());
     }
 
     #[test]
