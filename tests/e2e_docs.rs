@@ -20,38 +20,69 @@ use crate::util::{ROUTING_KEY, ServerProcess, require_program, wait_until};
 const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const SHIPPED_BIN: &str = "/usr/bin/handler-pagerduty";
 const SHIPPED_SETTINGS: &str = "/etc/pagerpipe/pagerduty.json";
+const SHIPPED_SYSLOG: &str = "--syslog";
 const NAGIOS: &str = "/usr/sbin/nagios4";
 const ICINGA: &str = "/usr/sbin/icinga2";
 /// Long enough for a slow CI machine; the wait ends as soon as the condition holds.
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// A shipped file from `conf.d/`, with the documented paths rewritten; panics when a path it
-/// should name is missing (the document and this test would disagree).
-fn shipped(name: &str, settings: &Path) -> String {
+/// should name is missing (the document and this test would disagree). The commands'
+/// `--syslog` (the default socket, `/dev/log`) is pointed at `site`'s own socket.
+fn shipped(name: &str, site: &Site) -> String {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d").join(name)).unwrap();
     for path in [SHIPPED_BIN, SHIPPED_SETTINGS] {
         assert!(text.contains(path), "conf.d/{name} no longer names {path}");
     }
-    text.replace(SHIPPED_BIN, BIN).replace(SHIPPED_SETTINGS, settings.to_str().unwrap())
+    // Nagios 4 and Icinga 2 keep a notification command's stderr only when it exits non-zero.
+    if name.starts_with("nagios") || name.starts_with("icinga") {
+        let bare = text.lines().find(|l| l.contains(SHIPPED_BIN) && !l.contains(SHIPPED_SYSLOG));
+        assert!(bare.is_none(), "conf.d/{name}: a command without {SHIPPED_SYSLOG}: {bare:?}");
+    }
+    text.replace(SHIPPED_BIN, BIN)
+        .replace(SHIPPED_SETTINGS, site.settings().to_str().unwrap())
+        .replace(SHIPPED_SYSLOG, &format!("{SHIPPED_SYSLOG}={}", site.path("syslog.sock").display()))
 }
 
-/// A temporary directory with the settings file the documents describe, mode 0640.
+/// A temporary directory with the settings file the documents describe, mode 0640, and a
+/// syslog socket (`syslog.sock`) standing in for `/dev/log`.
 struct Site {
     dir: tempfile::TempDir,
     fake: FakePagerDuty,
+    syslog: std::os::unix::net::UnixDatagram,
 }
 
 impl Site {
     fn new() -> Site {
+        Site::with(json!({}))
+    }
+
+    /// A site whose `pagerduty` settings also hold `extra`.
+    fn with(extra: Value) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakePagerDuty::start(&[]);
-        let settings = json!({"pagerduty": {
+        let mut settings = json!({"pagerduty": {
             "routing_key": ROUTING_KEY, "api_url": fake.url,
             "state_dir": dir.path().join("state"), "spool_dir": dir.path().join("spool")}});
+        for (k, v) in extra.as_object().unwrap() {
+            settings["pagerduty"][k] = v.clone();
+        }
         let path = dir.path().join("pagerduty.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&settings).unwrap()).unwrap();
         set_mode(&path, 0o640);
-        Site { dir, fake }
+        let syslog = std::os::unix::net::UnixDatagram::bind(dir.path().join("syslog.sock")).unwrap();
+        syslog.set_nonblocking(true).unwrap();
+        Site { dir, fake, syslog }
+    }
+
+    /// The datagrams the handlers sent to the site's syslog socket so far.
+    fn syslog_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.syslog.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        lines
     }
 
     fn settings(&self) -> PathBuf {
@@ -126,7 +157,7 @@ fn read(path: &Path) -> String {
 fn start_nagios(site: &Site, objects: &str) -> (ServerProcess, PathBuf) {
     let d = site.dir.path().join("nagios");
     std::fs::create_dir_all(d.join("checkresults")).unwrap();
-    std::fs::write(d.join("pagerduty.cfg"), shipped("nagios-pagerduty.cfg", &site.settings())).unwrap();
+    std::fs::write(d.join("pagerduty.cfg"), shipped("nagios-pagerduty.cfg", site)).unwrap();
     let dd = d.display();
     std::fs::write(d.join("resource.cfg"), "").unwrap();
     std::fs::write(
@@ -214,6 +245,41 @@ fn nagios4_with_the_shipped_cfg_pages_service_and_host_problems_and_recoveries()
         &[("trigger", "web-01/HTTP"), ("trigger", "db-01/host"), ("resolve", "web-01/HTTP"), ("resolve", "db-01/host")],
         log,
     );
+}
+
+/// The shipped cfg in a real Nagios 4 with a shared Redis ledger that cannot be reached: the
+/// page still goes out, exit 0, and Nagios keeps the stderr of a command that exits 0 nowhere,
+/// so the error line that says the ledger was not used reaches the operator through the
+/// commands' `--syslog` alone (before it, it reached no log at all).
+#[test]
+fn nagios4_with_the_shipped_cfg_logs_a_delivered_pages_errors_to_syslog() {
+    if !require_program(NAGIOS, "nagios4-core") {
+        return;
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let site = Site::with(json!({"state_store": format!("redis://:secret-password@127.0.0.1:{closed}/0")}));
+    let (_nagios, d) = start_nagios(&site, &passive_service("QUEUE", ""));
+    nagios_commands(&d, &["PROCESS_SERVICE_CHECK_RESULT;web-01;QUEUE;2;QUEUE CRITICAL - 5000 messages".to_string()]);
+    site.wait_for_pages(&[("trigger", "web-01/QUEUE")], || read(&d.join("nagios.log")));
+    let lines = wait_until(
+        "the handler's lines on the syslog socket",
+        LIMIT,
+        || {
+            let lines = site.syslog_lines();
+            (!lines.is_empty()).then_some(lines)
+        },
+        || read(&d.join("nagios.log")),
+    );
+    let mut lines = lines;
+    // The handler may still be writing its last lines.
+    std::thread::sleep(Duration::from_millis(500));
+    lines.extend(site.syslog_lines());
+    let error = format!("cannot connect to the state store redis://127.0.0.1:{closed}/0");
+    assert!(lines.iter().any(|l| l.starts_with("<11>handler-pagerduty[") && l.contains(&error)), "no error line on syslog: {lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("<14>handler-pagerduty[") && l.contains("triggered web-01/QUEUE")), "{lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("secret-password")), "{lines:?}");
+    // What Nagios itself kept of it: nothing (the command exited 0).
+    assert!(!read(&d.join("nagios.log")).contains("state store"), "{}", read(&d.join("nagios.log")));
 }
 
 /// Objects for a real Nagios 4 run: host web-01 and its service `name`, both checked passively
@@ -339,7 +405,7 @@ fn start_icinga(site: &Site, objects: &str) -> (ServerProcess, PathBuf, impl Fn(
     for sub in ["data", "log", "cache", "spool", "run"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
-    std::fs::write(d.join("pagerduty.conf"), shipped("icinga2-pagerduty.conf", &site.settings())).unwrap();
+    std::fs::write(d.join("pagerduty.conf"), shipped("icinga2-pagerduty.conf", site)).unwrap();
     std::fs::write(
         d.join("icinga2.conf"),
         format!(
@@ -443,6 +509,12 @@ fn icinga2_with_the_shipped_conf_acknowledges_a_problem() {
     assert_eq!(ev[0]["payload"]["summary"], "web-01/queue: QUEUE CRITICAL - 5000 messages");
     command("PROCESS_SERVICE_CHECK_RESULT;web-01;queue;0;QUEUE OK - 3 messages");
     site.wait_for_pages(&[("trigger", key), ("acknowledge", key), ("resolve", key)], &log);
+    // Icinga logs a command's output only when it exits non-zero: the shipped --syslog has them.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = site.syslog_lines();
+    for done in ["triggered web-01/queue", "acknowledged web-01/queue", "resolved web-01/queue"] {
+        assert!(lines.iter().any(|l| l.starts_with("<14>handler-pagerduty[") && l.contains(done)), "no `{done}` on syslog: {lines:?}");
+    }
 }
 
 /// The code block of `markdown` that contains `needle`.
@@ -641,7 +713,7 @@ fn every_documented_sensu_go_handler_runs_as_written() {
 #[test]
 fn mackerel_action_as_shipped_pages_a_change_and_its_recovery() {
     let site = Site::new();
-    let conf = shipped("mackerel-agent.conf", &site.settings());
+    let conf = shipped("mackerel-agent.conf", &site);
     let action = conf.lines().find_map(|l| l.strip_prefix("action = { ")).expect("an action line");
     let command = action.split("command = \"").nth(1).and_then(|s| s.split('"').next()).expect("the action's command");
     let env: Vec<(String, String)> = action

@@ -1,7 +1,8 @@
 //! One log line per decision, on stderr.
 //!
-//! Monitoring systems keep a handler's stderr in their own log (Sensu server log, Nagios
-//! `nagios.log` via the notification command), so every decision is one line there, prefixed
+//! Monitoring systems keep a handler's stderr in their own log (the Sensu server log; Nagios
+//! 4's `nagios.log` and Icinga 2's log only for a command that exits non-zero, hence
+//! `--syslog`, which also sends each line to syslog), so every decision is one line there, prefixed
 //! with the handler name (`pagerduty: triggered web-01/check_disk (dedup_key …) in 43 ms`), or
 //! one JSON object per line with `--log-format json`. Every line passes through the secret
 //! mask, so a credential that leaks into a message (an echoed URL, a server's error text) is
@@ -110,12 +111,20 @@ pub struct Logger {
     format: LogFormat,
     verbose: bool,
     secrets: Vec<String>,
+    /// `--syslog`: the socket every line is also sent to.
+    syslog: Option<std::path::PathBuf>,
 }
 
 impl Logger {
     /// A logger for `handler` (e.g. `pagerduty`).
     pub fn new(handler: &'static str, format: LogFormat, verbose: bool) -> Logger {
-        Logger { handler, format, verbose, secrets: Vec::new() }
+        Logger { handler, format, verbose, secrets: Vec::new(), syslog: None }
+    }
+
+    /// Also send every line to the syslog socket `socket` (`--syslog`, `/dev/log`).
+    pub fn with_syslog(mut self, socket: Option<std::path::PathBuf>) -> Logger {
+        self.syslog = socket;
+        self
     }
 
     /// Mask these values in every later line.
@@ -161,8 +170,40 @@ impl Logger {
     /// interleave).
     pub fn log(&self, level: Level, msg: impl AsRef<str>) {
         if let Some(mut line) = self.render(level, msg.as_ref()) {
+            if let Some(socket) = &self.syslog {
+                self.send_syslog(socket, level, &line);
+            }
             line.push('\n');
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+
+    /// Send one rendered line to the syslog socket as one datagram, `<PRI>handler-NAME[PID]:
+    /// line` (facility user; severity err, warning, info or debug), as `logger` does. Nagios 4
+    /// and Icinga 2 keep a notification command's stderr only when it exits non-zero, so
+    /// without this the lines of a page that went out (Redis unreachable, the ledger not
+    /// written, a misspelt setting) reach no log. Never waits: a syslog daemon that is behind
+    /// loses the line (stderr still has it); one that cannot be reached is said once on stderr.
+    fn send_syslog(&self, socket: &std::path::Path, level: Level, line: &str) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static SAID: AtomicBool = AtomicBool::new(false);
+        let severity = match level {
+            Level::Error => 3,
+            Level::Warn => 4,
+            Level::Info => 6,
+            Level::Debug => 7,
+        };
+        let datagram = format!("<{}>handler-{}[{}]: {line}", 8 + severity, self.handler, std::process::id());
+        let sent = std::os::unix::net::UnixDatagram::unbound()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(|s| s.send_to(datagram.as_bytes(), socket));
+        if let Err(e) = sent
+            && e.kind() != std::io::ErrorKind::WouldBlock
+            && !SAID.swap(true, Ordering::Relaxed)
+        {
+            let note = format!("--syslog: cannot send to {}: {e}; logging on stderr only", socket.display());
+            let note = format!("{}: warn: {}\n", self.handler, escape_controls(&note));
+            let _ = std::io::stderr().lock().write_all(note.as_bytes());
         }
     }
 

@@ -723,7 +723,7 @@ pub fn main<P: Provider>(args: &CommonArgs, flags: Map<String, Value>) -> Code {
 // for every event to fault in (bench/HISTORY.md, session 17).
 #[inline(never)]
 pub fn main_with<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, input: impl std::io::Read) -> Code {
-    let mut log = Logger::new(P::NAME, args.log_format, args.verbose);
+    let mut log = Logger::new(P::NAME, args.log_format, args.verbose).with_syslog(args.syslog.clone());
     match run::<P>(args, flags, input, &mut log) {
         Ok(code) => code,
         Err(failure) => {
