@@ -126,7 +126,7 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Also send every log line to syslog (the journal), tagged handler-<name>: for Nagios 4 and Icinga 2, which keep a
+    /// Also send every log line to syslog (the journal), tagged handler-NAME: for Nagios 4 and Icinga 2, which keep a
     /// notification command's stderr only when it exits non-zero [default socket: /dev/log]
     #[arg(long, value_name = "SOCKET", num_args = 0..=1, require_equals = true, default_missing_value = "/dev/log")]
     pub syslog: Option<PathBuf>,
