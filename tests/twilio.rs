@@ -319,13 +319,14 @@ fn an_invalid_number_is_named_and_the_others_are_still_called() {
 }
 
 #[test]
-fn rate_limits_and_server_errors_are_retried_then_exit_75() {
-    let fake = FakeTwilio::start(&[Script::RateLimited, Script::ServerError]);
+fn rate_limits_are_retried_and_server_errors_spooled_then_exit_75() {
+    let fake = FakeTwilio::start(&[Script::RateLimited, Script::RateLimited]);
     let sb = sandbox(json!({"recipients": [ONE]}));
     let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &[]);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(fake.to(CALLS).len(), 1);
     assert!(r.stderr.contains("attempt 1 failed: HTTP 429 Twilio error 20429: Too Many Requests"), "{}", r.stderr);
+    // A call's 5xx is of unknown fate: not sent again at once (the flush looks it up first).
     let fake = FakeTwilio::start(&[Script::ServerError; 50]);
     let r = run(&sandbox(json!({"recipients": [ONE]})), &fake, &read_fixture("sensu/create.json"), &["--timeout", "1s"]);
     assert_eq!(r.code, Some(75), "{r:?}");
@@ -1015,6 +1016,136 @@ fn a_call_of_unknown_fate_still_in_twilios_queue_is_found_not_placed_twice() {
         assert!(sb.spooled("twilio").is_empty(), "{}", f.stderr);
         assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["call_sids"], json!([fake.calls()[0].sid]));
     }
+}
+
+/// The calls the fake placed to `to`.
+fn calls_to(fake: &FakeTwilio, to: &str) -> usize {
+    fake.calls().iter().filter(|c| c.to == to).count()
+}
+
+/// A gateway error (500, 502, 504) can come back after Twilio placed the call. A 5xx answer to
+/// a broadcast call's create is a call of unknown fate, as a create never answered is: it is
+/// spooled, and the flush looks it up with ListCall before placing it again; the call that
+/// was placed is found and not placed a second time, the one that was not is placed then.
+/// Before, the create was sent again at once and the first person's phone rang twice.
+#[test]
+fn a_broadcast_call_answered_5xx_is_looked_up_before_it_is_placed_again() {
+    for status in [500, 502, 504] {
+        // ONE's call is placed and answered `status`; TWO's is answered 500 and not placed.
+        let fake = FakeTwilio::start(&[Script::AcceptThenFail(status), Script::ServerError]);
+        let sb = twilio_sandbox(json!({"recipients": [ONE, TWO]}));
+        let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "10s"]);
+        assert_eq!((calls_to(&fake, ONE), calls_to(&fake, TWO)), (1, 0), "HTTP {status}: nothing sent again blindly: {}", r.stderr);
+        assert_eq!(r.code, Some(75), "{r:?}");
+        assert!(r.stderr.contains(&format!("HTTP {status}")), "{}", r.stderr);
+        assert!(r.stderr.contains("(it may have reached the service: looked up before it is sent again)"), "{}", r.stderr);
+        assert_eq!(sb.spooled("twilio").len(), 2, "{}", r.stderr);
+        let f = run(&sb, &fake, b"", &["--flush", "--timeout", "10s"]);
+        assert_eq!(f.code, Some(0), "{f:?}");
+        assert_eq!((calls_to(&fake, ONE), calls_to(&fake, TWO)), (1, 1), "HTTP {status}: {}", f.stderr);
+        assert!(f.stderr.contains("the service had acted on it after all; not sent again"), "{}", f.stderr);
+        assert!(sb.spooled("twilio").is_empty(), "{}", f.stderr);
+        fake.assert_no_violations();
+    }
+}
+
+/// A 503 is no promise that nothing was placed (the spec documents no 5xx for a create; only
+/// 429 / 20429 is "always safe to retry"): with `Retry-After` too, the call is of unknown fate
+/// and looked up before it is placed. A 429 is still sent again at once.
+#[test]
+fn a_call_answered_503_with_retry_after_is_looked_up_and_a_429_is_retried_at_once() {
+    let fake = FakeTwilio::start(&[Script::Unavailable]);
+    let sb = twilio_sandbox(json!({"recipients": [ONE]}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "10s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("HTTP 503") && r.stderr.contains("looked up before it is sent again"), "{}", r.stderr);
+    assert!(fake.calls().is_empty());
+    let f = run(&sb, &fake, b"", &["--flush", "--timeout", "10s"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert_eq!(called(&fake), vec![ONE], "{}", f.stderr);
+    assert_eq!(fake.lists().len(), 2, "looked up first (the calls queued, then those started): {}", f.stderr);
+
+    let fake = FakeTwilio::start(&[Script::RateLimited]);
+    let sb = twilio_sandbox(json!({"recipients": [ONE]}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "10s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE]);
+    assert!(fake.lists().is_empty(), "no lookup for a 429: {}", r.stderr);
+    fake.assert_no_violations();
+}
+
+/// A spooled broadcast call whose create the flush sends is answered 502 after Twilio placed
+/// it: kept as of unknown fate, and the next flush finds it with ListCall instead of placing
+/// it again. Before, the flush sent it again at once: the phone rang twice.
+#[test]
+fn a_spooled_call_answered_502_at_the_flush_is_looked_up_not_placed_twice() {
+    let sb = twilio_sandbox(json!({"recipients": [ONE]}));
+    let r = sb.run(&["--api-url", REFUSED_URL, "--timeout", "3s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let fake = FakeTwilio::start(&[Script::AcceptThenFail(502)]);
+    let f = run(&sb, &fake, b"", &["--flush", "--timeout", "10s"]);
+    assert_eq!(called(&fake), vec![ONE], "placed once: {}", f.stderr);
+    assert_eq!(f.code, Some(75), "{f:?}");
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", f.stderr);
+    let f = run(&sb, &fake, b"", &["--flush", "--timeout", "10s"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert_eq!(called(&fake), vec![ONE], "found, not placed again: {}", f.stderr);
+    assert!(f.stderr.contains("the service had acted on it after all; not sent again"), "{}", f.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["call_sids"], json!([fake.calls()[0].sid]));
+    fake.assert_no_violations();
+}
+
+/// In sequential mode a 5xx answer to a call's create is looked up with ListCall at once: the
+/// call Twilio placed anyway is followed as any call (answered: the run is over; not answered:
+/// the next person), and a call that was not placed is placed now. Before, the create was sent
+/// again at once: the person's phone rang twice, and the run followed only the second call.
+#[test]
+fn a_sequential_call_answered_502_is_looked_up_and_followed_not_placed_twice() {
+    let seq = || sandbox(sequential(json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}]})));
+    // Placed and answered by the person.
+    let fake = FakeTwilio::start(&[Script::AcceptThenFail(502)]);
+    let sb = seq();
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("ListCall has the call to {ONE}")), "{}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], ONE);
+    fake.assert_no_violations();
+    // Placed and not answered: the next person is called (once each).
+    let fake = FakeTwilio::start(&[Script::AcceptThenFail(504)]);
+    fake.outcomes(&[Outcome::NoAnswer]);
+    let sb = seq();
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("call 1 to {ONE}: no-answer")), "{}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], TWO);
+    fake.assert_no_violations();
+    // Not placed: ListCall has no call, so that person is called now.
+    let fake = FakeTwilio::start(&[Script::ServerError]);
+    let sb = seq();
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("ListCall has no call to {ONE}")), "{}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], ONE);
+    fake.assert_no_violations();
+}
+
+/// The same for a spooled sequential run a flush carries on: a 502 after the call was placed
+/// is looked up and that call followed; nobody is called twice.
+#[test]
+fn a_spooled_sequential_run_whose_call_is_answered_502_at_the_flush_calls_nobody_twice() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let fake = FakeTwilio::start(&[Script::AcceptThenFail(502)]);
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("ListCall has the call to {ONE}")), "{}", r.stderr);
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], ONE);
+    assert!(sb.spooled("twilio").is_empty(), "{}", r.stderr);
+    fake.assert_no_violations();
 }
 
 /// Another incident's event carries a spooled run on within its share of the deadline, and a

@@ -20,7 +20,8 @@
 //! - **acknowledge** (Nagios ACKNOWLEDGEMENT): nothing is sent; it is recorded, and it stops a
 //!   sequential run that is still calling (as a resolve does), on any host sharing the store.
 //!
-//! A call whose fate is unknown (sent, no answer in time) is spooled as such; before it is
+//! A call whose fate is unknown (sent, no answer in time; or answered 5xx, which a gateway can
+//! return after Twilio created the call: [`classify_call`]) is spooled as such; before it is
 //! placed again the calls to its `To` from its `From` are listed (`GET …/Calls.json`, ListCall)
 //! and it is not placed again when Twilio has one.
 //!
@@ -35,8 +36,8 @@
 //! `{code, message, more_info, status}` is quoted: 401 / 20003 (authentication) and 21211 /
 //! 21212 (invalid `To` / `From`, naming the number) are permanent (exit 69; a spooled call or
 //! run a flush sends that is answered 401 is kept for the flush after the credentials are fixed:
-//! [`common::http::spooled_outcome`]); 429 / 20429 and 5xx are retried within the deadline
-//! (then exit 75).
+//! [`common::http::spooled_outcome`]); 429 / 20429, and an SMS's 5xx, are retried within the
+//! deadline (then exit 75); a call's 5xx is of unknown fate, looked up before it is placed again.
 
 use std::time::Duration;
 
@@ -580,9 +581,11 @@ impl Provider for Twilio {
     }
 
     /// A spooled request's answer, explained as a live one is (`To` and `From` from its form).
+    /// A call's create answered 5xx is of unknown fate ([`classify_call`]).
     fn classify(&self, payload: &Payload, resp: &Response) -> Outcome {
         let create = payload.create();
-        classify(resp, create.map_or("", |c| c.field("To")), create.map_or("", |c| c.field("From")))
+        let outcome = classify(resp, create.map_or("", |c| c.field("To")), create.map_or("", |c| c.field("From")));
+        if payload.call().is_some() { classify_call(resp, outcome) } else { outcome }
     }
 
     /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with the account and credentials in
@@ -1022,6 +1025,12 @@ impl Twilio {
         classify(resp, &to.phone, self.from())
     }
 
+    /// How the answer to a call's create request to `to` is classified: as [`Twilio::classify_for`],
+    /// but a 5xx leaves the call of unknown fate ([`classify_call`]).
+    pub(crate) fn classify_call_for(&self, resp: &Response, to: &Recipient) -> Outcome {
+        classify_call(resp, self.classify_for(resp, to))
+    }
+
     /// `POST /2010-04-01/Accounts/{AccountSid}/{resource}` with `form`, retried within the
     /// deadline, spooled when it cannot go out now; the new resource's `sid` (`None` in dry-run
     /// or when the answer holds none).
@@ -1299,10 +1308,15 @@ fn recipients(v: &Value) -> Result<Vec<Recipient>> {
     Ok(out)
 }
 
+/// Twilio's error `code` in the answer `resp`, when it has one.
+fn twilio_code(resp: &Response) -> Option<u64> {
+    serde_json::from_str::<Value>(&resp.body).ok()?.get("code")?.as_u64()
+}
+
 /// The reason a failed delivery carries.
 /// 2xx delivered; 20429 retryable whatever the status; otherwise by status (429, 5xx retryable;
 /// other 4xx permanent), explained with Twilio's `code`, `message` and `more_info`, and for
-/// 21211 / 21212 the number at fault (`to` / `from`).
+/// 21211 / 21212 the number at fault (`to` / `from`). A call's create: [`classify_call`].
 fn classify(resp: &Response, to: &str, from: &str) -> Outcome {
     let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
     let code = v.get("code").and_then(Value::as_u64);
@@ -1332,6 +1346,23 @@ fn classify(resp: &Response, to: &str, from: &str) -> Outcome {
         return Outcome::Retry(Retry { reason: explain(), fate: common::outcome::Fate::NotSent, after: resp.retry_after });
     }
     classify_status_with(resp, explain)
+}
+
+/// `outcome`, the classification of `resp` (an answer to a create-Call request), with a 5xx
+/// answer's fate unknown: Twilio may have placed the call before the error came back (a
+/// gateway's 500, 502 or 504 after its backend created the call, a 503 from an edge that had
+/// passed the request on). The spec documents no 5xx for a create, and only 429 / 20429 as
+/// always safe to retry, so a 5xx (with `Retry-After` too) promises nothing: the call is looked
+/// up with ListCall before it is placed again, as one whose answer never came. A 20429 (rate
+/// limited, whatever the status) stays safe to retry at once. SMS keeps retrying a 5xx: the
+/// spec extract has no way to look a message up (no ListMessage).
+fn classify_call(resp: &Response, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Retry(r) if (500..=599).contains(&resp.status) && twilio_code(resp) != Some(20429) => {
+            Outcome::Retry(Retry { fate: common::outcome::Fate::Unknown, ..r })
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -1519,6 +1550,16 @@ mod tests {
         assert!(matches!(classify(&r(400, err(20429, 400)), "", ""), Outcome::Retry(_)));
         assert!(matches!(classify(&r(503, json!(null)), "", ""), Outcome::Retry(r) if r.reason == "HTTP 503"));
         assert_eq!(classify(&r(201, json!({"sid": "CA"})), "", ""), Outcome::Delivered(()));
+        // A call's create: a 5xx may have placed it (unknown fate); a 429 / 20429 did not.
+        use common::outcome::Fate;
+        let call = |resp: &Response| classify_call(resp, classify(resp, "", ""));
+        for status in [500, 502, 503, 504] {
+            assert!(matches!(call(&r(status, err(20500, status))), Outcome::Retry(r) if r.fate == Fate::Unknown), "{status}");
+        }
+        assert!(matches!(call(&r(429, err(20429, 429))), Outcome::Retry(r) if r.fate == Fate::NotSent));
+        assert!(matches!(call(&r(503, err(20429, 503))), Outcome::Retry(r) if r.fate == Fate::NotSent));
+        assert!(matches!(call(&r(400, err(21211, 400))), Outcome::Refused(_)));
+        assert!(matches!(classify(&r(502, json!(null)), "", ""), Outcome::Retry(r) if r.fate == Fate::NotSent), "an SMS: retried");
     }
 
     #[test]

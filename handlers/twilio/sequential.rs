@@ -50,10 +50,14 @@
 //! next person is called (a page twice rather than none), and its number not again while that
 //! call may still ring (`ring_timeout` + 15 s after it was placed), so one phone never rings
 //! twice at once. Sequential calls are also noted per recipient (`provider::SIDS_KEY`), so
-//! that lookups for other incidents never take them for their own. A resolve or acknowledge that finds
+//! that lookups for other incidents never take them for their own. A call whose create Twilio
+//! answers with a 5xx (a gateway error can come after the call was created) is looked up with
+//! ListCall at once ([`Twilio::place_or_find`]): found, it is followed; surely not placed, it is
+//! placed again. A resolve or acknowledge that finds
 //! such notes cancels the last call if it still rings. The notes are cleared when the run's
 //! outcome is recorded or nobody answered after every round.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -76,6 +80,11 @@ pub const FINAL: [&str; 5] = ["completed", "busy", "failed", "no-answer", "cance
 /// Consecutive failed status fetches after which a call is given up on (and the next person
 /// is called).
 const MAX_FETCH_FAILURES: u32 = 5;
+/// The pause before a call whose create was answered 5xx, and that ListCall shows was not
+/// placed, is placed again (without a `Retry-After`); it doubles up to [`MAX_PAUSE_AFTER_5XX`].
+const FIRST_PAUSE_AFTER_5XX: Duration = Duration::from_millis(250);
+/// The longest such pause.
+const MAX_PAUSE_AFTER_5XX: Duration = Duration::from_secs(4);
 
 /// Longest time spent on one status check or cancel request, retries included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -541,7 +550,7 @@ impl Twilio {
                     return self.cannot_note(ctx, &p, r);
                 }
                 self.note_attempt(ctx, r, &attempt, None);
-                let sid = match self.place_call(ctx, r, doc) {
+                let sid = match self.place_or_find(ctx, run, r, doc, &p) {
                     Outcome::Delivered(Some(sid)) => sid,
                     Outcome::Delivered(None) => {
                         ctx.log.error(format!("call to {} was accepted without a call SID; cannot follow it, calling the next", r.label()));
@@ -1049,16 +1058,56 @@ impl Twilio {
     }
 
     /// `POST …/Calls.json` for `r` speaking `doc`, retried within the run's deadline while it
-    /// surely did not reach Twilio; the call SID. A try that may have reached it (sent, no
-    /// answer) ends the delivery: [`Outcome::Retry`] with [`Fate::Unknown`].
-    fn place_call(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, doc: &str) -> Outcome<Option<String>> {
+    /// surely did not reach Twilio; the call SID. A try that may have reached it ends the
+    /// delivery: [`Outcome::Retry`] with [`Fate::Unknown`], and `answered` holds the HTTP
+    /// status when Twilio answered it (a 5xx: `provider::classify_call`), `None` when no
+    /// answer came (sent, no answer in time).
+    fn place_call(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, doc: &str, answered: &Cell<Option<u16>>) -> Outcome<Option<String>> {
         let req = self.request(Method::Post, "Calls.json", Body::Form(self.call_form(r, doc)));
         ctx.log.debug(format!("POST {} to {}", req.url, r.label()));
-        let classify = |resp: &Response| ctx.spooled(resp, self.classify_for(resp, r));
+        let classify = |resp: &Response| {
+            let outcome = ctx.spooled(resp, self.classify_call_for(resp, r));
+            answered.set(matches!(&outcome, Outcome::Retry(retry) if retry.fate == Fate::Unknown).then_some(resp.status));
+            outcome
+        };
         let log = ctx.log;
         ctx.client.deliver_until_unknown(&req, &ctx.deadline, &classify, &mut |l| log.info(l)).map(|(response, _)| {
             serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
         })
+    }
+
+    /// Place the call to `r` noted last in `p` ([`Twilio::place_call`]). When Twilio answers
+    /// its create with a 5xx, it may have placed the call all the same (a gateway error after
+    /// the call was created): the call is looked up with ListCall at once ([`Twilio::look_up`],
+    /// the answer came, so the create is no longer on its way) — found, its SID, to be followed
+    /// as any call; surely not placed, it is placed again (as the same attempt), while the run
+    /// has room for a call. One whose fate the lookup cannot tell, or that was never answered,
+    /// stays [`Outcome::Retry`] with [`Fate::Unknown`] (the run passes that person over).
+    fn place_or_find(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, r: &Recipient, doc: &str, p: &Progress) -> Outcome<Option<String>> {
+        let mut pause = FIRST_PAUSE_AFTER_5XX;
+        loop {
+            let answered = Cell::new(None);
+            let placed = self.place_call(ctx, r, doc, &answered);
+            let (Outcome::Retry(retry), Some(status), Some(last)) = (&placed, answered.get(), p.placed.last()) else { return placed };
+            match self.look_up(ctx, r, last, p) {
+                Ok(Some(sid)) => {
+                    ctx.log.info(format!("ListCall has the call to {} that was answered HTTP {status}: {sid}", r.label()));
+                    return Outcome::Delivered(Some(sid));
+                }
+                Ok(None) => {
+                    let wait = retry.after.unwrap_or(pause);
+                    if ctx.deadline.remaining() <= self.room_to_call(run) + wait {
+                        return Outcome::Retry(Retry { fate: Fate::NotSent, ..retry.clone() });
+                    }
+                    ctx.log.info(format!("ListCall has no call to {} since it was answered HTTP {status}: calling them again", r.label()));
+                    common::lease::sleep(wait);
+                    pause = (pause * 2).min(MAX_PAUSE_AFTER_5XX);
+                }
+                Err(reason) => {
+                    return Outcome::Retry(Retry { reason: format!("{}; cannot look it up ({reason})", retry.reason), ..retry.clone() });
+                }
+            }
+        }
     }
 
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.

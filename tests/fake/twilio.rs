@@ -64,6 +64,11 @@ pub enum Script {
     /// Place the call (or send the message) and answer 201 after this many milliseconds (a
     /// create in flight for a while).
     Late(u64),
+    /// Place the call (or send the message), then answer this 5xx status with Twilio's error
+    /// body: a gateway error (500/502/504) that came back after Twilio acted on the request.
+    AcceptThenFail(u16),
+    /// 503 with `Retry-After: 1`, nothing placed.
+    Unavailable,
 }
 
 /// How a scripted call ends, as `GET …/Calls/{Sid}.json` reports it from the second fetch on
@@ -907,7 +912,15 @@ impl Inner {
     fn create(&mut self, resource: String, params: Vec<(String, String)>, twiml: Option<Twiml>) -> Reply {
         let step = self.script.pop_front().unwrap_or(Script::Accept);
         match step {
-            Script::Accept | Script::AcceptThenHang => {}
+            Script::Accept | Script::AcceptThenHang | Script::AcceptThenFail(_) => {}
+            Script::Unavailable => {
+                return Reply::Raw(
+                    503,
+                    "application/json",
+                    vec![("Retry-After", "1".to_string())],
+                    error(20503, 503, "Service Unavailable").to_string(),
+                );
+            }
             Script::Late(ms) => self.answer_after = Some(ms),
             Script::Hang => return Reply::Hang,
             Script::Unauthorized => return Reply::Json(401, error(20003, 401, "Authenticate")),
@@ -960,6 +973,9 @@ impl Inner {
         self.accepted.push(Accepted { resource, params, twiml, sid });
         if step == Script::AcceptThenHang {
             return Reply::Hang;
+        }
+        if let Script::AcceptThenFail(status) = step {
+            return Reply::Json(status, error(20500, status, "Internal Server Error"));
         }
         Reply::Json(201, answer)
     }
