@@ -809,7 +809,11 @@ impl Reactio {
         e.output = MARK.to_string();
         let name = one_line(&self.name_for(&e).render(&e));
         match name.split_once(MARK) {
-            Some((before, _)) if !before.trim().is_empty() => before.trim_end().to_string(),
+            // Only the plain space before the output goes: a name's own trailing space is a
+            // no-break space in the incident's name ([`in_names`]), and is part of it.
+            Some((before, _)) if !before.trim().is_empty() => {
+                before.trim_end_matches(|c: char| c.is_whitespace() && c != NAME_SPACE).to_string()
+            }
             Some(_) => key.to_string(),
             None if name.is_empty() => key.to_string(),
             None => name,
@@ -1293,6 +1297,29 @@ mod tests {
     }
 
     /// README.md's "Who may set what" says what `SETTINGS` says.
+    /// A recovery finds its incident by the name up to the output followed by a plain space
+    /// ([`Reactio::find_open`]). A name that ends in whitespace (a check `HTTP `, a label
+    /// `sre ` before `{output}`) ends in a no-break space in the incident's name; cut off the
+    /// name looked for, the recovery missed its own incident and took that of `HTTP`.
+    #[test]
+    fn a_name_ending_in_a_space_finds_its_own_incident_and_no_other() {
+        let p = provider(json!({"api_key": "k", "organization": "o"})).expect("provider");
+        let named = |check: &str| {
+            let mut e = event("HTTP CRITICAL");
+            e.check = check.into();
+            e
+        };
+        let finds = |looked: &Event, opened: &Event| {
+            let name = p.name_before_output(looked, "key");
+            p.incident_name(opened, "key").strip_prefix(name.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        };
+        for check in ["HTTP ", "HTTP\t", "HTTP Cert "] {
+            assert!(finds(&named(check), &named(check)), "{check:?}: its own incident");
+            assert!(!finds(&named(check), &named(check.trim_end())), "{check:?}: {:?}'s incident", check.trim_end());
+            assert!(!finds(&named(check.trim_end()), &named(check)), "{:?}: {check:?}'s incident", check.trim_end());
+        }
+    }
+
     #[test]
     fn the_readme_says_who_may_set_each_setting() {
         let found = common::trust::readme::disagreements(include_str!("../../README.md"), Reactio::NAME, Reactio::SETTINGS);
