@@ -385,6 +385,30 @@ fn kill_9_during_twilio_calls_never_silences_the_incident(store: Store) {
     assert_eq!(lost, 0, "a round whose failure rang nobody");
 }
 
+/// The war rooms of the incidents of a Slack kill test, counted incident by incident: those
+/// whose alert went nowhere (`lost`), war rooms opened beyond one per incident, and alerts
+/// posted beyond one (the kill landed after Slack had the alert, before its answer was kept).
+#[derive(Default)]
+struct WarRooms {
+    lost: usize,
+    rooms_doubled: usize,
+    alerts_doubled: usize,
+}
+
+impl WarRooms {
+    /// Count one incident's war rooms: those of `channels` whose names hold `stem`; returned.
+    fn count<'a>(&mut self, channels: &'a [crate::fake::slack::Channel], stem: &str) -> Vec<&'a crate::fake::slack::Channel> {
+        let rooms: Vec<_> = channels.iter().filter(|c| c.name.contains(stem)).collect();
+        let alerts: usize = rooms.iter().map(|c| c.roots().iter().filter(|m| m.text.starts_with(":red_circle:")).count()).sum();
+        match alerts {
+            0 => self.lost += 1,
+            n => self.alerts_doubled += n - 1,
+        }
+        self.rooms_doubled += rooms.len().saturating_sub(1);
+        rooms
+    }
+}
+
 /// handler-slack killed with SIGKILL at pseudo-random points of opening a war room (create,
 /// topic, invite, alert: Slack answers each after 40 ms, kills land 0–220 ms after the start),
 /// each followed by the same failure again and then its recovery. Each incident (one per lane
@@ -438,25 +462,19 @@ fn kill_9_at_random_points_of_slack_war_rooms_opens_one_room_per_incident_and_cl
             });
         }
     });
-    let (mut lost, mut rooms_doubled, mut alerts_doubled, mut unrecovered) = (0, 0, 0, Vec::new());
+    let (mut tally, mut unrecovered) = (WarRooms::default(), Vec::new());
     let channels = fake.created();
     for lane in 0..LANES {
         for round in 0..ROUNDS {
             let stem = format!("room-{lane}-r{round}x");
-            let rooms: Vec<_> = channels.iter().filter(|c| c.name.contains(&stem)).collect();
-            let alerts: usize = rooms.iter().map(|c| c.roots().iter().filter(|m| m.text.starts_with(":red_circle:")).count()).sum();
-            match alerts {
-                0 => lost += 1,
-                n => alerts_doubled += n - 1,
-            }
-            rooms_doubled += rooms.len().saturating_sub(1);
-
+            let rooms = tally.count(&channels, &stem);
             let recovered = rooms.iter().any(|c| c.messages.iter().any(|m| m.text.contains("RECOVERED")));
             if !recovered {
                 unrecovered.push((stem.clone(), rooms.iter().map(|c| (c.name.clone(), c.messages.len())).collect::<Vec<_>>()));
             }
         }
     }
+    let WarRooms { lost, rooms_doubled, alerts_doubled } = tally;
     eprintln!(
         "ledger kill -9 slack ({store:?} store): {} killed handlers, lost {lost}, war rooms doubled {rooms_doubled}, alerts doubled \
          {alerts_doubled}, recoveries missing {}",
@@ -512,17 +530,11 @@ fn kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_clos
         assert_eq!(r.code, Some(0), "round {round} recovery: {}", r.stderr);
         logs.push(format!("round {round}:\n{}{}", next.stderr, r.stderr));
     }
-    let (mut lost, mut rooms_doubled, mut alerts_doubled, mut bad) = (0, 0, 0, Vec::new());
+    let (mut tally, mut bad) = (WarRooms::default(), Vec::new());
     let channels = fake.created();
     for (round, log) in logs.iter().enumerate() {
         let stem = format!("flush-f{round}x");
-        let rooms: Vec<_> = channels.iter().filter(|c| c.name.contains(&stem)).collect();
-        let alerts: usize = rooms.iter().map(|c| c.roots().iter().filter(|m| m.text.starts_with(":red_circle:")).count()).sum();
-        match alerts {
-            0 => lost += 1,
-            n => alerts_doubled += n - 1,
-        }
-        rooms_doubled += rooms.len().saturating_sub(1);
+        let rooms = tally.count(&channels, &stem);
         let whole = rooms.len() == 1 && rooms[0].messages.iter().any(|m| m.text.contains("RECOVERED")) && !rooms[0].topic.is_empty();
         if !whole {
             let shown: Vec<_> = rooms
@@ -532,6 +544,7 @@ fn kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_clos
             bad.push(format!("{stem}: {shown:?}\n{log}"));
         }
     }
+    let WarRooms { lost, rooms_doubled, alerts_doubled } = tally;
     eprintln!(
         "ledger kill -9 slack --flush ({store:?} store): {ROUNDS} killed flushes, lost {lost}, war rooms doubled {rooms_doubled}, \
          alerts doubled {alerts_doubled}"
