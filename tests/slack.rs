@@ -797,6 +797,28 @@ fn auth_and_scope_errors_exit_69_and_name_the_scope() {
     fake.assert_no_violations();
 }
 
+/// With `archive_on_resolve`, a recovery whose post could not go out at once (Slack down for a
+/// moment) is spooled with the archive behind it: the flush posts the recovery and archives
+/// the war room, as a live recovery does. Before, only the post was spooled: the war room the
+/// recovery closed stayed open for good.
+#[test]
+fn a_spooled_recovery_archives_the_war_room_at_the_flush() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"archive_on_resolve": true}));
+    ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+    fake.fail("chat.postMessage", &[Fault::Hang]);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = run_at(&sb, &fake, b"", 5, &["--flush"]);
+    ok(&r);
+    assert!(sb.spooled("slack").is_empty(), "{:?}", sb.spooled("slack"));
+    assert_eq!(sb.state("slack", STATE)["open"], false);
+    let room = &fake.created()[0];
+    assert!(room.messages.iter().any(|m| m.text.contains("RECOVERED")), "{:?}", room.messages);
+    assert!(room.is_archived, "the war room of a recovery delivered by the flush is left open: {}", r.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn slack_down_spools_and_flush_delivers_in_order() {
     // Slack unreachable (connection refused); at --flush it answers at another address: the

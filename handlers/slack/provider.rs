@@ -782,8 +782,17 @@ impl<'a> Session<'a> {
             self.notes.push(format!("{} is gone ({}), nothing posted", s.shown(), e.code));
             return Ok(());
         }
-        result?;
         let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. });
+        // A recovery spooled (Slack did not answer in time): its archive is queued behind it, as
+        // [`Session::queue_behind`] queues it, so that the flush that posts it archives the room.
+        if let Err(Stop::Later(_)) = &result
+            && kind == Kind::Recovered
+            && archive
+            && s.channel_name.is_some()
+        {
+            let _queued = self.call(Call::Archive { channel: Some(s.channel_id.clone()) });
+        }
+        result?;
         // Only a war room is archived: a channel recorded without a name is the channel a
         // host in one-channel mode posted the alert to (`slack.channel` on a host sharing the
         // ledger), the team's channel, not this incident's.
