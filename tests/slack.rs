@@ -819,6 +819,34 @@ fn a_spooled_recovery_archives_the_war_room_at_the_flush() {
     fake.assert_no_violations();
 }
 
+/// The same, with the war room deleted or the bot removed from it before the flush: the
+/// recovery closes the incident (nothing to post to), and its archive has nothing left to do.
+/// Before, the archive answered `channel_not_found` / `not_in_channel`, moved to `failed/` as
+/// refused and the flush exited 69, pointing the operator at a request that was fine.
+#[test]
+fn a_spooled_archive_of_a_war_room_gone_meanwhile_is_done_at_the_flush() {
+    for gone in ["deleted", "bot removed"] {
+        let fake = FakeSlack::start();
+        let sb = sandbox(json!({"archive_on_resolve": true}));
+        ok(&run(&sb, &fake, &read_fixture("sensu/create.json")));
+        fake.fail("chat.postMessage", &[Fault::Hang]);
+        let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &["--timeout", "2s"]);
+        assert_eq!(r.code, Some(75), "{gone}: {r:?}");
+        assert_eq!(sb.spooled("slack").len(), 2, "{gone}: the recovery and its archive");
+        let first = fake.created()[0].id.clone();
+        match gone {
+            "deleted" => fake.delete(&first),
+            _ => fake.remove_bot(&first),
+        }
+        let r = run_at(&sb, &fake, b"", 5, &["--flush"]);
+        assert_eq!(r.code, Some(0), "{gone}: {r:?}");
+        assert!(sb.spooled("slack").is_empty(), "{gone}");
+        assert!(sb.failed("slack").is_empty(), "{gone}: {:?}", sb.failed("slack"));
+        assert_eq!(sb.state("slack", STATE)["open"], false, "{gone}");
+        fake.assert_no_violations();
+    }
+}
+
 #[test]
 fn slack_down_spools_and_flush_delivers_in_order() {
     // Slack unreachable (connection refused); at --flush it answers at another address: the

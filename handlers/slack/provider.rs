@@ -277,9 +277,12 @@ impl Provider for Slack {
         if sent.live {
             return api::classify_live(method, resp);
         }
+        // A recovery's post, or its archive, for a war room that is gone: nothing is left to
+        // say or to archive there, as a live recovery finds ([`Session::follow_up`]).
+        let ends = sent.closes || matches!(sent.call, Call::Archive { .. });
         match api::classify_spooled(method, resp) {
             Outcome::Refused(_)
-                if sent.closes
+                if ends
                     && api::read(method, resp).err().is_some_and(|e| {
                         room_gone(&e.code) && (e.code != "not_in_channel" || matches!(self.target, Target::WarRoom { .. }))
                     }) =>
