@@ -63,6 +63,7 @@ on_every_store!(
     kill_9_during_twilio_calls_never_silences_the_incident,
     kill_9_at_random_points_of_slack_war_rooms_opens_one_room_per_incident_and_closes_it,
     kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_closes_it,
+    kill_9_and_two_flushes_at_once_replace_a_gone_slack_war_room_once_and_close_it,
     a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_order,
     a_failure_arriving_while_a_resolve_is_in_flight_pages,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
@@ -554,6 +555,94 @@ fn kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_clos
     let open = open_incidents(&sb);
     assert!(open.is_empty(), "incidents left open: {open:?}");
     assert!(sb.spooled("slack").is_empty(), "left spooled: {:?}", sb.spooled("slack"));
+    fake.assert_no_violations();
+}
+
+/// A severity change (WARNING → CRITICAL) spooled while Slack was unreachable, for a war room
+/// archived before the flush: `--flush` killed with SIGKILL at a pseudo-random point of opening
+/// the war room in its place (Slack answers each request after 40 ms; kills land 0–300 ms
+/// after the start), then two flushes at once, then the recovery. Each incident must end with
+/// one new war room (besides the archived one) holding the CRITICAL alert and the recovery,
+/// the ledger closed, nothing spooled or failed.
+///
+/// Before, the flush moved the update to `failed/` (exit 69): no new room, the CRITICAL page
+/// reached nobody.
+fn kill_9_and_two_flushes_at_once_replace_a_gone_slack_war_room_once_and_close_it(store: Store) {
+    const ROUNDS: usize = 12;
+    const ANSWER_MS: u64 = 40;
+    let Some(sb) = sandbox(store, SLACK) else { return };
+    let fake = crate::fake::slack::FakeSlack::start();
+    fake.fail("*", &vec![crate::fake::slack::Fault::Slow(ANSWER_MS); 40 * ROUNDS]);
+    let section = json!({"token": crate::fake::slack::BOT_TOKEN, "responders": [crate::fake::slack::USERS[0]]});
+    sb.config("slack.json", &json!({ "slack": section }));
+    let url = fake.api_url();
+    let command = |url: &str, extra: &[&str]| {
+        let mut c = sb.command(&with_url(url, &["--timeout", "5s"]));
+        c.args(extra).env(common::state::redis::LEASE_ENV, "600");
+        c
+    };
+    let mut rng = Lcg(0x9013_0000);
+    let mut logs = Vec::new();
+    for round in 0..ROUNDS {
+        let t = T0 + 10 * round as i64;
+        let at = |rel: &str, t: i64, status: Option<u32>| {
+            event(rel, t, |ev| {
+                ev["client"]["name"] = json!("gone");
+                ev["check"]["name"] = json!(format!("g{round}x"));
+                if let Some(s) = status {
+                    ev["check"]["status"] = json!(s);
+                }
+            })
+        };
+        let opened = run_command(command(&url, &[]), &at("sensu/create.json", t, Some(1)));
+        assert_eq!(opened.code, Some(0), "round {round}: the warning: {}", opened.stderr);
+        let spooled = run_command(command(REFUSED_URL, &["--timeout", "1s"]), &at("sensu/create.json", t + 1, Some(2)));
+        assert_eq!(spooled.code, Some(75), "round {round}: {}", spooled.stderr);
+        let stem = format!("gone-g{round}x");
+        let first = fake.created().into_iter().find(|c| c.name.contains(&stem)).expect("the warning's war room").id;
+        fake.archive(&first);
+        let mut victim = spawn_command(command(&url, &["--flush"]), b"");
+        std::thread::sleep(Duration::from_millis(rng.below(6 * ANSWER_MS + 60)));
+        victim.kill().expect("SIGKILL the flush by its PID");
+        let _ = victim.wait();
+        let (a, b) = (spawn_command(command(&url, &["--flush"]), b""), spawn_command(command(&url, &["--flush"]), b""));
+        let (a, b) = (finish(a), finish(b));
+        for f in [&a, &b] {
+            assert_eq!(f.code, Some(0), "round {round}: a flush after the killed one: {}", f.stderr);
+        }
+        let r = run_command(command(&url, &[]), &at("sensu/resolve.json", t + 2, None));
+        assert_eq!(r.code, Some(0), "round {round} recovery: {}", r.stderr);
+        logs.push((first, format!("round {round}:\n{}{}{}", a.stderr, b.stderr, r.stderr)));
+    }
+    let (mut lost, mut rooms_doubled, mut alerts_doubled, mut bad) = (0, 0, 0, Vec::new());
+    let channels = fake.created();
+    for (round, (first, log)) in logs.iter().enumerate() {
+        let stem = format!("gone-g{round}x");
+        let rooms: Vec<_> = channels.iter().filter(|c| c.name.contains(&stem) && &c.id != first).collect();
+        let alerts: usize = rooms.iter().map(|c| c.roots().iter().filter(|m| m.text.starts_with(":red_circle:")).count()).sum();
+        match alerts {
+            0 => lost += 1,
+            n => alerts_doubled += n - 1,
+        }
+        rooms_doubled += rooms.len().saturating_sub(1);
+        let whole = rooms.len() == 1 && rooms[0].messages.iter().any(|m| m.text.contains("RECOVERED")) && !rooms[0].topic.is_empty();
+        if !whole {
+            let shown: Vec<_> = rooms
+                .iter()
+                .map(|c| (c.name.clone(), c.topic.clone(), c.messages.iter().map(|m| m.text.clone()).collect::<Vec<_>>()))
+                .collect();
+            bad.push(format!("{stem}: {shown:?}\n{log}"));
+        }
+    }
+    eprintln!(
+        "ledger kill -9 slack --flush of a replacement war room ({store:?} store): {ROUNDS} killed flushes, lost {lost}, \
+         war rooms doubled {rooms_doubled}, alerts doubled {alerts_doubled}"
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let open = open_incidents(&sb);
+    assert!(open.is_empty(), "incidents left open: {open:?}");
+    assert!(sb.spooled("slack").is_empty(), "left spooled: {:?}", sb.spooled("slack"));
+    assert!(failed(&sb, "slack").is_empty(), "moved to failed/: {:?}", failed(&sb, "slack"));
     fake.assert_no_violations();
 }
 

@@ -713,6 +713,95 @@ fn a_spooled_recovery_for_a_war_room_gone_meanwhile_closes_the_incident_at_the_f
     }
 }
 
+/// The room a severity change was spooled for (WARNING → CRITICAL while Slack hung), gone by
+/// the time `--flush` delivers it (archived, deleted, or the bot removed): the flush opens a
+/// new war room for it (`-2`: created, topic, responders, the CRITICAL alert as its first
+/// message), as a live update does, and the recovery is posted there. Before, the update moved
+/// to `failed/` and the flush exited 69: the CRITICAL page reached nobody.
+#[test]
+fn a_spooled_severity_change_for_a_war_room_gone_meanwhile_opens_a_new_one_at_the_flush() {
+    for gone in ["archived", "deleted", "bot removed"] {
+        let fake = FakeSlack::start();
+        let sb = sandbox(json!({}));
+        ok(&run(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING 85%")));
+        let first = fake.created()[0].id.clone();
+        fake.fail("chat.postMessage", &[Fault::Hang]);
+        let r = run_at(&sb, &fake, &event("web-01", "check_disk", 2, "DISK CRITICAL 99%"), 3, &["--timeout", "2s"]);
+        assert_eq!(r.code, Some(75), "{gone}: {r:?}");
+        match gone {
+            "archived" => fake.archive(&first),
+            "deleted" => fake.delete(&first),
+            _ => fake.remove_bot(&first),
+        }
+        let f = run_at(&sb, &fake, b"", 5, &["--flush"]);
+        assert_eq!(f.code, Some(0), "{gone}: {f:?}");
+        assert!(f.stderr.contains(&format!("war room {first} is gone; opening a new one for web-01/check_disk")), "{gone}: {}", f.stderr);
+        assert!(sb.failed("slack").is_empty(), "{gone}: {:?}", sb.failed("slack"));
+        assert!(sb.spooled("slack").is_empty(), "{gone}");
+        let rooms: Vec<_> = fake.created().into_iter().filter(|c| c.id != first).collect();
+        assert_eq!(rooms.len(), 1, "{gone}: one new war room: {:?}", summary(&fake.calls()));
+        let room = &rooms[0];
+        assert_eq!(room.name, format!("{WAR_ROOM}-2"), "{gone}");
+        assert!(room.topic.starts_with("CRITICAL web-01/check_disk: DISK CRITICAL 99%"), "{gone}: {}", room.topic);
+        for u in [USERS[0], USERS[1]] {
+            assert!(room.members.iter().any(|m| m == u), "{gone}: {u} invited: {:?}", room.members);
+        }
+        let roots = room.roots();
+        assert_eq!(roots.len(), 1, "{gone}");
+        assert!(roots[0].text.starts_with(":red_circle: CRITICAL web-01/check_disk: DISK CRITICAL 99%"), "{gone}: {}", roots[0].text);
+        let st = sb.state("slack", STATE);
+        assert_eq!((st["open"].as_bool(), st["severity"].as_str()), (Some(true), Some("critical")), "{gone}: {st}");
+        assert_eq!(
+            (st["refs"]["channel_id"].as_str(), st["refs"]["channel_name"].as_str(), st["refs"]["ts"].as_str()),
+            (Some(room.id.as_str()), Some(room.name.as_str()), Some(roots[0].ts.as_str())),
+            "{gone}"
+        );
+        // The recovery goes into the new room and closes the incident.
+        ok(&run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 10, &[]));
+        assert!(fake.channel(&room.id).replies(&roots[0].ts).iter().any(|m| m.text.contains("RECOVERED")), "{gone}");
+        assert_eq!(sb.state("slack", STATE)["open"], false, "{gone}");
+        fake.assert_no_violations();
+    }
+}
+
+/// The same when the recovery was spooled behind the update (Slack unreachable for both): the
+/// flush opens the new war room for the update, then posts the recovery there (not into the
+/// room that is gone), in that order, and the incident is closed.
+#[test]
+fn a_spooled_update_and_recovery_for_a_war_room_gone_meanwhile_both_go_to_the_new_one() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"archive_on_resolve": true}));
+    ok(&run(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING 85%")));
+    let first = fake.created()[0].id.clone();
+    let down = format!("{REFUSED_URL}/api");
+    let unreachable = |input: &[u8], minutes: u64| {
+        let mut cmd = sb.command(&["--api-url", down.as_str(), "--timeout", "1s"]);
+        cmd.env("PAGERPIPE_NOW", (NOW + minutes * 60).to_string());
+        run_command(cmd, input)
+    };
+    let r = unreachable(&event("web-01", "check_disk", 2, "DISK CRITICAL 99%"), 3);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = unreachable(&read_fixture("sensu/resolve.json"), 4);
+    assert_eq!(r.code, Some(75), "queued behind the update: {r:?}");
+    assert_eq!(sb.spooled("slack").len(), 3, "update, recovery, archive");
+    fake.archive(&first);
+    let f = run_at(&sb, &fake, b"", 5, &["--flush"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(sb.spooled("slack").is_empty());
+    let rooms: Vec<_> = fake.created().into_iter().filter(|c| c.id != first).collect();
+    assert_eq!(rooms.len(), 1, "{:?}", summary(&fake.calls()));
+    let room = &rooms[0];
+    let roots = room.roots();
+    assert_eq!(roots.len(), 1);
+    assert!(roots[0].text.starts_with(":red_circle: CRITICAL web-01/check_disk"), "{}", roots[0].text);
+    let replies = room.replies(&roots[0].ts);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].text.contains("RECOVERED"), "{}", replies[0].text);
+    assert!(room.is_archived, "archived on its recovery, as asked");
+    assert_eq!(sb.state("slack", STATE)["open"], false);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn rate_limited_without_retry_after_waits_at_least_a_second() {
     // §4: `rate_limited` (chat.postMessage's own code, HTTP 200, no Retry-After) is treated

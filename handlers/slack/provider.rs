@@ -22,7 +22,8 @@
 //! failed archive is a warning). When the war room of an open incident was archived or deleted,
 //! or the bot removed from it (`is_archived`, `channel_not_found`, `not_in_channel` on the
 //! update), a new war room is opened and the update
-//! becomes its first message; in one-channel mode that is an error naming the setting. So with
+//! becomes its first message (at `--flush` too, for an update spooled meanwhile: the run
+//! [`Slack::resume`] carries on); in one-channel mode that is an error naming the setting. So with
 //! a war room remembered for an alert that never went out: the next failure's alert opens a
 //! new one when that room is gone.
 //!
@@ -39,7 +40,7 @@ use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Request, Response};
 use common::outcome::{Outcome, Retry};
-use common::pipeline::{Ctx, Done, Found, Job, Provider};
+use common::pipeline::{Ctx, Done, Found, Job, Provider, Resumed};
 use common::state::{Incident, NoRecord};
 use common::template::Template;
 use common::trust::Trust;
@@ -80,6 +81,65 @@ pub struct Sent {
     /// says, as a live invocation does ([`Session::follow_up`]), rather than left open.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closes: bool,
+    /// A trigger's message into a war room: the war room to open in its place should that
+    /// room be gone when `--flush` sends it ([`room_gone`]), as a live invocation does
+    /// ([`Session::update`]); what the event says of it, decided when it was spooled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub or_else: Option<Box<Replacement>>,
+    /// The message met a war room that is gone at `--flush`: the entry is now the run that
+    /// opens [`Sent::or_else`] and posts its alert there ([`Provider::is_run`]), written into the
+    /// spool before any of it is sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replacing: bool,
+}
+
+impl Sent {
+    /// `call` as read back from the spool: not live, nothing more to it.
+    pub fn of(call: Call) -> Sent {
+        Sent { call, live: false, closes: false, or_else: None, replacing: false }
+    }
+}
+
+/// The war room a spooled trigger's message opens when the room it was for is gone at
+/// `--flush` ([`Sent::or_else`]): what comes from the event, rendered when it was spooled (a
+/// flush has no event). The name's suffix (past the gone room's), privacy and the responders
+/// come from the record and the settings at the flush, as for a live replacement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replacement {
+    /// The name from `channel_template` ([`crate::name`]), before a suffix.
+    pub base: String,
+    /// The topic ([`message::topic`]).
+    pub topic: String,
+    /// The topic's words for the incident ([`message::topic_incident`]): a channel of the name
+    /// whose topic names them is the one a flush killed or out of time opened ([`api::find_own`]).
+    pub incident: String,
+    /// The alert, the new room's first message ([`message::body`]).
+    pub alert: Value,
+    /// When the flush began to open it, Unix seconds (0 until then): a channel of its name
+    /// created since is its own.
+    #[serde(default)]
+    pub asked: u64,
+}
+
+/// `refs` key of the war rooms a flush replaced for the open incident (channel IDs): a spooled
+/// call queued behind the message that replaced one goes to the room the record holds instead
+/// ([`followed`]).
+pub const REPLACED: &str = "replaced_channels";
+
+/// What a war room opened in place of one that is gone has come to so far ([`Slack::resume`]),
+/// in the run's progress notes: a flush killed or out of time leaves them for the next one,
+/// which goes on from there instead of opening a second room.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Opening {
+    /// The name asked for last (noted before its create goes out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// The room, once Slack answered its create (or a lookup found it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel_id: Option<String>,
+    /// The alert's `ts`, once posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts: Option<String>,
 }
 
 /// The `slack` settings section (the shared settings live in [`Common`]).
@@ -301,8 +361,12 @@ impl Provider for Slack {
 
     /// `POST {api_url}/{method}` with the token in force now; what the call leaves open comes
     /// from the incident's references.
+    ///
+    /// A call into a war room a flush has replaced since it was spooled ([`followed`]) goes to
+    /// the room the record holds now.
     fn request(&self, sent: &Sent, refs: &Map<String, Value>) -> std::result::Result<Request, String> {
-        sent.call.request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), refs)
+        let call = followed(&sent.call, refs);
+        call.as_ref().unwrap_or(&sent.call).request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), refs)
     }
 
     /// A create of unknown fate (sent, no answer) is looked for before it is sent again:
@@ -369,15 +433,31 @@ impl Provider for Slack {
     ///
     /// A spooled reply whose thread Slack refuses ([`thread_refused`]: the alert takes no
     /// replies, or its thread was locked) goes to the channel itself, as live.
+    ///
+    /// A spooled trigger's message into a war room that is gone by now ([`room_gone`]: archived,
+    /// deleted, the bot removed) opens a new war room with the alert, as live
+    /// ([`Session::update`]): the run [`Slack::resume`] carries on. Refused before, the page
+    /// (a severity change to CRITICAL) reached nobody.
     fn instead(&self, sent: &Sent, resp: &Response) -> Option<Sent> {
-        if let Call::Post { channel, thread: Thread::Reply { .. }, message } = &sent.call {
-            if !thread_refused(&api::read(Method::PostMessage, resp).err()?.code) {
+        if let Call::Post { channel, thread, message } = &sent.call {
+            let code = api::read(Method::PostMessage, resp).err()?.code;
+            if room_gone(&code) && !sent.replacing && sent.or_else.is_some() && matches!(self.target, Target::WarRoom { .. }) {
+                let mut run = sent.clone();
+                run.replacing = true;
+                if let Some(room) = run.or_else.as_mut() {
+                    room.asked = common::clock::now_unix();
+                }
+                return Some(run);
+            }
+            if !matches!(thread, Thread::Reply { .. }) || !thread_refused(&code) {
                 return None;
             }
             return Some(Sent {
                 call: Call::Post { channel: channel.clone(), thread: Thread::Root, message: message.clone() },
                 live: false,
                 closes: sent.closes,
+                or_else: sent.or_else.clone(),
+                replacing: false,
             });
         }
         let Call::Create { name, is_private, asked } = &sent.call else { return None };
@@ -392,7 +472,7 @@ impl Provider for Slack {
             Some((stem, _)) => name::with_random_suffix(stem),
             None => name::with_suffix(name, 2),
         };
-        Some(Sent { call: Call::Create { name: next, is_private: *is_private, asked: *asked }, live: false, closes: false })
+        Some(Sent::of(Call::Create { name: next, is_private: *is_private, asked: *asked }))
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
@@ -415,6 +495,295 @@ impl Provider for Slack {
             _ => {}
         }
         refs
+    }
+
+    /// A war room opened at `--flush` in place of one that is gone ([`Sent::replacing`]).
+    fn is_run(&self, sent: &Sent) -> bool {
+        sent.replacing
+    }
+
+    /// The war room opened in place of one that is gone is a message of the incident's log,
+    /// not a page of its own: a recovery queued behind it is posted there, as live.
+    fn superseded_by_a_later_stop(&self, _sent: &Sent) -> bool {
+        false
+    }
+
+    /// Open the war room [`Sent::or_else`] in place of the one that is gone, as a live update
+    /// does ([`Session::open_war_room`]): create (past the gone room's name; on `name_taken`
+    /// the room this run made before a kill or a lost answer, looked up, else the next name),
+    /// topic, invites, then the alert. Each step is noted in the run's progress notes
+    /// ([`Opening`]) before the next, so that a flush killed or out of time leaves the next one
+    /// to go on in the same room, not to open another (two flushes never run it at once: it
+    /// is carried on under the incident's hold or claim).
+    fn resume(&self, ctx: &Ctx<'_, Self>, sent: &Sent, previous: Option<&Incident>, _event_time: u64) -> Resumed {
+        let Some(room) = sent.or_else.as_deref().filter(|_| sent.replacing) else {
+            return Resumed::Failed(Outcome::Refused("only a war room opened in place of one that is gone is carried on".into()));
+        };
+        let gone = match &sent.call {
+            Call::Post { channel: Some(c), .. } => Some(c.clone()),
+            _ => previous.and_then(|p| Stored::from_refs(&p.refs)).map(|s| s.channel_id),
+        };
+        let shown = gone.as_deref().unwrap_or("its war room");
+        let Target::WarRoom { is_private, .. } = &self.target else {
+            return Resumed::Failed(Outcome::Refused(format!(
+                "{shown} is gone, and with slack.channel set no war room is opened in its place"
+            )));
+        };
+        let resumed = Reopening { slack: self, ctx, room, is_private: *is_private, previous }.run(gone);
+        // Refused for good, the entry moves to failed/: its notes in the record are done with.
+        if matches!(resumed, Resumed::Failed(Outcome::Refused(_)))
+            && let Some(store) = ctx.store
+            && let Err(e) = common::state::clear_progress(store, ctx.incident_key)
+        {
+            ctx.log.warn(format!("cannot clear the notes of the war room opened for {} in {}: {e:#}", ctx.incident_key, store.describe()));
+        }
+        resumed
+    }
+}
+
+/// `call` as it goes now that the war room it names was replaced by a flush since it was
+/// spooled (its ID in the record's [`REPLACED`]): into the room the record holds, a reply under
+/// its alert. `None`: as it is. A recovery queued behind a severity change that opened a new
+/// room was otherwise posted to the room that is gone (nothing posted), and the new one never
+/// heard of it.
+fn followed(call: &Call, refs: &Map<String, Value>) -> Option<Call> {
+    let replaced = refs.get(REPLACED)?.as_array()?;
+    let gone = |c: &Option<String>| c.as_deref().is_some_and(|c| replaced.iter().any(|r| r.as_str() == Some(c)));
+    let mut call = call.clone();
+    match &mut call {
+        Call::Post { channel, thread, .. } if gone(channel) => {
+            *channel = None;
+            if let Thread::Reply { ts, .. } = thread {
+                *ts = None;
+            }
+        }
+        Call::SetTopic { channel, .. } | Call::Invite { channel, .. } | Call::Archive { channel } if gone(channel) => *channel = None,
+        _ => return None,
+    }
+    Some(call)
+}
+
+/// Why a step of [`Reopening`] did not give an answer.
+enum Step {
+    /// Slack refused it with this code.
+    Slack(Box<SlackError>),
+    /// As a request fails otherwise (a retry, the token refused for the page's steps, …).
+    Failed(Outcome),
+}
+
+/// A flush opening a war room in place of one that is gone ([`Slack::resume`]).
+struct Reopening<'a, 'c> {
+    slack: &'a Slack,
+    ctx: &'a Ctx<'c, Slack>,
+    room: &'a Replacement,
+    is_private: bool,
+    /// The incident's record, read under its hold: the gone room's name, the rooms replaced
+    /// before, and notes of this run a killed flush left.
+    previous: Option<&'a Incident>,
+}
+
+impl Reopening<'_, '_> {
+    fn run(&self, gone: Option<String>) -> Resumed {
+        let ctx = self.ctx;
+        let token = ctx.token().map(str::to_string);
+        let mine = |p: &common::state::Progress| token.as_deref() == Some(p.token.as_str());
+        let mut opening: Opening = ctx
+            .kept_progress()
+            .filter(mine)
+            .or_else(|| self.previous.and_then(|p| p.progress.clone()).filter(mine))
+            .and_then(|p| serde_json::from_value(p.notes).ok())
+            .unwrap_or_default();
+        let note = |o: &Opening| {
+            if let Some(t) = &token {
+                ctx.note_progress(&common::state::Progress { token: t.clone(), notes: serde_json::to_value(o).unwrap_or(Value::Null) });
+            }
+        };
+        let shown = gone.as_deref().unwrap_or("its war room");
+        let mut notes = vec![format!("{shown} is gone")];
+        if opening.channel_id.is_none() {
+            ctx.log.warn(format!("war room {shown} is gone; opening a new one for {}", ctx.incident_key));
+        }
+        let (channel_id, channel_name) = match (&opening.channel_id, &opening.name) {
+            (Some(id), Some(name)) => {
+                notes.push(format!("#{name} {id} opened by an earlier flush"));
+                (id.clone(), name.clone())
+            }
+            _ => match self.create(&mut opening, &note) {
+                Ok((id, name, how)) => {
+                    notes.push(how);
+                    (id, name)
+                }
+                Err(r) => return r,
+            },
+        };
+        let ts = match &opening.ts {
+            Some(ts) => ts.clone(),
+            None => {
+                if let Err(r) = self.side_steps(&channel_id, &mut notes) {
+                    return r;
+                }
+                let alert = Call::Post { channel: Some(channel_id.clone()), thread: Thread::Root, message: self.room.alert.clone() };
+                let posted = match self.call(alert, true) {
+                    Ok(body) => body,
+                    Err(Step::Slack(e)) => return Resumed::Failed(Outcome::Refused(e.explain())),
+                    Err(Step::Failed(o)) => return Resumed::Failed(o),
+                };
+                let ts = posted["ts"].as_str().unwrap_or_default().to_string();
+                opening.ts = Some(ts.clone());
+                note(&opening);
+                ts
+            }
+        };
+        notes.push(format!("alert posted (ts {ts})"));
+        let mut refs = Stored { channel_id, channel_name: Some(channel_name), ts: Some(ts) }.refs();
+        let mut replaced: Vec<Value> =
+            self.previous.and_then(|p| p.refs.get(REPLACED)).and_then(Value::as_array).cloned().unwrap_or_default();
+        if let Some(g) = gone.filter(|g| !replaced.iter().any(|r| r.as_str() == Some(g))) {
+            replaced.push(g.into());
+        }
+        refs.insert(REPLACED.into(), replaced.into());
+        Resumed::Delivered(Done { detail: format!("({})", notes.join(", ")), refs })
+    }
+
+    /// Create the war room: `(id, name, note)`, or what the run comes to when it cannot.
+    fn create(&self, opening: &mut Opening, note: &dyn Fn(&Opening)) -> std::result::Result<(String, String, String), Resumed> {
+        let base = &self.room.base;
+        let asked = if self.room.asked > 0 { self.room.asked } else { common::clock::now_unix() };
+        let previous_name = self.previous.and_then(|p| Stored::from_refs(&p.refs)).and_then(|s| s.channel_name);
+        let first = previous_name.as_deref().and_then(|n| name::suffix_after(base, n)).unwrap_or(1);
+        let name_for = |n: u32| if n == 1 { base.clone() } else { name::with_suffix(base, n) };
+        let mut names: Vec<String> = (first..first + MAX_NAME_TRIES).map(name_for).collect();
+        names.push(name::with_random_suffix(base));
+        // A flush before this one asked for a name already: from there on (a random one cannot
+        // be told again).
+        if let Some(n) = &opening.name {
+            match names.iter().position(|x| x == n) {
+                Some(i) => drop(names.drain(..i)),
+                None => names = vec![n.clone()],
+            }
+        }
+        for name in &names {
+            opening.name = Some(name.clone());
+            note(opening);
+            match self.call(Call::Create { name: name.clone(), is_private: self.is_private, asked }, true) {
+                Ok(body) => {
+                    let id = body["channel"]["id"].as_str().unwrap_or_default().to_string();
+                    let got = body["channel"]["name"].as_str().unwrap_or(name).to_string();
+                    opening.channel_id = Some(id.clone());
+                    opening.name = Some(got.clone());
+                    note(opening);
+                    return Ok((id.clone(), got.clone(), format!("created #{got} {id}")));
+                }
+                Err(Step::Slack(e)) if e.code == "name_taken" => {
+                    if let Some(id) = self.find_own(name, asked)? {
+                        opening.channel_id = Some(id.clone());
+                        note(opening);
+                        return Ok((id.clone(), name.clone(), format!("#{name} {id} was created by an attempt whose answer was lost")));
+                    }
+                    self.ctx.log.info(format!("#{name} is taken; trying the next name"));
+                }
+                Err(Step::Slack(e)) => return Err(Resumed::Failed(Outcome::Refused(e.explain()))),
+                Err(Step::Failed(o)) => return Err(Resumed::Failed(o)),
+            }
+        }
+        Err(Resumed::Failed(Outcome::Refused(format!(
+            "conversations.create answered name_taken for #{} and the names before it; archive or rename old channels, or change \
+             slack.channel_template",
+            names.last().map_or(base.as_str(), String::as_str)
+        ))))
+    }
+
+    /// The channel `name` an earlier attempt of this run created since `asked` (its answer
+    /// lost, or the flush killed before its notes said so): `conversations.list` (§5.8). A list
+    /// that cannot be read keeps the run for the next flush rather than open a second room: a
+    /// token refused for it (`missing_scope` without `channels:read`) as unfinished, naming
+    /// the scope; anything else as a retry.
+    fn find_own(&self, name: &str, asked: u64) -> std::result::Result<Option<String>, Resumed> {
+        let slack = self.slack;
+        let token = slack.token.as_deref().unwrap_or("xoxb-…");
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let req = api::list_request(&slack.api_url, token, self.is_private, cursor.as_deref());
+            let body = match self.ctx.fetch(&req, &|r| api::classify_live(Method::List, r)) {
+                Outcome::Delivered(resp) => match api::read(Method::List, &resp) {
+                    Ok(body) => body,
+                    Err(e) if e.class() == api::ErrorClass::Auth => {
+                        return Err(Resumed::Unfinished(format!("cannot look #{name} up: {}; kept until it can be", e.explain())));
+                    }
+                    Err(e) => {
+                        return Err(Resumed::Failed(Outcome::Retry(Retry::not_sent(format!("cannot look #{name} up: {}", e.explain())))));
+                    }
+                },
+                other => {
+                    let why = format!("cannot look #{name} up: {}", other.reason().unwrap_or(""));
+                    return Err(Resumed::Failed(Outcome::Retry(Retry::not_sent(why))));
+                }
+            };
+            if let Some((id, _)) = api::find_own(&body, name, asked, Some(&self.room.incident)) {
+                return Ok(Some(id));
+            }
+            let Some(next) = api::next_cursor(&body) else { return Ok(None) };
+            cursor = Some(next);
+        }
+        Ok(None)
+    }
+
+    /// Topic and invites: part of the war room, not of the page. Slack refusing one is logged
+    /// and the alert still goes out, as live; Slack unreachable keeps the run (the notes say
+    /// the room is open).
+    fn side_steps(&self, channel: &str, notes: &mut Vec<String>) -> std::result::Result<(), Resumed> {
+        let log = self.ctx.log;
+        match self.call(Call::SetTopic { channel: Some(channel.to_string()), topic: self.room.topic.clone() }, false) {
+            Ok(_) => notes.push("topic set".into()),
+            Err(Step::Slack(e)) => {
+                log.error(format!("the topic was not set: {}", e.explain()));
+                notes.push(format!("the topic was not set ({})", e.code));
+            }
+            Err(Step::Failed(o)) => return Err(Resumed::Failed(o)),
+        }
+        let mut invited = None;
+        for batch in self.slack.responders.chunks(MAX_INVITE) {
+            let failed = match self.call(Call::Invite { channel: Some(channel.to_string()), users: batch.to_vec() }, false) {
+                Ok(body) => user_failures(&body),
+                Err(Step::Slack(e)) if e.about_users() => e.user_errors.clone(),
+                Err(Step::Slack(e)) => {
+                    log.error(format!("responders were not invited: {}", e.explain()));
+                    notes.push(format!("responders were not invited ({})", e.code));
+                    continue;
+                }
+                Err(Step::Failed(o)) => return Err(Resumed::Failed(o)),
+            };
+            for (user, code) in &failed {
+                log.error(format!("responder {user} was not invited: {code} (check slack.responders)"));
+            }
+            *invited.get_or_insert(0) += batch.len().saturating_sub(failed.len());
+        }
+        if let Some(n) = invited {
+            notes.push(format!("{n} responder{} invited", if n == 1 { "" } else { "s" }));
+        }
+        Ok(())
+    }
+
+    /// Make `call` within the flush's share. `page`: the create or the alert, whose token
+    /// refused keeps the run for the fix ([`Ctx::spooled`]), as for any spooled request; the
+    /// topic's or invites' is Slack refusing that step (logged).
+    fn call(&self, call: Call, page: bool) -> std::result::Result<Value, Step> {
+        let method = call.method();
+        let slack = self.slack;
+        let req = call
+            .request(&slack.api_url, slack.token.as_deref().unwrap_or("xoxb-…"), &Map::new())
+            .map_err(|why| Step::Failed(Outcome::Refused(why)))?;
+        self.ctx.log.debug(format!("POST {}/{}", slack.api_url, method.name()));
+        match self.ctx.fetch(&req, &|r| api::classify_live(method, r)) {
+            Outcome::Delivered(resp) => match api::read(method, &resp) {
+                Ok(body) => Ok(body),
+                Err(e) if page && e.class() == api::ErrorClass::Auth => {
+                    Err(Step::Failed(self.ctx.spooled(&resp, Outcome::Broken(e.explain()))))
+                }
+                Err(e) => Err(Step::Slack(e)),
+            },
+            other => Err(Step::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new())))),
+        }
     }
 }
 
@@ -450,11 +819,25 @@ struct Session<'a> {
     /// Short notes for the log line (`topic set`, `2 invited`, …).
     notes: Vec<String>,
     calls: u32,
+    /// [`Session::link`], worked out once (a template that gives no URL is warned of once).
+    link: std::cell::OnceCell<Option<String>>,
+    /// [`Session::replacement`], worked out once.
+    replacement: std::cell::OnceCell<Option<Box<Replacement>>>,
 }
 
 impl<'a> Session<'a> {
     fn new(slack: &'a Slack, ctx: &'a Ctx<'a, Slack>, job: &'a Job<'a>) -> Session<'a> {
-        Session { slack, ctx, job, deferred: None, refs: Map::new(), notes: Vec::new(), calls: 0 }
+        Session {
+            slack,
+            ctx,
+            job,
+            deferred: None,
+            refs: Map::new(),
+            notes: Vec::new(),
+            calls: 0,
+            link: std::cell::OnceCell::new(),
+            replacement: std::cell::OnceCell::new(),
+        }
     }
 
     fn event(&self) -> &Event {
@@ -469,13 +852,39 @@ impl<'a> Session<'a> {
     fn link(&self) -> Option<String> {
         const COMPONENT: &percent_encoding::AsciiSet =
             &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-        let t = self.slack.link.as_ref()?;
-        let rendered = t.render_escaped(self.event(), &|v| percent_encoding::utf8_percent_encode(v, COMPONENT).into());
-        let url = mrkdwn::link_url(&rendered);
-        if url.is_none() {
-            self.ctx.log.warn("slack.link_template did not give an http(s) URL for this event; no link shown");
+        self.link
+            .get_or_init(|| {
+                let t = self.slack.link.as_ref()?;
+                let rendered = t.render_escaped(self.event(), &|v| percent_encoding::utf8_percent_encode(v, COMPONENT).into());
+                let url = mrkdwn::link_url(&rendered);
+                if url.is_none() {
+                    self.ctx.log.warn("slack.link_template did not give an http(s) URL for this event; no link shown");
+                }
+                url
+            })
+            .clone()
+    }
+
+    /// The war room a trigger's message opens at `--flush` should its room be gone by then
+    /// ([`Sent::or_else`]): `None` in one-channel mode, and for other actions' calls.
+    fn replacement(&self, call: &Call) -> Option<Box<Replacement>> {
+        if self.job.action != Action::Trigger || !matches!(call, Call::Post { thread: Thread::Reply { .. }, .. }) {
+            return None;
         }
-        url
+        self.replacement
+            .get_or_init(|| {
+                let Target::WarRoom { template, .. } = &self.slack.target else { return None };
+                let link = self.link();
+                let event = self.event();
+                Some(Box::new(Replacement {
+                    base: template.name(event, &name::date(common::clock::now_unix())),
+                    topic: message::topic(event, link.as_deref()),
+                    incident: message::topic_incident(event),
+                    alert: message::body(Kind::Alert, event, self.job.incident_key, link.as_deref(), self.slack.mention),
+                    asked: 0,
+                }))
+            })
+            .clone()
     }
 
     /// Make `call`. Once a request is spooled, later ones are queued behind it, with what
@@ -485,7 +894,8 @@ impl<'a> Session<'a> {
         let method = call.method();
         self.calls += 1;
         let closes = matches!(call, Call::Post { .. }) && matches!(self.job.action, Action::Resolve | Action::Acknowledge);
-        let sent = Sent { call, live: true, closes };
+        let or_else = self.replacement(&call);
+        let sent = Sent { call, live: true, closes, or_else, replacing: false };
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
             return match self.ctx.send_later(&sent, &why) {
@@ -1007,7 +1417,7 @@ mod tests {
     #[test]
     fn spooled_answers_bring_the_channel_and_the_alert_ts() {
         let p = provider(json!({"token": "xoxb-1"})).expect("provider");
-        let sent = |call| Sent { call, live: false, closes: false };
+        let sent = Sent::of;
         let resp = |b: Value| Response { status: 200, body: b.to_string(), retry_after: None, location: None };
         let create = sent(Call::Create { name: "inc-a".into(), is_private: false, asked: 0 });
         let refs = p.spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
@@ -1035,9 +1445,7 @@ mod tests {
         let p = provider(json!({"token": "xoxb-1"})).expect("provider");
         let taken =
             Response { status: 200, body: json!({"ok": false, "error": "name_taken"}).to_string(), retry_after: None, location: None };
-        let next = |name: &str| match p
-            .instead(&Sent { call: Call::Create { name: name.into(), is_private: true, asked: 7 }, live: false, closes: false }, &taken)
-        {
+        let next = |name: &str| match p.instead(&Sent::of(Call::Create { name: name.into(), is_private: true, asked: 7 }), &taken) {
             Some(Sent { call: Call::Create { name, is_private: true, asked: 7 }, .. }) => Some(name),
             other => panic!("{other:?}"),
         };
@@ -1048,14 +1456,79 @@ mod tests {
         assert!(random.starts_with("inc-a-") && random.len() == "inc-a-".len() + 8, "{random}");
         // Another refusal, or another call, has no stand-in.
         let other = Response { body: json!({"ok": false, "error": "restricted_action"}).to_string(), ..taken.clone() };
-        assert!(
-            p.instead(
-                &Sent { call: Call::Create { name: "inc-a".into(), is_private: false, asked: 0 }, live: false, closes: false },
-                &other
-            )
-            .is_none()
-        );
-        assert!(p.instead(&Sent { call: Call::Archive { channel: None }, live: false, closes: false }, &taken).is_none());
+        assert!(p.instead(&Sent::of(Call::Create { name: "inc-a".into(), is_private: false, asked: 0 }), &other).is_none());
+        assert!(p.instead(&Sent::of(Call::Archive { channel: None }), &taken).is_none());
+    }
+
+    /// A spooled trigger's message into a war room that is gone becomes, at the flush, the run
+    /// that opens another (written into the entry before it goes, as not sent); nothing else
+    /// does.
+    #[test]
+    fn a_message_into_a_war_room_that_is_gone_becomes_the_run_that_opens_another() {
+        let p = provider(json!({"token": "xoxb-1"})).expect("provider");
+        let answer =
+            |code: &str| Response { status: 200, body: json!({"ok": false, "error": code}).to_string(), retry_after: None, location: None };
+        let room = Replacement {
+            base: "inc-a".into(),
+            topic: "CRITICAL a/b".into(),
+            incident: "a/b".into(),
+            alert: json!({"text": "alert"}),
+            asked: 0,
+        };
+        let update = Sent {
+            or_else: Some(Box::new(room.clone())),
+            ..Sent::of(Call::Post {
+                channel: Some("C1".into()),
+                thread: Thread::Reply { ts: Some("1.1".into()), broadcast: true },
+                message: json!({"text": "x"}),
+            })
+        };
+        for code in ["is_archived", "channel_not_found", "not_in_channel"] {
+            let run = p.instead(&update, &answer(code)).expect(code);
+            assert!(run.replacing && p.is_run(&run) && !p.superseded_by_a_later_stop(&run), "{code}");
+            assert!(run.or_else.as_ref().is_some_and(|r| r.asked > 0), "{code}: asked when it began");
+            assert_eq!(run.call, update.call);
+            // As the spool keeps it.
+            let kept: Sent = serde_json::from_value(serde_json::to_value(&run).expect("JSON")).expect("back");
+            assert_eq!(kept, run);
+            assert!(p.instead(&run, &answer(code)).is_none(), "{code}: the run is not replaced again");
+        }
+        assert!(!p.is_run(&update));
+        assert!(p.instead(&update, &answer("restricted_action")).is_none());
+        // A thread that takes no reply still goes to the channel, keeping its replacement.
+        let root = p.instead(&update, &answer("cannot_reply_to_message")).expect("to the channel");
+        assert!(matches!(root.call, Call::Post { thread: Thread::Root, .. }) && !root.replacing && root.or_else == update.or_else);
+        // Without a replacement (a recovery's, an entry of an earlier version), or in one-channel
+        // mode: refused, as before.
+        assert!(p.instead(&Sent { or_else: None, ..update.clone() }, &answer("is_archived")).is_none());
+        let one = provider(json!({"token": "xoxb-1", "channel": "C9"})).expect("provider");
+        assert!(one.instead(&update, &answer("is_archived")).is_none());
+        // An entry of an earlier version reads as one without.
+        let old: Sent = serde_json::from_value(json!({"method": "post", "channel": "C1", "thread": "root", "message": {}})).expect("read");
+        assert_eq!((old.or_else, old.replacing), (None, false));
+    }
+
+    /// A call into a war room a flush replaced goes to the room the record holds, a reply under
+    /// its alert; others go as they are.
+    #[test]
+    fn calls_into_a_replaced_war_room_follow_the_record() {
+        let mut refs = Stored { channel_id: "C2".into(), channel_name: Some("inc-a-2".into()), ts: Some("2.2".into()) }.refs();
+        let reply = Call::Post {
+            channel: Some("C1".into()),
+            thread: Thread::Reply { ts: Some("1.1".into()), broadcast: true },
+            message: json!({"text": "RECOVERED"}),
+        };
+        let archive = Call::Archive { channel: Some("C1".into()) };
+        assert_eq!(followed(&reply, &refs), None, "nothing replaced");
+        refs.insert(REPLACED.into(), json!(["C0", "C1"]));
+        let body = followed(&reply, &refs).expect("followed").body(&refs).expect("body");
+        assert_eq!((body["channel"].as_str(), body["thread_ts"].as_str()), (Some("C2"), Some("2.2")));
+        assert_eq!(followed(&archive, &refs).expect("followed").body(&refs).expect("body")["channel"], "C2");
+        let elsewhere = Call::Post { channel: Some("C7".into()), thread: Thread::Root, message: json!({}) };
+        assert_eq!(followed(&elsewhere, &refs), None);
+        let p = provider(json!({"token": "xoxb-1"})).expect("provider");
+        let common::http::Body::Json(body) = p.request(&Sent::of(reply), &refs).expect("request").body else { panic!("JSON") };
+        assert_eq!(body["channel"], "C2");
     }
 
     #[test]

@@ -31,7 +31,11 @@
 //!   ([`Provider::resume`]): unfinished, it stays queued, and the incident's record notes where
 //!   it stands; it is superseded, before anything is sent, by a resolve or acknowledge of a
 //!   later event that is already known (the event being handled, or an entry behind it), where
-//!   a single request (a broadcast call) still goes before the resolve queued behind it.
+//!   a single request (a broadcast call) still goes before the resolve queued behind it (and so
+//!   does a run the provider says is no page of its own, [`Provider::superseded_by_a_later_stop`]);
+//! - a request refused for good may have a stand-in ([`Provider::instead`]), written into its
+//!   entry before it goes: another request, or a run carried on as above (Slack: a spooled
+//!   update whose war room is gone opens a new one, as live).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -608,6 +612,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let last: RefCell<Option<Response>> = RefCell::new(None);
         let mut instead = 0;
         loop {
+            // A stand-in that is a run of the provider's own (Slack: the war room opened in
+            // place of one that is gone), written into the entry already: carried on as one.
+            if instead > 0 && provider.is_run(&payload) {
+                return self.resume(client, deadline, (name, entry), provider, &payload, record.as_ref(), &proposal, &what);
+            }
             let req = match provider.request(&payload, &refs) {
                 Ok(req) => req,
                 Err(why) => return Settled::Request(Outcome::Refused(format!("{what}: {why}"))),
@@ -665,7 +674,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     let answer = last.borrow_mut().take();
                     match answer.filter(|_| instead < super::MAX_INSTEAD).and_then(|resp| provider.instead(&payload, &resp)) {
                         Some(next) => {
-                            log.info(format!("{what}: {why}; sending a request in its place"));
+                            let how = if provider.is_run(&next) { "carrying on in its place" } else { "sending a request in its place" };
+                            log.info(format!("{what}: {why}; {how}"));
                             // The entry holds the stand-in before it goes: should its answer be
                             // lost, the next flush looks up what was sent (Slack: the `-2` room),
                             // not the refused request (whose name is another incident's room).
@@ -720,7 +730,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// known (the event this invocation handles, or an entry queued behind it) supersedes it
     /// before anything is sent: calling people for an incident that has recovered is what the
     /// ledger is there to prevent. (A single request, such as a broadcast call, still goes
-    /// before the resolve queued behind it, as the incident's log says.)
+    /// before the resolve queued behind it, as the incident's log says, and so does a run that
+    /// pages nobody itself: [`Provider::superseded_by_a_later_stop`].)
     #[allow(clippy::too_many_arguments)]
     fn resume(
         &self,
@@ -733,7 +744,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         p: &Proposal,
         what: &str,
     ) -> Settled {
-        if let Some(why) = self.stopped_behind(entry) {
+        if provider.superseded_by_a_later_stop(payload)
+            && let Some(why) = self.stopped_behind(entry)
+        {
             return Settled::Request(Outcome::Skipped(format!("{what}: {why}")));
         }
         // A run left in flight by a process that died comes as a request of unknown fate, which

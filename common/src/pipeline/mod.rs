@@ -674,6 +674,17 @@ pub trait Provider: Sized {
         false
     }
 
+    /// Whether the run `payload` of a trigger ([`Provider::is_run`]) is stale once a resolve or
+    /// acknowledge of a later event is known (the event being handled, or an entry queued
+    /// behind it): not carried on then, and moved to `failed/` as superseded. Right for a run
+    /// that pages people (Twilio's sequential calls: nobody is called about an incident that
+    /// has recovered). Not for one that is a message of the incident's log the entries behind
+    /// it follow (Slack's war room opened in place of one that is gone: the recovery queued
+    /// behind it is posted there, as live). Default: yes.
+    fn superseded_by_a_later_stop(&self, _payload: &Self::Payload) -> bool {
+        true
+    }
+
     /// Carry on the run `payload` ([`Provider::is_run`]) of a spooled entry, within `ctx`'s
     /// deadline (the flush's share for it) and under the incident's hold: `previous` is the
     /// incident's record (with the notes a run before it left, [`crate::state::Progress`]),
