@@ -1090,6 +1090,36 @@ fn a_flush_uses_the_token_in_force_and_keeps_the_war_room_while_it_is_wrong() {
     fake.assert_no_violations();
 }
 
+/// A war room opened, its alert spooled (rate-limited), and the room archived by someone
+/// before `--flush` posts the alert: the flush opens a new war room with the alert, as a live
+/// alert into a remembered room that is gone does. Before, the alert moved to `failed/` (exit
+/// 69): the incident's first page reached nobody.
+#[test]
+fn a_spooled_alert_for_a_war_room_archived_before_it_went_out_opens_a_new_one_at_the_flush() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({}));
+    fake.fail("chat.postMessage", &[Fault::RateLimited(30)]);
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let first = fake.created()[0].id.clone();
+    fake.archive(&first);
+    let f = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(sb.failed("slack").is_empty() && sb.spooled("slack").is_empty(), "{}", f.stderr);
+    let created = fake.created();
+    assert_eq!(created.len(), 2, "{:?}", summary(&fake.calls()));
+    let room = &created[1];
+    assert_eq!((room.name.as_str(), room.is_archived, room.roots().len()), (format!("{WAR_ROOM}-2").as_str(), false, 1));
+    assert!(room.topic.starts_with("CRITICAL web-01/check_disk"), "{}", room.topic);
+    assert!(room.members.iter().any(|m| m == USERS[0]), "{:?}", room.members);
+    assert!(fake.channel(&first).messages.is_empty());
+    assert_eq!(sb.state("slack", STATE)["refs"]["ts"], room.roots()[0].ts.as_str());
+    // The recovery goes there.
+    ok(&run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 5, &[]));
+    assert_eq!(fake.channel(&room.id).replies(&room.roots()[0].ts).len(), 1);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_later_failure_opens_a_new_war_room_when_the_remembered_one_was_archived_before_its_alert_went_out() {
     let fake = FakeSlack::start();
@@ -1099,6 +1129,10 @@ fn a_later_failure_opens_a_new_war_room_when_the_remembered_one_was_archived_bef
     let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
     assert_eq!(r.code, Some(75), "{r:?}");
     let first = fake.created()[0].id.clone();
+    // As an earlier version spooled it: without the war room to open in its place.
+    let (path, mut entry) = sb.spooled_entry("slack", &r.stderr);
+    entry["payload"].as_object_mut().expect("payload").remove("or_else").expect("a room to open in its place");
+    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
     // Someone archives the empty room; the flush's alert is refused for good.
     fake.archive(&first);
     let f = run_at(&sb, &fake, b"", 1, &["--flush"]);

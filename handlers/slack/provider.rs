@@ -25,7 +25,7 @@
 //! becomes its first message (at `--flush` too, for an update spooled meanwhile: the run
 //! [`Slack::resume`] carries on); in one-channel mode that is an error naming the setting. So with
 //! a war room remembered for an alert that never went out: the next failure's alert opens a
-//! new one when that room is gone.
+//! new one when that room is gone, and so does the spooled alert itself at `--flush`.
 //!
 //! Errors are classified by Slack's code ([`crate::api`]): retryable ones are retried within
 //! the deadline and then spooled together with the steps after them (a step that needs the
@@ -434,10 +434,11 @@ impl Provider for Slack {
     /// A spooled reply whose thread Slack refuses ([`thread_refused`]: the alert takes no
     /// replies, or its thread was locked) goes to the channel itself, as live.
     ///
-    /// A spooled trigger's message into a war room that is gone by now ([`room_gone`]: archived,
-    /// deleted, the bot removed) opens a new war room with the alert, as live
-    /// ([`Session::update`]): the run [`Slack::resume`] carries on. Refused before, the page
-    /// (a severity change to CRITICAL) reached nobody.
+    /// A spooled trigger's message (an update, or the alert) into a war room that is gone by
+    /// now ([`room_gone`]: archived, deleted, the bot removed) opens a new war room with the
+    /// alert, as live ([`Session::update`], [`Session::alert_into`]): the run [`Slack::resume`]
+    /// carries on. Refused before, the page (a severity change to CRITICAL, or the incident's
+    /// first alert) reached nobody.
     fn instead(&self, sent: &Sent, resp: &Response) -> Option<Sent> {
         if let Call::Post { channel, thread, message } = &sent.call {
             let code = api::read(Method::PostMessage, resp).err()?.code;
@@ -865,10 +866,11 @@ impl<'a> Session<'a> {
             .clone()
     }
 
-    /// The war room a trigger's message opens at `--flush` should its room be gone by then
-    /// ([`Sent::or_else`]): `None` in one-channel mode, and for other actions' calls.
+    /// The war room a trigger's message (an update, or the alert) opens at `--flush` should its
+    /// room be gone by then ([`Sent::or_else`]): `None` in one-channel mode, and for other
+    /// actions' calls.
     fn replacement(&self, call: &Call) -> Option<Box<Replacement>> {
-        if self.job.action != Action::Trigger || !matches!(call, Call::Post { thread: Thread::Reply { .. }, .. }) {
+        if self.job.action != Action::Trigger || !matches!(call, Call::Post { .. }) {
             return None;
         }
         self.replacement
