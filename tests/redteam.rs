@@ -1792,3 +1792,39 @@ fn a_recovery_of_a_check_whose_name_starts_another_checks_does_not_close_its_rea
     assert_eq!(posted.iter().filter(|m| m["incident_id"] == json!(FIRST_ID)).count(), 1, "{posted:?}\n{}", r.stderr);
     assert_eq!(posted.len(), 1, "HTTP Cert's recovery was posted to HTTP's incident too: {posted:?}\n{}", r.stderr);
 }
+
+/// `--syslog` on a stream socket (syslog-ng's `unix-stream("/dev/log")`): a datagram there is
+/// refused (EPROTOTYPE), so every line was lost, the shipped Nagios and Icinga 2 commands' too,
+/// whose stderr those keep only on a non-zero exit. The lines now go on a connection of their
+/// own, one newline-ended record each, and a host-written name holding a newline and a forged
+/// `<11>` record still makes one record, at its own priority.
+#[cfg(unix)]
+#[test]
+fn syslog_on_a_stream_socket_gets_every_line_one_record_each() {
+    use std::io::Read;
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let path = sb.dir.path().join("log.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mut ev: Value = serde_json::from_slice(&crate::util::read_fixture("sensu/create.json")).unwrap();
+    ev["client"]["name"] = json!("web-01\n<11>handler-pagerduty[1]: pagerduty: error: forged");
+    let syslog = format!("--syslog={}", path.display());
+    let r = sb.run(&["--api-url", &fake.url, &syslog], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("cannot send"), "{}", r.stderr);
+    // Every connection the handler made is queued, its record in it, accepted or not.
+    listener.set_nonblocking(true).unwrap();
+    let mut stream = String::new();
+    while let Ok((mut c, _)) = listener.accept() {
+        c.set_nonblocking(false).unwrap();
+        c.read_to_string(&mut stream).unwrap();
+    }
+    let records: Vec<&str> = stream.split_terminator('\n').collect();
+    assert_eq!(records.len(), r.stderr.lines().count(), "one record per stderr line: {records:?}\n{}", r.stderr);
+    assert!(records.iter().all(|l| l.starts_with("<14>handler-pagerduty[") || l.starts_with("<12>handler-pagerduty[")), "{records:?}");
+    assert!(
+        records.iter().any(|l| l.contains("triggered web-01\\n<11>handler-pagerduty[1]: pagerduty: error: forged/check_disk")),
+        "{records:?}"
+    );
+    assert_eq!(fake.events().len(), 1);
+}

@@ -182,8 +182,11 @@ impl Logger {
     /// line` (facility user; severity err, warning, info or debug), as `logger` does. Nagios 4
     /// and Icinga 2 keep a notification command's stderr only when it exits non-zero, so
     /// without this the lines of a page that went out (Redis unreachable, the ledger not
-    /// written, a misspelt setting) reach no log. Never waits: a syslog daemon that is behind
-    /// loses the line (stderr still has it); one that cannot be reached is said once on stderr.
+    /// written, a misspelt setting) reach no log. A stream socket (syslog-ng's
+    /// `unix-stream("/dev/log")`, which refuses a datagram with EPROTOTYPE) gets the record on a
+    /// connection of its own, ended by a newline ([`send_stream`]), as glibc's `syslog(3)` and
+    /// `logger` fall back to. Never waits: a syslog daemon that is behind loses the line
+    /// (stderr still has it); one that cannot be reached is said once on stderr.
     fn send_syslog(&self, socket: &std::path::Path, level: Level, line: &str) {
         use std::sync::atomic::{AtomicBool, Ordering};
         static SAID: AtomicBool = AtomicBool::new(false);
@@ -196,7 +199,12 @@ impl Logger {
         let datagram = format!("<{}>handler-{}[{}]: {line}", 8 + severity, self.handler, std::process::id());
         let sent = std::os::unix::net::UnixDatagram::unbound()
             .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .and_then(|s| s.send_to(datagram.as_bytes(), socket));
+            .and_then(|s| s.send_to(datagram.as_bytes(), socket))
+            .map(drop);
+        let sent = match sent {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PROTOTYPE.raw_os_error()) => send_stream(socket, &datagram),
+            other => other,
+        };
         if let Err(e) = sent
             && e.kind() != std::io::ErrorKind::WouldBlock
             && !SAID.swap(true, Ordering::Relaxed)
@@ -226,6 +234,21 @@ impl Logger {
     pub fn error(&self, msg: impl AsRef<str>) {
         self.log(Level::Error, msg)
     }
+}
+
+/// Send `record` to the stream syslog socket `socket`: a connection of its own, the record and a
+/// newline (the record holds none: lines are escaped, [`escape_controls`]), then closed. Never
+/// waits: connected and written non-blocking, so a daemon whose backlog or buffer is full
+/// fails it with `WouldBlock` (the line is then dropped there, or cut short and ended by the
+/// close, never run into another record).
+fn send_stream(socket: &std::path::Path, record: &str) -> std::io::Result<()> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(socket)?)?;
+    let mut framed = String::with_capacity(record.len() + 1);
+    framed.push_str(record);
+    framed.push('\n');
+    std::os::unix::net::UnixStream::from(fd).write_all(framed.as_bytes())
 }
 
 #[cfg(test)]
