@@ -1238,3 +1238,50 @@ fn the_operators_token_refused_at_the_flush_holds_back_no_war_room_opened_with_a
     assert_eq!(fake.created().len(), 2, "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// Mackerel host names are the host's own (the agent registers them): a second host calling
+/// itself `app-01`, with a check monitor `nginx` of its own, fails a few minutes after the real
+/// app-01's nginx alert opened its war room. Its alert (another `alert.id`, another incident)
+/// met `name_taken` for the same channel name, and the lookup for a room an interrupted attempt
+/// of its own had made took the real war room (recent, the bot a member, its topic naming
+/// `app-01/nginx`): its recovery was then posted there and, with archive_on_resolve, archived
+/// it, while app-01's nginx was still down.
+#[test]
+fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"archive_on_resolve": true}));
+    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let r = run(&sb, &fake, real.to_string().as_bytes());
+    ok(&r);
+    let room = fake.created()[0].clone();
+    // The impostor: another host, another alert, the same names.
+    let mut fake_host = real.clone();
+    fake_host["host"]["id"] = json!("9ZzImpostor");
+    fake_host["alert"]["id"] = json!("5Impostor01");
+    fake_host["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    fake_host["message"] = json!("CRITICAL: nginx is not running");
+    let r = run_at(&sb, &fake, fake_host.to_string().as_bytes(), 3, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("is the war room of another incident the ledger holds open"), "{}", r.stderr);
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 2, "a war room of its own: {:?}", summary(&fake.calls()));
+    assert_eq!(rooms[1].name, format!("{}-2", room.name));
+    assert_eq!(fake.channel(&room.id).topic, room.topic, "the real war room's topic is left as it was");
+    let mut recovered = fake_host.clone();
+    recovered["alert"]["status"] = json!("ok");
+    recovered["alert"]["isOpen"] = json!(false);
+    recovered["alert"]["closedAt"] = json!(1764590600);
+    recovered["alert"]["statusChangedAt"] = json!(1764590600);
+    recovered["message"] = json!("OK: nginx is running");
+    let r = run_at(&sb, &fake, recovered.to_string().as_bytes(), 5, &[]);
+    ok(&r);
+    let now = fake.channel(&room.id);
+    assert!(!now.is_archived, "the real app-01's war room was archived by another host's recovery: {:?}", summary(&fake.calls()));
+    assert_eq!(
+        now.roots().len(),
+        1,
+        "only app-01's own alert in its war room: {:?}",
+        now.roots().iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    fake.assert_no_violations();
+}

@@ -1073,6 +1073,17 @@ impl<'a> Session<'a> {
             };
             let incident = message::topic_incident(self.event());
             if let Some((id, name)) = api::find_own(&body, name, asked, Some(&incident)) {
+                // A topic names no incident, only its host and check, which a host chooses
+                // (a Mackerel host names itself, a Sensu Go agent its entity in any namespace)
+                // and two Zabbix triggers may share: the war room the ledger holds open for
+                // another incident key is that one's, never this incident's.
+                if claimed_rooms(self.ctx, self.job.incident_key).contains(&id) {
+                    self.ctx.log.info(format!(
+                        "{}: #{name} is the war room of another incident the ledger holds open; not this one's",
+                        self.job.incident_key
+                    ));
+                    return None;
+                }
                 return Some(Stored { channel_id: id, channel_name: Some(name), ts: None });
             }
             cursor = Some(api::next_cursor(&body)?);
@@ -1371,6 +1382,24 @@ fn remember(ctx: &Ctx<'_, Slack>, refs: &Map<String, Value>) {
     if let Err(e) = result {
         ctx.log.error(format!("cannot record the Slack channel for {key}: {e:#}"));
     }
+}
+
+/// The war rooms (channel IDs) the ledger holds open for incidents other than `key`.
+fn claimed_rooms(ctx: &Ctx<'_, Slack>, key: &str) -> std::collections::HashSet<String> {
+    let Some(store) = ctx.store else { return Default::default() };
+    let keys = match store.keys() {
+        Ok(keys) => keys,
+        Err(e) => {
+            ctx.log.warn(format!("cannot list {} to keep other incidents' war rooms apart: {e:#}", store.describe()));
+            return Default::default();
+        }
+    };
+    keys.iter()
+        .filter(|k| k.as_str() != key)
+        .filter_map(|k| common::state::get(store, k).ok().flatten())
+        .filter(|r| r.open)
+        .filter_map(|r| r.refs.get(CHANNEL_ID).and_then(Value::as_str).map(str::to_string))
+        .collect()
 }
 
 #[cfg(test)]
