@@ -1598,3 +1598,37 @@ fn a_zabbix_acknowledgement_stops_a_sequential_run_and_a_comment_calls_nobody() 
     assert_eq!(st["open"], true, "{st}");
     assert!(st["acknowledged_at"].as_u64().is_some(), "recorded as acknowledged: {st}");
 }
+
+/// A check chooses `twilio.timezone`, and a zone is a file of the tz database (`$TZDIR`). A
+/// FIFO there (any name without dots, `Foo/Bar`) was opened for reading and the handler
+/// waited for a writer for ever, past its --timeout: nobody called. Now what is not a regular
+/// file is no zone: the check's setting is ignored with a warning, and the call goes out.
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_as_a_checks_timezone_does_not_hold_the_call_up() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({"rotation": "daily", "timezone": "UTC"}));
+    let tzdir = sb.dir.path().join("zoneinfo");
+    std::fs::create_dir_all(tzdir.join("Foo")).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(tzdir.join("Foo/Bar")).status().unwrap();
+    assert!(made.success());
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"]["twilio"] = json!({"timezone": "Foo/Bar"});
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "5s"]);
+    cmd.env("TZDIR", &tzdir);
+    let mut child = crate::util::spawn_command(cmd, ev.to_string().as_bytes());
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap();
+        let r = crate::util::finish(child);
+        panic!("still reading the FIFO after 20 s (--timeout 5s): {r:?}");
+    }
+    let r = crate::util::finish(child);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("event override `twilio.timezone` ignored"), "{}", r.stderr);
+    assert!(!fake.calls().is_empty(), "the call goes out: {r:?}");
+    fake.assert_no_violations();
+}

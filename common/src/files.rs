@@ -466,6 +466,29 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     read_whole(file, &meta, max_bytes)
 }
 
+/// [`read_regular`], following symlinks: for a file that a symlink names on purpose in a
+/// directory only the operator writes (a tz database zone: `US/Eastern` →
+/// `../America/New_York`). Still never blocks: `O_NONBLOCK`, then `fstat` of the open
+/// descriptor, so a FIFO or a device found there is refused ([`NotRegular`]) before a byte is
+/// read, and at most `max_bytes` are read.
+pub fn read_regular_followed(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags((OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    let kind = Kind::of(meta.file_type());
+    if kind != Kind::Regular {
+        return Err(std::io::Error::new(ErrorKind::InvalidInput, NotRegular(kind)));
+    }
+    read_whole(file, &meta, max_bytes)
+}
+
 /// [`read_regular`], with the uid of the file's owner (from the same open descriptor, so the
 /// bytes and the owner belong to one file; 0 where Unix owners do not exist).
 ///

@@ -97,10 +97,15 @@ fn zone(timezone: &str) -> Result<TimeZone> {
     })
 }
 
+/// Largest TZif file read, in bytes: 256 KiB (the largest zones of tzdata are under 4 KiB).
+const MAX_TZIF_BYTES: u64 = 256 * 1024;
+
 /// The zone `name` from the tz database in `dir` (its file `dir/name`, TZif); `None` when
-/// there is no such file or it is no TZif.
+/// there is no such file or it is no TZif. The name comes from a check's settings: a FIFO or
+/// a device under `dir` is refused, never read ([`common::files::read_regular_followed`]), so
+/// that no such name holds the handler up past its deadline.
 fn named_zone(name: &str, dir: &Path) -> Option<TimeZone> {
-    std::fs::read(dir.join(name)).ok().and_then(|data| TimeZone::tzif(name, &data).ok())
+    common::files::read_regular_followed(&dir.join(name), MAX_TZIF_BYTES).ok().and_then(|data| TimeZone::tzif(name, &data).ok())
 }
 
 /// Whether `s` could name a tz database zone: `Area/Location` style names of letters, digits,
