@@ -162,6 +162,7 @@ check ".deb: postinst makes the group, adds the monitoring users, makes the 2775
   && grep -q "chown root:pagerpipe" "$f" && grep -q "chmod 2775" "$f"' _ "$work/control"
 # The binaries are static (packaging/build-bins.sh): no libc6 dependency; passwd for the scripts.
 check ".deb: depends on passwd (groupadd, usermod)" bash -c 'dpkg-deb -f "$1" Depends | grep -q "passwd"' _ "$deb"
+check ".deb: recommends tzdata (Twilio's rotation by a named time zone)" bash -c 'dpkg-deb -f "$1" Recommends | grep -qx "tzdata"' _ "$deb"
 
 # Unpacked into a throwaway root: the binaries run from there.
 sysroot=$work/root
