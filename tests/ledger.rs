@@ -132,6 +132,25 @@ fn twilio_sandbox(store: Store, recipients: &[&str], extra: Value) -> Option<Sha
     Some(sb)
 }
 
+/// A handler-slack sandbox inviting the fake's first user, and its fake Slack, which answers
+/// each of the first `slowed` requests after `answer_ms` (so that kills land mid-request).
+fn slack_sandbox(store: Store, answer_ms: u64, slowed: usize) -> Option<(Shared, crate::fake::slack::FakeSlack)> {
+    let sb = sandbox(store, SLACK)?;
+    let fake = crate::fake::slack::FakeSlack::start();
+    fake.fail("*", &vec![crate::fake::slack::Fault::Slow(answer_ms); slowed]);
+    let section = json!({"token": crate::fake::slack::BOT_TOKEN, "responders": [crate::fake::slack::USERS[0]]});
+    sb.config("slack.json", &json!({ "slack": section }));
+    Some((sb, fake))
+}
+
+/// handler-slack against `url` with `extra` (`--timeout 5s`; a killed holder's Redis lease
+/// runs out after 600 ms).
+fn slack_command(sb: &Sandbox, url: &str, extra: &[&str]) -> std::process::Command {
+    let mut c = sb.command(&with_url(url, &["--timeout", "5s"]));
+    c.args(extra).env(common::state::redis::LEASE_ENV, "600");
+    c
+}
+
 /// The Sensu 1.x fixture `rel` (`sensu/create.json`, `sensu/resolve.json`) run at `time`, with
 /// `edit` applied (a status, an output, a client name …).
 fn event(rel: &str, time: i64, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
@@ -426,23 +445,14 @@ fn kill_9_at_random_points_of_slack_war_rooms_opens_one_room_per_incident_and_cl
     const LANES: usize = 2;
     const ROUNDS: usize = 20;
     const ANSWER_MS: u64 = 40;
-    let Some(sb) = sandbox(store, SLACK) else { return };
-    let fake = crate::fake::slack::FakeSlack::start();
-    let slow = vec![crate::fake::slack::Fault::Slow(ANSWER_MS); 40 * LANES * ROUNDS];
-    fake.fail("*", &slow);
-    let section = json!({"token": crate::fake::slack::BOT_TOKEN, "responders": [crate::fake::slack::USERS[0]]});
-    sb.config("slack.json", &json!({ "slack": section }));
+    let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * LANES * ROUNDS) else { return };
     let url = fake.api_url();
     std::thread::scope(|s| {
         for lane in 0..LANES {
             let (sb, url) = (&sb, &url);
             s.spawn(move || {
                 let mut rng = Lcg(0x51ac_0000 + lane as u64);
-                let command = || {
-                    let mut c = sb.command(&with_url(url, &["--timeout", "5s"]));
-                    c.env(common::state::redis::LEASE_ENV, "600");
-                    c
-                };
+                let command = || slack_command(sb, url, &[]);
                 for round in 0..ROUNDS {
                     let t = T0 + 10 * round as i64;
                     let at = |rel: &str, t: i64| {
@@ -498,17 +508,9 @@ fn kill_9_at_random_points_of_slack_war_rooms_opens_one_room_per_incident_and_cl
 fn kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_closes_it(store: Store) {
     const ROUNDS: usize = 20;
     const ANSWER_MS: u64 = 40;
-    let Some(sb) = sandbox(store, SLACK) else { return };
-    let fake = crate::fake::slack::FakeSlack::start();
-    fake.fail("*", &vec![crate::fake::slack::Fault::Slow(ANSWER_MS); 40 * ROUNDS]);
-    let section = json!({"token": crate::fake::slack::BOT_TOKEN, "responders": [crate::fake::slack::USERS[0]]});
-    sb.config("slack.json", &json!({ "slack": section }));
+    let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * ROUNDS) else { return };
     let url = fake.api_url();
-    let command = |url: &str, extra: &[&str]| {
-        let mut c = sb.command(&with_url(url, &["--timeout", "5s"]));
-        c.args(extra).env(common::state::redis::LEASE_ENV, "600");
-        c
-    };
+    let command = |url: &str, extra: &[&str]| slack_command(&sb, url, extra);
     let mut rng = Lcg(0xf1a5_0000);
     let mut logs = Vec::new();
     for round in 0..ROUNDS {
@@ -570,17 +572,9 @@ fn kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_clos
 fn kill_9_and_two_flushes_at_once_replace_a_gone_slack_war_room_once_and_close_it(store: Store) {
     const ROUNDS: usize = 12;
     const ANSWER_MS: u64 = 40;
-    let Some(sb) = sandbox(store, SLACK) else { return };
-    let fake = crate::fake::slack::FakeSlack::start();
-    fake.fail("*", &vec![crate::fake::slack::Fault::Slow(ANSWER_MS); 40 * ROUNDS]);
-    let section = json!({"token": crate::fake::slack::BOT_TOKEN, "responders": [crate::fake::slack::USERS[0]]});
-    sb.config("slack.json", &json!({ "slack": section }));
+    let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * ROUNDS) else { return };
     let url = fake.api_url();
-    let command = |url: &str, extra: &[&str]| {
-        let mut c = sb.command(&with_url(url, &["--timeout", "5s"]));
-        c.args(extra).env(common::state::redis::LEASE_ENV, "600");
-        c
-    };
+    let command = |url: &str, extra: &[&str]| slack_command(&sb, url, extra);
     let mut rng = Lcg(0x9013_0000);
     let mut logs = Vec::new();
     for round in 0..ROUNDS {
