@@ -1032,19 +1032,13 @@ fn stored_incident(job: &Job<'_>) -> Option<u64> {
 /// a store, or when it cannot be listed: logged, and the lookup goes on by name alone).
 fn claimed_incidents(ctx: &Ctx<'_, Reactio>, key: &str) -> HashSet<u64> {
     let Some(store) = ctx.store else { return HashSet::new() };
-    let keys = match store.keys() {
-        Ok(keys) => keys,
+    match common::state::open_refs_of_others(store, key, INCIDENT_ID) {
+        Ok(refs) => refs.iter().filter_map(incident_id_of).collect(),
         Err(e) => {
             ctx.log.warn(format!("cannot list {} to keep other incidents' Reactio incidents apart: {e:#}", store.describe()));
-            return HashSet::new();
+            HashSet::new()
         }
-    };
-    keys.iter()
-        .filter(|k| k.as_str() != key)
-        .filter_map(|k| common::state::get(store, k).ok().flatten())
-        .filter(|r| r.open)
-        .filter_map(|r| r.refs.get(INCIDENT_ID).and_then(incident_id_of))
-        .collect()
+    }
 }
 
 /// An incident id: a positive integer, or a string holding one.

@@ -1387,19 +1387,13 @@ fn remember(ctx: &Ctx<'_, Slack>, refs: &Map<String, Value>) {
 /// The war rooms (channel IDs) the ledger holds open for incidents other than `key`.
 fn claimed_rooms(ctx: &Ctx<'_, Slack>, key: &str) -> std::collections::HashSet<String> {
     let Some(store) = ctx.store else { return Default::default() };
-    let keys = match store.keys() {
-        Ok(keys) => keys,
+    match common::state::open_refs_of_others(store, key, CHANNEL_ID) {
+        Ok(refs) => refs.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         Err(e) => {
             ctx.log.warn(format!("cannot list {} to keep other incidents' war rooms apart: {e:#}", store.describe()));
-            return Default::default();
+            Default::default()
         }
-    };
-    keys.iter()
-        .filter(|k| k.as_str() != key)
-        .filter_map(|k| common::state::get(store, k).ok().flatten())
-        .filter(|r| r.open)
-        .filter_map(|r| r.refs.get(CHANNEL_ID).and_then(Value::as_str).map(str::to_string))
-        .collect()
+    }
 }
 
 #[cfg(test)]

@@ -833,6 +833,23 @@ pub fn get(store: &dyn Store, key: &str) -> anyhow::Result<Option<Incident>> {
     Ok(store.get(key)?.map(|v| Incident::from_value(key, Some(v))))
 }
 
+/// The reference `name` (`refs.NAME`: a Slack war room's `channel_id`, a Reactio
+/// `incident_id`) of every open record but `key`'s: what the ledger holds open for other
+/// incidents, so that a service object found by name is never taken for this incident's when
+/// it is another's. Records that cannot be read are passed over.
+///
+/// Errors: listing the store's keys ([`Store::keys`]).
+pub fn open_refs_of_others(store: &dyn Store, key: &str, name: &str) -> anyhow::Result<Vec<Value>> {
+    Ok(store
+        .keys()?
+        .iter()
+        .filter(|k| k.as_str() != key)
+        .filter_map(|k| get(store, k).ok().flatten())
+        .filter(|r| r.open)
+        .filter_map(|mut r| r.refs.remove(name))
+        .collect())
+}
+
 /// Note `entry` as in flight for `key` (volatile: it matters only while processes run, and a
 /// machine crash kills the request with its process).
 ///
