@@ -533,6 +533,22 @@ fn a_name_in_the_link_template_stays_a_name() {
     assert!(room.topic.contains(url), "{}", room.topic);
 }
 
+/// A name that is `..` (a Sensu Go entity may be called that) would be a dot segment in the
+/// link, which a browser resolves, percent-encoded or not: `…/runbooks/..` is the site's
+/// root. No link then, and the page still goes out.
+#[test]
+fn a_name_that_is_a_dot_segment_gets_no_link() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"link_template": "https://wiki.example/runbooks/{check}/{entity}"}));
+    let r = run(&sb, &fake, &event("..", "check_disk", 2, "full"));
+    ok(&r);
+    fake.assert_no_violations();
+    let room = &fake.created()[0];
+    assert!(room.messages[0].markup.tokens.is_empty(), "{}", room.messages[0].text);
+    assert!(!room.topic.contains("wiki.example"), "{}", room.topic);
+    assert!(r.stderr.contains("is `.` or `..`, which would move the link up a level; no link shown"), "{}", r.stderr);
+}
+
 #[test]
 fn one_channel_mode_posts_to_the_existing_channel_and_threads_there() {
     let fake = FakeSlack::start();

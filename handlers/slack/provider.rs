@@ -849,14 +849,27 @@ impl<'a> Session<'a> {
     /// placeholders' values (host-written names) go in percent-encoded as URL components
     /// (RFC 3986 §2.3: all but unreserved characters), so a `#`, `?`, `&` or `/` in a check
     /// name stays part of that name: it neither cuts the link nor adds parameters, and a host
-    /// name cannot take the link to another site.
+    /// name cannot take the link to another site. A value that is `.` or `..` would be a dot
+    /// segment, which a browser resolves (also percent-encoded: the WHATWG URL Standard's
+    /// "double-dot URL path segment" includes `%2e%2e`), moving the link up the operator's
+    /// site: then no link is shown.
     fn link(&self) -> Option<String> {
         const COMPONENT: &percent_encoding::AsciiSet =
             &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
         self.link
             .get_or_init(|| {
                 let t = self.slack.link.as_ref()?;
-                let rendered = t.render_escaped(self.event(), &|v| percent_encoding::utf8_percent_encode(v, COMPONENT).into());
+                let dot_segment = std::cell::Cell::new(false);
+                let rendered = t.render_escaped(self.event(), &|v| {
+                    dot_segment.set(dot_segment.get() || v == "." || v == "..");
+                    percent_encoding::utf8_percent_encode(v, COMPONENT).into()
+                });
+                if dot_segment.get() {
+                    self.ctx.log.warn(
+                        "slack.link_template: a name in this event is `.` or `..`, which would move the link up a level; no link shown",
+                    );
+                    return None;
+                }
                 let url = mrkdwn::link_url(&rendered);
                 if url.is_none() {
                     self.ctx.log.warn("slack.link_template did not give an http(s) URL for this event; no link shown");
