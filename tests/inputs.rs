@@ -1130,6 +1130,40 @@ fn nagios_flapping_stop_resolves_only_when_ok() {
     assert_eq!(actions, ["trigger", "trigger", "resolve"]);
 }
 
+/// A flapping notice in state OK (Nagios 4 sends FLAPPINGSTART when the check flaps back to OK)
+/// pages nobody, also with `ok` in `severities`, the word a Sensu handler definition lists; a
+/// downtime's end in a problem state pages nobody and says why (not "map it": mapped to resolve,
+/// it would close a problem that is still there).
+#[test]
+fn nagios_flapping_start_in_ok_and_downtime_end_in_a_problem_page_nobody() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    sb.config("zz-severities.json", &json!({"pagerduty": {"severities": ["warning", "critical", "unknown", "ok"]}}));
+    let notify = |kind: &str, state: &str| {
+        let fields = [
+            format!("NOTIFICATIONTYPE={kind}"),
+            "HOSTNAME=web-01".into(),
+            "SERVICEDESC=HTTP".into(),
+            format!("SERVICESTATE={state}"),
+            "SERVICEOUTPUT=HTTP state".into(),
+        ];
+        let mut args = vec!["--from", "nagios"];
+        for f in &fields {
+            args.extend(["--field", f.as_str()]);
+        }
+        let r = run_env(&sb, &fake, &args, &[]);
+        ok(&r);
+        r
+    };
+    let r = notify("FLAPPINGSTART", "OK");
+    assert!(r.stderr.contains("skipped web-01/HTTP: flapping in state OK pages nobody"), "{}", r.stderr);
+    let r = notify("DOWNTIMEEND", "CRITICAL");
+    assert!(r.stderr.contains("skipped web-01/HTTP: DOWNTIMEEND in a problem state pages nobody"), "{}", r.stderr);
+    assert!(!r.stderr.contains("notification_types"), "{}", r.stderr);
+    fake.assert_no_violations();
+    assert!(fake.events().is_empty(), "{:?}", fake.events());
+}
+
 /// A CUSTOM notification (NOTIFICATIONNUMBER 0 in Nagios) mapped to `trigger` pages.
 #[test]
 fn nagios_custom_notification_number_zero_pages_when_mapped() {

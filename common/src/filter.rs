@@ -178,6 +178,12 @@ pub fn decide(event: &Event, settings: &Common) -> Decision {
     if action != Action::Trigger {
         return Decision::Act(action);
     }
+    // Only a flapping notice reaches here in state OK (Nagios and Icinga 2 send FLAPPINGSTART in
+    // whatever state the check is in; Sensu 1.x `action: flapping` likewise). An OK never
+    // triggers, also where `severities` holds `ok` (accepted as the Sensu handler's word).
+    if event.status == 0 {
+        return Decision::Skip("flapping in state OK pages nobody (an OK never triggers)".into());
+    }
     let severity = severity_word(event, settings);
     if on(Filter::Severities) && !settings.severities.iter().any(|s| s.name() == severity) {
         let zabbix = event.zabbix_severity.map(|z| format!(" (Zabbix {})", z.name())).unwrap_or_default();
@@ -277,6 +283,15 @@ mod tests {
         let page = serde_json::json!({"notification_types": {"X": "page"}});
         let err = crate::config::typed::<Common>("pagerduty", &page.as_object().cloned().unwrap_or_default()).unwrap_err();
         assert!(err.to_string().contains("settings `pagerduty.notification_types.X`"), "{err}");
+    }
+
+    #[test]
+    fn flapping_in_state_ok_never_triggers_whatever_the_severities() {
+        use crate::config::Severity;
+        let s = Common { severities: vec![Severity::Warning, Severity::Critical, Severity::Unknown, Severity::Ok], ..Common::default() };
+        assert!(matches!(decide(&sensu1("flapping", 0, 1, ""), &s), Decision::Skip(r) if r.contains("flapping in state OK")));
+        assert_eq!(decide(&sensu1("flapping", 2, 1, ""), &s), Decision::Act(Action::Trigger));
+        assert_eq!(decide(&sensu1("resolve", 0, 1, ""), &s), Decision::Act(Action::Resolve));
     }
 
     #[test]

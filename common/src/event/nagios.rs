@@ -228,6 +228,17 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         // services that never failed, which PagerDuty rate-limits per routing key). One ending
         // in a problem state is skipped: Nagios sends the PROBLEM itself at the next check.
         "DOWNTIMEEND" | "DOWNTIMECANCELLED" | "DOWNTIMEREMOVED" if status == 0 => Some(SourceAction::ResolveIfOpen),
+        // Not "map them with notification_types": mapped to resolve, these would close
+        // incidents that are still failing.
+        "DOWNTIMEEND" | "DOWNTIMECANCELLED" | "DOWNTIMEREMOVED" => {
+            skip = Some(SourceSkip {
+                reason: format!(
+                    "{kind} in a problem state pages nobody (a problem not paged before the downtime is paged by the PROBLEM that follows it)"
+                ),
+                quiet: false,
+            });
+            None
+        }
         k if k.starts_with("DOWNTIME") || k == "CUSTOM" => {
             skip = Some(SourceSkip {
                 reason: format!("{kind} notifications are not paged (map them with the notification_types setting)"),
