@@ -260,6 +260,30 @@ fn a_call_template_that_renders_nothing_speaks_the_default_message() {
     assert_eq!(spoken(&calls[0]).trim(), "web-01 check_disk is critical.");
 }
 
+/// A change of severity while the incident is open is a new page (docs/twilio.md): critical,
+/// then warning, calls everyone twice; the warning's repeat calls nobody.
+#[test]
+fn a_change_of_severity_calls_everyone_again_and_its_repeat_nobody() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = sandbox(json!({}));
+    let at = |status: u32, executed: i64| {
+        let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", executed)).unwrap();
+        ev["check"]["status"] = status.into();
+        serde_json::to_vec(&ev).unwrap()
+    };
+    let now = common::clock::now_unix() as i64;
+    assert_eq!(run(&sb, &fake, &at(2, now - 30), &[]).code, Some(0));
+    let r = run(&sb, &fake, &at(1, now - 20), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let calls = fake.to(CALLS);
+    assert_eq!(calls.iter().map(|c| c.param("To").unwrap_or("")).collect::<Vec<_>>(), vec![ONE, TWO, THREE, ONE, TWO, THREE]);
+    assert!(spoken(&calls[3]).starts_with("web-01 check_disk is warning."), "{}", spoken(&calls[3]));
+    let r = run(&sb, &fake, &at(1, now - 10), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.to(CALLS).len(), 6, "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn resolve_without_notify_on_resolve_sends_nothing_and_closes_the_incident() {
     let fake = FakeTwilio::start(&[]);
