@@ -1301,3 +1301,51 @@ fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room() {
     );
     fake.assert_no_violations();
 }
+
+/// The same at `--flush`: an impostor's spooled severity change whose war room is gone by
+/// then opens a war room in its place, and on `name_taken` looks for the room an earlier
+/// attempt of its own made. The real app-01's war room, opened minutes before under the next
+/// name (the impostor had the first), has a topic naming app-01/nginx too: it is the ledger's
+/// for another incident key, never the impostor's to move into, post in and archive.
+#[test]
+fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room_at_the_flush() {
+    let fake = FakeSlack::start();
+    let sb = sandbox(json!({"archive_on_resolve": true}));
+    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let mut impostor = real.clone();
+    impostor["host"]["id"] = json!("9ZzImpostor");
+    impostor["alert"]["id"] = json!("5Impostor01");
+    impostor["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    impostor["alert"]["status"] = json!("warning");
+    impostor["message"] = json!("WARNING: nginx is slow");
+    ok(&run(&sb, &fake, impostor.to_string().as_bytes()));
+    let bogus = fake.created()[0].clone();
+    // The real app-01's nginx fails a minute later: a war room of its own, `-2`.
+    ok(&run_at(&sb, &fake, real.to_string().as_bytes(), 1, &[]));
+    let room = fake.created()[1].clone();
+    assert_eq!(room.name, format!("{}-2", bogus.name), "{:?}", summary(&fake.calls()));
+    // The impostor's severity change is spooled; its room is archived meanwhile.
+    let mut critical = impostor.clone();
+    critical["alert"]["status"] = json!("critical");
+    critical["alert"]["statusChangedAt"] = json!(1764590500);
+    critical["message"] = json!("CRITICAL: nginx is not running");
+    fake.fail("chat.postMessage", &[Fault::Hang]);
+    let r = run_at(&sb, &fake, critical.to_string().as_bytes(), 2, &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    fake.archive(&bogus.id);
+    let f = run_at(&sb, &fake, b"", 3, &["--flush"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(f.stderr.contains("is the war room of another incident the ledger holds open"), "{}", f.stderr);
+    assert_eq!(fake.channel(&room.id).roots().len(), 1, "only app-01's own alert in its war room: {:?}", summary(&fake.calls()));
+    assert_eq!(fake.channel(&room.id).topic, room.topic, "the real war room's topic is left as it was");
+    // The impostor's recovery archives its own room, not the real one.
+    let mut recovered = critical.clone();
+    recovered["alert"]["status"] = json!("ok");
+    recovered["alert"]["isOpen"] = json!(false);
+    recovered["alert"]["closedAt"] = json!(1764590600);
+    recovered["alert"]["statusChangedAt"] = json!(1764590600);
+    recovered["message"] = json!("OK: nginx is running");
+    ok(&run_at(&sb, &fake, recovered.to_string().as_bytes(), 4, &[]));
+    assert!(!fake.channel(&room.id).is_archived, "the real app-01's war room was archived: {:?}", summary(&fake.calls()));
+    fake.assert_no_violations();
+}

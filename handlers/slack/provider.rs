@@ -721,6 +721,9 @@ impl Reopening<'_, '_> {
                 }
             };
             if let Some((id, _)) = api::find_own(&body, name, asked, Some(&self.room.incident)) {
+                if held_for_another(self.ctx, &id, name) {
+                    return Ok(None);
+                }
                 return Ok(Some(id));
             }
             let Some(next) = api::next_cursor(&body) else { return Ok(None) };
@@ -1086,15 +1089,7 @@ impl<'a> Session<'a> {
             };
             let incident = message::topic_incident(self.event());
             if let Some((id, name)) = api::find_own(&body, name, asked, Some(&incident)) {
-                // A topic names no incident, only its host and check, which a host chooses
-                // (a Mackerel host names itself, a Sensu Go agent its entity in any namespace)
-                // and two Zabbix triggers may share: the war room the ledger holds open for
-                // another incident key is that one's, never this incident's.
-                if claimed_rooms(self.ctx, self.job.incident_key).contains(&id) {
-                    self.ctx.log.info(format!(
-                        "{}: #{name} is the war room of another incident the ledger holds open; not this one's",
-                        self.job.incident_key
-                    ));
+                if held_for_another(self.ctx, &id, &name) {
                     return None;
                 }
                 return Some(Stored { channel_id: id, channel_name: Some(name), ts: None });
@@ -1397,16 +1392,27 @@ fn remember(ctx: &Ctx<'_, Slack>, refs: &Map<String, Value>) {
     }
 }
 
-/// The war rooms (channel IDs) the ledger holds open for incidents other than `key`.
-fn claimed_rooms(ctx: &Ctx<'_, Slack>, key: &str) -> std::collections::HashSet<String> {
-    let Some(store) = ctx.store else { return Default::default() };
-    match common::state::open_refs_of_others(store, key, CHANNEL_ID) {
-        Ok(refs) => refs.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+/// Whether the war room `id` (`#name`), found by its name and a topic naming this incident's
+/// host and check, is one the ledger holds open for another incident (logged when it is). A
+/// topic names no incident, only its host and check, which a host chooses (a Mackerel host
+/// names itself, a Sensu Go agent its entity in any namespace) and two Zabbix triggers may
+/// share: such a room is that incident's, never this one's to move into, live or at
+/// `--flush` ([`Reopening`]).
+fn held_for_another(ctx: &Ctx<'_, Slack>, id: &str, name: &str) -> bool {
+    // The ledger's key (the record), not the job's: records are kept under it.
+    let key = ctx.incident_key;
+    let Some(store) = ctx.store else { return false };
+    let held = match common::state::open_refs_of_others(store, key, CHANNEL_ID) {
+        Ok(refs) => refs.iter().any(|r| r.as_str() == Some(id)),
         Err(e) => {
             ctx.log.warn(format!("cannot list {} to keep other incidents' war rooms apart: {e:#}", store.describe()));
-            Default::default()
+            false
         }
+    };
+    if held {
+        ctx.log.info(format!("{key}: #{name} is the war room of another incident the ledger holds open; not this one's"));
     }
+    held
 }
 
 #[cfg(test)]
