@@ -1828,3 +1828,24 @@ fn syslog_on_a_stream_socket_gets_every_line_one_record_each() {
     );
     assert_eq!(fake.events().len(), 1);
 }
+
+/// `--log-format json` with a `--syslog` socket that cannot be reached: the note saying so was
+/// written as a text line (`pagerduty: warn: --syslog: cannot send …`) among the JSON objects,
+/// so a reader taking stderr one JSON object per line met a line that is none.
+#[test]
+fn a_syslog_socket_that_cannot_be_reached_is_said_in_the_log_format_asked_for() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox();
+    let syslog = format!("--syslog={}", sb.dir.path().join("no-such.sock").display());
+    let event = fixture_at("sensu/create.json", crate::util::unix_now());
+    let r = sb.run(&["--api-url", &fake.url, "--log-format", "json", &syslog], &event);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<Value> =
+        r.stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}"))).collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "warn" && l["msg"].as_str().is_some_and(|m| m.starts_with("--syslog: cannot send to "))),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fake.events().len(), 1);
+}

@@ -209,9 +209,13 @@ impl Logger {
             && e.kind() != std::io::ErrorKind::WouldBlock
             && !SAID.swap(true, Ordering::Relaxed)
         {
+            // Rendered as every line is (a JSON object with `--log-format json`), never sent to
+            // the socket it is about.
             let note = format!("--syslog: cannot send to {}: {e}; logging on stderr only", socket.display());
-            let note = format!("{}: warn: {}\n", self.handler, escape_controls(&note));
-            let _ = std::io::stderr().lock().write_all(note.as_bytes());
+            if let Some(mut note) = self.render(Level::Warn, &note) {
+                note.push('\n');
+                let _ = std::io::stderr().lock().write_all(note.as_bytes());
+            }
         }
     }
 
