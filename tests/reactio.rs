@@ -320,6 +320,49 @@ fn a_recovery_lookup_passes_over_an_incident_the_ledger_holds_for_another_key() 
     fake.assert_no_violations();
 }
 
+/// The same for a create of unknown fate: the flush looks for an incident of its name created
+/// since, and took the real app-01's, opened meanwhile under the same name (a host names
+/// itself, and writes its check's output), for its own: the other host's record then held
+/// incident 1001, no incident of its own was opened, and its recovery was posted to 1001 and
+/// closed it while app-01's nginx was down.
+#[test]
+fn a_lost_create_lookup_passes_over_an_incident_the_ledger_holds_for_another_key() {
+    let fake = FakeReactio::start(&[Script::Hang]);
+    let sb = sandbox(json!({"close_on_resolve": true}));
+    let t = crate::util::unix_now();
+    let base: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let webhook = |host_id: &str, alert_id: &str, status: &str, changed: i64| {
+        let mut w = base.clone();
+        w["host"]["id"] = json!(host_id);
+        w["alert"]["id"] = json!(alert_id);
+        w["alert"]["createdAt"] = json!(changed * 1000);
+        w["alert"]["openedAt"] = json!(changed);
+        w["alert"]["status"] = json!(status);
+        w["alert"]["statusChangedAt"] = json!(changed);
+        w["alert"]["isOpen"] = json!(status != "ok");
+        w["alert"]["closedAt"] = if status == "ok" { json!(changed) } else { json!(null) };
+        w.to_string().into_bytes()
+    };
+    let r = run(&sb, &fake, &webhook("9EviLHoSt00", "5Ev1LaLeRt0", "critical", t - 300), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    // app-01's page goes out from another host sharing the ledger (a spool of its own, so it
+    // does not deliver the lost create first).
+    let elsewhere = sb.dir.path().join("spool-elsewhere");
+    let elsewhere = ["--spool-dir", elsewhere.to_str().unwrap()];
+    assert_eq!(run(&sb, &fake, &webhook("3JMx1AbCdEf", "4Xq7pRsTuVw", "critical", t - 200), &elsewhere).code, Some(0));
+    assert_eq!(fake.incidents().len(), 1);
+    let f = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(!f.stderr.contains("acted on it after all"), "app-01's incident taken for the lost create's: {}", f.stderr);
+    assert_eq!(fake.incidents().len(), 2, "an incident of its own: {}", f.stderr);
+    let r = run(&sb, &fake, &webhook("9EviLHoSt00", "5Ev1LaLeRt0", "ok", t - 100), &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let posted: Vec<Value> = fake.accepted(MESSAGES).iter().map(|m| m["incident_id"].clone()).collect();
+    assert_eq!(posted, [json!(FIRST_ID + 1)], "the recovery goes to its own incident only: {}", r.stderr);
+    assert_eq!(fake.incidents()[0]["status"], "open", "app-01's incident is left open");
+    fake.assert_no_violations();
+}
+
 #[test]
 fn resolve_with_an_empty_state_dir_finds_an_incident_whose_long_name_was_cut() {
     // A name is cut to MAX_NAME_CHARS (255) characters when it is opened. A host and check

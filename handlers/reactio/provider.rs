@@ -50,6 +50,9 @@ pub const NAMESPACED_NAME_TEMPLATE: &str = "{namespace}/{entity}/{check} {output
 pub const HOST: &str = "reactio.jp";
 /// Key of the Reactio incident id in the state store's `refs`.
 pub const INCIDENT_ID: &str = "incident_id";
+
+/// [`Provider::known`] key of the incident ids the ledger holds open for any incident key.
+const HELD_INCIDENTS: &str = "held_incident_ids";
 /// The default `notification_text` ("please respond"); also the broadcast of an event for
 /// which the configured template renders blank ([`broadcast_text`]).
 pub const DEFAULT_NOTIFICATION_TEXT: &str = "対応をお願いします";
@@ -541,11 +544,18 @@ impl Provider for Reactio {
     /// put it on hold or closed it before the flush looked). An answer that is not a list, or
     /// lists that go on past the pages read ([`common::pipeline::MAX_LOOKUP_PAGES`]), cannot
     /// tell.
+    ///
+    /// Nor an incident the ledger holds open for any key ([`Provider::known`]): a name is no
+    /// identity (a host names itself and writes its check's output), and an impostor's lost
+    /// create took the real one's incident, opened meanwhile under the same name, for its own;
+    /// its recovery then closed it.
     fn found(&self, call: &Call, pages: &[Response], since: u64, known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { body } = call else { return Found::No };
         let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
         let statuses = lookup_statuses(body);
         let known_id = known.get(INCIDENT_ID).and_then(incident_id_of);
+        let held: HashSet<u64> =
+            known.get(HELD_INCIDENTS).and_then(Value::as_array).into_iter().flatten().filter_map(incident_id_of).collect();
         let mut found = None;
         let mut cursor = ListCursor::default();
         for page in pages {
@@ -559,7 +569,7 @@ impl Provider for Reactio {
                 .filter(|i| i.get("status").and_then(Value::as_str).is_none_or(|s| s == status))
                 .filter(|i| i.get("created_at").and_then(Value::as_u64).is_some_and(|t| t + CLOCK_MARGIN >= since))
                 .filter_map(|i| i.get("id").and_then(incident_id_of))
-                .filter(|id| Some(*id) != known_id)
+                .filter(|id| Some(*id) != known_id && !held.contains(id))
                 .max();
             found = found.max(ours);
             cursor.read(items.len());
@@ -571,6 +581,18 @@ impl Provider for Reactio {
             }
             None => Found::No,
         }
+    }
+
+    /// The incidents the ledger holds open, whatever the key ([`HELD_INCIDENTS`]): none of them
+    /// is what a lost create opened ([`Provider::found`]; the incident's own record's is passed
+    /// over as the one it already knows).
+    fn known(&self, store: &dyn common::state::Store) -> Map<String, Value> {
+        let mut m = Map::new();
+        // No key is "" (an incident key names its entity and check): every open record.
+        if let Ok(ids) = common::state::open_refs_of_others(store, "", INCIDENT_ID) {
+            m.insert(HELD_INCIDENTS.into(), Value::Array(ids));
+        }
+        m
     }
 
     /// A create delivered from the spool brings the incident id that later requests need.
