@@ -1349,3 +1349,45 @@ fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room_at_the_flu
     assert!(!fake.channel(&room.id).is_archived, "the real app-01's war room was archived: {:?}", summary(&fake.calls()));
     fake.assert_no_violations();
 }
+
+/// The same for a create of unknown fate: the flush looks for a channel of its name, the bot
+/// in it, created since, with no topic yet (the lost create's). The real app-01's war room,
+/// opened meanwhile from another host sharing the ledger under that name, whose topic Slack
+/// did not take, looked so: the impostor took it for its own, posted its alert there, and
+/// with archive_on_resolve its recovery archived it while app-01's nginx was down.
+#[test]
+fn a_lost_create_lookup_passes_over_a_war_room_the_ledger_holds_for_another_key() {
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    let sb = sandbox(json!({"archive_on_resolve": true}));
+    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let mut impostor = real.clone();
+    impostor["host"]["id"] = json!("9ZzImpostor");
+    impostor["alert"]["id"] = json!("5Impostor01");
+    impostor["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    fake.fail("conversations.create", &[Fault::Hang]);
+    let r = run_at(&sb, &fake, impostor.to_string().as_bytes(), 0, &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
+    assert!(fake.created().is_empty());
+    // app-01's page goes out from another host sharing the ledger (a spool of its own);
+    // Slack does not take its topic.
+    fake.fail("conversations.setTopic", &[Fault::Error("too_long")]);
+    let elsewhere = sb.dir.path().join("spool-elsewhere");
+    ok(&run_at(&sb, &fake, real.to_string().as_bytes(), 1, &["--spool-dir", elsewhere.to_str().unwrap()]));
+    let room = fake.created()[0].clone();
+    assert!(room.topic.is_empty());
+    let f = run_at(&sb, &fake, b"", 2, &["--flush"]);
+    assert_eq!(f.code, Some(0), "{f:?}");
+    assert!(!f.stderr.contains("acted on it after all"), "app-01's war room taken for the lost create's: {}", f.stderr);
+    assert_eq!(fake.channel(&room.id).roots().len(), 1, "only app-01's own alert in its war room: {:?}", summary(&fake.calls()));
+    assert_eq!(fake.created().len(), 2, "a war room of its own: {}", f.stderr);
+    let mut recovered = impostor.clone();
+    recovered["alert"]["status"] = json!("ok");
+    recovered["alert"]["isOpen"] = json!(false);
+    recovered["alert"]["closedAt"] = json!(1764590600);
+    recovered["alert"]["statusChangedAt"] = json!(1764590600);
+    recovered["message"] = json!("OK: nginx is running");
+    ok(&run_at(&sb, &fake, recovered.to_string().as_bytes(), 3, &[]));
+    assert!(!fake.channel(&room.id).is_archived, "the real app-01's war room was archived: {:?}", summary(&fake.calls()));
+    fake.assert_no_violations();
+}

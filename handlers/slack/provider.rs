@@ -126,6 +126,9 @@ pub struct Replacement {
 /// ([`followed`]).
 pub const REPLACED: &str = "replaced_channels";
 
+/// [`Provider::known`] key of the war rooms (channel IDs) the ledger holds open for any incident.
+const HELD_ROOMS: &str = "held_channels";
+
 /// What a war room opened in place of one that is gone has come to so far ([`Slack::resume`]),
 /// in the run's progress notes: a flush killed or out of time leaves them for the next one,
 /// which goes on from there instead of opening a second room.
@@ -409,12 +412,24 @@ impl Provider for Slack {
     /// refused for the list (`missing_scope` without `channels:read`, `invalid_auth` …) will
     /// be refused on every ask: [`Found::Broken`], naming the scope (kept spooled until fixed;
     /// other incidents' requests go on).
-    fn found(&self, sent: &Sent, pages: &[Response], _since: u64, _known: &Map<String, Value>, _attempt: &str) -> Found {
+    ///
+    /// Nor a war room the ledger holds open for another incident ([`Provider::known`]; the
+    /// incident's own record's is in `known` as its `channel_id`): a room whose topic Slack
+    /// did not take looks like a lost create's, and a host chooses the names its room is named
+    /// after.
+    fn found(&self, sent: &Sent, pages: &[Response], _since: u64, known: &Map<String, Value>, _attempt: &str) -> Found {
         let Call::Create { name, asked, .. } = &sent.call else { return Found::No };
+        let held = |id: &str| {
+            known.get(CHANNEL_ID).and_then(Value::as_str) != Some(id)
+                && known.get(HELD_ROOMS).and_then(Value::as_array).is_some_and(|a| a.iter().any(|r| r.as_str() == Some(id)))
+        };
         for page in pages {
             match api::read(Method::List, page) {
                 Ok(body) => {
                     if let Some((id, name)) = api::find_own(&body, name, *asked, None) {
+                        if held(&id) {
+                            return Found::No;
+                        }
                         return Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs());
                     }
                 }
@@ -474,6 +489,17 @@ impl Provider for Slack {
             None => name::with_suffix(name, 2),
         };
         Some(Sent::of(Call::Create { name: next, is_private: *is_private, asked: *asked }))
+    }
+
+    /// The war rooms the ledger holds open, whatever the key ([`HELD_ROOMS`]): none of another
+    /// incident's is what a lost create made ([`Provider::found`]).
+    fn known(&self, store: &dyn common::state::Store) -> Map<String, Value> {
+        let mut m = Map::new();
+        // No key is "" (an incident key names its entity and check): every open record.
+        if let Ok(ids) = common::state::open_refs_of_others(store, "", CHANNEL_ID) {
+            m.insert(HELD_ROOMS.into(), Value::Array(ids));
+        }
+        m
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
