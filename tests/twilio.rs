@@ -1656,3 +1656,35 @@ fn a_fifo_named_as_a_checks_timezone_does_not_hold_the_call_up() {
     assert!(!fake.calls().is_empty(), "the call goes out: {r:?}");
     fake.assert_no_violations();
 }
+
+/// A call SID from Twilio's create answer goes into the path of the calls that follow and
+/// cancel it (FetchCall, UpdateCall: `Sid`, `^CA[0-9a-fA-F]{32}$` in the spec). One that is no
+/// call SID is never put in a path: the answer does not choose where a request goes (here
+/// `…/Calls/CA…/../../Messages.json`), and Twilio would refuse it anyway.
+#[test]
+fn a_call_sid_in_an_answer_that_is_no_call_sid_is_never_put_in_a_path() {
+    use crate::fake::{Received, Reply, Server};
+    use std::sync::{Arc, Mutex};
+    let bad = format!("CA{}/../../Messages", "0".repeat(31) + "1");
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let answer = bad.clone();
+    let server = Server::start(move |r: &Received| {
+        log.lock().unwrap().push((r.method.clone(), r.url.clone()));
+        if r.method == "POST" && r.url.ends_with("/Calls.json") {
+            Reply::Json(201, json!({"sid": answer, "account_sid": ACCOUNT_SID, "to": ONE, "from": FROM, "status": "queued"}))
+        } else {
+            Reply::Json(404, json!({"code": 20404, "message": "not found", "status": 404}))
+        }
+    });
+    let sb = sandbox(sequential(json!({"recipients": [ONE], "rounds": 1, "channels": ["voice"]})));
+    let r = sb.run(&["--api-url", server.url.as_str(), "--timeout", "20s"], &read_fixture("sensu/create.json"));
+    assert!(r.code.is_some(), "{r:?}");
+    let seen = seen.lock().unwrap().clone();
+    let calls = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json");
+    assert!(seen.iter().any(|(m, u)| m == "POST" && *u == calls), "the call was placed: {seen:?}");
+    for (method, url) in &seen {
+        let path = url.split('?').next().unwrap_or_default();
+        assert!(path == calls, "{method} {url}: only the create (and ListCall) may go out, never a path built from {bad:?}: {seen:?}");
+    }
+}

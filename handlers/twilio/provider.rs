@@ -1234,10 +1234,15 @@ fn basic(credentials: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(credentials)
 }
 
+/// Whether `sid` is `prefix` (`AC`, `SK`, `CA` …) and 32 hex digits: the pattern of every SID
+/// in the spec (`^CA[0-9a-fA-F]{32}$` for a call).
+pub(crate) fn is_sid(sid: &str, prefix: &str) -> bool {
+    sid.len() == 34 && sid.starts_with(prefix) && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// `sid` must be `prefix` + 32 hex digits (exit 78 naming `twilio.<setting>`).
 fn check_sid(setting: &str, sid: &str, prefix: &str) -> Result<()> {
-    let ok = sid.len() == 34 && sid.starts_with(prefix) && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    if ok {
+    if is_sid(sid, prefix) {
         Ok(())
     } else {
         Err(Code::Config.msg(format!("settings `twilio.{setting}`: {} is not {prefix} followed by 32 hex digits", config::shown(sid))))

@@ -1111,7 +1111,14 @@ impl Twilio {
     }
 
     /// One status check, `GET …/Calls/{sid}.json`. Errors: the reason, and whether it is permanent.
+    ///
+    /// `sid` comes from an answer (the create's, ListCall's) or the ledger: one that is no call
+    /// SID (FetchCall's `Sid` is `^CA[0-9a-fA-F]{32}$` in the spec) is not put in a path (an
+    /// answer never chooses where a request goes), and cannot be followed: permanent.
     pub(crate) fn fetch(&self, ctx: &Ctx<'_, Twilio>, sid: &str, r: &Recipient) -> Result<CallState, (String, bool)> {
+        if !crate::provider::is_sid(sid, "CA") {
+            return Err((format!("Twilio answered with {}, which is no call SID (CA and 32 hex digits)", shown_sid(sid)), true));
+        }
         let req = self.request(Method::Get, &format!("Calls/{sid}.json"), Body::Empty);
         match self.exchange(ctx, &req, r, &Self::short(ctx)) {
             Outcome::Delivered(response) => {
@@ -1125,6 +1132,11 @@ impl Twilio {
     /// Cancel call `sid` to `r` while it is still queued or ringing (`Status=canceled`; Twilio
     /// ignores it once the call is answered). Best effort: a failure is logged.
     fn cancel(&self, ctx: &Ctx<'_, Twilio>, sid: &str, r: &Recipient) {
+        // UpdateCall's `Sid` is `^CA[0-9a-fA-F]{32}$` (the spec), as for [`Twilio::fetch`].
+        if !crate::provider::is_sid(sid, "CA") {
+            ctx.log.warn(format!("cannot cancel the call to {}: {} is no call SID (CA and 32 hex digits)", r.label(), shown_sid(sid)));
+            return;
+        }
         let form = vec![("Status".to_string(), "canceled".to_string())];
         let req = self.request(Method::Post, &format!("Calls/{sid}.json"), Body::Form(form));
         match self.exchange(ctx, &req, r, &Self::short(ctx)) {
@@ -1184,6 +1196,12 @@ impl Twilio {
         );
         Ended::Unfinished { reason, unreachable: true, progress: self.progress_of(ctx, p) }
     }
+}
+
+/// A SID from an answer as a log line shows it: at most 40 characters, control characters
+/// escaped.
+fn shown_sid(sid: &str) -> String {
+    format!("{:?}", common::template::truncate_chars(sid, 40))
 }
 
 #[cfg(test)]
