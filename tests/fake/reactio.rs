@@ -429,6 +429,10 @@ fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
         && let Some(query) = r.url.strip_prefix("/api/v1/incidents?").or(if r.url == "/api/v1/incidents" { Some("") } else { None })
     {
         if r.header("x-api-key") != Some(API_KEY) {
+            // Every call needs the key (spec: "Auth: header `X-Api-Key`"), a list as a create.
+            if r.header("x-api-key").is_none() {
+                inner.violations.push(format!("{} {} without X-Api-Key", r.method, r.url));
+            }
             return (Reply::Json(401, json!({"type": "authentication_error", "message": "invalid api key"})), 401);
         }
         if inner.failing_lists > 0 {
