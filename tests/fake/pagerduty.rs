@@ -166,6 +166,12 @@ pub fn check(r: &Received, validator: &jsonschema::Validator) -> Vec<String> {
             v.push(format!("{name} {u} is not a URL (format: url)"));
         }
     }
+    // Images schema, `src`: "This image must be served via HTTPS."
+    for (i, item) in body.get("images").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        if item.get("src").and_then(Value::as_str).is_some_and(|s| !s.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))) {
+            v.push(format!("images[{i}].src {} is not served via HTTPS", item["src"]));
+        }
+    }
     let chars = |p: &str| body.pointer(p).and_then(Value::as_str).map(|s| s.chars().count());
     if chars("/routing_key") != Some(32) {
         v.push(format!("routing_key must be 32 characters, has {:?}", chars("/routing_key")));
@@ -344,7 +350,8 @@ mod self_test {
         let v = validator();
         let key = "k".repeat(32);
         let ok = json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "critical", "timestamp": "2015-07-17T08:42:58.315+0000"},
-                        "client": "Sensu", "client_url": "https://sensu.example.com/", "links": [{"href": "https://zabbix.example.com/tr_events.php?triggerid=1&eventid=2", "text": "View"}]});
+                        "client": "Sensu", "client_url": "https://sensu.example.com/", "links": [{"href": "https://zabbix.example.com/tr_events.php?triggerid=1&eventid=2", "text": "View"}],
+                        "images": [{"src": "https://g.example/chart.png", "alt": "chart"}]});
         assert_eq!(check(&received(ok), &v), Vec::<String>::new());
         let cases = [
             json!({"routing_key": key, "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "fatal"}}),
@@ -367,6 +374,8 @@ mod self_test {
             json!({"routing_key": key, "event_action": "trigger", "links": [{"href": "https://g.example/d?var-host=a|b"}],
                    "payload": {"summary": "s", "source": "h", "severity": "info"}}),
             json!({"routing_key": key, "event_action": "trigger", "client_url": "https://g.example:port/",
+                   "payload": {"summary": "s", "source": "h", "severity": "info"}}),
+            json!({"routing_key": key, "event_action": "trigger", "images": [{"src": "http://g.example/chart.png"}],
                    "payload": {"summary": "s", "source": "h", "severity": "info"}}),
         ];
         for c in cases {
