@@ -12,3 +12,21 @@ pub const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
 pub fn is_rate_limit(code: &str) -> bool {
     matches!(code, "ratelimited" | "rate_limited")
 }
+
+/// Whether Slack's error `code` is transient, worth another try inside the deadline (spec §5
+/// "Common to every method", class **retry**, and §5.5 `message_limit_exceeded`): the rate
+/// limits, Slack's own trouble, and a workspace migrating. One list for handler-slack and the
+/// announcer of handler-twilio, so that neither gives up on a page the other would retry.
+pub fn is_retry(code: &str) -> bool {
+    is_rate_limit(code)
+        || matches!(
+            code,
+            "message_limit_exceeded"
+                | "internal_error"
+                | "fatal_error"
+                | "service_unavailable"
+                | "request_timeout"
+                | "team_added_to_org"
+                | "org_login_required"
+        )
+}

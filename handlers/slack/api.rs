@@ -272,15 +272,7 @@ pub enum ErrorClass {
 /// are permanent (§3).
 pub fn error_class(code: &str) -> ErrorClass {
     match code {
-        "ratelimited"
-        | "rate_limited"
-        | "message_limit_exceeded"
-        | "internal_error"
-        | "fatal_error"
-        | "service_unavailable"
-        | "request_timeout"
-        | "team_added_to_org"
-        | "org_login_required" => ErrorClass::Retry,
+        c if common::slack::is_retry(c) => ErrorClass::Retry,
         "not_authed"
         | "invalid_auth"
         | "account_inactive"

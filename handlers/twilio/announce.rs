@@ -62,9 +62,6 @@ pub const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Least time given to the announcement: 2 s.
 pub const MIN_ANNOUNCE_TIME: Duration = Duration::from_secs(2);
 
-/// Slack error codes worth another try (spec §5: rate limits and Slack's own trouble).
-const SLACK_RETRY: [&str; 6] = ["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
-
 /// How the announcement settings are read ([`common::unread`]).
 pub const READER: common::unread::Reader = common::unread::Reader::of::<Settings>();
 
@@ -303,7 +300,8 @@ fn classify_slack(resp: &Response) -> Outcome {
     }
     // A rate limit answered without Retry-After waits before the next try (Slack spec §4).
     let after = common::slack::is_rate_limit(code).then_some(common::slack::RATE_LIMIT_BACKOFF);
-    if SLACK_RETRY.contains(&code) { Outcome::Retry(Retry { after, ..Retry::not_sent(why) }) } else { Outcome::Refused(why) }
+    // The spec's retry class (§5), as handler-slack reads it: `common::slack::is_retry`.
+    if common::slack::is_retry(code) { Outcome::Retry(Retry { after, ..Retry::not_sent(why) }) } else { Outcome::Refused(why) }
 }
 
 /// A service's short error code for a log line: at most 60 characters, control characters
@@ -515,6 +513,12 @@ mod tests {
         let scope = classify_slack(&resp(200, r#"{"ok":false,"error":"missing_scope","needed":"chat:write"}"#));
         assert!(matches!(&scope, Outcome::Refused(r) if r.contains("needs the scope chat:write")), "{scope:?}");
         assert!(matches!(classify_slack(&resp(429, "")), Outcome::Retry(_)));
+        // Every code of the spec's retry class (§5 "Common to every method", §5.5), as
+        // handler-slack classifies them.
+        for code in ["message_limit_exceeded", "team_added_to_org", "org_login_required", "fatal_error", "request_timeout"] {
+            let body = format!(r#"{{"ok":false,"error":"{code}"}}"#);
+            assert!(matches!(classify_slack(&resp(200, &body)), Outcome::Retry(_)), "{code}");
+        }
         assert!(matches!(classify_webhook(&resp(404, "no_service")), Outcome::Refused(r) if r == "HTTP 404 no_service"));
         assert!(matches!(classify_webhook(&resp(500, "rollup_error")), Outcome::Retry(_)));
         assert_eq!(classify_webhook(&resp(200, "ok")), Outcome::Delivered(()));
