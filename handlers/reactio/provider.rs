@@ -435,7 +435,7 @@ impl Provider for Reactio {
                 let name = self.name_before_output(job.event, job.incident_key);
                 let shown = self.incident_name(job.event, job.incident_key);
                 let message = self.recovery_text(job.event);
-                match self.recover(ctx, job.incident_key, &name, &shown, message.clone(), None) {
+                match self.recover(ctx, &name, &shown, message.clone(), None) {
                     // The list could not be read in time (Reactio answering 5xx, unreachable):
                     // the recovery waits in the spool, and the flush looks the incident up again.
                     Outcome::Retry(r) => ctx
@@ -508,7 +508,7 @@ impl Provider for Reactio {
             .filter(|_| common::state::applied_later_event(previous, event_time))
             .and_then(|p| p.refs.get(INCIDENT_ID))
             .and_then(incident_id_of);
-        match self.recover(ctx, ctx.incident_key, name, shown, message.clone(), later) {
+        match self.recover(ctx, name, shown, message.clone(), later) {
             Outcome::Delivered(done) if later.is_some() => Resumed::Delivered(Done { refs: Map::new(), ..done }),
             Outcome::Delivered(done) => Resumed::Delivered(done),
             failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
@@ -704,8 +704,8 @@ impl Reactio {
     /// events of this key), gets `message` ([`Reactio::resolve`]); none found is delivered with
     /// nothing posted (said in the detail, naming the incident `shown`). A list that cannot be
     /// read comes back as the failure ([`Outcome::Retry`] while Reactio cannot answer).
-    fn recover(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, shown: &str, message: String, later: Option<u64>) -> Outcome<Done> {
-        match self.find_open(ctx, key, name, later) {
+    fn recover(&self, ctx: &Ctx<'_, Self>, name: &str, shown: &str, message: String, later: Option<u64>) -> Outcome<Done> {
+        match self.find_open(ctx, name, later) {
             Ok(Lookup::Found(id)) => self.resolve(ctx, message, id),
             Ok(Lookup::NotFound { cut_at_cap }) => {
                 let detail = match cut_at_cap.as_slice() {
@@ -738,7 +738,9 @@ impl Reactio {
     /// a page). Page 1 shorter than asked for is not taken for the end: it may be all a Reactio
     /// serves per page; the empty page 2 settles it. At most [`MAX_LIST_PAGES`] are read per
     /// status.
-    fn find_open(&self, ctx: &Ctx<'_, Self>, key: &str, name: &str, later: Option<u64>) -> std::result::Result<Lookup, Outcome<Done>> {
+    fn find_open(&self, ctx: &Ctx<'_, Self>, name: &str, later: Option<u64>) -> std::result::Result<Lookup, Outcome<Done>> {
+        // The ledger's key (its record's; `key@hash` for an event that chose its own destination).
+        let key = ctx.incident_key;
         // A name that fills [`MAX_NAME_CHARS`] before the output (long host and check names) was
         // cut when the incident was opened ([`Reactio::incident_name`]): that cut name is its.
         // Spaces inside the names before the output are no-break spaces ([`in_names`]): the
