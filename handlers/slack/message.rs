@@ -10,8 +10,11 @@
 //! Every event value is escaped ([`crate::mrkdwn::escape_cut`]), and the check output cannot
 //! close its code block, nor the incident key its inline code ([`crate::mrkdwn::in_code_block`],
 //! [`crate::mrkdwn::in_inline_code`]); the header is `plain_text`,
-//! which Slack does not parse for mentions, and is cut, not escaped. The only mention that can
-//! appear is the one the operator asked for (`mention`), written after escaping.
+//! which Slack does not parse for mentions, and is cut, not escaped. The fields and the context
+//! line, which carry host-written names, are `verbatim` (Block Kit text object: no automatic
+//! parsing of plain text, where "certain mentions will be automatically parsed" otherwise; the
+//! link written as `<url|text>` still works). The only mention that can appear is the one the
+//! operator asked for (`mention`), written after escaping.
 
 use common::event::Event;
 use common::template::truncate_chars;
@@ -128,7 +131,7 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
     if kind != Kind::Test {
         let field = |label: &str, value: &str| {
             let label = format!("*{label}*\n");
-            json!({"type": "mrkdwn", "text": format!("{label}{}", escape_cut(value, MAX_FIELD - label.chars().count()))})
+            json!({"type": "mrkdwn", "text": format!("{label}{}", escape_cut(value, MAX_FIELD - label.chars().count())), "verbatim": true})
         };
         blocks.push(json!({
             "type": "section",
@@ -158,7 +161,9 @@ pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: M
     if let Some(ns) = event.namespace.as_deref().filter(|n| !n.is_empty()) {
         context.push_str(&format!(" · namespace {}", escape_cut(ns, 100)));
     }
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, MAX_SECTION)}]}));
+    blocks.push(
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate_chars(&context, MAX_SECTION), "verbatim": true}]}),
+    );
     json!({"text": text, "blocks": blocks, "unfurl_links": false, "unfurl_media": false})
 }
 
@@ -235,6 +240,9 @@ mod tests {
         assert_eq!(blocks[1]["fields"][3]["text"], "*Occurrences*\n3");
         assert_eq!(blocks[2]["text"]["text"], "```\nDISK CRITICAL - / 95%\nmore\n```");
         assert_eq!(blocks[3]["elements"][0]["text"], "incident `web-01/check_disk` · <https://sensu.example/e|open in monitoring>");
+        // Host-written names: no automatic parsing of plain text (`@here` stays text).
+        assert!(blocks[1]["fields"].as_array().expect("fields").iter().all(|f| f["verbatim"] == true));
+        assert_eq!(blocks[3]["elements"][0]["verbatim"], true);
     }
 
     #[test]
