@@ -294,18 +294,8 @@ fn a_recovery_lookup_passes_over_an_incident_the_ledger_holds_for_another_key() 
     let fake = FakeReactio::start(&[]);
     let sb = sandbox(json!({}));
     let t = crate::util::unix_now();
-    let base: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
     let webhook = |host_id: &str, alert_id: &str, status: &str, changed: i64| {
-        let mut w = base.clone();
-        w["host"]["id"] = json!(host_id);
-        w["alert"]["id"] = json!(alert_id);
-        w["alert"]["createdAt"] = json!(changed * 1000);
-        w["alert"]["openedAt"] = json!(changed);
-        w["alert"]["status"] = json!(status);
-        w["alert"]["statusChangedAt"] = json!(changed);
-        w["alert"]["isOpen"] = json!(status != "ok");
-        w["alert"]["closedAt"] = if status == "ok" { json!(changed) } else { json!(null) };
-        w.to_string().into_bytes()
+        crate::util::mackerel_alert(host_id, alert_id, status, changed).to_string().into_bytes()
     };
     assert_eq!(run(&sb, &fake, &webhook("3JMx1AbCdEf", "4Xq7pRsTuVw", "critical", t - 300), &[]).code, Some(0));
     assert_eq!(run(&sb, &fake, &webhook("9EviLHoSt00", "5Ev1LaLeRt0", "warning", t - 200), &[]).code, Some(0));
@@ -330,18 +320,8 @@ fn a_lost_create_lookup_passes_over_an_incident_the_ledger_holds_for_another_key
     let fake = FakeReactio::start(&[Script::Hang]);
     let sb = sandbox(json!({"close_on_resolve": true}));
     let t = crate::util::unix_now();
-    let base: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
     let webhook = |host_id: &str, alert_id: &str, status: &str, changed: i64| {
-        let mut w = base.clone();
-        w["host"]["id"] = json!(host_id);
-        w["alert"]["id"] = json!(alert_id);
-        w["alert"]["createdAt"] = json!(changed * 1000);
-        w["alert"]["openedAt"] = json!(changed);
-        w["alert"]["status"] = json!(status);
-        w["alert"]["statusChangedAt"] = json!(changed);
-        w["alert"]["isOpen"] = json!(status != "ok");
-        w["alert"]["closedAt"] = if status == "ok" { json!(changed) } else { json!(null) };
-        w.to_string().into_bytes()
+        crate::util::mackerel_alert(host_id, alert_id, status, changed).to_string().into_bytes()
     };
     let r = run(&sb, &fake, &webhook("9EviLHoSt00", "5Ev1LaLeRt0", "critical", t - 300), &["--timeout", "2s"]);
     assert_eq!(r.code, Some(75), "{r:?}");

@@ -1667,17 +1667,8 @@ fn a_mackerel_host_registered_under_another_hosts_name_cannot_resolve_its_incide
     let fake = FakePagerDuty::start(&[]);
     let sb = pagerduty_sandbox();
     let t = now();
-    let base: Value = serde_json::from_slice(&crate::util::read_fixture("mackerel/check-alert.json")).unwrap();
     let webhook = |host_id: &str, alert_id: &str, status: &str, changed: i64| {
-        let mut w = base.clone();
-        w["host"]["id"] = json!(host_id);
-        w["alert"]["id"] = json!(alert_id);
-        w["alert"]["createdAt"] = json!(changed * 1000);
-        w["alert"]["status"] = json!(status);
-        w["alert"]["statusChangedAt"] = json!(changed);
-        w["alert"]["isOpen"] = json!(status != "ok");
-        w["alert"]["closedAt"] = if status == "ok" { json!(changed) } else { json!(null) };
-        w.to_string()
+        crate::util::mackerel_alert(host_id, alert_id, status, changed).to_string()
     };
     let run = |body: String| {
         let r = sb.run(&["--api-url", &fake.url], body.as_bytes());

@@ -1284,10 +1284,7 @@ fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room() {
     assert_eq!(rooms[1].name, format!("{}-2", room.name));
     assert_eq!(fake.channel(&room.id).topic, room.topic, "the real war room's topic is left as it was");
     let mut recovered = fake_host.clone();
-    recovered["alert"]["status"] = json!("ok");
-    recovered["alert"]["isOpen"] = json!(false);
-    recovered["alert"]["closedAt"] = json!(1764590600);
-    recovered["alert"]["statusChangedAt"] = json!(1764590600);
+    crate::util::mackerel_status(&mut recovered, "ok", 1764590600);
     recovered["message"] = json!("OK: nginx is running");
     let r = run_at(&sb, &fake, recovered.to_string().as_bytes(), 5, &[]);
     ok(&r);
@@ -1302,6 +1299,17 @@ fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room() {
     fake.assert_no_violations();
 }
 
+/// App-01's nginx alert (`mackerel/check-alert.json`), and the same alert as another host
+/// that registered as app-01, with a check named nginx, sends it: (real, impostor).
+fn mackerel_impostor() -> (Value, Value) {
+    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let mut impostor = real.clone();
+    impostor["host"]["id"] = json!("9ZzImpostor");
+    impostor["alert"]["id"] = json!("5Impostor01");
+    impostor["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    (real, impostor)
+}
+
 /// The same at `--flush`: an impostor's spooled severity change whose war room is gone by
 /// then opens a war room in its place, and on `name_taken` looks for the room an earlier
 /// attempt of its own made. The real app-01's war room, opened minutes before under the next
@@ -1311,11 +1319,7 @@ fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room() {
 fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room_at_the_flush() {
     let fake = FakeSlack::start();
     let sb = sandbox(json!({"archive_on_resolve": true}));
-    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
-    let mut impostor = real.clone();
-    impostor["host"]["id"] = json!("9ZzImpostor");
-    impostor["alert"]["id"] = json!("5Impostor01");
-    impostor["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    let (real, mut impostor) = mackerel_impostor();
     impostor["alert"]["status"] = json!("warning");
     impostor["message"] = json!("WARNING: nginx is slow");
     ok(&run(&sb, &fake, impostor.to_string().as_bytes()));
@@ -1340,10 +1344,7 @@ fn a_mackerel_host_named_like_another_does_not_take_over_its_war_room_at_the_flu
     assert_eq!(fake.channel(&room.id).topic, room.topic, "the real war room's topic is left as it was");
     // The impostor's recovery archives its own room, not the real one.
     let mut recovered = critical.clone();
-    recovered["alert"]["status"] = json!("ok");
-    recovered["alert"]["isOpen"] = json!(false);
-    recovered["alert"]["closedAt"] = json!(1764590600);
-    recovered["alert"]["statusChangedAt"] = json!(1764590600);
+    crate::util::mackerel_status(&mut recovered, "ok", 1764590600);
     recovered["message"] = json!("OK: nginx is running");
     ok(&run_at(&sb, &fake, recovered.to_string().as_bytes(), 4, &[]));
     assert!(!fake.channel(&room.id).is_archived, "the real app-01's war room was archived: {:?}", summary(&fake.calls()));
@@ -1360,11 +1361,7 @@ fn a_lost_create_lookup_passes_over_a_war_room_the_ledger_holds_for_another_key(
     let fake = FakeSlack::start();
     fake.set_clock(NOW);
     let sb = sandbox(json!({"archive_on_resolve": true}));
-    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
-    let mut impostor = real.clone();
-    impostor["host"]["id"] = json!("9ZzImpostor");
-    impostor["alert"]["id"] = json!("5Impostor01");
-    impostor["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    let (real, impostor) = mackerel_impostor();
     fake.fail("conversations.create", &[Fault::Hang]);
     let r = run_at(&sb, &fake, impostor.to_string().as_bytes(), 0, &["--timeout", "2s"]);
     assert_eq!(r.code, Some(75), "spooled with its fate unknown: {r:?}");
@@ -1382,10 +1379,7 @@ fn a_lost_create_lookup_passes_over_a_war_room_the_ledger_holds_for_another_key(
     assert_eq!(fake.channel(&room.id).roots().len(), 1, "only app-01's own alert in its war room: {:?}", summary(&fake.calls()));
     assert_eq!(fake.created().len(), 2, "a war room of its own: {}", f.stderr);
     let mut recovered = impostor.clone();
-    recovered["alert"]["status"] = json!("ok");
-    recovered["alert"]["isOpen"] = json!(false);
-    recovered["alert"]["closedAt"] = json!(1764590600);
-    recovered["alert"]["statusChangedAt"] = json!(1764590600);
+    crate::util::mackerel_status(&mut recovered, "ok", 1764590600);
     recovered["message"] = json!("OK: nginx is running");
     ok(&run_at(&sb, &fake, recovered.to_string().as_bytes(), 3, &[]));
     assert!(!fake.channel(&room.id).is_archived, "the real app-01's war room was archived: {:?}", summary(&fake.calls()));

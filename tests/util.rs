@@ -105,6 +105,28 @@ pub fn read_fixture(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
 }
 
+/// The Mackerel webhook alert of `mackerel/check-alert.json` as the host `host_id`'s alert
+/// `alert_id` sends it in `status` (`ok`: closed), created and changed at `changed` (Unix
+/// seconds): [`mackerel_status`].
+pub fn mackerel_alert(host_id: &str, alert_id: &str, status: &str, changed: i64) -> serde_json::Value {
+    let mut w: serde_json::Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).expect("fixture is JSON");
+    w["host"]["id"] = host_id.into();
+    w["alert"]["id"] = alert_id.into();
+    w["alert"]["createdAt"] = (changed * 1000).into();
+    w["alert"]["openedAt"] = changed.into();
+    mackerel_status(&mut w, status, changed);
+    w
+}
+
+/// Set a Mackerel webhook alert's `status`, changed at `changed` (Unix seconds): open unless
+/// `ok`, then closed at `changed`.
+pub fn mackerel_status(w: &mut serde_json::Value, status: &str, changed: i64) {
+    w["alert"]["status"] = status.into();
+    w["alert"]["statusChangedAt"] = changed.into();
+    w["alert"]["isOpen"] = (status != "ok").into();
+    w["alert"]["closedAt"] = if status == "ok" { changed.into() } else { serde_json::Value::Null };
+}
+
 /// This machine's clock, Unix seconds: for event times near now (a Sensu `check.executed` is
 /// believed only up to 60 s before its receipt).
 pub fn unix_now() -> i64 {
