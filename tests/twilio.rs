@@ -1156,6 +1156,46 @@ fn a_sequential_call_answered_502_is_looked_up_and_followed_not_placed_twice() {
     fake.assert_no_violations();
 }
 
+/// A resolve recorded while Twilio keeps answering a sequential call's create with a 503
+/// (ListCall shows nothing placed, so it is tried again) or a 429 (retried), or while the
+/// person's text is retried: the run stops before the call goes out. Before, the create was
+/// tried again until Twilio took it (and placed right after a text), and the call rang after
+/// the resolve (cancelled only at its first status check).
+#[test]
+fn a_resolve_while_a_sequential_call_is_tried_again_stops_the_run_before_the_call_goes_out() {
+    for (script, n, channels) in [
+        (Script::Unavailable, 8, json!(["voice"])),
+        (Script::RateLimited, 11, json!(["voice"])),
+        (Script::RateLimited, 11, json!(["voice", "sms"])),
+    ] {
+        let fake = FakeTwilio::start(&vec![script; n]);
+        let sb = sandbox(sequential(json!({"channels": channels})));
+        let cmd = sb.command(&["--api-url", &fake.url, "--timeout", "60s"]);
+        let calling = crate::util::spawn_command(cmd, &read_fixture("sensu/create.json"));
+        crate::util::wait_until(
+            "the first create answered",
+            std::time::Duration::from_secs(60),
+            || (fake.script_left() < n).then_some(()),
+            || format!("{:?}", fake.calls()),
+        );
+        let resolve = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "60s"]);
+        assert_eq!(resolve.code, Some(0), "{resolve:?}");
+        let r = crate::util::finish(calling);
+        assert_eq!(r.code, Some(0), "{script:?}: {r:?}");
+        assert!(r.stderr.contains("stopped: web-01/check_disk was resolved meanwhile"), "{script:?}: {}", r.stderr);
+        assert!(fake.calls().is_empty(), "{script:?}: no call after the resolve: {:?}\n{}", fake.calls(), r.stderr);
+        if channels == json!(["voice"]) {
+            assert!(fake.script_left() > 0, "{script:?}: the create was not tried until Twilio took it: {}", r.stderr);
+        }
+        fake.assert_no_violations();
+        // The slot it took was given back.
+        if sb.state_file("twilio", "recipients%3Acalls.json").exists() {
+            let caps = sb.state("twilio", "recipients%3Acalls.json");
+            assert!(caps["calls"].get(ONE).and_then(Value::as_array).is_none_or(Vec::is_empty), "{script:?}: {caps}");
+        }
+    }
+}
+
 /// The same for a spooled sequential run a flush carries on: a 502 after the call was placed
 /// is looked up and that call followed; nobody is called twice.
 #[test]

@@ -488,7 +488,7 @@ impl Client {
         classify: &dyn Fn(&Response) -> Outcome,
         log: &mut dyn FnMut(String),
     ) -> Outcome<(Response, u32)> {
-        self.deliver_inner(req, deadline, fate, false, classify, log)
+        self.deliver_inner(req, deadline, fate, false, &|| None, classify, log)
     }
 
     /// [`Client::deliver`], but a failure that leaves the request's fate unknown ends the
@@ -501,15 +501,32 @@ impl Client {
         classify: &dyn Fn(&Response) -> Outcome,
         log: &mut dyn FnMut(String),
     ) -> Outcome<(Response, u32)> {
-        self.deliver_inner(req, deadline, Fate::NotSent, true, classify, log)
+        self.deliver_inner(req, deadline, Fate::NotSent, true, &|| None, classify, log)
     }
 
+    /// [`Client::deliver_until_unknown`] for a request that may stop being wanted while it is
+    /// retried (a sequential run's call, which a resolve or acknowledge recorded meanwhile
+    /// stops): `halted` is asked before every try, and a reason from it ends the delivery with
+    /// [`Outcome::Skipped`], the request not sent (again).
+    pub fn deliver_until_unknown_unless(
+        &self,
+        req: &Request,
+        deadline: &Deadline,
+        halted: &dyn Fn() -> Option<String>,
+        classify: &dyn Fn(&Response) -> Outcome,
+        log: &mut dyn FnMut(String),
+    ) -> Outcome<(Response, u32)> {
+        self.deliver_inner(req, deadline, Fate::NotSent, true, halted, classify, log)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn deliver_inner(
         &self,
         req: &Request,
         deadline: &Deadline,
         mut fate: Fate,
         stop_on_unknown: bool,
+        halted: &dyn Fn() -> Option<String>,
         classify: &dyn Fn(&Response) -> Outcome,
         log: &mut dyn FnMut(String),
     ) -> Outcome<(Response, u32)> {
@@ -528,6 +545,9 @@ impl Client {
                         ));
                     }
                     crate::lease::sleep(wait);
+                    if let Some(why) = halted() {
+                        return Outcome::Skipped(why);
+                    }
                     // Within a share, what is left of the whole deadline bounds the attempt.
                     if deadline.attempts_end > deadline.end {
                         timeout.max(deadline.attempt_timeout().min(deadline.attempt_remaining()))

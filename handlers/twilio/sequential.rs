@@ -490,11 +490,8 @@ impl Twilio {
             let mut placed = 0;
             let skip = if round == start.0 { start.1 } else { 0 };
             for r in order.iter().skip(skip) {
-                if let Some(stop) = ctx.stop_requested(run.event_time) {
-                    return Ended::Stopped(self.stopped(key, stop, &p));
-                }
-                if let Some(why) = ctx.hold_lost() {
-                    return self.handed_over(why, &p);
+                if let Some(ended) = self.halted(ctx, run, &p) {
+                    return ended;
                 }
                 if ctx.deadline.remaining() <= self.room_to_call(run) {
                     return self.out_of_time(ctx, &p, None);
@@ -550,7 +547,23 @@ impl Twilio {
                     return self.cannot_note(ctx, &p, r);
                 }
                 self.note_attempt(ctx, r, &attempt, None);
-                let sid = match self.place_or_find(ctx, run, r, doc, &p) {
+                // A resolve or acknowledge recorded meanwhile (while the person was texted, or the
+                // create is tried again: 429s, 5xx that ListCall shows placed nothing) ends the
+                // run before the call goes out.
+                let halt = Cell::new(None);
+                let halted = || {
+                    let ended = self.halted(ctx, run, &p)?;
+                    halt.set(Some(ended));
+                    Some("the run was stopped meanwhile".to_string())
+                };
+                let tried = self.place_or_find(ctx, run, r, doc, &p, &halted);
+                if let Some(ended) = halt.take() {
+                    self.give_back(ctx, r, slot);
+                    self.not_placed(ctx, &mut p, r);
+                    ctx.log.info(format!("call to {} not placed: the run was stopped while it was being tried again", r.label()));
+                    return ended;
+                }
+                let sid = match tried {
                     Outcome::Delivered(Some(sid)) => sid,
                     Outcome::Delivered(None) => {
                         ctx.log.error(format!("call to {} was accepted without a call SID; cannot follow it, calling the next", r.label()));
@@ -822,6 +835,16 @@ impl Twilio {
         }
     }
 
+    /// Whether the run must end before its next call: a resolve or acknowledge asked it to
+    /// stop, or its hold of the incident was lost to another invocation (how it ended, after
+    /// the calls of `p`).
+    fn halted(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, p: &Progress) -> Option<Ended> {
+        if let Some(stop) = ctx.stop_requested(run.event_time) {
+            return Some(Ended::Stopped(self.stopped(run.key, stop, p)));
+        }
+        ctx.hold_lost().map(|why| self.handed_over(why, p))
+    }
+
     /// Before calling `r`: while a call to the same number whose fate is unknown may still ring,
     /// wait (a stop request or the deadline ends the run: `Some`).
     fn wait_unsettled(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, p: &mut Progress, r: &Recipient) -> Option<Ended> {
@@ -837,11 +860,8 @@ impl Twilio {
             r.label()
         ));
         while common::clock::now_unix() < until {
-            if let Some(stop) = ctx.stop_requested(run.event_time) {
-                return Some(Ended::Stopped(self.stopped(run.key, stop, p)));
-            }
-            if let Some(why) = ctx.hold_lost() {
-                return Some(self.handed_over(why, p));
+            if let Some(ended) = self.halted(ctx, run, p) {
+                return Some(ended);
             }
             if ctx.deadline.remaining() <= self.room_to_call(run) {
                 return Some(self.out_of_time(ctx, p, None));
@@ -1062,7 +1082,15 @@ impl Twilio {
     /// delivery: [`Outcome::Retry`] with [`Fate::Unknown`], and `answered` holds the HTTP
     /// status when Twilio answered it (a 5xx: `provider::classify_call`), `None` when no
     /// answer came (sent, no answer in time).
-    fn place_call(&self, ctx: &Ctx<'_, Twilio>, r: &Recipient, doc: &str, answered: &Cell<Option<u16>>) -> Outcome<Option<String>> {
+    /// No try is made once `halted` gives a reason ([`Outcome::Skipped`]).
+    fn place_call(
+        &self,
+        ctx: &Ctx<'_, Twilio>,
+        r: &Recipient,
+        doc: &str,
+        answered: &Cell<Option<u16>>,
+        halted: &dyn Fn() -> Option<String>,
+    ) -> Outcome<Option<String>> {
         let req = self.request(Method::Post, "Calls.json", Body::Form(self.call_form(r, doc)));
         ctx.log.debug(format!("POST {} to {}", req.url, r.label()));
         let classify = |resp: &Response| {
@@ -1071,7 +1099,7 @@ impl Twilio {
             outcome
         };
         let log = ctx.log;
-        ctx.client.deliver_until_unknown(&req, &ctx.deadline, &classify, &mut |l| log.info(l)).map(|(response, _)| {
+        ctx.client.deliver_until_unknown_unless(&req, &ctx.deadline, halted, &classify, &mut |l| log.info(l)).map(|(response, _)| {
             serde_json::from_str::<Value>(&response.body).ok().and_then(|v| v.get("sid")?.as_str().map(str::to_string))
         })
     }
@@ -1082,12 +1110,22 @@ impl Twilio {
     /// the answer came, so the create is no longer on its way) — found, its SID, to be followed
     /// as any call; surely not placed, it is placed again (as the same attempt), while the run
     /// has room for a call. One whose fate the lookup cannot tell, or that was never answered,
-    /// stays [`Outcome::Retry`] with [`Fate::Unknown`] (the run passes that person over).
-    fn place_or_find(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, r: &Recipient, doc: &str, p: &Progress) -> Outcome<Option<String>> {
+    /// stays [`Outcome::Retry`] with [`Fate::Unknown`] (the run passes that person over). No
+    /// try after the first is made once `halted` gives a reason: [`Outcome::Skipped`], not
+    /// placed.
+    fn place_or_find(
+        &self,
+        ctx: &Ctx<'_, Twilio>,
+        run: &Run<'_>,
+        r: &Recipient,
+        doc: &str,
+        p: &Progress,
+        halted: &dyn Fn() -> Option<String>,
+    ) -> Outcome<Option<String>> {
         let mut pause = FIRST_PAUSE_AFTER_5XX;
         loop {
             let answered = Cell::new(None);
-            let placed = self.place_call(ctx, r, doc, &answered);
+            let placed = self.place_call(ctx, r, doc, &answered, halted);
             let (Outcome::Retry(retry), Some(status), Some(last)) = (&placed, answered.get(), p.placed.last()) else { return placed };
             match self.look_up(ctx, r, last, p) {
                 Ok(Some(sid)) => {
@@ -1101,6 +1139,9 @@ impl Twilio {
                     }
                     ctx.log.info(format!("ListCall has no call to {} since it was answered HTTP {status}: calling them again", r.label()));
                     common::lease::sleep(wait);
+                    if let Some(why) = halted() {
+                        return Outcome::Skipped(why);
+                    }
                     pause = (pause * 2).min(MAX_PAUSE_AFTER_5XX);
                 }
                 Err(reason) => {

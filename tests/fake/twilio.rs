@@ -829,6 +829,12 @@ impl FakeTwilio {
         call.outcome = outcome;
     }
 
+    /// How many scripted answers ([`Script`]) are still to be given: a test sees that a
+    /// create was answered (e.g. refused with a 429) without a call being placed.
+    pub fn script_left(&self) -> usize {
+        self.inner.lock().expect("the fake's lock").script.len()
+    }
+
     /// Valid create requests accepted, in arrival order.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.inner.lock().unwrap().accepted.clone()
