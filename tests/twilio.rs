@@ -790,6 +790,36 @@ fn a_flush_out_of_time_mid_run_leaves_the_run_queued_and_the_next_flush_carries_
     assert_eq!(st["refs"]["answered"]["phone"], TWO, "{st}");
 }
 
+/// A call whose status cannot be read is passed over, and its number is not called again
+/// while that call may still ring (`ring_timeout` + 15 s): across short flushes too. Before,
+/// only the run that passed it over held the number: the next flush, carrying the run on from
+/// its notes, called that person again in the next round while their phone still rang.
+#[test]
+fn a_call_whose_status_cannot_be_read_holds_its_number_across_short_flushes() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    // Rings of a minute from now on: a call may ring for 75 s.
+    let two = json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}], "ring_timeout": 60, "call_caps": {}});
+    sb.config("twilio.json", &json!({"twilio": crate::util::twilio_settings(sequential(two))}));
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::Ringing, Outcome::Ringing]);
+    // The first call's status cannot be read (404).
+    fake.refuse_fetches("CA00000000000000000000000000000001");
+    let r = sb.run(&["--flush", "--timeout", "6s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO], "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("cannot follow call 1 to {ONE}")), "{}", r.stderr);
+    // Bob's phone rings out; the next flush follows that call, and the second round would
+    // start with the first person, whose call may still ring.
+    fake.end_call(&fake.calls()[1].sid, Outcome::NoAnswer);
+    let r = sb.run(&["--flush", "--timeout", "6s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO], "the first person's phone may still ring: {}", r.stderr);
+    assert!(r.stderr.contains(&format!("before calling {ONE}: an earlier call to that number may still ring")), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 1, "the run stays queued");
+    fake.assert_no_violations();
+}
+
 /// Without a usable ledger (Redis refusing connections) the run's progress notes live in its
 /// spool entry: each short flush follows the call the one before placed instead of calling
 /// the first person again while their phone still rings.

@@ -268,6 +268,11 @@ struct NotedCall {
     /// The id of its attempt among the calls noted per recipient (`provider::SIDS_KEY`).
     #[serde(default)]
     attempt: Option<String>,
+    /// Passed over with its fate unknown (its status could not be read, or its create was
+    /// never answered): until when it may still ring, Unix seconds. A run carrying this one
+    /// on calls that number again only then, as this run would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ringing_until: Option<u64>,
 }
 
 /// A sequential run's progress notes in the incident's record (`common::state::Progress`),
@@ -537,6 +542,7 @@ impl Twilio {
                     at,
                     sid: None,
                     attempt: Some(attempt.clone()),
+                    ringing_until: None,
                 });
                 // A call noted nowhere (no ledger, and the spool entry cannot be written) is
                 // followed to its end or not placed: the next flush would not know of it, and
@@ -567,7 +573,7 @@ impl Twilio {
                     Outcome::Delivered(Some(sid)) => sid,
                     Outcome::Delivered(None) => {
                         ctx.log.error(format!("call to {} was accepted without a call SID; cannot follow it, calling the next", r.label()));
-                        p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                        self.pass_over(ctx, &mut p, &r.phone, at);
                         placed += 1;
                         continue;
                     }
@@ -578,7 +584,7 @@ impl Twilio {
                     Outcome::Retry(retry) if retry.fate == Fate::Unknown && ctx.deadline.remaining() > self.room_to_call(run) => {
                         ctx.log.error(format!("call to {}: {}; its fate is unknown, calling the next", r.label(), retry.reason));
                         p.outcomes.push(format!("{}: status unknown", r.label()));
-                        p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                        self.pass_over(ctx, &mut p, &r.phone, at);
                         placed += 1;
                         continue;
                     }
@@ -728,6 +734,8 @@ impl Twilio {
         p.messages = notes.messages;
         p.texted = notes.texted.into_iter().collect();
         p.placed = notes.calls;
+        // Calls it passed over that may still ring hold their numbers here too.
+        p.unsettled = p.placed.iter().filter_map(|c| Some((c.phone.clone(), c.ringing_until?))).collect();
         p.written.set(notes.written);
         // From now on they are this run's notes.
         self.note(ctx, p);
@@ -769,7 +777,7 @@ impl Twilio {
                 Err(reason) => {
                     ctx.log.error(format!("cannot look up the call to {} that was being placed ({reason}); calling the next", r.label()));
                     p.outcomes.push(format!("{}: status unknown", r.label()));
-                    p.unsettled.push((r.phone.clone(), last.at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                    self.pass_over(ctx, p, &r.phone, last.at);
                     return Ok(next);
                 }
             },
@@ -829,7 +837,7 @@ impl Twilio {
             Followed::Lost(reason) => {
                 ctx.log.error(format!("cannot follow call {n} to {} ({reason}); calling the next", r.label()));
                 p.outcomes.push(format!("{}: status unknown", r.label()));
-                p.unsettled.push((r.phone.clone(), at + self.ring_timeout + CALL_OVERHEAD_SECS));
+                self.pass_over(ctx, p, &r.phone, at);
                 None
             }
         }
@@ -843,6 +851,18 @@ impl Twilio {
             return Some(Ended::Stopped(self.stopped(run.key, stop, p)));
         }
         ctx.hold_lost().map(|why| self.handed_over(why, p))
+    }
+
+    /// Pass over the call to `phone` placed at `at` whose fate is unknown: that number is not
+    /// called again while the call may still ring (`ring_timeout` + 15 s), noted with the call
+    /// ([`NotedCall::ringing_until`]) for a run that carries this one on.
+    fn pass_over(&self, ctx: &Ctx<'_, Twilio>, p: &mut Progress, phone: &str, at: u64) {
+        let until = at + self.ring_timeout + CALL_OVERHEAD_SECS;
+        p.unsettled.push((phone.to_string(), until));
+        if let Some(noted) = p.placed.iter_mut().rev().find(|c| c.phone == phone && c.at == at) {
+            noted.ringing_until = Some(until);
+            self.note(ctx, p);
+        }
     }
 
     /// Before calling `r`: while a call to the same number whose fate is unknown may still ring,
@@ -1280,7 +1300,7 @@ mod tests {
 
     /// Notes of `calls` calls to `phone`, written `written` times, as run `token` keeps them.
     fn noted(token: &str, phone: &str, calls: usize, written: u64) -> common::state::Progress {
-        let call = NotedCall { phone: phone.into(), name: None, round: 1, at: 1, sid: None, attempt: None };
+        let call = NotedCall { phone: phone.into(), name: None, round: 1, at: 1, sid: None, attempt: None, ringing_until: None };
         let notes = Notes { calls: vec![call; calls], messages: vec![], texted: vec![], written };
         common::state::Progress { token: token.into(), notes: serde_json::to_value(notes).unwrap() }
     }
