@@ -820,6 +820,30 @@ fn a_call_whose_status_cannot_be_read_holds_its_number_across_short_flushes() {
     fake.assert_no_violations();
 }
 
+/// A number listed twice (the first person called again after the second, as a last resort)
+/// is called where the list says, also by a run carried on from the notes of one that ended
+/// while its second call rang. Before, the run carrying it on took the last call for one to
+/// the first place the number has in the list, and called the people after it again.
+#[test]
+fn a_run_carried_on_after_the_second_listing_of_a_number_calls_nobody_again() {
+    let sb = spooled_sequential();
+    spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
+    let again = json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}, ONE], "rounds": 1, "ring_timeout": 1, "call_caps": {}});
+    sb.config("twilio.json", &json!({"twilio": crate::util::twilio_settings(sequential(again))}));
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::NoAnswer, Outcome::Ringing]);
+    let r = sb.run(&["--flush", "--timeout", "4s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE], "{}", r.stderr);
+    // The third call rings out; the next flush follows it, and the one round is over.
+    fake.end_call(&fake.calls()[2].sid, Outcome::NoAnswer);
+    let r = sb.run(&["--flush", "--timeout", "4s", "--api-url", &fake.url], b"");
+    assert_eq!(called(&fake), vec![ONE, TWO, ONE], "nobody is called twice in the round: {}", r.stderr);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("nobody answered"), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 /// Without a usable ledger (Redis refusing connections) the run's progress notes live in its
 /// spool entry: each short flush follows the call the one before placed instead of calling
 /// the first person again while their phone still rings.

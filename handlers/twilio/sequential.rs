@@ -273,6 +273,10 @@ struct NotedCall {
     /// on calls that number again only then, as this run would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ringing_until: Option<u64>,
+    /// Its place in the calling order, from 0: a number listed twice is carried on from the
+    /// place it was called at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
 }
 
 /// A sequential run's progress notes in the incident's record (`common::state::Progress`),
@@ -494,7 +498,7 @@ impl Twilio {
         for round in start.0..=self.rounds {
             let mut placed = 0;
             let skip = if round == start.0 { start.1 } else { 0 };
-            for r in order.iter().skip(skip) {
+            for (position, r) in order.iter().enumerate().skip(skip) {
                 if let Some(ended) = self.halted(ctx, run, &p) {
                     return ended;
                 }
@@ -543,6 +547,7 @@ impl Twilio {
                     sid: None,
                     attempt: Some(attempt.clone()),
                     ringing_until: None,
+                    position: Some(position),
                 });
                 // A call noted nowhere (no ledger, and the spool entry cannot be written) is
                 // followed to its end or not placed: the next flush would not know of it, and
@@ -740,7 +745,12 @@ impl Twilio {
         // From now on they are this run's notes.
         self.note(ctx, p);
         let Some(last) = p.placed.last().cloned() else { return Ok((1, 0)) };
-        let index = order.iter().position(|r| r.phone == last.phone);
+        // Where it was called in the order, while the order still has that number there (else
+        // where the number is now).
+        let index = last
+            .position
+            .filter(|&i| order.get(i).is_some_and(|r| r.phone == last.phone))
+            .or_else(|| order.iter().position(|r| r.phone == last.phone));
         let r = index.map_or_else(|| Recipient { name: last.name.clone(), phone: last.phone.clone() }, |i| order[i].clone());
         let next = match index {
             Some(i) if i + 1 < order.len() => (last.round, i + 1),
@@ -1300,7 +1310,8 @@ mod tests {
 
     /// Notes of `calls` calls to `phone`, written `written` times, as run `token` keeps them.
     fn noted(token: &str, phone: &str, calls: usize, written: u64) -> common::state::Progress {
-        let call = NotedCall { phone: phone.into(), name: None, round: 1, at: 1, sid: None, attempt: None, ringing_until: None };
+        let call =
+            NotedCall { phone: phone.into(), name: None, round: 1, at: 1, sid: None, attempt: None, ringing_until: None, position: None };
         let notes = Notes { calls: vec![call; calls], messages: vec![], texted: vec![], written };
         common::state::Progress { token: token.into(), notes: serde_json::to_value(notes).unwrap() }
     }
