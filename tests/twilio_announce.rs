@@ -35,14 +35,15 @@ fn run(sb: &Sandbox, twilio: &FakeTwilio, input: &[u8], extra: &[&str]) -> Run {
 }
 
 /// The texts of the webhook posts the fake Slack accepted; asserts each is plain, escaped text
-/// that mentions nobody.
+/// that mentions nobody, and unfurls no link.
 fn announced(slack: &FakeSlack) -> Vec<String> {
     slack.assert_no_violations();
     slack
         .webhook_posts()
         .into_iter()
         .map(|(body, markup)| {
-            assert_eq!(body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["text".to_string()]), "{body}");
+            let text = body["text"].clone();
+            assert_eq!(body, json!({"text": text, "unfurl_links": false, "unfurl_media": false}), "{body}");
             assert!(markup.mentions.is_empty() && markup.tokens.is_empty() && markup.bare_ampersands == 0, "{markup:?}");
             body["text"].as_str().unwrap_or("").to_string()
         })
@@ -213,6 +214,35 @@ fn event_text_cannot_notify_the_channel_and_a_bot_token_posts_to_announce_channe
         "Alice (+14•••••0101) answered the call for &lt;!channel&gt;/disk&amp;&lt;@U01ALICE01&gt; (critical) after Ns."
     );
     assert!(!r.stderr.contains(slack::BOT_TOKEN), "{}", r.stderr);
+}
+
+/// A host whose name is the URL of an image: the announcement links it as Slack links any
+/// URL, but unfurls nothing (as handler-slack's messages), in a webhook post or in
+/// chat.postMessage. Before, Slack's default unfurled media links: the image the monitored
+/// host chose was shown in the channel.
+#[test]
+fn a_host_named_after_an_image_url_shows_no_image_in_the_announcement() {
+    for webhook in [true, false] {
+        let twilio = FakeTwilio::start(&[]);
+        let slack = FakeSlack::start();
+        let sb = sandbox(if webhook {
+            json!({"mode": "sequential", "announce_webhook": slack.webhook_url()})
+        } else {
+            json!({"mode": "sequential", "announce_channel": slack::ALERTS, "announce_api_url": slack.api_url()})
+        });
+        let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+        ev["client"]["name"] = "https://images.example/cat.gif".into();
+        let mut cmd = sb.command(&["--api-url", &twilio.url, "--timeout", "60s"]);
+        cmd.env("SLACK_BOT_TOKEN", slack::BOT_TOKEN);
+        let r = run_command(cmd, ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{r:?}");
+        slack.assert_no_violations();
+        let posts = slack.calls_to(if webhook { "webhook" } else { "chat.postMessage" });
+        assert_eq!(posts.len(), 1, "{posts:?}\n{}", r.stderr);
+        let args = &posts[0].args;
+        assert!(args["text"].as_str().is_some_and(|t| t.contains("https://images.example/cat.gif")), "{args}");
+        assert_eq!((&args["unfurl_links"], &args["unfurl_media"]), (&json!(false), &json!(false)), "{args}");
+    }
 }
 
 /// A check that sets two settings which only work together (its own Slack channel and the bot

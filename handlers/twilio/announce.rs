@@ -251,12 +251,14 @@ impl Announcer {
 }
 
 impl Target {
-    /// The request that carries `text` here.
+    /// The request that carries `text` here. Links are not unfurled (as handler-slack's
+    /// messages): a host or check name that is an image's URL must not show that image in the
+    /// channel (Slack unfurls media by default, spec §5.5).
     fn request(&self, text: &str) -> Request {
         match self {
-            Target::Webhook(url) => Request::post_json(url.clone(), json!({ "text": text })),
+            Target::Webhook(url) => Request::post_json(url.clone(), json!({ "text": text, "unfurl_links": false, "unfurl_media": false })),
             Target::Channel { bot, channel, thread_ts, .. } => {
-                let mut body = json!({ "channel": channel, "text": text });
+                let mut body = json!({ "channel": channel, "text": text, "unfurl_links": false, "unfurl_media": false });
                 if let Some(ts) = thread_ts {
                     body["thread_ts"] = json!(ts);
                     body["reply_broadcast"] = json!(true);
