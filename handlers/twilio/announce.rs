@@ -477,7 +477,9 @@ mod tests {
         assert_eq!(room.as_ref().map(|r| r.url.as_str()), Some("https://slack.com/api/chat.postMessage"));
         assert_eq!(
             room.map(|r| r.body),
-            Some(common::http::Body::Json(json!({"channel": "C9", "text": "hi", "thread_ts": "1.2", "reply_broadcast": true})))
+            Some(common::http::Body::Json(
+                json!({"channel": "C9", "text": "hi", "thread_ts": "1.2", "reply_broadcast": true, "unfurl_links": false, "unfurl_media": false})
+            ))
         );
         // A token alone: announce in war rooms only.
         assert!(from(json!({"announce_token": "xoxb-1"})).ok().flatten().is_some());
