@@ -655,6 +655,69 @@ fn sequential_a_dead_runs_call_that_cannot_be_read_is_passed_over_and_its_phone_
     assert!(r.stderr.contains(&format!("answered by {ONE} on call 3")), "{}", r.stderr);
 }
 
+/// The numbers texted so far.
+fn texted(fake: &FakeTwilio) -> Vec<String> {
+    fake.to(MESSAGES).iter().map(|m| m.param("To").unwrap_or("").to_string()).collect()
+}
+
+/// A sequential run with `sms` in `channels`, killed (SIGKILL by its PID) once the fake has
+/// seen the first person's text: while Twilio's answer to that text is held (`held_sms`, the
+/// text of unknown fate to the handler), or once that text was answered and the first call's
+/// create is held. The fake's requests say when; `now` is the run's `PAGERPIPE_NOW`.
+fn kill_a_texting_run(sb: &Sandbox, fake: &FakeTwilio, now: u64, held_sms: bool) {
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "60s"]);
+    cmd.env("PAGERPIPE_NOW", now.to_string());
+    let mut first = crate::util::spawn_command(cmd, &read_fixture("sensu/create.json"));
+    let seen = |texts: usize, calls: usize| move || (fake.to(MESSAGES).len() == texts && fake.calls().len() == calls).then_some(());
+    let what = if held_sms { "the first text" } else { "the first text and the first call's create" };
+    crate::util::wait_until(what, std::time::Duration::from_secs(60), seen(1, usize::from(!held_sms)), || {
+        format!("{:?} {:?}", texted(fake), called(fake))
+    });
+    first.kill().expect("SIGKILL the handler by its PID");
+    let _ = first.wait();
+    assert_eq!(texted(fake), vec![ONE]);
+}
+
+/// "A person gets the page's text once": a run killed after it texted the first person (the
+/// text answered, or of unknown fate) but before that person's call was noted, or while the
+/// call's create was in flight, is carried on by `--flush` without texting anyone again: the
+/// text is noted as it goes out, with the run.
+#[test]
+fn sequential_a_killed_runs_text_is_not_sent_again_when_the_run_is_carried_on() {
+    for held_sms in [true, false] {
+        let script = if held_sms { vec![Script::AcceptThenHang] } else { vec![Script::Accept, Script::AcceptThenHang] };
+        let fake = FakeTwilio::start(&script);
+        fake.outcomes(&[Outcome::NoAnswer, Outcome::NoAnswer, Outcome::Answered]);
+        let sb = sandbox(sequential(
+            json!({"channels": ["voice", "sms"], "recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}]}),
+        ));
+        kill_a_texting_run(&sb, &fake, crate::util::unix_now() as u64, held_sms);
+        let r = sb.run(&["--flush", "--timeout", "30s", "--api-url", &fake.url], b"");
+        assert_eq!(r.code, Some(0), "held_sms {held_sms}: {r:?}");
+        assert_eq!(texted(&fake), vec![ONE, TWO, THREE], "held_sms {held_sms}: each person texted once: {}", r.stderr);
+        assert_eq!(called(&fake), vec![ONE, TWO, THREE], "held_sms {held_sms}: nobody called twice: {}", r.stderr);
+        assert!(r.stderr.contains("carrying on from a run that ended mid-way"), "{}", r.stderr);
+        assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["answered"]["phone"], THREE);
+        fake.assert_no_violations();
+    }
+}
+
+/// The notes of a text belong to the run it was sent in: the same failure a `refresh` after a
+/// killed run that texted the first person pages afresh, and texts that person again.
+#[test]
+fn sequential_a_killed_runs_text_does_not_hold_back_the_texts_of_a_run_a_refresh_later() {
+    let fake = FakeTwilio::start(&[Script::AcceptThenHang]);
+    fake.outcomes(&[Outcome::Answered]);
+    let sb = sandbox(sequential(json!({"channels": ["voice", "sms"], "refresh": 600})));
+    let now = crate::util::unix_now() as u64;
+    kill_a_texting_run(&sb, &fake, now, true);
+    let r = run_at(&sb, &fake, now + 600, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("older than refresh: paging afresh"), "{}", r.stderr);
+    assert_eq!(texted(&fake), vec![ONE, ONE], "{}", r.stderr);
+    assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
+    fake.assert_no_violations();
+}
 /// Sequential settings for the spool tests: two people, 1 s rings (so that an event's run may
 /// take the shortest `--timeout`, 16 s), no call caps.
 fn spooled_sequential() -> Sandbox {

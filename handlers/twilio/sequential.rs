@@ -33,7 +33,9 @@
 //! A run can end mid-way: killed (Sensu 1.x kills a handler after its `timeout`, kill -9 and
 //! reboots happen) or out of time while a call still rings. So each call is noted in the
 //! incident's record as it is placed — before its create request (number, round, time) and
-//! again with its SID ([`Notes`], `common::state::note_progress`), and the run itself is noted
+//! again with its SID ([`Notes`], `common::state::note_progress`), each text before it goes
+//! out (so that a run carrying this one on texts nobody again, even one whose call was not
+//! noted yet; such notes are carried on within `refresh` of the last text), and the run itself is noted
 //! in flight as a spool entry (`Ctx::note_run_in_flight`), which the next holder or `--flush`
 //! spools when its process died. A spooled run keeps the same notes in its spool entry
 //! (`Ctx::spool_run`, and `Ctx::note_progress` as a flush carries it on), which exists
@@ -290,8 +292,14 @@ struct Notes {
     calls: Vec<NotedCall>,
     /// SIDs of the SMS sent.
     messages: Vec<String>,
-    /// The numbers texted.
+    /// The numbers texted, each noted before its text went out (a text of unknown fate is
+    /// not sent again by a run carrying this one on).
     texted: Vec<String>,
+    /// When the last of `texted` was noted, Unix seconds: notes holding texts but no call are
+    /// carried on while younger than the incident's `refresh` ([`Twilio::too_old`]), so that
+    /// a run that pages afresh later texts again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    texted_at: Option<u64>,
     /// How many times the run's notes were written (counted on from the notes it carried on
     /// from): of the copies in the incident's record and in the run's spool entry, the one
     /// written last has the higher count (the other's write may have failed).
@@ -325,6 +333,8 @@ struct Progress {
     called: HashSet<String>,
     messages: Vec<String>,
     texted: HashSet<String>,
+    /// When the last text was noted ([`Notes::texted_at`]).
+    texted_at: Option<u64>,
     capped: HashSet<String>,
     /// `Bob +1…: busy` per finished call.
     outcomes: Vec<String>,
@@ -372,7 +382,13 @@ impl Progress {
     fn notes(&self) -> Notes {
         let mut texted: Vec<String> = self.texted.iter().cloned().collect();
         texted.sort();
-        Notes { calls: self.placed.clone(), messages: self.messages.clone(), texted, written: self.written.get() }
+        Notes {
+            calls: self.placed.clone(),
+            messages: self.messages.clone(),
+            texted,
+            texted_at: self.texted_at,
+            written: self.written.get(),
+        }
     }
 
     /// The notes as the incident's record and the run's spool entry keep them, for the run of
@@ -485,6 +501,9 @@ impl Twilio {
         let mut start: Position = (1, 0);
         if let Some(notes) = Notes::left_off(run.previous, ctx.kept_progress().as_ref()) {
             match self.too_old(run, &notes) {
+                Some(age) if notes.calls.is_empty() && !notes.texted.is_empty() => ctx.log.info(format!(
+                    "{key}: the texts of a run that ended mid-way before it placed a call, {age} s ago, are older than refresh: paging afresh"
+                )),
                 Some(_) if notes.calls.is_empty() => ctx.log.info(format!("{key}: a run that ended mid-way placed no call: paging afresh")),
                 Some(age) => {
                     ctx.log.info(format!("{key}: the calls of a run that ended mid-way {age} s ago are older than refresh: paging afresh"))
@@ -511,18 +530,21 @@ impl Twilio {
                 // A text that surely did not go out is tried again before the person's next
                 // call; one Twilio may have taken (no answer), one spooled (the flush sends it)
                 // and one refused for good (a number that replied STOP, or is not valid) are
-                // not: a person gets the page's text once.
+                // not: a person gets the page's text once. It is noted before it goes out, so
+                // that a run carrying this one on (this process killed before the call's note)
+                // does not text that person again either.
                 if let Some(body) = &body
                     && !p.texted.contains(&r.phone)
                 {
+                    p.texted.insert(r.phone.clone());
+                    p.texted_at = Some(common::clock::now_unix());
+                    self.note(ctx, &p);
                     match self.text(ctx, r, body) {
-                        Outcome::Delivered(sid) => {
-                            p.texted.insert(r.phone.clone());
-                            p.messages.extend(sid);
-                        }
+                        Outcome::Delivered(sid) => p.messages.extend(sid),
                         f => {
-                            if !matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
-                                p.texted.insert(r.phone.clone());
+                            if matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
+                                p.texted.remove(&r.phone);
+                                self.note(ctx, &p);
                             }
                             ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
                         }
@@ -710,11 +732,19 @@ impl Twilio {
     /// Whether the notes of a run that ended mid-way are too old to carry on from: their last
     /// call was placed at least the incident's `refresh` ago (a page is due again now; what
     /// that run reached counted for its own time) and can no longer ring (`ring_timeout` +
-    /// 15 s). The age in seconds when so; notes without a call are always too old (0).
+    /// 15 s). The age in seconds when so. Notes without a call are too old once their last
+    /// text was noted `refresh` ago (texts of this page: the people texted are not texted
+    /// again), and always (0) without a text either.
     fn too_old(&self, run: &Run<'_>, notes: &Notes) -> Option<u64> {
         let refresh = common::filter::refresh_or(run.page.refresh, self.refresh);
         // Notes without a call (the one being placed was refused) carry nothing to follow.
-        let Some(last) = notes.calls.last() else { return Some(0) };
+        let Some(last) = notes.calls.last() else {
+            let at = notes.texted_at.filter(|_| !notes.texted.is_empty());
+            return at.map_or(Some(0), |at| {
+                let age = common::clock::age(at, common::clock::now_unix());
+                (age >= refresh.as_secs()).then_some(age)
+            });
+        };
         let age = common::clock::age(last.at, common::clock::now_unix());
         (age >= refresh.as_secs().max(self.ring_timeout + CALL_OVERHEAD_SECS)).then_some(age)
     }
@@ -738,13 +768,21 @@ impl Twilio {
         p.called = notes.calls.iter().map(|c| c.phone.clone()).collect();
         p.messages = notes.messages;
         p.texted = notes.texted.into_iter().collect();
+        p.texted_at = notes.texted_at;
         p.placed = notes.calls;
         // Calls it passed over that may still ring hold their numbers here too.
         p.unsettled = p.placed.iter().filter_map(|c| Some((c.phone.clone(), c.ringing_until?))).collect();
         p.written.set(notes.written);
         // From now on they are this run's notes.
         self.note(ctx, p);
-        let Some(last) = p.placed.last().cloned() else { return Ok((1, 0)) };
+        let Some(last) = p.placed.last().cloned() else {
+            ctx.log.warn(format!(
+                "{}: carrying on from a run that ended mid-way (no call placed, {} person(s) texted, not texted again)",
+                run.key,
+                p.texted.len()
+            ));
+            return Ok((1, 0));
+        };
         // Where it was called in the order, while the order still has that number there (else
         // where the number is now).
         let index = last
@@ -1250,11 +1288,11 @@ impl Twilio {
         Ended::Unfinished { reason, unreachable: false, progress: self.progress_of(ctx, p) }
     }
 
-    /// The notes of `p` for the run's spool entry; `None` when it placed no call (nothing to
-    /// carry on from) or in a dry run.
+    /// The notes of `p` for the run's spool entry; `None` when it placed no call and texted
+    /// nobody (nothing to carry on from) or in a dry run.
     fn progress_of(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) -> Option<common::state::Progress> {
         let token = ctx.token()?;
-        (!p.placed.is_empty()).then(|| p.progress(token))
+        (!p.placed.is_empty() || !p.texted.is_empty()).then(|| p.progress(token))
     }
 
     /// Twilio could not be reached (`why`) after the calls of `p`.
@@ -1312,7 +1350,7 @@ mod tests {
     fn noted(token: &str, phone: &str, calls: usize, written: u64) -> common::state::Progress {
         let call =
             NotedCall { phone: phone.into(), name: None, round: 1, at: 1, sid: None, attempt: None, ringing_until: None, position: None };
-        let notes = Notes { calls: vec![call; calls], messages: vec![], texted: vec![], written };
+        let notes = Notes { calls: vec![call; calls], messages: vec![], texted: vec![], texted_at: None, written };
         common::state::Progress { token: token.into(), notes: serde_json::to_value(notes).unwrap() }
     }
 
