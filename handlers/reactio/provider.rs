@@ -587,12 +587,7 @@ impl Provider for Reactio {
     /// is what a lost create opened ([`Provider::found`]; the incident's own record's is passed
     /// over as the one it already knows).
     fn known(&self, store: &dyn common::state::Store) -> Map<String, Value> {
-        let mut m = Map::new();
-        // No key is "" (an incident key names its entity and check): every open record.
-        if let Ok(ids) = common::state::open_refs_of_others(store, "", INCIDENT_ID) {
-            m.insert(HELD_INCIDENTS.into(), Value::Array(ids));
-        }
-        m
+        common::state::open_refs_known(store, INCIDENT_ID, HELD_INCIDENTS)
     }
 
     /// A create delivered from the spool brings the incident id that later requests need.
@@ -1056,7 +1051,7 @@ fn stored_incident(job: &Job<'_>) -> Option<u64> {
 /// a store, or when it cannot be listed: logged, and the lookup goes on by name alone).
 fn claimed_incidents(ctx: &Ctx<'_, Reactio>, key: &str) -> HashSet<u64> {
     let Some(store) = ctx.store else { return HashSet::new() };
-    match common::state::open_refs_of_others(store, key, INCIDENT_ID) {
+    match common::state::open_refs_of_others(store, Some(key), INCIDENT_ID) {
         Ok(refs) => refs.iter().filter_map(incident_id_of).collect(),
         Err(e) => {
             ctx.log.warn(format!("cannot list {} to keep other incidents' Reactio incidents apart: {e:#}", store.describe()));

@@ -494,12 +494,7 @@ impl Provider for Slack {
     /// The war rooms the ledger holds open, whatever the key ([`HELD_ROOMS`]): none of another
     /// incident's is what a lost create made ([`Provider::found`]).
     fn known(&self, store: &dyn common::state::Store) -> Map<String, Value> {
-        let mut m = Map::new();
-        // No key is "" (an incident key names its entity and check): every open record.
-        if let Ok(ids) = common::state::open_refs_of_others(store, "", CHANNEL_ID) {
-            m.insert(HELD_ROOMS.into(), Value::Array(ids));
-        }
-        m
+        common::state::open_refs_known(store, CHANNEL_ID, HELD_ROOMS)
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
@@ -1428,7 +1423,7 @@ fn held_for_another(ctx: &Ctx<'_, Slack>, id: &str, name: &str) -> bool {
     // The ledger's key (the record), not the job's: records are kept under it.
     let key = ctx.incident_key;
     let Some(store) = ctx.store else { return false };
-    let held = match common::state::open_refs_of_others(store, key, CHANNEL_ID) {
+    let held = match common::state::open_refs_of_others(store, Some(key), CHANNEL_ID) {
         Ok(refs) => refs.iter().any(|r| r.as_str() == Some(id)),
         Err(e) => {
             ctx.log.warn(format!("cannot list {} to keep other incidents' war rooms apart: {e:#}", store.describe()));

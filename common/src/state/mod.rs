@@ -834,20 +834,30 @@ pub fn get(store: &dyn Store, key: &str) -> anyhow::Result<Option<Incident>> {
 }
 
 /// The reference `name` (`refs.NAME`: a Slack war room's `channel_id`, a Reactio
-/// `incident_id`) of every open record but `key`'s: what the ledger holds open for other
-/// incidents, so that a service object found by name is never taken for this incident's when
-/// it is another's. Records that cannot be read are passed over.
+/// `incident_id`) of every open record but `except`'s (`None`: of every open record): what the
+/// ledger holds open for other incidents, so that a service object found by name is never
+/// taken for this incident's when it is another's. Records that cannot be read are passed over.
 ///
 /// Errors: listing the store's keys ([`Store::keys`]).
-pub fn open_refs_of_others(store: &dyn Store, key: &str, name: &str) -> anyhow::Result<Vec<Value>> {
+pub fn open_refs_of_others(store: &dyn Store, except: Option<&str>, name: &str) -> anyhow::Result<Vec<Value>> {
     Ok(store
         .keys()?
         .iter()
-        .filter(|k| k.as_str() != key)
+        .filter(|k| Some(k.as_str()) != except)
         .filter_map(|k| get(store, k).ok().flatten())
         .filter(|r| r.open)
         .filter_map(|mut r| r.refs.remove(name))
         .collect())
+}
+
+/// The reference `name` of every open record ([`open_refs_of_others`]) as a provider's
+/// `known` map holds it: an array under `as_key`; nothing when the store cannot list its keys.
+pub fn open_refs_known(store: &dyn Store, name: &str, as_key: &str) -> Map<String, Value> {
+    let mut known = Map::new();
+    if let Ok(refs) = open_refs_of_others(store, None, name) {
+        known.insert(as_key.to_string(), Value::Array(refs));
+    }
+    known
 }
 
 /// Note `entry` as in flight for `key` (volatile: it matters only while processes run, and a
