@@ -1029,6 +1029,47 @@ fn a_failure_and_its_recovery_racing_on_two_hosts_leave_no_reactio_incident_unre
     fake.assert_no_violations();
 }
 
+/// Among many open incidents (700: more than one `MGET` of the lookup reads), a Mackerel
+/// host that registered as app-01 still passes over the real app-01's war room, which the
+/// ledger holds open for another incident key: it opens its own, `-2`.
+#[test]
+fn a_host_named_like_another_passes_over_its_war_room_among_700_open_incidents() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeSlack::start();
+    let host = slack_hosts(1, json!({})).remove(0);
+    let api = fake.api_url();
+    let real: Value = serde_json::from_slice(&read_fixture("mackerel/check-alert.json")).unwrap();
+    let (code, stderr) = run_on(&host, &redis, &["--api-url", &api], real.to_string().as_bytes());
+    assert_eq!(code, Some(0), "{stderr}");
+    let room = fake.created()[0].clone();
+    let keys = redis.cli(&["--scan", "--pattern", "pagerpipe:slack:rec:*"]).unwrap();
+    let [real_key] = keys.lines().collect::<Vec<_>>()[..] else { panic!("one record: {keys}") };
+    let record: Value = serde_json::from_str(redis.cli(&["GET", real_key]).unwrap().trim()).unwrap();
+    assert_eq!(record["refs"]["channel_id"], room.id.as_str(), "{record}");
+    // 700 other open incidents, each with a war room of its own, whose keys list before the
+    // real one's (`4Xq7pRsTuVw`, its alert id).
+    let mut mset = vec!["MSET".to_string()];
+    for i in 0..700 {
+        let mut other = record.clone();
+        other["refs"]["channel_id"] = json!(format!("C0OTHER{i:04}"));
+        mset.push(format!("pagerpipe:slack:rec:{i:03}-db/check_disk"));
+        mset.push(other.to_string());
+    }
+    redis.cli(&mset.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    let mut impostor = real.clone();
+    impostor["host"]["id"] = json!("9ZzImpostor");
+    impostor["alert"]["id"] = json!("5Impostor01");
+    impostor["alert"]["url"] = json!("https://mackerel.io/orgs/Example/alerts/5Impostor01");
+    let (code, stderr) = run_on(&host, &redis, &["--api-url", &api], impostor.to_string().as_bytes());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("is the war room of another incident the ledger holds open"), "{stderr}");
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 2, "{stderr}");
+    assert_eq!(rooms[1].name, format!("{}-2", room.name), "{stderr}");
+    assert_eq!(fake.channel(&room.id).roots().len(), 1, "only app-01's own alert in its war room");
+    fake.assert_no_violations();
+}
+
 #[test]
 fn two_spooled_war_rooms_whose_names_fold_alike_are_both_opened_by_the_flush() {
     let Some(redis) = RedisServer::start() else { return };

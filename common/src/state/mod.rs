@@ -171,6 +171,18 @@ pub trait Store {
     /// Errors: the store cannot be reached or read.
     fn get(&self, key: &str) -> anyhow::Result<Option<Value>>;
 
+    /// [`Store::get`] of each of `keys`, in their order (`None` also for a record that cannot
+    /// be read): a snapshot for a scan over many records (what the ledger holds open for other
+    /// incidents), not a read that a later [`Store::update_deciding`] of one of them builds on.
+    /// Default: `get` each in turn; Redis reads them with `MGET`, a few hundred keys per round
+    /// trip.
+    ///
+    /// Errors: the store cannot be reached (Redis); the default passes over each record it
+    /// cannot read and does not fail.
+    fn get_many(&self, keys: &[String]) -> anyhow::Result<Vec<Option<Value>>> {
+        Ok(keys.iter().map(|k| self.get(k).ok().flatten()).collect())
+    }
+
     /// Atomically: read the record for `key`, call `f`, store the record it returns (`None`
     /// deletes; a value equal to the current one writes nothing) as durably as it says,
     /// forgotten as `expire` says. `f` chooses the durability from the record it is given: what
@@ -836,15 +848,17 @@ pub fn get(store: &dyn Store, key: &str) -> anyhow::Result<Option<Incident>> {
 /// The reference `name` (`refs.NAME`: a Slack war room's `channel_id`, a Reactio
 /// `incident_id`) of every open record but `except`'s (`None`: of every open record): what the
 /// ledger holds open for other incidents, so that a service object found by name is never
-/// taken for this incident's when it is another's. Records that cannot be read are passed over.
+/// taken for this incident's when it is another's. Records that cannot be parsed are passed
+/// over.
 ///
-/// Errors: listing the store's keys ([`Store::keys`]).
+/// Errors: listing the store's keys ([`Store::keys`]) or reading them ([`Store::get_many`]).
 pub fn open_refs_of_others(store: &dyn Store, except: Option<&str>, name: &str) -> anyhow::Result<Vec<Value>> {
-    Ok(store
-        .keys()?
+    let keys: Vec<String> = store.keys()?.into_iter().filter(|k| Some(k.as_str()) != except).collect();
+    let records = store.get_many(&keys)?;
+    Ok(keys
         .iter()
-        .filter(|k| Some(k.as_str()) != except)
-        .filter_map(|k| get(store, k).ok().flatten())
+        .zip(records)
+        .filter_map(|(k, v)| v.map(|v| Incident::from_value(k, Some(v))))
         .filter(|r| r.open)
         .filter_map(|mut r| r.refs.remove(name))
         .collect())

@@ -139,6 +139,10 @@ const CORRUPT_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How many records' bytes [`Store::update_deciding`] remembers for its one-round-trip write.
 const SEEN_RECORDS: usize = 8;
 
+/// Keys per `MGET` in [`RedisStore::get_many`]: a round trip per this many records, each answer
+/// a few kilobytes at most.
+const MGET_KEYS: usize = 256;
+
 /// The shortest timeout a socket accepts (a zero budget means "do not wait", not "forever").
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
@@ -1239,6 +1243,26 @@ impl Store for RedisStore {
         };
         self.shared.saw(&rkey, raw.as_deref());
         Ok(self.parsed(&rkey, raw))
+    }
+
+    /// One `MGET` per [`MGET_KEYS`] keys. What it reads is not remembered as seen (a scan's
+    /// snapshot must not push this invocation's own record out of [`Shared::seen`]).
+    fn get_many(&self, keys: &[String]) -> anyhow::Result<Vec<Option<Value>>> {
+        let mut records = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MGET_KEYS) {
+            let rkeys: Vec<String> = chunk.iter().map(|k| self.record_key(k)).collect();
+            let (raws,): (Vec<Option<Vec<u8>>>,) =
+                self.shared.run("read the records", |c, setup| first(setup).cmd("MGET").arg(&rkeys).query(c))?;
+            anyhow::ensure!(
+                raws.len() == rkeys.len(),
+                "state store {}: MGET answered {} values for {} keys",
+                self.describe(),
+                raws.len(),
+                rkeys.len()
+            );
+            records.extend(rkeys.iter().zip(raws).map(|(rkey, raw)| self.parsed(rkey, raw)));
+        }
+        Ok(records)
     }
 
     /// One round trip: the record's `GET` and the hold's `EXISTS` in one pipeline; none right
