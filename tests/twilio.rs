@@ -718,6 +718,44 @@ fn sequential_a_killed_runs_text_does_not_hold_back_the_texts_of_a_run_a_refresh
     assert_eq!(called(&fake), vec![ONE], "{}", r.stderr);
     fake.assert_no_violations();
 }
+/// Every recipient over a call cap in sequential mode: the page is texted to each instead. A
+/// run killed (SIGKILL by its PID) while Twilio's answer to the `held`-th of those texts is held
+/// (a text of unknown fate, counted as sent, as a sequential run's own texts are) is carried
+/// on by `--flush`: the people texted or being texted are not texted again, and the others
+/// are. Before, the run's notes were cleared before the texts went out, and the flush texted
+/// everyone again from the top.
+#[test]
+fn sequential_a_killed_runs_texts_over_the_call_cap_are_not_sent_again_when_the_run_is_carried_on() {
+    for held in 1..=3 {
+        let mut script = vec![Script::Accept; held - 1];
+        script.push(Script::AcceptThenHang);
+        let fake = FakeTwilio::start(&script);
+        let sb = sandbox(sequential(json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}],
+            "call_caps": {"15m": 1}})));
+        let now = crate::util::unix_now() as u64;
+        // Each number was called a minute ago (by another incident): every call is over the cap.
+        let caps = json!({"calls": {ONE: [now - 60], TWO: [now - 60], THREE: [now - 60]}});
+        std::fs::write(sb.state_file("twilio", "recipients%3Acalls.json"), caps.to_string()).unwrap();
+        let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "60s"]);
+        cmd.env("PAGERPIPE_NOW", now.to_string());
+        let mut first = crate::util::spawn_command(cmd, &read_fixture("sensu/create.json"));
+        let seen = || (fake.to(MESSAGES).len() == held && fake.script_left() == 0).then_some(());
+        crate::util::wait_until("the held text", std::time::Duration::from_secs(60), seen, || format!("{:?}", texted(&fake)));
+        first.kill().expect("SIGKILL the handler by its PID");
+        let _ = first.wait();
+        assert_eq!(texted(&fake), [ONE, TWO, THREE][..held].to_vec(), "held {held}");
+        let r = sb.run(&["--flush", "--timeout", "30s", "--api-url", &fake.url], b"");
+        assert_eq!(r.code, Some(0), "held {held}: {r:?}");
+        assert_eq!(texted(&fake), vec![ONE, TWO, THREE], "held {held}: each person texted once: {}", r.stderr);
+        assert!(called(&fake).is_empty(), "held {held}: {}", r.stderr);
+        assert!(r.stderr.contains("carrying on from a run that ended mid-way"), "held {held}: {}", r.stderr);
+        assert!(r.stderr.contains("every recipient is over the call cap"), "held {held}: {}", r.stderr);
+        let rec = sb.state("twilio", "web-01%2Fcheck_disk.json");
+        assert_eq!(rec["last_action"], "trigger", "held {held}: the page is recorded: {rec}");
+        fake.assert_no_violations();
+    }
+}
+
 /// Sequential settings for the spool tests: two people, 1 s rings (so that an event's run may
 /// take the shortest `--timeout`, 16 s), no call caps.
 fn spooled_sequential() -> Sandbox {

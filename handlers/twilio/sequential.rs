@@ -648,27 +648,35 @@ impl Twilio {
                 break;
             }
         }
-        // The run is over: the next event starts afresh.
-        self.forget_progress(ctx);
         if p.calls().is_empty() {
             if p.capped.is_empty()
                 && let Some(failure) = Outcome::most_hopeful(std::mem::take(&mut p.failures))
             {
+                // The run is over: the next event starts afresh.
+                self.forget_progress(ctx);
                 return Ended::Over(failure);
             }
             // Every recipient is over a cap, or was (the others' calls failed): the page is
             // texted to whoever has not had it (SMS is not capped), so that the cap limits how
             // often phones ring, never whether this incident reaches anyone (another
-            // incident's storm filled the caps just now).
+            // incident's storm filled the caps just now). Each text is noted before it goes
+            // out, as in the loop above, and the notes are kept until the outcome is recorded:
+            // a run carrying this one on (this process killed meanwhile) texts nobody again.
             let body = body.unwrap_or_else(|| run.page.sms.clone());
             let mut refused = std::mem::take(&mut p.failures);
             for r in order {
                 if !p.texted.insert(r.phone.clone()) {
                     continue;
                 }
+                p.texted_at = Some(common::clock::now_unix());
+                self.note(ctx, &p);
                 match self.text(ctx, r, &body) {
                     Outcome::Delivered(sid) => p.messages.extend(sid),
                     f => {
+                        if matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
+                            p.texted.remove(&r.phone);
+                            self.note(ctx, &p);
+                        }
                         ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
                         refused.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
                     }
@@ -678,13 +686,20 @@ impl Twilio {
                 && let Some(failure) = Outcome::most_hopeful(refused)
             {
                 return match failure {
+                    // Kept for the flush, with the notes of the texts that may have gone out.
                     Outcome::Retry(r) => self.unreachable(ctx, &p, &r.reason),
-                    other => Ended::Over(other),
+                    other => {
+                        self.forget_progress(ctx);
+                        Ended::Over(other)
+                    }
                 };
             }
+            // The record of the delivery removes the notes.
             let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
             return Ended::Over(Outcome::Delivered(Done { detail, refs: p.refs() }));
         }
+        // The run is over: the next event starts afresh.
+        self.forget_progress(ctx);
         let news = News::Nobody { people: p.called.len(), calls: p.calls().len(), after: p.paging_for(ctx) };
         self.announce(ctx, key, &run.page.subject, news);
         Ended::Nobody(format!(
