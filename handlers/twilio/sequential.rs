@@ -34,8 +34,9 @@
 //! reboots happen) or out of time while a call still rings. So each call is noted in the
 //! incident's record as it is placed — before its create request (number, round, time) and
 //! again with its SID ([`Notes`], `common::state::note_progress`), each text before it goes
-//! out (so that a run carrying this one on texts nobody again, even one whose call was not
-//! noted yet; such notes are carried on within `refresh` of the last text), and the run itself is noted
+//! out, those sent instead of calls over a cap too (so that a run carrying this one on texts
+//! nobody again, even one whose call was not noted yet; such notes are carried on within
+//! `refresh` of the last text), and the run itself is noted
 //! in flight as a spool entry (`Ctx::note_run_in_flight`), which the next holder or `--flush`
 //! spools when its process died. A spooled run keeps the same notes in its spool entry
 //! (`Ctx::spool_run`, and `Ctx::note_progress` as a flush carries it on), which exists
