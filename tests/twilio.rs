@@ -756,6 +756,28 @@ fn sequential_a_killed_runs_texts_over_the_call_cap_are_not_sent_again_when_the_
     }
 }
 
+/// Sequential mode with only some people over a call cap and no `sms` in `channels`: the one
+/// over the cap is texted at their turn instead of called (docs/twilio.md "Call caps"), once
+/// per run, and the others are called in order. Before, they were passed over without a text,
+/// and the page never reached them.
+#[test]
+fn sequential_a_person_over_the_call_cap_is_texted_at_their_turn() {
+    let fake = FakeTwilio::start(&[]);
+    fake.outcomes(&[Outcome::NoAnswer, Outcome::NoAnswer, Outcome::NoAnswer, Outcome::NoAnswer]);
+    let sb = sandbox(sequential(json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}, {"name": "花子", "phone": THREE}],
+        "call_caps": {"15m": 2}, "rounds": 2})));
+    let now = crate::util::unix_now() as u64;
+    // ONE was called twice a minute ago (by another incident): over the cap; Bob and 花子 are not.
+    let caps = json!({"calls": {ONE: [now - 70, now - 60]}});
+    std::fs::write(sb.state_file("twilio", "recipients%3Acalls.json"), caps.to_string()).unwrap();
+    let r = run_at(&sb, &fake, now, &read_fixture("sensu/create.json"), &["--timeout", "60s"]);
+    assert!(r.stderr.contains(&format!("not calling {ONE}")), "{}", r.stderr);
+    assert_eq!(texted(&fake), vec![ONE], "texted once, at the first turn: {}", r.stderr);
+    assert_eq!(called(&fake), vec![TWO, THREE, TWO, THREE], "{}", r.stderr);
+    assert_eq!(r.code, Some(75), "nobody answered: {r:?}");
+    fake.assert_no_violations();
+}
+
 /// Sequential settings for the spool tests: two people, 1 s rings (so that an event's run may
 /// take the shortest `--timeout`, 16 s), no call caps.
 fn spooled_sequential() -> Sandbox {

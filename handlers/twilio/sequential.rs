@@ -24,9 +24,10 @@
 //! Twilio could not be reached, or the deadline ran out first → the rest of the run is spooled
 //! as one entry ([`Sequence`], exit 75), which the next invocation or `--flush` carries on from
 //! the notes below ([`Twilio::resume_sequence`]), in the incident's order with its other
-//! spooled requests; no call possible because every recipient
-//! is over a cap → texted instead to everyone not texted yet (SMS is not capped: another
-//! incident's storm must not keep this one from reaching anyone), delivered with a warning.
+//! spooled requests. A person over a call cap is texted at their turn instead of called
+//! (SMS is not capped: another incident's storm must not keep this one from reaching anyone);
+//! no call possible because every recipient is over a cap → texted instead to everyone not
+//! texted yet, delivered with a warning.
 //! With `sms` in `channels` each person is texted right before their first call, so nobody
 //! after the one who answers is disturbed.
 //!
@@ -534,28 +535,19 @@ impl Twilio {
                 // not: a person gets the page's text once. It is noted before it goes out, so
                 // that a run carrying this one on (this process killed before the call's note)
                 // does not text that person again either.
-                if let Some(body) = &body
-                    && !p.texted.contains(&r.phone)
-                {
-                    p.texted.insert(r.phone.clone());
-                    p.texted_at = Some(common::clock::now_unix());
-                    self.note(ctx, &p);
-                    match self.text(ctx, r, body) {
-                        Outcome::Delivered(sid) => p.messages.extend(sid),
-                        f => {
-                            if matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
-                                p.texted.remove(&r.phone);
-                                self.note(ctx, &p);
-                            }
-                            ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
-                        }
-                    }
+                if let Some(body) = &body {
+                    self.text_once(ctx, &mut p, r, body);
                 }
                 if p.capped.contains(&r.phone) {
                     continue;
                 }
                 let Some(slot) = self.take_slot(ctx, r) else {
+                    // Over a cap: texted at their turn instead (SMS is not capped), once per
+                    // run; a text that failed is counted with the run's failures.
                     p.capped.insert(r.phone.clone());
+                    if let Some(failure) = self.text_once(ctx, &mut p, r, body.as_deref().unwrap_or(&run.page.sms)) {
+                        p.failures.push(failure);
+                    }
                     continue;
                 };
                 // Noted before it goes out, and again with its SID: a run that dies in between
@@ -666,22 +658,7 @@ impl Twilio {
             let body = body.unwrap_or_else(|| run.page.sms.clone());
             let mut refused = std::mem::take(&mut p.failures);
             for r in order {
-                if !p.texted.insert(r.phone.clone()) {
-                    continue;
-                }
-                p.texted_at = Some(common::clock::now_unix());
-                self.note(ctx, &p);
-                match self.text(ctx, r, &body) {
-                    Outcome::Delivered(sid) => p.messages.extend(sid),
-                    f => {
-                        if matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
-                            p.texted.remove(&r.phone);
-                            self.note(ctx, &p);
-                        }
-                        ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
-                        refused.push(f.failure().unwrap_or(Outcome::Skipped(String::new())));
-                    }
-                }
+                refused.extend(self.text_once(ctx, &mut p, r, &body));
             }
             if p.messages.is_empty()
                 && let Some(failure) = Outcome::most_hopeful(refused)
@@ -696,7 +673,12 @@ impl Twilio {
                 };
             }
             // The record of the delivery removes the notes.
-            let detail = format!("(no call placed: every recipient is over the call cap; {} SMS sent)", p.messages.len());
+            let why = if p.placed.is_empty() {
+                "no call placed: every recipient is over the call cap".to_string()
+            } else {
+                format!("no call could be followed: {} of unknown fate, {} person(s) over the call cap", p.placed.len(), p.capped.len())
+            };
+            let detail = format!("({why}; {} SMS sent)", p.messages.len());
             return Ended::Over(Outcome::Delivered(Done { detail, refs: p.refs() }));
         }
         // The run is over: the next event starts afresh.
@@ -1045,6 +1027,34 @@ impl Twilio {
     /// Write the run's progress notes into the incident's record, and into the run's spool
     /// entry when a flush carries it on ([`Ctx::note_progress`]; failures are logged): whether
     /// they were noted in at least one.
+    /// Text `r` the page's `body`, once per run: noted before it goes out (so that a run
+    /// carrying this one on, this process killed meanwhile, texts nobody again, even one whose
+    /// call was not noted yet), and taken back off the notes when it surely did not go out, so
+    /// that it is tried again later. A text Twilio may have taken (sent, no answer) counts as
+    /// sent; one refused for good (a number that replied STOP) is not tried again either.
+    /// `None`: sent now, or texted before in this run; else why it failed (logged).
+    fn text_once(&self, ctx: &Ctx<'_, Twilio>, p: &mut Progress, r: &Recipient, body: &str) -> Option<Outcome<Done>> {
+        if !p.texted.insert(r.phone.clone()) {
+            return None;
+        }
+        p.texted_at = Some(common::clock::now_unix());
+        self.note(ctx, p);
+        match self.text(ctx, r, body) {
+            Outcome::Delivered(sid) => {
+                p.messages.extend(sid);
+                None
+            }
+            f => {
+                if matches!(&f, Outcome::Retry(retry) if retry.fate == Fate::NotSent) {
+                    p.texted.remove(&r.phone);
+                    self.note(ctx, p);
+                }
+                ctx.log.error(format!("SMS to {} failed: {}", r.label(), f.reason().unwrap_or("")));
+                Some(f.failure().unwrap_or(Outcome::Skipped(String::new())))
+            }
+        }
+    }
+
     fn note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) -> bool {
         let Some(token) = ctx.token() else { return false };
         p.written.set(p.written.get() + 1);
