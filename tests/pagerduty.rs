@@ -443,6 +443,76 @@ fn routing_key_from_environment_ruby_api_key_and_pager_team() {
     fake.assert_no_violations();
 }
 
+/// The Ruby `handler-pagerduty.rb` also took `pager_team` from the Sensu 1.x *client*
+/// definition (check > client > default). A client attribute is written on the monitored host,
+/// so it counts as the entity's (README "Who may set what"): ignored with a line saying so
+/// (never silently paged elsewhere), used once `entity_settings` names `pager_team`, and the
+/// check's own `pager_team` still wins.
+#[test]
+fn a_sensu_client_pager_team_is_the_entitys_as_in_the_ruby_handler() {
+    let fake = FakePagerDuty::start(&[]);
+    let team_key = "TeamOpsKey000000000000000000beef";
+    let db_key = "TeamDbKey0000000000000000000beef";
+    let sb = Sandbox::new(BIN);
+    sb.config("pagerduty.json", &json!({"pagerduty": {"api_key": ROUTING_KEY, "ops": {"api_key": team_key}, "db": {"api_key": db_key}}}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["client"]["pager_team"] = "ops".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[0]["routing_key"], ROUTING_KEY);
+    assert!(
+        r.stderr.contains("event override `pagerduty.pager_team` ignored: set by a client attribute; a client attribute is written on the monitored host"),
+        "{}",
+        r.stderr
+    );
+
+    // Allowed by the operator: the client's team, as the Ruby handler did.
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"api_key": ROUTING_KEY, "entity_settings": ["pager_team"], "ops": {"api_key": team_key}, "db": {"api_key": db_key}}}),
+    );
+    ev["client"]["name"] = "web-02".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[1]["routing_key"], team_key);
+    assert!(!r.stderr.contains("ignored"), "{}", r.stderr);
+
+    // The check's team wins over the client's.
+    ev["client"]["name"] = "web-03".into();
+    ev["check"]["pager_team"] = "db".into();
+    let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events()[2]["routing_key"], db_key);
+    fake.assert_no_violations();
+}
+
+/// A settings file carried over from the Ruby `handler-pagerduty.rb` (README "Migrating from
+/// the Ruby handlers"): `api_key` and `incident_key_prefix` are read as there; its proxy, summary
+/// prefix and key rewriting are not, and each warning says what to use instead (a proxy
+/// setting dropped without a hint sends every page straight at a firewall).
+#[test]
+fn ruby_handler_settings_pagerpipe_replaces_are_named_with_what_to_use_instead() {
+    let sb = Sandbox::new(BIN);
+    sb.config(
+        "pagerduty.json",
+        &json!({"pagerduty": {"api_key": ROUTING_KEY, "incident_key_prefix": "sensu-", "description_prefix": "[prod]",
+                "proxy_host": "proxy.example", "proxy_port": 3128, "dedup_rules": {"-\\d+/": "/"}}}),
+    );
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let body: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(body["dedup_key"], "sensu-web-01/check_disk", "the Ruby handler's key");
+    for (setting, instead) in [
+        ("proxy_host", "set `https_proxy=http://[user:password@]host:port` in the handler's environment instead"),
+        ("proxy_port", "set `https_proxy="),
+        ("description_prefix", "write it into `summary_template` instead"),
+        ("dedup_rules", "write the key as `dedup_key_template`"),
+    ] {
+        let line = r.stderr.lines().find(|l| l.contains(&format!("`pagerduty.{setting}`"))).unwrap_or_else(|| panic!("{setting}: {}", r.stderr));
+        assert!(line.contains("is not a setting of handler-pagerduty; ignored: the Ruby handler's") && line.contains(instead), "{line}");
+    }
+}
+
 #[test]
 fn dry_run_prints_masked_body_sends_nothing_touches_no_state() {
     let fake = FakePagerDuty::start(&[]);

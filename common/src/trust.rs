@@ -8,7 +8,8 @@
 //!   server's configuration: what to say, whom to page and how, never where requests go or
 //!   files are written;
 //! - **entity** ([`Origin::Entity`]): Sensu Go entity annotations, written by the agent *on the
-//!   monitored host* — the words of its own events only (summary text, labels,
+//!   monitored host*, and Sensu 1.x's `client.pager_team` (the client definition, written there
+//!   too) — the words of its own events only (summary text, labels,
 //!   classification), never a link or markup, nor a call's voice or language, so that a
 //!   compromised host cannot send its pages (or the credentials) elsewhere, resolve another
 //!   host's incident, stop paging, delay the spool, or put a link of its choosing behind the
@@ -44,7 +45,7 @@ pub enum Origin {
     Operator,
     /// The check's definition on the monitoring server (and Zabbix SENDTO).
     Check,
-    /// The monitored host's own entity (Sensu Go entity annotations).
+    /// The monitored host's own entity (Sensu Go entity annotations, Sensu 1.x `client.pager_team`).
     Entity,
 }
 
@@ -129,7 +130,8 @@ pub fn event_settings(own: &[(&'static str, Trust)]) -> Vec<&'static str> {
 pub struct Override {
     /// Who wrote it.
     pub origin: Origin,
-    /// Where exactly, for the log: `entity annotation`, `check annotation`, `check attribute`,
+    /// Where exactly, for the log: `entity annotation`, `client attribute` (Sensu 1.x),
+    /// `check annotation`, `check attribute`,
     /// `custom variable`, `Zabbix SENDTO`.
     pub place: &'static str,
     /// The setting name within the section (`routing_key`).
@@ -150,7 +152,7 @@ pub fn overrides_of(event: &Event, section: &str) -> Vec<Override> {
     };
     let entity = event.entity_overrides.get(section).into_iter().flatten().map(|(k, v)| Override {
         origin: Origin::Entity,
-        place: "entity annotation",
+        place: if event.format == Format::Sensu { "client attribute" } else { "entity annotation" },
         setting: k.clone(),
         value: v.clone(),
     });
@@ -220,8 +222,10 @@ pub fn apply(
             let why = match trust {
                 Trust::Operator => "only settings files, the environment and flags may set it".to_string(),
                 _ => format!(
-                    "an entity annotation is written on the monitored host, which may set presentation only \
+                    "{} {} is written on the monitored host, which may set presentation only \
                      (allow it with `{section}.entity_settings: [\"{}\"]`)",
+                    article(o.place),
+                    o.place,
                     o.setting
                 ),
             };

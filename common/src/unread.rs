@@ -234,6 +234,30 @@ pub fn nearest(name: &str, names: &[&'static str]) -> Option<&'static str> {
         .map(|(_, n)| n)
 }
 
+/// What to do instead of a setting of the Ruby handlers that pagerpipe replaces
+/// (sensu-plugins-pagerduty `bin/handler-pagerduty.rb`: its `proxy_*`, `description_prefix`,
+/// `dynamic_description_prefix_key` and `dedup_rules`), for the warning about it: a settings
+/// file carried over from that handler keeps working, and these are what it would otherwise
+/// lose without a word of why. `handler` is the section (`pagerduty`), `setting` a top-level
+/// key of it. README "Migrating from the Ruby handlers" says the same.
+pub fn ruby_replacement(handler: &str, setting: &str) -> Option<&'static str> {
+    if handler != "pagerduty" {
+        return None;
+    }
+    Some(match setting {
+        "proxy_host" | "proxy_port" | "proxy_username" | "proxy_password" => {
+            "the Ruby handler's proxy: set `https_proxy=http://[user:password@]host:port` in the handler's environment instead"
+        }
+        "description_prefix" | "dynamic_description_prefix_key" => {
+            "the Ruby handler's summary prefix: write it into `summary_template` instead, e.g. \"[prod] {entity}/{check}: {output}\""
+        }
+        "dedup_rules" => {
+            "the Ruby handler's key rewriting is not applied: write the key as `dedup_key_template`, or resolve the alerts it opened by hand"
+        }
+        _ => return None,
+    })
+}
+
 /// The paths struct `T` ignores when deserialized from `section`; `None` when it does not
 /// deserialize.
 fn ignored<T: DeserializeOwned>(section: &Map<String, Value>) -> Option<Vec<SettingPath>> {

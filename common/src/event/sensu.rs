@@ -6,7 +6,8 @@
 //! statuses as strings (`["0","2","2"]`). A proxy check names its entity in `check.source`,
 //! which wins over `client.name`. Check attributes that are objects (`"pagerduty": {...}`) are
 //! per-check settings overrides, as the sensu-plugin handlers read them; `check.pager_team`
-//! selects a PagerDuty team, as the Ruby `handler-pagerduty.rb` did.
+//! selects a PagerDuty team, as the Ruby `handler-pagerduty.rb` did; so does `client.pager_team`,
+//! there the client's (entity's) setting, admitted only as `entity_settings` allows.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +53,14 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), Value::String(team.to_string()));
     }
 
+    // The Ruby handler also took `pager_team` from the client definition (check > client >
+    // default). The client definition is written on the monitored host: the entity's, which
+    // `crate::trust` admits only where `entity_settings` names `pager_team`.
+    let mut entity_overrides: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    if let Some(team) = client.map(|c| field::string(c, "pager_team", "client.pager_team")).transpose()?.flatten() {
+        entity_overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), Value::String(team.to_string()));
+    }
+
     let mut ignored = Vec::new();
     let interval = attribute(check, "interval", "check.interval", &mut ignored);
     let refresh = attribute(check, "refresh", "check.refresh", &mut ignored);
@@ -82,6 +91,7 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
         command: field::string(check, "command", "check.command")?.map(str::to_string),
         labels: BTreeMap::new(),
         overrides,
+        entity_overrides,
         ignored,
         ..Event::default()
     })

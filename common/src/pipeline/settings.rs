@@ -120,7 +120,11 @@ fn warn_unread<P: Provider>(files: &Files, operator: &Map<String, Value>, common
             files.origin(P::NAME, &path)
         });
         if let Some(file) = file {
-            warn(&path, file, &not_read, unread.suggestion);
+            let top = if let [key] = path.as_slice() { Some(key.as_str()) } else { None };
+            match top.and_then(|key| crate::unread::ruby_replacement(P::NAME, key)) {
+                Some(instead) => warn(&path, file, &format!("{not_read}: {instead}"), None),
+                None => warn(&path, file, &not_read, unread.suggestion),
+            }
         }
     }
     // A notification type no monitoring system sends is read, but never applies.
