@@ -990,5 +990,75 @@ fn every_help_flag_is_documented() {
         };
         let missing: Vec<&str> = flags.into_iter().filter(|f| !named(f)).collect();
         assert!(missing.is_empty(), "handler-{name} --help lists flags README.md and docs/{name}.md never name: {missing:?}");
+        // The environment variables it reads (`[env: NAME]`, `[env: NAME=]` when unset).
+        let vars: Vec<&str> = help.match_indices("[env: ").map(|(at, m)| &help[at + m.len()..]).filter_map(|r| r.split([']', '=']).next()).collect();
+        assert!(vars.contains(&"PAGERPIPE_STATE_STORE"), "handler-{name}: {vars:?}");
+        let missing: Vec<&str> = vars.into_iter().filter(|v| !named(v)).collect();
+        assert!(missing.is_empty(), "handler-{name} --help reads variables README.md and docs/{name}.md never name: {missing:?}");
+    }
+}
+
+/// README's first screen: its two commands. The first (`cargo run -q --bin handler-pagerduty --
+/// --dry-run < tests/fixtures/sensu/create.json`) is run with this build's binary for `cargo run
+/// -q --bin NAME --` (one cargo at a time), from the repository root, and prints the trigger
+/// it would send. The second is what `.ci/run` runs, command for command; and every
+/// `apt-get install` the README names installs the packages `.ci/run` installs, no fewer.
+#[test]
+fn readme_first_screen_commands_are_what_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = readme();
+    let first = readme.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("a ```sh block");
+    let commands: Vec<&str> = first.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let [dry_run, suite] = commands[..] else { panic!("two commands on the first screen: {first}") };
+
+    let (cargo_run, rest) = dry_run.split_once(" -- ").expect("cargo run … -- ARGS");
+    assert_eq!(cargo_run, "cargo run -q --bin handler-pagerduty", "{dry_run}");
+    let (args, input) = rest.split_once(" < ").expect("an event on stdin");
+    let event = std::fs::read(root.join(input.trim())).unwrap_or_else(|e| panic!("{input}: {e}"));
+    let out = Command::new(BIN)
+        .args(args.split_whitespace())
+        .current_dir(root)
+        .env("HOME", tempfile::tempdir().unwrap().path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(&event)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{dry_run}: {out:?}");
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{dry_run}: not the request's JSON ({e}): {out:?}"));
+    assert_eq!((body["event_action"].as_str(), body["dedup_key"].as_str()), (Some("trigger"), Some("web-01/check_disk")), "{body}");
+
+    let ci = read(&root.join(".ci/run"));
+    let ci_lines: Vec<&str> = ci.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+    for command in suite.split("&&").map(str::trim) {
+        assert!(
+            ci_lines.iter().any(|l| *l == command || l.starts_with(&format!("{command} "))),
+            "README's `{command}` is not a command of .ci/run:\n{ci}"
+        );
+    }
+    // The packages: `.ci/run`'s one `apt-get install` line, and each the README suggests.
+    let packages = |line: &str| -> std::collections::BTreeSet<String> {
+        let after = line.split("apt-get install").nth(1).unwrap_or_default();
+        after
+            .split(['`', ')', '>'])
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|w| !w.starts_with('-'))
+            .map(str::to_string)
+            .collect()
+    };
+    let ci_install = ci_lines.iter().find(|l| l.starts_with("apt-get install")).expect(".ci/run installs packages");
+    let want = packages(ci_install);
+    assert!(want.contains("redis-server"), "{want:?}");
+    let flat = readme.replace('\n', " ");
+    let suggested: Vec<&str> = flat.match_indices("apt-get").map(|(at, _)| &flat[at..]).filter(|s| s.starts_with("apt-get install")).collect();
+    assert!(suggested.len() >= 2, "README names the packages on its first screen and under Testing");
+    for s in suggested {
+        assert_eq!(packages(s), want, "README's `{}` vs .ci/run's", &s[..s.find('`').unwrap_or(s.len()).min(90)]);
     }
 }
