@@ -63,6 +63,68 @@ fn nagios_environment_macros_problem_then_recovery() {
     assert_eq!((ev[1]["event_action"].as_str(), ev[1]["dedup_key"].as_str()), (Some("resolve"), Some("web-01/HTTP")));
 }
 
+/// A custom variable passed in the argument form (`--field
+/// "_SERVICEPAGERDUTY_SEVERITIES=$_SERVICEPAGERDUTY_SEVERITIES$"`, as conf.d/nagios-pagerduty.cfg
+/// shows) reaches the handler empty for every service that does not define it, and so does an
+/// Icinga 2 `env` entry whose `$service.vars.…$` is not set. Empty is "not set": the operator's
+/// settings apply (before, `severities` became empty, and the problem was skipped: no page), and
+/// an empty service variable does not hide the host's.
+#[test]
+fn nagios_and_icinga_custom_variables_passed_empty_are_not_set() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let fields = |host: &str, state: &str| {
+        vec![
+            "--from".to_string(),
+            "nagios".to_string(),
+            "--field".to_string(),
+            "NOTIFICATIONTYPE=PROBLEM".to_string(),
+            "--field".to_string(),
+            format!("HOSTNAME={host}"),
+            "--field".to_string(),
+            "SERVICEDESC=HTTP".to_string(),
+            "--field".to_string(),
+            format!("SERVICESTATE={state}"),
+            "--field".to_string(),
+            "SERVICEOUTPUT=HTTP down".to_string(),
+            "--field".to_string(),
+            "_SERVICEPAGERDUTY_SEVERITIES=".to_string(),
+            "--field".to_string(),
+            "_SERVICEPAGERDUTY_PAGER_TEAM=".to_string(),
+        ]
+    };
+    let args = fields("web-01", "WARNING");
+    let r = run_env(&sb, &fake, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    ok(&r);
+    assert!(!r.stderr.contains("skipped") && !r.stderr.contains("ignored"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 1, "the warning pages, as the operator's severities say: {}", r.stderr);
+
+    // The host's variable applies when the service's is empty.
+    let mut args = fields("web-02", "WARNING");
+    args.extend(["--field".to_string(), "_HOSTPAGERDUTY_SEVERITIES=critical".to_string()]);
+    let r = run_env(&sb, &fake, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    ok(&r);
+    assert!(r.stderr.contains("skipped web-02/HTTP: severity warning is not in severities [critical]"), "{}", r.stderr);
+
+    // Icinga 2's env block: the same.
+    let r = run_env(
+        &sb,
+        &fake,
+        &["--from", "icinga"],
+        &[
+            ("NOTIFICATIONTYPE", "PROBLEM"),
+            ("HOSTNAME", "web-03"),
+            ("SERVICENAME", "http"),
+            ("SERVICESTATE", "WARNING"),
+            ("SERVICEOUTPUT", "down"),
+            ("_SERVICEPAGERDUTY_SEVERITIES", ""),
+        ],
+    );
+    ok(&r);
+    assert_eq!(fake.events().len(), 2, "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 /// Nagios 4 runs notification commands in parallel, so the PROBLEM and the RECOVERY of one
 /// second (a passive result CRITICAL, then OK) can reach the handler in either order, with the
 /// same `$TIMET$`. Their `$SERVICEEVENTID$` (`$HOSTEVENTID$` for a host) says which state

@@ -256,11 +256,15 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
 
     let mut labels = BTreeMap::new();
     let mut overrides: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
-    // Host variables first, service variables win.
+    // Host variables first, service variables win. An empty one is not set: Nagios expands
+    // `$_SERVICEPAGERDUTY_SEVERITIES$` of a service that does not define it to "" in the
+    // argument form, and Icinga 2 an unresolvable `$service.vars.…$` in an `env` block, so a
+    // command that passes a variable passes it empty for every object without it (an empty
+    // `severities` would page nothing; an empty service variable would hide the host's).
     for prefix in ["_HOST", "_SERVICE"] {
         for (k, v) in &m.values {
             let Some(name) = k.strip_prefix(prefix) else { continue };
-            if name.is_empty() {
+            if name.is_empty() || v.trim().is_empty() {
                 continue;
             }
             let lower = name.to_ascii_lowercase();
