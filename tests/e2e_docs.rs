@@ -401,11 +401,16 @@ fn nagios4_with_the_shipped_cfg_keeps_an_output_ending_in_a_backslash() {
 /// pipe `icinga2/icinga2.cmd` (the `command` feature), and `objects` (hosts, services and their
 /// check commands). Returns the running daemon, the directory, and a reader of its log.
 fn start_icinga(site: &Site, objects: &str) -> (ServerProcess, PathBuf, impl Fn() -> String + use<>) {
+    start_icinga_with(site, &shipped("icinga2-pagerduty.conf", site), objects)
+}
+
+/// [`start_icinga`] with `conf` (the shipped file as an operator edited it) in its place.
+fn start_icinga_with(site: &Site, conf: &str, objects: &str) -> (ServerProcess, PathBuf, impl Fn() -> String + use<>) {
     let d = site.dir.path().join("icinga2");
     for sub in ["data", "log", "cache", "spool", "run"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
-    std::fs::write(d.join("pagerduty.conf"), shipped("icinga2-pagerduty.conf", site)).unwrap();
+    std::fs::write(d.join("pagerduty.conf"), conf).unwrap();
     std::fs::write(
         d.join("icinga2.conf"),
         format!(
@@ -474,6 +479,55 @@ fn icinga2_with_the_shipped_conf_pages_host_and_service_problems_and_recoveries(
         &[("trigger", "web-01/host"), ("trigger", "fresh-01/disk"), ("resolve", "web-01/host"), ("resolve", "fresh-01/disk")],
         &log,
     );
+}
+
+/// conf.d/icinga2-pagerduty.conf's per-object settings, followed as its comment says: the
+/// example `env` entry added to the NotificationCommand, and the variable set on one Service.
+/// That service's warning pages nobody (its `severities` is `critical`), its critical pages,
+/// and a service without the variable (the entry arrives empty) pages its warning as the
+/// settings file says.
+#[test]
+fn icinga2_with_the_shipped_conf_takes_a_services_own_settings_as_its_comment_says() {
+    if !require_program(ICINGA, "icinga2-bin") {
+        return;
+    }
+    let site = Site::new();
+    let conf = shipped("icinga2-pagerduty.conf", &site);
+    let entry = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("//").map(str::trim).filter(|l| l.starts_with("_SERVICEPAGERDUTY_SEVERITIES = ")))
+        .expect("the comment's example env entry");
+    let var = entry.split("$service.vars.").nth(1).and_then(|r| r.split('$').next()).expect("a $service.vars.…$ macro");
+    assert!(conf.contains(&format!("`vars.{var} = \"critical\"` on the Service")), "the comment names the variable it sets");
+    let conf = conf.replacen("  env = {\n", &format!("  env = {{\n    {entry}\n"), 1);
+    assert!(conf.contains(entry), "the NotificationCommand has an env block");
+    let warn = site.check_script("warn", "LOAD", 1);
+    let crit = site.check_script("crit", "DISK", 2);
+    let service = |name: &str, script: &Path, vars: &str| {
+        format!(
+            "object CheckCommand \"check-{name}\" {{ command = [ \"{}\" ] }}\n\
+             object Service \"{name}\" {{\n  host_name = \"web-01\"\n  check_command = \"check-{name}\"\n  check_interval = 1s\n  retry_interval = 1s\n  max_check_attempts = 1\n  vars.notify_pagerduty = true\n{vars}}}\n",
+            script.display()
+        )
+    };
+    let objects = format!(
+        "object CheckCommand \"passive-only\" {{ command = [ \"/bin/true\" ] }}\n\
+         object Host \"web-01\" {{\n  address = \"127.0.0.1\"\n  check_command = \"passive-only\"\n  enable_active_checks = false\n}}\n{}{}{}",
+        service("load", &warn, &format!("  vars.{var} = \"critical\"\n")),
+        service("disk", &crit, &format!("  vars.{var} = \"critical\"\n")),
+        service("load-any", &warn, ""),
+    );
+    let (_icinga, _, log) = start_icinga_with(&site, &conf, &objects);
+    site.wait_for_pages(&[("trigger", "web-01/disk"), ("trigger", "web-01/load-any")], &log);
+    // The skipped warning is a line of its own on syslog; wait for it, then nothing else came.
+    let skipped = wait_until(
+        "the skipped warning of web-01/load",
+        LIMIT,
+        || site.syslog_lines().into_iter().find(|l| l.contains("skipped web-01/load:")),
+        &log,
+    );
+    assert!(skipped.contains("severity warning is not in severities [critical]"), "{skipped}");
+    assert_eq!(site.pages().len(), 2, "{:?}", site.pages());
 }
 
 /// The shipped conf in a real Icinga 2, driven through its external command pipe as an
