@@ -1045,7 +1045,8 @@ fn every_help_flag_is_documented() {
         let missing: Vec<&str> = flags.into_iter().filter(|f| !named(f)).collect();
         assert!(missing.is_empty(), "handler-{name} --help lists flags README.md and docs/{name}.md never name: {missing:?}");
         // The environment variables it reads (`[env: NAME]`, `[env: NAME=]` when unset).
-        let vars: Vec<&str> = help.match_indices("[env: ").map(|(at, m)| &help[at + m.len()..]).filter_map(|r| r.split([']', '=']).next()).collect();
+        let vars: Vec<&str> =
+            help.match_indices("[env: ").map(|(at, m)| &help[at + m.len()..]).filter_map(|r| r.split([']', '=']).next()).collect();
         assert!(vars.contains(&"PAGERPIPE_STATE_STORE"), "handler-{name}: {vars:?}");
         let missing: Vec<&str> = vars.into_iter().filter(|v| !named(v)).collect();
         assert!(missing.is_empty(), "handler-{name} --help reads variables README.md and docs/{name}.md never name: {missing:?}");
@@ -1110,7 +1111,8 @@ fn readme_first_screen_commands_are_what_ci_runs() {
     let want = packages(ci_install);
     assert!(want.contains("redis-server"), "{want:?}");
     let flat = readme.replace('\n', " ");
-    let suggested: Vec<&str> = flat.match_indices("apt-get").map(|(at, _)| &flat[at..]).filter(|s| s.starts_with("apt-get install")).collect();
+    let suggested: Vec<&str> =
+        flat.match_indices("apt-get").map(|(at, _)| &flat[at..]).filter(|s| s.starts_with("apt-get install")).collect();
     assert!(suggested.len() >= 2, "README names the packages on its first screen and under Testing");
     for s in suggested {
         assert_eq!(packages(s), want, "README's `{}` vs .ci/run's", &s[..s.find('`').unwrap_or(s.len()).min(90)]);

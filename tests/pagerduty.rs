@@ -461,7 +461,9 @@ fn a_sensu_client_pager_team_is_the_entitys_as_in_the_ruby_handler() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(fake.events()[0]["routing_key"], ROUTING_KEY);
     assert!(
-        r.stderr.contains("event override `pagerduty.pager_team` ignored: set by a client attribute; a client attribute is written on the monitored host"),
+        r.stderr.contains(
+            "event override `pagerduty.pager_team` ignored: set by a client attribute; a client attribute is written on the monitored host"
+        ),
         "{}",
         r.stderr
     );
@@ -508,7 +510,8 @@ fn ruby_handler_settings_pagerpipe_replaces_are_named_with_what_to_use_instead()
         ("description_prefix", "write it into `summary_template` instead"),
         ("dedup_rules", "write the key as `dedup_key_template`"),
     ] {
-        let line = r.stderr.lines().find(|l| l.contains(&format!("`pagerduty.{setting}`"))).unwrap_or_else(|| panic!("{setting}: {}", r.stderr));
+        let line =
+            r.stderr.lines().find(|l| l.contains(&format!("`pagerduty.{setting}`"))).unwrap_or_else(|| panic!("{setting}: {}", r.stderr));
         assert!(line.contains("is not a setting of handler-pagerduty; ignored: the Ruby handler's") && line.contains(instead), "{line}");
     }
 }
