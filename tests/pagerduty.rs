@@ -498,7 +498,8 @@ fn ruby_handler_settings_pagerpipe_replaces_are_named_with_what_to_use_instead()
     sb.config(
         "pagerduty.json",
         &json!({"pagerduty": {"api_key": ROUTING_KEY, "incident_key_prefix": "sensu-", "description_prefix": "[prod]",
-                "proxy_host": "proxy.example", "proxy_port": 3128, "dedup_rules": {"-\\d+/": "/"}}}),
+                "dynamic_description_prefix_key": "environment", "proxy_host": "proxy.example", "proxy_port": 3128,
+                "proxy_username": "pd", "proxy_password": "proxy-s3cret-pw", "dedup_rules": {"-\\d+/": "/"}}}),
     );
     let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -507,13 +508,17 @@ fn ruby_handler_settings_pagerpipe_replaces_are_named_with_what_to_use_instead()
     for (setting, instead) in [
         ("proxy_host", "set `https_proxy=http://[user:password@]host:port` in the handler's environment instead"),
         ("proxy_port", "set `https_proxy="),
+        ("proxy_username", "set `https_proxy="),
+        ("proxy_password", "set `https_proxy="),
         ("description_prefix", "write it into `summary_template` instead"),
+        ("dynamic_description_prefix_key", "write it into `summary_template` instead"),
         ("dedup_rules", "write the key as `dedup_key_template`"),
     ] {
         let line =
             r.stderr.lines().find(|l| l.contains(&format!("`pagerduty.{setting}`"))).unwrap_or_else(|| panic!("{setting}: {}", r.stderr));
         assert!(line.contains("is not a setting of handler-pagerduty; ignored: the Ruby handler's") && line.contains(instead), "{line}");
     }
+    assert!(!r.stderr.contains("proxy-s3cret-pw"), "{}", r.stderr);
 }
 
 #[test]
