@@ -450,6 +450,43 @@ fn an_exec_job_does_not_see_the_state_store_password() {
     assert!(!r.stdout.contains("S3cretLedgerPassw0rd") && !r.stderr.contains("S3cretLedgerPassw0rd"), "{r:?}");
 }
 
+/// `--from exec` takes the credential variables out of the job's environment (README: "a
+/// credential kept in the environment … is not passed on to the job"), but the job runs as the
+/// handler's user, and a process may read the environment of any process of its own user:
+/// `cat /proc/$PPID/environ` in the job printed the routing key the handler was started with
+/// (and a ptrace of the handler read any credential from its memory). The handler makes itself
+/// non-dumpable before it starts the job, which leaves its `/proc` files to root.
+///
+/// Runs the handler as uid 65534 (`setpriv`, needs root: root reads any process's
+/// environment); elsewhere it says SKIPPED and passes, except under `CI=true`.
+#[test]
+fn an_exec_job_cannot_read_the_credentials_from_the_handlers_process() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new(PD);
+    if !owned_by_another_user(&sb.state_dir()) {
+        return;
+    }
+    for d in [sb.dir.path().to_path_buf(), sb.conf_dir()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::create_dir_all(sb.spool_dir()).unwrap();
+    std::os::unix::fs::chown(sb.spool_dir(), Some(65534), Some(65534)).unwrap();
+    let fake = FakePagerDuty::start(&[]);
+    let mut cmd = command_as(&sb, 65534, 65534, &fake.url);
+    cmd.args(["--from", "exec", "--check", "nightly", "--entity", "db-01", "--", "/bin/sh", "-c"]).arg(
+        "tr '\\0' '\\n' < /proc/$PPID/environ && echo '[environ read]'; tr '\\0' '\\n' < /proc/$PPID/cmdline | grep -q exec && echo '[cmdline read]'; exit 1",
+    );
+    let r = crate::util::run_command(cmd, b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("[cmdline read]"), "the job did look at its parent: {}", r.stdout);
+    assert!(!r.stdout.contains("[environ read]"), "{}", r.stdout);
+    assert!(!r.stdout.contains(ROUTING_KEY), "{}", r.stdout);
+    assert_eq!(actions(&fake), ["trigger"], "{}", r.stderr);
+    let sent = fake.events();
+    assert!(!sent[0]["payload"]["custom_details"]["output"].as_str().unwrap_or_default().contains(ROUTING_KEY));
+    fake.assert_no_violations();
+}
+
 /// handler-reactio resolves an incident it has no record of by looking the open incidents up
 /// by the name this event's incident would have: `name_template` rendered. An entity could set
 /// `name_template` (presentation, it seemed), so a monitored host's recovery of a check that

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! The job is started directly (no shell) with stdin on `/dev/null` and the handler's
-//! environment minus the handlers' credentials ([`CREDENTIAL_ENV`]). One reader thread per pipe
+//! environment minus the handlers' credentials ([`CREDENTIAL_ENV`]); the handler is made
+//! non-dumpable first ([`keep_from_the_job`]), so that the job cannot read them from the
+//! handler's `/proc` files or memory either. One reader thread per pipe
 //! passes its stdout and stderr through to the handler's own stdout and stderr as they come
 //! (cron mail and the journal still see everything) and keeps the last [`TAIL_BYTES`] of both,
 //! interleaved in the order the handler read them, so a job that prints gigabytes costs the
@@ -188,6 +190,20 @@ pub fn parse(inv: &Invocation, notes: &mut Notes) -> Result<Event> {
     super::batch::event(Format::Exec, inv, status, output, crate::clock::now_unix() as i64)
 }
 
+/// Make this process non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`), before the job starts.
+///
+/// The job runs as the handler's user, and a process may read the environment
+/// (`/proc/<pid>/environ`) of any process of its own user, and trace it to read its memory: with
+/// [`CREDENTIAL_ENV`] taken out of the job's own environment, `cat /proc/$PPID/environ` still
+/// printed the credentials the handler was started with. A non-dumpable process's `/proc` files
+/// belong to root and only a process with `CAP_SYS_PTRACE` may trace it; the job itself is
+/// dumpable again once it is exec'd, and the handler writes no core dump (which would hold its
+/// credentials too). Should the call fail (not Linux), the job runs all the same: the page matters more.
+fn keep_from_the_job() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+}
+
 /// Run `program` with `args` (stdin `/dev/null`, its stdout passed through to `stdout()` and its
 /// stderr to `stderr()` as they come, the last [`TAIL_BYTES`] of both kept), killing it after
 /// `timeout` when given.
@@ -199,6 +215,7 @@ pub fn run<O: Write + 'static, E: Write + 'static>(
     stderr: fn() -> E,
 ) -> Finished {
     let start = Instant::now();
+    keep_from_the_job();
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for name in CREDENTIAL_ENV {
