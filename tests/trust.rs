@@ -385,6 +385,30 @@ fn check_annotations_may_route_but_an_invalid_one_never_costs_the_page() {
     fake.assert_no_violations();
 }
 
+/// The Ruby handler's `check.pager_team` (a Sensu 1.x check attribute: free-form, unchecked by
+/// Sensu, written by a result on the client socket too) that was no string (`42`, `["ops"]`)
+/// refused the whole event (exit 65): every page of the check lost. It is a check's override
+/// like `check.pagerduty.pager_team`: an invalid one is logged and the operator's route used.
+#[test]
+fn a_pager_team_attribute_that_is_no_string_never_costs_the_page() {
+    for team in [json!(42), json!(["ops"]), json!({"routing_key": "x"}), json!(null)] {
+        let fake = FakePagerDuty::start(&[]);
+        let sb = pagerduty_sandbox();
+        let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
+        ev["check"]["pager_team"] = team.clone();
+        let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{team}: {r:?}");
+        let sent = fake.events();
+        assert_eq!(sent.len(), 1, "{team}: {}", r.stderr);
+        assert_eq!(sent[0]["routing_key"], ROUTING_KEY, "{team}: the operator's route");
+        if !team.is_null() {
+            let needle = "event override `pagerduty.pager_team` ignored: the value from a check attribute is invalid";
+            assert!(r.stderr.contains(needle), "{team}: {}", r.stderr);
+        }
+        fake.assert_no_violations();
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn secrets_from_files_and_help_warns_about_ps() {

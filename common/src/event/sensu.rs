@@ -49,8 +49,11 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
             overrides.insert(k.clone(), o.clone());
         }
     }
-    if let Some(team) = field::string(check, "pager_team", "check.pager_team")? {
-        overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), Value::String(team.to_string()));
+    // Free-form like the objects above (Sensu does not check it, and a result on the client
+    // socket writes it): taken as it is, so that one that is no string is an invalid override,
+    // logged and ignored (`crate::trust::apply`), never an event refused and its page lost.
+    if let Some(team) = check.get("pager_team").filter(|v| !v.is_null()) {
+        overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), team.clone());
     }
 
     // The Ruby handler also took `pager_team` from the client definition (check > client >
