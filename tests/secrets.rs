@@ -318,3 +318,42 @@ fn a_state_store_password_with_a_raw_slash_question_mark_or_hash_is_not_shown() 
     }
     assert_eq!(fake.accepted().len(), 3, "every page still went out");
 }
+
+/// Other Redis clients take the password elsewhere: redis-rs's and redis-py's Unix socket URLs
+/// in the query (`redis+unix:///run/redis.sock?pass=…`, `unix://…?password=…`), a URL with
+/// the password as a query parameter, or no scheme at all (`:password@host:6379`, as
+/// `redis-cli -u` users shorten it). Such a URL is refused, and the refusal quoted it whole on
+/// every page, `--list` and `--explain` (and into syslog with `--syslog`): only the password of
+/// a `scheme://user:password@` URL was masked.
+#[test]
+fn a_state_store_password_in_a_query_or_without_a_scheme_is_not_shown() {
+    let fake = FakePagerDuty::start(&[]);
+    let pw = "Red1sPassw0rdInTheQuery";
+    let urls = [
+        format!("redis+unix:///run/redis/redis.sock?db=0&pass={pw}"),
+        format!("unix:///run/redis/redis.sock?password={pw}"),
+        format!("redis://127.0.0.1:1/0?password={pw}"),
+        format!(":{pw}@127.0.0.1:1"),
+        format!("default:{pw}@127.0.0.1:1/0"),
+    ];
+    for url in &urls {
+        let sb = crate::util::pagerduty_sandbox();
+        for args in [&["--list"][..], &["--list", "--log-format", "json"]] {
+            let mut all = vec!["--state-store", url.as_str()];
+            all.extend_from_slice(args);
+            let r = sb.run(&all, b"");
+            assert_eq!(r.code, Some(78), "{url} {args:?} {r:?}");
+            assert!(r.stderr.contains("state store URL"), "{}", r.stderr);
+            assert!(!r.stderr.contains(pw) && !r.stdout.contains(pw), "{url} {args:?}: {r:?}");
+        }
+        for args in [&["--explain"][..], &[]] {
+            let mut all = vec!["--state-store", url.as_str(), "--api-url", &fake.url];
+            all.extend_from_slice(args);
+            let r = sb.run(&all, &read_fixture("sensu/create.json"));
+            assert_eq!(r.code, Some(0), "{url} {args:?} {r:?}");
+            assert!(format!("{}{}", r.stdout, r.stderr).contains("state store URL"), "{r:?}");
+            assert!(!r.stderr.contains(pw) && !r.stdout.contains(pw), "{url} {args:?}: {r:?}");
+        }
+    }
+    assert_eq!(fake.accepted().len(), urls.len(), "every page still went out");
+}

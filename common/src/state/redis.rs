@@ -377,6 +377,28 @@ pub fn secrets_of(url: &str) -> Vec<String> {
     if decoded != raw { vec![raw.to_string(), decoded] } else { vec![raw.to_string()] }
 }
 
+/// `url` as an error message quotes it: the user information (everything before the last `@`)
+/// as `…@` and the query and fragment as `?…`, so that a URL the store refuses shows no
+/// password wherever it was written: other Redis clients take it in the query
+/// (`redis+unix:///run/redis.sock?pass=…`, `unix://…?password=…`), and a URL without a scheme
+/// (`:password@host:6379`) has no `scheme://user:password@` for [`secrets_of`] to find. What
+/// is left (scheme, host, port, path) says which URL is meant.
+fn shown_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((_, host)) => ("…@", host),
+        None => ("", rest),
+    };
+    let (rest, query) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], "?…"),
+        None => (rest, ""),
+    };
+    format!("{scheme}{user}{rest}{query}")
+}
+
 /// `text` with every secret masked ([`secret::mask_all`]); short passwords are masked too.
 fn mask(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
@@ -537,7 +559,7 @@ impl RedisStore {
     /// (whose error says so).
     pub fn connect(url: &str, handler: &str, ca_file: Option<&Path>, budget: Duration) -> anyhow::Result<RedisStore> {
         let secrets = secrets_of(url);
-        let masked_url = mask(url, &secrets);
+        let masked_url = mask(&shown_url(url), &secrets);
         let parsed = RedisUrl::parse(url).map_err(|why| misconfigured(mask(&format!("state store URL {masked_url}: {why}"), &secrets)))?;
         let RedisUrl { tls, host, port, user, password, db } = parsed;
         let scheme = if tls { "rediss" } else { "redis" };
@@ -1496,6 +1518,15 @@ mod tests {
             let e = u(bad).expect_err(bad);
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_url_is_shown_without_user_information_query_or_fragment() {
+        assert_eq!(shown_url("redis://:s3cret@redis.example:6379/0"), "redis://…@redis.example:6379/0");
+        assert_eq!(shown_url("redis+unix:///run/redis.sock?pass=s3cret"), "redis+unix:///run/redis.sock?…");
+        assert_eq!(shown_url(":s3cret@host:6379"), "…@host:6379");
+        assert_eq!(shown_url("redis://:ab/cd?e#f@host:6379/0"), "redis://…@host:6379/0");
+        assert_eq!(shown_url("redis://host:notaport/0"), "redis://host:notaport/0");
     }
 
     #[test]
