@@ -319,6 +319,34 @@ fn a_state_store_password_with_a_raw_slash_question_mark_or_hash_is_not_shown() 
     assert_eq!(fake.accepted().len(), 3, "every page still went out");
 }
 
+/// An `api_url` with user information (`https://relay:password@gateway.example`: an outbound
+/// gateway that wants Basic authentication, which the HTTP client sends from it) is a
+/// credential, but `--dry-run` printed "would POST https://relay:password@…" and every flush
+/// "spooled trigger … POST https://relay:password@…". Its password is masked like the others.
+#[test]
+fn an_api_url_password_is_not_shown() {
+    let pw = "Gat3wayPassw0rdForTheRelay";
+    let sb = crate::util::pagerduty_sandbox();
+    let down = format!("http://relay:{pw}@{}", REFUSED_URL.trim_start_matches("http://"));
+    let r = sb.run(&["--api-url", &down, "--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("would POST http://relay:"), "{}", r.stderr);
+    assert!(!r.stderr.contains(pw) && !r.stdout.contains(pw), "dry run: {r:?}");
+    let fake = FakePagerDuty::start(&[]);
+    let up = format!("http://relay:{pw}@{}", fake.url.trim_start_matches("http://"));
+    for log_format in ["text", "json"] {
+        let check = format!("backup-{log_format}");
+        let args = ["--api-url", &down, "--timeout", "1s", "--from", "cli", "--check", &check, "--status", "critical"];
+        let r = sb.run(&args, b"");
+        assert_eq!(r.code, Some(75), "{r:?}");
+        assert!(!r.stderr.contains(pw), "spooled: {r:?}");
+        let r = sb.run(&["--api-url", &up, "--flush", "--log-format", log_format, "-v"], b"");
+        assert!(r.stderr.contains("POST http://relay:"), "{}", r.stderr);
+        assert!(!r.stderr.contains(pw) && !r.stdout.contains(pw), "flush: {r:?}");
+    }
+    assert_eq!(fake.accepted().len(), 2, "the spooled pages went out through the relay");
+}
+
 /// Other Redis clients take the password elsewhere: redis-rs's and redis-py's Unix socket URLs
 /// in the query (`redis+unix:///run/redis.sock?pass=…`, `unix://…?password=…`), a URL with
 /// the password as a query parameter, or no scheme at all (`:password@host:6379`, as

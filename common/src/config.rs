@@ -550,6 +550,14 @@ impl Default for Common {
 }
 
 impl Common {
+    /// The credentials these settings carry in URLs, for the logger to mask: the password of
+    /// the state store's URL and that of `api_url` (`https://relay:password@gateway`, which
+    /// the HTTP client sends as Basic authentication), each as written and percent-decoded
+    /// ([`crate::state::redis::secrets_of`]). Empty when neither has one.
+    pub fn secrets(&self) -> Vec<String> {
+        [&self.state_store, &self.api_url].into_iter().flatten().flat_map(|url| crate::state::redis::secrets_of(url)).collect()
+    }
+
     /// Check values that deserialize but make no sense. Errors exit 78 and say which setting to fix.
     pub fn validate(&self, section: &str) -> Result<()> {
         const FIX: &str = "fix it where it is set (settings file, flag, environment or per-check override)";

@@ -918,9 +918,7 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     // Mask the configured credentials too, when the settings are complete enough to say.
     let secrets = P::from_settings(&operator, &common).map(|p| p.secrets()).unwrap_or_default();
     log.add_secrets(secrets.clone());
-    if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
-        log.add_secrets([p.to_string()]);
-    }
+    log.add_secrets(common.secrets());
     let log = &*log;
     let (spool, notice) = Spool::open(P::NAME, common.spool_dir.as_deref())
         .map_err(|e| Code::Config.msg(format!("spool unavailable: {e:#}; set --spool-dir or spool_dir")))?;

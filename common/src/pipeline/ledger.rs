@@ -25,9 +25,7 @@ use crate::state::{self, Incident};
 /// Run `--list` or `--forget`.
 pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
-    if let Some(p) = common.state_store.as_deref().and_then(crate::secret::url_password) {
-        log.add_secrets([p.to_string()]);
-    }
+    log.add_secrets(common.secrets());
     let deadline = Deadline::after(common.timeout);
     // The file store is found, not created: a `--list` or `--forget` naming a directory that
     // is not there (a typo, a host that never paged) says there is nothing in it instead of

@@ -788,7 +788,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         .and_then(|p| p.fits(common.timeout).map(|()| p))
         .inspect_err(|_| operator.warn_unread::<P>(log))?;
     log.add_secrets(provider.secrets());
-    log.add_secrets(common.state_store.as_deref().map(state::redis::secrets_of).unwrap_or_default());
+    log.add_secrets(common.secrets());
     Ok(Read { event, raw, overrides, operator, common, provider })
 }
 
