@@ -487,6 +487,48 @@ fn an_exec_job_cannot_read_the_credentials_from_the_handlers_process() {
     fake.assert_no_violations();
 }
 
+/// A directory the handler creates takes its parent's mode (so that under the packages' 2775
+/// directories its own are group-writable too), but under a permissive umask (`umask 000`: a
+/// cron or container set up carelessly) it was world-writable with no sticky bit: a relative
+/// `--state-dir` / `--spool-dir` (or `XDG_STATE_HOME`) had no parent to copy and kept 0777,
+/// and one made in a world-writable parent (`/tmp`) copied its mode. Any local user could then
+/// delete the spooled pages and the records. The handler's directories are never writable by
+/// others now, whatever the umask and the parent.
+#[test]
+fn directories_made_under_umask_000_are_not_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = pagerduty_sandbox();
+    let open_parent = sb.dir.path().join("tmp");
+    std::fs::create_dir(&open_parent).unwrap();
+    std::fs::set_permissions(&open_parent, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let fake = FakePagerDuty::start(&[]);
+    for (state, spool) in [("rel/state", "rel/spool"), ("tmp/pp/state", "tmp/pp/spool")] {
+        for api in [fake.url.as_str(), REFUSED_URL] {
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.current_dir(sb.dir.path())
+                .env_clear()
+                .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+                .env("PAGERPIPE_RETRY_BASE_MS", "20")
+                .args(["-c", "umask 000 && exec \"$0\" \"$@\"", PD, "--config"])
+                .arg(sb.conf_dir())
+                .args(["--state-dir", state, "--spool-dir", spool, "--api-url", api, "--timeout", "1s"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let r = crate::util::run_command(cmd, &fixture_at("sensu/create.json", now()));
+            assert!(matches!(r.code, Some(0 | 75)), "{state}: {r:?}");
+        }
+        let top = sb.dir.path().join(state.split('/').next().unwrap_or_default());
+        let made = [state, spool, &format!("{state}/pagerduty"), &format!("{spool}/pagerduty")].map(|d| sb.dir.path().join(d));
+        assert!(made.iter().all(|d| d.is_dir()), "{made:?}");
+        for d in made.iter().chain(if top == open_parent { None } else { Some(&top) }) {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode & 0o002, 0, "{} is {mode:o}", d.display());
+        }
+    }
+    assert_eq!(actions(&fake), ["trigger", "trigger"], "both pages went out");
+}
+
 /// handler-reactio resolves an incident it has no record of by looking the open incidents up
 /// by the name this event's incident would have: `name_template` rendered. An entity could set
 /// `name_template` (presentation, it seemed), so a monitored host's recovery of a check that

@@ -555,7 +555,9 @@ pub fn move_aside(dir: &Path, name: &str, aside: &str) -> anyhow::Result<PathBuf
 ///
 /// Each directory created takes the permission bits of its parent (on Unix), so that under the
 /// packages' `root:pagerpipe` mode-2775 directories every handler subdirectory is again
-/// group-writable and setgid, whatever the creating process's umask.
+/// group-writable and setgid, whatever the creating process's umask; but never the others'
+/// write bit (a parent such as `/tmp` is world-writable), and the first directory of a
+/// relative path takes the working directory's.
 ///
 /// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
 ///
@@ -624,11 +626,14 @@ fn create_dir_like_parent(dir: &Path) -> std::io::Result<()> {
         Err(e) => return Err(e),
     }
     #[cfg(unix)]
-    if let Some(parent) = parent {
+    {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(parent)?.permissions().mode() & 0o7777;
+        // A relative path's first directory has the working directory for its parent.
+        let mode = fs::metadata(parent.unwrap_or(Path::new(".")))?.permissions().mode() & 0o7777;
+        // Never writable by others: a world-writable parent (`/tmp`, or one made under `umask
+        // 000`) would let any local user remove the spooled pages and the records.
         // Best effort: a directory we cannot chmod still works for its creator.
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode));
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode & !0o002));
     }
     Ok(())
 }
