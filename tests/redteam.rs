@@ -529,6 +529,51 @@ fn directories_made_under_umask_000_are_not_writable_by_others() {
     assert_eq!(actions(&fake), ["trigger", "trigger"], "both pages went out");
 }
 
+/// A check may give its own Reactio API key or Slack bot token (check level: whom to page and
+/// how), and an invalid override is ignored for the operator's. But a key holding a character
+/// no HTTP header can carry (a line break, a NUL: `pagerpipe/reactio.api_key` written by a
+/// template, or by a result on a Sensu client socket) passed as valid, and the request could
+/// not even be built: exit 78, and the entry stayed in the spool for good, carrying the key
+/// ("fix the configuration; the entry is kept"). Nobody was paged, though the operator's key
+/// works. Such a key is invalid now: the operator's is used. From the operator it is a clear
+/// configuration error (exit 78) before anything is spooled.
+#[test]
+fn a_check_credential_no_http_header_can_carry_does_not_cost_the_page() {
+    use crate::fake::reactio::{API_KEY, FakeReactio};
+    use crate::fake::slack::{BOT_TOKEN, FakeSlack};
+    let bad = ["reactio-own-key\r\nX-Evil: 1", "reactio-own-key\u{0}", "reactio-own-kéy"];
+    for key in bad {
+        let fake = FakeReactio::start(&[]);
+        let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+        sb.config("reactio.json", &json!({"reactio": {"api_key": API_KEY, "organization": "example"}}));
+        let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
+        ev["check"]["metadata"]["annotations"] = json!({"pagerpipe/reactio.api_key": key});
+        let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{key:?}: {r:?}");
+        assert_eq!(fake.accepted("/api/v1/incidents").len(), 1, "{key:?}: {}", r.stderr);
+        assert!(r.stderr.contains("event override `reactio.api_key` ignored: the value from a check annotation is invalid"), "{}", r.stderr);
+        assert!(sb.spooled("reactio").is_empty(), "{key:?}");
+        fake.assert_no_violations();
+        // The operator's own key so written: refused at once, nothing spooled.
+        let mut cmd = sb.command(&["--api-url", &fake.url]);
+        cmd.env("REACTIO_API_KEY", key.replace('\u{0}', "\u{1}"));
+        let r = crate::util::run_command(cmd, &fixture_at("sensu-go/failing.json", now()));
+        assert_eq!(r.code, Some(78), "{key:?}: {r:?}");
+        assert!(r.stderr.contains("Reactio API key"), "{}", r.stderr);
+        assert!(sb.spooled("reactio").is_empty(), "{key:?}");
+    }
+    let fake = FakeSlack::start();
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    sb.config("slack.json", &json!({"slack": {"token": BOT_TOKEN}}));
+    let mut ev: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap();
+    ev["check"]["metadata"]["annotations"] = json!({"pagerpipe/slack.token": "xoxb-1-2-own\u{0}"});
+    let r = sb.run(&["--api-url", &fake.api_url()], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.created().len(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("event override `slack.token` ignored: the value from a check annotation is invalid"), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 /// handler-reactio resolves an incident it has no record of by looking the open incidents up
 /// by the name this event's incident would have: `name_template` rendered. An entity could set
 /// `name_template` (presentation, it seemed), so a monitored host's recovery of a check that

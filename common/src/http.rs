@@ -151,6 +151,17 @@ pub struct Response {
     pub location: Option<String>,
 }
 
+/// Whether `s` can be a credential sent in an HTTP header as it is (Reactio's `X-Api-Key`, a
+/// Slack `Authorization: Bearer` token): visible ASCII only (RFC 9110 §5.5 field values; no
+/// space, which ends a token, and no control character). One with a line break, a NUL or a
+/// letter outside ASCII makes a request that cannot be built (or that the service cannot
+/// read): settings holding one are invalid, so that a check's such key is ignored for the
+/// operator's and the operator's own is a configuration error (exit 78) before anything is
+/// spooled, instead of a page that can never go out.
+pub fn is_header_credential(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Whether `s` is an absolute `http` or `https` URL with a host ([`http_url`]).
 pub fn is_http_url(s: &str) -> bool {
     http_url(s).is_some()

@@ -400,11 +400,20 @@ impl Provider for Reactio {
     }
 
     fn ready(&self) -> Result<()> {
-        if self.api_key.is_none() {
-            return Err(Code::Config.msg(
-                "no Reactio API key: set `reactio.api_key` in a settings file, REACTIO_API_KEY, or --api-key \
-                 (Reactio issues API keys per project)",
-            ));
+        match &self.api_key {
+            None => {
+                return Err(Code::Config.msg(
+                    "no Reactio API key: set `reactio.api_key` in a settings file, REACTIO_API_KEY, or --api-key \
+                     (Reactio issues API keys per project)",
+                ));
+            }
+            Some(k) if !common::http::is_header_credential(k) => {
+                return Err(Code::Config.msg(
+                    "the Reactio API key holds a space, a line break or another character an HTTP header cannot carry \
+                     (visible ASCII only); give the key alone",
+                ));
+            }
+            Some(_) => {}
         }
         if self.base.is_none() {
             return Err(Code::Config.msg(format!(

@@ -322,9 +322,10 @@ impl Provider for Slack {
                 "no Slack bot token: set `slack.token` in a settings file, SLACK_BOT_TOKEN, or --token \
                  (the app's Bot User OAuth Token, xoxb-…)",
             )),
-            Some(t) if t.chars().any(char::is_whitespace) => {
-                Err(Code::Config.msg("the Slack token holds whitespace; give the xoxb-… token alone"))
-            }
+            Some(t) if !common::http::is_header_credential(t) => Err(Code::Config.msg(
+                "the Slack token holds whitespace or another character an HTTP header cannot carry (visible ASCII only); \
+                 give the xoxb-… token alone",
+            )),
             Some(_) => Ok(()),
         }
     }
