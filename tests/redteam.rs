@@ -551,7 +551,11 @@ fn a_check_credential_no_http_header_can_carry_does_not_cost_the_page() {
         let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
         assert_eq!(r.code, Some(0), "{key:?}: {r:?}");
         assert_eq!(fake.accepted("/api/v1/incidents").len(), 1, "{key:?}: {}", r.stderr);
-        assert!(r.stderr.contains("event override `reactio.api_key` ignored: the value from a check annotation is invalid"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("event override `reactio.api_key` ignored: the value from a check annotation is invalid"),
+            "{}",
+            r.stderr
+        );
         assert!(sb.spooled("reactio").is_empty(), "{key:?}");
         fake.assert_no_violations();
         // The operator's own key so written: refused at once, nothing spooled.
