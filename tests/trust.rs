@@ -391,17 +391,20 @@ fn check_annotations_may_route_but_an_invalid_one_never_costs_the_page() {
 /// like `check.pagerduty.pager_team`: an invalid one is logged and the operator's route used.
 #[test]
 fn a_pager_team_attribute_that_is_no_string_never_costs_the_page() {
-    for team in [json!(42), json!(["ops"]), json!({"routing_key": "x"}), json!(null)] {
+    // The client's (the Ruby handler read it too; the monitored host writes it) as well.
+    for (place, team) in
+        ["check", "client"].into_iter().flat_map(|p| [json!(42), json!(["ops"]), json!({"routing_key": "x"}), json!(null)].map(|t| (p, t)))
+    {
         let fake = FakePagerDuty::start(&[]);
         let sb = pagerduty_sandbox();
         let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
-        ev["check"]["pager_team"] = team.clone();
+        ev[place]["pager_team"] = team.clone();
         let r = sb.run(&["--api-url", &fake.url], ev.to_string().as_bytes());
-        assert_eq!(r.code, Some(0), "{team}: {r:?}");
+        assert_eq!(r.code, Some(0), "{place} {team}: {r:?}");
         let sent = fake.events();
-        assert_eq!(sent.len(), 1, "{team}: {}", r.stderr);
-        assert_eq!(sent[0]["routing_key"], ROUTING_KEY, "{team}: the operator's route");
-        if !team.is_null() {
+        assert_eq!(sent.len(), 1, "{place} {team}: {}", r.stderr);
+        assert_eq!(sent[0]["routing_key"], ROUTING_KEY, "{place} {team}: the operator's route");
+        if !team.is_null() && place == "check" {
             let needle = "event override `pagerduty.pager_team` ignored: the value from a check attribute is invalid";
             assert!(r.stderr.contains(needle), "{team}: {}", r.stderr);
         }

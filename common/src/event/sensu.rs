@@ -58,10 +58,11 @@ pub fn parse(root: &Map<String, Value>) -> Result<Event> {
 
     // The Ruby handler also took `pager_team` from the client definition (check > client >
     // default). The client definition is written on the monitored host: the entity's, which
-    // `crate::trust` admits only where `entity_settings` names `pager_team`.
+    // `crate::trust` admits only where `entity_settings` names `pager_team`. Taken as it is,
+    // as the check's: one that is no string is an invalid override, never a page lost.
     let mut entity_overrides: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    if let Some(team) = client.map(|c| field::string(c, "pager_team", "client.pager_team")).transpose()?.flatten() {
-        entity_overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), Value::String(team.to_string()));
+    if let Some(team) = client.and_then(|c| c.get("pager_team")).filter(|v| !v.is_null()) {
+        entity_overrides.entry("pagerduty".to_string()).or_default().insert("pager_team".into(), team.clone());
     }
 
     let mut ignored = Vec::new();
