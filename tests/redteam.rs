@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::fake::pagerduty::FakePagerDuty;
-use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, pagerduty_sandbox, twilio_sandbox};
+use crate::util::{REFUSED_URL, ROUTING_KEY, Run, Sandbox, fixture_at, pagerduty_sandbox, read_fixture, twilio_sandbox};
 
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
@@ -179,6 +179,33 @@ fn a_spooled_recovery_received_after_a_clock_step_back_still_resolves() {
     let r = sb.run(&["--api-url", &fake.url, "--flush"], b"");
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+}
+
+/// A failure that gives no time (ordered by its receipt: a Sensu 1.x result without
+/// `check.executed`, a keepalive or TTL event) and then its recovery, whose check ran 20 s
+/// before the failure arrived on the host's own clock: which happened first cannot be told
+/// (the failure happened at some time before it arrived). The recovery was "superseded" and
+/// the incident stayed open for good; it is now sent (one more than the lateness bound older
+/// is still superseded: `state::applied_after`'s unit test).
+#[test]
+fn a_recovery_timed_by_its_host_after_a_failure_timed_by_its_receipt_resolves() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let mut untimed: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    untimed["check"].as_object_mut().unwrap().remove("executed");
+    untimed.as_object_mut().unwrap().remove("timestamp");
+    let mut cmd = sb.command(&["--api-url", &fake.url]);
+    cmd.env("PAGERPIPE_NOW", t.to_string());
+    let r = crate::util::run_command(cmd, untimed.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = run_at(&sb, &fake, "sensu/resolve.json", t - 20, t + 10);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
+    let r = sb.run(&["--list", "--log-format", "json"], b"");
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "nothing left open: {r:?}");
+    fake.assert_no_violations();
 }
 
 /// What the bound keeps: a failure really from before the recovery, handed over a moment after

@@ -766,6 +766,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             token: Some(&entry.token),
             stop_unread: Default::default(),
             stop_began: Default::default(),
+            time_origin: entry.time_origin,
             run_entry: self.spool.map(|spool| super::RunEntry {
                 spool,
                 name,

@@ -92,6 +92,8 @@ pub struct Ctx<'a, P: Provider> {
     stop_unread: std::sync::atomic::AtomicBool,
     /// What the first [`Ctx::stop_requested`] found in the record ([`state::stop_requested`]).
     stop_began: std::cell::RefCell<Option<state::StopSignals>>,
+    /// Where the delivered event's time comes from ([`state::stop_requested`]).
+    time_origin: state::TimeOrigin,
     /// The spooled run a flush carries on ([`Provider::resume`]): its entry keeps the run's
     /// progress notes too ([`Ctx::note_progress`]). `None` outside a flush's run.
     run_entry: Option<RunEntry<'a>>,
@@ -381,7 +383,7 @@ impl<P: Provider> Ctx<'_, P> {
                 let mut began = self.stop_began.borrow_mut();
                 let first = began.is_none();
                 let began = &*began.get_or_insert_with(|| state::StopSignals::of(record.as_ref()));
-                state::stop_requested(record.as_ref(), event_time, (!first).then_some(began))
+                state::stop_requested(record.as_ref(), event_time, self.time_origin, (!first).then_some(began))
             }
             Err(e) => {
                 let line = format!("cannot read the record of {} to see whether to stop: {e:#}", self.incident_key);
@@ -952,6 +954,7 @@ fn dry_run<P: Provider>(read: &Read<P>, d: &Decided, log: &Logger) -> Result<Cod
         token: None,
         stop_unread: Default::default(),
         stop_began: Default::default(),
+        time_origin: p.time_origin,
         run_entry: None,
     };
     let job = Job { action: p.action, event: &read.event, incident_key: &d.incident_key, previous: None, event_time: p.event_time };
@@ -1203,6 +1206,7 @@ impl<'a, P: Provider> Local<'a, P> {
             token: Some(&p.token),
             stop_unread: Default::default(),
             stop_began: Default::default(),
+            time_origin: p.time_origin,
             run_entry: None,
         };
         let job = Job {

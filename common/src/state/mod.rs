@@ -466,7 +466,7 @@ pub const RECEIPT_SKEW_SECS: u64 = 10;
 
 /// Whether the event applied at (`time`, `seq`, `origin`) comes after `p`, which must then be
 /// superseded: [`is_later`] of the two times, except between two receipts
-/// ([`TimeOrigin::Receipt`]). Their times come from the clocks of the machines that received
+/// ([`TimeOrigin::Receipt`]) and for a recovery after a receipt (below). Their times come from the clocks of the machines that received
 /// them, and two hosts sharing the ledger (or one whose clock stepped back) may disagree by a
 /// second or more: a recovery received a moment after the failure on a host whose clock is
 /// behind would be superseded, and the incident left open. So, between two receipts:
@@ -477,14 +477,23 @@ pub const RECEIPT_SKEW_SECS: u64 = 10;
 ///   [`RECEIPT_SKEW_SECS`] after it: a page left open is the worse mistake;
 /// - a spooled trigger goes by the times, as every other event: one spooled before a recovery
 ///   that was delivered meanwhile is stale.
+///
+/// A receipt applied before a resolve or acknowledge whose time the event gave (a host's
+/// clock, believed up to [`host_clock_lateness`] before its receipt; a monitoring server's)
+/// cannot say which came first either: the failure arrived then, but happened at some time
+/// before. Such a recovery is superseded only by a receipt more than the lateness after its
+/// time: a recovery left unsent leaves the incident open for good, while one applied too
+/// early is undone by the next failure the check reports. A trigger goes by the times.
 pub fn applied_after(time: u64, seq: Option<u64>, origin: TimeOrigin, p: &Proposal) -> bool {
-    if origin != TimeOrigin::Receipt || p.time_origin != TimeOrigin::Receipt {
-        return is_later(time, seq, p.event_time, p.event_seq);
-    }
-    match (p.spooled, p.action) {
-        (false, _) => false,
-        (true, Action::Resolve | Action::Acknowledge) => time > p.event_time.saturating_add(RECEIPT_SKEW_SECS),
-        (true, Action::Trigger) => is_later(time, seq, p.event_time, p.event_seq),
+    let stops = matches!(p.action, Action::Resolve | Action::Acknowledge);
+    match (origin, p.time_origin) {
+        (TimeOrigin::Receipt, TimeOrigin::Receipt) => match (p.spooled, stops) {
+            (false, _) => false,
+            (true, true) => time > p.event_time.saturating_add(RECEIPT_SKEW_SECS),
+            (true, false) => is_later(time, seq, p.event_time, p.event_seq),
+        },
+        (TimeOrigin::Receipt, TimeOrigin::Event) if stops => time > p.event_time.saturating_add(host_clock_lateness()),
+        _ => is_later(time, seq, p.event_time, p.event_seq),
     }
 }
 
@@ -1014,30 +1023,39 @@ impl StopSignals {
     }
 }
 
-/// Whether a delivery for an event at `event_time` should stop, `began` being what its first
-/// check found in the record (`None`: this is the first check):
+/// Whether a delivery for an event at `event_time` (whose time comes from `origin`) should
+/// stop, `began` being what its first check found in the record (`None`: this is the first
+/// check):
 ///
 /// - a resolve or acknowledge at or after that time asked it to ([`request_stop`]); or one
 ///   ordered by its receipt ([`TimeOrigin::Receipt`]) asked since the delivery began: it
 ///   arrived while the delivery ran, so it is the later event whatever the clocks of the two
-///   hosts say (a recovery taken by a host whose clock is behind must stop the calls);
+///   hosts say (a recovery taken by a host whose clock is behind must stop the calls); or,
+///   for a delivery ordered by its receipt, one asked since whose time is not more than
+///   [`host_clock_lateness`] before it (which came first is not known: [`applied_after`]);
 /// - a resolve was applied since the delivery began, at or after that time, or ordered by its
-///   receipt. A resolve the record held when the delivery began does not stop it: the ledger
+///   receipt, or as the last item allows. A resolve the record held when the delivery began does not stop it: the ledger
 ///   decided that this event goes after it (a PROBLEM after its RECOVERY of the same second
 ///   without event ids, a failure received after a recovery that a host whose clock is ahead
 ///   recorded), and stopping before the first call would lose the page.
-pub fn stop_requested(record: Option<&Incident>, event_time: u64, began: Option<&StopSignals>) -> Option<Stop> {
+pub fn stop_requested(record: Option<&Incident>, event_time: u64, origin: TimeOrigin, began: Option<&StopSignals>) -> Option<Stop> {
     let rec = record?;
     let now = StopSignals::of(Some(rec));
+    // Since the delivery began: whether a stop of `time` from `from` is not older than it.
+    let not_older = |time: u64, from: TimeOrigin| {
+        time >= event_time
+            || from == TimeOrigin::Receipt
+            || (origin == TimeOrigin::Receipt && time.saturating_add(host_clock_lateness()) >= event_time)
+    };
     if let Some(s) = rec.stop {
         let asked_since = began.is_some_and(|b| b.stop != Some(s));
-        if s.event_time >= event_time || (asked_since && s.time_origin == TimeOrigin::Receipt) {
+        if s.event_time >= event_time || (asked_since && not_older(s.event_time, s.time_origin)) {
             return Some(s);
         }
     }
     let resolved_since = began.is_some_and(|b| b.resolved != now.resolved);
     match now.resolved {
-        Some((Some(t), _)) if resolved_since && (t >= event_time || rec.time_origin == TimeOrigin::Receipt) => {
+        Some((Some(t), _)) if resolved_since && not_older(t, rec.time_origin) => {
             Some(Stop { action: Action::Resolve, event_time: t, time_origin: rec.time_origin })
         }
         _ => None,
@@ -1415,8 +1433,8 @@ mod tests {
         assert!(matches!(decide(Some(&rec), &p(Action::Acknowledge, "critical", 1020, "c"), 1020, SKIP), Verdict::Skip(_)));
         let mut rec = rec;
         rec.stop = Some(Stop { action: Action::Acknowledge, event_time: 1030, time_origin: TimeOrigin::Event });
-        assert!(stop_requested(Some(&rec), 1000, None).is_some());
-        assert!(stop_requested(Some(&rec), 1031, None).is_none());
+        assert!(stop_requested(Some(&rec), 1000, TimeOrigin::Event, None).is_some());
+        assert!(stop_requested(Some(&rec), 1031, TimeOrigin::Event, None).is_none());
     }
 
     #[test]
@@ -1453,8 +1471,17 @@ mod tests {
         assert!(!closed.open && closed.last_action == Some(Action::Resolve), "{closed:?}");
         // The record's time ahead of this host's clock counts as its now (see `decide`).
         assert_eq!((closed.event_time, closed.time_origin), (Some(998), TimeOrigin::Receipt));
-        // A time the event gave orders as always, either way round.
-        assert!(matches!(decide(Some(&rec), &p(Action::Resolve, "ok", 998, "c"), 1005, SEND), Verdict::Superseded(_)));
+        // A recovery's time the event gave, against a receipt: superseded only when more than
+        // the lateness before it (which came first is not known within it).
+        assert_eq!(decide(Some(&rec), &p(Action::Resolve, "ok", 998, "c"), 1005, SEND), Verdict::Send);
+        let lateness = host_clock_lateness();
+        assert_eq!(decide(Some(&rec), &p(Action::Acknowledge, "ok", 1000 - lateness, "c"), 1005, SEND), Verdict::Send);
+        let stale = p(Action::Resolve, "ok", 999 - lateness, "c");
+        assert!(matches!(decide(Some(&rec), &stale, 1005, SEND), Verdict::Superseded(_)));
+        // A failure's time the event gave orders as always against a receipt, and a receipt
+        // against a time the event gave, either action.
+        let resolved = apply(None, "k", &receipt(p(Action::Resolve, "ok", 1000, "r")), 1000, &Map::new());
+        assert!(matches!(decide(Some(&resolved), &p(Action::Trigger, "critical", 998, "c"), 1005, SEND), Verdict::Superseded(_)));
         let given = apply(None, "k", &p(Action::Trigger, "critical", 1000, "d"), 1000, &Map::new());
         assert!(matches!(decide(Some(&given), &late, 1005, SEND), Verdict::Superseded(_)));
         // Written only when it is a receipt; records of earlier versions read as the event's.
@@ -1548,25 +1575,33 @@ mod tests {
         let resolved = apply(None, "k", &receipt(p(Action::Resolve, "ok", 1005, "a")), 1005, &Map::new());
         assert_eq!(decide(Some(&resolved), &receipt(p(Action::Trigger, "critical", 1002, "b")), 1002, SEND), Verdict::Send);
         let began = StopSignals::of(Some(&resolved));
-        assert_eq!(stop_requested(Some(&resolved), 1002, None), None);
-        assert_eq!(stop_requested(Some(&resolved), 1002, Some(&began)), None);
+        assert_eq!(stop_requested(Some(&resolved), 1002, TimeOrigin::Event, None), None);
+        assert_eq!(stop_requested(Some(&resolved), 1002, TimeOrigin::Event, Some(&began)), None);
         // The same for a resolve of the same second applied before it (no event ids).
         let same = apply(None, "k", &p(Action::Resolve, "ok", 1000, "c"), 1000, &Map::new());
-        assert_eq!(stop_requested(Some(&same), 1000, None), None);
+        assert_eq!(stop_requested(Some(&same), 1000, TimeOrigin::Event, None), None);
         // A resolve applied since the delivery began stops it.
         let open = apply(None, "k", &p(Action::Trigger, "critical", 990, "d"), 990, &Map::new());
         let began = StopSignals::of(Some(&open));
         let applied = apply(Some(open.clone()), "k", &p(Action::Resolve, "ok", 1000, "e"), 1000, &Map::new());
-        assert!(stop_requested(Some(&applied), 1000, Some(&began)).is_some());
+        assert!(stop_requested(Some(&applied), 1000, TimeOrigin::Event, Some(&began)).is_some());
         // A stop asked since the delivery began by a receipt from a clock that is behind stops
         // it; one with a time of its own goes by the times.
         let asked =
             |origin| Incident { stop: Some(Stop { action: Action::Resolve, event_time: 998, time_origin: origin }), ..open.clone() };
-        assert!(stop_requested(Some(&asked(TimeOrigin::Receipt)), 1000, Some(&began)).is_some());
-        assert_eq!(stop_requested(Some(&asked(TimeOrigin::Event)), 1000, Some(&began)), None);
+        assert!(stop_requested(Some(&asked(TimeOrigin::Receipt)), 1000, TimeOrigin::Event, Some(&began)).is_some());
+        assert_eq!(stop_requested(Some(&asked(TimeOrigin::Event)), 1000, TimeOrigin::Event, Some(&began)), None);
+        // A delivery ordered by its receipt: a stop with a time of its own asked since stops it
+        // within the lateness before it (applied_after would not supersede it), not further.
+        assert!(stop_requested(Some(&asked(TimeOrigin::Event)), 1000, TimeOrigin::Receipt, Some(&began)).is_some());
+        let old = Incident {
+            stop: Some(Stop { action: Action::Resolve, event_time: 999 - host_clock_lateness(), time_origin: TimeOrigin::Event }),
+            ..open.clone()
+        };
+        assert_eq!(stop_requested(Some(&old), 1000, TimeOrigin::Receipt, Some(&began)), None);
         // One that was there when it began goes by the times.
         let began = StopSignals::of(Some(&asked(TimeOrigin::Receipt)));
-        assert_eq!(stop_requested(Some(&asked(TimeOrigin::Receipt)), 1000, Some(&began)), None);
+        assert_eq!(stop_requested(Some(&asked(TimeOrigin::Receipt)), 1000, TimeOrigin::Event, Some(&began)), None);
     }
 
     #[test]
