@@ -29,6 +29,17 @@ fn actions(fake: &FakePagerDuty) -> Vec<String> {
     fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect()
 }
 
+/// `r`, the recovery after a failure, was sent (PagerDuty saw trigger then resolve) and the
+/// ledger holds nothing open.
+fn recovered_and_closed(sb: &Sandbox, fake: &FakePagerDuty, r: &Run) {
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(fake), ["trigger", "resolve"], "{}", r.stderr);
+    let list = sb.run(&["--list", "--log-format", "json"], b"");
+    assert_eq!((list.code, list.stdout.as_str()), (Some(0), ""), "nothing left open: {list:?}");
+    fake.assert_no_violations();
+}
+
 /// A Sensu 1.x client writes `check.executed` itself. One event stamped in the year 2100 made
 /// the record's event time 2100, so every later event of the incident — the recovery, every
 /// new failure — was "superseded" and never sent: the incident stayed open at PagerDuty forever.
@@ -115,12 +126,7 @@ fn a_recovery_received_on_a_host_whose_clock_is_behind_still_resolves() {
     let r = run_at(&sb, &fake, "sensu/create.json", t - 600, t + 3);
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = run_at(&sb, &fake, "sensu/resolve.json", t - 590, t - 3);
-    assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
-    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
-    let r = sb.run(&["--list", "--log-format", "json"], b"");
-    assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "nothing left open: {r:?}");
-    fake.assert_no_violations();
+    recovered_and_closed(&sb, &fake, &r);
 }
 
 /// The same two hosts, and the recovery waits in the spool: host A is still delivering the
@@ -200,12 +206,7 @@ fn a_recovery_timed_by_its_host_after_a_failure_timed_by_its_receipt_resolves() 
     let r = crate::util::run_command(cmd, untimed.to_string().as_bytes());
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = run_at(&sb, &fake, "sensu/resolve.json", t - 20, t + 10);
-    assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(!r.stderr.contains("superseded"), "{}", r.stderr);
-    assert_eq!(actions(&fake), ["trigger", "resolve"], "{}", r.stderr);
-    let r = sb.run(&["--list", "--log-format", "json"], b"");
-    assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "nothing left open: {r:?}");
-    fake.assert_no_violations();
+    recovered_and_closed(&sb, &fake, &r);
 }
 
 /// What the bound keeps: a failure really from before the recovery, handed over a moment after
