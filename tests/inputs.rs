@@ -386,6 +386,30 @@ fn a_zabbix_action_notifying_two_teams_pages_both_and_resolves_both() {
     assert_eq!(pages, want);
 }
 
+/// A user's media "Send to" holding a routing key with a character missing or too many (a
+/// typo) paged the settings' routing key, another team's service, without a word. It still
+/// does (a page beats none), with a warning that never shows the value; an email address
+/// there is no typo of a key, and says nothing.
+#[test]
+fn a_zabbix_sendto_that_is_nearly_a_routing_key_is_warned_about() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    for (send_to, warned) in
+        [("0psTeamR0ut1ngKey00000000000001", true), ("0psTeamR0ut1ngKey0000000000000001", true), ("oncall@example.com", false)]
+    {
+        let r = run_env(&sb, &fake, &["--from", "zabbix", send_to, "PROBLEM", ZABBIX_PROBLEM], &[]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let warning = format!("Zabbix SENDTO holds {} letters and digits, not a routing key's 32", send_to.len());
+        assert_eq!(r.stderr.contains(&warning), warned, "{send_to}: {}", r.stderr);
+        assert!(!r.stderr.contains(send_to) || !warned, "the value in the log: {}", r.stderr);
+    }
+    // One incident, paged once, to the settings' routing key (a key taken from SENDTO would be
+    // another service's page, and another ledger key).
+    let keys: Vec<Value> = fake.events().iter().map(|e| e["routing_key"].clone()).collect();
+    assert_eq!(keys, [json!(ROUTING_KEY)]);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_zabbix_url_line_that_is_no_url_is_no_pagerduty_link() {
     // `links[].href` is `format: url` in the Events API v2 spec: a `{TRIGGER.URL}` holding

@@ -304,10 +304,22 @@ impl Provider for PagerDuty {
         notes
     }
 
-    /// A Zabbix `SENDTO` of 32 characters is a routing key (one media type, many teams).
-    fn send_to(value: &str) -> Option<(&'static str, Value)> {
-        (value.chars().count() == ROUTING_KEY_CHARS && value.chars().all(|c| c.is_ascii_alphanumeric()))
-            .then(|| ("routing_key", Value::from(value)))
+    /// A Zabbix `SENDTO` of 32 letters and digits is a routing key (one media type, many
+    /// teams); anything else leaves the settings' `routing_key`. Errors: 20 to 44 letters and
+    /// digits, a routing key with characters missing or too many (a typo in a user's media
+    /// would otherwise page the default service without a word).
+    fn send_to(value: &str) -> std::result::Result<Option<(&'static str, Value)>, String> {
+        let chars = value.chars().count();
+        let alphanumeric = value.chars().all(|c| c.is_ascii_alphanumeric());
+        if alphanumeric && chars == ROUTING_KEY_CHARS {
+            return Ok(Some(("routing_key", Value::from(value))));
+        }
+        if alphanumeric && (20..=44).contains(&chars) {
+            return Err(format!(
+                "Zabbix SENDTO holds {chars} letters and digits, not a routing key's {ROUTING_KEY_CHARS} (a typo in the user's media \"Send to\"?): paging with the routing_key of the settings"
+            ));
+        }
+        Ok(None)
     }
 
     fn classify(&self, _payload: &Enqueue, resp: &Response) -> Outcome {

@@ -559,8 +559,12 @@ pub trait Provider: Sized {
 
     /// What a Zabbix `{ALERT.SENDTO}` value means to this provider: the setting it overrides
     /// (e.g. PagerDuty's `routing_key`), or `None` to ignore it.
-    fn send_to(_value: &str) -> Option<(&'static str, Value)> {
-        None
+    ///
+    /// Errors: why a value that looks meant as such a setting cannot be one (a routing key with
+    /// a character too many): logged as a warning, never naming the value (it may be a
+    /// credential), and the value is ignored.
+    fn send_to(_value: &str) -> std::result::Result<Option<(&'static str, Value)>, String> {
+        Ok(None)
     }
 
     /// Whether this provider acts on `action` at all (e.g. only PagerDuty acknowledges);
@@ -780,8 +784,12 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         }
     };
     event.ignored.iter().for_each(|line| log.warn(line));
-    if let Some((setting, value)) = event.send_to.as_deref().and_then(P::send_to) {
-        event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
+    match event.send_to.as_deref().map(P::send_to) {
+        Some(Ok(Some((setting, value)))) => {
+            event.overrides.entry(P::NAME.to_string()).or_default().insert(setting.to_string(), value);
+        }
+        Some(Err(why)) => log.warn(why),
+        Some(Ok(None)) | None => {}
     }
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
