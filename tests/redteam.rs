@@ -209,6 +209,73 @@ fn a_recovery_timed_by_its_host_after_a_failure_timed_by_its_receipt_resolves() 
     recovered_and_closed(&sb, &fake, &r);
 }
 
+/// A Sensu 1.x failure without `check.executed` (ordered by its receipt), as `untimed` makes it.
+fn untimed(status: u64) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    ev["check"].as_object_mut().unwrap().remove("executed");
+    ev["check"]["status"] = status.into();
+    ev.as_object_mut().unwrap().remove("timestamp");
+    serde_json::to_vec(&ev).unwrap()
+}
+
+/// What the bound above must not cost. Host A's recovery (its check ran at t-5, received at
+/// t-4) is spooled: PagerDuty cannot be reached from A. 24 s after A received it, host B
+/// receives the check's next failure, a WARNING without a time, and pages it. At A's flush the
+/// recovery was sent, as its time is within the lateness bound before B's receipt, and closed
+/// B's incident while the check still failed; but B received its failure after A had received
+/// the recovery (more than the 10 s the hosts' clocks may differ): the recovery is the older
+/// event and is superseded, as before the bound.
+#[test]
+fn a_spooled_recovery_does_not_close_a_failure_another_host_received_after_it() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let on = |host: &str, args: &[&str], received: i64| {
+        let mut cmd = sb.command_on_host(host, args);
+        cmd.env("PAGERPIPE_NOW", received.to_string());
+        cmd
+    };
+    let r = crate::util::run_command(on("a", &["--api-url", &fake.url], t - 100), &fixture_at("sensu/create.json", t - 100));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r =
+        crate::util::run_command(on("a", &["--api-url", REFUSED_URL, "--timeout", "1s"], t - 4), &fixture_at("sensu/resolve.json", t - 5));
+    assert_eq!(r.code, Some(75), "spooled on A: {r:?}");
+    let r = crate::util::run_command(on("b", &["--api-url", &fake.url], t + 20), &untimed(1));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(actions(&fake), ["trigger", "trigger"], "{}", r.stderr);
+    let r = crate::util::run_command(on("a", &["--api-url", &fake.url, "--flush"], t + 30), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "trigger"], "B's incident left open: {}", r.stderr);
+    let list = sb.run(&["--list", "--log-format", "json"], b"");
+    assert!(list.stdout.contains("web-01/check_disk"), "{list:?}");
+    fake.assert_no_violations();
+}
+
+/// The red team's case with the recovery spooled on another host: an untimed failure B
+/// received at t, the recovery A received at t+10 (its check ran at t-20) and could not send.
+/// A received it after B's failure, so which came first cannot be told: the flush sends it.
+#[test]
+fn a_spooled_recovery_received_after_an_untimed_failure_still_resolves_at_the_flush() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let t = now();
+    let on = |host: &str, args: &[&str], received: i64| {
+        let mut cmd = sb.command_on_host(host, args);
+        cmd.env("PAGERPIPE_NOW", received.to_string());
+        cmd
+    };
+    let r = crate::util::run_command(on("b", &["--api-url", &fake.url], t), &untimed(2));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = crate::util::run_command(
+        on("a", &["--api-url", REFUSED_URL, "--timeout", "1s"], t + 10),
+        &fixture_at("sensu/resolve.json", t - 20),
+    );
+    assert_eq!(r.code, Some(75), "spooled on A: {r:?}");
+    let r = crate::util::run_command(on("a", &["--api-url", &fake.url, "--flush"], t + 15), b"");
+    recovered_and_closed(&sb, &fake, &r);
+}
+
 /// What the bound keeps: a failure really from before the recovery, handed over a moment after
 /// it (Sensu Go runs the two handlers concurrently), is still superseded.
 #[test]

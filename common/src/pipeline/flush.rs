@@ -495,7 +495,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             token: entry.token.clone(),
             // Queued behind what it resolves: decided when it was spooled.
             only_open: false,
-            spooled: true,
+            spooled: Some(entry.created),
         };
         let record = self.ledger(&entry.incident_key);
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {

@@ -925,7 +925,7 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         token: state::new_token(),
         // Not when the operator's `notification_types` chose the action.
         only_open: event.action == Some(event::SourceAction::ResolveIfOpen) && crate::filter::mapped(event, common).is_none(),
-        spooled: false,
+        spooled: None,
     });
     Decided { key, incident_key, action, proposal, now, deadline }
 }
@@ -1442,7 +1442,7 @@ fn proposal_of(e: &spool::Entry) -> Proposal {
         refresh_secs: 0,
         token: e.token.clone(),
         only_open: false,
-        spooled: true,
+        spooled: Some(e.created),
     }
 }
 

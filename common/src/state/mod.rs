@@ -431,8 +431,11 @@ pub struct Proposal {
     /// open).
     pub only_open: bool,
     /// Decided for a spooled request at its flush rather than for an event as it arrives: it
-    /// waited, so it is no longer the last event handled ([`applied_after`]).
-    pub spooled: bool,
+    /// waited, so it is no longer the last event handled ([`applied_after`]). `Some(spooled)`:
+    /// the Unix second it was spooled (the entry's `created`: the receipt of its event, or up
+    /// to that invocation's deadline later), never before its event arrived; `None` for an
+    /// event as it arrives.
+    pub spooled: Option<u64>,
 }
 
 /// Where an event time ([`Proposal::event_time`], [`Incident::event_time`]) comes from. In a
@@ -483,16 +486,24 @@ pub const RECEIPT_SKEW_SECS: u64 = 10;
 /// cannot say which came first either: the failure arrived then, but happened at some time
 /// before. Such a recovery is superseded only by a receipt more than the lateness after its
 /// time: a recovery left unsent leaves the incident open for good, while one applied too
-/// early is undone by the next failure the check reports. A trigger goes by the times.
+/// early is undone by the next failure the check reports. A spooled one is superseded also by
+/// a receipt more than [`RECEIPT_SKEW_SECS`] after it was spooled ([`Proposal::spooled`]): that failure arrived after the recovery had, so it is the later
+/// (a recovery spooled on a host that could not reach the service must not close the
+/// incident another host opened for a failure it received afterwards). A trigger goes by the
+/// times.
 pub fn applied_after(time: u64, seq: Option<u64>, origin: TimeOrigin, p: &Proposal) -> bool {
     let stops = matches!(p.action, Action::Resolve | Action::Acknowledge);
     match (origin, p.time_origin) {
-        (TimeOrigin::Receipt, TimeOrigin::Receipt) => match (p.spooled, stops) {
+        (TimeOrigin::Receipt, TimeOrigin::Receipt) => match (p.spooled.is_some(), stops) {
             (false, _) => false,
             (true, true) => time > p.event_time.saturating_add(RECEIPT_SKEW_SECS),
             (true, false) => is_later(time, seq, p.event_time, p.event_seq),
         },
-        (TimeOrigin::Receipt, TimeOrigin::Event) if stops => time > p.event_time.saturating_add(host_clock_lateness()),
+        (TimeOrigin::Receipt, TimeOrigin::Event) if stops => {
+            // A spooled one had arrived before a receipt more than the clocks' skew after it.
+            let received_before = p.spooled.map_or(u64::MAX, |spooled| spooled.saturating_add(RECEIPT_SKEW_SECS));
+            time > p.event_time.saturating_add(host_clock_lateness()).min(received_before)
+        }
         _ => is_later(time, seq, p.event_time, p.event_seq),
     }
 }
@@ -1109,7 +1120,7 @@ mod tests {
             refresh_secs: 1800,
             token: token.into(),
             only_open: false,
-            spooled: false,
+            spooled: None,
         }
     }
 
@@ -1478,6 +1489,10 @@ mod tests {
         assert_eq!(decide(Some(&rec), &p(Action::Acknowledge, "ok", 1000 - lateness, "c"), 1005, SEND), Verdict::Send);
         let stale = p(Action::Resolve, "ok", 999 - lateness, "c");
         assert!(matches!(decide(Some(&rec), &stale, 1005, SEND), Verdict::Superseded(_)));
+        // A spooled one, also by a receipt more than RECEIPT_SKEW_SECS after it was spooled.
+        let spooled_at = |at: u64| Proposal { spooled: Some(at), ..p(Action::Resolve, "ok", 990, "s") };
+        assert_eq!(decide(Some(&rec), &spooled_at(1000 - RECEIPT_SKEW_SECS), 1005, SEND), Verdict::Send);
+        assert!(matches!(decide(Some(&rec), &spooled_at(999 - RECEIPT_SKEW_SECS), 1005, SEND), Verdict::Superseded(_)));
         // A failure's time the event gave orders as always against a receipt, and a receipt
         // against a time the event gave, either action.
         let resolved = apply(None, "k", &receipt(p(Action::Resolve, "ok", 1000, "r")), 1000, &Map::new());
@@ -1489,7 +1504,7 @@ mod tests {
         assert!(!given.to_value().to_string().contains("time_origin"));
         assert_eq!(Incident::from_value("k", Some(given.to_value())).time_origin, TimeOrigin::Event);
         // A spooled resolve waited: superseded by a receipt only more than RECEIPT_SKEW_SECS later.
-        let spooled = |p: Proposal| Proposal { spooled: true, ..receipt(p) };
+        let spooled = |p: Proposal| Proposal { spooled: Some(p.event_time), ..receipt(p) };
         assert_eq!(decide(Some(&rec), &spooled(p(Action::Resolve, "ok", 1000 - RECEIPT_SKEW_SECS, "e")), 1005, SEND), Verdict::Send);
         let older = spooled(p(Action::Resolve, "ok", 999 - RECEIPT_SKEW_SECS, "f"));
         assert!(matches!(decide(Some(&rec), &older, 1005, SEND), Verdict::Superseded(_)));
