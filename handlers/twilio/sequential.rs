@@ -1024,9 +1024,6 @@ impl Twilio {
         }
     }
 
-    /// Write the run's progress notes into the incident's record, and into the run's spool
-    /// entry when a flush carries it on ([`Ctx::note_progress`]; failures are logged): whether
-    /// they were noted in at least one.
     /// Text `r` the page's `body`, once per run: noted before it goes out (so that a run
     /// carrying this one on, this process killed meanwhile, texts nobody again, even one whose
     /// call was not noted yet), and taken back off the notes when it surely did not go out, so
@@ -1055,6 +1052,9 @@ impl Twilio {
         }
     }
 
+    /// Write the run's progress notes into the incident's record, and into the run's spool
+    /// entry when a flush carries it on ([`Ctx::note_progress`]; failures are logged): whether
+    /// they were noted in at least one.
     fn note(&self, ctx: &Ctx<'_, Twilio>, p: &Progress) -> bool {
         let Some(token) = ctx.token() else { return false };
         p.written.set(p.written.get() + 1);
