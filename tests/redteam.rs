@@ -624,6 +624,38 @@ fn directories_made_under_umask_000_are_not_writable_by_others() {
     assert_eq!(actions(&fake), ["trigger", "trigger"], "both pages went out");
 }
 
+/// The same in a world-writable parent (`/tmp`) under an ordinary umask: the directories copied
+/// its group write bit (`/tmp` is 1777, so they were 1775), which says nothing about the group
+/// they get, the creating user's own: on a system whose users share a primary group (`users`),
+/// each of them could remove the spooled pages and the records. Under such a parent they are
+/// writable by their owner only.
+#[test]
+fn directories_made_in_a_world_writable_parent_are_not_writable_by_its_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = pagerduty_sandbox();
+    let open_parent = sb.dir.path().join("tmp");
+    std::fs::create_dir(&open_parent).unwrap();
+    std::fs::set_permissions(&open_parent, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let fake = FakePagerDuty::start(&[]);
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.current_dir(sb.dir.path())
+        .env_clear()
+        .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\"", PD, "--config"])
+        .arg(sb.conf_dir())
+        .args(["--state-dir", "tmp/pp/state", "--spool-dir", "tmp/pp/spool", "--api-url", &fake.url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let r = crate::util::run_command(cmd, &fixture_at("sensu/create.json", now()));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for d in ["tmp/pp", "tmp/pp/state", "tmp/pp/state/pagerduty", "tmp/pp/spool", "tmp/pp/spool/pagerduty"] {
+        let mode = std::fs::metadata(sb.dir.path().join(d)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode & 0o022, 0, "{d} is {mode:o}");
+    }
+    assert_eq!(actions(&fake), ["trigger"]);
+}
+
 /// A check may give its own Reactio API key or Slack bot token (check level: whom to page and
 /// how), and an invalid override is ignored for the operator's. But a key holding a character
 /// no HTTP header can carry (a line break, a NUL: `pagerpipe/reactio.api_key` written by a

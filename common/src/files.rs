@@ -556,8 +556,8 @@ pub fn move_aside(dir: &Path, name: &str, aside: &str) -> anyhow::Result<PathBuf
 /// Each directory created takes the permission bits of its parent (on Unix), so that under the
 /// packages' `root:pagerpipe` mode-2775 directories every handler subdirectory is again
 /// group-writable and setgid, whatever the creating process's umask; but never the others'
-/// write bit (a parent such as `/tmp` is world-writable), and the first directory of a
-/// relative path takes the working directory's.
+/// write bit, nor the group's under a world-writable parent (such as `/tmp`), and the first
+/// directory of a relative path takes the working directory's.
 ///
 /// Errors name the directory: `cannot create <what> <dir>: …` or `<what> <dir> is not writable: …`.
 ///
@@ -631,7 +631,10 @@ fn create_dir_like_parent(dir: &Path) -> std::io::Result<()> {
         // A relative path's first directory has the working directory for its parent.
         let mode = fs::metadata(parent.unwrap_or(Path::new(".")))?.permissions().mode() & 0o7777;
         // Never writable by others: a world-writable parent (`/tmp`, or one made under `umask
-        // 000`) would let any local user remove the spooled pages and the records.
+        // 000`) would let any local user remove the spooled pages and the records. Nor by the
+        // group when the parent is world-writable: its group bits say nothing of the group
+        // this directory gets (its creator's, which other users may share).
+        let mode = if mode & 0o002 != 0 { mode & !0o022 } else { mode };
         // Best effort: a directory we cannot chmod still works for its creator.
         let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode & !0o002));
     }
