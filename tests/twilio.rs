@@ -880,6 +880,33 @@ fn a_resolve_handled_here_drops_the_spooled_sequential_run_before_it_calls_anyon
     assert!(st.get("progress").is_none(), "{st}");
 }
 
+/// The same when the failure gave no time (a Sensu 1.x result without `check.executed`: its
+/// run is ordered by its receipt) and the recovery's check ran 10 s before that receipt: which
+/// came first cannot be told, and the recovery is applied (`state::applied_after`); a run in
+/// progress elsewhere is stopped by it (`state::stop_requested`). The spooled run is likewise
+/// dropped before it calls anyone.
+#[test]
+fn a_resolve_handled_here_drops_the_spooled_run_of_an_untimed_failure_received_before_it() {
+    let sb = spooled_sequential();
+    let t = crate::util::unix_now();
+    let mut untimed: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    untimed["check"].as_object_mut().unwrap().remove("executed");
+    untimed.as_object_mut().unwrap().remove("timestamp");
+    let mut cmd = sb.command(&["--api-url", REFUSED_URL, "--timeout", "16s"]);
+    cmd.env("PAGERPIPE_NOW", t.to_string());
+    let r = run_command(cmd, untimed.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let fake = FakeTwilio::start(&[]);
+    let mut cmd = sb.command(&["--api-url", &fake.url, "--timeout", "16s"]);
+    cmd.env("PAGERPIPE_NOW", (t + 5).to_string());
+    let r = run_command(cmd, &fixture_at("sensu/resolve.json", t - 10));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(fake.to(CALLS).is_empty(), "called for a recovered incident: {}", r.stderr);
+    assert!(r.stderr.contains("superseded: a resolve of a later event is being handled"), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["open"], false);
+}
+
 #[test]
 fn a_flush_out_of_time_mid_run_leaves_the_run_queued_and_the_next_flush_carries_on_ringing_nobody_twice() {
     let sb = spooled_sequential();

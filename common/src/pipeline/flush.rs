@@ -802,7 +802,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
 
     /// Why `entry`, a run, is stale before it goes on: a resolve or acknowledge of a later (or
     /// the same) event of its incident is what this invocation handles ([`Flusher::stopping`]),
-    /// or is queued behind it in the spool. The entry itself, and any other of its own event
+    /// or is queued behind it in the spool; for a run ordered by its receipt
+    /// ([`state::TimeOrigin::Receipt`]), one whose time is not more than
+    /// [`state::host_clock_lateness`] before it, as [`state::stop_requested`] stops such a run
+    /// in progress. The entry itself, and any other of its own event
     /// (its token), is none. A run that is a resolve's own (Reactio's recovery looking its
     /// incident up) is never stale so: what a later resolve queued behind it posts to is the
     /// id this one's delivery records (the incident it finds), and a failure queued between
@@ -813,8 +816,13 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if entry.action != Action::Trigger {
             return None;
         }
+        // A run ordered by its receipt: also one whose time is within the lateness bound before
+        // it (which came first is not known: `state::applied_after`, `state::stop_requested`).
         let later = |action: Action, time: u64, seq: Option<u64>| {
-            action != Action::Trigger && !state::is_later(entry.event_time, entry.event_seq, time, seq)
+            action != Action::Trigger
+                && (!state::is_later(entry.event_time, entry.event_seq, time, seq)
+                    || (entry.time_origin == state::TimeOrigin::Receipt
+                        && time.saturating_add(state::host_clock_lateness()) >= entry.event_time))
         };
         if let Some(stop) = self.stop.filter(|s| later(s.action, s.event_time, None)) {
             return Some(format!("superseded: a {} of a later event is being handled", stop.action.name()));
