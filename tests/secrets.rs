@@ -347,6 +347,19 @@ fn an_api_url_password_is_not_shown() {
     assert_eq!(fake.accepted().len(), 2, "the spooled pages went out through the relay");
 }
 
+/// The same with a password shorter than the 4 bytes the logger masks alone (replacing every
+/// "ab" would garble the line): `--dry-run` printed "would POST http://relay:ab1@…". It is
+/// masked with the user information around it.
+#[test]
+fn a_short_api_url_password_is_not_shown() {
+    let sb = crate::util::pagerduty_sandbox();
+    let down = format!("http://relay:ab1@{}", REFUSED_URL.trim_start_matches("http://"));
+    let r = sb.run(&["--api-url", &down, "--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("would POST http:"), "{}", r.stderr);
+    assert!(!r.stderr.contains(":ab1@") && !r.stdout.contains(":ab1@"), "dry run: {r:?}");
+}
+
 /// Other Redis clients take the password elsewhere: redis-rs's and redis-py's Unix socket URLs
 /// in the query (`redis+unix:///run/redis.sock?pass=…`, `unix://…?password=…`), a URL with
 /// the password as a query parameter, or no scheme at all (`:password@host:6379`, as

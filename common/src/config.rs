@@ -553,9 +553,21 @@ impl Common {
     /// The credentials these settings carry in URLs, for the logger to mask: the password of
     /// the state store's URL and that of `api_url` (`https://relay:password@gateway`, which
     /// the HTTP client sends as Basic authentication), each as written and percent-decoded
-    /// ([`crate::state::redis::secrets_of`]). Empty when neither has one.
+    /// ([`crate::state::redis::secrets_of`]), and the user information with it as the URL
+    /// writes it (`//relay:password@`): the logger leaves secrets shorter than 4 bytes alone
+    /// ([`crate::secret::mask_all`]), and this masks such a password with what is around it.
+    /// Empty when neither has one.
     pub fn secrets(&self) -> Vec<String> {
-        [&self.state_store, &self.api_url].into_iter().flatten().flat_map(|url| crate::state::redis::secrets_of(url)).collect()
+        let mut secrets = Vec::new();
+        for url in [&self.state_store, &self.api_url].into_iter().flatten() {
+            secrets.extend(crate::state::redis::secrets_of(url));
+            if crate::secret::url_password(url).is_some()
+                && let Some((userinfo, _)) = url.split_once("://").and_then(|(_, rest)| rest.rsplit_once('@'))
+            {
+                secrets.push(format!("//{userinfo}@"));
+            }
+        }
+        secrets
     }
 
     /// Check values that deserialize but make no sense. Errors exit 78 and say which setting to fix.
