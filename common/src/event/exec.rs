@@ -7,7 +7,7 @@
 //!
 //! The job is started directly (no shell) with stdin on `/dev/null` and the handler's
 //! environment minus the handlers' credentials ([`CREDENTIAL_ENV`]); the handler is made
-//! non-dumpable first ([`keep_from_the_job`]), so that the job cannot read them from the
+//! non-dumpable first (`keep_from_the_job`), so that the job cannot read them from the
 //! handler's `/proc` files or memory either. One reader thread per pipe
 //! passes its stdout and stderr through to the handler's own stdout and stderr as they come
 //! (cron mail and the journal still see everything) and keeps the last [`TAIL_BYTES`] of both,

@@ -1267,8 +1267,8 @@ impl Store for RedisStore {
         Ok(self.parsed(&rkey, raw))
     }
 
-    /// One `MGET` per [`MGET_KEYS`] keys. What it reads is not remembered as seen (a scan's
-    /// snapshot must not push this invocation's own record out of [`Shared::seen`]).
+    /// One `MGET` per `MGET_KEYS` (256) keys. What it reads is not remembered as seen (a scan's
+    /// snapshot must not push this invocation's own record out of the bytes its compare-and-set write builds on).
     fn get_many(&self, keys: &[String]) -> anyhow::Result<Vec<Option<Value>>> {
         let mut records = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(MGET_KEYS) {
