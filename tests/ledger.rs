@@ -82,6 +82,7 @@ on_every_store!(
     a_service_answering_after_400_ms_gets_each_spooled_request_once,
     list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing,
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
+    a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_opened,
 );
 
 /// A sandbox whose commands share one ledger, and the Redis server that holds it (if any).
@@ -977,6 +978,38 @@ fn a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_la
     let rec = record(&sb, &input(EVENTS - 1)).expect("a record");
     assert_eq!(rec["open"], json!(kinds[EVENTS - 1]), "the ledger agrees: {rec}");
     assert_eq!(open_incidents(&sb).contains_key(KEY), kinds[EVENTS - 1]);
+    fake.assert_no_violations();
+}
+
+/// An alert triggered and resolved, then the check's next failure, which PagerDuty accepts
+/// but answers only after the handler's deadline (exit 75: spooled, fate unknown), and its
+/// recovery, arriving while that trigger is in flight: it waits for it, then the spool is
+/// flushed. PagerDuty must end resolved: the recovery is the last event, and the lost
+/// trigger opened the alert again.
+///
+/// Found by the chaos soak (session 25). Before, the recovery, having listed the spool before
+/// the trigger was spooled, was skipped as "already resolved" (the ledger held the first
+/// recovery), and the flush dropped the spooled trigger as superseded by it: the alert stayed
+/// open at PagerDuty for good.
+fn a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_opened(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Accept, Script::Late(4000)]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    exits(&run(&sb, &fake.url, &resolve(T0 + 10), &[]), 0);
+    let lost = start(&sb, &fake.url, &trigger(T0 + 20), &["--timeout", "2s"]);
+    wait_until("the trigger in flight", Duration::from_secs(10), || (fake.events().len() == 3).then_some(()), String::new);
+    let recovery = start(&sb, &fake.url, &resolve(T0 + 30), &["--timeout", "10s"]);
+    let (lost, recovery) = (finish(lost), finish(recovery));
+    exits(&lost, 75);
+    exits(&recovery, 0);
+    let f = run(&sb, &fake.url, b"", &["--flush"]);
+    exits(&f, 0);
+    let story = format!("lost trigger:\n{}recovery:\n{}flush:\n{}", lost.stderr, recovery.stderr, f.stderr);
+    assert!(recovery.stderr.contains("waiting"), "the recovery met the trigger in flight: {story}");
+    let accepted = actions(&fake.accepted());
+    assert_eq!(accepted.last().map(String::as_str), Some("resolve"), "PagerDuty ends resolved: {accepted:?}\n{story}");
+    assert!(sb.spooled("pagerduty").is_empty(), "left spooled: {:?}", sb.spooled("pagerduty"));
+    assert!(open_incidents(&sb).is_empty(), "the ledger closed: {story}");
     fake.assert_no_violations();
 }
 

@@ -1495,3 +1495,66 @@ fn a_batch_recovery_spooled_on_a_host_whose_clock_is_behind_still_resolves_the_f
     assert_eq!(record["open"].as_bool(), Some(false), "{record}");
     fake.assert_no_violations();
 }
+
+/// An incident opened and recovered, then the check's next failure on host A, whose create
+/// Reactio carries out but answers only after A's deadline (exit 75: spooled on A, fate
+/// unknown), then its recovery on host B, then A's `--flush`. Both incidents must end with
+/// their recovery posted: the second one was opened by the lost create, and the recovery is
+/// the last event.
+///
+/// Found by the chaos soak (session 25). Before, B skipped the recovery ("already resolved":
+/// the ledger still held the first incident's recovery), and A's flush then dropped the
+/// spooled create as superseded by it without looking up what it had opened: the second
+/// incident stayed open for good.
+#[test]
+fn a_reactio_recovery_on_another_host_after_a_create_whose_answer_was_lost_resolves_the_incident_it_opened() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The first incident's create and recovery message; then the lost create.
+    let fake = FakeReactio::start(&[reactio::Script::Accept, reactio::Script::Accept, reactio::Script::Late(4000)]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let url = ["--api-url", fake.url.as_str()];
+    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/create.json", now - 40));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/resolve.json", now - 30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, lost) = run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{lost}");
+    assert_eq!(fake.incidents().len(), 2, "Reactio opened the second incident: {lost}");
+    let (code, recovery) = run_on(&hosts[1], &redis, &url, &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{recovery}");
+    let (code, flush) = flush_on(&hosts[0], &redis, &url);
+    assert_eq!(code, Some(0), "{flush}");
+    let story = format!("lost create:\n{lost}recovery on B:\n{recovery}flush on A:\n{flush}");
+    let recovered: Vec<Value> = fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect();
+    assert_eq!(recovered, [json!(reactio::FIRST_ID), json!(reactio::FIRST_ID + 1)], "one recovery message each: {story}");
+    assert_eq!(fake.calls().iter().filter(|c| c.path == "/api/v1/incidents").count(), 2, "no create sent again: {story}");
+    assert!(hosts[0].spooled("reactio").is_empty(), "left spooled: {:?}", hosts[0].spooled("reactio"));
+    assert_ne!(shared_record(&redis, "reactio")["open"], true, "the ledger closed: {story}");
+    fake.assert_no_violations();
+}
+
+/// The same for PagerDuty: a trigger whose answer was lost on host A (PagerDuty opened the
+/// alert), then its recovery on host B, then A's `--flush`: the alert must end resolved.
+#[test]
+fn a_pagerduty_recovery_on_another_host_after_a_trigger_whose_answer_was_lost_resolves_the_alert() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Accept, Script::Late(4000)]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let url = ["--api-url", fake.url.as_str()];
+    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/create.json", now - 40));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/resolve.json", now - 30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, lost) = run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{lost}");
+    let (code, recovery) = run_on(&hosts[1], &redis, &url, &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{recovery}");
+    let (code, flush) = flush_on(&hosts[0], &redis, &url);
+    assert_eq!(code, Some(0), "{flush}");
+    let story = format!("lost trigger:\n{lost}recovery on B:\n{recovery}flush on A:\n{flush}");
+    let accepted: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap_or("?").to_string()).collect();
+    assert_eq!(accepted.last().map(String::as_str), Some("resolve"), "PagerDuty ends resolved: {accepted:?}\n{story}");
+    fake.assert_no_violations();
+}

@@ -122,6 +122,11 @@ struct Queue<'a> {
     /// Queue every request instead of sending it, for this reason (the incident is busy, or
     /// older requests of it are still spooled).
     only: Option<String>,
+    /// The requests of unknown fate this invocation spooled (the service may have acted on
+    /// them): noted in the ledger when the invocation is done ([`state::leave_inflight`]), so
+    /// that another host, which cannot see this spool, does not take the incident for being in
+    /// the state of its last recorded action.
+    kept_unknown: std::cell::RefCell<Vec<spool::Entry>>,
 }
 
 impl Queue<'_> {
@@ -145,6 +150,9 @@ impl Queue<'_> {
         }
         match self.spool.push(&entry, self.private) {
             Ok(name) => {
+                if fate == Fate::Unknown {
+                    self.kept_unknown.borrow_mut().push(entry);
+                }
                 Outcome::Spooled(format!("{reason}; spooled as {}/{name} for the next invocation or --flush", self.spool.dir().display()))
             }
             Err(e) => {
@@ -1201,6 +1209,7 @@ impl<'a, P: Provider> Local<'a, P> {
             },
             private: holds_secret(&read.overrides, &read.provider.secrets()),
             only,
+            kept_unknown: Default::default(),
         });
         let ctx = Ctx {
             provider: &read.provider,
@@ -1230,9 +1239,15 @@ impl<'a, P: Provider> Local<'a, P> {
                 record_delivered::<P>(store, key, p, &done.refs, "the outcome", &self.d.deadline, log)
             }
             (Outcome::Delivered(_), None) if p.action == Action::Resolve => resolved_without_ledger::<P>(&read.common, key, log),
-            // Alive and done: what it noted in flight is spooled or refused, not orphaned.
+            // Alive and done: what it noted in flight is spooled or refused, not orphaned. What
+            // it spooled of unknown fate stays noted: the service may be in that request's
+            // state, and a host without this spool must not decide from the last recorded
+            // action alone (a recovery skipped as "already resolved" while the failure this
+            // spool holds opened the incident again). Whoever holds the incident next takes
+            // the note and looks the request up, or sends it again, before its own event.
             (_, Some(store)) if !ctx.dry_run => {
-                if let Err(e) = state::clear_inflight_of(store, key, &p.token) {
+                let kept = ctx.queue.as_ref().map(|q| q.kept_unknown.take()).unwrap_or_default();
+                if let Err(e) = state::leave_inflight(store, key, &p.token, &kept) {
                     log.warn(format!("cannot clear the in-flight notes of {key}: {e:#}"));
                 }
             }
@@ -1367,8 +1382,10 @@ fn refresh_secs(event: &Event, common: &Common) -> u64 {
     refresh.saturating_sub(slack.min(refresh / 2))
 }
 
-/// Move the requests that a holder that died left in flight for `key` to `spool` as requests
-/// of unknown fate (the flush looks them up before sending them again); how many were moved.
+/// Move the requests that a holder that died left in flight for `key`, or that a holder on
+/// another host spooled with their fate unknown ([`state::leave_inflight`]), to `spool` as
+/// requests of unknown fate (the flush looks them up before sending them again); how many
+/// the spool holds of them now (moved, or spooled here already).
 /// Call it holding the incident's hold. Without a spool they are dropped from the record,
 /// logged: the event at hand still goes out.
 pub(crate) fn adopt_inflight(
@@ -1400,6 +1417,9 @@ pub(crate) fn adopt_inflight(
     for mut entry in taken {
         if queued.contains(&entry.token) {
             log.info(format!("{key}: a {} request noted in flight is already spooled; that entry carries it on", entry.action.name()));
+            // Spooled here after this invocation listed the spool (by the holder it waited
+            // for): counted, so that it is delivered, or looked up, before the event at hand.
+            moved += 1;
             continue;
         }
         entry.fate = Fate::Unknown;

@@ -923,6 +923,25 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
     })
 }
 
+/// This invocation is done with `key` without recording a delivery, and spooled `kept`, its
+/// requests of unknown fate (the service may have acted on them): its notes in flight are
+/// replaced by `kept`, so that whoever holds the incident next, on any host, takes them
+/// ([`take_inflight`]) and looks them up, or sends them again, before its own event. With
+/// nothing kept, as [`clear_inflight_of`].
+///
+/// Errors: as [`Store::update_with`].
+pub fn leave_inflight(store: &dyn Store, key: &str, token: &str, kept: &[crate::spool::Entry]) -> anyhow::Result<()> {
+    if kept.is_empty() {
+        return clear_inflight_of(store, key, token);
+    }
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, v);
+        inc.inflight.retain(|e| e.token != token);
+        inc.inflight.extend(kept.iter().cloned());
+        Some(inc.to_value())
+    })
+}
+
 /// Note `progress` as what the delivery holding `key` has done so far ([`Incident::progress`],
 /// replacing any earlier notes). Durable, unlike [`note_inflight`]: what it notes (a phone
 /// call) goes on at the service when this machine reboots. An open incident's record is kept;
