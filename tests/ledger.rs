@@ -26,6 +26,7 @@ use crate::util::{
 const PD: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 const TWILIO: &str = env!("CARGO_BIN_EXE_handler-twilio");
 const SLACK: &str = env!("CARGO_BIN_EXE_handler-slack");
+const REACTIO: &str = env!("CARGO_BIN_EXE_handler-reactio");
 /// The incident key of the Sensu 1.x fixtures.
 const KEY: &str = "web-01/check_disk";
 /// Event times for the tests (Unix seconds, 2026): later events get later times.
@@ -83,6 +84,7 @@ on_every_store!(
     list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing,
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
     a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_opened,
+    a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident,
 );
 
 /// A sandbox whose commands share one ledger, and the Redis server that holds it (if any).
@@ -130,6 +132,13 @@ fn twilio_sandbox(store: Store, recipients: &[&str], extra: Value) -> Option<Sha
     let sb = sandbox(store, TWILIO)?;
     let section = laid_over(json!({"from": FROM, "recipients": recipients}), extra);
     sb.config("twilio.json", &json!({ "twilio": crate::util::twilio_settings(section) }));
+    Some(sb)
+}
+
+/// A handler-reactio sandbox for the fake's organization.
+fn reactio_sandbox(store: Store) -> Option<Shared> {
+    let sb = sandbox(store, REACTIO)?;
+    sb.config("reactio.json", &json!({"reactio": {"api_key": crate::fake::reactio::API_KEY, "organization": "example"}}));
     Some(sb)
 }
 
@@ -1010,6 +1019,35 @@ fn a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_o
     assert_eq!(accepted.last().map(String::as_str), Some("resolve"), "PagerDuty ends resolved: {accepted:?}\n{story}");
     assert!(sb.spooled("pagerduty").is_empty(), "left spooled: {:?}", sb.spooled("pagerduty"));
     assert!(open_incidents(&sb).is_empty(), "the ledger closed: {story}");
+    fake.assert_no_violations();
+}
+
+/// A Reactio incident opened, then its recovery, which Reactio answers slowly, and the
+/// check's next failure arriving meanwhile: it queues behind the recovery in flight (exit 75),
+/// then `--flush`. The failure comes after the recovery, so it must open a new incident, not
+/// broadcast again on the recovered one.
+///
+/// Found by the chaos soak (session 25). Before, the queued failure's request was built from
+/// the ledger as it was while the recovery was in flight (incident 1001 open): a notification
+/// on 1001, which the flush sent after the recovery, and the new failure had no incident.
+fn a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident(store: Store) {
+    use crate::fake::reactio::{FIRST_ID, FakeReactio, Script as ReactioScript};
+    let Some(sb) = reactio_sandbox(store) else { return };
+    let fake = FakeReactio::start(&[ReactioScript::Accept, ReactioScript::Late(3000)]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let recovery = start(&sb, &fake.url, &resolve(T0 + 10), &["--timeout", "10s"]);
+    wait_until("the recovery in flight", Duration::from_secs(10), || (fake.calls().len() == 2).then_some(()), String::new);
+    let failure = run(&sb, &fake.url, &trigger(T0 + 20), &["--timeout", "2s"]);
+    let recovery = finish(recovery);
+    exits(&recovery, 0);
+    exits(&failure, 75);
+    let f = run(&sb, &fake.url, b"", &["--flush"]);
+    exits(&f, 0);
+    let story = format!("recovery:\n{}failure:\n{}flush:\n{}", recovery.stderr, failure.stderr, f.stderr);
+    let ids: Vec<Value> = fake.incidents().iter().map(|i| i["id"].clone()).collect();
+    assert_eq!(ids, [json!(FIRST_ID), json!(FIRST_ID + 1)], "the failure after the recovery opens a new incident: {story}");
+    assert!(fake.accepted("/api/v1/notifications").is_empty(), "no broadcast on the recovered incident: {story}");
+    assert_eq!(record(&sb, &trigger(T0 + 20)).expect("a record")["refs"]["incident_id"], json!(FIRST_ID + 1), "{story}");
     fake.assert_no_violations();
 }
 

@@ -19,6 +19,10 @@
 //!   with the name this event's incident would have is resolved; when there is none, the log
 //!   says so; when the lists cannot be read in time, the recovery is spooled and the flush
 //!   looks again ([`Call::Recover`]).
+//!   A failure for an incident stored open that queues behind another delivery of it (the
+//!   incident busy, or older requests spooled: maybe its recovery) is spooled as a
+//!   [`Call::Page`], decided at the flush from the ledger then: a broadcast while the incident
+//!   is still open, a new incident when it recovered meanwhile.
 //! - **acknowledge**: Reactio has none; skipped.
 //!
 //! 401 (`authentication_error`) and 400 (`validation_error`) are permanent (exit 69) and say
@@ -206,6 +210,20 @@ pub enum Call {
     Close {
         /// The incident.
         incident_id: u64,
+    },
+    /// A failure for the incident the ledger holds open as `incident_id`, queued behind another
+    /// delivery of it (the incident busy, or older requests spooled), which may be its
+    /// recovery: a run ([`Provider::resume`]) that the flush carries out as a broadcast on that
+    /// incident while the ledger still holds it open, or as a new incident when it recovered
+    /// meanwhile (a failure after a recovery is a new incident, as live).
+    Page {
+        /// The incident open when the failure was queued.
+        incident_id: u64,
+        /// The create body, for a new incident.
+        create: Value,
+        /// The notification body for `incident_id` (`None`: `notification_text` is empty, so
+        /// nothing is broadcast).
+        notify: Option<Value>,
     },
     /// A recovery whose incident id is not known, spooled because the incident list could not
     /// be read ([`Reactio::find_open`]: Reactio answering 5xx, or unreachable): a run
@@ -431,6 +449,17 @@ impl Provider for Reactio {
     fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         match (job.action, stored_incident(job)) {
             (Action::Trigger, None) => self.create(ctx, job),
+            // Queued: whether the incident is still open when the flush sends it is not known
+            // now (the delivery ahead of it may be its recovery).
+            (Action::Trigger, Some(id)) if ctx.behind_spooled() && !ctx.dry_run => {
+                let why = ctx.queued_behind().unwrap_or_default().to_string();
+                let page = Call::Page {
+                    incident_id: id,
+                    create: self.incident_body(job.event, job.incident_key),
+                    notify: self.notify_body(job.event, id),
+                };
+                ctx.spool_run(&page, None, &why).map(|_| Done::default())
+            }
             (Action::Trigger, Some(id)) => self.notify(ctx, job, id),
             (Action::Resolve, Some(id)) => self.resolve(ctx, self.recovery_text(job.event), id),
             (Action::Resolve, None) if ctx.dry_run => {
@@ -482,13 +511,14 @@ impl Provider for Reactio {
             }
             Call::Close { incident_id } => self.request(&format!("/api/v1/incidents/{incident_id}/status"), json!({"status": "close"})),
             Call::Recover { .. } => return Err("a recovery that looks its incident up is not one request".to_string()),
+            Call::Page { .. } => return Err("a failure decided at the flush is not one request".to_string()),
         })
     }
 
     /// A recovery waiting for its incident to be looked up ([`Call::Recover`]) is carried on by
     /// the flush ([`Provider::resume`]), not sent as one request.
     fn is_run(&self, call: &Call) -> bool {
-        matches!(call, Call::Recover { .. })
+        matches!(call, Call::Recover { .. } | Call::Page { .. })
     }
 
     /// Look the spooled recovery's incident up and post the recovery to it ([`Reactio::recover`]).
@@ -499,7 +529,23 @@ impl Provider for Reactio {
     /// The incident the record holds for events after this recovery's (a failure delivered
     /// meanwhile on another host sharing the store, maybe recovered since) is theirs: passed
     /// over, as the incidents of other keys are, and the record is left to them (no `refs`).
+    ///
+    /// A queued failure ([`Call::Page`]) broadcasts on its incident while the record holds it
+    /// open (or cannot be read: as decided when it was queued), and opens a new incident when
+    /// the record shows it recovered, or another incident open for the key.
     fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, previous: Option<&Incident>, event_time: u64) -> Resumed {
+        if let Call::Page { incident_id, create, notify } = call {
+            let recovered = previous.is_some_and(|p| !p.open || p.refs.get(INCIDENT_ID).and_then(incident_id_of) != Some(*incident_id));
+            let outcome = if recovered {
+                self.create_with(ctx, create.clone(), ctx.incident_key)
+            } else {
+                self.notify_with(ctx, *incident_id, notify.clone())
+            };
+            return match outcome {
+                Outcome::Delivered(done) => Resumed::Delivered(done),
+                failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            };
+        }
         let Call::Recover { name, shown, message } = call else {
             return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
         };
@@ -627,7 +673,12 @@ impl Reactio {
 
     /// `POST /api/v1/incidents`; remembers the returned `id`.
     fn create(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
-        let posted = match self.post(ctx, Call::Create { body: self.incident_body(job.event, job.incident_key) }).into_result() {
+        self.create_with(ctx, self.incident_body(job.event, job.incident_key), job.incident_key)
+    }
+
+    /// `POST /api/v1/incidents` with `body` for the incident `key`; its id is remembered.
+    fn create_with(&self, ctx: &Ctx<'_, Self>, body: Value, key: &str) -> Outcome<Done> {
+        let posted = match self.post(ctx, Call::Create { body }).into_result() {
             Ok(p) => p,
             Err(failed) => return failed.failure().unwrap_or(Outcome::Skipped(String::new())),
         };
@@ -641,8 +692,7 @@ impl Reactio {
             None if ctx.dry_run => format!("({})", posted.timing),
             None => {
                 ctx.log.warn(format!(
-                    "Reactio accepted the incident for {} but its answer holds no incident id; a repeat will open a new incident",
-                    job.incident_key
+                    "Reactio accepted the incident for {key} but its answer holds no incident id; a repeat will open a new incident"
                 ));
                 format!("(incident id unknown; {})", posted.timing)
             }
@@ -652,18 +702,29 @@ impl Reactio {
 
     /// `POST /api/v1/notifications` to the stored incident: broadcast again.
     fn notify(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>, id: u64) -> Outcome<Done> {
+        self.notify_with(ctx, id, self.notify_body(job.event, id))
+    }
+
+    /// The `POST /api/v1/notifications` body for incident `id` and `event` (`None`:
+    /// `notification_text` is empty).
+    fn notify_body(&self, event: &Event, id: u64) -> Option<Value> {
+        let text = self.notification_text.as_ref()?;
+        Some(json!({
+            "incident_id": id,
+            "notification_text": broadcast_text(text, event),
+            "notification_call": self.notification_call,
+        }))
+    }
+
+    /// Broadcast `body` on incident `id` (`None`: nothing to broadcast, still delivered).
+    fn notify_with(&self, ctx: &Ctx<'_, Self>, id: u64, body: Option<Value>) -> Outcome<Done> {
         let refs = id_refs(id);
-        let Some(text) = &self.notification_text else {
+        let Some(body) = body else {
             return Outcome::Delivered(Done {
                 detail: format!("(incident {id} still open; notification_text is empty, so nothing is broadcast)"),
                 refs,
             });
         };
-        let body = json!({
-            "incident_id": id,
-            "notification_text": broadcast_text(text, job.event),
-            "notification_call": self.notification_call,
-        });
         self.post(ctx, Call::Notify { body })
             .map(|posted| Done { detail: format!("(incident {id} notified again; {})", posted.timing), refs })
     }
@@ -915,7 +976,7 @@ impl Reactio {
             Call::Notify { .. } => "/api/v1/notifications".to_string(),
             Call::Message { .. } => "/api/v1/messages".to_string(),
             Call::Close { incident_id } => format!("/api/v1/incidents/{incident_id}/status"),
-            Call::Recover { .. } => "/api/v1/incidents".to_string(),
+            Call::Recover { .. } | Call::Page { .. } => "/api/v1/incidents".to_string(),
         };
         let started = Instant::now();
         let outcome = ctx.send(&call);
