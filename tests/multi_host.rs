@@ -1496,6 +1496,25 @@ fn a_batch_recovery_spooled_on_a_host_whose_clock_is_behind_still_resolves_the_f
     fake.assert_no_violations();
 }
 
+/// On host A (`hosts[0]`): a failure and its recovery, then the next failure, whose answer the
+/// service at `api` sends too late (its third request; `--timeout 2s`: spooled, exit 75); its
+/// recovery on host B; A's `--flush`. What the three said, for assertion messages.
+fn lost_answer_then_a_recovery_on_another_host(hosts: &[Sandbox], redis: &RedisServer, api: &str) -> String {
+    let now = unix_now();
+    let url = ["--api-url", api];
+    for (fixture, at) in [("sensu/create.json", now - 40), ("sensu/resolve.json", now - 30)] {
+        let (code, stderr) = run_on(&hosts[0], redis, &url, &fixture_at(fixture, at));
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let (code, lost) = run_on(&hosts[0], redis, &["--api-url", api, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{lost}");
+    let (code, recovery) = run_on(&hosts[1], redis, &url, &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{recovery}");
+    let (code, flush) = flush_on(&hosts[0], redis, &url);
+    assert_eq!(code, Some(0), "{flush}");
+    format!("lost failure:\n{lost}recovery on B:\n{recovery}flush on A:\n{flush}")
+}
+
 /// An incident opened and recovered, then the check's next failure on host A, whose create
 /// Reactio carries out but answers only after A's deadline (exit 75: spooled on A, fate
 /// unknown), then its recovery on host B, then A's `--flush`. Both incidents must end with
@@ -1512,20 +1531,8 @@ fn a_reactio_recovery_on_another_host_after_a_create_whose_answer_was_lost_resol
     // The first incident's create and recovery message; then the lost create.
     let fake = FakeReactio::start(&[reactio::Script::Accept, reactio::Script::Accept, reactio::Script::Late(4000)]);
     let hosts = reactio_hosts(2);
-    let now = unix_now();
-    let url = ["--api-url", fake.url.as_str()];
-    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/create.json", now - 40));
-    assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/resolve.json", now - 30));
-    assert_eq!(code, Some(0), "{stderr}");
-    let (code, lost) = run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
-    assert_eq!(code, Some(75), "{lost}");
-    assert_eq!(fake.incidents().len(), 2, "Reactio opened the second incident: {lost}");
-    let (code, recovery) = run_on(&hosts[1], &redis, &url, &fixture_at("sensu/resolve.json", now - 10));
-    assert_eq!(code, Some(0), "{recovery}");
-    let (code, flush) = flush_on(&hosts[0], &redis, &url);
-    assert_eq!(code, Some(0), "{flush}");
-    let story = format!("lost create:\n{lost}recovery on B:\n{recovery}flush on A:\n{flush}");
+    let story = lost_answer_then_a_recovery_on_another_host(&hosts, &redis, &fake.url);
+    assert_eq!(fake.incidents().len(), 2, "Reactio opened the second incident, once: {story}");
     let recovered: Vec<Value> = fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect();
     assert_eq!(recovered, [json!(reactio::FIRST_ID), json!(reactio::FIRST_ID + 1)], "one recovery message each: {story}");
     assert_eq!(fake.calls().iter().filter(|c| c.path == "/api/v1/incidents").count(), 2, "no create sent again: {story}");
@@ -1541,19 +1548,7 @@ fn a_pagerduty_recovery_on_another_host_after_a_trigger_whose_answer_was_lost_re
     let Some(redis) = RedisServer::start() else { return };
     let fake = FakePagerDuty::start(&[Script::Accept, Script::Accept, Script::Late(4000)]);
     let hosts = pagerduty_hosts(2);
-    let now = unix_now();
-    let url = ["--api-url", fake.url.as_str()];
-    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/create.json", now - 40));
-    assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/resolve.json", now - 30));
-    assert_eq!(code, Some(0), "{stderr}");
-    let (code, lost) = run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
-    assert_eq!(code, Some(75), "{lost}");
-    let (code, recovery) = run_on(&hosts[1], &redis, &url, &fixture_at("sensu/resolve.json", now - 10));
-    assert_eq!(code, Some(0), "{recovery}");
-    let (code, flush) = flush_on(&hosts[0], &redis, &url);
-    assert_eq!(code, Some(0), "{flush}");
-    let story = format!("lost trigger:\n{lost}recovery on B:\n{recovery}flush on A:\n{flush}");
+    let story = lost_answer_then_a_recovery_on_another_host(&hosts, &redis, &fake.url);
     let accepted: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap_or("?").to_string()).collect();
     assert_eq!(accepted.last().map(String::as_str), Some("resolve"), "PagerDuty ends resolved: {accepted:?}\n{story}");
     fake.assert_no_violations();

@@ -25,6 +25,13 @@ fn run_at(sb: &Sandbox, fake: &FakePagerDuty, fixture: &str, executed: i64, rece
     crate::util::run_command(cmd, &fixture_at(fixture, executed))
 }
 
+/// `sb`'s handler on "host" `host` (its own spool) with `args`, its clock reading `received`.
+fn on_host_at(sb: &Sandbox, host: &str, args: &[&str], received: i64) -> std::process::Command {
+    let mut cmd = sb.command_on_host(host, args);
+    cmd.env("PAGERPIPE_NOW", received.to_string());
+    cmd
+}
+
 fn actions(fake: &FakePagerDuty) -> Vec<String> {
     fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect()
 }
@@ -139,11 +146,7 @@ fn a_recovery_queued_behind_another_hosts_delivery_still_resolves_at_the_flush()
     let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[crate::fake::pagerduty::Script::Gated]);
     let t = now();
-    let on = |host: &str, args: &[&str], received: i64| {
-        let mut cmd = sb.command_on_host(host, args);
-        cmd.env("PAGERPIPE_NOW", received.to_string());
-        cmd
-    };
+    let on = |host: &str, args: &[&str], received: i64| on_host_at(&sb, host, args, received);
     let a = crate::util::spawn_command(
         on("a", &["--api-url", &fake.url, "--timeout", "20s"], t + 3),
         &fixture_at("sensu/create.json", t - 600),
@@ -230,11 +233,7 @@ fn a_spooled_recovery_does_not_close_a_failure_another_host_received_after_it() 
     let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
-    let on = |host: &str, args: &[&str], received: i64| {
-        let mut cmd = sb.command_on_host(host, args);
-        cmd.env("PAGERPIPE_NOW", received.to_string());
-        cmd
-    };
+    let on = |host: &str, args: &[&str], received: i64| on_host_at(&sb, host, args, received);
     let r = crate::util::run_command(on("a", &["--api-url", &fake.url], t - 100), &fixture_at("sensu/create.json", t - 100));
     assert_eq!(r.code, Some(0), "{r:?}");
     let r =
@@ -260,11 +259,7 @@ fn a_spooled_recovery_received_after_an_untimed_failure_still_resolves_at_the_fl
     let sb = pagerduty_sandbox();
     let fake = FakePagerDuty::start(&[]);
     let t = now();
-    let on = |host: &str, args: &[&str], received: i64| {
-        let mut cmd = sb.command_on_host(host, args);
-        cmd.env("PAGERPIPE_NOW", received.to_string());
-        cmd
-    };
+    let on = |host: &str, args: &[&str], received: i64| on_host_at(&sb, host, args, received);
     let r = crate::util::run_command(on("b", &["--api-url", &fake.url], t), &untimed(2));
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = crate::util::run_command(
