@@ -1553,3 +1553,32 @@ fn a_pagerduty_recovery_on_another_host_after_a_trigger_whose_answer_was_lost_re
     assert_eq!(accepted.last().map(String::as_str), Some("resolve"), "PagerDuty ends resolved: {accepted:?}\n{story}");
     fake.assert_no_violations();
 }
+
+/// A Reactio create whose answer was lost on host A (spooled there, noted in the ledger), then
+/// `--flush` on host B, which takes the note and finds the incident the create opened, then
+/// `--flush` on host A with its own copy: one incident, one create.
+///
+/// Found by the chaos soak (session 25), once the note of such a request was left for other
+/// hosts: A's lookup passed over the incident the ledger held for the key, which was the one
+/// its own create had opened (B recorded it under the same action), and created a second
+/// incident with a second broadcast.
+#[test]
+fn a_lost_reactio_create_settled_by_another_hosts_flush_is_not_created_again_by_its_own() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[reactio::Script::Late(4000)]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let url = ["--api-url", fake.url.as_str()];
+    let (code, lost) = run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "2s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{lost}");
+    let (code, flush_b) = flush_on(&hosts[1], &redis, &url);
+    assert_eq!(code, Some(0), "{flush_b}");
+    let (code, flush_a) = flush_on(&hosts[0], &redis, &url);
+    assert_eq!(code, Some(0), "{flush_a}");
+    let story = format!("lost create on A:\n{lost}flush on B:\n{flush_b}flush on A:\n{flush_a}");
+    assert_eq!(fake.incidents().len(), 1, "one incident: {story}");
+    assert_eq!(fake.calls().iter().filter(|c| c.method == "POST" && c.path == "/api/v1/incidents").count(), 1, "one create: {story}");
+    assert!(hosts[0].spooled("reactio").is_empty() && hosts[1].spooled("reactio").is_empty(), "{story}");
+    assert_eq!(shared_record(&redis, "reactio")["refs"]["incident_id"], json!(reactio::FIRST_ID), "{story}");
+    fake.assert_no_violations();
+}

@@ -555,7 +555,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         }));
                     }
                 };
-                let mut known = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
+                // The record holds this very action (its token) when another copy of this
+                // entry was delivered or found already: one host's request of unknown fate,
+                // taken from the ledger's note by another host ([`state::leave_inflight`]).
+                // What it references may then be what this request did: not passed over.
+                let own =
+                    record.as_ref().filter(|r| r.token.as_deref() == Some(entry.token.as_str()) && r.last_action == Some(entry.action));
+                let mut known = match own {
+                    Some(_) => Map::new(),
+                    None => record.as_ref().map(|r| r.refs.clone()).unwrap_or_default(),
+                };
                 if let Some(store) = self.store() {
                     for (k, v) in provider.known(store) {
                         match (known.get_mut(&k), v) {
@@ -563,6 +572,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
                             (_, v) => {
                                 known.insert(k, v);
                             }
+                        }
+                    }
+                }
+                if let Some(r) = own {
+                    let mine: Vec<&Value> =
+                        r.refs.values().flat_map(|v| if let Value::Array(a) = v { a.iter().collect() } else { vec![v] }).collect();
+                    for v in known.values_mut() {
+                        if let Value::Array(a) = v {
+                            a.retain(|x| !mine.contains(&x));
                         }
                     }
                 }
