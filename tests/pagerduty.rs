@@ -262,7 +262,13 @@ fn hanging_service_exits_75_within_timeout() {
     let entry: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sb.spool_dir().join("pagerduty").join(&spooled[0])).unwrap()).unwrap();
     assert_eq!(entry["fate"], "unknown");
-    assert!(!sb.state_dir().join("pagerduty/web-01%2Fcheck_disk.json").exists());
+    // The ledger notes the request of unknown fate, for whoever holds the incident next on any
+    // host (it settles it first), and records no action.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.state_dir().join("pagerduty/web-01%2Fcheck_disk.json")).unwrap()).unwrap();
+    assert!(record["last_action"].is_null(), "{record}");
+    assert_eq!(record["inflight"].as_array().map(|a| a.len()), Some(1), "{record}");
+    assert_eq!(record["inflight"][0]["token"], entry["token"], "{record}");
     // One attempt per half of the deadline at most: a hanging service is not hammered.
     assert!(fake.events().len() <= 2, "{}", fake.events().len());
 }
