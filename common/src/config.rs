@@ -562,7 +562,7 @@ impl Common {
         for url in [&self.state_store, &self.api_url].into_iter().flatten() {
             secrets.extend(crate::state::redis::secrets_of(url));
             if crate::secret::url_password(url).is_some()
-                && let Some((userinfo, _)) = url.split_once("://").and_then(|(_, rest)| rest.rsplit_once('@'))
+                && let Some(userinfo) = crate::secret::url_userinfo(url)
             {
                 secrets.push(format!("//{userinfo}@"));
             }

@@ -41,6 +41,12 @@ pub fn mask_json(v: &Value, secrets: &[&str]) -> Value {
     }
 }
 
+/// The user information of `url` (`user:password` in `scheme://user:password@host/…`), as
+/// written; `None` without `://` or `@`.
+pub fn url_userinfo(url: &str) -> Option<&str> {
+    Some(url.split_once("://")?.1.rsplit_once('@')?.0)
+}
+
 /// The password of a URL's userinfo (`redis://user:password@host/0` → `password`), for
 /// registering it as a secret; `None` when there is none.
 ///
@@ -49,8 +55,7 @@ pub fn mask_json(v: &Value, secrets: &[&str]) -> Value {
 /// the URL is then refused in a message that quotes it, which must mask all of it. (A URL
 /// with an `@` after its host masks a little too much, never too little.)
 pub fn url_password(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.rsplit_once('@')?.0;
+    let userinfo = url_userinfo(url)?;
     let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
     (!password.is_empty()).then_some(password)
 }

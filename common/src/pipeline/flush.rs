@@ -839,8 +839,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         let later = |action: Action, time: u64, seq: Option<u64>| {
             action != Action::Trigger
                 && (!state::is_later(entry.event_time, entry.event_seq, time, seq)
-                    || (entry.time_origin == state::TimeOrigin::Receipt
-                        && time.saturating_add(state::host_clock_lateness()) >= entry.event_time))
+                    || state::may_follow(time, entry.event_time, entry.time_origin))
         };
         if let Some(stop) = self.stop.filter(|s| later(s.action, s.event_time, None)) {
             return Some(format!("superseded: a {} of a later event is being handled", stop.action.name()));

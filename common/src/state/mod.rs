@@ -502,10 +502,20 @@ pub fn applied_after(time: u64, seq: Option<u64>, origin: TimeOrigin, p: &Propos
         (TimeOrigin::Receipt, TimeOrigin::Event) if stops => {
             // A spooled one had arrived before a receipt more than the clocks' skew after it.
             let received_before = p.spooled.map_or(u64::MAX, |spooled| spooled.saturating_add(RECEIPT_SKEW_SECS));
-            time > p.event_time.saturating_add(host_clock_lateness()).min(received_before)
+            !may_follow(p.event_time, time, TimeOrigin::Receipt) || time > received_before
         }
         _ => is_later(time, seq, p.event_time, p.event_seq),
     }
+}
+
+/// Whether a resolve or acknowledge at `time` (a time the event gave) may have come after a
+/// failure at `failure_time` whose time comes from `failure_origin`, though it is earlier:
+/// the failure's time is its receipt ([`TimeOrigin::Receipt`]: when it arrived, not when it
+/// happened) and `time` is not more than [`host_clock_lateness`] before it. Which came first
+/// cannot be told then, and the recovery is not taken for the older event
+/// ([`applied_after`], [`stop_requested`], a flush's stale runs).
+pub fn may_follow(time: u64, failure_time: u64, failure_origin: TimeOrigin) -> bool {
+    failure_origin == TimeOrigin::Receipt && time.saturating_add(host_clock_lateness()) >= failure_time
 }
 
 /// Why a resolve that may only close an open incident ([`Proposal::only_open`]) is skipped.
@@ -1072,11 +1082,7 @@ pub fn stop_requested(record: Option<&Incident>, event_time: u64, origin: TimeOr
     let rec = record?;
     let now = StopSignals::of(Some(rec));
     // Since the delivery began: whether a stop of `time` from `from` is not older than it.
-    let not_older = |time: u64, from: TimeOrigin| {
-        time >= event_time
-            || from == TimeOrigin::Receipt
-            || (origin == TimeOrigin::Receipt && time.saturating_add(host_clock_lateness()) >= event_time)
-    };
+    let not_older = |time: u64, from: TimeOrigin| time >= event_time || from == TimeOrigin::Receipt || may_follow(time, event_time, origin);
     if let Some(s) = rec.stop {
         let asked_since = began.is_some_and(|b| b.stop != Some(s));
         if s.event_time >= event_time || (asked_since && not_older(s.event_time, s.time_origin)) {
