@@ -189,6 +189,49 @@ fn a_failed_close_is_a_warning_after_the_recovery_is_posted() {
     assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
 }
 
+/// A recovery with `close_on_resolve` whose message is spooled (Reactio did not answer in
+/// time) has the close spooled behind it: the flush posted the message alone, and the incident
+/// stayed open in Reactio.
+#[test]
+fn a_spooled_recovery_with_close_on_resolve_is_posted_and_closed_by_the_flush() {
+    let fake = FakeReactio::start(&[Script::Accept, Script::Hang]);
+    let sb = sandbox(json!({"close_on_resolve": true}));
+    assert_eq!(run(&sb, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 2, "the message and the close: {}", r.stderr);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(MESSAGES).len(), 1, "{}", r.stderr);
+    assert_eq!(fake.accepted(&format!("/api/v1/incidents/{FIRST_ID}/status")), vec![json!({"status": "close"})], "{}", r.stderr);
+    assert_eq!(fake.incidents()[0]["status"], "close");
+    assert!(sb.spooled("reactio").is_empty());
+    assert!(sb.failed("reactio").is_empty(), "{:?}", sb.failed("reactio"));
+    fake.assert_no_violations();
+}
+
+/// The same when the incident's create is itself still spooled: the message and the close wait
+/// behind it and take the id its answer brings.
+#[test]
+fn a_recovery_behind_a_spooled_create_with_close_on_resolve_closes_the_incident_the_flush_opens() {
+    // The create hangs, and so does what the recovery's own flush of it sends first.
+    let fake = FakeReactio::start(&[Script::Hang, Script::Hang]);
+    let sb = sandbox(json!({"close_on_resolve": true}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("reactio").len(), 3, "create, message, close: {}", r.stderr);
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let id = fake.incidents()[0]["id"].as_u64().unwrap();
+    assert_eq!(fake.accepted(MESSAGES).len(), 1, "{}", r.stderr);
+    assert_eq!(fake.accepted(&format!("/api/v1/incidents/{id}/status")), vec![json!({"status": "close"})], "{}", r.stderr);
+    assert_eq!(fake.incidents()[0]["status"], "close");
+    assert!(sb.spooled("reactio").is_empty());
+    fake.assert_no_violations();
+}
+
 #[test]
 fn resolve_without_a_stored_incident_id_and_no_open_incident_posts_nothing() {
     let fake = FakeReactio::start(&[]);

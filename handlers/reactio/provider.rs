@@ -206,10 +206,12 @@ pub enum Call {
         /// The timeline message (limited HTML).
         message: String,
     },
-    /// `POST /api/v1/incidents/{incident_id}/status` `{"status":"close"}` (undocumented).
+    /// `POST /api/v1/incidents/{incident_id}/status` `{"status":"close"}` (undocumented), with
+    /// `close_on_resolve`; spooled behind its recovery message when that is. `incident_id:
+    /// None` — the create is still spooled ahead of it — takes the id the create brought back.
     Close {
-        /// The incident.
-        incident_id: u64,
+        /// The incident, when known.
+        incident_id: Option<u64>,
     },
     /// A failure for the incident the ledger holds open as `incident_id`, queued behind another
     /// delivery of it (the incident busy, or older requests spooled), which may be its
@@ -509,7 +511,12 @@ impl Provider for Reactio {
                 })?;
                 self.request("/api/v1/messages", json!({"incident_id": id, "message": message}))
             }
-            Call::Close { incident_id } => self.request(&format!("/api/v1/incidents/{incident_id}/status"), json!({"status": "close"})),
+            Call::Close { incident_id } => {
+                let id = incident_id.or_else(|| refs.get(INCIDENT_ID).and_then(incident_id_of)).ok_or_else(|| {
+                    "the incident's id is not known (its create was not delivered), so there is no incident to close".to_string()
+                })?;
+                self.request(&format!("/api/v1/incidents/{id}/status"), json!({"status": "close"}))
+            }
             Call::Recover { .. } => return Err("a recovery that looks its incident up is not one request".to_string()),
             Call::Page { .. } => return Err("a failure decided at the flush is not one request".to_string()),
         })
@@ -735,13 +742,13 @@ impl Reactio {
     fn resolve(&self, ctx: &Ctx<'_, Self>, message: String, id: u64) -> Outcome<Done> {
         let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
             Ok(p) => p,
-            Err(failed) => return failed.failure().unwrap_or(Outcome::Skipped(String::new())),
+            Err(failed) => return self.close_later(ctx, Some(id), failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
         };
         let refs = id_refs(id);
         if !self.close_on_resolve {
             return Outcome::Delivered(Done { detail: format!("(incident {id}: recovery posted; {})", posted.timing), refs });
         }
-        let detail = match self.post(ctx, Call::Close { incident_id: id }) {
+        let detail = match self.post(ctx, Call::Close { incident_id: Some(id) }) {
             Outcome::Delivered(closed) => format!("(incident {id}: recovery posted and closed; {}, {})", posted.timing, closed.timing),
             failed => {
                 ctx.log.warn(format!(
@@ -761,7 +768,25 @@ impl Reactio {
     fn resolve_later(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let message = self.recovery_text(job.event);
         let why = "the incident's create request is still spooled, so the recovery waits for its id";
-        ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default())
+        let spooled = ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default());
+        self.close_later(ctx, None, spooled)
+    }
+
+    /// With `close_on_resolve`, a recovery message `spooled` (queued, or kept for the flush) has
+    /// the close of its incident spooled behind it, so that the flush closes the incident as a
+    /// live recovery does; the message's own outcome is what is reported. A close that cannot
+    /// be spooled is a warning (the recovery message still goes out).
+    fn close_later(&self, ctx: &Ctx<'_, Self>, incident_id: Option<u64>, spooled: Outcome<Done>) -> Outcome<Done> {
+        if !self.close_on_resolve || !matches!(spooled, Outcome::Spooled(_)) {
+            return spooled;
+        }
+        let why = "the recovery message is spooled, so closing the incident waits behind it";
+        if let Some(failed) =
+            ctx.send_later(&Call::Close { incident_id }, why).failure::<()>().filter(|f| !matches!(f, Outcome::Spooled(_)))
+        {
+            ctx.log.warn(format!("the close of the incident could not be spooled behind its recovery: {}", failed.reason().unwrap_or("")));
+        }
+        spooled
     }
 
     /// A recovery with no stored incident id: the open or pending incident named `name` up to
@@ -975,7 +1000,9 @@ impl Reactio {
             Call::Create { .. } => "/api/v1/incidents".to_string(),
             Call::Notify { .. } => "/api/v1/notifications".to_string(),
             Call::Message { .. } => "/api/v1/messages".to_string(),
-            Call::Close { incident_id } => format!("/api/v1/incidents/{incident_id}/status"),
+            Call::Close { incident_id } => {
+                format!("/api/v1/incidents/{}/status", incident_id.map_or_else(|| STORED_ID_PLACEHOLDER.to_string(), |id| id.to_string()))
+            }
             Call::Recover { .. } | Call::Page { .. } => "/api/v1/incidents".to_string(),
         };
         let started = Instant::now();
