@@ -1582,3 +1582,87 @@ fn a_lost_reactio_create_settled_by_another_hosts_flush_is_not_created_again_by_
     assert_eq!(shared_record(&redis, "reactio")["refs"]["incident_id"], json!(reactio::FIRST_ID), "{story}");
     fake.assert_no_violations();
 }
+
+/// The `event_action` of each event PagerDuty acted on, in the order it acted.
+fn actions(fake: &FakePagerDuty) -> Vec<String> {
+    fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+/// Open `fake`'s gate and wait until PagerDuty has acted on the request held up on its way.
+fn let_the_held_request_through(fake: &FakePagerDuty) {
+    let before = fake.events().len();
+    fake.open_gate();
+    wait_until(
+        "the held request to be acted on",
+        Duration::from_secs(10),
+        || (fake.events().len() > before).then_some(()),
+        || format!("{:?}", actions(fake)),
+    );
+}
+
+/// A trigger of unknown fate on host A (sent, held up on its way, no answer before its
+/// deadline) that another host took over, resent and then resolved: the original reaches
+/// PagerDuty after that resolve, and the incident is open there while the check is OK. Host A's
+/// flush, finding its copy superseded by the resolve, sends the resolve again: the last word
+/// PagerDuty has is the recovery. Before, the copy was dropped and the incident stayed open
+/// (nothing else would resolve it: the recovery was delivered, and was the last event). Found
+/// by the chaos soak.
+#[test]
+fn a_trigger_of_unknown_fate_reaching_pagerduty_after_its_recovery_is_resolved_again_by_the_flush() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Held]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let (code, stderr) =
+        run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "{stderr}");
+    let_the_held_request_through(&fake);
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger"]);
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("superseded"), "{stderr}");
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger", "resolve"], "{stderr}");
+    assert!(hosts[0].spooled("pagerduty").is_empty());
+    assert_eq!(shared_record(&redis, "pagerduty")["open"], false);
+    fake.assert_no_violations();
+}
+
+/// The other way round: a resolve of unknown fate on host A, taken over by host B with a later
+/// failure, reaches PagerDuty after that failure: resolved there while the check is critical.
+/// Host A's flush, finding its copy superseded, cannot send the failure again (it has only the
+/// resolve), so the record stops suppressing repeats: the failure's next event goes out, and
+/// PagerDuty opens the incident again. Before, repeats were suppressed for the whole refresh.
+#[test]
+fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_next_repeat_through() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Held]);
+    let hosts = pagerduty_hosts(2);
+    let api = ["--api-url", fake.url.as_str()];
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &api, &fixture_at("sensu/create.json", now - 40));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) =
+        run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/resolve.json", now - 30));
+    assert_eq!(code, Some(75), "{stderr}");
+    let (code, stderr) = run_on(&hosts[1], &redis, &api, &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger"], "{stderr}");
+    let_the_held_request_through(&fake);
+    assert_eq!(actions(&fake).last().map(String::as_str), Some("resolve"));
+    let (code, stderr) = flush_on(&hosts[0], &redis, &api);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("superseded"), "{stderr}");
+    // The failure's next event, well within refresh, on either host.
+    let (code, stderr) = run_on(&hosts[1], &redis, &api, &fixture_at("sensu/create.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("already notified"), "{stderr}");
+    assert_eq!(actions(&fake).last().map(String::as_str), Some("trigger"), "{stderr}");
+    // And the one after it is an identical repeat again.
+    let (code, stderr) = run_on(&hosts[0], &redis, &api, &fixture_at("sensu/create.json", now));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("already notified"), "{stderr}");
+    fake.assert_no_violations();
+}

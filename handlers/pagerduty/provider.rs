@@ -335,6 +335,15 @@ impl Provider for PagerDuty {
         Ok(Request::post_json(self.enqueue_url.clone(), body))
     }
 
+    /// The resolve of the trigger's `dedup_key` ("Identifies the alert to trigger, acknowledge,
+    /// or resolve", Events API v2; a resolve of an alert that is not open is accepted and
+    /// ignored).
+    fn recovery_of(&self, trigger: &Enqueue) -> Option<Enqueue> {
+        let key = trigger.0.get("dedup_key").and_then(Value::as_str)?;
+        (trigger.0.get("event_action").and_then(Value::as_str) == Some("trigger"))
+            .then(|| Enqueue(json!({"event_action": "resolve", "dedup_key": key})))
+    }
+
     fn act(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         if self.client_url_left_out && job.action == Action::Trigger {
             ctx.log.warn("`pagerduty.client_url` (from the settings, or an override the event carried) is not an absolute http(s) URL (the Events API's client_url is a URL): left out of the trigger");

@@ -38,13 +38,17 @@ pub enum Script {
     /// 202 once the test calls [`FakePagerDuty::open_gate`] (a request in flight while the
     /// test changes the world around its sender).
     Gated,
+    /// 202 once the test calls [`FakePagerDuty::open_gate`], and acted on only then: a request
+    /// held up on its way (a proxy, a load balancer) that PagerDuty acts on after requests that
+    /// arrived meanwhile. Recorded in [`FakePagerDuty::events`] when the gate opens.
+    Held,
 }
 
 impl Script {
     /// The status this step answers with (`None`: never answers).
     pub fn status(self) -> Option<u16> {
         match self {
-            Script::Accept | Script::Slow | Script::Late(_) | Script::Gated => Some(202),
+            Script::Accept | Script::Slow | Script::Late(_) | Script::Gated | Script::Held => Some(202),
             Script::Invalid => Some(400),
             Script::RateLimited => Some(429),
             Script::ServerError | Script::LateError(_) => Some(500),
@@ -233,7 +237,9 @@ impl FakePagerDuty {
                 return Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems}));
             }
             let step = inner.next_step(body["routing_key"].as_str().unwrap_or(""));
-            inner.events.push((body.clone(), step.status()));
+            if step != Script::Held {
+                inner.events.push((body.clone(), step.status()));
+            }
             drop(inner);
             let dedup = body["dedup_key"].as_str().map(str::to_string).unwrap_or_else(|| "generated-0001".into());
             match step {
@@ -253,9 +259,12 @@ impl FakePagerDuty {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}))
                 }
-                Script::Gated => {
+                Script::Gated | Script::Held => {
                     while !shared.lock().unwrap().gate_open {
                         std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    if step == Script::Held {
+                        shared.lock().unwrap().events.push((body.clone(), step.status()));
                     }
                     Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}))
                 }
@@ -290,7 +299,7 @@ impl FakePagerDuty {
         self
     }
 
-    /// Let every [`Script::Gated`] answer, now and from now on.
+    /// Let every [`Script::Gated`] and [`Script::Held`] answer, now and from now on.
     pub fn open_gate(&self) {
         self.inner.lock().expect("the fake's lock").gate_open = true;
     }

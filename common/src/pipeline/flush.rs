@@ -459,6 +459,76 @@ impl<'a, P: Provider> Flusher<'a, P> {
         built
     }
 
+    /// `entry` is superseded (`why`, saying so) by the later action `record` holds. One of
+    /// unknown fate may have reached the service after that action (held up on its way past
+    /// its deadline), undoing it there:
+    /// - a trigger after a resolve: the provider's recovery of it ([`Provider::recovery_of`])
+    ///   is sent now, whether or not it got there. Kept ([`Outcome::Retry`], still of unknown
+    ///   fate) while that recovery cannot be delivered.
+    /// - a resolve or acknowledge after a trigger, for a service that merges a repeated
+    ///   trigger: the record lets the incident's next trigger through ([`state::doubt_trigger`]).
+    #[allow(clippy::too_many_arguments)]
+    fn superseded(
+        &self,
+        client: &Client,
+        deadline: &Deadline,
+        entry: &Entry,
+        provider: &P,
+        payload: &P::Payload,
+        record: Option<&Incident>,
+        why: &str,
+    ) -> Settled {
+        let log = self.log;
+        let Some(rec) = record.filter(|_| entry.fate == Fate::Unknown) else {
+            return Settled::Request(Outcome::Skipped(why.to_string()));
+        };
+        if entry.action == Action::Trigger && !rec.open && rec.last_action == Some(Action::Resolve) {
+            let Some(recovery) = provider.recovery_of(payload) else { return Settled::Request(Outcome::Skipped(why.to_string())) };
+            let req = match provider.request(&recovery, &Map::new()) {
+                Ok(req) => req,
+                Err(e) => return Settled::Request(Outcome::Skipped(format!("{why}; its recovery cannot be built to send again: {e}"))),
+            };
+            let classify = |resp: &Response| http::spooled_outcome(resp, provider.classify(&recovery, resp));
+            return Settled::Request(match client.deliver(&req, deadline, Fate::NotSent, &classify, &mut |line| log.info(line)) {
+                Outcome::Delivered(_) => {
+                    log.info(format!(
+                        "{why}; as its fate was unknown, it may have reached the service after that recovery: the recovery was sent again"
+                    ));
+                    Outcome::Skipped(format!("{why}; the recovery sent again after it"))
+                }
+                Outcome::Retry(r) => Outcome::Retry(crate::outcome::Retry {
+                    reason: format!(
+                        "{why}, but as its fate is unknown it may have reached the service after that recovery, \
+                         and the recovery sent again after it was not delivered: {}",
+                        r.reason
+                    ),
+                    fate: Fate::Unknown,
+                    after: r.after,
+                }),
+                failed => {
+                    let reason = failed.reason().unwrap_or("").to_string();
+                    log.warn(format!("{why}; the recovery sent again after it (its fate was unknown) failed: {reason}"));
+                    Outcome::Skipped(format!("{why}; the recovery sent again after it failed: {reason}"))
+                }
+            });
+        }
+        if entry.action != Action::Trigger
+            && rec.open
+            && rec.last_action == Some(Action::Trigger)
+            && P::REPEATED_TRIGGER == state::RepeatedTrigger::Merged
+            && let Some(store) = self.store()
+        {
+            match state::doubt_trigger(store, &entry.incident_key) {
+                Ok(()) => log.warn(format!(
+                    "{why}; as its fate was unknown, it may have reached the service after that trigger: \
+                     the incident's next trigger goes out even within refresh"
+                )),
+                Err(e) => log.warn(format!("{why}; cannot mark the record of {} in doubt: {e:#}", entry.incident_key)),
+            }
+        }
+        Settled::Request(Outcome::Skipped(why.to_string()))
+    }
+
     /// Deliver one entry now, under its incident's hold (see the module comment).
     /// A run the provider carries on itself ([`Provider::is_run`]) goes to [`Flusher::resume`],
     /// which rewrites `entry` (named `name` in the spool) with the run's progress notes.
@@ -523,7 +593,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 return Settled::Request(Outcome::Skipped(format!("{what}: {why}")));
             }
-            Verdict::Superseded(why) => return Settled::Request(Outcome::Skipped(format!("{what}: {why}"))),
+            Verdict::Superseded(why) => {
+                return self.superseded(client, deadline, entry, provider, &payload, record.as_ref(), &format!("{what}: {why}"));
+            }
         }
         if provider.is_run(&payload) {
             return self.resume(client, deadline, (name, entry), provider, &payload, record.as_ref(), &proposal, &what);

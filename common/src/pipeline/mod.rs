@@ -612,6 +612,16 @@ pub trait Provider: Sized {
         None
     }
 
+    /// The request that takes back `trigger` (a trigger's payload) at the service, for a
+    /// trigger of unknown fate that a flush finds superseded by a later resolve: it may have
+    /// reached the service after that resolve (held up on its way past its deadline), opening
+    /// the incident again with nothing left to close it. The flush sends it whether or not the
+    /// trigger got there, so it must be harmless when it did not (PagerDuty: the resolve of its
+    /// `dedup_key`, accepted and ignored for an incident that is not open). Default: none.
+    fn recovery_of(&self, _trigger: &Self::Payload) -> Option<Self::Payload> {
+        None
+    }
+
     /// References to remember from the answer to a spooled request (merged into the
     /// incident's `refs`), e.g. the id of a Reactio incident created late. Default: none.
     fn spooled_refs(&self, _payload: &Self::Payload, _resp: &Response) -> Map<String, Value> {

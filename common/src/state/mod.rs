@@ -360,6 +360,13 @@ pub struct Incident {
     /// that may still ring, or stops it for a resolve) instead of starting again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// The service may not hold the incident open as this record does: a resolve or acknowledge
+    /// of unknown fate, superseded by the trigger this record applied last, may have reached it
+    /// after that trigger (held up on its way past its deadline) ([`doubt_trigger`]). The next
+    /// trigger goes out even within `refresh` (merged into the incident where it is open,
+    /// opening it again where it is not); a trigger or resolve applied clears it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_doubt: bool,
 }
 
 /// A long delivery's notes of its progress ([`Incident::progress`]).
@@ -620,7 +627,7 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
             // suppressing pages until the clock catches up.
             let age = rec.last_notified.filter(|t| t.saturating_sub(now) < p.refresh_secs).map(|t| crate::clock::age(t, now));
             match age {
-                Some(age) if same && age < p.refresh_secs => {
+                Some(age) if same && age < p.refresh_secs && !rec.in_doubt => {
                     Verdict::Skip(format!("already notified {age}s ago (notification {}, refresh {}s)", rec.count, p.refresh_secs))
                 }
                 _ => Verdict::Send,
@@ -668,6 +675,11 @@ pub fn apply(record: Option<Incident>, key: &str, p: &Proposal, now: u64, refs: 
         return inc;
     }
     let rest_of_same_action = inc.token.as_deref() == Some(p.token.as_str()) && inc.last_action == Some(p.action);
+    // A trigger or resolve delivered now is what the service holds (an acknowledge of an
+    // incident a late resolve closed there is not).
+    if p.action != Action::Acknowledge {
+        inc.in_doubt = false;
+    }
     match p.action {
         Action::Trigger if rest_of_same_action => {}
         Action::Trigger => {
@@ -948,6 +960,27 @@ pub fn leave_inflight(store: &dyn Store, key: &str, token: &str, kept: &[crate::
         let mut inc = Incident::from_value(key, v);
         inc.inflight.retain(|e| e.token != token);
         inc.inflight.extend(kept.iter().cloned());
+        Some(inc.to_value())
+    })
+}
+
+/// A resolve or acknowledge of unknown fate for an event before the trigger `key`'s record
+/// applied last was found superseded by it (a flush): it may have reached the service after
+/// that trigger, closing there the incident the record holds open. The record is marked in
+/// doubt ([`Incident::in_doubt`]), so that the incident's next trigger goes out. For a service
+/// that merges a repeated trigger into the open incident ([`RepeatedTrigger::Merged`]): where
+/// the doubt was needless, the repeat costs nothing. A record that is not open by a trigger is
+/// left as it is.
+///
+/// Errors: as [`Store::update_with`].
+pub fn doubt_trigger(store: &dyn Store, key: &str) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let v = v?;
+        let mut inc = Incident::from_value(key, Some(v.clone()));
+        if !inc.open || inc.last_action != Some(Action::Trigger) || inc.in_doubt {
+            return Some(v);
+        }
+        inc.in_doubt = true;
         Some(inc.to_value())
     })
 }
@@ -1292,6 +1325,24 @@ mod tests {
         let (writes, rec) = step(p(Action::Trigger, "critical", 1400, "e"), Merged);
         assert_eq!((writes, rec.open, rec.event_time), (vec![Durable], true, Some(1400)));
         assert_eq!(step(p(Action::Trigger, "critical", 1500, "f"), ActedOn).0, [Durable]);
+    }
+
+    #[test]
+    fn a_record_in_doubt_lets_the_next_trigger_through_and_a_trigger_or_resolve_ends_the_doubt() {
+        let k = "web-01/check_disk";
+        let rec = apply(None, k, &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new());
+        let repeat = p(Action::Trigger, "critical", 1100, "b");
+        assert!(matches!(decide(Some(&rec), &repeat, 1100, SKIP), Verdict::Skip(_)));
+        let doubted = Incident { in_doubt: true, ..rec };
+        assert_eq!(decide(Some(&doubted), &repeat, 1100, SKIP), Verdict::Send);
+        // An acknowledge delivered does not settle it; the repeat does.
+        let acked = apply(Some(doubted), k, &p(Action::Acknowledge, "", 1050, "c"), 1100, &Map::new());
+        assert!(acked.in_doubt);
+        let repeated = apply(Some(acked), k, &repeat, 1100, &Map::new());
+        assert!(!repeated.in_doubt);
+        assert!(matches!(decide(Some(&repeated), &p(Action::Trigger, "critical", 1200, "d"), 1200, SKIP), Verdict::Skip(_)));
+        // Not written when false: records from before it read alike.
+        assert!(!repeated.to_value().as_object().unwrap().contains_key("in_doubt"));
     }
 
     #[test]
