@@ -1666,3 +1666,99 @@ fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_n
     assert!(stderr.contains("already notified"), "{stderr}");
     fake.assert_no_violations();
 }
+
+/// A Reactio create of unknown fate on host A (no answer before its deadline), and the
+/// recovery on host B, which takes the create over from the ledger's note and queues behind it
+/// while Reactio cannot list its incidents; then both hosts flush, `a_first` or B first. One
+/// incident, and the recovery posted to it, whichever flushes first; nothing refused (a chaos
+/// soak once saw the recovery moved to `failed/`, exit 69: not this way).
+fn reactio_recovery_queued_behind_another_hosts_create(a_first: bool) {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[reactio::Script::Hang]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let short = ["--api-url", fake.url.as_str(), "--timeout", "1s"];
+    let (code, stderr) = run_on(&hosts[0], &redis, &short, &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    fake.fail_lists(1000);
+    let (code, stderr) = run_on(&hosts[1], &redis, &short, &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(fake.accepted("/api/v1/messages").is_empty());
+    fake.fail_lists(0);
+    let order: [usize; 2] = if a_first { [0, 1] } else { [1, 0] };
+    for host in order {
+        let (code, stderr) = flush_on(&hosts[host], &redis, &["--api-url", &fake.url]);
+        assert_eq!(code, Some(0), "host {host}: {stderr}");
+    }
+    assert_eq!(fake.incidents().len(), 1, "{:?}", fake.calls());
+    let messages = fake.accepted("/api/v1/messages");
+    assert_eq!(messages.len(), 1, "{:?}", fake.calls());
+    assert_eq!(messages[0]["incident_id"], reactio::FIRST_ID);
+    // Host A's copy of the create, once B delivered it and the recovery, is superseded.
+    for host in &hosts {
+        assert!(host.spooled("reactio").is_empty());
+        let failed = host.failed("reactio");
+        assert!(failed.iter().all(|f| f["failure"].as_str().is_some_and(|w| w.contains("superseded"))), "{failed:?}");
+    }
+    assert_ne!(shared_record(&redis, "reactio")["open"], true);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_reactio_recovery_queued_behind_another_hosts_create_is_posted_when_that_host_flushes_first() {
+    reactio_recovery_queued_behind_another_hosts_create(true);
+}
+
+#[test]
+fn a_reactio_recovery_queued_behind_another_hosts_create_is_posted_when_its_own_host_flushes_first() {
+    reactio_recovery_queued_behind_another_hosts_create(false);
+}
+
+/// A Reactio recovery on host B that meets host A still trying to create the incident
+/// (Reactio unreachable from A, its connects hanging) queues behind it; A's create ends up in
+/// A's spool. Whichever host flushes first, the incident does not stay open: before, B's
+/// recovery was a message waiting for an id only A's spool could bring, refused at B's flush
+/// (exit 69), and A's flush then opened the incident after its recovery. Found by the chaos
+/// soak.
+fn reactio_recovery_queued_behind_another_hosts_busy_create(a_first: bool) {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[]);
+    let unreachable = crate::util::Unconnectable::start();
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let a = spawn(&hosts[0], &redis, &["--api-url", &unreachable.url, "--timeout", "4s"], &fixture_at("sensu/create.json", now - 20));
+    let hold = format!("pagerpipe:reactio:hold:{KEY}");
+    wait_until("A's hold", Duration::from_secs(10), || redis.cli(&["GET", &hold]).ok().filter(|t| !t.trim().is_empty()), String::new);
+    let (code, stderr) =
+        run_on(&hosts[1], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(75), "B queues behind A: {stderr}");
+    let (code, stderr) = wait_all(vec![a]).remove(0);
+    assert_eq!(code, Some(75), "A's create is spooled: {stderr}");
+    let order: [usize; 2] = if a_first { [0, 1] } else { [1, 0] };
+    for host in order {
+        let (code, stderr) = flush_on(&hosts[host], &redis, &["--api-url", &fake.url]);
+        assert_eq!(code, Some(0), "host {host}: {stderr}");
+    }
+    let resolved: Vec<Value> = fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect();
+    for incident in fake.incidents() {
+        assert!(resolved.contains(&incident["id"]), "{} left open: {:?}", incident["name"], fake.calls());
+    }
+    assert_eq!(fake.incidents().len(), usize::from(a_first), "{:?}", fake.calls());
+    for host in &hosts {
+        assert!(host.spooled("reactio").is_empty());
+        let failed = host.failed("reactio");
+        assert!(failed.iter().all(|f| f["failure"].as_str().is_some_and(|w| w.contains("superseded"))), "{failed:?}");
+    }
+    assert_ne!(shared_record(&redis, "reactio")["open"], true);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_reactio_recovery_queued_behind_another_hosts_busy_create_resolves_the_incident_that_host_flushes_first() {
+    reactio_recovery_queued_behind_another_hosts_busy_create(true);
+}
+
+#[test]
+fn a_reactio_recovery_queued_behind_another_hosts_busy_create_flushed_first_leaves_that_create_superseded() {
+    reactio_recovery_queued_behind_another_hosts_busy_create(false);
+}

@@ -18,7 +18,10 @@
 //!   closed are looked up (`GET /api/v1/incidents?status=open`, then `status=pend`) and the one
 //!   with the name this event's incident would have is resolved; when there is none, the log
 //!   says so; when the lists cannot be read in time, the recovery is spooled and the flush
-//!   looks again ([`Call::Recover`]).
+//!   looks again ([`Call::Recover`]). A recovery with no stored id that queues behind another
+//!   delivery of its incident (its create spooled here, or in flight on another host) is
+//!   spooled as the same run: the flush posts it to the incident the record holds open by
+//!   then, else to the one its name finds.
 //!   A failure for an incident stored open that queues behind another delivery of it (the
 //!   incident busy, or older requests spooled: maybe its recovery) is spooled as a
 //!   [`Call::Page`], decided at the flush from the ledger then: a broadcast while the incident
@@ -207,11 +210,10 @@ pub enum Call {
         message: String,
     },
     /// `POST /api/v1/incidents/{incident_id}/status` `{"status":"close"}` (undocumented), with
-    /// `close_on_resolve`; spooled behind its recovery message when that is. `incident_id:
-    /// None` — the create is still spooled ahead of it — takes the id the create brought back.
+    /// `close_on_resolve`; spooled behind its recovery message when that is.
     Close {
-        /// The incident, when known.
-        incident_id: Option<u64>,
+        /// The incident.
+        incident_id: u64,
     },
     /// A failure for the incident the ledger holds open as `incident_id`, queued behind another
     /// delivery of it (the incident busy, or older requests spooled), which may be its
@@ -511,12 +513,7 @@ impl Provider for Reactio {
                 })?;
                 self.request("/api/v1/messages", json!({"incident_id": id, "message": message}))
             }
-            Call::Close { incident_id } => {
-                let id = incident_id.or_else(|| refs.get(INCIDENT_ID).and_then(incident_id_of)).ok_or_else(|| {
-                    "the incident's id is not known (its create was not delivered), so there is no incident to close".to_string()
-                })?;
-                self.request(&format!("/api/v1/incidents/{id}/status"), json!({"status": "close"}))
-            }
+            Call::Close { incident_id } => self.request(&format!("/api/v1/incidents/{incident_id}/status"), json!({"status": "close"})),
             Call::Recover { .. } => return Err("a recovery that looks its incident up is not one request".to_string()),
             Call::Page { .. } => return Err("a failure decided at the flush is not one request".to_string()),
         })
@@ -566,10 +563,16 @@ impl Provider for Reactio {
                 refs: Map::new(),
             });
         }
-        let later = previous
-            .filter(|_| common::state::applied_later_event(previous, event_time))
-            .and_then(|p| p.refs.get(INCIDENT_ID))
-            .and_then(incident_id_of);
+        let later_event = common::state::applied_later_event(previous, event_time);
+        // The incident the record holds open for events up to this recovery's (its create
+        // delivered since the recovery was queued, here or on another host): resolved as live.
+        if let Some(id) = previous.filter(|p| p.open && !later_event).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of) {
+            return match self.resolve(ctx, message.clone(), id) {
+                Outcome::Delivered(done) => Resumed::Delivered(done),
+                failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            };
+        }
+        let later = previous.filter(|_| later_event).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of);
         match self.recover(ctx, name, shown, message.clone(), later) {
             Outcome::Delivered(done) if later.is_some() => Resumed::Delivered(Done { refs: Map::new(), ..done }),
             Outcome::Delivered(done) => Resumed::Delivered(done),
@@ -742,13 +745,13 @@ impl Reactio {
     fn resolve(&self, ctx: &Ctx<'_, Self>, message: String, id: u64) -> Outcome<Done> {
         let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
             Ok(p) => p,
-            Err(failed) => return self.close_later(ctx, Some(id), failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            Err(failed) => return self.close_later(ctx, id, failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
         };
         let refs = id_refs(id);
         if !self.close_on_resolve {
             return Outcome::Delivered(Done { detail: format!("(incident {id}: recovery posted; {})", posted.timing), refs });
         }
-        let detail = match self.post(ctx, Call::Close { incident_id: Some(id) }) {
+        let detail = match self.post(ctx, Call::Close { incident_id: id }) {
             Outcome::Delivered(closed) => format!("(incident {id}: recovery posted and closed; {}, {})", posted.timing, closed.timing),
             failed => {
                 ctx.log.warn(format!(
@@ -762,21 +765,29 @@ impl Reactio {
         Outcome::Delivered(Done { detail, refs })
     }
 
-    /// The incident's create request is still spooled, so its id is not known: spool the
-    /// recovery message behind it, its `incident_id` filled in from the create's answer when
-    /// the spool delivers them (exit 75 now, like any spooled request).
+    /// A recovery with no stored incident id that queues (its incident's create is still
+    /// spooled here, or another invocation, maybe on another host, is delivering for it): spooled
+    /// as a [`Call::Recover`] run, decided at the flush from the ledger then
+    /// ([`Provider::resume`]): posted to the incident the record holds open by then (the create
+    /// delivered meanwhile, here or elsewhere), else to the one its name finds. Exit 75 now,
+    /// like any spooled request. (A `Call::Message` waiting for the id, as spooled before, was
+    /// refused at the flush, exit 69, when the create was another host's still spooled there:
+    /// that create then opened the incident after its recovery.)
     fn resolve_later(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
-        let message = self.recovery_text(job.event);
-        let why = "the incident's create request is still spooled, so the recovery waits for its id";
-        let spooled = ctx.send_later(&Call::Message { incident_id: None, message }, why).map(|_| Done::default());
-        self.close_later(ctx, None, spooled)
+        let recover = Call::Recover {
+            name: self.name_before_output(job.event, job.incident_key),
+            shown: self.incident_name(job.event, job.incident_key),
+            message: self.recovery_text(job.event),
+        };
+        let why = ctx.queued_behind().unwrap_or("the incident's create request is still spooled").to_string();
+        ctx.spool_run(&recover, None, &format!("{why}; the recovery is decided when it is flushed")).map(|_| Done::default())
     }
 
     /// With `close_on_resolve`, a recovery message `spooled` (queued, or kept for the flush) has
     /// the close of its incident spooled behind it, so that the flush closes the incident as a
     /// live recovery does; the message's own outcome is what is reported. A close that cannot
     /// be spooled is a warning (the recovery message still goes out).
-    fn close_later(&self, ctx: &Ctx<'_, Self>, incident_id: Option<u64>, spooled: Outcome<Done>) -> Outcome<Done> {
+    fn close_later(&self, ctx: &Ctx<'_, Self>, incident_id: u64, spooled: Outcome<Done>) -> Outcome<Done> {
         if !self.close_on_resolve || !matches!(spooled, Outcome::Spooled(_)) {
             return spooled;
         }
@@ -1000,9 +1011,7 @@ impl Reactio {
             Call::Create { .. } => "/api/v1/incidents".to_string(),
             Call::Notify { .. } => "/api/v1/notifications".to_string(),
             Call::Message { .. } => "/api/v1/messages".to_string(),
-            Call::Close { incident_id } => {
-                format!("/api/v1/incidents/{}/status", incident_id.map_or_else(|| STORED_ID_PLACEHOLDER.to_string(), |id| id.to_string()))
-            }
+            Call::Close { incident_id } => format!("/api/v1/incidents/{incident_id}/status"),
             Call::Recover { .. } | Call::Page { .. } => "/api/v1/incidents".to_string(),
         };
         let started = Instant::now();
