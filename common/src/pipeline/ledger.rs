@@ -90,7 +90,8 @@ fn json_line(inc: &Incident, secrets: &[&str]) -> String {
     escape_json_line(crate::secret::mask_json(&inc.to_value(), secrets).to_string())
 }
 
-/// `KEY  open critical  since 2026-12-01T10:00:00Z  count 2  acknowledged  refs {…}`.
+/// `KEY  open critical  since 2026-12-01T10:00:00Z  count 2  acknowledged  refs {…}`, with
+/// `in doubt` after the count when the service may not hold it open ([`Incident::in_doubt`]).
 fn text_line(inc: &Incident) -> String {
     let mut line = format!(
         "{}\topen {}\tsince {}\tcount {}",
@@ -99,6 +100,9 @@ fn text_line(inc: &Incident) -> String {
         inc.first_notified.map_or_else(|| "-".to_string(), crate::clock::rfc3339),
         inc.count
     );
+    if inc.in_doubt {
+        line.push_str("\tin doubt (a late resolve may have closed it at the service; the next trigger goes out)");
+    }
     if inc.acknowledged_at.is_some() {
         line.push_str("\tacknowledged");
     }
@@ -112,6 +116,13 @@ fn text_line(inc: &Incident) -> String {
 #[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_in_doubt_says_so_in_its_text_line() {
+        let inc = Incident { key: "web-01/check_disk".into(), open: true, count: 2, ..Incident::default() };
+        assert!(!text_line(&inc).contains("in doubt"));
+        assert!(text_line(&Incident { in_doubt: true, ..inc }).contains("\tin doubt ("));
+    }
 
     #[test]
     fn a_json_line_masks_a_secret_holding_json_escapes() {
