@@ -1707,7 +1707,7 @@ fn assert_flushed_clean(redis: &RedisServer, fake: &FakeReactio, hosts: &[Sandbo
         let failed = host.failed("reactio");
         assert!(failed.iter().all(|f| f["failure"].as_str().is_some_and(|w| w.contains("superseded"))), "{failed:?}");
     }
-    assert_ne!(shared_record(&redis, "reactio")["open"], true);
+    assert_ne!(shared_record(redis, "reactio")["open"], true);
     fake.assert_no_violations();
 }
 
