@@ -85,6 +85,8 @@ on_every_store!(
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
     a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_opened,
     a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident,
+    a_slack_failure_queued_behind_its_recovery_in_flight_opens_a_new_war_room,
+    a_slack_failure_queued_behind_an_update_in_flight_goes_to_the_open_war_room,
 );
 
 /// A sandbox whose commands share one ledger, and the Redis server that holds it (if any).
@@ -1049,6 +1051,91 @@ fn a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident(s
     assert!(fake.accepted("/api/v1/notifications").is_empty(), "no broadcast on the recovered incident: {story}");
     assert_eq!(record(&sb, &trigger(T0 + 20)).expect("a record")["refs"]["incident_id"], json!(FIRST_ID + 1), "{story}");
     fake.assert_no_violations();
+}
+
+/// The Slack counterpart of the test above: a war room opened, then its recovery, whose
+/// `chat.postMessage` Slack answers after 3 s, and the check's next failure arriving meanwhile
+/// (`--timeout 2s`): it queues behind the recovery in flight (exit 75), then `--flush`, then
+/// the failure's own recovery. The failure comes after the recovery, so it is a new incident,
+/// as live: a second war room with its alert, and the last recovery posted there; each room
+/// ends with an alert and a RECOVERED.
+///
+/// Found by the chaos soak (session 26). Before, the queued failure's message was built from
+/// the ledger as it was while the recovery was in flight (the first room open): a reply in the
+/// first room, which the flush posted after its RECOVERED; the ledger then held the new
+/// incident open with no war room, and its recovery was posted nowhere.
+fn a_slack_failure_queued_behind_its_recovery_in_flight_opens_a_new_war_room(store: Store) {
+    let Some((sb, fake)) = slack_sandbox(store, 0, 0) else { return };
+    let story = slack_failure_queued_behind(&sb, &fake, &resolve(T0 + 10));
+    let rooms = fake.created();
+    let shown = shown_rooms(&rooms);
+    assert_eq!(rooms.len(), 2, "the failure after the recovery opens a war room of its own: {shown:#?}\n{story}");
+    for room in &rooms {
+        let alerts: Vec<_> = room.roots().into_iter().filter(|m| m.text.starts_with(":red_circle: CRITICAL")).collect();
+        assert_eq!(alerts.len(), 1, "#{}: one alert: {shown:#?}\n{story}", room.name);
+        let replies = room.replies(&alerts[0].ts);
+        assert!(
+            replies.iter().any(|m| m.reply_broadcast && m.text.contains("RECOVERED")),
+            "#{}: its recovery, in the alert's thread and the channel: {shown:#?}\n{story}",
+            room.name
+        );
+        assert!(!replies.iter().any(|m| m.text.contains("still CRITICAL")), "#{}: no update after its recovery: {shown:#?}", room.name);
+    }
+    let rec = record(&sb, &resolve(T0 + 30)).expect("a record");
+    assert_eq!(rec["open"], json!(false), "{rec}");
+    assert_eq!(rec["refs"]["channel_id"].as_str(), Some(rooms[1].id.as_str()), "the new incident's war room: {rec}");
+    assert!(open_incidents(&sb).is_empty());
+    fake.assert_no_violations();
+}
+
+/// As above, but what is in flight when the failure queues is a severity change (WARNING),
+/// not a recovery: the incident is still open at `--flush`, so the queued failure is posted in
+/// its war room's thread, as before; one war room, which the last recovery closes.
+fn a_slack_failure_queued_behind_an_update_in_flight_goes_to_the_open_war_room(store: Store) {
+    let Some((sb, fake)) = slack_sandbox(store, 0, 0) else { return };
+    let warning = event("sensu/create.json", T0 + 10, |ev| ev["check"]["status"] = json!(1));
+    let story = slack_failure_queued_behind(&sb, &fake, &warning);
+    let rooms = fake.created();
+    let shown = shown_rooms(&rooms);
+    assert_eq!(rooms.len(), 1, "one incident, one war room: {shown:#?}\n{story}");
+    let alert = &rooms[0].roots()[0].ts;
+    let replies: Vec<&str> = rooms[0].replies(alert).iter().map(|m| m.text.as_str()).collect();
+    assert!(
+        replies.len() == 3
+            && replies[0].contains("CRITICAL → WARNING")
+            && replies[1].contains("CRITICAL web-01/check_disk")
+            && replies[2].contains("RECOVERED"),
+        "the severity change, the queued failure and the recovery, in the alert's thread: {shown:#?}\n{story}"
+    );
+    assert!(open_incidents(&sb).is_empty());
+    fake.assert_no_violations();
+}
+
+/// A war room opened for a failure at [`T0`]; then `in_flight` (an event of it at `T0 + 10`),
+/// whose `chat.postMessage` Slack answers after 3 s; meanwhile the failure at `T0 + 20` with
+/// `--timeout 2s`, which queues behind it (exit 75); then `--flush`, and a recovery at
+/// `T0 + 30`. Every step exits as it should; their logs, for the assertions.
+fn slack_failure_queued_behind(sb: &Sandbox, fake: &crate::fake::slack::FakeSlack, in_flight: &[u8]) -> String {
+    let url = fake.api_url();
+    exits(&run(sb, &url, &trigger(T0), &[]), 0);
+    fake.fail("chat.postMessage", &[crate::fake::slack::Fault::Slow(3000)]);
+    let first = start(sb, &url, in_flight, &["--timeout", "10s"]);
+    let posts = || fake.calls_to("chat.postMessage").len();
+    wait_until("the event in flight", Duration::from_secs(10), || (posts() == 2).then_some(()), String::new);
+    let failure = run(sb, &url, &trigger(T0 + 20), &["--timeout", "2s"]);
+    let first = finish(first);
+    exits(&first, 0);
+    exits(&failure, 75);
+    let flush = run(sb, &url, b"", &["--flush"]);
+    exits(&flush, 0);
+    let last = run(sb, &url, &resolve(T0 + 30), &[]);
+    exits(&last, 0);
+    format!("in flight:\n{}failure:\n{}flush:\n{}recovery:\n{}", first.stderr, failure.stderr, flush.stderr, last.stderr)
+}
+
+/// Each war room's name and its messages' texts, in order, for assertion messages.
+fn shown_rooms(rooms: &[crate::fake::slack::Channel]) -> Vec<(String, Vec<String>)> {
+    rooms.iter().map(|c| (c.name.clone(), c.messages.iter().map(|m| m.text.clone()).collect())).collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,10 @@
 //! [`Slack::resume`] carries on); in one-channel mode that is an error naming the setting. So with
 //! a war room remembered for an alert that never went out: the next failure's alert opens a
 //! new one when that room is gone, and so does the spooled alert itself at `--flush`.
+//! A failure for the open incident that queues behind another delivery of it (the incident
+//! busy, or older requests spooled: maybe its recovery) is spooled as a run decided at
+//! `--flush` from the ledger then ([`Sent::queued`]): the update while the incident is still
+//! open, a new war room with the alert when it recovered meanwhile, as live.
 //!
 //! Errors are classified by Slack's code ([`crate::api`]): retryable ones are retried within
 //! the deadline and then spooled together with the steps after them (a step that needs the
@@ -91,12 +95,21 @@ pub struct Sent {
     /// spool before any of it is sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replacing: bool,
+    /// A failure's message into the war room of its incident stored open, queued behind
+    /// another delivery of it (the incident busy, or older requests spooled), which may be its
+    /// recovery: a run ([`Provider::is_run`]) decided at `--flush` from the ledger then
+    /// ([`Slack::resume`]): `call` while the ledger still holds the incident open, the war room
+    /// [`Sent::or_else`] with its alert when the incident recovered meanwhile (a failure after a
+    /// recovery is a new incident, as live). An entry of an earlier version reads as `false`
+    /// (sent as it was spooled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 impl Sent {
     /// `call` as read back from the spool: not live, nothing more to it.
     pub fn of(call: Call) -> Sent {
-        Sent { call, live: false, closes: false, or_else: None, replacing: false }
+        Sent { call, live: false, closes: false, or_else: None, replacing: false, queued: false }
     }
 }
 
@@ -116,7 +129,9 @@ pub struct Replacement {
     /// The alert, the new room's first message ([`message::body`]).
     pub alert: Value,
     /// When the flush began to open it, Unix seconds (0 until then): a channel of its name
-    /// created since is its own.
+    /// created since is its own. For a failure queued to be decided at the flush
+    /// ([`Sent::queued`]), when it was queued: its entry is not written again before the
+    /// flush opens the room, and a flush killed after the create finds the room by it.
     #[serde(default)]
     pub asked: u64,
 }
@@ -475,6 +490,7 @@ impl Provider for Slack {
                 closes: sent.closes,
                 or_else: sent.or_else.clone(),
                 replacing: false,
+                queued: false,
             });
         }
         let Call::Create { name, is_private, asked } = &sent.call else { return None };
@@ -520,13 +536,16 @@ impl Provider for Slack {
         refs
     }
 
-    /// A war room opened at `--flush` in place of one that is gone ([`Sent::replacing`]).
+    /// A war room opened at `--flush` in place of one that is gone ([`Sent::replacing`]), and a
+    /// failure queued to be decided at `--flush` ([`Sent::queued`]).
     fn is_run(&self, sent: &Sent) -> bool {
-        sent.replacing
+        sent.replacing || sent.queued
     }
 
     /// The war room opened in place of one that is gone is a message of the incident's log,
-    /// not a page of its own: a recovery queued behind it is posted there, as live.
+    /// not a page of its own: a recovery queued behind it is posted there, as live. So is a
+    /// failure decided at the flush: a recovery of a later event queued behind it recovers
+    /// the war room it opens, as live.
     fn superseded_by_a_later_stop(&self, _sent: &Sent) -> bool {
         false
     }
@@ -538,7 +557,12 @@ impl Provider for Slack {
     /// ([`Opening`]) before the next, so that a flush killed or out of time leaves the next one
     /// to go on in the same room, not to open another (two flushes never run it at once: it
     /// is carried on under the incident's hold or claim).
+    ///
+    /// A failure queued to be decided at the flush ([`Sent::queued`]): [`Slack::decide_queued`].
     fn resume(&self, ctx: &Ctx<'_, Self>, sent: &Sent, previous: Option<&Incident>, _event_time: u64) -> Resumed {
+        if sent.queued && !sent.replacing {
+            return self.decide_queued(ctx, sent, previous);
+        }
         let Some(room) = sent.or_else.as_deref().filter(|_| sent.replacing) else {
             return Resumed::Failed(Outcome::Refused("only a war room opened in place of one that is gone is carried on".into()));
         };
@@ -552,16 +576,72 @@ impl Provider for Slack {
                 "{shown} is gone, and with slack.channel set no war room is opened in its place"
             )));
         };
-        let resumed = Reopening { slack: self, ctx, room, is_private: *is_private, previous }.run(gone);
-        // Refused for good, the entry moves to failed/: its notes in the record are done with.
-        if matches!(resumed, Resumed::Failed(Outcome::Refused(_)))
-            && let Some(store) = ctx.store
-            && let Err(e) = common::state::clear_progress(store, ctx.incident_key)
-        {
-            ctx.log.warn(format!("cannot clear the notes of the war room opened for {} in {}: {e:#}", ctx.incident_key, store.describe()));
-        }
-        resumed
+        done_with_notes(ctx, Reopening { slack: self, ctx, room, is_private: *is_private, previous, anew: false }.run(gone))
     }
+}
+
+impl Slack {
+    /// A failure queued behind another delivery of its open incident ([`Sent::queued`]),
+    /// decided now from the ledger, as a live failure would be. While the record holds the
+    /// incident open, its message goes into the war room the record holds (a reply under its
+    /// alert, or into the channel when the thread takes none), and a new war room opens when
+    /// that room is gone ([`Session::update`]); with no record to read, into the room it was
+    /// queued for. When the record shows the incident recovered meanwhile (the delivery it
+    /// queued behind was its recovery), the failure is a new incident
+    /// ([`Session::open_war_room`]): a new war room, past the old room's name, with the alert.
+    fn decide_queued(&self, ctx: &Ctx<'_, Self>, sent: &Sent, previous: Option<&Incident>) -> Resumed {
+        let (Some(room), Target::WarRoom { is_private, .. }) = (sent.or_else.as_deref(), &self.target) else {
+            return Resumed::Failed(Outcome::Refused(
+                "a failure queued for its war room: with slack.channel set now, no war room is posted to or opened".into(),
+            ));
+        };
+        let reopening = |anew: bool, gone: String| {
+            done_with_notes(ctx, Reopening { slack: self, ctx, room, is_private: *is_private, previous, anew }.run(Some(gone)))
+        };
+        let stored = previous.and_then(|p| Stored::from_refs(&p.refs));
+        if previous.is_some_and(|p| !p.open && p.last_action.is_some()) {
+            return reopening(true, stored.map_or_else(|| "its war room".to_string(), |s| s.shown()));
+        }
+        let Call::Post { channel, thread, message } = &sent.call else {
+            return Resumed::Failed(Outcome::Refused("only a message is queued to be decided at the flush".into()));
+        };
+        let (channel, thread) = match (stored, thread) {
+            (Some(s), Thread::Reply { broadcast, .. }) => {
+                let thread = match s.ts {
+                    Some(ts) => Thread::Reply { ts: Some(ts), broadcast: *broadcast },
+                    None => Thread::Root,
+                };
+                (s.channel_id, thread)
+            }
+            _ => (channel.clone().unwrap_or_default(), thread.clone()),
+        };
+        let call = Call::Post { channel: Some(channel.clone()), thread: thread.clone(), message: message.clone() };
+        let posted = match flush_call(self, ctx, call, &Map::new(), true) {
+            Err(Step::Slack(e)) if room_gone(&e.code) => return reopening(false, channel),
+            Err(Step::Slack(e)) if matches!(thread, Thread::Reply { .. }) && thread_refused(&e.code) => {
+                let root = Call::Post { channel: Some(channel.clone()), thread: Thread::Root, message: message.clone() };
+                flush_call(self, ctx, root, &Map::new(), true).map(|_| "to the channel (its thread takes no reply)")
+            }
+            other => other.map(|_| if matches!(thread, Thread::Root) { "to the channel" } else { "in the thread" }),
+        };
+        match posted {
+            Ok(place) => Resumed::Delivered(Done { detail: format!("(update posted {place} of {channel})"), refs: Map::new() }),
+            Err(Step::Slack(e)) => Resumed::Failed(Outcome::Refused(e.explain())),
+            Err(Step::Failed(o)) => Resumed::Failed(o),
+        }
+    }
+}
+
+/// `resumed`, the end of a run of [`Slack::resume`]; refused for good, the entry moves to
+/// failed/: its notes in the record are done with.
+fn done_with_notes(ctx: &Ctx<'_, Slack>, resumed: Resumed) -> Resumed {
+    if matches!(resumed, Resumed::Failed(Outcome::Refused(_)))
+        && let Some(store) = ctx.store
+        && let Err(e) = common::state::clear_progress(store, ctx.incident_key)
+    {
+        ctx.log.warn(format!("cannot clear the notes of the war room opened for {} in {}: {e:#}", ctx.incident_key, store.describe()));
+    }
+    resumed
 }
 
 /// `call` as it goes now that the war room it names was replaced by a flush since it was
@@ -603,9 +683,14 @@ struct Reopening<'a, 'c> {
     /// The incident's record, read under its hold: the gone room's name, the rooms replaced
     /// before, and notes of this run a killed flush left.
     previous: Option<&'a Incident>,
+    /// The room is a new incident's, not a replacement: the record's incident recovered since
+    /// the failure was queued ([`Slack::decide_queued`]). Its room is not gone; nor are the
+    /// rooms replaced for it this incident's.
+    anew: bool,
 }
 
 impl Reopening<'_, '_> {
+    /// `gone`: the room it replaces (with [`Reopening::anew`], the recovered incident's).
     fn run(&self, gone: Option<String>) -> Resumed {
         let ctx = self.ctx;
         let token = ctx.token().map(str::to_string);
@@ -622,8 +707,13 @@ impl Reopening<'_, '_> {
             }
         };
         let shown = gone.as_deref().unwrap_or("its war room");
-        let mut notes = vec![format!("{shown} is gone")];
-        if opening.channel_id.is_none() {
+        let mut notes = vec![match self.anew {
+            true => format!("a new incident: {shown} recovered meanwhile"),
+            false => format!("{shown} is gone"),
+        }];
+        if opening.channel_id.is_none() && self.anew {
+            ctx.log.info(format!("{}: {shown} recovered since this failure was queued; opening a new war room", ctx.incident_key));
+        } else if opening.channel_id.is_none() {
             ctx.log.warn(format!("war room {shown} is gone; opening a new one for {}", ctx.incident_key));
         }
         let (channel_id, channel_name) = match (&opening.channel_id, &opening.name) {
@@ -659,6 +749,9 @@ impl Reopening<'_, '_> {
         };
         notes.push(format!("alert posted (ts {ts})"));
         let mut refs = Stored { channel_id, channel_name: Some(channel_name), ts: Some(ts) }.refs();
+        if self.anew {
+            return Resumed::Delivered(Done { detail: format!("({})", notes.join(", ")), refs });
+        }
         let mut replaced: Vec<Value> =
             self.previous.and_then(|p| p.refs.get(REPLACED)).and_then(Value::as_array).cloned().unwrap_or_default();
         if let Some(g) = gone.filter(|g| !replaced.iter().any(|r| r.as_str() == Some(g))) {
@@ -790,26 +883,29 @@ impl Reopening<'_, '_> {
         Ok(())
     }
 
-    /// Make `call` within the flush's share. `page`: the create or the alert, whose token
-    /// refused keeps the run for the fix ([`Ctx::spooled`]), as for any spooled request; the
-    /// topic's or invites' is Slack refusing that step (logged).
+    /// Make `call` within the flush's share ([`flush_call`]).
     fn call(&self, call: Call, page: bool) -> std::result::Result<Value, Step> {
-        let method = call.method();
-        let slack = self.slack;
-        let req = call
-            .request(&slack.api_url, slack.token.as_deref().unwrap_or("xoxb-…"), &Map::new())
-            .map_err(|why| Step::Failed(Outcome::Refused(why)))?;
-        self.ctx.log.debug(format!("POST {}/{}", slack.api_url, method.name()));
-        match self.ctx.fetch(&req, &|r| api::classify_live(method, r)) {
-            Outcome::Delivered(resp) => match api::read(method, &resp) {
-                Ok(body) => Ok(body),
-                Err(e) if page && e.class() == api::ErrorClass::Auth => {
-                    Err(Step::Failed(self.ctx.spooled(&resp, Outcome::Broken(e.explain()))))
-                }
-                Err(e) => Err(Step::Slack(e)),
-            },
-            other => Err(Step::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new())))),
-        }
+        flush_call(self.slack, self.ctx, call, &Map::new(), page)
+    }
+}
+
+/// Make `call` within a flush's share for a run ([`Slack::resume`]), what it leaves open
+/// taken from `refs`: Slack's answer, or why there is none. `page`: the create or a message,
+/// whose token refused keeps the run for the fix ([`Ctx::spooled`]), as for any spooled
+/// request; the topic's or invites' is Slack refusing that step (logged).
+fn flush_call(slack: &Slack, ctx: &Ctx<'_, Slack>, call: Call, refs: &Map<String, Value>, page: bool) -> std::result::Result<Value, Step> {
+    let method = call.method();
+    let req = call
+        .request(&slack.api_url, slack.token.as_deref().unwrap_or("xoxb-…"), refs)
+        .map_err(|why| Step::Failed(Outcome::Refused(why)))?;
+    ctx.log.debug(format!("POST {}/{}", slack.api_url, method.name()));
+    match ctx.fetch(&req, &|r| api::classify_live(method, r)) {
+        Outcome::Delivered(resp) => match api::read(method, &resp) {
+            Ok(body) => Ok(body),
+            Err(e) if page && e.class() == api::ErrorClass::Auth => Err(Step::Failed(ctx.spooled(&resp, Outcome::Broken(e.explain())))),
+            Err(e) => Err(Step::Slack(e)),
+        },
+        other => Err(Step::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new())))),
     }
 }
 
@@ -935,7 +1031,7 @@ impl<'a> Session<'a> {
         self.calls += 1;
         let closes = matches!(call, Call::Post { .. }) && matches!(self.job.action, Action::Resolve | Action::Acknowledge);
         let or_else = self.replacement(&call);
-        let sent = Sent { call, live: true, closes, or_else, replacing: false };
+        let sent = Sent { call, live: true, closes, or_else, replacing: false, queued: false };
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
             return match self.ctx.send_later(&sent, &why) {
@@ -976,7 +1072,12 @@ impl<'a> Session<'a> {
             Target::WarRoom { .. } => None,
         };
         let kind = self.kind();
+        // Queued behind another delivery of the open incident, which may be its recovery:
+        // whether this failure is an update or a new incident is for the ledger to say when it
+        // goes out.
+        let undecided = open && self.ctx.behind_spooled() && !self.ctx.dry_run && self.war_room();
         match (self.job.action, stored) {
+            (Action::Trigger, Some(s)) if s.ts.is_some() && undecided => self.queue_undecided(s, kind),
             (Action::Trigger, Some(s)) if s.ts.is_some() => self.update(s, kind),
             (_, s) if pending => self.queue_behind(s.or(fixed), kind),
             (Action::Trigger, Some(s)) => self.alert_into(s),
@@ -1004,6 +1105,30 @@ impl<'a> Session<'a> {
                 Some(from) if from != self.event().status_name() => Kind::SeverityChange { from },
                 _ => Kind::Repeat,
             },
+        }
+    }
+
+    /// Spool this failure for the open incident `s` behind another delivery of it (the incident
+    /// busy, or older requests spooled), which may be its recovery, as a run decided at
+    /// `--flush` from the ledger then ([`Sent::queued`], [`Slack::decide_queued`]): `kind`'s
+    /// message in the war room while the incident is still open, a new war room with the alert
+    /// when it recovered meanwhile. Built from the record as it is now, the message went into
+    /// the recovered room, and the new incident had no war room for its recovery.
+    fn queue_undecided(&mut self, s: Stored, kind: Kind) -> std::result::Result<(), Stop> {
+        let link = self.link();
+        let message = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let broadcast = matches!(kind, Kind::SeverityChange { .. });
+        let call = Call::Post { channel: Some(s.channel_id), thread: Thread::Reply { ts: s.ts, broadcast }, message };
+        let mut or_else = self.replacement(&call);
+        if let Some(room) = or_else.as_mut() {
+            room.asked = common::clock::now_unix();
+        }
+        let why = self.ctx.queued_behind().unwrap_or_default().to_string();
+        self.deferred = Some(why.clone());
+        let sent = Sent { call, live: false, closes: false, or_else, replacing: false, queued: true };
+        match self.ctx.spool_run(&sent, None, &why) {
+            Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => Err(Stop::Later(reason)),
+            other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(why)))),
         }
     }
 
@@ -1571,7 +1696,38 @@ mod tests {
         assert!(one.instead(&update, &answer("is_archived")).is_none());
         // An entry of an earlier version reads as one without.
         let old: Sent = serde_json::from_value(json!({"method": "post", "channel": "C1", "thread": "root", "message": {}})).expect("read");
-        assert_eq!((old.or_else, old.replacing), (None, false));
+        assert_eq!((old.or_else, old.replacing, old.queued), (None, false, false));
+    }
+
+    /// A failure queued to be decided at the flush is a run, kept in the spool as it was
+    /// queued; an update spooled by an earlier version (no `queued`) is the request it was.
+    #[test]
+    fn a_failure_queued_to_be_decided_at_the_flush_is_a_run() {
+        let p = provider(json!({"token": "xoxb-1"})).expect("provider");
+        let room = Replacement {
+            base: "inc-a".into(),
+            topic: "CRITICAL a/b".into(),
+            incident: "a/b".into(),
+            alert: json!({"text": "alert"}),
+            asked: 7,
+        };
+        let update = Sent {
+            or_else: Some(Box::new(room)),
+            ..Sent::of(Call::Post {
+                channel: Some("C1".into()),
+                thread: Thread::Reply { ts: Some("1.1".into()), broadcast: false },
+                message: json!({"text": "still CRITICAL"}),
+            })
+        };
+        let queued = Sent { queued: true, ..update.clone() };
+        assert!(p.is_run(&queued) && !p.superseded_by_a_later_stop(&queued));
+        let kept = serde_json::to_value(&queued).expect("JSON");
+        assert_eq!(kept["queued"], true);
+        assert_eq!(serde_json::from_value::<Sent>(kept).expect("back"), queued);
+        let earlier = serde_json::to_value(&update).expect("JSON");
+        assert!(earlier.get("queued").is_none(), "{earlier}");
+        let earlier: Sent = serde_json::from_value(earlier).expect("back");
+        assert!(!earlier.queued && !p.is_run(&earlier));
     }
 
     /// A call into a war room a flush replaced goes to the room the record holds, a reply under
