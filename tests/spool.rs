@@ -323,7 +323,7 @@ fn reactio_recovery_waits_for_the_id_of_a_spooled_create() {
     assert_eq!(r.code, Some(75), "{r:?}");
     let r = run("sensu/resolve.json");
     assert_eq!(r.code, Some(75), "{r:?}");
-    assert!(r.stderr.contains("waits for its id"), "{}", r.stderr);
+    assert!(r.stderr.contains("the recovery is decided when it is flushed"), "{}", r.stderr);
     assert_eq!(sb.spooled("reactio").len(), 2);
 
     let fake = FakeReactio::start(&[]);
