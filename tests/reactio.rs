@@ -210,6 +210,33 @@ fn a_spooled_recovery_with_close_on_resolve_is_posted_and_closed_by_the_flush() 
     fake.assert_no_violations();
 }
 
+/// The same for a recovery message kept for this machine's configuration (an untrusted
+/// certificate: exit 78, kept for the flush after the fix): the close is kept behind it.
+/// Before, only a message spooled for the service (exit 75) had its close spooled, and the
+/// flush after the fix posted the message alone: the incident stayed open in Reactio.
+#[test]
+fn a_recovery_kept_for_an_untrusted_certificate_with_close_on_resolve_is_closed_by_the_flush_after_the_fix() {
+    let fake = FakeReactio::start(&[]);
+    let pki = crate::fake::tls::Pki::new(&["127.0.0.1"]);
+    let front = crate::fake::tls::TlsFront::start(&fake.url, &pki);
+    let sb = sandbox(json!({"close_on_resolve": true}));
+    let ca = pki.write_ca(sb.dir.path(), "ca.pem");
+    let fixed = ["--api-url", front.url.as_str(), "--ca-file", ca.to_str().unwrap()];
+    assert_eq!(sb.run(&fixed, &read_fixture("sensu/create.json")).code, Some(0));
+    // The CA file is left out: the certificate is not trusted.
+    let r = sb.run(&["--api-url", &front.url], &read_fixture("sensu/resolve.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("not signed by a trusted CA") && r.stderr.contains("spooled as"), "{}", r.stderr);
+    assert_eq!(sb.spooled("reactio").len(), 2, "the message and the close: {}", r.stderr);
+    let r = sb.run(&[&["--flush"][..], &fixed].concat(), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.accepted(MESSAGES).len(), 1, "{}", r.stderr);
+    assert_eq!(fake.accepted(&format!("/api/v1/incidents/{FIRST_ID}/status")), vec![json!({"status": "close"})], "{}", r.stderr);
+    assert_eq!(fake.incidents()[0]["status"], "close");
+    assert!(sb.spooled("reactio").is_empty());
+    fake.assert_no_violations();
+}
+
 /// The same when the incident's create is itself still spooled: the recovery waits behind it
 /// and goes, with the close, to the incident the create opens.
 #[test]

@@ -743,9 +743,16 @@ impl Reactio {
     /// A failed close is logged as a warning and does not fail the resolve: the recovery is on
     /// the timeline already, and the close endpoint is undocumented.
     fn resolve(&self, ctx: &Ctx<'_, Self>, message: String, id: u64) -> Outcome<Done> {
+        let kept = ctx.kept();
         let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
             Ok(p) => p,
-            Err(failed) => return self.close_later(ctx, id, failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            Err(failed) => {
+                let failed = failed.failure().unwrap_or(Outcome::Skipped(String::new()));
+                if ctx.kept() > kept {
+                    self.close_later(ctx, id);
+                }
+                return failed;
+            }
         };
         let refs = id_refs(id);
         if !self.close_on_resolve {
@@ -783,13 +790,14 @@ impl Reactio {
         ctx.spool_run(&recover, None, &format!("{why}; the recovery is decided when it is flushed")).map(|_| Done::default())
     }
 
-    /// With `close_on_resolve`, a recovery message `spooled` (queued, or kept for the flush) has
-    /// the close of its incident spooled behind it, so that the flush closes the incident as a
-    /// live recovery does; the message's own outcome is what is reported. A close that cannot
-    /// be spooled is a warning (the recovery message still goes out).
-    fn close_later(&self, ctx: &Ctx<'_, Self>, incident_id: u64, spooled: Outcome<Done>) -> Outcome<Done> {
-        if !self.close_on_resolve || !matches!(spooled, Outcome::Spooled(_)) {
-            return spooled;
+    /// With `close_on_resolve`, the close of incident `incident_id`, spooled behind its recovery
+    /// message, which was kept in the spool (queued, no answer in time, or refused by this
+    /// machine's configuration: exit 78, kept for the flush after the fix), so that the flush
+    /// closes the incident as a live recovery does. A close that cannot be spooled is a
+    /// warning (the recovery message still goes out).
+    fn close_later(&self, ctx: &Ctx<'_, Self>, incident_id: u64) {
+        if !self.close_on_resolve {
+            return;
         }
         let why = "the recovery message is spooled, so closing the incident waits behind it";
         if let Some(failed) =
@@ -797,7 +805,6 @@ impl Reactio {
         {
             ctx.log.warn(format!("the close of the incident could not be spooled behind its recovery: {}", failed.reason().unwrap_or("")));
         }
-        spooled
     }
 
     /// A recovery with no stored incident id: the open or pending incident named `name` up to

@@ -127,6 +127,8 @@ struct Queue<'a> {
     /// that another host, which cannot see this spool, does not take the incident for being in
     /// the state of its last recorded action.
     kept_unknown: std::cell::RefCell<Vec<spool::Entry>>,
+    /// How many requests this invocation spooled ([`Ctx::kept`]).
+    kept: std::cell::Cell<usize>,
 }
 
 impl Queue<'_> {
@@ -150,6 +152,7 @@ impl Queue<'_> {
         }
         match self.spool.push(&entry, self.private) {
             Ok(name) => {
+                self.kept.set(self.kept.get() + 1);
                 if fate == Fate::Unknown {
                     self.kept_unknown.borrow_mut().push(entry);
                 }
@@ -312,6 +315,17 @@ impl<P: Provider> Ctx<'_, P> {
             Some(q) => q.keep_with(serde_json::to_value(payload).unwrap_or(Value::Null), Fate::NotSent, why, progress),
             None => Outcome::Retry(crate::outcome::Retry::not_sent(why)),
         }
+    }
+
+    /// How many requests this delivery has kept in the spool so far, for whatever reason (the
+    /// service did not answer in time, the requests queue behind others, or this machine's
+    /// configuration refused to send one, [`Outcome::Broken`]: exit 78, kept for the flush after
+    /// the fix); always 0 in dry-run, without a spool directory, and in a run a flush carries
+    /// on (whose own entry is what stays queued). A provider whose request depends on an
+    /// earlier one having gone (Reactio's close behind its recovery message) compares it before
+    /// and after that one.
+    pub fn kept(&self) -> usize {
+        self.queue.as_ref().map_or(0, |q| q.kept.get())
     }
 
     /// Note a run's `progress` where the next invocation carrying it on finds it: in the
@@ -1220,6 +1234,7 @@ impl<'a, P: Provider> Local<'a, P> {
             private: holds_secret(&read.overrides, &read.provider.secrets()),
             only,
             kept_unknown: Default::default(),
+            kept: Default::default(),
         });
         let ctx = Ctx {
             provider: &read.provider,
