@@ -1630,6 +1630,40 @@ fn a_trigger_of_unknown_fate_reaching_pagerduty_after_its_recovery_is_resolved_a
     fake.assert_no_violations();
 }
 
+/// The same, but host A's flush cannot reach PagerDuty as this machine is configured (an
+/// untrusted certificate: its CA file left out): the resolve cannot be sent again, and the
+/// trigger's entry, which carries it, is kept for the flush after the fix (exit 75), as any
+/// entry refused by the configuration is. Before, it was moved to `failed/` with a warning
+/// (exit 0), and the resolve was never sent again: PagerDuty stayed open while the check was
+/// OK.
+#[test]
+fn a_trigger_of_unknown_fate_whose_recovery_cannot_be_sent_again_for_the_configuration_is_kept_until_the_fix() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Held]);
+    let pki = crate::fake::tls::Pki::new(&["127.0.0.1"]);
+    let front = crate::fake::tls::TlsFront::start(&fake.url, &pki);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let (code, stderr) =
+        run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/create.json", now - 20));
+    assert_eq!(code, Some(75), "{stderr}");
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 10));
+    assert_eq!(code, Some(0), "{stderr}");
+    let_the_held_request_through(&fake);
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger"]);
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &front.url]);
+    assert_eq!(code, Some(75), "kept for the fix: {stderr}");
+    assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
+    assert_eq!(hosts[0].spooled("pagerduty").len(), 1, "{stderr}");
+    assert!(hosts[0].failed("pagerduty").is_empty(), "{stderr}");
+    let ca = pki.write_ca(hosts[0].dir.path(), "ca.pem");
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &front.url, "--ca-file", ca.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger", "resolve"], "{stderr}");
+    assert!(hosts[0].spooled("pagerduty").is_empty());
+    fake.assert_no_violations();
+}
+
 /// The other way round: a resolve of unknown fate on host A, taken over by host B with a later
 /// failure, reaches PagerDuty after that failure: resolved there while the check is critical.
 /// Host A's flush, finding its copy superseded, cannot send the failure again (it has only the

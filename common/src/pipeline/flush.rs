@@ -464,7 +464,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// its deadline), undoing it there:
     /// - a trigger after a resolve: the provider's recovery of it ([`Provider::recovery_of`])
     ///   is sent now, whether or not it got there. Kept ([`Outcome::Retry`], still of unknown
-    ///   fate) while that recovery cannot be delivered.
+    ///   fate) while that recovery cannot be delivered, and for the fix ([`Outcome::Broken`],
+    ///   [`Settled::Unauthorized`]) while this machine's configuration or the credentials in
+    ///   force keep it from being sent; given up (moved to `failed/`, with a warning) only when
+    ///   the service refuses it for good.
     /// - a resolve or acknowledge after a trigger, for a service that merges a repeated
     ///   trigger: the record lets the incident's next trigger through ([`state::doubt_trigger`]).
     #[allow(clippy::too_many_arguments)]
@@ -488,7 +491,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 Ok(req) => req,
                 Err(e) => return Settled::Request(Outcome::Skipped(format!("{why}; its recovery cannot be built to send again: {e}"))),
             };
-            let classify = |resp: &Response| http::spooled_outcome(resp, provider.classify(&recovery, resp));
+            let last: RefCell<Option<Response>> = RefCell::new(None);
+            let classify = |resp: &Response| {
+                *last.borrow_mut() = Some(resp.clone());
+                http::spooled_outcome(resp, provider.classify(&recovery, resp))
+            };
             return Settled::Request(match client.deliver(&req, deadline, Fate::NotSent, &classify, &mut |line| log.info(line)) {
                 Outcome::Delivered(_) => {
                     log.info(format!(
@@ -505,6 +512,18 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     fate: Fate::Unknown,
                     after: r.after,
                 }),
+                // This machine's configuration, or the credentials in force: kept for the flush
+                // after the fix, as any entry so refused (`run`), not given up.
+                Outcome::Broken(reason) => {
+                    let why = format!(
+                        "{why}, but as its fate is unknown it may have reached the service after that recovery, \
+                         and the recovery sent again after it cannot be sent: {reason}"
+                    );
+                    if last.borrow().as_ref().is_some_and(P::credentials_refused) {
+                        return Settled::Unauthorized(why);
+                    }
+                    Outcome::Broken(why)
+                }
                 failed => {
                     let reason = failed.reason().unwrap_or("").to_string();
                     log.warn(format!("{why}; the recovery sent again after it (its fate was unknown) failed: {reason}"));
