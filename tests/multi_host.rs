@@ -1689,6 +1689,9 @@ fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_n
     let (code, stderr) = flush_on(&hosts[0], &redis, &api);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("superseded"), "{stderr}");
+    // `--list` says so.
+    let listed = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\tin doubt"), "{listed:?}");
     // The failure's next event, well within refresh, on either host.
     let (code, stderr) = run_on(&hosts[1], &redis, &api, &fixture_at("sensu/create.json", now - 10));
     assert_eq!(code, Some(0), "{stderr}");
@@ -1698,6 +1701,8 @@ fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_n
     let (code, stderr) = run_on(&hosts[0], &redis, &api, &fixture_at("sensu/create.json", now));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("already notified"), "{stderr}");
+    let listed = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("in doubt"), "{listed:?}");
     fake.assert_no_violations();
 }
 
