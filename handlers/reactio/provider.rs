@@ -201,8 +201,9 @@ pub enum Call {
         /// `{incident_id, notification_text, notification_call}`.
         body: Value,
     },
-    /// `POST /api/v1/messages` `{incident_id, message}`; `incident_id: None` — the create is
-    /// still spooled ahead of it — takes the id the create brought back.
+    /// `POST /api/v1/messages` `{incident_id, message}`; `incident_id: None` takes the id the
+    /// incident's references hold at the flush (a recovery queued behind its spooled create, as
+    /// earlier versions spooled it; none is spooled so now: [`Call::Recover`]).
     Message {
         /// The incident, when known.
         incident_id: Option<u64>,
@@ -230,9 +231,11 @@ pub enum Call {
         notify: Option<Value>,
     },
     /// A recovery whose incident id is not known, spooled because the incident list could not
-    /// be read ([`Reactio::find_open`]: Reactio answering 5xx, or unreachable): a run
-    /// ([`Provider::resume`]) that looks the incident up again at the flush, then posts
-    /// `message` to it as a live recovery does ([`Reactio::recover`]).
+    /// be read ([`Reactio::find_open`]: Reactio answering 5xx, or unreachable), or because it
+    /// queues behind another delivery of its incident (its create spooled, or in flight on
+    /// another host): a run ([`Provider::resume`]) that posts `message`, as a live recovery
+    /// does, to the incident the record holds open by the flush for events up to its own, else
+    /// to the one it looks up then ([`Reactio::recover`]).
     Recover {
         /// The incident's name up to where the check output goes ([`Reactio::name_before_output`]).
         name: String,
@@ -501,7 +504,8 @@ impl Provider for Reactio {
     }
 
     /// The request for `call` at the base URL and with the API key in force now; a message
-    /// waiting for its incident's id takes it from the stored `refs`.
+    /// waiting for its incident's id (spooled by an earlier version) takes it from the stored
+    /// `refs`.
     fn request(&self, call: &Call, refs: &Map<String, Value>) -> std::result::Result<Request, String> {
         Ok(match call {
             Call::Create { body } => self.request("/api/v1/incidents", body.clone()),
@@ -525,7 +529,9 @@ impl Provider for Reactio {
         matches!(call, Call::Recover { .. } | Call::Page { .. })
     }
 
-    /// Look the spooled recovery's incident up and post the recovery to it ([`Reactio::recover`]).
+    /// Post the spooled recovery to the incident the record holds open for events up to its
+    /// own (its create delivered since it was queued, here or on another host), else look the
+    /// incident up and post it there ([`Reactio::recover`]).
     /// One the ledger already records as this very resolve's (its token: a flush killed after
     /// the record, before the entry left the spool) was posted: not again (Reactio still lists
     /// the incident open, so a lookup would find it and post the recovery a second time).

@@ -16,7 +16,11 @@
 //!   host leaves them queued meanwhile;
 //! - the ledger decides it again, as a new event would: an entry a later delivered action made
 //!   stale (a trigger after a resolve, here or on another host) or an identical repeat inside
-//!   `refresh` is not sent, and moves to `failed/` with the reason;
+//!   `refresh` is not sent, and moves to `failed/` with the reason; a stale one of unknown fate
+//!   may have reached the service after that action, undoing it there: a trigger's recovery
+//!   is sent again ([`Provider::recovery_of`]: PagerDuty's resolve), and a resolve or
+//!   acknowledge leaves the record in doubt, so that the next trigger goes out
+//!   ([`state::doubt_trigger`], for a service that merges repeats);
 //! - the request is built from the settings in force now (base URL, credentials, proxy, CA)
 //!   and the event's own overrides kept with it, never from a stored URL;
 //! - a request of unknown fate (it may have reached the service) is looked up first where the

@@ -293,10 +293,11 @@ impl<P: Provider> Ctx<'_, P> {
         }
     }
 
-    /// Queue `payload` in the spool without trying it now, for a request that needs a value an
-    /// earlier spooled request has not brought back yet (a Reactio recovery waiting for the
-    /// id of its spooled create): [`Provider::request`] fills it in at flush time from the
-    /// incident's references. In dry-run it is printed as by [`Ctx::send`].
+    /// Queue `payload` in the spool without trying it now, for a request that must go after an
+    /// earlier one that was spooled (Reactio's close behind its recovery message; Slack's
+    /// calls after the first spooled one, which may need a value its answer brings back:
+    /// [`Provider::request`] fills that in at flush time from the incident's references). In
+    /// dry-run it is printed as by [`Ctx::send`].
     pub fn send_later(&self, payload: &P::Payload, why: &str) -> Outcome<Response> {
         if self.dry_run {
             return self.send(payload);
