@@ -551,10 +551,7 @@ impl Provider for Reactio {
             } else {
                 self.notify_with(ctx, *incident_id, notify.clone())
             };
-            return match outcome {
-                Outcome::Delivered(done) => Resumed::Delivered(done),
-                failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
-            };
+            return resumed(outcome);
         }
         let Call::Recover { name, shown, message } = call else {
             return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
@@ -573,16 +570,12 @@ impl Provider for Reactio {
         // The incident the record holds open for events up to this recovery's (its create
         // delivered since the recovery was queued, here or on another host): resolved as live.
         if let Some(id) = previous.filter(|p| p.open && !later_event).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of) {
-            return match self.resolve(ctx, message.clone(), id) {
-                Outcome::Delivered(done) => Resumed::Delivered(done),
-                failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
-            };
+            return resumed(self.resolve(ctx, message.clone(), id));
         }
         let later = previous.filter(|_| later_event).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of);
         match self.recover(ctx, name, shown, message.clone(), later) {
             Outcome::Delivered(done) if later.is_some() => Resumed::Delivered(Done { refs: Map::new(), ..done }),
-            Outcome::Delivered(done) => Resumed::Delivered(done),
-            failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
+            outcome => resumed(outcome),
         }
     }
 
@@ -1176,6 +1169,14 @@ fn claimed_incidents(ctx: &Ctx<'_, Reactio>, key: &str) -> HashSet<u64> {
             ctx.log.warn(format!("cannot list {} to keep other incidents' Reactio incidents apart: {e:#}", store.describe()));
             HashSet::new()
         }
+    }
+}
+
+/// What a run's delivery (`outcome`, as a request's) comes to for the flush carrying it on.
+fn resumed(outcome: Outcome<Done>) -> Resumed {
+    match outcome {
+        Outcome::Delivered(done) => Resumed::Delivered(done),
+        failed => Resumed::Failed(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
     }
 }
 
