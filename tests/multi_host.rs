@@ -1664,6 +1664,51 @@ fn a_trigger_of_unknown_fate_whose_recovery_cannot_be_sent_again_for_the_configu
     fake.assert_no_violations();
 }
 
+/// The same, but a later failure is in flight by then: host B's trigger for it got no answer
+/// in time (PagerDuty acted on it, answering late), so it is spooled on B and noted in the
+/// ledger, for whichever host holds the incident next to send again. Host A's copy of the first
+/// trigger, flushed while A handles another check's event, must not send the resolve again
+/// over it: PagerDuty was resolved while the check failed, until that note was settled. Now the
+/// resolve is left to the settling of the later trigger (sent again, or itself found
+/// superseded by a recovery, which is then sent again). Found in review.
+#[test]
+fn a_trigger_of_unknown_fate_does_not_resolve_again_over_a_later_trigger_still_in_flight() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Held, Script::Accept, Script::Accept, Script::Late(3000)]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let (code, stderr) =
+        run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/create.json", now - 30));
+    assert_eq!(code, Some(75), "{stderr}");
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/resolve.json", now - 20));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) =
+        run_on(&hosts[1], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/create.json", now - 10));
+    assert_eq!(code, Some(75), "the later failure's answer is lost: {stderr}");
+    let_the_held_request_through(&fake);
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger", "trigger"]);
+    // Host A handles another check's event, and flushes its copy of the first trigger on the way.
+    let mut other: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now)).unwrap();
+    other["check"]["name"] = "check_load".into();
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &fake.url], other.to_string().as_bytes());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(hosts[0].spooled("pagerduty").is_empty(), "{stderr}");
+    let of_disk: Vec<String> = fake
+        .accepted()
+        .iter()
+        .filter(|e| e["dedup_key"] == KEY)
+        .map(|e| e["event_action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(of_disk.last().map(String::as_str), Some("trigger"), "resolved while failing: {of_disk:?}\n{stderr}");
+    // The later failure's note is settled by the next flush: PagerDuty still open, and so is
+    // the record.
+    let (code, stderr) = flush_on(&hosts[1], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
+    assert_eq!(fake.accepted().last().map(|e| e["event_action"].clone()), Some(json!("trigger")), "{stderr}");
+    fake.assert_no_violations();
+}
+
 /// The other way round: a resolve of unknown fate on host A, taken over by host B with a later
 /// failure, reaches PagerDuty after that failure: resolved there while the check is critical.
 /// Host A's flush, finding its copy superseded, cannot send the failure again (it has only the

@@ -467,7 +467,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// unknown fate may have reached the service after that action (held up on its way past
     /// its deadline), undoing it there:
     /// - a trigger after a resolve: the provider's recovery of it ([`Provider::recovery_of`])
-    ///   is sent now, whether or not it got there. Kept ([`Outcome::Retry`], still of unknown
+    ///   is sent now, whether or not it got there, unless the record notes a later trigger in
+    ///   flight, whose settling decides. Kept ([`Outcome::Retry`], still of unknown
     ///   fate) while that recovery cannot be delivered, and for the fix ([`Outcome::Broken`],
     ///   [`Settled::Unauthorized`]) while this machine's configuration or the credentials in
     ///   force keep it from being sent; given up (moved to `failed/`, with a warning) only when
@@ -491,6 +492,18 @@ impl<'a, P: Provider> Flusher<'a, P> {
         };
         if entry.action == Action::Trigger && !rec.open && rec.last_action == Some(Action::Resolve) {
             let Some(recovery) = provider.recovery_of(payload) else { return Settled::Request(Outcome::Skipped(why.to_string())) };
+            // A trigger of another invocation noted in flight since that recovery (of unknown
+            // fate, spooled on its host: [`state::leave_inflight`]) may have opened the
+            // incident at the service for a later failure; whoever holds the incident next
+            // settles it (sends it again, or finds it superseded too, and then sends the
+            // recovery again). Sent now, the recovery would close that incident until then.
+            if rec.inflight.iter().any(|e| e.action == Action::Trigger && e.token != entry.token) {
+                log.info(format!(
+                    "{why}; as its fate was unknown, it may have reached the service after that recovery, but a later \
+                     trigger of unknown fate is noted in flight: settling that one decides, and the recovery is not sent again now"
+                ));
+                return Settled::Request(Outcome::Skipped(format!("{why}; a later trigger of unknown fate is noted in flight")));
+            }
             let req = match provider.request(&recovery, &Map::new()) {
                 Ok(req) => req,
                 Err(e) => return Settled::Request(Outcome::Skipped(format!("{why}; its recovery cannot be built to send again: {e}"))),
