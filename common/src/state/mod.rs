@@ -575,8 +575,8 @@ pub fn is_later(time: u64, seq: Option<u64>, other_time: u64, other_seq: Option<
 ///   event time later than `now` counts as `now`);
 /// - the rest of an action already applied (same [`Proposal::token`]) → send;
 /// - trigger: skipped while the incident is open with the same severity and was notified less
-///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now);
-///   otherwise sent;
+///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now), unless
+///   the record is [`Incident::in_doubt`]; otherwise sent;
 /// - acknowledge: skipped when the incident is closed, or already acknowledged in this open
 ///   period with no trigger delivered since; with no record, `no_record` decides;
 /// - resolve: skipped when already resolved; with no record, `no_record` decides.
