@@ -1751,6 +1751,54 @@ fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_n
     fake.assert_no_violations();
 }
 
+/// The same when the operator acknowledged the later failure before host A's flush (Nagios
+/// ACKNOWLEDGEMENT, handled on host B: PagerDuty, resolved by the late recovery, ignores it):
+/// the record is open by that failure, though its last action is the acknowledgement. Before,
+/// only a record whose last action was a trigger was marked in doubt, and the failure's next
+/// event within refresh was skipped as a repeat: PagerDuty stayed resolved while the check
+/// failed. Found in review.
+#[test]
+fn a_resolve_of_unknown_fate_reaching_pagerduty_after_an_acknowledged_failure_lets_the_next_repeat_through() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Held]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let nagios = |host: usize, kind: &str, at: i64, timeout: &str| {
+        let mut cmd = hosts[host].command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", timeout, "--state-store", &redis.url]);
+        cmd.env("NAGIOS_TIMET", at.to_string());
+        match kind {
+            "RECOVERY" => {
+                crate::util::nagios_critical(&mut cmd, kind).env("NAGIOS_SERVICESTATE", "OK").env("NAGIOS_SERVICEOUTPUT", "DISK OK");
+            }
+            "ACKNOWLEDGEMENT" => {
+                crate::util::nagios_ack(&mut cmd, "bob");
+            }
+            _ => {
+                crate::util::nagios_critical(&mut cmd, kind);
+            }
+        }
+        crate::util::run_command(cmd, b"")
+    };
+    let r = nagios(0, "PROBLEM", now - 40, "10s");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = nagios(0, "RECOVERY", now - 30, "1s");
+    assert_eq!(r.code, Some(75), "{}", r.stderr);
+    let r = nagios(1, "PROBLEM", now - 20, "10s");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let_the_held_request_through(&fake);
+    let r = nagios(1, "ACKNOWLEDGEMENT", now - 15, "10s");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger", "resolve", "acknowledge"], "{}", r.stderr);
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("superseded"), "{stderr}");
+    let r = nagios(1, "PROBLEM", now - 10, "10s");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(actions(&fake).last().map(String::as_str), Some("trigger"), "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 /// A Reactio create of unknown fate on host A (no answer before its deadline), and the
 /// recovery on host B, which takes the create over from the ledger's note and queues behind it
 /// while Reactio cannot list its incidents; then both hosts flush, `a_first` or B first. One

@@ -473,8 +473,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
     ///   [`Settled::Unauthorized`]) while this machine's configuration or the credentials in
     ///   force keep it from being sent; given up (moved to `failed/`, with a warning) only when
     ///   the service refuses it for good.
-    /// - a resolve or acknowledge after a trigger, for a service that merges a repeated
-    ///   trigger: the record lets the incident's next trigger through ([`state::doubt_trigger`]).
+    /// - a resolve or acknowledge while the record holds the incident open (a trigger after it,
+    ///   maybe acknowledged since), for a service that merges a repeated trigger: the record
+    ///   lets the incident's next trigger through ([`state::doubt_trigger`]).
     #[allow(clippy::too_many_arguments)]
     fn superseded(
         &self,
@@ -548,9 +549,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
             });
         }
+        // Open by a trigger, whatever came last: an acknowledgement of that failure delivered
+        // meanwhile does not reopen an incident the late resolve closed.
         if entry.action != Action::Trigger
             && rec.open
-            && rec.last_action == Some(Action::Trigger)
             && P::REPEATED_TRIGGER == state::RepeatedTrigger::Merged
             && let Some(store) = self.store()
         {

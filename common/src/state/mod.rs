@@ -361,8 +361,9 @@ pub struct Incident {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
     /// The service may not hold the incident open as this record does: a resolve or acknowledge
-    /// of unknown fate, superseded by the trigger this record applied last, may have reached it
-    /// after that trigger (held up on its way past its deadline) ([`doubt_trigger`]). The next
+    /// of unknown fate, superseded by a later action of the open incident (its trigger, or an
+    /// acknowledgement after it), may have reached it after that trigger (held up on its way
+    /// past its deadline) ([`doubt_trigger`]). The next
     /// trigger goes out even within `refresh` (merged into the incident where it is open,
     /// opening it again where it is not); a trigger or resolve applied clears it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -964,20 +965,20 @@ pub fn leave_inflight(store: &dyn Store, key: &str, token: &str, kept: &[crate::
     })
 }
 
-/// A resolve or acknowledge of unknown fate for an event before the trigger `key`'s record
-/// applied last was found superseded by it (a flush): it may have reached the service after
-/// that trigger, closing there the incident the record holds open. The record is marked in
-/// doubt ([`Incident::in_doubt`]), so that the incident's next trigger goes out. For a service
-/// that merges a repeated trigger into the open incident ([`RepeatedTrigger::Merged`]): where
-/// the doubt was needless, the repeat costs nothing. A record that is not open by a trigger is
-/// left as it is.
+/// A resolve or acknowledge of unknown fate was found superseded (a flush) by a later action
+/// of the incident `key`'s record holds open (its trigger, or an acknowledgement after it): it
+/// may have reached the service after that trigger, closing there the incident the record
+/// holds open. The record is marked in doubt ([`Incident::in_doubt`]), so that the incident's
+/// next trigger goes out. For a service that merges a repeated trigger into the open incident
+/// ([`RepeatedTrigger::Merged`]): where the doubt was needless, the repeat costs nothing. A
+/// record that is not open is left as it is.
 ///
 /// Errors: as [`Store::update_with`].
 pub fn doubt_trigger(store: &dyn Store, key: &str) -> anyhow::Result<()> {
     store.update_volatile(key, &mut |v| {
         let v = v?;
         let mut inc = Incident::from_value(key, Some(v.clone()));
-        if !inc.open || inc.last_action != Some(Action::Trigger) || inc.in_doubt {
+        if !inc.open || inc.in_doubt {
             return Some(v);
         }
         inc.in_doubt = true;
