@@ -635,3 +635,42 @@ fn a_check_that_printed_megabytes_still_pages() {
     assert!(sent[0]["payload"]["summary"].as_str().unwrap_or_default().contains("CRITICAL: disk full"), "{}", sent[0]);
     fake.assert_no_violations();
 }
+
+/// A recovery whose answer is lost (PagerDuty acts on it, and answers after the deadline) keeps
+/// its incident busy while the failure's next event arrives: that failure queues behind it
+/// (exit 75), and the recovery is spooled after it, at its deadline. Flushed in file order, the
+/// failure went first, skipped as an identical repeat of the record's open incident, and the
+/// recovery after it was superseded by that failure's time: PagerDuty was left resolved, the
+/// check failing. The recovery is spooled where its delivery began, ahead of the failure: the
+/// flush sends it again, then the failure, and PagerDuty ends open. Found by the chaos soak.
+#[test]
+fn a_failure_queued_behind_a_recovery_of_unknown_fate_is_flushed_after_it() {
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Late(5000)]);
+    let sb = sandbox();
+    let now = crate::util::unix_now();
+    let api = ["--api-url", fake.url.as_str()];
+    let r = sb.run(&api, &crate::util::fixture_at("sensu/create.json", now - 30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let recovery = crate::util::spawn_command(
+        sb.command(&["--api-url", &fake.url, "--timeout", "2s"]),
+        &crate::util::fixture_at("sensu/resolve.json", now - 20),
+    );
+    crate::util::wait_until(
+        "the recovery to reach PagerDuty",
+        std::time::Duration::from_secs(10),
+        || (fake.events().len() == 2).then_some(()),
+        String::new,
+    );
+    let failure = sb.run(&["--api-url", &fake.url, "--timeout", "1s"], &crate::util::fixture_at("sensu/create.json", now - 10));
+    assert_eq!(failure.code, Some(75), "queued behind the recovery: {failure:?}");
+    let recovery = crate::util::finish(recovery);
+    assert_eq!(recovery.code, Some(75), "{recovery:?}");
+    assert_eq!(sb.spooled("pagerduty").len(), 2);
+    let r = sb.run(&["--api-url", &fake.url, "--flush"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let actions: Vec<Value> = fake.accepted().iter().map(|e| e["event_action"].clone()).collect();
+    assert_eq!(actions, [json!("trigger"), json!("resolve"), json!("resolve"), json!("trigger")], "{}", r.stderr);
+    assert_eq!(sb.state("pagerduty", "web-01%2Fcheck_disk.json")["open"], true);
+    assert!(sb.spooled("pagerduty").is_empty());
+    fake.assert_no_violations();
+}

@@ -212,7 +212,16 @@ impl Spool {
     /// Errors: the file cannot be written and synced (the caller must then keep the event
     /// elsewhere: pagerpipe prints it to stderr).
     pub fn push(&self, entry: &Entry, private: bool) -> anyhow::Result<String> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        self.push_at(entry, private, SystemTime::now())
+    }
+
+    /// [`Spool::push`], the entry placed in the queue as if written `at` (its name sorts by
+    /// it): a request of unknown fate takes the place in its incident's log of when its
+    /// delivery began, ahead of what queued behind that delivery while it was in flight.
+    ///
+    /// Errors: as [`Spool::push`].
+    pub fn push_at(&self, entry: &Entry, private: bool, at: SystemTime) -> anyhow::Result<String> {
+        let nanos = at.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let name = format!("{nanos:020}-{}-{seq:03}-{:016x}.json", std::process::id(), key_hash(&entry.incident_key));
         let mut bytes = serde_json::to_vec_pretty(entry)?;

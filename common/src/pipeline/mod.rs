@@ -129,6 +129,9 @@ struct Queue<'a> {
     kept_unknown: std::cell::RefCell<Vec<spool::Entry>>,
     /// How many requests this invocation spooled ([`Ctx::kept`]).
     kept: std::cell::Cell<usize>,
+    /// When this delivery began (its hold taken): where its requests of unknown fate go in the
+    /// spool's order ([`spool::Spool::push_at`]).
+    began: std::time::SystemTime,
 }
 
 impl Queue<'_> {
@@ -150,7 +153,16 @@ impl Queue<'_> {
         if fate != Fate::Unknown {
             entry.created = crate::clock::now_unix();
         }
-        match self.spool.push(&entry, self.private) {
+        // A request of unknown fate (it may have reached the service) is the incident's action
+        // as of when this delivery began: queued at that place, ahead of what another event
+        // queued behind this delivery while it was in flight (a later failure, busy-queued,
+        // taken first by the flush as an identical repeat, left this recovery to be superseded
+        // by it after it had resolved the incident at PagerDuty).
+        let pushed = match fate {
+            Fate::Unknown => self.spool.push_at(&entry, self.private, self.began),
+            _ => self.spool.push(&entry, self.private),
+        };
+        match pushed {
             Ok(name) => {
                 self.kept.set(self.kept.get() + 1);
                 if fate == Fate::Unknown {
@@ -1236,6 +1248,7 @@ impl<'a, P: Provider> Local<'a, P> {
             only,
             kept_unknown: Default::default(),
             kept: Default::default(),
+            began: std::time::SystemTime::now(),
         });
         let ctx = Ctx {
             provider: &read.provider,
