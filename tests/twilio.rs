@@ -1932,3 +1932,36 @@ fn a_call_sid_in_an_answer_that_is_no_call_sid_is_never_put_in_a_path() {
         assert!(path == calls, "{method} {url}: only the create (and ListCall) may go out, never a path built from {bad:?}: {seen:?}");
     }
 }
+
+/// An acknowledgement handled before its problem's notification (the PROBLEM delayed: busy,
+/// spooled, or handed over late by another host) finds nobody called and is skipped; the
+/// PROBLEM from before it then arrives. Before, the acknowledgement's time was not noted
+/// (the record had no open incident) and the PROBLEM rang everyone after the operator had
+/// taken the problem; now it is superseded by the acknowledgement. Found by the chaos soak.
+#[test]
+fn a_problem_arriving_after_its_acknowledgement_rings_nobody() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = twilio_sandbox(json!({"recipients": [ONE, TWO]}));
+    let now = crate::util::unix_now();
+    let nagios = |kind: &str, at: i64| {
+        let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "nagios"]);
+        match kind {
+            "ACKNOWLEDGEMENT" => crate::util::nagios_ack(&mut cmd, "bob"),
+            _ => crate::util::nagios_critical(&mut cmd, kind),
+        };
+        cmd.env("NAGIOS_TIMET", at.to_string());
+        run_command(cmd, b"")
+    };
+    let r = nagios("ACKNOWLEDGEMENT", now - 10);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("skipped"), "{}", r.stderr);
+    let r = nagios("PROBLEM", now - 20);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    assert!(fake.to(CALLS).is_empty() && fake.to(MESSAGES).is_empty(), "{}", r.stderr);
+    // A problem after the acknowledgement is a new one: it rings.
+    let r = nagios("PROBLEM", now);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!fake.to(CALLS).is_empty(), "{}", r.stderr);
+    fake.assert_no_violations();
+}

@@ -812,14 +812,14 @@ pub fn record(
 /// time, writes nothing). Other skips without a record are not written, a downtime's end
 /// ([`Proposal::only_open`], one per service of a maintenance window) included.
 ///
-/// An acknowledge is noted only over an open incident (skipped as already acknowledged, no
-/// trigger delivered since): an acknowledgement covers the notifications before it, so a
+/// An acknowledge is noted too: an acknowledgement covers the notifications before it, so a
 /// failure spooled before it on another host (Twilio or Slack unreachable from there) is
 /// superseded by it at that host's flush instead of paging, after the operator took the
-/// problem, people who will not be asked to acknowledge again. One the record skips because
-/// the incident looked closed is not noted: Nagios sends one only for a problem, so it says
-/// nothing about the state at its time. Copies of one acknowledgement (one per contact) share
-/// its time and write once. Nor is a
+/// problem, people who will not be asked to acknowledge again. Also one the record skips
+/// because the incident looks closed, or that finds no record (Twilio: "nobody was called"):
+/// Nagios sends one only for a problem, so its failure is still on its way (busy, spooled,
+/// or handed over late by another host), and must not ring everyone once it arrives. Copies
+/// of one acknowledgement (one per contact) share its time and write once. Not noted is a
 /// failure whose time is the event's receipt ([`TimeOrigin::Receipt`]): it says when the
 /// event arrived, not when its check ran, and an event from a monitored host received after
 /// it is ordered after it anyway (its own bound is later). Noting it would rewrite the record
@@ -833,17 +833,12 @@ pub fn record(
 /// state change, not in storms (a repeat in the same second writes nothing).
 pub fn skip_moves_time(record: Option<&Incident>, p: &Proposal) -> bool {
     let applied = record.filter(|r| r.last_action.is_some());
-    let not_noted = match p.action {
-        Action::Acknowledge => !applied.is_some_and(|r| r.open),
-        Action::Trigger => p.time_origin == TimeOrigin::Receipt,
-        Action::Resolve => false,
-    };
-    if not_noted {
+    if p.action == Action::Trigger && p.time_origin == TimeOrigin::Receipt {
         return false;
     }
     match applied {
         Some(r) => r.event_time.is_none_or(|t| is_later(p.event_time, p.event_seq, t, r.event_seq)),
-        None => p.action == Action::Resolve && !p.only_open,
+        None => p.action != Action::Trigger && !p.only_open,
     }
 }
 
@@ -1623,7 +1618,10 @@ mod tests {
         assert!(skip_moves_time(None, &recovered), "a recovery is noted whatever its time's origin");
         let closed = apply(Some(rec.clone()), "k", &p(Action::Resolve, "ok", 1050, "g"), 1050, &Map::new());
         assert!(skip_moves_time(Some(&closed), &recovered), "also over a record of an earlier recovery");
-        assert!(!skip_moves_time(Some(&closed), &p(Action::Acknowledge, "critical", 1200, "h")), "nor an acknowledge of a closed incident");
+        // An acknowledge of an incident the record holds closed, or has no record of: its
+        // failure is still on its way, and is superseded by it when it arrives.
+        assert!(skip_moves_time(Some(&closed), &p(Action::Acknowledge, "critical", 1200, "h")), "an acknowledge of a closed incident");
+        assert!(skip_moves_time(None, &p(Action::Acknowledge, "critical", 1200, "h2")), "and one with no record");
         assert!(!skip_moves_time(Some(&closed), &Proposal { event_time: 1050, ..recovered }), "not one of the same second");
         let mut noted = rec.clone();
         noted.event_time = Some(1100);
