@@ -172,12 +172,16 @@ impl Call {
             Call::Post { channel: c, thread, message } => {
                 let mut body = message.clone();
                 body["channel"] = channel(c)?.into();
-                if let Thread::Reply { ts, broadcast } = thread {
-                    body["thread_ts"] = match ts {
-                        Some(ts) => ts.clone(),
-                        None => stored(TS, "alert (its ts)")?,
-                    }
-                    .into();
+                // A reply whose alert's ts is not known (the alert is spooled on another host
+                // sharing the ledger, or was refused) goes into the war room itself: refused
+                // for want of a thread, a recovery left its room without its RECOVERED.
+                let ts = match thread {
+                    Thread::Reply { ts: Some(ts), .. } => Some(ts.clone()),
+                    Thread::Reply { ts: None, .. } => refs.get(TS).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
+                    Thread::Root => None,
+                };
+                if let (Some(ts), Thread::Reply { broadcast, .. }) = (ts, thread) {
+                    body["thread_ts"] = ts.into();
                     if *broadcast {
                         body["reply_broadcast"] = true.into();
                     }
@@ -609,7 +613,8 @@ mod tests {
         let post = Call::Post { channel: None, thread: Thread::Reply { ts: None, broadcast: true }, message: json!({"text": "x"}) };
         assert!(post.body(&refs).expect_err("an error").contains("channel is not known yet"));
         refs.insert(CHANNEL_ID.into(), "C1".into());
-        assert!(post.body(&refs).expect_err("an error").contains("alert (its ts) is not known yet"));
+        // The alert's ts not known: into the war room itself.
+        assert_eq!(post.body(&refs).expect("ok"), json!({"text": "x", "channel": "C1"}));
         refs.insert(TS.into(), "5.1".into());
         assert_eq!(post.body(&refs).expect("ok"), json!({"text": "x", "channel": "C1", "thread_ts": "5.1", "reply_broadcast": true}));
         let invite = Call::Invite { channel: Some("C2".into()), users: vec!["U1".into(), "U2".into()] };
