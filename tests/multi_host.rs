@@ -1488,8 +1488,7 @@ fn a_batch_recovery_spooled_on_a_host_whose_clock_is_behind_still_resolves_the_f
     let out = cmd.output().expect("flush");
     let flushed = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{flushed}");
-    let actions: Vec<_> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect();
-    assert_eq!(actions, ["trigger", "resolve"], "the recovery was not sent: {flushed}");
+    assert_eq!(actions(&fake), ["trigger", "resolve"], "the recovery was not sent: {flushed}");
     let record = redis.cli(&["GET", "pagerpipe:pagerduty:rec:db-cluster/replication"]).expect("redis-cli GET");
     let record: Value = serde_json::from_str(record.trim()).unwrap_or(Value::Null);
     assert_eq!(record["open"].as_bool(), Some(false), "{record}");
@@ -1549,7 +1548,7 @@ fn a_pagerduty_recovery_on_another_host_after_a_trigger_whose_answer_was_lost_re
     let fake = FakePagerDuty::start(&[Script::Accept, Script::Accept, Script::Late(4000)]);
     let hosts = pagerduty_hosts(2);
     let story = lost_answer_then_a_recovery_on_another_host(&hosts, &redis, &fake.url);
-    let accepted: Vec<String> = fake.accepted().iter().map(|e| e["event_action"].as_str().unwrap_or("?").to_string()).collect();
+    let accepted = actions(&fake);
     assert_eq!(accepted.last().map(String::as_str), Some("resolve"), "PagerDuty ends resolved: {accepted:?}\n{story}");
     fake.assert_no_violations();
 }
@@ -1705,7 +1704,7 @@ fn a_trigger_of_unknown_fate_does_not_resolve_again_over_a_later_trigger_still_i
     let (code, stderr) = flush_on(&hosts[1], &redis, &["--api-url", &fake.url]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
-    assert_eq!(fake.accepted().last().map(|e| e["event_action"].clone()), Some(json!("trigger")), "{stderr}");
+    assert_eq!(actions(&fake).last().map(String::as_str), Some("trigger"), "{stderr}");
     fake.assert_no_violations();
 }
 
