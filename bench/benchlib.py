@@ -87,6 +87,29 @@ def write_events(fixture, events, counts):
     return {p: [write_event(f"{p}-{i:05d}") for i in range(n)] for p, n in counts.items()}
 
 
+def write_flaps(fixtures, events, prefix, n):
+    """A check that keeps flapping: `n` events of one entity (client.name PREFIX-flap), failure
+    and recovery in turn (the Sensu 1.x `fixtures`, a create and a resolve), one second apart in
+    `check.executed`, all in the past (run them with PAGERPIPE_HOST_CLOCK_LATENESS large, so that
+    those times order them). Each one turns the incident over: a failure of an incident the
+    ledger holds resolved, a recovery of one it holds open. Returns the paths in order."""
+    bases = []
+    for fixture in fixtures:
+        with open(fixture, "rb") as f:
+            bases.append(json.load(f))
+    start = int(time.time()) - n - 60
+    paths = []
+    for k in range(n):
+        ev = dict(bases[k % 2])
+        ev["client"] = dict(ev["client"], name=f"{prefix}-flap")
+        ev["check"] = dict(ev["check"], executed=start + k, issued=start + k)
+        p = os.path.join(events, f"{prefix}-flap-{k:05d}.json")
+        with open(p, "w") as f:
+            json.dump(ev, f)
+        paths.append(p)
+    return paths
+
+
 def stats_of(url):
     """The fake's GET /stats, without any proxy."""
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/stats", timeout=5) as r:

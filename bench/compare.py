@@ -6,8 +6,11 @@ Each build given as --build NAME=PATH gets two commands, measured in the same lo
 /bin/true (the method is measure.py's, see bench/benchlib.py): `NAME delivery` (a new entity
 every event, into its own state directory, so each is a first delivery: hold, send, durable
 record) and `NAME dedup skip` (the same event every time, delivered once in the warm-up: the
-storm path). One of each per iteration, in a shuffled order, so that machine noise falls on every
-build alike; the table gives each row as a ratio to /bin/true of the same run.
+storm path). For handler-pagerduty a third, `NAME flap`: one check failing and recovering in
+turn, each event turning the incident over (a trigger of an incident the ledger holds resolved, a
+resolve of one it holds open: the delivery that notes its request in flight first). One of each
+per iteration, in a shuffled order, so that machine noise falls on every build alike; the table
+gives each row as a ratio to /bin/true of the same run.
 
 With --floor (bench/compare.sh BENCH_FLOOR=1) two more rows show where a handler's cost starts:
 `floor: empty process`, a static Rust binary that does nothing, and `floor: one POST`, one
@@ -30,7 +33,7 @@ import os
 import sys
 
 import benchlib
-from benchlib import PATH, Cmd, by_prefix, finish, measure, report, write_events
+from benchlib import PATH, Cmd, by_prefix, finish, measure, report, write_events, write_flaps
 
 T0 = 1_795_219_200  # 2026-11-21T00:00:00Z: handler-twilio's clock for event 0
 HOUR = 3600
@@ -92,6 +95,14 @@ def main():
     for _, name, _, _ in variants:
         counts |= {f"{name}": n, f"{name}r": n, f"w{name}": w, f"w{name}r": w, f"{name}dedup": 1}
     ev = write_events(a.fixture, events, counts)
+    # The flap rows (handler-pagerduty): the timed runs and the RSS runs each their own flapping
+    # check, so that each sees failure and recovery in turn; the warm-up its own too.
+    flaps = a.handler == "pagerduty"
+    if flaps:
+        pair = [a.fixture, os.path.join(os.path.dirname(a.fixture), "resolve.json")]
+        for _, name, _, _ in variants:
+            for p in (f"{name}flap", f"w{name}flap"):
+                ev[p] = write_flaps(pair, events, p, 2 * (n if p[0] != "w" else w))
     env = {"PATH": PATH, secret: a.key}
     if a.handler == "twilio":
         env["PAGERPIPE_NOW"] = str(T0)
@@ -130,6 +141,14 @@ def main():
                             lambda i, d=deliver: d[0][i], lambda i, d=deliver: d[1][i], f"{name}-deliver"))
             cmds.append(cmd(f"{label} dedup skip", handler(path, f"state-{name}-dedup", extra), env,
                             lambda i, d=dedup: d, lambda i, d=dedup: d, f"{name}-dedup"))
+            if flaps:
+                # Run i: event 2i of the flapping check timed, 2i+1 under /usr/bin/time: each
+                # turns the incident over. Both kinds are timed: failures at even i, recoveries
+                # at odd i (the RSS run then takes the other one).
+                fl = ev[f"{p}{name}flap"]
+                cmds.append(cmd(f"{label} flap", handler(path, f"state-{p}{name}-flap", extra),
+                                dict(env, PAGERPIPE_HOST_CLOCK_LATENESS="1000000000"),
+                                lambda i, fl=fl: fl[2 * i], lambda i, fl=fl: fl[2 * i + 1], f"{name}-flap"))
         return cmds
 
     run = measure(make, n, w, a.url)
@@ -140,10 +159,14 @@ def main():
         checks[f"{name}_deliveries"] = d["accepted"]
         checks[f"{name}_dedup_requests"] = by_prefix(run.after, name + "dedup")["accepted"]
         ok = ok and d["accepted"] == calls * 2 * n and d["keys"] == 2 * n and checks[f"{name}_dedup_requests"] == calls
+        if flaps:
+            # Every flap event delivered: none skipped as a repeat, none superseded.
+            checks[f"{name}_flap_requests"] = by_prefix(run.after, name + "flap")["accepted"]
+            ok = ok and checks[f"{name}_flap_requests"] == 2 * n
     if a.floor:
         checks["floor_posts"] = by_prefix(run.after, "floor")["accepted"] - by_prefix(run.before, "floor")["accepted"]
         ok = ok and checks["floor_posts"] == 2 * n
-    keys = ["true"] + (["floor-empty", "floor-post"] if a.floor else []) + (["floor-redis"] if a.floor_redis else []) + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup")]
+    keys = ["true"] + (["floor-empty", "floor-post"] if a.floor else []) + (["floor-redis"] if a.floor_redis else []) + [f"{name}_{k}" for _, name, _, _ in variants for k in ("deliver", "dedup") + (("flap",) if flaps else ())]
     report(a.work, run, keys, n, w, checks, ok)
     finish(checks, ok, logs)
 

@@ -67,6 +67,8 @@ on_every_store!(
     kill_9_and_two_flushes_at_once_replace_a_gone_slack_war_room_once_and_close_it,
     a_trigger_retried_after_a_500_and_a_resolve_racing_it_reach_the_service_in_order,
     a_failure_arriving_while_a_resolve_is_in_flight_pages,
+    a_recovery_after_a_trigger_killed_in_flight_over_a_resolved_incident_resolves_it,
+    a_failure_after_a_resolve_killed_in_flight_pages,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
     a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
     recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
@@ -699,6 +701,68 @@ fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
     assert_eq!(actions(&fake.accepted()), ["trigger", "resolve", "trigger"]);
     let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["count"].clone()), (json!(true), json!(1)), "a new open period: {rec}");
+    fake.assert_no_violations();
+}
+
+/// Start the sandbox's handler on `input` against `fake`, whose next answer is
+/// [`Script::Gated`] (PagerDuty acts on the request, its answer never comes), and kill it
+/// (SIGKILL by PID) once the fake has the request: a handler killed after the service acted on
+/// its request, before it could record it (the monitoring system's handler timeout, kill -9).
+fn killed_once_pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, input: &[u8]) {
+    let seen = fake.events().len();
+    fake.then(&[Script::Gated]);
+    // Its Redis lease runs out 600 ms after its death (5 s by default): the next event waits
+    // for that within its deadline.
+    let mut command = sb.command(&with_url(&fake.url, &["--timeout", "10s"]));
+    command.env(common::state::redis::LEASE_ENV, "600");
+    let mut victim = spawn_command(command, input);
+    wait_until("the request to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() > seen).then_some(()), String::new);
+    victim.kill().expect("SIGKILL the handler by its PID");
+    let _ = victim.wait();
+}
+
+/// A failure, its recovery, then the check fails again: that trigger reaches PagerDuty, which
+/// opens the incident, and its handler is killed before the answer. The record still says
+/// "resolved" (the first recovery). The next recovery must resolve the incident, not be
+/// skipped as "already resolved" with the incident open at PagerDuty for good. The killed
+/// trigger, noted in flight because it turned the record over, is sent again first (its fate
+/// is unknown), then the recovery. Found by the chaos soak.
+fn a_recovery_after_a_trigger_killed_in_flight_over_a_resolved_incident_resolves_it(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
+    killed_once_pagerduty_has_it(&sb, &fake, &trigger(T0 + 120));
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve", "trigger"]);
+    let r = run(&sb, &fake.url, &resolve(T0 + 180), &["--timeout", "10s"]);
+    exits(&r, 0);
+    fake.open_gate();
+    let seen = actions(&fake.events());
+    assert_eq!(seen.last().map(String::as_str), Some("resolve"), "PagerDuty's last word is the recovery: {seen:?}\n{}", r.stderr);
+    assert_eq!(seen[..3], ["trigger", "resolve", "trigger"], "{seen:?}");
+    let rec = record(&sb, &resolve(T0 + 180)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(false), json!("resolve")), "{rec}");
+    assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
+    fake.assert_no_violations();
+}
+
+/// The mirror case: an open incident's recovery reaches PagerDuty, which resolves it, and its
+/// handler is killed before the answer. The record still says "open, notified a minute ago".
+/// The check then fails again: that failure must page, not be skipped as "already notified"
+/// with PagerDuty resolved while the check fails. Found in review of the case above.
+fn a_failure_after_a_resolve_killed_in_flight_pages(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    killed_once_pagerduty_has_it(&sb, &fake, &resolve(T0 + 60));
+    let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
+    exits(&r, 0);
+    fake.open_gate();
+    let seen = actions(&fake.events());
+    assert_eq!(seen.last().map(String::as_str), Some("trigger"), "PagerDuty's last word is the failure: {seen:?}\n{}", r.stderr);
+    let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
     fake.assert_no_violations();
 }
 

@@ -122,6 +122,10 @@ struct Queue<'a> {
     /// Queue every request instead of sending it, for this reason (the incident is busy, or
     /// older requests of it are still spooled).
     only: Option<String>,
+    /// Whether this delivery turns the incident's recorded state over ([`turns_over`]): then
+    /// every request it sends is noted in flight until its record is written, not only one
+    /// the provider can look up, so that a kill in between is seen by the next holder.
+    turns_over: bool,
     /// The requests of unknown fate this invocation spooled (the service may have acted on
     /// them): noted in the ledger when the invocation is done ([`state::leave_inflight`]), so
     /// that another host, which cannot see this spool, does not take the incident for being in
@@ -235,24 +239,31 @@ impl<P: Provider> Ctx<'_, P> {
         // A request the provider can look up (a Twilio call) is never sent twice blindly: a
         // first attempt of unknown fate is spooled, and the flush looks it up before placing it.
         // Its note in the ledger while it is in flight lets the next holder look it up if this
-        // process dies before the answer ([`state::take_inflight`]).
+        // process dies before the answer ([`state::take_inflight`]). A request that turns the
+        // incident's recorded state over is noted too, whether or not it can be looked up: a
+        // kill after the service acted on it, before its record, would otherwise leave the
+        // record in the old state, and the incident's next event would be skipped as a repeat
+        // of it (a recovery as "already resolved" with the failure the dead handler sent open
+        // at PagerDuty; a failure as "already notified" after a recovery the service applied).
+        // The next holder spools it as a request of unknown fate and sends it again before
+        // its own event.
         let lookable = self.provider.lookup(payload, crate::clock::now_unix()).is_some();
+        let noted = lookable || self.queue.as_ref().is_some_and(|q| q.turns_over);
+        let inflight = if noted && self.provider.note_in_flight(payload) { self.note_inflight(stored()) } else { None };
         let delivered = if lookable {
-            let inflight = if self.provider.note_in_flight(payload) { self.note_inflight(stored()) } else { None };
-            let delivered = self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line));
-            // Accepted: the note stays until the record of the delivery removes it (a kill in
-            // between leaves it for the next holder to look up). Otherwise the spool or the
-            // failure takes over now.
-            if !matches!(delivered, Outcome::Delivered(_))
-                && let (Some(entry), Some(store)) = (inflight, self.store)
-                && let Err(e) = state::clear_inflight(store, self.incident_key, &entry)
-            {
-                log.warn(format!("cannot clear the in-flight note of {}: {e:#}", self.incident_key));
-            }
-            delivered
+            self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line))
         } else {
             self.client.deliver(&req, &self.deadline, Fate::NotSent, &classify, &mut |line| log.info(line))
         };
+        // Accepted: the note stays until the record of the delivery removes it (a kill in
+        // between leaves it for the next holder). Otherwise the spool or the failure takes
+        // over now.
+        if !matches!(delivered, Outcome::Delivered(_))
+            && let (Some(entry), Some(store)) = (inflight, self.store)
+            && let Err(e) = state::clear_inflight(store, self.incident_key, &entry)
+        {
+            log.warn(format!("cannot clear the in-flight note of {}: {e:#}", self.incident_key));
+        }
         match delivered {
             Outcome::Delivered((resp, _)) => Outcome::Delivered(resp),
             Outcome::Retry(r) => match &self.queue {
@@ -1107,9 +1118,13 @@ impl<'a, P: Provider> Local<'a, P> {
         // A skip is final here only when nobody is delivering for the incident (a resolve in
         // flight makes a repeated failure new again; a trigger in flight makes a repeated
         // resolve needed) and it is no later than the record (else its time is noted under
-        // the hold). A superseded event stays superseded whatever is in flight.
+        // the hold). Nor when a request is noted in flight: one a holder that died left (its
+        // fate unknown: the service may be in its state, not the record's) is taken under the
+        // hold and goes first. A superseded event stays superseded whatever is in flight.
         if matches!(verdict, Verdict::Skip(_))
-            && (state::skip_moves_time(record.as_ref(), p) || busy.unwrap_or_else(|| delivery_in_progress(self.store(), &self.d.key)))
+            && (state::skip_moves_time(record.as_ref(), p)
+                || record.as_ref().is_some_and(|r| !r.inflight.is_empty())
+                || busy.unwrap_or_else(|| delivery_in_progress(self.store(), &self.d.key)))
         {
             return false;
         }
@@ -1246,6 +1261,7 @@ impl<'a, P: Provider> Local<'a, P> {
             },
             private: holds_secret(&read.overrides, &read.provider.secrets()),
             only,
+            turns_over: turns_over(record.as_ref(), p.action),
             kept_unknown: Default::default(),
             kept: Default::default(),
             began: std::time::SystemTime::now(),
@@ -1467,7 +1483,7 @@ pub(crate) fn adopt_inflight(
             Some(Ok(name)) => {
                 moved += 1;
                 log.warn(format!(
-                    "{key}: a {} request was in flight when its handler ended; spooled as {name}, looked up before it is sent again",
+                    "{key}: a {} request was in flight when its handler ended; spooled as {name} (its fate is unknown: looked up where the service allows, else sent again, before what follows)",
                     entry.action.name()
                 ));
             }
@@ -1502,6 +1518,22 @@ fn proposal_of(e: &spool::Entry) -> Proposal {
         token: e.token.clone(),
         only_open: false,
         spooled: Some(e.created),
+    }
+}
+
+/// Whether delivering `action` turns over the state `record` holds: a failure of an incident
+/// it holds closed, or a recovery of one it holds open. Only then can a kill between the
+/// service's acceptance and the record make the incident's next event pass for a repeat of
+/// the recorded state and be skipped (the record says resolved, the service has it open). An
+/// incident with no record is not turned over: the next recovery is not skipped as a repeat
+/// of nothing (PagerDuty sends it, Reactio looks the incident up by name; a Twilio call and
+/// Slack's war room are noted in flight anyway), and an acknowledgement leaves it open.
+fn turns_over(record: Option<&Incident>, action: Action) -> bool {
+    let Some(rec) = record.filter(|r| r.last_action.is_some()) else { return false };
+    match action {
+        Action::Trigger => !rec.open,
+        Action::Resolve => rec.open,
+        Action::Acknowledge => false,
     }
 }
 
