@@ -674,3 +674,38 @@ fn a_failure_queued_behind_a_recovery_of_unknown_fate_is_flushed_after_it() {
     assert!(sb.spooled("pagerduty").is_empty());
     fake.assert_no_violations();
 }
+
+/// A Nagios acknowledgement handled before its problem's notification (the PROBLEM delayed:
+/// busy, spooled, or handed over late by another host), with no record of the incident: it is
+/// sent (PagerDuty gets an acknowledge even without a record), and its time is noted, so the
+/// PROBLEM from before it, arriving next, is superseded instead of opening an incident at
+/// PagerDuty that pages the operator who already took the problem. A PROBLEM after the
+/// acknowledgement is a new one and triggers. Before, the acknowledgement left no record and
+/// the old PROBLEM triggered. Found by the chaos soak (repro_ack_race_any).
+#[test]
+fn a_problem_arriving_after_its_acknowledgement_is_superseded() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let now = crate::util::unix_now();
+    let nagios = |kind: &str, at: i64| {
+        let mut cmd = sb.command(&["--api-url", &fake.url, "--from", "nagios"]);
+        match kind {
+            "ACKNOWLEDGEMENT" => crate::util::nagios_ack(&mut cmd, "bob"),
+            _ => crate::util::nagios_critical(&mut cmd, kind),
+        };
+        cmd.env("NAGIOS_TIMET", at.to_string());
+        crate::util::run_command(cmd, b"")
+    };
+    let r = nagios("ACKNOWLEDGEMENT", now - 10);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let r = nagios("PROBLEM", now - 20);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("superseded"), "{}", r.stderr);
+    let sent =
+        |fake: &FakePagerDuty| fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or("?").to_string()).collect::<Vec<_>>();
+    assert_eq!(sent(&fake), ["acknowledge"], "{}", r.stderr);
+    let r = nagios("PROBLEM", now);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(sent(&fake), ["acknowledge", "trigger"], "{}", r.stderr);
+    fake.assert_no_violations();
+}

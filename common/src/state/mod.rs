@@ -786,15 +786,45 @@ pub fn record(
     refs: &Map<String, Value>,
     repeats: RepeatedTrigger,
 ) -> anyhow::Result<()> {
-    let expire = if p.action == Action::Resolve { Expiry::After(CLOSED_RECORD_TTL) } else { Expiry::Never };
+    // An acknowledgement the service accepted for an incident with no record (PagerDuty sends
+    // one, [`NoRecord::Send`]) notes its event time, as a skipped one does ([`note_skipped`]):
+    // Nagios sends one only for a problem, so its PROBLEM is still on its way (delayed,
+    // spooled, handed over late by another host) and must be superseded by it, not open an
+    // incident the operator already took. That record holds no incident: it is forgotten as a
+    // closed one is. Called holding the incident, so the record read here is the one written
+    // over (no other invocation writes it meanwhile).
+    let unrecorded = |c: &Option<Incident>| c.as_ref().is_none_or(|c| c.last_action.is_none());
+    let expire = match p.action {
+        Action::Resolve => Expiry::After(CLOSED_RECORD_TTL),
+        Action::Acknowledge if unrecorded(&get(store, key)?) => Expiry::After(CLOSED_RECORD_TTL),
+        _ => Expiry::Never,
+    };
     store.update_deciding(key, expire, &mut |v| {
         let current = v.map(|v| Incident::from_value(key, Some(v)));
         let durability = record_durability(current.as_ref(), p, repeats);
         if p.action == Action::Acknowledge && !current.as_ref().is_some_and(|c| c.open) {
+            if unrecorded(&current) && expire != Expiry::Never {
+                return (Some(with_time_of(current, key, p).to_value()), durability);
+            }
             return (current.map(|c| c.to_value()), durability);
         }
         (Some(apply(current, key, p, now, refs).to_value()), durability)
     })
+}
+
+/// `record` (none: a new one for `key`) with `p`'s event time as the record's, `p` as its last
+/// action unless it has one: an event that was decided and needed nothing, or that holds no
+/// incident (an acknowledgement of nothing), noted so that an older event arriving afterwards
+/// is superseded ([`note_skipped`], [`record`]).
+fn with_time_of(record: Option<Incident>, key: &str, p: &Proposal) -> Incident {
+    let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
+    // A resolve skipped for want of a record: the record says the incident is closed as of
+    // its time (nothing was resolved at the service: no `resolved_at`).
+    inc.last_action.get_or_insert(p.action);
+    inc.event_time = Some(p.event_time);
+    inc.event_seq = p.event_seq;
+    inc.time_origin = p.time_origin;
+    inc
 }
 
 /// Whether skipping `p` must be noted in `record` ([`note_skipped`]): it needed nothing (an
@@ -865,14 +895,7 @@ pub fn note_skipped(store: &dyn Store, key: &str, p: &Proposal, now: u64, no_rec
         if !(skip_moves_time(applied, p) && matches!(decide(applied, p, now, no_record), Verdict::Skip(_))) {
             return v;
         }
-        let mut inc = record.unwrap_or_else(|| Incident { key: key.to_string(), ..Incident::default() });
-        // A resolve skipped for want of a record: the record says the incident is closed as of
-        // its time (nothing was resolved at the service: no `resolved_at`).
-        inc.last_action.get_or_insert(p.action);
-        inc.event_time = Some(p.event_time);
-        inc.event_seq = p.event_seq;
-        inc.time_origin = p.time_origin;
-        Some(inc.to_value())
+        Some(with_time_of(record, key, p).to_value())
     })
 }
 
