@@ -1360,6 +1360,97 @@ fn a_sequential_call_answered_502_is_looked_up_and_followed_not_placed_twice() {
     fake.assert_no_violations();
 }
 
+/// Sequential settings for the calls of unknown fate below: `ONE`, then Bob `TWO`, a 1 s ring
+/// timeout (so `--timeout 16s`, whose create attempts wait 8 s for an answer).
+fn passing_over() -> Sandbox {
+    sandbox(sequential(json!({"recipients": [ONE, {"name": "Bob", "phone": TWO}], "ring_timeout": 1})))
+}
+
+/// Start a sequential run whose first call, to `ONE`, Twilio places but never answers (a call
+/// of unknown fate: the run passes `ONE` over and calls Bob), both calls ringing until
+/// cancelled; the run once Bob's call rings and is followed.
+fn pass_over_a_call_of_unknown_fate(sb: &Sandbox, fake: &FakeTwilio) -> std::process::Child {
+    fake.outcomes(&[Outcome::Ringing, Outcome::Ringing]);
+    let calling = crate::util::spawn_command(sb.command(&["--api-url", &fake.url, "--timeout", "16s"]), &read_fixture("sensu/create.json"));
+    fake.wait_for("Bob's call ringing and followed", |calls| calls.len() == 2 && calls[1].fetches >= 1);
+    assert_eq!(called(fake), vec![ONE, TWO]);
+    calling
+}
+
+/// Both calls were cancelled (`Status=canceled`, once each), and no other update was made:
+/// after the recovery, no phone of the incident rings.
+fn assert_both_cancelled(fake: &FakeTwilio, log: &str) {
+    let calls = fake.calls();
+    assert!(calls.iter().all(|c| c.canceled), "a call rings on after the recovery: {calls:#?}\n{log}");
+    let mut updates = fake.updates();
+    updates.sort();
+    let canceled = |c: &crate::fake::twilio::Call| (c.sid.clone(), vec![("Status".to_string(), "canceled".to_string())]);
+    assert_eq!(updates, vec![canceled(&calls[0]), canceled(&calls[1])], "{log}");
+    fake.assert_no_violations();
+}
+
+/// A call whose create Twilio took but never answered is of unknown fate: the run passes that
+/// person over and calls the next. A resolve that stops the run while it follows the next
+/// call has the run look the first one up (ListCall) and cancel it while it is queued or
+/// ringing, as it cancels the call it follows: after the recovery no phone of the incident
+/// rings. Before, only the followed call was cancelled, and the first person's phone rang on.
+/// Found by the chaos soak (repro_seq_unknown_call_not_cancelled).
+#[test]
+fn a_resolve_that_stops_a_sequential_run_cancels_the_call_of_unknown_fate_it_passed_over() {
+    let fake = FakeTwilio::start(&[Script::AcceptThenHang]);
+    let sb = passing_over();
+    let calling = pass_over_a_call_of_unknown_fate(&sb, &fake);
+    let resolve = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "16s"]);
+    assert_eq!(resolve.code, Some(0), "{resolve:?}");
+    let r = crate::util::finish(calling);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains(&format!("call to {ONE}: ")) && r.stderr.contains("its fate is unknown, calling the next"), "{}", r.stderr);
+    assert!(r.stderr.contains("stopped: web-01/check_disk was resolved meanwhile"), "{}", r.stderr);
+    let calls = fake.calls();
+    assert!(r.stderr.contains(&format!("cancelled the ringing call {} to {ONE}", calls[0].sid)), "{}", r.stderr);
+    assert!(fake.lists().iter().any(|q| q.contains(&("To".to_string(), ONE.to_string()))), "looked up: {}", r.stderr);
+    assert_both_cancelled(&fake, &r.stderr);
+    // Its SID is the incident's now, the call it was looked up for.
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!(st["open"], false, "{st}");
+    assert_eq!(st["refs"]["call_sids"], json!([calls[0].sid, calls[1].sid]), "{st}");
+}
+
+/// The same when the run that passed the call over was killed: a resolve finding its notes
+/// cancels its last call and the call of unknown fate it passed over; and when the next event
+/// carried the dead run on (following Bob's call), the resolve that stops that run does.
+#[test]
+fn a_resolve_after_a_killed_sequential_run_cancels_the_call_of_unknown_fate_it_passed_over() {
+    for carried_on in [false, true] {
+        let fake = FakeTwilio::start(&[Script::AcceptThenHang]);
+        let sb = passing_over();
+        let mut first = pass_over_a_call_of_unknown_fate(&sb, &fake);
+        first.kill().expect("SIGKILL the handler by its PID");
+        let _ = first.wait();
+        let next = carried_on.then(|| {
+            let fetched = fake.calls()[1].fetches;
+            let cmd = sb.command(&["--api-url", &fake.url, "--timeout", "16s"]);
+            let next = crate::util::spawn_command(cmd, &read_fixture("sensu/create.json"));
+            fake.wait_for("the next event following Bob's call", |calls| calls[1].fetches > fetched);
+            next
+        });
+        let resolve = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "16s"]);
+        assert_eq!(resolve.code, Some(0), "{resolve:?}");
+        let log = match next {
+            Some(next) => {
+                let r = crate::util::finish(next);
+                assert_eq!(r.code, Some(0), "{r:?}");
+                assert!(r.stderr.contains("carrying on from a run that ended mid-way"), "{}", r.stderr);
+                assert!(r.stderr.contains("stopped: web-01/check_disk was resolved meanwhile"), "{}", r.stderr);
+                r.stderr
+            }
+            None => resolve.stderr,
+        };
+        assert_eq!(called(&fake), vec![ONE, TWO], "carried on {carried_on}: {log}");
+        assert_both_cancelled(&fake, &format!("carried on {carried_on}: {log}"));
+    }
+}
+
 /// A resolve recorded while Twilio keeps answering a sequential call's create with a 503
 /// (ListCall shows nothing placed, so it is tried again) or a 429 (retried), or while the
 /// person's text is retried: the run stops before the call goes out. Before, the create was

@@ -15,7 +15,9 @@
 //! for the incident asked the run to stop (`state::request_stop`: the invocation handling it
 //! finds this run holding the incident, on this host or another sharing the store), or a later
 //! resolve was applied, the run stops and a call that is still ringing is cancelled
-//! (`POST …/Calls/{Sid}.json` `Status=canceled`). The whole run is bounded by `--timeout`.
+//! (`POST …/Calls/{Sid}.json` `Status=canceled`), and so is every call it passed over with its
+//! fate unknown (below) that may still ring, a create never answered found with ListCall
+//! first. The whole run is bounded by `--timeout`.
 //!
 //! Outcomes ([`Ended`]): answered, or stopped by a resolve or acknowledge → delivered (exit 0;
 //! the call SIDs and who answered are stored with the incident); nobody answered after every
@@ -58,8 +60,9 @@
 //! answers with a 5xx (a gateway error can come after the call was created) is looked up with
 //! ListCall at once ([`Twilio::place_or_find`]): found, it is followed; surely not placed, it is
 //! placed again. A resolve or acknowledge that finds
-//! such notes cancels the last call if it still rings. The notes are cleared when the run's
-//! outcome is recorded or nobody answered after every round.
+//! such notes cancels the last call if it still rings, and the calls passed over with their
+//! fate unknown that may still ring, as a run that is stopped does. The notes are cleared when
+//! the run's outcome is recorded or nobody answered after every round.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -281,6 +284,14 @@ struct NotedCall {
     /// place it was called at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     position: Option<usize>,
+}
+
+impl NotedCall {
+    /// Whether it was passed over with its fate unknown and may still ring at `now` (Unix
+    /// seconds, [`NotedCall::ringing_until`]).
+    fn unsettled_at(&self, now: u64) -> bool {
+        self.ringing_until.is_some_and(|until| until > now)
+    }
 }
 
 /// A sequential run's progress notes in the incident's record (`common::state::Progress`),
@@ -869,7 +880,7 @@ impl Twilio {
                 if matches!(st.status.as_str(), "queued" | "ringing") {
                     self.cancel(ctx, sid, r);
                 }
-                Some(Ended::Stopped(self.stopped(run.key, stop, p)))
+                Some(Ended::Stopped(self.stopped(ctx, run.key, stop, p)))
             }
             // Cancelled: the invocation holding the incident now may call the same person
             // (a restarted Redis lost the notes of this call).
@@ -894,7 +905,7 @@ impl Twilio {
     /// the calls of `p`).
     fn halted(&self, ctx: &Ctx<'_, Twilio>, run: &Run<'_>, p: &Progress) -> Option<Ended> {
         if let Some(stop) = ctx.stop_requested(run.event_time) {
-            return Some(Ended::Stopped(self.stopped(run.key, stop, p)));
+            return Some(Ended::Stopped(self.stopped(ctx, run.key, stop, p)));
         }
         ctx.hold_lost().map(|why| self.handed_over(why, p))
     }
@@ -1071,46 +1082,72 @@ impl Twilio {
     }
 
     /// A resolve or acknowledge finding that a run ended mid-way ([`Notes`] in `job`'s record):
-    /// its last call is cancelled while it is still queued or ringing, and the notes are
-    /// forgotten. A text for the log line.
+    /// its last call, and the calls it passed over with their fate unknown that may still ring
+    /// ([`NotedCall::ringing_until`]), are cancelled while they are still queued or ringing
+    /// ([`Twilio::cancel_if_ringing`]), and the notes are forgotten. A text for the log line.
     pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>) -> Option<String> {
         let notes = Notes::left_off(job.previous, None)?;
-        let last = notes.calls.last().cloned();
-        let sid = last.as_ref().and_then(|last| match &last.sid {
-            Some(sid) => Some(sid.clone()),
-            // Its create request was in flight: ListCall says whether there is a call to cancel.
-            None => {
-                let r = Recipient { name: last.name.clone(), phone: last.phone.clone() };
-                let known = Progress { placed: notes.calls.clone(), ..Progress::default() };
-                match self.look_up(ctx, &r, last, &known) {
-                    Ok(found) => found,
-                    Err(reason) => {
-                        ctx.log
-                            .warn(format!("cannot look up the call to {} that was being placed when its run ended: {reason}", r.label()));
-                        None
-                    }
-                }
+        let known = Progress { placed: notes.calls.clone(), ..Progress::default() };
+        let now = common::clock::now_unix();
+        let last = notes.calls.len().saturating_sub(1);
+        let mut said = String::new();
+        for (i, call) in notes.calls.iter().enumerate() {
+            if i != last && !call.unsettled_at(now) {
+                continue;
             }
-        });
-        let said = match (&last, &sid) {
-            (Some(NotedCall { phone, name, .. }), Some(sid)) => {
-                let r = Recipient { name: name.clone(), phone: phone.clone() };
-                match self.fetch(ctx, sid, &r) {
-                    Ok(st) if matches!(st.status.as_str(), "queued" | "ringing") => {
-                        self.cancel(ctx, sid, &r);
-                        Some(format!("; cancelled call {sid} to {}, placed by a run that ended mid-way", r.label()))
-                    }
-                    Ok(st) => Some(format!("; the last call of a run that ended mid-way, {sid} to {}, was {}", r.label(), st.describe())),
-                    Err((reason, _)) => {
-                        ctx.log.warn(format!("cannot read the status of call {sid} to {} to cancel it: {reason}", r.label()));
-                        None
-                    }
+            let who = Recipient { name: call.name.clone(), phone: call.phone.clone() }.label();
+            match self.cancel_if_ringing(ctx, call, &known) {
+                Some((sid, st)) if matches!(st.status.as_str(), "queued" | "ringing") => {
+                    said.push_str(&format!("; cancelled call {sid} to {who}, placed by a run that ended mid-way"));
                 }
+                Some((sid, st)) if i == last => {
+                    said.push_str(&format!("; the last call of a run that ended mid-way, {sid} to {who}, was {}", st.describe()));
+                }
+                _ => {}
             }
-            _ => None,
-        };
+        }
         self.forget_progress(ctx);
-        said
+        (!said.is_empty()).then_some(said)
+    }
+
+    /// Cancel `call`, noted among the calls of `p`, while it is still queued or ringing, as a
+    /// resolve or acknowledge that stops its run does (`Status=canceled`; [`Twilio::cancel`]):
+    /// the call of its SID, or for one whose create request was never answered the call
+    /// ListCall finds ([`Twilio::look_up`]; its attempt is then noted with that SID per
+    /// recipient, so that no lookup takes it for another's). The SID and the state the call
+    /// was in before the cancel; `None` when there is no such call (surely not placed), or
+    /// when it cannot be learned (logged: the lookup cannot tell, its status cannot be read).
+    fn cancel_if_ringing(&self, ctx: &Ctx<'_, Twilio>, call: &NotedCall, p: &Progress) -> Option<(String, CallState)> {
+        let r = Recipient { name: call.name.clone(), phone: call.phone.clone() };
+        let sid = match &call.sid {
+            Some(sid) => sid.clone(),
+            None => match self.look_up(ctx, &r, call, p) {
+                Ok(found) => {
+                    let sid = found?;
+                    ctx.log.info(format!("ListCall has the call to {} whose fate was unknown: {sid}", r.label()));
+                    if let Some(attempt) = &call.attempt {
+                        self.note_attempt(ctx, &r, attempt, Some(&sid));
+                    }
+                    sid
+                }
+                Err(reason) => {
+                    ctx.log.warn(format!("cannot look up the call to {} whose fate is unknown, to cancel it: {reason}", r.label()));
+                    return None;
+                }
+            },
+        };
+        match self.fetch(ctx, &sid, &r) {
+            Ok(st) => {
+                if matches!(st.status.as_str(), "queued" | "ringing") {
+                    self.cancel(ctx, &sid, &r);
+                }
+                Some((sid, st))
+            }
+            Err((reason, _)) => {
+                ctx.log.warn(format!("cannot read the status of call {sid} to {} to cancel it: {reason}", r.label()));
+                None
+            }
+        }
     }
 
     /// Poll call `sid` to `r` until it has a verdict, a resolve or acknowledge asks the run for
@@ -1280,13 +1317,37 @@ impl Twilio {
         }
     }
 
-    fn stopped(&self, key: &str, stop: Stop, p: &Progress) -> Done {
+    /// The run stops after the calls of `p`: a resolve or acknowledge (`stop`) asked it to. The
+    /// call it follows is cancelled by the caller; the calls it passed over with their fate
+    /// unknown that may still ring ([`NotedCall::ringing_until`]: a create never answered, a
+    /// status that could not be read) are cancelled here while queued or ringing
+    /// ([`Twilio::cancel_if_ringing`], a create never answered looked up with ListCall
+    /// first), so that no phone of the incident rings after its recovery or acknowledgement.
+    /// The record's `call_sids` include the calls found so.
+    fn stopped(&self, ctx: &Ctx<'_, Twilio>, key: &str, stop: Stop, p: &Progress) -> Done {
         let by = match stop.action {
             common::filter::Action::Acknowledge => "acknowledged",
             _ => "resolved",
         };
-        let detail = format!("(stopped: {key} was {by} meanwhile; {}{})", p.calls_text(), p.outcomes_text());
-        Done { detail, refs: p.refs() }
+        let now = common::clock::now_unix();
+        let mut sids: Vec<String> = Vec::new();
+        let mut cancelled = String::new();
+        for call in &p.placed {
+            let found = if call.unsettled_at(now) { self.cancel_if_ringing(ctx, call, p) } else { None };
+            if let Some((sid, st)) = &found
+                && matches!(st.status.as_str(), "queued" | "ringing")
+            {
+                let who = Recipient { name: call.name.clone(), phone: call.phone.clone() }.label();
+                cancelled.push_str(&format!("; cancelled call {sid} to {who}, of unknown fate"));
+            }
+            sids.extend(call.sid.clone().or(found.map(|(sid, _)| sid)));
+        }
+        let detail = format!("(stopped: {key} was {by} meanwhile; {}{}{cancelled})", p.calls_text(), p.outcomes_text());
+        let mut refs = p.refs();
+        if !sids.is_empty() {
+            refs.insert(CALL_SIDS.into(), json!(sids));
+        }
+        Done { detail, refs }
     }
 
     /// The run's hold was lost to another invocation (`why`, [`Ctx::hold_lost`]) after the
