@@ -2056,3 +2056,87 @@ fn a_problem_arriving_after_its_acknowledgement_rings_nobody() {
     assert!(!fake.to(CALLS).is_empty(), "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// An acknowledgement that sends nothing, handled while its incident's older requests wait in
+/// the spool (Twilio down: the RESOLVED SMS of a recovery, and the calls of the failure after
+/// it, queued behind that SMS), queues behind them (exit 75) and is recorded at its turn. Before,
+/// it was recorded at once, ahead of them ("nothing sent: recorded", exit 0), and the flush
+/// dropped the SMS and the new failure's calls as superseded by it: the new problem rang
+/// nobody. Found by the chaos soak (repro_twilio_ack_jumps_queue).
+#[test]
+fn an_acknowledgement_queues_behind_the_requests_its_incident_still_has_spooled() {
+    let fake = FakeTwilio::start(&[]);
+    let sb = twilio_sandbox(json!({"recipients": [ONE, TWO], "notify_on_resolve": true}));
+    let now = crate::util::unix_now();
+    let nagios = |kind: &str, at: i64, api: &str| {
+        let mut cmd = sb.command(&["--api-url", api, "--from", "nagios", "--timeout", "1s"]);
+        match kind {
+            "ACKNOWLEDGEMENT" => crate::util::nagios_ack(&mut cmd, "bob"),
+            "RECOVERY" => crate::util::nagios_critical(&mut cmd, kind).env("NAGIOS_SERVICESTATE", "OK"),
+            _ => crate::util::nagios_critical(&mut cmd, kind),
+        };
+        cmd.env("NAGIOS_TIMET", at.to_string());
+        run_command(cmd, b"")
+    };
+    let r = nagios("PROBLEM", now - 40, &fake.url);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.to(CALLS).len(), 2, "{}", r.stderr);
+    // Twilio unreachable: the RESOLVED SMS wait in the spool, and the next failure's calls
+    // queue behind them.
+    let r = nagios("RECOVERY", now - 30, REFUSED_URL);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = nagios("PROBLEM", now - 20, REFUSED_URL);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 4, "{}", r.stderr);
+    // The operator takes the new problem: nothing to send, but it comes after them.
+    let r = nagios("ACKNOWLEDGEMENT", now - 10, REFUSED_URL);
+    assert_eq!(r.code, Some(75), "queued behind the spooled requests, not recorded ahead of them: {r:?}");
+    assert!(r.stderr.contains("4 older request(s) for this incident are still spooled"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 5, "{}", r.stderr);
+    assert_ne!(sb.state("twilio", "web-01%2Fcheck_disk.json")["last_action"], "acknowledge");
+    // Twilio is back: the SMS, then the new failure's calls, then the acknowledgement.
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("5 delivered, 0 moved to failed/, 0 still queued"), "{}", r.stderr);
+    fake.assert_no_violations();
+    let to = |resource: &str| fake.to(resource).iter().map(|a| a.param("To").unwrap_or("").to_string()).collect::<Vec<_>>();
+    assert_eq!(to(MESSAGES), [ONE, TWO], "the RESOLVED SMS: {}", r.stderr);
+    assert_eq!(to(CALLS), [ONE, TWO, ONE, TWO], "the new failure rang everyone: {}", r.stderr);
+    assert!(sb.failed("twilio").is_empty(), "{:?}", sb.failed("twilio"));
+    let st = sb.state("twilio", "web-01%2Fcheck_disk.json");
+    assert_eq!((st["open"].clone(), st["last_action"].clone()), (json!(true), json!("acknowledge")), "{st}");
+    assert!(st["acknowledged_at"].as_u64().is_some(), "{st}");
+}
+
+/// A call queued behind an older request of its incident (a call of unknown fate, sent again by
+/// the next event and unanswered again) is never sent by that invocation, and is no attempt of
+/// unknown fate to its number. Before, it was noted as one: the flush found one call to the
+/// number that nobody held and two attempts that might own it, could not tell whether the
+/// spooled call had been placed, placed it again, and rang the person twice for one page.
+/// Found by the chaos soak (repro_twilio_queued_attempt).
+#[test]
+fn a_call_queued_behind_a_call_of_unknown_fate_does_not_make_the_flush_ring_twice() {
+    // The first call answered 500 (its fate unknown: spooled); sent again by the repeat's
+    // invocation, placed with no answer (unknown again).
+    let fake = FakeTwilio::start(&[Script::ServerError, Script::Accept, Script::AcceptThenHang]);
+    let sb = twilio_sandbox(json!({"recipients": [ONE, TWO]}));
+    let t = crate::util::unix_now();
+    let r = run(&sb, &fake, &fixture_at("sensu/create.json", t - 20), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
+    // The failure's next event: the spooled call goes first, placed, unanswered; this event's
+    // own calls queue behind it.
+    let r = run(&sb, &fake, &fixture_at("sensu/create.json", t - 10), &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("1 older request(s) for this incident are still spooled"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 3, "{}", r.stderr);
+    assert_eq!(fake.calls().iter().filter(|c| c.to == ONE).count(), 1, "{}", r.stderr);
+    // The flush finds that call placed: nobody is rung twice.
+    let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    fake.assert_no_violations();
+    let called: Vec<String> = fake.calls().iter().map(|c| c.to.clone()).collect();
+    assert_eq!(called, [TWO, ONE], "each person rung once: {}", r.stderr);
+    assert!(r.stderr.contains("the service had acted on it after all; not sent again"), "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty(), "{}", r.stderr);
+}

@@ -19,6 +19,8 @@
 //!   resolve of an incident nobody was paged for (no record) is skipped with that reason.
 //! - **acknowledge** (Nagios ACKNOWLEDGEMENT): nothing is sent; it is recorded, and it stops a
 //!   sequential run that is still calling (as a resolve does), on any host sharing the store.
+//!   Behind the incident's older requests (still spooled, or another invocation delivering for
+//!   it) it queues ([`Payload::Acknowledge`], exit 75), and a flush records it at its turn.
 //!
 //! A call whose fate is unknown (sent, no answer in time; or answered 5xx, which a gateway can
 //! return after Twilio created the call: [`classify_call`]) is spooled as such; before it is
@@ -109,9 +111,10 @@ pub struct Create {
     pub form: Vec<(String, String)>,
 }
 
-/// What the spool keeps of a Twilio delivery ([`Provider::Payload`]): one create request, or
-/// a whole sequential run. An entry of an earlier version is always a create request (the
-/// forms are told apart by their fields: a create has `resource` and `form`).
+/// What the spool keeps of a Twilio delivery ([`Provider::Payload`]): one create request, a
+/// whole sequential run, or an acknowledgement queued behind its incident's older requests. An
+/// entry of an earlier version is always a create request (the forms are told apart by their
+/// fields: a create has `resource` and `form`, a run `twiml`, an acknowledgement `acknowledge`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Payload {
@@ -120,6 +123,20 @@ pub enum Payload {
     /// A sequential run that could not finish (Twilio unreachable, the deadline), which a
     /// flush carries on ([`crate::sequential::Sequence`]).
     Sequence(crate::sequential::Sequence),
+    /// An acknowledgement that queued behind older requests of its incident (still spooled, or
+    /// another invocation delivering for it): it sends nothing, and a flush records it at its
+    /// turn ([`Provider::resume`]), as a run that is over.
+    Acknowledge(Acknowledge),
+}
+
+/// An acknowledgement as the spool keeps it ([`Payload::Acknowledge`]). Nothing is sent for
+/// it; it is queued rather than recorded at once because recorded ahead of its incident's older
+/// spooled requests (a RESOLVED SMS of unknown fate, a later failure's calls queued behind it),
+/// it made the flush drop them as superseded by it, though it had stopped none of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledge {
+    /// Always `true`: what tells this form apart from the others (the payload is untagged).
+    pub acknowledge: bool,
 }
 
 impl Payload {
@@ -127,7 +144,7 @@ impl Payload {
     fn create(&self) -> Option<&Create> {
         match self {
             Payload::Create(c) => Some(c),
-            Payload::Sequence(_) => None,
+            Payload::Sequence(_) | Payload::Acknowledge(_) => None,
         }
     }
 
@@ -146,7 +163,8 @@ impl Create {
 
 /// State-store key of the calls placed lately, per recipient, on any incident:
 /// `{"+1555…": [[noted, "attempt id", "CA…" or null, until], …]}` (Unix seconds), kept for
-/// [`SIDS_KEPT_SECS`]. An attempt is noted before its create request goes out, with the latest
+/// [`SIDS_KEPT_SECS`]. An attempt is noted before its create request goes out (one queued in
+/// the spool behind its incident's older requests, never sent, is not one), with the latest
 /// time that request could reach Twilio (`until`: its deadline), and gets its SID from
 /// Twilio's own answer — never from a guess; one whose handler died keeps `null`.
 ///
@@ -594,6 +612,7 @@ impl Provider for Twilio {
         match payload {
             Payload::Create(create) => Ok(self.request(Method::Post, create.resource.path(), Body::Form(create.form.clone()))),
             Payload::Sequence(_) => Err("a sequential run is not one request".into()),
+            Payload::Acknowledge(_) => Err("an acknowledgement sends nothing".into()),
         }
     }
 
@@ -674,14 +693,25 @@ impl Provider for Twilio {
         }
     }
 
-    /// A sequential run is carried on by a flush as a whole ([`Twilio::resume_sequence`]).
+    /// A sequential run is carried on by a flush as a whole ([`Twilio::resume_sequence`]), and
+    /// a queued acknowledgement is recorded at its turn.
     fn is_run(&self, payload: &Payload) -> bool {
-        matches!(payload, Payload::Sequence(_))
+        matches!(payload, Payload::Sequence(_) | Payload::Acknowledge(_))
     }
 
+    /// A queued acknowledgement, at its turn (the ledger decided it, after the requests queued
+    /// before it): nothing is sent, the last call of a run that ended mid-way is cancelled if it
+    /// still rings (as live), and the flush records it.
     fn resume(&self, ctx: &Ctx<'_, Self>, payload: &Payload, previous: Option<&Incident>, event_time: u64) -> Resumed {
         match payload {
             Payload::Sequence(page) => self.resume_sequence(ctx, page, previous, event_time),
+            Payload::Acknowledge(_) => {
+                let said = self.stop_left_off(ctx, previous).unwrap_or_default();
+                Resumed::Delivered(Done {
+                    detail: format!("(nothing sent: recorded after the requests queued before it{said})"),
+                    refs: Map::new(),
+                })
+            }
             Payload::Create(_) => Resumed::Failed(Outcome::Refused("a create request is not a run".into())),
         }
     }
@@ -736,21 +766,30 @@ impl Provider for Twilio {
                 }
             }
             Action::Resolve if self.notify_on_resolve => {
-                if let Some(said) = self.stop_left_off(ctx, job) {
+                if let Some(said) = self.stop_left_off(ctx, job.previous) {
                     ctx.log.info(said.trim_start_matches("; "));
                 }
                 let body = sms_text(&self.resolve_message, twiml::default_messages(&self.speech.language).resolve_message, job.event);
                 self.text_all(ctx, &self.recipients, &body, &mut sent);
             }
             Action::Resolve => {
-                let said = self.stop_left_off(ctx, job).unwrap_or_default();
+                let said = self.stop_left_off(ctx, job.previous).unwrap_or_default();
                 return Outcome::Delivered(Done {
                     detail: format!("(no call on resolve; set notify_on_resolve for a RESOLVED SMS{said})"),
                     refs: Map::new(),
                 });
             }
+            // Behind older requests of the incident (spooled, or another invocation's delivery
+            // in flight): queued, and recorded at its turn. Recorded now, it came before them in
+            // the ledger, and the flush dropped them as superseded by it (the RESOLVED SMS of an
+            // earlier recovery, the calls of a failure after it), as DESIGN.md's event order
+            // forbids: the spool is the tail of the incident's log.
+            Action::Acknowledge if ctx.behind_spooled() => {
+                let why = format!("{}; it sends nothing, and is recorded at its turn", ctx.queued_behind().unwrap_or_default());
+                return ctx.spool_run(&Payload::Acknowledge(Acknowledge { acknowledge: true }), None, &why).map(|_| Done::default());
+            }
             Action::Acknowledge => {
-                let said = self.stop_left_off(ctx, job).unwrap_or_default();
+                let said = self.stop_left_off(ctx, job.previous).unwrap_or_default();
                 return Outcome::Delivered(Done {
                     detail: format!("(nothing sent: recorded, and a sequential run still calling stops{said})"),
                     refs: Map::new(),
@@ -1042,8 +1081,14 @@ impl Twilio {
         to: &Recipient,
     ) -> Outcome<Option<String>> {
         ctx.log.debug(format!("POST {} to {}", resource.path(), to.label()));
-        // A call is noted before it goes out, and its SID once answered ([`SIDS_KEY`]).
-        let attempt = (resource == Resource::Calls && !ctx.dry_run).then(|| attempt_id(ctx.token().unwrap_or("-"), &to.phone));
+        // A call is noted before it goes out, and its SID once answered ([`SIDS_KEY`]). One that
+        // queues behind the incident's older requests ([`Ctx::queued_behind`]) does not go out
+        // now: noted, it stayed an attempt of unknown fate to that number, and the flush, unable
+        // to tell whose the one call nobody holds was, placed a call of unknown fate again and
+        // rang the person twice. The flush notes it before it places it
+        // ([`Provider::attempting`]).
+        let attempt = (resource == Resource::Calls && !ctx.dry_run && ctx.queued_behind().is_none())
+            .then(|| attempt_id(ctx.token().unwrap_or("-"), &to.phone));
         let store = ctx.store.filter(|_| attempt.is_some());
         let now = common::clock::now_unix();
         if let (Some(store), Some(id)) = (store, &attempt)

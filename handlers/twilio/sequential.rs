@@ -1081,12 +1081,13 @@ impl Twilio {
         }
     }
 
-    /// A resolve or acknowledge finding that a run ended mid-way ([`Notes`] in `job`'s record):
+    /// A resolve or acknowledge finding that a run ended mid-way ([`Notes`] in the incident's
+    /// record `previous`):
     /// its last call, and the calls it passed over with their fate unknown that may still ring
     /// ([`NotedCall::ringing_until`]), are cancelled while they are still queued or ringing
     /// ([`Twilio::cancel_if_ringing`]), and the notes are forgotten. A text for the log line.
-    pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, job: &Job<'_>) -> Option<String> {
-        let notes = Notes::left_off(job.previous, None)?;
+    pub(crate) fn stop_left_off(&self, ctx: &Ctx<'_, Twilio>, previous: Option<&Incident>) -> Option<String> {
+        let notes = Notes::left_off(previous, None)?;
         let known = Progress { placed: notes.calls.clone(), ..Progress::default() };
         let now = common::clock::now_unix();
         let last = notes.calls.len().saturating_sub(1);
