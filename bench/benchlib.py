@@ -87,8 +87,8 @@ def write_events(fixture, events, counts):
     return {p: [write_event(f"{p}-{i:05d}") for i in range(n)] for p, n in counts.items()}
 
 
-def write_flaps(fixtures, events, prefix, n):
-    """A check that keeps flapping: `n` events of one entity (client.name PREFIX-flap), failure
+def write_flaps(fixtures, events, entity, n):
+    """A check that keeps flapping: `n` events of one entity (client.name `entity`), failure
     and recovery in turn (the Sensu 1.x `fixtures`, a create and a resolve), one second apart in
     `check.executed`, all in the past (run them with PAGERPIPE_HOST_CLOCK_LATENESS large, so that
     those times order them). Each one turns the incident over: a failure of an incident the
@@ -101,9 +101,9 @@ def write_flaps(fixtures, events, prefix, n):
     paths = []
     for k in range(n):
         ev = dict(bases[k % 2])
-        ev["client"] = dict(ev["client"], name=f"{prefix}-flap")
+        ev["client"] = dict(ev["client"], name=entity)
         ev["check"] = dict(ev["check"], executed=start + k, issued=start + k)
-        p = os.path.join(events, f"{prefix}-flap-{k:05d}.json")
+        p = os.path.join(events, f"{entity}-{k:05d}.json")
         with open(p, "w") as f:
             json.dump(ev, f)
         paths.append(p)

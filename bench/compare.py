@@ -102,7 +102,8 @@ def main():
         pair = [a.fixture, os.path.join(os.path.dirname(a.fixture), "resolve.json")]
         for _, name, _, _ in variants:
             for p in (f"{name}flap", f"w{name}flap"):
-                ev[p] = write_flaps(pair, events, p, 2 * (n if p[0] != "w" else w))
+                count = n if p[0] != "w" else w
+                ev[p] = [write_flaps(pair, events, f"{p}-{run}", count) for run in ("timed", "rss")]
     env = {"PATH": PATH, secret: a.key}
     if a.handler == "twilio":
         env["PAGERPIPE_NOW"] = str(T0)
@@ -142,13 +143,13 @@ def main():
             cmds.append(cmd(f"{label} dedup skip", handler(path, f"state-{name}-dedup", extra), env,
                             lambda i, d=dedup: d, lambda i, d=dedup: d, f"{name}-dedup"))
             if flaps:
-                # Run i: event 2i of the flapping check timed, 2i+1 under /usr/bin/time: each
-                # turns the incident over. Both kinds are timed: failures at even i, recoveries
-                # at odd i (the RSS run then takes the other one).
-                fl = ev[f"{p}{name}flap"]
+                # Run i: event i of one flapping check timed, event i of another under
+                # /usr/bin/time: each turns its incident over, failures at even i, recoveries
+                # at odd i.
+                timed, rss = ev[f"{p}{name}flap"]
                 cmds.append(cmd(f"{label} flap", handler(path, f"state-{p}{name}-flap", extra),
                                 dict(env, PAGERPIPE_HOST_CLOCK_LATENESS="1000000000"),
-                                lambda i, fl=fl: fl[2 * i], lambda i, fl=fl: fl[2 * i + 1], f"{name}-flap"))
+                                lambda i, t=timed: t[i], lambda i, r=rss: r[i], f"{name}-flap"))
         return cmds
 
     run = measure(make, n, w, a.url)

@@ -69,6 +69,7 @@ on_every_store!(
     a_failure_arriving_while_a_resolve_is_in_flight_pages,
     a_recovery_after_a_trigger_killed_in_flight_over_a_resolved_incident_resolves_it,
     a_failure_after_a_resolve_killed_in_flight_pages,
+    a_failure_queued_behind_a_resolve_that_was_then_killed_pages_after_it,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
     a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
     recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
@@ -709,16 +710,22 @@ fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
 /// (SIGKILL by PID) once the fake has the request: a handler killed after the service acted on
 /// its request, before it could record it (the monitoring system's handler timeout, kill -9).
 fn killed_once_pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, input: &[u8]) {
+    let mut victim = pagerduty_has_it(sb, fake, input);
+    victim.kill().expect("SIGKILL the handler by its PID");
+    let _ = victim.wait();
+}
+
+/// [`killed_once_pagerduty_has_it`] without the kill: the handler, waiting for its answer.
+fn pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, input: &[u8]) -> Child {
     let seen = fake.events().len();
     fake.then(&[Script::Gated]);
     // Its Redis lease runs out 600 ms after its death (5 s by default): the next event waits
     // for that within its deadline.
     let mut command = sb.command(&with_url(&fake.url, &["--timeout", "10s"]));
     command.env(common::state::redis::LEASE_ENV, "600");
-    let mut victim = spawn_command(command, input);
+    let victim = spawn_command(command, input);
     wait_until("the request to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() > seen).then_some(()), String::new);
-    victim.kill().expect("SIGKILL the handler by its PID");
-    let _ = victim.wait();
+    victim
 }
 
 /// A failure, its recovery, then the check fails again: that trigger reaches PagerDuty, which
@@ -760,6 +767,34 @@ fn a_failure_after_a_resolve_killed_in_flight_pages(store: Store) {
     fake.open_gate();
     let seen = actions(&fake.events());
     assert_eq!(seen.last().map(String::as_str), Some("trigger"), "PagerDuty's last word is the failure: {seen:?}\n{}", r.stderr);
+    let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
+    fake.assert_no_violations();
+}
+
+/// An open incident's recovery reaches PagerDuty, which resolves it, and waits for its answer;
+/// meanwhile the check fails again, and that failure, finding the incident busy, queues
+/// behind it in the spool (exit 75). Then the recovery's handler is killed. The flush sends
+/// the recovery again (its fate is unknown) before the failure, which then pages: PagerDuty's
+/// last word is the failure. Before, the killed recovery was spooled at the flush, behind the
+/// failure: the failure was skipped as a repeat of the open record, the recovery then
+/// superseded by it, and PagerDuty kept the incident resolved while the check failed. Found
+/// in review.
+fn a_failure_queued_behind_a_resolve_that_was_then_killed_pages_after_it(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let mut resolving = pagerduty_has_it(&sb, &fake, &resolve(T0 + 60));
+    let queued = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "2s"]);
+    exits(&queued, 75);
+    resolving.kill().expect("SIGKILL the handler by its PID");
+    let _ = resolving.wait();
+    let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
+    exits(&flushed, 0);
+    fake.open_gate();
+    let seen = actions(&fake.events());
+    assert_eq!(seen.last().map(String::as_str), Some("trigger"), "PagerDuty's last word is the failure: {seen:?}\n{}", flushed.stderr);
     let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
     assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));

@@ -86,6 +86,14 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
             (None, false)
         }
     };
+    // Requests noted in flight: a delivery is under way, or a handler died mid-request. A real
+    // run waits for the one, or settles the other's (spooled as of unknown fate, looked up or
+    // sent again) before it decides this event.
+    if let Some(n) = record.as_ref().map(|r| r.inflight.len()).filter(|n| *n > 0) {
+        lines.push(format!(
+            "ledger: {n} request(s) noted in flight (a delivery under way, or left by a handler that died): a real run settles them first, then decides this event"
+        ));
+    }
     if let Some(p) = proposal {
         lines.push(match super::decide::<P>(record.as_ref(), known, p, *now) {
             Verdict::Send => format!("ledger verdict: send the {} (event time {})", p.action.name(), crate::clock::rfc3339(p.event_time)),

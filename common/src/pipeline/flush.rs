@@ -84,6 +84,19 @@ pub struct Report {
     pub stopped: Option<String>,
 }
 
+impl Report {
+    /// Count in what a nested run (one incident's entries) reported.
+    fn add(&mut self, other: Report) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.dropped += other.dropped;
+        self.remaining += other.remaining;
+        if self.stopped.is_none() {
+            self.stopped = other.stopped;
+        }
+    }
+}
+
 /// Delivers spooled entries of one handler.
 pub(super) struct Flusher<'a, P: Provider> {
     spool: Option<&'a Spool>,
@@ -210,6 +223,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
         // Claims on incidents this flush delivers without a hold ([`Spool::claim`]), kept
         // until it is done.
         let mut claims: HashMap<String, spool::Claim> = HashMap::new();
+        // Incidents whose entries a nested run delivered (after adopting requests left in
+        // flight): its report counts them.
+        let mut done: HashSet<String> = HashSet::new();
         for name in listing.names {
             let hash = spool::key_hash_of_name(&name).to_string();
             if !wanted(&hash) {
@@ -235,7 +251,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     continue;
                 }
             };
-            if only.is_some_and(|k| k != entry.incident_key) {
+            if only.is_some_and(|k| k != entry.incident_key) || done.contains(&entry.incident_key) {
                 continue;
             }
             let incident = entry.incident_key.clone();
@@ -284,6 +300,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 _ => None,
             };
+            // A handler that died holding the incident (killed while another flush, or this
+            // one, waited for its hold) may have left requests noted in flight, of unknown
+            // fate: they go first, where they were noted, ahead of what queued behind them
+            // meanwhile, so the incident's entries are delivered from a fresh listing, holding
+            // the incident throughout.
+            if hold.is_some() && self.adopted(&entry) > 0 {
+                let inner = self.run(client, deadline, wanted, Some(&incident), Some(&incident), wait);
+                report.add(inner);
+                done.insert(incident);
+                continue;
+            }
             // Without a hold (no store, or it failed), the claim in the spool directory keeps
             // another flush off the incident's entries until this one is done with them
             // (carrying on one Twilio sequential run twice called its first person twice).
@@ -409,6 +436,21 @@ impl<'a, P: Provider> Flusher<'a, P> {
             report.stopped = waiting;
         }
         report
+    }
+
+    /// Move the requests a handler that died left noted in flight for `entry`'s incident to
+    /// the spool ([`super::adopt_inflight`]); how many. Call it holding the incident.
+    fn adopted(&self, entry: &Entry) -> usize {
+        let Some(store) = self.store() else { return 0 };
+        let Ok(Some(record)) = state::get(store, &entry.incident_key) else { return 0 };
+        if record.inflight.is_empty() {
+            return 0;
+        }
+        let secrets = match &*self.provider(&entry.overrides) {
+            Ok(p) => p.secrets(),
+            Err(_) => Vec::new(),
+        };
+        super::adopt_inflight(Some(store), self.spool, &entry.incident_key, Some(&record), &secrets, self.log)
     }
 
     /// Move `name` to `failed/` with `why`, logged as an error when `refused`; whether it moved

@@ -673,10 +673,12 @@ pub trait Provider: Sized {
         None
     }
 
-    /// Whether a request [`Provider::lookup`] can look up is noted in the incident's record
-    /// while in flight, so that the next holder looks it up should this process die before
-    /// the answer ([`state::take_inflight`]): right for a request that is the whole page (a
-    /// Twilio call). Not for one whose page goes on after it in steps that are not noted
+    /// Whether a request [`Provider::lookup`] can look up, or one whose delivery turns the
+    /// incident over (a failure of an incident the record holds resolved, a recovery of one it
+    /// holds open: [`turns_over`]), is noted in the incident's record while in flight, so that
+    /// the next holder looks it up, or sends it again, should this process die before the
+    /// answer ([`state::take_inflight`]): right for a request that is the whole page (a
+    /// Twilio call, a PagerDuty event). Not for one whose page goes on after it in steps that are not noted
     /// (Slack's war room: the create, then the topic, invites and the alert): adopted alone,
     /// its lookup or second create was taken for the page and the alert never went out; the
     /// next event opens the war room itself and finds the room the dead one made. Default: yes.
@@ -1479,7 +1481,11 @@ pub(crate) fn adopt_inflight(
         }
         entry.fate = Fate::Unknown;
         let private = holds_secret(&entry.overrides, secrets);
-        match spool.map(|s| s.push(&entry, private)) {
+        // Queued where it was noted, when it went out: ahead of what queued behind that
+        // delivery while it was in flight (a failure queued behind a recovery that was then
+        // killed: the recovery, sent again first, leaves the failure to page).
+        let noted = (std::time::UNIX_EPOCH + std::time::Duration::from_secs(entry.created)).min(std::time::SystemTime::now());
+        match spool.map(|s| s.push_at(&entry, private, noted)) {
             Some(Ok(name)) => {
                 moved += 1;
                 log.warn(format!(

@@ -346,11 +346,15 @@ pub struct Incident {
     pub stop: Option<Stop>,
     /// Provider references: Reactio `incident_id`, Twilio `call_sids`, Slack `channel`/`ts` …
     pub refs: Map<String, Value>,
-    /// Requests being sent right now that must not be sent twice blindly (a Twilio call, which
-    /// the provider can look up): noted before they go out and removed once their fate is
-    /// known ([`note_inflight`]). One still here when the incident is free again belonged to
-    /// a holder that died mid-request: it is spooled as a request of unknown fate, looked up
-    /// before it is sent again ([`take_inflight`]).
+    /// Requests being sent right now whose fate the next holder must settle should their
+    /// sender die: one that must not be sent twice blindly (a Twilio call, which the provider
+    /// can look up), and one that turns the incident over (a PagerDuty trigger of a resolved
+    /// incident: killed after the service acted on it, the record would stay resolved).
+    /// Noted before they go out and removed once their fate is known or recorded
+    /// ([`note_inflight`]). One still here when the incident is free again belonged to a
+    /// holder that died mid-request: it is spooled as a request of unknown fate, looked up
+    /// (where the service allows) or sent again before the incident's next event
+    /// ([`take_inflight`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inflight: Vec<crate::spool::Entry>,
     /// What a long delivery has done so far, noted as it goes ([`note_progress`]): Twilio's
@@ -772,10 +776,15 @@ pub fn record_durability(current: Option<&Incident>, p: &Proposal, repeats: Repe
 /// Record that the service accepted `p` for `key` at `now` (see [`apply`]), as durably as
 /// [`record_durability`] says of the record it replaces, for a service whose repeats are
 /// `repeats`; a resolved incident's record is forgotten [`CLOSED_RECORD_TTL`] later. An
-/// acknowledge of an incident that is not open writes nothing (there is nothing to remember).
+/// acknowledge of an incident that is not open notes only its event time, and only when there
+/// is no record of the incident (there is nothing else to remember); that record is forgotten
+/// as a closed one is.
 ///
 /// The durability is decided from the record read under the lock of the write itself, not
-/// from an earlier read ([`Store::update_deciding`]).
+/// from an earlier read ([`Store::update_deciding`]); an acknowledgement's expiry from the
+/// record read just before (call it holding the incident: in the fallbacks that deliver
+/// without the hold, an open record written in between would get a closed one's expiry, and
+/// a resolve then goes out without it, as for any incident with no record).
 ///
 /// Errors: as [`Store::update_deciding`].
 pub fn record(
@@ -935,8 +944,10 @@ pub fn open_refs_known(store: &dyn Store, name: &str, as_key: &str) -> Map<Strin
     known
 }
 
-/// Note `entry` as in flight for `key` (volatile: it matters only while processes run, and a
-/// machine crash kills the request with its process).
+/// Note `entry` as in flight for `key`. Volatile (no `fsync`): it matters when its sender is
+/// killed, which leaves the page cache as it was; a machine crash after the service acted on
+/// the request, before its record, can lose it (the record then stays in its old state, as
+/// before notes existed).
 ///
 /// Errors: as [`Store::update_with`].
 pub fn note_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
