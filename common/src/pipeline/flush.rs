@@ -280,11 +280,19 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 report.remaining += 1;
                 continue;
             }
-            // The incident's hold, unless this process has it already.
+            // The incident's hold, unless this process has it already; whether another
+            // holder had it first (this flush waited for it to be done, or to die).
+            let mut waited = false;
             let hold = match (self.store(), held == Some(entry.incident_key.as_str())) {
                 (Some(store), false) => {
-                    let until = if wait { Instant::now() + deadline.remaining() } else { Instant::now() };
-                    match store.hold(&entry.incident_key, until) {
+                    let taken = match store.hold(&entry.incident_key, Instant::now()) {
+                        Ok(None) if wait => {
+                            waited = true;
+                            store.hold(&entry.incident_key, Instant::now() + deadline.remaining())
+                        }
+                        taken => taken,
+                    };
+                    match taken {
                         Ok(Some(h)) => Some(h),
                         Ok(None) => {
                             self.log.debug(format!("spool: {} is busy in another invocation; its entries wait", entry.incident_key));
@@ -300,12 +308,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 _ => None,
             };
-            // A handler that died holding the incident (killed while another flush, or this
-            // one, waited for its hold) may have left requests noted in flight, of unknown
-            // fate: they go first, where they were noted, ahead of what queued behind them
-            // meanwhile, so the incident's entries are delivered from a fresh listing, holding
-            // the incident throughout.
-            if hold.is_some() && self.adopted(&entry) > 0 {
+            // A handler that held the incident while this flush waited for it, and died, may
+            // have left requests noted in flight, of unknown fate: they go first, where they
+            // were noted, ahead of what queued behind them meanwhile, so the incident's entries
+            // are delivered from a fresh listing, holding the incident throughout. (A flush
+            // that found the incident free leaves the notes to the next event's holder, as
+            // before: one another host left for a request it spooled itself is settled there,
+            // and judging this host's entries against it, not the record alone, is what keeps
+            // a superseded trigger from resolving the incident again over it.)
+            if waited && hold.is_some() && self.adopted(&entry) > 0 {
                 let inner = self.run(client, deadline, wanted, Some(&incident), Some(&incident), wait);
                 report.add(inner);
                 done.insert(incident);
