@@ -425,6 +425,19 @@ pub fn nagios_ack<'a>(cmd: &'a mut Command, author: &str) -> &'a mut Command {
     nagios_critical(cmd, "ACKNOWLEDGEMENT").env("NAGIOS_SERVICEACKAUTHOR", author)
 }
 
+/// Run `sb`'s handler against `url` with `--from nagios` on the Nagios environment of a
+/// `kind` notification (`ACKNOWLEDGEMENT`: by bob, [`nagios_ack`]; else a CRITICAL
+/// [`nagios_critical`] of that type) of `web-01`'s `check_disk`, at `NAGIOS_TIMET` `at`.
+pub fn nagios_at(sb: &Sandbox, url: &str, kind: &str, at: i64) -> Run {
+    let mut cmd = sb.command(&["--api-url", url, "--from", "nagios"]);
+    match kind {
+        "ACKNOWLEDGEMENT" => nagios_ack(&mut cmd, "bob"),
+        _ => nagios_critical(&mut cmd, kind),
+    };
+    cmd.env("NAGIOS_TIMET", at.to_string());
+    run_command(cmd, b"")
+}
+
 /// Spawn `cmd`, feed `stdin`, wait. Panics only on spawn failure.
 pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
     let start = Instant::now();

@@ -1457,10 +1457,18 @@ pub(crate) fn adopt_inflight(
     if record.is_none_or(|r| r.inflight.is_empty()) {
         return 0;
     }
-    let taken = match state::take_inflight(store, key) {
-        Ok(t) => t,
-        Err(e) => {
+    let Some(spool) = spool else {
+        if let Err(e) = state::take_inflight(store, key) {
             log.warn(format!("cannot take the requests left in flight for {key}: {e:#}"));
+        }
+        log.warn(format!("{key}: a request was left in flight and there is no spool to look it up from"));
+        return 0;
+    };
+    // Read again under the hold: the caller's copy may be from before it.
+    let noted = match state::get(store, key) {
+        Ok(record) => record.map(|r| r.inflight).unwrap_or_default(),
+        Err(e) => {
+            log.warn(format!("cannot read the requests left in flight for {key}: {e:#}"));
             return 0;
         }
     };
@@ -1468,33 +1476,44 @@ pub(crate) fn adopt_inflight(
     // cleared the note, left both: the queued copy is the one that goes on. Spooled again, a
     // run whose first copy ended with nobody answering (which records nothing) called everyone
     // again from the top.
-    let queued: std::collections::HashSet<String> =
-        spool.map(|s| spooled_tail(s, key).into_iter().map(|e| e.token).collect()).unwrap_or_default();
+    let queued: std::collections::HashSet<String> = spooled_tail(spool, key).into_iter().map(|e| e.token).collect();
+    // Each note is removed only once its request is in the spool: a kill, or a full disk, in
+    // between leaves the note for the next holder, never neither (the queued copy is then
+    // recognised by its token, above).
+    let settled = |note: &spool::Entry| {
+        if let Err(e) = state::clear_inflight(store, key, note) {
+            log.warn(format!("cannot clear the in-flight note of {key} (spooled; its token keeps it from being spooled twice): {e:#}"));
+        }
+    };
     let mut moved = 0;
-    for mut entry in taken {
-        if queued.contains(&entry.token) {
-            log.info(format!("{key}: a {} request noted in flight is already spooled; that entry carries it on", entry.action.name()));
+    for note in noted {
+        if queued.contains(&note.token) {
+            log.info(format!("{key}: a {} request noted in flight is already spooled; that entry carries it on", note.action.name()));
             // Spooled here after this invocation listed the spool (by the holder it waited
             // for): counted, so that it is delivered, or looked up, before the event at hand.
             moved += 1;
+            settled(&note);
             continue;
         }
+        let mut entry = note.clone();
         entry.fate = Fate::Unknown;
         let private = holds_secret(&entry.overrides, secrets);
         // Queued where it was noted, when it went out: ahead of what queued behind that
         // delivery while it was in flight (a failure queued behind a recovery that was then
         // killed: the recovery, sent again first, leaves the failure to page).
-        let noted = (std::time::UNIX_EPOCH + std::time::Duration::from_secs(entry.created)).min(std::time::SystemTime::now());
-        match spool.map(|s| s.push_at(&entry, private, noted)) {
-            Some(Ok(name)) => {
+        let at = (std::time::UNIX_EPOCH + std::time::Duration::from_secs(entry.created)).min(std::time::SystemTime::now());
+        match spool.push_at(&entry, private, at) {
+            Ok(name) => {
                 moved += 1;
                 log.warn(format!(
                     "{key}: a {} request was in flight when its handler ended; spooled as {name} (its fate is unknown: looked up where the service allows, else sent again, before what follows)",
                     entry.action.name()
                 ));
+                settled(&note);
             }
-            Some(Err(e)) => log.error(format!("{key}: a request left in flight cannot be spooled ({e:#}); the event at hand goes on")),
-            None => log.warn(format!("{key}: a request was left in flight and there is no spool to look it up from")),
+            Err(e) => {
+                log.error(format!("{key}: a request left in flight cannot be spooled ({e:#}); left noted, and the event at hand goes on"))
+            }
         }
     }
     moved
