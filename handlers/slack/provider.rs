@@ -1171,6 +1171,9 @@ impl<'a> Session<'a> {
         // them all first must not cost another's page.
         let mut names = (first..first + MAX_NAME_TRIES).map(name_for).chain(std::iter::once(name::with_random_suffix(&base)));
         let mut name = names.next().unwrap_or_else(|| base.clone());
+        if self.job.previous.is_some_and(|p| !p.open && p.last_action.is_some()) {
+            self.note_turning_over(asked);
+        }
         let channel = loop {
             match self.call(Call::Create { name: name.clone(), is_private: *is_private, asked }) {
                 Ok(body) => {
@@ -1208,6 +1211,26 @@ impl<'a> Session<'a> {
         };
         self.refs.extend(channel.refs());
         self.war_room_steps(Some(channel))
+    }
+
+    /// Note this failure in flight, before its war room is opened, as a failure decided at the
+    /// flush ([`Sent::queued`]), when it turns the incident over (the ledger holds it
+    /// resolved). Killed before its record (Sensu's handler timeout, kill -9), this attempt left
+    /// the ledger saying "resolved": the recovery that came next was skipped as a repeat, and
+    /// the new room kept the failure for good. Now the next holder spools the note, and the
+    /// flush opens the war room ([`Slack::decide_queued`]: on `name_taken` the room this attempt
+    /// made, created since `asked`, Unix seconds) and posts its alert there, before the event
+    /// at hand, which then finds the room. The live steps themselves are not noted
+    /// ([`Provider::note_in_flight`]); a first war room (no record) is opened by the next event
+    /// itself.
+    fn note_turning_over(&self, asked: u64) {
+        let stored = self.job.previous.and_then(|p| Stored::from_refs(&p.refs));
+        let link = self.link();
+        let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
+        let call = Call::Post { channel: stored.map(|s| s.channel_id), thread: Thread::Root, message };
+        let Some(mut room) = self.replacement(&call) else { return };
+        room.asked = asked;
+        self.ctx.note_run_in_flight(&Sent { call, live: false, closes: false, or_else: Some(room), replacing: false, queued: true });
     }
 
     /// The channel named `name` that an earlier attempt of this war room created (since
