@@ -675,7 +675,7 @@ pub trait Provider: Sized {
 
     /// Whether a request [`Provider::lookup`] can look up, or one whose delivery turns the
     /// incident over (a failure of an incident the record holds resolved, a recovery of one it
-    /// holds open: [`turns_over`]), is noted in the incident's record while in flight, so that
+    /// holds open), is noted in the incident's record while in flight, so that
     /// the next holder looks it up, or sends it again, should this process die before the
     /// answer ([`state::take_inflight`]): right for a request that is the whole page (a
     /// Twilio call, a PagerDuty event). Not for one whose page goes on after it in steps that are not noted
