@@ -445,6 +445,47 @@ impl WarRooms {
     }
 }
 
+/// One step of a round of [`slack_rounds`]: the Sensu 1.x fixture, its time after the round's
+/// first (seconds), and whether its handler is killed (SIGKILL by PID) at a pseudo-random
+/// point of opening a war room instead of run to its end (which must exit 0).
+type SlackStep = (&'static str, i64, bool);
+
+/// Play `steps` for `rounds` incidents in each of `lanes` lanes side by side, against the
+/// Slack sandbox `sb` whose fake at `url` answers each call after `answer_ms`: lane `l`'s round
+/// `r` is client `{entity}-{l}`, check `r{r}x` (its war rooms' names hold
+/// `{entity}-{l}-r{r}x`). A killed step dies 0 to 4 answers and 60 ms after its start, the
+/// point drawn from a pseudo-random sequence seeded with `seed` plus the lane.
+fn slack_rounds(sb: &Sandbox, url: &str, (lanes, rounds): (usize, usize), answer_ms: u64, seed: u64, entity: &str, steps: &[SlackStep]) {
+    std::thread::scope(|s| {
+        for lane in 0..lanes {
+            s.spawn(move || {
+                let mut rng = Lcg(seed + lane as u64);
+                let command = || slack_command(sb, url, &[]);
+                for round in 0..rounds {
+                    let t = T0 + 10 * round as i64;
+                    let at = |rel: &str, t: i64| {
+                        event(rel, t, |ev| {
+                            ev["client"]["name"] = json!(format!("{entity}-{lane}"));
+                            ev["check"]["name"] = json!(format!("r{round}x"));
+                        })
+                    };
+                    for &(rel, after, killed) in steps {
+                        if killed {
+                            let mut victim = spawn_command(command(), &at(rel, t + after));
+                            std::thread::sleep(Duration::from_millis(rng.below(4 * answer_ms + 60)));
+                            victim.kill().expect("SIGKILL the handler by its PID");
+                            let _ = victim.wait();
+                        } else {
+                            let r = run_command(command(), &at(rel, t + after));
+                            assert_eq!(r.code, Some(0), "lane {lane} round {round}: {rel} at +{after} s: {}", r.stderr);
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// handler-slack killed with SIGKILL at pseudo-random points of opening a war room (create,
 /// topic, invite, alert: Slack answers each after 40 ms, kills land 0–220 ms after the start),
 /// each followed by the same failure again and then its recovery. Each incident (one per lane
@@ -462,33 +503,8 @@ fn kill_9_at_random_points_of_slack_war_rooms_opens_one_room_per_incident_and_cl
     const ROUNDS: usize = 20;
     const ANSWER_MS: u64 = 40;
     let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * LANES * ROUNDS) else { return };
-    let url = fake.api_url();
-    std::thread::scope(|s| {
-        for lane in 0..LANES {
-            let (sb, url) = (&sb, &url);
-            s.spawn(move || {
-                let mut rng = Lcg(0x51ac_0000 + lane as u64);
-                let command = || slack_command(sb, url, &[]);
-                for round in 0..ROUNDS {
-                    let t = T0 + 10 * round as i64;
-                    let at = |rel: &str, t: i64| {
-                        event(rel, t, |ev| {
-                            ev["client"]["name"] = json!(format!("room-{lane}"));
-                            ev["check"]["name"] = json!(format!("r{round}x"));
-                        })
-                    };
-                    let mut victim = spawn_command(command(), &at("sensu/create.json", t));
-                    std::thread::sleep(Duration::from_millis(rng.below(4 * ANSWER_MS + 60)));
-                    victim.kill().expect("SIGKILL the handler by its PID");
-                    let _ = victim.wait();
-                    let next = run_command(command(), &at("sensu/create.json", t + 1));
-                    assert_eq!(next.code, Some(0), "lane {lane} round {round}: the event after a killed one: {}", next.stderr);
-                    let r = run_command(command(), &at("sensu/resolve.json", t + 2));
-                    assert_eq!(r.code, Some(0), "lane {lane} round {round} recovery: {}", r.stderr);
-                }
-            });
-        }
-    });
+    let steps = [("sensu/create.json", 0, true), ("sensu/create.json", 1, false), ("sensu/resolve.json", 2, false)];
+    slack_rounds(&sb, &fake.api_url(), (LANES, ROUNDS), ANSWER_MS, 0x51ac_0000, "room", &steps);
     let (mut tally, mut unrecovered) = (WarRooms::default(), Vec::new());
     let channels = fake.created();
     for lane in 0..LANES {
@@ -528,35 +544,13 @@ fn kill_9_at_random_points_of_a_slack_war_room_after_a_recovery_leaves_no_room_o
     const ROUNDS: usize = 8;
     const ANSWER_MS: u64 = 40;
     let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * LANES * ROUNDS) else { return };
-    let url = fake.api_url();
-    std::thread::scope(|s| {
-        for lane in 0..LANES {
-            let (sb, url) = (&sb, &url);
-            s.spawn(move || {
-                let mut rng = Lcg(0x7e0f_0000 + lane as u64);
-                let command = || slack_command(sb, url, &[]);
-                for round in 0..ROUNDS {
-                    let t = T0 + 10 * round as i64;
-                    let at = |rel: &str, t: i64| {
-                        event(rel, t, |ev| {
-                            ev["client"]["name"] = json!(format!("flap-{lane}"));
-                            ev["check"]["name"] = json!(format!("r{round}x"));
-                        })
-                    };
-                    for (rel, t) in [("sensu/create.json", t), ("sensu/resolve.json", t + 1)] {
-                        let r = run_command(command(), &at(rel, t));
-                        assert_eq!(r.code, Some(0), "lane {lane} round {round} {rel}: {}", r.stderr);
-                    }
-                    let mut victim = spawn_command(command(), &at("sensu/create.json", t + 2));
-                    std::thread::sleep(Duration::from_millis(rng.below(4 * ANSWER_MS + 60)));
-                    victim.kill().expect("SIGKILL the handler by its PID");
-                    let _ = victim.wait();
-                    let r = run_command(command(), &at("sensu/resolve.json", t + 3));
-                    assert_eq!(r.code, Some(0), "lane {lane} round {round}: the recovery after a killed failure: {}", r.stderr);
-                }
-            });
-        }
-    });
+    let steps = [
+        ("sensu/create.json", 0, false),
+        ("sensu/resolve.json", 1, false),
+        ("sensu/create.json", 2, true),
+        ("sensu/resolve.json", 3, false),
+    ];
+    slack_rounds(&sb, &fake.api_url(), (LANES, ROUNDS), ANSWER_MS, 0x7e0f_0000, "flap", &steps);
     let channels = fake.created();
     let mut left_open = Vec::new();
     for lane in 0..LANES {
