@@ -602,6 +602,12 @@ impl Slack {
         if previous.is_some_and(|p| !p.open && p.last_action.is_some()) {
             return reopening(true, stored.map_or_else(|| "its war room".to_string(), |s| s.shown()));
         }
+        // A first war room's failure noted in flight by a handler that died opening it
+        // ([`Session::note_turning_over`]: no room to post to): the room is opened now, as that
+        // handler would have, unless another event opened one meanwhile.
+        if matches!(&sent.call, Call::Post { channel: None, .. }) && previous.is_none_or(|p| !p.open) {
+            return reopening(true, "its war room".to_string());
+        }
         let Call::Post { channel, thread, message } = &sent.call else {
             return Resumed::Failed(Outcome::Refused("only a message is queued to be decided at the flush".into()));
         };
@@ -707,11 +713,17 @@ impl Reopening<'_, '_> {
             }
         };
         let shown = gone.as_deref().unwrap_or("its war room");
-        let mut notes = vec![match self.anew {
-            true => format!("a new incident: {shown} recovered meanwhile"),
-            false => format!("{shown} is gone"),
+        // No incident applied before it: the first war room, which a handler that died was
+        // opening ([`Session::note_turning_over`]).
+        let first = self.anew && self.previous.is_none_or(|p| p.last_action.is_none());
+        let mut notes = vec![match (self.anew, first) {
+            (true, true) => "the war room a handler that died was opening".to_string(),
+            (true, false) => format!("a new incident: {shown} recovered meanwhile"),
+            (false, _) => format!("{shown} is gone"),
         }];
-        if opening.channel_id.is_none() && self.anew {
+        if opening.channel_id.is_none() && first {
+            ctx.log.info(format!("{}: opening the war room a handler that died was opening", ctx.incident_key));
+        } else if opening.channel_id.is_none() && self.anew {
             ctx.log.info(format!("{}: {shown} recovered since this failure was queued; opening a new war room", ctx.incident_key));
         } else if opening.channel_id.is_none() {
             ctx.log.warn(format!("war room {shown} is gone; opening a new one for {}", ctx.incident_key));
@@ -1171,7 +1183,7 @@ impl<'a> Session<'a> {
         // them all first must not cost another's page.
         let mut names = (first..first + MAX_NAME_TRIES).map(name_for).chain(std::iter::once(name::with_random_suffix(&base)));
         let mut name = names.next().unwrap_or_else(|| base.clone());
-        if self.job.previous.is_some_and(|p| !p.open && p.last_action.is_some()) {
+        if self.job.previous.is_none_or(|p| !p.open) {
             self.note_turning_over(asked);
         }
         let channel = loop {
@@ -1214,15 +1226,14 @@ impl<'a> Session<'a> {
     }
 
     /// Note this failure in flight, before its war room is opened, as a failure decided at the
-    /// flush ([`Sent::queued`]), when it turns the incident over (the ledger holds it
-    /// resolved). Killed before its record (Sensu's handler timeout, kill -9), this attempt left
-    /// the ledger saying "resolved": the recovery that came next was skipped as a repeat, and
-    /// the new room kept the failure for good. Now the next holder spools the note, and the
-    /// flush opens the war room ([`Slack::decide_queued`]: on `name_taken` the room this attempt
-    /// made, created since `asked`, Unix seconds) and posts its alert there, before the event
-    /// at hand, which then finds the room. The live steps themselves are not noted
-    /// ([`Provider::note_in_flight`]); a first war room (no record) is opened by the next event
-    /// itself.
+    /// flush ([`Sent::queued`]), when the ledger holds no open incident (resolved, or none).
+    /// Killed before its record (Sensu's handler timeout, kill -9), this attempt left the
+    /// ledger saying "resolved", or nothing: the recovery that came next was skipped (as a
+    /// repeat, or as "no war room was opened"), and the new room kept the failure for good.
+    /// Now the next holder spools the note, and the flush opens the war room
+    /// ([`Slack::decide_queued`]: on `name_taken` the room this attempt made, created since
+    /// `asked`, Unix seconds) and posts its alert there, before the event at hand, which then
+    /// finds the room. The live steps themselves are not noted ([`Provider::note_in_flight`]).
     fn note_turning_over(&self, asked: u64) {
         let stored = self.job.previous.and_then(|p| Stored::from_refs(&p.refs));
         let link = self.link();
