@@ -396,9 +396,10 @@ impl Provider for Slack {
     }
 
     /// A live create is not noted in flight: the war room's topic, invites and alert come
-    /// after it, and only the create would be looked up or sent again after a kill. The next
-    /// event opens the war room itself: `name_taken`, then the room the killed attempt made
-    /// ([`api::find_own`], by its topic when it got that far).
+    /// after it, and only the create would be looked up or sent again after a kill. The war
+    /// room as a whole is noted instead, before the create ([`Session::note_turning_over`]):
+    /// the next holder opens it (`name_taken`, then the room the killed attempt made,
+    /// [`api::find_own`]) and posts its alert.
     fn note_in_flight(&self, sent: &Sent) -> bool {
         !sent.live
     }

@@ -675,10 +675,10 @@ pub trait Provider: Sized {
 
     /// Whether a request [`Provider::lookup`] can look up, or one whose delivery turns the
     /// incident over (a failure of an incident the record holds resolved, a recovery of one it
-    /// holds open), is noted in the incident's record while in flight, so that
-    /// the next holder looks it up, or sends it again, should this process die before the
-    /// answer ([`state::take_inflight`]): right for a request that is the whole page (a
-    /// Twilio call, a PagerDuty event). Not for one whose page goes on after it in steps that are not noted
+    /// holds open), is noted in the incident's record while in flight, so that the next holder
+    /// looks it up, or sends it again, should this process die before the answer
+    /// ([`state::take_inflight`]): right for a request that is the whole page (a Twilio call,
+    /// a PagerDuty event). Not for one whose page goes on after it in steps that are not noted
     /// (Slack's war room: the create, then the topic, invites and the alert): adopted alone,
     /// its lookup or second create was taken for the page and the alert never went out; the
     /// next event opens the war room itself and finds the room the dead one made. Default: yes.
