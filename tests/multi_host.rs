@@ -1763,20 +1763,7 @@ fn a_resolve_of_unknown_fate_reaching_pagerduty_after_an_acknowledged_failure_le
     let hosts = pagerduty_hosts(2);
     let now = unix_now();
     let nagios = |host: usize, kind: &str, at: i64, timeout: &str| {
-        let mut cmd = hosts[host].command(&["--api-url", &fake.url, "--from", "nagios", "--timeout", timeout, "--state-store", &redis.url]);
-        cmd.env("NAGIOS_TIMET", at.to_string());
-        match kind {
-            "RECOVERY" => {
-                crate::util::nagios_critical(&mut cmd, kind).env("NAGIOS_SERVICESTATE", "OK").env("NAGIOS_SERVICEOUTPUT", "DISK OK");
-            }
-            "ACKNOWLEDGEMENT" => {
-                crate::util::nagios_ack(&mut cmd, "bob");
-            }
-            _ => {
-                crate::util::nagios_critical(&mut cmd, kind);
-            }
-        }
-        crate::util::run_command(cmd, b"")
+        crate::util::nagios_at(&hosts[host], &["--api-url", &fake.url, "--timeout", timeout, "--state-store", &redis.url], kind, at)
     };
     let r = nagios(0, "PROBLEM", now - 40, "10s");
     assert_eq!(r.code, Some(0), "{}", r.stderr);

@@ -687,7 +687,7 @@ fn a_problem_arriving_after_its_acknowledgement_is_superseded() {
     let fake = FakePagerDuty::start(&[]);
     let sb = sandbox();
     let now = crate::util::unix_now();
-    let nagios = |kind: &str, at: i64| crate::util::nagios_at(&sb, &fake.url, kind, at);
+    let nagios = |kind: &str, at: i64| crate::util::nagios_at(&sb, &["--api-url", &fake.url], kind, at);
     let r = nagios("ACKNOWLEDGEMENT", now - 10);
     assert_eq!(r.code, Some(0), "{r:?}");
     let r = nagios("PROBLEM", now - 20);

@@ -2034,7 +2034,7 @@ fn a_problem_arriving_after_its_acknowledgement_rings_nobody() {
     let fake = FakeTwilio::start(&[]);
     let sb = twilio_sandbox(json!({"recipients": [ONE, TWO]}));
     let now = crate::util::unix_now();
-    let nagios = |kind: &str, at: i64| crate::util::nagios_at(&sb, &fake.url, kind, at);
+    let nagios = |kind: &str, at: i64| crate::util::nagios_at(&sb, &["--api-url", &fake.url], kind, at);
     let r = nagios("ACKNOWLEDGEMENT", now - 10);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("skipped"), "{}", r.stderr);

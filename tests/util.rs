@@ -425,13 +425,15 @@ pub fn nagios_ack<'a>(cmd: &'a mut Command, author: &str) -> &'a mut Command {
     nagios_critical(cmd, "ACKNOWLEDGEMENT").env("NAGIOS_SERVICEACKAUTHOR", author)
 }
 
-/// Run `sb`'s handler against `url` with `--from nagios` on the Nagios environment of a
-/// `kind` notification (`ACKNOWLEDGEMENT`: by bob, [`nagios_ack`]; else a CRITICAL
-/// [`nagios_critical`] of that type) of `web-01`'s `check_disk`, at `NAGIOS_TIMET` `at`.
-pub fn nagios_at(sb: &Sandbox, url: &str, kind: &str, at: i64) -> Run {
-    let mut cmd = sb.command(&["--api-url", url, "--from", "nagios"]);
+/// Run `sb`'s handler with `args` and `--from nagios` on the Nagios environment of a `kind`
+/// notification of `web-01`'s `check_disk` at `NAGIOS_TIMET` `at`: `ACKNOWLEDGEMENT` by bob
+/// ([`nagios_ack`]), `RECOVERY` in state OK, else a CRITICAL ([`nagios_critical`]) of that type.
+pub fn nagios_at(sb: &Sandbox, args: &[&str], kind: &str, at: i64) -> Run {
+    let mut cmd = sb.command(args);
+    cmd.args(["--from", "nagios"]);
     match kind {
         "ACKNOWLEDGEMENT" => nagios_ack(&mut cmd, "bob"),
+        "RECOVERY" => nagios_critical(&mut cmd, kind).env("NAGIOS_SERVICESTATE", "OK").env("NAGIOS_SERVICEOUTPUT", "DISK OK"),
         _ => nagios_critical(&mut cmd, kind),
     };
     cmd.env("NAGIOS_TIMET", at.to_string());
