@@ -1708,81 +1708,88 @@ fn a_trigger_of_unknown_fate_does_not_resolve_again_over_a_later_trigger_still_i
     fake.assert_no_violations();
 }
 
-/// The other way round: a resolve of unknown fate on host A, taken over by host B with a later
-/// failure, reaches PagerDuty after that failure: resolved there while the check is critical.
-/// Host A's flush, finding its copy superseded, cannot send the failure again (it has only the
-/// resolve), so the record stops suppressing repeats: the failure's next event goes out, and
-/// PagerDuty opens the incident again. Before, repeats were suppressed for the whole refresh.
-#[test]
-fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_next_repeat_through() {
+/// How [`a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure`] feeds its
+/// events: Sensu 1.x events on stdin, or Nagios notifications with the operator's
+/// acknowledgement of the later failure before host A's flush.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    Sensu,
+    NagiosAcknowledged,
+}
+
+/// A resolve of unknown fate on host A, taken over by host B with a later failure, reaches
+/// PagerDuty after that failure: resolved there while the check is critical. Host A's flush,
+/// finding its copy superseded, cannot send the failure again (it has only the resolve), so the
+/// record stops suppressing repeats (`--list` says "in doubt"): the failure's next event goes
+/// out, on either host, and PagerDuty opens the incident again; the one after it is an
+/// identical repeat again. Before, repeats were suppressed for the whole refresh.
+///
+/// With [`Feed::NagiosAcknowledged`] the operator acknowledged the later failure on host B
+/// before host A's flush (PagerDuty, resolved by the late recovery, ignores it): the record is
+/// open by that failure, though its last action is the acknowledgement. Before, only a record
+/// whose last action was a trigger was marked in doubt, and the failure's next event within
+/// refresh was skipped as a repeat: PagerDuty stayed resolved while the check failed. Found in
+/// review.
+fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure(feed: Feed) {
     let Some(redis) = RedisServer::start() else { return };
     let fake = FakePagerDuty::start(&[Script::Accept, Script::Held]);
     let hosts = pagerduty_hosts(2);
-    let api = ["--api-url", fake.url.as_str()];
     let now = unix_now();
-    let (code, stderr) = run_on(&hosts[0], &redis, &api, &fixture_at("sensu/create.json", now - 40));
+    // Event `kind` (PROBLEM, RECOVERY, ACKNOWLEDGEMENT) of `now - ago` on host `host`.
+    let event = |host: usize, kind: &str, ago: i64, timeout: &str| match feed {
+        Feed::Sensu => {
+            let fixture = if kind == "RECOVERY" { "sensu/resolve.json" } else { "sensu/create.json" };
+            run_on(&hosts[host], &redis, &["--api-url", &fake.url, "--timeout", timeout], &fixture_at(fixture, now - ago))
+        }
+        Feed::NagiosAcknowledged => {
+            let args = ["--api-url", &fake.url, "--timeout", timeout, "--state-store", &redis.url];
+            let r = crate::util::nagios_at(&hosts[host], &args, kind, now - ago);
+            (r.code, r.stderr)
+        }
+    };
+    let in_doubt = || {
+        let listed = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
+        String::from_utf8_lossy(&listed.stdout).contains("\tin doubt")
+    };
+    let (code, stderr) = event(0, "PROBLEM", 40, "10s");
     assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr) =
-        run_on(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "1s"], &fixture_at("sensu/resolve.json", now - 30));
+    let (code, stderr) = event(0, "RECOVERY", 30, "1s");
     assert_eq!(code, Some(75), "{stderr}");
-    let (code, stderr) = run_on(&hosts[1], &redis, &api, &fixture_at("sensu/create.json", now - 20));
+    let (code, stderr) = event(1, "PROBLEM", 20, "10s");
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(actions(&fake), ["trigger", "resolve", "trigger"], "{stderr}");
     let_the_held_request_through(&fake);
     assert_eq!(actions(&fake).last().map(String::as_str), Some("resolve"));
-    let (code, stderr) = flush_on(&hosts[0], &redis, &api);
+    if feed == Feed::NagiosAcknowledged {
+        let (code, stderr) = event(1, "ACKNOWLEDGEMENT", 15, "10s");
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(actions(&fake), ["trigger", "resolve", "trigger", "resolve", "acknowledge"], "{stderr}");
+    }
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("superseded"), "{stderr}");
-    // `--list` says so.
-    let listed = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("\tin doubt"), "{listed:?}");
+    assert!(in_doubt(), "{stderr}");
     // The failure's next event, well within refresh, on either host.
-    let (code, stderr) = run_on(&hosts[1], &redis, &api, &fixture_at("sensu/create.json", now - 10));
+    let (code, stderr) = event(1, "PROBLEM", 10, "10s");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("already notified"), "{stderr}");
     assert_eq!(actions(&fake).last().map(String::as_str), Some("trigger"), "{stderr}");
     // And the one after it is an identical repeat again.
-    let (code, stderr) = run_on(&hosts[0], &redis, &api, &fixture_at("sensu/create.json", now));
+    let (code, stderr) = event(0, "PROBLEM", 0, "10s");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("already notified"), "{stderr}");
-    let listed = hosts[1].command(&["--list", "--state-store", &redis.url]).stdin(Stdio::null()).output().unwrap();
-    assert!(!String::from_utf8_lossy(&listed.stdout).contains("in doubt"), "{listed:?}");
+    assert!(!in_doubt());
     fake.assert_no_violations();
 }
 
-/// The same when the operator acknowledged the later failure before host A's flush (Nagios
-/// ACKNOWLEDGEMENT, handled on host B: PagerDuty, resolved by the late recovery, ignores it):
-/// the record is open by that failure, though its last action is the acknowledgement. Before,
-/// only a record whose last action was a trigger was marked in doubt, and the failure's next
-/// event within refresh was skipped as a repeat: PagerDuty stayed resolved while the check
-/// failed. Found in review.
+#[test]
+fn a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure_lets_the_next_repeat_through() {
+    a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure(Feed::Sensu);
+}
+
 #[test]
 fn a_resolve_of_unknown_fate_reaching_pagerduty_after_an_acknowledged_failure_lets_the_next_repeat_through() {
-    let Some(redis) = RedisServer::start() else { return };
-    let fake = FakePagerDuty::start(&[Script::Accept, Script::Held]);
-    let hosts = pagerduty_hosts(2);
-    let now = unix_now();
-    let nagios = |host: usize, kind: &str, at: i64, timeout: &str| {
-        crate::util::nagios_at(&hosts[host], &["--api-url", &fake.url, "--timeout", timeout, "--state-store", &redis.url], kind, at)
-    };
-    let r = nagios(0, "PROBLEM", now - 40, "10s");
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let r = nagios(0, "RECOVERY", now - 30, "1s");
-    assert_eq!(r.code, Some(75), "{}", r.stderr);
-    let r = nagios(1, "PROBLEM", now - 20, "10s");
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let_the_held_request_through(&fake);
-    let r = nagios(1, "ACKNOWLEDGEMENT", now - 15, "10s");
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_eq!(actions(&fake), ["trigger", "resolve", "trigger", "resolve", "acknowledge"], "{}", r.stderr);
-    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &fake.url]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("superseded"), "{stderr}");
-    let r = nagios(1, "PROBLEM", now - 10, "10s");
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(!r.stderr.contains("already notified"), "{}", r.stderr);
-    assert_eq!(actions(&fake).last().map(String::as_str), Some("trigger"), "{}", r.stderr);
-    fake.assert_no_violations();
+    a_resolve_of_unknown_fate_reaching_pagerduty_after_a_later_failure(Feed::NagiosAcknowledged);
 }
 
 /// A Reactio create of unknown fate on host A (no answer before its deadline), and the
