@@ -92,6 +92,8 @@ on_every_store!(
     a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident,
     a_slack_failure_queued_behind_its_recovery_in_flight_opens_a_new_war_room,
     a_slack_failure_queued_behind_an_update_in_flight_goes_to_the_open_war_room,
+    a_slack_recovery_queued_behind_a_flush_goes_to_the_war_room_the_flush_opens,
+    a_slack_recovery_queued_behind_a_failure_after_a_recovery_in_flight_recovers_the_new_war_room,
 );
 
 /// A sandbox whose commands share one ledger, and the Redis server that holds it (if any).
@@ -1307,6 +1309,125 @@ fn slack_failure_queued_behind(sb: &Sandbox, fake: &crate::fake::slack::FakeSlac
     let last = run(sb, &url, &resolve(T0 + 30), &[]);
     exits(&last, 0);
     format!("in flight:\n{}failure:\n{}flush:\n{}recovery:\n{}", first.stderr, failure.stderr, flush.stderr, last.stderr)
+}
+
+/// A war room the ledger holds open whose alert is still spooled (Slack was unreachable; a
+/// flush opened the room and recorded the failure, but its alert's post was never answered),
+/// its recovery R1 queued behind the alert, and the next failure F2 queued behind both: a
+/// second war room (`-2`), spooled. A flush then holds the incident (the alert's post hangs),
+/// and the recovery R3 and the failure F4 meet it busy: they wait, then queue behind it (exit
+/// 75). Then `--flush`, and the recovery R5. Each failure after a recovery is a new incident:
+/// three war rooms, each with its alert and, in the alert's thread, its RECOVERED; the ledger
+/// ends closed, naming the last room.
+///
+/// Found by the chaos soak (session 27, w0/0114). Before, R3 and F4 were built from the record
+/// as the flush holding the incident had it (the first room open, its alert's ts unknown): R3
+/// kept that room's channel, and the flush filled in the thread's ts from the record then, the
+/// second room's alert (`thread_not_found`, so the RECOVERED went into the first room's
+/// channel); the second room never recovered. F4 became a "still CRITICAL" reply in the first
+/// room instead of a war room of its own, which left the ledger holding the incident open with
+/// no room, and R5 was posted nowhere.
+fn a_slack_recovery_queued_behind_a_flush_goes_to_the_war_room_the_flush_opens(store: Store) {
+    use crate::fake::slack::Fault;
+    let Some((sb, fake)) = slack_sandbox(store, 0, 0) else { return };
+    let url = fake.api_url();
+    exits(&run(&sb, REFUSED_URL, &trigger(T0), &["--timeout", "1s"]), 75);
+    fake.fail("chat.postMessage", &[Fault::Hang]);
+    let opened = run(&sb, &url, b"", &["--flush", "--timeout", "1s"]);
+    exits(&opened, 75);
+    assert_eq!(fake.created().len(), 1, "the flush opened the war room: {}", opened.stderr);
+    let r1 = run(&sb, &url, &resolve(T0 + 10), &["--timeout", "1s"]);
+    let f2 = run(&sb, &url, &trigger(T0 + 20), &["--timeout", "1s"]);
+    exits(&r1, 75);
+    exits(&f2, 75);
+    fake.fail("chat.postMessage", &[Fault::Hang]);
+    let posts = fake.calls_to("chat.postMessage").len();
+    let holder = start(&sb, &url, b"", &["--flush", "--timeout", "8s"]);
+    let in_flight = || (fake.calls_to("chat.postMessage").len() > posts).then_some(());
+    wait_until("the flush's post in flight", Duration::from_secs(10), in_flight, String::new);
+    let r3 = run(&sb, &url, &resolve(T0 + 30), &["--timeout", "1s"]);
+    let f4 = run(&sb, &url, &trigger(T0 + 40), &["--timeout", "1s"]);
+    let holder = finish(holder);
+    exits(&r3, 75);
+    exits(&f4, 75);
+    let flush = run(&sb, &url, b"", &["--flush"]);
+    exits(&flush, 0);
+    let r5 = run(&sb, &url, &resolve(T0 + 50), &[]);
+    exits(&r5, 0);
+    let story = format!(
+        "R1:\n{}F2:\n{}holding flush:\n{}R3:\n{}F4:\n{}flush:\n{}R5:\n{}",
+        r1.stderr, f2.stderr, holder.stderr, r3.stderr, f4.stderr, flush.stderr, r5.stderr
+    );
+    for (what, r) in [("R3", &r3), ("F4", &f4)] {
+        assert!(r.stderr.contains("another invocation is delivering for this incident"), "{what} met the flush holding it: {story}");
+    }
+    let rooms = fake.created();
+    let shown = shown_rooms(&rooms);
+    assert_eq!(rooms.len(), 3, "a war room per incident (F0, F2, F4): {shown:#?}\n{story}");
+    for room in &rooms {
+        let alerts: Vec<_> = room.roots().into_iter().filter(|m| m.text.starts_with(":red_circle: CRITICAL")).collect();
+        assert_eq!(alerts.len(), 1, "#{}: one alert: {shown:#?}\n{story}", room.name);
+        let thread: Vec<&str> = room.replies(&alerts[0].ts).iter().map(|m| m.text.as_str()).collect();
+        assert!(
+            thread.len() == 1 && thread[0].contains("RECOVERED") && room.replies(&alerts[0].ts)[0].reply_broadcast,
+            "#{}: its recovery, and nothing else, in the alert's thread and the channel: {shown:#?}\n{story}",
+            room.name
+        );
+        assert_eq!(room.messages.len(), 2, "#{}: nothing outside the alert's thread: {shown:#?}\n{story}", room.name);
+    }
+    let misthreaded: Vec<_> = fake.calls_to("chat.postMessage").into_iter().filter(|c| c.error() == Some("thread_not_found")).collect();
+    assert!(misthreaded.is_empty(), "every reply threads under a message of its own channel: {misthreaded:?}\n{story}");
+    let rec = record(&sb, &resolve(T0 + 50)).expect("a record");
+    assert_eq!(rec["open"], json!(false), "{rec}");
+    assert_eq!(rec["refs"]["channel_id"].as_str(), Some(rooms[2].id.as_str()), "the last incident's war room: {rec}");
+    assert!(open_incidents(&sb).is_empty());
+    assert!(sb.spooled("slack").is_empty(), "left spooled: {:?}", sb.spooled("slack"));
+    fake.assert_no_violations();
+}
+
+/// A war room opened, then its recovery R1, whose `chat.postMessage` Slack answers after 4 s;
+/// meanwhile the next failure F2 and its recovery R3 (`--timeout 1s` each) queue behind it
+/// (exit 75); then `--flush`. F2 is a new incident (a second war room, with its alert), and R3
+/// is that room's recovery: each room ends with its alert and one RECOVERED in its thread.
+///
+/// Found with the soak's w0/0114 (session 27). Before, R3 was built from the record as it was
+/// while R1 was in flight (the first room open, its alert's ts): a second RECOVERED in the
+/// first room, and the second room was left open.
+fn a_slack_recovery_queued_behind_a_failure_after_a_recovery_in_flight_recovers_the_new_war_room(store: Store) {
+    let Some((sb, fake)) = slack_sandbox(store, 0, 0) else { return };
+    let url = fake.api_url();
+    exits(&run(&sb, &url, &trigger(T0), &[]), 0);
+    fake.fail("chat.postMessage", &[crate::fake::slack::Fault::Slow(4000)]);
+    let r1 = start(&sb, &url, &resolve(T0 + 10), &["--timeout", "10s"]);
+    let posts = || fake.calls_to("chat.postMessage").len();
+    wait_until("the recovery in flight", Duration::from_secs(10), || (posts() == 2).then_some(()), String::new);
+    let f2 = run(&sb, &url, &trigger(T0 + 20), &["--timeout", "1s"]);
+    let r3 = run(&sb, &url, &resolve(T0 + 30), &["--timeout", "1s"]);
+    let r1 = finish(r1);
+    let flush = run(&sb, &url, b"", &["--flush"]);
+    let story = format!("R1:\n{}F2:\n{}R3:\n{}flush:\n{}", r1.stderr, f2.stderr, r3.stderr, flush.stderr);
+    for (r, code) in [(&r1, 0), (&f2, 75), (&r3, 75), (&flush, 0)] {
+        assert_eq!(r.code, Some(code), "{story}");
+    }
+    assert!(r3.stderr.contains("another invocation is delivering for this incident"), "R3 met R1 in flight: {story}");
+    let rooms = fake.created();
+    let shown = shown_rooms(&rooms);
+    assert_eq!(rooms.len(), 2, "the failure after the recovery opens a war room of its own: {shown:#?}\n{story}");
+    for room in &rooms {
+        let alerts: Vec<_> = room.roots().into_iter().filter(|m| m.text.starts_with(":red_circle: CRITICAL")).collect();
+        assert_eq!(alerts.len(), 1, "#{}: one alert: {shown:#?}\n{story}", room.name);
+        let thread = room.replies(&alerts[0].ts);
+        assert!(
+            thread.len() == 1 && thread[0].reply_broadcast && thread[0].text.contains("RECOVERED"),
+            "#{}: one RECOVERED, in the alert's thread and the channel: {shown:#?}\n{story}",
+            room.name
+        );
+        assert_eq!(room.messages.len(), 2, "#{}: nothing else: {shown:#?}\n{story}", room.name);
+    }
+    let rec = record(&sb, &resolve(T0 + 30)).expect("a record");
+    assert_eq!((rec["open"].as_bool(), rec["refs"]["channel_id"].as_str()), (Some(false), Some(rooms[1].id.as_str())), "{rec}");
+    assert!(open_incidents(&sb).is_empty());
+    fake.assert_no_violations();
 }
 
 /// Each war room's name and its messages' texts, in order, for assertion messages.

@@ -29,7 +29,9 @@
 //! A failure for the open incident that queues behind another delivery of it (the incident
 //! busy, or older requests spooled: maybe its recovery) is spooled as a run decided at
 //! `--flush` from the ledger then ([`Sent::queued`]): the update while the incident is still
-//! open, a new war room with the alert when it recovered meanwhile, as live.
+//! open, a new war room with the alert when it recovered meanwhile, as live. A recovery or an
+//! acknowledgement queued behind another delivery goes, at `--flush`, into the war room the
+//! record holds then ([`Sent::follows`]): what it queued behind may have opened a new one.
 //!
 //! Errors are classified by Slack's code ([`crate::api`]): retryable ones are retried within
 //! the deadline and then spooled together with the steps after them (a step that needs the
@@ -104,12 +106,24 @@ pub struct Sent {
     /// (sent as it was spooled).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub queued: bool,
+    /// A message (a recovery's, an acknowledgement's) or a recovery's archive queued behind
+    /// another delivery of its incident in war-room mode ([`Session::queue_behind`]): at
+    /// `--flush` it goes to the war room the record holds then, a reply under that room's
+    /// alert ([`following`]), not to the room the record held when it was queued. What was
+    /// spooled ahead of it may have recovered that room and opened another (a failure after a
+    /// recovery is a new incident): the channel taken when it was queued, and the thread's
+    /// `ts` left to the flush, posted the RECOVERED into the old room threaded under the new
+    /// room's alert (`thread_not_found`), and the new room never recovered. The channel it
+    /// holds is where it goes when the record names no room at the flush. An entry of an
+    /// earlier version reads as `false` (sent as it was spooled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follows: bool,
 }
 
 impl Sent {
     /// `call` as read back from the spool: not live, nothing more to it.
     pub fn of(call: Call) -> Sent {
-        Sent { call, live: false, closes: false, or_else: None, replacing: false, queued: false }
+        Sent { call, live: false, closes: false, or_else: None, replacing: false, queued: false, follows: false }
     }
 }
 
@@ -382,9 +396,10 @@ impl Provider for Slack {
     /// from the incident's references.
     ///
     /// A call into a war room a flush has replaced since it was spooled ([`followed`]) goes to
-    /// the room the record holds now.
+    /// the room the record holds now, and so does one queued to follow the record
+    /// ([`Sent::follows`], [`following`]).
     fn request(&self, sent: &Sent, refs: &Map<String, Value>) -> std::result::Result<Request, String> {
-        let call = followed(&sent.call, refs);
+        let call = if sent.follows { following(&sent.call, refs) } else { followed(&sent.call, refs) };
         call.as_ref().unwrap_or(&sent.call).request(&self.api_url, self.token.as_deref().unwrap_or("xoxb-…"), refs)
     }
 
@@ -492,6 +507,7 @@ impl Provider for Slack {
                 or_else: sent.or_else.clone(),
                 replacing: false,
                 queued: false,
+                follows: sent.follows,
             });
         }
         let Call::Create { name, is_private, asked } = &sent.call else { return None };
@@ -649,6 +665,26 @@ fn done_with_notes(ctx: &Ctx<'_, Slack>, resumed: Resumed) -> Resumed {
         ctx.log.warn(format!("cannot clear the notes of the war room opened for {} in {}: {e:#}", ctx.incident_key, store.describe()));
     }
     resumed
+}
+
+/// `call` ([`Sent::follows`]) as it goes to the war room `refs` (the record at the flush)
+/// name: into that room, a reply under its alert (into the channel when its alert is not
+/// known), or its archive. Channel and thread always come from the same record, never the
+/// channel from one and the `ts` from another. `None`: the record names no room; as it is.
+fn following(call: &Call, refs: &Map<String, Value>) -> Option<Call> {
+    refs.get(CHANNEL_ID).and_then(Value::as_str).filter(|c| !c.is_empty())?;
+    let mut call = call.clone();
+    match &mut call {
+        Call::Post { channel, thread, .. } => {
+            *channel = None;
+            if let Thread::Reply { ts, .. } = thread {
+                *ts = None;
+            }
+        }
+        Call::Archive { channel } => *channel = None,
+        _ => return None,
+    }
+    Some(call)
 }
 
 /// `call` as it goes now that the war room it names was replaced by a flush since it was
@@ -949,6 +985,9 @@ struct Session<'a> {
     job: &'a Job<'a>,
     /// Set once a request has been spooled: every later request is queued behind it.
     deferred: Option<String>,
+    /// The calls made from now on go, at `--flush`, to the war room the record holds then
+    /// ([`Sent::follows`]).
+    follows: bool,
     /// What is known so far (merged into the record).
     refs: Map<String, Value>,
     /// Short notes for the log line (`topic set`, `2 invited`, …).
@@ -967,6 +1006,7 @@ impl<'a> Session<'a> {
             ctx,
             job,
             deferred: None,
+            follows: false,
             refs: Map::new(),
             notes: Vec::new(),
             calls: 0,
@@ -1044,7 +1084,7 @@ impl<'a> Session<'a> {
         self.calls += 1;
         let closes = matches!(call, Call::Post { .. }) && matches!(self.job.action, Action::Resolve | Action::Acknowledge);
         let or_else = self.replacement(&call);
-        let sent = Sent { call, live: true, closes, or_else, replacing: false, queued: false };
+        let sent = Sent { call, live: true, closes, or_else, replacing: false, queued: false, follows: self.follows };
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
             return match self.ctx.send_later(&sent, &why) {
@@ -1090,7 +1130,12 @@ impl<'a> Session<'a> {
         // goes out.
         let undecided = open && self.ctx.behind_spooled() && !self.ctx.dry_run && self.war_room();
         match (self.job.action, stored) {
-            (Action::Trigger, Some(s)) if s.ts.is_some() && undecided => self.queue_undecided(s, kind),
+            // Whether its alert's `ts` is known yet (the alert still spooled) makes no
+            // difference: what it queues behind may be the incident's recovery all the same.
+            // Queued as a reply into the room the record holds now, it went into the recovered
+            // room at the flush, and the new incident had no war room (nor its record one for
+            // its recovery).
+            (Action::Trigger, Some(s)) if undecided => self.queue_undecided(s, kind),
             (Action::Trigger, Some(s)) if s.ts.is_some() => self.update(s, kind),
             (_, s) if pending => self.queue_behind(s.or(fixed), kind),
             (Action::Trigger, Some(s)) => self.alert_into(s),
@@ -1126,7 +1171,9 @@ impl<'a> Session<'a> {
     /// `--flush` from the ledger then ([`Sent::queued`], [`Slack::decide_queued`]): `kind`'s
     /// message in the war room while the incident is still open, a new war room with the alert
     /// when it recovered meanwhile. Built from the record as it is now, the message went into
-    /// the recovered room, and the new incident had no war room for its recovery.
+    /// the recovered room, and the new incident had no war room for its recovery. The alert's
+    /// `ts` may not be known yet (the alert is spooled): the flush threads under the one the
+    /// record holds then.
     fn queue_undecided(&mut self, s: Stored, kind: Kind) -> std::result::Result<(), Stop> {
         let link = self.link();
         let message = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
@@ -1138,7 +1185,7 @@ impl<'a> Session<'a> {
         }
         let why = self.ctx.queued_behind().unwrap_or_default().to_string();
         self.deferred = Some(why.clone());
-        let sent = Sent { call, live: false, closes: false, or_else, replacing: false, queued: true };
+        let sent = Sent { call, live: false, closes: false, or_else, replacing: false, queued: true, follows: false };
         match self.ctx.spool_run(&sent, None, &why) {
             Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => Err(Stop::Later(reason)),
             other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(why)))),
@@ -1147,9 +1194,14 @@ impl<'a> Session<'a> {
 
     /// Spool this event's message (and a recovery's archive) behind the incident's spooled
     /// requests; what `known` lacks (the channel, the alert's ts) is filled in from the refs
-    /// the earlier answers bring.
+    /// the earlier answers bring. In war-room mode the message and the archive go to the war
+    /// room the record holds when the flush sends them ([`Sent::follows`]), `known`'s only when
+    /// the record names none then: what they queue behind may recover `known`'s room and open
+    /// another (a recovery and then a failure, spooled, or delivered by the invocation this
+    /// one found busy), and this recovery is that room's.
     fn queue_behind(&mut self, known: Option<Stored>, kind: Kind) -> std::result::Result<(), Stop> {
         self.deferred = Some("its war room or alert is not open yet: spooled here, or being opened by another invocation".into());
+        self.follows = self.war_room();
         let link = self.link();
         let message = message::body(kind, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
         let channel = known.as_ref().map(|s| s.channel_id.clone());
@@ -1242,7 +1294,15 @@ impl<'a> Session<'a> {
         let call = Call::Post { channel: stored.map(|s| s.channel_id), thread: Thread::Root, message };
         let Some(mut room) = self.replacement(&call) else { return };
         room.asked = asked;
-        self.ctx.note_run_in_flight(&Sent { call, live: false, closes: false, or_else: Some(room), replacing: false, queued: true });
+        self.ctx.note_run_in_flight(&Sent {
+            call,
+            live: false,
+            closes: false,
+            or_else: Some(room),
+            replacing: false,
+            queued: true,
+            follows: false,
+        });
     }
 
     /// The channel named `name` that an earlier attempt of this war room created (since
@@ -1786,6 +1846,67 @@ mod tests {
         let p = provider(json!({"token": "xoxb-1"})).expect("provider");
         let common::http::Body::Json(body) = p.request(&Sent::of(reply), &refs).expect("request").body else { panic!("JSON") };
         assert_eq!(body["channel"], "C2");
+    }
+
+    /// A message queued to follow the record goes to the room the record names at the flush,
+    /// channel and thread both from it; with no room named there, as it was queued.
+    #[test]
+    fn calls_queued_to_follow_the_record_take_its_room_and_its_thread_together() {
+        let refs = Stored { channel_id: "C2".into(), channel_name: Some("inc-a-2".into()), ts: Some("2.2".into()) }.refs();
+        let reply = Call::Post {
+            channel: Some("C1".into()),
+            thread: Thread::Reply { ts: None, broadcast: true },
+            message: json!({"text": "RECOVERED"}),
+        };
+        let body = following(&reply, &refs).expect("followed").body(&refs).expect("body");
+        assert_eq!(
+            (body["channel"].as_str(), body["thread_ts"].as_str(), body["reply_broadcast"].as_bool()),
+            (Some("C2"), Some("2.2"), Some(true))
+        );
+        let known = Call::Post {
+            channel: Some("C1".into()),
+            thread: Thread::Reply { ts: Some("1.1".into()), broadcast: true },
+            message: json!({}),
+        };
+        let body = following(&known, &refs).expect("followed").body(&refs).expect("body");
+        assert_eq!((body["channel"].as_str(), body["thread_ts"].as_str()), (Some("C2"), Some("2.2")));
+        let root = Call::Post { channel: Some("C1".into()), thread: Thread::Root, message: json!({}) };
+        let body = following(&root, &refs).expect("followed").body(&refs).expect("body");
+        assert_eq!((body["channel"].as_str(), body.get("thread_ts")), (Some("C2"), None));
+        let archive = Call::Archive { channel: Some("C1".into()) };
+        assert_eq!(following(&archive, &refs).expect("followed").body(&refs).expect("body")["channel"], "C2");
+        // The room's alert not known: into its channel, not under another room's alert.
+        let no_alert = Stored { channel_id: "C2".into(), channel_name: None, ts: None }.refs();
+        let body = following(&reply, &no_alert).expect("followed").body(&no_alert).expect("body");
+        assert_eq!((body["channel"].as_str(), body.get("thread_ts")), (Some("C2"), None));
+        // No room in the record: as queued.
+        assert_eq!(following(&known, &Map::new()), None);
+        // Through the provider, only when the entry says so; kept in the spool, and by a
+        // stand-in for a thread that takes no reply.
+        let p = provider(json!({"token": "xoxb-1"})).expect("provider");
+        let sent = Sent { follows: true, closes: true, ..Sent::of(known.clone()) };
+        let common::http::Body::Json(body) = p.request(&sent, &refs).expect("request").body else { panic!("JSON") };
+        assert_eq!((body["channel"].as_str(), body["thread_ts"].as_str()), (Some("C2"), Some("2.2")));
+        let common::http::Body::Json(body) = p.request(&Sent { follows: false, ..sent.clone() }, &refs).expect("request").body else {
+            panic!("JSON")
+        };
+        assert_eq!((body["channel"].as_str(), body["thread_ts"].as_str()), (Some("C1"), Some("1.1")));
+        let kept = serde_json::to_value(&sent).expect("JSON");
+        assert_eq!(kept["follows"], true);
+        assert_eq!(serde_json::from_value::<Sent>(kept).expect("back"), sent);
+        let refused = Response {
+            status: 200,
+            body: json!({"ok": false, "error": "cannot_reply_to_message"}).to_string(),
+            retry_after: None,
+            location: None,
+        };
+        let stand_in = p.instead(&sent, &refused).expect("to the channel");
+        assert!(stand_in.follows && matches!(stand_in.call, Call::Post { thread: Thread::Root, .. }));
+        let common::http::Body::Json(body) = p.request(&stand_in, &refs).expect("request").body else { panic!("JSON") };
+        assert_eq!((body["channel"].as_str(), body.get("thread_ts")), (Some("C2"), None));
+        // An entry of an earlier version reads as one that does not follow.
+        let old: Sent = serde_json::from_value(json!({"method": "post", "channel": "C1", "thread": "root", "message": {}})).expect("read");
+        assert!(!old.follows);
     }
 
     #[test]
