@@ -90,6 +90,8 @@ on_every_store!(
     two_hosts_sharing_the_ledger_page_once_for_a_storm_and_resolve_on_either_host,
     a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_opened,
     a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident,
+    a_reactio_recovery_killed_between_its_message_and_its_close_closes_the_incident,
+    kill_9_at_random_points_of_reactio_recoveries_with_close_on_resolve_closes_every_incident,
     a_slack_failure_queued_behind_its_recovery_in_flight_opens_a_new_war_room,
     a_slack_failure_queued_behind_an_update_in_flight_goes_to_the_open_war_room,
     a_slack_recovery_queued_behind_a_flush_goes_to_the_war_room_the_flush_opens,
@@ -144,10 +146,11 @@ fn twilio_sandbox(store: Store, recipients: &[&str], extra: Value) -> Option<Sha
     Some(sb)
 }
 
-/// A handler-reactio sandbox for the fake's organization.
-fn reactio_sandbox(store: Store) -> Option<Shared> {
+/// A handler-reactio sandbox for the fake's organization, with `extra` laid over the section.
+fn reactio_sandbox(store: Store, extra: Value) -> Option<Shared> {
     let sb = sandbox(store, REACTIO)?;
-    sb.config("reactio.json", &json!({"reactio": {"api_key": crate::fake::reactio::API_KEY, "organization": "example"}}));
+    let section = laid_over(json!({"api_key": crate::fake::reactio::API_KEY, "organization": "example"}), extra);
+    sb.config("reactio.json", &json!({ "reactio": section }));
     Some(sb)
 }
 
@@ -1202,6 +1205,128 @@ fn a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_o
     fake.assert_no_violations();
 }
 
+/// A Reactio incident opened, then its recovery with `close_on_resolve`, whose handler is
+/// killed (SIGKILL by PID) once Reactio has the recovery message, before its answer comes
+/// (Reactio posts it at once and answers after 5 s): before the close was sent. The next
+/// flush must close the incident.
+///
+/// Found in review of the in-flight notes (06bd926). Before, the recovery's message was noted
+/// in flight alone (the close would have been noted only when it went out): the flush posted
+/// the message again, recorded the recovery, and the incident stayed open in Reactio for good.
+fn a_reactio_recovery_killed_between_its_message_and_its_close_closes_the_incident(store: Store) {
+    use crate::fake::reactio::{FIRST_ID, FakeReactio, Script as ReactioScript};
+    let Some(sb) = reactio_sandbox(store, json!({"close_on_resolve": true})) else { return };
+    let fake = FakeReactio::start(&[ReactioScript::Accept, ReactioScript::Late(5000)]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    // Its Redis lease runs out 600 ms after its death (5 s by default).
+    let mut command = sb.command(&with_url(&fake.url, &["--timeout", "10s"]));
+    command.env(common::state::redis::LEASE_ENV, "600");
+    let mut victim = spawn_command(command, &resolve(T0 + 60));
+    wait_until("the recovery message to reach Reactio", Duration::from_secs(10), || (fake.calls().len() == 2).then_some(()), String::new);
+    victim.kill().expect("SIGKILL the handler by its PID");
+    let _ = victim.wait();
+    assert_eq!(fake.incidents()[0]["status"], "open", "killed before the close");
+    // A flush takes the notes of an incident nobody holds: on Redis, once the killed holder's
+    // lease has run out (the file store's lock went with the process).
+    if let Some(redis) = &sb.redis {
+        let hold = format!("pagerpipe:reactio:hold:{KEY}");
+        let lapsed = || redis.cli(&["GET", &hold]).ok().filter(|t| t.trim().is_empty());
+        wait_until("the killed holder's lease to run out", Duration::from_secs(10), lapsed, String::new);
+    }
+    let flushed = run(&sb, &fake.url, b"", &["--flush", "--timeout", "10s"]);
+    exits(&flushed, 0);
+    let closes = fake.accepted(&format!("/api/v1/incidents/{FIRST_ID}/status"));
+    assert_eq!(fake.incidents()[0]["status"], "close", "the incident closed; closes {closes:?}\n{}", flushed.stderr);
+    assert_eq!(closes, [json!({"status": "close"})], "{}", flushed.stderr);
+    // The message's answer never came: its fate unknown, it is posted again.
+    assert_eq!(fake.accepted("/api/v1/messages").len(), 2, "{}", flushed.stderr);
+    let rec = record(&sb, &resolve(T0 + 60)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(false), json!("resolve")), "{rec}");
+    assert!(sb.spooled("reactio").is_empty(), "{:?}", sb.spooled("reactio"));
+    fake.assert_no_violations();
+}
+
+/// handler-reactio with `close_on_resolve` killed with SIGKILL at pseudo-random points of a
+/// recovery (the message, then the close: Reactio answers each request after 40 ms, kills
+/// land 0–160 ms after the start), each followed by the same recovery again (the check's next
+/// run). Each incident (one per lane and round, opened by a failure run to its end) must end
+/// closed in Reactio with its recovery message posted, and the ledger closed. Counted:
+/// messages and closes sent twice (allowed when the kill landed after Reactio had the request,
+/// before its answer came: its fate was unknown).
+///
+/// Before, a kill after Reactio had the message, before the close went out, left the message
+/// noted in flight alone: the next event posted it again, recorded the recovery and skipped
+/// its own as "already resolved", and the incident stayed open in Reactio (4 to 6 of 16 in
+/// runs on either store).
+fn kill_9_at_random_points_of_reactio_recoveries_with_close_on_resolve_closes_every_incident(store: Store) {
+    use crate::fake::reactio::{FakeReactio, Script as ReactioScript};
+    const LANES: usize = 2;
+    const ROUNDS: usize = 8;
+    const ANSWER_MS: u64 = 40;
+    let Some(sb) = reactio_sandbox(store, json!({"close_on_resolve": true})) else { return };
+    let fake = FakeReactio::start(&vec![ReactioScript::Late(ANSWER_MS); 8 * LANES * ROUNDS]);
+    let command = |args: &[&str]| {
+        let mut c = sb.command(&with_url(&fake.url, args));
+        c.env(common::state::redis::LEASE_ENV, "600");
+        c
+    };
+    std::thread::scope(|s| {
+        for lane in 0..LANES {
+            let command = &command;
+            s.spawn(move || {
+                let mut rng = Lcg(0xc105_0000 + lane as u64);
+                for round in 0..ROUNDS {
+                    let t = T0 + 10 * round as i64;
+                    let at = |rel: &str, t: i64| event(rel, t, |ev| ev["client"]["name"] = json!(format!("close-{lane}-{round}")));
+                    let opened = run_command(command(&["--timeout", "5s"]), &at("sensu/create.json", t));
+                    assert_eq!(opened.code, Some(0), "lane {lane} round {round}: the failure: {}", opened.stderr);
+                    let mut victim = spawn_command(command(&["--timeout", "5s"]), &at("sensu/resolve.json", t + 1));
+                    std::thread::sleep(Duration::from_millis(rng.below(3 * ANSWER_MS + 40)));
+                    victim.kill().expect("SIGKILL the handler by its PID");
+                    let _ = victim.wait();
+                    let next = run_command(command(&["--timeout", "5s"]), &at("sensu/resolve.json", t + 2));
+                    assert_eq!(next.code, Some(0), "lane {lane} round {round}: the recovery after a killed one: {}", next.stderr);
+                }
+            });
+        }
+    });
+    // Every request a killed handler wrote has reached the fake by now (it answers each on
+    // its own thread, after 40 ms at most).
+    let incidents = fake.incidents();
+    let calls = fake.calls();
+    let (mut left_open, mut messages_doubled, mut closes_doubled) = (Vec::new(), 0, 0);
+    for lane in 0..LANES {
+        for round in 0..ROUNDS {
+            let name = format!("close-{lane}-{round}/");
+            let ours: Vec<&Value> = incidents.iter().filter(|i| i["name"].as_str().is_some_and(|n| n.starts_with(&name))).collect();
+            assert_eq!(ours.len(), 1, "{name}: one incident: {ours:#?}");
+            let id = ours[0]["id"].as_u64().expect("incident id");
+            let sent =
+                |path: &str, of: &dyn Fn(&Value) -> bool| calls.iter().filter(|c| c.path == path && c.status == 201 && of(&c.body)).count();
+            let messages = sent("/api/v1/messages", &|b| b["incident_id"] == json!(id));
+            let closes = sent(&format!("/api/v1/incidents/{id}/status"), &|_| true);
+            assert!((1..=2).contains(&messages), "{name}: its recovery posted once, or twice when its fate was unknown: {messages}");
+            assert!(closes <= 2, "{name}: closed at most twice: {closes}");
+            messages_doubled += messages - 1;
+            closes_doubled += closes.saturating_sub(1);
+            if ours[0]["status"] != "close" {
+                left_open.push((name, id, messages, closes));
+            }
+        }
+    }
+    eprintln!(
+        "ledger kill -9 reactio close_on_resolve ({store:?} store): {} killed recoveries, incidents left open {}, messages doubled \
+         {messages_doubled}, closes doubled {closes_doubled}",
+        LANES * ROUNDS,
+        left_open.len()
+    );
+    assert!(left_open.is_empty(), "incidents left open in Reactio (name, id, messages, closes): {left_open:?}");
+    let open = open_incidents(&sb);
+    assert!(open.is_empty(), "incidents the ledger holds open: {open:?}");
+    assert!(sb.spooled("reactio").is_empty(), "{:?}", sb.spooled("reactio"));
+    fake.assert_no_violations();
+}
+
 /// A Reactio incident opened, then its recovery, which Reactio answers slowly, and the
 /// check's next failure arriving meanwhile: it queues behind the recovery in flight (exit 75),
 /// then `--flush`. The failure comes after the recovery, so it must open a new incident, not
@@ -1212,7 +1337,7 @@ fn a_recovery_waiting_for_a_trigger_whose_answer_is_lost_resolves_the_alert_it_o
 /// on 1001, which the flush sent after the recovery, and the new failure had no incident.
 fn a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident(store: Store) {
     use crate::fake::reactio::{FIRST_ID, FakeReactio, Script as ReactioScript};
-    let Some(sb) = reactio_sandbox(store) else { return };
+    let Some(sb) = reactio_sandbox(store, json!({})) else { return };
     let fake = FakeReactio::start(&[ReactioScript::Accept, ReactioScript::Late(3000)]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
     let recovery = start(&sb, &fake.url, &resolve(T0 + 10), &["--timeout", "10s"]);

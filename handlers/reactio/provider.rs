@@ -741,9 +741,19 @@ impl Reactio {
     /// `POST /api/v1/messages` "recovered: …", then with `close_on_resolve` the status call.
     /// A failed close is logged as a warning and does not fail the resolve: the recovery is on
     /// the timeline already, and the close endpoint is undocumented.
+    ///
+    /// With `close_on_resolve`, a recovery noted in flight (it turns the incident over:
+    /// [`Provider::note_in_flight`]) notes the close with its message, before the message goes
+    /// out ([`Ctx::send_before`]), as the spool keeps a close behind its spooled message
+    /// ([`Reactio::close_later`]). Killed after Reactio took the message, before the close
+    /// was sent (the monitoring system's handler timeout, kill -9), the handler left the
+    /// message noted alone: the next holder posted it again and the incident stayed open for
+    /// good. Now the close is sent again too (and the message only when its answer had not
+    /// come: once it is accepted its note is removed).
     fn resolve(&self, ctx: &Ctx<'_, Self>, message: String, id: u64) -> Outcome<Done> {
         let kept = ctx.kept();
-        let posted = match self.post(ctx, Call::Message { incident_id: Some(id), message }).into_result() {
+        let close = self.close_on_resolve.then_some(Call::Close { incident_id: id });
+        let posted = match self.post_before(ctx, Call::Message { incident_id: Some(id), message }, close.as_ref()).into_result() {
             Ok(p) => p,
             Err(failed) => {
                 let failed = failed.failure().unwrap_or(Outcome::Skipped(String::new()));
@@ -1008,6 +1018,12 @@ impl Reactio {
 
     /// Send `call`, timed; request and response go to the debug log (credentials masked).
     fn post(&self, ctx: &Ctx<'_, Self>, call: Call) -> Outcome<Posted> {
+        self.post_before(ctx, call, None)
+    }
+
+    /// [`Reactio::post`] for a `call` that `next` must follow ([`Ctx::send_before`]: noted in
+    /// flight with it).
+    fn post_before(&self, ctx: &Ctx<'_, Self>, call: Call, next: Option<&Call>) -> Outcome<Posted> {
         if let Ok(req) = Provider::request(self, &call, &Map::new()) {
             let shown = req.redacted(&ctx.log.secrets());
             let headers: Vec<String> = shown.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
@@ -1021,7 +1037,10 @@ impl Reactio {
             Call::Recover { .. } | Call::Page { .. } => "/api/v1/incidents".to_string(),
         };
         let started = Instant::now();
-        let outcome = ctx.send(&call);
+        let outcome = match next {
+            Some(next) => ctx.send_before(&call, next),
+            None => ctx.send(&call),
+        };
         let took = fmt_ms(started.elapsed());
         match outcome {
             Outcome::Delivered(response) if ctx.dry_run => Outcome::Delivered(Posted { response, timing: format!("POST {path}") }),

@@ -133,6 +133,9 @@ struct Queue<'a> {
     kept_unknown: std::cell::RefCell<Vec<spool::Entry>>,
     /// How many requests this invocation spooled ([`Ctx::kept`]).
     kept: std::cell::Cell<usize>,
+    /// Requests noted in flight with the one before them, which was accepted, and not sent
+    /// yet ([`Ctx::send_before`]): their own [`Ctx::send`] goes out under that note.
+    noted_ahead: std::cell::RefCell<Vec<spool::Entry>>,
     /// When this delivery began (its hold taken): where its requests of unknown fate go in the
     /// spool's order ([`spool::Spool::push_at`]).
     began: std::time::SystemTime,
@@ -220,6 +223,26 @@ impl<P: Provider> Ctx<'_, P> {
     /// ([`Provider::request`]): values this invocation learned from an earlier answer (the
     /// channel a war room was just created with).
     pub fn send_with(&self, payload: &P::Payload, refs: &Map<String, Value>) -> Outcome<Response> {
+        self.send_noting(payload, refs, None)
+    }
+
+    /// [`Ctx::send`] for a request that `next` must follow as part of the same action
+    /// (Reactio's close after its recovery message, with `close_on_resolve`): when `payload`
+    /// is noted in flight ([`Provider::note_in_flight`]), `next` is noted with it, in the same
+    /// write, before `payload` goes out. A handler killed after the service took `payload`,
+    /// before `next` was sent, leaves both notes, and the next holder sends both (in their
+    /// order), not `payload` alone: adopted alone, the recovery message was posted again and
+    /// the incident never closed. Once `payload` is accepted its own note is removed (its fate
+    /// is known: a kill from then on has only `next` sent again) and `next`'s stays until the
+    /// record, or until `next` itself is sent ([`Ctx::send`] finds its note and does not note it
+    /// twice). When `payload` is not accepted (spooled, refused), `next`'s note goes with its
+    /// own: the provider decides what becomes of `next` (spooled behind it, or not sent).
+    pub fn send_before(&self, payload: &P::Payload, next: &P::Payload) -> Outcome<Response> {
+        self.send_noting(payload, &Map::new(), Some(next))
+    }
+
+    /// [`Ctx::send_with`], noting `next` with `payload` ([`Ctx::send_before`]).
+    fn send_noting(&self, payload: &P::Payload, refs: &Map<String, Value>, next: Option<&P::Payload>) -> Outcome<Response> {
         let req = match self.provider.request(payload, refs) {
             Ok(req) => req,
             Err(why) => return Outcome::Broken(why),
@@ -249,20 +272,42 @@ impl<P: Provider> Ctx<'_, P> {
         // its own event.
         let lookable = self.provider.lookup(payload, crate::clock::now_unix()).is_some();
         let noted = lookable || self.queue.as_ref().is_some_and(|q| q.turns_over);
-        let inflight = if noted && self.provider.note_in_flight(payload) { self.note_inflight(stored()) } else { None };
+        // Noted already, ahead of the request before it ([`Ctx::send_before`]): that note
+        // stands for it; else noted now, with the request that must follow it, if any.
+        let (inflight, ahead) = match self.noted_ahead(&stored()) {
+            Some(entry) => (Some(entry), None),
+            None if noted && self.provider.note_in_flight(payload) => {
+                let mut payloads = vec![stored()];
+                payloads.extend(next.filter(|n| self.provider.note_in_flight(n)).map(|n| serde_json::to_value(n).unwrap_or(Value::Null)));
+                let mut entries = self.note_inflight_all(payloads).into_iter();
+                (entries.next(), entries.next())
+            }
+            None => (None, None),
+        };
         let delivered = if lookable {
             self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line))
         } else {
             self.client.deliver(&req, &self.deadline, Fate::NotSent, &classify, &mut |line| log.info(line))
         };
         // Accepted: the note stays until the record of the delivery removes it (a kill in
-        // between leaves it for the next holder). Otherwise the spool or the failure takes
-        // over now.
-        if !matches!(delivered, Outcome::Delivered(_))
-            && let (Some(entry), Some(store)) = (inflight, self.store)
-            && let Err(e) = state::clear_inflight(store, self.incident_key, &entry)
+        // between leaves it for the next holder), unless a request that must follow it was
+        // noted with it: that note now stands for the action, and this request, whose fate is
+        // known, is not sent again by the next holder. Otherwise the spool or the failure takes
+        // over now, for both.
+        let accepted = matches!(delivered, Outcome::Delivered(_));
+        let cleared: Vec<spool::Entry> = match (&inflight, &ahead) {
+            (Some(own), Some(_)) if accepted => vec![own.clone()],
+            _ if accepted => Vec::new(),
+            _ => inflight.iter().chain(&ahead).cloned().collect(),
+        };
+        if !cleared.is_empty()
+            && let Some(store) = self.store
+            && let Err(e) = state::clear_inflight(store, self.incident_key, &cleared)
         {
             log.warn(format!("cannot clear the in-flight note of {}: {e:#}", self.incident_key));
+        }
+        if accepted && let (Some(entry), Some(q)) = (ahead, &self.queue) {
+            q.noted_ahead.borrow_mut().push(entry);
         }
         match delivered {
             Outcome::Delivered((resp, _)) => Outcome::Delivered(resp),
@@ -302,18 +347,40 @@ impl<P: Provider> Ctx<'_, P> {
     /// ledger or a spool, or when the note could not be written: logged, the request still
     /// goes out).
     fn note_inflight(&self, payload: Value) -> Option<spool::Entry> {
-        let (store, q) = (self.store?, self.queue.as_ref()?);
-        let mut entry = q.template.clone();
-        entry.payload = payload;
-        entry.fate = Fate::Unknown;
-        entry.created = crate::clock::now_unix();
-        match state::note_inflight(store, self.incident_key, &entry) {
-            Ok(()) => Some(entry),
+        self.note_inflight_all(vec![payload]).pop()
+    }
+
+    /// Note `payloads` as in flight in the incident's record, in one write and in their order
+    /// ([`state::note_inflight`]); the entries noted (none without a ledger or a spool, or
+    /// when the note could not be written: logged, the requests still go out).
+    fn note_inflight_all(&self, payloads: Vec<Value>) -> Vec<spool::Entry> {
+        let (Some(store), Some(q)) = (self.store, self.queue.as_ref()) else { return Vec::new() };
+        let created = crate::clock::now_unix();
+        let entries: Vec<spool::Entry> = payloads
+            .into_iter()
+            .map(|payload| {
+                let mut entry = q.template.clone();
+                entry.payload = payload;
+                entry.fate = Fate::Unknown;
+                entry.created = created;
+                entry
+            })
+            .collect();
+        match state::note_inflight(store, self.incident_key, &entries) {
+            Ok(()) => entries,
             Err(e) => {
                 self.log.warn(format!("cannot note the request in flight for {}: {e:#}", self.incident_key));
-                None
+                Vec::new()
             }
         }
+    }
+
+    /// The note made for `payload` (its stored form) ahead of the request before it
+    /// ([`Ctx::send_before`]), taken: `payload` is going out now under it.
+    fn noted_ahead(&self, payload: &Value) -> Option<spool::Entry> {
+        let mut ahead = self.queue.as_ref()?.noted_ahead.borrow_mut();
+        let at = ahead.iter().position(|e| e.payload == *payload)?;
+        Some(ahead.remove(at))
     }
 
     /// Queue `payload` in the spool without trying it now, for a request that must go after an
@@ -681,7 +748,9 @@ pub trait Provider: Sized {
     /// a PagerDuty event). Not for one whose page goes on after it in steps that are not noted
     /// (Slack's war room: the create, then the topic, invites and the alert): adopted alone,
     /// its lookup or second create was taken for the page and the alert never went out; the
-    /// next event opens the war room itself and finds the room the dead one made. Default: yes.
+    /// next event opens the war room itself and finds the room the dead one made. A request
+    /// that one more must follow (Reactio's close after its recovery message) goes with
+    /// [`Ctx::send_before`], which notes both before the first goes out. Default: yes.
     fn note_in_flight(&self, _payload: &Self::Payload) -> bool {
         true
     }
@@ -1266,6 +1335,7 @@ impl<'a, P: Provider> Local<'a, P> {
             turns_over: turns_over(record.as_ref(), p.action),
             kept_unknown: Default::default(),
             kept: Default::default(),
+            noted_ahead: Default::default(),
             began: std::time::SystemTime::now(),
         });
         let ctx = Ctx {
@@ -1481,7 +1551,7 @@ pub(crate) fn adopt_inflight(
     // between leaves the note for the next holder, never neither (the queued copy is then
     // recognised by its token, above).
     let settled = |note: &spool::Entry| {
-        if let Err(e) = state::clear_inflight(store, key, note) {
+        if let Err(e) = state::clear_inflight(store, key, std::slice::from_ref(note)) {
             log.warn(format!("cannot clear the in-flight note of {key} (spooled; its token keeps it from being spooled twice): {e:#}"));
         }
     };

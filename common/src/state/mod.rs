@@ -944,16 +944,18 @@ pub fn open_refs_known(store: &dyn Store, name: &str, as_key: &str) -> Map<Strin
     known
 }
 
-/// Note `entry` as in flight for `key`. Volatile (no `fsync`): it matters when its sender is
-/// killed, which leaves the page cache as it was; a machine crash after the service acted on
-/// the request, before its record, can lose it (the record then stays in its old state, as
-/// before notes existed).
+/// Note `entries` as in flight for `key`, in one write and in their order (a request and the
+/// one that must follow it, such as Reactio's close after its recovery message: a kill between
+/// two writes left the first noted alone, and the second was never sent). Volatile (no
+/// `fsync`): it matters when its sender is killed, which leaves the page cache as it was; a
+/// machine crash after the service acted on the request, before its record, can lose it (the
+/// record then stays in its old state, as before notes existed).
 ///
 /// Errors: as [`Store::update_with`].
-pub fn note_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
+pub fn note_inflight(store: &dyn Store, key: &str, entries: &[crate::spool::Entry]) -> anyhow::Result<()> {
     store.update_volatile(key, &mut |v| {
         let mut inc = Incident::from_value(key, v);
-        inc.inflight.push(entry.clone());
+        inc.inflight.extend(entries.iter().cloned());
         Some(inc.to_value())
     })
 }
@@ -1051,13 +1053,14 @@ pub fn clear_progress(store: &dyn Store, key: &str) -> anyhow::Result<()> {
     })
 }
 
-/// `entry`'s fate is known: it is no longer in flight for `key`.
+/// The fate of `entries` is known (or they will not be sent): they are no longer in flight for
+/// `key`; removed in one write.
 ///
 /// Errors: as [`Store::update_with`].
-pub fn clear_inflight(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
+pub fn clear_inflight(store: &dyn Store, key: &str, entries: &[crate::spool::Entry]) -> anyhow::Result<()> {
     store.update_volatile(key, &mut |v| {
         let mut inc = Incident::from_value(key, Some(v?));
-        inc.inflight.retain(|e| e != entry);
+        inc.inflight.retain(|e| !entries.contains(e));
         // A record the note made holds nothing now: removed (a failed first page left an
         // empty record behind, which Redis kept for good: it has no expiry).
         (!nothing_but_the_key(&inc)).then(|| inc.to_value())
