@@ -72,6 +72,9 @@ on_every_store!(
     a_recovery_after_a_trigger_killed_in_flight_over_a_resolved_incident_resolves_it,
     a_failure_after_a_resolve_killed_in_flight_pages,
     a_failure_queued_behind_a_resolve_that_was_then_killed_pages_after_it,
+    a_recovery_on_another_host_after_a_flush_killed_mid_trigger_resolves_the_incident,
+    a_failure_on_another_host_after_a_flush_killed_mid_resolve_pages,
+    a_flush_killed_mid_request_is_settled_by_another_hosts_flush_and_not_sent_again_by_its_own,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
     a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
     recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
@@ -795,20 +798,22 @@ fn a_failure_arriving_while_a_resolve_is_in_flight_pages(store: Store) {
 /// [`Script::Gated`] (PagerDuty acts on the request, its answer never comes), and kill it
 /// (SIGKILL by PID) once the fake has the request: a handler killed after the service acted on
 /// its request, before it could record it (the monitoring system's handler timeout, kill -9).
-fn killed_once_pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, input: &[u8]) {
-    let mut victim = pagerduty_has_it(sb, fake, input);
+/// `args`: the handler's flags besides `--api-url` and `--timeout` (`--flush`: a flush killed
+/// so, the flush timer's timeout).
+fn killed_once_pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, args: &[&str], input: &[u8]) {
+    let mut victim = pagerduty_has_it(sb, fake, args, input);
     victim.kill().expect("SIGKILL the handler by its PID");
     let _ = victim.wait();
 }
 
 /// [`killed_once_pagerduty_has_it`] without the kill: the handler, waiting for its answer.
-fn pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, input: &[u8]) -> Child {
+fn pagerduty_has_it(sb: &Sandbox, fake: &FakePagerDuty, args: &[&str], input: &[u8]) -> Child {
     let seen = fake.events().len();
     fake.then(&[Script::Gated]);
     // Its Redis lease runs out 600 ms after its death (5 s by default): the next event waits
     // for that within its deadline.
     let mut command = sb.command(&with_url(&fake.url, &["--timeout", "10s"]));
-    command.env(common::state::redis::LEASE_ENV, "600");
+    command.args(args).env(common::state::redis::LEASE_ENV, "600");
     let victim = spawn_command(command, input);
     wait_until("the request to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() > seen).then_some(()), String::new);
     victim
@@ -825,7 +830,7 @@ fn a_recovery_after_a_trigger_killed_in_flight_over_a_resolved_incident_resolves
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
     exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
-    killed_once_pagerduty_has_it(&sb, &fake, &trigger(T0 + 120));
+    killed_once_pagerduty_has_it(&sb, &fake, &[], &trigger(T0 + 120));
     assert_eq!(actions(&fake.events()), ["trigger", "resolve", "trigger"]);
     let r = run(&sb, &fake.url, &resolve(T0 + 180), &["--timeout", "10s"]);
     exits(&r, 0);
@@ -841,7 +846,7 @@ fn a_failure_after_a_resolve_killed_in_flight_pages(store: Store) {
     let Some(sb) = pd(store) else { return };
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
-    killed_once_pagerduty_has_it(&sb, &fake, &resolve(T0 + 60));
+    killed_once_pagerduty_has_it(&sb, &fake, &[], &resolve(T0 + 60));
     let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
     exits(&r, 0);
     ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &r.stderr);
@@ -859,7 +864,7 @@ fn a_failure_queued_behind_a_resolve_that_was_then_killed_pages_after_it(store: 
     let Some(sb) = pd(store) else { return };
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
-    let mut resolving = pagerduty_has_it(&sb, &fake, &resolve(T0 + 60));
+    let mut resolving = pagerduty_has_it(&sb, &fake, &[], &resolve(T0 + 60));
     let queued = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "2s"]);
     exits(&queued, 75);
     resolving.kill().expect("SIGKILL the handler by its PID");
@@ -881,6 +886,99 @@ fn ends_as(sb: &Sandbox, fake: &FakePagerDuty, last: &str, input: &[u8], stderr:
     assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(last == "trigger"), json!(last)), "{rec}");
     assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
     fake.assert_no_violations();
+}
+
+/// A failure after its incident's recovery, spooled while PagerDuty cannot be reached (exit
+/// 75), is sent by `--flush`: PagerDuty opens the incident, and the flush is killed before the
+/// answer (kill -9, the flush timer's timeout). The record still says "resolved". The next
+/// recovery, on another host sharing the ledger (which cannot see this host's spool), must
+/// resolve the incident, and this host's next flush must leave it resolved. Before, a flush
+/// noted nothing in flight: the recovery was skipped as "already resolved", with the incident
+/// open at PagerDuty until this host's next flush found its entry again (and then superseded
+/// by that recovery: open for good). Now the flush notes the request it sends over a resolved
+/// record, as a live delivery does; the other host sends it again first, then the recovery.
+fn a_recovery_on_another_host_after_a_flush_killed_mid_trigger_resolves_the_incident(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
+    exits(&run(&sb, REFUSED_URL, &trigger(T0 + 120), &["--timeout", "1s"]), 75);
+    killed_once_pagerduty_has_it(&sb, &fake, &["--flush"], b"");
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve", "trigger"]);
+    let r = run_command(sb.command_on_host("b", &with_url(&fake.url, &["--timeout", "10s"])), &resolve(T0 + 180));
+    exits(&r, 0);
+    let seen = actions(&fake.events());
+    assert_eq!(seen.last().map(String::as_str), Some("resolve"), "the recovery on host b: {seen:?}\n{}", r.stderr);
+    let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
+    exits(&flushed, 0);
+    ends_as(&sb, &fake, "resolve", &resolve(T0 + 180), &flushed.stderr);
+    assert!(on_host_b_spooled(&sb).is_empty(), "{:?}", on_host_b_spooled(&sb));
+}
+
+/// The mirror case: an open incident's recovery, spooled while PagerDuty cannot be reached, is
+/// sent by `--flush`; PagerDuty resolves the incident, and the flush is killed before the
+/// answer. The record still says "open, notified a minute ago". The check fails again, the
+/// event handled on another host: it must page, not be skipped as "already notified" with
+/// PagerDuty resolved while the check fails; and this host's next flush must leave it open.
+fn a_failure_on_another_host_after_a_flush_killed_mid_resolve_pages(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    exits(&run(&sb, REFUSED_URL, &resolve(T0 + 60), &["--timeout", "1s"]), 75);
+    killed_once_pagerduty_has_it(&sb, &fake, &["--flush"], b"");
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve"]);
+    let r = run_command(sb.command_on_host("b", &with_url(&fake.url, &["--timeout", "10s"])), &trigger(T0 + 120));
+    exits(&r, 0);
+    let seen = actions(&fake.events());
+    assert_eq!(seen.last().map(String::as_str), Some("trigger"), "the failure on host b: {seen:?}\n{}", r.stderr);
+    let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
+    exits(&flushed, 0);
+    ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &flushed.stderr);
+    assert!(on_host_b_spooled(&sb).is_empty(), "{:?}", on_host_b_spooled(&sb));
+}
+
+/// A failure after its incident's recovery, spooled, is sent by `--flush`, which is killed once
+/// PagerDuty has opened the incident. Another host's flush (its timer's, with nothing of its
+/// own spooled) takes the note the killed flush left and sends the failure again (its fate is
+/// unknown: PagerDuty cannot be asked): the record says open. Then this host's flush finds its
+/// entry, which the record now holds delivered: it is removed, not sent a third time. (Two
+/// copies are inherent: the killed flush's, which may or may not have reached PagerDuty, and
+/// the one sent again because nobody can tell.) Before, the other host's flush found nothing
+/// to do, and the record said "resolved" while PagerDuty had the incident open.
+fn a_flush_killed_mid_request_is_settled_by_another_hosts_flush_and_not_sent_again_by_its_own(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
+    exits(&run(&sb, REFUSED_URL, &trigger(T0 + 120), &["--timeout", "1s"]), 75);
+    killed_once_pagerduty_has_it(&sb, &fake, &["--flush"], b"");
+    fake.open_gate();
+    // A flush takes notes only of an incident nobody holds: the killed flush's Redis lease
+    // lapses 600 ms after its death (a file lock goes with the process).
+    if let Some(redis) = &sb.redis {
+        let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+        let free = || (redis.cli(&["EXISTS", &hold]).expect("redis-cli").trim() == "0").then_some(());
+        wait_until("the killed flush's hold to lapse", Duration::from_secs(10), free, String::new);
+    }
+    let b = run_command(sb.command_on_host("b", &with_url(&fake.url, &["--flush", "--timeout", "10s"])), b"");
+    exits(&b, 0);
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve", "trigger", "trigger"], "{}", b.stderr);
+    let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}\n{}", b.stderr);
+    let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
+    exits(&flushed, 0);
+    ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &flushed.stderr);
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve", "trigger", "trigger"], "not sent a third time:\n{}", flushed.stderr);
+    assert!(flushed.stderr.contains("delivered already"), "{}", flushed.stderr);
+    assert!(on_host_b_spooled(&sb).is_empty(), "{:?}", on_host_b_spooled(&sb));
+}
+
+/// Names of the queued entries of host `b`'s spool ([`Sandbox::command_on_host`]).
+fn on_host_b_spooled(sb: &Sandbox) -> Vec<String> {
+    let dir = sb.spool_dir().parent().expect("the sandbox").join("hosts").join("b").join("spool").join("pagerduty");
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".json")).collect())
+        .unwrap_or_default()
 }
 
 /// The Redis lease the lease tests below give a hold (ms): short, so that four pass quickly.

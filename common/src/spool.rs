@@ -105,6 +105,17 @@ pub struct Entry {
     /// Whether an earlier attempt may have reached the service.
     #[serde(default)]
     pub fate: Fate,
+    /// Set (before it went out) when a flush sent it noted in flight in its incident's record
+    /// ([`crate::state::note_inflight`]), as a request that turns the incident over, and kept
+    /// while that note stands for it. Read back, it is a request of unknown fate (the flush may
+    /// have been killed after the service acted on it). Whoever holds the incident next on
+    /// another host, which cannot see this spool, takes the note and sends its own copy of the
+    /// request; once the record holds that action applied (the same [`Entry::token`] and
+    /// action), this entry was delivered, by that copy or by the killed flush itself, which had
+    /// recorded it: it is removed, not sent a third time. Absent (false) in entries of earlier
+    /// versions and in those never so noted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noted_in_flight: bool,
     /// Delivery attempts made so far by flushes.
     #[serde(default)]
     pub attempts: u32,
@@ -515,6 +526,7 @@ mod tests {
             refs: Map::new(),
             payload: json!({"dedup_key": key}),
             fate: Fate::NotSent,
+            noted_in_flight: false,
             attempts: 0,
             failure: None,
             progress: None,

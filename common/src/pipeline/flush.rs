@@ -346,6 +346,11 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 Ok(None) => continue,
                 Err(_) => entry,
             };
+            // Sent noted in flight by a flush that did not see it settled (killed mid-request):
+            // the service may have acted on it ([`Flusher::note_in_flight`]).
+            if entry.noted_in_flight {
+                entry.fate = Fate::Unknown;
+            }
             // At most half of what is left, so that one destination that keeps failing leaves
             // time for the others; a request of unknown fate may need a whole attempt timeout
             // (it is sent again only with one to spare), so it may use all of it.
@@ -659,6 +664,19 @@ impl<'a, P: Provider> Flusher<'a, P> {
             spooled: Some(entry.created),
         };
         let record = self.ledger(&entry.incident_key);
+        // Sent noted in flight by a flush that did not see it settled (killed), and the record
+        // holds its action applied since: the copy another holder took from the note was
+        // delivered, or this request itself, recorded before that flush ended. Sent again, it
+        // would reach the service a third time ([`Flusher::note_in_flight`]).
+        if entry.noted_in_flight
+            && record.as_ref().is_some_and(|r| r.token.as_deref() == Some(entry.token.as_str()) && r.last_action == Some(entry.action))
+        {
+            log.info(format!(
+                "{what}: delivered already: a flush sent it noted in flight, and the record holds its {} since; not sent again",
+                entry.action.name()
+            ));
+            return Settled::Request(Outcome::Delivered(()));
+        }
         match state::decide(record.as_ref(), &proposal, now, P::NO_RECORD) {
             Verdict::Send => {}
             // A recovery run (Reactio's, looking its incident up by name) of an event before a
@@ -688,8 +706,31 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 return self.superseded(client, deadline, entry, provider, &payload, record.as_ref(), &format!("{what}: {why}"));
             }
         }
+        let noted = self.note_in_flight(name, entry, provider, &payload, record.as_ref());
+        let settled = self.send(client, deadline, (name, entry), provider, payload, record.as_ref(), (&proposal, &what));
+        self.settle_in_flight(noted, name, entry, &settled);
+        settled
+    }
+
+    /// Send `entry` (named `name` in the spool), which the ledger decided to send: carried on
+    /// as a run ([`Flusher::resume`]), or looked up first when its fate is unknown and the
+    /// provider can ([`Provider::lookup`]), then sent (or a stand-in, [`Provider::instead`]);
+    /// what the service accepted is recorded. `proposal` is the ledger's view of it, `what`
+    /// names it in log lines.
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        client: &Client,
+        deadline: &Deadline,
+        (name, entry): (&str, &mut Entry),
+        provider: &P,
+        payload: P::Payload,
+        record: Option<&Incident>,
+        (proposal, what): (&Proposal, &str),
+    ) -> Settled {
+        let log = self.log;
         if provider.is_run(&payload) {
-            return self.resume(client, deadline, (name, entry), provider, &payload, record.as_ref(), &proposal, &what);
+            return self.resume(client, deadline, (name, entry), provider, &payload, record, proposal, what);
         }
         // Find out first whether a request of unknown fate went through after all.
         let mut fate = entry.fate;
@@ -722,11 +763,10 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 // entry was delivered or found already: one host's request of unknown fate,
                 // taken from the ledger's note by another host ([`state::leave_inflight`]).
                 // What it references may then be what this request did: not passed over.
-                let own =
-                    record.as_ref().filter(|r| r.token.as_deref() == Some(entry.token.as_str()) && r.last_action == Some(entry.action));
+                let own = record.filter(|r| r.token.as_deref() == Some(entry.token.as_str()) && r.last_action == Some(entry.action));
                 let mut known = match own {
                     Some(_) => Map::new(),
-                    None => record.as_ref().map(|r| r.refs.clone()).unwrap_or_default(),
+                    None => record.map(|r| r.refs.clone()).unwrap_or_default(),
                 };
                 if let Some(store) = self.store() {
                     for (k, v) in provider.known(store) {
@@ -753,7 +793,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         if let Some(store) = self.store() {
                             provider.settled(store, &payload, &entry.token, &refs);
                         }
-                        self.record(&entry.incident_key, &proposal, &refs, deadline);
+                        self.record(&entry.incident_key, proposal, &refs, deadline);
                         return Settled::Request(Outcome::Delivered(()));
                     }
                     Found::No => {
@@ -784,7 +824,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         }
         // The ledger's references, and what the entry kept of an earlier answer where the
         // ledger has nothing (it could not be written or read).
-        let mut refs = record.as_ref().map(|r| r.refs.clone()).unwrap_or_default();
+        let mut refs = record.map(|r| r.refs.clone()).unwrap_or_default();
         for (k, v) in &entry.refs {
             refs.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -796,7 +836,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             // A stand-in that is a run of the provider's own (Slack: the war room opened in
             // place of one that is gone), written into the entry already: carried on as one.
             if instead > 0 && provider.is_run(&payload) {
-                return self.resume(client, deadline, (name, entry), provider, &payload, record.as_ref(), &proposal, &what);
+                return self.resume(client, deadline, (name, entry), provider, &payload, record, proposal, what);
             }
             let req = match provider.request(&payload, &refs) {
                 Ok(req) => req,
@@ -847,8 +887,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     if let Some(store) = self.store() {
                         provider.settled(store, &payload, &attempt, &refs);
                     }
-                    self.record(&entry.incident_key, &proposal, &refs, deadline);
-                    self.delivered_after(entry, &what);
+                    self.record(&entry.incident_key, proposal, &refs, deadline);
+                    self.delivered_after(entry, what);
                     Outcome::Delivered(())
                 }
                 Outcome::Refused(why) => {
@@ -894,6 +934,84 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
             });
+        }
+    }
+
+    /// Note `entry` (named `name` in the spool), about to be sent, in flight in its incident's
+    /// record, as a live delivery notes its request ([`super::InFlight`], [`Ctx::send_with`]),
+    /// when its delivery turns over the state `record` holds ([`super::turns_over`]: a failure
+    /// of an incident it holds resolved, a recovery of one it holds open) and the provider notes
+    /// such a request ([`Provider::note_in_flight`]). A flush killed after the service acted on
+    /// it, before its record, left nothing but this spool entry: another host sharing the
+    /// ledger, which cannot see this spool, took the incident for being in its recorded state
+    /// (its recovery skipped as "already resolved", its failure as "already notified", while the
+    /// service was in the other state until this host's next flush; a recovery so skipped then
+    /// superseded the entry, and the incident stayed open at the service for good). (An event of
+    /// the incident on this host sends the entry first: it is its incident's spooled request.)
+    /// Now whoever holds the incident next
+    /// takes the note ([`super::adopt_inflight`]: spooled where the entry was created, ahead of
+    /// what queued behind it; not spooled again on this host, where the entry is, by its
+    /// token). The entry is marked as noted first ([`Entry::noted_in_flight`]), so that this
+    /// host's later flush removes it once the record holds the copy delivered, instead of
+    /// sending it a third time. `None` when not noted (nor is the entry marked then), or when
+    /// the note could not be written.
+    fn note_in_flight(
+        &self,
+        name: &str,
+        entry: &mut Entry,
+        provider: &P,
+        payload: &P::Payload,
+        record: Option<&Incident>,
+    ) -> Option<super::InFlight<'a>> {
+        let store = self.store()?;
+        // A record holding a later event is not turned over by this one (its record changes
+        // nothing but the references: `state::apply`).
+        if !super::turns_over(record, entry.action)
+            || state::applied_later_event(record, entry.event_time)
+            || !provider.note_in_flight(payload)
+        {
+            return None;
+        }
+        entry.noted_in_flight = true;
+        // Volatile, as the note: both matter when the flush is killed, which leaves the page
+        // cache as it was (a machine crash can lose the mark: the entry is then sent again, a
+        // duplicate at worst).
+        if let Some(spool) = self.spool
+            && let Err(e) = spool.try_rewrite(name, entry, crate::files::Durability::Volatile)
+        {
+            self.log.warn(format!("cannot mark the spooled {} of {} as noted in flight: {e:#}", entry.action.name(), entry.incident_key));
+        }
+        super::InFlight::note(store, Entry { fate: Fate::Unknown, ..entry.clone() }, self.log)
+    }
+
+    /// `entry` (named `name` in the spool), noted in flight ([`Flusher::note_in_flight`]), was
+    /// `settled`: delivered, its record removed the note (by the action's token), and the entry
+    /// leaves the spool. Kept in the spool with its fate unknown (no answer in time, or an
+    /// attempt before this one, killed, may have reached the service), it stays noted and
+    /// marked, for the hosts that cannot see this spool, as a live delivery leaves a request
+    /// it spooled of unknown fate ([`state::leave_inflight`]). Otherwise the note goes, and so
+    /// does the mark (`run` rewrites an entry a retryable failure keeps; one kept for another
+    /// reason is rewritten here).
+    fn settle_in_flight(&self, noted: Option<super::InFlight<'a>>, name: &str, entry: &mut Entry, settled: &Settled) {
+        if !entry.noted_in_flight {
+            return;
+        }
+        let unknown = entry.fate == Fate::Unknown || matches!(settled, Settled::Request(Outcome::Retry(r)) if r.fate == Fate::Unknown);
+        let kept =
+            matches!(settled, Settled::Unauthorized(_) | Settled::Request(Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Broken(_)));
+        match settled {
+            Settled::Request(Outcome::Delivered(())) => return,
+            _ if kept && unknown => return,
+            _ if kept => noted.into_iter().for_each(|n| n.clear(self.log)),
+            // Refused, superseded, or a run that ended: it leaves the spool undelivered.
+            _ => noted.into_iter().for_each(|n| n.forget(self.log)),
+        }
+        entry.noted_in_flight = false;
+        if kept
+            && !matches!(settled, Settled::Request(Outcome::Retry(_)))
+            && let Some(spool) = self.spool
+        {
+            spool.rewrite(name, entry);
         }
     }
 

@@ -135,7 +135,8 @@ struct Queue<'a> {
     kept: std::cell::Cell<usize>,
     /// Requests noted in flight with the one before them, which was accepted, and not sent
     /// yet ([`Ctx::send_before`]): their own [`Ctx::send`] goes out under that note.
-    noted_ahead: std::cell::RefCell<Vec<spool::Entry>>,
+    /// Each with whether this invocation wrote its note ([`InFlight`]'s `own`).
+    noted_ahead: std::cell::RefCell<Vec<(spool::Entry, bool)>>,
     /// When this delivery began (its hold taken): where its requests of unknown fate go in the
     /// spool's order ([`spool::Spool::push_at`]).
     began: std::time::SystemTime,
@@ -180,6 +181,83 @@ impl Queue<'_> {
             Err(e) => {
                 Outcome::Retry(crate::outcome::Retry { reason: format!("{reason}; and it could not be spooled: {e:#}"), fate, after: None })
             }
+        }
+    }
+}
+
+/// A request noted in flight in its incident's record while it is sent ([`state::note_inflight`]):
+/// should its sender die before the record of its delivery (kill -9, the monitoring system's
+/// handler timeout), whoever holds the incident next finds the note and spools the request as
+/// one of unknown fate ([`adopt_inflight`]), instead of deciding from a record that may no
+/// longer be the service's state. One code path for a live delivery ([`Ctx::send_with`]) and a
+/// flush sending a spooled request (`flush`): the note is made before the request goes out; the
+/// record of the delivery removes it ([`state::apply`], by the action's token); a request not
+/// delivered clears it ([`InFlight::clear`]), unless a flush keeps it spooled with its fate
+/// unknown (then it stays noted, for the hosts that cannot see this spool).
+struct InFlight<'a> {
+    store: &'a dyn Store,
+    /// The note that stands for the request (its incident key is the ledger's key).
+    note: spool::Entry,
+    /// Whether this sender wrote it (else it stood already, [`state::note_inflight`]).
+    own: bool,
+}
+
+impl<'a> InFlight<'a> {
+    /// Note `note` in flight, under its incident key, before its request goes out; or find the
+    /// note of the same request that stands already. `None` when it could not be written
+    /// (logged as a warning: the request still goes out, as before notes existed).
+    fn note(store: &'a dyn Store, note: spool::Entry, log: &Logger) -> Option<InFlight<'a>> {
+        InFlight::note_all(store, vec![note], log).pop()
+    }
+
+    /// [`InFlight::note`] for `notes` of one incident, in one write and in their order (a
+    /// request and the one that must follow it: [`Ctx::send_before`]); none when they could
+    /// not be written (logged).
+    fn note_all(store: &'a dyn Store, notes: Vec<spool::Entry>, log: &Logger) -> Vec<InFlight<'a>> {
+        let Some(key) = notes.first().map(|n| n.incident_key.clone()) else { return Vec::new() };
+        match state::note_inflight(store, &key, &notes) {
+            Ok(standing) => notes
+                .into_iter()
+                .zip(standing)
+                .map(|(note, standing)| match standing {
+                    None => InFlight { store, note, own: true },
+                    Some(standing) => InFlight { store, note: standing, own: false },
+                })
+                .collect(),
+            Err(e) => {
+                log.warn(format!("cannot note the request in flight for {key}: {e:#}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The request was not delivered, and the spool or the failure takes over: the note this
+    /// sender wrote goes (one that stood for the request already is left: it was there for a
+    /// reason of its own, a request of unknown fate).
+    fn clear(self, log: &Logger) {
+        InFlight::clear_all(vec![self], log);
+    }
+
+    /// [`InFlight::clear`] for `notes` of one incident, in one write.
+    fn clear_all(notes: Vec<InFlight<'_>>, log: &Logger) {
+        InFlight::forget_all(notes.into_iter().filter(|n| n.own).collect(), log);
+    }
+
+    /// The request leaves the spool undelivered (refused, superseded), or its fate is known
+    /// (accepted, with a request that must follow it noted: [`Ctx::send_before`]): whichever
+    /// note stands for it goes. A failure is logged as a warning (the next holder then spools
+    /// the request again: a duplicate at worst, never a loss).
+    fn forget(self, log: &Logger) {
+        InFlight::forget_all(vec![self], log);
+    }
+
+    /// [`InFlight::forget`] for `notes` of one incident, in one write.
+    fn forget_all(notes: Vec<InFlight<'_>>, log: &Logger) {
+        let Some(first) = notes.first() else { return };
+        let (store, key) = (first.store, first.note.incident_key.clone());
+        let entries: Vec<spool::Entry> = notes.into_iter().map(|n| n.note).collect();
+        if let Err(e) = state::clear_inflight(store, &key, &entries) {
+            log.warn(format!("cannot clear the in-flight note of {key}: {e:#}"));
         }
     }
 }
@@ -275,12 +353,12 @@ impl<P: Provider> Ctx<'_, P> {
         // Noted already, ahead of the request before it ([`Ctx::send_before`]): that note
         // stands for it; else noted now, with the request that must follow it, if any.
         let (inflight, ahead) = match self.noted_ahead(&stored()) {
-            Some(entry) => (Some(entry), None),
+            Some(note) => (Some(note), None),
             None if noted && self.provider.note_in_flight(payload) => {
                 let mut payloads = vec![stored()];
                 payloads.extend(next.filter(|n| self.provider.note_in_flight(n)).map(|n| serde_json::to_value(n).unwrap_or(Value::Null)));
-                let mut entries = self.note_inflight_all(payloads).into_iter();
-                (entries.next(), entries.next())
+                let mut notes = self.note_inflight_all(payloads).into_iter();
+                (notes.next(), notes.next())
             }
             None => (None, None),
         };
@@ -293,21 +371,18 @@ impl<P: Provider> Ctx<'_, P> {
         // between leaves it for the next holder), unless a request that must follow it was
         // noted with it: that note now stands for the action, and this request, whose fate is
         // known, is not sent again by the next holder. Otherwise the spool or the failure takes
-        // over now, for both.
+        // over now, for both (what it spooled of unknown fate is noted again when this
+        // invocation is done: `Local::deliver`).
         let accepted = matches!(delivered, Outcome::Delivered(_));
-        let cleared: Vec<spool::Entry> = match (&inflight, &ahead) {
-            (Some(own), Some(_)) if accepted => vec![own.clone()],
-            _ if accepted => Vec::new(),
-            _ => inflight.iter().chain(&ahead).cloned().collect(),
-        };
-        if !cleared.is_empty()
-            && let Some(store) = self.store
-            && let Err(e) = state::clear_inflight(store, self.incident_key, &cleared)
-        {
-            log.warn(format!("cannot clear the in-flight note of {}: {e:#}", self.incident_key));
-        }
-        if accepted && let (Some(entry), Some(q)) = (ahead, &self.queue) {
-            q.noted_ahead.borrow_mut().push(entry);
+        match (inflight, ahead) {
+            (Some(own), Some(ahead)) if accepted => {
+                own.forget(log);
+                if let Some(q) = &self.queue {
+                    q.noted_ahead.borrow_mut().push((ahead.note, ahead.own));
+                }
+            }
+            _ if accepted => {}
+            (inflight, ahead) => InFlight::clear_all(inflight.into_iter().chain(ahead).collect(), log),
         }
         match delivered {
             Outcome::Delivered((resp, _)) => Outcome::Delivered(resp),
@@ -343,17 +418,17 @@ impl<P: Provider> Ctx<'_, P> {
         }
     }
 
-    /// Note `payload` as in flight in the incident's record; the entry noted (`None` without a
-    /// ledger or a spool, or when the note could not be written: logged, the request still
-    /// goes out).
-    fn note_inflight(&self, payload: Value) -> Option<spool::Entry> {
+    /// Note `payload` as in flight in the incident's record ([`InFlight::note`]); the note
+    /// (`None` without a ledger or a spool, or when it could not be written: logged, the
+    /// request still goes out).
+    fn note_inflight(&self, payload: Value) -> Option<InFlight<'_>> {
         self.note_inflight_all(vec![payload]).pop()
     }
 
     /// Note `payloads` as in flight in the incident's record, in one write and in their order
-    /// ([`state::note_inflight`]); the entries noted (none without a ledger or a spool, or
-    /// when the note could not be written: logged, the requests still go out).
-    fn note_inflight_all(&self, payloads: Vec<Value>) -> Vec<spool::Entry> {
+    /// ([`InFlight::note_all`]); the notes (none without a ledger or a spool, or when they
+    /// could not be written: logged, the requests still go out).
+    fn note_inflight_all(&self, payloads: Vec<Value>) -> Vec<InFlight<'_>> {
         let (Some(store), Some(q)) = (self.store, self.queue.as_ref()) else { return Vec::new() };
         let created = crate::clock::now_unix();
         let entries: Vec<spool::Entry> = payloads
@@ -366,21 +441,17 @@ impl<P: Provider> Ctx<'_, P> {
                 entry
             })
             .collect();
-        match state::note_inflight(store, self.incident_key, &entries) {
-            Ok(()) => entries,
-            Err(e) => {
-                self.log.warn(format!("cannot note the request in flight for {}: {e:#}", self.incident_key));
-                Vec::new()
-            }
-        }
+        InFlight::note_all(store, entries, self.log)
     }
 
     /// The note made for `payload` (its stored form) ahead of the request before it
     /// ([`Ctx::send_before`]), taken: `payload` is going out now under it.
-    fn noted_ahead(&self, payload: &Value) -> Option<spool::Entry> {
+    fn noted_ahead(&self, payload: &Value) -> Option<InFlight<'_>> {
+        let store = self.store?;
         let mut ahead = self.queue.as_ref()?.noted_ahead.borrow_mut();
-        let at = ahead.iter().position(|e| e.payload == *payload)?;
-        Some(ahead.remove(at))
+        let at = ahead.iter().position(|(e, _)| e.payload == *payload)?;
+        let (note, own) = ahead.remove(at);
+        Some(InFlight { store, note, own })
     }
 
     /// Queue `payload` in the spool without trying it now, for a request that must go after an
@@ -750,7 +821,10 @@ pub trait Provider: Sized {
     /// its lookup or second create was taken for the page and the alert never went out; the
     /// next event opens the war room itself and finds the room the dead one made. A request
     /// that one more must follow (Reactio's close after its recovery message) goes with
-    /// [`Ctx::send_before`], which notes both before the first goes out. Default: yes.
+    /// [`Ctx::send_before`], which notes both before the first goes out. A flush asks it of a
+    /// spooled request that turns the incident over (a lookable one is marked in its spool
+    /// entry instead, unless it turns the incident over too): the steps after it are spooled
+    /// behind it, and its flush, or the next one, sends them. Default: yes.
     fn note_in_flight(&self, _payload: &Self::Payload) -> bool {
         true
     }
@@ -1326,6 +1400,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 refs: Map::new(),
                 payload: Value::Null,
                 fate: Fate::NotSent,
+                noted_in_flight: false,
                 attempts: 0,
                 failure: None,
                 progress: None,

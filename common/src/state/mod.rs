@@ -349,8 +349,9 @@ pub struct Incident {
     /// Requests being sent right now whose fate the next holder must settle should their
     /// sender die: one that must not be sent twice blindly (a Twilio call, which the provider
     /// can look up), and one that turns the incident over (a PagerDuty trigger of a resolved
-    /// incident: killed after the service acted on it, the record would stay resolved).
-    /// Noted before they go out and removed once their fate is known or recorded
+    /// incident: killed after the service acted on it, the record would stay resolved), sent
+    /// live or by a flush from the spool ([`crate::spool::Entry::noted_in_flight`]). Noted
+    /// before they go out and removed once their fate is known or recorded
     /// ([`note_inflight`]). One still here when the incident is free again belonged to a
     /// holder that died mid-request: it is spooled as a request of unknown fate, looked up
     /// (where the service allows) or sent again before the incident's next event
@@ -946,18 +947,34 @@ pub fn open_refs_known(store: &dyn Store, name: &str, as_key: &str) -> Map<Strin
 
 /// Note `entries` as in flight for `key`, in one write and in their order (a request and the
 /// one that must follow it, such as Reactio's close after its recovery message: a kill between
-/// two writes left the first noted alone, and the second was never sent). Volatile (no
-/// `fsync`): it matters when its sender is killed, which leaves the page cache as it was; a
-/// machine crash after the service acted on the request, before its record, can lose it (the
-/// record then stays in its old state, as before notes existed).
+/// two writes left the first noted alone, and the second was never sent). For each entry: `None`
+/// when it was added; the note of the same request (its token, action and payload) that stood
+/// already otherwise, left as it is: it stands for this one too (a spooled request of unknown
+/// fate its invocation left noted, [`leave_inflight`], or one a flush killed while sending it
+/// left, sent again by a flush), so that whoever takes the notes spools one copy of the
+/// request. Volatile (no `fsync`): it matters when its sender is killed, which leaves the page
+/// cache as it was; a machine crash after the service acted on the request, before its record,
+/// can lose it (the record then stays in its old state, as before notes existed).
 ///
 /// Errors: as [`Store::update_with`].
-pub fn note_inflight(store: &dyn Store, key: &str, entries: &[crate::spool::Entry]) -> anyhow::Result<()> {
+pub fn note_inflight(store: &dyn Store, key: &str, entries: &[crate::spool::Entry]) -> anyhow::Result<Vec<Option<crate::spool::Entry>>> {
+    let mut standing = Vec::new();
     store.update_volatile(key, &mut |v| {
-        let mut inc = Incident::from_value(key, v);
-        inc.inflight.extend(entries.iter().cloned());
+        // The function may run more than once (on a record another writer changed meanwhile).
+        let mut inc = Incident::from_value(key, v.clone());
+        standing = entries
+            .iter()
+            .map(|entry| {
+                inc.inflight.iter().find(|e| e.token == entry.token && e.action == entry.action && e.payload == entry.payload).cloned()
+            })
+            .collect();
+        if standing.iter().all(Option::is_some) {
+            return v;
+        }
+        inc.inflight.extend(entries.iter().zip(&standing).filter(|(_, s)| s.is_none()).map(|(e, _)| e.clone()));
         Some(inc.to_value())
-    })
+    })?;
+    Ok(standing)
 }
 
 /// This invocation is done with `key` without recording a delivery (its requests were spooled
@@ -1251,6 +1268,7 @@ mod tests {
             refs: Map::new(),
             payload: Value::Null,
             fate: crate::outcome::Fate::Unknown,
+            noted_in_flight: false,
             attempts: 0,
             failure: None,
             progress: None,
@@ -1620,6 +1638,45 @@ mod tests {
         // A spooled trigger goes by the times: one from before a delivered recovery is stale.
         let resolved = apply(Some(rec.clone()), "k", &receipt(p(Action::Resolve, "ok", 1002, "g")), 1002, &Map::new());
         assert!(matches!(decide(Some(&resolved), &spooled(p(Action::Trigger, "critical", 1001, "h")), 1005, SEND), Verdict::Superseded(_)));
+    }
+
+    #[test]
+    fn one_request_is_noted_in_flight_once_and_its_note_goes_with_its_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = file::FileStore::at(dir.path().join("pd")).expect("store");
+        record(&store, "k", &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new(), RepeatedTrigger::Merged).expect("record");
+        let note = crate::spool::Entry {
+            handler: "pagerduty".into(),
+            incident_key: "k".into(),
+            action: Action::Resolve,
+            severity: "ok".into(),
+            event_time: 1060,
+            event_seq: None,
+            time_origin: TimeOrigin::Event,
+            token: "b".into(),
+            created: 1060,
+            overrides: Map::new(),
+            refs: Map::new(),
+            payload: serde_json::json!({"event_action": "resolve"}),
+            fate: crate::outcome::Fate::Unknown,
+            noted_in_flight: false,
+            attempts: 0,
+            failure: None,
+            progress: None,
+        };
+        let one = |e: &crate::spool::Entry| note_inflight(&store, "k", std::slice::from_ref(e)).expect("note").remove(0);
+        assert_eq!(one(&note), None, "added");
+        // The same request sent again by a flush (marked, its own created time): the note that
+        // stands is returned, and it stays the only one, so that one copy is adopted.
+        let again = crate::spool::Entry { noted_in_flight: true, created: 1200, ..note.clone() };
+        assert_eq!(one(&again), Some(note.clone()));
+        // Another request of the same action is noted besides it.
+        let other = crate::spool::Entry { payload: serde_json::json!({"event_action": "resolve", "n": 2}), ..note.clone() };
+        assert_eq!(one(&other), None);
+        assert_eq!(get(&store, "k").expect("read").expect("a record").inflight, [note.clone(), other]);
+        // The record of the action removes its notes.
+        record(&store, "k", &p(Action::Resolve, "ok", 1060, "b"), 1300, &Map::new(), RepeatedTrigger::Merged).expect("record");
+        assert!(get(&store, "k").expect("read").expect("a record").inflight.is_empty());
     }
 
     #[test]
