@@ -698,6 +698,63 @@ fn a_spooled_recovery_whose_thread_takes_no_reply_is_posted_to_the_channel_at_th
     fake.assert_no_violations();
 }
 
+/// What `--flush` posts to the channel in place of a spooled reply whose thread Slack refuses
+/// (an acknowledgement, a severity change, a recovery) is not the incident's alert: the record
+/// keeps the alert's `ts`, and what comes next is threaded under the alert, as after a live
+/// reply posted to the channel so. Before, the flush took the stand-in's answer for an alert's
+/// and recorded its `ts` as the thread: the recovery after a spooled acknowledgement or
+/// severity change was threaded under that message instead of the alert (and a recovered
+/// incident's record named the RECOVERED message as its alert).
+#[test]
+fn a_message_the_flush_posts_to_the_channel_in_place_of_a_reply_is_not_taken_for_the_alert() {
+    for spooled in ["acknowledgement", "severity change", "recovery"] {
+        let fake = FakeSlack::start();
+        let sb = sandbox(json!({}));
+        let url = fake.api_url();
+        ok(&run(&sb, &fake, &event("web-01", "check_disk", 2, "DISK CRITICAL 99%")));
+        let room = fake.created()[0].id.clone();
+        let alert = fake.channel(&room).roots()[0].ts.clone();
+        // Slack does not answer the reply: spooled.
+        fake.fail("chat.postMessage", &[Fault::Hang]);
+        let r = match spooled {
+            "acknowledgement" => {
+                let mut cmd = sb.command(&["--api-url", &url, "--from", "nagios", "--timeout", "2s"]);
+                nagios_ack(&mut cmd, "bob").env("PAGERPIPE_NOW", (NOW + 60).to_string());
+                run_command(cmd, b"")
+            }
+            "severity change" => run_at(&sb, &fake, &event("web-01", "check_disk", 1, "DISK WARNING 85%"), 1, &["--timeout", "2s"]),
+            _ => run_at(&sb, &fake, &event("web-01", "check_disk", 0, "DISK OK"), 1, &["--timeout", "2s"]),
+        };
+        assert_eq!(r.code, Some(75), "{spooled}: {r:?}");
+        // At the flush the alert's thread takes no reply (locked meanwhile): to the channel.
+        fake.fail("chat.postMessage", &[Fault::Error("restricted_action_thread_locked")]);
+        ok(&run_at(&sb, &fake, b"", 2, &["--flush"]));
+        assert!(sb.spooled("slack").is_empty(), "{spooled}");
+        let roots = fake.channel(&room).roots().len();
+        assert_eq!(roots, 2, "{spooled}: the stand-in is in the channel");
+        let st = sb.state("slack", STATE);
+        assert_eq!(
+            (st["refs"]["channel_id"].as_str(), st["refs"]["ts"].as_str()),
+            (Some(room.as_str()), Some(alert.as_str())),
+            "{spooled}: the record's thread is the alert's"
+        );
+        if spooled == "recovery" {
+            assert_eq!(st["open"], false);
+            fake.assert_no_violations();
+            continue;
+        }
+        // The thread is unlocked again: the recovery is a reply under the alert, not under the
+        // message posted in place of a reply.
+        ok(&run_at(&sb, &fake, &event("web-01", "check_disk", 0, "DISK OK"), 3, &[]));
+        let channel = fake.channel(&room);
+        let stand_in = channel.roots()[1].ts.clone();
+        assert!(channel.replies(&stand_in).is_empty(), "{spooled}: {:?}", channel.replies(&stand_in));
+        let replies: Vec<String> = channel.replies(&alert).iter().map(|m| m.text.clone()).collect();
+        assert!(replies.iter().any(|t| t.contains("RECOVERED web-01/check_disk")), "{spooled}: {replies:?}");
+        fake.assert_no_violations();
+    }
+}
+
 /// A spooled recovery delivered by `--flush` to a war room that is gone by then (archived,
 /// deleted, or the bot removed) closes the incident, as a live recovery does. Before, it moved
 /// to `failed/` (exit 69) and the incident stayed open: the check's next failure within

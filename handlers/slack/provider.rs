@@ -118,12 +118,21 @@ pub struct Sent {
     /// earlier version reads as `false` (sent as it was spooled).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follows: bool,
+    /// A reply whose thread Slack refused at `--flush` ([`thread_refused`]), posted to the
+    /// channel in its place ([`Slack::instead`]): a message outside a thread that is not an
+    /// alert, so its `ts` is not the incident's thread ([`Slack::spooled_refs`]), as a live
+    /// reply posted to the channel so is not ([`Session::reply`]). Taken for an alert, an
+    /// acknowledgement's or a severity change's became the thread of every later reply (the
+    /// recovery threaded under the acknowledgement), and a recovery's the recovered record's
+    /// alert. An entry of an earlier version reads as `false` (its `ts` recorded, as before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unthreaded: bool,
 }
 
 impl Sent {
     /// `call` as read back from the spool: not live, nothing more to it.
     pub fn of(call: Call) -> Sent {
-        Sent { call, live: false, closes: false, or_else: None, replacing: false, queued: false, follows: false }
+        Sent { call, live: false, closes: false, or_else: None, replacing: false, queued: false, follows: false, unthreaded: false }
     }
 }
 
@@ -479,7 +488,8 @@ impl Provider for Slack {
     /// suffix. Refused before, it took the alert and the steps behind it with it.
     ///
     /// A spooled reply whose thread Slack refuses ([`thread_refused`]: the alert takes no
-    /// replies, or its thread was locked) goes to the channel itself, as live.
+    /// replies, or its thread was locked) goes to the channel itself, as live, and is not
+    /// taken for an alert when it is delivered ([`Sent::unthreaded`]).
     ///
     /// A spooled trigger's message (an update, or the alert) into a war room that is gone by
     /// now ([`room_gone`]: archived, deleted, the bot removed) opens a new war room with the
@@ -508,6 +518,7 @@ impl Provider for Slack {
                 replacing: false,
                 queued: false,
                 follows: sent.follows,
+                unthreaded: true,
             });
         }
         let Call::Create { name, is_private, asked } = &sent.call else { return None };
@@ -532,6 +543,8 @@ impl Provider for Slack {
     }
 
     /// A spooled create brings the channel; a spooled alert (a post outside a thread) its `ts`.
+    /// A reply posted to the channel in place of its thread ([`Sent::unthreaded`]) brings
+    /// nothing: it is no alert, and what comes after it is threaded under the alert.
     fn spooled_refs(&self, sent: &Sent, resp: &Response) -> Map<String, Value> {
         let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
         let mut refs = Map::new();
@@ -542,7 +555,7 @@ impl Provider for Slack {
                     refs.insert(CHANNEL_NAME.into(), body["channel"]["name"].clone());
                 }
             }
-            Call::Post { thread: Thread::Root, .. } => {
+            Call::Post { thread: Thread::Root, .. } if !sent.unthreaded => {
                 if let (Some(ts), Some(channel)) = (body["ts"].as_str(), body["channel"].as_str()) {
                     refs.insert(TS.into(), ts.into());
                     refs.insert(CHANNEL_ID.into(), channel.into());
@@ -1084,7 +1097,7 @@ impl<'a> Session<'a> {
         self.calls += 1;
         let closes = matches!(call, Call::Post { .. }) && matches!(self.job.action, Action::Resolve | Action::Acknowledge);
         let or_else = self.replacement(&call);
-        let sent = Sent { call, live: true, closes, or_else, replacing: false, queued: false, follows: self.follows };
+        let sent = Sent { call, live: true, closes, or_else, replacing: false, queued: false, follows: self.follows, unthreaded: false };
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
             return match self.ctx.send_later(&sent, &why) {
@@ -1185,7 +1198,7 @@ impl<'a> Session<'a> {
         }
         let why = self.ctx.queued_behind().unwrap_or_default().to_string();
         self.deferred = Some(why.clone());
-        let sent = Sent { call, live: false, closes: false, or_else, replacing: false, queued: true, follows: false };
+        let sent = Sent { call, live: false, closes: false, or_else, replacing: false, queued: true, follows: false, unthreaded: false };
         match self.ctx.spool_run(&sent, None, &why) {
             Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => Err(Stop::Later(reason)),
             other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(why)))),
@@ -1302,6 +1315,7 @@ impl<'a> Session<'a> {
             replacing: false,
             queued: true,
             follows: false,
+            unthreaded: false,
         });
     }
 
@@ -1717,6 +1731,18 @@ mod tests {
             message: json!({"text": "x"}),
         });
         assert!(p.spooled_refs(&reply, &resp(json!({"ok": true, "channel": "C9", "ts": "5.2"}))).is_empty());
+        // Nor does a reply posted to the channel in place of a thread that takes none: it is
+        // no alert.
+        let refused = resp(json!({"ok": false, "error": "thread_not_found"}));
+        let stand_in = p.instead(&reply, &refused).expect("to the channel");
+        assert!(stand_in.unthreaded && matches!(stand_in.call, Call::Post { thread: Thread::Root, .. }));
+        assert!(p.spooled_refs(&stand_in, &resp(json!({"ok": true, "channel": "C9", "ts": "5.3"}))).is_empty());
+        let kept = serde_json::to_value(&stand_in).expect("JSON");
+        assert_eq!(kept["unthreaded"], true);
+        assert_eq!(serde_json::from_value::<Sent>(kept).expect("back"), stand_in);
+        // An entry of an earlier version reads as an alert, as before.
+        let old: Sent = serde_json::from_value(json!({"method": "post", "channel": "C9", "thread": "root", "message": {}})).expect("read");
+        assert!(!old.unthreaded);
         // What a spooled call leaves open is filled in from the references at delivery, and the
         // payload round-trips through the spool as not live.
         assert!(p.request(&root, &Map::new()).is_err());
@@ -1784,6 +1810,7 @@ mod tests {
         // A thread that takes no reply still goes to the channel, keeping its replacement.
         let root = p.instead(&update, &answer("cannot_reply_to_message")).expect("to the channel");
         assert!(matches!(root.call, Call::Post { thread: Thread::Root, .. }) && !root.replacing && root.or_else == update.or_else);
+        assert!(root.unthreaded);
         // Without a replacement (a recovery's, an entry of an earlier version), or in one-channel
         // mode: refused, as before.
         assert!(p.instead(&Sent { or_else: None, ..update.clone() }, &answer("is_archived")).is_none());
