@@ -1823,6 +1823,63 @@ fn reactio_recovery_queued_behind_another_hosts_create(a_first: bool) {
     assert_flushed_clean(&redis, &fake, &hosts);
 }
 
+/// An open Reactio incident whose recovery on host A Reactio answers slowly; meanwhile the
+/// check's next failure on host A and that failure's recovery on host B, each queued behind
+/// the recovery in flight (exit 75: the incident busy); then both hosts flush, `a_first` or B
+/// first. The failure comes after the first recovery (a new incident, opened by A's flush when
+/// it goes first), and the second recovery after the failure: whichever flushes first, every
+/// incident opened gets its recovery, none twice, and the ledger is left closed.
+///
+/// Before, B's recovery was built from the ledger as it was while the first recovery was in
+/// flight (incident 1001 open): a message to 1001. With A flushing first, B's flush posted a
+/// second recovery to 1001, and 1002 stayed open in Reactio for good while the ledger said
+/// resolved. (A's own entries cannot catch it: the failure is superseded only by a stop queued
+/// behind it in the same spool.)
+fn reactio_recovery_queued_behind_a_recovery_in_flight_and_another_hosts_failure(a_first: bool) {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakeReactio::start(&[reactio::Script::Accept, reactio::Script::Late(6000)]);
+    let hosts = reactio_hosts(2);
+    let now = unix_now();
+    let url = ["--api-url", fake.url.as_str()];
+    let short = ["--api-url", fake.url.as_str(), "--timeout", "1s"];
+    let (code, stderr) = run_on(&hosts[0], &redis, &url, &fixture_at("sensu/create.json", now - 60));
+    assert_eq!(code, Some(0), "{stderr}");
+    let recovery = spawn(&hosts[0], &redis, &["--api-url", &fake.url, "--timeout", "15s"], &fixture_at("sensu/resolve.json", now - 50));
+    wait_until("the recovery in flight", Duration::from_secs(10), || (fake.calls().len() == 2).then_some(()), String::new);
+    let (code, failure) = run_on(&hosts[0], &redis, &short, &fixture_at("sensu/create.json", now - 40));
+    assert_eq!(code, Some(75), "A's failure queues behind the recovery in flight: {failure}");
+    let (code, second) = run_on(&hosts[1], &redis, &short, &fixture_at("sensu/resolve.json", now - 30));
+    assert_eq!(code, Some(75), "B's recovery queues behind the recovery in flight: {second}");
+    let (code, stderr) = wait_all(vec![recovery]).remove(0);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut story = format!("A's failure:\n{failure}B's recovery:\n{second}");
+    let order: [usize; 2] = if a_first { [0, 1] } else { [1, 0] };
+    for host in order {
+        let (code, stderr) = flush_on(&hosts[host], &redis, &["--api-url", &fake.url]);
+        story.push_str(&format!("flush on host {host}:\n{stderr}"));
+        assert_eq!(code, Some(0), "host {host}: {story}");
+    }
+    let resolved: Vec<Value> = fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect();
+    let opened: Vec<Value> = fake.incidents().iter().map(|i| i["id"].clone()).collect();
+    assert_eq!(resolved, opened, "each incident opened gets its recovery, once: {story}");
+    assert_eq!(opened.len(), if a_first { 2 } else { 1 }, "{story}");
+    for host in &hosts {
+        assert!(host.spooled("reactio").is_empty(), "{story}");
+    }
+    assert_eq!(shared_record(&redis, "reactio")["open"], false, "{story}");
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_reactio_recovery_queued_behind_a_recovery_in_flight_recovers_the_incident_another_hosts_flush_opens_first() {
+    reactio_recovery_queued_behind_a_recovery_in_flight_and_another_hosts_failure(true);
+}
+
+#[test]
+fn a_reactio_recovery_queued_behind_a_recovery_in_flight_flushed_first_leaves_the_other_hosts_failure_superseded() {
+    reactio_recovery_queued_behind_a_recovery_in_flight_and_another_hosts_failure(false);
+}
+
 /// After the flushes of a Reactio scenario on `hosts`: every spool empty, nothing in `failed/`
 /// but copies superseded (a host's copy of a create another host delivered, with its recovery),
 /// the shared record not open, and no request broke the contract.

@@ -18,10 +18,11 @@
 //!   closed are looked up (`GET /api/v1/incidents?status=open`, then `status=pend`) and the one
 //!   with the name this event's incident would have is resolved; when there is none, the log
 //!   says so; when the lists cannot be read in time, the recovery is spooled and the flush
-//!   looks again ([`Call::Recover`]). A recovery with no stored id that queues behind another
-//!   delivery of its incident (its create spooled here, or in flight on another host) is
-//!   spooled as the same run: the flush posts it to the incident the record holds open by
-//!   then, else to the one its name finds.
+//!   looks again ([`Call::Recover`]). A recovery that queues behind another delivery of its
+//!   incident (its create spooled here, or in flight on another host; or, with a stored id,
+//!   its recovery in flight and the next failure queued behind that) is spooled as the same
+//!   run: the flush posts it to the incident the record holds open by then, else to the one
+//!   its name finds.
 //!   A failure for an incident stored open that queues behind another delivery of it (the
 //!   incident busy, or older requests spooled: maybe its recovery) is spooled as a
 //!   [`Call::Page`], decided at the flush from the ledger then: a broadcast while the incident
@@ -233,7 +234,8 @@ pub enum Call {
     /// A recovery whose incident id is not known, spooled because the incident list could not
     /// be read ([`Reactio::find_open`]: Reactio answering 5xx, or unreachable), or because it
     /// queues behind another delivery of its incident (its create spooled, or in flight on
-    /// another host): a run ([`Provider::resume`]) that posts `message`, as a live recovery
+    /// another host; or, with an id stored open, whatever it queues behind, which may recover
+    /// that incident and open another: [`Reactio::resolve_later`]): a run ([`Provider::resume`]) that posts `message`, as a live recovery
     /// does, to the incident the record holds open by the flush for events up to its own, else
     /// to the one it looks up then ([`Reactio::recover`]).
     Recover {
@@ -243,6 +245,13 @@ pub enum Call {
         shown: String,
         /// The timeline message.
         message: String,
+        /// The incident the record held open when the recovery queued ([`Reactio::resolve_later`]),
+        /// where a `Call::Message` went before: the recovery goes there when the flush has no
+        /// record to read (no store at hand), and it is superseded, as that message was, by a
+        /// later event applied before it (that event's incident is the one open now). `None`: no
+        /// id was stored (an entry of an earlier version reads so).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<u64>,
     },
 }
 
@@ -468,6 +477,9 @@ impl Provider for Reactio {
                 ctx.spool_run(&page, None, &why).map(|_| Done::default())
             }
             (Action::Trigger, Some(id)) => self.notify(ctx, job, id),
+            // Queued: the incident stored open now may not be the one open when the flush posts
+            // it (the delivery ahead of it may be its recovery and the next failure's create).
+            (Action::Resolve, Some(_)) if ctx.behind_spooled() && !ctx.dry_run => self.resolve_later(ctx, job),
             (Action::Resolve, Some(id)) => self.resolve(ctx, self.recovery_text(job.event), id),
             (Action::Resolve, None) if ctx.dry_run => {
                 // Dry runs read no state: show where the stored (or looked-up) id would go.
@@ -485,7 +497,7 @@ impl Provider for Reactio {
                     // the recovery waits in the spool, and the flush looks the incident up again.
                     Outcome::Retry(r) => ctx
                         .spool_run(
-                            &Call::Recover { name, shown, message },
+                            &Call::Recover { name, shown, message, incident_id: None },
                             None,
                             &format!("the incident list could not be read: {}", r.reason),
                         )
@@ -539,6 +551,9 @@ impl Provider for Reactio {
     /// The incident the record holds for events after this recovery's (a failure delivered
     /// meanwhile on another host sharing the store, maybe recovered since) is theirs: passed
     /// over, as the incidents of other keys are, and the record is left to them (no `refs`).
+    /// A recovery queued while the record held an id open ([`Call::Recover`]'s `incident_id`)
+    /// goes to that id when the record has no open incident to give (none to read), and is
+    /// superseded by such later events, as the message to that id it was spooled as before.
     ///
     /// A queued failure ([`Call::Page`]) broadcasts on its incident while the record holds it
     /// open (or cannot be read: as decided when it was queued), and opens a new incident when
@@ -553,7 +568,7 @@ impl Provider for Reactio {
             };
             return resumed(outcome);
         }
-        let Call::Recover { name, shown, message } = call else {
+        let Call::Recover { name, shown, message, incident_id: queued_for } = call else {
             return Resumed::Failed(Outcome::Refused("only a recovery that looks its incident up is carried on".into()));
         };
         if let Some(p) = previous
@@ -570,6 +585,17 @@ impl Provider for Reactio {
         // The incident the record holds open for events up to this recovery's (its create
         // delivered since the recovery was queued, here or on another host): resolved as live.
         if let Some(id) = previous.filter(|p| p.open && !later_event).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of) {
+            return resumed(self.resolve(ctx, message.clone(), id));
+        }
+        // Queued while the record held `id` open: what it would have been spooled as before (a
+        // message to `id`) is what it comes to when the record says nothing better.
+        if let Some(id) = *queued_for {
+            if later_event {
+                return Resumed::Superseded(format!(
+                    "superseded after all: it was queued for incident {id}, open then, and a later event of the check was applied \
+                     before it (its incident is the one open now)"
+                ));
+            }
             return resumed(self.resolve(ctx, message.clone(), id));
         }
         let later = previous.filter(|_| later_event).and_then(|p| p.refs.get(INCIDENT_ID)).and_then(incident_id_of);
@@ -781,19 +807,26 @@ impl Reactio {
         Outcome::Delivered(Done { detail, refs })
     }
 
-    /// A recovery with no stored incident id that queues (its incident's create is still
-    /// spooled here, or another invocation, maybe on another host, is delivering for it): spooled
-    /// as a [`Call::Recover`] run, decided at the flush from the ledger then
-    /// ([`Provider::resume`]): posted to the incident the record holds open by then (the create
-    /// delivered meanwhile, here or elsewhere), else to the one its name finds. Exit 75 now,
-    /// like any spooled request. (A `Call::Message` waiting for the id, as spooled before, was
-    /// refused at the flush, exit 69, when the create was another host's still spooled there:
-    /// that create then opened the incident after its recovery.)
+    /// A recovery that queues (its incident's requests are still spooled here, or another
+    /// invocation, maybe on another host, is delivering for it): spooled as a [`Call::Recover`]
+    /// run, decided at the flush from the ledger then ([`Provider::resume`]): posted to the
+    /// incident the record holds open by then (the create delivered meanwhile, here or
+    /// elsewhere), else to the one its name finds. Exit 75 now, like any spooled request. (A
+    /// `Call::Message` waiting for the id, as spooled before, was refused at the flush, exit 69,
+    /// when the create was another host's still spooled there: that create then opened the
+    /// incident after its recovery.)
+    ///
+    /// So also with an incident id stored open: one that queues because the incident is busy
+    /// sees the stored record, not the record as what it queues behind leaves it (a recovery in
+    /// flight, then the next failure queued behind it, which opens a new incident at a flush).
+    /// Queued as a message to the stored id, it was posted a second time to the recovered
+    /// incident, and the new one stayed open while the ledger said resolved.
     fn resolve_later(&self, ctx: &Ctx<'_, Self>, job: &Job<'_>) -> Outcome<Done> {
         let recover = Call::Recover {
             name: self.name_before_output(job.event, job.incident_key),
             shown: self.incident_name(job.event, job.incident_key),
             message: self.recovery_text(job.event),
+            incident_id: stored_incident(job),
         };
         let why = ctx.queued_behind().unwrap_or("the incident's create request is still spooled").to_string();
         ctx.spool_run(&recover, None, &format!("{why}; the recovery is decided when it is flushed")).map(|_| Done::default())
@@ -1400,6 +1433,26 @@ mod tests {
         assert_eq!(id_of(&inc), None);
         assert_eq!(incident_id_of(&json!(0)), None);
         assert_eq!(incident_id_of(&json!(null)), None);
+    }
+
+    /// A recovery queued with the id stored open keeps it in the spool; one of an earlier
+    /// version (or with no id stored) reads as without.
+    #[test]
+    fn a_queued_recovery_keeps_the_incident_stored_open_when_it_queued() {
+        let queued = Call::Recover {
+            name: "web-01/check_disk".into(),
+            shown: "web-01/check_disk x".into(),
+            message: "m".into(),
+            incident_id: Some(7),
+        };
+        let kept = serde_json::to_value(&queued).expect("JSON");
+        assert_eq!(kept["incident_id"], 7);
+        assert_eq!(serde_json::from_value::<Call>(kept).expect("back"), queued);
+        let old: Call = serde_json::from_value(json!({"call": "recover", "name": "n", "shown": "s", "message": "m"})).expect("read");
+        assert!(matches!(old, Call::Recover { incident_id: None, .. }));
+        let none = serde_json::to_value(Call::Recover { name: "n".into(), shown: "s".into(), message: "m".into(), incident_id: None })
+            .expect("JSON");
+        assert!(none.get("incident_id").is_none(), "{none}");
     }
 
     #[test]
