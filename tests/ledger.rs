@@ -95,6 +95,7 @@ on_every_store!(
     a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident,
     a_reactio_recovery_killed_between_its_message_and_its_close_closes_the_incident,
     kill_9_at_random_points_of_reactio_recoveries_with_close_on_resolve_closes_every_incident,
+    a_reactio_severity_change_queued_behind_a_recovery_in_flight_and_a_new_failure_goes_to_the_new_incident,
     a_slack_failure_queued_behind_its_recovery_in_flight_opens_a_new_war_room,
     a_slack_failure_queued_behind_an_update_in_flight_goes_to_the_open_war_room,
     a_slack_recovery_queued_behind_a_flush_goes_to_the_war_room_the_flush_opens,
@@ -1451,6 +1452,46 @@ fn a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident(s
     assert_eq!(ids, [json!(FIRST_ID), json!(FIRST_ID + 1)], "the failure after the recovery opens a new incident: {story}");
     assert!(fake.accepted("/api/v1/notifications").is_empty(), "no broadcast on the recovered incident: {story}");
     assert_eq!(record(&sb, &trigger(T0 + 20)).expect("a record")["refs"]["incident_id"], json!(FIRST_ID + 1), "{story}");
+    fake.assert_no_violations();
+}
+
+/// As above, with WARNING paged too, and a WARNING after the failure also queued behind the
+/// recovery in flight (exit 75). The flush opens the failure's incident; the WARNING is a
+/// severity change of that incident, broadcast on it, and the recovery that comes next closes
+/// it: two incidents, each recovered.
+///
+/// Before, the flush took the WARNING, queued for incident 1001, for a new incident too (the
+/// record held another one open, 1002): a third incident, the ledger's from then on, and 1002
+/// never got its recovery.
+fn a_reactio_severity_change_queued_behind_a_recovery_in_flight_and_a_new_failure_goes_to_the_new_incident(store: Store) {
+    use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio, Script as ReactioScript};
+    let Some(sb) = reactio_sandbox(store) else { return };
+    let section = json!({"api_key": API_KEY, "organization": "example", "severities": ["warning", "critical"]});
+    sb.config("reactio.json", &json!({ "reactio": section }));
+    let fake = FakeReactio::start(&[ReactioScript::Accept, ReactioScript::Late(6000)]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let recovery = start(&sb, &fake.url, &resolve(T0 + 10), &["--timeout", "15s"]);
+    wait_until("the recovery in flight", Duration::from_secs(10), || (fake.calls().len() == 2).then_some(()), String::new);
+    // Each waits for the incident within its own deadline, then queues behind it.
+    let failure = run(&sb, &fake.url, &trigger(T0 + 20), &["--timeout", "1s"]);
+    let warning = event("sensu/create.json", T0 + 25, |ev| ev["check"]["status"] = json!(1));
+    let change = run(&sb, &fake.url, &warning, &["--timeout", "1s"]);
+    let recovery = finish(recovery);
+    let story = format!("recovery:\n{}failure:\n{}warning:\n{}", recovery.stderr, failure.stderr, change.stderr);
+    exits(&recovery, 0);
+    assert_eq!((failure.code, change.code), (Some(75), Some(75)), "both queued behind the recovery in flight: {story}");
+    let f = run(&sb, &fake.url, b"", &["--flush"]);
+    exits(&f, 0);
+    let r = run(&sb, &fake.url, &resolve(T0 + 30), &[]);
+    exits(&r, 0);
+    let story = format!("{story}flush:\n{}last recovery:\n{}", f.stderr, r.stderr);
+    let ids: Vec<Value> = fake.incidents().iter().map(|i| i["id"].clone()).collect();
+    assert_eq!(ids, [json!(FIRST_ID), json!(FIRST_ID + 1)], "the failure after the recovery opens one new incident: {story}");
+    let notified: Vec<Value> = fake.accepted("/api/v1/notifications").iter().map(|n| n["incident_id"].clone()).collect();
+    assert_eq!(notified, [json!(FIRST_ID + 1)], "the WARNING is broadcast on the new incident: {story}");
+    let recovered: Vec<Value> = fake.accepted("/api/v1/messages").iter().map(|m| m["incident_id"].clone()).collect();
+    assert_eq!(recovered, ids, "each incident gets its recovery: {story}");
+    assert!(open_incidents(&sb).is_empty(), "{story}");
     fake.assert_no_violations();
 }
 

@@ -25,8 +25,9 @@
 //!   its name finds.
 //!   A failure for an incident stored open that queues behind another delivery of it (the
 //!   incident busy, or older requests spooled: maybe its recovery) is spooled as a
-//!   [`Call::Page`], decided at the flush from the ledger then: a broadcast while the incident
-//!   is still open, a new incident when it recovered meanwhile.
+//!   [`Call::Page`], decided at the flush from the ledger then: a broadcast on the incident
+//!   it holds open (a new one, when a failure queued ahead opened one after the recovery), a
+//!   new incident when it recovered meanwhile.
 //! - **acknowledge**: Reactio has none; skipped.
 //!
 //! 401 (`authentication_error`) and 400 (`validation_error`) are permanent (exit 69) and say
@@ -219,16 +220,18 @@ pub enum Call {
     },
     /// A failure for the incident the ledger holds open as `incident_id`, queued behind another
     /// delivery of it (the incident busy, or older requests spooled), which may be its
-    /// recovery: a run ([`Provider::resume`]) that the flush carries out as a broadcast on that
-    /// incident while the ledger still holds it open, or as a new incident when it recovered
-    /// meanwhile (a failure after a recovery is a new incident, as live).
+    /// recovery: a run ([`Provider::resume`]) that the flush carries out as a broadcast on the
+    /// incident the ledger holds open then (`incident_id`, or one a failure queued ahead of it
+    /// opened after its recovery), or as a new incident when none is open (a failure after a
+    /// recovery is a new incident, as live).
     Page {
-        /// The incident open when the failure was queued.
+        /// The incident open when the failure was queued (broadcast on when the flush cannot
+        /// read the record).
         incident_id: u64,
         /// The create body, for a new incident.
         create: Value,
         /// The notification body for `incident_id` (`None`: `notification_text` is empty, so
-        /// nothing is broadcast).
+        /// nothing is broadcast); its `incident_id` is the one broadcast on at the flush.
         notify: Option<Value>,
     },
     /// A recovery whose incident id is not known, spooled because the incident list could not
@@ -555,16 +558,32 @@ impl Provider for Reactio {
     /// goes to that id when the record has no open incident to give (none to read), and is
     /// superseded by such later events, as the message to that id it was spooled as before.
     ///
-    /// A queued failure ([`Call::Page`]) broadcasts on its incident while the record holds it
-    /// open (or cannot be read: as decided when it was queued), and opens a new incident when
-    /// the record shows it recovered, or another incident open for the key.
+    /// A queued failure ([`Call::Page`]) broadcasts on the incident the record holds open (on
+    /// the one it was queued for when the record cannot be read: as decided then), and opens a
+    /// new incident when the record shows none open (it recovered meanwhile), or one whose id is
+    /// not known. The record may hold another incident open than the one it was queued for:
+    /// what it queued behind recovered that one and opened this one (a failure queued ahead
+    /// of it), and a failure after that is this one's; taken for a recovery, it opened a third
+    /// incident, and the second never got its recovery.
     fn resume(&self, ctx: &Ctx<'_, Self>, call: &Call, previous: Option<&Incident>, event_time: u64) -> Resumed {
         if let Call::Page { incident_id, create, notify } = call {
-            let recovered = previous.is_some_and(|p| !p.open || p.refs.get(INCIDENT_ID).and_then(incident_id_of) != Some(*incident_id));
-            let outcome = if recovered {
-                self.create_with(ctx, create.clone(), ctx.incident_key)
-            } else {
-                self.notify_with(ctx, *incident_id, notify.clone())
+            // The incident open now: what the failure queued behind may have recovered the one
+            // it was queued for and opened another, whose severity change or repeat this is (the
+            // record holds no later event: the flush dropped it as superseded then).
+            let open_id = |p: &Incident| p.refs.get(INCIDENT_ID).and_then(incident_id_of).filter(|_| p.open);
+            let id = match previous {
+                None => Some(*incident_id),
+                Some(p) => open_id(p),
+            };
+            let outcome = match id {
+                Some(id) => {
+                    let body = notify.clone().map(|mut body| {
+                        body["incident_id"] = id.into();
+                        body
+                    });
+                    self.notify_with(ctx, id, body)
+                }
+                None => self.create_with(ctx, create.clone(), ctx.incident_key),
             };
             return resumed(outcome);
         }
