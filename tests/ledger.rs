@@ -1464,10 +1464,8 @@ fn a_reactio_failure_queued_behind_its_recovery_in_flight_opens_a_new_incident(s
 /// record held another one open, 1002): a third incident, the ledger's from then on, and 1002
 /// never got its recovery.
 fn a_reactio_severity_change_queued_behind_a_recovery_in_flight_and_a_new_failure_goes_to_the_new_incident(store: Store) {
-    use crate::fake::reactio::{API_KEY, FIRST_ID, FakeReactio, Script as ReactioScript};
-    let Some(sb) = reactio_sandbox(store) else { return };
-    let section = json!({"api_key": API_KEY, "organization": "example", "severities": ["warning", "critical"]});
-    sb.config("reactio.json", &json!({ "reactio": section }));
+    use crate::fake::reactio::{FIRST_ID, FakeReactio, Script as ReactioScript};
+    let Some(sb) = reactio_sandbox(store, json!({"severities": ["warning", "critical"]})) else { return };
     let fake = FakeReactio::start(&[ReactioScript::Accept, ReactioScript::Late(6000)]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
     let recovery = start(&sb, &fake.url, &resolve(T0 + 10), &["--timeout", "15s"]);
