@@ -75,6 +75,7 @@ on_every_store!(
     a_recovery_on_another_host_after_a_flush_killed_mid_trigger_resolves_the_incident,
     a_failure_on_another_host_after_a_flush_killed_mid_resolve_pages,
     a_flush_killed_mid_request_is_settled_by_another_hosts_flush_and_not_sent_again_by_its_own,
+    a_failure_deciding_after_a_flush_spooled_the_note_of_a_killed_resolve_pages,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
     a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
     recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
@@ -873,6 +874,58 @@ fn a_failure_queued_behind_a_resolve_that_was_then_killed_pages_after_it(store: 
     let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
     exits(&flushed, 0);
     ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &flushed.stderr);
+}
+
+/// An open incident's recovery reaches PagerDuty, which resolves it, and its handler is killed
+/// before the answer: the recovery stays noted in flight. The check fails again; that
+/// failure's handler lists the spool (nothing of this incident), reads the note (so it does
+/// not skip on the storm path), and delivers another check's spooled failure first, whose
+/// answer PagerDuty holds. Meanwhile `--flush`, which cannot reach PagerDuty, moves the noted
+/// recovery to the spool (its fate unknown) and keeps it there. The failure then takes the
+/// incident's hold: it must send that recovery again before it decides, and page. Before, it
+/// decided from its listing of before the flush (nothing spooled for the incident) and the
+/// record (open, the note gone): skipped as "already notified", PagerDuty resolved while the
+/// check failed. Found in review.
+fn a_failure_deciding_after_a_flush_spooled_the_note_of_a_killed_resolve_pages(store: Store) {
+    let Some(sb) = pd(store) else { return };
+    let fake = FakePagerDuty::start(&[]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    killed_once_pagerduty_has_it(&sb, &fake, &resolve(T0 + 60));
+    // Another check's failure, spooled while PagerDuty could not be reached.
+    let other = event("sensu/create.json", T0 + 60, |ev| ev["check"]["name"] = json!("check_load"));
+    exits(&run(&sb, REFUSED_URL, &other, &["--timeout", "1s"]), 75);
+    until_free(&sb, "pagerduty");
+    let seen = fake.events().len();
+    fake.then(&[Script::Gated]);
+    let failing = start(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "60s"]);
+    wait_until(
+        "the other check's failure to reach PagerDuty",
+        Duration::from_secs(10),
+        || (fake.events().len() > seen).then_some(()),
+        String::new,
+    );
+    let flushed = sb.run(&with_url(REFUSED_URL, &["--flush", "--timeout", "1s"]), b"");
+    exits(&flushed, 75);
+    assert!(flushed.stderr.contains("was in flight when its handler ended"), "the flush spooled the noted recovery: {}", flushed.stderr);
+    fake.open_gate();
+    let r = finish(failing);
+    exits(&r, 0);
+    let of_disk: Vec<String> = actions(&fake.events().into_iter().filter(|e| e["dedup_key"] == KEY).collect::<Vec<_>>());
+    assert_eq!(of_disk.last().map(String::as_str), Some("trigger"), "PagerDuty's last word: {of_disk:?}\n{}", r.stderr);
+    let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
+    fake.assert_no_violations();
+}
+
+/// Wait until nobody holds [`KEY`] for `handler`: on Redis, until a killed holder's lease has
+/// run out (the file store's lock is gone with its process).
+fn until_free(sb: &Shared, handler: &str) {
+    if let Some(redis) = &sb.redis {
+        let hold = format!("pagerpipe:{handler}:hold:{KEY}");
+        let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
+        wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
+    }
 }
 
 /// Let the held-up request answer, then: PagerDuty's last word for the incident is `last`

@@ -1303,10 +1303,20 @@ impl<'a, P: Provider> Local<'a, P> {
         let (mut record, mut known) = read_record(self.store(), key, self.log);
         // Requests a holder that died left in flight are this incident's oldest spooled ones
         // now, of unknown fate: looked up before they are sent again.
-        let own_spooled = self.own_spooled + if hold.is_some() { self.adopt_inflight(record.as_ref()) } else { 0 };
-        if own_spooled > self.own_spooled {
+        let adopted = if hold.is_some() { self.adopt_inflight(record.as_ref()) } else { 0 };
+        if adopted > 0 {
             (record, known) = read_record(self.store(), key, self.log);
         }
+        // Holding the incident, the spool is listed again: what was queued for it since this
+        // invocation listed it at the start is the tail of its log too, and goes first (a
+        // request of unknown fate that a `--flush` took from the ledger's note while this
+        // invocation was delivering other incidents' requests, and could not deliver: decided
+        // from the first listing and the record, note gone, a failure was skipped as "already
+        // notified" over a recovery PagerDuty had applied).
+        let own_spooled = match (&hold, &self.spool) {
+            (Some(_), Some(spool)) => spool.queued_for(key).map_or(self.own_spooled + adopted, |names| names.len()),
+            _ => self.own_spooled,
+        };
         if hold.is_some() && own_spooled == 0 {
             match decide::<P>(record.as_ref(), known, p, now) {
                 Verdict::Send => {}
