@@ -2410,6 +2410,27 @@ fn a_failure_paged_on_a_full_disk_is_still_resolved() {
     fake.assert_no_violations();
 }
 
+/// An open incident's recovery reaches PagerDuty, which resolves it, but its answer does not
+/// come within the deadline (its fate unknown), and the spool's disk is full: the request
+/// cannot be kept (exit 75, the event printed). The ledger, on Redis, still says "open". Its
+/// note in flight must stay, so that the check's next failure, with room again, sends the
+/// recovery again first and then pages, instead of being skipped as "already notified" while
+/// PagerDuty has the incident resolved. Before, the note was removed before the request was
+/// spooled, and not put back when that failed. Found in review.
+#[test]
+fn a_resolve_of_unknown_fate_that_cannot_be_spooled_stays_noted_and_the_next_failure_pages() {
+    let Some(sb) = pd(Store::Redis) else { return };
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Gated]);
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    let r = run_command(crate::util::on_a_full_disk(&sb.command(&with_url(&fake.url, &["--timeout", "1s"]))), &resolve(T0 + 60));
+    exits(&r, 75);
+    assert!(r.stderr.contains("could not be spooled"), "{}", r.stderr);
+    assert_eq!(actions(&fake.events()), ["trigger", "resolve"], "{}", r.stderr);
+    let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
+    exits(&r, 0);
+    ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &r.stderr);
+}
+
 /// A recovery delivered on a full disk: its record cannot be written, so it is removed (an
 /// unlink needs no room), and the next failure within `refresh` pages instead of passing for a
 /// repeat of the incident the ledger would still call open.

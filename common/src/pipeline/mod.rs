@@ -127,9 +127,10 @@ struct Queue<'a> {
     /// the provider can look up, so that a kill in between is seen by the next holder.
     turns_over: bool,
     /// The requests of unknown fate this invocation spooled (the service may have acted on
-    /// them): noted in the ledger when the invocation is done ([`state::leave_inflight`]), so
-    /// that another host, which cannot see this spool, does not take the incident for being in
-    /// the state of its last recorded action.
+    /// them), and the in-flight notes of those it could not spool: noted in the ledger when the
+    /// invocation is done ([`state::leave_inflight`]), so that another host, which cannot see
+    /// this spool, or the next holder, when nothing could be spooled, does not take the
+    /// incident for being in the state of its last recorded action.
     kept_unknown: std::cell::RefCell<Vec<spool::Entry>>,
     /// How many requests this invocation spooled ([`Ctx::kept`]).
     kept: std::cell::Cell<usize>,
@@ -370,10 +371,16 @@ impl<P: Provider> Ctx<'_, P> {
         // Accepted: the note stays until the record of the delivery removes it (a kill in
         // between leaves it for the next holder), unless a request that must follow it was
         // noted with it: that note now stands for the action, and this request, whose fate is
-        // known, is not sent again by the next holder. Otherwise the spool or the failure takes
-        // over now, for both (what it spooled of unknown fate is noted again when this
-        // invocation is done: `Local::deliver`).
+        // known, is not sent again by the next holder. Of unknown fate (the service may have
+        // acted on it): the notes stay until the request is in the spool, whose entry replaces
+        // them when this invocation is done ([`state::leave_inflight`]), and for good when it
+        // cannot be spooled (a full disk), for the next holder to send again. Removed first, a
+        // kill or a full disk in between left the record in its old state with nothing to say
+        // that the service may not be (a failure after a recovery PagerDuty applied skipped as
+        // "already notified"). Otherwise the spool or the failure takes over now, for both.
         let accepted = matches!(delivered, Outcome::Delivered(_));
+        let unknown = matches!(&delivered, Outcome::Retry(r) if r.fate == Fate::Unknown);
+        let mut standing = Vec::new();
         match (inflight, ahead) {
             (Some(own), Some(ahead)) if accepted => {
                 own.forget(log);
@@ -382,12 +389,19 @@ impl<P: Provider> Ctx<'_, P> {
                 }
             }
             _ if accepted => {}
+            (inflight, ahead) if unknown => standing.extend(inflight.into_iter().chain(ahead).map(|n| n.note)),
             (inflight, ahead) => InFlight::clear_all(inflight.into_iter().chain(ahead).collect(), log),
         }
         match delivered {
             Outcome::Delivered((resp, _)) => Outcome::Delivered(resp),
             Outcome::Retry(r) => match &self.queue {
-                Some(q) => q.keep(stored(), r.fate, &r.reason),
+                Some(q) => {
+                    let kept = q.keep(stored(), r.fate, &r.reason);
+                    if !matches!(kept, Outcome::Spooled(_)) {
+                        q.kept_unknown.borrow_mut().extend(standing);
+                    }
+                    kept
+                }
                 None => Outcome::Retry(r),
             },
             // Cannot work from this machine as configured (an untrusted certificate, a proxy

@@ -995,10 +995,10 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
 }
 
 /// This invocation is done with `key` without recording a delivery, and spooled `kept`, its
-/// requests of unknown fate (the service may have acted on them): its notes in flight are
-/// replaced by `kept`, so that whoever holds the incident next, on any host, takes them
-/// ([`take_inflight`]) and looks them up, or sends them again, before its own event. With
-/// nothing kept, as [`clear_inflight_of`].
+/// requests of unknown fate (the service may have acted on them; for one that could not be
+/// spooled, its note in flight): its notes in flight are replaced by `kept`, so that whoever
+/// holds the incident next, on any host, takes them ([`take_inflight`]) and looks them up, or
+/// sends them again, before its own event. With nothing kept, as [`clear_inflight_of`].
 ///
 /// Errors: as [`Store::update_with`].
 pub fn leave_inflight(store: &dyn Store, key: &str, token: &str, kept: &[crate::spool::Entry]) -> anyhow::Result<()> {
