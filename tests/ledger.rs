@@ -76,6 +76,7 @@ on_every_store!(
     a_failure_on_another_host_after_a_flush_killed_mid_resolve_pages,
     a_flush_killed_mid_request_is_settled_by_another_hosts_flush_and_not_sent_again_by_its_own,
     a_failure_deciding_after_a_flush_spooled_the_note_of_a_killed_resolve_pages,
+    a_failure_after_a_resolved_sms_killed_in_flight_rings,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
     a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
     recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
@@ -926,6 +927,37 @@ fn until_free(sb: &Shared, handler: &str) {
         let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
         wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
     }
+}
+
+/// handler-twilio with `notify_on_resolve`: an open incident's recovery texts RESOLVED, Twilio
+/// sends it, and the handler is killed before the answer. The record still says "open, called
+/// a minute ago". The check then fails again: that failure must ring, not be skipped as
+/// "already notified" after everyone was told it recovered (a lost page). Before, only calls
+/// were noted in flight, not texts: nothing told the next event that the recovery may have
+/// gone out. Found in review.
+fn a_failure_after_a_resolved_sms_killed_in_flight_rings(store: Store) {
+    let fake = FakeTwilio::start(&[twilio::Script::Accept, twilio::Script::AcceptThenHang]);
+    let Some(sb) = twilio_sandbox(store, &[ONE], json!({"call_caps": {}, "notify_on_resolve": true})) else { return };
+    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
+    assert_eq!(fake.to("Calls.json").len(), 1);
+    let mut command = sb.command(&with_url(&fake.url, &["--timeout", "10s"]));
+    command.env(common::state::redis::LEASE_ENV, "600");
+    let mut victim = spawn_command(command, &resolve(T0 + 60));
+    wait_until(
+        "the RESOLVED SMS to reach Twilio",
+        Duration::from_secs(10),
+        || (!fake.to("Messages.json").is_empty()).then_some(()),
+        String::new,
+    );
+    victim.kill().expect("SIGKILL the handler by its PID");
+    let _ = victim.wait();
+    let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
+    exits(&r, 0);
+    assert_eq!(fake.to("Calls.json").len(), 2, "the new failure rang: {}", r.stderr);
+    let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
+    assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(sb.spooled("twilio").is_empty(), "{:?}", sb.spooled("twilio"));
+    fake.assert_no_violations();
 }
 
 /// Let the held-up request answer, then: PagerDuty's last word for the incident is `last`

@@ -424,7 +424,7 @@ impl Provider for Slack {
     /// room as a whole is noted instead, before the create ([`Session::note_turning_over`]):
     /// the next holder opens it (`name_taken`, then the room the killed attempt made,
     /// [`api::find_own`]) and posts its alert.
-    fn note_in_flight(&self, sent: &Sent) -> bool {
+    fn note_in_flight(&self, sent: &Sent, _action: Action) -> bool {
         !sent.live
     }
 

@@ -622,13 +622,19 @@ impl Provider for Twilio {
         Some(self.list_calls(payload.call()?, ("Status", "queued")))
     }
 
-    /// Only a call is noted in flight: a text is not noted even when its delivery turns the
-    /// incident over. Adopted after a kill it would be sent again blindly (a person texted
-    /// twice, next to a sequential run carried on from its notes, which says who was texted),
-    /// and, delivered alone, recorded as the whole page (the people after the kill never
-    /// texted, the next failure within `refresh` skipped as a repeat).
-    fn note_in_flight(&self, payload: &Payload) -> bool {
-        payload.call().is_some()
+    /// A call is noted in flight, and a text only for a recovery. A failure's text is not
+    /// noted even when its delivery turns the incident over: adopted after a kill it would be
+    /// sent again blindly (a person texted twice, next to a sequential run carried on from its
+    /// notes, which says who was texted), and, delivered alone, recorded as the whole page (the
+    /// people after the kill never texted, the next failure within `refresh` skipped as a
+    /// repeat). A recovery's RESOLVED texts are all it sends, and no run goes with them: not
+    /// noted, a kill after Twilio sent one left the record open, and the next failure within
+    /// `refresh` was skipped as a repeat after everyone was told the check recovered (a lost
+    /// page). Noted, the next holder sends the noted texts again (a person may get RESOLVED
+    /// twice; one the killed handler had not reached yet gets none), records the recovery, and
+    /// the failure pages.
+    fn note_in_flight(&self, payload: &Payload, action: Action) -> bool {
+        payload.call().is_some() || (action == Action::Resolve && payload.create().is_some())
     }
 
     /// The next page of the ListCall answers, list after list ([`Twilio::calls_since`]).

@@ -968,7 +968,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         // nothing but the references: `state::apply`).
         if !super::turns_over(record, entry.action)
             || state::applied_later_event(record, entry.event_time)
-            || !provider.note_in_flight(payload)
+            || !provider.note_in_flight(payload, entry.action)
         {
             return None;
         }

@@ -353,15 +353,18 @@ impl<P: Provider> Ctx<'_, P> {
         let noted = lookable || self.queue.as_ref().is_some_and(|q| q.turns_over);
         // Noted already, ahead of the request before it ([`Ctx::send_before`]): that note
         // stands for it; else noted now, with the request that must follow it, if any.
-        let (inflight, ahead) = match self.noted_ahead(&stored()) {
-            Some(note) => (Some(note), None),
-            None if noted && self.provider.note_in_flight(payload) => {
+        let action = self.queue.as_ref().map(|q| q.template.action);
+        let (inflight, ahead) = match (self.noted_ahead(&stored()), action) {
+            (Some(note), _) => (Some(note), None),
+            (None, Some(action)) if noted && self.provider.note_in_flight(payload, action) => {
                 let mut payloads = vec![stored()];
-                payloads.extend(next.filter(|n| self.provider.note_in_flight(n)).map(|n| serde_json::to_value(n).unwrap_or(Value::Null)));
+                payloads.extend(
+                    next.filter(|n| self.provider.note_in_flight(n, action)).map(|n| serde_json::to_value(n).unwrap_or(Value::Null)),
+                );
                 let mut notes = self.note_inflight_all(payloads).into_iter();
                 (notes.next(), notes.next())
             }
-            None => (None, None),
+            _ => (None, None),
         };
         let delivered = if lookable {
             self.client.deliver_until_unknown(&req, &self.deadline, &classify, &mut |line| log.info(line))
@@ -838,8 +841,10 @@ pub trait Provider: Sized {
     /// [`Ctx::send_before`], which notes both before the first goes out. A flush asks it of a
     /// spooled request that turns the incident over (a lookable one is marked in its spool
     /// entry instead, unless it turns the incident over too): the steps after it are spooled
-    /// behind it, and its flush, or the next one, sends them. Default: yes.
-    fn note_in_flight(&self, _payload: &Self::Payload) -> bool {
+    /// behind it, and its flush, or the next one, sends them. `action` is the action the
+    /// request delivers (Twilio notes a text only for a recovery, whose texts are all it
+    /// sends). Default: yes.
+    fn note_in_flight(&self, _payload: &Self::Payload, _action: Action) -> bool {
         true
     }
 
