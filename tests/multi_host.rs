@@ -1945,3 +1945,40 @@ fn a_reactio_recovery_queued_behind_another_hosts_busy_create_resolves_the_incid
 fn a_reactio_recovery_queued_behind_another_hosts_busy_create_flushed_first_leaves_that_create_superseded() {
     reactio_recovery_queued_behind_another_hosts_busy_create(false);
 }
+
+/// An open incident's recovery reaches PagerDuty, which resolves it, and its handler on host A
+/// is killed before the answer: the recovery is noted in flight in the shared ledger. Host A's
+/// `--flush`, which cannot reach PagerDuty then, moves that request to A's spool (its fate
+/// unknown) and keeps it there. The check then fails again, handled on host B: B cannot see
+/// A's spool, so the ledger must still tell it that the recovery may have gone out. Before,
+/// the flush removed the note once the request was in its spool: B found the record open with
+/// nothing noted and skipped the failure as "already notified" while PagerDuty had the incident
+/// resolved (a lost page). Found in review.
+#[test]
+fn a_failure_on_another_host_after_a_flush_spooled_a_killed_resolve_pages() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[Script::Accept, Script::Gated]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 60));
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut cmd = hosts[0].command(&["--api-url", &fake.url, "--state-store", &redis.url, "--timeout", "10s"]);
+    cmd.env(common::state::redis::LEASE_ENV, "600");
+    let mut resolving = start(cmd, &fixture_at("sensu/resolve.json", now - 50));
+    wait_until("the recovery to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
+    resolving.kill().expect("SIGKILL the handler by its PID");
+    let _ = resolving.wait();
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
+    wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
+    let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"]);
+    assert_eq!(code, Some(75), "{stderr}");
+    assert!(stderr.contains("was in flight when its handler ended"), "host A's flush spooled the noted recovery: {stderr}");
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 40));
+    assert_eq!(code, Some(0), "{stderr}");
+    fake.open_gate();
+    let seen = actions(&fake);
+    assert_eq!(seen.last().map(String::as_str), Some("trigger"), "PagerDuty's last word: {seen:?}\n{stderr}");
+    assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
+    fake.assert_no_violations();
+}

@@ -368,6 +368,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 // refused alike); other destinations, whose credentials may be their own, go on:
                 // one refused key must not hold back every other incident's page.
                 Settled::Unauthorized(why) => {
+                    self.keep_noted(&entry);
                     let why = format!("{why} (fix the configuration; the entry is kept)");
                     self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
                     report.remaining += 1;
@@ -430,6 +431,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         entry.fate = Fate::Unknown;
                     }
                     spool.rewrite(&name, &entry);
+                    self.keep_noted(&entry);
                     report.remaining += 1;
                     held_back.insert(incident);
                     retrying.insert(destination);
@@ -440,6 +442,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 // wrong: keep it for the flush after the fix (until spool_max_age), and stop,
                 // as every entry would fail alike.
                 Outcome::Broken(why) => {
+                    self.keep_noted(&entry);
                     report.remaining += 1;
                     halted = true;
                     report.stopped = Some(format!("{why} (fix the configuration; the entry is kept)"));
@@ -452,6 +455,27 @@ impl<'a, P: Provider> Flusher<'a, P> {
             report.stopped = waiting;
         }
         report
+    }
+
+    /// `entry`, of unknown fate, stays queued after an attempt (the service could not be
+    /// reached, or this machine's configuration or the credentials in force keep it from being
+    /// sent): noted in its incident's record unless it is already ([`state::keep_noted`]), as a
+    /// live invocation notes what it spooled of unknown fate. One taken from a note, by a
+    /// `--flush` or the incident's next holder ([`super::adopt_inflight`], which removes the
+    /// note), would otherwise leave the ledger saying nothing of it: another host, which cannot
+    /// see this spool, decided the incident's next event from the record alone (a failure
+    /// skipped as "already notified" over a recovery PagerDuty had applied). Not a run (a Twilio
+    /// sequential run, a Slack war room): its progress notes say where it stands, and a copy
+    /// carried on by another host would page twice. A failure to note is logged.
+    fn keep_noted(&self, entry: &Entry) {
+        let Some(store) = self.store().filter(|_| entry.fate == Fate::Unknown) else { return };
+        let single = match (&*self.provider(&entry.overrides), serde_json::from_value::<P::Payload>(entry.payload.clone())) {
+            (Ok(provider), Ok(payload)) => !provider.is_run(&payload),
+            _ => false,
+        };
+        if single && let Err(e) = state::keep_noted(store, &entry.incident_key, entry) {
+            self.log.warn(format!("cannot note the spooled request of unknown fate of {} in flight: {e:#}", entry.incident_key));
+        }
     }
 
     /// Move the requests a handler that died left noted in flight for `entry`'s incident to

@@ -994,6 +994,24 @@ pub fn clear_inflight_of(store: &dyn Store, key: &str, token: &str) -> anyhow::R
     })
 }
 
+/// Note `entry`, a spooled request of unknown fate that a flush could not deliver yet, as in
+/// flight for `key`, unless a note of the same request (its token and payload) is there
+/// already: as [`leave_inflight`] notes the requests of unknown fate a live invocation
+/// spooled, so that another host, which cannot see this spool, does not decide the incident's
+/// next event from its last recorded action alone. Volatile, as [`note_inflight`].
+///
+/// Errors: as [`Store::update_with`].
+pub fn keep_noted(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let mut inc = Incident::from_value(key, v.clone());
+        if inc.inflight.iter().any(|e| e.token == entry.token && e.payload == entry.payload) {
+            return v;
+        }
+        inc.inflight.push(entry.clone());
+        Some(inc.to_value())
+    })
+}
+
 /// This invocation is done with `key` without recording a delivery, and spooled `kept`, its
 /// requests of unknown fate (the service may have acted on them; for one that could not be
 /// spooled, its note in flight): its notes in flight are replaced by `kept`, so that whoever
