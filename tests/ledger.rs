@@ -77,6 +77,7 @@ on_every_store!(
     a_flush_killed_mid_request_is_settled_by_another_hosts_flush_and_not_sent_again_by_its_own,
     a_failure_deciding_after_a_flush_spooled_the_note_of_a_killed_resolve_pages,
     a_failure_after_a_resolved_sms_killed_in_flight_rings,
+    a_broadcast_killed_after_one_call_was_spooled_still_rings_the_next_person,
     a_critical_arriving_while_a_warning_is_in_flight_pages,
     a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_last_events_state,
     recoveries_go_out_without_a_record_and_through_a_silence_failures_do_not,
@@ -956,6 +957,30 @@ fn a_failure_after_a_resolved_sms_killed_in_flight_rings(store: Store) {
     assert_eq!(fake.to("Calls.json").len(), 2, "the new failure rang: {}", r.stderr);
     let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(sb.spooled("twilio").is_empty(), "{:?}", sb.spooled("twilio"));
+    fake.assert_no_violations();
+}
+
+/// A broadcast to two people: Twilio answers the first call 500 (its fate unknown: spooled),
+/// and the handler is killed while the second call is on its way (lost: Twilio never placed
+/// it). Both calls were noted in flight under the failure's token; the next holder must look
+/// each up and place what was not placed: both people ring. Before, the second call's note was
+/// taken for the spooled first call (the same token) and dropped: the second person was never
+/// called, and the failure's repeat was skipped as "already notified". Found in review.
+fn a_broadcast_killed_after_one_call_was_spooled_still_rings_the_next_person(store: Store) {
+    let fake = FakeTwilio::start(&[twilio::Script::ServerError, twilio::Script::Hang]);
+    let Some(sb) = twilio_sandbox(store, &[ONE, TWO], json!({"call_caps": {}})) else { return };
+    let mut command = sb.command(&with_url(&fake.url, &["--timeout", "10s"]));
+    command.env(common::state::redis::LEASE_ENV, "600");
+    let mut victim = spawn_command(command, &trigger(T0));
+    wait_until("the second call to reach Twilio", Duration::from_secs(10), || (fake.script_left() == 0).then_some(()), String::new);
+    victim.kill().expect("SIGKILL the handler by its PID");
+    let _ = victim.wait();
+    assert!(fake.to("Calls.json").is_empty());
+    let r = run(&sb, &fake.url, &trigger(T0 + 1), &["--timeout", "10s"]);
+    exits(&r, 0);
+    let rang: Vec<String> = fake.to("Calls.json").iter().map(|c| c.param("To").unwrap_or_default().to_string()).collect();
+    assert!(rang.iter().any(|to| to == ONE) && rang.iter().any(|to| to == TWO), "both people rang: {rang:?}\n{}", r.stderr);
     assert!(sb.spooled("twilio").is_empty(), "{:?}", sb.spooled("twilio"));
     fake.assert_no_violations();
 }

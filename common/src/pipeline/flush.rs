@@ -486,11 +486,13 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if record.inflight.is_empty() {
             return 0;
         }
-        let secrets = match &*self.provider(&entry.overrides) {
+        let provider = self.provider(&entry.overrides);
+        let secrets = match &*provider {
             Ok(p) => p.secrets(),
             Err(_) => Vec::new(),
         };
-        super::adopt_inflight(Some(store), self.spool, &entry.incident_key, Some(&record), &secrets, self.log)
+        let is_run = |e: &Entry| provider.as_ref().as_ref().map_or(true, |p| super::entry_is_run(p, e));
+        super::adopt_inflight(Some(store), self.spool, &entry.incident_key, Some(&record), &secrets, &is_run, self.log)
     }
 
     /// Move `name` to `failed/` with `why`, logged as an error when `refused`; whether it moved
@@ -1212,7 +1214,14 @@ fn refresh_of(common: &Common) -> u64 {
 /// if it never reached the service, sent — even when no later event for the incident comes.
 /// The listing's error when it found the store [`Store::unusable`] (its first command), for
 /// the flush to say once if it has entries to deliver.
-fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[String], log: &Logger) -> Option<anyhow::Error> {
+/// `is_run` as [`super::adopt_inflight`] takes it.
+fn adopt_all_inflight(
+    store: Option<&dyn Store>,
+    spool: &Spool,
+    secrets: &[String],
+    is_run: &dyn Fn(&Entry) -> bool,
+    log: &Logger,
+) -> Option<anyhow::Error> {
     let store = store?;
     let keys = match store.keys() {
         Ok(k) => k,
@@ -1229,7 +1238,7 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
         }
         // Someone delivering now keeps its own note; only a free incident's are orphans.
         if let Ok(Some(_hold)) = store.hold(&key, Instant::now()) {
-            super::adopt_inflight(Some(store), Some(spool), &key, Some(&record), secrets, log);
+            super::adopt_inflight(Some(store), Some(spool), &key, Some(&record), secrets, is_run, log);
         }
     }
     None
@@ -1247,7 +1256,8 @@ fn adopt_all_inflight(store: Option<&dyn Store>, spool: &Spool, secrets: &[Strin
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
     // Mask the configured credentials too, when the settings are complete enough to say.
-    let secrets = P::from_settings(&operator, &common).map(|p| p.secrets()).unwrap_or_default();
+    let built = P::from_settings(&operator, &common).ok();
+    let secrets = built.as_ref().map(|p| p.secrets()).unwrap_or_default();
     log.add_secrets(secrets.clone());
     log.add_secrets(common.secrets());
     let log = &*log;
@@ -1258,7 +1268,8 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     }
     let deadline = Deadline::after(common.timeout);
     let store = super::open_store::<P>(&common, &deadline, log);
-    let unusable = adopt_all_inflight(store.as_deref(), &spool, &secrets, log);
+    let is_run = |e: &Entry| built.as_ref().is_none_or(|p| super::entry_is_run(p, e));
+    let unusable = adopt_all_inflight(store.as_deref(), &spool, &secrets, &is_run, log);
     let listing = spool.list().map_err(|e| Code::TempFail.msg(format!("spool: {e:#}")))?;
     for line in &listing.passed_over {
         log.warn(line);

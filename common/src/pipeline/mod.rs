@@ -1388,7 +1388,8 @@ impl<'a, P: Provider> Local<'a, P> {
     /// Move the requests a dead holder left in flight ([`state::take_inflight`]) to the spool as
     /// requests of unknown fate; how many. Call it holding the incident.
     fn adopt_inflight(&self, record: Option<&Incident>) -> usize {
-        adopt_inflight(self.store(), self.spool.as_ref(), &self.d.key, record, &self.read.provider.secrets(), self.log)
+        let is_run = |e: &spool::Entry| entry_is_run(&self.read.provider, e);
+        adopt_inflight(self.store(), self.spool.as_ref(), &self.d.key, record, &self.read.provider.secrets(), &is_run, self.log)
     }
 
     /// Note a skip later than the record under the hold ([`state::note_skipped`]); a failure
@@ -1618,13 +1619,15 @@ fn refresh_secs(event: &Event, common: &Common) -> u64 {
 /// requests of unknown fate (the flush looks them up before sending them again); how many
 /// the spool holds of them now (moved, or spooled here already).
 /// Call it holding the incident's hold. Without a spool they are dropped from the record,
-/// logged: the event at hand still goes out.
+/// logged: the event at hand still goes out. `is_run`: whether a noted request is a run of
+/// the provider's own ([`entry_is_run`]), which a spooled entry of its action carries on.
 pub(crate) fn adopt_inflight(
     store: Option<&dyn Store>,
     spool: Option<&Spool>,
     key: &str,
     record: Option<&Incident>,
     secrets: &[String],
+    is_run: &dyn Fn(&spool::Entry) -> bool,
     log: &Logger,
 ) -> usize {
     let Some(store) = store else { return 0 };
@@ -1649,8 +1652,13 @@ pub(crate) fn adopt_inflight(
     // A holder killed after it spooled its request (a Twilio sequential run), before it
     // cleared the note, left both: the queued copy is the one that goes on. Spooled again, a
     // run whose first copy ended with nobody answering (which records nothing) called everyone
-    // again from the top.
-    let queued: std::collections::HashSet<String> = spooled_tail(spool, key).into_iter().map(|e| e.token).collect();
+    // again from the top. A run is carried on by any entry of its action (a Slack war room by
+    // its steps spooled after the create); a single request only by its own copy: a broadcast's
+    // call to the next person, noted as it went out and killed on its way, was taken for the
+    // spooled call to the person before it (the same action) and dropped: that person was never
+    // called.
+    let queued = spooled_tail(spool, key);
+    let carried = |note: &spool::Entry| queued.iter().any(|e| e.token == note.token && (e.payload == note.payload || is_run(note)));
     // Each note is removed only once its request is in the spool: a kill, or a full disk, in
     // between leaves the note for the next holder, never neither (the queued copy is then
     // recognised by its token, above).
@@ -1661,7 +1669,7 @@ pub(crate) fn adopt_inflight(
     };
     let mut moved = 0;
     for note in noted {
-        if queued.contains(&note.token) {
+        if carried(&note) {
             log.info(format!("{key}: a {} request noted in flight is already spooled; that entry carries it on", note.action.name()));
             // Spooled here after this invocation listed the spool (by the holder it waited
             // for): counted, so that it is delivered, or looked up, before the event at hand.
@@ -1691,6 +1699,12 @@ pub(crate) fn adopt_inflight(
         }
     }
     moved
+}
+
+/// Whether `entry` is a run of `provider`'s own ([`Provider::is_run`]); one whose payload this
+/// version cannot read counts as one (its action's spooled entries carry it on).
+pub(crate) fn entry_is_run<P: Provider>(provider: &P, entry: &spool::Entry) -> bool {
+    serde_json::from_value::<P::Payload>(entry.payload.clone()).map_or(true, |p| provider.is_run(&p))
 }
 
 /// The entries still spooled for `key`, oldest first (unreadable ones, and another incident's
