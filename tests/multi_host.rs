@@ -1982,3 +1982,69 @@ fn a_failure_on_another_host_after_a_flush_spooled_a_killed_resolve_pages() {
     assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
     fake.assert_no_violations();
 }
+
+/// The same without an outage: host A's `--flush` moves the killed recovery's note to its
+/// spool at its start, then waits for another check's entry queued ahead of it, whose incident
+/// host B is delivering (PagerDuty holds B's answer). Meanwhile the check fails again, handled
+/// on host B: the ledger must still tell B that the recovery may have gone out. Before, the
+/// flush removed the note as it took the request, and B skipped the failure as "already
+/// notified"; the flush then found the recovery superseded by it: PagerDuty kept the incident
+/// resolved while the check failed. Found in review.
+#[test]
+fn a_failure_on_another_host_while_a_flush_that_took_a_killed_resolve_waits_pages() {
+    let Some(redis) = RedisServer::start() else { return };
+    let fake = FakePagerDuty::start(&[]);
+    let hosts = pagerduty_hosts(2);
+    let now = unix_now();
+    let other = |executed: i64| {
+        let mut ev: Value = serde_json::from_slice(&fixture_at("sensu/create.json", executed)).unwrap();
+        ev["check"]["name"] = "check_load".into();
+        ev.to_string().into_bytes()
+    };
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 60));
+    assert_eq!(code, Some(0), "{stderr}");
+    // Another check's failure, spooled on host A while PagerDuty could not be reached from it;
+    // the recovery below is noted in a later second, so that the flush comes to it after this.
+    let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"], &other(now - 55));
+    assert_eq!(code, Some(75), "{stderr}");
+    let spooled_at = unix_now();
+    wait_until("the next second", Duration::from_secs(3), || (unix_now() > spooled_at).then_some(()), String::new);
+    // The recovery, handled on host B (whose spool is empty), is killed once PagerDuty has it.
+    fake.then(&[Script::Gated]);
+    let mut cmd = hosts[1].command(&["--api-url", &fake.url, "--state-store", &redis.url, "--timeout", "10s"]);
+    cmd.env(common::state::redis::LEASE_ENV, "600");
+    let mut resolving = start(cmd, &fixture_at("sensu/resolve.json", now - 50));
+    wait_until("the recovery to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
+    resolving.kill().expect("SIGKILL the handler by its PID");
+    let _ = resolving.wait();
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
+    wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
+    // Host B delivers the other check's next failure; PagerDuty holds its answer.
+    fake.then(&[Script::Gated]);
+    let other_on_b = spawn(&hosts[1], &redis, &["--api-url", &fake.url, "--timeout", "30s"], &other(now - 45));
+    wait_until("host B's request to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() == 3).then_some(()), String::new);
+    let mut flush = hosts[0].command(&["--flush", "--state-store", &redis.url, "--api-url", &fake.url, "--timeout", "30s"]);
+    let flush = flush.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn the flush");
+    wait_until(
+        "host A's flush to spool the noted recovery",
+        Duration::from_secs(10),
+        || (hosts[0].spooled("pagerduty").len() == 2).then_some(()),
+        String::new,
+    );
+    let (code, stderr) = run_on(&hosts[1], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 40));
+    assert_eq!(code, Some(0), "{stderr}");
+    fake.open_gate();
+    let flushed = flush.wait_with_output().expect("wait for the flush");
+    let flushed = String::from_utf8_lossy(&flushed.stderr).into_owned();
+    assert_eq!(wait_all(vec![other_on_b])[0].0, Some(0));
+    let of_disk: Vec<String> = fake
+        .accepted()
+        .iter()
+        .filter(|e| e["dedup_key"] == KEY)
+        .map(|e| e["event_action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(of_disk.last().map(String::as_str), Some("trigger"), "PagerDuty's last word: {of_disk:?}\n{stderr}\nflush:\n{flushed}");
+    assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
+    fake.assert_no_violations();
+}

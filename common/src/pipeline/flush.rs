@@ -379,12 +379,15 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 }
                 Settled::Ended(why) => {
                     match spool.fail(&name, &mut entry, &why) {
-                        Ok(to) => self.log.error(format!(
-                            "spool: {} {}: {why}; moved to {}",
-                            entry.action.name(),
-                            entry.incident_key,
-                            to.display()
-                        )),
+                        Ok(to) => {
+                            self.log.error(format!(
+                                "spool: {} {}: {why}; moved to {}",
+                                entry.action.name(),
+                                entry.incident_key,
+                                to.display()
+                            ));
+                            self.settled_unrecorded(&entry);
+                        }
                         Err(e) => self.log.error(format!("spool: cannot move {name} to failed/: {e:#}")),
                     }
                     report.dropped += 1;
@@ -492,7 +495,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Err(_) => Vec::new(),
         };
         let is_run = |e: &Entry| provider.as_ref().as_ref().map_or(true, |p| super::entry_is_run(p, e));
-        super::adopt_inflight(Some(store), self.spool, &entry.incident_key, Some(&record), &secrets, &is_run, self.log)
+        super::adopt_inflight(Some(store), self.spool, &entry.incident_key, Some(&record), &secrets, &is_run, false, self.log)
     }
 
     /// Move `name` to `failed/` with `why`, logged as an error when `refused`; whether it moved
@@ -517,7 +520,22 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 return false;
             }
         }
+        self.settled_unrecorded(entry);
         true
+    }
+
+    /// `entry`, moved to `failed/` without a record of its action: a note in flight of it (one
+    /// of unknown fate, which a `--flush` leaves noted as it takes it, [`adopt_all_inflight`],
+    /// or noted again after a failed attempt, [`Flusher::keep_noted`]) goes with it
+    /// ([`state::clear_noted`]), so that no holder takes it up again. A failure is logged (the
+    /// next holder then spools it again, and it is settled the same way).
+    fn settled_unrecorded(&self, entry: &Entry) {
+        if entry.fate == Fate::Unknown
+            && let Some(store) = self.store()
+            && let Err(e) = state::clear_noted(store, &entry.incident_key, entry)
+        {
+            self.log.warn(format!("cannot clear the in-flight note of {}: {e:#}", entry.incident_key));
+        }
     }
 
     /// Whether `entry`'s event overrides hold one of the credentials its provider sends
@@ -1236,9 +1254,14 @@ fn adopt_all_inflight(
         if record.inflight.is_empty() {
             continue;
         }
-        // Someone delivering now keeps its own note; only a free incident's are orphans.
+        // Someone delivering now keeps its own note; only a free incident's are orphans. The
+        // notes stay until this flush settles their requests (delivered and recorded, or moved
+        // to `failed/`): it lets go of the incident until its run comes to them, and another
+        // host handling the incident's next event meanwhile, which cannot see this spool, must
+        // still know of them (removed here, a failure was skipped as "already notified" over a
+        // recovery PagerDuty had applied, the flush then found that recovery superseded).
         if let Ok(Some(_hold)) = store.hold(&key, Instant::now()) {
-            super::adopt_inflight(Some(store), Some(spool), &key, Some(&record), secrets, is_run, log);
+            super::adopt_inflight(Some(store), Some(spool), &key, Some(&record), secrets, is_run, true, log);
         }
     }
     None

@@ -1389,7 +1389,7 @@ impl<'a, P: Provider> Local<'a, P> {
     /// requests of unknown fate; how many. Call it holding the incident.
     fn adopt_inflight(&self, record: Option<&Incident>) -> usize {
         let is_run = |e: &spool::Entry| entry_is_run(&self.read.provider, e);
-        adopt_inflight(self.store(), self.spool.as_ref(), &self.d.key, record, &self.read.provider.secrets(), &is_run, self.log)
+        adopt_inflight(self.store(), self.spool.as_ref(), &self.d.key, record, &self.read.provider.secrets(), &is_run, false, self.log)
     }
 
     /// Note a skip later than the record under the hold ([`state::note_skipped`]); a failure
@@ -1621,6 +1621,10 @@ fn refresh_secs(event: &Event, common: &Common) -> u64 {
 /// Call it holding the incident's hold. Without a spool they are dropped from the record,
 /// logged: the event at hand still goes out. `is_run`: whether a noted request is a run of
 /// the provider's own ([`entry_is_run`]), which a spooled entry of its action carries on.
+/// `keep`: the notes stay once their requests are in the spool (a `--flush` that lets go of
+/// the incident before it delivers them; the flush removes them as it settles the requests),
+/// else each is removed once its request is.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn adopt_inflight(
     store: Option<&dyn Store>,
     spool: Option<&Spool>,
@@ -1628,6 +1632,7 @@ pub(crate) fn adopt_inflight(
     record: Option<&Incident>,
     secrets: &[String],
     is_run: &dyn Fn(&spool::Entry) -> bool,
+    keep: bool,
     log: &Logger,
 ) -> usize {
     let Some(store) = store else { return 0 };
@@ -1663,6 +1668,9 @@ pub(crate) fn adopt_inflight(
     // between leaves the note for the next holder, never neither (the queued copy is then
     // recognised by its token, above).
     let settled = |note: &spool::Entry| {
+        if keep {
+            return;
+        }
         if let Err(e) = state::clear_inflight(store, key, std::slice::from_ref(note)) {
             log.warn(format!("cannot clear the in-flight note of {key} (spooled; its token keeps it from being spooled twice): {e:#}"));
         }

@@ -1012,6 +1012,24 @@ pub fn keep_noted(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> 
     })
 }
 
+/// `entry`, a spooled request of unknown fate, is settled without a record of its action (a
+/// flush moved it to `failed/`: superseded, refused, given up): its notes in flight for `key`
+/// (the same token and payload) go, so that no holder takes it up again.
+///
+/// Errors: as [`Store::update_with`].
+pub fn clear_noted(store: &dyn Store, key: &str, entry: &crate::spool::Entry) -> anyhow::Result<()> {
+    store.update_volatile(key, &mut |v| {
+        let v = v?;
+        let mut inc = Incident::from_value(key, Some(v.clone()));
+        let before = inc.inflight.len();
+        inc.inflight.retain(|e| !(e.token == entry.token && e.payload == entry.payload));
+        if inc.inflight.len() == before {
+            return Some(v);
+        }
+        (!nothing_but_the_key(&inc)).then(|| inc.to_value())
+    })
+}
+
 /// This invocation is done with `key` without recording a delivery, and spooled `kept`, its
 /// requests of unknown fate (the service may have acted on them; for one that could not be
 /// spooled, its note in flight): its notes in flight are replaced by `kept`, so that whoever
