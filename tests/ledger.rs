@@ -916,6 +916,7 @@ fn a_failure_deciding_after_a_flush_spooled_the_note_of_a_killed_resolve_pages(s
     assert_eq!(of_disk.last().map(String::as_str), Some("trigger"), "PagerDuty's last word: {of_disk:?}\n{}", r.stderr);
     let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(rec.get("inflight").is_none(), "nothing left noted in flight: {rec}");
     assert!(sb.spooled("pagerduty").is_empty(), "{:?}", sb.spooled("pagerduty"));
     fake.assert_no_violations();
 }
@@ -957,6 +958,7 @@ fn a_failure_after_a_resolved_sms_killed_in_flight_rings(store: Store) {
     assert_eq!(fake.to("Calls.json").len(), 2, "the new failure rang: {}", r.stderr);
     let rec = record(&sb, &trigger(T0 + 120)).expect("a record");
     assert_eq!((rec["open"].clone(), rec["last_action"].clone()), (json!(true), json!("trigger")), "{rec}");
+    assert!(rec.get("inflight").is_none(), "nothing left noted in flight: {rec}");
     assert!(sb.spooled("twilio").is_empty(), "{:?}", sb.spooled("twilio"));
     fake.assert_no_violations();
 }
@@ -981,6 +983,7 @@ fn a_broadcast_killed_after_one_call_was_spooled_still_rings_the_next_person(sto
     exits(&r, 0);
     let rang: Vec<String> = fake.to("Calls.json").iter().map(|c| c.param("To").unwrap_or_default().to_string()).collect();
     assert!(rang.iter().any(|to| to == ONE) && rang.iter().any(|to| to == TWO), "both people rang: {rang:?}\n{}", r.stderr);
+    assert!(record(&sb, &trigger(T0 + 1)).is_some_and(|rec| rec.get("inflight").is_none()), "nothing left noted in flight");
     assert!(sb.spooled("twilio").is_empty(), "{:?}", sb.spooled("twilio"));
     fake.assert_no_violations();
 }
@@ -2486,6 +2489,7 @@ fn a_resolve_of_unknown_fate_that_cannot_be_spooled_stays_noted_and_the_next_fai
     let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
     exits(&r, 0);
     ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &r.stderr);
+    assert!(record(&sb, &trigger(T0 + 120)).is_some_and(|rec| rec.get("inflight").is_none()), "nothing left noted in flight");
 }
 
 /// A recovery delivered on a full disk: its record cannot be written, so it is removed (an

@@ -1980,6 +1980,7 @@ fn a_failure_on_another_host_after_a_flush_spooled_a_killed_resolve_pages() {
     let seen = actions(&fake);
     assert_eq!(seen.last().map(String::as_str), Some("trigger"), "PagerDuty's last word: {seen:?}\n{stderr}");
     assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
+    assert!(shared_record(&redis, "pagerduty").get("inflight").is_none(), "nothing left noted in flight");
     fake.assert_no_violations();
 }
 
@@ -2046,5 +2047,6 @@ fn a_failure_on_another_host_while_a_flush_that_took_a_killed_resolve_waits_page
         .collect();
     assert_eq!(of_disk.last().map(String::as_str), Some("trigger"), "PagerDuty's last word: {of_disk:?}\n{stderr}\nflush:\n{flushed}");
     assert_eq!(shared_record(&redis, "pagerduty")["open"], true, "{stderr}");
+    assert!(shared_record(&redis, "pagerduty").get("inflight").is_none(), "nothing left noted in flight");
     fake.assert_no_violations();
 }
