@@ -2486,6 +2486,12 @@ fn a_resolve_of_unknown_fate_that_cannot_be_spooled_stays_noted_and_the_next_fai
     exits(&r, 75);
     assert!(r.stderr.contains("could not be spooled"), "{}", r.stderr);
     assert_eq!(actions(&fake.events()), ["trigger", "resolve"], "{}", r.stderr);
+    // --explain says so, and touches nothing.
+    let before = (ledger_snapshot(&sb), snapshot(&sb.spool_dir()));
+    let explained = sb.run(&["--explain", "--timeout", "300s"], &trigger(T0 + 120));
+    exits(&explained, 0);
+    assert!(explained.stdout.contains("ledger: 1 request(s) noted in flight"), "{}", explained.stdout);
+    assert_eq!((ledger_snapshot(&sb), snapshot(&sb.spool_dir())), before, "--explain changed the ledger or the spool directory");
     let r = run(&sb, &fake.url, &trigger(T0 + 120), &["--timeout", "10s"]);
     exits(&r, 0);
     ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &r.stderr);

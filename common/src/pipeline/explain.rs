@@ -86,12 +86,13 @@ pub(super) fn explain<P: Provider>(input: &Input<'_>, log: &Logger) -> Result<Co
             (None, false)
         }
     };
-    // Requests noted in flight: a delivery is under way, or a handler died mid-request. A real
-    // run waits for the one, or settles the other's (spooled as of unknown fate, looked up or
-    // sent again) before it decides this event.
+    // Requests noted in flight: a delivery is under way, a handler died mid-request, or a
+    // request of unknown fate waits in a spool (this host's or another's). A real run waits for
+    // the first, or settles the others (spooled as of unknown fate, looked up or sent again)
+    // before it decides this event.
     if let Some(n) = record.as_ref().map(|r| r.inflight.len()).filter(|n| *n > 0) {
         lines.push(format!(
-            "ledger: {n} request(s) noted in flight (a delivery under way, or left by a handler that died): a real run settles them first, then decides this event"
+            "ledger: {n} request(s) noted in flight (a delivery under way, left by a handler that died, or of unknown fate and waiting in a spool): a real run settles them first, then decides this event"
         ));
     }
     if let Some(p) = proposal {
