@@ -892,7 +892,7 @@ fn a_failure_deciding_after_a_flush_spooled_the_note_of_a_killed_resolve_pages(s
     let Some(sb) = pd(store) else { return };
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
-    killed_once_pagerduty_has_it(&sb, &fake, &resolve(T0 + 60));
+    killed_once_pagerduty_has_it(&sb, &fake, &[], &resolve(T0 + 60));
     // Another check's failure, spooled while PagerDuty could not be reached.
     let other = event("sensu/create.json", T0 + 60, |ev| ev["check"]["name"] = json!("check_load"));
     exits(&run(&sb, REFUSED_URL, &other, &["--timeout", "1s"]), 75);
