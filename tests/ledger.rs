@@ -1012,21 +1012,7 @@ fn ends_as(sb: &Sandbox, fake: &FakePagerDuty, last: &str, input: &[u8], stderr:
 /// by that recovery: open for good). Now the flush notes the request it sends over a resolved
 /// record, as a live delivery does; the other host sends it again first, then the recovery.
 fn a_recovery_on_another_host_after_a_flush_killed_mid_trigger_resolves_the_incident(store: Store) {
-    let Some(sb) = pd(store) else { return };
-    let fake = FakePagerDuty::start(&[]);
-    exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
-    exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
-    exits(&run(&sb, REFUSED_URL, &trigger(T0 + 120), &["--timeout", "1s"]), 75);
-    killed_once_pagerduty_has_it(&sb, &fake, &["--flush"], b"");
-    assert_eq!(actions(&fake.events()), ["trigger", "resolve", "trigger"]);
-    let r = run_command(sb.command_on_host("b", &with_url(&fake.url, &["--timeout", "10s"])), &resolve(T0 + 180));
-    exits(&r, 0);
-    let seen = actions(&fake.events());
-    assert_eq!(seen.last().map(String::as_str), Some("resolve"), "the recovery on host b: {seen:?}\n{}", r.stderr);
-    let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
-    exits(&flushed, 0);
-    ends_as(&sb, &fake, "resolve", &resolve(T0 + 180), &flushed.stderr);
-    assert!(on_host_b_spooled(&sb).is_empty(), "{:?}", on_host_b_spooled(&sb));
+    a_flush_killed_mid_request_then_the_next_event_on_another_host(store, "trigger");
 }
 
 /// The mirror case: an open incident's recovery, spooled while PagerDuty cannot be reached, is
@@ -1035,19 +1021,33 @@ fn a_recovery_on_another_host_after_a_flush_killed_mid_trigger_resolves_the_inci
 /// event handled on another host: it must page, not be skipped as "already notified" with
 /// PagerDuty resolved while the check fails; and this host's next flush must leave it open.
 fn a_failure_on_another_host_after_a_flush_killed_mid_resolve_pages(store: Store) {
+    a_flush_killed_mid_request_then_the_next_event_on_another_host(store, "resolve");
+}
+
+/// The two cases above: `spooled` ("trigger" after the incident's recovery, or "resolve" of the
+/// open incident) is spooled, sent by a `--flush` killed once PagerDuty has it, and the
+/// incident's next event (the other action) is handled on host b; then this host's flush.
+fn a_flush_killed_mid_request_then_the_next_event_on_another_host(store: Store, spooled: &str) {
     let Some(sb) = pd(store) else { return };
     let fake = FakePagerDuty::start(&[]);
     exits(&run(&sb, &fake.url, &trigger(T0), &[]), 0);
-    exits(&run(&sb, REFUSED_URL, &resolve(T0 + 60), &["--timeout", "1s"]), 75);
+    let (expected, spooled_event, next, next_event) = match spooled {
+        "trigger" => {
+            exits(&run(&sb, &fake.url, &resolve(T0 + 60), &[]), 0);
+            (vec!["trigger", "resolve", "trigger"], trigger(T0 + 120), "resolve", resolve(T0 + 180))
+        }
+        _ => (vec!["trigger", "resolve"], resolve(T0 + 60), "trigger", trigger(T0 + 120)),
+    };
+    exits(&run(&sb, REFUSED_URL, &spooled_event, &["--timeout", "1s"]), 75);
     killed_once_pagerduty_has_it(&sb, &fake, &["--flush"], b"");
-    assert_eq!(actions(&fake.events()), ["trigger", "resolve"]);
-    let r = run_command(sb.command_on_host("b", &with_url(&fake.url, &["--timeout", "10s"])), &trigger(T0 + 120));
+    assert_eq!(actions(&fake.events()), expected);
+    let r = run_command(sb.command_on_host("b", &with_url(&fake.url, &["--timeout", "10s"])), &next_event);
     exits(&r, 0);
     let seen = actions(&fake.events());
-    assert_eq!(seen.last().map(String::as_str), Some("trigger"), "the failure on host b: {seen:?}\n{}", r.stderr);
+    assert_eq!(seen.last().map(String::as_str), Some(next), "the {next} on host b: {seen:?}\n{}", r.stderr);
     let flushed = sb.run(&with_url(&fake.url, &["--flush", "--timeout", "10s"]), b"");
     exits(&flushed, 0);
-    ends_as(&sb, &fake, "trigger", &trigger(T0 + 120), &flushed.stderr);
+    ends_as(&sb, &fake, next, &next_event, &flushed.stderr);
     assert!(on_host_b_spooled(&sb).is_empty(), "{:?}", on_host_b_spooled(&sb));
 }
 
@@ -1739,17 +1739,7 @@ fn a_slack_recovery_queued_behind_a_flush_goes_to_the_war_room_the_flush_opens(s
     let rooms = fake.created();
     let shown = shown_rooms(&rooms);
     assert_eq!(rooms.len(), 3, "a war room per incident (F0, F2, F4): {shown:#?}\n{story}");
-    for room in &rooms {
-        let alerts: Vec<_> = room.roots().into_iter().filter(|m| m.text.starts_with(":red_circle: CRITICAL")).collect();
-        assert_eq!(alerts.len(), 1, "#{}: one alert: {shown:#?}\n{story}", room.name);
-        let thread: Vec<&str> = room.replies(&alerts[0].ts).iter().map(|m| m.text.as_str()).collect();
-        assert!(
-            thread.len() == 1 && thread[0].contains("RECOVERED") && room.replies(&alerts[0].ts)[0].reply_broadcast,
-            "#{}: its recovery, and nothing else, in the alert's thread and the channel: {shown:#?}\n{story}",
-            room.name
-        );
-        assert_eq!(room.messages.len(), 2, "#{}: nothing outside the alert's thread: {shown:#?}\n{story}", room.name);
-    }
+    each_room_has_its_alert_and_its_recovery(&rooms, &story);
     let misthreaded: Vec<_> = fake.calls_to("chat.postMessage").into_iter().filter(|c| c.error() == Some("thread_not_found")).collect();
     assert!(misthreaded.is_empty(), "every reply threads under a message of its own channel: {misthreaded:?}\n{story}");
     let rec = record(&sb, &resolve(T0 + 50)).expect("a record");
@@ -1788,7 +1778,18 @@ fn a_slack_recovery_queued_behind_a_failure_after_a_recovery_in_flight_recovers_
     let rooms = fake.created();
     let shown = shown_rooms(&rooms);
     assert_eq!(rooms.len(), 2, "the failure after the recovery opens a war room of its own: {shown:#?}\n{story}");
-    for room in &rooms {
+    each_room_has_its_alert_and_its_recovery(&rooms, &story);
+    let rec = record(&sb, &resolve(T0 + 30)).expect("a record");
+    assert_eq!((rec["open"].as_bool(), rec["refs"]["channel_id"].as_str()), (Some(false), Some(rooms[1].id.as_str())), "{rec}");
+    assert!(open_incidents(&sb).is_empty());
+    fake.assert_no_violations();
+}
+
+/// Each of `rooms` holds one CRITICAL alert and, in its thread (broadcast to the channel too),
+/// one RECOVERED, and nothing else; `story` (the runs' stderr) goes with a failure.
+fn each_room_has_its_alert_and_its_recovery(rooms: &[crate::fake::slack::Channel], story: &str) {
+    let shown = shown_rooms(rooms);
+    for room in rooms {
         let alerts: Vec<_> = room.roots().into_iter().filter(|m| m.text.starts_with(":red_circle: CRITICAL")).collect();
         assert_eq!(alerts.len(), 1, "#{}: one alert: {shown:#?}\n{story}", room.name);
         let thread = room.replies(&alerts[0].ts);
@@ -1797,12 +1798,8 @@ fn a_slack_recovery_queued_behind_a_failure_after_a_recovery_in_flight_recovers_
             "#{}: one RECOVERED, in the alert's thread and the channel: {shown:#?}\n{story}",
             room.name
         );
-        assert_eq!(room.messages.len(), 2, "#{}: nothing else: {shown:#?}\n{story}", room.name);
+        assert_eq!(room.messages.len(), 2, "#{}: nothing outside the alert's thread: {shown:#?}\n{story}", room.name);
     }
-    let rec = record(&sb, &resolve(T0 + 30)).expect("a record");
-    assert_eq!((rec["open"].as_bool(), rec["refs"]["channel_id"].as_str()), (Some(false), Some(rooms[1].id.as_str())), "{rec}");
-    assert!(open_incidents(&sb).is_empty());
-    fake.assert_no_violations();
 }
 
 /// Each war room's name and its messages' texts, in order, for assertion messages.

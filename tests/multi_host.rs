@@ -86,6 +86,21 @@ fn run_on(host: &Sandbox, redis: &RedisServer, args: &[&str], event: &[u8]) -> (
     wait_all(vec![spawn(host, redis, args, event)]).remove(0)
 }
 
+/// Run `host`'s handler-pagerduty on `recovery` with a 600 ms lease, kill it (kill -9, by its
+/// PID) once PagerDuty has its `nth` event (the recovery, held by the fake), and wait until its
+/// lease on the incident has run out.
+fn recovery_killed_once_pagerduty_has_it(host: &Sandbox, redis: &RedisServer, fake: &FakePagerDuty, recovery: &[u8], nth: usize) {
+    let mut cmd = host.command(&["--api-url", &fake.url, "--state-store", &redis.url, "--timeout", "10s"]);
+    cmd.env(common::state::redis::LEASE_ENV, "600");
+    let mut resolving = start(cmd, recovery);
+    wait_until("the recovery to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() == nth).then_some(()), String::new);
+    resolving.kill().expect("SIGKILL the handler by its PID");
+    let _ = resolving.wait();
+    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
+    let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
+    wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
+}
+
 /// `host`'s `--flush` with the shared store and `args`: (exit code, stderr).
 fn flush_on(host: &Sandbox, redis: &RedisServer, args: &[&str]) -> (Option<i32>, String) {
     let mut cmd = host.command(&["--flush", "--state-store", &redis.url]);
@@ -1962,15 +1977,7 @@ fn a_failure_on_another_host_after_a_flush_spooled_a_killed_resolve_pages() {
     let now = unix_now();
     let (code, stderr) = run_on(&hosts[0], &redis, &["--api-url", &fake.url], &fixture_at("sensu/create.json", now - 60));
     assert_eq!(code, Some(0), "{stderr}");
-    let mut cmd = hosts[0].command(&["--api-url", &fake.url, "--state-store", &redis.url, "--timeout", "10s"]);
-    cmd.env(common::state::redis::LEASE_ENV, "600");
-    let mut resolving = start(cmd, &fixture_at("sensu/resolve.json", now - 50));
-    wait_until("the recovery to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
-    resolving.kill().expect("SIGKILL the handler by its PID");
-    let _ = resolving.wait();
-    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
-    let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
-    wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
+    recovery_killed_once_pagerduty_has_it(&hosts[0], &redis, &fake, &fixture_at("sensu/resolve.json", now - 50), 2);
     let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", crate::util::REFUSED_URL, "--timeout", "1s"]);
     assert_eq!(code, Some(75), "{stderr}");
     assert!(stderr.contains("was in flight when its handler ended"), "host A's flush spooled the noted recovery: {stderr}");
@@ -2012,15 +2019,7 @@ fn a_failure_on_another_host_while_a_flush_that_took_a_killed_resolve_waits_page
     wait_until("the next second", Duration::from_secs(3), || (unix_now() > spooled_at).then_some(()), String::new);
     // The recovery, handled on host B (whose spool is empty), is killed once PagerDuty has it.
     fake.then(&[Script::Gated]);
-    let mut cmd = hosts[1].command(&["--api-url", &fake.url, "--state-store", &redis.url, "--timeout", "10s"]);
-    cmd.env(common::state::redis::LEASE_ENV, "600");
-    let mut resolving = start(cmd, &fixture_at("sensu/resolve.json", now - 50));
-    wait_until("the recovery to reach PagerDuty", Duration::from_secs(10), || (fake.events().len() == 2).then_some(()), String::new);
-    resolving.kill().expect("SIGKILL the handler by its PID");
-    let _ = resolving.wait();
-    let hold = format!("pagerpipe:pagerduty:hold:{KEY}");
-    let free = || redis.cli(&["EXISTS", &hold]).ok().filter(|n| n.trim() == "0");
-    wait_until("the killed holder's lease to run out", Duration::from_secs(10), free, String::new);
+    recovery_killed_once_pagerduty_has_it(&hosts[1], &redis, &fake, &fixture_at("sensu/resolve.json", now - 50), 2);
     // Host B delivers the other check's next failure; PagerDuty holds its answer.
     fake.then(&[Script::Gated]);
     let other_on_b = spawn(&hosts[1], &redis, &["--api-url", &fake.url, "--timeout", "30s"], &other(now - 45));
