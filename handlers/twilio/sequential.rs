@@ -1266,13 +1266,19 @@ impl Twilio {
                 }
                 Ok(None) => {
                     let wait = retry.after.unwrap_or(pause);
-                    if ctx.deadline.remaining() <= self.room_to_call(run) + wait {
+                    let room = self.room_to_call(run).max(common::http::retry::MIN_ATTEMPT);
+                    if ctx.deadline.remaining() <= room + wait {
                         return Outcome::Retry(Retry { fate: Fate::NotSent, ..retry.clone() });
                     }
                     ctx.log.info(format!("ListCall has no call to {} since it was answered HTTP {status}: calling them again", r.label()));
                     common::lease::sleep(wait);
                     if let Some(why) = halted() {
                         return Outcome::Skipped(why);
+                    }
+                    // The lookup and the pause took longer than planned (a busy machine): no
+                    // room is left for another try, and the reason stays Twilio's answer.
+                    if ctx.deadline.remaining() <= room {
+                        return Outcome::Retry(Retry { fate: Fate::NotSent, ..retry.clone() });
                     }
                     pause = (pause * 2).min(MAX_PAUSE_AFTER_5XX);
                 }
