@@ -307,8 +307,9 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
 
 /// Parts of a custom variable's name that say it holds a credential: Icinga Web 2's default
 /// `protected_customvars` (`*pw*`, `*pass*`, `community`), and the other words such variables
-/// are named with (`_SNMPV3_AUTHKEY`, `_SNMPV3_PRIVPASS`, `_API_TOKEN`, `_DB_SECRET` …).
-const CREDENTIAL_WORDS: [&str; 9] = ["pw", "pass", "community", "secret", "token", "key", "auth", "priv", "credential"];
+/// are named with (`_SNMPV3_AUTHKEY`, `_SNMPV3_PRIVPASS`, `_API_TOKEN`, `_DB_SECRET`, `_HOSTCREDS`,
+/// `_CREDENTIALS` …).
+const CREDENTIAL_WORDS: [&str; 9] = ["pw", "pass", "community", "secret", "token", "key", "auth", "priv", "cred"];
 
 /// Whether a custom variable named `name` (lower case, without `_HOST`/`_SERVICE`) looks like
 /// a credential. With `enable_environment_macros=1` Nagios hands the handler every custom
@@ -405,7 +406,7 @@ mod tests {
         assert_eq!(e.overrides_for("slack")["channel"], "C0999");
         assert_eq!(e.labels["team"], "web");
         let mut inv = inv.clone();
-        for name in ["SNMP_COMMUNITY", "DB_PASSWORD", "WINRM_PW", "SNMPV3_AUTHKEY", "API_TOKEN", "SNMPV3_PRIV"] {
+        for name in ["SNMP_COMMUNITY", "DB_PASSWORD", "WINRM_PW", "SNMPV3_AUTHKEY", "API_TOKEN", "SNMPV3_PRIV", "CREDS", "ILO_CREDENTIALS"] {
             inv.env.insert(format!("NAGIOS__HOST{name}"), "s3cret".into());
         }
         let e = inv.parse(super::super::Source::Nagios).unwrap();
