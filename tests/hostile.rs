@@ -4,14 +4,15 @@
 //! The small cases are files under `tests/fixtures/hostile/` (truncated JSON, invalid UTF-8,
 //! NUL bytes, numbers as strings, wrong types, a missing `check`, empty input, a BOM, two
 //! events back to back, out-of-range statuses, lone surrogates, bad Mackerel webhooks …). The
-//! big ones are generated here so the repository does not carry them: 10 MB of check output,
-//! 10 000-deep nesting (arrays, objects, and inside an otherwise valid event), 50 000 keys,
-//! a 500 000-digit number. The `--from` sources (Nagios macros, Zabbix arguments, Mackerel
+//! big ones are generated here so the repository does not carry them: 17 MB of check output,
+//! 10 000-deep nesting (arrays, objects, unclosed, or closed but no event), 100 000-deep
+//! unclosed nesting inside an event, 50 000 keys, a 500 000-digit number. The `--from` sources (Nagios macros, Zabbix arguments, Mackerel
 //! action environment) get their own broken invocations.
 //!
 //! The other half: events that are odd but *valid* (escaped NULs, path traversal in names,
-//! 50 000-character entities, output just under the 1 MiB cap, emoji and right-to-left text)
-//! are delivered, within every service's limits, by every handler.
+//! 50 000-character entities, output just under the 1 MiB cap, emoji and right-to-left text,
+//! an attribute nested 10 000 or 100 000 levels deep, which is cut out) are delivered, within
+//! every service's limits, by every handler.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -165,12 +166,8 @@ fn generated() -> Vec<Case> {
     let deep_arrays = "[".repeat(10_000).into_bytes();
     let deep_objects = "{\"a\":".repeat(10_000).into_bytes();
     let deep_closed = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes();
-    let deep_in_event = format!(
-        r#"{{"client":{{"name":"web-01"}},"check":{{"name":"c","status":2,"extra":{}{}}}}}"#,
-        "[".repeat(10_000),
-        "]".repeat(10_000)
-    )
-    .into_bytes();
+    let deep_unclosed_in_event =
+        format!(r#"{{"client":{{"name":"web-01"}},"check":{{"name":"c","status":2,"extra":{}}}}}"#, "[".repeat(100_000)).into_bytes();
     let many_keys = {
         let mut s = String::from("{");
         for i in 0..50_000 {
@@ -186,8 +183,9 @@ fn generated() -> Vec<Case> {
         ("over 1 MiB of short values".into(), just_over, "missing field `check`"),
         ("10 000-deep arrays".into(), deep_arrays, "invalid JSON"),
         ("10 000-deep objects".into(), deep_objects, "invalid JSON"),
-        ("10 000-deep closed arrays".into(), deep_closed, "invalid JSON"),
-        ("10 000-deep inside an event".into(), deep_in_event, "invalid JSON"),
+        // Read, nested 64 levels deep (the rest cut out), and no event object.
+        ("10 000-deep closed arrays".into(), deep_closed, "expected a JSON object"),
+        ("100 000-deep unclosed inside an event".into(), deep_unclosed_in_event, "invalid JSON"),
         ("50 000 keys".into(), many_keys, "missing field `check`"),
         ("500 000-digit status".into(), long_number, "invalid JSON"),
     ]
@@ -361,7 +359,17 @@ fn odd_but_valid() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         ("control characters", with(&|v| v["check"]["output"] = "\u{7}\u{8}\u{1b}[31mred\u{1b}[0m\r\n\t".into())),
+        // serde_json refuses more than 128 levels: cut out before parsing (the monitored host
+        // writes its client attributes, and must not cost its pages with them).
+        ("10 000-deep inside an event", nested(with(&|v| v["check"]["extra"] = "DEEP".into()), 10_000)),
+        ("100 000-deep client attribute", nested(with(&|v| v["client"]["custom"] = json!({"a": "DEEP"})), 100_000)),
     ]
+}
+
+/// `event` with its string `"DEEP"` replaced by arrays nested `depth` levels deep (as text: a
+/// `Value` that deep would overflow the test's stack when dropped).
+fn nested(event: Vec<u8>, depth: usize) -> Vec<u8> {
+    String::from_utf8_lossy(&event).replace("\"DEEP\"", &format!("{}{}", "[".repeat(depth), "]".repeat(depth))).into_bytes()
 }
 
 #[test]

@@ -1327,6 +1327,76 @@ fn a_host_bloating_its_entity_labels_cannot_silence_its_pages() {
     fake.assert_no_violations();
 }
 
+/// Labels each longer than the share of 1 MiB it gets: 30 000 of 25 characters (1.17 MB),
+/// or of 100. Each value was cut to its share with a mark (` … [cut: 25 characters]`) as long
+/// as the value itself, kept although it was still longer than the share; thousands of such
+/// overruns put the event back over 1 MiB, and it exited 65 ("even with its long values
+/// cut"): a host silenced its pages again, with labels of a size Sensu Go writes every day.
+/// Now a value whose share cannot hold the mark keeps what fits of its head, ending in `…`,
+/// and a part that still does not fit is left out: the event always fits, and pages with a
+/// warning naming where it was cut.
+#[test]
+fn a_host_with_many_labels_each_longer_than_its_share_cannot_silence_its_pages() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let cases = [(30_000, 25), (30_000, 100), (10_000, 1_000), (100_000, 1)];
+    for (n, (count, len)) in cases.into_iter().enumerate() {
+        let mut event: Value = serde_json::from_slice(&fixture_at("sensu-go/failing.json", now())).unwrap_or_default();
+        let labels: serde_json::Map<String, Value> = (0..count).map(|i| (format!("l{i:05}"), Value::from("v".repeat(len)))).collect();
+        event["entity"]["metadata"]["labels"] = Value::Object(labels);
+        event["check"]["metadata"]["name"] = format!("check-http-{n}").into();
+        let bytes = event.to_string().into_bytes();
+        assert!(bytes.len() > 1024 * 1024 && bytes.len() < 16 * 1024 * 1024, "{}", bytes.len());
+        let r = sb.run(&["--api-url", &fake.url], &bytes);
+        assert_eq!(r.code, Some(0), "{count} labels of {len}: {r:?}");
+        assert!(r.stderr.contains("shrunk to fit") && r.stderr.contains("entity.metadata.labels"), "{}", r.stderr);
+    }
+    let events = fake.events();
+    assert_eq!(events.len(), cases.len(), "{events:?}");
+    for (n, e) in events.iter().enumerate() {
+        assert_eq!(
+            (e["event_action"].as_str(), e["dedup_key"].as_str()),
+            (Some("trigger"), Some(format!("webserver01/check-http-{n}").as_str()))
+        );
+        assert_eq!(e["payload"]["source"], "webserver01");
+        assert!(e["payload"]["summary"].as_str().is_some_and(|s| s.contains("503 Service Unavailable")), "{}", e["payload"]);
+    }
+    fake.assert_no_violations();
+}
+
+/// A Sensu 1.x client's attributes are read from client.json on the monitored host, and every
+/// event of the client carries them, its keepalive too. A value nested 127 levels deep there
+/// (serde_json refuses more than 128) exited 65 "invalid JSON … recursion limit exceeded": a
+/// host silenced its pages with one line of its own configuration. Now a value nested deeper
+/// than 64 levels, which nothing reads, is replaced by a mark before the event is parsed, at
+/// any depth (100 000 too), without recursion: the page goes out, with a warning naming it.
+#[test]
+fn a_host_nesting_a_client_attribute_deep_cannot_silence_its_pages() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let depths = [127, 100_000];
+    for (n, depth) in depths.into_iter().enumerate() {
+        let mut event: Value = serde_json::from_slice(&fixture_at("sensu/create.json", now())).unwrap_or_default();
+        event["client"]["custom"] = "DEEP".into();
+        event["check"]["name"] = format!("check_disk_{n}").into();
+        // As text: a `Value` that deep would overflow the test's own stack when dropped.
+        let text = event.to_string().replace("\"DEEP\"", &format!("{}{}", "[".repeat(depth), "]".repeat(depth)));
+        let r = sb.run(&["--api-url", &fake.url], text.as_bytes());
+        assert_eq!(r.code, Some(0), "depth {depth}: {r:?}");
+        assert!(r.stderr.contains("nested deeper than 64 levels") && r.stderr.contains("client.custom"), "{}", r.stderr);
+    }
+    let events = fake.events();
+    assert_eq!(events.len(), depths.len(), "{events:?}");
+    for (n, e) in events.iter().enumerate() {
+        assert_eq!(
+            (e["event_action"].as_str(), e["dedup_key"].as_str()),
+            (Some("trigger"), Some(format!("web-01/check_disk_{n}").as_str()))
+        );
+        assert!(e["payload"]["summary"].as_str().is_some_and(|s| s.contains("CheckDisk CRITICAL")), "{}", e["payload"]);
+    }
+    fake.assert_no_violations();
+}
+
 /// PagerDuty refuses an event over 512 KB for good, so handler-pagerduty cuts its body to fit
 /// 500 000 bytes of compact JSON; but the HTTP client sent it pretty-printed (ureq's
 /// `send_json`), a newline and indent per member. A Sensu Go entity with 40 000 short labels

@@ -20,8 +20,9 @@
 //! at the C `main` of [`handler_main!`](crate::handler_main) instead, which does 1 and 2
 //! ([`start`]) and not 3 or 4:
 //!
-//! - a stack overflow, which no handler path can reach (no recursion of ours; the event's JSON
-//!   nests at most 128 deep, serde_json's limit), would end the process by `SIGSEGV` instead of
+//! - a stack overflow, which no handler path can reach (no recursion of ours deeper than the
+//!   event's JSON, which nests at most 82 deep: deeper values are cut out of its text before it
+//!   is parsed, `event::prune_deep`, and serde_json refuses 128), would end the process by `SIGSEGV` instead of
 //!   a "has overflowed its stack" line and `SIGABRT`: killed by a signal either way;
 //! - a panic message would name the thread `<unnamed>` instead of `main`.
 //!

@@ -14,6 +14,7 @@ pub mod sensu_go;
 pub mod stdin;
 pub mod zabbix;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
@@ -426,6 +427,9 @@ pub struct Input {
     /// A line for the log when the input was not UTF-8 and was read with Latin-1 characters in place of
     /// the bytes that were not ([`read_capped`]).
     pub not_utf8: Option<String>,
+    /// A line for the log when values nested deeper than [`MAX_DEPTH`] levels were replaced
+    /// by a mark ([`prune_deep`]), naming where.
+    pub deep: Option<String>,
 }
 
 /// Read an event from `input`.
@@ -467,8 +471,19 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Err(Code::DataErr.msg("event: stdin is empty; pipe the event JSON into the handler"));
     }
+    let pruned = prune_deep(&buf);
+    let deep = (pruned.count > 0).then(|| {
+        format!(
+            "event: {} value(s) nested deeper than {MAX_DEPTH} levels replaced by {DEEP_MARK:?} (in {}): nothing is read that deep",
+            pruned.count,
+            pruned.places.join(", ") + if pruned.more_places { ", …" } else { "" },
+        )
+    });
+    if let Cow::Owned(bytes) = pruned.bytes {
+        buf = bytes;
+    }
     if buf.len() as u64 <= MAX_EVENT_BYTES {
-        return Ok(Input { bytes: buf, cut: None, open, not_utf8 });
+        return Ok(Input { bytes: buf, cut: None, open, not_utf8, deep });
     }
     let mut value: Value = serde_json::from_slice(&buf).map_err(|e| {
         Code::DataErr.msg(format!("event: input of {} bytes is larger than 1 MiB and not valid JSON ({e}); {FIX_EVENT}", buf.len()))
@@ -484,7 +499,7 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
         // The largest parts are shrunk to fair shares of 1 MiB, so the small fields that name
         // and key the event are kept whole, and the page goes out.
         let mut fitted = Fitted::default();
-        fit(&mut value, FIT_BUDGET, &mut fitted, false);
+        fit(&mut value, FIT_BUDGET, &mut fitted, "", false);
         bytes = serde_json::to_vec(&value).or_exit(Code::DataErr)?;
         if bytes.len() as u64 > MAX_EVENT_BYTES {
             return Err(Code::DataErr.msg(format!(
@@ -494,13 +509,14 @@ pub fn read_capped(input: impl Read) -> Result<Input> {
         }
         notice = format!(
             "event: input of {} bytes is larger than 1 MiB even with its long values cut: its largest parts shrunk to fit \
-             ({} more value(s) cut, {} member(s) left out: the host's labels, annotations or attributes)",
+             ({} more value(s) cut, {} member(s) left out, in {}: the host's labels, annotations or attributes)",
             buf.len(),
             fitted.cut,
             fitted.dropped,
+            fitted.places(),
         );
     }
-    Ok(Input { bytes, cut: Some(notice), open, not_utf8 })
+    Ok(Input { bytes, cut: Some(notice), open, not_utf8, deep })
 }
 
 /// `bytes` as UTF-8 text, each byte that is not part of a UTF-8 sequence read as the Latin-1
@@ -571,12 +587,179 @@ fn read_input(mut input: impl Read) -> Result<(Vec<u8>, Option<String>)> {
     Ok((buf, None))
 }
 
-/// Whether `buf` is one whole JSON object (an event) and nothing else but whitespace.
+/// Whether `buf` is one whole JSON object (an event) and nothing else but whitespace (at any
+/// depth: [`prune_deep`]).
 fn whole_json(buf: &[u8]) -> bool {
-    buf.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'}') && serde_json::from_slice::<serde::de::IgnoredAny>(buf).is_ok()
+    buf.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'}')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&prune_deep(buf).bytes).is_ok()
 }
 
-/// What [`fit`] aims at: 1 MiB less room for the marks it adds.
+/// Deepest nesting of arrays and objects read from an event: 64 levels (the event object is
+/// the first). Deeper values are replaced by [`DEEP_MARK`] before the event is parsed
+/// ([`prune_deep`]).
+pub const MAX_DEPTH: usize = 64;
+
+/// What a value nested deeper than [`MAX_DEPTH`] levels becomes (a JSON string).
+pub const DEEP_MARK: &str = "[cut: nested deeper than 64 levels]";
+
+/// [`prune_deep`]'s result.
+#[derive(Debug)]
+struct Pruned<'a> {
+    /// The JSON text, deep values replaced (borrowed when there were none).
+    bytes: Cow<'a, [u8]>,
+    /// How many values were replaced.
+    count: usize,
+    /// Where, the first [`FIT_PLACES_SHOWN`]: `client.custom[]…`.
+    places: Vec<String>,
+    /// Whether there were more places than those.
+    more_places: bool,
+}
+
+/// One open array or object, for [`prune_deep`].
+struct Open {
+    /// An object (else an array).
+    object: bool,
+    /// The object's last key, as a range of the input (with its quotes).
+    key: Option<(usize, usize)>,
+}
+
+/// `json` with every array or object nested deeper than [`MAX_DEPTH`] levels replaced by the
+/// string [`DEEP_MARK`], by a scan of the text: no recursion, so no depth overflows a stack.
+///
+/// serde_json refuses JSON nested more than 128 levels ("recursion limit exceeded"), which
+/// it must, as everything that reads a parsed value (drop included) recurses. But the
+/// monitored host writes much of an event (a Sensu 1.x client's attributes in client.json, a
+/// Sensu Go agent's labels): a value of its own nested 127 levels deep cost every page about
+/// it, keepalive included. Nothing the handler reads is nested more than a few levels, so the
+/// deep part is cut out before parsing, and the page goes out.
+///
+/// A deep value shorter than the mark's 37 bytes (at most 18 levels more) is kept as it is, so
+/// that the text never grows (the size limits hold for what is parsed) and nothing parsed is
+/// nested more than 82 levels. Text that is no JSON (unbalanced or mismatched
+/// brackets, an unended string, a bracket where no value can be) is left as it is from
+/// there on, for the parser to refuse.
+fn prune_deep(json: &[u8]) -> Pruned<'_> {
+    let mark = serde_json::to_vec(DEEP_MARK).unwrap_or_default();
+    let mut out = Pruned { bytes: Cow::Borrowed(json), count: 0, places: Vec::new(), more_places: false };
+    let mut text: Vec<u8> = Vec::new();
+    // `json[..copied]` is in `text`.
+    let mut copied = 0;
+    let mut open: Vec<Open> = Vec::with_capacity(MAX_DEPTH);
+    // The last byte seen outside a string that is not whitespace (`"` for a string).
+    let mut prev = 0u8;
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        match b {
+            b'"' => {
+                let Some(end) = string_end(json, i) else { break };
+                if let Some(o) = open.last_mut().filter(|o| o.object && matches!(prev, b'{' | b',')) {
+                    o.key = Some((i, end));
+                }
+                prev = b'"';
+                i = end;
+                continue;
+            }
+            b'[' | b'{' if open.len() == MAX_DEPTH => {
+                let value_here = open.last().is_some_and(|o| if o.object { prev == b':' } else { matches!(prev, b'[' | b',') });
+                let Some(end) = value_end(json, i).filter(|_| value_here) else { break };
+                if end - i >= mark.len() {
+                    text.extend_from_slice(&json[copied..i]);
+                    text.extend_from_slice(&mark);
+                    copied = end;
+                    out.count += 1;
+                    let place = deep_place(json, &open);
+                    if !out.places.contains(&place) {
+                        if out.places.len() < FIT_PLACES_SHOWN {
+                            out.places.push(place);
+                        } else {
+                            out.more_places = true;
+                        }
+                    }
+                }
+                prev = b'"';
+                i = end;
+                continue;
+            }
+            b'[' | b'{' => open.push(Open { object: b == b'{', key: None }),
+            b']' | b'}' => {
+                // A bracket closing what is not open: no JSON.
+                let Some(_closed) = open.pop().filter(|o| o.object == (b == b'}')) else { break };
+            }
+            _ => {}
+        }
+        if !b.is_ascii_whitespace() {
+            prev = b;
+        }
+        i += 1;
+    }
+    if out.count > 0 {
+        text.extend_from_slice(&json[copied..]);
+        out.bytes = Cow::Owned(text);
+    }
+    out
+}
+
+/// The index just past the end of the JSON string starting (with its quote) at `start`.
+fn string_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < json.len() {
+        match json[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index just past the end of the array or object starting at `start`, its brackets
+/// matched (on the heap: any depth).
+fn value_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut open: Vec<u8> = Vec::new();
+    let mut i = start;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                i = string_end(json, i)?;
+                continue;
+            }
+            b'[' => open.push(b']'),
+            b'{' => open.push(b'}'),
+            b @ (b']' | b'}') => {
+                if open.pop() != Some(b) {
+                    return None;
+                }
+                if open.is_empty() {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where a value inside `open` is, for the log: its first three levels below the event
+/// (`client.custom[]…`), keys cut ([`child_path`]).
+fn deep_place(json: &[u8], open: &[Open]) -> String {
+    let mut place = String::new();
+    for o in open.iter().take(3) {
+        let name = match o.key {
+            Some((from, to)) if o.object => serde_json::from_slice::<String>(&json[from..to]).unwrap_or_default(),
+            _ if o.object => String::new(),
+            _ => "[]".to_string(),
+        };
+        place = child_path(&place, &name);
+    }
+    if open.len() > 3 {
+        place.push('…');
+    }
+    place
+}
+
+/// What [`fit`] aims at: 1 MiB less a margin (64 KiB); [`fit`] keeps within it.
 const FIT_BUDGET: usize = MAX_EVENT_BYTES as usize - 64 * 1024;
 
 /// The shortest share a member is kept for, in bytes: less, and it is left out.
@@ -589,6 +772,79 @@ struct Fitted {
     cut: usize,
     /// Members (object keys and values, array items) left out.
     dropped: usize,
+    /// Where (the objects and arrays whose members were cut or left out, as paths such as
+    /// `entity.metadata.labels`), the first [`FIT_PLACES_SHOWN`].
+    places: Vec<String>,
+    /// Whether there were more places than those.
+    more_places: bool,
+}
+
+/// How many places [`Fitted::places`] names.
+const FIT_PLACES_SHOWN: usize = 4;
+
+impl Fitted {
+    /// Note that members of the object or array at `path` were cut or left out.
+    fn at(&mut self, path: &str) {
+        let path = if path.is_empty() { "the event's top level" } else { path };
+        if !self.places.iter().any(|p| p == path) {
+            if self.places.len() < FIT_PLACES_SHOWN {
+                self.places.push(path.to_string());
+            } else {
+                self.more_places = true;
+            }
+        }
+    }
+
+    /// The places, for the log line: `entity.metadata.labels, client.tags[]`.
+    fn places(&self) -> String {
+        let mut out = self.places.join(", ");
+        if self.more_places {
+            out.push_str(", …");
+        }
+        out
+    }
+}
+
+/// The path of member `name` (an object key, or `[]` for an array item) of the value at
+/// `parent`, for [`Fitted::places`]: `entity.metadata.labels`, `client.tags[]`. A long key is
+/// quoted and cut ([`quoted`]).
+fn child_path(parent: &str, name: &str) -> String {
+    let name = if name.chars().count() <= MAX_QUOTED_CHARS { name.to_string() } else { quoted(name) };
+    match (parent.is_empty(), name.starts_with('[')) {
+        (true, _) => name,
+        (false, true) => format!("{parent}{name}"),
+        (false, false) => format!("{parent}.{name}"),
+    }
+}
+
+/// Length in bytes of `c` inside a JSON string as serde_json writes it: `\"`, `\\` and the
+/// control characters with a short escape take 2, the other control characters 6 (`\u001f`).
+fn json_char_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+        c if u32::from(c) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// The longest head of `s` that, with `…` after it, is at most `budget` bytes of JSON; the
+/// empty string when not even `"…"` fits. For a share too short to hold the mark
+/// [`crate::template::cut_marked`] adds (` … [cut: N characters]`, which is longer than a
+/// short label), so that a cut value never takes more than its share.
+fn head_within(s: &str, budget: usize) -> String {
+    let mut len = 2 + '…'.len_utf8();
+    if len > budget {
+        return String::new();
+    }
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        len += json_char_len(c);
+        if len > budget {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}…", &s[..end])
 }
 
 /// Serialized length of `value` in bytes (compact JSON, as [`read_capped`] writes it).
@@ -642,15 +898,23 @@ fn fit_first(key: &str, in_annotations: bool) -> bool {
     FIT_FIRST.contains(&key) || (in_annotations && key.starts_with(sensu_go::ANNOTATION_PREFIX))
 }
 
-/// Shrink `value` to at most about `budget` bytes of JSON: a string is cut (marked); an object
-/// or array gives its members fair shares, smallest first, so that every member within its
-/// share is kept whole and only the larger ones shrink in turn; a member whose share is too
-/// short to say anything ([`FIT_MIN_SHARE`]) is left out. In an object the members the event
-/// is read from ([`FIT_FIRST`]) get their shares first, of the whole budget, and the others
-/// share what is left: tens of thousands of tiny labels or client attributes beside
-/// `client.name` can never crowd the name out. `in_annotations`: `value` is an `annotations`
-/// object ([`fit_first`]). Numbers, booleans and null are kept.
-fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted, in_annotations: bool) {
+/// Shrink `value` to at most `budget` bytes of JSON: a string is cut (marked); an object or
+/// array gives its members fair shares, smallest first, so that every member within its share
+/// is kept whole and only the larger ones shrink in turn; a member whose share is too short to
+/// say anything ([`FIT_MIN_SHARE`]) is left out. In an object the members the event is read
+/// from ([`FIT_FIRST`]) get their shares first, of the whole budget, and the others share what
+/// is left: tens of thousands of tiny labels or client attributes beside `client.name` can
+/// never crowd the name out. `path`: where `value` is in the event ([`child_path`], for the
+/// log line); `in_annotations`: `value` is an `annotations` object ([`fit_first`]). Numbers,
+/// booleans and null are kept.
+///
+/// An object or an array always ends within `budget` (at least 2 bytes): a string within its
+/// share, each member within its own (a string whose share cannot hold the cut mark keeps
+/// what fits of its head, [`head_within`]), and the members that still do not fit (a number
+/// longer than its share, which nothing shrinks) are left out, largest first, the members
+/// served first last ([`overflow`]). Thousands of members a few bytes over their shares put
+/// an event of 30 000 short labels back over 1 MiB: exit 65, the page lost.
+fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted, path: &str, in_annotations: bool) {
     if json_len(value) <= budget {
         return;
     }
@@ -661,8 +925,13 @@ fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted, in_annotations: bo
             loop {
                 let mut t = s.clone();
                 crate::template::cut_marked(&mut t, max);
-                if max == 0 || json_len(&Value::String(t.clone())) <= budget {
+                if json_len(&Value::String(t.clone())) <= budget {
                     *s = t;
+                    break;
+                }
+                if max == 0 {
+                    // Not even the mark fits: what fits of the head, and `…`.
+                    *s = head_within(s, budget);
                     break;
                 }
                 max /= 2;
@@ -678,11 +947,30 @@ fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted, in_annotations: bo
                 keep[i - 1].is_some()
             });
             let kept: Vec<usize> = keep.into_iter().flatten().collect();
-            if kept.len() < lens.len() {
-                fitted.dropped += lens.len() - kept.len();
-            }
+            // Whether members of this array were cut (strings) or left out.
+            let mut here = kept.len() < lens.len();
+            fitted.dropped += lens.len() - kept.len();
+            let items_path = child_path(path, "[]");
             for (item, share) in items.iter_mut().zip(kept) {
-                fit(item, share, fitted, false);
+                let cut = fitted.cut;
+                fit(item, share, fitted, &items_path, false);
+                here |= item.is_string() && fitted.cut > cut;
+            }
+            let lens: Vec<usize> = items.iter().map(json_len).collect();
+            let over = overflow(&lens, &vec![false; lens.len()], budget);
+            if !over.is_empty() {
+                let mut gone = vec![false; lens.len()];
+                over.iter().for_each(|&i| gone[i] = true);
+                let mut i = 0;
+                items.retain(|_| {
+                    i += 1;
+                    !gone[i - 1]
+                });
+                fitted.dropped += over.len();
+                here = true;
+            }
+            if here {
+                fitted.at(path);
             }
         }
         Value::Object(map) => {
@@ -702,18 +990,34 @@ fn fit(value: &mut Value, budget: usize, fitted: &mut Fitted, in_annotations: bo
                     }
                 }
             }
-            for (name, (share, key_len)) in names.into_iter().zip(keep.into_iter().zip(key_lens)) {
+            let mut here = false;
+            for (name, (share, key_len)) in names.iter().zip(keep.into_iter().zip(&key_lens)) {
                 match share {
                     None => {
-                        map.remove(&name);
+                        map.remove(name);
                         fitted.dropped += 1;
+                        here = true;
                     }
                     Some(share) => {
-                        if let Some(v) = map.get_mut(&name) {
-                            fit(v, share.saturating_sub(key_len), fitted, name == "annotations");
+                        if let Some(v) = map.get_mut(name) {
+                            let cut = fitted.cut;
+                            fit(v, share.saturating_sub(*key_len), fitted, &child_path(path, name), name == "annotations");
+                            here |= v.is_string() && fitted.cut > cut;
                         }
                     }
                 }
+            }
+            // What still does not fit: left out, largest first.
+            let names: Vec<String> = map.keys().cloned().collect();
+            let lens: Vec<usize> = map.iter().map(|(k, v)| json_len(&Value::String(k.clone())) + 1 + json_len(v)).collect();
+            let first: Vec<bool> = names.iter().map(|k| fit_first(k, in_annotations)).collect();
+            for i in overflow(&lens, &first, budget) {
+                map.remove(&names[i]);
+                fitted.dropped += 1;
+                here = true;
+            }
+            if here {
+                fitted.at(path);
             }
         }
         _ => {}
@@ -742,6 +1046,26 @@ fn shares(lens: &[usize], budget: usize, fixed: &[usize]) -> Vec<Option<usize>> 
     out
 }
 
+/// The members (indexes into `lens`, their lengths in bytes of JSON, with the key) to leave
+/// out of an object or array so that it fits in `budget`: the largest first, those served
+/// first (`first`, [`FIT_FIRST`]) last. None when it fits already, which [`fit`]'s shares
+/// should always leave; this is what makes sure.
+fn overflow(lens: &[usize], first: &[bool], budget: usize) -> Vec<usize> {
+    // Brackets, and a comma between members.
+    let mut total = 2 + lens.iter().sum::<usize>() + lens.len().saturating_sub(1);
+    let mut order: Vec<usize> = (0..lens.len()).collect();
+    order.sort_by_key(|&i| (first[i], std::cmp::Reverse(lens[i])));
+    let mut out = Vec::new();
+    for i in order {
+        if total <= budget {
+            break;
+        }
+        total = total.saturating_sub(lens[i] + 1);
+        out.push(i);
+    }
+    out
+}
+
 /// Cut every string in `value` longer than `max` characters to `max`, marked; how many.
 fn cut_long_strings(value: &mut Value, max: usize) -> usize {
     match value {
@@ -758,7 +1082,8 @@ fn cut_long_strings(value: &mut Value, max: usize) -> usize {
 /// `orgName` and no check, means a Mackerel webhook; a `check.metadata` or `entity` object
 /// means Sensu Go; a `client` object or a `check.name` means Sensu 1.x. Errors (exit 65) name the missing or mistyped field.
 pub fn parse_json(bytes: &[u8], forced: Option<Format>) -> Result<Event> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    // Nested deeper than anything read: cut out ([`read_capped`] has done it already, and said so).
+    let value: Value = serde_json::from_slice(&prune_deep(bytes).bytes).map_err(|e| {
         Code::DataErr
             .msg(format!("event: invalid JSON on stdin ({e}); send one Sensu 1.x, Sensu Go or Mackerel webhook event as a JSON object"))
     })?;
@@ -1087,6 +1412,112 @@ mod tests {
         let e = parse_json(&input.bytes, None).expect("parses");
         assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("web-01", "check_disk", 2));
         assert_eq!(e.entity_overrides.get("pagerduty").and_then(|o| o.get("pager_team")), Some(&Value::from("dba")));
+    }
+
+    /// Members each longer than their share of 1 MiB (30 000 labels of 25 characters: the
+    /// mark ` … [cut: 25 characters]` is no shorter than the value) were kept over their
+    /// shares, and thousands of overruns put the event back over 1 MiB (exit 65). Whatever the
+    /// shape, the fitted value now ends within its budget, and the log line names where.
+    #[test]
+    fn fitting_always_ends_within_the_budget() {
+        let labels = |n: usize, value: &str| -> Map<String, Value> { (0..n).map(|i| (format!("l{i:05}"), Value::from(value))).collect() };
+        let shapes = [
+            ("labels of 25", Value::Object(labels(5_000, &"v".repeat(25)))),
+            ("labels of 100", Value::Object(labels(5_000, &"v".repeat(100)))),
+            ("control characters", Value::Object(labels(5_000, &"\u{1}".repeat(30)))),
+            ("quotes", Value::Object(labels(5_000, &"\"".repeat(30)))),
+            ("wide characters", Value::Object(labels(5_000, &"🔥".repeat(30)))),
+            ("strings in an array", Value::Array(vec![Value::from("x".repeat(40)); 5_000])),
+            ("numbers", Value::Array(vec![Value::from(-1.797_693_134_862_315_7e308); 10_000])),
+            ("nested", serde_json::json!({"a": [labels(2_000, &"v".repeat(30)), labels(2_000, &"é".repeat(30))], "b": labels(4_000, "x")})),
+        ];
+        for (what, value) in shapes {
+            for budget in [2, 23, 24, 100, 4_096, 150_000] {
+                let mut v = value.clone();
+                let mut fitted = Fitted::default();
+                fit(&mut v, budget, &mut fitted, "entity.metadata.labels", false);
+                assert!(json_len(&v) <= budget, "{what} in {budget}: {} bytes", json_len(&v));
+                assert!(fitted.places.iter().any(|p| p.starts_with("entity.metadata.labels")), "{what} in {budget}: {:?}", fitted.places);
+            }
+        }
+        // A share too short for the mark keeps what fits of the head.
+        assert_eq!(head_within("vvvvvvvv", 8), "vvv…");
+        assert_eq!(head_within("\"\"\"\"", 9), "\"\"…");
+        assert_eq!(head_within("🔥🔥", 9), "🔥…");
+        assert_eq!(head_within("vvvv", 4), "");
+        // The event of 30 000 labels of 25 characters pages, its name and check whole.
+        let event = serde_json::json!({
+            "entity": {"metadata": {"name": "big", "namespace": "default", "labels": labels(30_000, &"v".repeat(25))}},
+            "check": {"metadata": {"name": "keepalive"}, "status": 2, "output": "no keepalive", "executed": 1_700_000_000},
+        });
+        let input = read_capped(event.to_string().as_bytes()).expect("fitted");
+        assert!(input.bytes.len() as u64 <= MAX_EVENT_BYTES);
+        assert!(input.cut.as_deref().is_some_and(|c| c.contains("in entity.metadata.labels:")), "{:?}", input.cut);
+        let e = parse_json(&input.bytes, None).expect("parses");
+        assert_eq!((e.entity.as_str(), e.check.as_str(), e.status, e.output.as_str()), ("big", "keepalive", 2, "no keepalive"));
+    }
+
+    /// Values nested deeper than 64 levels are cut out of the text before parsing, at any
+    /// depth, and only those.
+    #[test]
+    fn values_nested_too_deep_are_replaced_by_a_mark() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let mark = serde_json::to_string(DEEP_MARK).unwrap();
+        for depth in [127, 1_000, 100_000] {
+            let text =
+                format!(r#"{{"client":{{"name":"web-01","custom":{}}},"check":{{"name":"c","status":2,"output":"[{{\"]"}}}}"#, deep(depth));
+            let pruned = prune_deep(text.as_bytes());
+            assert_eq!((pruned.count, pruned.places.as_slice()), (1, &["client.custom[]…".to_string()][..]), "{depth}");
+            let v: Value = serde_json::from_slice(&pruned.bytes).expect("parses");
+            let mut inner = &v["client"]["custom"];
+            for _ in 0..62 {
+                inner = &inner[0];
+            }
+            assert_eq!(inner, &Value::from(DEEP_MARK), "{depth}");
+            assert_eq!(v["check"]["output"], "[{\"]", "brackets in strings are text");
+            let input = read_capped(text.as_bytes()).expect("read");
+            assert!(
+                input.deep.as_deref().is_some_and(|d| d.contains("1 value(s) nested deeper than 64 levels") && d.contains("client.custom"))
+            );
+            let e = parse_json(text.as_bytes(), None).expect("parsed");
+            assert_eq!((e.entity.as_str(), e.check.as_str(), e.status), ("web-01", "c", 2));
+        }
+        // Objects too, several, and an event over 1 MiB (parsed to be fitted).
+        let objects = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        let big = format!(
+            r#"{{"client":{{"name":"w","x":{},"y":[{}],"pad":"{}"}},"check":{{"name":"c","status":2}}}}"#,
+            objects(500),
+            deep(200),
+            "p".repeat(2_000_000)
+        );
+        let input = read_capped(big.as_bytes()).expect("read");
+        assert!(
+            input.deep.as_deref().is_some_and(|d| d.starts_with("event: 2 value(s)") && d.contains("client.x.a…, client.y[]…")),
+            "{:?}",
+            input.deep
+        );
+        assert!(input.cut.is_some() && input.bytes.len() as u64 <= MAX_EVENT_BYTES);
+        assert_eq!(parse_json(&input.bytes, None).expect("parsed").entity, "w");
+        // Within 64 levels, or a deep value shorter than the mark (36 bytes at level 65: 82
+        // levels in all, which parse): as it was. One byte more is cut.
+        assert_eq!((deep(18).len(), deep(19).len(), mark.len()), (36, 38, 37));
+        for kept in [deep(64), format!("[{}]", deep(64 + 17))] {
+            let pruned = prune_deep(kept.as_bytes());
+            assert!(matches!(pruned.bytes, Cow::Borrowed(_)) && pruned.count == 0);
+            assert!(serde_json::from_slice::<Value>(kept.as_bytes()).is_ok());
+        }
+        assert_eq!(prune_deep(format!("[{}]", deep(64 + 18)).as_bytes()).count, 1);
+        // No JSON: left for the parser to refuse, never made valid.
+        for broken in [
+            "[".repeat(100_000),
+            format!("{}{}", "[".repeat(100), "}".repeat(100)),
+            format!("{}{{{}:1}}{}", "[".repeat(63), deep(40), "]".repeat(63)),
+            format!("{}\"{}", "[".repeat(100), "]".repeat(100)),
+        ] {
+            let pruned = prune_deep(broken.as_bytes());
+            assert_eq!(pruned.count, 0);
+            assert!(parse_json(broken.as_bytes(), None).is_err());
+        }
     }
 
     #[test]

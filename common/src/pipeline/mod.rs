@@ -997,7 +997,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
             let input = event::read_capped(stdin)?;
             // After the event is read: bad input stays one line.
             let event = event::parse_json(&input.bytes, args.input)?;
-            for line in input.not_utf8.iter().chain(&input.cut).chain(&input.open) {
+            for line in input.not_utf8.iter().chain(&input.deep).chain(&input.cut).chain(&input.open) {
                 log.warn(line);
             }
             (event, Some(input.bytes))
