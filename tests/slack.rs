@@ -915,6 +915,54 @@ fn a_hanging_post_is_spooled_and_the_war_room_remembered() {
     fake.assert_no_violations();
 }
 
+/// Slack down and no spool directory that can be written (or a full disk): the war room's
+/// create is neither delivered nor spooled, and the event is printed to stderr, as the other
+/// handlers print theirs. Before, the topic, invites and alert were "queued behind" the create
+/// that was never spooled, the log said "(the topic was not set yet (spooled))", and the exit
+/// 75 came with no event printed: the page was lost without a trace.
+#[test]
+fn a_war_room_that_can_be_neither_opened_nor_spooled_has_its_event_printed() {
+    let sb = sandbox(json!({}));
+    let event: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    let args = ["--api-url", REFUSED_URL, "--timeout", "1s"];
+    for (how, cmd) in [("no spool", sb.command_without_spool(&args)), ("full disk", crate::util::on_a_full_disk(&sb.command(&args)))] {
+        let r = run_command(cmd, &read_fixture("sensu/create.json"));
+        assert_eq!(r.code, Some(75), "{how}: {r:?}");
+        let line = r.stderr.lines().find(|l| l.contains("undelivered event, not spooled")).unwrap_or_else(|| panic!("{how}: {}", r.stderr));
+        let printed: Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+        assert_eq!(printed, event, "{how}: the event, in full");
+        for claim in ["(spooled)", "queued behind", "spooled as"] {
+            assert!(!r.stderr.contains(claim), "{how}: nothing was spooled, yet {claim:?}: {}", r.stderr);
+        }
+        assert!(sb.spooled("slack").is_empty(), "{how}");
+    }
+}
+
+/// No spool directory, and Slack rate-limits the topic past the deadline: the topic is lost
+/// (said as an error, not as spooled), and the invites and the alert still go out live. Before,
+/// they were "queued behind" the topic that was never spooled: nothing was posted, the run
+/// exited 75 as spooled, and no event was printed.
+#[test]
+fn a_topic_that_can_be_neither_set_nor_spooled_leaves_the_alert_to_go_out() {
+    let fake = FakeSlack::start();
+    fake.fail("conversations.setTopic", &[Fault::RateLimited(60)]);
+    let sb = sandbox(json!({}));
+    let url = fake.api_url();
+    let mut cmd = sb.command_without_spool(&["--api-url", &url]);
+    cmd.env("PAGERPIPE_NOW", NOW.to_string());
+    let r = run_command(cmd, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains("slack: error: the topic was not set: "), "{}", r.stderr);
+    assert!(r.stderr.contains("the topic was not set (not spooled)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("(spooled)") && !r.stderr.contains("queued behind"), "{}", r.stderr);
+    let created = fake.created();
+    assert_eq!(created.len(), 1, "{:?}", summary(&fake.calls()));
+    assert_eq!(created[0].roots().len(), 1, "the alert went out: {}", r.stderr);
+    assert!(created[0].members.iter().any(|m| m == USERS[0]), "the responders were invited: {:?}", created[0].members);
+    assert_eq!(sb.state("slack", STATE)["refs"]["ts"], created[0].roots()[0].ts.as_str());
+    fake.assert_no_violations();
+}
+
 #[test]
 fn rate_limits_and_server_errors_are_retried_within_the_deadline() {
     let fake = FakeSlack::start();

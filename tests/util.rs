@@ -303,6 +303,18 @@ impl Sandbox {
         self.command_with(bin, &self.spool_dir(), args)
     }
 
+    /// [`Sandbox::command`] with no spool directory it can use: `--spool-dir` and
+    /// `XDG_STATE_HOME` (where the spool falls back to) both lie under a regular file. A
+    /// request neither delivered nor spooled has its event printed to stderr
+    /// (`undelivered event, not spooled: …`).
+    pub fn command_without_spool(&self, args: &[&str]) -> Command {
+        let file = self.dir.path().join("spool-is-a-file");
+        std::fs::write(&file, "x").unwrap();
+        let mut cmd = self.command_with(self.bin, &file.join("spool"), args);
+        cmd.env("XDG_STATE_HOME", &file);
+        cmd
+    }
+
     /// [`Sandbox::command`] as another host sharing the ledger would run it: the same settings
     /// and state, its own spool directory (`hosts/<host>/spool`).
     pub fn command_on_host(&self, host: &str, args: &[&str]) -> Command {

@@ -982,9 +982,14 @@ fn is_user_id(s: &str) -> bool {
 /// Why a step did not give an answer.
 #[derive(Debug)]
 enum Stop {
-    /// Not delivered yet: spooled (or, without a spool, lost to the deadline); the steps after
-    /// it are spooled too.
+    /// Not delivered yet, and spooled: the steps after it are spooled too.
     Later(String),
+    /// Not delivered, and not spooled either (no spool directory can be used, or the entry
+    /// could not be written): the step is lost unless something else keeps it. Never reported
+    /// as spooled: when it is the page's own step, the outcome is [`Outcome::Retry`], and the
+    /// event is printed to stderr (the pipeline's `print_undelivered`). The steps after it are
+    /// not queued behind it (nothing is spooled to queue behind).
+    Unkept(Retry),
     /// Slack refused it with this code.
     Slack(Box<SlackError>),
     /// Another failure (HTTP status without Slack's envelope, TLS, …).
@@ -996,7 +1001,8 @@ struct Session<'a> {
     slack: &'a Slack,
     ctx: &'a Ctx<'a, Slack>,
     job: &'a Job<'a>,
-    /// Set once a request has been spooled: every later request is queued behind it.
+    /// Set once a request has been spooled (and only then: one that could not be spooled
+    /// leaves nothing to queue behind): every later request is queued behind it.
     deferred: Option<String>,
     /// The calls made from now on go, at `--flush`, to the war room the record holds then
     /// ([`Sent::follows`]).
@@ -1101,20 +1107,27 @@ impl<'a> Session<'a> {
         if let Some(why) = &self.deferred {
             let why = format!("queued behind this incident's spooled request ({why})");
             return match self.ctx.send_later(&sent, &why) {
-                Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => Err(Stop::Later(reason)),
+                Outcome::Spooled(reason) => Err(Stop::Later(reason)),
+                Outcome::Retry(r) => Err(Stop::Unkept(r)),
                 other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(why)))),
             };
         }
         self.ctx.log.debug(format!("POST {}/{}", self.slack.api_url, method.name()));
+        let kept = self.ctx.kept();
         match self.ctx.send_with(&sent, &self.refs) {
             Outcome::Delivered(_) if self.ctx.dry_run => Ok(dry_answer(&sent.call)),
             Outcome::Delivered(response) => api::read(method, &response).map_err(Stop::Slack),
-            Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => {
+            Outcome::Spooled(reason) => {
                 self.deferred = Some(format!("{} not delivered", method.name()));
                 Err(Stop::Later(reason))
             }
+            // Neither delivered nor spooled: nothing to queue the later steps behind.
+            Outcome::Retry(r) => Err(Stop::Unkept(r)),
             Outcome::Broken(reason) => {
-                self.deferred = Some(format!("{} could not be sent", method.name()));
+                // Kept for the flush after the fix (exit 78): the later steps queue behind it.
+                if self.ctx.kept() > kept {
+                    self.deferred = Some(format!("{} could not be sent", method.name()));
+                }
                 Err(Stop::Failed(Outcome::Broken(reason)))
             }
             other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new())))),
@@ -1200,7 +1213,8 @@ impl<'a> Session<'a> {
         self.deferred = Some(why.clone());
         let sent = Sent { call, live: false, closes: false, or_else, replacing: false, queued: true, follows: false, unthreaded: false };
         match self.ctx.spool_run(&sent, None, &why) {
-            Outcome::Spooled(reason) | Outcome::Retry(Retry { reason, .. }) => Err(Stop::Later(reason)),
+            Outcome::Spooled(reason) => Err(Stop::Later(reason)),
+            Outcome::Retry(r) => Err(Stop::Unkept(r)),
             other => Err(Stop::Failed(other.failure().unwrap_or(Outcome::Skipped(why)))),
         }
     }
@@ -1225,7 +1239,8 @@ impl<'a> Session<'a> {
         let war_room = known.as_ref().is_none_or(|k| k.channel_name.is_some());
         let archive = matches!(self.slack.target, Target::WarRoom { archive_on_resolve: true, .. }) && war_room;
         if kind == Kind::Recovered && archive {
-            let _queued = self.call(Call::Archive { channel });
+            let queued = self.call(Call::Archive { channel });
+            self.unkept_archive(queued);
         }
         posted.map(|_| ())
     }
@@ -1281,8 +1296,12 @@ impl<'a> Session<'a> {
                 Err(Stop::Later(reason)) => {
                     // The channel comes with the create's answer at --flush; what follows is
                     // queued behind it and filled in then.
-                    let _queued = self.war_room_steps(None);
-                    return Err(Stop::Later(reason));
+                    // An alert that could not be spooled behind it (the disk filled) is lost:
+                    // reported so, not as spooled.
+                    return match self.war_room_steps(None) {
+                        Err(Stop::Unkept(r)) => Err(Stop::Unkept(r)),
+                        _ => Err(Stop::Later(reason)),
+                    };
                 }
                 Err(other) => return Err(other),
             }
@@ -1391,6 +1410,14 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// An archive queued behind a spooled recovery: one that could not be spooled is said (an
+    /// error, and a note), never taken for queued.
+    fn unkept_archive(&mut self, queued: std::result::Result<Value, Stop>) {
+        if let Err(stop @ Stop::Unkept(_)) = queued {
+            let _logged = self.side_step_failed("the war room will not be archived", stop);
+        }
+    }
+
     /// A step that belongs to the war room but not to the page failed: log it and go on,
     /// unless it was spooled (then the rest is queued behind it) or the token is wrong.
     fn side_step_failed(&mut self, what: &str, stop: Stop) -> std::result::Result<(), Stop> {
@@ -1398,6 +1425,12 @@ impl<'a> Session<'a> {
             Stop::Later(reason) => {
                 self.notes.push(format!("{what} yet (spooled)"));
                 self.ctx.log.warn(format!("{what}: {reason}"));
+                Ok(())
+            }
+            // Lost: said as an error, never as spooled; the page's own steps go on.
+            Stop::Unkept(r) => {
+                self.ctx.log.error(format!("{what}: {}", r.reason));
+                self.notes.push(format!("{what} (not spooled)"));
                 Ok(())
             }
             Stop::Slack(e) => {
@@ -1480,7 +1513,8 @@ impl<'a> Session<'a> {
             && archive
             && s.channel_name.is_some()
         {
-            let _queued = self.call(Call::Archive { channel: Some(s.channel_id.clone()) });
+            let queued = self.call(Call::Archive { channel: Some(s.channel_id.clone()) });
+            self.unkept_archive(queued);
         }
         result?;
         // Only a war room is archived: a channel recorded without a name is the channel a
@@ -1567,8 +1601,9 @@ impl<'a> Session<'a> {
                     self.ctx.log.info(format!("{} {} so far: {detail}", self.job.action.name(), self.job.incident_key));
                 }
                 match stop {
-                    Stop::Later(reason) if self.deferred.is_some() && !self.ctx.dry_run => Outcome::Spooled(reason),
-                    Stop::Later(reason) => Outcome::Retry(Retry::not_sent(reason)),
+                    Stop::Later(reason) => Outcome::Spooled(reason),
+                    // The pipeline prints the event: nothing keeps this step.
+                    Stop::Unkept(r) => Outcome::Retry(r),
                     Stop::Slack(e) => Outcome::Refused(e.explain()),
                     Stop::Failed(f) => f.failure().unwrap_or(Outcome::Skipped(String::new())),
                 }

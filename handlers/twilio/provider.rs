@@ -852,12 +852,20 @@ impl Sent {
 
     /// Delivered when anyone was reached, or when nobody could be because every call was over
     /// a cap (those people were called a lot just now); otherwise the most hopeful failure
-    /// (spooled first, then retryable).
+    /// (spooled first, then retryable), except that a request neither delivered nor spooled
+    /// ([`Outcome::Retry`]: no spool, or its entry could not be written) is reported before
+    /// the spooled ones: that person's page is lost, and only a retryable outcome has the event
+    /// printed to stderr. Reported as spooled, the event was printed nowhere.
     fn finish(mut self, ctx: &Ctx<'_, Twilio>) -> Outcome<Done> {
-        if self.reached == 0
-            && let Some(failure) = Outcome::most_hopeful(std::mem::take(&mut self.failures))
-        {
-            return failure;
+        if self.reached == 0 {
+            let mut failures = std::mem::take(&mut self.failures);
+            let lost = failures.iter().position(|f| matches!(f, Outcome::Retry(_)));
+            if let Some(failure) = match lost {
+                Some(at) => Some(failures.swap_remove(at)),
+                None => Outcome::most_hopeful(failures),
+            } {
+                return failure;
+            }
         }
         let mut refs = Map::new();
         let mut parts = Vec::new();
