@@ -398,3 +398,92 @@ fn a_state_store_password_in_a_query_or_without_a_scheme_is_not_shown() {
     }
     assert_eq!(fake.accepted().len(), urls.len(), "every page still went out");
 }
+
+/// Credentials an event carries for its checks in every handler's section (a check's own
+/// PagerDuty service, Slack token, Twilio account, Reactio project), easy to spot.
+const CHECK_PD_KEY: &str = "CHECKSR0UT1NGKEYforAnotherTeam42";
+const CHECK_SLACK_TOKEN: &str = "xoxb-4242424242-4242424242-TheChecksOwnSlackTok";
+const CHECK_TWILIO_TOKEN: &str = "c0ffee00c0ffee00c0ffee00c0ffee42";
+const CHECK_REACTIO_KEY: &str = "TheChecksOwnReactioApiKey00000042";
+
+/// The four handlers, each set up with its own operator credentials, and their names.
+fn every_handler() -> Vec<(&'static str, Sandbox)> {
+    let reactio = Sandbox::new(env!("CARGO_BIN_EXE_handler-reactio"));
+    reactio.config("reactio.json", &json!({"reactio": {"api_key": reactio::API_KEY, "organization": "example"}}));
+    let slack = Sandbox::new(env!("CARGO_BIN_EXE_handler-slack"));
+    slack.config("slack.json", &json!({"slack": {"token": fake_slack::BOT_TOKEN, "responders": ["U01ALICE01"]}}));
+    let twilio = Sandbox::new(env!("CARGO_BIN_EXE_handler-twilio"));
+    twilio.config("twilio.json", &json!({"twilio": crate::util::twilio_settings(json!({"recipients": ["+14155550101"]}))}));
+    vec![("pagerduty", pagerduty_sandbox_with(json!({"routing_key": PD_KEY}))), ("reactio", reactio), ("slack", slack), ("twilio", twilio)]
+}
+
+/// Events carrying every handler's credentials, as `(what, arguments, environment, stdin)`: a
+/// Sensu Go event's check annotations (and one entity annotation), a Sensu 1.x event's check
+/// attributes, Nagios custom variables (`--from nagios`, printed as what was read of it).
+fn events_carrying_credentials() -> Vec<(&'static str, Vec<&'static str>, Vec<(String, String)>, Vec<u8>)> {
+    let mut go: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
+    go["check"]["metadata"]["annotations"] = json!({
+        "pagerpipe/pagerduty.routing_key": CHECK_PD_KEY,
+        "pagerpipe/slack.token": CHECK_SLACK_TOKEN,
+        "pagerpipe/twilio.auth_token": CHECK_TWILIO_TOKEN,
+    });
+    go["entity"]["metadata"]["annotations"] = json!({"pagerpipe/reactio.api_key": CHECK_REACTIO_KEY});
+    let mut one: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).expect("fixture");
+    one["check"]["pagerduty"] = json!({"routing_key": CHECK_PD_KEY});
+    one["check"]["slack"] = json!({"token": CHECK_SLACK_TOKEN});
+    one["check"]["twilio"] = json!({"auth_token": CHECK_TWILIO_TOKEN});
+    one["check"]["reactio"] = json!({"api_key": CHECK_REACTIO_KEY});
+    let nagios: Vec<(String, String)> = [
+        ("NAGIOS_NOTIFICATIONTYPE", "PROBLEM"),
+        ("NAGIOS_HOSTNAME", "web-01"),
+        ("NAGIOS_SERVICEDESC", "check_disk"),
+        ("NAGIOS_SERVICESTATE", "CRITICAL"),
+        ("NAGIOS_SERVICEOUTPUT", "DISK CRITICAL"),
+        ("NAGIOS__SERVICEPAGERDUTY_ROUTING_KEY", CHECK_PD_KEY),
+        ("NAGIOS__SERVICESLACK_TOKEN", CHECK_SLACK_TOKEN),
+        ("NAGIOS__SERVICETWILIO_AUTH_TOKEN", CHECK_TWILIO_TOKEN),
+        ("NAGIOS__HOSTREACTIO_API_KEY", CHECK_REACTIO_KEY),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    vec![
+        ("Sensu Go annotations", vec![], vec![], go.to_string().into_bytes()),
+        ("Sensu 1.x check attributes", vec![], vec![], one.to_string().into_bytes()),
+        ("Nagios custom variables", vec!["--from", "nagios"], nagios, Vec::new()),
+    ]
+}
+
+/// No spool directory can be written and the service is down: the event is printed to stderr
+/// on one line, with every credential it carries masked, whichever handler's section holds it.
+/// Before, each handler masked only its own: handler-pagerduty printed the check's Slack token,
+/// Twilio auth token and Reactio API key in clear into the monitoring system's log. The same
+/// events through `--explain` and `--dry-run` show none of them either.
+#[test]
+fn an_undelivered_event_is_printed_with_every_handlers_credentials_masked() {
+    let needles = Needles([CHECK_PD_KEY, CHECK_SLACK_TOKEN, CHECK_TWILIO_TOKEN, CHECK_REACTIO_KEY].map(String::from).to_vec());
+    for (handler, sb) in every_handler() {
+        for (what, args, env, stdin) in events_carrying_credentials() {
+            let what = format!("handler-{handler}, {what}");
+            let mut all = vec!["--api-url", REFUSED_URL, "--timeout", "1s"];
+            all.extend(&args);
+            let mut cmd = sb.command_without_spool(&all);
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            let r = run_command(cmd, &stdin);
+            assert_eq!(r.code, Some(75), "{what}: {r:?}");
+            let line =
+                r.stderr.lines().find(|l| l.contains("undelivered event, not spooled")).unwrap_or_else(|| panic!("{what}: {}", r.stderr));
+            // Masked, not left out: the last four characters tell the operator which one it was.
+            let n = CHECK_SLACK_TOKEN.len();
+            assert!(line.contains(&format!("{}{}", "*".repeat(n - 4), &CHECK_SLACK_TOKEN[n - 4..])), "{what}: {line}");
+            needles.assert_absent(&format!("{what}, undelivered"), &sb, &r);
+            for extra in [&["--explain"][..], &["--dry-run", "-v"], &["--dry-run", "--log-format", "json"]] {
+                let mut all = vec!["--api-url", REFUSED_URL];
+                all.extend(&args);
+                all.extend(extra);
+                let r = run_env(&sb, &all, &env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), &stdin);
+                needles.assert_absent(&format!("{what}, {extra:?}"), &sb, &r);
+            }
+        }
+    }
+}

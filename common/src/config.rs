@@ -42,18 +42,47 @@ pub fn is_secret_setting(name: &str) -> bool {
 }
 
 /// The values of `section`'s secret settings ([`is_secret_setting`]), also those in objects
-/// one level down (a PagerDuty team's `routing_key`), and the password of a `state_store`
-/// URL: what a line about the section masks before the provider that knows its secrets is
-/// built.
+/// further down (a PagerDuty team's `routing_key`, a Sensu 1.x check attribute's nested
+/// object), each string of one given as a list or an object too, and the password of a
+/// `state_store` URL: what a line about the section masks before the provider that knows its
+/// secrets is built, and what an event's settings overrides carry for any handler
+/// ([`crate::event::Event::credentials`]).
 pub fn secret_values(section: &Map<String, Value>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut take = |map: &Map<String, Value>| {
-        out.extend(map.iter().filter(|(k, _)| is_secret_setting(k)).filter_map(|(_, v)| v.as_str()).map(str::to_string));
-    };
-    take(section);
-    section.values().filter_map(Value::as_object).for_each(&mut take);
+    secrets_in(section, &mut out, 0);
     out.extend(section.get("state_store").and_then(Value::as_str).map(crate::state::redis::secrets_of).unwrap_or_default());
     out
+}
+
+/// How deep [`secret_values`] looks into nested objects: further than any setting goes (a
+/// team's object), bounded for a host-written event.
+const SECRET_DEPTH: usize = 8;
+
+/// Collect into `out` the strings held by `map`'s secret settings, at any depth up to
+/// [`SECRET_DEPTH`]. A key counts as a secret setting by its last dotted part too
+/// (`ops.routing_key`).
+fn secrets_in(map: &Map<String, Value>, out: &mut Vec<String>, depth: usize) {
+    if depth > SECRET_DEPTH {
+        return;
+    }
+    for (k, v) in map {
+        if is_secret_setting(k) || k.rsplit_once('.').is_some_and(|(_, last)| is_secret_setting(last)) {
+            strings_in(v, out, depth);
+        } else if let Value::Object(inner) = v {
+            secrets_in(inner, out, depth + 1);
+        }
+    }
+}
+
+/// Collect into `out` every string in `v` (itself, or in a list or object, up to
+/// [`SECRET_DEPTH`]).
+fn strings_in(v: &Value, out: &mut Vec<String>, depth: usize) {
+    match v {
+        Value::String(s) if !s.is_empty() => out.push(s.clone()),
+        Value::Array(items) if depth < SECRET_DEPTH => items.iter().for_each(|i| strings_in(i, out, depth + 1)),
+        Value::Object(o) if depth < SECRET_DEPTH => o.values().for_each(|i| strings_in(i, out, depth + 1)),
+        _ => {}
+    }
 }
 
 /// Largest secret file read through a `*_file` setting: 64 KiB.
@@ -981,6 +1010,22 @@ mod tests {
         assert_eq!(c.refresh, Duration::from_secs(90));
         assert_eq!(c.occurrences, 3);
         assert_eq!(c.timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn secret_values_are_found_at_any_depth_and_in_lists() {
+        let section = obj(json!({
+            "token": "xoxb-top",
+            "severities": "critical",
+            "ops": {"routing_key": "team-key", "name": "ops"},
+            "deep": {"deeper": {"api_key": "deep-key"}},
+            "auth_token": ["listed-1", {"x": "listed-2"}, 7],
+            "ops.api_key_secret": "dotted",
+            "password": "",
+        }));
+        let mut found = secret_values(&section);
+        found.sort();
+        assert_eq!(found, ["deep-key", "dotted", "listed-1", "listed-2", "team-key", "xoxb-top"]);
     }
 
     #[test]

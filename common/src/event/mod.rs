@@ -369,6 +369,25 @@ impl Event {
     pub fn overrides_for(&self, section: &str) -> Map<String, Value> {
         self.overrides.get(section).cloned().unwrap_or_default()
     }
+
+    /// The credentials this event carries in its settings overrides, the check's and the
+    /// entity's, in every section: not only the reading handler's (a check's own Slack token
+    /// travels in the event handler-pagerduty reads too), and whether or not [`crate::trust`]
+    /// lets them be used. The values of the secret settings ([`crate::config::secret_values`]:
+    /// `pagerpipe/slack.token`, Sensu 1.x `check.twilio.auth_token`, Nagios
+    /// `_SERVICEREACTIO_API_KEY` …), each also as it is written inside a JSON string when that
+    /// differs: the event is printed as JSON when it can be neither delivered nor spooled, and
+    /// echoed by `--explain` and `--dry-run`, each line masked with these.
+    pub fn credentials(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.overrides.values().chain(self.entity_overrides.values()).flat_map(crate::config::secret_values).collect();
+        let escaped: Vec<String> =
+            out.iter().filter_map(|s| serde_json::to_string(s).ok().map(|q| q[1..q.len() - 1].to_string()).filter(|e| e != s)).collect();
+        out.extend(escaped);
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// Sensu Go's `default` namespace: its events keep the key `{entity}/{check}` ([`Event::source_key`]).

@@ -1011,6 +1011,11 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         Some(Err(why)) => log.warn(why),
         Some(Ok(None)) | None => {}
     }
+    // Every credential the event carries, for any handler (a routing key from SENDTO too), is
+    // masked from here on: in the event printed when it can be neither delivered nor spooled,
+    // in `--explain` and `--dry-run`, and in every log line, whether or not `crate::trust`
+    // lets this handler use it (its own are added again with the provider's).
+    log.add_secrets(event.credentials());
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
     crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
