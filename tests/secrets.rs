@@ -418,7 +418,8 @@ fn every_handler() -> Vec<(&'static str, Sandbox)> {
 }
 
 /// Events carrying every handler's credentials, as `(what, arguments, environment, stdin)`: a
-/// Sensu Go event's check annotations (and one entity annotation), a Sensu 1.x event's check
+/// Sensu Go event's check annotations (and one entity annotation, masked in the printed event
+/// only: [`an_entity_chosen_credential_masks_the_printed_event_only`]), a Sensu 1.x event's check
 /// attributes, Nagios custom variables (`--from nagios`, printed as what was read of it).
 fn events_carrying_credentials() -> Vec<(&'static str, Vec<&'static str>, Vec<(String, String)>, Vec<u8>)> {
     let mut go: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
@@ -486,4 +487,25 @@ fn an_undelivered_event_is_printed_with_every_handlers_credentials_masked() {
             }
         }
     }
+}
+
+/// A monitored host writes its Sensu Go entity annotations: a "credential" it puts there is
+/// masked in the event printed undelivered (it may be a real one), but a word it chose is not
+/// masked in the other lines about its event (before, `pagerpipe/slack.token: "triggered"`
+/// turned the handler's own outcome line into `*****ered`).
+#[test]
+fn an_entity_chosen_credential_masks_the_printed_event_only() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY}));
+    let mut ev: Value = serde_json::from_slice(&read_fixture("sensu-go/failing.json")).expect("fixture");
+    ev["entity"]["metadata"]["annotations"] = json!({"pagerpipe/slack.token": "triggered"});
+    let r = run_env(&sb, &["--api-url", &fake.url], &[], ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("pagerduty: triggered "), "the outcome line is the handler's own: {}", r.stderr);
+    let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY}));
+    let cmd = sb.command_without_spool(&["--api-url", REFUSED_URL, "--timeout", "1s"]);
+    let r = run_command(cmd, ev.to_string().as_bytes());
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let line = r.stderr.lines().find(|l| l.contains("undelivered event, not spooled")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(!line.contains("\"triggered\""), "masked in the printed event: {line}");
 }

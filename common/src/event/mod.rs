@@ -370,24 +370,34 @@ impl Event {
         self.overrides.get(section).cloned().unwrap_or_default()
     }
 
-    /// The credentials this event carries in its settings overrides, the check's and the
-    /// entity's, in every section: not only the reading handler's (a check's own Slack token
-    /// travels in the event handler-pagerduty reads too), and whether or not [`crate::trust`]
-    /// lets them be used. The values of the secret settings ([`crate::config::secret_values`]:
-    /// `pagerpipe/slack.token`, Sensu 1.x `check.twilio.auth_token`, Nagios
-    /// `_SERVICEREACTIO_API_KEY` …), each also as it is written inside a JSON string when that
-    /// differs: the event is printed as JSON when it can be neither delivered nor spooled, and
-    /// echoed by `--explain` and `--dry-run`, each line masked with these.
+    /// The credentials this event carries in the check's settings overrides, in every
+    /// section: not only the reading handler's (a check's own Slack token travels in the event
+    /// handler-pagerduty reads too), and whether or not [`crate::trust`] lets them be used. The
+    /// values of the secret settings ([`crate::config::secret_values`]: `pagerpipe/slack.token`,
+    /// Sensu 1.x `check.twilio.auth_token`, Nagios `_SERVICEREACTIO_API_KEY` …), each also as
+    /// it is written inside a JSON string when that differs: the event is printed as JSON when
+    /// it can be neither delivered nor spooled, and echoed by `--explain` and `--dry-run`, each
+    /// line masked with these. Not the entity's ([`Event::entity_credentials`]): the monitored
+    /// host writes those, and a word it chose must not be masked in every line about its event.
     pub fn credentials(&self) -> Vec<String> {
-        let mut out: Vec<String> =
-            self.overrides.values().chain(self.entity_overrides.values()).flat_map(crate::config::secret_values).collect();
-        let escaped: Vec<String> =
-            out.iter().filter_map(|s| serde_json::to_string(s).ok().map(|q| q[1..q.len() - 1].to_string()).filter(|e| e != s)).collect();
-        out.extend(escaped);
-        out.sort();
-        out.dedup();
-        out
+        with_escaped(self.overrides.values().flat_map(crate::config::secret_values).collect())
     }
+
+    /// The credentials the entity's settings overrides carry (as [`Event::credentials`]):
+    /// masked only in the event itself where it is printed, not in other lines.
+    pub fn entity_credentials(&self) -> Vec<String> {
+        with_escaped(self.entity_overrides.values().flat_map(crate::config::secret_values).collect())
+    }
+}
+
+/// `out`, each also as it is written inside a JSON string when that differs, sorted, once each.
+fn with_escaped(mut out: Vec<String>) -> Vec<String> {
+    let escaped: Vec<String> =
+        out.iter().filter_map(|s| serde_json::to_string(s).ok().map(|q| q[1..q.len() - 1].to_string()).filter(|e| e != s)).collect();
+    out.extend(escaped);
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Sensu Go's `default` namespace: its events keep the key `{entity}/{check}` ([`Event::source_key`]).

@@ -1011,10 +1011,11 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
         Some(Err(why)) => log.warn(why),
         Some(Ok(None)) | None => {}
     }
-    // Every credential the event carries, for any handler (a routing key from SENDTO too), is
-    // masked from here on: in the event printed when it can be neither delivered nor spooled,
-    // in `--explain` and `--dry-run`, and in every log line, whether or not `crate::trust`
-    // lets this handler use it (its own are added again with the provider's).
+    // Every credential the check's overrides carry, for any handler (a routing key from SENDTO
+    // too), is masked from here on: in the event printed when it can be neither delivered nor
+    // spooled, in `--explain` and `--dry-run`, and in every log line, whether or not
+    // `crate::trust` lets this handler use it (its own are added again with the provider's).
+    // The entity's are masked in the printed event only (`print_undelivered`).
     log.add_secrets(event.credentials());
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
     let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
@@ -1988,6 +1989,10 @@ fn print_undelivered(log: &Logger, event: &Event, raw: Option<&[u8]>) {
             shown.to_string()
         }
     };
+    // What the entity carries for a handler's credential is masked in the event itself (the
+    // lines' masking covers the check's and the handler's own: `read`).
+    let entity_credentials = event.entity_credentials();
+    let shown = crate::secret::mask_all(&shown, &entity_credentials.iter().map(String::as_str).collect::<Vec<_>>());
     log.error(format!("undelivered event, not spooled: {shown}"));
 }
 
