@@ -406,7 +406,8 @@ mod tests {
         assert_eq!(e.overrides_for("slack")["channel"], "C0999");
         assert_eq!(e.labels["team"], "web");
         let mut inv = inv.clone();
-        for name in ["SNMP_COMMUNITY", "DB_PASSWORD", "WINRM_PW", "SNMPV3_AUTHKEY", "API_TOKEN", "SNMPV3_PRIV", "CREDS", "ILO_CREDENTIALS"] {
+        for name in ["SNMP_COMMUNITY", "DB_PASSWORD", "WINRM_PW", "SNMPV3_AUTHKEY", "API_TOKEN", "SNMPV3_PRIV", "CREDS", "ILO_CREDENTIALS"]
+        {
             inv.env.insert(format!("NAGIOS__HOST{name}"), "s3cret".into());
         }
         let e = inv.parse(super::super::Source::Nagios).unwrap();
