@@ -1279,12 +1279,7 @@ impl<'a, P: Provider> Local<'a, P> {
     /// after them), nor for a recovery that meets a first delivery in progress.
     fn fast_path(&self) -> bool {
         let Some(p) = &self.d.proposal else { return false };
-        // With no other incident's requests to flush first, the hold is taken next: with the
-        // read, where the record is absent (a first page then waits for the ledger once less).
-        // Not for a downtime's end, skipped without a record (one per service of a maintenance
-        // window: nothing is written for them).
-        let absent = if self.others_spooled || p.only_open { Absent::Read } else { Absent::Hold };
-        let (record, busy, known) = read_record_and_busy(self.store(), &self.d.key, absent, self.log);
+        let (record, busy, known) = read_record_and_busy(self.store(), &self.d.key, self.log);
         let verdict = decide::<P>(record.as_ref(), known, p, self.d.now);
         let (Verdict::Skip(why) | Verdict::Superseded(why)) = &verdict else { return false };
         if self.own_spooled > 0 {
@@ -1830,28 +1825,15 @@ fn try_open_store<P: Provider>(common: &Common, deadline: &Deadline, log: &Logge
 /// logged as warnings. A store found [`Store::unusable`] here is told of as one that cannot be
 /// opened: why, and that the page goes out without it.
 fn read_record(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, bool) {
-    let (record, _, known) = read_record_and_busy(store, key, Absent::Read, log);
+    let (record, _, known) = read_record_and_busy(store, key, log);
     (record, known)
-}
-
-/// What [`read_record_and_busy`] does when `key` has no record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Absent {
-    /// Nothing more.
-    Read,
-    /// Take the incident's hold in the same round trip if the store can ([`Store::get_or_hold`]):
-    /// for an invocation that goes on to [`take_hold`] with nothing else to do in between.
-    Hold,
 }
 
 /// [`read_record`], with whether a delivery for `key` is in progress when the store told in the
 /// same round trip ([`Store::get_and_busy`]; `None`: ask [`delivery_in_progress`] if it matters).
-fn read_record_and_busy(store: Option<&dyn Store>, key: &str, absent: Absent, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
+fn read_record_and_busy(store: Option<&dyn Store>, key: &str, log: &Logger) -> (Option<Incident>, Option<bool>, bool) {
     let Some(store) = store else { return (None, None, false) };
-    let got = match absent {
-        Absent::Read => store.get_and_busy(key),
-        Absent::Hold => store.get_or_hold(key),
-    };
+    let got = store.get_and_busy(key);
     // A record there but unusable (not JSON, another user's, not a file) says nothing either.
     let notices = store.take_notices();
     for n in &notices {

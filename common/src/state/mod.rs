@@ -228,19 +228,6 @@ pub trait Store {
         Ok((self.get(key)?, None))
     }
 
-    /// [`Store::get_and_busy`] for an invocation that takes `key`'s hold next whenever it finds
-    /// no record (an event of an incident the ledger does not hold is delivered, or has its
-    /// skip noted, under the hold). A store that can take the hold in the same round trip does
-    /// so when the record is absent and the hold free (Redis, by script: a first page waits for
-    /// Redis twice, not three times), and answers not busy; the next [`Store::hold`] of `key`
-    /// returns that hold at once. Not taken, or not claimed before the store is dropped, it is
-    /// released then. Default: [`Store::get_and_busy`].
-    ///
-    /// Errors: as [`Store::get_and_busy`].
-    fn get_or_hold(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
-        self.get_and_busy(key)
-    }
-
     /// Connect again when the store lost its connection since it was opened (Redis restarted,
     /// a proxy or a firewall cut it), so that a write that failed with it may be tried once
     /// more: `Ok(true)` (also when the store's own renewal thread connected again since).

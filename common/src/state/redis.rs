@@ -165,29 +165,12 @@ const COMPARE_AND_SET_LUA: &str = "local cur = redis.call('GET', KEYS[1]) \
     elseif ARGV[3] == 'keepttl' then redis.call('SET', KEYS[1], ARGV[4], 'KEEPTTL') \
     else redis.call('SET', KEYS[1], ARGV[4]) end return 1";
 
-/// Read the record `KEYS[1]`; when there is none, take the hold `KEYS[2]` with token `ARGV[1]`
-/// for `ARGV[2]` ms if it is free ([`Store::get_or_hold`]). Answers `{EXISTS of the hold,
-/// record}` when the record exists, else `{2}` (hold taken) or `{1}` (held by another).
-const GET_OR_HOLD_LUA: &str = "local r = redis.call('GET', KEYS[1]) \
-    if r then return {redis.call('EXISTS', KEYS[2]), r} end \
-    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end return {1}";
-
 /// A [`Store`] in Redis for one handler. See the module documentation.
 pub struct RedisStore {
     shared: Arc<Shared>,
     /// `pagerpipe:<handler>:`.
     namespace: String,
     lease: Duration,
-    /// The hold [`Store::get_or_hold`] took, until [`Store::hold`] claims it or the store is
-    /// dropped (released then).
-    early: Mutex<Option<EarlyHold>>,
-}
-
-/// A hold taken with the read of its record ([`GET_OR_HOLD_LUA`]), not yet claimed.
-struct EarlyHold {
-    key: String,
-    token: String,
-    taken: Instant,
 }
 
 /// The connection, and how many answers it owes to commands sent without waiting for them
@@ -644,7 +627,6 @@ impl RedisStore {
             }),
             namespace: format!("pagerpipe:{handler}:"),
             lease: DEFAULT_LEASE,
-            early: Mutex::new(None),
         })
     }
 
@@ -786,18 +768,6 @@ fn script_refused(e: &redis::RedisError, at: usize) -> bool {
         Some(errors) => errors.iter().all(|(i, error)| *i == at && refusal(error.code(), error.details())),
         None => e.code().is_some_and(|code| refusal(code, e.detail())),
     }
-}
-
-/// Whether `e` is a failure of the script at `at` in its pipeline (after `AUTH` / `SELECT`)
-/// that a plain command would not meet: a refusal of scripting ([`script_refused`]), or of the
-/// write it may do (`READONLY` on a replica, `OOM` on a full Redis), which a read does not need.
-fn script_failed(e: &redis::RedisError, at: usize) -> bool {
-    let write_refused = |code: &str| matches!(code, "READONLY" | "OOM");
-    script_refused(e, at)
-        || match e.clone().into_server_errors() {
-            Some(errors) => !errors.is_empty() && errors.iter().all(|(i, error)| *i == at && write_refused(error.code())),
-            None => e.code().is_some_and(write_refused),
-        }
 }
 
 /// `1.5s`, `250ms`.
@@ -1006,16 +976,6 @@ impl Drop for RedisHold {
             Scripting::Unknown | Scripting::Refused => {
                 let _ = self.shared.if_held(what, &self.key, &self.token, HoldOp::Release);
             }
-        }
-    }
-}
-
-impl Drop for RedisStore {
-    /// A hold [`Store::get_or_hold`] took that nobody claimed (the event was skipped) is
-    /// released as a claimed one is.
-    fn drop(&mut self) {
-        if let Some(early) = self.early.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
-            drop(RedisHold { shared: Arc::clone(&self.shared), key: early.key, token: early.token });
         }
     }
 }
@@ -1341,52 +1301,6 @@ impl Store for RedisStore {
         Ok((self.parsed(&rkey, raw), Some(held > 0)))
     }
 
-    /// [`GET_OR_HOLD_LUA`]: one round trip, as [`Store::get_and_busy`], that also takes the hold
-    /// of an incident with no record. Where Redis does not run it (scripting refused or turned
-    /// off, `READONLY` on a replica, `OOM` on a full Redis), `get_and_busy` answers, one round
-    /// trip more; a refusal of scripting is kept for the rest of the invocation.
-    fn get_or_hold(&self, key: &str) -> anyhow::Result<(Option<Value>, Option<bool>)> {
-        if self.shared.scripting() == Scripting::Refused {
-            return self.get_and_busy(key);
-        }
-        let (rkey, hkey) = (self.record_key(key), self.hold_key(key));
-        let token = super::new_token();
-        let ms = self.lease.as_millis() as u64;
-        let answer = self.shared.run("read a record", |c, setup| {
-            let at = setup.as_ref().map_or(0, redis::Pipeline::len);
-            let mut script = redis::cmd("EVAL");
-            script.arg(GET_OR_HOLD_LUA).arg(2).arg(&rkey).arg(&hkey).arg(&token).arg(ms);
-            match first(setup).add_command(script).query::<(Vec<redis::Value>,)>(c) {
-                Ok((answer,)) => Ok(Some(answer)),
-                Err(e) if script_failed(&e, at) => {
-                    if script_refused(&e, at) {
-                        self.shared.set_scripting(Scripting::Refused);
-                    }
-                    Ok(None)
-                }
-                Err(e) => {
-                    release_after_refused_setup(c, at, &e, &hkey, &token);
-                    Err(e)
-                }
-            }
-        })?;
-        let Some(answer) = answer else { return self.get_and_busy(key) };
-        self.shared.set_scripting(Scripting::Runs);
-        let garbled = || anyhow::anyhow!("state store {}: read a record: unexpected answer {answer:?}", self.shared.describe);
-        let (held, raw) = match answer.as_slice() {
-            [redis::Value::Int(n), redis::Value::BulkString(raw)] => (*n, Some(raw.clone())),
-            [redis::Value::Int(n @ (1 | 2))] => (*n, None),
-            _ => return Err(garbled()),
-        };
-        self.shared.saw(&rkey, raw.as_deref());
-        if held == 2 {
-            // Read with the hold: what its holder reads next, as after `Store::hold`.
-            *self.shared.prefetched.lock().unwrap_or_else(PoisonError::into_inner) = Some((rkey.clone(), None));
-            *self.early.lock().unwrap_or_else(PoisonError::into_inner) = Some(EarlyHold { key: hkey, token, taken: Instant::now() });
-        }
-        Ok((self.parsed(&rkey, raw), Some(held == 1)))
-    }
-
     /// The durability `f` chooses is not used: what survives a crash of the Redis server is
     /// Redis' own persistence.
     fn update_deciding(
@@ -1478,16 +1392,6 @@ impl Store for RedisStore {
     /// answered from that `GET`.
     fn hold(&self, key: &str, until: Instant) -> anyhow::Result<Option<Box<dyn Hold>>> {
         let (hkey, rkey) = (self.hold_key(key), self.record_key(key));
-        if let Some(early) = self.early.lock().unwrap_or_else(PoisonError::into_inner).take_if(|e| e.key == hkey) {
-            // Taken by `get_or_hold` a moment ago; not trusted once a third of its lease went by
-            // unrenewed (released, and taken again as any other).
-            if early.taken.elapsed() < self.lease / 3 {
-                let hold = RedisHold { shared: Arc::clone(&self.shared), key: early.key, token: early.token };
-                self.shared.keep_alive(&hold.key, &hold.token, self.lease);
-                return Ok(Some(Box::new(hold)));
-            }
-            drop(RedisHold { shared: Arc::clone(&self.shared), key: early.key, token: early.token });
-        }
         let token = super::new_token();
         let ms = self.lease.as_millis() as u64;
         loop {
