@@ -716,3 +716,17 @@ proptest::proptest! {
         }
     }
 }
+
+/// The outcome line names the dedup key the handler sent, not one the answer gives back: an
+/// answer (a proxy's, a look-alike service's) never chooses what the log says was paged.
+#[test]
+fn the_outcome_line_names_the_dedup_key_sent_not_the_answers() {
+    let answering = crate::fake::Server::start(|_r: &crate::fake::Received| {
+        crate::fake::Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": "other-host/other-check"}))
+    });
+    let sb = pagerduty_sandbox();
+    let r = sb.run(&["--api-url", &answering.url], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("triggered web-01/check_disk (dedup_key web-01/check_disk)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("other-host"), "{}", r.stderr);
+}

@@ -348,13 +348,9 @@ impl Provider for PagerDuty {
         if self.client_url_left_out && job.action == Action::Trigger {
             ctx.log.warn("`pagerduty.client_url` (from the settings, or an override the event carried) is not an absolute http(s) URL (the Events API's client_url is a URL): left out of the trigger");
         }
-        ctx.send(&Enqueue(self.body(job, common::clock::now_unix()))).map(|resp| {
-            let key = serde_json::from_str::<Value>(&resp.body)
-                .ok()
-                .and_then(|v| v.get("dedup_key").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| job.incident_key.to_string());
-            Done { detail: format!("(dedup_key {key})"), refs: Map::new() }
-        })
+        // The key sent, not the answer's: an answer never names what the line says was sent.
+        ctx.send(&Enqueue(self.body(job, common::clock::now_unix())))
+            .map(|_| Done { detail: format!("(dedup_key {})", job.incident_key), refs: Map::new() })
     }
 }
 
