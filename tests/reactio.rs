@@ -1076,3 +1076,36 @@ fn a_second_recovery_while_the_recovery_run_is_spooled_posts_one_recovery() {
         fake.assert_no_violations();
     }
 }
+
+/// A recovery with no stored incident id whose incident list is answered 200 with something
+/// that is not the documented JSON array (a maintenance page, `{}`): it cannot say that no
+/// incident is open. Before, it was read as an empty list: "nothing to post the recovery to",
+/// exit 0, the ledger said resolved, and the Reactio incident stayed open for good. Now it is
+/// retried, then spooled (exit 75) as when the list answers 500, and the flush posts it.
+#[test]
+fn a_recovery_whose_incident_list_is_not_a_list_is_spooled_not_taken_for_no_incident() {
+    for body in ["<html><body>Maintenance</body></html>", "{}"] {
+        let fake = FakeReactio::start(&[]);
+        let elsewhere = sandbox(json!({}));
+        assert_eq!(run(&elsewhere, &fake, &read_fixture("sensu/create.json"), &[]).code, Some(0));
+        let sb = sandbox(json!({}));
+        fake.garble_lists(1000, body);
+        let r = run(&sb, &fake, &read_fixture("sensu/resolve.json"), &["--timeout", "1s"]);
+        assert_eq!(r.code, Some(75), "{body}: {r:?}");
+        assert!(r.stderr.contains("GET /api/v1/incidents answered HTTP 200 without a list"), "{}", r.stderr);
+        assert!(!r.stderr.contains("nothing to post the recovery to"), "{}", r.stderr);
+        assert_eq!(sb.spooled("reactio").len(), 1, "{}", r.stderr);
+        assert!(fake.accepted(MESSAGES).is_empty());
+        fake.garble_lists(0, body);
+        let r = run(&sb, &fake, b"", &["--flush"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert_eq!(
+            fake.accepted(MESSAGES),
+            vec![json!({"incident_id": FIRST_ID, "message": "recovered: CheckDisk OK: / 61.0% used"})],
+            "{body}: {}",
+            r.stderr
+        );
+        assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["open"], false);
+        fake.assert_no_violations();
+    }
+}

@@ -1490,3 +1490,109 @@ fn a_lost_create_lookup_passes_over_a_war_room_the_ledger_holds_for_another_key(
     assert!(!fake.channel(&room.id).is_archived, "the real app-01's war room was archived: {:?}", summary(&fake.calls()));
     fake.assert_no_violations();
 }
+
+/// A `conversations.create` answered `ok: true` without the channel's id: Slack made the
+/// channel (maybe), and nothing can go into it without its id. Before, the handler filled in
+/// its dry-run placeholder, sent the topic, the invites and the alert to channel
+/// `{channel id}`, got `channel_not_found` and exited 69 with nothing spooled: the page lost,
+/// the channel Slack made left empty. Now the create is of unknown fate: spooled (exit 75),
+/// and the flush finds the room by name before creating it again, and posts the alert there.
+#[test]
+fn a_create_answered_without_the_channel_id_is_spooled_and_its_room_found_at_the_flush() {
+    let fake = FakeSlack::start();
+    fake.set_clock(NOW);
+    fake.fail("conversations.create", &[Fault::Without("channel")]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("conversations.create answered ok without the channel's id"), "{}", r.stderr);
+    assert!(!r.stderr.contains("{channel id}"), "{}", r.stderr);
+    let methods: Vec<String> = fake.calls().into_iter().map(|c| c.method).collect();
+    assert_eq!(methods, ["conversations.create"], "nothing sent to a placeholder channel");
+    let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    found_after_all(&fake, &flush);
+    let room = &fake.created()[0];
+    assert_eq!(room.name, WAR_ROOM);
+    assert!(room.topic.starts_with("CRITICAL web-01/check_disk"), "{}", room.topic);
+    let st = sb.state("slack", STATE);
+    assert_eq!(st["refs"]["channel_id"], room.id.as_str());
+    assert_eq!(st["refs"]["ts"], room.roots()[0].ts.as_str());
+}
+
+/// A 2xx answer to `conversations.create` that is not Slack's (a proxy's HTML page, `{}`) is
+/// no refusal: Slack may have made the room. Before, it was refused for good (exit 69) and the
+/// page lost; now it is spooled of unknown fate (exit 75), looked up at the flush, and the
+/// room Slack made is used, not a second one.
+#[test]
+fn a_create_answered_with_a_page_that_is_not_slacks_is_spooled_and_looked_up_not_refused() {
+    for body in ["<html><body>Bad gateway, but 200</body></html>", "{}"] {
+        let fake = FakeSlack::start();
+        fake.set_clock(NOW);
+        fake.fail("conversations.create", &[Fault::Garbled(body)]);
+        let sb = sandbox(json!({}));
+        let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+        assert_eq!(r.code, Some(75), "{body}: {r:?}");
+        assert!(r.stderr.contains("conversations.create answered HTTP 200 without Slack's answer"), "{}", r.stderr);
+        assert_eq!(fake.calls_to("conversations.create").len(), 1, "{body}: not sent again blindly");
+        let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+        found_after_all(&fake, &flush);
+        assert_eq!(sb.state("slack", STATE)["refs"]["channel_id"], fake.created()[0].id.as_str(), "{body}");
+    }
+}
+
+/// A 2xx answer to the alert's `chat.postMessage` that is not Slack's: not refused (exit 69,
+/// the page lost, before), but retried and spooled as a request of unknown fate (exit 75),
+/// which the flush delivers.
+#[test]
+fn an_alert_answered_with_a_page_that_is_not_slacks_is_spooled_not_refused() {
+    let fake = FakeSlack::start();
+    // Every answer within the deadline garbled (a request of unknown fate is sent again only
+    // with a whole attempt's time to spare), then Slack's own again.
+    fake.fail("chat.postMessage", &vec![Fault::Garbled("<html>proxy</html>"); 8]);
+    let sb = sandbox(json!({}));
+    let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "1s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("chat.postMessage answered HTTP 200 without Slack's answer (not JSON)"), "{}", r.stderr);
+    assert!(sb.failed("slack").is_empty());
+    let sent = fake.calls_to("chat.postMessage").len();
+    assert!(sent < 8, "the deadline ran out first: {sent}");
+    let mut flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+    for minute in 2..12 {
+        if flush.code == Some(0) {
+            break;
+        }
+        assert_eq!(flush.code, Some(75), "kept, not refused: {flush:?}");
+        flush = run_at(&sb, &fake, b"", minute, &["--flush"]);
+    }
+    ok(&flush);
+    assert!(sb.failed("slack").is_empty());
+    let room = &fake.created()[0];
+    let roots = room.roots();
+    assert!(!roots.is_empty(), "the alert is in the war room");
+    assert_eq!(sb.state("slack", STATE)["refs"]["ts"], roots.last().unwrap().ts.as_str());
+    fake.assert_no_violations();
+}
+
+/// An alert answered `ok: true` without its `ts` was posted, but nothing can be threaded under
+/// it: the record keeps no `ts` (before, it kept the dry-run placeholder `{ts}`, and every
+/// reply was sent with `thread_ts: "{ts}"`), and the recovery goes to the channel.
+#[test]
+fn an_alert_answered_without_its_ts_stores_no_placeholder_and_the_recovery_goes_to_the_channel() {
+    let fake = FakeSlack::start();
+    fake.fail("chat.postMessage", &[Fault::Without("ts")]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"));
+    ok(&r);
+    assert!(r.stderr.contains("alert posted (Slack's answer gave no ts"), "{}", r.stderr);
+    assert!(!r.stderr.contains("{ts}"), "{}", r.stderr);
+    let st = sb.state("slack", STATE);
+    assert!(st["refs"].get("ts").is_none_or(Value::is_null), "no ts stored: {st}");
+    let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 3, &[]);
+    ok(&r);
+    assert!(r.stderr.contains("recovery posted to the channel of #"), "{}", r.stderr);
+    assert!(fake.calls_to("chat.postMessage").iter().all(|c| c.args.get("thread_ts").is_none()), "{:?}", fake.calls());
+    let room = &fake.created()[0];
+    assert_eq!(room.roots().len(), 2, "the alert and the recovery, both in the channel");
+    assert_eq!(sb.state("slack", STATE)["open"], false);
+    fake.assert_no_violations();
+}

@@ -43,7 +43,7 @@ use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
 use common::http::{Method, Request, Response, classify_status_with, fmt_ms};
-use common::outcome::Outcome;
+use common::outcome::{Outcome, Retry};
 use common::pipeline::{Ctx, Done, Found, Job, Provider, Resumed};
 use common::state::Incident;
 use common::template::{Template, says_nothing, truncate_chars};
@@ -928,10 +928,12 @@ impl Reactio {
             let word = word(&status);
             let mut cursor = ListCursor::default();
             for page in 1..=MAX_LIST_PAGES {
-                let resp = match ctx.fetch(&self.incidents(&format!("status={word}&page={page}")), &classify) {
+                let resp = match ctx.fetch(&self.incidents(&format!("status={word}&page={page}")), &classify_list) {
                     Outcome::Delivered(resp) => resp,
                     failed => return Err(failed.failure().unwrap_or(Outcome::Skipped(String::new()))),
                 };
+                // Always an array once delivered ([`classify_list`]); a dry run's empty answer
+                // lists nothing.
                 let list: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
                 let items = list.as_array().map(|a| a.as_slice()).unwrap_or_default();
                 found.extend(
@@ -1315,6 +1317,20 @@ fn html_event(event: &Event) -> Event {
 /// 2xx delivered; 401/400/other 4xx permanent, 429 and 5xx retryable, each explained with
 /// Reactio's `type`, `message` and, for `validation_error`, the `errors[].field` and `code`s:
 /// `HTTP 400 validation_error: validation error (notification_text: missing_field)`.
+/// [`classify`] for `GET /api/v1/incidents`, whose answer is a JSON array (spec "Other
+/// calls"): a 2xx answer that is not one (a proxy's or a maintenance page, `{}`) lists nothing
+/// and cannot say that no incident is open. Retried, then the failure: a recovery waits in the
+/// spool ([`Reactio::recover`]), as for a 5xx, instead of being recorded resolved with its
+/// incident left open in Reactio.
+fn classify_list(resp: &Response) -> Outcome {
+    match classify(resp) {
+        Outcome::Delivered(()) if !serde_json::from_str::<Value>(&resp.body).is_ok_and(|v| v.is_array()) => {
+            Outcome::Retry(Retry::not_sent(format!("GET /api/v1/incidents answered HTTP {} without a list", resp.status)))
+        }
+        other => other,
+    }
+}
+
 fn classify(resp: &Response) -> Outcome {
     let explain = || {
         let v: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);

@@ -18,9 +18,15 @@
 //!   `already_archived`, `not_archived`);
 //! - **permanent**: everything else, including codes not listed anywhere (exit 69, Slack's code
 //!   in the line).
+//!
+//! A 2xx answer that is not Slack's envelope (a proxy's HTML page, `{}`: no `ok`), and a
+//! `conversations.create` answered `ok` without the channel's id, are no refusal: Slack may
+//! have acted on the request. They are retried as requests of unknown fate, then spooled (exit
+//! 75); a create is looked up by name before it is sent again. A `chat.postMessage` answered
+//! `ok` without its `ts` was posted: nothing is threaded under it ([`posted_ts`]).
 
 use common::http::{Request, Response};
-use common::outcome::{Outcome, Retry};
+use common::outcome::{Fate, Outcome, Retry};
 use common::template::truncate_chars;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -380,9 +386,10 @@ pub fn read(method: Method, resp: &Response) -> Result<Value, Box<SlackError>> {
 }
 
 /// Classification while the handler itself is delivering: HTTP 429 and 5xx, and the retry
-/// codes, are retryable; every other readable answer counts as delivered here and is judged by
-/// [`read`] (so that auth errors and Slack's codes are reported, not retried); other HTTP
-/// statuses are permanent.
+/// codes, are retryable; so, with its fate unknown, is a 2xx answer that is not Slack's, and a
+/// create answered without its channel's id; every other readable answer counts as delivered
+/// here and is judged by [`read`] (so that auth errors and Slack's codes are reported, not
+/// retried); other HTTP statuses are permanent.
 pub fn classify_live(method: Method, resp: &Response) -> Outcome {
     match classify_status(method, resp) {
         Some(class) => class,
@@ -436,11 +443,42 @@ fn classify_status(method: Method, resp: &Response) -> Option<Outcome> {
         500..=599 => retry(format!("{} answered HTTP {}", method.name(), resp.status)),
         200..=299 => match code {
             Some(c) if error_class(c) == ErrorClass::Retry => retry(format!("{} answered {c}", method.name())),
-            _ if body.is_object() => None,
-            _ => Some(Outcome::Refused(format!("{} answered HTTP {} with an unreadable answer", method.name(), resp.status))),
+            // Not Slack's envelope (a proxy's or a gateway's page, `{}`): no refusal, and
+            // nothing says whether Slack acted on the request. Its fate is unknown: a create
+            // is looked up before it is sent again ([`find_own`]).
+            _ if !body["ok"].is_boolean() && code.is_none() => Some(unknown(format!(
+                "{} answered HTTP {} without Slack's answer ({})",
+                method.name(),
+                resp.status,
+                if body.is_object() { "no \"ok\"" } else { "not JSON" }
+            ))),
+            // A channel made (maybe) whose id Slack did not give: nothing can go into it, and
+            // it may exist. Looked up by name before it is created again.
+            _ if method == Method::Create && body["ok"] == true && created_id(&body).is_none() => {
+                Some(unknown("conversations.create answered ok without the channel's id".into()))
+            }
+            _ => None,
         },
         status => Some(Outcome::Refused(format!("{} answered HTTP {status} {}", method.name(), code.unwrap_or("")).trim_end().to_string())),
     }
+}
+
+/// A retry of a request Slack may have acted on: a 2xx answer that says nothing of what became
+/// of it.
+fn unknown(reason: String) -> Outcome {
+    Outcome::Retry(Retry { reason, fate: Fate::Unknown, after: None })
+}
+
+/// The id of the channel a `conversations.create` answer gives (§5.1: `channel.id`), `None`
+/// when it gives none.
+pub fn created_id(body: &Value) -> Option<&str> {
+    body["channel"]["id"].as_str().filter(|id| !id.is_empty())
+}
+
+/// The `ts` of the message a `chat.postMessage` answer gives (§5.5), `None` when it gives none:
+/// the message was posted, but nothing can be threaded under it.
+pub fn posted_ts(body: &Value) -> Option<&str> {
+    body["ts"].as_str().filter(|ts| !ts.is_empty())
 }
 
 /// The per-user failures of an invite answer (`errors[]`, §5.4) that matter: `(user, code)`
@@ -514,7 +552,18 @@ mod tests {
         assert!(
             matches!(classify_live(m, &r(404, r#"{"ok":false,"error":"unknown_method"}"#)), Outcome::Refused(s) if s.contains("unknown_method"))
         );
-        assert!(matches!(classify_live(m, &r(200, "ok")), Outcome::Refused(_)));
+        // A 2xx answer that is not Slack's (a proxy's page, `{}`): Slack may have acted on it.
+        for body in ["ok", "<html>proxy</html>", "{}", "[]", ""] {
+            assert!(matches!(classify_live(m, &r(200, body)), Outcome::Retry(x) if x.fate == Fate::Unknown), "{body}");
+            assert!(matches!(classify_spooled(m, &r(200, body)), Outcome::Retry(x) if x.fate == Fate::Unknown), "{body}");
+        }
+        // A create answered ok without the channel's id: the channel may exist.
+        for body in [r#"{"ok":true}"#, r#"{"ok":true,"channel":{"name":"inc-a"}}"#, r#"{"ok":true,"channel":{"id":""}}"#] {
+            assert!(matches!(classify_live(Method::Create, &r(200, body)), Outcome::Retry(x) if x.fate == Fate::Unknown), "{body}");
+        }
+        assert_eq!(classify_live(Method::Create, &r(200, r#"{"ok":true,"channel":{"id":"C1"}}"#)), Outcome::Delivered(()));
+        // A post without its ts was posted all the same.
+        assert_eq!(classify_live(m, &r(200, r#"{"ok":true,"channel":"C1"}"#)), Outcome::Delivered(()));
         // A rate limit without Retry-After waits at least a second (§4); with one, as asked.
         for body in [r#"{"ok":false,"error":"rate_limited"}"#, r#"{"ok":false,"error":"ratelimited"}"#] {
             assert!(matches!(classify_live(m, &r(200, body)), Outcome::Retry(x) if x.after == Some(RATE_LIMIT_BACKOFF)), "{body}");

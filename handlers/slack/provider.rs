@@ -556,9 +556,13 @@ impl Provider for Slack {
                 }
             }
             Call::Post { thread: Thread::Root, .. } if !sent.unthreaded => {
-                if let (Some(ts), Some(channel)) = (body["ts"].as_str(), body["channel"].as_str()) {
-                    refs.insert(TS.into(), ts.into());
+                if let Some(channel) = body["channel"].as_str() {
                     refs.insert(CHANNEL_ID.into(), channel.into());
+                }
+                let ts = api::posted_ts(&body);
+                no_thread(&mut refs, ts);
+                if let Some(ts) = ts {
+                    refs.insert(TS.into(), ts.into());
                 }
             }
             _ => {}
@@ -803,14 +807,17 @@ impl Reopening<'_, '_> {
                     Err(Step::Slack(e)) => return Resumed::Failed(Outcome::Refused(e.explain())),
                     Err(Step::Failed(o)) => return Resumed::Failed(o),
                 };
-                let ts = posted["ts"].as_str().unwrap_or_default().to_string();
+                // Posted without a `ts` in the answer: noted as posted (empty), not sent again.
+                let ts = api::posted_ts(&posted).unwrap_or_default().to_string();
                 opening.ts = Some(ts.clone());
                 note(&opening);
                 ts
             }
         };
-        notes.push(format!("alert posted (ts {ts})"));
-        let mut refs = Stored { channel_id, channel_name: Some(channel_name), ts: Some(ts) }.refs();
+        let ts = Some(ts).filter(|t| !t.is_empty());
+        notes.push(alert_posted("", ts.as_deref()));
+        let mut refs = Stored { channel_id, channel_name: Some(channel_name), ts: ts.clone() }.refs();
+        no_thread(&mut refs, ts.as_deref());
         if self.anew {
             return Resumed::Delivered(Done { detail: format!("({})", notes.join(", ")), refs });
         }
@@ -845,7 +852,14 @@ impl Reopening<'_, '_> {
             note(opening);
             match self.call(Call::Create { name: name.clone(), is_private: self.is_private, asked }, true) {
                 Ok(body) => {
-                    let id = body["channel"]["id"].as_str().unwrap_or_default().to_string();
+                    // Answered without the channel's id: retried as of unknown fate by the
+                    // classification ([`api::classify_live`]); the next flush looks it up.
+                    let Some(id) = api::created_id(&body).map(str::to_string) else {
+                        return Err(Resumed::Failed(Outcome::Retry(Retry {
+                            fate: common::outcome::Fate::Unknown,
+                            ..Retry::not_sent(format!("conversations.create of #{name} answered ok without the channel's id"))
+                        })));
+                    };
                     let got = body["channel"]["name"].as_str().unwrap_or(name).to_string();
                     opening.channel_id = Some(id.clone());
                     opening.name = Some(got.clone());
@@ -968,6 +982,23 @@ fn flush_call(slack: &Slack, ctx: &Ctx<'_, Slack>, call: Call, refs: &Map<String
             Err(e) => Err(Step::Slack(e)),
         },
         other => Err(Step::Failed(other.failure().unwrap_or(Outcome::Skipped(String::new())))),
+    }
+}
+
+/// The note of an alert posted: with its `ts`, or without one (Slack's answer gave none).
+fn alert_posted(to: &str, ts: Option<&str>) -> String {
+    match ts {
+        Some(ts) => format!("alert posted{to} (ts {ts})"),
+        None => format!("alert posted{to} (Slack's answer gave no ts: later messages go to the channel, not a thread)"),
+    }
+}
+
+/// An alert posted whose answer gave no `ts` (§5.5 promises one): nothing to thread under, so
+/// the record keeps no `ts` (a `null` in the merge, over a gone room's), and later replies go
+/// to the channel, as when a thread is refused. Never a placeholder: those are `--dry-run`'s.
+fn no_thread(refs: &mut Map<String, Value>, ts: Option<&str>) {
+    if ts.is_none() {
+        refs.insert(TS.into(), Value::Null);
     }
 }
 
@@ -1270,7 +1301,14 @@ impl<'a> Session<'a> {
         let channel = loop {
             match self.call(Call::Create { name: name.clone(), is_private: *is_private, asked }) {
                 Ok(body) => {
-                    let id = body["channel"]["id"].as_str().unwrap_or(DRY_CHANNEL).to_string();
+                    // Never without an id here: a create answered without one is of unknown
+                    // fate ([`api::classify_live`]), spooled and looked up by name at the flush.
+                    let Some(id) = api::created_id(&body).map(str::to_string) else {
+                        return Err(Stop::Failed(Outcome::Retry(Retry {
+                            fate: common::outcome::Fate::Unknown,
+                            ..Retry::not_sent(format!("conversations.create of #{name} answered ok without the channel's id"))
+                        })));
+                    };
                     let got = body["channel"]["name"].as_str().unwrap_or(&name).to_string();
                     self.notes.push(format!("created #{got} {id}"));
                     break Stored { channel_id: id, channel_name: Some(got), ts: None };
@@ -1404,9 +1442,12 @@ impl<'a> Session<'a> {
         }
         let message = message::body(Kind::Alert, self.event(), self.job.incident_key, link.as_deref(), self.slack.mention);
         let posted = self.call(Call::Post { channel: id, thread: Thread::Root, message })?;
-        let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
-        self.refs.insert(TS.into(), ts.clone().into());
-        self.notes.push(format!("alert posted (ts {ts})"));
+        let ts = api::posted_ts(&posted).map(str::to_string);
+        no_thread(&mut self.refs, ts.as_deref());
+        if let Some(ts) = &ts {
+            self.refs.insert(TS.into(), ts.clone().into());
+        }
+        self.notes.push(alert_posted("", ts.as_deref()));
         Ok(())
     }
 
@@ -1463,9 +1504,10 @@ impl<'a> Session<'a> {
             other => other?,
         };
         let id = posted["channel"].as_str().unwrap_or(&channel.channel_id).to_string();
-        let ts = posted["ts"].as_str().unwrap_or(DRY_TS).to_string();
-        self.refs.extend(Stored { channel_id: id.clone(), channel_name: channel.channel_name, ts: Some(ts.clone()) }.refs());
-        self.notes.push(format!("alert posted to {id} (ts {ts})"));
+        let ts = api::posted_ts(&posted).map(str::to_string);
+        self.refs.extend(Stored { channel_id: id.clone(), channel_name: channel.channel_name, ts: ts.clone() }.refs());
+        no_thread(&mut self.refs, ts.as_deref());
+        self.notes.push(alert_posted(&format!(" to {id}"), ts.as_deref()));
         Ok(())
     }
 
@@ -1758,6 +1800,11 @@ mod tests {
         let refs = p.spooled_refs(&create, &resp(json!({"ok": true, "channel": {"id": "C9", "name": "inc-a"}})));
         assert_eq!((refs[CHANNEL_ID].as_str(), refs[CHANNEL_NAME].as_str()), (Some("C9"), Some("inc-a")));
         let root = sent(Call::Post { channel: None, thread: Thread::Root, message: json!({"text": "x"}) });
+        // An alert answered without its ts: posted, with nothing to thread under (no stale ts
+        // kept over it, no placeholder).
+        let untimed = p.spooled_refs(&root, &resp(json!({"ok": true, "channel": "C9"})));
+        assert_eq!((untimed[CHANNEL_ID].as_str(), &untimed[TS]), (Some("C9"), &Value::Null));
+        assert_eq!(Stored::from_refs(&untimed).and_then(|s| s.ts), None);
         let refs = p.spooled_refs(&root, &resp(json!({"ok": true, "channel": "C9", "ts": "5.1"})));
         assert_eq!(refs[TS], "5.1");
         let reply = sent(Call::Post {

@@ -84,6 +84,11 @@ struct Inner {
     /// How many more `GET /api/v1/incidents` are answered 500 `internal_server_error`
     /// ([`FakeReactio::fail_lists`]).
     failing_lists: usize,
+    /// How many more `GET /api/v1/incidents` are answered 200 with [`Inner::garbled_body`]
+    /// instead of a list ([`FakeReactio::garble_lists`]).
+    garbled_lists: usize,
+    /// The body of a garbled list answer.
+    garbled_body: &'static str,
 }
 
 /// The fake; stops when dropped.
@@ -305,6 +310,15 @@ impl FakeReactio {
         self.inner.lock().unwrap().failing_lists = n;
     }
 
+    /// Answer the next `n` incident lists (`GET /api/v1/incidents`) with HTTP 200 and `body`
+    /// instead of the list (a proxy's or a maintenance page, `{}`), as something between the
+    /// handler and Reactio may (0: answer them again).
+    pub fn garble_lists(&self, n: usize, body: &'static str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.garbled_lists = n;
+        inner.garbled_body = body;
+    }
+
     /// Add `n` open incidents named `name` as another client of the organization opened them
     /// (no request was received for them); their ids follow the incidents created so far.
     pub fn opened_elsewhere(&self, name: &str, n: usize) {
@@ -438,6 +452,10 @@ fn answer(inner: &mut Inner, r: &Received) -> (Reply, u16) {
         if inner.failing_lists > 0 {
             inner.failing_lists -= 1;
             return (Reply::Json(500, json!({"type": "internal_server_error", "message": "Internal Server Error"})), 500);
+        }
+        if inner.garbled_lists > 0 {
+            inner.garbled_lists -= 1;
+            return (Reply::Raw(200, "text/html", Vec::new(), inner.garbled_body.to_string()), 200);
         }
         return match list(inner, query) {
             Ok(v) => (Reply::Json(200, v), 200),

@@ -92,6 +92,14 @@ pub enum Fault {
     Hang,
     /// Carry the request out, then never answer (the answer is lost on the way back).
     Lost,
+    /// Carry the request out, then answer HTTP 200 with this body in place of Slack's answer
+    /// (a proxy's or a gateway's page on the way back, `{}`): nothing in it says what was done.
+    /// [`FakeSlack::calls`] keeps Slack's own answer, as for [`Fault::Lost`].
+    Garbled(&'static str),
+    /// Carry the request out and answer `ok: true` without this field of Slack's answer
+    /// (`channel` of a create, `ts` of a post): an answer that breaks its documented shape.
+    /// [`FakeSlack::calls`] keeps Slack's whole answer.
+    Without(&'static str),
     /// Judge and carry the request out as usual (checks, scopes, faults queued after this
     /// one), and answer after this many milliseconds (a request in flight for a while: its
     /// sender is busy with the incident meanwhile).
@@ -800,6 +808,21 @@ impl Inner {
                     self.record(method, args, 0, &answer);
                     Err(Reply::Hang)
                 }
+                // Recorded with Slack's own answer (what was done), as a lost one is.
+                Fault::Garbled(body) => {
+                    let answer = self.perform(method, &args);
+                    self.record(method, args, 200, &answer);
+                    Err(Reply::Raw(200, "text/html", Vec::new(), body.into()))
+                }
+                Fault::Without(field) => {
+                    let answer = self.perform(method, &args);
+                    self.record(method, args, 200, &answer);
+                    let mut sent = answer;
+                    if let Some(o) = sent.as_object_mut() {
+                        o.remove(field);
+                    }
+                    Ok(sent)
+                }
                 // Taken in `answer` before the request is judged.
                 Fault::Slow(_) => unreachable!("a slow answer is not a fault of its own"),
             };
@@ -1152,6 +1175,13 @@ impl Inner {
                     Reply::Hang
                 }
                 Fault::Slow(ms) => Reply::Late(std::time::Duration::from_millis(ms), Box::new(answer(self, 200, "ok"))),
+                // Posted, and answered with another body.
+                Fault::Garbled(body) => {
+                    self.record(method, args, 200, &json!({"body": body}));
+                    text_reply(200, body)
+                }
+                // A webhook's answer has no fields to leave out.
+                Fault::Without(_) => answer(self, 200, "ok"),
             };
         }
         if !r.header("content-type").is_some_and(|c| c.starts_with("application/json")) {
