@@ -234,6 +234,30 @@ fn retries_after_429_then_delivers() {
     fake.assert_no_violations();
 }
 
+/// Observed: `Retry-After: 99999999999999999999` (too large for a number) was taken for no
+/// hint, and the 429 retried until the deadline; it is a very long wait: given up at once
+/// (spooled, 75) after one attempt.
+#[test]
+fn a_retry_after_too_large_for_a_number_is_a_long_wait() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&hits);
+    let server = crate::fake::Server::start(move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        crate::fake::Reply::Raw(
+            429,
+            "application/json",
+            vec![("Retry-After", "99999999999999999999".into())],
+            r#"{"status":"throttle exceeded","message":"Requests for this service are arriving too quickly."}"#.into(),
+        )
+    });
+    let sb = sandbox();
+    let r = sb.run(&["--api-url", &server.url, "--timeout", "5s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "not retried within the deadline: {}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+}
+
 #[test]
 fn invalid_event_400_exits_69_with_pagerduty_errors() {
     let fake = FakePagerDuty::start(&[Script::Invalid]);

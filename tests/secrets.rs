@@ -293,6 +293,96 @@ fn a_settings_file_with_a_secret_readable_by_others_is_warned_about_by_name() {
     assert!(!r.stderr.contains("holds a secret"), "{}", r.stderr);
 }
 
+/// Observed: a world-readable settings file whose `state_store` URL carried the Redis password
+/// got no warning; only settings named like secrets (`routing_key` …) were looked at.
+#[cfg(unix)]
+#[test]
+fn a_settings_file_with_a_state_store_password_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = "Red1sPassw0rdInAFile";
+    let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY}));
+    let file = sb.conf_dir().join("state.json");
+    std::fs::write(&file, json!({"pagerduty": {"state_store": format!("redis://:{pw}@127.0.0.1:1/0")}}).to_string()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    let warning = r.stderr.lines().find(|l| l.contains("holds a secret")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(warning.contains(file.to_str().unwrap()) && warning.contains("state_store") && warning.contains("0644"), "{warning}");
+    assert!(!r.stderr.contains(pw), "{}", r.stderr);
+    // A URL without a password is no secret.
+    std::fs::write(&file, json!({"pagerduty": {"state_store": "redis://127.0.0.1:1/0"}}).to_string()).unwrap();
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert!(!r.stderr.contains("holds a secret"), "{}", r.stderr);
+}
+
+/// Observed: `--config FIFO` and `--routing-key-file FIFO` blocked the handler for good (far past
+/// `--timeout`, the event lost), and `--config /dev/zero` grew it to gigabytes. Each is refused
+/// at once, one line naming the path and what it is, exit 78, and the event is printed (its
+/// credentials masked) so that the monitoring system's log keeps it. A FIFO inside a `--config`
+/// directory is skipped, as before.
+#[cfg(unix)]
+#[test]
+fn settings_and_secret_files_that_are_not_regular_files_are_refused_at_once() {
+    let sb = pagerduty_sandbox_with(json!({"routing_key": PD_KEY}));
+    let fifo = sb.dir.path().join("fifo.json");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.to_str().unwrap();
+    let big = sb.dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"pagerduty\": {{\"x\": \"{}\"}}}}", "a".repeat(2 << 20))).unwrap();
+    let big = big.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--config", fifo], "config: {} is a FIFO, not a regular file"),
+        (&["--config", "/dev/zero"], "config: {} is a device, not a regular file"),
+        (&["--config", big], "config: {} is larger than 1048576 bytes"),
+        (&["--routing-key-file", fifo], "settings `pagerduty.routing_key_file`: {} is a FIFO, not a regular file"),
+        (&["--routing-key-file", "/dev/zero"], "settings `pagerduty.routing_key_file`: {} is a device, not a regular file"),
+        (&["--routing-key-file", sb.dir.path().to_str().unwrap()], "settings `pagerduty.routing_key_file`: {} is a directory"),
+    ];
+    for (args, why) in cases {
+        let mut all = vec!["--timeout", "3s"];
+        all.extend_from_slice(args);
+        let r = crate::util::run_within(sb.command(&all), &read_fixture("sensu/create.json"), std::time::Duration::from_secs(20));
+        assert_eq!(r.code, Some(78), "{args:?}: {r:?}");
+        assert!(r.took < std::time::Duration::from_secs(3), "{args:?}: at once: {r:?}");
+        let why = why.replace("{}", args[1]);
+        assert!(r.stderr.lines().any(|l| l.starts_with("pagerduty: error: ") && l.contains(&why)), "{why:?}: {}", r.stderr);
+        assert!(r.stderr.contains("undelivered event, not spooled: {"), "{args:?}: the event is kept in the log: {}", r.stderr);
+        assert!(!r.stderr.contains(PD_KEY), "{}", r.stderr);
+    }
+    // In the --config directory, a FIFO named like a settings file is passed over.
+    let planted = sb.conf_dir().join("zz.json");
+    assert!(std::process::Command::new("mkfifo").arg(&planted).status().unwrap().success());
+    let r = crate::util::run_within(sb.command(&["--dry-run"]), &read_fixture("sensu/create.json"), std::time::Duration::from_secs(20));
+    assert_eq!(r.code, Some(0), "{r:?}");
+}
+
+/// Observed: a settings file saved with a UTF-8 byte order mark (Notepad) was refused as
+/// invalid JSON (exit 78). The mark is skipped.
+#[test]
+fn a_settings_file_starting_with_a_byte_order_mark_is_read() {
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(json!({"pagerduty": {"routing_key": PD_KEY}}).to_string().as_bytes());
+    std::fs::write(sb.conf_dir().join("pagerduty.json"), bytes).unwrap();
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("would have triggered web-01/check_disk"), "{}", r.stderr);
+}
+
+/// Observed: with no routing key the handler exited 78 and the event was gone: it is printed
+/// to stderr (the monitoring system's log), as an event that cannot be spooled is.
+#[test]
+fn an_event_without_a_routing_key_is_printed_not_lost() {
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
+    let r = sb.run(&["--api-url", REFUSED_URL], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("no PagerDuty routing key"), "{}", r.stderr);
+    let printed = r.stderr.lines().find(|l| l.contains("undelivered event, not spooled: ")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(printed.contains("check_disk") && printed.contains("web-01"), "{printed}");
+    // Not for --dry-run, which delivers nothing anyway.
+    let r = sb.run(&["--dry-run"], &read_fixture("sensu/create.json"));
+    assert!(!r.stderr.contains("undelivered event"), "{}", r.stderr);
+}
+
 #[test]
 fn a_state_store_password_with_a_raw_slash_question_mark_or_hash_is_not_shown() {
     // Observed: `redis://:pa/ss…@host` (a generated password not percent-encoded) was printed

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::fake::pagerduty::FakePagerDuty;
 use crate::fake::proxy::{ConnectProxy, Mode};
 use crate::fake::tls::{Pki, TlsFront};
-use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, run_command};
+use crate::util::{ROUTING_KEY, Run, Sandbox, read_fixture, run_command, run_within};
 
 const BIN: &str = env!("CARGO_BIN_EXE_handler-pagerduty");
 
@@ -153,9 +153,68 @@ fn ca_file_without_a_certificate_or_missing_is_78() {
     std::fs::write(&bad, "this is not a certificate\n").unwrap();
     let r = run(&sb, &h, &["--ca-file", bad.to_str().unwrap()], &[]);
     assert_config_error(&r, &h, &["not-a-ca.pem holds no PEM certificate"]);
+    // A fresh sandbox: the first page is spooled (the next event would find it queued).
+    let sb = sandbox(json!({}));
     let r = run(&sb, &h, &["--ca-file", sb.dir.path().join("absent.pem").to_str().unwrap()], &[]);
     assert_config_error(&r, &h, &["cannot read ca_file", "absent.pem"]);
     assert_eq!(h.front.handshakes(), 0);
+}
+
+/// Observed: a `ca_file` that could not be loaded (missing, a directory, no PEM inside) exited
+/// 78 with the page neither spooled nor printed, though the README says a flush picks up a
+/// fixed `ca_file`; a FIFO there blocked the handler for good, past `--timeout`, and
+/// `/dev/zero` grew it to gigabytes. Each is refused at once, by name and kind, the page is
+/// spooled (still 78), and the flush after the fix delivers every one.
+#[test]
+fn a_ca_file_that_cannot_be_loaded_keeps_the_page_for_the_flush_after_the_fix() {
+    let h = https(&["127.0.0.1"]);
+    let sb = sandbox(json!({}));
+    let dir = sb.dir.path().join("ca-dir");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = sb.dir.path().join("ca-fifo.pem");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let empty = sb.dir.path().join("no-pem.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let cases = [
+        (sb.dir.path().join("absent.pem"), "cannot read ca_file"),
+        (dir, "is a directory, not a regular file"),
+        (fifo, "is a FIFO, not a regular file"),
+        (std::path::PathBuf::from("/dev/zero"), "is a device, not a regular file"),
+        (empty, "holds no PEM certificate"),
+    ];
+    for (i, (path, why)) in cases.iter().enumerate() {
+        let mut ev: serde_json::Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+        ev["check"]["name"] = json!(format!("check_{i}"));
+        let cmd = command(&sb, &h, &["--ca-file", path.to_str().unwrap(), "--timeout", "3s"], &[]);
+        let r = run_within(cmd, ev.to_string().as_bytes(), std::time::Duration::from_secs(20));
+        assert_eq!(r.code, Some(78), "{path:?}: {r:?}");
+        assert!(r.took < std::time::Duration::from_secs(3), "{path:?}: refused at once, not at the deadline: {r:?}");
+        let line = r.stderr.lines().find(|l| l.starts_with("pagerduty: error: ") && l.contains(why));
+        let line = line.unwrap_or_else(|| panic!("{path:?}: {}", r.stderr));
+        assert!(line.contains(path.to_str().unwrap()) && line.contains("spooled as"), "{line}");
+        assert_eq!(sb.spooled("pagerduty").len(), i + 1, "{path:?}: spooled: {}", r.stderr);
+    }
+    assert!(h.fake.events().is_empty());
+    // The fixed ca_file: the flush delivers them all.
+    let ca = h.pki.write_ca(sb.dir.path(), "ca.pem");
+    let r = run_command(command(&sb, &h, &["--flush", "--ca-file", ca.to_str().unwrap()], &[]), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(h.fake.events().len(), cases.len(), "{}", r.stderr);
+    assert!(sb.spooled("pagerduty").is_empty());
+    h.fake.assert_no_violations();
+}
+
+/// With no spool to keep it, the page refused for its `ca_file` is printed (masked), not lost.
+#[test]
+fn a_ca_file_that_cannot_be_loaded_without_a_spool_prints_the_event() {
+    let h = https(&["127.0.0.1"]);
+    let sb = sandbox(json!({}));
+    let args = ["--api-url", h.front.url.as_str(), "--ca-file", "/nonexistent/ca.pem"];
+    let r = run_command(sb.command_without_spool(&args), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("undelivered event, not spooled: {"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot read ca_file /nonexistent/ca.pem"), "{}", r.stderr);
+    assert!(!r.stderr.contains(ROUTING_KEY), "{}", r.stderr);
 }
 
 #[test]

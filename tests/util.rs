@@ -465,6 +465,29 @@ pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Run {
     Run::from(out, start.elapsed())
 }
 
+/// [`run_command`], bounded: a handler still running after `limit` (one that blocks for good,
+/// e.g. on a FIFO) is killed (SIGKILL, by its PID) and the test fails, instead of hanging the
+/// suite.
+pub fn run_within(mut cmd: Command, stdin: &[u8], limit: Duration) -> Run {
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn handler");
+    let pid = child.id();
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => Run::from(out.expect("wait handler"), start.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("the handler (PID {pid}) was still running after {limit:?}: killed");
+        }
+    }
+}
+
 /// Run every command in `cmds` at once: all are started first, then each is given `stdin`
 /// (so that they meet at the state directory together, as a storm of events does), and all are
 /// awaited. Their runs, in the order given.

@@ -85,6 +85,10 @@ fn strings_in(v: &Value, out: &mut Vec<String>, depth: usize) {
     }
 }
 
+/// Largest settings file read (`--config`, or a `*.json` in a `--config` directory): 1 MiB,
+/// far more than any handler's settings; a larger one is refused (exit 78).
+pub const MAX_SETTINGS_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Largest secret file read through a `*_file` setting: 64 KiB.
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
@@ -151,13 +155,15 @@ pub fn secret_file_warnings(section: &str, map: &Map<String, Value>) -> Vec<Stri
 }
 
 fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}; let the handler's user read it"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot be read: {e}; give a regular file"))?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(format!("is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold the secret alone"));
-    }
+    let bytes = crate::files::read_configured(path, MAX_SECRET_FILE_BYTES).map_err(|why| {
+        if why.starts_with("is larger") {
+            format!("{why}; it should hold the secret alone")
+        } else if why.starts_with("is ") {
+            format!("{why}; give a regular file holding the secret")
+        } else {
+            format!("{why}; let the handler's user read it")
+        }
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text; it should hold the secret alone".to_string())?;
     let secret = text.trim();
     if secret.is_empty() {
@@ -184,8 +190,10 @@ pub struct Files {
 impl Files {
     /// Load `paths` (files or directories, in the order given; a directory contributes its
     /// `*.json` files in name order). With no paths, [`DEFAULT_CONFIG_DIR`] is read when it
-    /// exists. Errors (exit 78): a path that does not exist, unreadable file, invalid JSON, a
-    /// file whose top level is not an object.
+    /// exists. A leading UTF-8 byte order mark is skipped. Errors (exit 78): a path that does
+    /// not exist, unreadable file, a path that is not a regular file (a FIFO, a device: refused
+    /// without blocking; a directory's non-regular entries are skipped), a file larger than
+    /// [`MAX_SETTINGS_FILE_BYTES`], invalid JSON, a file whose top level is not an object.
     pub fn load(paths: &[PathBuf]) -> Result<Files> {
         let mut files = Files::default();
         if paths.is_empty() {
@@ -222,9 +230,14 @@ impl Files {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read(path)
-            .map_err(|e| Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display())))?;
-        let value: Value = serde_json::from_slice(&text)
+        let text =
+            crate::files::read_configured(path, MAX_SETTINGS_FILE_BYTES).map_err(|why| match why.strip_prefix("cannot be read: ") {
+                Some(e) => Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display())),
+                None => Code::Config.msg(format!("config: {} {why}; give a regular JSON file", path.display())),
+            })?;
+        // A leading UTF-8 byte order mark (some Windows editors write one) is not JSON.
+        let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text);
+        let value: Value = serde_json::from_slice(text)
             .map_err(|e| Code::Config.msg(format!("config: {} is not valid JSON ({e}); fix the file", path.display())))?;
         let Value::Object(obj) = value else {
             return Err(Code::Config
@@ -288,11 +301,15 @@ impl Files {
 }
 
 /// The first secret setting (by name, see [`SECRET_SETTINGS`]) with a non-empty value anywhere
-/// in `obj`, as its dotted path (`pagerduty.ops.routing_key`).
+/// in `obj`, as its dotted path (`pagerduty.ops.routing_key`); a `state_store` URL holding a
+/// password (`redis://:password@host`, [`crate::state::redis::secrets_of`]) counts too.
 fn secret_path(obj: &Map<String, Value>) -> Option<String> {
     for (k, v) in obj {
         match v {
             Value::String(s) if is_secret_setting(k) && !s.trim().is_empty() => return Some(k.clone()),
+            Value::String(s) if k == "state_store" && !crate::state::redis::secrets_of(s).is_empty() => {
+                return Some(format!("{k}'s password"));
+            }
             Value::Number(_) if is_secret_setting(k) => return Some(k.clone()),
             Value::Object(inner) => {
                 if let Some(p) = secret_path(inner) {

@@ -489,6 +489,32 @@ pub fn read_regular_followed(path: &Path, max_bytes: u64) -> std::io::Result<Vec
     read_whole(file, &meta, max_bytes)
 }
 
+/// Read a file the operator names in a setting or a flag (a settings file, a `*_file` secret, a
+/// `ca_file`), at most `max_bytes`, with [`read_regular_followed`]: a symlink is followed (the
+/// operator's own layout), but a FIFO, a device, a directory or a socket is refused before a
+/// byte is read, so that `--config /some/fifo` never blocks and `/dev/zero` never fills memory.
+///
+/// Errors: one phrase to put after the path, for a one-line message: `is a FIFO, not a
+/// regular file`, `is larger than 1048576 bytes`, `cannot be read: <os error>`.
+pub fn read_configured(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+    read_regular_followed(path, max_bytes).map_err(|e| {
+        // A socket cannot be opened (`ENXIO`): what is there is told by `stat`.
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error())
+            && let Ok(kind) = fs::metadata(path).map(|m| Kind::of(m.file_type()))
+        {
+            return format!("is {}, not a regular file", kind.described());
+        }
+        if let Some(kind) = not_regular(&e) {
+            format!("is {}, not a regular file", kind.described())
+        } else if e.kind() == ErrorKind::InvalidData {
+            format!("is larger than {max_bytes} bytes")
+        } else {
+            format!("cannot be read: {e}")
+        }
+    })
+}
+
 /// [`read_regular`], with the uid of the file's owner (from the same open descriptor, so the
 /// bytes and the owner belong to one file; 0 where Unix owners do not exist).
 ///
@@ -723,6 +749,25 @@ pub fn per_user_state_dir() -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn an_operator_file_is_read_only_when_regular_and_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        assert_eq!(read_configured(&fifo, 10).unwrap_err(), "is a FIFO, not a regular file");
+        assert_eq!(read_configured(dir.path(), 10).unwrap_err(), "is a directory, not a regular file");
+        assert_eq!(read_configured(Path::new("/dev/zero"), 10).unwrap_err(), "is a device, not a regular file");
+        let file = dir.path().join("f");
+        fs::write(&file, b"0123456789").unwrap();
+        assert_eq!(read_configured(&file, 10).unwrap(), b"0123456789");
+        assert_eq!(read_configured(&file, 9).unwrap_err(), "is larger than 9 bytes");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_configured(&link, 10).unwrap(), b"0123456789", "a symlink the operator made is followed");
+        assert!(read_configured(&dir.path().join("missing"), 10).unwrap_err().starts_with("cannot be read: "));
+    }
 
     #[test]
     fn a_file_where_a_directory_should_be_is_named_as_what_it_is() {

@@ -380,6 +380,10 @@ pub struct Client {
     agent: ureq::Agent,
     trust: Trust,
     proxies: ProxyEnv,
+    /// Why this client cannot send at all (its `ca_file` could not be loaded,
+    /// [`Client::or_unusable`]): every request fails with [`Outcome::Broken`] saying so, so
+    /// that the page is spooled for the flush after the fix instead of being lost.
+    unusable: Option<String>,
 }
 
 /// Environment variable that sets the first retry delay in milliseconds (default 250); tests
@@ -403,9 +407,32 @@ impl Client {
         Client::with(Trust::from_setting(ca_file), ProxyEnv::from_env())
     }
 
+    /// [`Client::new`], or when the trust cannot be loaded (a `ca_file` that cannot be read, a
+    /// FIFO, no PEM certificate in it), a client that sends nothing: each request ends in
+    /// [`Outcome::Broken`] with that error (exit 78), which the pipeline spools, as it does an
+    /// untrusted certificate, for a later invocation or `--flush` once `ca_file` is fixed.
+    pub fn or_unusable(ca_file: Option<&Path>) -> Client {
+        Client::new(ca_file).unwrap_or_else(|e| {
+            let why = format!("{e:#}");
+            let mut client = Client::with_roots(ureq::tls::RootCerts::WebPki, Trust::Bundled, ProxyEnv::default());
+            client.unusable = Some(why);
+            client
+        })
+    }
+
+    /// Why this client sends nothing ([`Client::or_unusable`]); `None` for a working one.
+    pub fn unusable(&self) -> Option<&str> {
+        self.unusable.as_deref()
+    }
+
     /// [`Client::new`] with the trust and proxy settings given explicitly.
     pub fn with(trust: Trust, proxies: ProxyEnv) -> anyhow::Result<Client> {
-        let tls = ureq::tls::TlsConfig::builder().root_certs(trust.root_certs()?).build();
+        Ok(Client::with_roots(trust.root_certs()?, trust, proxies))
+    }
+
+    /// [`Client::with`], the roots of `trust` loaded already.
+    fn with_roots(roots: ureq::tls::RootCerts, trust: Trust, proxies: ProxyEnv) -> Client {
+        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(concat!("pagerpipe/", env!("CARGO_PKG_VERSION")))
@@ -426,13 +453,16 @@ impl Client {
         let connector =
             watch::Connecting(().chain(ConnectProxyConnector::default()).chain(watch::Watch::default()).chain(RustlsConnector::default()));
         let agent = ureq::Agent::with_parts(config.build(), connector, resolve::Literal::default());
-        Ok(Client { agent, trust, proxies })
+        Client { agent, trust, proxies, unusable: None }
     }
 
     /// Send once with `timeout` for the whole exchange. Errors are classified (see
     /// `transport_error`: [`Outcome::Retry`] with the request's [`Fate`], or
     /// [`Outcome::Broken`]) and say which host, and which proxy if any, they concern.
     pub fn send_once(&self, req: &Request, timeout: Duration) -> Result<Response, Outcome> {
+        if let Some(why) = &self.unusable {
+            return Err(Outcome::Broken(why.clone()));
+        }
         let route = self.proxies.route(&req.url).map_err(Outcome::Broken)?;
         let proxy = match &route {
             Route::Direct => None,

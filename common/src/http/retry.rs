@@ -98,11 +98,13 @@ fn jitter(d: Duration, random: u64) -> Duration {
 }
 
 /// `Retry-After` as a wait from `now`: delay-seconds, or an HTTP date (a date in the past is
-/// no wait). `None` when it is neither.
+/// no wait). Delay-seconds too large for a `u64` (`99999999999999999999`) are a very long
+/// wait, `u64::MAX` seconds, not no hint: the caller's cap and give-up rules then apply.
+/// `None` when it is neither.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -114,6 +116,17 @@ mod tests {
 
     const P: Policy = Policy { base: Duration::from_millis(250), max: Duration::from_secs(4) };
     const FULL: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_retry_after_too_large_for_a_number_is_the_longest_wait() {
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("99999999999999999999", now), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("+5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 
     fn failed(after: Option<u64>) -> Retry {
         Retry { reason: "HTTP 503".into(), fate: Fate::NotSent, after: after.map(Duration::from_secs) }

@@ -50,8 +50,7 @@ impl Trust {
         match self {
             Trust::Bundled => Ok(RootCerts::WebPki),
             Trust::File(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()))?;
+                let pem = read_ca_file(path)?;
                 let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
                     .filter_map(|item| match item {
                         Ok(PemItem::Certificate(c)) => Some(c),
@@ -89,6 +88,20 @@ impl Trust {
             Trust::File(p) => format!("ca_file {} does not hold the CA that signed it", p.display()),
         }
     }
+}
+
+/// Largest `ca_file` read: 4 MiB (Mozilla's whole bundle is about 220 KB).
+pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The bytes of the PEM file `ca_file` names, at most [`MAX_CA_FILE_BYTES`]
+/// ([`crate::files::read_configured`]: a FIFO or a device is refused without blocking).
+///
+/// Errors (exit 78): one line naming the file and what is wrong with it.
+pub(crate) fn read_ca_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    crate::files::read_configured(path, MAX_CA_FILE_BYTES).map_err(|why| match why.strip_prefix("cannot be read: ") {
+        Some(e) => anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()),
+        None => anyhow::anyhow!("ca_file {} {why}; give a PEM file in ca_file / --ca-file", path.display()),
+    })
 }
 
 /// The system store as OpenSSL finds it, without reading the same certificates twice:
@@ -130,5 +143,7 @@ mod tests {
         assert!(e.contains("holds no PEM certificate") && e.contains(&p.display().to_string()), "{e}");
         let e = Trust::File(dir.path().join("missing.pem")).root_certs().unwrap_err().to_string();
         assert!(e.starts_with("cannot read ca_file") && e.contains("missing.pem"), "{e}");
+        let e = Trust::File(dir.path().to_path_buf()).root_certs().unwrap_err().to_string();
+        assert!(e.contains("is a directory, not a regular file"), "{e}");
     }
 }

@@ -1018,14 +1018,35 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     // The entity's are masked in the printed event only (`print_undelivered`).
     log.add_secrets(event.credentials());
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
-    let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(&event), log)?;
-    crate::trust::narrow_filter_attributes(&mut event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
+    match configure::<P>(args, flags, &mut event, log) {
+        Ok((overrides, operator, common, provider)) => Ok(Read { event, raw, overrides, operator, common, provider }),
+        Err(failure) => {
+            // The settings cannot be read or used (exit 78: a settings file that is a FIFO, a
+            // secret file missing): the event, read already, is not lost with them.
+            if !(args.dry_run || args.explain) {
+                print_undelivered(log, &event, raw.as_deref());
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// The settings and the provider for `event` ([`read`]); the provider's secrets registered
+/// with `log`.
+fn configure<P: Provider>(
+    args: &CommonArgs,
+    flags: Map<String, Value>,
+    event: &mut Event,
+    log: &mut Logger,
+) -> Result<(Map<String, Value>, settings::Operator, Common, P)> {
+    let settings::Settings { section, common, overrides, operator } = settings::settings::<P>(args, flags, Some(event), log)?;
+    crate::trust::narrow_filter_attributes(event, P::NAME, common.check_settings.as_deref(), &mut |l| log.warn(l));
     let provider = P::from_settings(section.as_ref().unwrap_or(&operator.section), &common)
         .and_then(|p| p.fits(common.timeout).map(|()| p))
         .inspect_err(|_| operator.warn_unread::<P>(log))?;
     log.add_secrets(provider.secrets());
     log.add_secrets(common.secrets());
-    Ok(Read { event, raw, overrides, operator, common, provider })
+    Ok((overrides, operator, common, provider))
 }
 
 /// Run one invocation of handler `P` on the event read from `stdin` (or, with `--flush`,
@@ -1055,6 +1076,8 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
     if let Err(not_ready) = read.provider.ready() {
         if !(args.dry_run || args.explain) {
             warn_unread();
+            // No routing key (exit 78): the event stays in the monitoring system's log.
+            print_undelivered(log, &read.event, read.raw.as_deref());
             return Err(not_ready);
         }
         log.warn(format!("{not_ready} (a real run exits {})", not_ready.code.as_u8()));
@@ -1090,7 +1113,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
         return Ok(Code::Ok);
     }
     warn_unread();
-    local.flush_others()?;
+    local.flush_others();
     let Some(p) = &decided.proposal else { return Ok(Code::Ok) };
     match local.catch_up(p)? {
         CaughtUp::Skip(why) => {
@@ -1269,8 +1292,11 @@ impl<'a, P: Provider> Local<'a, P> {
         flush::Flusher::new(self.spool.as_ref(), self.store(), &self.read.operator.section, &self.read.common, self.log)
     }
 
-    fn client(&self) -> Result<Client> {
-        Client::new(self.read.common.ca_file.as_deref()).map_err(|e| Code::Config.fail(e))
+    /// The client; when `ca_file` cannot be loaded, one that sends nothing
+    /// ([`Client::or_unusable`]): each request is then spooled as this machine's configuration
+    /// error (exit 78), kept for the flush after the fix, and other incidents' entries stay.
+    fn client(&self) -> Client {
+        Client::or_unusable(self.read.common.ca_file.as_deref())
     }
 
     /// Phase 3, the storm path: an identical repeat or a superseded event costs one read, and
@@ -1299,31 +1325,47 @@ impl<'a, P: Provider> Local<'a, P> {
             return false;
         }
         self.log.info(format!("skipped {}: {why}", self.d.key));
-        if self.others_spooled
-            && let Ok(client) = self.client()
-        {
-            self.flusher().others(&client, &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
+        if self.others_spooled {
+            self.flusher().others(&self.client(), &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
         }
         true
     }
 
     /// Phase 4: older requests of other incidents, within a share of the deadline: every
     /// invocation is a chance to deliver them.
-    fn flush_others(&self) -> Result<()> {
+    fn flush_others(&self) {
         if self.others_spooled {
-            self.flusher().others(&self.client()?, &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
+            self.flusher().others(&self.client(), &self.d.deadline.share(SHARE_BEFORE_DELIVERY), &self.own_hash);
         }
-        Ok(())
     }
 
     /// Phase 5: the incident's hold (waiting for another invocation delivering for it, bounded
     /// by the deadline; a resolve or acknowledge asks a long delivery to stop first), then this
     /// incident's own spooled requests, and the ledger's verdict on what the incident's log
     /// will be once they are delivered (a repeat of a spooled trigger is not queued twice).
+    ///
+    /// With a `ca_file` that cannot be loaded, an event found a repeat of a request still
+    /// spooled is no success: it ends as the configuration error it is (exit 78), the
+    /// spooled request kept for the flush after the fix.
     fn catch_up(&self, p: &Proposal) -> Result<CaughtUp> {
+        let client = self.client();
+        let unusable = client.unusable().map(str::to_string);
+        match (self.catch_up_with(p, client)?, unusable) {
+            (CaughtUp::Skip(why), Some(broken)) => {
+                self.log.info(format!("skipped {}: {why}", self.d.key));
+                Err(Code::Config.msg(format!(
+                    "{} cannot be sent: {broken}; its spooled requests are kept for the next invocation or --flush",
+                    self.d.key
+                )))
+            }
+            (caught_up, _) => Ok(caught_up),
+        }
+    }
+
+    /// [`Local::catch_up`] with `client`.
+    fn catch_up_with(&self, p: &Proposal, client: Client) -> Result<CaughtUp> {
         let (key, now) = (&self.d.key, self.d.now);
         let (hold, busy) = take_hold(self.store(), key, p, &self.d.deadline, self.log);
-        let client = self.client()?;
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
         let (mut record, mut known) = read_record(self.store(), key, self.log);
         // Requests a holder that died left in flight are this incident's oldest spooled ones
@@ -1490,6 +1532,13 @@ impl<'a, P: Provider> Local<'a, P> {
                 }
             }
             _ => {}
+        }
+        // Not sendable as configured (a `ca_file` that cannot be loaded, a request the settings
+        // cannot build) and nothing spooled (no spool, or a full disk): printed too.
+        if let Outcome::Broken(_) = &outcome
+            && ctx.kept() == 0
+        {
+            print_undelivered(log, &read.event, read.raw.as_deref());
         }
         if let Outcome::Retry(_) = &outcome {
             print_undelivered(log, &read.event, read.raw.as_deref());

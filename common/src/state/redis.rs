@@ -442,8 +442,7 @@ fn root_pem(trust: &Trust) -> anyhow::Result<Option<Vec<u8>>> {
     match trust {
         Trust::Bundled => Ok(None),
         Trust::File(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()))?;
+            let pem = crate::http::trust::read_ca_file(path)?;
             use rustls::pki_types::pem::PemObject as _;
             let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count();
             if certs == 0 {
