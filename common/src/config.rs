@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::exit::{Code, Result};
+use crate::files::NotReadable;
 
 /// Default configuration directory, read when no `--config` is given and it exists.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/sensu/conf.d";
@@ -155,14 +156,10 @@ pub fn secret_file_warnings(section: &str, map: &Map<String, Value>) -> Vec<Stri
 }
 
 fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
-    let bytes = crate::files::read_configured(path, MAX_SECRET_FILE_BYTES).map_err(|why| {
-        if why.starts_with("is larger") {
-            format!("{why}; it should hold the secret alone")
-        } else if why.starts_with("is ") {
-            format!("{why}; give a regular file holding the secret")
-        } else {
-            format!("{why}; let the handler's user read it")
-        }
+    let bytes = crate::files::read_configured(path, MAX_SECRET_FILE_BYTES).map_err(|why| match why {
+        NotReadable::TooLarge(_) => format!("{why}; it should hold the secret alone"),
+        NotReadable::NotRegular(_) => format!("{why}; give a regular file holding the secret"),
+        NotReadable::Io(_) => format!("{why}; let the handler's user read it"),
     })?;
     let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text; it should hold the secret alone".to_string())?;
     let secret = text.trim();
@@ -230,11 +227,10 @@ impl Files {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<()> {
-        let text =
-            crate::files::read_configured(path, MAX_SETTINGS_FILE_BYTES).map_err(|why| match why.strip_prefix("cannot be read: ") {
-                Some(e) => Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display())),
-                None => Code::Config.msg(format!("config: {} {why}; give a regular JSON file", path.display())),
-            })?;
+        let text = crate::files::read_configured(path, MAX_SETTINGS_FILE_BYTES).map_err(|why| match why {
+            NotReadable::Io(e) => Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display())),
+            why => Code::Config.msg(format!("config: {} {why}; give a regular JSON file", path.display())),
+        })?;
         // A leading UTF-8 byte order mark (some Windows editors write one) is not JSON.
         let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text);
         let value: Value = serde_json::from_slice(text)

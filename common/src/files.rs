@@ -489,28 +489,50 @@ pub fn read_regular_followed(path: &Path, max_bytes: u64) -> std::io::Result<Vec
     read_whole(file, &meta, max_bytes)
 }
 
+/// Why a file the operator named was not read ([`read_configured`]). Its `Display` is one
+/// phrase to put after the path, for a one-line message: `is a FIFO, not a regular file`,
+/// `is larger than 1048576 bytes`, `cannot be read: <os error>`.
+#[derive(Debug)]
+pub enum NotReadable {
+    /// Not a regular file (a FIFO, a device, a directory, a socket): what is there instead.
+    NotRegular(Kind),
+    /// Larger than the cap given, in bytes.
+    TooLarge(u64),
+    /// The system refused (missing, permission denied …).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for NotReadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReadable::NotRegular(kind) => write!(f, "is {}, not a regular file", kind.described()),
+            NotReadable::TooLarge(max_bytes) => write!(f, "is larger than {max_bytes} bytes"),
+            NotReadable::Io(e) => write!(f, "cannot be read: {e}"),
+        }
+    }
+}
+
 /// Read a file the operator names in a setting or a flag (a settings file, a `*_file` secret, a
 /// `ca_file`), at most `max_bytes`, with [`read_regular_followed`]: a symlink is followed (the
 /// operator's own layout), but a FIFO, a device, a directory or a socket is refused before a
 /// byte is read, so that `--config /some/fifo` never blocks and `/dev/zero` never fills memory.
 ///
-/// Errors: one phrase to put after the path, for a one-line message: `is a FIFO, not a
-/// regular file`, `is larger than 1048576 bytes`, `cannot be read: <os error>`.
-pub fn read_configured(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+/// Errors: [`NotReadable`].
+pub fn read_configured(path: &Path, max_bytes: u64) -> Result<Vec<u8>, NotReadable> {
     read_regular_followed(path, max_bytes).map_err(|e| {
         // A socket cannot be opened (`ENXIO`): what is there is told by `stat`.
         #[cfg(unix)]
         if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error())
             && let Ok(kind) = fs::metadata(path).map(|m| Kind::of(m.file_type()))
         {
-            return format!("is {}, not a regular file", kind.described());
+            return NotReadable::NotRegular(kind);
         }
         if let Some(kind) = not_regular(&e) {
-            format!("is {}, not a regular file", kind.described())
+            NotReadable::NotRegular(kind)
         } else if e.kind() == ErrorKind::InvalidData {
-            format!("is larger than {max_bytes} bytes")
+            NotReadable::TooLarge(max_bytes)
         } else {
-            format!("cannot be read: {e}")
+            NotReadable::Io(e)
         }
     })
 }
@@ -756,17 +778,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
         rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
-        assert_eq!(read_configured(&fifo, 10).unwrap_err(), "is a FIFO, not a regular file");
-        assert_eq!(read_configured(dir.path(), 10).unwrap_err(), "is a directory, not a regular file");
-        assert_eq!(read_configured(Path::new("/dev/zero"), 10).unwrap_err(), "is a device, not a regular file");
+        assert_eq!(read_configured(&fifo, 10).unwrap_err().to_string(), "is a FIFO, not a regular file");
+        assert_eq!(read_configured(dir.path(), 10).unwrap_err().to_string(), "is a directory, not a regular file");
+        assert_eq!(read_configured(Path::new("/dev/zero"), 10).unwrap_err().to_string(), "is a device, not a regular file");
         let file = dir.path().join("f");
         fs::write(&file, b"0123456789").unwrap();
         assert_eq!(read_configured(&file, 10).unwrap(), b"0123456789");
-        assert_eq!(read_configured(&file, 9).unwrap_err(), "is larger than 9 bytes");
+        assert_eq!(read_configured(&file, 9).unwrap_err().to_string(), "is larger than 9 bytes");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert_eq!(read_configured(&link, 10).unwrap(), b"0123456789", "a symlink the operator made is followed");
-        assert!(read_configured(&dir.path().join("missing"), 10).unwrap_err().starts_with("cannot be read: "));
+        assert!(matches!(read_configured(&dir.path().join("missing"), 10), Err(NotReadable::Io(_))));
     }
 
     #[test]

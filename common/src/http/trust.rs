@@ -98,9 +98,9 @@ pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 ///
 /// Errors (exit 78): one line naming the file and what is wrong with it.
 pub(crate) fn read_ca_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    crate::files::read_configured(path, MAX_CA_FILE_BYTES).map_err(|why| match why.strip_prefix("cannot be read: ") {
-        Some(e) => anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()),
-        None => anyhow::anyhow!("ca_file {} {why}; give a PEM file in ca_file / --ca-file", path.display()),
+    crate::files::read_configured(path, MAX_CA_FILE_BYTES).map_err(|why| match why {
+        crate::files::NotReadable::Io(e) => anyhow::anyhow!("cannot read ca_file {}: {e}; fix ca_file / --ca-file", path.display()),
+        why => anyhow::anyhow!("ca_file {} {why}; give a PEM file in ca_file / --ca-file", path.display()),
     })
 }
 
