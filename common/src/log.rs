@@ -19,8 +19,13 @@ pub const MAX_MESSAGE_CHARS: usize = 8 * 1024;
 /// `text` with every character that could end, rewrite or disguise a terminal line written
 /// as a visible escape: `\n`, `\r`, `\t`, and `\u{…}` for the other C0 controls, DEL, the C1
 /// controls (U+0080–U+009F, NEL among them), the Unicode line and paragraph separators
-/// (U+2028, U+2029) and the bidirectional overrides and isolates (U+202A–U+202E,
-/// U+2066–U+2069). Everything else, backslashes included, is kept as it is.
+/// (U+2028, U+2029), the bidirectional overrides, isolates and marks (U+202A–U+202E,
+/// U+2066–U+2069, U+200E, U+200F, U+061C), and the invisible format characters a name could
+/// hide behind (zero-width space and joiners U+200B–U+200D, word joiner and invisible operators
+/// U+2060–U+2064, the byte order mark U+FEFF, the soft hyphen U+00AD, the interlinear
+/// annotation controls U+FFF9–U+FFFB and the tag characters U+E0000–U+E007F): `web-01` with a
+/// zero-width space inside reads `web-\u{200b}01`, never as `web-01`. Everything else,
+/// backslashes and emoji included, is kept as it is.
 ///
 /// Text log lines pass through this at render time, so a value from the monitored host (a
 /// check or entity name, check output, a service's multi-line error body) can never start a
@@ -45,9 +50,22 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Whether [`escape_controls`] writes `c` as an escape: a control character (C0, DEL, C1),
-/// a line or paragraph separator, or a bidirectional override or isolate.
+/// a line or paragraph separator, a bidirectional control, or an invisible format character
+/// (the list in [`escape_controls`]).
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{61c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
 }
 
 /// A JSON line (`serde_json` output) with the characters [`escape_controls`] escapes, which
@@ -62,7 +80,10 @@ pub fn escape_json_line(line: String) -> String {
     let mut out = String::with_capacity(line.len() + 16);
     for c in line.chars() {
         if needs_escape(c) {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            // Beyond the BMP (the tag characters), JSON writes a UTF-16 surrogate pair.
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{:04x}", unit));
+            }
         } else {
             out.push(c);
         }
@@ -297,6 +318,23 @@ mod tests {
         assert!(!j.chars().any(|c| c.is_control() || ('\u{2028}'..='\u{206f}').contains(&c)), "{j:?}");
         assert!(j.contains(r"\u0085\u2028\u202e\u007f"), "{j}");
         assert_eq!(escape_json_line("{\"msg\":\"plain ディスク\"}".into()), "{\"msg\":\"plain ディスク\"}");
+    }
+
+    #[test]
+    fn an_invisible_character_in_a_name_is_shown() {
+        // A host named `web-01` with a zero-width space, a right-to-left mark, a soft hyphen,
+        // a byte order mark and a tag character: never rendered as the real `web-01`.
+        let spoof = "web-\u{200b}0\u{200f}1\u{ad}\u{feff}\u{e0041}";
+        let l = Logger::new("pagerduty", LogFormat::Text, false);
+        let line = l.render(Level::Info, &format!("skipped {spoof}/check: reason")).unwrap();
+        assert_eq!(line, "pagerduty: skipped web-\\u{200b}0\\u{200f}1\\u{ad}\\u{feff}\\u{e0041}/check: reason");
+        let j = Logger::new("pagerduty", LogFormat::Json, false).render(Level::Info, spoof).unwrap();
+        assert!(j.is_ascii(), "{j}");
+        assert!(j.contains(r"web-\u200b0\u200f1\u00ad\ufeff\udb40\udc41"), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["msg"], spoof, "the same value for a JSON reader");
+        // Emoji and other visible text are kept as they are.
+        assert!(matches!(escape_controls("🔥 ディスク — ok"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]
