@@ -1540,6 +1540,36 @@ fn a_create_answered_with_a_page_that_is_not_slacks_is_spooled_and_looked_up_not
     }
 }
 
+/// The flush's `conversations.list` answered with a page that is not Slack's (a proxy's HTML
+/// with a 200) or with Slack's own error cannot say whether the lost create made the room.
+/// Before, after four asks the create was sent again: a second war room under the next name.
+/// Now the entry is kept (75) with its fate unknown, and the flush that can read the list
+/// finds the room the first create made.
+#[test]
+fn a_lost_create_whose_lookup_gets_no_usable_answer_is_kept_not_created_again() {
+    for fault in [Fault::Garbled("<html><body>Bad gateway, but 200</body></html>"), Fault::Error("internal_error")] {
+        let fake = FakeSlack::start();
+        fake.set_clock(NOW);
+        fake.fail("conversations.create", &[Fault::Garbled("<html>proxy</html>")]);
+        let sb = sandbox(json!({}));
+        let r = run_at(&sb, &fake, &read_fixture("sensu/create.json"), 0, &["--timeout", "3s"]);
+        assert_eq!(r.code, Some(75), "{fault:?}: {r:?}");
+        assert_eq!(fake.created().len(), 1, "Slack made the room");
+        let spooled = sb.spooled("slack").len();
+        fake.fail("conversations.list", &vec![fault.clone(); 50]);
+        let flush = run_at(&sb, &fake, b"", 1, &["--flush", "--timeout", "3s"]);
+        assert_eq!(flush.code, Some(75), "{fault:?}: kept: {flush:?}");
+        assert!(flush.stderr.contains("cannot find out whether it went through"), "{}", flush.stderr);
+        assert!(!flush.stderr.contains("sending it again"), "{}", flush.stderr);
+        assert_eq!(fake.calls_to("conversations.create").len(), 1, "{fault:?}: not created again blind: {}", flush.stderr);
+        assert_eq!(sb.spooled("slack").len(), spooled, "all kept: {}", flush.stderr);
+        assert!(sb.failed("slack").is_empty());
+        fake.heal("conversations.list");
+        let flush = run_at(&sb, &fake, b"", 2, &["--flush"]);
+        found_after_all(&fake, &flush);
+    }
+}
+
 /// A 2xx answer to the alert's `chat.postMessage` that is not Slack's: not refused (exit 69,
 /// the page lost, before), but retried and spooled as a request of unknown fate (exit 75),
 /// which the flush delivers.

@@ -650,9 +650,10 @@ impl Provider for Reactio {
     /// The incident the lost create opened: one of exactly its name, created since it was sent
     /// (less [`CLOCK_MARGIN`]), that is not the incident the record already knows, in the
     /// status its list asked for, in any of the lists ([`lookup_statuses`]: someone may have
-    /// put it on hold or closed it before the flush looked). An answer that is not a list, or
-    /// lists that go on past the pages read ([`common::pipeline::MAX_LOOKUP_PAGES`]), cannot
-    /// tell.
+    /// put it on hold or closed it before the flush looked). An answer that is not a list is
+    /// no answer ([`Found::Unanswered`]: kept spooled for a later lookup, never created again
+    /// blind); lists that go on past the pages read ([`common::pipeline::MAX_LOOKUP_PAGES`])
+    /// cannot tell.
     ///
     /// Nor an incident the ledger holds open for any key ([`Provider::known`]): a name is no
     /// identity (a host names itself and writes its check's output), and an impostor's lost
@@ -669,7 +670,7 @@ impl Provider for Reactio {
         let mut cursor = ListCursor::default();
         for page in pages {
             let Some(items) = serde_json::from_str::<Value>(&page.body).ok().and_then(|v| v.as_array().cloned()) else {
-                return Found::CannotTell(format!("GET /api/v1/incidents answered HTTP {} without a list", page.status));
+                return Found::Unanswered(format!("GET /api/v1/incidents answered HTTP {} without a list", page.status));
             };
             let status = statuses.get(cursor.list).copied().unwrap_or_default();
             let ours = items

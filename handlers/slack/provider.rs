@@ -447,8 +447,9 @@ impl Provider for Slack {
     /// the war room was asked for, on any page of the list.
     ///
     /// A page Slack answered with an error (`{"ok": false}`: `internal_error`, `ratelimited`
-    /// …) cannot say the war room is not there: cannot tell, and the flush asks again (created
-    /// again, it would meet `name_taken`, and the page would be refused). A list that goes on
+    /// …), or a 2xx page that is not Slack's (a proxy's HTML), cannot say the war room is not
+    /// there: [`Found::Unanswered`], asked again, then kept spooled for a later flush's lookup
+    /// (created again, it would open a second war room under the next name). A list that goes on
     /// past the pages read is judged as read: asking again would read the same pages. A token
     /// refused for the list (`missing_scope` without `channels:read`, `invalid_auth` …) will
     /// be refused on every ask: [`Found::Broken`], naming the scope (kept spooled until fixed;
@@ -475,7 +476,7 @@ impl Provider for Slack {
                     }
                 }
                 Err(e) if e.class() == api::ErrorClass::Auth => return Found::Broken(e.explain()),
-                Err(e) => return Found::CannotTell(format!("conversations.list answered {}", e.code)),
+                Err(e) => return Found::Unanswered(format!("conversations.list answered {}", e.code)),
             }
         }
         Found::No

@@ -687,12 +687,13 @@ impl Provider for Twilio {
     /// What ListCall shows of the call ([`SIDS_KEY`] explains the rule, and [`Placed::of`]
     /// reads it): placed → [`Found::Yes`], with the call's SID in `call_sids` when it is known
     /// to be this one's, else without (the record says placed; no other attempt's call is taken
-    /// for it); not placed → [`Found::No`]; else [`Found::CannotTell`] (asked again, then sent
-    /// again: a duplicate, never a loss).
+    /// for it); not placed → [`Found::No`]; an answer without a list of calls →
+    /// [`Found::Unanswered`] (kept, looked up again later); else [`Found::CannotTell`] (asked
+    /// again, then sent again: a duplicate, never a loss).
     fn found(&self, payload: &Payload, pages: &[Response], since: u64, known: &Map<String, Value>, attempt: &str) -> Found {
         let Some(create) = payload.call() else { return Found::No };
         match Placed::of(create, pages, since, known, Some(&attempt_id(attempt, create.field("To")))) {
-            None => Found::CannotTell("the answer holds no list of calls".into()),
+            None => Found::Unanswered("the answer holds no list of calls".into()),
             Some(Placed::TooOld) => Found::CannotTell("sent too long ago to be told apart from other calls".into()),
             Some(Placed::No) => Found::No,
             Some(Placed::Yes(sid)) => {

@@ -297,6 +297,11 @@ impl FakeSlack {
         inner.faults.extend(faults.iter().map(|f| (method.to_string(), f.clone())));
     }
 
+    /// Drop the faults still queued for `method`: it answers as Slack again.
+    pub fn heal(&self, method: &str) {
+        self.inner.lock().unwrap().faults.retain(|(m, _)| m != method);
+    }
+
     /// Queue `faults` for the next webhook posts.
     pub fn fail_webhook(&self, faults: &[Fault]) {
         self.inner.lock().unwrap().webhook_faults.extend(faults.iter().cloned());

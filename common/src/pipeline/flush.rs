@@ -863,6 +863,21 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         log.debug(format!("{what}: cannot tell yet whether it went through ({why}); asking again"));
                         crate::lease::sleep(pause);
                     }
+                    Found::Unanswered(why) => {
+                        // No usable answer (an error page, the service's own error): as when the
+                        // lookup fails in transport, kept for a flush that can look it up, never
+                        // sent again blind (a second war room, a second call).
+                        let pause = LOOKUP_PAUSE.max(started.elapsed());
+                        if asked >= LOOKUP_ASKS || deadline.remaining() < pause * 4 {
+                            return Settled::Request(Outcome::Retry(crate::outcome::Retry {
+                                reason: format!("cannot find out whether it went through: {why}"),
+                                fate: Fate::Unknown,
+                                after: None,
+                            }));
+                        }
+                        log.debug(format!("{what}: cannot find out yet whether it went through ({why}); asking again"));
+                        crate::lease::sleep(pause);
+                    }
                 }
             }
         }

@@ -675,6 +675,12 @@ pub enum Found {
     /// unknown fate): the reason. Asked again shortly while time allows, then sent again (a
     /// duplicate, never a loss).
     CannotTell(String),
+    /// The lookup got no usable answer: a page that is not the service's (a proxy's or a
+    /// load balancer's HTML with a 2xx), or the service's own error for the lookup (Slack's
+    /// `internal_error`, `ratelimited`): the reason. Asked again shortly while time allows,
+    /// then kept spooled with its fate still unknown, as when the lookup fails in transport:
+    /// sent again without a lookup it could ring a second time or open a second war room.
+    Unanswered(String),
     /// The lookup cannot be made with these settings (Slack: a token without the scope the
     /// lookup needs): the reason, naming what to fix. The request stays spooled, and its
     /// incident's later requests behind it, until a flush can look it up; other incidents'
