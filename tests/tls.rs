@@ -330,3 +330,41 @@ fn readme_quotes_the_untrusted_certificate_line_as_given() {
     }
     assert!(want.ends_with('…') || rest.is_empty(), "{line}\nends differently from the README's\n{want}");
 }
+
+/// Observed: an `https://` `api_url` pointed at a plain-HTTP port (a slip when a service moves
+/// to TLS) failed in the handshake, where rustls reads the server's `400` page as a corrupt
+/// record, yet was taken for a request that may have reached the service (unknown fate: sent
+/// again only with a whole attempt to spare, a Twilio call looked up first). Nothing was sent:
+/// it is spooled as not sent, the reason naming the handshake, and the flush to the right URL
+/// delivers it.
+#[test]
+fn https_to_a_plain_http_port_fails_in_the_handshake_and_is_spooled_as_not_sent() {
+    use std::io::{Read as _, Write as _};
+    let fake = FakePagerDuty::start(&[]);
+    // A plain-HTTP server as nginx is one: whatever comes that is not HTTP is answered `400`
+    // at once, and the connection closed.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/v2/enqueue", plain.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in plain.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let _ = conn.read(&mut [0; 4096]);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Request");
+        }
+    });
+    let sb = sandbox(json!({}));
+    let r = run_command(sb.command(&["--api-url", &url, "--timeout", "2s"]), &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("TLS handshake with 127.0.0.1"), "{}", r.stderr);
+    assert!(r.stderr.contains("attempt 3 failed"), "retried as any connection failure: {}", r.stderr);
+    let spooled = sb.spooled("pagerduty");
+    assert_eq!(spooled.len(), 1, "{}", r.stderr);
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.spool_dir().join("pagerduty").join(&spooled[0])).unwrap()).unwrap();
+    assert_eq!(entry["fate"], "not_sent", "{entry}");
+    assert!(fake.events().is_empty());
+    let r = run_command(sb.command(&["--flush", "--api-url", &fake.url]), b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+    fake.assert_no_violations();
+}

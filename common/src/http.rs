@@ -682,8 +682,8 @@ impl<'a> Target<'a> {
 fn transport_error(e: &ureq::Error, t: &Target<'_>) -> Outcome {
     use ureq::Error as E;
     let (host, via) = (&t.host, t.route.suffix());
-    if let Some(tls) = rustls_error(e) {
-        return tls_error(tls, t);
+    if let Some((tls, in_handshake)) = rustls_error(e) {
+        return tls_error(tls, in_handshake, t);
     }
     match e {
         E::Timeout(what) => {
@@ -740,16 +740,27 @@ fn retryable(fate: Fate, reason: String) -> Outcome {
     Outcome::Retry(Retry { reason, fate, after: None })
 }
 
-/// The rustls error inside a ureq error: given as is, or wrapped in the I/O error of the handshake.
-fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+/// The rustls error inside a ureq error: given as is, or wrapped in an I/O error; and whether
+/// it was met in the handshake ([`watch::InHandshake`]: nothing of the request was sent).
+fn rustls_error(e: &ureq::Error) -> Option<(&rustls::Error, bool)> {
     match e {
-        ureq::Error::Rustls(r) => Some(r),
-        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        ureq::Error::Rustls(r) => Some((r, false)),
+        ureq::Error::Io(io) => {
+            let inner = io.get_ref()?;
+            if let Some(h) = inner.downcast_ref::<watch::InHandshake>() {
+                return Some((&h.0, true));
+            }
+            inner.downcast_ref::<rustls::Error>().map(|r| (r, false))
+        }
         _ => None,
     }
 }
 
-fn tls_error(e: &rustls::Error, t: &Target<'_>) -> Outcome {
+/// The outcome of TLS error `e`: a certificate this machine does not accept is
+/// [`Outcome::Broken`]; any other is retryable, of unknown fate unless it was met in the
+/// handshake (`in_handshake`: an `https://` URL to a plain-HTTP port, a connection cut while
+/// negotiating), where nothing of the request was sent.
+fn tls_error(e: &rustls::Error, in_handshake: bool, t: &Target<'_>) -> Outcome {
     use rustls::CertificateError as C;
     let (host, via) = (&t.host, t.route.suffix());
     let broken = |what: String| Outcome::Broken(format!("TLS: {what}; not retried"));
@@ -777,6 +788,7 @@ fn tls_error(e: &rustls::Error, t: &Target<'_>) -> Outcome {
         rustls::Error::PeerIncompatible(p) => {
             broken(format!("{host}{via} offers no TLS version or cipher suite in common with rustls ({p:?})"))
         }
+        other if in_handshake => retryable(Fate::NotSent, format!("TLS handshake with {host}{via} failed: {other}")),
         other => retryable(Fate::Unknown, format!("TLS error with {host}{via}: {other}")),
     }
 }

@@ -57,7 +57,9 @@ impl<In: Transport> Connector<In> for Watch {
 /// while it runs, so a timeout in it is told as [`Timeout::Connect`]. ureq names the deadline
 /// that ran out, the global one here (the connection's own is no earlier), which would read
 /// as a request that may have reached the service ([`crate::outcome::Fate::Unknown`]): sent
-/// again only with a whole attempt to spare, and a Twilio call looked up first.
+/// again only with a whole attempt to spare, and a Twilio call looked up first. For the same
+/// reason a TLS error of the handshake (an `https://` URL to a plain-HTTP port, whose `400`
+/// page rustls reads as a corrupt record) comes out wrapped in [`InHandshake`].
 #[derive(Debug)]
 pub struct Connecting<C>(pub C);
 
@@ -68,8 +70,37 @@ impl<C: Connector<()>> Connector<()> for Connecting<C> {
     fn connect(&self, details: &ConnectionDetails, chained: Option<()>) -> Result<Option<Self::Out>, Error> {
         self.0.connect(details, chained).map_err(|e| match e {
             Error::Timeout(_) => Error::Timeout(Timeout::Connect),
+            Error::Rustls(tls) => InHandshake::wrap(tls),
+            Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                Some(tls) => InHandshake::wrap(tls.clone()),
+                None => Error::Io(io),
+            },
             other => other,
         })
+    }
+}
+
+/// A TLS error met while [`Connecting`]: in the handshake, before a byte of the request was
+/// sent. Carried as the I/O error's inner error; `crate::http` reads it back to classify the
+/// TLS error itself and to know that nothing was sent.
+#[derive(Debug)]
+pub struct InHandshake(pub rustls::Error);
+
+impl InHandshake {
+    fn wrap(tls: rustls::Error) -> Error {
+        Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, InHandshake(tls)))
+    }
+}
+
+impl fmt::Display for InHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InHandshake {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
