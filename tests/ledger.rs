@@ -262,6 +262,14 @@ fn failed(sb: &Sandbox, handler: &str) -> Vec<String> {
 struct Lcg(u64);
 
 impl Lcg {
+    /// The sequence of `base`, moved by `PAGERPIPE_TEST_SEED` when it is set (a number): the
+    /// soak (`bench/soak.sh`) runs the kill and race tests again and again, each round with
+    /// other kill points and event mixes. Unset (as in `.ci/run`), the same as `Lcg(base)`.
+    fn seeded(base: u64) -> Lcg {
+        let round = std::env::var("PAGERPIPE_TEST_SEED").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        Lcg(base ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n.max(1)
@@ -294,7 +302,7 @@ fn kill_9_at_random_points_of_200_deliveries_never_silences_the_incident(store: 
             .map(|lane| {
                 let (sb, fake) = (&sb, &fake);
                 s.spawn(move || {
-                    let mut rng = Lcg(0x5eed_0000 + lane as u64);
+                    let mut rng = Lcg::seeded(0x5eed_0000 + lane as u64);
                     let entity = format!("kill-{lane}");
                     let mut followups = Vec::new();
                     let mut skipped = 0;
@@ -373,7 +381,7 @@ fn kill_9_during_twilio_calls_never_silences_the_incident(store: Store) {
             .map(|lane| {
                 let (sb, fake) = (&sb, &fake);
                 s.spawn(move || {
-                    let mut rng = Lcg(0x7a11_0000 + lane as u64);
+                    let mut rng = Lcg::seeded(0x7a11_0000 + lane as u64);
                     let entity = format!("ring-{lane}");
                     let command = || {
                         let mut c = sb.command(&with_url(&fake.url, &["--timeout", "5s"]));
@@ -472,7 +480,7 @@ fn slack_rounds(sb: &Sandbox, url: &str, (lanes, rounds): (usize, usize), answer
     std::thread::scope(|s| {
         for lane in 0..lanes {
             s.spawn(move || {
-                let mut rng = Lcg(seed + lane as u64);
+                let mut rng = Lcg::seeded(seed + lane as u64);
                 let command = || slack_command(sb, url, &[]);
                 for round in 0..rounds {
                     let t = T0 + 10 * round as i64;
@@ -619,7 +627,7 @@ fn kill_9_at_random_points_of_a_slack_flush_opens_one_room_per_incident_and_clos
     let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * ROUNDS) else { return };
     let url = fake.api_url();
     let command = |url: &str, extra: &[&str]| slack_command(&sb, url, extra);
-    let mut rng = Lcg(0xf1a5_0000);
+    let mut rng = Lcg::seeded(0xf1a5_0000);
     let mut logs = Vec::new();
     for round in 0..ROUNDS {
         let t = T0 + 10 * round as i64;
@@ -683,7 +691,7 @@ fn kill_9_and_two_flushes_at_once_replace_a_gone_slack_war_room_once_and_close_i
     let Some((sb, fake)) = slack_sandbox(store, ANSWER_MS, 40 * ROUNDS) else { return };
     let url = fake.api_url();
     let command = |url: &str, extra: &[&str]| slack_command(&sb, url, extra);
-    let mut rng = Lcg(0x9013_0000);
+    let mut rng = Lcg::seeded(0x9013_0000);
     let mut logs = Vec::new();
     for round in 0..ROUNDS {
         let t = T0 + 10 * round as i64;
@@ -1304,7 +1312,7 @@ fn a_hundred_triggers_and_resolves_against_a_flip_flopping_service_end_in_the_la
     // 500 (after 200 ms, so that a wave's deliveries outlast the others' wait for the hold
     // and some queue in the spool) and 202 in turn.
     let fake = FakePagerDuty::start_cycling(&[], &[Script::LateError(200), Script::Accept]);
-    let mut rng = Lcg(0x0100_0202);
+    let mut rng = Lcg::seeded(0x0100_0202);
     let kinds: Vec<bool> = (0..EVENTS).map(|_| rng.below(2) == 0).collect(); // true: trigger
     let input = |i: usize| {
         if kinds[i] {
@@ -1486,7 +1494,7 @@ fn kill_9_at_random_points_of_reactio_recoveries_with_close_on_resolve_closes_ev
         for lane in 0..LANES {
             let command = &command;
             s.spawn(move || {
-                let mut rng = Lcg(0xc105_0000 + lane as u64);
+                let mut rng = Lcg::seeded(0xc105_0000 + lane as u64);
                 for round in 0..ROUNDS {
                     let t = T0 + 10 * round as i64;
                     let at = |rel: &str, t: i64| event(rel, t, |ev| ev["client"]["name"] = json!(format!("close-{lane}-{round}")));
@@ -2147,7 +2155,7 @@ fn kill_9_at_random_points_of_sequential_runs_rings_nobody_twice_and_never_silen
     let fake = FakeTwilio::start(&[twilio::Script::Late(ANSWER_MS); 10 * ROUNDS]);
     fake.outcome_for(ONE, twilio::Outcome::NoAnswer).outcome_for(TWO, twilio::Outcome::NoAnswer);
     let Some(sb) = sequential_sandbox(store, &[ONE, TWO, THREE]) else { return };
-    let mut rng = Lcg(0x5e9_0000);
+    let mut rng = Lcg::seeded(0x5e9_0000);
     let mut carried_on = 0;
     for round in 0..ROUNDS {
         let t = T0 + 10 * round as i64;
