@@ -6,6 +6,7 @@
 #
 #   bench/soak.sh                  # 5 rounds of every ledger:: test, both stores
 #   SOAK_ROUNDS=20 SOAK_FILTER=ledger::redis_store::kill_9 bench/soak.sh
+#   SOAK_FIRST=6 SOAK_FILTER="ledger:: multi_host::" bench/soak.sh   # seeds 6.., two modules
 #
 # Prints one line per round and a summary: rounds, tests run, failures (by name). Needs what
 # the suite needs (redis-server for the Redis half). Exit 0 when every round passed.
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=${SOAK_ROUNDS:-5}
+first=${SOAK_FIRST:-1}
 filter=${SOAK_FILTER:-ledger::}
 out=${SOAK_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/pagerpipe-soak.XXXXXX")}
 mkdir -p "$out"
@@ -20,10 +22,11 @@ mkdir -p "$out"
 cargo test -q --test tests --no-run 2>/dev/null
 tests=0
 failed=0
-for round in $(seq 1 "$rounds"); do
+for round in $(seq "$first" $((first + rounds - 1))); do
   log="$out/round-$round.log"
   start=$(date +%s)
-  if PAGERPIPE_TEST_SEED=$round cargo test -q --test tests -- "$filter" >"$log" 2>&1; then
+  # shellcheck disable=SC2086 # one test filter per word
+  if PAGERPIPE_TEST_SEED=$round cargo test -q --test tests -- $filter >"$log" 2>&1; then
     status=ok
   else
     status=FAILED
