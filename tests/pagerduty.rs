@@ -46,6 +46,29 @@ fn sensu1_create_then_resolve_meet_on_one_dedup_key() {
 }
 
 #[test]
+fn a_dedup_key_of_emoji_fits_255_counted_in_utf16_units_and_resolve_meets_it() {
+    // Host and check names of 100 emoji each make a default key (`{entity}/{check}`) of 201
+    // characters but 401 UTF-16 units: sent as it was, a PagerDuty that counts units (as it
+    // may: it does not say) refuses the trigger for good, the page lost.
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let (entity, check) = ("\u{1F525}".repeat(100), "\u{1F4BE}".repeat(100));
+    for (status, action) in [(2, "create"), (0, "resolve")] {
+        let ev = json!({"action": action, "client": {"name": entity}, "check": {"name": check, "status": status, "output": "disk"}});
+        let r = sb.run(&["--api-url", fake.url.as_str()], ev.to_string().as_bytes());
+        assert_eq!(r.code, Some(0), "{r:?}");
+    }
+    fake.assert_no_violations();
+    let ev = fake.events();
+    assert_eq!(ev.len(), 2);
+    let key = ev[0]["dedup_key"].as_str().unwrap_or_default();
+    assert!(key.chars().map(char::len_utf16).sum::<usize>() <= 255, "{key}");
+    assert!(key.starts_with(&"\u{1F525}".repeat(50)), "{key}");
+    assert_eq!(ev[1]["event_action"], "resolve");
+    assert_eq!(ev[1]["dedup_key"], ev[0]["dedup_key"]);
+}
+
+#[test]
 fn sensu_go_failing_then_passing() {
     let fake = FakePagerDuty::start(&[]);
     let sb = sandbox();

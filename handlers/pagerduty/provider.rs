@@ -18,7 +18,7 @@ use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::RepeatedTrigger;
 use common::state::file::fnv1a;
-use common::template::{Template, says_nothing, truncate_chars};
+use common::template::{Template, says_nothing, truncate_chars, utf16_len};
 use common::trust::Trust;
 use common::unread::Reader;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,11 @@ pub const DEFAULT_API_URL: &str = "https://events.pagerduty.com";
 /// counts; UTF-16 units are never fewer than characters (an emoji is two), so a summary within
 /// the limit counted either way is never refused for it (a 400 would cost the page).
 pub const MAX_SUMMARY_CHARS: usize = 1024;
-/// Maximum `dedup_key` length in characters.
+/// Maximum `dedup_key` length: 255 characters (PagerDuty's Events API v2 docs), counted here in
+/// UTF-16 code units as [`MAX_SUMMARY_CHARS`] is: a key of 255 characters that holds emoji is up
+/// to 510 units, and a key PagerDuty refuses is a trigger refused for good (400), the page lost.
+/// A key within the limit counted either way (every key without characters outside the BMP)
+/// is sent unchanged.
 pub const MAX_DEDUP_KEY_CHARS: usize = 255;
 /// Longest check output carried in `custom_details.output`, in characters. PagerDuty refuses
 /// an event over 512 KB (`specs/README.md`) while an event on stdin may be 1 MiB, so the
@@ -438,13 +442,22 @@ impl PagerDuty {
     }
 }
 
-/// A dedup key within PagerDuty's 255 characters: longer keys keep a prefix and end in `~`
-/// plus a 16-hex-digit hash of the whole key, so distinct long keys stay distinct.
+/// A dedup key within PagerDuty's 255 characters, counted in UTF-16 units
+/// ([`MAX_DEDUP_KEY_CHARS`]): longer keys keep a prefix and end in `~` plus a 16-hex-digit hash
+/// of the whole key, so distinct long keys stay distinct.
 pub fn dedup_key(rendered: &str) -> String {
-    if rendered.chars().count() <= MAX_DEDUP_KEY_CHARS {
+    if utf16_len(rendered) <= MAX_DEDUP_KEY_CHARS {
         return rendered.to_string();
     }
-    let prefix: String = rendered.chars().take(MAX_DEDUP_KEY_CHARS - 17).collect();
+    let mut prefix = String::new();
+    let mut units = 0;
+    for c in rendered.chars() {
+        units += c.len_utf16();
+        if units > MAX_DEDUP_KEY_CHARS - 17 {
+            break;
+        }
+        prefix.push(c);
+    }
     format!("{prefix}~{:016x}", fnv1a(rendered.as_bytes()))
 }
 
@@ -617,6 +630,18 @@ mod tests {
         assert_eq!(a.chars().count(), MAX_DEDUP_KEY_CHARS);
         assert_ne!(a, b);
         assert_eq!(dedup_key("web-01/check_disk"), "web-01/check_disk");
+    }
+
+    #[test]
+    fn dedup_keys_with_emoji_fit_255_counted_in_utf16_units_too() {
+        let long = format!("{}/{}", "\u{1F525}".repeat(100), "\u{1F4BE}".repeat(100));
+        let k = dedup_key(&long);
+        assert!(utf16_len(&k) <= MAX_DEDUP_KEY_CHARS, "{} units", utf16_len(&k));
+        assert!(k.starts_with("\u{1F525}") && k.contains('~'), "{k}");
+        assert_ne!(k, dedup_key(&format!("{long}x")));
+        // 255 BMP characters (Japanese) are 255 units: unchanged.
+        let jp = "\u{30C7}".repeat(255);
+        assert_eq!(dedup_key(&jp), jp);
     }
 
     #[test]
