@@ -457,7 +457,7 @@ pub struct Input {
     /// the bytes that were not ([`read_capped`]).
     pub not_utf8: Option<String>,
     /// A line for the log when values nested deeper than [`MAX_DEPTH`] levels were replaced
-    /// by a mark ([`prune_deep`]), naming where.
+    /// by a mark (`prune_deep`), naming where.
     pub deep: Option<String>,
 }
 
@@ -625,7 +625,7 @@ fn whole_json(buf: &[u8]) -> bool {
 
 /// Deepest nesting of arrays and objects read from an event: 64 levels (the event object is
 /// the first). Deeper values are replaced by [`DEEP_MARK`] before the event is parsed
-/// ([`prune_deep`]).
+/// (`prune_deep`).
 pub const MAX_DEPTH: usize = 64;
 
 /// What a value nested deeper than [`MAX_DEPTH`] levels becomes (a JSON string).
