@@ -368,3 +368,39 @@ fn https_to_a_plain_http_port_fails_in_the_handshake_and_is_spooled_as_not_sent(
     assert_eq!(fake.events().len(), 1, "{}", r.stderr);
     fake.assert_no_violations();
 }
+
+/// Observed: a connection cut in the middle of the TLS handshake (a firewall that filters on
+/// the server name resets it after the ClientHello; a TLS front with no backend closes it) was
+/// taken for a request that may have reached the service ("it may have reached the service",
+/// spooled of unknown fate: a Twilio call spooled after one attempt and looked up first),
+/// though the request is only written once the handshake is done. Nothing was sent: it is
+/// retried as any connection failure and spooled as not sent.
+#[test]
+fn a_connection_cut_in_the_tls_handshake_is_spooled_as_not_sent() {
+    use std::io::Read as _;
+    for reset in [false, true] {
+        let cutter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/v2/enqueue", cutter.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in cutter.incoming() {
+                let Ok(mut conn) = conn else { return };
+                // The ClientHello is read, then the connection closed (reset: with SO_LINGER 0).
+                let _ = conn.read(&mut [0; 4096]);
+                if reset {
+                    let _ = socket2::SockRef::from(&conn).set_linger(Some(std::time::Duration::ZERO));
+                }
+                drop(conn);
+            }
+        });
+        let sb = sandbox(json!({}));
+        let r = run_command(sb.command(&["--api-url", &url, "--timeout", "2s"]), &read_fixture("sensu/create.json"));
+        assert_eq!(r.code, Some(75), "{r:?}");
+        assert!(r.stderr.contains("attempt 2 failed: network error with 127.0.0.1"), "{}", r.stderr);
+        assert!(!r.stderr.contains("it may have reached the service"), "reset {reset}: {}", r.stderr);
+        let spooled = sb.spooled("pagerduty");
+        assert_eq!(spooled.len(), 1, "{}", r.stderr);
+        let entry: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sb.spool_dir().join("pagerduty").join(&spooled[0])).unwrap()).unwrap();
+        assert_eq!(entry["fate"], "not_sent", "reset {reset}: {entry}");
+    }
+}

@@ -696,8 +696,12 @@ fn transport_error(e: &ureq::Error, t: &Target<'_>) -> Outcome {
         E::Io(io) => {
             use std::io::ErrorKind as K;
             // A name that does not resolve surfaces as an I/O error of no specific kind
-            // ("failed to lookup address information" from getaddrinfo): nothing was sent.
+            // ("failed to lookup address information" from getaddrinfo): nothing was sent. Nor
+            // when the connection failed before it was made ([`watch::InConnect`]: a reset or
+            // an end of file in the TLS handshake, a proxy's tunnel cut).
+            let in_connect = io.get_ref().is_some_and(|inner| inner.is::<watch::InConnect>());
             let fate = match io.kind() {
+                _ if in_connect => Fate::NotSent,
                 K::ConnectionRefused | K::AddrNotAvailable | K::NotFound | K::HostUnreachable | K::NetworkUnreachable => Fate::NotSent,
                 _ if io.to_string().contains("failed to lookup address") => Fate::NotSent,
                 _ => Fate::Unknown,

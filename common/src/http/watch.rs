@@ -59,7 +59,9 @@ impl<In: Transport> Connector<In> for Watch {
 /// as a request that may have reached the service ([`crate::outcome::Fate::Unknown`]): sent
 /// again only with a whole attempt to spare, and a Twilio call looked up first. For the same
 /// reason a TLS error of the handshake (an `https://` URL to a plain-HTTP port, whose `400`
-/// page rustls reads as a corrupt record) comes out wrapped in [`InHandshake`].
+/// page rustls reads as a corrupt record) comes out wrapped in [`InHandshake`], and any other
+/// I/O error of the chain (a connection reset or closed in the middle of the handshake, by a
+/// firewall that filters on the server name, a TLS front with no backend) in [`InConnect`].
 #[derive(Debug)]
 pub struct Connecting<C>(pub C);
 
@@ -73,7 +75,7 @@ impl<C: Connector<()>> Connector<()> for Connecting<C> {
             Error::Rustls(tls) => InHandshake::wrap(tls),
             Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
                 Some(tls) => InHandshake::wrap(tls.clone()),
-                None => Error::Io(io),
+                None => InConnect::wrap(io),
             },
             other => other,
         })
@@ -99,6 +101,32 @@ impl fmt::Display for InHandshake {
 }
 
 impl std::error::Error for InHandshake {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// An I/O error met while [`Connecting`] that is not a TLS error ([`InHandshake`]): the TCP
+/// connection, the proxy's `CONNECT`, or the TLS handshake cut short (`Connection reset by
+/// peer`, `unexpected end of file`), before a byte of the request was sent. Carried as the I/O
+/// error's inner error, of the same kind and with the same message; `crate::http` reads it
+/// back to know that nothing was sent.
+#[derive(Debug)]
+pub struct InConnect(pub std::io::Error);
+
+impl InConnect {
+    fn wrap(io: std::io::Error) -> Error {
+        Error::Io(std::io::Error::new(io.kind(), InConnect(io)))
+    }
+}
+
+impl fmt::Display for InConnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for InConnect {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.0)
     }
