@@ -382,6 +382,45 @@ fn an_event_without_a_routing_key_is_printed_not_lost() {
     assert!(!r.stderr.contains("undelivered event"), "{}", r.stderr);
 }
 
+/// Observed: when the settings could not be used (exit 78: an invalid `timeout` beside the
+/// routing key, a `--config` FIFO beside the file holding it), the event printed to stderr
+/// showed the operator's routing key where the event quoted it (a check whose output shows a
+/// settings file), though a delivery's printed event masks it: the provider had not registered
+/// its secrets yet. The secrets the settings hold, as far as they can be read (a settings
+/// file, a `routing_key_file`, a flag), are masked in it too.
+#[cfg(unix)]
+#[test]
+fn the_event_printed_for_unusable_settings_masks_the_operators_secrets() {
+    let sb = Sandbox::new(env!("CARGO_BIN_EXE_handler-pagerduty"));
+    let mut event: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    event["check"]["output"] = json!(format!("config drift: routing_key={PD_KEY}"));
+    let event = event.to_string();
+    let fifo = sb.dir.path().join("fifo.json");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let key_file = sb.dir.path().join("routing_key");
+    std::fs::write(&key_file, format!("{PD_KEY}\n")).unwrap();
+    let in_file = sb.dir.path().join("in-file.json");
+    std::fs::write(&in_file, json!({"pagerduty": {"routing_key": PD_KEY, "timeout": "forever"}}).to_string()).unwrap();
+    let by_file = sb.dir.path().join("by-file.json");
+    std::fs::write(&by_file, json!({"pagerduty": {"routing_key_file": key_file}}).to_string()).unwrap();
+    let bad_timeout = sb.dir.path().join("bad-timeout.json");
+    std::fs::write(&bad_timeout, json!({"pagerduty": {"timeout": "forever"}}).to_string()).unwrap();
+    let (in_file, by_file, fifo) = (in_file.to_str().unwrap(), by_file.to_str().unwrap(), fifo.to_str().unwrap());
+    let cases: [&[&str]; 4] = [
+        &["--config", in_file],
+        &["--config", by_file, "--config", fifo],
+        &["--routing-key", PD_KEY, "--config", fifo],
+        &["--routing-key-file", key_file.to_str().unwrap(), "--config", bad_timeout.to_str().unwrap()],
+    ];
+    for args in cases {
+        let r = crate::util::run_within(sb.command(args), event.as_bytes(), std::time::Duration::from_secs(20));
+        assert_eq!(r.code, Some(78), "{args:?}: {r:?}");
+        let printed = r.stderr.lines().find(|l| l.contains("undelivered event, not spooled: ")).unwrap_or_else(|| panic!("{}", r.stderr));
+        assert!(printed.contains("config drift: routing_key=") && printed.contains("check_disk"), "{printed}");
+        assert!(!r.stderr.contains(PD_KEY), "{args:?}: {}", r.stderr);
+    }
+}
+
 #[test]
 fn a_state_store_password_with_a_raw_slash_question_mark_or_hash_is_not_shown() {
     // Observed: `redis://:pa/ss…@host` (a generated password not percent-encoded) was printed

@@ -155,6 +155,37 @@ pub fn secret_file_warnings(section: &str, map: &Map<String, Value>) -> Vec<Stri
     out
 }
 
+/// The secrets `map` (an operator's settings section) holds, read as far as they can be: its
+/// secret settings' values ([`secret_values`]), the content of each `<secret>_file` that can be
+/// read ([`secret_files`]'s rules, an unreadable one passed over), and the password of an
+/// `api_url` or `state_store` URL. For masking what is printed when the settings as a whole
+/// cannot be used (exit 78), before any provider registered its own.
+pub fn readable_secrets(map: &Map<String, Value>) -> Vec<String> {
+    let mut out = secret_values(map);
+    readable_secret_files(map, &mut out, 0);
+    for url in ["api_url", "state_store"].iter().filter_map(|k| map.get(*k).and_then(Value::as_str)) {
+        out.extend(crate::secret::url_password(url).map(str::to_string));
+    }
+    out
+}
+
+/// Into `out`, the content of every `<secret>_file` of `map` (at any depth up to
+/// [`SECRET_DEPTH`]) that can be read.
+fn readable_secret_files(map: &Map<String, Value>, out: &mut Vec<String>, depth: usize) {
+    if depth > SECRET_DEPTH {
+        return;
+    }
+    for (name, value) in map {
+        match value {
+            Value::Object(inner) => readable_secret_files(inner, out, depth + 1),
+            Value::String(path) if name.strip_suffix("_file").is_some_and(is_secret_setting) && !path.trim().is_empty() => {
+                out.extend(read_secret_file(Path::new(path.trim())).ok());
+            }
+            _ => {}
+        }
+    }
+}
+
 fn read_secret_file(path: &Path) -> std::result::Result<String, String> {
     let bytes = crate::files::read_configured(path, MAX_SECRET_FILE_BYTES).map_err(|why| match why {
         NotReadable::TooLarge(_) => format!("{why}; it should hold the secret alone"),

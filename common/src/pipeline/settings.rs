@@ -79,6 +79,24 @@ pub(super) fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<Strin
     Ok(Operator { section: operator, common, files })
 }
 
+/// The secrets the operator's settings of `P` hold, as far as they can be read
+/// ([`config::readable_secrets`]: flags and environment, each settings path given that loads
+/// on its own, each secret file that can be read): for masking the event printed when the
+/// settings as a whole cannot be used (exit 78). The provider never registered its secrets
+/// then, and the event may hold one (a check's output quoting a settings file).
+pub(super) fn readable_secrets<P: Provider>(args: &CommonArgs, flags: &Map<String, Value>) -> Vec<String> {
+    let mut shared = args.settings();
+    shared.extend(flags.clone());
+    let mut out = config::readable_secrets(&shared);
+    // One path at a time: a FIFO or an invalid file among them keeps the others' secrets known.
+    let paths: Vec<Vec<std::path::PathBuf>> =
+        if args.config.is_empty() { vec![Vec::new()] } else { args.config.iter().map(|p| vec![p.clone()]).collect() };
+    for files in paths.iter().filter_map(|p| Files::load(p).ok()) {
+        out.extend(config::readable_secrets(&files.section(P::NAME)));
+    }
+    out
+}
+
 /// One warning per setting of `P`'s section in the settings files that no part of the handler
 /// reads ([`crate::unread`]: [`Common`] and [`Provider::READERS`] all ignore it), naming the
 /// setting, the file it is in and the setting it is probably a misspelling of, never its value
