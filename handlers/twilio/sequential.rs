@@ -1267,7 +1267,7 @@ impl Twilio {
                 Ok(None) => {
                     let wait = retry.after.unwrap_or(pause);
                     let room = self.room_to_call(run).max(common::http::retry::MIN_ATTEMPT);
-                    if ctx.deadline.remaining() <= room + wait {
+                    if ctx.deadline.remaining() <= room.saturating_add(wait) {
                         return Outcome::Retry(Retry { fate: Fate::NotSent, ..retry.clone() });
                     }
                     ctx.log.info(format!("ListCall has no call to {} since it was answered HTTP {status}: calling them again", r.label()));

@@ -97,17 +97,22 @@ fn jitter(d: Duration, random: u64) -> Duration {
     half + Duration::from_nanos(random % span)
 }
 
+/// The longest wait a `Retry-After` is taken for: one year (31 536 000 s). Longer ones, and
+/// delay-seconds too large for a `u64` (`99999999999999999999`), are this wait, not no hint:
+/// far past any deadline, so the request is given up to the spool at once, and no caller can
+/// overflow an `Instant` or a sum of durations with it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// `Retry-After` as a wait from `now`: delay-seconds, or an HTTP date (a date in the past is
-/// no wait). Delay-seconds too large for a `u64` (`99999999999999999999`) are a very long
-/// wait, `u64::MAX` seconds, not no hint: the caller's cap and give-up rules then apply.
-/// `None` when it is neither.
+/// no wait), at most [`MAX_RETRY_AFTER`]. `None` when it is neither.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX)));
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -121,7 +126,9 @@ mod tests {
     fn a_retry_after_too_large_for_a_number_is_the_longest_wait() {
         let now = SystemTime::UNIX_EPOCH;
         assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("99999999999999999999", now), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(parse_retry_after("99999999999999999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("31536001", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("+5", now), None);
         assert_eq!(parse_retry_after("", now), None);
