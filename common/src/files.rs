@@ -752,10 +752,22 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], replace: bool, durability: D
     if durable { sync_dir(dir) } else { Ok(()) }
 }
 
-/// `fsync` a directory so that renames and removals in it survive a crash.
+/// `fsync` a directory so that renames and removals in it survive a crash. Opened with
+/// `O_DIRECTORY | O_NONBLOCK` (Unix): a path swapped for a FIFO meanwhile (by a member of the
+/// group that shares the directory) is refused at once (`ENOTDIR`), never waited on.
+///
+/// Errors: the directory cannot be opened or synced (one line naming it).
 pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     crate::lease::before_wait(Duration::MAX);
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| anyhow::anyhow!("cannot sync directory {}: {e}", dir.display()))
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags((OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32);
+    }
+    options.open(dir).and_then(|d| d.sync_all()).map_err(|e| anyhow::anyhow!("cannot sync directory {}: {e}", dir.display()))
 }
 
 /// `$XDG_STATE_HOME`, else `$HOME/.local/state` (XDG Base Directory spec); `None` when neither
@@ -771,6 +783,18 @@ pub fn per_user_state_dir() -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)] // in tests an unwrap failing is the test failing
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn a_directory_swapped_for_a_fifo_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        sync_dir(dir.path()).unwrap();
+        let fifo = dir.path().join("spool");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        // Without O_NONBLOCK the open would wait for a writer for good (the test would hang).
+        let e = sync_dir(&fifo).unwrap_err().to_string();
+        assert!(e.contains("cannot sync directory") && e.contains("spool"), "{e}");
+    }
 
     #[test]
     #[cfg(unix)]
