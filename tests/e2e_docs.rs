@@ -155,9 +155,14 @@ fn read(path: &Path) -> String {
 /// `objects`, host and service definitions naming the documented `contacts pagerduty`.
 /// Returns the running server and the directory (`nagios.log`, `status.dat` …).
 fn start_nagios(site: &Site, objects: &str) -> (ServerProcess, PathBuf) {
+    start_nagios_with(site, &shipped("nagios-pagerduty.cfg", site), objects)
+}
+
+/// [`start_nagios`] with `cfg` (the shipped file as an operator edited it) in its place.
+fn start_nagios_with(site: &Site, cfg: &str, objects: &str) -> (ServerProcess, PathBuf) {
     let d = site.dir.path().join("nagios");
     std::fs::create_dir_all(d.join("checkresults")).unwrap();
-    std::fs::write(d.join("pagerduty.cfg"), shipped("nagios-pagerduty.cfg", site)).unwrap();
+    std::fs::write(d.join("pagerduty.cfg"), cfg).unwrap();
     let dd = d.display();
     std::fs::write(d.join("resource.cfg"), "").unwrap();
     std::fs::write(
@@ -280,6 +285,69 @@ fn nagios4_with_the_shipped_cfg_logs_a_delivered_pages_errors_to_syslog() {
     assert!(lines.iter().all(|l| !l.contains("secret-password")), "{lines:?}");
     // What Nagios itself kept of it: nothing (the command exited 0).
     assert!(!read(&d.join("nagios.log")).contains("state store"), "{}", read(&d.join("nagios.log")));
+}
+
+/// conf.d/nagios-pagerduty.cfg's per-service settings in the argument form, followed as its
+/// comment says: the example `--field` added to the service command, the custom variable set
+/// on one service. Its warning pages nobody (its `severities` is `critical`); a service without
+/// the variable, which Nagios 4.4 passes as `$` (the macro left unexpanded, read by the shell
+/// it runs the command through), pages its warning as the settings file says, with no warning
+/// line (before, every page of a service without it logged that an invalid override was
+/// ignored; with a template setting, its dedup key or summary was `$`).
+#[test]
+fn nagios4_with_the_shipped_cfg_takes_a_services_own_settings_as_its_comment_says() {
+    if !require_program(NAGIOS, "nagios4-core") {
+        return;
+    }
+    let site = Site::new();
+    let cfg = shipped("nagios-pagerduty.cfg", &site);
+    let field = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix('#').map(str::trim).filter(|l| l.starts_with("--field \"_SERVICEPAGERDUTY_SEVERITIES=")))
+        .expect("the comment's example --field");
+    assert!(cfg.contains("_PAGERDUTY_SEVERITIES critical }"), "the comment names the variable it sets");
+    let command = cfg.lines().find(|l| l.contains("--field") && l.contains("SERVICEEVENTID=")).expect("the service command");
+    let cfg = cfg.replacen(command, &format!("{command} {field}"), 1);
+    let service = |name: &str, extra: &str| {
+        format!(
+            "define service {{\n host_name web-01\n service_description {name}\n check_command passive-only\n active_checks_enabled 0\n {extra} max_check_attempts 1\n notification_interval 0\n notification_period 24x7\n contacts pagerduty\n}}\n"
+        )
+    };
+    let objects = format!(
+        "{}{}{}",
+        passive_service("disk", "_PAGERDUTY_SEVERITIES critical\n"),
+        service("load", "_PAGERDUTY_SEVERITIES critical\n"),
+        service("load-any", ""),
+    );
+    let (_nagios, d) = start_nagios_with(&site, &cfg, &objects);
+    let log = || read(&d.join("nagios.log"));
+    nagios_commands(
+        &d,
+        &[
+            "PROCESS_SERVICE_CHECK_RESULT;web-01;load;1;LOAD WARNING".to_string(),
+            "PROCESS_SERVICE_CHECK_RESULT;web-01;disk;2;DISK CRITICAL".to_string(),
+            "PROCESS_SERVICE_CHECK_RESULT;web-01;load-any;1;LOAD WARNING".to_string(),
+        ],
+    );
+    let ev = site.wait_for_pages(&[("trigger", "web-01/disk"), ("trigger", "web-01/load-any")], log);
+    let summaries: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["summary"].as_str()).collect();
+    assert!(summaries.contains(&"web-01/load-any: LOAD WARNING"), "{summaries:?}");
+    // A handler's warnings precede its decision line: once the three decisions are in, so is
+    // any warning.
+    let decision = |l: &String| l.contains(": pagerduty: triggered ") || l.contains(": pagerduty: skipped ");
+    let mut lines = Vec::new();
+    wait_until(
+        "the handlers' three decisions on syslog",
+        LIMIT,
+        || {
+            lines.extend(site.syslog_lines());
+            (lines.iter().filter(|l| decision(l)).count() >= 3).then_some(())
+        },
+        log,
+    );
+    assert!(lines.iter().any(|l| l.contains("skipped web-01/load: severity warning is not in severities [critical]")), "{lines:?}");
+    assert!(lines.iter().all(decision), "nothing but the three decisions: {lines:?}");
+    assert_eq!(site.pages().len(), 2, "{:?}", site.pages());
 }
 
 /// Objects for a real Nagios 4 run: host web-01 and its service `name`, both checked passively

@@ -125,6 +125,50 @@ fn nagios_and_icinga_custom_variables_passed_empty_are_not_set() {
     fake.assert_no_violations();
 }
 
+/// What a real Nagios 4.4 (Debian's nagios4 4.4.6) passes for `--field
+/// "_SERVICEPAGERDUTY_<SETTING>=$_SERVICEPAGERDUTY_<SETTING>$"` of a service without the
+/// variable: it leaves the macro unexpanded and runs the command through a shell, which makes
+/// the field `$`. That `$`, like the macro left as written, is not set: the operator's templates
+/// apply and no label is made of it (before, every such service's dedup key and summary were
+/// `$`, one incident for all of them, and the operator's `severities` came with a warning that
+/// an invalid override was ignored).
+#[test]
+fn nagios_custom_variables_nagios_left_unexpanded_are_not_set() {
+    let fake = FakePagerDuty::start(&[]);
+    let sb = sandbox();
+    let page = |service: &str| {
+        let fields = [
+            "NOTIFICATIONTYPE=PROBLEM".to_string(),
+            "HOSTNAME=web-01".to_string(),
+            format!("SERVICEDESC={service}"),
+            "SERVICESTATE=WARNING".to_string(),
+            "SERVICEOUTPUT=slow".to_string(),
+            "_SERVICEPAGERDUTY_DEDUP_KEY_TEMPLATE=$".to_string(),
+            "_SERVICEPAGERDUTY_SUMMARY_TEMPLATE=$_SERVICEPAGERDUTY_SUMMARY_TEMPLATE$".to_string(),
+            "_SERVICEPAGERDUTY_SEVERITIES=$".to_string(),
+            "_HOSTPAGERDUTY_PAGER_TEAM= $ ".to_string(),
+            "_SERVICETEAM=$".to_string(),
+            "_HOSTRACK=$_HOSTRACK$".to_string(),
+            "_SERVICEOWNER=storage".to_string(),
+        ];
+        let mut args = vec!["--from", "nagios"];
+        for f in &fields {
+            args.extend(["--field", f.as_str()]);
+        }
+        let r = run_env(&sb, &fake, &args, &[]);
+        ok(&r);
+        assert!(!r.stderr.contains("ignored") && !r.stderr.contains("warn"), "{}", r.stderr);
+    };
+    page("HTTP");
+    page("DISK");
+    fake.assert_no_violations();
+    let ev = fake.events();
+    let keys: Vec<&str> = ev.iter().filter_map(|e| e["dedup_key"].as_str()).collect();
+    assert_eq!(keys, ["web-01/HTTP", "web-01/DISK"]);
+    assert_eq!(ev[0]["payload"]["summary"], "web-01/HTTP: slow");
+    assert_eq!(ev[0]["payload"]["custom_details"]["labels"], json!({"owner": "storage"}));
+}
+
 /// Nagios 4 runs notification commands in parallel, so the PROBLEM and the RECOVERY of one
 /// second (a passive result CRITICAL, then OK) can reach the handler in either order, with the
 /// same `$TIMET$`. Their `$SERVICEEVENTID$` (`$HOSTEVENTID$` for a host) says which state

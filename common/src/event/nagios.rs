@@ -256,15 +256,15 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
 
     let mut labels = BTreeMap::new();
     let mut overrides: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
-    // Host variables first, service variables win. An empty one is not set: Nagios expands
-    // `$_SERVICEPAGERDUTY_SEVERITIES$` of a service that does not define it to "" in the
-    // argument form, and Icinga 2 an unresolvable `$service.vars.…$` in an `env` block, so a
-    // command that passes a variable passes it empty for every object without it (an empty
-    // `severities` would page nothing; an empty service variable would hide the host's).
+    // Host variables first, service variables win. One passed for an object without it is
+    // not set (see `unset_custom_variable`): a command that passes a variable passes it so
+    // for every object without it (an empty `severities` would page nothing, a `$`
+    // `dedup_key_template` would make every such service one incident; an empty service
+    // variable would hide the host's).
     for prefix in ["_HOST", "_SERVICE"] {
         for (k, v) in &m.values {
             let Some(name) = k.strip_prefix(prefix) else { continue };
-            if name.is_empty() || v.trim().is_empty() {
+            if name.is_empty() || unset_custom_variable(k, v) {
                 continue;
             }
             let lower = name.to_ascii_lowercase();
@@ -303,6 +303,20 @@ pub fn parse(inv: &Invocation, format: Format) -> Result<Event> {
         source_type: Some(kind),
         ..Event::default()
     })
+}
+
+/// Whether the value `value` of the custom variable macro `name` (`_SERVICEPAGERDUTY_SEVERITIES`)
+/// is what a command passing it gets for an object that does not define it, which counts as
+/// not set: empty (Icinga 2 makes an unresolvable `$service.vars.…$` in an `env` block empty,
+/// and so do Nagios builds with nagioscore#984), the macro itself left unexpanded
+/// (`$_SERVICEPAGERDUTY_SEVERITIES$`: Nagios 4.4 leaves an undefined custom variable macro as
+/// it is, NagiosEnterprises/nagioscore#983), or `$`, what a shell makes of that inside the
+/// double quotes of a `--field "…=$…$"` argument (`$_SERVICEPAGERDUTY_SEVERITIES` read as an
+/// unset shell variable, then the closing `$`): Nagios 4.4.6 runs a command line holding quotes
+/// or `$` through `/bin/sh -c`, and passes `$` for such a field (seen with Debian's nagios4).
+fn unset_custom_variable(name: &str, value: &str) -> bool {
+    let value = value.trim();
+    value.is_empty() || value == "$" || value.strip_prefix('$').and_then(|v| v.strip_suffix('$')) == Some(name)
 }
 
 /// Parts of a custom variable's name that say it holds a credential: Icinga Web 2's default
