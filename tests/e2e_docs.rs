@@ -293,7 +293,9 @@ fn nagios4_with_the_shipped_cfg_logs_a_delivered_pages_errors_to_syslog() {
 /// the variable, which Nagios 4.4 passes as `$` (the macro left unexpanded, read by the shell
 /// it runs the command through), pages its warning as the settings file says, with no warning
 /// line (before, every page of a service without it logged that an invalid override was
-/// ignored; with a template setting, its dedup key or summary was `$`).
+/// ignored; with a template setting, its dedup key or summary was `$`). A service with the
+/// variable empty, as the comment says to define it where it does not apply, pages an output
+/// ending in a backslash (through the shell, that output is a syntax error: no page).
 #[test]
 fn nagios4_with_the_shipped_cfg_takes_a_services_own_settings_as_its_comment_says() {
     if !require_program(NAGIOS, "nagios4-core") {
@@ -306,6 +308,7 @@ fn nagios4_with_the_shipped_cfg_takes_a_services_own_settings_as_its_comment_say
         .find_map(|l| l.strip_prefix('#').map(str::trim).filter(|l| l.starts_with("--field \"_SERVICEPAGERDUTY_SEVERITIES=")))
         .expect("the comment's example --field");
     assert!(cfg.contains("_PAGERDUTY_SEVERITIES critical }"), "the comment names the variable it sets");
+    assert!(cfg.contains("_PAGERDUTY_SEVERITIES }"), "the comment defines it empty where it does not apply");
     let command = cfg.lines().find(|l| l.contains("--field") && l.contains("SERVICEEVENTID=")).expect("the service command");
     let cfg = cfg.replacen(command, &format!("{command} {field}"), 1);
     let service = |name: &str, extra: &str| {
@@ -314,10 +317,11 @@ fn nagios4_with_the_shipped_cfg_takes_a_services_own_settings_as_its_comment_say
         )
     };
     let objects = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         passive_service("disk", "_PAGERDUTY_SEVERITIES critical\n"),
         service("load", "_PAGERDUTY_SEVERITIES critical\n"),
         service("load-any", ""),
+        service("win-disk", "_PAGERDUTY_SEVERITIES\n"),
     );
     let (_nagios, d) = start_nagios_with(&site, &cfg, &objects);
     let log = || read(&d.join("nagios.log"));
@@ -327,27 +331,29 @@ fn nagios4_with_the_shipped_cfg_takes_a_services_own_settings_as_its_comment_say
             "PROCESS_SERVICE_CHECK_RESULT;web-01;load;1;LOAD WARNING".to_string(),
             "PROCESS_SERVICE_CHECK_RESULT;web-01;disk;2;DISK CRITICAL".to_string(),
             "PROCESS_SERVICE_CHECK_RESULT;web-01;load-any;1;LOAD WARNING".to_string(),
+            "PROCESS_SERVICE_CHECK_RESULT;web-01;win-disk;2;DISK CRITICAL - D:\\".to_string(),
         ],
     );
-    let ev = site.wait_for_pages(&[("trigger", "web-01/disk"), ("trigger", "web-01/load-any")], log);
+    let ev = site.wait_for_pages(&[("trigger", "web-01/disk"), ("trigger", "web-01/load-any"), ("trigger", "web-01/win-disk")], log);
     let summaries: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["summary"].as_str()).collect();
     assert!(summaries.contains(&"web-01/load-any: LOAD WARNING"), "{summaries:?}");
-    // A handler's warnings precede its decision line: once the three decisions are in, so is
+    assert!(summaries.contains(&"web-01/win-disk: DISK CRITICAL - D:\\"), "{summaries:?}");
+    // A handler's warnings precede its decision line: once the four decisions are in, so is
     // any warning.
     let decision = |l: &String| l.contains(": pagerduty: triggered ") || l.contains(": pagerduty: skipped ");
     let mut lines = Vec::new();
     wait_until(
-        "the handlers' three decisions on syslog",
+        "the handlers' four decisions on syslog",
         LIMIT,
         || {
             lines.extend(site.syslog_lines());
-            (lines.iter().filter(|l| decision(l)).count() >= 3).then_some(())
+            (lines.iter().filter(|l| decision(l)).count() >= 4).then_some(())
         },
         log,
     );
     assert!(lines.iter().any(|l| l.contains("skipped web-01/load: severity warning is not in severities [critical]")), "{lines:?}");
-    assert!(lines.iter().all(decision), "nothing but the three decisions: {lines:?}");
-    assert_eq!(site.pages().len(), 2, "{:?}", site.pages());
+    assert!(lines.iter().all(decision), "nothing but the four decisions: {lines:?}");
+    assert_eq!(site.pages().len(), 3, "{:?}", site.pages());
 }
 
 /// Objects for a real Nagios 4 run: host web-01 and its service `name`, both checked passively
