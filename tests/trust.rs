@@ -596,6 +596,35 @@ fn a_symlink_under_a_record_name_is_moved_aside_and_the_log_says_where() {
     fake.assert_no_violations();
 }
 
+/// README "The incident ledger": `--list` moves a record it cannot read aside "and said in a
+/// warning"; for a symlink the warning says what the spool's and the lock file's say (`is a
+/// symlink, …`, never followed), not the open's `ELOOP` ("state file … Too many levels of
+/// symbolic links (os error 40)"), which read as a broken link and named no refusal; so does
+/// `--explain`'s `ledger:` line.
+#[cfg(unix)]
+#[test]
+fn a_symlink_under_a_record_name_is_said_to_be_a_symlink_refused() {
+    let sb = pagerduty_sandbox();
+    let state = sb.state_dir().join("pagerduty");
+    std::fs::create_dir_all(&state).expect("state");
+    let outside = sb.dir.path().join("elsewhere.json");
+    std::fs::write(&outside, b"{}").expect("decoy");
+    let record = state.join(format!("{}.json", common::state::file::file_name_for("web-01/check_disk")));
+    std::os::unix::fs::symlink(&outside, &record).expect("symlink");
+    // --explain first: it moves nothing; --list then moves the symlink aside.
+    let explained = sb.run(&["--explain"], &read_fixture("sensu/create.json"));
+    assert_eq!(explained.code, Some(0), "{explained:?}");
+    let r = sb.run(&["--list"], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(std::fs::symlink_metadata(&record).is_err(), "--list moved it aside: {r:?}");
+    // --explain says it on its `ledger:` line (stdout); --list in a warning.
+    for (what, out) in [("--list", &r.stderr), ("--explain", &explained.stdout)] {
+        let line = out.lines().find(|l| l.contains("state file")).unwrap_or_else(|| panic!("{what} says so:\n{out}"));
+        assert!(line.contains("is a symlink, not a regular file; refused (never read or followed)"), "{what}: {line}");
+        assert!(!line.contains("os error"), "{what}: {line}");
+    }
+}
+
 #[cfg(unix)]
 trait FifoLike {
     fn is_fifo_like(&self) -> bool;

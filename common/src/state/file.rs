@@ -169,10 +169,14 @@ impl FileStore {
             Err(e) if self.foreign_unreadable(path, &e) => return Ok((None, shadowed)),
             // A FIFO, directory or symlink planted under a record's name: never read or
             // followed; renamed aside (under the record's lock) so the key works again.
+            // Said by kind (`is a symlink, …`), not by the open's error (`ELOOP`: "Too many
+            // levels of symbolic links"), as the spool and the lock file say it.
             Err(e) if files::not_regular(&e).is_some() => {
+                let kind = files::not_regular(&e).unwrap_or(files::Kind::Other);
                 let aside = path.with_extension(format!("json.refused-{}", clock::now_unix()));
                 fs::rename(path, &aside).map_err(|re| anyhow::anyhow!("cannot move {} aside: {re}", path.display()))?;
-                self.notices.borrow_mut().push(format!("state file {} {e}; moved to {}", path.display(), aside.display()));
+                let refused = files::NotRegular(kind);
+                self.notices.borrow_mut().push(format!("state file {} {refused}; moved to {}", path.display(), aside.display()));
                 return Ok((None, Found::default()));
             }
             // Larger than any record (a member of the group can plant one), or this user's own
@@ -283,7 +287,8 @@ impl Store for FileStore {
             Err(e) if self.foreign_unreadable(&path, &e) => Ok(None),
             // Not a regular file: moved aside by the next update; no record until then.
             Err(e) if files::not_regular(&e).is_some() => {
-                self.notices.borrow_mut().push(format!("state file {} {e}", path.display()));
+                let kind = files::not_regular(&e).unwrap_or(files::Kind::Other);
+                self.notices.borrow_mut().push(format!("state file {} {}", path.display(), files::NotRegular(kind)));
                 Ok(None)
             }
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
