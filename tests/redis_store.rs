@@ -914,7 +914,8 @@ fn a_page_whose_redis_is_gone_for_good_before_its_record_still_says_it_was_not_r
 #[test]
 fn list_and_forget_exit_78_naming_what_to_fix_when_redis_refuses_the_password_and_75_when_it_is_unreachable() {
     // Observed: --list and --forget with a password Redis refused exited 75 (try again later),
-    // which no retry can fix; and with Redis down, 78 with a line about delivering.
+    // which no retry can fix; and with Redis down, 78 with a line about delivering, then 75
+    // with a line that did not say to try again.
     let Some(mut server) = RedisServer::start() else { return };
     let pw = server.password.clone();
     let port = server.port;
@@ -963,6 +964,9 @@ fn list_and_forget_exit_78_naming_what_to_fix_when_redis_refuses_the_password_an
         assert_eq!(r.code, Some(75), "{args:?} {r:?}");
         assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
         assert!(r.stderr.contains("cannot connect to the state store") && !r.stderr.contains("delivering"), "{}", r.stderr);
+        // README: "one line says what failed and what to fix": here, to try again later (it
+        // ended at the connection's error, "Connection refused (os error 111)").
+        assert!(r.stderr.trim_end().ends_with("; try again later"), "{}", r.stderr);
         assert!(!r.stderr.contains(&pw), "{}", r.stderr);
     }
 }

@@ -22,6 +22,17 @@ use crate::log::{LogFormat, Logger, escape_controls, escape_json_line};
 use crate::state::file::FileStore;
 use crate::state::{self, Incident};
 
+/// The one line for a store `--list` or `--forget` cannot use: `what` (`cannot list the
+/// incidents: `), then `e`'s chain, exit 78 when a setting is the cause (the chain says what
+/// to fix) and 75 otherwise, which ends in what to do: `; try again later` (README "The
+/// incident ledger": Redis unreachable or not answering). Never the password: the store's
+/// errors name it masked.
+fn store_failure(e: &anyhow::Error, what: &str) -> crate::exit::Failure {
+    let code = state::failure_code(e);
+    let then = if code == Code::TempFail { "; try again later" } else { "" };
+    code.msg(format!("{what}{e:#}{then}"))
+}
+
 /// Run `--list` or `--forget`.
 pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
@@ -40,7 +51,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     }
     let store: Box<dyn state::Store> = match found {
         Some(found) if args.forget.is_none() => Box::new(found),
-        _ => try_open_store::<P>(&common, &deadline, log).map_err(|e| state::failure_code(&e).fail(e))?,
+        _ => try_open_store::<P>(&common, &deadline, log).map_err(|e| store_failure(&e, ""))?,
     };
     if let Some(key) = &args.forget {
         return match state::forget(store.as_ref(), key) {
@@ -49,11 +60,11 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
                 Ok(Code::Ok)
             }
             Ok(false) => Err(Code::DataErr.msg(format!("no record for {} in {}", escape_controls(key), store.describe()))),
-            Err(e) => Err(state::failure_code(&e).msg(format!("cannot forget {}: {e:#}", escape_controls(key)))),
+            Err(e) => Err(store_failure(&e, &format!("cannot forget {}: ", escape_controls(key)))),
         };
     }
     let mut records: Vec<Incident> = Vec::new();
-    for key in store.keys().map_err(|e| state::failure_code(&e).msg(format!("cannot list the incidents: {e:#}")))? {
+    for key in store.keys().map_err(|e| store_failure(&e, "cannot list the incidents: "))? {
         if let Ok(Some(inc)) = state::get(store.as_ref(), &key)
             && inc.open
         {
