@@ -260,7 +260,10 @@ impl Files {
     fn add_file(&mut self, path: &Path) -> Result<()> {
         let text = crate::files::read_configured(path, MAX_SETTINGS_FILE_BYTES).map_err(|why| match why {
             NotReadable::Io(e) => Code::Config.msg(format!("config: cannot read {}: {e}; let the handler's user read it", path.display())),
-            why => Code::Config.msg(format!("config: {} {why}; give a regular JSON file", path.display())),
+            why @ NotReadable::TooLarge(_) => {
+                Code::Config.msg(format!("config: {} {why}; a settings file is far smaller: check the path", path.display()))
+            }
+            why @ NotReadable::NotRegular(_) => Code::Config.msg(format!("config: {} {why}; give a regular JSON file", path.display())),
         })?;
         // A leading UTF-8 byte order mark (some Windows editors write one) is not JSON.
         let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text);
