@@ -564,13 +564,11 @@ fn planted_fifos_symlinks_and_directories_never_hang_redirect_or_stop_a_page() {
     fake.assert_no_violations();
 }
 
-/// README "Shared state and spool directories": a symlink planted under a record's name is
-/// renamed aside, and the log says so. The delivery's record write renames it; the line saying
-/// where it went was gathered by the store and never printed.
+/// A sandbox whose record of `web-01/check_disk` is a symlink planted to a decoy file outside
+/// the state directory: the sandbox, the handler's state directory, the decoy and the record's
+/// path.
 #[cfg(unix)]
-#[test]
-fn a_symlink_under_a_record_name_is_moved_aside_and_the_log_says_where() {
-    let fake = FakePagerDuty::start(&[]);
+fn record_planted_as_a_symlink() -> (Sandbox, std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let sb = pagerduty_sandbox();
     let state = sb.state_dir().join("pagerduty");
     std::fs::create_dir_all(&state).expect("state");
@@ -578,6 +576,17 @@ fn a_symlink_under_a_record_name_is_moved_aside_and_the_log_says_where() {
     std::fs::write(&outside, b"{}").expect("decoy");
     let record = state.join(format!("{}.json", common::state::file::file_name_for("web-01/check_disk")));
     std::os::unix::fs::symlink(&outside, &record).expect("symlink");
+    (sb, state, outside, record)
+}
+
+/// README "Shared state and spool directories": a symlink planted under a record's name is
+/// renamed aside, and the log says so. The delivery's record write renames it; the line saying
+/// where it went was gathered by the store and never printed.
+#[cfg(unix)]
+#[test]
+fn a_symlink_under_a_record_name_is_moved_aside_and_the_log_says_where() {
+    let fake = FakePagerDuty::start(&[]);
+    let (sb, state, outside, record) = record_planted_as_a_symlink();
 
     let r = sb.run(&["--api-url", &fake.url], &read_fixture("sensu/create.json"));
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -604,13 +613,7 @@ fn a_symlink_under_a_record_name_is_moved_aside_and_the_log_says_where() {
 #[cfg(unix)]
 #[test]
 fn a_symlink_under_a_record_name_is_said_to_be_a_symlink_refused() {
-    let sb = pagerduty_sandbox();
-    let state = sb.state_dir().join("pagerduty");
-    std::fs::create_dir_all(&state).expect("state");
-    let outside = sb.dir.path().join("elsewhere.json");
-    std::fs::write(&outside, b"{}").expect("decoy");
-    let record = state.join(format!("{}.json", common::state::file::file_name_for("web-01/check_disk")));
-    std::os::unix::fs::symlink(&outside, &record).expect("symlink");
+    let (sb, _, _, record) = record_planted_as_a_symlink();
     // --explain first: it moves nothing; --list then moves the symlink aside.
     let explained = sb.run(&["--explain"], &read_fixture("sensu/create.json"));
     assert_eq!(explained.code, Some(0), "{explained:?}");

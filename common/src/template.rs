@@ -276,17 +276,20 @@ pub fn truncate_utf16(s: &str, max: usize) -> String {
     if max == 0 {
         return String::new();
     }
-    let mut out = String::new();
+    format!("{}…", prefix_utf16(s, max - 1))
+}
+
+/// The longest prefix of `s` of at most `max` UTF-16 code units ([`utf16_len`]), on a
+/// character boundary.
+pub fn prefix_utf16(s: &str, max: usize) -> &str {
     let mut units = 0;
-    for c in s.chars() {
+    for (i, c) in s.char_indices() {
         units += c.len_utf16();
-        if units > max - 1 {
-            break;
+        if units > max {
+            return &s[..i];
         }
-        out.push(c);
     }
-    out.push('…');
-    out
+    s
 }
 
 /// Cut `s` in place to `max` characters (Unicode scalar values) when it is longer, ending it

@@ -18,7 +18,7 @@ use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::RepeatedTrigger;
 use common::state::file::fnv1a;
-use common::template::{Template, says_nothing, truncate_chars, utf16_len};
+use common::template::{Template, prefix_utf16, says_nothing, truncate_chars, utf16_len};
 use common::trust::Trust;
 use common::unread::Reader;
 use serde::{Deserialize, Serialize};
@@ -449,15 +449,7 @@ pub fn dedup_key(rendered: &str) -> String {
     if utf16_len(rendered) <= MAX_DEDUP_KEY_CHARS {
         return rendered.to_string();
     }
-    let mut prefix = String::new();
-    let mut units = 0;
-    for c in rendered.chars() {
-        units += c.len_utf16();
-        if units > MAX_DEDUP_KEY_CHARS - 17 {
-            break;
-        }
-        prefix.push(c);
-    }
+    let prefix = prefix_utf16(rendered, MAX_DEDUP_KEY_CHARS - 17);
     format!("{prefix}~{:016x}", fnv1a(rendered.as_bytes()))
 }
 
