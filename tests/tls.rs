@@ -357,11 +357,7 @@ fn https_to_a_plain_http_port_fails_in_the_handshake_and_is_spooled_as_not_sent(
     assert_eq!(r.code, Some(75), "{r:?}");
     assert!(r.stderr.contains("TLS handshake with 127.0.0.1"), "{}", r.stderr);
     assert!(r.stderr.contains("attempt 3 failed"), "retried as any connection failure: {}", r.stderr);
-    let spooled = sb.spooled("pagerduty");
-    assert_eq!(spooled.len(), 1, "{}", r.stderr);
-    let entry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(sb.spool_dir().join("pagerduty").join(&spooled[0])).unwrap()).unwrap();
-    assert_eq!(entry["fate"], "not_sent", "{entry}");
+    assert_eq!(only_spooled_entry(&sb, &r)["fate"], "not_sent");
     assert!(fake.events().is_empty());
     let r = run_command(sb.command(&["--flush", "--api-url", &fake.url]), b"");
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -397,10 +393,13 @@ fn a_connection_cut_in_the_tls_handshake_is_spooled_as_not_sent() {
         assert_eq!(r.code, Some(75), "{r:?}");
         assert!(r.stderr.contains("attempt 2 failed: network error with 127.0.0.1"), "{}", r.stderr);
         assert!(!r.stderr.contains("it may have reached the service"), "reset {reset}: {}", r.stderr);
-        let spooled = sb.spooled("pagerduty");
-        assert_eq!(spooled.len(), 1, "{}", r.stderr);
-        let entry: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(sb.spool_dir().join("pagerduty").join(&spooled[0])).unwrap()).unwrap();
-        assert_eq!(entry["fate"], "not_sent", "reset {reset}: {entry}");
+        assert_eq!(only_spooled_entry(&sb, &r)["fate"], "not_sent", "reset {reset}");
     }
+}
+
+/// The one request `r` left in the sandbox's PagerDuty spool, as its JSON entry.
+fn only_spooled_entry(sb: &Sandbox, r: &Run) -> serde_json::Value {
+    let spooled = sb.spooled("pagerduty");
+    assert_eq!(spooled.len(), 1, "{}", r.stderr);
+    serde_json::from_slice(&std::fs::read(sb.spool_dir().join("pagerduty").join(&spooled[0])).unwrap()).unwrap()
 }

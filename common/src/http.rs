@@ -745,16 +745,16 @@ fn retryable(fate: Fate, reason: String) -> Outcome {
 }
 
 /// The rustls error inside a ureq error: given as is, or wrapped in an I/O error; and whether
-/// it was met in the handshake ([`watch::InHandshake`]: nothing of the request was sent).
+/// it was met in the handshake ([`watch::InConnect`]: nothing of the request was sent).
 fn rustls_error(e: &ureq::Error) -> Option<(&rustls::Error, bool)> {
     match e {
         ureq::Error::Rustls(r) => Some((r, false)),
         ureq::Error::Io(io) => {
             let inner = io.get_ref()?;
-            if let Some(h) = inner.downcast_ref::<watch::InHandshake>() {
-                return Some((&h.0, true));
+            match inner.downcast_ref::<watch::InConnect>() {
+                Some(connecting) => connecting.0.get_ref()?.downcast_ref::<rustls::Error>().map(|r| (r, true)),
+                None => inner.downcast_ref::<rustls::Error>().map(|r| (r, false)),
             }
-            inner.downcast_ref::<rustls::Error>().map(|r| (r, false))
         }
         _ => None,
     }

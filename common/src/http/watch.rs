@@ -59,9 +59,9 @@ impl<In: Transport> Connector<In> for Watch {
 /// as a request that may have reached the service ([`crate::outcome::Fate::Unknown`]): sent
 /// again only with a whole attempt to spare, and a Twilio call looked up first. For the same
 /// reason a TLS error of the handshake (an `https://` URL to a plain-HTTP port, whose `400`
-/// page rustls reads as a corrupt record) comes out wrapped in [`InHandshake`], and any other
-/// I/O error of the chain (a connection reset or closed in the middle of the handshake, by a
-/// firewall that filters on the server name, a TLS front with no backend) in [`InConnect`].
+/// page rustls reads as a corrupt record) and any other I/O error of the chain (a connection
+/// reset or closed in the middle of the handshake, by a firewall that filters on the server
+/// name, a TLS front with no backend) come out wrapped in [`InConnect`].
 #[derive(Debug)]
 pub struct Connecting<C>(pub C);
 
@@ -72,45 +72,18 @@ impl<C: Connector<()>> Connector<()> for Connecting<C> {
     fn connect(&self, details: &ConnectionDetails, chained: Option<()>) -> Result<Option<Self::Out>, Error> {
         self.0.connect(details, chained).map_err(|e| match e {
             Error::Timeout(_) => Error::Timeout(Timeout::Connect),
-            Error::Rustls(tls) => InHandshake::wrap(tls),
-            Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                Some(tls) => InHandshake::wrap(tls.clone()),
-                None => InConnect::wrap(io),
-            },
+            Error::Rustls(tls) => InConnect::wrap(std::io::Error::new(std::io::ErrorKind::InvalidData, tls)),
+            Error::Io(io) => InConnect::wrap(io),
             other => other,
         })
     }
 }
 
-/// A TLS error met while [`Connecting`]: in the handshake, before a byte of the request was
-/// sent. Carried as the I/O error's inner error; `crate::http` reads it back to classify the
-/// TLS error itself and to know that nothing was sent.
-#[derive(Debug)]
-pub struct InHandshake(pub rustls::Error);
-
-impl InHandshake {
-    fn wrap(tls: rustls::Error) -> Error {
-        Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, InHandshake(tls)))
-    }
-}
-
-impl fmt::Display for InHandshake {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for InHandshake {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// An I/O error met while [`Connecting`] that is not a TLS error ([`InHandshake`]): the TCP
-/// connection, the proxy's `CONNECT`, or the TLS handshake cut short (`Connection reset by
-/// peer`, `unexpected end of file`), before a byte of the request was sent. Carried as the I/O
-/// error's inner error, of the same kind and with the same message; `crate::http` reads it
-/// back to know that nothing was sent.
+/// An error met while [`Connecting`]: the TCP connection, the proxy's `CONNECT`, or the TLS
+/// handshake (a TLS error, which stays inside as the I/O error's inner error, or the
+/// handshake cut short: `Connection reset by peer`, `unexpected end of file`), before a byte
+/// of the request was sent. Carried as the I/O error's inner error, of the same kind and with
+/// the same message; `crate::http` reads it back to know that nothing was sent.
 #[derive(Debug)]
 pub struct InConnect(pub std::io::Error);
 

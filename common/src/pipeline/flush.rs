@@ -1292,7 +1292,7 @@ fn adopt_all_inflight(
 /// used. An empty spool is logged at debug level only (the
 /// packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
+    let (operator, common) = operator_settings::<P>(args, &flags, log)?.warned::<P>(log);
     // Mask the configured credentials too, when the settings are complete enough to say.
     let built = P::from_settings(&operator, &common).ok();
     let secrets = built.as_ref().map(|p| p.secrets()).unwrap_or_default();

@@ -35,7 +35,7 @@ fn store_failure(e: &anyhow::Error, what: &str) -> crate::exit::Failure {
 
 /// Run `--list` or `--forget`.
 pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
-    let (operator, common) = operator_settings::<P>(args, flags, log)?.warned::<P>(log);
+    let (operator, common) = operator_settings::<P>(args, &flags, log)?.warned::<P>(log);
     log.add_secrets(common.secrets());
     let deadline = Deadline::after(common.timeout);
     // The file store is found, not created: a `--list` or `--forget` naming a directory that

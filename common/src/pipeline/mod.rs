@@ -1024,9 +1024,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
     // The entity's are masked in the printed event only (`print_undelivered`).
     log.add_secrets(event.credentials());
     log.debug(format!("event: {} {}/{} status {}", event.format.name(), event.entity, event.check, event.status));
-    // Kept for the failure's masking only (a map of a few flags).
-    let flags_given = flags.clone();
-    match configure::<P>(args, flags, &mut event, log) {
+    match configure::<P>(args, &flags, &mut event, log) {
         Ok((overrides, operator, common, provider)) => Ok(Read { event, raw, overrides, operator, common, provider }),
         Err(failure) => {
             // The settings cannot be read or used (exit 78: a settings file that is a FIFO, a
@@ -1034,7 +1032,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
             // a delivery's would be: the provider never registered its secrets, and the event
             // may quote one (a check's output showing a settings file).
             if !(args.dry_run || args.explain) {
-                log.add_secrets(settings::readable_secrets::<P>(args, &flags_given));
+                log.add_secrets(settings::readable_secrets::<P>(args, &flags));
                 print_undelivered(log, &event, raw.as_deref());
             }
             Err(failure)
@@ -1046,7 +1044,7 @@ fn read<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: impl s
 /// with `log`.
 fn configure<P: Provider>(
     args: &CommonArgs,
-    flags: Map<String, Value>,
+    flags: &Map<String, Value>,
     event: &mut Event,
     log: &mut Logger,
 ) -> Result<(Map<String, Value>, settings::Operator, Common, P)> {

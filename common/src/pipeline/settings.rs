@@ -59,13 +59,13 @@ impl Operator {
 /// others) go to `log`; those about settings nothing reads are the caller's to give
 /// ([`Operator::warn_unread`]). Read once per invocation: a flush builds each spooled
 /// request's settings from these ([`settings_with`]).
-pub(super) fn operator_settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &Logger) -> Result<Operator> {
+pub(super) fn operator_settings<P: Provider>(args: &CommonArgs, flags: &Map<String, Value>, log: &Logger) -> Result<Operator> {
     let files = Files::load(&args.config)?;
     for w in files.warnings() {
         log.warn(w);
     }
     let mut shared = args.settings();
-    shared.extend(flags);
+    shared.extend(flags.clone());
     let section = files.section(P::NAME);
     for w in config::secret_file_warnings(P::NAME, &section).into_iter().chain(config::secret_file_warnings(P::NAME, &shared)) {
         log.warn(w);
@@ -222,7 +222,12 @@ fn known_overrides<P: Provider>(overrides: Vec<crate::trust::Override>, log: &Lo
 /// The merged settings of `P`: the operator's ([`operator_settings`]) < the overrides `event`
 /// carries, as far as [`crate::trust`] lets them (entity, then check; an invalid one is logged
 /// and dropped, never costing the page). Warnings about each override not used go to `log`.
-pub(super) fn settings<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, event: Option<&Event>, log: &Logger) -> Result<Settings> {
+pub(super) fn settings<P: Provider>(
+    args: &CommonArgs,
+    flags: &Map<String, Value>,
+    event: Option<&Event>,
+    log: &Logger,
+) -> Result<Settings> {
     let operator = operator_settings::<P>(args, flags, log)?;
     let from_event = event.map(|e| crate::trust::overrides_of(e, P::NAME)).unwrap_or_default();
     let from_event = known_overrides::<P>(from_event, log);
