@@ -1294,29 +1294,40 @@ fn nagios_flapping_start_in_ok_and_downtime_end_in_a_problem_page_nobody() {
     assert!(fake.events().is_empty(), "{:?}", fake.events());
 }
 
-/// A CUSTOM notification (NOTIFICATIONNUMBER 0 in Nagios) mapped to `trigger` pages.
+/// A CUSTOM notification (NOTIFICATIONNUMBER 0 in Nagios) mapped to `trigger` pages, also
+/// while the incident is open and was paged inside `refresh`: someone asked for it by hand. An
+/// identical PROBLEM after it is still a repeat.
 #[test]
 fn nagios_custom_notification_number_zero_pages_when_mapped() {
     let fake = FakePagerDuty::start(&[]);
     let sb = sandbox();
     sb.config("zz-types.json", &json!({"pagerduty": {"notification_types": {"CUSTOM": "trigger"}}}));
-    let r = run_env(
-        &sb,
-        &fake,
-        &["--from", "nagios"],
-        &[
-            ("NAGIOS_NOTIFICATIONTYPE", "CUSTOM"),
-            ("NAGIOS_NOTIFICATIONNUMBER", "0"),
-            ("NAGIOS_HOSTNAME", "web-01"),
-            ("NAGIOS_SERVICEDESC", "HTTP"),
-            ("NAGIOS_SERVICESTATE", "CRITICAL"),
-            ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL"),
-        ],
-    );
+    let notify = |kind: &str, number: &str| {
+        run_env(
+            &sb,
+            &fake,
+            &["--from", "nagios"],
+            &[
+                ("NAGIOS_NOTIFICATIONTYPE", kind),
+                ("NAGIOS_NOTIFICATIONNUMBER", number),
+                ("NAGIOS_HOSTNAME", "web-01"),
+                ("NAGIOS_SERVICEDESC", "HTTP"),
+                ("NAGIOS_SERVICESTATE", "CRITICAL"),
+                ("NAGIOS_SERVICEOUTPUT", "HTTP CRITICAL"),
+            ],
+        )
+    };
+    let r = notify("PROBLEM", "1");
+    assert_eq!((r.code, fake.events().len()), (Some(0), 1), "{r:?}");
+    let r = notify("CUSTOM", "0");
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(!r.stderr.contains("not enough occurrences"), "{}", r.stderr);
+    assert!(!r.stderr.contains("not enough occurrences") && !r.stderr.contains("already notified"), "{}", r.stderr);
+    assert_eq!(fake.events().len(), 2, "{}", r.stderr);
+    let r = notify("PROBLEM", "2");
+    assert!(r.stderr.contains("already notified"), "{}", r.stderr);
     fake.assert_no_violations();
-    assert_eq!(fake.events().len(), 1, "{}", r.stderr);
+    let actions: Vec<_> = fake.events().iter().map(|e| e["event_action"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(actions, ["trigger", "trigger"]);
 }
 
 mod zabbix_reader_properties {

@@ -66,6 +66,15 @@ pub fn mapped(event: &Event, settings: &Common) -> Option<(String, NotificationA
         .map(|(k, a)| (k.clone(), *a))
 }
 
+/// Whether `event` is a Nagios/Icinga 2 CUSTOM notification that the operator's
+/// `notification_types` maps to an action ([`crate::state::Proposal::custom`]): someone asked
+/// for it by hand (Nagios "Send custom notification", `SEND_CUSTOM_SVC_NOTIFICATION`; Icinga 2
+/// `send-custom-notification`), so a trigger is not held back as a repeat inside `refresh`.
+/// Unmapped, a CUSTOM notification is not paged at all.
+pub fn is_custom(event: &Event, settings: &Common) -> bool {
+    mapped(event, settings).is_some_and(|(kind, _)| kind.eq_ignore_ascii_case("CUSTOM"))
+}
+
 /// sensu-plugin's default check interval (seconds) when the event does not carry one.
 pub const DEFAULT_INTERVAL_SECS: u64 = 30;
 

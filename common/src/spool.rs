@@ -116,6 +116,10 @@ pub struct Entry {
     /// versions and in those never so noted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub noted_in_flight: bool,
+    /// A CUSTOM notification mapped to `trigger` ([`crate::state::Proposal::custom`]): not
+    /// suppressed as a repeat at its flush either. Absent (false) in entries of earlier versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub custom: bool,
     /// Delivery attempts made so far by flushes.
     #[serde(default)]
     pub attempts: u32,
@@ -527,6 +531,7 @@ mod tests {
             payload: json!({"dedup_key": key}),
             fate: Fate::NotSent,
             noted_in_flight: false,
+            custom: false,
             attempts: 0,
             failure: None,
             progress: None,

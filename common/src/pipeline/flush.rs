@@ -706,6 +706,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             // Queued behind what it resolves: decided when it was spooled.
             only_open: false,
             spooled: Some(entry.created),
+            custom: entry.custom,
         };
         let record = self.ledger(&entry.incident_key);
         // Sent noted in flight by a flush that did not see it settled (killed), and the record

@@ -1184,6 +1184,7 @@ fn decide_event<P: Provider>(read: &Read<P>) -> Decided {
         // Not when the operator's `notification_types` chose the action.
         only_open: event.action == Some(event::SourceAction::ResolveIfOpen) && crate::filter::mapped(event, common).is_none(),
         spooled: None,
+        custom: action == Action::Trigger && crate::filter::is_custom(event, common),
     });
     Decided { key, incident_key, action, proposal, now, deadline }
 }
@@ -1488,6 +1489,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 payload: Value::Null,
                 fate: Fate::NotSent,
                 noted_in_flight: false,
+                custom: p.custom,
                 attempts: 0,
                 failure: None,
                 progress: None,
@@ -1803,6 +1805,7 @@ fn proposal_of(e: &spool::Entry) -> Proposal {
         token: e.token.clone(),
         only_open: false,
         spooled: Some(e.created),
+        custom: e.custom,
     }
 }
 

@@ -449,6 +449,11 @@ pub struct Proposal {
     /// to that invocation's deadline later), never before its event arrived; `None` for an
     /// event as it arrives.
     pub spooled: Option<u64>,
+    /// A Nagios/Icinga 2 CUSTOM notification (someone chose to notify, from the web UI or
+    /// the `SEND_CUSTOM_SVC_NOTIFICATION` external command) that the operator's
+    /// `notification_types` maps to `trigger`: it is never suppressed as a repeat inside
+    /// `refresh` ([`decide`]), since a person asked for this page now.
+    pub custom: bool,
 }
 
 /// Where an event time ([`Proposal::event_time`], [`Incident::event_time`]) comes from. In a
@@ -582,7 +587,8 @@ pub fn is_later(time: u64, seq: Option<u64>, other_time: u64, other_seq: Option<
 /// - the rest of an action already applied (same [`Proposal::token`]) → send;
 /// - trigger: skipped while the incident is open with the same severity and was notified less
 ///   than `refresh` ago (a `last_notified` in the future — a clock step — counts as now), unless
-///   the record is [`Incident::in_doubt`]; otherwise sent;
+///   the record is [`Incident::in_doubt`] or the trigger is a [`Proposal::custom`]
+///   notification; otherwise sent;
 /// - acknowledge: skipped when the incident is closed, or already acknowledged in this open
 ///   period with no trigger delivered since; with no record, `no_record` decides;
 /// - resolve: skipped when already resolved; with no record, `no_record` decides.
@@ -633,7 +639,7 @@ pub fn decide(record: Option<&Incident>, p: &Proposal, now: u64, no_record: NoRe
             // suppressing pages until the clock catches up.
             let age = rec.last_notified.filter(|t| t.saturating_sub(now) < p.refresh_secs).map(|t| crate::clock::age(t, now));
             match age {
-                Some(age) if same && age < p.refresh_secs && !rec.in_doubt => {
+                Some(age) if same && age < p.refresh_secs && !rec.in_doubt && !p.custom => {
                     Verdict::Skip(format!("already notified {age}s ago (notification {}, refresh {}s)", rec.count, p.refresh_secs))
                 }
                 _ => Verdict::Send,
@@ -1265,6 +1271,7 @@ mod tests {
             token: token.into(),
             only_open: false,
             spooled: None,
+            custom: false,
         }
     }
 
@@ -1305,6 +1312,7 @@ mod tests {
             payload: Value::Null,
             fate: crate::outcome::Fate::Unknown,
             noted_in_flight: false,
+            custom: false,
             attempts: 0,
             failure: None,
             progress: None,
@@ -1442,6 +1450,8 @@ mod tests {
         // Identical repeat inside refresh: skipped.
         let t2 = p(Action::Trigger, "critical", 1100, "b");
         assert!(matches!(decide(Some(&rec), &t2, 1100, SKIP), Verdict::Skip(r) if r.contains("already notified 100s ago")));
+        // The same, sent by hand (a CUSTOM notification mapped to trigger): paged.
+        assert_eq!(decide(Some(&rec), &Proposal { custom: true, ..t2.clone() }, 1100, SKIP), Verdict::Send);
         // Severity change: sent at once.
         let w = p(Action::Trigger, "warning", 1200, "c");
         assert_eq!(decide(Some(&rec), &w, 1200, SKIP), Verdict::Send);
@@ -1696,6 +1706,7 @@ mod tests {
             payload: serde_json::json!({"event_action": "resolve"}),
             fate: crate::outcome::Fate::Unknown,
             noted_in_flight: false,
+            custom: false,
             attempts: 0,
             failure: None,
             progress: None,
