@@ -24,6 +24,18 @@ use common::unread::Reader;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+/// `{api_url}/v2/enqueue`. An `api_url` that is the whole endpoint already (PagerDuty's docs
+/// give `https://events.pagerduty.com/v2/enqueue`, and so do most integrations' settings) is
+/// taken as it is rather than made `…/v2/enqueue/v2/enqueue`, which PagerDuty would answer 404
+/// for every page.
+fn enqueue_url(api_url: &str) -> String {
+    let base = api_url.trim_end_matches('/');
+    match base.strip_suffix("/v2/enqueue") {
+        Some(_) => base.to_string(),
+        None => format!("{base}/v2/enqueue"),
+    }
+}
+
 /// Default Events API base URL; the handler posts to `{api_url}/v2/enqueue`.
 pub const DEFAULT_API_URL: &str = "https://events.pagerduty.com";
 /// Maximum `payload.summary` length: 1024 characters (PagerDuty's Events API v2 docs), counted
@@ -257,7 +269,7 @@ impl Provider for PagerDuty {
         Ok(PagerDuty {
             routing_key,
             key_hint,
-            enqueue_url: format!("{}/v2/enqueue", api_url.trim_end_matches('/')),
+            enqueue_url: enqueue_url(&api_url),
             dedup_key: match (&s.dedup_key_template, s.incident_key_prefix.as_deref().filter(|p| !p.is_empty())) {
                 (None, Some(prefix)) => Some(Template::parse(
                     "pagerduty.incident_key_prefix",
@@ -525,6 +537,19 @@ mod tests {
     }
 
     const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn api_url_is_a_base_or_the_whole_endpoint() {
+        for (api_url, url) in [
+            ("https://events.pagerduty.com", "https://events.pagerduty.com/v2/enqueue"),
+            ("https://events.pagerduty.com/", "https://events.pagerduty.com/v2/enqueue"),
+            ("https://events.pagerduty.com/v2/enqueue", "https://events.pagerduty.com/v2/enqueue"),
+            ("https://events.pagerduty.com/v2/enqueue/", "https://events.pagerduty.com/v2/enqueue"),
+            ("http://relay:8080/pd", "http://relay:8080/pd/v2/enqueue"),
+        ] {
+            assert_eq!(enqueue_url(api_url), url, "{api_url}");
+        }
+    }
 
     #[test]
     fn trigger_body_has_payload() {
