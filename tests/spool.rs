@@ -94,6 +94,32 @@ fn api_down_spools_then_flush_delivers_trigger_before_resolve() {
     assert_eq!(fake.events().len(), 2);
 }
 
+/// An `api_url` that names no Events API endpoint (a typo, a relay's wrong path) is answered
+/// 404 by PagerDuty's front, which is no answer of the Events API (202, 400, 429, 5xx): the
+/// page is kept for the flush after the fix (exit 78), not dropped as refused (exit 69).
+#[test]
+fn a_404_from_a_wrong_api_url_keeps_the_page_for_the_fix() {
+    let sb = pagerduty_sandbox();
+    let fake = FakePagerDuty::start(&[]);
+    let wrong = format!("{}/relay", fake.url);
+    let r = run_at(&sb, &wrong, &read_fixture("sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("HTTP 404") && r.stderr.contains("check api_url"), "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+    // Still wrong: kept (a flush with requests left exits 75), naming what to fix.
+    let r = flush(&sb, &wrong, &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert!(r.stderr.contains("check api_url") && r.stderr.contains("the entry is kept"), "{}", r.stderr);
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+    assert!(failed(&sb, "pagerduty").is_empty());
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let actions: Vec<_> = fake.events().iter().map(|e| e["event_action"].clone()).collect();
+    assert_eq!(actions, [json!("trigger")]);
+    assert!(sb.spooled("pagerduty").is_empty());
+    assert_eq!(fake.violations(), ["unexpected POST /relay/v2/enqueue"; 2]);
+}
+
 #[test]
 fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
     let sb = pagerduty_sandbox();

@@ -522,7 +522,17 @@ fn classify(resp: &Response) -> Outcome {
             (_, false) => format!("HTTP {}: {msg} ({})", resp.status, errors.join("; ")),
         }
     };
-    classify_status_with(resp, explain)
+    match resp.status {
+        // Not one of the Events API's answers (202, 400, 429, 5xx; the spec): the request did
+        // not reach it. A wrong `api_url` (404, 405) or a proxy or firewall in between (401,
+        // 403, 407) is this machine's configuration: kept for the flush after the fix (exit
+        // 78), never dropped as if PagerDuty had refused the event (as a 400 is).
+        401 | 403..=405 | 407 | 410 => Outcome::Broken(format!(
+            "{}, which is no answer of PagerDuty's Events API (202, 400, 429 or 5xx): check api_url and any proxy",
+            explain()
+        )),
+        _ => classify_status_with(resp, explain),
+    }
 }
 
 #[cfg(test)]

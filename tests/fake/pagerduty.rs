@@ -240,6 +240,10 @@ impl FakePagerDuty {
             let mut inner = shared.lock().unwrap();
             if !problems.is_empty() {
                 inner.violations.extend(problems.iter().cloned());
+                // No such endpoint: PagerDuty's front answers 404 with a page of its own.
+                if r.method != "POST" || r.url != "/v2/enqueue" {
+                    return Reply::Raw(404, "text/html", Vec::new(), "<html><body>Not Found</body></html>".into());
+                }
                 return Reply::Json(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems}));
             }
             let step = inner.next_step(body["routing_key"].as_str().unwrap_or(""));
