@@ -2344,6 +2344,19 @@ fn list_forget_and_explain_show_and_fix_the_ledger_and_explain_touches_nothing(s
     assert_eq!((ledger_snapshot(&sb), snapshot(&sb.spool_dir())), before, "--explain changed the ledger or the spool directory");
     assert_eq!(fake.events().len(), sent, "--explain sent a request");
     fake.assert_no_violations();
+
+    // A first trigger sent without an answer (its fate unknown): PagerDuty may hold the
+    // incident open, and --list says so ("maybe open"); once a flush delivers it, it is open.
+    let silent = FakePagerDuty::start(&[Script::Hang]);
+    exits(&run(&sb, &silent.url, &at("sensu/create.json", "hung-01", T0 + 40), &["--timeout", "1s"]), 75);
+    let r = sb.run(&["--list"], b"");
+    exits(&r, 0);
+    let line = r.stdout.lines().find(|l| l.starts_with("hung-01/")).unwrap_or_else(|| panic!("hung-01 not listed:\n{}", r.stdout));
+    assert!(line.starts_with("hung-01/check_disk\tmaybe open critical\tsince -\tcount 0\ttrigger of unknown fate (sent "), "{line}");
+    assert!(r.stderr.contains("(1 of them maybe open"), "{}", r.stderr);
+    exits(&sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url], b""), 0);
+    let r = sb.run(&["--list"], b"");
+    assert!(r.stdout.lines().any(|l| l.starts_with("hung-01/check_disk\topen critical\t")), "{}", r.stdout);
 }
 
 /// `--explain`, `--list` and `--forget` on a machine where the handler never ran: they read the

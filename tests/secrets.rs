@@ -101,8 +101,18 @@ fn paths(sb: &Sandbox, good_url: &str, needles: &Needles, env: &[(&str, &str)]) 
     for status in [401, 400, 403, 404] {
         let server = echoing(status, &secrets);
         let what = format!("HTTP {status} quoting the secret, -v");
-        check(&what, &["--api-url", &server.url, "-v"], &create, Some(69));
-        check(&format!("{what}, json log"), &["--api-url", &server.url, "-v", "--log-format", "json"], &create, Some(69));
+        // PagerDuty's Events API answers 400 alone of these: the others are a wrong api_url or
+        // something in between, kept for the flush after the fix (78).
+        // Kept, a page is not sent again by the next run (a repeat of a spooled trigger): each
+        // run has an incident of its own.
+        let code = if sb.bin.ends_with("handler-pagerduty") && status != 400 { 78 } else { 69 };
+        let create = |mode: &str| {
+            let mut ev: serde_json::Value = serde_json::from_slice(&create).expect("fixture");
+            ev["client"]["name"] = json!(format!("web-{status}-{mode}"));
+            ev.to_string().into_bytes()
+        };
+        check(&what, &["--api-url", &server.url, "-v"], &create("text"), Some(code));
+        check(&format!("{what}, json log"), &["--api-url", &server.url, "-v", "--log-format", "json"], &create("json"), Some(code));
     }
     check("usage error", &["--api-url", good_url, "--timeout", "soon"], &create, Some(2));
     check("bad event", &["--api-url", good_url, "-v"], b"{\"check\":", Some(65));

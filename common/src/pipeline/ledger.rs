@@ -1,7 +1,7 @@
 //! `--list` and `--forget`: operators can see and fix the incident ledger.
 //!
 //! `--list` prints one line per open incident on stdout (key, state, since, count, provider
-//! references), or with `--log-format json` one JSON object per line (the stored record).
+//! references; also one a trigger of unknown fate may have opened, as `maybe open`), or with `--log-format json` one JSON object per line (the stored record).
 //! `--forget KEY` removes a record (exit 0), or exits 65 naming a key the ledger does not know.
 //! Both work on whichever store the settings choose (files or Redis). A store that cannot be
 //! used exits 78 when a setting is the cause (Redis refused the password, user or database of
@@ -66,7 +66,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     let mut records: Vec<Incident> = Vec::new();
     for key in store.keys().map_err(|e| store_failure(&e, "cannot list the incidents: "))? {
         if let Ok(Some(inc)) = state::get(store.as_ref(), &key)
-            && inc.open
+            && (inc.open || opening(&inc).is_some())
         {
             records.push(inc);
         }
@@ -91,8 +91,21 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     }
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    log.info(format!("{} open incident(s) in {}", records.len(), store.describe()));
+    let unsure = records.iter().filter(|inc| !inc.open).count();
+    let unsure = match unsure {
+        0 => String::new(),
+        n => format!(" ({n} of them maybe open: only a trigger of unknown fate may have opened it)"),
+    };
+    log.info(format!("{} open incident(s) in {}{unsure}", records.len(), store.describe()));
     Ok(Code::Ok)
+}
+
+/// The trigger of unknown fate noted in flight in `inc` ([`Incident::inflight`]: sent, no
+/// answer yet, or its sender died) that may have opened it at the service, when the record
+/// does not hold it open: `--list` shows such an incident too, since the service may well
+/// hold it open (a flush looks the request up or sends it again).
+fn opening(inc: &Incident) -> Option<&crate::spool::Entry> {
+    inc.inflight.iter().find(|e| e.action == crate::filter::Action::Trigger).filter(|_| !inc.open)
 }
 
 /// `inc` as one JSON line, every string in it with `secrets` masked before it is written as
@@ -103,14 +116,25 @@ fn json_line(inc: &Incident, secrets: &[&str]) -> String {
 
 /// `KEY  open critical  since 2026-12-01T10:00:00Z  count 2  acknowledged  refs {…}`, with
 /// `in doubt` after the count when the service may not hold it open ([`Incident::in_doubt`]).
+///
+/// One that only a trigger of unknown fate may have opened ([`opening`]) reads
+/// `KEY  maybe open critical  since -  count 0  trigger of unknown fate (sent 2026-…; …)`.
 fn text_line(inc: &Incident) -> String {
+    let unsure = opening(inc);
     let mut line = format!(
-        "{}\topen {}\tsince {}\tcount {}",
+        "{}\t{} {}\tsince {}\tcount {}",
         escape_controls(&inc.key),
-        escape_controls(inc.severity.as_deref().unwrap_or("-")),
+        if unsure.is_some() { "maybe open" } else { "open" },
+        escape_controls(unsure.map(|e| e.severity.as_str()).or(inc.severity.as_deref()).unwrap_or("-")),
         inc.first_notified.map_or_else(|| "-".to_string(), crate::clock::rfc3339),
         inc.count
     );
+    if let Some(e) = unsure {
+        line.push_str(&format!(
+            "\ttrigger of unknown fate (sent {}; the service may have opened it: a flush looks it up or sends it again)",
+            crate::clock::rfc3339(e.created)
+        ));
+    }
     if inc.in_doubt {
         line.push_str("\tin doubt (a late resolve may have closed it at the service; the next trigger goes out)");
     }
@@ -133,6 +157,44 @@ mod tests {
         let inc = Incident { key: "web-01/check_disk".into(), open: true, count: 2, ..Incident::default() };
         assert!(!text_line(&inc).contains("in doubt"));
         assert!(text_line(&Incident { in_doubt: true, ..inc }).contains("\tin doubt ("));
+    }
+
+    #[test]
+    fn a_record_only_a_trigger_of_unknown_fate_may_have_opened_is_listed_as_maybe_open() {
+        let trigger = crate::spool::Entry {
+            handler: "pagerduty".into(),
+            incident_key: "web-01/check_disk".into(),
+            action: crate::filter::Action::Trigger,
+            severity: "critical".into(),
+            event_time: 1_796_000_000,
+            event_seq: None,
+            time_origin: state::TimeOrigin::Event,
+            token: "t".into(),
+            created: 1_796_000_000,
+            overrides: Map::new(),
+            refs: Map::new(),
+            payload: Value::Null,
+            fate: crate::outcome::Fate::Unknown,
+            noted_in_flight: false,
+            custom: false,
+            attempts: 0,
+            failure: None,
+            progress: None,
+        };
+        let closed = Incident { key: "web-01/check_disk".into(), ..Incident::default() };
+        assert!(opening(&closed).is_none());
+        let inc = Incident { inflight: vec![trigger.clone()], ..closed.clone() };
+        assert_eq!(
+            text_line(&inc),
+            "web-01/check_disk\tmaybe open critical\tsince -\tcount 0\ttrigger of unknown fate (sent 2026-11-30T00:53:20Z; \
+             the service may have opened it: a flush looks it up or sends it again)"
+        );
+        // Held open already: listed as open, as before.
+        let open = Incident { open: true, severity: Some("warning".into()), ..inc.clone() };
+        assert!(opening(&open).is_none() && text_line(&open).starts_with("web-01/check_disk\topen warning\t"));
+        // A resolve of unknown fate does not open anything.
+        let resolve = crate::spool::Entry { action: crate::filter::Action::Resolve, ..trigger };
+        assert!(opening(&Incident { inflight: vec![resolve], ..closed }).is_none());
     }
 
     #[test]
