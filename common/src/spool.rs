@@ -510,32 +510,39 @@ fn is_entry_name(name: &str) -> bool {
     name.ends_with(".json") && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
 }
 
+/// A spooled request for unit tests: PagerDuty's, of `key`, its event and spool time `created`,
+/// not sent yet.
+#[cfg(test)]
+pub(crate) fn sample(key: &str, action: Action, created: u64) -> Entry {
+    Entry {
+        time_origin: crate::state::TimeOrigin::Event,
+        handler: "pagerduty".into(),
+        incident_key: key.into(),
+        action,
+        severity: "critical".into(),
+        event_time: created,
+        event_seq: None,
+        token: "t".into(),
+        created,
+        overrides: Map::new(),
+        refs: Map::new(),
+        payload: serde_json::json!({"dedup_key": key}),
+        fate: Fate::NotSent,
+        noted_in_flight: false,
+        custom: false,
+        attempts: 0,
+        failure: None,
+        progress: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn entry(key: &str, action: Action, created: u64) -> Entry {
-        Entry {
-            time_origin: crate::state::TimeOrigin::Event,
-            handler: "pagerduty".into(),
-            incident_key: key.into(),
-            action,
-            severity: "critical".into(),
-            event_time: created,
-            event_seq: None,
-            token: "t".into(),
-            created,
-            overrides: Map::new(),
-            refs: Map::new(),
-            payload: json!({"dedup_key": key}),
-            fate: Fate::NotSent,
-            noted_in_flight: false,
-            custom: false,
-            attempts: 0,
-            failure: None,
-            progress: None,
-        }
+        sample(key, action, created)
     }
 
     #[test]

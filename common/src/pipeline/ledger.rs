@@ -162,24 +162,9 @@ mod tests {
     #[test]
     fn a_record_only_a_trigger_of_unknown_fate_may_have_opened_is_listed_as_maybe_open() {
         let trigger = crate::spool::Entry {
-            handler: "pagerduty".into(),
             incident_key: "web-01/check_disk".into(),
-            action: crate::filter::Action::Trigger,
-            severity: "critical".into(),
-            event_time: 1_796_000_000,
-            event_seq: None,
-            time_origin: state::TimeOrigin::Event,
-            token: "t".into(),
-            created: 1_796_000_000,
-            overrides: Map::new(),
-            refs: Map::new(),
-            payload: Value::Null,
             fate: crate::outcome::Fate::Unknown,
-            noted_in_flight: false,
-            custom: false,
-            attempts: 0,
-            failure: None,
-            progress: None,
+            ..crate::spool::sample("web-01/check_disk", crate::filter::Action::Trigger, 1_796_000_000)
         };
         let closed = Incident { key: "web-01/check_disk".into(), ..Incident::default() };
         assert!(opening(&closed).is_none());

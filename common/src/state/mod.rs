@@ -1298,24 +1298,10 @@ mod tests {
         // A record of a trigger a dead holder left in flight (a flush sends it yet) is not
         // "nothing open".
         let entry = crate::spool::Entry {
-            handler: "pagerduty".into(),
-            incident_key: k.into(),
-            action: Action::Trigger,
-            severity: "critical".into(),
-            event_time: 1000,
-            event_seq: None,
-            time_origin: TimeOrigin::Event,
             token: "a".into(),
-            created: 1000,
-            overrides: Map::new(),
-            refs: Map::new(),
             payload: Value::Null,
             fate: crate::outcome::Fate::Unknown,
-            noted_in_flight: false,
-            custom: false,
-            attempts: 0,
-            failure: None,
-            progress: None,
+            ..crate::spool::sample(k, Action::Trigger, 1000)
         };
         let in_flight = Incident { inflight: vec![entry], ..Incident::default() };
         assert_eq!(decide(Some(&in_flight), &downtime_end, 1200, SEND), Verdict::Send);
@@ -1692,24 +1678,11 @@ mod tests {
         let store = file::FileStore::at(dir.path().join("pd")).expect("store");
         record(&store, "k", &p(Action::Trigger, "critical", 1000, "a"), 1000, &Map::new(), RepeatedTrigger::Merged).expect("record");
         let note = crate::spool::Entry {
-            handler: "pagerduty".into(),
-            incident_key: "k".into(),
-            action: Action::Resolve,
             severity: "ok".into(),
-            event_time: 1060,
-            event_seq: None,
-            time_origin: TimeOrigin::Event,
             token: "b".into(),
-            created: 1060,
-            overrides: Map::new(),
-            refs: Map::new(),
             payload: serde_json::json!({"event_action": "resolve"}),
             fate: crate::outcome::Fate::Unknown,
-            noted_in_flight: false,
-            custom: false,
-            attempts: 0,
-            failure: None,
-            progress: None,
+            ..crate::spool::sample("k", Action::Resolve, 1060)
         };
         let one = |e: &crate::spool::Entry| note_inflight(&store, "k", std::slice::from_ref(e)).expect("note").remove(0);
         assert_eq!(one(&note), None, "added");
