@@ -173,11 +173,17 @@ impl Template {
             };
             let piece = match part {
                 Part::Literal(_) => piece,
-                Part::Var(_) => {
-                    let piece = match printable(&piece) {
-                        Cow::Owned(s) => Cow::Owned(s),
-                        Cow::Borrowed(_) => piece,
+                Part::Var(var) => {
+                    // Free text the monitored host wrote, not a name: a name is left as it is,
+                    // so that `db-0\u{0}1` never renders as another host's `db-01`.
+                    let cleaned = match var {
+                        Var::Output | Var::Label(_) => match printable(&piece) {
+                            Cow::Owned(s) => Some(s),
+                            Cow::Borrowed(_) => None,
+                        },
+                        _ => None,
                     };
+                    let piece = cleaned.map_or(piece, Cow::Owned);
                     placeholders += 1;
                     filled += usize::from(!is_blank(&piece));
                     let escaped = match escape(&piece) {
@@ -204,11 +210,12 @@ impl Template {
 
 /// `text` without control characters other than tab, line feed and carriage return (C0, DEL,
 /// C1: NUL, the ESC of coloured check output, a bell) and without the noncharacters U+FFFE and
-/// U+FFFF. Every placeholder's value passes through it as a template renders
-/// ([`Template::render`]), so that what the monitored host wrote (check output, labels) reaches
-/// a page as text: an SMS `Body` with a NUL may be cut short on its way to the phone, a
-/// Reactio incident with one may be refused by its database and kept spooled until it expires,
-/// and none of them shows anything a person could read.
+/// U+FFFF. The check output and labels pass through it as a template renders
+/// ([`Template::render`]; names do not: removing a character could make one host's name
+/// another's), so that what the monitored host wrote reaches a page as text: an SMS `Body`
+/// with a NUL may be cut short on its way to the phone, a Reactio incident with one may be
+/// refused by its database and kept spooled until it expires, and none of them shows anything
+/// a person could read.
 pub fn printable(text: &str) -> Cow<'_, str> {
     let kept = |c: char| !(c.is_control() && !matches!(c, '\t' | '\n' | '\r') || matches!(c, '\u{fffe}' | '\u{ffff}'));
     if text.chars().all(kept) { Cow::Borrowed(text) } else { Cow::Owned(text.chars().filter(|&c| kept(c)).collect()) }
@@ -338,9 +345,10 @@ mod tests {
         let mut e = event();
         e.output = "DISK\u{0} \u{1b}[31mCRITICAL\u{1b}[0m\u{7}\r\n/\t95%\u{85}\u{fffe}".into();
         e.labels.insert("team".into(), "s\u{0}re".into());
-        let t = Template::parse("t", "{output} ({label.team})\u{1}").unwrap();
-        // The template's own text is the operator's, kept as written.
-        assert_eq!(t.render(&e), "DISK [31mCRITICAL[0m\r\n/\t95% (sre)\u{1}");
+        e.entity = "web-0\u{0}1".into();
+        let t = Template::parse("t", "{output} ({label.team}) {entity}\u{1}").unwrap();
+        // The template's own text is the operator's, kept as written; a name is kept too.
+        assert_eq!(t.render(&e), "DISK [31mCRITICAL[0m\r\n/\t95% (sre) web-0\u{0}1\u{1}");
         assert_eq!(printable("plain text, é 🔥"), Cow::Borrowed("plain text, é 🔥"));
         // Only controls: a blank rendering, not a telling one.
         e.output = "\u{0}\u{0}".into();
