@@ -614,6 +614,39 @@ fn a_pending_create_whose_answer_was_lost_is_found_by_the_flush_not_opened_twice
     fake.assert_no_violations();
 }
 
+/// A lost create whose lookup Reactio refuses for good (401: the key in force now is not the
+/// one the create went out with, or lost its rights): before, each flush exited 75 until
+/// spool_max_age gave the incident up; now 78, naming Reactio's answer, the create kept and
+/// not sent again (a second incident, everyone notified twice). With the key fixed, the flush
+/// finds the incident the lost create opened.
+#[test]
+fn a_lost_create_whose_lookup_reactio_refuses_exits_78_and_is_found_once_it_can_be_looked_up() {
+    let fake = FakeReactio::start(&[Script::Late(4000)]);
+    let sb = sandbox(json!({}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(fake.incidents().len(), 1);
+    let spooled = sb.spooled("reactio");
+    let wrong = "reactio-test-key-1111111111111111dead";
+    let r = run(&sb, &fake, b"", &["--flush", "--api-key", wrong]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(
+        r.stderr.contains("the service refused its lookup (GET /api/v1/incidents answered HTTP 401 authentication_error: invalid api key)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(wrong), "{}", r.stderr);
+    assert_eq!(fake.incidents().len(), 1, "not opened twice: {}", r.stderr);
+    assert_eq!(sb.spooled("reactio"), spooled, "kept");
+    assert!(sb.failed("reactio").is_empty());
+    let r = run(&sb, &fake, b"", &["--flush"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("acted on it after all"), "{}", r.stderr);
+    assert_eq!(fake.incidents().len(), 1, "not opened twice: {}", r.stderr);
+    assert_eq!(sb.state("reactio", "web-01%2Fcheck_disk.json")["refs"]["incident_id"], FIRST_ID);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_lost_create_put_on_hold_or_closed_before_the_flush_is_found_not_opened_twice() {
     // Reactio opens the incident and answers past the deadline; before the flush, someone puts

@@ -247,14 +247,15 @@ fn an_error_page_in_the_lookup_of_a_lost_create_is_asked_again_not_taken_for_no_
 fn a_lookup_the_token_may_not_make_keeps_the_lost_create_and_names_the_scope() {
     // A bot token without channels:read gets `missing_scope` from conversations.list on every
     // ask. It was asked four times and "cannot tell" sent the create again: name_taken, the
-    // page refused (exit 69) and the war room left without its alert.
+    // page refused (exit 69) and the war room left without its alert. Then it was kept with
+    // exit 75, every flush, as if Slack were down, until spool_max_age gave it up.
     let (fake, sb) = lost_create();
     fake.set_scopes(&["channels:manage", "chat:write"]);
     let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
-    // Kept (exit 75), the line says what to fix.
-    assert_eq!(flush.code, Some(75), "{flush:?}");
+    // Kept, exit 78 (the settings need fixing), and the line says what to fix.
+    assert_eq!(flush.code, Some(78), "{flush:?}");
     assert!(flush.stderr.contains("needs the scope channels:read"), "{}", flush.stderr);
-    assert!(flush.stderr.contains("kept until it can be"), "{}", flush.stderr);
+    assert!(flush.stderr.contains("not sent again until it can be looked up"), "{}", flush.stderr);
     assert_eq!(fake.calls_to("conversations.list").len(), 1, "asked once: the answer will not change");
     assert!(fake.calls_to("conversations.create").iter().all(|c| c.status == 0), "the create is not sent again");
     // With the scope granted, the next flush finds the war room and posts the alert in it.
@@ -275,12 +276,75 @@ fn a_lookup_the_token_may_not_make_holds_back_its_own_incident_only() {
     assert_eq!(r.code, Some(75), "{r:?}");
     fake.set_scopes(&["channels:manage", "channels:write.topic", "channels:write.invites", "chat:write"]);
     let flush = run_at(&sb, &fake, b"", 2, &["--flush"]);
-    assert_eq!(flush.code, Some(75), "web-01's entries are kept: {flush:?}");
+    assert_eq!(flush.code, Some(78), "web-01's entries are kept, for the token to be fixed: {flush:?}");
     assert!(flush.stderr.contains("needs the scope channels:read"), "{}", flush.stderr);
     let rooms = fake.created();
     assert_eq!(rooms.len(), 2, "web-01's (made by the lost create) and db-02's: {}", flush.stderr);
     let db = rooms.iter().find(|r| r.name.contains("db-02")).expect("db-02's war room");
     assert_eq!(db.roots().len(), 1, "its alert is posted: {}", flush.stderr);
+    fake.assert_no_violations();
+}
+
+/// conversations.list refused for good with Slack's own answer: a token of a type that may not
+/// list (`not_allowed_token_type`), one refused (`invalid_auth`), a request Slack will not take
+/// (`invalid_arguments`). Before, each was taken for no usable answer: asked four times, then
+/// kept with exit 75 on every flush, as if Slack were down, until spool_max_age gave the war
+/// room up, and nobody was told to fix the settings. Now: exit 78, one line with Slack's code,
+/// the create kept with its fate unknown (never sent again blind: a second war room), asked
+/// once; and once the lookup is allowed, the flush finds the room the lost create made.
+#[test]
+fn a_lookup_slack_refuses_for_good_exits_78_and_keeps_the_create_until_it_can_be_looked_up() {
+    for code in ["not_allowed_token_type", "invalid_auth", "invalid_arguments"] {
+        let (fake, sb) = lost_create();
+        let spooled = sb.spooled("slack");
+        fake.fail("conversations.list", &vec![Fault::Error(code); 8]);
+        let flush = run_at(&sb, &fake, b"", 1, &["--flush"]);
+        assert_eq!(flush.code, Some(78), "{code}: {flush:?}");
+        let line = format!("the service refused its lookup (conversations.list answered {code}");
+        assert!(flush.stderr.contains(&line), "{code}: {}", flush.stderr);
+        assert!(flush.stderr.contains("kept spooled with its fate unknown, not sent again until it can be looked up"), "{}", flush.stderr);
+        assert!(!flush.stderr.contains(BOT_TOKEN), "{}", flush.stderr);
+        assert_eq!(fake.calls_to("conversations.list").len(), 1, "{code}: asked once, the answer will not change");
+        assert_eq!(fake.calls_to("conversations.create").len(), 1, "{code}: not created again: {}", flush.stderr);
+        assert_eq!(sb.spooled("slack"), spooled, "{code}: all kept");
+        assert!(sb.failed("slack").is_empty(), "{code}");
+        fake.heal("conversations.list");
+        let flush = run_at(&sb, &fake, b"", 2, &["--flush"]);
+        found_after_all(&fake, &flush);
+        assert!(sb.spooled("slack").is_empty(), "{code}: {}", flush.stderr);
+    }
+}
+
+/// The incident's next event meets the same refusal in its own flush (the spooled create of
+/// unknown fate goes first): it is queued behind it and exits 78 (75 before), naming the
+/// refusal; nothing is created twice, and once the scope is granted a flush finds the war room,
+/// posts the alert in it, then the recovery.
+#[test]
+fn an_event_queued_behind_a_lookup_slack_refuses_exits_78() {
+    let (fake, sb) = lost_create();
+    fake.set_scopes(&["channels:manage", "channels:write.topic", "channels:write.invites", "chat:write"]);
+    let spooled = sb.spooled("slack").len();
+    let r = run_at(&sb, &fake, &read_fixture("sensu/resolve.json"), 1, &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("the service refused its lookup (conversations.list answered missing_scope"), "{}", r.stderr);
+    assert!(r.stderr.contains("needs the scope channels:read"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("it waits behind a request of unknown fate whose lookup the service refused (fix the settings)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sb.spooled("slack").len(), spooled + 1, "the recovery queued behind: {}", r.stderr);
+    assert_eq!(fake.calls_to("conversations.create").len(), 1, "not created again: {}", r.stderr);
+    assert!(fake.calls_to("chat.postMessage").is_empty(), "{}", r.stderr);
+    fake.set_scopes(&ALL_SCOPES);
+    let flush = run_at(&sb, &fake, b"", 2, &["--flush"]);
+    ok(&flush);
+    assert!(flush.stderr.contains("had acted on it after all"), "{}", flush.stderr);
+    let rooms = fake.created();
+    assert_eq!(rooms.len(), 1, "one war room: {}", flush.stderr);
+    assert_eq!(fake.calls_to("chat.postMessage").len(), 2, "the alert, then the recovery: {}", flush.stderr);
+    assert!(sb.spooled("slack").is_empty(), "{}", flush.stderr);
+    assert_eq!(sb.state("slack", STATE)["open"], false);
     fake.assert_no_violations();
 }
 

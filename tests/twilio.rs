@@ -1246,6 +1246,50 @@ fn a_call_of_unknown_fate_still_in_twilios_queue_is_found_not_placed_twice() {
     }
 }
 
+/// A call of unknown fate whose ListCall Twilio refuses for good: 401 (20003), or 403 for an
+/// API key that may place calls but not list them. Before, each flush exited 75, as if Twilio
+/// were down, until spool_max_age gave the call up, and nobody was told that the credentials
+/// need fixing. Now: exit 78 with one line quoting Twilio's refusal (no secret in it), asked
+/// once, the call kept with its fate unknown and never placed again blind (a phone rung
+/// twice); once the lookup is allowed, the flush finds the call the first create placed.
+#[test]
+fn a_call_whose_lookup_twilio_refuses_exits_78_and_is_kept_until_it_can_be_looked_up() {
+    for status in [401, 403] {
+        let fake = FakeTwilio::start(&[Script::AcceptThenHang]);
+        let sb =
+            twilio_sandbox(json!({"recipients": [ONE], "auth_token": null, "api_key_sid": API_KEY_SID, "api_key_secret": API_KEY_SECRET}));
+        let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+        assert_eq!(r.code, Some(75), "{r:?}");
+        assert_eq!(fake.calls().len(), 1, "Twilio placed it");
+        let spooled = sb.spooled("twilio");
+        assert_eq!(spooled.len(), 1, "{}", r.stderr);
+        fake.refuse_lists(Some(status));
+        let f = run(&sb, &fake, b"", &["--flush", "--timeout", "10s"]);
+        assert_eq!(f.code, Some(78), "HTTP {status}: {f:?}");
+        let line = format!(
+            "the service refused its lookup (GET /2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json answered HTTP {status} Twilio error"
+        );
+        assert!(f.stderr.contains(&line), "{}", f.stderr);
+        assert!(f.stderr.contains("kept spooled with its fate unknown, not sent again until it can be looked up"), "{}", f.stderr);
+        if status == 403 {
+            assert!(f.stderr.contains("the credentials in force may not list calls"), "{}", f.stderr);
+        }
+        assert!(!f.stderr.contains(API_KEY_SECRET), "{}", f.stderr);
+        assert_eq!(fake.lists().len(), 1, "HTTP {status}: asked once, the answer will not change: {}", f.stderr);
+        assert_eq!(fake.calls().len(), 1, "HTTP {status}: not placed again: {}", f.stderr);
+        assert_eq!(sb.spooled("twilio"), spooled, "HTTP {status}: kept");
+        assert!(sb.failed("twilio").is_empty(), "HTTP {status}");
+        fake.refuse_lists(None);
+        let f = run(&sb, &fake, b"", &["--flush", "--timeout", "10s"]);
+        assert_eq!(f.code, Some(0), "HTTP {status}: {f:?}");
+        assert!(f.stderr.contains("the service had acted on it after all; not sent again"), "{}", f.stderr);
+        assert_eq!(fake.calls().len(), 1, "HTTP {status}: not placed twice: {}", f.stderr);
+        assert!(sb.spooled("twilio").is_empty(), "{}", f.stderr);
+        assert_eq!(sb.state("twilio", "web-01%2Fcheck_disk.json")["refs"]["call_sids"], json!([fake.calls()[0].sid]));
+        fake.assert_no_violations();
+    }
+}
+
 /// The calls the fake placed to `to`.
 fn calls_to(fake: &FakeTwilio, to: &str) -> usize {
     fake.calls().iter().filter(|c| c.to == to).count()

@@ -624,6 +624,13 @@ impl Provider for Reactio {
         }
     }
 
+    /// The answer to a lookup, explained as any answer is (Reactio's `type` and `message`): a
+    /// 401 `authentication_error` (a key that lost its rights since the create went out)
+    /// refuses the lookup for good ([`Found::Broken`]: the create stays spooled, exit 78).
+    fn classify_lookup(&self, _call: &Call, resp: &Response) -> Outcome {
+        classify(resp)
+    }
+
     /// A create of unknown fate (sent, no answer in time: Reactio may have opened the incident
     /// and broadcast) is looked for before it is sent again, so that a slow Reactio does not
     /// get two incidents, and everyone two broadcasts: the incidents in the status it was

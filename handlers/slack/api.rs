@@ -229,6 +229,17 @@ pub fn list_request(api_url: &str, token: &str, private: bool, cursor: Option<&s
     req
 }
 
+/// Whether `resp`, an answer to `conversations.list` that [`read`] turned into `e`, is Slack
+/// refusing the lookup for good: Slack's own `{"ok": false, "error": CODE}` (not a page that
+/// stands in for it, a proxy's `{}` or HTML) with a code that is not retryable (§5: the auth
+/// codes, `missing_scope` naming the scope, and the perm ones such as `invalid_arguments`,
+/// which asking again gets again). Not `invalid_cursor` (§5.8): a cursor Slack gave is refused
+/// only when it went stale, and a lookup asked again starts without one.
+pub fn refuses_lookup(resp: &Response, e: &SlackError) -> bool {
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    body["ok"] == false && body["error"].is_string() && e.class() != ErrorClass::Retry && e.code != "invalid_cursor"
+}
+
 /// In a `conversations.list` answer, the channel named `name` that the bot is a member of,
 /// that was created since `asked` (less [`CLOCK_MARGIN`]) and whose topic is still empty:
 /// `(id, name)`. Such a channel is the war room an earlier attempt created without its answer
@@ -522,6 +533,29 @@ mod tests {
         assert!(auth_refused(&r(401, "")));
         for (status, body) in [(200, r#"{"ok":true}"#), (200, r#"{"ok":false,"error":"not_in_channel"}"#), (429, ""), (500, "")] {
             assert!(!auth_refused(&r(status, body)), "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn a_lookup_is_refused_for_good_only_by_slacks_own_lasting_answer() {
+        let refused = |status, body: &str| {
+            let resp = r(status, body);
+            read(Method::List, &resp).is_err_and(|e| refuses_lookup(&resp, &e))
+        };
+        for code in ["missing_scope", "invalid_auth", "not_allowed_token_type", "invalid_arguments", "invalid_types"] {
+            assert!(refused(200, &format!(r#"{{"ok":false,"error":"{code}"}}"#)), "{code}");
+        }
+        // Asked again, these may be answered: Slack busy, a stale cursor, a page that is not
+        // Slack's (a proxy's), an answer that says nothing.
+        for body in [
+            r#"{"ok":false,"error":"internal_error"}"#,
+            r#"{"ok":false,"error":"ratelimited"}"#,
+            r#"{"ok":false,"error":"invalid_cursor"}"#,
+            "<html>proxy</html>",
+            "{}",
+            r#"{"ok":false}"#,
+        ] {
+            assert!(!refused(200, body), "{body}");
         }
     }
 

@@ -450,10 +450,11 @@ impl Provider for Slack {
     /// …), or a 2xx page that is not Slack's (a proxy's HTML), cannot say the war room is not
     /// there: [`Found::Unanswered`], asked again, then kept spooled for a later flush's lookup
     /// (created again, it would open a second war room under the next name). A list that goes on
-    /// past the pages read is judged as read: asking again would read the same pages. A token
-    /// refused for the list (`missing_scope` without `channels:read`, `invalid_auth` …) will
-    /// be refused on every ask: [`Found::Broken`], naming the scope (kept spooled until fixed;
-    /// other incidents' requests go on).
+    /// past the pages read is judged as read: asking again would read the same pages. A lookup
+    /// Slack refuses for good ([`api::refuses_lookup`]: `missing_scope` without `channels:read`,
+    /// `invalid_auth`, `not_allowed_token_type`, `invalid_arguments` …) will be refused on
+    /// every ask: [`Found::Broken`], naming the scope (kept spooled until fixed, exit 78; other
+    /// requests go on).
     ///
     /// Nor a war room the ledger holds open for another incident ([`Provider::known`]; the
     /// incident's own record's is in `known` as its `channel_id`): a room whose topic Slack
@@ -475,7 +476,7 @@ impl Provider for Slack {
                         return Found::Yes(Stored { channel_id: id, channel_name: Some(name), ts: None }.refs());
                     }
                 }
-                Err(e) if e.class() == api::ErrorClass::Auth => return Found::Broken(e.explain()),
+                Err(e) if api::refuses_lookup(page, &e) => return Found::Broken(e.explain()),
                 Err(e) => return Found::Unanswered(format!("conversations.list answered {}", e.code)),
             }
         }
@@ -889,8 +890,9 @@ impl Reopening<'_, '_> {
     /// The channel `name` an earlier attempt of this run created since `asked` (its answer
     /// lost, or the flush killed before its notes said so): `conversations.list` (§5.8). A list
     /// that cannot be read keeps the run for the next flush rather than open a second room: a
-    /// token refused for it (`missing_scope` without `channels:read`) as unfinished, naming
-    /// the scope; anything else as a retry.
+    /// lookup Slack refuses for good ([`api::refuses_lookup`]: `missing_scope` without
+    /// `channels:read` …) as [`Resumed::Unlookable`], naming the scope (exit 78); anything else
+    /// as a retry.
     fn find_own(&self, name: &str, asked: u64) -> std::result::Result<Option<String>, Resumed> {
         let slack = self.slack;
         let token = slack.token.as_deref().unwrap_or("xoxb-…");
@@ -900,8 +902,8 @@ impl Reopening<'_, '_> {
             let body = match self.ctx.fetch(&req, &|r| api::classify_live(Method::List, r)) {
                 Outcome::Delivered(resp) => match api::read(Method::List, &resp) {
                     Ok(body) => body,
-                    Err(e) if e.class() == api::ErrorClass::Auth => {
-                        return Err(Resumed::Unfinished(format!("cannot look #{name} up: {}; kept until it can be", e.explain())));
+                    Err(e) if api::refuses_lookup(&resp, &e) => {
+                        return Err(Resumed::Unlookable(format!("of #{name}, which an earlier attempt may have opened: {}", e.explain())));
                     }
                     Err(e) => {
                         return Err(Resumed::Failed(Outcome::Retry(Retry::not_sent(format!("cannot look #{name} up: {}", e.explain())))));

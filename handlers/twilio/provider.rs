@@ -616,6 +616,20 @@ impl Provider for Twilio {
         }
     }
 
+    /// ListCall's answer, explained as a create's is (Twilio's `code`, `message` and
+    /// `more_info`): a 401 (20003) or 403 refuses the lookup for good ([`Found::Broken`]: the
+    /// call stays spooled, exit 78); a 403 names what the credentials lack, as an API key may
+    /// be allowed to place calls and not to list them.
+    fn classify_lookup(&self, _payload: &Payload, resp: &Response) -> Outcome {
+        match classify(resp, "", "") {
+            Outcome::Refused(why) if resp.status == 403 => Outcome::Refused(format!(
+                "{why} (the credentials in force may not list calls: give the API key the right to read calls, or use the \
+                 auth token)"
+            )),
+            other => other,
+        }
+    }
+
     /// ListCall for a call of unknown fate, first of its two lists ([`Twilio::calls_since`]):
     /// `GET …/Calls.json?To=…&From=…&Status=queued`.
     fn lookup(&self, payload: &Payload, _since: u64) -> Option<Request> {

@@ -715,6 +715,9 @@ struct Inner {
     overlaps: Vec<(String, Vec<String>)>,
     /// Calls whose fetches are answered 404 ([`FakeTwilio::refuse_fetches`]).
     unreadable: Vec<String>,
+    /// The status every ListCall is refused with, as for credentials that may place calls
+    /// but not list them ([`FakeTwilio::refuse_lists`]).
+    lists_refused: Option<u16>,
     violations: Vec<String>,
 }
 
@@ -742,6 +745,12 @@ impl FakeTwilio {
             let mut inner = shared.lock().unwrap();
             let reply = match route(r, &validators) {
                 Ok(Op::Create(resource, params, twiml)) => inner.create(resource, params, twiml),
+                Ok(Op::List(params)) if inner.lists_refused.is_some() => {
+                    inner.lists.push(params);
+                    let status = inner.lists_refused.unwrap_or(403);
+                    let (code, message) = if status == 401 { (20003, "Authenticate") } else { (20403, "Forbidden") };
+                    Reply::Json(status, error(code, status, message))
+                }
                 Ok(Op::List(params)) => match inner.list(&params) {
                     Ok(answer) => {
                         inner.lists.push(params);
@@ -818,6 +827,14 @@ impl FakeTwilio {
     /// could no longer be read (the call itself goes on as scripted).
     pub fn refuse_fetches(&self, sid: &str) {
         self.inner.lock().expect("the fake's lock").unreadable.push(sid.to_string());
+    }
+
+    /// From now on refuse every ListCall with `status` (401: Twilio's 20003 `Authenticate`;
+    /// another, such as 403: 20403 `Forbidden`), as Twilio does for credentials that may
+    /// place calls but not list them (a restricted API key); `None`: answer them again. A
+    /// refused list is still counted in [`FakeTwilio::lists`].
+    pub fn refuse_lists(&self, status: Option<u16>) {
+        self.inner.lock().expect("the fake's lock").lists_refused = status;
     }
 
     /// Decide now how the call `sid` ends (a call scripted [`Outcome::Ringing`] answered or rung

@@ -25,7 +25,10 @@
 //!   and the event's own overrides kept with it, never from a stored URL;
 //! - a request of unknown fate (it may have reached the service) is looked up first where the
 //!   provider can ([`Provider::lookup`]: Twilio lists the calls), and is only tried again with
-//!   a whole attempt timeout to spare ([`crate::http::retry`]);
+//!   a whole attempt timeout to spare ([`crate::http::retry`]); one whose lookup gets no
+//!   usable answer stays queued for a later flush's lookup, and one whose lookup the service
+//!   refuses for good ([`Found::Broken`]: a missing scope, an API key that may not list) stays
+//!   queued too, never sent again blind, and the flush exits 78 (the settings must change);
 //! - a request whose credentials the service refuses (HTTP 401) is kept for the flush after
 //!   the fix, holding back the entries sent the same way only, unless the credentials are the
 //!   entry's own (a check's key, kept with it), which no fix reaches: refused, as live;
@@ -82,6 +85,10 @@ pub struct Report {
     /// Why entries are still queued: what stopped the flush (this machine's configuration), or
     /// the first retryable failure (the service, or one destination, still refusing).
     pub stopped: Option<String>,
+    /// The first request of unknown fate kept because the service refused its lookup for good
+    /// ([`Found::Broken`]), the line that says so: only a change of the settings lets it go
+    /// out, so the flush exits 78, not 75.
+    pub unlookable: Option<String>,
 }
 
 impl Report {
@@ -93,6 +100,9 @@ impl Report {
         self.remaining += other.remaining;
         if self.stopped.is_none() {
             self.stopped = other.stopped;
+        }
+        if self.unlookable.is_none() {
+            self.unlookable = other.unlookable;
         }
     }
 }
@@ -128,6 +138,10 @@ enum Settled {
     /// The service refused the credentials its request (or a request of its run) was sent
     /// with (HTTP 401, [`http::credentials_refused`]), the reason.
     Unauthorized(String),
+    /// A request of unknown fate whose lookup the service refused for good ([`Found::Broken`]),
+    /// the line that says so: kept with its fate unknown, never sent again blind, until the
+    /// settings let it be looked up.
+    Unlookable(String),
 }
 
 impl<'a, P: Provider> Flusher<'a, P> {
@@ -175,15 +189,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
     }
 
     /// Deliver `key`'s own entries within `deadline`; `held`: this invocation holds the
-    /// incident's hold already. Returns how many are left, and the incident's record as this
-    /// flush leaves it ([`Flusher::ledger`]: what it delivered, where no store holds it).
-    pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> (usize, Option<Incident>) {
+    /// incident's hold already. Returns how many are left, the incident's record as this
+    /// flush leaves it ([`Flusher::ledger`]: what it delivered, where no store holds it), and
+    /// whether one left is of unknown fate with its lookup refused for good
+    /// ([`Report::unlookable`]: the event queued behind it exits 78).
+    pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> (usize, Option<Incident>, bool) {
         let hash = format!("{:016x}", spool::key_hash(key));
         let report = self.run(client, deadline, &|h| h == hash, Some(key), held.then_some(key), false);
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) for {key} still queued ({why})", report.remaining));
         }
-        (report.remaining, self.ledger(key))
+        (report.remaining, self.ledger(key), report.unlookable.is_some())
     }
 
     /// Deliver the queued entries whose key hash `wanted` accepts, oldest first, until
@@ -375,6 +391,19 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     held_back.insert(incident);
                     retrying.insert(destination);
                     report.stopped = Some(why);
+                    continue;
+                }
+                // Of unknown fate, and the service refused its lookup for good: kept as it is
+                // (never sent again blind: a second call, a second war room), and its
+                // incident's later entries behind it, for the flush after the settings are
+                // fixed; the others go on, those sent the same way too (a token may open what
+                // it may not list). Said here, once; the flush exits 78.
+                Settled::Unlookable(why) => {
+                    self.keep_noted(&entry);
+                    self.log.warn(&why);
+                    report.remaining += 1;
+                    held_back.insert(incident);
+                    report.unlookable.get_or_insert(why);
                     continue;
                 }
                 Settled::Ended(why) => {
@@ -788,15 +817,27 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 asked += 1;
                 let started = std::time::Instant::now();
                 // Every page of the answer: what is looked for may be on any of them.
-                let fetch = |page: &http::Request| match client
-                    .deliver(page, deadline, Fate::NotSent, &http::classify_status, &mut |l| log.debug(l))
-                {
-                    Outcome::Delivered((resp, _)) => Ok(resp),
-                    other => Err(other.reason().unwrap_or("").to_string()),
+                let fetch = |page: &http::Request| {
+                    let last: RefCell<Option<Response>> = RefCell::new(None);
+                    let classify = |resp: &Response| {
+                        *last.borrow_mut() = Some(resp.clone());
+                        provider.classify_lookup(&payload, resp)
+                    };
+                    match client.deliver(page, deadline, Fate::NotSent, &classify, &mut |l| log.debug(l)) {
+                        Outcome::Delivered((resp, _)) => Ok(resp),
+                        // The service's own answer, meant for good (Twilio's 401 or 403 for a
+                        // key that may not list calls): asking again gets the same.
+                        Outcome::Refused(why) if last.borrow().as_ref().is_some_and(services_own) => {
+                            let shown = page.redacted(&log.secrets());
+                            Err(Unread::Refused(format!("{} {} answered {why}", shown.method.name(), path_of(&shown.url))))
+                        }
+                        other => Err(Unread::Failed(other.reason().unwrap_or("").to_string())),
+                    }
                 };
                 let pages = match super::read_pages(req.clone(), fetch, |pages| provider.lookup_next(&payload, entry.created, pages)) {
                     Ok(pages) => pages,
-                    Err(why) => {
+                    Err(Unread::Refused(why)) => return Settled::Unlookable(unlookable(what, &why)),
+                    Err(Unread::Failed(why)) => {
                         return Settled::Request(Outcome::Retry(crate::outcome::Retry {
                             reason: format!("cannot find out whether it went through: {why}"),
                             fate: Fate::Unknown,
@@ -848,11 +889,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         fate = Fate::NotSent;
                         break;
                     }
-                    Found::Broken(why) => {
-                        let why = format!("{what}: cannot find out whether it went through: {why}; kept until it can be");
-                        log.warn(&why);
-                        return Settled::Request(Outcome::Spooled(why));
-                    }
+                    Found::Broken(why) => return Settled::Unlookable(unlookable(what, &why)),
                     Found::CannotTell(why) => {
                         // Others' requests of unknown fate are mostly still on their way: their
                         // answers settle them within a round trip or two.
@@ -1057,8 +1094,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
             return;
         }
         let unknown = entry.fate == Fate::Unknown || matches!(settled, Settled::Request(Outcome::Retry(r)) if r.fate == Fate::Unknown);
-        let kept =
-            matches!(settled, Settled::Unauthorized(_) | Settled::Request(Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Broken(_)));
+        let kept = matches!(
+            settled,
+            Settled::Unauthorized(_)
+                | Settled::Unlookable(_)
+                | Settled::Request(Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Broken(_))
+        );
         match settled {
             Settled::Request(Outcome::Delivered(())) => return,
             _ if kept && unknown => return,
@@ -1154,6 +1195,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             Resumed::Ended(why) => Settled::Ended(format!("{what}: {why}")),
             Resumed::Superseded(why) => Settled::Request(Outcome::Skipped(format!("{what}: {why}"))),
             Resumed::Unfinished(why) => Settled::Request(Outcome::Spooled(format!("{what}: {why}"))),
+            Resumed::Unlookable(why) => Settled::Unlookable(unlookable(what, &why)),
             Resumed::Failed(Outcome::Broken(why)) if refused => Settled::Unauthorized(why),
             Resumed::Failed(outcome) => Settled::Request(outcome),
         }
@@ -1290,8 +1332,9 @@ fn adopt_all_inflight(
 /// deadline ran out); 69 requests were refused for good in this flush and moved to `failed/`
 /// (a run that is over without reaching anyone, [`Resumed::Ended`], also moves there but
 /// counts as dropped, not refused: 0, nothing is left to retry); 78 no spool directory can be
-/// used. An empty spool is logged at debug level only (the
-/// packaged timer runs it every minute).
+/// used, or a request of unknown fate remains whose lookup the service refused for good
+/// ([`Found::Broken`]: the settings must change before it can be looked up; 69 goes first).
+/// An empty spool is logged at debug level only (the packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, &flags, log)?.warned::<P>(log);
     // Mask the configured credentials too, when the settings are complete enough to say.
@@ -1336,8 +1379,14 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
         report.remaining
     );
     if report.failed > 0 {
+        let also = report.unlookable.map(|why| format!("; and {why}")).unwrap_or_default();
         return Err(Code::Unavailable
-            .msg(format!("{summary}; read the reasons in {}/failed/ and resend by hand if still needed", spool.dir().display())));
+            .msg(format!("{summary}; read the reasons in {}/failed/ and resend by hand if still needed{also}", spool.dir().display())));
+    }
+    // A request of unknown fate the service refuses to look up waits for the settings to change
+    // (a scope, an API key's rights): 78, as waiting (75) would not fix it.
+    if let Some(why) = report.unlookable {
+        return Err(Code::Config.msg(format!("{summary}: {why}")));
     }
     if report.remaining > 0 {
         let why = report.stopped.unwrap_or_else(|| "the deadline ran out, or an incident stayed busy".into());
@@ -1352,6 +1401,39 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     Ok(Code::Ok)
 }
 
+/// Why a lookup ([`Provider::lookup`]) read no list.
+enum Unread {
+    /// The service refused it for good, with its own answer: the request, and why.
+    Refused(String),
+    /// It failed otherwise (the service unreachable, 5xx, 429, a page that is not the
+    /// service's): asked again by a later flush.
+    Failed(String),
+}
+
+/// Whether `resp` carries the service's own answer (a JSON object: Twilio's, Reactio's and
+/// Slack's errors are), not a page something on the way put in its place (a proxy's or a load
+/// balancer's HTML): only the service's refusal of a lookup is taken for good.
+fn services_own(resp: &Response) -> bool {
+    serde_json::from_str::<Value>(&resp.body).is_ok_and(|v| v.is_object())
+}
+
+/// The path of `url` (`https://host/a/b?q` → `/a/b`): where a lookup went, without its query
+/// (a number, a date) nor its host.
+fn path_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
+/// The line for `what`, a spooled request of unknown fate whose lookup the service refused for
+/// good (`why`, the service's answer): kept, and what to do.
+fn unlookable(what: &str, why: &str) -> String {
+    format!(
+        "{what}: the service refused its lookup ({why}); kept spooled with its fate unknown, not sent again until it can be \
+         looked up: fix the settings"
+    )
+}
+
 /// Why a destination's entries wait: its settings (the operator's, or with the entries'
 /// overrides) build no provider, `why`.
 fn unbuilt_reason<P: Provider>(why: &str) -> String {
@@ -1362,4 +1444,30 @@ fn unbuilt_reason<P: Provider>(why: &str) -> String {
 /// same overrides build the same provider, so requests sent the same way share a key).
 fn destination_of(overrides: &Map<String, Value>) -> String {
     Value::Object(overrides.clone()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_is_named_by_its_path_alone() {
+        assert_eq!(
+            path_of("https://api.twilio.com/2010-04-01/Accounts/AC1/Calls.json?To=%2B1&Status=queued"),
+            "/2010-04-01/Accounts/AC1/Calls.json"
+        );
+        assert_eq!(path_of("http://127.0.0.1:8080/api/conversations.list?types=public_channel"), "/api/conversations.list");
+        assert_eq!(path_of("https://example.reactio.jp"), "/");
+        assert_eq!(path_of("https://h/a#frag"), "/a");
+    }
+
+    #[test]
+    fn only_the_services_own_answer_refuses_a_lookup_for_good() {
+        let r = |body: &str| Response { status: 403, body: body.into(), retry_after: None, location: None };
+        assert!(services_own(&r(r#"{"code":20403,"message":"Forbidden","status":403}"#)));
+        assert!(services_own(&r(r#"{"type":"authentication_error","message":"invalid api key"}"#)));
+        for body in ["<html><body>403 Forbidden</body></html>", "", "[]", "\"denied\""] {
+            assert!(!services_own(&r(body)), "{body}");
+        }
+    }
 }

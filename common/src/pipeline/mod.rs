@@ -681,12 +681,18 @@ pub enum Found {
     /// then kept spooled with its fate still unknown, as when the lookup fails in transport:
     /// sent again without a lookup it could ring a second time or open a second war room.
     Unanswered(String),
-    /// The lookup cannot be made with these settings (Slack: a token without the scope the
-    /// lookup needs): the reason, naming what to fix. The request stays spooled, and its
-    /// incident's later requests behind it, until a flush can look it up; other incidents'
-    /// requests go on (a scope missing for the lookup alone does not stop them). Sent again
-    /// without the lookup it could be a duplicate (a second Slack war room, refused as
-    /// `name_taken`).
+    /// The service refused the lookup for good, an answer that will not change until the
+    /// settings do (Slack: `missing_scope` for a token without `channels:read`,
+    /// `invalid_auth`, `not_allowed_token_type`, `invalid_arguments`): the reason, naming what
+    /// to fix. Not asked again in this flush. The request stays spooled with its fate unknown,
+    /// and its incident's later requests behind it, until a flush can look it up; other
+    /// requests go on (the service may take requests it refuses to list); the flush, or the
+    /// event queued behind it, exits 78 ([`crate::exit::Code::Config`]: the settings need
+    /// fixing, where 75 would wait in vain). Sent again without the lookup it could be a
+    /// duplicate (a second Slack war room, refused as `name_taken`; a second phone call). A
+    /// lookup answered with an HTTP status the service means for good (a 4xx with its own
+    /// error body: Twilio's 401 / 403 for an API key that may create calls but not list them,
+    /// Reactio's 401) comes to the same ([`Provider::classify_lookup`]).
     Broken(String),
 }
 
@@ -854,6 +860,17 @@ pub trait Provider: Sized {
         true
     }
 
+    /// What the service's answer to a request of [`Provider::lookup`] (or
+    /// [`Provider::lookup_next`]) for `payload` means: delivered (a page for
+    /// [`Provider::found`]), retryable (kept with its fate unknown for a later lookup), or
+    /// refused ([`crate::outcome::Outcome::Refused`]: with the service's own error body, a
+    /// refusal for good, [`Found::Broken`]; without one, a page that is not the service's,
+    /// such as a proxy's HTML, taken as no answer). The reason quotes the service's error.
+    /// Default: [`http::classify_status`].
+    fn classify_lookup(&self, _payload: &Self::Payload, resp: &Response) -> Outcome {
+        http::classify_status(resp)
+    }
+
     /// The request for the page after the last of `pages` (the answer to [`Provider::lookup`]
     /// for `since`, page after page), when there is one (Twilio's `next_page_uri`, Slack's
     /// `next_cursor`, Reactio's `page` + 1 until a page ends the list): a list is read to its
@@ -947,6 +964,12 @@ pub enum Resumed {
     /// flush carries on. Its incident's later entries wait; other entries sent the same way
     /// do not (the service answers).
     Unfinished(String),
+    /// Kept, as [`Resumed::Unfinished`], because the service refused for good the lookup of
+    /// what an earlier attempt of the run may have done (Slack: the war room a create whose
+    /// answer was lost may have opened, `missing_scope` from `conversations.list`), the reason
+    /// naming the refusal: nothing is sent again blind, and the flush exits 78, as for a
+    /// request whose lookup is refused ([`Found::Broken`]).
+    Unlookable(String),
     /// Failed as a request fails: [`Outcome::Retry`] (the service cannot be reached: the
     /// entries sent the same way wait too), [`Outcome::Refused`], [`Outcome::Broken`].
     Failed(Outcome),
@@ -1129,7 +1152,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             log.info(format!("skipped {}: {why}", decided.key));
             Ok(Code::Ok)
         }
-        CaughtUp::Deliver { hold, record, only, client } => local.deliver(p, record, only, &client, hold),
+        CaughtUp::Deliver { hold, record, only, unlookable, client } => local.deliver(p, record, (only, unlookable), &client, hold),
     }
 }
 
@@ -1235,8 +1258,10 @@ enum CaughtUp {
     /// Nothing to send (an identical repeat, a superseded event), with the reason.
     Skip(String),
     /// Deliver, holding the incident (`None`: no ledger, or it stayed busy), with its record as
-    /// the provider should see it, queueing every request when `only` says why.
-    Deliver { hold: Option<Box<dyn state::Hold>>, record: Option<Incident>, only: Option<String>, client: Client },
+    /// the provider should see it, queueing every request when `only` says why; `unlookable`:
+    /// what it queues behind is a request of unknown fate whose lookup the service refused for
+    /// good ([`Found::Broken`]), which only a change of the settings lets go out (exit 78).
+    Deliver { hold: Option<Box<dyn state::Hold>>, record: Option<Incident>, only: Option<String>, unlookable: bool, client: Client },
 }
 
 /// The ledger and the spool of one invocation, and what it decided.
@@ -1377,6 +1402,7 @@ impl<'a, P: Provider> Local<'a, P> {
         let (key, now) = (&self.d.key, self.d.now);
         let (hold, busy) = take_hold(self.store(), key, p, &self.d.deadline, self.log);
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
+        let mut unlookable = false;
         let (mut record, mut known) = read_record(self.store(), key, self.log);
         // Requests a holder that died left in flight are this incident's oldest spooled ones
         // now, of unknown fate: looked up before they are sent again.
@@ -1409,7 +1435,7 @@ impl<'a, P: Provider> Local<'a, P> {
             // Twilio sequential run): it is not carried on first.
             let stop =
                 (p.action != Action::Trigger).then_some(Stop { action: p.action, event_time: p.event_time, time_origin: p.time_origin });
-            let (left, flushed) = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
+            let (left, flushed, refused) = self.flusher().stopping(stop).incident(&client, &self.d.deadline, key, hold.is_some());
             (record, known) = read_record(self.store(), key, self.log);
             // No store to hold what the flush delivered (Redis down): the flush's own record
             // of it, so that a recovery finds the war room its spooled trigger just opened.
@@ -1421,6 +1447,9 @@ impl<'a, P: Provider> Local<'a, P> {
                 // The provider sees the incident as it will be (open, if a trigger is spooled).
                 record = tail.iter().fold(record, |rec, e| Some(state::apply(rec, key, &proposal_of(e), e.created, &Map::new())));
                 only = Some(format!("{left} older request(s) for this incident are still spooled"));
+                // Behind a request of unknown fate whose lookup the service refused for good
+                // (the flush's line names the refusal): kept, but it waits for the settings.
+                unlookable = refused;
             }
             match decide::<P>(record.as_ref(), known, p, now) {
                 Verdict::Send => {}
@@ -1440,7 +1469,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 Verdict::Superseded(why) => return Ok(CaughtUp::Skip(why)),
             }
         }
-        Ok(CaughtUp::Deliver { hold, record, only, client })
+        Ok(CaughtUp::Deliver { hold, record, only, unlookable, client })
     }
 
     /// Move the requests a dead holder left in flight ([`state::take_inflight`]) to the spool as
@@ -1462,12 +1491,14 @@ impl<'a, P: Provider> Local<'a, P> {
     }
 
     /// Phase 6: the provider delivers (or queues, when `only` says why); what the service
-    /// accepted is recorded; the hold is released; the exit code.
+    /// accepted is recorded; the hold is released; the exit code. Queued behind a request whose
+    /// lookup the service refused for good (`unlookable`), the event exits 78 when it is
+    /// spooled: waiting (75) does not bring it out, a fix of the settings does.
     fn deliver(
         &self,
         p: &Proposal,
         record: Option<Incident>,
-        only: Option<String>,
+        (only, unlookable): (Option<String>, bool),
         client: &Client,
         hold: Option<Box<dyn state::Hold>>,
     ) -> Result<Code> {
@@ -1561,7 +1592,12 @@ impl<'a, P: Provider> Local<'a, P> {
             }
         }
         drop(hold);
-        finish(log, &self.d.deadline, false, &job, key, outcome)
+        let waits_for_settings = unlookable && matches!(outcome, Outcome::Spooled(_));
+        match finish(log, &self.d.deadline, false, &job, key, outcome) {
+            Err(failure) if waits_for_settings => Err(Code::Config
+                .msg(format!("{failure}; it waits behind a request of unknown fate whose lookup the service refused (fix the settings)"))),
+            done => done,
+        }
     }
 }
 
