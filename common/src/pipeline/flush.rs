@@ -86,8 +86,9 @@ pub struct Report {
     /// the first retryable failure (the service, or one destination, still refusing).
     pub stopped: Option<String>,
     /// The first request of unknown fate kept because the service refused its lookup for good
-    /// ([`Found::Broken`]), the line that says so: only a change of the settings lets it go
-    /// out, so the flush exits 78, not 75.
+    /// ([`Found::Broken`]), the line that says so, which whoever ran the flush logs (`--flush`
+    /// in its last line; any later one is logged as it is met): only a change of the settings
+    /// lets it go out, so the flush exits 78, not 75.
     pub unlookable: Option<String>,
 }
 
@@ -183,6 +184,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// `deadline`, passing over incidents another invocation is busy with; logs what is left.
     pub(super) fn others(&self, client: &Client, deadline: &Deadline, own_hash: &str) {
         let report = self.run(client, deadline, &|hash| hash != own_hash, None, None, false);
+        if let Some(why) = &report.unlookable {
+            self.log.warn(why);
+        }
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) still queued ({why})", report.remaining));
         }
@@ -196,6 +200,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
     pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> (usize, Option<Incident>, bool) {
         let hash = format!("{:016x}", spool::key_hash(key));
         let report = self.run(client, deadline, &|h| h == hash, Some(key), held.then_some(key), false);
+        if let Some(why) = &report.unlookable {
+            self.log.warn(why);
+        }
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) for {key} still queued ({why})", report.remaining));
         }
@@ -334,6 +341,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
             // a superseded trigger from resolving the incident again over it.)
             if waited && hold.is_some() && self.adopted(&entry) > 0 {
                 let inner = self.run(client, deadline, wanted, Some(&incident), Some(&incident), wait);
+                // The report carries one unlookable entry's line up; another is said here.
+                if report.unlookable.is_some()
+                    && let Some(why) = &inner.unlookable
+                {
+                    self.log.warn(why);
+                }
                 report.add(inner);
                 done.insert(incident);
                 continue;
@@ -397,13 +410,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 // (never sent again blind: a second call, a second war room), and its
                 // incident's later entries behind it, for the flush after the settings are
                 // fixed; the others go on, those sent the same way too (a token may open what
-                // it may not list). Said here, once; the flush exits 78.
+                // it may not list). Said once: the first in the report, for whoever ran the flush
+                // to log (the last line of `--flush`, which exits 78), any other here.
                 Settled::Unlookable(why) => {
                     self.keep_noted(&entry);
-                    self.log.warn(&why);
                     report.remaining += 1;
                     held_back.insert(incident);
-                    report.unlookable.get_or_insert(why);
+                    match &report.unlookable {
+                        Some(_) => self.log.warn(&why),
+                        None => report.unlookable = Some(why),
+                    }
                     continue;
                 }
                 Settled::Ended(why) => {
