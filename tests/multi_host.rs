@@ -1646,7 +1646,7 @@ fn a_trigger_of_unknown_fate_reaching_pagerduty_after_its_recovery_is_resolved_a
 
 /// The same, but host A's flush cannot reach PagerDuty as this machine is configured (an
 /// untrusted certificate: its CA file left out): the resolve cannot be sent again, and the
-/// trigger's entry, which carries it, is kept for the flush after the fix (exit 75), as any
+/// trigger's entry, which carries it, is kept for the flush after the fix (exit 78), as any
 /// entry refused by the configuration is. Before, it was moved to `failed/` with a warning
 /// (exit 0), and the resolve was never sent again: PagerDuty stayed open while the check was
 /// OK.
@@ -1666,7 +1666,7 @@ fn a_trigger_of_unknown_fate_whose_recovery_cannot_be_sent_again_for_the_configu
     let_the_held_request_through(&fake);
     assert_eq!(actions(&fake), ["trigger", "resolve", "trigger"]);
     let (code, stderr) = flush_on(&hosts[0], &redis, &["--api-url", &front.url]);
-    assert_eq!(code, Some(75), "kept for the fix: {stderr}");
+    assert_eq!(code, Some(78), "kept for the fix: {stderr}");
     assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
     assert_eq!(hosts[0].spooled("pagerduty").len(), 1, "{stderr}");
     assert!(hosts[0].failed("pagerduty").is_empty(), "{stderr}");

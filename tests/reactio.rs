@@ -751,7 +751,7 @@ fn a_create_a_flush_cannot_authenticate_stays_spooled_until_the_key_is_fixed() {
     let fake = FakeReactio::start(&[]);
     let wrong = "not-the-right-key-000000000000000dead";
     let r = run(&sb, &fake, b"", &["--flush", "--api-key", wrong]);
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(
         r.stderr.contains("HTTP 401 authentication_error: invalid api key")
             && r.stderr.contains("fix the configuration; the entry is kept"),
@@ -817,7 +817,7 @@ fn the_operators_key_refused_at_the_flush_holds_back_no_page_sent_with_another_k
     assert_eq!(sb.spooled("reactio").len(), 2);
     let fake = FakeReactio::start(&[]);
     let r = run(&sb, &fake, b"", &["--flush"]);
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(r.stderr.contains("fix the configuration; the entry is kept"), "{}", r.stderr);
     let opened: Vec<String> = fake.accepted(INCIDENTS).iter().map(|b| b["name"].as_str().unwrap_or("").to_string()).collect();
     assert!(opened.len() == 1 && opened[0].starts_with("web-01/check_db"), "{opened:?} {}", r.stderr);

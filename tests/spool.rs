@@ -106,9 +106,9 @@ fn a_404_from_a_wrong_api_url_keeps_the_page_for_the_fix() {
     assert_eq!(r.code, Some(78), "{r:?}");
     assert!(r.stderr.contains("HTTP 404") && r.stderr.contains("check api_url"), "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
-    // Still wrong: kept (a flush with requests left exits 75), naming what to fix.
+    // Still wrong: kept, once more 78 (waiting does not bring it out), naming what to fix.
     let r = flush(&sb, &wrong, &[]);
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(r.stderr.contains("check api_url") && r.stderr.contains("the entry is kept"), "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
     assert!(failed(&sb, "pagerduty").is_empty());
@@ -462,7 +462,7 @@ fn spool_log_lines_show_long_durations_in_days() {
 
 /// A flush run without the handler's credentials (a flush timer that does not read the
 /// settings file the handler was given with `--config`) keeps the entries, says what to fix and
-/// exits 75 (requests remain); it never sends a page with an empty routing key, which
+/// exits 78 (requests remain for a fix of the settings); it never sends a page with an empty routing key, which
 /// PagerDuty refuses for good (the page then lost in `failed/`, exit 69).
 #[test]
 fn a_flush_without_the_routing_key_keeps_the_entries_until_it_has_one() {
@@ -472,7 +472,7 @@ fn a_flush_without_the_routing_key_keeps_the_entries_until_it_has_one() {
     sb.config("pagerduty.json", &json!({"pagerduty": {}}));
     let fake = FakePagerDuty::start(&[]);
     let r = flush(&sb, &fake.url, &[]);
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(r.stderr.contains("no PagerDuty routing key") && r.stderr.contains("its entries are kept"), "{}", r.stderr);
     assert!(fake.answered().is_empty() && fake.violations().is_empty(), "nothing sent: {:?} {:?}", fake.answered(), fake.violations());
     assert_eq!((sb.spooled("pagerduty").len(), failed(&sb, "pagerduty").len()), (1, 0), "{}", r.stderr);
@@ -500,7 +500,7 @@ fn a_flush_without_the_routing_key_still_sends_the_entries_that_carry_their_own(
     sb.config("pagerduty.json", &json!({"pagerduty": {}}));
     let fake = FakePagerDuty::start(&[]);
     let r = flush(&sb, &fake.url, &[]);
-    assert_eq!(r.code, Some(75), "the Sensu entry waits: {r:?}");
+    assert_eq!(r.code, Some(78), "the Sensu entry waits: {r:?}");
     let sent: Vec<_> = fake.accepted().iter().map(|e| (e["routing_key"].clone(), e["dedup_key"].clone())).collect();
     assert_eq!(sent, [(json!("Z4bb1xOwnR0ut1ngKey00000000000ab"), json!("4711-db-02"))], "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 3, "{}", r.stderr);

@@ -298,7 +298,7 @@ fn a_page_refused_for_an_untrusted_certificate_is_kept_and_flushed_once_ca_file_
 
     // Still untrusted: the flush keeps it (and says why) rather than giving it up.
     let r = run_command(sb.command(&["--flush", "--timeout", "5s", "--api-url", &h.front.url]), b"");
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(r.stderr.contains("the entry is kept"), "{}", r.stderr);
     assert_eq!(sb.spooled("pagerduty").len(), 1);
 

@@ -1138,7 +1138,7 @@ fn a_sequential_run_refused_for_an_untrusted_certificate_is_kept_and_flushed_onc
     assert!(r.stderr.contains("not signed by a trusted CA") && r.stderr.contains("spooled as"), "{}", r.stderr);
     assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
     let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &front.url], b"");
-    assert_eq!(r.code, Some(75), "still untrusted: kept: {r:?}");
+    assert_eq!(r.code, Some(78), "still untrusted: kept: {r:?}");
     assert_eq!(sb.spooled("twilio").len(), 1, "{}", r.stderr);
     let ca = pki.write_ca(sb.dir.path(), "ca.pem");
     let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &front.url, "--ca-file", ca.to_str().unwrap()], b"");
@@ -1803,7 +1803,7 @@ fn calls_spooled_while_twilio_is_down_are_placed_by_flush_but_dropped_once_the_i
 }
 
 /// A token rotated at Twilio and not yet in the settings: a flush's calls are answered 401 /
-/// 20003. They stay in the spool (exit 75, not moved to `failed/`): the flush builds each with
+/// 20003. They stay in the spool (exit 78, not moved to `failed/`): the flush builds each with
 /// the credentials in force, so the flush after the fix places them. (A live event's 401 stays
 /// a refusal, exit 69: `bad_credentials_exit_69_with_twilios_error`.)
 #[test]
@@ -1815,7 +1815,7 @@ fn calls_a_flush_cannot_authenticate_stay_spooled_until_the_credentials_are_fixe
     let fake = FakeTwilio::start(&[]);
     let wrong = "not-the-token-000000000000";
     let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url, "--auth-token", wrong], b"");
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(
         r.stderr.contains("HTTP 401 Twilio error 20003") && r.stderr.contains("fix the configuration; the entry is kept"),
         "{}",
@@ -1841,7 +1841,7 @@ fn a_sequential_run_a_flush_cannot_authenticate_stays_spooled_until_the_credenti
     spool_a_sequential_run(&sb, &read_fixture("sensu/create.json"));
     let fake = FakeTwilio::start(&[]);
     let r = sb.run(&["--flush", "--timeout", "10s", "--api-url", &fake.url, "--auth-token", "not-the-token-000000000000"], b"");
-    assert_eq!(r.code, Some(75), "{r:?}");
+    assert_eq!(r.code, Some(78), "{r:?}");
     assert!(r.stderr.contains("20003") && r.stderr.contains("fix the configuration; the entry is kept"), "{}", r.stderr);
     assert!(fake.to(CALLS).is_empty());
     assert_eq!(sb.spooled("twilio").len(), 1, "kept: {}", r.stderr);

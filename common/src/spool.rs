@@ -539,7 +539,6 @@ pub(crate) fn sample(key: &str, action: Action, created: u64) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn entry(key: &str, action: Action, created: u64) -> Entry {
         sample(key, action, created)

@@ -90,6 +90,12 @@ pub struct Report {
     /// in its last line; any later one is logged as it is met): only a change of the settings
     /// lets it go out, so the flush exits 78, not 75.
     pub unlookable: Option<String>,
+    /// Entries are kept that only a change of the settings lets go out: the service refuses
+    /// the credentials in force, this machine's configuration keeps them from being sent (a
+    /// CA, a proxy, an `api_url` the service is not behind), the settings build no provider
+    /// for them (no routing key), or [`Report::unlookable`]. `--flush` then exits 78, not 75
+    /// (waiting does not bring them out), and an event queued behind one too.
+    pub needs_settings: bool,
 }
 
 impl Report {
@@ -105,6 +111,7 @@ impl Report {
         if self.unlookable.is_none() {
             self.unlookable = other.unlookable;
         }
+        self.needs_settings |= other.needs_settings;
     }
 }
 
@@ -195,8 +202,8 @@ impl<'a, P: Provider> Flusher<'a, P> {
     /// Deliver `key`'s own entries within `deadline`; `held`: this invocation holds the
     /// incident's hold already. Returns how many are left, the incident's record as this
     /// flush leaves it ([`Flusher::ledger`]: what it delivered, where no store holds it), and
-    /// whether one left is of unknown fate with its lookup refused for good
-    /// ([`Report::unlookable`]: the event queued behind it exits 78).
+    /// whether one left waits for a fix of the settings ([`Report::needs_settings`]: the event
+    /// queued behind it exits 78).
     pub(super) fn incident(&self, client: &Client, deadline: &Deadline, key: &str, held: bool) -> (usize, Option<Incident>, bool) {
         let hash = format!("{:016x}", spool::key_hash(key));
         let report = self.run(client, deadline, &|h| h == hash, Some(key), held.then_some(key), false);
@@ -206,7 +213,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
         if let Some(why) = &report.stopped {
             self.log.warn(format!("spool: {} request(s) for {key} still queued ({why})", report.remaining));
         }
-        (report.remaining, self.ledger(key), report.unlookable.is_some())
+        (report.remaining, self.ledger(key), report.needs_settings)
     }
 
     /// Deliver the queued entries whose key hash `wanted` accepts, oldest first, until
@@ -299,6 +306,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     self.log.warn(format!("spool: {why}"));
                     waiting.get_or_insert(why);
                 }
+                report.needs_settings = true;
                 held_back.insert(incident);
                 report.remaining += 1;
                 continue;
@@ -401,6 +409,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     let why = format!("{why} (fix the configuration; the entry is kept)");
                     self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
                     report.remaining += 1;
+                    report.needs_settings = true;
                     held_back.insert(incident);
                     retrying.insert(destination);
                     report.stopped = Some(why);
@@ -415,6 +424,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 Settled::Unlookable(why) => {
                     self.keep_noted(&entry);
                     report.remaining += 1;
+                    report.needs_settings = true;
                     held_back.insert(incident);
                     match &report.unlookable {
                         Some(_) => self.log.warn(&why),
@@ -492,6 +502,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 Outcome::Broken(why) => {
                     self.keep_noted(&entry);
                     report.remaining += 1;
+                    report.needs_settings = true;
                     halted = true;
                     report.stopped = Some(format!("{why} (fix the configuration; the entry is kept)"));
                 }
@@ -1348,8 +1359,9 @@ fn adopt_all_inflight(
 /// deadline ran out); 69 requests were refused for good in this flush and moved to `failed/`
 /// (a run that is over without reaching anyone, [`Resumed::Ended`], also moves there but
 /// counts as dropped, not refused: 0, nothing is left to retry); 78 no spool directory can be
-/// used, or a request of unknown fate remains whose lookup the service refused for good
-/// ([`Found::Broken`]: the settings must change before it can be looked up; 69 goes first).
+/// used, or requests remain that only a fix of the settings lets go out
+/// ([`Report::needs_settings`]: credentials refused, a CA, a proxy, no provider, a lookup the
+/// service refused for good, [`Found::Broken`]); 69 goes first, then 78, then 75.
 /// An empty spool is logged at debug level only (the packaged timer runs it every minute).
 pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, log: &mut Logger) -> Result<Code> {
     let (operator, common) = operator_settings::<P>(args, &flags, log)?.warned::<P>(log);
@@ -1406,7 +1418,10 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
     }
     if report.remaining > 0 {
         let why = report.stopped.unwrap_or_else(|| "the deadline ran out, or an incident stayed busy".into());
-        return Err(Code::TempFail.msg(format!("{summary}: {why}")));
+        // Kept for a fix of the settings (credentials, CA, proxy, api_url): 78, as for a live
+        // event so kept; anything else left waits for the service (75).
+        let code = if report.needs_settings { Code::Config } else { Code::TempFail };
+        return Err(code.msg(format!("{summary}: {why}")));
     }
     // The flush timer runs every minute: an empty spool (the usual case) is not news.
     if report.delivered == 0 && report.failed + report.dropped == 0 {
@@ -1435,10 +1450,8 @@ fn services_own(resp: &Response) -> bool {
 
 /// The path of `url` (`https://host/a/b?q` → `/a/b`): where a lookup went, without its query
 /// (a number, a date) nor its host.
-fn path_of(url: &str) -> &str {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
-    path.split(['?', '#']).next().unwrap_or(path)
+fn path_of(url: &str) -> String {
+    url.parse::<ureq::http::Uri>().map_or_else(|_| "/".to_string(), |u| u.path().to_string())
 }
 
 /// The line for `what`, a spooled request of unknown fate whose lookup the service refused for

@@ -94,7 +94,7 @@ pub(super) fn command<P: Provider>(args: &CommonArgs, flags: Map<String, Value>,
     let unsure = records.iter().filter(|inc| !inc.open).count();
     let unsure = match unsure {
         0 => String::new(),
-        n => format!(" ({n} of them maybe open: only a trigger of unknown fate may have opened it)"),
+        n => format!(" ({n} of them maybe open: opened, if at all, by a trigger of unknown fate)"),
     };
     log.info(format!("{} open incident(s) in {}{unsure}", records.len(), store.describe()));
     Ok(Code::Ok)

@@ -1152,7 +1152,7 @@ pub fn run<P: Provider>(args: &CommonArgs, flags: Map<String, Value>, stdin: imp
             log.info(format!("skipped {}: {why}", decided.key));
             Ok(Code::Ok)
         }
-        CaughtUp::Deliver { hold, record, only, unlookable, client } => local.deliver(p, record, (only, unlookable), &client, hold),
+        CaughtUp::Deliver { hold, record, only, needs_settings, client } => local.deliver(p, record, (only, needs_settings), &client, hold),
     }
 }
 
@@ -1258,10 +1258,11 @@ enum CaughtUp {
     /// Nothing to send (an identical repeat, a superseded event), with the reason.
     Skip(String),
     /// Deliver, holding the incident (`None`: no ledger, or it stayed busy), with its record as
-    /// the provider should see it, queueing every request when `only` says why; `unlookable`:
-    /// what it queues behind is a request of unknown fate whose lookup the service refused for
-    /// good ([`Found::Broken`]), which only a change of the settings lets go out (exit 78).
-    Deliver { hold: Option<Box<dyn state::Hold>>, record: Option<Incident>, only: Option<String>, unlookable: bool, client: Client },
+    /// the provider should see it, queueing every request when `only` says why;
+    /// `needs_settings`: what it queues behind waits for a fix of the settings
+    /// ([`flush::Report::needs_settings`]: credentials refused, a CA, a proxy, a lookup refused
+    /// for good), so the event, spooled, exits 78.
+    Deliver { hold: Option<Box<dyn state::Hold>>, record: Option<Incident>, only: Option<String>, needs_settings: bool, client: Client },
 }
 
 /// The ledger and the spool of one invocation, and what it decided.
@@ -1402,7 +1403,7 @@ impl<'a, P: Provider> Local<'a, P> {
         let (key, now) = (&self.d.key, self.d.now);
         let (hold, busy) = take_hold(self.store(), key, p, &self.d.deadline, self.log);
         let mut only = busy.then(|| "another invocation is still delivering for this incident; queued behind it".to_string());
-        let mut unlookable = false;
+        let mut needs_settings = false;
         let (mut record, mut known) = read_record(self.store(), key, self.log);
         // Requests a holder that died left in flight are this incident's oldest spooled ones
         // now, of unknown fate: looked up before they are sent again.
@@ -1447,9 +1448,9 @@ impl<'a, P: Provider> Local<'a, P> {
                 // The provider sees the incident as it will be (open, if a trigger is spooled).
                 record = tail.iter().fold(record, |rec, e| Some(state::apply(rec, key, &proposal_of(e), e.created, &Map::new())));
                 only = Some(format!("{left} older request(s) for this incident are still spooled"));
-                // Behind a request of unknown fate whose lookup the service refused for good
-                // (the flush's line names the refusal): kept, but it waits for the settings.
-                unlookable = refused;
+                // Behind a request that only a fix of the settings lets go out (the flush's
+                // line names it): kept, but waiting does not bring it out.
+                needs_settings = refused;
             }
             match decide::<P>(record.as_ref(), known, p, now) {
                 Verdict::Send => {}
@@ -1469,7 +1470,7 @@ impl<'a, P: Provider> Local<'a, P> {
                 Verdict::Superseded(why) => return Ok(CaughtUp::Skip(why)),
             }
         }
-        Ok(CaughtUp::Deliver { hold, record, only, unlookable, client })
+        Ok(CaughtUp::Deliver { hold, record, only, needs_settings, client })
     }
 
     /// Move the requests a dead holder left in flight ([`state::take_inflight`]) to the spool as
@@ -1491,14 +1492,14 @@ impl<'a, P: Provider> Local<'a, P> {
     }
 
     /// Phase 6: the provider delivers (or queues, when `only` says why); what the service
-    /// accepted is recorded; the hold is released; the exit code. Queued behind a request whose
-    /// lookup the service refused for good (`unlookable`), the event exits 78 when it is
-    /// spooled: waiting (75) does not bring it out, a fix of the settings does.
+    /// accepted is recorded; the hold is released; the exit code. Queued behind a request that
+    /// waits for a fix of the settings (`needs_settings`), the event exits 78 when it is
+    /// spooled: waiting (75) does not bring it out, the fix does.
     fn deliver(
         &self,
         p: &Proposal,
         record: Option<Incident>,
-        (only, unlookable): (Option<String>, bool),
+        (only, needs_settings): (Option<String>, bool),
         client: &Client,
         hold: Option<Box<dyn state::Hold>>,
     ) -> Result<Code> {
@@ -1592,10 +1593,11 @@ impl<'a, P: Provider> Local<'a, P> {
             }
         }
         drop(hold);
-        let waits_for_settings = unlookable && matches!(outcome, Outcome::Spooled(_));
+        let waits_for_settings = needs_settings && matches!(outcome, Outcome::Spooled(_));
         match finish(log, &self.d.deadline, false, &job, key, outcome) {
-            Err(failure) if waits_for_settings => Err(Code::Config
-                .msg(format!("{failure}; it waits behind a request of unknown fate whose lookup the service refused (fix the settings)"))),
+            Err(failure) if waits_for_settings => Err(Code::Config.msg(format!(
+                "{failure}; it waits behind a request that only a fix of the settings lets go out (fix the settings named above)"
+            ))),
             done => done,
         }
     }
