@@ -1833,6 +1833,27 @@ fn calls_a_flush_cannot_authenticate_stay_spooled_until_the_credentials_are_fixe
     assert!(sb.spooled("twilio").is_empty());
 }
 
+/// A corporate proxy that blocks api.twilio.com answers its own 403 page, no Twilio error: the
+/// calls were refused for good (exit 69) and nobody was ever called. Not Twilio's answer, it is
+/// this machine's configuration: the calls are kept (78) for the flush after the fix.
+#[test]
+fn a_proxys_403_page_keeps_the_calls_for_the_flush_after_the_fix() {
+    use crate::fake::{Received, Reply, Server};
+    let sb = sandbox(json!({}));
+    let proxy =
+        Server::start(|_r: &Received| Reply::Raw(403, "text/html", Vec::new(), "<html><body>Access denied by policy</body></html>".into()));
+    let r = sb.run(&["--api-url", &proxy.url, "--timeout", "2s"], &read_fixture("sensu/create.json"));
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("HTTP 403") && r.stderr.contains("not the service's own answer"), "{}", r.stderr);
+    assert_eq!(sb.spooled("twilio").len(), 3, "{}", r.stderr);
+    let fake = FakeTwilio::start(&[]);
+    let r = sb.run(&["--flush", "--timeout", "5s", "--api-url", &fake.url], b"");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(called(&fake), vec![ONE, TWO, THREE], "{}", r.stderr);
+    assert!(sb.spooled("twilio").is_empty());
+    fake.assert_no_violations();
+}
+
 /// The same for a spooled sequential run: a flush carrying it on whose calls are answered 401
 /// keeps it, and the flush after the fix runs it.
 #[test]

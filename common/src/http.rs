@@ -284,6 +284,28 @@ pub fn classify_status_with(resp: &Response, explain: impl FnOnce() -> String) -
     }
 }
 
+/// Whether `resp` carries the service's own answer (a JSON object: PagerDuty's, Twilio's,
+/// Reactio's and Slack's Web API errors are), not a page something on the way put in its
+/// place (a proxy's or a load balancer's HTML, a wrong `api_url`'s 404 page).
+pub fn services_own(resp: &Response) -> bool {
+    serde_json::from_str::<serde_json::Value>(&resp.body).is_ok_and(|v| v.is_object())
+}
+
+/// [`classify_status_with`] for a JSON API (PagerDuty, Twilio, Reactio), whose every error
+/// answer is a JSON object: a 4xx other than 408 and 429 without one is no answer of the
+/// service but of something in between (a corporate proxy's "blocked by policy" 403 page, a
+/// wrong `api_url`'s 404), this machine's configuration: [`Outcome::Broken`], so the request
+/// is spooled for the flush after the fix (exit 78) instead of refused for good and lost.
+pub fn classify_json_api_with(resp: &Response, explain: impl FnOnce() -> String) -> Outcome {
+    match resp.status {
+        400..=499 if !matches!(resp.status, 408 | 429) && !services_own(resp) => Outcome::Broken(format!(
+            "{}, which is not the service's own answer (no JSON error in it): check api_url and any proxy",
+            explain()
+        )),
+        _ => classify_status_with(resp, explain),
+    }
+}
+
 /// What the answer to a spooled request means when a flush (or a flush's run) delivers it:
 /// `outcome`, its classification, except that the credentials in force refused (HTTP 401:
 /// Twilio's 20003, Reactio's `authentication_error`) keeps the request in the spool
@@ -883,6 +905,31 @@ mod tests {
         assert!(matches!(classify_status(&resp(400)), Outcome::Refused(_)));
         assert!(matches!(classify_status(&resp(401)), Outcome::Refused(_)));
         assert!(matches!(classify_status(&resp(404)), Outcome::Refused(_)));
+    }
+
+    #[test]
+    fn only_a_json_object_is_the_services_own_answer() {
+        let r = |body: &str| Response { status: 403, body: body.into(), retry_after: None, location: None };
+        assert!(services_own(&r(r#"{"code":20403,"message":"Forbidden","status":403}"#)));
+        assert!(services_own(&r(r#"{"type":"authentication_error","message":"invalid api key"}"#)));
+        for body in ["<html><body>403 Forbidden</body></html>", "", "[]", "\"denied\""] {
+            assert!(!services_own(&r(body)), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_json_apis_4xx_without_its_json_error_is_this_machines_configuration() {
+        let r = |status: u16, body: &str| Response { status, body: body.into(), retry_after: None, location: None };
+        let explain = |status: u16| move || format!("HTTP {status}");
+        assert!(
+            matches!(classify_json_api_with(&r(403, "<html>blocked by policy</html>"), explain(403)), Outcome::Broken(why) if why.contains("check api_url"))
+        );
+        assert!(matches!(classify_json_api_with(&r(404, ""), explain(404)), Outcome::Broken(_)));
+        assert!(matches!(classify_json_api_with(&r(400, r#"{"status":"invalid event"}"#), explain(400)), Outcome::Refused(_)));
+        assert!(matches!(classify_json_api_with(&r(401, r#"{"code":20003}"#), explain(401)), Outcome::Refused(_)));
+        assert!(matches!(classify_json_api_with(&r(429, "<html>slow down</html>"), explain(429)), Outcome::Retry(_)));
+        assert!(matches!(classify_json_api_with(&r(502, "<html>bad gateway</html>"), explain(502)), Outcome::Retry(_)));
+        assert_eq!(classify_json_api_with(&r(201, ""), explain(201)), Outcome::Delivered(()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Request, Response, classify_status_with, http_url};
+use common::http::{Request, Response, classify_json_api_with, http_url};
 use common::outcome::Outcome;
 use common::pipeline::{Ctx, Done, Job, Provider};
 use common::state::RepeatedTrigger;
@@ -531,7 +531,7 @@ fn classify(resp: &Response) -> Outcome {
             "{}, which is no answer of PagerDuty's Events API (202, 400, 429 or 5xx): check api_url and any proxy",
             explain()
         )),
-        _ => classify_status_with(resp, explain),
+        _ => classify_json_api_with(resp, explain),
     }
 }
 

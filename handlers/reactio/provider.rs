@@ -42,7 +42,7 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Method, Request, Response, classify_status_with, fmt_ms};
+use common::http::{Method, Request, Response, classify_json_api_with, fmt_ms};
 use common::outcome::{Outcome, Retry};
 use common::pipeline::{Ctx, Done, Found, Job, Provider, Resumed};
 use common::state::Incident;
@@ -1364,7 +1364,7 @@ fn classify(resp: &Response) -> Outcome {
         }
         out
     };
-    classify_status_with(resp, explain)
+    classify_json_api_with(resp, explain)
 }
 
 #[cfg(test)]

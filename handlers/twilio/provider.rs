@@ -48,7 +48,7 @@ use common::config::{self, Common, de};
 use common::event::Event;
 use common::exit::{Code, Result};
 use common::filter::Action;
-use common::http::{Body, Method, Request, Response, classify_status_with};
+use common::http::{Body, Method, Request, Response, classify_json_api_with};
 use common::outcome::{Outcome, Retry};
 use common::pipeline::{Ctx, Done, Found, Job, Provider, Resumed};
 use common::state::{Incident, NoRecord};
@@ -1433,7 +1433,7 @@ fn classify(resp: &Response, to: &str, from: &str) -> Outcome {
     if code == Some(20429) && !(200..300).contains(&resp.status) {
         return Outcome::Retry(Retry { reason: explain(), fate: common::outcome::Fate::NotSent, after: resp.retry_after });
     }
-    classify_status_with(resp, explain)
+    classify_json_api_with(resp, explain)
 }
 
 /// `outcome`, the classification of `resp` (an answer to a create-Call request), with a 5xx

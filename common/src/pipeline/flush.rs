@@ -854,7 +854,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         Outcome::Delivered((resp, _)) => Ok(resp),
                         // The service's own answer, meant for good (Twilio's 401 or 403 for a
                         // key that may not list calls): asking again gets the same.
-                        Outcome::Refused(why) if last.borrow().as_ref().is_some_and(services_own) => {
+                        Outcome::Refused(why) if last.borrow().as_ref().is_some_and(http::services_own) => {
                             let shown = page.redacted(&log.secrets());
                             Err(Unread::Refused(format!("{} {} answered {why}", shown.method.name(), path_of(&shown.url))))
                         }
@@ -1441,13 +1441,6 @@ enum Unread {
     Failed(String),
 }
 
-/// Whether `resp` carries the service's own answer (a JSON object: Twilio's, Reactio's and
-/// Slack's errors are), not a page something on the way put in its place (a proxy's or a load
-/// balancer's HTML): only the service's refusal of a lookup is taken for good.
-fn services_own(resp: &Response) -> bool {
-    serde_json::from_str::<Value>(&resp.body).is_ok_and(|v| v.is_object())
-}
-
 /// The path of `url` (`https://host/a/b?q` → `/a/b`): where a lookup went, without its query
 /// (a number, a date) nor its host.
 fn path_of(url: &str) -> String {
@@ -1488,15 +1481,5 @@ mod tests {
         assert_eq!(path_of("http://127.0.0.1:8080/api/conversations.list?types=public_channel"), "/api/conversations.list");
         assert_eq!(path_of("https://example.reactio.jp"), "/");
         assert_eq!(path_of("https://h/a#frag"), "/a");
-    }
-
-    #[test]
-    fn only_the_services_own_answer_refuses_a_lookup_for_good() {
-        let r = |body: &str| Response { status: 403, body: body.into(), retry_after: None, location: None };
-        assert!(services_own(&r(r#"{"code":20403,"message":"Forbidden","status":403}"#)));
-        assert!(services_own(&r(r#"{"type":"authentication_error","message":"invalid api key"}"#)));
-        for body in ["<html><body>403 Forbidden</body></html>", "", "[]", "\"denied\""] {
-            assert!(!services_own(&r(body)), "{body}");
-        }
     }
 }
