@@ -120,6 +120,33 @@ fn a_404_from_a_wrong_api_url_keeps_the_page_for_the_fix() {
     assert_eq!(fake.violations(), ["unexpected POST /relay/v2/enqueue"; 2]);
 }
 
+/// A 401 is no answer of PagerDuty's Events API (its routing key is refused with a 400): it is
+/// something in front of it (an authenticating relay at a wrong `api_url`, a proxy), which the
+/// live event keeps for the fix (78). The flush keeps it too, also when the page carries its
+/// own routing key (a Zabbix `{ALERT.SENDTO}`): no key of the page's was refused, so it is not
+/// moved to `failed/` as if it had been (69, the page lost).
+#[test]
+fn a_401_in_front_of_pagerduty_keeps_a_page_with_its_own_routing_key_at_the_flush_too() {
+    use crate::fake::{Received, Reply, Server};
+    let sb = pagerduty_sandbox();
+    let gate = Server::start(|_r: &Received| Reply::Raw(401, "text/html", Vec::new(), "<html>401 Authorization Required</html>".into()));
+    let zabbix = "name:Disk full on db-02\nid:4711\nstatus:PROBLEM\nhostname:db-02\nvalue:1\nevent_id:99\nseverity:High\n";
+    let r = run_at(&sb, &gate.url, b"", &["--from", "zabbix", "Z4bb1xOwnR0ut1ngKey00000000000ab", "PROBLEM", zabbix]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert_eq!(sb.spooled("pagerduty").len(), 1, "{}", r.stderr);
+    // Still in front of it: kept, as the live event's line said.
+    let r = flush(&sb, &gate.url, &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert_eq!((sb.spooled("pagerduty").len(), failed(&sb, "pagerduty").len()), (1, 0), "{}", r.stderr);
+    // Fixed: delivered.
+    let fake = FakePagerDuty::start(&[]);
+    let r = flush(&sb, &fake.url, &[]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let sent: Vec<_> = fake.accepted().iter().map(|e| (e["routing_key"].clone(), e["dedup_key"].clone())).collect();
+    assert_eq!(sent, [(json!("Z4bb1xOwnR0ut1ngKey00000000000ab"), json!("4711-db-02"))], "{}", r.stderr);
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
     let sb = pagerduty_sandbox();
