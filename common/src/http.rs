@@ -309,7 +309,7 @@ pub fn classify_json_api_with(resp: &Response, explain: impl FnOnce() -> String)
 /// What the answer to a spooled request means when a flush (or a flush's run) delivers it:
 /// `outcome`, its classification, except that the credentials in force refused (HTTP 401:
 /// Twilio's 20003, Reactio's `authentication_error`) keeps the request in the spool
-/// ([`Outcome::Broken`]: "fix the configuration; the entry is kept", exit 75 with the entry
+/// ([`Outcome::Broken`]: "fix the configuration; the entry is kept", exit 78 with the entry
 /// still queued, and the entries sent the same way held back with it, not those of other
 /// destinations: [`credentials_refused`]) instead of moving it to `failed/`. A flush
 /// builds each request with the credentials in force, so the flush after they are fixed
