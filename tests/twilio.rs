@@ -1290,6 +1290,27 @@ fn a_call_whose_lookup_twilio_refuses_exits_78_and_is_kept_until_it_can_be_looke
     }
 }
 
+/// A call of unknown fate whose lookup this machine's configuration keeps from going out (an
+/// untrusted certificate: the same answer on every try) waits for a fix of the settings, as a
+/// call not sent yet does: `--flush` exits 78 naming the certificate, not 75 as if Twilio
+/// were down; the call is kept and not placed again blind.
+#[test]
+fn a_call_of_unknown_fate_a_flush_cannot_look_up_for_an_untrusted_certificate_exits_78() {
+    let fake = FakeTwilio::start(&[Script::AcceptThenHang]);
+    let sb = twilio_sandbox(json!({"recipients": [ONE]}));
+    let r = run(&sb, &fake, &read_fixture("sensu/create.json"), &["--timeout", "2s"]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let spooled = sb.spooled("twilio");
+    assert_eq!((spooled.len(), fake.calls().len()), (1, 1), "{}", r.stderr);
+    let pki = crate::fake::tls::Pki::new(&["127.0.0.1"]);
+    let front = crate::fake::tls::TlsFront::start(&fake.url, &pki);
+    let f = sb.run(&["--flush", "--timeout", "10s", "--api-url", &front.url], b"");
+    assert!(f.stderr.contains("not signed by a trusted CA"), "{}", f.stderr);
+    assert_eq!(f.code, Some(78), "{f:?}");
+    assert_eq!(sb.spooled("twilio"), spooled, "kept: {}", f.stderr);
+    assert_eq!(fake.calls().len(), 1, "not placed again: {}", f.stderr);
+}
+
 /// The calls the fake placed to `to`.
 fn calls_to(fake: &FakeTwilio, to: &str) -> usize {
     fake.calls().iter().filter(|c| c.to == to).count()
