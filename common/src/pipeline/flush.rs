@@ -858,12 +858,19 @@ impl<'a, P: Provider> Flusher<'a, P> {
                             let shown = page.redacted(&log.secrets());
                             Err(Unread::Refused(format!("{} {} answered {why}", shown.method.name(), path_of(&shown.url))))
                         }
+                        // This machine's configuration (a CA, a proxy): the same on every try.
+                        Outcome::Broken(why) => Err(Unread::Broken(why)),
                         other => Err(Unread::Failed(other.reason().unwrap_or("").to_string())),
                     }
                 };
                 let pages = match super::read_pages(req.clone(), fetch, |pages| provider.lookup_next(&payload, entry.created, pages)) {
                     Ok(pages) => pages,
                     Err(Unread::Refused(why)) => return Settled::Unlookable(unlookable(what, &why)),
+                    // Kept with its fate unknown, as a request this configuration keeps from
+                    // being sent is: the flush exits 78.
+                    Err(Unread::Broken(why)) => {
+                        return Settled::Request(Outcome::Broken(format!("cannot find out whether it went through: {why}")));
+                    }
                     Err(Unread::Failed(why)) => {
                         return Settled::Request(Outcome::Retry(crate::outcome::Retry {
                             reason: format!("cannot find out whether it went through: {why}"),
@@ -1436,6 +1443,9 @@ pub(super) fn flush_only<P: Provider>(args: &CommonArgs, flags: Map<String, Valu
 enum Unread {
     /// The service refused it for good, with its own answer: the request, and why.
     Refused(String),
+    /// This machine's configuration keeps it from going out ([`Outcome::Broken`]: a CA, a
+    /// proxy), why: waits for a fix of the settings, as a request so kept does.
+    Broken(String),
     /// It failed otherwise (the service unreachable, 5xx, 429, a page that is not the
     /// service's): asked again by a later flush.
     Failed(String),
