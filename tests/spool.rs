@@ -147,6 +147,38 @@ fn a_401_in_front_of_pagerduty_keeps_a_page_with_its_own_routing_key_at_the_flus
     fake.assert_no_violations();
 }
 
+/// A content filter in front of PagerDuty that blocks one request for what a monitored host
+/// wrote in it (its own 403 page, no Events API answer) holds back that incident's page alone:
+/// the flush goes on with the others. (Before, it stopped the flush: one host's check output
+/// held back every page queued after it, flush after flush.)
+#[test]
+fn a_filter_blocking_one_spooled_page_holds_back_only_its_incident() {
+    use crate::fake::{Received, Reply, Server};
+    use std::sync::{Arc, Mutex};
+    let sb = pagerduty_sandbox();
+    let mut evil: Value = serde_json::from_slice(&read_fixture("sensu/create.json")).unwrap();
+    evil["check"]["output"] = json!("DISK CRITICAL <script>BLOCKME</script>");
+    let r = run_at(&sb, REFUSED_URL, evil.to_string().as_bytes(), &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let r = run_at(&sb, REFUSED_URL, &event_for("db-01", "sensu/create.json"), &[]);
+    assert_eq!(r.code, Some(75), "{r:?}");
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&accepted);
+    let filter = Server::start(move |r: &Received| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if String::from_utf8_lossy(&r.body).contains("BLOCKME") {
+            return Reply::Raw(403, "text/html", Vec::new(), "<html><body>Blocked by policy</body></html>".into());
+        }
+        seen.lock().unwrap().push(body["dedup_key"].clone());
+        Reply::Json(202, json!({"status": "success", "message": "Event processed", "dedup_key": body["dedup_key"]}))
+    });
+    let r = flush(&sb, &filter.url, &[]);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(r.stderr.contains("1 delivered, 0 moved to failed/, 1 still queued"), "{}", r.stderr);
+    assert_eq!(*accepted.lock().unwrap(), [json!("db-01/check_disk")]);
+    assert_eq!(sb.spooled("pagerduty").len(), 1);
+}
+
 #[test]
 fn a_repeat_of_a_spooled_trigger_is_not_queued_twice() {
     let sb = pagerduty_sandbox();

@@ -146,6 +146,13 @@ enum Settled {
     /// The service refused the credentials its request (or a request of its run) was sent
     /// with (HTTP 401, [`http::credentials_refused`]), the reason.
     Unauthorized(String),
+    /// Answered with a 4xx that is not the service's own (a proxy's "blocked by policy" page, a
+    /// wrong `api_url`'s 404: [`crate::http::classify_json_api_with`]), the reason: kept for the
+    /// fix, holding back its incident alone. The flush goes on: a content filter may block
+    /// one request (for what a monitored host wrote in it) and let the next through, and one
+    /// host's check output must not hold back every other incident's page; when the URL is
+    /// wrong, every entry is answered alike, each once.
+    Blocked(String),
     /// A request of unknown fate whose lookup the service refused for good ([`Found::Broken`]),
     /// the line that says so: kept with its fate unknown, never sent again blind, until the
     /// settings let it be looked up.
@@ -430,6 +437,16 @@ impl<'a, P: Provider> Flusher<'a, P> {
                         Some(_) => self.log.warn(&why),
                         None => report.unlookable = Some(why),
                     }
+                    continue;
+                }
+                Settled::Blocked(why) => {
+                    self.keep_noted(&entry);
+                    let why = format!("{why} (fix the configuration; the entry is kept)");
+                    self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
+                    report.remaining += 1;
+                    report.needs_settings = true;
+                    held_back.insert(incident);
+                    report.stopped.get_or_insert(why);
                     continue;
                 }
                 Settled::Ended(why) => {
@@ -1063,6 +1080,12 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 Outcome::Broken(why) if last.borrow().as_ref().is_some_and(P::credentials_refused) => {
                     return Settled::Unauthorized(why);
                 }
+                // An answer, but not the service's (a proxy's 403 page, a wrong api_url's 404:
+                // `http::classify_json_api_with`): kept for the fix, holding back its incident
+                // alone.
+                Outcome::Broken(why) if last.borrow().as_ref().is_some_and(|r| (400..500).contains(&r.status)) => {
+                    return Settled::Blocked(why);
+                }
                 other => other.failure().unwrap_or(Outcome::Skipped(String::new())),
             });
         }
@@ -1132,6 +1155,7 @@ impl<'a, P: Provider> Flusher<'a, P> {
             settled,
             Settled::Unauthorized(_)
                 | Settled::Unlookable(_)
+                | Settled::Blocked(_)
                 | Settled::Request(Outcome::Retry(_) | Outcome::Spooled(_) | Outcome::Broken(_))
         );
         match settled {
