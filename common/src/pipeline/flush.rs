@@ -429,6 +429,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 // it may not list). Said once: the first in the report, for whoever ran the flush
                 // to log (the last line of `--flush`, which exits 78), any other here.
                 Settled::Unlookable(why) => {
+                    // Looked up with credentials the event carried (a check's own token, kept
+                    // with the entry): no fix of the settings reaches them; said so, not "fix
+                    // the settings" alone.
+                    let why = if self.own_credentials(&entry) {
+                        format!(
+                            "{why} (the lookup used credentials the event carried, kept with the entry, which no fix of the \
+                             settings reaches: it moves to failed/ at spool_max_age unless they are given the right)"
+                        )
+                    } else {
+                        why
+                    };
                     self.keep_noted(&entry);
                     report.remaining += 1;
                     report.needs_settings = true;
