@@ -112,7 +112,9 @@ fn headline(kind: Kind, event: &Event) -> String {
 pub fn body(kind: Kind, event: &Event, key: &str, link: Option<&str>, mention: Mention) -> Value {
     let emoji = emoji(kind, event.status_name());
     let head = headline(kind, event);
-    let output = event.output.trim_end();
+    // The output as text, as templates render it (`printable`: no NUL, no ESC of colours).
+    let output = common::template::printable(&event.output);
+    let output = output.trim_end();
     let mention = if kind == Kind::Alert { mention.markup() } else { "" };
 
     let summary = first_line(output);
@@ -188,7 +190,8 @@ pub fn topic_names(topic: &str, incident: &str) -> bool {
 /// within Slack's 250 characters (240 with emoji, [`topic_limit`]); the link is kept whole or
 /// left out.
 pub fn topic(event: &Event, link: Option<&str>) -> String {
-    let summary = format!("{} {}/{}: {}", status_word(event.status_name()), event.entity, event.check, first_line(&event.output));
+    let output = common::template::printable(&event.output);
+    let summary = format!("{} {}/{}: {}", status_word(event.status_name()), event.entity, event.check, first_line(&output));
     let summary = summary.trim_end_matches([':', ' ']).to_string();
     let limit = topic_limit(&summary);
     match link.filter(|l| l.chars().count() + 3 + 20 <= limit) {
@@ -243,6 +246,15 @@ mod tests {
         // Host-written names: no automatic parsing of plain text (`@here` stays text).
         assert!(blocks[1]["fields"].as_array().expect("fields").iter().all(|f| f["verbatim"] == true));
         assert_eq!(blocks[3]["elements"][0]["verbatim"], true);
+    }
+
+    #[test]
+    fn output_control_characters_are_left_out_of_text_blocks_and_topic() {
+        let e = event(2, "\u{1b}[31mDISK\u{0} CRITICAL\u{1b}[0m\u{7}\nmore");
+        let b = body(Kind::Alert, &e, "web-01/check_disk", None, Mention::None);
+        assert_eq!(b["text"], ":red_circle: CRITICAL web-01/check_disk: [31mDISK CRITICAL[0m");
+        assert_eq!(b["blocks"][2]["text"]["text"], "```\n[31mDISK CRITICAL[0m\nmore\n```");
+        assert_eq!(topic(&e, None), "CRITICAL web-01/check_disk: [31mDISK CRITICAL[0m");
     }
 
     #[test]
