@@ -412,14 +412,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
                 // refused alike); other destinations, whose credentials may be their own, go on:
                 // one refused key must not hold back every other incident's page.
                 Settled::Unauthorized(why) => {
-                    self.keep_noted(&entry);
-                    let why = format!("{why} (fix the configuration; the entry is kept)");
-                    self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
-                    report.remaining += 1;
-                    report.needs_settings = true;
+                    report.stopped = Some(self.kept_for_fix(&entry, &why, &mut report));
                     held_back.insert(incident);
                     retrying.insert(destination);
-                    report.stopped = Some(why);
                     continue;
                 }
                 // Of unknown fate, and the service refused its lookup for good: kept as it is
@@ -451,13 +446,9 @@ impl<'a, P: Provider> Flusher<'a, P> {
                     continue;
                 }
                 Settled::Blocked(why) => {
-                    self.keep_noted(&entry);
-                    let why = format!("{why} (fix the configuration; the entry is kept)");
-                    self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
-                    report.remaining += 1;
-                    report.needs_settings = true;
-                    held_back.insert(incident);
+                    let why = self.kept_for_fix(&entry, &why, &mut report);
                     report.stopped.get_or_insert(why);
+                    held_back.insert(incident);
                     continue;
                 }
                 Settled::Ended(why) => {
@@ -542,6 +533,17 @@ impl<'a, P: Provider> Flusher<'a, P> {
             report.stopped = waiting;
         }
         report
+    }
+
+    /// `entry` kept for a fix of the settings (`why`, the answer): noted ([`Flusher::keep_noted`]),
+    /// counted in `report` as left and waiting for the settings, and said; the line's reason.
+    fn kept_for_fix(&self, entry: &Entry, why: &str, report: &mut Report) -> String {
+        self.keep_noted(entry);
+        let why = format!("{why} (fix the configuration; the entry is kept)");
+        self.log.warn(format!("spool: {} waits: {why}", entry.incident_key));
+        report.remaining += 1;
+        report.needs_settings = true;
+        why
     }
 
     /// `entry`, of unknown fate, stays queued after an attempt (the service could not be
