@@ -151,10 +151,7 @@ fn nagios_custom_variables_nagios_left_unexpanded_are_not_set() {
             "_HOSTRACK=$_HOSTRACK$".to_string(),
             "_SERVICEOWNER=storage".to_string(),
         ];
-        let mut args = vec!["--from", "nagios"];
-        for f in &fields {
-            args.extend(["--field", f.as_str()]);
-        }
+        let args = crate::util::nagios_fields(&fields);
         let r = run_env(&sb, &fake, &args, &[]);
         ok(&r);
         assert!(!r.stderr.contains("ignored") && !r.stderr.contains("warn"), "{}", r.stderr);
@@ -181,10 +178,7 @@ fn nagios_problem_after_its_recovery_of_the_same_second_is_superseded_by_the_eve
     let sb = sandbox();
     let t = (crate::util::unix_now() - 5).to_string();
     let notify = |fields: &[&str]| {
-        let mut args = vec!["--from", "nagios"];
-        for f in fields {
-            args.extend(["--field", f]);
-        }
+        let args = crate::util::nagios_fields(fields);
         let r = run_env(&sb, &fake, &args, &[("NAGIOS_TIMET", t.as_str())]);
         assert_eq!(r.code, Some(0), "{r:?}");
         r
@@ -315,14 +309,7 @@ fn nagios_custom_variables_holding_credentials_are_not_sent_to_the_service() {
 fn nagios_fields_host_notification_acknowledgement_and_downtime() {
     let fake = FakePagerDuty::start(&[]);
     let sb = sandbox();
-    let field_run = |fields: &[&str], env: &[(&str, &str)]| {
-        let mut args = vec!["--from", "nagios"];
-        for f in fields {
-            args.push("--field");
-            args.push(f);
-        }
-        run_env(&sb, &fake, &args, env)
-    };
+    let field_run = |fields: &[&str], env: &[(&str, &str)]| run_env(&sb, &fake, &crate::util::nagios_fields(fields), env);
     // Fields win over the environment.
     let r = field_run(
         &["NOTIFICATIONTYPE=PROBLEM", "HOSTNAME=db-01", "HOSTSTATE=DOWN", "HOSTOUTPUT=PING CRITICAL - Packet loss = 100%"],
@@ -1245,10 +1232,7 @@ fn nagios_flapping_stop_resolves_only_when_ok() {
     let notify = |kind: &str, state: &str| {
         let fields =
             [format!("NOTIFICATIONTYPE={kind}"), "HOSTNAME=web-01".into(), "SERVICEDESC=HTTP".into(), format!("SERVICESTATE={state}")];
-        let mut args = vec!["--from", "nagios"];
-        for f in &fields {
-            args.extend(["--field", f.as_str()]);
-        }
+        let args = crate::util::nagios_fields(&fields);
         let r = run_env(&sb, &fake, &args, &[]);
         assert_eq!(r.code, Some(0), "{r:?}");
     };
@@ -1277,10 +1261,7 @@ fn nagios_flapping_start_in_ok_and_downtime_end_in_a_problem_page_nobody() {
             format!("SERVICESTATE={state}"),
             "SERVICEOUTPUT=HTTP state".into(),
         ];
-        let mut args = vec!["--from", "nagios"];
-        for f in &fields {
-            args.extend(["--field", f.as_str()]);
-        }
+        let args = crate::util::nagios_fields(&fields);
         let r = run_env(&sb, &fake, &args, &[]);
         ok(&r);
         r

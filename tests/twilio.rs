@@ -1915,10 +1915,7 @@ fn a_nagios_problem_arriving_after_its_own_recovery_calls_nobody_even_without_a_
             format!("TIMET={t}"),
             format!("SERVICEEVENTID={id}"),
         ];
-        let mut args = vec!["--from", "nagios"];
-        for f in &fields {
-            args.extend(["--field", f.as_str()]);
-        }
+        let args = crate::util::nagios_fields(&fields);
         let r = run(&sb, &fake, b"", &args);
         assert_eq!(r.code, Some(0), "{r:?}");
         r

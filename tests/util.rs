@@ -786,3 +786,13 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// `--from nagios` and one `--field` for each of `fields` (`NAME=value`: the README's argument
+/// form of a Nagios notification command).
+pub fn nagios_fields<S: AsRef<str>>(fields: &[S]) -> Vec<&str> {
+    let mut args = vec!["--from", "nagios"];
+    for f in fields {
+        args.extend(["--field", f.as_ref()]);
+    }
+    args
+}
